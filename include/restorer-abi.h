@@ -1,0 +1,168 @@
+/*
+ * The contract between the restoring process (libckpt/restore*.c) and the
+ * restorer blob (restorer/).  The host maps one "restore area" at an
+ * address that no dumped VMA uses and that is free in the restoring
+ * process:
+ *
+ *   [ restorer blob | struct rst_args | arrays | thread stacks |
+ *     sigframes | temporary slots for [vdso]/[vvar]... | premapped VMAs ]
+ *
+ * All pointers below are absolute addresses inside the area, which stays
+ * where it is until the very end.  The host jumps to
+ * restorer_off_main with rdi = &args and rsp = args->main_stack, all
+ * signals blocked, glibc's rseq unregistered.
+ *
+ * The restorer (main thread):
+ *   1. moves every special mapping (rst_special) from `cur` to `tmp`;
+ *   2. unmaps every range in `unmap` (the restoring process's own memory);
+ *   3. builds the dumped address space: RST_VMA_MOVE entries are mremapped
+ *      from `src` to `start` (the host premapped them with the right flags
+ *      and contents), RST_VMA_MAP_FD entries are mmapped from `fd`;
+ *      then mprotects each to `prot`;
+ *   4. moves every special mapping from `tmp` to `target`;
+ *   5. closes every fd in `close_fds`;
+ *   6. prctl(PR_SET_MM, PR_SET_MM_MAP, &mm) (retried with exe_fd = -1 if
+ *      the kernel refuses the exe file), closes mm.exe_fd;
+ *   7. queues the process-wide pending signals (rt_sigqueueinfo to itself);
+ *   8. sets prctl PDEATHSIG to `pdeathsig`;
+ *   9. clones threads 1..nr_threads-1 with clone3 set_tid = their tid on
+ *      their stacks in the area.
+ * Then every thread (main included):
+ *   a. arch_prctl SET_FS/SET_GS, set_tid_address, set_robust_list, rseq
+ *      registration (when rseq_len != 0), its own pending signals
+ *      (rt_tgsigqueueinfo), creds (setgroups/setresgid/setresuid/...
+ *      when args->creds.set) — per thread, as the kernel keeps them;
+ *   b. decrements `threads_left`; the thread that brings it to zero writes
+ *      a struct rst_ready to notify_fd and closes it;
+ *   c. waits forever (pause(), every signal blocked).
+ * On any failure a thread writes a struct rst_error to notify_fd and
+ * calls exit_group(1).
+ *
+ * The host (libckpt/restore-finish.c), which reads notify_fd, then seizes
+ * and interrupts every thread, points each at restorer_off_syscall with
+ * rax = rt_sigreturn and rsp = its sigreturn_rsp, lets it run to the
+ * syscall exit (the thread now has its dumped registers, FPU state, signal
+ * mask and altstack), unmaps the area with one more injected munmap in the
+ * main thread, and detaches everything.
+ */
+#ifndef CKPT_RESTORER_ABI_H
+#define CKPT_RESTORER_ABI_H
+
+#include <stdint.h>
+
+#define RST_MAGIC 0x636b70745253544fULL
+
+enum rst_vma_how {
+	RST_VMA_MOVE = 1,   /* premapped copy at src: mremap to start */
+	RST_VMA_MAP_FD = 2, /* mmap(start, len, prot, flags | MAP_FIXED, fd, pgoff) */
+};
+
+struct rst_vma {
+	uint64_t start, len;
+	uint64_t src;   /* RST_VMA_MOVE */
+	uint64_t pgoff; /* RST_VMA_MAP_FD */
+	int32_t fd;     /* RST_VMA_MAP_FD */
+	uint32_t how;
+	uint32_t prot;  /* final protection */
+	uint32_t flags; /* mmap flags, RST_VMA_MAP_FD */
+};
+
+struct rst_special { /* [vdso], [vvar], [vvar_vclock] */
+	uint64_t cur, tmp, target, len;
+};
+
+struct rst_range {
+	uint64_t start, len;
+};
+
+struct rst_siginfo {
+	uint8_t raw[128];
+};
+
+/* The kernel's struct prctl_mm_map, spelled out. */
+struct rst_mm_map {
+	uint64_t start_code, end_code, start_data, end_data;
+	uint64_t start_brk, brk, start_stack;
+	uint64_t arg_start, arg_end, env_start, env_end;
+	uint64_t auxv;     /* address of the auxv array (in the area) */
+	uint32_t auxv_size; /* bytes */
+	uint32_t exe_fd;    /* (uint32_t)-1: keep the current exe */
+};
+
+struct rst_creds {
+	uint32_t set; /* 0: keep the restoring process's creds */
+	uint32_t uid, euid, suid, fsuid;
+	uint32_t gid, egid, sgid, fsgid;
+	uint32_t nr_groups;
+	uint32_t groups[64];
+};
+
+struct rst_thread {
+	int32_t tid;
+	uint32_t nr_pending;
+	uint64_t stack_top;      /* threads 1..n: initial rsp in the area */
+	uint64_t sigreturn_rsp;  /* rsp for rt_sigreturn (frame in the area) */
+	uint64_t fs_base, gs_base;
+	uint64_t clear_tid_addr;
+	uint64_t robust_list, robust_len;
+	uint64_t rseq_addr;
+	uint32_t rseq_len, rseq_sig;
+	struct rst_siginfo *pending;
+};
+
+struct rst_ready {
+	char tag;          /* 'R' */
+	char pad[3];
+	int32_t pid;       /* the dumped pid of this process */
+	uint64_t args;     /* address of struct rst_args in the process */
+};
+
+struct rst_error {
+	char tag;      /* 'E' */
+	char pad[3];
+	int32_t pid;   /* the dumped pid of this process */
+	int32_t step;  /* enum rst_step */
+	int32_t pad2;
+	int64_t err;   /* negative errno */
+	uint64_t addr; /* the object (address, fd, tid) it failed on */
+};
+
+enum rst_step {
+	RST_STEP_SPECIAL_TMP = 1,
+	RST_STEP_UNMAP,
+	RST_STEP_VMA_MOVE,
+	RST_STEP_VMA_MAP,
+	RST_STEP_VMA_PROT,
+	RST_STEP_SPECIAL_FINAL,
+	RST_STEP_MM_MAP,
+	RST_STEP_SIGQUEUE,
+	RST_STEP_CLONE,
+	RST_STEP_THREAD_STATE,
+	RST_STEP_CREDS,
+};
+
+struct rst_args {
+	uint64_t magic;
+	uint64_t area_start, area_len;
+	uint64_t main_stack;
+
+	uint32_t nr_unmap, nr_vmas, nr_specials, nr_close_fds;
+	struct rst_range *unmap;
+	struct rst_vma *vmas;
+	struct rst_special *specials;
+	int32_t *close_fds;
+
+	struct rst_mm_map mm;
+	uint32_t nr_shared_pending;
+	int32_t pdeathsig;
+	struct rst_siginfo *shared_pending;
+	struct rst_creds creds;
+
+	int32_t notify_fd;
+	int32_t nr_threads;
+	volatile int32_t threads_left;
+	int32_t pad;
+	struct rst_thread *threads; /* threads[0] is the main thread */
+};
+
+#endif

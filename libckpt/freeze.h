@@ -1,0 +1,54 @@
+/*
+ * freeze: stop a whole process tree with ptrace so that it can be dumped
+ * consistently, and let it go again.
+ *
+ * Every thread is PTRACE_SEIZEd and PTRACE_INTERRUPTed; the tree is then
+ * re-scanned (children of every thread, threads of every process) until no
+ * new task appears, so a fork or clone racing the freeze is caught.  The
+ * registers of every thread are read while it is stopped.
+ */
+#ifndef CKPT_FREEZE_H
+#define CKPT_FREEZE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+struct thread_regs {
+	pid_t tid;
+	struct user_regs_struct regs; /* as read at freeze time */
+	uint8_t *xstate;              /* NT_X86_XSTATE, malloc'd */
+	size_t xstate_len;
+	uint64_t sigmask;             /* PTRACE_GETSIGMASK */
+};
+
+struct frozen_task {
+	pid_t pid, ppid, pgid, sid; /* ppid: the parent's pid, 0 for the root */
+	char comm[32];
+	int nr_threads;
+	struct thread_regs *threads; /* threads[0].tid == pid */
+};
+
+struct frozen_tree {
+	int nr_tasks;
+	struct frozen_task *tasks; /* tasks[0] is the root; parents before children */
+};
+
+/*
+ * Freeze the tree rooted at `root`.  Refuses, with one line on stderr
+ * naming the task, a pid that does not exist, PID 1, a kernel thread, a
+ * zombie or stopped (group-stop) task, the caller itself or one of its
+ * ancestors.  On failure nothing stays frozen.  Returns 0 or -errno.
+ */
+int freeze_tree(pid_t root, struct frozen_tree *tree);
+
+enum unfreeze_how {
+	UNFREEZE_RESUME,       /* detach: every task runs on as before */
+	UNFREEZE_KILL,         /* SIGKILL every task, then detach */
+	UNFREEZE_LEAVE_STOPPED /* detach leaving every task in SIGSTOP group-stop */
+};
+/* Always succeeds as far as possible; tasks that vanished are skipped. */
+void unfreeze_tree(struct frozen_tree *tree, enum unfreeze_how how);
+void frozen_tree_free(struct frozen_tree *tree);
+
+#endif

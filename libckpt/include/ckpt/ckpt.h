@@ -1,0 +1,63 @@
+/*
+ * libckpt public API: dump a live process tree into an image directory and
+ * restore it.  Everything else in libckpt/ is internal.
+ */
+#ifndef CKPT_CKPT_H
+#define CKPT_CKPT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct ckpt_dump_opts {
+	pid_t pid;         /* root of the tree */
+	const char *dir;   /* image directory, created if missing */
+	int leave_running; /* -R: tree goes on after the dump */
+	int leave_stopped; /* -s: tree is left stopped (SIGSTOP) */
+	int verbose;
+};
+
+struct ckpt_dump_stats {
+	uint64_t frozen_ns;     /* first thread frozen .. tree released */
+	uint64_t total_ns;      /* whole dump, commit included */
+	uint64_t memory_bytes;  /* non-zero page bytes read from the tree */
+	uint64_t written_bytes; /* bytes of all image files */
+	uint32_t nr_tasks, nr_threads;
+};
+
+/* 0 or a negative errno; one line on stderr names what failed.  On
+ * failure the tree is running (or stopped, with -s) exactly as before and
+ * no committed image is left in dir. */
+int ckpt_dump(const struct ckpt_dump_opts *opts, struct ckpt_dump_stats *stats);
+
+enum ckpt_pidns_mode {
+	CKPT_PIDNS_AUTO = 0, /* fresh PID namespace only when a PID is taken */
+	CKPT_PIDNS_NEVER,
+	CKPT_PIDNS_ALWAYS,
+};
+
+struct ckpt_restore_opts {
+	const char *dir;
+	int detach;          /* -d: return once the tree runs */
+	const char *pidfile; /* restored root's PID as the caller sees it */
+	enum ckpt_pidns_mode pidns;
+	int verbose;
+};
+
+struct ckpt_restore_stats {
+	uint64_t total_ns;     /* start of restore .. tree running */
+	uint64_t memory_bytes; /* page bytes restored */
+	uint64_t image_bytes;  /* bytes of image files read */
+	int used_pidns;        /* restored into a fresh PID namespace */
+};
+
+/* Without detach: waits for the restored root and stores its wait status
+ * in *status.  0 or a negative errno; on failure nothing restored is left
+ * running. */
+int ckpt_restore(const struct ckpt_restore_opts *opts, struct ckpt_restore_stats *stats,
+		 int *status);
+
+/* Prints each kernel feature ckpt relies on; 0 when dump and restore can
+ * work on this machine. */
+int ckpt_check(int verbose);
+
+#endif

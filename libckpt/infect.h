@@ -1,0 +1,61 @@
+/*
+ * infect: put the parasite into a frozen process, talk to it, take it out.
+ * The one place (with freeze.c) that touches registers and injects
+ * syscalls; the rest of the engine uses this narrow API (CRIU's compel is
+ * the model).
+ *
+ * The parasite cures itself: before it runs, a signal frame holding each
+ * thread's frozen registers is placed in the parasite area.  If the dumper
+ * dies at any moment (the parasite sees EOF on its socket, or a thread
+ * comes back from an injected syscall with nobody tracing it), the thread
+ * rt_sigreturns to that frame and the task carries on as if nothing
+ * happened.
+ */
+#ifndef CKPT_INFECT_H
+#define CKPT_INFECT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include "freeze.h"
+
+struct infect_ctl;
+
+/* Raw kernel sigaction as rt_sigaction(2) returns it. */
+struct parasite_sigaction {
+	uint64_t handler;
+	uint64_t flags;
+	uint64_t restorer;
+	uint64_t mask;
+};
+
+/* Process-wide values only the task itself can read. */
+struct parasite_misc {
+	uint64_t brk;        /* brk(0) */
+	uint64_t pdeathsig;  /* prctl(PR_GET_PDEATHSIG) */
+};
+
+/*
+ * `task` must be frozen by freeze_tree() (every thread in a ptrace stop,
+ * registers read).  Maps the parasite area in the task (by a syscall
+ * injected in task->threads[0]), loads the blob and its arguments, and
+ * starts it as a command server on task->threads[0].
+ */
+int infect_start(const struct frozen_task *task, struct infect_ctl **ctl);
+
+/* sa[0] is signal 1 ... sa[63] is signal 64; SIGKILL/SIGSTOP come back zero. */
+int infect_get_sigactions(struct infect_ctl *ctl, struct parasite_sigaction sa[64]);
+int infect_get_misc(struct infect_ctl *ctl, struct parasite_misc *misc);
+/* prctl(PR_GET_TID_ADDRESS) of thread number `idx` of the task. */
+int infect_get_tid_address(struct infect_ctl *ctl, int idx, uint64_t *addr);
+/* sigaltstack of thread `idx`. */
+int infect_get_sigaltstack(struct infect_ctl *ctl, int idx, uint64_t *sp, uint64_t *size, uint32_t *flags);
+
+/*
+ * Take the parasite out: every thread goes back to the registers (and
+ * FPU state) it was frozen with, in a ptrace stop, the parasite's fd is
+ * closed and its area unmapped.  The task is as freeze_tree() left it.
+ * Frees ctl.
+ */
+int infect_cure(struct infect_ctl *ctl);
+
+#endif

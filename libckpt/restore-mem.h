@@ -1,0 +1,53 @@
+/*
+ * restore-mem: the last steps of restoring one process, run inside it:
+ * lay out the restore area, premap and fill every dumped VMA, prepare the
+ * restorer's arguments (threads, signal frames, mm map, creds) and jump
+ * into the restorer blob; and, in the restoring driver, the final handoff
+ * (restore-finish.c) that resumes the process in its dumped registers.
+ */
+#ifndef CKPT_RESTORE_MEM_H
+#define CKPT_RESTORE_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core.pb-c.h"
+#include "mm.pb-c.h"
+#include "storage.h"
+
+struct restore_mem_ctx {
+	pid_t pid;                       /* dumped pid, for messages */
+	const CoreEntry *core;           /* threads, creds, pending signals, pdeathsig */
+	const MmEntry *mm;
+	const struct page_chunk *chunks; /* from pagemap-PID.img, sorted by vaddr */
+	size_t nr_chunks;
+	struct img_set *set;             /* pages-PID.img is read from here */
+	int fd_base;                     /* fds >= fd_base are free for the restorer's use */
+	int notify_fd;                   /* see restorer-abi.h; >= fd_base */
+	int page_threads;                /* decompression threads, <= 0: one per CPU */
+	uint64_t *memory_bytes;          /* out: page bytes restored (may be NULL) */
+};
+
+/*
+ * Called in the restoring process as its very last step: it already has
+ * its dumped PID, session, fds, cwd, sigactions and rlimits, and every
+ * signal blocked.  On success it never returns; on failure it returns
+ * -errno after printing one line naming the object.
+ */
+int restore_mem_and_jump(const struct restore_mem_ctx *ctx);
+
+/*
+ * In the driver, once `host_pid` (the process as the driver sees it) sent
+ * its struct rst_ready: bring every thread back into its dumped
+ * registers via rt_sigreturn and unmap the restore area.  The threads
+ * stay stopped under ptrace until restore_finish_release().
+ */
+struct rst_finished;
+int restore_finish_task(pid_t host_pid, uint64_t args_addr, struct rst_finished **out);
+/* Detach every thread: the process runs. Frees f. */
+void restore_finish_release(struct rst_finished *f);
+/* Restore failed elsewhere: SIGKILL the process, detach, free f. */
+void restore_finish_abort(struct rst_finished *f);
+
+#endif
