@@ -55,11 +55,19 @@ int img_set_create(const char *dir, struct img_set **out);  /* mkdir -p (0700) i
 int img_set_open(const char *dir, struct img_set **out);    /* for reading: checks manifest + every file's crc */
 const char *img_set_dir(const struct img_set *set);
 int img_set_dirfd(const struct img_set *set);
+/* Move the set's directory fd to the lowest free fd >= min_fd (restore
+ * keeps it above the fds it installs); returns the new fd or -errno. */
+int img_set_move_fd(struct img_set *set, int min_fd);
+/* Bytes of all files listed in the manifest (restore), or written so far. */
+uint64_t img_set_bytes(const struct img_set *set);
 /* Write the manifest (last step of a dump).  `root_pid` for the record. */
 int img_set_commit(struct img_set *set, uint32_t root_pid);
-/* Remove every file written so far (failed dump). */
+/* Remove every file written so far and the manifest if any (failed dump).
+ * The set must still be closed with img_set_close(). */
 void img_set_abort(struct img_set *set);
 void img_set_close(struct img_set *set);
+/* Read side: the root pid the manifest records. */
+uint32_t img_set_root_pid(const struct img_set *set);
 
 /* Message images. */
 struct img;
@@ -68,7 +76,8 @@ int img_write(struct img *img, const ProtobufCMessage *msg);
 int img_close_write(struct img *img); /* trailer, fsync, record in the set; frees img */
 
 int img_open(struct img_set *set, enum img_kind kind, const char *name, struct img **out);
-/* Next message, unpacked with `desc`; 0 with *msg == NULL at the end. Free
+/* Next message, unpacked with `desc`; 0 with *msg == NULL at the end.
+ * Errors name the entry, counting from 0. Free
  * with protobuf_c_message_free_unpacked(msg, NULL). */
 int img_read(struct img *img, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **msg);
 /* Exactly one message (core, mm, inventory images). */
@@ -105,10 +114,11 @@ int page_writer_open(struct img_set *set, const char *name, pid_t pid, int threa
 int page_writer_add(struct page_writer *w, uint64_t vaddr, uint32_t nr_pages);
 /* Wait for every queued run; the chunk table comes back sorted by vaddr
  * (malloc'd, the caller frees it). bytes_in: non-zero page bytes read,
- * bytes_out: bytes stored. Closes the file. */
+ * bytes_out: bytes stored. Closes the file and frees `w`, also when it
+ * fails (then the file is left for img_set_abort()). */
 int page_writer_finish(struct page_writer *w, struct page_chunk **chunks, size_t *nr_chunks,
 		       uint64_t *bytes_in, uint64_t *bytes_out);
-void page_writer_free(struct page_writer *w); /* after an error: stops workers */
+void page_writer_free(struct page_writer *w); /* giving up before finish: stops workers */
 
 /* Restore: decompress every chunk into memory. `dest(vaddr)` maps a dumped
  * address to where the bytes go now; called from worker threads. */

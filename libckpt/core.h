@@ -1,0 +1,20 @@
+/*
+ * core: per-process and per-thread kernel state that is neither memory nor
+ * files: registers (from freeze), sigactions, pending signals, rlimits,
+ * creds, umask, cwd/root, robust lists, rseq, clear-tid addresses.
+ */
+#ifndef CKPT_CORE_H
+#define CKPT_CORE_H
+
+#include "core.pb-c.h"
+#include "freeze.h"
+#include "storage.h"
+
+/* Collect everything for one frozen task (infects it for what only the
+ * task can tell) and write core-PID.img. `brk` comes back for mm. */
+int dump_core(struct img_set *set, const struct frozen_task *task, uint64_t *brk);
+
+/* In the restoring process: umask, cwd, root, rlimits, sigactions. */
+int restore_core_misc(const CoreEntry *core);
+
+#endif

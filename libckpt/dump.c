@@ -1,0 +1,146 @@
+/*
+ * dump: the dump sequence, a short list of steps each calling into a
+ * resource file:
+ *
+ *   freeze the tree → per task: core (registers, parasite data), memory
+ *   → files and pipes → inventory → commit the manifest → release the
+ *   tree (kill it, leave it running or leave it stopped).
+ *
+ * Any failure before the commit removes what was written and releases
+ * the tree untouched.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ckpt/ckpt.h"
+#include "core.h"
+#include "files.h"
+#include "freeze.h"
+#include "inventory.pb-c.h"
+#include "log.h"
+#include "mem.h"
+#include "proc.h"
+#include "storage.h"
+
+int ckpt_verbose;
+
+#define INVENTORY_VERSION 1
+
+static int write_inventory(struct img_set *set, const struct frozen_tree *tree)
+{
+	InventoryEntry inv = INVENTORY_ENTRY__INIT;
+	TaskEntry *tasks = calloc((size_t)tree->nr_tasks, sizeof(*tasks));
+	TaskEntry **ptrs = calloc((size_t)tree->nr_tasks, sizeof(*ptrs));
+	uint32_t *tids = NULL;
+	struct utsname un;
+	struct timespec ts;
+	struct img *img;
+	int ret = -ENOMEM, nr_tids = 0;
+
+	for (int i = 0; i < tree->nr_tasks; i++)
+		nr_tids += tree->tasks[i].nr_threads;
+	tids = calloc((size_t)nr_tids + 1, sizeof(*tids));
+	if (!tasks || !ptrs || !tids)
+		goto out;
+	uname(&un);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	inv.format_version = INVENTORY_VERSION;
+	inv.root_pid = (uint32_t)tree->tasks[0].pid;
+	inv.kernel = un.release;
+	inv.hostname = un.nodename;
+	inv.dump_time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	inv.pidns_depth = 0;
+	uint32_t *t = tids;
+	for (int i = 0; i < tree->nr_tasks; i++) {
+		const struct frozen_task *ft = &tree->tasks[i];
+		task_entry__init(&tasks[i]);
+		tasks[i].pid = (uint32_t)ft->pid;
+		tasks[i].ppid = (uint32_t)ft->ppid;
+		tasks[i].pgid = (uint32_t)ft->pgid;
+		tasks[i].sid = (uint32_t)ft->sid;
+		tasks[i].comm = (char *)ft->comm;
+		tasks[i].tids = t;
+		tasks[i].n_tids = (size_t)ft->nr_threads;
+		for (int j = 0; j < ft->nr_threads; j++)
+			*t++ = (uint32_t)ft->threads[j].tid;
+		ptrs[i] = &tasks[i];
+	}
+	inv.tasks = ptrs;
+	inv.n_tasks = (size_t)tree->nr_tasks;
+	if (!(ret = img_create(set, IMG_INVENTORY, "inventory.img", &img))) {
+		ret = img_write(img, &inv.base);
+		int cret = img_close_write(img);
+		ret = ret ? ret : cret;
+	}
+out:
+	free(tasks);
+	free(ptrs);
+	free(tids);
+	return ret;
+}
+
+static int dump_tree(struct img_set *set, const struct frozen_tree *tree,
+		     struct ckpt_dump_stats *st)
+{
+	for (int i = 0; i < tree->nr_tasks; i++) {
+		const struct frozen_task *t = &tree->tasks[i];
+		struct mem_stats ms = { 0, 0 };
+		uint64_t brk = 0;
+		int ret = dump_core(set, t, &brk);
+		if (!ret)
+			ret = dump_mm(set, t->pid, brk, 0, &ms);
+		if (ret)
+			return ret;
+		st->memory_bytes += ms.bytes_in;
+		st->nr_threads += (uint32_t)t->nr_threads;
+		pr_info("pid %d: %d threads, %llu bytes of memory", t->pid, t->nr_threads,
+			(unsigned long long)ms.bytes_in);
+	}
+	int ret = dump_files(set, tree);
+	return ret ? ret : write_inventory(set, tree);
+}
+
+int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
+{
+	struct frozen_tree tree = { 0, NULL };
+	struct img_set *set;
+	uint64_t t0 = now_ns(), t_frozen;
+	int ret;
+
+	memset(st, 0, sizeof(*st));
+	ckpt_verbose = o->verbose;
+	if ((ret = img_set_create(o->dir, &set)))
+		return ret;
+	t_frozen = now_ns();
+	if ((ret = freeze_tree(o->pid, &tree))) {
+		img_set_abort(set);
+		img_set_close(set);
+		return ret;
+	}
+	st->nr_tasks = (uint32_t)tree.nr_tasks;
+	ret = dump_tree(set, &tree, st);
+	if (!ret)
+		ret = img_set_commit(set, (uint32_t)o->pid);
+	if (ret) {
+		img_set_abort(set);
+		unfreeze_tree(&tree, o->leave_stopped ? UNFREEZE_LEAVE_STOPPED : UNFREEZE_RESUME);
+	} else if (o->leave_stopped) {
+		unfreeze_tree(&tree, UNFREEZE_LEAVE_STOPPED);
+	} else if (o->leave_running) {
+		unfreeze_tree(&tree, UNFREEZE_RESUME);
+	} else {
+		unfreeze_tree(&tree, UNFREEZE_KILL);
+	}
+	st->frozen_ns = now_ns() - t_frozen;
+	if (!ret)
+		st->written_bytes = img_set_bytes(set);
+	frozen_tree_free(&tree);
+	img_set_close(set);
+	st->total_ns = now_ns() - t0;
+	return ret;
+}

@@ -1,0 +1,50 @@
+/*
+ * files: open files of a process tree.  On dump, every fd of every task is
+ * classified (regular file, directory, memory device, pipe, FIFO; anything
+ * else is refused by name) and fds that share one open file description
+ * (kcmp) are recorded once, so that shared offsets and pipe ends stay
+ * shared.  On restore the driver opens every description once, in a pool
+ * that every restoring task inherits through fork; each task then dup2()s
+ * its own fds out of the pool and closes the rest.
+ */
+#ifndef CKPT_FILES_H
+#define CKPT_FILES_H
+
+#include <sys/types.h>
+
+#include "fdinfo.pb-c.h"
+#include "freeze.h"
+#include "inventory.pb-c.h"
+#include "storage.h"
+
+/* files.img, fdinfo-PID.img for every task, pipes-data.img. */
+int dump_files(struct img_set *set, const struct frozen_tree *tree);
+
+struct task_fds {
+	pid_t pid;
+	size_t nr;
+	FdEntry **fds;
+	void *msgs; /* unpacked messages, freed with the set */
+};
+
+struct restore_files {
+	size_t nr_files;
+	FileEntry **files;
+	int *pool; /* pool[i]: the driver's fd for files[i], -1 when closed */
+	size_t nr_tasks;
+	struct task_fds *tasks;
+	size_t nr_pipes;
+	PipeDataEntry **pipes;
+	int max_fd; /* largest fd number any task uses, -1 if none */
+};
+
+int files_read(struct img_set *set, const InventoryEntry *inv, struct restore_files *rf);
+/* Open every file description into the pool at fds >= base. */
+int files_open_pool(struct restore_files *rf, int base);
+/* In the restoring task `idx` (inventory order): install its fds from the
+ * pool, then close every fd that is not its own or in keep[]. */
+int files_install(struct restore_files *rf, size_t idx, const int *keep, size_t nr_keep);
+void files_close_pool(struct restore_files *rf);
+void files_free(struct restore_files *rf);
+
+#endif

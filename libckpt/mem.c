@@ -1,0 +1,419 @@
+/*
+ * mem: dump of one process's memory.  Every VMA of /proc/PID/maps becomes
+ * a vma_entry; which pages are stored depends on its kind:
+ *   anonymous private   present or swapped pages
+ *   file private        pages COWed away from the file (present, not
+ *                       file-backed, per pagemap bit 61) or swapped
+ *   anonymous shared    present or swapped pages of the shmem object
+ *   file shared         nothing: the file has the data
+ *   vdso/vvar/vsyscall  nothing: the kernel provides them
+ * Runs of such pages go to the page writer, which drops zero pages and
+ * compresses the rest on all cores.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "log.h"
+#include "mem.h"
+#include "mm.pb-c.h"
+#include "pagemap.pb-c.h"
+#include "proc.h"
+
+#define PAGE_SIZE ((uint64_t)4096)
+#define PME_PRESENT (1ULL << 63)
+#define PME_SWAP (1ULL << 62)
+#define PME_FILE (1ULL << 61)
+#define PAGEMAP_BATCH 65536
+
+struct vma_list {
+	struct arena *a;
+	pid_t pid;
+	VmaEntry **v;
+	size_t n, cap;
+	int err;
+};
+
+static VmaKind special_kind(const char *path, int *is_special)
+{
+	*is_special = 1;
+	if (!strcmp(path, "[vdso]"))
+		return VMA_KIND__VMA_VDSO;
+	if (!strcmp(path, "[vvar]"))
+		return VMA_KIND__VMA_VVAR;
+	if (!strcmp(path, "[vvar_vclock]"))
+		return VMA_KIND__VMA_VVAR_VCLOCK;
+	if (!strcmp(path, "[vsyscall]"))
+		return VMA_KIND__VMA_VSYSCALL;
+	*is_special = 0;
+	return 0;
+}
+
+/* Fill the file fields of a file-backed VMA; refuse what cannot be
+ * reopened by path. */
+static int fill_file_vma(struct vma_list *l, VmaEntry *e, const char *path, int shared)
+{
+	char link[64];
+	struct stat st;
+
+	if (strstr(path, " (deleted)")) {
+		pr_err("pid %d: mapping %" PRIx64 "-%" PRIx64 " of %s: unlinked files are not supported",
+		       l->pid, e->start, e->end, path);
+		return -ENOTSUP;
+	}
+	snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, l->pid, e->start,
+		 e->end);
+	if (stat(link, &st)) {
+		pr_err("pid %d: mapping of %s: %s", l->pid, path, strerror(errno));
+		return -errno;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		pr_err("pid %d: mapping %" PRIx64 "-%" PRIx64 " of %s: only regular files are supported",
+		       l->pid, e->start, e->end, path);
+		return -ENOTSUP;
+	}
+	e->path = arena_strdup(l->a, path);
+	e->has_dev = e->has_ino = e->has_file_size = e->has_mtime_ns = e->has_open_flags = 1;
+	e->dev = st.st_dev;
+	e->ino = st.st_ino;
+	e->file_size = (uint64_t)st.st_size;
+	e->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+	e->open_flags = (shared && (e->prot & PROT_WRITE)) ? O_RDWR : O_RDONLY;
+	e->kind = shared ? VMA_KIND__VMA_FILE_SHARED : VMA_KIND__VMA_FILE_PRIVATE;
+	e->flags = shared ? MAP_SHARED : MAP_PRIVATE;
+	return e->path ? 0 : -ENOMEM;
+}
+
+static int classify_vma(struct vma_list *l, VmaEntry *e, const char *perms, uint64_t ino,
+			const char *path)
+{
+	int shared = perms[3] == 's', special;
+
+	e->prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
+		  (perms[2] == 'x' ? PROT_EXEC : 0);
+	e->kind = special_kind(path, &special);
+	if (special) {
+		e->flags = MAP_PRIVATE | MAP_ANONYMOUS;
+		return 0;
+	}
+	if (path[0] == '/' && !strcmp(path, "/dev/zero (deleted)") && shared) {
+		e->kind = VMA_KIND__VMA_ANON_SHARED;
+		e->flags = MAP_SHARED | MAP_ANONYMOUS;
+		e->has_shmid = 1;
+		e->shmid = ino;
+		return 0;
+	}
+	if (path[0] == '/')
+		return fill_file_vma(l, e, path, shared);
+	if (path[0] && path[0] != '[') {
+		pr_err("pid %d: mapping %" PRIx64 "-%" PRIx64 " (%s) is not supported", l->pid, e->start,
+		       e->end, path);
+		return -ENOTSUP;
+	}
+	if (shared) {
+		pr_err("pid %d: shared mapping %" PRIx64 "-%" PRIx64 " %s is not supported", l->pid,
+		       e->start, e->end, path);
+		return -ENOTSUP;
+	}
+	e->kind = VMA_KIND__VMA_ANON_PRIVATE;
+	e->flags = MAP_PRIVATE | MAP_ANONYMOUS;
+	if (!strcmp(path, "[stack]"))
+		e->flags |= MAP_GROWSDOWN;
+	if (path[0])
+		e->name = arena_strdup(l->a, path);
+	return 0;
+}
+
+static int parse_maps_line(char *line, void *arg)
+{
+	struct vma_list *l = arg;
+	uint64_t start, end, pgoff, ino;
+	char perms[8], dev[16];
+	int pos = 0;
+
+	if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %" SCNx64 " %15s %" SCNu64 " %n", &start, &end,
+		   perms, &pgoff, dev, &ino, &pos) < 6) {
+		pr_err("pid %d: cannot parse maps line '%s'", l->pid, line);
+		return l->err = -EINVAL;
+	}
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		VmaEntry **v = arena_alloc(l->a, cap * sizeof(*v));
+		if (!v)
+			return l->err = -ENOMEM;
+		if (l->n)
+			memcpy(v, l->v, l->n * sizeof(*v));
+		l->v = v;
+		l->cap = cap;
+	}
+	VmaEntry *e = arena_alloc(l->a, sizeof(*e));
+	if (!e)
+		return l->err = -ENOMEM;
+	vma_entry__init(e);
+	e->start = start;
+	e->end = end;
+	e->pgoff = pgoff;
+	int ret = classify_vma(l, e, perms, ino, pos ? line + pos : "");
+	if (ret)
+		return l->err = ret;
+	l->v[l->n++] = e;
+	return 0;
+}
+
+/* The mm_struct fields /proc/PID/stat shows to a ptracer (man 5 proc). */
+static int dump_mm_fields(pid_t pid, MmEntry *mm)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return -EINVAL;
+	uint64_t f[53] = { 0 };
+	int field = 3; /* p + 2 starts at field 3 (state) */
+	char *save, *tok = strtok_r(p + 2, " ", &save);
+	for (; tok && field <= 52; tok = strtok_r(NULL, " ", &save), field++)
+		f[field] = strtoull(tok, NULL, 10);
+	mm->start_code = f[26];
+	mm->end_code = f[27];
+	mm->start_stack = f[28];
+	mm->start_data = f[45];
+	mm->end_data = f[46];
+	mm->start_brk = f[47];
+	mm->arg_start = f[48];
+	mm->arg_end = f[49];
+	mm->env_start = f[50];
+	mm->env_end = f[51];
+	return 0;
+}
+
+static int dump_auxv(struct arena *a, pid_t pid, MmEntry *mm)
+{
+	char path[64];
+	static uint64_t auxv[512];
+	snprintf(path, sizeof(path), "/proc/%d/auxv", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, auxv, sizeof(auxv));
+	close(fd);
+	if (n < 0)
+		return -errno;
+	mm->n_auxv = (size_t)n / sizeof(uint64_t);
+	mm->auxv = arena_alloc(a, (size_t)n + 8);
+	if (!mm->auxv)
+		return -ENOMEM;
+	memcpy(mm->auxv, auxv, (size_t)n);
+	return 0;
+}
+
+static int page_wanted(const VmaEntry *e, uint64_t pme)
+{
+	if (pme & PME_SWAP)
+		return 1;
+	if (!(pme & PME_PRESENT))
+		return 0;
+	if (e->kind == VMA_KIND__VMA_FILE_PRIVATE)
+		return !(pme & PME_FILE);
+	return 1;
+}
+
+static int vma_has_contents(const VmaEntry *e)
+{
+	return e->kind == VMA_KIND__VMA_ANON_PRIVATE || e->kind == VMA_KIND__VMA_FILE_PRIVATE ||
+	       e->kind == VMA_KIND__VMA_ANON_SHARED;
+}
+
+/* Walk pagemap for one VMA and queue runs of wanted pages. */
+static int queue_vma_pages(struct page_writer *w, int pagemap_fd, pid_t pid, const VmaEntry *e,
+			   uint64_t *buf)
+{
+	uint64_t nr = (e->end - e->start) / PAGE_SIZE, run_start = 0, run_len = 0;
+
+	for (uint64_t done = 0; done < nr;) {
+		uint64_t batch = nr - done < PAGEMAP_BATCH ? nr - done : PAGEMAP_BATCH;
+		off_t off = (off_t)((e->start / PAGE_SIZE + done) * 8);
+		ssize_t n = pread(pagemap_fd, buf, batch * 8, off);
+		if (n != (ssize_t)(batch * 8)) {
+			pr_err("pid %d: pagemap at %" PRIx64 ": %s", pid, e->start + done * PAGE_SIZE,
+			       n < 0 ? strerror(errno) : "short read");
+			return n < 0 ? -errno : -EIO;
+		}
+		for (uint64_t i = 0; i < batch; i++) {
+			uint64_t addr = e->start + (done + i) * PAGE_SIZE;
+			if (page_wanted(e, buf[i])) {
+				if (!run_len)
+					run_start = addr;
+				run_len++;
+				continue;
+			}
+			if (run_len) {
+				int ret = page_writer_add(w, run_start, (uint32_t)run_len);
+				if (ret)
+					return ret;
+				run_len = 0;
+			}
+		}
+		done += batch;
+	}
+	return run_len ? page_writer_add(w, run_start, (uint32_t)run_len) : 0;
+}
+
+static int check_readable(pid_t pid, const VmaEntry *e, int pagemap_fd, uint64_t *buf)
+{
+	/* Pages in a PROT_NONE/write-only area cannot be read with
+	 * process_vm_readv; such areas almost never hold data (guard
+	 * pages), and we refuse the ones that do. */
+	uint64_t nr = (e->end - e->start) / PAGE_SIZE;
+	for (uint64_t done = 0; done < nr;) {
+		uint64_t batch = nr - done < PAGEMAP_BATCH ? nr - done : PAGEMAP_BATCH;
+		ssize_t n = pread(pagemap_fd, buf, batch * 8, (off_t)((e->start / PAGE_SIZE + done) * 8));
+		if (n != (ssize_t)(batch * 8))
+			return -EIO;
+		for (uint64_t i = 0; i < batch; i++)
+			if (page_wanted(e, buf[i])) {
+				pr_err("pid %d: mapping %" PRIx64 "-%" PRIx64
+				       " is not readable but holds data: not supported",
+				       pid, e->start, e->end);
+				return -ENOTSUP;
+			}
+		done += batch;
+	}
+	return 0;
+}
+
+static int dump_pages(struct img_set *set, pid_t pid, MmEntry *mm, int threads,
+		      struct mem_stats *st, PagemapEntry ***out, size_t *nr_out, struct arena *a)
+{
+	char name[64], path[64];
+	struct page_writer *w;
+	struct page_chunk *chunks = NULL;
+	size_t nr = 0;
+	uint64_t *buf = malloc(PAGEMAP_BATCH * 8);
+	int ret, fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || !buf) {
+		ret = fd < 0 ? -errno : -ENOMEM;
+		pr_err("pid %d: %s: %s", pid, path, strerror(-ret));
+		free(buf);
+		if (fd >= 0)
+			close(fd);
+		return ret;
+	}
+	snprintf(name, sizeof(name), "pages-%d.img", pid);
+	ret = page_writer_open(set, name, pid, threads, &w);
+	for (size_t i = 0; !ret && i < mm->n_vmas; i++) {
+		const VmaEntry *e = mm->vmas[i];
+		if (!vma_has_contents(e))
+			continue;
+		if (!(e->prot & PROT_READ))
+			ret = check_readable(pid, e, fd, buf);
+		else
+			ret = queue_vma_pages(w, fd, pid, e, buf);
+	}
+	close(fd);
+	free(buf);
+	if (ret) {
+		page_writer_free(w);
+		return ret;
+	}
+	ret = page_writer_finish(w, &chunks, &nr, &st->bytes_in, &st->bytes_out);
+	if (ret)
+		return ret;
+	PagemapEntry *ents = arena_alloc(a, (nr + 1) * sizeof(*ents));
+	PagemapEntry **ptrs = arena_alloc(a, (nr + 1) * sizeof(*ptrs));
+	if (!ents || !ptrs) {
+		free(chunks);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < nr; i++) {
+		pagemap_entry__init(&ents[i]);
+		ents[i].vaddr = chunks[i].vaddr;
+		ents[i].nr_pages = chunks[i].nr_pages;
+		ents[i].offset = chunks[i].offset;
+		ents[i].comp_len = chunks[i].comp_len;
+		ents[i].raw = chunks[i].raw;
+		ents[i].crc = chunks[i].crc;
+		ptrs[i] = &ents[i];
+	}
+	free(chunks);
+	*out = ptrs;
+	*nr_out = nr;
+	return 0;
+}
+
+static int write_images(struct img_set *set, pid_t pid, MmEntry *mm, PagemapEntry **pm, size_t nr)
+{
+	char name[64];
+	struct img *img;
+	int ret;
+
+	snprintf(name, sizeof(name), "mm-%d.img", pid);
+	if ((ret = img_create(set, IMG_MM, name, &img)))
+		return ret;
+	ret = img_write(img, &mm->base);
+	int cret = img_close_write(img);
+	if (ret || cret)
+		return ret ? ret : cret;
+
+	snprintf(name, sizeof(name), "pagemap-%d.img", pid);
+	if ((ret = img_create(set, IMG_PAGEMAP, name, &img)))
+		return ret;
+	for (size_t i = 0; !ret && i < nr; i++)
+		ret = img_write(img, &pm[i]->base);
+	cret = img_close_write(img);
+	return ret ? ret : cret;
+}
+
+int dump_mm(struct img_set *set, pid_t pid, uint64_t brk, int threads, struct mem_stats *st)
+{
+	struct arena a = { 0 };
+	MmEntry mm = MM_ENTRY__INIT;
+	struct vma_list l = { .a = &a, .pid = pid };
+	char path[PATH_MAX];
+	PagemapEntry **pm = NULL;
+	size_t nr_pm = 0;
+	int ret;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	ret = proc_each_line(path, parse_maps_line, &l);
+	if (ret < 0 && !l.err)
+		pr_err("pid %d: %s: %s", pid, path, strerror(-ret));
+	if (ret)
+		goto out;
+	mm.vmas = l.v;
+	mm.n_vmas = l.n;
+	mm.brk = brk;
+	if ((ret = dump_mm_fields(pid, &mm)) || (ret = dump_auxv(&a, pid, &mm))) {
+		pr_err("pid %d: cannot read mm fields: %s", pid, strerror(-ret));
+		goto out;
+	}
+	if ((ret = proc_readlink(pid, "exe", path, sizeof(path)))) {
+		pr_err("pid %d: cannot read exe link: %s", pid, strerror(-ret));
+		goto out;
+	}
+	mm.exe_path = path;
+	if ((ret = dump_pages(set, pid, &mm, threads, st, &pm, &nr_pm, &a)))
+		goto out;
+	ret = write_images(set, pid, &mm, pm, nr_pm);
+out:
+	arena_free(&a);
+	return ret;
+}

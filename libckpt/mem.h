@@ -1,0 +1,24 @@
+/*
+ * mem: dump of a process's address space: VMAs from /proc/PID/maps, the
+ * mm_struct fields from /proc/PID/stat and auxv, and the contents of
+ * present pages found through /proc/PID/pagemap, handed to the storage
+ * page writer.  (Restore is in restore-mem.c and the restorer blob.)
+ */
+#ifndef CKPT_MEM_H
+#define CKPT_MEM_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "storage.h"
+
+struct mem_stats {
+	uint64_t bytes_in;  /* non-zero page bytes read */
+	uint64_t bytes_out; /* page bytes stored */
+};
+
+/* Writes mm-PID.img, pagemap-PID.img and pages-PID.img for a frozen
+ * process. `brk` is the task's current brk (from the parasite). */
+int dump_mm(struct img_set *set, pid_t pid, uint64_t brk, int threads, struct mem_stats *st);
+
+#endif

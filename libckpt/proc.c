@@ -1,0 +1,83 @@
+/*
+ * proc: the shared line reader for /proc files and a few tiny helpers.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proc.h"
+
+int proc_each_line(const char *path, int (*fn)(char *line, void *arg), void *arg)
+{
+	FILE *f = fopen(path, "re");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int ret = 0;
+
+	if (!f)
+		return -errno;
+	while ((n = getline(&line, &cap, f)) > 0) {
+		if (line[n - 1] == '\n')
+			line[n - 1] = '\0';
+		ret = fn(line, arg);
+		if (ret)
+			break;
+	}
+	free(line);
+	fclose(f);
+	return ret;
+}
+
+struct field_req {
+	const char *key;
+	size_t keylen;
+	char *buf;
+	size_t len;
+	int found;
+};
+
+static int match_field(char *line, void *arg)
+{
+	struct field_req *r = arg;
+	if (strncmp(line, r->key, r->keylen) || line[r->keylen] != ':')
+		return 0;
+	char *v = line + r->keylen + 1;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	snprintf(r->buf, r->len, "%s", v);
+	r->found = 1;
+	return 1;
+}
+
+int proc_status_field(pid_t pid, const char *key, char *buf, size_t len)
+{
+	char path[64];
+	struct field_req r = { key, strlen(key), buf, len, 0 };
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	int ret = proc_each_line(path, match_field, &r);
+	if (ret < 0)
+		return ret;
+	return r.found ? 0 : -ENOENT;
+}
+
+int proc_readlink(pid_t pid, const char *what, char *buf, size_t len)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, what);
+	ssize_t n = readlink(path, buf, len - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}

@@ -1,0 +1,26 @@
+/*
+ * proc: the one small line reader for /proc files, plus the few parsers
+ * the dump needs that are shared by several resource files.  Each
+ * resource file parses what only it uses next to its code.
+ */
+#ifndef CKPT_PROC_H
+#define CKPT_PROC_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+/* Calls fn(line, arg) for each line (without '\n') of the file at path;
+ * stops early when fn returns non-zero and returns that value. -errno if
+ * the file cannot be opened. */
+int proc_each_line(const char *path, int (*fn)(char *line, void *arg), void *arg);
+
+/* Value of "Key:" in /proc/PID/status (or task status), trimmed; 0 or -errno. */
+int proc_status_field(pid_t pid, const char *key, char *buf, size_t len);
+
+/* readlink of /proc/PID/<what> ("cwd", "root", "exe", "fd/3") into buf. */
+int proc_readlink(pid_t pid, const char *what, char *buf, size_t len);
+
+uint64_t now_ns(void);
+
+#endif

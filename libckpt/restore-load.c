@@ -1,0 +1,174 @@
+/*
+ * restore-load: read and check every image of a set before anything is
+ * created.  Images are hostile input: every count, id and size that the
+ * rest of restore relies on is checked here, with a message naming the
+ * file and the entry.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/user.h>
+
+#include "log.h"
+#include "pagemap.pb-c.h"
+#include "restore.h"
+
+#define PID_LIMIT (1 << 22) /* the kernel's PID_MAX_LIMIT on 64-bit */
+
+static int check_inventory(struct restore_ctx *c)
+{
+	const InventoryEntry *inv = c->inv;
+	const char *dir = img_set_dir(c->set);
+
+	if (!inv->n_tasks || inv->tasks[0]->pid != inv->root_pid) {
+		pr_err("%s/inventory.img: no root task", dir);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < inv->n_tasks; i++) {
+		const TaskEntry *t = inv->tasks[i];
+		int parent_ok = i == 0;
+		if (!t->pid || t->pid >= PID_LIMIT || !t->n_tids || t->tids[0] != t->pid) {
+			pr_err("%s/inventory.img: task %zu: bad pid or threads", dir, i);
+			return -EINVAL;
+		}
+		for (size_t k = 0; k < t->n_tids; k++)
+			if (!t->tids[k] || t->tids[k] >= PID_LIMIT) {
+				pr_err("%s/inventory.img: task %u: bad thread id", dir, t->pid);
+				return -EINVAL;
+			}
+		for (size_t j = 0; j < i; j++) {
+			if (inv->tasks[j]->pid == t->pid) {
+				pr_err("%s/inventory.img: pid %u listed twice", dir, t->pid);
+				return -EINVAL;
+			}
+			parent_ok |= inv->tasks[j]->pid == t->ppid;
+		}
+		if (!parent_ok) {
+			pr_err("%s/inventory.img: pid %u: parent %u is not before it", dir, t->pid, t->ppid);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int check_core(struct restore_ctx *c, const struct rst_task *t)
+{
+	const CoreEntry *core = t->core;
+	const char *dir = img_set_dir(c->set);
+
+	if (core->pid != t->te->pid || core->n_threads != t->te->n_tids) {
+		pr_err("%s/core-%u.img: does not match the inventory", dir, t->te->pid);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < core->n_threads; i++) {
+		const ThreadCoreEntry *th = core->threads[i];
+		if (th->tid != t->te->tids[i] || th->gpregs.len != sizeof(struct user_regs_struct) ||
+		    th->xstate.len < 576 || th->xstate.len > 65536) {
+			pr_err("%s/core-%u.img: thread %zu: bad registers", dir, t->te->pid, i);
+			return -EINVAL;
+		}
+		for (size_t k = 0; k < th->n_pending; k++)
+			if (th->pending[k]->siginfo.len != 128)
+				return -EINVAL;
+	}
+	for (size_t k = 0; k < core->n_shared_pending; k++)
+		if (core->shared_pending[k]->siginfo.len != 128)
+			return -EINVAL;
+	if (core->creds->n_groups > 64) {
+		pr_err("%s/core-%u.img: too many groups", dir, t->te->pid);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int load_pagemap(struct restore_ctx *c, struct rst_task *t)
+{
+	char name[64];
+	struct img *img;
+	PagemapEntry *pe;
+	size_t cap = 64;
+	int ret;
+
+	snprintf(name, sizeof(name), "pagemap-%u.img", t->te->pid);
+	if ((ret = img_open(c->set, IMG_PAGEMAP, name, &img)))
+		return ret;
+	t->chunks = malloc(cap * sizeof(*t->chunks));
+	while (t->chunks && !(ret = img_read(img, &pagemap_entry__descriptor, (ProtobufCMessage **)&pe)) &&
+	       pe) {
+		if (t->nr_chunks == cap) {
+			struct page_chunk *n = realloc(t->chunks, (cap *= 2) * sizeof(*n));
+			if (!n) {
+				ret = -ENOMEM;
+				protobuf_c_message_free_unpacked(&pe->base, NULL);
+				break;
+			}
+			t->chunks = n;
+		}
+		t->chunks[t->nr_chunks++] = (struct page_chunk){
+			.vaddr = pe->vaddr, .nr_pages = pe->nr_pages, .offset = pe->offset,
+			.comp_len = pe->comp_len, .raw = pe->raw, .crc = pe->crc,
+		};
+		protobuf_c_message_free_unpacked(&pe->base, NULL);
+	}
+	img_close(img);
+	return t->chunks ? ret : -ENOMEM;
+}
+
+static int load_task(struct restore_ctx *c, struct rst_task *t)
+{
+	char name[64];
+	int ret;
+
+	snprintf(name, sizeof(name), "core-%u.img", t->te->pid);
+	ret = img_read_one(c->set, IMG_CORE, name, &core_entry__descriptor,
+			   (ProtobufCMessage **)&t->core);
+	if (ret)
+		return ret;
+	if ((ret = check_core(c, t)))
+		return ret;
+	snprintf(name, sizeof(name), "mm-%u.img", t->te->pid);
+	ret = img_read_one(c->set, IMG_MM, name, &mm_entry__descriptor, (ProtobufCMessage **)&t->mm);
+	return ret ? ret : load_pagemap(c, t);
+}
+
+int restore_load(struct restore_ctx *c)
+{
+	int ret = img_set_open(c->opts->dir, &c->set);
+	if (ret)
+		return ret;
+	ret = img_read_one(c->set, IMG_INVENTORY, "inventory.img", &inventory_entry__descriptor,
+			   (ProtobufCMessage **)&c->inv);
+	if (ret || (ret = check_inventory(c)))
+		return ret;
+	c->nr_tasks = c->inv->n_tasks;
+	c->tasks = calloc(c->nr_tasks, sizeof(*c->tasks));
+	if (!c->tasks)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->nr_tasks; i++) {
+		c->tasks[i].te = c->inv->tasks[i];
+		if ((ret = load_task(c, &c->tasks[i])))
+			return ret;
+	}
+	return files_read(c->set, c->inv, &c->files);
+}
+
+void restore_unload(struct restore_ctx *c)
+{
+	for (size_t i = 0; c->tasks && i < c->nr_tasks; i++) {
+		if (c->tasks[i].core)
+			protobuf_c_message_free_unpacked(&c->tasks[i].core->base, NULL);
+		if (c->tasks[i].mm)
+			protobuf_c_message_free_unpacked(&c->tasks[i].mm->base, NULL);
+		free(c->tasks[i].chunks);
+	}
+	free(c->tasks);
+	c->tasks = NULL;
+	files_free(&c->files);
+	if (c->inv)
+		protobuf_c_message_free_unpacked(&c->inv->base, NULL);
+	c->inv = NULL;
+	if (c->set)
+		img_set_close(c->set);
+	c->set = NULL;
+}

@@ -1,0 +1,295 @@
+/*
+ * restore-tree: create the processes of the tree with their dumped PIDs
+ * (clone3 set_tid), optionally under an init of ours in a fresh PID
+ * namespace, and walk each one through its restore steps:
+ *
+ *   session → children → process group (two barriers, so that group
+ *   leaders exist before members join) → fds → cwd, umask, rlimits,
+ *   sigactions → memory, threads and the rest (restore_mem_and_jump).
+ *
+ * A process that fails writes a struct rst_error on the notify pipe and
+ * exits; the driver then kills the whole tree.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "log.h"
+#include "proc.h"
+#include "restore-mem.h"
+#include "restore.h"
+#include "restorer-abi.h"
+
+static pid_t clone_with_pid(pid_t pid, uint64_t flags)
+{
+	struct clone_args args;
+	memset(&args, 0, sizeof(args));
+	args.flags = flags;
+	args.exit_signal = SIGCHLD;
+	if (pid) {
+		args.set_tid = (uint64_t)(uintptr_t)&pid;
+		args.set_tid_size = 1;
+	}
+	return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+}
+
+static __attribute__((noreturn)) void task_fail(struct restore_ctx *c, pid_t pid, int err)
+{
+	struct rst_error e;
+	memset(&e, 0, sizeof(e));
+	e.tag = 'E';
+	e.pid = pid;
+	e.step = 0;
+	e.err = err;
+	if (write(c->notify_w, &e, sizeof(e)) < 0)
+		_exit(2);
+	_exit(1);
+}
+
+static void futex_wake_all(volatile int *addr)
+{
+	syscall(SYS_futex, addr, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
+/* Wait until *addr reaches `want` (every process increments it once). */
+static void barrier(volatile int *addr, int want)
+{
+	__atomic_add_fetch(addr, 1, __ATOMIC_SEQ_CST);
+	futex_wake_all(addr);
+	for (;;) {
+		int v = __atomic_load_n(addr, __ATOMIC_SEQ_CST);
+		if (v >= want)
+			return;
+		syscall(SYS_futex, addr, FUTEX_WAIT, v, NULL, NULL, 0);
+	}
+}
+
+static int tree_has_pid(struct restore_ctx *c, uint32_t pid)
+{
+	for (size_t i = 0; i < c->nr_tasks; i++)
+		if (c->tasks[i].te->pid == pid)
+			return 1;
+	return 0;
+}
+
+static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t idx);
+
+static int spawn_children(struct restore_ctx *c, size_t idx)
+{
+	const TaskEntry *me = c->tasks[idx].te;
+	for (size_t j = idx + 1; j < c->nr_tasks; j++) {
+		const TaskEntry *t = c->tasks[j].te;
+		if (t->ppid != me->pid)
+			continue;
+		if (t->sid != t->pid && t->sid != me->sid) {
+			pr_err("pid %u: its session %u is neither its own nor its parent's: not supported",
+			       t->pid, t->sid);
+			return -ENOTSUP;
+		}
+		pid_t pid = clone_with_pid((pid_t)t->pid, 0);
+		if (pid < 0) {
+			pr_err("pid %u: cannot create it: %s", t->pid, strerror(errno));
+			return -errno;
+		}
+		if (pid == 0)
+			task_main(c, j);
+	}
+	return 0;
+}
+
+static int restore_pgrp(struct restore_ctx *c, const TaskEntry *me)
+{
+	int n = (int)c->nr_tasks;
+	if (me->pgid == me->pid && me->sid != me->pid && setpgid(0, 0)) {
+		pr_err("pid %u: cannot lead process group: %s", me->pid, strerror(errno));
+		return -errno;
+	}
+	barrier(&c->shared->leaders, n);
+	if (me->pgid != me->pid && tree_has_pid(c, me->pgid) && getpgid(0) != (pid_t)me->pgid &&
+	    setpgid(0, (pid_t)me->pgid)) {
+		pr_err("pid %u: cannot join process group %u: %s", me->pid, me->pgid, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t idx)
+{
+	const TaskEntry *me = c->tasks[idx].te;
+	sigset_t all;
+	int ret;
+
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (me->sid == me->pid && setsid() < 0) {
+		pr_err("pid %u: cannot create its session: %s", me->pid, strerror(errno));
+		task_fail(c, (pid_t)me->pid, -errno);
+	}
+	if ((ret = spawn_children(c, idx)))
+		task_fail(c, (pid_t)me->pid, ret);
+	barrier(&c->shared->created, (int)c->nr_tasks);
+	if ((ret = restore_pgrp(c, me)))
+		task_fail(c, (pid_t)me->pid, ret);
+
+	int keep[2] = { c->notify_w, img_set_dirfd(c->set) };
+	if ((ret = files_install(&c->files, idx, keep, 2)) ||
+	    (ret = restore_core_misc(c->tasks[idx].core)))
+		task_fail(c, (pid_t)me->pid, ret);
+
+	struct restore_mem_ctx mc = {
+		.pid = (pid_t)me->pid,
+		.core = c->tasks[idx].core,
+		.mm = c->tasks[idx].mm,
+		.chunks = c->tasks[idx].chunks,
+		.nr_chunks = c->tasks[idx].nr_chunks,
+		.set = c->set,
+		.fd_base = c->fd_base,
+		.notify_fd = c->notify_w,
+		.page_threads = 0,
+		.memory_bytes = &c->shared->memory_bytes[idx],
+	};
+	ret = restore_mem_and_jump(&mc);
+	task_fail(c, (pid_t)me->pid, ret);
+}
+
+/* ---- our init in a fresh PID namespace ---- */
+
+static volatile pid_t init_root;
+
+static void forward_signal(int sig)
+{
+	if (init_root > 0)
+		kill(init_root, sig);
+}
+
+static void init_setup(void)
+{
+	static const int fwd[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGCONT };
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = forward_signal;
+	sa.sa_flags = SA_RESTART;
+	for (size_t i = 0; i < sizeof(fwd) / sizeof(fwd[0]); i++)
+		sigaction(fwd[i], &sa, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	prctl(PR_SET_NAME, "ckpt-init");
+	/* Our own /proc, so that the restored processes see their own PIDs
+	 * there; mounts stay private to this namespace. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) ||
+	    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL))
+		pr_info("ckpt-init: cannot mount /proc for the new namespace: %s", strerror(errno));
+}
+
+/* PID 1 of the new namespace: create the root, then reap until the root
+ * exits and pass its status on as our exit code. */
+static void __attribute__((noreturn)) init_main(struct restore_ctx *c)
+{
+	sigset_t none;
+	int status;
+
+	init_setup();
+	pid_t root = clone_with_pid((pid_t)c->tasks[0].te->pid, 0);
+	if (root < 0) {
+		pr_err("pid %u: cannot create it in the new PID namespace: %s", c->tasks[0].te->pid,
+		       strerror(errno));
+		task_fail(c, (pid_t)c->tasks[0].te->pid, -errno);
+	}
+	if (root == 0)
+		task_main(c, 0);
+	init_root = root;
+	/* init holds no file of the job: a pipe end kept here would hide EOF. */
+	close_range(3, ~0U, 0);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (;;) {
+		pid_t pid = wait(&status);
+		if (pid < 0 && errno == EINTR)
+			continue;
+		if (pid < 0)
+			_exit(127);
+		if (pid != root)
+			continue;
+		if (WIFEXITED(status))
+			_exit(WEXITSTATUS(status));
+		_exit(128 + WTERMSIG(status));
+	}
+}
+
+pid_t restore_spawn(struct restore_ctx *c)
+{
+	pid_t pid;
+	if (c->use_pidns)
+		pid = clone_with_pid(0, CLONE_NEWPID | CLONE_NEWNS);
+	else
+		pid = clone_with_pid((pid_t)c->tasks[0].te->pid, 0);
+	if (pid < 0) {
+		int err = -errno;
+		pr_err("pid %u: cannot create it: %s", c->tasks[0].te->pid, strerror(errno));
+		return err;
+	}
+	if (pid == 0) {
+		if (c->use_pidns)
+			init_main(c);
+		task_main(c, 0);
+	}
+	return pid;
+}
+
+/* ---- host pids of a tree in a child PID namespace ---- */
+
+static pid_t ns_pid_of(pid_t host)
+{
+	char buf[256];
+	if (proc_status_field(host, "NSpid", buf, sizeof(buf)))
+		return -1;
+	char *last = strrchr(buf, '\t');
+	last = last ? last + 1 : buf;
+	char *sp = strrchr(last, ' ');
+	return atoi(sp ? sp + 1 : last);
+}
+
+static int walk_children(struct restore_ctx *c, pid_t host, int depth)
+{
+	char path[64];
+	if (depth > 64)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", host, host);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	int child;
+	while (fscanf(f, "%d", &child) == 1) {
+		pid_t ns = ns_pid_of(child);
+		for (size_t i = 0; i < c->nr_tasks; i++)
+			if (c->tasks[i].te->pid == (uint32_t)ns)
+				c->tasks[i].host_pid = child;
+		walk_children(c, child, depth + 1);
+	}
+	fclose(f);
+	return 0;
+}
+
+int restore_map_host_pids(struct restore_ctx *c)
+{
+	walk_children(c, c->child, 0);
+	for (size_t i = 0; i < c->nr_tasks; i++)
+		if (c->tasks[i].host_pid <= 0) {
+			pr_err("pid %u: not found in the new PID namespace", c->tasks[i].te->pid);
+			return -ESRCH;
+		}
+	return 0;
+}

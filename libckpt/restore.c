@@ -1,0 +1,299 @@
+/*
+ * restore: the restore sequence, run by the driver (ckptctl restore):
+ *
+ *   load and verify every image → decide on a PID namespace → open the
+ *   file pool → create the tree (restore-tree.c; each process rebuilds
+ *   itself and reports on the notify pipe) → bring every thread into its
+ *   dumped registers (restore-finish.c) → let the tree run → wait for the
+ *   root, or return at once with --detach.
+ *
+ * On any failure every process created so far is killed: a failed
+ * restore leaves nothing behind.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proc.h"
+#include "restore-mem.h"
+#include "restore.h"
+#include "restorer-abi.h"
+
+#define READY_TIMEOUT_MS 120000
+
+static int pid_taken(uint32_t pid)
+{
+	char path[32];
+	snprintf(path, sizeof(path), "/proc/%u", pid);
+	return access(path, F_OK) == 0;
+}
+
+static int choose_pidns(struct restore_ctx *c)
+{
+	enum ckpt_pidns_mode mode = c->opts->pidns;
+	uint32_t taken = 0;
+
+	for (size_t i = 0; !taken && i < c->nr_tasks; i++)
+		for (size_t k = 0; !taken && k < c->tasks[i].te->n_tids; k++)
+			if (pid_taken(c->tasks[i].te->tids[k]))
+				taken = c->tasks[i].te->tids[k];
+	if (mode == CKPT_PIDNS_ALWAYS || (mode == CKPT_PIDNS_AUTO && taken)) {
+		c->use_pidns = 1;
+		if (taken)
+			pr_info("pid %u is taken: restoring into a fresh PID namespace", taken);
+		return 0;
+	}
+	if (taken) {
+		pr_err("pid %u is taken by another process (use --pidns auto or always)", taken);
+		return -EEXIST;
+	}
+	return 0;
+}
+
+/* Fds the restoring processes inherit sit above every fd they restore. */
+static int prepare_fds(struct restore_ctx *c)
+{
+	int p[2], base = c->files.max_fd + 1;
+
+	if (pipe2(p, O_CLOEXEC))
+		return -errno;
+	c->notify_r = p[0];
+	c->notify_w = fcntl(p[1], F_DUPFD_CLOEXEC, base);
+	close(p[1]);
+	if (c->notify_w < 0)
+		return -errno;
+	int dirfd = img_set_move_fd(c->set, base);
+	if (dirfd < 0)
+		return dirfd;
+	int ret = files_open_pool(&c->files, base);
+	if (ret)
+		return ret;
+	c->fd_base = (c->notify_w > dirfd ? c->notify_w : dirfd) + 1;
+	return 0;
+}
+
+static int prepare_shared(struct restore_ctx *c)
+{
+	c->shared_len = sizeof(struct rst_shared) + c->nr_tasks * sizeof(uint64_t);
+	c->shared = mmap(NULL, c->shared_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (c->shared == MAP_FAILED) {
+		c->shared = NULL;
+		return -errno;
+	}
+	return 0;
+}
+
+static int read_exact(int fd, void *buf, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = read(fd, (char *)buf + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static const char *step_name(int step)
+{
+	static const char *names[] = { "setup",         "moving vdso",     "unmapping",
+				       "moving memory", "mapping files",   "protecting memory",
+				       "placing vdso",  "setting mm",      "queueing signals",
+				       "creating threads", "thread state", "credentials" };
+	return step >= 0 && step <= RST_STEP_CREDS ? names[step] : "unknown step";
+}
+
+/* One report from the notify pipe: ready (args address) or error. */
+static int read_report(struct restore_ctx *c, uint64_t *args, size_t *idx)
+{
+	char tag;
+	if (read_exact(c->notify_r, &tag, 1))
+		return -EIO;
+	if (tag == 'R') {
+		struct rst_ready r;
+		if (read_exact(c->notify_r, (char *)&r + 1, sizeof(r) - 1))
+			return -EIO;
+		for (size_t i = 0; i < c->nr_tasks; i++)
+			if (c->tasks[i].te->pid == (uint32_t)r.pid) {
+				*idx = i;
+				*args = r.args;
+				return 0;
+			}
+		return -EINVAL;
+	}
+	struct rst_error e;
+	if (tag != 'E' || read_exact(c->notify_r, (char *)&e + 1, sizeof(e) - 1))
+		return -EIO;
+	/* Steps before the restorer print their own line; the restorer
+	 * cannot print, so say here what it was doing. */
+	if (e.step > 0)
+		pr_err("pid %d: restorer failed while %s (at %#llx): %s", e.pid, step_name(e.step),
+		       (unsigned long long)e.addr, strerror((int)-e.err));
+	return e.err < 0 ? (int)e.err : -EIO;
+}
+
+static int wait_ready(struct restore_ctx *c, uint64_t *args)
+{
+	size_t ready = 0;
+	while (ready < c->nr_tasks) {
+		struct pollfd pfd = { .fd = c->notify_r, .events = POLLIN };
+		int n = poll(&pfd, 1, READY_TIMEOUT_MS);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			pr_err("restore: processes did not report within %d s", READY_TIMEOUT_MS / 1000);
+			return -ETIMEDOUT;
+		}
+		size_t idx = 0;
+		uint64_t a = 0;
+		int ret = read_report(c, &a, &idx);
+		if (ret == -EIO)
+			pr_err("restore: a restoring process died before reporting");
+		if (ret)
+			return ret;
+		args[idx] = a;
+		ready++;
+	}
+	return 0;
+}
+
+/* Kill every process we created: they are all our descendants (we are a
+ * child subreaper), so loop until we have none left. */
+static void kill_descendants(void)
+{
+	for (int round = 0; round < 100; round++) {
+		char path[64];
+		int any = 0, child;
+		snprintf(path, sizeof(path), "/proc/self/task/%d/children", getpid());
+		FILE *f = fopen(path, "re");
+		while (f && fscanf(f, "%d", &child) == 1) {
+			any = 1;
+			kill(child, SIGKILL);
+		}
+		if (f)
+			fclose(f);
+		while (waitpid(-1, NULL, any ? 0 : WNOHANG) > 0)
+			;
+		if (!any)
+			return;
+	}
+}
+
+static int finish_all(struct restore_ctx *c, const uint64_t *args)
+{
+	struct rst_finished **fin = calloc(c->nr_tasks, sizeof(*fin));
+	int ret = fin ? 0 : -ENOMEM;
+
+	if (!ret && c->use_pidns)
+		ret = restore_map_host_pids(c);
+	else
+		for (size_t i = 0; i < c->nr_tasks; i++)
+			c->tasks[i].host_pid = (pid_t)c->tasks[i].te->pid;
+	for (size_t i = 0; !ret && i < c->nr_tasks; i++)
+		ret = restore_finish_task(c->tasks[i].host_pid, args[i], &fin[i]);
+	for (size_t i = 0; fin && i < c->nr_tasks; i++) {
+		if (!fin[i])
+			continue;
+		if (ret)
+			restore_finish_abort(fin[i]);
+		else
+			restore_finish_release(fin[i]);
+	}
+	free(fin);
+	return ret;
+}
+
+static int write_pidfile(const char *path, pid_t pid)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *f = fopen(tmp, "we");
+	if (!f || fprintf(f, "%d\n", pid) < 0 || fclose(f) || rename(tmp, path)) {
+		pr_err("pidfile %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
+{
+	uint64_t *args = calloc(c->nr_tasks, sizeof(*args));
+	int ret;
+
+	if (!args)
+		return -ENOMEM;
+	if ((ret = choose_pidns(c)) || (ret = prepare_fds(c)) || (ret = prepare_shared(c)))
+		goto out;
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	c->child = restore_spawn(c);
+	if (c->child < 0) {
+		ret = c->child;
+		goto out;
+	}
+	/* The restored processes hold every pipe end now; ours would keep
+	 * pipes open (no EOF) and the notify pipe from reporting death. */
+	files_close_pool(&c->files);
+	close(c->notify_w);
+	c->notify_w = -1;
+	ret = wait_ready(c, args);
+	if (!ret)
+		ret = finish_all(c, args);
+	if (!ret && c->opts->pidfile)
+		ret = write_pidfile(c->opts->pidfile, c->tasks[0].host_pid);
+	if (ret)
+		kill_descendants();
+	for (size_t i = 0; !ret && i < c->nr_tasks; i++)
+		st->memory_bytes += c->shared->memory_bytes[i];
+out:
+	free(args);
+	return ret;
+}
+
+int ckpt_restore(const struct ckpt_restore_opts *o, struct ckpt_restore_stats *st, int *status)
+{
+	struct restore_ctx c;
+	uint64_t t0 = now_ns();
+	int ret;
+
+	memset(&c, 0, sizeof(c));
+	memset(st, 0, sizeof(*st));
+	c.opts = o;
+	c.notify_r = c.notify_w = -1;
+	c.files.max_fd = -1;
+	ckpt_verbose = o->verbose;
+	ret = restore_load(&c);
+	if (!ret)
+		ret = run_restore(&c, st);
+	st->total_ns = now_ns() - t0;
+	st->used_pidns = c.use_pidns;
+	if (c.set)
+		st->image_bytes = img_set_bytes(c.set);
+	if (c.notify_r >= 0)
+		close(c.notify_r);
+	if (c.notify_w >= 0)
+		close(c.notify_w);
+	if (c.shared)
+		munmap(c.shared, c.shared_len);
+	pid_t child = c.child;
+	restore_unload(&c);
+	if (ret || o->detach)
+		return ret;
+	/* The root (or our init, which passes the root's status on). */
+	while (waitpid(child, status, 0) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}

@@ -1,0 +1,57 @@
+/*
+ * restore: the restore sequence (restore.c), the images it loads
+ * (restore-load.c) and the processes it creates (restore-tree.c).
+ */
+#ifndef CKPT_RESTORE_H
+#define CKPT_RESTORE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ckpt/ckpt.h"
+#include "core.pb-c.h"
+#include "files.h"
+#include "inventory.pb-c.h"
+#include "mm.pb-c.h"
+#include "storage.h"
+
+struct rst_task {
+	const TaskEntry *te;
+	CoreEntry *core;
+	MmEntry *mm;
+	struct page_chunk *chunks;
+	size_t nr_chunks;
+	pid_t host_pid; /* as the driver sees it, once known */
+};
+
+/* Shared (MAP_SHARED) between the driver and every restoring process. */
+struct rst_shared {
+	volatile int created; /* processes that exist and have their session */
+	volatile int leaders; /* processes past their own setpgid */
+	uint64_t memory_bytes[]; /* per task, filled by restore_mem_and_jump */
+};
+
+struct restore_ctx {
+	const struct ckpt_restore_opts *opts;
+	struct img_set *set;
+	InventoryEntry *inv;
+	struct rst_task *tasks;
+	size_t nr_tasks;
+	struct restore_files files;
+	int notify_r, notify_w; /* restoring processes report on notify_w */
+	int fd_base;            /* first fd free for restore_mem_and_jump */
+	struct rst_shared *shared;
+	size_t shared_len;
+	int use_pidns;
+	pid_t child; /* the driver's child: the root, or our init in a new pidns */
+};
+
+int restore_load(struct restore_ctx *c);
+void restore_unload(struct restore_ctx *c);
+
+/* Create the tree: returns the driver's child (host pid) or -errno. */
+pid_t restore_spawn(struct restore_ctx *c);
+/* Fill tasks[].host_pid for a tree in a child PID namespace. */
+int restore_map_host_pids(struct restore_ctx *c);
+
+#endif
