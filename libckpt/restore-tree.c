@@ -86,6 +86,19 @@ static int tree_has_pid(struct restore_ctx *c, uint32_t pid)
 
 static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t idx);
 
+/* fd 2 now is the restored process's own stderr: our messages go to the
+ * driver's stderr instead. */
+static void use_log_fd(struct restore_ctx *c)
+{
+	if (c->log_fd < 0)
+		return;
+	FILE *f = fdopen(c->log_fd, "w");
+	if (!f)
+		return;
+	setvbuf(f, NULL, _IONBF, 0);
+	stderr = f;
+}
+
 static int spawn_children(struct restore_ctx *c, size_t idx)
 {
 	const TaskEntry *me = c->tasks[idx].te;
@@ -144,9 +157,11 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 	if ((ret = restore_pgrp(c, me)))
 		task_fail(c, (pid_t)me->pid, ret);
 
-	int keep[2] = { c->notify_w, img_set_dirfd(c->set) };
-	if ((ret = files_install(&c->files, idx, keep, 2)) ||
-	    (ret = restore_core_misc(c->tasks[idx].core)))
+	int keep[3] = { c->notify_w, img_set_dirfd(c->set), c->log_fd };
+	if ((ret = files_install(&c->files, idx, keep, 3)))
+		task_fail(c, (pid_t)me->pid, ret);
+	use_log_fd(c);
+	if ((ret = restore_core_misc(c->tasks[idx].core)))
 		task_fail(c, (pid_t)me->pid, ret);
 
 	struct restore_mem_ctx mc = {
@@ -160,6 +175,8 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 		.notify_fd = c->notify_w,
 		.page_threads = 0,
 		.memory_bytes = &c->shared->memory_bytes[idx],
+		.close_fds = keep + 1,
+		.nr_close_fds = c->log_fd >= 0 ? 2 : 1,
 	};
 	ret = restore_mem_and_jump(&mc);
 	task_fail(c, (pid_t)me->pid, ret);

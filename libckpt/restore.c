@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -74,10 +75,14 @@ static int prepare_fds(struct restore_ctx *c)
 	int dirfd = img_set_move_fd(c->set, base);
 	if (dirfd < 0)
 		return dirfd;
+	c->log_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, base);
 	int ret = files_open_pool(&c->files, base);
 	if (ret)
 		return ret;
-	c->fd_base = (c->notify_w > dirfd ? c->notify_w : dirfd) + 1;
+	c->fd_base = c->notify_w > dirfd ? c->notify_w : dirfd;
+	if (c->log_fd > c->fd_base)
+		c->fd_base = c->log_fd;
+	c->fd_base++;
 	return 0;
 }
 
@@ -147,10 +152,19 @@ static int read_report(struct restore_ctx *c, uint64_t *args, size_t *idx)
 static int wait_ready(struct restore_ctx *c, uint64_t *args)
 {
 	size_t ready = 0;
+	uint64_t deadline = now_ns() + READY_TIMEOUT_MS * 1000000ull;
 	while (ready < c->nr_tasks) {
 		struct pollfd pfd = { .fd = c->notify_r, .events = POLLIN };
-		int n = poll(&pfd, 1, READY_TIMEOUT_MS);
+		int n = poll(&pfd, 1, 500);
 		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0 && waitpid(c->child, NULL, WNOHANG) == c->child) {
+			c->child = -1;
+			pr_err("restore: the restored %s died before the tree was ready",
+			       c->use_pidns ? "namespace's init" : "root");
+			return -ESRCH;
+		}
+		if (n == 0 && now_ns() < deadline)
 			continue;
 		if (n <= 0) {
 			pr_err("restore: processes did not report within %d s", READY_TIMEOUT_MS / 1000);
@@ -270,9 +284,15 @@ int ckpt_restore(const struct ckpt_restore_opts *o, struct ckpt_restore_stats *s
 	memset(&c, 0, sizeof(c));
 	memset(st, 0, sizeof(*st));
 	c.opts = o;
-	c.notify_r = c.notify_w = -1;
+	c.notify_r = c.notify_w = c.log_fd = -1;
 	c.files.max_fd = -1;
 	ckpt_verbose = o->verbose;
+	/* The file pool sits above the highest fd of the job. */
+	struct rlimit nofile;
+	if (!getrlimit(RLIMIT_NOFILE, &nofile) && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 	ret = restore_load(&c);
 	if (!ret)
 		ret = run_restore(&c, st);
@@ -284,6 +304,8 @@ int ckpt_restore(const struct ckpt_restore_opts *o, struct ckpt_restore_stats *s
 		close(c.notify_r);
 	if (c.notify_w >= 0)
 		close(c.notify_w);
+	if (c.log_fd >= 0)
+		close(c.log_fd);
 	if (c.shared)
 		munmap(c.shared, c.shared_len);
 	pid_t child = c.child;

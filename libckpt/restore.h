@@ -40,6 +40,7 @@ struct restore_ctx {
 	struct restore_files files;
 	int notify_r, notify_w; /* restoring processes report on notify_w */
 	int fd_base;            /* first fd free for restore_mem_and_jump */
+	int log_fd;             /* the driver's stderr, for messages after fds are installed */
 	struct rst_shared *shared;
 	size_t shared_len;
 	int use_pidns;
