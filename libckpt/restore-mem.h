@@ -27,10 +27,6 @@ struct restore_mem_ctx {
 	int notify_fd;                   /* see restorer-abi.h; >= fd_base */
 	int page_threads;                /* decompression threads, <= 0: one per CPU */
 	uint64_t *memory_bytes;          /* out: page bytes restored (may be NULL) */
-	const int *close_fds;            /* fds of the driver's the process still holds
-					  * (image directory, log): add them to the
-					  * restorer's close_fds */
-	size_t nr_close_fds;
 };
 
 /*

@@ -175,8 +175,6 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 		.notify_fd = c->notify_w,
 		.page_threads = 0,
 		.memory_bytes = &c->shared->memory_bytes[idx],
-		.close_fds = keep + 1,
-		.nr_close_fds = c->log_fd >= 0 ? 2 : 1,
 	};
 	ret = restore_mem_and_jump(&mc);
 	task_fail(c, (pid_t)me->pid, ret);

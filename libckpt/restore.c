@@ -79,10 +79,9 @@ static int prepare_fds(struct restore_ctx *c)
 	int ret = files_open_pool(&c->files, base);
 	if (ret)
 		return ret;
-	c->fd_base = c->notify_w > dirfd ? c->notify_w : dirfd;
-	if (c->log_fd > c->fd_base)
-		c->fd_base = c->log_fd;
-	c->fd_base++;
+	/* Everything at or above base is ours: the restorer closes it all
+	 * (image directory and log included) but the notify fd. */
+	c->fd_base = base;
 	return 0;
 }
 

@@ -1,0 +1,337 @@
+/*
+ * restore-finish: the driver's side of the handoff (restore-mem.h).  Once
+ * a restored process reported struct rst_ready, all its threads sit in
+ * pause() inside the restorer blob.  For each thread we
+ *
+ *   seize + interrupt it (the tids in /proc are the driver's view; the
+ *   NSpid line maps them to the dumped tids of a child PID namespace),
+ *   point it at the blob's lone `syscall` with rax = rt_sigreturn and rsp
+ *   at its signal frame, and step it to that syscall's exit:
+ *
+ * the thread now has its dumped registers, FPU state, mask and altstack.
+ * Last, one injected munmap in the main thread removes the restore area
+ * (signals blocked meanwhile with PTRACE_SETSIGMASK, so that none is
+ * delivered in the middle).  The threads stay stopped until
+ * restore_finish_release() detaches them.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "restore-mem.h"
+#include "restorer-abi.h"
+
+extern const unsigned long restorer_off_syscall;
+
+#define MAX_THREADS 65536
+#define PAUSE_TRIES 2000 /* 1 ms apart */
+#define SYSCALL_STOP (SIGTRAP | 0x80)
+
+struct fin_thread {
+	pid_t host_tid;
+	int32_t tid;   /* as dumped */
+	int seized;
+	uint64_t sigreturn_rsp;
+};
+
+struct rst_finished {
+	pid_t host_pid;
+	uint64_t area_start, area_len;
+	size_t nr;
+	struct fin_thread *t; /* t[0]: the main thread */
+};
+
+static int read_remote(pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec local = { buf, len }, remote = { (void *)addr, len };
+	ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+	if (n == (ssize_t)len)
+		return 0;
+	int err = n < 0 ? errno : EIO;
+	pr_err("pid %d: restorer arguments at 0x%" PRIx64 ": %s", pid, addr, strerror(err));
+	return -err;
+}
+
+/* The tid of host_tid in its own (innermost) PID namespace. */
+static int32_t ns_tid(pid_t host_pid, pid_t host_tid)
+{
+	char path[64], line[256];
+	int32_t tid = host_tid;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", host_pid, host_tid);
+	FILE *f = fopen(path, "re");
+
+	while (f && fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "NSpid:", 6))
+			continue;
+		char *last = strrchr(line, '\t');
+		tid = (int32_t)strtol(last ? last + 1 : line + 6, NULL, 10);
+		break;
+	}
+	if (f)
+		fclose(f);
+	return tid;
+}
+
+/* Which host tid runs the dumped thread `tid`? */
+static int map_threads(struct rst_finished *f, const struct rst_thread *rt)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", f->host_pid);
+	DIR *d = opendir(path);
+	struct dirent *de;
+	size_t seen = 0;
+
+	if (!d) {
+		pr_err("pid %d: %s: %s", f->host_pid, path, strerror(errno));
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		pid_t host_tid = atoi(de->d_name);
+		if (host_tid <= 0)
+			continue;
+		int32_t tid = ns_tid(f->host_pid, host_tid);
+		seen++;
+		for (size_t i = 0; i < f->nr; i++)
+			if (rt[i].tid == tid)
+				f->t[i].host_tid = host_tid;
+	}
+	closedir(d);
+	for (size_t i = 0; i < f->nr; i++) {
+		if (!f->t[i].host_tid || seen != f->nr) {
+			pr_err("pid %d: thread %d: not found among %zu running threads", f->host_pid,
+			       rt[i].tid, seen);
+			return -ESRCH;
+		}
+	}
+	return 0;
+}
+
+static int wait_stop(pid_t tid, int *sig, int *event)
+{
+	int st;
+	for (;;) {
+		pid_t r = waitpid(tid, &st, __WALL);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		break;
+	}
+	if (!WIFSTOPPED(st)) {
+		pr_err("tid %d: exited while being restored (status 0x%x)", tid, st);
+		return -ECHILD;
+	}
+	*sig = WSTOPSIG(st);
+	*event = st >> 16;
+	return 0;
+}
+
+static int seize_thread(struct fin_thread *t)
+{
+	int sig, event, ret;
+
+	if (ptrace(PTRACE_SEIZE, t->host_tid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL)) {
+		pr_err("tid %d: ptrace seize: %s", t->host_tid, strerror(errno));
+		return -errno;
+	}
+	t->seized = 1;
+	if (ptrace(PTRACE_INTERRUPT, t->host_tid, 0, 0)) {
+		pr_err("tid %d: ptrace interrupt: %s", t->host_tid, strerror(errno));
+		return -errno;
+	}
+	if ((ret = wait_stop(t->host_tid, &sig, &event)))
+		return ret;
+	if (event != PTRACE_EVENT_STOP) {
+		pr_err("tid %d: unexpected stop (signal %d, event %d)", t->host_tid, sig, event);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* A thread may still be between its count-down and pause() (e.g. closing
+ * the notify fd): let it get there. */
+static int wait_in_pause(struct fin_thread *t, struct user_regs_struct *regs)
+{
+	int sig, event, ret;
+
+	for (int i = 0; i < PAUSE_TRIES; i++) {
+		if (ptrace(PTRACE_GETREGS, t->host_tid, 0, regs))
+			return -errno;
+		if (regs->orig_rax == __NR_pause)
+			return 0;
+		if (ptrace(PTRACE_CONT, t->host_tid, 0, 0))
+			return -errno;
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+		if (ptrace(PTRACE_INTERRUPT, t->host_tid, 0, 0))
+			return -errno;
+		if ((ret = wait_stop(t->host_tid, &sig, &event)))
+			return ret;
+	}
+	pr_err("tid %d: never reached the restorer's pause()", t->host_tid);
+	return -ETIMEDOUT;
+}
+
+/* Run the syscall set up in `regs` at the blob's syscall gadget, from
+ * entry to exit stop; *ret gets its return value. */
+static int inject_syscall(struct rst_finished *f, pid_t tid, struct user_regs_struct *regs,
+			  long *ret)
+{
+	int sig, event, err;
+	long nr = (long)regs->rax;
+
+	regs->rip = f->area_start + restorer_off_syscall;
+	regs->orig_rax = (uint64_t)-1; /* no syscall restart on the way out */
+	if (ptrace(PTRACE_SETREGS, tid, 0, regs))
+		return -errno;
+	for (int stop = 0; stop < 2; stop++) {
+		if (ptrace(PTRACE_SYSCALL, tid, 0, 0))
+			return -errno;
+		if ((err = wait_stop(tid, &sig, &event)))
+			return err;
+		if (sig != SYSCALL_STOP) {
+			pr_err("tid %d: syscall %ld: stopped by signal %d instead", tid, nr, sig);
+			return -EPROTO;
+		}
+	}
+	if (ptrace(PTRACE_GETREGS, tid, 0, regs))
+		return -errno;
+	*ret = (long)regs->rax;
+	return 0;
+}
+
+static int sigreturn_thread(struct rst_finished *f, struct fin_thread *t)
+{
+	struct user_regs_struct regs;
+	long ret;
+	int err = wait_in_pause(t, &regs);
+
+	if (err)
+		return err;
+	regs.rax = __NR_rt_sigreturn;
+	regs.rsp = t->sigreturn_rsp;
+	if ((err = inject_syscall(f, t->host_tid, &regs, &ret))) {
+		pr_err("pid %d: thread %d: rt_sigreturn: %s", f->host_pid, t->tid, strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+static int unmap_area(struct rst_finished *f)
+{
+	pid_t tid = f->t[0].host_tid;
+	struct user_regs_struct saved, regs;
+	uint64_t mask, all = ~0ULL;
+	long ret;
+	int err;
+
+	if (ptrace(PTRACE_GETREGS, tid, 0, &saved) ||
+	    ptrace(PTRACE_GETSIGMASK, tid, sizeof(mask), &mask) ||
+	    ptrace(PTRACE_SETSIGMASK, tid, sizeof(all), &all)) {
+		pr_err("pid %d: main thread: %s", f->host_pid, strerror(errno));
+		return -errno;
+	}
+	regs = saved;
+	regs.rax = __NR_munmap;
+	regs.rdi = f->area_start;
+	regs.rsi = f->area_len;
+	err = inject_syscall(f, tid, &regs, &ret);
+	if (!err && ret)
+		err = (int)ret;
+	if (err) {
+		pr_err("pid %d: munmap of the restore area 0x%" PRIx64 ": %s", f->host_pid,
+		       f->area_start, strerror(-err));
+		return err;
+	}
+	if (ptrace(PTRACE_SETREGS, tid, 0, &saved) ||
+	    ptrace(PTRACE_SETSIGMASK, tid, sizeof(mask), &mask)) {
+		pr_err("pid %d: main thread: %s", f->host_pid, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int load_args(struct rst_finished *f, uint64_t args_addr, struct rst_thread **rt)
+{
+	struct rst_args a;
+	int ret = read_remote(f->host_pid, args_addr, &a, sizeof(a));
+
+	if (ret)
+		return ret;
+	if (a.magic != RST_MAGIC || a.nr_threads < 1 || a.nr_threads > MAX_THREADS) {
+		pr_err("pid %d: bad restorer arguments at 0x%" PRIx64, f->host_pid, args_addr);
+		return -EINVAL;
+	}
+	f->area_start = a.area_start;
+	f->area_len = a.area_len;
+	f->nr = (size_t)a.nr_threads;
+	f->t = calloc(f->nr, sizeof(*f->t));
+	*rt = calloc(f->nr, sizeof(**rt));
+	if (!f->t || !*rt)
+		return -ENOMEM;
+	ret = read_remote(f->host_pid, (uint64_t)a.threads, *rt, f->nr * sizeof(**rt));
+	for (size_t i = 0; !ret && i < f->nr; i++) {
+		f->t[i].tid = (*rt)[i].tid;
+		f->t[i].sigreturn_rsp = (*rt)[i].sigreturn_rsp;
+	}
+	return ret;
+}
+
+int restore_finish_task(pid_t host_pid, uint64_t args_addr, struct rst_finished **out)
+{
+	struct rst_finished *f = calloc(1, sizeof(*f));
+	struct rst_thread *rt = NULL;
+	int ret;
+
+	*out = NULL;
+	if (!f)
+		return -ENOMEM;
+	f->host_pid = host_pid;
+	ret = load_args(f, args_addr, &rt);
+	if (!ret)
+		ret = map_threads(f, rt);
+	free(rt);
+	/* Every thread is stopped before any leaves the restorer. */
+	for (size_t i = 0; !ret && i < f->nr; i++)
+		ret = seize_thread(&f->t[i]);
+	for (size_t i = 0; !ret && i < f->nr; i++)
+		ret = sigreturn_thread(f, &f->t[i]);
+	if (!ret)
+		ret = unmap_area(f);
+	*out = f; /* even on failure: the caller aborts it */
+	return ret;
+}
+
+static void detach_all(struct rst_finished *f)
+{
+	for (size_t i = 0; f->t && i < f->nr; i++)
+		if (f->t[i].seized)
+			ptrace(PTRACE_DETACH, f->t[i].host_tid, 0, 0);
+	free(f->t);
+	free(f);
+}
+
+void restore_finish_release(struct rst_finished *f)
+{
+	if (f)
+		detach_all(f);
+}
+
+void restore_finish_abort(struct rst_finished *f)
+{
+	if (!f)
+		return;
+	kill(f->host_pid, SIGKILL);
+	detach_all(f);
+}

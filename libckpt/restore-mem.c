@@ -1,0 +1,840 @@
+/*
+ * restore-mem: the last step of restoring one process, run inside it (see
+ * restore-mem.h and include/restorer-abi.h).  It lays out one "restore
+ * area" where neither the dumped layout nor the current process has
+ * anything:
+ *
+ *   blob | rst_args + arrays | stacks | sigframes | VMA slots
+ *
+ * Every dumped VMA gets a slot: private and anonymous-shared ones are
+ * premapped there (right kind, RW) and filled from pages-PID.img; the
+ * slot of a special mapping ([vdso], [vvar]...) is where the restorer
+ * parks the current one; a shared file mapping's slot is just scratch.
+ * Slots of VMAs that touch in the dump touch in the area too (a page
+ * chunk may span them) and keep their dumped offset modulo 2 MiB, so that
+ * transparent huge pages survive the final mremap.
+ *
+ * Then rst_args is filled (threads and their signal frames, mm map, creds,
+ * signals, fds to close, what to unmap) and the process jumps into the
+ * blob, never to come back here.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fsuid.h>
+#include <sys/mman.h>
+#include <sys/rseq.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/user.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "restore-mem.h"
+#include "restorer-abi.h"
+#include "sigframe.h"
+
+extern const unsigned char restorer_blob[];
+extern const unsigned long restorer_blob_size, restorer_blob_mem_size;
+extern const unsigned long restorer_off_main;
+
+#define PAGE 4096ULL
+#define HUGE (2ULL << 20)
+#define MAIN_STACK (64ULL << 10)
+#define THREAD_STACK (16ULL << 10)
+#define AREA_LOW (1ULL << 32)            /* keep the area off low addresses */
+#define USER_TOP 0x7ffffffff000ULL       /* 47-bit user space */
+#define THP_MIN (8ULL << 20)             /* anon VMAs this big may use THP */
+#define MAX_SPECIALS 4
+
+struct slot {
+	const VmaEntry *e;
+	uint64_t start, end;
+	uint64_t addr;   /* in the area */
+	uint64_t filled; /* bytes of dumped pages inside */
+	int fd;          /* VMA_FILE_SHARED: kept open for the restorer */
+};
+
+struct cur_special {
+	VmaKind kind;
+	uint64_t start, len;
+	int used; /* also in the dump */
+};
+
+struct plan {
+	const struct restore_mem_ctx *ctx;
+	struct slot *slots;
+	size_t nr_slots;
+	struct cur_special cur[MAX_SPECIALS];
+	int nr_cur;
+	uint64_t area, area_len;
+	uint64_t args_off, stacks_off, frames_off, frame_stride;
+	size_t fd_cap;
+	int exe_fd;
+};
+
+/* Carves rst_args and its arrays out of one region; with base == NULL
+ * it only counts the bytes. */
+struct carve {
+	uint8_t *base;
+	size_t off;
+};
+
+static void *carve(struct carve *c, size_t n)
+{
+	void *p = c->base ? c->base + c->off : NULL;
+	c->off += (n + 15) & ~(size_t)15;
+	return p;
+}
+
+static uint64_t round_up(uint64_t x, uint64_t a)
+{
+	return (x + a - 1) & ~(a - 1);
+}
+
+static int is_special(VmaKind k)
+{
+	return k == VMA_KIND__VMA_VDSO || k == VMA_KIND__VMA_VVAR || k == VMA_KIND__VMA_VVAR_VCLOCK;
+}
+
+static const char *special_name(VmaKind k)
+{
+	switch (k) {
+	case VMA_KIND__VMA_VDSO: return "[vdso]";
+	case VMA_KIND__VMA_VVAR: return "[vvar]";
+	case VMA_KIND__VMA_VVAR_VCLOCK: return "[vvar_vclock]";
+	default: return "?";
+	}
+}
+
+/* ---- the dumped layout ---- */
+
+static struct slot *find_slot(const struct plan *p, uint64_t addr)
+{
+	size_t lo = 0, hi = p->nr_slots;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		struct slot *s = &p->slots[mid];
+		if (addr < s->start)
+			hi = mid;
+		else if (addr >= s->end)
+			lo = mid + 1;
+		else
+			return s;
+	}
+	return NULL;
+}
+
+static int collect_slots(struct plan *p)
+{
+	const MmEntry *mm = p->ctx->mm;
+	pid_t pid = p->ctx->pid;
+
+	p->slots = calloc(mm->n_vmas ? mm->n_vmas : 1, sizeof(*p->slots));
+	if (!p->slots)
+		return -ENOMEM;
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		const VmaEntry *e = mm->vmas[i];
+		if (e->kind == VMA_KIND__VMA_VSYSCALL)
+			continue;
+		struct slot *prev = p->nr_slots ? &p->slots[p->nr_slots - 1] : NULL;
+		if (e->start >= e->end || e->end > USER_TOP || (e->start | e->end) % PAGE ||
+		    (prev && e->start < prev->end)) {
+			pr_err("pid %d: VMA 0x%" PRIx64 "-0x%" PRIx64 ": misplaced or out of order",
+			       pid, e->start, e->end);
+			return -EINVAL;
+		}
+		if ((e->kind == VMA_KIND__VMA_FILE_PRIVATE || e->kind == VMA_KIND__VMA_FILE_SHARED) &&
+		    !e->path) {
+			pr_err("pid %d: VMA 0x%" PRIx64 ": file mapping without a path", pid, e->start);
+			return -EINVAL;
+		}
+		p->slots[p->nr_slots++] = (struct slot){ .e = e, .start = e->start, .end = e->end, .fd = -1 };
+	}
+	return 0;
+}
+
+/* Every chunk must lie in VMAs that touch one another; count what each
+ * VMA gets. */
+static int check_chunks(struct plan *p)
+{
+	for (size_t i = 0; i < p->ctx->nr_chunks; i++) {
+		const struct page_chunk *c = &p->ctx->chunks[i];
+		uint64_t addr = c->vaddr, end = c->vaddr + (uint64_t)c->nr_pages * PAGE;
+		struct slot *s = find_slot(p, addr);
+
+		while (s && addr < end) {
+			uint64_t upto = end < s->end ? end : s->end;
+			s->filled += upto - addr;
+			addr = upto;
+			if (addr < end)
+				s = (s + 1 < p->slots + p->nr_slots && s[1].start == addr) ? s + 1 : NULL;
+		}
+		if (addr < end || c->vaddr % PAGE) {
+			pr_err("pid %d: pages at 0x%" PRIx64 " (%u pages): not inside the dumped VMAs",
+			       p->ctx->pid, c->vaddr, c->nr_pages);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* ---- the current process ---- */
+
+struct maps_range {
+	uint64_t start, end;
+};
+
+/* Calls fn for every line of /proc/self/maps. */
+static int walk_maps(int (*fn)(void *arg, uint64_t start, uint64_t end, const char *name), void *arg)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[4096];
+	int ret = 0;
+
+	if (!f) {
+		pr_err("/proc/self/maps: %s", strerror(errno));
+		return -errno;
+	}
+	while (!ret && fgets(line, sizeof(line), f)) {
+		unsigned long long start, end;
+		int name_at = 0;
+		if (sscanf(line, "%llx-%llx %*s %*s %*s %*s %n", &start, &end, &name_at) < 2)
+			continue;
+		char *name = line + name_at;
+		name[strcspn(name, "\n")] = 0;
+		ret = fn(arg, start, end, name);
+	}
+	fclose(f);
+	return ret;
+}
+
+static int note_special(void *arg, uint64_t start, uint64_t end, const char *name)
+{
+	struct plan *p = arg;
+	VmaKind kinds[] = { VMA_KIND__VMA_VDSO, VMA_KIND__VMA_VVAR, VMA_KIND__VMA_VVAR_VCLOCK };
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		if (strcmp(name, special_name(kinds[i])) || p->nr_cur >= MAX_SPECIALS)
+			continue;
+		p->cur[p->nr_cur++] = (struct cur_special){ .kind = kinds[i], .start = start, .len = end - start };
+	}
+	return 0;
+}
+
+/* Each dumped special mapping must exist now with the same size: the
+ * restorer moves the kernel's current one into its place. */
+static int match_specials(struct plan *p)
+{
+	int ret = walk_maps(note_special, p);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < p->nr_slots; i++) {
+		struct slot *s = &p->slots[i];
+		struct cur_special *c = NULL;
+		if (!is_special(s->e->kind))
+			continue;
+		for (int j = 0; j < p->nr_cur; j++)
+			if (p->cur[j].kind == s->e->kind)
+				c = &p->cur[j];
+		if (!c || c->used || c->len != s->end - s->start) {
+			pr_err("pid %d: %s: 0x%" PRIx64 " bytes in the dump, 0x%" PRIx64
+			       " on this kernel: cannot restore across these kernels",
+			       p->ctx->pid, special_name(s->e->kind), s->end - s->start, c ? c->len : 0);
+			return -EINVAL;
+		}
+		c->used = 1;
+	}
+	return 0;
+}
+
+static int count_fds(int fd_base, size_t *n)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+
+	if (!d) {
+		pr_err("/proc/self/fd: %s", strerror(errno));
+		return -errno;
+	}
+	*n = 0;
+	while ((de = readdir(d)))
+		if (atoi(de->d_name) >= fd_base)
+			(*n)++;
+	closedir(d);
+	return 0;
+}
+
+/* ---- layout ---- */
+
+static size_t carve_args(const struct plan *p, struct carve *c, struct rst_args **out)
+{
+	const CoreEntry *core = p->ctx->core;
+	struct rst_args *a = carve(c, sizeof(*a));
+
+	if (a) {
+		*out = a;
+		a->unmap = carve(c, (MAX_SPECIALS + 2) * sizeof(struct rst_range));
+		a->vmas = carve(c, p->nr_slots * sizeof(struct rst_vma));
+		a->specials = carve(c, MAX_SPECIALS * sizeof(struct rst_special));
+		a->close_fds = carve(c, p->fd_cap * sizeof(int32_t));
+		a->shared_pending = carve(c, core->n_shared_pending * sizeof(struct rst_siginfo));
+		a->threads = carve(c, core->n_threads * sizeof(struct rst_thread));
+		for (size_t i = 0; i < core->n_threads; i++)
+			a->threads[i].pending = carve(c, core->threads[i]->n_pending * sizeof(struct rst_siginfo));
+		a->mm.auxv = (uint64_t)carve(c, p->ctx->mm->n_auxv * sizeof(uint64_t));
+		return c->off;
+	}
+	carve(c, (MAX_SPECIALS + 2) * sizeof(struct rst_range));
+	carve(c, p->nr_slots * sizeof(struct rst_vma));
+	carve(c, MAX_SPECIALS * sizeof(struct rst_special));
+	carve(c, p->fd_cap * sizeof(int32_t));
+	carve(c, core->n_shared_pending * sizeof(struct rst_siginfo));
+	carve(c, core->n_threads * sizeof(struct rst_thread));
+	for (size_t i = 0; i < core->n_threads; i++)
+		carve(c, core->threads[i]->n_pending * sizeof(struct rst_siginfo));
+	carve(c, p->ctx->mm->n_auxv * sizeof(uint64_t));
+	return c->off;
+}
+
+static int layout(struct plan *p)
+{
+	const CoreEntry *core = p->ctx->core;
+	size_t xstate_max = 0, nr_files = 0;
+	struct carve c = { 0 };
+	uint64_t off;
+	int ret;
+
+	if (core->n_threads < 1) {
+		pr_err("pid %d: core image has no threads", p->ctx->pid);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < p->nr_slots; i++)
+		nr_files += p->slots[i].e->kind == VMA_KIND__VMA_FILE_SHARED;
+	if ((ret = count_fds(p->ctx->fd_base, &p->fd_cap)))
+		return ret;
+	p->fd_cap += nr_files + 64;
+
+	off = round_up(restorer_blob_mem_size, PAGE);
+	p->args_off = off;
+	off = round_up(off + carve_args(p, &c, NULL), PAGE);
+	p->stacks_off = off;
+	off += MAIN_STACK + THREAD_STACK * (core->n_threads - 1);
+	for (size_t i = 0; i < core->n_threads; i++)
+		if (core->threads[i]->xstate.len > xstate_max)
+			xstate_max = core->threads[i]->xstate.len;
+	p->frames_off = off;
+	p->frame_stride = round_up(sigframe_size(xstate_max), 64);
+	off = round_up(off + p->frame_stride * core->n_threads, HUGE);
+	for (size_t i = 0; i < p->nr_slots; i++) {
+		struct slot *s = &p->slots[i];
+		if (!i || s->start != s[-1].end)
+			off += (s->start - off) & (HUGE - 1);
+		s->addr = off; /* relative until the area is placed */
+		off += s->end - s->start;
+	}
+	p->area_len = round_up(off, HUGE);
+	return 0;
+}
+
+struct busy {
+	struct maps_range *r;
+	size_t n, cap;
+};
+
+static int add_busy(void *arg, uint64_t start, uint64_t end, const char *name)
+{
+	struct busy *b = arg;
+	(void)name;
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 256;
+		struct maps_range *r = realloc(b->r, cap * sizeof(*r));
+		if (!r)
+			return -ENOMEM;
+		b->r = r;
+		b->cap = cap;
+	}
+	b->r[b->n++] = (struct maps_range){ start, end };
+	return 0;
+}
+
+static int cmp_range(const void *x, const void *y)
+{
+	const struct maps_range *a = x, *b = y;
+	return a->start < b->start ? -1 : a->start > b->start;
+}
+
+/* Lowest 2 MiB aligned address above AREA_LOW where neither the dumped
+ * layout nor the current process has anything for area_len bytes. */
+static int find_gap(struct plan *p, uint64_t *out)
+{
+	struct busy b = { 0 };
+	uint64_t at = AREA_LOW;
+	int ret = walk_maps(add_busy, &b);
+
+	for (size_t i = 0; !ret && i < p->nr_slots; i++)
+		ret = add_busy(&b, p->slots[i].start, p->slots[i].end, NULL);
+	if (ret) {
+		free(b.r);
+		return ret;
+	}
+	qsort(b.r, b.n, sizeof(*b.r), cmp_range);
+	for (size_t i = 0; i <= b.n; i++) {
+		uint64_t next = i < b.n ? b.r[i].start : USER_TOP;
+		if (next > at && next - at >= p->area_len)
+			break;
+		if (i < b.n && round_up(b.r[i].end, HUGE) > at)
+			at = round_up(b.r[i].end, HUGE);
+	}
+	free(b.r);
+	if (at + p->area_len > USER_TOP) {
+		pr_err("pid %d: no room for a restore area of 0x%" PRIx64 " bytes", p->ctx->pid, p->area_len);
+		return -ENOMEM;
+	}
+	*out = at;
+	return 0;
+}
+
+static int map_area(struct plan *p)
+{
+	uint64_t at;
+	int ret = find_gap(p, &at);
+	if (ret)
+		return ret;
+	void *m = mmap((void *)at, p->area_len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	if (m == MAP_FAILED || m != (void *)at) {
+		ret = m == MAP_FAILED ? -errno : -EEXIST;
+		pr_err("pid %d: restore area at 0x%" PRIx64 ": %s", p->ctx->pid, at, strerror(-ret));
+		if (m != MAP_FAILED)
+			munmap(m, p->area_len);
+		return ret;
+	}
+	p->area = at;
+	for (size_t i = 0; i < p->nr_slots; i++)
+		p->slots[i].addr += at;
+	memcpy(m, restorer_blob, restorer_blob_size);
+	if (mprotect(m, round_up(restorer_blob_mem_size, PAGE), PROT_READ | PROT_WRITE | PROT_EXEC)) {
+		ret = -errno;
+		pr_err("pid %d: restore area: mprotect: %s", p->ctx->pid, strerror(errno));
+		return ret;
+	}
+	return 0;
+}
+
+/* ---- premapping ---- */
+
+/* Open a mapped file and check it is the one that was dumped. */
+static int open_vma_file(const struct plan *p, const VmaEntry *e, int flags)
+{
+	struct stat st;
+	int fd = open(e->path, flags | O_CLOEXEC);
+
+	if (fd < 0 || fstat(fd, &st)) {
+		int err = errno;
+		pr_err("pid %d: %s: cannot open: %s", p->ctx->pid, e->path, strerror(err));
+		if (fd >= 0)
+			close(fd);
+		return -err;
+	}
+	int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	if ((e->has_file_size && (uint64_t)st.st_size != e->file_size) ||
+	    (e->has_mtime_ns && mtime != e->mtime_ns)) {
+		pr_err("pid %d: %s: changed since the dump (size %lld, was %" PRIu64 ")", p->ctx->pid,
+		       e->path, (long long)st.st_size, e->has_file_size ? e->file_size : 0);
+		close(fd);
+		return -ESTALE;
+	}
+	return fd;
+}
+
+/* Move fd to the first free number >= fd_base, out of the restored fds' way. */
+static int fd_above_base(const struct plan *p, int fd)
+{
+	if (fd >= p->ctx->fd_base)
+		return fd;
+	int nfd = fcntl(fd, F_DUPFD_CLOEXEC, p->ctx->fd_base);
+	int err = errno;
+	close(fd);
+	if (nfd < 0) {
+		pr_err("pid %d: fd above %d: %s", p->ctx->pid, p->ctx->fd_base, strerror(err));
+		return -err;
+	}
+	return nfd;
+}
+
+static int premap_slot(const struct plan *p, struct slot *s)
+{
+	const VmaEntry *e = s->e;
+	uint64_t len = s->end - s->start;
+	/* Only what gets filled needs to be writable now. */
+	int prot = (int)e->prot | (s->filled ? PROT_READ | PROT_WRITE : 0);
+	int flags = MAP_FIXED | (int)(e->flags & MAP_GROWSDOWN), fd = -1;
+	void *m;
+
+	switch (e->kind) {
+	case VMA_KIND__VMA_ANON_PRIVATE:
+		flags |= MAP_PRIVATE | MAP_ANONYMOUS;
+		break;
+	case VMA_KIND__VMA_ANON_SHARED:
+		flags |= MAP_SHARED | MAP_ANONYMOUS;
+		break;
+	case VMA_KIND__VMA_FILE_PRIVATE:
+		flags |= MAP_PRIVATE;
+		if ((fd = open_vma_file(p, e, O_RDONLY)) < 0)
+			return fd;
+		break;
+	case VMA_KIND__VMA_FILE_SHARED:
+		fd = open_vma_file(p, e, e->has_open_flags ? (int)(e->open_flags & O_ACCMODE) : O_RDONLY);
+		if (fd < 0)
+			return fd;
+		s->fd = fd_above_base(p, fd);
+		return s->fd < 0 ? s->fd : 0;
+	default:
+		return 0; /* specials: the slot is where the restorer parks them */
+	}
+	m = mmap((void *)s->addr, len, prot, flags, fd, fd < 0 ? 0 : (off_t)e->pgoff);
+	int err = errno;
+	if (fd >= 0)
+		close(fd);
+	if (m == MAP_FAILED) {
+		pr_err("pid %d: VMA 0x%" PRIx64 "-0x%" PRIx64 "%s%s: premap: %s", p->ctx->pid, s->start,
+		       s->end, e->path ? " " : "", e->path ? e->path : "", strerror(err));
+		return -err;
+	}
+	/* Big, mostly dumped anonymous memory: fill it with huge pages. */
+	if (e->kind == VMA_KIND__VMA_ANON_PRIVATE && !(flags & MAP_GROWSDOWN) && len >= THP_MIN &&
+	    s->filled >= len / 2)
+		madvise(m, len, MADV_HUGEPAGE);
+	return 0;
+}
+
+static void *page_dest(void *arg, uint64_t vaddr, size_t len)
+{
+	struct plan *p = arg;
+	struct slot *s = find_slot(p, vaddr);
+	(void)len; /* check_chunks made sure the whole chunk fits */
+	return s ? (void *)(s->addr + (vaddr - s->start)) : NULL;
+}
+
+static int load_pages(struct plan *p)
+{
+	const struct restore_mem_ctx *ctx = p->ctx;
+	uint64_t bytes = 0;
+	char name[64];
+
+	for (size_t i = 0; i < ctx->nr_chunks; i++)
+		bytes += (uint64_t)ctx->chunks[i].nr_pages * PAGE;
+	if (ctx->memory_bytes)
+		*ctx->memory_bytes = bytes;
+	if (!ctx->nr_chunks)
+		return 0;
+	snprintf(name, sizeof(name), "pages-%d.img", ctx->pid);
+	return page_reader_load(ctx->set, name, ctx->chunks, ctx->nr_chunks, ctx->page_threads,
+				page_dest, p);
+}
+
+static int premap_all(struct plan *p)
+{
+	for (size_t i = 0; i < p->nr_slots; i++) {
+		int ret = premap_slot(p, &p->slots[i]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* ---- the restorer's arguments ---- */
+
+static void fill_vmas(const struct plan *p, struct rst_args *a)
+{
+	for (size_t i = 0; i < p->nr_slots; i++) {
+		const struct slot *s = &p->slots[i];
+		const VmaEntry *e = s->e;
+		uint64_t len = s->end - s->start;
+
+		if (is_special(e->kind)) {
+			for (int j = 0; j < p->nr_cur; j++)
+				if (p->cur[j].kind == e->kind)
+					a->specials[a->nr_specials++] = (struct rst_special){
+						.cur = p->cur[j].start, .tmp = s->addr,
+						.target = s->start, .len = len };
+		} else if (e->kind == VMA_KIND__VMA_FILE_SHARED) {
+			a->vmas[a->nr_vmas++] = (struct rst_vma){
+				.start = s->start, .len = len, .pgoff = e->pgoff, .fd = s->fd,
+				.how = RST_VMA_MAP_FD, .prot = e->prot, .flags = MAP_SHARED };
+		} else {
+			a->vmas[a->nr_vmas++] = (struct rst_vma){
+				.start = s->start, .len = len, .src = s->addr, .fd = -1,
+				.how = RST_VMA_MOVE, .prot = e->prot };
+		}
+	}
+}
+
+/* Everything below USER_TOP but the area and the kept special mappings. */
+static void fill_unmap(const struct plan *p, struct rst_args *a)
+{
+	struct maps_range keep[MAX_SPECIALS + 1];
+	size_t n = 0;
+	uint64_t at = 0;
+
+	keep[n++] = (struct maps_range){ p->area, p->area + p->area_len };
+	for (int i = 0; i < p->nr_cur; i++)
+		if (p->cur[i].used)
+			keep[n++] = (struct maps_range){ p->cur[i].start, p->cur[i].start + p->cur[i].len };
+	qsort(keep, n, sizeof(keep[0]), cmp_range);
+	for (size_t i = 0; i <= n; i++) {
+		uint64_t next = i < n ? keep[i].start : USER_TOP;
+		if (next > at)
+			a->unmap[a->nr_unmap++] = (struct rst_range){ at, next - at };
+		if (i < n)
+			at = keep[i].end;
+	}
+}
+
+static void fill_mm(struct plan *p, struct rst_args *a)
+{
+	const MmEntry *mm = p->ctx->mm;
+	struct rst_mm_map *m = &a->mm;
+	size_t n = mm->n_auxv & ~(size_t)1;
+
+	m->start_code = mm->start_code;
+	m->end_code = mm->end_code;
+	m->start_data = mm->start_data;
+	m->end_data = mm->end_data;
+	m->start_brk = mm->start_brk;
+	m->brk = mm->brk;
+	m->start_stack = mm->start_stack;
+	m->arg_start = mm->arg_start;
+	m->arg_end = mm->arg_end;
+	m->env_start = mm->env_start;
+	m->env_end = mm->env_end;
+	memcpy((void *)m->auxv, mm->auxv, n * sizeof(uint64_t));
+	m->auxv_size = (uint32_t)(n * sizeof(uint64_t));
+	m->exe_fd = (uint32_t)-1;
+	if (!mm->exe_path || !*mm->exe_path)
+		return;
+	int fd = open(mm->exe_path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
+		fd = fd_above_base(p, fd);
+	if (fd < 0) {
+		/* Not fatal: only /proc/PID/exe shows the wrong file. */
+		pr_err("pid %d: exe %s: cannot open, /proc/%d/exe will be wrong", p->ctx->pid,
+		       mm->exe_path, p->ctx->pid);
+		return;
+	}
+	p->exe_fd = fd;
+	m->exe_fd = (uint32_t)fd;
+}
+
+static int fill_creds(const struct plan *p, struct rst_creds *rc)
+{
+	const CredsEntry *ce = p->ctx->core->creds;
+	uid_t r, e, s;
+	gid_t rg, eg, sg, groups[64];
+
+	if (!ce)
+		return 0;
+	if (ce->n_groups > 64) {
+		pr_err("pid %d: %zu supplementary groups, at most 64 supported", p->ctx->pid, ce->n_groups);
+		return -E2BIG;
+	}
+	rc->uid = ce->uid, rc->euid = ce->euid, rc->suid = ce->suid, rc->fsuid = ce->fsuid;
+	rc->gid = ce->gid, rc->egid = ce->egid, rc->sgid = ce->sgid, rc->fsgid = ce->fsgid;
+	rc->nr_groups = (uint32_t)ce->n_groups;
+	memcpy(rc->groups, ce->groups, ce->n_groups * sizeof(uint32_t));
+
+	int ng = getgroups(64, groups);
+	if (getresuid(&r, &e, &s) || getresgid(&rg, &eg, &sg) || ng < 0) {
+		rc->set = 1;
+		return 0;
+	}
+	rc->set = r != ce->uid || e != ce->euid || s != ce->suid ||
+		  (uint32_t)setfsuid(-1) != ce->fsuid || rg != ce->gid || eg != ce->egid ||
+		  sg != ce->sgid || (uint32_t)setfsgid(-1) != ce->fsgid ||
+		  (size_t)ng != ce->n_groups || memcmp(groups, ce->groups, ng * sizeof(gid_t));
+	return 0;
+}
+
+static int copy_siginfo(const struct plan *p, struct rst_siginfo *dst, const SiginfoEntry *se)
+{
+	if (se->siginfo.len != sizeof(dst->raw)) {
+		pr_err("pid %d: pending signal: siginfo of %zu bytes", p->ctx->pid, se->siginfo.len);
+		return -EINVAL;
+	}
+	memcpy(dst->raw, se->siginfo.data, sizeof(dst->raw));
+	return 0;
+}
+
+static int fill_thread(const struct plan *p, size_t i, struct rst_thread *t)
+{
+	const ThreadCoreEntry *te = p->ctx->core->threads[i];
+	uint64_t frame = p->area + p->frames_off + i * p->frame_stride;
+	struct user_regs_struct regs;
+	struct sigframe_altstack alt = { .flags = SS_DISABLE };
+	int ret;
+
+	if (te->gpregs.len != sizeof(regs)) {
+		pr_err("pid %d: thread %u: gpregs of %zu bytes", p->ctx->pid, te->tid, te->gpregs.len);
+		return -EINVAL;
+	}
+	memcpy(&regs, te->gpregs.data, sizeof(regs));
+	if (te->has_altstack_sp || te->has_altstack_flags) {
+		alt.sp = te->altstack_sp;
+		alt.size = te->altstack_size;
+		alt.flags = te->altstack_flags;
+	}
+	ret = sigframe_build((void *)frame, frame, &regs, te->xstate.data, te->xstate.len,
+			     te->blocked, &alt, &t->sigreturn_rsp);
+	if (ret) {
+		pr_err("pid %d: thread %u: unusable xstate (%zu bytes)", p->ctx->pid, te->tid, te->xstate.len);
+		return ret;
+	}
+	t->tid = (int32_t)te->tid;
+	t->stack_top = p->area + p->stacks_off + MAIN_STACK + i * THREAD_STACK;
+	t->fs_base = regs.fs_base;
+	t->gs_base = regs.gs_base;
+	t->clear_tid_addr = te->clear_tid_addr;
+	t->robust_list = te->robust_list;
+	t->robust_len = te->robust_len;
+	if (te->has_rseq_addr && te->has_rseq_len && te->rseq_len) {
+		t->rseq_addr = te->rseq_addr;
+		t->rseq_len = te->rseq_len;
+		t->rseq_sig = te->rseq_sig;
+	}
+	t->nr_pending = (uint32_t)te->n_pending;
+	for (size_t j = 0; j < te->n_pending; j++)
+		if ((ret = copy_siginfo(p, &t->pending[j], te->pending[j])))
+			return ret;
+	return 0;
+}
+
+/* Every fd >= fd_base goes at step 5, but the notify fd (the restorer
+ * closes it last) and the exe fd (closed after the mm map). */
+static int fill_close_fds(const struct plan *p, struct rst_args *a)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int ret = 0;
+
+	if (!d) {
+		pr_err("/proc/self/fd: %s", strerror(errno));
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		int fd = atoi(de->d_name);
+		if (de->d_name[0] == '.' || fd < p->ctx->fd_base || fd == dirfd(d) ||
+		    fd == p->ctx->notify_fd || fd == p->exe_fd)
+			continue;
+		if (a->nr_close_fds == p->fd_cap) {
+			pr_err("pid %d: more fds opened than planned", p->ctx->pid);
+			ret = -EMFILE;
+			break;
+		}
+		a->close_fds[a->nr_close_fds++] = fd;
+	}
+	closedir(d);
+	return ret;
+}
+
+static int fill_args(struct plan *p, struct rst_args **out)
+{
+	const CoreEntry *core = p->ctx->core;
+	struct carve c = { .base = (uint8_t *)(p->area + p->args_off) };
+	struct rst_args *a;
+	int ret;
+
+	carve_args(p, &c, &a);
+	a->magic = RST_MAGIC;
+	a->area_start = p->area;
+	a->area_len = p->area_len;
+	a->main_stack = p->area + p->stacks_off + MAIN_STACK;
+	fill_vmas(p, a);
+	fill_unmap(p, a);
+	fill_mm(p, a);
+	if ((ret = fill_creds(p, &a->creds)))
+		return ret;
+	a->pdeathsig = core->pdeathsig;
+	a->nr_shared_pending = (uint32_t)core->n_shared_pending;
+	for (size_t i = 0; i < core->n_shared_pending; i++)
+		if ((ret = copy_siginfo(p, &a->shared_pending[i], core->shared_pending[i])))
+			return ret;
+	for (size_t i = 0; i < core->n_threads; i++)
+		if ((ret = fill_thread(p, i, &a->threads[i])))
+			return ret;
+	a->notify_fd = p->ctx->notify_fd;
+	a->nr_threads = (int32_t)core->n_threads;
+	a->threads_left = a->nr_threads;
+	if ((ret = fill_close_fds(p, a)))
+		return ret;
+	*out = a;
+	return 0;
+}
+
+/* ---- the jump ---- */
+
+/* glibc registered rseq at its TLS: once the restorer unmaps that, the
+ * kernel must not write there any more. */
+static int unregister_rseq(const struct plan *p)
+{
+	uint64_t tp;
+	long ret = 0;
+
+	if (!__rseq_size)
+		return 0;
+	asm volatile("mov %%fs:0, %0" : "=r"(tp));
+	void *area = (void *)(tp + __rseq_offset);
+	ret = syscall(__NR_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
+	if (ret && errno == EINVAL && __rseq_size != 32)
+		ret = syscall(__NR_rseq, area, 32, RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
+	if (ret && errno != EINVAL) { /* EINVAL: not registered (here) */
+		pr_err("pid %d: rseq unregister: %s", p->ctx->pid, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+__attribute__((noreturn)) static void jump(uint64_t entry, uint64_t stack, struct rst_args *a)
+{
+	asm volatile("mov %0, %%rsp\n\t"
+		     "xor %%ebp, %%ebp\n\t"
+		     "jmp *%1"
+		     :
+		     : "r"(stack), "r"(entry), "D"(a)
+		     : "memory");
+	__builtin_unreachable();
+}
+
+static void undo(struct plan *p)
+{
+	for (size_t i = 0; i < p->nr_slots; i++)
+		if (p->slots[i].fd >= 0)
+			close(p->slots[i].fd);
+	if (p->exe_fd >= 0)
+		close(p->exe_fd);
+	if (p->area)
+		munmap((void *)p->area, p->area_len);
+	free(p->slots);
+}
+
+int restore_mem_and_jump(const struct restore_mem_ctx *ctx)
+{
+	struct plan p = { .ctx = ctx, .exe_fd = -1 };
+	struct rst_args *a = NULL;
+	int ret;
+
+	if ((ret = collect_slots(&p)) || (ret = check_chunks(&p)) || (ret = match_specials(&p)) ||
+	    (ret = layout(&p)) || (ret = map_area(&p)) || (ret = premap_all(&p)) ||
+	    (ret = load_pages(&p)) || (ret = fill_args(&p, &a)) || (ret = unregister_rseq(&p))) {
+		undo(&p);
+		return ret;
+	}
+	/* No malloc, no mmap from here on: the unmap list is final. */
+	jump(p.area + restorer_off_main, a->main_stack, a);
+}

@@ -1,0 +1,286 @@
+/*
+ * The restorer blob: the last code that runs in a restoring process before
+ * it becomes the dumped one.  The host (libckpt/restore-mem.c) premapped
+ * every dumped VMA inside the "restore area", filled it and jumped here
+ * with rdi = struct rst_args and rsp in the area; from now on nothing of
+ * the restoring process but the area is needed.  The steps, in the order
+ * of include/restorer-abi.h:
+ *
+ *   main thread   specials aside -> unmap the old memory -> move/map the
+ *                 VMAs -> specials home -> close fds -> mm map -> shared
+ *                 pending signals -> pdeathsig -> clone the other threads
+ *   every thread  fs/gs, tid address, robust list, rseq, own pending
+ *                 signals, creds -> count down -> the last one tells the
+ *                 host -> pause() until the host's rt_sigreturn
+ *
+ * Freestanding: raw syscalls only (include/ckpt-sys.h), no relocations,
+ * general registers only.  A failure writes a struct rst_error to the
+ * notify fd and ends the whole process.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <asm/prctl.h>
+#include <linux/mman.h>
+#include <linux/prctl.h>
+#include <linux/sched.h>
+
+#include "ckpt-sys.h"
+#include "restorer-abi.h"
+
+#define CLONE_STACK_HINT 256 /* clone3 wants a stack range; only its top matters */
+
+long rst_clone_thread(struct clone_args *ca, size_t size, void (*fn)(void *), void *arg);
+void restorer_main(struct rst_args *a);
+
+/* The compiler may emit calls to these for struct copies and zeroing; the
+ * attribute keeps it from turning the loops back into calls to themselves. */
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+void *memcpy(void *dst, const void *src, size_t n)
+{
+	return blob_memcpy(dst, src, n);
+}
+
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+void *memset(void *dst, int c, size_t n)
+{
+	return blob_memset(dst, c, n);
+}
+
+/* Threads started by clone3 only get their rst_thread; the rest lives here
+ * (.bss, addressed rip-relative). */
+static struct rst_args *rst_args_ptr;
+
+static int32_t dumped_pid(const struct rst_args *a)
+{
+	return a->threads[0].tid;
+}
+
+__attribute__((noreturn))
+static void fail(int step, long err, uint64_t addr)
+{
+	struct rst_args *a = rst_args_ptr;
+	struct rst_error e;
+
+	blob_memset(&e, 0, sizeof(e));
+	e.tag = 'E';
+	e.pid = dumped_pid(a);
+	e.step = step;
+	e.err = err < 0 ? err : -22 /* EINVAL: a syscall returned nonsense */;
+	e.addr = addr;
+	sys_write(a->notify_fd, &e, sizeof(e));
+	for (;;)
+		sys_exit_group(1);
+}
+
+static void check(long ret, int step, uint64_t addr)
+{
+	if (ret < 0)
+		fail(step, ret, addr);
+}
+
+/* mremap/mmap to a fixed place: anything but `want` is a failure. */
+static void check_at(long ret, uint64_t want, int step, uint64_t addr)
+{
+	if ((uint64_t)ret != want)
+		fail(step, ret < 0 ? ret : -22, addr);
+}
+
+static void move_range(uint64_t from, uint64_t to, uint64_t len, int step)
+{
+	if (from == to)
+		return;
+	long ret = sys_mremap((void *)from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)to);
+	check_at(ret, to, step, from);
+}
+
+static void move_specials(struct rst_args *a, int final)
+{
+	for (uint32_t i = 0; i < a->nr_specials; i++) {
+		struct rst_special *s = &a->specials[i];
+		if (final)
+			move_range(s->tmp, s->target, s->len, RST_STEP_SPECIAL_FINAL);
+		else
+			move_range(s->cur, s->tmp, s->len, RST_STEP_SPECIAL_TMP);
+	}
+}
+
+static void unmap_old(struct rst_args *a)
+{
+	for (uint32_t i = 0; i < a->nr_unmap; i++) {
+		struct rst_range *r = &a->unmap[i];
+		check(sys_munmap((void *)r->start, r->len), RST_STEP_UNMAP, r->start);
+	}
+}
+
+static void build_vmas(struct rst_args *a)
+{
+	for (uint32_t i = 0; i < a->nr_vmas; i++) {
+		struct rst_vma *v = &a->vmas[i];
+		if (v->how == RST_VMA_MOVE) {
+			move_range(v->src, v->start, v->len, RST_STEP_VMA_MOVE);
+		} else {
+			long ret = sys_mmap((void *)v->start, v->len, (int)v->prot,
+					    (int)(v->flags | MAP_FIXED), v->fd, (long)v->pgoff);
+			check_at(ret, v->start, RST_STEP_VMA_MAP, v->start);
+		}
+	}
+	for (uint32_t i = 0; i < a->nr_vmas; i++) {
+		struct rst_vma *v = &a->vmas[i];
+		check(sys_mprotect((void *)v->start, v->len, (int)v->prot), RST_STEP_VMA_PROT, v->start);
+	}
+}
+
+static void close_fds(struct rst_args *a)
+{
+	for (uint32_t i = 0; i < a->nr_close_fds; i++)
+		sys_close(a->close_fds[i]);
+}
+
+static void set_mm(struct rst_args *a)
+{
+	int exe_fd = (int)a->mm.exe_fd;
+	long ret = sys_prctl(PR_SET_MM, PR_SET_MM_MAP, (long)&a->mm, sizeof(a->mm), 0);
+	if (ret < 0 && exe_fd >= 0) {
+		/* The kernel may refuse the exe file (e.g. still mapped as
+		 * the old exe): the mm layout matters more. */
+		a->mm.exe_fd = (uint32_t)-1;
+		ret = sys_prctl(PR_SET_MM, PR_SET_MM_MAP, (long)&a->mm, sizeof(a->mm), 0);
+	}
+	if (exe_fd >= 0)
+		sys_close(exe_fd);
+	check(ret, RST_STEP_MM_MAP, 0);
+}
+
+static int siginfo_signo(const struct rst_siginfo *si)
+{
+	int32_t signo;
+	blob_memcpy(&signo, si->raw, sizeof(signo));
+	return signo;
+}
+
+static void queue_shared_pending(struct rst_args *a)
+{
+	long pid = sys_getpid();
+	for (uint32_t i = 0; i < a->nr_shared_pending; i++) {
+		struct rst_siginfo *si = &a->shared_pending[i];
+		long ret = sys_call3(__NR_rt_sigqueueinfo, pid, siginfo_signo(si), si->raw);
+		check(ret, RST_STEP_SIGQUEUE, (uint64_t)siginfo_signo(si));
+	}
+}
+
+static void set_pdeathsig(struct rst_args *a)
+{
+	check(sys_prctl(PR_SET_PDEATHSIG, a->pdeathsig, 0, 0, 0), RST_STEP_THREAD_STATE, (uint64_t)a->pdeathsig);
+}
+
+static void set_creds(struct rst_args *a)
+{
+	struct rst_creds *c = &a->creds;
+	long ret;
+
+	ret = sys_call2(__NR_setgroups, c->nr_groups, c->groups);
+	check(ret, RST_STEP_CREDS, 0);
+	ret = sys_call3(__NR_setresgid, c->gid, c->egid, c->sgid);
+	check(ret, RST_STEP_CREDS, c->gid);
+	/* setfsgid/setfsuid report the previous value, never an error:
+	 * read back with -1 to see whether it took. */
+	sys_call1(__NR_setfsgid, c->fsgid);
+	if ((uint32_t)sys_call1(__NR_setfsgid, -1) != c->fsgid)
+		fail(RST_STEP_CREDS, -1, c->fsgid);
+	ret = sys_call3(__NR_setresuid, c->uid, c->euid, c->suid);
+	check(ret, RST_STEP_CREDS, c->uid);
+	sys_call1(__NR_setfsuid, c->fsuid);
+	if ((uint32_t)sys_call1(__NR_setfsuid, -1) != c->fsuid)
+		fail(RST_STEP_CREDS, -1, c->fsuid);
+}
+
+/* Step a: what the kernel keeps per thread. */
+static void setup_thread(struct rst_args *a, struct rst_thread *t, int is_main)
+{
+	long tgid = sys_getpid(), tid = sys_gettid();
+
+	check(sys_arch_prctl(ARCH_SET_FS, t->fs_base), RST_STEP_THREAD_STATE, (uint64_t)t->tid);
+	check(sys_arch_prctl(ARCH_SET_GS, t->gs_base), RST_STEP_THREAD_STATE, (uint64_t)t->tid);
+	sys_call1(__NR_set_tid_address, t->clear_tid_addr);
+	if (t->robust_len)
+		check(sys_call2(__NR_set_robust_list, t->robust_list, t->robust_len),
+		      RST_STEP_THREAD_STATE, (uint64_t)t->tid);
+	if (t->rseq_len)
+		check(sys_call4(__NR_rseq, t->rseq_addr, t->rseq_len, 0, t->rseq_sig),
+		      RST_STEP_THREAD_STATE, (uint64_t)t->tid);
+	for (uint32_t i = 0; i < t->nr_pending; i++) {
+		struct rst_siginfo *si = &t->pending[i];
+		long ret = sys_call4(__NR_rt_tgsigqueueinfo, tgid, tid, siginfo_signo(si), si->raw);
+		check(ret, RST_STEP_SIGQUEUE, (uint64_t)siginfo_signo(si));
+	}
+	if (a->creds.set) {
+		set_creds(a);
+		/* A change of creds clears pdeathsig and dumpable. */
+		if (is_main)
+			set_pdeathsig(a);
+		sys_prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	}
+}
+
+/* Steps b and c. */
+__attribute__((noreturn))
+static void finish_thread(struct rst_args *a)
+{
+	if (__atomic_sub_fetch(&a->threads_left, 1, __ATOMIC_SEQ_CST) == 0) {
+		struct rst_ready r;
+		blob_memset(&r, 0, sizeof(r));
+		r.tag = 'R';
+		r.pid = dumped_pid(a);
+		r.args = (uint64_t)a;
+		sys_write(a->notify_fd, &r, sizeof(r));
+		sys_close(a->notify_fd);
+	}
+	for (;;)
+		sys_call0(__NR_pause);
+}
+
+static void thread_main(void *arg)
+{
+	struct rst_thread *t = arg;
+	setup_thread(rst_args_ptr, t, 0);
+	finish_thread(rst_args_ptr);
+}
+
+static void clone_threads(struct rst_args *a)
+{
+	for (int32_t i = 1; i < a->nr_threads; i++) {
+		struct rst_thread *t = &a->threads[i];
+		int32_t tid = t->tid;
+		struct clone_args ca;
+
+		blob_memset(&ca, 0, sizeof(ca));
+		ca.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+			   CLONE_SYSVSEM;
+		ca.stack = t->stack_top - CLONE_STACK_HINT;
+		ca.stack_size = CLONE_STACK_HINT;
+		ca.set_tid = (uint64_t)&tid;
+		ca.set_tid_size = 1;
+		long ret = rst_clone_thread(&ca, sizeof(ca), thread_main, t);
+		check(ret, RST_STEP_CLONE, (uint64_t)tid);
+	}
+}
+
+void restorer_main(struct rst_args *a)
+{
+	rst_args_ptr = a;
+	if (a->magic != RST_MAGIC)
+		sys_exit_group(1);
+
+	move_specials(a, 0);
+	unmap_old(a);
+	build_vmas(a);
+	move_specials(a, 1);
+	close_fds(a);
+	set_mm(a);
+	queue_shared_pending(a);
+	set_pdeathsig(a);
+	clone_threads(a);
+
+	setup_thread(a, &a->threads[0], 1);
+	finish_thread(a);
+}
