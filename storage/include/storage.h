@@ -90,7 +90,9 @@ int img_exists(struct img_set *set, const char *name);
 /*
  * Page data.  The dumper hands the writer runs of present pages of a
  * stopped process; worker threads (one per CPU) read them straight from
- * the process with process_vm_readv, drop pages that are all zero (they
+ * the process (pread of /proc/PID/mem: unlike process_vm_readv it does not
+ * copy pages the process shares copy-on-write, and it reads PROT_NONE
+ * mappings; the caller needs ptrace access), drop pages that are all zero (they
  * become holes), compress the rest with lz4 (stored raw when that does not
  * shrink them) and write them to the pages file.  Each stored run of
  * non-zero pages comes back as one chunk (the pagemap_entry fields), split

@@ -1,0 +1,550 @@
+/*
+ * The image set: one checkpoint directory.
+ *
+ * Write side: img_set_create() makes the directory (0700) and removes an
+ * old manifest at once, so that a dump that fails half-way never leaves a
+ * "committed" set made of old and new files.  Every file written is
+ * tracked (name, size, crc32c); img_set_commit() writes them into the
+ * manifest via a tmp file, fsync, rename, fsync of the directory.
+ *
+ * Read side: img_set_open() reads the manifest and checks every file it
+ * lists (present, size, crc32c) before anything else reads them; the crcs
+ * are computed over 64 MiB slices on all CPUs and joined per file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "manifest.pb-c.h"
+
+int set_valid_name(const char *name)
+{
+	size_t len = strnlen(name, NAME_MAX + 1);
+
+	return len > 0 && len <= NAME_MAX && !strchr(name, '/') && strcmp(name, ".") &&
+	       strcmp(name, "..");
+}
+
+static struct set_file *set_lookup(struct img_set *set, const char *name)
+{
+	for (size_t i = 0; i < set->nr_files; i++)
+		if (!strcmp(set->files[i].name, name))
+			return &set->files[i];
+	return NULL;
+}
+
+const struct set_file *set_find(struct img_set *set, const char *name)
+{
+	const struct set_file *f;
+
+	pthread_mutex_lock(&set->lock);
+	f = set_lookup(set, name);
+	if (f && !f->done)
+		f = NULL;
+	pthread_mutex_unlock(&set->lock);
+	return f;
+}
+
+static int set_add(struct img_set *set, const char *name, uint64_t size, uint32_t crc, int done)
+{
+	struct set_file *f;
+
+	if (set->nr_files == set->cap_files) {
+		size_t cap = set->cap_files ? 2 * set->cap_files : 16;
+		f = realloc(set->files, cap * sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+		set->files = f;
+		set->cap_files = cap;
+	}
+	f = &set->files[set->nr_files];
+	f->name = strdup(name);
+	if (!f->name)
+		return -ENOMEM;
+	f->size = size;
+	f->crc = crc;
+	f->done = done;
+	set->nr_files++;
+	return 0;
+}
+
+int set_track(struct img_set *set, const char *name)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&set->lock);
+	if (set_lookup(set, name)) {
+		st_err("%s/%s: written twice", set->dir, name);
+		ret = -EEXIST;
+	} else {
+		ret = set_add(set, name, 0, 0, 0);
+	}
+	pthread_mutex_unlock(&set->lock);
+	return ret;
+}
+
+void set_track_done(struct img_set *set, const char *name, uint64_t size, uint32_t crc)
+{
+	struct set_file *f;
+
+	pthread_mutex_lock(&set->lock);
+	f = set_lookup(set, name);
+	if (f) {
+		f->size = size;
+		f->crc = crc;
+		f->done = 1;
+	}
+	pthread_mutex_unlock(&set->lock);
+}
+
+static struct img_set *set_alloc(const char *dir, int writing)
+{
+	struct img_set *set = calloc(1, sizeof(*set));
+
+	if (!set)
+		return NULL;
+	set->dir = strdup(dir);
+	if (!set->dir) {
+		free(set);
+		return NULL;
+	}
+	set->dirfd = -1;
+	set->writing = writing;
+	pthread_mutex_init(&set->lock, NULL);
+	return set;
+}
+
+void img_set_close(struct img_set *set)
+{
+	if (!set)
+		return;
+	for (size_t i = 0; i < set->nr_files; i++)
+		free(set->files[i].name);
+	free(set->files);
+	if (set->dirfd >= 0)
+		close(set->dirfd);
+	pthread_mutex_destroy(&set->lock);
+	free(set->dir);
+	free(set);
+}
+
+const char *img_set_dir(const struct img_set *set)
+{
+	return set->dir;
+}
+
+int img_set_dirfd(const struct img_set *set)
+{
+	return set->dirfd;
+}
+
+uint32_t img_set_root_pid(const struct img_set *set)
+{
+	return set->root_pid;
+}
+
+int img_exists(struct img_set *set, const char *name)
+{
+	return set_find(set, name) != NULL;
+}
+
+/* mkdir -p, new levels 0700. */
+static int mkdir_p(const char *dir)
+{
+	char *path = strdup(dir);
+	int ret = 0;
+
+	if (!path)
+		return -ENOMEM;
+	for (char *p = path + 1; *p && !ret; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0700) && errno != EEXIST)
+			ret = -errno;
+		*p = '/';
+	}
+	if (!ret && mkdir(path, 0700) && errno != EEXIST)
+		ret = -errno;
+	free(path);
+	return ret;
+}
+
+/* An old manifest goes first, durably: from now on the directory is not a
+ * checkpoint until we commit. */
+static int remove_old_manifest(struct img_set *set)
+{
+	int removed = 0;
+
+	if (!unlinkat(set->dirfd, MANIFEST_NAME, 0))
+		removed = 1;
+	else if (errno != ENOENT)
+		goto fail;
+	if (unlinkat(set->dirfd, MANIFEST_TMP, 0) && errno != ENOENT)
+		goto fail;
+	if (removed && fsync(set->dirfd))
+		goto fail;
+	return 0;
+fail:
+	st_err("%s: removing the old manifest: %s", set->dir, strerror(errno));
+	return -errno;
+}
+
+int img_set_create(const char *dir, struct img_set **out)
+{
+	struct img_set *set;
+	int ret;
+
+	if (!*dir)
+		return -EINVAL;
+	ret = mkdir_p(dir);
+	if (ret) {
+		st_err("%s: mkdir: %s", dir, strerror(-ret));
+		return ret;
+	}
+	set = set_alloc(dir, 1);
+	if (!set)
+		return -ENOMEM;
+	set->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (set->dirfd < 0) {
+		ret = -errno;
+		st_err("%s: open: %s", dir, strerror(-ret));
+		img_set_close(set);
+		return ret;
+	}
+	ret = remove_old_manifest(set);
+	if (ret) {
+		img_set_close(set);
+		return ret;
+	}
+	*out = set;
+	return 0;
+}
+
+static uint32_t owner_of(uint32_t pid)
+{
+	char path[32];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%u", pid);
+	if (pid && !stat(path, &st))
+		return st.st_uid;
+	return geteuid();
+}
+
+static int manifest_write(struct img_set *set, ManifestEntry *me)
+{
+	struct img *img;
+	int ret;
+
+	ret = img_create_file(set, IMG_MANIFEST, MANIFEST_TMP, 0, &img);
+	if (ret)
+		return ret;
+	img_write(img, &me->base);
+	ret = img_close_write(img);
+	if (ret)
+		return ret;
+	if (renameat(set->dirfd, MANIFEST_TMP, set->dirfd, MANIFEST_NAME) || fsync(set->dirfd)) {
+		ret = -errno;
+		st_err("%s: committing the manifest: %s", set->dir, strerror(-ret));
+	}
+	return ret;
+}
+
+int img_set_commit(struct img_set *set, uint32_t root_pid)
+{
+	ManifestEntry me = MANIFEST_ENTRY__INIT;
+	ManifestFile *files, **ptrs;
+	struct utsname un;
+	struct timespec ts;
+	int ret;
+
+	if (!set->writing)
+		return -EINVAL;
+	for (size_t i = 0; i < set->nr_files; i++) {
+		if (!set->files[i].done) {
+			st_err("%s/%s: not written completely", set->dir, set->files[i].name);
+			return -EBUSY;
+		}
+	}
+	files = calloc(set->nr_files + 1, sizeof(*files));
+	ptrs = calloc(set->nr_files + 1, sizeof(*ptrs));
+	if (!files || !ptrs) {
+		free(files);
+		free(ptrs);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < set->nr_files; i++) {
+		manifest_file__init(&files[i]);
+		files[i].name = set->files[i].name;
+		files[i].size = set->files[i].size;
+		files[i].crc = set->files[i].crc;
+		ptrs[i] = &files[i];
+	}
+	uname(&un);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	me.format_version = IMG_FORMAT_VERSION;
+	me.created_ns = (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+	me.hostname = un.nodename;
+	me.kernel = un.release;
+	me.root_pid = root_pid;
+	me.owner_uid = owner_of(root_pid);
+	me.n_files = set->nr_files;
+	me.files = ptrs;
+	ret = manifest_write(set, &me);
+	free(files);
+	free(ptrs);
+	return ret;
+}
+
+void img_set_abort(struct img_set *set)
+{
+	if (!set->writing)
+		return;
+	for (size_t i = 0; i < set->nr_files; i++) {
+		unlinkat(set->dirfd, set->files[i].name, 0);
+		free(set->files[i].name);
+	}
+	set->nr_files = 0;
+	unlinkat(set->dirfd, MANIFEST_TMP, 0);
+	unlinkat(set->dirfd, MANIFEST_NAME, 0);
+	fsync(set->dirfd);
+}
+
+/* ---- read side: the manifest and the check of every file ---- */
+
+#define VERIFY_SLICE (64ull << 20)
+#define VERIFY_BUF (1u << 20)
+
+struct verify_slice {
+	size_t file;
+	uint64_t off, len;
+	uint32_t crc;
+};
+
+struct verify {
+	struct img_set *set;
+	int *fds;
+	struct verify_slice *slices;
+	size_t nr_slices;
+	size_t next; /* under lock */
+	pthread_mutex_t lock;
+	int err;
+};
+
+static int verify_one(struct verify *v, struct verify_slice *s, uint8_t *buf)
+{
+	uint64_t off = s->off, left = s->len;
+	uint32_t crc = 0;
+
+	while (left) {
+		size_t n = left < VERIFY_BUF ? left : VERIFY_BUF;
+		int ret = pread_full(v->fds[s->file], buf, n, off);
+		if (ret) {
+			st_err("%s/%s: read: %s", v->set->dir, v->set->files[s->file].name,
+			       ret == -EIO ? "file shrank" : strerror(-ret));
+			return ret;
+		}
+		crc = crc32c(crc, buf, n);
+		off += n;
+		left -= n;
+	}
+	s->crc = crc;
+	return 0;
+}
+
+static void *verify_worker(void *arg)
+{
+	struct verify *v = arg;
+	uint8_t *buf = malloc(VERIFY_BUF);
+
+	for (;;) {
+		struct verify_slice *s = NULL;
+		int ret;
+
+		pthread_mutex_lock(&v->lock);
+		if (!v->err && v->next < v->nr_slices)
+			s = &v->slices[v->next++];
+		if (!buf && !v->err)
+			v->err = -ENOMEM;
+		pthread_mutex_unlock(&v->lock);
+		if (!s)
+			break;
+		ret = verify_one(v, s, buf);
+		if (ret) {
+			pthread_mutex_lock(&v->lock);
+			if (!v->err)
+				v->err = ret;
+			pthread_mutex_unlock(&v->lock);
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+/* Open every listed file and check its size; cut the files into slices. */
+static int verify_prepare(struct verify *v)
+{
+	struct img_set *set = v->set;
+	size_t nr = 0;
+
+	for (size_t i = 0; i < set->nr_files; i++) {
+		const struct set_file *f = &set->files[i];
+		struct stat st;
+
+		v->fds[i] = openat(set->dirfd, f->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (v->fds[i] < 0) {
+			int ret = -errno;
+			st_err("%s/%s: %s", set->dir, f->name,
+			       ret == -ENOENT ? "missing (listed in the manifest)" : strerror(-ret));
+			return ret;
+		}
+		if (fstat(v->fds[i], &st) || !S_ISREG(st.st_mode) ||
+		    (uint64_t)st.st_size != f->size) {
+			st_err("%s/%s: %lld bytes, the manifest says %llu", set->dir, f->name,
+			       (long long)st.st_size, (unsigned long long)f->size);
+			return -EINVAL;
+		}
+		posix_fadvise(v->fds[i], 0, 0, POSIX_FADV_SEQUENTIAL);
+		nr += f->size / VERIFY_SLICE + 1;
+	}
+	v->slices = calloc(nr, sizeof(*v->slices));
+	if (!v->slices)
+		return -ENOMEM;
+	for (size_t i = 0; i < set->nr_files; i++) {
+		uint64_t off = 0;
+		do {
+			struct verify_slice *s = &v->slices[v->nr_slices++];
+			s->file = i;
+			s->off = off;
+			s->len = set->files[i].size - off < VERIFY_SLICE ? set->files[i].size - off
+									 : VERIFY_SLICE;
+			off += s->len;
+		} while (off < set->files[i].size);
+	}
+	return 0;
+}
+
+static int verify_run(struct verify *v)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t nr = cpus > 0 ? (size_t)cpus : 1;
+	pthread_t tids[64];
+	size_t started = 0;
+
+	if (nr > 64)
+		nr = 64;
+	if (nr > v->nr_slices)
+		nr = v->nr_slices;
+	for (size_t i = 1; i < nr; i++)
+		if (!pthread_create(&tids[started], NULL, verify_worker, v))
+			started++;
+	verify_worker(v);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	return v->err;
+}
+
+/* Join the slices of each file and compare with the manifest. */
+static int verify_compare(struct verify *v)
+{
+	size_t s = 0;
+
+	for (size_t i = 0; i < v->set->nr_files; i++) {
+		uint32_t crc = 0;
+		for (; s < v->nr_slices && v->slices[s].file == i; s++)
+			crc = crc32c_combine(crc, v->slices[s].crc, v->slices[s].len);
+		if (crc != v->set->files[i].crc) {
+			st_err("%s/%s: checksum mismatch", v->set->dir, v->set->files[i].name);
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+static int set_verify(struct img_set *set)
+{
+	struct verify v = { .set = set };
+	int ret;
+
+	v.fds = malloc((set->nr_files + 1) * sizeof(int));
+	if (!v.fds)
+		return -ENOMEM;
+	for (size_t i = 0; i < set->nr_files; i++)
+		v.fds[i] = -1;
+	pthread_mutex_init(&v.lock, NULL);
+	ret = verify_prepare(&v);
+	if (!ret)
+		ret = verify_run(&v);
+	if (!ret)
+		ret = verify_compare(&v);
+	for (size_t i = 0; i < set->nr_files; i++)
+		if (v.fds[i] >= 0)
+			close(v.fds[i]);
+	pthread_mutex_destroy(&v.lock);
+	free(v.slices);
+	free(v.fds);
+	return ret;
+}
+
+static int manifest_load(struct img_set *set, ManifestEntry *me)
+{
+	if (me->format_version != IMG_FORMAT_VERSION) {
+		st_err("%s/%s: format version %u, expected %u", set->dir, MANIFEST_NAME,
+		       me->format_version, IMG_FORMAT_VERSION);
+		return -EINVAL;
+	}
+	set->root_pid = me->root_pid;
+	for (size_t i = 0; i < me->n_files; i++) {
+		const char *name = me->files[i]->name;
+		if (!set_valid_name(name) || !strcmp(name, MANIFEST_NAME) ||
+		    set_lookup(set, name)) {
+			st_err("%s/%s: file %zu: bad or repeated name", set->dir, MANIFEST_NAME, i);
+			return -EINVAL;
+		}
+		if (set_add(set, name, me->files[i]->size, me->files[i]->crc, 1))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int img_set_open(const char *dir, struct img_set **out)
+{
+	ProtobufCMessage *msg = NULL;
+	struct img_set *set = set_alloc(dir, 0);
+	int ret;
+
+	if (!set)
+		return -ENOMEM;
+	set->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (set->dirfd < 0) {
+		ret = -errno;
+		st_err("%s: open: %s", dir, strerror(-ret));
+		goto out;
+	}
+	if (faccessat(set->dirfd, MANIFEST_NAME, F_OK, AT_SYMLINK_NOFOLLOW) && errno == ENOENT) {
+		st_err("%s: no manifest: not a checkpoint or an incomplete one", dir);
+		ret = -ENOENT;
+		goto out;
+	}
+	ret = img_read_one_file(set, IMG_MANIFEST, MANIFEST_NAME, 0, &manifest_entry__descriptor,
+				&msg);
+	if (!ret)
+		ret = manifest_load(set, (ManifestEntry *)msg);
+	if (!ret)
+		ret = set_verify(set);
+out:
+	if (msg)
+		protobuf_c_message_free_unpacked(msg, NULL);
+	if (ret)
+		img_set_close(set);
+	else
+		*out = set;
+	return ret;
+}

@@ -1,0 +1,89 @@
+/*
+ * Shared between the files of storage/ only: the image set's list of
+ * files (what the manifest will hold), the image header, and small I/O
+ * helpers.  Users of storage/ include storage.h, never this.
+ */
+#ifndef CKPT_STORAGE_INTERNAL_H
+#define CKPT_STORAGE_INTERNAL_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+
+#include "storage.h"
+
+#define st_err(fmt, ...) fprintf(stderr, "ckpt: " fmt "\n", ##__VA_ARGS__)
+
+#define IMG_MAGIC "CKPTIMG" /* 8 bytes with its NUL */
+#define IMG_HEADER_SIZE 16u
+#define IMG_TRAILER_SIZE 12u
+#define IMG_TRAILER_MARK 0xffffffffu
+#define MANIFEST_NAME "manifest"
+#define MANIFEST_TMP "manifest.tmp"
+
+/* One file of the set: written by us (write side) or listed in the
+ * manifest (read side). */
+struct set_file {
+	char *name;
+	uint64_t size;
+	uint32_t crc;
+	int done; /* closed and recorded (write side); always 1 on read */
+};
+
+struct img_set {
+	char *dir;
+	int dirfd;
+	int writing;
+	uint32_t root_pid; /* read side, from the manifest */
+	pthread_mutex_t lock;
+	struct set_file *files;
+	size_t nr_files, cap_files;
+};
+
+/* Write side: `name` is being written (abort removes it from now on). */
+int set_track(struct img_set *set, const char *name);
+/* Write side: `name` is complete with this size and crc. */
+void set_track_done(struct img_set *set, const char *name, uint64_t size, uint32_t crc);
+/* The complete file `name`, or NULL. */
+const struct set_file *set_find(struct img_set *set, const char *name);
+/* A name that may live in the directory: no '/', not "." or "..". */
+int set_valid_name(const char *name);
+
+/* img_create/img_open/img_read_one with a choice: `track` records the
+ * file in the set, `listed` requires it to be there (both off: manifest). */
+int img_create_file(struct img_set *set, enum img_kind kind, const char *name, int track,
+		    struct img **out);
+int img_open_file(struct img_set *set, enum img_kind kind, const char *name, int listed,
+		  struct img **out);
+int img_read_one_file(struct img_set *set, enum img_kind kind, const char *name, int listed,
+		      const ProtobufCMessageDescriptor *desc, ProtobufCMessage **msg);
+
+void img_header_fill(uint8_t hdr[IMG_HEADER_SIZE], enum img_kind kind);
+/* 0 or -EINVAL after printing what is wrong with the header of `name`. */
+int img_header_check(const struct img_set *set, const char *name, const uint8_t *hdr,
+		     size_t len, enum img_kind kind);
+
+int write_full(int fd, const void *buf, size_t len);
+int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+/* Reads exactly `len` bytes; -EIO on a short file. */
+int pread_full(int fd, void *buf, size_t len, uint64_t off);
+
+/* crc32c(A || B) from crc32c(A), crc32c(B) and the length of B. */
+uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
+/* The table walk, for tests to check the fast path against. */
+uint32_t crc32c_slow(uint32_t crc, const void *buf, size_t len);
+
+static inline void put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = v;
+	p[1] = v >> 8;
+	p[2] = v >> 16;
+	p[3] = v >> 24;
+}
+
+static inline uint32_t get_le32(const uint8_t *p)
+{
+	return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+#endif
