@@ -1,0 +1,478 @@
+/*
+ * freeze: stop a process tree with ptrace (see freeze.h).
+ *
+ * Every thread is PTRACE_SEIZEd (options: TRACESYSGOOD only, never
+ * EXITKILL: if we die the tree must go on) and PTRACE_INTERRUPTed, and we
+ * wait for its PTRACE_EVENT_STOP before looking further.  A pass walks
+ * every known process: new threads from /proc/PID/task, new children from
+ * /proc/PID/task/TID/children (or, on kernels without CONFIG_PROC_CHILDREN,
+ * from the ppid field of every /proc/PID/stat).  Passes repeat until one
+ * finds nothing new: at that point every known thread is stopped, so no
+ * fork or clone can be in flight any more.
+ *
+ * Signals: a thread may report a signal-delivery-stop before its event
+ * stop (the signal was being dequeued when we seized it).  That signal was
+ * already on its way in; we let it be delivered exactly as without us
+ * (PTRACE_CONT with the signal) and keep waiting: the interrupt is still
+ * pending and turns into the event stop right after.  No signal is lost
+ * or delivered twice.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <elf.h>
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+
+#include "freeze.h"
+
+#define PF_KTHREAD 0x00200000UL
+#define XSTATE_BUF 16384
+
+struct task_stat {
+	char state;
+	pid_t ppid, pgid, sid;
+	unsigned long flags;
+	char comm[32];
+};
+
+static int read_file(const char *path, char *buf, size_t size)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	size_t n = fread(buf, 1, size - 1, f);
+	buf[n] = 0;
+	fclose(f);
+	return (int)n;
+}
+
+/* /proc/PID/stat; comm may hold spaces and parentheses, so the fields
+ * are parsed after the last ')'. */
+static int read_stat(pid_t pid, struct task_stat *st)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	int n = read_file(path, buf, sizeof(buf));
+	if (n < 0)
+		return n == -ENOENT ? -ESRCH : n;
+	char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+	if (!open || !close || close < open)
+		return -EINVAL;
+	size_t len = (size_t)(close - open - 1);
+	if (len >= sizeof(st->comm))
+		len = sizeof(st->comm) - 1;
+	memcpy(st->comm, open + 1, len);
+	st->comm[len] = 0;
+	int tty, tpgid;
+	if (sscanf(close + 2, "%c %d %d %d %d %d %lu", &st->state, &st->ppid, &st->pgid,
+		   &st->sid, &tty, &tpgid, &st->flags) != 7)
+		return -EINVAL;
+	return 0;
+}
+
+static bool is_self_or_ancestor(pid_t pid)
+{
+	pid_t p = getpid();
+	while (p > 1) {
+		if (p == pid)
+			return true;
+		struct task_stat st;
+		if (read_stat(p, &st))
+			return false;
+		p = st.ppid;
+	}
+	return false;
+}
+
+/* Can `pid` be frozen at all?  One line on stderr when not. */
+static int check_task(pid_t pid)
+{
+	struct task_stat st;
+	int ret = read_stat(pid, &st);
+
+	if (ret == -ESRCH || (ret == 0 && st.state == 'X')) {
+		fprintf(stderr, "pid %d: no such process\n", pid);
+		return -ESRCH;
+	}
+	if (ret) {
+		fprintf(stderr, "pid %d: cannot read /proc/%d/stat: %s\n", pid, pid, strerror(-ret));
+		return ret;
+	}
+	if (pid == 1) {
+		fprintf(stderr, "pid 1: refusing to freeze init\n");
+		return -EPERM;
+	}
+	if (st.flags & PF_KTHREAD) {
+		fprintf(stderr, "pid %d (%s): is a kernel thread\n", pid, st.comm);
+		return -EPERM;
+	}
+	if (st.state == 'Z') {
+		fprintf(stderr, "pid %d (%s): is a zombie\n", pid, st.comm);
+		return -EINVAL;
+	}
+	if (st.state == 'T' || st.state == 't') {
+		fprintf(stderr, "pid %d (%s): is already stopped or traced\n", pid, st.comm);
+		return -EBUSY;
+	}
+	if (is_self_or_ancestor(pid)) {
+		fprintf(stderr, "pid %d (%s): is the caller or one of its ancestors\n", pid, st.comm);
+		return -EPERM;
+	}
+	return 0;
+}
+
+static struct frozen_task *add_task(struct frozen_tree *tree, pid_t pid)
+{
+	struct frozen_task *t = realloc(tree->tasks, (size_t)(tree->nr_tasks + 1) * sizeof(*t));
+	if (!t)
+		return NULL;
+	tree->tasks = t;
+	t = &tree->tasks[tree->nr_tasks++];
+	memset(t, 0, sizeof(*t));
+	t->pid = pid;
+	return t;
+}
+
+static bool has_task(const struct frozen_tree *tree, pid_t pid)
+{
+	for (int i = 0; i < tree->nr_tasks; i++)
+		if (tree->tasks[i].pid == pid)
+			return true;
+	return false;
+}
+
+static bool has_thread(const struct frozen_task *t, pid_t tid)
+{
+	for (int i = 0; i < t->nr_threads; i++)
+		if (t->threads[i].tid == tid)
+			return true;
+	return false;
+}
+
+/* Wait for the event stop that follows PTRACE_INTERRUPT.  Returns 0, or
+ * -ESRCH when the thread exited meanwhile. */
+static int wait_event_stop(pid_t tid)
+{
+	for (;;) {
+		int status;
+		if (waitpid(tid, &status, __WALL) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (WIFEXITED(status) || WIFSIGNALED(status))
+			return -ESRCH;
+		if (!WIFSTOPPED(status))
+			continue;
+		if ((status >> 16) == PTRACE_EVENT_STOP)
+			return 0;
+		/* A signal-delivery-stop: deliver it as it would have been. */
+		int sig = WSTOPSIG(status);
+		if (ptrace(PTRACE_CONT, tid, 0, (void *)(long)sig) < 0)
+			return -errno;
+	}
+}
+
+/* A thread that has exited but is still listed refuses PTRACE_SEIZE. */
+static bool thread_exited(pid_t pid, pid_t tid)
+{
+	char path[96], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	if (read_file(path, buf, sizeof(buf)) < 0)
+		return true;
+	char *close = strrchr(buf, ')');
+	return close && (close[2] == 'Z' || close[2] == 'X');
+}
+
+static int seize_thread(struct frozen_task *t, pid_t tid)
+{
+	if (ptrace(PTRACE_SEIZE, tid, 0, (void *)PTRACE_O_TRACESYSGOOD) < 0) {
+		int err = errno;
+		if (err == ESRCH || (err == EPERM && thread_exited(t->pid, tid)))
+			return 0; /* gone already: nothing to freeze */
+		fprintf(stderr, "pid %d: tid %d: PTRACE_SEIZE: %s\n", t->pid, tid, strerror(err));
+		return -err;
+	}
+	struct thread_regs *th = realloc(t->threads, (size_t)(t->nr_threads + 1) * sizeof(*th));
+	if (!th) {
+		ptrace(PTRACE_DETACH, tid, 0, 0);
+		return -ENOMEM;
+	}
+	t->threads = th;
+	th = &t->threads[t->nr_threads++];
+	memset(th, 0, sizeof(*th));
+	th->tid = tid;
+	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 || wait_event_stop(tid) < 0) {
+		if (tid == t->pid) {
+			fprintf(stderr, "pid %d: exited while being frozen\n", t->pid);
+			return -ESRCH;
+		}
+		t->nr_threads--; /* a thread that exited is simply not there */
+		return 0;
+	}
+	return 1;
+}
+
+/* Seize the threads of `t` not seized yet; returns how many, or -errno. */
+static int seize_threads(struct frozen_task *t)
+{
+	char path[64];
+	int added = 0, ret = 0;
+
+	/* The leader first, so that threads[0].tid == pid. */
+	if (t->nr_threads == 0) {
+		ret = seize_thread(t, t->pid);
+		if (ret == 0)
+			fprintf(stderr, "pid %d: exited while being frozen\n", t->pid);
+		if (ret <= 0)
+			return ret < 0 ? ret : -ESRCH;
+		added++;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/task", t->pid);
+	DIR *d = opendir(path);
+	if (!d) {
+		fprintf(stderr, "pid %d: exited while being frozen\n", t->pid);
+		return -ESRCH;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		pid_t tid = atoi(de->d_name);
+		if (tid <= 0 || has_thread(t, tid))
+			continue;
+		ret = seize_thread(t, tid);
+		if (ret < 0)
+			break;
+		added += ret;
+	}
+	closedir(d);
+	return ret < 0 ? ret : added;
+}
+
+static int add_child(struct frozen_tree *tree, pid_t child)
+{
+	if (child <= 0 || has_task(tree, child))
+		return 0;
+	int ret = check_task(child);
+	if (ret)
+		return ret;
+	return add_task(tree, child) ? 1 : -ENOMEM;
+}
+
+/* Children of every thread of tree->tasks[i] from /proc/.../children. */
+static int scan_children_file(struct frozen_tree *tree, int i, bool *supported)
+{
+	int added = 0;
+	for (int j = 0; j < tree->tasks[i].nr_threads; j++) {
+		char path[96], buf[8192];
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", tree->tasks[i].pid,
+			 tree->tasks[i].threads[j].tid);
+		int n = read_file(path, buf, sizeof(buf));
+		if (n == -ENOENT && j == 0) {
+			*supported = false;
+			return 0;
+		}
+		for (char *tok = strtok(n > 0 ? buf : NULL, " \n"); tok; tok = strtok(NULL, " \n")) {
+			int ret = add_child(tree, atoi(tok));
+			if (ret < 0)
+				return ret;
+			added += ret;
+		}
+	}
+	return added;
+}
+
+/* Fallback without CONFIG_PROC_CHILDREN: one walk over /proc. */
+static int scan_children_proc(struct frozen_tree *tree)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return -errno;
+	int added = 0, ret = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		pid_t pid = atoi(de->d_name);
+		struct task_stat st;
+		if (pid <= 0 || has_task(tree, pid) || read_stat(pid, &st))
+			continue;
+		if (!has_task(tree, st.ppid))
+			continue;
+		ret = add_child(tree, pid);
+		if (ret < 0)
+			break;
+		added += ret;
+	}
+	closedir(d);
+	return ret < 0 ? ret : added;
+}
+
+/* One pass; returns how many new tasks or threads it froze, or -errno. */
+static int freeze_pass(struct frozen_tree *tree)
+{
+	bool children_file = true;
+	int added = 0, ret;
+
+	for (int i = 0; i < tree->nr_tasks; i++) {
+		ret = seize_threads(&tree->tasks[i]);
+		if (ret < 0)
+			return ret;
+		added += ret;
+		if (children_file) {
+			ret = scan_children_file(tree, i, &children_file);
+			if (ret < 0)
+				return ret;
+			added += ret;
+		}
+	}
+	if (!children_file) {
+		ret = scan_children_proc(tree);
+		if (ret < 0)
+			return ret;
+		added += ret;
+	}
+	return added;
+}
+
+static int read_thread_regs(pid_t pid, struct thread_regs *th)
+{
+	if (ptrace(PTRACE_GETREGS, th->tid, 0, &th->regs) < 0)
+		goto fail;
+	th->xstate = malloc(XSTATE_BUF);
+	if (!th->xstate)
+		return -ENOMEM;
+	struct iovec iov = { th->xstate, XSTATE_BUF };
+	if (ptrace(PTRACE_GETREGSET, th->tid, (void *)NT_X86_XSTATE, &iov) < 0)
+		goto fail;
+	th->xstate_len = iov.iov_len;
+	if (ptrace(PTRACE_GETSIGMASK, th->tid, (void *)sizeof(th->sigmask), &th->sigmask) < 0)
+		goto fail;
+	return 0;
+fail:
+	fprintf(stderr, "pid %d: tid %d: reading registers: %m\n", pid, th->tid);
+	return -errno;
+}
+
+static int read_task_state(struct frozen_task *t, bool root)
+{
+	struct task_stat st;
+	int ret = read_stat(t->pid, &st);
+	if (ret) {
+		fprintf(stderr, "pid %d: reading /proc/%d/stat: %s\n", t->pid, t->pid, strerror(-ret));
+		return ret;
+	}
+	t->ppid = root ? 0 : st.ppid;
+	t->pgid = st.pgid;
+	t->sid = st.sid;
+	snprintf(t->comm, sizeof(t->comm), "%s", st.comm);
+	for (int i = 0; i < t->nr_threads; i++) {
+		ret = read_thread_regs(t->pid, &t->threads[i]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int freeze_tree(pid_t root, struct frozen_tree *tree)
+{
+	int ret;
+
+	memset(tree, 0, sizeof(*tree));
+	ret = check_task(root);
+	if (ret)
+		return ret;
+	if (!add_task(tree, root))
+		return -ENOMEM;
+	do {
+		ret = freeze_pass(tree);
+	} while (ret > 0);
+	for (int i = 0; ret == 0 && i < tree->nr_tasks; i++)
+		ret = read_task_state(&tree->tasks[i], i == 0);
+	if (ret) {
+		unfreeze_tree(tree, UNFREEZE_RESUME);
+		frozen_tree_free(tree);
+	}
+	return ret;
+}
+
+/* Wait (a little) until the stopped tasks show up as group-stopped. */
+static void wait_group_stopped(const struct frozen_tree *tree)
+{
+	for (int tries = 0; tries < 1000; tries++) {
+		bool all = true;
+		for (int i = 0; i < tree->nr_tasks && all; i++) {
+			struct task_stat st;
+			if (read_stat(tree->tasks[i].pid, &st) == 0 && st.state != 'T' &&
+			    st.state != 'Z' && st.state != 'X')
+				all = false;
+		}
+		if (all)
+			return;
+		usleep(1000);
+	}
+}
+
+/*
+ * A killed tracee cannot be detached (SIGKILL ends its ptrace stop): it
+ * stays a traced zombie until its tracer waits for it.  Collect those
+ * notifications; the tracer's wait passes the exit on to the real parent.
+ * The leader of one of our own children is left to the caller to reap.
+ */
+static void collect_killed(const struct frozen_task *t)
+{
+	bool own_child = false;
+	struct task_stat st;
+	if (read_stat(t->pid, &st) == 0 && st.ppid == getpid())
+		own_child = true;
+	for (int j = t->nr_threads - 1; j >= 0; j--) {
+		pid_t tid = t->threads[j].tid;
+		if (own_child && tid == t->pid)
+			continue;
+		for (;;) {
+			int status;
+			if (waitpid(tid, &status, __WALL) < 0) {
+				if (errno == EINTR)
+					continue;
+				break;
+			}
+			if (WIFEXITED(status) || WIFSIGNALED(status))
+				break;
+		}
+	}
+}
+
+void unfreeze_tree(struct frozen_tree *tree, enum unfreeze_how how)
+{
+	/* SIGKILL and SIGSTOP are queued while every thread is still in its
+	 * ptrace stop; they take effect as soon as the threads run again. */
+	for (int i = 0; i < tree->nr_tasks; i++) {
+		if (how == UNFREEZE_KILL)
+			kill(tree->tasks[i].pid, SIGKILL);
+		else if (how == UNFREEZE_LEAVE_STOPPED)
+			kill(tree->tasks[i].pid, SIGSTOP);
+	}
+	for (int i = 0; i < tree->nr_tasks; i++)
+		for (int j = 0; j < tree->tasks[i].nr_threads; j++)
+			ptrace(PTRACE_DETACH, tree->tasks[i].threads[j].tid, 0, 0);
+	if (how == UNFREEZE_LEAVE_STOPPED)
+		wait_group_stopped(tree);
+	if (how == UNFREEZE_KILL)
+		for (int i = 0; i < tree->nr_tasks; i++)
+			collect_killed(&tree->tasks[i]);
+}
+
+void frozen_tree_free(struct frozen_tree *tree)
+{
+	for (int i = 0; i < tree->nr_tasks; i++) {
+		for (int j = 0; j < tree->tasks[i].nr_threads; j++)
+			free(tree->tasks[i].threads[j].xstate);
+		free(tree->tasks[i].threads);
+	}
+	free(tree->tasks);
+	memset(tree, 0, sizeof(*tree));
+}

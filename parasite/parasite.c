@@ -1,0 +1,197 @@
+/*
+ * The parasite: position-independent code run inside a frozen task to read
+ * what only the task itself can read (sigactions, brk, tid address,
+ * sigaltstack).  Its daemon serves one command at a time over a
+ * SOCK_SEQPACKET unix socket to the host (libckpt/infect.c); when the host
+ * goes away (EOF or an error on the socket) every thread of the parasite
+ * goes back to its frozen state by itself (self-cure, see parasite-abi.h).
+ *
+ * Only general registers, no libc, no relocations (cmake/blob.cmake).
+ */
+#include "ckpt-sys.h"
+#include "parasite-abi.h"
+
+#define AF_UNIX 1
+#define SOCK_SEQPACKET 5
+#define SOCK_CLOEXEC 02000000
+#define MSG_NOSIGNAL 0x4000
+#define SIG_SETMASK 2
+#define SS_ONSTACK 1
+#define PR_GET_PDEATHSIG 2
+#define PR_GET_TID_ADDRESS 40
+#define EINTR 4
+
+struct raw_sockaddr_un {
+	uint16_t family;
+	char path[108];
+};
+
+struct raw_stack {
+	uint64_t sp;
+	int32_t flags;
+	int32_t pad;
+	uint64_t size;
+};
+
+/* The host puts struct parasite_args right after the blob. */
+extern char blob_end[] __attribute__((visibility("hidden")));
+
+void parasite_daemon(void);
+void parasite_self_cure(void) __attribute__((noreturn));
+
+/* gcc may emit calls to these for struct copies and zeroing. */
+void *memcpy(void *dst, const void *src, size_t n)
+{
+	void *d = dst;
+	asm volatile("rep movsb" : "+D"(d), "+S"(src), "+c"(n) : : "memory");
+	return dst;
+}
+
+void *memset(void *dst, int c, size_t n)
+{
+	void *d = dst;
+	asm volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory");
+	return dst;
+}
+
+static struct parasite_args *args(void)
+{
+	return (struct parasite_args *)blob_end;
+}
+
+/*
+ * Go back to the frozen state: the frozen mask first (a signal arriving
+ * now runs its handler here and comes back), then the thread's restore
+ * stub, which reloads every general register and jumps to the frozen rip.
+ */
+void parasite_self_cure(void)
+{
+	struct parasite_args *a = args();
+	long tid = sys_gettid();
+
+	for (uint32_t i = 0; i < a->nr_threads; i++) {
+		if (a->slots[i].tid != tid)
+			continue;
+		sys_call4(__NR_rt_sigprocmask, SIG_SETMASK, &a->slots[i].sigmask, 0, 8);
+		asm volatile("jmp *%0" : : "r"(a->slots[i].restore_stub) : "memory");
+		__builtin_unreachable();
+	}
+	__builtin_trap(); /* not ours: nothing sane to go back to */
+}
+
+static void get_sigactions(struct parasite_reply *r)
+{
+	for (int sig = 1; sig <= 64; sig++) {
+		struct parasite_raw_sigaction *sa = &r->u.sa[sig - 1];
+		if (sig == 9 || sig == 19)
+			continue;
+		long ret = sys_call4(__NR_rt_sigaction, sig, 0, sa, 8);
+		if (ret < 0) {
+			r->ret = (int32_t)ret;
+			return;
+		}
+	}
+}
+
+static void get_altstack(struct parasite_reply *r)
+{
+	struct raw_stack st;
+	long ret = sys_call2(__NR_sigaltstack, 0, &st);
+	if (ret < 0) {
+		r->ret = (int32_t)ret;
+		return;
+	}
+	r->u.altstack.sp = st.sp;
+	r->u.altstack.size = st.size;
+	r->u.altstack.flags = (uint32_t)st.flags & ~SS_ONSTACK;
+}
+
+static void handle(const struct parasite_req *req, struct parasite_reply *r)
+{
+	blob_memset(r, 0, sizeof(*r));
+	r->cmd = req->cmd;
+	switch (req->cmd) {
+	case PARASITE_CMD_GET_SIGACTIONS:
+		get_sigactions(r);
+		break;
+	case PARASITE_CMD_GET_MISC:
+		r->u.misc.brk = (uint64_t)sys_call1(__NR_brk, 0);
+		r->ret = (int32_t)sys_prctl(PR_GET_PDEATHSIG, (long)&r->u.misc.pdeathsig, 0, 0, 0);
+		break;
+	case PARASITE_CMD_GET_TID_ADDRESS:
+		r->ret = (int32_t)sys_prctl(PR_GET_TID_ADDRESS, (long)&r->u.tid_address, 0, 0, 0);
+		break;
+	case PARASITE_CMD_GET_SIGALTSTACK:
+		get_altstack(r);
+		break;
+	case PARASITE_CMD_FINI:
+		break;
+	default:
+		r->ret = -22; /* EINVAL */
+	}
+}
+
+static int connect_host(struct parasite_args *a)
+{
+	struct raw_sockaddr_un addr;
+	uint32_t len = a->sock_name_len;
+
+	if (len > PARASITE_SOCK_NAME_MAX)
+		return -22;
+	long fd = sys_call3(__NR_socket, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return (int)fd;
+	blob_memset(&addr, 0, sizeof(addr));
+	addr.family = AF_UNIX;
+	blob_memcpy(addr.path + 1, a->sock_name, len);
+	long ret = sys_call3(__NR_connect, fd, &addr, 2 + 1 + len);
+	if (ret < 0) {
+		sys_close((int)fd);
+		return (int)ret;
+	}
+	return (int)fd;
+}
+
+static long send_msg(int fd, const void *buf, size_t len)
+{
+	return sys_call6(__NR_sendto, fd, (long)buf, (long)len, MSG_NOSIGNAL, 0, 0);
+}
+
+/*
+ * Command loop.  Returns on EOF or any error, after closing the socket;
+ * the caller (parasite_export_daemon) then cures the thread.
+ */
+void parasite_daemon(void)
+{
+	struct parasite_args *a = args();
+	uint64_t all = ~0ULL;
+	struct parasite_reply reply;
+	struct parasite_req req;
+
+	sys_call4(__NR_rt_sigprocmask, SIG_SETMASK, &all, 0, 8);
+	if (a->magic != PARASITE_ARGS_MAGIC)
+		return;
+	int fd = connect_host(a);
+	if (fd < 0)
+		return;
+	struct parasite_hello hello = {
+		.magic = PARASITE_HELLO_MAGIC,
+		.pid = (int32_t)sys_getpid(),
+		.tid = (int32_t)sys_gettid(),
+		.sock_fd = fd,
+	};
+	if (send_msg(fd, &hello, sizeof(hello)) != sizeof(hello))
+		goto out;
+	for (;;) {
+		long n = sys_call6(__NR_recvfrom, fd, (long)&req, sizeof(req), 0, 0, 0);
+		if (n == -EINTR)
+			continue;
+		if (n != sizeof(req))
+			break; /* EOF: the host is gone */
+		handle(&req, &reply);
+		if (send_msg(fd, &reply, sizeof(reply)) != sizeof(reply))
+			break;
+	}
+out:
+	sys_close(fd);
+}
