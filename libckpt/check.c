@@ -125,7 +125,7 @@ static const struct feature features[] = {
 	{ "clone3_set_tid", "clone3 with set_tid, to restore PIDs", probe_clone3_set_tid, 1 },
 	{ "prctl_mm_map", "PR_SET_MM_MAP (CONFIG_CHECKPOINT_RESTORE)", probe_mm_map, 1 },
 	{ "kcmp", "kcmp(2), to find shared files", probe_kcmp, 1 },
-	{ "proc_children", "/proc/PID/task/TID/children", probe_children, 1 },
+	{ "proc_children", "/proc/PID/task/TID/children (else /proc/*/stat is scanned)", probe_children, 0 },
 	{ "proc_map_files", "/proc/PID/map_files", probe_map_files, 1 },
 	{ "proc_pagemap", "/proc/PID/pagemap", probe_pagemap, 1 },
 	{ "process_vm_readv", "process_vm_readv(2)", probe_vm_readv, 1 },

@@ -156,8 +156,9 @@ static int peek_pending(struct arena *a, pid_t tid, int shared, SiginfoEntry ***
 	return 0;
 }
 
-static int dump_thread(struct arena *a, struct infect_ctl *ctl, int idx, const struct thread_regs *t,
-		       ThreadCoreEntry *tc)
+/* What ptrace tells of a stopped thread; must run while no parasite runs
+ * in it. */
+static int dump_thread_ptrace(struct arena *a, const struct thread_regs *t, ThreadCoreEntry *tc)
 {
 	pid_t tid = t->tid;
 	thread_core_entry__init(tc);
@@ -167,19 +168,6 @@ static int dump_thread(struct arena *a, struct infect_ctl *ctl, int idx, const s
 	tc->xstate.data = t->xstate;
 	tc->xstate.len = t->xstate_len;
 	tc->blocked = t->sigmask;
-
-	int ret = infect_get_tid_address(ctl, idx, &tc->clear_tid_addr);
-	if (ret)
-		return ret;
-	uint64_t sp, size;
-	uint32_t flags;
-	ret = infect_get_sigaltstack(ctl, idx, &sp, &size, &flags);
-	if (ret)
-		return ret;
-	tc->has_altstack_sp = tc->has_altstack_size = tc->has_altstack_flags = 1;
-	tc->altstack_sp = sp;
-	tc->altstack_size = size;
-	tc->altstack_flags = flags;
 
 	void *head = NULL;
 	size_t len = 0;
@@ -199,6 +187,24 @@ static int dump_thread(struct arena *a, struct infect_ctl *ctl, int idx, const s
 		tc->rseq_sig = rseq.signature;
 	}
 	return peek_pending(a, tid, 0, &tc->pending, &tc->n_pending);
+}
+
+/* What only the thread itself can tell, through the parasite. */
+static int dump_thread_parasite(struct infect_ctl *ctl, int idx, ThreadCoreEntry *tc)
+{
+	int ret = infect_get_tid_address(ctl, idx, &tc->clear_tid_addr);
+	if (ret)
+		return ret;
+	uint64_t sp, size;
+	uint32_t flags;
+	ret = infect_get_sigaltstack(ctl, idx, &sp, &size, &flags);
+	if (ret)
+		return ret;
+	tc->has_altstack_sp = tc->has_altstack_size = tc->has_altstack_flags = 1;
+	tc->altstack_sp = sp;
+	tc->altstack_size = size;
+	tc->altstack_flags = flags;
+	return 0;
 }
 
 /* ---- sigactions ---- */
@@ -256,33 +262,32 @@ static int dump_from_parasite(struct arena *a, const struct frozen_task *task, C
 			      uint64_t *brk)
 {
 	struct infect_ctl *ctl;
-	int ret = infect_start(task, &ctl);
-	if (ret)
-		return ret;
-
 	SigactionEntry *sa = arena_alloc(a, 64 * sizeof(*sa));
 	SigactionEntry **sap = arena_alloc(a, 64 * sizeof(*sap));
 	ThreadCoreEntry *tc = arena_alloc(a, (size_t)task->nr_threads * sizeof(*tc));
 	ThreadCoreEntry **tcp = arena_alloc(a, (size_t)task->nr_threads * sizeof(*tcp));
 	struct parasite_misc misc;
-	if (!sa || !sap || !tc || !tcp) {
-		ret = -ENOMEM;
-		goto cure;
+	int ret = 0;
+
+	if (!sa || !sap || !tc || !tcp)
+		return -ENOMEM;
+	for (int i = 0; !ret && i < task->nr_threads; i++) {
+		ret = dump_thread_ptrace(a, &task->threads[i], &tc[i]);
+		tcp[i] = &tc[i];
 	}
+	if (ret || (ret = infect_start(task, &ctl)))
+		return ret;
 	ret = dump_sigactions(ctl, core, sa, sap);
 	if (!ret)
 		ret = infect_get_misc(ctl, &misc);
-	for (int i = 0; !ret && i < task->nr_threads; i++) {
-		ret = dump_thread(a, ctl, i, &task->threads[i], &tc[i]);
-		tcp[i] = &tc[i];
-	}
+	for (int i = 0; !ret && i < task->nr_threads; i++)
+		ret = dump_thread_parasite(ctl, i, &tc[i]);
 	if (!ret) {
 		core->threads = tcp;
 		core->n_threads = (size_t)task->nr_threads;
 		core->pdeathsig = (int32_t)misc.pdeathsig;
 		*brk = misc.brk;
 	}
-cure:;
 	int cret = infect_cure(ctl);
 	return ret ? ret : cret;
 }

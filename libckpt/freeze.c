@@ -278,7 +278,10 @@ static int scan_children_file(struct frozen_tree *tree, int i, bool *supported)
 			*supported = false;
 			return 0;
 		}
-		for (char *tok = strtok(n > 0 ? buf : NULL, " \n"); tok; tok = strtok(NULL, " \n")) {
+		if (n <= 0)
+			continue;
+		char *save = NULL;
+		for (char *tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
 			int ret = add_child(tree, atoi(tok));
 			if (ret < 0)
 				return ret;

@@ -1,6 +1,7 @@
 /*
  * proc: the shared line reader for /proc files and a few tiny helpers.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,4 +81,61 @@ uint64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int push_pid(pid_t **v, size_t *n, size_t *cap, pid_t pid)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 16;
+		pid_t *nv = realloc(*v, c * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+		*cap = c;
+	}
+	(*v)[(*n)++] = pid;
+	return 0;
+}
+
+static pid_t stat_ppid(const char *pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	int ppid;
+	if (!p || sscanf(p + 2, "%*c %d", &ppid) != 1)
+		return -1;
+	return ppid;
+}
+
+int proc_children(pid_t pid, pid_t **out, size_t *nr)
+{
+	size_t n = 0, cap = 0;
+	pid_t *v = NULL;
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int ret = 0;
+
+	if (!d)
+		return -errno;
+	while (!ret && (de = readdir(d))) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		if (stat_ppid(de->d_name) == pid)
+			ret = push_pid(&v, &n, &cap, atoi(de->d_name));
+	}
+	closedir(d);
+	if (ret) {
+		free(v);
+		return ret;
+	}
+	*out = v;
+	*nr = n;
+	return 0;
 }

@@ -23,4 +23,8 @@ int proc_readlink(pid_t pid, const char *what, char *buf, size_t len);
 
 uint64_t now_ns(void);
 
+/* The children of `pid` (from the task children files when the kernel
+ * has it, else by scanning the ppid of every /proc/N/stat).  malloc'd. */
+int proc_children(pid_t pid, pid_t **out, size_t *nr);
+
 #endif

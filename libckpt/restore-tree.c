@@ -279,22 +279,18 @@ static pid_t ns_pid_of(pid_t host)
 
 static int walk_children(struct restore_ctx *c, pid_t host, int depth)
 {
-	char path[64];
-	if (depth > 64)
+	pid_t *kids;
+	size_t n;
+	if (depth > 64 || proc_children(host, &kids, &n))
 		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", host, host);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return 0;
-	int child;
-	while (fscanf(f, "%d", &child) == 1) {
-		pid_t ns = ns_pid_of(child);
+	for (size_t k = 0; k < n; k++) {
+		pid_t ns = ns_pid_of(kids[k]);
 		for (size_t i = 0; i < c->nr_tasks; i++)
 			if (c->tasks[i].te->pid == (uint32_t)ns)
-				c->tasks[i].host_pid = child;
-		walk_children(c, child, depth + 1);
+				c->tasks[i].host_pid = kids[k];
+		walk_children(c, kids[k], depth + 1);
 	}
-	fclose(f);
+	free(kids);
 	return 0;
 }
 

@@ -187,19 +187,16 @@ static int wait_ready(struct restore_ctx *c, uint64_t *args)
 static void kill_descendants(void)
 {
 	for (int round = 0; round < 100; round++) {
-		char path[64];
-		int any = 0, child;
-		snprintf(path, sizeof(path), "/proc/self/task/%d/children", getpid());
-		FILE *f = fopen(path, "re");
-		while (f && fscanf(f, "%d", &child) == 1) {
-			any = 1;
-			kill(child, SIGKILL);
+		pid_t *kids;
+		size_t n = 0;
+		if (!proc_children(getpid(), &kids, &n)) {
+			for (size_t i = 0; i < n; i++)
+				kill(kids[i], SIGKILL);
+			free(kids);
 		}
-		if (f)
-			fclose(f);
-		while (waitpid(-1, NULL, any ? 0 : WNOHANG) > 0)
+		while (waitpid(-1, NULL, n ? 0 : WNOHANG) > 0)
 			;
-		if (!any)
+		if (!n)
 			return;
 	}
 }
