@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/user.h>
@@ -313,6 +314,13 @@ static void setup_fds(int notify_w, int out_w)
 
 static void child(int notify_w, int out_w)
 {
+	/* PID 1 of a fresh namespace: /proc must be our own for the page
+	 * writer to reach our memory through /proc/PID/mem. */
+	if (getpid() == 1 && (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+			      mount("proc", "/proc", "proc", 0, NULL))) {
+		fprintf(stderr, "FAIL: cannot mount /proc in the new namespace: %s\n", strerror(errno));
+		_exit(1);
+	}
 	sigset_t all;
 	pid_t pid = getpid();
 	struct page_chunk *chunks;

@@ -1,0 +1,151 @@
+/*
+ * memhog: the bench workload -- a process holding N MiB worth dumping.
+ *
+ *   memhog MIB DIR
+ *
+ * Fills MIB MiB of anonymous memory, alternating 1 MiB blocks of two
+ * kinds: text-like (64-byte log lines drawn from a small vocabulary, which
+ * lz4 shrinks to a few percent) and random (which it cannot shrink at
+ * all).  So half the memory is compressible, half is not, and no page is
+ * zero (zero pages would become holes in the image and skew the bench).
+ *
+ * Once every page is written it computes a checksum of the whole area and
+ * writes "PID CHECKSUM" to DIR/ready, then idles.  On SIGUSR1 it checksums
+ * the memory again and writes "ok CHECKSUM" or "bad GOT WANT" to DIR/check
+ * (atomically, via a rename), which is how bench/run proves that a
+ * restored memhog got its memory back byte for byte.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define BLOCK (1u << 20)
+#define LINE 64
+#define VOCABULARY 16
+
+static volatile sig_atomic_t check_requested;
+
+static uint64_t splitmix(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static void fill_text(char *block, uint64_t *rng)
+{
+	static char lines[VOCABULARY][LINE];
+
+	for (int i = 0; i < VOCABULARY; i++) {
+		snprintf(lines[i], LINE, "rank %02d step %06d residual %.6e %-8s", i, i * 1237,
+			 1.0 / (i + 3), i % 2 ? "ok" : "retry");
+		memset(lines[i] + strlen(lines[i]), ' ', LINE - strlen(lines[i]));
+		lines[i][LINE - 1] = '\n';
+	}
+	for (size_t off = 0; off < BLOCK; off += LINE)
+		memcpy(block + off, lines[splitmix(rng) % VOCABULARY], LINE);
+}
+
+static void fill_random(char *block, uint64_t *rng)
+{
+	uint64_t *words = (uint64_t *)block;
+
+	for (size_t i = 0; i < BLOCK / sizeof(*words); i++)
+		words[i] = splitmix(rng);
+}
+
+/* Four independent lanes so the loop runs near memory bandwidth. */
+static uint64_t checksum(const char *mem, size_t len)
+{
+	const uint64_t *w = (const uint64_t *)mem;
+	uint64_t a = 1, b = 2, c = 3, d = 4;
+
+	for (size_t i = 0; i < len / 8; i += 4) {
+		a = (a ^ w[i]) * 0x100000001b3ULL;
+		b = (b ^ w[i + 1]) * 0x100000001b3ULL;
+		c = (c ^ w[i + 2]) * 0x100000001b3ULL;
+		d = (d ^ w[i + 3]) * 0x100000001b3ULL;
+	}
+	return a ^ (b << 1) ^ (c << 2) ^ (d << 3);
+}
+
+/* Write text to DIR/NAME through a temp file and rename, so a reader never
+ * sees half a line. */
+static int write_file(const char *dir, const char *name, const char *text)
+{
+	char tmp[4096], path[4096];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(tmp, "w");
+	if (!f || fputs(text, f) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
+		fprintf(stderr, "memhog: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	check_requested = 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa = { .sa_handler = on_usr1 };
+	sigset_t usr1, old;
+	uint64_t rng = 42, want;
+	size_t len;
+	char *mem, text[128];
+
+	if (argc != 3 || atol(argv[1]) <= 0) {
+		fprintf(stderr, "usage: memhog MIB DIR\n");
+		return 2;
+	}
+	len = (size_t)atol(argv[1]) * BLOCK;
+
+	/* Block SIGUSR1 first: a request that arrives before we idle waits. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, &old);
+	sigaction(SIGUSR1, &sa, NULL);
+
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED) {
+		fprintf(stderr, "memhog: mmap %zu bytes: %s\n", len, strerror(errno));
+		return 1;
+	}
+	for (size_t off = 0; off < len; off += BLOCK) {
+		if ((off / BLOCK) % 2 == 0)
+			fill_text(mem + off, &rng);
+		else
+			fill_random(mem + off, &rng);
+	}
+	want = checksum(mem, len);
+	snprintf(text, sizeof(text), "%d %016" PRIx64 "\n", (int)getpid(), want);
+	if (write_file(argv[2], "ready", text))
+		return 1;
+
+	for (;;) {
+		while (!check_requested)
+			sigsuspend(&old);
+		check_requested = 0;
+		uint64_t got = checksum(mem, len);
+		if (got == want)
+			snprintf(text, sizeof(text), "ok %016" PRIx64 "\n", got);
+		else
+			snprintf(text, sizeof(text), "bad %016" PRIx64 " %016" PRIx64 "\n", got,
+				 want);
+		write_file(argv[2], "check", text);
+	}
+}

@@ -1,0 +1,883 @@
+/*
+ * cr-run: the harness of the C/R test suite (zdtm style).
+ *
+ *   cr-run --ckptctl PATH [flow options] -- TEST-PROGRAM [ARGS...]
+ *   cr-run --ckptctl PATH --bad-dump free|kthread|pid1
+ *
+ * Normal flow: start the test program in its own session (stdio to a log
+ * file in a fresh temp dir, stdin /dev/null), wait for its ready file,
+ * `ckptctl dump` (which kills the tree), reap the whole tree (we are a
+ * child subreaper, so its orphans are ours), `ckptctl restore --pidfile`,
+ * send the check signal to the restored root and take ckptctl's exit
+ * status (the restored root's) as the verdict.
+ *
+ * Flow options (see usage()) add steps around that cycle: dumps with
+ * --leave-running, kills of ckptctl in the middle of a dump, an occupied
+ * PID, dumps and restores that must fail cleanly (one line on stderr,
+ * nothing left behind).  Every wait has a timeout; everything we started is
+ * killed at the end.  Exit: 0 PASS, 1 FAIL, 77 SKIP.
+ */
+#include "cr-run.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: cr-run [--ckptctl PATH] [options] -- PROGRAM [ARGS...]\n"
+		"  --no-cr               no checkpoint: run, signal, check\n"
+		"  --leave-running-twice two dumps with -R first, then the cycle\n"
+		"  --check-progress      after a -R dump, cr_shared.progress must grow\n"
+		"  --kill-dump N         kill -9 ckptctl dump -R at N random moments\n"
+		"  --occupy-pid          restore while another process holds the PID\n"
+		"  --expect-dump-fail    dump must be refused, target untouched\n"
+		"  --corrupt KIND        damage the images; restore must fail cleanly\n"
+		"                        KIND: truncate-core truncate-pages flip-core\n"
+		"                        flip-pages rm-manifest unreadable nodir rm:FILE\n"
+		"  --expect-msg S        the one error line contains S (%%p: pid)\n"
+		"  --dump-opt O / --restore-opt O   extra ckptctl options\n"
+		"  --bad-dump free|kthread|pid1   dump of what cannot be dumped\n"
+		"  --timeout S           give up (and clean up) after S seconds\n");
+	exit(2);
+}
+
+static char *absolute(const char *path)
+{
+	char *abs = realpath(path, NULL);
+
+	return abs ? abs : strdup(path);
+}
+
+static void parse_args(struct run *r, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "ckptctl", 1, 0, 'c' },    { "no-cr", 0, 0, 'n' },
+		{ "leave-running-twice", 0, 0, 'l' }, { "check-progress", 0, 0, 'p' },
+		{ "kill-dump", 1, 0, 'k' },  { "occupy-pid", 0, 0, 'o' },
+		{ "expect-dump-fail", 0, 0, 'f' }, { "corrupt", 1, 0, 'x' },
+		{ "expect-msg", 1, 0, 'm' }, { "dump-opt", 1, 0, 'D' },
+		{ "restore-opt", 1, 0, 'R' }, { "bad-dump", 1, 0, 'b' },
+		{ "timeout", 1, 0, 't' },
+		{ 0, 0, 0, 0 }
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': r->ckptctl = optarg; break;
+		case 'n': r->no_cr = 1; break;
+		case 'l': r->lr_twice = 1; break;
+		case 'p': r->check_progress = 1; break;
+		case 'k': r->kill_dumps = atoi(optarg); break;
+		case 'o': r->occupy = 1; break;
+		case 'f': r->expect_dump_fail = 1; break;
+		case 'x': r->corrupt = optarg; break;
+		case 'b': r->bad_dump = optarg; break;
+		case 't': set_deadline(atoi(optarg)); break;
+		case 'm':
+			if (r->nr_expect < MAX_OPTS)
+				r->expect_msg[r->nr_expect++] = optarg;
+			break;
+		case 'D':
+			if (r->nr_dump_opts < MAX_OPTS)
+				r->dump_opts[r->nr_dump_opts++] = optarg;
+			break;
+		case 'R':
+			if (r->nr_restore_opts < MAX_OPTS)
+				r->restore_opts[r->nr_restore_opts++] = optarg;
+			break;
+		default: usage();
+		}
+	}
+	r->test_argv = argv + optind;
+	if ((!r->bad_dump && !argv[optind]) || (!r->no_cr && !r->ckptctl))
+		usage();
+	r->verbose = getenv("CR_VERBOSE") != NULL;
+	/* the test starts in its temp dir: relative paths would break */
+	if (r->test_argv[0])
+		r->test_argv[0] = absolute(r->test_argv[0]);
+	if (r->ckptctl)
+		r->ckptctl = absolute(r->ckptctl);
+}
+
+/* ---- files ---- */
+
+void path_in(const struct run *r, char *buf, size_t len, const char *name)
+{
+	if (snprintf(buf, len, "%s/%s", r->tmp, name) >= (int)len)
+		abort(); /* our own names: never that long */
+}
+
+void print_file(const char *title, const char *path)
+{
+	char buf[4096];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	fprintf(stderr, "----- %s (%s) -----\n", title, path);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		fwrite(buf, 1, n, stderr);
+	fprintf(stderr, "----- end of %s -----\n", title);
+	close(fd);
+}
+
+/* Lines of a file; *first gets the first line (no newline). */
+static int count_lines(const char *path, char *first, size_t len)
+{
+	char buf[8192];
+	int fd = open(path, O_RDONLY | O_CLOEXEC), lines = 0;
+	ssize_t n, i;
+
+	*first = 0;
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	for (i = 0; i < n; i++)
+		lines += buf[i] == '\n';
+	if (buf[n - 1] != '\n')
+		lines++;
+	snprintf(first, len, "%.*s", (int)strcspn(buf, "\n"), buf);
+	return lines;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st; (void)flag; (void)ftw;
+	remove(path);
+	return 0;
+}
+
+void rm_tree(const char *path)
+{
+	chmod(path, 0700);
+	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- ckptctl ---- */
+
+static void set_argv(const char **argv, int *n, const char *arg)
+{
+	if (*n < 62)
+		argv[(*n)++] = arg;
+}
+
+/* Start ckptctl; output in tmp/NN-what.{out,err}; errpath gets the err path. */
+static pid_t start_ckptctl(struct run *r, const char *what, const char **args, int nr,
+			   char *errpath, void (*pre_exec)(void *))
+{
+	const char *argv[64];
+	char out[PATH_MAX + 64];
+	int n = 0, i;
+
+	set_argv(argv, &n, r->ckptctl);
+	for (i = 0; i < nr; i++)
+		set_argv(argv, &n, args[i]);
+	if (r->verbose && strcmp(what, "bad"))
+		set_argv(argv, &n, "-v");
+	argv[n] = NULL;
+	r->step++;
+	snprintf(out, sizeof(out), "%s/%02d-%s.out", r->tmp, r->step, what);
+	snprintf(errpath, PATH_MAX + 64, "%s/%02d-%s.err", r->tmp, r->step, what);
+	return spawn((char *const *)argv, out, errpath, pre_exec, NULL);
+}
+
+static void add_opts(const char **args, int *n, const char *const *opts, int nr)
+{
+	int i;
+
+	for (i = 0; i < nr; i++)
+		set_argv(args, n, opts[i]);
+}
+
+/* `ckptctl dump -t PID -D dir [extra]`; returns the wait status or -1. */
+int run_dump(struct run *r, const char *dir, const char *extra, char *errpath)
+{
+	const char *args[40];
+	char pid[16];
+	int n = 0, status;
+	pid_t c;
+
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	set_argv(args, &n, "dump");
+	set_argv(args, &n, "-t");
+	set_argv(args, &n, pid);
+	set_argv(args, &n, "-D");
+	set_argv(args, &n, dir);
+	if (extra)
+		set_argv(args, &n, extra);
+	add_opts(args, &n, r->dump_opts, r->nr_dump_opts);
+	c = start_ckptctl(r, "dump", args, n, errpath, NULL);
+	if (c < 0)
+		return -1;
+	if (wait_child(c, DUMP_MS, &status)) {
+		say("ckptctl dump of %d did not finish in %d s", r->pid, DUMP_MS / 1000);
+		kill_child(c);
+		print_file("ckptctl dump stderr", errpath);
+		return -1;
+	}
+	return status;
+}
+
+/* A dump that must succeed. */
+static int dump_ok(struct run *r, const char *dir, const char *extra)
+{
+	char err[PATH_MAX + 64];
+	int status = run_dump(r, dir, extra, err);
+
+	if (status == -1)
+		return -1;
+	if (status) {
+		say("ckptctl dump -t %d %s: %s", r->pid, extra ? extra : "", status_str(status));
+		print_file("ckptctl dump stderr", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The failed command printed exactly one line holding every --expect-msg. */
+int check_error_line(struct run *r, const char *what, const char *errpath)
+{
+	char line[1024], want[256], pid[16];
+	int lines = count_lines(errpath, line, sizeof(line)), i;
+
+	if (lines != 1 || !line[0]) {
+		say("%s: expected exactly one error line on stderr, got %d", what, lines);
+		print_file("stderr", errpath);
+		return -1;
+	}
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	for (i = 0; i < r->nr_expect; i++) {
+		const char *p = strstr(r->expect_msg[i], "%p");
+		if (p)
+			snprintf(want, sizeof(want), "%.*s%s%s", (int)(p - r->expect_msg[i]),
+				 r->expect_msg[i], pid, p + 2);
+		else
+			snprintf(want, sizeof(want), "%s", r->expect_msg[i]);
+		if (!strstr(line, want)) {
+			say("%s: error line lacks \"%s\": %s", what, want, line);
+			return -1;
+		}
+	}
+	say("%s failed as expected: %s", what, line);
+	return 0;
+}
+
+/* A refused dump leaves no committed image set behind. */
+int check_no_manifest(const char *dir)
+{
+	char path[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/manifest", dir);
+	if (access(path, F_OK) == 0) {
+		say("a failed dump left a committed image set: %s", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* The test itself printed PASS last: an exit status of 0 alone could come
+ * from a ckptctl that never ran the restored program. */
+static int log_says_pass(const struct run *r)
+{
+	char path[PATH_MAX + 16], buf[4096];
+	int fd, n;
+
+	path_in(r, path, sizeof(path), "test.log");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = pread(fd, buf, sizeof(buf) - 1, lseek(fd, 0, SEEK_END) > 1000 ?
+		  lseek(fd, 0, SEEK_END) - 1000 : 0);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	if (n >= 5 && !strcmp(buf + n - 5, "PASS\n"))
+		return 0;
+	say("exit status 0, but the test log does not end with PASS");
+	return -1;
+}
+
+/* ---- the test program ---- */
+
+static void child_exec_test(struct run *r)
+{
+	char log[PATH_MAX + 16], ready[PATH_MAX + 16];
+	int fd;
+
+	path_in(r, log, sizeof(log), "test.log");
+	path_in(r, ready, sizeof(ready), "ready");
+	if (setsid() < 0 || chdir(r->tmp))
+		_exit(126);
+	fd = open("/dev/null", O_RDONLY);
+	if (fd < 0 || dup2(fd, 0) < 0)
+		_exit(126);
+	fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+		_exit(126);
+	syscall(SYS_close_range, 3, ~0u, 0);
+	setenv("CR_READY", ready, 1);
+	setenv("CR_DIR", r->tmp, 1);
+	signal(SIGPIPE, SIG_DFL);
+	execv(r->test_argv[0], r->test_argv);
+	dprintf(2, "exec %s: %s\n", r->test_argv[0], strerror(errno));
+	_exit(127);
+}
+
+static int read_ready(struct run *r, const char *path)
+{
+	char buf[128];
+	int fd = open(path, O_RDONLY | O_CLOEXEC), n;
+	unsigned long long addr;
+	int pid;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	if (sscanf(buf, "%d %llx", &pid, &addr) != 2 || pid != r->pid) {
+		say("bad ready file: %s", buf);
+		return -2;
+	}
+	r->shared = addr;
+	return 0;
+}
+
+static int start_test(struct run *r)
+{
+	char ready[PATH_MAX + 16];
+	uint64_t end = clock_ms() + budget_ms(READY_MS);
+	int status, ret;
+
+	path_in(r, ready, sizeof(ready), "ready");
+	r->pid = fork();
+	if (r->pid < 0) {
+		say("fork: %s", strerror(errno));
+		return -1;
+	}
+	if (r->pid == 0)
+		child_exec_test(r);
+	while ((ret = read_ready(r, ready)) == -1) {
+		if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
+			say("test exited before it was ready: %s", status_str(status));
+			r->pid = 0;
+			return -1;
+		}
+		if (clock_ms() > end) {
+			say("test not ready after %d s", READY_MS / 1000);
+			return -1;
+		}
+		sleep_ms(5);
+	}
+	return ret ? -1 : 0;
+}
+
+/* Check signal to the live (not dumped) test; its exit status decides. */
+static int check_live_test(struct run *r)
+{
+	int status;
+
+	if (kill(r->pid, CR_CHECK_SIGNAL)) {
+		say("kill %d: %s", r->pid, strerror(errno));
+		return -1;
+	}
+	if (wait_child(r->pid, FAIL_MS, &status)) {
+		say("test %d did not finish its check in %d s", r->pid, FAIL_MS / 1000);
+		return -1;
+	}
+	r->pid = 0;
+	if (status) {
+		say("test: %s", status_str(status));
+		return -1;
+	}
+	return log_says_pass(r);
+}
+
+static int read_shared(struct run *r, struct cr_shared *s)
+{
+	if (peek(r->pid, r->shared, s, sizeof(*s)))
+		return -1;
+	if (s->failed) {
+		say("test %d reports a failure (failed=%llu)", r->pid,
+		    (unsigned long long)s->failed);
+		return -1;
+	}
+	return 0;
+}
+
+/* progress (and aux if want_aux) grow within timeout: the program runs. */
+static int wait_progress(struct run *r, int want_aux, int timeout_ms)
+{
+	uint64_t end = clock_ms() + budget_ms(timeout_ms);
+	struct cr_shared a, b;
+
+	if (read_shared(r, &a))
+		return -1;
+	do {
+		sleep_ms(2);
+		if (read_shared(r, &b))
+			return -1;
+		if (b.progress > a.progress && (!want_aux || b.aux > a.aux))
+			return 0;
+	} while (clock_ms() < end);
+	say("test %d makes no progress (progress %llu -> %llu, aux %llu -> %llu)", r->pid,
+	    (unsigned long long)a.progress, (unsigned long long)b.progress,
+	    (unsigned long long)a.aux, (unsigned long long)b.aux);
+	return -1;
+}
+
+/* ---- restore ---- */
+
+static int read_pidfile(const char *path)
+{
+	char buf[32];
+	int fd = open(path, O_RDONLY | O_CLOEXEC), n, pid = 0;
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	if (sscanf(buf, "%d", &pid) != 1)
+		return 0;
+	return pid;
+}
+
+static pid_t start_restore(struct run *r, const char *dir, const char *pidfile,
+			   const char *const *extra, char *errpath, void (*pre_exec)(void *))
+{
+	const char *args[40];
+	int n = 0;
+
+	set_argv(args, &n, "restore");
+	set_argv(args, &n, "-D");
+	set_argv(args, &n, dir);
+	if (pidfile) {
+		set_argv(args, &n, "--pidfile");
+		set_argv(args, &n, pidfile);
+	}
+	for (; extra && *extra; extra++)
+		set_argv(args, &n, *extra);
+	add_opts(args, &n, r->restore_opts, r->nr_restore_opts);
+	return start_ckptctl(r, pre_exec ? "bad" : "restore", args, n, errpath, pre_exec);
+}
+
+/* Wait for the pidfile while ckptctl restore runs; the pid or -1. */
+static pid_t wait_pidfile(pid_t ckptctl, const char *pidfile, const char *errpath)
+{
+	uint64_t end = clock_ms() + budget_ms(RESTORE_MS);
+	int status;
+	pid_t pid;
+
+	for (;;) {
+		pid = read_pidfile(pidfile);
+		/* read twice: a half-written number must not fool us */
+		if (pid > 0 && pid_exists(pid)) {
+			sleep_ms(2);
+			if (read_pidfile(pidfile) == pid)
+				return pid;
+		}
+		if (waitpid(ckptctl, &status, WNOHANG) == ckptctl) {
+			say("ckptctl restore ended before writing the pidfile: %s",
+			    status_str(status));
+			print_file("ckptctl restore stderr", errpath);
+			return -1;
+		}
+		if (clock_ms() > end) {
+			say("no pidfile after %d s", RESTORE_MS / 1000);
+			return -1;
+		}
+		sleep_ms(2);
+	}
+}
+
+/* Restore, signal the restored root, take ckptctl's exit status. */
+static int restore_and_check(struct run *r, const char *dir)
+{
+	char pidfile[PATH_MAX + 16], err[PATH_MAX + 64];
+	int status, in_ns = r->occupier > 0, any_ns = in_ns, i;
+	pid_t c, pid;
+
+	for (i = 0; i < r->nr_restore_opts; i++)
+		any_ns |= strstr(r->restore_opts[i], "always") != NULL;
+
+	path_in(r, pidfile, sizeof(pidfile), "restore.pid");
+	unlink(pidfile);
+	c = start_restore(r, dir, pidfile, NULL, err, NULL);
+	if (c < 0)
+		return -1;
+	pid = wait_pidfile(c, pidfile, err);
+	if (pid < 0) {
+		kill_child(c);
+		return -1;
+	}
+	if (!any_ns && pid != r->pid) {
+		say("restored root has pid %d, was %d", pid, r->pid);
+		goto fail;
+	}
+	if (in_ns && pid == r->pid) {
+		say("pidfile holds %d, the occupied pid: not the caller's view", pid);
+		goto fail;
+	}
+	if (check_running(pid, 3000))
+		goto fail;
+	say("restored as pid %d, sending the check signal", pid);
+	if (kill(pid, CR_CHECK_SIGNAL)) {
+		say("kill %d: %s", pid, strerror(errno));
+		goto fail;
+	}
+	if (wait_child(c, RESTORE_MS, &status)) {
+		say("ckptctl restore did not end %d s after the check signal", RESTORE_MS / 1000);
+		goto fail;
+	}
+	if (status) {
+		say("ckptctl restore: %s (the restored test failed or died)", status_str(status));
+		print_file("ckptctl restore stderr", err);
+		return -1;
+	}
+	r->pid = 0;
+	return log_says_pass(r);
+fail:
+	kill_child(c);
+	print_file("ckptctl restore stderr", err);
+	return -1;
+}
+
+/* No restored process may be left: none of ours but the occupier, and
+ * none of the dumped pids (unless the occupier holds it). */
+static int check_no_leftovers(struct run *r, const char *what)
+{
+	pid_t kids[MAX_TREE];
+	int n = list_children(kids, MAX_TREE), i, bad = 0;
+
+	for (i = 0; i < n; i++) {
+		if (kids[i] == r->occupier)
+			continue;
+		say("%s: process %d left behind", what, kids[i]);
+		bad = 1;
+	}
+	for (i = 0; i < r->tree_len; i++) {
+		if (r->tree[i] == r->occupier || !pid_exists(r->tree[i]))
+			continue;
+		say("%s: dumped pid %d exists again", what, r->tree[i]);
+		bad = 1;
+	}
+	return bad ? -1 : 0;
+}
+
+/* A restore that must fail cleanly. */
+int restore_must_fail(struct run *r, const char *dir, const char *const *extra,
+			     void (*pre_exec)(void *), const char *what)
+{
+	char pidfile[PATH_MAX + 16], err[PATH_MAX + 64];
+	int status;
+	pid_t c;
+
+	path_in(r, pidfile, sizeof(pidfile), "restore.pid");
+	unlink(pidfile);
+	c = start_restore(r, dir, pidfile, extra, err, pre_exec);
+	if (c < 0)
+		return -1;
+	if (wait_child(c, FAIL_MS, &status)) {
+		say("%s: ckptctl restore still runs after %d s", what, FAIL_MS / 1000);
+		kill_child(c);
+		return -1;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) == 0) {
+		say("%s: ckptctl restore: %s, expected a failure", what, status_str(status));
+		print_file("ckptctl restore stderr", err);
+		return -1;
+	}
+	if (check_error_line(r, what, err))
+		return -1;
+	/* ckptctl is gone: any process it made is now our child */
+	reap_all(0);
+	return check_no_leftovers(r, what);
+}
+
+/* ---- flows ---- */
+
+/* Dump (the tree gets killed) and reap every process of it. */
+static int dump_and_reap(struct run *r, const char *dir)
+{
+	r->tree_len = list_tree(r->pid, r->tree, MAX_TREE);
+	if (dump_ok(r, dir, NULL))
+		return -1;
+	if (reap_all(30000)) {
+		say("the tree of %d still lives 30 s after the dump", r->pid);
+		return -1;
+	}
+	for (int i = 0; i < r->tree_len; i++) {
+		if (pid_exists(r->tree[i])) {
+			say("pid %d of the dumped tree still exists", r->tree[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The tree has as many processes as when the test got ready: nothing of
+ * the dumper (a snapshot child, say) may stay in it. */
+static int check_tree_size(struct run *r, int timeout_ms)
+{
+	uint64_t end = clock_ms() + budget_ms(timeout_ms);
+	pid_t pids[MAX_TREE];
+	int n;
+
+	while ((n = list_tree(r->pid, pids, MAX_TREE)) != r->tree_len) {
+		if (clock_ms() > end) {
+			say("the tree of %d has %d processes, it had %d", r->pid, n, r->tree_len);
+			return -1;
+		}
+		sleep_ms(5);
+	}
+	return 0;
+}
+
+static int leave_running(struct run *r, const char *name)
+{
+	char dir[PATH_MAX + 16];
+
+	path_in(r, dir, sizeof(dir), name);
+	r->tree_len = list_tree(r->pid, r->tree, MAX_TREE);
+	if (dump_ok(r, dir, "-R") || check_running(r->pid, 3000) || check_tree_size(r, 3000))
+		return -1;
+	if (r->check_progress && wait_progress(r, 0, 10000))
+		return -1;
+	say("dump -R into %s: the test goes on", name);
+	return 0;
+}
+
+static uint64_t next_random(void)
+{
+	static uint64_t state;
+
+	if (!state) {
+		const char *seed = getenv("CR_SEED");
+		state = seed ? strtoull(seed, NULL, 0) : (clock_ms() ^ ((uint64_t)getpid() << 32));
+		if (!state)
+			state = 1;
+		say("random seed %llu (set CR_SEED to replay)", (unsigned long long)state);
+	}
+	return xorshift64(&state);
+}
+
+/* After a killed dump: reap ckptctl's orphans, the test must run on. */
+static int after_killed_dump(struct run *r)
+{
+	pid_t p;
+
+	while ((p = waitpid(-1, NULL, WNOHANG)) > 0) {
+		if (p == r->pid) {
+			say("the test died");
+			r->pid = 0;
+			return -1;
+		}
+	}
+	if (check_running(r->pid, 5000) || check_tree_size(r, 5000))
+		return -1;
+	return wait_progress(r, 1, 30000);
+}
+
+static int kill_one_dump(struct run *r, int i, uint64_t max_us)
+{
+	char dir[PATH_MAX + 16], name[32], err[PATH_MAX + 64], pid[16];
+	const char *args[] = { "dump", "-t", pid, "-D", dir, "-R" };
+	uint64_t delay = next_random() % max_us;
+	int status, alive;
+	pid_t c;
+
+	snprintf(pid, sizeof(pid), "%d", r->pid);
+	snprintf(name, sizeof(name), "kill-%d", i);
+	path_in(r, dir, sizeof(dir), name);
+	c = start_ckptctl(r, "killed", args, 6, err, NULL);
+	if (c < 0)
+		return -1;
+	sleep_us(delay);
+	alive = waitpid(c, &status, WNOHANG) == 0;
+	if (alive) {
+		kill(c, SIGKILL);
+		waitpid(c, &status, 0);
+	} else if (status) {
+		say("kill %d: unkilled dump failed: %s", i, status_str(status));
+		print_file("stderr", err);
+		return -1;
+	}
+	say("kill %d after %llu us: %s", i, (unsigned long long)delay,
+	    alive ? "killed mid-dump" : "dump had already finished");
+	if (after_killed_dump(r))
+		return -1;
+	rm_tree(dir);
+	return 0;
+}
+
+static int kill_dumps(struct run *r)
+{
+	char dir[PATH_MAX + 16];
+	uint64_t t0, us;
+	int i;
+
+	path_in(r, dir, sizeof(dir), "kill-calibrate");
+	r->tree_len = list_tree(r->pid, r->tree, MAX_TREE);
+	t0 = clock_ms();
+	if (dump_ok(r, dir, "-R") || after_killed_dump(r))
+		return -1;
+	us = (clock_ms() - t0) * 1000 + 1000;
+	say("a whole dump -R takes %llu ms", (unsigned long long)(us / 1000));
+	rm_tree(dir);
+	for (i = 0; i < r->kill_dumps; i++)
+		if (kill_one_dump(r, i, us))
+			return -1;
+	return 0;
+}
+
+static int expect_dump_fail(struct run *r)
+{
+	char dir[PATH_MAX + 16], err[PATH_MAX + 64];
+	int status;
+
+	path_in(r, dir, sizeof(dir), "images");
+	status = run_dump(r, dir, NULL, err);
+	if (status == -1)
+		return -1;
+	if (!WIFEXITED(status) || !WEXITSTATUS(status)) {
+		say("ckptctl dump: %s, expected a refusal", status_str(status));
+		return -1;
+	}
+	if (check_error_line(r, "dump", err) || check_no_manifest(dir) ||
+	    check_running(r->pid, 3000))
+		return -1;
+	return check_live_test(r);
+}
+
+/* Make a child hold pid `pid` (clone3 with set_tid; we are root). */
+static pid_t occupy(pid_t pid)
+{
+	struct {
+		uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size,
+			tls, set_tid, set_tid_size, cgroup;
+	} args;
+	pid_t tid = pid;
+	long ret;
+
+	memset(&args, 0, sizeof(args));
+	args.exit_signal = SIGCHLD;
+	args.set_tid = (uintptr_t)&tid;
+	args.set_tid_size = 1;
+	ret = syscall(SYS_clone3, &args, sizeof(args));
+	if (ret == 0) {
+		for (;;)
+			pause();
+	}
+	if (ret < 0)
+		say("clone3 with set_tid %d: %s", pid, strerror(errno));
+	return ret;
+}
+
+static int occupied_restore(struct run *r, const char *dir)
+{
+	static const char *const never[] = { "--pidns", "never", NULL };
+
+	r->occupier = occupy(r->pid);
+	if (r->occupier < 0)
+		return -1;
+	say("pid %d is now held by another process", r->pid);
+	if (restore_must_fail(r, dir, never, NULL, "restore --pidns never"))
+		return -1;
+	return restore_and_check(r, dir);
+}
+
+static int full_cycle(struct run *r)
+{
+	char dir[PATH_MAX + 16];
+
+	path_in(r, dir, sizeof(dir), "images");
+	if (dump_and_reap(r, dir))
+		return -1;
+	say("dumped %d (%d processes), tree reaped", r->pid, r->tree_len);
+	if (r->corrupt)
+		return corrupt_and_restore(r, dir);
+	if (r->occupy)
+		return occupied_restore(r, dir);
+	return restore_and_check(r, dir);
+}
+
+static int test_flow(struct run *r)
+{
+	if (start_test(r))
+		return -1;
+	if (r->no_cr)
+		return check_live_test(r);
+	if (r->expect_dump_fail)
+		return expect_dump_fail(r);
+	if (r->lr_twice && (leave_running(r, "lr-1") || leave_running(r, "lr-2")))
+		return -1;
+	if (r->kill_dumps && kill_dumps(r))
+		return -1;
+	return full_cycle(r);
+}
+
+static int make_tmp(struct run *r)
+{
+	const char *base = getenv("CR_TMPDIR");
+
+	snprintf(r->tmp, sizeof(r->tmp), "%s/cr-XXXXXX", base ? base : "/tmp");
+	if (!mkdtemp(r->tmp)) {
+		say("mkdtemp %s: %s", r->tmp, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct run r;
+	char log[PATH_MAX + 16];
+	int ret;
+
+	memset(&r, 0, sizeof(r));
+	parse_args(&r, argc, argv);
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1)) {
+		say("PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+		return 1;
+	}
+	if (make_tmp(&r))
+		return 1;
+	ret = r.bad_dump ? bad_dump(&r) : test_flow(&r);
+	kill_all_children(10000);
+	if (ret == 77) {
+		rm_tree(r.tmp);
+		return 77;
+	}
+	if (ret) {
+		path_in(&r, log, sizeof(log), "test.log");
+		print_file("test log", log);
+		say("FAIL (files kept in %s)", r.tmp);
+		return 1;
+	}
+	path_in(&r, log, sizeof(log), "test.log");
+	if (!r.bad_dump)
+		print_file("test log", log);
+	say("PASS");
+	rm_tree(r.tmp);
+	return 0;
+}

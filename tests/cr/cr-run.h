@@ -1,0 +1,58 @@
+/*
+ * cr-run.h: what the two halves of the harness share.  cr-run.c holds the
+ * main flows (start, dump, reap, restore, check; -R dumps, killed dumps,
+ * occupied PIDs); cr-fail.c the flows that must fail cleanly (dumps of
+ * what cannot be dumped, restores from damaged images).
+ */
+#ifndef CR_RUN_H
+#define CR_RUN_H
+
+#include "cr-proc.h"
+#include "crlib.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define MAX_OPTS 16
+#define READY_MS (180 * 1000)
+#define DUMP_MS (300 * 1000)
+#define RESTORE_MS (300 * 1000)
+#define FAIL_MS (60 * 1000)
+
+struct run {
+	const char *ckptctl;
+	char **test_argv;
+	char tmp[PATH_MAX];
+	pid_t pid;       /* original root of the test tree */
+	uint64_t shared; /* address of its cr_shared */
+	pid_t tree[MAX_TREE];
+	int tree_len;
+	pid_t occupier;
+	int step; /* numbers the ckptctl output files */
+	/* options */
+	int no_cr, lr_twice, occupy, expect_dump_fail, check_progress, kill_dumps, verbose;
+	const char *corrupt, *bad_dump;
+	const char *expect_msg[MAX_OPTS];
+	int nr_expect;
+	const char *dump_opts[MAX_OPTS], *restore_opts[MAX_OPTS];
+	int nr_dump_opts, nr_restore_opts;
+};
+
+void path_in(const struct run *r, char *buf, size_t len, const char *name);
+void print_file(const char *title, const char *path);
+void rm_tree(const char *path);
+/* `ckptctl dump -t PID -D dir [extra]`: the wait status, or -1. */
+int run_dump(struct run *r, const char *dir, const char *extra, char *errpath);
+/* The failed command printed exactly one line holding every --expect-msg. */
+int check_error_line(struct run *r, const char *what, const char *errpath);
+int check_no_manifest(const char *dir);
+/* A restore that must fail: one error line, nothing restored left. */
+int restore_must_fail(struct run *r, const char *dir, const char *const *extra,
+		      void (*pre_exec)(void *), const char *what);
+
+/* cr-fail.c */
+int bad_dump(struct run *r);
+int corrupt_and_restore(struct run *r, const char *dir);
+
+#endif
