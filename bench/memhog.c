@@ -113,6 +113,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	len = (size_t)atol(argv[1]) * BLOCK;
+	/* Drop fds inherited from whoever started us (a pipe to a process
+	 * outside the dumped tree would make the dump refuse it). */
+	close_range(3, ~0U, 0);
 
 	/* Block SIGUSR1 first: a request that arrives before we idle waits. */
 	sigemptyset(&usr1);

@@ -119,7 +119,8 @@ static int find_counter(char *out, size_t len)
 
 /* The counter runs in its own session (no terminal, so Ctrl-C does not
  * reach it and nothing ties it to ours), stdin from /dev/null, stdout and
- * stderr appended to the log: files, which ckpt can checkpoint. */
+ * stderr appended to the log: files, which ckpt can checkpoint, and no
+ * other fd. */
 static pid_t start_counter(const char *path, const char *log)
 {
 	pid_t pid = fork();
@@ -131,8 +132,9 @@ static pid_t start_counter(const char *path, const char *log)
 	if (in < 0 || out < 0 || setsid() < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
 	    dup2(out, 2) < 0)
 		_exit(127);
-	close(in);
-	close(out);
+	/* Nothing else of ours: an inherited pipe to a process outside the
+	 * tree (a CI runner's, a shell's) would make the dump refuse it. */
+	close_range(3, ~0U, 0);
 	execl(path, "ckpt-counter", (char *)NULL);
 	_exit(127);
 }

@@ -147,7 +147,7 @@ static int cmd_restore(int argc, char **argv)
 	/* The restored tree must not inherit our buffered output. */
 	fflush(NULL);
 	int ret = ckpt_restore(&o, &st, &status);
-	if (stats)
+	if (stats && !ret)
 		printf("restore_ms: %.1f\nmemory_bytes: %llu\nimage_bytes: %llu\npidns: %d\n",
 		       ms(st.total_ns), (unsigned long long)st.memory_bytes,
 		       (unsigned long long)st.image_bytes, st.used_pidns);

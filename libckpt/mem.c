@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -125,17 +126,39 @@ static int classify_vma(struct vma_list *l, VmaEntry *e, const char *perms, uint
 	}
 	e->kind = VMA_KIND__VMA_ANON_PRIVATE;
 	e->flags = MAP_PRIVATE | MAP_ANONYMOUS;
-	if (!strcmp(path, "[stack]"))
-		e->flags |= MAP_GROWSDOWN;
 	if (path[0])
 		e->name = arena_strdup(l->a, path);
 	return 0;
+}
+
+/* VmFlags of smaps: the mmap flags that maps does not show. */
+static void apply_vmflags(VmaEntry *e, const char *flags)
+{
+	for (const char *f = flags; *f; f++) {
+		if (f[0] == 'n' && f[1] == 'r' && (f[2] == ' ' || !f[2]))
+			e->flags |= MAP_NORESERVE;
+		if (f[0] == 'g' && f[1] == 'd' && (f[2] == ' ' || !f[2]))
+			e->flags |= MAP_GROWSDOWN;
+		while (*f && *f != ' ')
+			f++;
+		if (!*f)
+			break;
+	}
 }
 
 static int parse_maps_line(char *line, void *arg)
 {
 	struct vma_list *l = arg;
 	uint64_t start, end, pgoff, ino;
+
+	/* smaps: a maps-style header per VMA, then "Key: value" lines. */
+	if (!strncmp(line, "VmFlags:", 8)) {
+		if (l->n)
+			apply_vmflags(l->v[l->n - 1], line + 8 + strspn(line + 8, " "));
+		return 0;
+	}
+	if (!((line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f')))
+		return 0;
 	char perms[8], dev[16];
 	int pos = 0;
 
@@ -239,12 +262,90 @@ static int vma_has_contents(const VmaEntry *e)
 	       e->kind == VMA_KIND__VMA_ANON_SHARED;
 }
 
+/* PAGEMAP_SCAN (Linux 6.7): the kernel walks the page tables and returns
+ * ranges of pages by category, skipping holes; reading pagemap entry by
+ * entry costs 8 bytes per page of address space, which is hopeless for
+ * huge sparse mappings (sanitizer shadows, big reservations). */
+#define PAGEMAP_SCAN_IOCTL _IOWR('f', 16, struct pm_scan_arg)
+#define PAGE_IS_FILE (1 << 2)
+#define PAGE_IS_PRESENT (1 << 3)
+#define PAGE_IS_SWAPPED (1 << 4)
+#define PAGE_IS_PFNZERO (1 << 5)
+#define SCAN_REGIONS 512
+
+struct page_region {
+	uint64_t start, end, categories;
+};
+
+struct pm_scan_arg {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+
+static int scan_region_wanted(const VmaEntry *e, uint64_t cat)
+{
+	if (cat & PAGE_IS_SWAPPED)
+		return 1;
+	if (cat & PAGE_IS_PFNZERO)
+		return 0; /* the shared zero page: a hole */
+	if (e->kind == VMA_KIND__VMA_FILE_PRIVATE)
+		return !(cat & PAGE_IS_FILE);
+	return 1;
+}
+
+/* 1: done with PAGEMAP_SCAN; 0: not supported here; <0: error. */
+static int scan_vma_pages(struct page_writer *w, int pagemap_fd, pid_t pid, const VmaEntry *e)
+{
+	static struct page_region regs[SCAN_REGIONS];
+	struct pm_scan_arg arg;
+	uint64_t start = e->start;
+
+	while (start < e->end) {
+		memset(&arg, 0, sizeof(arg));
+		arg.size = sizeof(arg);
+		arg.start = start;
+		arg.end = e->end;
+		arg.vec = (uint64_t)(uintptr_t)regs;
+		arg.vec_len = SCAN_REGIONS;
+		arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+		arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE | PAGE_IS_PFNZERO;
+		long n = ioctl(pagemap_fd, PAGEMAP_SCAN_IOCTL, &arg);
+		if (n < 0 && (errno == ENOTTY || errno == EINVAL) && start == e->start)
+			return 0;
+		if (n < 0) {
+			pr_err("pid %d: PAGEMAP_SCAN at %" PRIx64 ": %s", pid, start, strerror(errno));
+			return -errno;
+		}
+		for (long i = 0; i < n; i++) {
+			if (!scan_region_wanted(e, regs[i].categories))
+				continue;
+			uint64_t a = regs[i].start;
+			while (a < regs[i].end) {
+				uint64_t pages = (regs[i].end - a) / PAGE_SIZE;
+				if (pages > UINT32_MAX / 2)
+					pages = UINT32_MAX / 2;
+				int ret = page_writer_add(w, a, (uint32_t)pages);
+				if (ret)
+					return ret;
+				a += pages * PAGE_SIZE;
+			}
+		}
+		if (arg.walk_end <= start)
+			break;
+		start = arg.walk_end;
+	}
+	return 1;
+}
+
 /* Walk pagemap for one VMA and queue runs of wanted pages. */
 static int queue_vma_pages(struct page_writer *w, int pagemap_fd, pid_t pid, const VmaEntry *e,
 			   uint64_t *buf)
 {
 	uint64_t nr = (e->end - e->start) / PAGE_SIZE, run_start = 0, run_len = 0;
+	int scanned = scan_vma_pages(w, pagemap_fd, pid, e);
 
+	if (scanned)
+		return scanned < 0 ? scanned : 0;
 	for (uint64_t done = 0; done < nr;) {
 		uint64_t batch = nr - done < PAGEMAP_BATCH ? nr - done : PAGEMAP_BATCH;
 		off_t off = (off_t)((e->start / PAGE_SIZE + done) * 8);
@@ -274,29 +375,6 @@ static int queue_vma_pages(struct page_writer *w, int pagemap_fd, pid_t pid, con
 	return run_len ? page_writer_add(w, run_start, (uint32_t)run_len) : 0;
 }
 
-static int check_readable(pid_t pid, const VmaEntry *e, int pagemap_fd, uint64_t *buf)
-{
-	/* Pages in a PROT_NONE/write-only area cannot be read with
-	 * process_vm_readv; such areas almost never hold data (guard
-	 * pages), and we refuse the ones that do. */
-	uint64_t nr = (e->end - e->start) / PAGE_SIZE;
-	for (uint64_t done = 0; done < nr;) {
-		uint64_t batch = nr - done < PAGEMAP_BATCH ? nr - done : PAGEMAP_BATCH;
-		ssize_t n = pread(pagemap_fd, buf, batch * 8, (off_t)((e->start / PAGE_SIZE + done) * 8));
-		if (n != (ssize_t)(batch * 8))
-			return -EIO;
-		for (uint64_t i = 0; i < batch; i++)
-			if (page_wanted(e, buf[i])) {
-				pr_err("pid %d: mapping %" PRIx64 "-%" PRIx64
-				       " is not readable but holds data: not supported",
-				       pid, e->start, e->end);
-				return -ENOTSUP;
-			}
-		done += batch;
-	}
-	return 0;
-}
-
 static int dump_pages(struct img_set *set, pid_t pid, MmEntry *mm, int threads,
 		      struct mem_stats *st, PagemapEntry ***out, size_t *nr_out, struct arena *a)
 {
@@ -323,10 +401,8 @@ static int dump_pages(struct img_set *set, pid_t pid, MmEntry *mm, int threads,
 		const VmaEntry *e = mm->vmas[i];
 		if (!vma_has_contents(e))
 			continue;
-		if (!(e->prot & PROT_READ))
-			ret = check_readable(pid, e, fd, buf);
-		else
-			ret = queue_vma_pages(w, fd, pid, e, buf);
+		/* /proc/PID/mem reads PROT_NONE pages too. */
+		ret = queue_vma_pages(w, fd, pid, e, buf);
 	}
 	close(fd);
 	free(buf);
@@ -392,7 +468,7 @@ int dump_mm(struct img_set *set, pid_t pid, uint64_t brk, int threads, struct me
 	size_t nr_pm = 0;
 	int ret;
 
-	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
 	ret = proc_each_line(path, parse_maps_line, &l);
 	if (ret < 0 && !l.err)
 		pr_err("pid %d: %s: %s", pid, path, strerror(-ret));

@@ -140,7 +140,7 @@ static int wait_stop(pid_t tid, int *sig, int *event)
 
 static int seize_thread(struct fin_thread *t)
 {
-	int sig, event, ret;
+	int sig = 0, event = 0, ret;
 
 	if (ptrace(PTRACE_SEIZE, t->host_tid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL)) {
 		pr_err("tid %d: ptrace seize: %s", t->host_tid, strerror(errno));
@@ -164,7 +164,7 @@ static int seize_thread(struct fin_thread *t)
  * the notify fd): let it get there. */
 static int wait_in_pause(struct fin_thread *t, struct user_regs_struct *regs)
 {
-	int sig, event, ret;
+	int sig = 0, event = 0, ret;
 
 	for (int i = 0; i < PAUSE_TRIES; i++) {
 		if (ptrace(PTRACE_GETREGS, t->host_tid, 0, regs))

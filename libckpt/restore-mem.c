@@ -475,7 +475,7 @@ static int premap_slot(const struct plan *p, struct slot *s)
 	uint64_t len = s->end - s->start;
 	/* Only what gets filled needs to be writable now. */
 	int prot = (int)e->prot | (s->filled ? PROT_READ | PROT_WRITE : 0);
-	int flags = MAP_FIXED | (int)(e->flags & MAP_GROWSDOWN), fd = -1;
+	int flags = MAP_FIXED | (int)(e->flags & (MAP_GROWSDOWN | MAP_NORESERVE)), fd = -1;
 	void *m;
 
 	switch (e->kind) {
@@ -648,7 +648,8 @@ static int fill_creds(const struct plan *p, struct rst_creds *rc)
 	rc->uid = ce->uid, rc->euid = ce->euid, rc->suid = ce->suid, rc->fsuid = ce->fsuid;
 	rc->gid = ce->gid, rc->egid = ce->egid, rc->sgid = ce->sgid, rc->fsgid = ce->fsgid;
 	rc->nr_groups = (uint32_t)ce->n_groups;
-	memcpy(rc->groups, ce->groups, ce->n_groups * sizeof(uint32_t));
+	if (ce->n_groups)
+		memcpy(rc->groups, ce->groups, ce->n_groups * sizeof(uint32_t));
 
 	int ng = getgroups(64, groups);
 	if (getresuid(&r, &e, &s) || getresgid(&rg, &eg, &sg) || ng < 0) {
@@ -658,7 +659,8 @@ static int fill_creds(const struct plan *p, struct rst_creds *rc)
 	rc->set = r != ce->uid || e != ce->euid || s != ce->suid ||
 		  (uint32_t)setfsuid(-1) != ce->fsuid || rg != ce->gid || eg != ce->egid ||
 		  sg != ce->sgid || (uint32_t)setfsgid(-1) != ce->fsgid ||
-		  (size_t)ng != ce->n_groups || memcmp(groups, ce->groups, ng * sizeof(gid_t));
+		  (size_t)ng != ce->n_groups ||
+		  (ng && memcmp(groups, ce->groups, ng * sizeof(gid_t)));
 	return 0;
 }
 

@@ -209,6 +209,19 @@ static void init_setup(void)
 		pr_info("ckpt-init: cannot mount /proc for the new namespace: %s", strerror(errno));
 }
 
+/* Until the driver says the tree is restored, init dies with it (and the
+ * whole namespace with init); after that it outlives a detached driver. */
+static void wait_release(struct restore_ctx *c)
+{
+	char b;
+	close(c->release_w);
+	if (read(c->release_r, &b, 1) != 1)
+		_exit(1); /* the driver gave up or died */
+	prctl(PR_SET_PDEATHSIG, 0);
+	if (write(c->notify_w, "A", 1) != 1)
+		_exit(1);
+}
+
 /* PID 1 of the new namespace: create the root, then reap until the root
  * exits and pass its status on as our exit code. */
 static void __attribute__((noreturn)) init_main(struct restore_ctx *c)
@@ -226,6 +239,7 @@ static void __attribute__((noreturn)) init_main(struct restore_ctx *c)
 	if (root == 0)
 		task_main(c, 0);
 	init_root = root;
+	wait_release(c);
 	/* init holds no file of the job: a pipe end kept here would hide EOF. */
 	close_range(3, ~0U, 0);
 	sigemptyset(&none);
@@ -242,6 +256,19 @@ static void __attribute__((noreturn)) init_main(struct restore_ctx *c)
 			_exit(WEXITSTATUS(status));
 		_exit(128 + WTERMSIG(status));
 	}
+}
+
+int restore_release_init(struct restore_ctx *c)
+{
+	char b;
+	if (write(c->release_w, "G", 1) != 1)
+		return -errno;
+	while (read(c->notify_r, &b, 1) != 1 || b != 'A')
+		if (errno != EINTR) {
+			pr_err("restore: our init in the new PID namespace did not answer");
+			return -EIO;
+		}
+	return 0;
 }
 
 pid_t restore_spawn(struct restore_ctx *c)

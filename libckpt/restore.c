@@ -247,7 +247,16 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 	if ((ret = choose_pidns(c)) || (ret = prepare_fds(c)) || (ret = prepare_shared(c)))
 		goto out;
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	int rel[2];
+	if (pipe2(rel, O_CLOEXEC)) {
+		ret = -errno;
+		goto out;
+	}
+	c->release_r = rel[0];
+	c->release_w = rel[1];
 	c->child = restore_spawn(c);
+	close(c->release_r);
+	c->release_r = -1;
 	if (c->child < 0) {
 		ret = c->child;
 		goto out;
@@ -260,6 +269,8 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 	ret = wait_ready(c, args);
 	if (!ret)
 		ret = finish_all(c, args);
+	if (!ret && c->use_pidns)
+		ret = restore_release_init(c);
 	if (!ret && c->opts->pidfile)
 		ret = write_pidfile(c->opts->pidfile, c->tasks[0].host_pid);
 	if (ret)
@@ -280,7 +291,7 @@ int ckpt_restore(const struct ckpt_restore_opts *o, struct ckpt_restore_stats *s
 	memset(&c, 0, sizeof(c));
 	memset(st, 0, sizeof(*st));
 	c.opts = o;
-	c.notify_r = c.notify_w = c.log_fd = -1;
+	c.notify_r = c.notify_w = c.log_fd = c.release_r = c.release_w = -1;
 	c.files.max_fd = -1;
 	ckpt_verbose = o->verbose;
 	/* The file pool sits above the highest fd of the job. */
@@ -302,6 +313,8 @@ int ckpt_restore(const struct ckpt_restore_opts *o, struct ckpt_restore_stats *s
 		close(c.notify_w);
 	if (c.log_fd >= 0)
 		close(c.log_fd);
+	if (c.release_w >= 0)
+		close(c.release_w);
 	if (c.shared)
 		munmap(c.shared, c.shared_len);
 	pid_t child = c.child;

@@ -41,6 +41,7 @@ struct restore_ctx {
 	int notify_r, notify_w; /* restoring processes report on notify_w */
 	int fd_base;            /* first fd free for restore_mem_and_jump */
 	int log_fd;             /* the driver's stderr, for messages after fds are installed */
+	int release_r, release_w; /* pidns: the driver lets our init outlive it */
 	struct rst_shared *shared;
 	size_t shared_len;
 	int use_pidns;
@@ -52,6 +53,9 @@ void restore_unload(struct restore_ctx *c);
 
 /* Create the tree: returns the driver's child (host pid) or -errno. */
 pid_t restore_spawn(struct restore_ctx *c);
+/* Tell our init the restore is done, so that it may outlive the driver
+ * (it dies with the driver until then); waits for its answer. */
+int restore_release_init(struct restore_ctx *c);
 /* Fill tasks[].host_pid for a tree in a child PID namespace. */
 int restore_map_host_pids(struct restore_ctx *c);
 

@@ -74,39 +74,6 @@ static void check_fd(const char *kind)
 	}
 }
 
-/* Text of a /proc/self file (static buffer per slot). */
-static const char *snapshot(const char *path, int slot)
-{
-	static char bufs[4][1 << 15];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : read_full(fd, bufs[slot], sizeof(bufs[slot]) - 1);
-
-	CHECK_SYS(n >= 0, "reading %s", path);
-	close(fd);
-	bufs[slot][n] = 0;
-	return bufs[slot];
-}
-
-/* "fd -> target" for every open fd, in one static buffer per slot. */
-static const char *fd_list(int slot)
-{
-	static char bufs[2][8192];
-	char link[64], target[256];
-	int fd, len = 0;
-	ssize_t n;
-
-	for (fd = 0; fd < 128; fd++) {
-		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-		n = readlink(link, target, sizeof(target) - 1);
-		if (n < 0)
-			continue;
-		target[n] = 0;
-		len += snprintf(bufs[slot] + len, sizeof(bufs[slot]) - len, "%d -> %s\n", fd,
-				target);
-	}
-	return bufs[slot];
-}
-
 int main(int argc, char **argv)
 {
 	const char *maps_was, *fds_was, *status;
@@ -115,8 +82,8 @@ int main(int argc, char **argv)
 	test_init();
 	CHECK(argc == 2, "usage: cr-badfd eventfd|socketpair|epoll");
 	setup(argv[1]);
-	fds_was = fd_list(0);
-	maps_was = snapshot("/proc/self/maps", 0);
+	fds_was = snapshot_fds(0);
+	maps_was = snapshot_file("/proc/self/maps", 0);
 	test_ready();
 	while (!test_check_requested()) {
 		c++;
@@ -124,10 +91,11 @@ int main(int argc, char **argv)
 		__asm__ volatile("" : "+r"(c), "+r"(shadow));
 	}
 	CHECK(shadow == 3 * c + 7, "registers broken");
-	CHECK(!strcmp(fd_list(1), fds_was), "fds changed:\n%s\nwere:\n%s", fd_list(1), fds_was);
-	CHECK(!strcmp(snapshot("/proc/self/maps", 1), maps_was), "mappings changed:\n%s\nwere:\n%s",
-	      snapshot("/proc/self/maps", 1), maps_was);
-	status = snapshot("/proc/self/status", 2);
+	CHECK(!strcmp(snapshot_fds(1), fds_was), "fds changed:\n%s\nwere:\n%s", snapshot_fds(1),
+	      fds_was);
+	CHECK(!strcmp(snapshot_file("/proc/self/maps", 1), maps_was),
+	      "mappings changed:\n%s\nwere:\n%s", snapshot_file("/proc/self/maps", 1), maps_was);
+	status = snapshot_file("/proc/self/status", 2);
 	CHECK(strstr(status, "\nTracerPid:\t0\n"), "traced after the refused dump");
 	check_fd(argv[1]);
 	pass();

@@ -7,7 +7,8 @@
  * recomputes the checksum of the 256 MiB over and over.  Both publish in
  * cr_shared (progress: counter, aux: verified passes, failed: what broke),
  * which cr-run reads from outside after each killed dump.  After the check
- * signal the threads stop and everything is verified once more.
+ * signal: fds and mappings as when it got ready (nothing of a killed dumper
+ * left behind), then the threads stop and everything is verified again.
  */
 #include "crlib.h"
 
@@ -73,6 +74,7 @@ static void *verify(void *arg)
 int main(void)
 {
 	pthread_t counter, verifier;
+	const char *fds_was, *maps_was;
 	uint64_t seed = 42, i;
 
 	test_init();
@@ -87,9 +89,16 @@ int main(void)
 	test_block_check(); /* inherited by the threads */
 	CHECK(!pthread_create(&counter, NULL, count, NULL), "pthread_create");
 	CHECK(!pthread_create(&verifier, NULL, verify, NULL), "pthread_create");
+	fds_was = snapshot_fds(0);
+	maps_was = snapshot_file("/proc/self/maps", 0);
 	test_ready();
 	test_wait_check();
 	stop = 1;
+	/* nothing of the killed dumpers (parasite area, socket) left in us */
+	CHECK(!strcmp(snapshot_fds(1), fds_was), "fds changed:\n%s\nwere:\n%s", snapshot_fds(1),
+	      fds_was);
+	CHECK(!strcmp(snapshot_file("/proc/self/maps", 1), maps_was),
+	      "mappings changed:\n%s\nwere:\n%s", snapshot_file("/proc/self/maps", 1), maps_was);
 	CHECK(!pthread_join(counter, NULL) && !pthread_join(verifier, NULL), "pthread_join");
 	CHECK(!cr_shared.failed, "self-check failed: %" PRIu64
 	      " (1: registers, 2: scratch page, 3: checksum)", cr_shared.failed);

@@ -198,6 +198,38 @@ ssize_t write_full(int fd, const void *buf, size_t len)
 	return done;
 }
 
+const char *snapshot_file(const char *path, int slot)
+{
+	static char bufs[4][1 << 15];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read_full(fd, bufs[slot], sizeof(bufs[slot]) - 1);
+
+	if (n < 0)
+		fail_errno("reading %s", path);
+	close(fd);
+	bufs[slot][n] = 0;
+	return bufs[slot];
+}
+
+const char *snapshot_fds(int slot)
+{
+	static char bufs[4][8192];
+	char link[64], target[256];
+	int fd, len = 0;
+	ssize_t n;
+
+	for (fd = 0; fd < 128; fd++) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n < 0)
+			continue;
+		target[n] = 0;
+		len += snprintf(bufs[slot] + len, sizeof(bufs[slot]) - len, "%d -> %s\n", fd,
+				target);
+	}
+	return bufs[slot];
+}
+
 uint64_t now_ns(void)
 {
 	struct timespec ts;

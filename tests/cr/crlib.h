@@ -77,6 +77,11 @@ uint64_t hash64(uint64_t h, const void *buf, size_t len);
 /* Whole-buffer I/O that retries short transfers and EINTR; -1 on error. */
 ssize_t read_full(int fd, void *buf, size_t len);
 ssize_t write_full(int fd, const void *buf, size_t len);
+/* Text of a /proc/self file, or "fd -> target" lines for every fd below
+ * 128, in a static buffer per slot (0..3; no malloc, so that taking a
+ * snapshot does not change the mappings). */
+const char *snapshot_file(const char *path, int slot);
+const char *snapshot_fds(int slot);
 /* Nanoseconds of CLOCK_MONOTONIC. */
 uint64_t now_ns(void);
 

@@ -83,7 +83,11 @@ static int read_status_field(const char *path, const char *key, char *out, size_
 	int found = -1;
 	while (fgets(line, sizeof(line), f))
 		if (!strncmp(line, key, strlen(key))) {
-			snprintf(out, size, "%s", line + strlen(key));
+			size_t n = strlen(line + strlen(key));
+			if (n >= size)
+				n = size - 1;
+			memcpy(out, line + strlen(key), n);
+			out[n] = '\0';
 			found = 0;
 		}
 	fclose(f);
