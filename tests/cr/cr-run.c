@@ -515,15 +515,32 @@ static pid_t wait_pidfile(pid_t ckptctl, const char *pidfile, const char *errpat
 	}
 }
 
+/* With restore -d, ckptctl is gone by now and the restored root (or our
+ * init holding its namespace) has been reparented to us, the subreaper:
+ * its exit status is the verdict. */
+static int wait_detached(struct run *r, int *status)
+{
+	for (int ms = 0; ms < RESTORE_MS; ms += 10) {
+		pid_t p = waitpid(-1, status, WNOHANG);
+		if (p > 0 && p != r->occupier)
+			return 0;
+		if (p <= 0)
+			usleep(10000);
+	}
+	return -1;
+}
+
 /* Restore, signal the restored root, take ckptctl's exit status. */
 static int restore_and_check(struct run *r, const char *dir)
 {
 	char pidfile[PATH_MAX + 16], err[PATH_MAX + 64];
-	int status, in_ns = r->occupier > 0, any_ns = in_ns, i;
+	int status, in_ns = r->occupier > 0, any_ns = in_ns, detach = 0, i;
 	pid_t c, pid;
 
-	for (i = 0; i < r->nr_restore_opts; i++)
+	for (i = 0; i < r->nr_restore_opts; i++) {
 		any_ns |= strstr(r->restore_opts[i], "always") != NULL;
+		detach |= !strcmp(r->restore_opts[i], "-d");
+	}
 
 	path_in(r, pidfile, sizeof(pidfile), "restore.pid");
 	unlink(pidfile);
@@ -543,6 +560,10 @@ static int restore_and_check(struct run *r, const char *dir)
 		say("pidfile holds %d, the occupied pid: not the caller's view", pid);
 		goto fail;
 	}
+	if (detach && (wait_child(c, RESTORE_MS, &status) || status)) {
+		say("ckptctl restore -d did not return 0 once the tree ran");
+		goto fail;
+	}
 	if (check_running(pid, 3000))
 		goto fail;
 	say("restored as pid %d, sending the check signal", pid);
@@ -550,7 +571,7 @@ static int restore_and_check(struct run *r, const char *dir)
 		say("kill %d: %s", pid, strerror(errno));
 		goto fail;
 	}
-	if (wait_child(c, RESTORE_MS, &status)) {
+	if (detach ? wait_detached(r, &status) : wait_child(c, RESTORE_MS, &status)) {
 		say("ckptctl restore did not end %d s after the check signal", RESTORE_MS / 1000);
 		goto fail;
 	}
