@@ -93,6 +93,9 @@ int main(void)
 	maps_was = snapshot_file("/proc/self/maps", 0);
 	test_ready();
 	test_wait_check();
+	/* one full pass over 256 MiB takes a while: the check may come first */
+	while (!__atomic_load_n(&cr_shared.aux, __ATOMIC_RELAXED) && !cr_shared.failed)
+		usleep(1000);
 	stop = 1;
 	/* nothing of the killed dumpers (parasite area, socket) left in us */
 	CHECK(!strcmp(snapshot_fds(1), fds_was), "fds changed:\n%s\nwere:\n%s", snapshot_fds(1),
