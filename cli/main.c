@@ -81,9 +81,11 @@ static int cmd_dump(int argc, char **argv)
 		return 1;
 	if (stats)
 		printf("frozen_ms: %.1f\ndump_ms: %.1f\nmemory_bytes: %llu\nwritten_bytes: %llu\n"
-		       "tasks: %u\nthreads: %u\n",
+		       "compression_ratio: %.3f\ntasks: %u\nthreads: %u\n",
 		       ms(st.frozen_ns), ms(st.total_ns), (unsigned long long)st.memory_bytes,
-		       (unsigned long long)st.written_bytes, st.nr_tasks, st.nr_threads);
+		       (unsigned long long)st.written_bytes,
+		       st.memory_bytes ? (double)st.written_bytes / (double)st.memory_bytes : 0.0,
+		       st.nr_tasks, st.nr_threads);
 	return 0;
 }
 
