@@ -50,7 +50,6 @@ extern const unsigned long restorer_off_main;
 #define THREAD_STACK (16ULL << 10)
 #define AREA_LOW (1ULL << 32)            /* keep the area off low addresses */
 #define USER_TOP 0x7ffffffff000ULL       /* 47-bit user space */
-#define THP_MIN (8ULL << 20)             /* anon VMAs this big may use THP */
 #define MAX_SPECIALS 4
 
 struct slot {
@@ -508,10 +507,6 @@ static int premap_slot(const struct plan *p, struct slot *s)
 		       s->end, e->path ? " " : "", e->path ? e->path : "", strerror(err));
 		return -err;
 	}
-	/* Big, mostly dumped anonymous memory: fill it with huge pages. */
-	if (e->kind == VMA_KIND__VMA_ANON_PRIVATE && !(flags & MAP_GROWSDOWN) && len >= THP_MIN &&
-	    s->filled >= len / 2)
-		madvise(m, len, MADV_HUGEPAGE);
 	return 0;
 }
 

@@ -240,7 +240,11 @@ static void __attribute__((noreturn)) init_main(struct restore_ctx *c)
 		task_main(c, 0);
 	init_root = root;
 	wait_release(c);
-	/* init holds no file of the job: a pipe end kept here would hide EOF. */
+	/* init holds no file of the job or of the driver: a pipe end kept
+	 * here would hide EOF from a reader. */
+	int null = open("/dev/null", O_RDWR);
+	for (int fd = 0; null >= 0 && fd < 3; fd++)
+		dup2(null, fd);
 	close_range(3, ~0U, 0);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);

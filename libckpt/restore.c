@@ -266,9 +266,13 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 	files_close_pool(&c->files);
 	close(c->notify_w);
 	c->notify_w = -1;
+	uint64_t t_spawned = now_ns();
 	ret = wait_ready(c, args);
+	uint64_t t_ready = now_ns();
 	if (!ret)
 		ret = finish_all(c, args);
+	pr_info("restore: processes rebuilt in %.1f ms, registers and resume %.1f ms",
+		(double)(t_ready - t_spawned) / 1e6, (double)(now_ns() - t_ready) / 1e6);
 	if (!ret && c->use_pidns)
 		ret = restore_release_init(c);
 	if (!ret && c->opts->pidfile)
@@ -301,6 +305,7 @@ int ckpt_restore(const struct ckpt_restore_opts *o, struct ckpt_restore_stats *s
 		setrlimit(RLIMIT_NOFILE, &nofile);
 	}
 	ret = restore_load(&c);
+	pr_info("restore: images read and verified in %.1f ms", (double)(now_ns() - t0) / 1e6);
 	if (!ret)
 		ret = run_restore(&c, st);
 	st->total_ns = now_ns() - t0;
