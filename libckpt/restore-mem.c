@@ -10,9 +10,9 @@
  * premapped there (right kind, RW) and filled from pages-PID.img; the
  * slot of a special mapping ([vdso], [vvar]...) is where the restorer
  * parks the current one; a shared file mapping's slot is just scratch.
- * Slots of VMAs that touch in the dump touch in the area too (a page
- * chunk may span them) and keep their dumped offset modulo 2 MiB, so that
- * transparent huge pages survive the final mremap.
+ * Slots keep their dumped offset modulo 2 MiB, so that transparent huge
+ * pages survive the final mremap, and never touch one another, so that
+ * VMAs that were separate in the dump are not merged while premapped.
  *
  * Then rst_args is filled (threads and their signal frames, mm map, creds,
  * signals, fds to close, what to unmap) and the process jumps into the
@@ -159,8 +159,8 @@ static int collect_slots(struct plan *p)
 	return 0;
 }
 
-/* Every chunk must lie in VMAs that touch one another; count what each
- * VMA gets. */
+/* Every chunk must lie inside one VMA (the dumper never writes one
+ * across two); count what each VMA gets. */
 static int check_chunks(struct plan *p)
 {
 	for (size_t i = 0; i < p->ctx->nr_chunks; i++) {
@@ -173,7 +173,7 @@ static int check_chunks(struct plan *p)
 			s->filled += upto - addr;
 			addr = upto;
 			if (addr < end)
-				s = (s + 1 < p->slots + p->nr_slots && s[1].start == addr) ? s + 1 : NULL;
+				s = NULL;
 		}
 		if (addr < end || c->vaddr % PAGE) {
 			pr_err("pid %d: pages at 0x%" PRIx64 " (%u pages): not inside the dumped VMAs",
@@ -333,8 +333,11 @@ static int layout(struct plan *p)
 	off = round_up(off + p->frame_stride * core->n_threads, HUGE);
 	for (size_t i = 0; i < p->nr_slots; i++) {
 		struct slot *s = &p->slots[i];
-		if (!i || s->start != s[-1].end)
-			off += (s->start - off) & (HUGE - 1);
+		/* A gap between every two slots: premapped side by side, two
+		 * VMAs that were separate in the dump would merge into one. */
+		off += (s->start - off) & (HUGE - 1);
+		if (i && s->start == s[-1].end)
+			off += HUGE;
 		s->addr = off; /* relative until the area is placed */
 		off += s->end - s->start;
 	}
