@@ -84,7 +84,7 @@ static const char *maps_changed(const char *was, const char *now)
 		now += n + (now[n] == '\n');
 		if (strstr(was, line))
 			continue;
-		if (strstr(line, " rwxp 00000000 00:00 0") && line[strlen(line) - 1] == '0')
+		if (strstr(line, " rwxp 00000000 00:00 0") && !strpbrk(line, "/["))
 			continue;
 		return line;
 	}
