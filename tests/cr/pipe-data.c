@@ -5,6 +5,7 @@
  *   B: filled up to the last byte (write end O_NONBLOCK until EAGAIN)
  *   C: resized to 1 MiB (F_SETPIPE_SZ) and 300000 bytes in it
  *   D: 5000 bytes in it and the write end closed: data, then EOF
+ *   E: a FIFO (named pipe) in the test's directory with 2000 bytes in it
  * After the restore: flags and pipe sizes as before, FIONREAD as before,
  * every byte read back and compared, nothing more in the pipe, and both
  * ends of A, B and C still belong to one pipe (a new write comes out of
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct tpipe {
@@ -26,12 +28,15 @@ struct tpipe {
 	int flags[2];    /* F_GETFL of both ends before the dump */
 	int size;        /* F_GETPIPE_SZ */
 	int closed_writer;
+	int fifo;
 };
 
-static struct tpipe pipes[4] = { { .name = "A", .len = 1000 },
-				 { .name = "B" },
-				 { .name = "C", .len = 300000 },
-				 { .name = "D", .len = 5000, .closed_writer = 1 } };
+#define NR_PIPES 5
+static struct tpipe pipes[NR_PIPES] = { { .name = "A", .len = 1000 },
+					{ .name = "B" },
+					{ .name = "C", .len = 300000 },
+					{ .name = "D", .len = 5000, .closed_writer = 1 },
+					{ .name = "E", .len = 2000, .fifo = 1 } };
 
 static unsigned char pattern(const struct tpipe *p, size_t pos)
 {
@@ -74,12 +79,21 @@ static void setup(void)
 {
 	struct tpipe *p;
 
-	for (p = pipes; p < pipes + 4; p++)
-		CHECK_SYS(!pipe(p->fd), "pipe");
+	for (p = pipes; p < pipes + NR_PIPES; p++) {
+		if (!p->fifo) {
+			CHECK_SYS(!pipe(p->fd), "pipe");
+			continue;
+		}
+		unlink("fifo-e");
+		CHECK_SYS(!mkfifo("fifo-e", 0600), "mkfifo");
+		p->fd[0] = open("fifo-e", O_RDONLY | O_NONBLOCK);
+		p->fd[1] = open("fifo-e", O_WRONLY);
+		CHECK_SYS(p->fd[0] >= 0 && p->fd[1] >= 0, "open fifo-e");
+	}
 	set_nonblock(pipes[0].fd[0], 1);
 	set_nonblock(pipes[1].fd[1], 1);
 	CHECK_SYS(fcntl(pipes[2].fd[1], F_SETPIPE_SZ, 1 << 20) >= (1 << 20), "F_SETPIPE_SZ");
-	for (p = pipes; p < pipes + 4; p++) {
+	for (p = pipes; p < pipes + NR_PIPES; p++) {
 		fill(p);
 		p->size = fcntl(p->fd[0], F_GETPIPE_SZ);
 		p->flags[0] = fcntl(p->fd[0], F_GETFL);
@@ -142,9 +156,9 @@ int main(void)
 	setup();
 	test_ready();
 	test_wait_check();
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < NR_PIPES; i++)
 		check_attrs(&pipes[i]);
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < NR_PIPES; i++)
 		check_data(&pipes[i]);
 	printf("pipe B was full with %zu bytes\n", pipes[1].len);
 	pass();
