@@ -280,41 +280,6 @@ int dump_files(struct img_set *set, const struct frozen_tree *tree)
 
 /* ------------------------------ restore ------------------------------ */
 
-static int read_all(struct img_set *set, enum img_kind kind, const char *name,
-		    const ProtobufCMessageDescriptor *desc, ProtobufCMessage ***out, size_t *nr)
-{
-	struct img *img;
-	size_t n = 0, cap = 16;
-	ProtobufCMessage **v = malloc(cap * sizeof(*v)), *m;
-	int ret = v ? img_open(set, kind, name, &img) : -ENOMEM;
-	if (ret) {
-		free(v);
-		return ret;
-	}
-	while (!(ret = img_read(img, desc, &m)) && m) {
-		if (n == cap) {
-			ProtobufCMessage **nv = realloc(v, (cap *= 2) * sizeof(*v));
-			if (!nv) {
-				protobuf_c_message_free_unpacked(m, NULL);
-				ret = -ENOMEM;
-				break;
-			}
-			v = nv;
-		}
-		v[n++] = m;
-	}
-	img_close(img);
-	if (ret) {
-		for (size_t i = 0; i < n; i++)
-			protobuf_c_message_free_unpacked(v[i], NULL);
-		free(v);
-		return ret;
-	}
-	*out = v;
-	*nr = n;
-	return 0;
-}
-
 int files_read(struct img_set *set, const InventoryEntry *inv, struct restore_files *rf)
 {
 	char name[64];
@@ -322,7 +287,7 @@ int files_read(struct img_set *set, const InventoryEntry *inv, struct restore_fi
 
 	memset(rf, 0, sizeof(*rf));
 	rf->max_fd = -1;
-	ret = read_all(set, IMG_FILES, "files.img", &file_entry__descriptor,
+	ret = img_read_all(set, IMG_FILES, "files.img", &file_entry__descriptor,
 		       (ProtobufCMessage ***)&rf->files, &rf->nr_files);
 	if (ret)
 		return ret;
@@ -340,7 +305,7 @@ int files_read(struct img_set *set, const InventoryEntry *inv, struct restore_fi
 		struct task_fds *tf = &rf->tasks[t];
 		tf->pid = (pid_t)inv->tasks[t]->pid;
 		snprintf(name, sizeof(name), "fdinfo-%d.img", tf->pid);
-		ret = read_all(set, IMG_FDINFO, name, &fd_entry__descriptor,
+		ret = img_read_all(set, IMG_FDINFO, name, &fd_entry__descriptor,
 			       (ProtobufCMessage ***)&tf->fds, &tf->nr);
 		if (ret)
 			return ret;
@@ -354,7 +319,7 @@ int files_read(struct img_set *set, const InventoryEntry *inv, struct restore_fi
 				rf->max_fd = (int)tf->fds[i]->fd;
 		}
 	}
-	return read_all(set, IMG_PIPES_DATA, "pipes-data.img", &pipe_data_entry__descriptor,
+	return img_read_all(set, IMG_PIPES_DATA, "pipes-data.img", &pipe_data_entry__descriptor,
 			(ProtobufCMessage ***)&rf->pipes, &rf->nr_pipes);
 }
 

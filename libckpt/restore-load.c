@@ -85,34 +85,27 @@ static int check_core(struct restore_ctx *c, const struct rst_task *t)
 static int load_pagemap(struct restore_ctx *c, struct rst_task *t)
 {
 	char name[64];
-	struct img *img;
-	PagemapEntry *pe;
-	size_t cap = 64;
-	int ret;
+	PagemapEntry **pe;
+	size_t nr;
 
 	snprintf(name, sizeof(name), "pagemap-%u.img", t->te->pid);
-	if ((ret = img_open(c->set, IMG_PAGEMAP, name, &img)))
+	int ret = img_read_all(c->set, IMG_PAGEMAP, name, &pagemap_entry__descriptor,
+			       (ProtobufCMessage ***)&pe, &nr);
+	if (ret)
 		return ret;
-	t->chunks = malloc(cap * sizeof(*t->chunks));
-	while (t->chunks && !(ret = img_read(img, &pagemap_entry__descriptor, (ProtobufCMessage **)&pe)) &&
-	       pe) {
-		if (t->nr_chunks == cap) {
-			struct page_chunk *n = realloc(t->chunks, (cap *= 2) * sizeof(*n));
-			if (!n) {
-				ret = -ENOMEM;
-				protobuf_c_message_free_unpacked(&pe->base, NULL);
-				break;
-			}
-			t->chunks = n;
-		}
-		t->chunks[t->nr_chunks++] = (struct page_chunk){
-			.vaddr = pe->vaddr, .nr_pages = pe->nr_pages, .offset = pe->offset,
-			.comp_len = pe->comp_len, .raw = pe->raw, .crc = pe->crc,
-		};
-		protobuf_c_message_free_unpacked(&pe->base, NULL);
+	t->chunks = malloc((nr + 1) * sizeof(*t->chunks));
+	for (size_t i = 0; i < nr; i++) {
+		if (t->chunks)
+			t->chunks[i] = (struct page_chunk){
+				.vaddr = pe[i]->vaddr, .nr_pages = pe[i]->nr_pages,
+				.offset = pe[i]->offset, .comp_len = pe[i]->comp_len,
+				.raw = pe[i]->raw, .crc = pe[i]->crc,
+			};
+		protobuf_c_message_free_unpacked(&pe[i]->base, NULL);
 	}
-	img_close(img);
-	return t->chunks ? ret : -ENOMEM;
+	free(pe);
+	t->nr_chunks = t->chunks ? nr : 0;
+	return t->chunks ? 0 : -ENOMEM;
 }
 
 static int load_task(struct restore_ctx *c, struct rst_task *t)

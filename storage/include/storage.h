@@ -84,6 +84,10 @@ int img_read(struct img *img, const ProtobufCMessageDescriptor *desc, ProtobufCM
 int img_read_one(struct img_set *set, enum img_kind kind, const char *name,
 		 const ProtobufCMessageDescriptor *desc, ProtobufCMessage **msg);
 void img_close(struct img *img);
+/* Every message of an image: *out is a malloc'd array of *nr unpacked
+ * messages (free each with protobuf_c_message_free_unpacked). */
+int img_read_all(struct img_set *set, enum img_kind kind, const char *name,
+		 const ProtobufCMessageDescriptor *desc, ProtobufCMessage ***out, size_t *nr);
 /* True if the set has a file of that name (optional images). */
 int img_exists(struct img_set *set, const char *name);
 
