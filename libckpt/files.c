@@ -1,6 +1,7 @@
 /*
- * files: dump and restore of open files; see files.h.  Pipe data is in
- * pipes.c.
+ * files: dump and restore of open files; see files.h.  Each kind of file
+ * is handled in its own source file (file-kinds.h); this file walks the
+ * fds, shares descriptions and runs the pool.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -18,28 +19,29 @@
 #include "arena.h"
 #include "files.h"
 #include "log.h"
-#include "pipes.h"
+#include "file-kinds.h"
 #include "proc.h"
 
-/* One open file description found in the tree. */
-struct desc {
-	pid_t pid; /* a task and fd through which it is reachable */
-	int fd;
-	dev_t dev;
-	ino_t ino;
-	FileEntry *entry;
+static const struct file_kind *const file_kinds[] = {
+	&pipe_kind,
+	&regfile_kind, /* last: it matches what has a path */
 };
-
-struct dump_ctx {
-	struct arena a;
-	struct desc *descs;
-	size_t nr, cap;
-	const struct frozen_tree *tree;
-};
+#define NR_KINDS (sizeof(file_kinds) / sizeof(file_kinds[0]))
 
 static int same_description(pid_t p1, int fd1, pid_t p2, int fd2)
 {
 	return syscall(SYS_kcmp, p1, p2, KCMP_FILE, fd1, fd2) == 0;
+}
+
+int files_getfd(pid_t pid, int fd)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return -errno;
+	int ret = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+	ret = ret < 0 ? -errno : ret;
+	close(pidfd);
+	return ret;
 }
 
 struct fdinfo {
@@ -57,62 +59,10 @@ static int parse_fdinfo_line(char *line, void *arg)
 	return 0;
 }
 
-static int is_memory_device(const struct stat *st)
-{
-	/* /dev/null, zero, full, random, urandom: reopening by path gives
-	 * the same thing.  Terminals and other devices need more. */
-	if (major(st->st_rdev) != 1)
-		return 0;
-	unsigned m = minor(st->st_rdev);
-	return m == 3 || m == 5 || m == 7 || m == 8 || m == 9;
-}
-
-static int classify(struct dump_ctx *c, pid_t pid, int fd, const char *link, const struct stat *st,
-		    FileEntry *e)
-{
-	if (S_ISFIFO(st->st_mode)) {
-		int anon = !strncmp(link, "pipe:[", 6);
-		e->type = anon ? FILE_TYPE__FILE_PIPE : FILE_TYPE__FILE_FIFO;
-		e->has_pipe_id = 1;
-		e->pipe_id = st->st_ino;
-		if (!anon)
-			e->path = arena_strdup(&c->a, link);
-		return 0;
-	}
-	if (S_ISSOCK(st->st_mode)) {
-		pr_err("pid %d: fd %d: %s: sockets are not supported", pid, fd, link);
-		return -ENOTSUP;
-	}
-	if (link[0] != '/') {
-		pr_err("pid %d: fd %d: %s is not supported", pid, fd, link);
-		return -ENOTSUP;
-	}
-	if (S_ISCHR(st->st_mode) && !is_memory_device(st)) {
-		pr_err("pid %d: fd %d: %s: character device %u:%u is not supported", pid, fd, link,
-		       major(st->st_rdev), minor(st->st_rdev));
-		return -ENOTSUP;
-	}
-	if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode) && !S_ISCHR(st->st_mode)) {
-		pr_err("pid %d: fd %d: %s: file type %o is not supported", pid, fd, link,
-		       st->st_mode & S_IFMT);
-		return -ENOTSUP;
-	}
-	if (strstr(link, " (deleted)") || (S_ISREG(st->st_mode) && st->st_nlink == 0)) {
-		pr_err("pid %d: fd %d: %s: unlinked open files are not supported", pid, fd, link);
-		return -ENOTSUP;
-	}
-	e->type = FILE_TYPE__FILE_REG;
-	e->path = arena_strdup(&c->a, link);
-	e->has_size = e->has_mtime_ns = 1;
-	e->size = (uint64_t)st->st_size;
-	e->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
-	return 0;
-}
-
-static struct desc *find_desc(struct dump_ctx *c, pid_t pid, int fd, const struct stat *st)
+static struct file_desc *find_desc(struct files_dump *c, pid_t pid, int fd, const struct stat *st)
 {
 	for (size_t i = 0; i < c->nr; i++) {
-		struct desc *d = &c->descs[i];
+		struct file_desc *d = &c->descs[i];
 		if (d->dev == st->st_dev && d->ino == st->st_ino &&
 		    same_description(d->pid, d->fd, pid, fd))
 			return d;
@@ -120,24 +70,36 @@ static struct desc *find_desc(struct dump_ctx *c, pid_t pid, int fd, const struc
 	return NULL;
 }
 
-static int add_desc(struct dump_ctx *c, pid_t pid, int fd, const struct stat *st, FileEntry *e)
+static int add_desc(struct files_dump *c, pid_t pid, int fd, const struct stat *st, FileEntry *e)
 {
 	if (c->nr == c->cap) {
 		size_t cap = c->cap ? c->cap * 2 : 32;
-		struct desc *d = realloc(c->descs, cap * sizeof(*d));
+		struct file_desc *d = realloc(c->descs, cap * sizeof(*d));
 		if (!d)
 			return -ENOMEM;
 		c->descs = d;
 		c->cap = cap;
 	}
-	c->descs[c->nr++] = (struct desc){ pid, fd, st->st_dev, st->st_ino, e };
+	c->descs[c->nr++] = (struct file_desc){ pid, fd, st->st_dev, st->st_ino, e };
 	return 0;
 }
 
-/* Record fd `fd` of `pid`; *out gets the fd_entry. */
-static int dump_one_fd(struct dump_ctx *c, pid_t pid, int fd, FdEntry *out)
+/* Hand a new description to the first kind that claims it. */
+static int dump_desc(struct files_dump *c, struct fd_dump *f, FileEntry *e)
 {
-	char path[64], link[PATH_MAX];
+	for (size_t k = 0; k < NR_KINDS; k++) {
+		f->priv = &c->priv[k];
+		if (file_kinds[k]->match(f))
+			return file_kinds[k]->dump(f, e);
+	}
+	pr_err("pid %d: fd %d: %s is not supported", f->pid, f->fd, f->link);
+	return -ENOTSUP;
+}
+
+/* Record fd `fd` of `pid`; *out gets the fd_entry. */
+static int dump_one_fd(struct files_dump *c, pid_t pid, int fd, FdEntry *out)
+{
+	char path[64], info[64], link[PATH_MAX];
 	struct stat st;
 	struct fdinfo fi = { 0, 0 };
 	int ret;
@@ -150,14 +112,14 @@ static int dump_one_fd(struct dump_ctx *c, pid_t pid, int fd, FdEntry *out)
 		pr_err("pid %d: fd %d: %s: %s", pid, fd, link, strerror(errno));
 		return -errno;
 	}
-	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fd);
-	if ((ret = proc_each_line(path, parse_fdinfo_line, &fi)) < 0)
+	snprintf(info, sizeof(info), "/proc/%d/fdinfo/%d", pid, fd);
+	if ((ret = proc_each_line(info, parse_fdinfo_line, &fi)) < 0)
 		return ret;
 
 	fd_entry__init(out);
 	out->fd = (uint32_t)fd;
 	out->cloexec = !!(fi.flags & O_CLOEXEC);
-	struct desc *d = find_desc(c, pid, fd, &st);
+	struct file_desc *d = find_desc(c, pid, fd, &st);
 	if (d) {
 		out->file_id = d->entry->id;
 		return 0;
@@ -171,7 +133,8 @@ static int dump_one_fd(struct dump_ctx *c, pid_t pid, int fd, FdEntry *out)
 	e->has_pos = e->has_mode = 1;
 	e->pos = fi.pos;
 	e->mode = st.st_mode;
-	if ((ret = classify(c, pid, fd, link, &st, e)))
+	struct fd_dump f = { .fdump = c, .pid = pid, .fd = fd, .link = link, .st = &st, .fdinfo = info };
+	if ((ret = dump_desc(c, &f, e)))
 		return ret;
 	out->file_id = e->id;
 	return add_desc(c, pid, fd, &st, e);
@@ -218,7 +181,7 @@ static int list_fds(pid_t pid, int **out, size_t *nr)
 	return 0;
 }
 
-static int dump_task_fds(struct dump_ctx *c, struct img_set *set, pid_t pid)
+static int dump_task_fds(struct files_dump *c, struct img_set *set, pid_t pid)
 {
 	int *fds;
 	size_t nr;
@@ -243,7 +206,7 @@ static int dump_task_fds(struct dump_ctx *c, struct img_set *set, pid_t pid)
 	return ret ? ret : cret;
 }
 
-static int write_files(struct dump_ctx *c, struct img_set *set)
+static int write_files(struct files_dump *c, struct img_set *set)
 {
 	struct img *img;
 	int ret = img_create(set, IMG_FILES, "files.img", &img);
@@ -257,20 +220,14 @@ static int write_files(struct dump_ctx *c, struct img_set *set)
 
 int dump_files(struct img_set *set, const struct frozen_tree *tree)
 {
-	struct dump_ctx c = { .tree = tree };
+	struct files_dump c = { .tree = tree, .set = set };
 	int ret = 0;
 
 	for (int i = 0; !ret && i < tree->nr_tasks; i++)
 		ret = dump_task_fds(&c, set, tree->tasks[i].pid);
-	if (!ret) {
-		struct pipe_desc *pd = calloc(c.nr + 1, sizeof(*pd));
-		ret = pd ? 0 : -ENOMEM;
-		for (size_t i = 0; pd && i < c.nr; i++)
-			pd[i] = (struct pipe_desc){ c.descs[i].pid, c.descs[i].fd, c.descs[i].entry };
-		if (!ret)
-			ret = dump_pipes(set, tree, pd, c.nr);
-		free(pd);
-	}
+	for (size_t k = 0; !ret && k < NR_KINDS; k++)
+		if (file_kinds[k]->dump_tree)
+			ret = file_kinds[k]->dump_tree(&c, &c.priv[k]);
 	if (!ret)
 		ret = write_files(&c, set);
 	free(c.descs);
@@ -279,6 +236,14 @@ int dump_files(struct img_set *set, const struct frozen_tree *tree)
 }
 
 /* ------------------------------ restore ------------------------------ */
+
+static size_t kind_of(const FileEntry *e)
+{
+	for (size_t k = 0; k < NR_KINDS; k++)
+		if (e->type < 64 && (file_kinds[k]->types & (1ULL << e->type)))
+			return k;
+	return NR_KINDS;
+}
 
 int files_read(struct img_set *set, const InventoryEntry *inv, struct restore_files *rf)
 {
@@ -292,9 +257,9 @@ int files_read(struct img_set *set, const InventoryEntry *inv, struct restore_fi
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < rf->nr_files; i++)
-		if (rf->files[i]->id != i) {
-			pr_err("%s/files.img: entry %zu: bad id %u", img_set_dir(set), i,
-			       rf->files[i]->id);
+		if (rf->files[i]->id != i || kind_of(rf->files[i]) == NR_KINDS) {
+			pr_err("%s/files.img: entry %zu: bad id %u or type %d", img_set_dir(set), i,
+			       rf->files[i]->id, rf->files[i]->type);
 			return -EINVAL;
 		}
 	rf->tasks = calloc(inv->n_tasks, sizeof(*rf->tasks));
@@ -319,59 +284,50 @@ int files_read(struct img_set *set, const InventoryEntry *inv, struct restore_fi
 				rf->max_fd = (int)tf->fds[i]->fd;
 		}
 	}
-	return img_read_all(set, IMG_PIPES_DATA, "pipes-data.img", &pipe_data_entry__descriptor,
-			(ProtobufCMessage ***)&rf->pipes, &rf->nr_pipes);
+	for (size_t k = 0; !ret && k < NR_KINDS; k++)
+		if (file_kinds[k]->read)
+			ret = file_kinds[k]->read(set, rf, &rf->priv[k]);
+	return ret;
 }
 
-static int open_regular(const FileEntry *e)
+
+static int open_one(struct restore_files *rf, size_t i, int base)
 {
-	int flags = (int)e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY);
-	if (!e->path)
-		return -EINVAL;
-	int fd = open(e->path, flags | O_CLOEXEC);
-	if (fd < 0) {
-		pr_err("file %s: cannot reopen: %s", e->path, strerror(errno));
-		return -errno;
-	}
-	if (!(flags & O_PATH) && e->has_pos && lseek(fd, (off_t)e->pos, SEEK_SET) < 0 &&
-	    errno != ESPIPE && S_ISREG(e->mode)) {
-		pr_err("file %s: cannot seek to %llu: %s", e->path, (unsigned long long)e->pos,
-		       strerror(errno));
-		close(fd);
-		return -errno;
-	}
-	return fd;
+	const FileEntry *e = rf->files[i];
+	size_t k = kind_of(e);
+	int fd = file_kinds[k]->open(rf, rf->priv[k], e);
+	if (fd < 0)
+		return fd;
+	rf->pool[i] = fcntl(fd, F_DUPFD_CLOEXEC, base);
+	int ret = rf->pool[i] < 0 ? -errno : 0;
+	close(fd);
+	return ret;
 }
 
 int files_open_pool(struct restore_files *rf, int base)
 {
-	struct pipe_pool pp;
-	int ret = pipes_pool_init(&pp, rf->pipes, rf->nr_pipes);
-	if (ret)
-		return ret;
+	int ret = 0;
 	rf->pool = malloc((rf->nr_files + 1) * sizeof(int));
-	if (!rf->pool) {
-		pipes_pool_fini(&pp);
+	if (!rf->pool)
 		return -ENOMEM;
-	}
 	for (size_t i = 0; i < rf->nr_files; i++)
 		rf->pool[i] = -1;
-	for (size_t i = 0; !ret && i < rf->nr_files; i++) {
-		const FileEntry *e = rf->files[i];
-		int fd = e->type == FILE_TYPE__FILE_REG ? open_regular(e) : pipes_open(&pp, e);
-		if (fd < 0) {
-			ret = fd;
-			break;
-		}
-		rf->pool[i] = fcntl(fd, F_DUPFD_CLOEXEC, base);
-		if (rf->pool[i] < 0)
-			ret = -errno;
-		close(fd);
-	}
-	pipes_pool_fini(&pp);
+	for (int late = 0; late < 2; late++)
+		for (size_t i = 0; !ret && i < rf->nr_files; i++)
+			if (file_kinds[kind_of(rf->files[i])]->late == late)
+				ret = open_one(rf, i, base);
 	if (ret)
 		files_close_pool(rf);
 	return ret;
+}
+
+int files_task_fd_to_pool(const struct restore_files *rf, size_t idx, int fd)
+{
+	const struct task_fds *tf = &rf->tasks[idx];
+	for (size_t i = 0; i < tf->nr; i++)
+		if ((int)tf->fds[i]->fd == fd)
+			return rf->pool ? rf->pool[tf->fds[i]->file_id] : -1;
+	return -1;
 }
 
 static int in_list(int fd, const int *v, size_t n)
@@ -414,6 +370,12 @@ int files_install(struct restore_files *rf, size_t idx, const int *keep, size_t 
 	}
 	close_others(own, tf->nr, keep, nr_keep);
 	free(own);
+	for (size_t k = 0; k < NR_KINDS; k++) {
+		int ret = file_kinds[k]->post_install ?
+				  file_kinds[k]->post_install(rf, rf->priv[k], idx) : 0;
+		if (ret)
+			return ret;
+	}
 	return 0;
 }
 
@@ -439,8 +401,8 @@ void files_free(struct restore_files *rf)
 		free(rf->tasks[t].fds);
 	}
 	free(rf->tasks);
-	for (size_t i = 0; i < rf->nr_pipes; i++)
-		protobuf_c_message_free_unpacked(&rf->pipes[i]->base, NULL);
-	free(rf->pipes);
+	for (size_t k = 0; k < NR_KINDS; k++)
+		if (file_kinds[k]->free && rf->priv[k])
+			file_kinds[k]->free(rf->priv[k]);
 	memset(rf, 0, sizeof(*rf));
 }

@@ -27,22 +27,24 @@ struct task_fds {
 	void *msgs; /* unpacked messages, freed with the set */
 };
 
+#define FILE_KINDS_MAX 16
+
 struct restore_files {
 	size_t nr_files;
 	FileEntry **files;
 	int *pool; /* pool[i]: the driver's fd for files[i], -1 when closed */
 	size_t nr_tasks;
 	struct task_fds *tasks;
-	size_t nr_pipes;
-	PipeDataEntry **pipes;
 	int max_fd; /* largest fd number any task uses, -1 if none */
+	void *priv[FILE_KINDS_MAX]; /* each kind's restore state (file-kinds.h) */
 };
 
 int files_read(struct img_set *set, const InventoryEntry *inv, struct restore_files *rf);
 /* Open every file description into the pool at fds >= base. */
 int files_open_pool(struct restore_files *rf, int base);
 /* In the restoring task `idx` (inventory order): install its fds from the
- * pool, then close every fd that is not its own or in keep[]. */
+ * pool, close every fd that is not its own or in keep[], then run each
+ * kind's post_install. */
 int files_install(struct restore_files *rf, size_t idx, const int *keep, size_t nr_keep);
 void files_close_pool(struct restore_files *rf);
 void files_free(struct restore_files *rf);

@@ -1,5 +1,9 @@
 /*
- * pipes: see pipes.h.
+ * pipes: anonymous pipes and FIFOs.  On dump: check that an anonymous
+ * pipe has no end outside the tree, and save the bytes buffered in it
+ * without consuming them (tee(2) into a pipe of our own).  On restore:
+ * recreate each pipe once, refill it, and give every file description
+ * that used it an end of its own.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -10,7 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "pipes.h"
+#include "file-kinds.h"
 #include "proc.h"
 
 static int in_tree(const struct frozen_tree *tree, pid_t pid)
@@ -55,7 +59,7 @@ static pid_t outside_holder(const struct frozen_tree *tree, uint64_t ino)
 }
 
 /* Both ends of an anonymous pipe must be in the tree, or closed everywhere. */
-static int check_ends(const struct frozen_tree *tree, const struct pipe_desc *d, size_t nr, size_t i)
+static int check_ends(const struct frozen_tree *tree, const struct file_desc *d, size_t nr, size_t i)
 {
 	int readers = 0, writers = 0;
 	for (size_t j = 0; j < nr; j++) {
@@ -115,7 +119,7 @@ static int peek_pipe(pid_t pid, int fd, PipeDataEntry *pe)
 	return ret;
 }
 
-static int seen_pipe(const struct pipe_desc *d, size_t i)
+static int seen_pipe(const struct file_desc *d, size_t i)
 {
 	for (size_t j = 0; j < i; j++)
 		if (d[j].entry->has_pipe_id && d[j].entry->pipe_id == d[i].entry->pipe_id &&
@@ -124,11 +128,14 @@ static int seen_pipe(const struct pipe_desc *d, size_t i)
 	return 0;
 }
 
-int dump_pipes(struct img_set *set, const struct frozen_tree *tree, const struct pipe_desc *d,
-	       size_t nr)
+static int pipes_dump_tree(struct files_dump *fdump, void **priv)
 {
+	const struct frozen_tree *tree = fdump->tree;
+	const struct file_desc *d = fdump->descs;
+	size_t nr = fdump->nr;
 	struct img *img;
-	int ret = img_create(set, IMG_PIPES_DATA, "pipes-data.img", &img);
+	(void)priv;
+	int ret = img_create(fdump->set, IMG_PIPES_DATA, "pipes-data.img", &img);
 	if (ret)
 		return ret;
 	for (size_t i = 0; !ret && i < nr; i++) {
@@ -159,14 +166,30 @@ struct pipe_slot {
 	int filled;
 };
 
-int pipes_pool_init(struct pipe_pool *pp, PipeDataEntry **data, size_t nr)
+struct pipe_pool {
+	PipeDataEntry **data;
+	struct pipe_slot *slots;
+	size_t nr;
+};
+
+static void pipes_free(void *priv);
+
+static int pipes_read(struct img_set *set, struct restore_files *rf, void **priv)
 {
-	pp->slots = calloc(nr + 1, sizeof(*pp->slots));
-	pp->nr = nr;
+	(void)rf;
+	struct pipe_pool *pp = calloc(1, sizeof(*pp));
+	if (!pp)
+		return -ENOMEM;
+	*priv = pp;
+	int ret = img_read_all(set, IMG_PIPES_DATA, "pipes-data.img", &pipe_data_entry__descriptor,
+			       (ProtobufCMessage ***)&pp->data, &pp->nr);
+	if (ret)
+		return ret;
+	pp->slots = calloc(pp->nr + 1, sizeof(*pp->slots));
 	if (!pp->slots)
 		return -ENOMEM;
-	for (size_t i = 0; i < nr; i++) {
-		pp->slots[i].data = data[i];
+	for (size_t i = 0; i < pp->nr; i++) {
+		pp->slots[i].data = pp->data[i];
 		pp->slots[i].ends[0] = pp->slots[i].ends[1] = pp->slots[i].keeper = -1;
 	}
 	return 0;
@@ -263,8 +286,10 @@ static int open_fifo(struct pipe_slot *s, const FileEntry *e)
 	return set_flags(fd, e);
 }
 
-int pipes_open(struct pipe_pool *pp, const FileEntry *e)
+static int pipes_open(struct restore_files *rf, void *priv, const FileEntry *e)
 {
+	struct pipe_pool *pp = priv;
+	(void)rf;
 	struct pipe_slot *s = e->has_pipe_id ? find_slot(pp, e->pipe_id) : NULL;
 	if (!s) {
 		pr_err("pipe:[%llu]: no data record in the image", (unsigned long long)e->pipe_id);
@@ -273,9 +298,10 @@ int pipes_open(struct pipe_pool *pp, const FileEntry *e)
 	return e->type == FILE_TYPE__FILE_PIPE ? open_anon(s, e) : open_fifo(s, e);
 }
 
-void pipes_pool_fini(struct pipe_pool *pp)
+static void pipes_free(void *priv)
 {
-	for (size_t i = 0; i < pp->nr; i++) {
+	struct pipe_pool *pp = priv;
+	for (size_t i = 0; pp->slots && i < pp->nr; i++) {
 		struct pipe_slot *s = &pp->slots[i];
 		if (s->ends[0] >= 0)
 			close(s->ends[0]);
@@ -285,5 +311,35 @@ void pipes_pool_fini(struct pipe_pool *pp)
 			close(s->keeper);
 	}
 	free(pp->slots);
-	pp->slots = NULL;
+	for (size_t i = 0; i < pp->nr; i++)
+		protobuf_c_message_free_unpacked(&pp->data[i]->base, NULL);
+	free(pp->data);
+	free(pp);
 }
+
+static int pipes_match(const struct fd_dump *f)
+{
+	return S_ISFIFO(f->st->st_mode);
+}
+
+static int pipes_dump(struct fd_dump *f, FileEntry *e)
+{
+	int anon = !strncmp(f->link, "pipe:[", 6);
+	e->type = anon ? FILE_TYPE__FILE_PIPE : FILE_TYPE__FILE_FIFO;
+	e->has_pipe_id = 1;
+	e->pipe_id = f->st->st_ino;
+	if (!anon && !(e->path = arena_strdup(&f->fdump->a, f->link)))
+		return -ENOMEM;
+	return 0;
+}
+
+const struct file_kind pipe_kind = {
+	.name = "pipe",
+	.types = 1ULL << FILE_TYPE__FILE_PIPE | 1ULL << FILE_TYPE__FILE_FIFO,
+	.match = pipes_match,
+	.dump = pipes_dump,
+	.dump_tree = pipes_dump_tree,
+	.read = pipes_read,
+	.open = pipes_open,
+	.free = pipes_free,
+};

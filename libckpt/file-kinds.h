@@ -1,0 +1,97 @@
+/*
+ * file-kinds: the contract between files.c and one source file per kind of
+ * open file (regular files and devices in regfile.c, pipes and FIFOs in
+ * pipes.c, and so on).
+ *
+ * files.c walks every fd of the frozen tree, finds the fds that share one
+ * open file description (kcmp) so that each description is dumped once,
+ * asks each kind in file_kinds[] whether it `match`es a new description and
+ * lets that kind fill the FileEntry.  After every fd is seen, each kind's
+ * `dump_tree` runs once (checks across the tree, extra images such as pipe
+ * data).  On restore, `read` loads a kind's extra images before anything is
+ * created, `open` gives the driver a new fd for one description (it goes
+ * into the pool every restoring task inherits), `post_install` runs in each
+ * restoring task once its fds are in place (state that belongs to a
+ * process, or needs the task's own fd numbers), and `free` drops what
+ * `read` kept.
+ *
+ * To add a kind: a file_type value (and fields) in proto/fdinfo.proto, a
+ * `const struct file_kind` in your own file, one line in file_kinds[] in
+ * files.c.  A kind keeps its per-dump and per-restore state in the `priv`
+ * slot it is given, never in globals (the agent runs several operations).
+ */
+#ifndef CKPT_FILE_KINDS_H
+#define CKPT_FILE_KINDS_H
+
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "arena.h"
+#include "fdinfo.pb-c.h"
+#include "files.h"
+#include "freeze.h"
+#include "storage.h"
+
+/* One open file description of the tree, and one fd that reaches it. */
+struct file_desc {
+	pid_t pid;
+	int fd;
+	dev_t dev;
+	ino_t ino;
+	FileEntry *entry;
+};
+
+struct files_dump {
+	struct arena a; /* entries, strings and sub-messages live here */
+	struct file_desc *descs;
+	size_t nr, cap;
+	const struct frozen_tree *tree;
+	struct img_set *set;
+	void *priv[FILE_KINDS_MAX]; /* each kind's own state, by its index */
+};
+
+/* The fd being dumped (the first fd seen of its description). */
+struct fd_dump {
+	struct files_dump *fdump;
+	void **priv;            /* this kind's slot in fdump->priv */
+	pid_t pid;
+	int fd;
+	const char *link;       /* readlink("/proc/PID/fd/N") */
+	const struct stat *st;  /* stat("/proc/PID/fd/N") */
+	const char *fdinfo;     /* the path "/proc/PID/fdinfo/N" */
+};
+
+struct file_kind {
+	const char *name;
+	uint64_t types; /* bit (1 << file_type) for each type this kind restores */
+	/* Dump: nonzero if the fd is of this kind. */
+	int (*match)(const struct fd_dump *f);
+	/* Dump: fill e->type and the kind's fields (id, flags without
+	 * O_CLOEXEC, pos and mode are already set).  Refuse by name. */
+	int (*dump)(struct fd_dump *f, FileEntry *e);
+	/* Dump, optional: once after every fd of the tree is seen. */
+	int (*dump_tree)(struct files_dump *fdump, void **priv);
+	/* Restore, optional: read the kind's images (nothing created yet). */
+	int (*read)(struct img_set *set, struct restore_files *rf, void **priv);
+	/* Restore: a new O_CLOEXEC fd for the description, in the driver. */
+	int (*open)(struct restore_files *rf, void *priv, const FileEntry *e);
+	/* Restore, optional: in restoring task `idx`, its fds installed. */
+	int (*post_install)(struct restore_files *rf, void *priv, size_t idx);
+	/* Restore, optional: release what read/open kept. */
+	void (*free)(void *priv);
+	/* Restore: kinds with `late` set are opened after all the others
+	 * (an epoll needs its targets). */
+	int late;
+};
+
+extern const struct file_kind regfile_kind, pipe_kind;
+
+/* A duplicate of fd `fd` of `pid` in the dumper (pidfd_getfd; the task
+ * must be traced by us or we are root).  -errno on failure. */
+int files_getfd(pid_t pid, int fd);
+
+/* The pool fd of the description that task `idx` has at fd `fd`, or -1. */
+int files_task_fd_to_pool(const struct restore_files *rf, size_t idx, int fd);
+
+#endif

@@ -1,0 +1,83 @@
+/*
+ * regfile: files reopened by path on restore: regular files, directories
+ * and the memory character devices (/dev/null, zero, full, random,
+ * urandom).  The size and mtime are kept so that a restore can tell a file
+ * that changed since the dump.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "file-kinds.h"
+#include "log.h"
+
+static int is_memory_device(const struct stat *st)
+{
+	/* Reopening these by path gives the same thing; terminals and
+	 * other devices need more. */
+	if (major(st->st_rdev) != 1)
+		return 0;
+	unsigned m = minor(st->st_rdev);
+	return m == 3 || m == 5 || m == 7 || m == 8 || m == 9;
+}
+
+static int regfile_match(const struct fd_dump *f)
+{
+	return f->link[0] == '/' &&
+	       (S_ISREG(f->st->st_mode) || S_ISDIR(f->st->st_mode) || S_ISCHR(f->st->st_mode));
+}
+
+static int regfile_dump(struct fd_dump *f, FileEntry *e)
+{
+	const struct stat *st = f->st;
+	if (S_ISCHR(st->st_mode) && !is_memory_device(st)) {
+		pr_err("pid %d: fd %d: %s: character device %u:%u is not supported", f->pid, f->fd,
+		       f->link, major(st->st_rdev), minor(st->st_rdev));
+		return -ENOTSUP;
+	}
+	if (strstr(f->link, " (deleted)") || (S_ISREG(st->st_mode) && st->st_nlink == 0)) {
+		pr_err("pid %d: fd %d: %s: unlinked open files are not supported", f->pid, f->fd,
+		       f->link);
+		return -ENOTSUP;
+	}
+	e->type = FILE_TYPE__FILE_REG;
+	e->path = arena_strdup(&f->fdump->a, f->link);
+	e->has_size = e->has_mtime_ns = 1;
+	e->size = (uint64_t)st->st_size;
+	e->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+	return e->path ? 0 : -ENOMEM;
+}
+
+static int regfile_open(struct restore_files *rf, void *priv, const FileEntry *e)
+{
+	(void)rf;
+	(void)priv;
+	int flags = (int)e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY);
+	if (!e->path)
+		return -EINVAL;
+	int fd = open(e->path, flags | O_CLOEXEC);
+	if (fd < 0) {
+		pr_err("file %s: cannot reopen: %s", e->path, strerror(errno));
+		return -errno;
+	}
+	if (!(flags & O_PATH) && e->has_pos && lseek(fd, (off_t)e->pos, SEEK_SET) < 0 &&
+	    errno != ESPIPE && S_ISREG(e->mode)) {
+		int err = errno;
+		pr_err("file %s: cannot seek to %llu: %s", e->path, (unsigned long long)e->pos,
+		       strerror(err));
+		close(fd);
+		return -err;
+	}
+	return fd;
+}
+
+const struct file_kind regfile_kind = {
+	.name = "file",
+	.types = 1ULL << FILE_TYPE__FILE_REG,
+	.match = regfile_match,
+	.dump = regfile_dump,
+	.open = regfile_open,
+};
