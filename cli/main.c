@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -18,9 +19,12 @@ static void usage(FILE *f)
 		"usage: ckptctl COMMAND [options]\n"
 		"  check [-v]                    kernel features ckpt relies on\n"
 		"  dump -t PID -D DIR [-R|--leave-running] [-s|--leave-stopped] [-v] [--stats]\n"
+		"       [--ext-unix-sk[=INODE]] [--tcp-established] [--shell-job]\n"
+		"       [--ghost-limit SIZE] [--parent SET]\n"
 		"                                checkpoint the tree rooted at PID (killed afterwards\n"
 		"                                unless -R or -s)\n"
 		"  restore -D DIR [-d|--detach] [--pidfile FILE] [--pidns auto|never|always]\n"
+		"          [--shell-job] [--skip-file-check] [--inherit-fd fd[N]:RESOURCE]\n"
 		"          [-v] [--stats]        restore it; without -d, wait and exit with its status\n"
 		"  demo                          checkpoint and restore an example counter\n");
 }
@@ -40,7 +44,59 @@ static int parse_pid(const char *s, pid_t *out)
 	return 0;
 }
 
-enum { OPT_STATS = 1000, OPT_PIDFILE, OPT_PIDNS };
+enum {
+	OPT_STATS = 1000,
+	OPT_PIDFILE,
+	OPT_PIDNS,
+	OPT_EXT_UNIX_SK,
+	OPT_TCP_ESTABLISHED,
+	OPT_SHELL_JOB,
+	OPT_GHOST_LIMIT,
+	OPT_PARENT,
+	OPT_SKIP_FILE_CHECK,
+	OPT_INHERIT_FD,
+};
+
+#define MAX_REPEAT 64
+
+/* Parse a size with an optional K/M/G suffix. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	int shift = 0;
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift)
+		end++;
+	if (!*s || *end || errno || v > (~0ULL >> shift))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+/* --ext-unix-sk or --ext-unix-sk=INODE */
+static int parse_ext_unix_sk(const char *arg, struct ckpt_dump_opts *o, uint64_t *inodes)
+{
+	char *end;
+	if (!arg) {
+		o->ext_unix_sk_all = 1;
+		return 0;
+	}
+	unsigned long long v = strtoull(arg, &end, 10);
+	if (!*arg || *end || o->nr_ext_unix_sk == MAX_REPEAT) {
+		fprintf(stderr, "ckptctl: dump: --ext-unix-sk=%s: not a socket inode\n", arg);
+		return -1;
+	}
+	inodes[o->nr_ext_unix_sk++] = v;
+	o->ext_unix_sk = inodes;
+	return 0;
+}
 
 static int cmd_dump(int argc, char **argv)
 {
@@ -51,10 +107,16 @@ static int cmd_dump(int argc, char **argv)
 		{ "leave-stopped", no_argument, 0, 's' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ "stats", no_argument, 0, OPT_STATS },
+		{ "ext-unix-sk", optional_argument, 0, OPT_EXT_UNIX_SK },
+		{ "tcp-established", no_argument, 0, OPT_TCP_ESTABLISHED },
+		{ "shell-job", no_argument, 0, OPT_SHELL_JOB },
+		{ "ghost-limit", required_argument, 0, OPT_GHOST_LIMIT },
+		{ "parent", required_argument, 0, OPT_PARENT },
 		{ 0, 0, 0, 0 },
 	};
 	struct ckpt_dump_opts o = { 0 };
 	struct ckpt_dump_stats st;
+	uint64_t ext_inodes[MAX_REPEAT];
 	int c, stats = 0;
 
 	while ((c = getopt_long(argc, argv, "t:D:Rsv", opts, NULL)) != -1) {
@@ -70,6 +132,19 @@ static int cmd_dump(int argc, char **argv)
 		case 's': o.leave_stopped = 1; break;
 		case 'v': o.verbose++; break;
 		case OPT_STATS: stats = 1; break;
+		case OPT_EXT_UNIX_SK:
+			if (parse_ext_unix_sk(optarg, &o, ext_inodes))
+				return 1;
+			break;
+		case OPT_TCP_ESTABLISHED: o.tcp_established = 1; break;
+		case OPT_SHELL_JOB: o.shell_job = 1; break;
+		case OPT_GHOST_LIMIT:
+			if (parse_size(optarg, &o.ghost_limit)) {
+				fprintf(stderr, "ckptctl: dump: --ghost-limit %s: not a size\n", optarg);
+				return 1;
+			}
+			break;
+		case OPT_PARENT: o.parent = optarg; break;
 		default: usage(stderr); return 1;
 		}
 	}
@@ -120,10 +195,14 @@ static int cmd_restore(int argc, char **argv)
 		{ "pidns", required_argument, 0, OPT_PIDNS },
 		{ "verbose", no_argument, 0, 'v' },
 		{ "stats", no_argument, 0, OPT_STATS },
+		{ "shell-job", no_argument, 0, OPT_SHELL_JOB },
+		{ "skip-file-check", no_argument, 0, OPT_SKIP_FILE_CHECK },
+		{ "inherit-fd", required_argument, 0, OPT_INHERIT_FD },
 		{ 0, 0, 0, 0 },
 	};
 	struct ckpt_restore_opts o = { 0 };
 	struct ckpt_restore_stats st;
+	const char *inherit[MAX_REPEAT];
 	int c, stats = 0, status = 0;
 
 	while ((c = getopt_long(argc, argv, "D:dv", opts, NULL)) != -1) {
@@ -139,6 +218,16 @@ static int cmd_restore(int argc, char **argv)
 			break;
 		case 'v': o.verbose++; break;
 		case OPT_STATS: stats = 1; break;
+		case OPT_SHELL_JOB: o.shell_job = 1; break;
+		case OPT_SKIP_FILE_CHECK: o.skip_file_check = 1; break;
+		case OPT_INHERIT_FD:
+			if (o.nr_inherit_fd == MAX_REPEAT) {
+				fprintf(stderr, "ckptctl: restore: too many --inherit-fd\n");
+				return 1;
+			}
+			inherit[o.nr_inherit_fd++] = optarg;
+			o.inherit_fd = inherit;
+			break;
 		default: usage(stderr); return 1;
 		}
 	}

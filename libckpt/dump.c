@@ -85,7 +85,7 @@ out:
 }
 
 static int dump_tree(struct img_set *set, const struct frozen_tree *tree,
-		     struct ckpt_dump_stats *st)
+		     const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 {
 	for (int i = 0; i < tree->nr_tasks; i++) {
 		const struct frozen_task *t = &tree->tasks[i];
@@ -101,7 +101,7 @@ static int dump_tree(struct img_set *set, const struct frozen_tree *tree,
 		pr_info("pid %d: %d threads, %llu bytes of memory", t->pid, t->nr_threads,
 			(unsigned long long)ms.bytes_in);
 	}
-	int ret = dump_files(set, tree);
+	int ret = dump_files(set, tree, o);
 	return ret ? ret : write_inventory(set, tree);
 }
 
@@ -123,7 +123,7 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 		return ret;
 	}
 	st->nr_tasks = (uint32_t)tree.nr_tasks;
-	ret = dump_tree(set, &tree, st);
+	ret = dump_tree(set, &tree, o, st);
 	if (!ret)
 		ret = img_set_commit(set, (uint32_t)o->pid);
 	if (ret) {

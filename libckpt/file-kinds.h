@@ -47,6 +47,7 @@ struct files_dump {
 	struct file_desc *descs;
 	size_t nr, cap;
 	const struct frozen_tree *tree;
+	const struct ckpt_dump_opts *opts;
 	struct img_set *set;
 	void *priv[FILE_KINDS_MAX]; /* each kind's own state, by its index */
 };

@@ -218,9 +218,10 @@ static int write_files(struct files_dump *c, struct img_set *set)
 	return ret ? ret : cret;
 }
 
-int dump_files(struct img_set *set, const struct frozen_tree *tree)
+int dump_files(struct img_set *set, const struct frozen_tree *tree,
+	       const struct ckpt_dump_opts *opts)
 {
-	struct files_dump c = { .tree = tree, .set = set };
+	struct files_dump c = { .tree = tree, .set = set, .opts = opts };
 	int ret = 0;
 
 	for (int i = 0; !ret && i < tree->nr_tasks; i++)
@@ -245,12 +246,14 @@ static size_t kind_of(const FileEntry *e)
 	return NR_KINDS;
 }
 
-int files_read(struct img_set *set, const InventoryEntry *inv, struct restore_files *rf)
+int files_read(struct img_set *set, const InventoryEntry *inv, const struct ckpt_restore_opts *opts,
+	       struct restore_files *rf)
 {
 	char name[64];
 	int ret;
 
 	memset(rf, 0, sizeof(*rf));
+	rf->opts = opts;
 	rf->max_fd = -1;
 	ret = img_read_all(set, IMG_FILES, "files.img", &file_entry__descriptor,
 		       (ProtobufCMessage ***)&rf->files, &rf->nr_files);

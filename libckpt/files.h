@@ -18,7 +18,11 @@
 #include "storage.h"
 
 /* files.img, fdinfo-PID.img for every task, pipes-data.img. */
-int dump_files(struct img_set *set, const struct frozen_tree *tree);
+struct ckpt_dump_opts;
+struct ckpt_restore_opts;
+
+int dump_files(struct img_set *set, const struct frozen_tree *tree,
+	       const struct ckpt_dump_opts *opts);
 
 struct task_fds {
 	pid_t pid;
@@ -36,10 +40,12 @@ struct restore_files {
 	size_t nr_tasks;
 	struct task_fds *tasks;
 	int max_fd; /* largest fd number any task uses, -1 if none */
+	const struct ckpt_restore_opts *opts;
 	void *priv[FILE_KINDS_MAX]; /* each kind's restore state (file-kinds.h) */
 };
 
-int files_read(struct img_set *set, const InventoryEntry *inv, struct restore_files *rf);
+int files_read(struct img_set *set, const InventoryEntry *inv, const struct ckpt_restore_opts *opts,
+	       struct restore_files *rf);
 /* Open every file description into the pool at fds >= base. */
 int files_open_pool(struct restore_files *rf, int base);
 /* In the restoring task `idx` (inventory order): install its fds from the

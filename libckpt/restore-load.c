@@ -143,7 +143,7 @@ int restore_load(struct restore_ctx *c)
 		if ((ret = load_task(c, &c->tasks[i])))
 			return ret;
 	}
-	return files_read(c->set, c->inv, &c->files);
+	return files_read(c->set, c->inv, c->opts, &c->files);
 }
 
 void restore_unload(struct restore_ctx *c)

@@ -14,6 +14,13 @@ struct ckpt_dump_opts {
 	int leave_running; /* -R: tree goes on after the dump */
 	int leave_stopped; /* -s: tree is left stopped (SIGSTOP) */
 	int verbose;
+	int ext_unix_sk_all;         /* --ext-unix-sk: every external unix socket */
+	const uint64_t *ext_unix_sk; /* --ext-unix-sk=INODE (repeatable) */
+	size_t nr_ext_unix_sk;
+	int tcp_established;         /* --tcp-established: dump connections in repair mode */
+	int shell_job;               /* --shell-job: the tree's tty is the caller's */
+	uint64_t ghost_limit;        /* --ghost-limit: largest unlinked file kept; 0: 1 MiB */
+	const char *parent;          /* --parent SET: store only pages changed since SET */
 };
 
 struct ckpt_dump_stats {
@@ -41,6 +48,10 @@ struct ckpt_restore_opts {
 	const char *pidfile; /* restored root's PID as the caller sees it */
 	enum ckpt_pidns_mode pidns;
 	int verbose;
+	int shell_job;                 /* --shell-job: attach the tree to our tty */
+	int skip_file_check;           /* --skip-file-check: restore files changed since the dump */
+	const char *const *inherit_fd; /* --inherit-fd fd[N]:RESOURCE (repeatable) */
+	size_t nr_inherit_fd;
 };
 
 struct ckpt_restore_stats {
