@@ -14,6 +14,12 @@
  * the memory again and writes "ok CHECKSUM" or "bad GOT WANT" to DIR/check
  * (atomically, via a rename), which is how bench/run proves that a
  * restored memhog got its memory back byte for byte.
+ *
+ * On SIGUSR2 it rewrites 5% of its pages (picked at random, new random
+ * contents: what an incremental dump must store), takes the new checksum
+ * as the one to check against and writes "PID CHECKSUM PAGES" to
+ * DIR/dirtied: the workload of incremental dumps (bench/storage,
+ * tests/sets).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -29,7 +35,7 @@
 #define LINE 64
 #define VOCABULARY 16
 
-static volatile sig_atomic_t check_requested;
+static volatile sig_atomic_t check_requested, dirty_requested;
 
 static uint64_t splitmix(uint64_t *state)
 {
@@ -94,15 +100,45 @@ static int write_file(const char *dir, const char *name, const char *text)
 	return 0;
 }
 
-static void on_usr1(int sig)
+static void on_signal(int sig)
 {
-	(void)sig;
-	check_requested = 1;
+	if (sig == SIGUSR1)
+		check_requested = 1;
+	else
+		dirty_requested = 1;
+}
+
+#define PAGE 4096
+#define DIRTY_PERCENT 5
+
+/* About DIRTY_PERCENT of the pages get new contents of their block's
+ * kind: other log lines in a text block, other random words in a random
+ * one (the memory stays half compressible). */
+static size_t dirty_pages(char *mem, size_t len, uint64_t *rng)
+{
+	static char text[BLOCK];
+	size_t n = 0;
+
+	fill_text(text, rng);
+	for (size_t off = 0; off < len; off += PAGE) {
+		if (splitmix(rng) % 100 >= DIRTY_PERCENT)
+			continue;
+		if ((off / BLOCK) % 2 == 0) {
+			memcpy(mem + off, text + splitmix(rng) % (BLOCK / PAGE) * PAGE, PAGE);
+			mem[off + splitmix(rng) % PAGE] ^= 1; /* not a copy of another page */
+		} else {
+			uint64_t *w = (uint64_t *)(mem + off);
+			for (size_t i = 0; i < PAGE / 8; i++)
+				w[i] = splitmix(rng);
+		}
+		n++;
+	}
+	return n;
 }
 
 int main(int argc, char **argv)
 {
-	struct sigaction sa = { .sa_handler = on_usr1 };
+	struct sigaction sa = { .sa_handler = on_signal };
 	sigset_t usr1, old;
 	uint64_t rng = 42, want;
 	size_t len;
@@ -120,8 +156,10 @@ int main(int argc, char **argv)
 	/* Block SIGUSR1 first: a request that arrives before we idle waits. */
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
+	sigaddset(&usr1, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &usr1, &old);
 	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
 
 	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED) {
@@ -140,8 +178,16 @@ int main(int argc, char **argv)
 		return 1;
 
 	for (;;) {
-		while (!check_requested)
+		while (!check_requested && !dirty_requested)
 			sigsuspend(&old);
+		if (dirty_requested) {
+			dirty_requested = 0;
+			size_t n = dirty_pages(mem, len, &rng);
+			want = checksum(mem, len);
+			snprintf(text, sizeof(text), "%d %016" PRIx64 " %zu\n", (int)getpid(), want, n);
+			write_file(argv[2], "dirtied", text);
+			continue;
+		}
 		check_requested = 0;
 		uint64_t got = checksum(mem, len);
 		if (got == want)

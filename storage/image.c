@@ -115,8 +115,11 @@ int img_header_check(const struct img_set *set, const char *name, const uint8_t 
 		return -EINVAL;
 	}
 	if (get_le32(hdr + 8) != IMG_FORMAT_VERSION) {
-		st_err("%s/%s: image format version %u, expected %u", set->dir, name,
-		       get_le32(hdr + 8), IMG_FORMAT_VERSION);
+		st_err("%s/%s: image format version %u, expected %u: %s", set->dir, name,
+		       get_le32(hdr + 8), IMG_FORMAT_VERSION,
+		       get_le32(hdr + 8) > IMG_FORMAT_VERSION
+			       ? "written by a newer ckpt, read it with that version"
+			       : "an older format this ckpt has no reader for");
 		return -EINVAL;
 	}
 	if (get_le32(hdr + 12) != (uint32_t)kind) {

@@ -7,14 +7,26 @@
  * tracked (name, size, crc32c); img_set_commit() writes them into the
  * manifest via a tmp file, fsync, rename, fsync of the directory.
  *
+ * A set being written holds an exclusive flock on its directory (dropped
+ * when the set is closed, or when the last process sharing the fd exits):
+ * two dumps never write the same directory, and the garbage collector of
+ * job sets (jobset.c) tells an abandoned set from one being written.
+ *
+ * Incremental sets name their parent in the manifest; img_set_use_parent()
+ * sets it on the write side (the page writer compares against it), and
+ * set_parent() opens it on the read side, relative to the set's directory
+ * fd.
+ *
  * Read side: img_set_open() reads the manifest and checks every file it
  * lists (present, size, crc32c) before anything else reads them; the crcs
  * are computed over 64 MiB slices on all CPUs and joined per file.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -116,6 +128,7 @@ static struct img_set *set_alloc(const char *dir, int writing)
 	}
 	set->dirfd = -1;
 	set->writing = writing;
+	set->owner_uid = -1;
 	pthread_mutex_init(&set->lock, NULL);
 	return set;
 }
@@ -127,6 +140,10 @@ void img_set_close(struct img_set *set)
 	for (size_t i = 0; i < set->nr_files; i++)
 		free(set->files[i].name);
 	free(set->files);
+	img_set_close(set->parent);
+	free(set->parent_path);
+	free(set->job);
+	free(set->procs);
 	if (set->dirfd >= 0)
 		close(set->dirfd);
 	pthread_mutex_destroy(&set->lock);
@@ -218,12 +235,82 @@ int img_set_create(const char *dir, struct img_set **out)
 		img_set_close(set);
 		return ret;
 	}
+	if (flock(set->dirfd, LOCK_EX | LOCK_NB)) {
+		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		st_err("%s: %s", dir, ret == -EBUSY ? "being written by another dump" : strerror(-ret));
+		img_set_close(set);
+		return ret;
+	}
 	ret = remove_old_manifest(set);
 	if (ret) {
 		img_set_close(set);
 		return ret;
 	}
 	*out = set;
+	return 0;
+}
+
+void img_set_set_owner(struct img_set *set, uid_t uid)
+{
+	set->owner_uid = uid;
+}
+
+int img_set_set_job(struct img_set *set, const char *job, uint64_t seq)
+{
+	free(set->job);
+	set->job = strdup(job);
+	set->seq = seq;
+	return set->job ? 0 : -ENOMEM;
+}
+
+int img_set_add_process(struct img_set *set, uint32_t pid, uint32_t ppid, const char *comm)
+{
+	struct set_process *p = realloc(set->procs, (set->nr_procs + 1) * sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	set->procs = p;
+	p += set->nr_procs++;
+	p->pid = pid;
+	p->ppid = ppid;
+	snprintf(p->comm, sizeof(p->comm), "%s", comm ? comm : "");
+	return 0;
+}
+
+/* "../NAME" when the parent sits beside the set, else its absolute path. */
+static char *parent_record(const char *set_dir, const char *parent_dir)
+{
+	char a[PATH_MAX], b[PATH_MAX], *sa, *sb, *out = NULL;
+
+	if (!realpath(set_dir, a) || !realpath(parent_dir, b))
+		return NULL;
+	sa = strrchr(a, '/');
+	sb = strrchr(b, '/');
+	if (sa - a == sb - b && !strncmp(a, b, sa - a) && sb[1]) {
+		if (asprintf(&out, "..%s", sb) < 0)
+			out = NULL;
+		return out;
+	}
+	return strdup(b);
+}
+
+int img_set_use_parent(struct img_set *set, const char *parent_dir, const char *record)
+{
+	struct img_set *parent;
+	int ret;
+
+	if (!set->writing || set->parent)
+		return -EINVAL;
+	ret = img_set_open_manifest(parent_dir, &parent);
+	if (ret)
+		return ret;
+	set->parent_path = record ? strdup(record) : parent_record(set->dir, parent_dir);
+	if (!set->parent_path) {
+		st_err("%s: parent %s: %s", set->dir, parent_dir, strerror(errno ? errno : ENOMEM));
+		img_set_close(parent);
+		return -ENOMEM;
+	}
+	set->parent = parent;
 	return 0;
 }
 
@@ -238,6 +325,24 @@ static uint32_t owner_of(uint32_t pid)
 	return geteuid();
 }
 
+/* Every file and the directory go to the job's user: the sets are
+ * theirs (to read, to delete), not root's. */
+static int set_chown(struct img_set *set, uid_t uid)
+{
+	struct passwd *pw = getpwuid(uid);
+	gid_t gid = pw ? pw->pw_gid : (gid_t)-1;
+
+	for (size_t i = 0; i < set->nr_files; i++) {
+		if (fchownat(set->dirfd, set->files[i].name, uid, gid, AT_SYMLINK_NOFOLLOW))
+			goto fail;
+	}
+	if (!fchown(set->dirfd, uid, gid))
+		return 0;
+fail:
+	st_err("%s: chown to uid %u: %s", set->dir, (unsigned)uid, strerror(errno));
+	return -errno;
+}
+
 static int manifest_write(struct img_set *set, ManifestEntry *me)
 {
 	struct img *img;
@@ -248,6 +353,9 @@ static int manifest_write(struct img_set *set, ManifestEntry *me)
 		return ret;
 	img_write(img, &me->base);
 	ret = img_close_write(img);
+	if (!ret && set->owner_uid >= 0 &&
+	    fchownat(set->dirfd, MANIFEST_TMP, me->owner_uid, -1, AT_SYMLINK_NOFOLLOW))
+		ret = -errno;
 	if (ret)
 		return ret;
 	if (renameat(set->dirfd, MANIFEST_TMP, set->dirfd, MANIFEST_NAME) || fsync(set->dirfd)) {
@@ -257,12 +365,54 @@ static int manifest_write(struct img_set *set, ManifestEntry *me)
 	return ret;
 }
 
+/* Processes (and the empty rank list) into the manifest. */
+static ManifestProcess **manifest_procs(struct img_set *set, ManifestProcess **store)
+{
+	ManifestProcess *p = calloc(set->nr_procs + 1, sizeof(*p));
+	ManifestProcess **ptrs = calloc(set->nr_procs + 1, sizeof(*ptrs));
+
+	if (!p || !ptrs) {
+		free(p);
+		free(ptrs);
+		return NULL;
+	}
+	for (size_t i = 0; i < set->nr_procs; i++) {
+		manifest_process__init(&p[i]);
+		p[i].pid = set->procs[i].pid;
+		p[i].ppid = set->procs[i].ppid;
+		p[i].comm = set->procs[i].comm;
+		ptrs[i] = &p[i];
+	}
+	*store = p;
+	return ptrs;
+}
+
+static void manifest_fill(struct img_set *set, ManifestEntry *me, struct utsname *un)
+{
+	struct timespec ts;
+	struct passwd *pw;
+
+	uname(un);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	me->format_version = IMG_FORMAT_VERSION;
+	me->created_ns = (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+	me->hostname = un->nodename;
+	me->kernel = un->release;
+	me->owner_uid = set->owner_uid >= 0 ? (uint32_t)set->owner_uid : owner_of(me->root_pid);
+	pw = getpwuid(me->owner_uid);
+	me->owner_user = pw ? pw->pw_name : NULL;
+	me->parent = set->parent_path;
+	me->job = set->job;
+	me->has_seq = set->job != NULL;
+	me->seq = set->seq;
+}
+
 int img_set_commit(struct img_set *set, uint32_t root_pid)
 {
 	ManifestEntry me = MANIFEST_ENTRY__INIT;
 	ManifestFile *files, **ptrs;
+	ManifestProcess *procs = NULL, **proc_ptrs;
 	struct utsname un;
-	struct timespec ts;
 	int ret;
 
 	if (!set->writing)
@@ -275,9 +425,12 @@ int img_set_commit(struct img_set *set, uint32_t root_pid)
 	}
 	files = calloc(set->nr_files + 1, sizeof(*files));
 	ptrs = calloc(set->nr_files + 1, sizeof(*ptrs));
-	if (!files || !ptrs) {
+	proc_ptrs = manifest_procs(set, &procs);
+	if (!files || !ptrs || !proc_ptrs) {
 		free(files);
 		free(ptrs);
+		free(procs);
+		free(proc_ptrs);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < set->nr_files; i++) {
@@ -287,19 +440,26 @@ int img_set_commit(struct img_set *set, uint32_t root_pid)
 		files[i].crc = set->files[i].crc;
 		ptrs[i] = &files[i];
 	}
-	uname(&un);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	me.format_version = IMG_FORMAT_VERSION;
-	me.created_ns = (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-	me.hostname = un.nodename;
-	me.kernel = un.release;
 	me.root_pid = root_pid;
-	me.owner_uid = owner_of(root_pid);
+	manifest_fill(set, &me, &un);
 	me.n_files = set->nr_files;
 	me.files = ptrs;
-	ret = manifest_write(set, &me);
+	me.n_processes = set->nr_procs;
+	me.processes = proc_ptrs;
+	/* Restore refuses a parent of another user: refuse it now. */
+	if (set->parent && set->parent->owner_uid != (int64_t)me.owner_uid) {
+		st_err("%s: parent set %s belongs to uid %lld, this set to %u", set->dir,
+		       set->parent->dir, (long long)set->parent->owner_uid, me.owner_uid);
+		ret = -EPERM;
+	} else {
+		ret = set->owner_uid >= 0 ? set_chown(set, (uid_t)set->owner_uid) : 0;
+	}
+	if (!ret)
+		ret = manifest_write(set, &me);
 	free(files);
 	free(ptrs);
+	free(procs);
+	free(proc_ptrs);
 	return ret;
 }
 
@@ -496,11 +656,18 @@ static int set_verify(struct img_set *set)
 static int manifest_load(struct img_set *set, ManifestEntry *me)
 {
 	if (me->format_version != IMG_FORMAT_VERSION) {
-		st_err("%s/%s: format version %u, expected %u", set->dir, MANIFEST_NAME,
-		       me->format_version, IMG_FORMAT_VERSION);
+		st_err("%s/%s: format version %u, expected %u: %s", set->dir, MANIFEST_NAME,
+		       me->format_version, IMG_FORMAT_VERSION,
+		       me->format_version > IMG_FORMAT_VERSION
+			       ? "written by a newer ckpt, read it with that version"
+			       : "an older format this ckpt has no reader for");
 		return -EINVAL;
 	}
 	set->root_pid = me->root_pid;
+	set->owner_uid = me->owner_uid;
+	set->created_ns = me->created_ns;
+	if (me->parent && !(set->parent_path = strdup(me->parent)))
+		return -ENOMEM;
 	for (size_t i = 0; i < me->n_files; i++) {
 		const char *name = me->files[i]->name;
 		if (!set_valid_name(name) || !strcmp(name, MANIFEST_NAME) ||
@@ -514,7 +681,10 @@ static int manifest_load(struct img_set *set, ManifestEntry *me)
 	return 0;
 }
 
-int img_set_open(const char *dir, struct img_set **out)
+/* `path` relative to `atfd` (AT_FDCWD: to the cwd); `dir` names the set
+ * in messages. */
+static int set_open(int atfd, const char *path, const char *dir, int verify,
+		    struct img_set **out)
 {
 	ProtobufCMessage *msg = NULL;
 	struct img_set *set = set_alloc(dir, 0);
@@ -522,7 +692,7 @@ int img_set_open(const char *dir, struct img_set **out)
 
 	if (!set)
 		return -ENOMEM;
-	set->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	set->dirfd = openat(atfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (set->dirfd < 0) {
 		ret = -errno;
 		st_err("%s: open: %s", dir, strerror(-ret));
@@ -537,7 +707,7 @@ int img_set_open(const char *dir, struct img_set **out)
 				&msg);
 	if (!ret)
 		ret = manifest_load(set, (ManifestEntry *)msg);
-	if (!ret)
+	if (!ret && verify)
 		ret = set_verify(set);
 out:
 	if (msg)
@@ -547,4 +717,96 @@ out:
 	else
 		*out = set;
 	return ret;
+}
+
+/* Every parent of the chain opens (and belongs to the same user): a
+ * missing parent fails now, before a restore creates anything.  They are
+ * closed again: the page reader opens them when it reads (restore closes
+ * every fd it does not know of before it loads pages). */
+static int check_chain(struct img_set *set)
+{
+	struct img_set *cur = set, *p;
+	int depth = 0, ret = 0;
+
+	while (!ret && cur->parent_path) {
+		if (++depth > MAX_PARENT_DEPTH) {
+			st_err("%s: more than %d parent sets", set->dir, MAX_PARENT_DEPTH);
+			ret = -ELOOP;
+			break;
+		}
+		ret = set_parent(cur, &p);
+		if (cur != set)
+			img_set_close(cur);
+		cur = ret ? set : p;
+	}
+	if (cur != set)
+		img_set_close(cur);
+	return ret;
+}
+
+int img_set_open(const char *dir, struct img_set **out)
+{
+	int ret = set_open(AT_FDCWD, dir, dir, 1, out);
+
+	if (!ret && (ret = check_chain(*out))) {
+		img_set_close(*out);
+		*out = NULL;
+	}
+	return ret;
+}
+
+int img_set_open_manifest(const char *dir, struct img_set **out)
+{
+	return set_open(AT_FDCWD, dir, dir, 0, out);
+}
+
+/* The parent of an incremental set, opened with its manifest only (the
+ * caller closes it): its page chunks carry their own crcs and its pagemap
+ * a trailer crc.  A relative parent path is relative to the set's
+ * directory fd, not to a path: restore may have changed the cwd.  It must
+ * belong to the same user: a manifest cannot make one user's restore read
+ * another user's memory. */
+int set_parent(struct img_set *set, struct img_set **out)
+{
+	char path[PATH_MAX];
+	struct img_set *p;
+	int ret;
+
+	if (!set->parent_path) {
+		st_err("%s: pages in the parent set, but the manifest names none", set->dir);
+		return -EINVAL;
+	}
+	if (set->parent_path[0] == '/')
+		ret = snprintf(path, sizeof(path), "%s", set->parent_path);
+	else
+		ret = snprintf(path, sizeof(path), "%s/%s", set->dir, set->parent_path);
+	if (ret < 0 || (size_t)ret >= sizeof(path))
+		return -ENAMETOOLONG;
+	/* Messages name it as seen from the child ("DIR/../1"). */
+	ret = set_open(set->dirfd, set->parent_path, path, 0, &p);
+	if (ret)
+		return ret;
+	if (p->owner_uid != set->owner_uid) {
+		st_err("%s: parent set %s belongs to uid %lld, not %lld", set->dir, path,
+		       (long long)p->owner_uid, (long long)set->owner_uid);
+		img_set_close(p);
+		return -EPERM;
+	}
+	*out = p;
+	return 0;
+}
+
+const char *img_set_parent_path(const struct img_set *set)
+{
+	return set->parent_path;
+}
+
+uint32_t img_set_owner(const struct img_set *set)
+{
+	return (uint32_t)set->owner_uid;
+}
+
+uint64_t img_set_created_ns(const struct img_set *set)
+{
+	return set->created_ns;
 }

@@ -23,6 +23,11 @@
 
 /* One file of the set: written by us (write side) or listed in the
  * manifest (read side). */
+struct set_process {
+	uint32_t pid, ppid;
+	char comm[32];
+};
+
 struct set_file {
 	char *name;
 	uint64_t size;
@@ -35,6 +40,15 @@ struct img_set {
 	int dirfd;
 	int writing;
 	uint32_t root_pid; /* read side, from the manifest */
+	uint64_t created_ns; /* read side */
+	char *parent_path; /* incremental: as the manifest has it ("../SEQ" or absolute) */
+	struct img_set *parent; /* write side: the parent the page writer compares with */
+	/* write side, for the manifest */
+	int64_t owner_uid; /* -1: the owner of the root process */
+	char *job;
+	uint64_t seq;
+	struct set_process *procs;
+	size_t nr_procs;
 	pthread_mutex_t lock;
 	struct set_file *files;
 	size_t nr_files, cap_files;
@@ -62,6 +76,32 @@ void img_header_fill(uint8_t hdr[IMG_HEADER_SIZE], enum img_kind kind);
 /* 0 or -EINVAL after printing what is wrong with the header of `name`. */
 int img_header_check(const struct img_set *set, const char *name, const uint8_t *hdr,
 		     size_t len, enum img_kind kind);
+
+#define PAGE_SIZE_ 4096u
+#define CHUNK_BYTES (IMG_CHUNK_PAGES * PAGE_SIZE_)
+#define MAX_THREADS 64
+#define MAX_PARENT_DEPTH 64
+
+/* Worker threads to use: `threads` <= 0 means one per online CPU. */
+int page_threads(int threads);
+
+/* The page hashes of one process in a parent set, sorted by address. */
+struct page_hashes {
+	uint64_t *vaddr, *hash;
+	size_t nr;
+};
+/* From the parent's pagemap matching the pages file `pages_name`; a
+ * process the parent does not have gives an empty table. */
+int page_hashes_load(struct img_set *parent, const char *pages_name, struct page_hashes *out);
+void page_hashes_free(struct page_hashes *ph);
+/* "pages-X.img" -> "pagemap-X.img"; -EINVAL for another name. */
+int pagemap_name_of(const char *pages_name, char *out, size_t len);
+/* Opens the parent set of a set being read; the caller closes it. */
+int set_parent(struct img_set *set, struct img_set **out);
+
+/* Copies file `name` of `from` (`size` bytes) to `to_name` in `to`, fsynced. */
+int set_copy_file(struct img_set *from, struct img_set *to, const char *name, uint64_t size,
+		  const char *to_name);
 
 int write_full(int fd, const void *buf, size_t len);
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);

@@ -12,9 +12,15 @@
  * host).  The file's crc for the manifest is joined from the chunk crcs,
  * which sit back to back after the header, so the file is never re-read.
  *
- * Reader: page_reader_load() checks the whole (untrusted) chunk table
- * against the file first, then workers pread each chunk, check its crc and
- * decompress it straight into its destination.
+ * Incremental dumps: every non-zero page gets an XXH3-64 hash (about
+ * 20 GB/s, far faster than lz4); when the set has a parent, a page whose
+ * hash equals the parent's page at the same address is not stored but
+ * becomes part of an in_parent chunk.  The hashes go into the pagemap
+ * for the next dump to compare against.  (A 64-bit hash of a page at the
+ * same address: the chance that a changed page is taken for the old one
+ * is 2^-64 per page.)
+ *
+ * The reader is in pages-read.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,14 +30,11 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "internal.h"
 
-#define PAGE_SIZE_ 4096u
-#define CHUNK_BYTES (IMG_CHUNK_PAGES * PAGE_SIZE_)
-#define MAX_THREADS 64
-
-static int nr_threads(int threads)
+int page_threads(int threads)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -67,6 +70,7 @@ struct page_writer {
 	struct page_chunk *chunks;
 	size_t nr_chunks, cap_chunks;
 	uint64_t bytes_in, bytes_out;
+	struct page_hashes parent; /* incremental: the parent's page hashes */
 
 	pthread_t tids[MAX_THREADS];
 	int nr_tids;
@@ -76,7 +80,26 @@ struct page_worker_buf {
 	uint8_t *in;
 	uint8_t *out;
 	int out_cap;
+	uint8_t kind[IMG_CHUNK_PAGES];   /* PAGE_ZERO, PAGE_SAME, PAGE_NEW */
+	uint64_t hash[IMG_CHUNK_PAGES];
 };
+
+enum { PAGE_ZERO, PAGE_SAME, PAGE_NEW };
+
+/* 1 if `err` is the writer's first error (the one to print: workers
+ * failing together on a full disk say it once). */
+static int writer_first_error(struct page_writer *w, int err)
+{
+	int first;
+
+	pthread_mutex_lock(&w->lock);
+	first = !w->err;
+	if (first)
+		w->err = err;
+	pthread_cond_broadcast(&w->wake);
+	pthread_mutex_unlock(&w->lock);
+	return first;
+}
 
 static void writer_fail(struct page_writer *w, int err)
 {
@@ -109,8 +132,9 @@ static int read_run(struct page_writer *w, const struct page_run *run, uint8_t *
 		if (n <= 0) {
 			/* EIO is how /proc/PID/mem says "nothing mapped there" */
 			int err = n < 0 && errno != EIO ? errno : EFAULT;
-			st_err("pid %d: reading memory at 0x%llx: %s", (int)w->pid,
-			       (unsigned long long)addr, strerror(err));
+			if (writer_first_error(w, -err))
+				st_err("pid %d: reading memory at 0x%llx: %s", (int)w->pid,
+				       (unsigned long long)addr, strerror(err));
 			return -err;
 		}
 		done += n;
@@ -189,9 +213,30 @@ static void write_behind(struct page_writer *w, uint64_t off, uint64_t len)
 	pthread_mutex_unlock(&w->lock);
 }
 
+/* The chunk's copy of its pages' hashes. */
+static int chunk_hashes(struct page_chunk *c, const uint64_t *hash)
+{
+	c->hashes = malloc((size_t)c->nr_pages * sizeof(*hash));
+	if (!c->hashes)
+		return -ENOMEM;
+	memcpy(c->hashes, hash, (size_t)c->nr_pages * sizeof(*hash));
+	return 0;
+}
+
+static int add_chunk_hashed(struct page_writer *w, struct page_chunk *c, const uint64_t *hash)
+{
+	int ret = chunk_hashes(c, hash);
+
+	if (!ret)
+		ret = add_chunk(w, c);
+	if (ret)
+		free(c->hashes);
+	return ret;
+}
+
 /* Compress (or not) and write one stretch of non-zero pages. */
 static int store_chunk(struct page_writer *w, struct page_worker_buf *b, uint64_t vaddr,
-		       const uint8_t *src, uint32_t nr_pages)
+		       const uint8_t *src, uint32_t nr_pages, const uint64_t *hash)
 {
 	struct page_chunk c = { .vaddr = vaddr, .nr_pages = nr_pages };
 	int len = nr_pages * PAGE_SIZE_;
@@ -212,11 +257,52 @@ static int store_chunk(struct page_writer *w, struct page_worker_buf *b, uint64_
 	pthread_mutex_unlock(&w->lock);
 	ret = pwrite_full(w->fd, data, clen, c.offset);
 	if (ret) {
-		st_err("%s/%s: write: %s", w->set->dir, w->name, strerror(-ret));
+		if (writer_first_error(w, ret))
+			st_err("%s/%s: write: %s", w->set->dir, w->name, strerror(-ret));
 		return ret;
 	}
 	write_behind(w, c.offset, clen);
-	return add_chunk(w, &c);
+	return add_chunk_hashed(w, &c, hash);
+}
+
+/* First parent page at or after vaddr. */
+static size_t parent_first(const struct page_hashes *ph, uint64_t vaddr)
+{
+	size_t lo = 0, hi = ph->nr;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (ph->vaddr[mid] < vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Zero, same as the parent's page at that address, or new: for each page
+ * of the run, with its hash. */
+static void classify_run(struct page_writer *w, struct page_worker_buf *b,
+			 const struct page_run *run)
+{
+	const struct page_hashes *ph = &w->parent;
+	size_t j = parent_first(ph, run->vaddr);
+
+	for (uint32_t i = 0; i < run->nr_pages; i++) {
+		const uint8_t *p = b->in + (size_t)i * PAGE_SIZE_;
+		uint64_t vaddr = run->vaddr + (uint64_t)i * PAGE_SIZE_;
+
+		if (page_is_zero(p)) {
+			b->kind[i] = PAGE_ZERO;
+			continue;
+		}
+		b->hash[i] = XXH3_64bits(p, PAGE_SIZE_);
+		while (j < ph->nr && ph->vaddr[j] < vaddr)
+			j++;
+		b->kind[i] = j < ph->nr && ph->vaddr[j] == vaddr && ph->hash[j] == b->hash[i]
+				     ? PAGE_SAME
+				     : PAGE_NEW;
+	}
 }
 
 static int process_run(struct page_writer *w, struct page_worker_buf *b,
@@ -225,17 +311,23 @@ static int process_run(struct page_writer *w, struct page_worker_buf *b,
 	uint32_t i = 0;
 	int ret = read_run(w, run, b->in);
 
+	if (ret)
+		return ret;
+	classify_run(w, b, run);
 	while (!ret && i < run->nr_pages) {
-		uint32_t start;
+		uint32_t start = i;
+		int kind = b->kind[i];
 
-		while (i < run->nr_pages && page_is_zero(b->in + (size_t)i * PAGE_SIZE_))
+		while (i < run->nr_pages && b->kind[i] == kind)
 			i++;
-		start = i;
-		while (i < run->nr_pages && !page_is_zero(b->in + (size_t)i * PAGE_SIZE_))
-			i++;
-		if (i > start)
-			ret = store_chunk(w, b, run->vaddr + (uint64_t)start * PAGE_SIZE_,
-					  b->in + (size_t)start * PAGE_SIZE_, i - start);
+		uint64_t vaddr = run->vaddr + (uint64_t)start * PAGE_SIZE_;
+		if (kind == PAGE_NEW) {
+			ret = store_chunk(w, b, vaddr, b->in + (size_t)start * PAGE_SIZE_, i - start,
+					  b->hash + start);
+		} else if (kind == PAGE_SAME) {
+			struct page_chunk c = { .vaddr = vaddr, .nr_pages = i - start, .in_parent = 1 };
+			ret = add_chunk_hashed(w, &c, b->hash + start);
+		}
 	}
 	return ret;
 }
@@ -276,6 +368,13 @@ static void *writer_worker(void *arg)
 	return NULL;
 }
 
+void page_chunks_free(struct page_chunk *chunks, size_t nr)
+{
+	for (size_t i = 0; chunks && i < nr; i++)
+		free(chunks[i].hashes);
+	free(chunks);
+}
+
 static void writer_destroy(struct page_writer *w)
 {
 	if (w->fd >= 0)
@@ -285,7 +384,8 @@ static void writer_destroy(struct page_writer *w)
 	pthread_cond_destroy(&w->wake);
 	pthread_mutex_destroy(&w->lock);
 	free(w->runs);
-	free(w->chunks);
+	page_chunks_free(w->chunks, w->nr_chunks);
+	page_hashes_free(&w->parent);
 	free(w->name);
 	free(w);
 }
@@ -317,7 +417,9 @@ static int writer_start(struct page_writer *w, int threads)
 		return ret;
 	}
 	w->file_end = IMG_HEADER_SIZE;
-	for (int i = 0; i < nr_threads(threads); i++) {
+	if (w->set->parent && (ret = page_hashes_load(w->set->parent, w->name, &w->parent)))
+		return ret;
+	for (int i = 0; i < page_threads(threads); i++) {
 		ret = -pthread_create(&w->tids[w->nr_tids], NULL, writer_worker, w);
 		if (ret)
 			return ret;
@@ -436,9 +538,11 @@ static uint32_t file_crc(struct page_writer *w)
 
 	img_header_fill(hdr, IMG_PAGES);
 	crc = crc32c(0, hdr, sizeof(hdr));
-	qsort(w->chunks, w->nr_chunks, sizeof(*w->chunks), cmp_offset);
+	if (w->nr_chunks)
+		qsort(w->chunks, w->nr_chunks, sizeof(*w->chunks), cmp_offset);
 	for (size_t i = 0; i < w->nr_chunks; i++)
-		crc = crc32c_combine(crc, w->chunks[i].crc, w->chunks[i].comp_len);
+		if (!w->chunks[i].in_parent)
+			crc = crc32c_combine(crc, w->chunks[i].crc, w->chunks[i].comp_len);
 	return crc;
 }
 
@@ -458,160 +562,15 @@ int page_writer_finish(struct page_writer *w, struct page_chunk **chunks, size_t
 		return ret;
 	}
 	set_track_done(w->set, w->name, w->file_end, file_crc(w));
-	qsort(w->chunks, w->nr_chunks, sizeof(*w->chunks), cmp_vaddr);
+	if (w->nr_chunks)
+		qsort(w->chunks, w->nr_chunks, sizeof(*w->chunks), cmp_vaddr);
 	*chunks = w->chunks;
 	*nr_chunks = w->nr_chunks;
 	*bytes_in = w->bytes_in;
 	*bytes_out = w->bytes_out;
 	w->chunks = NULL;
+	w->nr_chunks = 0;
 	writer_destroy(w);
 	return 0;
 }
 
-/* ---- reader ---- */
-
-struct page_reader {
-	struct img_set *set;
-	const char *name;
-	int fd;
-	const struct page_chunk *chunks;
-	size_t nr_chunks;
-	size_t next; /* atomic */
-	int err;     /* atomic: first error stops everyone */
-	page_dest_fn dest;
-	void *ctx;
-};
-
-static int chunk_check(const struct page_reader *r, size_t i, uint64_t file_size)
-{
-	const struct page_chunk *c = &r->chunks[i];
-	uint64_t len = (uint64_t)c->nr_pages * PAGE_SIZE_;
-	const char *bad = NULL;
-
-	if (c->nr_pages == 0 || c->nr_pages > IMG_CHUNK_PAGES)
-		bad = "bad number of pages";
-	else if (c->vaddr % PAGE_SIZE_ || c->vaddr + len < c->vaddr)
-		bad = "bad address";
-	else if (c->comp_len == 0 || c->comp_len > (uint64_t)LZ4_compressBound(len))
-		bad = "bad stored length";
-	else if (c->raw && c->comp_len != len)
-		bad = "raw chunk of the wrong length";
-	else if (c->offset < IMG_HEADER_SIZE || c->offset > file_size ||
-		 c->comp_len > file_size - c->offset)
-		bad = "outside the file";
-	if (!bad)
-		return 0;
-	st_err("%s/%s: chunk %zu (0x%llx): %s", r->set->dir, r->name, i,
-	       (unsigned long long)c->vaddr, bad);
-	return -EINVAL;
-}
-
-static int load_chunk(struct page_reader *r, size_t i, uint8_t *buf)
-{
-	const struct page_chunk *c = &r->chunks[i];
-	int len = c->nr_pages * PAGE_SIZE_;
-	uint8_t *d = r->dest(r->ctx, c->vaddr, len);
-	const char *bad = NULL;
-	int ret;
-
-	if (!d) {
-		bad = "no destination for it";
-		goto fail;
-	}
-	/* One call to fault in the whole destination: much cheaper than a
-	 * fault per page as the copy goes (kernels before 5.14 ignore it). */
-	madvise(d, len, MADV_POPULATE_WRITE);
-	ret = pread_full(r->fd, c->raw ? d : buf, c->comp_len, c->offset);
-	if (ret) {
-		st_err("%s/%s: chunk %zu: read: %s", r->set->dir, r->name, i, strerror(-ret));
-		return ret;
-	}
-	if (crc32c(0, c->raw ? d : buf, c->comp_len) != c->crc) {
-		bad = "checksum mismatch";
-		goto fail;
-	}
-	if (!c->raw && LZ4_decompress_safe((const char *)buf, (char *)d, c->comp_len, len) != len)
-		bad = "bad lz4 data";
-	if (!bad)
-		return 0;
-fail:
-	st_err("%s/%s: chunk %zu (0x%llx): %s", r->set->dir, r->name, i,
-	       (unsigned long long)c->vaddr, bad);
-	return -EBADMSG;
-}
-
-static void *reader_worker(void *arg)
-{
-	struct page_reader *r = arg;
-	uint8_t *buf = malloc(LZ4_compressBound(CHUNK_BYTES));
-
-	if (!buf) {
-		__atomic_store_n(&r->err, -ENOMEM, __ATOMIC_RELAXED);
-		return NULL;
-	}
-	while (!__atomic_load_n(&r->err, __ATOMIC_RELAXED)) {
-		size_t i = __atomic_fetch_add(&r->next, 1, __ATOMIC_RELAXED);
-		int ret;
-
-		if (i >= r->nr_chunks)
-			break;
-		ret = load_chunk(r, i, buf);
-		if (ret) {
-			int zero = 0;
-			__atomic_compare_exchange_n(&r->err, &zero, ret, 0, __ATOMIC_RELAXED,
-						    __ATOMIC_RELAXED);
-		}
-	}
-	free(buf);
-	return NULL;
-}
-
-static int reader_open(struct page_reader *r, uint64_t *size)
-{
-	uint8_t hdr[IMG_HEADER_SIZE];
-	struct stat st;
-	int ret;
-
-	if (!set_valid_name(r->name) || !set_find(r->set, r->name)) {
-		st_err("%s/%s: not in the image set", r->set->dir, r->name);
-		return -ENOENT;
-	}
-	r->fd = openat(r->set->dirfd, r->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (r->fd < 0 || fstat(r->fd, &st)) {
-		ret = -errno;
-		st_err("%s/%s: open: %s", r->set->dir, r->name, strerror(-ret));
-		return ret;
-	}
-	if (st.st_size < IMG_HEADER_SIZE || pread_full(r->fd, hdr, sizeof(hdr), 0))
-		return img_header_check(r->set, r->name, hdr, 0, IMG_PAGES);
-	*size = st.st_size;
-	return img_header_check(r->set, r->name, hdr, sizeof(hdr), IMG_PAGES);
-}
-
-int page_reader_load(struct img_set *set, const char *name, const struct page_chunk *chunks,
-		     size_t nr_chunks, int threads, page_dest_fn dest, void *ctx)
-{
-	struct page_reader r = { .set = set, .name = name, .fd = -1, .chunks = chunks,
-				 .nr_chunks = nr_chunks, .dest = dest, .ctx = ctx };
-	pthread_t tids[MAX_THREADS];
-	int n = nr_threads(threads), started = 0;
-	uint64_t size = 0;
-	int ret = reader_open(&r, &size);
-
-	for (size_t i = 0; !ret && i < nr_chunks; i++)
-		ret = chunk_check(&r, i, size);
-	if (ret)
-		goto out;
-	posix_fadvise(r.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	for (int i = 1; i < n && (size_t)i < nr_chunks; i++)
-		if (!pthread_create(&tids[started], NULL, reader_worker, &r))
-			started++;
-	reader_worker(&r);
-	for (int i = 0; i < started; i++)
-		pthread_join(tids[i], NULL);
-	ret = r.err;
-out:
-	if (r.fd >= 0)
-		close(r.fd);
-	return ret;
-}

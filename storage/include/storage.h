@@ -44,6 +44,8 @@ enum img_kind {
 	IMG_FDINFO = 7,
 	IMG_PIPES_DATA = 8,
 	IMG_MANIFEST = 9,
+	IMG_SHM = 10, /* shm-*.img: one shm_object_entry (ipc.proto) */
+	IMG_IPC = 11, /* ipc.img: one ipc_entry (ipc.proto) */
 };
 
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
@@ -68,6 +70,40 @@ void img_set_abort(struct img_set *set);
 void img_set_close(struct img_set *set);
 /* Read side: the root pid the manifest records. */
 uint32_t img_set_root_pid(const struct img_set *set);
+/* Read side without checking every file's crc (listing sets, parents). */
+int img_set_open_manifest(const char *dir, struct img_set **out);
+/* The parent as the manifest records it, or NULL (not incremental). */
+const char *img_set_parent_path(const struct img_set *set);
+uint32_t img_set_owner(const struct img_set *set);
+uint64_t img_set_created_ns(const struct img_set *set);
+
+/* Write side, before the commit: what the manifest records besides the
+ * files.  With an owner, every file and the directory are chowned to it
+ * (and its primary group) at commit; without, the owner is the root
+ * process's uid. */
+void img_set_set_owner(struct img_set *set, uid_t uid);
+int img_set_set_job(struct img_set *set, const char *job, uint64_t seq);
+int img_set_add_process(struct img_set *set, uint32_t pid, uint32_t ppid, const char *comm);
+/* Incremental: pages equal to the committed set `parent_dir`'s at the
+ * same address are not stored.  `record`: how the manifest names the
+ * parent (NULL: "../NAME" when beside this set, else the absolute path). */
+int img_set_use_parent(struct img_set *set, const char *parent_dir, const char *record);
+
+/* Tools (ckptctl image, fuzzers): every regular file of `dir` is a member,
+ * with its current size; no manifest is read or checked.  Never for
+ * restore.  The files of any set: name, size and crc (0 in a raw set). */
+int img_set_open_raw(const char *dir, struct img_set **out);
+size_t img_set_nr_files(const struct img_set *set);
+const char *img_set_file(const struct img_set *set, size_t i, uint64_t *size, uint32_t *crc);
+
+/* Tools: the fixed header of every image file; -EINVAL without the magic. */
+#define IMG_HEADER_LEN 16
+int img_peek(const uint8_t *buf, size_t len, uint32_t *version, uint32_t *kind);
+/* A whole image file in memory, malloc'd, byte for byte what the writer
+ * makes: message entries and trailer, or for IMG_PAGES `body` after the
+ * header. */
+int img_build(enum img_kind kind, const ProtobufCMessage *const *msgs, size_t n, const void *body,
+	      size_t body_len, uint8_t **out, size_t *out_len);
 
 /* Message images. */
 struct img;
@@ -111,6 +147,8 @@ struct page_chunk {
 	uint32_t comp_len; /* stored bytes */
 	int raw;           /* stored uncompressed */
 	uint32_t crc;      /* crc32c of the stored bytes */
+	int in_parent;     /* nothing stored: the parent set's pages (incremental) */
+	uint64_t *hashes;  /* writer: XXH3-64 of each page (malloc'd), else NULL */
 };
 
 struct page_writer;
@@ -125,11 +163,66 @@ int page_writer_add(struct page_writer *w, uint64_t vaddr, uint32_t nr_pages);
 int page_writer_finish(struct page_writer *w, struct page_chunk **chunks, size_t *nr_chunks,
 		       uint64_t *bytes_in, uint64_t *bytes_out);
 void page_writer_free(struct page_writer *w); /* giving up before finish: stops workers */
+/* Frees a chunk table from page_writer_finish() or pagemap_read(). */
+void page_chunks_free(struct page_chunk *chunks, size_t nr);
+
+/* The chunk table of a process ("pagemap-PID.img"), hashes included when
+ * `with_hashes`.  Entries are not checked here: page_reader_load() does. */
+int pagemap_write(struct img_set *set, const char *name, const struct page_chunk *chunks,
+		  size_t nr);
+int pagemap_read(struct img_set *set, const char *name, int with_hashes,
+		 struct page_chunk **chunks, size_t *nr);
 
 /* Restore: decompress every chunk into memory. `dest(vaddr)` maps a dumped
- * address to where the bytes go now; called from worker threads. */
+ * address to where the bytes go now; called from worker threads.  Chunks
+ * marked in_parent are read through the chain of parent sets: the parent's
+ * "pagemap-X.img" (X from `name`, "pages-X.img") tells where its pages are. */
 typedef void *(*page_dest_fn)(void *ctx, uint64_t vaddr, size_t len);
 int page_reader_load(struct img_set *set, const char *name, const struct page_chunk *chunks,
 		     size_t nr_chunks, int threads, page_dest_fn dest, void *ctx);
+
+/*
+ * Job sets (jobset.c): the checkpoints of a batch job live in
+ * BASE/JOB/SEQ/, SEQ = 1, 2, ...; BASE/JOB/latest is a symlink to the SEQ
+ * of the last committed set, replaced atomically (rename) after each
+ * commit.  A SEQ directory without a manifest and not locked by a writer
+ * is garbage, removed by the next dump of the job or imgset_gc().
+ * Directories are 0700 and, like every file, owned by the job's user.
+ */
+struct set_info {
+	uint64_t seq;
+	int committed;
+	uint64_t created_ns, bytes;
+	uint32_t owner_uid;
+	int64_t parent_seq; /* -1: not incremental, or a parent outside the job */
+};
+
+/* A new set BASE/JOB/SEQ with SEQ = `seq`, or the next free one when 0;
+ * *seq_out tells which.  `uid` >= 0: the owner of the set. */
+int img_set_create_job(const char *base, const char *job, int64_t uid, uint64_t seq,
+		       struct img_set **out, uint64_t *seq_out);
+/* The directory of the latest committed set; -ENOENT when there is none. */
+int imgset_latest(const char *base, const char *job, char *path, size_t len);
+int imgset_set_latest(const char *base, const char *job, uint64_t seq);
+/* Every SEQ directory of the job, sorted by SEQ (free *out). */
+int imgset_list(const char *base, const char *job, struct set_info **out, size_t *nr);
+/* Removes the job's abandoned sets (no manifest, no writer). */
+int imgset_gc(const char *base, const char *job);
+/* Removes one set; -EBUSY when an incremental child still needs it. */
+int imgset_remove(const char *base, const char *job, uint64_t seq);
+/* After a commit: keep the last `keep` sets of the job (0: all), then
+ * remove the oldest sets of user `uid` in all of BASE while they hold
+ * more than `quota` bytes (0: no quota).  Never removes `protect` (the set
+ * just committed) nor a set an incremental child needs. */
+int imgset_retain(const char *base, const char *job, uint64_t keep, uint64_t quota, uint32_t uid,
+		  uint64_t protect);
+/* Copies the committed set `from` into the set being written `to`, the
+ * manifest last (tmp, fsync, rename): `to` is committed when this returns
+ * 0.  On failure `to` has no manifest. */
+int img_set_copy(struct img_set *from, struct img_set *to);
+/* Makes the incremental set `dir` self-contained: every page of its chain
+ * stored in it, no parent.  Written beside it, committed, then swapped
+ * in atomically (rename with RENAME_EXCHANGE); its children stay valid. */
+int imgset_squash(const char *dir);
 
 #endif

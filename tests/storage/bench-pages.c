@@ -103,7 +103,7 @@ static struct page_chunk *read_pagemap(struct img_set *set, size_t *n)
 		if (*n == cap)
 			c = realloc(c, (cap = cap ? 2 * cap : 1024) * sizeof(*c));
 		c[(*n)++] = (struct page_chunk){ pe->vaddr, pe->nr_pages, pe->offset,
-						 pe->comp_len, pe->raw, pe->crc };
+						 pe->comp_len, pe->raw, pe->crc, 0, NULL };
 		protobuf_c_message_free_unpacked(msg, NULL);
 	}
 	img_close(img);
@@ -130,7 +130,7 @@ static double dump(const char *dir, pid_t pid, uint8_t *mem, size_t len, int thr
 	img_set_close(set);
 	printf("dump:    %7.0f MB/s  (%.3f s; page writer incl. fsync %.3f s; %zu chunks)\n",
 	       len / (now() - t0) / 1e6, now() - t0, t1 - t0, n);
-	free(c);
+	page_chunks_free(c, n);
 	return now() - t0;
 }
 

@@ -182,7 +182,7 @@ static struct page_chunk *read_pagemap(struct img_set *set, size_t *n)
 		PagemapEntry *pe = (PagemapEntry *)msg;
 		c = realloc(c, (*n + 1) * sizeof(*c));
 		c[*n] = (struct page_chunk){ pe->vaddr, pe->nr_pages, pe->offset, pe->comp_len,
-					     pe->raw, pe->crc };
+					     pe->raw, pe->crc, 0, NULL };
 		(*n)++;
 		protobuf_c_message_free_unpacked(msg, NULL);
 	}
@@ -395,7 +395,7 @@ int main(void)
 	test_damage(dir, c, n, mem);
 	test_bad_table(dir, c, n, mem);
 	free(back);
-	free(c);
+	page_chunks_free(c, n);
 	remove_tree(base);
 	free(base);
 	printf("test-pages: ok\n");

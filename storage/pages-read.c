@@ -1,0 +1,395 @@
+/*
+ * Page data, read side: page_reader_load() puts a process's pages back.
+ * Every fd it opens (pages files, parent sets) is closed when it returns:
+ * restore calls it in the restored process itself.
+ *
+ * The chunk table is untrusted: every chunk is checked against its file
+ * first.  Stored chunks of the set itself are read and decompressed by
+ * worker threads straight into their destination.  Chunks marked
+ * in_parent (incremental sets) are resolved down the chain of parents:
+ * each parent level is that set's own chunk table for the same process
+ * (sorted, checked), and an in_parent range becomes pieces of the first
+ * ancestor chunks that store those pages.  Pieces are grouped by source
+ * chunk so that every stored chunk is read and decompressed once, however
+ * many pieces of it the restore needs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <lz4.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* One set of the chain: level 0 is the set restored, 1 its parent... */
+struct level {
+	struct img_set *set;
+	char name[NAME_MAX + 1];
+	int fd;
+	uint64_t size;
+	const struct page_chunk *chunks;
+	struct page_chunk *owned; /* parents: their table, freed at the end */
+	size_t nr_chunks;
+};
+
+/* `count` pages from page `skip` of chunk `chunk` of `level`, going to `vaddr`. */
+struct piece {
+	uint32_t level;
+	uint32_t skip, count;
+	size_t chunk;
+	uint64_t vaddr;
+};
+
+struct page_reader {
+	struct level levels[MAX_PARENT_DEPTH + 1];
+	int nr_levels;
+	struct piece *pieces;
+	size_t nr_pieces, cap_pieces;
+	size_t *groups; /* index of the first piece of each source chunk */
+	size_t nr_groups;
+	size_t next; /* atomic */
+	int err;     /* atomic: first error stops everyone */
+	page_dest_fn dest;
+	void *ctx;
+};
+
+static int chunk_check(const struct level *lv, size_t i)
+{
+	const struct page_chunk *c = &lv->chunks[i];
+	uint64_t len = (uint64_t)c->nr_pages * PAGE_SIZE_;
+	const char *bad = NULL;
+
+	if (c->nr_pages == 0 || c->nr_pages > IMG_CHUNK_PAGES)
+		bad = "bad number of pages";
+	else if (c->vaddr % PAGE_SIZE_ || c->vaddr + len < c->vaddr)
+		bad = "bad address";
+	else if (c->in_parent)
+		bad = NULL;
+	else if (c->comp_len == 0 || c->comp_len > (uint64_t)LZ4_compressBound(len))
+		bad = "bad stored length";
+	else if (c->raw && c->comp_len != len)
+		bad = "raw chunk of the wrong length";
+	else if (c->offset < IMG_HEADER_SIZE || c->offset > lv->size ||
+		 c->comp_len > lv->size - c->offset)
+		bad = "outside the file";
+	if (!bad)
+		return 0;
+	st_err("%s/%s: chunk %zu (0x%llx): %s", lv->set->dir, lv->name, i,
+	       (unsigned long long)c->vaddr, bad);
+	return -EINVAL;
+}
+
+static int level_open(struct level *lv)
+{
+	uint8_t hdr[IMG_HEADER_SIZE];
+	struct stat st;
+	int ret;
+
+	if (!set_valid_name(lv->name) || !set_find(lv->set, lv->name)) {
+		st_err("%s/%s: not in the image set", lv->set->dir, lv->name);
+		return -ENOENT;
+	}
+	lv->fd = openat(lv->set->dirfd, lv->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (lv->fd < 0 || fstat(lv->fd, &st)) {
+		ret = -errno;
+		st_err("%s/%s: open: %s", lv->set->dir, lv->name, strerror(-ret));
+		return ret;
+	}
+	if (st.st_size < IMG_HEADER_SIZE || pread_full(lv->fd, hdr, sizeof(hdr), 0))
+		return img_header_check(lv->set, lv->name, hdr, 0, IMG_PAGES);
+	lv->size = st.st_size;
+	ret = img_header_check(lv->set, lv->name, hdr, sizeof(hdr), IMG_PAGES);
+	for (size_t i = 0; !ret && i < lv->nr_chunks; i++)
+		ret = chunk_check(lv, i);
+	if (!ret)
+		posix_fadvise(lv->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	return ret;
+}
+
+static int cmp_vaddr(const void *a, const void *b)
+{
+	const struct page_chunk *x = a, *y = b;
+
+	return x->vaddr < y->vaddr ? -1 : x->vaddr > y->vaddr;
+}
+
+/* Level n+1: the parent set's table for the same process, sorted and
+ * without overlaps (the lookup below relies on both). */
+static int level_load_parent(struct page_reader *r, int n)
+{
+	struct level *lv = &r->levels[n], *up = &r->levels[n + 1];
+	char map[NAME_MAX + 1];
+	int ret;
+
+	if (n + 1 > MAX_PARENT_DEPTH) {
+		st_err("%s: more than %d parent sets", lv->set->dir, MAX_PARENT_DEPTH);
+		return -ELOOP;
+	}
+	up->fd = -1;
+	if ((ret = set_parent(lv->set, &up->set)))
+		return ret;
+	r->nr_levels = n + 2; /* from here reader_free closes it */
+	memcpy(up->name, lv->name, sizeof(up->name));
+	if ((ret = pagemap_name_of(up->name, map, sizeof(map))) ||
+	    (ret = pagemap_read(up->set, map, 0, &up->owned, &up->nr_chunks)))
+		return ret;
+	up->chunks = up->owned;
+	qsort(up->owned, up->nr_chunks, sizeof(*up->owned), cmp_vaddr);
+	if ((ret = level_open(up)))
+		return ret;
+	for (size_t i = 1; i < up->nr_chunks; i++) {
+		if (up->chunks[i - 1].vaddr + (uint64_t)up->chunks[i - 1].nr_pages * PAGE_SIZE_ >
+		    up->chunks[i].vaddr) {
+			st_err("%s/%s: chunk %zu overlaps the one before", up->set->dir, map, i);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int add_piece(struct page_reader *r, const struct piece *p)
+{
+	if (r->nr_pieces == r->cap_pieces) {
+		size_t cap = r->cap_pieces ? 2 * r->cap_pieces : 1024;
+		struct piece *n = realloc(r->pieces, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		r->pieces = n;
+		r->cap_pieces = cap;
+	}
+	r->pieces[r->nr_pieces++] = *p;
+	return 0;
+}
+
+/* First chunk of the level that ends after vaddr. */
+static size_t level_find(const struct level *lv, uint64_t vaddr)
+{
+	size_t lo = 0, hi = lv->nr_chunks;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct page_chunk *c = &lv->chunks[mid];
+		if (c->vaddr + (uint64_t)c->nr_pages * PAGE_SIZE_ <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The pages [vaddr, vaddr + pages) of level n's parent, as pieces. */
+static int resolve(struct page_reader *r, int n, uint64_t vaddr, uint64_t pages)
+{
+	const struct level *up;
+	uint64_t end = vaddr + pages * PAGE_SIZE_;
+	int ret = 0;
+
+	if (n + 1 >= r->nr_levels && (ret = level_load_parent(r, n)))
+		return ret;
+	up = &r->levels[n + 1];
+	for (size_t i = level_find(up, vaddr); !ret && vaddr < end; i++) {
+		const struct page_chunk *c = i < up->nr_chunks ? &up->chunks[i] : NULL;
+		uint64_t c_end;
+
+		if (!c || c->vaddr > vaddr) {
+			st_err("%s/%s: pages at 0x%llx are not in the parent set %s",
+			       r->levels[n].set->dir, r->levels[n].name, (unsigned long long)vaddr,
+			       up->set->dir);
+			return -EINVAL;
+		}
+		c_end = c->vaddr + (uint64_t)c->nr_pages * PAGE_SIZE_;
+		uint64_t upto = end < c_end ? end : c_end;
+		if (c->in_parent) {
+			ret = resolve(r, n + 1, vaddr, (upto - vaddr) / PAGE_SIZE_);
+		} else {
+			struct piece p = { .level = n + 1, .chunk = i, .vaddr = vaddr,
+					   .skip = (vaddr - c->vaddr) / PAGE_SIZE_,
+					   .count = (upto - vaddr) / PAGE_SIZE_ };
+			ret = add_piece(r, &p);
+		}
+		vaddr = upto;
+	}
+	return ret;
+}
+
+static int cmp_piece(const void *a, const void *b)
+{
+	const struct piece *x = a, *y = b;
+
+	if (x->level != y->level)
+		return x->level < y->level ? -1 : 1;
+	if (x->chunk != y->chunk)
+		return x->chunk < y->chunk ? -1 : 1;
+	return x->skip < y->skip ? -1 : x->skip > y->skip;
+}
+
+/* Every piece to load, grouped by the chunk that stores it. */
+static int plan(struct page_reader *r)
+{
+	const struct level *lv = &r->levels[0];
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < lv->nr_chunks; i++) {
+		const struct page_chunk *c = &lv->chunks[i];
+		struct piece p = { .level = 0, .chunk = i, .vaddr = c->vaddr, .count = c->nr_pages };
+
+		ret = c->in_parent ? resolve(r, 0, c->vaddr, c->nr_pages) : add_piece(r, &p);
+	}
+	if (ret)
+		return ret;
+	if (r->nr_pieces)
+		qsort(r->pieces, r->nr_pieces, sizeof(*r->pieces), cmp_piece);
+	r->groups = malloc((r->nr_pieces + 1) * sizeof(*r->groups));
+	if (!r->groups)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->nr_pieces; i++)
+		if (!i || r->pieces[i - 1].chunk != r->pieces[i].chunk ||
+		    r->pieces[i - 1].level != r->pieces[i].level)
+			r->groups[r->nr_groups++] = i;
+	r->groups[r->nr_groups] = r->nr_pieces;
+	return 0;
+}
+
+static int chunk_fail(const struct level *lv, size_t i, const char *bad)
+{
+	st_err("%s/%s: chunk %zu (0x%llx): %s", lv->set->dir, lv->name, i,
+	       (unsigned long long)lv->chunks[i].vaddr, bad);
+	return -EBADMSG;
+}
+
+/* Read chunk `i` of `lv`, check it and decompress it into `out`. */
+static int chunk_load(const struct level *lv, size_t i, uint8_t *buf, uint8_t *out)
+{
+	const struct page_chunk *c = &lv->chunks[i];
+	int len = c->nr_pages * PAGE_SIZE_;
+	int ret = pread_full(lv->fd, c->raw ? out : buf, c->comp_len, c->offset);
+
+	if (ret) {
+		st_err("%s/%s: chunk %zu: read: %s", lv->set->dir, lv->name, i, strerror(-ret));
+		return ret;
+	}
+	if (crc32c(0, c->raw ? out : buf, c->comp_len) != c->crc)
+		return chunk_fail(lv, i, "checksum mismatch");
+	if (!c->raw && LZ4_decompress_safe((const char *)buf, (char *)out, c->comp_len, len) != len)
+		return chunk_fail(lv, i, "bad lz4 data");
+	return 0;
+}
+
+static uint8_t *piece_dest(struct page_reader *r, const struct piece *p)
+{
+	size_t len = (size_t)p->count * PAGE_SIZE_;
+	uint8_t *d = r->dest(r->ctx, p->vaddr, len);
+
+	/* One call to fault in the whole destination: much cheaper than a
+	 * fault per page as the copy goes (kernels before 5.14 ignore it). */
+	if (d)
+		madvise(d, len, MADV_POPULATE_WRITE);
+	return d;
+}
+
+/* One source chunk: straight into place when it is wanted whole, else
+ * through `tmp` and copied piece by piece. */
+static int load_group(struct page_reader *r, size_t g, uint8_t *buf, uint8_t *tmp)
+{
+	const struct piece *first = &r->pieces[r->groups[g]];
+	size_t nr = r->groups[g + 1] - r->groups[g];
+	const struct level *lv = &r->levels[first->level];
+	const struct page_chunk *c = &lv->chunks[first->chunk];
+	int whole = nr == 1 && first->skip == 0 && first->count == c->nr_pages;
+	int ret;
+
+	if (whole) {
+		uint8_t *d = piece_dest(r, first);
+		return d ? chunk_load(lv, first->chunk, buf, d)
+			 : chunk_fail(lv, first->chunk, "no destination for it");
+	}
+	if ((ret = chunk_load(lv, first->chunk, buf, tmp)))
+		return ret;
+	for (size_t k = 0; k < nr; k++) {
+		const struct piece *p = first + k;
+		uint8_t *d = piece_dest(r, p);
+
+		if (!d)
+			return chunk_fail(lv, p->chunk, "no destination for it");
+		memcpy(d, tmp + (size_t)p->skip * PAGE_SIZE_, (size_t)p->count * PAGE_SIZE_);
+	}
+	return 0;
+}
+
+static void *reader_worker(void *arg)
+{
+	struct page_reader *r = arg;
+	uint8_t *buf = malloc(LZ4_compressBound(CHUNK_BYTES));
+	uint8_t *tmp = r->nr_levels > 1 ? malloc(CHUNK_BYTES) : NULL;
+
+	if (!buf || (r->nr_levels > 1 && !tmp)) {
+		__atomic_store_n(&r->err, -ENOMEM, __ATOMIC_RELAXED);
+		goto out;
+	}
+	while (!__atomic_load_n(&r->err, __ATOMIC_RELAXED)) {
+		size_t g = __atomic_fetch_add(&r->next, 1, __ATOMIC_RELAXED);
+		int ret;
+
+		if (g >= r->nr_groups)
+			break;
+		ret = load_group(r, g, buf, tmp);
+		if (ret) {
+			int zero = 0;
+			__atomic_compare_exchange_n(&r->err, &zero, ret, 0, __ATOMIC_RELAXED,
+						    __ATOMIC_RELAXED);
+		}
+	}
+out:
+	free(buf);
+	free(tmp);
+	return NULL;
+}
+
+static void reader_free(struct page_reader *r)
+{
+	for (int i = 0; i < r->nr_levels; i++) {
+		if (r->levels[i].fd >= 0)
+			close(r->levels[i].fd);
+		page_chunks_free(r->levels[i].owned, r->levels[i].nr_chunks);
+		if (i > 0)
+			img_set_close(r->levels[i].set); /* parents are ours */
+	}
+	free(r->pieces);
+	free(r->groups);
+}
+
+int page_reader_load(struct img_set *set, const char *name, const struct page_chunk *chunks,
+		     size_t nr_chunks, int threads, page_dest_fn dest, void *ctx)
+{
+	struct page_reader r = { .nr_levels = 1, .dest = dest, .ctx = ctx };
+	struct level *lv = &r.levels[0];
+	pthread_t tids[MAX_THREADS];
+	int n = page_threads(threads), started = 0;
+	int ret;
+
+	lv->set = set;
+	lv->fd = -1;
+	lv->chunks = chunks;
+	lv->nr_chunks = nr_chunks;
+	if (strlen(name) >= sizeof(lv->name))
+		return -EINVAL;
+	strcpy(lv->name, name);
+	ret = level_open(lv);
+	if (!ret)
+		ret = plan(&r);
+	if (ret)
+		goto out;
+	for (int i = 1; i < n && (size_t)i < r.nr_groups; i++)
+		if (!pthread_create(&tids[started], NULL, reader_worker, &r))
+			started++;
+	reader_worker(&r);
+	for (int i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	ret = r.err;
+out:
+	reader_free(&r);
+	return ret;
+}
