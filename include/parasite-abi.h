@@ -69,7 +69,11 @@ enum parasite_cmd {
 	PARASITE_CMD_GET_TID_ADDRESS, /* of the daemon thread itself */
 	PARASITE_CMD_GET_SIGALTSTACK, /* of the daemon thread itself */
 	PARASITE_CMD_FINI,            /* reply, then wait for EOF or the host */
+	PARASITE_CMD_GET_TASK_STATE,  /* itimers, securebits, dumpable, subreaper, mempolicy */
+	PARASITE_CMD_GET_POSIX_TIMER, /* arg: the timer id */
 };
+
+#define PARASITE_MEMPOLICY_WORDS 16 /* node mask: 1024 nodes */
 
 struct parasite_req {
 	uint32_t cmd;
@@ -101,6 +105,18 @@ struct parasite_reply {
 			uint64_t sp, size;
 			uint32_t flags;
 		} altstack;
+		struct {
+			/* struct itimerval of REAL, VIRTUAL, PROF:
+			 * interval sec/usec, value sec/usec */
+			int64_t itimer[3][4];
+			int32_t securebits, dumpable, subreaper;
+			int32_t mempolicy_mode; /* -1: get_mempolicy failed */
+			uint64_t mempolicy_nodes[PARASITE_MEMPOLICY_WORDS];
+		} task;
+		struct {
+			int64_t its[4]; /* interval sec/nsec, value sec/nsec */
+			int32_t overrun;
+		} timer;
 	} u;
 };
 

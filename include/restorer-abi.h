@@ -24,15 +24,24 @@
  *   6. prctl(PR_SET_MM, PR_SET_MM_MAP, &mm) (retried with exe_fd = -1 if
  *      the kernel refuses the exe file), closes mm.exe_fd;
  *   7. queues the process-wide pending signals (rt_sigqueueinfo to itself);
- *   8. sets prctl PDEATHSIG to `pdeathsig`;
+ *   8. sets prctl PDEATHSIG to `pdeathsig`, the NUMA memory policy
+ *      (ident.mempolicy_mode >= 0; the threads inherit it);
  *   9. clones threads 1..nr_threads-1 with clone3 set_tid = their tid on
- *      their stacks in the area.
+ *      their stacks in the area;
+ *  10. itimers (has_itimers) and POSIX timers with their dumped ids
+ *      (prctl PR_TIMER_CREATE_RESTORE_IDS; without it, created until the
+ *      kernel hands out the wanted id), armed with their remaining time.
  * Then every thread (main included):
  *   a. arch_prctl SET_FS/SET_GS, set_tid_address, set_robust_list, rseq
- *      registration (when rseq_len != 0), its own pending signals
- *      (rt_tgsigqueueinfo), creds (setgroups/setresgid/setresuid/...
- *      when args->creds.set) — per thread, as the kernel keeps them;
- *   b. decrements `threads_left`; the thread that brings it to zero writes
+ *      registration (when rseq_len != 0), its name (comm), scheduling
+ *      (sched_setattr, affinity, ioprio when sched.set), its own pending
+ *      signals (rt_tgsigqueueinfo), then identity — per thread, as the
+ *      kernel keeps it: bounding set, creds (setgroups/setresgid/
+ *      setresuid/... when args->creds.set, caps kept through the uid
+ *      change with SECBIT_NO_SETUID_FIXUP), inheritable and ambient caps,
+ *      securebits, the final capset (when ident.set), no_new_privs;
+ *   b. decrements `threads_left`; the thread that brings it to zero sets
+ *      the dumpable flag (every thread's creds change reset it), writes
  *      a struct rst_ready to notify_fd and closes it;
  *   c. waits forever (pause(), every signal blocked).
  * On any failure a thread writes a struct rst_error to notify_fd and
@@ -42,8 +51,12 @@
  * and interrupts every thread, points each at restorer_off_syscall with
  * rax = rt_sigreturn and rsp = its sigreturn_rsp, lets it run to the
  * syscall exit (the thread now has its dumped registers, FPU state, signal
- * mask and altstack), unmaps the area with one more injected munmap in the
- * main thread, and detaches everything.
+ * mask and altstack) — a process with seccomp filters gets them first,
+ * each with one injected seccomp(SECCOMP_SET_MODE_FILTER) on its prog in
+ * rst_args, so that nothing of the restore but these last syscalls runs
+ * under them —, unmaps the area with one more injected munmap in the
+ * main thread, and detaches everything (after queueing SIGSTOP when
+ * `stopped`: the process goes straight into its group stop).
  */
 #ifndef CKPT_RESTORER_ABI_H
 #define CKPT_RESTORER_ABI_H
@@ -89,12 +102,66 @@ struct rst_mm_map {
 	uint32_t exe_fd;    /* (uint32_t)-1: keep the current exe */
 };
 
+#define RST_MAX_TIMERS 64
+#define RST_CPU_WORDS 16   /* 1024 CPUs */
+#define RST_NODE_WORDS 16  /* 1024 NUMA nodes */
+
+/* struct itimerval: interval sec/usec, value sec/usec. */
+struct rst_itimer {
+	int64_t v[4];
+};
+
+struct rst_posix_timer {
+	int32_t id, clock, notify, signo;
+	int32_t notify_tid, pad;
+	uint64_t sigval;
+	int64_t its[4]; /* struct itimerspec: interval sec/nsec, value sec/nsec */
+};
+
+#define RST_MAX_SECCOMP 16
+#define RST_SECCOMP_INSNS 8192
+
+/* A seccomp filter: `prog` is a struct sock_fprog {len, filter} pointing
+ * into seccomp_insns, in the area. */
+struct rst_seccomp {
+	uint16_t len;
+	uint16_t pad[3];
+	uint64_t filter;
+	uint64_t flags;  /* SECCOMP_FILTER_FLAG_LOG, _SPEC_ALLOW */
+};
+
+/* Capabilities, securebits and the rest of the identity that is not
+ * uids/gids.  set == 0: keep the restoring process's. */
+struct rst_identity {
+	uint32_t set;
+	uint32_t securebits;
+	uint64_t cap_eff, cap_prm, cap_inh, cap_bnd, cap_amb;
+	uint32_t last_cap;     /* highest capability the kernel knows */
+	uint32_t no_new_privs;
+	int32_t dumpable;      /* -1: leave it */
+	int32_t mempolicy_mode; /* -1: leave it */
+	uint64_t mempolicy_nodes[RST_NODE_WORDS];
+};
+
 struct rst_creds {
 	uint32_t set; /* 0: keep the restoring process's creds */
 	uint32_t uid, euid, suid, fsuid;
 	uint32_t gid, egid, sgid, fsgid;
 	uint32_t nr_groups;
 	uint32_t groups[64];
+};
+
+/* Scheduling of one thread (see sched_setattr(2)); set == 0: inherit. */
+struct rst_sched {
+	uint32_t set;
+	uint32_t ioprio;        /* 0: leave it */
+	uint32_t policy;
+	int32_t nice;
+	uint64_t flags;
+	uint32_t priority;
+	uint32_t affinity_words; /* 0: leave the affinity */
+	uint64_t dl_runtime, dl_deadline, dl_period;
+	uint64_t affinity[RST_CPU_WORDS];
 };
 
 struct rst_thread {
@@ -108,6 +175,8 @@ struct rst_thread {
 	uint64_t rseq_addr;
 	uint32_t rseq_len, rseq_sig;
 	struct rst_siginfo *pending;
+	char comm[16];           /* "": leave the name */
+	struct rst_sched sched;
 };
 
 struct rst_ready {
@@ -139,6 +208,9 @@ enum rst_step {
 	RST_STEP_CLONE,
 	RST_STEP_THREAD_STATE,
 	RST_STEP_CREDS,
+	RST_STEP_TIMERS,
+	RST_STEP_SCHED,
+	RST_STEP_CAPS,
 };
 
 struct rst_args {
@@ -157,6 +229,15 @@ struct rst_args {
 	int32_t pdeathsig;
 	struct rst_siginfo *shared_pending;
 	struct rst_creds creds;
+	struct rst_identity ident;
+	uint32_t has_itimers;
+	uint32_t nr_timers;
+	struct rst_itimer itimers[3]; /* REAL, VIRTUAL, PROF */
+	struct rst_posix_timer timers[RST_MAX_TIMERS];
+	uint32_t stopped;      /* the host leaves it in a group stop (SIGSTOP) */
+	uint32_t nr_seccomp;   /* filters, oldest first: installed by the host */
+	struct rst_seccomp seccomp[RST_MAX_SECCOMP];
+	uint64_t seccomp_insns[RST_SECCOMP_INSNS]; /* struct sock_filter, all filters */
 
 	int32_t notify_fd;
 	int32_t nr_threads;

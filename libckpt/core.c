@@ -3,6 +3,8 @@
  * memory and files.  Registers were read by freeze; what only the task
  * itself can tell (sigactions, brk, pdeathsig, clear-tid addresses,
  * altstacks) comes from the parasite; the rest from /proc and ptrace.
+ * Timers, identity beyond uids/gids and scheduling are in taskstate.c
+ * (dump) and restore-state.c (restore), called from here.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +25,7 @@
 #include "infect.h"
 #include "log.h"
 #include "proc.h"
+#include "taskstate.h"
 
 #define MAX_PENDING 256
 
@@ -273,6 +276,8 @@ static int dump_from_parasite(struct arena *a, const struct frozen_task *task, C
 		return -ENOMEM;
 	for (int i = 0; !ret && i < task->nr_threads; i++) {
 		ret = dump_thread_ptrace(a, &task->threads[i], &tc[i]);
+		if (!ret)
+			ret = dump_thread_sched(a, task->pid, &tc[i]);
 		tcp[i] = &tc[i];
 	}
 	if (ret || (ret = infect_start(task, &ctl)))
@@ -280,6 +285,8 @@ static int dump_from_parasite(struct arena *a, const struct frozen_task *task, C
 	ret = dump_sigactions(ctl, core, sa, sap);
 	if (!ret)
 		ret = infect_get_misc(ctl, &misc);
+	if (!ret)
+		ret = dump_task_parasite(a, ctl, task, core);
 	for (int i = 0; !ret && i < task->nr_threads; i++)
 		ret = dump_thread_parasite(ctl, i, &tc[i]);
 	if (!ret) {
@@ -309,9 +316,11 @@ int dump_core(struct img_set *set, const struct frozen_task *task, uint64_t *brk
 		goto out;
 	core.pid = (uint32_t)task->pid;
 	core.comm = (char *)task->comm;
+	core.has_stopped = task->stopped;
+	core.stopped = task->stopped;
 	core.creds = &creds;
 	if ((ret = dump_creds(&a, task->pid, &creds)) || (ret = dump_rlimits(task->pid, &core, &lim)) ||
-	    (ret = dump_fs(&a, task->pid, &core)))
+	    (ret = dump_fs(&a, task->pid, &core)) || (ret = dump_task_proc(&a, task, &core)))
 		goto out;
 	ret = peek_pending(&a, task->pid, 1, &core.shared_pending, &core.n_shared_pending);
 	if (ret)
@@ -338,6 +347,13 @@ struct kernel_sigaction {
 
 static int restore_sigactions(const CoreEntry *core)
 {
+	/* Only non-default actions are in the image: every other signal goes
+	 * back to SIG_DFL first (our init in a new PID namespace, which the
+	 * tree is cloned from, has handlers of its own). */
+	struct kernel_sigaction dfl = { 0, 0, 0, 0 };
+	for (int sig = 1; sig <= 64; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			syscall(SYS_rt_sigaction, sig, &dfl, NULL, 8);
 	for (size_t i = 0; i < core->n_sigactions; i++) {
 		const SigactionEntry *e = core->sigactions[i];
 		struct kernel_sigaction ksa = { e->handler, e->flags, e->restorer, e->mask };
@@ -388,5 +404,7 @@ int restore_core_misc(const CoreEntry *core)
 	}
 	umask((mode_t)core->umask);
 	int ret = restore_rlimits(core);
+	if (!ret)
+		ret = restore_task_misc(core);
 	return ret ? ret : restore_sigactions(core);
 }

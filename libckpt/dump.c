@@ -19,13 +19,16 @@
 
 #include "ckpt/ckpt.h"
 #include "core.h"
+#include "dump-set.h"
 #include "files.h"
 #include "freeze.h"
 #include "inventory.pb-c.h"
 #include "log.h"
+#include "progress.h"
 #include "mem.h"
 #include "proc.h"
 #include "storage.h"
+#include "sysvipc.h"
 
 int ckpt_verbose;
 
@@ -66,6 +69,9 @@ static int write_inventory(struct img_set *set, const struct frozen_tree *tree)
 		tasks[i].comm = (char *)ft->comm;
 		tasks[i].tids = t;
 		tasks[i].n_tids = (size_t)ft->nr_threads;
+		tasks[i].has_zombie = tasks[i].has_exit_status = ft->zombie;
+		tasks[i].zombie = ft->zombie;
+		tasks[i].exit_status = ft->exit_status;
 		for (int j = 0; j < ft->nr_threads; j++)
 			*t++ = (uint32_t)ft->threads[j].tid;
 		ptrs[i] = &tasks[i];
@@ -91,6 +97,8 @@ static int dump_tree(struct img_set *set, const struct frozen_tree *tree,
 		const struct frozen_task *t = &tree->tasks[i];
 		struct mem_stats ms = { 0, 0 };
 		uint64_t brk = 0;
+		if (t->zombie)
+			continue; /* all of it is in the inventory */
 		int ret = dump_core(set, t, &brk);
 		if (!ret)
 			ret = dump_mm(set, t->pid, brk, 0, &ms);
@@ -101,7 +109,10 @@ static int dump_tree(struct img_set *set, const struct frozen_tree *tree,
 		pr_info("pid %d: %d threads, %llu bytes of memory", t->pid, t->nr_threads,
 			(unsigned long long)ms.bytes_in);
 	}
-	int ret = dump_files(set, tree, o);
+	struct mem_stats ms = { 0, 0 };
+	int ret = dump_sysvipc(set, tree, &ms); /* semaphores, unattached shm segments */
+	st->memory_bytes += ms.bytes_in;
+	ret = ret ? ret : dump_files(set, tree, o);
 	return ret ? ret : write_inventory(set, tree);
 }
 
@@ -109,25 +120,31 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 {
 	struct frozen_tree tree = { 0, NULL };
 	struct img_set *set;
+	struct dump_target target;
 	uint64_t t0 = now_ns(), t_frozen;
 	int ret;
 
 	memset(st, 0, sizeof(*st));
 	ckpt_verbose = o->verbose;
-	if ((ret = img_set_create(o->dir, &set)))
+	if ((ret = dump_target_open(o, &target, &set)))
 		return ret;
 	t_frozen = now_ns();
 	if ((ret = freeze_tree(o->pid, &tree))) {
-		img_set_abort(set);
-		img_set_close(set);
+		dump_target_abort(&target);
+		dump_target_close(&target);
 		return ret;
 	}
 	st->nr_tasks = (uint32_t)tree.nr_tasks;
+	uint64_t rss = 0;
+	for (int i = 0; o->progress && i < tree.nr_tasks; i++)
+		rss += progress_rss(tree.tasks[i].pid);
+	struct progress *pg = progress_start(o->progress, o->progress_arg, "memory", rss);
 	ret = dump_tree(set, &tree, o, st);
+	progress_stop(pg, !ret);
 	if (!ret)
-		ret = img_set_commit(set, (uint32_t)o->pid);
+		ret = dump_target_commit(&target, &tree, (uint32_t)o->pid);
 	if (ret) {
-		img_set_abort(set);
+		dump_target_abort(&target);
 		unfreeze_tree(&tree, o->leave_stopped ? UNFREEZE_LEAVE_STOPPED : UNFREEZE_RESUME);
 	} else if (o->leave_stopped) {
 		unfreeze_tree(&tree, UNFREEZE_LEAVE_STOPPED);
@@ -140,7 +157,9 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	if (!ret)
 		st->written_bytes = img_set_bytes(set);
 	frozen_tree_free(&tree);
-	img_set_close(set);
+	if (!ret)
+		ret = dump_target_finish(&target, st);
+	dump_target_close(&target);
 	st->total_ns = now_ns() - t0;
 	return ret;
 }

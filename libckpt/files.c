@@ -17,6 +17,7 @@
 #include <linux/kcmp.h>
 
 #include "arena.h"
+#include "ckpt/ckpt.h"
 #include "files.h"
 #include "log.h"
 #include "file-kinds.h"
@@ -24,6 +25,17 @@
 
 static const struct file_kind *const file_kinds[] = {
 	&pipe_kind,
+	&unix_sk_kind,
+	&eventfd_kind,
+	&signalfd_kind,
+	&timerfd_kind,
+	&epoll_kind,
+	&inotify_kind,
+	&memfd_kind, /* before ghost and regfile: a memfd has a path too */
+	&ghost_kind, /* before regfile: unlinked files */
+	&locks_kind, /* matches nothing: adds locks to the others' files */
+	&inet_sk_kind, /* late: its dump_tree puts TCP connections in repair mode */
+	&tty_kind, /* before regfile: terminals are character devices with a path */
 	&regfile_kind, /* last: it matches what has a path */
 };
 #define NR_KINDS (sizeof(file_kinds) / sizeof(file_kinds[0]))
@@ -238,6 +250,91 @@ int dump_files(struct img_set *set, const struct frozen_tree *tree,
 
 /* ------------------------------ restore ------------------------------ */
 
+/*
+ * --inherit-fd fd[N]:RESOURCE: the description the dump knew as RESOURCE
+ * (its /proc/PID/fd link: socket:[INO], pipe:[INO] or a path) is not
+ * recreated: the driver's fd N stands for it, whatever its kind.
+ */
+static int parse_inherit(const char *s, int *fd, const char **res)
+{
+	char *end;
+	if (strncmp(s, "fd[", 3))
+		return -EINVAL;
+	errno = 0;
+	long n = strtol(s + 3, &end, 10);
+	if (end == s + 3 || errno || n < 0 || n > INT_MAX || strncmp(end, "]:", 2) || !end[2])
+		return -EINVAL;
+	*fd = (int)n;
+	*res = end + 2;
+	return 0;
+}
+
+static void resource_name(const FileEntry *e, char *buf, size_t len)
+{
+	if (e->unix_sk)
+		snprintf(buf, len, "socket:[%llu]", (unsigned long long)e->unix_sk->ino);
+	else if (e->inet_sk)
+		snprintf(buf, len, "socket:[%llu]", (unsigned long long)e->inet_sk->ino);
+	else if (e->type == FILE_TYPE__FILE_PIPE && e->has_pipe_id)
+		snprintf(buf, len, "pipe:[%llu]", (unsigned long long)e->pipe_id);
+	else
+		snprintf(buf, len, "%s", e->path ? e->path : "");
+}
+
+/* The driver's fd that stands for `e`, or -1. */
+static int inherited_fd(const struct restore_files *rf, const FileEntry *e)
+{
+	char name[PATH_MAX + 8];
+	const char *res;
+	int fd;
+	resource_name(e, name, sizeof(name));
+	for (size_t i = 0; rf->opts && i < rf->opts->nr_inherit_fd; i++)
+		if (!parse_inherit(rf->opts->inherit_fd[i], &fd, &res) && !strcmp(res, name))
+			return fd;
+	return -1;
+}
+
+/* Every --inherit-fd is well formed, open, and names a file of the image. */
+static int check_inherit(const struct restore_files *rf)
+{
+	char name[PATH_MAX + 8];
+	const char *res, *s;
+	int fd;
+	for (size_t i = 0; rf->opts && i < rf->opts->nr_inherit_fd; i++) {
+		s = rf->opts->inherit_fd[i];
+		if (parse_inherit(s, &fd, &res)) {
+			pr_err("--inherit-fd %s: expected fd[N]:RESOURCE", s);
+			return -EINVAL;
+		}
+		if (fcntl(fd, F_GETFD) < 0) {
+			pr_err("--inherit-fd %s: fd %d is not open", s, fd);
+			return -EBADF;
+		}
+		size_t f = 0;
+		for (; f < rf->nr_files; f++) {
+			resource_name(rf->files[f], name, sizeof(name));
+			if (!strcmp(name, res))
+				break;
+		}
+		if (f == rf->nr_files) {
+			pr_err("--inherit-fd %s: the image has no file %s", s, res);
+			return -ENOENT;
+		}
+	}
+	return 0;
+}
+
+/* Once the pool holds them: the restored tasks get their own copies, and
+ * ours would keep a socket or pipe from closing (0-2 stay: our stdio). */
+static void close_inherited(const struct restore_files *rf)
+{
+	const char *res;
+	int fd;
+	for (size_t i = 0; rf->opts && i < rf->opts->nr_inherit_fd; i++)
+		if (!parse_inherit(rf->opts->inherit_fd[i], &fd, &res) && fd > 2)
+			close(fd);
+}
+
 static size_t kind_of(const FileEntry *e)
 {
 	for (size_t k = 0; k < NR_KINDS; k++)
@@ -287,6 +384,8 @@ int files_read(struct img_set *set, const InventoryEntry *inv, const struct ckpt
 				rf->max_fd = (int)tf->fds[i]->fd;
 		}
 	}
+	if ((ret = check_inherit(rf)))
+		return ret;
 	for (size_t k = 0; !ret && k < NR_KINDS; k++)
 		if (file_kinds[k]->read)
 			ret = file_kinds[k]->read(set, rf, &rf->priv[k]);
@@ -298,7 +397,13 @@ static int open_one(struct restore_files *rf, size_t i, int base)
 {
 	const FileEntry *e = rf->files[i];
 	size_t k = kind_of(e);
-	int fd = file_kinds[k]->open(rf, rf->priv[k], e);
+	int in = inherited_fd(rf, e);
+	int fd = in >= 0 ? fcntl(in, F_DUPFD_CLOEXEC, 0) : file_kinds[k]->open(rf, rf->priv[k], e);
+	if (in >= 0 && fd < 0) {
+		int err = errno;
+		pr_err("--inherit-fd fd[%d]: %s", in, strerror(err));
+		return -err;
+	}
 	if (fd < 0)
 		return fd;
 	rf->pool[i] = fcntl(fd, F_DUPFD_CLOEXEC, base);
@@ -321,6 +426,8 @@ int files_open_pool(struct restore_files *rf, int base)
 				ret = open_one(rf, i, base);
 	if (ret)
 		files_close_pool(rf);
+	else
+		close_inherited(rf);
 	return ret;
 }
 

@@ -10,6 +10,15 @@
  * finds nothing new: at that point every known thread is stopped, so no
  * fork or clone can be in flight any more.
  *
+ * Stopped tasks: a task in a group stop (SIGSTOP, SIGTSTP...) is seized
+ * like the others; its seize reports the group stop as an event stop and
+ * the interrupt leaves one more event stop pending, which the parasite
+ * code steps over.  When it is detached the kernel puts it back into its
+ * group stop, and the dump records it as stopped.
+ *
+ * Zombies: a zombie child is kept in the tree (nothing to seize, its
+ * wait status read from /proc) and restored as a child that exits at once.
+ *
  * Signals: a thread may report a signal-delivery-stop before its event
  * stop (the signal was being dequeued when we seized it).  That signal was
  * already on its way in; we let it be delivered exactly as without us
@@ -27,7 +36,9 @@
 #include <elf.h>
 #include <signal.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
+#include <linux/kcmp.h>
 #include <sys/wait.h>
 
 #include "freeze.h"
@@ -91,8 +102,53 @@ static bool is_self_or_ancestor(pid_t pid)
 	return false;
 }
 
-/* Can `pid` be frozen at all?  One line on stderr when not. */
-static int check_task(pid_t pid)
+/* Does `pid` share its memory with `other` (vfork, CLONE_VM without
+ * CLONE_THREAD)?  kcmp says so without touching either. */
+static bool shares_mm(pid_t pid, pid_t other)
+{
+	return other > 0 && syscall(SYS_kcmp, pid, other, KCMP_VM, 0, 0) == 0;
+}
+
+/* A vfork parent sleeps uninterruptibly until its child execs or exits:
+ * PTRACE_INTERRUPT cannot stop it, and the two share one address space
+ * that the dump would split.  Refuse both sides by name. */
+static int check_vfork(pid_t pid, pid_t ppid, const char *comm)
+{
+	char path[320], buf[4096];
+	if (shares_mm(pid, ppid)) {
+		fprintf(stderr, "pid %d (%s): shares its memory with its parent %d (vfork): not supported\n",
+			pid, comm, ppid);
+		return -ENOTSUP;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	DIR *d = opendir(path);
+	struct dirent *de;
+	int ret = 0;
+	while (d && !ret && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/children", pid, de->d_name);
+		if (read_file(path, buf, sizeof(buf)) <= 0)
+			continue;
+		char *save = NULL;
+		for (char *tok = strtok_r(buf, " \n", &save); tok && !ret;
+		     tok = strtok_r(NULL, " \n", &save)) {
+			if (!shares_mm(pid, atoi(tok)))
+				continue;
+			fprintf(stderr, "pid %d (%s): waits for its vfork child %s: not supported\n", pid,
+				comm, tok);
+			ret = -ENOTSUP;
+		}
+	}
+	if (d)
+		closedir(d);
+	return ret;
+}
+
+/* Can `pid` be frozen at all?  One line on stderr when not.  *stopped:
+ * it is in a group stop (SIGSTOP...), which the dump keeps.  With
+ * `zombie`, a zombie is accepted and said so. */
+static int check_task(pid_t pid, bool *stopped, bool *zombie)
 {
 	struct task_stat st;
 	int ret = read_stat(pid, &st);
@@ -114,13 +170,20 @@ static int check_task(pid_t pid)
 		return -EPERM;
 	}
 	if (st.state == 'Z') {
+		if (zombie) {
+			*zombie = true;
+			return 0;
+		}
 		fprintf(stderr, "pid %d (%s): is a zombie\n", pid, st.comm);
 		return -EINVAL;
 	}
-	if (st.state == 'T' || st.state == 't') {
-		fprintf(stderr, "pid %d (%s): is already stopped or traced\n", pid, st.comm);
+	if (st.state == 't') {
+		fprintf(stderr, "pid %d (%s): is traced by another process\n", pid, st.comm);
 		return -EBUSY;
 	}
+	*stopped = st.state == 'T';
+	if ((ret = check_vfork(pid, st.ppid, st.comm)))
+		return ret;
 	if (is_self_or_ancestor(pid)) {
 		fprintf(stderr, "pid %d (%s): is the caller or one of its ancestors\n", pid, st.comm);
 		return -EPERM;
@@ -226,6 +289,8 @@ static int seize_threads(struct frozen_task *t)
 	char path[64];
 	int added = 0, ret = 0;
 
+	if (t->zombie)
+		return 0; /* nothing runs there: nothing to seize */
 	/* The leader first, so that threads[0].tid == pid. */
 	if (t->nr_threads == 0) {
 		ret = seize_thread(t, t->pid);
@@ -259,10 +324,16 @@ static int add_child(struct frozen_tree *tree, pid_t child)
 {
 	if (child <= 0 || has_task(tree, child))
 		return 0;
-	int ret = check_task(child);
+	bool stopped = false, zombie = false;
+	int ret = check_task(child, &stopped, &zombie);
 	if (ret)
 		return ret;
-	return add_task(tree, child) ? 1 : -ENOMEM;
+	struct frozen_task *t = add_task(tree, child);
+	if (!t)
+		return -ENOMEM;
+	t->stopped = stopped;
+	t->zombie = zombie;
+	return 1;
 }
 
 /* Children of every thread of tree->tasks[i] from /proc/.../children. */
@@ -361,6 +432,35 @@ fail:
 	return -errno;
 }
 
+/* The wait status a zombie holds for its parent: the last field of
+ * /proc/PID/stat (exit_code, since Linux 3.5). */
+static int read_exit_status(struct frozen_task *t)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", t->pid);
+	int n = read_file(path, buf, sizeof(buf));
+	char *last = n > 0 ? strrchr(buf, ' ') : NULL;
+	if (!last) {
+		fprintf(stderr, "pid %d: zombie: cannot read its exit status\n", t->pid);
+		return n < 0 ? n : -EINVAL;
+	}
+	t->exit_status = atoi(last + 1);
+	/* A dead leader whose threads still run is no zombie to restore. */
+	snprintf(path, sizeof(path), "/proc/%d/task", t->pid);
+	DIR *d = opendir(path);
+	int threads = 0;
+	for (struct dirent *de; d && (de = readdir(d));)
+		threads += de->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	if (threads > 1) {
+		fprintf(stderr, "pid %d (%s): its leader exited, %d threads run on: not supported\n",
+			t->pid, t->comm, threads - 1);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
 static int read_task_state(struct frozen_task *t, bool root)
 {
 	struct task_stat st;
@@ -373,6 +473,8 @@ static int read_task_state(struct frozen_task *t, bool root)
 	t->pgid = st.pgid;
 	t->sid = st.sid;
 	snprintf(t->comm, sizeof(t->comm), "%s", st.comm);
+	if (t->zombie)
+		return read_exit_status(t);
 	for (int i = 0; i < t->nr_threads; i++) {
 		ret = read_thread_regs(t->pid, &t->threads[i]);
 		if (ret)
@@ -381,21 +483,46 @@ static int read_task_state(struct frozen_task *t, bool root)
 	return 0;
 }
 
+/* Restore puts a task in its session by setsid (its own), inheritance
+ * (its parent's) or a helper standing in for a leader that is gone (a
+ * session not in the tree, nor the root's).  A task reparented out of a
+ * session whose leader is still in the tree is refused here. */
+static int check_session(const struct frozen_tree *tree, const struct frozen_task *t)
+{
+	bool leader_here = false;
+	for (int i = 0; i < tree->nr_tasks; i++)
+		leader_here |= tree->tasks[i].pid == t->sid;
+	if (!leader_here && t->sid != tree->tasks[0].sid)
+		return 0;
+	for (int i = 0; i < tree->nr_tasks; i++)
+		if (tree->tasks[i].pid == t->ppid &&
+		    (t->sid == t->pid || t->sid == tree->tasks[i].sid))
+			return 0;
+	fprintf(stderr, "pid %d (%s): session %d is neither its own nor its parent's: not supported\n",
+		t->pid, t->comm, t->sid);
+	return -ENOTSUP;
+}
+
 int freeze_tree(pid_t root, struct frozen_tree *tree)
 {
 	int ret;
 
 	memset(tree, 0, sizeof(*tree));
-	ret = check_task(root);
+	bool stopped = false;
+	ret = check_task(root, &stopped, NULL);
 	if (ret)
 		return ret;
-	if (!add_task(tree, root))
+	struct frozen_task *t = add_task(tree, root);
+	if (!t)
 		return -ENOMEM;
+	t->stopped = stopped;
 	do {
 		ret = freeze_pass(tree);
 	} while (ret > 0);
 	for (int i = 0; ret == 0 && i < tree->nr_tasks; i++)
 		ret = read_task_state(&tree->tasks[i], i == 0);
+	for (int i = 1; ret == 0 && i < tree->nr_tasks; i++)
+		ret = check_session(tree, &tree->tasks[i]);
 	if (ret) {
 		unfreeze_tree(tree, UNFREEZE_RESUME);
 		frozen_tree_free(tree);

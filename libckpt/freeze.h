@@ -10,6 +10,7 @@
 #ifndef CKPT_FREEZE_H
 #define CKPT_FREEZE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/user.h>
@@ -25,6 +26,9 @@ struct thread_regs {
 struct frozen_task {
 	pid_t pid, ppid, pgid, sid; /* ppid: the parent's pid, 0 for the root */
 	char comm[32];
+	bool stopped;               /* in a group stop when frozen */
+	bool zombie;                /* dead, not reaped yet: no threads */
+	int exit_status;            /* zombie: its wait status */
 	int nr_threads;
 	struct thread_regs *threads; /* threads[0].tid == pid */
 };
@@ -37,8 +41,10 @@ struct frozen_tree {
 /*
  * Freeze the tree rooted at `root`.  Refuses, with one line on stderr
  * naming the task, a pid that does not exist, PID 1, a kernel thread, a
- * zombie or stopped (group-stop) task, the caller itself or one of its
- * ancestors.  On failure nothing stays frozen.  Returns 0 or -errno.
+ * zombie root, a task traced by someone else, the caller itself or one of
+ * its ancestors.  Stopped (group-stop) tasks are frozen and marked
+ * stopped; zombie children are kept (zombie, exit_status, no threads).
+ * On failure nothing stays frozen.  Returns 0 or -errno.
  */
 int freeze_tree(pid_t root, struct frozen_tree *tree);
 

@@ -654,9 +654,10 @@ static int accept_daemon(struct infect_ctl *ctl)
 	return ret;
 }
 
-static int call_daemon(struct infect_ctl *ctl, uint32_t cmd, struct parasite_reply *reply)
+static int call_daemon_arg(struct infect_ctl *ctl, uint32_t cmd, uint32_t arg,
+			   struct parasite_reply *reply)
 {
-	struct parasite_req req = { .cmd = cmd };
+	struct parasite_req req = { .cmd = cmd, .arg = arg };
 	int ret = 0;
 	if (ctl->sock < 0)
 		return -ENOTCONN;
@@ -674,6 +675,11 @@ static int call_daemon(struct infect_ctl *ctl, uint32_t cmd, struct parasite_rep
 		fprintf(stderr, "pid %d: parasite command %u: %s\n", ctl->task->pid, cmd,
 			strerror(-ret));
 	return ret;
+}
+
+static int call_daemon(struct infect_ctl *ctl, uint32_t cmd, struct parasite_reply *reply)
+{
+	return call_daemon_arg(ctl, cmd, 0, reply);
 }
 
 /* ---- start and cure ---- */
@@ -895,4 +901,32 @@ int infect_get_sigaltstack(struct infect_ctl *ctl, int idx, uint64_t *sp, uint64
 		*flags = r.u.altstack.flags;
 	}
 	return ret;
+}
+
+int infect_get_task_state(struct infect_ctl *ctl, struct parasite_task_state *st)
+{
+	struct parasite_reply r;
+	_Static_assert(sizeof(st->itimer) == sizeof(r.u.task.itimer), "itimer layout");
+	_Static_assert(sizeof(st->mempolicy_nodes) == sizeof(r.u.task.mempolicy_nodes), "nodes");
+	int ret = call_daemon(ctl, PARASITE_CMD_GET_TASK_STATE, &r);
+	if (ret)
+		return ret;
+	memcpy(st->itimer, r.u.task.itimer, sizeof(st->itimer));
+	st->securebits = r.u.task.securebits;
+	st->dumpable = r.u.task.dumpable;
+	st->subreaper = r.u.task.subreaper;
+	st->mempolicy_mode = r.u.task.mempolicy_mode;
+	memcpy(st->mempolicy_nodes, r.u.task.mempolicy_nodes, sizeof(st->mempolicy_nodes));
+	return 0;
+}
+
+int infect_get_posix_timer(struct infect_ctl *ctl, int32_t id, struct parasite_posix_timer *t)
+{
+	struct parasite_reply r;
+	int ret = call_daemon_arg(ctl, PARASITE_CMD_GET_POSIX_TIMER, (uint32_t)id, &r);
+	if (ret)
+		return ret;
+	memcpy(t->its, r.u.timer.its, sizeof(t->its));
+	t->overrun = r.u.timer.overrun;
+	return 0;
 }

@@ -34,6 +34,21 @@ struct parasite_misc {
 	uint64_t pdeathsig;  /* prctl(PR_GET_PDEATHSIG) */
 };
 
+/* Process-wide timer and identity state, read inside the task. */
+struct parasite_task_state {
+	int64_t itimer[3][4]; /* REAL, VIRTUAL, PROF: interval sec/usec, value sec/usec */
+	int32_t securebits, dumpable, subreaper;
+	int32_t mempolicy_mode; /* -1: unknown (no NUMA) */
+	uint64_t mempolicy_nodes[16];
+};
+
+/* One POSIX timer: timer_gettime (interval sec/nsec, value sec/nsec) and
+ * timer_getoverrun. */
+struct parasite_posix_timer {
+	int64_t its[4];
+	int32_t overrun;
+};
+
 /*
  * `task` must be frozen by freeze_tree() (every thread in a ptrace stop,
  * registers read).  Maps the parasite area in the task (by a syscall
@@ -49,6 +64,9 @@ int infect_get_misc(struct infect_ctl *ctl, struct parasite_misc *misc);
 int infect_get_tid_address(struct infect_ctl *ctl, int idx, uint64_t *addr);
 /* sigaltstack of thread `idx`. */
 int infect_get_sigaltstack(struct infect_ctl *ctl, int idx, uint64_t *sp, uint64_t *size, uint32_t *flags);
+
+int infect_get_task_state(struct infect_ctl *ctl, struct parasite_task_state *st);
+int infect_get_posix_timer(struct infect_ctl *ctl, int32_t id, struct parasite_posix_timer *t);
 
 /*
  * Take the parasite out: every thread goes back to the registers (and

@@ -4,12 +4,17 @@
  *   anonymous private   present or swapped pages
  *   file private        pages COWed away from the file (present, not
  *                       file-backed, per pagemap bit 61) or swapped
- *   anonymous shared    present or swapped pages of the shmem object
+ *   anonymous shared    the shmem object, once for the tree (shmem.c)
+ *   System V shm        the segment, once for the tree (shmem.c)
+ *   unlinked tmpfs file the file, once for the tree (shmem.c), when
+ *     mapped shared     no fd holds it (else memfd.c's ghost file has it)
  *   file shared         nothing: the file has the data
  *   vdso/vvar/vsyscall  nothing: the kernel provides them
  * Runs of such pages go to the page writer, which drops zero pages and
- * compresses the rest on all cores.
+ * compresses the rest on all cores.  The madvise/mlock state of each VMA
+ * (VmFlags of smaps) goes with it, as vma_entry.advice.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -20,6 +25,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -28,12 +34,14 @@
 #include "mm.pb-c.h"
 #include "pagemap.pb-c.h"
 #include "proc.h"
+#include "shmem.h"
 
 #define PAGE_SIZE ((uint64_t)4096)
 #define PME_PRESENT (1ULL << 63)
 #define PME_SWAP (1ULL << 62)
 #define PME_FILE (1ULL << 61)
 #define PAGEMAP_BATCH 65536
+#define TMPFS_MAGIC_NR 0x01021994
 
 struct vma_list {
 	struct arena *a;
@@ -58,23 +66,79 @@ static VmaKind special_kind(const char *path, int *is_special)
 	return 0;
 }
 
+/* An fd of the task on the (unlinked) file st, or -1.  Such files (memfds,
+ * ghost files) are recreated by their file kind (memfd.c) and installed
+ * before memory is restored, so the mapping reopens /proc/self/fd/N. */
+static int fd_on_file(pid_t pid, const struct stat *st)
+{
+	char path[300];
+	struct stat fst;
+	struct dirent *de;
+	int found = -1;
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	DIR *dir = opendir(path);
+	while (dir && found < 0 && (de = readdir(dir))) {
+		snprintf(path, sizeof(path), "/proc/%d/fd/%s", pid, de->d_name);
+		if (de->d_name[0] != '.' && !stat(path, &fst) && fst.st_dev == st->st_dev &&
+		    fst.st_ino == st->st_ino)
+			found = atoi(de->d_name);
+	}
+	if (dir)
+		closedir(dir);
+	return found;
+}
+
+static int on_tmpfs(const char *path)
+{
+	struct statfs sfs;
+	return !statfs(path, &sfs) && sfs.f_type == TMPFS_MAGIC_NR;
+}
+
+/* A shared mapping of an unlinked tmpfs file no fd holds (POSIX shm
+ * after shm_unlink): stored once as a shared memory object (shmem.c). */
+static int fill_shmem_file_vma(struct vma_list *l, VmaEntry *e, const char *path,
+			       const struct stat *st)
+{
+	size_t n = strlen(path) - strlen(" (deleted)");
+	e->kind = VMA_KIND__VMA_SHMEM_FILE;
+	e->flags = MAP_SHARED;
+	e->has_shmid = e->has_dev = e->has_ino = 1;
+	e->shmid = e->ino = st->st_ino;
+	e->dev = st->st_dev;
+	e->path = arena_alloc(l->a, n + 1);
+	if (!e->path)
+		return -ENOMEM;
+	memcpy(e->path, path, n);
+	e->path[n] = 0;
+	return 0;
+}
+
 /* Fill the file fields of a file-backed VMA; refuse what cannot be
  * reopened by path. */
 static int fill_file_vma(struct vma_list *l, VmaEntry *e, const char *path, int shared)
 {
-	char link[64];
+	char link[64], fdpath[64];
 	struct stat st;
+	int deleted = strstr(path, " (deleted)") != NULL;
 
-	if (strstr(path, " (deleted)")) {
-		pr_err("pid %d: mapping %" PRIx64 "-%" PRIx64 " of %s: unlinked files are not supported",
-		       l->pid, e->start, e->end, path);
-		return -ENOTSUP;
-	}
 	snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, l->pid, e->start,
 		 e->end);
 	if (stat(link, &st)) {
 		pr_err("pid %d: mapping of %s: %s", l->pid, path, strerror(errno));
 		return -errno;
+	}
+	if (deleted) {
+		int fd = S_ISREG(st.st_mode) ? fd_on_file(l->pid, &st) : -1;
+		if (fd < 0 && shared && S_ISREG(st.st_mode) && on_tmpfs(link))
+			return fill_shmem_file_vma(l, e, path, &st);
+		if (fd < 0) {
+			pr_err("pid %d: mapping %" PRIx64 "-%" PRIx64 " of %s: unlinked files are "
+			       "supported only while the process has them open",
+			       l->pid, e->start, e->end, path);
+			return -ENOTSUP;
+		}
+		snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
+		path = fdpath;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		pr_err("pid %d: mapping %" PRIx64 "-%" PRIx64 " of %s: only regular files are supported",
@@ -87,10 +151,19 @@ static int fill_file_vma(struct vma_list *l, VmaEntry *e, const char *path, int 
 	e->ino = st.st_ino;
 	e->file_size = (uint64_t)st.st_size;
 	e->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+	e->has_mtime_ns = !deleted; /* recreated on restore: a new mtime */
 	e->open_flags = (shared && (e->prot & PROT_WRITE)) ? O_RDWR : O_RDONLY;
 	e->kind = shared ? VMA_KIND__VMA_FILE_SHARED : VMA_KIND__VMA_FILE_PRIVATE;
 	e->flags = shared ? MAP_SHARED : MAP_PRIVATE;
 	return e->path ? 0 : -ENOMEM;
+}
+
+/* "/SYSV%08x (deleted)": an attached System V shm segment. */
+static int is_sysv_shm(const char *path)
+{
+	size_t n = strlen(path);
+	return !strncmp(path, "/SYSV", 5) && n == 5 + 8 + 10 && !strcmp(path + 13, " (deleted)") &&
+	       strspn(path + 5, "0123456789abcdef") == 8;
 }
 
 static int classify_vma(struct vma_list *l, VmaEntry *e, const char *perms, uint64_t ino,
@@ -112,6 +185,13 @@ static int classify_vma(struct vma_list *l, VmaEntry *e, const char *perms, uint
 		e->shmid = ino;
 		return 0;
 	}
+	if (shared && is_sysv_shm(path)) {
+		e->kind = VMA_KIND__VMA_SYSV_SHM;
+		e->flags = MAP_SHARED;
+		e->has_shmid = 1;
+		e->shmid = ino; /* the segment id */
+		return 0;
+	}
 	if (path[0] == '/')
 		return fill_file_vma(l, e, path, shared);
 	if (path[0] && path[0] != '[') {
@@ -131,14 +211,31 @@ static int classify_vma(struct vma_list *l, VmaEntry *e, const char *perms, uint
 	return 0;
 }
 
-/* VmFlags of smaps: the mmap flags that maps does not show. */
+static const struct {
+	char name[3];
+	uint32_t advice;
+} vm_advice[] = {
+	{ "dc", VMA_ADVICE__VMA_ADV_DONTFORK },	  { "wf", VMA_ADVICE__VMA_ADV_WIPEONFORK },
+	{ "hg", VMA_ADVICE__VMA_ADV_HUGEPAGE },	  { "nh", VMA_ADVICE__VMA_ADV_NOHUGEPAGE },
+	{ "lo", VMA_ADVICE__VMA_ADV_LOCKED },	  { "lf", VMA_ADVICE__VMA_ADV_LOCKONFAULT },
+	{ "dd", VMA_ADVICE__VMA_ADV_DONTDUMP },	  { "sr", VMA_ADVICE__VMA_ADV_SEQUENTIAL },
+	{ "rr", VMA_ADVICE__VMA_ADV_RANDOM },	  { "mg", VMA_ADVICE__VMA_ADV_MERGEABLE },
+};
+
+/* VmFlags of smaps: the mmap flags that maps does not show, and the
+ * madvise/mlock state. */
 static void apply_vmflags(VmaEntry *e, const char *flags)
 {
 	for (const char *f = flags; *f; f++) {
-		if (f[0] == 'n' && f[1] == 'r' && (f[2] == ' ' || !f[2]))
+		int two = f[0] && f[1] && (f[2] == ' ' || !f[2]);
+		if (two && f[0] == 'n' && f[1] == 'r')
 			e->flags |= MAP_NORESERVE;
-		if (f[0] == 'g' && f[1] == 'd' && (f[2] == ' ' || !f[2]))
+		if (two && f[0] == 'g' && f[1] == 'd')
 			e->flags |= MAP_GROWSDOWN;
+		for (size_t i = 0; two && i < sizeof(vm_advice) / sizeof(vm_advice[0]); i++)
+			if (f[0] == vm_advice[i].name[0] && f[1] == vm_advice[i].name[1])
+				e->advice |= vm_advice[i].advice;
+		e->has_advice = e->advice != 0;
 		while (*f && *f != ' ')
 			f++;
 		if (!*f)
@@ -258,8 +355,7 @@ static int page_wanted(const VmaEntry *e, uint64_t pme)
 
 static int vma_has_contents(const VmaEntry *e)
 {
-	return e->kind == VMA_KIND__VMA_ANON_PRIVATE || e->kind == VMA_KIND__VMA_FILE_PRIVATE ||
-	       e->kind == VMA_KIND__VMA_ANON_SHARED;
+	return e->kind == VMA_KIND__VMA_ANON_PRIVATE || e->kind == VMA_KIND__VMA_FILE_PRIVATE;
 }
 
 /* PAGEMAP_SCAN (Linux 6.7): the kernel walks the page tables and returns
@@ -376,12 +472,10 @@ static int queue_vma_pages(struct page_writer *w, int pagemap_fd, pid_t pid, con
 }
 
 static int dump_pages(struct img_set *set, pid_t pid, MmEntry *mm, int threads,
-		      struct mem_stats *st, PagemapEntry ***out, size_t *nr_out, struct arena *a)
+		      struct mem_stats *st, struct page_chunk **out, size_t *nr_out)
 {
 	char name[64], path[64];
-	struct page_writer *w;
-	struct page_chunk *chunks = NULL;
-	size_t nr = 0;
+	struct page_writer *w = NULL;
 	uint64_t *buf = malloc(PAGEMAP_BATCH * 8);
 	int ret, fd;
 
@@ -410,32 +504,11 @@ static int dump_pages(struct img_set *set, pid_t pid, MmEntry *mm, int threads,
 		page_writer_free(w);
 		return ret;
 	}
-	ret = page_writer_finish(w, &chunks, &nr, &st->bytes_in, &st->bytes_out);
-	if (ret)
-		return ret;
-	PagemapEntry *ents = arena_alloc(a, (nr + 1) * sizeof(*ents));
-	PagemapEntry **ptrs = arena_alloc(a, (nr + 1) * sizeof(*ptrs));
-	if (!ents || !ptrs) {
-		free(chunks);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < nr; i++) {
-		pagemap_entry__init(&ents[i]);
-		ents[i].vaddr = chunks[i].vaddr;
-		ents[i].nr_pages = chunks[i].nr_pages;
-		ents[i].offset = chunks[i].offset;
-		ents[i].comp_len = chunks[i].comp_len;
-		ents[i].raw = chunks[i].raw;
-		ents[i].crc = chunks[i].crc;
-		ptrs[i] = &ents[i];
-	}
-	free(chunks);
-	*out = ptrs;
-	*nr_out = nr;
-	return 0;
+	return page_writer_finish(w, out, nr_out, &st->bytes_in, &st->bytes_out);
 }
 
-static int write_images(struct img_set *set, pid_t pid, MmEntry *mm, PagemapEntry **pm, size_t nr)
+static int write_images(struct img_set *set, pid_t pid, MmEntry *mm, const struct page_chunk *pm,
+			size_t nr)
 {
 	char name[64];
 	struct img *img;
@@ -450,12 +523,7 @@ static int write_images(struct img_set *set, pid_t pid, MmEntry *mm, PagemapEntr
 		return ret ? ret : cret;
 
 	snprintf(name, sizeof(name), "pagemap-%d.img", pid);
-	if ((ret = img_create(set, IMG_PAGEMAP, name, &img)))
-		return ret;
-	for (size_t i = 0; !ret && i < nr; i++)
-		ret = img_write(img, &pm[i]->base);
-	cret = img_close_write(img);
-	return ret ? ret : cret;
+	return pagemap_write(set, name, pm, nr);
 }
 
 int dump_mm(struct img_set *set, pid_t pid, uint64_t brk, int threads, struct mem_stats *st)
@@ -464,7 +532,7 @@ int dump_mm(struct img_set *set, pid_t pid, uint64_t brk, int threads, struct me
 	MmEntry mm = MM_ENTRY__INIT;
 	struct vma_list l = { .a = &a, .pid = pid };
 	char path[PATH_MAX];
-	PagemapEntry **pm = NULL;
+	struct page_chunk *pm = NULL;
 	size_t nr_pm = 0;
 	int ret;
 
@@ -486,9 +554,18 @@ int dump_mm(struct img_set *set, pid_t pid, uint64_t brk, int threads, struct me
 		goto out;
 	}
 	mm.exe_path = path;
-	if ((ret = dump_pages(set, pid, &mm, threads, st, &pm, &nr_pm, &a)))
+	char thp[16];
+	if (!proc_status_field(pid, "THP_enabled", thp, sizeof(thp)) && !strcmp(thp, "0"))
+		mm.has_thp_disabled = mm.thp_disabled = 1;
+	for (size_t i = 0; i < mm.n_vmas && !ret; i++)
+		if (mm.vmas[i]->kind == VMA_KIND__VMA_ANON_SHARED ||
+		    mm.vmas[i]->kind == VMA_KIND__VMA_SYSV_SHM ||
+		    mm.vmas[i]->kind == VMA_KIND__VMA_SHMEM_FILE)
+			ret = dump_shm_vma(set, pid, mm.vmas[i], st);
+	if (ret || (ret = dump_pages(set, pid, &mm, threads, st, &pm, &nr_pm)))
 		goto out;
 	ret = write_images(set, pid, &mm, pm, nr_pm);
+	page_chunks_free(pm, nr_pm);
 out:
 	arena_free(&a);
 	return ret;

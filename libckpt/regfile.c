@@ -2,7 +2,8 @@
  * regfile: files reopened by path on restore: regular files, directories
  * and the memory character devices (/dev/null, zero, full, random,
  * urandom).  The size and mtime are kept so that a restore can tell a file
- * that changed since the dump.
+ * that changed since the dump (refused unless --skip-file-check).
+ * Unlinked files are the ghost kind's (memfd.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "ckpt/ckpt.h"
 #include "file-kinds.h"
 #include "log.h"
 
@@ -51,9 +53,40 @@ static int regfile_dump(struct fd_dump *f, FileEntry *e)
 	return e->path ? 0 : -ENOMEM;
 }
 
+static long long mtime_ns(const struct stat *st)
+{
+	return (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+}
+
+/* Is the file at the path still the one dumped?  A regular file must keep
+ * its size and mtime; one only appended to (an O_APPEND writer, say the
+ * job's log) may have grown.  Directories change with their entries and
+ * are not checked, but the type must be the same. */
+static int check_file(int fd, const FileEntry *e, int skip)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (e->has_mode && (st.st_mode & S_IFMT) != (e->mode & S_IFMT)) {
+		pr_err("file %s: is no longer a %s", e->path,
+		       S_ISDIR(e->mode) ? "directory" : S_ISREG(e->mode) ? "regular file" : "device");
+		return -ESTALE;
+	}
+	if (skip || !S_ISREG(st.st_mode) || !e->has_size || !e->has_mtime_ns)
+		return 0;
+	int grew = (e->flags & O_APPEND) && (e->flags & O_ACCMODE) != O_RDONLY &&
+		   (uint64_t)st.st_size >= e->size;
+	if (grew || ((uint64_t)st.st_size == e->size && mtime_ns(&st) == e->mtime_ns))
+		return 0;
+	pr_err("file %s: changed since the dump (size %lld, was %llu; mtime %s) "
+	       "(--skip-file-check restores it anyway)",
+	       e->path, (long long)st.st_size, (unsigned long long)e->size,
+	       mtime_ns(&st) == e->mtime_ns ? "same" : "changed");
+	return -ESTALE;
+}
+
 static int regfile_open(struct restore_files *rf, void *priv, const FileEntry *e)
 {
-	(void)rf;
 	(void)priv;
 	int flags = (int)e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY);
 	if (!e->path)
@@ -62,6 +95,11 @@ static int regfile_open(struct restore_files *rf, void *priv, const FileEntry *e
 	if (fd < 0) {
 		pr_err("file %s: cannot reopen: %s", e->path, strerror(errno));
 		return -errno;
+	}
+	int ret = check_file(fd, e, rf->opts && rf->opts->skip_file_check);
+	if (ret) {
+		close(fd);
+		return ret;
 	}
 	if (!(flags & O_PATH) && e->has_pos && lseek(fd, (off_t)e->pos, SEEK_SET) < 0 &&
 	    errno != ESPIPE && S_ISREG(e->mode)) {

@@ -8,13 +8,16 @@
  *   point it at the blob's lone `syscall` with rax = rt_sigreturn and rsp
  *   at its signal frame, and step it to that syscall's exit:
  *
- * the thread now has its dumped registers, FPU state, mask and altstack.
+ * the thread now has its dumped registers, FPU state, mask and altstack
+ * (its seccomp filters, if any, injected just before).
  * Last, one injected munmap in the main thread removes the restore area
  * (signals blocked meanwhile with PTRACE_SETSIGMASK, so that none is
  * delivered in the middle).  The threads stay stopped until
- * restore_finish_release() detaches them.
+ * restore_finish_release() detaches them; a process dumped in a group
+ * stop gets a SIGSTOP first and goes back into it.
  */
 #include <dirent.h>
+#include <stddef.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -48,6 +51,10 @@ struct fin_thread {
 
 struct rst_finished {
 	pid_t host_pid;
+	uint32_t nr_seccomp;       /* filters to install in every thread */
+	uint64_t seccomp_prog[RST_MAX_SECCOMP]; /* struct sock_fprog, in the area */
+	uint64_t seccomp_flags[RST_MAX_SECCOMP];
+	int stopped; /* dumped in a group stop: SIGSTOP before the detach */
 	uint64_t area_start, area_len;
 	size_t nr;
 	struct fin_thread *t; /* t[0]: the main thread */
@@ -211,12 +218,38 @@ static int inject_syscall(struct rst_finished *f, pid_t tid, struct user_regs_st
 	return 0;
 }
 
+/* The filters, oldest first, as the very last thing before rt_sigreturn:
+ * nothing of the restorer runs under them. */
+static int install_seccomp(struct rst_finished *f, struct fin_thread *t,
+			   const struct user_regs_struct *base)
+{
+	for (uint32_t i = 0; i < f->nr_seccomp; i++) {
+		struct user_regs_struct regs = *base;
+		long ret;
+		regs.rax = __NR_seccomp;
+		regs.rdi = 1; /* SECCOMP_SET_MODE_FILTER */
+		regs.rsi = f->seccomp_flags[i];
+		regs.rdx = f->seccomp_prog[i];
+		int err = inject_syscall(f, t->host_tid, &regs, &ret);
+		if (!err && ret < 0)
+			err = (int)ret;
+		if (err) {
+			pr_err("pid %d: thread %d: seccomp filter %u: %s", f->host_pid, t->tid, i,
+			       strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
 static int sigreturn_thread(struct rst_finished *f, struct fin_thread *t)
 {
 	struct user_regs_struct regs;
 	long ret;
 	int err = wait_in_pause(t, &regs);
 
+	if (!err)
+		err = install_seccomp(f, t, &regs);
 	if (err)
 		return err;
 	regs.rax = __NR_rt_sigreturn;
@@ -273,6 +306,17 @@ static int load_args(struct rst_finished *f, uint64_t args_addr, struct rst_thre
 		pr_err("pid %d: bad restorer arguments at 0x%" PRIx64, f->host_pid, args_addr);
 		return -EINVAL;
 	}
+	f->stopped = a.stopped != 0;
+	if (a.nr_seccomp > RST_MAX_SECCOMP) {
+		pr_err("pid %d: bad restorer arguments at 0x%" PRIx64, f->host_pid, args_addr);
+		return -EINVAL;
+	}
+	f->nr_seccomp = a.nr_seccomp;
+	for (uint32_t i = 0; i < a.nr_seccomp; i++) {
+		f->seccomp_prog[i] = args_addr + offsetof(struct rst_args, seccomp) +
+				     i * sizeof(struct rst_seccomp);
+		f->seccomp_flags[i] = a.seccomp[i].flags;
+	}
 	f->area_start = a.area_start;
 	f->area_len = a.area_len;
 	f->nr = (size_t)a.nr_threads;
@@ -324,6 +368,10 @@ static void detach_all(struct rst_finished *f)
 
 void restore_finish_release(struct rst_finished *f)
 {
+	/* Queued while every thread is in its ptrace stop: a thread leaving
+	 * the stop takes the SIGSTOP before running any of its code. */
+	if (f && f->stopped)
+		kill(f->host_pid, SIGSTOP);
 	if (f)
 		detach_all(f);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/user.h>
 
+#include "dump-set.h"
 #include "log.h"
 #include "pagemap.pb-c.h"
 #include "restore.h"
@@ -28,7 +29,9 @@ static int check_inventory(struct restore_ctx *c)
 	for (size_t i = 0; i < inv->n_tasks; i++) {
 		const TaskEntry *t = inv->tasks[i];
 		int parent_ok = i == 0;
-		if (!t->pid || t->pid >= PID_LIMIT || !t->n_tids || t->tids[0] != t->pid) {
+		int zombie = t->has_zombie && t->zombie; /* no threads */
+		if (!t->pid || t->pid >= PID_LIMIT || (zombie ? t->n_tids || !i :
+					 !t->n_tids || t->tids[0] != t->pid)) {
 			pr_err("%s/inventory.img: task %zu: bad pid or threads", dir, i);
 			return -EINVAL;
 		}
@@ -100,6 +103,7 @@ static int load_pagemap(struct restore_ctx *c, struct rst_task *t)
 				.vaddr = pe[i]->vaddr, .nr_pages = pe[i]->nr_pages,
 				.offset = pe[i]->offset, .comp_len = pe[i]->comp_len,
 				.raw = pe[i]->raw, .crc = pe[i]->crc,
+				.in_parent = pe[i]->has_in_parent && pe[i]->in_parent,
 			};
 		protobuf_c_message_free_unpacked(&pe[i]->base, NULL);
 	}
@@ -113,6 +117,8 @@ static int load_task(struct restore_ctx *c, struct rst_task *t)
 	char name[64];
 	int ret;
 
+	if (t->te->has_zombie && t->te->zombie)
+		return 0; /* nothing but its inventory entry */
 	snprintf(name, sizeof(name), "core-%u.img", t->te->pid);
 	ret = img_read_one(c->set, IMG_CORE, name, &core_entry__descriptor,
 			   (ProtobufCMessage **)&t->core);
@@ -127,7 +133,7 @@ static int load_task(struct restore_ctx *c, struct rst_task *t)
 
 int restore_load(struct restore_ctx *c)
 {
-	int ret = img_set_open(c->opts->dir, &c->set);
+	int ret = restore_open_set(c->opts, &c->set);
 	if (ret)
 		return ret;
 	ret = img_read_one(c->set, IMG_INVENTORY, "inventory.img", &inventory_entry__descriptor,

@@ -6,10 +6,14 @@
  *
  *   blob | rst_args + arrays | stacks | sigframes | VMA slots
  *
- * Every dumped VMA gets a slot: private and anonymous-shared ones are
- * premapped there (right kind, RW) and filled from pages-PID.img; the
- * slot of a special mapping ([vdso], [vvar]...) is where the restorer
- * parks the current one; a shared file mapping's slot is just scratch.
+ * Every dumped VMA gets a slot: private ones are premapped there (right
+ * kind, RW) and filled from pages-PID.img, shared file mappings mapped
+ * from their file, shared memory objects (MAP_SHARED anonymous, System V
+ * shm, unlinked tmpfs files) duplicated (mremap with old size 0) from the driver's mapping of
+ * the object, which this process inherited, so that every process that
+ * maps it shares it again; the madvise/mlock state is set on the slot
+ * (mremap keeps it).  The slot of a special mapping ([vdso], [vvar]...)
+ * is where the restorer parks the current one.
  * Slots keep their dumped offset modulo 2 MiB, so that transparent huge
  * pages survive the final mremap, and never touch one another, so that
  * VMAs that were separate in the dump are not merged while premapped.
@@ -29,6 +33,7 @@
 #include <string.h>
 #include <sys/fsuid.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/rseq.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -37,6 +42,7 @@
 
 #include "log.h"
 #include "restore-mem.h"
+#include "restore-state.h"
 #include "restorer-abi.h"
 #include "sigframe.h"
 
@@ -57,8 +63,16 @@ struct slot {
 	uint64_t start, end;
 	uint64_t addr;   /* in the area */
 	uint64_t filled; /* bytes of dumped pages inside */
-	int fd;          /* VMA_FILE_SHARED: kept open for the restorer */
 };
+
+/* Shared memory objects the driver mapped (restore_mem_add_shared). */
+struct shared_obj {
+	VmaKind kind;
+	uint64_t dev, id, base, len;
+};
+
+static struct shared_obj *shared_objs;
+static size_t nr_shared_objs, cap_shared_objs;
 
 struct cur_special {
 	VmaKind kind;
@@ -112,6 +126,45 @@ static const char *special_name(VmaKind k)
 	}
 }
 
+/* ---- shared memory objects ---- */
+
+int restore_mem_add_shared(VmaKind kind, uint64_t dev, uint64_t id, uint64_t base, uint64_t len)
+{
+	if (nr_shared_objs == cap_shared_objs) {
+		size_t cap = cap_shared_objs ? 2 * cap_shared_objs : 16;
+		struct shared_obj *o = realloc(shared_objs, cap * sizeof(*o));
+		if (!o)
+			return -ENOMEM;
+		shared_objs = o;
+		cap_shared_objs = cap;
+	}
+	shared_objs[nr_shared_objs++] = (struct shared_obj){ kind, dev, id, base, len };
+	return 0;
+}
+
+void restore_mem_clear_shared(void)
+{
+	free(shared_objs);
+	shared_objs = NULL;
+	nr_shared_objs = cap_shared_objs = 0;
+}
+
+static int is_shared_obj(VmaKind k)
+{
+	return k == VMA_KIND__VMA_ANON_SHARED || k == VMA_KIND__VMA_SYSV_SHM ||
+	       k == VMA_KIND__VMA_SHMEM_FILE;
+}
+
+static const struct shared_obj *find_shared(const VmaEntry *e)
+{
+	uint64_t dev = e->kind == VMA_KIND__VMA_SHMEM_FILE && e->has_dev ? e->dev : 0;
+	for (size_t i = 0; i < nr_shared_objs; i++)
+		if (shared_objs[i].kind == e->kind && shared_objs[i].id == e->shmid &&
+		    shared_objs[i].dev == dev)
+			return &shared_objs[i];
+	return NULL;
+}
+
 /* ---- the dumped layout ---- */
 
 static struct slot *find_slot(const struct plan *p, uint64_t addr)
@@ -154,7 +207,12 @@ static int collect_slots(struct plan *p)
 			pr_err("pid %d: VMA 0x%" PRIx64 ": file mapping without a path", pid, e->start);
 			return -EINVAL;
 		}
-		p->slots[p->nr_slots++] = (struct slot){ .e = e, .start = e->start, .end = e->end, .fd = -1 };
+		if (is_shared_obj(e->kind) && !e->has_shmid) {
+			pr_err("pid %d: VMA 0x%" PRIx64 ": shared memory without its object", pid,
+			       e->start);
+			return -EINVAL;
+		}
+		p->slots[p->nr_slots++] = (struct slot){ .e = e, .start = e->start, .end = e->end };
 	}
 	return 0;
 }
@@ -305,7 +363,7 @@ static size_t carve_args(const struct plan *p, struct carve *c, struct rst_args 
 static int layout(struct plan *p)
 {
 	const CoreEntry *core = p->ctx->core;
-	size_t xstate_max = 0, nr_files = 0;
+	size_t xstate_max = 0;
 	struct carve c = { 0 };
 	uint64_t off;
 	int ret;
@@ -314,11 +372,9 @@ static int layout(struct plan *p)
 		pr_err("pid %d: core image has no threads", p->ctx->pid);
 		return -EINVAL;
 	}
-	for (size_t i = 0; i < p->nr_slots; i++)
-		nr_files += p->slots[i].e->kind == VMA_KIND__VMA_FILE_SHARED;
 	if ((ret = count_fds(p->ctx->fd_base, &p->fd_cap)))
 		return ret;
-	p->fd_cap += nr_files + 64;
+	p->fd_cap += 64;
 
 	off = round_up(restorer_blob_mem_size, PAGE);
 	p->args_off = off;
@@ -471,6 +527,66 @@ static int fd_above_base(const struct plan *p, int fd)
 	return nfd;
 }
 
+/* A view of the shared object, from the driver's mapping of it. */
+static int premap_shared(const struct plan *p, const struct slot *s)
+{
+	const VmaEntry *e = s->e;
+	const struct shared_obj *o = find_shared(e);
+	uint64_t len = s->end - s->start;
+
+	if (!o || e->pgoff > o->len || len > o->len - e->pgoff) {
+		pr_err("pid %d: VMA 0x%" PRIx64 "-0x%" PRIx64 ": %s %" PRIu64 " %s", p->ctx->pid,
+		       s->start, s->end,
+		       e->kind == VMA_KIND__VMA_SYSV_SHM ? "shm segment" : "shared memory object",
+		       e->shmid, o ? "is smaller than the VMA" : "was not restored");
+		return -EINVAL;
+	}
+	void *m = mremap((void *)(o->base + e->pgoff), 0, len, MREMAP_MAYMOVE | MREMAP_FIXED,
+			 (void *)s->addr);
+	if (m == MAP_FAILED) {
+		pr_err("pid %d: VMA 0x%" PRIx64 "-0x%" PRIx64 ": shared memory %" PRIu64 ": %s",
+		       p->ctx->pid, s->start, s->end, e->shmid, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static const struct {
+	uint32_t advice;
+	int madv;
+} slot_advice[] = {
+	{ VMA_ADVICE__VMA_ADV_DONTFORK, MADV_DONTFORK },
+	{ VMA_ADVICE__VMA_ADV_WIPEONFORK, MADV_WIPEONFORK },
+	{ VMA_ADVICE__VMA_ADV_HUGEPAGE, MADV_HUGEPAGE },
+	{ VMA_ADVICE__VMA_ADV_NOHUGEPAGE, MADV_NOHUGEPAGE },
+	{ VMA_ADVICE__VMA_ADV_DONTDUMP, MADV_DONTDUMP },
+	{ VMA_ADVICE__VMA_ADV_SEQUENTIAL, MADV_SEQUENTIAL },
+	{ VMA_ADVICE__VMA_ADV_RANDOM, MADV_RANDOM },
+	{ VMA_ADVICE__VMA_ADV_MERGEABLE, MADV_MERGEABLE },
+};
+
+/* madvise and mlock state: VMA flags that the restorer's mremap keeps. */
+static int advise_slot(const struct plan *p, const struct slot *s)
+{
+	uint32_t adv = s->e->has_advice ? s->e->advice : 0;
+	void *addr = (void *)s->addr;
+	size_t len = s->end - s->start;
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < sizeof(slot_advice) / sizeof(slot_advice[0]); i++)
+		if ((adv & slot_advice[i].advice) && madvise(addr, len, slot_advice[i].madv))
+			ret = -errno;
+	if (!ret && (adv & VMA_ADVICE__VMA_ADV_LOCKONFAULT))
+		ret = mlock2(addr, len, MLOCK_ONFAULT) ? -errno : 0;
+	else if (!ret && (adv & VMA_ADVICE__VMA_ADV_LOCKED))
+		/* the syscall: sanitizers make mlock() a no-op */
+		ret = syscall(SYS_mlock, addr, len) ? -errno : 0;
+	if (ret)
+		pr_err("pid %d: VMA 0x%" PRIx64 "-0x%" PRIx64 ": madvise/mlock state 0x%x: %s",
+		       p->ctx->pid, s->start, s->end, adv, strerror(-ret));
+	return ret;
+}
+
 static int premap_slot(const struct plan *p, struct slot *s)
 {
 	const VmaEntry *e = s->e;
@@ -485,19 +601,21 @@ static int premap_slot(const struct plan *p, struct slot *s)
 		flags |= MAP_PRIVATE | MAP_ANONYMOUS;
 		break;
 	case VMA_KIND__VMA_ANON_SHARED:
-		flags |= MAP_SHARED | MAP_ANONYMOUS;
-		break;
+	case VMA_KIND__VMA_SYSV_SHM:
+	case VMA_KIND__VMA_SHMEM_FILE:
+		return premap_shared(p, s);
 	case VMA_KIND__VMA_FILE_PRIVATE:
 		flags |= MAP_PRIVATE;
 		if ((fd = open_vma_file(p, e, O_RDONLY)) < 0)
 			return fd;
 		break;
 	case VMA_KIND__VMA_FILE_SHARED:
+		flags |= MAP_SHARED;
 		fd = open_vma_file(p, e, e->has_open_flags ? (int)(e->open_flags & O_ACCMODE) : O_RDONLY);
 		if (fd < 0)
 			return fd;
-		s->fd = fd_above_base(p, fd);
-		return s->fd < 0 ? s->fd : 0;
+		prot = (int)e->prot; /* nothing to fill: the file has the data */
+		break;
 	default:
 		return 0; /* specials: the slot is where the restorer parks them */
 	}
@@ -542,6 +660,8 @@ static int premap_all(struct plan *p)
 {
 	for (size_t i = 0; i < p->nr_slots; i++) {
 		int ret = premap_slot(p, &p->slots[i]);
+		if (!ret && !is_special(p->slots[i].e->kind))
+			ret = advise_slot(p, &p->slots[i]);
 		if (ret)
 			return ret;
 	}
@@ -563,10 +683,6 @@ static void fill_vmas(const struct plan *p, struct rst_args *a)
 					a->specials[a->nr_specials++] = (struct rst_special){
 						.cur = p->cur[j].start, .tmp = s->addr,
 						.target = s->start, .len = len };
-		} else if (e->kind == VMA_KIND__VMA_FILE_SHARED) {
-			a->vmas[a->nr_vmas++] = (struct rst_vma){
-				.start = s->start, .len = len, .pgoff = e->pgoff, .fd = s->fd,
-				.how = RST_VMA_MAP_FD, .prot = e->prot, .flags = MAP_SHARED };
 		} else {
 			a->vmas[a->nr_vmas++] = (struct rst_vma){
 				.start = s->start, .len = len, .src = s->addr, .fd = -1,
@@ -768,12 +884,26 @@ static int fill_args(struct plan *p, struct rst_args **out)
 	for (size_t i = 0; i < core->n_threads; i++)
 		if ((ret = fill_thread(p, i, &a->threads[i])))
 			return ret;
+	if ((ret = restore_fill_task_state(core, a, p->ctx->pid)))
+		return ret;
 	a->notify_fd = p->ctx->notify_fd;
 	a->nr_threads = (int32_t)core->n_threads;
 	a->threads_left = a->nr_threads;
 	if ((ret = fill_close_fds(p, a)))
 		return ret;
 	*out = a;
+	return 0;
+}
+
+/* prctl(PR_SET_THP_DISABLE): a flag of the mm, which the restorer keeps. */
+static int set_thp_disable(const struct plan *p)
+{
+	if (!p->ctx->mm->has_thp_disabled || !p->ctx->mm->thp_disabled)
+		return 0;
+	if (prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)) {
+		pr_err("pid %d: PR_SET_THP_DISABLE: %s", p->ctx->pid, strerror(errno));
+		return -errno;
+	}
 	return 0;
 }
 
@@ -813,9 +943,6 @@ __attribute__((noreturn)) static void jump(uint64_t entry, uint64_t stack, struc
 
 static void undo(struct plan *p)
 {
-	for (size_t i = 0; i < p->nr_slots; i++)
-		if (p->slots[i].fd >= 0)
-			close(p->slots[i].fd);
 	if (p->exe_fd >= 0)
 		close(p->exe_fd);
 	if (p->area)
@@ -831,7 +958,8 @@ int restore_mem_and_jump(const struct restore_mem_ctx *ctx)
 
 	if ((ret = collect_slots(&p)) || (ret = check_chunks(&p)) || (ret = match_specials(&p)) ||
 	    (ret = layout(&p)) || (ret = map_area(&p)) || (ret = premap_all(&p)) ||
-	    (ret = load_pages(&p)) || (ret = fill_args(&p, &a)) || (ret = unregister_rseq(&p))) {
+	    (ret = load_pages(&p)) || (ret = set_thp_disable(&p)) || (ret = fill_args(&p, &a)) ||
+	    (ret = unregister_rseq(&p))) {
 		undo(&p);
 		return ret;
 	}

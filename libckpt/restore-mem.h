@@ -38,6 +38,17 @@ struct restore_mem_ctx {
 int restore_mem_and_jump(const struct restore_mem_ctx *ctx);
 
 /*
+ * In the driver, before the tree is created: the shared memory object
+ * `id` (vma_entry.shmid; `dev`: vma_entry.dev for VMA_SHMEM_FILE, else 0)
+ * of VMAs of `kind` (VMA_ANON_SHARED, VMA_SYSV_SHM, VMA_SHMEM_FILE) is
+ * mapped at `base`, `len` bytes, MAP_SHARED and writable; the restoring
+ * processes inherit that mapping and map their VMAs of it from there
+ * (shmem.c creates and fills the objects).
+ */
+int restore_mem_add_shared(VmaKind kind, uint64_t dev, uint64_t id, uint64_t base, uint64_t len);
+void restore_mem_clear_shared(void);
+
+/*
  * In the driver, once `host_pid` (the process as the driver sees it) sent
  * its struct rst_ready: bring every thread back into its dumped
  * registers via rt_sigreturn and unmap the restore area.  The threads

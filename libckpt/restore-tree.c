@@ -4,8 +4,15 @@
  * namespace, and walk each one through its restore steps:
  *
  *   session → children → process group (two barriers, so that group
- *   leaders exist before members join) → fds → cwd, umask, rlimits,
+ *   leaders exist before members join) → a zombie exits here, its parent
+ *   waits for that (without reaping it) → fds → cwd, umask, rlimits,
  *   sigactions → memory, threads and the rest (restore_mem_and_jump).
+ *
+ * What is gone is recreated by short-lived helpers with its number: a
+ * lost session (its leader not in the tree) by a helper that calls
+ * setsid() and creates the session's members, which then are reparented
+ * to their dumped parent; an orphaned process group by a helper that
+ * makes the group and exits.
  *
  * A process that fails writes a struct rst_error on the notify pipe and
  * exits; the driver then kills the whole tree.
@@ -21,6 +28,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,6 +39,8 @@
 #include "restore-mem.h"
 #include "restore.h"
 #include "restorer-abi.h"
+#include "shmem.h"
+#include "tty.h"
 
 static pid_t clone_with_pid(pid_t pid, uint64_t flags)
 {
@@ -99,6 +109,64 @@ static void use_log_fd(struct restore_ctx *c)
 	stderr = f;
 }
 
+/* A session whose leader is gone (not in the tree): recreated by a
+ * helper.  The root's own session is the restoring driver's, never
+ * recreated. */
+static int lost_session(struct restore_ctx *c, uint32_t sid)
+{
+	return !tree_has_pid(c, sid) && sid != c->tasks[0].te->sid;
+}
+
+/* Set in a session helper: its children wait to be reparented before
+ * they arm their parent-death signal (the helper's exit would fire it). */
+static pid_t session_helper_pid;
+
+static pid_t spawn_one(struct restore_ctx *c, size_t j)
+{
+	pid_t pid = clone_with_pid((pid_t)c->tasks[j].te->pid, 0);
+	if (pid < 0)
+		pr_err("pid %u: cannot create it: %s", c->tasks[j].te->pid, strerror(errno));
+	if (pid == 0)
+		task_main(c, j);
+	return pid;
+}
+
+/*
+ * Children of `idx` that live in lost session `sid`: a helper with the
+ * session's number calls setsid(), creates them and exits; they are
+ * reparented to us (a child subreaper from now on; the dumped setting
+ * comes back with restore_core_misc) and we reap the helper.
+ */
+static int spawn_in_session(struct restore_ctx *c, size_t idx, uint32_t sid)
+{
+	const TaskEntry *me = c->tasks[idx].te;
+	int status;
+
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	pid_t helper = clone_with_pid((pid_t)sid, 0);
+	if (helper == 0) {
+		session_helper_pid = getpid();
+		if (setsid() < 0)
+			_exit(1);
+		for (size_t j = idx + 1; j < c->nr_tasks; j++) {
+			const TaskEntry *t = c->tasks[j].te;
+			if (t->ppid == me->pid && t->sid == sid && spawn_one(c, j) < 0)
+				_exit(2);
+		}
+		_exit(0);
+	}
+	int err = helper < 0 ? errno : 0;
+	while (!err && waitpid(helper, &status, 0) < 0)
+		if (errno != EINTR)
+			err = errno;
+	if (!err && (!WIFEXITED(status) || WEXITSTATUS(status)))
+		err = WIFEXITED(status) && WEXITSTATUS(status) == 2 ? EAGAIN : EPERM;
+	if (err)
+		pr_err("pid %u: cannot recreate session %u for its children: %s", me->pid, sid,
+		       strerror(err));
+	return -err;
+}
+
 static int spawn_children(struct restore_ctx *c, size_t idx)
 {
 	const TaskEntry *me = c->tasks[idx].te;
@@ -107,33 +175,132 @@ static int spawn_children(struct restore_ctx *c, size_t idx)
 		if (t->ppid != me->pid)
 			continue;
 		if (t->sid != t->pid && t->sid != me->sid) {
-			pr_err("pid %u: its session %u is neither its own nor its parent's: not supported",
-			       t->pid, t->sid);
-			return -ENOTSUP;
+			if (!lost_session(c, t->sid)) {
+				pr_err("pid %u: its session %u is neither its own nor its parent's: "
+				       "not supported", t->pid, t->sid);
+				return -ENOTSUP;
+			}
+			int first = 1; /* one helper per session */
+			for (size_t k = idx + 1; k < j; k++)
+				first &= !(c->tasks[k].te->ppid == me->pid &&
+					   c->tasks[k].te->sid == t->sid);
+			int ret = first ? spawn_in_session(c, idx, t->sid) : 0;
+			if (ret)
+				return ret;
+			continue;
 		}
-		pid_t pid = clone_with_pid((pid_t)t->pid, 0);
-		if (pid < 0) {
-			pr_err("pid %u: cannot create it: %s", t->pid, strerror(errno));
+		if (spawn_one(c, j) < 0)
 			return -errno;
-		}
-		if (pid == 0)
-			task_main(c, j);
 	}
 	return 0;
 }
 
+/*
+ * An orphaned process group: its leader is gone, but the group lives on
+ * in our session.  The first member in tree order recreates it: a helper
+ * child with the group's number makes itself a group and exits; the
+ * member joins (the helper's zombie still holds the group) and reaps it.
+ * The other members join after the leaders barrier, as usual.
+ */
+static int orphan_group(struct restore_ctx *c, const TaskEntry *me)
+{
+	for (size_t j = 0; j < c->nr_tasks && c->tasks[j].te != me; j++)
+		if (c->tasks[j].te->pgid == me->pgid)
+			return 0; /* an earlier member makes it */
+	pid_t helper = clone_with_pid((pid_t)me->pgid, 0);
+	if (helper == 0)
+		_exit(setpgid(0, 0) ? 1 : 0);
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	int ret = helper < 0 ? -errno : 0;
+	while (!ret && waitid(P_PID, (id_t)helper, &si, WEXITED | WNOWAIT) < 0)
+		if (errno != EINTR)
+			ret = -errno;
+	if (!ret && (si.si_code != CLD_EXITED || si.si_status != 0))
+		ret = -EPERM;
+	if (!ret && setpgid(0, (pid_t)me->pgid))
+		ret = -errno;
+	if (helper > 0)
+		waitpid(helper, NULL, 0);
+	if (ret)
+		pr_err("pid %u: cannot recreate its orphaned process group %u: %s", me->pid, me->pgid,
+		       strerror(-ret));
+	return ret;
+}
+
 static int restore_pgrp(struct restore_ctx *c, const TaskEntry *me)
 {
-	int n = (int)c->nr_tasks;
+	int n = (int)c->nr_tasks, ret;
 	if (me->pgid == me->pid && me->sid != me->pid && setpgid(0, 0)) {
 		pr_err("pid %u: cannot lead process group: %s", me->pid, strerror(errno));
 		return -errno;
 	}
+	/* Only where the session is restored too (in the tree, or a lost one
+	 * a helper recreated): a root in a session of the dumping host stays
+	 * in the restoring driver's group. */
+	int orphan = me->pgid != me->pid && me->pgid != me->sid && !tree_has_pid(c, me->pgid) &&
+		     (tree_has_pid(c, me->sid) || lost_session(c, me->sid));
+	if (orphan && (ret = orphan_group(c, me)))
+		return ret;
 	barrier(&c->shared->leaders, n);
-	if (me->pgid != me->pid && tree_has_pid(c, me->pgid) && getpgid(0) != (pid_t)me->pgid &&
-	    setpgid(0, (pid_t)me->pgid)) {
+	if (me->pgid != me->pid && (orphan || tree_has_pid(c, me->pgid)) &&
+	    getpgid(0) != (pid_t)me->pgid && setpgid(0, (pid_t)me->pgid)) {
 		pr_err("pid %u: cannot join process group %u: %s", me->pid, me->pgid, strerror(errno));
 		return -errno;
+	}
+	return 0;
+}
+
+/* A zombie: end now with the dumped wait status (its parent does not
+ * wait before it is restored).  A core-dump flag is not reproduced. */
+static void __attribute__((noreturn)) become_zombie(const TaskEntry *me)
+{
+	int status = me->exit_status;
+	if (WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+		sigset_t one;
+		struct rlimit no_core = { 0, 0 };
+		setrlimit(RLIMIT_CORE, &no_core);
+		signal(sig, SIG_DFL);
+		sigemptyset(&one);
+		sigaddset(&one, sig);
+		sigprocmask(SIG_UNBLOCK, &one, NULL);
+		kill(getpid(), sig);
+	}
+	_exit(WEXITSTATUS(status));
+}
+
+/*
+ * Before the restorer: wait until every zombie child has exited (without
+ * reaping it), and take back the SIGCHLD each exit queued unless one was
+ * pending at dump time.
+ */
+static int settle_zombies(struct restore_ctx *c, size_t idx)
+{
+	const TaskEntry *me = c->tasks[idx].te;
+	int zombies = 0;
+	for (size_t j = idx + 1; j < c->nr_tasks; j++) {
+		const TaskEntry *t = c->tasks[j].te;
+		siginfo_t si;
+		if (t->ppid != me->pid || !restore_task_zombie(&c->tasks[j]))
+			continue;
+		while (waitid(P_PID, (id_t)t->pid, &si, WEXITED | WNOWAIT) < 0)
+			if (errno != EINTR) {
+				pr_err("pid %u: zombie child %u: %s", me->pid, t->pid, strerror(errno));
+				return -errno;
+			}
+		zombies++;
+	}
+	const CoreEntry *core = c->tasks[idx].core;
+	for (size_t k = 0; k < core->n_shared_pending; k++)
+		if (core->shared_pending[k]->siginfo.len >= 4 &&
+		    *(const int32_t *)core->shared_pending[k]->siginfo.data == SIGCHLD)
+			return 0;
+	if (zombies) {
+		sigset_t chld;
+		sigemptyset(&chld);
+		sigaddset(&chld, SIGCHLD);
+		sigtimedwait(&chld, NULL, &(struct timespec){ 0, 0 });
 	}
 	return 0;
 }
@@ -146,15 +313,27 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
+	if (session_helper_pid) {
+		while (getppid() == session_helper_pid)
+			usleep(1000);
+		session_helper_pid = 0;
+	}
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (me->sid == me->pid && setsid() < 0) {
 		pr_err("pid %u: cannot create its session: %s", me->pid, strerror(errno));
 		task_fail(c, (pid_t)me->pid, -errno);
 	}
+	/* its controlling tty, before its children are forked (tty.h) */
+	if (me->sid == me->pid && (ret = tty_restore_ctty(&c->files, idx)))
+		task_fail(c, (pid_t)me->pid, ret);
 	if ((ret = spawn_children(c, idx)))
 		task_fail(c, (pid_t)me->pid, ret);
 	barrier(&c->shared->created, (int)c->nr_tasks);
 	if ((ret = restore_pgrp(c, me)))
+		task_fail(c, (pid_t)me->pid, ret);
+	if (restore_task_zombie(&c->tasks[idx]))
+		become_zombie(me);
+	if ((ret = settle_zombies(c, idx)))
 		task_fail(c, (pid_t)me->pid, ret);
 
 	int keep[3] = { c->notify_w, img_set_dirfd(c->set), c->log_fd };
@@ -239,6 +418,7 @@ static void __attribute__((noreturn)) init_main(struct restore_ctx *c)
 	if (root == 0)
 		task_main(c, 0);
 	init_root = root;
+	restore_shm_detach(); /* the root has its copy of the shared memory objects */
 	wait_release(c);
 	/* init holds no file of the job or of the driver: a pipe end kept
 	 * here would hide EOF from a reader. */

@@ -24,10 +24,12 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "progress.h"
 #include "proc.h"
 #include "restore-mem.h"
 #include "restore.h"
 #include "restorer-abi.h"
+#include "shmem.h"
 
 #define READY_TIMEOUT_MS 120000
 
@@ -115,8 +117,9 @@ static const char *step_name(int step)
 	static const char *names[] = { "setup",         "moving vdso",     "unmapping",
 				       "moving memory", "mapping files",   "protecting memory",
 				       "placing vdso",  "setting mm",      "queueing signals",
-				       "creating threads", "thread state", "credentials" };
-	return step >= 0 && step <= RST_STEP_CREDS ? names[step] : "unknown step";
+				       "creating threads", "thread state", "credentials",
+				       "restoring timers", "scheduling", "capabilities" };
+	return step >= 0 && step <= RST_STEP_CAPS ? names[step] : "unknown step";
 }
 
 /* One report from the notify pipe: ready (args address) or error. */
@@ -150,9 +153,11 @@ static int read_report(struct restore_ctx *c, uint64_t *args, size_t *idx)
 
 static int wait_ready(struct restore_ctx *c, uint64_t *args)
 {
-	size_t ready = 0;
+	size_t ready = 0, want = 0;
+	for (size_t i = 0; i < c->nr_tasks; i++)
+		want += !restore_task_zombie(&c->tasks[i]); /* zombies do not report */
 	uint64_t deadline = now_ns() + READY_TIMEOUT_MS * 1000000ull;
-	while (ready < c->nr_tasks) {
+	while (ready < want) {
 		struct pollfd pfd = { .fd = c->notify_r, .events = POLLIN };
 		int n = poll(&pfd, 1, 500);
 		if (n < 0 && errno == EINTR)
@@ -212,7 +217,8 @@ static int finish_all(struct restore_ctx *c, const uint64_t *args)
 		for (size_t i = 0; i < c->nr_tasks; i++)
 			c->tasks[i].host_pid = (pid_t)c->tasks[i].te->pid;
 	for (size_t i = 0; !ret && i < c->nr_tasks; i++)
-		ret = restore_finish_task(c->tasks[i].host_pid, args[i], &fin[i]);
+		if (!restore_task_zombie(&c->tasks[i]))
+			ret = restore_finish_task(c->tasks[i].host_pid, args[i], &fin[i]);
 	for (size_t i = 0; fin && i < c->nr_tasks; i++) {
 		if (!fin[i])
 			continue;
@@ -244,7 +250,8 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 
 	if (!args)
 		return -ENOMEM;
-	if ((ret = choose_pidns(c)) || (ret = prepare_fds(c)) || (ret = prepare_shared(c)))
+	if ((ret = choose_pidns(c)) || (ret = prepare_fds(c)) || (ret = prepare_shared(c)) ||
+	    (ret = restore_shm_prepare(c)))
 		goto out;
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	int rel[2];
@@ -268,6 +275,7 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 	c->notify_w = -1;
 	uint64_t t_spawned = now_ns();
 	ret = wait_ready(c, args);
+	restore_shm_detach(); /* every process mapped the shared objects it needs */
 	uint64_t t_ready = now_ns();
 	if (!ret)
 		ret = finish_all(c, args);
@@ -275,6 +283,8 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 		(double)(t_ready - t_spawned) / 1e6, (double)(now_ns() - t_ready) / 1e6);
 	if (!ret && c->use_pidns)
 		ret = restore_release_init(c);
+	if (!ret)
+		st->root_pid = c->tasks[0].host_pid;
 	if (!ret && c->opts->pidfile)
 		ret = write_pidfile(c->opts->pidfile, c->tasks[0].host_pid);
 	if (ret)
@@ -282,6 +292,7 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 	for (size_t i = 0; !ret && i < c->nr_tasks; i++)
 		st->memory_bytes += c->shared->memory_bytes[i];
 out:
+	restore_shm_done(c, ret); /* shared memory objects: the tree has them now */
 	free(args);
 	return ret;
 }
@@ -304,10 +315,13 @@ int ckpt_restore(const struct ckpt_restore_opts *o, struct ckpt_restore_stats *s
 		nofile.rlim_cur = nofile.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &nofile);
 	}
+	struct progress *pg = o->progress ? progress_start(o->progress, o->progress_arg, "restore",
+							o->dir ? progress_dir_bytes(o->dir) : 0) : NULL;
 	ret = restore_load(&c);
 	pr_info("restore: images read and verified in %.1f ms", (double)(now_ns() - t0) / 1e6);
 	if (!ret)
 		ret = run_restore(&c, st);
+	progress_stop(pg, !ret);
 	st->total_ns = now_ns() - t0;
 	st->used_pidns = c.use_pidns;
 	if (c.set)

@@ -49,6 +49,12 @@ struct restore_ctx {
 };
 
 int restore_load(struct restore_ctx *c);
+
+/* A zombie is restored as a child that exits at once: no core, no mm. */
+static inline int restore_task_zombie(const struct rst_task *t)
+{
+	return t->te->has_zombie && t->te->zombie;
+}
 void restore_unload(struct restore_ctx *c);
 
 /* Create the tree: returns the driver's child (host pid) or -errno. */

@@ -95,9 +95,10 @@ void sigframe_fixup_restart(struct user_regs_struct *regs)
 		regs->rip -= 2;
 		break;
 	case ERESTART_RESTARTBLOCK:
-		/* The kernel's restart block does not survive; sleeps are
-		 * simply issued again, anything else sees EINTR. */
-		if (orig == __NR_nanosleep || orig == __NR_clock_nanosleep) {
+		/* The kernel's restart block does not survive; sleeps and
+		 * poll (whose arguments are still in rdi/rsi/rdx) are issued
+		 * again with their full timeout, anything else sees EINTR. */
+		if (orig == __NR_nanosleep || orig == __NR_clock_nanosleep || orig == __NR_poll) {
 			regs->rax = regs->orig_rax;
 			regs->rip -= 2;
 		} else {

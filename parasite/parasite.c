@@ -20,6 +20,9 @@
 #define PR_GET_PDEATHSIG 2
 #define PR_GET_TID_ADDRESS 40
 #define EINTR 4
+#define PR_GET_DUMPABLE 3
+#define PR_GET_SECUREBITS 27
+#define PR_GET_CHILD_SUBREAPER 37
 
 struct raw_sockaddr_un {
 	uint16_t family;
@@ -106,6 +109,44 @@ static void get_altstack(struct parasite_reply *r)
 	r->u.altstack.flags = (uint32_t)st.flags & ~SS_ONSTACK;
 }
 
+/* Process-wide state only the task can read about itself. */
+static void get_task_state(struct parasite_reply *r)
+{
+	long ret;
+
+	for (int which = 0; which < 3; which++) {
+		ret = sys_call2(__NR_getitimer, which, r->u.task.itimer[which]);
+		if (ret < 0) {
+			r->ret = (int32_t)ret;
+			return;
+		}
+	}
+	r->u.task.securebits = (int32_t)sys_prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);
+	r->u.task.dumpable = (int32_t)sys_prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+	ret = sys_prctl(PR_GET_CHILD_SUBREAPER, (long)&r->u.task.subreaper, 0, 0, 0);
+	if (ret < 0 || r->u.task.securebits < 0 || r->u.task.dumpable < 0) {
+		r->ret = (int32_t)(ret < 0 ? ret : -22);
+		return;
+	}
+	/* No NUMA in the kernel (ENOSYS): nothing to restore. */
+	ret = sys_call5(__NR_get_mempolicy, &r->u.task.mempolicy_mode, r->u.task.mempolicy_nodes,
+			PARASITE_MEMPOLICY_WORDS * 64, 0, 0);
+	if (ret < 0)
+		r->u.task.mempolicy_mode = -1;
+}
+
+static void get_posix_timer(struct parasite_reply *r, uint32_t id)
+{
+	long ret = sys_call2(__NR_timer_gettime, id, r->u.timer.its);
+	if (ret >= 0)
+		ret = sys_call1(__NR_timer_getoverrun, id);
+	if (ret < 0) {
+		r->ret = (int32_t)ret;
+		return;
+	}
+	r->u.timer.overrun = (int32_t)ret;
+}
+
 static void handle(const struct parasite_req *req, struct parasite_reply *r)
 {
 	blob_memset(r, 0, sizeof(*r));
@@ -123,6 +164,12 @@ static void handle(const struct parasite_req *req, struct parasite_reply *r)
 		break;
 	case PARASITE_CMD_GET_SIGALTSTACK:
 		get_altstack(r);
+		break;
+	case PARASITE_CMD_GET_TASK_STATE:
+		get_task_state(r);
+		break;
+	case PARASITE_CMD_GET_POSIX_TIMER:
+		get_posix_timer(r, req->arg);
 		break;
 	case PARASITE_CMD_FINI:
 		break;

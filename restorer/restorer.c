@@ -8,10 +8,13 @@
  *
  *   main thread   specials aside -> unmap the old memory -> move/map the
  *                 VMAs -> specials home -> close fds -> mm map -> shared
- *                 pending signals -> pdeathsig -> clone the other threads
- *   every thread  fs/gs, tid address, robust list, rseq, own pending
- *                 signals, creds -> count down -> the last one tells the
- *                 host -> pause() until the host's rt_sigreturn
+ *                 pending signals -> pdeathsig, memory policy -> clone the
+ *                 other threads -> itimers, POSIX timers
+ *   every thread  fs/gs, tid address, robust list, rseq, name, scheduling,
+ *                 own pending signals, identity (creds, caps, securebits,
+ *                 no_new_privs) -> count down -> the last one sets
+ *                 dumpable and tells the host -> pause() until the
+ *                 host's rt_sigreturn
  *
  * Freestanding: raw syscalls only (include/ckpt-sys.h), no relocations,
  * general registers only.  A failure writes a struct rst_error to the
@@ -173,6 +176,170 @@ static void set_pdeathsig(struct rst_args *a)
 	check(sys_prctl(PR_SET_PDEATHSIG, a->pdeathsig, 0, 0, 0), RST_STEP_THREAD_STATE, (uint64_t)a->pdeathsig);
 }
 
+#define PR_TIMER_CREATE_RESTORE_IDS 77
+#define SECBIT_NO_SETUID_FIXUP (1 << 2)
+#define IOPRIO_WHO_PROCESS 1
+#define TIMER_ID_TRIES 65536
+
+/* Step 8: the main thread's NUMA policy, inherited by the threads. */
+static void set_mempolicy(struct rst_args *a)
+{
+	struct rst_identity *id = &a->ident;
+	if (id->mempolicy_mode < 0)
+		return;
+	long ret = sys_call3(__NR_set_mempolicy, id->mempolicy_mode, id->mempolicy_nodes,
+			     RST_NODE_WORDS * 64 + 1);
+	check(ret, RST_STEP_SCHED, (uint64_t)id->mempolicy_mode);
+}
+
+static void set_itimers(struct rst_args *a)
+{
+	if (!a->has_itimers)
+		return;
+	for (int which = 0; which < 3; which++)
+		check(sys_call3(__NR_setitimer, which, a->itimers[which].v, 0), RST_STEP_TIMERS,
+		      (uint64_t)which);
+}
+
+/* struct sigevent as the kernel reads it. */
+struct raw_sigevent {
+	uint64_t value;
+	int32_t signo, notify;
+	int32_t tid;
+	int32_t pad[11];
+};
+
+static long create_timer(struct rst_posix_timer *t, int exact)
+{
+	struct raw_sigevent ev;
+	int32_t id = t->id;
+
+	blob_memset(&ev, 0, sizeof(ev));
+	ev.value = t->sigval;
+	ev.signo = t->signo;
+	ev.notify = t->notify;
+	ev.tid = t->notify_tid;
+	long ret = sys_call3(__NR_timer_create, t->clock, &ev, &id);
+	if (ret < 0)
+		return ret;
+	if (exact && id != t->id)
+		return -17; /* EEXIST: the kernel ignored the wanted id */
+	return id;
+}
+
+/* Without PR_TIMER_CREATE_RESTORE_IDS the kernel hands out ids in
+ * order: create (and delete) timers until the wanted id comes up.
+ * Timers are restored in increasing id order. */
+static long create_timer_linear(struct rst_posix_timer *t)
+{
+	for (int i = 0; i < TIMER_ID_TRIES; i++) {
+		long id = create_timer(t, 0);
+		if (id < 0 || id == t->id)
+			return id;
+		sys_call1(__NR_timer_delete, id);
+		if (id > t->id)
+			return -17;
+	}
+	return -17;
+}
+
+static void set_posix_timers(struct rst_args *a)
+{
+	if (!a->nr_timers)
+		return;
+	int exact = sys_prctl(PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0) == 0;
+	for (uint32_t i = 0; i < a->nr_timers && i < RST_MAX_TIMERS; i++) {
+		struct rst_posix_timer *t = &a->timers[i];
+		long ret = exact ? create_timer(t, 1) : create_timer_linear(t);
+		check(ret, RST_STEP_TIMERS, (uint64_t)t->id);
+		check(sys_call4(__NR_timer_settime, t->id, 0, t->its, 0), RST_STEP_TIMERS,
+		      (uint64_t)t->id);
+	}
+	if (exact)
+		sys_prctl(PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0);
+}
+
+/* struct sched_attr, SCHED_ATTR_SIZE_VER0 (no utilization clamps). */
+struct raw_sched_attr {
+	uint32_t size, policy;
+	uint64_t flags;
+	int32_t nice;
+	uint32_t priority;
+	uint64_t runtime, deadline, period;
+};
+
+static void set_sched(struct rst_thread *t)
+{
+	struct rst_sched *s = &t->sched;
+	struct raw_sched_attr attr;
+
+	if (!s->set)
+		return;
+	blob_memset(&attr, 0, sizeof(attr));
+	attr.size = sizeof(attr);
+	attr.policy = s->policy;
+	attr.flags = s->flags;
+	attr.nice = s->nice;
+	attr.priority = s->priority;
+	attr.runtime = s->dl_runtime;
+	attr.deadline = s->dl_deadline;
+	attr.period = s->dl_period;
+	check(sys_call3(__NR_sched_setattr, 0, &attr, 0), RST_STEP_SCHED, (uint64_t)t->tid);
+	if (s->affinity_words && s->affinity_words <= RST_CPU_WORDS)
+		check(sys_call3(__NR_sched_setaffinity, 0, s->affinity_words * 8, s->affinity),
+		      RST_STEP_SCHED, (uint64_t)t->tid);
+	if (s->ioprio)
+		check(sys_call3(__NR_ioprio_set, IOPRIO_WHO_PROCESS, 0, s->ioprio), RST_STEP_SCHED,
+		      (uint64_t)t->tid);
+}
+
+struct raw_cap_header {
+	uint32_t version;
+	int32_t pid;
+};
+
+struct raw_cap_data {
+	uint32_t eff, prm, inh;
+};
+
+static void capset(uint64_t eff, uint64_t prm, uint64_t inh)
+{
+	struct raw_cap_header h = { 0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0 };
+	struct raw_cap_data d[2] = {
+		{ (uint32_t)eff, (uint32_t)prm, (uint32_t)inh },
+		{ (uint32_t)(eff >> 32), (uint32_t)(prm >> 32), (uint32_t)(inh >> 32) },
+	};
+	check(sys_call2(__NR_capset, &h, d), RST_STEP_CAPS, prm);
+}
+
+/* Before the uid change: the bounding set, and securebits that keep
+ * every capability through setresuid. */
+static void drop_bounding(struct rst_identity *id)
+{
+	for (uint32_t cap = 0; cap <= id->last_cap && cap < 64; cap++) {
+		if (id->cap_bnd & (1ULL << cap))
+			continue;
+		if (sys_prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1)
+			check(sys_prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), RST_STEP_CAPS, cap);
+	}
+	check(sys_prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0), RST_STEP_CAPS, 0);
+}
+
+/* After it: inheritable and ambient (which need the cap permitted and
+ * inheritable), the dumped securebits (need CAP_SETPCAP), last the
+ * dumped sets. */
+static void set_caps(struct rst_identity *id)
+{
+	const uint64_t setpcap = 1ULL << 8;
+	capset(id->cap_prm | setpcap, id->cap_prm | setpcap, id->cap_inh);
+	for (uint32_t cap = 0; cap <= id->last_cap && cap < 64; cap++)
+		if (id->cap_amb & (1ULL << cap))
+			check(sys_prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0), RST_STEP_CAPS,
+			      cap);
+	check(sys_prctl(PR_SET_SECUREBITS, id->securebits, 0, 0, 0), RST_STEP_CAPS, id->securebits);
+	capset(id->cap_eff, id->cap_prm, id->cap_inh);
+}
+
 static void set_creds(struct rst_args *a)
 {
 	struct rst_creds *c = &a->creds;
@@ -208,18 +375,37 @@ static void setup_thread(struct rst_args *a, struct rst_thread *t, int is_main)
 	if (t->rseq_len)
 		check(sys_call4(__NR_rseq, t->rseq_addr, t->rseq_len, 0, t->rseq_sig),
 		      RST_STEP_THREAD_STATE, (uint64_t)t->tid);
+	if (t->comm[0])
+		sys_prctl(PR_SET_NAME, (long)t->comm, 0, 0, 0);
+	set_sched(t);
 	for (uint32_t i = 0; i < t->nr_pending; i++) {
 		struct rst_siginfo *si = &t->pending[i];
 		long ret = sys_call4(__NR_rt_tgsigqueueinfo, tgid, tid, siginfo_signo(si), si->raw);
 		check(ret, RST_STEP_SIGQUEUE, (uint64_t)siginfo_signo(si));
 	}
-	if (a->creds.set) {
+	if (a->ident.set)
+		drop_bounding(&a->ident);
+	if (a->creds.set)
 		set_creds(a);
-		/* A change of creds clears pdeathsig and dumpable. */
-		if (is_main)
-			set_pdeathsig(a);
+	if (a->ident.set)
+		set_caps(&a->ident);
+	if (a->ident.no_new_privs)
+		check(sys_prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), RST_STEP_CAPS, 0);
+	/* A change of creds clears pdeathsig (and dumpable, see
+	 * finish_thread). */
+	if (a->creds.set && is_main)
+		set_pdeathsig(a);
+}
+
+/* Every thread's creds change reset the mm's dumpable flag: set it once
+ * they are all done. */
+static void set_dumpable(struct rst_args *a)
+{
+	if (a->ident.dumpable >= 0)
+		check(sys_prctl(PR_SET_DUMPABLE, a->ident.dumpable, 0, 0, 0), RST_STEP_CAPS,
+		      (uint64_t)a->ident.dumpable);
+	else if (a->creds.set)
 		sys_prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-	}
 }
 
 /* Steps b and c. */
@@ -228,6 +414,7 @@ static void finish_thread(struct rst_args *a)
 {
 	if (__atomic_sub_fetch(&a->threads_left, 1, __ATOMIC_SEQ_CST) == 0) {
 		struct rst_ready r;
+		set_dumpable(a);
 		blob_memset(&r, 0, sizeof(r));
 		r.tag = 'R';
 		r.pid = dumped_pid(a);
@@ -279,7 +466,10 @@ void restorer_main(struct rst_args *a)
 	set_mm(a);
 	queue_shared_pending(a);
 	set_pdeathsig(a);
+	set_mempolicy(a);
 	clone_threads(a);
+	set_itimers(a);
+	set_posix_timers(a);
 
 	setup_thread(a, &a->threads[0], 1);
 	finish_thread(a);

@@ -1,8 +1,11 @@
 /*
- * bad_dump_eventfd / _socketpair / _epoll: a dump that must be refused.
+ * bad_dump_io_uring / _perf / _epoll_stale / _netlink: a dump that must be
+ * refused.
  *
  * The program holds an fd of a kind the engine does not support, at fd 42
- * (cr-run expects the error line to name it), with some state in it.  It
+ * (cr-run expects the error line to name it), with some state in it.
+ * (epoll-stale: an epoll watching an fd number closed since; the file
+ * lives on under another number, so the kernel keeps the watch.)  It
  * counts in a loop, as cr_counter does.  The dump must be refused; then,
  * on the check signal, the program verifies that it was left untouched:
  * the fd still holds its state, /proc/self/fd and /proc/self/maps are as
@@ -16,13 +19,46 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <linux/io_uring.h>
+#include <linux/perf_event.h>
+#include <linux/netlink.h>
 #include <unistd.h>
 
 #define FD 42
 
 static int pipefd[2];
+
+static int make_io_uring(void)
+{
+	struct io_uring_params p;
+	memset(&p, 0, sizeof(p));
+	return (int)syscall(SYS_io_uring_setup, 4, &p);
+}
+
+/* Counts this task's CPU time: it only grows. */
+static int make_perf(void)
+{
+	struct perf_event_attr a;
+	memset(&a, 0, sizeof(a));
+	a.size = sizeof(a);
+	a.type = PERF_TYPE_SOFTWARE;
+	a.config = PERF_COUNT_SW_TASK_CLOCK;
+	a.exclude_kernel = a.exclude_hv = 1;
+	return (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, 0);
+}
+
+static int link_is(int fd, const char *want)
+{
+	char path[64], link[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return 0;
+	link[n] = 0;
+	return !strcmp(link, want);
+}
 
 static void move_to(int fd, int to)
 {
@@ -34,23 +70,26 @@ static void move_to(int fd, int to)
 static void setup(const char *kind)
 {
 	int sk[2];
-	uint64_t v = 7;
 	struct epoll_event ev = { .events = EPOLLIN };
 
-	if (!strcmp(kind, "eventfd")) {
-		move_to(eventfd(0, 0), FD);
-		CHECK_SYS(write(FD, &v, 8) == 8, "write eventfd");
+	if (!strcmp(kind, "io_uring")) {
+		move_to(make_io_uring(), FD);
+	} else if (!strcmp(kind, "perf")) {
+		move_to(make_perf(), FD);
 	} else if (!strcmp(kind, "socketpair")) {
 		CHECK_SYS(!socketpair(AF_UNIX, SOCK_STREAM, 0, sk), "socketpair");
 		move_to(sk[0], FD);
 		move_to(sk[1], FD + 1);
 		CHECK_SYS(write(FD + 1, "ping", 4) == 4, "write socket");
-	} else if (!strcmp(kind, "epoll")) {
+	} else if (!strcmp(kind, "netlink")) {
+		move_to(socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE), FD);
+	} else if (!strcmp(kind, "epoll-stale")) {
 		CHECK_SYS(!pipe(pipefd), "pipe");
 		move_to(epoll_create1(0), FD);
 		ev.data.u64 = 0xfeed;
 		CHECK_SYS(!epoll_ctl(FD, EPOLL_CTL_ADD, pipefd[0], &ev), "epoll_ctl");
 		CHECK_SYS(write(pipefd[1], "x", 1) == 1, "write pipe");
+		move_to(pipefd[0], FD + 5); /* the watch keeps the old number */
 	} else {
 		fail("unknown fd kind %s", kind);
 	}
@@ -62,12 +101,20 @@ static void check_fd(const char *kind)
 	uint64_t v = 0;
 	char buf[5] = { 0 };
 
-	if (!strcmp(kind, "eventfd")) {
-		CHECK_SYS(read(FD, &v, 8) == 8, "read eventfd");
-		CHECK(v == 7, "eventfd counter %" PRIu64 ", was 7", v);
+	if (!strcmp(kind, "io_uring")) {
+		CHECK(link_is(FD, "anon_inode:[io_uring]"), "io_uring lost");
+	} else if (!strcmp(kind, "perf")) {
+		CHECK(link_is(FD, "anon_inode:[perf_event]"), "perf event lost");
+		CHECK_SYS(read(FD, &v, 8) == 8, "read perf counter");
+		CHECK(v > 0, "perf counter %" PRIu64, v);
 	} else if (!strcmp(kind, "socketpair")) {
 		CHECK_SYS(read(FD, buf, 4) == 4, "read socket");
 		CHECK(!strcmp(buf, "ping"), "socket data \"%s\"", buf);
+	} else if (!strcmp(kind, "netlink")) {
+		int proto = -1;
+		socklen_t len = sizeof(proto);
+		CHECK_SYS(!getsockopt(FD, SOL_SOCKET, SO_PROTOCOL, &proto, &len), "SO_PROTOCOL");
+		CHECK(proto == NETLINK_ROUTE, "netlink protocol %d", proto);
 	} else {
 		CHECK(epoll_wait(FD, &ev, 1, 0) == 1 && ev.data.u64 == 0xfeed,
 		      "epoll lost its watch");
@@ -80,7 +127,7 @@ int main(int argc, char **argv)
 	uint64_t c = 0, shadow = 7;
 
 	test_init();
-	CHECK(argc == 2, "usage: cr-badfd eventfd|socketpair|epoll");
+	CHECK(argc == 2, "usage: cr-badfd io_uring|perf|epoll-stale|socketpair|netlink");
 	setup(argv[1]);
 	fds_was = snapshot_fds(0);
 	maps_was = snapshot_file("/proc/self/maps", 0);

@@ -63,6 +63,17 @@ out:
 	return ret;
 }
 
+/* The file changes after the dump: one more byte at its end. */
+static int append_to(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int ret = write(fd, "!", 1) == 1 ? 0 : -1;
+	close(fd);
+	return ret;
+}
+
 int corrupt_and_restore(struct run *r, const char *dir)
 {
 	const char *k = r->corrupt;
@@ -85,6 +96,9 @@ int corrupt_and_restore(struct run *r, const char *dir)
 	} else if (!strncmp(k, "rm:", 3)) {
 		path_in(r, path, sizeof(path), k + 3);
 		ret = unlink(path);
+	} else if (!strncmp(k, "append:", 7)) {
+		path_in(r, path, sizeof(path), k + 7);
+		ret = append_to(path);
 	} else {
 		say("unknown --corrupt %s", k);
 		return -1;

@@ -18,6 +18,7 @@
  * killed at the end.  Exit: 0 PASS, 1 FAIL, 77 SKIP.
  */
 #include "cr-run.h"
+#include "cr-pty.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -48,19 +49,33 @@ static void usage(void)
 		"  --corrupt KIND        damage the images; restore must fail cleanly\n"
 		"                        KIND: truncate-core truncate-pages flip-core\n"
 		"                        flip-pages rm-manifest unreadable nodir rm:FILE\n"
+"                        append:FILE (FILE in $CR_DIR)\n"
 		"  --expect-msg S        the one error line contains S (%%p: pid)\n"
 		"  --dump-opt O / --restore-opt O   extra ckptctl options\n"
 		"  --bad-dump free|kthread|pid1   dump of what cannot be dumped\n"
-		"  --timeout S           give up (and clean up) after S seconds\n");
+		"  --timeout S           give up (and clean up) after S seconds\n"
+		"  --helper P [--helper-arg A]  run P A outside the tree, in the test's\n"
+		"                        dir, before the test; wait for its file helper-ready\n"
+		"  --inherit-unix PATH   restore with --inherit-fd: a new connection to PATH\n"
+		"                        for the socket named in the test's inherit-resource\n"
+		"  --expect-restore-fail the restore must fail cleanly (see --expect-msg)\n"
+		"  --on-pty              run the test as the foreground job of a shell on a\n"
+		"                        fresh pty ($CR_DIR/start-tty); restore from a session\n"
+		"                        whose terminal is another one ($CR_DIR/restore-tty)\n");
 	exit(2);
 }
 
-/* Static storage: the two paths live as long as the harness. */
+/* --on-pty (cr-pty.c): the "shell" that owns the test's terminal is its
+ * parent, and its exit status is the test's. */
+static int on_pty, expect_restore_fail;
+static pid_t pty_shell;
+
+/* Static storage: the three paths live as long as the harness. */
 static char *absolute(const char *path)
 {
-	static char bufs[2][PATH_MAX];
+	static char bufs[3][PATH_MAX];
 	static int used;
-	char *buf = bufs[used++ % 2];
+	char *buf = bufs[used++ % 3];
 
 	if (!realpath(path, buf))
 		snprintf(buf, PATH_MAX, "%s", path);
@@ -76,7 +91,9 @@ static void parse_args(struct run *r, int argc, char **argv)
 		{ "expect-dump-fail", 0, 0, 'f' }, { "corrupt", 1, 0, 'x' },
 		{ "expect-msg", 1, 0, 'm' }, { "dump-opt", 1, 0, 'D' },
 		{ "restore-opt", 1, 0, 'R' }, { "bad-dump", 1, 0, 'b' },
-		{ "timeout", 1, 0, 't' },
+		{ "timeout", 1, 0, 't' },    { "helper", 1, 0, 'H' },
+		{ "helper-arg", 1, 0, 'A' }, { "inherit-unix", 1, 0, 'I' },
+		{ "on-pty", 0, 0, 'P' },      { "expect-restore-fail", 0, 0, 'F' },
 		{ 0, 0, 0, 0 }
 	};
 	int c;
@@ -93,6 +110,11 @@ static void parse_args(struct run *r, int argc, char **argv)
 		case 'x': r->corrupt = optarg; break;
 		case 'b': r->bad_dump = optarg; break;
 		case 't': set_deadline(atoi(optarg)); break;
+		case 'H': r->helper = absolute(optarg); break;
+		case 'A': r->helper_arg = optarg; break;
+		case 'I': r->inherit_unix = optarg; break;
+		case 'P': on_pty = 1; break;
+		case 'F': expect_restore_fail = 1; break;
 		case 'm':
 			if (r->nr_expect < MAX_OPTS)
 				r->expect_msg[r->nr_expect++] = optarg;
@@ -330,12 +352,15 @@ static void child_exec_test(struct run *r)
 
 	path_in(r, log, sizeof(log), "test.log");
 	path_in(r, ready, sizeof(ready), "ready");
-	if (setsid() < 0 || chdir(r->tmp))
+	if ((!on_pty && setsid() < 0) || chdir(r->tmp))
 		_exit(126);
-	fd = open("/dev/null", O_RDONLY);
+	fd = open(on_pty ? pty_slave_name() : "/dev/null", on_pty ? O_RDWR : O_RDONLY);
 	if (fd < 0 || dup2(fd, 0) < 0)
 		_exit(126);
-	fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	if (!on_pty)
+		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	else
+		close(open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
 	if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
 		_exit(126);
 	syscall(SYS_close_range, 3, ~0u, 0);
@@ -359,6 +384,8 @@ static int read_ready(struct run *r, const char *path)
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	buf[n > 0 ? n : 0] = 0;
+	if (pty_shell && sscanf(buf, "%d", &pid) == 1 && pid > 0)
+		r->pid = pid; /* the shell's child */
 	if (sscanf(buf, "%d %llx", &pid, &addr) != 2 || pid != r->pid) {
 		say("bad ready file: %s", buf);
 		return -2;
@@ -374,13 +401,19 @@ static int start_test(struct run *r)
 	int status, ret;
 
 	path_in(r, ready, sizeof(ready), "ready");
+	if (on_pty && pty_new(r, 0, "start-tty"))
+		return -1;
 	r->pid = fork();
 	if (r->pid < 0) {
 		say("fork: %s", strerror(errno));
 		return -1;
 	}
+	if (r->pid == 0 && on_pty)
+		pty_shell_run(r, child_exec_test);
 	if (r->pid == 0)
 		child_exec_test(r);
+	if (on_pty)
+		pty_shell = r->pid;
 	while ((ret = read_ready(r, ready)) == -1) {
 		if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
 			say("test exited before it was ready: %s", status_str(status));
@@ -405,7 +438,7 @@ static int check_live_test(struct run *r)
 		say("kill %d: %s", r->pid, strerror(errno));
 		return -1;
 	}
-	if (wait_child(r->pid, FAIL_MS, &status)) {
+	if (wait_child(pty_shell ? pty_shell : r->pid, FAIL_MS, &status)) {
 		say("test %d did not finish its check in %d s", r->pid, FAIL_MS / 1000);
 		return -1;
 	}
@@ -544,7 +577,16 @@ static int restore_and_check(struct run *r, const char *dir)
 
 	path_in(r, pidfile, sizeof(pidfile), "restore.pid");
 	unlink(pidfile);
-	c = start_restore(r, dir, pidfile, NULL, err, NULL);
+	const char *extra[3] = { NULL, NULL, NULL };
+	void (*pre_exec)(void *) = NULL;
+	if (r->inherit_unix && inherit_unix(r, extra, &pre_exec))
+		return -1;
+	if (on_pty && !pre_exec) {
+		if (pty_new(r, 1, "restore-tty"))
+			return -1;
+		pre_exec = pty_restore_pre_exec;
+	}
+	c = start_restore(r, dir, pidfile, extra, err, pre_exec);
 	if (c < 0)
 		return -1;
 	pid = wait_pidfile(c, pidfile, err);
@@ -729,15 +771,16 @@ static int after_killed_dump(struct run *r)
 static int kill_one_dump(struct run *r, int i, uint64_t max_us)
 {
 	char dir[PATH_MAX + 16], name[32], err[PATH_MAX + 64], pid[16];
-	const char *args[] = { "dump", "-t", pid, "-D", dir, "-R" };
+	const char *args[6 + MAX_OPTS] = { "dump", "-t", pid, "-D", dir, "-R" };
 	uint64_t delay = next_random() % max_us;
-	int status, alive;
+	int status, alive, n = 6;
 	pid_t c;
 
 	snprintf(pid, sizeof(pid), "%d", r->pid);
 	snprintf(name, sizeof(name), "kill-%d", i);
 	path_in(r, dir, sizeof(dir), name);
-	c = start_ckptctl(r, "killed", args, 6, err, NULL);
+	add_opts(args, &n, r->dump_opts, r->nr_dump_opts);
+	c = start_ckptctl(r, "killed", args, n, err, NULL);
 	if (c < 0)
 		return -1;
 	sleep_us(delay);
@@ -869,11 +912,18 @@ static int full_cycle(struct run *r)
 		return corrupt_and_restore(r, dir);
 	if (r->occupy)
 		return occupied_restore(r, dir);
+	if (expect_restore_fail) {
+		if (on_pty && pty_new(r, 1, "restore-tty"))
+			return -1;
+		return restore_must_fail(r, dir, NULL, on_pty ? pty_restore_pre_exec : NULL, "restore");
+	}
 	return restore_and_check(r, dir);
 }
 
 static int test_flow(struct run *r)
 {
+	if (r->helper && start_helper(r))
+		return -1;
 	if (start_test(r))
 		return -1;
 	if (r->no_cr)
@@ -915,11 +965,13 @@ int main(int argc, char **argv)
 		return 1;
 	ret = r.bad_dump ? bad_dump(&r) : test_flow(&r);
 	kill_all_children(10000);
+	stop_helper(&r);
 	if (ret == 77) {
 		rm_tree(r.tmp);
 		return 77;
 	}
 	if (ret) {
+		pty_print();
 		path_in(&r, log, sizeof(log), "test.log");
 		print_file("test log", log);
 		say("FAIL (files kept in %s)", r.tmp);

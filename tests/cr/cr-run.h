@@ -37,7 +37,19 @@ struct run {
 	int nr_expect;
 	const char *dump_opts[MAX_OPTS], *restore_opts[MAX_OPTS];
 	int nr_dump_opts, nr_restore_opts;
+	/* --helper: a peer outside the tree (cr-helper.c) */
+	const char *helper, *helper_arg;
+	int helper_pidfd;
+	const char *inherit_unix; /* --inherit-unix PATH */
 };
+
+/* cr-helper.c */
+int start_helper(struct run *r);
+void stop_helper(struct run *r);
+/* --inherit-unix: the restore gets a new connection to PATH as its fd 100
+ * (pre_exec) and --inherit-fd fd[100]:RESOURCE (extra[0..1]) for the
+ * RESOURCE the test wrote into its file inherit-resource. */
+int inherit_unix(struct run *r, const char *extra[3], void (**pre_exec)(void *));
 
 void path_in(const struct run *r, char *buf, size_t len, const char *name);
 void print_file(const char *title, const char *path);

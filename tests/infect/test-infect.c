@@ -242,7 +242,13 @@ static void check_unfreeze_modes(void)
 	unfreeze_tree(&tree, UNFREEZE_LEAVE_STOPPED);
 	CHECK(state_of(p) == 'T', "LEAVE_STOPPED: state %c", state_of(p));
 	frozen_tree_free(&tree);
-	check_refusal(p); /* a stopped task is refused */
+	/* A stopped task is frozen, marked stopped, and stays stopped. */
+	CHECK(freeze_tree(p, &tree) == 0, "freeze stopped sleep");
+	CHECK(tree.tasks[0].stopped, "stopped sleep not marked stopped");
+	unfreeze_tree(&tree, UNFREEZE_RESUME);
+	frozen_tree_free(&tree);
+	usleep(50 * 1000);
+	CHECK(state_of(p) == 'T', "stopped sleep after unfreeze: state %c", state_of(p));
 	kill(p, SIGCONT);
 	usleep(50 * 1000);
 	CHECK(freeze_tree(p, &tree) == 0, "freeze sleep again");

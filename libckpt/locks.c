@@ -1,0 +1,366 @@
+/*
+ * locks: file locks held by the tree (flock, POSIX and OFD locks), read
+ * from the "lock:" lines of each description's /proc/PID/fdinfo and kept
+ * in its file_entry.  This kind owns no file type: it only adds the locks
+ * to the descriptions the other kinds dumped (dump_tree), and takes them
+ * again on restore in each task once its fds are installed
+ * (post_install): flock and OFD locks belong to the description, so any
+ * task holding it may take them (again: the same owner, no conflict);
+ * POSIX locks belong to a process, so only their owner takes them.
+ * Leases and delegations are refused by name.
+ *
+ * A description's fdinfo shows its flock and OFD locks, but POSIX locks
+ * only to their owner (in the owner's own fdinfo): those are found in
+ * /proc/locks, then in the fdinfo of the owner's fds on that inode.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+#include <linux/kcmp.h>
+
+#include "file-kinds.h"
+#include "log.h"
+#include "proc.h"
+
+struct lock_scan {
+	struct files_dump *fdump;
+	const struct file_desc *d;
+	size_t *cap;
+	int posix; /* 0: flock and OFD locks of d; 1: POSIX locks of `owner` */
+	pid_t owner;
+};
+
+static int in_tree(const struct frozen_tree *tree, pid_t pid)
+{
+	for (int i = 0; i < tree->nr_tasks; i++)
+		if (tree->tasks[i].pid == pid)
+			return 1;
+	return 0;
+}
+
+static int push_lock(struct lock_scan *s, FileLockEntry *l)
+{
+	FileEntry *e = s->d->entry;
+	if (e->n_locks == *s->cap) {
+		size_t cap = *s->cap ? *s->cap * 2 : 4;
+		FileLockEntry **v = arena_alloc(&s->fdump->a, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		if (e->n_locks)
+			memcpy(v, e->locks, e->n_locks * sizeof(*v));
+		e->locks = v;
+		*s->cap = cap;
+	}
+	e->locks[e->n_locks++] = l;
+	return 0;
+}
+
+static int kind_of(const char *k)
+{
+	if (!strcmp(k, "FLOCK"))
+		return FILE_LOCK_KIND__LOCK_FLOCK;
+	if (!strcmp(k, "POSIX"))
+		return FILE_LOCK_KIND__LOCK_POSIX;
+	if (!strcmp(k, "OFDLCK"))
+		return FILE_LOCK_KIND__LOCK_OFD;
+	return -1;
+}
+
+/* lock:	1: POSIX  ADVISORY  WRITE 18207 fe:00:10987355 10 29 */
+static int lock_line(char *line, void *arg)
+{
+	struct lock_scan *s = arg;
+	const struct file_desc *d = s->d;
+	char kind[16], mode[16], end[24];
+	int pid;
+	unsigned long long start;
+
+	if (strncmp(line, "lock:", 5) || strstr(line, "->"))
+		return 0; /* not a lock, or a waiter blocked on one */
+	if (sscanf(line, "lock: %*u: %15s %*s %15s %d %*s %llu %23s", kind, mode, &pid, &start,
+		   end) != 5 || kind_of(kind) < 0) {
+		pr_err("pid %d: fd %d: lock \"%s\" is not supported", d->pid, d->fd, line + 5);
+		return -ENOTSUP;
+	}
+	int k = kind_of(kind);
+	if ((k == FILE_LOCK_KIND__LOCK_POSIX) != s->posix ||
+	    (s->posix && pid != s->owner))
+		return 0;
+	FileLockEntry *l = arena_alloc(&s->fdump->a, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	file_lock_entry__init(l);
+	l->kind = (FileLockKind)k;
+	l->write = !strcmp(mode, "WRITE");
+	l->pid = pid > 0 ? (uint32_t)pid : 0;
+	l->start = start;
+	l->end = strcmp(end, "EOF") ? strtoll(end, NULL, 10) : -1;
+	return push_lock(s, l);
+}
+
+static int locks_match(const struct fd_dump *f)
+{
+	(void)f;
+	return 0;
+}
+
+static int locks_dump(struct fd_dump *f, FileEntry *e)
+{
+	(void)f;
+	(void)e;
+	return -EINVAL;
+}
+
+/* A POSIX lock in /proc/locks held by a task of the tree. */
+struct posix_lock {
+	pid_t pid;
+	dev_t dev;
+	ino_t ino;
+};
+
+struct posix_list {
+	const struct frozen_tree *tree;
+	struct posix_lock *v;
+	size_t nr, cap;
+};
+
+/* 1: POSIX  ADVISORY  WRITE 18207 fe:00:10987355 10 29 */
+static int proc_locks_line(char *line, void *arg)
+{
+	struct posix_list *l = arg;
+	unsigned maj, min;
+	unsigned long long ino;
+	int pid;
+	if (strstr(line, "->") || sscanf(line, "%*u: POSIX %*s %*s %d %x:%x:%llu", &pid, &maj, &min,
+					 &ino) != 4 || !in_tree(l->tree, pid))
+		return 0;
+	if (l->nr == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 8;
+		struct posix_lock *v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->nr++] = (struct posix_lock){ pid, makedev(maj, min), (ino_t)ino };
+	return 0;
+}
+
+static int has_lock_on(const struct posix_list *l, pid_t pid, const struct stat *st)
+{
+	for (size_t i = 0; i < l->nr; i++)
+		if (l->v[i].pid == pid && l->v[i].dev == st->st_dev && l->v[i].ino == st->st_ino)
+			return 1;
+	return 0;
+}
+
+/* The description that fd `fd` of `pid` reaches. */
+static const struct file_desc *desc_of(const struct files_dump *c, pid_t pid, int fd,
+				       const struct stat *st)
+{
+	for (size_t i = 0; i < c->nr; i++) {
+		const struct file_desc *d = &c->descs[i];
+		if (d->dev == st->st_dev && d->ino == st->st_ino &&
+		    syscall(SYS_kcmp, d->pid, pid, KCMP_FILE, d->fd, fd) == 0)
+			return d;
+	}
+	return NULL;
+}
+
+/* Each description once per owner: its fds show the same locks. */
+static int seen_before(const struct file_desc **done, size_t n, const struct file_desc *d)
+{
+	for (size_t i = 0; i < n; i++)
+		if (done[i] == d)
+			return 1;
+	return 0;
+}
+
+/* The POSIX locks of `pid`, from the fdinfo of its fds on locked inodes. */
+static int posix_of_task(struct files_dump *c, const struct posix_list *l, pid_t pid,
+			 size_t *caps)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	DIR *dir = opendir(path);
+	if (!dir)
+		return -errno;
+	const struct file_desc **done = calloc(c->nr + 1, sizeof(*done));
+	size_t nr_done = 0;
+	struct dirent *de;
+	int ret = done ? 0 : -ENOMEM;
+	while (!ret && (de = readdir(dir))) {
+		struct stat st;
+		int fd = atoi(de->d_name);
+		snprintf(path, sizeof(path), "/proc/%d/fd/%s", pid, de->d_name);
+		if (de->d_name[0] == '.' || stat(path, &st) || !has_lock_on(l, pid, &st))
+			continue;
+		const struct file_desc *d = desc_of(c, pid, fd, &st);
+		if (!d || seen_before(done, nr_done, d))
+			continue;
+		done[nr_done++] = d;
+		struct lock_scan s = { .fdump = c, .d = d, .cap = &caps[d - c->descs], .posix = 1,
+				       .owner = pid };
+		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fd);
+		ret = proc_each_line(path, lock_line, &s);
+	}
+	free(done);
+	closedir(dir);
+	return ret < 0 ? ret : 0;
+}
+
+struct mapped_check {
+	const struct posix_lock *lk;
+	int mapped;
+};
+
+/* maps: START-END PERMS OFFSET MAJ:MIN INODE PATH */
+static int maps_line(char *line, void *arg)
+{
+	struct mapped_check *m = arg;
+	unsigned maj, min;
+	unsigned long long ino;
+	if (sscanf(line, "%*x-%*x %*s %*x %x:%x %llu", &maj, &min, &ino) == 3 &&
+	    makedev(maj, min) == m->lk->dev && ino == m->lk->ino)
+		m->mapped = 1;
+	return 0;
+}
+
+/* Restoring the mappings opens and closes the file, and any close drops
+ * the process's POSIX locks on it: refuse what could not be kept. */
+static int check_not_mapped(const struct posix_lock *lk)
+{
+	char path[64];
+	struct mapped_check m = { lk, 0 };
+	snprintf(path, sizeof(path), "/proc/%d/maps", lk->pid);
+	int ret = proc_each_line(path, maps_line, &m);
+	if (ret < 0)
+		return ret;
+	if (!m.mapped)
+		return 0;
+	pr_err("pid %d: POSIX lock on inode %u:%u:%llu, a file it also maps: not supported",
+	       lk->pid, major(lk->dev), minor(lk->dev), (unsigned long long)lk->ino);
+	return -ENOTSUP;
+}
+
+static int posix_locks(struct files_dump *c, size_t *caps)
+{
+	struct posix_list l = { .tree = c->tree };
+	int ret = proc_each_line("/proc/locks", proc_locks_line, &l);
+	for (size_t i = 0; ret >= 0 && i < l.nr; i++)
+		if ((ret = check_not_mapped(&l.v[i])) == -ENOTSUP) {
+			free(l.v);
+			return ret;
+		}
+	for (size_t i = 0; ret >= 0 && i < l.nr; i++) {
+		int first = 1;
+		for (size_t j = 0; j < i; j++)
+			if (l.v[j].pid == l.v[i].pid)
+				first = 0;
+		if (first)
+			ret = posix_of_task(c, &l, l.v[i].pid, caps);
+	}
+	free(l.v);
+	if (ret < 0)
+		pr_err("cannot list the POSIX locks of the tree: %s", strerror(-ret));
+	return ret < 0 ? ret : 0;
+}
+
+static int locks_dump_tree(struct files_dump *fdump, void **priv)
+{
+	char path[64];
+	(void)priv;
+	size_t *caps = calloc(fdump->nr + 1, sizeof(*caps));
+	int ret = caps ? 0 : -ENOMEM;
+	for (size_t i = 0; !ret && i < fdump->nr; i++) {
+		const struct file_desc *d = &fdump->descs[i];
+		struct lock_scan s = { .fdump = fdump, .d = d, .cap = &caps[i] };
+		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", d->pid, d->fd);
+		ret = proc_each_line(path, lock_line, &s);
+	}
+	if (ret >= 0)
+		ret = posix_locks(fdump, caps);
+	free(caps);
+	return ret < 0 ? ret : 0;
+}
+
+/* ------------------------------ restore ------------------------------ */
+
+static int take_lock(int fd, const FileLockEntry *l)
+{
+	if (l->kind == FILE_LOCK_KIND__LOCK_FLOCK)
+		return flock(fd, (l->write ? LOCK_EX : LOCK_SH) | LOCK_NB);
+	struct flock fl = {
+		.l_type = l->write ? F_WRLCK : F_RDLCK,
+		.l_whence = SEEK_SET,
+		.l_start = (off_t)l->start,
+		.l_len = l->end < 0 || l->end == INT64_MAX ? 0 : (off_t)(l->end - (int64_t)l->start + 1),
+	};
+	return fcntl(fd, l->kind == FILE_LOCK_KIND__LOCK_OFD ? F_OFD_SETLK : F_SETLK, &fl);
+}
+
+static int bad_lock(const FileLockEntry *l)
+{
+	return l->start > INT64_MAX || (l->end >= 0 && l->end < (int64_t)l->start) ||
+	       l->end < -1 || l->kind < FILE_LOCK_KIND__LOCK_FLOCK ||
+	       l->kind > FILE_LOCK_KIND__LOCK_OFD;
+}
+
+static int restore_locks(const struct task_fds *tf, const FdEntry *fe, const FileEntry *e)
+{
+	for (size_t i = 0; i < e->n_locks; i++) {
+		const FileLockEntry *l = e->locks[i];
+		if (bad_lock(l)) {
+			pr_err("file %u: bad lock record", e->id);
+			return -EINVAL;
+		}
+		if (l->kind == FILE_LOCK_KIND__LOCK_POSIX && l->pid != (uint32_t)tf->pid)
+			continue;
+		if (take_lock((int)fe->fd, l) < 0) {
+			pr_err("pid %d: fd %u: %s: cannot take its lock again: %s", tf->pid, fe->fd,
+			       e->path ? e->path : "file", strerror(errno));
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+/* The first fd of this task on the same description is enough. */
+static int first_of_file(const struct task_fds *tf, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (tf->fds[j]->file_id == tf->fds[i]->file_id)
+			return 0;
+	return 1;
+}
+
+static int locks_post_install(struct restore_files *rf, void *priv, size_t idx)
+{
+	(void)priv;
+	const struct task_fds *tf = &rf->tasks[idx];
+	for (size_t i = 0; i < tf->nr; i++) {
+		const FileEntry *e = rf->files[tf->fds[i]->file_id];
+		if (!e->n_locks || !first_of_file(tf, i))
+			continue;
+		int ret = restore_locks(tf, tf->fds[i], e);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+const struct file_kind locks_kind = {
+	.name = "locks",
+	.types = 0,
+	.match = locks_match,
+	.dump = locks_dump,
+	.dump_tree = locks_dump_tree,
+	.post_install = locks_post_install,
+};

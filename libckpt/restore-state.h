@@ -1,0 +1,20 @@
+/*
+ * restore-state: turn the per-process state of a core image that the
+ * restorer blob sets up (timers, identity, scheduling, thread names, NUMA
+ * policy) into its struct rst_args fields.  Runs in the restoring process
+ * right before the jump (restore-mem.c); the dump side is taskstate.c.
+ */
+#ifndef CKPT_RESTORE_STATE_H
+#define CKPT_RESTORE_STATE_H
+
+#include <sys/types.h>
+
+#include "core.pb-c.h"
+#include "restorer-abi.h"
+
+/* Fill a->ident, a->itimers, a->timers and each a->threads[i].comm/sched
+ * (threads already filled).  Every image value is checked; 0 or -errno
+ * after one line naming the object. */
+int restore_fill_task_state(const CoreEntry *core, struct rst_args *a, pid_t pid);
+
+#endif

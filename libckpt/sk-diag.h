@@ -1,0 +1,62 @@
+/*
+ * sk-diag: what the kernel tells about sockets through sock_diag
+ * (NETLINK_SOCK_DIAG, spoken with libnl-3).  One dump lists every socket of
+ * a family in our network namespace; the socket kinds (sk-unix.c,
+ * sk-inet.c) look their sockets up in it by inode.
+ */
+#ifndef CKPT_SK_DIAG_H
+#define CKPT_SK_DIAG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+struct unix_diag {
+	uint64_t ino;
+	uint64_t peer;		   /* inode of the peer, 0 if none */
+	uint8_t type;		   /* SOCK_STREAM, ... */
+	uint8_t state;		   /* TCP_LISTEN, TCP_ESTABLISHED, TCP_CLOSE */
+	uint8_t shutdown;	   /* RCV_SHUTDOWN (1) | SEND_SHUTDOWN (2) */
+	uint32_t rqlen;		   /* listening: connections waiting; else bytes queued */
+	uint32_t wqlen;		   /* listening: the backlog */
+	uint32_t nr_icons;	   /* listening: connections not accepted yet */
+	uint32_t vfs_dev, vfs_ino; /* its socket file, when bound to a path */
+	size_t name_len;	   /* bytes of name (0: unnamed) */
+	char name[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+struct unix_diag_table {
+	struct unix_diag *v;
+	size_t nr, cap;
+};
+
+/* Every unix socket of our network namespace, in arena `a` (a dump's
+ * state lives in its arena: it goes away even when the dump fails). */
+struct arena;
+int sk_diag_unix(struct unix_diag_table *t, struct arena *a);
+const struct unix_diag *sk_diag_unix_find(const struct unix_diag_table *t, uint64_t ino);
+
+struct inet_diag {
+	uint64_t ino;
+	uint8_t family, state; /* AF_INET/AF_INET6, TCP_* */
+	uint32_t rqueue, wqueue;
+};
+
+struct inet_diag_table {
+	struct inet_diag *v;
+	size_t nr, cap;
+};
+
+/* Every TCP and UDP socket, IPv4 and IPv6, in arena `a`. */
+int sk_diag_inet(struct inet_diag_table *t, struct arena *a);
+const struct inet_diag *sk_diag_inet_find(const struct inet_diag_table *t, uint64_t ino);
+
+/* "pid N" of a process outside the tree holding socket:[ino], or 0. */
+struct frozen_tree;
+int sk_outside_holder(const struct frozen_tree *tree, uint64_t ino);
+
+/* SO_DOMAIN of fd `fd` of `pid` (a socket), or -errno. */
+int sk_domain(pid_t pid, int fd);
+
+#endif

@@ -1,0 +1,821 @@
+/*
+ * sk-inet: TCP and UDP sockets, IPv4 and IPv6.
+ *
+ * Dump: sock_diag (sk-diag.c) gives each socket's state; addresses and
+ * options are read through a duplicate of the target's fd.  Listening and
+ * unconnected sockets are recorded as they are bound.  An established TCP
+ * connection needs --tcp-established: once every fd of the tree has been
+ * accepted (dump_tree), each connection is put in repair mode (TCP_REPAIR:
+ * the kernel stops sending on it), then its sequence numbers, send and
+ * receive queues, window and negotiated options are read.  The dumped
+ * sockets stay in repair mode, so that when the tree is killed they close
+ * silently (no FIN or RST reaches the peer); with -R or -s they leave it.
+ * A watchdog process turns repair mode off if the tree goes on after all
+ * (a failed or killed dump).
+ *
+ * Restore: a connection is rebuilt in repair mode (sequence numbers and
+ * queues set before and after a connect() that sends nothing), and leaves
+ * repair mode in each restoring task (post_install), once every socket of
+ * the tree exists, so that a loopback peer is never answered with a RST.
+ *
+ * Not kept: datagrams queued in a UDP socket (dropped, as the network may
+ * drop them); TCP connections in states other than LISTEN, ESTABLISHED or
+ * CLOSE are refused by name.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/sockios.h>
+
+#include "ckpt/ckpt.h"
+#include "file-kinds.h"
+#include "log.h"
+#include "sk-diag.h"
+
+#define MAX_QUEUE (64u << 20) /* bytes of one queue an image may claim */
+
+struct repair_sk {
+	pid_t pid;
+	int fd;
+	int sk; /* our duplicate, in repair mode once `on` */
+	int on;
+	InetSkEntry *entry;
+	struct repair_sk *next;
+};
+
+/* The dump's state, in its arena (gone even when the dump fails). */
+struct inet_dump {
+	struct inet_diag_table diag;
+	int loaded;
+	struct repair_sk *conns; /* established connections, last seen first */
+};
+
+static int inet_match(const struct fd_dump *f)
+{
+	if (!S_ISSOCK(f->st->st_mode))
+		return 0;
+	int d = sk_domain(f->pid, f->fd);
+	return d == AF_INET || d == AF_INET6;
+}
+
+static struct inet_dump *get_dump(struct fd_dump *f)
+{
+	struct inet_dump *d = *f->priv;
+	if (!d && (d = arena_alloc(&f->fdump->a, sizeof(*d))))
+		*f->priv = d;
+	if (!d || d->loaded)
+		return d;
+	if (sk_diag_inet(&d->diag, &f->fdump->a))
+		return NULL;
+	d->loaded = 1;
+	return d;
+}
+
+static const char *state_name(unsigned s)
+{
+	static const char *const names[] = { "?",	    "ESTABLISHED", "SYN_SENT",	"SYN_RECV",
+					     "FIN_WAIT1",   "FIN_WAIT2",   "TIME_WAIT", "CLOSE",
+					     "CLOSE_WAIT",  "LAST_ACK",	   "LISTEN",	"CLOSING",
+					     "NEW_SYN_RECV" };
+	return s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
+}
+
+static int get_opt(int sk, int level, int opt)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+	getsockopt(sk, level, opt, &v, &len);
+	return v;
+}
+
+/* addr bytes and port of a sockaddr_in/in6 into the entry's fields. */
+static int put_addr(struct arena *a, const struct sockaddr_storage *ss, ProtobufCBinaryData *addr,
+		    uint32_t *port)
+{
+	const void *src;
+	size_t len;
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)ss;
+		src = &s6->sin6_addr;
+		len = 16;
+		*port = ntohs(s6->sin6_port);
+	} else {
+		const struct sockaddr_in *s4 = (const void *)ss;
+		src = &s4->sin_addr;
+		len = 4;
+		*port = ntohs(s4->sin_port);
+	}
+	if (!(addr->data = arena_alloc(a, len)))
+		return -ENOMEM;
+	memcpy(addr->data, src, len);
+	addr->len = len;
+	return 0;
+}
+
+static int dump_addrs(struct arena *a, int sk, InetSkEntry *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int ret;
+	if (getsockname(sk, (struct sockaddr *)&ss, &len))
+		return -errno;
+	s->has_src_addr = s->has_src_port = 1;
+	if ((ret = put_addr(a, &ss, &s->src_addr, &s->src_port)))
+		return ret;
+	len = sizeof(ss);
+	if (getpeername(sk, (struct sockaddr *)&ss, &len))
+		return errno == ENOTCONN ? 0 : -errno;
+	s->has_dst_addr = s->has_dst_port = 1;
+	return put_addr(a, &ss, &s->dst_addr, &s->dst_port);
+}
+
+static void dump_options(int sk, InetSkEntry *s)
+{
+	s->has_reuseaddr = s->has_reuseport = s->has_rcvbuf = s->has_sndbuf = 1;
+	s->reuseaddr = get_opt(sk, SOL_SOCKET, SO_REUSEADDR) != 0;
+	s->reuseport = get_opt(sk, SOL_SOCKET, SO_REUSEPORT) != 0;
+	s->rcvbuf = (uint32_t)get_opt(sk, SOL_SOCKET, SO_RCVBUF);
+	s->sndbuf = (uint32_t)get_opt(sk, SOL_SOCKET, SO_SNDBUF);
+	if (s->family == AF_INET6) {
+		s->has_v6only = 1;
+		s->v6only = get_opt(sk, IPPROTO_IPV6, IPV6_V6ONLY) != 0;
+	}
+	if (s->type == SOCK_STREAM) {
+		s->has_nodelay = s->has_keepalive = 1;
+		s->nodelay = get_opt(sk, IPPROTO_TCP, TCP_NODELAY) != 0;
+		s->keepalive = get_opt(sk, SOL_SOCKET, SO_KEEPALIVE) != 0;
+		s->has_keepidle = s->has_keepintvl = s->has_keepcnt = s->keepalive;
+		s->keepidle = (uint32_t)get_opt(sk, IPPROTO_TCP, TCP_KEEPIDLE);
+		s->keepintvl = (uint32_t)get_opt(sk, IPPROTO_TCP, TCP_KEEPINTVL);
+		s->keepcnt = (uint32_t)get_opt(sk, IPPROTO_TCP, TCP_KEEPCNT);
+	} else {
+		s->has_broadcast = 1;
+		s->broadcast = get_opt(sk, SOL_SOCKET, SO_BROADCAST) != 0;
+	}
+}
+
+static int add_conn(struct fd_dump *f, struct inet_dump *d, InetSkEntry *s)
+{
+	struct repair_sk *c = arena_alloc(&f->fdump->a, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	*c = (struct repair_sk){ f->pid, f->fd, -1, 0, s, d->conns };
+	d->conns = c;
+	return 0;
+}
+
+/* The state decides what is kept; what cannot be is refused here. */
+static int check_state(struct fd_dump *f, struct inet_dump *d, const struct inet_diag *di,
+		       InetSkEntry *s)
+{
+	const char *what = s->type == SOCK_STREAM ? "TCP" : "UDP";
+	if (s->type == SOCK_DGRAM)
+		return 0;
+	if (di->state == TCP_LISTEN) {
+		if (di->rqueue) {
+			pr_err("pid %d: fd %d: %s: listening TCP socket with %u connections not "
+			       "accepted yet, not supported",
+			       f->pid, f->fd, f->link, di->rqueue);
+			return -ENOTSUP;
+		}
+		s->has_backlog = 1;
+		s->backlog = di->wqueue; /* sk_max_ack_backlog */
+		return 0;
+	}
+	if (s->state == TCP_CLOSE)
+		return 0;
+	if (di->state != TCP_ESTABLISHED) {
+		pr_err("pid %d: fd %d: %s: %s socket in state %s is not supported", f->pid, f->fd,
+		       f->link, what, state_name(di->state));
+		return -ENOTSUP;
+	}
+	if (!f->fdump->opts || !f->fdump->opts->tcp_established) {
+		char src[INET6_ADDRSTRLEN] = "?", dst[INET6_ADDRSTRLEN] = "?";
+		inet_ntop((int)s->family, s->src_addr.data, src, sizeof(src));
+		inet_ntop((int)s->family, s->dst_addr.data, dst, sizeof(dst));
+		pr_err("pid %d: fd %d: %s: established TCP connection %s:%u -> %s:%u "
+		       "(dump it with --tcp-established)",
+		       f->pid, f->fd, f->link, src, s->src_port, dst, s->dst_port);
+		return -ENOTSUP;
+	}
+	return add_conn(f, d, s);
+}
+
+/* sock_diag lists the sockets in the kernel's lookup tables: one never
+ * bound nor connected is not there (nor is it in any state but CLOSE). */
+static int fresh_socket(int sk, int type, uint64_t ino, struct inet_diag *out)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	if (type == SOCK_STREAM &&
+	    (getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &len) || ti.tcpi_state != TCP_CLOSE))
+		return 0;
+	*out = (struct inet_diag){ .ino = ino,
+				   .family = (uint8_t)get_opt(sk, SOL_SOCKET, SO_DOMAIN),
+				   .state = TCP_CLOSE };
+	return 1;
+}
+
+static int inet_dump(struct fd_dump *f, FileEntry *e)
+{
+	struct inet_dump *d = get_dump(f);
+	if (!d)
+		return -ENOMEM;
+	const struct inet_diag *di = sk_diag_inet_find(&d->diag, f->st->st_ino);
+	int sk = files_getfd(f->pid, f->fd), ret = 0;
+	if (sk < 0)
+		return sk;
+	int type = get_opt(sk, SOL_SOCKET, SO_TYPE), proto = get_opt(sk, SOL_SOCKET, SO_PROTOCOL);
+	struct inet_diag unhashed;
+	if (!di && fresh_socket(sk, type, f->st->st_ino, &unhashed))
+		di = &unhashed;
+	if (!di || !((type == SOCK_STREAM && proto == IPPROTO_TCP) ||
+		     (type == SOCK_DGRAM && proto == IPPROTO_UDP))) {
+		pr_err("pid %d: fd %d: %s: inet socket of type %d, protocol %d is not supported",
+		       f->pid, f->fd, f->link, type, proto);
+		close(sk);
+		return -ENOTSUP;
+	}
+	InetSkEntry *s = arena_alloc(&f->fdump->a, sizeof(*s));
+	if (!s) {
+		close(sk);
+		return -ENOMEM;
+	}
+	inet_sk_entry__init(s);
+	e->type = FILE_TYPE__FILE_INET_SK;
+	e->inet_sk = s;
+	s->ino = di->ino;
+	s->family = di->family;
+	s->type = (uint32_t)type;
+	/* TCP_BOUND_INACTIVE (13, newer kernels): bound, a CLOSE socket */
+	s->state = di->state == 13 ? TCP_CLOSE : di->state;
+	ret = dump_addrs(&f->fdump->a, sk, s);
+	if (!ret)
+		dump_options(sk, s);
+	close(sk);
+	if (ret) {
+		pr_err("pid %d: fd %d: %s: cannot read its addresses: %s", f->pid, f->fd, f->link,
+		       strerror(-ret));
+		return ret;
+	}
+	return check_state(f, d, di, s);
+}
+
+/* ---------------------- established connections --------------------- */
+
+static int set_repair(int sk, int on)
+{
+	return setsockopt(sk, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) ? -errno : 0;
+}
+
+static int select_queue(int sk, int q)
+{
+	return setsockopt(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q)) ? -errno : 0;
+}
+
+/* One queue's sequence number and bytes (a peek: nothing is consumed). */
+static int read_queue(struct arena *a, int sk, int q, uint32_t *seq, ProtobufCBinaryData *data)
+{
+	socklen_t len = sizeof(*seq);
+	int size = 0, ret = select_queue(sk, q);
+	if (ret)
+		return ret;
+	if (getsockopt(sk, IPPROTO_TCP, TCP_QUEUE_SEQ, seq, &len))
+		return -errno;
+	if (ioctl(sk, q == TCP_SEND_QUEUE ? SIOCOUTQ : SIOCINQ, &size))
+		return -errno;
+	if (size <= 0)
+		return 0;
+	if (!(data->data = arena_alloc(a, (size_t)size)))
+		return -ENOMEM;
+	ssize_t n = recv(sk, data->data, (size_t)size, MSG_PEEK | MSG_DONTWAIT);
+	if (n != size)
+		return n < 0 ? -errno : -EIO;
+	data->len = (size_t)size;
+	return 0;
+}
+
+static int read_tcp_options(int sk, InetSkEntry *s)
+{
+	struct tcp_info ti;
+	struct tcp_repair_window w;
+	socklen_t len = sizeof(ti);
+	if (getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &len))
+		return -errno;
+	s->has_tcpi_options = s->has_snd_wscale = s->has_rcv_wscale = s->has_mss = 1;
+	s->tcpi_options = ti.tcpi_options;
+	s->snd_wscale = ti.tcpi_snd_wscale;
+	s->rcv_wscale = ti.tcpi_rcv_wscale;
+	s->mss = (uint32_t)get_opt(sk, IPPROTO_TCP, TCP_MAXSEG);
+	if (ti.tcpi_options & TCPI_OPT_TIMESTAMPS) {
+		s->has_timestamp = 1;
+		s->timestamp = (uint32_t)get_opt(sk, IPPROTO_TCP, TCP_TIMESTAMP);
+	}
+	len = sizeof(w);
+	if (getsockopt(sk, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, &len))
+		return -errno;
+	s->has_snd_wl1 = s->has_snd_wnd = s->has_max_window = s->has_rcv_wnd = s->has_rcv_wup = 1;
+	s->snd_wl1 = w.snd_wl1;
+	s->snd_wnd = w.snd_wnd;
+	s->max_window = w.max_window;
+	s->rcv_wnd = w.rcv_wnd;
+	s->rcv_wup = w.rcv_wup;
+	return 0;
+}
+
+static int read_conn(struct arena *a, struct repair_sk *c)
+{
+	InetSkEntry *s = c->entry;
+	int unsent = 0, ret;
+	s->has_snd_seq = s->has_rcv_seq = s->has_send_queue = s->has_recv_queue = 1;
+	s->has_unsent = 1;
+	if ((ret = read_queue(a, c->sk, TCP_SEND_QUEUE, &s->snd_seq, &s->send_queue)) ||
+	    (ret = read_queue(a, c->sk, TCP_RECV_QUEUE, &s->rcv_seq, &s->recv_queue)))
+		return ret;
+	if (ioctl(c->sk, SIOCOUTQNSD, &unsent))
+		return -errno;
+	s->unsent = (uint32_t)unsent;
+	select_queue(c->sk, TCP_NO_QUEUE);
+	return read_tcp_options(c->sk, s);
+}
+
+static void repair_off_all(struct inet_dump *d)
+{
+	for (struct repair_sk *c = d->conns; c; c = c->next) {
+		if (c->on)
+			set_repair(c->sk, 0);
+		c->on = 0;
+	}
+}
+
+/* ------------------------------ watchdog ----------------------------- */
+
+/*
+ * Connections in repair mode stay mute.  A dump that kills the tree wants
+ * that (they close silently), but if the tree goes on instead (the dump
+ * failed after this point, or ckptctl was killed: the kernel lets its
+ * tracees go), they must leave repair mode.  A watchdog process, outside
+ * our children (double fork), holds a duplicate of each socket and watches
+ * its task: traced (frozen) → wait; killed or gone → done; running
+ * untraced → repair mode off.
+ */
+enum task_fate { TASK_FROZEN, TASK_DYING, TASK_RUNNING };
+
+static int has_sigkill(const char *line)
+{
+	return line && (strtoull(strchr(line, ':') + 1, NULL, 16) & (1ULL << (SIGKILL - 1)));
+}
+
+static int exiting(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned flags = 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return 1;
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %u", &flags) != 1)
+		return 1;
+	return !!(flags & 0x4); /* PF_EXITING */
+}
+
+static enum task_fate fate_of(pid_t pid)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return TASK_DYING;
+	buf[n] = '\0';
+	const char *state = strstr(buf, "\nState:\t"), *tracer = strstr(buf, "\nTracerPid:\t");
+	if (!state || state[8] == 'Z' || state[8] == 'X' || exiting(pid))
+		return TASK_DYING;
+	/* SIGKILL is queued before the tracer lets the tree go */
+	if (has_sigkill(strstr(buf, "\nShdPnd:\t")) || has_sigkill(strstr(buf, "\nSigPnd:\t")))
+		return TASK_DYING;
+	return tracer && atoi(tracer + 12) ? TASK_FROZEN : TASK_RUNNING;
+}
+
+static void watch(struct inet_dump *d)
+{
+	/* an hour frozen is more than any dump: give up then */
+	for (int round = 0; round < 3600 * 1000; round++) {
+		int left = 0;
+		for (struct repair_sk *c = d->conns; c; c = c->next) {
+			if (c->sk < 0)
+				continue;
+			enum task_fate f = fate_of(c->pid);
+			if (f == TASK_FROZEN) {
+				left++;
+				continue;
+			}
+			if (f == TASK_RUNNING && get_opt(c->sk, IPPROTO_TCP, TCP_REPAIR) == 1)
+				set_repair(c->sk, 0);
+			close(c->sk);
+			c->sk = -1;
+		}
+		if (!left)
+			return;
+		usleep(1000);
+	}
+}
+
+/* Keep only the sockets: no pipe or file of ckptctl may stay open here. */
+static void close_others(const struct inet_dump *d)
+{
+	int max = 2;
+	for (const struct repair_sk *c = d->conns; c; c = c->next)
+		max = c->sk > max ? c->sk : max;
+	for (int fd = 0; fd <= max; fd++) {
+		int keep = 0;
+		for (const struct repair_sk *c = d->conns; c; c = c->next)
+			keep |= c->sk == fd;
+		if (!keep)
+			close(fd);
+	}
+	syscall(SYS_close_range, (unsigned)max + 1, ~0u, 0);
+}
+
+static int start_watchdog(struct inet_dump *d)
+{
+	pid_t child = fork();
+	if (child < 0)
+		return -errno;
+	if (child == 0) {
+		if (fork() == 0) {
+			close_others(d);
+			watch(d);
+		}
+		_exit(0);
+	}
+	int status;
+	if (waitpid(child, &status, 0) != child || status)
+		return -ECHILD;
+	return 0;
+}
+
+/* Under the watchdog's eye, every connection into repair mode first
+ * (nothing more leaves them), then read them. */
+static int repair_all(struct files_dump *fdump, struct inet_dump *d)
+{
+	struct repair_sk *c, *bad = NULL;
+	int ret = 0;
+	for (c = d->conns; c && !bad; c = c->next) {
+		c->sk = files_getfd(c->pid, c->fd);
+		if (c->sk < 0) {
+			ret = c->sk;
+			bad = c;
+		}
+	}
+	if (!bad && (ret = start_watchdog(d)))
+		bad = d->conns;
+	for (c = d->conns; c && !bad; c = c->next) {
+		ret = set_repair(c->sk, 1);
+		c->on = !ret;
+		if (ret)
+			bad = c;
+	}
+	for (c = d->conns; c && !bad; c = c->next)
+		if ((ret = read_conn(&fdump->a, c)))
+			bad = c;
+	if (bad) {
+		pr_err("pid %d: fd %d: socket:[%llu]: cannot dump the connection in repair mode: "
+		       "%s",
+		       bad->pid, bad->fd, (unsigned long long)bad->entry->ino, strerror(-ret));
+		repair_off_all(d);
+	}
+	return ret;
+}
+
+static int inet_dump_tree(struct files_dump *fdump, void **priv)
+{
+	struct inet_dump *d = *priv;
+	int ret = 0;
+	if (!d)
+		return 0;
+	if (d->conns)
+		ret = repair_all(fdump, d);
+	/* Fault injection (tests): fail here as a later step of the dump
+	 * could, leaving repair mode to the watchdog. */
+	const char *fault = getenv("CKPT_FAULT");
+	if (!ret && d->conns && fault && !strcmp(fault, "after-tcp-repair")) {
+		pr_err("pid %d: fd %d: CKPT_FAULT=%s", d->conns->pid, d->conns->fd, fault);
+		ret = -EIO;
+	}
+	/* A tree that goes on keeps its connections: out of repair mode.
+	 * A killed one closes them in repair mode, silently. */
+	if (!ret && fdump->opts && (fdump->opts->leave_running || fdump->opts->leave_stopped))
+		repair_off_all(d);
+	for (struct repair_sk *c = d->conns; c; c = c->next)
+		if (c->sk >= 0)
+			close(c->sk);
+	*priv = NULL; /* d lives in the arena */
+	return ret;
+}
+
+/* ------------------------------ restore ------------------------------ */
+
+static int valid_addr(const InetSkEntry *s, int has, const ProtobufCBinaryData *a, uint32_t port)
+{
+	if (!has)
+		return 1;
+	return a->len == (s->family == AF_INET ? 4u : 16u) && port <= 65535;
+}
+
+static int valid_entry(const InetSkEntry *s)
+{
+	if (!s || (s->family != AF_INET && s->family != AF_INET6))
+		return 0;
+	if (s->type != SOCK_STREAM && s->type != SOCK_DGRAM)
+		return 0;
+	if (!valid_addr(s, s->has_src_addr, &s->src_addr, s->src_port) ||
+	    !valid_addr(s, s->has_dst_addr, &s->dst_addr, s->dst_port))
+		return 0;
+	if (s->type == SOCK_STREAM && s->state == TCP_ESTABLISHED &&
+	    (!s->has_dst_addr || !s->has_src_addr || s->send_queue.len > MAX_QUEUE ||
+	     s->recv_queue.len > MAX_QUEUE || s->unsent > s->send_queue.len))
+		return 0;
+	return s->state == TCP_LISTEN || s->state == TCP_ESTABLISHED || s->state == TCP_CLOSE;
+}
+
+static int inet_read(struct img_set *set, struct restore_files *rf, void **priv)
+{
+	(void)priv;
+	for (size_t i = 0; i < rf->nr_files; i++)
+		if (rf->files[i]->type == FILE_TYPE__FILE_INET_SK &&
+		    !valid_entry(rf->files[i]->inet_sk)) {
+			pr_err("%s/files.img: entry %zu: bad inet socket", img_set_dir(set), i);
+			return -EINVAL;
+		}
+	return 0;
+}
+
+static socklen_t make_addr(const InetSkEntry *s, const ProtobufCBinaryData *a, uint32_t port,
+			   struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (s->family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (void *)ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		memcpy(&s6->sin6_addr, a->data, 16);
+		return sizeof(*s6);
+	}
+	struct sockaddr_in *s4 = (void *)ss;
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons((uint16_t)port);
+	memcpy(&s4->sin_addr, a->data, 4);
+	return sizeof(*s4);
+}
+
+static int set_int(int sk, int level, int opt, int v)
+{
+	return setsockopt(sk, level, opt, &v, sizeof(v)) ? -errno : 0;
+}
+
+static void set_buf(int sk, int force, int plain, uint32_t v)
+{
+	if (v && set_int(sk, SOL_SOCKET, force, (int)(v / 2)))
+		set_int(sk, SOL_SOCKET, plain, (int)(v / 2));
+}
+
+static int set_keepalive(int sk, const InetSkEntry *s)
+{
+	int ret = set_int(sk, SOL_SOCKET, SO_KEEPALIVE, 1);
+	if (!ret && s->keepidle)
+		ret = set_int(sk, IPPROTO_TCP, TCP_KEEPIDLE, (int)s->keepidle);
+	if (!ret && s->keepintvl)
+		ret = set_int(sk, IPPROTO_TCP, TCP_KEEPINTVL, (int)s->keepintvl);
+	if (!ret && s->keepcnt)
+		ret = set_int(sk, IPPROTO_TCP, TCP_KEEPCNT, (int)s->keepcnt);
+	return ret;
+}
+
+static int set_options(int sk, const InetSkEntry *s)
+{
+	int ret = 0;
+	set_buf(sk, SO_RCVBUFFORCE, SO_RCVBUF, s->rcvbuf);
+	set_buf(sk, SO_SNDBUFFORCE, SO_SNDBUF, s->sndbuf);
+	if (s->family == AF_INET6)
+		ret = set_int(sk, IPPROTO_IPV6, IPV6_V6ONLY, s->v6only);
+	if (!ret && s->reuseport)
+		ret = set_int(sk, SOL_SOCKET, SO_REUSEPORT, 1);
+	if (!ret && s->nodelay && s->type == SOCK_STREAM)
+		ret = set_int(sk, IPPROTO_TCP, TCP_NODELAY, 1);
+	if (!ret && s->keepalive && s->type == SOCK_STREAM)
+		ret = set_keepalive(sk, s);
+	if (!ret && s->broadcast && s->type == SOCK_DGRAM)
+		ret = set_int(sk, SOL_SOCKET, SO_BROADCAST, 1);
+	return ret;
+}
+
+/* bind() to the dumped address; SO_REUSEADDR meanwhile, for the port may
+ * still have connections of the dumped process in TIME_WAIT. */
+static int bind_src(int sk, const InetSkEntry *s)
+{
+	struct sockaddr_storage ss;
+	if (!s->has_src_addr || !s->src_port)
+		return 0;
+	socklen_t len = make_addr(s, &s->src_addr, s->src_port, &ss);
+	int ret = set_int(sk, SOL_SOCKET, SO_REUSEADDR, 1);
+	if (!ret && bind(sk, (struct sockaddr *)&ss, len))
+		ret = -errno;
+	if (!ret && !s->reuseaddr)
+		ret = set_int(sk, SOL_SOCKET, SO_REUSEADDR, 0);
+	return ret;
+}
+
+static int connect_dst(int sk, const InetSkEntry *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = make_addr(s, &s->dst_addr, s->dst_port, &ss);
+	return connect(sk, (struct sockaddr *)&ss, len) ? -errno : 0;
+}
+
+static int set_seq(int sk, int q, uint32_t seq)
+{
+	int ret = select_queue(sk, q);
+	return ret ? ret : set_int(sk, IPPROTO_TCP, TCP_QUEUE_SEQ, (int)seq);
+}
+
+static int send_all(int sk, const uint8_t *p, size_t len)
+{
+	while (len) {
+		ssize_t n = send(sk, p, len, MSG_NOSIGNAL);
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int set_tcp_options(int sk, const InetSkEntry *s)
+{
+	struct tcp_repair_opt o[4];
+	int n = 0;
+	o[n++] = (struct tcp_repair_opt){ TCPOPT_MAXSEG, s->mss };
+	if (s->tcpi_options & TCPI_OPT_WSCALE)
+		o[n++] = (struct tcp_repair_opt){ TCPOPT_WINDOW,
+						  s->snd_wscale | s->rcv_wscale << 16 };
+	if (s->tcpi_options & TCPI_OPT_SACK)
+		o[n++] = (struct tcp_repair_opt){ TCPOPT_SACK_PERMITTED, 0 };
+	if (s->tcpi_options & TCPI_OPT_TIMESTAMPS)
+		o[n++] = (struct tcp_repair_opt){ TCPOPT_TIMESTAMP, 0 };
+	if (setsockopt(sk, IPPROTO_TCP, TCP_REPAIR_OPTIONS, o, (socklen_t)(n * sizeof(o[0]))))
+		return -errno;
+	if (s->has_timestamp && set_int(sk, IPPROTO_TCP, TCP_TIMESTAMP, (int)s->timestamp))
+		return -errno;
+	return 0;
+}
+
+/* Queues: received bytes, then sent-but-unacknowledged bytes in repair
+ * mode; bytes never sent go out of repair mode, as new data. */
+static int fill_queues(int sk, const InetSkEntry *s)
+{
+	size_t sent = s->send_queue.len - s->unsent;
+	int ret = select_queue(sk, TCP_RECV_QUEUE);
+	if (!ret)
+		ret = send_all(sk, s->recv_queue.data, s->recv_queue.len);
+	if (!ret)
+		ret = select_queue(sk, TCP_SEND_QUEUE);
+	if (!ret)
+		ret = send_all(sk, s->send_queue.data, sent);
+	if (!ret && s->unsent) {
+		ret = set_repair(sk, 0);
+		if (!ret)
+			ret = send_all(sk, s->send_queue.data + sent, s->unsent);
+		if (!ret)
+			ret = set_repair(sk, 1);
+	}
+	return ret;
+}
+
+static int set_window(int sk, const InetSkEntry *s)
+{
+	struct tcp_repair_window w = { s->snd_wl1, s->snd_wnd, s->max_window, s->rcv_wnd,
+				       s->rcv_wup };
+	return setsockopt(sk, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, sizeof(w)) ? -errno : 0;
+}
+
+/* Repair mode lets bind() share the port of a listener (SK_FORCE_REUSE),
+ * which SO_REUSEADDR would undo: it is set before. */
+static int restore_conn(int sk, const InetSkEntry *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = make_addr(s, &s->src_addr, s->src_port, &ss);
+	int ret = set_int(sk, SOL_SOCKET, SO_REUSEADDR, s->reuseaddr);
+	if (!ret)
+		ret = set_repair(sk, 1);
+	if (!ret)
+		ret = set_seq(sk, TCP_SEND_QUEUE, s->snd_seq - (uint32_t)s->send_queue.len);
+	if (!ret)
+		ret = set_seq(sk, TCP_RECV_QUEUE, s->rcv_seq - (uint32_t)s->recv_queue.len);
+	if (!ret && bind(sk, (struct sockaddr *)&ss, len))
+		ret = -errno;
+	if (!ret)
+		ret = connect_dst(sk, s); /* in repair mode: established, nothing sent */
+	if (!ret)
+		ret = set_tcp_options(sk, s);
+	if (!ret)
+		ret = fill_queues(sk, s);
+	if (!ret)
+		ret = set_window(sk, s);
+	return ret;
+}
+
+static int create(const InetSkEntry *s)
+{
+	int proto = s->type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP;
+	int sk = socket((int)s->family, (int)s->type | SOCK_CLOEXEC, proto), ret;
+	if (sk < 0)
+		return -errno;
+	ret = set_options(sk, s);
+	if (!ret && s->type == SOCK_STREAM && s->state == TCP_ESTABLISHED)
+		ret = restore_conn(sk, s);
+	else if (!ret)
+		ret = bind_src(sk, s);
+	if (!ret && s->state == TCP_LISTEN && listen(sk, (int)s->backlog))
+		ret = -errno;
+	if (!ret && s->type == SOCK_DGRAM && s->has_dst_addr)
+		ret = connect_dst(sk, s);
+	if (ret) {
+		close(sk);
+		return ret;
+	}
+	return sk;
+}
+
+static int inet_open(struct restore_files *rf, void *priv, const FileEntry *e)
+{
+	const InetSkEntry *s = e->inet_sk;
+	(void)rf;
+	(void)priv;
+	int sk = create(s);
+	if (sk < 0) {
+		char src[INET6_ADDRSTRLEN] = "*";
+		if (s->has_src_addr)
+			inet_ntop((int)s->family, s->src_addr.data, src, sizeof(src));
+		pr_err("socket:[%llu] %s %s:%u: cannot recreate: %s", (unsigned long long)s->ino,
+		       s->type == SOCK_STREAM ? "TCP" : "UDP", src, s->src_port, strerror(-sk));
+		return sk;
+	}
+	if (fcntl(sk, F_SETFL, e->flags & (O_NONBLOCK | O_ASYNC)) < 0) {
+		int ret = -errno;
+		close(sk);
+		return ret;
+	}
+	return sk;
+}
+
+/* Every socket of the tree exists now: connections leave repair mode. */
+static int inet_post_install(struct restore_files *rf, void *priv, size_t idx)
+{
+	const struct task_fds *tf = &rf->tasks[idx];
+	(void)priv;
+	for (size_t i = 0; i < tf->nr; i++) {
+		const FileEntry *e = rf->files[tf->fds[i]->file_id];
+		if (e->type != FILE_TYPE__FILE_INET_SK || e->inet_sk->type != SOCK_STREAM ||
+		    e->inet_sk->state != TCP_ESTABLISHED)
+			continue;
+		int ret = set_repair((int)tf->fds[i]->fd, 0);
+		if (ret) {
+			pr_err("pid %d: fd %u: socket:[%llu]: cannot leave repair mode: %s",
+			       tf->pid, tf->fds[i]->fd, (unsigned long long)e->inet_sk->ino,
+			       strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+const struct file_kind inet_sk_kind = {
+	.name = "inet socket",
+	.types = 1ULL << FILE_TYPE__FILE_INET_SK,
+	.match = inet_match,
+	.dump = inet_dump,
+	.dump_tree = inet_dump_tree,
+	.read = inet_read,
+	.open = inet_open,
+	.post_install = inet_post_install,
+};

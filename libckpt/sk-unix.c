@@ -1,0 +1,771 @@
+/*
+ * sk-unix: unix sockets (stream, dgram, seqpacket).
+ *
+ * Dump: sock_diag (sk-diag.c) tells each socket's type, state, name, peer
+ * and shutdown state; the receive queue is read without being consumed
+ * (MSG_PEEK walking SO_PEEK_OFF) through a duplicate of the target's fd.
+ * A socket whose peer is outside the tree is refused by name unless
+ * --ext-unix-sk allows it.  Fds in flight (SCM_RIGHTS) are refused.
+ *
+ * Restore: sockets are rebuilt in the driver's pool.  A connected pair
+ * whose both ends are in the tree is connected again through its listener
+ * when that is in the tree (so that both ends keep their names), else it
+ * becomes a socketpair; the second end waits in `slots` until its
+ * description is opened.  Listeners and bound sockets are bound again (a
+ * stale socket file left by the dumped process is removed first); a dgram
+ * socket connected to a named one is connected to that name.  Queues are
+ * refilled (through the peer, or sent to the socket's name before it
+ * connects), then shutdown states are applied.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <netinet/tcp.h>
+
+#include "file-kinds.h"
+#include "log.h"
+#include "sk-diag.h"
+#include "ckpt/ckpt.h"
+
+#define QUEUE_BUF (1 << 20) /* larger than any unix datagram */
+
+struct unix_dump {
+	struct unix_diag_table diag;
+	int loaded;
+};
+
+static int unix_match(const struct fd_dump *f)
+{
+	return S_ISSOCK(f->st->st_mode) && sk_domain(f->pid, f->fd) == AF_UNIX;
+}
+
+/* The dump's state, in its arena. */
+static int load_diag(struct fd_dump *f, struct unix_dump **out)
+{
+	struct unix_dump *u = *f->priv;
+	if (!u) {
+		u = arena_alloc(&f->fdump->a, sizeof(*u));
+		if (!u)
+			return -ENOMEM;
+		*f->priv = u;
+	}
+	if (!u->loaded) {
+		int ret = sk_diag_unix(&u->diag, &f->fdump->a);
+		if (ret)
+			return ret;
+		u->loaded = 1;
+	}
+	*out = u;
+	return 0;
+}
+
+static int get_int(int sk, int opt)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+	getsockopt(sk, SOL_SOCKET, opt, &v, &len);
+	return v;
+}
+
+/* A message's control data: refuse passed fds (they would be ours now). */
+static int check_cmsgs(struct msghdr *mh, pid_t pid, int fd)
+{
+	int fds = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		int *v = (int *)CMSG_DATA(c);
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++)
+			close(v[i]);
+		fds += (int)n;
+	}
+	if (mh->msg_flags & MSG_CTRUNC)
+		fds++;
+	if (!fds)
+		return 0;
+	pr_err("pid %d: fd %d: unix socket has fds in flight (SCM_RIGHTS), not supported", pid, fd);
+	return -ENOTSUP;
+}
+
+static int add_message(struct arena *a, UnixSkEntry *u, const char *buf, size_t len)
+{
+	if (!(u->n_queue & 63)) {
+		ProtobufCBinaryData *q = arena_alloc(a, (u->n_queue + 64) * sizeof(*q));
+		if (!q)
+			return -ENOMEM;
+		if (u->n_queue)
+			memcpy(q, u->queue, u->n_queue * sizeof(*q));
+		u->queue = q;
+	}
+	uint8_t *d = arena_alloc(a, len + 1);
+	if (!d)
+		return -ENOMEM;
+	memcpy(d, buf, len);
+	u->queue[u->n_queue++] = (ProtobufCBinaryData){ len, d };
+	return 0;
+}
+
+/* Copy the receive queue message by message, leaving it in place. */
+static int peek_queue(struct arena *a, int sk, pid_t pid, int fd, UnixSkEntry *u)
+{
+	char ctl[CMSG_SPACE(253 * sizeof(int))];
+	int zero = 0, ret = 0, was = get_int(sk, SO_PEEK_OFF); /* the program's own */
+	char *buf = malloc(QUEUE_BUF);
+	if (!buf)
+		return -ENOMEM;
+	if (setsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero))) {
+		pr_err("pid %d: fd %d: SO_PEEK_OFF: %s", pid, fd, strerror(errno));
+		free(buf);
+		return -errno;
+	}
+	for (;;) {
+		struct iovec iov = { buf, QUEUE_BUF };
+		struct msghdr mh = { .msg_iov = &iov,
+				     .msg_iovlen = 1,
+				     .msg_control = ctl,
+				     .msg_controllen = sizeof(ctl) };
+		ssize_t n = recvmsg(sk, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (n < 0) {
+			if (errno != EAGAIN)
+				ret = -errno;
+			break;
+		}
+		if ((ret = check_cmsgs(&mh, pid, fd)))
+			break;
+		/* 0 at the end of a stream, or from a socket shut down for
+		 * receiving (a zero-length datagram there is lost) */
+		if (n == 0 && (u->type == SOCK_STREAM || (u->shutdown & 1)))
+			break;
+		if (u->n_queue >= (1 << 20)) {
+			ret = -E2BIG;
+			break;
+		}
+		if ((ret = add_message(a, u, buf, (size_t)n)))
+			break;
+	}
+	setsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &was, sizeof(was));
+	free(buf);
+	if (ret && ret != -ENOTSUP)
+		pr_err("pid %d: fd %d: cannot read the socket's queue: %s", pid, fd,
+		       strerror(-ret));
+	return ret;
+}
+
+static int dump_options(struct fd_dump *f, UnixSkEntry *u)
+{
+	int sk = files_getfd(f->pid, f->fd), ret = 0;
+	if (sk < 0) {
+		pr_err("pid %d: fd %d: pidfd_getfd: %s", f->pid, f->fd, strerror(-sk));
+		return sk;
+	}
+	u->has_rcvbuf = u->has_sndbuf = u->has_passcred = 1;
+	u->rcvbuf = (uint32_t)get_int(sk, SO_RCVBUF);
+	u->sndbuf = (uint32_t)get_int(sk, SO_SNDBUF);
+	u->passcred = get_int(sk, SO_PASSCRED) != 0;
+	/* only a connected stream or seqpacket socket, or a dgram, has a queue */
+	if (u->state == TCP_ESTABLISHED || u->type == SOCK_DGRAM)
+		ret = peek_queue(&f->fdump->a, sk, f->pid, f->fd, u);
+	close(sk);
+	return ret;
+}
+
+static int relative(const ProtobufCBinaryData *name)
+{
+	return name->len && name->data[0] != '/' && name->data[0] != '\0';
+}
+
+/* The directory a relative name (ours, or the peer's we connect to) was
+ * bound in: the holder's cwd is our best knowledge of it. */
+static int dump_dir(struct arena *a, pid_t pid, UnixSkEntry *u)
+{
+	char path[64], dir[4096];
+	if (u->dir ||
+	    !((u->has_name && relative(&u->name)) || (u->has_peer_name && relative(&u->peer_name))))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/cwd", pid);
+	ssize_t n = readlink(path, dir, sizeof(dir) - 1);
+	if (n <= 0)
+		return -errno;
+	dir[n] = '\0';
+	u->dir = arena_strdup(a, dir);
+	return u->dir ? 0 : -ENOMEM;
+}
+
+/* Is the socket file at the name still this socket's (UNIX_DIAG_VFS)? */
+static void check_file(const struct unix_diag *d, UnixSkEntry *u)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	if (!d->name_len || !d->name[0])
+		return;
+	snprintf(path, sizeof(path), "%s%s%.*s", relative(&u->name) && u->dir ? u->dir : "",
+		 relative(&u->name) && u->dir ? "/" : "", (int)strnlen(d->name, d->name_len),
+		 d->name);
+	/* the kernel's dev_t: 12 bits of major, 20 of minor */
+	dev_t dev = makedev(d->vfs_dev >> 20, d->vfs_dev & 0xfffff);
+	u->has_unlinked = 1;
+	u->unlinked = stat(path, &st) || st.st_ino != d->vfs_ino || st.st_dev != dev;
+}
+
+static int unix_dump(struct fd_dump *f, FileEntry *e)
+{
+	struct unix_dump *ud;
+	int ret = load_diag(f, &ud);
+	if (ret)
+		return ret;
+	const struct unix_diag *d = sk_diag_unix_find(&ud->diag, f->st->st_ino);
+	if (!d) {
+		pr_err("pid %d: fd %d: %s: not found by sock_diag", f->pid, f->fd, f->link);
+		return -ENOENT;
+	}
+	if (d->nr_icons) {
+		pr_err("pid %d: fd %d: %s: listening socket with %u connections not accepted yet, "
+		       "not supported",
+		       f->pid, f->fd, f->link, d->nr_icons);
+		return -ENOTSUP;
+	}
+	UnixSkEntry *u = arena_alloc(&f->fdump->a, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	unix_sk_entry__init(u);
+	e->type = FILE_TYPE__FILE_UNIX_SK;
+	e->unix_sk = u;
+	u->ino = d->ino;
+	u->type = d->type;
+	u->state = d->state;
+	u->has_peer = u->has_shutdown = 1;
+	u->peer = d->peer;
+	u->shutdown = d->shutdown;
+	if (d->state == TCP_LISTEN) {
+		u->has_backlog = 1;
+		u->backlog = d->wqlen;
+	}
+	if (d->name_len) {
+		u->has_name = 1;
+		u->name.len = d->name_len;
+		if (!(u->name.data = arena_alloc(&f->fdump->a, d->name_len)))
+			return -ENOMEM;
+		memcpy(u->name.data, d->name, d->name_len);
+	}
+	if ((ret = dump_dir(&f->fdump->a, f->pid, u)))
+		return ret;
+	check_file(d, u);
+	return dump_options(f, u);
+}
+
+/* ---------------------------- across the tree ------------------------ */
+
+static const struct file_desc *find_ino(const struct files_dump *fd, uint64_t ino)
+{
+	for (size_t i = 0; i < fd->nr; i++) {
+		const FileEntry *e = fd->descs[i].entry;
+		if (e->type == FILE_TYPE__FILE_UNIX_SK && e->unix_sk->ino == ino)
+			return &fd->descs[i];
+	}
+	return NULL;
+}
+
+static int allowed_external(const struct ckpt_dump_opts *o, const UnixSkEntry *u)
+{
+	if (!o)
+		return 0;
+	if (o->ext_unix_sk_all)
+		return 1;
+	for (size_t i = 0; i < o->nr_ext_unix_sk; i++)
+		if (o->ext_unix_sk[i] == u->ino || o->ext_unix_sk[i] == u->peer)
+			return 1;
+	return 0;
+}
+
+static void name_str(const char *name, size_t len, char *out, size_t size)
+{
+	if (!len) {
+		snprintf(out, size, "(unnamed)");
+		return;
+	}
+	snprintf(out, size, "%s%.*s", name[0] ? "" : "@", (int)(name[0] ? len : len - 1),
+		 name[0] ? name : name + 1);
+}
+
+/* The peer of d is not in the tree: refuse, or record it as external. */
+static int check_external(struct files_dump *fdump, struct unix_dump *ud, const struct file_desc *d)
+{
+	UnixSkEntry *u = d->entry->unix_sk;
+	const struct unix_diag *p = sk_diag_unix_find(&ud->diag, u->peer);
+	char pname[256];
+	pid_t holder = sk_outside_holder(fdump->tree, u->peer);
+	char who[32] = "no process";
+
+	name_str(p ? p->name : "", p ? p->name_len : 0, pname, sizeof(pname));
+	if (holder)
+		snprintf(who, sizeof(who), "pid %d", holder);
+	if (!allowed_external(fdump->opts, u)) {
+		pr_err("pid %d: fd %d: socket:[%llu] is connected to socket:[%llu] %s held by %s, "
+		       "outside the dumped tree (see --ext-unix-sk)",
+		       d->pid, d->fd, (unsigned long long)u->ino, (unsigned long long)u->peer,
+		       pname, who);
+		return -ENOTSUP;
+	}
+	if (u->type == SOCK_DGRAM && (!p || !p->name_len)) {
+		pr_err("pid %d: fd %d: socket:[%llu]: its external peer socket:[%llu] has no name "
+		       "to reconnect to",
+		       d->pid, d->fd, (unsigned long long)u->ino, (unsigned long long)u->peer);
+		return -ENOTSUP;
+	}
+	u->has_external = 1;
+	u->external = 1;
+	if (p && p->name_len) {
+		u->has_peer_name = 1;
+		u->peer_name.len = p->name_len;
+		if (!(u->peer_name.data = arena_alloc(&fdump->a, p->name_len)))
+			return -ENOMEM;
+		memcpy(u->peer_name.data, p->name, p->name_len);
+	}
+	return dump_dir(&fdump->a, d->pid, u);
+}
+
+/* An unnamed dgram socket connected elsewhere cannot be refilled. */
+static int check_refill(const struct file_desc *d, const struct files_dump *fdump)
+{
+	const UnixSkEntry *u = d->entry->unix_sk;
+	if (u->type != SOCK_DGRAM || !u->n_queue || !u->peer || u->has_name)
+		return 0;
+	const struct file_desc *p = find_ino(fdump, u->peer);
+	if (p && p->entry->unix_sk->peer == u->ino)
+		return 0;
+	pr_err("pid %d: fd %d: socket:[%llu]: an unnamed datagram socket with queued data "
+	       "connected to a named one is not supported",
+	       d->pid, d->fd, (unsigned long long)u->ino);
+	return -ENOTSUP;
+}
+
+static int unix_dump_tree(struct files_dump *fdump, void **priv)
+{
+	struct unix_dump *ud = *priv;
+	int ret = 0;
+	for (size_t i = 0; ud && !ret && i < fdump->nr; i++) {
+		const struct file_desc *d = &fdump->descs[i];
+		if (d->entry->type != FILE_TYPE__FILE_UNIX_SK)
+			continue;
+		const UnixSkEntry *u = d->entry->unix_sk;
+		if (u->peer && !find_ino(fdump, u->peer))
+			ret = check_external(fdump, ud, d);
+		if (!ret)
+			ret = check_refill(d, fdump);
+	}
+	*priv = NULL; /* ud lives in the arena */
+	return ret;
+}
+
+/* ------------------------------ restore ------------------------------ */
+
+struct unix_slot {
+	const FileEntry *e;
+	const UnixSkEntry *u;
+	int fd; /* created, not handed out yet */
+	int created;
+};
+
+struct unix_restore {
+	struct unix_slot *slots;
+	size_t nr;
+};
+
+static int valid_entry(const FileEntry *e)
+{
+	const UnixSkEntry *u = e->unix_sk;
+	if (!u || (u->type != SOCK_STREAM && u->type != SOCK_DGRAM && u->type != SOCK_SEQPACKET))
+		return 0;
+	if (u->peer == u->ino && u->type != SOCK_DGRAM) /* a dgram may talk to itself */
+		return 0;
+	if (u->has_name &&
+	    (!u->name.len || u->name.len > sizeof(((struct sockaddr_un *)0)->sun_path)))
+		return 0;
+	if (u->has_peer_name &&
+	    (!u->peer_name.len || u->peer_name.len > sizeof(((struct sockaddr_un *)0)->sun_path)))
+		return 0;
+	return u->state == TCP_LISTEN || u->state == TCP_ESTABLISHED || u->state == TCP_CLOSE;
+}
+
+static int unix_read(struct img_set *set, struct restore_files *rf, void **priv)
+{
+	struct unix_restore *ur = calloc(1, sizeof(*ur));
+	if (!ur)
+		return -ENOMEM;
+	*priv = ur;
+	ur->slots = calloc(rf->nr_files + 1, sizeof(*ur->slots));
+	if (!ur->slots)
+		return -ENOMEM;
+	for (size_t i = 0; i < rf->nr_files; i++) {
+		const FileEntry *e = rf->files[i];
+		if (e->type != FILE_TYPE__FILE_UNIX_SK)
+			continue;
+		if (!valid_entry(e)) {
+			pr_err("%s/files.img: entry %zu: bad unix socket", img_set_dir(set), i);
+			return -EINVAL;
+		}
+		ur->slots[ur->nr++] = (struct unix_slot){ e, e->unix_sk, -1, 0 };
+	}
+	return 0;
+}
+
+static struct unix_slot *find_slot(struct unix_restore *ur, uint64_t ino)
+{
+	for (size_t i = 0; ino && i < ur->nr; i++)
+		if (ur->slots[i].u->ino == ino)
+			return &ur->slots[i];
+	return NULL;
+}
+
+static socklen_t make_addr(struct sockaddr_un *sa, const ProtobufCBinaryData *name)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	memcpy(sa->sun_path, name->data, name->len);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + name->len);
+}
+
+/* Run bind() or connect() with a relative name resolved in u->dir. */
+static int at_dir(const UnixSkEntry *u, const ProtobufCBinaryData *name, int sk,
+		  int (*op)(int, const struct sockaddr *, socklen_t))
+{
+	struct sockaddr_un sa;
+	socklen_t len = make_addr(&sa, name);
+	int cwd = -1, ret;
+	if (u->dir && name->data[0] != '/' && name->data[0] != '\0') {
+		cwd = open(".", O_PATH | O_CLOEXEC);
+		if (cwd < 0 || chdir(u->dir)) {
+			ret = -errno;
+			if (cwd >= 0)
+				close(cwd);
+			return ret;
+		}
+	}
+	ret = op(sk, (struct sockaddr *)&sa, len) ? -errno : 0;
+	if (cwd >= 0) {
+		if (fchdir(cwd) && !ret)
+			ret = -errno;
+		close(cwd);
+	}
+	return ret;
+}
+
+/* Remove the socket file at u's name (a path), if there is one. */
+static void unlink_socket_file(const UnixSkEntry *u)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	if (!u->has_name || !u->name.data[0])
+		return;
+	snprintf(path, sizeof(path), "%s%s%.*s", relative(&u->name) && u->dir ? u->dir : "",
+		 relative(&u->name) && u->dir ? "/" : "",
+		 (int)strnlen((char *)u->name.data, u->name.len), (char *)u->name.data);
+	if (!lstat(path, &st) && S_ISSOCK(st.st_mode))
+		unlink(path);
+}
+
+/* bind(): the dumped process is dead, its socket file stays behind.  (A
+ * socket whose file was removed since leaves alone what is there now.) */
+static int bind_name(int sk, const UnixSkEntry *u)
+{
+	if (!u->unlinked)
+		unlink_socket_file(u);
+	return at_dir(u, &u->name, sk, bind);
+}
+
+static void set_buf(int sk, int force, int plain, uint32_t v)
+{
+	int half = (int)(v / 2); /* the kernel doubles what it is given */
+	if (v && setsockopt(sk, SOL_SOCKET, force, &half, sizeof(half)))
+		setsockopt(sk, SOL_SOCKET, plain, &half, sizeof(half));
+}
+
+static int set_options(int sk, const UnixSkEntry *u)
+{
+	int one = 1;
+	set_buf(sk, SO_RCVBUFFORCE, SO_RCVBUF, u->rcvbuf);
+	set_buf(sk, SO_SNDBUFFORCE, SO_SNDBUF, u->sndbuf);
+	if (u->passcred && setsockopt(sk, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)))
+		return -errno;
+	return 0;
+}
+
+/* Put u's queued messages back, sent from `from` (to `to_name` if set). */
+static int refill(int from, const UnixSkEntry *u, const ProtobufCBinaryData *to_name)
+{
+	struct sockaddr_un sa;
+	socklen_t len = to_name ? make_addr(&sa, to_name) : 0;
+	for (size_t i = 0; i < u->n_queue; i++) {
+		const ProtobufCBinaryData *m = &u->queue[i];
+		ssize_t n = sendto(from, m->data, m->len, MSG_DONTWAIT | MSG_NOSIGNAL,
+				   to_name ? (struct sockaddr *)&sa : NULL, len);
+		if (n != (ssize_t)m->len)
+			return n < 0 ? -errno : -EIO;
+	}
+	return 0;
+}
+
+/* Refill a named socket's queue from a socket of our own. */
+static int refill_by_name(const UnixSkEntry *u)
+{
+	if (!u->n_queue)
+		return 0;
+	int tmp = socket(AF_UNIX, (int)u->type | SOCK_CLOEXEC, 0);
+	if (tmp < 0)
+		return -errno;
+	int cwd = -1, ret = 0;
+	if (u->dir && u->name.data[0] != '/' && u->name.data[0] != '\0') {
+		cwd = open(".", O_PATH | O_CLOEXEC);
+		if (cwd < 0 || chdir(u->dir))
+			ret = -errno;
+	}
+	int big = 1 << 22;
+	setsockopt(tmp, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
+	if (!ret)
+		ret = refill(tmp, u, &u->name);
+	if (cwd >= 0) {
+		if (fchdir(cwd) && !ret)
+			ret = -errno;
+		close(cwd);
+	}
+	close(tmp);
+	return ret;
+}
+
+static int do_shutdown(int sk, const UnixSkEntry *u)
+{
+	static const int how[] = { 0, SHUT_RD, SHUT_WR, SHUT_RDWR };
+	if (!(u->shutdown & 3))
+		return 0;
+	if (shutdown(sk, how[u->shutdown & 3]) && errno != ENOTCONN)
+		return -errno;
+	return 0;
+}
+
+static int create_slot(struct unix_restore *ur, struct unix_slot *s);
+
+/* The listener of the tree bound to the name that `s` has, if any. */
+static struct unix_slot *listener_of(struct unix_restore *ur, const UnixSkEntry *u)
+{
+	for (size_t i = 0; u->has_name && i < ur->nr; i++) {
+		const UnixSkEntry *l = ur->slots[i].u;
+		if (l->state == TCP_LISTEN && l->type == u->type && l->name.len == u->name.len &&
+		    !memcmp(l->name.data, u->name.data, u->name.len) &&
+		    (!relative(&u->name) || (l->dir && u->dir && !strcmp(l->dir, u->dir))))
+			return &ur->slots[i];
+	}
+	return NULL;
+}
+
+/* sv[1] connects to listener l and sv[0] is what l accepts: both ends get
+ * the names they had (the accepted end shares the listener's name). */
+static int connect_through(struct unix_restore *ur, struct unix_slot *l, const UnixSkEntry *client,
+			   int sv[2])
+{
+	int ret = create_slot(ur, l);
+	if (ret || l->fd < 0)
+		return ret ? ret : -EBADF;
+	sv[1] = socket(AF_UNIX, (int)client->type | SOCK_CLOEXEC, 0);
+	if (sv[1] < 0)
+		return -errno;
+	if (client->has_name)
+		ret = bind_name(sv[1], client);
+	if (!ret)
+		ret = at_dir(l->u, &l->u->name, sv[1], connect);
+	sv[0] = ret ? -1 : accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+	if (!ret && sv[0] < 0)
+		ret = -errno;
+	if (ret)
+		close(sv[1]);
+	return ret;
+}
+
+/* Both ends in the tree (or the peer gone): a socketpair, or a connection
+ * through their listener when it is in the tree too. */
+static int create_pair(struct unix_restore *ur, struct unix_slot *s, struct unix_slot *p)
+{
+	int sv[2], t[2], ret;
+	struct unix_slot *ls = listener_of(ur, s->u), *lp = p ? listener_of(ur, p->u) : NULL;
+	if (p && ls && !lp) {
+		ret = connect_through(ur, ls, p->u, sv); /* s was accepted */
+	} else if (p && lp && !ls) {
+		ret = connect_through(ur, lp, s->u, t); /* p was accepted */
+		sv[0] = t[1];
+		sv[1] = t[0];
+	} else {
+		ret = socketpair(AF_UNIX, (int)s->u->type | SOCK_CLOEXEC, 0, sv) ? -errno : 0;
+	}
+	if (ret)
+		return ret;
+	if ((ret = set_options(sv[0], s->u)) || (p && (ret = set_options(sv[1], p->u))))
+		goto fail;
+	if ((ret = refill(sv[1], s->u, NULL)) || (p && (ret = refill(sv[0], p->u, NULL))))
+		goto fail;
+	if ((ret = do_shutdown(sv[0], s->u)) || (p && (ret = do_shutdown(sv[1], p->u))))
+		goto fail;
+	s->fd = sv[0];
+	if (p) {
+		p->fd = sv[1];
+		p->created = 1;
+	} else {
+		close(sv[1]); /* the peer was closed at dump time */
+	}
+	return 0;
+fail:
+	close(sv[0]);
+	close(sv[1]);
+	return ret;
+}
+
+/* A socket of its own: bind, listen, connect to a name as dumped. */
+static int create_single(struct unix_restore *ur, struct unix_slot *s)
+{
+	const UnixSkEntry *u = s->u;
+	struct unix_slot *p = find_slot(ur, u->peer);
+	const ProtobufCBinaryData *to = NULL;
+	int ret = 0;
+
+	if (u->peer && !u->external && (!p || !p->u->has_name))
+		return -ENOTCONN;
+	if (p && (ret = create_slot(ur, p))) /* the server must be bound first */
+		return ret;
+	to = p ? &p->u->name : (u->external ? &u->peer_name : NULL);
+	int sk = socket(AF_UNIX, (int)u->type | SOCK_CLOEXEC, 0);
+	if (sk < 0)
+		return -errno;
+	ret = set_options(sk, u);
+	if (!ret && u->has_name)
+		ret = bind_name(sk, u);
+	if (!ret && u->state == TCP_LISTEN && listen(sk, (int)u->backlog))
+		ret = -errno;
+	if (!ret && u->has_name)
+		ret = refill_by_name(u);
+	if (!ret && to && u->state != TCP_LISTEN)
+		ret = at_dir(p ? p->u : u, to, sk, connect);
+	if (!ret)
+		ret = do_shutdown(sk, u);
+	if (ret) {
+		close(sk);
+		return ret;
+	}
+	s->fd = sk;
+	return 0;
+}
+
+/* The connections accepted from listener l are made now, while l is
+ * still ours (once handed out to the pool, it is gone from its slot). */
+static int create_accepted(struct unix_restore *ur, struct unix_slot *l)
+{
+	for (size_t i = 0; i < ur->nr; i++) {
+		struct unix_slot *s = &ur->slots[i];
+		if (s->created || s->u->state != TCP_ESTABLISHED || s->u->type == SOCK_DGRAM ||
+		    s->u->external || listener_of(ur, s->u) != l)
+			continue;
+		struct unix_slot *p = find_slot(ur, s->u->peer);
+		if (!p || p->created || listener_of(ur, p->u))
+			continue;
+		s->created = 1;
+		int ret = create_pair(ur, s, p);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int create_slot(struct unix_restore *ur, struct unix_slot *s)
+{
+	if (s->created)
+		return 0;
+	s->created = 1;
+	const UnixSkEntry *u = s->u;
+	struct unix_slot *p = find_slot(ur, u->peer);
+	if (u->state == TCP_ESTABLISHED && u->type != SOCK_DGRAM && !u->external)
+		return create_pair(ur, s, p); /* p NULL: the peer was closed */
+	if (p && p != s && p->u->peer == u->ino)
+		return create_pair(ur, s, p); /* dgram socketpair */
+	int ret = create_single(ur, s);
+	if (!ret && u->state == TCP_LISTEN)
+		ret = create_accepted(ur, s);
+	return ret;
+}
+
+static int unix_open(struct restore_files *rf, void *priv, const FileEntry *e)
+{
+	struct unix_restore *ur = priv;
+	struct unix_slot *s = find_slot(ur, e->unix_sk->ino);
+	char name[256];
+	(void)rf;
+	if (!s)
+		return -EINVAL;
+	if (s->u->external && s->u->type != SOCK_DGRAM) {
+		pr_err("socket:[%llu]: a %s socket connected outside the tree: hand it in with "
+		       "--inherit-fd fd[N]:socket:[%llu]",
+		       (unsigned long long)s->u->ino,
+		       s->u->type == SOCK_STREAM ? "stream" : "seqpacket",
+		       (unsigned long long)s->u->ino);
+		return -ENOTSUP;
+	}
+	int ret = create_slot(ur, s);
+	if (!ret && s->fd < 0)
+		ret = -EBADF; /* opened twice: files.img has a duplicate */
+	if (ret) {
+		name_str(s->u->has_name ? (const char *)s->u->name.data : "", s->u->name.len, name,
+			 sizeof(name));
+		pr_err("socket:[%llu] %s: cannot recreate: %s", (unsigned long long)s->u->ino, name,
+		       strerror(-ret));
+		return ret;
+	}
+	int fd = s->fd;
+	s->fd = -1;
+	if (fcntl(fd, F_SETFL, e->flags & (O_NONBLOCK | O_ASYNC)) < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+/* Every socket is bound and connected now: the files of those whose file
+ * was gone at dump time go away again. */
+static int unix_post_install(struct restore_files *rf, void *priv, size_t idx)
+{
+	const struct task_fds *tf = &rf->tasks[idx];
+	(void)priv;
+	for (size_t i = 0; i < tf->nr; i++) {
+		const FileEntry *e = rf->files[tf->fds[i]->file_id];
+		if (e->type == FILE_TYPE__FILE_UNIX_SK && e->unix_sk->unlinked)
+			unlink_socket_file(e->unix_sk);
+	}
+	return 0;
+}
+
+static void unix_free(void *priv)
+{
+	struct unix_restore *ur = priv;
+	for (size_t i = 0; ur->slots && i < ur->nr; i++)
+		if (ur->slots[i].fd >= 0)
+			close(ur->slots[i].fd);
+	free(ur->slots);
+	free(ur);
+}
+
+const struct file_kind unix_sk_kind = {
+	.name = "unix socket",
+	.types = 1ULL << FILE_TYPE__FILE_UNIX_SK,
+	.match = unix_match,
+	.dump = unix_dump,
+	.dump_tree = unix_dump_tree,
+	.read = unix_read,
+	.open = unix_open,
+	.post_install = unix_post_install,
+	.free = unix_free,
+};

@@ -1,0 +1,434 @@
+/*
+ * taskstate: dump of timers, identity beyond uids/gids, and scheduling
+ * (see taskstate.h).  Where the data comes from:
+ *
+ *   /proc/PID/status      CapAmb, NoNewPrivs, Seccomp (of every thread)
+ *   ptrace                seccomp filters (PTRACE_SECCOMP_GET_FILTER)
+ *   /proc/PID/personality
+ *   /proc/PID/timers      POSIX timer ids, signal, sigev value, notify, clock
+ *   host syscalls         sched_getattr, sched_getaffinity, ioprio_get, comm
+ *   the parasite          getitimer, timer_gettime/getoverrun, securebits,
+ *                         dumpable, child subreaper, get_mempolicy
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proc.h"
+#include "taskstate.h"
+
+#define MAX_TIMERS 64 /* RST_MAX_TIMERS */
+#define IOPRIO_WHO_PROCESS 1
+#define SIGEV_THREAD_ID 4
+
+/* ---- from /proc, before infection ---- */
+
+#define MAX_SECCOMP 16       /* RST_MAX_SECCOMP */
+#define MAX_SECCOMP_INSNS 8192 /* RST_SECCOMP_INSNS */
+#ifndef PTRACE_SECCOMP_GET_FILTER
+#define PTRACE_SECCOMP_GET_FILTER 0x420c
+#endif
+#ifndef PTRACE_GET_SECCOMP_METADATA
+#define PTRACE_GET_SECCOMP_METADATA 0x420d
+#endif
+
+/* The filter chain of one stopped thread, oldest first (the kernel's
+ * index 0 is the oldest, whatever ptrace(2) says; cr_seccomp checks the
+ * order).  Returns how many, or -errno. */
+static int read_seccomp(struct arena *a, pid_t pid, pid_t tid, SeccompFilterEntry **out)
+{
+	char buf[32];
+	long n = 0;
+
+	if (proc_status_field(tid, "Seccomp", buf, sizeof(buf)) || atoi(buf) == 0)
+		return 0;
+	if (atoi(buf) == 1) {
+		pr_err("pid %d: thread %d: seccomp strict mode: not supported", pid, tid);
+		return -ENOTSUP;
+	}
+	long count = 0, total = 0;
+	while ((n = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, (void *)count, NULL)) > 0) {
+		total += n;
+		if (++count > MAX_SECCOMP || total > MAX_SECCOMP_INSNS) {
+			pr_err("pid %d: thread %d: more than %d seccomp filters or %d instructions: "
+			       "not supported", pid, tid, MAX_SECCOMP, MAX_SECCOMP_INSNS);
+			return -E2BIG;
+		}
+	}
+	if (n < 0 && errno != ENOENT) {
+		pr_err("pid %d: thread %d: cannot read its seccomp filters: %s", pid, tid,
+		       strerror(errno));
+		return -errno;
+	}
+	for (long i = 0; i < count; i++) {
+		struct { uint64_t filter_off, flags; } md = { (uint64_t)i, 0 };
+		SeccompFilterEntry *e = arena_alloc(a, sizeof(*e));
+		long len = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, (void *)i, NULL);
+		uint8_t *insns = len > 0 ? arena_alloc(a, (size_t)len * 8) : NULL;
+		if (len <= 0) {
+			pr_err("pid %d: thread %d: seccomp filter %ld: %s", pid, tid, i,
+			       len < 0 ? strerror(errno) : "empty");
+			return len < 0 ? -errno : -EINVAL;
+		}
+		if (!e || !insns)
+			return -ENOMEM;
+		if (ptrace(PTRACE_SECCOMP_GET_FILTER, tid, (void *)i, insns) != len ||
+		    ptrace(PTRACE_GET_SECCOMP_METADATA, tid, (void *)sizeof(md), &md) < 0) {
+			pr_err("pid %d: thread %d: seccomp filter %ld: %s", pid, tid, i, strerror(errno));
+			return -errno;
+		}
+		seccomp_filter_entry__init(e);
+		e->insns.data = insns;
+		e->insns.len = (size_t)len * 8;
+		e->flags = md.flags;
+		out[i] = e;
+	}
+	return (int)count;
+}
+
+static int same_filters(SeccompFilterEntry **x, SeccompFilterEntry **y, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (x[i]->insns.len != y[i]->insns.len || x[i]->flags != y[i]->flags ||
+		    memcmp(x[i]->insns.data, y[i]->insns.data, x[i]->insns.len))
+			return 0;
+	return 1;
+}
+
+/* Every thread must have the same chain (the restore gives each thread
+ * the process's chain). */
+static int dump_seccomp(struct arena *a, const struct frozen_task *task, CoreEntry *core)
+{
+	SeccompFilterEntry **first = arena_alloc(a, MAX_SECCOMP * sizeof(*first));
+	SeccompFilterEntry **other = arena_alloc(a, MAX_SECCOMP * sizeof(*other));
+	if (!first || !other)
+		return -ENOMEM;
+	int n = read_seccomp(a, task->pid, task->pid, first);
+	for (int i = 1; n >= 0 && i < task->nr_threads; i++) {
+		pid_t tid = task->threads[i].tid;
+		int m = read_seccomp(a, task->pid, tid, other);
+		if (m < 0)
+			return m;
+		if (m != n || !same_filters(first, other, n)) {
+			pr_err("pid %d: thread %d: seccomp filters differ from the main thread's: "
+			       "not supported", task->pid, tid);
+			return -ENOTSUP;
+		}
+	}
+	if (n < 0)
+		return n;
+	core->seccomp_filters = first;
+	core->n_seccomp_filters = (size_t)n;
+	return 0;
+}
+
+static uint64_t status_hex(pid_t pid, const char *key, int *found)
+{
+	char buf[64];
+	if (proc_status_field(pid, key, buf, sizeof(buf))) {
+		*found = 0;
+		return 0;
+	}
+	*found = 1;
+	return strtoull(buf, NULL, 16);
+}
+
+static int read_personality(pid_t pid, uint32_t *out)
+{
+	char path[64];
+	unsigned v;
+	snprintf(path, sizeof(path), "/proc/%d/personality", pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	int n = fscanf(f, "%x", &v);
+	fclose(f);
+	if (n != 1)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int dump_task_proc(struct arena *a, const struct frozen_task *task, CoreEntry *core)
+{
+	CredsEntry *c = core->creds;
+	char buf[32];
+	int found, ret;
+
+	if ((ret = dump_seccomp(a, task, core)))
+		return ret;
+	c->cap_amb = status_hex(task->pid, "CapAmb", &found);
+	c->has_cap_amb = found;
+	if (!proc_status_field(task->pid, "NoNewPrivs", buf, sizeof(buf))) {
+		c->has_no_new_privs = 1;
+		c->no_new_privs = atoi(buf) != 0;
+	}
+	if ((ret = read_personality(task->pid, &core->personality))) {
+		pr_err("pid %d: cannot read its personality: %s", task->pid, strerror(-ret));
+		return ret;
+	}
+	core->has_personality = 1;
+	return 0;
+}
+
+/* ---- per thread, host syscalls ---- */
+
+struct raw_sched_attr {
+	uint32_t size, policy;
+	uint64_t flags;
+	int32_t nice;
+	uint32_t priority;
+	uint64_t runtime, deadline, period;
+	uint32_t util_min, util_max;
+};
+
+static int read_comm(pid_t pid, pid_t tid, char *buf, size_t len)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	if (!fgets(buf, (int)len, f))
+		buf[0] = 0;
+	fclose(f);
+	buf[strcspn(buf, "\n")] = 0;
+	return 0;
+}
+
+static int read_affinity(struct arena *a, pid_t tid, SchedEntry *s)
+{
+	cpu_set_t set;
+	size_t words = sizeof(set) / 8;
+	CPU_ZERO(&set);
+	if (sched_getaffinity(tid, sizeof(set), &set))
+		return -errno;
+	const uint64_t *w = (const uint64_t *)&set;
+	while (words > 1 && !w[words - 1])
+		words--;
+	s->affinity = arena_alloc(a, words * sizeof(uint64_t));
+	if (!s->affinity)
+		return -ENOMEM;
+	memcpy(s->affinity, w, words * sizeof(uint64_t));
+	s->n_affinity = words;
+	return 0;
+}
+
+int dump_thread_sched(struct arena *a, pid_t pid, ThreadCoreEntry *tc)
+{
+	pid_t tid = (pid_t)tc->tid;
+	struct raw_sched_attr attr;
+	char comm[32];
+	SchedEntry *s = arena_alloc(a, sizeof(*s));
+	int ret;
+
+	if (!s)
+		return -ENOMEM;
+	sched_entry__init(s);
+	if ((ret = read_comm(pid, tid, comm, sizeof(comm))) == 0)
+		tc->comm = arena_strdup(a, comm);
+	memset(&attr, 0, sizeof(attr));
+	long io = syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS, tid);
+	if (ret || syscall(SYS_sched_getattr, tid, &attr, sizeof(attr), 0) || io < 0 ||
+	    (ret = read_affinity(a, tid, s))) {
+		ret = ret ? ret : -errno;
+		pr_err("pid %d: thread %d: cannot read its scheduling: %s", pid, tid, strerror(-ret));
+		return ret;
+	}
+	s->policy = attr.policy;
+	s->flags = attr.flags;
+	s->nice = attr.nice;
+	s->priority = attr.priority;
+	if (attr.policy == 6) { /* SCHED_DEADLINE */
+		s->has_dl_runtime = s->has_dl_deadline = s->has_dl_period = 1;
+		s->dl_runtime = attr.runtime;
+		s->dl_deadline = attr.deadline;
+		s->dl_period = attr.period;
+	}
+	s->ioprio = (uint32_t)io;
+	tc->sched = s;
+	return tc->comm ? 0 : -ENOMEM;
+}
+
+/* ---- through the parasite ---- */
+
+struct timers_ctx {
+	struct arena *a;
+	pid_t pid;
+	PosixTimerEntry *cur;
+	PosixTimerEntry **list;
+	size_t n;
+	int err;
+};
+
+static const char *const notify_names[] = { "signal", "none", "thread" };
+
+static int parse_notify(PosixTimerEntry *t, const char *v)
+{
+	char how[16], whom[8];
+	int id;
+	if (sscanf(v, "%15[a-z]/%7[a-z].%d", how, whom, &id) != 3)
+		return -EINVAL;
+	for (int i = 0; i < 3; i++) {
+		if (strcmp(how, notify_names[i]))
+			continue;
+		t->notify = i;
+		if (!strcmp(whom, "tid")) {
+			t->notify |= SIGEV_THREAD_ID;
+			t->notify_tid = id;
+		}
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int parse_timer_line(char *line, void *arg)
+{
+	struct timers_ctx *c = arg;
+	int id;
+	unsigned long long value;
+
+	if (sscanf(line, "ID: %d", &id) == 1) {
+		if (c->n >= MAX_TIMERS) {
+			c->err = -E2BIG;
+			return 1;
+		}
+		c->cur = arena_alloc(c->a, sizeof(*c->cur));
+		if (!c->cur) {
+			c->err = -ENOMEM;
+			return 1;
+		}
+		posix_timer_entry__init(c->cur);
+		c->cur->id = id;
+		c->list[c->n++] = c->cur;
+		return 0;
+	}
+	if (!c->cur)
+		return 0;
+	if (sscanf(line, "signal: %d/%llx", &id, &value) == 2) {
+		c->cur->signo = id;
+		c->cur->sigval = value;
+	} else if (!strncmp(line, "notify: ", 8)) {
+		if (parse_notify(c->cur, line + 8))
+			c->err = -EINVAL;
+	} else if (sscanf(line, "ClockID: %d", &id) == 1) {
+		c->cur->clock = id;
+	}
+	return c->err ? 1 : 0;
+}
+
+static int dump_posix_timers(struct arena *a, struct infect_ctl *ctl, pid_t pid, CoreEntry *core)
+{
+	char path[64];
+	struct timers_ctx c = { .a = a, .pid = pid, .list = arena_alloc(a, MAX_TIMERS * sizeof(void *)) };
+	if (!c.list)
+		return -ENOMEM;
+	snprintf(path, sizeof(path), "/proc/%d/timers", pid);
+	int ret = proc_each_line(path, parse_timer_line, &c);
+	if (ret < 0 || c.err) {
+		ret = c.err ? c.err : ret;
+		if (ret == -E2BIG)
+			pr_err("pid %d: more than %d POSIX timers are not supported", pid, MAX_TIMERS);
+		else
+			pr_err("pid %d: cannot read %s: %s", pid, path, strerror(-ret));
+		return ret;
+	}
+	for (size_t i = 0; i < c.n; i++) {
+		PosixTimerEntry *t = c.list[i];
+		struct parasite_posix_timer pt;
+		if ((ret = infect_get_posix_timer(ctl, t->id, &pt))) {
+			pr_err("pid %d: POSIX timer %d: cannot read it: %s", pid, t->id, strerror(-ret));
+			return ret;
+		}
+		t->int_sec = (uint64_t)pt.its[0];
+		t->int_nsec = (uint64_t)pt.its[1];
+		t->val_sec = (uint64_t)pt.its[2];
+		t->val_nsec = (uint64_t)pt.its[3];
+		t->overrun = pt.overrun;
+	}
+	core->posix_timers = c.list;
+	core->n_posix_timers = c.n;
+	return 0;
+}
+
+static int dump_itimers(struct arena *a, const struct parasite_task_state *st, CoreEntry *core)
+{
+	ItimerEntry *e = arena_alloc(a, 3 * sizeof(*e));
+	ItimerEntry **p = arena_alloc(a, 3 * sizeof(*p));
+	if (!e || !p)
+		return -ENOMEM;
+	for (int w = 0; w < 3; w++) {
+		itimer_entry__init(&e[w]);
+		e[w].which = (uint32_t)w;
+		e[w].int_sec = (uint64_t)st->itimer[w][0];
+		e[w].int_usec = (uint64_t)st->itimer[w][1];
+		e[w].val_sec = (uint64_t)st->itimer[w][2];
+		e[w].val_usec = (uint64_t)st->itimer[w][3];
+		p[w] = &e[w];
+	}
+	core->itimers = p;
+	core->n_itimers = 3;
+	return 0;
+}
+
+static int dump_mempolicy(struct arena *a, const struct parasite_task_state *st, CoreEntry *core)
+{
+	size_t words = sizeof(st->mempolicy_nodes) / 8;
+	if (st->mempolicy_mode < 0)
+		return 0;
+	while (words > 1 && !st->mempolicy_nodes[words - 1])
+		words--;
+	core->mempolicy_nodes = arena_alloc(a, words * sizeof(uint64_t));
+	if (!core->mempolicy_nodes)
+		return -ENOMEM;
+	memcpy(core->mempolicy_nodes, st->mempolicy_nodes, words * sizeof(uint64_t));
+	core->n_mempolicy_nodes = words;
+	core->has_mempolicy_mode = 1;
+	core->mempolicy_mode = st->mempolicy_mode;
+	return 0;
+}
+
+int dump_task_parasite(struct arena *a, struct infect_ctl *ctl, const struct frozen_task *task,
+		       CoreEntry *core)
+{
+	struct parasite_task_state st;
+	int ret = infect_get_task_state(ctl, &st);
+	if (ret) {
+		pr_err("pid %d: cannot read its timers and prctl state: %s", task->pid, strerror(-ret));
+		return ret;
+	}
+	core->creds->has_securebits = 1;
+	core->creds->securebits = (uint32_t)st.securebits;
+	core->has_dumpable = 1;
+	core->dumpable = (uint32_t)st.dumpable;
+	core->has_child_subreaper = 1;
+	core->child_subreaper = st.subreaper != 0;
+	if ((ret = dump_itimers(a, &st, core)) || (ret = dump_mempolicy(a, &st, core)))
+		return ret;
+	return dump_posix_timers(a, ctl, task->pid, core);
+}
+
+/* ---- restore, in the restoring process ---- */
+
+int restore_task_misc(const CoreEntry *core)
+{
+	if (core->has_personality && core->personality != 0xffffffffU &&
+	    personality(core->personality) < 0) {
+		pr_err("pid %d: personality %#x: %s", core->pid, core->personality, strerror(errno));
+		return -errno;
+	}
+	if (core->has_child_subreaper &&
+	    prctl(PR_SET_CHILD_SUBREAPER, core->child_subreaper ? 1 : 0, 0, 0, 0)) {
+		pr_err("pid %d: child subreaper: %s", core->pid, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}

@@ -1,0 +1,35 @@
+/*
+ * taskstate: the dump side of per-process state beyond registers and
+ * signals (core.c): itimers and POSIX timers, capabilities beyond the
+ * four sets, securebits, no_new_privs, personality, dumpable, child
+ * subreaper, NUMA memory policy, seccomp filters, and per thread its
+ * name, scheduling, affinity and ioprio.  The
+ * restoring side is restore-state.c (what the restorer blob sets) and
+ * restore_task_misc() below (what the restoring process sets itself).
+ */
+#ifndef CKPT_TASKSTATE_H
+#define CKPT_TASKSTATE_H
+
+#include "arena.h"
+#include "core.pb-c.h"
+#include "freeze.h"
+#include "infect.h"
+
+/* From /proc and ptrace, before infection: seccomp filters (refusing
+ * strict mode and threads with different filters), the rest of
+ * core->creds and the personality. */
+int dump_task_proc(struct arena *a, const struct frozen_task *task, CoreEntry *core);
+
+/* Name, scheduling, affinity and ioprio of one thread (host syscalls). */
+int dump_thread_sched(struct arena *a, pid_t pid, ThreadCoreEntry *tc);
+
+/* Through the parasite: timers, securebits, dumpable, subreaper,
+ * memory policy. */
+int dump_task_parasite(struct arena *a, struct infect_ctl *ctl, const struct frozen_task *task,
+		       CoreEntry *core);
+
+/* In the restoring process before the restorer: personality and child
+ * subreaper. */
+int restore_task_misc(const CoreEntry *core);
+
+#endif

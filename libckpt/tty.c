@@ -1,0 +1,812 @@
+/*
+ * tty: terminals, two cases.
+ *
+ * A pseudo-terminal whose master (/dev/ptmx) is in the tree: on restore a
+ * new pair is made (its index may change: the restored slave fds point at
+ * the new /dev/pts/N), with the dumped termios, window size, packet mode
+ * and lock; every description of the pair (the master, each open of the
+ * slave) gets its own fd from the new master (TIOCGPTPEER).  A slave that
+ * a process outside the tree has open, or bytes not yet read on either
+ * side, are refused by name: they could not be kept.
+ *
+ * Any other terminal (the shell's /dev/pts/N, a console, /dev/tty of
+ * one) is the job's terminal: refused unless --shell-job, and then bound
+ * on restore to the restoring ckptctl's own terminal (its fd 0, 1 or 2,
+ * else /dev/tty), the root's process group made its foreground group
+ * again when it was at the dump.
+ *
+ * Sessions: the session leader whose controlling terminal is a pty of the
+ * tree gets it back (tty_restore_ctty, before it forks, see tty.h) and
+ * puts back its foreground process group (post_install).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/sysmacros.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "ckpt/ckpt.h"
+#include "file-kinds.h"
+#include "log.h"
+#include "tty.h"
+
+#define PTS_MAJOR 136  /* /dev/pts/N */
+#define TTYAUX_MAJOR 5 /* 5:0 /dev/tty, 5:1 /dev/console, 5:2 /dev/ptmx */
+#define VT_MAJOR 4     /* virtual consoles and serial ports */
+#define NR_PTY_MAX (1U << 20)
+
+/* The kernel's encoding of a device number, as in /proc/PID/stat tty_nr. */
+static uint32_t encode_dev(dev_t d)
+{
+	unsigned maj = major(d), min = minor(d);
+	return (min & 0xff) | (maj << 8) | ((min & ~0xffU) << 12);
+}
+
+static unsigned dev_major(uint32_t d)
+{
+	return (d >> 8) & 0xfff;
+}
+
+static unsigned dev_minor(uint32_t d)
+{
+	return (d & 0xff) | ((d >> 12) & 0xfff00);
+}
+
+/* tty_nr, tpgid and sid of a process (/proc/PID/stat). */
+struct stat_tty {
+	uint32_t tty_nr;
+	int tpgid, sid;
+};
+
+static int read_stat_tty(pid_t pid, struct stat_tty *s)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *close = strrchr(buf, ')'); /* comm may hold anything */
+	int ppid, pgid, tty;
+	char state;
+	if (!close || sscanf(close + 1, " %c %d %d %d %d %d", &state, &ppid, &pgid, &s->sid, &tty,
+			     &s->tpgid) != 6)
+		return -EINVAL;
+	s->tty_nr = (uint32_t)tty;
+	return 0;
+}
+
+/* ------------------------------- dump ------------------------------- */
+
+struct tty_seen {
+	FileEntry *e;
+	pid_t pid;
+	int fd;
+};
+
+struct tty_dump {
+	struct tty_seen *v;
+	size_t nr, cap;
+};
+
+static int remember(struct fd_dump *f, FileEntry *e)
+{
+	struct tty_dump *d = *f->priv;
+	if (!d && !(d = *f->priv = calloc(1, sizeof(*d))))
+		return -ENOMEM;
+	if (d->nr == d->cap) {
+		size_t cap = d->cap ? 2 * d->cap : 8;
+		struct tty_seen *v = realloc(d->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		d->v = v;
+		d->cap = cap;
+	}
+	d->v[d->nr++] = (struct tty_seen){ e, f->pid, f->fd };
+	return 0;
+}
+
+static int tty_match(const struct fd_dump *f)
+{
+	if (!S_ISCHR(f->st->st_mode))
+		return 0;
+	unsigned maj = major(f->st->st_rdev), min = minor(f->st->st_rdev);
+	return maj == PTS_MAJOR || maj == VT_MAJOR || (maj == TTYAUX_MAJOR && min <= 2);
+}
+
+static TtyTermios *save_termios(struct arena *a, const struct termios *tio)
+{
+	TtyTermios *t = arena_alloc(a, sizeof(*t));
+	uint8_t *cc = arena_alloc(a, NCCS);
+	if (!t || !cc)
+		return NULL;
+	tty_termios__init(t);
+	t->iflag = tio->c_iflag;
+	t->oflag = tio->c_oflag;
+	t->cflag = tio->c_cflag;
+	t->lflag = tio->c_lflag;
+	t->line = tio->c_line;
+	memcpy(cc, tio->c_cc, NCCS);
+	t->cc.data = cc;
+	t->cc.len = NCCS;
+	t->ispeed = (uint32_t)cfgetispeed(tio);
+	t->ospeed = (uint32_t)cfgetospeed(tio);
+	return t;
+}
+
+/* The pair's state, read through the master (termios and window size
+ * ioctls on a master act on its slave). */
+static int save_pair(struct fd_dump *f, int m, TtyEntry *t)
+{
+	struct termios tio;
+	struct winsize ws;
+	int pkt = 0, lck = 0, queued = 0;
+	if (ioctl(m, TIOCGPTN, &t->index) || tcgetattr(m, &tio) || ioctl(m, TIOCGWINSZ, &ws) ||
+	    ioctl(m, TIOCGPKT, &pkt) || ioctl(m, TIOCGPTLCK, &lck) || ioctl(m, FIONREAD, &queued)) {
+		pr_err("pid %d: fd %d: %s: cannot read the pty's state: %s", f->pid, f->fd, f->link,
+		       strerror(errno));
+		return -errno;
+	}
+	if (queued > 0) {
+		pr_err("pid %d: fd %d: %s (pty %u): %d bytes written on the slave side are not "
+		       "read yet: data in pty buffers is not supported",
+		       f->pid, f->fd, f->link, t->index, queued);
+		return -ENOTSUP;
+	}
+	if (!(t->termios = save_termios(&f->fdump->a, &tio)))
+		return -ENOMEM;
+	t->rdev = encode_dev(makedev(PTS_MAJOR, t->index));
+	t->has_rows = t->has_cols = t->has_xpixel = t->has_ypixel = 1;
+	t->rows = ws.ws_row;
+	t->cols = ws.ws_col;
+	t->xpixel = ws.ws_xpixel;
+	t->ypixel = ws.ws_ypixel;
+	t->has_packet = t->has_locked = 1;
+	t->packet = pkt != 0;
+	t->locked = lck != 0;
+	/* every slave opened and closed again: the master reads EIO */
+	struct pollfd pfd = { m, POLLIN, 0 };
+	t->has_hangup = 1;
+	t->hangup = poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLHUP);
+	return 0;
+}
+
+static int dump_master(struct fd_dump *f, TtyEntry *t)
+{
+	int m = files_getfd(f->pid, f->fd);
+	if (m < 0) {
+		pr_err("pid %d: fd %d: %s: cannot get the pty master: %s", f->pid, f->fd, f->link,
+		       strerror(-m));
+		return m;
+	}
+	t->kind = TTY_KIND__TTY_PTY_MASTER;
+	int ret = save_pair(f, m, t);
+	close(m);
+	return ret;
+}
+
+/* /dev/tty stands for the process's controlling terminal. */
+static int dump_devtty(struct fd_dump *f, TtyEntry *t)
+{
+	struct stat_tty s;
+	int ret = read_stat_tty(f->pid, &s);
+	if (ret)
+		return ret;
+	if (!s.tty_nr) {
+		pr_err("pid %d: fd %d: /dev/tty of a process without a controlling terminal is not "
+		       "supported",
+		       f->pid, f->fd);
+		return -ENOTSUP;
+	}
+	t->rdev = s.tty_nr;
+	t->kind =
+		dev_major(s.tty_nr) == PTS_MAJOR ? TTY_KIND__TTY_PTY_SLAVE : TTY_KIND__TTY_EXTERNAL;
+	t->index = dev_minor(s.tty_nr);
+	return 0;
+}
+
+static int tty_dump(struct fd_dump *f, FileEntry *e)
+{
+	struct arena *a = &f->fdump->a;
+	TtyEntry *t = arena_alloc(a, sizeof(*t));
+	if (!t || !(e->path = arena_strdup(a, f->link)))
+		return -ENOMEM;
+	tty_entry__init(t);
+	e->type = FILE_TYPE__FILE_TTY;
+	e->tty = t;
+	dev_t rdev = f->st->st_rdev;
+	unsigned maj = major(rdev), min = minor(rdev);
+	int ret = 0;
+	t->rdev = encode_dev(rdev);
+	if (maj == TTYAUX_MAJOR && min == 2) {
+		ret = dump_master(f, t);
+	} else if (maj == TTYAUX_MAJOR && min == 0) {
+		ret = dump_devtty(f, t);
+	} else if (maj == PTS_MAJOR) {
+		t->kind = TTY_KIND__TTY_PTY_SLAVE; /* external if its master is not ours */
+		t->index = min;
+	} else {
+		t->kind = TTY_KIND__TTY_EXTERNAL;
+	}
+	return ret ? ret : remember(f, e);
+}
+
+static TtyEntry *master_of(struct tty_dump *d, uint32_t index)
+{
+	for (size_t i = 0; i < d->nr; i++) {
+		TtyEntry *t = d->v[i].e->tty;
+		if (t->kind == TTY_KIND__TTY_PTY_MASTER && t->index == index)
+			return t;
+	}
+	return NULL;
+}
+
+/* An open slave: nothing written on the master side may wait unread. */
+static int check_slave_queue(const struct tty_seen *s)
+{
+	int fd = files_getfd(s->pid, s->fd), queued = 0;
+	if (fd < 0)
+		return fd;
+	int ret = ioctl(fd, FIONREAD, &queued) ? -errno : 0;
+	close(fd);
+	if (!ret && queued > 0) {
+		pr_err("pid %d: fd %d: %s: %d bytes written on the master side are not read yet: "
+		       "data in pty buffers is not supported",
+		       s->pid, s->fd, s->e->path, queued);
+		return -ENOTSUP;
+	}
+	return ret;
+}
+
+/* Slaves whose master is in the tree stay ptys; the others are the job's
+ * terminal, which needs --shell-job (and one terminal at most). */
+static int resolve_slaves(struct files_dump *c, struct tty_dump *d)
+{
+	uint32_t job_tty = 0;
+	for (size_t i = 0; i < d->nr; i++) {
+		const struct tty_seen *s = &d->v[i];
+		TtyEntry *t = s->e->tty;
+		int ret;
+		if (t->kind == TTY_KIND__TTY_PTY_SLAVE && master_of(d, t->index)) {
+			if ((ret = check_slave_queue(s)))
+				return ret;
+			continue;
+		}
+		if (t->kind != TTY_KIND__TTY_PTY_SLAVE && t->kind != TTY_KIND__TTY_EXTERNAL)
+			continue;
+		t->kind = TTY_KIND__TTY_EXTERNAL;
+		if (!c->opts || !c->opts->shell_job) {
+			pr_err("pid %d: fd %d: %s: a terminal outside the tree (character device "
+			       "%u:%u): dump with --shell-job to bind it to the restoring terminal",
+			       s->pid, s->fd, s->e->path, dev_major(t->rdev), dev_minor(t->rdev));
+			return -ENOTSUP;
+		}
+		if (job_tty && job_tty != t->rdev) {
+			pr_err("pid %d: fd %d: %s: a second terminal outside the tree (%u:%u, the "
+			       "first is %u:%u): --shell-job binds one",
+			       s->pid, s->fd, s->e->path, dev_major(t->rdev), dev_minor(t->rdev),
+			       dev_major(job_tty), dev_minor(job_tty));
+			return -ENOTSUP;
+		}
+		job_tty = t->rdev;
+	}
+	return 0;
+}
+
+static int in_tree(const struct frozen_tree *tree, pid_t pid)
+{
+	for (int i = 0; i < tree->nr_tasks; i++)
+		if (tree->tasks[i].pid == pid)
+			return 1;
+	return 0;
+}
+
+/* The master's new pair gets another index: an outside process that has
+ * the old /dev/pts/N open would be left on the old one. */
+static int check_outside_slaves(struct tty_dump *d, pid_t pid)
+{
+	char path[300];
+	struct stat st;
+	struct dirent *fe;
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	DIR *fds = opendir(path);
+	while (fds && (fe = readdir(fds))) {
+		snprintf(path, sizeof(path), "/proc/%d/fd/%s", pid, fe->d_name);
+		if (fe->d_name[0] == '.' || stat(path, &st) || !S_ISCHR(st.st_mode) ||
+		    major(st.st_rdev) != PTS_MAJOR)
+			continue;
+		TtyEntry *m = master_of(d, minor(st.st_rdev));
+		if (!m)
+			continue;
+		for (size_t i = 0; i < d->nr; i++)
+			if (d->v[i].e->tty == m)
+				pr_err("pid %d: fd %d: pty %u: its slave /dev/pts/%u is open in "
+				       "pid %d (fd %s), outside the dumped tree",
+				       d->v[i].pid, d->v[i].fd, m->index, m->index, pid,
+				       fe->d_name);
+		closedir(fds);
+		return -ENOTSUP;
+	}
+	if (fds)
+		closedir(fds);
+	return 0;
+}
+
+static int check_outside(struct files_dump *c, struct tty_dump *d)
+{
+	struct dirent *de;
+	int ret = 0, masters = 0;
+	for (size_t i = 0; i < d->nr; i++)
+		masters += d->v[i].e->tty->kind == TTY_KIND__TTY_PTY_MASTER;
+	if (!masters)
+		return 0;
+	DIR *proc = opendir("/proc");
+	if (!proc)
+		return -errno;
+	while (!ret && (de = readdir(proc))) {
+		pid_t pid = atoi(de->d_name);
+		if (pid > 0 && pid != getpid() && !in_tree(c->tree, pid))
+			ret = check_outside_slaves(d, pid);
+	}
+	closedir(proc);
+	return ret;
+}
+
+/* `pgrp` if some process of the tree is in it (a group it can make the
+ * foreground again), else 0. */
+static uint32_t tree_pgrp(const struct frozen_tree *tree, int pgrp)
+{
+	for (int i = 0; pgrp > 0 && i < tree->nr_tasks; i++)
+		if (!tree->tasks[i].zombie && tree->tasks[i].pgid == pgrp)
+			return (uint32_t)pgrp;
+	return 0;
+}
+
+/* Controlling terminals and foreground groups of the tree's sessions. */
+static int dump_sessions(struct files_dump *c, struct tty_dump *d)
+{
+	for (int i = 0; i < c->tree->nr_tasks; i++) {
+		const struct frozen_task *task = &c->tree->tasks[i];
+		struct stat_tty s;
+		if (task->zombie || read_stat_tty(task->pid, &s) || !s.tty_nr)
+			continue;
+		TtyEntry *m =
+			dev_major(s.tty_nr) == PTS_MAJOR ? master_of(d, dev_minor(s.tty_nr)) : NULL;
+		if (m && s.sid == task->pid) {
+			m->has_ctty_sid = m->has_fg_pgrp = 1;
+			m->ctty_sid = (uint32_t)task->pid;
+			m->fg_pgrp = tree_pgrp(c->tree, s.tpgid);
+		} else if (m && !in_tree(c->tree, s.sid)) {
+			pr_err("pid %d: its controlling terminal, pty %u of the tree, belongs to "
+			       "session %d outside the tree: not supported",
+			       task->pid, m->index, s.sid);
+			return -ENOTSUP;
+		} else if (!m && s.sid == task->pid && c->opts && c->opts->shell_job) {
+			pr_err("pid %d: a session leader whose controlling terminal (%u:%u) is "
+			       "outside the tree: --shell-job cannot give it back",
+			       task->pid, dev_major(s.tty_nr), dev_minor(s.tty_nr));
+			return -ENOTSUP;
+		}
+		/* a shell job: was the root's group in the foreground? */
+		for (size_t k = 0; !m && i == 0 && k < d->nr; k++) {
+			TtyEntry *t = d->v[k].e->tty;
+			if (t->kind == TTY_KIND__TTY_EXTERNAL && t->rdev == s.tty_nr &&
+			    s.tpgid == task->pgid) {
+				t->has_fg_pgrp = 1;
+				t->fg_pgrp = (uint32_t)s.tpgid;
+			}
+		}
+	}
+	return 0;
+}
+
+static int tty_dump_tree(struct files_dump *fdump, void **priv)
+{
+	struct tty_dump *d = *priv;
+	int ret = 0;
+	if (!d)
+		return 0;
+	if (!(ret = resolve_slaves(fdump, d)) && !(ret = check_outside(fdump, d)))
+		ret = dump_sessions(fdump, d);
+	free(d->v);
+	free(d);
+	*priv = NULL;
+	return ret;
+}
+
+/* ------------------------------ restore ----------------------------- */
+
+struct pty_pair {
+	uint32_t index;	       /* at dump */
+	const TtyEntry *state; /* the master's entry */
+	int master;	       /* our fd on the new master while descriptions are left */
+	int left;	       /* descriptions of the pair not opened yet */
+	int slaves;	       /* slave descriptions in the image */
+};
+
+struct tty_restore {
+	struct pty_pair *pairs;
+	size_t nr;
+	int term, own_term; /* --shell-job: the terminal the job's fds go to */
+};
+
+static struct pty_pair *pair_of(struct tty_restore *r, uint32_t index)
+{
+	for (size_t i = 0; i < r->nr; i++)
+		if (r->pairs[i].index == index)
+			return &r->pairs[i];
+	return NULL;
+}
+
+static int valid_entry(const FileEntry *e)
+{
+	const TtyEntry *t = e->tty;
+	if (!t || t->kind < TTY_KIND__TTY_PTY_MASTER || t->kind > TTY_KIND__TTY_EXTERNAL ||
+	    t->index >= NR_PTY_MAX)
+		return 0;
+	if (t->kind != TTY_KIND__TTY_PTY_MASTER)
+		return 1;
+	return t->termios && t->termios->cc.len <= NCCS && t->has_rows && t->has_cols;
+}
+
+/* Our terminal: the first of fds 0-2 that is one, else /dev/tty.  When
+ * the job was in the foreground it must also be our controlling one. */
+static int find_term(struct tty_restore *r, int want_fg)
+{
+	struct stat b;
+	for (int fd = 0; fd < 3 && r->term < 0; fd++)
+		if (isatty(fd))
+			r->term = fd;
+	int ctty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (r->term < 0 && ctty >= 0) {
+		r->term = ctty;
+		r->own_term = 1;
+		return 0;
+	}
+	if (r->term < 0) {
+		pr_err("--shell-job: ckptctl restore has no terminal to give the job (none on "
+		       "fds 0-2, no /dev/tty)");
+		return -ENOTTY;
+	}
+	/* /dev/tty's own inode is 5:0: our stat's tty_nr names the terminal */
+	struct stat_tty s;
+	int same = ctty >= 0 && !read_stat_tty(getpid(), &s) && !fstat(r->term, &b) &&
+		   s.tty_nr == encode_dev(b.st_rdev);
+	if (ctty >= 0)
+		close(ctty);
+	if (want_fg && !same) {
+		pr_err("--shell-job: the terminal on fd %d is not ckptctl's controlling terminal: "
+		       "cannot put the job back in its foreground",
+		       r->term);
+		return -ENOTTY;
+	}
+	return 0;
+}
+
+static int add_entry(struct tty_restore *r, const FileEntry *e)
+{
+	struct pty_pair *p = pair_of(r, e->tty->index);
+	if (!p) {
+		p = realloc(r->pairs, (r->nr + 1) * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		r->pairs = p;
+		p = &r->pairs[r->nr++];
+		*p = (struct pty_pair){ e->tty->index, NULL, -1, 0, 0 };
+	}
+	if (e->tty->kind == TTY_KIND__TTY_PTY_MASTER) {
+		if (p->state) {
+			pr_err("file %u: a second master for pty %u", e->id, e->tty->index);
+			return -EINVAL;
+		}
+		p->state = e->tty;
+	} else {
+		p->slaves++;
+	}
+	p->left++;
+	return 0;
+}
+
+static int read_entries(struct restore_files *rf, struct tty_restore *r, int *want_fg)
+{
+	int shell_job = rf->opts && rf->opts->shell_job, ret;
+	for (size_t i = 0; i < rf->nr_files; i++) {
+		const FileEntry *e = rf->files[i];
+		if (e->type != FILE_TYPE__FILE_TTY)
+			continue;
+		if (!valid_entry(e)) {
+			pr_err("file %u: bad terminal entry", e->id);
+			return -EINVAL;
+		}
+		if (e->tty->kind != TTY_KIND__TTY_EXTERNAL) {
+			if ((ret = add_entry(r, e)))
+				return ret;
+			continue;
+		}
+		if (!shell_job) {
+			pr_err("file %u: %s is the job's terminal (dumped with --shell-job): "
+			       "restore with --shell-job",
+			       e->id, e->path ? e->path : "a terminal");
+			return -ENOTSUP;
+		}
+		*want_fg |= e->tty->has_fg_pgrp && e->tty->fg_pgrp;
+		if (r->term < 0)
+			r->term = -2; /* needed */
+	}
+	for (size_t i = 0; i < r->nr; i++)
+		if (!r->pairs[i].state) {
+			pr_err("pty %u: slave without its master in the image", r->pairs[i].index);
+			return -EINVAL;
+		}
+	return 0;
+}
+
+static void tty_free(void *priv)
+{
+	struct tty_restore *r = priv;
+	for (size_t i = 0; i < r->nr; i++)
+		if (r->pairs[i].master >= 0)
+			close(r->pairs[i].master);
+	if (r->own_term)
+		close(r->term);
+	free(r->pairs);
+	free(r);
+}
+
+static int tty_read(struct img_set *set, struct restore_files *rf, void **priv)
+{
+	(void)set;
+	struct tty_restore *r = calloc(1, sizeof(*r));
+	int want_fg = 0;
+	if (!r)
+		return -ENOMEM;
+	r->term = -1;
+	*priv = r;
+	int ret = read_entries(rf, r, &want_fg);
+	if (!ret && r->term == -2) {
+		r->term = -1;
+		ret = find_term(r, want_fg);
+	}
+	return ret;
+}
+
+static void load_termios(const TtyTermios *t, struct termios *tio)
+{
+	memset(tio, 0, sizeof(*tio));
+	tio->c_iflag = t->iflag;
+	tio->c_oflag = t->oflag;
+	tio->c_cflag = t->cflag;
+	tio->c_lflag = t->lflag;
+	tio->c_line = (cc_t)t->line;
+	memcpy(tio->c_cc, t->cc.data, t->cc.len);
+	cfsetispeed(tio, (speed_t)t->ispeed);
+	cfsetospeed(tio, (speed_t)t->ospeed);
+}
+
+/* A new pty with the dumped state, unlocked until its slaves are open. */
+static int make_pair(struct pty_pair *p)
+{
+	const TtyEntry *t = p->state;
+	struct termios tio;
+	struct winsize ws = { (unsigned short)t->rows, (unsigned short)t->cols,
+			      (unsigned short)t->xpixel, (unsigned short)t->ypixel };
+	int zero = 0, pkt = t->has_packet && t->packet;
+	unsigned index;
+	int m = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (m < 0) {
+		pr_err("pty %u: cannot open /dev/ptmx: %s", p->index, strerror(errno));
+		return -errno;
+	}
+	load_termios(t->termios, &tio);
+	if (ioctl(m, TIOCSPTLCK, &zero) || tcsetattr(m, TCSANOW, &tio) ||
+	    ioctl(m, TIOCSWINSZ, &ws) || ioctl(m, TIOCPKT, &pkt) || ioctl(m, TIOCGPTN, &index)) {
+		int err = errno;
+		pr_err("pty %u: cannot set up its new pair: %s", p->index, strerror(err));
+		close(m);
+		return -err;
+	}
+	if (index != p->index)
+		pr_debug("pty %u: restored as pty %u", p->index, index);
+	p->master = m;
+	return 0;
+}
+
+/* Every description of the pair is open: lock it again if it was; a
+ * slave open and closed makes the master hung up as it was. */
+static int finish_pair(struct pty_pair *p)
+{
+	int one = 1, ret = 0, peer = -1;
+	if (p->state->has_hangup && p->state->hangup && !p->slaves &&
+	    (peer = ioctl(p->master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
+		ret = -errno;
+		pr_err("pty %u: cannot hang its master up again: %s", p->index, strerror(errno));
+	}
+	if (peer >= 0)
+		close(peer);
+	if (!ret && p->state->has_locked && p->state->locked &&
+	    ioctl(p->master, TIOCSPTLCK, &one)) {
+		ret = -errno;
+		pr_err("pty %u: cannot lock it again: %s", p->index, strerror(errno));
+	}
+	close(p->master);
+	p->master = -1;
+	return ret;
+}
+
+static int open_pty(struct tty_restore *r, const FileEntry *e)
+{
+	struct pty_pair *p = pair_of(r, e->tty->index);
+	int flags = (int)e->flags & (O_ACCMODE | O_NONBLOCK | O_APPEND), fd, ret;
+	if (!p)
+		return -EINVAL;
+	if (p->master < 0 && (ret = make_pair(p)))
+		return ret;
+	if (e->tty->kind == TTY_KIND__TTY_PTY_MASTER) {
+		fd = fcntl(p->master, F_DUPFD_CLOEXEC, 0);
+		if (fd >= 0 && fcntl(fd, F_SETFL, flags & ~O_ACCMODE) < 0) {
+			close(fd);
+			fd = -1;
+		}
+	} else {
+		fd = ioctl(p->master, TIOCGPTPEER, flags | O_NOCTTY | O_CLOEXEC);
+	}
+	if (fd < 0) {
+		ret = -errno;
+		pr_err("file %u: pty %u: cannot open its %s: %s", e->id, p->index,
+		       e->tty->kind == TTY_KIND__TTY_PTY_MASTER ? "master" : "slave",
+		       strerror(errno));
+		return ret;
+	}
+	if (--p->left == 0 && (ret = finish_pair(p))) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+static int tty_open(struct restore_files *rf, void *priv, const FileEntry *e)
+{
+	(void)rf;
+	struct tty_restore *r = priv;
+	char path[64];
+	if (e->tty->kind != TTY_KIND__TTY_EXTERNAL)
+		return open_pty(r, e);
+	/* A description of our own on our terminal, with the job's flags. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", r->term);
+	int flags = (int)e->flags & (O_ACCMODE | O_NONBLOCK | O_APPEND);
+	int fd = open(path, flags | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		pr_err("file %u: cannot open our terminal (fd %d) for the job's %s: %s", e->id,
+		       r->term, e->path ? e->path : "terminal", strerror(errno));
+		return -errno;
+	}
+	return fd;
+}
+
+/* A description of the slave of pty `index`: in the pool (use_pool) or
+ * among task idx's own fds. */
+static int slave_fd(const struct restore_files *rf, size_t idx, uint32_t index, int use_pool)
+{
+	const struct task_fds *tf = &rf->tasks[idx];
+	for (size_t i = 0; i < rf->nr_files; i++) {
+		const FileEntry *e = rf->files[i];
+		if (e->type != FILE_TYPE__FILE_TTY || e->tty->kind != TTY_KIND__TTY_PTY_SLAVE ||
+		    e->tty->index != index)
+			continue;
+		if (use_pool && rf->pool && rf->pool[i] >= 0)
+			return rf->pool[i];
+		for (size_t k = 0; !use_pool && k < tf->nr; k++)
+			if (tf->fds[k]->file_id == i)
+				return (int)tf->fds[k]->fd;
+	}
+	return -1;
+}
+
+/* Pool fd of the master of pty `index`, or -1. */
+static int master_pool_fd(const struct restore_files *rf, uint32_t index)
+{
+	for (size_t i = 0; rf->pool && i < rf->nr_files; i++) {
+		const FileEntry *e = rf->files[i];
+		if (e->type == FILE_TYPE__FILE_TTY && e->tty->kind == TTY_KIND__TTY_PTY_MASTER &&
+		    e->tty->index == index)
+			return rf->pool[i];
+	}
+	return -1;
+}
+
+static int take_ctty(pid_t pid, const TtyEntry *t, int fd)
+{
+	if (fd >= 0 && ioctl(fd, TIOCSCTTY, 0) == 0)
+		return 0;
+	pr_err("pid %d: cannot take pty %u back as its controlling terminal: %s", pid, t->index,
+	       fd < 0 ? "no fd on its slave" : strerror(errno));
+	return fd < 0 ? -ENOENT : -errno;
+}
+
+int tty_restore_ctty(const struct restore_files *rf, size_t idx)
+{
+	pid_t pid = rf->tasks[idx].pid;
+	for (size_t i = 0; i < rf->nr_files; i++) {
+		const FileEntry *e = rf->files[i];
+		if (e->type != FILE_TYPE__FILE_TTY || e->tty->kind != TTY_KIND__TTY_PTY_MASTER ||
+		    !e->tty->has_ctty_sid || e->tty->ctty_sid != (uint32_t)pid)
+			continue;
+		int fd = slave_fd(rf, idx, e->tty->index, 1), ret;
+		if (fd >= 0)
+			return take_ctty(pid, e->tty, fd);
+		/* No process has the slave open: a short-lived one of ours. */
+		int m = master_pool_fd(rf, e->tty->index);
+		fd = m < 0 ? -1 : ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+		ret = take_ctty(pid, e->tty, fd);
+		if (fd >= 0)
+			close(fd);
+		return ret;
+	}
+	return 0;
+}
+
+static int set_foreground(pid_t pid, pid_t pgrp)
+{
+	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fd >= 0 && tcsetpgrp(fd, pgrp) == 0) {
+		close(fd);
+		return 0;
+	}
+	int err = errno;
+	pr_err("pid %d: cannot make process group %d the foreground of its terminal: %s", pid, pgrp,
+	       strerror(err));
+	if (fd >= 0)
+		close(fd);
+	return -err;
+}
+
+/* In each restoring task: a session leader's terminal gets its foreground
+ * group back; with --shell-job the root's group takes our terminal's
+ * foreground when it had the job's. */
+static int tty_post_install(struct restore_files *rf, void *priv, size_t idx)
+{
+	(void)priv;
+	pid_t pid = rf->tasks[idx].pid;
+	for (size_t i = 0; i < rf->nr_files; i++) {
+		const FileEntry *e = rf->files[i];
+		const TtyEntry *t = e->tty;
+		int ret;
+		if (e->type != FILE_TYPE__FILE_TTY || !t->has_fg_pgrp || !t->fg_pgrp)
+			continue;
+		if (t->kind == TTY_KIND__TTY_PTY_MASTER && t->has_ctty_sid &&
+		    t->ctty_sid == (uint32_t)pid) {
+			/* Taken before the fork of its children (tty.h); TIOCSCTTY
+			 * of the terminal we already control is a no-op. */
+			int own = slave_fd(rf, idx, t->index, 0);
+			if (own >= 0 && (ret = take_ctty(pid, t, own)))
+				return ret;
+			if ((pid_t)t->fg_pgrp != getpgrp() &&
+			    (ret = set_foreground(pid, (pid_t)t->fg_pgrp)))
+				return ret;
+		}
+		if (t->kind == TTY_KIND__TTY_EXTERNAL && idx == 0 &&
+		    (pid_t)t->fg_pgrp == getpgrp() && getsid(0) != getpid())
+			return set_foreground(pid, getpgrp());
+	}
+	return 0;
+}
+
+const struct file_kind tty_kind = {
+	.name = "tty",
+	.types = 1ULL << FILE_TYPE__FILE_TTY,
+	.match = tty_match,
+	.dump = tty_dump,
+	.dump_tree = tty_dump_tree,
+	.read = tty_read,
+	.open = tty_open,
+	.post_install = tty_post_install,
+	.free = tty_free,
+};

@@ -1,0 +1,397 @@
+/*
+ * cr_tcp_listen, cr_tcp_ext, cr_tcp_loopback, cr_udp: TCP and UDP sockets
+ * across a checkpoint.
+ *
+ *   listen    listening sockets on 127.0.0.1 and ::1 (v6only, SO_REUSEADDR),
+ *             on ports the kernel chose, a bound TCP socket and a fresh
+ *             one; after the restore they have the same ports and the
+ *             listeners accept a client forked then.
+ *   ext       a TCP connection to the echo server outside the tree (cr-run
+ *             --helper cr-sk-helper tcp-echo, port in the file helper-port),
+ *             dumped with --tcp-established, with an echo waiting unread in
+ *             the receive queue; afterwards the echo is there and the
+ *             connection goes on.  Without --tcp-established the dump is
+ *             refused (bad_dump_tcp_established).
+ *   loopback  both ends of a TCP connection in the tree (connected and
+ *             accepted here), bytes queued both ways, the listener kept
+ *             (loopback6: the same over ::1).
+ *   udp       a bound UDP socket and a second one bound and connected to
+ *             it; after the restore they talk, with the same addresses.
+ *   ext-loop  a TCP connection to the echo helper, used without a pause
+ *             (progress: bytes sent, aux: echoes checked) through dumps
+ *             killed mid-way (killdump_tcp): it must never stay mute (in
+ *             repair mode) after one.
+ *   udp-ext   a UDP socket connected to the helper outside the tree
+ *             (cr-sk-helper udp-echo); it talks to it after the restore.
+ */
+#include "crlib.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void put(int fd, const char *s)
+{
+	CHECK_SYS(send(fd, s, strlen(s), MSG_NOSIGNAL) == (ssize_t)strlen(s), "send %s", s);
+}
+
+/* Read exactly strlen(want) bytes (waiting up to 10 s) and compare. */
+static void expect(int fd, const char *want, const char *what)
+{
+	char buf[256] = { 0 };
+	size_t len = strlen(want), got = 0;
+	while (got < len) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		CHECK_SYS(poll(&p, 1, 10000) == 1, "%s: nothing to read", what);
+		ssize_t n = recv(fd, buf + got, len - got, 0);
+		CHECK_SYS(n > 0, "%s: recv (%zd)", what, n);
+		got += (size_t)n;
+	}
+	CHECK(!memcmp(buf, want, len), "%s: got \"%s\", want \"%s\"", what, buf, want);
+}
+
+static void wait_readable(int fd, size_t bytes)
+{
+	for (int i = 0; i < 10000; i++) {
+		char buf[256];
+		if (recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT) >= (ssize_t)bytes)
+			return;
+		usleep(1000);
+	}
+	fail("no %zu bytes arrived", bytes);
+}
+
+static int tcp_listener(int family, int reuse)
+{
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sockaddr_in a4 = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(family, SOCK_STREAM, 0), one = 1;
+	CHECK_SYS(fd >= 0, "socket");
+	if (reuse)
+		CHECK_SYS(!setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), "reuse");
+	if (family == AF_INET6) {
+		CHECK_SYS(!setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)), "v6only");
+		CHECK_SYS(!bind(fd, (struct sockaddr *)&a6, sizeof(a6)), "bind ::1");
+	} else {
+		CHECK_SYS(!bind(fd, (struct sockaddr *)&a4, sizeof(a4)), "bind 127.0.0.1");
+	}
+	CHECK_SYS(!listen(fd, 7), "listen");
+	return fd;
+}
+
+static struct sockaddr_storage name_of(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	memset(&ss, 0, sizeof(ss));
+	CHECK_SYS(!getsockname(fd, (struct sockaddr *)&ss, &len), "getsockname");
+	return ss;
+}
+
+static int connect_to(const struct sockaddr_storage *ss, int type)
+{
+	int fd = socket(ss->ss_family, type, 0);
+	socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						  : sizeof(struct sockaddr_in);
+	CHECK_SYS(fd >= 0 && !connect(fd, (const struct sockaddr *)ss, len), "connect");
+	return fd;
+}
+
+static int getint(int fd, int level, int opt)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+	CHECK_SYS(!getsockopt(fd, level, opt, &v, &len), "getsockopt");
+	return v;
+}
+
+/* ------------------------------- listen ------------------------------- */
+
+static int l4, l6, fresh, bound4;
+static struct sockaddr_storage nb4;
+static struct sockaddr_storage n4, n6;
+
+static void setup_listen(void)
+{
+	fresh = socket(AF_INET6, SOCK_STREAM, 0); /* never bound nor connected */
+	CHECK_SYS(fresh >= 0, "socket");
+	struct sockaddr_in a4 = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	bound4 = socket(AF_INET, SOCK_STREAM, 0); /* bound, neither listening nor connected */
+	CHECK_SYS(bound4 >= 0 && !bind(bound4, (struct sockaddr *)&a4, sizeof(a4)), "bind");
+	nb4 = name_of(bound4);
+	l4 = tcp_listener(AF_INET, 1);
+	l6 = tcp_listener(AF_INET6, 0);
+	n4 = name_of(l4);
+	n6 = name_of(l6);
+}
+
+static void accept_one(int l, const struct sockaddr_storage *ss)
+{
+	pid_t pid = fork();
+	CHECK_SYS(pid >= 0, "fork");
+	if (pid == 0) {
+		int fd = connect_to(ss, SOCK_STREAM);
+		char buf[4] = { 0 };
+		_exit(write(fd, "abc", 3) == 3 && read(fd, buf, 3) == 3 && !strcmp(buf, "cba") ? 0
+											       : 1);
+	}
+	int fd = accept(l, NULL, NULL), status;
+	CHECK_SYS(fd >= 0, "accept after the restore");
+	expect(fd, "abc", "new client");
+	put(fd, "cba");
+	CHECK_SYS(waitpid(pid, &status, 0) == pid && status == 0, "client failed (%d)", status);
+	close(fd);
+}
+
+static void check_listen(void)
+{
+	struct sockaddr_storage a = name_of(l4), b = name_of(l6);
+	CHECK(!memcmp(&a, &n4, sizeof(a)) && !memcmp(&b, &n6, sizeof(b)), "listener addresses");
+	CHECK(getint(l4, SOL_SOCKET, SO_REUSEADDR) == 1, "SO_REUSEADDR lost");
+	CHECK(getint(l6, SOL_SOCKET, SO_REUSEADDR) == 0, "SO_REUSEADDR gained");
+	CHECK(getint(l6, IPPROTO_IPV6, IPV6_V6ONLY) == 1, "IPV6_V6ONLY lost");
+	CHECK(getint(l4, SOL_SOCKET, SO_ACCEPTCONN) == 1, "not listening");
+	CHECK(getint(fresh, SOL_SOCKET, SO_TYPE) == SOCK_STREAM &&
+		      getint(fresh, SOL_SOCKET, SO_DOMAIN) == AF_INET6,
+	      "fresh socket changed");
+	struct sockaddr_storage b4 = name_of(bound4);
+	CHECK(!memcmp(&b4, &nb4, sizeof(b4)), "bound socket's address");
+	accept_one(l4, &n4);
+	accept_one(l6, &n6);
+}
+
+/* -------------------------------- ext --------------------------------- */
+
+static int ext;
+
+/* A socket connected to the helper's port on 127.0.0.1. */
+static int connect_helper(int type)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_storage ss;
+	FILE *f = fopen("helper-port", "r");
+	int port = 0;
+	CHECK_SYS(f && fscanf(f, "%d", &port) == 1, "helper-port");
+	fclose(f);
+	sa.sin_port = htons((uint16_t)port);
+	memcpy(&ss, &sa, sizeof(sa));
+	return connect_to(&ss, type);
+}
+
+static void setup_ext(void)
+{
+	int one = 1, idle = 77;
+	ext = connect_helper(SOCK_STREAM);
+	CHECK_SYS(!setsockopt(ext, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)), "SO_KEEPALIVE");
+	CHECK_SYS(!setsockopt(ext, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)), "TCP_KEEPIDLE");
+	CHECK_SYS(!setsockopt(ext, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)), "TCP_NODELAY");
+	put(ext, "hello");
+	expect(ext, "hello", "first echo");
+	put(ext, "in flight");
+	wait_readable(ext, 9); /* the echo waits in our receive queue */
+}
+
+static void check_ext(void)
+{
+	char buf[64];
+	expect(ext, "in flight", "echo queued at the dump");
+	CHECK(getint(ext, SOL_SOCKET, SO_KEEPALIVE) == 1, "SO_KEEPALIVE lost");
+	CHECK(getint(ext, IPPROTO_TCP, TCP_KEEPIDLE) == 77, "TCP_KEEPIDLE lost");
+	CHECK(getint(ext, IPPROTO_TCP, TCP_NODELAY) == 1, "TCP_NODELAY lost");
+	for (int i = 0; i < 100; i++) {
+		snprintf(buf, sizeof(buf), "ping %d", i);
+		put(ext, buf);
+		expect(ext, buf, "echo after the restore");
+	}
+}
+
+static void setup_ext_loop(void)
+{
+	ext = connect_helper(SOCK_STREAM);
+}
+
+static int transient;
+
+/* One counter out or in.  A connection a failed dump left in repair mode
+ * answers EPERM (recv) or EINVAL (send) until the dump's watchdog takes it
+ * out, within milliseconds (bad_dump_tcp_fault): counted, not a failure. */
+static void transfer(int out, uint64_t *v)
+{
+	for (int tries = 0;; tries++) {
+		ssize_t n = out ? send(ext, v, 8, MSG_NOSIGNAL) : recv(ext, v, 8, MSG_WAITALL);
+		if (n == 8)
+			return;
+		CHECK_SYS(n < 0 && (errno == EPERM || errno == EINVAL) && tries < 2000,
+			  "%s %llu (%zd)", out ? "send" : "echo of", (unsigned long long)*v, n);
+		transient++;
+		usleep(1000);
+	}
+}
+
+/* Counters go out and come back, a few always in flight. */
+static void check_ext_loop(void)
+{
+	uint64_t sent = 0, got = 0, n;
+	while (!test_check_requested() || got < sent || got < 100) {
+		if (sent - got < 4 && (!test_check_requested() || sent < 100)) {
+			n = sent++;
+			transfer(1, &n);
+			cr_shared.progress++;
+			continue;
+		}
+		transfer(0, &n);
+		CHECK(n == got, "echo %llu, want %llu", (unsigned long long)n,
+		      (unsigned long long)got);
+		got++;
+		cr_shared.aux++;
+	}
+	printf("%llu echoes, %d transient errors\n", (unsigned long long)got, transient);
+}
+
+/* A UDP socket connected to the helper (udp-echo answers "echo:" + it). */
+static void setup_udp_ext(void)
+{
+	ext = connect_helper(SOCK_DGRAM);
+	put(ext, "hello");
+	expect(ext, "echo:hello", "first udp echo");
+}
+
+static void check_udp_ext(void)
+{
+	char buf[64], want[80];
+	for (int i = 0; i < 100; i++) {
+		snprintf(buf, sizeof(buf), "ping %d", i);
+		snprintf(want, sizeof(want), "echo:%s", buf);
+		put(ext, buf);
+		expect(ext, want, "udp echo after the restore");
+	}
+}
+
+/* ------------------------------ loopback ------------------------------ */
+
+static int lst, cli, srv;
+static struct sockaddr_storage nl;
+
+static int loop_family = AF_INET;
+
+static void setup_loopback(void)
+{
+	lst = tcp_listener(loop_family, 0);
+	nl = name_of(lst);
+	cli = connect_to(&nl, SOCK_STREAM);
+	srv = accept(lst, NULL, NULL);
+	CHECK_SYS(srv >= 0, "accept");
+	put(cli, "request");
+	put(srv, "response");
+	wait_readable(srv, 7);
+	wait_readable(cli, 8);
+}
+
+static void check_loopback(void)
+{
+	char buf[64];
+	expect(srv, "request", "server side");
+	expect(cli, "response", "client side");
+	for (int i = 0; i < 100; i++) {
+		snprintf(buf, sizeof(buf), "ping %d", i);
+		put(cli, buf);
+		expect(srv, buf, "client to server");
+		put(srv, buf);
+		expect(cli, buf, "server to client");
+	}
+	accept_one(lst, &nl);
+}
+
+/* -------------------------------- udp --------------------------------- */
+
+static int ua, ub;
+static struct sockaddr_storage na, nb;
+
+static int udp_bound(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	CHECK_SYS(fd >= 0 && !bind(fd, (struct sockaddr *)&sa, sizeof(sa)), "bind udp");
+	return fd;
+}
+
+static void setup_udp(void)
+{
+	int one = 1;
+	ua = udp_bound();
+	ub = udp_bound();
+	CHECK_SYS(!setsockopt(ua, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one)), "SO_BROADCAST");
+	na = name_of(ua);
+	nb = name_of(ub);
+	CHECK_SYS(!connect(ub, (struct sockaddr *)&na, sizeof(struct sockaddr_in)), "connect udp");
+	put(ub, "before");
+	expect(ua, "before", "udp before the dump");
+}
+
+static void check_udp(void)
+{
+	struct sockaddr_storage from;
+	socklen_t len = sizeof(from);
+	char buf[16] = { 0 };
+	struct sockaddr_storage a = name_of(ua), b = name_of(ub);
+	CHECK(!memcmp(&a, &na, sizeof(a)) && !memcmp(&b, &nb, sizeof(b)), "udp addresses");
+	CHECK(getint(ua, SOL_SOCKET, SO_BROADCAST) == 1, "SO_BROADCAST lost");
+	put(ub, "after");
+	struct pollfd p = { .fd = ua, .events = POLLIN };
+	CHECK_SYS(poll(&p, 1, 10000) == 1, "udp: nothing received");
+	memset(&from, 0, sizeof(from));
+	CHECK_SYS(recvfrom(ua, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len) == 5,
+		  "recvfrom");
+	CHECK(!strcmp(buf, "after") && !memcmp(&from, &nb, sizeof(struct sockaddr_in)),
+	      "udp datagram \"%s\" from the wrong sender", buf);
+	CHECK_SYS(sendto(ua, "back", 4, 0, (struct sockaddr *)&nb, sizeof(struct sockaddr_in)) == 4,
+		  "sendto");
+	expect(ub, "back", "udp answer");
+}
+
+static const struct mode {
+	const char *name;
+	void (*setup)(void);
+	void (*check)(void);
+	int loops; /* check runs at once, until the check signal */
+} modes[] = {
+	{ "listen", setup_listen, check_listen, 0 },
+	{ "ext", setup_ext, check_ext, 0 },
+	{ "loopback", setup_loopback, check_loopback, 0 },
+	{ "udp", setup_udp, check_udp, 0 },
+	{ "udp-ext", setup_udp_ext, check_udp_ext, 0 },
+	{ "ext-loop", setup_ext_loop, check_ext_loop, 1 },
+};
+
+int main(int argc, char **argv)
+{
+	const char *name = argc > 1 ? argv[1] : "";
+	test_init();
+	if (!strcmp(name, "loopback6")) {
+		loop_family = AF_INET6;
+		name = "loopback";
+	}
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (strcmp(name, modes[i].name))
+			continue;
+		modes[i].setup();
+		test_ready();
+		if (!modes[i].loops)
+			test_wait_check();
+		modes[i].check();
+		pass();
+	}
+	fail("usage: cr-inet-sk listen|ext|ext-loop|loopback|loopback6|udp|udp-ext");
+}

@@ -1,0 +1,22 @@
+# Shared memory and memory state (libckpt/shmem.c, sysvipc.c, mem.c,
+# restore-mem.c): MAP_SHARED anonymous memory shared across fork, POSIX
+# shm, System V shm and semaphores, madvise/mlock state.
+cr_program(shmem)
+cr_case(cr_shmem_anon shmem 60 -- anon)
+cr_case(cr_shmem_anon_twice shmem 120 --leave-running-twice -- anon)
+cr_case(cr_shmem_posix shmem 60 -- posix)
+# The janitor removes the IPC objects once the dump killed the tree: the
+# restore must recreate them.
+cr_case(cr_shmem_sysv shmem 60 --helper $<TARGET_FILE:cr-shmem> --helper-arg janitor -- sysv)
+# In a fresh PID namespace our init must not keep the segments attached.
+cr_case(cr_shmem_sysv_pidns shmem 60 --helper $<TARGET_FILE:cr-shmem> --helper-arg janitor
+	--restore-opt --pidns --restore-opt always -- sysv)
+cr_case(cr_shmem_advice shmem 60 -- advice)
+# System V objects of another IPC namespace are not ours to see: refused.
+cr_case(bad_dump_ipcns shmem 60 --expect-dump-fail --expect-msg %p --expect-msg "IPC namespace"
+	-- ipcns)
+foreach(k posix sysv advice ipcns)
+	add_test(NAME selfcheck_shmem_${k} COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
+		$<TARGET_FILE:cr-shmem> ${k})
+	set_tests_properties(selfcheck_shmem_${k} PROPERTIES TIMEOUT 60 LABELS selfcheck)
+endforeach()

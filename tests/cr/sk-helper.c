@@ -1,0 +1,122 @@
+/*
+ * cr-sk-helper: a peer outside the dumped tree, started by cr-run --helper
+ * in the test's dir.  It writes "helper-port" (inet modes) and then
+ * "helper-ready", and serves until it is killed:
+ *   unix-dgram  a dgram server bound to ext-dgram.sock; answers each
+ *               datagram with "echo:" + datagram, to its sender
+ *   unix-stream a stream server listening on ext-stream.sock; echoes
+ *   tcp-echo    a TCP server on 127.0.0.1; echoes every byte it gets
+ *   udp-echo    a UDP server on 127.0.0.1; answers each datagram as above
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static void die(const char *what)
+{
+	perror(what);
+	exit(1);
+}
+
+static void write_file(const char *name, const char *text)
+{
+	FILE *f = fopen("tmp-helper", "w");
+	if (!f || fputs(text, f) < 0 || fclose(f) || rename("tmp-helper", name))
+		die(name);
+}
+
+static void echo_datagrams(int fd)
+{
+	char buf[70000];
+	for (;;) {
+		struct sockaddr_storage from;
+		socklen_t len = sizeof(from);
+		ssize_t n =
+			recvfrom(fd, buf + 5, sizeof(buf) - 5, 0, (struct sockaddr *)&from, &len);
+		if (n < 0)
+			die("recvfrom");
+		memcpy(buf, "echo:", 5);
+		if (sendto(fd, buf, (size_t)n + 5, 0, (struct sockaddr *)&from, len) < 0)
+			perror("sendto");
+	}
+}
+
+static int inet_socket(int type)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	char port[16];
+	int fd = socket(AF_INET, type, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, len) ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len))
+		die("bind");
+	if (type == SOCK_STREAM && listen(fd, 16))
+		die("listen");
+	snprintf(port, sizeof(port), "%d\n", ntohs(sa.sin_port));
+	write_file("helper-port", port);
+	return fd;
+}
+
+static void echo_streams(int lfd)
+{
+	struct pollfd p[64] = { { .fd = lfd, .events = POLLIN } };
+	int n = 1;
+	char buf[65536];
+	for (;;) {
+		if (poll(p, (nfds_t)n, -1) < 0)
+			die("poll");
+		for (int i = n - 1; i >= 1; i--) {
+			if (!p[i].revents)
+				continue;
+			ssize_t got = read(p[i].fd, buf, sizeof(buf));
+			if (got <= 0 || write(p[i].fd, buf, (size_t)got) != got) {
+				printf("connection %d closed (%zd)\n", i, got);
+				fflush(stdout);
+				close(p[i].fd);
+				p[i] = p[--n];
+			}
+		}
+		if ((p[0].revents & POLLIN) && n < 64) {
+			int c = accept(lfd, NULL, NULL);
+			if (c >= 0)
+				p[n++] = (struct pollfd){ .fd = c, .events = POLLIN };
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode = argc > 1 ? argv[1] : "";
+	if (!strcmp(mode, "unix-dgram")) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = "ext-dgram.sock" };
+		int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+		if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)))
+			die("bind ext-dgram.sock");
+		write_file("helper-ready", "");
+		echo_datagrams(fd);
+	} else if (!strcmp(mode, "unix-stream")) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = "ext-stream.sock" };
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 16))
+			die("listen ext-stream.sock");
+		write_file("helper-ready", "");
+		echo_streams(fd);
+	} else if (!strcmp(mode, "tcp-echo")) {
+		int fd = inet_socket(SOCK_STREAM);
+		write_file("helper-ready", "");
+		echo_streams(fd);
+	} else if (!strcmp(mode, "udp-echo")) {
+		int fd = inet_socket(SOCK_DGRAM);
+		write_file("helper-ready", "");
+		echo_datagrams(fd);
+	}
+	fprintf(stderr, "usage: cr-sk-helper unix-dgram|unix-stream|tcp-echo|udp-echo\n");
+	return 2;
+}

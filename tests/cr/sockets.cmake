@@ -1,0 +1,76 @@
+# Sockets (libckpt/sk-unix.c, sk-inet.c): unix socketpairs and named
+# sockets, external unix sockets, TCP and UDP.
+cr_program(unix-sk)
+cr_case(cr_unix_pairs unix-sk 60 -- pairs)
+cr_case(cr_unix_named unix-sk 60 -- named)
+cr_case(cr_unix_pingpong unix-sk 60 --leave-running-twice --check-progress -- pingpong)
+cr_case(bad_dump_unix_scm unix-sk 60 --expect-dump-fail --expect-msg %p --expect-msg SCM_RIGHTS
+	-- scm)
+
+# sk_program(NAME): cr-NAME from NAME.c, like cr_program but without its
+# selfcheck (these programs need a mode or a helper: their selfchecks are below).
+function(sk_program p)
+	add_executable(cr-${p} ${p}.c)
+	target_compile_options(cr-${p} PRIVATE ${CR_FLAGS} ${CR_PLAIN})
+	target_link_options(cr-${p} PRIVATE ${CR_PLAIN})
+	target_link_libraries(cr-${p} PRIVATE crlib)
+	add_dependencies(cr-tests cr-${p})
+endfunction()
+
+# Peers outside the tree: cr-sk-helper, started by cr-run --helper.
+add_executable(cr-sk-helper sk-helper.c)
+target_compile_options(cr-sk-helper PRIVATE ${CR_FLAGS} ${CR_PLAIN})
+add_dependencies(cr-tests cr-sk-helper)
+set(SK_HELPER --helper $<TARGET_FILE:cr-sk-helper> --helper-arg)
+
+sk_program(unix-ext)
+cr_case(cr_unix_ext_dgram unix-ext 60 ${SK_HELPER} unix-dgram --dump-opt --ext-unix-sk)
+cr_case(bad_dump_ext_unix unix-ext 60 ${SK_HELPER} unix-dgram --expect-dump-fail
+	--expect-msg %p --expect-msg ext-dgram.sock)
+add_test(NAME selfcheck_unix_ext COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr
+	${SK_HELPER} unix-dgram -- $<TARGET_FILE:cr-unix-ext>)
+set_tests_properties(selfcheck_unix_ext PROPERTIES TIMEOUT 60 LABELS selfcheck)
+# A stream client of a server outside the tree: restored on a connection
+# the restore is handed (--inherit-fd fd[100]:socket:[INO], cr-run --inherit-unix).
+cr_case(cr_unix_ext_stream unix-ext 60 ${SK_HELPER} unix-stream --dump-opt --ext-unix-sk
+	--inherit-unix ext-stream.sock -- stream)
+# Without --inherit-fd that restore is refused, naming the socket.
+cr_case(bad_restore_ext_stream unix-ext 60 ${SK_HELPER} unix-stream --dump-opt --ext-unix-sk
+	--corrupt rm:inherit-resource --expect-msg inherit-fd -- stream)
+
+# TCP and UDP (sk-inet.c).
+sk_program(inet-sk)
+cr_case(cr_tcp_listen inet-sk 60 -- listen)
+cr_case(cr_tcp_ext inet-sk 60 ${SK_HELPER} tcp-echo --dump-opt --tcp-established -- ext)
+cr_case(bad_dump_tcp_established inet-sk 60 ${SK_HELPER} tcp-echo --expect-dump-fail
+	--expect-msg %p --expect-msg tcp-established -- ext)
+cr_case(cr_tcp_loopback inet-sk 60 --dump-opt --tcp-established -- loopback)
+cr_case(cr_tcp_loopback6 inet-sk 60 --dump-opt --tcp-established -- loopback6)
+cr_case(cr_udp inet-sk 60 -- udp)
+cr_case(cr_udp_ext inet-sk 60 ${SK_HELPER} udp-echo -- udp-ext)
+foreach(m listen loopback udp)
+	add_test(NAME selfcheck_inet_${m} COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
+		$<TARGET_FILE:cr-inet-sk> ${m})
+	set_tests_properties(selfcheck_inet_${m} PROPERTIES TIMEOUT 60 LABELS selfcheck)
+endforeach()
+add_test(NAME selfcheck_inet_ext COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr
+	${SK_HELPER} tcp-echo -- $<TARGET_FILE:cr-inet-sk> ext)
+add_test(NAME selfcheck_inet_udp_ext COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr
+	${SK_HELPER} udp-echo -- $<TARGET_FILE:cr-inet-sk> udp-ext)
+set_tests_properties(selfcheck_inet_ext selfcheck_inet_udp_ext PROPERTIES TIMEOUT 60
+	LABELS selfcheck)
+# Dumps with -R killed mid-way: the connection, in use all along, must
+# never stay in repair mode (the watchdog of sk-inet.c).
+cr_case(killdump_tcp inet-sk 300 ${SK_HELPER} tcp-echo --dump-opt --tcp-established
+	--kill-dump 10 -- ext-loop)
+# A dump that fails once the connection is in repair mode (fault injected):
+# the tree goes on, the watchdog takes the connection out of repair mode.
+cr_case(bad_dump_tcp_fault inet-sk 60 ${SK_HELPER} tcp-echo --dump-opt --tcp-established
+	--expect-dump-fail --expect-msg %p --expect-msg CKPT_FAULT -- ext-loop)
+set_tests_properties(bad_dump_tcp_fault PROPERTIES ENVIRONMENT CKPT_FAULT=after-tcp-repair)
+add_test(NAME selfcheck_inet_ext_loop COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr
+	${SK_HELPER} tcp-echo -- $<TARGET_FILE:cr-inet-sk> ext-loop)
+set_tests_properties(selfcheck_inet_ext_loop PROPERTIES TIMEOUT 60 LABELS selfcheck)
+# Two dumps with -R first: the connection leaves repair mode and goes on.
+cr_case(cr_tcp_ext_leave_running inet-sk 90 ${SK_HELPER} tcp-echo --dump-opt --tcp-established
+	--leave-running-twice -- ext)

@@ -1,0 +1,44 @@
+# Per-process state (timers, identity, scheduling, trees): cases of
+# libckpt/taskstate.c, restore-state.c and the restorer blob.
+cr_program(timers)
+target_link_libraries(cr-timers PRIVATE rt)
+cr_case(cr_timers timers 90)
+cr_program(ident)
+cr_case(cr_ident ident 60)
+cr_program(sched)
+cr_case(cr_sched sched 60)
+# Seccomp filters, stacked, in every thread; threads with different
+# filters are refused by name, the job left running.
+cr_program(seccomp)
+cr_case(cr_seccomp seccomp 60)
+cr_case(bad_dump_seccomp_threads seccomp 60 --expect-dump-fail --expect-msg %p
+	--expect-msg seccomp -- differ)
+# A second thread's own pending signals and altstack (core.c, already there).
+cr_program(thread-signals)
+cr_case(cr_thread_signals thread-signals 60)
+# Trees: a SIGSTOPped child stays stopped.
+cr_program(stopped)
+cr_case(cr_stopped stopped 60)
+set_tests_properties(cr_stopped PROPERTIES ENVIRONMENT CR_STATES_OK=T)
+cr_case(cr_stopped_pidns stopped 60 --restore-opt --pidns --restore-opt always)
+set_tests_properties(cr_stopped_pidns PROPERTIES ENVIRONMENT CR_STATES_OK=T)
+# Default signal actions stay default under our init in a new PID
+# namespace (which has handlers of its own for SIGHUP, SIGCONT...).
+cr_case(cr_signals_pidns signals 60 --restore-opt --pidns --restore-opt always)
+# A vfork parent cannot be frozen (uninterruptible wait, one shared mm):
+# refused by name, without hanging.
+cr_program(vfork)
+cr_case(bad_dump_vfork vfork 60 --expect-dump-fail --expect-msg vfork)
+# Trees: zombie children (one a process group leader) stay zombies.
+cr_program(zombie)
+cr_case(cr_zombie zombie 60)
+cr_case(cr_zombie_pidns zombie 60 --restore-opt --pidns --restore-opt always)
+set_tests_properties(cr_zombie cr_zombie_pidns PROPERTIES ENVIRONMENT CR_STATES_OK=Z)
+# Trees: an orphaned process group (leader gone) is recreated.
+cr_program(orphan-pgrp)
+cr_case(cr_orphan_pgrp orphan-pgrp 60)
+cr_case(cr_orphan_pgrp_pidns orphan-pgrp 60 --restore-opt --pidns --restore-opt always)
+# Trees: a session whose leader is gone is recreated, with its groups.
+cr_program(orphan-session)
+cr_case(cr_orphan_session orphan-session 60)
+cr_case(cr_orphan_session_pidns orphan-session 60 --restore-opt --pidns --restore-opt always)

@@ -1,0 +1,29 @@
+# Terminals (libckpt/tty.c).  cr-run --on-pty lives in cr-pty.c.
+target_sources(cr-run PRIVATE cr-pty.c)
+# A pty pair of the tree: termios, window size, controlling terminal of a
+# session leader of the tree and its foreground group, talk over it.
+cr_program(tty)
+cr_case(cr_tty_pty tty 60 -- pty)
+# --shell-job: the test runs as the foreground job of a "shell" on a pty
+# cr-run owns; the restoring ckptctl's terminal is another pty.
+cr_case(cr_tty_shell_job tty 60 --on-pty --dump-opt --shell-job --restore-opt --shell-job
+	-- shell-job)
+# Without --shell-job the job's terminal is refused by name.
+cr_case(bad_dump_tty_no_shell_job tty 60 --on-pty --expect-dump-fail --expect-msg %p
+	--expect-msg "--shell-job" -- shell-job)
+add_test(NAME selfcheck_tty_shell_job COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --on-pty
+	-- $<TARGET_FILE:cr-tty> shell-job)
+set_tests_properties(selfcheck_tty_shell_job PROPERTIES TIMEOUT 60 LABELS selfcheck)
+# What a new pair cannot keep is refused by name: bytes not read yet, a
+# slave that a process outside the tree has open.
+cr_case(bad_dump_tty_queued tty 60 --expect-dump-fail --expect-msg %p --expect-msg "pty buffers"
+	-- pty-queued)
+cr_case(bad_dump_tty_outside tty 60 --expect-dump-fail --expect-msg "outside the dumped tree"
+	-- pty-outside)
+# The same in a fresh PID namespace.
+cr_case(cr_tty_pty_pidns tty 60 --restore-opt --pidns --restore-opt always -- pty)
+cr_case(cr_tty_shell_job_pidns tty 60 --on-pty --dump-opt --shell-job --restore-opt --shell-job
+	--restore-opt --pidns --restore-opt always -- shell-job)
+# An image of a shell job is restored only with --shell-job.
+cr_case(bad_restore_tty_no_shell_job tty 60 --on-pty --dump-opt --shell-job --expect-restore-fail
+	--expect-msg "restore with --shell-job" -- shell-job)
