@@ -11,7 +11,10 @@
 #include <sys/wait.h>
 
 #include "ckpt/ckpt.h"
+#include "agent.h"
 #include "demo.h"
+#include "image.h"
+#include "progress-bar.h"
 
 static void usage(FILE *f)
 {
@@ -21,12 +24,22 @@ static void usage(FILE *f)
 		"  dump -t PID -D DIR [-R|--leave-running] [-s|--leave-stopped] [-v] [--stats]\n"
 		"       [--ext-unix-sk[=INODE]] [--tcp-established] [--shell-job]\n"
 		"       [--ghost-limit SIZE] [--parent SET]\n"
+		"  dump -t PID --job JOBID [--base DIR] [--uid UID] [--parent latest|SEQ] ...\n"
+		"                                a new set BASE/JOBID/SEQ (ckpt.conf: storage.*)\n"
 		"                                checkpoint the tree rooted at PID (killed afterwards\n"
 		"                                unless -R or -s)\n"
 		"  restore -D DIR [-d|--detach] [--pidfile FILE] [--pidns auto|never|always]\n"
 		"          [--shell-job] [--skip-file-check] [--inherit-fd fd[N]:RESOURCE]\n"
 		"          [-v] [--stats]        restore it; without -d, wait and exit with its status\n"
-		"  demo                          checkpoint and restore an example counter\n");
+		"  restore --job JOBID [--base DIR] ...   the job's latest committed set\n"
+		"  demo                          checkpoint and restore an example counter\n"
+		"  status [--json] [JOBID]       the agent's jobs and operations (ckptd)\n"
+		"  cancel JOBID                  stop the job's running dump\n"
+		"  checkpoint create|vacate|restart|list|able|error|disable|enable JOBID\n"
+		"                                the old scontrol checkpoint verbs (via ckptd)\n"
+		"  register --job J [--step S] [--uid U] [--cgroup C] [--policy P] [--dir D] PID...\n"
+		"  unregister --job J [--step S] tell ckptd about a job's tasks\n"
+		"  image show|decode|encode|verify|x|info ...   look inside images (ckptctl image)\n");
 }
 
 static double ms(uint64_t ns)
@@ -55,6 +68,9 @@ enum {
 	OPT_PARENT,
 	OPT_SKIP_FILE_CHECK,
 	OPT_INHERIT_FD,
+	OPT_JOB,
+	OPT_BASE,
+	OPT_UID,
 };
 
 #define MAX_REPEAT 64
@@ -112,6 +128,9 @@ static int cmd_dump(int argc, char **argv)
 		{ "shell-job", no_argument, 0, OPT_SHELL_JOB },
 		{ "ghost-limit", required_argument, 0, OPT_GHOST_LIMIT },
 		{ "parent", required_argument, 0, OPT_PARENT },
+		{ "job", required_argument, 0, OPT_JOB },
+		{ "base", required_argument, 0, OPT_BASE },
+		{ "uid", required_argument, 0, OPT_UID },
 		{ 0, 0, 0, 0 },
 	};
 	struct ckpt_dump_opts o = { 0 };
@@ -145,14 +164,42 @@ static int cmd_dump(int argc, char **argv)
 			}
 			break;
 		case OPT_PARENT: o.parent = optarg; break;
+		case OPT_JOB: o.job = optarg; break;
+		case OPT_BASE: o.base = optarg; break;
+		case OPT_UID: {
+			char *end;
+			unsigned long uid = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || uid >= (uid_t)-1) {
+				fprintf(stderr, "ckptctl: dump: --uid %s: not a uid\n", optarg);
+				return 1;
+			}
+			o.has_uid = 1;
+			o.uid = (uid_t)uid;
+			break;
+		}
 		default: usage(stderr); return 1;
 		}
 	}
-	if (!o.pid || !o.dir || optind != argc) {
-		fprintf(stderr, "ckptctl: dump needs -t PID and -D DIR\n");
+	if ((!o.pid && !o.job) || !o.dir == !o.job || optind != argc) {
+		fprintf(stderr, "ckptctl: dump needs -t PID and -D DIR or --job JOBID\n");
 		return 1;
 	}
-	if (ckpt_dump(&o, &st))
+	int route = agent_route("dump");
+	if (route < 0)
+		return 1;
+	/* --job without -t: the tree ckptd has registered for the job. */
+	if (!o.pid && !route) {
+		fprintf(stderr, "ckptctl: dump --job %s without -t PID needs ckptd (the job's "
+				"registered tasks)\n", o.job);
+		return 1;
+	}
+	struct progress_bar bar;
+	bar_init(&bar);
+	o.progress = bar_callback;
+	o.progress_arg = &bar;
+	int ret = route ? agent_dump(&o, 0, &st) : ckpt_dump(&o, &st);
+	bar_done(&bar);
+	if (ret)
 		return 1;
 	if (stats)
 		printf("frozen_ms: %.1f\ndump_ms: %.1f\nmemory_bytes: %llu\nwritten_bytes: %llu\n"
@@ -161,6 +208,8 @@ static int cmd_dump(int argc, char **argv)
 		       (unsigned long long)st.written_bytes,
 		       st.memory_bytes ? (double)st.written_bytes / (double)st.memory_bytes : 0.0,
 		       st.nr_tasks, st.nr_threads);
+	if (stats && o.job)
+		printf("seq: %llu\nflusher: %d\n", (unsigned long long)st.seq, (int)st.flusher);
 	return 0;
 }
 
@@ -198,11 +247,14 @@ static int cmd_restore(int argc, char **argv)
 		{ "shell-job", no_argument, 0, OPT_SHELL_JOB },
 		{ "skip-file-check", no_argument, 0, OPT_SKIP_FILE_CHECK },
 		{ "inherit-fd", required_argument, 0, OPT_INHERIT_FD },
+		{ "job", required_argument, 0, OPT_JOB },
+		{ "base", required_argument, 0, OPT_BASE },
 		{ 0, 0, 0, 0 },
 	};
 	struct ckpt_restore_opts o = { 0 };
 	struct ckpt_restore_stats st;
 	const char *inherit[MAX_REPEAT];
+	char job_dir[4096];
 	int c, stats = 0, status = 0;
 
 	while ((c = getopt_long(argc, argv, "D:dv", opts, NULL)) != -1) {
@@ -228,16 +280,35 @@ static int cmd_restore(int argc, char **argv)
 			inherit[o.nr_inherit_fd++] = optarg;
 			o.inherit_fd = inherit;
 			break;
+		case OPT_JOB: o.job = optarg; break;
+		case OPT_BASE: o.base = optarg; break;
 		default: usage(stderr); return 1;
 		}
 	}
-	if (!o.dir || optind != argc) {
-		fprintf(stderr, "ckptctl: restore needs -D DIR\n");
+	if (!o.dir == !o.job || optind != argc) {
+		fprintf(stderr, "ckptctl: restore needs -D DIR or --job JOBID\n");
 		return 1;
 	}
+	int route = agent_route("restore");
+	if (route < 0)
+		return 1;
+	uint32_t job_id = o.job ? (uint32_t)strtoul(o.job, NULL, 10) : 0;
+	/* ckptd finds a registered job's latest set itself (in the job's
+	 * checkpoint directory); otherwise it is resolved here, once. */
+	if (o.job && (!route || o.base || !job_id)) {
+		if (ckpt_job_latest(o.job, o.base, job_dir, sizeof(job_dir)))
+			return 1;
+		o.dir = job_dir;
+	}
+	o.job = NULL;
 	/* The restored tree must not inherit our buffered output. */
 	fflush(NULL);
-	int ret = ckpt_restore(&o, &st, &status);
+	struct progress_bar bar;
+	bar_init(&bar);
+	o.progress = bar_callback;
+	o.progress_arg = &bar;
+	int ret = route ? agent_restore(&o, job_id, &st, &status) : ckpt_restore(&o, &st, &status);
+	bar_done(&bar);
 	if (stats && !ret)
 		printf("restore_ms: %.1f\nmemory_bytes: %llu\nimage_bytes: %llu\npidns: %d\n",
 		       ms(st.total_ns), (unsigned long long)st.memory_bytes,
@@ -264,6 +335,18 @@ int main(int argc, char **argv)
 		return cmd_restore(argc, argv);
 	if (!strcmp(cmd, "demo"))
 		return cmd_demo(argc, argv);
+	if (!strcmp(cmd, "status"))
+		return cmd_status(argc, argv);
+	if (!strcmp(cmd, "cancel"))
+		return cmd_cancel(argc, argv);
+	if (!strcmp(cmd, "checkpoint"))
+		return cmd_checkpoint(argc, argv);
+	if (!strcmp(cmd, "register"))
+		return cmd_register(argc, argv);
+	if (!strcmp(cmd, "unregister"))
+		return cmd_unregister(argc, argv);
+	if (!strcmp(cmd, "image"))
+		return cmd_image(argc, argv);
 	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
 		usage(stdout);
 		return 0;

@@ -8,6 +8,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* Progress of a long operation: `phase` is "memory" (dump) or "restore";
+ * done/total are bytes (an estimate: total is the tree's resident memory
+ * for a dump, the page images' size for a restore).  Called from a thread
+ * of the engine's about every 200 ms while the operation runs. */
+typedef void (*ckpt_progress_fn)(void *arg, const char *phase, uint64_t done, uint64_t total);
+
 struct ckpt_dump_opts {
 	pid_t pid;         /* root of the tree */
 	const char *dir;   /* image directory, created if missing */
@@ -21,6 +27,12 @@ struct ckpt_dump_opts {
 	int shell_job;               /* --shell-job: the tree's tty is the caller's */
 	uint64_t ghost_limit;        /* --ghost-limit: largest unlinked file kept; 0: 1 MiB */
 	const char *parent;          /* --parent SET: store only pages changed since SET */
+	ckpt_progress_fn progress;   /* optional */
+	void *progress_arg;
+	const char *job;             /* --job JOBID: write set BASE/JOBID/SEQ instead of dir */
+	const char *base;            /* --base DIR: instead of storage.base of ckpt.conf */
+	int has_uid;                 /* --uid: the job's user owns the set (else the root's owner) */
+	uid_t uid;
 };
 
 struct ckpt_dump_stats {
@@ -29,6 +41,8 @@ struct ckpt_dump_stats {
 	uint64_t memory_bytes;  /* non-zero page bytes read from the tree */
 	uint64_t written_bytes; /* bytes of all image files */
 	uint32_t nr_tasks, nr_threads;
+	uint64_t seq;    /* --job: the SEQ of the new set */
+	pid_t flusher;   /* --job with storage.flush = background: the flushing process */
 };
 
 /* 0 or a negative errno; one line on stderr names what failed.  On
@@ -52,6 +66,10 @@ struct ckpt_restore_opts {
 	int skip_file_check;           /* --skip-file-check: restore files changed since the dump */
 	const char *const *inherit_fd; /* --inherit-fd fd[N]:RESOURCE (repeatable) */
 	size_t nr_inherit_fd;
+	ckpt_progress_fn progress; /* optional */
+	void *progress_arg;
+	const char *job;  /* --job JOBID: the latest committed set of the job (instead of dir) */
+	const char *base; /* --base DIR: instead of storage.base of ckpt.conf */
 };
 
 struct ckpt_restore_stats {
@@ -59,6 +77,7 @@ struct ckpt_restore_stats {
 	uint64_t memory_bytes; /* page bytes restored */
 	uint64_t image_bytes;  /* bytes of image files read */
 	int used_pidns;        /* restored into a fresh PID namespace */
+	pid_t root_pid;        /* the restored root as the caller sees it */
 };
 
 /* Without detach: waits for the restored root and stores its wait status
@@ -70,5 +89,9 @@ int ckpt_restore(const struct ckpt_restore_opts *opts, struct ckpt_restore_stats
 /* Prints each kernel feature ckpt relies on; 0 when dump and restore can
  * work on this machine. */
 int ckpt_check(int verbose);
+
+/* The directory of job `job`'s latest committed set under `base` (NULL:
+ * storage.base of ckpt.conf).  0 or a negative errno (-ENOENT: none). */
+int ckpt_job_latest(const char *job, const char *base, char *dir, size_t len);
 
 #endif

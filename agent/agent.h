@@ -1,0 +1,159 @@
+/*
+ * ckptd internals.  The agent is one process: the main thread accepts
+ * connections on the unix socket (and, when configured, TCP), one thread
+ * per connection reads requests and answers them.  Dumps and restores run
+ * in worker processes (ckptd itself, re-executed with --worker), one per
+ * operation, so that a crash in the engine never takes the agent down, a
+ * killed agent takes its workers with it (PR_SET_PDEATHSIG) and the
+ * parasite cures itself, and operations on different jobs run at once.
+ */
+#ifndef CKPT_AGENT_H
+#define CKPT_AGENT_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "rpc.pb-c.h"
+
+#define AGENT_MAX_CONNS 256
+#define AGENT_MAX_OPS 64      /* running + recent results kept for status */
+#define AGENT_MAX_PIDS 4096   /* per registered job */
+#define AGENT_REQ_TIMEOUT_S 30
+
+/* Who sent a request (SO_PEERCRED, or the munge credential over TCP). */
+struct peer {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid; /* 0 over TCP */
+};
+
+struct job {
+	struct job *next;
+	uint32_t id;
+	uid_t uid;
+	uint32_t steps[64];
+	size_t nr_steps;
+	pid_t *pids; /* roots, with the step each belongs to */
+	uint32_t *pid_steps;
+	size_t nr_pids;
+	char *cgroup, *policy, *dir;
+	uint32_t interval_min;
+	int trusted_dir; /* dir given by root (the Slurm plugin): written as root */
+	int disabled;    /* ckptctl checkpoint disable */
+	pid_t wrapper;   /* a registered pid that wraps the job's tree (ckpt-batch) */
+	uint64_t next_periodic_ns; /* policy periodic: when the next checkpoint is due */
+	uint32_t nodes;  /* nodes the job runs on (Slurm); > 1 needs the coordinator */
+	char last_error[256]; /* the last failed operation, for ckptctl checkpoint error */
+	uint64_t last_error_ns;
+};
+
+enum op_kind { OP_DUMP, OP_RESTORE };
+
+struct op {
+	int used;
+	uint32_t id;
+	enum op_kind kind;
+	uint32_t job_id; /* 0: not a job */
+	uid_t uid;
+	pid_t target;    /* dump: root of the tree; restore: restored root */
+	pid_t worker;
+	char dir[PATH_MAX];
+	uint64_t start_ns, end_ns;
+	int running;
+	int started;     /* restore: the tree runs, the worker waits for it */
+	char phase[16];
+	uint64_t done, total;
+	int result;
+	char error[256];
+};
+
+struct agent {
+	pthread_mutex_t lock;
+	struct job *jobs;
+	struct op ops[AGENT_MAX_OPS];
+	uint32_t next_op;
+	int nr_conns;
+	uint64_t start_ns;
+	char exe[PATH_MAX];    /* this binary, for workers */
+	char run_dir[1024]; /* /run/ckpt: socket, journal of operations */
+	int munge_tcp;         /* TCP connections authenticate with munge */
+	char storage_base[1024]; /* storage.base: where jobs' sets live by default */
+	uint64_t interval_unit_s; /* agent.interval_unit_s: seconds per --checkpoint-interval unit */
+};
+
+extern struct agent agent;
+
+/* log.c: one line to stderr or syslog; job 0 prints "-". */
+void agent_log(uint32_t job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void agent_log_to_syslog(void);
+uint64_t agent_now_ns(void);
+
+/* conn.c */
+struct conn {
+	int fd;
+	struct peer peer;
+	int tcp;
+};
+void *conn_thread(void *arg); /* arg: struct conn * */
+
+/* ckptd.c */
+void start_conn(int fd, int tcp);
+
+/* tcp.c */
+int tcp_listen(int port);
+int tcp_auth(struct conn *c); /* first frame: munge credential -> c->peer */
+int accept_loop(int lfd, int tfd, int stopfd);
+int conn_reply(int fd, RpcReply *r);
+int conn_error(int fd, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* jobs.c (agent.lock held by the callers of *_locked) */
+int jobs_register(const struct peer *p, const RpcRegister *r, char *err, size_t errlen);
+int jobs_unregister(const struct peer *p, const RpcUnregister *r, char *err, size_t errlen);
+struct job *jobs_find_locked(uint32_t id);
+void jobs_fill_locked(const struct peer *p, uint32_t job_id, RpcReply *r);
+void jobs_free_reply(RpcReply *r);
+
+/* auth.c */
+int auth_may_dump_tree(const struct peer *p, pid_t root, char *err, size_t errlen);
+int auth_peer_groups(const struct peer *p, gid_t *groups, int *nr);
+pid_t auth_wrapped_child(pid_t wrapper, pid_t exclude);
+
+/* periodic.c: checkpoints of jobs with policy "periodic". */
+int periodic_start(void);
+
+/* ops.c */
+int ops_dump(struct conn *c, const RpcDump *d);
+/* A dump the agent starts itself (periodic): no client to answer. */
+int ops_dump_job(uint32_t job, int leave_running);
+int ops_restore(struct conn *c, const RpcRestore *r);
+int ops_cancel(const struct peer *p, uint32_t job, char *err, size_t errlen);
+void ops_fill_locked(const struct peer *p, uint32_t job_id, RpcReply *r);
+void ops_free_reply(RpcReply *r);
+void ops_recover(void); /* at start: clean what a killed agent left */
+void jobs_load(void);   /* at start: registrations of a previous agent */
+void jobs_free_all(void);
+void jobs_set_root_locked(uint32_t id, pid_t root);
+void jobs_failed_locked(uint32_t id, const char *what, const char *err);
+int jobs_ctl(const struct peer *p, const RpcJobCtl *c, char *err, size_t errlen);
+
+/* worker.c: main of `ckptd --worker dump|restore`. */
+int worker_main(int argc, char **argv);
+
+/* What a worker tells the agent on fd WORKER_REPORT_FD. */
+#define WORKER_REQ_FD 3
+#define WORKER_REPORT_FD 4
+enum { WMSG_PROGRESS = 1, WMSG_RESULT, WMSG_STARTED /* restore: the tree runs, pid */ };
+struct worker_msg {
+	uint32_t type;
+	char phase[16];
+	uint64_t done, total;
+	int32_t result;
+	uint64_t frozen_ns, total_ns, memory_bytes, written_bytes, image_bytes;
+	uint32_t tasks, threads, pidns, status_valid;
+	uint64_t seq;
+	int32_t pid, status;
+};
+
+#endif

@@ -1,0 +1,260 @@
+/*
+ * ckptd: the per-node agent.  See agent.h for how it is built and
+ * proto/rpc.proto for its protocol.
+ *
+ *   ckptd [-f] [-s SOCKET] [-r RUN_DIR] [--tcp PORT]
+ *
+ * -f stays in the foreground and logs to stderr (tests, systemd); without
+ * it ckptd becomes a daemon and logs to syslog.  Settings not given come
+ * from /etc/ckpt/ckpt.conf ($CKPT_CONF): agent.socket, agent.run_dir,
+ * agent.tcp_port (0: no TCP, the default).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "ckpt/client.h"
+#include "conf.h"
+
+struct agent agent = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+struct settings {
+	const char *socket;
+	const char *run_dir;
+	uint64_t tcp_port;
+	int foreground;
+};
+
+static int listen_unix(const char *path)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(a.sun_path)) {
+		agent_log(0, "socket path %s is too long", path);
+		return -1;
+	}
+	strcpy(a.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	/* A live agent keeps its socket: refuse to start twice. */
+	if (!connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		agent_log(0, "%s: another ckptd is running", path);
+		close(fd);
+		return -1;
+	}
+	unlink(path);
+	mode_t old = umask(0);
+	/* Every local user may connect; each request is authorized. */
+	int ret = bind(fd, (struct sockaddr *)&a, sizeof(a));
+	umask(old);
+	if (ret || chmod(path, 0666) || listen(fd, 128)) {
+		agent_log(0, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int make_dirs(const char *run_dir)
+{
+	char path[PATH_MAX];
+	const char *sub[] = { "", "/ops", "/jobs" };
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s%s", run_dir, sub[i]);
+		if (mkdir(path, 0755) && errno != EEXIST) {
+			agent_log(0, "%s: %s", path, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void start_conn(int fd, int tcp)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	pthread_t t;
+	pthread_attr_t attr;
+	if (!c || (!tcp && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len))) {
+		free(c);
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	c->tcp = tcp;
+	if (!tcp)
+		c->peer = (struct peer){ cr.uid, cr.gid, cr.pid };
+	pthread_mutex_lock(&agent.lock);
+	int full = agent.nr_conns >= AGENT_MAX_CONNS;
+	if (!full)
+		agent.nr_conns++;
+	pthread_mutex_unlock(&agent.lock);
+	if (full) {
+		conn_error(fd, -EAGAIN, "too many connections (%d)", AGENT_MAX_CONNS);
+		close(fd);
+		free(c);
+		return;
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	if (pthread_create(&t, &attr, conn_thread, c)) {
+		close(fd);
+		free(c);
+		pthread_mutex_lock(&agent.lock);
+		agent.nr_conns--;
+		pthread_mutex_unlock(&agent.lock);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+static int parse_args(int argc, char **argv, struct settings *s)
+{
+	static const struct option opts[] = {
+		{ "foreground", no_argument, 0, 'f' },
+		{ "socket", required_argument, 0, 's' },
+		{ "run-dir", required_argument, 0, 'r' },
+		{ "tcp", required_argument, 0, 't' },
+		{ 0, 0, 0, 0 },
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "fs:r:t:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f': s->foreground = 1; break;
+		case 's': s->socket = optarg; break;
+		case 'r': s->run_dir = optarg; break;
+		case 't':
+			if (conf_parse_size(optarg, &s->tcp_port) || s->tcp_port > 65535) {
+				fprintf(stderr, "ckptd: --tcp %s: not a port\n", optarg);
+				return -1;
+			}
+			break;
+		default:
+			fprintf(stderr, "usage: ckptd [-f] [-s SOCKET] [-r RUN_DIR] [--tcp PORT]\n");
+			return -1;
+		}
+	}
+	return optind == argc ? 0 : -1;
+}
+
+/* Command line first, then the configuration file, then defaults. */
+static int load_settings(int argc, char **argv, struct settings *s, struct conf **conf)
+{
+	if (parse_args(argc, argv, s) || conf_load(conf_path(), conf))
+		return -1;
+	if (!s->socket)
+		s->socket = conf_get(*conf, "agent.socket", CKPT_SOCKET_DEFAULT);
+	if (!s->run_dir)
+		s->run_dir = conf_get(*conf, "agent.run_dir", "/run/ckpt");
+	if (!s->tcp_port && conf_get_u64(*conf, "agent.tcp_port", 0, &s->tcp_port))
+		return -1;
+	if (s->tcp_port > 65535) {
+		fprintf(stderr, "ckptd: agent.tcp_port %llu: not a port\n",
+			(unsigned long long)s->tcp_port);
+		return -1;
+	}
+	return 0;
+}
+
+static int stop_pipe[2] = { -1, -1 };
+
+static void on_term(int sig)
+{
+	(void)sig;
+	if (write(stop_pipe[1], "x", 1) < 0) {
+		/* nothing to do: the pipe holds a byte already */
+	}
+}
+
+/* SIGTERM/SIGINT: stop accepting, let running operations end (their
+ * clients wait for them), then leave. */
+static int catch_term(void)
+{
+	struct sigaction sa = { .sa_handler = on_term };
+	if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK))
+		return -1;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	return 0;
+}
+
+static void shut_down(const struct settings *s, int lfd, int tfd, struct conf *conf)
+{
+	close(lfd);
+	if (tfd >= 0)
+		close(tfd);
+	unlink(s->socket);
+	agent_log(0, "ckptd %d stopping", getpid());
+	for (int i = 0; i < 600; i++) {
+		pthread_mutex_lock(&agent.lock);
+		int busy = agent.nr_conns;
+		pthread_mutex_unlock(&agent.lock);
+		if (!busy)
+			break;
+		usleep(100000);
+	}
+	jobs_free_all();
+	conf_free(conf);
+}
+
+static int self_exe(void)
+{
+	ssize_t n = readlink("/proc/self/exe", agent.exe, sizeof(agent.exe) - 1);
+	if (n <= 0)
+		return -1;
+	agent.exe[n] = '\0';
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct settings s = { 0 };
+	struct conf *conf = NULL;
+	if (argc > 1 && !strcmp(argv[1], "--worker"))
+		return worker_main(argc, argv);
+	if (load_settings(argc, argv, &s, &conf) || self_exe())
+		return 1;
+	if (geteuid()) {
+		fprintf(stderr, "ckptd: must run as root\n");
+		return 1;
+	}
+	snprintf(agent.run_dir, sizeof(agent.run_dir), "%s", s.run_dir);
+	snprintf(agent.storage_base, sizeof(agent.storage_base), "%s",
+		 conf_get(conf, "storage.base", "/var/lib/ckpt"));
+	if (conf_get_u64(conf, "agent.interval_unit_s", 60, &agent.interval_unit_s) ||
+	    !agent.interval_unit_s)
+		return 1;
+	signal(SIGPIPE, SIG_IGN);
+	if (catch_term())
+		return 1;
+	if (make_dirs(agent.run_dir))
+		return 1;
+	int lfd = listen_unix(s.socket);
+	int tfd = s.tcp_port ? tcp_listen((int)s.tcp_port) : -1;
+	if (lfd < 0 || (s.tcp_port && tfd < 0))
+		return 1;
+	if (!s.foreground) {
+		if (daemon(0, 0))
+			return 1;
+		agent_log_to_syslog();
+	}
+	agent.start_ns = agent_now_ns();
+	ops_recover();
+	jobs_load();
+	if (periodic_start())
+		return 1;
+	agent_log(0, "ckptd %d serving %s%s", getpid(), s.socket, tfd >= 0 ? " and TCP" : "");
+	int ret = accept_loop(lfd, tfd, stop_pipe[0]);
+	shut_down(&s, lfd, tfd, conf);
+	return ret;
+}

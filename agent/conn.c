@@ -1,0 +1,146 @@
+/*
+ * conn: one thread per client connection.  Reads request frames (at most
+ * WIRE_MAX_FRAME bytes, each within AGENT_REQ_TIMEOUT_S), checks and
+ * answers them in order.  A malformed or oversized frame gets an error
+ * reply and the connection is closed; the agent carries on.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "wire.h"
+
+int conn_reply(int fd, RpcReply *r)
+{
+	return wire_send_msg(fd, &r->base);
+}
+
+int conn_error(int fd, int err, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	RpcReply r = RPC_REPLY__INIT;
+	r.done = 1;
+	r.has_result = 1;
+	r.result = err < 0 ? err : -EINVAL;
+	r.error = msg;
+	return conn_reply(fd, &r);
+}
+
+static int reply_result(int fd, int ret, const char *err)
+{
+	if (ret)
+		return conn_error(fd, ret, "%s", err);
+	RpcReply r = RPC_REPLY__INIT;
+	r.done = 1;
+	r.has_result = 1;
+	return conn_reply(fd, &r);
+}
+
+static int do_status(struct conn *c, const RpcStatus *s, int with_ops)
+{
+	RpcReply r = RPC_REPLY__INIT;
+	uint32_t job = s && s->has_job_id ? s->job_id : 0;
+	r.done = 1;
+	r.has_result = 1;
+	r.has_agent_pid = r.has_agent_start_ns = 1;
+	r.agent_pid = (uint32_t)getpid();
+	r.agent_start_ns = agent.start_ns;
+	pthread_mutex_lock(&agent.lock);
+	jobs_fill_locked(&c->peer, job, &r);
+	if (with_ops)
+		ops_fill_locked(&c->peer, job, &r);
+	pthread_mutex_unlock(&agent.lock);
+	int ret = conn_reply(c->fd, &r);
+	jobs_free_reply(&r);
+	ops_free_reply(&r);
+	return ret;
+}
+
+static int dispatch(struct conn *c, const RpcRequest *q)
+{
+	char err[512] = "";
+	int ret;
+	switch (q->req_case) {
+	case RPC_REQUEST__REQ_REG:
+		ret = jobs_register(&c->peer, q->reg, err, sizeof(err));
+		agent_log(q->reg->job_id, "register step %u of uid %u (%zu tasks) by uid %u: %s",
+			  q->reg->step_id, q->reg->uid, q->reg->n_pids, c->peer.uid,
+			  ret ? err : "ok");
+		return reply_result(c->fd, ret, err);
+	case RPC_REQUEST__REQ_UNREG:
+		ret = jobs_unregister(&c->peer, q->unreg, err, sizeof(err));
+		agent_log(q->unreg->job_id, "unregister by uid %u: %s", c->peer.uid,
+			  ret ? err : "ok");
+		return reply_result(c->fd, ret, err);
+	case RPC_REQUEST__REQ_DUMP:
+		return ops_dump(c, q->dump);
+	case RPC_REQUEST__REQ_RESTORE:
+		return ops_restore(c, q->restore);
+	case RPC_REQUEST__REQ_STATUS:
+		return do_status(c, q->status, 1);
+	case RPC_REQUEST__REQ_LIST:
+		return do_status(c, q->list, 0);
+	case RPC_REQUEST__REQ_CANCEL:
+		ret = ops_cancel(&c->peer, q->cancel->job_id, err, sizeof(err));
+		agent_log(q->cancel->job_id, "cancel by uid %u: %s", c->peer.uid, ret ? err : "ok");
+		return reply_result(c->fd, ret, err);
+	case RPC_REQUEST__REQ_CTL:
+		ret = jobs_ctl(&c->peer, q->ctl, err, sizeof(err));
+		agent_log(q->ctl->job_id, "checkpoints %s by uid %u: %s",
+			  q->ctl->enable ? "enabled" : "disabled", c->peer.uid, ret ? err : "ok");
+		return reply_result(c->fd, ret, err);
+	default:
+		return conn_error(c->fd, -EINVAL, "unknown request");
+	}
+}
+
+static void serve(struct conn *c)
+{
+	for (;;) {
+		void *buf;
+		size_t len;
+		int ret = wire_recv(c->fd, &buf, &len, WIRE_MAX_FRAME);
+		if (ret == -EMSGSIZE) {
+			agent_log(0, "uid %u: request over %u bytes refused", c->peer.uid,
+				  WIRE_MAX_FRAME);
+			conn_error(c->fd, ret, "request over %u bytes", WIRE_MAX_FRAME);
+		}
+		if (ret)
+			return;
+		RpcRequest *q = rpc_request__unpack(NULL, len, buf);
+		free(buf);
+		if (!q) {
+			agent_log(0, "uid %u: malformed request", c->peer.uid);
+			conn_error(c->fd, -EPROTO, "malformed request");
+			return;
+		}
+		ret = dispatch(c, q);
+		rpc_request__free_unpacked(q, NULL);
+		if (ret)
+			return;
+	}
+}
+
+void *conn_thread(void *arg)
+{
+	struct conn *c = arg;
+	struct timeval tv = { AGENT_REQ_TIMEOUT_S, 0 };
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (!c->tcp || !tcp_auth(c))
+		serve(c);
+	close(c->fd);
+	free(c);
+	pthread_mutex_lock(&agent.lock);
+	agent.nr_conns--;
+	pthread_mutex_unlock(&agent.lock);
+	return NULL;
+}

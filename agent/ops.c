@@ -1,0 +1,742 @@
+/*
+ * ops: dumps and restores the agent runs.  Each runs in a worker process
+ * (worker.c) started by the connection's thread, which then relays the
+ * worker's progress to the client, logs its messages with the job id and
+ * records its result for `status`.  At most one operation per job (and
+ * per target process) runs at a time; a second is refused with the reason.
+ *
+ * Crash safety: a dump's image directory is written in RUN_DIR/ops/ID
+ * before the worker starts and removed after it ends.  If the worker dies,
+ * or the agent itself is killed (its workers die with it through
+ * PR_SET_PDEATHSIG, and the parasite in the target cures itself), what is
+ * left of an uncommitted set is removed: by this thread, or by the next
+ * agent at start (ops_recover).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "storage.h"
+#include "wire.h"
+
+/* ---- the op table ---- */
+
+static int op_busy_locked(uint32_t job, pid_t target, char *err, size_t errlen)
+{
+	for (int i = 0; i < AGENT_MAX_OPS; i++) {
+		struct op *o = &agent.ops[i];
+		/* A restore whose tree runs (the client waits for it to end)
+		 * no longer stands in the way of the job's checkpoints. */
+		if (!o->used || !o->running || o->started)
+			continue;
+		if ((job && o->job_id == job) || (target && o->kind == OP_DUMP && o->target == target)) {
+			snprintf(err, errlen, "%s%u: a %s (operation %u) is already running",
+				 job ? "job " : "pid ", job ? job : (uint32_t)target,
+				 o->kind == OP_DUMP ? "dump" : "restore", o->id);
+			return -EBUSY;
+		}
+	}
+	return 0;
+}
+
+/* A free slot, else the oldest finished one. */
+static struct op *op_alloc_locked(void)
+{
+	struct op *best = NULL;
+	for (int i = 0; i < AGENT_MAX_OPS; i++) {
+		struct op *o = &agent.ops[i];
+		if (!o->used)
+			return o;
+		if (!o->running && (!best || o->end_ns < best->end_ns))
+			best = o;
+	}
+	return best;
+}
+
+static struct op *op_start(enum op_kind kind, uint32_t job, uid_t uid, pid_t target,
+			   const char *dir, char *err, size_t errlen, uint32_t *id)
+{
+	pthread_mutex_lock(&agent.lock);
+	struct op *o = NULL;
+	if (!op_busy_locked(job, target, err, errlen)) {
+		o = op_alloc_locked();
+		if (!o)
+			snprintf(err, errlen, "too many operations running (%d)", AGENT_MAX_OPS);
+	}
+	if (o) {
+		memset(o, 0, sizeof(*o));
+		*o = (struct op){ .used = 1, .id = ++agent.next_op, .kind = kind, .job_id = job,
+				  .uid = uid, .target = target, .start_ns = agent_now_ns(),
+				  .running = 1 };
+		snprintf(o->dir, sizeof(o->dir), "%s", dir ? dir : "");
+		*id = o->id;
+	}
+	pthread_mutex_unlock(&agent.lock);
+	return o;
+}
+
+/* The op with `id`, locked; NULL if it has been recycled. */
+static struct op *op_get_locked(uint32_t id)
+{
+	for (int i = 0; i < AGENT_MAX_OPS; i++)
+		if (agent.ops[i].used && agent.ops[i].id == id)
+			return &agent.ops[i];
+	return NULL;
+}
+
+/* ---- crash cleanup ---- */
+
+static int is_image_name(const char *n)
+{
+	size_t len = strlen(n);
+	return (len > 4 && !strcmp(n + len - 4, ".img")) || (len > 4 && !strcmp(n + len - 4, ".tmp"));
+}
+
+/* Remove what an interrupted dump left in dir, unless it committed.
+ * Only names are removed (unlinkat in the opened directory, which is
+ * never followed through a symlink). */
+static void remove_uncommitted(uint32_t job, const char *dir)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return;
+	if (!faccessat(dfd, "manifest", F_OK, AT_SYMLINK_NOFOLLOW)) {
+		close(dfd);
+		return;
+	}
+	DIR *d = fdopendir(dfd);
+	struct dirent *de;
+	int removed = 0;
+	while (d && (de = readdir(d)))
+		if (is_image_name(de->d_name) && !unlinkat(dfd, de->d_name, 0))
+			removed++;
+	if (d)
+		closedir(d);
+	else
+		close(dfd);
+	if (removed)
+		agent_log(job, "%s: removed %d files of an unfinished dump", dir, removed);
+	rmdir(dir); /* only if empty */
+}
+
+static void journal_path(uint32_t id, char *path, size_t len)
+{
+	snprintf(path, len, "%s/ops/%u", agent.run_dir, id);
+}
+
+/* Record, before the worker starts, where a dump writes: "JOB DIR". */
+static int journal_add(uint32_t id, uint32_t job, const char *dir)
+{
+	char path[PATH_MAX];
+	journal_path(id, path, sizeof(path));
+	FILE *f = fopen(path, "we");
+	if (!f)
+		return -errno;
+	fprintf(f, "%u %s\n", job, dir);
+	int ret = fflush(f) || fsync(fileno(f)) ? -EIO : 0;
+	fclose(f);
+	return ret;
+}
+
+static void journal_del(uint32_t id)
+{
+	char path[PATH_MAX];
+	journal_path(id, path, sizeof(path));
+	unlink(path);
+}
+
+void ops_recover(void)
+{
+	char path[PATH_MAX], line[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/ops", agent.run_dir);
+	DIR *d = opendir(path);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		FILE *f = fdopen(openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), "r");
+		unsigned job = 0;
+		char dir[PATH_MAX];
+		if (f && fgets(line, sizeof(line), f) && sscanf(line, "%u %4095[^\n]", &job, dir) == 2 &&
+		    dir[0] == '/')
+			remove_uncommitted(job, dir);
+		if (f)
+			fclose(f);
+		unlinkat(dirfd(d), de->d_name, 0);
+	}
+	if (d)
+		closedir(d);
+}
+
+/* ---- the worker ---- */
+
+struct worker {
+	pid_t pid;
+	int report, errfd;
+};
+
+static void worker_child(int req, int report, int errw, uid_t uid, gid_t gid, const char *what)
+{
+	char u[16], g[16];
+	/* The worker dies with the thread that started it. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (dup2(req, WORKER_REQ_FD) < 0 || dup2(report, WORKER_REPORT_FD) < 0 || dup2(errw, 2) < 0)
+		_exit(127);
+	int null = open("/dev/null", O_RDWR);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+	}
+	for (int fd = 5; fd < 1024; fd++)
+		close(fd);
+	snprintf(u, sizeof(u), "%u", uid);
+	snprintf(g, sizeof(g), "%u", gid);
+	execl(agent.exe, "ckptd", "--worker", what, u, g, (char *)NULL);
+	_exit(127);
+}
+
+static int worker_start(struct worker *w, const ProtobufCMessage *req, uid_t uid, gid_t gid,
+			const char *what)
+{
+	int rq[2], rp[2], er[2];
+	if (pipe2(rq, O_CLOEXEC))
+		return -errno;
+	if (pipe2(rp, O_CLOEXEC) || pipe2(er, O_CLOEXEC)) {
+		close(rq[0]);
+		close(rq[1]);
+		return -EMFILE;
+	}
+	w->pid = fork();
+	if (w->pid == 0)
+		worker_child(rq[0], rp[1], er[1], uid, gid, what);
+	close(rq[0]);
+	close(rp[1]);
+	close(er[1]);
+	w->report = rp[0];
+	w->errfd = er[0];
+	int ret = w->pid < 0 ? -errno : wire_send_msg(rq[1], req);
+	close(rq[1]);
+	return ret;
+}
+
+/* Relay a progress record to the op and to the client. */
+static void on_progress(struct conn *c, uint32_t id, const struct worker_msg *m)
+{
+	pthread_mutex_lock(&agent.lock);
+	struct op *o = op_get_locked(id);
+	if (o) {
+		memcpy(o->phase, m->phase, sizeof(o->phase));
+		o->phase[sizeof(o->phase) - 1] = '\0';
+		o->done = m->done;
+		o->total = m->total;
+	}
+	pthread_mutex_unlock(&agent.lock);
+	RpcReply r = RPC_REPLY__INIT;
+	RpcProgress pg = RPC_PROGRESS__INIT;
+	char phase[16];
+	memcpy(phase, m->phase, sizeof(phase));
+	phase[15] = '\0';
+	pg.phase = phase;
+	pg.done = m->done;
+	pg.total = m->total;
+	r.progress = &pg;
+	conn_reply(c->fd, &r); /* a client that left does not stop the op */
+}
+
+/* Log the worker's stderr lines; keep the last one as the error. */
+static void on_stderr(uint32_t job, char *buf, size_t *len, char *last, size_t lastlen)
+{
+	char *nl;
+	while ((nl = memchr(buf, '\n', *len))) {
+		*nl = '\0';
+		if (*buf) {
+			agent_log(job, "%s", buf);
+			snprintf(last, lastlen, "%.500s", buf);
+		}
+		size_t used = (size_t)(nl + 1 - buf);
+		memmove(buf, nl + 1, *len - used);
+		*len -= used;
+	}
+	if (*len == 4095) /* an endless line: flush it */
+		*len = 0;
+}
+
+/* The restored tree runs: tell the client its pid (it forwards signals). */
+static void on_started(struct conn *c, uint32_t id, const struct worker_msg *m)
+{
+	pthread_mutex_lock(&agent.lock);
+	struct op *o = op_get_locked(id);
+	if (o)
+		o->target = m->pid, o->started = 1;
+	if (o && o->job_id)
+		jobs_set_root_locked(o->job_id, m->pid);
+	pthread_mutex_unlock(&agent.lock);
+	RpcReply r = RPC_REPLY__INIT;
+	RpcRestoreResult rr = RPC_RESTORE_RESULT__INIT;
+	rr.total_ns = m->total_ns;
+	rr.memory_bytes = m->memory_bytes;
+	rr.image_bytes = m->image_bytes;
+	rr.pidns = m->pidns;
+	rr.pid = (uint32_t)m->pid;
+	r.restore = &rr;
+	conn_reply(c->fd, &r);
+}
+
+static void worker_relay(struct conn *c, struct worker *w, uint32_t id, uint32_t job,
+			 struct worker_msg *res, int *have_res, char *last, size_t lastlen)
+{
+	char ebuf[4096];
+	size_t elen = 0;
+	int started = 0;
+	/* pf[2]: the client; once a tree it waits for runs, its going away
+	 * ends the tree (SIGTERM to the worker). */
+	struct pollfd pf[3] = { { w->report, POLLIN, 0 }, { w->errfd, POLLIN, 0 },
+				{ -1, POLLRDHUP, 0 } };
+	while (pf[0].fd >= 0 || pf[1].fd >= 0) {
+		pf[2].fd = started ? c->fd : -1;
+		if (poll(pf, 3, -1) < 0 && errno != EINTR)
+			break;
+		if (pf[2].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+			agent_log(job, "operation %u: the client went away: ending the restored tree", id);
+			kill(w->pid, SIGTERM);
+			started = 0;
+		}
+		if (pf[0].revents) {
+			struct worker_msg m;
+			ssize_t n = read(w->report, &m, sizeof(m));
+			if (n == (ssize_t)sizeof(m) && m.type == WMSG_PROGRESS)
+				on_progress(c, id, &m);
+			else if (n == (ssize_t)sizeof(m) && m.type == WMSG_RESULT)
+				*res = m, *have_res = 1;
+			else if (n == (ssize_t)sizeof(m) && m.type == WMSG_STARTED)
+				on_started(c, id, &m), started = 1;
+			else if (n <= 0)
+				pf[0].fd = -1;
+		}
+		if (pf[1].revents) {
+			ssize_t n = read(w->errfd, ebuf + elen, sizeof(ebuf) - 1 - elen);
+			if (n <= 0)
+				pf[1].fd = -1;
+			else
+				elen += (size_t)n;
+			on_stderr(job, ebuf, &elen, last, lastlen);
+		}
+	}
+	close(w->report);
+	close(w->errfd);
+}
+
+/* Run one worker to its end; *res holds its result record. */
+static int worker_run(struct conn *c, const ProtobufCMessage *req, const char *what, uint32_t id,
+		      uint32_t job, uid_t uid, gid_t gid, struct worker_msg *res, char *err,
+		      size_t errlen)
+{
+	struct worker w = { .pid = -1, .report = -1, .errfd = -1 };
+	int have = 0, status = 0;
+	int ret = worker_start(&w, req, uid, gid, what);
+	if (w.pid > 0) {
+		pthread_mutex_lock(&agent.lock);
+		struct op *o = op_get_locked(id);
+		if (o)
+			o->worker = w.pid;
+		pthread_mutex_unlock(&agent.lock);
+		worker_relay(c, &w, id, job, res, &have, err, errlen);
+		while (waitpid(w.pid, &status, 0) < 0 && errno == EINTR)
+			;
+	}
+	if (ret) {
+		snprintf(err, errlen, "cannot start the %s worker: %s", what, strerror(-ret));
+		return ret;
+	}
+	if (!have) {
+		if (WIFSIGNALED(status))
+			snprintf(err, errlen, "%s worker killed by signal %d", what, WTERMSIG(status));
+		else if (!*err)
+			snprintf(err, errlen, "%s worker exited with %d", what, WEXITSTATUS(status));
+		return -ECANCELED;
+	}
+	if (res->result && !*err)
+		snprintf(err, errlen, "%s failed: %s", what, strerror(-res->result));
+	return res->result;
+}
+
+static void op_finish(uint32_t id, int result, const char *err)
+{
+	pthread_mutex_lock(&agent.lock);
+	struct op *o = op_get_locked(id);
+	if (o && result && o->job_id)
+		jobs_failed_locked(o->job_id, o->kind == OP_DUMP ? "dump" : "restore", err);
+	if (o) {
+		o->running = 0;
+		o->worker = 0;
+		o->result = result;
+		o->end_ns = agent_now_ns();
+		snprintf(o->error, sizeof(o->error), "%s", result ? err : "");
+	}
+	pthread_mutex_unlock(&agent.lock);
+}
+
+/* ---- requests ---- */
+
+/* Where and as whom a dump writes. */
+struct dump_target {
+	pid_t pid;
+	char dir[PATH_MAX];  /* dir mode */
+	char job[16];        /* set mode: BASE/JOB/SEQ */
+	char base[PATH_MAX]; /* set mode: "" = storage.base */
+	uid_t owner;         /* set mode: owner of the set */
+	uid_t fs_uid;        /* the worker's fs credentials */
+	gid_t fs_gid;
+};
+
+/* A registered job: its one tree; a set of the job unless a dir is given. */
+static int resolve_job(const struct peer *p, const RpcDump *d, struct dump_target *t, char *err,
+		       size_t errlen)
+{
+	int ret = 0;
+	pthread_mutex_lock(&agent.lock);
+	struct job *j = jobs_find_locked(d->job_id);
+	if (!j) {
+		snprintf(err, errlen, "job %u is not registered with this agent", d->job_id);
+		ret = -ENOENT;
+	} else if (p->uid && p->uid != j->uid) {
+		snprintf(err, errlen, "uid %u may not checkpoint job %u of uid %u", p->uid, d->job_id,
+			 j->uid);
+		ret = -EPERM;
+	} else if (j->disabled) {
+		snprintf(err, errlen, "job %u: checkpoints are disabled (ckptctl checkpoint enable)",
+			 d->job_id);
+		ret = -EPERM;
+	} else if (j->nodes > 1) {
+		snprintf(err, errlen, "job %u runs on %u nodes: multi-node checkpoints need the "
+			 "coordinator, which this version does not have yet", d->job_id, j->nodes);
+		ret = -ENOTSUP;
+	} else if (j->nr_pids != 1) {
+		snprintf(err, errlen, "job %u has %zu task trees; one dump covers one tree", d->job_id,
+			 j->nr_pids);
+		ret = j->nr_pids ? -ENOTSUP : -ESRCH;
+	} else {
+		t->pid = j->pids[0] == j->wrapper ? -j->wrapper : j->pids[0];
+		t->owner = j->uid;
+		snprintf(t->job, sizeof(t->job), "%u", j->id);
+		if (d->dir)
+			snprintf(t->dir, sizeof(t->dir), "%s", d->dir);
+		else if (d->set_base)
+			snprintf(t->base, sizeof(t->base), "%s", d->set_base);
+		else if (j->dir)
+			snprintf(t->base, sizeof(t->base), "%s", j->dir);
+		/* Root's own choices (the plugin's --checkpoint-dir, or
+		 * storage.base) are written as root, then owned by the user. */
+		if (!d->dir && !d->set_base && (!j->dir || j->trusted_dir))
+			t->fs_uid = t->fs_gid = 0;
+	}
+	pthread_mutex_unlock(&agent.lock);
+	if (!ret && t->pid < 0) {
+		pid_t w = -t->pid;
+		t->pid = auth_wrapped_child(w, p->pid);
+		if (t->pid < 0) {
+			snprintf(err, errlen, "job %u: %s under its wrapper (pid %d)", d->job_id,
+				 t->pid == -ESRCH ? "no batch script runs" : "several processes run",
+				 w);
+			ret = t->pid == -ESRCH ? -ESRCH : -ENOTSUP;
+		}
+	}
+	return ret;
+}
+
+static int resolve_dump(const struct peer *p, const RpcDump *d, struct dump_target *t,
+			char *err, size_t errlen)
+{
+	memset(t, 0, sizeof(*t));
+	t->fs_uid = p->uid;
+	t->fs_gid = p->gid;
+	if (d->has_job_id) {
+		int ret = resolve_job(p, d, t, err, errlen);
+		if (ret)
+			return ret;
+	} else if (d->has_pid) {
+		t->pid = (pid_t)d->pid;
+		snprintf(t->dir, sizeof(t->dir), "%s", d->dir ? d->dir : "");
+		if (d->set_job) {
+			snprintf(t->job, sizeof(t->job), "%.15s", d->set_job);
+			snprintf(t->base, sizeof(t->base), "%s", d->set_base ? d->set_base : "");
+			t->owner = p->uid || !d->has_owner ? p->uid : d->owner;
+		}
+	} else {
+		snprintf(err, errlen, "dump: neither a job nor a pid");
+		return -EINVAL;
+	}
+	if (!t->job[0] && t->dir[0] != '/') {
+		snprintf(err, errlen, "dump: the image directory must be an absolute path ('%.300s')",
+			 t->dir);
+		return -EINVAL;
+	}
+	if (t->job[0] && t->dir[0])
+		t->job[0] = '\0'; /* an explicit dir wins */
+	if (t->base[0] && t->base[0] != '/') {
+		snprintf(err, errlen, "dump: the base directory must be an absolute path ('%.300s')",
+			 t->base);
+		return -EINVAL;
+	}
+	return auth_may_dump_tree(p, t->pid, err, errlen);
+}
+
+static int reply_dump(struct conn *c, int ret, const char *err, const struct worker_msg *m,
+		      const char *dir)
+{
+	RpcReply r = RPC_REPLY__INIT;
+	RpcDumpResult dr = RPC_DUMP_RESULT__INIT;
+	r.done = 1;
+	r.has_result = 1;
+	r.result = ret;
+	r.error = ret ? (char *)err : NULL;
+	if (!ret) {
+		dr.frozen_ns = m->frozen_ns;
+		dr.total_ns = m->total_ns;
+		dr.memory_bytes = m->memory_bytes;
+		dr.written_bytes = m->written_bytes;
+		dr.tasks = m->tasks;
+		dr.threads = m->threads;
+		dr.dir = (char *)dir;
+		dr.has_seq = m->seq != 0;
+		dr.seq = m->seq;
+		r.dump = &dr;
+	}
+	return conn_reply(c->fd, &r);
+}
+
+int ops_dump(struct conn *c, const RpcDump *d)
+{
+	char err[512] = "";
+	uint32_t job = d->has_job_id ? d->job_id : 0, id = 0;
+	struct dump_target t;
+	int ret = resolve_dump(&c->peer, d, &t, err, sizeof(err));
+	if (ret) {
+		agent_log(job, "dump refused for uid %u: %s", c->peer.uid, err);
+		return conn_error(c->fd, ret, "%s", err);
+	}
+	const char *where = t.job[0] ? (t.base[0] ? t.base : "storage.base") : t.dir;
+	if (!op_start(OP_DUMP, job, c->peer.uid, t.pid, where, err, sizeof(err), &id))
+		return conn_error(c->fd, -EBUSY, "%s", err);
+	agent_log(job, "dump %u: pid %d by uid %u into %s%s%s", id, t.pid, c->peer.uid, where,
+		  t.job[0] ? "/" : "", t.job);
+	RpcDump req = *d;
+	req.has_pid = 1;
+	req.pid = (uint32_t)t.pid;
+	req.dir = t.job[0] ? NULL : t.dir;
+	req.set_job = t.job[0] ? t.job : NULL;
+	req.set_base = t.base[0] ? t.base : NULL;
+	req.has_owner = t.job[0] != 0;
+	req.owner = (uint32_t)t.owner;
+	struct worker_msg res = { 0 };
+	/* Half-written sets are collected by the next dump of the job;
+	 * half-written directories are removed here or by the next agent. */
+	ret = t.job[0] ? 0 : journal_add(id, job, t.dir);
+	if (ret)
+		snprintf(err, sizeof(err), "%.300s/ops: cannot record the dump: %s", agent.run_dir,
+			 strerror(-ret));
+	else
+		ret = worker_run(c, &req.base, "dump", id, job, t.fs_uid, t.fs_gid, &res, err,
+				 sizeof(err));
+	if (ret && !t.job[0])
+		remove_uncommitted(job, t.dir);
+	journal_del(id);
+	op_finish(id, ret, err);
+	if (ret)
+		agent_log(job, "dump %u failed: %s", id, err);
+	else
+		agent_log(job, "dump %u: done in %.1f ms (frozen %.1f ms), %llu bytes written%s%llu",
+			  id, (double)res.total_ns / 1e6, (double)res.frozen_ns / 1e6,
+			  (unsigned long long)res.written_bytes, t.job[0] ? ", set " : "",
+			  (unsigned long long)res.seq);
+	return reply_dump(c, ret, err, &res, t.job[0] ? where : t.dir);
+}
+
+int ops_dump_job(uint32_t job, int leave_running)
+{
+	struct conn c = { .fd = -1, .peer = { 0, 0, getpid() } };
+	RpcDump d = RPC_DUMP__INIT;
+	d.has_job_id = 1;
+	d.job_id = job;
+	d.has_leave_running = 1;
+	d.leave_running = leave_running;
+	return ops_dump(&c, &d);
+}
+
+static int resolve_restore(const struct peer *p, const RpcRestore *r, char *dir, char *err,
+			   size_t errlen)
+{
+	if (r->has_job_id) {
+		/* A registered job must be the caller's; the restored tree then
+		 * becomes the job's tree.  An unregistered one is just a set. */
+		char base[PATH_MAX], job[16];
+		pthread_mutex_lock(&agent.lock);
+		struct job *j = jobs_find_locked(r->job_id);
+		int mine = !j || !p->uid || p->uid == j->uid;
+		snprintf(base, sizeof(base), "%s", j && j->dir ? j->dir : agent.storage_base);
+		pthread_mutex_unlock(&agent.lock);
+		if (!mine) {
+			snprintf(err, errlen, "job %u: uid %u may not restore another user's job",
+				 r->job_id, p->uid);
+			return -EPERM;
+		}
+		snprintf(job, sizeof(job), "%u", r->job_id);
+		int ret = r->dir ? 0 : imgset_latest(base, job, dir, PATH_MAX);
+		if (ret) {
+			snprintf(err, errlen, "job %u: no committed checkpoint in %.300s/%s%s%s",
+				 r->job_id, base, job, ret == -ENOENT ? "" : ": ",
+				 ret == -ENOENT ? "" : strerror(-ret));
+			return ret;
+		}
+		if (!r->dir)
+			return 0;
+	}
+	snprintf(dir, PATH_MAX, "%s", r->dir ? r->dir : "");
+	if (dir[0] != '/') {
+		snprintf(err, errlen, "restore: the image directory must be an absolute path ('%.300s')",
+			 dir);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int reply_restore(struct conn *c, int ret, const char *err, const struct worker_msg *m)
+{
+	RpcReply r = RPC_REPLY__INIT;
+	RpcRestoreResult rr = RPC_RESTORE_RESULT__INIT;
+	r.done = 1;
+	r.has_result = 1;
+	r.result = ret;
+	r.error = ret ? (char *)err : NULL;
+	if (!ret) {
+		rr.total_ns = m->total_ns;
+		rr.memory_bytes = m->memory_bytes;
+		rr.image_bytes = m->image_bytes;
+		rr.pidns = m->pidns;
+		rr.pid = (uint32_t)m->pid;
+		rr.has_status = m->status_valid;
+		rr.status = m->status;
+		r.restore = &rr;
+	}
+	return conn_reply(c->fd, &r);
+}
+
+int ops_restore(struct conn *c, const RpcRestore *r)
+{
+	char err[512] = "", dir[PATH_MAX];
+	uint32_t job = r->has_job_id ? r->job_id : 0, id = 0;
+	int ret = resolve_restore(&c->peer, r, dir, err, sizeof(err));
+	if (ret) {
+		agent_log(job, "restore refused for uid %u: %s", c->peer.uid, err);
+		return conn_error(c->fd, ret, "%s", err);
+	}
+	if (!op_start(OP_RESTORE, job, c->peer.uid, 0, dir, err, sizeof(err), &id))
+		return conn_error(c->fd, -EBUSY, "%s", err);
+	agent_log(job, "restore %u: %s by uid %u", id, dir, c->peer.uid);
+	RpcRestore req = *r;
+	req.dir = dir;
+	struct worker_msg res = { 0 };
+	ret = worker_run(c, &req.base, "restore", id, job, c->peer.uid, c->peer.gid, &res, err,
+			 sizeof(err));
+	pthread_mutex_lock(&agent.lock);
+	struct op *o = op_get_locked(id);
+	if (o && !ret)
+		o->target = res.pid;
+	if (!ret && job && r->detach)
+		jobs_set_root_locked(job, res.pid);
+	pthread_mutex_unlock(&agent.lock);
+	op_finish(id, ret, err);
+	if (ret)
+		agent_log(job, "restore %u failed: %s", id, err);
+	else
+		agent_log(job, "restore %u: pid %d running after %.1f ms", id, res.pid,
+			  (double)res.total_ns / 1e6);
+	return reply_restore(c, ret, err, &res);
+}
+
+int ops_cancel(const struct peer *p, uint32_t job, char *err, size_t errlen)
+{
+	int ret = -ENOENT;
+	pthread_mutex_lock(&agent.lock);
+	snprintf(err, errlen, "job %u: no operation running", job);
+	for (int i = 0; i < AGENT_MAX_OPS; i++) {
+		struct op *o = &agent.ops[i];
+		if (!o->used || !o->running || o->job_id != job)
+			continue;
+		if (p->uid && p->uid != o->uid) {
+			snprintf(err, errlen, "job %u: operation %u is not yours", job, o->id);
+			ret = -EPERM;
+		} else if (o->kind != OP_DUMP) {
+			snprintf(err, errlen, "job %u: a restore cannot be cancelled", job);
+			ret = -EBUSY;
+		} else if (o->worker > 0) {
+			/* The parasite cures itself and the tree runs on; the
+			 * operation's thread removes the unfinished set. */
+			kill(o->worker, SIGKILL);
+			ret = 0;
+		}
+	}
+	pthread_mutex_unlock(&agent.lock);
+	return ret;
+}
+
+void ops_fill_locked(const struct peer *p, uint32_t job_id, RpcReply *r)
+{
+	r->ops = calloc(AGENT_MAX_OPS, sizeof(*r->ops));
+	for (int i = 0; r->ops && i < AGENT_MAX_OPS; i++) {
+		struct op *o = &agent.ops[i];
+		if (!o->used || (p->uid && p->uid != o->uid) || (job_id && o->job_id != job_id))
+			continue;
+		RpcOp *m = calloc(1, sizeof(*m) + sizeof(RpcProgress));
+		if (!m)
+			break;
+		rpc_op__init(m);
+		m->id = o->id;
+		m->kind = o->kind == OP_DUMP ? "dump" : "restore";
+		m->has_job_id = o->job_id != 0;
+		m->job_id = o->job_id;
+		m->uid = (uint32_t)o->uid;
+		m->pid = (uint32_t)o->target;
+		m->dir = strdup(o->dir);
+		m->start_ns = o->start_ns;
+		if (o->running && o->phase[0]) {
+			RpcProgress *pg = (RpcProgress *)(m + 1);
+			rpc_progress__init(pg);
+			pg->phase = strdup(o->phase);
+			pg->done = o->done;
+			pg->total = o->total;
+			m->progress = pg;
+		}
+		if (!o->running) {
+			m->has_result = m->has_end_ns = 1;
+			m->result = o->result;
+			m->end_ns = o->end_ns;
+			m->error = o->error[0] ? strdup(o->error) : NULL;
+		}
+		r->ops[r->n_ops++] = m;
+	}
+}
+
+void ops_free_reply(RpcReply *r)
+{
+	for (size_t i = 0; i < r->n_ops; i++) {
+		free(r->ops[i]->dir);
+		free(r->ops[i]->error);
+		if (r->ops[i]->progress)
+			free(r->ops[i]->progress->phase);
+		free(r->ops[i]);
+	}
+	free(r->ops);
+	r->ops = NULL;
+	r->n_ops = 0;
+}

@@ -1,0 +1,248 @@
+/*
+ * agent: see agent.h.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <signal.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "ckpt/client.h"
+#include "progress-bar.h"
+#include "rpc.pb-c.h"
+
+#define REPLY_MAX (1u << 20)
+
+int agent_route(const char *what)
+{
+	const char *sock = ckpt_client_socket();
+	if (sock && ckpt_client_agent_up())
+		return 1;
+	if (geteuid() == 0)
+		return 0;
+	fprintf(stderr, "ckptctl: %s: ckptd is not running (%s); users checkpoint through it\n",
+		what, sock ? sock : "CKPT_SOCKET=none");
+	return -1;
+}
+
+/* The agent has another cwd: send it absolute paths. */
+static char *absolute(const char *path, char *out)
+{
+	char tmp[PATH_MAX], parent[PATH_MAX];
+	if (realpath(path, out))
+		return out;
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	snprintf(parent, sizeof(parent), "%s", path);
+	char *dir = dirname(parent), *base = basename(tmp);
+	char real[PATH_MAX];
+	if (!realpath(dir, real))
+		return NULL;
+	if (strlen(real) + strlen(base) + 2 > PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	strcpy(out, real);
+	strcat(strcat(out, "/"), base);
+	return out;
+}
+
+/* A restore we wait for: signals we get go to the restored root, as they
+ * would to a program started in the foreground. */
+static volatile pid_t forward_pid;
+static const char *pidfile_path; /* --pidfile: written once the tree runs */
+
+static int write_pidfile(pid_t pid)
+{
+	if (!pidfile_path)
+		return 0;
+	FILE *f = fopen(pidfile_path, "w");
+	if (!f || fprintf(f, "%d\n", pid) < 0 || fclose(f)) {
+		fprintf(stderr, "ckptctl: pidfile %s: %s\n", pidfile_path, strerror(errno));
+		return -EIO;
+	}
+	pidfile_path = NULL;
+	return 0;
+}
+
+static void forward(int sig)
+{
+	if (forward_pid > 0)
+		kill(forward_pid, sig);
+}
+
+static void start_forwarding(pid_t pid)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT };
+	struct sigaction sa = { .sa_handler = forward, .sa_flags = SA_RESTART };
+	forward_pid = pid;
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
+
+/* Send req; relay progress to a bar; return the final reply (caller frees). */
+static RpcReply *call(const RpcRequest *req, int *err)
+{
+	struct ckpt_conn *c;
+	struct progress_bar bar;
+	RpcReply *final = NULL;
+	size_t len = rpc_request__get_packed_size(req);
+	void *buf = malloc(len + 1);
+	*err = buf ? ckpt_conn_open(ckpt_client_socket(), &c) : -ENOMEM;
+	if (*err) {
+		free(buf);
+		return NULL;
+	}
+	rpc_request__pack(req, buf);
+	*err = ckpt_conn_send(c, buf, len);
+	free(buf);
+	bar_init(&bar);
+	while (!*err && !final) {
+		if ((*err = ckpt_conn_recv(c, &buf, &len, REPLY_MAX)))
+			break;
+		RpcReply *r = rpc_reply__unpack(NULL, len, buf);
+		free(buf);
+		if (!r) {
+			*err = -EPROTO;
+		} else if (r->done) {
+			final = r;
+		} else {
+			if (r->progress)
+				bar_update(&bar, r->progress->phase, r->progress->done,
+					   r->progress->total);
+			if (r->restore && r->restore->pid > 0) {
+				bar_done(&bar);
+				write_pidfile((pid_t)r->restore->pid);
+				start_forwarding((pid_t)r->restore->pid);
+			}
+			rpc_reply__free_unpacked(r, NULL);
+		}
+	}
+	bar_done(&bar);
+	forward_pid = 0;
+	ckpt_conn_close(c);
+	if (*err == -ENODATA || *err == -EPROTO)
+		fprintf(stderr, "ckptctl: the agent closed the connection\n");
+	return final;
+}
+
+/* The final reply's result; prints its error line. */
+static int result_of(RpcReply *r, int err)
+{
+	if (!r)
+		return err ? err : -EPROTO;
+	int ret = r->has_result ? r->result : 0;
+	if (ret)
+		fprintf(stderr, "%s\n", r->error ? r->error : strerror(-ret));
+	return ret;
+}
+
+int agent_dump(const struct ckpt_dump_opts *o, uint32_t job, struct ckpt_dump_stats *st)
+{
+	RpcRequest req = RPC_REQUEST__INIT;
+	RpcDump d = RPC_DUMP__INIT;
+	char dir[PATH_MAX];
+	if (o->dir && !absolute(o->dir, dir)) {
+		fprintf(stderr, "ckptctl: dump: %s: %s\n", o->dir, strerror(errno));
+		return -errno;
+	}
+	char *end = NULL;
+	/* --job without -t: the job's registered tree, into a set of the job. */
+	if (o->job && !o->pid)
+		job = (uint32_t)strtoul(o->job, &end, 10);
+	if (end && (*end || !job)) {
+		fprintf(stderr, "ckptctl: dump: --job %s: a registered job is a number\n", o->job);
+		return -EINVAL;
+	}
+	if (o->job && o->pid) {
+		d.set_job = (char *)o->job;
+		d.has_owner = o->has_uid;
+		d.owner = (uint32_t)o->uid;
+	}
+	d.set_base = (char *)o->base;
+	d.has_job_id = job != 0;
+	d.job_id = job;
+	d.has_pid = o->pid != 0;
+	d.pid = (uint32_t)o->pid;
+	d.dir = o->dir ? dir : NULL;
+	d.has_leave_running = d.has_leave_stopped = 1;
+	d.leave_running = o->leave_running;
+	d.leave_stopped = o->leave_stopped;
+	d.has_ext_unix_sk_all = d.has_tcp_established = d.has_shell_job = 1;
+	d.ext_unix_sk_all = o->ext_unix_sk_all;
+	d.ext_unix_sk = (uint64_t *)o->ext_unix_sk;
+	d.n_ext_unix_sk = o->nr_ext_unix_sk;
+	d.tcp_established = o->tcp_established;
+	d.shell_job = o->shell_job;
+	d.has_ghost_limit = o->ghost_limit != 0;
+	d.ghost_limit = o->ghost_limit;
+	d.parent = (char *)o->parent;
+	d.has_verbose = 1;
+	d.verbose = (uint32_t)o->verbose;
+	req.req_case = RPC_REQUEST__REQ_DUMP;
+	req.dump = &d;
+	int err;
+	RpcReply *r = call(&req, &err);
+	int ret = result_of(r, err);
+	memset(st, 0, sizeof(*st));
+	if (!ret && r->dump) {
+		st->frozen_ns = r->dump->frozen_ns;
+		st->total_ns = r->dump->total_ns;
+		st->memory_bytes = r->dump->memory_bytes;
+		st->written_bytes = r->dump->written_bytes;
+		st->nr_tasks = r->dump->tasks;
+		st->nr_threads = r->dump->threads;
+		st->seq = r->dump->seq;
+	}
+	if (r)
+		rpc_reply__free_unpacked(r, NULL);
+	return ret;
+}
+
+int agent_restore(const struct ckpt_restore_opts *o, uint32_t job, struct ckpt_restore_stats *st,
+		  int *status)
+{
+	RpcRequest req = RPC_REQUEST__INIT;
+	RpcRestore rs = RPC_RESTORE__INIT;
+	char dir[PATH_MAX];
+	if (o->dir && !absolute(o->dir, dir)) {
+		fprintf(stderr, "ckptctl: restore: %s: %s\n", o->dir, strerror(errno));
+		return -errno;
+	}
+	rs.dir = o->dir ? dir : NULL;
+	rs.has_job_id = job != 0;
+	rs.job_id = job;
+	rs.has_pidns = rs.has_skip_file_check = rs.has_verbose = rs.has_detach = 1;
+	rs.pidns = (uint32_t)o->pidns;
+	rs.skip_file_check = o->skip_file_check;
+	rs.inherit_fd = (char **)o->inherit_fd;
+	rs.n_inherit_fd = o->nr_inherit_fd;
+	rs.verbose = (uint32_t)o->verbose;
+	rs.detach = o->detach;
+	req.req_case = RPC_REQUEST__REQ_RESTORE;
+	req.restore = &rs;
+	pidfile_path = o->pidfile;
+	int err;
+	RpcReply *r = call(&req, &err);
+	int ret = result_of(r, err);
+	memset(st, 0, sizeof(*st));
+	if (!ret && r->restore) {
+		st->total_ns = r->restore->total_ns;
+		st->memory_bytes = r->restore->memory_bytes;
+		st->image_bytes = r->restore->image_bytes;
+		st->used_pidns = r->restore->pidns;
+		st->root_pid = (pid_t)r->restore->pid;
+		*status = r->restore->status;
+	}
+	if (!ret)
+		ret = write_pidfile(st->root_pid);
+	pidfile_path = NULL;
+	if (r)
+		rpc_reply__free_unpacked(r, NULL);
+	return ret;
+}

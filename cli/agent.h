@@ -1,0 +1,30 @@
+/*
+ * agent: ckptctl as a client of ckptd.  A dump or restore goes through the
+ * agent when one answers on its socket ($CKPT_SOCKET, default
+ * /run/ckpt/ckptd.sock; CKPT_SOCKET=none never uses one); a user must go
+ * through it, root without an agent works standalone.
+ */
+#ifndef CKPT_CLI_AGENT_H
+#define CKPT_CLI_AGENT_H
+
+#include <stdint.h>
+
+#include "ckpt/ckpt.h"
+
+/* 1: use the agent; 0: standalone; -1: neither possible (message printed). */
+int agent_route(const char *what);
+int agent_dump(const struct ckpt_dump_opts *o, uint32_t job, struct ckpt_dump_stats *st);
+/* *status is the restored root's wait status (without detach). */
+int agent_restore(const struct ckpt_restore_opts *o, uint32_t job, struct ckpt_restore_stats *st,
+		  int *status);
+struct RpcRequest;
+struct RpcReply;
+/* One request, its one reply (NULL after a message when none came). */
+struct RpcReply *agent_call(const struct RpcRequest *req);
+int cmd_status(int argc, char **argv);
+int cmd_checkpoint(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
+int cmd_register(int argc, char **argv);
+int cmd_unregister(int argc, char **argv);
+
+#endif
