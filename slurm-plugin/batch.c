@@ -1,0 +1,235 @@
+/*
+ * ckpt-batch: the wrapper the ckpt plugin puts in place of a job's batch
+ * script (argv[0] swapped in slurm_spank_task_init; the script's path is
+ * in CKPT_BATCH_SCRIPT, its arguments follow ours).  It runs the script as
+ * its child and stays the "batch shell" Slurm signals, so that:
+ *   - SIGUSR1, the job's pre-termination signal (--signal=B:USR1@T, sent at
+ *     preemption with PreemptParameters=send_user_signal, or T seconds
+ *     before the time limit), runs `ckptctl checkpoint vacate $SLURM_JOB_ID`
+ *     (CKPT_CKPTCTL, else ckptctl from PATH) while the job goes on;
+ *   - every other signal it gets is passed on to the script;
+ *   - it ends as the script ended (same exit code, or the same signal), but
+ *     only once a vacate in progress has finished, so that Slurm does not
+ *     see the job end before the checkpoint is committed and the requeue
+ *     asked for.
+ * Everything it says goes to the job's stderr, prefixed "ckpt-batch:".
+ *
+ * A requeued job (SLURM_RESTART_COUNT > 0) goes on from its latest
+ * checkpoint: `ckptctl restore --job JOBID` runs in place of the script
+ * (through ckptd, which restores the job's tree and hands back its exit
+ * status; signals to ckptctl reach the tree).  If there is no usable
+ * checkpoint, the restore fails before the tree runs and the script starts
+ * afresh; the job's stderr says why.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const int passed_signals[] = { SIGUSR2, SIGTERM, SIGINT,	 SIGHUP,
+				      SIGQUIT, SIGCONT, SIGALRM, SIGXCPU };
+
+struct batch {
+	const char *job;
+	const char *ckptctl;
+	pid_t script, vacate;
+	int script_status, script_done;
+	int restoring;      /* script is `ckptctl restore`, the tree not yet running */
+	char pidfile[64];   /* written by ckptctl once the restored tree runs */
+};
+
+#define say(b, fmt, ...) fprintf(stderr, "ckpt-batch: job %s: " fmt "\n", (b)->job, ##__VA_ARGS__)
+
+static void watched_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGUSR1);
+	sigaddset(set, SIGCHLD);
+	for (size_t i = 0; i < sizeof(passed_signals) / sizeof(passed_signals[0]); i++)
+		sigaddset(set, passed_signals[i]);
+}
+
+/* fork + exec with every signal unblocked again in the child. */
+static pid_t spawn(char *const argv[])
+{
+	sigset_t none;
+	pid_t pid = fork();
+
+	if (pid)
+		return pid;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execvp(argv[0], argv);
+	fprintf(stderr, "ckpt-batch: exec %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+static void start_vacate(struct batch *b)
+{
+	char *argv[] = { (char *)b->ckptctl, "checkpoint", "vacate", (char *)b->job, NULL };
+
+	if (b->vacate > 0) {
+		say(b, "SIGUSR1: a vacate is already running");
+		return;
+	}
+	say(b, "SIGUSR1: running %s checkpoint vacate %s", b->ckptctl, b->job);
+	b->vacate = spawn(argv);
+	if (b->vacate < 0) {
+		say(b, "vacate: fork: %s; the job ends without a checkpoint", strerror(errno));
+		b->vacate = 0;
+	}
+}
+
+static void vacate_ended(struct batch *b, int status)
+{
+	b->vacate = 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		say(b, "vacate done");
+		return;
+	}
+	if (WIFEXITED(status))
+		say(b, "vacate FAILED (%s exited with %d); Slurm ends or requeues the job "
+		       "without a checkpoint", b->ckptctl, WEXITSTATUS(status));
+	else
+		say(b, "vacate FAILED (%s killed by signal %d); Slurm ends or requeues the job "
+		       "without a checkpoint", b->ckptctl, WTERMSIG(status));
+}
+
+static void reap(struct batch *b)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == b->script) {
+			b->script_status = status;
+			b->script_done = 1;
+		} else if (pid == b->vacate) {
+			vacate_ended(b, status);
+		}
+	}
+}
+
+static void handle(struct batch *b, int sig)
+{
+	if (sig == SIGCHLD)
+		reap(b);
+	else if (sig == SIGUSR1 && b->restoring)
+		say(b, "SIGUSR1 while the restore is starting: no checkpoint now");
+	else if (sig == SIGUSR1)
+		start_vacate(b);
+	else if (!b->script_done)
+		kill(b->script, sig);
+}
+
+/* Leave the way the script left: its exit code, or its signal. */
+static int finish(const struct batch *b)
+{
+	int sig;
+
+	if (WIFEXITED(b->script_status))
+		return WEXITSTATUS(b->script_status);
+	sig = WTERMSIG(b->script_status);
+	signal(sig, SIG_DFL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	raise(sig);
+	return 128 + sig;
+}
+
+static int restarted(void)
+{
+	const char *n = getenv("SLURM_RESTART_COUNT");
+	return n && atoi(n) > 0;
+}
+
+/* Run `ckptctl restore --job JOB` as the "script". */
+static void start_restore(struct batch *b)
+{
+	/* --skip-file-check: slurmd writes the batch script's spool copy
+	 * anew for each run of the job, so its mtime always changed. */
+	char *argv[] = { (char *)b->ckptctl, "restore", "--job", (char *)b->job, "--pidfile",
+			 b->pidfile, "--skip-file-check", NULL };
+	const char *tmp = getenv("TMPDIR");
+	snprintf(b->pidfile, sizeof(b->pidfile), "%.40s/ckpt-batch.%d.pid", tmp ? tmp : "/tmp",
+		 (int)getpid());
+	unlink(b->pidfile);
+	say(b, "requeued: restoring the latest checkpoint");
+	b->script = spawn(argv);
+	b->restoring = b->script > 0;
+}
+
+/* The restored tree runs once ckptctl wrote its pid. */
+static void check_restored(struct batch *b)
+{
+	FILE *f = fopen(b->pidfile, "r");
+	int pid = 0;
+	if (f && fscanf(f, "%d", &pid) == 1 && pid > 0) {
+		b->restoring = 0;
+		say(b, "restored from the latest checkpoint: pid %d", pid);
+		unlink(b->pidfile);
+	}
+	if (f)
+		fclose(f);
+}
+
+/* The restore ended before the tree ran: start the script afresh. */
+static void restore_failed(struct batch *b, char **argv)
+{
+	b->restoring = 0;
+	unlink(b->pidfile);
+	if (WIFEXITED(b->script_status))
+		say(b, "no usable checkpoint (%s restore exited with %d): starting the script "
+		       "afresh", b->ckptctl, WEXITSTATUS(b->script_status));
+	else
+		say(b, "no usable checkpoint (%s restore killed by signal %d): starting the "
+		       "script afresh", b->ckptctl, WTERMSIG(b->script_status));
+	b->script_done = 0;
+	b->script = spawn(argv);
+}
+
+int main(int argc, char **argv)
+{
+	struct batch b = { .job = getenv("SLURM_JOB_ID") };
+	char *script = getenv("CKPT_BATCH_SCRIPT");
+	sigset_t set;
+	int sig;
+
+	if (!script || !*script) {
+		fprintf(stderr, "ckpt-batch: CKPT_BATCH_SCRIPT is not set: the ckpt Slurm "
+				"plugin runs me in place of a batch script\n");
+		return 2;
+	}
+	if (!b.job)
+		b.job = "?";
+	b.ckptctl = getenv("CKPT_CKPTCTL");
+	if (!b.ckptctl || !*b.ckptctl)
+		b.ckptctl = "ckptctl";
+
+	watched_signals(&set);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	argv[0] = script;
+	if (restarted())
+		start_restore(&b);
+	else
+		b.script = spawn(argv);
+	if (b.script < 0) {
+		fprintf(stderr, "ckpt-batch: fork: %s\n", strerror(errno));
+		return 1;
+	}
+	const struct timespec tick = { 0, 100 * 1000 * 1000 };
+	while (!b.script_done || b.vacate > 0 || b.restoring) {
+		sig = b.restoring ? sigtimedwait(&set, NULL, &tick) : sigwaitinfo(&set, NULL);
+		if (sig > 0)
+			handle(&b, sig);
+		if (b.restoring)
+			check_restored(&b);
+		if (b.restoring && b.script_done)
+			restore_failed(&b, argv);
+	}
+	return finish(&b);
+}

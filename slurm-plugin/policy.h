@@ -1,0 +1,48 @@
+/*
+ * policy: a job's checkpoint policy as the user asked for it with the
+ * plugin's options, and the root-owned per-job file that carries it to
+ * ckptctl and the epilog: <jobdir>/<JOBID>.policy (jobdir defaults to
+ * /run/ckpt/jobs), lines of key=value:
+ *
+ *   job_id=42
+ *   uid=1000
+ *   policy=on-preempt        on-preempt | periodic | manual
+ *   dir=/shared/ckpt/42      empty: the site's default (ckptd's config)
+ *   interval_min=0           minutes between periodic checkpoints
+ */
+#ifndef CKPT_SLURM_POLICY_H
+#define CKPT_SLURM_POLICY_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define JOB_POLICY_DIR "/run/ckpt/jobs"
+
+enum job_policy_kind { POLICY_NONE, POLICY_ON_PREEMPT, POLICY_PERIODIC, POLICY_MANUAL };
+
+struct job_policy {
+	enum job_policy_kind kind;
+	char dir[PATH_MAX];
+	uint32_t interval_min;
+};
+
+/* "on-preempt" -> POLICY_ON_PREEMPT; -EINVAL for anything else. */
+int policy_parse_kind(const char *s, enum job_policy_kind *kind);
+const char *policy_kind_name(enum job_policy_kind kind);
+/* An absolute path, one line; -EINVAL otherwise. */
+int policy_check_dir(const char *s);
+/* 1..525600 minutes; -EINVAL otherwise. */
+int policy_parse_interval(const char *s, uint32_t *min);
+/* Options that only make sense together; 0 or -EINVAL with *why set. */
+int policy_check(const struct job_policy *p, const char **why);
+
+/* Write <jobdir>/<job>.policy atomically, mode 0644; with `keep`, leave
+ * a file that is already there alone. */
+int policy_write(const char *jobdir, uint32_t job, uid_t uid, const struct job_policy *p,
+		 int keep);
+/* Read it back (what ckptctl and the epilog do); -ENOENT when the job
+ * asked for no checkpoints. */
+int policy_read(const char *jobdir, uint32_t job, uid_t *uid, struct job_policy *p);
+
+#endif

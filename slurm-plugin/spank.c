@@ -1,0 +1,256 @@
+/*
+ * ckpt.so: the SPANK plugin that ties Slurm jobs to ckpt.
+ *
+ * Options (sbatch, salloc, srun): --checkpoint[=on-preempt|periodic|manual],
+ * --checkpoint-dir=DIR, --checkpoint-interval=MIN.  In a job that asked for
+ * checkpoints, slurmstepd (remote context) then:
+ *   - writes the job's policy file (policy.h) as root, before any task runs;
+ *   - in the batch step, replaces the script by the ckpt-batch wrapper
+ *     (the script's path goes in CKPT_BATCH_SCRIPT), so that the job's
+ *     pre-termination signal (--signal=B:USR1@T) reaches the wrapper, which
+ *     vacates the job with ckptctl;
+ *   - registers the step's tasks (pids, uid, cgroup) with the node's ckptd
+ *     once all are forked, and unregisters the step when it ends; the job's
+ *     epilog unregisters the whole job in case a step died first.
+ * A failure to reach ckptd is logged and the job runs without checkpoints.
+ *
+ * Plugin arguments (plugstack.conf): wrapper=PATH ckptctl=PATH jobdir=DIR
+ * socket=PATH (ckptd's socket, when not the client library's default).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <slurm/slurm.h>
+#include <slurm/spank.h>
+
+#include "policy.h"
+#include "register.h"
+
+SPANK_PLUGIN(ckpt, 1);
+
+static struct job_policy policy;
+static const char *wrapper_path = CKPT_LIBEXEC "/ckpt-batch";
+static const char *ckptctl_path = CKPT_BINDIR "/ckptctl";
+static const char *job_dir = JOB_POLICY_DIR;
+
+static int opt_checkpoint(int val, const char *arg, int remote)
+{
+	/* srun/sbatch give no argument; slurmstepd gets it back as "". */
+	if (!arg || !*arg) {
+		policy.kind = POLICY_ON_PREEMPT;
+		return 0;
+	}
+	if (policy_parse_kind(arg, &policy.kind)) {
+		slurm_error("ckpt: --checkpoint=%s: use on-preempt, periodic or manual", arg);
+		return -1;
+	}
+	return 0;
+}
+
+static int opt_dir(int val, const char *arg, int remote)
+{
+	if (policy_check_dir(arg)) {
+		slurm_error("ckpt: --checkpoint-dir=%s: need an absolute path", arg ? arg : "");
+		return -1;
+	}
+	strcpy(policy.dir, arg); /* length checked */
+	return 0;
+}
+
+static int opt_interval(int val, const char *arg, int remote)
+{
+	if (policy_parse_interval(arg, &policy.interval_min)) {
+		slurm_error("ckpt: --checkpoint-interval=%s: need minutes, 1 to 525600",
+			    arg ? arg : "");
+		return -1;
+	}
+	return 0;
+}
+
+/* Registered from slurm_spank_init: sbatch and salloc ignore an exported
+ * spank_options table. */
+static struct spank_option options[] = {
+	{ "checkpoint", "[on-preempt|periodic|manual]",
+	  "Checkpoint this job (default on-preempt: when it is preempted or its time "
+	  "limit nears; needs --signal=B:USR1@T, see ckpt-sbatch)",
+	  2, 0, opt_checkpoint },
+	{ "checkpoint-dir", "DIR", "Where this job's checkpoints go (shared storage)", 1, 0,
+	  opt_dir },
+	{ "checkpoint-interval", "MIN", "Minutes between checkpoints (--checkpoint=periodic)",
+	  1, 0, opt_interval },
+	SPANK_OPTIONS_TABLE_END
+};
+
+static void parse_plugin_args(int ac, char **av)
+{
+	for (int i = 0; i < ac; i++) {
+		if (!strncmp(av[i], "wrapper=", 8))
+			wrapper_path = av[i] + 8;
+		else if (!strncmp(av[i], "ckptctl=", 8))
+			ckptctl_path = av[i] + 8;
+		else if (!strncmp(av[i], "jobdir=", 7))
+			job_dir = av[i] + 7;
+		else if (!strncmp(av[i], "socket=", 7))
+			setenv("CKPT_SOCKET", av[i] + 7, 1); /* read by the client library */
+		else
+			slurm_error("ckpt: plugstack.conf: unknown argument '%s'", av[i]);
+	}
+}
+
+int slurm_spank_init(spank_t sp, int ac, char **av)
+{
+	spank_context_t ctx = spank_context();
+
+	parse_plugin_args(ac, av);
+	/* slurmd and the prolog/epilog take no options. */
+	if (ctx != S_CTX_LOCAL && ctx != S_CTX_REMOTE && ctx != S_CTX_ALLOCATOR)
+		return 0;
+	for (struct spank_option *o = options; o->name; o++)
+		if (spank_option_register(sp, o) != ESPANK_SUCCESS) {
+			slurm_error("ckpt: cannot register --%s", o->name);
+			return -1;
+		}
+	return 0;
+}
+
+/* The options a --checkpoint-dir or -interval implies. */
+static void complete_policy(void)
+{
+	if (policy.kind == POLICY_NONE && policy.interval_min)
+		policy.kind = POLICY_PERIODIC;
+	else if (policy.kind == POLICY_NONE && policy.dir[0])
+		policy.kind = POLICY_ON_PREEMPT;
+}
+
+static int get_ids(spank_t sp, uint32_t *job, uint32_t *step, uid_t *uid)
+{
+	if (spank_get_item(sp, S_JOB_ID, job) != ESPANK_SUCCESS ||
+	    spank_get_item(sp, S_JOB_STEPID, step) != ESPANK_SUCCESS ||
+	    spank_get_item(sp, S_JOB_UID, uid) != ESPANK_SUCCESS) {
+		slurm_error("ckpt: cannot get the job's ids");
+		return -1;
+	}
+	return 0;
+}
+
+/* In slurmstepd, as root, before the tasks start: the batch step writes
+ * the job's policy file; an srun step of a job without one (srun outside
+ * sbatch) writes it if it is not there yet. */
+int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
+{
+	const char *why;
+	uint32_t job, step;
+	uid_t uid;
+	int err;
+
+	complete_policy();
+	if (policy.kind == POLICY_NONE)
+		return 0;
+	if (policy_check(&policy, &why)) {
+		slurm_error("ckpt: %s", why);
+		return -1;
+	}
+	if (spank_context() != S_CTX_REMOTE || get_ids(sp, &job, &step, &uid))
+		return 0;
+	if (step == SLURM_EXTERN_CONT)
+		return 0;
+	err = policy_write(job_dir, job, uid, &policy, step != SLURM_BATCH_SCRIPT);
+	if (err)
+		slurm_error("ckpt: job %u: %s/%u.policy: %s", job, job_dir, job, strerror(-err));
+	return 0;
+}
+
+/* In the batch task, as the user, just before exec: run the wrapper with
+ * the script's arguments instead of the script.  The task's argv and env
+ * are the ones slurmstepd passes to execve, in this child only. */
+static int wrap_batch_script(spank_t sp)
+{
+	char **argv, *wrapper;
+	int argc;
+
+	if (spank_get_item(sp, S_JOB_ARGV, &argc, &argv) != ESPANK_SUCCESS || argc < 1) {
+		slurm_error("ckpt: batch step: no argv to wrap");
+		return -1;
+	}
+	if (access(wrapper_path, X_OK)) {
+		slurm_error("ckpt: %s: %s; the job runs unwrapped and is not checkpointed "
+			    "on signal", wrapper_path, strerror(errno));
+		return 0;
+	}
+	wrapper = strdup(wrapper_path);
+	if (!wrapper ||
+	    spank_setenv(sp, "CKPT_BATCH_SCRIPT", argv[0], 1) != ESPANK_SUCCESS ||
+	    spank_setenv(sp, "CKPT_CKPTCTL", ckptctl_path, 1) != ESPANK_SUCCESS ||
+	    spank_setenv(sp, "CKPT_POLICY", policy_kind_name(policy.kind), 1) != ESPANK_SUCCESS) {
+		slurm_error("ckpt: batch step: cannot set up the wrapper");
+		free(wrapper);
+		return -1;
+	}
+	argv[0] = wrapper; /* the child execs it: never freed */
+	return 0;
+}
+
+int slurm_spank_task_init(spank_t sp, int ac, char **av)
+{
+	uint32_t step;
+
+	if (policy.kind == POLICY_NONE || spank_context() != S_CTX_REMOTE)
+		return 0;
+	if (spank_get_item(sp, S_JOB_STEPID, &step) != ESPANK_SUCCESS ||
+	    step != SLURM_BATCH_SCRIPT)
+		return 0;
+	return wrap_batch_script(sp);
+}
+
+/* In slurmstepd, as root, after each task is forked. */
+int slurm_spank_task_post_fork(spank_t sp, int ac, char **av)
+{
+	uint32_t job, step, ntasks, nnodes = 1;
+	uid_t uid;
+	pid_t pid;
+
+	if (policy.kind == POLICY_NONE || get_ids(sp, &job, &step, &uid) ||
+	    step == SLURM_EXTERN_CONT)
+		return 0;
+	if (spank_get_item(sp, S_TASK_PID, &pid) != ESPANK_SUCCESS ||
+	    spank_get_item(sp, S_JOB_LOCAL_TASK_COUNT, &ntasks) != ESPANK_SUCCESS)
+		return 0;
+	/* ckptd refuses multi-node jobs until the coordinator exists. */
+	if (spank_get_item(sp, S_JOB_NNODES, &nnodes) != ESPANK_SUCCESS)
+		nnodes = 1;
+	step_add_task(job, step, uid, pid, ntasks, nnodes, &policy);
+	return 0;
+}
+
+int slurm_spank_exit(spank_t sp, int ac, char **av)
+{
+	if (spank_context() == S_CTX_REMOTE)
+		step_unregister();
+	return 0;
+}
+
+/* Did the job use any of our options?  (In the epilog, from its env.) */
+static int job_asked_checkpoint(spank_t sp)
+{
+	char *arg;
+
+	for (struct spank_option *o = options; o->name; o++)
+		if (spank_option_getopt(sp, o, &arg) == ESPANK_SUCCESS)
+			return 1;
+	return 0;
+}
+
+/* slurmd's epilog, as root: forget every step of a checkpointed job in
+ * ckptd, in case a step's slurmstepd died before it could. */
+int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
+{
+	uint32_t job;
+
+	parse_plugin_args(ac, av); /* slurm_spank_init is not called here */
+	if (job_asked_checkpoint(sp) && spank_get_item(sp, S_JOB_ID, &job) == ESPANK_SUCCESS)
+		job_unregister(job);
+	return 0;
+}

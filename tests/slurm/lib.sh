@@ -1,0 +1,61 @@
+# shellcheck shell=bash
+# tests/slurm/lib.sh: what every Slurm test sources.  The cluster is the
+# one tests/slurm/CMakeLists.txt starts as a ctest fixture (slurm-cluster
+# start); a test finds it down and exits 77 (skipped).  Each test works in
+# its own directory and cancels the jobs it submitted when it exits.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+NAME=$(basename "$0" .sh)
+T=$(mktemp -d "/tmp/ckpt-slurm-$NAME.XXXXXX")
+JOBS=()
+
+fail() {
+	echo "FAIL: $NAME: $*" >&2
+	exit 1
+}
+
+AT_EXIT=()
+cleanup() {
+	local rc=$? cmd
+	for cmd in "${AT_EXIT[@]}"; do
+		eval "$cmd" || true
+	done
+	[ ${#JOBS[@]} -gt 0 ] && scancel "${JOBS[@]}" 2>/dev/null
+	if [ $rc -eq 0 ]; then rm -rf "$T"; else echo "$NAME: files kept in $T" >&2; fi
+	exit $rc
+}
+trap cleanup EXIT
+
+"$ROOT/scripts/slurm-cluster" status >/dev/null || { echo "$NAME: no cluster: skipped"; exit 77; }
+chmod 755 "$T"
+
+# at_exit COMMAND: run it (eval) when the test ends, whatever its outcome.
+at_exit() { AT_EXIT+=("$1"); }
+
+# submit ARGS...: sbatch --parsable, remembering the job to cancel.
+submit() {
+	local id
+	id=$(sbatch --parsable "$@") || fail "sbatch $* failed"
+	JOBS+=("$id")
+	echo "$id"
+}
+
+# field JOB KEY: a value of `scontrol show job`.
+field() {
+	scontrol show job "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1
+}
+
+# wait_for SECONDS WHAT COMMAND...: until COMMAND succeeds.
+wait_for() {
+	local secs=$1 what=$2
+	shift 2
+	for _ in $(seq $((secs * 4))); do
+		"$@" && return 0
+		sleep 0.25
+	done
+	fail "timed out after ${secs}s waiting for $what"
+}
+
+state_is() { [ "$(field "$1" JobState)" = "$2" ]; }
+restarts_is() { [ "$(field "$1" Restarts)" = "$2" ]; }
