@@ -1,13 +1,13 @@
 /*
  * image-file: one image file as a JSON document and back.
  *
- *   { "kind": "core", "version": 1, "type": "core_entry",
+ *   { "kind": "core", "version": 2, "type": "core_entry",
  *     "entries": [ { ...one object per entry... } ] }
- *   { "kind": "pages", "version": 1, "data": "<hex of every byte after the header>" }
+ *   { "kind": "pages", "version": 2, "data": "<hex of every byte after the header>" }
  *
  * decode reads the file through storage's own reader (header, trailer,
  * crc and every entry checked, as on restore); encode packs the entries
- * with storage's img_build(), so the header, lengths and trailer crc are
+ * with storage's img_build(), so the header, lengths, entry crcs and trailer crc are
  * recomputed and an unchanged document gives back the same bytes.
  */
 #include <errno.h>

@@ -1,8 +1,8 @@
 /*
  * fuzz-image: one message image kind (FUZZ_KIND, set at build time) read
  * the way restore reads it: img_set_open_raw + img_read_all (header,
- * trailer, entry framing, protobuf-c unpack of every entry).  The trailer
- * crc is made right first, so the fuzzer reaches the entries.
+ * trailer, entry framing, protobuf-c unpack of every entry).  The entry and
+ * trailer crcs are made right first, so the fuzzer reaches the parsers.
  *
  * Every entry that decodes then goes through the image tool's JSON both
  * ways (image-pb.c, image-json.c): pack(entry) must equal
@@ -60,7 +60,7 @@ static void json_round_trip(const ProtobufCMessage *m)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const struct image_kind *k = image_kind_by_num(FUZZ_KIND);
-	uint8_t *fixed = fuzz_fix_trailer(data, size);
+	uint8_t *fixed = fuzz_fix_crcs(data, size);
 	struct img_set *set;
 	ProtobufCMessage **v;
 	size_t n;

@@ -3,7 +3,7 @@
  * restore runs them (img_set_open: manifest header, trailer, entry,
  * version, file names, then every listed file's presence, size and crc).
  * Two small files sit beside the manifest so that listings can name real
- * files.  The manifest's trailer crc is made right first.
+ * files.  The manifest's entry and trailer crcs are made right first.
  */
 #include <stdlib.h>
 
@@ -23,7 +23,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint8_t *fixed = fuzz_fix_trailer(data, size);
+	uint8_t *fixed = fuzz_fix_crcs(data, size);
 	struct img_set *set;
 
 	fuzz_write("manifest", fixed, size);

@@ -1,9 +1,10 @@
 /*
  * fuzz-pages: the page reader behind a pagemap, as restore runs it.
  * Input: u32 length L, L bytes of a pagemap image, then the pages file.
- * The pagemap's trailer crc is made right; when the first byte of the
- * pages file part is odd, each chunk's crc is made right too (when the
- * chunk lies inside the file), so that the lz4 decoder gets fuzzed.
+ * The pagemap's entry and trailer crcs are made right; when the first
+ * byte of the pages file part is odd, each chunk's crc is made right too
+ * (when the chunk lies inside the file), so that the lz4 decoder gets
+ * fuzzed.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(&len, data, 4);
 	if (len > size - 4)
 		return 0;
-	fixed = fuzz_fix_trailer(data + 4, len);
+	fixed = fuzz_fix_crcs(data + 4, len);
 	fuzz_write("pagemap-1.img", fixed, len);
 	free(fixed);
 	fuzz_write("pages-1.img", data + 4 + len, size - 4 - len);

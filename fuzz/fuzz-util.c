@@ -49,7 +49,23 @@ void fuzz_write(const char *name, const uint8_t *data, size_t len)
 	close(fd);
 }
 
-uint8_t *fuzz_fix_trailer(const uint8_t *data, size_t len)
+/* Format 2 entries: u32 length, u32 crc32c of the payload, payload. */
+static void fix_entries(uint8_t *d, size_t len)
+{
+	size_t pos = IMG_HEADER_LEN, end = len - 12;
+	uint32_t n, crc;
+
+	while (end - pos >= 8) {
+		memcpy(&n, d + pos, 4); /* x86-64: little endian, as stored */
+		if (n > end - pos - 8)
+			break;
+		crc = crc32c(0, d + pos + 8, n);
+		memcpy(d + pos + 4, &crc, 4);
+		pos += 8 + n;
+	}
+}
+
+uint8_t *fuzz_fix_crcs(const uint8_t *data, size_t len)
 {
 	uint8_t *copy = malloc(len + 1);
 	uint32_t crc;
@@ -58,8 +74,9 @@ uint8_t *fuzz_fix_trailer(const uint8_t *data, size_t len)
 		abort();
 	memcpy(copy, data, len);
 	if (len >= IMG_HEADER_LEN + 12) {
+		fix_entries(copy, len);
 		crc = crc32c(0, copy, len - 4);
-		memcpy(copy + len - 4, &crc, 4); /* x86-64: little endian, as stored */
+		memcpy(copy + len - 4, &crc, 4);
 	}
 	return copy;
 }

@@ -14,9 +14,10 @@
 const char *fuzz_dir(void);
 /* Write `len` bytes as fuzz_dir()/name (replacing it). */
 void fuzz_write(const char *name, const uint8_t *data, size_t len);
-/* A copy of a message image with its trailer crc made right (when it is
- * long enough to have one); malloc'd, caller frees. */
-uint8_t *fuzz_fix_trailer(const uint8_t *data, size_t len);
+/* A copy of a message image with the crc of every entry whose length
+ * fits and the trailer crc made right (when it is long enough to have
+ * one); malloc'd, caller frees. */
+uint8_t *fuzz_fix_crcs(const uint8_t *data, size_t len);
 /* Silence storage's one-line errors (they are expected here). */
 void fuzz_quiet(void);
 

@@ -32,7 +32,7 @@
 
 int ckpt_verbose;
 
-#define INVENTORY_VERSION 1
+#define INVENTORY_VERSION IMG_FORMAT_VERSION /* the inventory carries the image format */
 
 static int write_inventory(struct img_set *set, const struct frozen_tree *tree)
 {

@@ -32,7 +32,7 @@ static size_t build_size(enum img_kind kind, const ProtobufCMessage *const *msgs
 		size_t m = protobuf_c_message_get_packed_size(msgs[i]);
 		if (m > IMG_MAX_ENTRY)
 			return 0;
-		len += 4 + m;
+		len += IMG_ENTRY_HDR + m;
 	}
 	return len + IMG_TRAILER_SIZE;
 }
@@ -55,9 +55,8 @@ int img_build(enum img_kind kind, const ProtobufCMessage *const *msgs, size_t n,
 	} else {
 		for (size_t i = 0; i < n; i++) {
 			size_t m = protobuf_c_message_get_packed_size(msgs[i]);
-			put_le32(buf + pos, m);
-			protobuf_c_message_pack(msgs[i], buf + pos + 4);
-			pos += 4 + m;
+			img_entry_pack(buf + pos, msgs[i], m);
+			pos += IMG_ENTRY_HDR + m;
 		}
 		put_le32(buf + pos, IMG_TRAILER_MARK);
 		put_le32(buf + pos + 4, n);

@@ -1,14 +1,16 @@
 /*
- * Message images: a header, length-prefixed protobuf entries, a trailer
- * with the entry count and a crc32c of everything before it (the layout
- * is in storage.h).
+ * Message images: a header, entries (length, crc32c of the payload,
+ * protobuf payload), a trailer with the entry count and a crc32c of
+ * everything before it (the layout is in storage.h).
  *
  * The writer packs entries into a small buffer and keeps a running crc;
  * closing it writes the trailer, fsyncs and records the file (size, crc)
  * in the set for the manifest.  The reader loads the whole file, checks
  * header, trailer and crc before handing out anything, then checks every
- * entry's bounds as it goes: the file may have been crafted by someone
- * who wants the restorer (root) to misbehave.
+ * entry's bounds and crc as it goes: the file may have been crafted by
+ * someone who wants the restorer (root) to misbehave.  When the whole-file
+ * crc is wrong, img_damage() walks the entries to say which one is hurt:
+ * the per-entry crcs exist so that a flipped bit is named by entry.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -216,24 +218,30 @@ int img_create(struct img_set *set, enum img_kind kind, const char *name, struct
 	return img_create_file(set, kind, name, 1, out);
 }
 
+void img_entry_pack(uint8_t *dst, const ProtobufCMessage *msg, size_t len)
+{
+	protobuf_c_message_pack(msg, dst + IMG_ENTRY_HDR);
+	put_le32(dst, len);
+	put_le32(dst + 4, crc32c(0, dst + IMG_ENTRY_HDR, len));
+}
+
 /* An entry larger than the buffer: packed on its own. */
 static int img_write_big(struct img *img, const ProtobufCMessage *msg, size_t len)
 {
-	uint8_t *tmp = malloc(len + 4);
+	uint8_t *tmp = malloc(len + IMG_ENTRY_HDR);
 	int ret;
 
 	if (!tmp)
 		return img->err = -ENOMEM;
-	put_le32(tmp, len);
-	protobuf_c_message_pack(msg, tmp + 4);
-	img->crc = crc32c(img->crc, tmp, len + 4);
-	ret = write_full(img->fd, tmp, len + 4);
+	img_entry_pack(tmp, msg, len);
+	img->crc = crc32c(img->crc, tmp, len + IMG_ENTRY_HDR);
+	ret = write_full(img->fd, tmp, len + IMG_ENTRY_HDR);
 	free(tmp);
 	if (ret) {
 		st_err("%s/%s: write: %s", img->set->dir, img->name, strerror(-ret));
 		return img->err = ret;
 	}
-	img->written += len + 4;
+	img->written += len + IMG_ENTRY_HDR;
 	return 0;
 }
 
@@ -249,14 +257,13 @@ int img_write(struct img *img, const ProtobufCMessage *msg)
 		       img->count, len);
 		return img->err = -EFBIG;
 	}
-	if (img->used + 4 + len > WRITE_BUF_SIZE && (ret = img_flush(img)))
+	if (img->used + IMG_ENTRY_HDR + len > WRITE_BUF_SIZE && (ret = img_flush(img)))
 		return ret;
-	if (4 + len > WRITE_BUF_SIZE) {
+	if (IMG_ENTRY_HDR + len > WRITE_BUF_SIZE) {
 		ret = img_write_big(img, msg, len);
 	} else {
-		put_le32(img->buf + img->used, len);
-		protobuf_c_message_pack(msg, img->buf + img->used + 4);
-		img->used += 4 + len;
+		img_entry_pack(img->buf + img->used, msg, len);
+		img->used += IMG_ENTRY_HDR + len;
 		ret = 0;
 	}
 	if (!ret)
@@ -314,7 +321,7 @@ static int img_load(struct img *img)
 		st_err("%s/%s: not a regular file", img->set->dir, img->name);
 		return -EINVAL;
 	}
-	if ((uint64_t)st.st_size < IMG_HEADER_SIZE + IMG_TRAILER_SIZE) {
+	if ((uint64_t)st.st_size < IMG_HEADER_SIZE) {
 		st_err("%s/%s: truncated: %lld bytes", img->set->dir, img->name,
 		       (long long)st.st_size);
 		return -EINVAL;
@@ -331,19 +338,92 @@ static int img_load(struct img *img)
 	return 0;
 }
 
+static int is_message_kind(uint32_t kind)
+{
+	return kind >= IMG_INVENTORY && kind <= IMG_IPC && kind != IMG_PAGES;
+}
+
+/* The end of a walk that found no entry: the file stops at `pos`. */
+static void damage_end(const uint8_t *d, size_t size, size_t pos, uint32_t n, char *why,
+		       size_t len)
+{
+	int mark = 1;
+
+	for (size_t i = pos; i < size; i++)
+		mark &= d[i] == 0xff;
+	if (pos < size && mark) /* the mark, or a length starting with 0xff */
+		snprintf(why, len, "entry %u or the trailer: truncated", n);
+	else if (pos < size)
+		snprintf(why, len, "entry %u: truncated", n);
+	else if (n)
+		snprintf(why, len, "truncated after entry %u: no trailer", n - 1);
+	else
+		snprintf(why, len, "truncated before entry 0: no trailer");
+}
+
+/* The trailer at `pos` after `n` good entries. */
+static int damage_trailer(const uint8_t *d, size_t size, size_t pos, uint32_t n, char *why,
+			  size_t len)
+{
+	if (size - pos < IMG_TRAILER_SIZE)
+		return snprintf(why, len, "trailer truncated"), 1;
+	if (size - pos > IMG_TRAILER_SIZE)
+		return snprintf(why, len, "%zu bytes after the trailer of entry %u",
+				size - pos - IMG_TRAILER_SIZE, n), 1;
+	if (get_le32(d + pos + 4) != n)
+		return snprintf(why, len, "trailer damaged: it says %u entries, the file holds %u",
+				get_le32(d + pos + 4), n), 1;
+	if (crc32c(0, d, size - 4) != get_le32(d + size - 4))
+		return snprintf(why, len, "header or trailer damaged: checksum mismatch"), 1;
+	return 0;
+}
+
+int img_damage(const uint8_t *d, size_t size, char *why, size_t len)
+{
+	size_t pos = IMG_HEADER_SIZE;
+	uint32_t n;
+
+	if (size < IMG_HEADER_SIZE || memcmp(d, IMG_MAGIC, 8) ||
+	    get_le32(d + 8) != IMG_FORMAT_VERSION || !is_message_kind(get_le32(d + 12)))
+		return snprintf(why, len, "header damaged"), 1;
+	for (n = 0;; n++) {
+		uint32_t l;
+
+		if (size - pos < 4)
+			return damage_end(d, size, pos, n, why, len), 1;
+		l = get_le32(d + pos);
+		if (l == IMG_TRAILER_MARK)
+			break;
+		if (l > IMG_MAX_ENTRY && size - pos == IMG_TRAILER_SIZE)
+			return snprintf(why, len, "trailer damaged (its mark)"), 1;
+		if (l > IMG_MAX_ENTRY)
+			return snprintf(why, len, "entry %u: length %u damaged (over the limit)", n,
+					l), 1;
+		if (size - pos < IMG_ENTRY_HDR || size - pos - IMG_ENTRY_HDR < l)
+			return snprintf(why, len,
+					"entry %u: length %u runs past the end of the file "
+					"(truncated or damaged)", n, l), 1;
+		if (crc32c(0, d + pos + IMG_ENTRY_HDR, l) != get_le32(d + pos + 4))
+			return snprintf(why, len, "entry %u: checksum mismatch", n), 1;
+		pos += IMG_ENTRY_HDR + l;
+	}
+	return damage_trailer(d, size, pos, n, why, len);
+}
+
 static int img_check_whole(struct img *img)
 {
-	const uint8_t *tail = img->data + img->size - IMG_TRAILER_SIZE;
-	int ret = img_header_check(img->set, img->name, img->data, img->size, img->kind);
+	const uint8_t *d = img->data;
+	char why[160];
+	int ret = img_header_check(img->set, img->name, d, img->size, img->kind);
 
 	if (ret)
 		return ret;
-	if (get_le32(tail) != IMG_TRAILER_MARK) {
-		st_err("%s/%s: truncated: no trailer", img->set->dir, img->name);
-		return -EINVAL;
-	}
-	if (crc32c(0, img->data, img->size - 4) != get_le32(tail + 8)) {
-		st_err("%s/%s: checksum mismatch", img->set->dir, img->name);
+	if (img->size < IMG_HEADER_SIZE + IMG_TRAILER_SIZE ||
+	    get_le32(d + img->size - IMG_TRAILER_SIZE) != IMG_TRAILER_MARK ||
+	    crc32c(0, d, img->size - 4) != get_le32(d + img->size - 4)) {
+		if (!img_damage(d, img->size, why, sizeof(why)))
+			snprintf(why, sizeof(why), "checksum mismatch");
+		st_err("%s/%s: %s", img->set->dir, img->name, why);
 		return -EBADMSG;
 	}
 	img->pos = IMG_HEADER_SIZE;
@@ -411,15 +491,15 @@ static int img_read_end(struct img *img)
 int img_read(struct img *img, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **msg)
 {
 	size_t end = img->size - IMG_TRAILER_SIZE;
+	const uint8_t *payload;
 	uint32_t len;
-	int ret;
 
 	*msg = NULL;
 	if (img->at_end)
 		return 0;
 	if (img->pos == end)
 		return img_read_end(img);
-	if (end - img->pos < 4) {
+	if (end - img->pos < IMG_ENTRY_HDR) {
 		st_err("%s/%s: entry %u: truncated", img->set->dir, img->name, img->entry);
 		return -EINVAL;
 	}
@@ -429,18 +509,22 @@ int img_read(struct img *img, const ProtobufCMessageDescriptor *desc, ProtobufCM
 		       img->entry, len);
 		return -EINVAL;
 	}
-	if (len > end - img->pos - 4) {
+	if (len > end - img->pos - IMG_ENTRY_HDR) {
 		st_err("%s/%s: entry %u: truncated", img->set->dir, img->name, img->entry);
 		return -EINVAL;
 	}
-	*msg = protobuf_c_message_unpack(desc, NULL, len, img->data + img->pos + 4);
+	payload = img->data + img->pos + IMG_ENTRY_HDR;
+	if (crc32c(0, payload, len) != get_le32(img->data + img->pos + 4)) {
+		st_err("%s/%s: entry %u: checksum mismatch", img->set->dir, img->name, img->entry);
+		return -EBADMSG;
+	}
+	*msg = protobuf_c_message_unpack(desc, NULL, len, payload);
 	if (!*msg) {
 		st_err("%s/%s: entry %u: cannot decode a %s", img->set->dir, img->name, img->entry,
 		       desc->name);
-		ret = -EINVAL;
-		return ret;
+		return -EINVAL;
 	}
-	img->pos += 4 + len;
+	img->pos += IMG_ENTRY_HDR + len;
 	img->entry++;
 	return 0;
 }

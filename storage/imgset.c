@@ -19,7 +19,9 @@
  *
  * Read side: img_set_open() reads the manifest and checks every file it
  * lists (present, size, crc32c) before anything else reads them; the crcs
- * are computed over 64 MiB slices on all CPUs and joined per file.
+ * are computed over 64 MiB slices on all CPUs and joined per file.  A
+ * file that fails is explained by imgset-damage.c: the entry (message
+ * image) or the chunk (pages file) where the damage is.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -565,10 +567,15 @@ static int verify_prepare(struct verify *v)
 			       ret == -ENOENT ? "missing (listed in the manifest)" : strerror(-ret));
 			return ret;
 		}
-		if (fstat(v->fds[i], &st) || !S_ISREG(st.st_mode) ||
-		    (uint64_t)st.st_size != f->size) {
-			st_err("%s/%s: %lld bytes, the manifest says %llu", set->dir, f->name,
-			       (long long)st.st_size, (unsigned long long)f->size);
+		if (fstat(v->fds[i], &st) || !S_ISREG(st.st_mode)) {
+			st_err("%s/%s: not a regular file", set->dir, f->name);
+			return -EINVAL;
+		}
+		if ((uint64_t)st.st_size != f->size) {
+			char what[96];
+			snprintf(what, sizeof(what), "%lld bytes, the manifest says %llu",
+				 (long long)st.st_size, (unsigned long long)f->size);
+			set_explain_damage(set, f->name, v->fds[i], st.st_size, what);
 			return -EINVAL;
 		}
 		posix_fadvise(v->fds[i], 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -621,7 +628,8 @@ static int verify_compare(struct verify *v)
 		for (; s < v->nr_slices && v->slices[s].file == i; s++)
 			crc = crc32c_combine(crc, v->slices[s].crc, v->slices[s].len);
 		if (crc != v->set->files[i].crc) {
-			st_err("%s/%s: checksum mismatch", v->set->dir, v->set->files[i].name);
+			set_explain_damage(v->set, v->set->files[i].name, v->fds[i],
+					   v->set->files[i].size, NULL);
 			return -EBADMSG;
 		}
 	}

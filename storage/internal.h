@@ -18,6 +18,7 @@
 #define IMG_HEADER_SIZE 16u
 #define IMG_TRAILER_SIZE 12u
 #define IMG_TRAILER_MARK 0xffffffffu
+#define IMG_ENTRY_HDR 8u /* u32 length, u32 crc32c of the payload */
 #define MANIFEST_NAME "manifest"
 #define MANIFEST_TMP "manifest.tmp"
 
@@ -73,6 +74,19 @@ int img_read_one_file(struct img_set *set, enum img_kind kind, const char *name,
 		      const ProtobufCMessageDescriptor *desc, ProtobufCMessage **msg);
 
 void img_header_fill(uint8_t hdr[IMG_HEADER_SIZE], enum img_kind kind);
+/* One entry at dst: length, crc32c of the payload, `msg` packed (`len`
+ * bytes, its packed size). */
+void img_entry_pack(uint8_t *dst, const ProtobufCMessage *msg, size_t len);
+/* Where a message image in memory is damaged: 1 with a phrase in `why`
+ * ("entry 3: checksum mismatch", "header damaged", "trailer truncated"),
+ * 0 when its framing and every crc are right. */
+int img_damage(const uint8_t *data, size_t size, char *why, size_t len);
+/* Prints "DIR/NAME: WHAT: where" for a file of a set being opened that
+ * failed its size check (`fd` open on it, `size` its real size), or with
+ * `what` NULL "DIR/NAME: where" for a crc mismatch ("entry 3: checksum
+ * mismatch"): the entry of a message image, the chunk of a pages file. */
+void set_explain_damage(struct img_set *set, const char *name, int fd, uint64_t size,
+			const char *what);
 /* 0 or -EINVAL after printing what is wrong with the header of `name`. */
 int img_header_check(const struct img_set *set, const char *name, const uint8_t *hdr,
 		     size_t len, enum img_kind kind);

@@ -5,7 +5,8 @@
  * "mm-123.img", "files.img", ...).  A message image file is:
  *
  *   header   "CKPTIMG\0" (8 bytes), u32 format version, u32 image kind
- *   entries  u32 length (little endian) + that many bytes of protobuf
+ *   entries  u32 length, u32 crc32c of the payload (little endian), then
+ *            that many bytes of protobuf (the payload)
  *   trailer  u32 0xffffffff, u32 number of entries, u32 crc32c of every
  *            byte before this field
  *
@@ -31,7 +32,7 @@
 #include <sys/types.h>
 #include <protobuf-c/protobuf-c.h>
 
-#define IMG_FORMAT_VERSION 1
+#define IMG_FORMAT_VERSION 2 /* 2: a crc per entry */
 #define IMG_MAX_ENTRY (64u << 20) /* no single message is larger */
 
 enum img_kind {

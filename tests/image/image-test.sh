@@ -5,12 +5,16 @@
 #     data: one of every image kind); `image verify` accepts it.
 #  2. decode -> encode of every file gives back the same bytes.
 #  3. a flipped bit at many places of every file: `image verify` and
-#     `restore` both refuse, naming the file; nothing is restored.
-#  4. every file truncated at several lengths: the same.
+#     `restore` both refuse, naming the file and where in it: the entry
+#     of a message image the bit is in (found here from the file's own
+#     framing: u32 length, u32 crc, payload), its trailer, or the chunk
+#     of a pages file; nothing is restored.
+#  4. every file truncated at several lengths: the same (the entry cut,
+#     or the one the file now ends after).
 #  5. damage that keeps every checksum right (a JSON edit re-encoded): an
 #     fd pointing at no file; verify names the file and the entry.
 #  6. format versions: a set from a newer or an older format is refused
-#     with a message that says which.
+#     with a message that says which; so is a file of an older format.
 # Run as root, under bench/subreaper (the dump kills the tree).
 set -u
 CKPTCTL=$1
@@ -37,20 +41,61 @@ flip() {
 		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 
-# expect_refused SET FILE WHAT: verify and restore of SET fail naming FILE.
+# u32 (little endian) at byte $2 of file $1.
+u32() { od -An -tu4 -j "$2" -N4 "$1" | tr -d ' '; }
+
+# starts FILE: the offset of each entry of message image FILE, then of
+# its trailer.
+starts() {
+	local file=$1 size pos=16
+	size=$(stat -c %s "$file")
+	while [ $((pos + 12)) -lt "$size" ]; do
+		echo $pos
+		pos=$((pos + 8 + $(u32 "$file" $pos)))
+	done
+	echo $pos
+}
+
+# place FILE OFF [cut]: what an error about byte OFF of the good file
+# FILE must name: "entry N", "trailer", "chunk N" (a pages file), or
+# nothing (the header).  With cut, the file ends at OFF: a cut right at
+# the start of entry N (or of the trailer) names the entry the file now
+# ends after (N-1), or entry 0.
+place() {
+	local file=$1 off=$2 cut=${3:-} n=0 s
+	[ "$off" -lt 16 ] && return
+	case $(basename "$file") in pages-*) echo "chunk [0-9]+" && return ;; esac
+	for s in $(starts "$file"); do
+		if [ "$off" -lt "$s" ]; then
+			echo "entry $((n - 1))"
+			return
+		fi
+		if [ -n "$cut" ] && [ "$off" -eq "$s" ]; then
+			echo "entry $((n > 0 ? n - 1 : 0))"
+			return
+		fi
+		n=$((n + 1))
+	done
+	echo trailer
+}
+
+# expect_refused SET FILE WHAT [WHERE]: verify and restore of SET fail
+# naming FILE and, when given, WHERE in it (a regex: "entry 3").
 expect_refused() {
-	local set=$1 file=$2 what=$3 out
+	local set=$1 file=$2 what=$3 where=${4:-} out re
+	re="$set/$file: "
+	[ -n "$where" ] && re="$set/$file: (.* )?$where([: ]|$)"
 	out=$("$CKPTCTL" image verify "$set" 2>&1 >/dev/null)
 	if [ $? -ne 1 ]; then
 		fail "$what: verify did not refuse"
-	elif ! grep -q "$set/$file" <<<"$out"; then
-		fail "$what: verify does not name $file: $out"
+	elif ! grep -qE "$re" <<<"$out"; then
+		fail "$what: verify does not name $file${where:+ and $where}: $out"
 	fi
 	out=$("$CKPTCTL" restore -d -D "$set" 2>&1 >/dev/null)
 	if [ $? -eq 0 ]; then
 		fail "$what: restore did not refuse"
-	elif ! grep -q "$set/$file" <<<"$out"; then
-		fail "$what: restore does not name $file: $out"
+	elif ! grep -qE "$re" <<<"$out"; then
+		fail "$what: restore does not name $file${where:+ and $where}: $out"
 	fi
 	if kill -0 "$PID" 2>/dev/null; then
 		fail "$what: pid $PID is running again"
@@ -102,6 +147,7 @@ echo "round trip: $(echo $FILES | wc -w) files byte-identical"
 # ---- 3. flipped bits ----
 COPY=$WORK/copy
 flips=0
+named=0
 for f in $FILES; do
 	size=$(stat -c %s "$SET/$f")
 	for off in 0 7 8 12 16 20 $((size / 3)) $((size / 2)) $((size * 5 / 6)) \
@@ -110,11 +156,13 @@ for f in $FILES; do
 		rm -rf "$COPY"
 		cp -a "$SET" "$COPY"
 		flip "$COPY/$f" "$off" $((off % 8))
-		expect_refused "$COPY" "$f" "$f: bit flip at $off"
+		where=$(place "$SET/$f" "$off")
+		expect_refused "$COPY" "$f" "$f: bit flip at $off" "$where"
 		flips=$((flips + 1))
+		[ -n "$where" ] && named=$((named + 1))
 	done
 done
-echo "bit flips: $flips, all refused by verify and restore"
+echo "bit flips: $flips, all refused by verify and restore ($named named by entry, chunk or trailer)"
 
 # ---- 4. truncated files ----
 cuts=0
@@ -125,7 +173,8 @@ for f in $FILES; do
 		rm -rf "$COPY"
 		cp -a "$SET" "$COPY"
 		truncate -s "$len" "$COPY/$f"
-		expect_refused "$COPY" "$f" "$f: truncated to $len"
+		where=$(place "$SET/$f" "$len" cut)
+		expect_refused "$COPY" "$f" "$f: truncated to $len" "$where"
 		cuts=$((cuts + 1))
 	done
 done
@@ -143,18 +192,31 @@ grep -q "$COPY/$FDINFO: entry 0: fd 0: file id 99 is not in files.img" <<<"$out"
 	fail "verify does not name the fd entry: $out"
 
 # ---- 6. format versions (the manifest gates the set) ----
-for v in 2 0; do
+CUR=$(grep -oE '"format_version": [0-9]+' "$WORK/rt/manifest.json" | grep -oE '[0-9]+$')
+[ "$CUR" -ge 2 ] || fail "manifest format version $CUR"
+for v in $((CUR + 1)) $((CUR - 1)); do
 	rm -rf "$COPY"
 	cp -a "$SET" "$COPY"
-	sed -E "0,/\"format_version\": 1/s//\"format_version\": $v/" "$WORK/rt/manifest.json" \
+	sed -E "0,/\"format_version\": $CUR/s//\"format_version\": $v/" "$WORK/rt/manifest.json" \
 		>"$WORK/v.json"
 	"$CKPTCTL" image encode "$WORK/v.json" "$COPY/manifest" || fail "encode manifest v$v"
-	[ $v = 2 ] && want="newer ckpt" || want="older format"
+	[ $v -gt "$CUR" ] && want="newer ckpt" || want="older format"
 	out=$("$CKPTCTL" restore -d -D "$COPY" 2>&1)
 	[ $? -ne 0 ] || fail "restore of a format $v set"
-	grep -q "manifest: format version $v, expected 1: .*$want" <<<"$out" ||
+	grep -q "manifest: format version $v, expected $CUR: .*$want" <<<"$out" ||
 		fail "restore of a format $v set: $out"
 done
+# One file of the older format (its header says so): decode and verify refuse it.
+rm -rf "$COPY"
+cp -a "$SET" "$COPY"
+printf "\\$(printf %03o $((CUR - 1)))" | dd of="$COPY/files.img" bs=1 seek=8 conv=notrunc status=none
+out=$("$CKPTCTL" image decode "$COPY/files.img" 2>&1 >/dev/null)
+[ $? -ne 0 ] || fail "decode of a format $((CUR - 1)) file"
+grep -q "files.img: image format version $((CUR - 1)), this ckptctl reads $CUR" <<<"$out" ||
+	fail "decode of a format $((CUR - 1)) file: $out"
+out=$("$CKPTCTL" image verify "$COPY" 2>&1 >/dev/null)
+grep -q "$COPY/files.img: image format version $((CUR - 1)), expected $CUR: an older format" \
+	<<<"$out" || fail "verify of a format $((CUR - 1)) file: $out"
 
 [ $FAILS -eq 0 ] && echo "image-test: all passed" && exit 0
 echo "image-test: $FAILS failures" >&2

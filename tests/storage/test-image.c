@@ -3,7 +3,8 @@
  * crc32c against known values and the plain table walk, a round trip of
  * message images through commit and open, and every way a set must be
  * refused (a flipped bit anywhere, a truncated file, no manifest, a missing
- * file, hostile entries with a valid checksum), each naming the file.
+ * file, hostile entries with a valid checksum), each naming the file and,
+ * for a flip or a cut, the entry (format 2: a crc per entry).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -175,54 +176,112 @@ static void open_must_fail(const char *dir, const char *name, const char *what)
 	}
 }
 
-/* Every byte of every file, one bit each: the set must be refused. */
+/* What the error for a flip at `off` of the message image `d` must name:
+ * the entry it falls in, the trailer, or (header) just the file. */
+static const char *flip_place(const uint8_t *d, size_t size, size_t off, char *buf, size_t len)
+{
+	size_t pos = IMG_HEADER_SIZE;
+	uint32_t n = 0;
+
+	if (off < IMG_HEADER_SIZE)
+		return "";
+	while (pos + IMG_TRAILER_SIZE < size) {
+		size_t end = pos + IMG_ENTRY_HDR + get_le32(d + pos);
+		if (off < end) {
+			snprintf(buf, len, "entry %u: ", n);
+			return buf;
+		}
+		pos = end;
+		n++;
+	}
+	return "trailer";
+}
+
+static uint8_t *read_file(const char *path, size_t *size)
+{
+	off_t n = file_size(path);
+	uint8_t *buf = malloc(n + 1);
+	int fd = open(path, O_RDONLY);
+
+	CHECK(buf && fd >= 0 && read(fd, buf, n) == n);
+	close(fd);
+	*size = n;
+	return buf;
+}
+
+/* img_set_open(dir) must fail; what it printed (not echoed: thousands). */
+static const char *open_fails_quietly(const char *dir)
+{
+	static char text[4096];
+	FILE *f = tmpfile();
+	int saved = dup(2), ret;
+	struct img_set *bad = NULL;
+	size_t n;
+
+	CHECK(f);
+	fflush(stderr);
+	dup2(fileno(f), 2);
+	ret = img_set_open(dir, &bad);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(f);
+	n = fread(text, 1, sizeof(text) - 1, f);
+	text[n] = '\0';
+	fclose(f);
+	if (ret == 0) {
+		img_set_close(bad);
+		return NULL;
+	}
+	return text;
+}
+
+/* Every byte of every file, one bit each: the set must be refused, the
+ * error naming the file and the entry the bit is in. */
 static void test_bit_flips(const char *base)
 {
 	const char *names[] = { "manifest", "pagemap-1.img", "pagemap-2.img", "empty.img",
 				"big.img" };
 	char *dir = build_set(base);
-	char path[512];
+	char path[512], place[64], needle[600];
 	struct img_set *set;
 	long flips = 0;
-	int saved = dup(2);
 
 	for (size_t n = 0; n < sizeof(names) / sizeof(names[0]); n++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, names[n]);
-		off_t size = file_size(path);
-		off_t step = size > 4096 ? 97 : 1;
-		for (off_t off = 0; off < size; off += step) {
-			struct img_set *bad = NULL;
+		size_t size;
+		uint8_t *good = read_file(path, &size);
+		size_t step = size > 4096 ? 97 : 1;
+		snprintf(needle, sizeof(needle), "%s/%s: ", dir, names[n]);
+		for (size_t off = 0; off < size; off += step) {
+			const char *what = flip_place(good, size, off, place, sizeof(place));
 			flip_bit(path, off, off % 8);
-			/* quiet: thousands of lines otherwise; messages are checked below */
-			int null = open("/dev/null", O_WRONLY);
-			dup2(null, 2);
-			close(null);
-			int ret = img_set_open(dir, &bad);
-			dup2(saved, 2);
-			if (ret == 0) {
-				fprintf(stderr, "%s: flip at %lld not detected\n", path, (long long)off);
+			const char *err = open_fails_quietly(dir);
+			if (!err || !strstr(err, needle) || !strstr(err, what)) {
+				fprintf(stderr, "%s: flip at %zu: want \"%s\", got: %s\n", path, off,
+					what, err ? err : "(accepted)");
 				CHECK(0);
 			}
 			flip_bit(path, off, off % 8);
 			flips++;
 		}
+		free(good);
 	}
-	close(saved);
 	/* The messages, for a few positions. */
 	snprintf(path, sizeof(path), "%s/pagemap-1.img", dir);
 	flip_bit(path, 100, 3);
-	open_must_fail(dir, "pagemap-1.img", "checksum mismatch");
+	open_must_fail(dir, "pagemap-1.img", "entry 3: checksum mismatch");
 	flip_bit(path, 100, 3);
 	snprintf(path, sizeof(path), "%s/manifest", dir);
 	flip_bit(path, 40, 0);
-	open_must_fail(dir, "manifest", "checksum mismatch");
+	open_must_fail(dir, "manifest", "entry 0: checksum mismatch");
 	flip_bit(path, 40, 0);
 	flip_bit(path, 0, 1);
 	open_must_fail(dir, "manifest", "not an image file");
 	flip_bit(path, 0, 1);
-	flip_bit(path, 8, 1);
-	open_must_fail(dir, "manifest", "image format version 3, expected 1");
-	flip_bit(path, 8, 1);
+	flip_bit(path, 8, 0);
+	open_must_fail(dir, "manifest", "image format version 3, expected 2");
+	flip_bit(path, 8, 0);
 	CHECK(img_set_open(dir, &set) == 0);
 	img_set_close(set);
 	printf("bit flips: %ld, all refused\n", flips);
@@ -238,8 +297,20 @@ static void test_truncated_missing(const char *base)
 
 	snprintf(path, sizeof(path), "%s/pagemap-1.img", dir);
 	off_t size = file_size(path);
+	size_t len;
+	uint8_t *good = read_file(path, &len);
+	char place[64], what[128];
 	CHECK(truncate(path, size - 1) == 0);
-	open_must_fail(dir, "pagemap-1.img", "");
+	snprintf(what, sizeof(what), "%lld bytes, the manifest says %lld: trailer truncated",
+		 (long long)size - 1, (long long)size);
+	open_must_fail(dir, "pagemap-1.img", what);
+	/* Cut in the middle of an entry: that entry is named. */
+	flip_place(good, len, len / 2, place, sizeof(place));
+	CHECK(truncate(path, size / 2) == 0);
+	snprintf(what, sizeof(what), "%lld bytes, the manifest says %lld: %slength",
+		 (long long)size / 2, (long long)size, place);
+	open_must_fail(dir, "pagemap-1.img", what);
+	free(good);
 	CHECK(truncate(path, 10) == 0);
 	open_must_fail(dir, "pagemap-1.img", "10 bytes, the manifest says");
 	free(dir);
@@ -378,28 +449,37 @@ static void test_hostile(const char *base)
 	struct img_set *set;
 	PagemapEntry pe = PAGEMAP_ENTRY__INIT;
 	uint8_t good[64], body[256];
-	size_t glen = protobuf_c_message_pack(&pe.base, good + 4);
+	size_t glen = protobuf_c_message_pack(&pe.base, good + 8);
+	size_t gl = glen + 8; /* the whole entry */
 
 	put_le32(good, glen);
+	put_le32(good + 4, crc32c(0, good + 8, glen));
 	snprintf(dir, sizeof(dir), "%s/hostile", base);
 	CHECK(img_set_create(dir, &set) == 0);
-	memcpy(body, good, glen + 4);
-	put_le32(body + glen + 4, IMG_MAX_ENTRY + 1);
-	put_crafted(set, "huge.img", body, glen + 8, 2);
-	memcpy(body, good, glen + 4);
-	put_le32(body + glen + 4, 1000);
-	memset(body + glen + 8, 0, 20);
-	put_crafted(set, "past-end.img", body, glen + 28, 2);
+	memcpy(body, good, gl);
+	put_le32(body + gl, IMG_MAX_ENTRY + 1);
+	put_le32(body + gl + 4, 0);
+	put_crafted(set, "huge.img", body, gl + 8, 2);
+	memcpy(body, good, gl);
+	put_le32(body + gl, 1000);
+	memset(body + gl + 4, 0, 24);
+	put_crafted(set, "past-end.img", body, gl + 28, 2);
 	put_le32(body, 5);
-	memset(body + 4, 0xff, 5);
-	put_crafted(set, "garbage.img", body, 9, 1);
-	put_crafted(set, "count.img", good, glen + 4, 7);
-	put_crafted(set, "short-len.img", good, 2, 0);
+	memset(body + 8, 0xff, 5);
+	put_le32(body + 4, crc32c(0, body + 8, 5));
+	put_crafted(set, "garbage.img", body, 13, 1);
+	put_crafted(set, "count.img", good, gl, 7);
+	put_crafted(set, "short-len.img", good, 6, 0);
 	/* A message with a required field missing. */
 	put_le32(body, 2);
-	body[4] = 0x08; /* field 1 (vaddr) varint */
-	body[5] = 0x01;
-	put_crafted(set, "missing-field.img", body, 6, 1);
+	body[8] = 0x08; /* field 1 (vaddr) varint */
+	body[9] = 0x01;
+	put_le32(body + 4, crc32c(0, body + 8, 2));
+	put_crafted(set, "missing-field.img", body, 10, 1);
+	/* The entry's own crc wrong, the file's crc right (crafted). */
+	memcpy(body, good, gl);
+	body[4] ^= 1;
+	put_crafted(set, "entry-crc.img", body, gl, 1);
 	CHECK(img_set_commit(set, 1) == 0);
 	img_set_close(set);
 
@@ -410,19 +490,35 @@ static void test_hostile(const char *base)
 	read_must_fail(set, "count.img", "trailer says 7 entries, the file holds 1");
 	read_must_fail(set, "short-len.img", "entry 0: truncated");
 	read_must_fail(set, "missing-field.img", "entry 0: cannot decode");
+	read_must_fail(set, "entry-crc.img", "entry 0: checksum mismatch");
 	img_set_close(set);
 
 	/* A manifest of another format version. */
 	struct img *img;
 	ManifestEntry me = MANIFEST_ENTRY__INIT;
-	me.format_version = 2;
+	me.format_version = IMG_FORMAT_VERSION + 1;
 	me.hostname = me.kernel = "x";
 	CHECK(img_set_create(dir, &set) == 0);
 	CHECK(img_create_file(set, IMG_MANIFEST, "manifest", 0, &img) == 0);
 	CHECK(img_write(img, &me.base) == 0);
 	CHECK(img_close_write(img) == 0);
 	img_set_close(set);
-	open_must_fail(dir, "manifest", "format version 2, expected 1");
+	open_must_fail(dir, "manifest", "format version 3, expected 2: written by a newer ckpt");
+}
+
+/* Every entry crc that can be found made right, then the file's. */
+static void fix_crcs(uint8_t *d, size_t size)
+{
+	size_t pos = IMG_HEADER_SIZE, end = size - IMG_TRAILER_SIZE;
+
+	while (end - pos >= IMG_ENTRY_HDR) {
+		uint32_t len = get_le32(d + pos);
+		if (len > end - pos - IMG_ENTRY_HDR)
+			break;
+		put_le32(d + pos + 4, crc32c(0, d + pos + IMG_ENTRY_HDR, len));
+		pos += IMG_ENTRY_HDR + len;
+	}
+	put_le32(d + size - 4, crc32c(0, d, size - 4));
 }
 
 /* Random damage to the entries of a valid image, with header, trailer and
@@ -452,7 +548,7 @@ static void test_mutations(const char *base)
 			seed = seed * 1103515245 + 12345;
 			bad[IMG_HEADER_SIZE + (seed >> 8) % body] ^= 1u << ((seed >> 3) % 8);
 		}
-		put_le32(bad + size - 4, crc32c(0, bad, size - 4));
+		fix_crcs(bad, size);
 		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		CHECK(fd >= 0 && write(fd, bad, size) == (ssize_t)size);
 		close(fd);
