@@ -67,7 +67,7 @@ static int listen_unix(const char *path)
 static int make_dirs(const char *run_dir)
 {
 	char path[PATH_MAX];
-	const char *sub[] = { "", "/ops", "/jobs" };
+	const char *sub[] = { "", "/ops", "/registry" };
 	for (size_t i = 0; i < 3; i++) {
 		snprintf(path, sizeof(path), "%s%s", run_dir, sub[i]);
 		if (mkdir(path, 0755) && errno != EEXIST) {

@@ -2,7 +2,7 @@
  * jobs: the registry of jobs whose tasks the agent may checkpoint.  The
  * Slurm plugin registers each step's task roots (as root, on behalf of
  * the job's user); users may register their own processes.  Each job is
- * also kept in RUN_DIR/jobs/JOBID.job (a packed rpc_job) so that a
+ * also kept in RUN_DIR/registry/JOBID.job (a packed rpc_job) so that a
  * restarted agent still knows it.
  */
 #include <dirent.h>
@@ -62,11 +62,11 @@ static RpcJob *job_to_msg(const struct job *j, RpcJob *m, uint32_t *pids)
 	return m;
 }
 
-/* RUN_DIR/jobs/JOBID.job, replaced atomically; removed when gone. */
+/* RUN_DIR/registry/JOBID.job, replaced atomically; removed when gone. */
 static void job_save(const struct job *j, uint32_t id)
 {
 	char path[PATH_MAX], tmp[PATH_MAX + 8];
-	snprintf(path, sizeof(path), "%s/jobs/%u.job", agent.run_dir, id);
+	snprintf(path, sizeof(path), "%s/registry/%u.job", agent.run_dir, id);
 	if (!j) {
 		unlink(path);
 		return;
@@ -339,7 +339,7 @@ void jobs_free_reply(RpcReply *r)
 void jobs_load(void)
 {
 	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/jobs", agent.run_dir);
+	snprintf(path, sizeof(path), "%s/registry", agent.run_dir);
 	DIR *d = opendir(path);
 	struct dirent *de;
 	while (d && (de = readdir(d))) {
@@ -368,7 +368,7 @@ void jobs_load(void)
 			set_str(&j->cgroup, m->cgroup);
 			set_str(&j->policy, m->policy);
 			set_str(&j->dir, m->dir);
-			/* Only root can write RUN_DIR/jobs. */
+			/* Only root can write RUN_DIR/registry. */
 			j->trusted_dir = 1;
 			j->interval_min = m->interval_min;
 			j->disabled = m->disabled;

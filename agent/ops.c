@@ -271,6 +271,24 @@ static void on_stderr(uint32_t job, char *buf, size_t *len, char *last, size_t l
 		*len = 0;
 }
 
+static void fill_restore_result(RpcRestoreResult *rr, const struct worker_msg *m)
+{
+	rr->total_ns = m->total_ns;
+	rr->memory_bytes = m->memory_bytes;
+	rr->image_bytes = m->image_bytes;
+	rr->pidns = m->pidns;
+	rr->pid = (uint32_t)m->pid;
+}
+
+/* The last reply to a request: its result and, on failure, the error. */
+static void final_reply(RpcReply *r, int ret, const char *err)
+{
+	r->done = 1;
+	r->has_result = 1;
+	r->result = ret;
+	r->error = ret ? (char *)err : NULL;
+}
+
 /* The restored tree runs: tell the client its pid (it forwards signals). */
 static void on_started(struct conn *c, uint32_t id, const struct worker_msg *m)
 {
@@ -283,11 +301,7 @@ static void on_started(struct conn *c, uint32_t id, const struct worker_msg *m)
 	pthread_mutex_unlock(&agent.lock);
 	RpcReply r = RPC_REPLY__INIT;
 	RpcRestoreResult rr = RPC_RESTORE_RESULT__INIT;
-	rr.total_ns = m->total_ns;
-	rr.memory_bytes = m->memory_bytes;
-	rr.image_bytes = m->image_bytes;
-	rr.pidns = m->pidns;
-	rr.pid = (uint32_t)m->pid;
+	fill_restore_result(&rr, m);
 	r.restore = &rr;
 	conn_reply(c->fd, &r);
 }
@@ -496,10 +510,7 @@ static int reply_dump(struct conn *c, int ret, const char *err, const struct wor
 {
 	RpcReply r = RPC_REPLY__INIT;
 	RpcDumpResult dr = RPC_DUMP_RESULT__INIT;
-	r.done = 1;
-	r.has_result = 1;
-	r.result = ret;
-	r.error = ret ? (char *)err : NULL;
+	final_reply(&r, ret, err);
 	if (!ret) {
 		dr.frozen_ns = m->frozen_ns;
 		dr.total_ns = m->total_ns;
@@ -555,7 +566,7 @@ int ops_dump(struct conn *c, const RpcDump *d)
 	if (ret)
 		agent_log(job, "dump %u failed: %s", id, err);
 	else
-		agent_log(job, "dump %u: done in %.1f ms (frozen %.1f ms), %llu bytes written%s%llu",
+		agent_log(job, "dump %u: done in %.1f ms (frozen %.1f ms), %llu bytes written%s%.0llu",
 			  id, (double)res.total_ns / 1e6, (double)res.frozen_ns / 1e6,
 			  (unsigned long long)res.written_bytes, t.job[0] ? ", set " : "",
 			  (unsigned long long)res.seq);
@@ -614,16 +625,9 @@ static int reply_restore(struct conn *c, int ret, const char *err, const struct 
 {
 	RpcReply r = RPC_REPLY__INIT;
 	RpcRestoreResult rr = RPC_RESTORE_RESULT__INIT;
-	r.done = 1;
-	r.has_result = 1;
-	r.result = ret;
-	r.error = ret ? (char *)err : NULL;
+	final_reply(&r, ret, err);
 	if (!ret) {
-		rr.total_ns = m->total_ns;
-		rr.memory_bytes = m->memory_bytes;
-		rr.image_bytes = m->image_bytes;
-		rr.pidns = m->pidns;
-		rr.pid = (uint32_t)m->pid;
+		fill_restore_result(&rr, m);
 		rr.has_status = m->status_valid;
 		rr.status = m->status;
 		r.restore = &rr;

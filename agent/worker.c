@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -239,6 +240,7 @@ static int do_restore(const RpcRestore *r, uid_t uid, gid_t gid)
 	int ret = uid ? restore_allowed(r->dir, uid, gid) : 0;
 	if (!ret)
 		ret = ckpt_restore(&o, &st, &status);
+	restored_root = ret ? 0 : st.root_pid;
 	struct worker_msg m = { .type = WMSG_RESULT, .result = ret };
 	if (!ret) {
 		m.total_ns = st.total_ns;
@@ -271,6 +273,16 @@ static int become_fs_user(uid_t uid, gid_t gid)
 	return 0;
 }
 
+/* Die with the agent.  Changing the fs uid cleared the parent-death
+ * signal the agent set, so it is set again here: SIGKILL for a dump (the
+ * parasite cures itself), SIGTERM for a restore (on_term ends the tree
+ * the worker waits for). */
+static int follow_agent(pid_t agent_pid, int sig)
+{
+	prctl(PR_SET_PDEATHSIG, sig);
+	return getppid() == agent_pid ? 0 : -ESRCH;
+}
+
 int worker_main(int argc, char **argv)
 {
 	void *buf;
@@ -279,10 +291,12 @@ int worker_main(int argc, char **argv)
 		return 2;
 	uid_t uid = (uid_t)strtoul(argv[3], NULL, 10);
 	gid_t gid = (gid_t)strtoul(argv[4], NULL, 10);
+	pid_t agent_pid = getppid();
+	int is_dump = !strcmp(argv[2], "dump");
 	if (wire_recv(WORKER_REQ_FD, &buf, &len, WIRE_MAX_FRAME))
 		return 2;
 	close(WORKER_REQ_FD);
-	if (become_fs_user(uid, gid))
+	if (become_fs_user(uid, gid) || follow_agent(agent_pid, is_dump ? SIGKILL : SIGTERM))
 		return 2;
 	int ret = 2;
 	if (!strcmp(argv[2], "dump")) {

@@ -69,7 +69,7 @@ static int finish(RpcReply *r)
 	return ret;
 }
 
-static void json_str(const char *s)
+void json_str(const char *s)
 {
 	putchar('"');
 	for (; s && *s; s++) {

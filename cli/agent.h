@@ -21,6 +21,8 @@ struct RpcRequest;
 struct RpcReply;
 /* One request, its one reply (NULL after a message when none came). */
 struct RpcReply *agent_call(const struct RpcRequest *req);
+/* A JSON string literal of s (NULL: ""), on stdout. */
+void json_str(const char *s);
 int cmd_status(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);

@@ -101,6 +101,19 @@ static int do_dump(uint32_t job, int keep_running)
 	return 0;
 }
 
+static int json;
+
+static void list_json(uint32_t job, const struct set_info *sets, size_t n)
+{
+	printf("{\"job_id\":%u,\"sets\":[", job);
+	for (size_t i = 0; i < n; i++)
+		printf("%s{\"seq\":%llu,\"committed\":%s,\"created_ns\":%llu,\"bytes\":%llu,"
+		       "\"parent_seq\":%lld}", i ? "," : "", (unsigned long long)sets[i].seq,
+		       sets[i].committed ? "true" : "false", (unsigned long long)sets[i].created_ns,
+		       (unsigned long long)sets[i].bytes, (long long)sets[i].parent_seq);
+	printf("]}\n");
+}
+
 static int do_list(uint32_t job, const RpcJob *j)
 {
 	char jobs[16];
@@ -115,13 +128,20 @@ static int do_list(uint32_t job, const RpcJob *j)
 	const char *base = j && j->dir ? j->dir : conf_get(c, "storage.base", "/var/lib/ckpt");
 	int ret = imgset_list(base, jobs, &sets, &n);
 	conf_free(c);
-	if (ret == -ENOENT) {
+	if (ret == -ENOENT && json)
+		list_json(job, NULL, 0);
+	else if (ret == -ENOENT)
 		printf("job %u: no checkpoint\n", job);
+	if (ret == -ENOENT)
 		return 0;
-	}
 	if (ret) {
 		fprintf(stderr, "ckptctl: job %u: cannot list its sets: %s\n", job, strerror(-ret));
 		return 1;
+	}
+	if (json) {
+		list_json(job, sets, n);
+		free(sets);
+		return 0;
 	}
 	printf("SEQ   COMMITTED  CREATED              BYTES        PARENT\n");
 	for (size_t i = 0; i < n; i++) {
@@ -139,35 +159,51 @@ static int do_list(uint32_t job, const RpcJob *j)
 	return 0;
 }
 
+/* Why the job cannot be checkpointed now, or NULL. */
+static const char *not_able(const RpcJob *j, char *buf, size_t len)
+{
+	if (j->disabled)
+		return "checkpoints are disabled";
+	if (!j->n_pids)
+		return "no task registered";
+	if (j->n_pids > 1)
+		snprintf(buf, len, "%zu task trees (one dump covers one tree)", j->n_pids);
+	else if (j->nodes > 1)
+		snprintf(buf, len, "it runs on %u nodes; multi-node jobs need the coordinator",
+			 j->nodes);
+	else
+		return NULL;
+	return buf;
+}
+
 static int do_able(uint32_t job, const RpcJob *j)
 {
+	char buf[128];
 	if (!j)
 		return 1;
-	if (j->disabled) {
-		printf("job %u: no: checkpoints are disabled\n", job);
-		return 1;
+	const char *why = not_able(j, buf, sizeof(buf));
+	if (json) {
+		printf("{\"job_id\":%u,\"able\":%s,\"reason\":", job, why ? "false" : "true");
+		json_str(why ? why : "");
+		printf("}\n");
+	} else if (why) {
+		printf("job %u: no: %s\n", job, why);
+	} else {
+		printf("job %u: yes\n", job);
 	}
-	if (!j->n_pids) {
-		printf("job %u: no: no task registered\n", job);
-		return 1;
-	}
-	if (j->n_pids > 1) {
-		printf("job %u: no: %zu task trees (one dump covers one tree)\n", job, j->n_pids);
-		return 1;
-	}
-	if (j->nodes > 1) {
-		printf("job %u: no: it runs on %u nodes; multi-node jobs need the coordinator\n",
-		       job, j->nodes);
-		return 1;
-	}
-	printf("job %u: yes\n", job);
-	return 0;
+	return why ? 1 : 0;
 }
 
 static int do_error(uint32_t job, const RpcJob *j)
 {
 	if (!j)
 		return 1;
+	if (json) {
+		printf("{\"job_id\":%u,\"error\":", job);
+		json_str(j->last_error ? j->last_error : "");
+		printf(",\"when_ns\":%llu}\n", (unsigned long long)j->last_error_ns);
+		return 0;
+	}
 	if (!j->last_error) {
 		printf("job %u: no error\n", job);
 		return 0;
@@ -200,13 +236,17 @@ static int do_ctl(uint32_t job, int enable)
 static int usage(void)
 {
 	fprintf(stderr, "usage: ckptctl checkpoint create|vacate|restart|list|able|error|"
-			"disable|enable JOBID\n");
+			"disable|enable JOBID [--json]\n");
 	return 1;
 }
 
 int cmd_checkpoint(int argc, char **argv)
 {
 	uint32_t job;
+	if (argc == 4 && !strcmp(argv[3], "--json")) {
+		json = 1;
+		argc--;
+	}
 	if (argc != 3 || parse_job(argv[2], &job))
 		return usage();
 	const char *verb = argv[1];

@@ -7,7 +7,7 @@
  *   job_id=42
  *   uid=1000
  *   policy=on-preempt        on-preempt | periodic | manual
- *   dir=/shared/ckpt/42      empty: the site's default (ckptd's config)
+ *   dir=/shared/ckpt         base of the job's sets (BASE/JOBID/SEQ); empty: storage.base
  *   interval_min=0           minutes between periodic checkpoints
  */
 #ifndef CKPT_SLURM_POLICY_H

@@ -59,9 +59,19 @@ ensure_user() {
 
 as_user() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --init-groups -- "$@"; }
 # In the background, $! must be the user's process itself, not a subshell.
+# Its cwd is $T: a checkout may be closed to other users, and a restore
+# (as the user) goes back to the cwd.
 spawn_as() { local u=$1 log=$2; shift 2
-	setpriv --reuid="$u" --regid="$u" --init-groups -- "$@" >>"$log" 2>&1 </dev/null 251>&- &
+	setpriv --reuid="$u" --regid="$u" --init-groups -- env -C "$T" "$@" >>"$log" 2>&1 \
+		</dev/null 251>&- &
 	SPAWNED=$!; }
+
+# A counter of user U logging to LOG (owned by U): its pid in SPAWNED.
+user_counter() {
+	install -o "$1" -g "$1" -m 644 /dev/null "$2"
+	spawn_as "$1" "$2" "$COUNTER"
+	PIDS+=("$SPAWNED")
+}
 
 # Wait until the counter's log has at least N lines.
 wait_lines() {
@@ -80,10 +90,8 @@ case_users() {
 	start_agent
 	install -d -o ckpt-test1 -g ckpt-test1 -m 700 "$T/u1"
 	install -d -o ckpt-test2 -g ckpt-test2 -m 700 "$T/u2"
-	install -o ckpt-test1 -g ckpt-test1 -m 644 /dev/null "$T/u1.log"
-	spawn_as ckpt-test1 "$T/u1.log" "$COUNTER"
+	user_counter ckpt-test1 "$T/u1.log"
 	local pid=$SPAWNED
-	PIDS+=("$pid")
 	wait_lines "$T/u1.log" 3
 	# Another user: refused, logged, the process untouched.
 	if as_user ckpt-test2 "$CKPTCTL" dump -t "$pid" -D "$T/u2/img" 2>"$T/u2.err"; then
@@ -226,10 +234,8 @@ case_register() {
 	ensure_user ckpt-test1
 	start_agent
 	install -d -o ckpt-test1 -g ckpt-test1 -m 700 "$T/j"
-	install -o ckpt-test1 -g ckpt-test1 -m 644 /dev/null "$T/j.log"
-	spawn_as ckpt-test1 "$T/j.log" "$COUNTER"
+	user_counter ckpt-test1 "$T/j.log"
 	local pid=$SPAWNED
-	PIDS+=("$pid")
 	wait_lines "$T/j.log" 2
 	"$CKPTCTL" register --job 4242 --step 0 --uid "$(id -u ckpt-test1)" --policy manual \
 		--dir "$T/j/img" "$pid" || fail "register"
@@ -297,6 +303,22 @@ case_attach() {
 	for _ in $(seq 50); do kill -0 "$r" 2>/dev/null || break; sleep 0.1; done
 	kill -0 "$r" 2>/dev/null && fail "restored tree outlived its ckptctl"
 	grep -q "the client went away" "$T/agent.log" || fail "not logged"
+	# A user's attached tree ends when the agent is killed (its worker,
+	# which runs with the user's fs uid, still dies with the agent).
+	ensure_user ckpt-test1
+	install -d -o ckpt-test1 -g ckpt-test1 -m 700 "$T/u"
+	user_counter ckpt-test1 "$T/u.log"
+	wait_lines "$T/u.log" 2
+	as_user ckpt-test1 "$CKPTCTL" dump -t "$SPAWNED" -D "$T/u/img" || fail "user dump"
+	as_user ckpt-test1 "$CKPTCTL" restore -D "$T/u/img" --pidfile "$T/u/pid" &
+	c=$!
+	for _ in $(seq 100); do [ -s "$T/u/pid" ] && break; sleep 0.05; done
+	r=$(cat "$T/u/pid")
+	kill -0 "$r" || fail "no restored user tree"
+	kill -9 "$AGENT_PID"
+	for _ in $(seq 50); do kill -0 "$r" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$r" 2>/dev/null && fail "a user's restored tree outlived the agent"
+	wait "$c" 2>/dev/null || true
 	echo PASS
 }
 
@@ -310,10 +332,8 @@ case_verbs() {
 	mkdir -m 755 "$T/base"
 	echo "storage.base = $T/base" >"$CKPT_CONF"
 	start_agent
-	install -o ckpt-test1 -g ckpt-test1 -m 644 /dev/null "$T/j.log"
-	spawn_as ckpt-test1 "$T/j.log" "$COUNTER"
+	user_counter ckpt-test1 "$T/j.log"
 	local pid=$SPAWNED
-	PIDS+=("$pid")
 	wait_lines "$T/j.log" 2
 	"$CKPTCTL" register --job 501 --uid "$u1" "$pid" || fail "register"
 	as_user ckpt-test1 "$CKPTCTL" checkpoint able 501 || fail "able"
@@ -322,6 +342,10 @@ case_verbs() {
 	kill -0 "$pid" || fail "create stopped the job"
 	[ "$(stat -c %U "$T/base/501/1")" = ckpt-test1 ] || fail "set not owned by the job's user"
 	as_user ckpt-test1 "$CKPTCTL" checkpoint list 501 | grep -q "^2 *yes" || fail "list"
+	as_user ckpt-test1 "$CKPTCTL" checkpoint list 501 --json | grep -q '"seq":2,"committed":true' ||
+		fail "list --json"
+	as_user ckpt-test1 "$CKPTCTL" checkpoint able 501 --json | grep -q '"able":true' ||
+		fail "able --json"
 	ensure_user ckpt-test2
 	as_user ckpt-test2 "$CKPTCTL" checkpoint create 501 2>/dev/null && fail "another user's create"
 	as_user ckpt-test1 "$CKPTCTL" checkpoint disable 501 || fail "disable"

@@ -14,13 +14,10 @@ U=ckpt-test1
 id $U >/dev/null 2>&1 || useradd --system --no-create-home --shell /bin/false $U
 as_user() { setpriv --reuid=$U --regid=$U --init-groups -- "$@"; }
 
-mkdir -p "$(dirname "$CKPT_SOCKET")"
-rm -f "$CKPT_SOCKET"
-"$CKPTD" -f -s "$CKPT_SOCKET" -r "$T/run" >"$T/ckptd.log" 2>&1 &
-at_exit "kill $! 2>/dev/null; wait $! 2>/dev/null"
-agent_up() { "$CKPTCTL" status >/dev/null 2>&1; }
-wait_for 10 "ckptd to answer" agent_up
+start_ckptd "$CKPTD" "$CKPTCTL"
 install -d -o $U -g $U -m 755 "$T/u"
+# The checkout may be closed to other users.
+install -m 755 "$ROOT/examples/ckpt-sbatch" "$T/ckpt-sbatch"
 
 cat >"$T/u/count.sh" <<'S'
 #!/bin/bash
@@ -36,9 +33,12 @@ chmod 755 "$T/u/count.sh"
 
 # requeued JOB: make it eligible now (Slurm holds a requeued job back a
 # while) once the node is free again.
-release() { scontrol update JobId="$1" StartTime=now >/dev/null 2>&1 || true; }
+release() {
+	wait_for 60 "job $1 to be pending" state_is "$1" PENDING
+	scontrol update JobId="$1" StartTime=now >/dev/null 2>&1 || true
+}
 
-low=$(cd "$T/u" && as_user env SBATCH_SIGNAL='' "$ROOT/examples/ckpt-sbatch" --parsable -p low \
+low=$(cd "$T/u" && as_user env SBATCH_SIGNAL='' "$T/ckpt-sbatch" --parsable -p low \
 	--requeue -c 2 -o "$T/u/low.out" -e "$T/u/low.err" --checkpoint-dir="$T/ck" \
 	"$T/u/count.sh") || fail "ckpt-sbatch failed"
 JOBS+=("$low")
@@ -72,6 +72,31 @@ setpriv --reuid=ckpt-test2 --regid=ckpt-test2 --init-groups -- "$CKPTCTL" checkp
 grep -q "may not" "$T/other.err" || fail "unclear refusal: $(cat "$T/other.err")"
 as_user "$CKPTCTL" checkpoint create "$low" || fail "the owner's checkpoint create"
 as_user "$CKPTCTL" checkpoint list "$low" | grep -q "^2 *yes" || fail "checkpoint list"
+# vacate by the owner: checkpoint, requeue, and on with the count.
+restored() { [ "$(lines 'restored from the latest checkpoint' "$T/u/low.err")" -ge "$1" ]; }
+as_user "$CKPTCTL" checkpoint vacate "$low" || fail "checkpoint vacate"
+at_vacate=$(lines '^count' "$T/u/low.out")
+wait_for 60 "job $low to be requeued by vacate" restarts_is "$low" 2
+release "$low"
+wait_for 150 "job $low to run again" state_is "$low" RUNNING
+wait_for 30 "job $low to be restored again" restored 2
+wait_for 30 "job $low to count on" counted $((at_vacate + 5))
+grep '^count' "$T/u/low.out" | awk '$2 != NR { print "line " NR ": " $0; bad = 1 } END { exit bad }' ||
+	fail "the count did not go on after the vacate"
+# restart (root): back to the latest checkpoint, the vacate's.
+"$CKPTCTL" checkpoint restart "$low" || fail "checkpoint restart"
+wait_for 60 "job $low to be requeued by restart" restarts_is "$low" 3
+quiet() { local a; a=$(lines '^count' "$T/u/low.out"); sleep 0.6; [ "$a" = "$(lines '^count' "$T/u/low.out")" ]; }
+wait_for 30 "the requeued run of job $low to stop counting" quiet
+after=$(lines '^count' "$T/u/low.out")
+release "$low"
+wait_for 150 "job $low to run again" state_is "$low" RUNNING
+wait_for 30 "job $low to be restored a third time" restored 3
+wait_for 30 "job $low to count on" counted $((after + 3))
+first=$(grep '^count' "$T/u/low.out" | sed -n "$((after + 1))p" | awk '{ print $2 }')
+[ "$first" = $((at_vacate + 1)) ] ||
+	fail "after restart the count went on at '$first', not at $((at_vacate + 1))"
+echo "ok: vacate (Restarts=2) and restart (Restarts=3) went on from the vacate's checkpoint"
 # scancel ends the restored tree too (its ckptctl goes away).
 scancel "$low"
 wait_for 30 "job $low to end" eval "! state_is $low RUNNING"
@@ -95,7 +120,7 @@ while True:
 '
 S
 chmod 755 "$T/u/bad.sh"
-bad=$(cd "$T/u" && as_user env SBATCH_SIGNAL='' "$ROOT/examples/ckpt-sbatch" --parsable -p low \
+bad=$(cd "$T/u" && as_user env SBATCH_SIGNAL='' "$T/ckpt-sbatch" --parsable -p low \
 	--requeue -c 2 -o "$T/u/bad.out" -e "$T/u/bad.err" --checkpoint-dir="$T/ck" \
 	"$T/u/bad.sh") || fail "ckpt-sbatch failed"
 JOBS+=("$bad")

@@ -59,3 +59,15 @@ wait_for() {
 
 state_is() { [ "$(field "$1" JobState)" = "$2" ]; }
 restarts_is() { [ "$(field "$1" Restarts)" = "$2" ]; }
+
+# start_ckptd CKPTD CKPTCTL: a ckptd of the test's own on $CKPT_SOCKET (the
+# socket the cluster's plugstack.conf names), stopped when the test ends.
+start_ckptd() {
+	: "${CKPT_SOCKET:?}"
+	mkdir -p "$(dirname "$CKPT_SOCKET")"
+	rm -f "$CKPT_SOCKET"
+	"$1" -f -s "$CKPT_SOCKET" -r "$T/run" >"$T/ckptd.log" 2>&1 &
+	at_exit "kill $! 2>/dev/null; wait $! 2>/dev/null"
+	CKPTCTL_UP=$2
+	wait_for 10 "ckptd to answer" eval '"$CKPTCTL_UP" status >/dev/null 2>&1'
+}

@@ -7,12 +7,7 @@
 CKPTD=$1 CKPTCTL=$2
 : "${CKPT_SOCKET:?}"
 
-mkdir -p "$(dirname "$CKPT_SOCKET")"
-rm -f "$CKPT_SOCKET"
-"$CKPTD" -f -s "$CKPT_SOCKET" -r "$T/run" >"$T/ckptd.log" 2>&1 &
-at_exit "kill $! 2>/dev/null; wait $! 2>/dev/null"
-agent_up() { "$CKPTCTL" status >/dev/null 2>&1; }
-wait_for 10 "ckptd to answer" agent_up
+start_ckptd "$CKPTD" "$CKPTCTL"
 
 id=$(submit -p high -o "$T/job.out" --checkpoint=manual --checkpoint-dir="$T/ck" --wrap='sleep 60')
 wait_for 30 "job $id to run" state_is "$id" RUNNING
