@@ -3,7 +3,8 @@
  * tree in which every process is theirs: real, effective, saved and fs
  * uid all theirs and the process dumpable (a setuid program, or one that
  * dropped its dumpable flag, makes /proc/PID owned by root, and its
- * memory must not reach the user's images).  What a user may restore is
+ * memory must not reach the user's images).  The agent checks the root;
+ * the engine checks every task of the frozen tree.  What a user may restore is
  * checked by the worker against the images (worker.c).
  */
 #include <dirent.h>
@@ -42,8 +43,10 @@ static int owns_task(const struct peer *p, pid_t pid, char *err, size_t errlen)
 {
 	char path[64], status[4096];
 	struct stat st;
-	snprintf(path, sizeof(path), "/proc/%d", pid);
-	if (stat(path, &st) || read_small(strcat(path, "/status"), status, sizeof(status))) {
+	/* Not the directory: it can stay the user's when the task is not
+	 * dumpable, the files in it then belong to root. */
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if (stat(path, &st) || read_small(path, status, sizeof(status))) {
 		snprintf(err, errlen, "pid %d: no such process", pid);
 		return -ESRCH;
 	}
@@ -68,17 +71,9 @@ static pid_t parent_of(pid_t pid)
 	return ppid;
 }
 
-/* Is `pid` `root` or below it? */
-static int in_tree(pid_t root, pid_t pid)
-{
-	for (int depth = 0; pid > 1 && depth < 4096; depth++) {
-		if (pid == root)
-			return 1;
-		pid = parent_of(pid);
-	}
-	return pid == root;
-}
-
+/* The root only, for a clear answer before a worker starts: the whole
+ * tree is checked by the engine once it is frozen (ckpt_dump_opts.only_uid),
+ * when no task can exec a set-id program any more. */
 int auth_may_dump_tree(const struct peer *p, pid_t root, char *err, size_t errlen)
 {
 	char path[64];
@@ -88,19 +83,7 @@ int auth_may_dump_tree(const struct peer *p, pid_t root, char *err, size_t errle
 		snprintf(err, errlen, "pid %d: no such process", root);
 		return -ESRCH;
 	}
-	if (p->uid == 0)
-		return 0;
-	int ret = owns_task(p, root, err, errlen);
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	while (!ret && d && (de = readdir(d))) {
-		pid_t pid = atoi(de->d_name);
-		if (pid > 0 && pid != root && in_tree(root, pid))
-			ret = owns_task(p, pid, err, errlen);
-	}
-	if (d)
-		closedir(d);
-	return ret;
+	return p->uid ? owns_task(p, root, err, errlen) : 0;
 }
 
 /* The peer's supplementary groups, from its user's entry. */

@@ -549,6 +549,8 @@ int ops_dump(struct conn *c, const RpcDump *d)
 	req.set_base = t.base[0] ? t.base : NULL;
 	req.has_owner = t.job[0] != 0;
 	req.owner = (uint32_t)t.owner;
+	req.has_only_uid = c->peer.uid != 0;
+	req.only_uid = (uint32_t)c->peer.uid;
 	struct worker_msg res = { 0 };
 	/* Half-written sets are collected by the next dump of the job;
 	 * half-written directories are removed here or by the next agent. */

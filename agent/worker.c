@@ -67,6 +67,9 @@ static int do_dump(const RpcDump *d, uid_t uid)
 	o.progress = on_progress;
 	o.job = d->set_job;
 	o.base = d->set_base;
+	/* For a user, checked by the engine on the frozen tree. */
+	o.only_uid_set = d->has_only_uid;
+	o.only_uid = (uid_t)d->only_uid;
 	/* A set belongs to the job's user, whoever asked for it. */
 	o.has_uid = d->set_job && d->has_owner;
 	o.uid = (uid_t)d->owner;

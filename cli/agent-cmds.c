@@ -29,36 +29,7 @@ static int parse_u32(const char *s, uint32_t *out)
 	return 0;
 }
 
-RpcReply *agent_call(const RpcRequest *req)
-{
-	struct ckpt_conn *c;
-	void *buf;
-	size_t len = rpc_request__get_packed_size(req);
-	int ret = ckpt_conn_open(ckpt_client_socket(), &c);
-	if (ret) {
-		fprintf(stderr, "ckptctl: ckptd is not running (%s): %s\n",
-			ckpt_client_socket() ? ckpt_client_socket() : "CKPT_SOCKET=none",
-			strerror(-ret));
-		return NULL;
-	}
-	RpcReply *r = NULL;
-	buf = malloc(len + 1);
-	if (buf) {
-		rpc_request__pack(req, buf);
-		ret = ckpt_conn_send(c, buf, len);
-		free(buf);
-	}
-	if (buf && !ret && !ckpt_conn_recv(c, &buf, &len, 1u << 20)) {
-		r = rpc_reply__unpack(NULL, len, buf);
-		free(buf);
-	}
-	ckpt_conn_close(c);
-	if (!r)
-		fprintf(stderr, "ckptctl: no valid answer from ckptd\n");
-	return r;
-}
-
-static int finish(RpcReply *r)
+int agent_finish(RpcReply *r)
 {
 	if (!r)
 		return 1;
@@ -192,7 +163,7 @@ int cmd_status(int argc, char **argv)
 		else
 			print_text(r);
 	}
-	return finish(r);
+	return agent_finish(r);
 }
 
 int cmd_cancel(int argc, char **argv)
@@ -205,7 +176,7 @@ int cmd_cancel(int argc, char **argv)
 	}
 	req.req_case = RPC_REQUEST__REQ_CANCEL;
 	req.cancel = &c;
-	return finish(agent_call(&req));
+	return agent_finish(agent_call(&req));
 }
 
 enum { R_JOB = 1, R_STEP, R_UID, R_CGROUP, R_POLICY, R_DIR, R_INTERVAL, R_NODES };
@@ -260,7 +231,7 @@ int cmd_register(int argc, char **argv)
 	g.pids = pids;
 	req.req_case = RPC_REQUEST__REQ_REG;
 	req.reg = &g;
-	return finish(agent_call(&req));
+	return agent_finish(agent_call(&req));
 }
 
 int cmd_unregister(int argc, char **argv)
@@ -278,5 +249,5 @@ int cmd_unregister(int argc, char **argv)
 	u.step_id = g.step_id;
 	req.req_case = RPC_REQUEST__REQ_UNREG;
 	req.unreg = &u;
-	return finish(agent_call(&req));
+	return agent_finish(agent_call(&req));
 }

@@ -131,6 +131,19 @@ static RpcReply *call(const RpcRequest *req, int *err)
 	return final;
 }
 
+RpcReply *agent_call(const RpcRequest *req)
+{
+	int err;
+	RpcReply *r = call(req, &err);
+	if (!r && (err == -ENOENT || err == -ECONNREFUSED))
+		fprintf(stderr, "ckptctl: ckptd is not running (%s): %s\n",
+			ckpt_client_socket() ? ckpt_client_socket() : "CKPT_SOCKET=none",
+			strerror(-err));
+	else if (!r)
+		fprintf(stderr, "ckptctl: no valid answer from ckptd: %s\n", strerror(-err));
+	return r;
+}
+
 /* The final reply's result; prints its error line. */
 static int result_of(RpcReply *r, int err)
 {

@@ -21,6 +21,8 @@ struct RpcRequest;
 struct RpcReply;
 /* One request, its one reply (NULL after a message when none came). */
 struct RpcReply *agent_call(const struct RpcRequest *req);
+/* 0 if r says the request worked, else 1 after its error line; frees r. */
+int agent_finish(struct RpcReply *r);
 /* A JSON string literal of s (NULL: ""), on stdout. */
 void json_str(const char *s);
 int cmd_status(int argc, char **argv);

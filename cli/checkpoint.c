@@ -224,13 +224,7 @@ static int do_ctl(uint32_t job, int enable)
 	c.enable = enable;
 	req.req_case = RPC_REQUEST__REQ_CTL;
 	req.ctl = &c;
-	RpcReply *r = agent_call(&req);
-	int ret = !r || (r->has_result && r->result);
-	if (r && ret)
-		fprintf(stderr, "%s\n", r->error ? r->error : strerror(-r->result));
-	if (r)
-		rpc_reply__free_unpacked(r, NULL);
-	return ret;
+	return agent_finish(agent_call(&req));
 }
 
 static int usage(void)

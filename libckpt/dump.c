@@ -16,6 +16,7 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "ckpt/ckpt.h"
 #include "core.h"
@@ -90,6 +91,42 @@ out:
 	return ret;
 }
 
+struct uid_line {
+	uid_t want;
+	int ok;
+};
+
+static int parse_uid_line(char *line, void *arg)
+{
+	struct uid_line *u = arg;
+	unsigned v[4];
+	if (!strncmp(line, "Uid:", 4) && sscanf(line + 4, "%u %u %u %u", &v[0], &v[1], &v[2], &v[3]) == 4)
+		u->ok = v[0] == u->want && v[1] == u->want && v[2] == u->want && v[3] == u->want;
+	return 0;
+}
+
+/* Checked on the frozen tree, so nothing can exec a set-id program
+ * between the check and the dump: every task has all its uids `uid` and
+ * is dumpable (the files in /proc/PID are owned by root otherwise; the
+ * directory itself may still be the user's). */
+static int check_owner(const struct frozen_tree *tree, uid_t uid)
+{
+	for (int i = 0; i < tree->nr_tasks; i++) {
+		pid_t pid = tree->tasks[i].pid;
+		char path[64];
+		struct stat st;
+		struct uid_line u = { uid, 0 };
+		snprintf(path, sizeof(path), "/proc/%d/status", pid);
+		if (!stat(path, &st) && st.st_uid == uid)
+			proc_each_line(path, parse_uid_line, &u);
+		if (!u.ok) {
+			pr_err("pid %d: not owned by uid %u (or not dumpable)", pid, uid);
+			return -EPERM;
+		}
+	}
+	return 0;
+}
+
 static int dump_tree(struct img_set *set, const struct frozen_tree *tree,
 		     const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 {
@@ -139,7 +176,9 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	for (int i = 0; o->progress && i < tree.nr_tasks; i++)
 		rss += progress_rss(tree.tasks[i].pid);
 	struct progress *pg = progress_start(o->progress, o->progress_arg, "memory", rss);
-	ret = dump_tree(set, &tree, o, st);
+	ret = o->only_uid_set ? check_owner(&tree, o->only_uid) : 0;
+	if (!ret)
+		ret = dump_tree(set, &tree, o, st);
 	progress_stop(pg, !ret);
 	if (!ret)
 		ret = dump_target_commit(&target, &tree, (uint32_t)o->pid);

@@ -99,6 +99,23 @@ case_users() {
 	fi
 	grep -q "not owned by uid" "$T/u2.err" || fail "no reason given: $(cat "$T/u2.err")"
 	grep -q "dump refused for uid $(id -u ckpt-test2)" "$T/agent.log" || fail "refusal not logged"
+	# A tree with a task the user may not read (here: not dumpable, as a
+	# set-id program would be) is refused by the engine once frozen, and
+	# runs on.
+	spawn_as ckpt-test1 "$T/nd.log" python3 -c '
+import ctypes, os, time
+if os.fork() == 0:
+    ctypes.CDLL(None).prctl(4, 0)  # PR_SET_DUMPABLE
+print("ready", flush=True)
+time.sleep(60)'
+	local nd=$SPAWNED
+	PIDS+=("$nd")
+	wait_lines "$T/nd.log" 2
+	if as_user ckpt-test1 "$CKPTCTL" dump -t "$nd" -D "$T/u1/nd" -R 2>"$T/nd.err"; then
+		fail "a tree with a non-dumpable task was dumped for a user"
+	fi
+	grep -q "not dumpable" "$T/nd.err" || fail "unclear refusal: $(cat "$T/nd.err")"
+	kill -0 "$nd" && [ "$(tracer_of "$nd")" = 0 ] || fail "the refused tree did not run on"
 	# Without an agent a user is told to use one.
 	if CKPT_SOCKET=none as_user ckpt-test1 "$CKPTCTL" dump -t "$pid" -D "$T/u1/x" 2>"$T/u1.err"; then
 		fail "a user dumped without the agent"

@@ -29,6 +29,8 @@ struct ckpt_dump_opts {
 	const char *parent;          /* --parent SET: store only pages changed since SET */
 	ckpt_progress_fn progress;   /* optional */
 	void *progress_arg;
+	int only_uid_set;            /* refuse unless every frozen task is wholly only_uid's */
+	uid_t only_uid;              /* (all four uids) and dumpable: the agent, for users */
 	const char *job;             /* --job JOBID: write set BASE/JOBID/SEQ instead of dir */
 	const char *base;            /* --base DIR: instead of storage.base of ckpt.conf */
 	int has_uid;                 /* --uid: the job's user owns the set (else the root's owner) */
