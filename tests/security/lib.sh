@@ -1,0 +1,107 @@
+# tests/security/lib.sh: what every attack test shares.  A real ckptd on a
+# private socket and run directory, two unprivileged users (ckpt-alice,
+# the attacker, and ckpt-bob, her victim), binaries copied where users can
+# run them.  Sourced by each case script:
+#   . "$(dirname "$0")/lib.sh" "$@"     (args: CKPTD CKPTCTL COUNTER BUSY)
+# then: start_agent; as_alice CMD...; spawn_as USER LOG CMD...; fail MSG.
+set -euo pipefail
+CKPTD=$1 CKPTCTL=$2 COUNTER=$3 BUSY=$4
+shift 4
+
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
+# Nothing of ctest's may leak into processes the users dump.
+for fd in $(ls /proc/$$/fd); do
+	[ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null || true
+done
+T=$(mktemp -d /tmp/ckpt-sec.XXXXXX)
+chmod 755 "$T"
+mkdir "$T/bin"
+cp "$CKPTD" "$CKPTCTL" "$COUNTER" "$BUSY" "$T/bin/"
+chmod 755 "$T/bin" "$T/bin"/*
+CKPTD=$T/bin/$(basename "$CKPTD") CKPTCTL=$T/bin/$(basename "$CKPTCTL")
+COUNTER=$T/bin/$(basename "$COUNTER") BUSY=$T/bin/$(basename "$BUSY")
+export CKPT_SOCKET=$T/ckptd.sock CKPT_CONF=$T/ckpt.conf
+: >"$CKPT_CONF"
+AGENT_PID=
+PIDS=()
+ALICE=ckpt-alice BOB=ckpt-bob
+
+cleanup() {
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	[ -n "$AGENT_PID" ] && kill -9 "$AGENT_PID" 2>/dev/null || true
+	wait 2>/dev/null || true
+	[ -n "${KEEP:-}" ] || rm -rf "$T"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*"; [ -f "$T/agent.log" ] && tail -20 "$T/agent.log"; exit 1; }
+
+ensure_user() {
+	id "$1" >/dev/null 2>&1 || useradd --system --create-home --home-dir "/var/lib/$1" \
+		--shell /bin/false "$1"
+	# The attackers' homes: theirs alone.
+	install -d -o "$1" -g "$1" -m 700 "/var/lib/$1"
+}
+ensure_user $ALICE
+ensure_user $BOB
+install -d -o $ALICE -g $ALICE -m 700 "$T/alice"
+install -d -o $BOB -g $BOB -m 700 "$T/bob"
+
+start_agent() {
+	"$CKPTD" -f -s "$CKPT_SOCKET" -r "$T/run" "$@" >>"$T/agent.log" 2>&1 &
+	AGENT_PID=$!
+	for _ in $(seq 100); do
+		"$CKPTCTL" status >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	fail "ckptd did not start"
+}
+
+as_user() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --init-groups -- env -C "$T" "$@"; }
+as_alice() { as_user $ALICE "$@"; }
+as_bob() { as_user $BOB "$@"; }
+
+# USER LOG CMD...: in the background; the process itself in SPAWNED.
+spawn_as() { local u=$1 log=$2; shift 2
+	setpriv --reuid="$u" --regid="$u" --init-groups -- env -C "$T" "$@" >>"$log" 2>&1 \
+		</dev/null 251>&- &
+	SPAWNED=$!
+	PIDS+=("$SPAWNED"); }
+
+# Wait until FILE has at least N lines.
+wait_lines() {
+	for _ in $(seq 100); do
+		[ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	fail "$1: fewer than $2 lines"
+}
+
+# A counter of alice's, logging to $T/alice/NAME.log: pid in SPAWNED.
+alice_counter() {
+	install -o $ALICE -g $ALICE -m 644 /dev/null "$T/alice/$1.log"
+	spawn_as $ALICE "$T/alice/$1.log" "$COUNTER"
+	wait_lines "$T/alice/$1.log" 2
+}
+
+# The credentials of a running process: "uid euid suid fsuid / capeff".
+creds_of() {
+	awk '/^Uid:/ {u=$2" "$3" "$4" "$5} /^CapEff:/ {c=$2} /^CapPrm:/ {p=$2}
+	     END {print u, c, p}' /proc/"$1"/status
+}
+
+# Alice gained nothing: PID (when given) runs as alice with no capability.
+assert_powerless() {
+	local uid c
+	uid=$(id -u $ALICE)
+	c=$(creds_of "$1")
+	[ "$c" = "$uid $uid $uid $uid 0000000000000000 0000000000000000" ] ||
+		fail "pid $1 runs with more than alice's powers: $c"
+}
+
+# A one-line refusal: the command failed, printed exactly one line, which
+# matches the pattern.
+assert_refused() { local err=$1 pat=$2
+	[ "$(grep -c . "$err")" = 1 ] || fail "not one line: $(cat "$err")"
+	grep -qE "$pat" "$err" || fail "unclear refusal: $(cat "$err")"
+}
