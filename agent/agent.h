@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "ckpt/client.h"
 #include "rpc.pb-c.h"
 
 #define AGENT_MAX_CONNS 256
@@ -144,6 +145,7 @@ int worker_main(int argc, char **argv);
 /* What a worker tells the agent on fd WORKER_REPORT_FD. */
 #define WORKER_REQ_FD 3
 #define WORKER_REPORT_FD 4
+#define WORKER_FD_BASE 5 /* the client's --inherit-fd fds, in order */
 enum { WMSG_PROGRESS = 1, WMSG_RESULT, WMSG_STARTED /* restore: the tree runs, pid */ };
 struct worker_msg {
 	uint32_t type;

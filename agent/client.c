@@ -56,6 +56,28 @@ int ckpt_conn_send(struct ckpt_conn *c, const void *buf, size_t len)
 	return wire_send(c->fd, buf, len);
 }
 
+int ckpt_conn_send_fds(struct ckpt_conn *c, const int *fds, size_t n)
+{
+	union {
+		char buf[CMSG_SPACE(CKPT_MAX_INHERIT_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	char byte = 'F';
+	struct iovec iov = { &byte, 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (!n || n > CKPT_MAX_INHERIT_FDS)
+		return -EINVAL;
+	memset(&u, 0, sizeof(u));
+	m.msg_control = u.buf;
+	m.msg_controllen = CMSG_SPACE(n * sizeof(int));
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(n * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
+	return sendmsg(c->fd, &m, MSG_NOSIGNAL) == 1 ? 0 : -errno;
+}
+
 int ckpt_conn_recv(struct ckpt_conn *c, void **buf, size_t *len, size_t max)
 {
 	return wire_recv(c->fd, buf, len, max);

@@ -17,10 +17,13 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -185,11 +188,110 @@ struct worker {
 	int report, errfd;
 };
 
-static void worker_child(int req, int report, int errw, uid_t uid, gid_t gid, const char *what)
+/* --inherit-fd: the client's fds and the specs rewritten to name them
+ * where the worker will have them. */
+struct fd_list {
+	int fd[CKPT_MAX_INHERIT_FDS];
+	size_t nr;
+	char *spec[CKPT_MAX_INHERIT_FDS];
+	char text[CKPT_MAX_INHERIT_FDS][PATH_MAX + 32];
+};
+
+/* Whom a worker becomes: root stays root; for anyone else see worker.c. */
+struct ident {
+	uid_t uid;
+	gid_t gid;
+	char groups[256 * 11]; /* "G1,G2,..." or "-" */
+	pid_t peer;            /* a user's restore takes this process's limits */
+};
+
+static void groups_to_str(const gid_t *g, int n, struct ident *id)
 {
-	char u[16], g[16];
+	size_t off = 0;
+	snprintf(id->groups, sizeof(id->groups), "-");
+	for (int i = 0; i < n && off + 12 < sizeof(id->groups); i++)
+		off += (size_t)snprintf(id->groups + off, sizeof(id->groups) - off, "%s%u",
+					i ? "," : "", g[i]);
+}
+
+/* The user `uid` as a job of theirs runs: gid (or their primary group
+ * when (gid_t)-1) and the groups of their entry. */
+static int ident_of_user(uid_t uid, gid_t gid, struct ident *id)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	gid_t groups[256];
+	int n = 256;
+	memset(id, 0, sizeof(*id));
+	id->uid = uid;
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) || !res) {
+		id->gid = gid == (gid_t)-1 ? uid : gid;
+		groups_to_str(&id->gid, 1, id);
+		return 0;
+	}
+	id->gid = gid == (gid_t)-1 ? res->pw_gid : gid;
+	if (getgrouplist(res->pw_name, id->gid, groups, &n) < 0)
+		return -E2BIG;
+	groups_to_str(groups, n, id);
+	return 0;
+}
+
+/* The asking client as it is now: SO_PEERCRED's uid and gid and
+ * SO_PEERGROUPS (over TCP: the user's entry). */
+static int ident_of_peer(const struct conn *c, struct ident *id)
+{
+	gid_t groups[256];
+	socklen_t len = sizeof(groups);
+	if (c->tcp || c->fd < 0 || getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len))
+		return ident_of_user(c->peer.uid, c->peer.gid, id);
+	memset(id, 0, sizeof(*id));
+	id->uid = c->peer.uid;
+	id->gid = c->peer.gid;
+	id->peer = c->peer.pid;
+	groups_to_str(groups, (int)(len / sizeof(gid_t)), id);
+	return 0;
+}
+
+static int in_groups(gid_t gid, const char *groups)
+{
+	for (const char *s = groups; *s && *s != '-';) {
+		char *end;
+		if ((gid_t)strtoul(s, &end, 10) == gid)
+			return 1;
+		s = *end ? end + 1 : end;
+	}
+	return 0;
+}
+
+/* The real gid of `pid`, or (gid_t)-1. */
+static gid_t gid_of(pid_t pid)
+{
+	char path[64], line[256];
+	unsigned g = (unsigned)-1;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	FILE *f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Gid: %u", &g) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return (gid_t)g;
+}
+
+/* The worker's fds: 3 request, 4 report, 2 log, WORKER_FD_BASE.. the
+ * client's --inherit-fd fds, nothing else of the agent's. */
+static void worker_child(int req, int report, int errw, const struct ident *id, const char *what,
+			 const int *fds, size_t nr_fds)
+{
+	char u[16], g[16], p[16];
 	/* The worker dies with the thread that started it. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* The client's fds above every number placed below, then into
+	 * place once the others are. */
+	int high[CKPT_MAX_INHERIT_FDS];
+	for (size_t i = 0; i < nr_fds; i++)
+		if ((high[i] = fcntl(fds[i], F_DUPFD, WORKER_FD_BASE + CKPT_MAX_INHERIT_FDS)) < 0)
+			_exit(127);
 	if (dup2(req, WORKER_REQ_FD) < 0 || dup2(report, WORKER_REPORT_FD) < 0 || dup2(errw, 2) < 0)
 		_exit(127);
 	int null = open("/dev/null", O_RDWR);
@@ -197,16 +299,19 @@ static void worker_child(int req, int report, int errw, uid_t uid, gid_t gid, co
 		dup2(null, 0);
 		dup2(null, 1);
 	}
-	for (int fd = 5; fd < 1024; fd++)
-		close(fd);
-	snprintf(u, sizeof(u), "%u", uid);
-	snprintf(g, sizeof(g), "%u", gid);
-	execl(agent.exe, "ckptd", "--worker", what, u, g, (char *)NULL);
+	for (size_t i = 0; i < nr_fds; i++)
+		if (dup2(high[i], WORKER_FD_BASE + (int)i) < 0)
+			_exit(127);
+	close_range(WORKER_FD_BASE + (unsigned)nr_fds, ~0U, 0);
+	snprintf(u, sizeof(u), "%u", id->uid);
+	snprintf(g, sizeof(g), "%u", id->gid);
+	snprintf(p, sizeof(p), "%d", id->peer);
+	execl(agent.exe, "ckptd", "--worker", what, u, g, id->groups, p, (char *)NULL);
 	_exit(127);
 }
 
-static int worker_start(struct worker *w, const ProtobufCMessage *req, uid_t uid, gid_t gid,
-			const char *what)
+static int worker_start(struct worker *w, const ProtobufCMessage *req, const struct ident *id,
+			const char *what, const int *fds, size_t nr_fds)
 {
 	int rq[2], rp[2], er[2];
 	if (pipe2(rq, O_CLOEXEC))
@@ -218,7 +323,7 @@ static int worker_start(struct worker *w, const ProtobufCMessage *req, uid_t uid
 	}
 	w->pid = fork();
 	if (w->pid == 0)
-		worker_child(rq[0], rp[1], er[1], uid, gid, what);
+		worker_child(rq[0], rp[1], er[1], id, what, fds, nr_fds);
 	close(rq[0]);
 	close(rp[1]);
 	close(er[1]);
@@ -352,12 +457,12 @@ static void worker_relay(struct conn *c, struct worker *w, uint32_t id, uint32_t
 
 /* Run one worker to its end; *res holds its result record. */
 static int worker_run(struct conn *c, const ProtobufCMessage *req, const char *what, uint32_t id,
-		      uint32_t job, uid_t uid, gid_t gid, struct worker_msg *res, char *err,
-		      size_t errlen)
+		      uint32_t job, const struct ident *who, const struct fd_list *fds,
+		      struct worker_msg *res, char *err, size_t errlen)
 {
 	struct worker w = { .pid = -1, .report = -1, .errfd = -1 };
 	int have = 0, status = 0;
-	int ret = worker_start(&w, req, uid, gid, what);
+	int ret = worker_start(&w, req, who, what, fds ? fds->fd : NULL, fds ? fds->nr : 0);
 	if (w.pid > 0) {
 		pthread_mutex_lock(&agent.lock);
 		struct op *o = op_get_locked(id);
@@ -505,6 +610,25 @@ static int resolve_dump(const struct peer *p, const RpcDump *d, struct dump_targ
 	return auth_may_dump_tree(p, t->pid, err, errlen);
 }
 
+/* A job's dump acts as the job's user, whoever asked; any other as the
+ * asking client.  The gid is the tree's own (ptrace wants the same real,
+ * effective and saved gids) when the user has that group. */
+static int dump_ident(const struct conn *c, const RpcDump *d, const struct dump_target *t,
+		      struct ident *who)
+{
+	gid_t tree_gid = gid_of(t->pid);
+	int ret;
+	if (d->has_job_id) {
+		ret = ident_of_user(t->owner, tree_gid, who);
+	} else {
+		ret = ident_of_peer(c, who);
+		if (!ret && tree_gid != (gid_t)-1 && in_groups(tree_gid, who->groups))
+			who->gid = tree_gid;
+	}
+	who->peer = 0;
+	return ret;
+}
+
 static int reply_dump(struct conn *c, int ret, const char *err, const struct worker_msg *m,
 		      const char *dir)
 {
@@ -552,15 +676,17 @@ int ops_dump(struct conn *c, const RpcDump *d)
 	req.has_only_uid = c->peer.uid != 0;
 	req.only_uid = (uint32_t)c->peer.uid;
 	struct worker_msg res = { 0 };
+	struct ident who;
 	/* Half-written sets are collected by the next dump of the job;
 	 * half-written directories are removed here or by the next agent. */
 	ret = t.job[0] ? 0 : journal_add(id, job, t.dir);
 	if (ret)
 		snprintf(err, sizeof(err), "%.300s/ops: cannot record the dump: %s", agent.run_dir,
 			 strerror(-ret));
+	else if ((ret = dump_ident(c, d, &t, &who)))
+		snprintf(err, sizeof(err), "uid %u: cannot list the user's groups", t.owner);
 	else
-		ret = worker_run(c, &req.base, "dump", id, job, t.fs_uid, t.fs_gid, &res, err,
-				 sizeof(err));
+		ret = worker_run(c, &req.base, "dump", id, job, &who, NULL, &res, err, sizeof(err));
 	if (ret && !t.job[0])
 		remove_uncommitted(job, t.dir);
 	journal_del(id);
@@ -586,8 +712,8 @@ int ops_dump_job(uint32_t job, int leave_running)
 	return ops_dump(&c, &d);
 }
 
-static int resolve_restore(const struct peer *p, const RpcRestore *r, char *dir, char *err,
-			   size_t errlen)
+static int resolve_restore(const struct peer *p, const RpcRestore *r, char *dir, uid_t *job_uid,
+			   char *err, size_t errlen)
 {
 	if (r->has_job_id) {
 		/* A registered job must be the caller's; the restored tree then
@@ -596,6 +722,8 @@ static int resolve_restore(const struct peer *p, const RpcRestore *r, char *dir,
 		pthread_mutex_lock(&agent.lock);
 		struct job *j = jobs_find_locked(r->job_id);
 		int mine = !j || !p->uid || p->uid == j->uid;
+		if (j)
+			*job_uid = j->uid;
 		snprintf(base, sizeof(base), "%s", j && j->dir ? j->dir : agent.storage_base);
 		pthread_mutex_unlock(&agent.lock);
 		if (!mine) {
@@ -623,6 +751,60 @@ static int resolve_restore(const struct peer *p, const RpcRestore *r, char *dir,
 	return 0;
 }
 
+static void fds_close(struct fd_list *l)
+{
+	for (size_t i = 0; i < l->nr; i++)
+		close(l->fd[i]);
+	l->nr = 0;
+}
+
+/* The fds a client sends after a restore request with --inherit-fd
+ * (ckpt_conn_send_fds): exactly one per spec, over the unix socket. */
+static int recv_inherit(struct conn *c, const RpcRestore *r, struct fd_list *l, char *err,
+			size_t errlen)
+{
+	union {
+		char buf[CMSG_SPACE(CKPT_MAX_INHERIT_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	char byte;
+	struct iovec iov = { &byte, 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf) };
+	memset(l, 0, sizeof(*l));
+	if (!r->n_inherit_fd)
+		return 0;
+	if (c->tcp || r->n_inherit_fd > CKPT_MAX_INHERIT_FDS) {
+		snprintf(err, errlen, "--inherit-fd: %s", c->tcp ? "not over TCP" : "too many");
+		return -EINVAL;
+	}
+	ssize_t n = recvmsg(c->fd, &m, MSG_CMSG_CLOEXEC);
+	struct cmsghdr *cm = n == 1 ? CMSG_FIRSTHDR(&m) : NULL;
+	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+		l->nr = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		memcpy(l->fd, CMSG_DATA(cm), l->nr * sizeof(int));
+	}
+	if (l->nr != r->n_inherit_fd || (m.msg_flags & MSG_CTRUNC)) {
+		fds_close(l);
+		snprintf(err, errlen, "--inherit-fd: the client sent no fd for each of its %zu "
+			 "--inherit-fd", r->n_inherit_fd);
+		return -EBADF;
+	}
+	for (size_t i = 0; i < l->nr; i++) {
+		const char *res = strchr(r->inherit_fd[i], ':');
+		if (strncmp(r->inherit_fd[i], "fd[", 3) || !res) {
+			fds_close(l);
+			snprintf(err, errlen, "--inherit-fd %.200s: expected fd[N]:RESOURCE",
+				 r->inherit_fd[i]);
+			return -EINVAL;
+		}
+		snprintf(l->text[i], sizeof(l->text[i]), "fd[%zu]%.*s", WORKER_FD_BASE + i,
+			 PATH_MAX, res);
+		l->spec[i] = l->text[i];
+	}
+	return 0;
+}
+
 static int reply_restore(struct conn *c, int ret, const char *err, const struct worker_msg *m)
 {
 	RpcReply r = RPC_REPLY__INIT;
@@ -641,19 +823,35 @@ int ops_restore(struct conn *c, const RpcRestore *r)
 {
 	char err[512] = "", dir[PATH_MAX];
 	uint32_t job = r->has_job_id ? r->job_id : 0, id = 0;
-	int ret = resolve_restore(&c->peer, r, dir, err, sizeof(err));
+	uid_t job_uid = 0;
+	struct fd_list fds;
+	int ret = recv_inherit(c, r, &fds, err, sizeof(err));
+	if (!ret)
+		ret = resolve_restore(&c->peer, r, dir, &job_uid, err, sizeof(err));
 	if (ret) {
+		fds_close(&fds);
 		agent_log(job, "restore refused for uid %u: %s", c->peer.uid, err);
 		return conn_error(c->fd, ret, "%s", err);
 	}
-	if (!op_start(OP_RESTORE, job, c->peer.uid, 0, dir, err, sizeof(err), &id))
+	if (!op_start(OP_RESTORE, job, c->peer.uid, 0, dir, err, sizeof(err), &id)) {
+		fds_close(&fds);
 		return conn_error(c->fd, -EBUSY, "%s", err);
+	}
 	agent_log(job, "restore %u: %s by uid %u", id, dir, c->peer.uid);
 	RpcRestore req = *r;
 	req.dir = dir;
+	req.inherit_fd = fds.spec;
 	struct worker_msg res = { 0 };
-	ret = worker_run(c, &req.base, "restore", id, job, c->peer.uid, c->peer.gid, &res, err,
-			 sizeof(err));
+	struct ident who;
+	/* Root's restore of a user's registered job is the user's too. */
+	ret = c->peer.uid || !job_uid ? ident_of_peer(c, &who) : ident_of_user(job_uid, -1, &who);
+	if (ret)
+		snprintf(err, sizeof(err), "uid %u: cannot list the user's groups",
+			 c->peer.uid ? c->peer.uid : job_uid);
+	else
+		ret = worker_run(c, &req.base, "restore", id, job, &who, &fds, &res, err,
+				 sizeof(err));
+	fds_close(&fds);
 	pthread_mutex_lock(&agent.lock);
 	struct op *o = op_get_locked(id);
 	if (o && !ret)

@@ -1,17 +1,21 @@
 /*
- * worker: `ckptd --worker dump|restore UID GID`, one process per
- * operation, started by the agent with the packed request on fd 3, a
- * report pipe on fd 4 (struct worker_msg records) and its stderr going to
- * the agent's log.
+ * worker: `ckptd --worker dump|restore UID GID GROUPS PEER`, one process
+ * per operation, started by the agent with the packed request on fd 3, a
+ * report pipe on fd 4 (struct worker_msg records), its stderr going to
+ * the agent's log, and from fd 5 on the fds a client passed for
+ * --inherit-fd.
  *
- * The worker acts for the requesting user: its fs uid/gid are the user's,
- * so the images are written and read with the user's permissions (a user
- * cannot make the agent write into, or read from, a place they could
- * not).  For a user, a restore is refused unless every process in the
- * images has only that user's uids, the user's groups, no capabilities,
- * and no setuid/setgid program: the restorer sets exactly the dumped
- * credentials, so this keeps a restore from granting more than the user
- * has.
+ * For a user (UID not 0) the worker becomes that user before it reads
+ * anything of the request's: real, effective, saved and fs uid and gid,
+ * the supplementary GROUPS, and, for a restore the user asked for, the
+ * resource limits of the asking process PEER.  It keeps only the
+ * capabilities that checkpoint/restore of one's own processes needs,
+ * permitted but not effective except CAP_CHECKPOINT_RESTORE (see
+ * lent_caps() and docs/security.md).  From there on every open, mkdir,
+ * connect, bind, shmat, setpriority, setrlimit ... of the dump or restore
+ * is the user's, and the kernel refuses what the user could not do; the
+ * engine refuses, on the images it restores, an identity other than the
+ * user's (ckpt_restore_opts.unprivileged).
  */
 #include <errno.h>
 #include <signal.h>
@@ -21,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/capability.h>
 #include <sys/fsuid.h>
+#include <sys/resource.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -89,103 +95,6 @@ static int do_dump(const RpcDump *d, uid_t uid)
 	return ret ? 1 : 0;
 }
 
-static int in_groups(uint32_t gid, const gid_t *groups, int nr)
-{
-	for (int i = 0; i < nr; i++)
-		if (groups[i] == gid)
-			return 1;
-	return 0;
-}
-
-static int creds_allowed(const char *dir, uint32_t pid, const CredsEntry *c, uid_t uid,
-			 const gid_t *groups, int nr)
-{
-	const char *why = NULL;
-	if (c->uid != uid || c->euid != uid || c->suid != uid || c->fsuid != uid)
-		why = "runs as another user";
-	else if (!in_groups(c->gid, groups, nr) || !in_groups(c->egid, groups, nr) ||
-		 !in_groups(c->sgid, groups, nr) || !in_groups(c->fsgid, groups, nr))
-		why = "has a group the user is not in";
-	else if (c->cap_eff || c->cap_prm || c->cap_inh || (c->has_cap_amb && c->cap_amb))
-		why = "has capabilities";
-	for (size_t i = 0; !why && i < c->n_groups; i++)
-		if (!in_groups(c->groups[i], groups, nr))
-			why = "has a supplementary group the user is not in";
-	if (why)
-		fprintf(stderr, "%s: pid %u %s: uid %u may not restore it\n", dir, pid, why, uid);
-	return why ? -EPERM : 0;
-}
-
-static int exe_allowed(struct img_set *set, uint32_t pid, uid_t uid)
-{
-	char name[64];
-	MmEntry **mm = NULL;
-	size_t n = 0;
-	struct stat st;
-	snprintf(name, sizeof(name), "mm-%u.img", pid);
-	int ret = img_read_all(set, IMG_MM, name, &mm_entry__descriptor, (ProtobufCMessage ***)&mm,
-			       &n);
-	if (ret)
-		return ret;
-	if (n && !stat(mm[0]->exe_path, &st) && (st.st_mode & (S_ISUID | S_ISGID))) {
-		fprintf(stderr, "%s: pid %u runs set-id program %s: uid %u may not restore it\n",
-			img_set_dir(set), pid, mm[0]->exe_path, uid);
-		ret = -EPERM;
-	}
-	for (size_t i = 0; i < n; i++)
-		protobuf_c_message_free_unpacked(&mm[i]->base, NULL);
-	free(mm);
-	return ret;
-}
-
-static int task_allowed(struct img_set *set, uint32_t pid, uid_t uid, const gid_t *groups, int nr)
-{
-	char name[64];
-	CoreEntry **core = NULL;
-	size_t n = 0;
-	snprintf(name, sizeof(name), "core-%u.img", pid);
-	int ret = img_read_all(set, IMG_CORE, name, &core_entry__descriptor,
-			       (ProtobufCMessage ***)&core, &n);
-	if (!ret && n != 1)
-		ret = -EINVAL;
-	if (!ret)
-		ret = creds_allowed(img_set_dir(set), pid, core[0]->creds, uid, groups, nr);
-	for (size_t i = 0; i < n; i++)
-		protobuf_c_message_free_unpacked(&core[i]->base, NULL);
-	free(core);
-	return ret ? ret : exe_allowed(set, pid, uid);
-}
-
-/* May `uid` restore the images in dir?  Read with the user's fs creds. */
-static int restore_allowed(const char *dir, uid_t uid, gid_t gid)
-{
-	gid_t groups[256];
-	int nr = 256;
-	struct passwd pw, *res = NULL;
-	char buf[4096];
-	if (!getpwuid_r(uid, &pw, buf, sizeof(buf), &res) && res)
-		getgrouplist(res->pw_name, gid, groups, &nr);
-	else
-		groups[0] = gid, nr = 1;
-	struct img_set *set;
-	InventoryEntry **inv = NULL;
-	size_t n = 0;
-	int ret = img_set_open(dir, &set);
-	if (ret)
-		return ret;
-	ret = img_read_all(set, IMG_INVENTORY, "inventory.img", &inventory_entry__descriptor,
-			   (ProtobufCMessage ***)&inv, &n);
-	if (!ret && n != 1)
-		ret = -EINVAL;
-	for (size_t i = 0; !ret && i < inv[0]->n_tasks; i++)
-		ret = task_allowed(set, inv[0]->tasks[i]->pid, uid, groups, nr);
-	for (size_t i = 0; i < n; i++)
-		protobuf_c_message_free_unpacked(&inv[i]->base, NULL);
-	free(inv);
-	img_set_close(set);
-	return ret;
-}
-
 static pid_t restored_root;
 
 /* Without detach the tree lives as long as the client waits for it: the
@@ -227,7 +136,7 @@ static int wait_tree(pid_t root, int *status)
 	return 0;
 }
 
-static int do_restore(const RpcRestore *r, uid_t uid, gid_t gid)
+static int do_restore(const RpcRestore *r, uid_t uid)
 {
 	struct ckpt_restore_opts o = { 0 };
 	struct ckpt_restore_stats st;
@@ -240,9 +149,8 @@ static int do_restore(const RpcRestore *r, uid_t uid, gid_t gid)
 	o.nr_inherit_fd = r->n_inherit_fd;
 	o.verbose = (int)r->verbose;
 	o.progress = on_progress;
-	int ret = uid ? restore_allowed(r->dir, uid, gid) : 0;
-	if (!ret)
-		ret = ckpt_restore(&o, &st, &status);
+	o.unprivileged = uid != 0;
+	int ret = ckpt_restore(&o, &st, &status);
 	restored_root = ret ? 0 : st.root_pid;
 	struct worker_msg m = { .type = WMSG_RESULT, .result = ret };
 	if (!ret) {
@@ -262,21 +170,120 @@ static int do_restore(const RpcRestore *r, uid_t uid, gid_t gid)
 	return ret ? 1 : 0;
 }
 
-/* Act with the user's file-system credentials from here on. */
-static int become_fs_user(uid_t uid, gid_t gid)
+/* What a user's worker keeps (docs/security.md), permitted only:
+ * CAP_CHECKPOINT_RESTORE for the whole operation (map_files, set_tid,
+ * PR_SET_MM, ns_last_pid/shm_next_id); CAP_NET_ADMIN for TCP_REPAIR
+ * when a dump asked for connections, and for a restore until its images
+ * show none; CAP_SYS_ADMIN for a restore until it knows it needs no
+ * fresh PID namespace, or has made it. */
+static uint64_t lent_caps(int is_dump, const RpcDump *d)
 {
-	if (!uid)
-		return 0;
-	setfsgid(gid);
-	setfsuid(uid);
-	if ((uid_t)setfsuid((uid_t)-1) != uid || (gid_t)setfsgid((gid_t)-1) != gid) {
-		fprintf(stderr, "cannot take the fs credentials of uid %u\n", uid);
-		return -EPERM;
+	uint64_t caps = 1ULL << CAP_CHECKPOINT_RESTORE;
+	if (!is_dump)
+		return caps | 1ULL << CAP_NET_ADMIN | 1ULL << CAP_SYS_ADMIN;
+	return d && d->tcp_established ? caps | 1ULL << CAP_NET_ADMIN : caps;
+}
+
+static int set_caps(uint64_t permitted)
+{
+	cap_t c = cap_init(); /* all clear */
+	cap_value_t cr = CAP_CHECKPOINT_RESTORE;
+	for (cap_value_t v = 0; c && v < 64; v++)
+		if ((permitted & (1ULL << v)) && cap_set_flag(c, CAP_PERMITTED, 1, &v, CAP_SET))
+			goto fail;
+	if (!c || cap_set_flag(c, CAP_EFFECTIVE, 1, &cr, CAP_SET) || cap_set_proc(c))
+		goto fail;
+	cap_free(c);
+	return cap_reset_ambient() ? -errno : 0;
+fail:
+	cap_free(c);
+	return -EPERM;
+}
+
+/* "G1,G2,..." or "-". */
+static int parse_groups(const char *s, gid_t *groups, int max)
+{
+	int n = 0;
+	while (*s && strcmp(s, "-") && n < max) {
+		char *end;
+		groups[n++] = (gid_t)strtoul(s, &end, 10);
+		if (*end != ',' && *end)
+			return -1;
+		s = *end ? end + 1 : end;
 	}
+	return n;
+}
+
+static int check_became(uid_t uid, gid_t gid)
+{
+	uid_t r, e, s;
+	gid_t rg, eg, sg;
+	if (getresuid(&r, &e, &s) || getresgid(&rg, &eg, &sg) || r != uid || e != uid ||
+	    s != uid || rg != gid || eg != gid || sg != gid ||
+	    (uid_t)setfsuid((uid_t)-1) != uid || (gid_t)setfsgid((gid_t)-1) != gid)
+		return -EPERM;
 	return 0;
 }
 
-/* Die with the agent.  Changing the fs uid cleared the parent-death
+/* The user's own limits: those of the process that asked (lowering a
+ * limit needs no privilege; the kernel then refuses a restore that
+ * would raise one). */
+static void take_limits(pid_t peer)
+{
+	static const struct { const char *name; int res; } names[] = {
+		{ "Max cpu time", RLIMIT_CPU }, { "Max file size", RLIMIT_FSIZE },
+		{ "Max data size", RLIMIT_DATA }, { "Max stack size", RLIMIT_STACK },
+		{ "Max core file size", RLIMIT_CORE }, { "Max resident set", RLIMIT_RSS },
+		{ "Max processes", RLIMIT_NPROC }, { "Max open files", RLIMIT_NOFILE },
+		{ "Max locked memory", RLIMIT_MEMLOCK }, { "Max address space", RLIMIT_AS },
+		{ "Max file locks", RLIMIT_LOCKS }, { "Max pending signals", RLIMIT_SIGPENDING },
+		{ "Max msgqueue size", RLIMIT_MSGQUEUE }, { "Max nice priority", RLIMIT_NICE },
+		{ "Max realtime priority", RLIMIT_RTPRIO }, { "Max realtime timeout", RLIMIT_RTTIME },
+	};
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/limits", peer);
+	FILE *f = peer > 0 ? fopen(path, "re") : NULL;
+	while (f && fgets(line, sizeof(line), f)) {
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			size_t n = strlen(names[i].name);
+			char cur[32], max[32];
+			struct rlimit rl;
+			if (strncmp(line, names[i].name, n) || line[n] != ' ' ||
+			    sscanf(line + 26, "%31s %31s", cur, max) != 2)
+				continue;
+			rl.rlim_cur = strcmp(cur, "unlimited") ? strtoull(cur, NULL, 10) : RLIM_INFINITY;
+			rl.rlim_max = strcmp(max, "unlimited") ? strtoull(max, NULL, 10) : RLIM_INFINITY;
+			struct rlimit now;
+			if (getrlimit(names[i].res, &now))
+				continue;
+			if (rl.rlim_max > now.rlim_max)
+				rl.rlim_max = now.rlim_max;
+			if (rl.rlim_cur > rl.rlim_max)
+				rl.rlim_cur = rl.rlim_max;
+			setrlimit(names[i].res, &rl);
+		}
+	}
+	if (f)
+		fclose(f);
+}
+
+/* Become uid/gid/groups with only `caps` permitted. */
+static int become_user(uid_t uid, gid_t gid, const gid_t *groups, int nr, uint64_t caps)
+{
+	if (!uid)
+		return 0;
+	if (prctl(PR_SET_KEEPCAPS, 1) || setgroups((size_t)nr, groups) ||
+	    setresgid(gid, gid, gid) || setresuid(uid, uid, uid) || prctl(PR_SET_KEEPCAPS, 0) ||
+	    set_caps(caps) || check_became(uid, gid)) {
+		fprintf(stderr, "cannot become uid %u gid %u: %s\n", uid, gid, strerror(errno));
+		return -EPERM;
+	}
+	/* The user may signal us, not read or trace us: we hold what they do not. */
+	prctl(PR_SET_DUMPABLE, 0);
+	return 0;
+}
+
+/* Die with the agent.  Changing the uids cleared the parent-death
  * signal the agent set, so it is set again here: SIGKILL for a dump (the
  * parasite cures itself), SIGTERM for a restore (on_term ends the tree
  * the worker waits for). */
@@ -290,31 +297,34 @@ int worker_main(int argc, char **argv)
 {
 	void *buf;
 	size_t len;
-	if (argc != 5)
+	gid_t groups[256];
+	if (argc != 7)
 		return 2;
 	uid_t uid = (uid_t)strtoul(argv[3], NULL, 10);
 	gid_t gid = (gid_t)strtoul(argv[4], NULL, 10);
+	int nr = parse_groups(argv[5], groups, 256);
+	pid_t peer = (pid_t)strtol(argv[6], NULL, 10);
 	pid_t agent_pid = getppid();
 	int is_dump = !strcmp(argv[2], "dump");
-	if (wire_recv(WORKER_REQ_FD, &buf, &len, WIRE_MAX_FRAME))
+	if (nr < 0 || wire_recv(WORKER_REQ_FD, &buf, &len, WIRE_MAX_FRAME))
 		return 2;
 	close(WORKER_REQ_FD);
-	if (become_fs_user(uid, gid) || follow_agent(agent_pid, is_dump ? SIGKILL : SIGTERM))
-		return 2;
+	RpcDump *d = is_dump ? rpc_dump__unpack(NULL, len, buf) : NULL;
+	RpcRestore *r = is_dump ? NULL : rpc_restore__unpack(NULL, len, buf);
+	free(buf);
 	int ret = 2;
-	if (!strcmp(argv[2], "dump")) {
-		RpcDump *d = rpc_dump__unpack(NULL, len, buf);
+	if (!is_dump && uid)
+		take_limits(peer);
+	if ((d || r) && !become_user(uid, gid, groups, nr, lent_caps(is_dump, d)) &&
+	    !follow_agent(agent_pid, is_dump ? SIGKILL : SIGTERM)) {
 		if (d && d->has_pid && (d->dir || d->set_job))
 			ret = do_dump(d, uid);
-		if (d)
-			rpc_dump__free_unpacked(d, NULL);
-	} else if (!strcmp(argv[2], "restore")) {
-		RpcRestore *r = rpc_restore__unpack(NULL, len, buf);
-		if (r && r->dir)
-			ret = do_restore(r, uid, gid);
-		if (r)
-			rpc_restore__free_unpacked(r, NULL);
+		else if (r && r->dir)
+			ret = do_restore(r, uid);
 	}
-	free(buf);
+	if (d)
+		rpc_dump__free_unpacked(d, NULL);
+	if (r)
+		rpc_restore__free_unpacked(r, NULL);
 	return ret;
 }

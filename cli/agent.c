@@ -2,6 +2,7 @@
  * agent: see agent.h.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <signal.h>
@@ -85,8 +86,9 @@ static void start_forwarding(pid_t pid)
 		sigaction(sigs[i], &sa, NULL);
 }
 
-/* Send req; relay progress to a bar; return the final reply (caller frees). */
-static RpcReply *call(const RpcRequest *req, int *err)
+/* Send req (and fds, for --inherit-fd); relay progress to a bar; return
+ * the final reply (caller frees). */
+static RpcReply *call_fds(const RpcRequest *req, const int *fds, size_t nr_fds, int *err)
 {
 	struct ckpt_conn *c;
 	struct progress_bar bar;
@@ -101,6 +103,8 @@ static RpcReply *call(const RpcRequest *req, int *err)
 	rpc_request__pack(req, buf);
 	*err = ckpt_conn_send(c, buf, len);
 	free(buf);
+	if (!*err && nr_fds)
+		*err = ckpt_conn_send_fds(c, fds, nr_fds);
 	bar_init(&bar);
 	while (!*err && !final) {
 		if ((*err = ckpt_conn_recv(c, &buf, &len, REPLY_MAX)))
@@ -129,6 +133,36 @@ static RpcReply *call(const RpcRequest *req, int *err)
 	if (*err == -ENODATA || *err == -EPROTO)
 		fprintf(stderr, "ckptctl: the agent closed the connection\n");
 	return final;
+}
+
+static RpcReply *call(const RpcRequest *req, int *err)
+{
+	return call_fds(req, NULL, 0, err);
+}
+
+/* --inherit-fd fd[N]:RESOURCE: our fd N goes to the agent with the
+ * request (the restore never sees an fd number of the agent's). */
+static int inherit_fds(const struct ckpt_restore_opts *o, int *fds)
+{
+	if (o->nr_inherit_fd > CKPT_MAX_INHERIT_FDS) {
+		fprintf(stderr, "ckptctl: restore: at most %d --inherit-fd\n", CKPT_MAX_INHERIT_FDS);
+		return -E2BIG;
+	}
+	for (size_t i = 0; i < o->nr_inherit_fd; i++) {
+		int n = -1;
+		if (sscanf(o->inherit_fd[i], "fd[%d]:", &n) != 1 || n < 0) {
+			fprintf(stderr, "ckptctl: --inherit-fd %s: expected fd[N]:RESOURCE\n",
+				o->inherit_fd[i]);
+			return -EINVAL;
+		}
+		if (fcntl(n, F_GETFD) < 0) {
+			fprintf(stderr, "ckptctl: --inherit-fd %s: fd %d is not open\n",
+				o->inherit_fd[i], n);
+			return -EBADF;
+		}
+		fds[i] = n;
+	}
+	return 0;
 }
 
 RpcReply *agent_call(const RpcRequest *req)
@@ -239,9 +273,12 @@ int agent_restore(const struct ckpt_restore_opts *o, uint32_t job, struct ckpt_r
 	rs.detach = o->detach;
 	req.req_case = RPC_REQUEST__REQ_RESTORE;
 	req.restore = &rs;
+	int fds[CKPT_MAX_INHERIT_FDS];
+	int err = inherit_fds(o, fds);
+	if (err)
+		return err;
 	pidfile_path = o->pidfile;
-	int err;
-	RpcReply *r = call(&req, &err);
+	RpcReply *r = call_fds(&req, fds, o->nr_inherit_fd, &err);
 	int ret = result_of(r, err);
 	memset(st, 0, sizeof(*st));
 	if (!ret && r->restore) {

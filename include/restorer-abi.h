@@ -131,9 +131,12 @@ struct rst_seccomp {
 };
 
 /* Capabilities, securebits and the rest of the identity that is not
- * uids/gids.  set == 0: keep the restoring process's. */
+ * uids/gids.  set == 0: keep the restoring process's; plain: a user's
+ * restore, whose lent capabilities are dropped by one capset, and whose
+ * securebits and bounding set are already the dumped ones. */
 struct rst_identity {
 	uint32_t set;
+	uint32_t plain;        /* only capset(eff, prm, inh): a user's restore */
 	uint32_t securebits;
 	uint64_t cap_eff, cap_prm, cap_inh, cap_bnd, cap_amb;
 	uint32_t last_cap;     /* highest capability the kernel knows */

@@ -260,7 +260,9 @@ static int seize_thread(struct frozen_task *t, pid_t tid)
 		int err = errno;
 		if (err == ESRCH || (err == EPERM && thread_exited(t->pid, tid)))
 			return 0; /* gone already: nothing to freeze */
-		fprintf(stderr, "pid %d: tid %d: PTRACE_SEIZE: %s\n", t->pid, tid, strerror(err));
+		/* For a user's dump the kernel is the judge: say why it says no. */
+		fprintf(stderr, "pid %d: tid %d: PTRACE_SEIZE: %s%s\n", t->pid, tid, strerror(err),
+			err == EPERM ? " (another user's, set-id, or not dumpable)" : "");
 		return -err;
 	}
 	struct thread_regs *th = realloc(t->threads, (size_t)(t->nr_threads + 1) * sizeof(*th));

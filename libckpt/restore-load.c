@@ -13,6 +13,7 @@
 #include "dump-set.h"
 #include "log.h"
 #include "pagemap.pb-c.h"
+#include "priv.h"
 #include "restore.h"
 
 #define PID_LIMIT (1 << 22) /* the kernel's PID_MAX_LIMIT on 64-bit */
@@ -125,6 +126,9 @@ static int load_task(struct restore_ctx *c, struct rst_task *t)
 	if (ret)
 		return ret;
 	if ((ret = check_core(c, t)))
+		return ret;
+	/* Checked here, on what will be restored, and nowhere else. */
+	if (c->opts->unprivileged && (ret = priv_check_identity(t->core->creds, t->te->pid)))
 		return ret;
 	snprintf(name, sizeof(name), "mm-%u.img", t->te->pid);
 	ret = img_read_one(c->set, IMG_MM, name, &mm_entry__descriptor, (ProtobufCMessage **)&t->mm);

@@ -712,7 +712,7 @@ static void fill_unmap(const struct plan *p, struct rst_args *a)
 	}
 }
 
-static void fill_mm(struct plan *p, struct rst_args *a)
+static int fill_mm(struct plan *p, struct rst_args *a)
 {
 	const MmEntry *mm = p->ctx->mm;
 	struct rst_mm_map *m = &a->mm;
@@ -733,18 +733,29 @@ static void fill_mm(struct plan *p, struct rst_args *a)
 	m->auxv_size = (uint32_t)(n * sizeof(uint64_t));
 	m->exe_fd = (uint32_t)-1;
 	if (!mm->exe_path || !*mm->exe_path)
-		return;
+		return 0;
 	int fd = open(mm->exe_path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	/* /proc/PID/exe is set with a capability we only lend: never to a
+	 * set-id program, which a user's process cannot be running. */
+	if (fd >= 0 && p->ctx->unprivileged &&
+	    (fstat(fd, &st) || (st.st_mode & (S_ISUID | S_ISGID)))) {
+		pr_err("pid %d: exe %s is a set-id program: a user may not restore it", p->ctx->pid,
+		       mm->exe_path);
+		close(fd);
+		return -EPERM;
+	}
 	if (fd >= 0)
 		fd = fd_above_base(p, fd);
 	if (fd < 0) {
 		/* Not fatal: only /proc/PID/exe shows the wrong file. */
 		pr_err("pid %d: exe %s: cannot open, /proc/%d/exe will be wrong", p->ctx->pid,
 		       mm->exe_path, p->ctx->pid);
-		return;
+		return 0;
 	}
 	p->exe_fd = fd;
 	m->exe_fd = (uint32_t)fd;
+	return 0;
 }
 
 static int fill_creds(const struct plan *p, struct rst_creds *rc)
@@ -873,8 +884,7 @@ static int fill_args(struct plan *p, struct rst_args **out)
 	a->main_stack = p->area + p->stacks_off + MAIN_STACK;
 	fill_vmas(p, a);
 	fill_unmap(p, a);
-	fill_mm(p, a);
-	if ((ret = fill_creds(p, &a->creds)))
+	if ((ret = fill_mm(p, a)) || (ret = fill_creds(p, &a->creds)))
 		return ret;
 	a->pdeathsig = core->pdeathsig;
 	a->nr_shared_pending = (uint32_t)core->n_shared_pending;
@@ -884,7 +894,7 @@ static int fill_args(struct plan *p, struct rst_args **out)
 	for (size_t i = 0; i < core->n_threads; i++)
 		if ((ret = fill_thread(p, i, &a->threads[i])))
 			return ret;
-	if ((ret = restore_fill_task_state(core, a, p->ctx->pid)))
+	if ((ret = restore_fill_task_state(core, a, p->ctx->pid, p->ctx->unprivileged)))
 		return ret;
 	a->notify_fd = p->ctx->notify_fd;
 	a->nr_threads = (int32_t)core->n_threads;

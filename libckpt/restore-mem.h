@@ -27,6 +27,7 @@ struct restore_mem_ctx {
 	int notify_fd;                   /* see restorer-abi.h; >= fd_base */
 	int page_threads;                /* decompression threads, <= 0: one per CPU */
 	uint64_t *memory_bytes;          /* out: page bytes restored (may be NULL) */
+	int unprivileged;                /* ckpt_restore_opts.unprivileged */
 };
 
 /*

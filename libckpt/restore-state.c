@@ -146,13 +146,22 @@ static int same_caps(const struct rst_identity *id)
 	       prctl(PR_GET_SECUREBITS, 0, 0, 0, 0) == (int)id->securebits;
 }
 
-static int fill_identity(const CoreEntry *core, struct rst_identity *id, pid_t pid)
+static int fill_identity(const CoreEntry *core, struct rst_identity *id, pid_t pid, int plain)
 {
 	const CredsEntry *c = core->creds;
 
 	id->dumpable = -1;
 	if (core->has_dumpable && core->dumpable <= 1)
 		id->dumpable = (int32_t)core->dumpable;
+	if (plain) {
+		/* The lent capabilities go, whatever the image says (it was
+		 * checked to hold none): capset(0, 0, 0) and nothing that
+		 * would need CAP_SETPCAP. */
+		id->set = id->plain = 1;
+		id->cap_eff = id->cap_prm = id->cap_inh = id->cap_amb = 0;
+		id->no_new_privs = c && c->has_no_new_privs && c->no_new_privs;
+		return 0;
+	}
 	if (!c || !c->has_securebits)
 		return 0; /* an image of before: keep what we have */
 	id->no_new_privs = c->has_no_new_privs && c->no_new_privs;
@@ -315,12 +324,12 @@ static int fill_seccomp(const CoreEntry *core, struct rst_args *a, pid_t pid)
 	return 0;
 }
 
-int restore_fill_task_state(const CoreEntry *core, struct rst_args *a, pid_t pid)
+int restore_fill_task_state(const CoreEntry *core, struct rst_args *a, pid_t pid, int plain)
 {
 	int ret;
 	a->stopped = core->has_stopped && core->stopped;
 	if ((ret = fill_itimers(core, a, pid)) || (ret = fill_posix_timers(core, a, pid)) ||
-	    (ret = fill_identity(core, &a->ident, pid)) ||
+	    (ret = fill_identity(core, &a->ident, pid, plain)) ||
 	    (ret = fill_mempolicy(core, &a->ident, pid)) || (ret = fill_seccomp(core, a, pid)))
 		return ret;
 	return fill_threads(core, a, pid);

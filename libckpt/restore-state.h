@@ -15,6 +15,8 @@
 /* Fill a->ident, a->itimers, a->timers and each a->threads[i].comm/sched
  * (threads already filled).  Every image value is checked; 0 or -errno
  * after one line naming the object. */
-int restore_fill_task_state(const CoreEntry *core, struct rst_args *a, pid_t pid);
+/* plain: a user's restore, whose identity was checked to be ours with no
+ * capability (priv.h): the restorer then only drops what we hold. */
+int restore_fill_task_state(const CoreEntry *core, struct rst_args *a, pid_t pid, int plain);
 
 #endif

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/capability.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -37,6 +38,7 @@
 #include "log.h"
 #include "proc.h"
 #include "restore-mem.h"
+#include "priv.h"
 #include "restore.h"
 #include "restorer-abi.h"
 #include "shmem.h"
@@ -354,6 +356,7 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 		.notify_fd = c->notify_w,
 		.page_threads = 0,
 		.memory_bytes = &c->shared->memory_bytes[idx],
+		.unprivileged = c->opts->unprivileged,
 	};
 	ret = restore_mem_and_jump(&mc);
 	task_fail(c, (pid_t)me->pid, ret);
@@ -369,7 +372,7 @@ static void forward_signal(int sig)
 		kill(init_root, sig);
 }
 
-static void init_setup(void)
+static void init_setup(int unprivileged)
 {
 	static const int fwd[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGCONT };
 	struct sigaction sa;
@@ -386,6 +389,9 @@ static void init_setup(void)
 	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) ||
 	    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL))
 		pr_info("ckpt-init: cannot mount /proc for the new namespace: %s", strerror(errno));
+	/* That was the last use of CAP_SYS_ADMIN: the tree never has it. */
+	if (unprivileged)
+		priv_drop(PRIV_BIT(CAP_SYS_ADMIN));
 }
 
 /* Until the driver says the tree is restored, init dies with it (and the
@@ -408,7 +414,7 @@ static void __attribute__((noreturn)) init_main(struct restore_ctx *c)
 	sigset_t none;
 	int status;
 
-	init_setup();
+	init_setup(c->opts->unprivileged);
 	pid_t root = clone_with_pid((pid_t)c->tasks[0].te->pid, 0);
 	if (root < 0) {
 		pr_err("pid %u: cannot create it in the new PID namespace: %s", c->tasks[0].te->pid,
@@ -418,6 +424,9 @@ static void __attribute__((noreturn)) init_main(struct restore_ctx *c)
 	if (root == 0)
 		task_main(c, 0);
 	init_root = root;
+	/* A user's init, which outlives the restore, keeps nothing lent. */
+	if (c->opts->unprivileged && priv_drop(~0ULL))
+		_exit(1);
 	restore_shm_detach(); /* the root has its copy of the shared memory objects */
 	wait_release(c);
 	/* init holds no file of the job or of the driver: a pipe end kept
@@ -458,9 +467,12 @@ int restore_release_init(struct restore_ctx *c)
 pid_t restore_spawn(struct restore_ctx *c)
 {
 	pid_t pid;
-	if (c->use_pidns)
+	if (c->use_pidns) {
+		/* CAP_SYS_ADMIN (lent to a user's restore for this alone). */
+		int raised = priv_raise(CAP_SYS_ADMIN);
 		pid = clone_with_pid(0, CLONE_NEWPID | CLONE_NEWNS);
-	else
+		priv_lower(CAP_SYS_ADMIN, raised && pid != 0);
+	} else
 		pid = clone_with_pid((pid_t)c->tasks[0].te->pid, 0);
 	if (pid < 0) {
 		int err = -errno;

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/capability.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "priv.h"
 #include "progress.h"
 #include "proc.h"
 #include "restore-mem.h"
@@ -243,6 +245,17 @@ static int write_pidfile(const char *path, pid_t pid)
 	return 0;
 }
 
+/* A user's restore gives back each lent capability it will not need. */
+static void drop_unneeded(struct restore_ctx *c)
+{
+	if (!c->opts->unprivileged)
+		return;
+	uint64_t drop = c->use_pidns ? 0 : PRIV_BIT(CAP_SYS_ADMIN);
+	if (!inet_needs_repair(&c->files))
+		drop |= PRIV_BIT(CAP_NET_ADMIN);
+	priv_drop(drop);
+}
+
 static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 {
 	uint64_t *args = calloc(c->nr_tasks, sizeof(*args));
@@ -250,8 +263,10 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 
 	if (!args)
 		return -ENOMEM;
-	if ((ret = choose_pidns(c)) || (ret = prepare_fds(c)) || (ret = prepare_shared(c)) ||
-	    (ret = restore_shm_prepare(c)))
+	if ((ret = choose_pidns(c)))
+		goto out;
+	drop_unneeded(c);
+	if ((ret = prepare_fds(c)) || (ret = prepare_shared(c)) || (ret = restore_shm_prepare(c)))
 		goto out;
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	int rel[2];
@@ -262,6 +277,8 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 	c->release_r = rel[0];
 	c->release_w = rel[1];
 	c->child = restore_spawn(c);
+	if (c->opts->unprivileged)
+		priv_drop(PRIV_BIT(CAP_SYS_ADMIN)); /* the PID namespace exists */
 	close(c->release_r);
 	c->release_r = -1;
 	if (c->child < 0) {

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/capability.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -39,6 +40,7 @@
 #include <unistd.h>
 #include <linux/sockios.h>
 
+#include "priv.h"
 #include "ckpt/ckpt.h"
 #include "file-kinds.h"
 #include "log.h"
@@ -275,9 +277,25 @@ static int inet_dump(struct fd_dump *f, FileEntry *e)
 
 /* ---------------------- established connections --------------------- */
 
+/* TCP_REPAIR needs CAP_NET_ADMIN, which a user's dump or restore holds
+ * only in its permitted set: effective for this call alone. */
 static int set_repair(int sk, int on)
 {
-	return setsockopt(sk, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) ? -errno : 0;
+	int raised = priv_raise(CAP_NET_ADMIN);
+	int ret = setsockopt(sk, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) ? -errno : 0;
+	priv_lower(CAP_NET_ADMIN, raised);
+	return ret;
+}
+
+int inet_needs_repair(const struct restore_files *rf)
+{
+	for (size_t i = 0; i < rf->nr_files; i++) {
+		const FileEntry *e = rf->files[i];
+		if (e->type == FILE_TYPE__FILE_INET_SK && e->inet_sk &&
+		    e->inet_sk->type == SOCK_STREAM && e->inet_sk->state == TCP_ESTABLISHED)
+			return 1;
+	}
+	return 0;
 }
 
 static int select_queue(int sk, int q)

@@ -383,11 +383,13 @@ static void setup_thread(struct rst_args *a, struct rst_thread *t, int is_main)
 		long ret = sys_call4(__NR_rt_tgsigqueueinfo, tgid, tid, siginfo_signo(si), si->raw);
 		check(ret, RST_STEP_SIGQUEUE, (uint64_t)siginfo_signo(si));
 	}
-	if (a->ident.set)
+	if (a->ident.set && !a->ident.plain)
 		drop_bounding(&a->ident);
 	if (a->creds.set)
 		set_creds(a);
-	if (a->ident.set)
+	if (a->ident.plain)
+		capset(a->ident.cap_eff, a->ident.cap_prm, a->ident.cap_inh);
+	else if (a->ident.set)
 		set_caps(&a->ident);
 	if (a->ident.no_new_privs)
 		check(sys_prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), RST_STEP_CAPS, 0);

@@ -151,7 +151,7 @@ time.sleep(60)'
 	if as_user ckpt-test1 "$CKPTCTL" restore -D "$T/rootimg" -d 2>"$T/u1.err"; then
 		fail "a user restored root's process"
 	fi
-	grep -q "runs as another user" "$T/u1.err" || fail "unclear error: $(cat "$T/u1.err")"
+	grep -q "not the restoring user's" "$T/u1.err" || fail "unclear error: $(cat "$T/u1.err")"
 	"$CKPTCTL" status | grep -q "restore" || fail "status shows no operations"
 	echo PASS
 }

@@ -42,9 +42,14 @@ int ckpt_client_unregister(uint32_t job_id, int64_t step_id);
 
 /* A connection for requests with several replies (used by ckptctl). */
 struct ckpt_conn;
+#define CKPT_MAX_INHERIT_FDS 16
 int ckpt_conn_open(const char *path, struct ckpt_conn **out);
 /* Send a packed rpc_request. */
 int ckpt_conn_send(struct ckpt_conn *c, const void *buf, size_t len);
+/* Right after a restore request with --inherit-fd: the caller's fds, in
+ * the order of the request's inherit_fd entries (one byte, SCM_RIGHTS).
+ * The agent hands the restore exactly these, never fds of its own. */
+int ckpt_conn_send_fds(struct ckpt_conn *c, const int *fds, size_t n);
 /* Receive one frame (malloc'ed into *buf), at most `max` bytes. */
 int ckpt_conn_recv(struct ckpt_conn *c, void **buf, size_t *len, size_t max);
 void ckpt_conn_close(struct ckpt_conn *c);

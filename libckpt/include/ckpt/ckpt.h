@@ -72,6 +72,13 @@ struct ckpt_restore_opts {
 	void *progress_arg;
 	const char *job;  /* --job JOBID: the latest committed set of the job (instead of dir) */
 	const char *base; /* --base DIR: instead of storage.base of ckpt.conf */
+	/* A user's restore (ckptd's worker, which runs as the user): every
+	 * capability this process holds was lent for the restore.  Each
+	 * process must come back with exactly our uids, gids and groups and
+	 * no capability (checked on the loaded images, one line naming what
+	 * differs), no set-id program as its exe, and none of what we hold
+	 * reaches the restored program (docs/security.md). */
+	int unprivileged;
 };
 
 struct ckpt_restore_stats {
