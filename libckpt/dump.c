@@ -183,8 +183,10 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	if (!ret)
 		ret = dump_target_commit(&target, &tree, (uint32_t)o->pid);
 	if (ret) {
+		/* A refused or failed dump changes nothing, -s included: no
+		 * task of the tree (another user's least of all) stays stopped. */
 		dump_target_abort(&target);
-		unfreeze_tree(&tree, o->leave_stopped ? UNFREEZE_LEAVE_STOPPED : UNFREEZE_RESUME);
+		unfreeze_tree(&tree, UNFREEZE_RESUME);
 	} else if (o->leave_stopped) {
 		unfreeze_tree(&tree, UNFREEZE_LEAVE_STOPPED);
 	} else if (o->leave_running) {

@@ -48,8 +48,8 @@ struct ckpt_dump_stats {
 };
 
 /* 0 or a negative errno; one line on stderr names what failed.  On
- * failure the tree is running (or stopped, with -s) exactly as before and
- * no committed image is left in dir. */
+ * failure the tree runs on exactly as before (-s applies to a dump that
+ * succeeded only) and no committed image is left in dir. */
 int ckpt_dump(const struct ckpt_dump_opts *opts, struct ckpt_dump_stats *stats);
 
 enum ckpt_pidns_mode {
