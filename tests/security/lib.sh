@@ -31,7 +31,9 @@ PIDS=()
 ALICE=ckpt-alice BOB=ckpt-bob
 
 cleanup() {
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}" $(cat "$T/restored.pids" 2>/dev/null); do
+		kill -9 "$p" 2>/dev/null || true
+	done
 	[ -n "$AGENT_PID" ] && kill -9 "$AGENT_PID" 2>/dev/null || true
 	wait 2>/dev/null || true
 	[ -n "${KEEP:-}" ] || rm -rf "$T"
@@ -147,6 +149,7 @@ alice_restore() {
 		2>"$T/alice/$1.err" >/dev/null; then
 		RESTORED=$(cat "$T/alice/$1.pid")
 		PIDS+=("$RESTORED")
+		echo "$RESTORED" >>"$T/restored.pids"
 		return 0
 	fi
 	return 1
@@ -168,3 +171,44 @@ status_of() { awk -v f="$2:" '$1 == f {print $2}' /proc/"$1"/status; }
 
 # Every capability root has here (a crafted set asks for all of them).
 ALL_CAPS=$((16#$(awk '/^CapBnd:/ {print $2}' /proc/self/status)))
+
+# Copy alice's set $T/alice/FROM to $T/alice/TO (as her).
+alice_copy() { rm -rf "$T/alice/$2"; as_alice cp -a "$T/alice/$1" "$T/alice/$2"; }
+
+# End alice's restored process RESTORED (so that the next copy of the
+# same set can take its pids again).
+end_restored() {
+	[ -n "${RESTORED:-}" ] || return 0
+	kill -9 "$RESTORED" 2>/dev/null || true
+	for _ in $(seq 50); do
+		[ -e /proc/"$RESTORED" ] && ! grep -q '^State:.*Z' /proc/"$RESTORED"/status 2>/dev/null &&
+			sleep 0.1 || break
+	done
+	RESTORED=
+}
+
+# What the engine itself sees of running PID: root dumps it (left
+# running) and prints the JSON of its core_entry's FIELD (creds, ...).
+dumped_field() {
+	local i
+	for i in 1 2 3 4 5; do  # (a process just restored may not take a parasite yet)
+		rm -rf "$T/redump"
+		"$CKPTCTL" dump -R -t "$1" -D "$T/redump" >/dev/null 2>"$T/redump.err" && break
+		[ $i = 5 ] && fail "root's dump of $1: $(cat "$T/redump.err")" >&2
+		sleep 0.3
+	done
+	"$CKPTCTL" image decode "$T/redump/core-$1.img" |
+		python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["entries"][0].get(sys.argv[1])))' "$2"
+}
+
+# Many items in one case: `try NAME CMD...` runs CMD in a subshell (a
+# fail there ends only that item, processes it restored are still ended
+# by cleanup), `finish` fails the case naming every item that failed.
+FAILED_ITEMS=()
+try() { local name=$1; shift
+	if ! ("$@"); then FAILED_ITEMS+=("$name"); fi
+}
+finish() {
+	[ ${#FAILED_ITEMS[@]} = 0 ] || fail "${#FAILED_ITEMS[@]} item(s) failed: ${FAILED_ITEMS[*]}"
+	echo PASS
+}

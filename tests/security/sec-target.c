@@ -18,10 +18,12 @@
  *                     fail with EPERM, then sleeps.
  *   hold PATH...      opens each PATH (read-only, non-blocking; a FIFO
  *                     read-write) on fds 3, 4, ... and sleeps.
+ *   listen PORT       a TCP socket listening on 127.0.0.1:PORT (fd 3).
  *   sleep             sleeps.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <netinet/in.h>
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -200,6 +202,21 @@ static int hold(int argc, char **argv)
 		nap();
 }
 
+static int listen_on(const char *port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port)),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 8)) {
+		perror("listen");
+		return 1;
+	}
+	printf("ready\n");
+	for (;;)
+		nap();
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -211,11 +228,13 @@ int main(int argc, char **argv)
 		return seccomp();
 	if (argc >= 3 && !strcmp(argv[1], "hold"))
 		return hold(argc - 2, argv + 2);
+	if (argc == 3 && !strcmp(argv[1], "listen"))
+		return listen_on(argv[2]);
 	if (argc == 2 && !strcmp(argv[1], "sleep")) {
 		printf("ready\n");
 		for (;;)
 			nap();
 	}
-	fprintf(stderr, "usage: sec-target relay TRIGGER | shm KEY TEXT | seccomp | hold PATH... | sleep\n");
+	fprintf(stderr, "usage: sec-target relay TRIGGER | shm KEY TEXT | seccomp | hold PATH... | listen PORT | sleep\n");
 	return 2;
 }
