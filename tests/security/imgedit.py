@@ -59,6 +59,8 @@ doc = decode(path)
 exec(code, {"d": doc, "e": doc.get("entries"), "E": (doc.get("entries") or [None])[0],
             "ROOT": root, "json": json, "read": read, "DIR": d_dir, "os": os})
 encode(doc, path)
+if fname == "manifest":
+    man = doc
 # The manifest: sizes and crcs of what is there now (page files are
 # unchanged unless edited, their crc is recomputed only when their size
 # or content may have changed: the edited file).
