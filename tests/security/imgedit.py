@@ -8,7 +8,8 @@
 # FILE is a name in DIR; "core", "mm", "fdinfo", "pagemap" mean that file
 # of the set's root pid.  CODE is Python run with d (the JSON document), e
 # (its entries), E (e[0]), ROOT (the root pid) and read(NAME) (another file
-# of the set, decoded); it edits d in place.
+# of the set, decoded) and size_of(DOC) (its size encoded); it edits d in
+# place.
 import json, os, subprocess, sys
 
 ckptctl, d_dir, fname, code = sys.argv[1:5]
@@ -54,10 +55,19 @@ def read(name):
     return decode(os.path.join(d_dir, name))
 
 
+def size_of(doc):
+    """The size of doc as an image file."""
+    tmp = path + ".size"
+    encode(doc, tmp)
+    n = os.path.getsize(tmp)
+    os.unlink(tmp)
+    return n
+
+
 path = os.path.join(d_dir, fname)
 doc = decode(path)
 exec(code, {"d": doc, "e": doc.get("entries"), "E": (doc.get("entries") or [None])[0],
-            "ROOT": root, "json": json, "read": read, "DIR": d_dir, "os": os})
+            "ROOT": root, "json": json, "read": read, "DIR": d_dir, "os": os, "size_of": size_of})
 encode(doc, path)
 if fname == "manifest":
     man = doc
