@@ -4,6 +4,8 @@
 # run them.  Sourced by each case script:
 #   . "$(dirname "$0")/lib.sh" "$@"     (args: CKPTD CKPTCTL COUNTER BUSY)
 # then: start_agent; as_alice CMD...; spawn_as USER LOG CMD...; fail MSG.
+# Extra args (helper programs such as sec-target) are copied to $T/bin
+# too and stay in "$@".
 set -euo pipefail
 CKPTD=$1 CKPTCTL=$2 COUNTER=$3 BUSY=$4
 shift 4
@@ -17,6 +19,8 @@ T=$(mktemp -d /tmp/ckpt-sec.XXXXXX)
 chmod 755 "$T"
 mkdir "$T/bin"
 cp "$CKPTD" "$CKPTCTL" "$COUNTER" "$BUSY" "$T/bin/"
+for extra in "$@"; do [ -f "$extra" ] && cp "$extra" "$T/bin/"; done
+cp "$(dirname "${BASH_SOURCE[0]}")/imgedit.py" "$T/bin/"
 chmod 755 "$T/bin" "$T/bin"/*
 CKPTD=$T/bin/$(basename "$CKPTD") CKPTCTL=$T/bin/$(basename "$CKPTCTL")
 COUNTER=$T/bin/$(basename "$COUNTER") BUSY=$T/bin/$(basename "$BUSY")
@@ -27,7 +31,9 @@ PIDS=()
 ALICE=ckpt-alice BOB=ckpt-bob
 
 cleanup() {
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}" $(cat "$T/restored.pids" 2>/dev/null); do
+		kill -9 "$p" 2>/dev/null || true
+	done
 	[ -n "$AGENT_PID" ] && kill -9 "$AGENT_PID" 2>/dev/null || true
 	wait 2>/dev/null || true
 	[ -n "${KEEP:-}" ] || rm -rf "$T"
@@ -90,13 +96,18 @@ creds_of() {
 	     END {print u, c, p}' /proc/"$1"/status
 }
 
-# Alice gained nothing: PID (when given) runs as alice with no capability.
+# Alice gained nothing: PID (when given) runs as alice with no capability
+# (none effective, permitted, inheritable or ambient), her gids and groups.
 assert_powerless() {
-	local uid c
-	uid=$(id -u $ALICE)
+	local uid gid c g
+	uid=$(id -u $ALICE) gid=$(id -g $ALICE)
 	c=$(creds_of "$1")
 	[ "$c" = "$uid $uid $uid $uid 0000000000000000 0000000000000000" ] ||
 		fail "pid $1 runs with more than alice's powers: $c"
+	g=$(awk '/^Gid:/ {print $2, $3, $4, $5} /^Groups:/ {$1 = ""; print}
+		 /^CapInh:|^CapAmb:/ {print $2}' /proc/"$1"/status | xargs)
+	[ "$g" = "$gid $gid $gid $gid $(id -G $ALICE | tr ' ' '\n' | sort -n | xargs) 0000000000000000 0000000000000000" ] ||
+		fail "pid $1 has more than alice's groups or capabilities: gids, groups, inh, amb: $g"
 }
 
 # A one-line refusal: the command failed, printed exactly one line, which
@@ -104,4 +115,100 @@ assert_powerless() {
 assert_refused() { local err=$1 pat=$2
 	[ "$(grep -c . "$err")" = 1 ] || fail "not one line: $(cat "$err")"
 	grep -qE "$pat" "$err" || fail "unclear refusal: $(cat "$err")"
+}
+
+# The attacker's tools: a sec-target of hers (MODE ARGS...), logging to
+# $T/alice/NAME.log, its pid in SPAWNED once it printed "ready".
+SECT=$T/bin/sec-target
+alice_target() { local name=$1; shift
+	install -o $ALICE -g $ALICE -m 644 /dev/null "$T/alice/$name.log"
+	spawn_as $ALICE "$T/alice/$name.log" "$SECT" "$@"
+	for _ in $(seq 100); do grep -q '^ready' "$T/alice/$name.log" && return 0; sleep 0.1; done
+	fail "sec-target $*: not ready: $(cat "$T/alice/$name.log")"
+}
+
+# Alice dumps PID into $T/alice/DIR (the process goes away).
+alice_dump() {
+	as_alice "$CKPTCTL" dump -t "$1" -D "$T/alice/$2" >/dev/null || fail "alice's dump of $1"
+	wait "$1" 2>/dev/null || true
+}
+
+# Alice edits FILE of her set $T/alice/DIR with python CODE (imgedit.py:
+# d, e, E, ROOT), checksums and manifest fixed up.
+alice_edit() {
+	as_alice python3 "$T/bin/imgedit.py" "$CKPTCTL" "$T/alice/$1" "$2" "$3" ||
+		fail "edit of $1/$2 failed"
+}
+
+# Alice restores $T/alice/DIR detached, stderr to $T/alice/DIR.err.  0 and
+# the root's pid in RESTORED (added to PIDS), or 1 (RESTORED empty).
+alice_restore() {
+	RESTORED=
+	rm -f "$T/alice/$1.pid"
+	if as_alice "$CKPTCTL" restore -D "$T/alice/$1" -d --pidfile "$T/alice/$1.pid" \
+		2>"$T/alice/$1.err" >/dev/null; then
+		RESTORED=$(cat "$T/alice/$1.pid")
+		PIDS+=("$RESTORED")
+		echo "$RESTORED" >>"$T/restored.pids"
+		return 0
+	fi
+	return 1
+}
+
+# Alice gained nothing from restoring DIR: a one-line refusal (matching
+# REGEX), or a restored process with exactly her powers.  The restored pid
+# (if any) stays in RESTORED for the caller's further checks.
+assert_nothing_gained() { local dir=$1 pat=${2:-.}
+	if alice_restore "$dir"; then
+		assert_powerless "$RESTORED"
+	else
+		assert_refused "$T/alice/$dir.err" "$pat"
+	fi
+}
+
+# A field of /proc/PID/status.
+status_of() { awk -v f="$2:" '$1 == f {print $2}' /proc/"$1"/status; }
+
+# Every capability root has here (a crafted set asks for all of them).
+ALL_CAPS=$((16#$(awk '/^CapBnd:/ {print $2}' /proc/self/status)))
+
+# Copy alice's set $T/alice/FROM to $T/alice/TO (as her).
+alice_copy() { rm -rf "$T/alice/$2"; as_alice cp -a "$T/alice/$1" "$T/alice/$2"; }
+
+# End alice's restored process RESTORED (so that the next copy of the
+# same set can take its pids again).
+end_restored() {
+	[ -n "${RESTORED:-}" ] || return 0
+	kill -9 "$RESTORED" 2>/dev/null || true
+	for _ in $(seq 50); do
+		[ -e /proc/"$RESTORED" ] && ! grep -q '^State:.*Z' /proc/"$RESTORED"/status 2>/dev/null &&
+			sleep 0.1 || break
+	done
+	RESTORED=
+}
+
+# What the engine itself sees of running PID: root dumps it (left
+# running) and prints the JSON of its core_entry's FIELD (creds, ...).
+dumped_field() {
+	local i
+	for i in 1 2 3 4 5; do  # (a process just restored may not take a parasite yet)
+		rm -rf "$T/redump"
+		"$CKPTCTL" dump -R -t "$1" -D "$T/redump" >/dev/null 2>"$T/redump.err" && break
+		[ $i = 5 ] && fail "root's dump of $1: $(cat "$T/redump.err")" >&2
+		sleep 0.3
+	done
+	"$CKPTCTL" image decode "$T/redump/core-$1.img" |
+		python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["entries"][0].get(sys.argv[1])))' "$2"
+}
+
+# Many items in one case: `try NAME CMD...` runs CMD in a subshell (a
+# fail there ends only that item, processes it restored are still ended
+# by cleanup), `finish` fails the case naming every item that failed.
+FAILED_ITEMS=()
+try() { local name=$1; shift
+	if ! ("$@"); then FAILED_ITEMS+=("$name"); fi
+}
+finish() {
+	[ ${#FAILED_ITEMS[@]} = 0 ] || fail "${#FAILED_ITEMS[@]} item(s) failed: ${FAILED_ITEMS[*]}"
+	echo PASS
 }

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Crafted images, one set per field the restore applies, each edited from
+# a real dump of alice's: credentials, capabilities, rlimits, seccomp,
+# personality, cwd and root, file paths of every kind, unix socket names
+# and peers, ghost files, the exe.  Each is refused in one line, or
+# restored with exactly alice's powers and none of bob's or root's files
+# (the check of each item looks at what the restored process holds).
+# (chroot, even into a directory of her own, needs CAP_SYS_CHROOT: with a
+# hard link to a set-uid program in it, a way to root.  A hard limit
+# raised needs CAP_SYS_RESOURCE: where root lacks it too, that item
+# passes before the fix.)
+# (Scheduling, nice, ioprio, securebits: privileges.sh; System V shm:
+# sysv-shm.sh; ckptd's socket as a relay for root: root-shell.sh.)
+. "$(dirname "$0")/lib.sh" "$@"
+start_agent
+B=$T/bob
+
+# Bob's things, and alice's own to dump.
+as_bob sh -c "echo bob-secret >$B/secret; chmod 600 $B/secret; mkfifo -m 600 $B/fifo; mkdir -m 700 $B/d"
+as_alice sh -c "echo alice >$T/alice/f; echo ghost >$T/alice/g; mkfifo $T/alice/fifo; mkdir $T/alice/d"
+
+# Base sets: a counter; a holder of a file (fd 3), a directory (4), a
+# FIFO (5) and a ghost (6); a socketpair (3, 4); a seccomp filter.
+alice_counter c
+NOFILE=$(awk '/^Max open files/ {print $5}' /proc/"$SPAWNED"/limits)
+alice_dump "$SPAWNED" counter
+alice_target hold hold "$T/alice/f" "$T/alice/d" "$T/alice/fifo" "$T/alice/g"
+rm -f "$T/alice/g"
+alice_dump "$SPAWNED" hold
+alice_target relay relay "$T/alice/go"
+alice_dump "$SPAWNED" relay
+alice_target sc seccomp
+alice_dump "$SPAWNED" seccomp
+
+SA=$((1 << 21)) CR=$((1 << 40)) # CAP_SYS_ADMIN, CAP_CHECKPOINT_RESTORE
+BOB_UID=$(id -u $BOB)
+F="fds = {f['fd']: f['file_id'] for f in read('fdinfo')['entries']}"
+
+# Checks of a restored process $P (each fails naming what it found).
+holds() { # PATH: P holds no fd to PATH's inode
+	local want fd
+	want=$(stat -Lc %d:%i "$1")
+	for fd in /proc/"$P"/fd/*; do
+		[ "$(stat -Lc %d:%i "$fd" 2>/dev/null)" = "$want" ] &&
+			fail "pid $P holds $1 on fd ${fd##*/}: $(head -c 40 "$fd" 2>/dev/null | xargs)"
+	done
+	true
+}
+cwd_not() { [ "$(readlink /proc/"$P"/cwd)" != "$1" ] || fail "pid $P works in $1"; }
+root_is_slash() { [ "$(readlink /proc/"$P"/root)" = / ] || fail "pid $P's root is $(readlink /proc/"$P"/root)"; }
+exe_not() { [ "$(readlink /proc/"$P"/exe)" != "$1" ] || fail "pid $P runs $1"; }
+nofile_max() { # the hard RLIMIT_NOFILE is not above the dumped one
+	local m
+	m=$(awk '/^Max open files/ {print $5}' /proc/"$P"/limits)
+	[ "$m" -le "$NOFILE" ] || fail "pid $P has a hard NOFILE of $m, above alice's $NOFILE"
+}
+keeps_seccomp() {
+	[ "$(status_of "$P" Seccomp)" = 2 ] && [ "$(status_of "$P" NoNewPrivs)" = 1 ] ||
+		fail "pid $P lost its seccomp filter: Seccomp $(status_of "$P" Seccomp), NoNewPrivs $(status_of "$P" NoNewPrivs)"
+}
+no_bob_sock() { [ ! -e "$B/sk" ] || fail "a socket of alice's is bound in bob's directory: $(ls -l "$B/sk")"; }
+peer_is_alice() {
+	as_alice sh -c "echo /nonexistent >$T/alice/go"
+	for _ in $(seq 50); do grep -q '^peer' "$T/alice/relay.log" && break; sleep 0.1; done
+	grep '^peer' "$T/alice/relay.log" | tail -1 | grep -q "^peer uid $(id -u $ALICE) " ||
+		fail "the restored socket's peer: $(grep '^peer' "$T/alice/relay.log" || echo none)"
+}
+
+# name | base set | file | edit (imgedit.py) | check of the restored process $P
+ITEMS=(
+"uid-0|counter|core|E['creds'].update(uid=0, euid=0, suid=0, fsuid=0)|true"
+"euid-0|counter|core|E['creds'].update(euid=0, fsuid=0)|true"
+"uid-bob|counter|core|E['creds'].update(uid=$BOB_UID, euid=$BOB_UID, suid=$BOB_UID, fsuid=$BOB_UID)|true"
+"gid-0|counter|core|E['creds'].update(gid=0, egid=0, sgid=0, fsgid=0)|true"
+"groups-0|counter|core|E['creds']['groups'].append(0)|true"
+"prm-sys-admin|counter|core|E['creds'].update(cap_prm=$SA)|true"
+"eff-sys-admin|counter|core|E['creds'].update(cap_prm=$SA, cap_eff=$SA)|true"
+"inh-sys-admin|counter|core|E['creds'].update(cap_inh=$SA)|true"
+"amb-sys-admin|counter|core|E['creds'].update(cap_prm=$SA, cap_inh=$SA, cap_amb=$SA)|true"
+"prm-ckpt-restore|counter|core|E['creds'].update(cap_prm=$CR)|true"
+"eff-ckpt-restore|counter|core|E['creds'].update(cap_prm=$CR, cap_eff=$CR)|true"
+"inh-ckpt-restore|counter|core|E['creds'].update(cap_inh=$CR)|true"
+"amb-ckpt-restore|counter|core|E['creds'].update(cap_prm=$CR, cap_inh=$CR, cap_amb=$CR)|true"
+"rlimit-nofile|counter|core|[r.update(cur=1 << 20, max=1 << 20) for r in E['rlimits'] if r['resource'] == 7]|nofile_max"
+"seccomp-removed|seccomp|core|E['seccomp_filters'] = []; E['creds']['no_new_privs'] = False|keeps_seccomp"
+"personality|counter|core|E['personality'] = 0x0400000|true"
+"cwd-root|counter|core|E['cwd'] = '/root'|cwd_not /root"
+"cwd-bob|counter|core|E['cwd'] = '$B/d'|cwd_not $B/d"
+"root-bob|counter|core|E['root'] = '$B'|root_is_slash"
+"root-alice|counter|core|E['root'] = '$T/alice/d'; E['cwd'] = '/'|root_is_slash"
+"file-shadow|hold|files.img|$F; e[fds[3]]['path'] = '/etc/shadow'|holds /etc/shadow"
+"file-bob|hold|files.img|$F; e[fds[3]]['path'] = '$B/secret'|holds $B/secret"
+"dir-root|hold|files.img|$F; e[fds[4]]['path'] = '/root'|holds /root"
+"dir-bob|hold|files.img|$F; e[fds[4]]['path'] = '$B/d'|holds $B/d"
+"fifo-bob|hold|files.img|$F; e[fds[5]]['path'] = '$B/fifo'|holds $B/fifo"
+"ghost-bob|hold|files.img|$F; e[fds[6]]['path'] = '$B/secret'|holds $B/secret"
+"unix-bind-bob|relay|files.img|$F; u = e[fds[3]]['unix_sk']; u.update(state=10, backlog=1, name='$B/sk'.encode().hex()); u.pop('peer')|no_bob_sock"
+"unix-peer-ckptd|relay|files.img|$F; a, b = e[fds[3]]['unix_sk'], e[fds[4]]['unix_sk']; a.update(state=7, peer=b['ino']); b.pop('peer'); b['name'] = '$CKPT_SOCKET'.encode().hex()|peer_is_alice"
+"exe-passwd|counter|mm|E['exe_path'] = '/usr/bin/passwd'|exe_not /usr/bin/passwd"
+)
+
+one() {
+	local name base file edit check
+	IFS='|' read -r -d '' name base file edit check <<<"$1" || true
+	check=${check%$'\n'}
+	alice_copy "$base" "$name"
+	alice_edit "$name" "$file" "$edit"
+	if alice_restore "$name"; then
+		P=$RESTORED
+		trap end_restored EXIT
+		echo "$name: restored as pid $P: $(creds_of "$P")"
+		assert_powerless "$P"
+		eval "$check"
+	else
+		assert_refused "$T/alice/$name.err" .
+		echo "$name: refused: $(cat "$T/alice/$name.err")"
+	fi
+}
+for item in "${ITEMS[@]}"; do
+	[ -n "${ONLY:-}" ] && [ "${item%%|*}" != "$ONLY" ] && continue
+	try "${item%%|*}" one "$item"
+done
+finish
