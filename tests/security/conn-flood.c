@@ -1,7 +1,9 @@
 /*
  * conn-flood: the lock-out attacker of lockout.sh (attack 8).
  *
- *   conn-flood hold SOCKET N      opens N connections to ckptd and sends
+ *   conn-flood hold SOCKET N      opens N connections to ckptd (SOCKET:
+ *                                 a unix socket, or tcp:PORT on the
+ *                                 loopback) and sends
  *                                 nothing.  Once the agent has answered
  *                                 those it refuses (no new answer for
  *                                 half a second), prints
@@ -14,6 +16,7 @@
  *                                 drops it, "open after S s" otherwise.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,12 +29,16 @@
 #include "rpc.pb-c.h"
 #include "wire.h"
 
-static int connect_unix(const char *path)
+static int connect_to(const char *target)
 {
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	struct sockaddr_in6 in = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	int tcp = !strncmp(target, "tcp:", 4);
+	snprintf(un.sun_path, sizeof(un.sun_path), "%s", target);
+	in.sin6_port = htons((uint16_t)atoi(target + 4));
+	int fd = socket(tcp ? AF_INET6 : AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || (tcp ? connect(fd, (struct sockaddr *)&in, sizeof(in))
+			   : connect(fd, (struct sockaddr *)&un, sizeof(un)))) {
 		perror("conn-flood: connect");
 		exit(2);
 	}
@@ -71,7 +78,7 @@ static int hold(const char *path, int n)
 	if (!pf)
 		return 2;
 	for (int i = 0; i < n; i++)
-		pf[i] = (struct pollfd){ connect_unix(path), POLLIN, 0 };
+		pf[i] = (struct pollfd){ connect_to(path), POLLIN, 0 };
 	/* Refusals come at accept: once none came for 500 ms, the rest are held. */
 	double quiet_since = now_s(), start = quiet_since;
 	while (now_s() - quiet_since < 0.5 && now_s() - start < 20) {
@@ -97,7 +104,7 @@ static int hold(const char *path, int n)
 
 static int trickle(const char *path, int seconds)
 {
-	int fd = connect_unix(path);
+	int fd = connect_to(path);
 	double start = now_s();
 	/* A frame announcing 1000 bytes, which never all come. */
 	unsigned char frame[4 + 1000] = { 0xe8, 0x03, 0, 0 };

@@ -8,10 +8,11 @@
 # lib.sh's shift does not outlive the `.`: conn-flood is still our $5.
 cp "$5" "$T/bin/" && FLOOD=$T/bin/$(basename "$5") && chmod 755 "$FLOOD"
 
-# Alice's idle connections: N; the holder's report in $T/alice/NAME.log.
-alice_holds() { local name=$1 n=$2
+# Alice's idle connections: N to TARGET (the socket; tcp:PORT); the
+# holder's report in $T/alice/NAME.log.
+alice_holds() { local name=$1 n=$2 target=${3:-$CKPT_SOCKET}
 	install -o $ALICE -g $ALICE -m 644 /dev/null "$T/alice/$name.log"
-	spawn_as $ALICE "$T/alice/$name.log" "$FLOOD" hold "$CKPT_SOCKET" "$n"
+	spawn_as $ALICE "$T/alice/$name.log" "$FLOOD" hold "$target" "$n"
 	HOLDER=$SPAWNED
 	wait_lines "$T/alice/$name.log" 2
 	read -r _ HELD _ REFUSED _ CLOSED <"$T/alice/$name.log"
@@ -21,7 +22,7 @@ alice_holds() { local name=$1 n=$2
 restart_agent() {
 	kill -9 "$HOLDER" "$AGENT_PID" 2>/dev/null || true
 	wait "$HOLDER" "$AGENT_PID" 2>/dev/null || true
-	start_agent
+	start_agent "$@"
 }
 
 # 1. The per-uid limit (default 16): alice gets 16 of her 256 connections,
@@ -58,6 +59,7 @@ echo "$REFUSAL" | grep -qE "users" || fail "unclear refusal: $REFUSAL"
 printf 'agent.request_timeout_s = 3\n' >"$CKPT_CONF"
 restart_agent
 out=$(as_alice "$FLOOD" trickle "$CKPT_SOCKET" 15)
+echo "trickle: $out"
 t=$(echo "$out" | sed -n 's/^closed after \([0-9]*\)\..*/\1/p')
 [ -n "$t" ] && [ "$t" -ge 2 ] && [ "$t" -le 8 ] || fail "trickling client: $out (deadline 3 s)"
 alice_counter c
@@ -71,4 +73,16 @@ sleep 5
 kill -0 "$(cat "$T/alice/pid")" 2>/dev/null ||
 	fail "the restored tree ended within the request deadline"
 kill -0 "$client" 2>/dev/null || fail "ckptctl restore ended: $(cat "$T/alice/restore.log")"
+
+# 4. TCP connections that never send a munge credential have a pool of
+# their own: they cannot take the users' slots, let alone root's.
+printf '' >"$CKPT_CONF"
+port=$((20000 + RANDOM % 20000))
+restart_agent --tcp "$port"
+alice_holds tcp 64 "tcp:$port"
+[ "$HELD" = 16 ] && [ "$REFUSED" = 48 ] ||
+	fail "unauthenticated: $HELD of 64 held ($REFUSED refused, $CLOSED closed), not 16"
+echo "$REFUSAL" | grep -q "too many unauthenticated connections" ||
+	fail "unclear refusal: $REFUSAL"
+as_bob "$CKPTCTL" status >/dev/null 2>"$T/bob.err" || fail "bob locked out: $(cat "$T/bob.err")"
 echo PASS
