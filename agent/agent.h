@@ -18,10 +18,14 @@
 #include "ckpt/client.h"
 #include "rpc.pb-c.h"
 
-#define AGENT_MAX_CONNS 256
+/* Connections: each holds a thread until it closes; see slots.c. */
+#define AGENT_MAX_CONNS 256     /* all together */
+#define AGENT_ROOT_RESERVE 32   /* of those, only root's (uid 0) take these */
+#define AGENT_MAX_UNAUTH 16     /* TCP ones before their munge credential */
+#define AGENT_CONNS_PER_UID 16  /* default of agent.max_conns_per_uid */
+#define AGENT_REQ_TIMEOUT_S 30  /* default of agent.request_timeout_s */
 #define AGENT_MAX_OPS 64      /* running + recent results kept for status */
 #define AGENT_MAX_PIDS 4096   /* per registered job */
-#define AGENT_REQ_TIMEOUT_S 30
 
 /* Who sent a request (SO_PEERCRED, or the munge credential over TCP). */
 struct peer {
@@ -75,13 +79,13 @@ struct agent {
 	struct job *jobs;
 	struct op ops[AGENT_MAX_OPS];
 	uint32_t next_op;
-	int nr_conns;
 	uint64_t start_ns;
 	char exe[PATH_MAX];    /* this binary, for workers */
 	char run_dir[1024]; /* /run/ckpt: socket, journal of operations */
 	int munge_tcp;         /* TCP connections authenticate with munge */
 	char storage_base[1024]; /* storage.base: where jobs' sets live by default */
 	uint64_t interval_unit_s; /* agent.interval_unit_s: seconds per --checkpoint-interval unit */
+	uint64_t request_timeout_ns; /* agent.request_timeout_s: to read a whole request */
 };
 
 extern struct agent agent;
@@ -90,14 +94,38 @@ extern struct agent agent;
 void agent_log(uint32_t job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void agent_log_to_syslog(void);
 uint64_t agent_now_ns(void);
+/* A line any client can cause at will (a refused connection): logged at
+ * most once per LOG_BURST_S for each struct log_burst, the next line
+ * counting those left out, so that a flood of them cannot flood the log
+ * (nor the disk under it). */
+#define LOG_BURST_S 10
+struct log_burst {
+	pthread_mutex_t lock;
+	uint64_t last_ns;
+	unsigned left_out;
+};
+#define LOG_BURST_INIT { PTHREAD_MUTEX_INITIALIZER, 0, 0 }
+void agent_log_burst(struct log_burst *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* conn.c */
+enum conn_slot { SLOT_NONE, SLOT_ROOT, SLOT_USER, SLOT_UNAUTH };
 struct conn {
 	int fd;
 	struct peer peer;
 	int tcp;
+	int authed;           /* peer is known: unix, or TCP after munge */
+	enum conn_slot slot;  /* the slot it holds (slots.c) */
+	uint64_t deadline_ns; /* wire_clock_ns by which the next request must be in */
 };
 void *conn_thread(void *arg); /* arg: struct conn * */
+
+/* slots.c: who may hold a connection.  0, or -EAGAIN with the reason in
+ * why (for the client; slots logs it). */
+int slots_take(struct conn *c, char *why, size_t len);
+void slots_give_back(struct conn *c);
+int slots_in_use(void);
+void slots_set_per_uid(int max);
 
 /* ckptd.c */
 void start_conn(int fd, int tcp);

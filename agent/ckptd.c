@@ -7,7 +7,8 @@
  * -f stays in the foreground and logs to stderr (tests, systemd); without
  * it ckptd becomes a daemon and logs to syslog.  Settings not given come
  * from /etc/ckpt/ckpt.conf ($CKPT_CONF): agent.socket, agent.run_dir,
- * agent.tcp_port (0: no TCP, the default).
+ * agent.tcp_port (0: no TCP, the default), agent.max_conns_per_uid,
+ * agent.request_timeout_s.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@
 #include "agent.h"
 #include "ckpt/client.h"
 #include "conf.h"
+#include "wire.h"
 
 struct agent agent = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -78,44 +80,54 @@ static int make_dirs(const char *run_dir)
 	return 0;
 }
 
-void start_conn(int fd, int tcp)
+/* A unix peer is known from SO_PEERCRED; a TCP one once it sends its
+ * munge credential (tcp_auth).  Its first request is due by the deadline
+ * from now, however slowly it comes. */
+static struct conn *conn_new(int fd, int tcp)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
-	pthread_t t;
-	pthread_attr_t attr;
 	if (!c || (!tcp && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len))) {
 		free(c);
-		close(fd);
-		return;
+		return NULL;
 	}
 	c->fd = fd;
 	c->tcp = tcp;
+	c->authed = !tcp;
 	if (!tcp)
 		c->peer = (struct peer){ cr.uid, cr.gid, cr.pid };
-	pthread_mutex_lock(&agent.lock);
-	int full = agent.nr_conns >= AGENT_MAX_CONNS;
-	if (!full)
-		agent.nr_conns++;
-	pthread_mutex_unlock(&agent.lock);
-	if (full) {
-		conn_error(fd, -EAGAIN, "too many connections (%d)", AGENT_MAX_CONNS);
-		close(fd);
-		free(c);
-		return;
-	}
+	c->deadline_ns = wire_clock_ns() + agent.request_timeout_ns;
+	return c;
+}
+
+static int spawn_conn_thread(struct conn *c)
+{
+	pthread_t t;
+	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 256 * 1024);
-	if (pthread_create(&t, &attr, conn_thread, c)) {
-		close(fd);
-		free(c);
-		pthread_mutex_lock(&agent.lock);
-		agent.nr_conns--;
-		pthread_mutex_unlock(&agent.lock);
-	}
+	int ret = pthread_create(&t, &attr, conn_thread, c);
 	pthread_attr_destroy(&attr);
+	return ret;
+}
+
+/* Called by the accept loop: a refusal (slots.c) is one small reply on a
+ * fresh socket, which never blocks it. */
+void start_conn(int fd, int tcp)
+{
+	char why[256];
+	struct conn *c = conn_new(fd, tcp);
+	int ret = c ? slots_take(c, why, sizeof(why)) : -ENOMEM;
+	if (ret == -EAGAIN)
+		conn_error(fd, ret, "%s", why);
+	if (!ret && !spawn_conn_thread(c))
+		return;
+	if (c)
+		slots_give_back(c);
+	close(fd);
+	free(c);
 }
 
 static int parse_args(int argc, char **argv, struct settings *s)
@@ -196,15 +208,30 @@ static void shut_down(const struct settings *s, int lfd, int tfd, struct conf *c
 	unlink(s->socket);
 	agent_log(0, "ckptd %d stopping", getpid());
 	for (int i = 0; i < 600; i++) {
-		pthread_mutex_lock(&agent.lock);
-		int busy = agent.nr_conns;
-		pthread_mutex_unlock(&agent.lock);
-		if (!busy)
+		if (!slots_in_use())
 			break;
 		usleep(100000);
 	}
 	jobs_free_all();
 	conf_free(conf);
+}
+
+/* The connection limits (slots.c) and the request deadline (conn.c). */
+static int load_conn_limits(const struct conf *conf)
+{
+	uint64_t per_uid, timeout_s;
+	if (conf_get_u64(conf, "agent.max_conns_per_uid", AGENT_CONNS_PER_UID, &per_uid) ||
+	    conf_get_u64(conf, "agent.request_timeout_s", AGENT_REQ_TIMEOUT_S, &timeout_s))
+		return -1;
+	if (!per_uid || !timeout_s || timeout_s > 86400) {
+		fprintf(stderr, "ckptd: agent.max_conns_per_uid and agent.request_timeout_s "
+				"must be over 0 (the timeout at most 86400)\n");
+		return -1;
+	}
+	/* Past the users' share (slots.c) the share binds first; clamped to an int. */
+	slots_set_per_uid(per_uid > AGENT_MAX_CONNS ? AGENT_MAX_CONNS : (int)per_uid);
+	agent.request_timeout_ns = timeout_s * 1000000000ULL;
+	return 0;
 }
 
 static int self_exe(void)
@@ -232,7 +259,7 @@ int main(int argc, char **argv)
 	snprintf(agent.storage_base, sizeof(agent.storage_base), "%s",
 		 conf_get(conf, "storage.base", "/var/lib/ckpt"));
 	if (conf_get_u64(conf, "agent.interval_unit_s", 60, &agent.interval_unit_s) ||
-	    !agent.interval_unit_s)
+	    !agent.interval_unit_s || load_conn_limits(conf))
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	if (catch_term())

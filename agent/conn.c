@@ -1,8 +1,15 @@
 /*
  * conn: one thread per client connection.  Reads request frames (at most
- * WIRE_MAX_FRAME bytes, each within AGENT_REQ_TIMEOUT_S), checks and
- * answers them in order.  A malformed or oversized frame gets an error
- * reply and the connection is closed; the agent carries on.
+ * WIRE_MAX_FRAME bytes), checks and answers them in order.  A malformed
+ * or oversized frame gets an error reply and the connection is closed;
+ * the agent carries on.
+ *
+ * Each request must be in whole by a deadline (agent.request_timeout_s):
+ * from accept for the first, from the last reply for the next ones.  It
+ * bounds the wait for a whole frame, not each read, so neither an idle
+ * client nor one sending a byte now and then keeps its slot (slots.c).
+ * An operation the client waits on (a dump, an attached restore) is not
+ * a request being read: it runs as long as it takes.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -103,12 +110,24 @@ static int dispatch(struct conn *c, const RpcRequest *q)
 	}
 }
 
+static struct log_burst timeouts = LOG_BURST_INIT;
+
+static void on_timeout(struct conn *c)
+{
+	unsigned s = (unsigned)(agent.request_timeout_ns / 1000000000ULL);
+	agent_log_burst(&timeouts, "uid %u: no whole request within %u s: connection closed",
+			c->peer.uid, s);
+	conn_error(c->fd, -ETIMEDOUT, "no whole request within %u s", s);
+}
+
 static void serve(struct conn *c)
 {
 	for (;;) {
 		void *buf;
 		size_t len;
-		int ret = wire_recv(c->fd, &buf, &len, WIRE_MAX_FRAME);
+		int ret = wire_recv_by(c->fd, &buf, &len, WIRE_MAX_FRAME, c->deadline_ns);
+		if (ret == -ETIMEDOUT)
+			on_timeout(c);
 		if (ret == -EMSGSIZE) {
 			agent_log(0, "uid %u: request over %u bytes refused", c->peer.uid,
 				  WIRE_MAX_FRAME);
@@ -127,20 +146,17 @@ static void serve(struct conn *c)
 		rpc_request__free_unpacked(q, NULL);
 		if (ret)
 			return;
+		c->deadline_ns = wire_clock_ns() + agent.request_timeout_ns;
 	}
 }
 
 void *conn_thread(void *arg)
 {
 	struct conn *c = arg;
-	struct timeval tv = { AGENT_REQ_TIMEOUT_S, 0 };
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (!c->tcp || !tcp_auth(c))
 		serve(c);
 	close(c->fd);
+	slots_give_back(c);
 	free(c);
-	pthread_mutex_lock(&agent.lock);
-	agent.nr_conns--;
-	pthread_mutex_unlock(&agent.lock);
 	return NULL;
 }

@@ -34,11 +34,27 @@ int tcp_listen(int port)
 	return fd;
 }
 
+/* Authenticated: the connection leaves the pool of unauthenticated ones
+ * for its uid's slots (slots.c), or is refused like a unix one over them. */
+static int tcp_promote(struct conn *c, uid_t uid, gid_t gid)
+{
+	char why[256];
+	slots_give_back(c);
+	c->peer = (struct peer){ uid, gid, 0 };
+	c->authed = 1;
+	int ret = slots_take(c, why, sizeof(why));
+	if (ret)
+		conn_error(c->fd, ret, "%s", why);
+	return ret;
+}
+
 int tcp_auth(struct conn *c)
 {
 	void *buf;
 	size_t len;
-	int ret = wire_recv(c->fd, &buf, &len, 4096);
+	int ret = wire_recv_by(c->fd, &buf, &len, 4096, c->deadline_ns);
+	if (ret == -ETIMEDOUT)
+		conn_error(c->fd, ret, "no munge credential within the request deadline");
 	if (ret)
 		return ret;
 	RpcAuth *a = rpc_auth__unpack(NULL, len, buf);
@@ -61,7 +77,8 @@ int tcp_auth(struct conn *c)
 		conn_error(c->fd, -EACCES, "munge: %s", munge_strerror(e));
 		return -EACCES;
 	}
-	c->peer = (struct peer){ uid, gid, 0 };
+	if ((ret = tcp_promote(c, uid, gid)))
+		return ret;
 	RpcReply r = RPC_REPLY__INIT;
 	r.done = 1;
 	r.has_result = 1;

@@ -2,9 +2,11 @@
  * wire: see wire.h.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "wire.h"
@@ -27,12 +29,42 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-/* 0, or -ENODATA on EOF before the first byte, -EPROTO on EOF later. */
-static int read_all(int fd, void *buf, size_t len)
+uint64_t wire_clock_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* 0 once fd has bytes (or EOF) to read, -ETIMEDOUT at the deadline.  A
+ * poll before each read, not SO_RCVTIMEO: that bounds each read, and a
+ * peer sending a byte just before each timeout would never hit it. */
+static int wait_readable(int fd, uint64_t deadline_ns)
+{
+	for (;;) {
+		uint64_t now = wire_clock_ns();
+		if (now >= deadline_ns)
+			return -ETIMEDOUT;
+		uint64_t ms = (deadline_ns - now + 999999) / 1000000;
+		struct pollfd pf = { fd, POLLIN, 0 };
+		int n = poll(&pf, 1, ms > 60000 ? 60000 : (int)ms);
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/* 0, or -ENODATA on EOF before the first byte, -EPROTO on EOF later,
+ * -ETIMEDOUT past deadline_ns (0: none). */
+static int read_all(int fd, void *buf, size_t len, uint64_t deadline_ns)
 {
 	char *p = buf;
 	size_t got = 0;
 	while (got < len) {
+		int ret = deadline_ns ? wait_readable(fd, deadline_ns) : 0;
+		if (ret)
+			return ret;
 		ssize_t n = read(fd, p + got, len - got);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -70,8 +102,13 @@ int wire_send_msg(int fd, const ProtobufCMessage *m)
 
 int wire_recv(int fd, void **buf, size_t *len, size_t max)
 {
+	return wire_recv_by(fd, buf, len, max, 0);
+}
+
+int wire_recv_by(int fd, void **buf, size_t *len, size_t max, uint64_t deadline_ns)
+{
 	unsigned char hdr[4];
-	int ret = read_all(fd, hdr, sizeof(hdr));
+	int ret = read_all(fd, hdr, sizeof(hdr), deadline_ns);
 	if (ret)
 		return ret;
 	size_t n = (size_t)hdr[0] | (size_t)hdr[1] << 8 | (size_t)hdr[2] << 16 |
@@ -81,7 +118,7 @@ int wire_recv(int fd, void **buf, size_t *len, size_t max)
 	char *p = malloc(n ? n : 1);
 	if (!p)
 		return -ENOMEM;
-	if ((ret = read_all(fd, p, n))) {
+	if ((ret = read_all(fd, p, n, deadline_ns))) {
 		free(p);
 		return ret == -ENODATA ? -EPROTO : ret;
 	}

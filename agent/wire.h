@@ -20,5 +20,9 @@ int wire_send_msg(int fd, const ProtobufCMessage *m);
 /* 0 with a malloc'ed *buf; -ENODATA on a clean EOF before a frame;
  * -EMSGSIZE for a frame over max; -EPROTO for EOF inside a frame. */
 int wire_recv(int fd, void **buf, size_t *len, size_t max);
+/* wire_recv, the whole frame by deadline_ns (wire_clock_ns; 0: no
+ * deadline), however its bytes trickle in: -ETIMEDOUT past it. */
+int wire_recv_by(int fd, void **buf, size_t *len, size_t max, uint64_t deadline_ns);
+uint64_t wire_clock_ns(void); /* CLOCK_MONOTONIC */
 
 #endif
