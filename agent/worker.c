@@ -174,13 +174,14 @@ static int do_restore(const RpcRestore *r, uid_t uid)
  * CAP_CHECKPOINT_RESTORE for the whole operation (map_files, set_tid,
  * PR_SET_MM, ns_last_pid/shm_next_id); CAP_NET_ADMIN for TCP_REPAIR
  * when a dump asked for connections, and for a restore until its images
- * show none; CAP_SYS_ADMIN for a restore until it knows it needs no
+ * show none; CAP_SYS_ADMIN for a dump until the seccomp filters are read
+ * (PTRACE_SECCOMP_GET_FILTER), for a restore until it knows it needs no
  * fresh PID namespace, or has made it. */
 static uint64_t lent_caps(int is_dump, const RpcDump *d)
 {
-	uint64_t caps = 1ULL << CAP_CHECKPOINT_RESTORE;
+	uint64_t caps = 1ULL << CAP_CHECKPOINT_RESTORE | 1ULL << CAP_SYS_ADMIN;
 	if (!is_dump)
-		return caps | 1ULL << CAP_NET_ADMIN | 1ULL << CAP_SYS_ADMIN;
+		return caps | 1ULL << CAP_NET_ADMIN;
 	return d && d->tcp_established ? caps | 1ULL << CAP_NET_ADMIN : caps;
 }
 

@@ -103,15 +103,12 @@ static RpcReply *call_fds(const RpcRequest *req, const int *fds, size_t nr_fds, 
 	rpc_request__pack(req, buf);
 	*err = ckpt_conn_send(c, buf, len);
 	free(buf);
-<<<<<<< HEAD
 	if (!*err && nr_fds)
 		*err = ckpt_conn_send_fds(c, fds, nr_fds);
-=======
 	/* A connection ckptd refuses (too many) is answered and closed before
 	 * the request is read: the send fails, the answer is there to read. */
 	if (*err == -EPIPE || *err == -ECONNRESET)
 		*err = 0;
->>>>>>> sec-conns
 	bar_init(&bar);
 	while (!*err && !final) {
 		if ((*err = ckpt_conn_recv(c, &buf, &len, REPLY_MAX)))

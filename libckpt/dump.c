@@ -16,8 +16,10 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/capability.h>
 #include <sys/stat.h>
 
+#include "priv.h"
 #include "ckpt/ckpt.h"
 #include "core.h"
 #include "dump-set.h"
@@ -179,6 +181,9 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	ret = o->only_uid_set ? check_owner(&tree, o->only_uid) : 0;
 	if (!ret)
 		ret = dump_tree(set, &tree, o, st);
+	/* A user's dump read the seccomp filters: CAP_SYS_ADMIN goes. */
+	if (o->only_uid_set)
+		priv_drop(PRIV_BIT(CAP_SYS_ADMIN));
 	progress_stop(pg, !ret);
 	if (!ret)
 		ret = dump_target_commit(&target, &tree, (uint32_t)o->pid);

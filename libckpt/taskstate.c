@@ -15,12 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/capability.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "priv.h"
 #include "log.h"
 #include "proc.h"
 #include "taskstate.h"
@@ -40,6 +42,18 @@
 #define PTRACE_GET_SECCOMP_METADATA 0x420d
 #endif
 
+/* The kernel lets only CAP_SYS_ADMIN read seccomp filters; a user's dump
+ * holds it permitted only, effective for these ptrace calls alone. */
+static long seccomp_ptrace(int req, pid_t tid, long i, void *data)
+{
+	int raised = priv_raise(CAP_SYS_ADMIN);
+	long ret = ptrace(req, tid, (void *)i, data);
+	int e = errno;
+	priv_lower(CAP_SYS_ADMIN, raised);
+	errno = e;
+	return ret;
+}
+
 /* The filter chain of one stopped thread, oldest first (the kernel's
  * index 0 is the oldest, whatever ptrace(2) says; cr_seccomp checks the
  * order).  Returns how many, or -errno. */
@@ -55,7 +69,7 @@ static int read_seccomp(struct arena *a, pid_t pid, pid_t tid, SeccompFilterEntr
 		return -ENOTSUP;
 	}
 	long count = 0, total = 0;
-	while ((n = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, (void *)count, NULL)) > 0) {
+	while ((n = seccomp_ptrace(PTRACE_SECCOMP_GET_FILTER, tid, count, NULL)) > 0) {
 		total += n;
 		if (++count > MAX_SECCOMP || total > MAX_SECCOMP_INSNS) {
 			pr_err("pid %d: thread %d: more than %d seccomp filters or %d instructions: "
@@ -71,7 +85,7 @@ static int read_seccomp(struct arena *a, pid_t pid, pid_t tid, SeccompFilterEntr
 	for (long i = 0; i < count; i++) {
 		struct { uint64_t filter_off, flags; } md = { (uint64_t)i, 0 };
 		SeccompFilterEntry *e = arena_alloc(a, sizeof(*e));
-		long len = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, (void *)i, NULL);
+		long len = seccomp_ptrace(PTRACE_SECCOMP_GET_FILTER, tid, i, NULL);
 		uint8_t *insns = len > 0 ? arena_alloc(a, (size_t)len * 8) : NULL;
 		if (len <= 0) {
 			pr_err("pid %d: thread %d: seccomp filter %ld: %s", pid, tid, i,
@@ -80,8 +94,8 @@ static int read_seccomp(struct arena *a, pid_t pid, pid_t tid, SeccompFilterEntr
 		}
 		if (!e || !insns)
 			return -ENOMEM;
-		if (ptrace(PTRACE_SECCOMP_GET_FILTER, tid, (void *)i, insns) != len ||
-		    ptrace(PTRACE_GET_SECCOMP_METADATA, tid, (void *)sizeof(md), &md) < 0) {
+		if (seccomp_ptrace(PTRACE_SECCOMP_GET_FILTER, tid, i, insns) != len ||
+		    seccomp_ptrace(PTRACE_GET_SECCOMP_METADATA, tid, (long)sizeof(md), &md) < 0) {
 			pr_err("pid %d: thread %d: seccomp filter %ld: %s", pid, tid, i, strerror(errno));
 			return -errno;
 		}

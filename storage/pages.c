@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -390,6 +391,23 @@ static void writer_destroy(struct page_writer *w)
 	free(w);
 }
 
+/* Our own memory (shared objects the dump mapped) too: a user's worker
+ * is not dumpable, which gives its /proc files to root, so it is dumpable
+ * for this open alone (the user still cannot trace or read it: it holds
+ * capabilities the user lacks). */
+static int open_mem(const char *path, int self)
+{
+	int was = self ? prctl(PR_GET_DUMPABLE) : 1;
+	if (!was)
+		prctl(PR_SET_DUMPABLE, 1);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int e = errno;
+	if (!was)
+		prctl(PR_SET_DUMPABLE, 0);
+	errno = e;
+	return fd;
+}
+
 static int writer_start(struct page_writer *w, int threads)
 {
 	uint8_t hdr[IMG_HEADER_SIZE];
@@ -397,7 +415,7 @@ static int writer_start(struct page_writer *w, int threads)
 	int ret;
 
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)w->pid);
-	w->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+	w->mem_fd = open_mem(path, w->pid == getpid());
 	if (w->mem_fd < 0) {
 		ret = -errno;
 		st_err("pid %d: opening its memory: %s", (int)w->pid, strerror(-ret));

@@ -7,9 +7,10 @@
 # the worker's credentials as the connection's peer.  Her restored process
 # then sends, on fd 3, a restore request for another set of hers rewritten
 # to uid 0 with every capability.
-# Alice gains nothing: the first restore is refused (one line), or fd 3's
-# peer is alice and the forwarded request is refused, or what it restores
-# runs with exactly alice's powers.
+# Alice gains nothing: the first restore is refused (one line), or ckptd
+# sees alice as the sender of the forwarded request (SO_PEERCRED of the
+# connection fd 3 made) and refuses it, or what it restores runs with
+# exactly alice's powers.
 . "$(dirname "$0")/lib.sh" "$@"
 start_agent
 uid=$(id -u $ALICE)
@@ -48,9 +49,10 @@ for _ in $(seq 100); do grep -q '^reply' "$log" && break; sleep 0.1; done
 grep -q '^reply' "$log" || fail "the relay did not answer: $(cat "$log")"
 read -r _ _ result _ pid _ < <(grep '^reply' "$log")
 [ "$result" = 0 ] && PIDS+=("$pid")
-echo "relay: $(grep -E '^(peer|reply)' "$log" | xargs)" \
+echo "relay: $(grep -E '^(peer|reply)' "$log" | tr '\n' ' ')" \
 	"$([ "$result" = 0 ] && echo "; restored: $(creds_of "$pid")")"
-grep -q "^peer uid $uid " "$log" || fail "fd 3's peer is not alice: $(grep '^peer' "$log")"
+grep -q "restore [0-9]*: $T/alice/rootimg by uid $uid\$" "$T/agent.log" ||
+	fail "ckptd did not see alice as the sender of the forwarded request"
 [ "$result" = 0 ] && assert_powerless "$pid"
 grep -q "by uid 0" "$T/agent.log" && fail "ckptd took a request of alice's for root's"
 echo PASS
