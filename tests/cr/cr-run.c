@@ -16,6 +16,12 @@
  * PID, dumps and restores that must fail cleanly (one line on stderr,
  * nothing left behind).  Every wait has a timeout; everything we started is
  * killed at the end.  Exit: 0 PASS, 1 FAIL, 77 SKIP.
+ *
+ * --user NAME runs the test program and every ckptctl as that user (with
+ * the user's groups), the way a user's job is checkpointed: through the
+ * agent at $CKPT_SOCKET, which a user's ckptctl must use.  The temp dir
+ * is the user's, so the test's files (log, ready file, images, pidfile)
+ * are too; the harness itself stays root (subreaper, peeks, kills).
  */
 #include "cr-run.h"
 #include "cr-pty.h"
@@ -25,7 +31,9 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,7 +69,11 @@ static void usage(void)
 		"  --expect-restore-fail the restore must fail cleanly (see --expect-msg)\n"
 		"  --on-pty              run the test as the foreground job of a shell on a\n"
 		"                        fresh pty ($CR_DIR/start-tty); restore from a session\n"
-		"                        whose terminal is another one ($CR_DIR/restore-tty)\n");
+		"                        whose terminal is another one ($CR_DIR/restore-tty)\n"
+		"  --user NAME           the test and ckptctl run as NAME with NAME's groups\n"
+		"                        (ckptctl through ckptd at $CKPT_SOCKET); the temp\n"
+		"                        dir is NAME's; the restored root must be NAME's\n"
+		"  --ckptctl-user NAME   ckptctl runs as NAME instead (not the test's owner)\n");
 	exit(2);
 }
 
@@ -69,6 +81,67 @@ static void usage(void)
  * parent, and its exit status is the test's. */
 static int on_pty, expect_restore_fail;
 static pid_t pty_shell;
+
+/* ---- --user ---- */
+
+static void lookup_user(struct run_user *u, const char *name)
+{
+	struct passwd *pw = getpwnam(name);
+
+	if (!pw) {
+		say("user %s: no such user", name);
+		exit(2);
+	}
+	u->name = name;
+	u->uid = pw->pw_uid;
+	u->gid = pw->pw_gid;
+}
+
+/* In a child before exec: become the user with their groups; the groups
+ * first, since setgroups and setresgid need the root we then give up. */
+static void become_user(const struct run_user *u)
+{
+	if (!u->name)
+		return;
+	if (initgroups(u->name, u->gid) || setresgid(u->gid, u->gid, u->gid) ||
+	    setresuid(u->uid, u->uid, u->uid)) {
+		dprintf(2, "cr-run: cannot become %s: %s\n", u->name, strerror(errno));
+		_exit(126);
+	}
+}
+
+/* spawn()'s pre_exec for ckptctl: the flow's own step (a pty, a
+ * connection to inherit: done as root), then become the user. */
+static void (*flow_pre_exec)(void *);
+
+static void ckptctl_pre_exec(void *arg)
+{
+	if (flow_pre_exec)
+		flow_pre_exec(NULL);
+	become_user(arg);
+}
+
+/* The restored root is the user's again (not root's, and dumpable:
+ * /proc/PID belongs to root for a task that is not). */
+static int check_restored_user(const struct run *r, pid_t pid)
+{
+	char path[32];
+	struct stat st;
+
+	if (!r->user.name)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d", pid);
+	if (stat(path, &st)) {
+		say("stat %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (st.st_uid != r->user.uid || st.st_gid != r->user.gid) {
+		say("restored root %d belongs to %u:%u, not to %s (%u:%u)", pid, st.st_uid,
+		    st.st_gid, r->user.name, r->user.uid, r->user.gid);
+		return -1;
+	}
+	return 0;
+}
 
 /* Static storage: the three paths live as long as the harness. */
 static char *absolute(const char *path)
@@ -94,6 +167,7 @@ static void parse_args(struct run *r, int argc, char **argv)
 		{ "timeout", 1, 0, 't' },    { "helper", 1, 0, 'H' },
 		{ "helper-arg", 1, 0, 'A' }, { "inherit-unix", 1, 0, 'I' },
 		{ "on-pty", 0, 0, 'P' },      { "expect-restore-fail", 0, 0, 'F' },
+		{ "user", 1, 0, 'u' },        { "ckptctl-user", 1, 0, 'U' },
 		{ 0, 0, 0, 0 }
 	};
 	int c;
@@ -115,6 +189,8 @@ static void parse_args(struct run *r, int argc, char **argv)
 		case 'I': r->inherit_unix = optarg; break;
 		case 'P': on_pty = 1; break;
 		case 'F': expect_restore_fail = 1; break;
+		case 'u': lookup_user(&r->user, optarg); break;
+		case 'U': lookup_user(&r->ctl_user, optarg); break;
 		case 'm':
 			if (r->nr_expect < MAX_OPTS)
 				r->expect_msg[r->nr_expect++] = optarg;
@@ -139,6 +215,8 @@ static void parse_args(struct run *r, int argc, char **argv)
 		r->test_argv[0] = absolute(r->test_argv[0]);
 	if (r->ckptctl)
 		r->ckptctl = absolute(r->ckptctl);
+	if (r->user.name && !r->ctl_user.name)
+		r->ctl_user = r->user;
 }
 
 /* ---- files ---- */
@@ -225,7 +303,10 @@ static pid_t start_ckptctl(struct run *r, const char *what, const char **args, i
 	r->step++;
 	snprintf(out, sizeof(out), "%s/%02d-%s.out", r->tmp, r->step, what);
 	snprintf(errpath, PATH_MAX + 64, "%s/%02d-%s.err", r->tmp, r->step, what);
-	return spawn((char *const *)argv, out, errpath, pre_exec, NULL);
+	if (!r->ctl_user.name)
+		return spawn((char *const *)argv, out, errpath, pre_exec, NULL);
+	flow_pre_exec = pre_exec;
+	return spawn((char *const *)argv, out, errpath, ckptctl_pre_exec, &r->ctl_user);
 }
 
 static void add_opts(const char **args, int *n, const char *const *opts, int nr)
@@ -352,7 +433,10 @@ static void child_exec_test(struct run *r)
 
 	path_in(r, log, sizeof(log), "test.log");
 	path_in(r, ready, sizeof(ready), "ready");
-	if ((!on_pty && setsid() < 0) || chdir(r->tmp))
+	if (!on_pty && setsid() < 0)
+		_exit(126);
+	become_user(&r->user); /* before the log is made: a restore reopens it as the user */
+	if (chdir(r->tmp))
 		_exit(126);
 	fd = open(on_pty ? pty_slave_name() : "/dev/null", on_pty ? O_RDWR : O_RDONLY);
 	if (fd < 0 || dup2(fd, 0) < 0)
@@ -606,7 +690,7 @@ static int restore_and_check(struct run *r, const char *dir)
 		say("ckptctl restore -d did not return 0 once the tree ran");
 		goto fail;
 	}
-	if (check_running(pid, 3000))
+	if (check_running(pid, 3000) || check_restored_user(r, pid))
 		goto fail;
 	say("restored as pid %d, sending the check signal", pid);
 	if (kill(pid, CR_CHECK_SIGNAL)) {
@@ -944,6 +1028,11 @@ static int make_tmp(struct run *r)
 	snprintf(r->tmp, sizeof(r->tmp), "%s/cr-XXXXXX", base ? base : "/tmp");
 	if (!mkdtemp(r->tmp)) {
 		say("mkdtemp %s: %s", r->tmp, strerror(errno));
+		return -1;
+	}
+	if (r->user.name && chown(r->tmp, r->user.uid, r->user.gid)) {
+		say("chown %s to %s: %s", r->tmp, r->user.name, strerror(errno));
+		rm_tree(r->tmp);
 		return -1;
 	}
 	return 0;

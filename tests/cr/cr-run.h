@@ -41,6 +41,9 @@ struct run {
 	const char *helper, *helper_arg;
 	int helper_pidfd;
 	const char *inherit_unix; /* --inherit-unix PATH */
+	/* --user: the test (and ckptctl) run as this user; --ckptctl-user:
+	 * ckptctl runs as another one.  name NULL: root, as always. */
+	struct run_user { const char *name; uid_t uid; gid_t gid; } user, ctl_user;
 };
 
 /* cr-helper.c */
