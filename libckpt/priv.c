@@ -131,9 +131,10 @@ static const char *identity_diff(const CredsEntry *c, char *buf, size_t len)
 	else if (!same_groups(c))
 		snprintf(buf, len, "supplementary groups other than the restoring user's");
 	else if (c->cap_eff || c->cap_prm || c->cap_inh || (c->has_cap_amb && c->cap_amb))
-		snprintf(buf, len, "capabilities %#llx (permitted %#llx): the user has none",
-			 (unsigned long long)(c->cap_eff | c->cap_inh | c->cap_amb),
-			 (unsigned long long)c->cap_prm);
+		snprintf(buf, len, "capabilities (effective %#llx, permitted %#llx, inheritable "
+			 "%#llx, ambient %#llx): the user has none", (unsigned long long)c->cap_eff,
+			 (unsigned long long)c->cap_prm, (unsigned long long)c->cap_inh,
+			 (unsigned long long)(c->has_cap_amb ? c->cap_amb : 0));
 	else if (c->has_securebits && c->securebits != (uint32_t)prctl(PR_GET_SECUREBITS))
 		snprintf(buf, len, "securebits %#x (setting them needs CAP_SETPCAP)", c->securebits);
 	else if (c->cap_bnd != priv_bounding())

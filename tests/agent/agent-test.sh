@@ -382,10 +382,14 @@ case_verbs() {
 	# the job's error.
 	python3 -c 'import socket, time
 s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
-time.sleep(60)' &
+time.sleep(60)' </dev/null >/dev/null 2>&1 &
 	local bad=$!
 	PIDS+=("$bad")
-	sleep 0.5
+	# Its socket exists before it is dumped (a loaded machine is slow).
+	for _ in $(seq 100); do
+		ls -l /proc/"$bad"/fd 2>/dev/null | grep -q 'socket:' && break
+		sleep 0.1
+	done
 	"$CKPTCTL" register --job 502 "$bad" || fail "register 502"
 	"$CKPTCTL" checkpoint create 502 2>/dev/null && fail "dump of a netlink socket"
 	"$CKPTCTL" checkpoint error 502 | grep -q "netlink\|not supported" ||
