@@ -141,6 +141,8 @@ int dir_create_nofollow(const char *path, mode_t mode, int parents, struct creat
 		return ret;
 	}
 	ret = openat2_nofollow(fd, ".", O_RDONLY, 0);
+	if (ret == -EACCES) /* BASE of job sets, 0711: reached, not read */
+		ret = openat2_nofollow(fd, ".", O_PATH, 0);
 	close(fd);
 	return ret;
 }
@@ -165,25 +167,48 @@ static int split(const char *path, char *dir, char *name)
 	return 0;
 }
 
-int created_remove(const struct created *c)
+/* 0 when `c` is still there as made (*dfd open on its directory), or
+ * -errno / -ESTALE. */
+static int created_check(const struct created *c, int *dfd, char *name)
 {
-	char dir[PATH_MAX], name[NAME_MAX + 1];
+	char dir[PATH_MAX];
 	struct stat st;
-	int dfd, ret;
+	int ret = 0;
 
 	if (strnlen(c->path, sizeof(c->path)) == sizeof(c->path) || split(c->path, dir, name))
 		return -EINVAL;
-	dfd = dir_open_nofollow(dir, O_RDONLY);
-	if (dfd < 0)
-		return dfd;
-	if (fstat(dfd, &st) || st.st_dev != c->pdev || st.st_ino != c->pino)
+	*dfd = dir_open_nofollow(dir, O_RDONLY);
+	if (*dfd < 0)
+		return *dfd;
+	if (fstat(*dfd, &st) || st.st_dev != c->pdev || st.st_ino != c->pino)
 		ret = -ESTALE;
-	else if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW))
+	else if (fstatat(*dfd, name, &st, AT_SYMLINK_NOFOLLOW))
 		ret = -errno;
 	else if (st.st_dev != c->dev || st.st_ino != c->ino || !S_ISDIR(st.st_mode) != !c->dir)
 		ret = -ESTALE;
-	else
-		ret = unlinkat(dfd, name, c->dir ? AT_REMOVEDIR : 0) ? -errno : 0;
+	if (ret)
+		close(*dfd);
+	return ret;
+}
+
+int created_present(const struct created *c)
+{
+	char name[NAME_MAX + 1];
+	int dfd, ret = created_check(c, &dfd, name);
+
+	if (!ret)
+		close(dfd);
+	return ret;
+}
+
+int created_remove(const struct created *c)
+{
+	char name[NAME_MAX + 1];
+	int dfd, ret = created_check(c, &dfd, name);
+
+	if (ret)
+		return ret;
+	ret = unlinkat(dfd, name, c->dir ? AT_REMOVEDIR : 0) ? -errno : 0;
 	close(dfd);
 	return ret;
 }

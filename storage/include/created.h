@@ -47,7 +47,7 @@ int dir_open_nofollow(const char *path, int flags);
 
 /* mkdir -p without following symlinks: levels created get `mode`, are
  * recorded (hook, and `log` when not NULL), and the last one is returned
- * open O_RDONLY.  `parents` 0: only the last level may be created. */
+ * open O_RDONLY (O_PATH when it may be searched, not read).  `parents` 0: only the last level may be created. */
 int dir_create_nofollow(const char *path, mode_t mode, int parents, struct created_log *log);
 
 /* `name` in `dirfd` (the directory `dirpath`) was just created by us;
@@ -61,6 +61,8 @@ int created_record(int dirfd, const char *dirpath, const char *name, int fd, int
  * 0, -ESTALE when something else sits there now, or -errno (ENOENT:
  * already gone, ENOTEMPTY: a directory someone put files in). */
 int created_remove(const struct created *c);
+/* 0 when `c` is still there as it was made; errors as created_remove. */
+int created_present(const struct created *c);
 
 int created_log_add(struct created_log *log, const struct created *c);
 /* Removes every entry, newest first (files before their directory);
