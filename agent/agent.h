@@ -45,7 +45,6 @@ struct job {
 	size_t nr_pids;
 	char *cgroup, *policy, *dir;
 	uint32_t interval_min;
-	int trusted_dir; /* dir given by root (the Slurm plugin): written as root */
 	int disabled;    /* ckptctl checkpoint disable */
 	pid_t wrapper;   /* a registered pid that wraps the job's tree (ckpt-batch) */
 	uint64_t next_periodic_ns; /* policy periodic: when the next checkpoint is due */
@@ -84,6 +83,7 @@ struct agent {
 	char run_dir[1024]; /* /run/ckpt: socket, journal of operations */
 	int munge_tcp;         /* TCP connections authenticate with munge */
 	char storage_base[1024]; /* storage.base: where jobs' sets live by default */
+	char storage_local[1024]; /* storage.local: the node-local tier, "" for none */
 	uint64_t interval_unit_s; /* agent.interval_unit_s: seconds per --checkpoint-interval unit */
 	uint64_t request_timeout_ns; /* agent.request_timeout_s: to read a whole request */
 };
@@ -174,7 +174,15 @@ int worker_main(int argc, char **argv);
 #define WORKER_REQ_FD 3
 #define WORKER_REPORT_FD 4
 #define WORKER_FD_BASE 5 /* the client's --inherit-fd fds, in order */
-enum { WMSG_PROGRESS = 1, WMSG_RESULT, WMSG_STARTED /* restore: the tree runs, pid */ };
+enum {
+	WMSG_PROGRESS = 1,
+	WMSG_RESULT,
+	WMSG_STARTED, /* restore: the tree runs, pid */
+	WMSG_CREATED, /* dump: made `path` (dev, ino, in the directory pdev, pino) */
+};
+/* A created path fits a record; the agent refuses longer dump paths. */
+#define WMSG_PATH_MAX 3072
+#define AGENT_DUMP_PATH_MAX 2048
 struct worker_msg {
 	uint32_t type;
 	char phase[16];
@@ -184,6 +192,12 @@ struct worker_msg {
 	uint32_t tasks, threads, pidns, status_valid;
 	uint64_t seq;
 	int32_t pid, status;
+	uint64_t dev, ino, pdev, pino; /* WMSG_CREATED */
+	uint32_t is_dir;
+	char path[WMSG_PATH_MAX];
 };
+/* One write, one read: a record must be written atomically (the
+ * background flusher shares the pipe with the worker). */
+_Static_assert(sizeof(struct worker_msg) <= 4096, "worker_msg larger than PIPE_BUF");
 
 #endif

@@ -258,6 +258,8 @@ int main(int argc, char **argv)
 	snprintf(agent.run_dir, sizeof(agent.run_dir), "%s", s.run_dir);
 	snprintf(agent.storage_base, sizeof(agent.storage_base), "%s",
 		 conf_get(conf, "storage.base", "/var/lib/ckpt"));
+	snprintf(agent.storage_local, sizeof(agent.storage_local), "%s",
+		 conf_get(conf, "storage.local", ""));
 	if (conf_get_u64(conf, "agent.interval_unit_s", 60, &agent.interval_unit_s) ||
 	    !agent.interval_unit_s || load_conn_limits(conf))
 		return 1;

@@ -194,8 +194,6 @@ int jobs_register(const struct peer *p, const RpcRegister *r, char *err, size_t 
 			j->nodes = r->nodes;
 		if (r->wrapper && r->n_pids == 1)
 			j->wrapper = (pid_t)r->pids[0];
-		if (r->dir)
-			j->trusted_dir = p->uid == 0;
 		if (r->has_interval_min)
 			j->interval_min = r->interval_min;
 		if (fresh && !ret) {
@@ -368,8 +366,6 @@ void jobs_load(void)
 			set_str(&j->cgroup, m->cgroup);
 			set_str(&j->policy, m->policy);
 			set_str(&j->dir, m->dir);
-			/* Only root can write RUN_DIR/registry. */
-			j->trusted_dir = 1;
 			j->interval_min = m->interval_min;
 			j->disabled = m->disabled;
 			j->wrapper = (pid_t)m->wrapper_pid;

@@ -5,11 +5,12 @@
  * records its result for `status`.  At most one operation per job (and
  * per target process) runs at a time; a second is refused with the reason.
  *
- * Crash safety: a dump's image directory is written in RUN_DIR/ops/ID
- * before the worker starts and removed after it ends.  If the worker dies,
- * or the agent itself is killed (its workers die with it through
- * PR_SET_PDEATHSIG, and the parasite in the target cures itself), what is
- * left of an uncommitted set is removed: by this thread, or by the next
+ * Crash safety: a dump's journal, RUN_DIR/ops/ID, is written before the
+ * worker starts and lists every entry the worker creates as it goes; it
+ * is removed after the worker ends.  If the worker dies, or the agent
+ * itself is killed (its workers die with it through PR_SET_PDEATHSIG, and
+ * the parasite in the target cures itself), exactly what the journal
+ * lists is removed, as the worker's user: by this thread, or by the next
  * agent at start (ops_recover).
  */
 #include <dirent.h>
@@ -22,13 +23,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdint.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent.h"
+#include "created.h"
 #include "storage.h"
 #include "wire.h"
 
@@ -99,56 +105,49 @@ static struct op *op_get_locked(uint32_t id)
 
 /* ---- crash cleanup ---- */
 
-static int is_image_name(const char *n)
-{
-	size_t len = strlen(n);
-	return (len > 4 && !strcmp(n + len - 4, ".img")) || (len > 4 && !strcmp(n + len - 4, ".tmp"));
-}
-
-/* Remove what an interrupted dump left in dir, unless it committed.
- * Only names are removed (unlinkat in the opened directory, which is
- * never followed through a symlink). */
-static void remove_uncommitted(uint32_t job, const char *dir)
-{
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0)
-		return;
-	if (!faccessat(dfd, "manifest", F_OK, AT_SYMLINK_NOFOLLOW)) {
-		close(dfd);
-		return;
-	}
-	DIR *d = fdopendir(dfd);
-	struct dirent *de;
-	int removed = 0;
-	while (d && (de = readdir(d)))
-		if (is_image_name(de->d_name) && !unlinkat(dfd, de->d_name, 0))
-			removed++;
-	if (d)
-		closedir(d);
-	else
-		close(dfd);
-	if (removed)
-		agent_log(job, "%s: removed %d files of an unfinished dump", dir, removed);
-	rmdir(dir); /* only if empty */
-}
+/*
+ * The journal of a dump, RUN_DIR/ops/ID: "JOB UID GID WHERE", then one
+ * line per entry the worker created, in order: "c DIR DEV INO PDEV PINO
+ * PATH".  When the worker ends without its result (cancel, a crash, the
+ * agent killed), exactly those entries are removed, newest first, each
+ * only if it and its directory are still the inodes created (see
+ * storage's created.h), and by a child that has become the worker's user:
+ * a name swapped since can only lead to what that user could remove.
+ * Nothing is ever removed because of its name.
+ */
 
 static void journal_path(uint32_t id, char *path, size_t len)
 {
 	snprintf(path, len, "%s/ops/%u", agent.run_dir, id);
 }
 
-/* Record, before the worker starts, where a dump writes: "JOB DIR". */
-static int journal_add(uint32_t id, uint32_t job, const char *dir)
+/* Before the worker starts; the journal stays open for its records. */
+static int journal_add(uint32_t id, uint32_t job, uid_t uid, gid_t gid, const char *where)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], line[PATH_MAX + 64];
 	journal_path(id, path, sizeof(path));
-	FILE *f = fopen(path, "we");
-	if (!f)
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
 		return -errno;
-	fprintf(f, "%u %s\n", job, dir);
-	int ret = fflush(f) || fsync(fileno(f)) ? -EIO : 0;
-	fclose(f);
-	return ret;
+	int n = snprintf(line, sizeof(line), "%u %u %u %s\n", job, uid, gid, where);
+	if (n < 0 || (size_t)n >= sizeof(line) || write(fd, line, (size_t)n) != n || fsync(fd)) {
+		close(fd);
+		unlink(path);
+		return -EIO;
+	}
+	return fd;
+}
+
+static void journal_created(int fd, const struct worker_msg *m)
+{
+	char line[WMSG_PATH_MAX + 128];
+	if (fd < 0 || !memchr(m->path, '\0', sizeof(m->path)) || strchr(m->path, '\n'))
+		return;
+	int n = snprintf(line, sizeof(line), "c %u %llu %llu %llu %llu %s\n", m->is_dir ? 1 : 0,
+			 (unsigned long long)m->dev, (unsigned long long)m->ino,
+			 (unsigned long long)m->pdev, (unsigned long long)m->pino, m->path);
+	if (n > 0 && (size_t)n < sizeof(line) && write(fd, line, (size_t)n) != n)
+		agent_log(0, "journal: cannot record %s: %s", m->path, strerror(errno));
 }
 
 static void journal_del(uint32_t id)
@@ -158,23 +157,129 @@ static void journal_del(uint32_t id)
 	unlink(path);
 }
 
+struct journal {
+	uint32_t job;
+	uid_t uid;
+	gid_t gid;
+	char where[PATH_MAX];
+	struct created_log entries;
+};
+
+static int journal_read(FILE *f, struct journal *j)
+{
+	char line[PATH_MAX + 128];
+	unsigned job, uid, gid;
+	memset(j, 0, sizeof(*j));
+	if (!fgets(line, sizeof(line), f) ||
+	    sscanf(line, "%u %u %u %4095[^\n]", &job, &uid, &gid, j->where) != 4)
+		return -EINVAL;
+	j->job = job, j->uid = uid, j->gid = gid;
+	while (fgets(line, sizeof(line), f)) {
+		struct created c = { 0 };
+		unsigned dir;
+		unsigned long long dev, ino, pdev, pino;
+		if (sscanf(line, "c %u %llu %llu %llu %llu %4095[^\n]", &dir, &dev, &ino, &pdev,
+			   &pino, c.path) != 6 || c.path[0] != '/')
+			continue; /* a torn last line: its entry was never linked */
+		c.dir = dir != 0, c.dev = dev, c.ino = ino, c.pdev = pdev, c.pino = pino;
+		if (created_log_add(&j->entries, &c))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* A manifest made by this dump: it committed before the worker died. */
+static int committed(const struct created_log *log)
+{
+	for (size_t i = 0; i < log->nr; i++) {
+		struct created c = log->v[i];
+		char *base = strrchr(c.path, '/');
+		if (c.dir || !base || strcmp(base + 1, "manifest.tmp"))
+			continue;
+		strcpy(base + 1, "manifest");
+		if (!created_present(&c))
+			return 1;
+	}
+	return 0;
+}
+
+/* Raw syscalls: glibc's set*id wrappers signal every thread of the
+ * process, and this child of a multi-threaded agent has only one. */
+static int become_user(uid_t uid, gid_t gid, const gid_t *groups, int nr)
+{
+	if (syscall(SYS_setgroups, nr, groups) || syscall(SYS_setresgid, gid, gid, gid) ||
+	    syscall(SYS_setresuid, uid, uid, uid))
+		return -1;
+	return 0;
+}
+
+/* Remove what the journal lists, as its user; the number removed. */
+static int remove_created(struct journal *j)
+{
+	gid_t groups[256];
+	int nr = 256;
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	if (!j->entries.nr)
+		return 0;
+	if (!getpwuid_r(j->uid, &pw, buf, sizeof(buf), &res) && res) {
+		if (getgrouplist(res->pw_name, j->gid, groups, &nr) < 0)
+			nr = 0;
+	} else {
+		nr = 0;
+	}
+	if (j->uid && !nr)
+		groups[0] = j->gid, nr = 1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (j->uid && become_user(j->uid, j->gid, groups, nr))
+			_exit(255);
+		if (committed(&j->entries))
+			_exit(254);
+		int removed = 0;
+		for (size_t i = j->entries.nr; i-- > 0;)
+			if (!created_remove(&j->entries.v[i]))
+				removed++;
+		_exit(removed > 250 ? 250 : removed);
+	}
+	int status = 0;
+	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	int code = pid > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 255;
+	if (code == 255)
+		agent_log(j->job, "%s: cannot clean up as uid %u", j->where, j->uid);
+	else if (code == 254)
+		agent_log(j->job, "%s: the dump committed before its worker died: kept", j->where);
+	else if (code)
+		agent_log(j->job, "%s: removed %d entries an unfinished dump created", j->where,
+			  code);
+	return code < 250 ? code : 0;
+}
+
+static void journal_clean(int dirfd, const char *name)
+{
+	/* A journal of an older agent ("JOB DIR") lists nothing to remove. */
+	FILE *f = fdopen(openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), "r");
+	struct journal *j = calloc(1, sizeof(*j));
+	if (f && j && !journal_read(f, j))
+		remove_created(j);
+	if (j)
+		created_log_free(&j->entries);
+	free(j);
+	if (f)
+		fclose(f);
+}
+
 void ops_recover(void)
 {
-	char path[PATH_MAX], line[PATH_MAX + 32];
+	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/ops", agent.run_dir);
 	DIR *d = opendir(path);
 	struct dirent *de;
 	while (d && (de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
-		FILE *f = fdopen(openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), "r");
-		unsigned job = 0;
-		char dir[PATH_MAX];
-		if (f && fgets(line, sizeof(line), f) && sscanf(line, "%u %4095[^\n]", &job, dir) == 2 &&
-		    dir[0] == '/')
-			remove_uncommitted(job, dir);
-		if (f)
-			fclose(f);
+		journal_clean(dirfd(d), de->d_name);
 		unlinkat(dirfd(d), de->d_name, 0);
 	}
 	if (d)
@@ -411,7 +516,7 @@ static void on_started(struct conn *c, uint32_t id, const struct worker_msg *m)
 	conn_reply(c->fd, &r);
 }
 
-static void worker_relay(struct conn *c, struct worker *w, uint32_t id, uint32_t job,
+static void worker_relay(struct conn *c, struct worker *w, uint32_t id, uint32_t job, int journal,
 			 struct worker_msg *res, int *have_res, char *last, size_t lastlen)
 {
 	char ebuf[4096];
@@ -439,6 +544,8 @@ static void worker_relay(struct conn *c, struct worker *w, uint32_t id, uint32_t
 				*res = m, *have_res = 1;
 			else if (n == (ssize_t)sizeof(m) && m.type == WMSG_STARTED)
 				on_started(c, id, &m), started = 1;
+			else if (n == (ssize_t)sizeof(m) && m.type == WMSG_CREATED)
+				journal_created(journal, &m);
 			else if (n <= 0)
 				pf[0].fd = -1;
 		}
@@ -457,7 +564,7 @@ static void worker_relay(struct conn *c, struct worker *w, uint32_t id, uint32_t
 
 /* Run one worker to its end; *res holds its result record. */
 static int worker_run(struct conn *c, const ProtobufCMessage *req, const char *what, uint32_t id,
-		      uint32_t job, const struct ident *who, const struct fd_list *fds,
+		      uint32_t job, const struct ident *who, const struct fd_list *fds, int journal,
 		      struct worker_msg *res, char *err, size_t errlen)
 {
 	struct worker w = { .pid = -1, .report = -1, .errfd = -1 };
@@ -469,7 +576,7 @@ static int worker_run(struct conn *c, const ProtobufCMessage *req, const char *w
 		if (o)
 			o->worker = w.pid;
 		pthread_mutex_unlock(&agent.lock);
-		worker_relay(c, &w, id, job, res, &have, err, errlen);
+		worker_relay(c, &w, id, job, journal, res, &have, err, errlen);
 		while (waitpid(w.pid, &status, 0) < 0 && errno == EINTR)
 			;
 	}
@@ -514,9 +621,20 @@ struct dump_target {
 	char job[16];        /* set mode: BASE/JOB/SEQ */
 	char base[PATH_MAX]; /* set mode: "" = storage.base */
 	uid_t owner;         /* set mode: owner of the set */
-	uid_t fs_uid;        /* the worker's fs credentials */
+	uid_t fs_uid;        /* the worker's credentials */
 	gid_t fs_gid;
+	int job_user;        /* a job's own place: written as the job's user */
 };
+
+static int primary_gid(uid_t uid, gid_t *gid)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) || !res)
+		return -ENOENT;
+	*gid = res->pw_gid;
+	return 0;
+}
 
 /* A registered job: its one tree; a set of the job unless a dir is given. */
 static int resolve_job(const struct peer *p, const RpcDump *d, struct dump_target *t, char *err,
@@ -554,12 +672,15 @@ static int resolve_job(const struct peer *p, const RpcDump *d, struct dump_targe
 			snprintf(t->base, sizeof(t->base), "%s", d->set_base);
 		else if (j->dir)
 			snprintf(t->base, sizeof(t->base), "%s", j->dir);
-		/* Root's own choices (the plugin's --checkpoint-dir, or
-		 * storage.base) are written as root, then owned by the user. */
-		if (!d->dir && !d->set_base && (!j->dir || j->trusted_dir))
-			t->fs_uid = t->fs_gid = 0;
+		/* The job's own place (its --checkpoint-dir, which its user
+		 * chose, or BASE/JOB in storage.base) is written by the job's
+		 * user, whoever asks: never by root. */
+		if (!d->dir && !d->set_base)
+			t->job_user = 1, t->fs_uid = j->uid;
 	}
 	pthread_mutex_unlock(&agent.lock);
+	if (!ret && t->job_user && (ret = primary_gid(t->fs_uid, &t->fs_gid)) != 0)
+		snprintf(err, errlen, "job %u: uid %u has no passwd entry", d->job_id, t->fs_uid);
 	if (!ret && t->pid < 0) {
 		pid_t w = -t->pid;
 		t->pid = auth_wrapped_child(w, p->pid);
@@ -607,19 +728,30 @@ static int resolve_dump(const struct peer *p, const RpcDump *d, struct dump_targ
 			 t->base);
 		return -EINVAL;
 	}
+	if (strlen(t->dir) > AGENT_DUMP_PATH_MAX || strlen(t->base) > AGENT_DUMP_PATH_MAX ||
+	    strchr(t->dir, '\n') || strchr(t->base, '\n')) {
+		snprintf(err, errlen, "dump: the image directory is longer than %d bytes or has a "
+			 "newline", AGENT_DUMP_PATH_MAX);
+		return -ENAMETOOLONG;
+	}
 	return auth_may_dump_tree(p, t->pid, err, errlen);
 }
 
-/* A job's dump acts as the job's user, whoever asked; any other as the
- * asking client.  The gid is the tree's own (ptrace wants the same real,
- * effective and saved gids) when the user has that group. */
-static int dump_ident(const struct conn *c, const RpcDump *d, const struct dump_target *t,
-		      struct ident *who)
+/* Whom a dump's worker becomes: t->fs_uid, the job's user for a dump
+ * into the job's own place, else the asking client (resolve_dump).  The
+ * gid is the tree's own (ptrace wants the same real, effective and saved
+ * gids) when the user has that group. */
+static int dump_ident(const struct conn *c, const struct dump_target *t, struct ident *who)
 {
 	gid_t tree_gid = gid_of(t->pid);
 	int ret;
-	if (d->has_job_id) {
-		ret = ident_of_user(t->owner, tree_gid, who);
+	if (!t->fs_uid) {
+		memset(who, 0, sizeof(*who));
+		snprintf(who->groups, sizeof(who->groups), "-");
+		return 0;
+	}
+	if (t->fs_uid != c->peer.uid || c->fd < 0) {
+		ret = ident_of_user(t->fs_uid, tree_gid, who);
 	} else {
 		ret = ident_of_peer(c, who);
 		if (!ret && tree_gid != (gid_t)-1 && in_groups(tree_gid, who->groups))
@@ -627,6 +759,48 @@ static int dump_ident(const struct conn *c, const RpcDump *d, const struct dump_
 	}
 	who->peer = 0;
 	return ret;
+}
+
+/* In a directory of root's alone, JOB (0700) for `uid`: made, never
+ * chowned when it exists (it may be another user's). */
+static void prepare_in(uint32_t job, const char *base, const char *name, uid_t uid, gid_t gid)
+{
+	struct stat st;
+	if (mkdir(base, 0711) && errno != EEXIST) {
+		agent_log(job, "%s: %s", base, strerror(errno));
+		return;
+	}
+	int fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) || st.st_uid != 0 || (st.st_mode & 022))
+		agent_log(job, "%s is not root's alone: %s in it left to the dump", base, name);
+	else if (!mkdirat(fd, name, 0700) && fchownat(fd, name, uid, gid, AT_SYMLINK_NOFOLLOW))
+		unlinkat(fd, name, AT_REMOVEDIR);
+	close(fd);
+}
+
+/* storage.base (and storage.local) are root's, from ckpt.conf: BASE
+ * (0711) and BASE/JOB (0700, the set owner's) are made by root, and only
+ * for a job registered to that user or at root's request, so that no
+ * user takes another's job id ahead of it.  The set in BASE/JOB is then
+ * written by the user's worker. */
+static void prepare_job_dirs(const struct peer *p, const struct dump_target *t, uint32_t job)
+{
+	char *end;
+	unsigned long id = strtoul(t->job, &end, 10);
+	gid_t gid;
+	if (*end || t->job[0] < '1' || t->job[0] > '9' || id > UINT32_MAX)
+		return; /* not a job id: nothing root makes for it */
+	pthread_mutex_lock(&agent.lock);
+	struct job *j = jobs_find_locked((uint32_t)id);
+	int allowed = !p->uid || (j && j->uid == t->owner);
+	pthread_mutex_unlock(&agent.lock);
+	if (!allowed || primary_gid(t->owner, &gid))
+		return;
+	prepare_in(job, agent.storage_base, t->job, t->owner, gid);
+	if (agent.storage_local[0])
+		prepare_in(job, agent.storage_local, t->job, t->owner, gid);
 }
 
 static int reply_dump(struct conn *c, int ret, const char *err, const struct worker_msg *m,
@@ -677,19 +851,34 @@ int ops_dump(struct conn *c, const RpcDump *d)
 	req.only_uid = (uint32_t)c->peer.uid;
 	struct worker_msg res = { 0 };
 	struct ident who;
-	/* Half-written sets are collected by the next dump of the job;
-	 * half-written directories are removed here or by the next agent. */
-	ret = t.job[0] ? 0 : journal_add(id, job, t.dir);
-	if (ret)
-		snprintf(err, sizeof(err), "%.300s/ops: cannot record the dump: %s", agent.run_dir,
-			 strerror(-ret));
-	else if ((ret = dump_ident(c, d, &t, &who)))
-		snprintf(err, sizeof(err), "uid %u: cannot list the user's groups", t.owner);
-	else
-		ret = worker_run(c, &req.base, "dump", id, job, &who, NULL, &res, err, sizeof(err));
-	if (ret && !t.job[0])
-		remove_uncommitted(job, t.dir);
-	journal_del(id);
+	char jwhere[PATH_MAX];
+	snprintf(jwhere, sizeof(jwhere), "%s%s%s", where, t.job[0] ? "/" : "", t.job);
+	if (t.job[0] && !t.base[0])
+		prepare_job_dirs(&c->peer, &t, job);
+	int journal = -1;
+	if ((ret = dump_ident(c, &t, &who))) {
+		snprintf(err, sizeof(err), "uid %u: cannot list the user's groups", t.fs_uid);
+	} else {
+		/* What the worker creates is journalled as it goes: removed
+		 * here when the worker ends without its result, or by the
+		 * next agent. */
+		journal = journal_add(id, job, who.uid, who.gid, jwhere);
+		ret = journal < 0 ? journal : 0;
+		if (ret)
+			snprintf(err, sizeof(err), "%.300s/ops: cannot record the dump: %s",
+				 agent.run_dir, strerror(-ret));
+	}
+	if (!ret)
+		ret = worker_run(c, &req.base, "dump", id, job, &who, NULL, journal, &res, err,
+				 sizeof(err));
+	if (journal >= 0) {
+		char path[PATH_MAX];
+		close(journal);
+		journal_path(id, path, sizeof(path));
+		if (ret)
+			journal_clean(AT_FDCWD, path);
+		journal_del(id);
+	}
 	op_finish(id, ret, err);
 	if (ret)
 		agent_log(job, "dump %u failed: %s", id, err);
@@ -849,7 +1038,7 @@ int ops_restore(struct conn *c, const RpcRestore *r)
 		snprintf(err, sizeof(err), "uid %u: cannot list the user's groups",
 			 c->peer.uid ? c->peer.uid : job_uid);
 	else
-		ret = worker_run(c, &req.base, "restore", id, job, &who, &fds, &res, err,
+		ret = worker_run(c, &req.base, "restore", id, job, &who, &fds, -1, &res, err,
 				 sizeof(err));
 	fds_close(&fds);
 	pthread_mutex_lock(&agent.lock);

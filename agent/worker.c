@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/capability.h>
 #include <sys/fsuid.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -35,6 +36,7 @@
 #include "agent.h"
 #include "ckpt/ckpt.h"
 #include "core.pb-c.h"
+#include "created.h"
 #include "inventory.pb-c.h"
 #include "mm.pb-c.h"
 #include "storage.h"
@@ -52,6 +54,29 @@ static void on_progress(void *arg, const char *phase, uint64_t done, uint64_t to
 	struct worker_msg m = { .type = WMSG_PROGRESS, .done = done, .total = total };
 	snprintf(m.phase, sizeof(m.phase), "%s", phase);
 	send_msg(&m);
+}
+
+/* Each creation goes to the agent, which journals it: a worker killed
+ * half-way (cancel, the agent killed) leaves the agent a list of exactly
+ * what to remove.  Storage calls this for a file before the file has a
+ * name; waiting until the agent has read the record (the pipe is empty)
+ * keeps the window where a kill of the agent loses a record to the few
+ * instructions between its read and its journal write. */
+static void on_created(void *arg, const struct created *c)
+{
+	struct worker_msg m = { .type = WMSG_CREATED, .dev = c->dev, .ino = c->ino,
+				.pdev = c->pdev, .pino = c->pino, .is_dir = (uint32_t)c->dir };
+	int queued = 0;
+	(void)arg;
+	if (strlen(c->path) >= sizeof(m.path) || strchr(c->path, '\n')) {
+		/* Unreportable: die before the file gets its name. */
+		fprintf(stderr, "%.200s...: path too long to report to the agent\n", c->path);
+		_exit(3);
+	}
+	strcpy(m.path, c->path);
+	send_msg(&m);
+	for (int i = 0; i < 20000 && !ioctl(WORKER_REPORT_FD, FIONREAD, &queued) && queued > 0; i++)
+		usleep(50);
 }
 
 static int do_dump(const RpcDump *d, uid_t uid)
@@ -80,6 +105,7 @@ static int do_dump(const RpcDump *d, uid_t uid)
 	o.has_uid = d->set_job && d->has_owner;
 	o.uid = (uid_t)d->owner;
 	(void)uid;
+	created_hook(on_created, NULL);
 	int ret = ckpt_dump(&o, &st);
 	struct worker_msg m = { .type = WMSG_RESULT, .result = ret };
 	if (!ret) {

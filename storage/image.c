@@ -197,10 +197,9 @@ int img_create_file(struct img_set *set, enum img_kind kind, const char *name, i
 		return -ENOMEM;
 	}
 	img->track = track;
-	img->fd = openat(set->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-			 0600);
+	img->fd = set_create_fd(set, name);
 	if (img->fd < 0) {
-		ret = -errno;
+		ret = img->fd;
 		st_err("%s/%s: create: %s", set->dir, name, strerror(-ret));
 		img_free(img);
 		return ret;

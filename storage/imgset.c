@@ -148,6 +148,7 @@ void img_set_close(struct img_set *set)
 	free(set->procs);
 	if (set->dirfd >= 0)
 		close(set->dirfd);
+	created_log_free(&set->created);
 	pthread_mutex_destroy(&set->lock);
 	free(set->dir);
 	free(set);
@@ -173,28 +174,6 @@ int img_exists(struct img_set *set, const char *name)
 	return set_find(set, name) != NULL;
 }
 
-/* mkdir -p, new levels 0700. */
-static int mkdir_p(const char *dir)
-{
-	char *path = strdup(dir);
-	int ret = 0;
-
-	if (!path)
-		return -ENOMEM;
-	for (char *p = path + 1; *p && !ret; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0700) && errno != EEXIST)
-			ret = -errno;
-		*p = '/';
-	}
-	if (!ret && mkdir(path, 0700) && errno != EEXIST)
-		ret = -errno;
-	free(path);
-	return ret;
-}
-
 /* An old manifest goes first, durably: from now on the directory is not a
  * checkpoint until we commit. */
 static int remove_old_manifest(struct img_set *set)
@@ -215,41 +194,51 @@ fail:
 	return -errno;
 }
 
-int img_set_create(const char *dir, struct img_set **out)
+int set_create_with(const char *dir, int parents, struct created_log *pre, struct img_set **out)
 {
 	struct img_set *set;
 	int ret;
 
 	if (!*dir)
 		return -EINVAL;
-	ret = mkdir_p(dir);
-	if (ret) {
-		st_err("%s: mkdir: %s", dir, strerror(-ret));
-		return ret;
-	}
 	set = set_alloc(dir, 1);
 	if (!set)
 		return -ENOMEM;
-	set->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (pre) {
+		set->created = *pre;
+		memset(pre, 0, sizeof(*pre));
+	}
+	/* The directory a user named, levels made by us recorded: nothing
+	 * through a symlink (the client sent a realpath). */
+	set->dirfd = dir_create_nofollow(dir, 0700, parents, &set->created);
 	if (set->dirfd < 0) {
-		ret = -errno;
-		st_err("%s: open: %s", dir, strerror(-ret));
+		ret = set->dirfd;
+		st_err("%s: %s: %s", dir, ret == -ELOOP ? "a symlink on the way" : "mkdir",
+		       strerror(-ret));
+		img_set_abort(set);
 		img_set_close(set);
 		return ret;
 	}
 	if (flock(set->dirfd, LOCK_EX | LOCK_NB)) {
 		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
 		st_err("%s: %s", dir, ret == -EBUSY ? "being written by another dump" : strerror(-ret));
+		img_set_abort(set);
 		img_set_close(set);
 		return ret;
 	}
 	ret = remove_old_manifest(set);
 	if (ret) {
+		img_set_abort(set);
 		img_set_close(set);
 		return ret;
 	}
 	*out = set;
 	return 0;
+}
+
+int img_set_create(const char *dir, struct img_set **out)
+{
+	return set_create_with(dir, 1, NULL, out);
 }
 
 void img_set_set_owner(struct img_set *set, uid_t uid)
@@ -465,18 +454,30 @@ int img_set_commit(struct img_set *set, uint32_t root_pid)
 	return ret;
 }
 
+/* Only what this set created, each still the inode it made (a file of
+ * the user's with an image-like name is not ours), newest first: the
+ * files, then the directories made for it if they are empty. */
 void img_set_abort(struct img_set *set)
 {
 	if (!set->writing)
 		return;
-	for (size_t i = 0; i < set->nr_files; i++) {
-		unlinkat(set->dirfd, set->files[i].name, 0);
+	for (size_t i = 0; i < set->nr_files; i++)
 		free(set->files[i].name);
-	}
 	set->nr_files = 0;
-	unlinkat(set->dirfd, MANIFEST_TMP, 0);
-	unlinkat(set->dirfd, MANIFEST_NAME, 0);
-	fsync(set->dirfd);
+	pthread_mutex_lock(&set->lock);
+	for (size_t i = 0; i < set->created.nr; i++) {
+		/* A commit that renamed its manifest.tmp, then failed. */
+		struct created c = set->created.v[i];
+		char *base = strrchr(c.path, '/');
+		if (base && !strcmp(base + 1, MANIFEST_TMP)) {
+			strcpy(base + 1, MANIFEST_NAME);
+			created_remove(&c);
+		}
+	}
+	created_log_remove(&set->created);
+	pthread_mutex_unlock(&set->lock);
+	if (set->dirfd >= 0)
+		fsync(set->dirfd);
 }
 
 /* ---- read side: the manifest and the check of every file ---- */

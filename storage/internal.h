@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdio.h>
 
+#include "created.h"
 #include "storage.h"
 
 #define st_err(fmt, ...) fprintf(stderr, "ckpt: " fmt "\n", ##__VA_ARGS__)
@@ -53,7 +54,14 @@ struct img_set {
 	pthread_mutex_t lock;
 	struct set_file *files;
 	size_t nr_files, cap_files;
+	struct created_log created; /* write side: what we made, for abort (under lock) */
 };
+
+/* Write side: the file `name` created (O_WRONLY) and recorded. */
+int set_create_fd(struct img_set *set, const char *name);
+/* img_set_create, with `pre` (directories made for it) moved first into
+ * the set's record of what it created; `parents` as dir_create_nofollow. */
+int set_create_with(const char *dir, int parents, struct created_log *pre, struct img_set **out);
 
 /* Write side: `name` is being written (abort removes it from now on). */
 int set_track(struct img_set *set, const char *name);

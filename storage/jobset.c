@@ -50,38 +50,48 @@ static int job_path(const char *base, const char *job, char *path, size_t len)
 }
 
 /* BASE (0711: users reach their own job directories) and BASE/JOB
- * (0700, the job's user's); the job directory comes back open and locked. */
+ * (0700, the job's user's); the job directory comes back open and locked.
+ * Both are reached without following symlinks: BASE may be a directory a
+ * user named (--checkpoint-dir), written by that user's process. */
 static int job_open(const char *base, const char *job, int64_t uid, int create, int *fd_out)
 {
+	struct created_log made = { 0 };
 	char path[PATH_MAX];
 	int ret = job_path(base, job, path, sizeof(path)), fd;
 
 	if (ret)
 		return ret;
-	if (create && mkdir(base, 0711) && errno != EEXIST)
-		goto fail;
-	if (create && mkdir(path, 0700)) {
-		if (errno != EEXIST)
-			goto fail;
-	} else if (create && uid >= 0) {
-		struct passwd *pw = getpwuid((uid_t)uid);
-		if (chown(path, (uid_t)uid, pw ? pw->pw_gid : (gid_t)-1))
-			goto fail;
-	}
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		goto fail;
-	if (flock(fd, LOCK_EX)) {
+	if (create) {
+		fd = dir_create_nofollow(base, 0711, 0, NULL);
+		if (fd < 0) {
+			ret = fd;
+			st_err("%s: %s", base, ret == -ELOOP ? "a symlink on the way" : strerror(-ret));
+			return ret;
+		}
 		close(fd);
-		goto fail;
+		fd = dir_create_nofollow(path, 0700, 0, &made);
+	} else {
+		fd = dir_open_nofollow(path, O_RDONLY);
+	}
+	if (fd >= 0 && made.nr && uid >= 0) {
+		struct passwd *pw = getpwuid((uid_t)uid);
+		if (fchown(fd, (uid_t)uid, pw ? pw->pw_gid : (gid_t)-1))
+			fd = -errno;
+	}
+	created_log_free(&made);
+	if (fd < 0) {
+		ret = fd;
+		if (ret != -ENOENT || create)
+			st_err("%s: %s", path, ret == -ELOOP ? "a symlink on the way" : strerror(-ret));
+		return ret;
+	}
+	if (flock(fd, LOCK_EX)) {
+		ret = -errno;
+		close(fd);
+		return ret;
 	}
 	*fd_out = fd;
 	return 0;
-fail:
-	ret = -errno;
-	if (ret != -ENOENT || create)
-		st_err("%s: %s", path, strerror(-ret));
-	return ret;
 }
 
 /* The highest SEQ in the job directory. */
@@ -196,8 +206,16 @@ int img_set_create_job(const char *base, const char *job, int64_t uid, uint64_t 
 		st_err("%s/%s/%s: mkdir: %s", base, job, name, strerror(-ret));
 	}
 	if (!ret) {
+		/* The SEQ directory is the set's: an abort removes it. */
+		struct created_log made = { 0 };
+		snprintf(path, sizeof(path), "%s/%s", base, job);
+		ret = created_record(fd, path, name, -1, 1, &made);
 		snprintf(path, sizeof(path), "%s/%s/%s", base, job, name);
-		ret = img_set_create(path, out);
+		if (!ret)
+			ret = set_create_with(path, 0, &made, out);
+		else
+			unlinkat(fd, name, AT_REMOVEDIR);
+		created_log_free(&made);
 	}
 	if (!ret && (ret = img_set_set_job(*out, job, seq)) == 0 && uid >= 0)
 		img_set_set_owner(*out, (uid_t)uid);

@@ -421,10 +421,9 @@ static int writer_start(struct page_writer *w, int threads)
 		st_err("pid %d: opening its memory: %s", (int)w->pid, strerror(-ret));
 		return ret;
 	}
-	w->fd = openat(w->set->dirfd, w->name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-		       0600);
+	w->fd = set_create_fd(w->set, w->name);
 	if (w->fd < 0) {
-		ret = -errno;
+		ret = w->fd;
 		st_err("%s/%s: create: %s", w->set->dir, w->name, strerror(-ret));
 		return ret;
 	}

@@ -48,9 +48,9 @@ int set_copy_file(struct img_set *from, struct img_set *to, const char *name, ui
 		st_err("%s/%s: open: %s", from->dir, name, strerror(-ret));
 		return ret;
 	}
-	out = openat(to->dirfd, to_name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	out = set_create_fd(to, to_name);
 	if (out < 0) {
-		ret = -errno;
+		ret = out;
 		st_err("%s/%s: create: %s", to->dir, to_name, strerror(-ret));
 		close(in);
 		return ret;

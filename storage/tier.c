@@ -25,6 +25,14 @@
 #include "internal.h"
 #include "tier.h"
 
+static void canonical(char *path, size_t len)
+{
+	char real[PATH_MAX];
+
+	if (path[0] && realpath(path, real) && strlen(real) < len)
+		strcpy(path, real);
+}
+
 int set_policy_load(struct set_policy *p, const char *base)
 {
 	struct conf *c;
@@ -37,6 +45,12 @@ int set_policy_load(struct set_policy *p, const char *base)
 	snprintf(p->base, sizeof(p->base), "%s",
 		 base ? base : conf_get(c, "storage.base", SET_DEFAULT_BASE));
 	snprintf(p->local, sizeof(p->local), "%s", conf_get(c, "storage.local", ""));
+	/* Sets are reached without following symlinks; root's own choices
+	 * in ckpt.conf may hold some (/var/lib/ckpt -> /data/ckpt): resolved
+	 * here, once.  A base the caller names is taken as it is. */
+	if (!base)
+		canonical(p->base, sizeof(p->base));
+	canonical(p->local, sizeof(p->local));
 	flush = conf_get(c, "storage.flush", "sync");
 	if (!strcmp(flush, "background")) {
 		p->background = 1;
@@ -139,20 +153,15 @@ uint64_t job_dump_seq(const struct job_dump *jd)
 	return jd->seq;
 }
 
-/* Remove what was written and the SEQ directory itself. */
+/* Remove what was written and the SEQ directory itself (the set
+ * recorded both). */
 static void abort_set(struct img_set **set)
 {
-	char *dir;
-
 	if (!*set)
 		return;
 	img_set_abort(*set);
-	dir = strdup((*set)->dir);
 	img_set_close(*set);
 	*set = NULL;
-	if (dir)
-		rmdir(dir);
-	free(dir);
 }
 
 void job_dump_abort(struct job_dump *jd)

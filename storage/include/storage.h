@@ -54,7 +54,7 @@ uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
 /* A directory being written.  Tracks every file created in it, with its
  * size and crc32c, for the manifest. */
 struct img_set;
-int img_set_create(const char *dir, struct img_set **out);  /* mkdir -p (0700) if missing */
+int img_set_create(const char *dir, struct img_set **out);  /* mkdir -p (0700) if missing, no symlinks */
 int img_set_open(const char *dir, struct img_set **out);    /* for reading: checks manifest + every file's crc */
 const char *img_set_dir(const struct img_set *set);
 int img_set_dirfd(const struct img_set *set);
@@ -65,7 +65,8 @@ int img_set_move_fd(struct img_set *set, int min_fd);
 uint64_t img_set_bytes(const struct img_set *set);
 /* Write the manifest (last step of a dump).  `root_pid` for the record. */
 int img_set_commit(struct img_set *set, uint32_t root_pid);
-/* Remove every file written so far and the manifest if any (failed dump).
+/* Failed dump: remove what this set created (files, and the directories
+ * made for it), each only if still the inode created (see created.h).
  * The set must still be closed with img_set_close(). */
 void img_set_abort(struct img_set *set);
 void img_set_close(struct img_set *set);

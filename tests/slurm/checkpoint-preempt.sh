@@ -39,7 +39,7 @@ release() {
 }
 
 low=$(cd "$T/u" && as_user env SBATCH_SIGNAL='' "$T/ckpt-sbatch" --parsable -p low \
-	--requeue -c 2 -o "$T/u/low.out" -e "$T/u/low.err" --checkpoint-dir="$T/ck" \
+	--requeue -c 2 -o "$T/u/low.out" -e "$T/u/low.err" --checkpoint-dir="$T/u/ck" \
 	"$T/u/count.sh") || fail "ckpt-sbatch failed"
 JOBS+=("$low")
 lines() { local n; n=$(grep -c "$1" "$2" 2>/dev/null) || true; echo "${n:-0}"; }
@@ -48,8 +48,8 @@ wait_for 30 "job $low to count" counted 10
 high=$(submit -p high -c 2 -o "$T/high.out" --wrap='sleep 5; echo high ran')
 wait_for 60 "the vacate of job $low" grep -qs "ckpt-batch: job $low: vacate" "$T/u/low.err"
 grep -q "vacate done" "$T/u/low.err" || fail "vacate failed: $(cat "$T/u/low.err")"
-[ -L "$T/ck/$low/latest" ] || fail "no committed checkpoint in $T/ck/$low"
-[ "$(stat -c %U "$T/ck/$low/latest/")" = $U ] || fail "the checkpoint is not the user's"
+[ -L "$T/u/ck/$low/latest" ] || fail "no committed checkpoint in $T/u/ck/$low"
+[ "$(stat -c %U "$T/u/ck/$low/latest/")" = $U ] || fail "the checkpoint is not the user's"
 at_vacate=$(grep -c '^count' "$T/u/low.out")
 wait_for 60 "job $low to be requeued" restarts_is "$low" 1
 wait_for 60 "job $high to complete" state_is "$high" COMPLETED
@@ -121,7 +121,7 @@ while True:
 S
 chmod 755 "$T/u/bad.sh"
 bad=$(cd "$T/u" && as_user env SBATCH_SIGNAL='' "$T/ckpt-sbatch" --parsable -p low \
-	--requeue -c 2 -o "$T/u/bad.out" -e "$T/u/bad.err" --checkpoint-dir="$T/ck" \
+	--requeue -c 2 -o "$T/u/bad.out" -e "$T/u/bad.err" --checkpoint-dir="$T/u/ck" \
 	"$T/u/bad.sh") || fail "ckpt-sbatch failed"
 JOBS+=("$bad")
 bad_counted() { [ "$(lines '^count' "$T/u/bad.out")" -ge 5 ]; }
