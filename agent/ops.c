@@ -901,8 +901,11 @@ int ops_dump_job(uint32_t job, int leave_running)
 	return ops_dump(&c, &d);
 }
 
-static int resolve_restore(const struct peer *p, const RpcRestore *r, char *dir, uid_t *job_uid,
-			   char *err, size_t errlen)
+/* The set to restore: dir, or for a job without one, the job's base in
+ * job_base: its latest set is found by the worker, as the user (root
+ * never follows the user's `latest` link). */
+static int resolve_restore(const struct peer *p, const RpcRestore *r, char *dir, char *job_base,
+			   uid_t *job_uid, char *err, size_t errlen)
 {
 	if (r->has_job_id) {
 		/* A registered job must be the caller's; the restored tree then
@@ -921,15 +924,11 @@ static int resolve_restore(const struct peer *p, const RpcRestore *r, char *dir,
 			return -EPERM;
 		}
 		snprintf(job, sizeof(job), "%u", r->job_id);
-		int ret = r->dir ? 0 : imgset_latest(base, job, dir, PATH_MAX);
-		if (ret) {
-			snprintf(err, errlen, "job %u: no committed checkpoint in %.300s/%s%s%s",
-				 r->job_id, base, job, ret == -ENOENT ? "" : ": ",
-				 ret == -ENOENT ? "" : strerror(-ret));
-			return ret;
-		}
-		if (!r->dir)
+		if (!r->dir) {
+			snprintf(job_base, PATH_MAX, "%s", base);
+			snprintf(dir, PATH_MAX, "%.3000s/%s/latest", base, job);
 			return 0;
+		}
 	}
 	snprintf(dir, PATH_MAX, "%s", r->dir ? r->dir : "");
 	if (dir[0] != '/') {
@@ -1014,9 +1013,10 @@ int ops_restore(struct conn *c, const RpcRestore *r)
 	uint32_t job = r->has_job_id ? r->job_id : 0, id = 0;
 	uid_t job_uid = 0;
 	struct fd_list fds;
+	char job_base[PATH_MAX] = "";
 	int ret = recv_inherit(c, r, &fds, err, sizeof(err));
 	if (!ret)
-		ret = resolve_restore(&c->peer, r, dir, &job_uid, err, sizeof(err));
+		ret = resolve_restore(&c->peer, r, dir, job_base, &job_uid, err, sizeof(err));
 	if (ret) {
 		fds_close(&fds);
 		agent_log(job, "restore refused for uid %u: %s", c->peer.uid, err);
@@ -1028,7 +1028,8 @@ int ops_restore(struct conn *c, const RpcRestore *r)
 	}
 	agent_log(job, "restore %u: %s by uid %u", id, dir, c->peer.uid);
 	RpcRestore req = *r;
-	req.dir = dir;
+	req.dir = job_base[0] ? NULL : dir;
+	req.set_base = job_base[0] ? job_base : NULL;
 	req.inherit_fd = fds.spec;
 	struct worker_msg res = { 0 };
 	struct ident who;

@@ -167,7 +167,22 @@ static int do_restore(const RpcRestore *r, uid_t uid)
 	struct ckpt_restore_opts o = { 0 };
 	struct ckpt_restore_stats st;
 	int status = 0;
+	char job[16], dir[PATH_MAX];
 	o.dir = r->dir;
+	/* A job's latest set, found as the user. */
+	if (!r->dir && r->set_base && r->has_job_id) {
+		snprintf(job, sizeof(job), "%u", r->job_id);
+		int e = ckpt_job_latest(job, r->set_base, dir, sizeof(dir));
+		if (e) {
+			fprintf(stderr, "job %s: no committed checkpoint in %s/%s%s%s\n", job,
+				r->set_base, job, e == -ENOENT ? "" : ": ",
+				e == -ENOENT ? "" : strerror(-e));
+			struct worker_msg m = { .type = WMSG_RESULT, .result = e };
+			send_msg(&m);
+			return 1;
+		}
+		o.dir = dir;
+	}
 	o.detach = 1; /* the worker waits for the tree itself */
 	o.pidns = (enum ckpt_pidns_mode)(r->pidns <= CKPT_PIDNS_ALWAYS ? r->pidns : 0);
 	o.skip_file_check = r->skip_file_check;
@@ -346,7 +361,7 @@ int worker_main(int argc, char **argv)
 	    !follow_agent(agent_pid, is_dump ? SIGKILL : SIGTERM)) {
 		if (d && d->has_pid && (d->dir || d->set_job))
 			ret = do_dump(d, uid);
-		else if (r && r->dir)
+		else if (r && (r->dir || r->set_base))
 			ret = do_restore(r, uid);
 	}
 	if (d)
