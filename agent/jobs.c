@@ -165,9 +165,49 @@ static int check_register(const RpcRegister *r, char *err, size_t errlen)
 	return 0;
 }
 
+/* The job's directory with the symlinks of its existing part resolved
+ * now (/home -> /export/home), as `dump -D` resolves its path in the
+ * client: the worker, as the user, then creates the rest and refuses any
+ * symlink found on the way later.  Nothing is created here. */
+static int canonical_dir(const char *dir, char *out, size_t len, char *err, size_t errlen)
+{
+	char head[PATH_MAX], real[PATH_MAX];
+	if (strlen(dir) >= sizeof(head) || strstr(dir, "/../") ||
+	    (strlen(dir) >= 3 && !strcmp(dir + strlen(dir) - 3, "/.."))) {
+		snprintf(err, errlen, "checkpoint directory %.300s: too long or with '..'", dir);
+		return -EINVAL;
+	}
+	snprintf(head, sizeof(head), "%s", dir);
+	size_t cut = strlen(head);
+	for (;;) {
+		if (realpath(head, real))
+			break;
+		char *slash = strrchr(head, '/');
+		if (!slash || slash == head) {
+			snprintf(real, sizeof(real), "/");
+			cut = 0;
+			break;
+		}
+		*slash = '\0';
+		cut = (size_t)(slash - head);
+	}
+	const char *rest = dir + cut;
+	while (*rest == '/')
+		rest++;
+	if ((size_t)snprintf(out, len, "%s%s%s", real, strcmp(real, "/") && *rest ? "/" : "", rest) >=
+	    len) {
+		snprintf(err, errlen, "checkpoint directory %.300s: too long", dir);
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
 int jobs_register(const struct peer *p, const RpcRegister *r, char *err, size_t errlen)
 {
+	char dir[PATH_MAX];
 	int ret = check_register(r, err, errlen);
+	if (!ret && r->dir)
+		ret = canonical_dir(r->dir, dir, sizeof(dir), err, errlen);
 	if (!ret)
 		ret = may_register(p, r, err, errlen);
 	if (ret)
@@ -189,7 +229,7 @@ int jobs_register(const struct peer *p, const RpcRegister *r, char *err, size_t 
 			ret = add_pids(j, r->step_id, r->pids, r->n_pids);
 		set_str(&j->cgroup, r->cgroup);
 		set_str(&j->policy, r->policy);
-		set_str(&j->dir, r->dir);
+		set_str(&j->dir, r->dir ? dir : NULL);
 		if (r->has_nodes)
 			j->nodes = r->nodes;
 		if (r->wrapper && r->n_pids == 1)

@@ -62,7 +62,9 @@ static int job_open(const char *base, const char *job, int64_t uid, int create, 
 	if (ret)
 		return ret;
 	if (create) {
-		fd = dir_create_nofollow(base, 0711, 0, NULL);
+		/* The base and its missing parents (sbatch --checkpoint-dir
+		 * names a directory that may not exist yet), by whoever writes. */
+		fd = dir_create_nofollow(base, 0711, 1, NULL);
 		if (fd < 0) {
 			ret = fd;
 			st_err("%s: %s", base, ret == -ELOOP ? "a symlink on the way" : strerror(-ret));

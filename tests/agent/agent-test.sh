@@ -254,8 +254,16 @@ case_register() {
 	user_counter ckpt-test1 "$T/j.log"
 	local pid=$SPAWNED
 	wait_lines "$T/j.log" 2
+	# A symlink already in the job's directory (an admin's /home ->
+	# /export/home) is resolved at registration: the user's worker later
+	# refuses symlinks on its way.
+	ln -s "$T/j" "$T/jlink"
 	"$CKPTCTL" register --job 4242 --step 0 --uid "$(id -u ckpt-test1)" --policy manual \
-		--dir "$T/j/img" "$pid" || fail "register"
+		--dir "$T/jlink/img/sub" "$pid" || fail "register"
+	"$CKPTCTL" status --json 4242 | grep -q "\"dir\":\"$T/j/img/sub\"" ||
+		fail "the job's dir is not resolved: $("$CKPTCTL" status --json 4242)"
+	as_user ckpt-test1 "$CKPTCTL" checkpoint create 4242 || fail "checkpoint through a resolved dir"
+	[ -f "$T/j/img/sub/4242/1/manifest" ] || fail "no set in the job's dir: $(find "$T/j")"
 	# The registration outlives the agent.
 	kill -9 "$AGENT_PID"
 	wait "$AGENT_PID" 2>/dev/null || true

@@ -31,12 +31,13 @@ as_alice "$CKPTCTL" checkpoint create 72002 >/dev/null 2>&1 && fail "a checkpoin
 [ -e /etc/72002 ] && fail "/etc/72002 created: $(ls -ld /etc/72002)"
 "$CKPTCTL" unregister --job 72002 || fail "unregister 72002"
 
-# 3. A symlink swapped into a path alice named: nothing is written where
-# it points, even where alice could write.
-as_alice mkdir "$T/alice/out"
-as_alice ln -s out "$T/alice/sw"
+# 3. A symlink swapped into a path alice named, after she named it:
+# nothing is written where it points, even where alice could write.
+as_alice mkdir "$T/alice/out" "$T/alice/sw"
 as_alice "$CKPTCTL" register --job 72003 --uid "$auid" --dir "$T/alice/sw" "$pid" ||
 	fail "register 72003"
+as_alice rmdir "$T/alice/sw"
+as_alice ln -s out "$T/alice/sw"
 as_alice "$CKPTCTL" checkpoint create 72003 >/dev/null 2>&1 && fail "a checkpoint through a symlink"
 [ -z "$(ls -A "$T/alice/out")" ] || fail "written through a symlink: $(ls -A "$T/alice/out")"
 as_alice "$CKPTCTL" unregister --job 72003 || fail "unregister 72003"
