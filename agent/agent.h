@@ -200,4 +200,38 @@ struct worker_msg {
  * background flusher shares the pipe with the worker). */
 _Static_assert(sizeof(struct worker_msg) <= 4096, "worker_msg larger than PIPE_BUF");
 
+/* ident.c: whom a worker becomes; root stays root, anyone else see
+ * worker.c. */
+struct ident {
+	uid_t uid;
+	gid_t gid;
+	char groups[256 * 11]; /* "G1,G2,..." or "-" */
+	pid_t peer;            /* a user's restore takes this process's limits */
+};
+
+int ident_of_user(uid_t uid, gid_t gid, struct ident *id); /* gid (gid_t)-1: primary */
+int ident_of_peer(const struct conn *c, struct ident *id);
+int in_groups(gid_t gid, const char *groups);
+gid_t gid_of(pid_t pid); /* real gid of pid, or (gid_t)-1 */
+
+/* --inherit-fd: the client's fds and the specs rewritten to name them
+ * where the worker will have them. */
+struct fd_list {
+	int fd[CKPT_MAX_INHERIT_FDS];
+	size_t nr;
+	char *spec[CKPT_MAX_INHERIT_FDS];
+	char text[CKPT_MAX_INHERIT_FDS][PATH_MAX + 32];
+};
+
+int recv_inherit(struct conn *c, const RpcRestore *r, struct fd_list *l, char *err,
+		 size_t errlen);
+void fds_close(struct fd_list *l);
+
+/* journal.c (see there) */
+int journal_add(uint32_t id, uint32_t job, uid_t uid, gid_t gid, const char *where);
+void journal_created(int fd, const struct worker_msg *m);
+void journal_path(uint32_t id, char *path, size_t len);
+void journal_del(uint32_t id);
+void journal_clean(int dirfd, const char *name);
+
 #endif

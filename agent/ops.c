@@ -5,36 +5,24 @@
  * records its result for `status`.  At most one operation per job (and
  * per target process) runs at a time; a second is refused with the reason.
  *
- * Crash safety: a dump's journal, RUN_DIR/ops/ID, is written before the
- * worker starts and lists every entry the worker creates as it goes; it
- * is removed after the worker ends.  If the worker dies, or the agent
- * itself is killed (its workers die with it through PR_SET_PDEATHSIG, and
- * the parasite in the target cures itself), exactly what the journal
- * lists is removed, as the worker's user: by this thread, or by the next
- * agent at start (ops_recover).
+ * Crash safety is journal.c's; whom a worker becomes is ident.c's.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
-#include <grp.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdint.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent.h"
-#include "created.h"
 #include "storage.h"
 #include "wire.h"
 
@@ -103,285 +91,12 @@ static struct op *op_get_locked(uint32_t id)
 	return NULL;
 }
 
-/* ---- crash cleanup ---- */
-
-/*
- * The journal of a dump, RUN_DIR/ops/ID: "JOB UID GID WHERE", then one
- * line per entry the worker created, in order: "c DIR DEV INO PDEV PINO
- * PATH".  When the worker ends without its result (cancel, a crash, the
- * agent killed), exactly those entries are removed, newest first, each
- * only if it and its directory are still the inodes created (see
- * storage's created.h), and by a child that has become the worker's user:
- * a name swapped since can only lead to what that user could remove.
- * Nothing is ever removed because of its name.
- */
-
-static void journal_path(uint32_t id, char *path, size_t len)
-{
-	snprintf(path, len, "%s/ops/%u", agent.run_dir, id);
-}
-
-/* Before the worker starts; the journal stays open for its records. */
-static int journal_add(uint32_t id, uint32_t job, uid_t uid, gid_t gid, const char *where)
-{
-	char path[PATH_MAX], line[PATH_MAX + 64];
-	journal_path(id, path, sizeof(path));
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return -errno;
-	int n = snprintf(line, sizeof(line), "%u %u %u %s\n", job, uid, gid, where);
-	if (n < 0 || (size_t)n >= sizeof(line) || write(fd, line, (size_t)n) != n || fsync(fd)) {
-		close(fd);
-		unlink(path);
-		return -EIO;
-	}
-	return fd;
-}
-
-static void journal_created(int fd, const struct worker_msg *m)
-{
-	char line[WMSG_PATH_MAX + 128];
-	if (fd < 0 || !memchr(m->path, '\0', sizeof(m->path)) || strchr(m->path, '\n'))
-		return;
-	int n = snprintf(line, sizeof(line), "c %u %llu %llu %llu %llu %s\n", m->is_dir ? 1 : 0,
-			 (unsigned long long)m->dev, (unsigned long long)m->ino,
-			 (unsigned long long)m->pdev, (unsigned long long)m->pino, m->path);
-	if (n > 0 && (size_t)n < sizeof(line) && write(fd, line, (size_t)n) != n)
-		agent_log(0, "journal: cannot record %s: %s", m->path, strerror(errno));
-}
-
-static void journal_del(uint32_t id)
-{
-	char path[PATH_MAX];
-	journal_path(id, path, sizeof(path));
-	unlink(path);
-}
-
-struct journal {
-	uint32_t job;
-	uid_t uid;
-	gid_t gid;
-	char where[PATH_MAX];
-	struct created_log entries;
-};
-
-static int journal_read(FILE *f, struct journal *j)
-{
-	char line[PATH_MAX + 128];
-	unsigned job, uid, gid;
-	memset(j, 0, sizeof(*j));
-	if (!fgets(line, sizeof(line), f) ||
-	    sscanf(line, "%u %u %u %4095[^\n]", &job, &uid, &gid, j->where) != 4)
-		return -EINVAL;
-	j->job = job, j->uid = uid, j->gid = gid;
-	while (fgets(line, sizeof(line), f)) {
-		struct created c = { 0 };
-		unsigned dir;
-		unsigned long long dev, ino, pdev, pino;
-		if (sscanf(line, "c %u %llu %llu %llu %llu %4095[^\n]", &dir, &dev, &ino, &pdev,
-			   &pino, c.path) != 6 || c.path[0] != '/')
-			continue; /* a torn last line: its entry was never linked */
-		c.dir = dir != 0, c.dev = dev, c.ino = ino, c.pdev = pdev, c.pino = pino;
-		if (created_log_add(&j->entries, &c))
-			return -ENOMEM;
-	}
-	return 0;
-}
-
-/* A manifest made by this dump: it committed before the worker died. */
-static int committed(const struct created_log *log)
-{
-	for (size_t i = 0; i < log->nr; i++) {
-		struct created c = log->v[i];
-		char *base = strrchr(c.path, '/');
-		if (c.dir || !base || strcmp(base + 1, "manifest.tmp"))
-			continue;
-		strcpy(base + 1, "manifest");
-		if (!created_present(&c))
-			return 1;
-	}
-	return 0;
-}
-
-/* Raw syscalls: glibc's set*id wrappers signal every thread of the
- * process, and this child of a multi-threaded agent has only one. */
-static int become_user(uid_t uid, gid_t gid, const gid_t *groups, int nr)
-{
-	if (syscall(SYS_setgroups, nr, groups) || syscall(SYS_setresgid, gid, gid, gid) ||
-	    syscall(SYS_setresuid, uid, uid, uid))
-		return -1;
-	return 0;
-}
-
-/* Remove what the journal lists, as its user; the number removed. */
-static int remove_created(struct journal *j)
-{
-	gid_t groups[256];
-	int nr = 256;
-	struct passwd pw, *res = NULL;
-	char buf[4096];
-	if (!j->entries.nr)
-		return 0;
-	if (!getpwuid_r(j->uid, &pw, buf, sizeof(buf), &res) && res) {
-		if (getgrouplist(res->pw_name, j->gid, groups, &nr) < 0)
-			nr = 0;
-	} else {
-		nr = 0;
-	}
-	if (j->uid && !nr)
-		groups[0] = j->gid, nr = 1;
-	pid_t pid = fork();
-	if (pid == 0) {
-		if (j->uid && become_user(j->uid, j->gid, groups, nr))
-			_exit(255);
-		if (committed(&j->entries))
-			_exit(254);
-		int removed = 0;
-		for (size_t i = j->entries.nr; i-- > 0;)
-			if (!created_remove(&j->entries.v[i]))
-				removed++;
-		_exit(removed > 250 ? 250 : removed);
-	}
-	int status = 0;
-	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	int code = pid > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 255;
-	if (code == 255)
-		agent_log(j->job, "%s: cannot clean up as uid %u", j->where, j->uid);
-	else if (code == 254)
-		agent_log(j->job, "%s: the dump committed before its worker died: kept", j->where);
-	else if (code)
-		agent_log(j->job, "%s: removed %d entries an unfinished dump created", j->where,
-			  code);
-	return code < 250 ? code : 0;
-}
-
-static void journal_clean(int dirfd, const char *name)
-{
-	/* A journal of an older agent ("JOB DIR") lists nothing to remove. */
-	FILE *f = fdopen(openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), "r");
-	struct journal *j = calloc(1, sizeof(*j));
-	if (f && j && !journal_read(f, j))
-		remove_created(j);
-	if (j)
-		created_log_free(&j->entries);
-	free(j);
-	if (f)
-		fclose(f);
-}
-
-void ops_recover(void)
-{
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/ops", agent.run_dir);
-	DIR *d = opendir(path);
-	struct dirent *de;
-	while (d && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		journal_clean(dirfd(d), de->d_name);
-		unlinkat(dirfd(d), de->d_name, 0);
-	}
-	if (d)
-		closedir(d);
-}
-
 /* ---- the worker ---- */
 
 struct worker {
 	pid_t pid;
 	int report, errfd;
 };
-
-/* --inherit-fd: the client's fds and the specs rewritten to name them
- * where the worker will have them. */
-struct fd_list {
-	int fd[CKPT_MAX_INHERIT_FDS];
-	size_t nr;
-	char *spec[CKPT_MAX_INHERIT_FDS];
-	char text[CKPT_MAX_INHERIT_FDS][PATH_MAX + 32];
-};
-
-/* Whom a worker becomes: root stays root; for anyone else see worker.c. */
-struct ident {
-	uid_t uid;
-	gid_t gid;
-	char groups[256 * 11]; /* "G1,G2,..." or "-" */
-	pid_t peer;            /* a user's restore takes this process's limits */
-};
-
-static void groups_to_str(const gid_t *g, int n, struct ident *id)
-{
-	size_t off = 0;
-	snprintf(id->groups, sizeof(id->groups), "-");
-	for (int i = 0; i < n && off + 12 < sizeof(id->groups); i++)
-		off += (size_t)snprintf(id->groups + off, sizeof(id->groups) - off, "%s%u",
-					i ? "," : "", g[i]);
-}
-
-/* The user `uid` as a job of theirs runs: gid (or their primary group
- * when (gid_t)-1) and the groups of their entry. */
-static int ident_of_user(uid_t uid, gid_t gid, struct ident *id)
-{
-	struct passwd pw, *res = NULL;
-	char buf[4096];
-	gid_t groups[256];
-	int n = 256;
-	memset(id, 0, sizeof(*id));
-	id->uid = uid;
-	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) || !res) {
-		id->gid = gid == (gid_t)-1 ? uid : gid;
-		groups_to_str(&id->gid, 1, id);
-		return 0;
-	}
-	id->gid = gid == (gid_t)-1 ? res->pw_gid : gid;
-	if (getgrouplist(res->pw_name, id->gid, groups, &n) < 0)
-		return -E2BIG;
-	groups_to_str(groups, n, id);
-	return 0;
-}
-
-/* The asking client as it is now: SO_PEERCRED's uid and gid and
- * SO_PEERGROUPS (over TCP: the user's entry). */
-static int ident_of_peer(const struct conn *c, struct ident *id)
-{
-	gid_t groups[256];
-	socklen_t len = sizeof(groups);
-	if (c->tcp || c->fd < 0 || getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len))
-		return ident_of_user(c->peer.uid, c->peer.gid, id);
-	memset(id, 0, sizeof(*id));
-	id->uid = c->peer.uid;
-	id->gid = c->peer.gid;
-	id->peer = c->peer.pid;
-	groups_to_str(groups, (int)(len / sizeof(gid_t)), id);
-	return 0;
-}
-
-static int in_groups(gid_t gid, const char *groups)
-{
-	for (const char *s = groups; *s && *s != '-';) {
-		char *end;
-		if ((gid_t)strtoul(s, &end, 10) == gid)
-			return 1;
-		s = *end ? end + 1 : end;
-	}
-	return 0;
-}
-
-/* The real gid of `pid`, or (gid_t)-1. */
-static gid_t gid_of(pid_t pid)
-{
-	char path[64], line[256];
-	unsigned g = (unsigned)-1;
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	FILE *f = fopen(path, "re");
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "Gid: %u", &g) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return (gid_t)g;
-}
 
 /* The worker's fds: 3 request, 4 report, 2 log, WORKER_FD_BASE.. the
  * client's --inherit-fd fds, nothing else of the agent's. */
@@ -621,8 +336,8 @@ struct dump_target {
 	char job[16];        /* set mode: BASE/JOB/SEQ */
 	char base[PATH_MAX]; /* set mode: "" = storage.base */
 	uid_t owner;         /* set mode: owner of the set */
-	uid_t fs_uid;        /* the worker's credentials */
-	gid_t fs_gid;
+	uid_t worker_uid;    /* whom the worker becomes (dump_ident) */
+	gid_t worker_gid;
 	int job_user;        /* a job's own place: written as the job's user */
 };
 
@@ -676,11 +391,11 @@ static int resolve_job(const struct peer *p, const RpcDump *d, struct dump_targe
 		 * chose, or BASE/JOB in storage.base) is written by the job's
 		 * user, whoever asks: never by root. */
 		if (!d->dir && !d->set_base)
-			t->job_user = 1, t->fs_uid = j->uid;
+			t->job_user = 1, t->worker_uid = j->uid;
 	}
 	pthread_mutex_unlock(&agent.lock);
-	if (!ret && t->job_user && (ret = primary_gid(t->fs_uid, &t->fs_gid)) != 0)
-		snprintf(err, errlen, "job %u: uid %u has no passwd entry", d->job_id, t->fs_uid);
+	if (!ret && t->job_user && (ret = primary_gid(t->worker_uid, &t->worker_gid)) != 0)
+		snprintf(err, errlen, "job %u: uid %u has no passwd entry", d->job_id, t->worker_uid);
 	if (!ret && t->pid < 0) {
 		pid_t w = -t->pid;
 		t->pid = auth_wrapped_child(w, p->pid);
@@ -698,8 +413,8 @@ static int resolve_dump(const struct peer *p, const RpcDump *d, struct dump_targ
 			char *err, size_t errlen)
 {
 	memset(t, 0, sizeof(*t));
-	t->fs_uid = p->uid;
-	t->fs_gid = p->gid;
+	t->worker_uid = p->uid;
+	t->worker_gid = p->gid;
 	if (d->has_job_id) {
 		int ret = resolve_job(p, d, t, err, errlen);
 		if (ret)
@@ -737,7 +452,7 @@ static int resolve_dump(const struct peer *p, const RpcDump *d, struct dump_targ
 	return auth_may_dump_tree(p, t->pid, err, errlen);
 }
 
-/* Whom a dump's worker becomes: t->fs_uid, the job's user for a dump
+/* Whom a dump's worker becomes: t->worker_uid, the job's user for a dump
  * into the job's own place, else the asking client (resolve_dump).  The
  * gid is the tree's own (ptrace wants the same real, effective and saved
  * gids) when the user has that group. */
@@ -745,13 +460,13 @@ static int dump_ident(const struct conn *c, const struct dump_target *t, struct 
 {
 	gid_t tree_gid = gid_of(t->pid);
 	int ret;
-	if (!t->fs_uid) {
+	if (!t->worker_uid) {
 		memset(who, 0, sizeof(*who));
 		snprintf(who->groups, sizeof(who->groups), "-");
 		return 0;
 	}
-	if (t->fs_uid != c->peer.uid || c->fd < 0) {
-		ret = ident_of_user(t->fs_uid, tree_gid, who);
+	if (t->worker_uid != c->peer.uid || c->fd < 0) {
+		ret = ident_of_user(t->worker_uid, tree_gid, who);
 	} else {
 		ret = ident_of_peer(c, who);
 		if (!ret && tree_gid != (gid_t)-1 && in_groups(tree_gid, who->groups))
@@ -857,7 +572,7 @@ int ops_dump(struct conn *c, const RpcDump *d)
 		prepare_job_dirs(&c->peer, &t, job);
 	int journal = -1;
 	if ((ret = dump_ident(c, &t, &who))) {
-		snprintf(err, sizeof(err), "uid %u: cannot list the user's groups", t.fs_uid);
+		snprintf(err, sizeof(err), "uid %u: cannot list the user's groups", t.worker_uid);
 	} else {
 		/* What the worker creates is journalled as it goes: removed
 		 * here when the worker ends without its result, or by the
@@ -935,60 +650,6 @@ static int resolve_restore(const struct peer *p, const RpcRestore *r, char *dir,
 		snprintf(err, errlen, "restore: the image directory must be an absolute path ('%.300s')",
 			 dir);
 		return -EINVAL;
-	}
-	return 0;
-}
-
-static void fds_close(struct fd_list *l)
-{
-	for (size_t i = 0; i < l->nr; i++)
-		close(l->fd[i]);
-	l->nr = 0;
-}
-
-/* The fds a client sends after a restore request with --inherit-fd
- * (ckpt_conn_send_fds): exactly one per spec, over the unix socket. */
-static int recv_inherit(struct conn *c, const RpcRestore *r, struct fd_list *l, char *err,
-			size_t errlen)
-{
-	union {
-		char buf[CMSG_SPACE(CKPT_MAX_INHERIT_FDS * sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	char byte;
-	struct iovec iov = { &byte, 1 };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			    .msg_controllen = sizeof(u.buf) };
-	memset(l, 0, sizeof(*l));
-	if (!r->n_inherit_fd)
-		return 0;
-	if (c->tcp || r->n_inherit_fd > CKPT_MAX_INHERIT_FDS) {
-		snprintf(err, errlen, "--inherit-fd: %s", c->tcp ? "not over TCP" : "too many");
-		return -EINVAL;
-	}
-	ssize_t n = recvmsg(c->fd, &m, MSG_CMSG_CLOEXEC);
-	struct cmsghdr *cm = n == 1 ? CMSG_FIRSTHDR(&m) : NULL;
-	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-		l->nr = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		memcpy(l->fd, CMSG_DATA(cm), l->nr * sizeof(int));
-	}
-	if (l->nr != r->n_inherit_fd || (m.msg_flags & MSG_CTRUNC)) {
-		fds_close(l);
-		snprintf(err, errlen, "--inherit-fd: the client sent no fd for each of its %zu "
-			 "--inherit-fd", r->n_inherit_fd);
-		return -EBADF;
-	}
-	for (size_t i = 0; i < l->nr; i++) {
-		const char *res = strchr(r->inherit_fd[i], ':');
-		if (strncmp(r->inherit_fd[i], "fd[", 3) || !res) {
-			fds_close(l);
-			snprintf(err, errlen, "--inherit-fd %.200s: expected fd[N]:RESOURCE",
-				 r->inherit_fd[i]);
-			return -EINVAL;
-		}
-		snprintf(l->text[i], sizeof(l->text[i]), "fd[%zu]%.*s", WORKER_FD_BASE + i,
-			 PATH_MAX, res);
-		l->spec[i] = l->text[i];
 	}
 	return 0;
 }
