@@ -108,25 +108,5 @@ ITEMS=(
 "exe-passwd|counter|mm|E['exe_path'] = '/usr/bin/passwd'|exe_not /usr/bin/passwd"
 )
 
-one() {
-	local name base file edit check
-	IFS='|' read -r -d '' name base file edit check <<<"$1" || true
-	check=${check%$'\n'}
-	alice_copy "$base" "$name"
-	alice_edit "$name" "$file" "$edit"
-	if alice_restore "$name"; then
-		P=$RESTORED
-		trap end_restored EXIT
-		echo "$name: restored as pid $P: $(creds_of "$P")"
-		assert_powerless "$P"
-		eval "$check"
-	else
-		assert_refused "$T/alice/$name.err" .
-		echo "$name: refused: $(cat "$T/alice/$name.err")"
-	fi
-}
-for item in "${ITEMS[@]}"; do
-	[ -n "${ONLY:-}" ] && [ "${item%%|*}" != "$ONLY" ] && continue
-	try "${item%%|*}" one "$item"
-done
+run_items
 finish

@@ -212,3 +212,32 @@ finish() {
 	[ ${#FAILED_ITEMS[@]} = 0 ] || fail "${#FAILED_ITEMS[@]} item(s) failed: ${FAILED_ITEMS[*]}"
 	echo PASS
 }
+
+# ITEMS: "name|base set|image file|edit (imgedit.py)|check", one crafted
+# set each, made from alice's set BASE; the restore is refused in one
+# line, or the restored process $P has exactly alice's powers and passes
+# CHECK (evaluated).  ONLY=name runs one item.
+crafted_item() {
+	local name base file edit check
+	IFS='|' read -r -d '' name base file edit check <<<"$1" || true
+	check=${check%$'\n'}
+	alice_copy "$base" "$name"
+	alice_edit "$name" "$file" "$edit"
+	if alice_restore "$name"; then
+		P=$RESTORED
+		trap end_restored EXIT
+		echo "$name: restored as pid $P: $(creds_of "$P")"
+		assert_powerless "$P"
+		eval "$check"
+	else
+		assert_refused "$T/alice/$name.err" .
+		echo "$name: refused: $(cat "$T/alice/$name.err")"
+	fi
+}
+run_items() {
+	local item
+	for item in "${ITEMS[@]}"; do
+		[ -n "${ONLY:-}" ] && [ "${item%%|*}" != "$ONLY" ] && continue
+		try "${item%%|*}" crafted_item "$item"
+	done
+}

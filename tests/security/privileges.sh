@@ -14,12 +14,12 @@ alice_target ls listen "$port"
 alice_dump "$SPAWNED" listener
 
 nice_of() { awk '{sub(/.*\) /, ""); print $17}' /proc/"$1"/stat; }
-no_nice() { [ "$(nice_of "$1")" = 0 ] || fail "restored with nice $(nice_of "$1")"; }
-no_fifo() { chrt -p "$1" | grep -q "policy: SCHED_OTHER" || fail "restored with $(chrt -p "$1" | tr '\n' ' ')"; }
-no_rt_io() { ionice -p "$1" | grep -qi realtime && fail "restored with I/O class $(ionice -p "$1")"; true; }
+no_nice() { [ "$(nice_of "$P")" = 0 ] || fail "restored with nice $(nice_of "$P")"; }
+no_fifo() { chrt -p "$P" | grep -q "policy: SCHED_OTHER" || fail "restored with $(chrt -p "$P" | tr '\n' ' ')"; }
+no_rt_io() { ionice -p "$P" | grep -qi realtime && fail "restored with I/O class $(ionice -p "$P")"; true; }
 no_securebits() {
 	local b
-	b=$(dumped_field "$1" creds | python3 -c 'import json, sys; print(json.load(sys.stdin).get("securebits", 0))')
+	b=$(dumped_field "$P" creds | python3 -c 'import json, sys; print(json.load(sys.stdin).get("securebits", 0))')
 	[ "$b" = 0 ] || fail "restored with securebits $b"
 }
 no_port81() {
@@ -37,21 +37,5 @@ for r in E['rlimits']:
 "ioprio|counter|core|for t in E['threads']: t['sched']['ioprio'] = 1 << 13|no_rt_io"
 "port81|listener|files.img|[f['inet_sk'].update(src_port=81) for f in e if f.get('inet_sk')]|no_port81"
 )
-one() {
-	local name base file edit check
-	IFS='|' read -r -d '' name base file edit check <<<"$1" || true
-	check=${check%$'\n'}
-	alice_copy "$base" "$name"
-	alice_edit "$name" "$file" "$edit"
-	if alice_restore "$name"; then
-		echo "$name: restored as pid $RESTORED"
-		trap end_restored EXIT
-		assert_powerless "$RESTORED"
-		$check "$RESTORED"
-	else
-		assert_refused "$T/alice/$name.err" .
-		echo "$name: refused: $(cat "$T/alice/$name.err")"
-	fi
-}
-for item in "${ITEMS[@]}"; do [ -n "${ONLY:-}" ] && [ "${item%%|*}" != "$ONLY" ] && continue; try "${item%%|*}" one "$item"; done
+run_items
 finish
