@@ -19,6 +19,8 @@
  *   hold PATH...      opens each PATH (read-only, non-blocking; a FIFO
  *                     read-write) on fds 3, 4, ... and sleeps.
  *   listen PORT       a TCP socket listening on 127.0.0.1:PORT (fd 3).
+ *   raw-inherit SOCKET DIR SPEC   (no "ready") sends ckptd a restore of DIR
+ *                     with --inherit-fd SPEC but no fds, prints the reply.
  *   sleep             sleeps.
  */
 #define _GNU_SOURCE
@@ -28,6 +30,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
+#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,11 +77,13 @@ static int read_all(int fd, void *buf, size_t len)
 	return 0;
 }
 
-static int send_restore(int fd, const char *dir)
+static int send_restore(int fd, const char *dir, char *inherit)
 {
 	RpcRequest req = RPC_REQUEST__INIT;
 	RpcRestore r = RPC_RESTORE__INIT;
 	r.dir = (char *)dir;
+	r.inherit_fd = &inherit;
+	r.n_inherit_fd = inherit != NULL;
 	r.has_detach = r.detach = 1;
 	req.req_case = RPC_REQUEST__REQ_RESTORE;
 	req.restore = &r;
@@ -145,11 +150,26 @@ static int relay(const char *trigger)
 		printf("peer none: %s\n", strerror(errno));
 	else
 		printf("peer uid %u pid %d\n", cr.uid, cr.pid);
-	if (send_restore(sv[0], dir)) {
+	if (send_restore(sv[0], dir, NULL)) {
 		printf("reply none: cannot send: %s\n", strerror(errno));
 		return 1;
 	}
 	return print_reply(sv[0]);
+}
+
+/* A restore request naming --inherit-fd SPEC, sent to SOCKET without the
+ * fds ckptctl would send: the agent's worker must never stand in. */
+static int raw_inherit(const char *sock, const char *dir, char *spec)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", sock);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) || send_restore(fd, dir, spec)) {
+		perror(sock);
+		return 1;
+	}
+	shutdown(fd, SHUT_WR);
+	return print_reply(fd);
 }
 
 static int shm(const char *key, const char *text)
@@ -222,6 +242,8 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 3 && !strcmp(argv[1], "relay"))
 		return relay(argv[2]);
+	if (argc == 5 && !strcmp(argv[1], "raw-inherit"))
+		return raw_inherit(argv[2], argv[3], argv[4]);
 	if (argc == 4 && !strcmp(argv[1], "shm"))
 		return shm(argv[2], argv[3]);
 	if (argc == 2 && !strcmp(argv[1], "seccomp"))
