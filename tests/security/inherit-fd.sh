@@ -15,7 +15,9 @@ alice_dump "$SPAWNED" held
 restore_with() { local n=$1 want=$2
 	end_restored
 	# (ckptctl's own messages go to held.err, or for fd 2 to the file.)
-	as_alice sh -c "exec 2>>'$T/alice/held.err' $n>>'$want'; exec '$CKPTCTL' restore \
+	# (A restore that got the worker's log pipe never ends: a timeout.)
+	timeout 30 setpriv --reuid=$ALICE --regid=$ALICE --init-groups -- \
+		sh -c "exec 2>>'$T/alice/held.err' $n>>'$want'; exec '$CKPTCTL' restore \
 		-D '$T/alice/held' -d --pidfile '$T/alice/held.pid' --inherit-fd 'fd[$n]:$T/alice/a'" \
 		>/dev/null || fail "restore with --inherit-fd fd[$n]: $(cat "$T/alice/held.err" "$want")"
 	RESTORED=$(cat "$T/alice/held.pid")
