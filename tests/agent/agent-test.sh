@@ -310,7 +310,7 @@ case_attach() {
 	# Signals to ckptctl reach the restored root; its status is ckptctl's.
 	"$CKPTCTL" restore -D "$T/img" --pidfile "$T/pid" &
 	local c=$!
-	for _ in $(seq 100); do [ -s "$T/pid" ] && break; sleep 0.05; done
+	for _ in $(seq 400); do [ -s "$T/pid" ] && break; sleep 0.05; done
 	r=$(cat "$T/pid")
 	kill -0 "$r" || fail "no restored root"
 	kill -TERM "$c"
@@ -322,14 +322,14 @@ case_attach() {
 	rm -f "$T/pid"
 	"$CKPTCTL" restore -D "$T/img" --pidfile "$T/pid" &
 	c=$!
-	for _ in $(seq 100); do [ -s "$T/pid" ] && break; sleep 0.05; done
+	for _ in $(seq 400); do [ -s "$T/pid" ] && break; sleep 0.05; done
 	r=$(cat "$T/pid")
 	kill -9 "$c"
 	for _ in $(seq 50); do kill -0 "$r" 2>/dev/null || break; sleep 0.1; done
 	kill -0 "$r" 2>/dev/null && fail "restored tree outlived its ckptctl"
 	grep -q "the client went away" "$T/agent.log" || fail "not logged"
 	# A user's attached tree ends when the agent is killed (its worker,
-	# which runs with the user's fs uid, still dies with the agent).
+	# which runs as the user, still dies with the agent).
 	ensure_user ckpt-test1
 	install -d -o ckpt-test1 -g ckpt-test1 -m 700 "$T/u"
 	user_counter ckpt-test1 "$T/u.log"
@@ -337,7 +337,7 @@ case_attach() {
 	as_user ckpt-test1 "$CKPTCTL" dump -t "$SPAWNED" -D "$T/u/img" || fail "user dump"
 	as_user ckpt-test1 "$CKPTCTL" restore -D "$T/u/img" --pidfile "$T/u/pid" &
 	c=$!
-	for _ in $(seq 100); do [ -s "$T/u/pid" ] && break; sleep 0.05; done
+	for _ in $(seq 400); do [ -s "$T/u/pid" ] && break; sleep 0.05; done
 	r=$(cat "$T/u/pid")
 	kill -0 "$r" || fail "no restored user tree"
 	kill -9 "$AGENT_PID"
