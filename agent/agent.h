@@ -194,6 +194,7 @@ struct worker_msg {
 	int32_t pid, status;
 	uint64_t dev, ino, pdev, pino; /* WMSG_CREATED */
 	uint32_t is_dir;
+	uint32_t no_set; /* WMSG_RESULT of a restore: the job has no committed set */
 	char path[WMSG_PATH_MAX];
 };
 /* One write, one read: a record must be written atomically (the

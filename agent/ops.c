@@ -311,11 +311,13 @@ static int worker_run(struct conn *c, const ProtobufCMessage *req, const char *w
 	return res->result;
 }
 
-static void op_finish(uint32_t id, int result, const char *err)
+/* A job with no set yet to restore (the first start after a failed
+ * checkpoint) is not the job's error: that stays the failure before. */
+static void op_finish(uint32_t id, int result, const char *err, int no_set)
 {
 	pthread_mutex_lock(&agent.lock);
 	struct op *o = op_get_locked(id);
-	if (o && result && o->job_id)
+	if (o && result && o->job_id && !no_set)
 		jobs_failed_locked(o->job_id, o->kind == OP_DUMP ? "dump" : "restore", err);
 	if (o) {
 		o->running = 0;
@@ -594,7 +596,7 @@ int ops_dump(struct conn *c, const RpcDump *d)
 			journal_clean(AT_FDCWD, path);
 		journal_del(id);
 	}
-	op_finish(id, ret, err);
+	op_finish(id, ret, err, 0);
 	if (ret)
 		agent_log(job, "dump %u failed: %s", id, err);
 	else
@@ -710,7 +712,7 @@ int ops_restore(struct conn *c, const RpcRestore *r)
 	if (!ret && job && r->detach)
 		jobs_set_root_locked(job, res.pid);
 	pthread_mutex_unlock(&agent.lock);
-	op_finish(id, ret, err);
+	op_finish(id, ret, err, res.no_set);
 	if (ret)
 		agent_log(job, "restore %u failed: %s", id, err);
 	else

@@ -177,7 +177,7 @@ static int do_restore(const RpcRestore *r, uid_t uid)
 			fprintf(stderr, "job %s: no committed checkpoint in %s/%s%s%s\n", job,
 				r->set_base, job, e == -ENOENT ? "" : ": ",
 				e == -ENOENT ? "" : strerror(-e));
-			struct worker_msg m = { .type = WMSG_RESULT, .result = e };
+			struct worker_msg m = { .type = WMSG_RESULT, .result = e, .no_set = 1 };
 			send_msg(&m);
 			return 1;
 		}

@@ -285,8 +285,20 @@ static int seize_thread(struct frozen_task *t, pid_t tid)
 	return 1;
 }
 
+/* A child listed while it ran that exited before we seized it is a
+ * zombie now (its parent, frozen, cannot reap it): it is dumped as one. */
+static bool became_zombie(struct frozen_task *t)
+{
+	struct task_stat st;
+	if (read_stat(t->pid, &st) || st.state != 'Z')
+		return false;
+	t->zombie = true;
+	t->stopped = false;
+	return true;
+}
+
 /* Seize the threads of `t` not seized yet; returns how many, or -errno. */
-static int seize_threads(struct frozen_task *t)
+static int seize_threads(struct frozen_task *t, bool root)
 {
 	char path[64];
 	int added = 0, ret = 0;
@@ -296,6 +308,8 @@ static int seize_threads(struct frozen_task *t)
 	/* The leader first, so that threads[0].tid == pid. */
 	if (t->nr_threads == 0) {
 		ret = seize_thread(t, t->pid);
+		if (ret == 0 && !root && became_zombie(t))
+			return 0;
 		if (ret == 0)
 			fprintf(stderr, "pid %d: exited while being frozen\n", t->pid);
 		if (ret <= 0)
@@ -395,7 +409,7 @@ static int freeze_pass(struct frozen_tree *tree)
 	int added = 0, ret;
 
 	for (int i = 0; i < tree->nr_tasks; i++) {
-		ret = seize_threads(&tree->tasks[i]);
+		ret = seize_threads(&tree->tasks[i], i == 0);
 		if (ret < 0)
 			return ret;
 		added += ret;
