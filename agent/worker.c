@@ -162,25 +162,32 @@ static int wait_tree(pid_t root, int *status)
 	return 0;
 }
 
+/* The job's latest set in r->set_base, found as the user (ckptd does
+ * not follow a user's `latest` link as root). */
+static int job_latest(const RpcRestore *r, char *dir, size_t len)
+{
+	char job[16];
+	snprintf(job, sizeof(job), "%u", r->job_id);
+	int e = ckpt_job_latest(job, r->set_base, dir, len);
+	if (e) {
+		fprintf(stderr, "job %s: no committed checkpoint in %s/%s%s%s\n", job, r->set_base,
+			job, e == -ENOENT ? "" : ": ", e == -ENOENT ? "" : strerror(-e));
+		struct worker_msg m = { .type = WMSG_RESULT, .result = e, .no_set = 1 };
+		send_msg(&m);
+	}
+	return e;
+}
+
 static int do_restore(const RpcRestore *r, uid_t uid)
 {
 	struct ckpt_restore_opts o = { 0 };
 	struct ckpt_restore_stats st;
 	int status = 0;
-	char job[16], dir[PATH_MAX];
+	char dir[PATH_MAX];
 	o.dir = r->dir;
-	/* A job's latest set, found as the user. */
 	if (!r->dir && r->set_base && r->has_job_id) {
-		snprintf(job, sizeof(job), "%u", r->job_id);
-		int e = ckpt_job_latest(job, r->set_base, dir, sizeof(dir));
-		if (e) {
-			fprintf(stderr, "job %s: no committed checkpoint in %s/%s%s%s\n", job,
-				r->set_base, job, e == -ENOENT ? "" : ": ",
-				e == -ENOENT ? "" : strerror(-e));
-			struct worker_msg m = { .type = WMSG_RESULT, .result = e, .no_set = 1 };
-			send_msg(&m);
+		if (job_latest(r, dir, sizeof(dir)))
 			return 1;
-		}
 		o.dir = dir;
 	}
 	o.detach = 1; /* the worker waits for the tree itself */
