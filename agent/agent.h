@@ -228,6 +228,15 @@ int recv_inherit(struct conn *c, const RpcRestore *r, struct fd_list *l, char *e
 		 size_t errlen);
 void fds_close(struct fd_list *l);
 
+/* confine.c: the seccomp filters of a confined user's asking process. */
+struct confinement {
+	RpcSeccompFilter filter[16];
+	RpcSeccompFilter *ptr[16];
+	size_t nr;
+};
+int confine_read(const struct conn *c, struct confinement *out, char *err, size_t errlen);
+void confine_free(struct confinement *c);
+
 /* journal.c (see there) */
 int journal_add(uint32_t id, uint32_t job, uid_t uid, gid_t gid, const char *where);
 void journal_created(int fd, const struct worker_msg *m);

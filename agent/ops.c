@@ -701,9 +701,15 @@ int ops_restore(struct conn *c, const RpcRestore *r)
 	if (ret)
 		snprintf(err, sizeof(err), "uid %u: cannot list the user's groups",
 			 c->peer.uid ? c->peer.uid : job_uid);
-	else
+	struct confinement conf = { .nr = 0 };
+	if (!ret)
+		ret = confine_read(c, &conf, err, sizeof(err));
+	req.confine = conf.ptr;
+	req.n_confine = conf.nr;
+	if (!ret)
 		ret = worker_run(c, &req.base, "restore", id, job, &who, &fds, -1, &res, err,
 				 sizeof(err));
+	confine_free(&conf);
 	fds_close(&fds);
 	pthread_mutex_lock(&agent.lock);
 	struct op *o = op_get_locked(id);

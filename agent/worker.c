@@ -25,7 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/capability.h>
+#include <sys/syscall.h>
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
@@ -198,6 +201,12 @@ static int do_restore(const RpcRestore *r, uid_t uid)
 	o.verbose = (int)r->verbose;
 	o.progress = on_progress;
 	o.unprivileged = uid != 0;
+	struct ckpt_seccomp confined[16];
+	for (size_t i = 0; i < r->n_confine && i < 16; i++)
+		confined[i] = (struct ckpt_seccomp){ r->confine[i]->insns.data,
+						     r->confine[i]->insns.len, r->confine[i]->flags };
+	o.confine = confined;
+	o.nr_confine = r->n_confine < 16 ? r->n_confine : 16;
 	int ret = ckpt_restore(&o, &st, &status);
 	restored_root = ret ? 0 : st.root_pid;
 	struct worker_msg m = { .type = WMSG_RESULT, .result = ret };
@@ -316,6 +325,37 @@ static void take_limits(pid_t peer)
 		fclose(f);
 }
 
+/* The asking user's seccomp filters (agent/confine.c), oldest first, on
+ * ourselves: from here on we, and every process we restore, are filtered
+ * as the user's processes are.  Installing without no_new_privs needs
+ * CAP_SYS_ADMIN, lent for this too (no_new_privs would be inherited by
+ * the restored processes and change them). */
+static int confine(RpcSeccompFilter *const *f, size_t n)
+{
+	cap_value_t sa = CAP_SYS_ADMIN;
+	cap_t c = n ? cap_get_proc() : NULL;
+	int ret = 0;
+	if (n && (!c || cap_set_flag(c, CAP_EFFECTIVE, 1, &sa, CAP_SET) || cap_set_proc(c)))
+		ret = -EPERM;
+	for (size_t i = 0; !ret && i < n; i++) {
+		struct sock_fprog prog = { (unsigned short)(f[i]->insns.len / 8),
+					   (struct sock_filter *)f[i]->insns.data };
+		if (f[i]->insns.len % 8 || !prog.len)
+			ret = -EINVAL;
+		else if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned)f[i]->flags, &prog))
+			ret = -errno;
+	}
+	if (c) {
+		cap_set_flag(c, CAP_EFFECTIVE, 1, &sa, CAP_CLEAR);
+		cap_set_proc(c);
+		cap_free(c);
+	}
+	if (ret)
+		fprintf(stderr, "cannot run under the asking process's seccomp filters: %s\n",
+			strerror(-ret));
+	return ret;
+}
+
 /* Become uid/gid/groups with only `caps` permitted. */
 static int become_user(uid_t uid, gid_t gid, const gid_t *groups, int nr, uint64_t caps)
 {
@@ -365,7 +405,8 @@ int worker_main(int argc, char **argv)
 	if (!is_dump && uid)
 		take_limits(peer);
 	if ((d || r) && !become_user(uid, gid, groups, nr, lent_caps(is_dump, d)) &&
-	    !follow_agent(agent_pid, is_dump ? SIGKILL : SIGTERM)) {
+	    !follow_agent(agent_pid, is_dump ? SIGKILL : SIGTERM) &&
+	    (d || !confine(r->confine, r->n_confine))) {
 		if (d && d->has_pid && (d->dir || d->set_job))
 			ret = do_dump(d, uid);
 		else if (r && (r->dir || r->set_base))

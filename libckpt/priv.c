@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ckpt/ckpt.h"
 #include "priv.h"
 
 static int set_flag(cap_value_t cap, cap_flag_t flag, cap_flag_value_t v)
@@ -154,4 +155,23 @@ int priv_check_identity(const CredsEntry *c, uint32_t pid)
 		return 0;
 	pr_err("pid %u: %s: a user restores only their own identity", pid, why);
 	return -EPERM;
+}
+
+/* The flags that stay with an installed filter (as restore-state.c keeps). */
+#define KEPT_FLAGS 6ULL /* SECCOMP_FILTER_FLAG_LOG | _SPEC_ALLOW */
+
+int priv_check_confined(const CoreEntry *core, const struct ckpt_seccomp *f, size_t n,
+			uint32_t pid)
+{
+	size_t have = core->n_seccomp_filters;
+	for (size_t i = 0; i < n; i++) {
+		const SeccompFilterEntry *e = i < have ? core->seccomp_filters[i] : NULL;
+		if (!e || e->insns.len != f[i].len || memcmp(e->insns.data, f[i].insns, f[i].len) ||
+		    (e->flags & KEPT_FLAGS) != (f[i].flags & KEPT_FLAGS)) {
+			pr_err("pid %u: seccomp filter %zu is not the one the restoring user runs under: "
+			       "a user cannot shed the filters that confine her", pid, i);
+			return -EPERM;
+		}
+	}
+	return 0;
 }

@@ -42,4 +42,14 @@ uint64_t priv_bounding(void);
  */
 int priv_check_identity(const CredsEntry *c, uint32_t pid);
 
+/*
+ * A confined user's restore (ckpt_restore_opts.confine): the process
+ * `pid` must have the restoring process's seccomp filters first in its
+ * chain (it inherits them); one that lacks them would shed what the user
+ * cannot.  0, or -EPERM after one line.
+ */
+struct ckpt_seccomp;
+int priv_check_confined(const CoreEntry *core, const struct ckpt_seccomp *f, size_t n,
+			uint32_t pid);
+
 #endif

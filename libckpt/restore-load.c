@@ -130,6 +130,9 @@ static int load_task(struct restore_ctx *c, struct rst_task *t)
 	/* Checked here, on what will be restored, and nowhere else. */
 	if (c->opts->unprivileged && (ret = priv_check_identity(t->core->creds, t->te->pid)))
 		return ret;
+	if (c->opts->nr_confine &&
+	    (ret = priv_check_confined(t->core, c->opts->confine, c->opts->nr_confine, t->te->pid)))
+		return ret;
 	snprintf(name, sizeof(name), "mm-%u.img", t->te->pid);
 	ret = img_read_one(c->set, IMG_MM, name, &mm_entry__descriptor, (ProtobufCMessage **)&t->mm);
 	return ret ? ret : load_pagemap(c, t);

@@ -894,7 +894,8 @@ static int fill_args(struct plan *p, struct rst_args **out)
 	for (size_t i = 0; i < core->n_threads; i++)
 		if ((ret = fill_thread(p, i, &a->threads[i])))
 			return ret;
-	if ((ret = restore_fill_task_state(core, a, p->ctx->pid, p->ctx->unprivileged)))
+	if ((ret = restore_fill_task_state(core, a, p->ctx->pid, p->ctx->unprivileged,
+					   p->ctx->inherited_seccomp)))
 		return ret;
 	a->notify_fd = p->ctx->notify_fd;
 	a->nr_threads = (int32_t)core->n_threads;

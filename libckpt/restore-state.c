@@ -297,16 +297,17 @@ static int fill_threads(const CoreEntry *core, struct rst_args *a, pid_t pid)
 
 #define SECCOMP_FLAGS_KEPT 6ULL /* SECCOMP_FILTER_FLAG_LOG | _SPEC_ALLOW */
 
-static int fill_seccomp(const CoreEntry *core, struct rst_args *a, pid_t pid)
+static int fill_seccomp(const CoreEntry *core, struct rst_args *a, pid_t pid, size_t inherited)
 {
-	size_t used = 0;
+	size_t used = 0, k = 0;
 
 	if (core->n_seccomp_filters > RST_MAX_SECCOMP) {
 		pr_err("pid %d: %zu seccomp filters, at most %d supported", pid,
 		       core->n_seccomp_filters, RST_MAX_SECCOMP);
 		return -E2BIG;
 	}
-	for (size_t i = 0; i < core->n_seccomp_filters; i++) {
+	/* The first `inherited` are ours already (checked at load). */
+	for (size_t i = inherited; i < core->n_seccomp_filters; i++, k++) {
 		const SeccompFilterEntry *e = core->seccomp_filters[i];
 		size_t n = e->insns.len / 8;
 		if (!n || e->insns.len % 8 || n > 4096 || used + n > RST_SECCOMP_INSNS) {
@@ -315,22 +316,23 @@ static int fill_seccomp(const CoreEntry *core, struct rst_args *a, pid_t pid)
 			return -EINVAL;
 		}
 		memcpy(&a->seccomp_insns[used], e->insns.data, e->insns.len);
-		a->seccomp[i].len = (uint16_t)n;
-		a->seccomp[i].filter = (uint64_t)(uintptr_t)&a->seccomp_insns[used];
-		a->seccomp[i].flags = e->flags & SECCOMP_FLAGS_KEPT;
+		a->seccomp[k].len = (uint16_t)n;
+		a->seccomp[k].filter = (uint64_t)(uintptr_t)&a->seccomp_insns[used];
+		a->seccomp[k].flags = e->flags & SECCOMP_FLAGS_KEPT;
 		used += n;
 	}
-	a->nr_seccomp = (uint32_t)core->n_seccomp_filters;
+	a->nr_seccomp = (uint32_t)k;
 	return 0;
 }
 
-int restore_fill_task_state(const CoreEntry *core, struct rst_args *a, pid_t pid, int plain)
+int restore_fill_task_state(const CoreEntry *core, struct rst_args *a, pid_t pid, int plain,
+			    size_t inherited)
 {
 	int ret;
 	a->stopped = core->has_stopped && core->stopped;
 	if ((ret = fill_itimers(core, a, pid)) || (ret = fill_posix_timers(core, a, pid)) ||
 	    (ret = fill_identity(core, &a->ident, pid, plain)) ||
-	    (ret = fill_mempolicy(core, &a->ident, pid)) || (ret = fill_seccomp(core, a, pid)))
+	    (ret = fill_mempolicy(core, &a->ident, pid)) || (ret = fill_seccomp(core, a, pid, inherited)))
 		return ret;
 	return fill_threads(core, a, pid);
 }

@@ -17,6 +17,9 @@
  * after one line naming the object. */
 /* plain: a user's restore, whose identity was checked to be ours with no
  * capability (priv.h): the restorer then only drops what we hold. */
-int restore_fill_task_state(const CoreEntry *core, struct rst_args *a, pid_t pid, int plain);
+/* inherited: the first filters of the image's chain, which the process
+ * has from us already (a confined user's restore): not installed again. */
+int restore_fill_task_state(const CoreEntry *core, struct rst_args *a, pid_t pid, int plain,
+			    size_t inherited);
 
 #endif

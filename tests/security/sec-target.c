@@ -16,6 +16,8 @@
  *                     "shm: " and the segment's first line.
  *   seccomp           installs a filter (no_new_privs) that makes mkdir(2)
  *                     fail with EPERM, then sleeps.
+ *   confine CMD...    runs CMD under a filter (acct(2) fails with ENOTNAM)
+ *                     and no_new_privs: a site's confinement of a user.
  *   hold PATH...      opens each PATH (read-only, non-blocking; a FIFO
  *                     read-write) on fds 3, 4, ... and sleeps.
  *   listen PORT       a TCP socket listening on 127.0.0.1:PORT (fd 3).
@@ -207,6 +209,27 @@ static int seccomp(void)
 		nap();
 }
 
+/* A site's confinement: acct(2) fails with ENOTNAM (nothing the engine
+ * or the tests otherwise call), no_new_privs, then CMD runs under it. */
+static int confine(char **cmd)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_acct, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOTNAM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) {
+		perror("seccomp");
+		return 1;
+	}
+	execvp(cmd[0], cmd);
+	perror(cmd[0]);
+	return 127;
+}
+
 static int hold(int argc, char **argv)
 {
 	for (int i = 0; i < argc; i++) {
@@ -248,6 +271,8 @@ int main(int argc, char **argv)
 		return shm(argv[2], argv[3]);
 	if (argc == 2 && !strcmp(argv[1], "seccomp"))
 		return seccomp();
+	if (argc >= 3 && !strcmp(argv[1], "confine"))
+		return confine(argv + 2);
 	if (argc >= 3 && !strcmp(argv[1], "hold"))
 		return hold(argc - 2, argv + 2);
 	if (argc == 3 && !strcmp(argv[1], "listen"))

@@ -52,6 +52,13 @@ struct ckpt_dump_stats {
  * succeeded only) and no committed image is left in dir. */
 int ckpt_dump(const struct ckpt_dump_opts *opts, struct ckpt_dump_stats *stats);
 
+/* A seccomp filter: struct sock_filter[] of len bytes, and its flags. */
+struct ckpt_seccomp {
+	const void *insns;
+	size_t len;
+	uint64_t flags;
+};
+
 enum ckpt_pidns_mode {
 	CKPT_PIDNS_AUTO = 0, /* fresh PID namespace only when a PID is taken */
 	CKPT_PIDNS_NEVER,
@@ -79,6 +86,12 @@ struct ckpt_restore_opts {
 	 * differs), no set-id program as its exe, and none of what we hold
 	 * reaches the restored program (docs/security.md). */
 	int unprivileged;
+	/* The seccomp filters this process runs under (a confined user's,
+	 * ckptd's worker installed them): every process of the images must
+	 * have them first in its chain, and inherits them instead of
+	 * installing them again. */
+	const struct ckpt_seccomp *confine;
+	size_t nr_confine;
 };
 
 struct ckpt_restore_stats {
