@@ -214,6 +214,8 @@ int ident_of_user(uid_t uid, gid_t gid, struct ident *id); /* gid (gid_t)-1: pri
 int ident_of_peer(const struct conn *c, struct ident *id);
 int in_groups(gid_t gid, const char *groups);
 gid_t gid_of(pid_t pid); /* real gid of pid, or (gid_t)-1 */
+/* The first number of /proc/PID/status's line "KEY:", or -1. */
+long status_number(pid_t pid, const char *key);
 
 /* --inherit-fd: the client's fds and the specs rewritten to name them
  * where the worker will have them. */

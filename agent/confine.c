@@ -31,21 +31,6 @@
 #define CONFINE_MAX 16         /* filters, as the engine's RST_MAX_SECCOMP */
 #define CONFINE_MAX_INSNS 4096 /* per filter, the kernel's BPF_MAXINSNS */
 
-/* "Seccomp:" of /proc/PID/status: 0 none, 1 strict, 2 filters; -1 gone. */
-static int seccomp_mode(pid_t pid)
-{
-	char path[64], line[128];
-	int mode = -1;
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	FILE *f = fopen(path, "re");
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "Seccomp: %d", &mode) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return mode;
-}
-
 static int read_one(pid_t pid, long i, RpcSeccompFilter *out)
 {
 	struct { uint64_t filter_off, flags; } md = { (uint64_t)i, 0 };
@@ -102,7 +87,8 @@ int confine_read(const struct conn *c, struct confinement *out, char *err, size_
 	memset(out, 0, sizeof(*out));
 	if (!c->peer.uid || c->tcp || c->peer.pid <= 0)
 		return 0;
-	int mode = seccomp_mode(c->peer.pid);
+	/* "Seccomp:" 0 none, 1 strict, 2 filters; -1 gone. */
+	int mode = (int)status_number(c->peer.pid, "Seccomp");
 	if (mode == 0)
 		return 0;
 	int ret = mode == 2 ? read_stopped(c->peer.pid, out) : -EPERM;

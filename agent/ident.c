@@ -73,19 +73,24 @@ int in_groups(gid_t gid, const char *groups)
 	return 0;
 }
 
-/* The real gid of `pid`, or (gid_t)-1. */
-gid_t gid_of(pid_t pid)
+long status_number(pid_t pid, const char *key)
 {
 	char path[64], line[256];
-	unsigned g = (unsigned)-1;
+	size_t len = strlen(key);
+	long v = -1;
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
 	FILE *f = fopen(path, "re");
 	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "Gid: %u", &g) == 1)
+		if (!strncmp(line, key, len) && line[len] == ':' && sscanf(line + len + 1, "%ld", &v) == 1)
 			break;
 	if (f)
 		fclose(f);
-	return (gid_t)g;
+	return v;
+}
+
+gid_t gid_of(pid_t pid)
+{
+	return (gid_t)status_number(pid, "Gid");
 }
 
 /* ---- --inherit-fd ---- */

@@ -190,12 +190,13 @@ static int shm(const char *key, const char *text)
 	}
 }
 
-static int seccomp(void)
+/* no_new_privs and a filter: syscall `nr` fails with `err`. */
+static int fail_syscall(int nr, int err)
 {
 	struct sock_filter f[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mkdir, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (unsigned)err),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
 	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
@@ -204,6 +205,13 @@ static int seccomp(void)
 		perror("seccomp");
 		return 1;
 	}
+	return 0;
+}
+
+static int seccomp(void)
+{
+	if (fail_syscall(SYS_mkdir, EPERM))
+		return 1;
 	printf("ready\n");
 	for (;;)
 		nap();
@@ -213,18 +221,8 @@ static int seccomp(void)
  * or the tests otherwise call), no_new_privs, then CMD runs under it. */
 static int confine(char **cmd)
 {
-	struct sock_filter f[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_acct, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOTNAM),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
-	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) {
-		perror("seccomp");
+	if (fail_syscall(SYS_acct, ENOTNAM))
 		return 1;
-	}
 	execvp(cmd[0], cmd);
 	perror(cmd[0]);
 	return 127;
