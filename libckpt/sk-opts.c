@@ -105,11 +105,11 @@ static const struct opt_desc opts[] = {
 	ROW(IPPROTO_IP, IP_TOS, K_TOS, ANY, S_ALL, NEW),
 	ROW(IPPROTO_IP, IP_TTL, K_INT, ANY, S_ALL, NEW),
 	ROW(IPPROTO_IP, IP_MINTTL, K_INT, ANY, S_ALL, NEW),
-	/* multicast: UDP only; TCP refuses them (and an accepted socket
-	 * reads the TTL of its SYN as IP_MULTICAST_TTL) */
+	/* UDP only: TCP refuses it (and an accepted socket reads the TTL of
+	 * its SYN there) */
 	ROW(IPPROTO_IP, IP_MULTICAST_TTL, K_INT, UDP4, S_ALL, NEW),
-	ROW(IPPROTO_IP, IP_MULTICAST_LOOP, K_INT, UDP4, S_ALL, NEW),
-	ROW(IPPROTO_IP, IP_MULTICAST_ALL, K_INT, UDP4, S_ALL, NEW),
+	ROW(IPPROTO_IP, IP_MULTICAST_LOOP, K_INT, ANY, S_ALL, NEW),
+	ROW(IPPROTO_IP, IP_MULTICAST_ALL, K_INT, ANY, S_ALL, NEW),
 	/* before bind: they decide which addresses bind() accepts */
 	ROW(IPPROTO_IP, IP_FREEBIND, K_INT, ANY, S_ALL, NEW),
 	ROW(IPPROTO_IP, IP_TRANSPARENT, K_INT, ANY, S_ALL, NEW), /* needs CAP_NET_RAW/ADMIN */
@@ -136,10 +136,11 @@ static const struct opt_desc opts[] = {
 	ROW(IPPROTO_IPV6, IPV6_V6ONLY, K_INT, IP6, S_ALL, NEW),
 	ROW(IPPROTO_IPV6, IPV6_TCLASS, K_TOS, IP6, S_ALL, NEW),
 	ROW(IPPROTO_IPV6, IPV6_UNICAST_HOPS, K_INT, IP6, S_ALL, NEW),
-	ROW(IPPROTO_IPV6, IPV6_MULTICAST_HOPS, K_INT, UDP_ | V6, S_ALL, NEW), /* as IPv4 */
-	ROW(IPPROTO_IPV6, IPV6_MULTICAST_LOOP, K_INT, UDP_ | V6, S_ALL, NEW),
-	ROW(IPPROTO_IPV6, IPV6_MULTICAST_ALL, K_INT, UDP_ | V6, S_ALL, NEW),
+	/* HOPS and IF: UDP only, TCP refuses them */
+	ROW(IPPROTO_IPV6, IPV6_MULTICAST_HOPS, K_INT, UDP_ | V6, S_ALL, NEW),
 	ROW(IPPROTO_IPV6, IPV6_MULTICAST_IF, K_INT, UDP_ | V6, S_ALL, NEW),
+	ROW(IPPROTO_IPV6, IPV6_MULTICAST_LOOP, K_INT, IP6, S_ALL, NEW),
+	ROW(IPPROTO_IPV6, IPV6_MULTICAST_ALL, K_INT, IP6, S_ALL, NEW),
 	ROW(IPPROTO_IPV6, IPV6_UNICAST_IF, K_INT, IP6, S_ALL, NEW),
 	ROW(IPPROTO_IPV6, IPV6_FREEBIND, K_INT, IP6, S_ALL, NEW),
 	ROW(IPPROTO_IPV6, IPV6_TRANSPARENT, K_INT, IP6, S_ALL, NEW),
@@ -241,7 +242,7 @@ static const struct opt_desc opts[] = {
 	 * getsockopt(TCP_MAXSEG) of a connection is its negotiated MSS */
 	ROW(IPPROTO_TCP, TCP_MAXSEG, K_INT, TCP4, S_CLOSE | S_LISTEN, NEW),
 	ROW(IPPROTO_TCP, TCP_FASTOPEN, K_INT, TCP4, S_CLOSE | S_LISTEN, NEW),
-	ROW(IPPROTO_TCP, TCP_FASTOPEN_CONNECT, K_INT, TCP4, S_CLOSE, NEW),
+	ROW(IPPROTO_TCP, TCP_FASTOPEN_CONNECT, K_INT, TCP4, S_CLOSE | S_LISTEN, NEW),
 	/* connect() computes the clamp and the ACK mode: set after it */
 	ROW(IPPROTO_TCP, TCP_WINDOW_CLAMP, K_INT, TCP4, S_ALL, LATE),
 	ROW(IPPROTO_TCP, TCP_QUICKACK, K_INT, TCP4, S_ALL, LATE),
@@ -251,8 +252,8 @@ static const struct opt_desc opts[] = {
 	ROW(IPPROTO_UDP, UDP_SEGMENT, K_INT, UDP4, S_ALL, NEW),
 	ROW(IPPROTO_UDP, UDP_GRO, K_INT, UDP4, S_ALL, NEW),
 	ROW(IPPROTO_UDP, UDP_ENCAP, K_INT, UDP4, S_ALL, NEW),
-	ROW(IPPROTO_UDP, UDP_NO_CHECK6_TX, K_INT, UDP_ | V6, S_ALL, NEW),
-	ROW(IPPROTO_UDP, UDP_NO_CHECK6_RX, K_INT, UDP_ | V6, S_ALL, NEW),
+	ROW(IPPROTO_UDP, UDP_NO_CHECK6_TX, K_INT, UDP4, S_ALL, NEW), /* v4 sockets take them too */
+	ROW(IPPROTO_UDP, UDP_NO_CHECK6_RX, K_INT, UDP4, S_ALL, NEW),
 };
 
 #define NR_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -301,10 +302,15 @@ static int get_raw(int sk, const struct opt_desc *d, void *buf, socklen_t *len)
 	if (d->kind == K_FILTER) {
 		/* optlen counts instructions: 0 asks for the count */
 		socklen_t n = 0;
-		if (getsockopt(sk, d->level, SO_GET_FILTER, NULL, &n))
-			return -errno;
-		/* an eBPF program has no classic original (EINVAL), and may be
-		 * longer than any classic one: (socklen_t)-1 tells it */
+		/* an eBPF program is not shown (EACCES; EINVAL on older kernels:
+		 * no classic original) and may be longer than any classic one:
+		 * (socklen_t)-1 tells it */
+		if (getsockopt(sk, d->level, SO_GET_FILTER, NULL, &n)) {
+			if (errno != EACCES)
+				return -errno;
+			*len = (socklen_t)-1;
+			return 0;
+		}
 		if (n && (n * sizeof(struct sock_filter) > *len ||
 			  getsockopt(sk, d->level, SO_GET_FILTER, buf, &n))) {
 			*len = (socklen_t)-1;
