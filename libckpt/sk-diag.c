@@ -163,14 +163,22 @@ static int parse_inet(struct nlmsghdr *h, void *arg)
 {
 	struct inet_diag_table *t = arg;
 	struct inet_diag_msg *m = nlmsg_data(h);
+	struct nlattr *tb[INET_DIAG_MAX + 1];
 
 	if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
+		return -EIO;
+	if (nla_parse(tb, INET_DIAG_MAX, (struct nlattr *)(m + 1),
+		      (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m))), NULL) < 0)
 		return -EIO;
 	if (grow((void **)&t->v, &t->cap, t->nr, sizeof(*t->v)))
 		return -ENOMEM;
 	t->v[t->nr++] = (struct inet_diag){ .ino = m->idiag_inode,
 					    .family = m->idiag_family,
 					    .state = m->idiag_state,
+					    /* INET_DIAG_SHUTDOWN comes always */
+					    .shutdown = tb[INET_DIAG_SHUTDOWN]
+								? nla_get_u8(tb[INET_DIAG_SHUTDOWN])
+								: 0,
 					    .rqueue = m->idiag_rqueue,
 					    .wqueue = m->idiag_wqueue };
 	return 0;

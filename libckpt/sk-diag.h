@@ -40,6 +40,7 @@ const struct unix_diag *sk_diag_unix_find(const struct unix_diag_table *t, uint6
 struct inet_diag {
 	uint64_t ino;
 	uint8_t family, state; /* AF_INET/AF_INET6, TCP_* */
+	uint8_t shutdown;      /* RCV_SHUTDOWN (1) | SEND_SHUTDOWN (2) */
 	uint32_t rqueue, wqueue;
 };
 

@@ -18,6 +18,10 @@
  * repair mode in each restoring task (post_install), once every socket of
  * the tree exists, so that a loopback peer is never answered with a RST.
  *
+ * Options (SO_*, IP_*, IPV6_*, TCP_*, UDP_*) are sk-opts.c's table: set
+ * before bind/connect, or late (after bind/listen/connect; for a
+ * connection, once out of repair mode, which resets SO_REUSEADDR).
+ *
  * Not kept: datagrams queued in a UDP socket (dropped, as the network may
  * drop them); TCP connections in states other than LISTEN, ESTABLISHED or
  * CLOSE are refused by name.
@@ -28,6 +32,7 @@
 #include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +50,7 @@
 #include "file-kinds.h"
 #include "log.h"
 #include "sk-diag.h"
+#include "sk-opts.h"
 
 #define MAX_QUEUE (64u << 20) /* bytes of one queue an image may claim */
 
@@ -143,29 +149,17 @@ static int dump_addrs(struct arena *a, int sk, InetSkEntry *s)
 	return put_addr(a, &ss, &s->dst_addr, &s->dst_port);
 }
 
-static void dump_options(int sk, InetSkEntry *s)
+/* The shutdown state: sock_diag's, or for a socket it does not list (never
+ * bound nor connected) what poll() tells (a lone SEND_SHUTDOWN there does
+ * not show: it changes nothing such a socket could do but send). */
+static void dump_shutdown(int sk, const struct inet_diag *di, InetSkEntry *s)
 {
-	s->has_reuseaddr = s->has_reuseport = s->has_rcvbuf = s->has_sndbuf = 1;
-	s->reuseaddr = get_opt(sk, SOL_SOCKET, SO_REUSEADDR) != 0;
-	s->reuseport = get_opt(sk, SOL_SOCKET, SO_REUSEPORT) != 0;
-	s->rcvbuf = (uint32_t)get_opt(sk, SOL_SOCKET, SO_RCVBUF);
-	s->sndbuf = (uint32_t)get_opt(sk, SOL_SOCKET, SO_SNDBUF);
-	if (s->family == AF_INET6) {
-		s->has_v6only = 1;
-		s->v6only = get_opt(sk, IPPROTO_IPV6, IPV6_V6ONLY) != 0;
-	}
-	if (s->type == SOCK_STREAM) {
-		s->has_nodelay = s->has_keepalive = 1;
-		s->nodelay = get_opt(sk, IPPROTO_TCP, TCP_NODELAY) != 0;
-		s->keepalive = get_opt(sk, SOL_SOCKET, SO_KEEPALIVE) != 0;
-		s->has_keepidle = s->has_keepintvl = s->has_keepcnt = s->keepalive;
-		s->keepidle = (uint32_t)get_opt(sk, IPPROTO_TCP, TCP_KEEPIDLE);
-		s->keepintvl = (uint32_t)get_opt(sk, IPPROTO_TCP, TCP_KEEPINTVL);
-		s->keepcnt = (uint32_t)get_opt(sk, IPPROTO_TCP, TCP_KEEPCNT);
-	} else {
-		s->has_broadcast = 1;
-		s->broadcast = get_opt(sk, SOL_SOCKET, SO_BROADCAST) != 0;
-	}
+	struct pollfd p = { .fd = sk, .events = POLLRDHUP };
+	s->has_shutdown = 1;
+	s->shutdown = di->shutdown & 3;
+	if (!di->rqueue && !di->wqueue && !s->shutdown && s->state == TCP_CLOSE &&
+	    poll(&p, 1, 0) == 1)
+		s->shutdown = (p.revents & POLLHUP) ? 3 : (p.revents & POLLRDHUP) ? 1 : 0;
 }
 
 static int add_conn(struct fd_dump *f, struct inet_dump *d, InetSkEntry *s)
@@ -263,13 +257,21 @@ static int inet_dump(struct fd_dump *f, FileEntry *e)
 	s->type = (uint32_t)type;
 	/* TCP_BOUND_INACTIVE (13, newer kernels): bound, a CLOSE socket */
 	s->state = di->state == 13 ? TCP_CLOSE : di->state;
+	char why[160] = "";
 	ret = dump_addrs(&f->fdump->a, sk, s);
-	if (!ret)
-		dump_options(sk, s);
-	close(sk);
 	if (ret) {
 		pr_err("pid %d: fd %d: %s: cannot read its addresses: %s", f->pid, f->fd, f->link,
 		       strerror(-ret));
+		close(sk);
+		return ret;
+	}
+	ret = sk_opts_dump(&f->fdump->a, sk, s, why, sizeof(why));
+	if (!ret)
+		dump_shutdown(sk, di, s);
+	close(sk);
+	if (ret) {
+		pr_err("pid %d: fd %d: %s: %s", f->pid, f->fd, f->link,
+		       why[0] ? why : strerror(-ret));
 		return ret;
 	}
 	return check_state(f, d, di, s);
@@ -369,11 +371,20 @@ static int read_conn(struct arena *a, struct repair_sk *c)
 	return read_tcp_options(c->sk, s);
 }
 
+/* Leaving repair mode turns SO_REUSEADDR off (sk_reuse = SK_NO_REUSE):
+ * the program's value goes back. */
+static void repair_off(int sk, const InetSkEntry *s)
+{
+	int reuse = (int)sk_opts_int(s, SOL_SOCKET, SO_REUSEADDR, 0);
+	set_repair(sk, 0);
+	setsockopt(sk, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof(reuse));
+}
+
 static void repair_off_all(struct inet_dump *d)
 {
 	for (struct repair_sk *c = d->conns; c; c = c->next) {
 		if (c->on)
-			set_repair(c->sk, 0);
+			repair_off(c->sk, c->entry);
 		c->on = 0;
 	}
 }
@@ -448,7 +459,7 @@ static void watch(struct inet_dump *d)
 				continue;
 			}
 			if (f == TASK_RUNNING && get_opt(c->sk, IPPROTO_TCP, TCP_REPAIR) == 1)
-				set_repair(c->sk, 0);
+				repair_off(c->sk, c->entry);
 			close(c->sk);
 			c->sk = -1;
 		}
@@ -581,7 +592,8 @@ static int inet_read(struct img_set *set, struct restore_files *rf, void **priv)
 	(void)priv;
 	for (size_t i = 0; i < rf->nr_files; i++)
 		if (rf->files[i]->type == FILE_TYPE__FILE_INET_SK &&
-		    !valid_entry(rf->files[i]->inet_sk)) {
+		    (!valid_entry(rf->files[i]->inet_sk) ||
+		     !sk_opts_valid(rf->files[i]->inet_sk))) {
 			pr_err("%s/files.img: entry %zu: bad inet socket", img_set_dir(set), i);
 			return -EINVAL;
 		}
@@ -629,7 +641,8 @@ static int set_keepalive(int sk, const InetSkEntry *s)
 	return ret;
 }
 
-static int set_options(int sk, const InetSkEntry *s)
+/* Images without opts (before sk-opts.c): the few options they hold. */
+static int set_old_options(int sk, const InetSkEntry *s)
 {
 	int ret = 0;
 	set_buf(sk, SO_RCVBUFFORCE, SO_RCVBUF, s->rcvbuf);
@@ -658,7 +671,7 @@ static int bind_src(int sk, const InetSkEntry *s)
 	int ret = set_int(sk, SOL_SOCKET, SO_REUSEADDR, 1);
 	if (!ret && bind(sk, (struct sockaddr *)&ss, len))
 		ret = -errno;
-	if (!ret && !s->reuseaddr)
+	if (!ret && !s->n_opts && !s->reuseaddr) /* else sk-opts' late phase */
 		ret = set_int(sk, SOL_SOCKET, SO_REUSEADDR, 0);
 	return ret;
 }
@@ -762,14 +775,35 @@ static int restore_conn(int sk, const InetSkEntry *s)
 	return ret;
 }
 
-static int create(const InetSkEntry *s)
+static int in_repair(const InetSkEntry *s)
+{
+	return s->type == SOCK_STREAM && s->state == TCP_ESTABLISHED;
+}
+
+/* What comes once the socket is bound, listening or connected (a
+ * connection: out of repair mode): late options, then the shutdown state
+ * (an unconnected socket takes it too, and says ENOTCONN). */
+static int finish(int sk, const InetSkEntry *s, char *why, size_t len)
+{
+	static const int how[] = { 0, SHUT_RD, SHUT_WR, SHUT_RDWR };
+	int ret = sk_opts_restore(sk, s, SK_OPTS_LATE, why, len);
+	if (!ret && !s->n_opts && s->has_reuseaddr && in_repair(s))
+		ret = set_int(sk, SOL_SOCKET, SO_REUSEADDR, s->reuseaddr);
+	if (!ret && (s->shutdown & 3) && shutdown(sk, how[s->shutdown & 3]) && errno != ENOTCONN) {
+		ret = -errno;
+		snprintf(why, len, "shutdown %u: %s", s->shutdown & 3, strerror(errno));
+	}
+	return ret;
+}
+
+static int create(const InetSkEntry *s, char *why, size_t len)
 {
 	int proto = s->type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP;
 	int sk = socket((int)s->family, (int)s->type | SOCK_CLOEXEC, proto), ret;
 	if (sk < 0)
 		return -errno;
-	ret = set_options(sk, s);
-	if (!ret && s->type == SOCK_STREAM && s->state == TCP_ESTABLISHED)
+	ret = s->n_opts ? sk_opts_restore(sk, s, SK_OPTS_NEW, why, len) : set_old_options(sk, s);
+	if (!ret && in_repair(s))
 		ret = restore_conn(sk, s);
 	else if (!ret)
 		ret = bind_src(sk, s);
@@ -777,6 +811,8 @@ static int create(const InetSkEntry *s)
 		ret = -errno;
 	if (!ret && s->type == SOCK_DGRAM && s->has_dst_addr)
 		ret = connect_dst(sk, s);
+	if (!ret && !in_repair(s))
+		ret = finish(sk, s, why, len);
 	if (ret) {
 		close(sk);
 		return ret;
@@ -789,13 +825,15 @@ static int inet_open(struct restore_files *rf, void *priv, const FileEntry *e)
 	const InetSkEntry *s = e->inet_sk;
 	(void)rf;
 	(void)priv;
-	int sk = create(s);
+	char why[200] = "";
+	int sk = create(s, why, sizeof(why));
 	if (sk < 0) {
 		char src[INET6_ADDRSTRLEN] = "*";
 		if (s->has_src_addr)
 			inet_ntop((int)s->family, s->src_addr.data, src, sizeof(src));
 		pr_err("socket:[%llu] %s %s:%u: cannot recreate: %s", (unsigned long long)s->ino,
-		       s->type == SOCK_STREAM ? "TCP" : "UDP", src, s->src_port, strerror(-sk));
+		       s->type == SOCK_STREAM ? "TCP" : "UDP", src, s->src_port,
+		       why[0] ? why : strerror(-sk));
 		return sk;
 	}
 	if (fcntl(sk, F_SETFL, e->flags & (O_NONBLOCK | O_ASYNC)) < 0) {
@@ -806,7 +844,8 @@ static int inet_open(struct restore_files *rf, void *priv, const FileEntry *e)
 	return sk;
 }
 
-/* Every socket of the tree exists now: connections leave repair mode. */
+/* Every socket of the tree exists now: connections leave repair mode,
+ * then take their late options. */
 static int inet_post_install(struct restore_files *rf, void *priv, size_t idx)
 {
 	const struct task_fds *tf = &rf->tasks[idx];
@@ -816,11 +855,15 @@ static int inet_post_install(struct restore_files *rf, void *priv, size_t idx)
 		if (e->type != FILE_TYPE__FILE_INET_SK || e->inet_sk->type != SOCK_STREAM ||
 		    e->inet_sk->state != TCP_ESTABLISHED)
 			continue;
+		char why[200] = "";
 		int ret = set_repair((int)tf->fds[i]->fd, 0);
+		if (ret)
+			snprintf(why, sizeof(why), "cannot leave repair mode: %s", strerror(-ret));
+		else
+			ret = finish((int)tf->fds[i]->fd, e->inet_sk, why, sizeof(why));
 		if (ret) {
-			pr_err("pid %d: fd %u: socket:[%llu]: cannot leave repair mode: %s",
-			       tf->pid, tf->fds[i]->fd, (unsigned long long)e->inet_sk->ino,
-			       strerror(-ret));
+			pr_err("pid %d: fd %u: socket:[%llu]: %s", tf->pid, tf->fds[i]->fd,
+			       (unsigned long long)e->inet_sk->ino, why[0] ? why : strerror(-ret));
 			return ret;
 		}
 	}

@@ -74,3 +74,12 @@ set_tests_properties(selfcheck_inet_ext_loop PROPERTIES TIMEOUT 60 LABELS selfch
 # Two dumps with -R first: the connection leaves repair mode and goes on.
 cr_case(cr_tcp_ext_leave_running inet-sk 90 ${SK_HELPER} tcp-echo --dump-opt --tcp-established
 	--leave-running-twice -- ext)
+# Socket options (sk-opts.c): every option of every kept state comes back
+# exactly; an eBPF socket filter, which cannot be read back, is refused.
+sk_program(inet-opts)
+cr_case(cr_inet_opts inet-opts 60 --dump-opt --tcp-established -- all)
+cr_case(bad_dump_inet_ebpf inet-opts 60 --expect-dump-fail --expect-msg %p
+	--expect-msg SO_ATTACH_BPF -- ebpf)
+add_test(NAME selfcheck_inet_opts COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
+	$<TARGET_FILE:cr-inet-opts> all)
+set_tests_properties(selfcheck_inet_opts PROPERTIES TIMEOUT 60 LABELS selfcheck)
