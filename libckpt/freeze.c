@@ -203,6 +203,14 @@ static struct frozen_task *add_task(struct frozen_tree *tree, pid_t pid)
 	return t;
 }
 
+static void drop_task(struct frozen_tree *tree, int i)
+{
+	free(tree->tasks[i].threads);
+	memmove(&tree->tasks[i], &tree->tasks[i + 1],
+		(size_t)(tree->nr_tasks - i - 1) * sizeof(tree->tasks[0]));
+	tree->nr_tasks--;
+}
+
 static bool has_task(const struct frozen_tree *tree, pid_t pid)
 {
 	for (int i = 0; i < tree->nr_tasks; i++)
@@ -275,26 +283,34 @@ static int seize_thread(struct frozen_task *t, pid_t tid)
 	memset(th, 0, sizeof(*th));
 	th->tid = tid;
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 || wait_event_stop(tid) < 0) {
-		if (tid == t->pid) {
-			fprintf(stderr, "pid %d: exited while being frozen\n", t->pid);
-			return -ESRCH;
-		}
-		t->nr_threads--; /* a thread that exited is simply not there */
+		t->nr_threads--; /* it was exiting: it is not there to freeze */
 		return 0;
 	}
 	return 1;
 }
 
-/* A child listed while it ran that exited before we seized it is a
- * zombie now (its parent, frozen, cannot reap it): it is dumped as one. */
-static bool became_zombie(struct frozen_task *t)
+/*
+ * A child listed while it ran that exited before it could be frozen: its
+ * parent, frozen, cannot reap it, so it is a zombie once its exit is
+ * through (it may still be on its way: wait a moment), and is dumped as
+ * one.  1: a zombie now; 0: gone (reaped by the kernel, a parent ignoring
+ * SIGCHLD); -1: neither.
+ */
+static int settle_exited(struct frozen_task *t)
 {
-	struct task_stat st;
-	if (read_stat(t->pid, &st) || st.state != 'Z')
-		return false;
-	t->zombie = true;
-	t->stopped = false;
-	return true;
+	for (int i = 0; i < 100; i++) {
+		struct task_stat st;
+		int ret = read_stat(t->pid, &st);
+		if (ret == -ESRCH || (!ret && st.state == 'X'))
+			return 0;
+		if (!ret && st.state == 'Z') {
+			t->zombie = true;
+			t->stopped = false;
+			return 1;
+		}
+		usleep(2000);
+	}
+	return -1;
 }
 
 /* Seize the threads of `t` not seized yet; returns how many, or -errno. */
@@ -308,8 +324,9 @@ static int seize_threads(struct frozen_task *t, bool root)
 	/* The leader first, so that threads[0].tid == pid. */
 	if (t->nr_threads == 0) {
 		ret = seize_thread(t, t->pid);
-		if (ret == 0 && !root && became_zombie(t))
-			return 0;
+		int settled = ret == 0 && !root ? settle_exited(t) : -1;
+		if (settled >= 0)
+			return settled ? 0 : -ECHILD; /* a zombie; or gone: dropped */
 		if (ret == 0)
 			fprintf(stderr, "pid %d: exited while being frozen\n", t->pid);
 		if (ret <= 0)
@@ -410,6 +427,11 @@ static int freeze_pass(struct frozen_tree *tree)
 
 	for (int i = 0; i < tree->nr_tasks; i++) {
 		ret = seize_threads(&tree->tasks[i], i == 0);
+		if (ret == -ECHILD) {
+			/* Never frozen, so none of its children were listed. */
+			drop_task(tree, i--);
+			continue;
+		}
 		if (ret < 0)
 			return ret;
 		added += ret;
