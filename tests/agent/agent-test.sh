@@ -14,22 +14,10 @@
 set -euo pipefail
 CASE=$1 CKPTD=$2 CKPTCTL=$3 COUNTER=$4 BUSY=$5 STRESS=${6:-}
 
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
-# Processes started here must not inherit ctest's files (a restore
-# reopens every file the process had, as its user).
-for fd in $(ls /proc/$$/fd); do
-	[ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null || true
-done
-T=$(mktemp -d /tmp/ckpt-agent.XXXXXX)
-chmod 755 "$T"
-# Users cannot reach binaries under root's home: work from copies.
-mkdir "$T/bin"
-cp "$CKPTD" "$CKPTCTL" "$COUNTER" "$BUSY" "$T/bin/"
+. "$(dirname "$0")/../lib/agent-env.sh"
+agent_env ckpt-agent
+user_copy CKPTD CKPTCTL COUNTER BUSY
 [ -n "$STRESS" ] && cp "$STRESS" "$T/bin/"
-chmod 755 "$T/bin" "$T/bin"/*
-CKPTD=$T/bin/$(basename "$CKPTD") CKPTCTL=$T/bin/$(basename "$CKPTCTL")
-COUNTER=$T/bin/$(basename "$COUNTER") BUSY=$T/bin/$(basename "$BUSY")
-export CKPT_SOCKET=$T/ckptd.sock CKPT_CONF=$T/none.conf
 AGENT_PID=
 PIDS=()
 

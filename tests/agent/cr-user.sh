@@ -27,22 +27,10 @@ shift
 ARGS=("$@")
 USER1=ckpt-test1 USER2=ckpt-test2
 
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
-# The test program must not inherit ctest's files (a restore reopens
-# every file the process had, as its user).
-for fd in $(ls /proc/$$/fd); do
-	[ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null || true
-done
-T=$(mktemp -d /tmp/ckpt-cruser.XXXXXX)
-chmod 755 "$T"
-# A checkout may be closed to other users: the user runs copies.
+. "$(dirname "$0")/../lib/agent-env.sh"
+agent_env ckpt-cruser
 # (ckptd and cr-run, and any --helper, run as root where they are.)
-mkdir "$T/bin"
-cp "$CKPTCTL" "$PROG" "$T/bin/"
-chmod 755 "$T/bin" "$T/bin"/*
-CKPTCTL=$T/bin/$(basename "$CKPTCTL") PROG=$T/bin/$(basename "$PROG")
-export CKPT_SOCKET=$T/ckptd.sock CKPT_CONF=$T/none.conf
-: >"$CKPT_CONF"
+user_copy CKPTCTL PROG
 # cr-run's own temp dirs (the user's) go under $T, kept on a failure.
 export CR_TMPDIR=$T
 AGENT_PID=

@@ -10,22 +10,11 @@ set -euo pipefail
 CKPTD=$1 CKPTCTL=$2 COUNTER=$3 BUSY=$4
 shift 4
 
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
-# Nothing of ctest's may leak into processes the users dump.
-for fd in $(ls /proc/$$/fd); do
-	[ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null || true
-done
-T=$(mktemp -d /tmp/ckpt-sec.XXXXXX)
-chmod 755 "$T"
-mkdir "$T/bin"
-cp "$CKPTD" "$CKPTCTL" "$COUNTER" "$BUSY" "$T/bin/"
-for extra in "$@"; do [ -f "$extra" ] && cp "$extra" "$T/bin/"; done
-cp "$(dirname "${BASH_SOURCE[0]}")/imgedit.py" "$T/bin/"
-chmod 755 "$T/bin" "$T/bin"/*
-CKPTD=$T/bin/$(basename "$CKPTD") CKPTCTL=$T/bin/$(basename "$CKPTCTL")
-COUNTER=$T/bin/$(basename "$COUNTER") BUSY=$T/bin/$(basename "$BUSY")
-export CKPT_SOCKET=$T/ckptd.sock CKPT_CONF=$T/ckpt.conf
-: >"$CKPT_CONF"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/agent-env.sh"
+agent_env ckpt-sec
+user_copy CKPTD CKPTCTL COUNTER BUSY
+for extra in "$@"; do [ -f "$extra" ] && install -m 755 "$extra" "$T/bin/"; done
+install -m 755 "$(dirname "${BASH_SOURCE[0]}")/imgedit.py" "$T/bin/"
 AGENT_PID=
 PIDS=()
 ALICE=ckpt-alice BOB=ckpt-bob
