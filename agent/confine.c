@@ -3,8 +3,9 @@
  * through ckptd's restores.  ckptd itself is not under her filters, so
  * without this her restore worker could do, and her restored processes
  * could be left without, what the filters forbid her.  The filters of the
- * asking process are read here with ptrace (the kernel shows them only to
- * CAP_SYS_ADMIN) and handed to the restore worker, which installs them on
+ * asking process are read with the engine's ckpt_seccomp_of (ptrace: the
+ * kernel shows them only to CAP_SYS_ADMIN) and handed to the restore
+ * worker, which installs them on
  * itself before it does anything for her (worker.c): every syscall of the
  * restore is then filtered as hers are, the restored processes inherit
  * them, and an image whose processes lack them is refused
@@ -17,69 +18,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ptrace.h>
-#include <sys/wait.h>
 
 #include "agent.h"
+#include "ckpt/ckpt.h"
 
-#ifndef PTRACE_SECCOMP_GET_FILTER
-#define PTRACE_SECCOMP_GET_FILTER 0x420c
-#endif
-#ifndef PTRACE_GET_SECCOMP_METADATA
-#define PTRACE_GET_SECCOMP_METADATA 0x420d
-#endif
-#define CONFINE_MAX 16         /* filters, as the engine's RST_MAX_SECCOMP */
-#define CONFINE_MAX_INSNS 4096 /* per filter, the kernel's BPF_MAXINSNS */
+/* ckptd keeps only the flags a filter can be installed with. */
+#define KEPT_FLAGS (SECCOMP_FILTER_FLAG_LOG | SECCOMP_FILTER_FLAG_SPEC_ALLOW)
 
-static int read_one(pid_t pid, long i, RpcSeccompFilter *out)
-{
-	struct { uint64_t filter_off, flags; } md = { (uint64_t)i, 0 };
-	long n = ptrace(PTRACE_SECCOMP_GET_FILTER, pid, (void *)i, NULL);
-	if (n <= 0 || n > CONFINE_MAX_INSNS)
-		return n < 0 ? -errno : -E2BIG;
-	rpc_seccomp_filter__init(out);
-	out->insns.data = malloc((size_t)n * 8);
-	out->insns.len = (size_t)n * 8;
-	if (!out->insns.data)
-		return -ENOMEM;
-	if (ptrace(PTRACE_SECCOMP_GET_FILTER, pid, (void *)i, out->insns.data) != n ||
-	    ptrace(PTRACE_GET_SECCOMP_METADATA, pid, (void *)sizeof(md), &md) < 0)
-		return -errno;
-	out->flags = md.flags & (SECCOMP_FILTER_FLAG_LOG | SECCOMP_FILTER_FLAG_SPEC_ALLOW);
-	return 0;
-}
-
-/* Every filter of the stopped `pid`, oldest first (index 0 is the
- * oldest, as for the engine's dump). */
-static int read_all(pid_t pid, struct confinement *c)
-{
-	long count = 0;
-	while (ptrace(PTRACE_SECCOMP_GET_FILTER, pid, (void *)count, NULL) > 0)
-		if (++count > CONFINE_MAX)
-			return -E2BIG;
-	for (long i = 0; i < count; i++) {
-		int ret = read_one(pid, i, &c->filter[i]);
-		c->ptr[i] = &c->filter[i];
-		c->nr = (size_t)i + 1;
-		if (ret)
-			return ret;
-	}
-	return count ? 0 : -ENOENT;
-}
-
-/* Stop the client a moment (it waits for our answer anyway), read, let
- * it go on. */
+/* The engine reads them (libckpt/taskstate.c); we pass them on. */
 static int read_stopped(pid_t pid, struct confinement *c)
 {
-	int status, ret;
-	if (ptrace(PTRACE_SEIZE, pid, 0, 0))
-		return -errno;
-	if (ptrace(PTRACE_INTERRUPT, pid, 0, 0) || waitpid(pid, &status, __WALL) != pid)
-		ret = -errno;
-	else
-		ret = read_all(pid, c);
-	ptrace(PTRACE_DETACH, pid, 0, 0);
-	return ret;
+	struct ckpt_seccomp f[16];
+	int n = ckpt_seccomp_of(pid, f, 16);
+	for (int i = 0; i < n; i++) {
+		rpc_seccomp_filter__init(&c->filter[i]);
+		c->filter[i].insns.data = (uint8_t *)f[i].insns; /* confine_free frees it */
+		c->filter[i].insns.len = f[i].len;
+		c->filter[i].flags = f[i].flags & KEPT_FLAGS;
+		c->ptr[i] = &c->filter[i];
+	}
+	c->nr = n > 0 ? (size_t)n : 0;
+	return n > 0 ? 0 : n ? n : -ENOENT;
 }
 
 int confine_read(const struct conn *c, struct confinement *out, char *err, size_t errlen)

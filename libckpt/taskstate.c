@@ -19,9 +19,11 @@
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "ckpt/ckpt.h"
 #include "priv.h"
 #include "log.h"
 #include "proc.h"
@@ -29,7 +31,9 @@
 
 #define MAX_TIMERS 64 /* RST_MAX_TIMERS */
 #define IOPRIO_WHO_PROCESS 1
+#ifndef SIGEV_THREAD_ID
 #define SIGEV_THREAD_ID 4
+#endif
 
 /* ---- from /proc, before infection ---- */
 
@@ -54,6 +58,23 @@ static long seccomp_ptrace(int req, pid_t tid, long i, void *data)
 	return ret;
 }
 
+/* Filter i of a stopped thread: its length in instructions (0: none). */
+static long filter_len(pid_t tid, long i)
+{
+	return seccomp_ptrace(PTRACE_SECCOMP_GET_FILTER, tid, i, NULL);
+}
+
+/* Filter i's len instructions into insns, and its flags. */
+static int filter_read(pid_t tid, long i, void *insns, long len, uint64_t *flags)
+{
+	struct { uint64_t filter_off, flags; } md = { (uint64_t)i, 0 };
+	if (seccomp_ptrace(PTRACE_SECCOMP_GET_FILTER, tid, i, insns) != len ||
+	    seccomp_ptrace(PTRACE_GET_SECCOMP_METADATA, tid, (long)sizeof(md), &md) < 0)
+		return errno ? -errno : -EIO;
+	*flags = md.flags;
+	return 0;
+}
+
 /* The filter chain of one stopped thread, oldest first (the kernel's
  * index 0 is the oldest, whatever ptrace(2) says; cr_seccomp checks the
  * order).  Returns how many, or -errno. */
@@ -69,7 +90,7 @@ static int read_seccomp(struct arena *a, pid_t pid, pid_t tid, SeccompFilterEntr
 		return -ENOTSUP;
 	}
 	long count = 0, total = 0;
-	while ((n = seccomp_ptrace(PTRACE_SECCOMP_GET_FILTER, tid, count, NULL)) > 0) {
+	while ((n = filter_len(tid, count)) > 0) {
 		total += n;
 		if (++count > MAX_SECCOMP || total > MAX_SECCOMP_INSNS) {
 			pr_err("pid %d: thread %d: more than %d seccomp filters or %d instructions: "
@@ -83,9 +104,8 @@ static int read_seccomp(struct arena *a, pid_t pid, pid_t tid, SeccompFilterEntr
 		return -errno;
 	}
 	for (long i = 0; i < count; i++) {
-		struct { uint64_t filter_off, flags; } md = { (uint64_t)i, 0 };
 		SeccompFilterEntry *e = arena_alloc(a, sizeof(*e));
-		long len = seccomp_ptrace(PTRACE_SECCOMP_GET_FILTER, tid, i, NULL);
+		long len = filter_len(tid, i);
 		uint8_t *insns = len > 0 ? arena_alloc(a, (size_t)len * 8) : NULL;
 		if (len <= 0) {
 			pr_err("pid %d: thread %d: seccomp filter %ld: %s", pid, tid, i,
@@ -94,18 +114,47 @@ static int read_seccomp(struct arena *a, pid_t pid, pid_t tid, SeccompFilterEntr
 		}
 		if (!e || !insns)
 			return -ENOMEM;
-		if (seccomp_ptrace(PTRACE_SECCOMP_GET_FILTER, tid, i, insns) != len ||
-		    seccomp_ptrace(PTRACE_GET_SECCOMP_METADATA, tid, (long)sizeof(md), &md) < 0) {
-			pr_err("pid %d: thread %d: seccomp filter %ld: %s", pid, tid, i, strerror(errno));
-			return -errno;
-		}
 		seccomp_filter_entry__init(e);
+		int ret = filter_read(tid, i, insns, len, &e->flags);
+		if (ret) {
+			pr_err("pid %d: thread %d: seccomp filter %ld: %s", pid, tid, i, strerror(-ret));
+			return ret;
+		}
 		e->insns.data = insns;
 		e->insns.len = (size_t)len * 8;
-		e->flags = md.flags;
 		out[i] = e;
 	}
 	return (int)count;
+}
+
+/* Not traced by us: seized and stopped for the read, let go at once. */
+int ckpt_seccomp_of(pid_t pid, struct ckpt_seccomp *out, size_t max)
+{
+	int status, ret = 0;
+	long n = 0;
+	if (ptrace(PTRACE_SEIZE, pid, 0, 0))
+		return -errno;
+	if (ptrace(PTRACE_INTERRUPT, pid, 0, 0) || waitpid(pid, &status, __WALL) != pid)
+		ret = -errno;
+	for (long len; !ret && (len = filter_len(pid, n)) > 0; n++) {
+		void *insns = (size_t)n < max && len <= 4096 ? malloc((size_t)len * 8) : NULL;
+		if (!insns) {
+			ret = (size_t)n < max && len <= 4096 ? -ENOMEM : -E2BIG;
+			break;
+		}
+		out[n] = (struct ckpt_seccomp){ insns, (size_t)len * 8, 0 };
+		ret = filter_read(pid, n, insns, len, &out[n].flags);
+	}
+	ptrace(PTRACE_DETACH, pid, 0, 0);
+	if (ret) /* out[0..n) hold what was allocated, the failed one included */
+		ckpt_seccomp_free(out, (size_t)n);
+	return ret ? ret : (int)n;
+}
+
+void ckpt_seccomp_free(struct ckpt_seccomp *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free((void *)f[i].insns);
 }
 
 static int same_filters(SeccompFilterEntry **x, SeccompFilterEntry **y, int n)

@@ -59,6 +59,14 @@ struct ckpt_seccomp {
 	uint64_t flags;
 };
 
+/* The seccomp filters of process `pid`'s main thread, oldest first, into
+ * out[max]: it is seized and stopped for the read and let go at once (it
+ * must not be traced; reading needs CAP_SYS_ADMIN).  Each insns is
+ * malloc'ed: ckpt_seccomp_free.  How many, or a negative errno (-E2BIG:
+ * more than max, or one longer than the kernel's BPF_MAXINSNS). */
+int ckpt_seccomp_of(pid_t pid, struct ckpt_seccomp *out, size_t max);
+void ckpt_seccomp_free(struct ckpt_seccomp *f, size_t n);
+
 enum ckpt_pidns_mode {
 	CKPT_PIDNS_AUTO = 0, /* fresh PID namespace only when a PID is taken */
 	CKPT_PIDNS_NEVER,
