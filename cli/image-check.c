@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/user.h>
 
 #include "core.pb-c.h"
@@ -23,6 +24,7 @@
 #include "manifest.pb-c.h"
 #include "mm.pb-c.h"
 #include "pagemap.pb-c.h"
+#include "saved.pb-c.h"
 
 #define PAGE 4096ull
 
@@ -326,6 +328,51 @@ static void check_pipes(struct check *c)
 	free_all((ProtobufCMessage **)pd, n);
 }
 
+/* ---- files kept with the set (saved.img) ---- */
+
+static void check_saved_pages(struct check *c, const SavedFile *f)
+{
+	char pagemap[96], pages[96];
+	PagemapEntry **pm;
+	size_t n;
+
+	snprintf(pagemap, sizeof(pagemap), "pagemap-saved-%llu-%llu.img",
+		 (unsigned long long)f->dev, (unsigned long long)f->ino);
+	snprintf(pages, sizeof(pages), "pages-saved-%llu-%llu.img", (unsigned long long)f->dev,
+		 (unsigned long long)f->ino);
+	mark_seen(c, pages);
+	if (read_all(c, IMG_PAGEMAP, pagemap, &pagemap_entry__descriptor,
+		     (ProtobufCMessage ***)&pm, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t end = pm[i]->vaddr + pm[i]->nr_pages * PAGE;
+		if (end < pm[i]->vaddr || end > ((f->size + PAGE - 1) & ~(PAGE - 1)))
+			bad(c, pagemap, "entry %zu (offset 0x%llx, %u pages): past the file's %llu bytes",
+			    i, (unsigned long long)pm[i]->vaddr, pm[i]->nr_pages,
+			    (unsigned long long)f->size);
+	}
+	free_all((ProtobufCMessage **)pm, n);
+}
+
+static void check_saved(struct check *c)
+{
+	SavedFilesEntry *all;
+
+	if (!img_exists(c->raw, "saved.img") ||
+	    read_one(c, IMG_SAVED, "saved.img", &saved_files_entry__descriptor,
+		     (ProtobufCMessage **)&all))
+		return;
+	for (size_t i = 0; i < all->n_files; i++) {
+		const SavedFile *f = all->files[i];
+		if (f->path[0] != '/' || strstr(f->path, "/../") ||
+		    !(S_ISREG(f->mode) || S_ISFIFO(f->mode)))
+			bad(c, "saved.img", "entry %zu: %s: not a file to keep", i, f->path);
+		else if (S_ISREG(f->mode))
+			check_saved_pages(c, f);
+	}
+	protobuf_c_message_free_unpacked(&all->base, NULL);
+}
+
 /* ---- the manifest against the directory ---- */
 
 static void check_listing(struct check *c)
@@ -365,6 +412,7 @@ static void check_set(struct check *c)
 		      (ProtobufCMessage ***)&c->files, &c->nr_files))
 		check_files(c);
 	check_pipes(c);
+	check_saved(c);
 	for (size_t i = 0; i < c->inv->n_tasks; i++) {
 		check_core(c, c->inv->tasks[i]);
 		check_memory(c, c->inv->tasks[i]);

@@ -26,6 +26,7 @@
 #include "manifest.pb-c.h"
 #include "mm.pb-c.h"
 #include "pagemap.pb-c.h"
+#include "saved.pb-c.h"
 
 static const struct image_kind kinds[] = {
 	{ IMG_INVENTORY, "inventory", &inventory_entry__descriptor },
@@ -39,6 +40,7 @@ static const struct image_kind kinds[] = {
 	{ IMG_MANIFEST, "manifest", &manifest_entry__descriptor },
 	{ IMG_SHM, "shm", &shm_object_entry__descriptor },
 	{ IMG_IPC, "ipc", &ipc_entry__descriptor },
+	{ IMG_SAVED, "saved", &saved_files_entry__descriptor },
 };
 
 const struct image_kind *image_kind_by_num(uint32_t kind)

@@ -30,6 +30,7 @@
 #include "progress.h"
 #include "mem.h"
 #include "proc.h"
+#include "saved-files.h"
 #include "storage.h"
 #include "sysvipc.h"
 
@@ -150,6 +151,7 @@ static int dump_tree(struct img_set *set, const struct frozen_tree *tree,
 	}
 	struct mem_stats ms = { 0, 0 };
 	int ret = dump_sysvipc(set, tree, &ms); /* semaphores, unattached shm segments */
+	ret = ret ? ret : dump_saved_files(set, tree, &ms); /* the job's files on scratch */
 	st->memory_bytes += ms.bytes_in;
 	ret = ret ? ret : dump_files(set, tree, o);
 	return ret ? ret : write_inventory(set, tree);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ckpt/ckpt.h"
+#include "file-change.h"
 #include "file-kinds.h"
 #include "log.h"
 
@@ -78,10 +79,10 @@ static int check_file(int fd, const FileEntry *e, int skip)
 		   (uint64_t)st.st_size >= e->size;
 	if (grew || ((uint64_t)st.st_size == e->size && mtime_ns(&st) == e->mtime_ns))
 		return 0;
-	pr_err("file %s: changed since the dump (size %lld, was %llu; mtime %s) "
-	       "(--skip-file-check restores it anyway)",
-	       e->path, (long long)st.st_size, (unsigned long long)e->size,
-	       mtime_ns(&st) == e->mtime_ns ? "same" : "changed");
+	char what[200];
+	file_change(what, sizeof(what), &st, 1, e->size, 1, e->mtime_ns);
+	pr_err("file %s: changed since the dump: %s (--skip-file-check restores it anyway)",
+	       e->path, what);
 	return -ESTALE;
 }
 

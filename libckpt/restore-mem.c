@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "file-change.h"
 #include "restore-mem.h"
 #include "restore-state.h"
 #include "restorer-abi.h"
@@ -502,10 +503,15 @@ static int open_vma_file(const struct plan *p, const VmaEntry *e, int flags)
 		return -err;
 	}
 	int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-	if ((e->has_file_size && (uint64_t)st.st_size != e->file_size) ||
-	    (e->has_mtime_ns && mtime != e->mtime_ns)) {
-		pr_err("pid %d: %s: changed since the dump (size %lld, was %" PRIu64 ")", p->ctx->pid,
-		       e->path, (long long)st.st_size, e->has_file_size ? e->file_size : 0);
+	if (!p->ctx->skip_file_check &&
+	    ((e->has_file_size && (uint64_t)st.st_size != e->file_size) ||
+	     (e->has_mtime_ns && mtime != e->mtime_ns))) {
+		char what[200];
+		file_change(what, sizeof(what), &st, e->has_file_size, e->file_size,
+			    e->has_mtime_ns, e->mtime_ns);
+		pr_err("pid %d: %s (mapped at 0x%" PRIx64 "): changed since the dump: %s "
+		       "(--skip-file-check restores it anyway)",
+		       p->ctx->pid, e->path, e->start, what);
 		close(fd);
 		return -ESTALE;
 	}

@@ -28,6 +28,7 @@ struct restore_mem_ctx {
 	int page_threads;                /* decompression threads, <= 0: one per CPU */
 	uint64_t *memory_bytes;          /* out: page bytes restored (may be NULL) */
 	int unprivileged;                /* ckpt_restore_opts.unprivileged */
+	int skip_file_check;             /* ckpt_restore_opts.skip_file_check */
 	size_t inherited_seccomp;        /* filters we run under: first in every chain */
 };
 

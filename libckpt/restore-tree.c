@@ -357,6 +357,7 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 		.page_threads = 0,
 		.memory_bytes = &c->shared->memory_bytes[idx],
 		.unprivileged = c->opts->unprivileged,
+		.skip_file_check = c->opts->skip_file_check,
 		.inherited_seccomp = c->opts->nr_confine,
 	};
 	ret = restore_mem_and_jump(&mc);

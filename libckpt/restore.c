@@ -31,6 +31,7 @@
 #include "restore-mem.h"
 #include "restore.h"
 #include "restorer-abi.h"
+#include "saved-files.h"
 #include "shmem.h"
 
 #define READY_TIMEOUT_MS 120000
@@ -266,7 +267,10 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 	if ((ret = choose_pidns(c)))
 		goto out;
 	drop_unneeded(c);
-	if ((ret = prepare_fds(c)) || (ret = prepare_shared(c)) || (ret = restore_shm_prepare(c)))
+	/* Files kept with the set go back first: the fds opened next and the
+	 * mappings made later find them as they were dumped. */
+	if ((ret = restore_saved_files(c->set)) || (ret = prepare_fds(c)) ||
+	    (ret = prepare_shared(c)) || (ret = restore_shm_prepare(c)))
 		goto out;
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	int rel[2];

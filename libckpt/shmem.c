@@ -101,30 +101,26 @@ static int queue_object_pages(struct page_writer *w, int fd, uint64_t base, uint
 	return 0;
 }
 
-static int dump_object_pages(struct img_set *set, pid_t pid, const ShmObjectEntry *obj, int fd,
-			     struct mem_stats *st)
+int dump_file_pages(struct img_set *set, const char *what, const char *pages,
+		    const char *pagemap, int fd, uint64_t size, struct mem_stats *st)
 {
-	char pages[64], pagemap[64];
-	uint64_t len = (obj->size + PAGE - 1) & ~(PAGE - 1), in = 0, out = 0;
+	uint64_t len = (size + PAGE - 1) & ~(PAGE - 1), in = 0, out = 0;
 	struct page_writer *w = NULL;
 	struct page_chunk *chunks = NULL;
 	size_t nr = 0;
 	int ret;
 
-	shm_object_name(pages, sizeof(pages), "pages-", obj);
-	shm_object_name(pagemap, sizeof(pagemap), "pagemap-", obj);
 	if (!len) /* an empty file: no pages */
 		return pagemap_write(set, pagemap, NULL, 0);
 	void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED) {
-		pr_err("pid %d: %s %" PRIu64 ": cannot map it: %s", pid, object_what(obj->kind),
-		       obj->id, strerror(errno));
-		return -errno;
+		ret = -errno;
+		pr_err("%s: cannot map it: %s", what, strerror(errno));
+		return ret;
 	}
 	ret = page_writer_open(set, pages, getpid(), 0, &w);
 	if (!ret && (ret = queue_object_pages(w, fd, (uint64_t)(uintptr_t)m, len))) {
-		pr_err("pid %d: %s %" PRIu64 ": %s", pid, object_what(obj->kind), obj->id,
-		       strerror(-ret));
+		pr_err("%s: %s", what, strerror(-ret));
 		page_writer_free(w);
 	} else if (!ret) {
 		ret = page_writer_finish(w, &chunks, &nr, &in, &out);
@@ -139,6 +135,17 @@ static int dump_object_pages(struct img_set *set, pid_t pid, const ShmObjectEntr
 	st->bytes_in += in;
 	st->bytes_out += out;
 	return ret;
+}
+
+static int dump_object_pages(struct img_set *set, pid_t pid, const ShmObjectEntry *obj, int fd,
+			     struct mem_stats *st)
+{
+	char pages[64], pagemap[64], what[128];
+
+	shm_object_name(pages, sizeof(pages), "pages-", obj);
+	shm_object_name(pagemap, sizeof(pagemap), "pagemap-", obj);
+	snprintf(what, sizeof(what), "pid %d: %s %" PRIu64, pid, object_what(obj->kind), obj->id);
+	return dump_file_pages(set, what, pages, pagemap, fd, obj->size, st);
 }
 
 int dump_shm_object(struct img_set *set, pid_t pid, ShmObjectEntry *obj, int fd,
@@ -224,25 +231,29 @@ struct object {
 static struct object *objects;
 static size_t nr_objects;
 
-static void *object_dest(void *arg, uint64_t off, size_t len)
+struct dest {
+	char *base;
+	uint64_t len;
+};
+
+static void *dest_of(void *arg, uint64_t off, size_t len)
 {
-	const struct object *o = arg;
-	return off <= o->data_len && len <= o->data_len - off ? (char *)o->base + off : NULL;
+	const struct dest *d = arg;
+	return off <= d->len && len <= d->len - off ? d->base + off : NULL;
 }
 
-static int fill_object(struct img_set *set, const ShmObjectEntry *e, const struct object *o)
+int load_file_pages(struct img_set *set, const char *pages, const char *pagemap, void *base,
+		    uint64_t len)
 {
-	char pages[64], pagemap[64];
+	struct dest d = { base, len };
 	struct page_chunk *chunks;
 	size_t nr;
 
-	shm_object_name(pages, sizeof(pages), "pages-", e);
-	shm_object_name(pagemap, sizeof(pagemap), "pagemap-", e);
 	int ret = pagemap_read(set, pagemap, 0, &chunks, &nr);
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < nr; i++) {
-		if (!object_dest((void *)o, chunks[i].vaddr, (size_t)chunks[i].nr_pages * PAGE) ||
+		if (!dest_of(&d, chunks[i].vaddr, (size_t)chunks[i].nr_pages * PAGE) ||
 		    chunks[i].vaddr % PAGE) {
 			pr_err("%s/%s: entry %zu: outside the object", img_set_dir(set), pagemap,
 			       i);
@@ -251,9 +262,18 @@ static int fill_object(struct img_set *set, const ShmObjectEntry *e, const struc
 		}
 	}
 	if (nr)
-		ret = page_reader_load(set, pages, chunks, nr, 0, object_dest, (void *)o);
+		ret = page_reader_load(set, pages, chunks, nr, 0, dest_of, &d);
 	page_chunks_free(chunks, nr);
 	return ret;
+}
+
+static int fill_object(struct img_set *set, const ShmObjectEntry *e, const struct object *o)
+{
+	char pages[64], pagemap[64];
+
+	shm_object_name(pages, sizeof(pages), "pages-", e);
+	shm_object_name(pagemap, sizeof(pagemap), "pagemap-", e);
+	return load_file_pages(set, pages, pagemap, o->base, o->data_len);
 }
 
 static int load_object_entry(struct img_set *set, const ShmObjectEntry *want, ShmObjectEntry **out)

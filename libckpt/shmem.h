@@ -29,6 +29,15 @@ int dump_shm_vma(struct img_set *set, pid_t pid, const VmaEntry *e, struct mem_s
  * kind, id and size. */
 int dump_shm_object(struct img_set *set, pid_t pid, ShmObjectEntry *obj, int fd,
 		    struct mem_stats *st);
+/* Store the pages that file fd has in [0, size) as images `pages` and
+ * `pagemap` (chunk addresses: offsets in the file); `what` names it in
+ * messages.  Holes are not stored. */
+int dump_file_pages(struct img_set *set, const char *what, const char *pages,
+		    const char *pagemap, int fd, uint64_t size, struct mem_stats *st);
+/* Fill base[0, len) from what dump_file_pages stored; an entry outside
+ * it is refused. */
+int load_file_pages(struct img_set *set, const char *pages, const char *pagemap, void *base,
+		    uint64_t len);
 /* prefix + "shm-anon-ID.img" / "shm-sysv-ID.img" / "shm-file-DEV-ID.img" */
 void shm_object_name(char *buf, size_t len, const char *prefix, const ShmObjectEntry *obj);
 

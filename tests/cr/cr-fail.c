@@ -113,6 +113,58 @@ int corrupt_and_restore(struct run *r, const char *dir)
 }
 
 
+/* Overwrite FILE in place with '#', its size and times kept: what a write
+ * through a shared mapping of a tmpfs file looks like to the file checks. */
+static int scribble(const char *path)
+{
+	struct stat st;
+	char buf[4096];
+	int fd = open(path, O_RDWR | O_CLOEXEC), ret = -1;
+
+	if (fd < 0 || fstat(fd, &st))
+		goto out;
+	memset(buf, '#', sizeof(buf));
+	for (off_t at = 0; at < st.st_size; at += (off_t)sizeof(buf)) {
+		size_t n = (size_t)(st.st_size - at) < sizeof(buf) ? (size_t)(st.st_size - at) : sizeof(buf);
+		if (pwrite(fd, buf, n, at) != (ssize_t)n)
+			goto out;
+	}
+	struct timespec times[2] = { st.st_atim, st.st_mtim };
+	ret = futimens(fd, times);
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+int change_after_dump(struct run *r)
+{
+	const char *k = r->after_dump, *file = strchr(k, ':');
+	char path[PATH_MAX + 64];
+	int ret;
+
+	if (!file) {
+		say("--after-dump %s: KIND:FILE", k);
+		return -1;
+	}
+	path_in(r, path, sizeof(path), file + 1);
+	if (!strncmp(k, "rm:", 3))
+		ret = unlink(path);
+	else if (!strncmp(k, "rmtree:", 7))
+		rm_tree(path), ret = access(path, F_OK) ? 0 : -1;
+	else if (!strncmp(k, "scribble:", 9))
+		ret = scribble(path);
+	else {
+		say("unknown --after-dump %s", k);
+		return -1;
+	}
+	if (ret)
+		say("--after-dump %s: %s", k, strerror(errno));
+	else
+		say("after the dump: %s", k);
+	return ret;
+}
+
 /* ---- dumps of what cannot be dumped ---- */
 
 static int is_kthread(pid_t pid)

@@ -55,6 +55,9 @@ static void usage(void)
 		"  --occupy-pid          restore while another process holds the PID\n"
 		"  --expect-dump-fail    dump must be refused, target untouched\n"
 		"  --corrupt KIND        damage the images; restore must fail cleanly\n"
+		"  --after-dump K:FILE   between dump and restore, FILE of $CR_DIR is\n"
+		"                        removed (rm, rmtree) or overwritten in place, size and mtime\n"
+		"                        kept (scribble); the restore must still succeed\n"
 		"                        KIND: truncate-core truncate-pages flip-core\n"
 		"                        flip-pages rm-manifest unreadable nodir rm:FILE\n"
 "                        append:FILE (FILE in $CR_DIR)\n"
@@ -168,6 +171,7 @@ static void parse_args(struct run *r, int argc, char **argv)
 		{ "helper-arg", 1, 0, 'A' }, { "inherit-unix", 1, 0, 'I' },
 		{ "on-pty", 0, 0, 'P' },      { "expect-restore-fail", 0, 0, 'F' },
 		{ "user", 1, 0, 'u' },        { "ckptctl-user", 1, 0, 'U' },
+		{ "after-dump", 1, 0, 'a' },
 		{ 0, 0, 0, 0 }
 	};
 	int c;
@@ -182,6 +186,7 @@ static void parse_args(struct run *r, int argc, char **argv)
 		case 'o': r->occupy = 1; break;
 		case 'f': r->expect_dump_fail = 1; break;
 		case 'x': r->corrupt = optarg; break;
+		case 'a': r->after_dump = optarg; break;
 		case 'b': r->bad_dump = optarg; break;
 		case 't': set_deadline(atoi(optarg)); break;
 		case 'H': r->helper = absolute(optarg); break;
@@ -996,6 +1001,8 @@ static int full_cycle(struct run *r)
 		return corrupt_and_restore(r, dir);
 	if (r->occupy)
 		return occupied_restore(r, dir);
+	if (r->after_dump && change_after_dump(r))
+		return -1;
 	if (expect_restore_fail) {
 		if (on_pty && pty_new(r, 1, "restore-tty"))
 			return -1;
@@ -1026,6 +1033,8 @@ static int make_tmp(struct run *r)
 	const char *base = getenv("CR_TMPDIR");
 
 	snprintf(r->tmp, sizeof(r->tmp), "%s/cr-XXXXXX", base ? base : "/tmp");
+	if (base)
+		mkdir(base, 0755);
 	if (!mkdtemp(r->tmp)) {
 		say("mkdtemp %s: %s", r->tmp, strerror(errno));
 		return -1;

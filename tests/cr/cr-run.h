@@ -33,6 +33,7 @@ struct run {
 	/* options */
 	int no_cr, lr_twice, occupy, expect_dump_fail, check_progress, kill_dumps, verbose;
 	const char *corrupt, *bad_dump;
+	const char *after_dump; /* --after-dump KIND:FILE */
 	const char *expect_msg[MAX_OPTS];
 	int nr_expect;
 	const char *dump_opts[MAX_OPTS], *restore_opts[MAX_OPTS];
@@ -69,5 +70,7 @@ int restore_must_fail(struct run *r, const char *dir, const char *const *extra,
 /* cr-fail.c */
 int bad_dump(struct run *r);
 int corrupt_and_restore(struct run *r, const char *dir);
+/* --after-dump: change a file of $CR_DIR between the dump and the restore. */
+int change_after_dump(struct run *r);
 
 #endif

@@ -13,7 +13,8 @@ cr_case(bad_dump_lock_mapped evfd 60 --expect-dump-fail --expect-msg %p --expect
 	-- locks-mapped)
 # A file that changed between the dump and the restore is refused, naming it.
 cr_case(bad_restore_changed_file holdfile 60 --corrupt append:held-file --expect-msg held-file
-	--expect-msg "changed since the dump")
+	--expect-msg "changed since the dump: size")
+set_tests_properties(bad_restore_changed_file PROPERTIES ENVIRONMENT ${CR_DISK_DIR})
 # The program's own checks, case by case, without a checkpoint.
 foreach(k signalfd timerfd epoll inotify memfd ghost ghost-big locks locks-mapped dirs)
 	string(REPLACE "-" "_" n ${k})
