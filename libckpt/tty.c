@@ -97,16 +97,20 @@ struct tty_dump {
 	size_t nr, cap;
 };
 
+/* In the dump's arena: gone with it, even when a later fd fails the dump
+ * before tty_dump_tree runs. */
 static int remember(struct fd_dump *f, FileEntry *e)
 {
 	struct tty_dump *d = *f->priv;
-	if (!d && !(d = *f->priv = calloc(1, sizeof(*d))))
+	if (!d && !(d = *f->priv = arena_alloc(&f->fdump->a, sizeof(*d))))
 		return -ENOMEM;
 	if (d->nr == d->cap) {
 		size_t cap = d->cap ? 2 * d->cap : 8;
-		struct tty_seen *v = realloc(d->v, cap * sizeof(*v));
+		struct tty_seen *v = arena_alloc(&f->fdump->a, cap * sizeof(*v));
 		if (!v)
 			return -ENOMEM;
+		if (d->nr)
+			memcpy(v, d->v, d->nr * sizeof(*v));
 		d->v = v;
 		d->cap = cap;
 	}
@@ -416,8 +420,6 @@ static int tty_dump_tree(struct files_dump *fdump, void **priv)
 		return 0;
 	if (!(ret = resolve_slaves(fdump, d)) && !(ret = check_outside(fdump, d)))
 		ret = dump_sessions(fdump, d);
-	free(d->v);
-	free(d);
 	*priv = NULL;
 	return ret;
 }
