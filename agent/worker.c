@@ -107,6 +107,7 @@ static int do_dump(const RpcDump *d, uid_t uid)
 	/* A set belongs to the job's user, whoever asked for it. */
 	o.has_uid = d->set_job && d->has_owner;
 	o.uid = (uid_t)d->owner;
+	o.check_only = d->check_only;
 	(void)uid;
 	created_hook(on_created, NULL);
 	int ret = ckpt_dump(&o, &st);
@@ -237,6 +238,9 @@ static int do_restore(const RpcRestore *r, uid_t uid)
 static uint64_t lent_caps(int is_dump, const RpcDump *d)
 {
 	uint64_t caps = 1ULL << CAP_CHECKPOINT_RESTORE | 1ULL << CAP_SYS_ADMIN;
+	/* A check seizes nothing and reads no filter: map_files alone. */
+	if (is_dump && d && d->check_only)
+		return 1ULL << CAP_CHECKPOINT_RESTORE;
 	if (!is_dump)
 		return caps | 1ULL << CAP_NET_ADMIN;
 	return d && d->tcp_established ? caps | 1ULL << CAP_NET_ADMIN : caps;
@@ -407,7 +411,7 @@ int worker_main(int argc, char **argv)
 	if ((d || r) && !become_user(uid, gid, groups, nr, lent_caps(is_dump, d)) &&
 	    !follow_agent(agent_pid, is_dump ? SIGKILL : SIGTERM) &&
 	    (d || !confine(r->confine, r->n_confine))) {
-		if (d && d->has_pid && (d->dir || d->set_job))
+		if (d && d->has_pid && (d->dir || d->set_job || d->check_only))
 			ret = do_dump(d, uid);
 		else if (r && (r->dir || r->set_base))
 			ret = do_restore(r, uid);
