@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# An MPI job submitted with --checkpoint, as a user would: no flag of
+# ckpt's.  It is preempted mid-run, checkpointed within its grace time
+# (the wrapper's vacate through ckptd), requeued, restored, and ends with
+# the checksum of an uninterrupted run and exit 0, from a single start.
+#   mpi-preempt.sh CKPTD CKPTCTL RING ALLREDUCE CASE
+# CASE: ring-vader, allreduce-vader, allreduce-tcp (mpirun -np 2 over btl
+# self,vader or self,tcp, OpenMPI's shared memory segments and session
+# directory, TCP between mpirun and its ranks), singleton (the program
+# alone: MPI_Init forks OpenMPI's orted, connected to it over TCP).
+# Prints the dump's and the restore's time and the set's size (ckptd's log).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/mpi-lib.sh"
+
+case $CASE in
+ring-vader) prog="ring 1500 20" btl=vader ;;
+allreduce-vader) prog="allreduce 40 64 100" btl=vader ;;
+allreduce-tcp) prog="allreduce 40 64 100" btl=tcp ;;
+singleton) prog="ring 1500 20" btl= ;;
+*) fail "unknown case '$CASE'" ;;
+esac
+# ring prints a line every 50 rounds, allreduce every 10 iterations.
+progress=${prog%% *}
+progress=$([ "$progress" = ring ] && echo '^round ' || echo '^iter ')
+if [ -n "$btl" ]; then
+	run="mpirun --oversubscribe -np 2 --mca btl self,$btl $T/u/$prog"
+else
+	run="$T/u/$prog"
+fi
+# shellcheck disable=SC2086
+reference "$T/reference" $run
+
+cat >"$T/u/job.sh" <<S
+#!/bin/bash
+echo "start of run \${SLURM_RESTART_COUNT:-0}"
+$run
+echo "exit status \$?"
+S
+chmod 755 "$T/u/job.sh"
+
+release() {
+	wait_for 60 "job $1 to be pending" state_is "$1" PENDING
+	scontrol update JobId="$1" StartTime=now >/dev/null 2>&1 || true
+}
+
+low=$(cd "$T/u" && as_user env SBATCH_SIGNAL='' "$T/ckpt-sbatch" --parsable -p low \
+	--requeue -c 2 -o "$T/u/low.out" -e "$T/u/low.err" --checkpoint-dir="$T/u/ck" \
+	"$T/u/job.sh") || fail "ckpt-sbatch failed"
+JOBS+=("$low")
+progressed() { [ "$(lines "$progress" "$T/u/low.out")" -ge "$1" ]; }
+wait_for 120 "job $low to make progress" progressed 2
+# What a dump of it would refuse: nothing.
+as_user "$CKPTCTL" checkpoint able "$low" >"$T/able" 2>&1 ||
+	fail "$(cat "$T/able")"
+high=$(submit -p high -c 2 -o "$T/high.out" --wrap='sleep 3; echo high ran')
+wait_for 90 "the vacate of job $low" grep -qs "ckpt-batch: job $low: vacate" "$T/u/low.err"
+grep -q "vacate done" "$T/u/low.err" ||
+	fail "vacate of job $low failed: $(grep ckpt "$T/u/low.err"; "$CKPTCTL" checkpoint error "$low")"
+at_vacate=$(lines "$progress" "$T/u/low.out")
+wait_for 60 "job $low to be requeued" restarts_is "$low" 1
+wait_for 60 "job $high to complete" state_is "$high" COMPLETED
+release "$low"
+wait_for 150 "job $low to run again" state_is "$low" RUNNING
+wait_for 60 "job $low to be restored" grep -qs "restored from the latest checkpoint" "$T/u/low.err"
+ended_ok "$low" "$T/u/low.out" "$T/reference"
+[ "$(lines "$progress" "$T/u/low.out")" -gt "$at_vacate" ] ||
+	fail "job $low made no progress after its restore"
+dump=$(grep "job $low: dump [0-9]*: done in" "$T/ckptd.log" | tail -n 1 | sed 's/.*: done in/done in/')
+restore=$(grep "job $low: restore [0-9]*: pid .* running after" "$T/ckptd.log" | tail -n 1 |
+	sed 's/.*running after/running after/')
+echo "ok: job $low ($CASE) preempted after $at_vacate progress lines, checkpointed, requeued," \
+	"restored and ended with the reference checksum"
+echo "figures ($CASE): dump $dump; restore $restore; set $(du -sb "$T/u/ck/$low" | cut -f1) bytes"
