@@ -230,9 +230,11 @@ static int do_restore(const RpcRestore *r, uid_t uid)
 
 /* What a user's worker keeps (docs/security.md), permitted only:
  * CAP_CHECKPOINT_RESTORE for the whole operation (map_files, set_tid,
- * PR_SET_MM, ns_last_pid/shm_next_id); CAP_NET_ADMIN for TCP_REPAIR
- * when a dump asked for connections, and for a restore until its images
- * show none; CAP_SYS_ADMIN for a dump until the seccomp filters are read
+ * PR_SET_MM, ns_last_pid/shm_next_id); CAP_NET_ADMIN for TCP_REPAIR in
+ * every dump (a job's connections between its own processes, mpirun's to
+ * its ranks, are dumped without the user asking for them), and for a
+ * restore until its images show none; CAP_SYS_ADMIN for a dump until the
+ * seccomp filters are read
  * (PTRACE_SECCOMP_GET_FILTER), for a restore until it knows it needs no
  * fresh PID namespace, or has made it. */
 static uint64_t lent_caps(int is_dump, const RpcDump *d)
@@ -241,9 +243,7 @@ static uint64_t lent_caps(int is_dump, const RpcDump *d)
 	/* A check seizes nothing and reads no filter: map_files alone. */
 	if (is_dump && d && d->check_only)
 		return 1ULL << CAP_CHECKPOINT_RESTORE;
-	if (!is_dump)
-		return caps | 1ULL << CAP_NET_ADMIN;
-	return d && d->tcp_established ? caps | 1ULL << CAP_NET_ADMIN : caps;
+	return caps | 1ULL << CAP_NET_ADMIN;
 }
 
 static int set_caps(uint64_t permitted)
