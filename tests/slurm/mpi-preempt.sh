@@ -88,7 +88,7 @@ wait_for 150 "job $low to run again" state_is "$low" RUNNING
 restore_ended() { grep -qs "restored from the latest checkpoint\|no usable checkpoint" "$T/u/low.err"; }
 wait_for 120 "the restore of job $low" restore_ended
 grep -q "restored from the latest checkpoint" "$T/u/low.err" ||
-	fail "job $low was not restored: $(grep -v '^ckpt-batch: .*vacate' "$T/u/low.err" | head -n 3)"
+	fail "job $low was not restored: $(grep '^ckpt: \|no usable checkpoint' "$T/u/low.err" | head -n 3)"
 ended_ok "$low" "$T/u/low.out" "$T/reference"
 [ "$(lines "$progress" "$T/u/low.out")" -gt "$at_vacate" ] ||
 	fail "job $low made no progress after its restore"
