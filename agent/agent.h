@@ -53,7 +53,9 @@ struct job {
 	uint64_t last_error_ns;
 };
 
-enum op_kind { OP_DUMP, OP_RESTORE };
+/* OP_CHECK: a dump with check_only (ckptctl checkpoint able): it stops
+ * and writes nothing, so it never stands in the way of another operation. */
+enum op_kind { OP_DUMP, OP_RESTORE, OP_CHECK };
 
 struct op {
 	int used;

@@ -28,18 +28,23 @@
 
 /* ---- the op table ---- */
 
+static const char *op_kind_name(enum op_kind k)
+{
+	return k == OP_DUMP ? "dump" : k == OP_RESTORE ? "restore" : "check";
+}
+
 static int op_busy_locked(uint32_t job, pid_t target, char *err, size_t errlen)
 {
 	for (int i = 0; i < AGENT_MAX_OPS; i++) {
 		struct op *o = &agent.ops[i];
 		/* A restore whose tree runs (the client waits for it to end)
 		 * no longer stands in the way of the job's checkpoints. */
-		if (!o->used || !o->running || o->started)
+		if (!o->used || !o->running || o->started || o->kind == OP_CHECK)
 			continue;
 		if ((job && o->job_id == job) || (target && o->kind == OP_DUMP && o->target == target)) {
 			snprintf(err, errlen, "%s%u: a %s (operation %u) is already running",
 				 job ? "job " : "pid ", job ? job : (uint32_t)target,
-				 o->kind == OP_DUMP ? "dump" : "restore", o->id);
+				 op_kind_name(o->kind), o->id);
 			return -EBUSY;
 		}
 	}
@@ -317,8 +322,9 @@ static void op_finish(uint32_t id, int result, const char *err, int no_set)
 {
 	pthread_mutex_lock(&agent.lock);
 	struct op *o = op_get_locked(id);
-	if (o && result && o->job_id && !no_set)
-		jobs_failed_locked(o->job_id, o->kind == OP_DUMP ? "dump" : "restore", err);
+	/* A check's answer is not a failure of the job's checkpoints. */
+	if (o && result && o->job_id && !no_set && o->kind != OP_CHECK)
+		jobs_failed_locked(o->job_id, op_kind_name(o->kind), err);
 	if (o) {
 		o->running = 0;
 		o->worker = 0;
@@ -353,6 +359,55 @@ static int primary_gid(uid_t uid, gid_t *gid)
 	return 0;
 }
 
+#define SLURM_STEP_SPECIAL 0xfffffff0u /* batch, extern, interactive ... */
+
+/* The command name of pid's parent ("" if gone). */
+static void parent_comm(pid_t pid, char *comm, size_t len)
+{
+	char path[64], buf[512];
+	int ppid = 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "re");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	comm[0] = '\0';
+	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1 || ppid <= 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/comm", ppid);
+	f = fopen(path, "re");
+	if (f && fgets(comm, (int)len, f))
+		comm[strcspn(comm, "\n")] = '\0';
+	if (f)
+		fclose(f);
+}
+
+/* A step launched by srun runs its tasks under its own slurmstepd,
+ * outside the batch script's tree, with stdio and a PMIx connection to
+ * slurmstepd: refused before anything is stopped, saying which step
+ * (docs/mpi.md is the plan for them).  1 when it said so. */
+static int srun_step_locked(const struct job *j, char *err, size_t errlen)
+{
+	char comm[32];
+	for (size_t i = 0; i < j->nr_pids; i++) {
+		uint32_t step = j->pid_steps[i];
+		size_t n = 0;
+		if (step >= SLURM_STEP_SPECIAL)
+			continue;
+		parent_comm(j->pids[i], comm, sizeof(comm));
+		if (strcmp(comm, "slurmstepd"))
+			continue;
+		for (size_t k = 0; k < j->nr_pids; k++)
+			n += j->pid_steps[k] == step;
+		snprintf(err, errlen, "job %u: step %u: %zu task%s under slurmstepd (srun steps are "
+			 "not supported yet, see docs/mpi.md)", j->id, step, n, n == 1 ? "" : "s");
+		return 1;
+	}
+	return 0;
+}
+
 /* A registered job: its one tree; a set of the job unless a dir is given. */
 static int resolve_job(const struct peer *p, const RpcDump *d, struct dump_target *t, char *err,
 		       size_t errlen)
@@ -375,10 +430,16 @@ static int resolve_job(const struct peer *p, const RpcDump *d, struct dump_targe
 		snprintf(err, errlen, "job %u runs on %u nodes: multi-node checkpoints need the "
 			 "coordinator, which this version does not have yet", d->job_id, j->nodes);
 		ret = -ENOTSUP;
+	} else if (!j->nr_pids) {
+		snprintf(err, errlen, "job %u: no task of it is registered (it does not run here)",
+			 d->job_id);
+		ret = -ESRCH;
+	} else if (srun_step_locked(j, err, errlen)) {
+		ret = -ENOTSUP;
 	} else if (j->nr_pids != 1) {
 		snprintf(err, errlen, "job %u has %zu task trees; one dump covers one tree", d->job_id,
 			 j->nr_pids);
-		ret = j->nr_pids ? -ENOTSUP : -ESRCH;
+		ret = -ENOTSUP;
 	} else {
 		t->pid = j->pids[0] == j->wrapper ? -j->wrapper : j->pids[0];
 		t->owner = j->uid;
@@ -433,7 +494,7 @@ static int resolve_dump(const struct peer *p, const RpcDump *d, struct dump_targ
 		snprintf(err, errlen, "dump: neither a job nor a pid");
 		return -EINVAL;
 	}
-	if (!t->job[0] && t->dir[0] != '/') {
+	if (!t->job[0] && t->dir[0] != '/' && !d->check_only) {
 		snprintf(err, errlen, "dump: the image directory must be an absolute path ('%.300s')",
 			 t->dir);
 		return -EINVAL;
@@ -541,6 +602,45 @@ static int reply_dump(struct conn *c, int ret, const char *err, const struct wor
 	return conn_reply(c->fd, &r);
 }
 
+/* A check (d->check_only): what the dump would refuse, on the running
+ * tree, by the worker the dump would have (the job's user for a job), no
+ * set made, nothing journalled; not a failure of the job when it says no. */
+static int ops_check(struct conn *c, const RpcDump *d, const struct dump_target *t, uint32_t job)
+{
+	char err[512] = "";
+	uint32_t id = 0;
+	struct worker_msg res = { 0 };
+	struct ident who;
+	if (!op_start(OP_CHECK, job, c->peer.uid, t->pid, "-", err, sizeof(err), &id))
+		return conn_error(c->fd, -EBUSY, "%s", err);
+	RpcDump req = RPC_DUMP__INIT;
+	req.has_pid = req.has_check_only = 1;
+	req.pid = (uint32_t)t->pid;
+	req.check_only = 1;
+	req.has_ext_unix_sk_all = d->has_ext_unix_sk_all;
+	req.ext_unix_sk_all = d->ext_unix_sk_all;
+	req.ext_unix_sk = d->ext_unix_sk;
+	req.n_ext_unix_sk = d->n_ext_unix_sk;
+	req.has_tcp_established = d->has_tcp_established;
+	req.tcp_established = d->tcp_established;
+	req.has_shell_job = d->has_shell_job;
+	req.shell_job = d->shell_job;
+	/* Nothing is seized: the engine checks that every task is wholly
+	 * the user's, as PTRACE_SEIZE would for the dump. */
+	req.has_only_uid = t->worker_uid != 0;
+	req.only_uid = (uint32_t)t->worker_uid;
+	int ret = dump_ident(c, t, &who);
+	if (ret)
+		snprintf(err, sizeof(err), "uid %u: cannot list the user's groups", t->worker_uid);
+	else
+		ret = worker_run(c, &req.base, "dump", id, job, &who, NULL, -1, &res, err,
+				 sizeof(err));
+	op_finish(id, ret, err, 0);
+	agent_log(job, "check %u: pid %d by uid %u: %s", id, t->pid, c->peer.uid,
+		  ret ? err : "a dump would go through");
+	return reply_dump(c, ret, err, &res, NULL);
+}
+
 int ops_dump(struct conn *c, const RpcDump *d)
 {
 	char err[512] = "";
@@ -548,9 +648,12 @@ int ops_dump(struct conn *c, const RpcDump *d)
 	struct dump_target t;
 	int ret = resolve_dump(&c->peer, d, &t, err, sizeof(err));
 	if (ret) {
-		agent_log(job, "dump refused for uid %u: %s", c->peer.uid, err);
+		agent_log(job, "%s refused for uid %u: %s", d->check_only ? "check" : "dump",
+			  c->peer.uid, err);
 		return conn_error(c->fd, ret, "%s", err);
 	}
+	if (d->check_only)
+		return ops_check(c, d, &t, job);
 	const char *where = t.job[0] ? (t.base[0] ? t.base : "storage.base") : t.dir;
 	if (!op_start(OP_DUMP, job, c->peer.uid, t.pid, where, err, sizeof(err), &id))
 		return conn_error(c->fd, -EBUSY, "%s", err);
@@ -739,7 +842,7 @@ int ops_cancel(const struct peer *p, uint32_t job, char *err, size_t errlen)
 		if (p->uid && p->uid != o->uid) {
 			snprintf(err, errlen, "job %u: operation %u is not yours", job, o->id);
 			ret = -EPERM;
-		} else if (o->kind != OP_DUMP) {
+		} else if (o->kind == OP_RESTORE) {
 			snprintf(err, errlen, "job %u: a restore cannot be cancelled", job);
 			ret = -EBUSY;
 		} else if (o->worker > 0) {
@@ -765,7 +868,7 @@ void ops_fill_locked(const struct peer *p, uint32_t job_id, RpcReply *r)
 			break;
 		rpc_op__init(m);
 		m->id = o->id;
-		m->kind = o->kind == OP_DUMP ? "dump" : "restore";
+		m->kind = (char *)op_kind_name(o->kind);
 		m->has_job_id = o->job_id != 0;
 		m->job_id = o->job_id;
 		m->uid = (uint32_t)o->uid;

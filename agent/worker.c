@@ -107,6 +107,7 @@ static int do_dump(const RpcDump *d, uid_t uid)
 	/* A set belongs to the job's user, whoever asked for it. */
 	o.has_uid = d->set_job && d->has_owner;
 	o.uid = (uid_t)d->owner;
+	o.check_only = d->check_only;
 	(void)uid;
 	created_hook(on_created, NULL);
 	int ret = ckpt_dump(&o, &st);
@@ -229,17 +230,20 @@ static int do_restore(const RpcRestore *r, uid_t uid)
 
 /* What a user's worker keeps (docs/security.md), permitted only:
  * CAP_CHECKPOINT_RESTORE for the whole operation (map_files, set_tid,
- * PR_SET_MM, ns_last_pid/shm_next_id); CAP_NET_ADMIN for TCP_REPAIR
- * when a dump asked for connections, and for a restore until its images
- * show none; CAP_SYS_ADMIN for a dump until the seccomp filters are read
+ * PR_SET_MM, ns_last_pid/shm_next_id); CAP_NET_ADMIN for TCP_REPAIR in
+ * every dump (a job's connections between its own processes, mpirun's to
+ * its ranks, are dumped without the user asking for them), and for a
+ * restore until its images show none; CAP_SYS_ADMIN for a dump until the
+ * seccomp filters are read
  * (PTRACE_SECCOMP_GET_FILTER), for a restore until it knows it needs no
  * fresh PID namespace, or has made it. */
 static uint64_t lent_caps(int is_dump, const RpcDump *d)
 {
 	uint64_t caps = 1ULL << CAP_CHECKPOINT_RESTORE | 1ULL << CAP_SYS_ADMIN;
-	if (!is_dump)
-		return caps | 1ULL << CAP_NET_ADMIN;
-	return d && d->tcp_established ? caps | 1ULL << CAP_NET_ADMIN : caps;
+	/* A check seizes nothing and reads no filter: map_files alone. */
+	if (is_dump && d && d->check_only)
+		return 1ULL << CAP_CHECKPOINT_RESTORE;
+	return caps | 1ULL << CAP_NET_ADMIN;
 }
 
 static int set_caps(uint64_t permitted)
@@ -407,7 +411,7 @@ int worker_main(int argc, char **argv)
 	if ((d || r) && !become_user(uid, gid, groups, nr, lent_caps(is_dump, d)) &&
 	    !follow_agent(agent_pid, is_dump ? SIGKILL : SIGTERM) &&
 	    (d || !confine(r->confine, r->n_confine))) {
-		if (d && d->has_pid && (d->dir || d->set_job))
+		if (d && d->has_pid && (d->dir || d->set_job || d->check_only))
 			ret = do_dump(d, uid);
 		else if (r && (r->dir || r->set_base))
 			ret = do_restore(r, uid);

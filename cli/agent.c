@@ -235,6 +235,8 @@ int agent_dump(const struct ckpt_dump_opts *o, uint32_t job, struct ckpt_dump_st
 	d.parent = (char *)o->parent;
 	d.has_verbose = 1;
 	d.verbose = (uint32_t)o->verbose;
+	d.has_check_only = o->check_only != 0;
+	d.check_only = o->check_only;
 	req.req_case = RPC_REQUEST__REQ_DUMP;
 	req.dump = &d;
 	int err;

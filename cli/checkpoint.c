@@ -8,7 +8,8 @@
  *             here and goes on from the checkpoint where Slurm starts it
  *   restart   requeue it: it starts again from its latest set
  *   list      its committed sets
- *   able      can it be checkpointed now (exit 0) or why not (exit 1)
+ *   able      can it be checkpointed now (exit 0) or why not (exit 1): ckptd
+ *             runs the dump's checks on the running tree, stopping nothing
  *   error     the last failure of a checkpoint or restore of the job
  *   disable / enable   refuse / allow checkpoints of the job
  *
@@ -159,39 +160,53 @@ static int do_list(uint32_t job, const RpcJob *j)
 	return 0;
 }
 
-/* Why the job cannot be checkpointed now, or NULL. */
-static const char *not_able(const RpcJob *j, char *buf, size_t len)
+/* Can the job be checkpointed now?  ckptd answers by running the
+ * dump's checks on the job's tree as it runs (a check: nothing stopped,
+ * nothing written): 0, or -errno with the reason the dump would give in
+ * why, without the "job N: " or "ckpt: " its line starts with. */
+static int check_job(uint32_t job, char *why, size_t len)
 {
-	if (j->disabled)
-		return "checkpoints are disabled";
-	if (!j->n_pids)
-		return "no task registered";
-	if (j->n_pids > 1)
-		snprintf(buf, len, "%zu task trees (one dump covers one tree)", j->n_pids);
-	else if (j->nodes > 1)
-		snprintf(buf, len, "it runs on %u nodes; multi-node jobs need the coordinator",
-			 j->nodes);
-	else
-		return NULL;
-	return buf;
+	RpcRequest req = RPC_REQUEST__INIT;
+	RpcDump d = RPC_DUMP__INIT;
+	char prefix[32];
+	d.has_job_id = d.has_check_only = 1;
+	d.job_id = job;
+	d.check_only = 1;
+	req.req_case = RPC_REQUEST__REQ_DUMP;
+	req.dump = &d;
+	RpcReply *r = agent_call(&req);
+	if (!r) {
+		snprintf(why, len, "no answer from ckptd");
+		return -EPROTO;
+	}
+	int ret = r->has_result ? r->result : 0;
+	const char *e = ret ? (r->error ? r->error : strerror(-ret)) : "";
+	snprintf(prefix, sizeof(prefix), "job %u: ", job);
+	if (!strncmp(e, prefix, strlen(prefix)))
+		e += strlen(prefix);
+	if (!strncmp(e, "ckpt: ", 6))
+		e += 6;
+	snprintf(why, len, "%s", e);
+	rpc_reply__free_unpacked(r, NULL);
+	return ret;
 }
 
 static int do_able(uint32_t job, const RpcJob *j)
 {
-	char buf[128];
+	char why[512];
 	if (!j)
 		return 1;
-	const char *why = not_able(j, buf, sizeof(buf));
+	int no = check_job(job, why, sizeof(why)) != 0;
 	if (json) {
-		printf("{\"job_id\":%u,\"able\":%s,\"reason\":", job, why ? "false" : "true");
-		json_str(why ? why : "");
+		printf("{\"job_id\":%u,\"able\":%s,\"reason\":", job, no ? "false" : "true");
+		json_str(no ? why : "");
 		printf("}\n");
-	} else if (why) {
+	} else if (no) {
 		printf("job %u: no: %s\n", job, why);
 	} else {
 		printf("job %u: yes\n", job);
 	}
-	return why ? 1 : 0;
+	return no;
 }
 
 static int do_error(uint32_t job, const RpcJob *j)

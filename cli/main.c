@@ -24,6 +24,8 @@ static void usage(FILE *f)
 		"  dump -t PID -D DIR [-R|--leave-running] [-s|--leave-stopped] [-v] [--stats]\n"
 		"       [--ext-unix-sk[=INODE]] [--tcp-established] [--shell-job]\n"
 		"       [--ghost-limit SIZE] [--parent SET]\n"
+		"  dump -t PID --check-only [...]  what such a dump would refuse, nothing stopped\n"
+		"                                or written (exit 0: it would go through)\n"
 		"  dump -t PID --job JOBID [--base DIR] [--uid UID] [--parent latest|SEQ] ...\n"
 		"                                a new set BASE/JOBID/SEQ (ckpt.conf: storage.*)\n"
 		"                                checkpoint the tree rooted at PID (killed afterwards\n"
@@ -71,6 +73,7 @@ enum {
 	OPT_JOB,
 	OPT_BASE,
 	OPT_UID,
+	OPT_CHECK_ONLY,
 };
 
 #define MAX_REPEAT 64
@@ -131,6 +134,7 @@ static int cmd_dump(int argc, char **argv)
 		{ "job", required_argument, 0, OPT_JOB },
 		{ "base", required_argument, 0, OPT_BASE },
 		{ "uid", required_argument, 0, OPT_UID },
+		{ "check-only", no_argument, 0, OPT_CHECK_ONLY },
 		{ 0, 0, 0, 0 },
 	};
 	struct ckpt_dump_opts o = { 0 };
@@ -164,6 +168,7 @@ static int cmd_dump(int argc, char **argv)
 			}
 			break;
 		case OPT_PARENT: o.parent = optarg; break;
+		case OPT_CHECK_ONLY: o.check_only = 1; break;
 		case OPT_JOB: o.job = optarg; break;
 		case OPT_BASE: o.base = optarg; break;
 		case OPT_UID: {
@@ -180,7 +185,11 @@ static int cmd_dump(int argc, char **argv)
 		default: usage(stderr); return 1;
 		}
 	}
-	if ((!o.pid && !o.job) || !o.dir == !o.job || optind != argc) {
+	if (o.check_only && (!o.pid || o.dir || o.job || optind != argc)) {
+		fprintf(stderr, "ckptctl: dump --check-only needs -t PID, and no -D or --job\n");
+		return 1;
+	}
+	if (!o.check_only && ((!o.pid && !o.job) || !o.dir == !o.job || optind != argc)) {
 		fprintf(stderr, "ckptctl: dump needs -t PID and -D DIR or --job JOBID\n");
 		return 1;
 	}
@@ -201,6 +210,11 @@ static int cmd_dump(int argc, char **argv)
 	bar_done(&bar);
 	if (ret)
 		return 1;
+	if (o.check_only) {
+		printf("pid %d: can be dumped (%u tasks, %u threads)\n", o.pid, st.nr_tasks,
+		       st.nr_threads);
+		return 0;
+	}
 	if (stats)
 		printf("frozen_ms: %.1f\ndump_ms: %.1f\nmemory_bytes: %llu\nwritten_bytes: %llu\n"
 		       "compression_ratio: %.3f\ntasks: %u\nthreads: %u\n",

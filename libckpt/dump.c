@@ -157,6 +157,27 @@ static int dump_tree(struct img_set *set, const struct frozen_tree *tree,
 	return ret ? ret : write_inventory(set, tree);
 }
 
+/* --check-only: the dump's checks on the running tree, in the dump's
+ * order; no task is seized (list_tree), no parasite, nothing written. */
+static int check_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
+{
+	struct frozen_tree tree;
+	int ret = list_tree(o->pid, &tree);
+	if (ret)
+		return ret;
+	st->nr_tasks = (uint32_t)tree.nr_tasks;
+	for (int i = 0; i < tree.nr_tasks; i++)
+		st->nr_threads += (uint32_t)tree.tasks[i].nr_threads;
+	ret = o->only_uid_set ? check_owner(&tree, o->only_uid) : 0;
+	for (int i = 0; !ret && i < tree.nr_tasks; i++)
+		if (!tree.tasks[i].zombie)
+			ret = check_mm(tree.tasks[i].pid);
+	if (!ret)
+		ret = dump_files(NULL, &tree, o);
+	frozen_tree_free(&tree);
+	return ret;
+}
+
 int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 {
 	struct frozen_tree tree = { 0, NULL };
@@ -167,6 +188,11 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 
 	memset(st, 0, sizeof(*st));
 	ckpt_verbose = o->verbose;
+	if (o->check_only) {
+		ret = check_dump(o, st);
+		st->total_ns = now_ns() - t0;
+		return ret;
+	}
 	if ((ret = dump_target_open(o, &target, &set)))
 		return ret;
 	t_frozen = now_ns();

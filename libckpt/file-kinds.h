@@ -15,6 +15,12 @@
  * process, or needs the task's own fd numbers), and `free` drops what
  * `read` kept.
  *
+ * A check (ckpt_dump_opts.check_only, `ckptctl checkpoint able`) runs
+ * `match` and `dump` on every fd of the running tree, then `check_tree`
+ * instead of `dump_tree`: a kind whose dump_tree refuses something gives
+ * a check_tree that refuses the same, with nothing written and nothing
+ * changed (fdump->set is NULL there).
+ *
  * To add a kind: a file_type value (and fields) in proto/fdinfo.proto, a
  * `const struct file_kind` in your own file, one line in file_kinds[] in
  * files.c.  A kind keeps its per-dump and per-restore state in the `priv`
@@ -48,7 +54,7 @@ struct files_dump {
 	size_t nr, cap;
 	const struct frozen_tree *tree;
 	const struct ckpt_dump_opts *opts;
-	struct img_set *set;
+	struct img_set *set; /* NULL: a check, nothing is written */
 	void *priv[FILE_KINDS_MAX]; /* each kind's own state, by its index */
 };
 
@@ -73,6 +79,8 @@ struct file_kind {
 	int (*dump)(struct fd_dump *f, FileEntry *e);
 	/* Dump, optional: once after every fd of the tree is seen. */
 	int (*dump_tree)(struct files_dump *fdump, void **priv);
+	/* Check, optional: dump_tree's refusals alone (see above). */
+	int (*check_tree)(struct files_dump *fdump, void **priv);
 	/* Restore, optional: read the kind's images (nothing created yet). */
 	int (*read)(struct img_set *set, struct restore_files *rf, void **priv);
 	/* Restore: a new O_CLOEXEC fd for the description, in the driver. */

@@ -23,6 +23,8 @@ struct ckpt_restore_opts;
 
 int dump_files(struct img_set *set, const struct frozen_tree *tree,
 	       const struct ckpt_dump_opts *opts);
+/* With set NULL: a check of what the dump would refuse, nothing written
+ * (file-kinds.h, check_tree). */
 
 struct task_fds {
 	pid_t pid;

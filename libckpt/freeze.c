@@ -499,7 +499,8 @@ static int read_exit_status(struct frozen_task *t)
 	return 0;
 }
 
-static int read_task_state(struct frozen_task *t, bool root)
+/* Parent, group, session, name; a zombie's exit status. */
+static int read_task_ids(struct frozen_task *t, bool root)
 {
 	struct task_stat st;
 	int ret = read_stat(t->pid, &st);
@@ -511,14 +512,15 @@ static int read_task_state(struct frozen_task *t, bool root)
 	t->pgid = st.pgid;
 	t->sid = st.sid;
 	snprintf(t->comm, sizeof(t->comm), "%s", st.comm);
-	if (t->zombie)
-		return read_exit_status(t);
-	for (int i = 0; i < t->nr_threads; i++) {
+	return t->zombie ? read_exit_status(t) : 0;
+}
+
+static int read_task_state(struct frozen_task *t, bool root)
+{
+	int ret = read_task_ids(t, root);
+	for (int i = 0; !ret && !t->zombie && i < t->nr_threads; i++)
 		ret = read_thread_regs(t->pid, &t->threads[i]);
-		if (ret)
-			return ret;
-	}
-	return 0;
+	return ret;
 }
 
 /* Restore puts a task in its session by setsid (its own), inheritance
@@ -565,6 +567,75 @@ int freeze_tree(pid_t root, struct frozen_tree *tree)
 		unfreeze_tree(tree, UNFREEZE_RESUME);
 		frozen_tree_free(tree);
 	}
+	return ret;
+}
+
+/* The threads of a running task, as listed now (no registers). */
+static int list_threads(struct frozen_task *t)
+{
+	char path[64];
+	if (t->zombie)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", t->pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -ESRCH;
+	struct dirent *de;
+	int ret = 0;
+	/* The leader first, so that threads[0].tid == pid. */
+	for (int pass = 0; pass < 2 && !ret; pass++) {
+		rewinddir(d);
+		while (!ret && (de = readdir(d))) {
+			pid_t tid = atoi(de->d_name);
+			if (tid <= 0 || (tid == t->pid) != (pass == 0) || has_thread(t, tid))
+				continue;
+			struct thread_regs *th =
+				realloc(t->threads, (size_t)(t->nr_threads + 1) * sizeof(*th));
+			if (!th) {
+				ret = -ENOMEM;
+				break;
+			}
+			t->threads = th;
+			memset(&th[t->nr_threads], 0, sizeof(*th));
+			th[t->nr_threads++].tid = tid;
+		}
+	}
+	closedir(d);
+	return ret;
+}
+
+int list_tree(pid_t root, struct frozen_tree *tree)
+{
+	bool stopped = false, children_file = true;
+	int ret, added;
+
+	memset(tree, 0, sizeof(*tree));
+	if ((ret = check_task(root, &stopped, NULL)))
+		return ret;
+	if (!add_task(tree, root))
+		return -ENOMEM;
+	tree->tasks[0].stopped = stopped;
+	/* Breadth first: the children a task adds are listed in turn. */
+	for (int i = 0; !ret && i < tree->nr_tasks; i++) {
+		ret = list_threads(&tree->tasks[i]);
+		if (ret == -ESRCH && i > 0) { /* it exited meanwhile */
+			drop_task(tree, i--);
+			ret = 0;
+			continue;
+		}
+		if (!ret && children_file && (added = scan_children_file(tree, i, &children_file)) < 0)
+			ret = added;
+	}
+	while (!ret && !children_file && (added = scan_children_proc(tree)) != 0)
+		ret = added < 0 ? added : 0;
+	for (int i = 0; !ret && !children_file && i < tree->nr_tasks; i++)
+		ret = list_threads(&tree->tasks[i]);
+	for (int i = 0; ret == 0 && i < tree->nr_tasks; i++)
+		ret = read_task_ids(&tree->tasks[i], i == 0);
+	for (int i = 1; ret == 0 && i < tree->nr_tasks; i++)
+		ret = check_session(tree, &tree->tasks[i]);
+	if (ret)
+		frozen_tree_free(tree);
 	return ret;
 }
 

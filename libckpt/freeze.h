@@ -48,6 +48,15 @@ struct frozen_tree {
  */
 int freeze_tree(pid_t root, struct frozen_tree *tree);
 
+/*
+ * The tree rooted at `root` as it is now, nothing seized or stopped: the
+ * same tasks and checks as freeze_tree (one line on stderr naming what is
+ * refused), thread ids without registers.  For a check of what a dump
+ * would refuse (ckpt_dump_opts.check_only); the tree may change under it.
+ * Free with frozen_tree_free, never unfreeze_tree.
+ */
+int list_tree(pid_t root, struct frozen_tree *tree);
+
 enum unfreeze_how {
 	UNFREEZE_RESUME,       /* detach: every task runs on as before */
 	UNFREEZE_KILL,         /* SIGKILL every task, then detach */

@@ -362,5 +362,6 @@ const struct file_kind locks_kind = {
 	.match = locks_match,
 	.dump = locks_dump,
 	.dump_tree = locks_dump_tree,
+	.check_tree = locks_dump_tree, /* checks only, nothing written */
 	.post_install = locks_post_install,
 };

@@ -570,3 +570,16 @@ out:
 	arena_free(&a);
 	return ret;
 }
+
+int check_mm(pid_t pid)
+{
+	struct arena a = { 0 };
+	struct vma_list l = { .a = &a, .pid = pid };
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+	int ret = proc_each_line(path, parse_maps_line, &l);
+	if (ret < 0 && !l.err)
+		pr_err("pid %d: %s: %s", pid, path, strerror(-ret));
+	arena_free(&a);
+	return ret;
+}

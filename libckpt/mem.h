@@ -21,4 +21,8 @@ struct mem_stats {
  * process. `brk` is the task's current brk (from the parasite). */
 int dump_mm(struct img_set *set, pid_t pid, uint64_t brk, int threads, struct mem_stats *st);
 
+/* What dump_mm would refuse of pid's mappings (one line naming the
+ * mapping), read from a running process; nothing is written. */
+int check_mm(pid_t pid);
+
 #endif

@@ -157,6 +157,17 @@ static int pipes_dump_tree(struct files_dump *fdump, void **priv)
 	return ret ? ret : cret;
 }
 
+static int pipes_check_tree(struct files_dump *fdump, void **priv)
+{
+	const struct file_desc *d = fdump->descs;
+	int ret = 0;
+	(void)priv;
+	for (size_t i = 0; !ret && i < fdump->nr; i++)
+		if (d[i].entry->type == FILE_TYPE__FILE_PIPE && !seen_pipe(d, i))
+			ret = check_ends(fdump->tree, d, fdump->nr, i);
+	return ret;
+}
+
 /* ------------------------------ restore ------------------------------ */
 
 struct pipe_slot {
@@ -339,6 +350,7 @@ const struct file_kind pipe_kind = {
 	.match = pipes_match,
 	.dump = pipes_dump,
 	.dump_tree = pipes_dump_tree,
+	.check_tree = pipes_check_tree,
 	.read = pipes_read,
 	.open = pipes_open,
 	.free = pipes_free,

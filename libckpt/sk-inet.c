@@ -562,6 +562,19 @@ static int inet_dump_tree(struct files_dump *fdump, void **priv)
 	return ret;
 }
 
+/* A check (file-kinds.h): what dump_tree refuses, nothing put in repair
+ * mode; the duplicates of the connections are closed. */
+static int inet_check_tree(struct files_dump *fdump, void **priv)
+{
+	struct inet_dump *d = *priv;
+	(void)fdump;
+	for (struct repair_sk *c = d ? d->conns : NULL; c; c = c->next)
+		if (c->sk >= 0)
+			close(c->sk);
+	*priv = NULL; /* d lives in the arena */
+	return 0;
+}
+
 /* ------------------------------ restore ------------------------------ */
 
 static int valid_addr(const InetSkEntry *s, int has, const ProtobufCBinaryData *a, uint32_t port)
@@ -876,6 +889,7 @@ const struct file_kind inet_sk_kind = {
 	.match = inet_match,
 	.dump = inet_dump,
 	.dump_tree = inet_dump_tree,
+	.check_tree = inet_check_tree,
 	.read = inet_read,
 	.open = inet_open,
 	.post_install = inet_post_install,

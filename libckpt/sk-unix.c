@@ -764,6 +764,7 @@ const struct file_kind unix_sk_kind = {
 	.match = unix_match,
 	.dump = unix_dump,
 	.dump_tree = unix_dump_tree,
+	.check_tree = unix_dump_tree, /* checks only, nothing written */
 	.read = unix_read,
 	.open = unix_open,
 	.post_install = unix_post_install,

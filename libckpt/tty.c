@@ -807,6 +807,7 @@ const struct file_kind tty_kind = {
 	.match = tty_match,
 	.dump = tty_dump,
 	.dump_tree = tty_dump_tree,
+	.check_tree = tty_dump_tree, /* checks only, nothing written */
 	.read = tty_read,
 	.open = tty_open,
 	.post_install = tty_post_install,

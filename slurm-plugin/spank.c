@@ -38,8 +38,11 @@ static const char *job_dir = JOB_POLICY_DIR;
 
 static int opt_checkpoint(int val, const char *arg, int remote)
 {
-	/* srun/sbatch give no argument; slurmstepd gets it back as "". */
-	if (!arg || !*arg) {
+	/* srun/sbatch give no argument; slurmstepd gets it back as "", and
+	 * an srun inside the job as "(null)": sbatch exported the option to
+	 * the job's environment (SLURM_SPANK__SLURM_SPANK_OPTION_ckpt_checkpoint)
+	 * printing its NULL argument with %s. */
+	if (!arg || !*arg || !strcmp(arg, "(null)")) {
 		policy.kind = POLICY_ON_PREEMPT;
 		return 0;
 	}

@@ -387,6 +387,13 @@ time.sleep(60)' </dev/null >/dev/null 2>&1 &
 		sleep 0.1
 	done
 	"$CKPTCTL" register --job 502 "$bad" || fail "register 502"
+	# able runs the dump's checks on the running tree: no, naming the fd,
+	# nothing stopped, and not an error of the job's checkpoints.
+	"$CKPTCTL" checkpoint able 502 >"$T/a" && fail "a job with a netlink socket is able"
+	grep -q "^job 502: no: pid $bad: fd [0-9]*: .*not supported" "$T/a" || fail "able: $(cat "$T/a")"
+	"$CKPTCTL" checkpoint able 502 --json >"$T/a" && fail "job 502 is able (--json)"
+	grep -q '"able":false,"reason":"pid '"$bad"': fd' "$T/a" || fail "able --json: $(cat "$T/a")"
+	"$CKPTCTL" checkpoint error 502 | grep -q "no error" || fail "able recorded an error"
 	"$CKPTCTL" checkpoint create 502 2>/dev/null && fail "dump of a netlink socket"
 	"$CKPTCTL" checkpoint error 502 | grep -q "netlink\|not supported" ||
 		fail "error not kept: $("$CKPTCTL" checkpoint error 502)"

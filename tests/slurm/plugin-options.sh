@@ -33,6 +33,12 @@ grep -qx "no policy file" "$T/c.out" && ! grep -q parent=ckpt-batch "$T/c.out" |
 out=$(srun -p high --checkpoint=manual bash -c "cat $JOBDIR/\$SLURM_JOB_ID.policy" 2>&1)
 grep -qx policy=manual <<<"$out" || fail "srun --checkpoint=manual: $out"
 
+# srun inside a --checkpoint batch job: sbatch exported the bare option to
+# the job's environment as "(null)", which the step's srun must take as
+# no argument (it refused the step before).
+id=$(submit --wait -p high -o "$T/d.out" --checkpoint --wrap='srun -n1 echo step ran')
+grep -qx "step ran" "$T/d.out" || fail "job $id: srun in a --checkpoint job: $(cat "$T/d.out")"
+
 # Bad values are refused at submission.
 for bad in --checkpoint=sometimes --checkpoint-dir=relative/dir --checkpoint-interval=0 \
 	"--checkpoint=periodic" "--checkpoint=manual --checkpoint-interval=3"; do

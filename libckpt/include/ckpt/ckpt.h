@@ -35,6 +35,12 @@ struct ckpt_dump_opts {
 	const char *base;            /* --base DIR: instead of storage.base of ckpt.conf */
 	int has_uid;                 /* --uid: the job's user owns the set (else the root's owner) */
 	uid_t uid;
+	/* --check-only: find what this dump would refuse (the tree's shape,
+	 * every mapping, every fd and what it is connected to) on the
+	 * running tree, without seizing, stopping or changing any task and
+	 * without writing anything; dir and job are not needed.  0, or the
+	 * dump's refusal (one line naming the object). */
+	int check_only;
 };
 
 struct ckpt_dump_stats {

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# A --checkpoint batch job whose script runs `srun -n2 --mpi=pmix`: the
+# step's tasks run under their own slurmstepd, outside the batch script's
+# tree, with stdio and a PMIx connection to it (docs/mpi.md).  Until those
+# are dumped, `checkpoint able`, `create` and the wrapper's vacate refuse
+# the job by name before anything is stopped; the job runs on untouched
+# (never traced, never requeued) and ends with the checksum of an
+# uninterrupted run and exit 0.
+#   srun-step.sh CKPTD CKPTCTL RING ALLREDUCE
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/mpi-lib.sh"
+
+srun --mpi=list 2>&1 | grep -qw pmix || { echo "$NAME: no mpi/pmix in Slurm: skipped"; exit 77; }
+reference "$T/reference" mpirun --oversubscribe -np 2 --mca btl self,vader "$T/u/ring" 600 20
+
+cat >"$T/u/job.sh" <<S
+#!/bin/bash
+echo "start of run \${SLURM_RESTART_COUNT:-0}"
+srun -n2 --mpi=pmix $T/u/ring 600 20
+echo "exit status \$?"
+S
+chmod 755 "$T/u/job.sh"
+id=$(cd "$T/u" && as_user env SBATCH_SIGNAL='' "$T/ckpt-sbatch" --parsable -p low --requeue \
+	-n 2 -o "$T/u/job.out" -e "$T/u/job.err" --checkpoint-dir="$T/u/ck" "$T/u/job.sh") ||
+	fail "ckpt-sbatch failed"
+JOBS+=("$id")
+step_registered() { "$CKPTCTL" status --json "$id" | grep -q '"steps":\[[0-9,]*\b0\b'; }
+wait_for 60 "step 0 of job $id to be registered" step_registered
+progressed() { [ "$(lines '^round ' "$T/u/job.out")" -ge "$1" ]; }
+wait_for 60 "job $id to make progress" progressed 2
+
+# The ranks are watched for a tracer while the job is asked about and
+# checkpointed: nothing may seize them.
+ranks=$(scontrol listpids "$id" | awk '$3 == 0 { print $1 }' | tr '\n' ' ')
+[ -n "$ranks" ] || fail "job $id: no task of step 0: $(scontrol listpids "$id")"
+traced() {
+	local p
+	for p in $ranks; do
+		[ "$(awk '/^TracerPid:/ { print $2 }' "/proc/$p/status" 2>/dev/null)" = 0 ] || return 0
+	done
+	return 1
+}
+why="step 0: 2 tasks under slurmstepd (srun steps are not supported yet, see docs/mpi.md)"
+as_user "$CKPTCTL" checkpoint able "$id" >"$T/able" 2>&1 && fail "job $id is able: $(cat "$T/able")"
+[ "$(cat "$T/able")" = "job $id: no: $why" ] || fail "able: $(cat "$T/able")"
+as_user "$CKPTCTL" checkpoint create "$id" >"$T/create" 2>&1 && fail "job $id was checkpointed"
+[ "$(cat "$T/create")" = "job $id: $why" ] || fail "create: $(cat "$T/create")"
+! traced || fail "a rank of job $id is traced"
+# The pre-termination signal: the wrapper's vacate is refused the same
+# way, the job is not requeued and runs on.
+at_signal=$(lines '^round ' "$T/u/job.out")
+scancel -b -s USR1 "$id"
+wait_for 30 "the vacate of job $id" grep -qs "ckpt-batch: job $id: vacate" "$T/u/job.err"
+grep -q "vacate FAILED" "$T/u/job.err" || fail "the vacate of job $id: $(cat "$T/u/job.err")"
+grep -q "dump refused for uid [0-9]*: job $id: $why" "$T/ckptd.log" ||
+	fail "ckptd's log: $(grep "job $id" "$T/ckptd.log")"
+! grep -q "job $id: dump [0-9]*:" "$T/ckptd.log" || fail "a dump of job $id was started"
+! traced || fail "a rank of job $id is traced"
+wait_for 30 "job $id to go on" progressed $((at_signal + 1))
+ended_ok "$id" "$T/u/job.out" "$T/reference"
+[ "$(field "$id" Restarts)" = 0 ] || fail "job $id was requeued"
+echo "ok: job $id ($why) refused before anything stopped, ran on and ended right"
