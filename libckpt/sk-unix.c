@@ -171,8 +171,10 @@ static int dump_options(struct fd_dump *f, UnixSkEntry *u)
 	u->rcvbuf = (uint32_t)get_int(sk, SO_RCVBUF);
 	u->sndbuf = (uint32_t)get_int(sk, SO_SNDBUF);
 	u->passcred = get_int(sk, SO_PASSCRED) != 0;
-	/* only a connected stream or seqpacket socket, or a dgram, has a queue */
-	if (u->state == TCP_ESTABLISHED || u->type == SOCK_DGRAM)
+	/* Only a connected stream or seqpacket socket, or a dgram, has a
+	 * queue.  A check (no set) leaves it alone: the program runs, and a
+	 * peek would move the SO_PEEK_OFF its own MSG_PEEK reads use. */
+	if ((u->state == TCP_ESTABLISHED || u->type == SOCK_DGRAM) && f->fdump->set)
 		ret = peek_queue(&f->fdump->a, sk, f->pid, f->fd, u);
 	close(sk);
 	return ret;
