@@ -33,6 +33,7 @@
 #include "restorer-abi.h"
 #include "saved-files.h"
 #include "shmem.h"
+#include "sk-ports.h"
 
 #define READY_TIMEOUT_MS 120000
 
@@ -63,6 +64,24 @@ static int choose_pidns(struct restore_ctx *c)
 		return -EEXIST;
 	}
 	return 0;
+}
+
+/* A port the images bind, held by a live socket here, fails the restore
+ * before anything is made; one held by TIME_WAIT sockets is freed when
+ * its socket is made (sk-ports.h). */
+static int check_ports(struct restore_ctx *c)
+{
+	struct ports_check pc;
+	char name[160];
+	int ret = sk_ports_check(&c->files, &pc);
+	if (ret)
+		return ret;
+	c->clear_time_wait = pc.time_wait;
+	if (!pc.taken)
+		return 0;
+	pr_err("%s: port taken by a live socket (%s)", sk_ports_name(pc.taken, name, sizeof(name)),
+	       pc.holder);
+	return -EADDRINUSE;
 }
 
 /* Fds the restoring processes inherit sit above every fd they restore. */
@@ -246,13 +265,14 @@ static int write_pidfile(const char *path, pid_t pid)
 	return 0;
 }
 
-/* A user's restore gives back each lent capability it will not need. */
+/* A user's restore gives back each lent capability it will not need:
+ * CAP_NET_ADMIN serves TCP_REPAIR and the closing of TIME_WAIT sockets. */
 static void drop_unneeded(struct restore_ctx *c)
 {
 	if (!c->opts->unprivileged)
 		return;
 	uint64_t drop = c->use_pidns ? 0 : PRIV_BIT(CAP_SYS_ADMIN);
-	if (!inet_needs_repair(&c->files))
+	if (!inet_needs_repair(&c->files) && !c->clear_time_wait)
 		drop |= PRIV_BIT(CAP_NET_ADMIN);
 	priv_drop(drop);
 }
@@ -264,7 +284,7 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 
 	if (!args)
 		return -ENOMEM;
-	if ((ret = choose_pidns(c)))
+	if ((ret = choose_pidns(c)) || (ret = check_ports(c)))
 		goto out;
 	drop_unneeded(c);
 	/* Files kept with the set go back first: the fds opened next and the

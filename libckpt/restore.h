@@ -45,6 +45,7 @@ struct restore_ctx {
 	struct rst_shared *shared;
 	size_t shared_len;
 	int use_pidns;
+	int clear_time_wait; /* TIME_WAIT sockets hold a port: closing them needs CAP_NET_ADMIN */
 	pid_t child; /* the driver's child: the root, or our init in a new pidns */
 };
 

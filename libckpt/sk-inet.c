@@ -18,6 +18,10 @@
  * repair mode in each restoring task (post_install), once every socket of
  * the tree exists, so that a loopback peer is never answered with a RST.
  *
+ * A port held here by TIME_WAIT sockets (bind or listen: EADDRINUSE; a
+ * connection's 4-tuple: EADDRNOTAVAIL) is freed by sk-ports.c, which
+ * refuses, naming it, a live socket in the way.
+ *
  * Options (SO_*, IP_*, IPV6_*, TCP_*, UDP_*) are sk-opts.c's table: set
  * before bind/connect, or late (after bind/listen/connect; for a
  * connection, once out of repair mode, which resets SO_REUSEADDR).
@@ -51,6 +55,7 @@
 #include "log.h"
 #include "sk-diag.h"
 #include "sk-opts.h"
+#include "sk-ports.h"
 
 #define MAX_QUEUE (64u << 20) /* bytes of one queue an image may claim */
 
@@ -673,15 +678,19 @@ static int set_old_options(int sk, const InetSkEntry *s)
 	return ret;
 }
 
-/* bind() to the dumped address; SO_REUSEADDR meanwhile, for the port may
- * still have connections of the dumped process in TIME_WAIT. */
-static int bind_src(int sk, const InetSkEntry *s)
+/* bind() to the dumped address.  TCP: SO_REUSEADDR meanwhile, for the
+ * tree's own sockets share ports (a listener and the connections it
+ * accepted); TIME_WAIT sockets in the way are sk-ports.c's.  UDP: the
+ * dumped value, so that the socket shares its port with no one the
+ * program did not let share it. */
+int inet_bind_src(int sk, const InetSkEntry *s)
 {
 	struct sockaddr_storage ss;
 	if (!s->has_src_addr || !s->src_port)
 		return 0;
 	socklen_t len = make_addr(s, &s->src_addr, s->src_port, &ss);
-	int ret = set_int(sk, SOL_SOCKET, SO_REUSEADDR, 1);
+	int dumped = (int)sk_opts_int(s, SOL_SOCKET, SO_REUSEADDR, s->reuseaddr);
+	int ret = set_int(sk, SOL_SOCKET, SO_REUSEADDR, s->type == SOCK_STREAM ? 1 : dumped);
 	if (!ret && bind(sk, (struct sockaddr *)&ss, len))
 		ret = -errno;
 	if (!ret && !s->n_opts && !s->reuseaddr) /* else sk-opts' late phase */
@@ -763,8 +772,10 @@ static int set_window(int sk, const InetSkEntry *s)
 }
 
 /* Repair mode lets bind() share the port of a listener (SK_FORCE_REUSE),
- * which SO_REUSEADDR would undo: it is set before. */
-static int restore_conn(int sk, const InetSkEntry *s)
+ * which SO_REUSEADDR would undo: it is set before.  connect() finds a
+ * TIME_WAIT socket of the same 4-tuple in the way only when that one had
+ * no timestamps (tcp_twsk_unique): sk-ports.c closes it. */
+static int restore_conn(int sk, const InetSkEntry *s, char *why, size_t why_len)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = make_addr(s, &s->src_addr, s->src_port, &ss);
@@ -779,6 +790,8 @@ static int restore_conn(int sk, const InetSkEntry *s)
 		ret = -errno;
 	if (!ret)
 		ret = connect_dst(sk, s); /* in repair mode: established, nothing sent */
+	if (ret == -EADDRNOTAVAIL && !(ret = sk_ports_clear_conn(s, why, why_len)))
+		ret = connect_dst(sk, s);
 	if (!ret)
 		ret = set_tcp_options(sk, s);
 	if (!ret)
@@ -809,19 +822,63 @@ static int finish(int sk, const InetSkEntry *s, char *why, size_t len)
 	return ret;
 }
 
-static int create(const InetSkEntry *s, char *why, size_t len)
+int inet_new_socket(const InetSkEntry *s, char *why, size_t len)
 {
 	int proto = s->type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP;
 	int sk = socket((int)s->family, (int)s->type | SOCK_CLOEXEC, proto), ret;
 	if (sk < 0)
 		return -errno;
 	ret = s->n_opts ? sk_opts_restore(sk, s, SK_OPTS_NEW, why, len) : set_old_options(sk, s);
-	if (!ret && in_repair(s))
-		ret = restore_conn(sk, s);
-	else if (!ret)
-		ret = bind_src(sk, s);
-	if (!ret && s->state == TCP_LISTEN && listen(sk, (int)s->backlog))
-		ret = -errno;
+	if (ret) {
+		close(sk);
+		return ret;
+	}
+	return sk;
+}
+
+/* The inodes of the sockets this restore made so far (the pool). */
+static size_t our_sockets(const struct restore_files *rf, uint64_t *out)
+{
+	size_t n = 0;
+	for (size_t i = 0; rf->pool && i < rf->nr_files; i++) {
+		struct stat st;
+		if (rf->files[i]->type == FILE_TYPE__FILE_INET_SK && rf->pool[i] >= 0 &&
+		    !fstat(rf->pool[i], &st))
+			out[n++] = st.st_ino;
+	}
+	return n;
+}
+
+/* bind, then listen: where TIME_WAIT sockets hold the port (EADDRINUSE),
+ * once more after sk-ports.c closed them. */
+static int bind_and_listen(const struct restore_files *rf, int sk, const InetSkEntry *s, char *why,
+			   size_t len)
+{
+	for (int tries = 0;; tries++) {
+		int ret = inet_bind_src(sk, s);
+		if (!ret && s->state == TCP_LISTEN && listen(sk, (int)s->backlog))
+			ret = -errno;
+		if (ret != -EADDRINUSE || s->type != SOCK_STREAM || tries)
+			return ret;
+		uint64_t *ours = calloc(rf->nr_files + 1, sizeof(*ours));
+		if (!ours)
+			return -ENOMEM;
+		ret = sk_ports_clear(s, ours, our_sockets(rf, ours), why, len);
+		free(ours);
+		if (ret)
+			return ret;
+	}
+}
+
+static int create(const struct restore_files *rf, const InetSkEntry *s, char *why, size_t len)
+{
+	int sk = inet_new_socket(s, why, len), ret = 0;
+	if (sk < 0)
+		return sk;
+	if (in_repair(s))
+		ret = restore_conn(sk, s, why, len);
+	else
+		ret = bind_and_listen(rf, sk, s, why, len);
 	if (!ret && s->type == SOCK_DGRAM && s->has_dst_addr)
 		ret = connect_dst(sk, s);
 	if (!ret && !in_repair(s))
@@ -836,16 +893,11 @@ static int create(const InetSkEntry *s, char *why, size_t len)
 static int inet_open(struct restore_files *rf, void *priv, const FileEntry *e)
 {
 	const InetSkEntry *s = e->inet_sk;
-	(void)rf;
 	(void)priv;
-	char why[200] = "";
-	int sk = create(s, why, sizeof(why));
+	char why[200] = "", name[160];
+	int sk = create(rf, s, why, sizeof(why));
 	if (sk < 0) {
-		char src[INET6_ADDRSTRLEN] = "*";
-		if (s->has_src_addr)
-			inet_ntop((int)s->family, s->src_addr.data, src, sizeof(src));
-		pr_err("socket:[%llu] %s %s:%u: cannot recreate: %s", (unsigned long long)s->ino,
-		       s->type == SOCK_STREAM ? "TCP" : "UDP", src, s->src_port,
+		pr_err("%s: cannot recreate: %s", sk_ports_name(s, name, sizeof(name)),
 		       why[0] ? why : strerror(-sk));
 		return sk;
 	}

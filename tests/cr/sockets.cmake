@@ -83,3 +83,18 @@ cr_case(bad_dump_inet_ebpf inet-opts 60 --expect-dump-fail --expect-msg %p
 add_test(NAME selfcheck_inet_opts COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
 	$<TARGET_FILE:cr-inet-opts> all)
 set_tests_properties(selfcheck_inet_opts PROPERTIES TIMEOUT 60 LABELS selfcheck)
+# Ports (sk-ports.c).  A listener whose port holds a TIME_WAIT socket of the
+# program's own (sk_reuse 0: it blocks a bind even with SO_REUSEADDR): the
+# restore closes it and the listener accepts again.
+cr_case(cr_tcp_listen_timewait inet-sk 60 -- timewait)
+add_test(NAME selfcheck_inet_timewait COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
+	$<TARGET_FILE:cr-inet-sk> timewait)
+set_tests_properties(selfcheck_inet_timewait PROPERTIES TIMEOUT 60 LABELS selfcheck)
+# A job that ran on after a -R dump and exited (its connection closed,
+# leaving a TIME_WAIT socket of the same 4-tuple), then that dump restored.
+# With timestamps the kernel reuses the TIME_WAIT socket; without (in a
+# namespace of the case's own, tcp_timestamps 0) the restore closes it.
+cr_case(cr_tcp_loopback_after_exit inet-sk 90 --dump-opt --tcp-established
+	--restore-after-exit -- loopback)
+cr_case(cr_tcp_loopback_after_exit_nots inet-sk 90 --own-netns --net-sysctl
+	ipv4/tcp_timestamps=0 --dump-opt --tcp-established --restore-after-exit -- loopback)
