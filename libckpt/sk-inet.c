@@ -4,8 +4,10 @@
  * Dump: sock_diag (sk-diag.c) gives each socket's state; addresses and
  * options are read through a duplicate of the target's fd.  Listening and
  * unconnected sockets are recorded as they are bound.  An established TCP
- * connection needs --tcp-established: once every fd of the tree has been
- * accepted (dump_tree), each connection is put in repair mode (TCP_REPAIR:
+ * connection is dumped when its peer (found by its 4-tuple in sock_diag)
+ * is one of the tree's sockets, frozen and restored with it; one whose
+ * peer is outside the tree needs --tcp-established.  Once every fd of the
+ * tree has been seen (dump_tree), each connection is put in repair mode (TCP_REPAIR:
  * the kernel stops sending on it), then its sequence numbers, send and
  * receive queues, window and negotiated options are read.  The dumped
  * sockets stay in repair mode, so that when the tree is killed they close
@@ -202,16 +204,7 @@ static int check_state(struct fd_dump *f, struct inet_dump *d, const struct inet
 		       f->link, what, state_name(di->state));
 		return -ENOTSUP;
 	}
-	if (!f->fdump->opts || !f->fdump->opts->tcp_established) {
-		char src[INET6_ADDRSTRLEN] = "?", dst[INET6_ADDRSTRLEN] = "?";
-		inet_ntop((int)s->family, s->src_addr.data, src, sizeof(src));
-		inet_ntop((int)s->family, s->dst_addr.data, dst, sizeof(dst));
-		pr_err("pid %d: fd %d: %s: established TCP connection %s:%u -> %s:%u "
-		       "(dump it with --tcp-established)",
-		       f->pid, f->fd, f->link, src, s->src_port, dst, s->dst_port);
-		return -ENOTSUP;
-	}
-	return add_conn(f, d, s);
+	return add_conn(f, d, s); /* its peer is looked for once all fds are seen */
 }
 
 /* sock_diag lists the sockets in the kernel's lookup tables: one never
@@ -541,13 +534,62 @@ static int repair_all(struct files_dump *fdump, struct inet_dump *d)
 	return ret;
 }
 
+/* Is socket `ino` one of the tree's? */
+static int tree_socket(const struct files_dump *fdump, uint64_t ino)
+{
+	for (size_t i = 0; i < fdump->nr; i++) {
+		const FileEntry *e = fdump->descs[i].entry;
+		if (e && e->type == FILE_TYPE__FILE_INET_SK && e->inet_sk && e->inet_sk->ino == ino)
+			return 1;
+	}
+	return 0;
+}
+
+/* The peer of connection s, by its 4-tuple reversed: its inode, or 0. */
+static uint64_t peer_of(const struct inet_dump *d, const InetSkEntry *s)
+{
+	struct inet_end me, peer;
+	sk_ports_local(s, &me);
+	sk_ports_peer(s, &peer);
+	for (size_t i = 0; i < d->diag.nr; i++) {
+		const struct inet_diag *p = &d->diag.v[i];
+		if (p->proto == IPPROTO_TCP && p->ino && inet_end_eq(&p->local, &peer) &&
+		    inet_end_eq(&p->remote, &me))
+			return p->ino;
+	}
+	return 0;
+}
+
+/* Without --tcp-established, only connections whose both ends are the
+ * tree's are dumped: both are frozen now and come back together. */
+static int check_peers(const struct files_dump *fdump, const struct inet_dump *d)
+{
+	if (fdump->opts && fdump->opts->tcp_established)
+		return 0;
+	for (const struct repair_sk *c = d->conns; c; c = c->next) {
+		if (tree_socket(fdump, peer_of(d, c->entry)))
+			continue;
+		struct inet_end e;
+		char src[64], dst[64];
+		sk_ports_local(c->entry, &e);
+		inet_end_str(&e, src, sizeof(src));
+		sk_ports_peer(c->entry, &e);
+		inet_end_str(&e, dst, sizeof(dst));
+		pr_err("pid %d: fd %d: socket:[%llu]: established TCP connection %s -> %s: "
+		       "its peer is outside the tree (dump it with --tcp-established)",
+		       c->pid, c->fd, (unsigned long long)c->entry->ino, src, dst);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
 static int inet_dump_tree(struct files_dump *fdump, void **priv)
 {
 	struct inet_dump *d = *priv;
 	int ret = 0;
 	if (!d)
 		return 0;
-	if (d->conns)
+	if (d->conns && !(ret = check_peers(fdump, d)))
 		ret = repair_all(fdump, d);
 	/* Fault injection (tests): fail here as a later step of the dump
 	 * could, leaving repair mode to the watchdog. */
@@ -567,17 +609,18 @@ static int inet_dump_tree(struct files_dump *fdump, void **priv)
 	return ret;
 }
 
-/* A check (file-kinds.h): what dump_tree refuses, nothing put in repair
+/* A check (file-kinds.h): what dump_tree refuses (a connection to a peer
+ * outside the tree without --tcp-established), nothing put in repair
  * mode; the duplicates of the connections are closed. */
 static int inet_check_tree(struct files_dump *fdump, void **priv)
 {
 	struct inet_dump *d = *priv;
-	(void)fdump;
+	int ret = d ? check_peers(fdump, d) : 0;
 	for (struct repair_sk *c = d ? d->conns : NULL; c; c = c->next)
 		if (c->sk >= 0)
 			close(c->sk);
 	*priv = NULL; /* d lives in the arena */
-	return 0;
+	return ret;
 }
 
 /* ------------------------------ restore ------------------------------ */

@@ -23,6 +23,10 @@
  *             repair mode) after one.
  *   udp-ext   a UDP socket connected to the helper outside the tree
  *             (cr-sk-helper udp-echo); it talks to it after the restore.
+ *   pair      a TCP connection between two processes of the tree (the
+ *             child echoes what it reads), an echo queued unread at the
+ *             dump; dumped without --tcp-established (both ends are the
+ *             tree's), data flows both ways after the restore.
  *   timewait  a listener on 0.0.0.0 without SO_REUSEADDR whose port has a
  *             TIME_WAIT socket of ours (a connection it accepted and we
  *             closed first), which blocks a bind even with SO_REUSEADDR;
@@ -383,6 +387,47 @@ static void check_udp(void)
 	expect(ub, "back", "udp answer");
 }
 
+/* -------------------------------- pair -------------------------------- */
+
+static pid_t echo_child;
+
+static void setup_pair(void)
+{
+	setup_loopback(); /* lst, cli and srv; request and response queued */
+	expect(srv, "request", "server side");
+	expect(cli, "response", "client side");
+	echo_child = fork();
+	CHECK_SYS(echo_child >= 0, "fork");
+	if (echo_child == 0) {
+		char buf[4096];
+		ssize_t n;
+		close(cli);
+		close(lst);
+		while ((n = read(srv, buf, sizeof(buf))) > 0)
+			if (write(srv, buf, (size_t)n) != n)
+				_exit(1);
+		_exit(n == 0 ? 0 : 1);
+	}
+	close(srv);
+	put(cli, "queued");
+	wait_readable(cli, 6); /* the echo waits in our receive queue */
+}
+
+static void check_pair(void)
+{
+	char buf[64];
+	int status;
+	expect(cli, "queued", "echo queued at the dump");
+	for (int i = 0; i < 100; i++) {
+		snprintf(buf, sizeof(buf), "ping %d", i);
+		put(cli, buf);
+		expect(cli, buf, "echo after the restore");
+	}
+	close(cli);
+	CHECK_SYS(waitpid(echo_child, &status, 0) == echo_child && status == 0,
+		  "echo child failed (%d)", status);
+}
+
 /* ------------------------------ timewait ------------------------------ */
 
 static int tw_l;
@@ -489,6 +534,7 @@ static const struct mode {
 	{ "udp", setup_udp, check_udp, 0 },
 	{ "udp-ext", setup_udp_ext, check_udp_ext, 0 },
 	{ "ext-loop", setup_ext_loop, check_ext_loop, 1 },
+	{ "pair", setup_pair, check_pair, 0 },
 	{ "timewait", setup_timewait, check_timewait, 0 },
 	{ "taken", setup_taken, check_timewait, 0 },
 	{ "node", setup_node, check_loopback, 0 },
@@ -512,6 +558,6 @@ int main(int argc, char **argv)
 		modes[i].check();
 		pass();
 	}
-	fail("usage: cr-inet-sk listen|ext|ext-loop|loopback|loopback6|udp|udp-ext|timewait|taken|"
-	     "node");
+	fail("usage: cr-inet-sk listen|ext|ext-loop|loopback|loopback6|udp|udp-ext|pair|"
+	     "timewait|taken|node");
 }

@@ -43,7 +43,8 @@ sk_program(inet-sk)
 cr_case(cr_tcp_listen inet-sk 60 -- listen)
 cr_case(cr_tcp_ext inet-sk 60 ${SK_HELPER} tcp-echo --dump-opt --tcp-established -- ext)
 cr_case(bad_dump_tcp_established inet-sk 60 ${SK_HELPER} tcp-echo --expect-dump-fail
-	--expect-msg %p --expect-msg tcp-established -- ext)
+	--expect-msg %p --expect-msg "its peer is outside the tree" --expect-msg tcp-established
+	-- ext)
 cr_case(cr_tcp_loopback inet-sk 60 --dump-opt --tcp-established -- loopback)
 cr_case(cr_tcp_loopback6 inet-sk 60 --dump-opt --tcp-established -- loopback6)
 cr_case(cr_udp inet-sk 60 -- udp)
@@ -98,3 +99,11 @@ cr_case(cr_tcp_loopback_after_exit inet-sk 90 --dump-opt --tcp-established
 	--restore-after-exit -- loopback)
 cr_case(cr_tcp_loopback_after_exit_nots inet-sk 90 --own-netns --net-sysctl
 	ipv4/tcp_timestamps=0 --dump-opt --tcp-established --restore-after-exit -- loopback)
+# Connections whose both ends are the tree's are dumped without
+# --tcp-established: in one process, and between two.
+cr_case(cr_tcp_loopback_internal inet-sk 60 -- loopback)
+cr_case(cr_tcp_loopback6_internal inet-sk 60 -- loopback6)
+cr_case(cr_tcp_pair inet-sk 60 -- pair)
+add_test(NAME selfcheck_inet_pair COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
+	$<TARGET_FILE:cr-inet-sk> pair)
+set_tests_properties(selfcheck_inet_pair PROPERTIES TIMEOUT 60 LABELS selfcheck)

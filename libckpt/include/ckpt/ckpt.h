@@ -23,7 +23,7 @@ struct ckpt_dump_opts {
 	int ext_unix_sk_all;         /* --ext-unix-sk: every external unix socket */
 	const uint64_t *ext_unix_sk; /* --ext-unix-sk=INODE (repeatable) */
 	size_t nr_ext_unix_sk;
-	int tcp_established;         /* --tcp-established: dump connections in repair mode */
+	int tcp_established;         /* --tcp-established: connections to outside peers too */
 	int shell_job;               /* --shell-job: the tree's tty is the caller's */
 	uint64_t ghost_limit;        /* --ghost-limit: largest unlinked file kept; 0: 1 MiB */
 	const char *parent;          /* --parent SET: store only pages changed since SET */
