@@ -1,11 +1,13 @@
 /*
  * restore: the restore sequence, run by the driver (ckptctl restore):
  *
- *   load and verify every image → decide on a PID namespace → open the
- *   file pool → create the tree (restore-tree.c; each process rebuilds
- *   itself and reports on the notify pipe) → bring every thread into its
- *   dumped registers (restore-finish.c) → let the tree run → wait for the
- *   root, or return at once with --detach.
+ *   load and verify every image → decide on a PID namespace → probe the
+ *   ports the images bind, decide on a network namespace and make it
+ *   (restore-netns.c) → open the file pool → create the tree
+ *   (restore-tree.c; each process rebuilds itself and reports on the
+ *   notify pipe) → bring every thread into its dumped registers
+ *   (restore-finish.c) → let the tree run → wait for the root, or return
+ *   at once with --detach.
  *
  * On any failure every process created so far is killed: a failed
  * restore leaves nothing behind.
@@ -33,7 +35,6 @@
 #include "restorer-abi.h"
 #include "saved-files.h"
 #include "shmem.h"
-#include "sk-ports.h"
 
 #define READY_TIMEOUT_MS 120000
 
@@ -64,24 +65,6 @@ static int choose_pidns(struct restore_ctx *c)
 		return -EEXIST;
 	}
 	return 0;
-}
-
-/* A port the images bind, held by a live socket here, fails the restore
- * before anything is made; one held by TIME_WAIT sockets is freed when
- * its socket is made (sk-ports.h). */
-static int check_ports(struct restore_ctx *c)
-{
-	struct ports_check pc;
-	char name[160];
-	int ret = sk_ports_check(&c->files, &pc);
-	if (ret)
-		return ret;
-	c->clear_time_wait = pc.time_wait;
-	if (!pc.taken)
-		return 0;
-	pr_err("%s: port taken by a live socket (%s)", sk_ports_name(pc.taken, name, sizeof(name)),
-	       pc.holder);
-	return -EADDRINUSE;
 }
 
 /* Fds the restoring processes inherit sit above every fd they restore. */
@@ -284,7 +267,9 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 
 	if (!args)
 		return -ENOMEM;
-	if ((ret = choose_pidns(c)) || (ret = check_ports(c)))
+	if ((ret = choose_pidns(c)) || (ret = restore_choose_netns(c)))
+		goto out;
+	if (c->use_netns && (ret = restore_make_netns(c)))
 		goto out;
 	drop_unneeded(c);
 	/* Files kept with the set go back first: the fds opened next and the
@@ -365,6 +350,7 @@ int ckpt_restore(const struct ckpt_restore_opts *o, struct ckpt_restore_stats *s
 	progress_stop(pg, !ret);
 	st->total_ns = now_ns() - t0;
 	st->used_pidns = c.use_pidns;
+	st->used_netns = c.use_netns;
 	if (c.set)
 		st->image_bytes = img_set_bytes(c.set);
 	if (c.notify_r >= 0)

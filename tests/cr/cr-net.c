@@ -13,6 +13,8 @@
  *   --restore-after-exit a -R dump, then the test checks (its connections
  *                        close, leaving TIME_WAIT sockets) and exits, then
  *                        that dump is restored and checks again
+ *   --redump             the restored tree (in a fresh network namespace,
+ *                        say) is dumped again, and that dump restored
  */
 #include "cr-run.h"
 
@@ -119,4 +121,19 @@ int restore_after_exit(struct run *r)
 	if (restore_and_check(r, dir))
 		return -1;
 	return net_after_restore(r);
+}
+
+int redump_restored(struct run *r, pid_t restore, pid_t pid)
+{
+	char dir[PATH_MAX + 16];
+	r->redumped = 1;
+	r->pid = pid;
+	path_in(r, dir, sizeof(dir), "images-2");
+	/* the restore ends with the tree it waits for: reaped with it */
+	if (dump_and_reap(r, dir)) {
+		kill_child(restore);
+		return -1;
+	}
+	say("the restored tree %d dumped again", pid);
+	return restore_and_check(r, dir);
 }

@@ -83,7 +83,8 @@ static void usage(void)
 		"  --expect-restore-out S  the restore's stdout holds S (with --stats)\n"
 		"  --restore-after-exit  dump -R, let the test check and exit, restore that dump\n"
 		"  --own-netns           run everything in a fresh network namespace (lo up)\n"
-		"  --net-sysctl N=V      with --own-netns: /proc/sys/net/N = V there\n");
+		"  --net-sysctl N=V      with --own-netns: /proc/sys/net/N = V there\n"
+		"  --redump              dump the restored tree again, restore and check that\n");
 	exit(2);
 }
 
@@ -182,6 +183,7 @@ static void parse_args(struct run *r, int argc, char **argv)
 		{ "helper-after-dump", 0, 0, 'h' }, { "fail-first-opt", 1, 0, 'O' },
 		{ "expect-restore-out", 1, 0, 'e' }, { "restore-after-exit", 0, 0, 'E' },
 		{ "own-netns", 0, 0, 'N' },   { "net-sysctl", 1, 0, 'S' },
+		{ "redump", 0, 0, 'r' },
 		{ 0, 0, 0, 0 }
 	};
 	int c;
@@ -210,6 +212,7 @@ static void parse_args(struct run *r, int argc, char **argv)
 		case 'e': r->expect_restore_out = optarg; break;
 		case 'E': r->restore_after_exit = 1; break;
 		case 'N': r->own_netns = 1; break;
+		case 'r': r->redump = 1; break;
 		case 'O':
 			if (r->nr_fail_first_opts < MAX_OPTS)
 				r->fail_first_opts[r->nr_fail_first_opts++] = optarg;
@@ -718,6 +721,8 @@ int restore_and_check(struct run *r, const char *dir)
 	}
 	if (check_running(pid, 3000) || check_restored_user(r, pid))
 		goto fail;
+	if (r->redump && !r->redumped)
+		return redump_restored(r, c, pid);
 	say("restored as pid %d, sending the check signal", pid);
 	if (kill(pid, CR_CHECK_SIGNAL)) {
 		say("kill %d: %s", pid, strerror(errno));
@@ -794,8 +799,7 @@ int restore_must_fail(struct run *r, const char *dir, const char *const *extra,
 
 /* ---- flows ---- */
 
-/* Dump (the tree gets killed) and reap every process of it. */
-static int dump_and_reap(struct run *r, const char *dir)
+int dump_and_reap(struct run *r, const char *dir)
 {
 	r->tree_len = list_tree(r->pid, r->tree, MAX_TREE);
 	if (dump_ok(r, dir, NULL))
@@ -804,7 +808,12 @@ static int dump_and_reap(struct run *r, const char *dir)
 		say("the tree of %d still lives 30 s after the dump", r->pid);
 		return -1;
 	}
+	/* a restored tree's processes are reaped by whoever restored them
+	 * (ckptd's worker, for --user): a moment for that */
+	uint64_t end = clock_ms() + budget_ms(10000);
 	for (int i = 0; i < r->tree_len; i++) {
+		while (pid_exists(r->tree[i]) && clock_ms() < end)
+			sleep_ms(5);
 		if (pid_exists(r->tree[i])) {
 			say("pid %d of the dumped tree still exists", r->tree[i]);
 			return -1;

@@ -44,7 +44,7 @@ struct run {
 	const char *inherit_unix; /* --inherit-unix PATH */
 	/* cr-net.c: --helper-after-dump, --fail-first-opt, --expect-restore-out,
 	 * --restore-after-exit, --own-netns, --net-sysctl */
-	int helper_after_dump, restore_after_exit, own_netns;
+	int helper_after_dump, restore_after_exit, own_netns, redump, redumped;
 	const char *fail_first_opts[MAX_OPTS + 1];
 	int nr_fail_first_opts;
 	const char *expect_restore_out, *net_sysctl[MAX_OPTS];
@@ -77,6 +77,8 @@ int restore_must_fail(struct run *r, const char *dir, const char *const *extra,
 /* The restore (with the restore options) of the images in dir: it must
  * run the restored test to its PASS. */
 int restore_and_check(struct run *r, const char *dir);
+/* Dump r->pid into dir (the tree is killed) and reap every process of it. */
+int dump_and_reap(struct run *r, const char *dir);
 /* `ckptctl dump -R` into tmp/name; the test runs on. */
 int leave_running(struct run *r, const char *name);
 /* Check signal to the live (not dumped) test; its exit status decides. */
@@ -94,6 +96,9 @@ int net_after_restore(struct run *r);
 /* --restore-after-exit: a -R dump, the test checks and exits, then the
  * dump is restored (and checks again). */
 int restore_after_exit(struct run *r);
+/* --redump: the restored tree `pid` (its restore: ckptctl `restore`) is
+ * dumped again and that dump restored and checked. */
+int redump_restored(struct run *r, pid_t restore, pid_t pid);
 
 /* cr-fail.c */
 int bad_dump(struct run *r);

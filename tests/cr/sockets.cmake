@@ -107,3 +107,30 @@ cr_case(cr_tcp_pair inet-sk 60 -- pair)
 add_test(NAME selfcheck_inet_pair COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
 	$<TARGET_FILE:cr-inet-sk> pair)
 set_tests_properties(selfcheck_inet_pair PROPERTIES TIMEOUT 60 LABELS selfcheck)
+# A fresh network namespace (restore-netns.c).  The listener's port is taken
+# once the test is gone (cr-sk-helper tcp-hold): --netns never fails naming
+# it; auto (the default) restores into a fresh namespace, where the
+# listener accepts a client of the tree.
+cr_case(cr_tcp_port_taken inet-sk 60 ${SK_HELPER} tcp-hold --helper-after-dump
+	--fail-first-opt --netns --fail-first-opt never --expect-msg "port taken by a live socket"
+	--expect-msg "(use --netns auto)" --restore-opt --stats --expect-restore-out "netns: 1"
+	-- taken)
+# --netns always: connections inside the job, in one process and between
+# two (with a fresh PID namespace too), UDP, and a job on an address of
+# this node (which the namespace gets on lo).
+cr_case(cr_tcp_loopback_netns inet-sk 60 --restore-opt --netns --restore-opt always
+	--restore-opt --stats --expect-restore-out "netns: 1" -- loopback)
+cr_case(cr_tcp_pair_netns_pidns inet-sk 60 --restore-opt --netns --restore-opt always
+	--restore-opt --pidns --restore-opt always --restore-opt --stats
+	--expect-restore-out "netns: 1" -- pair)
+cr_case(cr_udp_netns inet-sk 60 --restore-opt --netns --restore-opt always -- udp)
+cr_case(cr_tcp_node_netns inet-sk 60 --restore-opt --netns --restore-opt always
+	--restore-opt --stats --expect-restore-out "netns: 1" -- node)
+# A job connected to a peer outside it: --netns always refuses, naming it.
+cr_case(bad_restore_netns_ext inet-sk 60 ${SK_HELPER} tcp-echo --dump-opt --tcp-established
+	--restore-opt --netns --restore-opt always --expect-restore-fail
+	--expect-msg "its peer is outside the job" -- ext)
+# A tree restored into a fresh network namespace is dumped from inside it
+# (dump.c: sock_diag and the parasite's socket), and restored again.
+cr_case(cr_tcp_pair_netns_redump inet-sk 90 --restore-opt --netns --restore-opt always --redump
+	-- pair)
