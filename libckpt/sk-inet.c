@@ -7,9 +7,9 @@
  * connection is dumped when its peer (found by its 4-tuple in sock_diag)
  * is one of the tree's sockets, frozen and restored with it; one whose
  * peer is outside the tree needs --tcp-established.  Once every fd of the
- * tree has been seen (dump_tree), each connection is put in repair mode (TCP_REPAIR:
- * the kernel stops sending on it), then its sequence numbers, send and
- * receive queues, window and negotiated options are read.  The dumped
+ * tree has been seen (dump_tree), each connection is put in repair mode
+ * (TCP_REPAIR: the kernel stops sending on it), then its sequence numbers,
+ * send and receive queues, window and negotiated options are read.  The dumped
  * sockets stay in repair mode, so that when the tree is killed they close
  * silently (no FIN or RST reaches the peer); with -R or -s they leave it.
  * A watchdog process turns repair mode off if the tree goes on after all
@@ -897,8 +897,9 @@ static size_t our_sockets(const struct restore_files *rf, uint64_t *out)
 static int bind_and_listen(const struct restore_files *rf, int sk, const InetSkEntry *s, char *why,
 			   size_t len)
 {
-	for (int tries = 0;; tries++) {
-		int ret = inet_bind_src(sk, s);
+	for (int tries = 0, bound = 0;; tries++) {
+		int ret = bound ? 0 : inet_bind_src(sk, s);
+		bound = !ret;
 		if (!ret && s->state == TCP_LISTEN && listen(sk, (int)s->backlog))
 			ret = -errno;
 		if (ret != -EADDRINUSE || s->type != SOCK_STREAM || tries)
