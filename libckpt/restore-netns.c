@@ -33,6 +33,7 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/capability.h>
 #include <sys/socket.h>
@@ -89,10 +90,12 @@ static int node_has(const uint8_t a[16], void *arg)
 /* 1 private, 0 not (why says which socket), or -errno. */
 static int job_private(const struct restore_ctx *c, char *why, size_t len)
 {
-	static struct node_addrs n; /* large: not on the stack */
-	memset(&n, 0, sizeof(n));
-	int ret = read_node_addrs(&n);
-	return ret ? ret : sk_ports_private(&c->files, node_has, &n, why, len);
+	struct node_addrs *n = calloc(1, sizeof(*n));
+	int ret = n ? read_node_addrs(n) : -ENOMEM;
+	if (!ret)
+		ret = sk_ports_private(&c->files, node_has, n, why, len);
+	free(n);
+	return ret;
 }
 
 /* A taken port, where no fresh namespace is made: one line. */
