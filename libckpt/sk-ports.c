@@ -256,10 +256,16 @@ static int probe_one(const InetSkEntry *s, const struct inet_diag_table *t,
 	return s->type == SOCK_STREAM;
 }
 
-static int has_port(const FileEntry *e)
+/* An inet socket the restore makes (not one the caller hands in with
+ * --inherit-fd, which keeps its own namespace and port). */
+static int made_here(const struct restore_files *rf, const FileEntry *e)
 {
-	return e->type == FILE_TYPE__FILE_INET_SK && e->inet_sk && e->inet_sk->has_src_addr &&
-	       e->inet_sk->src_port;
+	return e->type == FILE_TYPE__FILE_INET_SK && e->inet_sk && !files_inherited(rf, e);
+}
+
+static int has_port(const struct restore_files *rf, const FileEntry *e)
+{
+	return made_here(rf, e) && e->inet_sk->has_src_addr && e->inet_sk->src_port;
 }
 
 int sk_ports_check(const struct restore_files *rf, struct ports_check *out)
@@ -268,7 +274,7 @@ int sk_ports_check(const struct restore_files *rf, struct ports_check *out)
 	int ret = 0, loaded[2] = { 0, 0 };
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; !ret && !out->taken && i < rf->nr_files; i++) {
-		if (!has_port(rf->files[i]))
+		if (!has_port(rf, rf->files[i]))
 			continue;
 		const InetSkEntry *s = rf->files[i]->inet_sk;
 		int k = s->type == SOCK_STREAM ? 0 : 1;
@@ -313,8 +319,7 @@ static int is_peer(const InetSkEntry *s, const InetSkEntry *t)
 static int peer_in_images(const struct restore_files *rf, const InetSkEntry *s)
 {
 	for (size_t i = 0; i < rf->nr_files; i++)
-		if (rf->files[i]->type == FILE_TYPE__FILE_INET_SK &&
-		    is_peer(s, rf->files[i]->inet_sk))
+		if (made_here(rf, rf->files[i]) && is_peer(s, rf->files[i]->inet_sk))
 			return 1;
 	return 0;
 }
@@ -344,8 +349,7 @@ int sk_ports_private(const struct restore_files *rf, int (*is_local)(const uint8
 {
 	for (size_t i = 0; i < rf->nr_files; i++) {
 		const FileEntry *e = rf->files[i];
-		if (e->type == FILE_TYPE__FILE_INET_SK &&
-		    !inet_private(rf, e->inet_sk, is_local, arg, why, len))
+		if (made_here(rf, e) && !inet_private(rf, e->inet_sk, is_local, arg, why, len))
 			return 0;
 		if (e->type == FILE_TYPE__FILE_UNIX_SK && e->unix_sk && e->unix_sk->has_name &&
 		    e->unix_sk->name.len > 1 && !e->unix_sk->name.data[0]) {
@@ -364,7 +368,7 @@ size_t sk_ports_addrs(const struct restore_files *rf, struct inet_end *out, size
 {
 	size_t n = 0;
 	for (size_t i = 0; i < rf->nr_files && n < max; i++) {
-		if (rf->files[i]->type != FILE_TYPE__FILE_INET_SK)
+		if (!made_here(rf, rf->files[i]))
 			continue;
 		struct inet_end e;
 		sk_ports_local(rf->files[i]->inet_sk, &e);
