@@ -14,7 +14,8 @@
  * lists the sockets of its caller's namespace, and the parasite connects
  * to an abstract unix name, which lives in one.  The dump enters the
  * tree's namespace (setns; CAP_SYS_ADMIN, raised for the call) for the
- * tree's steps and leaves it before the commit.
+ * tree's steps and leaves it before the commit; a check too (a user's
+ * check, which holds no CAP_SYS_ADMIN, is then refused by name).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -245,10 +246,14 @@ static int check_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st
 	for (int i = 0; !ret && i < tree.nr_tasks; i++)
 		if (!tree.tasks[i].zombie)
 			ret = check_mm(tree.tasks[i].pid);
+	int netns_back = -1;
+	if (!ret)
+		ret = enter_tree_netns(&tree, &netns_back);
 	if (!ret)
 		ret = dump_files(NULL, &tree, o);
+	int back = leave_tree_netns(netns_back);
 	frozen_tree_free(&tree);
-	return ret;
+	return ret ? ret : back;
 }
 
 int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
