@@ -191,7 +191,7 @@ struct worker_msg {
 	uint64_t done, total;
 	int32_t result;
 	uint64_t frozen_ns, total_ns, memory_bytes, written_bytes, image_bytes;
-	uint32_t tasks, threads, pidns, status_valid;
+	uint32_t tasks, threads, pidns, status_valid, netns;
 	uint64_t seq;
 	int32_t pid, status;
 	uint64_t dev, ino, pdev, pino; /* WMSG_CREATED */

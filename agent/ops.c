@@ -207,6 +207,8 @@ static void fill_restore_result(RpcRestoreResult *rr, const struct worker_msg *m
 	rr->memory_bytes = m->memory_bytes;
 	rr->image_bytes = m->image_bytes;
 	rr->pidns = m->pidns;
+	rr->has_netns = 1;
+	rr->netns = m->netns;
 	rr->pid = (uint32_t)m->pid;
 }
 

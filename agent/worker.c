@@ -11,7 +11,7 @@
  * resource limits of the asking process PEER.  It keeps only the
  * capabilities that checkpoint/restore of one's own processes needs,
  * permitted but not effective except CAP_CHECKPOINT_RESTORE (see
- * lent_caps() and docs/security.md).  From there on every open, mkdir,
+ * lent_caps(is_dump, d) and docs/security.md).  From there on every open, mkdir,
  * connect, bind, shmat, setpriority, setrlimit ... of the dump or restore
  * is the user's, and the kernel refuses what the user could not do; the
  * engine refuses, on the images it restores, an identity other than the
@@ -196,6 +196,7 @@ static int do_restore(const RpcRestore *r, uid_t uid)
 	}
 	o.detach = 1; /* the worker waits for the tree itself */
 	o.pidns = (enum ckpt_pidns_mode)(r->pidns <= CKPT_PIDNS_ALWAYS ? r->pidns : 0);
+	o.netns = (enum ckpt_netns_mode)(r->netns <= CKPT_NETNS_ALWAYS ? r->netns : 0);
 	o.skip_file_check = r->skip_file_check;
 	o.inherit_fd = (const char *const *)r->inherit_fd;
 	o.nr_inherit_fd = r->n_inherit_fd;
@@ -216,6 +217,7 @@ static int do_restore(const RpcRestore *r, uid_t uid)
 		m.memory_bytes = st.memory_bytes;
 		m.image_bytes = st.image_bytes;
 		m.pidns = (uint32_t)st.used_pidns;
+		m.netns = (uint32_t)st.used_netns;
 		m.pid = st.root_pid;
 	}
 	if (!ret && !r->detach) {
@@ -233,10 +235,11 @@ static int do_restore(const RpcRestore *r, uid_t uid)
  * PR_SET_MM, ns_last_pid/shm_next_id); CAP_NET_ADMIN for TCP_REPAIR in
  * every dump (a job's connections between its own processes, mpirun's to
  * its ranks, are dumped without the user asking for them), and for a
- * restore until its images show none; CAP_SYS_ADMIN for a dump until the
- * seccomp filters are read
- * (PTRACE_SECCOMP_GET_FILTER), for a restore until it knows it needs no
- * fresh PID namespace, or has made it. */
+ * restore until its images show no connection and no port held by
+ * TIME_WAIT sockets; CAP_SYS_ADMIN for a dump until the seccomp filters
+ * are read (PTRACE_SECCOMP_GET_FILTER; and to enter the tree's network
+ * namespace, when not ours), for a restore until it knows it needs no
+ * fresh PID or network namespace, or has made them. */
 static uint64_t lent_caps(int is_dump, const RpcDump *d)
 {
 	uint64_t caps = 1ULL << CAP_CHECKPOINT_RESTORE | 1ULL << CAP_SYS_ADMIN;

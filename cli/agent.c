@@ -272,6 +272,8 @@ int agent_restore(const struct ckpt_restore_opts *o, uint32_t job, struct ckpt_r
 	rs.job_id = job;
 	rs.has_pidns = rs.has_skip_file_check = rs.has_verbose = rs.has_detach = 1;
 	rs.pidns = (uint32_t)o->pidns;
+	rs.has_netns = 1;
+	rs.netns = (uint32_t)o->netns;
 	rs.skip_file_check = o->skip_file_check;
 	rs.inherit_fd = (char **)o->inherit_fd;
 	rs.n_inherit_fd = o->nr_inherit_fd;
@@ -292,6 +294,7 @@ int agent_restore(const struct ckpt_restore_opts *o, uint32_t job, struct ckpt_r
 		st->memory_bytes = r->restore->memory_bytes;
 		st->image_bytes = r->restore->image_bytes;
 		st->used_pidns = r->restore->pidns;
+		st->used_netns = r->restore->has_netns && r->restore->netns;
 		st->root_pid = (pid_t)r->restore->pid;
 		*status = r->restore->status;
 	}

@@ -31,7 +31,8 @@ static void usage(FILE *f)
 		"                                checkpoint the tree rooted at PID (killed afterwards\n"
 		"                                unless -R or -s)\n"
 		"  restore -D DIR [-d|--detach] [--pidfile FILE] [--pidns auto|never|always]\n"
-		"          [--shell-job] [--skip-file-check] [--inherit-fd fd[N]:RESOURCE]\n"
+		"          [--netns auto|never|always] [--shell-job] [--skip-file-check]\n"
+		"          [--inherit-fd fd[N]:RESOURCE]\n"
 		"          [-v] [--stats]        restore it; without -d, wait and exit with its status\n"
 		"  restore --job JOBID [--base DIR] ...   the job's latest committed set\n"
 		"  demo                          checkpoint and restore an example counter\n"
@@ -63,6 +64,7 @@ enum {
 	OPT_STATS = 1000,
 	OPT_PIDFILE,
 	OPT_PIDNS,
+	OPT_NETNS,
 	OPT_EXT_UNIX_SK,
 	OPT_TCP_ESTABLISHED,
 	OPT_SHELL_JOB,
@@ -240,6 +242,19 @@ static int parse_pidns(const char *s, enum ckpt_pidns_mode *m)
 	return 0;
 }
 
+static int parse_netns(const char *s, enum ckpt_netns_mode *m)
+{
+	if (!strcmp(s, "auto"))
+		*m = CKPT_NETNS_AUTO;
+	else if (!strcmp(s, "never"))
+		*m = CKPT_NETNS_NEVER;
+	else if (!strcmp(s, "always"))
+		*m = CKPT_NETNS_ALWAYS;
+	else
+		return -1;
+	return 0;
+}
+
 static int exit_code(int status)
 {
 	if (WIFEXITED(status))
@@ -256,6 +271,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "detach", no_argument, 0, 'd' },
 		{ "pidfile", required_argument, 0, OPT_PIDFILE },
 		{ "pidns", required_argument, 0, OPT_PIDNS },
+		{ "netns", required_argument, 0, OPT_NETNS },
 		{ "verbose", no_argument, 0, 'v' },
 		{ "stats", no_argument, 0, OPT_STATS },
 		{ "shell-job", no_argument, 0, OPT_SHELL_JOB },
@@ -279,6 +295,12 @@ static int cmd_restore(int argc, char **argv)
 		case OPT_PIDNS:
 			if (parse_pidns(optarg, &o.pidns)) {
 				fprintf(stderr, "ckptctl: restore: --pidns takes auto, never or always\n");
+				return 1;
+			}
+			break;
+		case OPT_NETNS:
+			if (parse_netns(optarg, &o.netns)) {
+				fprintf(stderr, "ckptctl: restore: --netns takes auto, never or always\n");
 				return 1;
 			}
 			break;
@@ -324,9 +346,10 @@ static int cmd_restore(int argc, char **argv)
 	int ret = route ? agent_restore(&o, job_id, &st, &status) : ckpt_restore(&o, &st, &status);
 	bar_done(&bar);
 	if (stats && !ret)
-		printf("restore_ms: %.1f\nmemory_bytes: %llu\nimage_bytes: %llu\npidns: %d\n",
+		printf("restore_ms: %.1f\nmemory_bytes: %llu\nimage_bytes: %llu\npidns: %d\n"
+		       "netns: %d\n",
 		       ms(st.total_ns), (unsigned long long)st.memory_bytes,
-		       (unsigned long long)st.image_bytes, st.used_pidns);
+		       (unsigned long long)st.image_bytes, st.used_pidns, st.used_netns);
 	if (ret)
 		return 1;
 	return o.detach ? 0 : exit_code(status);

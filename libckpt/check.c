@@ -10,8 +10,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -19,6 +22,7 @@
 #include <unistd.h>
 
 #include "ckpt/ckpt.h"
+#include "sk-diag.h"
 
 struct feature {
 	const char *name;
@@ -119,6 +123,29 @@ static int probe_vdso(void)
 	return found;
 }
 
+/* SOCK_DESTROY closes a listener of ours (as it closes TIME_WAIT sockets
+ * in a restore's way, sk-ports.c). */
+static int probe_sock_destroy(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int sk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 0;
+	if (sk < 0)
+		return 0;
+	if (!bind(sk, (struct sockaddr *)&a, len) && !listen(sk, 1) &&
+	    !getsockname(sk, (struct sockaddr *)&a, &len)) {
+		struct inet_diag d = { .family = AF_INET, .proto = IPPROTO_TCP };
+		d.id.idiag_sport = a.sin_port;
+		d.id.idiag_src[0] = a.sin_addr.s_addr;
+		d.id.idiag_cookie[0] = d.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+		len = sizeof(on);
+		on = !sk_diag_destroy(&d) && !getsockopt(sk, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) &&
+		     !on;
+	}
+	close(sk);
+	return on;
+}
+
 static const struct feature features[] = {
 	{ "capabilities", "CAP_SYS_ADMIN and CAP_SYS_PTRACE (run as root)", probe_caps, 1 },
 	{ "ptrace_seize", "PTRACE_SEIZE/INTERRUPT and PTRACE_GET_RSEQ_CONFIGURATION", probe_seize_rseq, 1 },
@@ -130,6 +157,8 @@ static const struct feature features[] = {
 	{ "proc_pagemap", "/proc/PID/pagemap", probe_pagemap, 1 },
 	{ "process_vm_readv", "process_vm_readv(2)", probe_vm_readv, 1 },
 	{ "vdso", "a [vdso] mapping", probe_vdso, 0 },
+	{ "sock_destroy", "SOCK_DESTROY (CONFIG_INET_DIAG_DESTROY), to close TIME_WAIT sockets "
+			  "that block a restored port", probe_sock_destroy, 0 },
 };
 
 int ckpt_check(int verbose)

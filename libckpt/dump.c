@@ -8,8 +8,18 @@
  *
  * Any failure before the commit removes what was written and releases
  * the tree untouched.
+ *
+ * A tree in a network namespace other than ours (one restored into a
+ * fresh namespace, restore-netns.c) is dumped from inside it: sock_diag
+ * lists the sockets of its caller's namespace, and the parasite connects
+ * to an abstract unix name, which lives in one.  The dump enters the
+ * tree's namespace (setns; CAP_SYS_ADMIN, raised for the call) for the
+ * tree's steps and leaves it before the commit; a check too (a user's
+ * check, which holds no CAP_SYS_ADMIN, is then refused by name).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -130,6 +140,70 @@ static int check_owner(const struct frozen_tree *tree, uid_t uid)
 	return 0;
 }
 
+static int netns_ino(pid_t pid, ino_t *ino)
+{
+	char path[64];
+	struct stat st;
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/ns/net");
+	if (stat(path, &st))
+		return -errno;
+	*ino = st.st_ino;
+	return 0;
+}
+
+static int set_netns(int fd)
+{
+	int raised = priv_raise(CAP_SYS_ADMIN);
+	int ret = setns(fd, CLONE_NEWNET) ? -errno : 0;
+	priv_lower(CAP_SYS_ADMIN, raised);
+	return ret;
+}
+
+/* Into the tree's network namespace, if not ours: *back (our own, to
+ * come back to) is then >= 0.  Every task must share it. */
+static int enter_tree_netns(const struct frozen_tree *tree, int *back)
+{
+	ino_t self = 0, root = 0, other = 0;
+	char path[64];
+	int ret = netns_ino(0, &self);
+	*back = -1;
+	if (!ret)
+		ret = netns_ino(tree->tasks[0].pid, &root);
+	for (int i = 1; !ret && i < tree->nr_tasks; i++)
+		if (!tree->tasks[i].zombie && !(ret = netns_ino(tree->tasks[i].pid, &other)) &&
+		    other != root) {
+			pr_err("pid %d: in another network namespace than the root %d: not supported",
+			       tree->tasks[i].pid, tree->tasks[0].pid);
+			return -ENOTSUP;
+		}
+	if (ret || root == self)
+		return ret;
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", tree->tasks[0].pid);
+	int ns = open(path, O_RDONLY | O_CLOEXEC);
+	*back = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	ret = ns < 0 || *back < 0 ? -errno : set_netns(ns);
+	if (ns >= 0)
+		close(ns);
+	if (ret)
+		pr_err("pid %d: cannot enter its network namespace: %s", tree->tasks[0].pid,
+		       strerror(-ret));
+	return ret;
+}
+
+static int leave_tree_netns(int back)
+{
+	if (back < 0)
+		return 0;
+	int ret = set_netns(back);
+	close(back);
+	if (ret)
+		pr_err("cannot come back to our network namespace: %s", strerror(-ret));
+	return ret;
+}
+
 static int dump_tree(struct img_set *set, const struct frozen_tree *tree,
 		     const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 {
@@ -172,10 +246,14 @@ static int check_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st
 	for (int i = 0; !ret && i < tree.nr_tasks; i++)
 		if (!tree.tasks[i].zombie)
 			ret = check_mm(tree.tasks[i].pid);
+	int netns_back = -1;
+	if (!ret)
+		ret = enter_tree_netns(&tree, &netns_back);
 	if (!ret)
 		ret = dump_files(NULL, &tree, o);
+	int back = leave_tree_netns(netns_back);
 	frozen_tree_free(&tree);
-	return ret;
+	return ret ? ret : back;
 }
 
 int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
@@ -206,9 +284,14 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	for (int i = 0; o->progress && i < tree.nr_tasks; i++)
 		rss += progress_rss(tree.tasks[i].pid);
 	struct progress *pg = progress_start(o->progress, o->progress_arg, "memory", rss);
+	int netns_back = -1;
 	ret = o->only_uid_set ? check_owner(&tree, o->only_uid) : 0;
 	if (!ret)
+		ret = enter_tree_netns(&tree, &netns_back);
+	if (!ret)
 		ret = dump_tree(set, &tree, o, st);
+	int back = leave_tree_netns(netns_back);
+	ret = ret ? ret : back;
 	/* A user's dump read the seccomp filters: CAP_SYS_ADMIN goes. */
 	if (o->only_uid_set)
 		priv_drop(PRIV_BIT(CAP_SYS_ADMIN));

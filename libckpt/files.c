@@ -310,6 +310,11 @@ static int inherited_fd(const struct restore_files *rf, const FileEntry *e)
 	return -1;
 }
 
+int files_inherited(const struct restore_files *rf, const FileEntry *e)
+{
+	return inherited_fd(rf, e) >= 0;
+}
+
 /* Every --inherit-fd is well formed, open, and names a file of the image. */
 static int check_inherit(const struct restore_files *rf)
 {

@@ -55,6 +55,8 @@ int files_open_pool(struct restore_files *rf, int base);
  * kind's post_install. */
 int files_install(struct restore_files *rf, size_t idx, const int *keep, size_t nr_keep);
 void files_close_pool(struct restore_files *rf);
+/* Is `e` not recreated but the caller's --inherit-fd? */
+int files_inherited(const struct restore_files *rf, const FileEntry *e);
 /* sk-inet.c: does any connection come back in repair mode (CAP_NET_ADMIN)? */
 int inet_needs_repair(const struct restore_files *rf);
 void files_free(struct restore_files *rf);

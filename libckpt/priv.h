@@ -4,7 +4,8 @@
  *
  * ckptd's worker runs as the user it acts for, with a few capabilities
  * in its permitted set only: CAP_CHECKPOINT_RESTORE for the whole
- * operation, CAP_NET_ADMIN when TCP connections are repaired, and
+ * operation, CAP_NET_ADMIN when TCP connections are repaired or TIME_WAIT
+ * sockets closed (sk-ports.c), and
  * CAP_SYS_ADMIN until a fresh PID namespace is made.  Each is effective
  * only around the calls that need it (priv_raise/priv_lower) and dropped
  * from the permitted set once nothing further needs it (priv_drop).

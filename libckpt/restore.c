@@ -1,11 +1,13 @@
 /*
  * restore: the restore sequence, run by the driver (ckptctl restore):
  *
- *   load and verify every image → decide on a PID namespace → open the
- *   file pool → create the tree (restore-tree.c; each process rebuilds
- *   itself and reports on the notify pipe) → bring every thread into its
- *   dumped registers (restore-finish.c) → let the tree run → wait for the
- *   root, or return at once with --detach.
+ *   load and verify every image → decide on a PID namespace → probe the
+ *   ports the images bind, decide on a network namespace and make it
+ *   (restore-netns.c) → open the file pool → create the tree
+ *   (restore-tree.c; each process rebuilds itself and reports on the
+ *   notify pipe) → bring every thread into its dumped registers
+ *   (restore-finish.c) → let the tree run → wait for the root, or return
+ *   at once with --detach.
  *
  * On any failure every process created so far is killed: a failed
  * restore leaves nothing behind.
@@ -246,13 +248,14 @@ static int write_pidfile(const char *path, pid_t pid)
 	return 0;
 }
 
-/* A user's restore gives back each lent capability it will not need. */
+/* A user's restore gives back each lent capability it will not need:
+ * CAP_NET_ADMIN serves TCP_REPAIR and the closing of TIME_WAIT sockets. */
 static void drop_unneeded(struct restore_ctx *c)
 {
 	if (!c->opts->unprivileged)
 		return;
 	uint64_t drop = c->use_pidns ? 0 : PRIV_BIT(CAP_SYS_ADMIN);
-	if (!inet_needs_repair(&c->files))
+	if (!inet_needs_repair(&c->files) && !c->clear_time_wait)
 		drop |= PRIV_BIT(CAP_NET_ADMIN);
 	priv_drop(drop);
 }
@@ -264,7 +267,9 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 
 	if (!args)
 		return -ENOMEM;
-	if ((ret = choose_pidns(c)))
+	if ((ret = choose_pidns(c)) || (ret = restore_choose_netns(c)))
+		goto out;
+	if (c->use_netns && (ret = restore_make_netns(c)))
 		goto out;
 	drop_unneeded(c);
 	/* Files kept with the set go back first: the fds opened next and the
@@ -345,6 +350,7 @@ int ckpt_restore(const struct ckpt_restore_opts *o, struct ckpt_restore_stats *s
 	progress_stop(pg, !ret);
 	st->total_ns = now_ns() - t0;
 	st->used_pidns = c.use_pidns;
+	st->used_netns = c.use_netns;
 	if (c.set)
 		st->image_bytes = img_set_bytes(c.set);
 	if (c.notify_r >= 0)

@@ -45,10 +45,18 @@ struct restore_ctx {
 	struct rst_shared *shared;
 	size_t shared_len;
 	int use_pidns;
+	int use_netns;
+	int clear_time_wait; /* TIME_WAIT sockets hold a port: closing them needs CAP_NET_ADMIN */
 	pid_t child; /* the driver's child: the root, or our init in a new pidns */
 };
 
 int restore_load(struct restore_ctx *c);
+
+/* restore-netns.c: probe the ports of the images (sk-ports.h) and decide
+ * on a fresh network namespace (use_netns), or fail after one line; then
+ * make it: the driver moves into it, before it creates any socket. */
+int restore_choose_netns(struct restore_ctx *c);
+int restore_make_netns(struct restore_ctx *c);
 
 /* A zombie is restored as a child that exits at once: no core, no mm. */
 static inline int restore_task_zombie(const struct rst_task *t)

@@ -12,7 +12,9 @@
 #include <linux/inet_diag.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/capability.h>
 #include <netlink/attr.h>
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
@@ -22,6 +24,7 @@
 #include "file-kinds.h"
 #include "freeze.h"
 #include "log.h"
+#include "priv.h"
 #include "sk-diag.h"
 
 static int grow(void **v, size_t *cap, size_t nr, size_t size)
@@ -159,6 +162,54 @@ const struct unix_diag *sk_diag_unix_find(const struct unix_diag_table *t, uint6
 
 /* ------------------------------- inet -------------------------------- */
 
+void inet_end_set(struct inet_end *e, int family, const void *addr, uint32_t port)
+{
+	memset(e, 0, sizeof(*e));
+	e->port = (uint16_t)port;
+	if (family == AF_INET6) {
+		memcpy(e->addr, addr, 16);
+		return;
+	}
+	e->addr[10] = e->addr[11] = 0xff;
+	memcpy(e->addr + 12, addr, 4);
+}
+
+int inet_end_eq(const struct inet_end *a, const struct inet_end *b)
+{
+	return a->port == b->port && !memcmp(a->addr, b->addr, 16);
+}
+
+static int is_mapped(const uint8_t a[16])
+{
+	static const uint8_t prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	return !memcmp(a, prefix, 12);
+}
+
+int inet_addr_any(const uint8_t a[16])
+{
+	static const uint8_t zero[16];
+	return !memcmp(a, zero, 16) || (is_mapped(a) && !memcmp(a + 12, zero, 4));
+}
+
+int inet_addr_loopback(const uint8_t a[16])
+{
+	static const uint8_t one[16] = { [15] = 1 };
+	return !memcmp(a, one, 16) || (is_mapped(a) && a[12] == 127);
+}
+
+const char *inet_end_str(const struct inet_end *e, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+	if (is_mapped(e->addr)) {
+		inet_ntop(AF_INET, e->addr + 12, a, sizeof(a));
+		snprintf(buf, len, "%s:%u", a, e->port);
+	} else {
+		inet_ntop(AF_INET6, e->addr, a, sizeof(a));
+		snprintf(buf, len, "[%s]:%u", a, e->port);
+	}
+	return buf;
+}
+
 static int parse_inet(struct nlmsghdr *h, void *arg)
 {
 	struct inet_diag_table *t = arg;
@@ -172,15 +223,21 @@ static int parse_inet(struct nlmsghdr *h, void *arg)
 		return -EIO;
 	if (grow((void **)&t->v, &t->cap, t->nr, sizeof(*t->v)))
 		return -ENOMEM;
-	t->v[t->nr++] = (struct inet_diag){ .ino = m->idiag_inode,
-					    .family = m->idiag_family,
-					    .state = m->idiag_state,
-					    /* INET_DIAG_SHUTDOWN comes always */
-					    .shutdown = tb[INET_DIAG_SHUTDOWN]
-								? nla_get_u8(tb[INET_DIAG_SHUTDOWN])
-								: 0,
-					    .rqueue = m->idiag_rqueue,
-					    .wqueue = m->idiag_wqueue };
+	struct inet_diag *d = &t->v[t->nr++];
+	*d = (struct inet_diag){
+		.ino = m->idiag_inode,
+		.family = m->idiag_family,
+		.state = m->idiag_state,
+		/* INET_DIAG_SHUTDOWN comes always */
+		.shutdown = tb[INET_DIAG_SHUTDOWN] ? nla_get_u8(tb[INET_DIAG_SHUTDOWN]) : 0,
+		.v6only = tb[INET_DIAG_SKV6ONLY] ? nla_get_u8(tb[INET_DIAG_SKV6ONLY]) : 0,
+		.rqueue = m->idiag_rqueue,
+		.wqueue = m->idiag_wqueue,
+		.id = m->id
+	};
+	d->proto = tb[INET_DIAG_PROTOCOL] ? nla_get_u8(tb[INET_DIAG_PROTOCOL]) : 0;
+	inet_end_set(&d->local, d->family, m->id.idiag_src, ntohs(m->id.idiag_sport));
+	inet_end_set(&d->remote, d->family, m->id.idiag_dst, ntohs(m->id.idiag_dport));
 	return 0;
 }
 
@@ -192,7 +249,11 @@ static int diag_inet_one(struct inet_diag_table *t, int family, int proto)
 		.idiag_states = ~0u,
 	};
 	struct diag_req r = { parse_inet, t, 0 };
-	return diag_dump(&req, sizeof(req), &r);
+	size_t first = t->nr;
+	int ret = diag_dump(&req, sizeof(req), &r);
+	for (size_t i = first; i < t->nr; i++)
+		t->v[i].proto = (uint8_t)proto; /* INET_DIAG_PROTOCOL comes for some only */
+	return ret;
 }
 
 int sk_diag_inet(struct inet_diag_table *t, struct arena *a)
@@ -205,6 +266,19 @@ int sk_diag_inet(struct inet_diag_table *t, struct arena *a)
 	return ret ? ret : aret;
 }
 
+int sk_diag_inet_proto(struct inet_diag_table *t, int proto)
+{
+	memset(t, 0, sizeof(*t));
+	int ret = diag_inet_one(t, AF_INET, proto);
+	if (!ret)
+		ret = diag_inet_one(t, AF_INET6, proto);
+	if (ret) {
+		free(t->v);
+		memset(t, 0, sizeof(*t));
+	}
+	return ret;
+}
+
 const struct inet_diag *sk_diag_inet_find(const struct inet_diag_table *t, uint64_t ino)
 {
 	for (size_t i = 0; i < t->nr; i++)
@@ -213,11 +287,46 @@ const struct inet_diag *sk_diag_inet_find(const struct inet_diag_table *t, uint6
 	return NULL;
 }
 
+static int on_ack_error(struct sockaddr_nl *who, struct nlmsgerr *e, void *arg)
+{
+	(void)who;
+	*(int *)arg = e->error;
+	return NL_STOP;
+}
+
+int sk_diag_destroy(const struct inet_diag *d)
+{
+	struct inet_diag_req_v2 req = {
+		.sdiag_family = d->family,
+		.sdiag_protocol = d->proto,
+		.idiag_states = ~0u,
+		.id = d->id, /* its cookie too: this socket, not a later one */
+	};
+	struct nl_sock *sk = nl_socket_alloc();
+	int err = 0, ret;
+	if (!sk)
+		return -ENOMEM;
+	ret = nl_connect(sk, NETLINK_SOCK_DIAG);
+	if (!ret)
+		ret = nl_socket_modify_err_cb(sk, NL_CB_CUSTOM, on_ack_error, &err);
+	/* the kernel acts (and checks CAP_NET_ADMIN) within the send */
+	int raised = priv_raise(CAP_NET_ADMIN);
+	if (!ret)
+		ret = nl_send_simple(sk, SOCK_DESTROY, 0, &req, sizeof(req));
+	priv_lower(CAP_NET_ADMIN, raised);
+	if (ret >= 0)
+		ret = nl_wait_for_ack(sk);
+	nl_socket_free(sk);
+	if (err)
+		return err; /* the kernel's -errno */
+	return ret < 0 ? -EIO : 0;
+}
+
 /* ------------------------------ holders ------------------------------ */
 
 static int in_tree(const struct frozen_tree *tree, pid_t pid)
 {
-	for (int i = 0; i < tree->nr_tasks; i++)
+	for (int i = 0; tree && i < tree->nr_tasks; i++)
 		if (tree->tasks[i].pid == pid)
 			return 1;
 	return 0;

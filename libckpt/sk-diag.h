@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/un.h>
+#include <linux/inet_diag.h>
 
 struct unix_diag {
 	uint64_t ino;
@@ -37,11 +38,30 @@ struct arena;
 int sk_diag_unix(struct unix_diag_table *t, struct arena *a);
 const struct unix_diag *sk_diag_unix_find(const struct unix_diag_table *t, uint64_t ino);
 
+/* An address and port; an IPv4 address as IPv4-mapped IPv6 (::ffff:a.b.c.d),
+ * so that the sockets of both families compare. */
+struct inet_end {
+	uint8_t addr[16];
+	uint16_t port;
+};
+
+/* `family`'s address bytes (4 or 16) and a port in host order. */
+void inet_end_set(struct inet_end *e, int family, const void *addr, uint32_t port);
+int inet_end_eq(const struct inet_end *a, const struct inet_end *b);
+int inet_addr_any(const uint8_t a[16]);	     /* 0.0.0.0 or :: */
+int inet_addr_loopback(const uint8_t a[16]); /* 127/8 or ::1 */
+/* "127.0.0.1:80", "[::1]:80" */
+const char *inet_end_str(const struct inet_end *e, char *buf, size_t len);
+
 struct inet_diag {
-	uint64_t ino;
+	uint64_t ino;	       /* 0: no socket file (TIME_WAIT) */
 	uint8_t family, state; /* AF_INET/AF_INET6, TCP_* */
+	uint8_t proto;	       /* IPPROTO_TCP, IPPROTO_UDP */
 	uint8_t shutdown;      /* RCV_SHUTDOWN (1) | SEND_SHUTDOWN (2) */
+	uint8_t v6only;
 	uint32_t rqueue, wqueue;
+	struct inet_end local, remote;
+	struct inet_diag_sockid id; /* as the kernel gave it: names it for SOCK_DESTROY */
 };
 
 struct inet_diag_table {
@@ -52,8 +72,17 @@ struct inet_diag_table {
 /* Every TCP and UDP socket, IPv4 and IPv6, in arena `a`. */
 int sk_diag_inet(struct inet_diag_table *t, struct arena *a);
 const struct inet_diag *sk_diag_inet_find(const struct inet_diag_table *t, uint64_t ino);
+/* Every socket of protocol `proto` (IPPROTO_TCP, _UDP) into *t, on the heap
+ * (free(t->v)): what a restore asks about its ports. */
+int sk_diag_inet_proto(struct inet_diag_table *t, int proto);
 
-/* "pid N" of a process outside the tree holding socket:[ino], or 0. */
+/* Close socket d in the kernel (SOCK_DESTROY; for a TIME_WAIT socket, its
+ * end before its time).  Needs CAP_NET_ADMIN (raised here if permitted)
+ * and a kernel with CONFIG_INET_DIAG_DESTROY: 0 or -errno. */
+int sk_diag_destroy(const struct inet_diag *d);
+
+/* A process outside the tree (tree NULL: any but us) holding
+ * socket:[ino], or 0 (none, or none we may see: /proc/PID/fd). */
 struct frozen_tree;
 int sk_outside_holder(const struct frozen_tree *tree, uint64_t ino);
 

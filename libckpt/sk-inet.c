@@ -4,10 +4,12 @@
  * Dump: sock_diag (sk-diag.c) gives each socket's state; addresses and
  * options are read through a duplicate of the target's fd.  Listening and
  * unconnected sockets are recorded as they are bound.  An established TCP
- * connection needs --tcp-established: once every fd of the tree has been
- * accepted (dump_tree), each connection is put in repair mode (TCP_REPAIR:
- * the kernel stops sending on it), then its sequence numbers, send and
- * receive queues, window and negotiated options are read.  The dumped
+ * connection is dumped when its peer (found by its 4-tuple in sock_diag)
+ * is one of the tree's sockets, frozen and restored with it; one whose
+ * peer is outside the tree needs --tcp-established.  Once every fd of the
+ * tree has been seen (dump_tree), each connection is put in repair mode
+ * (TCP_REPAIR: the kernel stops sending on it), then its sequence numbers,
+ * send and receive queues, window and negotiated options are read.  The dumped
  * sockets stay in repair mode, so that when the tree is killed they close
  * silently (no FIN or RST reaches the peer); with -R or -s they leave it.
  * A watchdog process turns repair mode off if the tree goes on after all
@@ -17,6 +19,10 @@
  * queues set before and after a connect() that sends nothing), and leaves
  * repair mode in each restoring task (post_install), once every socket of
  * the tree exists, so that a loopback peer is never answered with a RST.
+ *
+ * A port held here by TIME_WAIT sockets (bind or listen: EADDRINUSE; a
+ * connection's 4-tuple: EADDRNOTAVAIL) is freed by sk-ports.c, which
+ * refuses, naming it, a live socket in the way.
  *
  * Options (SO_*, IP_*, IPV6_*, TCP_*, UDP_*) are sk-opts.c's table: set
  * before bind/connect, or late (after bind/listen/connect; for a
@@ -51,6 +57,7 @@
 #include "log.h"
 #include "sk-diag.h"
 #include "sk-opts.h"
+#include "sk-ports.h"
 
 #define MAX_QUEUE (64u << 20) /* bytes of one queue an image may claim */
 
@@ -197,16 +204,7 @@ static int check_state(struct fd_dump *f, struct inet_dump *d, const struct inet
 		       f->link, what, state_name(di->state));
 		return -ENOTSUP;
 	}
-	if (!f->fdump->opts || !f->fdump->opts->tcp_established) {
-		char src[INET6_ADDRSTRLEN] = "?", dst[INET6_ADDRSTRLEN] = "?";
-		inet_ntop((int)s->family, s->src_addr.data, src, sizeof(src));
-		inet_ntop((int)s->family, s->dst_addr.data, dst, sizeof(dst));
-		pr_err("pid %d: fd %d: %s: established TCP connection %s:%u -> %s:%u "
-		       "(dump it with --tcp-established)",
-		       f->pid, f->fd, f->link, src, s->src_port, dst, s->dst_port);
-		return -ENOTSUP;
-	}
-	return add_conn(f, d, s);
+	return add_conn(f, d, s); /* its peer is looked for once all fds are seen */
 }
 
 /* sock_diag lists the sockets in the kernel's lookup tables: one never
@@ -536,13 +534,62 @@ static int repair_all(struct files_dump *fdump, struct inet_dump *d)
 	return ret;
 }
 
+/* Is socket `ino` one of the tree's? */
+static int tree_socket(const struct files_dump *fdump, uint64_t ino)
+{
+	for (size_t i = 0; i < fdump->nr; i++) {
+		const FileEntry *e = fdump->descs[i].entry;
+		if (e && e->type == FILE_TYPE__FILE_INET_SK && e->inet_sk && e->inet_sk->ino == ino)
+			return 1;
+	}
+	return 0;
+}
+
+/* The peer of connection s, by its 4-tuple reversed: its inode, or 0. */
+static uint64_t peer_of(const struct inet_dump *d, const InetSkEntry *s)
+{
+	struct inet_end me, peer;
+	sk_ports_local(s, &me);
+	sk_ports_peer(s, &peer);
+	for (size_t i = 0; i < d->diag.nr; i++) {
+		const struct inet_diag *p = &d->diag.v[i];
+		if (p->proto == IPPROTO_TCP && p->ino && inet_end_eq(&p->local, &peer) &&
+		    inet_end_eq(&p->remote, &me))
+			return p->ino;
+	}
+	return 0;
+}
+
+/* Without --tcp-established, only connections whose both ends are the
+ * tree's are dumped: both are frozen now and come back together. */
+static int check_peers(const struct files_dump *fdump, const struct inet_dump *d)
+{
+	if (fdump->opts && fdump->opts->tcp_established)
+		return 0;
+	for (const struct repair_sk *c = d->conns; c; c = c->next) {
+		if (tree_socket(fdump, peer_of(d, c->entry)))
+			continue;
+		struct inet_end e;
+		char src[64], dst[64];
+		sk_ports_local(c->entry, &e);
+		inet_end_str(&e, src, sizeof(src));
+		sk_ports_peer(c->entry, &e);
+		inet_end_str(&e, dst, sizeof(dst));
+		pr_err("pid %d: fd %d: socket:[%llu]: established TCP connection %s -> %s: "
+		       "its peer is outside the tree (dump it with --tcp-established)",
+		       c->pid, c->fd, (unsigned long long)c->entry->ino, src, dst);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
 static int inet_dump_tree(struct files_dump *fdump, void **priv)
 {
 	struct inet_dump *d = *priv;
 	int ret = 0;
 	if (!d)
 		return 0;
-	if (d->conns)
+	if (d->conns && !(ret = check_peers(fdump, d)))
 		ret = repair_all(fdump, d);
 	/* Fault injection (tests): fail here as a later step of the dump
 	 * could, leaving repair mode to the watchdog. */
@@ -562,17 +609,18 @@ static int inet_dump_tree(struct files_dump *fdump, void **priv)
 	return ret;
 }
 
-/* A check (file-kinds.h): what dump_tree refuses, nothing put in repair
+/* A check (file-kinds.h): what dump_tree refuses (a connection to a peer
+ * outside the tree without --tcp-established), nothing put in repair
  * mode; the duplicates of the connections are closed. */
 static int inet_check_tree(struct files_dump *fdump, void **priv)
 {
 	struct inet_dump *d = *priv;
-	(void)fdump;
+	int ret = d ? check_peers(fdump, d) : 0;
 	for (struct repair_sk *c = d ? d->conns : NULL; c; c = c->next)
 		if (c->sk >= 0)
 			close(c->sk);
 	*priv = NULL; /* d lives in the arena */
-	return 0;
+	return ret;
 }
 
 /* ------------------------------ restore ------------------------------ */
@@ -673,15 +721,19 @@ static int set_old_options(int sk, const InetSkEntry *s)
 	return ret;
 }
 
-/* bind() to the dumped address; SO_REUSEADDR meanwhile, for the port may
- * still have connections of the dumped process in TIME_WAIT. */
-static int bind_src(int sk, const InetSkEntry *s)
+/* bind() to the dumped address.  TCP: SO_REUSEADDR meanwhile, for the
+ * tree's own sockets share ports (a listener and the connections it
+ * accepted); TIME_WAIT sockets in the way are sk-ports.c's.  UDP: the
+ * dumped value, so that the socket shares its port with no one the
+ * program did not let share it. */
+int inet_bind_src(int sk, const InetSkEntry *s)
 {
 	struct sockaddr_storage ss;
 	if (!s->has_src_addr || !s->src_port)
 		return 0;
 	socklen_t len = make_addr(s, &s->src_addr, s->src_port, &ss);
-	int ret = set_int(sk, SOL_SOCKET, SO_REUSEADDR, 1);
+	int dumped = (int)sk_opts_int(s, SOL_SOCKET, SO_REUSEADDR, s->reuseaddr);
+	int ret = set_int(sk, SOL_SOCKET, SO_REUSEADDR, s->type == SOCK_STREAM ? 1 : dumped);
 	if (!ret && bind(sk, (struct sockaddr *)&ss, len))
 		ret = -errno;
 	if (!ret && !s->n_opts && !s->reuseaddr) /* else sk-opts' late phase */
@@ -763,8 +815,10 @@ static int set_window(int sk, const InetSkEntry *s)
 }
 
 /* Repair mode lets bind() share the port of a listener (SK_FORCE_REUSE),
- * which SO_REUSEADDR would undo: it is set before. */
-static int restore_conn(int sk, const InetSkEntry *s)
+ * which SO_REUSEADDR would undo: it is set before.  connect() finds a
+ * TIME_WAIT socket of the same 4-tuple in the way only when that one had
+ * no timestamps (tcp_twsk_unique): sk-ports.c closes it. */
+static int restore_conn(int sk, const InetSkEntry *s, char *why, size_t why_len)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = make_addr(s, &s->src_addr, s->src_port, &ss);
@@ -779,6 +833,8 @@ static int restore_conn(int sk, const InetSkEntry *s)
 		ret = -errno;
 	if (!ret)
 		ret = connect_dst(sk, s); /* in repair mode: established, nothing sent */
+	if (ret == -EADDRNOTAVAIL && !(ret = sk_ports_clear_conn(s, why, why_len)))
+		ret = connect_dst(sk, s);
 	if (!ret)
 		ret = set_tcp_options(sk, s);
 	if (!ret)
@@ -809,19 +865,64 @@ static int finish(int sk, const InetSkEntry *s, char *why, size_t len)
 	return ret;
 }
 
-static int create(const InetSkEntry *s, char *why, size_t len)
+int inet_new_socket(const InetSkEntry *s, char *why, size_t len)
 {
 	int proto = s->type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP;
 	int sk = socket((int)s->family, (int)s->type | SOCK_CLOEXEC, proto), ret;
 	if (sk < 0)
 		return -errno;
 	ret = s->n_opts ? sk_opts_restore(sk, s, SK_OPTS_NEW, why, len) : set_old_options(sk, s);
-	if (!ret && in_repair(s))
-		ret = restore_conn(sk, s);
-	else if (!ret)
-		ret = bind_src(sk, s);
-	if (!ret && s->state == TCP_LISTEN && listen(sk, (int)s->backlog))
-		ret = -errno;
+	if (ret) {
+		close(sk);
+		return ret;
+	}
+	return sk;
+}
+
+/* The inodes of the sockets this restore made so far (the pool). */
+static size_t our_sockets(const struct restore_files *rf, uint64_t *out)
+{
+	size_t n = 0;
+	for (size_t i = 0; rf->pool && i < rf->nr_files; i++) {
+		struct stat st;
+		if (rf->files[i]->type == FILE_TYPE__FILE_INET_SK && rf->pool[i] >= 0 &&
+		    !fstat(rf->pool[i], &st))
+			out[n++] = st.st_ino;
+	}
+	return n;
+}
+
+/* bind, then listen: where TIME_WAIT sockets hold the port (EADDRINUSE),
+ * once more after sk-ports.c closed them. */
+static int bind_and_listen(const struct restore_files *rf, int sk, const InetSkEntry *s, char *why,
+			   size_t len)
+{
+	for (int tries = 0, bound = 0;; tries++) {
+		int ret = bound ? 0 : inet_bind_src(sk, s);
+		bound = !ret;
+		if (!ret && s->state == TCP_LISTEN && listen(sk, (int)s->backlog))
+			ret = -errno;
+		if (ret != -EADDRINUSE || s->type != SOCK_STREAM || tries)
+			return ret;
+		uint64_t *ours = calloc(rf->nr_files + 1, sizeof(*ours));
+		if (!ours)
+			return -ENOMEM;
+		ret = sk_ports_clear(s, ours, our_sockets(rf, ours), why, len);
+		free(ours);
+		if (ret)
+			return ret;
+	}
+}
+
+static int create(const struct restore_files *rf, const InetSkEntry *s, char *why, size_t len)
+{
+	int sk = inet_new_socket(s, why, len), ret = 0;
+	if (sk < 0)
+		return sk;
+	if (in_repair(s))
+		ret = restore_conn(sk, s, why, len);
+	else
+		ret = bind_and_listen(rf, sk, s, why, len);
 	if (!ret && s->type == SOCK_DGRAM && s->has_dst_addr)
 		ret = connect_dst(sk, s);
 	if (!ret && !in_repair(s))
@@ -836,16 +937,11 @@ static int create(const InetSkEntry *s, char *why, size_t len)
 static int inet_open(struct restore_files *rf, void *priv, const FileEntry *e)
 {
 	const InetSkEntry *s = e->inet_sk;
-	(void)rf;
 	(void)priv;
-	char why[200] = "";
-	int sk = create(s, why, sizeof(why));
+	char why[200] = "", name[160];
+	int sk = create(rf, s, why, sizeof(why));
 	if (sk < 0) {
-		char src[INET6_ADDRSTRLEN] = "*";
-		if (s->has_src_addr)
-			inet_ntop((int)s->family, s->src_addr.data, src, sizeof(src));
-		pr_err("socket:[%llu] %s %s:%u: cannot recreate: %s", (unsigned long long)s->ino,
-		       s->type == SOCK_STREAM ? "TCP" : "UDP", src, s->src_port,
+		pr_err("%s: cannot recreate: %s", sk_ports_name(s, name, sizeof(name)),
 		       why[0] ? why : strerror(-sk));
 		return sk;
 	}

@@ -4,9 +4,9 @@
 # tree alone: never traced (a watcher polls TracerPid all along; a real
 # dump -R must show up in it, or the watcher proves nothing), nothing
 # written, and the programs' own checks pass afterwards.
-#   check-only.sh CKPTCTL CR-COUNTER CR-BADFD
+#   check-only.sh CKPTCTL CR-COUNTER CR-BADFD CR-INET-SK CR-SK-HELPER
 set -euo pipefail
-CKPTCTL=$1 COUNTER=$2 BADFD=$3
+CKPTCTL=$1 COUNTER=$2 BADFD=$3 INET=$4 SKHELPER=$5
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
 command -v python3 >/dev/null || { echo "SKIP: no python3"; exit 77; }
 export CKPT_SOCKET=none
@@ -28,7 +28,7 @@ fail() {
 start() {
 	local name=$1
 	shift
-	mkdir "$T/$name"
+	mkdir -p "$T/$name"
 	(cd "$T/$name" && CR_DIR=$T/$name CR_READY=$T/$name/ready exec "$@" \
 		>"$T/$name/log" 2>&1 </dev/null 251>&-) &
 	PID=$!
@@ -126,3 +126,32 @@ check "$reader" pipe 1
 grep -q "pid $reader: fd 0: pipe:\[[0-9]*\] has its other end in pid [0-9]*, outside the dumped tree" \
 	"$T/pipe.err" || fail "pipe refusal: $(cat "$T/pipe.err")"
 echo "ok: check-only refuses what the dump refuses, naming it, and leaves the tree untouched"
+
+# TCP: a connection between two processes of the tree is dumped without
+# --tcp-established; one to a peer outside needs it, and check-only says
+# so as the dump does.  A tree restored into a fresh network namespace is
+# checked from inside it.
+start pair "$INET" pair
+PAIR=$PID
+check "$PAIR" pair 0
+mkdir "$T/echo"
+(cd "$T/echo" && exec "$SKHELPER" tcp-echo >"$T/echo/log" 2>&1 </dev/null 251>&-) &
+PIDS+=($!)
+for _ in $(seq 100); do [ -e "$T/echo/helper-ready" ] && break; sleep 0.05; done
+mkdir "$T/ext"
+cp "$T/echo/helper-port" "$T/ext/" 2>/dev/null || fail "tcp-echo did not start"
+start ext "$INET" ext
+check "$PID" ext 1
+grep -q "pid $PID: fd [0-9]*: socket:\[[0-9]*\]: established TCP connection .*: its peer is outside the tree (dump it with --tcp-established)" \
+	"$T/ext.err" || fail "ext refusal: $(cat "$T/ext.err")"
+(cd "$T" && "$CKPTCTL" dump -t "$PID" --check-only --tcp-established >/dev/null 2>"$T/ext2.err") ||
+	fail "check-only --tcp-established: $(cat "$T/ext2.err")"
+"$CKPTCTL" dump -t "$PID" -D "$T/img-ext" -R 2>"$T/dump-ext.err" && fail "the dump of ext went through"
+[ "$(sed 's/^ckpt: //' "$T/dump-ext.err")" = "$(sed 's/^ckpt: //' "$T/ext.err")" ] ||
+	fail "check-only said '$(cat "$T/ext.err")', the dump '$(cat "$T/dump-ext.err")'"
+"$CKPTCTL" dump -t "$PAIR" -D "$T/img-pair" >/dev/null || fail "dump of pair"
+"$CKPTCTL" restore -D "$T/img-pair" -d --netns always --pidfile "$T/pair.pid" 251>&- ||
+	fail "restore of pair into a fresh network namespace"
+PIDS+=("$(cat "$T/pair.pid")")
+check "$(cat "$T/pair.pid")" pair-netns 0
+echo "ok: check-only refuses an outside peer as the dump does; a tree in its own network namespace is checked there"

@@ -1,5 +1,6 @@
 # dump --check-only: the dump's refusals on the running tree, nothing
 # seized, stopped or written (what `ckptctl checkpoint able` runs).
 add_test(NAME cr_check_only COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/check-only.sh
-	$<TARGET_FILE:ckptctl> $<TARGET_FILE:cr-counter> $<TARGET_FILE:cr-badfd>)
+	$<TARGET_FILE:ckptctl> $<TARGET_FILE:cr-counter> $<TARGET_FILE:cr-badfd>
+	$<TARGET_FILE:cr-inet-sk> $<TARGET_FILE:cr-sk-helper>)
 set_tests_properties(cr_check_only PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77)

@@ -76,7 +76,15 @@ static void usage(void)
 		"  --user NAME           the test and ckptctl run as NAME with NAME's groups\n"
 		"                        (ckptctl through ckptd at $CKPT_SOCKET); the temp\n"
 		"                        dir is NAME's; the restored root must be NAME's\n"
-		"  --ckptctl-user NAME   ckptctl runs as NAME instead (not the test's owner)\n");
+		"  --ckptctl-user NAME   ckptctl runs as NAME instead (not the test's owner)\n"
+		"  --helper-after-dump   start the --helper once the dumped tree is gone\n"
+		"  --fail-first-opt O    before the restore, one with these extra options\n"
+		"                        must fail (see --expect-msg)\n"
+		"  --expect-restore-out S  the restore's stdout holds S (with --stats)\n"
+		"  --restore-after-exit  dump -R, let the test check and exit, restore that dump\n"
+		"  --own-netns           run everything in a fresh network namespace (lo up)\n"
+		"  --net-sysctl N=V      with --own-netns: /proc/sys/net/N = V there\n"
+		"  --redump              dump the restored tree again, restore and check that\n");
 	exit(2);
 }
 
@@ -172,6 +180,10 @@ static void parse_args(struct run *r, int argc, char **argv)
 		{ "on-pty", 0, 0, 'P' },      { "expect-restore-fail", 0, 0, 'F' },
 		{ "user", 1, 0, 'u' },        { "ckptctl-user", 1, 0, 'U' },
 		{ "after-dump", 1, 0, 'a' },
+		{ "helper-after-dump", 0, 0, 'h' }, { "fail-first-opt", 1, 0, 'O' },
+		{ "expect-restore-out", 1, 0, 'e' }, { "restore-after-exit", 0, 0, 'E' },
+		{ "own-netns", 0, 0, 'N' },   { "net-sysctl", 1, 0, 'S' },
+		{ "redump", 0, 0, 'r' },
 		{ 0, 0, 0, 0 }
 	};
 	int c;
@@ -196,6 +208,19 @@ static void parse_args(struct run *r, int argc, char **argv)
 		case 'F': expect_restore_fail = 1; break;
 		case 'u': lookup_user(&r->user, optarg); break;
 		case 'U': lookup_user(&r->ctl_user, optarg); break;
+		case 'h': r->helper_after_dump = 1; break;
+		case 'e': r->expect_restore_out = optarg; break;
+		case 'E': r->restore_after_exit = 1; break;
+		case 'N': r->own_netns = 1; break;
+		case 'r': r->redump = 1; break;
+		case 'O':
+			if (r->nr_fail_first_opts < MAX_OPTS)
+				r->fail_first_opts[r->nr_fail_first_opts++] = optarg;
+			break;
+		case 'S':
+			if (r->nr_net_sysctl < MAX_OPTS)
+				r->net_sysctl[r->nr_net_sysctl++] = optarg;
+			break;
 		case 'm':
 			if (r->nr_expect < MAX_OPTS)
 				r->expect_msg[r->nr_expect++] = optarg;
@@ -518,8 +543,7 @@ static int start_test(struct run *r)
 	return ret ? -1 : 0;
 }
 
-/* Check signal to the live (not dumped) test; its exit status decides. */
-static int check_live_test(struct run *r)
+int check_live_test(struct run *r)
 {
 	int status;
 
@@ -653,7 +677,7 @@ static int wait_detached(struct run *r, int *status)
 }
 
 /* Restore, signal the restored root, take ckptctl's exit status. */
-static int restore_and_check(struct run *r, const char *dir)
+int restore_and_check(struct run *r, const char *dir)
 {
 	char pidfile[PATH_MAX + 16], err[PATH_MAX + 64];
 	int status, in_ns = r->occupier > 0, any_ns = in_ns, detach = 0, i;
@@ -697,6 +721,8 @@ static int restore_and_check(struct run *r, const char *dir)
 	}
 	if (check_running(pid, 3000) || check_restored_user(r, pid))
 		goto fail;
+	if (r->redump && !r->redumped)
+		return redump_restored(r, c, pid);
 	say("restored as pid %d, sending the check signal", pid);
 	if (kill(pid, CR_CHECK_SIGNAL)) {
 		say("kill %d: %s", pid, strerror(errno));
@@ -773,8 +799,7 @@ int restore_must_fail(struct run *r, const char *dir, const char *const *extra,
 
 /* ---- flows ---- */
 
-/* Dump (the tree gets killed) and reap every process of it. */
-static int dump_and_reap(struct run *r, const char *dir)
+int dump_and_reap(struct run *r, const char *dir)
 {
 	r->tree_len = list_tree(r->pid, r->tree, MAX_TREE);
 	if (dump_ok(r, dir, NULL))
@@ -783,7 +808,12 @@ static int dump_and_reap(struct run *r, const char *dir)
 		say("the tree of %d still lives 30 s after the dump", r->pid);
 		return -1;
 	}
+	/* a restored tree's processes are reaped by whoever restored them
+	 * (ckptd's worker, for --user): a moment for that */
+	uint64_t end = clock_ms() + budget_ms(10000);
 	for (int i = 0; i < r->tree_len; i++) {
+		while (pid_exists(r->tree[i]) && clock_ms() < end)
+			sleep_ms(5);
 		if (pid_exists(r->tree[i])) {
 			say("pid %d of the dumped tree still exists", r->tree[i]);
 			return -1;
@@ -810,7 +840,7 @@ static int check_tree_size(struct run *r, int timeout_ms)
 	return 0;
 }
 
-static int leave_running(struct run *r, const char *name)
+int leave_running(struct run *r, const char *name)
 {
 	char dir[PATH_MAX + 16];
 
@@ -1003,17 +1033,21 @@ static int full_cycle(struct run *r)
 		return occupied_restore(r, dir);
 	if (r->after_dump && change_after_dump(r))
 		return -1;
+	if (net_after_dump(r, dir))
+		return -1;
 	if (expect_restore_fail) {
 		if (on_pty && pty_new(r, 1, "restore-tty"))
 			return -1;
 		return restore_must_fail(r, dir, NULL, on_pty ? pty_restore_pre_exec : NULL, "restore");
 	}
-	return restore_and_check(r, dir);
+	if (restore_and_check(r, dir))
+		return -1;
+	return net_after_restore(r);
 }
 
 static int test_flow(struct run *r)
 {
-	if (r->helper && start_helper(r))
+	if (r->helper && !r->helper_after_dump && start_helper(r))
 		return -1;
 	if (start_test(r))
 		return -1;
@@ -1025,6 +1059,8 @@ static int test_flow(struct run *r)
 		return -1;
 	if (r->kill_dumps && kill_dumps(r))
 		return -1;
+	if (r->restore_after_exit)
+		return restore_after_exit(r);
 	return full_cycle(r);
 }
 
@@ -1059,7 +1095,7 @@ int main(int argc, char **argv)
 		say("PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
 		return 1;
 	}
-	if (make_tmp(&r))
+	if ((r.own_netns && own_netns(&r)) || make_tmp(&r))
 		return 1;
 	ret = r.bad_dump ? bad_dump(&r) : test_flow(&r);
 	kill_all_children(10000);

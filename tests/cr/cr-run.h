@@ -42,6 +42,13 @@ struct run {
 	const char *helper, *helper_arg;
 	int helper_pidfd;
 	const char *inherit_unix; /* --inherit-unix PATH */
+	/* cr-net.c: --helper-after-dump, --fail-first-opt, --expect-restore-out,
+	 * --restore-after-exit, --own-netns, --net-sysctl */
+	int helper_after_dump, restore_after_exit, own_netns, redump, redumped;
+	const char *fail_first_opts[MAX_OPTS + 1];
+	int nr_fail_first_opts;
+	const char *expect_restore_out, *net_sysctl[MAX_OPTS];
+	int nr_net_sysctl;
 	/* --user: the test (and ckptctl) run as this user; --ckptctl-user:
 	 * ckptctl runs as another one.  name NULL: root, as always. */
 	struct run_user { const char *name; uid_t uid; gid_t gid; } user, ctl_user;
@@ -66,6 +73,32 @@ int check_no_manifest(const char *dir);
 /* A restore that must fail: one error line, nothing restored left. */
 int restore_must_fail(struct run *r, const char *dir, const char *const *extra,
 		      void (*pre_exec)(void *), const char *what);
+
+/* The restore (with the restore options) of the images in dir: it must
+ * run the restored test to its PASS. */
+int restore_and_check(struct run *r, const char *dir);
+/* Dump r->pid into dir (the tree is killed) and reap every process of it. */
+int dump_and_reap(struct run *r, const char *dir);
+/* `ckptctl dump -R` into tmp/name; the test runs on. */
+int leave_running(struct run *r, const char *name);
+/* Check signal to the live (not dumped) test; its exit status decides. */
+int check_live_test(struct run *r);
+
+/* cr-net.c */
+/* --own-netns: this harness and all it starts in a fresh network
+ * namespace, lo up, with the --net-sysctl NAME=VALUE (under
+ * /proc/sys/net/) set there. */
+int own_netns(struct run *r);
+/* After the dump: --helper-after-dump starts the helper, --fail-first-opt
+ * restores that must fail; after the restore, --expect-restore-out. */
+int net_after_dump(struct run *r, const char *dir);
+int net_after_restore(struct run *r);
+/* --restore-after-exit: a -R dump, the test checks and exits, then the
+ * dump is restored (and checks again). */
+int restore_after_exit(struct run *r);
+/* --redump: the restored tree `pid` (its restore: ckptctl `restore`) is
+ * dumped again and that dump restored and checked. */
+int redump_restored(struct run *r, pid_t restore, pid_t pid);
 
 /* cr-fail.c */
 int bad_dump(struct run *r);

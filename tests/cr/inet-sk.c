@@ -23,11 +23,29 @@
  *             repair mode) after one.
  *   udp-ext   a UDP socket connected to the helper outside the tree
  *             (cr-sk-helper udp-echo); it talks to it after the restore.
+ *   pair      a TCP connection between two processes of the tree (the
+ *             child echoes what it reads), an echo queued unread at the
+ *             dump; dumped without --tcp-established (both ends are the
+ *             tree's), data flows both ways after the restore.
+ *   timewait  a listener on 0.0.0.0 without SO_REUSEADDR whose port has a
+ *             TIME_WAIT socket of ours (a connection it accepted and we
+ *             closed first), which blocks a bind even with SO_REUSEADDR;
+ *             after the restore the listener accepts a new client.
+ *   taken     a listener on 0.0.0.0, its port written to "hold-port":
+ *             once the test is dumped and gone, another process listens
+ *             there (cr-sk-helper tcp-hold); the restore takes a fresh
+ *             network namespace, where the listener accepts a client of
+ *             the tree.
+ *   node      as loopback, on an address of this node that is not
+ *             loopback (the first IPv4 one of an interface that is up),
+ *             as MPI's TCP transports use (127.0.0.1 if there is none).
  */
 #include "crlib.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -69,11 +87,12 @@ static void wait_readable(int fd, size_t bytes)
 	fail("no %zu bytes arrived", bytes);
 }
 
+static struct in_addr listen_addr4 = { .s_addr = 0x0100007f }; /* 127.0.0.1 */
+
 static int tcp_listener(int family, int reuse)
 {
 	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
-	struct sockaddr_in a4 = { .sin_family = AF_INET,
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_addr = listen_addr4 };
 	int fd = socket(family, SOCK_STREAM, 0), one = 1;
 	CHECK_SYS(fd >= 0, "socket");
 	if (reuse)
@@ -82,7 +101,8 @@ static int tcp_listener(int family, int reuse)
 		CHECK_SYS(!setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)), "v6only");
 		CHECK_SYS(!bind(fd, (struct sockaddr *)&a6, sizeof(a6)), "bind ::1");
 	} else {
-		CHECK_SYS(!bind(fd, (struct sockaddr *)&a4, sizeof(a4)), "bind 127.0.0.1");
+		CHECK_SYS(!bind(fd, (struct sockaddr *)&a4, sizeof(a4)), "bind %s",
+			  inet_ntoa(listen_addr4));
 	}
 	CHECK_SYS(!listen(fd, 7), "listen");
 	return fd;
@@ -311,6 +331,12 @@ static void check_loopback(void)
 		expect(cli, buf, "server to client");
 	}
 	accept_one(lst, &nl);
+	/* The client closes first: the TIME_WAIT socket is of its 4-tuple,
+	 * over which cr_tcp_loopback_after_exit restores it. */
+	char b;
+	close(cli);
+	CHECK_SYS(read(srv, &b, 1) == 0, "EOF after the client's close");
+	close(srv);
 }
 
 /* -------------------------------- udp --------------------------------- */
@@ -361,6 +387,141 @@ static void check_udp(void)
 	expect(ub, "back", "udp answer");
 }
 
+/* -------------------------------- pair -------------------------------- */
+
+static pid_t echo_child;
+
+static void setup_pair(void)
+{
+	setup_loopback(); /* lst, cli and srv; request and response queued */
+	expect(srv, "request", "server side");
+	expect(cli, "response", "client side");
+	echo_child = fork();
+	CHECK_SYS(echo_child >= 0, "fork");
+	if (echo_child == 0) {
+		char buf[4096];
+		ssize_t n;
+		close(cli);
+		close(lst);
+		while ((n = read(srv, buf, sizeof(buf))) > 0)
+			if (write(srv, buf, (size_t)n) != n)
+				_exit(1);
+		_exit(n == 0 ? 0 : 1);
+	}
+	close(srv);
+	put(cli, "queued");
+	wait_readable(cli, 6); /* the echo waits in our receive queue */
+}
+
+static void check_pair(void)
+{
+	char buf[64];
+	int status;
+	expect(cli, "queued", "echo queued at the dump");
+	for (int i = 0; i < 100; i++) {
+		snprintf(buf, sizeof(buf), "ping %d", i);
+		put(cli, buf);
+		expect(cli, buf, "echo after the restore");
+	}
+	close(cli);
+	CHECK_SYS(waitpid(echo_child, &status, 0) == echo_child && status == 0,
+		  "echo child failed (%d)", status);
+}
+
+/* ------------------------------ timewait ------------------------------ */
+
+static int tw_l;
+static struct sockaddr_storage tw_n; /* 127.0.0.1 and the listener's port */
+
+/* A TIME_WAIT socket of 127.0.0.1:port is in /proc/net/tcp (state 06). */
+static int time_wait_on(unsigned port)
+{
+	char line[512], want[32];
+	int found = 0;
+	FILE *f = fopen("/proc/net/tcp", "r");
+	snprintf(want, sizeof(want), "0100007F:%04X", port);
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		char local[64], st[8];
+		found = sscanf(line, " %*s %63s %*s %7s", local, st) == 2 && !strcmp(local, want) &&
+			!strcmp(st, "06");
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+static int listen_any(void)
+{
+	struct sockaddr_in any = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK_SYS(fd >= 0 && !bind(fd, (struct sockaddr *)&any, sizeof(any)) && !listen(fd, 4),
+		  "listen on 0.0.0.0");
+	return fd;
+}
+
+/* 127.0.0.1 and the port of listener fd */
+static struct sockaddr_storage loopback_of(int fd)
+{
+	struct sockaddr_storage ss = name_of(fd);
+	((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return ss;
+}
+
+static void setup_timewait(void)
+{
+	char b;
+	tw_l = listen_any();
+	tw_n = loopback_of(tw_l);
+	int c = connect_to(&tw_n, SOCK_STREAM), s = accept(tw_l, NULL, NULL);
+	CHECK_SYS(s >= 0, "accept");
+	close(s); /* we close first: the TIME_WAIT socket is this side's */
+	CHECK_SYS(read(c, &b, 1) == 0, "EOF");
+	close(c);
+	unsigned port = ntohs(((struct sockaddr_in *)&tw_n)->sin_port);
+	for (int i = 0; i < 5000 && !time_wait_on(port); i++)
+		usleep(1000);
+	CHECK(time_wait_on(port), "no TIME_WAIT socket on port %u", port);
+	printf("port %u has a TIME_WAIT socket\n", port);
+}
+
+static void check_timewait(void)
+{
+	struct sockaddr_storage now = loopback_of(tw_l);
+	CHECK(!memcmp(&now, &tw_n, sizeof(now)), "listener's port changed");
+	CHECK(getint(tw_l, SOL_SOCKET, SO_REUSEADDR) == 0, "SO_REUSEADDR gained");
+	CHECK(getint(tw_l, IPPROTO_TCP, TCP_REPAIR) == 0, "listener left in repair mode");
+	accept_one(tw_l, &tw_n);
+}
+
+/* ------------------------------- taken -------------------------------- */
+
+static void setup_taken(void)
+{
+	tw_l = listen_any();
+	tw_n = loopback_of(tw_l);
+	FILE *f = fopen("hold-port", "w");
+	CHECK_SYS(f && fprintf(f, "%u\n", ntohs(((struct sockaddr_in *)&tw_n)->sin_port)) > 0 &&
+			  !fclose(f),
+		  "hold-port");
+}
+
+/* ------------------------------- node --------------------------------- */
+
+static void setup_node(void)
+{
+	struct ifaddrs *ifs, *i;
+	CHECK_SYS(!getifaddrs(&ifs), "getifaddrs");
+	for (i = ifs; i; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && (i->ifa_flags & IFF_UP) &&
+		    !(i->ifa_flags & IFF_LOOPBACK))
+			break;
+	if (i)
+		listen_addr4 = ((struct sockaddr_in *)i->ifa_addr)->sin_addr;
+	printf("node address %s (%s)\n", inet_ntoa(listen_addr4), i ? i->ifa_name : "none");
+	freeifaddrs(ifs);
+	setup_loopback();
+}
+
 static const struct mode {
 	const char *name;
 	void (*setup)(void);
@@ -373,6 +534,10 @@ static const struct mode {
 	{ "udp", setup_udp, check_udp, 0 },
 	{ "udp-ext", setup_udp_ext, check_udp_ext, 0 },
 	{ "ext-loop", setup_ext_loop, check_ext_loop, 1 },
+	{ "pair", setup_pair, check_pair, 0 },
+	{ "timewait", setup_timewait, check_timewait, 0 },
+	{ "taken", setup_taken, check_timewait, 0 },
+	{ "node", setup_node, check_loopback, 0 },
 };
 
 int main(int argc, char **argv)
@@ -393,5 +558,6 @@ int main(int argc, char **argv)
 		modes[i].check();
 		pass();
 	}
-	fail("usage: cr-inet-sk listen|ext|ext-loop|loopback|loopback6|udp|udp-ext");
+	fail("usage: cr-inet-sk listen|ext|ext-loop|loopback|loopback6|udp|udp-ext|pair|"
+	     "timewait|taken|node");
 }

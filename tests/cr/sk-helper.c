@@ -7,6 +7,9 @@
  *   unix-stream a stream server listening on ext-stream.sock; echoes
  *   tcp-echo    a TCP server on 127.0.0.1; echoes every byte it gets
  *   udp-echo    a UDP server on 127.0.0.1; answers each datagram as above
+ *   tcp-hold    a plain TCP listener (no SO_REUSEADDR) on 0.0.0.0 at the
+ *               port the test wrote in "hold-port": it takes that port
+ *               from a restore (started once the dumped test is gone)
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -91,6 +94,25 @@ static void echo_streams(int lfd)
 	}
 }
 
+/* Listen on 0.0.0.0:port of the file hold-port, and never accept. */
+static void hold_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY) };
+	FILE *f = fopen("hold-port", "r");
+	int port = 0, fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (!f || fscanf(f, "%d", &port) != 1)
+		die("hold-port");
+	fclose(f);
+	sa.sin_port = htons((uint16_t)port);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 4))
+		die("listen on the held port");
+	printf("holding 0.0.0.0:%d\n", port);
+	fflush(stdout);
+	write_file("helper-ready", "");
+	for (;;)
+		pause();
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -117,6 +139,8 @@ int main(int argc, char **argv)
 		write_file("helper-ready", "");
 		echo_datagrams(fd);
 	}
-	fprintf(stderr, "usage: cr-sk-helper unix-dgram|unix-stream|tcp-echo|udp-echo\n");
+	if (!strcmp(mode, "tcp-hold"))
+		hold_port();
+	fprintf(stderr, "usage: cr-sk-helper unix-dgram|unix-stream|tcp-echo|udp-echo|tcp-hold\n");
 	return 2;
 }

@@ -43,7 +43,8 @@ sk_program(inet-sk)
 cr_case(cr_tcp_listen inet-sk 60 -- listen)
 cr_case(cr_tcp_ext inet-sk 60 ${SK_HELPER} tcp-echo --dump-opt --tcp-established -- ext)
 cr_case(bad_dump_tcp_established inet-sk 60 ${SK_HELPER} tcp-echo --expect-dump-fail
-	--expect-msg %p --expect-msg tcp-established -- ext)
+	--expect-msg %p --expect-msg "its peer is outside the tree" --expect-msg tcp-established
+	-- ext)
 cr_case(cr_tcp_loopback inet-sk 60 --dump-opt --tcp-established -- loopback)
 cr_case(cr_tcp_loopback6 inet-sk 60 --dump-opt --tcp-established -- loopback6)
 cr_case(cr_udp inet-sk 60 -- udp)
@@ -83,3 +84,53 @@ cr_case(bad_dump_inet_ebpf inet-opts 60 --expect-dump-fail --expect-msg %p
 add_test(NAME selfcheck_inet_opts COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
 	$<TARGET_FILE:cr-inet-opts> all)
 set_tests_properties(selfcheck_inet_opts PROPERTIES TIMEOUT 60 LABELS selfcheck)
+# Ports (sk-ports.c).  A listener whose port holds a TIME_WAIT socket of the
+# program's own (sk_reuse 0: it blocks a bind even with SO_REUSEADDR): the
+# restore closes it and the listener accepts again.
+cr_case(cr_tcp_listen_timewait inet-sk 60 -- timewait)
+add_test(NAME selfcheck_inet_timewait COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
+	$<TARGET_FILE:cr-inet-sk> timewait)
+set_tests_properties(selfcheck_inet_timewait PROPERTIES TIMEOUT 60 LABELS selfcheck)
+# A job that ran on after a -R dump and exited (its connection closed,
+# leaving a TIME_WAIT socket of the same 4-tuple), then that dump restored.
+# With timestamps the kernel reuses the TIME_WAIT socket; without (in a
+# namespace of the case's own, tcp_timestamps 0) the restore closes it.
+cr_case(cr_tcp_loopback_after_exit inet-sk 90 --dump-opt --tcp-established
+	--restore-after-exit -- loopback)
+cr_case(cr_tcp_loopback_after_exit_nots inet-sk 90 --own-netns --net-sysctl
+	ipv4/tcp_timestamps=0 --dump-opt --tcp-established --restore-after-exit -- loopback)
+# Connections whose both ends are the tree's are dumped without
+# --tcp-established: in one process, and between two.
+cr_case(cr_tcp_loopback_internal inet-sk 60 -- loopback)
+cr_case(cr_tcp_loopback6_internal inet-sk 60 -- loopback6)
+cr_case(cr_tcp_pair inet-sk 60 -- pair)
+add_test(NAME selfcheck_inet_pair COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
+	$<TARGET_FILE:cr-inet-sk> pair)
+set_tests_properties(selfcheck_inet_pair PROPERTIES TIMEOUT 60 LABELS selfcheck)
+# A fresh network namespace (restore-netns.c).  The listener's port is taken
+# once the test is gone (cr-sk-helper tcp-hold): --netns never fails naming
+# it; auto (the default) restores into a fresh namespace, where the
+# listener accepts a client of the tree.
+cr_case(cr_tcp_port_taken inet-sk 60 ${SK_HELPER} tcp-hold --helper-after-dump
+	--fail-first-opt --netns --fail-first-opt never --expect-msg "port taken by a live socket"
+	--expect-msg "(use --netns auto)" --restore-opt --stats --expect-restore-out "netns: 1"
+	-- taken)
+# --netns always: connections inside the job, in one process and between
+# two (with a fresh PID namespace too), UDP, and a job on an address of
+# this node (which the namespace gets on lo).
+cr_case(cr_tcp_loopback_netns inet-sk 60 --restore-opt --netns --restore-opt always
+	--restore-opt --stats --expect-restore-out "netns: 1" -- loopback)
+cr_case(cr_tcp_pair_netns_pidns inet-sk 60 --restore-opt --netns --restore-opt always
+	--restore-opt --pidns --restore-opt always --restore-opt --stats
+	--expect-restore-out "netns: 1" -- pair)
+cr_case(cr_udp_netns inet-sk 60 --restore-opt --netns --restore-opt always -- udp)
+cr_case(cr_tcp_node_netns inet-sk 60 --restore-opt --netns --restore-opt always
+	--restore-opt --stats --expect-restore-out "netns: 1" -- node)
+# A job connected to a peer outside it: --netns always refuses, naming it.
+cr_case(bad_restore_netns_ext inet-sk 60 ${SK_HELPER} tcp-echo --dump-opt --tcp-established
+	--restore-opt --netns --restore-opt always --expect-restore-fail
+	--expect-msg "its peer is outside the job" -- ext)
+# A tree restored into a fresh network namespace is dumped from inside it
+# (dump.c: sock_diag and the parasite's socket), and restored again.
+cr_case(cr_tcp_pair_netns_redump inet-sk 90 --restore-opt --netns --restore-opt always --redump
+	-- pair)

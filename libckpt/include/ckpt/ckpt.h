@@ -23,7 +23,7 @@ struct ckpt_dump_opts {
 	int ext_unix_sk_all;         /* --ext-unix-sk: every external unix socket */
 	const uint64_t *ext_unix_sk; /* --ext-unix-sk=INODE (repeatable) */
 	size_t nr_ext_unix_sk;
-	int tcp_established;         /* --tcp-established: dump connections in repair mode */
+	int tcp_established;         /* --tcp-established: connections to outside peers too */
 	int shell_job;               /* --shell-job: the tree's tty is the caller's */
 	uint64_t ghost_limit;        /* --ghost-limit: largest unlinked file kept; 0: 1 MiB */
 	const char *parent;          /* --parent SET: store only pages changed since SET */
@@ -79,11 +79,23 @@ enum ckpt_pidns_mode {
 	CKPT_PIDNS_ALWAYS,
 };
 
+/* A fresh network namespace, where every port is free, for a job whose
+ * network is private: each connection has both ends in the job, each
+ * socket is bound to a wildcard or loopback address or one of this
+ * node's (which the namespace gets, on lo).  The calling process moves
+ * into it (unshare): a process restores at most once. */
+enum ckpt_netns_mode {
+	CKPT_NETNS_AUTO = 0, /* only when a port the job binds is taken here by a live socket */
+	CKPT_NETNS_NEVER,
+	CKPT_NETNS_ALWAYS, /* refused when the network is not private */
+};
+
 struct ckpt_restore_opts {
 	const char *dir;
 	int detach;          /* -d: return once the tree runs */
 	const char *pidfile; /* restored root's PID as the caller sees it */
 	enum ckpt_pidns_mode pidns;
+	enum ckpt_netns_mode netns;
 	int verbose;
 	int shell_job;                 /* --shell-job: attach the tree to our tty */
 	int skip_file_check;           /* --skip-file-check: restore files changed since the dump */
@@ -113,6 +125,7 @@ struct ckpt_restore_stats {
 	uint64_t memory_bytes; /* page bytes restored */
 	uint64_t image_bytes;  /* bytes of image files read */
 	int used_pidns;        /* restored into a fresh PID namespace */
+	int used_netns;        /* restored into a fresh network namespace */
 	pid_t root_pid;        /* the restored root as the caller sees it */
 };
 
