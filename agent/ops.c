@@ -366,20 +366,13 @@ static int primary_gid(uid_t uid, gid_t *gid)
 /* The command name of pid's parent ("" if gone). */
 static void parent_comm(pid_t pid, char *comm, size_t len)
 {
-	char path[64], buf[512];
-	int ppid = 0;
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	FILE *f = fopen(path, "re");
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-	if (f)
-		fclose(f);
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
+	char path[64];
+	long ppid = status_number(pid, "PPid");
 	comm[0] = '\0';
-	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1 || ppid <= 0)
+	if (ppid <= 0)
 		return;
-	snprintf(path, sizeof(path), "/proc/%d/comm", ppid);
-	f = fopen(path, "re");
+	snprintf(path, sizeof(path), "/proc/%ld/comm", ppid);
+	FILE *f = fopen(path, "re");
 	if (f && fgets(comm, (int)len, f))
 		comm[strcspn(comm, "\n")] = '\0';
 	if (f)

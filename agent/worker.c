@@ -140,17 +140,9 @@ static void on_term(int sig)
  * namespace (which passes the root's status on). */
 static pid_t direct_child(pid_t root)
 {
-	char path[64], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", root);
-	FILE *f = fopen(path, "re");
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-	if (f)
-		fclose(f);
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
-	int ppid = 0;
-	if (p && sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid != getpid() && ppid > 1)
-		return ppid;
+	long ppid = status_number(root, "PPid");
+	if (ppid > 1 && ppid != getpid())
+		return (pid_t)ppid;
 	return root;
 }
 

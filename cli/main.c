@@ -229,29 +229,37 @@ static int cmd_dump(int argc, char **argv)
 	return 0;
 }
 
+/* auto, never, always: --pidns and --netns (both enums count them so). */
+static int parse_ns_mode(const char *s, int *m)
+{
+	static const char *const names[] = { "auto", "never", "always" };
+	for (int i = 0; i < 3; i++)
+		if (!strcmp(s, names[i])) {
+			*m = i;
+			return 0;
+		}
+	return -1;
+}
+
 static int parse_pidns(const char *s, enum ckpt_pidns_mode *m)
 {
-	if (!strcmp(s, "auto"))
-		*m = CKPT_PIDNS_AUTO;
-	else if (!strcmp(s, "never"))
-		*m = CKPT_PIDNS_NEVER;
-	else if (!strcmp(s, "always"))
-		*m = CKPT_PIDNS_ALWAYS;
-	else
+	_Static_assert(CKPT_PIDNS_AUTO == 0 && CKPT_PIDNS_NEVER == 1 && CKPT_PIDNS_ALWAYS == 2,
+		       "parse_ns_mode's order");
+	int v;
+	if (parse_ns_mode(s, &v))
 		return -1;
+	*m = (enum ckpt_pidns_mode)v;
 	return 0;
 }
 
 static int parse_netns(const char *s, enum ckpt_netns_mode *m)
 {
-	if (!strcmp(s, "auto"))
-		*m = CKPT_NETNS_AUTO;
-	else if (!strcmp(s, "never"))
-		*m = CKPT_NETNS_NEVER;
-	else if (!strcmp(s, "always"))
-		*m = CKPT_NETNS_ALWAYS;
-	else
+	_Static_assert(CKPT_NETNS_AUTO == 0 && CKPT_NETNS_NEVER == 1 && CKPT_NETNS_ALWAYS == 2,
+		       "parse_ns_mode's order");
+	int v;
+	if (parse_ns_mode(s, &v))
 		return -1;
+	*m = (enum ckpt_netns_mode)v;
 	return 0;
 }
 

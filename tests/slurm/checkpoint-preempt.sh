@@ -10,9 +10,7 @@
 . "$(dirname "$0")/lib.sh"
 CKPTD=$1 CKPTCTL=$2
 : "${CKPT_SOCKET:?}"
-U=ckpt-test1
-id $U >/dev/null 2>&1 || useradd --system --no-create-home --shell /bin/false $U
-as_user() { setpriv --reuid=$U --regid=$U --init-groups -- "$@"; }
+use_test_user
 
 start_ckptd "$CKPTD" "$CKPTCTL"
 install -d -o $U -g $U -m 755 "$T/u"

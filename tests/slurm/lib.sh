@@ -60,6 +60,14 @@ wait_for() {
 state_is() { [ "$(field "$1" JobState)" = "$2" ]; }
 restarts_is() { [ "$(field "$1" Restarts)" = "$2" ]; }
 
+# use_test_user: $U, the unprivileged user the jobs run as (made if
+# missing), and as_user COMMAND... to run as U.
+use_test_user() {
+	U=ckpt-test1
+	id $U >/dev/null 2>&1 || useradd --system --no-create-home --shell /bin/false $U
+}
+as_user() { setpriv --reuid="$U" --regid="$U" --init-groups -- "$@"; }
+
 # start_ckptd CKPTD CKPTCTL: a ckptd of the test's own on $CKPT_SOCKET (the
 # socket the cluster's plugstack.conf names), stopped when the test ends.
 start_ckptd() {

@@ -12,9 +12,7 @@ if [ "$RING" = none ] || ! command -v mpirun >/dev/null; then
 	echo "$NAME: no OpenMPI (scripts/setup installs it): skipped"
 	exit 77
 fi
-U=ckpt-test1
-id $U >/dev/null 2>&1 || useradd --system --no-create-home --shell /bin/false $U
-as_user() { setpriv --reuid=$U --regid=$U --init-groups -- "$@"; }
+use_test_user
 
 start_ckptd "$CKPTD" "$CKPTCTL"
 # The user's directory, with what the job runs (the checkout may be
