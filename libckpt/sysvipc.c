@@ -309,6 +309,44 @@ static int dump_unattached_shm(struct img_set *set, int id, pid_t cpid, IpcEntry
 	return ret;
 }
 
+/* When pid started, in seconds since the epoch (0: unknown). */
+static long long start_time(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ticks = 0, btime = 0;
+	long hz = sysconf(_SC_CLK_TCK);
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "re");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	/* field 22, starttime: clock ticks after boot */
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+				"%*d %*d %*d %*d %llu", &ticks) != 1 || hz <= 0)
+		return 0;
+	f = fopen("/proc/stat", "re");
+	while (f && fgets(buf, sizeof(buf), f) && sscanf(buf, "btime %llu", &btime) != 1)
+		;
+	if (f)
+		fclose(f);
+	return btime ? (long long)(btime + ticks / (unsigned long long)hz) : 0;
+}
+
+/* A segment no process attaches belongs to the tree when one of its
+ * tasks created it: its creator pid is in the tree, and it was not made
+ * (ctime) before that task started, by an earlier process whose pid was
+ * reused. */
+static int created_by_tree(const struct frozen_tree *tree, pid_t cpid, long long ctime)
+{
+	if (!in_tree(tree, cpid))
+		return 0;
+	long long started = start_time(cpid);
+	return !started || ctime + 1 >= started;
+}
+
 static int dump_shms(struct img_set *set, const struct frozen_tree *tree, IpcEntry *ipc,
 		     struct mem_stats *st)
 {
@@ -322,9 +360,12 @@ static int dump_shms(struct img_set *set, const struct frozen_tree *tree, IpcEnt
 		int key, id, cpid;
 		unsigned perms;
 		unsigned long long size;
-		if (sscanf(line, "%d %d %o %llu %d", &key, &id, &perms, &size, &cpid) != 5)
+		long long ctime;
+		/* key shmid perms size cpid lpid nattch uid gid cuid cgid atime dtime ctime */
+		if (sscanf(line, "%d %d %o %llu %d %*d %*d %*u %*u %*u %*u %*d %*d %lld", &key, &id,
+			   &perms, &size, &cpid, &ctime) != 6)
 			continue;
-		if (!in_tree(tree, cpid))
+		if (!created_by_tree(tree, cpid, ctime))
 			continue;
 		if (ipc->n_unattached_shm == MAX_SETS) {
 			pr_err("more than %d shm segments", MAX_SETS);

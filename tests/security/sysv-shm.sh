@@ -36,6 +36,7 @@ nattch() { awk -v id="$bid" '$2 == id {print $7}' /proc/sysvipc/shm; }
 
 alice_target shm shm $((bkey + 1)) alice-data
 aid=$(awk '/^ready id/ {print $3}' "$T/alice/shm.log")
+trap 'ipcrm -m "$bid" 2>/dev/null; ipcrm -m "$aid" 2>/dev/null; cleanup' EXIT
 # (A user's dump of a process with a System V segment fails today: the
 # engine opens a helper's memory with her fs uid.  Root dumps it for her,
 # as for a set given to her.)
