@@ -42,7 +42,7 @@ int main(int argc, char **argv)
 
 			a[i] = v - (double)(int64_t)(v / 64.0) * 64.0;
 		}
-		if (rank == 0 && it % 10 == 0) {
+		if (rank == 0) {
 			printf("iter %d\n", it);
 			fflush(stdout);
 		}

@@ -23,7 +23,7 @@ allreduce-tcp) prog="allreduce 40 64 100" btl=tcp ;;
 singleton) prog="ring 1500 20" btl= ;;
 *) fail "unknown case '$CASE'" ;;
 esac
-# ring prints a line every 50 rounds, allreduce every 10 iterations.
+# ring prints a line every 50 rounds, allreduce one every iteration.
 progress=${prog%% *}
 progress=$([ "$progress" = ring ] && echo '^round ' || echo '^iter ')
 if [ -n "$btl" ]; then
