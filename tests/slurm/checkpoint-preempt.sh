@@ -29,18 +29,10 @@ done
 S
 chmod 755 "$T/u/count.sh"
 
-# requeued JOB: make it eligible now (Slurm holds a requeued job back a
-# while) once the node is free again.
-release() {
-	wait_for 60 "job $1 to be pending" state_is "$1" PENDING
-	scontrol update JobId="$1" StartTime=now >/dev/null 2>&1 || true
-}
-
 low=$(cd "$T/u" && as_user env SBATCH_SIGNAL='' "$T/ckpt-sbatch" --parsable -p low \
 	--requeue -c 2 -o "$T/u/low.out" -e "$T/u/low.err" --checkpoint-dir="$T/u/ck" \
 	"$T/u/count.sh") || fail "ckpt-sbatch failed"
 JOBS+=("$low")
-lines() { local n; n=$(grep -c "$1" "$2" 2>/dev/null) || true; echo "${n:-0}"; }
 counted() { [ "$(lines '^count' "$T/u/low.out")" -ge "$1" ]; }
 wait_for 30 "job $low to count" counted 10
 high=$(submit -p high -c 2 -o "$T/high.out" --wrap='sleep 5; echo high ran')

@@ -57,6 +57,16 @@ wait_for() {
 	fail "timed out after ${secs}s waiting for $what"
 }
 
+# release JOB: make a requeued job eligible now (Slurm holds it back a
+# while) once the node is free again.
+release() {
+	wait_for 60 "job $1 to be pending" state_is "$1" PENDING
+	scontrol update JobId="$1" StartTime=now >/dev/null 2>&1 || true
+}
+
+# lines PATTERN FILE: how many lines of FILE match (0 if none or no file).
+lines() { local n; n=$(grep -c "$1" "$2" 2>/dev/null) || true; echo "${n:-0}"; }
+
 state_is() { [ "$(field "$1" JobState)" = "$2" ]; }
 restarts_is() { [ "$(field "$1" Restarts)" = "$2" ]; }
 

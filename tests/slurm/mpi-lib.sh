@@ -22,7 +22,6 @@ install -m 755 "$ROOT/examples/ckpt-sbatch" "$T/ckpt-sbatch"
 install -m 755 "$RING" "$T/u/ring"
 install -m 755 "$ALLREDUCE" "$T/u/allreduce"
 
-lines() { local n; n=$(grep -c "$1" "$2" 2>/dev/null) || true; echo "${n:-0}"; }
 
 # reference OUT COMMAND...: the program's final line ("... done: ...
 # checksum ...") from an uninterrupted run of COMMAND as the user.

@@ -42,11 +42,6 @@ echo "exit status \$?"
 S
 chmod 755 "$T/u/job.sh"
 
-release() {
-	wait_for 60 "job $1 to be pending" state_is "$1" PENDING
-	scontrol update JobId="$1" StartTime=now >/dev/null 2>&1 || true
-}
-
 low=$(cd "$T/u" && as_user env SBATCH_SIGNAL='' "$T/ckpt-sbatch" --parsable -p low \
 	--requeue -c 2 -o "$T/u/low.out" -e "$T/u/low.err" --checkpoint-dir="$T/u/ck" \
 	"$T/u/job.sh") || fail "ckpt-sbatch failed"
