@@ -17,6 +17,8 @@ B=$T/bob
 
 # Bob's things, and alice's own to dump.
 as_bob sh -c "echo bob-secret >$B/secret; chmod 600 $B/secret; mkfifo -m 600 $B/fifo; mkdir -m 700 $B/d"
+as_alice ln -s /etc "$T/alice/etc-link"
+trap 'rm -rf /etc/ckpt-sec-saved /etc/ckpt-sec-dir; cleanup' EXIT
 as_alice sh -c "echo alice >$T/alice/f; echo ghost >$T/alice/g; mkfifo $T/alice/fifo; mkdir $T/alice/d"
 
 # Base sets: a counter; a holder of a file (fd 3), a directory (4), a
@@ -58,6 +60,12 @@ keeps_seccomp() {
 	[ "$(status_of "$P" Seccomp)" = 2 ] && [ "$(status_of "$P" NoNewPrivs)" = 1 ] ||
 		fail "pid $P lost its seccomp filter: Seccomp $(status_of "$P" Seccomp), NoNewPrivs $(status_of "$P" NoNewPrivs)"
 }
+# Files kept with the set (saved.img) are put back only where alice may
+# write, never through a symlink, never outside node-local scratch.
+not_there() { [ ! -e "$1" ] || fail "$1 was made: $(ls -ld "$1")"; }
+bob_secret_kept() { [ "$(cat "$B/secret")" = bob-secret ] && [ "$(stat -c %U "$B/secret")" = "$BOB" ] ||
+	fail "bob's secret was replaced: $(ls -l "$B/secret")"; }
+SAVED_F="next(x for x in E['files'] if x['mode'] >> 12 == 8)"
 no_bob_sock() { [ ! -e "$B/sk" ] || fail "a socket of alice's is bound in bob's directory: $(ls -l "$B/sk")"; }
 # The relay's fd 3 reaches ckptd; the connection's peer credential, as
 # ckptd sees it, must be alice's: a request on it is logged as hers.
@@ -106,6 +114,10 @@ ITEMS=(
 "unix-bind-bob|relay|files.img|$F; u = e[fds[3]]['unix_sk']; u.update(state=10, backlog=1, name='$B/sk'.encode().hex()); u.pop('peer')|no_bob_sock"
 "unix-peer-ckptd|relay|files.img|$F; a, b = e[fds[3]]['unix_sk'], e[fds[4]]['unix_sk']; a.update(state=7, peer=b['ino']); b.pop('peer'); b['name'] = '$CKPT_SOCKET'.encode().hex()|peer_is_alice"
 "exe-passwd|counter|mm|E['exe_path'] = '/usr/bin/passwd'|exe_not /usr/bin/passwd"
+"saved-etc|hold|saved.img|$SAVED_F.update(path='/etc/ckpt-sec-saved')|not_there /etc/ckpt-sec-saved"
+"saved-dir-etc|hold|saved.img|E['dirs'].append(dict(path='/etc/ckpt-sec-dir', mode=0o777, uid=0, gid=0))|not_there /etc/ckpt-sec-dir"
+"saved-symlink|hold|saved.img|$SAVED_F.update(path='$T/alice/etc-link/ckpt-sec-saved')|not_there /etc/ckpt-sec-saved"
+"saved-bob|hold|saved.img|$SAVED_F.update(path='$B/secret')|bob_secret_kept"
 )
 
 run_items
