@@ -34,12 +34,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
-#include <linux/openat2.h>
 #include <dirent.h>
 
+#include "created.h"
 #include "freeze.h"
 #include "log.h"
 #include "proc.h"
@@ -434,14 +433,6 @@ int dump_saved_files(struct img_set *set, const struct frozen_tree *tree, struct
 
 /* ---- restore, in the driver, before the tree exists ---- */
 
-static int openat2_nofollow(int dirfd, const char *path, int flags)
-{
-	struct open_how how = { .flags = (uint64_t)flags | O_CLOEXEC,
-				.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
-	long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
-	return fd < 0 ? -errno : (int)fd;
-}
-
 /* The directory that holds path, opened without following a symlink, and
  * the last component.  Only scratch: below /tmp, /var/tmp, /dev/shm, or on
  * tmpfs/ramfs (a crafted set must not make a root restore write
@@ -455,7 +446,7 @@ static int open_parent(const char *path, const char **name)
 	*name = path + n + 1;
 	memcpy(dir, path, n);
 	dir[n] = 0;
-	int fd = openat2_nofollow(AT_FDCWD, n ? dir : "/", O_RDONLY | O_DIRECTORY);
+	int fd = dir_open_nofollow(n ? dir : "/", O_RDONLY);
 	if (fd < 0) {
 		pr_err("%s (kept with the set): %s: %s", path, n ? dir : "/", strerror(-fd));
 		return fd;
