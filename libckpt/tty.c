@@ -5,9 +5,12 @@
  * new pair is made (its index may change: the restored slave fds point at
  * the new /dev/pts/N), with the dumped termios, window size, packet mode
  * and lock; every description of the pair (the master, each open of the
- * slave) gets its own fd from the new master (TIOCGPTPEER).  A slave that
- * a process outside the tree has open, or bytes not yet read on either
- * side, are refused by name: they could not be kept.
+ * slave) gets its own fd from the new master (TIOCGPTPEER).  Bytes the
+ * slave side wrote and the master has not read are kept (tty-queue.c).  A
+ * slave that a process outside the tree has open, or bytes the master
+ * side wrote and no slave has read, are refused by name: they could not
+ * be kept (a slave's queue has already passed its input processing and
+ * echo, and a partial canonical line is not even counted by FIONREAD).
  *
  * Any other terminal (the shell's /dev/pts/N, a console, /dev/tty of
  * one) is the job's terminal: refused unless --shell-job, and then bound
@@ -34,6 +37,7 @@
 #include "ckpt/ckpt.h"
 #include "file-kinds.h"
 #include "log.h"
+#include "tty-queue.h"
 #include "tty.h"
 
 #define PTS_MAJOR 136  /* /dev/pts/N */
@@ -146,24 +150,51 @@ static TtyTermios *save_termios(struct arena *a, const struct termios *tio)
 	return t;
 }
 
+/* What the slave side wrote and the master has not read (tty-queue.c);
+ * a check (no set) only looks for what would be refused. */
+static int save_queue(struct fd_dump *f, int m, TtyEntry *t)
+{
+	if (tty_queue_status_pending(m)) {
+		pr_err("pid %d: fd %d: %s (pty %u): a packet-mode status not read yet is not "
+		       "supported",
+		       f->pid, f->fd, f->link, t->index);
+		return -ENOTSUP;
+	}
+	if (!f->fdump->set)
+		return 0;
+	struct tty_queue q;
+	int ret = tty_queue_take(m, &q);
+	if (ret) {
+		pr_err("pid %d: fd %d: %s (pty %u): cannot read the bytes its slave side wrote: %s",
+		       f->pid, f->fd, f->link, t->index, strerror(-ret));
+	} else if (q.len) {
+		uint8_t *copy = arena_alloc(&f->fdump->a, q.len);
+		if (copy) {
+			memcpy(copy, q.data, q.len);
+			t->has_queued = 1;
+			t->queued.data = copy;
+			t->queued.len = q.len;
+			pr_debug("pty %u: %zu bytes not read by its master yet", t->index, q.len);
+		} else {
+			ret = -ENOMEM;
+		}
+	}
+	free(q.data);
+	return ret;
+}
+
 /* The pair's state, read through the master (termios and window size
  * ioctls on a master act on its slave). */
 static int save_pair(struct fd_dump *f, int m, TtyEntry *t)
 {
 	struct termios tio;
 	struct winsize ws;
-	int pkt = 0, lck = 0, queued = 0;
+	int pkt = 0, lck = 0;
 	if (ioctl(m, TIOCGPTN, &t->index) || tcgetattr(m, &tio) || ioctl(m, TIOCGWINSZ, &ws) ||
-	    ioctl(m, TIOCGPKT, &pkt) || ioctl(m, TIOCGPTLCK, &lck) || ioctl(m, FIONREAD, &queued)) {
+	    ioctl(m, TIOCGPKT, &pkt) || ioctl(m, TIOCGPTLCK, &lck)) {
 		pr_err("pid %d: fd %d: %s: cannot read the pty's state: %s", f->pid, f->fd, f->link,
 		       strerror(errno));
 		return -errno;
-	}
-	if (queued > 0) {
-		pr_err("pid %d: fd %d: %s (pty %u): %d bytes written on the slave side are not "
-		       "read yet: data in pty buffers is not supported",
-		       f->pid, f->fd, f->link, t->index, queued);
-		return -ENOTSUP;
 	}
 	if (!(t->termios = save_termios(&f->fdump->a, &tio)))
 		return -ENOMEM;
@@ -180,7 +211,7 @@ static int save_pair(struct fd_dump *f, int m, TtyEntry *t)
 	struct pollfd pfd = { m, POLLIN, 0 };
 	t->has_hangup = 1;
 	t->hangup = poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLHUP);
-	return 0;
+	return save_queue(f, m, t);
 }
 
 static int dump_master(struct fd_dump *f, TtyEntry *t)
@@ -633,6 +664,10 @@ static int finish_pair(struct pty_pair *p)
 	}
 	if (peer >= 0)
 		close(peer);
+	if (!ret && p->state->has_queued && (ret = tty_queue_put(p->master, p->state->queued.data,
+								   p->state->queued.len)))
+		pr_err("pty %u: cannot queue its %zu bytes not read yet: %s", p->index,
+		       p->state->queued.len, strerror(-ret));
 	if (!ret && p->state->has_locked && p->state->locked &&
 	    ioctl(p->master, TIOCSPTLCK, &one)) {
 		ret = -errno;

@@ -11,8 +11,13 @@
  *                    the restore the grandchild checks its controlling
  *                    terminal, session and foreground group, the root the
  *                    pair's termios and window size.
- *   cr-tty pty-queued  the same with a line on the master side not read
- *                    yet: the dump must refuse it ("pty buffers").
+ *   cr-tty pty-queued  the same with 9000 bytes written on a slave (more than
+ *                    the line discipline's 4 KiB) and not read
+ *                    by the master yet (in packet mode while frozen): after
+ *                    the restore the master reads exactly those bytes, as
+ *                    the slave's output processing made them ("\r\n").
+ *   cr-tty pty-unread  a line written on a master that no slave has read:
+ *                    the dump must refuse it ("pty buffers").
  *   cr-tty pty-outside the same with the slave also open in a process
  *                    outside the tree: the dump must refuse it.
  *   cr-tty shell-job run by `cr-run --on-pty`: stdio on a terminal that a
@@ -224,6 +229,59 @@ static void hold_outside(const char *name)
 	close(p[0]);
 }
 
+/* Byte i of what the slave side writes in pty-queued: lines of 60. */
+static char queued_byte(size_t i)
+{
+	return i % 61 == 60 ? '\n' : (char)('!' + (i * 7) % 90);
+}
+
+#define QUEUED_LEN 9000 /* a pty holds 12 KiB: 8 in flight, 4 in the ldisc */
+
+static void queue_on_slave(int slave)
+{
+	static char buf[QUEUED_LEN];
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = queued_byte(i);
+	CHECK_SYS(write_full(slave, buf, sizeof(buf)) == (ssize_t)sizeof(buf),
+		  "write to our slave");
+}
+
+/* What the master reads: each "\n" as "\r\n" (OPOST|ONLCR), then nothing. */
+static void check_queue(int master)
+{
+	static char want[2 * QUEUED_LEN], got[2 * QUEUED_LEN];
+	size_t len = 0, n = 0;
+	for (size_t i = 0; i < QUEUED_LEN; i++) {
+		if (queued_byte(i) == '\n')
+			want[len++] = '\r';
+		want[len++] = queued_byte(i);
+	}
+	while (n < len) {
+		struct pollfd p = { master, POLLIN, 0 };
+		CHECK(poll(&p, 1, 10000) == 1, "the master read %zu of %zu queued bytes, then nothing",
+		      n, len);
+		ssize_t k = read(master, got + n, len - n);
+		CHECK_SYS(k > 0, "read the master");
+		n += (size_t)k;
+	}
+	for (size_t i = 0; i < len; i++)
+		CHECK(got[i] == want[i], "queued byte %zu of %zu is %#x, wanted %#x", i, len,
+		      (unsigned char)got[i], (unsigned char)want[i]);
+	struct pollfd p = { master, POLLIN, 0 };
+	CHECK(poll(&p, 1, 200) == 0, "the master has more than the queued bytes");
+}
+
+/* A pair of its own whose slave has a line it never reads. */
+static void unread_on_slave(void)
+{
+	char name[64];
+	int m = posix_openpt(O_RDWR | O_NOCTTY);
+	CHECK_SYS(m >= 0 && grantpt(m) == 0 && unlockpt(m) == 0, "posix_openpt");
+	CHECK_SYS(ptsname_r(m, name, sizeof(name)) == 0, "ptsname");
+	CHECK_SYS(open(name, O_RDWR | O_NOCTTY) >= 0, "open %s", name);
+	CHECK_SYS(write_full(m, "unread\n", 7) == 7, "write to the master");
+}
+
 static void pty_mode(const char *variant)
 {
 	int master = posix_openpt(O_RDWR | O_NOCTTY);
@@ -253,7 +311,9 @@ static void pty_mode(const char *variant)
 	ask(master, "check\n", "ok");
 	ask(master, "ping 2\n", "pong 2");
 	if (!strcmp(variant, "pty-queued"))
-		CHECK_SYS(write_full(slave, "queued\n", 7) == 7, "write to our slave");
+		queue_on_slave(slave);
+	if (!strcmp(variant, "pty-unread"))
+		unread_on_slave();
 	if (!strcmp(variant, "pty-outside"))
 		hold_outside(name);
 	/* packet mode while frozen only: our line reads cannot take it */
@@ -262,11 +322,8 @@ static void pty_mode(const char *variant)
 	test_wait_check();
 	check_pair(master, slave, locked);
 	check_hung_up(hung);
-	if (!strcmp(variant, "pty-queued")) {
-		char line[64];
-		read_line(master, line, sizeof(line), "root");
-		CHECK(!strcmp(line, "queued"), "the queued line is \"%s\"", line);
-	}
+	if (!strcmp(variant, "pty-queued"))
+		check_queue(master);
 	ask(master, "ping 3\n", "pong 3");
 	ask(master, "check\n", "ok");
 	printf("pty pair, session, controlling tty and foreground group survived\n");

@@ -14,10 +14,15 @@ cr_case(bad_dump_tty_no_shell_job tty 60 --on-pty --expect-dump-fail --expect-ms
 add_test(NAME selfcheck_tty_shell_job COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --on-pty
 	-- $<TARGET_FILE:cr-tty> shell-job)
 set_tests_properties(selfcheck_tty_shell_job PROPERTIES TIMEOUT 60 LABELS selfcheck)
-# What a new pair cannot keep is refused by name: bytes not read yet, a
-# slave that a process outside the tree has open.
-cr_case(bad_dump_tty_queued tty 60 --expect-dump-fail --expect-msg %p --expect-msg "pty buffers"
-	-- pty-queued)
+# Output of the slave side that the master has not read (mpirun's ranks'
+# output) is kept, in packet mode too.
+cr_case(cr_tty_queued tty 60 -- pty-queued)
+# Two dumps that leave it running first: each reads the queue and puts it back.
+cr_case(cr_tty_queued_twice tty 60 --leave-running-twice -- pty-queued)
+# What a new pair cannot keep is refused by name: input not read by the
+# slave side, a slave that a process outside the tree has open.
+cr_case(bad_dump_tty_unread tty 60 --expect-dump-fail --expect-msg %p --expect-msg "pty buffers"
+	-- pty-unread)
 cr_case(bad_dump_tty_outside tty 60 --expect-dump-fail --expect-msg "outside the dumped tree"
 	-- pty-outside)
 # The same in a fresh PID namespace.
