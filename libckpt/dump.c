@@ -204,16 +204,31 @@ static int leave_tree_netns(int back)
 	return ret;
 }
 
+/* What can refuse the dump (mappings, fds): a check runs it alone; a dump
+ * asks it of the frozen tree before any memory is read, so that a refusal
+ * does not first cost the job the whole memory copy (seconds at GiBs). */
+static int check_refusals(const struct frozen_tree *tree, const struct ckpt_dump_opts *o)
+{
+	int ret = 0;
+	for (int i = 0; !ret && i < tree->nr_tasks; i++)
+		if (!tree->tasks[i].zombie)
+			ret = check_mm(tree->tasks[i].pid);
+	return ret ? ret : dump_files(NULL, tree, o);
+}
+
 static int dump_tree(struct img_set *set, const struct frozen_tree *tree,
 		     const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 {
+	int ret = check_refusals(tree, o);
+	if (ret)
+		return ret;
 	for (int i = 0; i < tree->nr_tasks; i++) {
 		const struct frozen_task *t = &tree->tasks[i];
 		struct mem_stats ms = { 0, 0 };
 		uint64_t brk = 0;
 		if (t->zombie)
 			continue; /* all of it is in the inventory */
-		int ret = dump_core(set, t, &brk);
+		ret = dump_core(set, t, &brk);
 		if (!ret)
 			ret = dump_mm(set, t->pid, brk, 0, &ms);
 		if (ret)
@@ -224,7 +239,7 @@ static int dump_tree(struct img_set *set, const struct frozen_tree *tree,
 			(unsigned long long)ms.bytes_in);
 	}
 	struct mem_stats ms = { 0, 0 };
-	int ret = dump_sysvipc(set, tree, &ms); /* semaphores, unattached shm segments */
+	ret = dump_sysvipc(set, tree, &ms); /* semaphores, unattached shm segments */
 	ret = ret ? ret : dump_saved_files(set, tree, &ms); /* the job's files on scratch */
 	st->memory_bytes += ms.bytes_in;
 	ret = ret ? ret : dump_files(set, tree, o);
@@ -243,14 +258,11 @@ static int check_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st
 	for (int i = 0; i < tree.nr_tasks; i++)
 		st->nr_threads += (uint32_t)tree.tasks[i].nr_threads;
 	ret = o->only_uid_set ? check_owner(&tree, o->only_uid) : 0;
-	for (int i = 0; !ret && i < tree.nr_tasks; i++)
-		if (!tree.tasks[i].zombie)
-			ret = check_mm(tree.tasks[i].pid);
 	int netns_back = -1;
 	if (!ret)
 		ret = enter_tree_netns(&tree, &netns_back);
 	if (!ret)
-		ret = dump_files(NULL, &tree, o);
+		ret = check_refusals(&tree, o);
 	int back = leave_tree_netns(netns_back);
 	frozen_tree_free(&tree);
 	return ret ? ret : back;

@@ -8,3 +8,7 @@ set_tests_properties(cr_check_only PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77)
 add_test(NAME bad_shm_pid_reuse COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/shm-pid-reuse.sh
 	$<TARGET_FILE:ckptctl>)
 set_tests_properties(bad_shm_pid_reuse PROPERTIES TIMEOUT 60 SKIP_RETURN_CODE 77 LABELS cr)
+# A refused dump reads no memory first.
+add_test(NAME bad_dump_refused_first COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/refuse-first.sh
+	$<TARGET_FILE:ckptctl> $<TARGET_FILE:cr-badfd>)
+set_tests_properties(bad_dump_refused_first PROPERTIES TIMEOUT 60 SKIP_RETURN_CODE 77 LABELS cr)
