@@ -59,9 +59,20 @@ wait_for() {
 
 # release JOB: make a requeued job eligible now (Slurm holds it back a
 # while) once the node is free again.
+# The update is refused while the requeue is still completing (the job
+# shows PENDING already), and the job would then wait out Slurm's delay
+# (the credential lifetime, 121 s) and the next scheduling pass: retry
+# until its eligible time has come.
 release() {
 	wait_for 60 "job $1 to be pending" state_is "$1" PENDING
-	scontrol update JobId="$1" StartTime=now >/dev/null 2>&1 || true
+	wait_for 60 "job $1 to be eligible now" eligible_now "$1"
+}
+eligible_now() {
+	state_is "$1" PENDING || return 0 # started already
+	scontrol update JobId="$1" StartTime=now >/dev/null 2>&1 || return 1
+	local at
+	at=$(field "$1" EligibleTime)
+	[ "$at" = Unknown ] || [ "$at" = None ] || [[ ! "$at" > "$(date +%FT%T)" ]]
 }
 
 # lines PATTERN FILE: how many lines of FILE match (0 if none or no file).
