@@ -1,13 +1,16 @@
 /*
  * memhog: the bench workload -- a process holding N MiB worth dumping.
  *
- *   memhog MIB DIR
+ *   memhog MIB DIR [blocks|pages]
  *
- * Fills MIB MiB of anonymous memory, alternating 1 MiB blocks of two
+ * blocks (the default) fills MIB MiB of anonymous memory, alternating 1 MiB blocks of two
  * kinds: text-like (64-byte log lines drawn from a small vocabulary, which
  * lz4 shrinks to a few percent) and random (which it cannot shrink at
  * all).  So half the memory is compressible, half is not, and no page is
  * zero (zero pages would become holes in the image and skew the bench).
+ * pages is a fragmented heap: in every 4 pages one is never touched, one
+ * is text-like and two are random, so 3/4 of MIB is memory to dump in
+ * runs of 3 pages.
  *
  * Once every page is written it computes a checksum of the whole area and
  * writes "PID CHECKSUM" to DIR/ready, then idles.  On SIGUSR1 it checksums
@@ -136,6 +139,31 @@ static size_t dirty_pages(char *mem, size_t len, uint64_t *rng)
 	return n;
 }
 
+static void fill_blocks(char *mem, size_t len, uint64_t *rng)
+{
+	for (size_t off = 0; off < len; off += BLOCK) {
+		if ((off / BLOCK) % 2 == 0)
+			fill_text(mem + off, rng);
+		else
+			fill_random(mem + off, rng);
+	}
+}
+
+/* A fragmented heap: in every 4 pages, one never touched (a hole in the
+ * process's memory), one text-like, two random. */
+static void fill_pages(char *mem, size_t len, uint64_t *rng)
+{
+	static char text[BLOCK], rnd[BLOCK];
+	for (size_t off = 0; off < len; off += BLOCK) {
+		fill_text(text, rng);
+		fill_random(rnd, rng);
+		for (size_t p = 0; p < BLOCK; p += 4 * PAGE) {
+			memcpy(mem + off + p + PAGE, text + p, PAGE);
+			memcpy(mem + off + p + 2 * PAGE, rnd + p, 2 * PAGE);
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -144,10 +172,12 @@ int main(int argc, char **argv)
 	size_t len;
 	char *mem, text[128];
 
-	if (argc != 3 || atol(argv[1]) <= 0) {
-		fprintf(stderr, "usage: memhog MIB DIR\n");
+	if ((argc != 3 && argc != 4) || atol(argv[1]) <= 0 ||
+	    (argc == 4 && strcmp(argv[3], "blocks") && strcmp(argv[3], "pages"))) {
+		fprintf(stderr, "usage: memhog MIB DIR [blocks|pages]\n");
 		return 2;
 	}
+	int by_page = argc == 4 && !strcmp(argv[3], "pages");
 	len = (size_t)atol(argv[1]) * BLOCK;
 	/* Drop fds inherited from whoever started us (a pipe to a process
 	 * outside the dumped tree would make the dump refuse it). */
@@ -166,12 +196,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "memhog: mmap %zu bytes: %s\n", len, strerror(errno));
 		return 1;
 	}
-	for (size_t off = 0; off < len; off += BLOCK) {
-		if ((off / BLOCK) % 2 == 0)
-			fill_text(mem + off, &rng);
-		else
-			fill_random(mem + off, &rng);
-	}
+	if (by_page)
+		fill_pages(mem, len, &rng);
+	else
+		fill_blocks(mem, len, &rng);
 	want = checksum(mem, len);
 	snprintf(text, sizeof(text), "%d %016" PRIx64 "\n", (int)getpid(), want);
 	if (write_file(argv[2], "ready", text))

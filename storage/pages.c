@@ -68,6 +68,8 @@ struct page_writer {
 	uint64_t file_end; /* next free offset in the file */
 	uint64_t flushed;  /* written back and dropped from the page cache below */
 	int flushing;      /* one worker does it at a time */
+	uint64_t kicked;   /* writeback started below */
+	uint64_t unkicked; /* bytes written since */
 	struct page_chunk *chunks;
 	size_t nr_chunks, cap_chunks;
 	uint64_t bytes_in, bytes_out;
@@ -189,12 +191,26 @@ static int add_chunk(struct page_writer *w, const struct page_chunk *c)
  * has little left to do.
  */
 #define FLUSH_WINDOW (32ull << 20)
+/* Writeback is started for this much at a time, not per chunk: a
+ * fragmented heap makes chunks of a few pages, and one small I/O each
+ * cost more than everything else the dump does (3.7 s instead of 1.1 s
+ * for 768 MiB in runs of 3 pages). */
+#define KICK_BYTES (4ull << 20)
 
-static void write_behind(struct page_writer *w, uint64_t off, uint64_t len)
+static void write_behind(struct page_writer *w, uint64_t len)
 {
-	uint64_t start = 0, end = 0;
+	uint64_t start = 0, end = 0, kick = 0, kick_end = 0;
 
-	sync_file_range(w->fd, off, len, SYNC_FILE_RANGE_WRITE);
+	pthread_mutex_lock(&w->lock);
+	w->unkicked += len;
+	if (w->unkicked >= KICK_BYTES) {
+		kick = w->kicked;
+		kick_end = w->kicked = w->file_end;
+		w->unkicked = 0;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (kick_end > kick)
+		sync_file_range(w->fd, kick, kick_end - kick, SYNC_FILE_RANGE_WRITE);
 	pthread_mutex_lock(&w->lock);
 	if (!w->flushing && w->file_end - w->flushed > 2 * FLUSH_WINDOW) {
 		start = w->flushed;
@@ -262,7 +278,7 @@ static int store_chunk(struct page_writer *w, struct page_worker_buf *b, uint64_
 			st_err("%s/%s: write: %s", w->set->dir, w->name, strerror(-ret));
 		return ret;
 	}
-	write_behind(w, c.offset, clen);
+	write_behind(w, clen);
 	return add_chunk_hashed(w, &c, hash);
 }
 
