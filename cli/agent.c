@@ -275,6 +275,8 @@ int agent_restore(const struct ckpt_restore_opts *o, uint32_t job, struct ckpt_r
 	rs.has_netns = 1;
 	rs.netns = (uint32_t)o->netns;
 	rs.skip_file_check = o->skip_file_check;
+	rs.has_keep_later_output = 1;
+	rs.keep_later_output = o->keep_later_output;
 	rs.inherit_fd = (char **)o->inherit_fd;
 	rs.n_inherit_fd = o->nr_inherit_fd;
 	rs.verbose = (uint32_t)o->verbose;

@@ -32,6 +32,7 @@ static void usage(FILE *f)
 		"                                unless -R or -s)\n"
 		"  restore -D DIR [-d|--detach] [--pidfile FILE] [--pidns auto|never|always]\n"
 		"          [--netns auto|never|always] [--shell-job] [--skip-file-check]\n"
+		"          [--keep-later-output]\n"
 		"          [--inherit-fd fd[N]:RESOURCE]\n"
 		"          [-v] [--stats]        restore it; without -d, wait and exit with its status\n"
 		"  restore --job JOBID [--base DIR] ...   the job's latest committed set\n"
@@ -71,6 +72,7 @@ enum {
 	OPT_GHOST_LIMIT,
 	OPT_PARENT,
 	OPT_SKIP_FILE_CHECK,
+	OPT_KEEP_LATER_OUTPUT,
 	OPT_INHERIT_FD,
 	OPT_JOB,
 	OPT_BASE,
@@ -284,6 +286,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "stats", no_argument, 0, OPT_STATS },
 		{ "shell-job", no_argument, 0, OPT_SHELL_JOB },
 		{ "skip-file-check", no_argument, 0, OPT_SKIP_FILE_CHECK },
+		{ "keep-later-output", no_argument, 0, OPT_KEEP_LATER_OUTPUT },
 		{ "inherit-fd", required_argument, 0, OPT_INHERIT_FD },
 		{ "job", required_argument, 0, OPT_JOB },
 		{ "base", required_argument, 0, OPT_BASE },
@@ -316,6 +319,7 @@ static int cmd_restore(int argc, char **argv)
 		case OPT_STATS: stats = 1; break;
 		case OPT_SHELL_JOB: o.shell_job = 1; break;
 		case OPT_SKIP_FILE_CHECK: o.skip_file_check = 1; break;
+		case OPT_KEEP_LATER_OUTPUT: o.keep_later_output = 1; break;
 		case OPT_INHERIT_FD:
 			if (o.nr_inherit_fd == MAX_REPEAT) {
 				fprintf(stderr, "ckptctl: restore: too many --inherit-fd\n");

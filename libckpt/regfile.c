@@ -2,7 +2,10 @@
  * regfile: files reopened by path on restore: regular files, directories
  * and the memory character devices (/dev/null, zero, full, random,
  * urandom).  The size and mtime are kept so that a restore can tell a file
- * that changed since the dump (refused unless --skip-file-check).
+ * that changed since the dump (refused unless --skip-file-check).  The
+ * job's output (is_output) may have grown: it is cut back to its size at
+ * the dump, so that a job restored from an older set does not write the
+ * same lines twice.
  * Unlinked files are the ghost kind's (memfd.c).
  */
 #include <errno.h>
@@ -16,6 +19,7 @@
 #include "file-change.h"
 #include "file-kinds.h"
 #include "log.h"
+#include "proc.h"
 
 static int is_memory_device(const struct stat *st)
 {
@@ -31,6 +35,21 @@ static int regfile_match(const struct fd_dump *f)
 {
 	return f->link[0] == '/' &&
 	       (S_ISREG(f->st->st_mode) || S_ISDIR(f->st->st_mode) || S_ISCHR(f->st->st_mode));
+}
+
+/* The job's output: a regular file it appends to and owns (its euid's),
+ * as the job's stdout and stderr under Slurm.  Another user's file (a
+ * shared log) is not. */
+static int is_output(const struct fd_dump *f, uint32_t flags)
+{
+	char uids[64];
+	unsigned ruid, euid;
+	if (!S_ISREG(f->st->st_mode) || !(flags & O_APPEND) || (flags & O_ACCMODE) == O_RDONLY)
+		return 0;
+	if (proc_status_field(f->pid, "Uid", uids, sizeof(uids)) ||
+	    sscanf(uids, "%u %u", &ruid, &euid) != 2)
+		return 0;
+	return f->st->st_uid == euid;
 }
 
 static int regfile_dump(struct fd_dump *f, FileEntry *e)
@@ -51,6 +70,8 @@ static int regfile_dump(struct fd_dump *f, FileEntry *e)
 	e->has_size = e->has_mtime_ns = 1;
 	e->size = (uint64_t)st->st_size;
 	e->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+	e->has_output = 1;
+	e->output = is_output(f, e->flags);
 	return e->path ? 0 : -ENOMEM;
 }
 
@@ -86,6 +107,28 @@ static int check_file(int fd, const FileEntry *e, int skip)
 	return -ESTALE;
 }
 
+/* Output the job wrote after the dump would come again from the restored
+ * job: cut back to its size at the dump (--keep-later-output keeps it).
+ * check_file let it through only if it grew. */
+static int cut_back(int fd, const FileEntry *e)
+{
+	struct stat st;
+	if (!e->has_output || !e->output || !e->has_size || fstat(fd, &st) ||
+	    !S_ISREG(st.st_mode) || (uint64_t)st.st_size <= e->size)
+		return 0;
+	if (ftruncate(fd, (off_t)e->size)) {
+		pr_err("file %s: cannot cut it back to its size at the dump (%llu bytes, %llu now): "
+		       "%s (--keep-later-output keeps what was written since)",
+		       e->path, (unsigned long long)e->size, (unsigned long long)st.st_size,
+		       strerror(errno));
+		return -errno;
+	}
+	pr_info("file %s: cut back to its size at the dump, %llu bytes (%llu written since)",
+		e->path, (unsigned long long)e->size,
+		(unsigned long long)st.st_size - e->size);
+	return 0;
+}
+
 static int regfile_open(struct restore_files *rf, void *priv, const FileEntry *e)
 {
 	(void)priv;
@@ -98,6 +141,8 @@ static int regfile_open(struct restore_files *rf, void *priv, const FileEntry *e
 		return -errno;
 	}
 	int ret = check_file(fd, e, rf->opts && rf->opts->skip_file_check);
+	if (!ret && !(rf->opts && rf->opts->keep_later_output))
+		ret = cut_back(fd, e);
 	if (ret) {
 		close(fd);
 		return ret;
