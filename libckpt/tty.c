@@ -693,7 +693,13 @@ static int open_pty(struct tty_restore *r, const FileEntry *e)
 			fd = -1;
 		}
 	} else {
-		fd = ioctl(p->master, TIOCGPTPEER, flags | O_NOCTTY | O_CLOEXEC);
+		/* Not O_CLOEXEC here: TIOCGPTPEER would keep it in the file's
+		 * own flags (F_GETFL), which the job's slave never had. */
+		fd = ioctl(p->master, TIOCGPTPEER, flags | O_NOCTTY);
+		if (fd >= 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+			close(fd);
+			fd = -1;
+		}
 	}
 	if (fd < 0) {
 		ret = -errno;

@@ -93,6 +93,12 @@ static void answer_loop(int slave, pid_t leader)
 	/* answers go out through /dev/tty, kept open across the checkpoint */
 	int devtty = open("/dev/tty", O_RDWR);
 	CHECK_SYS(devtty >= 0, "open /dev/tty");
+	/* Read only once our parent made us the foreground group: a read
+	 * from the background would stop us (SIGTTIN) for good. */
+	for (int i = 0; tcgetpgrp(slave) != getpgrp(); i++) {
+		CHECK(i < 10000, "not made the foreground group within 10 s");
+		usleep(1000);
+	}
 	for (;;) {
 		read_line(slave, line, sizeof(line), "grandchild");
 		if (!strncmp(line, "ping ", 5)) {
