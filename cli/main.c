@@ -32,7 +32,7 @@ static void usage(FILE *f)
 		"                                unless -R or -s)\n"
 		"  restore -D DIR [-d|--detach] [--pidfile FILE] [--pidns auto|never|always]\n"
 		"          [--netns auto|never|always] [--shell-job] [--skip-file-check]\n"
-		"          [--keep-later-output]\n"
+		"          [--keep-later-output] [--verify]\n"
 		"          [--inherit-fd fd[N]:RESOURCE]\n"
 		"          [-v] [--stats]        restore it; without -d, wait and exit with its status\n"
 		"  restore --job JOBID [--base DIR] ...   the job's latest committed set\n"
@@ -73,6 +73,7 @@ enum {
 	OPT_PARENT,
 	OPT_SKIP_FILE_CHECK,
 	OPT_KEEP_LATER_OUTPUT,
+	OPT_VERIFY,
 	OPT_INHERIT_FD,
 	OPT_JOB,
 	OPT_BASE,
@@ -287,6 +288,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "shell-job", no_argument, 0, OPT_SHELL_JOB },
 		{ "skip-file-check", no_argument, 0, OPT_SKIP_FILE_CHECK },
 		{ "keep-later-output", no_argument, 0, OPT_KEEP_LATER_OUTPUT },
+		{ "verify", no_argument, 0, OPT_VERIFY },
 		{ "inherit-fd", required_argument, 0, OPT_INHERIT_FD },
 		{ "job", required_argument, 0, OPT_JOB },
 		{ "base", required_argument, 0, OPT_BASE },
@@ -320,6 +322,7 @@ static int cmd_restore(int argc, char **argv)
 		case OPT_SHELL_JOB: o.shell_job = 1; break;
 		case OPT_SKIP_FILE_CHECK: o.skip_file_check = 1; break;
 		case OPT_KEEP_LATER_OUTPUT: o.keep_later_output = 1; break;
+		case OPT_VERIFY: o.verify = 1; break;
 		case OPT_INHERIT_FD:
 			if (o.nr_inherit_fd == MAX_REPEAT) {
 				fprintf(stderr, "ckptctl: restore: too many --inherit-fd\n");

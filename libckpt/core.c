@@ -299,6 +299,25 @@ static int dump_from_parasite(struct arena *a, const struct frozen_task *task, C
 	return ret ? ret : cret;
 }
 
+int core_read_proc(struct arena *a, pid_t pid, CoreEntry *core)
+{
+	CredsEntry *creds = arena_alloc(a, sizeof(*creds));
+	struct limits_ctx lim = {
+		.ents = arena_alloc(a, RLIM_NLIMITS * sizeof(RlimitEntry)),
+		.ptrs = arena_alloc(a, RLIM_NLIMITS * sizeof(RlimitEntry *)),
+	};
+	if (!creds || !lim.ents || !lim.ptrs)
+		return -ENOMEM;
+	creds_entry__init(creds);
+	core->creds = creds;
+	int ret = dump_creds(a, pid, creds);
+	if (!ret)
+		ret = dump_rlimits(pid, core, &lim);
+	if (!ret)
+		ret = dump_fs(a, pid, core);
+	return ret ? ret : read_task_status(pid, core);
+}
+
 int dump_core(struct img_set *set, const struct frozen_task *task, uint64_t *brk)
 {
 	struct arena a = { 0 };
@@ -402,7 +421,8 @@ int restore_core_misc(const CoreEntry *core)
 		pr_err("pid %d: cwd %s: %s", core->pid, core->cwd, strerror(errno));
 		return -errno;
 	}
-	umask((mode_t)core->umask);
+	/* the fault: a umask restored wrong, for restore --verify to find */
+	umask((mode_t)(core->umask ^ (ckpt_test_fault("umask") ? 077 : 0)));
 	int ret = restore_rlimits(core);
 	if (!ret)
 		ret = restore_task_misc(core);

@@ -14,6 +14,12 @@
  * task can tell) and write core-PID.img. `brk` comes back for mm. */
 int dump_core(struct img_set *set, const struct frozen_task *task, uint64_t *brk);
 
+/* What /proc shows of a task's core (creds, rlimits, cwd, root, umask,
+ * ambient capabilities, no_new_privs, personality), read as the dump
+ * reads it: restore --verify compares it with the image. */
+struct arena;
+int core_read_proc(struct arena *a, pid_t pid, CoreEntry *core);
+
 /* In the restoring process: umask, cwd, root, rlimits, sigactions. */
 int restore_core_misc(const CoreEntry *core);
 

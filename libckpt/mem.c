@@ -571,6 +571,23 @@ out:
 	return ret;
 }
 
+int mm_read_proc(struct arena *a, pid_t pid, MmEntry *mm)
+{
+	struct vma_list l = { .a = a, .pid = pid };
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+	int ret = proc_each_line(path, parse_maps_line, &l);
+	if (ret < 0 && !l.err)
+		pr_err("pid %d: %s: %s", pid, path, strerror(-ret));
+	if (ret)
+		return ret;
+	mm->vmas = l.v;
+	mm->n_vmas = l.n;
+	if ((ret = dump_mm_fields(pid, mm)))
+		pr_err("pid %d: cannot read mm fields: %s", pid, strerror(-ret));
+	return ret;
+}
+
 int check_mm(pid_t pid)
 {
 	struct arena a = { 0 };

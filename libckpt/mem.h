@@ -21,6 +21,12 @@ struct mem_stats {
  * process. `brk` is the task's current brk (from the parasite). */
 int dump_mm(struct img_set *set, pid_t pid, uint64_t brk, int threads, struct mem_stats *st);
 
+/* The VMAs (from smaps, classified as the dump does) and the mm fields
+ * of /proc/PID/stat, into mm, allocated in a: restore --verify. */
+struct arena;
+struct MmEntry;
+int mm_read_proc(struct arena *a, pid_t pid, struct MmEntry *mm);
+
 /* What dump_mm would refuse of pid's mappings (one line naming the
  * mapping), read from a running process; nothing is written. */
 int check_mm(pid_t pid);

@@ -76,6 +76,12 @@ int proc_readlink(pid_t pid, const char *what, char *buf, size_t len)
 	return 0;
 }
 
+int ckpt_test_fault(const char *what)
+{
+	const char *f = getenv("CKPT_TEST_FAULT");
+	return f && !strcmp(f, what);
+}
+
 uint64_t now_ns(void)
 {
 	struct timespec ts;

@@ -23,6 +23,12 @@ int proc_readlink(pid_t pid, const char *what, char *buf, size_t len);
 
 uint64_t now_ns(void);
 
+/* Test-only fault switch: nonzero when $CKPT_TEST_FAULT names `what`, for
+ * the tests that prove restore --verify catches a state restored wrong
+ * (tests/cr/verify.cmake).  Only a caller's own ckptctl reads it: ckptd's
+ * workers get no environment from their clients. */
+int ckpt_test_fault(const char *what);
+
 /* The children of `pid` (from the task children files when the kernel
  * has it, else by scanning the ppid of every /proc/N/stat).  malloc'd. */
 int proc_children(pid_t pid, pid_t **out, size_t *nr);

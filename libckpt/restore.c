@@ -32,6 +32,7 @@
 #include "proc.h"
 #include "restore-mem.h"
 #include "restore.h"
+#include "verify.h"
 #include "restorer-abi.h"
 #include "saved-files.h"
 #include "shmem.h"
@@ -224,6 +225,9 @@ static int finish_all(struct restore_ctx *c, const uint64_t *args)
 	for (size_t i = 0; !ret && i < c->nr_tasks; i++)
 		if (!restore_task_zombie(&c->tasks[i]))
 			ret = restore_finish_task(c->tasks[i].host_pid, args[i], &fin[i]);
+	/* Every process is whole and still stopped: compare before any runs. */
+	if (!ret && c->opts->verify)
+		ret = restore_verify(c);
 	for (size_t i = 0; fin && i < c->nr_tasks; i++) {
 		if (!fin[i])
 			continue;

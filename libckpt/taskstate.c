@@ -220,26 +220,30 @@ static int read_personality(pid_t pid, uint32_t *out)
 	return 0;
 }
 
-int dump_task_proc(struct arena *a, const struct frozen_task *task, CoreEntry *core)
+int read_task_status(pid_t pid, CoreEntry *core)
 {
 	CredsEntry *c = core->creds;
 	char buf[32];
 	int found, ret;
 
-	if ((ret = dump_seccomp(a, task, core)))
-		return ret;
-	c->cap_amb = status_hex(task->pid, "CapAmb", &found);
+	c->cap_amb = status_hex(pid, "CapAmb", &found);
 	c->has_cap_amb = found;
-	if (!proc_status_field(task->pid, "NoNewPrivs", buf, sizeof(buf))) {
+	if (!proc_status_field(pid, "NoNewPrivs", buf, sizeof(buf))) {
 		c->has_no_new_privs = 1;
 		c->no_new_privs = atoi(buf) != 0;
 	}
-	if ((ret = read_personality(task->pid, &core->personality))) {
-		pr_err("pid %d: cannot read its personality: %s", task->pid, strerror(-ret));
+	if ((ret = read_personality(pid, &core->personality))) {
+		pr_err("pid %d: cannot read its personality: %s", pid, strerror(-ret));
 		return ret;
 	}
 	core->has_personality = 1;
 	return 0;
+}
+
+int dump_task_proc(struct arena *a, const struct frozen_task *task, CoreEntry *core)
+{
+	int ret = dump_seccomp(a, task, core);
+	return ret ? ret : read_task_status(task->pid, core);
 }
 
 /* ---- per thread, host syscalls ---- */

@@ -19,6 +19,9 @@
  * strict mode and threads with different filters), the rest of
  * core->creds and the personality. */
 int dump_task_proc(struct arena *a, const struct frozen_task *task, CoreEntry *core);
+/* Its part that /proc/PID/status shows: ambient capabilities,
+ * no_new_privs, and the personality (restore --verify reads it again). */
+int read_task_status(pid_t pid, CoreEntry *core);
 
 /* Name, scheduling, affinity and ioprio of one thread (host syscalls). */
 int dump_thread_sched(struct arena *a, pid_t pid, ThreadCoreEntry *tc);

@@ -84,7 +84,9 @@ static void usage(void)
 		"  --restore-after-exit  dump -R, let the test check and exit, restore that dump\n"
 		"  --own-netns           run everything in a fresh network namespace (lo up)\n"
 		"  --net-sysctl N=V      with --own-netns: /proc/sys/net/N = V there\n"
-		"  --redump              dump the restored tree again, restore and check that\n");
+		"  --redump              dump the restored tree again, restore and check that\n"
+		"  --no-verify           restore without --verify (by default every restore\n"
+		"                        compares the restored tree with its images)\n");
 	exit(2);
 }
 
@@ -183,7 +185,7 @@ static void parse_args(struct run *r, int argc, char **argv)
 		{ "helper-after-dump", 0, 0, 'h' }, { "fail-first-opt", 1, 0, 'O' },
 		{ "expect-restore-out", 1, 0, 'e' }, { "restore-after-exit", 0, 0, 'E' },
 		{ "own-netns", 0, 0, 'N' },   { "net-sysctl", 1, 0, 'S' },
-		{ "redump", 0, 0, 'r' },
+		{ "redump", 0, 0, 'r' },       { "no-verify", 0, 0, 'V' },
 		{ 0, 0, 0, 0 }
 	};
 	int c;
@@ -213,6 +215,7 @@ static void parse_args(struct run *r, int argc, char **argv)
 		case 'E': r->restore_after_exit = 1; break;
 		case 'N': r->own_netns = 1; break;
 		case 'r': r->redump = 1; break;
+		case 'V': r->no_verify = 1; break;
 		case 'O':
 			if (r->nr_fail_first_opts < MAX_OPTS)
 				r->fail_first_opts[r->nr_fail_first_opts++] = optarg;
@@ -628,6 +631,9 @@ static pid_t start_restore(struct run *r, const char *dir, const char *pidfile,
 	}
 	for (; extra && *extra; extra++)
 		set_argv(args, &n, *extra);
+	/* Every restore compares the restored tree with its images. */
+	if (!r->no_verify)
+		set_argv(args, &n, "--verify");
 	add_opts(args, &n, r->restore_opts, r->nr_restore_opts);
 	return start_ckptctl(r, pre_exec ? "bad" : "restore", args, n, errpath, pre_exec);
 }

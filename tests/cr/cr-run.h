@@ -45,6 +45,7 @@ struct run {
 	/* cr-net.c: --helper-after-dump, --fail-first-opt, --expect-restore-out,
 	 * --restore-after-exit, --own-netns, --net-sysctl */
 	int helper_after_dump, restore_after_exit, own_netns, redump, redumped;
+	int no_verify; /* --no-verify: restore without --verify */
 	const char *fail_first_opts[MAX_OPTS + 1];
 	int nr_fail_first_opts;
 	const char *expect_restore_out, *net_sysctl[MAX_OPTS];
