@@ -11,6 +11,7 @@
  *                         dumpable, child subreaper, get_mempolicy
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,6 +221,57 @@ static int read_personality(pid_t pid, uint32_t *out)
 	return 0;
 }
 
+/* A number from a one-line /proc file ("self" or a pid in `who`). */
+static int read_proc_num(const char *who, const char *what, long long *out)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%s/%s", who, what);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	int n = fscanf(f, "%lld", out);
+	fclose(f);
+	return n == 1 ? 0 : -EINVAL;
+}
+
+static int write_proc_num(const char *what, long long v)
+{
+	char path[64], buf[32];
+	snprintf(path, sizeof(path), "/proc/self/%s", what);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int n = snprintf(buf, sizeof(buf), "%lld", v);
+	int ret = write(fd, buf, (size_t)n) == n ? 0 : -errno;
+	close(fd);
+	return ret;
+}
+
+/* oom_score_adj and loginuid: per process, in /proc alone. */
+static int dump_proc_numbers(const struct frozen_task *task, CoreEntry *core)
+{
+	char who[16];
+	long long v;
+	int ret;
+	snprintf(who, sizeof(who), "%d", task->pid);
+	if ((ret = read_proc_num(who, "oom_score_adj", &v))) {
+		pr_err("pid %d: cannot read its oom_score_adj: %s", task->pid, strerror(-ret));
+		return ret;
+	}
+	core->has_oom_score_adj = 1;
+	core->oom_score_adj = (int32_t)v;
+	/* No audit in the kernel: no loginuid to keep. */
+	if ((ret = read_proc_num(who, "loginuid", &v)) == -ENOENT)
+		return 0;
+	if (ret) {
+		pr_err("pid %d: cannot read its loginuid: %s", task->pid, strerror(-ret));
+		return ret;
+	}
+	core->has_loginuid = 1;
+	core->loginuid = (uint32_t)v;
+	return 0;
+}
+
 int dump_task_proc(struct arena *a, const struct frozen_task *task, CoreEntry *core)
 {
 	CredsEntry *c = core->creds;
@@ -239,7 +291,7 @@ int dump_task_proc(struct arena *a, const struct frozen_task *task, CoreEntry *c
 		return ret;
 	}
 	core->has_personality = 1;
-	return 0;
+	return dump_proc_numbers(task, core);
 }
 
 /* ---- per thread, host syscalls ---- */
@@ -481,6 +533,35 @@ int dump_task_parasite(struct arena *a, struct infect_ctl *ctl, const struct fro
 
 /* ---- restore, in the restoring process ---- */
 
+/*
+ * Written only where the value differs from what the restoring process
+ * inherited.  Lowering oom_score_adj below what the process may set needs
+ * CAP_SYS_RESOURCE; a loginuid once set needs CAP_AUDIT_CONTROL to change
+ * (an unset one any process may set once).  Without them the restore is
+ * refused, naming the value, rather than the process going on without it.
+ */
+static int restore_proc_numbers(const CoreEntry *core)
+{
+	long long now;
+	int ret;
+	if (core->has_oom_score_adj &&
+	    (read_proc_num("self", "oom_score_adj", &now) || now != core->oom_score_adj) &&
+	    (ret = write_proc_num("oom_score_adj", core->oom_score_adj))) {
+		pr_err("pid %d: cannot set oom_score_adj %d: %s%s", core->pid, core->oom_score_adj,
+		       strerror(-ret), ret == -EACCES ? " (lowering it needs CAP_SYS_RESOURCE)" : "");
+		return ret;
+	}
+	if (core->has_loginuid &&
+	    (read_proc_num("self", "loginuid", &now) || now != (long long)core->loginuid) &&
+	    (ret = write_proc_num("loginuid", core->loginuid))) {
+		pr_err("pid %d: cannot set loginuid %u: %s%s", core->pid, core->loginuid,
+		       strerror(-ret),
+		       ret == -EPERM ? " (changing a set loginuid needs CAP_AUDIT_CONTROL)" : "");
+		return ret;
+	}
+	return 0;
+}
+
 int restore_task_misc(const CoreEntry *core)
 {
 	if (core->has_personality && core->personality != 0xffffffffU &&
@@ -493,5 +574,5 @@ int restore_task_misc(const CoreEntry *core)
 		pr_err("pid %d: child subreaper: %s", core->pid, strerror(errno));
 		return -errno;
 	}
-	return 0;
+	return restore_proc_numbers(core);
 }
