@@ -6,6 +6,8 @@
  *   fown         F_SETOWN_EX (a process, a process group) and F_SETSIG of
  *                a pipe with O_ASYNC and of a socket; after the restore a
  *                write into the pipe still signals us with our signal
+ *   fown-outside a pipe whose owner is our parent, outside the tree: the
+ *                dump is refused, naming it
  *   memfd-mode   a memfd's mode (fchmod 0642) and times (futimens)
  *   memfd-exec   execveat() of a memfd holding a script, which fails with
  *                ETXTBSY if anything holds the memfd open for writing
@@ -108,6 +110,19 @@ static void fown_check(void)
 		usleep(1000);
 	CHECK(got_sigio, "no signal from the pipe after a write");
 	CHECK(sigio_fd == FD, "signal for fd %d, not %d", sigio_fd, FD);
+}
+
+static void fown_outside_setup(void)
+{
+	int p[2];
+	CHECK_SYS(!pipe(p), "pipe");
+	move_to(p[0], FD);
+	CHECK_SYS(!fcntl(FD, F_SETOWN, getppid()), "F_SETOWN");
+}
+
+static void fown_outside_check(void)
+{
+	CHECK(fcntl(FD, F_GETOWN) == getppid(), "owner changed");
 }
 
 /* ------------------------------ memfd -------------------------------- */
@@ -334,6 +349,7 @@ static const struct {
 	void (*check)(void);
 } cases[] = {
 	{ "fown", fown_setup, fown_check },
+	{ "fown-outside", fown_outside_setup, fown_outside_check },
 	{ "memfd-mode", memfd_mode_setup, memfd_mode_check },
 	{ "memfd-exec", memfd_exec_setup_plain, memfd_exec_check },
 	{ "memfd-exec-map", memfd_exec_setup_mapped, memfd_exec_check },
