@@ -126,6 +126,8 @@ static int tree_has(const struct frozen_tree *tree, pid_t pid, int group)
 static int dump_fown(struct files_dump *c, const struct fd_dump *f, FileEntry *e)
 {
 	struct f_owner_ex own = { 0, 0 };
+	if (e->flags & O_PATH) /* no owner: fcntl refuses both with EBADF */
+		return 0;
 	int fd = files_getfd(f->pid, f->fd);
 	if (fd < 0) {
 		pr_err("pid %d: fd %d: %s: cannot read its owner: %s", f->pid, f->fd, f->link,
