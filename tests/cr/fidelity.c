@@ -16,6 +16,9 @@
  *   ghost-holes  an unlinked file with holes: the same data and holes
  *                (SEEK_DATA/SEEK_HOLE) and no more blocks than before
  *   ghost-times  an unlinked file's mtime and atime
+ *   stopped-tstp a child in its own process group stopped by SIGTSTP: after
+ *                the restore it is still stopped, waitid() says by SIGTSTP
+ *                (not SIGSTOP), and it runs on after SIGCONT
  *   oom          /proc/self/oom_score_adj (raised: no privilege needed)
  *   loginuid     /proc/self/loginuid, set once while unset (needs no
  *                privilege); skipped where it is already set
@@ -287,6 +290,46 @@ static void ghost_times_check(void)
 	check_times(FD, "ghost");
 }
 
+/* ------------------------------ stopped ------------------------------ */
+
+static pid_t child;
+
+static int stop_signal_of(pid_t pid)
+{
+	siginfo_t si = { 0 };
+	CHECK_SYS(!waitid(P_PID, (id_t)pid, &si, WSTOPPED | WNOWAIT), "waitid");
+	CHECK(si.si_code == CLD_STOPPED, "child %d: si_code %d, not stopped", pid, si.si_code);
+	return si.si_status;
+}
+
+static void stopped_setup(void)
+{
+	child = fork();
+	CHECK_SYS(child >= 0, "fork");
+	if (!child) {
+		for (;;)
+			pause();
+	}
+	/* its own group, whose parent (we) is in another group of the
+	 * session: not orphaned, so SIGTSTP stops it */
+	CHECK_SYS(!setpgid(child, child), "setpgid");
+	CHECK_SYS(!kill(child, SIGTSTP), "kill SIGTSTP");
+	int sig = stop_signal_of(child);
+	CHECK(sig == SIGTSTP, "stopped by %d, not SIGTSTP", sig);
+}
+
+static void stopped_check(void)
+{
+	int sig = stop_signal_of(child);
+	CHECK(sig == SIGTSTP, "after the restore: stopped by %s, not SIGTSTP", strsignal(sig));
+	CHECK_SYS(!kill(child, SIGCONT), "SIGCONT");
+	siginfo_t si = { 0 };
+	CHECK_SYS(!waitid(P_PID, (id_t)child, &si, WCONTINUED), "waitid WCONTINUED");
+	CHECK(si.si_code == CLD_CONTINUED, "child not continued: si_code %d", si.si_code);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+}
+
 /* ---------------------------- oom, loginuid --------------------------- */
 
 static long read_proc_long(const char *path)
@@ -355,6 +398,7 @@ static const struct {
 	{ "memfd-exec-map", memfd_exec_setup_mapped, memfd_exec_check },
 	{ "ghost-holes", ghost_holes_setup, ghost_holes_check },
 	{ "ghost-times", ghost_times_setup, ghost_times_check },
+	{ "stopped-tstp", stopped_setup, stopped_check },
 	{ "oom", oom_setup, oom_check },
 	{ "loginuid", loginuid_setup, loginuid_check },
 };

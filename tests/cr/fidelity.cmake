@@ -2,7 +2,8 @@
 # signals (files.c), memfd and ghost file attributes, holes and exec
 # (memfd.c, restore-mem.c), oom_score_adj and loginuid (taskstate.c).
 cr_program(fidelity)
-set(FID_CASES fown fown-outside memfd-mode memfd-exec memfd-exec-map ghost-holes ghost-times oom loginuid)
+set(FID_CASES fown fown-outside memfd-mode memfd-exec memfd-exec-map ghost-holes ghost-times stopped-tstp
+	oom loginuid)
 foreach(k ${FID_CASES})
 	string(REPLACE "-" "_" n ${k})
 	if(NOT k STREQUAL fown-outside)
@@ -17,3 +18,7 @@ endforeach()
 cr_case(cr_fid_fown_pidns fidelity 60 --restore-opt --pidns --restore-opt always -- fown)
 cr_case(bad_dump_fown_outside fidelity 60 --expect-dump-fail --expect-msg %p
 	--expect-msg "outside the tree" -- fown-outside)
+set_tests_properties(cr_fid_stopped_tstp PROPERTIES ENVIRONMENT CR_STATES_OK=T)
+cr_case(cr_fid_stopped_tstp_pidns fidelity 60 --restore-opt --pidns --restore-opt always
+	-- stopped-tstp)
+set_tests_properties(cr_fid_stopped_tstp_pidns PROPERTIES ENVIRONMENT CR_STATES_OK=T)
