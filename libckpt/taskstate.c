@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/membarrier.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,11 @@
 #include "taskstate.h"
 
 #define MAX_TIMERS 64 /* RST_MAX_TIMERS */
+/* The registrations a process can have, each a REGISTER_* command. */
+#define MEMBARRIER_KEPT                                                                      \
+	(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED | MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED |  \
+	 MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE |                                   \
+	 MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ)
 #define IOPRIO_WHO_PROCESS 1
 #ifndef SIGEV_THREAD_ID
 #define SIGEV_THREAD_ID 4
@@ -511,6 +517,32 @@ static int dump_mempolicy(struct arena *a, const struct parasite_task_state *st,
 	return 0;
 }
 
+/*
+ * Membarrier registrations, as MEMBARRIER_CMD_GET_REGISTRATIONS (6.3+)
+ * gives them inside the task: the REGISTER_* commands the restore issues
+ * again.  A kernel without that command cannot tell them, nor would the
+ * dump see one lost: refused, by name, when the process may have any.
+ */
+static int dump_membarrier(const struct parasite_task_state *st, pid_t pid, CoreEntry *core)
+{
+	if (st->membarrier == -ENOSYS)
+		return 0; /* no membarrier in the kernel: nothing registered */
+	if (st->membarrier < 0) {
+		pr_err("pid %d: cannot read its membarrier registrations (MEMBARRIER_CMD_GET_"
+		       "REGISTRATIONS: %s; Linux 6.3+)",
+		       pid, strerror(-st->membarrier));
+		return -ENOTSUP;
+	}
+	if ((uint32_t)st->membarrier & ~MEMBARRIER_KEPT) {
+		pr_err("pid %d: membarrier registrations %#x: %#x not supported", pid,
+		       (unsigned)st->membarrier, (unsigned)st->membarrier & ~MEMBARRIER_KEPT);
+		return -ENOTSUP;
+	}
+	core->has_membarrier = st->membarrier != 0;
+	core->membarrier = (uint32_t)st->membarrier;
+	return 0;
+}
+
 int dump_task_parasite(struct arena *a, struct infect_ctl *ctl, const struct frozen_task *task,
 		       CoreEntry *core)
 {
@@ -526,7 +558,8 @@ int dump_task_parasite(struct arena *a, struct infect_ctl *ctl, const struct fro
 	core->dumpable = (uint32_t)st.dumpable;
 	core->has_child_subreaper = 1;
 	core->child_subreaper = st.subreaper != 0;
-	if ((ret = dump_itimers(a, &st, core)) || (ret = dump_mempolicy(a, &st, core)))
+	if ((ret = dump_itimers(a, &st, core)) || (ret = dump_mempolicy(a, &st, core)) ||
+	    (ret = dump_membarrier(&st, task->pid, core)))
 		return ret;
 	return dump_posix_timers(a, ctl, task->pid, core);
 }
@@ -540,6 +573,25 @@ int dump_task_parasite(struct arena *a, struct infect_ctl *ctl, const struct fro
  * (an unset one any process may set once).  Without them the restore is
  * refused, naming the value, rather than the process going on without it.
  */
+/* Each registration again, one REGISTER_* command per bit, in this
+ * process whose mm the restored one keeps. */
+static int restore_membarrier(const CoreEntry *core)
+{
+	uint32_t want = core->has_membarrier ? core->membarrier : 0;
+	if (want & ~(uint32_t)MEMBARRIER_KEPT) {
+		pr_err("pid %d: membarrier registrations %#x: %#x not supported", core->pid, want,
+		       want & ~(uint32_t)MEMBARRIER_KEPT);
+		return -ENOTSUP;
+	}
+	for (uint32_t bit = 1; want && bit; bit <<= 1)
+		if ((want & bit) && syscall(SYS_membarrier, (int)bit, 0, 0) < 0) {
+			int err = errno;
+			pr_err("pid %d: membarrier registration %#x: %s", core->pid, bit, strerror(err));
+			return -err;
+		}
+	return 0;
+}
+
 static int restore_proc_numbers(const CoreEntry *core)
 {
 	long long now;
@@ -574,5 +626,6 @@ int restore_task_misc(const CoreEntry *core)
 		pr_err("pid %d: child subreaper: %s", core->pid, strerror(errno));
 		return -errno;
 	}
-	return restore_proc_numbers(core);
+	int ret = restore_membarrier(core);
+	return ret ? ret : restore_proc_numbers(core);
 }

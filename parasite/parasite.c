@@ -133,6 +133,9 @@ static void get_task_state(struct parasite_reply *r)
 			PARASITE_MEMPOLICY_WORDS * 64, 0, 0);
 	if (ret < 0)
 		r->u.task.mempolicy_mode = -1;
+	/* The process's membarrier registrations (Linux 6.3+): no file of
+	 * /proc shows them. */
+	r->u.task.membarrier = (int32_t)sys_call3(__NR_membarrier, PARASITE_MEMBARRIER_GET_REGS, 0, 0);
 }
 
 static void get_posix_timer(struct parasite_reply *r, uint32_t id)

@@ -19,6 +19,9 @@
  *   stopped-tstp a child in its own process group stopped by SIGTSTP: after
  *                the restore it is still stopped, waitid() says by SIGTSTP
  *                (not SIGSTOP), and it runs on after SIGCONT
+ *   membarrier   membarrier registrations (private and global expedited):
+ *                the same after the restore (GET_REGISTRATIONS), and a
+ *                private expedited barrier works
  *   oom          /proc/self/oom_score_adj (raised: no privilege needed)
  *   loginuid     /proc/self/loginuid, set once while unset (needs no
  *                privilege); skipped where it is already set
@@ -330,6 +333,40 @@ static void stopped_check(void)
 	waitpid(child, NULL, 0);
 }
 
+/* ----------------------------- membarrier ----------------------------- */
+
+#define MB_GET_REGISTRATIONS (1 << 9)
+#define MB_REGISTER_GLOBAL_EXPEDITED (1 << 2)
+#define MB_PRIVATE_EXPEDITED (1 << 3)
+#define MB_REGISTER_PRIVATE_EXPEDITED (1 << 4)
+
+static long membarrier(int cmd)
+{
+	return syscall(SYS_membarrier, cmd, 0, 0);
+}
+
+static void membarrier_setup(void)
+{
+	if (membarrier(MB_GET_REGISTRATIONS) < 0) {
+		printf("SKIP: no MEMBARRIER_CMD_GET_REGISTRATIONS\n");
+		exit(77);
+	}
+	CHECK_SYS(!membarrier(MB_REGISTER_PRIVATE_EXPEDITED), "register private expedited");
+	CHECK_SYS(!membarrier(MB_REGISTER_GLOBAL_EXPEDITED), "register global expedited");
+	long r = membarrier(MB_GET_REGISTRATIONS);
+	CHECK(r == (MB_REGISTER_PRIVATE_EXPEDITED | MB_REGISTER_GLOBAL_EXPEDITED),
+	      "registrations %#lx", r);
+}
+
+static void membarrier_check(void)
+{
+	long r = membarrier(MB_GET_REGISTRATIONS);
+	CHECK(r == (MB_REGISTER_PRIVATE_EXPEDITED | MB_REGISTER_GLOBAL_EXPEDITED),
+	      "registrations %#lx after the restore, not %#x", r,
+	      MB_REGISTER_PRIVATE_EXPEDITED | MB_REGISTER_GLOBAL_EXPEDITED);
+	CHECK_SYS(!membarrier(MB_PRIVATE_EXPEDITED), "private expedited barrier");
+}
+
 /* ---------------------------- oom, loginuid --------------------------- */
 
 static long read_proc_long(const char *path)
@@ -399,6 +436,7 @@ static const struct {
 	{ "ghost-holes", ghost_holes_setup, ghost_holes_check },
 	{ "ghost-times", ghost_times_setup, ghost_times_check },
 	{ "stopped-tstp", stopped_setup, stopped_check },
+	{ "membarrier", membarrier_setup, membarrier_check },
 	{ "oom", oom_setup, oom_check },
 	{ "loginuid", loginuid_setup, loginuid_check },
 };

@@ -1,9 +1,10 @@
 # State a restore must bring back exactly (issue 15): fd owners and
 # signals (files.c), memfd and ghost file attributes, holes and exec
-# (memfd.c, restore-mem.c), oom_score_adj and loginuid (taskstate.c).
+# (memfd.c, restore-mem.c), the stop signal (freeze.c, restore-finish.c),
+# membarrier registrations, oom_score_adj and loginuid (taskstate.c).
 cr_program(fidelity)
 set(FID_CASES fown fown-outside memfd-mode memfd-exec memfd-exec-map ghost-holes ghost-times stopped-tstp
-	oom loginuid)
+	membarrier oom loginuid)
 foreach(k ${FID_CASES})
 	string(REPLACE "-" "_" n ${k})
 	if(NOT k STREQUAL fown-outside)
