@@ -75,6 +75,7 @@ enum parasite_cmd {
 
 #define PARASITE_MEMPOLICY_WORDS 16 /* node mask: 1024 nodes */
 #define PARASITE_MEMBARRIER_GET_REGS (1 << 9) /* MEMBARRIER_CMD_GET_REGISTRATIONS */
+#define PARASITE_MEMBARRIER_PROBED (1 << 30)  /* before 6.3: private ones probed */
 
 struct parasite_req {
 	uint32_t cmd;

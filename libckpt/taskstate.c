@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "ckpt/ckpt.h"
+#include "parasite-abi.h"
 #include "priv.h"
 #include "log.h"
 #include "proc.h"
@@ -520,26 +521,30 @@ static int dump_mempolicy(struct arena *a, const struct parasite_task_state *st,
 /*
  * Membarrier registrations, as MEMBARRIER_CMD_GET_REGISTRATIONS (6.3+)
  * gives them inside the task: the REGISTER_* commands the restore issues
- * again.  A kernel without that command cannot tell them, nor would the
- * dump see one lost: refused, by name, when the process may have any.
+ * again.  Before 6.3 the parasite probes the private ones (their barrier
+ * fails with EPERM when not registered); a global expedited registration
+ * cannot be seen there at all — a known gap of those kernels alone.
  */
 static int dump_membarrier(const struct parasite_task_state *st, pid_t pid, CoreEntry *core)
 {
 	if (st->membarrier == -ENOSYS)
 		return 0; /* no membarrier in the kernel: nothing registered */
+	if (st->membarrier >= 0 && (st->membarrier & PARASITE_MEMBARRIER_PROBED))
+		pr_debug("pid %d: membarrier registrations probed (kernel before 6.3)", pid);
+	int32_t regs = st->membarrier & ~PARASITE_MEMBARRIER_PROBED;
 	if (st->membarrier < 0) {
 		pr_err("pid %d: cannot read its membarrier registrations (MEMBARRIER_CMD_GET_"
 		       "REGISTRATIONS: %s; Linux 6.3+)",
 		       pid, strerror(-st->membarrier));
 		return -ENOTSUP;
 	}
-	if ((uint32_t)st->membarrier & ~MEMBARRIER_KEPT) {
+	if ((uint32_t)regs & ~MEMBARRIER_KEPT) {
 		pr_err("pid %d: membarrier registrations %#x: %#x not supported", pid,
-		       (unsigned)st->membarrier, (unsigned)st->membarrier & ~MEMBARRIER_KEPT);
+		       (unsigned)regs, (unsigned)regs & ~MEMBARRIER_KEPT);
 		return -ENOTSUP;
 	}
-	core->has_membarrier = st->membarrier != 0;
-	core->membarrier = (uint32_t)st->membarrier;
+	core->has_membarrier = regs != 0;
+	core->membarrier = (uint32_t)regs;
 	return 0;
 }
 
