@@ -115,20 +115,35 @@ static int read_contents(const struct fd_dump *f, ContentsEntry *ce, uint64_t li
 		pr_err("pid %d: fd %d: %s: cannot read it: %s", f->pid, f->fd, f->link, strerror(-fd));
 		return fd;
 	}
-	/* A write-only description cannot be read: open the file again. */
+	/* A description of our own: SEEK_DATA/SEEK_HOLE move the offset of
+	 * the one they are given, and the task's must stay (it runs on after
+	 * a dump with -R, or during a check).  Where the file cannot be
+	 * opened again, its own, read-only, offset put back after. */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	int acc = fcntl(fd, F_GETFL) & O_ACCMODE;
-	if (acc == O_WRONLY) {
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		int rfd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NOATIME where we may (the owner, CAP_FOWNER): reading it would
+	 * change the atime of the file that runs on */
+	int rfd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
+	if (rfd < 0 && errno == EPERM)
+		rfd = open(path, O_RDONLY | O_CLOEXEC);
+	off_t was = -1;
+	if (rfd >= 0) {
 		close(fd);
-		if ((fd = rfd) < 0) {
-			pr_err("pid %d: fd %d: %s: cannot read it: %s", f->pid, f->fd, f->link,
-			       strerror(errno));
-			return -errno;
-		}
+		fd = rfd;
+	} else if (acc == O_WRONLY) { /* a write-only description cannot be read */
+		ret = -errno;
+		pr_err("pid %d: fd %d: %s: cannot read it: %s", f->pid, f->fd, f->link,
+		       strerror(-ret));
+		close(fd);
+		return ret;
+	} else {
+		was = lseek(fd, 0, SEEK_CUR);
 	}
-	if ((ret = find_extents(&f->fdump->a, fd, ce, total))) {
+	ret = find_extents(&f->fdump->a, fd, ce, total);
+	if (was >= 0 && lseek(fd, was, SEEK_SET) < 0 && !ret)
+		ret = -errno;
+	if (ret) {
 		pr_err("pid %d: fd %d: %s: cannot find its data: %s", f->pid, f->fd, f->link,
 		       strerror(-ret));
 		close(fd);

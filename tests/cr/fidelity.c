@@ -14,7 +14,9 @@
  *   memfd-exec-map  the same while the memfd is mapped shared and writable
  *                and a read-only description of it is mapped private
  *   ghost-holes  an unlinked file with holes: the same data and holes
- *                (SEEK_DATA/SEEK_HOLE) and no more blocks than before
+ *                (SEEK_DATA/SEEK_HOLE), no more blocks than before, and
+ *                its offset, which the dump's look for holes must not
+ *                move (with -R the program runs on with it)
  *   ghost-times  an unlinked file's mtime and atime
  *   stopped-tstp a child in its own process group stopped by SIGTSTP: after
  *                the restore it is still stopped, waitid() says by SIGTSTP
@@ -252,6 +254,7 @@ static void ghost_holes_setup(void)
 		printf("SKIP: %s does not report holes\n", test_dir());
 		exit(77);
 	}
+	CHECK_SYS(lseek(FD, 12345, SEEK_SET) == 12345, "lseek");
 }
 
 static void ghost_holes_check(void)
@@ -262,6 +265,8 @@ static void ghost_holes_check(void)
 	CHECK(st.st_size == HOLE_FILE, "size %lld", (long long)st.st_size);
 	CHECK(st.st_blocks <= blocks_before, "%lld blocks, %lld before: holes filled",
 	      (long long)st.st_blocks, (long long)blocks_before);
+	off_t pos = lseek(FD, 0, SEEK_CUR);
+	CHECK(pos == 12345, "offset %lld, not 12345", (long long)pos);
 	off_t at = 0;
 	for (size_t i = 0; i < NR_EXTENTS; i++) {
 		off_t data = lseek(FD, at, SEEK_DATA);

@@ -23,3 +23,6 @@ set_tests_properties(cr_fid_stopped_tstp PROPERTIES ENVIRONMENT CR_STATES_OK=T)
 cr_case(cr_fid_stopped_tstp_pidns fidelity 60 --restore-opt --pidns --restore-opt always
 	-- stopped-tstp)
 set_tests_properties(cr_fid_stopped_tstp_pidns PROPERTIES ENVIRONMENT CR_STATES_OK=T)
+# Dumps with -R first: looking for holes leaves the running program's
+# offset alone.
+cr_case(cr_fid_ghost_holes_leave_running fidelity 90 --leave-running-twice -- ghost-holes)
