@@ -74,6 +74,8 @@ enum parasite_cmd {
 };
 
 #define PARASITE_MEMPOLICY_WORDS 16 /* node mask: 1024 nodes */
+#define PARASITE_MEMBARRIER_GET_REGS (1 << 9) /* MEMBARRIER_CMD_GET_REGISTRATIONS */
+#define PARASITE_MEMBARRIER_PROBED (1 << 30)  /* before 6.3: private ones probed */
 
 struct parasite_req {
 	uint32_t cmd;
@@ -112,6 +114,8 @@ struct parasite_reply {
 			int32_t securebits, dumpable, subreaper;
 			int32_t mempolicy_mode; /* -1: get_mempolicy failed */
 			uint64_t mempolicy_nodes[PARASITE_MEMPOLICY_WORDS];
+			/* membarrier(MEMBARRIER_CMD_GET_REGISTRATIONS), or -errno */
+			int32_t membarrier;
 		} task;
 		struct {
 			int64_t its[4]; /* interval sec/nsec, value sec/nsec */

@@ -237,7 +237,7 @@ struct rst_args {
 	uint32_t nr_timers;
 	struct rst_itimer itimers[3]; /* REAL, VIRTUAL, PROF */
 	struct rst_posix_timer timers[RST_MAX_TIMERS];
-	uint32_t stopped;      /* the host leaves it in a group stop (SIGSTOP) */
+	uint32_t stopped;      /* the host leaves it in a group stop by this signal (0: none) */
 	uint32_t nr_seccomp;   /* filters, oldest first: installed by the host */
 	struct rst_seccomp seccomp[RST_MAX_SECCOMP];
 	uint64_t seccomp_insns[RST_SECCOMP_INSNS]; /* struct sock_filter, all filters */

@@ -337,6 +337,8 @@ int dump_core(struct img_set *set, const struct frozen_task *task, uint64_t *brk
 	core.comm = (char *)task->comm;
 	core.has_stopped = task->stopped;
 	core.stopped = task->stopped;
+	core.has_stop_signal = task->stopped && task->stop_signal;
+	core.stop_signal = (uint32_t)task->stop_signal;
 	core.creds = &creds;
 	if ((ret = dump_creds(&a, task->pid, &creds)) || (ret = dump_rlimits(task->pid, &core, &lim)) ||
 	    (ret = dump_fs(&a, task->pid, &core)) || (ret = dump_task_proc(&a, task, &core)))

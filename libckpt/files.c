@@ -108,6 +108,63 @@ static int dump_desc(struct files_dump *c, struct fd_dump *f, FileEntry *e)
 	return -ENOTSUP;
 }
 
+/* Is `pid` a process of the tree (a process group of it: `group`)? */
+static int tree_has(const struct frozen_tree *tree, pid_t pid, int group)
+{
+	for (int i = 0; i < tree->nr_tasks; i++)
+		if (group ? getpgid(tree->tasks[i].pid) == pid : tree->tasks[i].pid == pid)
+			return 1;
+	return 0;
+}
+
+/*
+ * The description's owner and signal (F_GETOWN_EX, F_GETSIG: the kernel
+ * keeps them per open file, so a duplicate reads them).  The owner must be
+ * a process or a process group of the tree, or a main thread: the restore
+ * sets it once every process exists, before their other threads do.
+ */
+static int dump_fown(struct files_dump *c, const struct fd_dump *f, FileEntry *e)
+{
+	struct f_owner_ex own = { 0, 0 };
+	if (e->flags & O_PATH) /* no owner: fcntl refuses both with EBADF */
+		return 0;
+	int fd = files_getfd(f->pid, f->fd);
+	if (fd < 0) {
+		pr_err("pid %d: fd %d: %s: cannot read its owner: %s", f->pid, f->fd, f->link,
+		       strerror(-fd));
+		return fd;
+	}
+	int sig = fcntl(fd, F_GETSIG);
+	int ret = sig < 0 || fcntl(fd, F_GETOWN_EX, &own) ? -errno : 0;
+	close(fd);
+	if (ret) {
+		pr_err("pid %d: fd %d: %s: cannot read its owner: %s", f->pid, f->fd, f->link,
+		       strerror(-ret));
+		return ret;
+	}
+	if (sig) {
+		e->has_fown_sig = 1;
+		e->fown_sig = (uint32_t)sig;
+	}
+	if (!own.pid)
+		return 0;
+	int group = own.type == F_OWNER_PGRP;
+	if ((own.type != F_OWNER_PID && own.type != F_OWNER_TID && !group) ||
+	    !tree_has(c->tree, own.pid, group)) {
+		pr_err("pid %d: fd %d: %s: its owner (F_SETOWN) is %s %d, %s", f->pid, f->fd,
+		       f->link, group ? "process group" : own.type == F_OWNER_TID ? "thread" : "pid",
+		       own.pid,
+		       own.type == F_OWNER_TID && own.pid > 0 ?
+			       "not a main thread of the tree: not supported" :
+			       "outside the tree");
+		return -ENOTSUP;
+	}
+	e->has_fown_type = e->has_fown_pid = 1;
+	e->fown_type = (uint32_t)own.type;
+	e->fown_pid = (uint32_t)own.pid;
+	return 0;
+}
+
 /* Record fd `fd` of `pid`; *out gets the fd_entry. */
 static int dump_one_fd(struct files_dump *c, pid_t pid, int fd, FdEntry *out)
 {
@@ -146,7 +203,7 @@ static int dump_one_fd(struct files_dump *c, pid_t pid, int fd, FdEntry *out)
 	e->pos = fi.pos;
 	e->mode = st.st_mode;
 	struct fd_dump f = { .fdump = c, .pid = pid, .fd = fd, .link = link, .st = &st, .fdinfo = info };
-	if ((ret = dump_desc(c, &f, e)))
+	if ((ret = dump_desc(c, &f, e)) || (ret = dump_fown(c, &f, e)))
 		return ret;
 	out->file_id = e->id;
 	return add_desc(c, pid, fd, &st, e);
@@ -378,8 +435,11 @@ int files_read(struct img_set *set, const InventoryEntry *inv, const struct ckpt
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < rf->nr_files; i++)
-		if (rf->files[i]->id != i || kind_of(rf->files[i]) == NR_KINDS) {
-			pr_err("%s/files.img: entry %zu: bad id %u or type %d", img_set_dir(set), i,
+		if (rf->files[i]->id != i || kind_of(rf->files[i]) == NR_KINDS ||
+		    (rf->files[i]->has_fown_type && rf->files[i]->fown_type > F_OWNER_PGRP) ||
+		    (rf->files[i]->has_fown_pid && rf->files[i]->fown_pid > INT_MAX) ||
+		    (rf->files[i]->has_fown_sig && rf->files[i]->fown_sig > 64)) {
+			pr_err("%s/files.img: entry %zu: bad id %u, type %d or owner", img_set_dir(set), i,
 			       rf->files[i]->id, rf->files[i]->type);
 			return -EINVAL;
 		}
@@ -414,6 +474,18 @@ int files_read(struct img_set *set, const InventoryEntry *inv, const struct ckpt
 }
 
 
+/* F_SETSIG, per description, in the driver (O_ASYNC and the owner are
+ * set by the restoring process: files_install). */
+static int set_sig(const FileEntry *e, int fd)
+{
+	if (e->has_fown_sig && fcntl(fd, F_SETSIG, (int)e->fown_sig)) {
+		int err = errno;
+		pr_err("file %u: cannot set F_SETSIG %u: %s", e->id, e->fown_sig, strerror(err));
+		return -err;
+	}
+	return 0;
+}
+
 static int open_one(struct restore_files *rf, size_t i, int base)
 {
 	const FileEntry *e = rf->files[i];
@@ -427,8 +499,13 @@ static int open_one(struct restore_files *rf, size_t i, int base)
 	}
 	if (fd < 0)
 		return fd;
+	int ret = in >= 0 ? 0 : set_sig(e, fd);
+	if (ret) {
+		close(fd);
+		return ret;
+	}
 	rf->pool[i] = fcntl(fd, F_DUPFD_CLOEXEC, base);
-	int ret = rf->pool[i] < 0 ? -errno : 0;
+	ret = rf->pool[i] < 0 ? -errno : 0;
 	close(fd);
 	return ret;
 }
@@ -482,6 +559,46 @@ static void close_others(const int *own, size_t nr_own, const int *keep, size_t 
 	free(fds);
 }
 
+/* The first fd of task `tf` with the description of its fd i? */
+static int first_fd_of(const struct task_fds *tf, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (tf->fds[j]->file_id == tf->fds[i]->file_id)
+			return 0;
+	return 1;
+}
+
+/*
+ * In the restoring process, its fds in place: the owner (a pid of the
+ * restored tree's namespace), and O_ASYNC, which works only once F_SETFL
+ * turned it on (open() keeps the flag but registers nothing).  The kernel
+ * keeps one fd number per description for the signal's si_fd, the one
+ * F_SETFL last came through: here the first fd of the description in the
+ * last process that installs it.
+ */
+static int set_owner(const struct restore_files *rf, const struct task_fds *tf, size_t i)
+{
+	const FileEntry *e = rf->files[tf->fds[i]->file_id];
+	int fd = (int)tf->fds[i]->fd;
+	if (files_inherited(rf, e) || !first_fd_of(tf, i))
+		return 0;
+	struct f_owner_ex own = { (int)e->fown_type, (pid_t)e->fown_pid };
+	if (e->has_fown_pid && fcntl(fd, F_SETOWN_EX, &own)) {
+		pr_err("pid %d: fd %d: cannot give it owner %d (type %u): %s", tf->pid, fd, own.pid,
+		       e->fown_type, strerror(errno));
+		return -errno;
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && (e->flags & O_ASYNC) &&
+	    (fcntl(fd, F_SETFL, fl & ~O_ASYNC) || fcntl(fd, F_SETFL, fl | O_ASYNC)))
+		fl = -1;
+	if (fl < 0) {
+		pr_err("pid %d: fd %d: cannot set O_ASYNC: %s", tf->pid, fd, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
 int files_install(struct restore_files *rf, size_t idx, const int *keep, size_t nr_keep)
 {
 	struct task_fds *tf = &rf->tasks[idx];
@@ -501,6 +618,11 @@ int files_install(struct restore_files *rf, size_t idx, const int *keep, size_t 
 	}
 	close_others(own, tf->nr, keep, nr_keep);
 	free(own);
+	for (size_t i = 0; i < tf->nr; i++) {
+		int ret = set_owner(rf, tf, i);
+		if (ret)
+			return ret;
+	}
 	for (size_t k = 0; k < NR_KINDS; k++) {
 		int ret = file_kinds[k]->post_install ?
 				  file_kinds[k]->post_install(rf, rf->priv[k], idx) : 0;

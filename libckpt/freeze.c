@@ -228,8 +228,10 @@ static bool has_thread(const struct frozen_task *t, pid_t tid)
 }
 
 /* Wait for the event stop that follows PTRACE_INTERRUPT.  Returns 0, or
- * -ESRCH when the thread exited meanwhile. */
-static int wait_event_stop(pid_t tid)
+ * -ESRCH when the thread exited meanwhile.  *sig: its WSTOPSIG, which for
+ * a thread seized in a group stop is the signal that stopped it (SIGTRAP
+ * for a plain interrupt). */
+static int wait_event_stop(pid_t tid, int *sig)
 {
 	for (;;) {
 		int status;
@@ -242,11 +244,12 @@ static int wait_event_stop(pid_t tid)
 			return -ESRCH;
 		if (!WIFSTOPPED(status))
 			continue;
-		if ((status >> 16) == PTRACE_EVENT_STOP)
+		if ((status >> 16) == PTRACE_EVENT_STOP) {
+			*sig = WSTOPSIG(status);
 			return 0;
+		}
 		/* A signal-delivery-stop: deliver it as it would have been. */
-		int sig = WSTOPSIG(status);
-		if (ptrace(PTRACE_CONT, tid, 0, (void *)(long)sig) < 0)
+		if (ptrace(PTRACE_CONT, tid, 0, (void *)(long)WSTOPSIG(status)) < 0)
 			return -errno;
 	}
 }
@@ -282,10 +285,13 @@ static int seize_thread(struct frozen_task *t, pid_t tid)
 	th = &t->threads[t->nr_threads++];
 	memset(th, 0, sizeof(*th));
 	th->tid = tid;
-	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 || wait_event_stop(tid) < 0) {
+	int sig = 0;
+	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 || wait_event_stop(tid, &sig) < 0) {
 		t->nr_threads--; /* it was exiting: it is not there to freeze */
 		return 0;
 	}
+	if (tid == t->pid && (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU))
+		t->stop_signal = sig;
 	return 1;
 }
 

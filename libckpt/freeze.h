@@ -27,6 +27,7 @@ struct frozen_task {
 	pid_t pid, ppid, pgid, sid; /* ppid: the parent's pid, 0 for the root */
 	char comm[32];
 	bool stopped;               /* in a group stop when frozen */
+	int stop_signal;            /* the signal of that stop (SIGSTOP, SIGTSTP...), 0: unknown */
 	bool zombie;                /* dead, not reaped yet: no threads */
 	int exit_status;            /* zombie: its wait status */
 	int nr_threads;

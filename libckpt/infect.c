@@ -916,6 +916,7 @@ int infect_get_task_state(struct infect_ctl *ctl, struct parasite_task_state *st
 	st->dumpable = r.u.task.dumpable;
 	st->subreaper = r.u.task.subreaper;
 	st->mempolicy_mode = r.u.task.mempolicy_mode;
+	st->membarrier = r.u.task.membarrier;
 	memcpy(st->mempolicy_nodes, r.u.task.mempolicy_nodes, sizeof(st->mempolicy_nodes));
 	return 0;
 }

@@ -40,6 +40,7 @@ struct parasite_task_state {
 	int32_t securebits, dumpable, subreaper;
 	int32_t mempolicy_mode; /* -1: unknown (no NUMA) */
 	uint64_t mempolicy_nodes[16];
+	int32_t membarrier; /* registrations (MEMBARRIER_CMD_REGISTER_* bits), or -errno */
 };
 
 /* One POSIX timer: timer_gettime (interval sec/nsec, value sec/nsec) and

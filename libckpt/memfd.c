@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ckpt/ckpt.h"
@@ -46,39 +48,116 @@ static const FileEntry *earlier(const struct fd_dump *f, FileType type)
 	return NULL;
 }
 
-/* Read the whole file through a duplicate of the task's fd. */
-static int read_contents(const struct fd_dump *f, ContentsEntry *ce)
+/* The data extents of `fd` below `size`, (offset, length) pairs in
+ * ce->extents, and their bytes in *total: holes (SEEK_HOLE) stay holes.
+ * A file system that knows no holes reports one extent, the whole file. */
+static int find_extents(struct arena *a, int fd, ContentsEntry *ce, uint64_t *total)
+{
+	uint64_t *v = NULL, *nv;
+	size_t nr = 0, cap = 0;
+	off_t at = 0, size = (off_t)ce->size;
+	*total = 0;
+	while (at < size) {
+		off_t data = lseek(fd, at, SEEK_DATA), hole;
+		if (data < 0 && errno == ENXIO)
+			break;
+		if (data < 0 || (hole = lseek(fd, data, SEEK_HOLE)) < 0) {
+			free(v);
+			return -errno;
+		}
+		if (data >= size)
+			break;
+		if (hole > size)
+			hole = size;
+		if (nr + 2 > cap) {
+			cap = cap ? cap * 2 : 16;
+			if (!(nv = realloc(v, cap * sizeof(*v)))) {
+				free(v);
+				return -ENOMEM;
+			}
+			v = nv;
+		}
+		v[nr++] = (uint64_t)data;
+		v[nr++] = (uint64_t)(hole - data);
+		*total += (uint64_t)(hole - data);
+		at = hole;
+	}
+	ce->extents = arena_alloc(a, (nr ? nr : 1) * sizeof(*v));
+	if (ce->extents && nr)
+		memcpy(ce->extents, v, nr * sizeof(*v));
+	ce->n_extents = nr;
+	free(v);
+	return ce->extents ? 0 : -ENOMEM;
+}
+
+static int read_all(int fd, uint8_t *buf, size_t len, off_t at)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pread(fd, buf + done, len - done, at + (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* Read the file's data (its extents, not its holes) through a duplicate
+ * of the task's fd; over `limit` bytes of data it is refused by the
+ * caller, with *total set. */
+static int read_contents(const struct fd_dump *f, ContentsEntry *ce, uint64_t limit,
+			 uint64_t *total)
 {
 	int fd = files_getfd(f->pid, f->fd), ret = 0;
 	if (fd < 0) {
 		pr_err("pid %d: fd %d: %s: cannot read it: %s", f->pid, f->fd, f->link, strerror(-fd));
 		return fd;
 	}
-	/* A write-only description cannot be read: open the file again. */
+	/* A description of our own: SEEK_DATA/SEEK_HOLE move the offset of
+	 * the one they are given, and the task's must stay (it runs on after
+	 * a dump with -R, or during a check).  Where the file cannot be
+	 * opened again, its own, read-only, offset put back after. */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	int acc = fcntl(fd, F_GETFL) & O_ACCMODE;
-	if (acc == O_WRONLY) {
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		int rfd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NOATIME where we may (the owner, CAP_FOWNER): reading it would
+	 * change the atime of the file that runs on */
+	int rfd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
+	if (rfd < 0 && errno == EPERM)
+		rfd = open(path, O_RDONLY | O_CLOEXEC);
+	off_t was = -1;
+	if (rfd >= 0) {
 		close(fd);
-		if ((fd = rfd) < 0) {
-			pr_err("pid %d: fd %d: %s: cannot read it: %s", f->pid, f->fd, f->link,
-			       strerror(errno));
-			return -errno;
-		}
+		fd = rfd;
+	} else if (acc == O_WRONLY) { /* a write-only description cannot be read */
+		ret = -errno;
+		pr_err("pid %d: fd %d: %s: cannot read it: %s", f->pid, f->fd, f->link,
+		       strerror(-ret));
+		close(fd);
+		return ret;
+	} else {
+		was = lseek(fd, 0, SEEK_CUR);
 	}
-	size_t len = ce->size;
-	uint8_t *buf = arena_alloc(&f->fdump->a, len ? len : 1);
+	ret = find_extents(&f->fdump->a, fd, ce, total);
+	if (was >= 0 && lseek(fd, was, SEEK_SET) < 0 && !ret)
+		ret = -errno;
+	if (ret) {
+		pr_err("pid %d: fd %d: %s: cannot find its data: %s", f->pid, f->fd, f->link,
+		       strerror(-ret));
+		close(fd);
+		return ret;
+	}
+	if (*total > limit) {
+		close(fd);
+		return -EFBIG;
+	}
+	uint8_t *buf = arena_alloc(&f->fdump->a, *total ? *total : 1);
 	size_t done = 0;
-	while (buf && done < len) {
-		ssize_t n = pread(fd, buf + done, len - done, (off_t)done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			ret = n < 0 ? -errno : -EIO;
-			break;
-		}
-		done += (size_t)n;
+	for (size_t i = 0; buf && !ret && i < ce->n_extents; i += 2) {
+		ret = read_all(fd, buf + done, ce->extents[i + 1], (off_t)ce->extents[i]);
+		done += ce->extents[i + 1];
 	}
 	close(fd);
 	if (!buf)
@@ -89,7 +168,7 @@ static int read_contents(const struct fd_dump *f, ContentsEntry *ce)
 	}
 	ce->has_data = 1;
 	ce->data.data = buf;
-	ce->data.len = len;
+	ce->data.len = *total;
 	return 0;
 }
 
@@ -103,6 +182,9 @@ static ContentsEntry *new_contents(const struct fd_dump *f)
 	ce->has_dev = 1;
 	ce->dev = f->st->st_dev;
 	ce->size = (uint64_t)f->st->st_size;
+	ce->has_atime_ns = ce->has_mtime_ns = 1;
+	ce->atime_ns = (int64_t)f->st->st_atim.tv_sec * 1000000000LL + f->st->st_atim.tv_nsec;
+	ce->mtime_ns = (int64_t)f->st->st_mtim.tv_sec * 1000000000LL + f->st->st_mtim.tv_nsec;
 	return ce;
 }
 
@@ -146,12 +228,14 @@ static int memfd_dump(struct fd_dump *f, FileEntry *e)
 	e->contents = ce;
 	if (earlier(f, FILE_TYPE__FILE_MEMFD))
 		return 0;
-	if (ce->size > CONTENTS_MAX) {
-		pr_err("pid %d: fd %d: %s: memfd of %llu bytes is over the %u bytes supported",
-		       f->pid, f->fd, f->link, (unsigned long long)ce->size, CONTENTS_MAX);
+	uint64_t total;
+	if ((ret = read_contents(f, ce, CONTENTS_MAX, &total)) == -EFBIG) {
+		pr_err("pid %d: fd %d: %s: memfd with %llu bytes of data is over the %u bytes "
+		       "supported",
+		       f->pid, f->fd, f->link, (unsigned long long)total, CONTENTS_MAX);
 		return -ENOTSUP;
 	}
-	return read_contents(f, ce);
+	return ret;
 }
 
 /* ------------------------------ ghost -------------------------------- */
@@ -181,14 +265,18 @@ static int ghost_dump(struct fd_dump *f, FileEntry *e)
 	memcpy(e->path, f->link, n);
 	if (earlier(f, FILE_TYPE__FILE_GHOST))
 		return 0;
-	if (ce->size > limit || ce->size > CONTENTS_MAX) {
-		pr_err("pid %d: fd %d: %s: unlinked file of %llu bytes is over the ghost limit of "
-		       "%llu bytes",
-		       f->pid, f->fd, f->link, (unsigned long long)ce->size,
-		       (unsigned long long)(limit < CONTENTS_MAX ? limit : CONTENTS_MAX));
+	/* The limit counts data, not holes. */
+	uint64_t total;
+	if (limit > CONTENTS_MAX)
+		limit = CONTENTS_MAX;
+	int ret = read_contents(f, ce, limit, &total);
+	if (ret == -EFBIG) {
+		pr_err("pid %d: fd %d: %s: unlinked file with %llu bytes of data is over the ghost "
+		       "limit of %llu bytes",
+		       f->pid, f->fd, f->link, (unsigned long long)total, (unsigned long long)limit);
 		return -ENOTSUP;
 	}
-	return read_contents(f, ce);
+	return ret;
 }
 
 /* ------------------------------ restore ------------------------------ */
@@ -196,6 +284,7 @@ static int ghost_dump(struct fd_dump *f, FileEntry *e)
 struct keeper {
 	uint64_t dev, ino;
 	int fd;
+	int given; /* a memfd's keeper is a description of the tree (below) */
 };
 
 struct keepers {
@@ -220,12 +309,12 @@ static void keepers_free(void *priv)
 	free(k);
 }
 
-static int find_keeper(const struct keepers *k, const ContentsEntry *ce)
+static struct keeper *find_keeper(struct keepers *k, const ContentsEntry *ce)
 {
 	for (size_t i = 0; i < k->nr; i++)
 		if (k->v[i].ino == ce->ino && k->v[i].dev == ce->dev)
-			return k->v[i].fd;
-	return -1;
+			return &k->v[i];
+	return NULL;
 }
 
 static int add_keeper(struct keepers *k, const ContentsEntry *ce, int fd)
@@ -240,28 +329,72 @@ static int add_keeper(struct keepers *k, const ContentsEntry *ce, int fd)
 		k->v = v;
 		k->cap = cap;
 	}
-	k->v[k->nr++] = (struct keeper){ ce->dev, ce->ino, fd };
+	k->v[k->nr++] = (struct keeper){ ce->dev, ce->ino, fd, 0 };
 	return 0;
 }
 
-static int fill(int fd, const ContentsEntry *ce)
+static int write_all(int fd, const uint8_t *buf, size_t len, off_t at)
 {
 	size_t done = 0;
-	while (done < ce->data.len) {
-		ssize_t n = pwrite(fd, ce->data.data + done, ce->data.len - done, (off_t)done);
+	while (done < len) {
+		ssize_t n = pwrite(fd, buf + done, len - done, at + (off_t)done);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			return n < 0 ? -errno : -EIO;
 		done += (size_t)n;
 	}
-	return ftruncate(fd, (off_t)ce->size) < 0 ? -errno : 0;
+	return 0;
+}
+
+/* The data at its extents (holes are not written: they stay holes), then
+ * the size. */
+static int fill(int fd, const ContentsEntry *ce)
+{
+	int ret = 0;
+	if (!ce->n_extents)
+		ret = write_all(fd, ce->data.data, ce->data.len, 0);
+	for (size_t i = 0, done = 0; !ret && i < ce->n_extents; i += 2) {
+		ret = write_all(fd, ce->data.data + done, ce->extents[i + 1], (off_t)ce->extents[i]);
+		done += ce->extents[i + 1];
+	}
+	return ret ? ret : ftruncate(fd, (off_t)ce->size) < 0 ? -errno : 0;
+}
+
+/* Last, once data, owner and mode are in place: the dumped times. */
+static int set_times(int fd, const ContentsEntry *ce)
+{
+	if (!ce->has_atime_ns || !ce->has_mtime_ns)
+		return 0;
+	struct timespec ts[2] = {
+		{ (time_t)(ce->atime_ns / 1000000000), (long)(ce->atime_ns % 1000000000) },
+		{ (time_t)(ce->mtime_ns / 1000000000), (long)(ce->mtime_ns % 1000000000) },
+	};
+	return futimens(fd, ts) < 0 ? -errno : 0;
+}
+
+/* Extents: pairs, in order, inside the file, as many bytes as the data. */
+static int valid_extents(const ContentsEntry *ce)
+{
+	uint64_t end = 0, sum = 0;
+	if (ce->n_extents % 2 || (ce->n_extents && !ce->has_data))
+		return 0;
+	for (size_t i = 0; i < ce->n_extents; i += 2) {
+		uint64_t at = ce->extents[i], len = ce->extents[i + 1];
+		if (at < end || len > ce->size || at > ce->size - len || at > INT64_MAX)
+			return 0;
+		end = at + len;
+		sum += len;
+	}
+	return !ce->n_extents || sum == ce->data.len;
 }
 
 static int check_contents(const FileEntry *e)
 {
 	const ContentsEntry *ce = e->contents;
-	if (!ce || (ce->has_data && ce->data.len > ce->size) || ce->size > CONTENTS_MAX ||
+	if (!ce || (ce->has_data && ce->data.len > ce->size) || ce->size > INT64_MAX ||
+	    (!ce->n_extents && ce->size > CONTENTS_MAX) || !valid_extents(ce) ||
+	    (ce->has_atime_ns && (ce->atime_ns < 0)) || (ce->has_mtime_ns && ce->mtime_ns < 0) ||
 	    (e->type == FILE_TYPE__FILE_GHOST && !e->path)) {
 		pr_err("file %u: bad contents record", e->id);
 		return -EINVAL;
@@ -282,6 +415,10 @@ static int create_memfd(const FileEntry *e)
 		ret = -errno;
 	if (!ret)
 		ret = fill(fd, ce);
+	if (!ret && fchmod(fd, e->mode & 07777) < 0)
+		ret = -errno;
+	if (!ret)
+		ret = set_times(fd, ce);
 	if (!ret && ce->seals && fcntl(fd, F_ADD_SEALS, ce->seals) < 0)
 		ret = -errno;
 	if (ret) {
@@ -322,11 +459,36 @@ static int create_ghost(const FileEntry *e)
 		ret = -errno;
 	if (unlink(path) < 0 && !ret)
 		ret = -errno;
+	if (!ret)
+		ret = set_times(fd, ce);
 	if (ret) {
 		pr_err("file %s: cannot recreate the unlinked file: %s", e->path, strerror(-ret));
 		close(fd);
 		return ret;
 	}
+	return fd;
+}
+
+/*
+ * The description memfd_create() made is the one that does not count as a
+ * writer of the file (the kernel's alloc_file does not take write access;
+ * an open of /proc/self/fd/N does): a memfd held only through it can be
+ * run with execveat(), and one reopened read-write would fail that with
+ * ETXTBSY.  So the first read-write description of a memfd is its keeper
+ * itself, flags set with F_SETFL; the others are opens of it, as before.
+ */
+static int give_keeper(struct keeper *kp, const FileEntry *e)
+{
+	int fd = fcntl(kp->fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int fl = (int)e->flags & (O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME);
+	if (fcntl(fd, F_SETFL, fl) < 0) {
+		int err = errno;
+		close(fd);
+		return -err;
+	}
+	kp->given = 1;
 	return fd;
 }
 
@@ -338,23 +500,30 @@ static int contents_open(struct restore_files *rf, void *priv, const FileEntry *
 	int ret = check_contents(e);
 	if (ret)
 		return ret;
-	int keeper = find_keeper(k, e->contents);
-	if (keeper < 0) {
+	struct keeper *kp = find_keeper(k, e->contents);
+	if (!kp) {
 		if (!e->contents->has_data) {
 			pr_err("file %u: no data for its file in the image", e->id);
 			return -EINVAL;
 		}
-		keeper = e->type == FILE_TYPE__FILE_MEMFD ? create_memfd(e) : create_ghost(e);
+		int keeper = e->type == FILE_TYPE__FILE_MEMFD ? create_memfd(e) : create_ghost(e);
 		if (keeper < 0 || (ret = add_keeper(k, e->contents, keeper)))
 			return keeper < 0 ? keeper : ret;
+		kp = &k->v[k->nr - 1];
 	}
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", keeper);
-	int flags = (int)e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_NOFOLLOW); /* shm_open */
-	int fd = open(path, flags | O_CLOEXEC);
+	int fd;
+	if (e->type == FILE_TYPE__FILE_MEMFD && !kp->given && (e->flags & O_ACCMODE) == O_RDWR) {
+		fd = give_keeper(kp, e);
+	} else {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", kp->fd);
+		int flags = (int)e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_NOFOLLOW);
+		fd = open(path, flags | O_CLOEXEC);
+		fd = fd < 0 ? -errno : fd;
+	}
 	if (fd < 0) {
 		pr_err("file %u: cannot open its %s again: %s", e->id,
-		       e->type == FILE_TYPE__FILE_MEMFD ? "memfd" : e->path, strerror(errno));
-		return -errno;
+		       e->type == FILE_TYPE__FILE_MEMFD ? "memfd" : e->path, strerror(-fd));
+		return fd;
 	}
 	if (e->has_pos && lseek(fd, (off_t)e->pos, SEEK_SET) < 0) {
 		ret = -errno;

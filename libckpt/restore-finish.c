@@ -54,7 +54,7 @@ struct rst_finished {
 	uint32_t nr_seccomp;       /* filters to install in every thread */
 	uint64_t seccomp_prog[RST_MAX_SECCOMP]; /* struct sock_fprog, in the area */
 	uint64_t seccomp_flags[RST_MAX_SECCOMP];
-	int stopped; /* dumped in a group stop: SIGSTOP before the detach */
+	int stopped; /* dumped in a group stop: that signal before the detach */
 	uint64_t area_start, area_len;
 	size_t nr;
 	struct fin_thread *t; /* t[0]: the main thread */
@@ -306,7 +306,13 @@ static int load_args(struct rst_finished *f, uint64_t args_addr, struct rst_thre
 		pr_err("pid %d: bad restorer arguments at 0x%" PRIx64, f->host_pid, args_addr);
 		return -EINVAL;
 	}
-	f->stopped = a.stopped != 0;
+	f->stopped = (int)a.stopped;
+	if (a.stopped && a.stopped != SIGSTOP && a.stopped != SIGTSTP && a.stopped != SIGTTIN &&
+	    a.stopped != SIGTTOU) {
+		pr_err("pid %d: bad restorer arguments at 0x%" PRIx64 ": stop signal %u", f->host_pid,
+		       args_addr, a.stopped);
+		return -EINVAL;
+	}
 	if (a.nr_seccomp > RST_MAX_SECCOMP) {
 		pr_err("pid %d: bad restorer arguments at 0x%" PRIx64, f->host_pid, args_addr);
 		return -EINVAL;
@@ -366,12 +372,62 @@ static void detach_all(struct rst_finished *f)
 	free(f);
 }
 
+/* Field `n` (1: pid, 3: state, ...) of /proc/PID/stat as a number. */
+static long long stat_field(pid_t pid, int n)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	FILE *fp = fopen(path, "re");
+	if (!fp)
+		return -1;
+	char *p = fgets(buf, sizeof(buf), fp) ? strrchr(buf, ')') : NULL;
+	fclose(fp);
+	for (int i = 2; p && i < n; i++)
+		p = strchr(p + 1, ' ');
+	return p ? strtoll(p + 1, NULL, 10) : -1;
+}
+
+/*
+ * Is the process group of `pid` orphaned (no member has a parent in
+ * another group of its session)?  The kernel throws SIGTSTP, SIGTTIN and
+ * SIGTTOU away there instead of stopping.
+ */
+static int pgrp_orphaned(pid_t pid)
+{
+	long long pgid = stat_field(pid, 5), sid = stat_field(pid, 6);
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int orphaned = 1;
+	while (d && orphaned && (de = readdir(d))) {
+		pid_t p = (pid_t)atoi(de->d_name);
+		if (p <= 0 || stat_field(p, 5) != pgid)
+			continue;
+		pid_t pp = (pid_t)stat_field(p, 4);
+		if (pp > 0 && stat_field(pp, 5) != pgid && stat_field(pp, 6) == sid)
+			orphaned = 0;
+	}
+	if (d)
+		closedir(d);
+	return orphaned;
+}
+
 void restore_finish_release(struct rst_finished *f)
 {
 	/* Queued while every thread is in its ptrace stop: a thread leaving
-	 * the stop takes the SIGSTOP before running any of its code. */
-	if (f && f->stopped)
-		kill(f->host_pid, SIGSTOP);
+	 * the stop takes the signal before running any of its code.  The
+	 * signal it stopped with (waitid tells its parent which): SIGTSTP,
+	 * SIGTTIN, SIGTTOU would be thrown away in an orphaned group (where
+	 * it stopped before its group became one): SIGSTOP there, said. */
+	if (f && f->stopped) {
+		int sig = f->stopped;
+		if (sig != SIGSTOP && pgrp_orphaned(f->host_pid)) {
+			fprintf(stderr, "ckpt: pid %d: stopped by %s, its process group is orphaned now: "
+					"stopped by SIGSTOP instead\n",
+				f->host_pid, strsignal(sig));
+			sig = SIGSTOP;
+		}
+		kill(f->host_pid, sig);
+	}
 	if (f)
 		detach_all(f);
 }

@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -489,11 +490,31 @@ static int map_area(struct plan *p)
 
 /* ---- premapping ---- */
 
+/*
+ * A mapping of a file only an fd holds (memfd, ghost: mem.c records
+ * /proc/self/fd/N) maps a duplicate of that fd when its access mode allows
+ * (it is the task's own description, restored already): a second open
+ * would count as one more writer of a memfd, which memfd_create()'s own
+ * description is not, and execveat() of the memfd would fail with ETXTBSY.
+ */
+static int open_fd_path(const char *path, int flags)
+{
+	char *end;
+	const char *prefix = "/proc/self/fd/";
+	if (strncmp(path, prefix, strlen(prefix)))
+		return open(path, flags | O_CLOEXEC);
+	long n = strtol(path + strlen(prefix), &end, 10);
+	int fl = (*end || n < 0 || n > INT_MAX) ? -1 : fcntl((int)n, F_GETFL);
+	if (fl < 0 || ((fl & O_ACCMODE) != O_RDWR && (fl & O_ACCMODE) != (flags & O_ACCMODE)))
+		return open(path, flags | O_CLOEXEC);
+	return fcntl((int)n, F_DUPFD_CLOEXEC, 0);
+}
+
 /* Open a mapped file and check it is the one that was dumped. */
 static int open_vma_file(const struct plan *p, const VmaEntry *e, int flags)
 {
 	struct stat st;
-	int fd = open(e->path, flags | O_CLOEXEC);
+	int fd = open_fd_path(e->path, flags);
 
 	if (fd < 0 || fstat(fd, &st)) {
 		int err = errno;

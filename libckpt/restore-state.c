@@ -16,6 +16,7 @@
  * stderr even without -v: the job runs, but not where it ran.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,7 +330,8 @@ int restore_fill_task_state(const CoreEntry *core, struct rst_args *a, pid_t pid
 			    size_t inherited)
 {
 	int ret;
-	a->stopped = core->has_stopped && core->stopped;
+	a->stopped = core->has_stopped && core->stopped ?
+			     (core->has_stop_signal ? core->stop_signal : SIGSTOP) : 0;
 	if ((ret = fill_itimers(core, a, pid)) || (ret = fill_posix_timers(core, a, pid)) ||
 	    (ret = fill_identity(core, &a->ident, pid, plain)) ||
 	    (ret = fill_mempolicy(core, &a->ident, pid)) || (ret = fill_seccomp(core, a, pid, inherited)))

@@ -1,5 +1,6 @@
 /*
- * sk-opts: one table of the socket options of TCP and UDP sockets, read
+ * sk-opts: one table of the socket options of TCP and UDP sockets (and
+ * the SOL_SOCKET ones of unix sockets, rows marked ALL_SK or UNX), read
  * by the dump and replayed by the restore (see sk-opts.h).
  *
  * Each row: the option, how its value looks (kind), the sockets it applies
@@ -58,6 +59,13 @@
 #ifndef IPV6_RECVERR_RFC4884
 #define IPV6_RECVERR_RFC4884 31
 #endif
+/* asm-generic/socket.h of newer kernels */
+#ifndef SO_PASSPIDFD
+#define SO_PASSPIDFD 76
+#endif
+#ifndef SO_PASSRIGHTS
+#define SO_PASSRIGHTS 83
+#endif
 
 enum opt_kind {
 	K_INT,	   /* int */
@@ -81,6 +89,8 @@ enum opt_kind {
 #define TCP4 (TCP_ | V4 | V6) /* a TCP option, both families */
 #define UDP4 (UDP_ | V4 | V6)
 #define IP6 (TCP_ | UDP_ | V6) /* an IPV6_* option: AF_INET6 sockets */
+#define UNX (1u << 4)	       /* AF_UNIX sockets (sk-unix.c) */
+#define ALL_SK (ANY | UNX)     /* a SOL_SOCKET option every socket has */
 
 #define S_CLOSE (1u << 0)  /* unbound, bound, UDP unconnected */
 #define S_LISTEN (1u << 1) /* TCP listening */
@@ -168,55 +178,61 @@ static const struct opt_desc opts[] = {
 	 * device must exist here: the restore names it if not), SO_MARK
 	 * (routing; needs CAP_NET_ADMIN, set only when not 0). */
 	ROW(SOL_SOCKET, SO_REUSEPORT, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_BINDTODEVICE, K_STRING, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_MARK, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_PRIORITY, K_INT, ANY, S_ALL, NEW), /* after IP_TOS */
-	ROW(SOL_SOCKET, SO_KEEPALIVE, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_BROADCAST, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_DONTROUTE, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_OOBINLINE, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_LINGER, K_LINGER, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_RCVTIMEO_OLD, K_BYTES, ANY, S_ALL, NEW), /* _NEW: the same value */
-	ROW(SOL_SOCKET, SO_SNDTIMEO_OLD, K_BYTES, ANY, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_BINDTODEVICE, K_STRING, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_MARK, K_INT, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_PRIORITY, K_INT, ALL_SK, S_ALL, NEW), /* after IP_TOS */
+	ROW(SOL_SOCKET, SO_KEEPALIVE, K_INT, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_BROADCAST, K_INT, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_DONTROUTE, K_INT, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_OOBINLINE, K_INT, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_LINGER, K_LINGER, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_RCVTIMEO_OLD, K_BYTES, ALL_SK, S_ALL, NEW), /* _NEW: the same value */
+	ROW(SOL_SOCKET, SO_SNDTIMEO_OLD, K_BYTES, ALL_SK, S_ALL, NEW),
 	/* An unlocked buffer is the kernel's to size (autotuning): only a
 	 * size the program set (SOCK_*BUF_LOCK, read with SO_BUF_LOCK, 5.18+)
 	 * is restored.  getsockopt gives the doubled value setsockopt made. */
+	/* (a unix socket's buffers are sk-unix.c's own: set whatever their
+	 * lock, then SO_BUF_LOCK puts the dumped lock back) */
 	ROW(SOL_SOCKET, SO_SNDBUF, K_BUF, ANY, S_ALL, NEW),
 	ROW(SOL_SOCKET, SO_RCVBUF, K_BUF, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_BUF_LOCK, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_RCVLOWAT, K_INT, ANY, S_ALL, NEW), /* after SO_RCVBUF */
-	ROW(SOL_SOCKET, SO_TIMESTAMP_OLD, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_TIMESTAMPNS_OLD, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_TIMESTAMP_NEW, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_TIMESTAMPNS_NEW, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_TIMESTAMPING_OLD, K_TSTAMP, ANY, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_BUF_LOCK, K_INT, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_RCVLOWAT, K_INT, ALL_SK, S_ALL, NEW), /* after SO_RCVBUF */
+	ROW(SOL_SOCKET, SO_TIMESTAMP_OLD, K_INT, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_TIMESTAMPNS_OLD, K_INT, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_TIMESTAMP_NEW, K_INT, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_TIMESTAMPNS_NEW, K_INT, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_TIMESTAMPING_OLD, K_TSTAMP, ALL_SK, S_ALL, NEW),
 	/* SO_PASSCRED/PASSSEC: refused on inet sockets since 6.16 (then the
 	 * dump finds nothing to keep), kept where a kernel allows them */
-	ROW(SOL_SOCKET, SO_PASSCRED, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_PASSSEC, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_RCVMARK, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_RXQ_OVFL, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_WIFI_STATUS, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_NOFCS, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_SELECT_ERR_QUEUE, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_ZEROCOPY, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_INCOMING_CPU, K_INT, ANY, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_PASSCRED, K_INT, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_PASSSEC, K_INT, ALL_SK, S_ALL, NEW),
+	/* unix only: a pidfd of the sender (6.5+), whether SCM_RIGHTS may
+	 * come (6.16+) */
+	ROW(SOL_SOCKET, SO_PASSPIDFD, K_INT, UNX, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_PASSRIGHTS, K_INT, UNX, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_RCVMARK, K_INT, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_RXQ_OVFL, K_INT, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_WIFI_STATUS, K_INT, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_NOFCS, K_INT, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_SELECT_ERR_QUEUE, K_INT, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_ZEROCOPY, K_INT, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_INCOMING_CPU, K_INT, ALL_SK, S_ALL, NEW),
 	/* busy polling: raising them needs CAP_NET_ADMIN (set only if not
 	 * the default) */
-	ROW(SOL_SOCKET, SO_BUSY_POLL, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_PREFER_BUSY_POLL, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_BUSY_POLL_BUDGET, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_TXREHASH, K_TXREHASH, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_MAX_PACING_RATE, K_ULONG, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_PEEK_OFF, K_INT, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_RESERVE_MEM, K_INT, ANY, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_BUSY_POLL, K_INT, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_PREFER_BUSY_POLL, K_INT, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_BUSY_POLL_BUDGET, K_INT, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_TXREHASH, K_TXREHASH, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_MAX_PACING_RATE, K_ULONG, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_PEEK_OFF, K_INT, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_RESERVE_MEM, K_INT, ALL_SK, S_ALL, NEW),
 	/* classic BPF, read back with SO_GET_FILTER; an eBPF program
 	 * (SO_ATTACH_BPF) cannot be: refused.  The lock comes after. */
-	ROW(SOL_SOCKET, SO_ATTACH_FILTER, K_FILTER, ANY, S_ALL, NEW),
-	ROW(SOL_SOCKET, SO_LOCK_FILTER, K_INT, ANY, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_ATTACH_FILTER, K_FILTER, ALL_SK, S_ALL, NEW),
+	ROW(SOL_SOCKET, SO_LOCK_FILTER, K_INT, ALL_SK, S_ALL, NEW),
 	/* Late: bind() needs it on (the port may have connections of the
 	 * dumped process in TIME_WAIT), and leaving repair mode turns it off. */
-	ROW(SOL_SOCKET, SO_REUSEADDR, K_INT, ANY, S_ALL, LATE),
+	ROW(SOL_SOCKET, SO_REUSEADDR, K_INT, ALL_SK, S_ALL, LATE),
 
 	/* --- IPPROTO_TCP.  The connection itself (sequence numbers, MSS,
 	 * windows) is sk-inet.c's, in repair mode. */
@@ -266,6 +282,8 @@ static int applies(const struct opt_desc *d, const InetSkEntry *s)
 	unsigned proto = s->type == SOCK_STREAM ? TCP_ : UDP_;
 	unsigned fam = s->family == AF_INET6 ? V6 : V4;
 	unsigned st = s->state == TCP_LISTEN ? S_LISTEN : s->state == TCP_CLOSE ? S_CLOSE : S_ESTAB;
+	if (s->family == AF_UNIX)
+		return (d->on & UNX) && (d->states & st);
 	return (d->on & proto) && (d->on & fam) && (d->states & st);
 }
 

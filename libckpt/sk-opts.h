@@ -10,6 +10,10 @@
  * once it has left repair mode, which resets SO_REUSEADDR).  An option is
  * set only where the new socket's value differs from the dumped one, and
  * read back after: a value that does not come back fails the restore.
+ *
+ * A unix socket (sk-unix.c) comes in an InetSkEntry whose family is
+ * AF_UNIX (type and state as sock_diag gives them, opts): only the
+ * table's SOL_SOCKET rows for unix sockets apply to it.
  */
 #ifndef CKPT_SK_OPTS_H
 #define CKPT_SK_OPTS_H

@@ -33,6 +33,7 @@
 #include "file-kinds.h"
 #include "log.h"
 #include "sk-diag.h"
+#include "sk-opts.h"
 #include "ckpt/ckpt.h"
 
 #define QUEUE_BUF (1 << 20) /* larger than any unix datagram */
@@ -171,6 +172,21 @@ static int dump_options(struct fd_dump *f, UnixSkEntry *u)
 	u->rcvbuf = (uint32_t)get_int(sk, SO_RCVBUF);
 	u->sndbuf = (uint32_t)get_int(sk, SO_SNDBUF);
 	u->passcred = get_int(sk, SO_PASSCRED) != 0;
+	/* Every other SOL_SOCKET option, from sk-opts.c's table. */
+	char why[256];
+	InetSkEntry view = INET_SK_ENTRY__INIT;
+	view.family = AF_UNIX;
+	view.type = u->type;
+	view.state = u->state;
+	ret = sk_opts_dump(&f->fdump->a, sk, &view, why, sizeof(why));
+	if (ret) {
+		if (ret == -ENOTSUP)
+			pr_err("pid %d: fd %d: %s: %s", f->pid, f->fd, f->link, why);
+		close(sk);
+		return ret;
+	}
+	u->n_opts = view.n_opts;
+	u->opts = view.opts;
 	/* Only a connected stream or seqpacket socket, or a dgram, has a
 	 * queue.  A check (no set) leaves it alone: the program runs, and a
 	 * peek would move the SO_PEEK_OFF its own MSG_PEEK reads use. */
@@ -382,6 +398,18 @@ struct unix_restore {
 	size_t nr;
 };
 
+/* The view of u that sk-opts.c takes (sk-opts.h). */
+static InetSkEntry opts_view(const UnixSkEntry *u)
+{
+	InetSkEntry v = INET_SK_ENTRY__INIT;
+	v.family = AF_UNIX;
+	v.type = u->type;
+	v.state = u->state;
+	v.n_opts = u->n_opts;
+	v.opts = u->opts;
+	return v;
+}
+
 static int valid_entry(const FileEntry *e)
 {
 	const UnixSkEntry *u = e->unix_sk;
@@ -394,6 +422,9 @@ static int valid_entry(const FileEntry *e)
 		return 0;
 	if (u->has_peer_name &&
 	    (!u->peer_name.len || u->peer_name.len > sizeof(((struct sockaddr_un *)0)->sun_path)))
+		return 0;
+	InetSkEntry v = opts_view(u);
+	if (!sk_opts_valid(&v))
 		return 0;
 	return u->state == TCP_LISTEN || u->state == TCP_ESTABLISHED || u->state == TCP_CLOSE;
 }
@@ -543,6 +574,21 @@ static int refill_by_name(const UnixSkEntry *u)
 	return ret;
 }
 
+/* Last, once bound, connected, refilled and shut down as dumped (a filter
+ * set before the refill could drop the queued data): the options of the
+ * table, both phases. */
+static int restore_opts(int sk, const UnixSkEntry *u)
+{
+	char why[256];
+	InetSkEntry v = opts_view(u);
+	int ret = sk_opts_restore(sk, &v, SK_OPTS_NEW, why, sizeof(why));
+	if (!ret)
+		ret = sk_opts_restore(sk, &v, SK_OPTS_LATE, why, sizeof(why));
+	if (ret)
+		pr_err("socket:[%llu]: %s", (unsigned long long)u->ino, why);
+	return ret;
+}
+
 static int do_shutdown(int sk, const UnixSkEntry *u)
 {
 	static const int how[] = { 0, SHUT_RD, SHUT_WR, SHUT_RDWR };
@@ -614,6 +660,8 @@ static int create_pair(struct unix_restore *ur, struct unix_slot *s, struct unix
 		goto fail;
 	if ((ret = do_shutdown(sv[0], s->u)) || (p && (ret = do_shutdown(sv[1], p->u))))
 		goto fail;
+	if ((ret = restore_opts(sv[0], s->u)) || (p && (ret = restore_opts(sv[1], p->u))))
+		goto fail;
 	s->fd = sv[0];
 	if (p) {
 		p->fd = sv[1];
@@ -655,6 +703,8 @@ static int create_single(struct unix_restore *ur, struct unix_slot *s)
 		ret = at_dir(p ? p->u : u, to, sk, connect);
 	if (!ret)
 		ret = do_shutdown(sk, u);
+	if (!ret)
+		ret = restore_opts(sk, u);
 	if (ret) {
 		close(sk);
 		return ret;

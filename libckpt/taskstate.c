@@ -11,6 +11,8 @@
  *                         dumpable, child subreaper, get_mempolicy
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/membarrier.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +26,18 @@
 #include <unistd.h>
 
 #include "ckpt/ckpt.h"
+#include "parasite-abi.h"
 #include "priv.h"
 #include "log.h"
 #include "proc.h"
 #include "taskstate.h"
 
 #define MAX_TIMERS 64 /* RST_MAX_TIMERS */
+/* The registrations a process can have, each a REGISTER_* command. */
+#define MEMBARRIER_KEPT                                                                      \
+	(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED | MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED |  \
+	 MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE |                                   \
+	 MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ)
 #define IOPRIO_WHO_PROCESS 1
 #ifndef SIGEV_THREAD_ID
 #define SIGEV_THREAD_ID 4
@@ -220,6 +228,57 @@ static int read_personality(pid_t pid, uint32_t *out)
 	return 0;
 }
 
+/* A number from a one-line /proc file ("self" or a pid in `who`). */
+static int read_proc_num(const char *who, const char *what, long long *out)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%s/%s", who, what);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	int n = fscanf(f, "%lld", out);
+	fclose(f);
+	return n == 1 ? 0 : -EINVAL;
+}
+
+static int write_proc_num(const char *what, long long v)
+{
+	char path[64], buf[32];
+	snprintf(path, sizeof(path), "/proc/self/%s", what);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int n = snprintf(buf, sizeof(buf), "%lld", v);
+	int ret = write(fd, buf, (size_t)n) == n ? 0 : -errno;
+	close(fd);
+	return ret;
+}
+
+/* oom_score_adj and loginuid: per process, in /proc alone. */
+static int dump_proc_numbers(pid_t pid, CoreEntry *core)
+{
+	char who[16];
+	long long v;
+	int ret;
+	snprintf(who, sizeof(who), "%d", pid);
+	if ((ret = read_proc_num(who, "oom_score_adj", &v))) {
+		pr_err("pid %d: cannot read its oom_score_adj: %s", pid, strerror(-ret));
+		return ret;
+	}
+	core->has_oom_score_adj = 1;
+	core->oom_score_adj = (int32_t)v;
+	/* No audit in the kernel: no loginuid to keep. */
+	if ((ret = read_proc_num(who, "loginuid", &v)) == -ENOENT)
+		return 0;
+	if (ret) {
+		pr_err("pid %d: cannot read its loginuid: %s", pid, strerror(-ret));
+		return ret;
+	}
+	core->has_loginuid = 1;
+	core->loginuid = (uint32_t)v;
+	return 0;
+}
+
 int read_task_status(pid_t pid, CoreEntry *core)
 {
 	CredsEntry *c = core->creds;
@@ -237,7 +296,7 @@ int read_task_status(pid_t pid, CoreEntry *core)
 		return ret;
 	}
 	core->has_personality = 1;
-	return 0;
+	return dump_proc_numbers(pid, core);
 }
 
 int dump_task_proc(struct arena *a, const struct frozen_task *task, CoreEntry *core)
@@ -463,6 +522,36 @@ static int dump_mempolicy(struct arena *a, const struct parasite_task_state *st,
 	return 0;
 }
 
+/*
+ * Membarrier registrations, as MEMBARRIER_CMD_GET_REGISTRATIONS (6.3+)
+ * gives them inside the task: the REGISTER_* commands the restore issues
+ * again.  Before 6.3 the parasite probes the private ones (their barrier
+ * fails with EPERM when not registered); a global expedited registration
+ * cannot be seen there at all — a known gap of those kernels alone.
+ */
+static int dump_membarrier(const struct parasite_task_state *st, pid_t pid, CoreEntry *core)
+{
+	if (st->membarrier == -ENOSYS)
+		return 0; /* no membarrier in the kernel: nothing registered */
+	if (st->membarrier >= 0 && (st->membarrier & PARASITE_MEMBARRIER_PROBED))
+		pr_debug("pid %d: membarrier registrations probed (kernel before 6.3)", pid);
+	int32_t regs = st->membarrier & ~PARASITE_MEMBARRIER_PROBED;
+	if (st->membarrier < 0) {
+		pr_err("pid %d: cannot read its membarrier registrations (MEMBARRIER_CMD_GET_"
+		       "REGISTRATIONS: %s; Linux 6.3+)",
+		       pid, strerror(-st->membarrier));
+		return -ENOTSUP;
+	}
+	if ((uint32_t)regs & ~MEMBARRIER_KEPT) {
+		pr_err("pid %d: membarrier registrations %#x: %#x not supported", pid,
+		       (unsigned)regs, (unsigned)regs & ~MEMBARRIER_KEPT);
+		return -ENOTSUP;
+	}
+	core->has_membarrier = regs != 0;
+	core->membarrier = (uint32_t)regs;
+	return 0;
+}
+
 int dump_task_parasite(struct arena *a, struct infect_ctl *ctl, const struct frozen_task *task,
 		       CoreEntry *core)
 {
@@ -478,12 +567,61 @@ int dump_task_parasite(struct arena *a, struct infect_ctl *ctl, const struct fro
 	core->dumpable = (uint32_t)st.dumpable;
 	core->has_child_subreaper = 1;
 	core->child_subreaper = st.subreaper != 0;
-	if ((ret = dump_itimers(a, &st, core)) || (ret = dump_mempolicy(a, &st, core)))
+	if ((ret = dump_itimers(a, &st, core)) || (ret = dump_mempolicy(a, &st, core)) ||
+	    (ret = dump_membarrier(&st, task->pid, core)))
 		return ret;
 	return dump_posix_timers(a, ctl, task->pid, core);
 }
 
 /* ---- restore, in the restoring process ---- */
+
+/*
+ * Written only where the value differs from what the restoring process
+ * inherited.  Lowering oom_score_adj below what the process may set needs
+ * CAP_SYS_RESOURCE; a loginuid once set needs CAP_AUDIT_CONTROL to change
+ * (an unset one any process may set once).  Without them the restore is
+ * refused, naming the value, rather than the process going on without it.
+ */
+/* Each registration again, one REGISTER_* command per bit, in this
+ * process whose mm the restored one keeps. */
+static int restore_membarrier(const CoreEntry *core)
+{
+	uint32_t want = core->has_membarrier ? core->membarrier : 0;
+	if (want & ~(uint32_t)MEMBARRIER_KEPT) {
+		pr_err("pid %d: membarrier registrations %#x: %#x not supported", core->pid, want,
+		       want & ~(uint32_t)MEMBARRIER_KEPT);
+		return -ENOTSUP;
+	}
+	for (uint32_t bit = 1; want && bit; bit <<= 1)
+		if ((want & bit) && syscall(SYS_membarrier, (int)bit, 0, 0) < 0) {
+			int err = errno;
+			pr_err("pid %d: membarrier registration %#x: %s", core->pid, bit, strerror(err));
+			return -err;
+		}
+	return 0;
+}
+
+static int restore_proc_numbers(const CoreEntry *core)
+{
+	long long now;
+	int ret;
+	if (core->has_oom_score_adj &&
+	    (read_proc_num("self", "oom_score_adj", &now) || now != core->oom_score_adj) &&
+	    (ret = write_proc_num("oom_score_adj", core->oom_score_adj))) {
+		pr_err("pid %d: cannot set oom_score_adj %d: %s%s", core->pid, core->oom_score_adj,
+		       strerror(-ret), ret == -EACCES ? " (lowering it needs CAP_SYS_RESOURCE)" : "");
+		return ret;
+	}
+	if (core->has_loginuid &&
+	    (read_proc_num("self", "loginuid", &now) || now != (long long)core->loginuid) &&
+	    (ret = write_proc_num("loginuid", core->loginuid))) {
+		pr_err("pid %d: cannot set loginuid %u: %s%s", core->pid, core->loginuid,
+		       strerror(-ret),
+		       ret == -EPERM ? " (changing a set loginuid needs CAP_AUDIT_CONTROL)" : "");
+		return ret;
+	}
+	return 0;
+}
 
 int restore_task_misc(const CoreEntry *core)
 {
@@ -497,5 +635,6 @@ int restore_task_misc(const CoreEntry *core)
 		pr_err("pid %d: child subreaper: %s", core->pid, strerror(errno));
 		return -errno;
 	}
-	return 0;
+	int ret = restore_membarrier(core);
+	return ret ? ret : restore_proc_numbers(core);
 }

@@ -5,8 +5,9 @@
  * own readers and compared with the images:
  *
  *   core   creds and groups, capabilities, no_new_privs, rlimits, umask,
- *          cwd, root, personality, name; per thread its name and signal
- *          mask; which signals are ignored or caught
+ *          cwd, root, personality, oom_score_adj, loginuid, name; per
+ *          thread its name and signal mask; which signals are ignored or
+ *          caught
  *   memory every VMA (range, protection, flags, kind, file and offset,
  *          madvise state) and the mm fields of /proc/PID/stat
  *   files  the fd numbers, each fd's flags, close-on-exec and offset, and
@@ -152,6 +153,10 @@ static void verify_core(struct verify *v, const struct rst_task *t)
 	verify_strings(v, "root", now.root, was->root);
 	if (was->has_personality)
 		SAME(v, "personality", now.personality, was->personality, "%#x");
+	if (was->has_oom_score_adj)
+		SAME(v, "oom_score_adj", now.oom_score_adj, was->oom_score_adj, "%d");
+	if (was->has_loginuid && now.has_loginuid)
+		SAME(v, "loginuid", now.loginuid, was->loginuid, "%u");
 	read_comm(t->host_pid, t->host_pid, comm, sizeof(comm));
 	verify_strings(v, "name", comm, was->comm);
 }

@@ -133,6 +133,18 @@ static void get_task_state(struct parasite_reply *r)
 			PARASITE_MEMPOLICY_WORDS * 64, 0, 0);
 	if (ret < 0)
 		r->u.task.mempolicy_mode = -1;
+	/* The process's membarrier registrations (Linux 6.3+): no file of
+	 * /proc shows them.  Before 6.3, each private expedited barrier
+	 * fails with EPERM unless its registration was made (no thread of
+	 * the frozen task runs: the barriers cost nothing). */
+	ret = sys_call3(__NR_membarrier, PARASITE_MEMBARRIER_GET_REGS, 0, 0);
+	if (ret == -22) {
+		ret = PARASITE_MEMBARRIER_PROBED;
+		for (int cmd = 1 << 3; cmd <= 1 << 7; cmd <<= 2) /* PRIVATE_EXPEDITED{,_SYNC_CORE,_RSEQ} */
+			if (sys_call3(__NR_membarrier, cmd, 0, 0) == 0)
+				ret |= cmd << 1; /* its REGISTER_ command */
+	}
+	r->u.task.membarrier = (int32_t)ret;
 }
 
 static void get_posix_timer(struct parasite_reply *r, uint32_t id)

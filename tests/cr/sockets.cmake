@@ -134,3 +134,7 @@ cr_case(bad_restore_netns_ext inet-sk 60 ${SK_HELPER} tcp-echo --dump-opt --tcp-
 # (dump.c: sock_diag and the parasite's socket), and restored again.
 cr_case(cr_tcp_pair_netns_redump inet-sk 90 --restore-opt --netns --restore-opt always --redump
 	-- pair)
+# Socket options of unix sockets (sk-unix.c with sk-opts.c's table): every
+# option of the list comes back exactly, buffers left unlocked stay so.
+cr_program(unix-opts)
+cr_case(cr_unix_opts unix-opts 60)
