@@ -127,7 +127,7 @@ s.bind(('0.0.0.0', $p)); s.listen(); print('held', flush=True); time.sleep(600)"
 *) fail "unknown scenario" ;;
 esac
 
-"$CKPTCTL" restore -D "$T/img" "${RESTORE_OPTS[@]}" >"$T/restore.log" 2>&1 ||
+"$CKPTCTL" restore --verify -D "$T/img" "${RESTORE_OPTS[@]}" >"$T/restore.log" 2>&1 ||
 	fail "restore or the restored job failed ($?): $(tail -5 "$T/restore.log")"
 if [ "$SCENARIO" = porttaken ]; then
 	grep -q '^netns: 1' "$T/restore.log" || fail "not restored into a fresh network namespace"
