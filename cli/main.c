@@ -32,7 +32,7 @@ static void usage(FILE *f)
 		"                                unless -R or -s)\n"
 		"  restore -D DIR [-d|--detach] [--pidfile FILE] [--pidns auto|never|always]\n"
 		"          [--netns auto|never|always] [--shell-job] [--skip-file-check]\n"
-		"          [--keep-later-output] [--verify]\n"
+		"          [--keep-later-output] [--no-verify]\n"
 		"          [--inherit-fd fd[N]:RESOURCE]\n"
 		"          [-v] [--stats]        restore it; without -d, wait and exit with its status\n"
 		"  restore --job JOBID [--base DIR] ...   the job's latest committed set\n"
@@ -74,6 +74,7 @@ enum {
 	OPT_SKIP_FILE_CHECK,
 	OPT_KEEP_LATER_OUTPUT,
 	OPT_VERIFY,
+	OPT_NO_VERIFY,
 	OPT_INHERIT_FD,
 	OPT_JOB,
 	OPT_BASE,
@@ -289,12 +290,15 @@ static int cmd_restore(int argc, char **argv)
 		{ "skip-file-check", no_argument, 0, OPT_SKIP_FILE_CHECK },
 		{ "keep-later-output", no_argument, 0, OPT_KEEP_LATER_OUTPUT },
 		{ "verify", no_argument, 0, OPT_VERIFY },
+		{ "no-verify", no_argument, 0, OPT_NO_VERIFY },
 		{ "inherit-fd", required_argument, 0, OPT_INHERIT_FD },
 		{ "job", required_argument, 0, OPT_JOB },
 		{ "base", required_argument, 0, OPT_BASE },
 		{ 0, 0, 0, 0 },
 	};
-	struct ckpt_restore_opts o = { 0 };
+	/* The restored tree is compared with its images before it runs
+	 * (verify.c): a few ms, and a restore that says 0 then means it. */
+	struct ckpt_restore_opts o = { .verify = 1 };
 	struct ckpt_restore_stats st;
 	const char *inherit[MAX_REPEAT];
 	char job_dir[4096];
@@ -323,6 +327,7 @@ static int cmd_restore(int argc, char **argv)
 		case OPT_SKIP_FILE_CHECK: o.skip_file_check = 1; break;
 		case OPT_KEEP_LATER_OUTPUT: o.keep_later_output = 1; break;
 		case OPT_VERIFY: o.verify = 1; break;
+		case OPT_NO_VERIFY: o.verify = 0; break;
 		case OPT_INHERIT_FD:
 			if (o.nr_inherit_fd == MAX_REPEAT) {
 				fprintf(stderr, "ckptctl: restore: too many --inherit-fd\n");
