@@ -90,11 +90,13 @@ static int find_extents(struct arena *a, int fd, ContentsEntry *ce, uint64_t *to
 	return ce->extents ? 0 : -ENOMEM;
 }
 
-static int read_all(int fd, uint8_t *buf, size_t len, off_t at)
+/* All of len at offset `at`, reading (pread) or writing (pwrite). */
+static int rw_all(int fd, uint8_t *buf, size_t len, off_t at, int write)
 {
 	size_t done = 0;
 	while (done < len) {
-		ssize_t n = pread(fd, buf + done, len - done, at + (off_t)done);
+		ssize_t n = write ? pwrite(fd, buf + done, len - done, at + (off_t)done)
+				  : pread(fd, buf + done, len - done, at + (off_t)done);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -102,6 +104,11 @@ static int read_all(int fd, uint8_t *buf, size_t len, off_t at)
 		done += (size_t)n;
 	}
 	return 0;
+}
+
+static int read_all(int fd, uint8_t *buf, size_t len, off_t at)
+{
+	return rw_all(fd, buf, len, at, 0);
 }
 
 /* Read the file's data (its extents, not its holes) through a duplicate
@@ -335,16 +342,7 @@ static int add_keeper(struct keepers *k, const ContentsEntry *ce, int fd)
 
 static int write_all(int fd, const uint8_t *buf, size_t len, off_t at)
 {
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = pwrite(fd, buf + done, len - done, at + (off_t)done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		done += (size_t)n;
-	}
-	return 0;
+	return rw_all(fd, (uint8_t *)buf, len, at, 1);
 }
 
 /* The data at its extents (holes are not written: they stay holes), then

@@ -60,36 +60,29 @@ static int link_is(int fd, const char *want)
 	return !strcmp(link, want);
 }
 
-static void move_to(int fd, int to)
-{
-	CHECK_SYS(fd >= 0 && dup2(fd, to) == to, "dup2");
-	if (fd != to)
-		close(fd);
-}
-
 static void setup(const char *kind)
 {
 	int sk[2];
 	struct epoll_event ev = { .events = EPOLLIN };
 
 	if (!strcmp(kind, "io_uring")) {
-		move_to(make_io_uring(), FD);
+		move_fd(make_io_uring(), FD);
 	} else if (!strcmp(kind, "perf")) {
-		move_to(make_perf(), FD);
+		move_fd(make_perf(), FD);
 	} else if (!strcmp(kind, "socketpair")) {
 		CHECK_SYS(!socketpair(AF_UNIX, SOCK_STREAM, 0, sk), "socketpair");
-		move_to(sk[0], FD);
-		move_to(sk[1], FD + 1);
+		move_fd(sk[0], FD);
+		move_fd(sk[1], FD + 1);
 		CHECK_SYS(write(FD + 1, "ping", 4) == 4, "write socket");
 	} else if (!strcmp(kind, "netlink")) {
-		move_to(socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE), FD);
+		move_fd(socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE), FD);
 	} else if (!strcmp(kind, "epoll-stale")) {
 		CHECK_SYS(!pipe(pipefd), "pipe");
-		move_to(epoll_create1(0), FD);
+		move_fd(epoll_create1(0), FD);
 		ev.data.u64 = 0xfeed;
 		CHECK_SYS(!epoll_ctl(FD, EPOLL_CTL_ADD, pipefd[0], &ev), "epoll_ctl");
 		CHECK_SYS(write(pipefd[1], "x", 1) == 1, "write pipe");
-		move_to(pipefd[0], FD + 5); /* the watch keeps the old number */
+		move_fd(pipefd[0], FD + 5); /* the watch keeps the old number */
 	} else {
 		fail("unknown fd kind %s", kind);
 	}

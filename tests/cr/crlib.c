@@ -5,6 +5,7 @@
 #include "crlib.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -180,6 +181,18 @@ ssize_t read_full(int fd, void *buf, size_t len)
 		done += n;
 	}
 	return done;
+}
+
+void move_fd(int fd, int to)
+{
+	CHECK_SYS(fd >= 0 && dup2(fd, to) == to, "dup2 to %d", to);
+	if (fd != to)
+		close(fd);
+}
+
+void test_path(char *buf, const char *name)
+{
+	snprintf(buf, PATH_MAX, "%s/%s", test_dir(), name);
 }
 
 ssize_t write_full(int fd, const void *buf, size_t len)

@@ -77,6 +77,11 @@ uint64_t hash64(uint64_t h, const void *buf, size_t len);
 /* Whole-buffer I/O that retries short transfers and EINTR; -1 on error. */
 ssize_t read_full(int fd, void *buf, size_t len);
 ssize_t write_full(int fd, const void *buf, size_t len);
+/* fd moved to number `to` (dup2, then the old number closed); fails the
+ * test if fd < 0 or the dup2 fails. */
+void move_fd(int fd, int to);
+/* buf (PATH_MAX bytes) = the test's directory / name. */
+void test_path(char *buf, const char *name);
 /* Text of a /proc/self file, or "fd -> target" lines for every fd below
  * 128, in a static buffer per slot (0..3; no malloc, so that taking a
  * snapshot does not change the mappings). */

@@ -52,18 +52,6 @@ static pid_t child;
 static volatile char *map; /* memfd, ghost: a shared mapping of the file at FD */
 static char path_a[PATH_MAX], path_b[PATH_MAX], path_c[PATH_MAX];
 
-static void move_to(int fd, int to)
-{
-	CHECK_SYS(fd >= 0 && dup2(fd, to) == to, "dup2 to %d", to);
-	if (fd != to)
-		close(fd);
-}
-
-static void in_dir(char *buf, const char *name)
-{
-	snprintf(buf, PATH_MAX, "%s/%s", test_dir(), name);
-}
-
 static _Noreturn void child_loop(void)
 {
 	sigset_t all;
@@ -102,9 +90,9 @@ static const char *fdinfo(int fd, int slot)
 static void eventfd_setup(void)
 {
 	uint64_t v = 3, big = 0x100000005ull;
-	move_to(eventfd(0, EFD_SEMAPHORE | EFD_NONBLOCK), FD);
+	move_fd(eventfd(0, EFD_SEMAPHORE | EFD_NONBLOCK), FD);
 	CHECK_SYS(write(FD, &v, 8) == 8, "write eventfd");
-	move_to(eventfd(0, 0), FD + 1);
+	move_fd(eventfd(0, 0), FD + 1);
 	CHECK_SYS(write(FD + 1, &big, 8) == 8, "write eventfd");
 }
 
@@ -131,7 +119,7 @@ static void signalfd_setup(void)
 	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGRTMIN + 2);
 	CHECK_SYS(!sigprocmask(SIG_BLOCK, &set, NULL), "sigprocmask");
-	move_to(signalfd(-1, &set, SFD_NONBLOCK), FD);
+	move_fd(signalfd(-1, &set, SFD_NONBLOCK), FD);
 }
 
 static void signalfd_check(void)
@@ -157,13 +145,13 @@ static void timerfd_setup(void)
 	struct itimerspec rel = { { 7, 0 }, { 100, 0 } }, abs = { { 0, 0 }, { 0, 0 } };
 	struct itimerspec once = { { 0, 0 }, { 0, 1000000 } };
 	struct timespec now;
-	move_to(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK), FD);
+	move_fd(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK), FD);
 	CHECK_SYS(!timerfd_settime(FD, 0, &rel, NULL), "timerfd_settime");
-	move_to(timerfd_create(CLOCK_REALTIME, 0), FD + 1);
+	move_fd(timerfd_create(CLOCK_REALTIME, 0), FD + 1);
 	clock_gettime(CLOCK_REALTIME, &now);
 	abs.it_value.tv_sec = now.tv_sec + 1000;
 	CHECK_SYS(!timerfd_settime(FD + 1, TFD_TIMER_ABSTIME, &abs, NULL), "timerfd_settime");
-	move_to(timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK), FD + 2);
+	move_fd(timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK), FD + 2);
 	CHECK_SYS(!timerfd_settime(FD + 2, 0, &once, NULL), "timerfd_settime");
 	usleep(20000); /* it expires, nobody reads it */
 }
@@ -199,10 +187,10 @@ static void epoll_setup(void)
 	int p[2];
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0xfeedULL << 32 };
 	CHECK_SYS(!pipe(p), "pipe");
-	move_to(p[0], FD + 1);
-	move_to(p[1], FD + 2);
-	move_to(eventfd(0, EFD_NONBLOCK), FD + 3);
-	move_to(epoll_create1(EPOLL_CLOEXEC), FD);
+	move_fd(p[0], FD + 1);
+	move_fd(p[1], FD + 2);
+	move_fd(eventfd(0, EFD_NONBLOCK), FD + 3);
+	move_fd(epoll_create1(EPOLL_CLOEXEC), FD);
 	CHECK_SYS(!fcntl(FD, F_SETFD, FD_CLOEXEC), "FD_CLOEXEC");
 	CHECK_SYS(!epoll_ctl(FD, EPOLL_CTL_ADD, FD + 1, &ev), "epoll_ctl");
 	ev.events = EPOLLIN | EPOLLET;
@@ -235,11 +223,11 @@ static void epoll_check(void)
 static void inotify_setup(void)
 {
 	char buf[4096];
-	in_dir(path_a, "a");
-	in_dir(path_b, "b");
-	in_dir(path_c, "c");
+	test_path(path_a, "a");
+	test_path(path_b, "b");
+	test_path(path_c, "c");
 	CHECK_SYS(!mkdir(path_a, 0700) && !mkdir(path_b, 0700) && !mkdir(path_c, 0700), "mkdir");
-	move_to(inotify_init1(IN_NONBLOCK), FD);
+	move_fd(inotify_init1(IN_NONBLOCK), FD);
 	CHECK(inotify_add_watch(FD, path_a, IN_CREATE) == 1, "first wd");
 	CHECK(inotify_add_watch(FD, path_b, IN_CREATE | IN_DELETE) == 2, "second wd");
 	CHECK_SYS(!inotify_rm_watch(FD, 1), "inotify_rm_watch");
@@ -298,13 +286,13 @@ static void memfd_setup(void)
 	char p[64];
 	for (size_t i = 0; i < MEMFD_LEN; i++)
 		buf[i] = pat(i);
-	move_to(memfd_create("cr-evfd data", MFD_ALLOW_SEALING), FD);
+	move_fd(memfd_create("cr-evfd data", MFD_ALLOW_SEALING), FD);
 	CHECK_SYS(write_full(FD, buf, MEMFD_LEN) == MEMFD_LEN, "write memfd");
 	CHECK_SYS(!fcntl(FD, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), "seals");
 	CHECK_SYS(lseek(FD, 1234, SEEK_SET) == 1234, "lseek");
-	move_to(dup(FD), FD + 1);
+	move_fd(dup(FD), FD + 1);
 	snprintf(p, sizeof(p), "/proc/self/fd/%d", FD);
-	move_to(open(p, O_RDONLY), FD + 2);
+	move_fd(open(p, O_RDONLY), FD + 2);
 	CHECK_SYS(lseek(FD + 2, 999, SEEK_SET) == 999, "lseek");
 	map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, FD, 16384);
 	CHECK_SYS(map != MAP_FAILED, "mmap");
@@ -358,11 +346,11 @@ static void ghost_setup(size_t len)
 	ghost_len = len;
 	for (size_t i = 0; i < len; i++)
 		buf[i] = pat(i);
-	in_dir(path_a, "ghost");
-	move_to(open(path_a, O_RDWR | O_CREAT | O_EXCL, 0640), FD);
+	test_path(path_a, "ghost");
+	move_fd(open(path_a, O_RDWR | O_CREAT | O_EXCL, 0640), FD);
 	CHECK_SYS(write_full(FD, buf, len) == (ssize_t)len, "write");
 	free(buf);
-	move_to(open(path_a, O_RDONLY), FD + 1);
+	move_fd(open(path_a, O_RDONLY), FD + 1);
 	CHECK_SYS(lseek(FD + 1, 77, SEEK_SET) == 77, "lseek");
 	CHECK_SYS(!unlink(path_a), "unlink");
 	map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, FD, 0);
@@ -407,15 +395,15 @@ static void lock_range(int fd, int cmd, short type, off_t start, off_t len)
 
 static void locks_setup(void)
 {
-	in_dir(path_a, "lk-flock");
-	in_dir(path_b, "lk-posix");
-	in_dir(path_c, "lk-ofd");
-	move_to(open(path_a, O_RDWR | O_CREAT, 0600), FD);
+	test_path(path_a, "lk-flock");
+	test_path(path_b, "lk-posix");
+	test_path(path_c, "lk-ofd");
+	move_fd(open(path_a, O_RDWR | O_CREAT, 0600), FD);
 	CHECK_SYS(!flock(FD, LOCK_EX), "flock");
-	move_to(open(path_b, O_RDWR | O_CREAT, 0600), FD + 1);
+	move_fd(open(path_b, O_RDWR | O_CREAT, 0600), FD + 1);
 	lock_range(FD + 1, F_SETLK, F_WRLCK, 10, 20);
 	lock_range(FD + 1, F_SETLK, F_RDLCK, 100, 0);
-	move_to(open(path_c, O_RDWR | O_CREAT, 0600), FD + 2);
+	move_fd(open(path_c, O_RDWR | O_CREAT, 0600), FD + 2);
 	lock_range(FD + 2, F_OFD_SETLK, F_WRLCK, 0, 0);
 	child = fork();
 	CHECK_SYS(child >= 0, "fork");
@@ -478,8 +466,8 @@ static void locks_check(void)
 
 static void locks_mapped_setup(void)
 {
-	in_dir(path_b, "lk-mapped");
-	move_to(open(path_b, O_RDWR | O_CREAT, 0600), FD);
+	test_path(path_b, "lk-mapped");
+	move_fd(open(path_b, O_RDWR | O_CREAT, 0600), FD);
 	CHECK_SYS(!ftruncate(FD, 4096), "ftruncate");
 	map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, FD, 0);
 	CHECK_SYS(map != MAP_FAILED, "mmap");
@@ -508,14 +496,14 @@ static struct stat dir_st;
 static void dirs_setup(void)
 {
 	char buf[4096];
-	in_dir(path_a, "d");
+	test_path(path_a, "d");
 	CHECK_SYS(!mkdir(path_a, 0700), "mkdir");
 	for (int i = 0; i < 50; i++) {
 		snprintf(buf, sizeof(buf), "entry-%02d", i);
 		touch(path_a, buf);
 	}
-	move_to(open(path_a, O_PATH | O_DIRECTORY), FD);
-	move_to(open(path_a, O_RDONLY | O_DIRECTORY), FD + 1);
+	move_fd(open(path_a, O_PATH | O_DIRECTORY), FD);
+	move_fd(open(path_a, O_RDONLY | O_DIRECTORY), FD + 1);
 	CHECK_SYS(syscall(SYS_getdents64, FD + 1, buf, 200) > 0, "getdents64");
 	dir_pos = lseek(FD + 1, 0, SEEK_CUR);
 	CHECK_SYS(!fstat(FD + 1, &dir_st), "fstat");

@@ -51,18 +51,6 @@
 
 static char path_a[PATH_MAX];
 
-static void move_to(int fd, int to)
-{
-	CHECK_SYS(fd >= 0 && dup2(fd, to) == to, "dup2 to %d", to);
-	if (fd != to)
-		close(fd);
-}
-
-static void in_dir(char *buf, const char *name)
-{
-	snprintf(buf, PATH_MAX, "%s/%s", test_dir(), name);
-}
-
 /* ------------------------------ fown --------------------------------- */
 
 static volatile sig_atomic_t got_sigio;
@@ -83,14 +71,14 @@ static void fown_setup(void)
 	struct sigaction sa = { .sa_sigaction = on_sigio, .sa_flags = SA_SIGINFO | SA_RESTART };
 	CHECK_SYS(!sigaction(SIGRTMIN + 3, &sa, NULL), "sigaction");
 	CHECK_SYS(!pipe(p), "pipe");
-	move_to(p[0], FD);
-	move_to(p[1], FD + 1);
+	move_fd(p[0], FD);
+	move_fd(p[1], FD + 1);
 	CHECK_SYS(!fcntl(FD, F_SETOWN_EX, &own), "F_SETOWN_EX pid");
 	CHECK_SYS(!fcntl(FD, F_SETSIG, SIGRTMIN + 3), "F_SETSIG");
 	CHECK_SYS(!fcntl(FD, F_SETFL, fcntl(FD, F_GETFL) | O_ASYNC), "O_ASYNC");
 	CHECK_SYS(!socketpair(AF_UNIX, SOCK_STREAM, 0, sv), "socketpair");
-	move_to(sv[0], FD + 2);
-	move_to(sv[1], FD + 3);
+	move_fd(sv[0], FD + 2);
+	move_fd(sv[1], FD + 3);
 	CHECK_SYS(!setpgid(0, 0) || errno == EPERM, "setpgid");
 	own = (struct f_owner_ex){ F_OWNER_PGRP, getpgrp() };
 	CHECK_SYS(!fcntl(FD + 2, F_SETOWN_EX, &own), "F_SETOWN_EX pgrp");
@@ -124,7 +112,7 @@ static void fown_outside_setup(void)
 {
 	int p[2];
 	CHECK_SYS(!pipe(p), "pipe");
-	move_to(p[0], FD);
+	move_fd(p[0], FD);
 	CHECK_SYS(!fcntl(FD, F_SETOWN, getppid()), "F_SETOWN");
 }
 
@@ -151,7 +139,7 @@ static void check_times(int fd, const char *what)
 
 static void memfd_mode_setup(void)
 {
-	move_to(memfd_create("mode", 0), FD);
+	move_fd(memfd_create("mode", 0), FD);
 	CHECK_SYS(write(FD, "some data", 9) == 9, "write memfd");
 	CHECK_SYS(!fchmod(FD, 0642), "fchmod");
 	CHECK_SYS(!futimens(FD, times_set), "futimens");
@@ -185,12 +173,12 @@ static void exec_fd(int fd, const char *when)
 
 static void memfd_exec_setup(int mapped)
 {
-	move_to(memfd_create("script", 0), FD);
+	move_fd(memfd_create("script", 0), FD);
 	CHECK_SYS(write(FD, script, strlen(script)) == (ssize_t)strlen(script), "write memfd");
 	if (mapped) {
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", FD);
-		move_to(open(path, O_RDONLY), FD + 1);
+		move_fd(open(path, O_RDONLY), FD + 1);
 		map_private = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, FD + 1, 0);
 		map_shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, FD, 0);
 		CHECK_SYS(map_private != MAP_FAILED && map_shared != MAP_FAILED, "mmap");
@@ -236,8 +224,8 @@ static void ghost_holes_setup(void)
 {
 	char buf[16384];
 	struct stat st;
-	in_dir(path_a, "holes");
-	move_to(open(path_a, O_RDWR | O_CREAT | O_EXCL, 0640), FD);
+	test_path(path_a, "holes");
+	move_fd(open(path_a, O_RDWR | O_CREAT | O_EXCL, 0640), FD);
 	for (size_t i = 0; i < NR_EXTENTS; i++) {
 		for (off_t j = 0; j < extents[i].len; j++)
 			buf[j] = pattern(extents[i].at + j);
@@ -286,8 +274,8 @@ static void ghost_holes_check(void)
 
 static void ghost_times_setup(void)
 {
-	in_dir(path_a, "times");
-	move_to(open(path_a, O_RDWR | O_CREAT | O_EXCL, 0640), FD);
+	test_path(path_a, "times");
+	move_fd(open(path_a, O_RDWR | O_CREAT | O_EXCL, 0640), FD);
 	CHECK_SYS(write(FD, "ghost contents", 14) == 14, "write");
 	CHECK_SYS(!futimens(FD, times_set), "futimens");
 	CHECK_SYS(!unlink(path_a), "unlink");

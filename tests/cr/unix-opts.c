@@ -50,13 +50,6 @@ struct value {
 };
 static struct value before[NR_SOCKS][NR_OPTS];
 
-static void move_to(int fd, int to)
-{
-	CHECK_SYS(fd >= 0 && dup2(fd, to) == to, "dup2 to %d", to);
-	if (fd != to)
-		close(fd);
-}
-
 static void set_int(int sk, int opt, const char *name, int v)
 {
 	CHECK_SYS(!setsockopt(sk, SOL_SOCKET, opt, &v, sizeof(v)), "fd %d: %s %d", sk, name, v);
@@ -105,16 +98,16 @@ int main(void)
 
 	test_init();
 	CHECK_SYS(!socketpair(AF_UNIX, SOCK_STREAM, 0, sv), "socketpair");
-	move_to(sv[0], FD);
-	move_to(sv[1], FD + 1);
+	move_fd(sv[0], FD);
+	move_fd(sv[1], FD + 1);
 	CHECK_SYS(!socketpair(AF_UNIX, SOCK_DGRAM, 0, dv), "socketpair dgram");
-	move_to(dv[0], FD + 2);
-	move_to(dv[1], FD + 3);
-	move_to(socket(AF_UNIX, SOCK_STREAM, 0), FD + 4);
+	move_fd(dv[0], FD + 2);
+	move_fd(dv[1], FD + 3);
+	move_fd(socket(AF_UNIX, SOCK_STREAM, 0), FD + 4);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/listen.sock", test_dir());
 	CHECK_SYS(!bind(FD + 4, (struct sockaddr *)&sa, sizeof(sa)), "bind");
 	CHECK_SYS(!listen(FD + 4, 5), "listen");
-	move_to(socket(AF_UNIX, SOCK_DGRAM, 0), FD + 5);
+	move_fd(socket(AF_UNIX, SOCK_DGRAM, 0), FD + 5);
 	for (int i = 0; i < NR_SOCKS - 1; i++)
 		set_all(FD + i, i == 2 || i == 3);
 	CHECK_SYS(write(FD + 1, "abc", 3) == 3, "write"); /* something queued */
