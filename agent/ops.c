@@ -227,7 +227,7 @@ static void on_started(struct conn *c, uint32_t id, const struct worker_msg *m)
 	pthread_mutex_lock(&agent.lock);
 	struct op *o = op_get_locked(id);
 	if (o)
-		o->target = m->pid, o->started = 1;
+		o->target = m->pid, o->started = 1, o->ran_ns = agent_now_ns();
 	if (o && o->job_id)
 		jobs_set_root_locked(o->job_id, m->pid);
 	pthread_mutex_unlock(&agent.lock);
@@ -425,6 +425,9 @@ static int resolve_job(const struct peer *p, const RpcDump *d, struct dump_targe
 		snprintf(err, errlen, "job %u runs on %u nodes: multi-node checkpoints need the "
 			 "coordinator, which this version does not have yet", d->job_id, j->nodes);
 		ret = -ENOTSUP;
+	} else if (!j->nr_pids && j->ended_ns) {
+		snprintf(err, errlen, "job %u has ended on this node", d->job_id);
+		ret = -ESRCH;
 	} else if (!j->nr_pids) {
 		snprintf(err, errlen, "job %u: no task of it is registered (it does not run here)",
 			 d->job_id);
@@ -870,6 +873,8 @@ void ops_fill_locked(const struct peer *p, uint32_t job_id, RpcReply *r)
 		m->pid = (uint32_t)o->target;
 		m->dir = strdup(o->dir);
 		m->start_ns = o->start_ns;
+		m->has_ran_ns = o->ran_ns != 0;
+		m->ran_ns = o->ran_ns;
 		if (o->running && o->phase[0]) {
 			RpcProgress *pg = (RpcProgress *)(m + 1);
 			rpc_progress__init(pg);
