@@ -16,7 +16,9 @@
 
 #include "agent.h"
 #include "ckpt/client.h"
+#include "conf.h"
 #include "rpc.pb-c.h"
+#include "timelimit.h"
 
 static int parse_u32(const char *s, uint32_t *out)
 {
@@ -203,6 +205,19 @@ static void print_text(const RpcReply *r)
 	}
 }
 
+/* One job's count of requeues at its time limit, next to its sets. */
+static void print_timelimit(const RpcJob *j)
+{
+	struct conf *c = NULL;
+	if (conf_load(conf_path(), &c))
+		return;
+	const char *base = j->dir ? j->dir : conf_get(c, "storage.base", "/var/lib/ckpt");
+	uint32_t done, max;
+	if (!timelimit_count_read(base, j->job_id, &done, &max))
+		printf("\njob %u: time-limit requeues: %u of %u\n", j->job_id, done, max);
+	conf_free(c);
+}
+
 /* status [--json] [JOBID]: 0, or -1 after the line naming what is wrong. */
 static int parse_status(int argc, char **argv, RpcStatus *s, int *json)
 {
@@ -248,6 +263,8 @@ int cmd_status(int argc, char **argv)
 		print_json(r);
 	else
 		print_text(r);
+	if (!json && s.has_job_id && r->n_jobs)
+		print_timelimit(r->jobs[0]);
 	return agent_finish(r);
 }
 

@@ -5,7 +5,11 @@
  *
  *   create    checkpoint the job into a new set, the job goes on
  *   vacate    checkpoint it, then requeue it (scontrol requeue): it stops
- *             here and goes on from the checkpoint where Slurm starts it
+ *             here and goes on from the checkpoint where Slurm starts it;
+ *             with --timelimit=stop|requeue:N (the batch wrapper, at the
+ *             time limit), requeue only while the job has been requeued
+ *             at its time limit fewer than N times (timelimit.c), else
+ *             just stop
  *   restart   requeue it: it starts again from its latest set
  *   list      its committed sets
  *   able      can it be checkpointed now (exit 0) or why not (exit 1): ckptd
@@ -34,9 +38,12 @@
 #include "rpc.pb-c.h"
 #include "conf.h"
 #include "storage.h"
+#include "timelimit.h"
 
 /* "checkpoint VERB", what our lines start with. */
 static char what[32];
+/* vacate --timelimit=ACTION */
+static const char *timelimit;
 
 /* The job as this node's agent has it, or the record of it if it ended
  * here (*out NULL: neither; no message). */
@@ -130,20 +137,26 @@ static int list_none(uint32_t job, const RpcJob *j, const char *base)
 	return 0;
 }
 
+/* Where the agent writes the job's sets: its --checkpoint-dir (also
+ * known after its end, from the agent's record), else storage.base. */
+static int job_base(const RpcJob *j, char *base, size_t len)
+{
+	struct conf *c = NULL;
+	if (conf_load(conf_path(), &c))
+		return -1;
+	snprintf(base, len, "%s", j && j->dir ? j->dir : conf_get(c, "storage.base", "/var/lib/ckpt"));
+	conf_free(c);
+	return 0;
+}
+
 static int do_list(uint32_t job, const RpcJob *j)
 {
 	char jobs[16], base[PATH_MAX];
 	struct set_info *sets = NULL;
 	size_t n = 0;
 	snprintf(jobs, sizeof(jobs), "%u", job);
-	struct conf *c = NULL;
-	if (conf_load(conf_path(), &c))
+	if (job_base(j, base, sizeof(base)))
 		return 1;
-	/* Where the agent writes the job's sets: its --checkpoint-dir (also
-	 * known after its end, from the agent's record), else storage.base. */
-	snprintf(base, sizeof(base), "%s",
-		 j && j->dir ? j->dir : conf_get(c, "storage.base", "/var/lib/ckpt"));
-	conf_free(c);
 	int ret = imgset_list(base, jobs, &sets, &n);
 	if (ret == -ENOENT)
 		return list_none(job, j, base);
@@ -157,6 +170,7 @@ static int do_list(uint32_t job, const RpcJob *j)
 		free(sets);
 		return 0;
 	}
+	timelimit_print(base, job);
 	printf("SEQ   COMMITTED  CREATED              BYTES        PARENT\n");
 	for (size_t i = 0; i < n; i++) {
 		time_t t = (time_t)(sets[i].created_ns / 1000000000ULL);
@@ -261,6 +275,68 @@ static int do_ctl(uint32_t job, int enable)
 	return agent_finish(agent_call(&req));
 }
 
+/* Requeue at the time limit?  1 while the count is below max (and then
+ * counted), else 0 with the line that says why the job stops. */
+static int count_requeue(uint32_t job, const char *base, uint32_t max)
+{
+	uint32_t done = 0, was_max;
+	int err = timelimit_count_read(base, job, &done, &was_max);
+	if (err && err != -ENOENT) {
+		printf("job %u: time limit: cannot read its count of requeues (%s): the job stops\n",
+		       job, strerror(-err));
+		return 0;
+	}
+	if (done >= max) {
+		printf("job %u: time limit: %u of %u time-limit requeues done: the job stops here; "
+		       "`ckptctl checkpoint restart %u` goes on from its checkpoint\n", job, done, max,
+		       job);
+		return 0;
+	}
+	err = timelimit_count_write(base, job, done + 1, max);
+	if (err) {
+		printf("job %u: time limit: cannot count this requeue (%s): the job stops\n", job,
+		       strerror(-err));
+		return 0;
+	}
+	printf("job %u: time limit: requeued, time-limit requeue %u of %u\n", job, done + 1, max);
+	return 1;
+}
+
+/* vacate --timelimit=stop|requeue:N: checkpoint and stop; requeue only
+ * while the job was requeued at its time limit fewer than N times.  What
+ * cannot be counted stops the job: a time limit never extends it forever. */
+static int do_timelimit(uint32_t job)
+{
+	uint32_t max;
+	char base[PATH_MAX];
+	const RpcJob *j;
+	if (timelimit_parse(timelimit, &max)) {
+		fprintf(stderr, "ckptctl: %s: --timelimit=%s: use stop or requeue:N (N from 1 to %d)\n",
+			what, timelimit, TIMELIMIT_MAX);
+		return 1;
+	}
+	RpcReply *r = job_status(job, &j);
+	if (!r)
+		return 1;
+	/* The count is written where the job's user writes: as that user. */
+	int root_for_user = j && geteuid() == 0 && j->uid != 0;
+	int ret = !j || root_for_user || job_base(j, base, sizeof(base));
+	if (!j)
+		not_registered(job);
+	else if (root_for_user)
+		fprintf(stderr, "ckptctl: %s: --timelimit is run by the job's user (its batch "
+				"wrapper), not root\n", what);
+	rpc_reply__free_unpacked(r, NULL);
+	if (ret || do_dump(job, 0))
+		return 1;
+	if (max && count_requeue(job, base, max))
+		return run_scontrol("requeue", job) ? 1 : 0;
+	if (!max)
+		printf("job %u: time limit: the job stops here (--checkpoint-timelimit=stop); "
+		       "`ckptctl checkpoint restart %u` goes on from its checkpoint\n", job, job);
+	return 0;
+}
+
 #define VERBS "create, vacate, restart, list, able, error, disable or enable"
 
 static int known_verb(const char *v)
@@ -288,7 +364,9 @@ static int parse_args(int argc, char **argv, uint32_t *job)
 	}
 	snprintf(what, sizeof(what), "checkpoint %s", argv[1]);
 	for (int i = 2; i < argc; i++) {
-		if (!strcmp(argv[i], "--json")) {
+		if (!strncmp(argv[i], "--timelimit=", 12) && !strcmp(argv[1], "vacate")) {
+			timelimit = argv[i] + 12;
+		} else if (!strcmp(argv[i], "--json")) {
 			json = 1;
 		} else if (!strncmp(argv[i], "--", 2)) {
 			fprintf(stderr, "ckptctl: %s: unknown option '%s'\n", what, argv[i]);
@@ -342,7 +420,8 @@ int cmd_checkpoint(int argc, char **argv)
 	if (!strcmp(verb, "create"))
 		return do_dump(job, 1);
 	if (!strcmp(verb, "vacate"))
-		return do_dump(job, 0) || run_scontrol("requeue", job) ? 1 : 0;
+		return timelimit ? do_timelimit(job)
+				 : do_dump(job, 0) || run_scontrol("requeue", job) ? 1 : 0;
 	if (!strcmp(verb, "restart"))
 		return run_scontrol("requeue", job) ? 1 : 0;
 	if (!strcmp(verb, "disable") || !strcmp(verb, "enable"))
