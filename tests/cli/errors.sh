@@ -5,7 +5,8 @@
 # argument, and nothing on stdout.  Then, against a private ckptd, what
 # the agent refuses reaches the user the same way, and a job that ended
 # (unregistered as a whole, as Slurm's epilog does) is still listed from
-# its --checkpoint-dir, with its sets, exit 0.  Also: `status` reports a
+# its --checkpoint-dir, with its sets, exit 0; a failed dump leaves no
+# empty job directory.  Also: `status` reports a
 # restore's own time, not the time its tree then ran; the agent's log
 # names Slurm's batch step instead of printing its id 4294967291.
 #   errors.sh CKPTD CKPTCTL COUNTER
@@ -138,6 +139,26 @@ as_user ckpt-test2 "$CKPTCTL" checkpoint list 601 >"$T/out" 2>"$T/err" && fail "
 grep -q "^ckptctl: checkpoint list: job 601: not known" "$T/err" && [ "$(wc -l <"$T/err")" = 1 ] ||
 	fail "ckpt-test2's list: $(cat "$T/err")"
 echo "ok: agent refusals in one line; an ended job's sets are listed from its directory"
+
+# A dump that fails (a netlink socket is not supported) leaves no empty
+# job directory behind, in storage.base or in the job's --checkpoint-dir.
+python3 -c 'import socket, time
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+time.sleep(60)' </dev/null >/dev/null 2>&1 251>&- &
+bad=$!
+PIDS+=("$bad")
+for _ in $(seq 100); do
+	ls -l /proc/"$bad"/fd 2>/dev/null | grep -q 'socket:' && break
+	sleep 0.1
+done
+"$CKPTCTL" register --job 602 "$bad" || fail "register 602"
+"$CKPTCTL" register --job 603 --dir "$T/ck3" "$bad" || fail "register 603"
+for j in 602 603; do
+	one_error "pid $bad: fd [0-9]*: .*not supported" checkpoint create $j
+done
+[ ! -e "$T/base/602" ] || fail "a failed dump left $T/base/602: $(ls -la "$T/base/602")"
+[ ! -e "$T/ck3/603" ] || fail "a failed dump left $T/ck3/603: $(ls -la "$T/ck3/603")"
+echo "ok: failed dumps leave no job directory"
 
 # A restore's time in status is the restore's, not the time its tree ran.
 kill -9 "$pid"
