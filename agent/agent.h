@@ -54,7 +54,8 @@ struct job {
 	/* The job ended here (unregistered as a whole): no tasks, kept as the
 	 * record of where its sets are and of its last error, for ckptctl
 	 * checkpoint list/error and restore --job after its end.  Hidden from
-	 * plain status; at most MAX_ENDED_JOBS, the oldest forgotten first. */
+	 * plain status; forgotten retention.ended_keep_s after the end, as
+	 * its sets are; at most MAX_ENDED_JOBS, the oldest forgotten first. */
 	uint64_t ended_ns;
 };
 
@@ -93,6 +94,7 @@ struct agent {
 	char storage_base[1024]; /* storage.base: where jobs' sets live by default */
 	char storage_local[1024]; /* storage.local: the node-local tier, "" for none */
 	uint64_t interval_unit_s; /* agent.interval_unit_s: seconds per --checkpoint-interval unit */
+	uint64_t ended_keep_s; /* retention.ended_keep_s: records of ended jobs, kept */
 	uint64_t request_timeout_ns; /* agent.request_timeout_s: to read a whole request */
 };
 

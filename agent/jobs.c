@@ -219,14 +219,21 @@ static void forget_locked(struct job *j)
 	job_free(j);
 }
 
-/* Records of ended jobs: at most MAX_ENDED_JOBS, the oldest out. */
+/* Records of ended jobs: kept retention.ended_keep_s (their sets are
+ * collected then), at most MAX_ENDED_JOBS, the oldest out. */
 static void forget_old_locked(void)
 {
 	size_t n = 0;
-	struct job *oldest = NULL;
-	for (struct job *j = agent.jobs; j; j = j->next) {
+	struct job *oldest = NULL, *next;
+	uint64_t now = agent_now_ns();
+	for (struct job *j = agent.jobs; j; j = next) {
+		next = j->next;
 		if (!j->ended_ns)
 			continue;
+		if (now - j->ended_ns > agent.ended_keep_s * 1000000000ULL) {
+			forget_locked(j);
+			continue;
+		}
 		n++;
 		if (!oldest || j->ended_ns < oldest->ended_ns)
 			oldest = j;
@@ -342,6 +349,7 @@ int jobs_unregister(const struct peer *p, const RpcUnregister *r, char *err, siz
 /* Jobs the peer may see (root: all; a user: their own). */
 void jobs_fill_locked(const struct peer *p, uint32_t job_id, int with_ended, RpcReply *r)
 {
+	forget_old_locked();
 	size_t n = 0;
 	for (struct job *j = agent.jobs; j; j = j->next)
 		n++;

@@ -177,3 +177,17 @@ line=$(grep " restore " "$T/status" | tail -n 1)
 awk -v r="${BASH_REMATCH[1]}" -v t="${BASH_REMATCH[2]}" 'BEGIN { exit !(r < t && t >= 2.5) }' ||
 	fail "restore ${BASH_REMATCH[1]} s, ran ${BASH_REMATCH[2]} s: $line"
 echo "ok: $line"
+
+# The record of an ended job is forgotten retention.ended_keep_s after
+# its end, as its sets are: a second agent that keeps them 1 s.
+kill "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null || true
+echo "retention.ended_keep_s = 1" >>"$CKPT_CONF"
+"$CKPTD" -f -s "$CKPT_SOCKET" -r "$T/run2" >>"$T/agent.log" 2>&1 </dev/null 251>&- &
+AGENT_PID=$!
+for _ in $(seq 100); do "$CKPTCTL" status >/dev/null 2>&1 && break; sleep 0.05; done
+"$CKPTCTL" register --job 605 "$bad" && "$CKPTCTL" unregister --job 605 || fail "605"
+"$CKPTCTL" status 605 | grep -Eq "^605 .* ended" || fail "605 not ended: $("$CKPTCTL" status 605)"
+sleep 2
+one_error "status: job 605 is not known to this node's ckptd" status 605
+echo "ok: the record of an ended job is forgotten after retention.ended_keep_s"
