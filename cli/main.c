@@ -39,11 +39,17 @@ static void usage(FILE *f)
 		"  demo                          checkpoint and restore an example counter\n"
 		"  status [--json] [JOBID]       the agent's jobs and operations (ckptd)\n"
 		"  cancel JOBID                  stop the job's running dump\n"
-		"  checkpoint create|vacate|restart|list|able|error|disable|enable JOBID\n"
-		"                                the old scontrol checkpoint verbs (via ckptd)\n"
+		"  checkpoint create|vacate|restart|list|able|error|disable|enable JOBID [--json]\n"
+		"                                the old scontrol checkpoint verbs (via ckptd; list\n"
+		"                                also after the job's end, from storage)\n"
+		"  checkpoint vacate JOBID --timelimit=stop|requeue:N\n"
+		"                                at the time limit (the batch wrapper): requeue only\n"
+		"                                N times per job, else stop\n"
 		"  register --job J [--step S] [--uid U] [--cgroup C] [--policy P] [--dir D] PID...\n"
 		"  unregister --job J [--step S] tell ckptd about a job's tasks\n"
-		"  image show|decode|encode|verify|x|info ...   look inside images (ckptctl image)\n");
+		"  image show|decode|encode|verify|x|info ...   look inside images (ckptctl image)\n"
+		"  image gc --ended [--base DIR] remove the sets of Slurm jobs over for\n"
+		"                                retention.ended_keep_s\n");
 }
 
 static int cmd_check(int argc, char **argv)
