@@ -51,6 +51,12 @@ struct job {
 	uint32_t nodes;  /* nodes the job runs on (Slurm); > 1 needs the coordinator */
 	char last_error[256]; /* the last failed operation, for ckptctl checkpoint error */
 	uint64_t last_error_ns;
+	/* The job ended here (unregistered as a whole): no tasks, kept as the
+	 * record of where its sets are and of its last error, for ckptctl
+	 * checkpoint list/error and restore --job after its end.  Hidden from
+	 * plain status; forgotten retention.ended_keep_s after the end, as
+	 * its sets are; at most MAX_ENDED_JOBS, the oldest forgotten first. */
+	uint64_t ended_ns;
 };
 
 /* OP_CHECK: a dump with check_only (ckptctl checkpoint able): it stops
@@ -69,6 +75,7 @@ struct op {
 	uint64_t start_ns, end_ns;
 	int running;
 	int started;     /* restore: the tree runs, the worker waits for it */
+	uint64_t ran_ns; /* restore: when it began to run (the restore's own end) */
 	char phase[16];
 	uint64_t done, total;
 	int result;
@@ -87,6 +94,7 @@ struct agent {
 	char storage_base[1024]; /* storage.base: where jobs' sets live by default */
 	char storage_local[1024]; /* storage.local: the node-local tier, "" for none */
 	uint64_t interval_unit_s; /* agent.interval_unit_s: seconds per --checkpoint-interval unit */
+	uint64_t ended_keep_s; /* retention.ended_keep_s: records of ended jobs, kept */
 	uint64_t request_timeout_ns; /* agent.request_timeout_s: to read a whole request */
 };
 
@@ -143,7 +151,8 @@ int conn_error(int fd, int err, const char *fmt, ...) __attribute__((format(prin
 int jobs_register(const struct peer *p, const RpcRegister *r, char *err, size_t errlen);
 int jobs_unregister(const struct peer *p, const RpcUnregister *r, char *err, size_t errlen);
 struct job *jobs_find_locked(uint32_t id);
-void jobs_fill_locked(const struct peer *p, uint32_t job_id, RpcReply *r);
+/* with_ended: also the records of jobs that ended here. */
+void jobs_fill_locked(const struct peer *p, uint32_t job_id, int with_ended, RpcReply *r);
 void jobs_free_reply(RpcReply *r);
 
 /* auth.c */

@@ -261,6 +261,7 @@ int main(int argc, char **argv)
 	snprintf(agent.storage_local, sizeof(agent.storage_local), "%s",
 		 conf_get(conf, "storage.local", ""));
 	if (conf_get_u64(conf, "agent.interval_unit_s", 60, &agent.interval_unit_s) ||
+	    conf_get_u64(conf, "retention.ended_keep_s", 7 * 24 * 3600, &agent.ended_keep_s) ||
 	    !agent.interval_unit_s || load_conn_limits(conf))
 		return 1;
 	signal(SIGPIPE, SIG_IGN);

@@ -62,7 +62,7 @@ static int do_status(struct conn *c, const RpcStatus *s, int with_ops)
 	r.agent_pid = (uint32_t)getpid();
 	r.agent_start_ns = agent.start_ns;
 	pthread_mutex_lock(&agent.lock);
-	jobs_fill_locked(&c->peer, job, &r);
+	jobs_fill_locked(&c->peer, job, s && s->has_ended && s->ended, &r);
 	if (with_ops)
 		ops_fill_locked(&c->peer, job, &r);
 	pthread_mutex_unlock(&agent.lock);
@@ -72,20 +72,36 @@ static int do_status(struct conn *c, const RpcStatus *s, int with_ops)
 	return ret;
 }
 
+/* "batch step", "extern step", "step 3": Slurm gives its batch and extern
+ * steps reserved ids (SLURM_BATCH_SCRIPT, SLURM_EXTERN_CONT in slurm.h,
+ * which the agent does not include), that read as noise in a log. */
+static const char *step_name(uint32_t step, char *buf, size_t len)
+{
+	if (step == 0xfffffffbU)
+		return "batch step";
+	if (step == 0xffffffffU)
+		return "extern step";
+	snprintf(buf, len, "step %u", step);
+	return buf;
+}
+
 static int dispatch(struct conn *c, const RpcRequest *q)
 {
-	char err[512] = "";
+	char err[512] = "", step[24];
 	int ret;
 	switch (q->req_case) {
 	case RPC_REQUEST__REQ_REG:
 		ret = jobs_register(&c->peer, q->reg, err, sizeof(err));
-		agent_log(q->reg->job_id, "register step %u of uid %u (%zu tasks) by uid %u: %s",
-			  q->reg->step_id, q->reg->uid, q->reg->n_pids, c->peer.uid,
-			  ret ? err : "ok");
+		agent_log(q->reg->job_id, "register %s of uid %u (%zu tasks) by uid %u: %s",
+			  step_name(q->reg->step_id, step, sizeof(step)), q->reg->uid,
+			  q->reg->n_pids, c->peer.uid, ret ? err : "ok");
 		return reply_result(c->fd, ret, err);
 	case RPC_REQUEST__REQ_UNREG:
 		ret = jobs_unregister(&c->peer, q->unreg, err, sizeof(err));
-		agent_log(q->unreg->job_id, "unregister by uid %u: %s", c->peer.uid,
+		agent_log(q->unreg->job_id, "unregister %s by uid %u: %s",
+			  q->unreg->has_step_id ? step_name(q->unreg->step_id, step, sizeof(step))
+						: "the job",
+			  c->peer.uid,
 			  ret ? err : "ok");
 		return reply_result(c->fd, ret, err);
 	case RPC_REQUEST__REQ_DUMP:

@@ -59,6 +59,8 @@ static RpcJob *job_to_msg(const struct job *j, RpcJob *m, uint32_t *pids)
 	m->last_error = j->last_error[0] ? (char *)j->last_error : NULL;
 	m->has_last_error_ns = j->last_error_ns != 0;
 	m->last_error_ns = j->last_error_ns;
+	m->has_ended_ns = j->ended_ns != 0;
+	m->ended_ns = j->ended_ns;
 	return m;
 }
 
@@ -202,6 +204,44 @@ static int canonical_dir(const char *dir, char *out, size_t len, char *err, size
 	return 0;
 }
 
+#define MAX_ENDED_JOBS 256
+
+/* Drop a job from the registry, and its file. */
+static void forget_locked(struct job *j)
+{
+	struct job **pp = &agent.jobs;
+	while (*pp && *pp != j)
+		pp = &(*pp)->next;
+	if (!*pp)
+		return;
+	*pp = j->next;
+	job_save(NULL, j->id);
+	job_free(j);
+}
+
+/* Records of ended jobs: kept retention.ended_keep_s (their sets are
+ * collected then), at most MAX_ENDED_JOBS, the oldest out. */
+static void forget_old_locked(void)
+{
+	size_t n = 0;
+	struct job *oldest = NULL, *next;
+	uint64_t now = agent_now_ns();
+	for (struct job *j = agent.jobs; j; j = next) {
+		next = j->next;
+		if (!j->ended_ns)
+			continue;
+		if (now - j->ended_ns > agent.ended_keep_s * 1000000000ULL) {
+			forget_locked(j);
+			continue;
+		}
+		n++;
+		if (!oldest || j->ended_ns < oldest->ended_ns)
+			oldest = j;
+	}
+	if (n > MAX_ENDED_JOBS)
+		forget_locked(oldest);
+}
+
 int jobs_register(const struct peer *p, const RpcRegister *r, char *err, size_t errlen)
 {
 	char dir[PATH_MAX];
@@ -214,6 +254,11 @@ int jobs_register(const struct peer *p, const RpcRegister *r, char *err, size_t 
 		return ret;
 	pthread_mutex_lock(&agent.lock);
 	struct job *j = jobs_find_locked(r->job_id);
+	/* Another user's record of an ended job: the id was reused (a new
+	 * cluster, or a user's own registration), that job is over. */
+	if (j && j->ended_ns && j->uid != r->uid)
+		forget_locked(j);
+	j = jobs_find_locked(r->job_id);
 	int fresh = !j;
 	if (j && j->uid != r->uid) {
 		snprintf(err, errlen, "job %u is registered for uid %u", r->job_id, j->uid);
@@ -236,6 +281,7 @@ int jobs_register(const struct peer *p, const RpcRegister *r, char *err, size_t 
 			j->wrapper = (pid_t)r->pids[0];
 		if (r->has_interval_min)
 			j->interval_min = r->interval_min;
+		j->ended_ns = 0; /* a requeued job runs again */
 		if (fresh && !ret) {
 			j->next = agent.jobs;
 			agent.jobs = j;
@@ -249,28 +295,6 @@ int jobs_register(const struct peer *p, const RpcRegister *r, char *err, size_t 
 	if (ret && !*err)
 		snprintf(err, errlen, "job %u: cannot register: %s", r->job_id, strerror(-ret));
 	return ret;
-}
-
-#define MAX_ENDED_JOBS 256
-
-/* Ended jobs kept for their error: at most MAX_ENDED_JOBS, oldest out. */
-static void forget_old_locked(void)
-{
-	size_t n = 0;
-	struct job **oldest = NULL;
-	for (struct job **pp = &agent.jobs; *pp; pp = &(*pp)->next) {
-		if ((*pp)->nr_steps)
-			continue;
-		n++;
-		if (!oldest || (*pp)->last_error_ns < (*oldest)->last_error_ns)
-			oldest = pp;
-	}
-	if (n > MAX_ENDED_JOBS) {
-		struct job *j = *oldest;
-		*oldest = j->next;
-		job_save(NULL, j->id);
-		job_free(j);
-	}
 }
 
 /* Drop one step's pids (and the step) from a job. */
@@ -294,11 +318,8 @@ int jobs_unregister(const struct peer *p, const RpcUnregister *r, char *err, siz
 {
 	int ret = 0;
 	pthread_mutex_lock(&agent.lock);
-	struct job **pp = &agent.jobs;
-	while (*pp && (*pp)->id != r->job_id)
-		pp = &(*pp)->next;
-	struct job *j = *pp;
-	if (!j) {
+	struct job *j = jobs_find_locked(r->job_id);
+	if (!j || j->ended_ns) {
 		snprintf(err, errlen, "job %u is not registered", r->job_id);
 		ret = -ENOENT;
 	} else if (p->uid != 0 && p->uid != j->uid) {
@@ -308,15 +329,13 @@ int jobs_unregister(const struct peer *p, const RpcUnregister *r, char *err, siz
 	} else {
 		if (r->has_step_id)
 			drop_step(j, r->step_id);
-		if ((!r->has_step_id || !j->nr_steps) && !j->last_error[0]) {
-			*pp = j->next;
-			job_free(j);
-			job_save(NULL, r->job_id);
-		} else if (!r->has_step_id || !j->nr_steps) {
-			/* Gone, but `ckptctl checkpoint error` still tells why its
-			 * last checkpoint failed (the job may be requeued). */
+		if (!r->has_step_id || !j->nr_steps) {
+			/* Ended here: `ckptctl checkpoint list` still finds its
+			 * sets (its --checkpoint-dir), `error` tells why its last
+			 * checkpoint failed, a requeued run registers again. */
 			j->nr_pids = j->nr_steps = 0;
 			j->wrapper = 0;
+			j->ended_ns = agent_now_ns();
 			job_save(j, j->id);
 			forget_old_locked();
 		} else {
@@ -328,14 +347,16 @@ int jobs_unregister(const struct peer *p, const RpcUnregister *r, char *err, siz
 }
 
 /* Jobs the peer may see (root: all; a user: their own). */
-void jobs_fill_locked(const struct peer *p, uint32_t job_id, RpcReply *r)
+void jobs_fill_locked(const struct peer *p, uint32_t job_id, int with_ended, RpcReply *r)
 {
+	forget_old_locked();
 	size_t n = 0;
 	for (struct job *j = agent.jobs; j; j = j->next)
 		n++;
 	r->jobs = calloc(n + 1, sizeof(*r->jobs));
 	for (struct job *j = agent.jobs; r->jobs && j; j = j->next) {
-		if ((p->uid && p->uid != j->uid) || (job_id && j->id != job_id))
+		if ((p->uid && p->uid != j->uid) || (job_id && j->id != job_id) ||
+		    (j->ended_ns && !with_ended))
 			continue;
 		RpcJob *m = malloc(sizeof(*m));
 		uint32_t *pids = calloc(j->nr_pids + 1, sizeof(*pids));
@@ -413,6 +434,7 @@ void jobs_load(void)
 			snprintf(j->last_error, sizeof(j->last_error), "%s",
 				 m->last_error ? m->last_error : "");
 			j->last_error_ns = m->last_error_ns;
+			j->ended_ns = m->ended_ns;
 			j->next = agent.jobs;
 			agent.jobs = j;
 			agent_log(j->id, "registration of uid %u reloaded (%zu tasks)", j->uid,
@@ -439,7 +461,9 @@ void jobs_free_all(void)
 void jobs_set_root_locked(uint32_t id, pid_t root)
 {
 	struct job *j = jobs_find_locked(id);
-	if (!j || root <= 0)
+	/* A job that ended here, restored by hand, is just a set restored:
+	 * nothing would unregister that tree. */
+	if (!j || root <= 0 || j->ended_ns)
 		return;
 	uint32_t step = j->nr_pids ? j->pid_steps[0] : (j->nr_steps ? j->steps[0] : 0);
 	j->nr_pids = 0;

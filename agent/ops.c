@@ -227,7 +227,7 @@ static void on_started(struct conn *c, uint32_t id, const struct worker_msg *m)
 	pthread_mutex_lock(&agent.lock);
 	struct op *o = op_get_locked(id);
 	if (o)
-		o->target = m->pid, o->started = 1;
+		o->target = m->pid, o->started = 1, o->ran_ns = agent_now_ns();
 	if (o && o->job_id)
 		jobs_set_root_locked(o->job_id, m->pid);
 	pthread_mutex_unlock(&agent.lock);
@@ -425,6 +425,9 @@ static int resolve_job(const struct peer *p, const RpcDump *d, struct dump_targe
 		snprintf(err, errlen, "job %u runs on %u nodes: multi-node checkpoints need the "
 			 "coordinator, which this version does not have yet", d->job_id, j->nodes);
 		ret = -ENOTSUP;
+	} else if (!j->nr_pids && j->ended_ns) {
+		snprintf(err, errlen, "job %u has ended on this node", d->job_id);
+		ret = -ESRCH;
 	} else if (!j->nr_pids) {
 		snprintf(err, errlen, "job %u: no task of it is registered (it does not run here)",
 			 d->job_id);
@@ -535,22 +538,50 @@ static int dump_ident(const struct conn *c, const struct dump_target *t, struct 
 }
 
 /* In a directory of root's alone, JOB (0700) for `uid`: made, never
- * chowned when it exists (it may be another user's). */
-static void prepare_in(uint32_t job, const char *base, const char *name, uid_t uid, gid_t gid)
+ * chowned when it exists (it may be another user's).  1: made here. */
+static int prepare_in(uint32_t job, const char *base, const char *name, uid_t uid, gid_t gid)
 {
 	struct stat st;
+	int made = 0;
 	if (mkdir(base, 0711) && errno != EEXIST) {
 		agent_log(job, "%s: %s", base, strerror(errno));
-		return;
+		return 0;
 	}
 	int fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return;
+		return 0;
 	if (fstat(fd, &st) || st.st_uid != 0 || (st.st_mode & 022))
 		agent_log(job, "%s is not root's alone: %s in it left to the dump", base, name);
-	else if (!mkdirat(fd, name, 0700) && fchownat(fd, name, uid, gid, AT_SYMLINK_NOFOLLOW))
+	else if (mkdirat(fd, name, 0700))
+		; /* there already (or not makeable): not ours to remove */
+	else if (fchownat(fd, name, uid, gid, AT_SYMLINK_NOFOLLOW))
+		unlinkat(fd, name, AT_REMOVEDIR);
+	else
+		made = 1;
+	close(fd);
+	return made;
+}
+
+/* After a failed dump: the JOB prepare_in made, if it is still empty,
+ * so that a job whose every checkpoint failed leaves nothing on storage.
+ * A JOB with anything in it is not empty and stays. */
+static void unprepare_in(const char *base, const char *name)
+{
+	struct stat st;
+	int fd = open(base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (!fstat(fd, &st) && st.st_uid == 0 && !(st.st_mode & 022))
 		unlinkat(fd, name, AT_REMOVEDIR);
 	close(fd);
+}
+
+static void unprepare_job_dirs(const struct dump_target *t, int made)
+{
+	if (made & 1)
+		unprepare_in(agent.storage_base, t->job);
+	if (made & 2)
+		unprepare_in(agent.storage_local, t->job);
 }
 
 /* storage.base (and storage.local) are root's, from ckpt.conf: BASE
@@ -558,22 +589,24 @@ static void prepare_in(uint32_t job, const char *base, const char *name, uid_t u
  * for a job registered to that user or at root's request, so that no
  * user takes another's job id ahead of it.  The set in BASE/JOB is then
  * written by the user's worker. */
-static void prepare_job_dirs(const struct peer *p, const struct dump_target *t, uint32_t job)
+/* Which of storage.base (1) and storage.local (2) got BASE/JOB made here. */
+static int prepare_job_dirs(const struct peer *p, const struct dump_target *t, uint32_t job)
 {
 	char *end;
 	unsigned long id = strtoul(t->job, &end, 10);
 	gid_t gid;
 	if (*end || t->job[0] < '1' || t->job[0] > '9' || id > UINT32_MAX)
-		return; /* not a job id: nothing root makes for it */
+		return 0; /* not a job id: nothing root makes for it */
 	pthread_mutex_lock(&agent.lock);
 	struct job *j = jobs_find_locked((uint32_t)id);
 	int allowed = !p->uid || (j && j->uid == t->owner);
 	pthread_mutex_unlock(&agent.lock);
 	if (!allowed || primary_gid(t->owner, &gid))
-		return;
-	prepare_in(job, agent.storage_base, t->job, t->owner, gid);
+		return 0;
+	int made = prepare_in(job, agent.storage_base, t->job, t->owner, gid);
 	if (agent.storage_local[0])
-		prepare_in(job, agent.storage_local, t->job, t->owner, gid);
+		made |= prepare_in(job, agent.storage_local, t->job, t->owner, gid) << 1;
+	return made;
 }
 
 static int reply_dump(struct conn *c, int ret, const char *err, const struct worker_msg *m,
@@ -668,8 +701,7 @@ int ops_dump(struct conn *c, const RpcDump *d)
 	struct ident who;
 	char jwhere[PATH_MAX];
 	snprintf(jwhere, sizeof(jwhere), "%s%s%s", where, t.job[0] ? "/" : "", t.job);
-	if (t.job[0] && !t.base[0])
-		prepare_job_dirs(&c->peer, &t, job);
+	int made = t.job[0] && !t.base[0] ? prepare_job_dirs(&c->peer, &t, job) : 0;
 	int journal = -1;
 	if ((ret = dump_ident(c, &t, &who))) {
 		snprintf(err, sizeof(err), "uid %u: cannot list the user's groups", t.worker_uid);
@@ -695,6 +727,8 @@ int ops_dump(struct conn *c, const RpcDump *d)
 		journal_del(id);
 	}
 	op_finish(id, ret, err, 0);
+	if (ret)
+		unprepare_job_dirs(&t, made);
 	if (ret)
 		agent_log(job, "dump %u failed: %s", id, err);
 	else
@@ -870,6 +904,8 @@ void ops_fill_locked(const struct peer *p, uint32_t job_id, RpcReply *r)
 		m->pid = (uint32_t)o->target;
 		m->dir = strdup(o->dir);
 		m->start_ns = o->start_ns;
+		m->has_ran_ns = o->ran_ns != 0;
+		m->ran_ns = o->ran_ns;
 		if (o->running && o->phase[0]) {
 			RpcProgress *pg = (RpcProgress *)(m + 1);
 			rpc_progress__init(pg);

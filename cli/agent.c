@@ -189,7 +189,7 @@ static int result_of(RpcReply *r, int err)
 		return err ? err : -EPROTO;
 	int ret = r->has_result ? r->result : 0;
 	if (ret)
-		fprintf(stderr, "%s\n", r->error ? r->error : strerror(-ret));
+		agent_error(r);
 	return ret;
 }
 

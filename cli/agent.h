@@ -23,6 +23,14 @@ struct RpcReply;
 struct RpcReply *agent_call(const struct RpcRequest *req);
 /* 0 if r says the request worked, else 1 after its error line; frees r. */
 int agent_finish(struct RpcReply *r);
+/* The agent's error line of r, as one of ours ("ckptctl: ..."). */
+void agent_error(const struct RpcReply *r);
+/* A Slurm job id, digits only, 1 to 4294967295; else one line
+ * "ckptctl: WHAT: bad job id 'S'" and -1. */
+int parse_job_id(const char *what, const char *s, uint32_t *job);
+/* One line for what getopt refused in argv (getopt_long returned c, with
+ * ':' first in its optstring): an unknown option or a missing argument. */
+void bad_option(const char *what, int c, char **argv);
 /* A JSON string literal of s (NULL: ""), on stdout. */
 void json_str(const char *s);
 int cmd_status(int argc, char **argv);

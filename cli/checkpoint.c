@@ -5,7 +5,11 @@
  *
  *   create    checkpoint the job into a new set, the job goes on
  *   vacate    checkpoint it, then requeue it (scontrol requeue): it stops
- *             here and goes on from the checkpoint where Slurm starts it
+ *             here and goes on from the checkpoint where Slurm starts it;
+ *             with --timelimit=stop|requeue:N (the batch wrapper, at the
+ *             time limit), requeue only while the job has been requeued
+ *             at its time limit fewer than N times (timelimit.c), else
+ *             just stop
  *   restart   requeue it: it starts again from its latest set
  *   list      its committed sets
  *   able      can it be checkpointed now (exit 0) or why not (exit 1): ckptd
@@ -19,6 +23,7 @@
  * how many nodes a job has).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,37 +33,37 @@
 
 #include "agent.h"
 #include "ckpt/ckpt.h"
+#include "ckpt/client.h"
 #include "progress-bar.h"
 #include "rpc.pb-c.h"
 #include "conf.h"
 #include "storage.h"
+#include "timelimit.h"
 
-static int parse_job(const char *s, uint32_t *job)
-{
-	char *end;
-	unsigned long v = strtoul(s, &end, 10);
-	if (!*s || *end || !v || v > UINT32_MAX)
-		return -1;
-	*job = (uint32_t)v;
-	return 0;
-}
+/* "checkpoint VERB", what our lines start with. */
+static char what[32];
+/* vacate --timelimit=ACTION */
+static const char *timelimit;
 
-/* The job as this node's agent has it (NULL: not registered; message). */
+/* The job as this node's agent has it, or the record of it if it ended
+ * here (*out NULL: neither; no message). */
 static RpcReply *job_status(uint32_t job, const RpcJob **out)
 {
 	RpcRequest req = RPC_REQUEST__INIT;
 	RpcStatus s = RPC_STATUS__INIT;
-	s.has_job_id = 1;
+	s.has_job_id = s.has_ended = s.ended = 1;
 	s.job_id = job;
 	req.req_case = RPC_REQUEST__REQ_STATUS;
 	req.status = &s;
 	RpcReply *r = agent_call(&req);
 	*out = r && r->n_jobs ? r->jobs[0] : NULL;
-	if (r && !*out)
-		fprintf(stderr, "ckptctl: job %u is not registered with this node's ckptd "
-				"(not submitted with --checkpoint, not running here, or not yours)\n",
-			job);
 	return r;
+}
+
+static void not_registered(uint32_t job)
+{
+	fprintf(stderr, "ckptctl: %s: job %u is not registered with this node's ckptd (not "
+			"submitted with --checkpoint, not run here, or not yours)\n", what, job);
 }
 
 static int run_scontrol(const char *verb, uint32_t job)
@@ -115,28 +120,49 @@ static void list_json(uint32_t job, const struct set_info *sets, size_t n)
 	printf("]}\n");
 }
 
+/* A job the agent knows (running or ended here) without a set yet: an
+ * empty list.  One it does not know, with no sets in storage.base
+ * either: an error, not "no checkpoint". */
+static int list_none(uint32_t job, const RpcJob *j, const char *base)
+{
+	if (!j) {
+		fprintf(stderr, "ckptctl: %s: job %u: not known to this node's ckptd, and no "
+				"sets in %s/%u\n", what, job, base, job);
+		return 1;
+	}
+	if (json)
+		list_json(job, NULL, 0);
+	else
+		printf("job %u: no checkpoint\n", job);
+	return 0;
+}
+
+/* Where the agent writes the job's sets: its --checkpoint-dir (also
+ * known after its end, from the agent's record), else storage.base. */
+static int job_base(const RpcJob *j, char *base, size_t len)
+{
+	struct conf *c = NULL;
+	if (conf_load(conf_path(), &c))
+		return -1;
+	snprintf(base, len, "%s", j && j->dir ? j->dir : conf_get(c, "storage.base", "/var/lib/ckpt"));
+	conf_free(c);
+	return 0;
+}
+
 static int do_list(uint32_t job, const RpcJob *j)
 {
-	char jobs[16];
+	char jobs[16], base[PATH_MAX];
 	struct set_info *sets = NULL;
 	size_t n = 0;
 	snprintf(jobs, sizeof(jobs), "%u", job);
-	struct conf *c = NULL;
-	if (conf_load(conf_path(), &c))
+	if (job_base(j, base, sizeof(base)))
 		return 1;
-	/* Where the agent writes the job's sets: its --checkpoint-dir, else
-	 * storage.base. */
-	const char *base = j && j->dir ? j->dir : conf_get(c, "storage.base", "/var/lib/ckpt");
 	int ret = imgset_list(base, jobs, &sets, &n);
-	conf_free(c);
-	if (ret == -ENOENT && json)
-		list_json(job, NULL, 0);
-	else if (ret == -ENOENT)
-		printf("job %u: no checkpoint\n", job);
 	if (ret == -ENOENT)
-		return 0;
+		return list_none(job, j, base);
 	if (ret) {
-		fprintf(stderr, "ckptctl: job %u: cannot list its sets: %s\n", job, strerror(-ret));
+		fprintf(stderr, "ckptctl: %s: job %u: cannot list its sets in %s: %s\n", what, job,
+			base, strerror(-ret));
 		return 1;
 	}
 	if (json) {
@@ -144,6 +170,7 @@ static int do_list(uint32_t job, const RpcJob *j)
 		free(sets);
 		return 0;
 	}
+	timelimit_print(base, job);
 	printf("SEQ   COMMITTED  CREATED              BYTES        PARENT\n");
 	for (size_t i = 0; i < n; i++) {
 		time_t t = (time_t)(sets[i].created_ns / 1000000000ULL);
@@ -194,9 +221,13 @@ static int check_job(uint32_t job, char *why, size_t len)
 static int do_able(uint32_t job, const RpcJob *j)
 {
 	char why[512];
-	if (!j)
+	if (!j) {
+		not_registered(job);
 		return 1;
-	int no = check_job(job, why, sizeof(why)) != 0;
+	}
+	int no = j->has_ended_ns ? -ESRCH : check_job(job, why, sizeof(why));
+	if (j->has_ended_ns)
+		snprintf(why, sizeof(why), "it ended on this node");
 	if (json) {
 		printf("{\"job_id\":%u,\"able\":%s,\"reason\":", job, no ? "false" : "true");
 		json_str(no ? why : "");
@@ -211,8 +242,10 @@ static int do_able(uint32_t job, const RpcJob *j)
 
 static int do_error(uint32_t job, const RpcJob *j)
 {
-	if (!j)
+	if (!j) {
+		not_registered(job);
 		return 1;
+	}
 	if (json) {
 		printf("{\"job_id\":%u,\"error\":", job);
 		json_str(j->last_error ? j->last_error : "");
@@ -242,48 +275,156 @@ static int do_ctl(uint32_t job, int enable)
 	return agent_finish(agent_call(&req));
 }
 
-static int usage(void)
+/* Requeue at the time limit?  1 while the count is below max (and then
+ * counted), else 0 with the line that says why the job stops. */
+static int count_requeue(uint32_t job, const char *base, uint32_t max)
 {
-	fprintf(stderr, "usage: ckptctl checkpoint create|vacate|restart|list|able|error|"
-			"disable|enable JOBID [--json]\n");
+	uint32_t done = 0, was_max;
+	int err = timelimit_count_read(base, job, &done, &was_max);
+	if (err && err != -ENOENT) {
+		printf("job %u: time limit: cannot read its count of requeues (%s): the job stops\n",
+		       job, strerror(-err));
+		return 0;
+	}
+	if (done >= max) {
+		printf("job %u: time limit: %u of %u time-limit requeues done: the job stops here; "
+		       "`ckptctl checkpoint restart %u` goes on from its checkpoint\n", job, done, max,
+		       job);
+		return 0;
+	}
+	err = timelimit_count_write(base, job, done + 1, max);
+	if (err) {
+		printf("job %u: time limit: cannot count this requeue (%s): the job stops\n", job,
+		       strerror(-err));
+		return 0;
+	}
+	printf("job %u: time limit: requeued, time-limit requeue %u of %u\n", job, done + 1, max);
 	return 1;
+}
+
+/* vacate --timelimit=stop|requeue:N: checkpoint and stop; requeue only
+ * while the job was requeued at its time limit fewer than N times.  What
+ * cannot be counted stops the job: a time limit never extends it forever. */
+static int do_timelimit(uint32_t job)
+{
+	uint32_t max;
+	char base[PATH_MAX];
+	const RpcJob *j;
+	if (timelimit_parse(timelimit, &max)) {
+		fprintf(stderr, "ckptctl: %s: --timelimit=%s: use stop or requeue:N (N from 1 to %d)\n",
+			what, timelimit, TIMELIMIT_MAX);
+		return 1;
+	}
+	RpcReply *r = job_status(job, &j);
+	if (!r)
+		return 1;
+	/* The count is written where the job's user writes: as that user. */
+	int root_for_user = j && geteuid() == 0 && j->uid != 0;
+	int ret = !j || root_for_user || job_base(j, base, sizeof(base));
+	if (!j)
+		not_registered(job);
+	else if (root_for_user)
+		fprintf(stderr, "ckptctl: %s: --timelimit is run by the job's user (its batch "
+				"wrapper), not root\n", what);
+	rpc_reply__free_unpacked(r, NULL);
+	if (ret || do_dump(job, 0))
+		return 1;
+	if (max && count_requeue(job, base, max))
+		return run_scontrol("requeue", job) ? 1 : 0;
+	if (!max)
+		printf("job %u: time limit: the job stops here (--checkpoint-timelimit=stop); "
+		       "`ckptctl checkpoint restart %u` goes on from its checkpoint\n", job, job);
+	return 0;
+}
+
+#define VERBS "create, vacate, restart, list, able, error, disable or enable"
+
+static int known_verb(const char *v)
+{
+	static const char *const verbs[] = { "create", "vacate", "restart", "list",
+					     "able",   "error",  "disable", "enable" };
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (!strcmp(v, verbs[i]))
+			return 1;
+	return 0;
+}
+
+/* checkpoint VERB JOBID [--json], --json anywhere after the verb; 0, or
+ * -1 after one line naming what is wrong. */
+static int parse_args(int argc, char **argv, uint32_t *job)
+{
+	int have_job = 0;
+	if (argc < 2 || !known_verb(argv[1])) {
+		if (argc < 2)
+			fprintf(stderr, "ckptctl: checkpoint: missing verb (" VERBS ")\n");
+		else
+			fprintf(stderr, "ckptctl: checkpoint: unknown verb '%s' (" VERBS ")\n",
+				argv[1]);
+		return -1;
+	}
+	snprintf(what, sizeof(what), "checkpoint %s", argv[1]);
+	for (int i = 2; i < argc; i++) {
+		if (!strncmp(argv[i], "--timelimit=", 12) && !strcmp(argv[1], "vacate")) {
+			timelimit = argv[i] + 12;
+		} else if (!strcmp(argv[i], "--json")) {
+			json = 1;
+		} else if (!strncmp(argv[i], "--", 2)) {
+			fprintf(stderr, "ckptctl: %s: unknown option '%s'\n", what, argv[i]);
+			return -1;
+		} else if (have_job) {
+			fprintf(stderr, "ckptctl: %s: unexpected argument '%s'\n", what, argv[i]);
+			return -1;
+		} else if (parse_job_id(what, argv[i], job)) {
+			return -1;
+		} else {
+			have_job = 1;
+		}
+	}
+	if (!have_job)
+		fprintf(stderr, "ckptctl: %s: missing job id\n", what);
+	return have_job ? 0 : -1;
+}
+
+/* The verbs that read what ckptd knows of the job. */
+static int job_query(const char *verb, uint32_t job)
+{
+	const RpcJob *j;
+	RpcReply *r = job_status(job, &j);
+	if (!r)
+		return 1;
+	int ret;
+	if (!strcmp(verb, "list"))
+		ret = do_list(job, j);
+	else if (!strcmp(verb, "able"))
+		ret = do_able(job, j);
+	else
+		ret = do_error(job, j);
+	rpc_reply__free_unpacked(r, NULL);
+	return ret;
 }
 
 int cmd_checkpoint(int argc, char **argv)
 {
 	uint32_t job;
-	if (argc == 4 && !strcmp(argv[3], "--json")) {
-		json = 1;
-		argc--;
-	}
-	if (argc != 3 || parse_job(argv[2], &job))
-		return usage();
-	const char *verb = argv[1];
-	if (agent_route("checkpoint") != 1) {
-		fprintf(stderr, "ckptctl: checkpoint %s: needs ckptd (the job's registration)\n",
-			verb);
+	if (parse_args(argc, argv, &job))
 		return 1;
-	}
+	const char *verb = argv[1];
+	/* The sets of a job are on storage: list reads them without ckptd. */
+	if (!strcmp(verb, "list") && (!ckpt_client_socket() || !ckpt_client_agent_up()))
+		return do_list(job, NULL);
+	int route = agent_route(what); /* -1: it said why */
+	if (!route)
+		fprintf(stderr, "ckptctl: %s: needs ckptd (the job's registration)\n", what);
+	if (route != 1)
+		return 1;
 	if (!strcmp(verb, "create"))
 		return do_dump(job, 1);
 	if (!strcmp(verb, "vacate"))
-		return do_dump(job, 0) || run_scontrol("requeue", job) ? 1 : 0;
+		return timelimit ? do_timelimit(job)
+				 : do_dump(job, 0) || run_scontrol("requeue", job) ? 1 : 0;
 	if (!strcmp(verb, "restart"))
 		return run_scontrol("requeue", job) ? 1 : 0;
 	if (!strcmp(verb, "disable") || !strcmp(verb, "enable"))
 		return do_ctl(job, !strcmp(verb, "enable"));
-	const RpcJob *j;
-	RpcReply *r = job_status(job, &j);
-	int ret = 1;
-	if (!strcmp(verb, "list"))
-		ret = do_list(job, j);
-	else if (!strcmp(verb, "able"))
-		ret = do_able(job, j);
-	else if (!strcmp(verb, "error"))
-		ret = do_error(job, j);
-	else
-		ret = usage();
-	if (r)
-		rpc_reply__free_unpacked(r, NULL);
-	return ret;
+	return job_query(verb, job);
 }

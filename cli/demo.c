@@ -271,7 +271,8 @@ static int prepare(struct demo *d, int argc, char **argv)
 		if (!strcmp(argv[i], "-k") || !strcmp(argv[i], "--keep")) {
 			d->keep = 1;
 		} else {
-			fprintf(stderr, "usage: ckptctl demo [-k|--keep]\n");
+			fprintf(stderr, "ckptctl: demo: unexpected argument '%s' (only -k, --keep)\n",
+				argv[i]);
 			return -EINVAL;
 		}
 	}

@@ -3,6 +3,8 @@
  *
  *   image squash DIR                 make an incremental set self-contained
  *   image gc [--base DIR] JOB        remove the job's incomplete sets
+ *   image gc --ended [--base DIR]    remove the sets of Slurm jobs over for
+ *                                    retention.ended_keep_s (ended-gc.c)
  *   image rm [--base DIR] JOB SEQ    remove a set (refused while an
  *                                    incremental set needs it)
  *   image ls [--base DIR] JOB        the job's sets: SEQ, committed, bytes,
@@ -27,7 +29,7 @@ int image_sets_cmd(const char *sub)
 static int usage(void)
 {
 	fprintf(stderr, "ckptctl: image squash DIR | image gc|ls [--base DIR] JOB | "
-			"image rm [--base DIR] JOB SEQ\n");
+			"image gc --ended [--base DIR] | image rm [--base DIR] JOB SEQ\n");
 	return 1;
 }
 
@@ -62,12 +64,20 @@ int cmd_image_sets(int argc, char **argv)
 
 	if (!strcmp(sub, "squash"))
 		return argc == 3 ? (imgset_squash(argv[2]) ? 1 : 0) : usage();
+	/* gc --ended [--base DIR] */
+	if (argc > 2 && !strcmp(argv[2], "--ended")) {
+		for (int k = 2; k < argc - 1; k++)
+			argv[k] = argv[k + 1];
+		argv[argc - 1] = "--ended";
+	}
 	if (argc > 3 && !strcmp(argv[2], "--base")) {
 		base = argv[3];
 		i = 4;
 	}
 	if (i >= argc || set_policy_load(&p, base))
 		return i >= argc ? usage() : 1;
+	if (!strcmp(sub, "gc") && argc == i + 1 && !strcmp(argv[i], "--ended"))
+		return gc_ended(p.base, p.ended_keep_s);
 	if (!strcmp(sub, "gc") && argc == i + 1)
 		return imgset_gc(p.base, argv[i]) ? 1 : 0;
 	if (!strcmp(sub, "ls") && argc == i + 1)

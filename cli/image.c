@@ -31,12 +31,7 @@
 #include "pagemap.pb-c.h"
 
 #define PAGE 4096ull
-
-static void image_usage(FILE *f)
-{
-	fprintf(f, "usage: ckptctl image show DIR|FILE | decode FILE | encode JSON FILE |\n"
-		   "                     verify [-v] DIR | x DIR ps|fds|mems | info DIR\n");
-}
+#define IMAGE_SUBS "show, decode, encode, verify, x, info, squash, gc, rm or ls"
 
 /* The set's inventory (NULL after a message). */
 static InventoryEntry *load_inventory(struct img_set *set)
@@ -409,7 +404,27 @@ static int cmd_x(int argc, char **argv)
 	if (!strcmp(argv[3], "mems"))
 		return on_set(argv[2], x_mems);
 usage:
-	fprintf(stderr, "ckptctl: image x DIR ps|fds|mems\n");
+	fprintf(stderr, "ckptctl: image x: '%s' is not ps, fds or mems\n", argc > 3 ? argv[3] : "");
+	return 1;
+}
+
+/* `image SUB ...` with the wrong arguments: one line, the right ones. */
+static int sub_usage(const char *sub)
+{
+	static const struct { const char *sub, *args; } subs[] = {
+		{ "show", "DIR|FILE" },	 { "decode", "FILE" }, { "encode", "JSON FILE" },
+		{ "verify", "[-v] DIR" }, { "x", "DIR ps|fds|mems" }, { "info", "DIR" },
+	};
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+		if (!strcmp(sub, subs[i].sub)) {
+			fprintf(stderr, "ckptctl: image %s: usage: ckptctl image %s %s\n", sub, sub,
+				subs[i].args);
+			return 1;
+		}
+	if (!*sub)
+		fprintf(stderr, "ckptctl: image: missing subcommand (" IMAGE_SUBS ")\n");
+	else
+		fprintf(stderr, "ckptctl: image: unknown subcommand '%s' (" IMAGE_SUBS ")\n", sub);
 	return 1;
 }
 
@@ -430,10 +445,9 @@ int cmd_image(int argc, char **argv)
 		return image_verify(argv[2], 0) ? 1 : 0;
 	if (!strcmp(sub, "verify") && argc == 4 && !strcmp(argv[2], "-v"))
 		return image_verify(argv[3], 1) ? 1 : 0;
-	if (!strcmp(sub, "x"))
+	if (!strcmp(sub, "x") && argc == 4)
 		return cmd_x(argc, argv);
 	if (!strcmp(sub, "info") && argc == 3)
 		return on_set(argv[2], info);
-	image_usage(stderr);
-	return 1;
+	return sub_usage(sub);
 }

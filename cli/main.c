@@ -2,6 +2,7 @@
  * ckptctl: the one command-line tool.  Subcommands follow criu where that
  * makes sense: check, dump, restore; plus demo.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -39,11 +40,27 @@ static void usage(FILE *f)
 		"  demo                          checkpoint and restore an example counter\n"
 		"  status [--json] [JOBID]       the agent's jobs and operations (ckptd)\n"
 		"  cancel JOBID                  stop the job's running dump\n"
-		"  checkpoint create|vacate|restart|list|able|error|disable|enable JOBID\n"
-		"                                the old scontrol checkpoint verbs (via ckptd)\n"
+		"  checkpoint create|vacate|restart|list|able|error|disable|enable JOBID [--json]\n"
+		"                                the old scontrol checkpoint verbs (via ckptd; list\n"
+		"                                also after the job's end, from storage)\n"
+		"  checkpoint vacate JOBID --timelimit=stop|requeue:N\n"
+		"                                at the time limit (the batch wrapper): requeue only\n"
+		"                                N times per job, else stop\n"
 		"  register --job J [--step S] [--uid U] [--cgroup C] [--policy P] [--dir D] PID...\n"
 		"  unregister --job J [--step S] tell ckptd about a job's tasks\n"
-		"  image show|decode|encode|verify|x|info ...   look inside images (ckptctl image)\n");
+		"  image show|decode|encode|verify|x|info ...   look inside images (ckptctl image)\n"
+		"  image gc --ended [--base DIR] remove the sets of Slurm jobs over for\n"
+		"                                retention.ended_keep_s\n");
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	int verbose = argc == 2 && !strcmp(argv[1], "-v");
+	if (argc > 1 && !verbose) {
+		fprintf(stderr, "ckptctl: check: unexpected argument '%s' (only -v)\n", argv[1]);
+		return 1;
+	}
+	return ckpt_check(verbose) ? 1 : 0;
 }
 
 static double ms(uint64_t ns)
@@ -148,7 +165,8 @@ static int cmd_dump(int argc, char **argv)
 	uint64_t ext_inodes[MAX_REPEAT];
 	int c, stats = 0;
 
-	while ((c = getopt_long(argc, argv, "t:D:Rsv", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":t:D:Rsv", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			if (parse_pid(optarg, &o.pid)) {
@@ -188,14 +206,18 @@ static int cmd_dump(int argc, char **argv)
 			o.uid = (uid_t)uid;
 			break;
 		}
-		default: usage(stderr); return 1;
+		default: bad_option("dump", c, argv); return 1;
 		}
 	}
-	if (o.check_only && (!o.pid || o.dir || o.job || optind != argc)) {
+	if (optind != argc) {
+		fprintf(stderr, "ckptctl: dump: unexpected argument '%s'\n", argv[optind]);
+		return 1;
+	}
+	if (o.check_only && (!o.pid || o.dir || o.job)) {
 		fprintf(stderr, "ckptctl: dump --check-only needs -t PID, and no -D or --job\n");
 		return 1;
 	}
-	if (!o.check_only && ((!o.pid && !o.job) || !o.dir == !o.job || optind != argc)) {
+	if (!o.check_only && ((!o.pid && !o.job) || !o.dir == !o.job)) {
 		fprintf(stderr, "ckptctl: dump needs -t PID and -D DIR or --job JOBID\n");
 		return 1;
 	}
@@ -304,7 +326,8 @@ static int cmd_restore(int argc, char **argv)
 	char job_dir[4096];
 	int c, stats = 0, status = 0;
 
-	while ((c = getopt_long(argc, argv, "D:dv", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":D:dv", opts, NULL)) != -1) {
 		switch (c) {
 		case 'D': o.dir = optarg; break;
 		case 'd': o.detach = 1; break;
@@ -338,17 +361,24 @@ static int cmd_restore(int argc, char **argv)
 			break;
 		case OPT_JOB: o.job = optarg; break;
 		case OPT_BASE: o.base = optarg; break;
-		default: usage(stderr); return 1;
+		default: bad_option("restore", c, argv); return 1;
 		}
 	}
-	if (!o.dir == !o.job || optind != argc) {
+	if (optind != argc) {
+		fprintf(stderr, "ckptctl: restore: unexpected argument '%s'\n", argv[optind]);
+		return 1;
+	}
+	if (!o.dir == !o.job) {
 		fprintf(stderr, "ckptctl: restore needs -D DIR or --job JOBID\n");
 		return 1;
 	}
 	int route = agent_route("restore");
 	if (route < 0)
 		return 1;
-	uint32_t job_id = o.job ? (uint32_t)strtoul(o.job, NULL, 10) : 0;
+	/* A job id, or a set name that is not one ("12abc" is not job 12). */
+	char *end = NULL;
+	unsigned long v = o.job && isdigit((unsigned char)o.job[0]) ? strtoul(o.job, &end, 10) : 0;
+	uint32_t job_id = end && !*end && v <= UINT32_MAX ? (uint32_t)v : 0;
 	/* ckptd finds a registered job's latest set itself (in the job's
 	 * checkpoint directory); otherwise it is resolved here, once. */
 	if (o.job && (!route || o.base || !job_id)) {
@@ -378,14 +408,14 @@ static int cmd_restore(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		usage(stderr);
+		fprintf(stderr, "ckptctl: missing command (ckptctl help lists them)\n");
 		return 1;
 	}
 	const char *cmd = argv[1];
 	argv++;
 	argc--;
 	if (!strcmp(cmd, "check"))
-		return ckpt_check(argc > 1 && !strcmp(argv[1], "-v")) ? 1 : 0;
+		return cmd_check(argc, argv);
 	if (!strcmp(cmd, "dump"))
 		return cmd_dump(argc, argv);
 	if (!strcmp(cmd, "restore"))
@@ -408,7 +438,6 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	fprintf(stderr, "ckptctl: unknown command '%s'\n", cmd);
-	usage(stderr);
+	fprintf(stderr, "ckptctl: unknown command '%s' (ckptctl help lists them)\n", cmd);
 	return 1;
 }

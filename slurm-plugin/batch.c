@@ -14,6 +14,18 @@
  *     asked for.
  * Everything it says goes to the job's stderr, prefixed "ckpt-batch:".
  *
+ * The same SIGUSR1 comes at preemption and T seconds before the job's
+ * time limit.  Slurm marks a preemption (the job's PreemptTime, asked
+ * with slurm_load_job); any other SIGUSR1 is taken as the time limit's,
+ * and the vacate then does what CKPT_TIMELIMIT says (the plugin's
+ * --checkpoint-timelimit: stop, or requeue:N, counted by ckptctl), so
+ * that a time limit never extends a job forever.
+ *
+ * A job whose script the vacate stopped ends with CKPT_EXIT_VACATED (75,
+ * EX_TEMPFAIL: stopped with a checkpoint, go on by requeueing it) instead
+ * of the SIGKILL the dump ended it with, which Slurm shows as a failure
+ * (Reason=NonZeroExitCode).  A requeued job is requeued before that.
+ *
  * A requeued job (SLURM_RESTART_COUNT > 0) goes on from its latest
  * checkpoint: `ckptctl restore --job JOBID` runs in place of the script
  * (through ckptd, which restores the job's tree and hands back its exit
@@ -23,11 +35,14 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <slurm/slurm.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#define CKPT_EXIT_VACATED 75
 
 static const int passed_signals[] = { SIGUSR2, SIGTERM, SIGINT,	 SIGHUP,
 				      SIGQUIT, SIGCONT, SIGALRM, SIGXCPU };
@@ -38,6 +53,8 @@ struct batch {
 	pid_t script, vacate;
 	int script_status, script_done;
 	int restoring;      /* script is `ckptctl restore`, the tree not yet running */
+	int vacated;        /* our vacate succeeded: it stopped the script */
+	char timelimit[48]; /* --timelimit=ACTION for the vacate at the time limit */
 	char pidfile[64];   /* written by ckptctl once the restored tree runs */
 };
 
@@ -67,15 +84,49 @@ static pid_t spawn(char *const argv[])
 	_exit(127);
 }
 
+/* Why this SIGUSR1: 1 Slurm's preemption, 0 the time limit (or a user's
+ * signal), -1 unknown.  Slurm sets the job's preempt_time when it
+ * preempts it (compared with this run's start: a requeued job keeps the
+ * time of an earlier preemption).  libslurm exits the process on a
+ * missing slurm.conf: it is looked for first. */
+static int preempted(const struct batch *b)
+{
+	const char *conf = getenv("SLURM_CONF");
+	job_info_msg_t *msg = NULL;
+	int yes = -1;
+
+	if (access(conf ? conf : "/etc/slurm/slurm.conf", R_OK))
+		return -1;
+	slurm_init(NULL);
+	if (slurm_load_job(&msg, (uint32_t)strtoul(b->job, NULL, 10), SHOW_ALL) || !msg) {
+		say(b, "SIGUSR1: cannot ask Slurm whether it preempts the job: %s",
+		    slurm_strerror(slurm_get_errno()));
+		return -1;
+	}
+	if (msg->record_count) {
+		const slurm_job_info_t *j = &msg->job_array[0];
+		yes = j->preempt_time && j->preempt_time >= j->start_time;
+	}
+	slurm_free_job_info_msg(msg);
+	return yes;
+}
+
 static void start_vacate(struct batch *b)
 {
-	char *argv[] = { (char *)b->ckptctl, "checkpoint", "vacate", (char *)b->job, NULL };
+	char *argv[] = { (char *)b->ckptctl, "checkpoint", "vacate", (char *)b->job, NULL, NULL };
 
 	if (b->vacate > 0) {
 		say(b, "SIGUSR1: a vacate is already running");
 		return;
 	}
-	say(b, "SIGUSR1: running %s checkpoint vacate %s", b->ckptctl, b->job);
+	/* Unknown: a plain vacate, as at preemption.  Its requeue needs the
+	 * slurmctld that did not answer: it does not extend the job either. */
+	int why = preempted(b);
+	if (!why)
+		argv[4] = b->timelimit;
+	say(b, "SIGUSR1 (%s): running %s checkpoint vacate %s%s%s",
+	    why > 0 ? "preemption" : why ? "preemption or time limit" : "time limit", b->ckptctl,
+	    b->job, argv[4] ? " " : "", argv[4] ? argv[4] : "");
 	b->vacate = spawn(argv);
 	if (b->vacate < 0) {
 		say(b, "vacate: fork: %s; the job ends without a checkpoint", strerror(errno));
@@ -88,6 +139,7 @@ static void vacate_ended(struct batch *b, int status)
 	b->vacate = 0;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		say(b, "vacate done");
+		b->vacated = 1;
 		return;
 	}
 	if (WIFEXITED(status))
@@ -125,11 +177,23 @@ static void handle(struct batch *b, int sig)
 		kill(b->script, sig);
 }
 
+/* The dump of a vacate killed the script: SIGKILL, or 137 from a
+ * `ckptctl restore` whose tree it was. */
+static int killed(int status)
+{
+	return (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) ||
+	       (WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGKILL);
+}
+
 /* Leave the way the script left: its exit code, or its signal. */
 static int finish(const struct batch *b)
 {
 	int sig;
 
+	if (b->vacated && killed(b->script_status)) {
+		say(b, "stopped by the vacate: exit %d", CKPT_EXIT_VACATED);
+		return CKPT_EXIT_VACATED;
+	}
 	if (WIFEXITED(b->script_status))
 		return WEXITSTATUS(b->script_status);
 	sig = WTERMSIG(b->script_status);
@@ -209,6 +273,9 @@ int main(int argc, char **argv)
 	b.ckptctl = getenv("CKPT_CKPTCTL");
 	if (!b.ckptctl || !*b.ckptctl)
 		b.ckptctl = "ckptctl";
+	const char *limit = getenv("CKPT_TIMELIMIT");
+	snprintf(b.timelimit, sizeof(b.timelimit), "--timelimit=%.30s",
+		 limit && *limit ? limit : "stop");
 
 	watched_signals(&set);
 	sigprocmask(SIG_BLOCK, &set, NULL);

@@ -62,6 +62,42 @@ int policy_parse_interval(const char *s, uint32_t *min)
 	return 0;
 }
 
+int policy_parse_timelimit(const char *s, struct timelimit *t)
+{
+	char *end;
+	unsigned long n;
+
+	if (s && !strcmp(s, "stop")) {
+		*t = (struct timelimit){ TIMELIMIT_STOP, 0 };
+		return 0;
+	}
+	if (!s || strncmp(s, "requeue", 7) || (s[7] && s[7] != ':'))
+		return -EINVAL;
+	if (!s[7]) {
+		/* The site's number, or one if the site's default is stop. */
+		t->requeues = t->action == TIMELIMIT_REQUEUE && t->requeues ? t->requeues : 1;
+		t->action = TIMELIMIT_REQUEUE;
+		return 0;
+	}
+	if (s[8] < '1' || s[8] > '9')
+		return -EINVAL;
+	errno = 0;
+	n = strtoul(s + 8, &end, 10);
+	if (errno || *end || n > TIMELIMIT_MAX_REQUEUES)
+		return -EINVAL;
+	*t = (struct timelimit){ TIMELIMIT_REQUEUE, (uint32_t)n };
+	return 0;
+}
+
+const char *policy_timelimit_name(const struct timelimit *t, char *buf, size_t len)
+{
+	if (t->action == TIMELIMIT_REQUEUE)
+		snprintf(buf, len, "requeue:%u", t->requeues);
+	else
+		snprintf(buf, len, "stop");
+	return buf;
+}
+
 int policy_check(const struct job_policy *p, const char **why)
 {
 	if (p->kind == POLICY_PERIODIC && !p->interval_min) {
@@ -99,7 +135,7 @@ static int write_all(int fd, const char *buf, size_t len)
 int policy_write(const char *jobdir, uint32_t job, uid_t uid, const struct job_policy *p,
 		 int keep)
 {
-	char path[PATH_MAX], tmp[PATH_MAX], text[PATH_MAX + 256];
+	char path[PATH_MAX], tmp[PATH_MAX], text[PATH_MAX + 256], limit[32];
 	int fd, err, n;
 
 	if (policy_path(path, sizeof(path), jobdir, job, "") ||
@@ -109,8 +145,10 @@ int policy_write(const char *jobdir, uint32_t job, uid_t uid, const struct job_p
 		return 0;
 	if (mkdir(jobdir, 0755) && errno != EEXIST)
 		return -errno;
-	n = snprintf(text, sizeof(text), "job_id=%u\nuid=%u\npolicy=%s\ndir=%s\ninterval_min=%u\n",
-		     job, (unsigned)uid, policy_kind_name(p->kind), p->dir, p->interval_min);
+	n = snprintf(text, sizeof(text),
+		     "job_id=%u\nuid=%u\npolicy=%s\ndir=%s\ninterval_min=%u\ntimelimit=%s\n", job,
+		     (unsigned)uid, policy_kind_name(p->kind), p->dir, p->interval_min,
+		     policy_timelimit_name(&p->timelimit, limit, sizeof(limit)));
 	if (n < 0 || (size_t)n >= sizeof(text))
 		return -ENAMETOOLONG;
 	/* Each step of a job may write it: a private name, then rename. */
@@ -148,6 +186,12 @@ static int parse_line(char *line, uid_t *uid, struct job_policy *p, uint32_t job
 			return -EINVAL;
 		strcpy(p->dir, eq); /* length checked above, or empty */
 		return 0;
+	}
+	if (!strcmp(line, "timelimit")) {
+		/* A file has the number: a bare "requeue" is not one of ours. */
+		if (!strcmp(eq, "requeue"))
+			return -EINVAL;
+		return policy_parse_timelimit(eq, &p->timelimit);
 	}
 	if (!strcmp(line, "interval_min")) {
 		p->interval_min = 0;

@@ -2,7 +2,9 @@
  * ckpt.so: the SPANK plugin that ties Slurm jobs to ckpt.
  *
  * Options (sbatch, salloc, srun): --checkpoint[=on-preempt|periodic|manual],
- * --checkpoint-dir=DIR, --checkpoint-interval=MIN.  In a job that asked for
+ * --checkpoint-dir=DIR, --checkpoint-interval=MIN,
+ * --checkpoint-timelimit=stop|requeue[:N] (what the checkpoint at the time
+ * limit does: see policy.h; default the site's, else stop).  In a job that asked for
  * checkpoints, slurmstepd (remote context) then:
  *   - writes the job's policy file (policy.h) as root, before any task runs;
  *   - in the batch step, replaces the script by the ckpt-batch wrapper
@@ -15,7 +17,9 @@
  * A failure to reach ckptd is logged and the job runs without checkpoints.
  *
  * Plugin arguments (plugstack.conf): wrapper=PATH ckptctl=PATH jobdir=DIR
- * socket=PATH (ckptd's socket, when not the client library's default).
+ * socket=PATH (ckptd's socket, when not the client library's default);
+ * timelimit=stop|requeue:N, the default of --checkpoint-timelimit (stop);
+ * timelimit_max=N, the most time-limit requeues a user may ask for (10).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -35,6 +39,11 @@ static struct job_policy policy;
 static const char *wrapper_path = CKPT_LIBEXEC "/ckpt-batch";
 static const char *ckptctl_path = CKPT_BINDIR "/ckptctl";
 static const char *job_dir = JOB_POLICY_DIR;
+/* The site's default: stop, so that no job is extended unless someone
+ * asked; and a bound on what users may ask. */
+static struct timelimit site_timelimit = { TIMELIMIT_STOP, 0 };
+static uint32_t site_timelimit_max = 10;
+static int user_timelimit; /* --checkpoint-timelimit given */
 
 static int opt_checkpoint(int val, const char *arg, int remote)
 {
@@ -73,6 +82,25 @@ static int opt_interval(int val, const char *arg, int remote)
 	return 0;
 }
 
+static int opt_timelimit(int val, const char *arg, int remote)
+{
+	struct timelimit t = site_timelimit;
+
+	if (policy_parse_timelimit(arg, &t)) {
+		slurm_error("ckpt: --checkpoint-timelimit=%s: use stop, requeue or requeue:N "
+			    "(N from 1 to %u)", arg ? arg : "", site_timelimit_max);
+		return -1;
+	}
+	if (t.requeues > site_timelimit_max) {
+		slurm_error("ckpt: --checkpoint-timelimit=%s: this site allows at most %u "
+			    "time-limit requeues (plugstack.conf timelimit_max)", arg, site_timelimit_max);
+		return -1;
+	}
+	policy.timelimit = t;
+	user_timelimit = 1;
+	return 0;
+}
+
 /* Registered from slurm_spank_init: sbatch and salloc ignore an exported
  * spank_options table. */
 static struct spank_option options[] = {
@@ -84,8 +112,30 @@ static struct spank_option options[] = {
 	  opt_dir },
 	{ "checkpoint-interval", "MIN", "Minutes between checkpoints (--checkpoint=periodic)",
 	  1, 0, opt_interval },
+	{ "checkpoint-timelimit", "stop|requeue[:N]",
+	  "At the time limit: checkpoint and stop (default), or checkpoint and requeue, at "
+	  "most N times", 1, 0, opt_timelimit },
 	SPANK_OPTIONS_TABLE_END
 };
+
+/* timelimit=ACTION and timelimit_max=N of plugstack.conf. */
+static void parse_site_timelimit(const char *key, const char *val)
+{
+	char *end;
+	unsigned long n;
+
+	if (!strcmp(key, "timelimit")) {
+		if (policy_parse_timelimit(val, &site_timelimit))
+			slurm_error("ckpt: plugstack.conf: timelimit=%s: use stop or requeue:N", val);
+		return;
+	}
+	n = strtoul(val, &end, 10);
+	if (*val < '0' || *val > '9' || *end || n > TIMELIMIT_MAX_REQUEUES)
+		slurm_error("ckpt: plugstack.conf: timelimit_max=%s: a number, 0 to %u", val,
+			    TIMELIMIT_MAX_REQUEUES);
+	else
+		site_timelimit_max = (uint32_t)n;
+}
 
 static void parse_plugin_args(int ac, char **av)
 {
@@ -96,6 +146,10 @@ static void parse_plugin_args(int ac, char **av)
 			ckptctl_path = av[i] + 8;
 		else if (!strncmp(av[i], "jobdir=", 7))
 			job_dir = av[i] + 7;
+		else if (!strncmp(av[i], "timelimit=", 10))
+			parse_site_timelimit("timelimit", av[i] + 10);
+		else if (!strncmp(av[i], "timelimit_max=", 14))
+			parse_site_timelimit("timelimit_max", av[i] + 14);
 		else if (!strncmp(av[i], "socket=", 7))
 			setenv("CKPT_SOCKET", av[i] + 7, 1); /* read by the client library */
 		else
@@ -122,6 +176,8 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 /* The options a --checkpoint-dir or -interval implies. */
 static void complete_policy(void)
 {
+	if (!user_timelimit)
+		policy.timelimit = site_timelimit;
 	if (policy.kind == POLICY_NONE && policy.interval_min)
 		policy.kind = POLICY_PERIODIC;
 	else if (policy.kind == POLICY_NONE && policy.dir[0])
@@ -171,7 +227,7 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
  * are the ones slurmstepd passes to execve, in this child only. */
 static int wrap_batch_script(spank_t sp)
 {
-	char **argv, *wrapper;
+	char **argv, *wrapper, limit[32];
 	int argc;
 
 	if (spank_get_item(sp, S_JOB_ARGV, &argc, &argv) != ESPANK_SUCCESS || argc < 1) {
@@ -187,7 +243,9 @@ static int wrap_batch_script(spank_t sp)
 	if (!wrapper ||
 	    spank_setenv(sp, "CKPT_BATCH_SCRIPT", argv[0], 1) != ESPANK_SUCCESS ||
 	    spank_setenv(sp, "CKPT_CKPTCTL", ckptctl_path, 1) != ESPANK_SUCCESS ||
-	    spank_setenv(sp, "CKPT_POLICY", policy_kind_name(policy.kind), 1) != ESPANK_SUCCESS) {
+	    spank_setenv(sp, "CKPT_POLICY", policy_kind_name(policy.kind), 1) != ESPANK_SUCCESS ||
+	    spank_setenv(sp, "CKPT_TIMELIMIT", policy_timelimit_name(&policy.timelimit, limit,
+								     sizeof(limit)), 1) != ESPANK_SUCCESS) {
 		slurm_error("ckpt: batch step: cannot set up the wrapper");
 		free(wrapper);
 		return -1;

@@ -359,6 +359,41 @@ static int needed(const struct set_info *v, size_t n, uint64_t seq)
 	return 0;
 }
 
+int imgset_remove_job(const char *base, const char *job)
+{
+	int fd, ret = job_open(base, job, -1, 0, &fd);
+	if (ret)
+		return ret;
+	int lfd = dup(fd);
+	DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
+	struct dirent *e;
+	uint64_t seq;
+	while (d && (e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (!parse_seq(e->d_name, &seq))
+			remove_dir_at(fd, e->d_name);
+		else
+			unlinkat(fd, e->d_name, 0); /* latest, the time-limit count */
+	}
+	if (d)
+		closedir(d);
+	else if (lfd >= 0)
+		close(lfd);
+	close(fd);
+	/* The job directory, from BASE reached without symlinks. */
+	int bfd = dir_open_nofollow(base, O_RDONLY);
+	if (bfd < 0)
+		ret = bfd;
+	else if (unlinkat(bfd, job, AT_REMOVEDIR))
+		ret = -errno;
+	if (bfd >= 0)
+		close(bfd);
+	if (ret)
+		st_err("%s/%s: %s", base, job, strerror(-ret));
+	return ret;
+}
+
 int imgset_remove(const char *base, const char *job, uint64_t seq)
 {
 	struct set_info *v = NULL;

@@ -62,6 +62,8 @@ int set_policy_load(struct set_policy *p, const char *base)
 		ret = conf_get_u64(c, "retention.keep", 0, &p->keep);
 	if (!ret)
 		ret = conf_get_u64(c, "retention.user_quota", 0, &p->quota);
+	if (!ret)
+		ret = conf_get_u64(c, "retention.ended_keep_s", 7 * 24 * 3600, &p->ended_keep_s);
 	if (!ret && !p->base[0]) {
 		st_err("%s: storage.base is empty", conf_path());
 		ret = -EINVAL;

@@ -211,6 +211,9 @@ int imgset_set_latest(const char *base, const char *job, uint64_t seq);
 int imgset_list(const char *base, const char *job, struct set_info **out, size_t *nr);
 /* Removes the job's abandoned sets (no manifest, no writer). */
 int imgset_gc(const char *base, const char *job);
+/* Removes the whole job directory (a job that is over): its sets, the
+ * manifest of each first, `latest` and the files beside them. */
+int imgset_remove_job(const char *base, const char *job);
 /* Removes one set; -EBUSY when an incremental child still needs it. */
 int imgset_remove(const char *base, const char *job, uint64_t seq);
 /* After a commit: keep the last `keep` sets of the job (0: all), then

@@ -26,6 +26,7 @@ struct set_policy {
 	int background;       /* storage.flush = background */
 	uint64_t keep;        /* retention.keep, 0: all */
 	uint64_t quota;       /* retention.user_quota in bytes, 0: none */
+	uint64_t ended_keep_s; /* retention.ended_keep_s: an ended job's sets, kept */
 };
 
 /* From conf_path(); `base` (if not NULL) overrides storage.base. */

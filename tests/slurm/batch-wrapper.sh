@@ -9,6 +9,9 @@ T=$(mktemp -d /tmp/ckpt-batch-wrapper.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: batch-wrapper: $*" >&2; exit 1; }
 export SLURM_JOB_ID=42
+# No Slurm to ask whether a SIGUSR1 is a preemption (the running test
+# cluster may have a job 42): the wrapper vacates as at preemption.
+export SLURM_CONF=/nonexistent/slurm.conf
 
 # Arguments and exit code.
 printf '#!/bin/sh\necho "args:$*"\nexit 7\n' >"$T/args.sh"

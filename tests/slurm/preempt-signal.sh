@@ -17,7 +17,7 @@ wait_for 30 "job $low to count" test -s "$T/count"
 [ "$(field "$low" Requeue)" = 1 ] || fail "job $low is not requeueable"
 high=$(submit -p high -c 2 -o "$T/high.out" --wrap='echo high ran')
 wait_for 60 "the wrapper of job $low to get USR1" \
-	grep -qs "ckpt-batch: job $low: SIGUSR1: running .*ckptctl checkpoint vacate $low" "$T/low.err"
+	grep -qs "ckpt-batch: job $low: SIGUSR1 (preemption): running .*ckptctl checkpoint vacate $low\$" "$T/low.err"
 wait_for 60 "the vacate of job $low to end" grep -qs "ckpt-batch: job $low: vacate" "$T/low.err"
 wait_for 90 "job $low to be requeued" restarts_is "$low" 1
 wait_for 30 "job $high to complete" state_is "$high" COMPLETED

@@ -11,7 +11,13 @@ start_ckptd "$CKPTD" "$CKPTCTL"
 
 id=$(submit -p high -o "$T/job.out" --checkpoint=manual --checkpoint-dir="$T/ck" --wrap='sleep 60')
 wait_for 30 "job $id to run" state_is "$id" RUNNING
-registered() { "$CKPTCTL" status --json "$id" | grep -q "\"job_id\":$id,"; }
+# A job that ended is still shown for its id, as ended (ckptd keeps a
+# record of where its sets are): registered means there and not ended.
+registered() {
+	local j
+	j=$("$CKPTCTL" status --json "$id" 2>/dev/null) || return 1
+	grep -q "\"job_id\":$id," <<<"$j" && ! grep -q '"ended_ns"' <<<"$j"
+}
 wait_for 10 "job $id to be registered" registered
 json=$("$CKPTCTL" status --json "$id")
 pid=$(scontrol listpids "$id" | awk '$3 == "batch" && $4 == 0 { print $1 }')
@@ -21,7 +27,8 @@ for want in '"uid":0' '"steps":\[4294967291\]' "\"pids\":\\[$pid\\]" '"policy":"
 done
 scancel "$id"
 wait_for 30 "job $id to be unregistered" eval '! registered'
-echo "ok: job $id registered with ckptd (batch task $pid) and unregistered"
+"$CKPTCTL" status "$id" | grep -Eq "^$id +0 +0 +ended" || fail "status $id: $("$CKPTCTL" status "$id")"
+echo "ok: job $id registered with ckptd (batch task $pid) and unregistered (ended)"
 
 # The step's slurmstepd dies without unregistering: the job's epilog does.
 id=$(submit -p high -o "$T/job2.out" --checkpoint --wrap='exec sleep 60')

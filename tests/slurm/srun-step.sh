@@ -44,7 +44,7 @@ why="step 0: 2 tasks under slurmstepd (srun steps are not supported yet, see doc
 as_user "$CKPTCTL" checkpoint able "$id" >"$T/able" 2>&1 && fail "job $id is able: $(cat "$T/able")"
 [ "$(cat "$T/able")" = "job $id: no: $why" ] || fail "able: $(cat "$T/able")"
 as_user "$CKPTCTL" checkpoint create "$id" >"$T/create" 2>&1 && fail "job $id was checkpointed"
-[ "$(cat "$T/create")" = "job $id: $why" ] || fail "create: $(cat "$T/create")"
+[ "$(cat "$T/create")" = "ckptctl: job $id: $why" ] || fail "create: $(cat "$T/create")"
 ! traced || fail "a rank of job $id is traced"
 # The pre-termination signal: the wrapper's vacate is refused the same
 # way, the job is not requeued and runs on.

@@ -59,6 +59,12 @@ static void round_trip(void)
 	CHECK(policy_read(dir, 7, &uid, &out) == 0 && out.kind == POLICY_PERIODIC);
 	CHECK(policy_write(dir, 7, 1000, &in, 0) == 0);
 	CHECK(policy_read(dir, 7, &uid, &out) == 0 && out.kind == POLICY_MANUAL);
+	CHECK(out.timelimit.action == TIMELIMIT_STOP);
+
+	in.timelimit = (struct timelimit){ TIMELIMIT_REQUEUE, 3 };
+	CHECK(policy_write(dir, 7, 1000, &in, 0) == 0);
+	CHECK(policy_read(dir, 7, &uid, &out) == 0 && out.timelimit.action == TIMELIMIT_REQUEUE &&
+	      out.timelimit.requeues == 3);
 }
 
 static void hostile(void)
@@ -85,6 +91,10 @@ static void hostile(void)
 	memcpy(big, "dir=/", 5);
 	put(8, big);
 	CHECK(get(8) == -EINVAL);
+	put(8, "job_id=8\nuid=0\npolicy=manual\ntimelimit=requeue\n");
+	CHECK(get(8) == -EINVAL); /* a file says how many */
+	put(8, "job_id=8\nuid=0\npolicy=manual\ntimelimit=requeue:0\n");
+	CHECK(get(8) == -EINVAL);
 	put(8, "job_id=8\nuid=5\npolicy=on-preempt\nfuture_key=x\n");
 	CHECK(get(8) == 0); /* new keys are ignored */
 }
@@ -108,6 +118,30 @@ static void options(void)
 	CHECK(policy_check(&p, &why) == 0);
 }
 
+/* --checkpoint-timelimit and the plugstack's timelimit=: never forever. */
+static void timelimit(void)
+{
+	struct timelimit t = { TIMELIMIT_STOP, 0 }, site = { TIMELIMIT_REQUEUE, 4 };
+	char buf[32];
+
+	CHECK(policy_parse_timelimit("requeue:2", &t) == 0 && t.action == TIMELIMIT_REQUEUE &&
+	      t.requeues == 2);
+	CHECK(!strcmp(policy_timelimit_name(&t, buf, sizeof(buf)), "requeue:2"));
+	CHECK(policy_parse_timelimit("stop", &t) == 0 && t.action == TIMELIMIT_STOP);
+	CHECK(!strcmp(policy_timelimit_name(&t, buf, sizeof(buf)), "stop"));
+	/* A bare requeue: the site's number, else once. */
+	CHECK(policy_parse_timelimit("requeue", &t) == 0 && t.requeues == 1);
+	CHECK(policy_parse_timelimit("requeue", &site) == 0 && site.requeues == 4);
+	CHECK(policy_parse_timelimit("requeue:0", &t) == -EINVAL);
+	CHECK(policy_parse_timelimit("requeue:-1", &t) == -EINVAL);
+	CHECK(policy_parse_timelimit("requeue:1001", &t) == -EINVAL);
+	CHECK(policy_parse_timelimit("requeue:99999999999", &t) == -EINVAL);
+	CHECK(policy_parse_timelimit("requeue:2x", &t) == -EINVAL);
+	CHECK(policy_parse_timelimit("requeue2", &t) == -EINVAL);
+	CHECK(policy_parse_timelimit("forever", &t) == -EINVAL);
+	CHECK(policy_parse_timelimit(NULL, &t) == -EINVAL);
+}
+
 int main(void)
 {
 	char cmd[128];
@@ -119,6 +153,7 @@ int main(void)
 	round_trip();
 	hostile();
 	options();
+	timelimit();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd))
 		fprintf(stderr, "could not remove %s\n", dir);

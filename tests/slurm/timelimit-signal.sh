@@ -10,5 +10,5 @@ id=$(SBATCH_SIGNAL='' CKPT_SIGNAL_TIME=100 "$ROOT/examples/ckpt-sbatch" --parsab
 	--time=2 -o "$T/out" -e "$T/err" "$T/sleep.sh") || fail "ckpt-sbatch failed"
 JOBS+=("$id")
 wait_for 90 "job $id to get USR1 before its time limit" \
-	grep -qs "ckpt-batch: job $id: SIGUSR1: running .*checkpoint vacate $id" "$T/err"
+	grep -qs "ckpt-batch: job $id: SIGUSR1 (time limit): running .*checkpoint vacate $id --timelimit=stop" "$T/err"
 echo "ok: job $id got USR1 ahead of its time limit"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# `cmake --install` puts every piece a site runs where the docs and the
+# plugin's defaults say: ckptctl and ckpt-sbatch in bin/ (users run
+# them), ckptd in sbin/, the plugin in lib/ckpt/, the batch wrapper, the
+# epilog and the demo's counter in libexec/ckpt/.
+#   install.sh BUILD_DIR
+set -euo pipefail
+BUILD=$1
+T=$(mktemp -d /tmp/ckpt-install.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: install: $*"; exit 1; }
+prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$BUILD/CMakeCache.txt")
+DESTDIR=$T cmake --install "$BUILD" >"$T.log" 2>&1 || { cat "$T.log"; fail "cmake --install"; }
+rm -f "$T.log"
+want=(bin/ckptctl bin/ckpt-sbatch sbin/ckptd libexec/ckpt/ckpt-counter)
+# The Slurm pieces are built where slurm/spank.h is.
+[ -f "$BUILD/slurm-plugin/ckpt.so" ] &&
+	want+=(lib/ckpt/ckpt.so libexec/ckpt/ckpt-batch libexec/ckpt/ckpt-epilog)
+for f in "${want[@]}"; do
+	[ -f "$T$prefix/$f" ] || fail "$prefix/$f is not installed"
+	case $f in *.so) ;; *) [ -x "$T$prefix/$f" ] || fail "$prefix/$f is not executable" ;; esac
+done
+# ckpt-sbatch runs from there: it hands its arguments to sbatch.
+out=$(CKPT_SBATCH=echo "$T$prefix/bin/ckpt-sbatch" -p low job.sh)
+[ "$out" = "--open-mode=append --checkpoint -p low job.sh" ] || fail "ckpt-sbatch ran: $out"
+echo "ok: ${want[*]} under $prefix"
