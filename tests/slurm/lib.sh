@@ -59,12 +59,15 @@ wait_for() {
 
 # release JOB: make a requeued job eligible now (Slurm holds it back a
 # while) once the node is free again.
-# The update is refused while the requeue is still completing (the job
-# shows PENDING already), and the job would then wait out Slurm's delay
-# (the credential lifetime, 121 s) and the next scheduling pass: retry
-# until its eligible time has come.
+# Not at once: slurmd revoked the credential of the run that just ended,
+# and a launch in the same second is refused ("Job credential revoked":
+# the job then fails for good) -- the reason for Slurm's own delay (the
+# credential lifetime, 121 s).  The update is refused while the requeue
+# is still completing (the job shows PENDING already): retry it until the
+# job's eligible time has come.
 release() {
 	wait_for 60 "job $1 to be pending" state_is "$1" PENDING
+	sleep 2
 	wait_for 60 "job $1 to be eligible now" eligible_now "$1"
 }
 eligible_now() {
