@@ -165,7 +165,7 @@ static int dump_thread_ptrace(struct arena *a, const struct thread_regs *t, Thre
 {
 	pid_t tid = t->tid;
 	thread_core_entry__init(tc);
-	tc->tid = (uint32_t)tid;
+	tc->tid = (uint32_t)t->vtid;
 	tc->gpregs.data = (uint8_t *)&t->regs;
 	tc->gpregs.len = sizeof(t->regs);
 	tc->xstate.data = t->xstate;
@@ -277,7 +277,7 @@ static int dump_from_parasite(struct arena *a, const struct frozen_task *task, C
 	for (int i = 0; !ret && i < task->nr_threads; i++) {
 		ret = dump_thread_ptrace(a, &task->threads[i], &tc[i]);
 		if (!ret)
-			ret = dump_thread_sched(a, task->pid, &tc[i]);
+			ret = dump_thread_sched(a, task->pid, task->threads[i].tid, &tc[i]);
 		tcp[i] = &tc[i];
 	}
 	if (ret || (ret = infect_start(task, &ctl)))
@@ -333,7 +333,7 @@ int dump_core(struct img_set *set, const struct frozen_task *task, uint64_t *brk
 
 	if (!lim.ents || !lim.ptrs)
 		goto out;
-	core.pid = (uint32_t)task->pid;
+	core.pid = (uint32_t)task->vpid;
 	core.comm = (char *)task->comm;
 	core.has_stopped = task->stopped;
 	core.stopped = task->stopped;
@@ -349,7 +349,7 @@ int dump_core(struct img_set *set, const struct frozen_task *task, uint64_t *brk
 	if ((ret = dump_from_parasite(&a, task, &core, brk)))
 		goto out;
 
-	snprintf(name, sizeof(name), "core-%d.img", task->pid);
+	snprintf(name, sizeof(name), "core-%d.img", task->vpid);
 	if (!(ret = img_create(set, IMG_CORE, name, &img))) {
 		ret = img_write(img, &core.base);
 		int cret = img_close_write(img);

@@ -67,7 +67,7 @@ static int write_inventory(struct img_set *set, const struct frozen_tree *tree)
 	uname(&un);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	inv.format_version = INVENTORY_VERSION;
-	inv.root_pid = (uint32_t)tree->tasks[0].pid;
+	inv.root_pid = (uint32_t)tree->tasks[0].vpid;
 	inv.kernel = un.release;
 	inv.hostname = un.nodename;
 	inv.dump_time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
@@ -76,10 +76,11 @@ static int write_inventory(struct img_set *set, const struct frozen_tree *tree)
 	for (int i = 0; i < tree->nr_tasks; i++) {
 		const struct frozen_task *ft = &tree->tasks[i];
 		task_entry__init(&tasks[i]);
-		tasks[i].pid = (uint32_t)ft->pid;
-		tasks[i].ppid = (uint32_t)ft->ppid;
-		tasks[i].pgid = (uint32_t)ft->pgid;
-		tasks[i].sid = (uint32_t)ft->sid;
+		/* the numbers the tree knows (freeze.h) */
+		tasks[i].pid = (uint32_t)ft->vpid;
+		tasks[i].ppid = (uint32_t)ft->vppid;
+		tasks[i].pgid = (uint32_t)ft->vpgid;
+		tasks[i].sid = (uint32_t)ft->vsid;
 		tasks[i].comm = (char *)ft->comm;
 		tasks[i].tids = t;
 		tasks[i].n_tids = (size_t)ft->nr_threads;
@@ -87,7 +88,7 @@ static int write_inventory(struct img_set *set, const struct frozen_tree *tree)
 		tasks[i].zombie = ft->zombie;
 		tasks[i].exit_status = ft->exit_status;
 		for (int j = 0; j < ft->nr_threads; j++)
-			*t++ = (uint32_t)ft->threads[j].tid;
+			*t++ = (uint32_t)ft->threads[j].vtid;
 		ptrs[i] = &tasks[i];
 	}
 	inv.tasks = ptrs;
@@ -230,7 +231,7 @@ static int dump_tree(struct img_set *set, const struct frozen_tree *tree,
 			continue; /* all of it is in the inventory */
 		ret = dump_core(set, t, &brk);
 		if (!ret)
-			ret = dump_mm(set, t->pid, brk, 0, &ms);
+			ret = dump_mm(set, t->pid, t->vpid, brk, 0, &ms);
 		if (ret)
 			return ret;
 		st->memory_bytes += ms.bytes_in;

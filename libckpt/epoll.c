@@ -102,7 +102,7 @@ static int epoll_dump(struct fd_dump *f, FileEntry *e)
 	if (!ep)
 		return -ENOMEM;
 	epoll_entry__init(ep);
-	ep->owner_pid = (uint32_t)f->pid;
+	ep->owner_pid = (uint32_t)tree_vpid(f->fdump->tree, f->pid);
 	ep->owner_fd = (uint32_t)f->fd;
 	struct epoll_scan s = { .fdump = f->fdump, .ep = ep };
 	int ret = proc_each_line(f->fdinfo, epoll_line, &s);

@@ -161,7 +161,7 @@ static int dump_fown(struct files_dump *c, const struct fd_dump *f, FileEntry *e
 	}
 	e->has_fown_type = e->has_fown_pid = 1;
 	e->fown_type = (uint32_t)own.type;
-	e->fown_pid = (uint32_t)own.pid;
+	e->fown_pid = (uint32_t)(group ? tree_vpgid(c->tree, own.pid) : tree_vpid(c->tree, own.pid));
 	return 0;
 }
 
@@ -279,7 +279,7 @@ static int dump_task_fds(struct files_dump *c, struct img_set *set, pid_t pid)
 	free(fds);
 	if (ret || !set)
 		return ret;
-	snprintf(name, sizeof(name), "fdinfo-%d.img", pid);
+	snprintf(name, sizeof(name), "fdinfo-%d.img", tree_vpid(c->tree, pid));
 	if ((ret = img_create(set, IMG_FDINFO, name, &img)))
 		return ret;
 	for (size_t i = 0; !ret && i < nr; i++)

@@ -505,6 +505,110 @@ static int read_exit_status(struct frozen_task *t)
 	return 0;
 }
 
+/* The last (innermost) number of an NS* line of a status file: the id in
+ * the task's own PID namespace.  `fallback` when the line is missing. */
+static pid_t ns_last(const char *status, const char *key, pid_t fallback)
+{
+	char line[512];
+	size_t klen = strlen(key);
+	FILE *f = fopen(status, "re");
+	pid_t last = fallback;
+	while (f && fgets(line, sizeof(line), f)) {
+		if (strncmp(line, key, klen) || line[klen] != ':')
+			continue;
+		char *save, *tok = strtok_r(line + klen + 1, " \t\n", &save);
+		for (; tok; tok = strtok_r(NULL, " \t\n", &save))
+			last = (pid_t)atoi(tok);
+		break;
+	}
+	if (f)
+		fclose(f);
+	return last;
+}
+
+/* How many PID namespaces deep `pid` lives (NSpid fields), 1 if unknown. */
+static int ns_depth(pid_t pid)
+{
+	char path[64], line[512];
+	int n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	FILE *f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "NSpid:", 6))
+			continue;
+		char *save, *tok = strtok_r(line + 6, " \t\n", &save);
+		for (; tok; tok = strtok_r(NULL, " \t\n", &save))
+			n++;
+		break;
+	}
+	if (f)
+		fclose(f);
+	return n ? n : 1;
+}
+
+/* pid, group and session as the task's own namespace sees them. */
+static void read_vids(struct frozen_task *t)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/status", t->pid);
+	t->vpid = ns_last(path, "NSpid", t->pid);
+	t->vpgid = ns_last(path, "NSpgid", t->pgid);
+	t->vsid = ns_last(path, "NSsid", t->sid);
+	for (int i = 0; i < t->nr_threads; i++) {
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/status", t->pid, t->threads[i].tid);
+		t->threads[i].vtid = ns_last(path, "NSpid", t->threads[i].tid);
+	}
+}
+
+pid_t tree_vpid(const struct frozen_tree *tree, pid_t host)
+{
+	for (int i = 0; i < tree->nr_tasks; i++) {
+		const struct frozen_task *t = &tree->tasks[i];
+		if (t->pid == host)
+			return t->vpid;
+		for (int j = 0; j < t->nr_threads; j++)
+			if (t->threads[j].tid == host)
+				return t->threads[j].vtid;
+	}
+	if (!tree->nr_tasks || tree->tasks[0].vpid == tree->tasks[0].pid)
+		return host; /* the tree lives in our namespace */
+	/* Outside the tree: its number at the tree's depth, if it has one. */
+	int depth = ns_depth(tree->tasks[0].pid), n = 0;
+	char path[64], line[512];
+	pid_t v = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", host);
+	FILE *f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "NSpid:", 6))
+			continue;
+		char *save, *tok = strtok_r(line + 6, " \t\n", &save);
+		for (; tok; tok = strtok_r(NULL, " \t\n", &save))
+			if (++n == depth)
+				v = (pid_t)atoi(tok);
+		break;
+	}
+	if (f)
+		fclose(f);
+	return v;
+}
+
+pid_t tree_vpgid(const struct frozen_tree *tree, pid_t host)
+{
+	for (int i = 0; i < tree->nr_tasks; i++)
+		if (tree->tasks[i].pgid == host)
+			return tree->tasks[i].vpgid;
+	return tree_vpid(tree, host);
+}
+
+/* Every task's ids as the tree sees them; parents are in the tree. */
+static void read_tree_vids(struct frozen_tree *tree)
+{
+	for (int i = 0; i < tree->nr_tasks; i++)
+		read_vids(&tree->tasks[i]);
+	for (int i = 1; i < tree->nr_tasks; i++)
+		tree->tasks[i].vppid = tree_vpid(tree, tree->tasks[i].ppid);
+}
+
 /* Parent, group, session, name; a zombie's exit status. */
 static int read_task_ids(struct frozen_task *t, bool root)
 {
@@ -567,6 +671,8 @@ int freeze_tree(pid_t root, struct frozen_tree *tree)
 	} while (ret > 0);
 	for (int i = 0; ret == 0 && i < tree->nr_tasks; i++)
 		ret = read_task_state(&tree->tasks[i], i == 0);
+	if (!ret)
+		read_tree_vids(tree);
 	for (int i = 1; ret == 0 && i < tree->nr_tasks; i++)
 		ret = check_session(tree, &tree->tasks[i]);
 	if (ret) {
@@ -638,6 +744,8 @@ int list_tree(pid_t root, struct frozen_tree *tree)
 		ret = list_threads(&tree->tasks[i]);
 	for (int i = 0; ret == 0 && i < tree->nr_tasks; i++)
 		ret = read_task_ids(&tree->tasks[i], i == 0);
+	if (!ret)
+		read_tree_vids(tree);
 	for (int i = 1; ret == 0 && i < tree->nr_tasks; i++)
 		ret = check_session(tree, &tree->tasks[i]);
 	if (ret)

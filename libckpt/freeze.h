@@ -17,6 +17,7 @@
 
 struct thread_regs {
 	pid_t tid;
+	pid_t vtid;                   /* as the tree sees it (see frozen_task) */
 	struct user_regs_struct regs; /* as read at freeze time */
 	uint8_t *xstate;              /* NT_X86_XSTATE, malloc'd */
 	size_t xstate_len;
@@ -25,6 +26,11 @@ struct thread_regs {
 
 struct frozen_task {
 	pid_t pid, ppid, pgid, sid; /* ppid: the parent's pid, 0 for the root */
+	/* The same as the tree sees them: a tree restored into a PID
+	 * namespace of its own lives below ours, and its images keep the
+	 * numbers its processes know (getpid), not ours.  Equal to the above
+	 * for a tree in our namespace; 0 where not visible from the tree's. */
+	pid_t vpid, vppid, vpgid, vsid;
 	char comm[32];
 	bool stopped;               /* in a group stop when frozen */
 	int stop_signal;            /* the signal of that stop (SIGSTOP, SIGTSTP...), 0: unknown */
@@ -57,6 +63,12 @@ int freeze_tree(pid_t root, struct frozen_tree *tree);
  * Free with frozen_tree_free, never unfreeze_tree.
  */
 int list_tree(pid_t root, struct frozen_tree *tree);
+
+/* Pid or tid `host` (ours) as the tree's PID namespace numbers it; 0 when
+ * it has no number there. */
+pid_t tree_vpid(const struct frozen_tree *tree, pid_t host);
+/* The same for a process group id. */
+pid_t tree_vpgid(const struct frozen_tree *tree, pid_t host);
 
 enum unfreeze_how {
 	UNFREEZE_RESUME,       /* detach: every task runs on as before */

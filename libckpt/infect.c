@@ -626,6 +626,12 @@ static int wait_daemon(struct infect_ctl *ctl, int fd, int timeout_ms)
 	return -ETIMEDOUT;
 }
 
+/* The parasite says getpid(): the task's pid in its own namespace. */
+static pid_t task_vpid(const struct frozen_task *t)
+{
+	return t->vpid ? t->vpid : t->pid;
+}
+
 static int accept_daemon(struct infect_ctl *ctl)
 {
 	struct parasite_hello hello;
@@ -644,7 +650,7 @@ static int accept_daemon(struct infect_ctl *ctl)
 		ret = wait_daemon(ctl, ctl->sock, CONNECT_TIMEOUT_MS);
 	if (!ret && recv(ctl->sock, &hello, sizeof(hello), MSG_DONTWAIT) != sizeof(hello))
 		ret = -EPROTO;
-	if (!ret && (hello.magic != PARASITE_HELLO_MAGIC || hello.pid != ctl->task->pid))
+	if (!ret && (hello.magic != PARASITE_HELLO_MAGIC || hello.pid != task_vpid(ctl->task)))
 		ret = -EPROTO;
 	if (!ret)
 		ctl->remote_fd = hello.sock_fd;

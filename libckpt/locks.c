@@ -99,7 +99,7 @@ static int lock_line(char *line, void *arg)
 	file_lock_entry__init(l);
 	l->kind = (FileLockKind)k;
 	l->write = !strcmp(mode, "WRITE");
-	l->pid = pid > 0 ? (uint32_t)pid : 0;
+	l->pid = pid > 0 ? (uint32_t)tree_vpid(s->fdump->tree, pid) : 0;
 	l->start = start;
 	l->end = strcmp(end, "EOF") ? strtoll(end, NULL, 10) : -1;
 	return push_lock(s, l);

@@ -471,7 +471,7 @@ static int queue_vma_pages(struct page_writer *w, int pagemap_fd, pid_t pid, con
 	return run_len ? page_writer_add(w, run_start, (uint32_t)run_len) : 0;
 }
 
-static int dump_pages(struct img_set *set, pid_t pid, MmEntry *mm, int threads,
+static int dump_pages(struct img_set *set, pid_t pid, pid_t vpid, MmEntry *mm, int threads,
 		      struct mem_stats *st, struct page_chunk **out, size_t *nr_out)
 {
 	char name[64], path[64];
@@ -489,7 +489,7 @@ static int dump_pages(struct img_set *set, pid_t pid, MmEntry *mm, int threads,
 			close(fd);
 		return ret;
 	}
-	snprintf(name, sizeof(name), "pages-%d.img", pid);
+	snprintf(name, sizeof(name), "pages-%d.img", vpid);
 	ret = page_writer_open(set, name, pid, threads, &w);
 	for (size_t i = 0; !ret && i < mm->n_vmas; i++) {
 		const VmaEntry *e = mm->vmas[i];
@@ -526,7 +526,8 @@ static int write_images(struct img_set *set, pid_t pid, MmEntry *mm, const struc
 	return pagemap_write(set, name, pm, nr);
 }
 
-int dump_mm(struct img_set *set, pid_t pid, uint64_t brk, int threads, struct mem_stats *st)
+int dump_mm(struct img_set *set, pid_t pid, pid_t vpid, uint64_t brk, int threads,
+	    struct mem_stats *st)
 {
 	struct arena a = { 0 };
 	MmEntry mm = MM_ENTRY__INIT;
@@ -562,9 +563,9 @@ int dump_mm(struct img_set *set, pid_t pid, uint64_t brk, int threads, struct me
 		    mm.vmas[i]->kind == VMA_KIND__VMA_SYSV_SHM ||
 		    mm.vmas[i]->kind == VMA_KIND__VMA_SHMEM_FILE)
 			ret = dump_shm_vma(set, pid, mm.vmas[i], st);
-	if (ret || (ret = dump_pages(set, pid, &mm, threads, st, &pm, &nr_pm)))
+	if (ret || (ret = dump_pages(set, pid, vpid, &mm, threads, st, &pm, &nr_pm)))
 		goto out;
-	ret = write_images(set, pid, &mm, pm, nr_pm);
+	ret = write_images(set, vpid, &mm, pm, nr_pm);
 	page_chunks_free(pm, nr_pm);
 out:
 	arena_free(&a);

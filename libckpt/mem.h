@@ -17,9 +17,11 @@ struct mem_stats {
 	uint64_t bytes_out; /* page bytes stored */
 };
 
-/* Writes mm-PID.img, pagemap-PID.img and pages-PID.img for a frozen
- * process. `brk` is the task's current brk (from the parasite). */
-int dump_mm(struct img_set *set, pid_t pid, uint64_t brk, int threads, struct mem_stats *st);
+/* Writes mm-VPID.img, pagemap-VPID.img and pages-VPID.img for frozen
+ * process `pid` (VPID: its pid in its own namespace, freeze.h). `brk` is
+ * the task's current brk (from the parasite). */
+int dump_mm(struct img_set *set, pid_t pid, pid_t vpid, uint64_t brk, int threads,
+	    struct mem_stats *st);
 
 /* The VMAs (from smaps, classified as the dump does) and the mm fields
  * of /proc/PID/stat, into mm, allocated in a: restore --verify. */

@@ -348,9 +348,8 @@ static int read_affinity(struct arena *a, pid_t tid, SchedEntry *s)
 	return 0;
 }
 
-int dump_thread_sched(struct arena *a, pid_t pid, ThreadCoreEntry *tc)
+int dump_thread_sched(struct arena *a, pid_t pid, pid_t tid, ThreadCoreEntry *tc)
 {
-	pid_t tid = (pid_t)tc->tid;
 	struct raw_sched_attr attr;
 	char comm[32];
 	SchedEntry *s = arena_alloc(a, sizeof(*s));
@@ -451,8 +450,20 @@ static int parse_timer_line(char *line, void *arg)
 	return c->err ? 1 : 0;
 }
 
-static int dump_posix_timers(struct arena *a, struct infect_ctl *ctl, pid_t pid, CoreEntry *core)
+/* /proc/PID/timers names the target thread by our number: the image
+ * keeps the tree's (freeze.h). */
+static int32_t thread_vtid(const struct frozen_task *task, int32_t tid)
 {
+	for (int i = 0; i < task->nr_threads; i++)
+		if (task->threads[i].tid == tid)
+			return task->threads[i].vtid;
+	return tid;
+}
+
+static int dump_posix_timers(struct arena *a, struct infect_ctl *ctl,
+			     const struct frozen_task *task, CoreEntry *core)
+{
+	pid_t pid = task->pid;
 	char path[64];
 	struct timers_ctx c = { .a = a, .pid = pid, .list = arena_alloc(a, MAX_TIMERS * sizeof(void *)) };
 	if (!c.list)
@@ -479,6 +490,8 @@ static int dump_posix_timers(struct arena *a, struct infect_ctl *ctl, pid_t pid,
 		t->val_sec = (uint64_t)pt.its[2];
 		t->val_nsec = (uint64_t)pt.its[3];
 		t->overrun = pt.overrun;
+		if (t->notify & SIGEV_THREAD_ID)
+			t->notify_tid = thread_vtid(task, t->notify_tid);
 	}
 	core->posix_timers = c.list;
 	core->n_posix_timers = c.n;
@@ -570,7 +583,7 @@ int dump_task_parasite(struct arena *a, struct infect_ctl *ctl, const struct fro
 	if ((ret = dump_itimers(a, &st, core)) || (ret = dump_mempolicy(a, &st, core)) ||
 	    (ret = dump_membarrier(&st, task->pid, core)))
 		return ret;
-	return dump_posix_timers(a, ctl, task->pid, core);
+	return dump_posix_timers(a, ctl, task, core);
 }
 
 /* ---- restore, in the restoring process ---- */

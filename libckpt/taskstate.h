@@ -24,7 +24,7 @@ int dump_task_proc(struct arena *a, const struct frozen_task *task, CoreEntry *c
 int read_task_status(pid_t pid, CoreEntry *core);
 
 /* Name, scheduling, affinity and ioprio of one thread (host syscalls). */
-int dump_thread_sched(struct arena *a, pid_t pid, ThreadCoreEntry *tc);
+int dump_thread_sched(struct arena *a, pid_t pid, pid_t tid, ThreadCoreEntry *tc);
 
 /* Through the parasite: timers, securebits, dumpable, subreaper,
  * memory policy. */

@@ -401,7 +401,7 @@ static uint32_t tree_pgrp(const struct frozen_tree *tree, int pgrp)
 {
 	for (int i = 0; pgrp > 0 && i < tree->nr_tasks; i++)
 		if (!tree->tasks[i].zombie && tree->tasks[i].pgid == pgrp)
-			return (uint32_t)pgrp;
+			return (uint32_t)tree->tasks[i].vpgid;
 	return 0;
 }
 
@@ -417,7 +417,7 @@ static int dump_sessions(struct files_dump *c, struct tty_dump *d)
 			dev_major(s.tty_nr) == PTS_MAJOR ? master_of(d, dev_minor(s.tty_nr)) : NULL;
 		if (m && s.sid == task->pid) {
 			m->has_ctty_sid = m->has_fg_pgrp = 1;
-			m->ctty_sid = (uint32_t)task->pid;
+			m->ctty_sid = (uint32_t)task->vpid;
 			m->fg_pgrp = tree_pgrp(c->tree, s.tpgid);
 		} else if (m && !in_tree(c->tree, s.sid)) {
 			pr_err("pid %d: its controlling terminal, pty %u of the tree, belongs to "
@@ -436,7 +436,7 @@ static int dump_sessions(struct files_dump *c, struct tty_dump *d)
 			if (t->kind == TTY_KIND__TTY_EXTERNAL && t->rdev == s.tty_nr &&
 			    s.tpgid == task->pgid) {
 				t->has_fg_pgrp = 1;
-				t->fg_pgrp = (uint32_t)s.tpgid;
+				t->fg_pgrp = (uint32_t)task->vpgid;
 			}
 		}
 	}
