@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
@@ -218,6 +219,15 @@ static int dump_dir(struct arena *a, pid_t pid, UnixSkEntry *u)
 	return u->dir ? 0 : -ENOMEM;
 }
 
+/* The path of a socket's file: its name, under u->dir when relative
+ * (buf: PATH_MAX bytes). */
+static void socket_path(const UnixSkEntry *u, const char *name, size_t len, char *buf)
+{
+	int rel = relative(&u->name) && u->dir;
+	snprintf(buf, PATH_MAX, "%s%s%.*s", rel ? u->dir : "", rel ? "/" : "",
+		 (int)strnlen(name, len), name);
+}
+
 /* Is the socket file at the name still this socket's (UNIX_DIAG_VFS)? */
 static void check_file(const struct unix_diag *d, UnixSkEntry *u)
 {
@@ -225,13 +235,17 @@ static void check_file(const struct unix_diag *d, UnixSkEntry *u)
 	struct stat st;
 	if (!d->name_len || !d->name[0])
 		return;
-	snprintf(path, sizeof(path), "%s%s%.*s", relative(&u->name) && u->dir ? u->dir : "",
-		 relative(&u->name) && u->dir ? "/" : "", (int)strnlen(d->name, d->name_len),
-		 d->name);
+	socket_path(u, d->name, d->name_len, path);
 	/* the kernel's dev_t: 12 bits of major, 20 of minor */
 	dev_t dev = makedev(d->vfs_dev >> 20, d->vfs_dev & 0xfffff);
 	u->has_unlinked = 1;
 	u->unlinked = stat(path, &st) || st.st_ino != d->vfs_ino || st.st_dev != dev;
+	if (u->unlinked)
+		return;
+	u->has_file_uid = u->has_file_gid = u->has_file_mode = 1;
+	u->file_uid = st.st_uid;
+	u->file_gid = st.st_gid;
+	u->file_mode = st.st_mode & 07777;
 }
 
 static int unix_dump(struct fd_dump *f, FileEntry *e)
@@ -499,20 +513,60 @@ static void unlink_socket_file(const UnixSkEntry *u)
 	struct stat st;
 	if (!u->has_name || !u->name.data[0])
 		return;
-	snprintf(path, sizeof(path), "%s%s%.*s", relative(&u->name) && u->dir ? u->dir : "",
-		 relative(&u->name) && u->dir ? "/" : "",
-		 (int)strnlen((char *)u->name.data, u->name.len), (char *)u->name.data);
+	socket_path(u, (const char *)u->name.data, u->name.len, path);
 	if (!lstat(path, &st) && S_ISSOCK(st.st_mode))
 		unlink(path);
 }
 
 /* bind(): the dumped process is dead, its socket file stays behind.  (A
  * socket whose file was removed since leaves alone what is there now.) */
+/* Its owner could not create it (a root daemon's socket, handed to a
+ * service user, in a directory only root writes): bind as we are, then
+ * owner and mode by name, where only those who may write there (root)
+ * could have swapped the file. */
+static int bind_then_chown(int sk, const UnixSkEntry *u)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int ret = at_dir(u, &u->name, sk, bind);
+	if (ret)
+		return ret;
+	socket_path(u, (const char *)u->name.data, u->name.len, path);
+	if (lstat(path, &st))
+		ret = -errno;
+	else if (!S_ISSOCK(st.st_mode) || st.st_nlink != 1)
+		ret = -EINVAL;
+	else if (fchownat(AT_FDCWD, path, (uid_t)u->file_uid, (gid_t)u->file_gid,
+			  AT_SYMLINK_NOFOLLOW) ||
+		 fchmodat(AT_FDCWD, path, (mode_t)u->file_mode & 07777, 0))
+		ret = -errno;
+	if (ret) {
+		pr_err("unix socket %s: cannot give its file the owner %u:%u and mode %04o: %s",
+		       path, u->file_uid, u->file_gid, u->file_mode, strerror(-ret));
+	}
+	return ret;
+}
+
 static int bind_name(int sk, const UnixSkEntry *u)
 {
 	if (!u->unlinked)
 		unlink_socket_file(u);
-	return at_dir(u, &u->name, sk, bind);
+	if (!u->has_file_uid || !u->has_file_gid || !u->has_file_mode || !u->name.data[0])
+		return at_dir(u, &u->name, sk, bind);
+	/* The file bind() makes gets the dumped owner and mode as it is made
+	 * (fsuid, fsgid, umask), not a chown after it by name: a path can be
+	 * swapped in between.  A user's restore cannot take another owner:
+	 * setfsuid then leaves its own. */
+	mode_t old_mask = umask(~(mode_t)u->file_mode & 0777);
+	uid_t old_uid = (uid_t)setfsuid((uid_t)u->file_uid);
+	gid_t old_gid = (gid_t)setfsgid((gid_t)u->file_gid);
+	int ret = at_dir(u, &u->name, sk, bind);
+	setfsgid(old_gid);
+	setfsuid(old_uid);
+	umask(old_mask);
+	if (ret == -EACCES || ret == -EPERM)
+		ret = bind_then_chown(sk, u);
+	return ret;
 }
 
 static void set_buf(int sk, int force, int plain, uint32_t v)

@@ -10,7 +10,9 @@
  *     an abstract name), a bound dgram server holding datagrams from a
  *     bound, connected client, and an accepted connection with data both
  *     ways.  After the restore the listeners accept new connections (from a
- *     child forked then), the dgram pair talks, the connection goes on.
+ *     child forked then), the dgram pair talks, the connection goes on, and
+ *     the listener's file has the owner (root gives it away) and mode it
+ *     was given.
  *   cr-unix-sk pingpong: a parent and its child bounce counters over a
  *     stream socketpair, four always in flight, through the dump; after the
  *     restore not one is lost or repeated.
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -182,6 +185,7 @@ static int connected(int type, const char *path, int abstract)
 }
 
 static char abs_name[64];
+static struct stat lst_st; /* its socket file at the dump */
 
 static void setup_named(void)
 {
@@ -191,6 +195,11 @@ static void setup_named(void)
 	snprintf(abs_name, sizeof(abs_name), "cr-unix-sk-%d", getpid());
 	lst = bound(SOCK_STREAM, lst_path, 0);
 	CHECK_SYS(!listen(lst, 8), "listen");
+	/* its file given away (root) and its mode changed: connect() checks them */
+	if (geteuid() == 0)
+		CHECK_SYS(!chown(lst_path, 65534, 65534), "chown %s", lst_path);
+	CHECK_SYS(!chmod(lst_path, 0751), "chmod %s", lst_path);
+	CHECK_SYS(!stat(lst_path, &lst_st), "stat %s", lst_path);
 	abs_lst = bound(SOCK_STREAM, abs_name, 1);
 	CHECK_SYS(!listen(abs_lst, 8), "listen");
 	srv = bound(SOCK_DGRAM, srv_path, 0);
@@ -269,6 +278,12 @@ static void check_named(void)
 	len = addr(&sa, "rel.sock", 0);
 	CHECK_SYS(sendto(rel, "again", 5, 0, (struct sockaddr *)&sa, len) == 5, "sendto rel.sock");
 	expect(rel, "again", "relative name after the restore");
+	struct stat st;
+	CHECK_SYS(!stat(lst_path, &st), "stat %s", lst_path);
+	CHECK(st.st_uid == lst_st.st_uid && st.st_gid == lst_st.st_gid &&
+		      (st.st_mode & 07777) == (lst_st.st_mode & 07777),
+	      "%s: owner %u:%u mode %04o, was %u:%u %04o", lst_path, st.st_uid, st.st_gid,
+	      st.st_mode & 07777, lst_st.st_uid, lst_st.st_gid, lst_st.st_mode & 07777);
 	talk_to(lst, lst_path, 0);
 	talk_to(abs_lst, abs_name, 1);
 	put(cli, "after");
