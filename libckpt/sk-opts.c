@@ -185,6 +185,8 @@ static const struct opt_desc opts[] = {
 	ROW(SOL_SOCKET, SO_BROADCAST, K_INT, ALL_SK, S_ALL, NEW),
 	ROW(SOL_SOCKET, SO_DONTROUTE, K_INT, ALL_SK, S_ALL, NEW),
 	ROW(SOL_SOCKET, SO_OOBINLINE, K_INT, ALL_SK, S_ALL, NEW),
+	/* sk_no_check_tx: only UDP sends honour it, every socket keeps it */
+	ROW(SOL_SOCKET, SO_NO_CHECK, K_INT, ALL_SK, S_ALL, NEW),
 	ROW(SOL_SOCKET, SO_LINGER, K_LINGER, ALL_SK, S_ALL, NEW),
 	ROW(SOL_SOCKET, SO_RCVTIMEO_OLD, K_BYTES, ALL_SK, S_ALL, NEW), /* _NEW: the same value */
 	ROW(SOL_SOCKET, SO_SNDTIMEO_OLD, K_BYTES, ALL_SK, S_ALL, NEW),

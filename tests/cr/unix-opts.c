@@ -39,7 +39,7 @@ static const struct {
 	OPT(SO_REUSEADDR),    OPT(SO_KEEPALIVE),   OPT(SO_RCVTIMEO_OLD), OPT(SO_SNDTIMEO_OLD),
 	OPT(SO_RCVLOWAT),     OPT(SO_PASSCRED),	   OPT(SO_TIMESTAMP_OLD), OPT(SO_TIMESTAMPNS_OLD),
 	OPT(SO_PEEK_OFF),     OPT(SO_DONTROUTE),   OPT(SO_OOBINLINE),	 OPT(SO_BROADCAST),
-	OPT(SO_SNDBUF),	      OPT(SO_RCVBUF),	   OPT(SO_GET_FILTER),
+	OPT(SO_SNDBUF),	      OPT(SO_RCVBUF),	   OPT(SO_GET_FILTER),	 OPT(SO_NO_CHECK),
 };
 #define NR_OPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -69,6 +69,7 @@ static void set_all(int sk, int dgram)
 	set_int(sk, SO_RCVLOWAT, "SO_RCVLOWAT", 4);
 	set_int(sk, SO_DONTROUTE, "SO_DONTROUTE", 1);
 	set_int(sk, SO_OOBINLINE, "SO_OOBINLINE", 1);
+	set_int(sk, SO_NO_CHECK, "SO_NO_CHECK", 1);
 	set_int(sk, SO_BROADCAST, "SO_BROADCAST", 1);
 	set_int(sk, SO_TIMESTAMP_OLD, "SO_TIMESTAMP", 1);
 	if (dgram) {
