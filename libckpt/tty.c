@@ -150,6 +150,21 @@ static TtyTermios *save_termios(struct arena *a, const struct termios *tio)
 	return t;
 }
 
+/* The slave's owner and mode, from its node (grantpt, chown, chmod set
+ * them); not kept when /dev/pts is another instance than the master's. */
+static void save_slave_owner(TtyEntry *t)
+{
+	char path[64];
+	struct stat st;
+	snprintf(path, sizeof(path), "/dev/pts/%u", t->index);
+	if (stat(path, &st) || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(PTS_MAJOR, t->index))
+		return;
+	t->has_slave_uid = t->has_slave_gid = t->has_slave_mode = 1;
+	t->slave_uid = st.st_uid;
+	t->slave_gid = st.st_gid;
+	t->slave_mode = st.st_mode & 07777;
+}
+
 /* What the slave side wrote and the master has not read (tty-queue.c);
  * a check (no set) only looks for what would be refused. */
 static int save_queue(struct fd_dump *f, int m, TtyEntry *t)
@@ -198,6 +213,7 @@ static int save_pair(struct fd_dump *f, int m, TtyEntry *t)
 	}
 	if (!(t->termios = save_termios(&f->fdump->a, &tio)))
 		return -ENOMEM;
+	save_slave_owner(t);
 	t->rdev = encode_dev(makedev(PTS_MAJOR, t->index));
 	t->has_rows = t->has_cols = t->has_xpixel = t->has_ypixel = 1;
 	t->rows = ws.ws_row;
@@ -652,6 +668,28 @@ static int make_pair(struct pty_pair *p)
 	return 0;
 }
 
+/* A new slave fd of the pair: its node gets the dumped owner and mode
+ * (left alone where they are already; a user's restore cannot give it
+ * away, and says so). */
+static int set_slave_owner(const TtyEntry *t, int fd)
+{
+	struct stat st;
+	if (!t->has_slave_uid || !t->has_slave_gid || !t->has_slave_mode || fstat(fd, &st))
+		return 0;
+	if ((st.st_uid != t->slave_uid || st.st_gid != t->slave_gid) &&
+	    fchown(fd, (uid_t)t->slave_uid, (gid_t)t->slave_gid)) {
+		pr_err("pty %u: cannot give its slave the owner %u:%u: %s", t->index, t->slave_uid,
+		       t->slave_gid, strerror(errno));
+		return -errno;
+	}
+	if ((st.st_mode & 07777) != t->slave_mode && fchmod(fd, (mode_t)t->slave_mode)) {
+		pr_err("pty %u: cannot give its slave the mode %04o: %s", t->index, t->slave_mode,
+		       strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
 /* Every description of the pair is open: lock it again if it was; a
  * slave open and closed makes the master hung up as it was. */
 static int finish_pair(struct pty_pair *p)
@@ -662,8 +700,10 @@ static int finish_pair(struct pty_pair *p)
 		ret = -errno;
 		pr_err("pty %u: cannot hang its master up again: %s", p->index, strerror(errno));
 	}
-	if (peer >= 0)
+	if (peer >= 0) {
+		ret = set_slave_owner(p->state, peer);
 		close(peer);
+	}
 	if (!ret && p->state->has_queued && (ret = tty_queue_put(p->master, p->state->queued.data,
 								   p->state->queued.len)))
 		pr_err("pty %u: cannot queue its %zu bytes not read yet: %s", p->index,
@@ -699,6 +739,10 @@ static int open_pty(struct tty_restore *r, const FileEntry *e)
 		if (fd >= 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
 			close(fd);
 			fd = -1;
+		}
+		if (fd >= 0 && (ret = set_slave_owner(p->state, fd))) {
+			close(fd);
+			return ret;
 		}
 	}
 	if (fd < 0) {

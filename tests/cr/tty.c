@@ -182,6 +182,8 @@ static void check_hung_up(int m)
 	      strerror(errno));
 }
 
+static struct stat slave_st; /* the slave's node at the dump */
+
 static void check_pair(int master, int slave, int locked)
 {
 	struct termios t;
@@ -208,6 +210,10 @@ static void check_pair(int master, int slave, int locked)
 	CHECK_SYS(ioctl(master, TIOCGPTN, &n) == 0 && fstat(slave, &st) == 0, "TIOCGPTN");
 	CHECK(minor(st.st_rdev) == n, "our slave fd is pty %u, our master pty %u",
 	      minor(st.st_rdev), n);
+	CHECK(st.st_uid == slave_st.st_uid && st.st_gid == slave_st.st_gid &&
+		      (st.st_mode & 07777) == (slave_st.st_mode & 07777),
+	      "the slave: owner %u:%u mode %04o, was %u:%u %04o", st.st_uid, st.st_gid,
+	      st.st_mode & 07777, slave_st.st_uid, slave_st.st_gid, slave_st.st_mode & 07777);
 }
 
 /* A process outside our tree (reparented to the harness, a subreaper)
@@ -296,6 +302,11 @@ static void pty_mode(const char *variant)
 	CHECK_SYS(ptsname_r(master, name, sizeof(name)) == 0, "ptsname");
 	int slave = open(name, O_RDWR | O_NOCTTY);
 	CHECK_SYS(slave >= 0, "open %s", name);
+	/* the slave's node given away (root) and its mode changed */
+	if (geteuid() == 0)
+		CHECK_SYS(!fchown(slave, 65534, 5), "chown %s", name);
+	CHECK_SYS(!fchmod(slave, 0600), "chmod %s", name);
+	CHECK_SYS(!fstat(slave, &slave_st), "fstat %s", name);
 	struct termios t;
 	CHECK_SYS(tcgetattr(slave, &t) == 0, "tcgetattr");
 	t.c_lflag |= ICANON;
