@@ -232,6 +232,9 @@ static void apply_vmflags(VmaEntry *e, const char *flags)
 			e->flags |= MAP_NORESERVE;
 		if (two && f[0] == 'g' && f[1] == 'd')
 			e->flags |= MAP_GROWSDOWN;
+		/* droppable (Linux 6.11): a type of its own, not private */
+		if (two && f[0] == 'd' && f[1] == 'p')
+			e->flags = (e->flags & ~(uint32_t)MAP_TYPE) | VMA_MAP_DROPPABLE;
 		for (size_t i = 0; two && i < sizeof(vm_advice) / sizeof(vm_advice[0]); i++)
 			if (f[0] == vm_advice[i].name[0] && f[1] == vm_advice[i].name[1])
 				e->advice |= vm_advice[i].advice;

@@ -12,6 +12,9 @@
 
 #include "storage.h"
 
+/* mmap's MAP_DROPPABLE (Linux 6.11), which our headers may lack. */
+#define VMA_MAP_DROPPABLE 0x08
+
 struct mem_stats {
 	uint64_t bytes_in;  /* non-zero page bytes read */
 	uint64_t bytes_out; /* page bytes stored */

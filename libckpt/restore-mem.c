@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "mem.h"
 #include "file-change.h"
 #include "restore-mem.h"
 #include "restore-state.h"
@@ -625,7 +626,8 @@ static int premap_slot(const struct plan *p, struct slot *s)
 
 	switch (e->kind) {
 	case VMA_KIND__VMA_ANON_PRIVATE:
-		flags |= MAP_PRIVATE | MAP_ANONYMOUS;
+		flags |= MAP_ANONYMOUS |
+			 ((e->flags & MAP_TYPE) == VMA_MAP_DROPPABLE ? VMA_MAP_DROPPABLE : MAP_PRIVATE);
 		break;
 	case VMA_KIND__VMA_ANON_SHARED:
 	case VMA_KIND__VMA_SYSV_SHM:
