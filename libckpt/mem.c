@@ -232,6 +232,10 @@ static void apply_vmflags(VmaEntry *e, const char *flags)
 			e->flags |= MAP_NORESERVE;
 		if (two && f[0] == 'g' && f[1] == 'd')
 			e->flags |= MAP_GROWSDOWN;
+		/* may write: a shared file mapping that mprotect may make
+		 * writable needs its file open for writing */
+		if (two && f[0] == 'm' && f[1] == 'w' && e->kind == VMA_KIND__VMA_FILE_SHARED)
+			e->open_flags = O_RDWR;
 		/* droppable (Linux 6.11): a type of its own, not private */
 		if (two && f[0] == 'd' && f[1] == 'p')
 			e->flags = (e->flags & ~(uint32_t)MAP_TYPE) | VMA_MAP_DROPPABLE;

@@ -7,7 +7,8 @@
  * restore: those bytes are in the mapping and in the file (pread through a
  * new fd); a write through the mapping reaches the file, a pwrite reaches
  * the mapping, and `whole` and `part` still alias the same page cache (a
- * private copy would break each of these).
+ * private copy would break each of these).  A third mapping, read-only
+ * from the same read-write fd, can still be made writable (mprotect).
  */
 #include "crlib.h"
 
@@ -24,7 +25,7 @@
 #define PAGE 4096
 
 static char path[PATH_MAX];
-static unsigned char *whole, *part;
+static unsigned char *whole, *part, *ro;
 
 static unsigned char pattern(size_t pos, int gen)
 {
@@ -41,7 +42,9 @@ static void setup(void)
 	CHECK_SYS(fd >= 0 && !ftruncate(fd, LEN), "creating %s", path);
 	whole = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	part = mmap(NULL, PART_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, PART_OFF);
-	CHECK_SYS(whole != MAP_FAILED && part != MAP_FAILED, "mmap %s", path);
+	/* read-only for now, from a read-write fd: it may be made writable */
+	ro = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	CHECK_SYS(whole != MAP_FAILED && part != MAP_FAILED && ro != MAP_FAILED, "mmap %s", path);
 	close(fd);
 	/* even pages written before the dump, odd pages left as holes */
 	for (i = 0; i < LEN; i++)
@@ -93,6 +96,10 @@ static void check_sharing(void)
 	CHECK(whole[PART_OFF + 100] == 0x33, "the two mappings no longer alias");
 	whole[PART_OFF + 200] = 0x44;
 	CHECK(part[200] == 0x44, "the two mappings no longer alias");
+	CHECK_SYS(!mprotect(ro, PAGE, PROT_READ | PROT_WRITE),
+		  "mprotect PROT_WRITE of a read-only mapping of a read-write fd");
+	ro[7] = 0x55;
+	CHECK(whole[7] == 0x55, "the mapping made writable does not reach the file");
 }
 
 int main(void)
