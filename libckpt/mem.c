@@ -360,8 +360,12 @@ static int page_wanted(const VmaEntry *e, uint64_t pme)
 	return 1;
 }
 
+/* A droppable mapping's contents are the kernel's to drop at any time: a
+ * program cannot count on them, and they are not stored (as CRIU). */
 static int vma_has_contents(const VmaEntry *e)
 {
+	if ((e->flags & MAP_TYPE) == VMA_MAP_DROPPABLE)
+		return 0;
 	return e->kind == VMA_KIND__VMA_ANON_PRIVATE || e->kind == VMA_KIND__VMA_FILE_PRIVATE;
 }
 
