@@ -505,45 +505,35 @@ static int read_exit_status(struct frozen_task *t)
 	return 0;
 }
 
-/* The last (innermost) number of an NS* line of a status file: the id in
- * the task's own PID namespace.  `fallback` when the line is missing. */
-static pid_t ns_last(const char *status, const char *key, pid_t fallback)
+#define NS_MAX 32 /* PID namespaces nest 32 deep at most */
+
+/* The numbers of an NS* line of a status file ("NSpid:\t50123\t4123"),
+ * outermost first: how many (0: no such line). */
+static int ns_ids(const char *status, const char *key, pid_t ids[NS_MAX])
 {
 	char line[512];
 	size_t klen = strlen(key);
 	FILE *f = fopen(status, "re");
-	pid_t last = fallback;
+	int n = 0;
 	while (f && fgets(line, sizeof(line), f)) {
 		if (strncmp(line, key, klen) || line[klen] != ':')
 			continue;
 		char *save, *tok = strtok_r(line + klen + 1, " \t\n", &save);
-		for (; tok; tok = strtok_r(NULL, " \t\n", &save))
-			last = (pid_t)atoi(tok);
+		for (; tok && n < NS_MAX; tok = strtok_r(NULL, " \t\n", &save))
+			ids[n++] = (pid_t)atoi(tok);
 		break;
 	}
 	if (f)
 		fclose(f);
-	return last;
+	return n;
 }
 
-/* How many PID namespaces deep `pid` lives (NSpid fields), 1 if unknown. */
-static int ns_depth(pid_t pid)
+/* The id in the task's own PID namespace (the innermost), else fallback. */
+static pid_t ns_last(const char *status, const char *key, pid_t fallback)
 {
-	char path[64], line[512];
-	int n = 0;
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	FILE *f = fopen(path, "re");
-	while (f && fgets(line, sizeof(line), f)) {
-		if (strncmp(line, "NSpid:", 6))
-			continue;
-		char *save, *tok = strtok_r(line + 6, " \t\n", &save);
-		for (; tok; tok = strtok_r(NULL, " \t\n", &save))
-			n++;
-		break;
-	}
-	if (f)
-		fclose(f);
-	return n ? n : 1;
+	pid_t ids[NS_MAX];
+	int n = ns_ids(status, key, ids);
+	return n ? ids[n - 1] : fallback;
 }
 
 /* pid, group and session as the task's own namespace sees them. */
@@ -573,23 +563,13 @@ pid_t tree_vpid(const struct frozen_tree *tree, pid_t host)
 	if (!tree->nr_tasks || tree->tasks[0].vpid == tree->tasks[0].pid)
 		return host; /* the tree lives in our namespace */
 	/* Outside the tree: its number at the tree's depth, if it has one. */
-	int depth = ns_depth(tree->tasks[0].pid), n = 0;
-	char path[64], line[512];
-	pid_t v = 0;
+	char path[64];
+	pid_t ids[NS_MAX];
+	snprintf(path, sizeof(path), "/proc/%d/status", tree->tasks[0].pid);
+	int depth = ns_ids(path, "NSpid", ids);
 	snprintf(path, sizeof(path), "/proc/%d/status", host);
-	FILE *f = fopen(path, "re");
-	while (f && fgets(line, sizeof(line), f)) {
-		if (strncmp(line, "NSpid:", 6))
-			continue;
-		char *save, *tok = strtok_r(line + 6, " \t\n", &save);
-		for (; tok; tok = strtok_r(NULL, " \t\n", &save))
-			if (++n == depth)
-				v = (pid_t)atoi(tok);
-		break;
-	}
-	if (f)
-		fclose(f);
-	return v;
+	int n = ns_ids(path, "NSpid", ids);
+	return depth && n >= depth ? ids[depth - 1] : 0;
 }
 
 pid_t tree_vpgid(const struct frozen_tree *tree, pid_t host)
