@@ -300,11 +300,29 @@ static int write_files(struct files_dump *c, struct img_set *set)
 	return ret ? ret : cret;
 }
 
+/* Processes that share one fd table (clone with CLONE_FILES, not
+ * threads) would come back with a table each: refused by name.  Sharing
+ * starts at clone, so each process is compared with its parent. */
+static int check_shared_tables(const struct frozen_tree *tree)
+{
+	for (int i = 1; i < tree->nr_tasks; i++) {
+		const struct frozen_task *t = &tree->tasks[i];
+		if (t->zombie || !t->ppid ||
+		    syscall(SYS_kcmp, t->ppid, t->pid, KCMP_FILES, 0, 0) != 0)
+			continue;
+		pr_err("pid %d: shares its fd table with its parent %d (clone with CLONE_FILES): "
+		       "not supported",
+		       t->pid, t->ppid);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
 int dump_files(struct img_set *set, const struct frozen_tree *tree,
 	       const struct ckpt_dump_opts *opts)
 {
 	struct files_dump c = { .tree = tree, .set = set, .opts = opts };
-	int ret = 0;
+	int ret = check_shared_tables(tree);
 
 	for (int i = 0; !ret && i < tree->nr_tasks; i++)
 		ret = dump_task_fds(&c, set, tree->tasks[i].pid);

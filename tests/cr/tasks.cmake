@@ -42,3 +42,7 @@ cr_case(cr_orphan_pgrp_pidns orphan-pgrp 60 --restore-opt --pidns --restore-opt 
 cr_program(orphan-session)
 cr_case(cr_orphan_session orphan-session 60)
 cr_case(cr_orphan_session_pidns orphan-session 60 --restore-opt --pidns --restore-opt always)
+# Processes sharing one fd table (CLONE_FILES) are refused by name.
+cr_program(clone-files)
+cr_case(bad_dump_clone_files clone-files 60 --expect-dump-fail --expect-msg %p
+	--expect-msg "fd table")
