@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <linux/io_uring.h>
@@ -60,6 +61,20 @@ static int link_is(int fd, const char *want)
 	return !strcmp(link, want);
 }
 
+/* Shared anonymous memory opened as a file, through map_files. */
+static volatile char *shared_anon;
+
+static int open_shared_anon(void)
+{
+	char path[64];
+	shared_anon = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK_SYS(shared_anon != MAP_FAILED, "mmap");
+	shared_anon[0] = 'a';
+	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)shared_anon,
+		 (unsigned long)shared_anon + 4096);
+	return open(path, O_RDWR);
+}
+
 static void setup(const char *kind)
 {
 	int sk[2];
@@ -76,6 +91,8 @@ static void setup(const char *kind)
 		CHECK_SYS(write(FD + 1, "ping", 4) == 4, "write socket");
 	} else if (!strcmp(kind, "netlink")) {
 		move_fd(socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE), FD);
+	} else if (!strcmp(kind, "shm-anon-fd")) {
+		move_fd(open_shared_anon(), FD);
 	} else if (!strcmp(kind, "epoll-stale")) {
 		CHECK_SYS(!pipe(pipefd), "pipe");
 		move_fd(epoll_create1(0), FD);
@@ -103,6 +120,10 @@ static void check_fd(const char *kind)
 	} else if (!strcmp(kind, "socketpair")) {
 		CHECK_SYS(read(FD, buf, 4) == 4, "read socket");
 		CHECK(!strcmp(buf, "ping"), "socket data \"%s\"", buf);
+	} else if (!strcmp(kind, "shm-anon-fd")) {
+		char b = 0;
+		CHECK_SYS(pread(FD, &b, 1, 0) == 1, "pread");
+		CHECK(b == 'a' && shared_anon[0] == 'a', "the shared memory changed");
 	} else if (!strcmp(kind, "netlink")) {
 		int proto = -1;
 		socklen_t len = sizeof(proto);
@@ -120,7 +141,8 @@ int main(int argc, char **argv)
 	uint64_t c = 0, shadow = 7;
 
 	test_init();
-	CHECK(argc == 2, "usage: cr-badfd io_uring|perf|epoll-stale|socketpair|netlink");
+	CHECK(argc == 2,
+	      "usage: cr-badfd io_uring|perf|epoll-stale|socketpair|netlink|shm-anon-fd");
 	setup(argv[1]);
 	fds_was = snapshot_fds(0);
 	maps_was = snapshot_file("/proc/self/maps", 0);
