@@ -62,6 +62,8 @@ keeps_seccomp() {
 }
 # Files kept with the set (saved.img) are put back only where alice may
 # write, never through a symlink, never outside node-local scratch.
+sock_not_bobs() { [ ! -e "$1" ] || { [ "$(stat -c %u "$1")" != "$BOB_UID" ] && [ "$(stat -c %a "$1")" != 4777 ]; } ||
+	fail "alice made a socket file of bob's: $(ls -l "$1")"; }
 not_there() { [ ! -e "$1" ] || fail "$1 was made: $(ls -ld "$1")"; }
 bob_secret_kept() { [ "$(cat "$B/secret")" = bob-secret ] && [ "$(stat -c %U "$B/secret")" = "$BOB" ] ||
 	fail "bob's secret was replaced: $(ls -l "$B/secret")"; }
@@ -118,6 +120,8 @@ ITEMS=(
 "saved-dir-etc|hold|saved.img|E['dirs'].append(dict(path='/etc/ckpt-sec-dir', mode=0o777, uid=0, gid=0))|not_there /etc/ckpt-sec-dir"
 "saved-symlink|hold|saved.img|$SAVED_F.update(path='$T/alice/etc-link/ckpt-sec-saved')|not_there /etc/ckpt-sec-saved"
 "saved-bob|hold|saved.img|$SAVED_F.update(path='$B/secret')|bob_secret_kept"
+"output-bob|hold|files.img|$F; e[fds[3]].update(path='$B/secret', flags=0o2001, size=0, output=True)|bob_secret_kept"
+"unix-owner-bob|relay|files.img|$F; u = e[fds[3]]['unix_sk']; u.update(state=10, backlog=1, name='$T/alice/sk'.encode().hex(), file_uid=$BOB_UID, file_gid=$BOB_UID, file_mode=0o4777); u.pop('peer'); e[fds[4]]['unix_sk'].update(state=7); e[fds[4]]['unix_sk'].pop('peer')|sock_not_bobs $T/alice/sk"
 )
 
 run_items
