@@ -537,27 +537,37 @@ static int write_images(struct img_set *set, pid_t pid, MmEntry *mm, const struc
 	return pagemap_write(set, name, pm, nr);
 }
 
+int mm_read_proc(struct arena *a, pid_t pid, MmEntry *mm)
+{
+	struct vma_list l = { .a = a, .pid = pid };
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+	int ret = proc_each_line(path, parse_maps_line, &l);
+	if (ret < 0 && !l.err)
+		pr_err("pid %d: %s: %s", pid, path, strerror(-ret));
+	if (ret)
+		return ret;
+	mm->vmas = l.v;
+	mm->n_vmas = l.n;
+	if ((ret = dump_mm_fields(pid, mm)))
+		pr_err("pid %d: cannot read mm fields: %s", pid, strerror(-ret));
+	return ret;
+}
+
 int dump_mm(struct img_set *set, pid_t pid, pid_t vpid, uint64_t brk, int threads,
 	    struct mem_stats *st)
 {
 	struct arena a = { 0 };
 	MmEntry mm = MM_ENTRY__INIT;
-	struct vma_list l = { .a = &a, .pid = pid };
 	char path[PATH_MAX];
 	struct page_chunk *pm = NULL;
 	size_t nr_pm = 0;
 	int ret;
 
-	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
-	ret = proc_each_line(path, parse_maps_line, &l);
-	if (ret < 0 && !l.err)
-		pr_err("pid %d: %s: %s", pid, path, strerror(-ret));
-	if (ret)
+	if ((ret = mm_read_proc(&a, pid, &mm)))
 		goto out;
-	mm.vmas = l.v;
-	mm.n_vmas = l.n;
 	mm.brk = brk;
-	if ((ret = dump_mm_fields(pid, &mm)) || (ret = dump_auxv(&a, pid, &mm))) {
+	if ((ret = dump_auxv(&a, pid, &mm))) {
 		pr_err("pid %d: cannot read mm fields: %s", pid, strerror(-ret));
 		goto out;
 	}
@@ -580,23 +590,6 @@ int dump_mm(struct img_set *set, pid_t pid, pid_t vpid, uint64_t brk, int thread
 	page_chunks_free(pm, nr_pm);
 out:
 	arena_free(&a);
-	return ret;
-}
-
-int mm_read_proc(struct arena *a, pid_t pid, MmEntry *mm)
-{
-	struct vma_list l = { .a = a, .pid = pid };
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
-	int ret = proc_each_line(path, parse_maps_line, &l);
-	if (ret < 0 && !l.err)
-		pr_err("pid %d: %s: %s", pid, path, strerror(-ret));
-	if (ret)
-		return ret;
-	mm->vmas = l.v;
-	mm->n_vmas = l.n;
-	if ((ret = dump_mm_fields(pid, mm)))
-		pr_err("pid %d: cannot read mm fields: %s", pid, strerror(-ret));
 	return ret;
 }
 

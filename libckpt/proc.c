@@ -76,6 +76,20 @@ int proc_readlink(pid_t pid, const char *what, char *buf, size_t len)
 	return 0;
 }
 
+int proc_thread_comm(pid_t pid, pid_t tid, char *buf, size_t len)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	if (!fgets(buf, (int)len, f))
+		buf[0] = 0;
+	fclose(f);
+	buf[strcspn(buf, "\n")] = 0;
+	return 0;
+}
+
 int ckpt_test_fault(const char *what)
 {
 	const char *f = getenv("CKPT_TEST_FAULT");

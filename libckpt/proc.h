@@ -18,6 +18,9 @@ int proc_each_line(const char *path, int (*fn)(char *line, void *arg), void *arg
 /* Value of "Key:" in /proc/PID/status (or task status), trimmed; 0 or -errno. */
 int proc_status_field(pid_t pid, const char *key, char *buf, size_t len);
 
+/* The name of thread tid of pid (/proc/PID/task/TID/comm); 0 or -errno. */
+int proc_thread_comm(pid_t pid, pid_t tid, char *buf, size_t len);
+
 /* readlink of /proc/PID/<what> ("cwd", "root", "exe", "fd/3") into buf. */
 int proc_readlink(pid_t pid, const char *what, char *buf, size_t len);
 

@@ -316,20 +316,6 @@ struct raw_sched_attr {
 	uint32_t util_min, util_max;
 };
 
-static int read_comm(pid_t pid, pid_t tid, char *buf, size_t len)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	if (!fgets(buf, (int)len, f))
-		buf[0] = 0;
-	fclose(f);
-	buf[strcspn(buf, "\n")] = 0;
-	return 0;
-}
-
 static int read_affinity(struct arena *a, pid_t tid, SchedEntry *s)
 {
 	cpu_set_t set;
@@ -358,7 +344,7 @@ int dump_thread_sched(struct arena *a, pid_t pid, pid_t tid, ThreadCoreEntry *tc
 	if (!s)
 		return -ENOMEM;
 	sched_entry__init(s);
-	if ((ret = read_comm(pid, tid, comm, sizeof(comm))) == 0)
+	if ((ret = proc_thread_comm(pid, tid, comm, sizeof(comm))) == 0)
 		tc->comm = arena_strdup(a, comm);
 	memset(&attr, 0, sizeof(attr));
 	long io = syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS, tid);

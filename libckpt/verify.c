@@ -123,20 +123,6 @@ static void verify_strings(struct verify *v, const char *what, const char *now, 
 		differ(v, "%s \"%s\", dumped \"%s\"", what, now ? now : "", was);
 }
 
-static void read_comm(pid_t pid, pid_t tid, char *buf, size_t len)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid);
-	FILE *f = fopen(path, "re");
-	buf[0] = 0;
-	if (f) {
-		if (!fgets(buf, (int)len, f))
-			buf[0] = 0;
-		fclose(f);
-	}
-	buf[strcspn(buf, "\n")] = 0;
-}
-
 static void verify_core(struct verify *v, const struct rst_task *t)
 {
 	CoreEntry now = CORE_ENTRY__INIT;
@@ -157,7 +143,8 @@ static void verify_core(struct verify *v, const struct rst_task *t)
 		SAME(v, "oom_score_adj", now.oom_score_adj, was->oom_score_adj, "%d");
 	if (was->has_loginuid && now.has_loginuid)
 		SAME(v, "loginuid", now.loginuid, was->loginuid, "%u");
-	read_comm(t->host_pid, t->host_pid, comm, sizeof(comm));
+	if (proc_thread_comm(t->host_pid, t->host_pid, comm, sizeof(comm)))
+		comm[0] = 0;
 	verify_strings(v, "name", comm, was->comm);
 }
 
@@ -222,7 +209,8 @@ static void verify_thread(struct verify *v, const struct rst_task *t, pid_t host
 	if (status_hex(path, "SigBlk", &blocked) == 0 && blocked != tc->blocked)
 		differ(v, "thread %d: blocked signals %#llx, dumped %#llx", tid,
 		       (unsigned long long)blocked, (unsigned long long)tc->blocked);
-	read_comm(t->host_pid, host_tid, comm, sizeof(comm));
+	if (proc_thread_comm(t->host_pid, host_tid, comm, sizeof(comm)))
+		comm[0] = 0;
 	if (tc->comm)
 		verify_strings(v, "thread name", comm, tc->comm);
 }
