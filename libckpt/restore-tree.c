@@ -6,7 +6,9 @@
  *   session → children → process group (two barriers, so that group
  *   leaders exist before members join) → a zombie exits here, its parent
  *   waits for that (without reaping it) → fds → cwd, umask, rlimits,
- *   sigactions → memory, threads and the rest (restore_mem_and_jump).
+ *   sigactions → memory, threads and the rest (restore_mem_jump).  Memory is
+ *   premapped and filled before the children are forked, so that what a
+ *   child shares copy-on-write with its parent is shared again.
  *
  * What is gone is recreated by short-lived helpers with its number: a
  * lost session (its leader not in the tree) by a helper that calls
@@ -310,6 +312,7 @@ static int settle_zombies(struct restore_ctx *c, size_t idx)
 static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t idx)
 {
 	const TaskEntry *me = c->tasks[idx].te;
+	struct restore_mem_plan *mem = NULL;
 	sigset_t all;
 	int ret;
 
@@ -328,6 +331,24 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 	/* its controlling tty, before its children are forked (tty.h) */
 	if (me->sid == me->pid && (ret = tty_restore_ctty(&c->files, idx)))
 		task_fail(c, (pid_t)me->pid, ret);
+	struct restore_mem_ctx mc = {
+		.pid = (pid_t)me->pid,
+		.core = c->tasks[idx].core,
+		.mm = c->tasks[idx].mm,
+		.chunks = c->tasks[idx].chunks,
+		.nr_chunks = c->tasks[idx].nr_chunks,
+		.set = c->set,
+		.fd_base = c->fd_base,
+		.notify_fd = c->notify_w,
+		.page_threads = 0,
+		.memory_bytes = &c->shared->memory_bytes[idx],
+		.unprivileged = c->opts->unprivileged,
+		.skip_file_check = c->opts->skip_file_check,
+		.inherited_seccomp = c->opts->nr_confine,
+	};
+	/* memory before the children: they inherit it (restore-mem.h) */
+	if (!restore_task_zombie(&c->tasks[idx]) && (ret = restore_mem_prepare(&mc, &mem)))
+		task_fail(c, (pid_t)me->pid, ret);
 	if ((ret = spawn_children(c, idx)))
 		task_fail(c, (pid_t)me->pid, ret);
 	barrier(&c->shared->created, (int)c->nr_tasks);
@@ -344,23 +365,7 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 	use_log_fd(c);
 	if ((ret = restore_core_misc(c->tasks[idx].core)))
 		task_fail(c, (pid_t)me->pid, ret);
-
-	struct restore_mem_ctx mc = {
-		.pid = (pid_t)me->pid,
-		.core = c->tasks[idx].core,
-		.mm = c->tasks[idx].mm,
-		.chunks = c->tasks[idx].chunks,
-		.nr_chunks = c->tasks[idx].nr_chunks,
-		.set = c->set,
-		.fd_base = c->fd_base,
-		.notify_fd = c->notify_w,
-		.page_threads = 0,
-		.memory_bytes = &c->shared->memory_bytes[idx],
-		.unprivileged = c->opts->unprivileged,
-		.skip_file_check = c->opts->skip_file_check,
-		.inherited_seccomp = c->opts->nr_confine,
-	};
-	ret = restore_mem_and_jump(&mc);
+	ret = restore_mem_jump(mem);
 	task_fail(c, (pid_t)me->pid, ret);
 }
 
