@@ -369,6 +369,13 @@ static int check_external(struct files_dump *fdump, struct unix_dump *ud, const 
 static int check_refill(const struct file_desc *d, const struct files_dump *fdump)
 {
 	const UnixSkEntry *u = d->entry->unix_sk;
+	if (u->type == SOCK_DGRAM && u->n_queue && !u->peer && !u->has_name &&
+	    u->state != TCP_ESTABLISHED) {
+		pr_err("pid %d: fd %d: socket:[%llu]: an unnamed, unconnected datagram socket "
+		       "with queued data is not supported",
+		       d->pid, d->fd, (unsigned long long)u->ino);
+		return -ENOTSUP;
+	}
 	if (u->type != SOCK_DGRAM || !u->n_queue || !u->peer || u->has_name)
 		return 0;
 	const struct file_desc *p = find_ino(fdump, u->peer);
@@ -787,6 +794,15 @@ static int create_accepted(struct unix_restore *ur, struct unix_slot *l)
 	return 0;
 }
 
+/* An unnamed dgram socket still connected to a peer that was closed
+ * (sock_diag: no peer): it comes back as one end of a socketpair whose
+ * other end is closed once its queue is refilled from there. */
+static int lone_dgram(const UnixSkEntry *u)
+{
+	return u->type == SOCK_DGRAM && u->state == TCP_ESTABLISHED && !u->peer &&
+	       !u->has_name && !u->external;
+}
+
 static int create_slot(struct unix_restore *ur, struct unix_slot *s)
 {
 	if (s->created)
@@ -798,6 +814,8 @@ static int create_slot(struct unix_restore *ur, struct unix_slot *s)
 		return create_pair(ur, s, p); /* p NULL: the peer was closed */
 	if (p && p != s && p->u->peer == u->ino)
 		return create_pair(ur, s, p); /* dgram socketpair */
+	if (lone_dgram(u))
+		return create_pair(ur, s, NULL);
 	int ret = create_single(ur, s);
 	if (!ret && u->state == TCP_LISTEN)
 		ret = create_accepted(ur, s);

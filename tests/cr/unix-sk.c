@@ -3,7 +3,8 @@
  *
  *   cr-unix-sk pairs: socketpairs (stream, dgram, seqpacket) with data
  *     queued both ways, a stream pair shut down for writing one way, a
- *     stream socket whose peer is closed with data still to read, and the
+ *     stream socket and a dgram socket whose peer is closed with data still
+ *     to read (sending on the dgram one fails: ECONNREFUSED), and the
  *     options SO_RCVBUF, SO_SNDBUF, SO_PASSCRED.  After the restore every
  *     queued byte and message boundary is there and the pairs still talk.
  *   cr-unix-sk named: a listening stream socket bound to a path (and one to
@@ -74,7 +75,7 @@ static int getint(int fd, int opt)
 
 /* ------------------------------- pairs -------------------------------- */
 
-static int st[2], dg[2], sp[2], sh[2], lone[2], fresh_st, fresh_sp;
+static int st[2], dg[2], sp[2], sh[2], lone[2], lone_dg[2], fresh_st, fresh_sp;
 static int rcvbuf, sndbuf;
 
 static void setup_pairs(void)
@@ -85,6 +86,7 @@ static void setup_pairs(void)
 	pair(SOCK_SEQPACKET, sp);
 	pair(SOCK_STREAM, sh);
 	pair(SOCK_STREAM, lone);
+	pair(SOCK_DGRAM, lone_dg);
 	fresh_st = socket(AF_UNIX, SOCK_STREAM, 0); /* never bound nor connected */
 	fresh_sp = socket(AF_UNIX, SOCK_SEQPACKET, 0);
 	CHECK_SYS(fresh_st >= 0 && fresh_sp >= 0, "socket");
@@ -102,6 +104,8 @@ static void setup_pairs(void)
 	CHECK_SYS(!shutdown(sh[0], SHUT_WR), "shutdown");
 	put(lone[0], "orphan data");
 	close(lone[0]);
+	put(lone_dg[0], "lone datagram"); /* zdtm socket_close_data */
+	close(lone_dg[0]);
 	CHECK_SYS(!setsockopt(st[1], SOL_SOCKET, SO_RCVBUF, &v, sizeof(v)), "SO_RCVBUF");
 	v = 50000;
 	CHECK_SYS(!setsockopt(st[1], SOL_SOCKET, SO_SNDBUF, &v, sizeof(v)), "SO_SNDBUF");
@@ -124,6 +128,9 @@ static void check_pairs(void)
 	expect(sp[1], "seq-1", "seqpacket 1");
 	expect(sp[1], "seq-22", "seqpacket 2");
 	expect(sp[0], "seq-back", "seqpacket, other way");
+	expect(lone_dg[1], "lone datagram", "dgram pair, other end closed");
+	CHECK(send(lone_dg[1], "x", 1, MSG_DONTWAIT) < 0 && errno == ECONNREFUSED,
+	      "dgram pair, other end closed: send did not fail with ECONNREFUSED");
 	expect(sh[1], "last words", "shut down pair");
 	expect_eof(sh[1], "shut down pair");
 	CHECK(send(sh[0], "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno == EPIPE,
