@@ -157,16 +157,23 @@ static int dump_addrs(struct arena *a, int sk, InetSkEntry *s)
 }
 
 /* The shutdown state: sock_diag's, or for a socket it does not list (never
- * bound nor connected) what poll() tells (a lone SEND_SHUTDOWN there does
- * not show: it changes nothing such a socket could do but send). */
+ * bound nor connected) what poll() tells.  POLLRDHUP is RCV_SHUTDOWN; a
+ * lone SEND_SHUTDOWN does not show (it changes nothing such a socket could
+ * do but send).  POLLHUP is both for a datagram socket, but for TCP it
+ * only says "not connected" (zdtm socket-tcp-listen: a fresh client socket
+ * came back shut down, and its first write after connect() failed). */
 static void dump_shutdown(int sk, const struct inet_diag *di, InetSkEntry *s)
 {
 	struct pollfd p = { .fd = sk, .events = POLLRDHUP };
 	s->has_shutdown = 1;
 	s->shutdown = di->shutdown & 3;
-	if (!di->rqueue && !di->wqueue && !s->shutdown && s->state == TCP_CLOSE &&
-	    poll(&p, 1, 0) == 1)
-		s->shutdown = (p.revents & POLLHUP) ? 3 : (p.revents & POLLRDHUP) ? 1 : 0;
+	if (di->rqueue || di->wqueue || s->shutdown || s->state != TCP_CLOSE ||
+	    poll(&p, 1, 0) != 1)
+		return;
+	if (s->type != SOCK_STREAM && (p.revents & POLLHUP))
+		s->shutdown = 3;
+	else if (p.revents & POLLRDHUP)
+		s->shutdown = 1;
 }
 
 static int add_conn(struct fd_dump *f, struct inet_dump *d, InetSkEntry *s)
