@@ -986,7 +986,35 @@ static int copy_siginfo(const struct plan *p, struct rst_siginfo *dst, const Sig
 	return 0;
 }
 
-static int fill_thread(const struct plan *p, size_t i, struct rst_thread *t)
+/*
+ * Pending signals, but SIGSTOP: queued in the restorer, where every other
+ * signal is blocked, it would stop the process there for good (zdtm
+ * stopped01/02/12: their stopped child had one pending, and the restore
+ * hung).  A process dumped stopped loses nothing without it (SIGCONT
+ * flushes it); any other is sent SIGSTOP at its release, before it runs
+ * any of its code (restore_finish_release), as the pending one would.
+ */
+static int copy_pending(const struct plan *p, struct rst_siginfo *dst, uint32_t *nr,
+			SiginfoEntry *const *src, size_t n, int *sigstop)
+{
+	int ret;
+
+	*nr = 0;
+	for (size_t i = 0; i < n; i++) {
+		int32_t signo = 0;
+		if (src[i]->siginfo.len >= sizeof(signo))
+			memcpy(&signo, src[i]->siginfo.data, sizeof(signo));
+		if (signo == SIGSTOP) {
+			*sigstop = 1;
+			continue;
+		}
+		if ((ret = copy_siginfo(p, &dst[(*nr)++], src[i])))
+			return ret;
+	}
+	return 0;
+}
+
+static int fill_thread(const struct plan *p, size_t i, struct rst_thread *t, int *sigstop)
 {
 	const ThreadCoreEntry *te = p->ctx->core->threads[i];
 	uint64_t frame = p->area + p->frames_off + i * p->frame_stride;
@@ -1022,11 +1050,7 @@ static int fill_thread(const struct plan *p, size_t i, struct rst_thread *t)
 		t->rseq_len = te->rseq_len;
 		t->rseq_sig = te->rseq_sig;
 	}
-	t->nr_pending = (uint32_t)te->n_pending;
-	for (size_t j = 0; j < te->n_pending; j++)
-		if ((ret = copy_siginfo(p, &t->pending[j], te->pending[j])))
-			return ret;
-	return 0;
+	return copy_pending(p, t->pending, &t->nr_pending, te->pending, te->n_pending, sigstop);
 }
 
 /* Every fd >= fd_base goes at step 5, but the notify fd (the restorer
@@ -1062,7 +1086,7 @@ static int fill_args(struct plan *p, struct rst_args **out)
 	const CoreEntry *core = p->ctx->core;
 	struct carve c = { .base = (uint8_t *)(p->area + p->args_off) };
 	struct rst_args *a;
-	int ret;
+	int ret, sigstop = 0;
 
 	carve_args(p, &c, &a);
 	a->magic = RST_MAGIC;
@@ -1074,16 +1098,17 @@ static int fill_args(struct plan *p, struct rst_args **out)
 	if ((ret = fill_mm(p, a)) || (ret = fill_creds(p, &a->creds)))
 		return ret;
 	a->pdeathsig = core->pdeathsig;
-	a->nr_shared_pending = (uint32_t)core->n_shared_pending;
-	for (size_t i = 0; i < core->n_shared_pending; i++)
-		if ((ret = copy_siginfo(p, &a->shared_pending[i], core->shared_pending[i])))
-			return ret;
+	if ((ret = copy_pending(p, a->shared_pending, &a->nr_shared_pending, core->shared_pending,
+				core->n_shared_pending, &sigstop)))
+		return ret;
 	for (size_t i = 0; i < core->n_threads; i++)
-		if ((ret = fill_thread(p, i, &a->threads[i])))
+		if ((ret = fill_thread(p, i, &a->threads[i], &sigstop)))
 			return ret;
 	if ((ret = restore_fill_task_state(core, a, p->ctx->pid, p->ctx->unprivileged,
 					   p->ctx->inherited_seccomp)))
 		return ret;
+	if (sigstop && !a->stopped)
+		a->stopped = SIGSTOP; /* sent at the release (copy_pending) */
 	a->notify_fd = p->ctx->notify_fd;
 	a->nr_threads = (int32_t)core->n_threads;
 	a->threads_left = a->nr_threads;
