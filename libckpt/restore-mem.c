@@ -1132,6 +1132,18 @@ static int set_thp_disable(const struct plan *p)
 
 /* ---- the jump ---- */
 
+/* The dumped root, last of all that reads /proc (zdtm chroot: with the
+ * root first, the cwd and the /proc/self files were looked up inside it). */
+static int enter_root(const struct plan *p)
+{
+	const char *root = p->ctx->root;
+
+	if (!root || !strcmp(root, "/") || !chroot(root))
+		return 0;
+	pr_err("pid %d: chroot %s: %s", p->ctx->pid, root, strerror(errno));
+	return -errno;
+}
+
 /* glibc registered rseq at its TLS: once the restorer unmaps that, the
  * kernel must not write there any more. */
 static int unregister_rseq(const struct plan *p)
@@ -1207,7 +1219,8 @@ int restore_mem_jump(struct restore_mem_plan *rp)
 	int ret;
 
 	if ((ret = premap_some(p, 1)) || (ret = load_pages(p, 1)) || (ret = lock_slots(p)) ||
-	    (ret = set_thp_disable(p)) || (ret = fill_args(p, &a)) || (ret = unregister_rseq(p))) {
+	    (ret = set_thp_disable(p)) || (ret = fill_args(p, &a)) || (ret = unregister_rseq(p)) ||
+	    (ret = enter_root(p))) {
 		undo(p);
 		return ret;
 	}

@@ -30,6 +30,7 @@ struct restore_mem_ctx {
 	int unprivileged;                /* ckpt_restore_opts.unprivileged */
 	int skip_file_check;             /* ckpt_restore_opts.skip_file_check */
 	size_t inherited_seccomp;        /* filters we run under: first in every chain */
+	const char *root;                /* chroot() here last (NULL, "/": none) */
 };
 
 /*
