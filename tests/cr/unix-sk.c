@@ -13,7 +13,9 @@
  *     ways.  After the restore the listeners accept new connections (from a
  *     child forked then), the dgram pair talks, the connection goes on, and
  *     the listener's file has the owner (root gives it away) and mode it
- *     was given.
+ *     was given.  A second listener bound to a name whose file a first one
+ *     took back (renamed over it) keeps its name, and the name still
+ *     leads to the first.
  *   cr-unix-sk pingpong: a parent and its child bounce counters over a
  *     stream socketpair, four always in flight, through the dump; after the
  *     restore not one is lost or repeated.
@@ -161,8 +163,8 @@ static void check_pairs(void)
 
 /* ------------------------------- named -------------------------------- */
 
-static int lst, abs_lst, srv, cli, conn_c, conn_s, rel, gone;
-static char gone_path[300];
+static int lst, abs_lst, srv, cli, conn_c, conn_s, rel, gone, dup_old, dup_new;
+static char gone_path[300], dup_path[300];
 static char lst_path[300], srv_path[300], cli_path[300];
 
 static socklen_t addr(struct sockaddr_un *sa, const char *path, int abstract)
@@ -227,6 +229,15 @@ static void setup_named(void)
 	snprintf(gone_path, sizeof(gone_path), "%s/gone.sock", test_dir());
 	gone = bound(SOCK_DGRAM, gone_path, 0);
 	CHECK_SYS(!unlink(gone_path), "unlink");
+	/* a listener whose name another one took since (zdtm
+	 * del_standalone_un): dup_new's file was replaced by dup_old's */
+	char aside[320];
+	snprintf(dup_path, sizeof(dup_path), "%s/dup.sock", test_dir());
+	snprintf(aside, sizeof(aside), "%s.aside", dup_path);
+	dup_old = bound(SOCK_STREAM, dup_path, 0);
+	CHECK_SYS(!listen(dup_old, 8) && !rename(dup_path, aside), "listen, rename");
+	dup_new = bound(SOCK_STREAM, dup_path, 0);
+	CHECK_SYS(!listen(dup_new, 8) && !rename(aside, dup_path), "listen, rename back");
 	/* a relative name: bound in our cwd, not the restorer's */
 	rel = bound(SOCK_DGRAM, "rel.sock", 0);
 	len = addr(&sa, "rel.sock", 0);
@@ -293,6 +304,11 @@ static void check_named(void)
 	      st.st_mode & 07777, lst_st.st_uid, lst_st.st_gid, lst_st.st_mode & 07777);
 	talk_to(lst, lst_path, 0);
 	talk_to(abs_lst, abs_name, 1);
+	/* the name leads to the socket whose file it is; both keep the name */
+	talk_to(dup_old, dup_path, 0);
+	len = sizeof(sa);
+	CHECK_SYS(!getsockname(dup_new, (struct sockaddr *)&sa, &len), "getsockname");
+	CHECK(!strcmp(sa.sun_path, dup_path), "replaced listener's name \"%s\"", sa.sun_path);
 	put(cli, "after");
 	expect(srv, "after", "dgram server after the restore");
 	len = addr(&sa, cli_path, 0);
