@@ -191,6 +191,15 @@ static int check_state(struct fd_dump *f, struct inet_dump *d, const struct inet
 		       InetSkEntry *s)
 {
 	const char *what = s->type == SOCK_STREAM ? "TCP" : "UDP";
+	/* Datagrams held back (UDP_CORK, MSG_MORE) live in the socket's write
+	 * queue, which nothing can read back (zdtm socket_udp-corked: the
+	 * restore passed, the datagram gone). */
+	if (s->type == SOCK_DGRAM && di->wqueue) {
+		pr_err("pid %d: fd %d: %s: UDP socket holding a datagram not sent yet "
+		       "(UDP_CORK or MSG_MORE; %u bytes of write memory): not supported",
+		       f->pid, f->fd, f->link, di->wqueue);
+		return -ENOTSUP;
+	}
 	if (s->type == SOCK_DGRAM)
 		return 0;
 	if (di->state == TCP_LISTEN) {

@@ -1,6 +1,6 @@
 /*
- * bad_dump_io_uring / _perf / _epoll_stale / _netlink: a dump that must be
- * refused.
+ * bad_dump_io_uring / _perf / _epoll_stale / _netlink / _udp_corked: a dump
+ * that must be refused.
  *
  * The program holds an fd of a kind the engine does not support, at fd 42
  * (cr-run expects the error line to name it), with some state in it.
@@ -15,6 +15,8 @@
 #include "crlib.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -75,6 +77,21 @@ static int open_shared_anon(void)
 	return open(path, O_RDWR);
 }
 
+/* A UDP socket connected to itself, with a datagram held back by UDP_CORK. */
+static int corked_udp(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int one = 1, fd = socket(AF_INET, SOCK_DGRAM, 0);
+	CHECK_SYS(fd >= 0 && !bind(fd, (struct sockaddr *)&a, len) &&
+			  !getsockname(fd, (struct sockaddr *)&a, &len) &&
+			  !connect(fd, (struct sockaddr *)&a, len) &&
+			  !setsockopt(fd, IPPROTO_UDP, UDP_CORK, &one, sizeof(one)) &&
+			  write(fd, "corked", 6) == 6,
+		  "corked UDP socket");
+	return fd;
+}
+
 static void setup(const char *kind)
 {
 	int sk[2];
@@ -93,6 +110,8 @@ static void setup(const char *kind)
 		move_fd(socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE), FD);
 	} else if (!strcmp(kind, "shm-anon-fd")) {
 		move_fd(open_shared_anon(), FD);
+	} else if (!strcmp(kind, "udp-corked")) {
+		move_fd(corked_udp(), FD);
 	} else if (!strcmp(kind, "epoll-stale")) {
 		CHECK_SYS(!pipe(pipefd), "pipe");
 		move_fd(epoll_create1(0), FD);
@@ -124,6 +143,10 @@ static void check_fd(const char *kind)
 		char b = 0;
 		CHECK_SYS(pread(FD, &b, 1, 0) == 1, "pread");
 		CHECK(b == 'a' && shared_anon[0] == 'a', "the shared memory changed");
+	} else if (!strcmp(kind, "udp-corked")) {
+		int zero = 0;
+		CHECK_SYS(!setsockopt(FD, IPPROTO_UDP, UDP_CORK, &zero, sizeof(zero)), "uncork");
+		CHECK_SYS(read(FD, buf, 5) == 5 && !strcmp(buf, "corke"), "the corked datagram");
 	} else if (!strcmp(kind, "netlink")) {
 		int proto = -1;
 		socklen_t len = sizeof(proto);
@@ -142,7 +165,7 @@ int main(int argc, char **argv)
 
 	test_init();
 	CHECK(argc == 2,
-	      "usage: cr-badfd io_uring|perf|epoll-stale|socketpair|netlink|shm-anon-fd");
+	      "usage: cr-badfd io_uring|perf|epoll-stale|socketpair|netlink|shm-anon-fd|udp-corked");
 	setup(argv[1]);
 	fds_was = snapshot_fds(0);
 	maps_was = snapshot_file("/proc/self/maps", 0);
