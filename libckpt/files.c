@@ -24,6 +24,7 @@
 #include "proc.h"
 
 static const struct file_kind *const file_kinds[] = {
+	&pidfd_kind, /* first: its post_install puts live pidfds in place for the others */
 	&pipe_kind,
 	&unix_sk_kind,
 	&eventfd_kind,
@@ -39,6 +40,7 @@ static const struct file_kind *const file_kinds[] = {
 	&regfile_kind, /* last: it matches what has a path */
 };
 #define NR_KINDS (sizeof(file_kinds) / sizeof(file_kinds[0]))
+_Static_assert(NR_KINDS <= FILE_KINDS_MAX, "raise FILE_KINDS_MAX (files.h)");
 
 static int same_description(pid_t p1, int fd1, pid_t p2, int fd2)
 {
