@@ -549,6 +549,15 @@ int files_open_pool(struct restore_files *rf, int base)
 	return ret;
 }
 
+int files_before_tree(struct restore_files *rf)
+{
+	int ret = 0;
+	for (size_t k = 0; !ret && k < NR_KINDS; k++)
+		if (file_kinds[k]->before_tree)
+			ret = file_kinds[k]->before_tree(rf, rf->priv[k]);
+	return ret;
+}
+
 int files_task_fd_to_pool(const struct restore_files *rf, size_t idx, int fd)
 {
 	const struct task_fds *tf = &rf->tasks[idx];

@@ -50,6 +50,9 @@ int files_read(struct img_set *set, const InventoryEntry *inv, const struct ckpt
 	       struct restore_files *rf);
 /* Open every file description into the pool at fds >= base. */
 int files_open_pool(struct restore_files *rf, int base);
+/* In the process about to create the tree's root, in the tree's PID
+ * namespace: each kind's before_tree (file-kinds.h). */
+int files_before_tree(struct restore_files *rf);
 /* In the restoring task `idx` (inventory order): install its fds from the
  * pool, close every fd that is not its own or in keep[], then run each
  * kind's post_install. */

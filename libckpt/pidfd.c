@@ -4,21 +4,25 @@
  * reaped) and from the flags (O_NONBLOCK, PIDFD_THREAD).
  *
  * A pidfd for a process of the tree is opened again with pidfd_open() on
- * its restored pid, which only exists once the tree does: the driver's
- * pool holds a placeholder, and the one process holding the description
- * replaces it in its post_install (all processes exist by then, zombies
- * included).  Such a description shared by several processes could not
- * come back as one, and is refused by name, as are pidfds of processes
- * outside the tree and of threads other than a main thread (restored
- * after the fds).
+ * its restored pid, which only exists once the tree does.  The driver's
+ * pool holds, in its place, a datagram socket connected to itself; in
+ * post_install (every process exists by then, zombies included) the
+ * first process of the restore order that holds the description opens the
+ * pidfd and sends it on that socket once for every other process holding
+ * it, which receive it: all hold one open file again, as after a fork.
+ * Each puts it at its fd numbers.  Pidfds of processes outside the tree,
+ * and of threads other than a main thread (restored after the fds), are
+ * refused by name.
  *
  * A dead pidfd (its process reaped) refers to no number: the kernel only
  * tells it apart by its pidfs inode, which every pidfd of that process
- * shares.  The driver makes a short-lived helper per dumped inode, opens
- * every description of that inode on it, kills and reaps it: each is then
- * dead, readable, and equal (fstat) to exactly its old companions.
+ * shares.  Just before the tree's root is created, in the tree's PID
+ * namespace (before_tree: the driver, or our init), a short-lived helper
+ * is made per dumped inode, every description of that inode opened on it,
+ * and the helper killed and reaped: each is then dead, readable, equal
+ * (fstat) to exactly its old companions, and its number free again for
+ * the tree.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -27,11 +31,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <linux/kcmp.h>
 
 #include "file-kinds.h"
 #include "log.h"
@@ -91,48 +96,6 @@ static int pidfd_dump(struct fd_dump *f, FileEntry *e)
 	p->ino = f->st->st_ino;
 	e->type = FILE_TYPE__FILE_PIDFD;
 	e->pidfd = p;
-	return 0;
-}
-
-/* Does task `pid` hold description `d` (a pidfd) at one of its fds? */
-static int holds(pid_t pid, const struct file_desc *d)
-{
-	char path[300];
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	DIR *dir = opendir(path);
-	struct dirent *de;
-	struct stat st;
-	int found = 0;
-	while (dir && !found && (de = readdir(dir))) {
-		snprintf(path, sizeof(path), "/proc/%d/fd/%s", pid, de->d_name);
-		found = de->d_name[0] != '.' && !stat(path, &st) && st.st_dev == d->dev &&
-			st.st_ino == d->ino &&
-			syscall(SYS_kcmp, d->pid, pid, KCMP_FILE, d->fd, atoi(de->d_name)) == 0;
-	}
-	if (dir)
-		closedir(dir);
-	return found;
-}
-
-/* A live pidfd is opened again by the one process that holds it. */
-static int pidfd_dump_tree(struct files_dump *fdump, void **priv)
-{
-	const struct frozen_tree *tree = fdump->tree;
-	(void)priv;
-	for (size_t i = 0; i < fdump->nr; i++) {
-		const struct file_desc *d = &fdump->descs[i];
-		if (d->entry->type != FILE_TYPE__FILE_PIDFD || d->entry->pidfd->pid < 0)
-			continue;
-		for (int t = 0; t < tree->nr_tasks; t++) {
-			pid_t other = tree->tasks[t].pid;
-			if (other == d->pid || tree->tasks[t].zombie || !holds(other, d))
-				continue;
-			pr_err("pid %d: fd %d: pidfd of pid %d shared with pid %d (one open file "
-			       "in two processes): not supported",
-			       d->pid, d->fd, d->entry->pidfd->pid, other);
-			return -ENOTSUP;
-		}
-	}
 	return 0;
 }
 
@@ -226,25 +189,61 @@ static int open_dead_group(struct restore_files *rf, struct pidfd_restore *r, ui
 	return ret ? ret : eret;
 }
 
-/* A live pidfd's placeholder until its process replaces it (see above). */
-static int pidfd_open_file(struct restore_files *rf, void *priv, const FileEntry *e)
+/* A live pidfd's stand-in: a datagram socket connected to itself, on
+ * which the pidfd is passed (see above). */
+static int pidfd_socket(void)
 {
-	struct pidfd_restore *r = priv;
-	if (e->pidfd->pid != -1) {
-		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		return fd < 0 ? -errno : fd;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	socklen_t len = sizeof(sa);
+	struct timeval tv = { 60, 0 }; /* the first holder failed: give up */
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa_family_t)) ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) ||
+	    connect(fd, (struct sockaddr *)&sa, len) ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv))) {
+		int err = errno;
+		pr_err("pidfd: cannot make the socket that passes it: %s", strerror(err));
+		if (fd >= 0)
+			close(fd);
+		return -err;
 	}
-	if (r->fds[e->id] < 0) {
-		int ret = open_dead_group(rf, r, e->pidfd->ino);
-		if (ret)
-			return ret;
-	}
-	int fd = r->fds[e->id];
-	r->fds[e->id] = -1;
 	return fd;
 }
 
-/* The owner and signal files_install gave the placeholder. */
+/* A dead pidfd's stand-in until before_tree. */
+static int pidfd_open_file(struct restore_files *rf, void *priv, const FileEntry *e)
+{
+	(void)rf;
+	(void)priv;
+	if (e->pidfd->pid != -1)
+		return pidfd_socket();
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Dead pidfds, made in the tree's PID namespace: a pidfd of a process of
+ * another one fails pidfd_send_signal with EINVAL instead of ESRCH. */
+static int pidfd_before_tree(struct restore_files *rf, void *priv)
+{
+	struct pidfd_restore *r = priv;
+	for (size_t i = 0; i < rf->nr_files; i++) {
+		const FileEntry *e = rf->files[i];
+		if (e->type != FILE_TYPE__FILE_PIDFD || e->pidfd->pid != -1 || rf->pool[i] < 0 ||
+		    files_inherited(rf, e))
+			continue;
+		int ret = r->fds[i] < 0 ? open_dead_group(rf, r, e->pidfd->ino) : 0;
+		if (!ret && (dup3(r->fds[i], rf->pool[i], O_CLOEXEC) < 0 ||
+			     (e->has_fown_sig && fcntl(rf->pool[i], F_SETSIG, (int)e->fown_sig))))
+			ret = -errno;
+		if (ret)
+			return ret;
+		close(r->fds[i]);
+		r->fds[i] = -1;
+	}
+	return 0;
+}
+
+/* The owner and signal files_install gave the stand-in. */
 static int set_fown(const FileEntry *e, int fd)
 {
 	struct f_owner_ex own = { (int)e->fown_type, (pid_t)e->fown_pid };
@@ -254,18 +253,81 @@ static int set_fown(const FileEntry *e, int fd)
 	return 0;
 }
 
-/* Fd i of task `tf`: its pidfd, or a dup of the one an earlier fd of the
- * same description got. */
-static int reopen_live(const struct task_fds *tf, size_t i, const FileEntry *e)
+/* How many processes of the restore hold file `id`, and how many of
+ * them come before task `idx`. */
+static size_t holders(const struct restore_files *rf, size_t idx, uint32_t id, size_t *before)
 {
+	size_t n = 0;
+	*before = 0;
+	for (size_t t = 0; t < rf->nr_tasks; t++)
+		for (size_t i = 0; i < rf->tasks[t].nr; i++)
+			if (rf->tasks[t].fds[i]->file_id == id) {
+				n++;
+				*before += t < idx;
+				break;
+			}
+	return n;
+}
+
+static int send_fd(int sock, int fd)
+{
+	char data = 'p', buf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { &data, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf,
+			     .msg_controllen = sizeof(buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	return sendmsg(sock, &mh, 0) == 1 ? 0 : -errno;
+}
+
+static int recv_fd(int sock)
+{
+	char data, buf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { &data, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf,
+			     .msg_controllen = sizeof(buf) };
+	if (recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) != 1)
+		return -(errno ? errno : EIO);
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	int fd;
+	if (!cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int)))
+		return -EIO;
+	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	return fd;
+}
+
+/* The pidfd of fd `sock`'s description, in task `idx`: opened here by its
+ * first holder and passed to the others, received by them. */
+static int get_pidfd(const struct restore_files *rf, size_t idx, int sock, const FileEntry *e)
+{
+	size_t before, n = holders(rf, idx, e->id, &before);
+	if (before)
+		return recv_fd(sock);
+	int fd = (int)syscall(SYS_pidfd_open, e->pidfd->pid, e->flags & PIDFD_OPEN_FLAGS);
+	int ret = fd < 0 ? -errno : 0;
+	for (size_t i = 1; !ret && i < n; i++)
+		ret = send_fd(sock, fd);
+	if (ret && fd >= 0)
+		close(fd);
+	return ret ? ret : fd;
+}
+
+/* Fd i of task `idx`: its pidfd, or a dup of the one an earlier fd of
+ * the same description got. */
+static int reopen_live(const struct restore_files *rf, size_t idx, size_t i, const FileEntry *e)
+{
+	const struct task_fds *tf = &rf->tasks[idx];
 	const FdEntry *fe = tf->fds[i];
 	int fd = -1;
 	for (size_t j = 0; j < i && fd < 0; j++)
 		if (tf->fds[j]->file_id == fe->file_id)
 			fd = fcntl((int)tf->fds[j]->fd, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0)
-		fd = (int)syscall(SYS_pidfd_open, e->pidfd->pid, e->flags & PIDFD_OPEN_FLAGS);
-	int ret = fd < 0 || dup3(fd, (int)fe->fd, fe->cloexec ? O_CLOEXEC : 0) < 0 ? -errno : 0;
+		fd = get_pidfd(rf, idx, (int)fe->fd, e);
+	int ret = fd < 0 ? fd : dup3(fd, (int)fe->fd, fe->cloexec ? O_CLOEXEC : 0) < 0 ? -errno : 0;
 	if (fd >= 0)
 		close(fd);
 	if (!ret)
@@ -284,7 +346,7 @@ static int pidfd_post_install(struct restore_files *rf, void *priv, size_t idx)
 		const FileEntry *e = rf->files[tf->fds[i]->file_id];
 		if (e->type != FILE_TYPE__FILE_PIDFD || e->pidfd->pid == -1 || files_inherited(rf, e))
 			continue;
-		int ret = reopen_live(tf, i, e);
+		int ret = reopen_live(rf, idx, i, e);
 		if (ret)
 			return ret;
 	}
@@ -306,10 +368,9 @@ const struct file_kind pidfd_kind = {
 	.types = 1ULL << FILE_TYPE__FILE_PIDFD,
 	.match = pidfd_match,
 	.dump = pidfd_dump,
-	.dump_tree = pidfd_dump_tree,
-	.check_tree = pidfd_dump_tree, /* checks only, nothing written */
 	.read = pidfd_read,
 	.open = pidfd_open_file,
+	.before_tree = pidfd_before_tree,
 	.post_install = pidfd_post_install,
 	.free = pidfd_free,
 };
