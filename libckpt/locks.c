@@ -191,6 +191,30 @@ static int proc_locks_line(char *line, void *arg)
 	return 0;
 }
 
+struct lease_find {
+	dev_t dev;
+	ino_t ino;
+	int found;
+};
+
+/* 1: LEASE  ACTIVE    READ 8888 fe:00:5371015 0 EOF */
+static int lease_line(char *line, void *arg)
+{
+	struct lease_find *l = arg;
+	unsigned maj, min;
+	unsigned long long ino;
+	if (sscanf(line, "%*u: LEASE %*s %*s %*d %x:%x:%llu", &maj, &min, &ino) == 3 &&
+	    makedev(maj, min) == l->dev && ino == l->ino)
+		l->found = 1;
+	return 0;
+}
+
+int locks_inode_leased(dev_t dev, ino_t ino)
+{
+	struct lease_find l = { dev, ino, 0 };
+	return proc_each_line("/proc/locks", lease_line, &l) < 0 || l.found;
+}
+
 static int has_lock_on(const struct posix_list *l, pid_t pid, const struct stat *st)
 {
 	for (size_t i = 0; i < l->nr; i++)
