@@ -335,6 +335,40 @@ static int posix_locks(struct files_dump *c, size_t *caps)
 	return ret < 0 ? ret : 0;
 }
 
+static const FileLockEntry *lease_in(const FileEntry *e)
+{
+	for (size_t i = 0; i < e->n_locks; i++)
+		if (e->locks[i]->kind == FILE_LOCK_KIND__LOCK_LEASE)
+			return e->locks[i];
+	return NULL;
+}
+
+/*
+ * A break breaks every lease of the file, and a file with a lease being
+ * broken takes no new one (F_SETLEASE fails with EAGAIN): breaking
+ * leases of several descriptions of one file could only come back
+ * together, from one process.  Refused by name.
+ */
+static int check_breaking_leases(const struct files_dump *fdump)
+{
+	for (size_t i = 0; i < fdump->nr; i++) {
+		const struct file_desc *d = &fdump->descs[i];
+		const FileLockEntry *l = lease_in(d->entry);
+		if (!l || !l->breaking)
+			continue;
+		for (size_t j = 0; j < fdump->nr; j++) {
+			const struct file_desc *o = &fdump->descs[j];
+			if (j == i || o->dev != d->dev || o->ino != d->ino || !lease_in(o->entry))
+				continue;
+			pr_err("pid %d: fd %d: lease being broken, and pid %d fd %d holds another "
+			       "lease on the same file (another open of it): not supported",
+			       d->pid, d->fd, o->pid, o->fd);
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
+
 static int locks_dump_tree(struct files_dump *fdump, void **priv)
 {
 	char path[64];
@@ -349,6 +383,8 @@ static int locks_dump_tree(struct files_dump *fdump, void **priv)
 	}
 	if (ret >= 0)
 		ret = posix_locks(fdump, caps);
+	if (ret >= 0)
+		ret = check_breaking_leases(fdump);
 	free(caps);
 	return ret < 0 ? ret : 0;
 }

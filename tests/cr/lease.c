@@ -14,6 +14,10 @@
  * read lease still breaks (an open for writing fails with EWOULDBLOCK and
  * signals us with its fd), and the breaking lease still blocks opens until
  * we give it up.
+ *
+ * With the argument "two-breaking": two opens of one file with a read
+ * lease each, both being broken: refused by name, and the leases are
+ * still breaking after the refused dump.
  */
 #include "crlib.h"
 
@@ -107,12 +111,38 @@ static void check(void)
 	waitpid(child, NULL, 0);
 }
 
-int main(void)
+static void two_breaking_setup(void)
 {
+	struct sigaction sa = { .sa_sigaction = on_lease, .sa_flags = SA_SIGINFO | SA_RESTART };
+	CHECK_SYS(!sigaction(SIGUSR2, &sa, NULL), "sigaction");
+	leased(FD, "lease-two", O_RDONLY, F_RDLCK);
+	strcpy(path[1], path[0]);
+	move_fd(open(path[1], O_RDONLY), FD + 1);
+	CHECK_SYS(!fcntl(FD + 1, F_SETSIG, SIGUSR2), "F_SETSIG");
+	CHECK_SYS(!fcntl(FD + 1, F_SETLEASE, F_RDLCK), "F_SETLEASE");
+	conflict(FD, O_WRONLY);
+}
+
+static void two_breaking_check(void)
+{
+	check_type(FD, F_UNLCK);
+	check_type(FD + 1, F_UNLCK);
+	conflict(FD, O_WRONLY);
+}
+
+int main(int argc, char **argv)
+{
+	int two = argc > 1 && !strcmp(argv[1], "two-breaking");
 	test_init();
-	setup();
+	if (two)
+		two_breaking_setup();
+	else
+		setup();
 	test_ready();
 	test_wait_check();
-	check();
+	if (two)
+		two_breaking_check();
+	else
+		check();
 	pass();
 }
