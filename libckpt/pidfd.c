@@ -83,9 +83,9 @@ static int pidfd_dump(struct fd_dump *f, FileEntry *e)
 	int where = pid > 0 ? in_tree(f->fdump->tree, (pid_t)pid) : 0;
 	if (pid == 0 || (pid > 0 && where != 1)) {
 		pr_err("pid %d: fd %d: pidfd of pid %ld, %s: not supported", f->pid, f->fd, pid,
-		       where == 2 ? "a thread of the tree that is not a main thread" :
-		       pid == 0   ? "a process outside our PID namespace" :
-				    "a process outside the tree");
+		       where == 2 ? "a thread of the tree that is not a main thread"
+		       : pid == 0 ? "a process outside our PID namespace"
+				  : "a process outside the tree");
 		return -ENOTSUP;
 	}
 	PidfdEntry *p = arena_alloc(&f->fdump->a, sizeof(*p));
@@ -273,8 +273,9 @@ static int send_fd(int sock, int fd)
 {
 	char data = 'p', buf[CMSG_SPACE(sizeof(int))] = { 0 };
 	struct iovec iov = { &data, 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf,
-			     .msg_controllen = sizeof(buf) };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf, .msg_controllen = sizeof(buf)
+	};
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
@@ -287,8 +288,9 @@ static int recv_fd(int sock)
 {
 	char data, buf[CMSG_SPACE(sizeof(int))];
 	struct iovec iov = { &data, 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf,
-			     .msg_controllen = sizeof(buf) };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf, .msg_controllen = sizeof(buf)
+	};
 	if (recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) != 1)
 		return -(errno ? errno : EIO);
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
@@ -344,7 +346,8 @@ static int pidfd_post_install(struct restore_files *rf, void *priv, size_t idx)
 	const struct task_fds *tf = &rf->tasks[idx];
 	for (size_t i = 0; i < tf->nr; i++) {
 		const FileEntry *e = rf->files[tf->fds[i]->file_id];
-		if (e->type != FILE_TYPE__FILE_PIDFD || e->pidfd->pid == -1 || files_inherited(rf, e))
+		if (e->type != FILE_TYPE__FILE_PIDFD || e->pidfd->pid == -1 ||
+		    files_inherited(rf, e))
 			continue;
 		int ret = reopen_live(rf, idx, i, e);
 		if (ret)

@@ -367,8 +367,8 @@ static void verify_mm(struct verify *v, const struct rst_task *t)
 struct fdinfo_now {
 	uint32_t flags;
 	uint64_t pos;
-	long nspid;          /* a pidfd's process, innermost number; -1: dead */
-	char lease[2][16];   /* a lease's state and type words, "" without */
+	long nspid;        /* a pidfd's process, innermost number; -1: dead */
+	char lease[2][16]; /* a lease's state and type words, "" without */
 };
 
 /* NSpid:	4123	12 (the last: as the tree numbers it) */
