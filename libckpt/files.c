@@ -597,13 +597,24 @@ static int first_fd_of(const struct task_fds *tf, size_t i)
 	return 1;
 }
 
+static int has_lease(const FileEntry *e)
+{
+	for (size_t i = 0; i < e->n_locks; i++)
+		if (e->locks[i]->kind == FILE_LOCK_KIND__LOCK_LEASE)
+			return 1;
+	return 0;
+}
+
 /*
  * In the restoring process, its fds in place: the owner (a pid of the
  * restored tree's namespace), and O_ASYNC, which works only once F_SETFL
  * turned it on (open() keeps the flag but registers nothing).  The kernel
  * keeps one fd number per description for the signal's si_fd, the one
  * F_SETFL last came through: here the first fd of the description in the
- * last process that installs it.
+ * last process that installs it.  A leased description gets its owner
+ * from the process that takes the lease, after it (locks.c): set here by
+ * another process meanwhile, it could turn the break the restore makes
+ * into a signal to the job.
  */
 static int set_owner(const struct restore_files *rf, const struct task_fds *tf, size_t i)
 {
@@ -612,7 +623,7 @@ static int set_owner(const struct restore_files *rf, const struct task_fds *tf, 
 	if (files_inherited(rf, e) || !first_fd_of(tf, i))
 		return 0;
 	struct f_owner_ex own = { (int)e->fown_type, (pid_t)e->fown_pid };
-	if (e->has_fown_pid && fcntl(fd, F_SETOWN_EX, &own)) {
+	if (e->has_fown_pid && !has_lease(e) && fcntl(fd, F_SETOWN_EX, &own)) {
 		pr_err("pid %d: fd %d: cannot give it owner %d (type %u): %s", tf->pid, fd, own.pid,
 		       e->fown_type, strerror(errno));
 		return -errno;
