@@ -5,12 +5,13 @@
  *   pidfd     the root holds pidfds for itself (O_NONBLOCK, inherited by
  *             its children), a live child (twice, dup'd; inherited by the
  *             next child), another child (PIDFD_THREAD, its main thread),
- *             a zombie child, and dead pidfds: two descriptions of one
- *             reaped child and one of another.  After the restore each
- *             names the same process (fdinfo Pid:), keeps its flags and
- *             is the same open file in every process holding it (kcmp),
- *             pidfd_send_signal reaches the child, poll says readable
- *             once it exits and waitid(P_PIDFD) reaps it; the zombie's is
+ *             a zombie child, dead pidfds (two descriptions of one reaped
+ *             child and one of another), and an epoll watching the two
+ *             live children's.  After the restore each names the same
+ *             process (fdinfo Pid:), keeps its flags and is the same open
+ *             file in every process holding it (kcmp); pidfd_send_signal
+ *             reaches the child, epoll and poll see its pidfd ready once
+ *             it exits and waitid(P_PIDFD) reaps it; the zombie's is
  *             readable and reaps it; the dead ones are readable, Pid -1,
  *             and equal (fstat) exactly to their companions.
  *   no-zombie the same without the zombie (a user's dump refuses zombies)
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -119,6 +121,11 @@ static void pidfd_setup(void)
 	move_fd(dup(FD + 1), FD + 2);
 	other = start_child(); /* holds FD and FD + 1 too */
 	move_fd(pidfd_open(other, PIDFD_THREAD), FD + 3);
+	move_fd(epoll_create1(0), FD + 8);
+	for (int fd = FD + 1; fd <= FD + 3; fd += 2) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)fd };
+		CHECK_SYS(!epoll_ctl(FD + 8, EPOLL_CTL_ADD, fd, &ev), "epoll_ctl %d", fd);
+	}
 	if (with_zombie)
 		zombie_setup();
 	dead_a = dead_child((const int[]){ FD + 5, FD + 6 }, 2);
@@ -149,7 +156,11 @@ static void check_live(void)
 	CHECK(pid_of(FD + 3) == other, "thread pidfd names %ld", pid_of(FD + 3));
 	CHECK(fcntl(FD + 3, F_GETFL) & PIDFD_THREAD, "PIDFD_THREAD lost");
 	CHECK(!readable(FD + 1) && !readable(FD + 3), "pidfd of a live child readable");
+	struct epoll_event ev;
+	CHECK(epoll_wait(FD + 8, &ev, 1, 0) == 0, "epoll says a live child's pidfd is ready");
 	CHECK_SYS(!syscall(SYS_pidfd_send_signal, FD + 1, SIGKILL, NULL, 0), "pidfd_send_signal");
+	CHECK(epoll_wait(FD + 8, &ev, 1, 5000) == 1 && ev.data.u32 == FD + 1,
+	      "epoll did not see the child's pidfd ready");
 	struct pollfd p = { .fd = FD + 1, .events = POLLIN };
 	CHECK(poll(&p, 1, 5000) == 1, "pidfd not readable after the child exited");
 	siginfo_t si = { 0 };
