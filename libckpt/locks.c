@@ -434,6 +434,8 @@ static int held_before(const struct restore_files *rf, size_t idx, uint32_t id)
  */
 static int break_again(const FileEntry *e, const FileLockEntry *l)
 {
+	if (!e->path)
+		return -EINVAL; /* the dump refuses it: a crafted image */
 	int fd = open(e->path, (l->lease_type == F_UNLCK ? O_WRONLY : O_RDONLY) | O_NONBLOCK |
 				       O_CLOEXEC | O_NOCTTY);
 	if (fd >= 0 || errno != EWOULDBLOCK) {
@@ -450,8 +452,9 @@ static int break_again(const FileEntry *e, const FileLockEntry *l)
 }
 
 /* F_SETLEASE (the type before a break), the break, then the owner the
- * dump saw.  The break's signal goes to the description's owner, which
- * files_install already set: we are its owner until the break is done. */
+ * dump saw.  The break's signal goes to the description's owner: we are
+ * its owner until the break is done (files_install leaves the owner of a
+ * leased description to us). */
 static int take_lease(int fd, const FileEntry *e, const FileLockEntry *l)
 {
 	int type = (int)l->lease_type;
