@@ -423,6 +423,9 @@ static void __attribute__((noreturn)) init_main(struct restore_ctx *c)
 	int status;
 
 	init_setup(c->opts->unprivileged);
+	int ret = files_before_tree(&c->files);
+	if (ret)
+		task_fail(c, (pid_t)c->tasks[0].te->pid, ret);
 	pid_t root = clone_with_pid((pid_t)c->tasks[0].te->pid, 0);
 	if (root < 0) {
 		pr_err("pid %u: cannot create it in the new PID namespace: %s", c->tasks[0].te->pid,
@@ -480,8 +483,12 @@ pid_t restore_spawn(struct restore_ctx *c)
 		int raised = priv_raise(CAP_SYS_ADMIN);
 		pid = clone_with_pid(0, CLONE_NEWPID | CLONE_NEWNS);
 		priv_lower(CAP_SYS_ADMIN, raised && pid != 0);
-	} else
+	} else {
+		int ret = files_before_tree(&c->files);
+		if (ret)
+			return ret;
 		pid = clone_with_pid((pid_t)c->tasks[0].te->pid, 0);
+	}
 	if (pid < 0) {
 		int err = -errno;
 		pr_err("pid %u: cannot create it: %s", c->tasks[0].te->pid, strerror(errno));
