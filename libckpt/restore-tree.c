@@ -345,7 +345,7 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 		.unprivileged = c->opts->unprivileged,
 		.skip_file_check = c->opts->skip_file_check,
 		.inherited_seccomp = c->opts->nr_confine,
-		.root = c->tasks[idx].core->root,
+		.root = c->tasks[idx].core ? c->tasks[idx].core->root : NULL, /* zombie: no core */
 	};
 	/* memory before the children: they inherit it (restore-mem.h) */
 	if (!restore_task_zombie(&c->tasks[idx]) && (ret = restore_mem_prepare(&mc, &mem)))
