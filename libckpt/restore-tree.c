@@ -77,25 +77,43 @@ static void futex_wake_all(volatile int *addr)
 	syscall(SYS_futex, addr, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
 }
 
-/* Wait until *addr reaches `want` (every process increments it once). */
-static void barrier(volatile int *addr, int want)
-{
-	__atomic_add_fetch(addr, 1, __ATOMIC_SEQ_CST);
-	futex_wake_all(addr);
-	for (;;) {
-		int v = __atomic_load_n(addr, __ATOMIC_SEQ_CST);
-		if (v >= want)
-			return;
-		syscall(SYS_futex, addr, FUTEX_WAIT, v, NULL, NULL, 0);
-	}
-}
-
 static int tree_has_pid(struct restore_ctx *c, uint32_t pid)
 {
 	for (size_t i = 0; i < c->nr_tasks; i++)
 		if (c->tasks[i].te->pid == pid)
 			return 1;
 	return 0;
+}
+
+/* No process of the tree exits before the barriers are passed (a zombie
+ * exits after them): one that did crashed, and the others would wait for
+ * it until the driver's timeout.  Fail now, naming it. */
+static void check_children(struct restore_ctx *c, pid_t me)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) || !si.si_pid ||
+	    !tree_has_pid(c, (uint32_t)si.si_pid))
+		return;
+	pr_err("pid %d: its child %d died while it was being restored (%s %d)", me, si.si_pid,
+	       si.si_code == CLD_EXITED ? "exit status" : "signal", si.si_status);
+	task_fail(c, me, -ECHILD);
+}
+
+/* Wait until *addr reaches `want` (every process increments it once). */
+static void barrier(struct restore_ctx *c, pid_t me, volatile int *addr, int want)
+{
+	__atomic_add_fetch(addr, 1, __ATOMIC_SEQ_CST);
+	futex_wake_all(addr);
+	for (;;) {
+		struct timespec tick = { 0, 200 * 1000 * 1000 };
+		int v = __atomic_load_n(addr, __ATOMIC_SEQ_CST);
+		if (v >= want)
+			return;
+		syscall(SYS_futex, addr, FUTEX_WAIT, v, &tick, NULL, 0);
+		check_children(c, me);
+	}
 }
 
 static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t idx);
@@ -246,7 +264,7 @@ static int restore_pgrp(struct restore_ctx *c, const TaskEntry *me)
 		     (tree_has_pid(c, me->sid) || lost_session(c, me->sid));
 	if (orphan && (ret = orphan_group(c, me)))
 		return ret;
-	barrier(&c->shared->leaders, n);
+	barrier(c, (pid_t)me->pid, &c->shared->leaders, n);
 	if (me->pgid != me->pid && (orphan || tree_has_pid(c, me->pgid)) &&
 	    getpgid(0) != (pid_t)me->pgid && setpgid(0, (pid_t)me->pgid)) {
 		pr_err("pid %u: cannot join process group %u: %s", me->pid, me->pgid, strerror(errno));
@@ -352,7 +370,10 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 		task_fail(c, (pid_t)me->pid, ret);
 	if ((ret = spawn_children(c, idx)))
 		task_fail(c, (pid_t)me->pid, ret);
-	barrier(&c->shared->created, (int)c->nr_tasks);
+	/* the fault: a process of the tree dies here, as if it crashed */
+	if (idx && ckpt_test_fault("child-crash"))
+		kill(getpid(), SIGKILL);
+	barrier(c, (pid_t)me->pid, &c->shared->created, (int)c->nr_tasks);
 	if ((ret = restore_pgrp(c, me)))
 		task_fail(c, (pid_t)me->pid, ret);
 	if (restore_task_zombie(&c->tasks[idx]))
