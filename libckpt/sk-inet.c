@@ -200,6 +200,16 @@ static int check_state(struct fd_dump *f, struct inet_dump *d, const struct inet
 		       f->pid, f->fd, f->link, di->wqueue);
 		return -ENOTSUP;
 	}
+	/* Datagrams received and not read yet: a datagram's sender cannot be
+	 * put back with it (its address is someone else's port), and one
+	 * restored from another address, or dropped, would be a silent
+	 * change.  Read them first, or dump again: such a queue drains. */
+	if (s->type == SOCK_DGRAM && di->rqueue) {
+		pr_err("pid %d: fd %d: %s: UDP socket with datagrams received and not read yet "
+		       "(%u bytes of read memory): not supported",
+		       f->pid, f->fd, f->link, di->rqueue);
+		return -ENOTSUP;
+	}
 	if (s->type == SOCK_DGRAM)
 		return 0;
 	if (di->state == TCP_LISTEN) {

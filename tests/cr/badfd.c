@@ -1,6 +1,6 @@
 /*
- * bad_dump_io_uring / _perf / _epoll_stale / _netlink / _udp_corked: a dump
- * that must be refused.
+ * bad_dump_io_uring / _perf / _epoll_stale / _netlink / _udp_corked /
+ * _udp_unread: a dump that must be refused.
  *
  * The program holds an fd of a kind the engine does not support, at fd 42
  * (cr-run expects the error line to name it), with some state in it.
@@ -92,6 +92,19 @@ static int corked_udp(void)
 	return fd;
 }
 
+/* A UDP socket connected to itself, with a datagram it has not read. */
+static int unread_udp(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	CHECK_SYS(fd >= 0 && !bind(fd, (struct sockaddr *)&a, len) &&
+			  !getsockname(fd, (struct sockaddr *)&a, &len) &&
+			  !connect(fd, (struct sockaddr *)&a, len) && write(fd, "unread", 6) == 6,
+		  "UDP socket");
+	return fd;
+}
+
 static void setup(const char *kind)
 {
 	int sk[2];
@@ -112,6 +125,8 @@ static void setup(const char *kind)
 		move_fd(open_shared_anon(), FD);
 	} else if (!strcmp(kind, "udp-corked")) {
 		move_fd(corked_udp(), FD);
+	} else if (!strcmp(kind, "udp-unread")) {
+		move_fd(unread_udp(), FD);
 	} else if (!strcmp(kind, "epoll-stale")) {
 		CHECK_SYS(!pipe(pipefd), "pipe");
 		move_fd(epoll_create1(0), FD);
@@ -143,6 +158,8 @@ static void check_fd(const char *kind)
 		char b = 0;
 		CHECK_SYS(pread(FD, &b, 1, 0) == 1, "pread");
 		CHECK(b == 'a' && shared_anon[0] == 'a', "the shared memory changed");
+	} else if (!strcmp(kind, "udp-unread")) {
+		CHECK_SYS(read(FD, buf, 5) == 5 && !strcmp(buf, "unrea"), "the unread datagram");
 	} else if (!strcmp(kind, "udp-corked")) {
 		int zero = 0;
 		CHECK_SYS(!setsockopt(FD, IPPROTO_UDP, UDP_CORK, &zero, sizeof(zero)), "uncork");
@@ -165,7 +182,7 @@ int main(int argc, char **argv)
 
 	test_init();
 	CHECK(argc == 2,
-	      "usage: cr-badfd io_uring|perf|epoll-stale|socketpair|netlink|shm-anon-fd|udp-corked");
+	      "usage: cr-badfd io_uring|perf|epoll-stale|socketpair|netlink|shm-anon-fd|udp-corked|udp-unread");
 	setup(argv[1]);
 	fds_was = snapshot_fds(0);
 	maps_was = snapshot_file("/proc/self/maps", 0);
