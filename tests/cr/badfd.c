@@ -1,11 +1,12 @@
 /*
- * bad_dump_io_uring / _perf / _epoll_stale / _netlink / _udp_corked /
+ * bad_dump_io_uring / _perf / _epoll_gone / _netlink / _udp_corked /
  * _udp_unread: a dump that must be refused.
  *
  * The program holds an fd of a kind the engine does not support, at fd 42
  * (cr-run expects the error line to name it), with some state in it.
- * (epoll-stale: an epoll watching an fd number closed since; the file
- * lives on under another number, so the kernel keeps the watch.)  It
+ * (epoll-gone: an epoll watching a pipe that only a child holds now: the
+ * kernel keeps the watch while the file lives, but the restore can only
+ * add it again through a file the epoll's owner holds.)  It
  * counts in a loop, as cr_counter does.  The dump must be refused; then,
  * on the check signal, the program verifies that it was left untouched:
  * the fd still holds its state, /proc/self/fd and /proc/self/maps are as
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <linux/io_uring.h>
@@ -127,13 +129,20 @@ static void setup(const char *kind)
 		move_fd(corked_udp(), FD);
 	} else if (!strcmp(kind, "udp-unread")) {
 		move_fd(unread_udp(), FD);
-	} else if (!strcmp(kind, "epoll-stale")) {
+	} else if (!strcmp(kind, "epoll-gone")) {
 		CHECK_SYS(!pipe(pipefd), "pipe");
 		move_fd(epoll_create1(0), FD);
 		ev.data.u64 = 0xfeed;
 		CHECK_SYS(!epoll_ctl(FD, EPOLL_CTL_ADD, pipefd[0], &ev), "epoll_ctl");
 		CHECK_SYS(write(pipefd[1], "x", 1) == 1, "write pipe");
-		move_fd(pipefd[0], FD + 5); /* the watch keeps the old number */
+		pid_t kid = fork();
+		CHECK_SYS(kid >= 0, "fork");
+		if (!kid) { /* holds the pipe, which we close: the watch stays */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			for (;;)
+				pause();
+		}
+		close(pipefd[0]);
 	} else {
 		fail("unknown fd kind %s", kind);
 	}
@@ -182,7 +191,7 @@ int main(int argc, char **argv)
 
 	test_init();
 	CHECK(argc == 2,
-	      "usage: cr-badfd io_uring|perf|epoll-stale|socketpair|netlink|shm-anon-fd|udp-corked|udp-unread");
+	      "usage: cr-badfd io_uring|perf|epoll-gone|socketpair|netlink|shm-anon-fd|udp-corked|udp-unread");
 	setup(argv[1]);
 	fds_was = snapshot_fds(0);
 	maps_was = snapshot_file("/proc/self/maps", 0);
