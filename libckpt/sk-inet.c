@@ -747,6 +747,23 @@ static int set_old_options(int sk, const InetSkEntry *s)
 	return ret;
 }
 
+/* An address not (or no longer) this host's: the program bound it with
+ * IP_FREEBIND, perhaps cleared since (zdtm sk-freebind-false).  Bind the
+ * same way, then put the option back as dumped. */
+static int bind_freely(int sk, const InetSkEntry *s, const struct sockaddr_storage *ss,
+		       socklen_t len)
+{
+	int v6 = s->family == AF_INET6;
+	int level = v6 ? IPPROTO_IPV6 : IPPROTO_IP, opt = v6 ? IPV6_FREEBIND : IP_FREEBIND;
+	int ret = set_int(sk, level, opt, 1);
+
+	if (!ret && bind(sk, (const struct sockaddr *)ss, len))
+		ret = -errno;
+	if (!ret)
+		ret = set_int(sk, level, opt, (int)sk_opts_int(s, level, opt, 0));
+	return ret;
+}
+
 /* bind() to the dumped address.  TCP: SO_REUSEADDR meanwhile, for the
  * tree's own sockets share ports (a listener and the connections it
  * accepted); TIME_WAIT sockets in the way are sk-ports.c's.  UDP: the
@@ -762,6 +779,8 @@ int inet_bind_src(int sk, const InetSkEntry *s)
 	int ret = set_int(sk, SOL_SOCKET, SO_REUSEADDR, s->type == SOCK_STREAM ? 1 : dumped);
 	if (!ret && bind(sk, (struct sockaddr *)&ss, len))
 		ret = -errno;
+	if (ret == -EADDRNOTAVAIL)
+		ret = bind_freely(sk, s, &ss, len);
 	if (!ret && !s->n_opts && !s->reuseaddr) /* else sk-opts' late phase */
 		ret = set_int(sk, SOL_SOCKET, SO_REUSEADDR, 0);
 	return ret;
