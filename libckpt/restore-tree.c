@@ -307,6 +307,23 @@ static int settle_zombies(struct restore_ctx *c, size_t idx)
 	return 0;
 }
 
+/* The task's fds, keeping ours and the fds of unlinked files that
+ * private mappings map (shmem.c): the restorer closes them. */
+static int install_fds(struct restore_ctx *c, size_t idx)
+{
+	size_t nr = restore_mem_shared_fds(NULL, 0);
+	int *keep = malloc((3 + nr) * sizeof(*keep));
+	if (!keep)
+		return -ENOMEM;
+	keep[0] = c->notify_w;
+	keep[1] = img_set_dirfd(c->set);
+	keep[2] = c->log_fd;
+	restore_mem_shared_fds(keep + 3, nr);
+	int ret = files_install(&c->files, idx, keep, 3 + nr);
+	free(keep);
+	return ret;
+}
+
 static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t idx)
 {
 	const TaskEntry *me = c->tasks[idx].te;
@@ -338,8 +355,7 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 	if ((ret = settle_zombies(c, idx)))
 		task_fail(c, (pid_t)me->pid, ret);
 
-	int keep[3] = { c->notify_w, img_set_dirfd(c->set), c->log_fd };
-	if ((ret = files_install(&c->files, idx, keep, 3)))
+	if ((ret = install_fds(c, idx)))
 		task_fail(c, (pid_t)me->pid, ret);
 	use_log_fd(c);
 	if ((ret = restore_core_misc(c->tasks[idx].core)))

@@ -11,7 +11,8 @@
  *
  * Restore, in the driver: every object is created (a fresh
  * MAP_SHARED|MAP_ANONYMOUS area, the System V segment with its id, or
- * the tmpfs file, created where it was and unlinked),
+ * the unlinked file, created where it was and unlinked, with an fd kept
+ * for private mappings of it),
  * filled from its pages and kept mapped: the restoring processes are
  * forks of the driver and inherit that mapping; restore-mem.c maps each
  * VMA from it.
@@ -36,6 +37,7 @@
 
 #define PAGE 4096ULL
 #define TMPFS_MAGIC_NR 0x01021994
+#define HUGETLBFS_MAGIC_NR 0x958458f6
 #define SHM_MAX_SIZE (1ULL << 46) /* no object of a 47-bit address space is larger */
 #define MAX_OBJECTS 4096
 
@@ -56,11 +58,14 @@ static const char *object_what(ShmKind kind)
 					    : "shared anonymous memory";
 }
 
+/* The object of an object VMA (is_object_vma): a private mapping of an
+ * unlinked file no fd holds maps the file object too (mem.c). */
 static ShmKind shm_kind_of(VmaKind k)
 {
-	return k == VMA_KIND__VMA_SYSV_SHM     ? SHM_KIND__SHM_SYSV
-	       : k == VMA_KIND__VMA_SHMEM_FILE ? SHM_KIND__SHM_FILE
-					       : SHM_KIND__SHM_ANON;
+	return k == VMA_KIND__VMA_SYSV_SHM ? SHM_KIND__SHM_SYSV
+	       : k == VMA_KIND__VMA_SHMEM_FILE || k == VMA_KIND__VMA_FILE_PRIVATE
+		       ? SHM_KIND__SHM_FILE
+		       : SHM_KIND__SHM_ANON;
 }
 
 static VmaKind vma_kind_of(ShmKind k)
@@ -162,8 +167,10 @@ int dump_shm_object(struct img_set *set, pid_t pid, ShmObjectEntry *obj, int fd,
 		       strerror(errno));
 		return -errno;
 	}
-	/* hugetlbfs objects (SHM_HUGETLB, MAP_HUGETLB) would need huge pages */
-	if (sfs.f_type != TMPFS_MAGIC_NR || !S_ISREG(sb.st_mode)) {
+	/* hugetlbfs objects (SHM_HUGETLB, MAP_HUGETLB) would need huge pages;
+	 * an unlinked file may be on any other file system */
+	if ((sfs.f_type != TMPFS_MAGIC_NR && obj->kind != SHM_KIND__SHM_FILE) ||
+	    sfs.f_type == HUGETLBFS_MAGIC_NR || !S_ISREG(sb.st_mode)) {
 		pr_err("pid %d: %s %" PRIu64 ": not on tmpfs (huge pages?): not supported", pid,
 		       object_what(obj->kind), obj->id);
 		return -ENOTSUP;
@@ -226,6 +233,7 @@ struct object {
 	uint64_t len;	   /* mapped */
 	uint64_t data_len; /* the object's size, page aligned: pages go there */
 	int created;	   /* sysv: we made the segment (remove it on failure) */
+	int fd;		   /* file: kept for its private mappings, or -1 */
 };
 
 static struct object *objects;
@@ -298,19 +306,14 @@ static int load_object_entry(struct img_set *set, const ShmObjectEntry *want, Sh
 }
 
 /* The unlinked file again: created where it was (or beside it when the
- * name is taken), on tmpfs only, and unlinked at once. */
-static int create_file(const ShmObjectEntry *e, uint64_t len, void **base)
+ * name is taken), as whoever restores, and unlinked at once.  A read-only
+ * fd of it is kept at or above fd_base (the restorer closes those) for
+ * the private mappings of it to map. */
+static int create_file(const ShmObjectEntry *e, uint64_t len, int fd_base, void **base, int *keep)
 {
-	char path[4096 + 64], dir[4096];
-	struct statfs sfs;
+	char path[4096 + 64];
 	int ret = 0;
 
-	snprintf(dir, sizeof(dir), "%s", e->path);
-	*strrchr(dir, '/') = 0;
-	if (statfs(dir[0] ? dir : "/", &sfs) || sfs.f_type != TMPFS_MAGIC_NR) {
-		pr_err("%s (unlinked shared file): %s is not tmpfs here", e->path, dir);
-		return -ENOTSUP;
-	}
 	snprintf(path, sizeof(path), "%s", e->path);
 	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0 && errno == EEXIST) {
@@ -328,6 +331,10 @@ static int create_file(const ShmObjectEntry *e, uint64_t len, void **base)
 		*base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 		ret = *base == MAP_FAILED ? -errno : 0;
 	}
+	if (!ret && (*keep = fcntl(fd, F_DUPFD_CLOEXEC, fd_base)) < 0) {
+		ret = -errno;
+		munmap(*base, len);
+	}
 	if (fd >= 0)
 		close(fd);
 	if (ret) {
@@ -339,10 +346,11 @@ static int create_file(const ShmObjectEntry *e, uint64_t len, void **base)
 }
 
 static int create_object(struct img_set *set, const ShmObjectEntry *e, uint64_t extent,
-			 struct object *o)
+			 int fd_base, struct object *o)
 {
 	int ret;
 
+	o->fd = -1;
 	o->kind = e->kind;
 	o->id = e->id;
 	o->dev = e->dev;
@@ -356,7 +364,7 @@ static int create_object(struct img_set *set, const ShmObjectEntry *e, uint64_t 
 		o->base = mmap(NULL, o->len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
 			       0);
 	} else if (e->kind == SHM_KIND__SHM_FILE) {
-		if ((ret = create_file(e, o->len, &o->base)))
+		if ((ret = create_file(e, o->len, fd_base, &o->base, &o->fd)))
 			return ret;
 	} else {
 		if ((ret = sysv_shm_create(e, &o->created)))
@@ -378,7 +386,7 @@ static int create_object(struct img_set *set, const ShmObjectEntry *e, uint64_t 
 
 /* Create, fill and (keep_mapped) register object `want` once. */
 static int restore_object(struct img_set *set, const ShmObjectEntry *want, uint64_t extent,
-			  int keep_mapped)
+			  int fd_base, int keep_mapped)
 {
 	ShmObjectEntry *e;
 
@@ -394,11 +402,11 @@ static int restore_object(struct img_set *set, const ShmObjectEntry *want, uint6
 	if (ret)
 		return ret;
 	struct object *o = &objects[nr_objects++];
-	ret = create_object(set, e, extent, o);
+	ret = create_object(set, e, extent, fd_base, o);
 	protobuf_c_message_free_unpacked(&e->base, NULL);
 	if (!ret && keep_mapped)
 		ret = restore_mem_add_shared(vma_kind_of(want->kind), want->dev, want->id,
-					     (uint64_t)(uintptr_t)o->base, o->len);
+					     (uint64_t)(uintptr_t)o->base, o->len, o->fd);
 	if (!ret && !keep_mapped && o->base) {
 		shmdt(o->base);
 		o->base = NULL;
@@ -409,12 +417,13 @@ static int restore_object(struct img_set *set, const ShmObjectEntry *want, uint6
 static int is_object_vma(const VmaEntry *e)
 {
 	return e->kind == VMA_KIND__VMA_ANON_SHARED || e->kind == VMA_KIND__VMA_SYSV_SHM ||
-	       e->kind == VMA_KIND__VMA_SHMEM_FILE;
+	       e->kind == VMA_KIND__VMA_SHMEM_FILE ||
+	       (e->kind == VMA_KIND__VMA_FILE_PRIVATE && e->has_shmid);
 }
 
 static uint64_t vma_dev(const VmaEntry *e)
 {
-	return e->kind == VMA_KIND__VMA_SHMEM_FILE && e->has_dev ? e->dev : 0;
+	return shm_kind_of(e->kind) == SHM_KIND__SHM_FILE && e->has_dev ? e->dev : 0;
 }
 
 /* How far into object (kind, dev, id) the tree's VMAs reach. */
@@ -424,7 +433,8 @@ static uint64_t object_extent(struct restore_ctx *c, const VmaEntry *like)
 	for (size_t t = 0; t < c->nr_tasks; t++)
 		for (size_t i = 0; c->tasks[t].mm && i < c->tasks[t].mm->n_vmas; i++) {
 			const VmaEntry *e = c->tasks[t].mm->vmas[i];
-			if (e->kind != like->kind || e->shmid != like->shmid ||
+			if (!is_object_vma(e) || shm_kind_of(e->kind) != shm_kind_of(like->kind) ||
+			    e->shmid != like->shmid ||
 			    vma_dev(e) != vma_dev(like) || e->end <= e->start ||
 			    e->pgoff > SHM_MAX_SIZE || e->end - e->start > SHM_MAX_SIZE)
 				continue;
@@ -449,7 +459,7 @@ static int restore_task_objects(struct restore_ctx *c, const MmEntry *mm)
 		want.kind = shm_kind_of(e->kind);
 		want.id = e->shmid;
 		want.dev = vma_dev(e);
-		int ret = restore_object(c->set, &want, object_extent(c, e), 1);
+		int ret = restore_object(c->set, &want, object_extent(c, e), c->fd_base, 1);
 		if (ret)
 			return ret;
 	}
@@ -486,7 +496,7 @@ static int restore_unattached(struct restore_ctx *c, const IpcEntry *ipc, int ch
 		want.kind = SHM_KIND__SHM_SYSV;
 		want.id = ipc->unattached_shm[i];
 		if (!check_only) {
-			ret = restore_object(c->set, &want, 0, 0);
+			ret = restore_object(c->set, &want, 0, c->fd_base, 0);
 		} else if (!(ret = load_object_entry(c->set, &want, &obj))) {
 			ret = sysv_shm_check(obj);
 			protobuf_c_message_free_unpacked(&obj->base, NULL);
@@ -537,9 +547,12 @@ void restore_shm_done(struct restore_ctx *c, int ret)
 {
 	(void)c;
 	restore_shm_detach();
-	for (size_t i = 0; i < nr_objects; i++)
+	for (size_t i = 0; i < nr_objects; i++) {
 		if (ret && objects[i].created)
 			sysv_shm_remove(objects[i].id);
+		if (objects[i].fd >= 0)
+			close(objects[i].fd);
+	}
 	sysv_sems_done(ret);
 	restore_mem_clear_shared();
 	free(objects);

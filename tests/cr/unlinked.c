@@ -11,6 +11,10 @@
  *             5 bytes buffered in it, mode 0640
  *   dev       a device node (1:3, /dev/null) made, opened, removed
  *   tmpfile   a file made with O_TMPFILE (never named), with data
+ *   mmap-private  a file mapped MAP_PRIVATE twice (a page written, one
+ *             not), closed and removed: no fd holds it
+ *   mmap-shared   a file mapped MAP_SHARED, closed and removed, the
+ *             mapping shared with a child that copies byte 0 to byte 1
  *   dev-other a removed device node that is not a memory device (1:11,
  *             /dev/kmsg): refused by name at the dump
  *   linked-elsewhere  a file whose name was removed but which has another
@@ -27,8 +31,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FD 40 /* the cases' fds are FD, FD + 1, ... */
@@ -210,6 +218,98 @@ static void tmpfile_check(void)
 	CHECK(lseek(FD, 0, SEEK_CUR) == 12, "offset %lld", (long long)lseek(FD, 0, SEEK_CUR));
 }
 
+/* ------------------------------ mmap --------------------------------- */
+
+#define PAGE 4096
+static volatile char *map_a, *map_b;
+static pid_t child;
+
+/* A file of two pages, "A..." and "B...", mapped, closed and removed. */
+static int mapped_file(void)
+{
+	char buf[2 * PAGE];
+	test_path(path_a, "mapped");
+	int fd = open(path_a, O_RDWR | O_CREAT | O_EXCL, 0640);
+	CHECK_SYS(fd >= 0, "open %s", path_a);
+	memset(buf, 'A', PAGE);
+	memset(buf + PAGE, 'B', PAGE);
+	CHECK_SYS(write_full(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf), "write");
+	CHECK_SYS(!fstat(fd, &was), "fstat");
+	return fd;
+}
+
+static void mmap_private_setup(void)
+{
+	int fd = mapped_file();
+	map_a = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	map_b = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, PAGE);
+	CHECK_SYS(map_a != MAP_FAILED && map_b != MAP_FAILED, "mmap");
+	map_a[0] = 'a'; /* page 0 is ours now; page 1 still the file's */
+	close(fd);
+	CHECK_SYS(!unlink(path_a), "unlink");
+}
+
+/* The /proc/self/maps line of addr names "PATH (deleted)". */
+static void check_mapped_removed(volatile char *addr)
+{
+	char line[PATH_MAX + 256], want[PATH_MAX + 96];
+	FILE *f = fopen("/proc/self/maps", "re");
+	int found = 0;
+	CHECK_SYS(f, "maps");
+	snprintf(want, sizeof(want), "%s (deleted)\n", path_a);
+	while (!found && fgets(line, sizeof(line), f)) {
+		unsigned long start = strtoul(line, NULL, 16);
+		size_t n = strlen(line), w = strlen(want);
+		found = start == (unsigned long)addr;
+		CHECK(!found || (n >= w && !strcmp(line + n - w, want)), "mapping: %s", line);
+	}
+	fclose(f);
+	CHECK(found, "no mapping at %p", (void *)addr);
+	CHECK(lstat(path_a, &(struct stat){ 0 }) < 0 && errno == ENOENT, "%s exists again", path_a);
+}
+
+static void mmap_private_check(void)
+{
+	check_mapped_removed(map_a);
+	check_mapped_removed(map_b);
+	CHECK(map_a[0] == 'a' && map_a[1] == 'A' && map_a[PAGE] == 'B' && map_b[0] == 'B' &&
+		      map_b[PAGE - 1] == 'B',
+	      "contents: %c %c %c %c", map_a[0], map_a[1], map_a[PAGE], map_b[0]);
+}
+
+static _Noreturn void copy_loop(void)
+{
+	for (;;) {
+		map_a[1] = map_a[0];
+		usleep(1000);
+	}
+}
+
+static void mmap_shared_setup(void)
+{
+	int fd = mapped_file();
+	map_a = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CHECK_SYS(map_a != MAP_FAILED, "mmap");
+	close(fd);
+	CHECK_SYS(!unlink(path_a), "unlink");
+	child = fork();
+	CHECK_SYS(child >= 0, "fork");
+	if (!child)
+		copy_loop();
+}
+
+static void mmap_shared_check(void)
+{
+	check_mapped_removed(map_a);
+	CHECK(map_a[PAGE] == 'B', "contents: %c", map_a[PAGE]);
+	map_a[0] = 'Z';
+	for (int i = 0; i < 5000 && map_a[1] != 'Z'; i++)
+		usleep(1000);
+	CHECK(map_a[1] == 'Z', "the child no longer shares the mapping: byte 1 is %c", map_a[1]);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+}
+
 /* ------------------------------ linked elsewhere --------------------- */
 
 static void linked_elsewhere_setup(void)
@@ -241,6 +341,8 @@ static const struct {
 	{ "dev", dev_setup, dev_check },
 	{ "dev-other", dev_other_setup, dev_other_check },
 	{ "tmpfile", tmpfile_setup, tmpfile_check },
+	{ "mmap-private", mmap_private_setup, mmap_private_check },
+	{ "mmap-shared", mmap_shared_setup, mmap_shared_check },
 	{ "linked-elsewhere", linked_elsewhere_setup, linked_elsewhere_check },
 };
 
