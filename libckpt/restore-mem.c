@@ -73,6 +73,7 @@ struct shared_obj {
 	VmaKind kind;
 	uint64_t dev, id, base, len;
 	int fd; /* an unlinked file's, for its private mappings; -1 */
+	const char *path; /* another name of that file (restore_mem_add_name) */
 };
 
 static struct shared_obj *shared_objs;
@@ -143,8 +144,16 @@ int restore_mem_add_shared(VmaKind kind, uint64_t dev, uint64_t id, uint64_t bas
 		shared_objs = o;
 		cap_shared_objs = cap;
 	}
-	shared_objs[nr_shared_objs++] = (struct shared_obj){ kind, dev, id, base, len, fd };
+	shared_objs[nr_shared_objs++] = (struct shared_obj){ kind, dev, id, base, len, fd, NULL };
 	return 0;
+}
+
+int restore_mem_add_name(uint64_t dev, uint64_t id, const char *path, int fd)
+{
+	int ret = restore_mem_add_shared(VMA_KIND__VMA_FILE_PRIVATE, dev, id, 0, 0, fd);
+	if (!ret)
+		shared_objs[nr_shared_objs - 1].path = path;
+	return ret;
 }
 
 size_t restore_mem_shared_fds(int *fds, size_t max)
@@ -176,6 +185,10 @@ static const struct shared_obj *find_shared(const VmaEntry *e)
 	int file = e->kind == VMA_KIND__VMA_SHMEM_FILE || e->kind == VMA_KIND__VMA_FILE_PRIVATE;
 	VmaKind kind = file ? VMA_KIND__VMA_SHMEM_FILE : e->kind;
 	uint64_t dev = file && e->has_dev ? e->dev : 0;
+	for (size_t i = 0; file && e->path && i < nr_shared_objs; i++)
+		if (shared_objs[i].path && shared_objs[i].id == e->shmid && shared_objs[i].dev == dev &&
+		    !strcmp(shared_objs[i].path, e->path))
+			return &shared_objs[i];
 	for (size_t i = 0; i < nr_shared_objs; i++)
 		if (shared_objs[i].kind == kind && shared_objs[i].id == e->shmid &&
 		    shared_objs[i].dev == dev)
@@ -568,6 +581,12 @@ static int object_file(const struct plan *p, const struct slot *s)
 	return fd < 0 ? -EINVAL : fd;
 }
 
+static int is_other_name(const VmaEntry *e)
+{
+	const struct shared_obj *o = find_shared(e);
+	return o && o->path;
+}
+
 /* Move fd to the first free number >= fd_base, out of the restored fds' way. */
 static int fd_above_base(const struct plan *p, int fd)
 {
@@ -657,9 +676,17 @@ static int premap_slot(const struct plan *p, struct slot *s)
 		flags |= MAP_ANONYMOUS |
 			 ((e->flags & MAP_TYPE) == VMA_MAP_DROPPABLE ? VMA_MAP_DROPPABLE : MAP_PRIVATE);
 		break;
+	case VMA_KIND__VMA_SHMEM_FILE:
+		if (!is_other_name(e))
+			return premap_shared(p, s);
+		/* through the name it was mapped by: the same file */
+		flags |= MAP_SHARED;
+		if ((fd = object_file(p, s)) < 0)
+			return fd;
+		prot = (int)e->prot;
+		break;
 	case VMA_KIND__VMA_ANON_SHARED:
 	case VMA_KIND__VMA_SYSV_SHM:
-	case VMA_KIND__VMA_SHMEM_FILE:
 		return premap_shared(p, s);
 	case VMA_KIND__VMA_FILE_PRIVATE:
 		flags |= MAP_PRIVATE;

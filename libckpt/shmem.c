@@ -305,11 +305,87 @@ static int load_object_entry(struct img_set *set, const ShmObjectEntry *want, Sh
 	return 0;
 }
 
+static int is_object_vma(const VmaEntry *e)
+{
+	return e->kind == VMA_KIND__VMA_ANON_SHARED || e->kind == VMA_KIND__VMA_SYSV_SHM ||
+	       e->kind == VMA_KIND__VMA_SHMEM_FILE ||
+	       (e->kind == VMA_KIND__VMA_FILE_PRIVATE && e->has_shmid);
+}
+
+static uint64_t vma_dev(const VmaEntry *e)
+{
+	return shm_kind_of(e->kind) == SHM_KIND__SHM_FILE && e->has_dev ? e->dev : 0;
+}
+
+static int same_name(const VmaEntry *a, const VmaEntry *b)
+{
+	return is_object_vma(a) && shm_kind_of(a->kind) == shm_kind_of(b->kind) &&
+	       a->shmid == b->shmid && vma_dev(a) == vma_dev(b) && a->path && b->path &&
+	       !strcmp(a->path, b->path);
+}
+
+/* Did a VMA of the tree before task t's VMA i name the object as it does? */
+static int name_seen(struct restore_ctx *c, size_t t, size_t i)
+{
+	const VmaEntry *e = c->tasks[t].mm->vmas[i];
+	for (size_t u = 0; u <= t; u++)
+		for (size_t j = 0; c->tasks[u].mm && j < (u < t ? c->tasks[u].mm->n_vmas : i); j++)
+			if (same_name(c->tasks[u].mm->vmas[j], e))
+				return 1;
+	return 0;
+}
+
+/* One other name of file object `obj`, made at `path` as a link of the
+ * file `made` while it still has one: an fd for the VMAs mapped through
+ * that name (zdtm unlink_mmap01: one file mapped through two links, both
+ * removed), which /proc then names as it did. */
+static int link_name(struct restore_ctx *c, const ShmObjectEntry *obj, const char *made,
+		     const char *path)
+{
+	int ret = 0;
+	if (link(made, path) < 0) {
+		pr_err("%s (unlinked shared file, also %s): cannot link it again: %s", obj->path,
+		       path, strerror(errno));
+		return -errno;
+	}
+	int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC), kfd = -1;
+	if (fd < 0 || (kfd = fcntl(fd, F_DUPFD_CLOEXEC, c->fd_base)) < 0)
+		ret = -errno;
+	if (unlink(path) < 0 && !ret)
+		ret = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (!ret)
+		ret = restore_mem_add_name(obj->dev, obj->id, path, kfd);
+	if (ret) {
+		pr_err("%s: cannot open it again: %s", path, strerror(-ret));
+		if (kfd >= 0)
+			close(kfd);
+	}
+	return ret;
+}
+
+static int link_other_names(struct restore_ctx *c, const ShmObjectEntry *obj, const char *made)
+{
+	int ret = 0;
+	for (size_t t = 0; !ret && t < c->nr_tasks; t++)
+		for (size_t i = 0; !ret && c->tasks[t].mm && i < c->tasks[t].mm->n_vmas; i++) {
+			const VmaEntry *e = c->tasks[t].mm->vmas[i];
+			if (!is_object_vma(e) || shm_kind_of(e->kind) != SHM_KIND__SHM_FILE ||
+			    e->shmid != obj->id || vma_dev(e) != obj->dev || !e->path ||
+			    !strcmp(e->path, obj->path) || name_seen(c, t, i))
+				continue;
+			ret = link_name(c, obj, made, e->path);
+		}
+	return ret;
+}
+
 /* The unlinked file again: created where it was (or beside it when the
  * name is taken), as whoever restores, and unlinked at once.  A read-only
  * fd of it is kept at or above fd_base (the restorer closes those) for
  * the private mappings of it to map. */
-static int create_file(const ShmObjectEntry *e, uint64_t len, int fd_base, void **base, int *keep)
+static int create_file(struct restore_ctx *c, const ShmObjectEntry *e, uint64_t len, void **base,
+		       int *keep)
 {
 	char path[4096 + 64];
 	int ret = 0;
@@ -325,13 +401,15 @@ static int create_file(const ShmObjectEntry *e, uint64_t len, int fd_base, void 
 	if (!ret && (ftruncate(fd, (off_t)e->size) || fchmod(fd, e->mode & 07777) ||
 		     (e->has_uid && e->has_gid && fchown(fd, e->uid, e->gid))))
 		ret = -errno;
+	if (!ret)
+		ret = link_other_names(c, e, path);
 	if (fd >= 0)
 		unlink(path);
 	if (!ret) {
 		*base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 		ret = *base == MAP_FAILED ? -errno : 0;
 	}
-	if (!ret && (*keep = fcntl(fd, F_DUPFD_CLOEXEC, fd_base)) < 0) {
+	if (!ret && (*keep = fcntl(fd, F_DUPFD_CLOEXEC, c->fd_base)) < 0) {
 		ret = -errno;
 		munmap(*base, len);
 	}
@@ -345,8 +423,8 @@ static int create_file(const ShmObjectEntry *e, uint64_t len, int fd_base, void 
 	return ret;
 }
 
-static int create_object(struct img_set *set, const ShmObjectEntry *e, uint64_t extent,
-			 int fd_base, struct object *o)
+static int create_object(struct restore_ctx *c, const ShmObjectEntry *e, uint64_t extent,
+			 struct object *o)
 {
 	int ret;
 
@@ -364,7 +442,7 @@ static int create_object(struct img_set *set, const ShmObjectEntry *e, uint64_t 
 		o->base = mmap(NULL, o->len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
 			       0);
 	} else if (e->kind == SHM_KIND__SHM_FILE) {
-		if ((ret = create_file(e, o->len, fd_base, &o->base, &o->fd)))
+		if ((ret = create_file(c, e, o->len, &o->base, &o->fd)))
 			return ret;
 	} else {
 		if ((ret = sysv_shm_create(e, &o->created)))
@@ -377,7 +455,7 @@ static int create_object(struct img_set *set, const ShmObjectEntry *e, uint64_t 
 		       e->id, o->len, strerror(errno));
 		return -errno;
 	}
-	if ((ret = fill_object(set, e, o)))
+	if ((ret = fill_object(c->set, e, o)))
 		return ret;
 	/* Marked for removal at the dump: it lives on as long as someone
 	 * has it attached (we do, and the tree will), under no key. */
@@ -385,8 +463,8 @@ static int create_object(struct img_set *set, const ShmObjectEntry *e, uint64_t 
 }
 
 /* Create, fill and (keep_mapped) register object `want` once. */
-static int restore_object(struct img_set *set, const ShmObjectEntry *want, uint64_t extent,
-			  int fd_base, int keep_mapped)
+static int restore_object(struct restore_ctx *c, const ShmObjectEntry *want, uint64_t extent,
+			  int keep_mapped)
 {
 	ShmObjectEntry *e;
 
@@ -398,11 +476,11 @@ static int restore_object(struct img_set *set, const ShmObjectEntry *want, uint6
 		pr_err("more than %d shared memory objects", MAX_OBJECTS);
 		return -E2BIG;
 	}
-	int ret = load_object_entry(set, want, &e);
+	int ret = load_object_entry(c->set, want, &e);
 	if (ret)
 		return ret;
 	struct object *o = &objects[nr_objects++];
-	ret = create_object(set, e, extent, fd_base, o);
+	ret = create_object(c, e, extent, o);
 	protobuf_c_message_free_unpacked(&e->base, NULL);
 	if (!ret && keep_mapped)
 		ret = restore_mem_add_shared(vma_kind_of(want->kind), want->dev, want->id,
@@ -412,18 +490,6 @@ static int restore_object(struct img_set *set, const ShmObjectEntry *want, uint6
 		o->base = NULL;
 	}
 	return ret;
-}
-
-static int is_object_vma(const VmaEntry *e)
-{
-	return e->kind == VMA_KIND__VMA_ANON_SHARED || e->kind == VMA_KIND__VMA_SYSV_SHM ||
-	       e->kind == VMA_KIND__VMA_SHMEM_FILE ||
-	       (e->kind == VMA_KIND__VMA_FILE_PRIVATE && e->has_shmid);
-}
-
-static uint64_t vma_dev(const VmaEntry *e)
-{
-	return shm_kind_of(e->kind) == SHM_KIND__SHM_FILE && e->has_dev ? e->dev : 0;
 }
 
 /* How far into object (kind, dev, id) the tree's VMAs reach. */
@@ -459,7 +525,7 @@ static int restore_task_objects(struct restore_ctx *c, const MmEntry *mm)
 		want.kind = shm_kind_of(e->kind);
 		want.id = e->shmid;
 		want.dev = vma_dev(e);
-		int ret = restore_object(c->set, &want, object_extent(c, e), c->fd_base, 1);
+		int ret = restore_object(c, &want, object_extent(c, e), 1);
 		if (ret)
 			return ret;
 	}
@@ -496,7 +562,7 @@ static int restore_unattached(struct restore_ctx *c, const IpcEntry *ipc, int ch
 		want.kind = SHM_KIND__SHM_SYSV;
 		want.id = ipc->unattached_shm[i];
 		if (!check_only) {
-			ret = restore_object(c->set, &want, 0, c->fd_base, 0);
+			ret = restore_object(c, &want, 0, 0);
 		} else if (!(ret = load_object_entry(c->set, &want, &obj))) {
 			ret = sysv_shm_check(obj);
 			protobuf_c_message_free_unpacked(&obj->base, NULL);

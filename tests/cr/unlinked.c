@@ -15,6 +15,8 @@
  *             not), closed and removed: no fd holds it
  *   mmap-shared   a file mapped MAP_SHARED, closed and removed, the
  *             mapping shared with a child that copies byte 0 to byte 1
+ *   mmap-two-names  one file mapped through two links (private, and
+ *             shared), both removed: each mapping keeps its name
  *   dev-other a removed device node that is not a memory device (1:11,
  *             /dev/kmsg): refused by name at the dump
  *   linked-elsewhere  a file whose name was removed but which has another
@@ -250,13 +252,13 @@ static void mmap_private_setup(void)
 }
 
 /* The /proc/self/maps line of addr names "PATH (deleted)". */
-static void check_mapped_removed(volatile char *addr)
+static void check_mapped_at(volatile char *addr, const char *path)
 {
 	char line[PATH_MAX + 256], want[PATH_MAX + 96];
 	FILE *f = fopen("/proc/self/maps", "re");
 	int found = 0;
 	CHECK_SYS(f, "maps");
-	snprintf(want, sizeof(want), "%s (deleted)\n", path_a);
+	snprintf(want, sizeof(want), "%s (deleted)\n", path);
 	while (!found && fgets(line, sizeof(line), f)) {
 		unsigned long start = strtoul(line, NULL, 16);
 		size_t n = strlen(line), w = strlen(want);
@@ -265,7 +267,12 @@ static void check_mapped_removed(volatile char *addr)
 	}
 	fclose(f);
 	CHECK(found, "no mapping at %p", (void *)addr);
-	CHECK(lstat(path_a, &(struct stat){ 0 }) < 0 && errno == ENOENT, "%s exists again", path_a);
+	CHECK(lstat(path, &(struct stat){ 0 }) < 0 && errno == ENOENT, "%s exists again", path);
+}
+
+static void check_mapped_removed(volatile char *addr)
+{
+	check_mapped_at(addr, path_a);
 }
 
 static void mmap_private_check(void)
@@ -310,6 +317,32 @@ static void mmap_shared_check(void)
 	waitpid(child, NULL, 0);
 }
 
+static void mmap_two_names_setup(void)
+{
+	int fd = mapped_file();
+	map_a = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+	CHECK_SYS(map_a != MAP_FAILED, "mmap");
+	close(fd);
+	test_path(path_b, "mapped.link");
+	CHECK_SYS(!link(path_a, path_b) && !unlink(path_a), "link, unlink");
+	fd = open(path_b, O_RDWR);
+	CHECK_SYS(fd >= 0, "open %s", path_b);
+	map_b = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CHECK_SYS(map_b != MAP_FAILED, "mmap");
+	close(fd);
+	CHECK_SYS(!unlink(path_b), "unlink");
+	map_b[0] = 'S'; /* the file's page 0: the private mapping never wrote it */
+}
+
+static void mmap_two_names_check(void)
+{
+	check_mapped_at(map_a, path_a);
+	check_mapped_at(map_b, path_b);
+	CHECK(map_b[0] == 'S' && map_b[PAGE] == 'B', "contents: %c %c", map_b[0], map_b[PAGE]);
+	map_b[1] = 'T';
+	CHECK(map_a[1] == 'T', "the two names are two files now: %c", map_a[1]);
+}
+
 /* ------------------------------ linked elsewhere --------------------- */
 
 static void linked_elsewhere_setup(void)
@@ -343,6 +376,7 @@ static const struct {
 	{ "tmpfile", tmpfile_setup, tmpfile_check },
 	{ "mmap-private", mmap_private_setup, mmap_private_check },
 	{ "mmap-shared", mmap_shared_setup, mmap_shared_check },
+	{ "mmap-two-names", mmap_two_names_setup, mmap_two_names_check },
 	{ "linked-elsewhere", linked_elsewhere_setup, linked_elsewhere_check },
 };
 

@@ -7,7 +7,7 @@ foreach(k dir cwd cwd-fd fifo dev tmpfile)
 	cr_case(cr_unlinked_${n} unlinked 60 -- ${k})
 endforeach()
 # Mapped only, no fd: on disk (CR_DISK_DIR), not tmpfs, which shmem.c kept already.
-foreach(k mmap-private mmap-shared)
+foreach(k mmap-private mmap-shared mmap-two-names)
 	string(REPLACE "-" "_" n ${k})
 	cr_case(cr_unlinked_${n} unlinked 60 -- ${k})
 	set_tests_properties(cr_unlinked_${n} PROPERTIES ENVIRONMENT ${CR_DISK_DIR})
@@ -18,7 +18,8 @@ cr_case(bad_dump_unlinked_dev unlinked 60 --expect-dump-fail --expect-msg %p
 	--expect-msg "removed device node 1:11 is not supported" -- dev-other)
 cr_case(bad_dump_unlinked_linked_elsewhere unlinked 60 --expect-dump-fail --expect-msg %p
 	--expect-msg "other link" -- linked-elsewhere)
-foreach(k dir cwd cwd-fd fifo dev tmpfile mmap-private mmap-shared dev-other linked-elsewhere)
+foreach(k dir cwd cwd-fd fifo dev tmpfile mmap-private mmap-shared mmap-two-names dev-other
+		linked-elsewhere)
 	string(REPLACE "-" "_" n ${k})
 	add_test(NAME selfcheck_unlinked_${n} COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
 		$<TARGET_FILE:cr-unlinked> ${k})
