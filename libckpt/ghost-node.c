@@ -180,7 +180,9 @@ int ghost_node_of(const FileEntry *e, struct ghost_node *n)
 {
 	const ContentsEntry *ce = e->contents;
 	mode_t type = e->mode & S_IFMT;
-	if (!ce || !e->path || e->path[0] != '/' || !e->has_mode ||
+	/* A FIFO is the pipe kind's (a FIFO opened here would block) */
+	int fifo = e->type == FILE_TYPE__FILE_FIFO;
+	if (!ce || !e->path || e->path[0] != '/' || !e->has_mode || (type == S_IFIFO) != fifo ||
 	    (type != S_IFDIR && type != S_IFIFO && type != S_IFCHR) ||
 	    (type == S_IFCHR && (!ce->has_rdev || !regfile_is_memory_device((dev_t)ce->rdev)))) {
 		pr_err("file %u: bad record of a removed node", e->id);
