@@ -380,31 +380,48 @@ static int link_other_names(struct restore_ctx *c, const ShmObjectEntry *obj, co
 	return ret;
 }
 
-/* The unlinked file again: created where it was (or beside it when the
- * name is taken), as whoever restores, and unlinked at once.  A read-only
- * fd of it is kept at or above fd_base (the restorer closes those) for
- * the private mappings of it to map. */
-static int create_file(struct restore_ctx *c, const ShmObjectEntry *e, uint64_t len, void **base,
-		       int *keep)
+#define MEMFD_PREFIX "/memfd:"
+
+/* The unlinked file again, sized, with its mode and owner: created where
+ * it was (or beside it when the name is taken), as whoever restores, its
+ * other names linked, and unlinked at once; a memfd (its /proc name is
+ * "/memfd:NAME") made with memfd_create.  An fd, or -errno. */
+static int make_file(struct restore_ctx *c, const ShmObjectEntry *e)
 {
 	char path[4096 + 64];
-	int ret = 0;
+	int memfd = !strncmp(e->path, MEMFD_PREFIX, strlen(MEMFD_PREFIX)), fd, ret = 0;
 
 	snprintf(path, sizeof(path), "%s", e->path);
-	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == EEXIST) {
+	if (memfd)
+		fd = memfd_create(e->path + strlen(MEMFD_PREFIX), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	else if ((fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0 &&
+		 errno == EEXIST) {
 		snprintf(path, sizeof(path), "%s.ckpt-shm-%" PRIu64, e->path, e->id);
 		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	}
 	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)e->size) || fchmod(fd, e->mode & 07777) ||
+	    (e->has_uid && e->has_gid && fchown(fd, e->uid, e->gid)))
 		ret = -errno;
-	if (!ret && (ftruncate(fd, (off_t)e->size) || fchmod(fd, e->mode & 07777) ||
-		     (e->has_uid && e->has_gid && fchown(fd, e->uid, e->gid))))
-		ret = -errno;
-	if (!ret)
+	if (!ret && !memfd)
 		ret = link_other_names(c, e, path);
-	if (fd >= 0)
+	if (!memfd)
 		unlink(path);
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+/* The file made again and mapped shared at *base; an fd of it
+ * is kept at or above fd_base (the restorer closes those) for the private
+ * mappings of it to map. */
+static int create_file(struct restore_ctx *c, const ShmObjectEntry *e, uint64_t len, void **base,
+		       int *keep)
+{
+	int fd = make_file(c, e), ret = fd < 0 ? fd : 0;
 	if (!ret) {
 		*base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 		ret = *base == MAP_FAILED ? -errno : 0;

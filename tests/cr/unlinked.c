@@ -17,6 +17,7 @@
  *             mapping shared with a child that copies byte 0 to byte 1
  *   mmap-two-names  one file mapped through two links (private, and
  *             shared), both removed: each mapping keeps its name
+ *   mmap-memfd    a memfd mapped private and shared, then closed
  *   dev-other a removed device node that is not a memory device (1:11,
  *             /dev/kmsg): refused by name at the dump
  *   linked-elsewhere  a file whose name was removed but which has another
@@ -343,6 +344,36 @@ static void mmap_two_names_check(void)
 	CHECK(map_a[1] == 'T', "the two names are two files now: %c", map_a[1]);
 }
 
+static void mmap_memfd_setup(void)
+{
+	int fd = memfd_create("cr-mapped", 0);
+	CHECK_SYS(fd >= 0 && write(fd, "memfd", 5) == 5 && !ftruncate(fd, 2 * PAGE), "memfd");
+	map_a = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	map_b = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+	CHECK_SYS(map_a != MAP_FAILED && map_b != MAP_FAILED, "mmap");
+	close(fd);
+	snprintf(path_a, sizeof(path_a), "/memfd:cr-mapped");
+}
+
+static void mmap_memfd_check(void)
+{
+	check_mapped_removed(map_a);
+	check_mapped_removed(map_b);
+	CHECK(!memcmp((const char *)map_b, "memfd", 5), "contents lost");
+	/* a memfd again, not a file made at "/memfd:cr-mapped": it has seals
+	 * (map_files needs CAP_CHECKPOINT_RESTORE: root's run checks it) */
+	char mf[128];
+	snprintf(mf, sizeof(mf), "/proc/self/map_files/%lx-%lx", (unsigned long)map_a,
+		 (unsigned long)map_a + 2 * PAGE);
+	int fd = open(mf, O_RDONLY);
+	CHECK(fd >= 0 || errno == EPERM, "%s: %s", mf, strerror(errno));
+	CHECK(fd < 0 || fcntl(fd, F_GET_SEALS) >= 0, "not a memfd: %s", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	map_a[0] = 'M';
+	CHECK(map_b[0] == 'M', "the private mapping is of another file: %c", map_b[0]);
+}
+
 /* ------------------------------ linked elsewhere --------------------- */
 
 static void linked_elsewhere_setup(void)
@@ -377,6 +408,7 @@ static const struct {
 	{ "mmap-private", mmap_private_setup, mmap_private_check },
 	{ "mmap-shared", mmap_shared_setup, mmap_shared_check },
 	{ "mmap-two-names", mmap_two_names_setup, mmap_two_names_check },
+	{ "mmap-memfd", mmap_memfd_setup, mmap_memfd_check },
 	{ "linked-elsewhere", linked_elsewhere_setup, linked_elsewhere_check },
 };
 

@@ -2,7 +2,7 @@
 # FIFOs, device nodes, O_TMPFILE files (libckpt/ghost-node.c, pipes.c,
 # core.c, memfd.c).
 cr_program(unlinked)
-foreach(k dir cwd cwd-fd fifo dev tmpfile)
+foreach(k dir cwd cwd-fd fifo dev tmpfile mmap-memfd)
 	string(REPLACE "-" "_" n ${k})
 	cr_case(cr_unlinked_${n} unlinked 60 -- ${k})
 endforeach()
@@ -18,7 +18,7 @@ cr_case(bad_dump_unlinked_dev unlinked 60 --expect-dump-fail --expect-msg %p
 	--expect-msg "removed device node 1:11 is not supported" -- dev-other)
 cr_case(bad_dump_unlinked_linked_elsewhere unlinked 60 --expect-dump-fail --expect-msg %p
 	--expect-msg "other link" -- linked-elsewhere)
-foreach(k dir cwd cwd-fd fifo dev tmpfile mmap-private mmap-shared mmap-two-names dev-other
+foreach(k dir cwd cwd-fd fifo dev tmpfile mmap-private mmap-shared mmap-two-names mmap-memfd dev-other
 		linked-elsewhere)
 	string(REPLACE "-" "_" n ${k})
 	add_test(NAME selfcheck_unlinked_${n} COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
