@@ -25,3 +25,13 @@ foreach(k dir cwd cwd-fd fifo dev tmpfile mmap-private mmap-shared mmap-two-name
 		$<TARGET_FILE:cr-unlinked> ${k})
 	set_tests_properties(selfcheck_unlinked_${n} PROPERTIES TIMEOUT 60 LABELS selfcheck)
 endforeach()
+# Dumped while left running (nothing of the tree is changed by the dump),
+# and a restored tree dumped and restored again (what came back removed is
+# removed again, and found so).
+foreach(k dir fifo cwd-fd mmap-shared mmap-two-names)
+	string(REPLACE "-" "_" n ${k})
+	cr_case(cr_unlinked_${n}_leave_running unlinked 90 --leave-running-twice -- ${k})
+	cr_case(cr_unlinked_${n}_redump unlinked 90 --redump -- ${k})
+	set_tests_properties(cr_unlinked_${n}_leave_running cr_unlinked_${n}_redump
+		PROPERTIES ENVIRONMENT ${CR_DISK_DIR})
+endforeach()
