@@ -34,6 +34,7 @@ static const struct file_kind *const file_kinds[] = {
 	&inotify_kind,
 	&memfd_kind, /* before ghost and regfile: a memfd has a path too */
 	&ghost_kind, /* before regfile: unlinked files */
+	&ghost_node_kind, /* before tty and regfile: removed directories, devices */
 	&locks_kind, /* matches nothing: adds locks to the others' files */
 	&inet_sk_kind, /* late: its dump_tree puts TCP connections in repair mode */
 	&tty_kind, /* before regfile: terminals are character devices with a path */
