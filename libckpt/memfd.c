@@ -547,6 +547,7 @@ const struct file_kind memfd_kind = {
 	.read = keepers_read,
 	.open = contents_open,
 	.free = keepers_free,
+	.alone_ok = 1,
 };
 
 const struct file_kind ghost_kind = {
@@ -557,4 +558,5 @@ const struct file_kind ghost_kind = {
 	.read = keepers_read,
 	.open = contents_open,
 	.free = keepers_free,
+	.alone_ok = 1,
 };

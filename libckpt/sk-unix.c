@@ -5,7 +5,10 @@
  * and shutdown state; the receive queue is read without being consumed
  * (MSG_PEEK walking SO_PEEK_OFF) through a duplicate of the target's fd.
  * A socket whose peer is outside the tree is refused by name unless
- * --ext-unix-sk allows it.  Fds in flight (SCM_RIGHTS) are refused.
+ * --ext-unix-sk allows it.  Fds in flight (SCM_RIGHTS) land in the dumper
+ * with the peek; files.c finds their descriptions (kcmp), dumping those
+ * that only the queue holds, and the queue records which message carries
+ * which files (queue_fds).
  *
  * Restore: sockets are rebuilt in the driver's pool.  A connected pair
  * whose both ends are in the tree is connected again through its listener
@@ -15,7 +18,11 @@
  * stale socket file left by the dumped process is removed first); a dgram
  * socket connected to a named one is connected to that name.  Queues are
  * refilled (through the peer, or sent to the socket's name before it
- * connects), then shutdown states are applied.
+ * connects), then shutdown states are applied.  A queue whose messages
+ * carry fds waits, with its shutdown states and options, until every
+ * description is in the pool (pool_ready): they go with SCM_RIGHTS, so the
+ * receiver gets the descriptions the tree shares, or the only copy of
+ * one that only the queue held (the pool's closes once handed out).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -77,25 +84,58 @@ static int get_int(int sk, int opt)
 	return v;
 }
 
-/* A message's control data: refuse passed fds (they would be ours now). */
-static int check_cmsgs(struct msghdr *mh, pid_t pid, int fd)
+#define MAX_SCM_FDS 253 /* SCM_MAX_FD: the most fds one message carries */
+
+/* Room for a message's fds and its credentials (SO_PASSCRED). */
+union queue_ctl {
+	char buf[CMSG_SPACE(MAX_SCM_FDS * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
+	struct cmsghdr align;
+};
+
+/* The fds a peeked message carries (now ours, in order) into fds[];
+ * *nr gets their count.  MSG_CTRUNC: some were lost to us, refused. */
+static int take_fds(struct msghdr *mh, int *fds, size_t *nr)
 {
-	int fds = 0;
+	*nr = 0;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
-		int *v = (int *)CMSG_DATA(c);
 		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < n; i++)
-			close(v[i]);
-		fds += (int)n;
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+			if (*nr < MAX_SCM_FDS)
+				fds[(*nr)++] = fd;
+			else
+				close(fd);
+		}
 	}
-	if (mh->msg_flags & MSG_CTRUNC)
-		fds++;
-	if (!fds)
-		return 0;
-	pr_err("pid %d: fd %d: unix socket has fds in flight (SCM_RIGHTS), not supported", pid, fd);
-	return -ENOTSUP;
+	return (mh->msg_flags & MSG_CTRUNC) ? -EMSGSIZE : 0;
+}
+
+static void close_fds(const int *fds, size_t nr)
+{
+	for (size_t i = 0; i < nr; i++)
+		close(fds[i]);
+}
+
+/* Peek up to len bytes at the peek offset; *nr_fds: the fds it carries. */
+static ssize_t peek_at(int sk, char *buf, size_t len, int *fds, size_t *nr_fds, int *err)
+{
+	union queue_ctl ctl;
+	struct iovec iov = { buf, len };
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = ctl.buf,
+			     .msg_controllen = sizeof(ctl.buf) };
+	ssize_t n = recvmsg(sk, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	*nr_fds = 0;
+	*err = n < 0 ? -errno : take_fds(&mh, fds, nr_fds);
+	if (*err && n >= 0) {
+		close_fds(fds, *nr_fds);
+		*nr_fds = 0;
+	}
+	return n;
 }
 
 static int add_message(struct arena *a, UnixSkEntry *u, const char *buf, size_t len)
@@ -116,10 +156,74 @@ static int add_message(struct arena *a, UnixSkEntry *u, const char *buf, size_t 
 	return 0;
 }
 
-/* Copy the receive queue message by message, leaving it in place. */
-static int peek_queue(struct arena *a, int sk, pid_t pid, int fd, UnixSkEntry *u)
+/* The last message of u's queue carries fds[]: files.c resolves them. */
+static int add_fds(struct files_dump *c, UnixSkEntry *u, const int *fds, size_t nr)
 {
-	char ctl[CMSG_SPACE(253 * sizeof(int))];
+	struct arena *a = &c->a;
+	size_t i = 0;
+	if (!(u->n_queue_fds & 63)) {
+		UnixQueueFds **q = arena_alloc(a, (u->n_queue_fds + 64) * sizeof(*q));
+		if (!q)
+			goto fail;
+		if (u->n_queue_fds)
+			memcpy(q, u->queue_fds, u->n_queue_fds * sizeof(*q));
+		u->queue_fds = q;
+	}
+	UnixQueueFds *m = arena_alloc(a, sizeof(*m));
+	uint32_t *ids = arena_alloc(a, nr * sizeof(*ids));
+	if (!m || !ids)
+		goto fail;
+	unix_queue_fds__init(m);
+	m->msg = (uint32_t)(u->n_queue - 1);
+	m->n_file_ids = nr;
+	m->file_ids = ids;
+	u->queue_fds[u->n_queue_fds++] = m;
+	for (; i < nr; i++) {
+		int ret = files_add_inflight(c, fds[i], u->ino, &ids[i]);
+		if (ret) {
+			close_fds(fds + i + 1, nr - i - 1);
+			return ret;
+		}
+	}
+	return 0;
+fail:
+	close_fds(fds, nr);
+	return -ENOMEM;
+}
+
+/*
+ * A stream read glues writes together and stops after the first write
+ * that carries fds, and a peek shows no more: it goes on from any offset
+ * to that write and gives its fds (seen on 6.x kernels), so where the
+ * write starts in its chunk is not known.  A receiver reading only the
+ * bytes before it gets no fds; restored as one write, it would.  A chunk
+ * of one byte is that write alone; a longer one is refused by name.
+ */
+static int check_stream_chunk(const UnixSkEntry *u, size_t n, size_t nr)
+{
+	return u->type == SOCK_STREAM && nr && n > 1 ? -ENOTSUP : 0;
+}
+
+/* One peeked chunk of n bytes, with its fds. */
+static int add_chunk(struct files_dump *c, UnixSkEntry *u, const char *buf, size_t n,
+		     const int *fds, size_t nr)
+{
+	int ret = check_stream_chunk(u, n, nr);
+	if (!ret)
+		ret = add_message(&c->a, u, buf, n);
+	if (ret) {
+		close_fds(fds, nr);
+		return ret;
+	}
+	return nr ? add_fds(c, u, fds, nr) : 0;
+}
+
+/* Copy the receive queue message by message, leaving it in place; the
+ * fds in flight it carries go to files.c. */
+static int peek_queue(struct files_dump *c, int sk, pid_t pid, int fd, UnixSkEntry *u)
+{
+	int fds[MAX_SCM_FDS];
+	size_t nr;
 	int zero = 0, ret = 0, was = get_int(sk, SO_PEEK_OFF); /* the program's own */
 	char *buf = malloc(QUEUE_BUF);
 	if (!buf)
@@ -129,34 +233,40 @@ static int peek_queue(struct arena *a, int sk, pid_t pid, int fd, UnixSkEntry *u
 		free(buf);
 		return -errno;
 	}
+	ssize_t n;
 	for (;;) {
-		struct iovec iov = { buf, QUEUE_BUF };
-		struct msghdr mh = { .msg_iov = &iov,
-				     .msg_iovlen = 1,
-				     .msg_control = ctl,
-				     .msg_controllen = sizeof(ctl) };
-		ssize_t n = recvmsg(sk, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		if (n < 0) {
-			if (errno != EAGAIN)
-				ret = -errno;
+		n = peek_at(sk, buf, QUEUE_BUF, fds, &nr, &ret);
+		if (n < 0 || ret) {
+			if (ret == -EAGAIN)
+				ret = 0;
 			break;
 		}
-		if ((ret = check_cmsgs(&mh, pid, fd)))
-			break;
 		/* 0 at the end of a stream, or from a socket shut down for
 		 * receiving (a zero-length datagram there is lost) */
-		if (n == 0 && (u->type == SOCK_STREAM || (u->shutdown & 1)))
+		if (n == 0 && (u->type == SOCK_STREAM || (u->shutdown & 1))) {
+			close_fds(fds, nr);
 			break;
+		}
 		if (u->n_queue >= (1 << 20)) {
+			close_fds(fds, nr);
 			ret = -E2BIG;
 			break;
 		}
-		if ((ret = add_message(a, u, buf, (size_t)n)))
+		if ((ret = add_chunk(c, u, buf, (size_t)n, fds, nr)))
 			break;
 	}
 	setsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &was, sizeof(was));
 	free(buf);
-	if (ret && ret != -ENOTSUP)
+	if (ret == -ENOTSUP)
+		pr_err("pid %d: fd %d: socket:[%llu]: fds in flight (SCM_RIGHTS) come with %zu "
+		       "stream bytes, written before them or with them (the kernel does not show "
+		       "which): not supported",
+		       pid, fd, (unsigned long long)u->ino, (size_t)n);
+	else if (ret == -EMSGSIZE)
+		pr_err("pid %d: fd %d: socket:[%llu]: a queued message carries more fds in flight "
+		       "(SCM_RIGHTS) than the dumper could take (RLIMIT_NOFILE?)",
+		       pid, fd, (unsigned long long)u->ino);
+	else if (ret)
 		pr_err("pid %d: fd %d: cannot read the socket's queue: %s", pid, fd,
 		       strerror(-ret));
 	return ret;
@@ -192,7 +302,7 @@ static int dump_options(struct fd_dump *f, UnixSkEntry *u)
 	 * queue.  A check (no set) leaves it alone: the program runs, and a
 	 * peek would move the SO_PEEK_OFF its own MSG_PEEK reads use. */
 	if ((u->state == TCP_ESTABLISHED || u->type == SOCK_DGRAM) && f->fdump->set)
-		ret = peek_queue(&f->fdump->a, sk, f->pid, f->fd, u);
+		ret = peek_queue(f->fdump, sk, f->pid, f->fd, u);
 	close(sk);
 	return ret;
 }
@@ -340,6 +450,11 @@ static int check_external(struct files_dump *fdump, struct unix_dump *ud, const 
 	name_str(p ? p->name : "", p ? p->name_len : 0, pname, sizeof(pname));
 	if (holder)
 		snprintf(who, sizeof(who), "pid %d", holder);
+	/* A check reads no queue: a peer that no process holds may be in
+	 * flight (SCM_RIGHTS) in a queue of the tree, which the dump reads
+	 * (there, it is a file of the tree by now). */
+	if (!holder && !fdump->set)
+		return 0;
 	if (!allowed_external(fdump->opts, u)) {
 		pr_err("pid %d: fd %d: socket:[%llu] is connected to socket:[%llu] %s held by %s, "
 		       "outside the dumped tree (see --ext-unix-sk)",
@@ -380,6 +495,21 @@ static int check_refill(const struct file_desc *d, const struct files_dump *fdum
 	return -ENOTSUP;
 }
 
+/* Fds in flight come back with the queue once every description is in
+ * the pool: from the peer (a pair), or sent to the socket's name from
+ * a socket it accepts datagrams from.  An external peer is not ours to
+ * send from, and only it may send to a socket connected to it. */
+static int check_fds_refill(const struct file_desc *d)
+{
+	const UnixSkEntry *u = d->entry->unix_sk;
+	if (!u->n_queue_fds || !u->external)
+		return 0;
+	pr_err("pid %d: fd %d: socket:[%llu]: fds in flight (SCM_RIGHTS) on a socket connected "
+	       "outside the tree are not supported",
+	       d->pid, d->fd, (unsigned long long)u->ino);
+	return -ENOTSUP;
+}
+
 static int unix_dump_tree(struct files_dump *fdump, void **priv)
 {
 	struct unix_dump *ud = *priv;
@@ -393,6 +523,8 @@ static int unix_dump_tree(struct files_dump *fdump, void **priv)
 			ret = check_external(fdump, ud, d);
 		if (!ret)
 			ret = check_refill(d, fdump);
+		if (!ret)
+			ret = check_fds_refill(d);
 	}
 	*priv = NULL; /* ud lives in the arena */
 	return ret;
@@ -405,6 +537,9 @@ struct unix_slot {
 	const UnixSkEntry *u;
 	int fd; /* created, not handed out yet */
 	int created;
+	int paired; /* made with its peer (create_pair) */
+	int later;  /* queue, shutdown and options wait for the pool (fds in flight) */
+	int sender; /* a closed peer's end, kept to refill the queue later */
 };
 
 struct unix_restore {
@@ -424,7 +559,25 @@ static InetSkEntry opts_view(const UnixSkEntry *u)
 	return v;
 }
 
-static int valid_entry(const FileEntry *e)
+/* Each message's fds: in queue order, 1 to SCM_MAX_FD of them, files of
+ * the image; a stream chunk that carries fds is not empty (an empty
+ * write sends nothing, its fds neither). */
+static int valid_queue_fds(const UnixSkEntry *u, size_t nr_files)
+{
+	for (size_t i = 0; i < u->n_queue_fds; i++) {
+		const UnixQueueFds *q = u->queue_fds[i];
+		if (q->msg >= u->n_queue || (i && q->msg <= u->queue_fds[i - 1]->msg) ||
+		    !q->n_file_ids || q->n_file_ids > MAX_SCM_FDS ||
+		    (u->type == SOCK_STREAM && !u->queue[q->msg].len))
+			return 0;
+		for (size_t j = 0; j < q->n_file_ids; j++)
+			if (q->file_ids[j] >= nr_files)
+				return 0;
+	}
+	return 1;
+}
+
+static int valid_entry(const FileEntry *e, size_t nr_files)
 {
 	const UnixSkEntry *u = e->unix_sk;
 	if (!u || (u->type != SOCK_STREAM && u->type != SOCK_DGRAM && u->type != SOCK_SEQPACKET))
@@ -439,6 +592,8 @@ static int valid_entry(const FileEntry *e)
 		return 0;
 	InetSkEntry v = opts_view(u);
 	if (!sk_opts_valid(&v))
+		return 0;
+	if (!valid_queue_fds(u, nr_files))
 		return 0;
 	return u->state == TCP_LISTEN || u->state == TCP_ESTABLISHED || u->state == TCP_CLOSE;
 }
@@ -456,11 +611,12 @@ static int unix_read(struct img_set *set, struct restore_files *rf, void **priv)
 		const FileEntry *e = rf->files[i];
 		if (e->type != FILE_TYPE__FILE_UNIX_SK)
 			continue;
-		if (!valid_entry(e)) {
+		if (!valid_entry(e, rf->nr_files)) {
 			pr_err("%s/files.img: entry %zu: bad unix socket", img_set_dir(set), i);
 			return -EINVAL;
 		}
-		ur->slots[ur->nr++] = (struct unix_slot){ e, e->unix_sk, -1, 0 };
+		ur->slots[ur->nr++] =
+			(struct unix_slot){ .e = e, .u = e->unix_sk, .fd = -1, .sender = -1 };
 	}
 	return 0;
 }
@@ -586,27 +742,61 @@ static int set_options(int sk, const UnixSkEntry *u)
 	return 0;
 }
 
-/* Put u's queued messages back, sent from `from` (to `to_name` if set). */
-static int refill(int from, const UnixSkEntry *u, const ProtobufCBinaryData *to_name)
+/* Send one queued message from `from` (to sa if set), with the pool's
+ * fds for the files it carries (q). */
+static int send_message(int from, const ProtobufCBinaryData *m, const UnixQueueFds *q,
+			const int *pool, struct sockaddr_un *sa, socklen_t len)
+{
+	union queue_ctl ctl;
+	struct iovec iov = { m->data, m->len };
+	struct msghdr mh = { .msg_name = sa, .msg_namelen = len, .msg_iov = &iov, .msg_iovlen = 1 };
+	if (q) {
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = CMSG_SPACE(q->n_file_ids * sizeof(int));
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(q->n_file_ids * sizeof(int));
+		for (size_t i = 0; i < q->n_file_ids; i++) {
+			int fd = pool ? pool[q->file_ids[i]] : -1;
+			if (fd < 0)
+				return -EBADF;
+			memcpy(CMSG_DATA(c) + i * sizeof(int), &fd, sizeof(fd));
+		}
+	}
+	ssize_t n = sendmsg(from, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n != (ssize_t)m->len)
+		return n < 0 ? -errno : -EIO;
+	return 0;
+}
+
+/* Put u's queued messages back, sent from `from` (to `to_name` if set);
+ * pool: the pool's fds, for the fds in flight (NULL: none yet). */
+static int refill(int from, const UnixSkEntry *u, const ProtobufCBinaryData *to_name,
+		  const int *pool)
 {
 	struct sockaddr_un sa;
 	socklen_t len = to_name ? make_addr(&sa, to_name) : 0;
+	size_t next = 0; /* queue_fds is in queue order */
 	for (size_t i = 0; i < u->n_queue; i++) {
-		const ProtobufCBinaryData *m = &u->queue[i];
-		ssize_t n = sendto(from, m->data, m->len, MSG_DONTWAIT | MSG_NOSIGNAL,
-				   to_name ? (struct sockaddr *)&sa : NULL, len);
-		if (n != (ssize_t)m->len)
-			return n < 0 ? -errno : -EIO;
+		const UnixQueueFds *q = NULL;
+		if (next < u->n_queue_fds && u->queue_fds[next]->msg == i)
+			q = u->queue_fds[next++];
+		int ret = send_message(from, &u->queue[i], q, pool, to_name ? &sa : NULL, len);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
 
-/* Refill a named socket's queue from a socket of our own. */
-static int refill_by_name(const UnixSkEntry *u)
+/* Refill a named socket's queue, sent to its name from `from` (-1: a
+ * socket of our own). */
+static int refill_by_name(const UnixSkEntry *u, int from, const int *pool)
 {
 	if (!u->n_queue)
 		return 0;
-	int tmp = socket(AF_UNIX, (int)u->type | SOCK_CLOEXEC, 0);
+	int tmp = from >= 0 ? from : socket(AF_UNIX, (int)u->type | SOCK_CLOEXEC, 0);
 	if (tmp < 0)
 		return -errno;
 	int cwd = -1, ret = 0;
@@ -616,15 +806,17 @@ static int refill_by_name(const UnixSkEntry *u)
 			ret = -errno;
 	}
 	int big = 1 << 22;
-	setsockopt(tmp, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
+	if (from < 0)
+		setsockopt(tmp, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
 	if (!ret)
-		ret = refill(tmp, u, &u->name);
+		ret = refill(tmp, u, &u->name, pool);
 	if (cwd >= 0) {
 		if (fchdir(cwd) && !ret)
 			ret = -errno;
 		close(cwd);
 	}
-	close(tmp);
+	if (from < 0)
+		close(tmp);
 	return ret;
 }
 
@@ -691,6 +883,20 @@ static int connect_through(struct unix_restore *ur, struct unix_slot *l, const U
 	return ret;
 }
 
+/* Queues refilled each through the other end, then shutdown states and
+ * options (sv[0] is u's, sv[1] its peer pu's, NULL: closed). */
+static int finish_pair(const int sv[2], const UnixSkEntry *u, const UnixSkEntry *pu)
+{
+	int ret;
+	if ((ret = refill(sv[1], u, NULL, NULL)) || (pu && (ret = refill(sv[0], pu, NULL, NULL))))
+		return ret;
+	if ((ret = do_shutdown(sv[0], u)) || (pu && (ret = do_shutdown(sv[1], pu))))
+		return ret;
+	if ((ret = restore_opts(sv[0], u)) || (pu && (ret = restore_opts(sv[1], pu))))
+		return ret;
+	return 0;
+}
+
 /* Both ends in the tree (or the peer gone): a socketpair, or a connection
  * through their listener when it is in the tree too. */
 static int create_pair(struct unix_restore *ur, struct unix_slot *s, struct unix_slot *p)
@@ -710,16 +916,18 @@ static int create_pair(struct unix_restore *ur, struct unix_slot *s, struct unix
 		return ret;
 	if ((ret = set_options(sv[0], s->u)) || (p && (ret = set_options(sv[1], p->u))))
 		goto fail;
-	if ((ret = refill(sv[1], s->u, NULL)) || (p && (ret = refill(sv[0], p->u, NULL))))
-		goto fail;
-	if ((ret = do_shutdown(sv[0], s->u)) || (p && (ret = do_shutdown(sv[1], p->u))))
-		goto fail;
-	if ((ret = restore_opts(sv[0], s->u)) || (p && (ret = restore_opts(sv[1], p->u))))
+	int later = s->u->n_queue_fds || (p && p->u->n_queue_fds);
+	if (!later && (ret = finish_pair(sv, s->u, p ? p->u : NULL)))
 		goto fail;
 	s->fd = sv[0];
+	s->paired = 1;
+	s->later = later;
 	if (p) {
 		p->fd = sv[1];
-		p->created = 1;
+		p->created = p->paired = 1;
+		p->later = later;
+	} else if (later) {
+		s->sender = sv[1]; /* to refill s once the pool is there */
 	} else {
 		close(sv[1]); /* the peer was closed at dump time */
 	}
@@ -751,13 +959,14 @@ static int create_single(struct unix_restore *ur, struct unix_slot *s)
 		ret = bind_name(sk, u);
 	if (!ret && u->state == TCP_LISTEN && listen(sk, (int)u->backlog))
 		ret = -errno;
-	if (!ret && u->has_name)
-		ret = refill_by_name(u);
+	s->later = u->n_queue_fds > 0;
+	if (!ret && u->has_name && !s->later)
+		ret = refill_by_name(u, -1, NULL);
 	if (!ret && to && u->state != TCP_LISTEN)
 		ret = at_dir(p ? p->u : u, to, sk, connect);
-	if (!ret)
+	if (!ret && !s->later)
 		ret = do_shutdown(sk, u);
-	if (!ret)
+	if (!ret && !s->later)
 		ret = restore_opts(sk, u);
 	if (ret) {
 		close(sk);
@@ -854,12 +1063,59 @@ static int unix_post_install(struct restore_files *rf, void *priv, size_t idx)
 	return 0;
 }
 
+/* The queue of a socket whose messages carry fds, now that every
+ * description is in the pool: through its peer (a pair), or to its name
+ * from the socket it is connected to (only that one may send to it), or
+ * from one of our own. */
+static int refill_later(struct restore_files *rf, struct unix_restore *ur, struct unix_slot *s)
+{
+	struct unix_slot *p = find_slot(ur, s->u->peer);
+	int from = s->sender;
+	if (s->paired && from < 0)
+		from = p ? rf->pool[p->e->id] : -1;
+	if (s->paired)
+		return from < 0 ? -EBADF : refill(from, s->u, NULL, rf->pool);
+	if (!s->u->has_name)
+		return s->u->n_queue ? -ENOTCONN : 0;
+	return refill_by_name(s->u, p && p->created ? rf->pool[p->e->id] : -1, rf->pool);
+}
+
+static int unix_pool_ready(struct restore_files *rf, void *priv)
+{
+	struct unix_restore *ur = priv;
+	int ret = 0, fd;
+	/* every queue first: a shutdown could stop a peer's refill */
+	for (size_t i = 0; !ret && i < ur->nr; i++)
+		if (ur->slots[i].later && (ret = refill_later(rf, ur, &ur->slots[i])))
+			pr_err("socket:[%llu]: cannot refill its queue with its fds in flight: %s",
+			       (unsigned long long)ur->slots[i].u->ino, strerror(-ret));
+	for (size_t i = 0; !ret && i < ur->nr; i++) {
+		struct unix_slot *s = &ur->slots[i];
+		if (!s->later)
+			continue;
+		if ((fd = rf->pool[s->e->id]) < 0 || (ret = do_shutdown(fd, s->u)))
+			pr_err("socket:[%llu]: cannot shut it down: %s",
+			       (unsigned long long)s->u->ino, strerror(fd < 0 ? EBADF : -ret));
+		if (fd < 0)
+			ret = -EBADF;
+		if (!ret)
+			ret = restore_opts(fd, s->u);
+		if (s->sender >= 0)
+			close(s->sender);
+		s->sender = -1;
+	}
+	return ret;
+}
+
 static void unix_free(void *priv)
 {
 	struct unix_restore *ur = priv;
-	for (size_t i = 0; ur->slots && i < ur->nr; i++)
+	for (size_t i = 0; ur->slots && i < ur->nr; i++) {
 		if (ur->slots[i].fd >= 0)
 			close(ur->slots[i].fd);
+		if (ur->slots[i].sender >= 0)
+			close(ur->slots[i].sender);
+	}
 	free(ur->slots);
 	free(ur);
 }
@@ -874,5 +1130,7 @@ const struct file_kind unix_sk_kind = {
 	.read = unix_read,
 	.open = unix_open,
 	.post_install = unix_post_install,
+	.pool_ready = unix_pool_ready,
 	.free = unix_free,
+	.alone_ok = 1,
 };
