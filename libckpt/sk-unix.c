@@ -897,6 +897,22 @@ static int finish_pair(const int sv[2], const UnixSkEntry *u, const UnixSkEntry 
 	return 0;
 }
 
+/* Datagram sockets connected to each other keep the names they were
+ * bound to (a stream pair's name comes through its listener). */
+static int bind_dgram_pair(int sv[2], const UnixSkEntry *u, const UnixSkEntry *pu)
+{
+	int ret = 0;
+	if (u->type == SOCK_DGRAM && u->has_name)
+		ret = bind_name(sv[0], u);
+	if (!ret && pu && pu->type == SOCK_DGRAM && pu->has_name)
+		ret = bind_name(sv[1], pu);
+	if (ret) {
+		close(sv[0]);
+		close(sv[1]);
+	}
+	return ret;
+}
+
 /* Both ends in the tree (or the peer gone): a socketpair, or a connection
  * through their listener when it is in the tree too. */
 static int create_pair(struct unix_restore *ur, struct unix_slot *s, struct unix_slot *p)
@@ -911,6 +927,8 @@ static int create_pair(struct unix_restore *ur, struct unix_slot *s, struct unix
 		sv[1] = t[0];
 	} else {
 		ret = socketpair(AF_UNIX, (int)s->u->type | SOCK_CLOEXEC, 0, sv) ? -errno : 0;
+		if (!ret)
+			ret = bind_dgram_pair(sv, s->u, p ? p->u : NULL);
 	}
 	if (ret)
 		return ret;
@@ -1007,6 +1025,13 @@ static int create_slot(struct unix_restore *ur, struct unix_slot *s)
 		return create_pair(ur, s, p); /* p NULL: the peer was closed */
 	if (p && p != s && p->u->peer == u->ino)
 		return create_pair(ur, s, p); /* dgram socketpair */
+	/* An unnamed dgram marked connected with no peer was connected to a
+	 * socket closed since (sock_diag gives a closed socket inode 0): its
+	 * queue comes through a peer closed again.  (A named one may be the
+	 * server that a connect() marked connected too.) */
+	if (u->type == SOCK_DGRAM && u->state == TCP_ESTABLISHED && !u->peer && !u->has_name &&
+	    !u->external)
+		return create_pair(ur, s, NULL);
 	int ret = create_single(ur, s);
 	if (!ret && u->state == TCP_LISTEN)
 		ret = create_accepted(ur, s);

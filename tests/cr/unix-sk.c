@@ -4,7 +4,9 @@
  *   cr-unix-sk pairs: socketpairs (stream, dgram, seqpacket) with data
  *     queued both ways, a stream pair shut down for writing one way, a
  *     stream socket whose peer is closed with data still to read, and the
- *     options SO_RCVBUF, SO_SNDBUF, SO_PASSCRED.  After the restore every
+ *     options SO_RCVBUF, SO_SNDBUF, SO_PASSCRED; a dgram pair bound to
+ *     names, a dgram socket whose peer is closed with a datagram queued.
+ *     After the restore every
  *     queued byte and message boundary is there and the pairs still talk.
  *   cr-unix-sk named: a listening stream socket bound to a path (and one to
  *     an abstract name), a bound dgram server holding datagrams from a
@@ -89,8 +91,58 @@ static int getint(int fd, int opt)
 
 /* ------------------------------- pairs -------------------------------- */
 
-static int st[2], dg[2], sp[2], sh[2], lone[2], fresh_st, fresh_sp;
+static int st[2], dg[2], sp[2], sh[2], lone[2], fresh_st, fresh_sp, dgn[2], dgone[2];
+static char dgn_abs[64], dgn_path[300];
 static int rcvbuf, sndbuf;
+
+static int bound(int type, const char *path, int abstract);
+static socklen_t addr(struct sockaddr_un *sa, const char *path, int abstract);
+
+/* A dgram socketpair bound to names (abstract, path), and one whose peer
+ * is closed with a datagram still queued. */
+static void setup_dgram_pairs(void)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	pair(SOCK_DGRAM, dgn);
+	snprintf(dgn_abs, sizeof(dgn_abs), "cr-unix-sk-pair-%d", getpid());
+	snprintf(dgn_path, sizeof(dgn_path), "%s/pair.sock", test_dir());
+	len = addr(&sa, dgn_abs, 1);
+	CHECK_SYS(!bind(dgn[0], (struct sockaddr *)&sa, len), "bind %s", dgn_abs);
+	len = addr(&sa, dgn_path, 0);
+	CHECK_SYS(!bind(dgn[1], (struct sockaddr *)&sa, len), "bind %s", dgn_path);
+	put(dgn[0], "to the path");
+	put(dgn[1], "to the abstract");
+	pair(SOCK_DGRAM, dgone);
+	put(dgone[0], "to the orphan");
+	close(dgone[0]);
+}
+
+/* getsockname of fd is `name` (abstract: after a NUL). */
+static void expect_name(int fd, const char *name, int abstract, const char *what)
+{
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+	CHECK_SYS(!getsockname(fd, (struct sockaddr *)&sa, &len), "getsockname");
+	/* a path's length may count its NUL, an abstract name's is exact */
+	CHECK((!abstract || len == addr(&(struct sockaddr_un){ 0 }, name, abstract)) &&
+		      !strncmp(sa.sun_path + !!abstract, name, sizeof(sa.sun_path) - 1),
+	      "%s: name \"%s\", want \"%s\"", what, sa.sun_path + !!abstract, name);
+}
+
+static void check_dgram_pairs(void)
+{
+	expect_name(dgn[0], dgn_abs, 1, "bound dgram pair");
+	expect_name(dgn[1], dgn_path, 0, "bound dgram pair, other end");
+	expect(dgn[1], "to the path", "bound dgram pair");
+	expect(dgn[0], "to the abstract", "bound dgram pair, other way");
+	put(dgn[0], "again");
+	expect(dgn[1], "again", "bound dgram pair after the restore");
+	expect(dgone[1], "to the orphan", "dgram with its peer closed");
+	expect_empty(dgone[1], "dgram with its peer closed");
+	CHECK(send(dgone[1], "x", 1, MSG_DONTWAIT) < 0 && errno == ECONNREFUSED,
+	      "dgram with its peer closed: send did not fail with ECONNREFUSED");
+}
 
 static void setup_pairs(void)
 {
@@ -123,6 +175,7 @@ static void setup_pairs(void)
 	CHECK_SYS(!setsockopt(dg[1], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)), "SO_PASSCRED");
 	rcvbuf = getint(st[1], SO_RCVBUF);
 	sndbuf = getint(st[1], SO_SNDBUF);
+	setup_dgram_pairs();
 }
 
 static void check_pairs(void)
@@ -155,6 +208,7 @@ static void check_pairs(void)
 	CHECK(getint(st[1], SO_SNDBUF) == sndbuf, "SO_SNDBUF %d, was %d", getint(st[1], SO_SNDBUF),
 	      sndbuf);
 	CHECK(getint(dg[1], SO_PASSCRED) == 1, "SO_PASSCRED lost");
+	check_dgram_pairs();
 	/* ping-pong after the restore */
 	for (int i = 0; i < 100; i++) {
 		snprintf(buf, sizeof(buf), "ping %d", i);
