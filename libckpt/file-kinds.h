@@ -15,6 +15,13 @@
  * process, or needs the task's own fd numbers), and `free` drops what
  * `read` kept.
  *
+ * An fd in flight in a unix socket's queue (SCM_RIGHTS) reaches files.c
+ * through files_add_inflight: once every fd of the tree is seen, it is
+ * matched to a description of the tree or dumped as one of its own (kinds
+ * with alone_ok), with the dumper's pid and fd in its file_desc.  On
+ * restore, pool_ready runs once every description is in the pool (a
+ * queue sends those fds again).
+ *
  * A check (ckpt_dump_opts.check_only, `ckptctl checkpoint able`) runs
  * `match` and `dump` on every fd of the running tree, then `check_tree`
  * instead of `dump_tree`: a kind whose dump_tree refuses something gives
