@@ -703,11 +703,33 @@ static int bind_then_chown(int sk, const UnixSkEntry *u)
 	return ret;
 }
 
+/*
+ * An abstract name of a tree dumped and killed on this host may still be
+ * taken: sockets that only fds in flight hold (a loop: a socket in its own
+ * queue or its peer's) live on until the kernel's unix garbage collector
+ * runs, which the release of a unix socket schedules (on a workqueue).
+ * Release one and try again, for up to a second.
+ */
+static int bind_abstract(int sk, const UnixSkEntry *u)
+{
+	int ret = at_dir(u, &u->name, sk, bind);
+	for (int i = 0; ret == -EADDRINUSE && i < 50; i++) {
+		int nudge = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (nudge >= 0)
+			close(nudge);
+		usleep(20000);
+		ret = at_dir(u, &u->name, sk, bind);
+	}
+	return ret;
+}
+
 static int bind_name(int sk, const UnixSkEntry *u)
 {
 	if (!u->unlinked)
 		unlink_socket_file(u);
-	if (!u->has_file_uid || !u->has_file_gid || !u->has_file_mode || !u->name.data[0])
+	if (!u->name.data[0])
+		return bind_abstract(sk, u);
+	if (!u->has_file_uid || !u->has_file_gid || !u->has_file_mode)
 		return at_dir(u, &u->name, sk, bind);
 	/* The file bind() makes gets the dumped owner and mode as it is made
 	 * (fsuid, fsgid, umask), not a chown after it by name: a path can be

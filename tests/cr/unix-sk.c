@@ -26,6 +26,10 @@
  *     bytes, its boundaries and its fds, each the same description (kcmp)
  *     as the tree's copy (a shared offset), a stream's fds come with their
  *     own write and not the bytes before it.
+ *   cr-unix-sk scm-loop: alone in its process, a socket bound to an
+ *     abstract name in its own queue; restored at once on the same host,
+ *     where only that loop holds the name until the kernel's unix garbage
+ *     collector runs: the name is back, the message too.
  *   cr-unix-sk scm-epoll: an epoll only a message holds: refused by name
  *     (bad_dump_unix_scm_epoll).
  *   cr-unix-sk scm-stream: a stream write with an fd after plain bytes:
@@ -123,11 +127,16 @@ static void expect_name(int fd, const char *name, int abstract, const char *what
 {
 	struct sockaddr_un sa;
 	socklen_t len = sizeof(sa);
+	memset(&sa, 0, sizeof(sa));
 	CHECK_SYS(!getsockname(fd, (struct sockaddr *)&sa, &len), "getsockname");
 	/* a path's length may count its NUL, an abstract name's is exact */
-	CHECK((!abstract || len == addr(&(struct sockaddr_un){ 0 }, name, abstract)) &&
-		      !strncmp(sa.sun_path + !!abstract, name, sizeof(sa.sun_path) - 1),
-	      "%s: name \"%s\", want \"%s\"", what, sa.sun_path + !!abstract, name);
+	size_t head = offsetof(struct sockaddr_un, sun_path) + !!abstract;
+	size_t n = len > head ? len - head : 0;
+	if (!abstract)
+		n = strnlen(sa.sun_path, n);
+	CHECK(n == strlen(name) && !memcmp(sa.sun_path + !!abstract, name, n) &&
+		      (!abstract || !sa.sun_path[0]),
+	      "%s: name \"%.*s\", want \"%s\"", what, (int)n, sa.sun_path + !!abstract, name);
 }
 
 static void check_dgram_pairs(void)
@@ -471,7 +480,8 @@ static off_t offset(int fd)
 	return o;
 }
 
-static int scm_st[2], scm_dg[2], scm_sp[2], scm_inner, scm_pipe[2], scm_file, scm_srv;
+static int scm_st[2], scm_dg[2], scm_sp[2], scm_inner, scm_pipe[2], scm_file, scm_srv, scm_loop;
+static char scm_loop_name[64];
 static char scm_lone_path[300], scm_srv_path[300];
 
 static int open_file(const char *name, const char *data, off_t pos, char *path)
@@ -525,6 +535,31 @@ static void setup_scm(void)
 	CHECK_SYS(cl >= 0, "socket");
 	send_fds(cl, "to-srv", &scm_pipe[0], 1, scm_srv_path);
 	close(cl);
+}
+
+/*
+ * A socket bound to an abstract name and connected to itself, in its own
+ * queue: once the dumped process is killed, only that loop holds the
+ * name, until a unix socket's release runs the kernel's collector (alone
+ * in its process, as in scm-loop, nothing else releases one).
+ */
+static void setup_scm_loop(void)
+{
+	struct sockaddr_un sa;
+	snprintf(scm_loop_name, sizeof(scm_loop_name), "cr-unix-sk-loop-%d", getpid());
+	scm_loop = bound(SOCK_DGRAM, scm_loop_name, 1);
+	socklen_t len = addr(&sa, scm_loop_name, 1);
+	CHECK_SYS(!connect(scm_loop, (struct sockaddr *)&sa, len), "connect %s", scm_loop_name);
+	send_fds(scm_loop, "loop", &scm_loop, 1, NULL);
+}
+
+static void check_scm_loop(void)
+{
+	int fds[MAX_FDS];
+	expect_fds(scm_loop, "loop", 8, fds, 1, "abstract socket in its own queue");
+	expect_same(fds[0], scm_loop, "abstract socket in its own queue");
+	close(fds[0]);
+	expect_name(scm_loop, scm_loop_name, 1, "abstract socket in its own queue");
 }
 
 static void check_scm_stream(void)
@@ -628,8 +663,9 @@ int main(int argc, char **argv)
 	int fds = argc < 2 || !strcmp(argv[1], "scm");
 	int ep = argc > 1 && !strcmp(argv[1], "scm-epoll");
 	int glued = argc > 1 && !strcmp(argv[1], "scm-stream");
-	CHECK(named || pairs || fds || ep || glued,
-	      "usage: cr-unix-sk [pairs|named|scm|scm-epoll|scm-stream]");
+	int loop = argc < 2 || !strcmp(argv[1], "scm-loop");
+	CHECK(named || pairs || fds || ep || glued || loop,
+	      "usage: cr-unix-sk [pairs|named|scm|scm-loop|scm-epoll|scm-stream]");
 	if (named)
 		setup_named();
 	if (pairs)
@@ -640,6 +676,8 @@ int main(int argc, char **argv)
 		setup_scm_epoll();
 	if (glued)
 		setup_scm_stream();
+	if (loop)
+		setup_scm_loop();
 	test_ready();
 	test_wait_check();
 	if (named)
@@ -648,5 +686,7 @@ int main(int argc, char **argv)
 		check_pairs();
 	if (fds)
 		check_scm();
+	if (loop)
+		check_scm_loop();
 	pass();
 }
