@@ -550,6 +550,7 @@ const struct file_kind memfd_kind = {
 	.read = keepers_read,
 	.open = contents_open,
 	.free = keepers_free,
+	.alone_ok = 1,
 };
 
 const struct file_kind ghost_kind = {
@@ -560,4 +561,5 @@ const struct file_kind ghost_kind = {
 	.read = keepers_read,
 	.open = contents_open,
 	.free = keepers_free,
+	.alone_ok = 1,
 };

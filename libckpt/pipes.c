@@ -390,4 +390,5 @@ const struct file_kind pipe_kind = {
 	.read = pipes_read,
 	.open = pipes_open,
 	.free = pipes_free,
+	.alone_ok = 1,
 };

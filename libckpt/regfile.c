@@ -186,4 +186,5 @@ const struct file_kind regfile_kind = {
 	.match = regfile_match,
 	.dump = regfile_dump,
 	.open = regfile_open,
+	.alone_ok = 1,
 };
