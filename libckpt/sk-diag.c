@@ -91,6 +91,19 @@ static int to_arena(struct arena *a, void **v, size_t nr, size_t size)
 
 /* ------------------------------- unix -------------------------------- */
 
+static int keep_icons(struct unix_diag_table *t, struct unix_diag *d, struct nlattr *icons)
+{
+	const uint32_t *v = nla_data(icons);
+	d->nr_icons = (uint32_t)(nla_len(icons) / sizeof(uint32_t));
+	d->icons_at = t->nr_icons;
+	for (uint32_t i = 0; i < d->nr_icons; i++) {
+		if (grow((void **)&t->icons, &t->cap_icons, t->nr_icons, sizeof(*t->icons)))
+			return -ENOMEM;
+		t->icons[t->nr_icons++] = v[i];
+	}
+	return 0;
+}
+
 static void parse_unix_attrs(struct unix_diag *d, struct nlattr **tb)
 {
 	if (tb[UNIX_DIAG_PEER])
@@ -107,8 +120,6 @@ static void parse_unix_attrs(struct unix_diag *d, struct nlattr **tb)
 		d->vfs_dev = v->udiag_vfs_dev;
 		d->vfs_ino = v->udiag_vfs_ino;
 	}
-	if (tb[UNIX_DIAG_ICONS])
-		d->nr_icons = (uint32_t)(nla_len(tb[UNIX_DIAG_ICONS]) / sizeof(uint32_t));
 	if (tb[UNIX_DIAG_NAME]) {
 		size_t n = (size_t)nla_len(tb[UNIX_DIAG_NAME]);
 		d->name_len = n < sizeof(d->name) ? n : sizeof(d->name);
@@ -135,7 +146,7 @@ static int parse_unix(struct nlmsghdr *h, void *arg)
 	d->type = m->udiag_type;
 	d->state = m->udiag_state;
 	parse_unix_attrs(d, tb);
-	return 0;
+	return tb[UNIX_DIAG_ICONS] ? keep_icons(t, d, tb[UNIX_DIAG_ICONS]) : 0;
 }
 
 int sk_diag_unix(struct unix_diag_table *t, struct arena *a)
@@ -149,7 +160,8 @@ int sk_diag_unix(struct unix_diag_table *t, struct arena *a)
 	struct diag_req r = { parse_unix, t, 0 };
 	int ret = diag_dump(&req, sizeof(req), &r);
 	int aret = to_arena(a, (void **)&t->v, t->nr, sizeof(*t->v));
-	return ret ? ret : aret;
+	int iret = to_arena(a, (void **)&t->icons, t->nr_icons, sizeof(*t->icons));
+	return ret ? ret : aret ? aret : iret;
 }
 
 const struct unix_diag *sk_diag_unix_find(const struct unix_diag_table *t, uint64_t ino)

@@ -22,6 +22,7 @@ struct unix_diag {
 	uint32_t rqlen;		   /* listening: connections waiting; else bytes queued */
 	uint32_t wqlen;		   /* listening: the backlog */
 	uint32_t nr_icons;	   /* listening: connections not accepted yet */
+	size_t icons_at;	   /* their inodes, in queue order: table's icons[at..] */
 	uint32_t vfs_dev, vfs_ino; /* its socket file, when bound to a path */
 	size_t name_len;	   /* bytes of name (0: unnamed) */
 	char name[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -30,6 +31,8 @@ struct unix_diag {
 struct unix_diag_table {
 	struct unix_diag *v;
 	size_t nr, cap;
+	uint32_t *icons; /* every listener's (unix_diag.icons_at) */
+	size_t nr_icons, cap_icons;
 };
 
 /* Every unix socket of our network namespace, in arena `a` (a dump's

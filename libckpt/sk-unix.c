@@ -169,6 +169,42 @@ static void check_file(const struct unix_diag *d, UnixSkEntry *u)
 	u->file_mode = st.st_mode & 07777;
 }
 
+/*
+ * A listener's connections not accepted yet: UNIX_DIAG_ICONS lists their
+ * clients (the listener's own ends have no inode yet).  Kept as that list,
+ * which the restore connects again in the same order.  A client that sent
+ * data already (its write memory: the bytes wait in the end no fd holds)
+ * is refused by name; whether each client is in the tree is checked once
+ * every fd is seen (check_pending).
+ */
+static int dump_pending(struct fd_dump *f, const struct unix_dump *ud, const struct unix_diag *d,
+			UnixSkEntry *u)
+{
+	const char *why = NULL;
+
+	if (!d->name_len)
+		why = "it has no name to connect to";
+	u->pending = arena_alloc(&f->fdump->a, d->nr_icons * sizeof(*u->pending));
+	if (!u->pending)
+		return -ENOMEM;
+	for (uint32_t i = 0; !why && i < d->nr_icons; i++) {
+		uint32_t ino = ud->diag.icons[d->icons_at + i];
+		const struct unix_diag *c = sk_diag_unix_find(&ud->diag, ino);
+		if (!c)
+			why = "a client is not found by sock_diag";
+		else if (c->wqlen)
+			why = "a client has sent data on it already";
+		else
+			u->pending[u->n_pending++] = ino;
+	}
+	if (!why)
+		return 0;
+	pr_err("pid %d: fd %d: %s: listening socket with %u connections not accepted yet: "
+	       "%s: not supported",
+	       f->pid, f->fd, f->link, d->nr_icons, why);
+	return -ENOTSUP;
+}
+
 static int unix_dump(struct fd_dump *f, FileEntry *e)
 {
 	struct unix_dump *ud;
@@ -179,12 +215,6 @@ static int unix_dump(struct fd_dump *f, FileEntry *e)
 	if (!d) {
 		pr_err("pid %d: fd %d: %s: not found by sock_diag", f->pid, f->fd, f->link);
 		return -ENOENT;
-	}
-	if (d->nr_icons) {
-		pr_err("pid %d: fd %d: %s: listening socket with %u connections not accepted yet, "
-		       "not supported",
-		       f->pid, f->fd, f->link, d->nr_icons);
-		return -ENOTSUP;
 	}
 	UnixSkEntry *u = arena_alloc(&f->fdump->a, sizeof(*u));
 	if (!u)
@@ -210,6 +240,8 @@ static int unix_dump(struct fd_dump *f, FileEntry *e)
 		memcpy(u->name.data, d->name, d->name_len);
 	}
 	if ((ret = dump_dir(&f->fdump->a, f->pid, u)))
+		return ret;
+	if (d->nr_icons && (ret = dump_pending(f, ud, d, u)))
 		return ret;
 	check_file(d, u);
 	return dump_options(f, u);
@@ -328,16 +360,40 @@ static int check_fds_refill(const struct file_desc *d)
 	return -ENOTSUP;
 }
 
+/* Each client of a connection not accepted yet is a socket of the tree,
+ * which then names the listener (dump_pending). */
+static int check_pending(struct files_dump *fdump, const struct file_desc *d)
+{
+	const UnixSkEntry *l = d->entry->unix_sk;
+	for (size_t i = 0; i < l->n_pending; i++) {
+		const struct file_desc *c = find_ino(fdump, l->pending[i]);
+		if (!c) {
+			pr_err("pid %d: fd %d: socket:[%llu]: a connection not accepted yet comes "
+			       "from socket:[%llu], outside the tree: not supported",
+			       d->pid, d->fd, (unsigned long long)l->ino,
+			       (unsigned long long)l->pending[i]);
+			return -ENOTSUP;
+		}
+		c->entry->unix_sk->has_pending_on = 1;
+		c->entry->unix_sk->pending_on = l->ino;
+	}
+	return 0;
+}
+
 static int unix_dump_tree(struct files_dump *fdump, void **priv)
 {
 	struct unix_dump *ud = *priv;
 	int ret = 0;
+	for (size_t i = 0; ud && !ret && i < fdump->nr; i++)
+		if (fdump->descs[i].entry->type == FILE_TYPE__FILE_UNIX_SK &&
+		    fdump->descs[i].entry->unix_sk->n_pending)
+			ret = check_pending(fdump, &fdump->descs[i]);
 	for (size_t i = 0; ud && !ret && i < fdump->nr; i++) {
 		const struct file_desc *d = &fdump->descs[i];
 		if (d->entry->type != FILE_TYPE__FILE_UNIX_SK)
 			continue;
 		const UnixSkEntry *u = d->entry->unix_sk;
-		if (u->peer && !find_ino(fdump, u->peer))
+		if (u->peer && !u->has_pending_on && !find_ino(fdump, u->peer))
 			ret = check_external(fdump, ud, d);
 		if (!ret)
 			ret = check_refill(d, fdump);
@@ -858,12 +914,34 @@ static int lone_dgram(const UnixSkEntry *u)
 	       !u->has_name && !u->external;
 }
 
+/* The client of a connection not accepted yet: made and bound now, it
+ * connects once every socket is in the pool (connect_pending). */
+static int create_pending_client(struct unix_slot *s)
+{
+	const UnixSkEntry *u = s->u;
+	int sk = socket(AF_UNIX, (int)u->type | SOCK_CLOEXEC, 0), ret;
+
+	if (sk < 0)
+		return -errno;
+	ret = set_options(sk, u);
+	if (!ret && u->has_name)
+		ret = bind_name(sk, u);
+	if (ret) {
+		close(sk);
+		return ret;
+	}
+	s->fd = sk;
+	return 0;
+}
+
 static int create_slot(struct unix_restore *ur, struct unix_slot *s)
 {
 	if (s->created)
 		return 0;
 	s->created = 1;
 	const UnixSkEntry *u = s->u;
+	if (u->has_pending_on)
+		return create_pending_client(s);
 	struct unix_slot *p = find_slot(ur, u->peer);
 	if (u->state == TCP_ESTABLISHED && u->type != SOCK_DGRAM && !u->external)
 		return create_pair(ur, s, p); /* p NULL: the peer was closed */
@@ -958,10 +1036,42 @@ static int refill_later(struct restore_files *rf, struct unix_restore *ur, struc
 	return refill_by_name(s->u, p && p->created ? rf->pool[p->e->id] : -1, rf->pool);
 }
 
+/*
+ * A listener's connections not accepted yet, once every socket is in the
+ * pool (after every accept of the restore, which would take one of them):
+ * its clients connect to its name, in the dumped queue order, then get
+ * their shutdown state and options.
+ */
+static int connect_pending(struct restore_files *rf, struct unix_restore *ur,
+			   const struct unix_slot *l)
+{
+	for (size_t i = 0; i < l->u->n_pending; i++) {
+		struct unix_slot *c = find_slot(ur, l->u->pending[i]);
+		int fd = c && c->u->has_pending_on && c->u->pending_on == l->u->ino
+				 ? rf->pool[c->e->id]
+				 : -1;
+		int ret = fd < 0 ? -EBADF : at_dir(l->u, &l->u->name, fd, connect);
+		if (!ret)
+			ret = do_shutdown(fd, c->u);
+		if (!ret)
+			ret = restore_opts(fd, c->u);
+		if (ret) {
+			pr_err("socket:[%llu]: its connection not accepted yet from socket:[%llu]: %s",
+			       (unsigned long long)l->u->ino, (unsigned long long)l->u->pending[i],
+			       strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
 static int unix_pool_ready(struct restore_files *rf, void *priv)
 {
 	struct unix_restore *ur = priv;
 	int ret = 0, fd;
+	for (size_t i = 0; !ret && i < ur->nr; i++)
+		if (ur->slots[i].u->n_pending && ur->slots[i].created)
+			ret = connect_pending(rf, ur, &ur->slots[i]);
 	/* every queue first: a shutdown could stop a peer's refill */
 	for (size_t i = 0; !ret && i < ur->nr; i++)
 		if (ur->slots[i].later && (ret = refill_later(rf, ur, &ur->slots[i])))

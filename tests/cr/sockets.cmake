@@ -5,6 +5,9 @@ cr_case(cr_unix_pairs unix-sk 60 -- pairs)
 cr_case(cr_unix_named unix-sk 60 -- named)
 cr_case(cr_unix_pingpong unix-sk 60 --leave-running-twice --check-progress -- pingpong)
 cr_case(cr_unix_scm unix-sk 60 -- scm)
+cr_case(cr_unix_pending unix-sk 60 -- pending)
+cr_case(bad_dump_unix_pending_data unix-sk 60 --expect-dump-fail --expect-msg %p
+	--expect-msg "sent data" -- pending-data)
 cr_case(cr_unix_scm_loop unix-sk 60 -- scm-loop)
 cr_case(bad_dump_unix_scm_epoll unix-sk 60 --expect-dump-fail --expect-msg SCM_RIGHTS
 	--expect-msg "only reference to anon_inode:[eventpoll]" -- scm-epoll)

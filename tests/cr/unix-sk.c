@@ -17,6 +17,10 @@
  *     was given.  A second listener bound to a name whose file a first one
  *     took back (renamed over it) keeps its name, and the name still
  *     leads to the first.
+ *   cr-unix-sk pending: a listener with connections not accepted yet (one
+ *     from a named client, one unnamed) behind an accepted one: after the
+ *     restore they are accepted in the same order and talk; pending-data:
+ *     one whose client wrote already, refused by name.
  *   cr-unix-sk pingpong: a parent and its child bounce counters over a
  *     stream socketpair, four always in flight, through the dump; after the
  *     restore not one is lost or repeated.
@@ -668,9 +672,75 @@ static void setup_scm_epoll(void)
 	close(ep);
 }
 
+/* ------------------------------ pending ------------------------------ */
+
+/* A listener with an accepted connection and two not accepted yet, from
+ * a named client and an unnamed one (zdtm sockets00, sk-unix-listen01);
+ * pending-data: a third whose client already wrote (refused by name). */
+static int pl, pl_acc, pl_cli, pa, pb, pc;
+static char pl_path[300], pa_path[300];
+
+static void setup_pending(int with_data)
+{
+	snprintf(pl_path, sizeof(pl_path), "%s/pending.sock", test_dir());
+	snprintf(pa_path, sizeof(pa_path), "%s/client-a.sock", test_dir());
+	pl = bound(SOCK_STREAM, pl_path, 0);
+	CHECK_SYS(!listen(pl, 8), "listen");
+	pl_cli = connected(SOCK_STREAM, pl_path, 0);
+	pl_acc = accept(pl, NULL, NULL);
+	CHECK_SYS(pl_acc >= 0, "accept");
+	put(pl_cli, "accepted");
+	pa = bound(SOCK_STREAM, pa_path, 0);
+	struct sockaddr_un sa;
+	socklen_t len = addr(&sa, pl_path, 0);
+	CHECK_SYS(!connect(pa, (struct sockaddr *)&sa, len), "connect a");
+	pb = connected(SOCK_STREAM, pl_path, 0);
+	if (with_data) {
+		pc = connected(SOCK_STREAM, pl_path, 0);
+		put(pc, "early");
+	}
+}
+
+static void check_pending(void)
+{
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+	expect(pl_acc, "accepted", "the accepted connection");
+	int a = accept(pl, NULL, NULL), b;
+	CHECK_SYS(a >= 0, "accept the first pending connection");
+	memset(&sa, 0, sizeof(sa));
+	CHECK_SYS(!getpeername(a, (struct sockaddr *)&sa, &len), "getpeername");
+	CHECK(!strcmp(sa.sun_path, pa_path), "first pending connection from \"%s\", not %s",
+	      sa.sun_path, pa_path);
+	b = accept(pl, NULL, NULL);
+	CHECK_SYS(b >= 0, "accept the second pending connection");
+	put(pa, "from a");
+	put(pb, "from b");
+	expect(a, "from a", "first pending connection");
+	expect(b, "from b", "second pending connection");
+	put(b, "to b");
+	expect(pb, "to b", "second pending connection, other way");
+}
+
 int main(int argc, char **argv)
 {
 	test_init();
+	if (argc > 1 && !strcmp(argv[1], "pending")) {
+		setup_pending(0);
+		test_ready();
+		test_wait_check();
+		check_pending();
+		pass();
+	}
+	if (argc > 1 && !strcmp(argv[1], "pending-data")) {
+		setup_pending(1);
+		test_ready();
+		test_wait_check();
+		int first = accept(pl, NULL, NULL), second = accept(pl, NULL, NULL);
+		CHECK_SYS(first >= 0 && second >= 0, "accept");
+		expect(accept(pl, NULL, NULL), "early", "the refused dump's pending data");
+		pass();
+	}
 	if (argc > 1 && !strcmp(argv[1], "pingpong"))
 		pingpong();
 	/* no argument: all (the selfcheck) */
@@ -681,7 +751,7 @@ int main(int argc, char **argv)
 	int glued = argc > 1 && !strcmp(argv[1], "scm-stream");
 	int loop = argc < 2 || !strcmp(argv[1], "scm-loop");
 	CHECK(named || pairs || fds || ep || glued || loop,
-	      "usage: cr-unix-sk [pairs|named|scm|scm-loop|scm-epoll|scm-stream]");
+	      "usage: cr-unix-sk [pairs|named|scm|scm-loop|scm-epoll|scm-stream|pending|pending-data]");
 	if (named)
 		setup_named();
 	if (pairs)
