@@ -28,9 +28,12 @@
  * before bind/connect, or late (after bind/listen/connect; for a
  * connection, once out of repair mode, which resets SO_REUSEADDR).
  *
+ * Half-closed connections (FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK,
+ * CLOSING) are dumped and restored as established ones, their FINs
+ * apart: sk-tcp-fin.c.
+ *
  * Not kept: datagrams queued in a UDP socket (dropped, as the network may
- * drop them); TCP connections in states other than LISTEN, ESTABLISHED or
- * CLOSE are refused by name.
+ * drop them); TCP sockets in SYN_SENT or SYN_RECV are refused by name.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -58,6 +61,7 @@
 #include "sk-diag.h"
 #include "sk-opts.h"
 #include "sk-ports.h"
+#include "sk-tcp-fin.h"
 
 #define MAX_QUEUE (64u << 20) /* bytes of one queue an image may claim */
 
@@ -199,7 +203,7 @@ static int check_state(struct fd_dump *f, struct inet_dump *d, const struct inet
 	}
 	if (s->state == TCP_CLOSE)
 		return 0;
-	if (di->state != TCP_ESTABLISHED) {
+	if (!tcp_is_conn(s)) {
 		pr_err("pid %d: fd %d: %s: %s socket in state %s is not supported", f->pid, f->fd,
 		       f->link, what, state_name(di->state));
 		return -ENOTSUP;
@@ -291,8 +295,7 @@ int inet_needs_repair(const struct restore_files *rf)
 {
 	for (size_t i = 0; i < rf->nr_files; i++) {
 		const FileEntry *e = rf->files[i];
-		if (e->type == FILE_TYPE__FILE_INET_SK && e->inet_sk &&
-		    e->inet_sk->type == SOCK_STREAM && e->inet_sk->state == TCP_ESTABLISHED)
+		if (e->type == FILE_TYPE__FILE_INET_SK && e->inet_sk && tcp_is_conn(e->inet_sk))
 			return 1;
 	}
 	return 0;
@@ -303,8 +306,10 @@ static int select_queue(int sk, int q)
 	return setsockopt(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q)) ? -errno : 0;
 }
 
-/* One queue's sequence number and bytes (a peek: nothing is consumed). */
-static int read_queue(struct arena *a, int sk, int q, uint32_t *seq, ProtobufCBinaryData *data)
+/* One queue's sequence number and bytes (a peek: nothing is consumed);
+ * `fin` of SIOCOUTQ is our FIN, no byte. */
+static int read_queue(struct arena *a, int sk, int q, int fin, uint32_t *seq,
+		      ProtobufCBinaryData *data)
 {
 	socklen_t len = sizeof(*seq);
 	int size = 0, ret = select_queue(sk, q);
@@ -314,6 +319,7 @@ static int read_queue(struct arena *a, int sk, int q, uint32_t *seq, ProtobufCBi
 		return -errno;
 	if (ioctl(sk, q == TCP_SEND_QUEUE ? SIOCOUTQ : SIOCINQ, &size))
 		return -errno;
+	size -= fin;
 	if (size <= 0)
 		return 0;
 	if (!(data->data = arena_alloc(a, (size_t)size)))
@@ -353,18 +359,35 @@ static int read_tcp_options(int sk, InetSkEntry *s)
 	return 0;
 }
 
+/* The state again, in repair mode (nothing moves it now): the one
+ * sock_diag gave may have moved on since (a FIN or an ACK came in). */
+static int settle_state(int sk, InetSkEntry *s)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	if (getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &len))
+		return -errno;
+	if (!tcp_is_conn(&(InetSkEntry){ .type = SOCK_STREAM, .state = ti.tcpi_state }))
+		return -ENOTSUP;
+	s->state = ti.tcpi_state;
+	return 0;
+}
+
 static int read_conn(struct arena *a, struct repair_sk *c)
 {
 	InetSkEntry *s = c->entry;
-	int unsent = 0, ret;
+	int unsent = 0, ret = settle_state(c->sk, s);
+	int fin = ret ? 0 : tcp_fin_unacked(s);
 	s->has_snd_seq = s->has_rcv_seq = s->has_send_queue = s->has_recv_queue = 1;
 	s->has_unsent = 1;
-	if ((ret = read_queue(a, c->sk, TCP_SEND_QUEUE, &s->snd_seq, &s->send_queue)) ||
-	    (ret = read_queue(a, c->sk, TCP_RECV_QUEUE, &s->rcv_seq, &s->recv_queue)))
+	if (ret || (ret = read_queue(a, c->sk, TCP_SEND_QUEUE, fin, &s->snd_seq, &s->send_queue)) ||
+	    (ret = read_queue(a, c->sk, TCP_RECV_QUEUE, 0, &s->rcv_seq, &s->recv_queue)))
 		return ret;
 	if (ioctl(c->sk, SIOCOUTQNSD, &unsent))
 		return -errno;
-	s->unsent = (uint32_t)unsent;
+	/* an unsent FIN is the last of what is unsent */
+	s->has_fin_unsent = s->fin_unsent = fin && unsent > 0;
+	s->unsent = (uint32_t)(unsent - s->fin_unsent);
 	select_queue(c->sk, TCP_NO_QUEUE);
 	return read_tcp_options(c->sk, s);
 }
@@ -641,11 +664,14 @@ static int valid_entry(const InetSkEntry *s)
 	if (!valid_addr(s, s->has_src_addr, &s->src_addr, s->src_port) ||
 	    !valid_addr(s, s->has_dst_addr, &s->dst_addr, s->dst_port))
 		return 0;
-	if (s->type == SOCK_STREAM && s->state == TCP_ESTABLISHED &&
+	if (tcp_is_conn(s) &&
 	    (!s->has_dst_addr || !s->has_src_addr || s->send_queue.len > MAX_QUEUE ||
-	     s->recv_queue.len > MAX_QUEUE || s->unsent > s->send_queue.len))
+	     s->recv_queue.len > MAX_QUEUE || s->unsent > s->send_queue.len ||
+	     (s->fin_unsent && !tcp_fin_unacked(s))))
 		return 0;
-	return s->state == TCP_LISTEN || s->state == TCP_ESTABLISHED || s->state == TCP_CLOSE;
+	if (s->type == SOCK_DGRAM)
+		return s->state == TCP_ESTABLISHED || s->state == TCP_CLOSE;
+	return s->state == TCP_LISTEN || s->state == TCP_CLOSE || tcp_is_conn(s);
 }
 
 static int inet_read(struct img_set *set, struct restore_files *rf, void **priv)
@@ -797,8 +823,11 @@ static int fill_queues(int sk, const InetSkEntry *s)
 		ret = select_queue(sk, TCP_SEND_QUEUE);
 	if (!ret)
 		ret = send_all(sk, s->send_queue.data, sent);
+	/* Out of repair mode without a window probe (TCP_REPAIR_OFF_NO_WP): a
+	 * peer of the tree may not exist yet, and would answer with a RST.
+	 * The window is still 0 (set_window comes after): nothing is sent. */
 	if (!ret && s->unsent) {
-		ret = set_repair(sk, 0);
+		ret = set_repair(sk, TCP_REPAIR_OFF_NO_WP);
 		if (!ret)
 			ret = send_all(sk, s->send_queue.data + sent, s->unsent);
 		if (!ret)
@@ -809,8 +838,8 @@ static int fill_queues(int sk, const InetSkEntry *s)
 
 static int set_window(int sk, const InetSkEntry *s)
 {
-	struct tcp_repair_window w = { s->snd_wl1, s->snd_wnd, s->max_window, s->rcv_wnd,
-				       s->rcv_wup };
+	struct tcp_repair_window w = { s->snd_wl1, s->snd_wnd, s->max_window, 0, 0 };
+	tcp_fin_window(s, &w.rcv_wnd, &w.rcv_wup);
 	return setsockopt(sk, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, sizeof(w)) ? -errno : 0;
 }
 
@@ -826,9 +855,9 @@ static int restore_conn(int sk, const InetSkEntry *s, char *why, size_t why_len)
 	if (!ret)
 		ret = set_repair(sk, 1);
 	if (!ret)
-		ret = set_seq(sk, TCP_SEND_QUEUE, s->snd_seq - (uint32_t)s->send_queue.len);
+		ret = set_seq(sk, TCP_SEND_QUEUE, tcp_send_start(s));
 	if (!ret)
-		ret = set_seq(sk, TCP_RECV_QUEUE, s->rcv_seq - (uint32_t)s->recv_queue.len);
+		ret = set_seq(sk, TCP_RECV_QUEUE, tcp_recv_start(s));
 	if (!ret && bind(sk, (struct sockaddr *)&ss, len))
 		ret = -errno;
 	if (!ret)
@@ -846,7 +875,7 @@ static int restore_conn(int sk, const InetSkEntry *s, char *why, size_t why_len)
 
 static int in_repair(const InetSkEntry *s)
 {
-	return s->type == SOCK_STREAM && s->state == TCP_ESTABLISHED;
+	return tcp_is_conn(s);
 }
 
 /* What comes once the socket is bound, listening or connected (a
@@ -961,15 +990,15 @@ static int inet_post_install(struct restore_files *rf, void *priv, size_t idx)
 	(void)priv;
 	for (size_t i = 0; i < tf->nr; i++) {
 		const FileEntry *e = rf->files[tf->fds[i]->file_id];
-		if (e->type != FILE_TYPE__FILE_INET_SK || e->inet_sk->type != SOCK_STREAM ||
-		    e->inet_sk->state != TCP_ESTABLISHED)
+		if (e->type != FILE_TYPE__FILE_INET_SK || !tcp_is_conn(e->inet_sk))
 			continue;
 		char why[200] = "";
-		int ret = set_repair((int)tf->fds[i]->fd, 0);
-		if (ret)
+		int sk = (int)tf->fds[i]->fd;
+		int ret = tcp_fins_restore(sk, e->inet_sk, why, sizeof(why));
+		if (!ret && (ret = set_repair(sk, 0)))
 			snprintf(why, sizeof(why), "cannot leave repair mode: %s", strerror(-ret));
-		else
-			ret = finish((int)tf->fds[i]->fd, e->inet_sk, why, sizeof(why));
+		else if (!ret)
+			ret = finish(sk, e->inet_sk, why, sizeof(why));
 		if (ret) {
 			pr_err("pid %d: fd %u: socket:[%llu]: %s", tf->pid, tf->fds[i]->fd,
 			       (unsigned long long)e->inet_sk->ino, why[0] ? why : strerror(-ret));

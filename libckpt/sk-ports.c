@@ -18,6 +18,7 @@
 #include "log.h"
 #include "sk-opts.h"
 #include "sk-ports.h"
+#include "sk-tcp-fin.h"
 
 static int proto_of(const InetSkEntry *s)
 {
@@ -27,7 +28,7 @@ static int proto_of(const InetSkEntry *s)
 static int connected(const InetSkEntry *s)
 {
 	return s->has_dst_addr && s->dst_port &&
-	       (s->type == SOCK_DGRAM || s->state == TCP_ESTABLISHED);
+	       (s->type == SOCK_DGRAM || tcp_is_conn(s));
 }
 
 void sk_ports_local(const InetSkEntry *s, struct inet_end *e)
@@ -238,7 +239,7 @@ static int probe_one(const InetSkEntry *s, const struct inet_diag_table *t,
 		     const struct inet_diag **live)
 {
 	int tw = 0;
-	if (s->type == SOCK_STREAM && s->state == TCP_ESTABLISHED) {
+	if (tcp_is_conn(s)) {
 		for (size_t i = 0; i < t->nr; i++)
 			if (same_conn(&t->v[i], s)) {
 				if (t->v[i].state != TCP_TIME_WAIT) {
@@ -309,7 +310,7 @@ static int is_peer(const InetSkEntry *s, const InetSkEntry *t)
 		return 0;
 	if (s->type == SOCK_STREAM) {
 		sk_ports_peer(t, &t_peer);
-		return t->state == TCP_ESTABLISHED && inet_end_eq(&t_local, &dst) &&
+		return tcp_is_conn(t) && inet_end_eq(&t_local, &dst) &&
 		       inet_end_eq(&t_peer, &src);
 	}
 	return t_local.port == dst.port &&

@@ -134,6 +134,26 @@ cr_case(bad_restore_netns_ext inet-sk 60 ${SK_HELPER} tcp-echo --dump-opt --tcp-
 # (dump.c: sock_diag and the parasite's socket), and restored again.
 cr_case(cr_tcp_pair_netns_redump inet-sk 90 --restore-opt --netns --restore-opt always --redump
 	-- pair)
+# Half-closed connections (sk-tcp-fin.c): each state with both ends in the
+# tree (over IPv4, IPv6 and v4-mapped IPv6), and with the peer outside.
+sk_program(tcp-half)
+foreach(m close-wait fin-wait1 last-ack closing)
+	foreach(f 4 6 46)
+		string(REPLACE "-" "_" n "${m}")
+		cr_case(cr_tcp_half_${n}_${f} tcp-half 60 -- ${m}-${f})
+	endforeach()
+	add_test(NAME selfcheck_tcp_half_${m} COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr
+		-- $<TARGET_FILE:cr-tcp-half> ${m})
+	set_tests_properties(selfcheck_tcp_half_${m} PROPERTIES TIMEOUT 60 LABELS selfcheck)
+endforeach()
+foreach(m close-wait fin-wait2)
+	string(REPLACE "-" "_" n "${m}")
+	cr_case(cr_tcp_half_ext_${n} tcp-half 60 ${SK_HELPER} tcp-half --dump-opt
+		--tcp-established -- ext-${m})
+	add_test(NAME selfcheck_tcp_half_ext_${m} COMMAND $<TARGET_FILE:cr-run> --timeout 45
+		--no-cr ${SK_HELPER} tcp-half -- $<TARGET_FILE:cr-tcp-half> ext-${m})
+	set_tests_properties(selfcheck_tcp_half_ext_${m} PROPERTIES TIMEOUT 60 LABELS selfcheck)
+endforeach()
 # Socket options of unix sockets (sk-unix.c with sk-opts.c's table): every
 # option of the list comes back exactly, buffers left unlocked stay so.
 cr_program(unix-opts)

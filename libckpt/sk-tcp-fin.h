@@ -1,0 +1,41 @@
+/*
+ * sk-tcp-fin: the FINs of a half-closed TCP connection (sk-tcp-fin.c).
+ */
+#ifndef CKPT_SK_TCP_FIN_H
+#define CKPT_SK_TCP_FIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fdinfo.pb-c.h"
+
+/* What a connection state says of the two FINs. */
+struct tcp_fins {
+	int sent;     /* ours is in the send queue: it took one sequence number */
+	int acked;    /* and the peer acknowledged it */
+	int received; /* the peer's came in: it took one sequence number */
+};
+
+/* A connection state sk-inet.c dumps in repair mode (ESTABLISHED and the
+ * half-closed ones): 1 and *f filled, else 0. */
+int tcp_conn_state(unsigned state, struct tcp_fins *f);
+/* The entry is such a connection (TCP, one of those states). */
+int tcp_is_conn(const InetSkEntry *s);
+/* Our FIN, when it was sent and is not acknowledged yet: 1 (it counts in
+ * SIOCOUTQ and SIOCOUTQNSD, though no byte of the queue is it). */
+int tcp_fin_unacked(const InetSkEntry *s);
+
+/* The sequence numbers a restored socket starts from in repair mode:
+ * the dumped ones less the queues and less the FINs, which come back
+ * last (tcp_fins_restore). */
+uint32_t tcp_send_start(const InetSkEntry *s);
+uint32_t tcp_recv_start(const InetSkEntry *s);
+/* The window as it was before the peer's FIN came in (rcv_wup may not
+ * lie past the restored rcv_nxt). */
+void tcp_fin_window(const InetSkEntry *s, uint32_t *rcv_wnd, uint32_t *rcv_wup);
+
+/* In repair mode, once every socket of the tree exists: the FINs of the
+ * dumped state, in its order, and the peer's acknowledgement of ours. */
+int tcp_fins_restore(int sk, const InetSkEntry *s, char *why, size_t len);
+
+#endif
