@@ -789,7 +789,7 @@ static int set_seq(int sk, int q, uint32_t seq)
 static int send_all(int sk, const uint8_t *p, size_t len)
 {
 	while (len) {
-		ssize_t n = send(sk, p, len, MSG_NOSIGNAL);
+		ssize_t n = send(sk, p, len, MSG_NOSIGNAL | MSG_DONTWAIT); /* never wait */
 		if (n <= 0)
 			return n < 0 ? -errno : -EIO;
 		p += n;
@@ -819,9 +819,28 @@ static int set_tcp_options(int sk, const InetSkEntry *s)
 
 /* Queues: received bytes, then sent-but-unacknowledged bytes in repair
  * mode; bytes never sent go out of repair mode, as new data. */
-static int fill_queues(int sk, const InetSkEntry *s)
+/* The send queue must fit the send buffer, which the kernel may have
+ * grown past what a new socket starts with (tcp_sndbuf_expand): beyond
+ * it send() waits for room that a shut window never makes (zdtm
+ * socket-tcp-last-ack hung so, 4 MB unsent).  Forced big enough, then the
+ * dumped lock is put back (SO_BUF_LOCK): the size stays the kernel's. */
+static void fit_send_queue(int sk, const InetSkEntry *s)
+{
+	int have = get_opt(sk, SOL_SOCKET, SO_SNDBUF);
+	int lock = (int)sk_opts_int(s, SOL_SOCKET, SO_BUF_LOCK, 0);
+	/* a size the program set (SOCK_SNDBUF_LOCK, 1) is back, and held it */
+	if ((lock & 1) || s->send_queue.len < (size_t)have / 2 || s->send_queue.len > MAX_QUEUE)
+		return;
+	int raised = priv_raise(CAP_NET_ADMIN);
+	set_int(sk, SOL_SOCKET, SO_SNDBUFFORCE, (int)s->send_queue.len + (have / 2));
+	priv_lower(CAP_NET_ADMIN, raised);
+	set_int(sk, SOL_SOCKET, SO_BUF_LOCK, lock);
+}
+
+static int fill_queues(int sk, const InetSkEntry *s, char *why, size_t len)
 {
 	size_t sent = s->send_queue.len - s->unsent;
+	fit_send_queue(sk, s);
 	int ret = select_queue(sk, TCP_RECV_QUEUE);
 	if (!ret)
 		ret = send_all(sk, s->recv_queue.data, s->recv_queue.len);
@@ -839,6 +858,9 @@ static int fill_queues(int sk, const InetSkEntry *s)
 		if (!ret)
 			ret = set_repair(sk, 1);
 	}
+	if (ret == -EAGAIN)
+		snprintf(why, len, "its send queue (%zu bytes) does not fit its send buffer (%d)",
+			 s->send_queue.len, get_opt(sk, SOL_SOCKET, SO_SNDBUF));
 	return ret;
 }
 
@@ -873,7 +895,7 @@ static int restore_conn(int sk, const InetSkEntry *s, char *why, size_t why_len)
 	if (!ret)
 		ret = set_tcp_options(sk, s);
 	if (!ret)
-		ret = fill_queues(sk, s);
+		ret = fill_queues(sk, s, why, why_len);
 	if (!ret)
 		ret = set_window(sk, s);
 	return ret;

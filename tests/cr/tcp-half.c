@@ -17,6 +17,9 @@
  *   closing     a filled b's buffer and shut down (FIN_WAIT1), then b
  *               shut down: a CLOSING, b FIN_WAIT2.  After: b reads
  *               every byte then EOF; a reads EOF.
+ *   MODE-auto   (fin-wait1, last-ack) with the buffers left to the kernel,
+ *               which grows them as it queues: megabytes unsent, more than
+ *               a new socket's send buffer holds.
  * One end outside (cr-sk-helper tcp-half, in the test's dir):
  *   ext-close-wait  the helper wrote and shut down: ours CLOSE_WAIT.
  *               After: we read its bytes, EOF, write, shut down; the
@@ -41,6 +44,7 @@
 #include <unistd.h>
 
 static int family = 4;
+static int small_buffers = 1;
 
 static const char *const state_names[] = { "?",		"ESTABLISHED", "SYN_SENT",
 					   "SYN_RECV",	"FIN_WAIT1",   "FIN_WAIT2",
@@ -129,8 +133,8 @@ static int new_socket(void)
 	int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_STREAM, 0), small = 16384;
 	CHECK_SYS(fd >= 0, "socket");
 	/* small buffers: a full one is a few pages */
-	CHECK_SYS(!setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) &&
-			  !setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)),
+	CHECK_SYS(!small_buffers || (!setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) &&
+				     !setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small))),
 		  "buffers");
 	return fd;
 }
@@ -375,6 +379,10 @@ int main(int argc, char **argv)
 		family = atoi(dash + 1);
 		*dash = '\0';
 	}
+	if ((dash = strrchr(name, '-')) && !strcmp(dash, "-auto")) {
+		small_buffers = 0;
+		*dash = '\0';
+	}
 	test_init();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
@@ -387,5 +395,5 @@ int main(int argc, char **argv)
 		pass();
 	}
 	fail("usage: cr-tcp-half close-wait|fin-wait1|last-ack|closing|ext-close-wait|"
-	     "ext-fin-wait2[-4|-6|-46]");
+	     "ext-fin-wait2[-auto][-4|-6|-46]");
 }
