@@ -102,15 +102,6 @@ static struct inet_dump *get_dump(struct fd_dump *f)
 	return d;
 }
 
-static const char *state_name(unsigned s)
-{
-	static const char *const names[] = { "?",	    "ESTABLISHED", "SYN_SENT",	"SYN_RECV",
-					     "FIN_WAIT1",   "FIN_WAIT2",   "TIME_WAIT", "CLOSE",
-					     "CLOSE_WAIT",  "LAST_ACK",	   "LISTEN",	"CLOSING",
-					     "NEW_SYN_RECV" };
-	return s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
-}
-
 static int get_opt(int sk, int level, int opt)
 {
 	int v = 0;
@@ -205,7 +196,7 @@ static int check_state(struct fd_dump *f, struct inet_dump *d, const struct inet
 		return 0;
 	if (!tcp_is_conn(s)) {
 		pr_err("pid %d: fd %d: %s: %s socket in state %s is not supported", f->pid, f->fd,
-		       f->link, what, state_name(di->state));
+		       f->link, what, tcp_state_name(di->state));
 		return -ENOTSUP;
 	}
 	return add_conn(f, d, s); /* its peer is looked for once all fds are seen */
@@ -680,16 +671,32 @@ static int valid_entry(const InetSkEntry *s)
 	return s->state == TCP_LISTEN || s->state == TCP_CLOSE || tcp_is_conn(s);
 }
 
+/* The peer's FIN or ACK comes back on a raw socket (sk-tcp-fin.c): a
+ * restore that may not open one is refused before anything is made. */
+static int check_raw(const InetSkEntry *s)
+{
+	char name[160];
+	if (!tcp_fin_needs_raw(s) || (priv_permitted() & PRIV_BIT(CAP_NET_RAW)))
+		return 0;
+	pr_err("%s: a half-closed connection (state %s): its restore needs CAP_NET_RAW",
+	       sk_ports_name(s, name, sizeof(name)), tcp_state_name(s->state));
+	return -EPERM;
+}
+
 static int inet_read(struct img_set *set, struct restore_files *rf, void **priv)
 {
 	(void)priv;
-	for (size_t i = 0; i < rf->nr_files; i++)
-		if (rf->files[i]->type == FILE_TYPE__FILE_INET_SK &&
-		    (!valid_entry(rf->files[i]->inet_sk) ||
-		     !sk_opts_valid(rf->files[i]->inet_sk))) {
+	for (size_t i = 0; i < rf->nr_files; i++) {
+		const InetSkEntry *s = rf->files[i]->inet_sk;
+		if (rf->files[i]->type != FILE_TYPE__FILE_INET_SK)
+			continue;
+		if (!valid_entry(s) || !sk_opts_valid(s)) {
 			pr_err("%s/files.img: entry %zu: bad inet socket", img_set_dir(set), i);
 			return -EINVAL;
 		}
+		if (!files_inherited(rf, rf->files[i]) && check_raw(s))
+			return -EPERM;
+	}
 	return 0;
 }
 

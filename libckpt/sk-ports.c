@@ -112,12 +112,9 @@ static const struct inet_diag *first_live(const struct inet_diag_table *t, const
 /* "inode N, pid P"; a socket no process holds, by its state. */
 static void describe(const struct inet_diag *h, char *buf, size_t len)
 {
-	static const char *const states[] = { "?",	    "ESTABLISHED", "SYN_SENT",	"SYN_RECV",
-					      "FIN_WAIT1",  "FIN_WAIT2",   "TIME_WAIT", "CLOSE",
-					      "CLOSE_WAIT", "LAST_ACK",	   "LISTEN",	"CLOSING" };
 	if (!h->ino) {
 		snprintf(buf, len, "a closed connection still in state %s",
-			 h->state < 12 ? states[h->state] : "?");
+			 tcp_state_name(h->state));
 		return;
 	}
 	pid_t pid = sk_outside_holder(NULL, h->ino);

@@ -16,6 +16,9 @@ struct tcp_fins {
 	int received; /* the peer's came in: it took one sequence number */
 };
 
+/* "ESTABLISHED", ... (the kernel's TCP_* states), "?" past them. */
+const char *tcp_state_name(unsigned state);
+
 /* A connection state sk-inet.c dumps in repair mode (ESTABLISHED and the
  * half-closed ones): 1 and *f filled, else 0. */
 int tcp_conn_state(unsigned state, struct tcp_fins *f);
@@ -33,6 +36,16 @@ uint32_t tcp_recv_start(const InetSkEntry *s);
 /* The window as it was before the peer's FIN came in (rcv_wup may not
  * lie past the restored rcv_nxt). */
 void tcp_fin_window(const InetSkEntry *s, uint32_t *rcv_wnd, uint32_t *rcv_wup);
+
+/* Does the restore of s inject a segment of the peer (its FIN, or its ACK
+ * of ours: CAP_NET_RAW)? */
+int tcp_fin_needs_raw(const InetSkEntry *s);
+
+/* May a connection dumped in state `dumped` be in state `now` right after
+ * the restore?  The dumped state, or one its peer alone moved it to since
+ * (its FIN or ACK came in; CLOSE: it went on to TIME_WAIT, or LAST_ACK
+ * ended).  Never CLOSE from ESTABLISHED or CLOSE_WAIT: a reset. */
+int tcp_state_follows(unsigned dumped, unsigned now);
 
 /* In repair mode, once every socket of the tree exists: the FINs of the
  * dumped state, in its order, and the peer's acknowledgement of ours. */

@@ -146,6 +146,13 @@ foreach(m close-wait fin-wait1 last-ack closing)
 		-- $<TARGET_FILE:cr-tcp-half> ${m})
 	set_tests_properties(selfcheck_tcp_half_${m} PROPERTIES TIMEOUT 60 LABELS selfcheck)
 endforeach()
+# The FINs forgotten (fault injected): restore --verify names the state.
+# (With both ends in the tree the shutdown the restore puts back would
+# send the peer's FIN for real: a peer outside sends nothing.)
+cr_case(bad_restore_tcp_half_verify tcp-half 60 ${SK_HELPER} tcp-half --dump-opt
+	--tcp-established --expect-restore-fail --expect-msg "TCP state"
+	--expect-msg "dumped CLOSE_WAIT"
+	--expect-msg verify -- ext-close-wait)
 # Buffers grown by the kernel: megabytes unsent, more than a new socket's
 # send buffer takes (zdtm socket-tcp-last-ack hung on it).
 cr_case(cr_tcp_half_fin_wait1_auto tcp-half 60 -- fin-wait1-auto)
@@ -158,6 +165,7 @@ foreach(m close-wait fin-wait2)
 		--no-cr ${SK_HELPER} tcp-half -- $<TARGET_FILE:cr-tcp-half> ext-${m})
 	set_tests_properties(selfcheck_tcp_half_ext_${m} PROPERTIES TIMEOUT 60 LABELS selfcheck)
 endforeach()
+set_tests_properties(bad_restore_tcp_half_verify PROPERTIES ENVIRONMENT CKPT_FAULT=skip-tcp-fins)
 # Socket options of unix sockets (sk-unix.c with sk-opts.c's table): every
 # option of the list comes back exactly, buffers left unlocked stay so.
 cr_program(unix-opts)
