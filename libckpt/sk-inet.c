@@ -824,8 +824,6 @@ static int set_tcp_options(int sk, const InetSkEntry *s)
 	return 0;
 }
 
-/* Queues: received bytes, then sent-but-unacknowledged bytes in repair
- * mode; bytes never sent go out of repair mode, as new data. */
 /* The send queue must fit the send buffer, which the kernel may have
  * grown past what a new socket starts with (tcp_sndbuf_expand): beyond
  * it send() waits for room that a shut window never makes (zdtm
@@ -844,6 +842,8 @@ static void fit_send_queue(int sk, const InetSkEntry *s)
 	set_int(sk, SOL_SOCKET, SO_BUF_LOCK, lock);
 }
 
+/* Queues: received bytes, then sent-but-unacknowledged bytes in repair
+ * mode; bytes never sent go out of repair mode, as new data. */
 static int fill_queues(int sk, const InetSkEntry *s, char *why, size_t len)
 {
 	size_t sent = s->send_queue.len - s->unsent;

@@ -153,6 +153,12 @@ cr_case(bad_restore_tcp_half_verify tcp-half 60 ${SK_HELPER} tcp-half --dump-opt
 	--tcp-established --expect-restore-fail --expect-msg "TCP state"
 	--expect-msg "dumped CLOSE_WAIT"
 	--expect-msg verify -- ext-close-wait)
+# Restored into a fresh network namespace: the peer's segments are written
+# there (the raw socket is the restoring task's).
+cr_case(cr_tcp_half_closing_netns tcp-half 60 --restore-opt --netns --restore-opt always
+	--restore-opt --stats --expect-restore-out "netns: 1" -- closing-6)
+cr_case(cr_tcp_half_close_wait_netns tcp-half 60 --restore-opt --netns --restore-opt always
+	-- close-wait-46)
 # Buffers grown by the kernel: megabytes unsent, more than a new socket's
 # send buffer takes (zdtm socket-tcp-last-ack hung on it).
 cr_case(cr_tcp_half_fin_wait1_auto tcp-half 60 -- fin-wait1-auto)
