@@ -12,6 +12,9 @@
  *               down, 'F': nothing; reads up to EOF and writes what it read
  *               (the command byte first) to "half-got"; then 'F': once the
  *               file "half-go" exists, writes "from-helper" and closes
+ *   tcp-full    a TCP listener on 127.0.0.1 whose accept queue is full (a
+ *               connection of its own, never accepted): a SYN to it is
+ *               dropped, its sender stays in SYN_SENT
  *   tcp-hold    a plain TCP listener (no SO_REUSEADDR) on 0.0.0.0 at the
  *               port the test wrote in "hold-port": it takes that port
  *               from a restore (started once the dumped test is gone)
@@ -180,8 +183,20 @@ int main(int argc, char **argv)
 		write_file("helper-ready", "");
 		half_closes(fd);
 	}
+	if (!strcmp(mode, "tcp-full")) {
+		struct sockaddr_in sa = { .sin_family = AF_INET,
+					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t len = sizeof(sa);
+		int fd = inet_socket(SOCK_STREAM), c = socket(AF_INET, SOCK_STREAM, 0);
+		if (listen(fd, 0) || getsockname(fd, (struct sockaddr *)&sa, &len) || c < 0 ||
+		    connect(c, (struct sockaddr *)&sa, len))
+			die("fill the accept queue");
+		write_file("helper-ready", "");
+		for (;;)
+			pause();
+	}
 	if (!strcmp(mode, "tcp-hold"))
 		hold_port();
-	fprintf(stderr, "usage: cr-sk-helper unix-dgram|unix-stream|tcp-echo|udp-echo|tcp-half|tcp-hold\n");
+	fprintf(stderr, "usage: cr-sk-helper unix-dgram|unix-stream|tcp-echo|udp-echo|tcp-half|tcp-full|tcp-hold\n");
 	return 2;
 }

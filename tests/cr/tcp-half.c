@@ -27,6 +27,10 @@
  *   ext-fin-wait2   we wrote and shut down: ours FIN_WAIT2.  After: the
  *               helper (told by the file "half-go") writes to us and
  *               closes; we read it, then EOF; "half-got" has our bytes.
+ *   syn-sent    a connect() to the helper's full listener (cr-sk-helper
+ *               tcp-full), unanswered: SYN_SENT, whose dump is refused by
+ *               name (bad_dump_tcp_syn_sent); the tree goes on, still
+ *               in SYN_SENT.
  * Each case checks the TCP state of every socket right after the restore.
  */
 #include "crlib.h"
@@ -357,6 +361,22 @@ static void check_ext_fin_wait2(void)
 	expect_eof(ext, "ours");
 }
 
+static void setup_syn_sent(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = loopback(&ss, (uint16_t)helper_port());
+	ext = new_socket();
+	CHECK_SYS(fcntl(ext, F_SETFL, O_NONBLOCK) == 0, "O_NONBLOCK");
+	CHECK_SYS(connect(ext, (struct sockaddr *)&ss, len) && errno == EINPROGRESS, "connect");
+	wait_state(ext, TCP_SYN_SENT, "ours");
+}
+
+/* The dump refused, the tree went on: the connect still waits. */
+static void check_syn_sent(void)
+{
+	expect_state(ext, TCP_SYN_SENT, "ours");
+}
+
 static const struct mode {
 	const char *name;
 	void (*setup)(void);
@@ -368,6 +388,7 @@ static const struct mode {
 	{ "closing", setup_closing, check_closing },
 	{ "ext-close-wait", setup_ext_close_wait, check_ext_close_wait },
 	{ "ext-fin-wait2", setup_ext_fin_wait2, check_ext_fin_wait2 },
+	{ "syn-sent", setup_syn_sent, check_syn_sent },
 };
 
 int main(int argc, char **argv)
@@ -395,5 +416,5 @@ int main(int argc, char **argv)
 		pass();
 	}
 	fail("usage: cr-tcp-half close-wait|fin-wait1|last-ack|closing|ext-close-wait|"
-	     "ext-fin-wait2[-auto][-4|-6|-46]");
+	     "ext-fin-wait2|syn-sent[-auto][-4|-6|-46]");
 }
