@@ -27,8 +27,7 @@ static int proto_of(const InetSkEntry *s)
 
 static int connected(const InetSkEntry *s)
 {
-	return s->has_dst_addr && s->dst_port &&
-	       (s->type == SOCK_DGRAM || tcp_is_conn(s));
+	return s->has_dst_addr && s->dst_port && (s->type == SOCK_DGRAM || tcp_is_conn(s));
 }
 
 void sk_ports_local(const InetSkEntry *s, struct inet_end *e)
@@ -307,8 +306,7 @@ static int is_peer(const InetSkEntry *s, const InetSkEntry *t)
 		return 0;
 	if (s->type == SOCK_STREAM) {
 		sk_ports_peer(t, &t_peer);
-		return tcp_is_conn(t) && inet_end_eq(&t_local, &dst) &&
-		       inet_end_eq(&t_peer, &src);
+		return tcp_is_conn(t) && inet_end_eq(&t_local, &dst) && inet_end_eq(&t_peer, &src);
 	}
 	return t_local.port == dst.port &&
 	       (!memcmp(t_local.addr, dst.addr, 16) || inet_addr_any(t_local.addr));

@@ -280,7 +280,6 @@ static int state_of(int sk)
 	return getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &len) ? -errno : ti.tcpi_state;
 }
 
-
 /* Ours: taken as sent (TCP_SEND_QUEUE), or pushed behind what is unsent. */
 static int our_fin(int sk, const InetSkEntry *s)
 {
@@ -304,7 +303,7 @@ static int their_fin(const InetSkEntry *s)
 static int step(int sk, const InetSkEntry *s, int what, int want, char *why, size_t len)
 {
 	static const char *const names[] = { "our FIN", "the peer's FIN", "the peer's ACK" };
-	int ret = what == 0 ? our_fin(sk, s)
+	int ret = what == 0   ? our_fin(sk, s)
 		  : what == 1 ? their_fin(s)
 			      : inject(s, s->rcv_seq, s->snd_seq, TH_ACK);
 	if (ret) {
@@ -337,16 +336,16 @@ int tcp_fins_restore(int sk, const InetSkEntry *s, char *why, size_t len)
 	case TCP_FIN_WAIT1:
 		return step(sk, s, 0, TCP_FIN_WAIT1, why, len);
 	case TCP_FIN_WAIT2:
-		return step(sk, s, 0, TCP_FIN_WAIT1, why, len) ?:
-			step(sk, s, 2, TCP_FIN_WAIT2, why, len);
+		return step(sk, s, 0, TCP_FIN_WAIT1, why, len)
+			       ?: step(sk, s, 2, TCP_FIN_WAIT2, why, len);
 	case TCP_CLOSE_WAIT:
 		return step(sk, s, 1, TCP_CLOSE_WAIT, why, len);
 	case TCP_LAST_ACK:
-		return step(sk, s, 1, TCP_CLOSE_WAIT, why, len) ?:
-			step(sk, s, 0, TCP_LAST_ACK, why, len);
+		return step(sk, s, 1, TCP_CLOSE_WAIT, why, len)
+			       ?: step(sk, s, 0, TCP_LAST_ACK, why, len);
 	case TCP_CLOSING:
-		return step(sk, s, 0, TCP_FIN_WAIT1, why, len) ?:
-			step(sk, s, 1, TCP_CLOSING, why, len);
+		return step(sk, s, 0, TCP_FIN_WAIT1, why, len)
+			       ?: step(sk, s, 1, TCP_CLOSING, why, len);
 	}
 	return 0;
 }

@@ -197,6 +197,7 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(mode, "tcp-hold"))
 		hold_port();
-	fprintf(stderr, "usage: cr-sk-helper unix-dgram|unix-stream|tcp-echo|udp-echo|tcp-half|tcp-full|tcp-hold\n");
+	fprintf(stderr, "usage: cr-sk-helper "
+			"unix-dgram|unix-stream|tcp-echo|udp-echo|tcp-half|tcp-full|tcp-hold\n");
 	return 2;
 }

@@ -50,10 +50,9 @@
 static int family = 4;
 static int small_buffers = 1;
 
-static const char *const state_names[] = { "?",		"ESTABLISHED", "SYN_SENT",
-					   "SYN_RECV",	"FIN_WAIT1",   "FIN_WAIT2",
-					   "TIME_WAIT", "CLOSE",       "CLOSE_WAIT",
-					   "LAST_ACK",	"LISTEN",      "CLOSING" };
+static const char *const state_names[] = { "?",		 "ESTABLISHED", "SYN_SENT",  "SYN_RECV",
+					   "FIN_WAIT1",	 "FIN_WAIT2",	"TIME_WAIT", "CLOSE",
+					   "CLOSE_WAIT", "LAST_ACK",	"LISTEN",    "CLOSING" };
 
 static int state_of(int fd)
 {
@@ -137,8 +136,9 @@ static int new_socket(void)
 	int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_STREAM, 0), small = 16384;
 	CHECK_SYS(fd >= 0, "socket");
 	/* small buffers: a full one is a few pages */
-	CHECK_SYS(!small_buffers || (!setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) &&
-				     !setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small))),
+	CHECK_SYS(!small_buffers ||
+			  (!setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) &&
+			   !setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small))),
 		  "buffers");
 	return fd;
 }
