@@ -9,8 +9,8 @@
  * peer is outside the tree needs --tcp-established.  Once every fd of the
  * tree has been seen (dump_tree), each connection is put in repair mode
  * (TCP_REPAIR: the kernel stops sending on it), then its sequence numbers,
- * send and receive queues, window and negotiated options are read.  The dumped
- * sockets stay in repair mode, so that when the tree is killed they close
+ * send and receive queues, window and negotiated options are read
+ * (sk-tcp.c).  The dumped sockets stay in repair mode, so that when the tree is killed they close
  * silently (no FIN or RST reaches the peer); with -R or -s they leave it.
  * A watchdog process turns repair mode off if the tree goes on after all
  * (a failed or killed dump).
@@ -30,7 +30,7 @@
  *
  * Half-closed connections (FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK,
  * CLOSING) are dumped and restored as established ones, their FINs
- * apart: sk-tcp-fin.c.
+ * apart: sk-tcp.c.
  *
  * Not kept: datagrams queued in a UDP socket (dropped, as the network may
  * drop them); TCP sockets in SYN_SENT or SYN_RECV are refused by name.
@@ -61,7 +61,7 @@
 #include "sk-diag.h"
 #include "sk-opts.h"
 #include "sk-ports.h"
-#include "sk-tcp-fin.h"
+#include "sk-tcp.h"
 
 #define MAX_QUEUE (64u << 20) /* bytes of one queue an image may claim */
 
@@ -272,16 +272,6 @@ static int inet_dump(struct fd_dump *f, FileEntry *e)
 
 /* ---------------------- established connections --------------------- */
 
-/* TCP_REPAIR needs CAP_NET_ADMIN, which a user's dump or restore holds
- * only in its permitted set: effective for this call alone. */
-static int set_repair(int sk, int on)
-{
-	int raised = priv_raise(CAP_NET_ADMIN);
-	int ret = setsockopt(sk, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) ? -errno : 0;
-	priv_lower(CAP_NET_ADMIN, raised);
-	return ret;
-}
-
 int inet_needs_repair(const struct restore_files *rf)
 {
 	for (size_t i = 0; i < rf->nr_files; i++) {
@@ -292,109 +282,12 @@ int inet_needs_repair(const struct restore_files *rf)
 	return 0;
 }
 
-static int select_queue(int sk, int q)
-{
-	return setsockopt(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q)) ? -errno : 0;
-}
-
-/* One queue's sequence number and bytes (a peek: nothing is consumed);
- * `fin` of SIOCOUTQ is our FIN, no byte. */
-static int read_queue(struct arena *a, int sk, int q, int fin, uint32_t *seq,
-		      ProtobufCBinaryData *data)
-{
-	socklen_t len = sizeof(*seq);
-	int size = 0, ret = select_queue(sk, q);
-	if (ret)
-		return ret;
-	if (getsockopt(sk, IPPROTO_TCP, TCP_QUEUE_SEQ, seq, &len))
-		return -errno;
-	if (ioctl(sk, q == TCP_SEND_QUEUE ? SIOCOUTQ : SIOCINQ, &size))
-		return -errno;
-	size -= fin;
-	if (size <= 0)
-		return 0;
-	if (!(data->data = arena_alloc(a, (size_t)size)))
-		return -ENOMEM;
-	/* In repair mode the kernel still takes ACKs in: one that came after
-	 * SIOCOUTQ freed the bytes it acknowledged, the first ones.  What is
-	 * left ends at write_seq all the same (cr_tcp_pair_netns_redump
-	 * failed on it: "cannot dump the connection ...: Input/output error"). */
-	ssize_t n = recv(sk, data->data, (size_t)size, MSG_PEEK | MSG_DONTWAIT);
-	if (n < 0)
-		return -errno;
-	if (n != size && (q != TCP_SEND_QUEUE || n > size))
-		return -EIO;
-	data->len = (size_t)n;
-	return 0;
-}
-
-static int read_tcp_options(int sk, InetSkEntry *s)
-{
-	struct tcp_info ti;
-	struct tcp_repair_window w;
-	socklen_t len = sizeof(ti);
-	if (getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &len))
-		return -errno;
-	s->has_tcpi_options = s->has_snd_wscale = s->has_rcv_wscale = s->has_mss = 1;
-	s->tcpi_options = ti.tcpi_options;
-	s->snd_wscale = ti.tcpi_snd_wscale;
-	s->rcv_wscale = ti.tcpi_rcv_wscale;
-	s->mss = (uint32_t)get_opt(sk, IPPROTO_TCP, TCP_MAXSEG);
-	if (ti.tcpi_options & TCPI_OPT_TIMESTAMPS) {
-		s->has_timestamp = 1;
-		s->timestamp = (uint32_t)get_opt(sk, IPPROTO_TCP, TCP_TIMESTAMP);
-	}
-	len = sizeof(w);
-	if (getsockopt(sk, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, &len))
-		return -errno;
-	s->has_snd_wl1 = s->has_snd_wnd = s->has_max_window = s->has_rcv_wnd = s->has_rcv_wup = 1;
-	s->snd_wl1 = w.snd_wl1;
-	s->snd_wnd = w.snd_wnd;
-	s->max_window = w.max_window;
-	s->rcv_wnd = w.rcv_wnd;
-	s->rcv_wup = w.rcv_wup;
-	return 0;
-}
-
-/* The state again, in repair mode (nothing moves it now): the one
- * sock_diag gave may have moved on since (a FIN or an ACK came in). */
-static int settle_state(int sk, InetSkEntry *s)
-{
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
-	if (getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &len))
-		return -errno;
-	if (!tcp_is_conn(&(InetSkEntry){ .type = SOCK_STREAM, .state = ti.tcpi_state }))
-		return -ENOTSUP;
-	s->state = ti.tcpi_state;
-	return 0;
-}
-
-static int read_conn(struct arena *a, struct repair_sk *c)
-{
-	InetSkEntry *s = c->entry;
-	int unsent = 0, ret = settle_state(c->sk, s);
-	int fin = ret ? 0 : tcp_fin_unacked(s);
-	s->has_snd_seq = s->has_rcv_seq = s->has_send_queue = s->has_recv_queue = 1;
-	s->has_unsent = 1;
-	if (ret || (ret = read_queue(a, c->sk, TCP_SEND_QUEUE, fin, &s->snd_seq, &s->send_queue)) ||
-	    (ret = read_queue(a, c->sk, TCP_RECV_QUEUE, 0, &s->rcv_seq, &s->recv_queue)))
-		return ret;
-	if (ioctl(c->sk, SIOCOUTQNSD, &unsent))
-		return -errno;
-	/* an unsent FIN is the last of what is unsent */
-	s->has_fin_unsent = s->fin_unsent = fin && unsent > 0;
-	s->unsent = (uint32_t)(unsent - s->fin_unsent);
-	select_queue(c->sk, TCP_NO_QUEUE);
-	return read_tcp_options(c->sk, s);
-}
-
 /* Leaving repair mode turns SO_REUSEADDR off (sk_reuse = SK_NO_REUSE):
  * the program's value goes back. */
 static void repair_off(int sk, const InetSkEntry *s)
 {
 	int reuse = (int)sk_opts_int(s, SOL_SOCKET, SO_REUSEADDR, 0);
-	set_repair(sk, 0);
+	tcp_set_repair(sk, 0);
 	setsockopt(sk, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof(reuse));
 }
 
@@ -537,13 +430,13 @@ static int repair_all(struct files_dump *fdump, struct inet_dump *d)
 	if (!bad && (ret = start_watchdog(d)))
 		bad = d->conns;
 	for (c = d->conns; c && !bad; c = c->next) {
-		ret = set_repair(c->sk, 1);
+		ret = tcp_set_repair(c->sk, 1);
 		c->on = !ret;
 		if (ret)
 			bad = c;
 	}
 	for (c = d->conns; c && !bad; c = c->next)
-		if ((ret = read_conn(&fdump->a, c)))
+		if ((ret = tcp_read_conn(&fdump->a, c->sk, c->entry)))
 			bad = c;
 	if (bad) {
 		pr_err("pid %d: fd %d: socket:[%llu]: cannot dump the connection in repair mode: "
@@ -671,7 +564,7 @@ static int valid_entry(const InetSkEntry *s)
 	return s->state == TCP_LISTEN || s->state == TCP_CLOSE || tcp_is_conn(s);
 }
 
-/* The peer's FIN or ACK comes back on a raw socket (sk-tcp-fin.c): a
+/* The peer's FIN or ACK comes back on a raw socket (sk-tcp.c): a
  * restore that may not open one is refused before anything is made. */
 static int check_raw(const InetSkEntry *s)
 {
@@ -787,97 +680,6 @@ static int connect_dst(int sk, const InetSkEntry *s)
 	return connect(sk, (struct sockaddr *)&ss, len) ? -errno : 0;
 }
 
-static int set_seq(int sk, int q, uint32_t seq)
-{
-	int ret = select_queue(sk, q);
-	return ret ? ret : set_int(sk, IPPROTO_TCP, TCP_QUEUE_SEQ, (int)seq);
-}
-
-static int send_all(int sk, const uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t n = send(sk, p, len, MSG_NOSIGNAL | MSG_DONTWAIT); /* never wait */
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int set_tcp_options(int sk, const InetSkEntry *s)
-{
-	struct tcp_repair_opt o[4];
-	int n = 0;
-	o[n++] = (struct tcp_repair_opt){ TCPOPT_MAXSEG, s->mss };
-	if (s->tcpi_options & TCPI_OPT_WSCALE)
-		o[n++] = (struct tcp_repair_opt){ TCPOPT_WINDOW,
-						  s->snd_wscale | s->rcv_wscale << 16 };
-	if (s->tcpi_options & TCPI_OPT_SACK)
-		o[n++] = (struct tcp_repair_opt){ TCPOPT_SACK_PERMITTED, 0 };
-	if (s->tcpi_options & TCPI_OPT_TIMESTAMPS)
-		o[n++] = (struct tcp_repair_opt){ TCPOPT_TIMESTAMP, 0 };
-	if (setsockopt(sk, IPPROTO_TCP, TCP_REPAIR_OPTIONS, o, (socklen_t)(n * sizeof(o[0]))))
-		return -errno;
-	if (s->has_timestamp && set_int(sk, IPPROTO_TCP, TCP_TIMESTAMP, (int)s->timestamp))
-		return -errno;
-	return 0;
-}
-
-/* The send queue must fit the send buffer, which the kernel may have
- * grown past what a new socket starts with (tcp_sndbuf_expand): beyond
- * it send() waits for room that a shut window never makes (zdtm
- * socket-tcp-last-ack hung so, 4 MB unsent).  Forced big enough, then the
- * dumped lock is put back (SO_BUF_LOCK): the size stays the kernel's. */
-static void fit_send_queue(int sk, const InetSkEntry *s)
-{
-	int have = get_opt(sk, SOL_SOCKET, SO_SNDBUF);
-	int lock = (int)sk_opts_int(s, SOL_SOCKET, SO_BUF_LOCK, 0);
-	/* a size the program set (SOCK_SNDBUF_LOCK, 1) is back, and held it */
-	if ((lock & 1) || s->send_queue.len < (size_t)have / 2 || s->send_queue.len > MAX_QUEUE)
-		return;
-	int raised = priv_raise(CAP_NET_ADMIN);
-	set_int(sk, SOL_SOCKET, SO_SNDBUFFORCE, (int)s->send_queue.len + (have / 2));
-	priv_lower(CAP_NET_ADMIN, raised);
-	set_int(sk, SOL_SOCKET, SO_BUF_LOCK, lock);
-}
-
-/* Queues: received bytes, then sent-but-unacknowledged bytes in repair
- * mode; bytes never sent go out of repair mode, as new data. */
-static int fill_queues(int sk, const InetSkEntry *s, char *why, size_t len)
-{
-	size_t sent = s->send_queue.len - s->unsent;
-	fit_send_queue(sk, s);
-	int ret = select_queue(sk, TCP_RECV_QUEUE);
-	if (!ret)
-		ret = send_all(sk, s->recv_queue.data, s->recv_queue.len);
-	if (!ret)
-		ret = select_queue(sk, TCP_SEND_QUEUE);
-	if (!ret)
-		ret = send_all(sk, s->send_queue.data, sent);
-	/* Out of repair mode without a window probe (TCP_REPAIR_OFF_NO_WP): a
-	 * peer of the tree may not exist yet, and would answer with a RST.
-	 * The window is still 0 (set_window comes after): nothing is sent. */
-	if (!ret && s->unsent) {
-		ret = set_repair(sk, TCP_REPAIR_OFF_NO_WP);
-		if (!ret)
-			ret = send_all(sk, s->send_queue.data + sent, s->unsent);
-		if (!ret)
-			ret = set_repair(sk, 1);
-	}
-	if (ret == -EAGAIN)
-		snprintf(why, len, "its send queue (%zu bytes) does not fit its send buffer (%d)",
-			 s->send_queue.len, get_opt(sk, SOL_SOCKET, SO_SNDBUF));
-	return ret;
-}
-
-static int set_window(int sk, const InetSkEntry *s)
-{
-	struct tcp_repair_window w = { s->snd_wl1, s->snd_wnd, s->max_window, 0, 0 };
-	tcp_fin_window(s, &w.rcv_wnd, &w.rcv_wup);
-	return setsockopt(sk, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, sizeof(w)) ? -errno : 0;
-}
-
 /* Repair mode lets bind() share the port of a listener (SK_FORCE_REUSE),
  * which SO_REUSEADDR would undo: it is set before.  connect() finds a
  * TIME_WAIT socket of the same 4-tuple in the way only when that one had
@@ -888,11 +690,7 @@ static int restore_conn(int sk, const InetSkEntry *s, char *why, size_t why_len)
 	socklen_t len = make_addr(s, &s->src_addr, s->src_port, &ss);
 	int ret = set_int(sk, SOL_SOCKET, SO_REUSEADDR, s->reuseaddr);
 	if (!ret)
-		ret = set_repair(sk, 1);
-	if (!ret)
-		ret = set_seq(sk, TCP_SEND_QUEUE, tcp_send_start(s));
-	if (!ret)
-		ret = set_seq(sk, TCP_RECV_QUEUE, tcp_recv_start(s));
+		ret = tcp_prepare_conn(sk, s);
 	if (!ret && bind(sk, (struct sockaddr *)&ss, len))
 		ret = -errno;
 	if (!ret)
@@ -900,11 +698,7 @@ static int restore_conn(int sk, const InetSkEntry *s, char *why, size_t why_len)
 	if (ret == -EADDRNOTAVAIL && !(ret = sk_ports_clear_conn(s, why, why_len)))
 		ret = connect_dst(sk, s);
 	if (!ret)
-		ret = set_tcp_options(sk, s);
-	if (!ret)
-		ret = fill_queues(sk, s, why, why_len);
-	if (!ret)
-		ret = set_window(sk, s);
+		ret = tcp_fill_conn(sk, s, why, why_len); /* options, queues, window */
 	return ret;
 }
 
@@ -1030,7 +824,7 @@ static int inet_post_install(struct restore_files *rf, void *priv, size_t idx)
 		char why[200] = "";
 		int sk = (int)tf->fds[i]->fd;
 		int ret = tcp_fins_restore(sk, e->inet_sk, why, sizeof(why));
-		if (!ret && (ret = set_repair(sk, 0)))
+		if (!ret && (ret = tcp_set_repair(sk, 0)))
 			snprintf(why, sizeof(why), "cannot leave repair mode: %s", strerror(-ret));
 		else if (!ret)
 			ret = finish(sk, e->inet_sk, why, sizeof(why));

@@ -18,7 +18,7 @@
 #include "log.h"
 #include "sk-opts.h"
 #include "sk-ports.h"
-#include "sk-tcp-fin.h"
+#include "sk-tcp.h"
 
 static int proto_of(const InetSkEntry *s)
 {

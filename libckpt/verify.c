@@ -13,7 +13,7 @@
  *   files  the fd numbers, each fd's flags, close-on-exec and offset, and
  *          which fds share one open file description; a TCP connection's
  *          state (the dumped one, or one its peer alone may have moved it
- *          to since: sk-tcp-fin.c)
+ *          to since: sk-tcp.c)
  *
  * Each difference is named in one line ("pid 12: umask 0022, dumped
  * 0077"); any difference fails the restore, which then kills the tree:
@@ -40,7 +40,7 @@
 #include "mem.h"
 #include "proc.h"
 #include "restore.h"
-#include "sk-tcp-fin.h"
+#include "sk-tcp.h"
 #include "verify.h"
 
 #define MAX_LINES 20

@@ -134,7 +134,7 @@ cr_case(bad_restore_netns_ext inet-sk 60 ${SK_HELPER} tcp-echo --dump-opt --tcp-
 # (dump.c: sock_diag and the parasite's socket), and restored again.
 cr_case(cr_tcp_pair_netns_redump inet-sk 90 --restore-opt --netns --restore-opt always --redump
 	-- pair)
-# Half-closed connections (sk-tcp-fin.c): each state with both ends in the
+# Half-closed connections (sk-tcp.c): each state with both ends in the
 # tree (over IPv4, IPv6 and v4-mapped IPv6), and with the peer outside.
 sk_program(tcp-half)
 foreach(m close-wait fin-wait1 last-ack closing)

@@ -1,6 +1,6 @@
 /*
  * cr_tcp_half_*: half-closed TCP connections across a checkpoint
- * (libckpt/sk-tcp-fin.c).  MODE[-FAMILY], FAMILY 4 (default), 6, or 46
+ * (libckpt/sk-tcp.c).  MODE[-FAMILY], FAMILY 4 (default), 6, or 46
  * (an AF_INET6 socket on v4-mapped addresses, ::ffff:127.0.0.1).
  *
  * Both ends in the tree (one process, a loopback connection a -> b):

@@ -1,7 +1,10 @@
 /*
- * sk-tcp-fin: half-closed TCP connections (FIN_WAIT1, FIN_WAIT2,
- * CLOSE_WAIT, LAST_ACK, CLOSING), for sk-inet.c, which dumps and restores
- * them in repair mode as it does established ones.
+ * sk-tcp: a TCP connection's state in repair mode, for sk-inet.c (which
+ * finds the connections, freezes them, rebuilds their sockets and says
+ * when): read (tcp_read_conn: sequence numbers, queues, options, window)
+ * and written back (tcp_prepare_conn before connect, tcp_fill_conn after),
+ * ESTABLISHED and the half-closed states (FIN_WAIT1, FIN_WAIT2,
+ * CLOSE_WAIT, LAST_ACK, CLOSING), whose FINs come last (tcp_fins_restore).
  *
  * A FIN takes one sequence number.  Ours is counted in write_seq (the
  * send queue's TCP_QUEUE_SEQ) from the shutdown on, and in SIOCOUTQ
@@ -33,6 +36,13 @@
  *            connection (repair mode changes nothing on input).
  *   acked    a bare ACK from the peer of our FIN (FIN_WAIT2).
  *
+ * The peer's segments carry no timestamp option: the kernel takes them
+ * all the same (checked on 6.18; a restored socket's ts_recent is 0, so
+ * PAWS has nothing to hold against them).  The window (TCP_REPAIR_WINDOW)
+ * is set while the socket is still ESTABLISHED, as the kernel requires,
+ * with rcv_wup no further than the rcv_nxt before the peer's FIN
+ * (tcp_fin_window).
+ *
  *   FIN_WAIT1   ours                 CLOSE_WAIT  theirs
  *   FIN_WAIT2   ours, acked          LAST_ACK    theirs, ours
  *   CLOSING     ours, theirs
@@ -43,15 +53,18 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <linux/sockios.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/capability.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "priv.h"
-#include "sk-tcp-fin.h"
+#include "sk-opts.h"
+#include "sk-tcp.h"
 
 const char *tcp_state_name(unsigned s)
 {
@@ -142,6 +155,239 @@ int tcp_state_follows(unsigned dumped, unsigned now)
 	if (dumped == now)
 		return 1;
 	return dumped < sizeof(next) / sizeof(next[0]) && now < 32 && (next[dumped] & F(now));
+}
+
+/* ----------------------------- repair mode ---------------------------- */
+
+static int get_opt(int sk, int level, int opt)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+	getsockopt(sk, level, opt, &v, &len);
+	return v;
+}
+
+static int set_int(int sk, int level, int opt, int v)
+{
+	return setsockopt(sk, level, opt, &v, sizeof(v)) ? -errno : 0;
+}
+
+/* TCP_REPAIR needs CAP_NET_ADMIN, which a user's dump or restore holds
+ * only in its permitted set: effective for this call alone. */
+int tcp_set_repair(int sk, int on)
+{
+	int raised = priv_raise(CAP_NET_ADMIN);
+	int ret = setsockopt(sk, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) ? -errno : 0;
+	priv_lower(CAP_NET_ADMIN, raised);
+	return ret;
+}
+
+static int select_queue(int sk, int q)
+{
+	return setsockopt(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q)) ? -errno : 0;
+}
+
+/* One queue's sequence number and bytes (a peek: nothing is consumed);
+ * `fin` of SIOCOUTQ is our FIN, no byte. */
+static int read_queue(struct arena *a, int sk, int q, int fin, uint32_t *seq,
+		      ProtobufCBinaryData *data)
+{
+	socklen_t len = sizeof(*seq);
+	int size = 0, ret = select_queue(sk, q);
+	if (ret)
+		return ret;
+	if (getsockopt(sk, IPPROTO_TCP, TCP_QUEUE_SEQ, seq, &len))
+		return -errno;
+	if (ioctl(sk, q == TCP_SEND_QUEUE ? SIOCOUTQ : SIOCINQ, &size))
+		return -errno;
+	size -= fin;
+	if (size <= 0)
+		return 0;
+	if (!(data->data = arena_alloc(a, (size_t)size)))
+		return -ENOMEM;
+	/* In repair mode the kernel still takes ACKs in: one that came after
+	 * SIOCOUTQ freed the bytes it acknowledged, the first ones.  What is
+	 * left ends at write_seq all the same (cr_tcp_pair_netns_redump
+	 * failed on it: "cannot dump the connection ...: Input/output error"). */
+	ssize_t n = recv(sk, data->data, (size_t)size, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0)
+		return -errno;
+	if (n != size && (q != TCP_SEND_QUEUE || n > size))
+		return -EIO;
+	data->len = (size_t)n;
+	return 0;
+}
+
+static int read_tcp_options(int sk, InetSkEntry *s)
+{
+	struct tcp_info ti;
+	struct tcp_repair_window w;
+	socklen_t len = sizeof(ti);
+	if (getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &len))
+		return -errno;
+	s->has_tcpi_options = s->has_snd_wscale = s->has_rcv_wscale = s->has_mss = 1;
+	s->tcpi_options = ti.tcpi_options;
+	s->snd_wscale = ti.tcpi_snd_wscale;
+	s->rcv_wscale = ti.tcpi_rcv_wscale;
+	s->mss = (uint32_t)get_opt(sk, IPPROTO_TCP, TCP_MAXSEG);
+	if (ti.tcpi_options & TCPI_OPT_TIMESTAMPS) {
+		s->has_timestamp = 1;
+		s->timestamp = (uint32_t)get_opt(sk, IPPROTO_TCP, TCP_TIMESTAMP);
+	}
+	len = sizeof(w);
+	if (getsockopt(sk, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, &len))
+		return -errno;
+	s->has_snd_wl1 = s->has_snd_wnd = s->has_max_window = s->has_rcv_wnd = s->has_rcv_wup = 1;
+	s->snd_wl1 = w.snd_wl1;
+	s->snd_wnd = w.snd_wnd;
+	s->max_window = w.max_window;
+	s->rcv_wnd = w.rcv_wnd;
+	s->rcv_wup = w.rcv_wup;
+	return 0;
+}
+
+/* The state again, in repair mode (nothing moves it now): the one
+ * sock_diag gave may have moved on since (a FIN or an ACK came in). */
+static int settle_state(int sk, InetSkEntry *s)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	if (getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &len))
+		return -errno;
+	if (!tcp_is_conn(&(InetSkEntry){ .type = SOCK_STREAM, .state = ti.tcpi_state }))
+		return -ENOTSUP;
+	s->state = ti.tcpi_state;
+	return 0;
+}
+
+int tcp_read_conn(struct arena *a, int sk, InetSkEntry *s)
+{
+	int unsent = 0, ret = settle_state(sk, s);
+	int fin = ret ? 0 : tcp_fin_unacked(s);
+	s->has_snd_seq = s->has_rcv_seq = s->has_send_queue = s->has_recv_queue = 1;
+	s->has_unsent = 1;
+	if (ret || (ret = read_queue(a, sk, TCP_SEND_QUEUE, fin, &s->snd_seq, &s->send_queue)) ||
+	    (ret = read_queue(a, sk, TCP_RECV_QUEUE, 0, &s->rcv_seq, &s->recv_queue)))
+		return ret;
+	if (ioctl(sk, SIOCOUTQNSD, &unsent))
+		return -errno;
+	/* an unsent FIN is the last of what is unsent */
+	s->has_fin_unsent = s->fin_unsent = fin && unsent > 0;
+	s->unsent = (uint32_t)(unsent - s->fin_unsent);
+	select_queue(sk, TCP_NO_QUEUE);
+	return read_tcp_options(sk, s);
+}
+
+static int set_seq(int sk, int q, uint32_t seq)
+{
+	int ret = select_queue(sk, q);
+	return ret ? ret : set_int(sk, IPPROTO_TCP, TCP_QUEUE_SEQ, (int)seq);
+}
+
+static int send_all(int sk, const uint8_t *p, size_t len)
+{
+	while (len) {
+		ssize_t n = send(sk, p, len, MSG_NOSIGNAL | MSG_DONTWAIT); /* never wait */
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int set_tcp_options(int sk, const InetSkEntry *s)
+{
+	struct tcp_repair_opt o[4];
+	int n = 0;
+	o[n++] = (struct tcp_repair_opt){ TCPOPT_MAXSEG, s->mss };
+	if (s->tcpi_options & TCPI_OPT_WSCALE)
+		o[n++] = (struct tcp_repair_opt){ TCPOPT_WINDOW,
+						  s->snd_wscale | s->rcv_wscale << 16 };
+	if (s->tcpi_options & TCPI_OPT_SACK)
+		o[n++] = (struct tcp_repair_opt){ TCPOPT_SACK_PERMITTED, 0 };
+	if (s->tcpi_options & TCPI_OPT_TIMESTAMPS)
+		o[n++] = (struct tcp_repair_opt){ TCPOPT_TIMESTAMP, 0 };
+	if (setsockopt(sk, IPPROTO_TCP, TCP_REPAIR_OPTIONS, o, (socklen_t)(n * sizeof(o[0]))))
+		return -errno;
+	if (s->has_timestamp && set_int(sk, IPPROTO_TCP, TCP_TIMESTAMP, (int)s->timestamp))
+		return -errno;
+	return 0;
+}
+
+/* The send queue (at most what inet_read lets an image claim) must fit
+ * the send buffer, which the kernel may have grown past what a new socket
+ * starts with (tcp_sndbuf_expand): beyond it send() waits for room that a
+ * shut window never makes (zdtm socket-tcp-last-ack hung so, 4 MB
+ * unsent).  Forced big enough, then the dumped lock is put back
+ * (SO_BUF_LOCK): the size stays the kernel's. */
+static void fit_send_queue(int sk, const InetSkEntry *s)
+{
+	int have = get_opt(sk, SOL_SOCKET, SO_SNDBUF);
+	int lock = (int)sk_opts_int(s, SOL_SOCKET, SO_BUF_LOCK, 0);
+	/* a size the program set (SOCK_SNDBUF_LOCK, 1) is back, and held it */
+	if ((lock & 1) || s->send_queue.len < (size_t)have / 2)
+		return;
+	int raised = priv_raise(CAP_NET_ADMIN);
+	set_int(sk, SOL_SOCKET, SO_SNDBUFFORCE, (int)s->send_queue.len + (have / 2));
+	priv_lower(CAP_NET_ADMIN, raised);
+	set_int(sk, SOL_SOCKET, SO_BUF_LOCK, lock);
+}
+
+/* Queues: received bytes, then sent-but-unacknowledged bytes in repair
+ * mode; bytes never sent go out of repair mode, as new data. */
+static int fill_queues(int sk, const InetSkEntry *s, char *why, size_t len)
+{
+	size_t sent = s->send_queue.len - s->unsent;
+	fit_send_queue(sk, s);
+	int ret = select_queue(sk, TCP_RECV_QUEUE);
+	if (!ret)
+		ret = send_all(sk, s->recv_queue.data, s->recv_queue.len);
+	if (!ret)
+		ret = select_queue(sk, TCP_SEND_QUEUE);
+	if (!ret)
+		ret = send_all(sk, s->send_queue.data, sent);
+	/* Out of repair mode without a window probe (TCP_REPAIR_OFF_NO_WP): a
+	 * peer of the tree may not exist yet, and would answer with a RST.
+	 * The window is still 0 (set_window comes after): nothing is sent. */
+	if (!ret && s->unsent) {
+		ret = tcp_set_repair(sk, TCP_REPAIR_OFF_NO_WP);
+		if (!ret)
+			ret = send_all(sk, s->send_queue.data + sent, s->unsent);
+		if (!ret)
+			ret = tcp_set_repair(sk, 1);
+	}
+	if (ret == -EAGAIN)
+		snprintf(why, len, "its send queue (%zu bytes) does not fit its send buffer (%d)",
+			 s->send_queue.len, get_opt(sk, SOL_SOCKET, SO_SNDBUF));
+	return ret;
+}
+
+static int set_window(int sk, const InetSkEntry *s)
+{
+	struct tcp_repair_window w = { s->snd_wl1, s->snd_wnd, s->max_window, 0, 0 };
+	tcp_fin_window(s, &w.rcv_wnd, &w.rcv_wup);
+	return setsockopt(sk, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, sizeof(w)) ? -errno : 0;
+}
+
+int tcp_prepare_conn(int sk, const InetSkEntry *s)
+{
+	int ret = tcp_set_repair(sk, 1);
+	if (!ret)
+		ret = set_seq(sk, TCP_SEND_QUEUE, tcp_send_start(s));
+	if (!ret)
+		ret = set_seq(sk, TCP_RECV_QUEUE, tcp_recv_start(s));
+	return ret;
+}
+
+int tcp_fill_conn(int sk, const InetSkEntry *s, char *why, size_t len)
+{
+	int ret = set_tcp_options(sk, s);
+	if (!ret)
+		ret = fill_queues(sk, s, why, len);
+	if (!ret)
+		ret = set_window(sk, s);
+	return ret;
 }
 
 /* ------------------------- the peer's segments ------------------------ */
@@ -267,11 +513,6 @@ static int inject(const InetSkEntry *s, uint32_t seq, uint32_t ack, uint8_t flag
 }
 
 /* ------------------------------- restore ------------------------------ */
-
-static int select_queue(int sk, int q)
-{
-	return setsockopt(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q)) ? -errno : 0;
-}
 
 static int state_of(int sk)
 {

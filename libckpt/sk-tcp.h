@@ -1,12 +1,14 @@
 /*
- * sk-tcp-fin: the FINs of a half-closed TCP connection (sk-tcp-fin.c).
+ * sk-tcp: a TCP connection's state in repair mode, and the FINs of a
+ * half-closed one (sk-tcp.c).
  */
-#ifndef CKPT_SK_TCP_FIN_H
-#define CKPT_SK_TCP_FIN_H
+#ifndef CKPT_SK_TCP_H
+#define CKPT_SK_TCP_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "fdinfo.pb-c.h"
 
 /* What a connection state says of the two FINs. */
@@ -15,6 +17,19 @@ struct tcp_fins {
 	int acked;    /* and the peer acknowledged it */
 	int received; /* the peer's came in: it took one sequence number */
 };
+
+/* TCP_REPAIR on (1) or off (0, or TCP_REPAIR_OFF_NO_WP), CAP_NET_ADMIN
+ * effective for this call alone (a user's worker holds it permitted). */
+int tcp_set_repair(int sk, int on);
+
+/* Dump: the state, sequence numbers, queues, options and window of a
+ * connection in repair mode into s (its state from sock_diag, settled). */
+int tcp_read_conn(struct arena *a, int sk, InetSkEntry *s);
+
+/* Restore, on a new socket: repair mode and the sequence numbers, before
+ * bind and connect; then the options, queues and window. */
+int tcp_prepare_conn(int sk, const InetSkEntry *s);
+int tcp_fill_conn(int sk, const InetSkEntry *s, char *why, size_t len);
 
 /* "ESTABLISHED", ... (the kernel's TCP_* states), "?" past them. */
 const char *tcp_state_name(unsigned state);
