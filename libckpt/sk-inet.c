@@ -10,8 +10,9 @@
  * tree has been seen (dump_tree), each connection is put in repair mode
  * (TCP_REPAIR: the kernel stops sending on it), then its sequence numbers,
  * send and receive queues, window and negotiated options are read
- * (sk-tcp.c).  The dumped sockets stay in repair mode, so that when the tree is killed they close
- * silently (no FIN or RST reaches the peer); with -R or -s they leave it.
+ * (sk-tcp.c).  The dumped sockets stay in repair mode, so that when the
+ * tree is killed they close silently (no FIN or RST reaches the peer);
+ * with -R or -s they leave it.
  * A watchdog process turns repair mode off if the tree goes on after all
  * (a failed or killed dump).
  *
