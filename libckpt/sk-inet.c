@@ -31,10 +31,11 @@
  *
  * Half-closed connections (FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK,
  * CLOSING) are dumped and restored as established ones, their FINs
- * apart: sk-tcp.c.
+ * apart: sk-tcp.c.  A connect() in progress (SYN_SENT) comes back bound,
+ * and connects again in post_install, sending the same SYN.
  *
  * Not kept: datagrams queued in a UDP socket (dropped, as the network may
- * drop them); TCP sockets in SYN_SENT or SYN_RECV are refused by name.
+ * drop them).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -152,6 +153,22 @@ static int dump_addrs(struct arena *a, int sk, InetSkEntry *s)
 	return put_addr(a, &ss, &s->dst_addr, &s->dst_port);
 }
 
+/* In SYN_SENT getpeername() says ENOTCONN: the peer sock_diag shows
+ * (an IPv4 address there is v4-mapped). */
+static int diag_peer(struct arena *a, const struct inet_diag *di, InetSkEntry *s)
+{
+	size_t len = s->family == AF_INET ? 4 : 16;
+	if (s->has_dst_addr || di->state != TCP_SYN_SENT)
+		return 0;
+	if (!(s->dst_addr.data = arena_alloc(a, len)))
+		return -ENOMEM;
+	memcpy(s->dst_addr.data, di->remote.addr + 16 - len, len);
+	s->dst_addr.len = len;
+	s->dst_port = di->remote.port;
+	s->has_dst_addr = s->has_dst_port = 1;
+	return 0;
+}
+
 /* The shutdown state: sock_diag's, or for a socket it does not list (never
  * bound nor connected) what poll() tells (a lone SEND_SHUTDOWN there does
  * not show: it changes nothing such a socket could do but send). */
@@ -253,6 +270,8 @@ static int inet_dump(struct fd_dump *f, FileEntry *e)
 	s->state = di->state == 13 ? TCP_CLOSE : di->state;
 	char why[160] = "";
 	ret = dump_addrs(&f->fdump->a, sk, s);
+	if (!ret)
+		ret = diag_peer(&f->fdump->a, di, s);
 	if (ret) {
 		pr_err("pid %d: fd %d: %s: cannot read its addresses: %s", f->pid, f->fd, f->link,
 		       strerror(-ret));
@@ -694,8 +713,9 @@ static int restore_conn(int sk, const InetSkEntry *s, char *why, size_t why_len)
 		ret = tcp_prepare_conn(sk, s);
 	if (!ret && bind(sk, (struct sockaddr *)&ss, len))
 		ret = -errno;
-	if (!ret)
-		ret = connect_dst(sk, s); /* in repair mode: established, nothing sent */
+	if (ret || s->state == TCP_SYN_SENT) /* it connects in post_install */
+		return ret;
+	ret = connect_dst(sk, s); /* in repair mode: established, nothing sent */
 	if (ret == -EADDRNOTAVAIL && !(ret = sk_ports_clear_conn(s, why, why_len)))
 		ret = connect_dst(sk, s);
 	if (!ret)
@@ -812,6 +832,23 @@ static int inet_open(struct restore_files *rf, void *priv, const FileEntry *e)
 	return sk;
 }
 
+/* SYN_SENT, bound in repair mode: out of it, the connect() again, which
+ * sends the same SYN (write_seq is its ISN), without waiting; a blocking
+ * connect() the program was in goes on waiting for it once resumed. */
+static int resume_connect(int sk, const InetSkEntry *s, char *why, size_t len)
+{
+	int fl = fcntl(sk, F_GETFL), ret = 0;
+	if (fl < 0 || fcntl(sk, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	if ((ret = connect_dst(sk, s)) == -EINPROGRESS)
+		ret = 0;
+	if (fcntl(sk, F_SETFL, fl) < 0 && !ret)
+		ret = -errno;
+	if (ret)
+		snprintf(why, len, "connect again: %s", strerror(-ret));
+	return ret;
+}
+
 /* Every socket of the tree exists now: connections leave repair mode,
  * then take their late options. */
 static int inet_post_install(struct restore_files *rf, void *priv, size_t idx)
@@ -827,7 +864,9 @@ static int inet_post_install(struct restore_files *rf, void *priv, size_t idx)
 		int ret = tcp_fins_restore(sk, e->inet_sk, why, sizeof(why));
 		if (!ret && (ret = tcp_set_repair(sk, 0)))
 			snprintf(why, sizeof(why), "cannot leave repair mode: %s", strerror(-ret));
-		else if (!ret)
+		if (!ret && e->inet_sk->state == TCP_SYN_SENT)
+			ret = resume_connect(sk, e->inet_sk, why, sizeof(why));
+		if (!ret)
 			ret = finish(sk, e->inet_sk, why, sizeof(why));
 		if (ret) {
 			pr_err("pid %d: fd %u: socket:[%llu]: %s", tf->pid, tf->fds[i]->fd,

@@ -47,7 +47,10 @@
  *   FIN_WAIT2   ours, acked          LAST_ACK    theirs, ours
  *   CLOSING     ours, theirs
  *
- * TIME_WAIT has no fd; SYN_SENT and SYN_RECV are refused by sk-inet.c.
+ * SYN_SENT comes back bound in repair mode, its write_seq the ISN, and
+ * connects again out of it (sk-inet.c): the same SYN goes out again, as
+ * its retransmission would have.  TIME_WAIT has no fd; SYN_RECV is a
+ * listener's request, not a socket of the tree.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -80,6 +83,7 @@ int tcp_conn_state(unsigned state, struct tcp_fins *f)
 	*f = (struct tcp_fins){ 0, 0, 0 };
 	switch (state) {
 	case TCP_ESTABLISHED:
+	case TCP_SYN_SENT: /* its SYN is sent again (sk-inet.c, resume_connect) */
 		return 1;
 	case TCP_FIN_WAIT1:
 		f->sent = 1;
@@ -114,7 +118,10 @@ uint32_t tcp_send_start(const InetSkEntry *s)
 {
 	struct tcp_fins f;
 	tcp_conn_state(s->state, &f);
-	return s->snd_seq - (uint32_t)s->send_queue.len - (uint32_t)f.sent;
+	/* SYN_SENT: the SYN took one (write_seq is the ISN + 1), and the ISN
+	 * is what the connect() of the restore sends again */
+	return s->snd_seq - (uint32_t)s->send_queue.len - (uint32_t)f.sent -
+	       (s->state == TCP_SYN_SENT);
 }
 
 uint32_t tcp_recv_start(const InetSkEntry *s)
@@ -147,6 +154,7 @@ int tcp_state_follows(unsigned dumped, unsigned now)
 {
 	static const unsigned next[] = {
 		[TCP_ESTABLISHED] = F(TCP_CLOSE_WAIT),
+		[TCP_SYN_SENT] = F(TCP_ESTABLISHED) | F(TCP_CLOSE_WAIT),
 		[TCP_FIN_WAIT1] = F(TCP_FIN_WAIT2) | F(TCP_CLOSING) | F(TCP_CLOSE),
 		[TCP_FIN_WAIT2] = F(TCP_CLOSE),
 		[TCP_LAST_ACK] = F(TCP_CLOSE),

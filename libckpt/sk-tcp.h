@@ -34,8 +34,8 @@ int tcp_fill_conn(int sk, const InetSkEntry *s, char *why, size_t len);
 /* "ESTABLISHED", ... (the kernel's TCP_* states), "?" past them. */
 const char *tcp_state_name(unsigned state);
 
-/* A connection state sk-inet.c dumps in repair mode (ESTABLISHED and the
- * half-closed ones): 1 and *f filled, else 0. */
+/* A connection state sk-inet.c dumps in repair mode (ESTABLISHED, the
+ * half-closed ones, SYN_SENT): 1 and *f filled, else 0. */
 int tcp_conn_state(unsigned state, struct tcp_fins *f);
 /* The entry is such a connection (TCP, one of those states). */
 int tcp_is_conn(const InetSkEntry *s);

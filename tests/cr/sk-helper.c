@@ -13,8 +13,10 @@
  *               (the command byte first) to "half-got"; then 'F': once the
  *               file "half-go" exists, writes "from-helper" and closes
  *   tcp-full    a TCP listener on 127.0.0.1 whose accept queue is full (a
- *               connection of its own, never accepted): a SYN to it is
- *               dropped, its sender stays in SYN_SENT
+ *               connection of its own, not accepted): a SYN to it is
+ *               dropped, its sender stays in SYN_SENT; once the file
+ *               "half-go" exists, it accepts (its own, then the next) and
+ *               echoes as tcp-echo
  *   tcp-hold    a plain TCP listener (no SO_REUSEADDR) on 0.0.0.0 at the
  *               port the test wrote in "hold-port": it takes that port
  *               from a restore (started once the dumped test is gone)
@@ -192,8 +194,10 @@ int main(int argc, char **argv)
 		    connect(c, (struct sockaddr *)&sa, len))
 			die("fill the accept queue");
 		write_file("helper-ready", "");
-		for (;;)
-			pause();
+		while (access("half-go", F_OK))
+			usleep(1000);
+		close(accept(fd, NULL, NULL));
+		echo_streams(fd);
 	}
 	if (!strcmp(mode, "tcp-hold"))
 		hold_port();
