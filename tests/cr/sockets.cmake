@@ -159,6 +159,13 @@ cr_case(cr_tcp_syn_sent tcp-half 60 ${SK_HELPER} tcp-full --dump-opt --tcp-estab
 	-- syn-sent)
 cr_case(cr_tcp_syn_sent_46 tcp-half 60 ${SK_HELPER} tcp-full --dump-opt --tcp-established
 	-- syn-sent-46)
+cr_case(cr_tcp_syn_sent_blocking tcp-half 60 ${SK_HELPER} tcp-full --dump-opt
+	--tcp-established -- syn-block)
+foreach(m syn-sent syn-block)
+	add_test(NAME selfcheck_tcp_half_${m} COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr
+		${SK_HELPER} tcp-full -- $<TARGET_FILE:cr-tcp-half> ${m})
+	set_tests_properties(selfcheck_tcp_half_${m} PROPERTIES TIMEOUT 60 LABELS selfcheck)
+endforeach()
 # Restored into a fresh network namespace: the peer's segments are written
 # there (the raw socket is the restoring task's).
 cr_case(cr_tcp_half_closing_netns tcp-half 60 --restore-opt --netns --restore-opt always

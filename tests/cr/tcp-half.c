@@ -31,6 +31,8 @@
  *               tcp-full), unanswered: SYN_SENT.  After: still SYN_SENT;
  *               the helper (told by "half-go") accepts, the connect
  *               completes (the SYN sent again) and the helper echoes.
+ *   syn-block   the same, the connect() a blocking one, in a child: it
+ *               returns once the helper accepts, after the restore.
  * Each case checks the TCP state of every socket right after the restore.
  */
 #include "crlib.h"
@@ -45,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int family = 4;
@@ -382,6 +385,56 @@ static void check_syn_sent(void)
 	expect(ext, "hello", "the helper's echo");
 }
 
+static pid_t child;
+static int ctl[2];
+
+/* SYN_SENT to the helper's port on 127.0.0.1 (/proc/net/tcp: state 02). */
+static int syn_sent_to(int port)
+{
+	char line[512], want[32];
+	int found = 0;
+	FILE *f = fopen("/proc/net/tcp", "r");
+	snprintf(want, sizeof(want), "0100007F:%04X", port);
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		char remote[64], st[8];
+		found = sscanf(line, " %*s %*s %63s %7s", remote, st) == 2 &&
+			!strcmp(remote, want) && !strcmp(st, "02");
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+static void setup_syn_block(void)
+{
+	int port = helper_port();
+	CHECK_SYS(!pipe(ctl), "pipe");
+	child = fork();
+	CHECK_SYS(child >= 0, "fork");
+	if (child == 0) {
+		int fd = connect_port((uint16_t)port); /* blocks */
+		char buf[8] = { 0 };
+		_exit(write(ctl[1], "ok", 2) != 2 || send(fd, "hi", 2, 0) != 2 ||
+		      recv(fd, buf, 2, MSG_WAITALL) != 2 || strcmp(buf, "hi"));
+	}
+	for (int i = 0; i < 5000 && !syn_sent_to(port); i++)
+		usleep(1000);
+	CHECK(syn_sent_to(port), "no SYN_SENT socket to port %d", port);
+}
+
+static void check_syn_block(void)
+{
+	char buf[2];
+	int status;
+	FILE *f = fopen("half-go", "w");
+	CHECK_SYS(f && !fclose(f), "half-go");
+	struct pollfd p = { .fd = ctl[0], .events = POLLIN };
+	CHECK_SYS(poll(&p, 1, 10000) == 1 && read(ctl[0], buf, 2) == 2,
+		  "the connect never returned");
+	CHECK_SYS(waitpid(child, &status, 0) == child, "waitpid");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child failed (%d)", status);
+}
+
 static const struct mode {
 	const char *name;
 	void (*setup)(void);
@@ -394,6 +447,7 @@ static const struct mode {
 	{ "ext-close-wait", setup_ext_close_wait, check_ext_close_wait },
 	{ "ext-fin-wait2", setup_ext_fin_wait2, check_ext_fin_wait2 },
 	{ "syn-sent", setup_syn_sent, check_syn_sent },
+	{ "syn-block", setup_syn_block, check_syn_block },
 };
 
 int main(int argc, char **argv)
