@@ -9,9 +9,10 @@
  * peer is outside the tree needs --tcp-established.  Once every fd of the
  * tree has been seen (dump_tree), each connection is put in repair mode
  * (TCP_REPAIR: the kernel stops sending on it), then its sequence numbers,
- * send and receive queues, window and negotiated options are read.  The dumped
- * sockets stay in repair mode, so that when the tree is killed they close
- * silently (no FIN or RST reaches the peer); with -R or -s they leave it.
+ * send and receive queues, window and negotiated options are read
+ * (sk-tcp.c).  The dumped sockets stay in repair mode, so that when the
+ * tree is killed they close silently (no FIN or RST reaches the peer);
+ * with -R or -s they leave it.
  * A watchdog process turns repair mode off if the tree goes on after all
  * (a failed or killed dump).
  *
@@ -28,9 +29,13 @@
  * before bind/connect, or late (after bind/listen/connect; for a
  * connection, once out of repair mode, which resets SO_REUSEADDR).
  *
+ * Half-closed connections (FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK,
+ * CLOSING) are dumped and restored as established ones, their FINs
+ * apart: sk-tcp.c.  A connect() in progress (SYN_SENT) comes back bound,
+ * and connects again in post_install, sending the same SYN.
+ *
  * Not kept: datagrams queued in a UDP socket (dropped, as the network may
- * drop them); TCP connections in states other than LISTEN, ESTABLISHED or
- * CLOSE are refused by name.
+ * drop them).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -58,6 +63,7 @@
 #include "sk-diag.h"
 #include "sk-opts.h"
 #include "sk-ports.h"
+#include "sk-tcp.h"
 
 #define MAX_QUEUE (64u << 20) /* bytes of one queue an image may claim */
 
@@ -96,15 +102,6 @@ static struct inet_dump *get_dump(struct fd_dump *f)
 		return NULL;
 	d->loaded = 1;
 	return d;
-}
-
-static const char *state_name(unsigned s)
-{
-	static const char *const names[] = { "?",	    "ESTABLISHED", "SYN_SENT",	"SYN_RECV",
-					     "FIN_WAIT1",   "FIN_WAIT2",   "TIME_WAIT", "CLOSE",
-					     "CLOSE_WAIT",  "LAST_ACK",	   "LISTEN",	"CLOSING",
-					     "NEW_SYN_RECV" };
-	return s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
 }
 
 static int get_opt(int sk, int level, int opt)
@@ -154,6 +151,22 @@ static int dump_addrs(struct arena *a, int sk, InetSkEntry *s)
 		return errno == ENOTCONN ? 0 : -errno;
 	s->has_dst_addr = s->has_dst_port = 1;
 	return put_addr(a, &ss, &s->dst_addr, &s->dst_port);
+}
+
+/* In SYN_SENT getpeername() says ENOTCONN: the peer sock_diag shows
+ * (an IPv4 address there is v4-mapped). */
+static int diag_peer(struct arena *a, const struct inet_diag *di, InetSkEntry *s)
+{
+	size_t len = s->family == AF_INET ? 4 : 16;
+	if (s->has_dst_addr || di->state != TCP_SYN_SENT)
+		return 0;
+	if (!(s->dst_addr.data = arena_alloc(a, len)))
+		return -ENOMEM;
+	memcpy(s->dst_addr.data, di->remote.addr + 16 - len, len);
+	s->dst_addr.len = len;
+	s->dst_port = di->remote.port;
+	s->has_dst_addr = s->has_dst_port = 1;
+	return 0;
 }
 
 /* The shutdown state: sock_diag's, or for a socket it does not list (never
@@ -225,9 +238,9 @@ static int check_state(struct fd_dump *f, struct inet_dump *d, const struct inet
 	}
 	if (s->state == TCP_CLOSE)
 		return 0;
-	if (di->state != TCP_ESTABLISHED) {
+	if (!tcp_is_conn(s)) {
 		pr_err("pid %d: fd %d: %s: %s socket in state %s is not supported", f->pid, f->fd,
-		       f->link, what, state_name(di->state));
+		       f->link, what, tcp_state_name(di->state));
 		return -ENOTSUP;
 	}
 	return add_conn(f, d, s); /* its peer is looked for once all fds are seen */
@@ -283,6 +296,8 @@ static int inet_dump(struct fd_dump *f, FileEntry *e)
 	s->state = di->state == 13 ? TCP_CLOSE : di->state;
 	char why[160] = "";
 	ret = dump_addrs(&f->fdump->a, sk, s);
+	if (!ret)
+		ret = diag_peer(&f->fdump->a, di, s);
 	if (ret) {
 		pr_err("pid %d: fd %d: %s: cannot read its addresses: %s", f->pid, f->fd, f->link,
 		       strerror(-ret));
@@ -303,96 +318,14 @@ static int inet_dump(struct fd_dump *f, FileEntry *e)
 
 /* ---------------------- established connections --------------------- */
 
-/* TCP_REPAIR needs CAP_NET_ADMIN, which a user's dump or restore holds
- * only in its permitted set: effective for this call alone. */
-static int set_repair(int sk, int on)
-{
-	int raised = priv_raise(CAP_NET_ADMIN);
-	int ret = setsockopt(sk, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) ? -errno : 0;
-	priv_lower(CAP_NET_ADMIN, raised);
-	return ret;
-}
-
 int inet_needs_repair(const struct restore_files *rf)
 {
 	for (size_t i = 0; i < rf->nr_files; i++) {
 		const FileEntry *e = rf->files[i];
-		if (e->type == FILE_TYPE__FILE_INET_SK && e->inet_sk &&
-		    e->inet_sk->type == SOCK_STREAM && e->inet_sk->state == TCP_ESTABLISHED)
+		if (e->type == FILE_TYPE__FILE_INET_SK && e->inet_sk && tcp_is_conn(e->inet_sk))
 			return 1;
 	}
 	return 0;
-}
-
-static int select_queue(int sk, int q)
-{
-	return setsockopt(sk, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q)) ? -errno : 0;
-}
-
-/* One queue's sequence number and bytes (a peek: nothing is consumed). */
-static int read_queue(struct arena *a, int sk, int q, uint32_t *seq, ProtobufCBinaryData *data)
-{
-	socklen_t len = sizeof(*seq);
-	int size = 0, ret = select_queue(sk, q);
-	if (ret)
-		return ret;
-	if (getsockopt(sk, IPPROTO_TCP, TCP_QUEUE_SEQ, seq, &len))
-		return -errno;
-	if (ioctl(sk, q == TCP_SEND_QUEUE ? SIOCOUTQ : SIOCINQ, &size))
-		return -errno;
-	if (size <= 0)
-		return 0;
-	if (!(data->data = arena_alloc(a, (size_t)size)))
-		return -ENOMEM;
-	ssize_t n = recv(sk, data->data, (size_t)size, MSG_PEEK | MSG_DONTWAIT);
-	if (n != size)
-		return n < 0 ? -errno : -EIO;
-	data->len = (size_t)size;
-	return 0;
-}
-
-static int read_tcp_options(int sk, InetSkEntry *s)
-{
-	struct tcp_info ti;
-	struct tcp_repair_window w;
-	socklen_t len = sizeof(ti);
-	if (getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &len))
-		return -errno;
-	s->has_tcpi_options = s->has_snd_wscale = s->has_rcv_wscale = s->has_mss = 1;
-	s->tcpi_options = ti.tcpi_options;
-	s->snd_wscale = ti.tcpi_snd_wscale;
-	s->rcv_wscale = ti.tcpi_rcv_wscale;
-	s->mss = (uint32_t)get_opt(sk, IPPROTO_TCP, TCP_MAXSEG);
-	if (ti.tcpi_options & TCPI_OPT_TIMESTAMPS) {
-		s->has_timestamp = 1;
-		s->timestamp = (uint32_t)get_opt(sk, IPPROTO_TCP, TCP_TIMESTAMP);
-	}
-	len = sizeof(w);
-	if (getsockopt(sk, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, &len))
-		return -errno;
-	s->has_snd_wl1 = s->has_snd_wnd = s->has_max_window = s->has_rcv_wnd = s->has_rcv_wup = 1;
-	s->snd_wl1 = w.snd_wl1;
-	s->snd_wnd = w.snd_wnd;
-	s->max_window = w.max_window;
-	s->rcv_wnd = w.rcv_wnd;
-	s->rcv_wup = w.rcv_wup;
-	return 0;
-}
-
-static int read_conn(struct arena *a, struct repair_sk *c)
-{
-	InetSkEntry *s = c->entry;
-	int unsent = 0, ret;
-	s->has_snd_seq = s->has_rcv_seq = s->has_send_queue = s->has_recv_queue = 1;
-	s->has_unsent = 1;
-	if ((ret = read_queue(a, c->sk, TCP_SEND_QUEUE, &s->snd_seq, &s->send_queue)) ||
-	    (ret = read_queue(a, c->sk, TCP_RECV_QUEUE, &s->rcv_seq, &s->recv_queue)))
-		return ret;
-	if (ioctl(c->sk, SIOCOUTQNSD, &unsent))
-		return -errno;
-	s->unsent = (uint32_t)unsent;
-	select_queue(c->sk, TCP_NO_QUEUE);
-	return read_tcp_options(c->sk, s);
 }
 
 /* Leaving repair mode turns SO_REUSEADDR off (sk_reuse = SK_NO_REUSE):
@@ -400,7 +333,7 @@ static int read_conn(struct arena *a, struct repair_sk *c)
 static void repair_off(int sk, const InetSkEntry *s)
 {
 	int reuse = (int)sk_opts_int(s, SOL_SOCKET, SO_REUSEADDR, 0);
-	set_repair(sk, 0);
+	tcp_set_repair(sk, 0);
 	setsockopt(sk, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof(reuse));
 }
 
@@ -543,13 +476,13 @@ static int repair_all(struct files_dump *fdump, struct inet_dump *d)
 	if (!bad && (ret = start_watchdog(d)))
 		bad = d->conns;
 	for (c = d->conns; c && !bad; c = c->next) {
-		ret = set_repair(c->sk, 1);
+		ret = tcp_set_repair(c->sk, 1);
 		c->on = !ret;
 		if (ret)
 			bad = c;
 	}
 	for (c = d->conns; c && !bad; c = c->next)
-		if ((ret = read_conn(&fdump->a, c)))
+		if ((ret = tcp_read_conn(&fdump->a, c->sk, c->entry)))
 			bad = c;
 	if (bad) {
 		pr_err("pid %d: fd %d: socket:[%llu]: cannot dump the connection in repair mode: "
@@ -667,23 +600,42 @@ static int valid_entry(const InetSkEntry *s)
 	if (!valid_addr(s, s->has_src_addr, &s->src_addr, s->src_port) ||
 	    !valid_addr(s, s->has_dst_addr, &s->dst_addr, s->dst_port))
 		return 0;
-	if (s->type == SOCK_STREAM && s->state == TCP_ESTABLISHED &&
+	if (tcp_is_conn(s) &&
 	    (!s->has_dst_addr || !s->has_src_addr || s->send_queue.len > MAX_QUEUE ||
-	     s->recv_queue.len > MAX_QUEUE || s->unsent > s->send_queue.len))
+	     s->recv_queue.len > MAX_QUEUE || s->unsent > s->send_queue.len ||
+	     (s->fin_unsent && !tcp_fin_unacked(s))))
 		return 0;
-	return s->state == TCP_LISTEN || s->state == TCP_ESTABLISHED || s->state == TCP_CLOSE;
+	if (s->type == SOCK_DGRAM)
+		return s->state == TCP_ESTABLISHED || s->state == TCP_CLOSE;
+	return s->state == TCP_LISTEN || s->state == TCP_CLOSE || tcp_is_conn(s);
+}
+
+/* The peer's FIN or ACK comes back on a raw socket (sk-tcp.c): a
+ * restore that may not open one is refused before anything is made. */
+static int check_raw(const InetSkEntry *s)
+{
+	char name[160];
+	if (!tcp_fin_needs_raw(s) || (priv_permitted() & PRIV_BIT(CAP_NET_RAW)))
+		return 0;
+	pr_err("%s: a half-closed connection (state %s): its restore needs CAP_NET_RAW",
+	       sk_ports_name(s, name, sizeof(name)), tcp_state_name(s->state));
+	return -EPERM;
 }
 
 static int inet_read(struct img_set *set, struct restore_files *rf, void **priv)
 {
 	(void)priv;
-	for (size_t i = 0; i < rf->nr_files; i++)
-		if (rf->files[i]->type == FILE_TYPE__FILE_INET_SK &&
-		    (!valid_entry(rf->files[i]->inet_sk) ||
-		     !sk_opts_valid(rf->files[i]->inet_sk))) {
+	for (size_t i = 0; i < rf->nr_files; i++) {
+		const InetSkEntry *s = rf->files[i]->inet_sk;
+		if (rf->files[i]->type != FILE_TYPE__FILE_INET_SK)
+			continue;
+		if (!valid_entry(s) || !sk_opts_valid(s)) {
 			pr_err("%s/files.img: entry %zu: bad inet socket", img_set_dir(set), i);
 			return -EINVAL;
 		}
+		if (!files_inherited(rf, rf->files[i]) && check_raw(s))
+			return -EPERM;
+	}
 	return 0;
 }
 
@@ -793,72 +745,6 @@ static int connect_dst(int sk, const InetSkEntry *s)
 	return connect(sk, (struct sockaddr *)&ss, len) ? -errno : 0;
 }
 
-static int set_seq(int sk, int q, uint32_t seq)
-{
-	int ret = select_queue(sk, q);
-	return ret ? ret : set_int(sk, IPPROTO_TCP, TCP_QUEUE_SEQ, (int)seq);
-}
-
-static int send_all(int sk, const uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t n = send(sk, p, len, MSG_NOSIGNAL);
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int set_tcp_options(int sk, const InetSkEntry *s)
-{
-	struct tcp_repair_opt o[4];
-	int n = 0;
-	o[n++] = (struct tcp_repair_opt){ TCPOPT_MAXSEG, s->mss };
-	if (s->tcpi_options & TCPI_OPT_WSCALE)
-		o[n++] = (struct tcp_repair_opt){ TCPOPT_WINDOW,
-						  s->snd_wscale | s->rcv_wscale << 16 };
-	if (s->tcpi_options & TCPI_OPT_SACK)
-		o[n++] = (struct tcp_repair_opt){ TCPOPT_SACK_PERMITTED, 0 };
-	if (s->tcpi_options & TCPI_OPT_TIMESTAMPS)
-		o[n++] = (struct tcp_repair_opt){ TCPOPT_TIMESTAMP, 0 };
-	if (setsockopt(sk, IPPROTO_TCP, TCP_REPAIR_OPTIONS, o, (socklen_t)(n * sizeof(o[0]))))
-		return -errno;
-	if (s->has_timestamp && set_int(sk, IPPROTO_TCP, TCP_TIMESTAMP, (int)s->timestamp))
-		return -errno;
-	return 0;
-}
-
-/* Queues: received bytes, then sent-but-unacknowledged bytes in repair
- * mode; bytes never sent go out of repair mode, as new data. */
-static int fill_queues(int sk, const InetSkEntry *s)
-{
-	size_t sent = s->send_queue.len - s->unsent;
-	int ret = select_queue(sk, TCP_RECV_QUEUE);
-	if (!ret)
-		ret = send_all(sk, s->recv_queue.data, s->recv_queue.len);
-	if (!ret)
-		ret = select_queue(sk, TCP_SEND_QUEUE);
-	if (!ret)
-		ret = send_all(sk, s->send_queue.data, sent);
-	if (!ret && s->unsent) {
-		ret = set_repair(sk, 0);
-		if (!ret)
-			ret = send_all(sk, s->send_queue.data + sent, s->unsent);
-		if (!ret)
-			ret = set_repair(sk, 1);
-	}
-	return ret;
-}
-
-static int set_window(int sk, const InetSkEntry *s)
-{
-	struct tcp_repair_window w = { s->snd_wl1, s->snd_wnd, s->max_window, s->rcv_wnd,
-				       s->rcv_wup };
-	return setsockopt(sk, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, sizeof(w)) ? -errno : 0;
-}
-
 /* Repair mode lets bind() share the port of a listener (SK_FORCE_REUSE),
  * which SO_REUSEADDR would undo: it is set before.  connect() finds a
  * TIME_WAIT socket of the same 4-tuple in the way only when that one had
@@ -869,29 +755,22 @@ static int restore_conn(int sk, const InetSkEntry *s, char *why, size_t why_len)
 	socklen_t len = make_addr(s, &s->src_addr, s->src_port, &ss);
 	int ret = set_int(sk, SOL_SOCKET, SO_REUSEADDR, s->reuseaddr);
 	if (!ret)
-		ret = set_repair(sk, 1);
-	if (!ret)
-		ret = set_seq(sk, TCP_SEND_QUEUE, s->snd_seq - (uint32_t)s->send_queue.len);
-	if (!ret)
-		ret = set_seq(sk, TCP_RECV_QUEUE, s->rcv_seq - (uint32_t)s->recv_queue.len);
+		ret = tcp_prepare_conn(sk, s);
 	if (!ret && bind(sk, (struct sockaddr *)&ss, len))
 		ret = -errno;
-	if (!ret)
-		ret = connect_dst(sk, s); /* in repair mode: established, nothing sent */
+	if (ret || s->state == TCP_SYN_SENT) /* it connects in post_install */
+		return ret;
+	ret = connect_dst(sk, s); /* in repair mode: established, nothing sent */
 	if (ret == -EADDRNOTAVAIL && !(ret = sk_ports_clear_conn(s, why, why_len)))
 		ret = connect_dst(sk, s);
 	if (!ret)
-		ret = set_tcp_options(sk, s);
-	if (!ret)
-		ret = fill_queues(sk, s);
-	if (!ret)
-		ret = set_window(sk, s);
+		ret = tcp_fill_conn(sk, s, why, why_len); /* options, queues, window */
 	return ret;
 }
 
 static int in_repair(const InetSkEntry *s)
 {
-	return s->type == SOCK_STREAM && s->state == TCP_ESTABLISHED;
+	return tcp_is_conn(s);
 }
 
 /* What comes once the socket is bound, listening or connected (a
@@ -998,6 +877,23 @@ static int inet_open(struct restore_files *rf, void *priv, const FileEntry *e)
 	return sk;
 }
 
+/* SYN_SENT, bound in repair mode: out of it, the connect() again, which
+ * sends the same SYN (write_seq is its ISN), without waiting; a blocking
+ * connect() the program was in goes on waiting for it once resumed. */
+static int resume_connect(int sk, const InetSkEntry *s, char *why, size_t len)
+{
+	int fl = fcntl(sk, F_GETFL), ret = 0;
+	if (fl < 0 || fcntl(sk, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	if ((ret = connect_dst(sk, s)) == -EINPROGRESS)
+		ret = 0;
+	if (fcntl(sk, F_SETFL, fl) < 0 && !ret)
+		ret = -errno;
+	if (ret)
+		snprintf(why, len, "connect again: %s", strerror(-ret));
+	return ret;
+}
+
 /* Every socket of the tree exists now: connections leave repair mode,
  * then take their late options. */
 static int inet_post_install(struct restore_files *rf, void *priv, size_t idx)
@@ -1006,15 +902,17 @@ static int inet_post_install(struct restore_files *rf, void *priv, size_t idx)
 	(void)priv;
 	for (size_t i = 0; i < tf->nr; i++) {
 		const FileEntry *e = rf->files[tf->fds[i]->file_id];
-		if (e->type != FILE_TYPE__FILE_INET_SK || e->inet_sk->type != SOCK_STREAM ||
-		    e->inet_sk->state != TCP_ESTABLISHED)
+		if (e->type != FILE_TYPE__FILE_INET_SK || !tcp_is_conn(e->inet_sk))
 			continue;
 		char why[200] = "";
-		int ret = set_repair((int)tf->fds[i]->fd, 0);
-		if (ret)
+		int sk = (int)tf->fds[i]->fd;
+		int ret = tcp_fins_restore(sk, e->inet_sk, why, sizeof(why));
+		if (!ret && (ret = tcp_set_repair(sk, 0)))
 			snprintf(why, sizeof(why), "cannot leave repair mode: %s", strerror(-ret));
-		else
-			ret = finish((int)tf->fds[i]->fd, e->inet_sk, why, sizeof(why));
+		if (!ret && e->inet_sk->state == TCP_SYN_SENT)
+			ret = resume_connect(sk, e->inet_sk, why, sizeof(why));
+		if (!ret)
+			ret = finish(sk, e->inet_sk, why, sizeof(why));
 		if (ret) {
 			pr_err("pid %d: fd %u: socket:[%llu]: %s", tf->pid, tf->fds[i]->fd,
 			       (unsigned long long)e->inet_sk->ino, why[0] ? why : strerror(-ret));

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "sk-opts.h"
 #include "sk-ports.h"
+#include "sk-tcp.h"
 
 static int proto_of(const InetSkEntry *s)
 {
@@ -26,8 +27,7 @@ static int proto_of(const InetSkEntry *s)
 
 static int connected(const InetSkEntry *s)
 {
-	return s->has_dst_addr && s->dst_port &&
-	       (s->type == SOCK_DGRAM || s->state == TCP_ESTABLISHED);
+	return s->has_dst_addr && s->dst_port && (s->type == SOCK_DGRAM || tcp_is_conn(s));
 }
 
 void sk_ports_local(const InetSkEntry *s, struct inet_end *e)
@@ -111,12 +111,9 @@ static const struct inet_diag *first_live(const struct inet_diag_table *t, const
 /* "inode N, pid P"; a socket no process holds, by its state. */
 static void describe(const struct inet_diag *h, char *buf, size_t len)
 {
-	static const char *const states[] = { "?",	    "ESTABLISHED", "SYN_SENT",	"SYN_RECV",
-					      "FIN_WAIT1",  "FIN_WAIT2",   "TIME_WAIT", "CLOSE",
-					      "CLOSE_WAIT", "LAST_ACK",	   "LISTEN",	"CLOSING" };
 	if (!h->ino) {
 		snprintf(buf, len, "a closed connection still in state %s",
-			 h->state < 12 ? states[h->state] : "?");
+			 tcp_state_name(h->state));
 		return;
 	}
 	pid_t pid = sk_outside_holder(NULL, h->ino);
@@ -238,7 +235,7 @@ static int probe_one(const InetSkEntry *s, const struct inet_diag_table *t,
 		     const struct inet_diag **live)
 {
 	int tw = 0;
-	if (s->type == SOCK_STREAM && s->state == TCP_ESTABLISHED) {
+	if (tcp_is_conn(s)) {
 		for (size_t i = 0; i < t->nr; i++)
 			if (same_conn(&t->v[i], s)) {
 				if (t->v[i].state != TCP_TIME_WAIT) {
@@ -309,8 +306,7 @@ static int is_peer(const InetSkEntry *s, const InetSkEntry *t)
 		return 0;
 	if (s->type == SOCK_STREAM) {
 		sk_ports_peer(t, &t_peer);
-		return t->state == TCP_ESTABLISHED && inet_end_eq(&t_local, &dst) &&
-		       inet_end_eq(&t_peer, &src);
+		return tcp_is_conn(t) && inet_end_eq(&t_local, &dst) && inet_end_eq(&t_peer, &src);
 	}
 	return t_local.port == dst.port &&
 	       (!memcmp(t_local.addr, dst.addr, 16) || inet_addr_any(t_local.addr));

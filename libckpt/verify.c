@@ -12,7 +12,9 @@
  *          madvise state) and the mm fields of /proc/PID/stat
  *   files  the fd numbers, each fd's flags, close-on-exec and offset,
  *          which fds share one open file description, the process each
- *          pidfd names (or none: dead), and each description's lease
+ *          pidfd names (or none: dead), each description's lease, and a
+ *          TCP connection's state (the dumped one, or one its peer alone
+ *          may have moved it to since: sk-tcp.c)
  *
  * Each difference is named in one line ("pid 12: umask 0022, dumped
  * 0077"); any difference fails the restore, which then kills the tree:
@@ -22,6 +24,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -37,6 +41,7 @@
 #include "mem.h"
 #include "proc.h"
 #include "restore.h"
+#include "sk-tcp.h"
 #include "verify.h"
 
 #define MAX_LINES 20
@@ -440,6 +445,21 @@ static size_t count_fds(pid_t pid)
 	return n;
 }
 
+static void verify_tcp(struct verify *v, pid_t pid, const FdEntry *fe, const InetSkEntry *s)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int sk = files_getfd(pid, (int)fe->fd);
+	int ret = sk < 0 ? sk : getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &len) ? -errno : 0;
+	if (sk >= 0)
+		close(sk);
+	if (ret)
+		differ(v, "fd %u: TCP state unreadable: %s", fe->fd, strerror(-ret));
+	else if (!tcp_state_follows(s->state, ti.tcpi_state))
+		differ(v, "fd %u: TCP state %s, dumped %s", fe->fd, tcp_state_name(ti.tcpi_state),
+		       tcp_state_name(s->state));
+}
+
 static void verify_fd(struct verify *v, pid_t pid, const FdEntry *fe, const FileEntry *e)
 {
 	struct fdinfo_now fi = { 0, 0, 0, { "", "" } };
@@ -467,6 +487,8 @@ static void verify_fd(struct verify *v, pid_t pid, const FdEntry *fe, const File
 		differ(v, "fd %u: offset %llu, dumped %llu", fe->fd, (unsigned long long)fi.pos,
 		       (unsigned long long)e->pos);
 	verify_pidfd_lease(v, fe, e, &fi);
+	if (e->type == FILE_TYPE__FILE_INET_SK && e->inet_sk && tcp_is_conn(e->inet_sk))
+		verify_tcp(v, pid, fe, e->inet_sk);
 }
 
 /* The first fd seen of each description, to compare the others with. */

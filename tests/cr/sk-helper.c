@@ -7,6 +7,16 @@
  *   unix-stream a stream server listening on ext-stream.sock; echoes
  *   tcp-echo    a TCP server on 127.0.0.1; echoes every byte it gets
  *   udp-echo    a UDP server on 127.0.0.1; answers each datagram as above
+ *   tcp-half    a TCP server on 127.0.0.1 for cr-tcp-half: per connection, a
+ *               command byte, then 'C': writes "from-helper" and shuts
+ *               down, 'F': nothing; reads up to EOF and writes what it read
+ *               (the command byte first) to "half-got"; then 'F': once the
+ *               file "half-go" exists, writes "from-helper" and closes
+ *   tcp-full    a TCP listener on 127.0.0.1 whose accept queue is full (a
+ *               connection of its own, not accepted): a SYN to it is
+ *               dropped, its sender stays in SYN_SENT; once the file
+ *               "half-go" exists, it accepts (its own, then the next) and
+ *               echoes as tcp-echo
  *   tcp-hold    a plain TCP listener (no SO_REUSEADDR) on 0.0.0.0 at the
  *               port the test wrote in "hold-port": it takes that port
  *               from a restore (started once the dumped test is gone)
@@ -94,6 +104,37 @@ static void echo_streams(int lfd)
 	}
 }
 
+static void serve_half(int c)
+{
+	char buf[256], cmd = 0;
+	size_t got = 0;
+	ssize_t n;
+	if (read(c, &cmd, 1) != 1)
+		return;
+	buf[got++] = cmd;
+	if (cmd == 'C' && (write(c, "from-helper", 11) != 11 || shutdown(c, SHUT_WR)))
+		die("from-helper");
+	while (got < sizeof(buf) - 1 && (n = read(c, buf + got, sizeof(buf) - 1 - got)) > 0)
+		got += (size_t)n;
+	buf[got] = '\0';
+	write_file("half-got", buf);
+	while (cmd == 'F' && access("half-go", F_OK))
+		usleep(1000);
+	if (cmd == 'F' && write(c, "from-helper", 11) != 11)
+		die("from-helper");
+}
+
+static void half_closes(int lfd)
+{
+	for (;;) {
+		int c = accept(lfd, NULL, NULL);
+		if (c < 0)
+			die("accept");
+		serve_half(c);
+		close(c);
+	}
+}
+
 /* Listen on 0.0.0.0:port of the file hold-port, and never accept. */
 static void hold_port(void)
 {
@@ -139,8 +180,28 @@ int main(int argc, char **argv)
 		write_file("helper-ready", "");
 		echo_datagrams(fd);
 	}
+	if (!strcmp(mode, "tcp-half")) {
+		int fd = inet_socket(SOCK_STREAM);
+		write_file("helper-ready", "");
+		half_closes(fd);
+	}
+	if (!strcmp(mode, "tcp-full")) {
+		struct sockaddr_in sa = { .sin_family = AF_INET,
+					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t len = sizeof(sa);
+		int fd = inet_socket(SOCK_STREAM), c = socket(AF_INET, SOCK_STREAM, 0);
+		if (listen(fd, 0) || getsockname(fd, (struct sockaddr *)&sa, &len) || c < 0 ||
+		    connect(c, (struct sockaddr *)&sa, len))
+			die("fill the accept queue");
+		write_file("helper-ready", "");
+		while (access("half-go", F_OK))
+			usleep(1000);
+		close(accept(fd, NULL, NULL));
+		echo_streams(fd);
+	}
 	if (!strcmp(mode, "tcp-hold"))
 		hold_port();
-	fprintf(stderr, "usage: cr-sk-helper unix-dgram|unix-stream|tcp-echo|udp-echo|tcp-hold\n");
+	fprintf(stderr, "usage: cr-sk-helper "
+			"unix-dgram|unix-stream|tcp-echo|udp-echo|tcp-half|tcp-full|tcp-hold\n");
 	return 2;
 }

@@ -145,6 +145,57 @@ cr_case(bad_restore_netns_ext inet-sk 60 ${SK_HELPER} tcp-echo --dump-opt --tcp-
 # (dump.c: sock_diag and the parasite's socket), and restored again.
 cr_case(cr_tcp_pair_netns_redump inet-sk 90 --restore-opt --netns --restore-opt always --redump
 	-- pair)
+# Half-closed connections (sk-tcp.c): each state with both ends in the
+# tree (over IPv4, IPv6 and v4-mapped IPv6), and with the peer outside.
+sk_program(tcp-half)
+foreach(m close-wait fin-wait1 last-ack closing)
+	foreach(f 4 6 46)
+		string(REPLACE "-" "_" n "${m}")
+		cr_case(cr_tcp_half_${n}_${f} tcp-half 60 -- ${m}-${f})
+	endforeach()
+	add_test(NAME selfcheck_tcp_half_${m} COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr
+		-- $<TARGET_FILE:cr-tcp-half> ${m})
+	set_tests_properties(selfcheck_tcp_half_${m} PROPERTIES TIMEOUT 60 LABELS selfcheck)
+endforeach()
+# The FINs forgotten (fault injected): restore --verify names the state.
+# (With both ends in the tree the shutdown the restore puts back would
+# send the peer's FIN for real: a peer outside sends nothing.)
+cr_case(bad_restore_tcp_half_verify tcp-half 60 ${SK_HELPER} tcp-half --dump-opt
+	--tcp-established --expect-restore-fail --expect-msg "TCP state"
+	--expect-msg "dumped CLOSE_WAIT"
+	--expect-msg verify -- ext-close-wait)
+# SYN_SENT (a SYN the helper's full listener drops): it connects again
+# after the restore, and the connection is made once the helper accepts.
+cr_case(cr_tcp_syn_sent tcp-half 60 ${SK_HELPER} tcp-full --dump-opt --tcp-established
+	-- syn-sent)
+cr_case(cr_tcp_syn_sent_46 tcp-half 60 ${SK_HELPER} tcp-full --dump-opt --tcp-established
+	-- syn-sent-46)
+cr_case(cr_tcp_syn_sent_blocking tcp-half 60 ${SK_HELPER} tcp-full --dump-opt
+	--tcp-established -- syn-block)
+foreach(m syn-sent syn-block)
+	add_test(NAME selfcheck_tcp_half_${m} COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr
+		${SK_HELPER} tcp-full -- $<TARGET_FILE:cr-tcp-half> ${m})
+	set_tests_properties(selfcheck_tcp_half_${m} PROPERTIES TIMEOUT 60 LABELS selfcheck)
+endforeach()
+# Restored into a fresh network namespace: the peer's segments are written
+# there (the raw socket is the restoring task's).
+cr_case(cr_tcp_half_closing_netns tcp-half 60 --restore-opt --netns --restore-opt always
+	--restore-opt --stats --expect-restore-out "netns: 1" -- closing-6)
+cr_case(cr_tcp_half_close_wait_netns tcp-half 60 --restore-opt --netns --restore-opt always
+	-- close-wait-46)
+# Buffers grown by the kernel: megabytes unsent, more than a new socket's
+# send buffer takes (zdtm socket-tcp-last-ack hung on it).
+cr_case(cr_tcp_half_fin_wait1_auto tcp-half 60 -- fin-wait1-auto)
+cr_case(cr_tcp_half_last_ack_auto tcp-half 60 -- last-ack-auto-6)
+foreach(m close-wait fin-wait2)
+	string(REPLACE "-" "_" n "${m}")
+	cr_case(cr_tcp_half_ext_${n} tcp-half 60 ${SK_HELPER} tcp-half --dump-opt
+		--tcp-established -- ext-${m})
+	add_test(NAME selfcheck_tcp_half_ext_${m} COMMAND $<TARGET_FILE:cr-run> --timeout 45
+		--no-cr ${SK_HELPER} tcp-half -- $<TARGET_FILE:cr-tcp-half> ext-${m})
+	set_tests_properties(selfcheck_tcp_half_ext_${m} PROPERTIES TIMEOUT 60 LABELS selfcheck)
+endforeach()
+set_tests_properties(bad_restore_tcp_half_verify PROPERTIES ENVIRONMENT CKPT_FAULT=skip-tcp-fins)
 # Socket options of unix sockets (sk-unix.c with sk-opts.c's table): every
 # option of the list comes back exactly, buffers left unlocked stay so.
 cr_program(unix-opts)
