@@ -195,6 +195,9 @@ static int do_restore(const RpcRestore *r, uid_t uid)
 	o.inherit_fd = (const char *const *)r->inherit_fd;
 	o.nr_inherit_fd = r->n_inherit_fd;
 	o.verbose = (int)r->verbose;
+	o.cgroup_root = (const char *const *)r->cgroup_root;
+	o.nr_cgroup_root = r->n_cgroup_root < 64 ? r->n_cgroup_root : 64;
+	o.cgroups_relative = r->cgroups_relative;
 	o.progress = on_progress;
 	o.unprivileged = uid != 0;
 	struct ckpt_seccomp confined[16];

@@ -97,6 +97,8 @@ enum {
 	OPT_BASE,
 	OPT_UID,
 	OPT_CHECK_ONLY,
+	OPT_CGROUP_ROOT,
+	OPT_CGROUPS,
 };
 
 #define MAX_REPEAT 64
@@ -298,6 +300,25 @@ static int exit_code(int status)
 	return 1;
 }
 
+/* --cgroup-root [HIER:]OLD=NEW: both paths absolute. */
+static int add_cgroup_root(struct ckpt_restore_opts *o, const char **rules, const char *arg)
+{
+	const char *spec = arg[0] == '/' ? arg : strchr(arg, ':');
+	spec = spec && spec != arg ? spec + (spec[0] == ':') : spec;
+	const char *eq = spec ? strchr(spec, '=') : NULL;
+	if (!spec || spec[0] != '/' || !eq || eq[1] != '/') {
+		fprintf(stderr, "ckptctl: restore: --cgroup-root %s: not [HIERARCHY:]/OLD=/NEW\n", arg);
+		return 1;
+	}
+	if (o->nr_cgroup_root == MAX_REPEAT) {
+		fprintf(stderr, "ckptctl: restore: too many --cgroup-root\n");
+		return 1;
+	}
+	rules[o->nr_cgroup_root++] = arg;
+	o->cgroup_root = rules;
+	return 0;
+}
+
 static int cmd_restore(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -316,13 +337,15 @@ static int cmd_restore(int argc, char **argv)
 		{ "inherit-fd", required_argument, 0, OPT_INHERIT_FD },
 		{ "job", required_argument, 0, OPT_JOB },
 		{ "base", required_argument, 0, OPT_BASE },
+		{ "cgroup-root", required_argument, 0, OPT_CGROUP_ROOT },
+		{ "cgroups", required_argument, 0, OPT_CGROUPS },
 		{ 0, 0, 0, 0 },
 	};
 	/* The restored tree is compared with its images before it runs
 	 * (verify.c): a few ms, and a restore that says 0 then means it. */
 	struct ckpt_restore_opts o = { .verify = 1 };
 	struct ckpt_restore_stats st;
-	const char *inherit[MAX_REPEAT];
+	const char *inherit[MAX_REPEAT], *cg_root[MAX_REPEAT];
 	char job_dir[4096];
 	int c, stats = 0, status = 0;
 
@@ -361,6 +384,17 @@ static int cmd_restore(int argc, char **argv)
 			break;
 		case OPT_JOB: o.job = optarg; break;
 		case OPT_BASE: o.base = optarg; break;
+		case OPT_CGROUP_ROOT:
+			if (add_cgroup_root(&o, cg_root, optarg))
+				return 1;
+			break;
+		case OPT_CGROUPS:
+			if (strcmp(optarg, "exact") && strcmp(optarg, "relative")) {
+				fprintf(stderr, "ckptctl: restore: --cgroups takes exact or relative\n");
+				return 1;
+			}
+			o.cgroups_relative = !strcmp(optarg, "relative");
+			break;
 		default: bad_option("restore", c, argv); return 1;
 		}
 	}

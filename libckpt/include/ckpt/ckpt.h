@@ -120,6 +120,16 @@ struct ckpt_restore_opts {
 	 * installing them again. */
 	const struct ckpt_seccomp *confine;
 	size_t nr_confine;
+	/* Cgroups (docs/cgroups.md): by default every thread goes back into
+	 * the cgroup it was dumped in, on every hierarchy, or the restore
+	 * fails naming it.  --cgroup-root "[HIER:]OLD=NEW" (repeatable)
+	 * rewrites the dumped prefix OLD into NEW, on hierarchy HIER
+	 * ("memory", "cpu,cpuacct", "name=systemd", "cgroup2") or on all;
+	 * cgroups_relative (--cgroups relative): the dumped root's cgroup on
+	 * each hierarchy becomes the one the restoring process is in. */
+	const char *const *cgroup_root;
+	size_t nr_cgroup_root;
+	int cgroups_relative;
 };
 
 struct ckpt_restore_stats {

@@ -1,0 +1,125 @@
+/*
+ * cr-cgroup: the harness's part in the cgroup cases (tests/cr/cgroups.c).
+ *
+ *   --delegate-cgroup   before the test starts, root makes a cpu cgroup
+ *                       and gives it (directory, tasks, cgroup.procs) to
+ *                       the --user, the way a batch system delegates one;
+ *                       its path in the hierarchy is $CR_CGROUP
+ *   --after-dump rmcgroups:FILE    rmdir of every directory FILE lists,
+ *                       deepest first (the restore must make them again)
+ *   --after-dump undelegate:-      root takes the delegated cgroup back
+ *                       (it and all below owned by root again): the user may no longer
+ *                       enter it, and her restore must say so
+ *
+ * At the end whatever the test listed in cg-dirs and the delegated
+ * cgroup are removed, best effort.
+ */
+#include "cr-run.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char delegated[PATH_MAX]; /* the delegated cgroup's directory */
+static size_t mnt_len;
+
+static int cpu_mount(char *out, size_t len)
+{
+	char line[4096], mnt[PATH_MAX], type[64], opts[1024];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	int found = 0;
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		char *dash = strstr(line, " - ");
+		if (!dash || sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 ||
+		    sscanf(dash + 3, "%63s %*s %1023s", type, opts) != 2 || strcmp(type, "cgroup"))
+			continue;
+		for (char *save, *t = strtok_r(opts, ",", &save); t; t = strtok_r(NULL, ",", &save))
+			found |= !strcmp(t, "cpu");
+	}
+	if (f)
+		fclose(f);
+	if (found)
+		snprintf(out, len, "%s", mnt);
+	return found ? 0 : -1;
+}
+
+static int give(const char *dir, uid_t uid, gid_t gid)
+{
+	static const char *files[] = { "", "/tasks", "/cgroup.procs" };
+	for (int i = 0; i < 3; i++) {
+		char path[PATH_MAX + 32];
+		snprintf(path, sizeof(path), "%s%s", dir, files[i]);
+		if (chown(path, uid, gid)) {
+			say("chown %s: %s", path, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int delegate_cgroup(struct run *r)
+{
+	char mnt[PATH_MAX];
+	if (!r->user.name || cpu_mount(mnt, sizeof(mnt))) {
+		say("--delegate-cgroup needs --user and a v1 cpu controller");
+		return -1;
+	}
+	mnt_len = strlen(mnt);
+	snprintf(delegated, sizeof(delegated), "%s/ckpt-cr-deleg-%d", mnt, getpid());
+	if (mkdir(delegated, 0755) && errno != EEXIST) {
+		say("mkdir %s: %s", delegated, strerror(errno));
+		return -1;
+	}
+	setenv("CR_CGROUP", delegated + mnt_len, 1);
+	return give(delegated, r->user.uid, r->user.gid);
+}
+
+/* rmdir of FILE's directories, last listed first. */
+static int remove_listed(const char *file)
+{
+	char *lines[256];
+	int n = 0, ret = 0;
+	char line[PATH_MAX + 2];
+	FILE *f = fopen(file, "re");
+	if (!f)
+		return -1;
+	while (n < 256 && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		lines[n++] = strdup(line);
+	}
+	fclose(f);
+	while (n--) {
+		if (lines[n] && rmdir(lines[n]) && errno != ENOENT) {
+			say("rmdir %s: %s", lines[n], strerror(errno));
+			ret = -1;
+		}
+		free(lines[n]);
+	}
+	return ret;
+}
+
+int cgroup_after_dump(struct run *r, const char *kind, const char *file)
+{
+	if (!strcmp(kind, "rmcgroups"))
+		return remove_listed(file);
+	if (!strcmp(kind, "undelegate") && delegated[0]) {
+		char cmd[PATH_MAX + 32];
+		snprintf(cmd, sizeof(cmd), "chown -R 0:0 '%s'", delegated);
+		return system(cmd) ? -1 : 0;
+	}
+	(void)r;
+	return 1; /* not ours */
+}
+
+void cgroup_cleanup(struct run *r)
+{
+	char path[PATH_MAX + 16];
+	path_in(r, path, sizeof(path), "cg-dirs");
+	if (!access(path, F_OK))
+		remove_listed(path);
+	if (delegated[0] && rmdir(delegated) && errno != ENOENT)
+		say("rmdir %s: %s", delegated, strerror(errno));
+}
