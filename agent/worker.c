@@ -197,7 +197,7 @@ static int do_restore(const RpcRestore *r, uid_t uid)
 	o.verbose = (int)r->verbose;
 	o.cgroup_root = (const char *const *)r->cgroup_root;
 	o.nr_cgroup_root = r->n_cgroup_root < 64 ? r->n_cgroup_root : 64;
-	o.cgroups_relative = r->cgroups_relative;
+	o.cgroups = (enum ckpt_cgroups_mode)(r->cgroups <= CKPT_CGROUPS_IGNORE ? r->cgroups : 0);
 	o.progress = on_progress;
 	o.unprivileged = uid != 0;
 	struct ckpt_seccomp confined[16];

@@ -285,8 +285,8 @@ int agent_restore(const struct ckpt_restore_opts *o, uint32_t job, struct ckpt_r
 	rs.detach = o->detach;
 	rs.cgroup_root = (char **)o->cgroup_root;
 	rs.n_cgroup_root = o->nr_cgroup_root;
-	rs.has_cgroups_relative = 1;
-	rs.cgroups_relative = o->cgroups_relative;
+	rs.has_cgroups = 1;
+	rs.cgroups = (uint32_t)o->cgroups;
 	req.req_case = RPC_REQUEST__REQ_RESTORE;
 	req.restore = &rs;
 	int fds[CKPT_MAX_INHERIT_FDS];

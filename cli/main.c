@@ -300,6 +300,17 @@ static int exit_code(int status)
 	return 1;
 }
 
+static int parse_cgroups(const char *arg, enum ckpt_cgroups_mode *mode)
+{
+	static const char *names[] = { "exact", "relative", "ignore" };
+	for (int i = 0; i < 3; i++)
+		if (!strcmp(arg, names[i])) {
+			*mode = (enum ckpt_cgroups_mode)i;
+			return 0;
+		}
+	return -1;
+}
+
 /* --cgroup-root [HIER:]OLD=NEW: both paths absolute. */
 static int add_cgroup_root(struct ckpt_restore_opts *o, const char **rules, const char *arg)
 {
@@ -389,11 +400,10 @@ static int cmd_restore(int argc, char **argv)
 				return 1;
 			break;
 		case OPT_CGROUPS:
-			if (strcmp(optarg, "exact") && strcmp(optarg, "relative")) {
-				fprintf(stderr, "ckptctl: restore: --cgroups takes exact or relative\n");
+			if (parse_cgroups(optarg, &o.cgroups)) {
+				fprintf(stderr, "ckptctl: restore: --cgroups takes exact, relative or ignore\n");
 				return 1;
 			}
-			o.cgroups_relative = !strcmp(optarg, "relative");
 			break;
 		default: bad_option("restore", c, argv); return 1;
 		}

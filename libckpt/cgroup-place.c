@@ -118,7 +118,7 @@ int cg_target_path(const struct restore_ctx *c, const char *hier, const char *pa
 		if (parse_rule(o->cgroup_root[i], hier, 0, &old, &olen, &new) &&
 		    rewrite(path, old, olen, new, out, len))
 			return 0;
-	if (o->cgroups_relative && relative_rule(c, hier, rold, rnew, sizeof(rold)) &&
+	if (o->cgroups == CKPT_CGROUPS_RELATIVE && relative_rule(c, hier, rold, rnew, sizeof(rold)) &&
 	    rewrite(path, rold, strlen(rold), rnew, out, len))
 		return 0;
 	for (size_t i = 0; i < o->nr_cgroup_root; i++)

@@ -224,7 +224,7 @@ static int finish_all(struct restore_ctx *c, const uint64_t *args)
 		for (size_t i = 0; i < c->nr_tasks; i++)
 			c->tasks[i].host_pid = (pid_t)c->tasks[i].te->pid;
 	/* Every thread exists and none has run: into their cgroups. */
-	if (!ret && !ckpt_test_fault("cgroup"))
+	if (!ret && c->opts->cgroups != CKPT_CGROUPS_IGNORE && !ckpt_test_fault("cgroup"))
 		ret = restore_cgroups(c);
 	for (size_t i = 0; !ret && i < c->nr_tasks; i++)
 		if (!restore_task_zombie(&c->tasks[i]))

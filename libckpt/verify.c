@@ -249,7 +249,7 @@ static void verify_cgroups(struct verify *v, const struct restore_ctx *c, const 
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/task", t->host_pid);
-	DIR *d = c->cgroups ? opendir(path) : NULL;
+	DIR *d = c->cgroups && c->opts->cgroups != CKPT_CGROUPS_IGNORE ? opendir(path) : NULL;
 	struct dirent *de;
 	while (d && (de = readdir(d)))
 		if (de->d_name[0] != '.')

@@ -90,6 +90,13 @@ enum ckpt_netns_mode {
 	CKPT_NETNS_ALWAYS, /* refused when the network is not private */
 };
 
+/* Where restored threads go (docs/cgroups.md). */
+enum ckpt_cgroups_mode {
+	CKPT_CGROUPS_EXACT = 0, /* the dumped cgroups (after --cgroup-root), or fail naming one */
+	CKPT_CGROUPS_RELATIVE,  /* the dumped root's cgroup is the restoring process's */
+	CKPT_CGROUPS_IGNORE,    /* asked for: left in the restorer's cgroups, not compared */
+};
+
 struct ckpt_restore_opts {
 	const char *dir;
 	int detach;          /* -d: return once the tree runs */
@@ -125,11 +132,11 @@ struct ckpt_restore_opts {
 	 * fails naming it.  --cgroup-root "[HIER:]OLD=NEW" (repeatable)
 	 * rewrites the dumped prefix OLD into NEW, on hierarchy HIER
 	 * ("memory", "cpu,cpuacct", "name=systemd", "cgroup2") or on all;
-	 * cgroups_relative (--cgroups relative): the dumped root's cgroup on
-	 * each hierarchy becomes the one the restoring process is in. */
+	 * --cgroups relative: the dumped root's cgroup on each hierarchy
+	 * becomes the one the restoring process is in (rules given first). */
 	const char *const *cgroup_root;
 	size_t nr_cgroup_root;
-	int cgroups_relative;
+	enum ckpt_cgroups_mode cgroups;
 };
 
 struct ckpt_restore_stats {
