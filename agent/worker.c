@@ -408,6 +408,10 @@ int worker_main(int argc, char **argv)
 	int ret = 2;
 	if (!is_dump && uid)
 		take_limits(peer);
+	/* What a restore creates belongs where the client runs (a Slurm job
+	 * step's cgroups: its limits, binding and accounting). */
+	if (!is_dump && peer > 0 && ckpt_join_cgroups(peer, uid))
+		return 2;
 	if ((d || r) && !become_user(uid, gid, groups, nr, lent_caps(is_dump, d)) &&
 	    !follow_agent(agent_pid, is_dump ? SIGKILL : SIGTERM) &&
 	    (d || !confine(r->confine, r->n_confine))) {

@@ -451,3 +451,38 @@ void restore_cgroups_done(int failed)
 		free(d);
 	}
 }
+
+/* ---- ckptd's worker joins its client's cgroups ---- */
+
+static int join_one(const struct cg_line *l)
+{
+	struct hier_mount m = { .hier = l->hier };
+	char dir[8192];
+	if (cg_find_mount(l->hier, m.mnt, sizeof(m.mnt), m.root, sizeof(m.root)))
+		return 0; /* nobody here can be placed on it */
+	int ret = full_path(&m, l->path, dir, sizeof(dir));
+	if (!ret && !in_cgroup(getpid(), getpid(), l->hier, l->path))
+		ret = write_id(dir, "cgroup.procs", 0);
+	if (ret)
+		pr_err("cannot join the client's cgroup %s:%s: %s", cg_hier_name(l->hier), l->path,
+		       strerror(-ret));
+	return ret;
+}
+
+int ckpt_join_cgroups(pid_t pid, uid_t uid)
+{
+	struct cg_line l[CG_MAX_HIER];
+	char path[32];
+	struct stat st;
+	int n = cg_read_lines(pid, pid, l), ret = 0;
+	snprintf(path, sizeof(path), "/proc/%d", pid);
+	if (n >= 0 && uid && (stat(path, &st) || st.st_uid != uid))
+		n = -ESRCH; /* gone, and its pid taken by another's process */
+	if (n < 0) {
+		pr_err("pid %d: cgroups: %s", pid, strerror(-n));
+		return n;
+	}
+	for (int i = 0; !ret && i < n; i++)
+		ret = join_one(&l[i]);
+	return ret;
+}

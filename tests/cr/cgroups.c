@@ -9,6 +9,11 @@
  *   threads          a second thread in another cpu cgroup than the main
  *   child            a child in another cpu cgroup than its parent
  *   empty            an empty sub-cgroup (mode 0750) below the process's
+ *   relative         a child in a/c below the process's a, restored with
+ *                    --cgroups relative from another cgroup R (cr-run
+ *                    --after-dump relative:-, which writes R into the
+ *                    test's file cg-expect): the process comes back in R,
+ *                    the child in R/c
  *   delegated        (as a user) in a sub-cgroup of $CR_CGROUP, a cpu
  *                    cgroup root delegated to the user (cr-run
  *                    --delegate-cgroup)
@@ -165,7 +170,9 @@ static void setup(const char *mode)
 		return;
 	}
 	setup_cpu(mode);
-	if (!strcmp(mode, "threads") || !strcmp(mode, "child"))
+	if (!strcmp(mode, "relative"))
+		snprintf(sub_b, sizeof(sub_b), "%.3000s/c", sub_a);
+	if (!strcmp(mode, "threads") || !strcmp(mode, "child") || !strcmp(mode, "relative"))
 		make_dir(sub_b, 0755);
 	if (!strcmp(mode, "threads")) {
 		pthread_t t;
@@ -173,7 +180,7 @@ static void setup(const char *mode)
 		while (!thread_ready)
 			usleep(1000);
 		enter(sub_b, thread_tid);
-	} else if (!strcmp(mode, "child")) {
+	} else if (!strcmp(mode, "child") || !strcmp(mode, "relative")) {
 		int p[2];
 		CHECK_SYS(pipe(p) == 0, "pipe");
 		if ((child = fork()) == 0) {
@@ -204,9 +211,28 @@ static void check_empty(void)
 	      st.st_mode & 07777);
 }
 
+static char relative_root[1024]; /* R, the cgroup the restore ran in */
+
+static void check_relative(void)
+{
+	char path[PATH_MAX], want[1100];
+	test_path(path, "cg-expect");
+	FILE *f = fopen(path, "re");
+	CHECK_SYS(f && fgets(relative_root, sizeof(relative_root), f), "%s", path);
+	fclose(f);
+	relative_root[strcspn(relative_root, "\n")] = 0;
+	expect(getpid(), getpid(), "cpu", relative_root);
+	snprintf(want, sizeof(want), "%s/c", relative_root);
+	expect(child, child, "cpu", want);
+}
+
 static void check(const char *mode)
 {
 	char want[PATH_MAX + 64];
+	if (!strcmp(mode, "relative")) {
+		check_relative();
+		return;
+	}
 	if (!strncmp(mode, "named", 5)) {
 		snprintf(want, sizeof(want), "name=%s", named_name);
 		expect(getpid(), getpid(), want, "/job");
@@ -238,6 +264,11 @@ static void cleanup(const char *mode)
 		rmdir(sub_a);
 		umount2(named_dir, MNT_DETACH);
 		return;
+	}
+	if (relative_root[0]) {
+		char c[2048];
+		snprintf(c, sizeof(c), "%s%s/c", cpu_mnt, relative_root);
+		rmdir(c);
 	}
 	snprintf(parent, sizeof(parent), "%s/..", base);
 	if (!strcmp(mode, "threads"))

@@ -25,11 +25,15 @@ cr_case(cr_cgroup_threads cgroups 60 -- threads)
 cr_case(cr_cgroup_child cgroups 60 -- child)
 # an empty sub-cgroup (mode 0750) below the process's, removed after the dump
 cr_case(cr_cgroup_empty cgroups 60 --after-dump rmcgroups:cg-dirs -- empty)
+# --cgroups relative: the dumped root's cgroup is the one the restore runs
+# in (what a requeued Slurm job needs), its child's below it
+cr_case(cr_cgroup_relative cgroups 60 --after-dump relative:- --restore-opt --cgroups
+	--restore-opt relative -- relative)
 # restore --verify names a thread left in another cgroup (test-only fault:
 # the threads are not moved)
 cr_case(bad_restore_verify_cgroup cgroups 60 --expect-restore-fail --expect-msg "cgroup cpu:"
 	--expect-msg "restore --verify" -- v1-sub)
 set_tests_properties(bad_restore_verify_cgroup PROPERTIES ENVIRONMENT CKPT_TEST_FAULT=cgroup)
 set_tests_properties(cr_cgroup_v1_sub cr_cgroup_v1_sub_gone cr_cgroup_named
-	cr_cgroup_named_unmounted cr_cgroup_threads cr_cgroup_child cr_cgroup_empty
+	cr_cgroup_named_unmounted cr_cgroup_threads cr_cgroup_child cr_cgroup_empty cr_cgroup_relative
 	bad_restore_verify_cgroup PROPERTIES RUN_SERIAL ON)

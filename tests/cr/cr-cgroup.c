@@ -7,6 +7,9 @@
  *                       its path in the hierarchy is $CR_CGROUP
  *   --after-dump rmcgroups:FILE    rmdir of every directory FILE lists,
  *                       deepest first (the restore must make them again)
+ *   --after-dump relative:-   cr-run moves itself (and so the restoring
+ *                       ckptctl) into a new cpu cgroup R, written into the
+ *                       test's file cg-expect, for --cgroups relative
  *   --after-dump undelegate:-      root takes the delegated cgroup back
  *                       (it and all below owned by root again): the user may no longer
  *                       enter it, and her restore must say so
@@ -24,6 +27,7 @@
 #include <unistd.h>
 
 static char delegated[PATH_MAX]; /* the delegated cgroup's directory */
+static char relative[PATH_MAX];  /* relative:-, the cgroup cr-run moved into */
 static size_t mnt_len;
 
 static int cpu_mount(char *out, size_t len)
@@ -101,8 +105,38 @@ static int remove_listed(const char *file)
 	return ret;
 }
 
+static int enter_self(const char *dir)
+{
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	FILE *f = fopen(path, "we");
+	int ret = f && fprintf(f, "0") > 0 ? 0 : -1;
+	if (f && fclose(f))
+		ret = -1;
+	if (ret)
+		say("enter %s: %s", dir, strerror(errno));
+	return ret;
+}
+
+/* relative:- : into a fresh cpu cgroup R; R into the test's cg-expect. */
+static int move_for_relative(struct run *r)
+{
+	char mnt[PATH_MAX], expect[PATH_MAX + 16];
+	if (cpu_mount(mnt, sizeof(mnt)))
+		return -1;
+	mnt_len = strlen(mnt);
+	snprintf(relative, sizeof(relative), "%s/ckpt-cr-rel-%d", mnt, getpid());
+	path_in(r, expect, sizeof(expect), "cg-expect");
+	FILE *f = fopen(expect, "we");
+	if (!f || fprintf(f, "%s\n", relative + mnt_len) < 0 || fclose(f))
+		return -1;
+	return mkdir(relative, 0755) || enter_self(relative) ? -1 : 0;
+}
+
 int cgroup_after_dump(struct run *r, const char *kind, const char *file)
 {
+	if (!strcmp(kind, "relative"))
+		return move_for_relative(r);
 	if (!strcmp(kind, "rmcgroups"))
 		return remove_listed(file);
 	if (!strcmp(kind, "undelegate") && delegated[0]) {
@@ -120,6 +154,13 @@ void cgroup_cleanup(struct run *r)
 	path_in(r, path, sizeof(path), "cg-dirs");
 	if (!access(path, F_OK))
 		remove_listed(path);
+	if (relative[0]) {
+		char parent[PATH_MAX + 8];
+		snprintf(parent, sizeof(parent), "%s/..", relative);
+		enter_self(parent);
+		if (rmdir(relative) && errno != ENOENT)
+			say("rmdir %s: %s", relative, strerror(errno));
+	}
 	if (delegated[0] && rmdir(delegated) && errno != ENOENT)
 		say("rmdir %s: %s", delegated, strerror(errno));
 }

@@ -154,6 +154,13 @@ struct ckpt_restore_stats {
 int ckpt_restore(const struct ckpt_restore_opts *opts, struct ckpt_restore_stats *stats,
 		 int *status);
 
+/* Move the calling process into every cgroup process `pid` is in, on
+ * every hierarchy mounted here (ckptd's restore worker, as root, joins its
+ * client's, e.g. a Slurm job step's, before it becomes the user: what it
+ * restores is created there).  With uid not 0, pid must be uid's.  0, or
+ * a negative errno after one line naming the cgroup. */
+int ckpt_join_cgroups(pid_t pid, uid_t uid);
+
 /* Prints each kernel feature ckpt relies on; 0 when dump and restore can
  * work on this machine. */
 int ckpt_check(int verbose);
