@@ -79,13 +79,15 @@ static int rewrite(const char *path, const char *old, size_t olen, const char *n
 		olen = 0;
 	if (strncmp(path, old, olen) || (path[olen] && path[olen] != '/'))
 		return 0;
-	const char *rest = path + olen;
+	const char *rest = strcmp(path + olen, "/") ? path + olen : "";
 	size_t nl = strlen(new);
 	while (nl > 1 && new[nl - 1] == '/')
 		nl--;
 	if (nl == 1 && new[0] == '/' && rest[0])
 		nl = 0;
 	snprintf(out, len, "%.*s%s", (int)nl, new, rest);
+	if (!out[0])
+		snprintf(out, len, "/");
 	return 1;
 }
 
@@ -167,14 +169,34 @@ static void inherit_cpuset(const char *dir)
 	}
 }
 
-static int own_dir(const char *full, const CgroupDirEntry *rec)
+/* path (a file, or the directory itself) with uid, gid and mode. */
+static int own_one(int dfd, const char *name, uint32_t uid, uint32_t gid, uint32_t mode)
 {
 	struct stat st;
-	if (stat(full, &st))
+	int flags = name[0] ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH;
+	if (fstatat(dfd, name, &st, flags))
 		return -errno;
-	if ((st.st_uid != rec->uid || st.st_gid != rec->gid) && chown(full, rec->uid, rec->gid))
+	if ((st.st_uid != uid || st.st_gid != gid) && fchownat(dfd, name, uid, gid, flags))
 		return -errno;
-	return chmod(full, rec->mode & 07777) ? -errno : 0;
+	if (!name[0])
+		return fchmod(dfd, mode & 07777) ? -errno : 0;
+	return fchmodat(dfd, name, mode & 07777, 0) ? -errno : 0;
+}
+
+/* A directory the restore made gets its dumped owner and mode, and so
+ * do its recorded control files. */
+static int own_dir(const char *full, const CgroupDirEntry *rec, const char **what)
+{
+	int dfd = open(full, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int ret = dfd < 0 ? -errno : own_one(dfd, "", rec->uid, rec->gid, rec->mode);
+	for (size_t i = 0; !ret && i < rec->n_files; i++) {
+		*what = rec->files[i]->name;
+		ret = own_one(dfd, rec->files[i]->name, rec->files[i]->uid, rec->files[i]->gid,
+			      rec->files[i]->mode);
+	}
+	if (dfd >= 0)
+		close(dfd);
+	return ret;
 }
 
 /* mkdir -p of cgroup `path`; the last level, when made, gets rec's owner
@@ -185,8 +207,8 @@ static int make_dirs(const struct hier_mount *m, const char *path, const CgroupD
 	char full[8192];
 	int ret = full_path(m, path, full, sizeof(full));
 	*what = "not below the node's mount of the hierarchy";
-	if (ret)
-		return ret;
+	if (ret || !strcmp(full, m->mnt) || !strcmp(path, "/"))
+		return ret; /* the top of the mount is there */
 	size_t base = strlen(m->mnt);
 	for (char *p = full + base; p && *p;) {
 		char *slash = strchr(p + 1, '/');
@@ -199,7 +221,7 @@ static int make_dirs(const struct hier_mount *m, const char *path, const CgroupD
 			if (strstr(m->hier, "cpuset"))
 				inherit_cpuset(full);
 			*what = "owner and mode";
-			if (!slash && rec && (ret = own_dir(full, rec)))
+			if (!slash && rec && (ret = own_dir(full, rec, what)))
 				return ret;
 		} else if (errno != EEXIST) {
 			return -errno;
@@ -430,11 +452,45 @@ static int place_one(const struct restore_ctx *c, const char *hier)
 	return place_hier(c, &m);
 }
 
-int restore_cgroups(struct restore_ctx *c)
+/* Every directory of hierarchy m: the job's, and the threads' cgroups. */
+static int make_hier_dirs(const struct restore_ctx *c, const struct hier_mount *m)
+{
+	const CgroupEntry *cg = c->cgroups;
+	int ret = make_job_dirs(c, m);
+	for (size_t s = 0; !ret && s < cg->n_sets; s++)
+		for (size_t k = 0; !ret && k < cg->sets[s]->n_members; k++) {
+			const CgroupMember *mb = cg->sets[s]->members[k];
+			char target[4096];
+			const char *what;
+			if (!cg_same_hier(mb->hierarchy, m->hier) ||
+			    cg_target_path(c, mb->hierarchy, mb->path, target, sizeof(target)))
+				continue;
+			if ((ret = make_dirs(m, target, NULL, &what)))
+				pr_err("cgroup %s:%s: %s: %s", cg_hier_name(m->hier), target, what,
+				       strerror(-ret));
+		}
+	return ret;
+}
+
+int restore_cgroup_dirs(struct restore_ctx *c)
 {
 	const CgroupEntry *cg = c->cgroups;
 	int ret = 0;
 	nr_created = 0;
+	for (size_t s = 0; cg && !ret && s < cg->n_sets; s++)
+		for (size_t k = 0; !ret && k < cg->sets[s]->n_members; k++) {
+			struct hier_mount m = { .hier = cg->sets[s]->members[k]->hierarchy };
+			if (!seen_before(cg, s, k) &&
+			    !cg_find_mount(m.hier, m.mnt, sizeof(m.mnt), m.root, sizeof(m.root)))
+				ret = make_hier_dirs(c, &m);
+		}
+	return ret;
+}
+
+int restore_cgroups(struct restore_ctx *c)
+{
+	const CgroupEntry *cg = c->cgroups;
+	int ret = 0;
 	for (size_t s = 0; cg && !ret && s < cg->n_sets; s++)
 		for (size_t m = 0; !ret && m < cg->sets[s]->n_members; m++)
 			if (!seen_before(cg, s, m))

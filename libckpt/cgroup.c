@@ -278,6 +278,29 @@ static int add_dir(struct cg_dump *d, const char *hier, const char *path, const 
 	return e->hierarchy && e->path ? 0 : -ENOMEM;
 }
 
+/* The control files of a directory worth recording (cgroup_file_entry). */
+static int add_file(struct cg_dump *d, CgroupDirEntry *e, int dfd, const char *name)
+{
+	struct stat st;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode) ||
+	    (!st.st_uid && !st.st_gid && !(st.st_mode & 022)))
+		return 0;
+	if (e->n_files >= CG_MAX_FILES)
+		return 0; /* a cgroup has far fewer control files */
+	CgroupFileEntry *f = arena_alloc(&d->a, sizeof(*f));
+	if (!e->files)
+		e->files = arena_alloc(&d->a, CG_MAX_FILES * sizeof(*e->files));
+	if (!f || !e->files)
+		return -ENOMEM;
+	cgroup_file_entry__init(f);
+	f->name = arena_strdup(&d->a, name);
+	f->uid = st.st_uid;
+	f->gid = st.st_gid;
+	f->mode = st.st_mode & 07777;
+	e->files[e->n_files++] = f;
+	return f->name ? 0 : -ENOMEM;
+}
+
 /* Record `path` (a directory at dfd) and every directory below it. */
 static int walk_dir(struct cg_dump *d, const char *hier, const char *path, int dfd)
 {
@@ -285,6 +308,7 @@ static int walk_dir(struct cg_dump *d, const char *hier, const char *path, int d
 	int ret = fstat(dfd, &st) ? -errno : 0;
 	if (!ret && !dir_known(d, hier, path))
 		ret = add_dir(d, hier, path, &st);
+	CgroupDirEntry *e = ret ? NULL : d->dirs[d->e.n_dirs - 1];
 	DIR *dir = ret ? NULL : fdopendir(dfd);
 	if (!dir) {
 		close(dfd);
@@ -293,6 +317,8 @@ static int walk_dir(struct cg_dump *d, const char *hier, const char *path, int d
 	struct dirent *de;
 	while (!ret && (de = readdir(dir))) {
 		char sub[4096];
+		if (de->d_type == DT_REG && strcmp(e->path, path) == 0)
+			ret = add_file(d, e, dirfd(dir), de->d_name);
 		if (de->d_type != DT_DIR || de->d_name[0] == '.')
 			continue;
 		int fd = openat(dirfd(dir), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -403,11 +429,18 @@ static int check_entry(const char *dir, const CgroupEntry *e)
 			       e->threads[i]->set);
 			return -EINVAL;
 		}
-	for (size_t i = 0; i < e->n_dirs; i++)
-		if (!good_path(e->dirs[i]->path) || i >= CG_MAX_DIRS) {
-			pr_err("%s/cgroup.img: directory %zu: bad path %s", dir, i, e->dirs[i]->path);
+	for (size_t i = 0; i < e->n_dirs; i++) {
+		const CgroupDirEntry *de = e->dirs[i];
+		int bad = !good_path(de->path) || i >= CG_MAX_DIRS || de->n_files > CG_MAX_FILES;
+		for (size_t k = 0; !bad && k < de->n_files; k++)
+			bad = strchr(de->files[k]->name, '/') || de->files[k]->name[0] == '.' ||
+			      !de->files[k]->name[0];
+		if (bad) {
+			pr_err("%s/cgroup.img: directory %zu: bad path or file names (%s)", dir, i,
+			       de->path);
 			return -EINVAL;
 		}
+	}
 	return 0;
 }
 

@@ -23,6 +23,7 @@
 
 #define CG_MAX_HIER 32   /* hierarchies of one thread */
 #define CG_MAX_DIRS 4096 /* directories of a job */
+#define CG_MAX_FILES 256 /* recorded control files of one directory */
 
 /* One line of /proc/PID/cgroup: the hierarchy's controllers and the path. */
 struct cg_line {
@@ -51,6 +52,10 @@ int dump_cgroups(struct img_set *set, const struct frozen_tree *tree);
 int cgroups_load(struct img_set *set, CgroupEntry **out);
 
 struct restore_ctx;
+
+/* Before any file is opened (a job may hold one of its cgroup
+ * directories open): the directories on every hierarchy mounted here. */
+int restore_cgroup_dirs(struct restore_ctx *c);
 
 /* Make the directories and put every restored thread into its cgroup
  * on every hierarchy; one line naming the pid and cgroup on failure. */

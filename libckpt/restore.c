@@ -280,6 +280,8 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 	if (c->use_netns && (ret = restore_make_netns(c)))
 		goto out;
 	drop_unneeded(c);
+	if (c->opts->cgroups != CKPT_CGROUPS_IGNORE && (ret = restore_cgroup_dirs(c)))
+		goto out;
 	/* Files kept with the set go back first: the fds opened next and the
 	 * mappings made later find them as they were dumped. */
 	if ((ret = restore_saved_files(c->set)) || (ret = prepare_fds(c)) ||
@@ -323,10 +325,10 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 		ret = write_pidfile(c->opts->pidfile, c->tasks[0].host_pid);
 	if (ret)
 		kill_descendants();
-	restore_cgroups_done(ret != 0);
 	for (size_t i = 0; !ret && i < c->nr_tasks; i++)
 		st->memory_bytes += c->shared->memory_bytes[i];
 out:
+	restore_cgroups_done(ret != 0); /* the processes are gone */
 	restore_shm_done(c, ret); /* shared memory objects: the tree has them now */
 	free(args);
 	return ret;
