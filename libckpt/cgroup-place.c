@@ -183,12 +183,16 @@ static int own_one(int dfd, const char *name, uint32_t uid, uint32_t gid, uint32
 	return fchmodat(dfd, name, mode & 07777, 0) ? -errno : 0;
 }
 
-/* A directory the restore made gets its dumped owner and mode, and so
- * do its recorded control files. */
+/* A directory the restore made gets its dumped settings (before the
+ * owner: a user given the directory must not have set them), owner and
+ * mode, and so do its recorded control files. */
 static int own_dir(const char *full, const CgroupDirEntry *rec, const char **what)
 {
 	int dfd = open(full, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	int ret = dfd < 0 ? -errno : own_one(dfd, "", rec->uid, rec->gid, rec->mode);
+	int ret = dfd < 0 ? -errno : cg_restore_props(dfd, rec, what);
+	*what = ret ? *what : "owner and mode";
+	if (!ret)
+		ret = own_one(dfd, "", rec->uid, rec->gid, rec->mode);
 	for (size_t i = 0; !ret && i < rec->n_files; i++) {
 		*what = rec->files[i]->name;
 		ret = own_one(dfd, rec->files[i]->name, rec->files[i]->uid, rec->files[i]->gid,

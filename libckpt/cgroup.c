@@ -258,7 +258,8 @@ static int dir_known(const struct cg_dump *d, const char *hier, const char *path
 	return 0;
 }
 
-static int add_dir(struct cg_dump *d, const char *hier, const char *path, const struct stat *st)
+static int add_dir(struct cg_dump *d, const char *hier, const char *path, const struct stat *st,
+		   int dfd)
 {
 	if (d->e.n_dirs >= CG_MAX_DIRS) {
 		pr_err("cgroup %s:%s: more than %d directories below the job's cgroups",
@@ -275,7 +276,7 @@ static int add_dir(struct cg_dump *d, const char *hier, const char *path, const 
 	e->gid = st->st_gid;
 	e->mode = st->st_mode & 07777;
 	d->dirs[d->e.n_dirs++] = e;
-	return e->hierarchy && e->path ? 0 : -ENOMEM;
+	return e->hierarchy && e->path ? cg_dump_props(&d->a, e, dfd) : -ENOMEM;
 }
 
 /* The control files of a directory worth recording (cgroup_file_entry). */
@@ -307,7 +308,7 @@ static int walk_dir(struct cg_dump *d, const char *hier, const char *path, int d
 	struct stat st;
 	int ret = fstat(dfd, &st) ? -errno : 0;
 	if (!ret && !dir_known(d, hier, path))
-		ret = add_dir(d, hier, path, &st);
+		ret = add_dir(d, hier, path, &st, dfd);
 	CgroupDirEntry *e = ret ? NULL : d->dirs[d->e.n_dirs - 1];
 	DIR *dir = ret ? NULL : fdopendir(dfd);
 	if (!dir) {
@@ -408,6 +409,23 @@ static int good_path(const char *p)
 	return strlen(p) < 4000;
 }
 
+/* What is wrong with directory entry i, or NULL. */
+static const char *check_dir(const CgroupDirEntry *de, size_t i)
+{
+	if (!good_path(de->path) || i >= CG_MAX_DIRS)
+		return "bad path, or too many directories";
+	if (de->n_files > CG_MAX_FILES || de->n_props > CG_MAX_PROPS)
+		return "too many files or settings";
+	for (size_t k = 0; k < de->n_props; k++)
+		if (!cg_prop_known(de->props[k]->name))
+			return "a setting ckpt does not restore";
+	for (size_t k = 0; k < de->n_files; k++)
+		if (strchr(de->files[k]->name, '/') || de->files[k]->name[0] == '.' ||
+		    !de->files[k]->name[0])
+			return "a bad file name";
+	return NULL;
+}
+
 static int check_entry(const char *dir, const CgroupEntry *e)
 {
 	for (size_t i = 0; i < e->n_sets; i++) {
@@ -430,14 +448,10 @@ static int check_entry(const char *dir, const CgroupEntry *e)
 			return -EINVAL;
 		}
 	for (size_t i = 0; i < e->n_dirs; i++) {
-		const CgroupDirEntry *de = e->dirs[i];
-		int bad = !good_path(de->path) || i >= CG_MAX_DIRS || de->n_files > CG_MAX_FILES;
-		for (size_t k = 0; !bad && k < de->n_files; k++)
-			bad = strchr(de->files[k]->name, '/') || de->files[k]->name[0] == '.' ||
-			      !de->files[k]->name[0];
-		if (bad) {
-			pr_err("%s/cgroup.img: directory %zu: bad path or file names (%s)", dir, i,
-			       de->path);
+		const char *why = check_dir(e->dirs[i], i);
+		if (why) {
+			pr_err("%s/cgroup.img: cgroup %s:%s: %s", dir, cg_hier_name(e->dirs[i]->hierarchy),
+			       e->dirs[i]->path, why);
 			return -EINVAL;
 		}
 	}

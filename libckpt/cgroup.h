@@ -24,6 +24,7 @@
 #define CG_MAX_HIER 32   /* hierarchies of one thread */
 #define CG_MAX_DIRS 4096 /* directories of a job */
 #define CG_MAX_FILES 256 /* recorded control files of one directory */
+#define CG_MAX_PROPS 32  /* settings of one directory (cgroup-props.c) */
 
 /* One line of /proc/PID/cgroup: the hierarchy's controllers and the path. */
 struct cg_line {
@@ -44,6 +45,16 @@ const char *cg_hier_name(const char *hier);
 /* Where hierarchy `hier` is mounted here, and the cgroup path its mount
  * shows at its top ("/" unless a sub-tree is mounted): 0, or -ENOENT. */
 int cg_find_mount(const char *hier, char *mnt, size_t mlen, char *root, size_t rlen);
+
+struct arena;
+
+/* cgroup-props.c: the settings of directory e (open at dfd) into
+ * e->props; written back (the directory made again) with
+ * cg_restore_props, *what naming the file on failure; only names of its
+ * table are known (an image may name no other). */
+int cg_dump_props(struct arena *a, CgroupDirEntry *e, int dfd);
+int cg_restore_props(int dfd, const CgroupDirEntry *e, const char **what);
+int cg_prop_known(const char *name);
 
 /* Dump: write cgroup.img for the frozen tree (zombies have no cgroup). */
 int dump_cgroups(struct img_set *set, const struct frozen_tree *tree);

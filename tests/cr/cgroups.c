@@ -9,6 +9,9 @@
  *   threads          a second thread in another cpu cgroup than the main
  *   child            a child in another cpu cgroup than its parent
  *   empty            an empty sub-cgroup (mode 0750) below the process's
+ *   props            its cpu cgroup with cpu.shares 512 and
+ *                    cpu.cfs_quota_us 30000 (removed after the dump: the
+ *                    restore makes it again, with them)
  *   relative         a child in a/c below the process's a, restored with
  *                    --cgroups relative from another cgroup R (cr-run
  *                    --after-dump relative:-, which writes R into the
@@ -113,6 +116,8 @@ static const char *in_cpu(const char *dir)
 	return dir + strlen(cpu_mnt);
 }
 
+static void set_prop(const char *name, const char *value);
+
 static volatile int thread_ready;
 static pid_t thread_tid;
 
@@ -194,11 +199,34 @@ static void setup(const char *mode)
 		char c;
 		CHECK(read(p[0], &c, 1) == 0, "child");
 		close(p[0]);
+	} else if (!strcmp(mode, "props")) {
+		set_prop("cpu.shares", "512");
+		set_prop("cpu.cfs_quota_us", "30000");
 	} else if (!strcmp(mode, "empty")) {
 		char empty[PATH_MAX + 32];
 		snprintf(empty, sizeof(empty), "%s/empty", sub_a);
 		make_dir(empty, 0750);
 	}
+}
+
+static void set_prop(const char *name, const char *value)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%.3000s/%s", sub_a, name);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	CHECK_SYS(fd >= 0 && write(fd, value, strlen(value)) == (ssize_t)strlen(value), "%s", path);
+	close(fd);
+}
+
+static void expect_prop(const char *name, const char *value)
+{
+	char path[PATH_MAX], buf[64] = "";
+	snprintf(path, sizeof(path), "%.3000s/%s", sub_a, name);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	CHECK_SYS(fd >= 0 && read(fd, buf, sizeof(buf) - 1) > 0, "%s", path);
+	close(fd);
+	buf[strcspn(buf, "\n")] = 0;
+	CHECK(!strcmp(buf, value), "%s: %s, dumped %s", path, buf, value);
 }
 
 static void check_empty(void)
@@ -245,6 +273,10 @@ static void check(const char *mode)
 		expect(child, child, "cpu", in_cpu(sub_b));
 	if (!strcmp(mode, "empty"))
 		check_empty();
+	if (!strcmp(mode, "props")) {
+		expect_prop("cpu.shares", "512");
+		expect_prop("cpu.cfs_quota_us", "30000");
+	}
 }
 
 /* Out of our cgroups (into their parent) and remove them, best effort. */

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Crafted cgroup.img (libckpt/cgroup-place.c): alice's set names a cgroup
 # she may not enter, or one she may not make, or a directory of hers to be
-# made with root's owner, or a hierarchy nobody mounted (mounting one is
-# root's).  The worker is alice: each mkdir, chown and write into "tasks"
+# made with root's owner, a control file that is not a setting
+# (release_agent), or a hierarchy nobody mounted (mounting one is root's).  The worker is alice: each mkdir, chown and write into "tasks"
 # is the kernel's to refuse.  Each is refused in one line naming the
 # cgroup, or restored with alice's powers and outside the cgroup asked.
 . "$(dirname "$0")/lib.sh" "$@"
@@ -29,11 +29,12 @@ ITEMS=(
 "root_cgroup|counter|cgroup.img|P = '$ROOTCG'; $CPU|in_cg $ROOTCG"
 "new_cgroup|counter|cgroup.img|P = '$NEWCG/x'; $CPU|in_cg $NEWCG/x; not_there $NEWCG"
 "roots_dir|counter|cgroup.img|E.setdefault('dirs', []).append(dict(hierarchy='$CPU_H', path='$ALICECG/evil', uid=0, gid=0, mode=0o6777))|not_roots $ALICECG/evil"
+"release_agent|counter|cgroup.img|E.setdefault('dirs', []).append(dict(hierarchy='$CPU_H', path='$ALICECG/ra', uid=$(id -u $ALICE), gid=$(id -g $ALICE), mode=0o755, props=[dict(name='release_agent', value='/tmp/x')]))|not_there $ALICECG/ra"
 "unmounted|counter|cgroup.img|[s['members'].append(dict(hierarchy='name=ckptsec$$', path='/x')) for s in E['sets']]|in_cg /x"
 )
 run_items
 # what each refusal said
-for n in root_cgroup new_cgroup roots_dir unmounted; do
+for n in root_cgroup new_cgroup roots_dir release_agent unmounted; do
 	[ -f "$T/alice/$n.err" ] && grep -q "cgroup " "$T/alice/$n.err" ||
 		FAILED_ITEMS+=("$n: $(cat "$T/alice/$n.err" 2>/dev/null) (no cgroup named)")
 done
