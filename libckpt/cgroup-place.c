@@ -512,6 +512,34 @@ void restore_cgroups_done(int failed)
 	}
 }
 
+/* ---- a restoring process enters its cgroups itself ---- */
+
+/* Called by each restoring process once its children are forked (so
+ * that they still see the driver's cgroups for the relative mode) and
+ * before its memory is restored (so that its memory is charged, and
+ * limited, where it belongs: charges do not move with a process).  The
+ * main thread's cgroups, on every hierarchy mounted here; threads apart
+ * and unmounted hierarchies are restore_cgroups' work. */
+int cgroup_enter_self(const struct restore_ctx *c, size_t idx)
+{
+	const TaskEntry *te = c->tasks[idx].te;
+	const CgroupSetEntry *s = cg_set_of(c->cgroups, te->pid, te->pid);
+	int ret = 0;
+	for (size_t i = 0; s && !ret && i < s->n_members; i++) {
+		struct hier_mount m = { .hier = s->members[i]->hierarchy };
+		char target[4096], full[8192];
+		if (cg_find_mount(m.hier, m.mnt, sizeof(m.mnt), m.root, sizeof(m.root)) ||
+		    cg_target_path(c, m.hier, s->members[i]->path, target, sizeof(target)) ||
+		    full_path(&m, target, full, sizeof(full)) ||
+		    in_cgroup(getpid(), getpid(), m.hier, target))
+			continue;
+		if ((ret = write_id(full, "cgroup.procs", 0)))
+			pr_err("pid %u: cgroup %s:%s: cannot enter it: %s", te->pid,
+			       cg_hier_name(m.hier), target, strerror(-ret));
+	}
+	return ret;
+}
+
 /* ---- ckptd's worker joins its client's cgroups ---- */
 
 static int join_one(const struct cg_line *l)

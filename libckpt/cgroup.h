@@ -68,6 +68,10 @@ struct restore_ctx;
  * directories open): the directories on every hierarchy mounted here. */
 int restore_cgroup_dirs(struct restore_ctx *c);
 
+/* In a restoring process, before its memory: into the cgroups of its
+ * main thread, on the hierarchies mounted here (one line on failure). */
+int cgroup_enter_self(const struct restore_ctx *c, size_t idx);
+
 /* Make the directories and put every restored thread into its cgroup
  * on every hierarchy; one line naming the pid and cgroup on failure. */
 int restore_cgroups(struct restore_ctx *c);

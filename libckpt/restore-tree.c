@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "cgroup.h"
 #include "log.h"
 #include "proc.h"
 #include "restore-mem.h"
@@ -336,6 +337,10 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 	if (restore_task_zombie(&c->tasks[idx]))
 		become_zombie(me);
 	if ((ret = settle_zombies(c, idx)))
+		task_fail(c, (pid_t)me->pid, ret);
+	/* into its cgroups before anything of it is charged (cgroup-place.c) */
+	if (c->cgroups && c->opts->cgroups != CKPT_CGROUPS_IGNORE && !ckpt_test_fault("cgroup") &&
+	    (ret = cgroup_enter_self(c, idx)))
 		task_fail(c, (pid_t)me->pid, ret);
 
 	int keep[3] = { c->notify_w, img_set_dirfd(c->set), c->log_fd };

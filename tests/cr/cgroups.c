@@ -9,6 +9,10 @@
  *   threads          a second thread in another cpu cgroup than the main
  *   child            a child in another cpu cgroup than its parent
  *   empty            an empty sub-cgroup (mode 0750) below the process's
+ *   charged          in a memory cgroup, 64 MiB of memory: after the
+ *                    restore that memory is charged to the cgroup (each
+ *                    process enters its cgroups before its memory comes
+ *                    back; charges never follow a process that moves)
  *   props            its cpu cgroup with cpu.shares 512 and
  *                    cpu.cfs_quota_us 30000 (removed after the dump: the
  *                    restore makes it again, with them)
@@ -40,10 +44,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char cpu_mnt[1024], base[2048]; /* base: our cgroup, as a path in cpu */
+static const char *ctl = "cpu"; /* "memory" for charged */
+static char cpu_mnt[1024], base[2048]; /* base: our cgroup, as a path in ctl's hierarchy */
 static FILE *dirs;
 
-/* The mount of the v1 cpu controller. */
+/* The mount of the v1 controller ctl. */
 static void find_cpu(void)
 {
 	char line[4096], mnt[1024], type[64], opts[1024];
@@ -55,13 +60,13 @@ static void find_cpu(void)
 		    sscanf(dash + 3, "%63s %*s %1023s", type, opts) != 2 || strcmp(type, "cgroup"))
 			continue;
 		for (char *save, *t = strtok_r(opts, ",", &save); t; t = strtok_r(NULL, ",", &save))
-			if (!strcmp(t, "cpu")) {
+			if (!strcmp(t, ctl)) {
 				snprintf(cpu_mnt, sizeof(cpu_mnt), "%s", mnt);
 				fclose(f);
 				return;
 			}
 	}
-	fail("no v1 cpu controller mounted here");
+	fail("no v1 %s controller mounted here", ctl);
 }
 
 static void make_dir(const char *path, mode_t mode)
@@ -117,6 +122,8 @@ static const char *in_cpu(const char *dir)
 }
 
 static void set_prop(const char *name, const char *value);
+#define CHARGED (64ul << 20)
+static volatile char *charged;
 
 static volatile int thread_ready;
 static pid_t thread_tid;
@@ -199,6 +206,11 @@ static void setup(const char *mode)
 		char c;
 		CHECK(read(p[0], &c, 1) == 0, "child");
 		close(p[0]);
+	} else if (!strcmp(mode, "charged")) {
+		charged = malloc(CHARGED);
+		CHECK(charged, "malloc");
+		for (size_t i = 0; i < CHARGED; i += 4096)
+			charged[i] = (char)(i >> 12 | 1);
 	} else if (!strcmp(mode, "props")) {
 		set_prop("cpu.shares", "512");
 		set_prop("cpu.cfs_quota_us", "30000");
@@ -227,6 +239,19 @@ static void expect_prop(const char *name, const char *value)
 	close(fd);
 	buf[strcspn(buf, "\n")] = 0;
 	CHECK(!strcmp(buf, value), "%s: %s, dumped %s", path, buf, value);
+}
+
+static void check_charged(void)
+{
+	for (size_t i = 0; i < CHARGED; i += 4096)
+		CHECK(charged[i] == (char)(i >> 12 | 1), "memory at %zu changed", i);
+	char path[PATH_MAX], buf[64] = "";
+	snprintf(path, sizeof(path), "%.3000s/memory.usage_in_bytes", sub_a);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	CHECK_SYS(fd >= 0 && read(fd, buf, sizeof(buf) - 1) > 0, "%s", path);
+	close(fd);
+	CHECK(strtoull(buf, NULL, 10) >= (48ull << 20), "%s: %s bytes charged, 64 MiB expected",
+	      path, strtok(buf, "\n"));
 }
 
 static void check_empty(void)
@@ -266,13 +291,15 @@ static void check(const char *mode)
 		expect(getpid(), getpid(), want, "/job");
 		return;
 	}
-	expect(getpid(), getpid(), "cpu", in_cpu(sub_a));
+	expect(getpid(), getpid(), ctl, in_cpu(sub_a));
 	if (!strcmp(mode, "threads"))
 		expect(getpid(), thread_tid, "cpu", in_cpu(sub_b));
 	if (!strcmp(mode, "child"))
 		expect(child, child, "cpu", in_cpu(sub_b));
 	if (!strcmp(mode, "empty"))
 		check_empty();
+	if (!strcmp(mode, "charged"))
+		check_charged();
 	if (!strcmp(mode, "props")) {
 		expect_prop("cpu.shares", "512");
 		expect_prop("cpu.cfs_quota_us", "30000");
@@ -318,6 +345,8 @@ int main(int argc, char **argv)
 {
 	char path[PATH_MAX];
 	CHECK(argc == 2, "usage: cgroups MODE");
+	if (!strcmp(argv[1], "charged"))
+		ctl = "memory";
 	test_init();
 	test_path(path, "cg-dirs");
 	dirs = fopen(path, "we");

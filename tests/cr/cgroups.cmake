@@ -7,7 +7,7 @@ target_compile_options(cr-cgroups PRIVATE ${CR_FLAGS} ${CR_PLAIN})
 target_link_options(cr-cgroups PRIVATE ${CR_PLAIN})
 target_link_libraries(cr-cgroups PRIVATE crlib)
 add_dependencies(cr-tests cr-cgroups)
-foreach(m v1-sub named named-unmounted threads child empty props)
+foreach(m v1-sub named named-unmounted threads child empty props charged)
 	string(REPLACE "-" "_" n ${m})
 	add_test(NAME selfcheck_cgroup_${n} COMMAND $<TARGET_FILE:cr-run> --timeout 100 --no-cr --
 		$<TARGET_FILE:cr-cgroups> ${m})
@@ -25,6 +25,9 @@ cr_case(cr_cgroup_threads cgroups 60 -- threads)
 cr_case(cr_cgroup_child cgroups 60 -- child)
 # an empty sub-cgroup (mode 0750) below the process's, removed after the dump
 cr_case(cr_cgroup_empty cgroups 60 --after-dump rmcgroups:cg-dirs -- empty)
+# memory restored is charged to the process's memory cgroup (it enters
+# its cgroups before its memory comes back)
+cr_case(cr_cgroup_charged cgroups 60 -- charged)
 # a cgroup made again gets its settings (libckpt/cgroup-props.c)
 cr_case(cr_cgroup_props cgroups 60 --after-dump rmcgroups:cg-dirs -- props)
 # --cgroups relative: the dumped root's cgroup is the one the restore runs
@@ -37,5 +40,5 @@ cr_case(bad_restore_verify_cgroup cgroups 60 --expect-restore-fail --expect-msg 
 	--expect-msg "restore --verify" -- v1-sub)
 set_tests_properties(bad_restore_verify_cgroup PROPERTIES ENVIRONMENT CKPT_TEST_FAULT=cgroup)
 set_tests_properties(cr_cgroup_v1_sub cr_cgroup_v1_sub_gone cr_cgroup_named
-	cr_cgroup_named_unmounted cr_cgroup_threads cr_cgroup_child cr_cgroup_empty cr_cgroup_relative cr_cgroup_props
+	cr_cgroup_named_unmounted cr_cgroup_threads cr_cgroup_child cr_cgroup_empty cr_cgroup_relative cr_cgroup_props cr_cgroup_charged
 	bad_restore_verify_cgroup PROPERTIES RUN_SERIAL ON)
