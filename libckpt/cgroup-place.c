@@ -120,7 +120,8 @@ int cg_target_path(const struct restore_ctx *c, const char *hier, const char *pa
 		if (parse_rule(o->cgroup_root[i], hier, 0, &old, &olen, &new) &&
 		    rewrite(path, old, olen, new, out, len))
 			return 0;
-	if (o->cgroups == CKPT_CGROUPS_RELATIVE && relative_rule(c, hier, rold, rnew, sizeof(rold)) &&
+	if (o->cgroups == CKPT_CGROUPS_RELATIVE &&
+	    relative_rule(c, hier, rold, rnew, sizeof(rold)) &&
 	    rewrite(path, rold, strlen(rold), rnew, out, len))
 		return 0;
 	for (size_t i = 0; i < o->nr_cgroup_root; i++)
@@ -304,7 +305,8 @@ static int move_thread(const struct hier_mount *m, pid_t pid, pid_t tid, int mai
 {
 	if (m->hier[0])
 		return write_id(dir, "tasks", tid);
-	return main_thread ? write_id(dir, "cgroup.procs", pid) : write_id(dir, "cgroup.threads", tid);
+	return main_thread ? write_id(dir, "cgroup.procs", pid)
+			   : write_id(dir, "cgroup.threads", tid);
 }
 
 static int place_thread(const struct restore_ctx *c, const struct hier_mount *m,
@@ -326,7 +328,8 @@ static int place_thread(const struct restore_ctx *c, const struct hier_mount *m,
 			ret = h;
 		if (ret || in_cgroup(t->host_pid, h, m->hier, target))
 			break;
-		if (!(ret = make_dirs(m, target, NULL, &what)) && !(ret = full_path(m, target, full, sizeof(full)))) {
+		if (!(ret = make_dirs(m, target, NULL, &what)) &&
+		    !(ret = full_path(m, target, full, sizeof(full)))) {
 			what = "cannot enter it";
 			ret = move_thread(m, t->host_pid, h, k == 0, full);
 		}
@@ -341,7 +344,8 @@ static int place_hier(const struct restore_ctx *c, const struct hier_mount *m)
 {
 	int ret = make_job_dirs(c, m);
 	for (size_t i = 0; !ret && i < c->nr_tasks; i++)
-		for (size_t k = 0; !ret && !restore_task_zombie(&c->tasks[i]) && k < c->tasks[i].te->n_tids; k++)
+		for (size_t k = 0;
+		     !ret && !restore_task_zombie(&c->tasks[i]) && k < c->tasks[i].te->n_tids; k++)
 			ret = place_thread(c, m, &c->tasks[i], k);
 	return ret;
 }
@@ -356,8 +360,8 @@ static void name_first(const struct restore_ctx *c, const char *hier, const char
 		const CgroupSetEntry *s = cg->sets[cg->threads[i]->set];
 		for (size_t m = 0; m < s->n_members; m++)
 			if (cg_same_hier(s->members[m]->hierarchy, hier)) {
-				pr_err("pid %u: cgroup %s:%s: %s", cg->threads[i]->pid, cg_hier_name(hier),
-				       s->members[m]->path, why);
+				pr_err("pid %u: cgroup %s:%s: %s", cg->threads[i]->pid,
+				       cg_hier_name(hier), s->members[m]->path, why);
 				return;
 			}
 	}
@@ -397,7 +401,9 @@ static int hier_settled(const struct restore_ctx *c, const char *hier)
 			char target[4096];
 			for (size_t m = 0; s && m < s->n_members; m++)
 				if (cg_same_hier(s->members[m]->hierarchy, hier) &&
-				    (h < 0 || cg_target_path(c, hier, s->members[m]->path, target, sizeof(target)) ||
+				    (h < 0 ||
+				     cg_target_path(c, hier, s->members[m]->path, target,
+						    sizeof(target)) ||
 				     !in_cgroup(t->host_pid, h, hier, target)))
 					return 0;
 		}
@@ -412,7 +418,8 @@ static int place_unmounted(const struct restore_ctx *c, const char *hier)
 	if (hier_settled(c, hier))
 		return 0;
 	if (c->opts->unprivileged) {
-		name_first(c, hier, "hierarchy not mounted on this node, and only root may mount it");
+		name_first(c, hier,
+			   "hierarchy not mounted on this node, and only root may mount it");
 		return -EPERM;
 	}
 	pid_t p = fork();

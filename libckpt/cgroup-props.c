@@ -24,12 +24,25 @@
 #define PROP_MAX 65536
 
 static const char *const props[] = {
-	"cpuset.cpus", "cpuset.mems",
-	"cpu.shares", "cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.weight", "cpu.max",
-	"memory.limit_in_bytes", "memory.soft_limit_in_bytes", "memory.memsw.limit_in_bytes",
-	"memory.swappiness", "memory.min", "memory.low", "memory.high", "memory.max",
+	"cpuset.cpus",
+	"cpuset.mems",
+	"cpu.shares",
+	"cpu.cfs_period_us",
+	"cpu.cfs_quota_us",
+	"cpu.weight",
+	"cpu.max",
+	"memory.limit_in_bytes",
+	"memory.soft_limit_in_bytes",
+	"memory.memsw.limit_in_bytes",
+	"memory.swappiness",
+	"memory.min",
+	"memory.low",
+	"memory.high",
+	"memory.max",
 	"memory.swap.max",
-	"pids.max", "blkio.weight", "io.weight",
+	"pids.max",
+	"blkio.weight",
+	"io.weight",
 	"devices.list", /* written as "a" into devices.deny, then each line into devices.allow */
 };
 _Static_assert(sizeof(props) / sizeof(props[0]) <= CG_MAX_PROPS, "CG_MAX_PROPS");

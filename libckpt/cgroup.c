@@ -129,7 +129,8 @@ static void mount_hier(const char *opts, char *out, size_t len)
 		if (f)
 			fclose(f);
 		if (keep && used + n + 2 < len)
-			used += (size_t)snprintf(out + used, len - used, "%s%.*s", used ? "," : "", (int)n, p);
+			used += (size_t)snprintf(out + used, len - used, "%s%.*s", used ? "," : "",
+						 (int)n, p);
 		p += n + (p[n] == ',');
 	}
 }
@@ -196,7 +197,8 @@ static int same_set(const CgroupSetEntry *s, const struct cg_line *l, int n)
 	if (s->n_members != (size_t)n)
 		return 0;
 	for (int i = 0; i < n; i++)
-		if (strcmp(s->members[i]->hierarchy, l[i].hier) || strcmp(s->members[i]->path, l[i].path))
+		if (strcmp(s->members[i]->hierarchy, l[i].hier) ||
+		    strcmp(s->members[i]->path, l[i].path))
 			return 0;
 	return 1;
 }
@@ -322,10 +324,12 @@ static int walk_dir(struct cg_dump *d, const char *hier, const char *path, int d
 			ret = add_file(d, e, dirfd(dir), de->d_name);
 		if (de->d_type != DT_DIR || de->d_name[0] == '.')
 			continue;
-		int fd = openat(dirfd(dir), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int fd = openat(dirfd(dir), de->d_name,
+				O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			continue; /* gone meanwhile */
-		snprintf(sub, sizeof(sub), "%s%s%s", path, strcmp(path, "/") ? "/" : "", de->d_name);
+		snprintf(sub, sizeof(sub), "%s%s%s", path, strcmp(path, "/") ? "/" : "",
+			 de->d_name);
 		ret = walk_dir(d, hier, sub, fd);
 	}
 	closedir(dir);
@@ -340,7 +344,8 @@ static int dump_dirs_of(struct cg_dump *d, const char *hier, const char *path)
 	if (!strcmp(path, "/") || dir_known(d, hier, path))
 		return 0;
 	if (cg_find_mount(hier, mnt, sizeof(mnt), root, sizeof(root))) {
-		pr_info("cgroup %s:%s: hierarchy not mounted here: its directories are not recorded",
+		pr_info("cgroup %s:%s: hierarchy not mounted here: its directories are not "
+			"recorded",
 			cg_hier_name(hier), path);
 		return 0;
 	}
@@ -361,7 +366,8 @@ static int collect(struct cg_dump *d, const struct frozen_tree *tree)
 {
 	int ret = 0;
 	for (int i = 0; !ret && i < tree->nr_tasks; i++)
-		for (int k = 0; !ret && !tree->tasks[i].zombie && k < tree->tasks[i].nr_threads; k++)
+		for (int k = 0; !ret && !tree->tasks[i].zombie && k < tree->tasks[i].nr_threads;
+		     k++)
 			ret = dump_thread(d, &tree->tasks[i], k);
 	for (size_t s = 0; !ret && s < d->e.n_sets; s++)
 		for (size_t m = 0; !ret && m < d->sets[s]->n_members; m++)
@@ -450,8 +456,8 @@ static int check_entry(const char *dir, const CgroupEntry *e)
 	for (size_t i = 0; i < e->n_dirs; i++) {
 		const char *why = check_dir(e->dirs[i], i);
 		if (why) {
-			pr_err("%s/cgroup.img: cgroup %s:%s: %s", dir, cg_hier_name(e->dirs[i]->hierarchy),
-			       e->dirs[i]->path, why);
+			pr_err("%s/cgroup.img: cgroup %s:%s: %s", dir,
+			       cg_hier_name(e->dirs[i]->hierarchy), e->dirs[i]->path, why);
 			return -EINVAL;
 		}
 	}

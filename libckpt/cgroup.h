@@ -21,10 +21,10 @@
 #include "freeze.h"
 #include "storage.h"
 
-#define CG_MAX_HIER 32   /* hierarchies of one thread */
+#define CG_MAX_HIER 32	 /* hierarchies of one thread */
 #define CG_MAX_DIRS 4096 /* directories of a job */
 #define CG_MAX_FILES 256 /* recorded control files of one directory */
-#define CG_MAX_PROPS 32  /* settings of one directory (cgroup-props.c) */
+#define CG_MAX_PROPS 32	 /* settings of one directory (cgroup-props.c) */
 
 /* One line of /proc/PID/cgroup: the hierarchy's controllers and the path. */
 struct cg_line {

@@ -44,7 +44,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const char *ctl = "cpu"; /* "memory" for charged */
+static const char *ctl = "cpu";	       /* "memory" for charged */
 static char cpu_mnt[1024], base[2048]; /* base: our cgroup, as a path in ctl's hierarchy */
 static FILE *dirs;
 
@@ -100,7 +100,8 @@ static void cgroup_of(pid_t pid, pid_t tid, const char *ctl, char *out, size_t l
 			continue;
 		*p++ = 0;
 		p[strcspn(p, "\n")] = 0;
-		for (char *save, *t = strtok_r(h + 1, ",", &save); t; t = strtok_r(NULL, ",", &save))
+		for (char *save, *t = strtok_r(h + 1, ",", &save); t;
+		     t = strtok_r(NULL, ",", &save))
 			if (!strcmp(t, ctl))
 				snprintf(out, len, "%s", p);
 	}

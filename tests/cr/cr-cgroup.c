@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 static char delegated[PATH_MAX]; /* the delegated cgroup's directory */
-static char relative[PATH_MAX];  /* relative:-, the cgroup cr-run moved into */
+static char relative[PATH_MAX];	 /* relative:-, the cgroup cr-run moved into */
 static size_t mnt_len;
 
 static int cpu_mount(char *out, size_t len)
