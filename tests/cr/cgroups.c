@@ -21,6 +21,8 @@
  *                    --after-dump relative:-, which writes R into the
  *                    test's file cg-expect): the process comes back in R,
  *                    the child in R/c
+ *                    (with cr-run --after-dump remap:-, the same check:
+ *                    a/ was mapped onto R by --cgroup-root)
  *   delegated        (as a user) in a sub-cgroup of $CR_CGROUP, a cpu
  *                    cgroup root delegated to the user (cr-run
  *                    --delegate-cgroup)

@@ -34,11 +34,13 @@ cr_case(cr_cgroup_props cgroups 60 --after-dump rmcgroups:cg-dirs -- props)
 # in (what a requeued Slurm job needs), its child's below it
 cr_case(cr_cgroup_relative cgroups 60 --after-dump relative:- --restore-opt --cgroups
 	--restore-opt relative -- relative)
+# --cgroup-root cpu:/ckpt-cr-PID/a=R: the process in R, its child in R/c
+cr_case(cr_cgroup_root_remap cgroups 60 --after-dump remap:- -- relative)
 # restore --verify names a thread left in another cgroup (test-only fault:
 # the threads are not moved)
 cr_case(bad_restore_verify_cgroup cgroups 60 --expect-restore-fail --expect-msg "cgroup cpu:"
 	--expect-msg "restore --verify" -- v1-sub)
 set_tests_properties(bad_restore_verify_cgroup PROPERTIES ENVIRONMENT CKPT_TEST_FAULT=cgroup)
 set_tests_properties(cr_cgroup_v1_sub cr_cgroup_v1_sub_gone cr_cgroup_named
-	cr_cgroup_named_unmounted cr_cgroup_threads cr_cgroup_child cr_cgroup_empty cr_cgroup_relative cr_cgroup_props cr_cgroup_charged
+	cr_cgroup_named_unmounted cr_cgroup_threads cr_cgroup_child cr_cgroup_empty cr_cgroup_relative cr_cgroup_props cr_cgroup_charged cr_cgroup_root_remap
 	bad_restore_verify_cgroup PROPERTIES RUN_SERIAL ON)

@@ -10,6 +10,9 @@
  *   --after-dump relative:-   cr-run moves itself (and so the restoring
  *                       ckptctl) into a new cpu cgroup R, written into the
  *                       test's file cg-expect, for --cgroups relative
+ *   --after-dump remap:-      the restore gets --cgroup-root
+ *                       HIER:/ckpt-cr-PID/a=R (HIER: the cpu hierarchy as
+ *                       /proc/self/cgroup names it), R into cg-expect
  *   --after-dump undelegate:-      root takes the delegated cgroup back
  *                       (it and all below owned by root again): the user may no longer
  *                       enter it, and her restore must say so
@@ -133,8 +136,48 @@ static int move_for_relative(struct run *r)
 	return mkdir(relative, 0755) || enter_self(relative) ? -1 : 0;
 }
 
+/* The cpu hierarchy's controllers as /proc/self/cgroup names them. */
+static int cpu_hier(char *out, size_t len)
+{
+	char line[4096];
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	int found = 0;
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		char *h = strchr(line, ':'), *e = h ? strchr(h + 1, ':') : NULL;
+		if (!e)
+			continue;
+		*e = 0;
+		snprintf(out, len, "%s", h + 1);
+		for (char *save, *t = strtok_r(h + 1, ",", &save); t;
+		     t = strtok_r(NULL, ",", &save))
+			found |= !strcmp(t, "cpu");
+	}
+	if (f)
+		fclose(f);
+	return found ? 0 : -1;
+}
+
+/* remap:- : --cgroup-root HIER:/ckpt-cr-PID/a=R for the restore. */
+static int remap_rule(struct run *r)
+{
+	static char opt[PATH_MAX], hier[256];
+	char expect[PATH_MAX + 16];
+	if (cpu_hier(hier, sizeof(hier)) || r->nr_restore_opts + 2 > MAX_OPTS)
+		return -1;
+	snprintf(opt, sizeof(opt), "%s:/ckpt-cr-%d/a=/ckpt-cr-remap-%d", hier, r->pid, getpid());
+	r->restore_opts[r->nr_restore_opts++] = "--cgroup-root";
+	r->restore_opts[r->nr_restore_opts++] = opt;
+	path_in(r, expect, sizeof(expect), "cg-expect");
+	FILE *f = fopen(expect, "we");
+	if (!f || fprintf(f, "/ckpt-cr-remap-%d\n", getpid()) < 0 || fclose(f))
+		return -1;
+	return 0;
+}
+
 int cgroup_after_dump(struct run *r, const char *kind, const char *file)
 {
+	if (!strcmp(kind, "remap"))
+		return remap_rule(r);
 	if (!strcmp(kind, "relative"))
 		return move_for_relative(r);
 	if (!strcmp(kind, "rmcgroups"))
@@ -154,6 +197,13 @@ void cgroup_cleanup(struct run *r)
 	path_in(r, path, sizeof(path), "cg-dirs");
 	if (!access(path, F_OK))
 		remove_listed(path);
+	char remapped[PATH_MAX], mnt[PATH_MAX];
+	if (!cpu_mount(mnt, sizeof(mnt))) {
+		snprintf(remapped, sizeof(remapped), "%.2000s/ckpt-cr-remap-%d/c", mnt, getpid());
+		rmdir(remapped);
+		remapped[strlen(remapped) - 2] = 0;
+		rmdir(remapped);
+	}
 	if (relative[0]) {
 		char parent[PATH_MAX + 8];
 		snprintf(parent, sizeof(parent), "%s/..", relative);
