@@ -368,23 +368,6 @@ static void name_first(const struct restore_ctx *c, const char *hier, const char
 	pr_err("cgroup %s: %s", cg_hier_name(hier), why);
 }
 
-static int mount_private(const char *hier, char *dir)
-{
-	char data[300];
-	int named_only = !strchr(hier, ',') && !strncmp(hier, "name=", 5);
-	snprintf(data, sizeof(data), "%s%s", named_only ? "none," : "", hier);
-	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
-		return -errno;
-	if (!mkdtemp(dir))
-		return -errno;
-	if (mount("cgroup", dir, hier[0] ? "cgroup" : "cgroup2", 0, hier[0] ? data : NULL)) {
-		int e = errno;
-		rmdir(dir);
-		return -e;
-	}
-	return 0;
-}
-
 /* Nothing to do on hierarchy `hier`: no directory of the job's, every
  * thread in its cgroup already (a hierarchy nobody mounts, where all are
  * in "/", is the common case). */
@@ -428,7 +411,7 @@ static int place_unmounted(const struct restore_ctx *c, const char *hier)
 	if (p == 0) {
 		struct hier_mount m = { .hier = hier, .root = "/" };
 		snprintf(m.mnt, sizeof(m.mnt), "/tmp/ckpt-cgroup.XXXXXX");
-		int ret = mount_private(hier, m.mnt);
+		int ret = cg_mount_private(hier, m.mnt);
 		if (ret)
 			name_first(c, hier, strerror(-ret));
 		ret = ret ? ret : place_hier(c, &m);

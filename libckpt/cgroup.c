@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -181,7 +184,26 @@ int cg_find_mount(const char *hier, char *mnt, size_t mlen, char *root, size_t r
 	return fa.found ? 0 : -ENOENT;
 }
 
+int cg_mount_private(const char *hier, char *dir)
+{
+	char data[300];
+	int named_only = !strchr(hier, ',') && !strncmp(hier, "name=", 5);
+	snprintf(data, sizeof(data), "%s%s", named_only ? "none," : "", hier);
+	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		return -errno;
+	if (!mkdtemp(dir))
+		return -errno;
+	if (mount("cgroup", dir, hier[0] ? "cgroup" : "cgroup2", 0, hier[0] ? data : NULL)) {
+		int e = errno;
+		rmdir(dir);
+		return -e;
+	}
+	return 0;
+}
+
 /* ---- dump ---- */
+
+#define CG_MAX_UNMOUNTED 32 /* hierarchies walked through a private mount */
 
 struct cg_dump {
 	struct arena a;
@@ -189,7 +211,8 @@ struct cg_dump {
 	CgroupSetEntry **sets;
 	CgroupThreadEntry **threads;
 	CgroupDirEntry **dirs;
-	size_t max_threads;
+	CgroupEntry *unmounted[CG_MAX_UNMOUNTED]; /* what the children sent, freed last */
+	size_t nr_unmounted;
 };
 
 static int same_set(const CgroupSetEntry *s, const struct cg_line *l, int n)
@@ -336,6 +359,101 @@ static int walk_dir(struct cg_dump *d, const char *hier, const char *path, int d
 	return ret;
 }
 
+/* In a child: mount hier privately, walk path, write the directories
+ * to fd as a packed cgroup_entry. */
+static int walk_child(const char *hier, const char *path, int fd)
+{
+	struct cg_dump c;
+	char mnt[] = "/tmp/ckpt-cgroup.XXXXXX", full[8192];
+	memset(&c, 0, sizeof(c));
+	cgroup_entry__init(&c.e);
+	c.dirs = arena_alloc(&c.a, CG_MAX_DIRS * sizeof(*c.dirs));
+	int ret = c.dirs ? cg_mount_private(hier, mnt) : -ENOMEM;
+	snprintf(full, sizeof(full), "%s%s", mnt, path);
+	int dfd = ret ? -1 : open(full, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (!ret && dfd < 0)
+		ret = -errno;
+	ret = ret ? ret : walk_dir(&c, hier, path, dfd);
+	c.e.dirs = c.dirs;
+	size_t len = ret ? 0 : cgroup_entry__get_packed_size(&c.e);
+	uint8_t *buf = len ? malloc(len) : NULL;
+	if (!ret && !buf)
+		ret = -ENOMEM;
+	if (buf && (cgroup_entry__pack(&c.e, buf) != len || write(fd, buf, len) != (ssize_t)len))
+		ret = -EIO;
+	free(buf);
+	if (ret)
+		pr_err("cgroup %s:%s: walking it through a private mount: %s", cg_hier_name(hier),
+		       path, strerror(-ret));
+	umount2(mnt, MNT_DETACH);
+	rmdir(mnt);
+	return ret;
+}
+
+static int read_all_fd(int fd, uint8_t **out, size_t *len)
+{
+	size_t cap = 1 << 16;
+	uint8_t *buf = malloc(cap);
+	ssize_t n;
+	*len = 0;
+	while (buf && (n = read(fd, buf + *len, cap - *len)) > 0) {
+		*len += (size_t)n;
+		uint8_t *more = *len == cap && cap < IMG_MAX_ENTRY ? realloc(buf, cap *= 2) : buf;
+		if (!more || *len == cap)
+			break;
+		buf = more;
+	}
+	*out = buf;
+	return buf ? 0 : -ENOMEM;
+}
+
+/* A hierarchy not mounted here (the job mounted it, then unmounted it):
+ * root walks it in a child with a private mount; a user cannot. */
+static int dump_dirs_unmounted(struct cg_dump *d, const char *hier, const char *path)
+{
+	int p[2];
+	if (geteuid() || d->nr_unmounted == CG_MAX_UNMOUNTED) {
+		pr_info("cgroup %s:%s: hierarchy not mounted here: its directories are not "
+			"recorded",
+			cg_hier_name(hier), path);
+		return 0;
+	}
+	if (pipe2(p, O_CLOEXEC))
+		return -errno;
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		_exit(walk_child(hier, path, p[1]) ? 1 : 0);
+	}
+	close(p[1]);
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int st = 0, ret = pid < 0 ? -errno : read_all_fd(p[0], &buf, &len);
+	close(p[0]);
+	while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!ret && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+		ret = -EIO; /* the child said why */
+	CgroupEntry *e = ret ? NULL : cgroup_entry__unpack(NULL, len, buf);
+	free(buf);
+	if (!ret && !e)
+		ret = -EIO;
+	for (size_t i = 0; !ret && i < e->n_dirs; i++) {
+		if (dir_known(d, hier, e->dirs[i]->path))
+			continue;
+		if (d->e.n_dirs == CG_MAX_DIRS) {
+			pr_err("cgroup %s:%s: more than %d directories below the job's cgroups",
+			       cg_hier_name(hier), path, CG_MAX_DIRS);
+			ret = -E2BIG;
+		} else {
+			d->dirs[d->e.n_dirs++] = e->dirs[i];
+		}
+	}
+	if (e)
+		d->unmounted[d->nr_unmounted++] = e;
+	return ret;
+}
+
 /* The directories of one cgroup of the job: itself and all below it.
  * The root of a hierarchy is everybody's, not the job's. */
 static int dump_dirs_of(struct cg_dump *d, const char *hier, const char *path)
@@ -343,12 +461,8 @@ static int dump_dirs_of(struct cg_dump *d, const char *hier, const char *path)
 	char mnt[4096], root[4096], full[8192];
 	if (!strcmp(path, "/") || dir_known(d, hier, path))
 		return 0;
-	if (cg_find_mount(hier, mnt, sizeof(mnt), root, sizeof(root))) {
-		pr_info("cgroup %s:%s: hierarchy not mounted here: its directories are not "
-			"recorded",
-			cg_hier_name(hier), path);
-		return 0;
-	}
+	if (cg_find_mount(hier, mnt, sizeof(mnt), root, sizeof(root)))
+		return dump_dirs_unmounted(d, hier, path);
 	size_t rl = strcmp(root, "/") ? strlen(root) : 0;
 	if (strncmp(path, root, rl) || (path[rl] && path[rl] != '/'))
 		return 0; /* outside the mounted sub-tree */
@@ -398,6 +512,8 @@ int dump_cgroups(struct img_set *set, const struct frozen_tree *tree)
 		ret = ret ? ret : cret;
 	}
 	arena_free(&d.a);
+	for (size_t i = 0; i < d.nr_unmounted; i++)
+		cgroup_entry__free_unpacked(d.unmounted[i], NULL);
 	return ret;
 }
 

@@ -56,6 +56,11 @@ int cg_dump_props(struct arena *a, CgroupDirEntry *e, int dfd);
 int cg_restore_props(int dfd, const CgroupDirEntry *e, const char **what);
 int cg_prop_known(const char *name);
 
+/* In a child that may change its mount namespace (it unshares one): mount
+ * hierarchy `hier` on a new directory made from the template dir
+ * ("/tmp/ckpt-cgroup.XXXXXX"), private.  0 or -errno. */
+int cg_mount_private(const char *hier, char *dir);
+
 /* Dump: write cgroup.img for the frozen tree (zombies have no cgroup). */
 int dump_cgroups(struct img_set *set, const struct frozen_tree *tree);
 

@@ -174,6 +174,8 @@ static void setup_named(int unmount)
 	snprintf(sub_a, sizeof(sub_a), "%s/job", named_dir);
 	CHECK_SYS(mkdir(sub_a, 0755) == 0, "mkdir %s", sub_a);
 	enter(sub_a, getpid());
+	snprintf(sub_b, sizeof(sub_b), "%.2000s/empty", sub_a);
+	CHECK_SYS(mkdir(sub_b, 0750) == 0 && chmod(sub_b, 0750) == 0, "mkdir %s", sub_b);
 	if (unmount)
 		CHECK_SYS(umount2(named_dir, MNT_DETACH) == 0, "umount %s", named_dir);
 }
@@ -282,6 +284,18 @@ static void check_relative(void)
 	expect(child, child, "cpu", want);
 }
 
+/* job/empty of the named hierarchy, mode 0750 (mounted again first
+ * when the test unmounted it). */
+static void check_named_empty(int mount_it)
+{
+	char opts[128];
+	struct stat st;
+	snprintf(opts, sizeof(opts), "none,name=%s", named_name);
+	CHECK_SYS(!mount_it || mount("none", named_dir, "cgroup", 0, opts) == 0, "mount %s", opts);
+	CHECK_SYS(stat(sub_b, &st) == 0, "the empty cgroup %s", sub_b);
+	CHECK((st.st_mode & 07777) == 0750, "%s: mode %o, dumped 750", sub_b, st.st_mode & 07777);
+}
+
 static void check(const char *mode)
 {
 	char want[PATH_MAX + 64];
@@ -292,6 +306,7 @@ static void check(const char *mode)
 	if (!strncmp(mode, "named", 5)) {
 		snprintf(want, sizeof(want), "name=%s", named_name);
 		expect(getpid(), getpid(), want, "/job");
+		check_named_empty(strcmp(mode, "named") != 0);
 		return;
 	}
 	expect(getpid(), getpid(), ctl, in_cpu(sub_a));
@@ -318,11 +333,8 @@ static void cleanup(const char *mode)
 		waitpid(child, NULL, 0);
 	}
 	if (!strncmp(mode, "named", 5)) {
-		char opts[128];
-		snprintf(opts, sizeof(opts), "none,name=%s", named_name);
-		if (strcmp(mode, "named") && mount("none", named_dir, "cgroup", 0, opts))
-			return;
-		enter(named_dir, getpid());
+		enter(named_dir, getpid()); /* mounted (again) by the check */
+		rmdir(sub_b);
 		rmdir(sub_a);
 		umount2(named_dir, MNT_DETACH);
 		return;

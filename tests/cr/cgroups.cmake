@@ -19,6 +19,9 @@ cr_case(cr_cgroup_v1_sub_gone cgroups 60 --after-dump rmcgroups:cg-dirs -- v1-su
 # a named v1 hierarchy the job mounted; unmounted again: mounted privately
 cr_case(cr_cgroup_named cgroups 60 -- named)
 cr_case(cr_cgroup_named_unmounted cgroups 60 -- named-unmounted)
+# ... its cgroups removed after the dump: the dump recorded them through a
+# private mount, with the empty sub-cgroup job/empty and its mode
+cr_case(cr_cgroup_named_unmounted_gone cgroups 60 --after-dump rmnamed:- -- named-unmounted)
 # threads of one process in two cgroups (v1: "tasks" moves one thread)
 cr_case(cr_cgroup_threads cgroups 60 -- threads)
 # a child in another cgroup than its parent
@@ -42,5 +45,5 @@ cr_case(bad_restore_verify_cgroup cgroups 60 --expect-restore-fail --expect-msg 
 	--expect-msg "restore --verify" -- v1-sub)
 set_tests_properties(bad_restore_verify_cgroup PROPERTIES ENVIRONMENT CKPT_TEST_FAULT=cgroup)
 set_tests_properties(cr_cgroup_v1_sub cr_cgroup_v1_sub_gone cr_cgroup_named
-	cr_cgroup_named_unmounted cr_cgroup_threads cr_cgroup_child cr_cgroup_empty cr_cgroup_relative cr_cgroup_props cr_cgroup_charged cr_cgroup_root_remap
+	cr_cgroup_named_unmounted cr_cgroup_named_unmounted_gone cr_cgroup_threads cr_cgroup_child cr_cgroup_empty cr_cgroup_relative cr_cgroup_props cr_cgroup_charged cr_cgroup_root_remap
 	bad_restore_verify_cgroup PROPERTIES RUN_SERIAL ON)

@@ -13,6 +13,9 @@
  *   --after-dump remap:-      the restore gets --cgroup-root
  *                       HIER:/ckpt-cr-PID/a=R (HIER: the cpu hierarchy as
  *                       /proc/self/cgroup names it), R into cg-expect
+ *   --after-dump rmnamed:-    the test's named hierarchy name=ckptcrPID,
+ *                       unmounted: mounted here for a moment, its job and
+ *                       job/empty removed (the restore must make both)
  *   --after-dump undelegate:-      root takes the delegated cgroup back
  *                       (it and all below owned by root again): the user may no longer
  *                       enter it, and her restore must say so
@@ -26,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -174,8 +178,31 @@ static int remap_rule(struct run *r)
 	return 0;
 }
 
+/* rmnamed:- : rmdir job/empty and job of name=ckptcrPID. */
+static int remove_named(struct run *r)
+{
+	char dir[PATH_MAX + 16], opts[64], sub[PATH_MAX + 32];
+	path_in(r, dir, sizeof(dir), "rmnamed");
+	snprintf(opts, sizeof(opts), "none,name=ckptcr%d", r->pid);
+	if (mkdir(dir, 0700) || mount("none", dir, "cgroup", 0, opts)) {
+		say("mount %s: %s", opts, strerror(errno));
+		return -1;
+	}
+	snprintf(sub, sizeof(sub), "%s/job/empty", dir);
+	int ret = rmdir(sub);
+	snprintf(sub, sizeof(sub), "%s/job", dir);
+	ret = ret ? ret : rmdir(sub);
+	if (ret)
+		say("rmdir %s: %s", sub, strerror(errno));
+	umount2(dir, MNT_DETACH);
+	rmdir(dir);
+	return ret;
+}
+
 int cgroup_after_dump(struct run *r, const char *kind, const char *file)
 {
+	if (!strcmp(kind, "rmnamed"))
+		return remove_named(r);
 	if (!strcmp(kind, "remap"))
 		return remap_rule(r);
 	if (!strcmp(kind, "relative"))
