@@ -91,13 +91,21 @@ static int rewrite(const char *path, const char *old, size_t olen, const char *n
 	return 1;
 }
 
+/* The driver's own cgroups, read once before any restoring process
+ * exists: they inherit this copy, and a parent that entered its cgroups
+ * before forking them does not change what "ours" means. */
+static struct cg_line driver_cgroups[CG_MAX_HIER];
+static int nr_driver_cgroups = -1;
+
 /* The relative mode: the root task's dumped cgroup, and ours. */
 static int relative_rule(const struct restore_ctx *c, const char *hier, char *old, char *new,
 			 size_t len)
 {
 	const CgroupSetEntry *s = cg_set_of(c->cgroups, c->tasks[0].te->pid, c->tasks[0].te->pid);
-	struct cg_line own[CG_MAX_HIER];
-	int n = cg_read_lines(0, 0, own);
+	const struct cg_line *own = driver_cgroups;
+	if (nr_driver_cgroups < 0)
+		nr_driver_cgroups = cg_read_lines(0, 0, driver_cgroups);
+	int n = nr_driver_cgroups;
 	old[0] = new[0] = 0;
 	for (size_t i = 0; s && i < s->n_members; i++)
 		if (cg_same_hier(s->members[i]->hierarchy, hier))
@@ -471,6 +479,7 @@ int restore_cgroup_dirs(struct restore_ctx *c)
 	const CgroupEntry *cg = c->cgroups;
 	int ret = 0;
 	nr_created = 0;
+	nr_driver_cgroups = cg_read_lines(0, 0, driver_cgroups);
 	for (size_t s = 0; cg && !ret && s < cg->n_sets; s++)
 		for (size_t k = 0; !ret && k < cg->sets[s]->n_members; k++) {
 			struct hier_mount m = { .hier = cg->sets[s]->members[k]->hierarchy };
@@ -504,10 +513,10 @@ void restore_cgroups_done(int failed)
 
 /* ---- a restoring process enters its cgroups itself ---- */
 
-/* Called by each restoring process once its children are forked (so
- * that they still see the driver's cgroups for the relative mode) and
- * before its memory is restored (so that its memory is charged, and
- * limited, where it belongs: charges do not move with a process).  The
+/* Called by each restoring process before its memory is restored and
+ * its children forked (so that its memory is charged, and limited, where
+ * it belongs: charges do not move with a process; the relative mode uses
+ * the driver's cgroups as read before, driver_cgroups).  The
  * main thread's cgroups, on every hierarchy mounted here; threads apart
  * and unmounted hierarchies are restore_cgroups' work. */
 int cgroup_enter_self(const struct restore_ctx *c, size_t idx)

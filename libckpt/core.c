@@ -415,10 +415,8 @@ static int restore_rlimits(const CoreEntry *core)
 
 int restore_core_misc(const CoreEntry *core)
 {
-	if (strcmp(core->root, "/") && chroot(core->root)) {
-		pr_err("pid %d: chroot %s: %s", core->pid, core->root, strerror(errno));
-		return -errno;
-	}
+	/* The cwd as the dumper saw it, from the host's root; the root comes
+	 * last (restore-mem.c enter_root), and chroot() leaves the cwd alone. */
 	if (chdir(core->cwd)) {
 		pr_err("pid %d: cwd %s: %s", core->pid, core->cwd, strerror(errno));
 		return -errno;

@@ -85,6 +85,11 @@ struct file_kind {
 	int (*read)(struct img_set *set, struct restore_files *rf, void **priv);
 	/* Restore: a new O_CLOEXEC fd for the description, in the driver. */
 	int (*open)(struct restore_files *rf, void *priv, const FileEntry *e);
+	/* Restore, optional: in the tree's PID namespace, in the process that
+	 * is about to create the tree's root (the driver, or our init in a
+	 * fresh namespace), the pool open: what must be made there replaces
+	 * its pool fds (rf->pool[id], same number, O_CLOEXEC). */
+	int (*before_tree)(struct restore_files *rf, void *priv);
 	/* Restore, optional: in restoring task `idx`, its fds installed. */
 	int (*post_install)(struct restore_files *rf, void *priv, size_t idx);
 	/* Restore, optional: release what read/open kept. */
@@ -100,6 +105,7 @@ extern const struct file_kind unix_sk_kind, inet_sk_kind; /* sk-unix.c, sk-inet.
 extern const struct file_kind eventfd_kind, signalfd_kind, timerfd_kind, epoll_kind, inotify_kind;
 extern const struct file_kind memfd_kind, ghost_kind, locks_kind;
 extern const struct file_kind tty_kind; /* tty.c */
+extern const struct file_kind pidfd_kind; /* pidfd.c */
 
 /* A duplicate of fd `fd` of `pid` in the dumper (pidfd_getfd; the task
  * must be traced by us or we are root).  -errno on failure. */

@@ -24,6 +24,7 @@
 #include "proc.h"
 
 static const struct file_kind *const file_kinds[] = {
+	&pidfd_kind, /* first: its post_install puts live pidfds in place for the others */
 	&pipe_kind,
 	&unix_sk_kind,
 	&eventfd_kind,
@@ -39,6 +40,7 @@ static const struct file_kind *const file_kinds[] = {
 	&regfile_kind, /* last: it matches what has a path */
 };
 #define NR_KINDS (sizeof(file_kinds) / sizeof(file_kinds[0]))
+_Static_assert(NR_KINDS <= FILE_KINDS_MAX, "raise FILE_KINDS_MAX (files.h)");
 
 static int same_description(pid_t p1, int fd1, pid_t p2, int fd2)
 {
@@ -547,6 +549,15 @@ int files_open_pool(struct restore_files *rf, int base)
 	return ret;
 }
 
+int files_before_tree(struct restore_files *rf)
+{
+	int ret = 0;
+	for (size_t k = 0; !ret && k < NR_KINDS; k++)
+		if (file_kinds[k]->before_tree)
+			ret = file_kinds[k]->before_tree(rf, rf->priv[k]);
+	return ret;
+}
+
 int files_task_fd_to_pool(const struct restore_files *rf, size_t idx, int fd)
 {
 	const struct task_fds *tf = &rf->tasks[idx];
@@ -586,13 +597,24 @@ static int first_fd_of(const struct task_fds *tf, size_t i)
 	return 1;
 }
 
+static int has_lease(const FileEntry *e)
+{
+	for (size_t i = 0; i < e->n_locks; i++)
+		if (e->locks[i]->kind == FILE_LOCK_KIND__LOCK_LEASE)
+			return 1;
+	return 0;
+}
+
 /*
  * In the restoring process, its fds in place: the owner (a pid of the
  * restored tree's namespace), and O_ASYNC, which works only once F_SETFL
  * turned it on (open() keeps the flag but registers nothing).  The kernel
  * keeps one fd number per description for the signal's si_fd, the one
  * F_SETFL last came through: here the first fd of the description in the
- * last process that installs it.
+ * last process that installs it.  A leased description gets its owner
+ * from the process that takes the lease, after it (locks.c): set here by
+ * another process meanwhile, it could turn the break the restore makes
+ * into a signal to the job.
  */
 static int set_owner(const struct restore_files *rf, const struct task_fds *tf, size_t i)
 {
@@ -601,7 +623,7 @@ static int set_owner(const struct restore_files *rf, const struct task_fds *tf, 
 	if (files_inherited(rf, e) || !first_fd_of(tf, i))
 		return 0;
 	struct f_owner_ex own = { (int)e->fown_type, (pid_t)e->fown_pid };
-	if (e->has_fown_pid && fcntl(fd, F_SETOWN_EX, &own)) {
+	if (e->has_fown_pid && !has_lease(e) && fcntl(fd, F_SETOWN_EX, &own)) {
 		pr_err("pid %d: fd %d: cannot give it owner %d (type %u): %s", tf->pid, fd, own.pid,
 		       e->fown_type, strerror(errno));
 		return -errno;

@@ -50,6 +50,9 @@ int files_read(struct img_set *set, const InventoryEntry *inv, const struct ckpt
 	       struct restore_files *rf);
 /* Open every file description into the pool at fds >= base. */
 int files_open_pool(struct restore_files *rf, int base);
+/* In the process about to create the tree's root, in the tree's PID
+ * namespace: each kind's before_tree (file-kinds.h). */
+int files_before_tree(struct restore_files *rf);
 /* In the restoring task `idx` (inventory order): install its fds from the
  * pool, close every fd that is not its own or in keep[], then run each
  * kind's post_install. */
@@ -57,6 +60,8 @@ int files_install(struct restore_files *rf, size_t idx, const int *keep, size_t 
 void files_close_pool(struct restore_files *rf);
 /* Is `e` not recreated but the caller's --inherit-fd? */
 int files_inherited(const struct restore_files *rf, const FileEntry *e);
+/* locks.c: does a lease (F_SETLEASE) sit on inode dev:ino?  (/proc/locks) */
+int locks_inode_leased(dev_t dev, ino_t ino);
 /* sk-inet.c: does any connection come back in repair mode (CAP_NET_ADMIN)? */
 int inet_needs_repair(const struct restore_files *rf);
 void files_free(struct restore_files *rf);

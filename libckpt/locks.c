@@ -7,7 +7,11 @@
  * (post_install): flock and OFD locks belong to the description, so any
  * task holding it may take them (again: the same owner, no conflict);
  * POSIX locks belong to a process, so only their owner takes them.
- * Leases and delegations are refused by name.
+ * A lease (F_SETLEASE) belongs to the description too, but is taken by
+ * one task only, the first in restore order that holds it: a second
+ * F_SETLEASE would end a break.  A lease being broken (a conflicting open
+ * is pending) is taken and broken again (break_again).  Delegations and
+ * lease breakers are refused by name.
  *
  * A description's fdinfo shows its flock and OFD locks, but POSIX locks
  * only to their owner (in the owner's own fdinfo): those are found in
@@ -16,6 +20,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +75,39 @@ static int kind_of(const char *k)
 		return FILE_LOCK_KIND__LOCK_POSIX;
 	if (!strcmp(k, "OFDLCK"))
 		return FILE_LOCK_KIND__LOCK_OFD;
+	if (!strcmp(k, "LEASE"))
+		return FILE_LOCK_KIND__LOCK_LEASE;
 	return -1;
+}
+
+/*
+ * A lease (state ACTIVE or BREAKING): its type is what F_GETLEASE says
+ * through our duplicate of the description (the type it breaks to while
+ * breaking).  A breaking one is broken again on restore by an open of its
+ * path, so it needs one.
+ */
+static int lease_of(const struct file_desc *d, const char *state, FileLockEntry *l)
+{
+	int breaking = !strcmp(state, "BREAKING");
+	if ((!breaking && strcmp(state, "ACTIVE")) ||
+	    (breaking && d->entry->type != FILE_TYPE__FILE_REG)) {
+		pr_err("pid %d: fd %d: lease %s%s: not supported", d->pid, d->fd, state,
+		       breaking ? " on a file without a path" : "");
+		return -ENOTSUP;
+	}
+	int fd = files_getfd(d->pid, d->fd);
+	int type = fd < 0 ? -1 : fcntl(fd, F_GETLEASE);
+	int err = fd < 0 ? -fd : errno;
+	if (fd >= 0)
+		close(fd);
+	if (type < 0) {
+		pr_err("pid %d: fd %d: cannot read its lease: %s", d->pid, d->fd, strerror(err));
+		return -err;
+	}
+	l->has_lease_type = l->has_breaking = 1;
+	l->lease_type = (uint32_t)type;
+	l->breaking = breaking;
+	return 0;
 }
 
 /* lock:	1: POSIX  ADVISORY  WRITE 18207 fe:00:10987355 10 29 */
@@ -78,14 +115,14 @@ static int lock_line(char *line, void *arg)
 {
 	struct lock_scan *s = arg;
 	const struct file_desc *d = s->d;
-	char kind[16], mode[16], end[24];
+	char kind[16], state[16], mode[16], end[24];
 	int pid;
 	unsigned long long start;
 
 	if (strncmp(line, "lock:", 5) || strstr(line, "->"))
 		return 0; /* not a lock, or a waiter blocked on one */
-	if (sscanf(line, "lock: %*u: %15s %*s %15s %d %*s %llu %23s", kind, mode, &pid, &start,
-		   end) != 5 || kind_of(kind) < 0) {
+	if (sscanf(line, "lock: %*u: %15s %15s %15s %d %*s %llu %23s", kind, state, mode, &pid,
+		   &start, end) != 6 || kind_of(kind) < 0) {
 		pr_err("pid %d: fd %d: lock \"%s\" is not supported", d->pid, d->fd, line + 5);
 		return -ENOTSUP;
 	}
@@ -102,7 +139,8 @@ static int lock_line(char *line, void *arg)
 	l->pid = pid > 0 ? (uint32_t)tree_vpid(s->fdump->tree, pid) : 0;
 	l->start = start;
 	l->end = strcmp(end, "EOF") ? strtoll(end, NULL, 10) : -1;
-	return push_lock(s, l);
+	int ret = k == FILE_LOCK_KIND__LOCK_LEASE ? lease_of(d, state, l) : 0;
+	return ret ? ret : push_lock(s, l);
 }
 
 static int locks_match(const struct fd_dump *f)
@@ -151,6 +189,30 @@ static int proc_locks_line(char *line, void *arg)
 	}
 	l->v[l->nr++] = (struct posix_lock){ pid, makedev(maj, min), (ino_t)ino };
 	return 0;
+}
+
+struct lease_find {
+	dev_t dev;
+	ino_t ino;
+	int found;
+};
+
+/* 1: LEASE  ACTIVE    READ 8888 fe:00:5371015 0 EOF */
+static int lease_line(char *line, void *arg)
+{
+	struct lease_find *l = arg;
+	unsigned maj, min;
+	unsigned long long ino;
+	if (sscanf(line, "%*u: LEASE %*s %*s %*d %x:%x:%llu", &maj, &min, &ino) == 3 &&
+	    makedev(maj, min) == l->dev && ino == l->ino)
+		l->found = 1;
+	return 0;
+}
+
+int locks_inode_leased(dev_t dev, ino_t ino)
+{
+	struct lease_find l = { dev, ino, 0 };
+	return proc_each_line("/proc/locks", lease_line, &l) < 0 || l.found;
 }
 
 static int has_lock_on(const struct posix_list *l, pid_t pid, const struct stat *st)
@@ -273,6 +335,40 @@ static int posix_locks(struct files_dump *c, size_t *caps)
 	return ret < 0 ? ret : 0;
 }
 
+static const FileLockEntry *lease_in(const FileEntry *e)
+{
+	for (size_t i = 0; i < e->n_locks; i++)
+		if (e->locks[i]->kind == FILE_LOCK_KIND__LOCK_LEASE)
+			return e->locks[i];
+	return NULL;
+}
+
+/*
+ * A break breaks every lease of the file, and a file with a lease being
+ * broken takes no new one (F_SETLEASE fails with EAGAIN): breaking
+ * leases of several descriptions of one file could only come back
+ * together, from one process.  Refused by name.
+ */
+static int check_breaking_leases(const struct files_dump *fdump)
+{
+	for (size_t i = 0; i < fdump->nr; i++) {
+		const struct file_desc *d = &fdump->descs[i];
+		const FileLockEntry *l = lease_in(d->entry);
+		if (!l || !l->breaking)
+			continue;
+		for (size_t j = 0; j < fdump->nr; j++) {
+			const struct file_desc *o = &fdump->descs[j];
+			if (j == i || o->dev != d->dev || o->ino != d->ino || !lease_in(o->entry))
+				continue;
+			pr_err("pid %d: fd %d: lease being broken, and pid %d fd %d holds another "
+			       "lease on the same file (another open of it): not supported",
+			       d->pid, d->fd, o->pid, o->fd);
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
+
 static int locks_dump_tree(struct files_dump *fdump, void **priv)
 {
 	char path[64];
@@ -287,6 +383,8 @@ static int locks_dump_tree(struct files_dump *fdump, void **priv)
 	}
 	if (ret >= 0)
 		ret = posix_locks(fdump, caps);
+	if (ret >= 0)
+		ret = check_breaking_leases(fdump);
 	free(caps);
 	return ret < 0 ? ret : 0;
 }
@@ -308,18 +406,99 @@ static int take_lock(int fd, const FileLockEntry *l)
 
 static int bad_lock(const FileLockEntry *l)
 {
+	if (l->kind == FILE_LOCK_KIND__LOCK_LEASE)
+		return l->lease_type > F_UNLCK || (l->breaking && l->lease_type == F_WRLCK) ||
+		       (!l->breaking && l->lease_type == F_UNLCK);
 	return l->start > INT64_MAX || (l->end >= 0 && l->end < (int64_t)l->start) ||
 	       l->end < -1 || l->kind < FILE_LOCK_KIND__LOCK_FLOCK ||
 	       l->kind > FILE_LOCK_KIND__LOCK_OFD;
 }
 
-static int restore_locks(const struct task_fds *tf, const FdEntry *fe, const FileEntry *e)
+/* Did a task before `idx` (restore order) install file `id`? */
+static int held_before(const struct restore_files *rf, size_t idx, uint32_t id)
 {
+	for (size_t t = 0; t < idx; t++)
+		for (size_t i = 0; i < rf->tasks[t].nr; i++)
+			if (rf->tasks[t].fds[i]->file_id == id)
+				return 1;
+	return 0;
+}
+
+/*
+ * Break the lease on fd again, as a conflicting open did before the dump:
+ * an open of the path for writing (it breaks to F_UNLCK) or reading (to
+ * F_RDLCK), which fails with EWOULDBLOCK and starts a new break period
+ * (/proc/sys/fs/lease-break-time).  The lease's signal, which the process
+ * got before the dump, comes to us (take_lease made us the owner) and is
+ * taken back here: every signal is blocked while a process restores.
+ */
+static int break_again(const FileEntry *e, const FileLockEntry *l)
+{
+	if (!e->path)
+		return -EINVAL; /* the dump refuses it: a crafted image */
+	int fd = open(e->path, (l->lease_type == F_UNLCK ? O_WRONLY : O_RDONLY) | O_NONBLOCK |
+				       O_CLOEXEC | O_NOCTTY);
+	if (fd >= 0 || errno != EWOULDBLOCK) {
+		int err = fd >= 0 ? EEXIST : errno;
+		if (fd >= 0)
+			close(fd);
+		return -err;
+	}
+	sigset_t sig;
+	sigemptyset(&sig);
+	sigaddset(&sig, e->has_fown_sig && e->fown_sig ? (int)e->fown_sig : SIGIO);
+	sigtimedwait(&sig, NULL, &(struct timespec){ 0, 0 });
+	return 0;
+}
+
+/* F_SETLEASE (the type before a break), the break, then the owner the
+ * dump saw.  The break's signal goes to the description's owner: we are
+ * its owner until the break is done (files_install leaves the owner of a
+ * leased description to us). */
+static int take_lease(int fd, const FileEntry *e, const FileLockEntry *l)
+{
+	int type = (int)l->lease_type;
+	if (l->breaking)
+		type = (e->flags & O_ACCMODE) == O_RDONLY ? F_RDLCK : F_WRLCK;
+	struct f_owner_ex me = { F_OWNER_PID, getpid() };
+	if (fcntl(fd, F_SETOWN_EX, &me) < 0 || fcntl(fd, F_SETLEASE, type) < 0)
+		return -errno;
+	int ret = l->breaking ? break_again(e, l) : 0;
+	struct f_owner_ex own = { (int)e->fown_type, e->has_fown_pid ? (pid_t)e->fown_pid : 0 };
+	if (!ret && fcntl(fd, F_SETOWN_EX, &own) < 0)
+		ret = -errno;
+	return ret;
+}
+
+static int restore_lease(const struct restore_files *rf, size_t idx, const FdEntry *fe,
+			 const FileLockEntry *l)
+{
+	const FileEntry *e = rf->files[fe->file_id];
+	if (held_before(rf, idx, fe->file_id))
+		return 0; /* one task takes it: a second F_SETLEASE would end a break */
+	int ret = take_lease((int)fe->fd, e, l);
+	if (ret)
+		pr_err("pid %d: fd %u: %s: cannot take its %slease again: %s", rf->tasks[idx].pid,
+		       fe->fd, e->path ? e->path : "file", l->breaking ? "breaking " : "",
+		       strerror(-ret));
+	return ret;
+}
+
+static int restore_locks(const struct restore_files *rf, size_t idx, const FdEntry *fe,
+			 const FileEntry *e)
+{
+	const struct task_fds *tf = &rf->tasks[idx];
 	for (size_t i = 0; i < e->n_locks; i++) {
 		const FileLockEntry *l = e->locks[i];
 		if (bad_lock(l)) {
 			pr_err("file %u: bad lock record", e->id);
 			return -EINVAL;
+		}
+		if (l->kind == FILE_LOCK_KIND__LOCK_LEASE) {
+			int ret = restore_lease(rf, idx, fe, l);
+			if (ret)
+				return ret;
+			continue;
 		}
 		if (l->kind == FILE_LOCK_KIND__LOCK_POSIX && l->pid != (uint32_t)tf->pid)
 			continue;
@@ -349,7 +528,7 @@ static int locks_post_install(struct restore_files *rf, void *priv, size_t idx)
 		const FileEntry *e = rf->files[tf->fds[i]->file_id];
 		if (!e->n_locks || !first_of_file(tf, i))
 			continue;
-		int ret = restore_locks(tf, tf->fds[i], e);
+		int ret = restore_locks(rf, idx, tf->fds[i], e);
 		if (ret)
 			return ret;
 	}

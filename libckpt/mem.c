@@ -400,6 +400,14 @@ static int scan_region_wanted(const VmaEntry *e, uint64_t cat)
 	return 1;
 }
 
+/* A zero page COWed away from a private file mapping is kept: as a hole
+ * it would come back as the file's bytes. */
+static int add_run(struct page_writer *w, const VmaEntry *e, uint64_t vaddr, uint64_t pages)
+{
+	uint32_t flags = e->kind == VMA_KIND__VMA_FILE_PRIVATE ? PAGE_RUN_KEEP_ZERO : 0;
+	return page_writer_add_flags(w, vaddr, (uint32_t)pages, flags);
+}
+
 /* 1: done with PAGEMAP_SCAN; 0: not supported here; <0: error. */
 static int scan_vma_pages(struct page_writer *w, int pagemap_fd, pid_t pid, const VmaEntry *e)
 {
@@ -431,7 +439,7 @@ static int scan_vma_pages(struct page_writer *w, int pagemap_fd, pid_t pid, cons
 				uint64_t pages = (regs[i].end - a) / PAGE_SIZE;
 				if (pages > UINT32_MAX / 2)
 					pages = UINT32_MAX / 2;
-				int ret = page_writer_add(w, a, (uint32_t)pages);
+				int ret = add_run(w, e, a, pages);
 				if (ret)
 					return ret;
 				a += pages * PAGE_SIZE;
@@ -471,7 +479,7 @@ static int queue_vma_pages(struct page_writer *w, int pagemap_fd, pid_t pid, con
 				continue;
 			}
 			if (run_len) {
-				int ret = page_writer_add(w, run_start, (uint32_t)run_len);
+				int ret = add_run(w, e, run_start, run_len);
 				if (ret)
 					return ret;
 				run_len = 0;
@@ -479,7 +487,7 @@ static int queue_vma_pages(struct page_writer *w, int pagemap_fd, pid_t pid, con
 		}
 		done += batch;
 	}
-	return run_len ? page_writer_add(w, run_start, (uint32_t)run_len) : 0;
+	return run_len ? add_run(w, e, run_start, run_len) : 0;
 }
 
 static int dump_pages(struct img_set *set, pid_t pid, pid_t vpid, MmEntry *mm, int threads,

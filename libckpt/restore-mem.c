@@ -66,6 +66,7 @@ struct slot {
 	uint64_t start, end;
 	uint64_t addr;   /* in the area */
 	uint64_t filled; /* bytes of dumped pages inside */
+	int adopted;     /* the parent's premapped copy, inherited (adopt_slot) */
 };
 
 /* Shared memory objects the driver mapped (restore_mem_add_shared). */
@@ -593,7 +594,7 @@ static const struct {
 	{ VMA_ADVICE__VMA_ADV_MERGEABLE, MADV_MERGEABLE },
 };
 
-/* madvise and mlock state: VMA flags that the restorer's mremap keeps. */
+/* madvise state: VMA flags that the restorer's mremap keeps (mlock: lock_slots). */
 static int advise_slot(const struct plan *p, const struct slot *s)
 {
 	uint32_t adv = s->e->has_advice ? s->e->advice : 0;
@@ -604,13 +605,8 @@ static int advise_slot(const struct plan *p, const struct slot *s)
 	for (size_t i = 0; !ret && i < sizeof(slot_advice) / sizeof(slot_advice[0]); i++)
 		if ((adv & slot_advice[i].advice) && madvise(addr, len, slot_advice[i].madv))
 			ret = -errno;
-	if (!ret && (adv & VMA_ADVICE__VMA_ADV_LOCKONFAULT))
-		ret = mlock2(addr, len, MLOCK_ONFAULT) ? -errno : 0;
-	else if (!ret && (adv & VMA_ADVICE__VMA_ADV_LOCKED))
-		/* the syscall: sanitizers make mlock() a no-op */
-		ret = syscall(SYS_mlock, addr, len) ? -errno : 0;
 	if (ret)
-		pr_err("pid %d: VMA 0x%" PRIx64 "-0x%" PRIx64 ": madvise/mlock state 0x%x: %s",
+		pr_err("pid %d: VMA 0x%" PRIx64 "-0x%" PRIx64 ": madvise state 0x%x: %s",
 		       p->ctx->pid, s->start, s->end, adv, strerror(-ret));
 	return ret;
 }
@@ -668,31 +664,193 @@ static void *page_dest(void *arg, uint64_t vaddr, size_t len)
 	return s ? (void *)(s->addr + (vaddr - s->start)) : NULL;
 }
 
-static int load_pages(struct plan *p)
+static int page_keep(void *arg, uint64_t vaddr, size_t len)
+{
+	struct slot *s = find_slot(arg, vaddr);
+	(void)len;
+	return s && s->adopted;
+}
+
+/*
+ * A mapping of a file only one of the task's fds holds (/proc/self/fd/N,
+ * see open_fd_path) is premapped late, once the fds are installed; every
+ * other slot before the task forks its children (restore_mem_prepare).
+ */
+static int slot_late(const struct slot *s)
+{
+	const char *fd_prefix = "/proc/self/fd/";
+	return s->e->path && !strncmp(s->e->path, fd_prefix, strlen(fd_prefix));
+}
+
+/* Load the chunks of the early (late = 0) or the late slots. */
+static int load_pages(struct plan *p, int late)
+{
+	const struct restore_mem_ctx *ctx = p->ctx;
+	struct page_chunk *mine = malloc((ctx->nr_chunks ? ctx->nr_chunks : 1) * sizeof(*mine));
+	size_t n = 0;
+	char name[64];
+	int ret = 0;
+
+	if (!mine)
+		return -ENOMEM;
+	for (size_t i = 0; i < ctx->nr_chunks; i++) {
+		const struct slot *s = find_slot(p, ctx->chunks[i].vaddr);
+		if (s && slot_late(s) == late)
+			mine[n++] = ctx->chunks[i];
+	}
+	snprintf(name, sizeof(name), "pages-%d.img", ctx->pid);
+	if (n)
+		ret = page_reader_load_keep(ctx->set, name, mine, n, ctx->page_threads, page_dest,
+					    page_keep, p);
+	free(mine);
+	return ret;
+}
+
+static void count_pages(const struct plan *p)
 {
 	const struct restore_mem_ctx *ctx = p->ctx;
 	uint64_t bytes = 0;
-	char name[64];
 
 	for (size_t i = 0; i < ctx->nr_chunks; i++)
 		bytes += (uint64_t)ctx->chunks[i].nr_pages * PAGE;
 	if (ctx->memory_bytes)
 		*ctx->memory_bytes = bytes;
-	if (!ctx->nr_chunks)
-		return 0;
-	snprintf(name, sizeof(name), "pages-%d.img", ctx->pid);
-	return page_reader_load(ctx->set, name, ctx->chunks, ctx->nr_chunks, ctx->page_threads,
-				page_dest, p);
 }
 
-static int premap_all(struct plan *p)
+/*
+ * Copy-on-write sharing with the parent.  The parent premaps and fills
+ * its memory before it forks its children (restore_mem_prepare), so a
+ * child inherits the parent's slots with their pages, shared.  Where the
+ * child's dumped VMA is the same mapping as the parent's, the child moves
+ * the parent's slot into its own: the loader then writes only the pages
+ * that differ (page_keep), and the pages the child's dump does not have
+ * are dropped (zap_uncovered), so that what both hold alike is shared
+ * again, as it was before the dump (zdtm cow00/cow01: a forked job's
+ * memory would otherwise double).
+ */
+static const struct plan *parent_plan;
+
+static uint32_t advice_of(const VmaEntry *e)
+{
+	return e->has_advice ? e->advice : 0;
+}
+
+static int same_mapping(const VmaEntry *a, const VmaEntry *b)
+{
+	uint32_t no_fork = VMA_ADVICE__VMA_ADV_DONTFORK | VMA_ADVICE__VMA_ADV_WIPEONFORK;
+
+	if (a->kind != b->kind || a->prot != b->prot || a->flags != b->flags ||
+	    advice_of(a) != advice_of(b) || (advice_of(a) & no_fork) ||
+	    (a->flags & MAP_TYPE) == VMA_MAP_DROPPABLE)
+		return 0;
+	if (a->kind == VMA_KIND__VMA_ANON_PRIVATE)
+		return 1;
+	return a->kind == VMA_KIND__VMA_FILE_PRIVATE && a->path && b->path &&
+	       !strcmp(a->path, b->path) && a->pgoff == b->pgoff &&
+	       a->has_mtime_ns == b->has_mtime_ns && a->mtime_ns == b->mtime_ns &&
+	       a->has_file_size == b->has_file_size && a->file_size == b->file_size;
+}
+
+/* 1: adopted; 0: not the parent's mapping; <0: error. */
+static int adopt_slot(const struct plan *p, struct slot *s)
+{
+	const struct slot *ps = parent_plan ? find_slot((struct plan *)parent_plan, s->start) : NULL;
+	uint64_t len = s->end - s->start;
+	int prot = (int)s->e->prot | (s->filled ? PROT_READ | PROT_WRITE : 0);
+
+	if (!ps || ps->start != s->start || ps->end != s->end || slot_late(s) ||
+	    !same_mapping(ps->e, s->e))
+		return 0;
+	if (mremap((void *)ps->addr, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)s->addr) ==
+	    MAP_FAILED) {
+		pr_err("pid %d: VMA 0x%" PRIx64 "-0x%" PRIx64 ": taking the parent's copy: %s",
+		       p->ctx->pid, s->start, s->end, strerror(errno));
+		return -errno;
+	}
+	if (mprotect((void *)s->addr, len, prot)) {
+		pr_err("pid %d: VMA 0x%" PRIx64 "-0x%" PRIx64 ": mprotect: %s", p->ctx->pid,
+		       s->start, s->end, strerror(errno));
+		return -errno;
+	}
+	s->adopted = 1;
+	return 1;
+}
+
+static int zap(const struct plan *p, const struct slot *s, uint64_t from, uint64_t to)
+{
+	if (from >= to || !madvise((void *)(s->addr + (from - s->start)), to - from, MADV_DONTNEED))
+		return 0;
+	pr_err("pid %d: VMA 0x%" PRIx64 "-0x%" PRIx64 ": dropping the parent's pages: %s",
+	       p->ctx->pid, s->start, s->end, strerror(errno));
+	return -errno;
+}
+
+/* In an adopted slot, a page the child's dump does not store is not the
+ * parent's: zero (anonymous) or the file's (private file mapping). */
+static int zap_uncovered(const struct plan *p)
+{
+	const struct restore_mem_ctx *ctx = p->ctx;
+	size_t c = 0;
+
+	for (size_t i = 0; i < p->nr_slots; i++) {
+		const struct slot *s = &p->slots[i];
+		uint64_t at = s->start;
+		int ret = 0;
+
+		if (!s->adopted)
+			continue;
+		while (c < ctx->nr_chunks && ctx->chunks[c].vaddr < s->start)
+			c++;
+		for (; !ret && c < ctx->nr_chunks && ctx->chunks[c].vaddr < s->end; c++) {
+			ret = zap(p, s, at, ctx->chunks[c].vaddr);
+			at = ctx->chunks[c].vaddr + (uint64_t)ctx->chunks[c].nr_pages * PAGE;
+		}
+		if (ret || (ret = zap(p, s, at, s->end)))
+			return ret;
+	}
+	return 0;
+}
+
+static int premap_some(struct plan *p, int late)
 {
 	for (size_t i = 0; i < p->nr_slots; i++) {
-		int ret = premap_slot(p, &p->slots[i]);
-		if (!ret && !is_special(p->slots[i].e->kind))
-			ret = advise_slot(p, &p->slots[i]);
-		if (ret)
+		struct slot *s = &p->slots[i];
+		int ret = 0;
+
+		if (slot_late(s) != late)
+			continue;
+		if (!late)
+			ret = adopt_slot(p, s);
+		if (ret == 0)
+			ret = premap_slot(p, s);
+		if (ret >= 0 && !is_special(s->e->kind))
+			ret = advise_slot(p, s);
+		if (ret < 0)
 			return ret;
+	}
+	return 0;
+}
+
+/* mlock last: not inherited by a child, and under the task's own rlimits. */
+static int lock_slots(const struct plan *p)
+{
+	for (size_t i = 0; i < p->nr_slots; i++) {
+		const struct slot *s = &p->slots[i];
+		uint32_t adv = advice_of(s->e);
+		void *addr = (void *)s->addr;
+		size_t len = s->end - s->start;
+		int ret = 0;
+
+		if (adv & VMA_ADVICE__VMA_ADV_LOCKONFAULT)
+			ret = mlock2(addr, len, MLOCK_ONFAULT) ? -errno : 0;
+		else if (adv & VMA_ADVICE__VMA_ADV_LOCKED)
+			/* the syscall: sanitizers make mlock() a no-op */
+			ret = syscall(SYS_mlock, addr, len) ? -errno : 0;
+		if (ret) {
+			pr_err("pid %d: VMA 0x%" PRIx64 "-0x%" PRIx64 ": mlock: %s", p->ctx->pid,
+			       s->start, s->end, strerror(-ret));
+			return ret;
+		}
 	}
 	return 0;
 }
@@ -828,7 +986,35 @@ static int copy_siginfo(const struct plan *p, struct rst_siginfo *dst, const Sig
 	return 0;
 }
 
-static int fill_thread(const struct plan *p, size_t i, struct rst_thread *t)
+/*
+ * Pending signals, but SIGSTOP: queued in the restorer, where every other
+ * signal is blocked, it would stop the process there for good (zdtm
+ * stopped01/02/12: their stopped child had one pending, and the restore
+ * hung).  A process dumped stopped loses nothing without it (SIGCONT
+ * flushes it); any other is sent SIGSTOP at its release, before it runs
+ * any of its code (restore_finish_release), as the pending one would.
+ */
+static int copy_pending(const struct plan *p, struct rst_siginfo *dst, uint32_t *nr,
+			SiginfoEntry *const *src, size_t n, int *sigstop)
+{
+	int ret;
+
+	*nr = 0;
+	for (size_t i = 0; i < n; i++) {
+		int32_t signo = 0;
+		if (src[i]->siginfo.len >= sizeof(signo))
+			memcpy(&signo, src[i]->siginfo.data, sizeof(signo));
+		if (signo == SIGSTOP) {
+			*sigstop = 1;
+			continue;
+		}
+		if ((ret = copy_siginfo(p, &dst[(*nr)++], src[i])))
+			return ret;
+	}
+	return 0;
+}
+
+static int fill_thread(const struct plan *p, size_t i, struct rst_thread *t, int *sigstop)
 {
 	const ThreadCoreEntry *te = p->ctx->core->threads[i];
 	uint64_t frame = p->area + p->frames_off + i * p->frame_stride;
@@ -864,11 +1050,7 @@ static int fill_thread(const struct plan *p, size_t i, struct rst_thread *t)
 		t->rseq_len = te->rseq_len;
 		t->rseq_sig = te->rseq_sig;
 	}
-	t->nr_pending = (uint32_t)te->n_pending;
-	for (size_t j = 0; j < te->n_pending; j++)
-		if ((ret = copy_siginfo(p, &t->pending[j], te->pending[j])))
-			return ret;
-	return 0;
+	return copy_pending(p, t->pending, &t->nr_pending, te->pending, te->n_pending, sigstop);
 }
 
 /* Every fd >= fd_base goes at step 5, but the notify fd (the restorer
@@ -904,7 +1086,7 @@ static int fill_args(struct plan *p, struct rst_args **out)
 	const CoreEntry *core = p->ctx->core;
 	struct carve c = { .base = (uint8_t *)(p->area + p->args_off) };
 	struct rst_args *a;
-	int ret;
+	int ret, sigstop = 0;
 
 	carve_args(p, &c, &a);
 	a->magic = RST_MAGIC;
@@ -916,16 +1098,17 @@ static int fill_args(struct plan *p, struct rst_args **out)
 	if ((ret = fill_mm(p, a)) || (ret = fill_creds(p, &a->creds)))
 		return ret;
 	a->pdeathsig = core->pdeathsig;
-	a->nr_shared_pending = (uint32_t)core->n_shared_pending;
-	for (size_t i = 0; i < core->n_shared_pending; i++)
-		if ((ret = copy_siginfo(p, &a->shared_pending[i], core->shared_pending[i])))
-			return ret;
+	if ((ret = copy_pending(p, a->shared_pending, &a->nr_shared_pending, core->shared_pending,
+				core->n_shared_pending, &sigstop)))
+		return ret;
 	for (size_t i = 0; i < core->n_threads; i++)
-		if ((ret = fill_thread(p, i, &a->threads[i])))
+		if ((ret = fill_thread(p, i, &a->threads[i], &sigstop)))
 			return ret;
 	if ((ret = restore_fill_task_state(core, a, p->ctx->pid, p->ctx->unprivileged,
 					   p->ctx->inherited_seccomp)))
 		return ret;
+	if (sigstop && !a->stopped)
+		a->stopped = SIGSTOP; /* sent at the release (copy_pending) */
 	a->notify_fd = p->ctx->notify_fd;
 	a->nr_threads = (int32_t)core->n_threads;
 	a->threads_left = a->nr_threads;
@@ -948,6 +1131,18 @@ static int set_thp_disable(const struct plan *p)
 }
 
 /* ---- the jump ---- */
+
+/* The dumped root, last of all that reads /proc (zdtm chroot: with the
+ * root first, the cwd and the /proc/self files were looked up inside it). */
+static int enter_root(const struct plan *p)
+{
+	const char *root = p->ctx->root;
+
+	if (!root || !strcmp(root, "/") || !chroot(root))
+		return 0;
+	pr_err("pid %d: chroot %s: %s", p->ctx->pid, root, strerror(errno));
+	return -errno;
+}
 
 /* glibc registered rseq at its TLS: once the restorer unmaps that, the
  * kernel must not write there any more. */
@@ -990,19 +1185,45 @@ static void undo(struct plan *p)
 	free(p->slots);
 }
 
-int restore_mem_and_jump(const struct restore_mem_ctx *ctx)
+struct restore_mem_plan {
+	struct plan p;
+};
+
+int restore_mem_prepare(const struct restore_mem_ctx *ctx, struct restore_mem_plan **out)
 {
-	struct plan p = { .ctx = ctx, .exe_fd = -1 };
+	struct restore_mem_plan *rp = calloc(1, sizeof(*rp));
+	struct plan *p = &rp->p;
+	int ret;
+
+	if (!rp)
+		return -ENOMEM;
+	*p = (struct plan){ .ctx = ctx, .exe_fd = -1 };
+	count_pages(p);
+	if ((ret = collect_slots(p)) || (ret = check_chunks(p)) || (ret = match_specials(p)) ||
+	    (ret = layout(p)) || (ret = map_area(p)) || (ret = premap_some(p, 0)) ||
+	    (ret = load_pages(p, 0)) || (ret = zap_uncovered(p))) {
+		undo(p);
+		free(rp);
+		return ret;
+	}
+	/* what the children this process forks next inherit */
+	parent_plan = p;
+	*out = rp;
+	return 0;
+}
+
+int restore_mem_jump(struct restore_mem_plan *rp)
+{
+	struct plan *p = &rp->p;
 	struct rst_args *a = NULL;
 	int ret;
 
-	if ((ret = collect_slots(&p)) || (ret = check_chunks(&p)) || (ret = match_specials(&p)) ||
-	    (ret = layout(&p)) || (ret = map_area(&p)) || (ret = premap_all(&p)) ||
-	    (ret = load_pages(&p)) || (ret = set_thp_disable(&p)) || (ret = fill_args(&p, &a)) ||
-	    (ret = unregister_rseq(&p))) {
-		undo(&p);
+	if ((ret = premap_some(p, 1)) || (ret = load_pages(p, 1)) || (ret = lock_slots(p)) ||
+	    (ret = set_thp_disable(p)) || (ret = fill_args(p, &a)) || (ret = unregister_rseq(p)) ||
+	    (ret = enter_root(p))) {
+		undo(p);
 		return ret;
 	}
 	/* No malloc, no mmap from here on: the unmap list is final. */
-	jump(p.area + restorer_off_main, a->main_stack, a);
+	jump(p->area + restorer_off_main, a->main_stack, a);
 }

@@ -30,15 +30,23 @@ struct restore_mem_ctx {
 	int unprivileged;                /* ckpt_restore_opts.unprivileged */
 	int skip_file_check;             /* ckpt_restore_opts.skip_file_check */
 	size_t inherited_seccomp;        /* filters we run under: first in every chain */
+	const char *root;                /* chroot() here last (NULL, "/": none) */
 };
 
 /*
- * Called in the restoring process as its very last step: it already has
- * its dumped PID, session, fds, cwd, sigactions and rlimits, and every
- * signal blocked.  On success it never returns; on failure it returns
- * -errno after printing one line naming the object.
+ * Called in the restoring process in two steps.  restore_mem_prepare(),
+ * before it forks its children: lay out the restore area, premap and fill
+ * the dumped VMAs (taking over those it inherited from its parent's
+ * prepare, so that pages shared copy-on-write stay shared).
+ * restore_mem_jump() as its very last step: it already has its dumped
+ * PID, session, fds, cwd, sigactions and rlimits, and every signal
+ * blocked; it maps what only its fds reach, and jumps into the restorer.
+ * On success it never returns.  Both return -errno on failure after
+ * printing one line naming the object.  ctx must live until the jump.
  */
-int restore_mem_and_jump(const struct restore_mem_ctx *ctx);
+struct restore_mem_plan;
+int restore_mem_prepare(const struct restore_mem_ctx *ctx, struct restore_mem_plan **out);
+int restore_mem_jump(struct restore_mem_plan *plan);
 
 /*
  * In the driver, before the tree is created: the shared memory object

@@ -6,7 +6,9 @@
  *   session → children → process group (two barriers, so that group
  *   leaders exist before members join) → a zombie exits here, its parent
  *   waits for that (without reaping it) → fds → cwd, umask, rlimits,
- *   sigactions → memory, threads and the rest (restore_mem_and_jump).
+ *   sigactions → memory, threads and the rest (restore_mem_jump).  Memory is
+ *   premapped and filled before the children are forked, so that what a
+ *   child shares copy-on-write with its parent is shared again.
  *
  * What is gone is recreated by short-lived helpers with its number: a
  * lost session (its leader not in the tree) by a helper that calls
@@ -76,25 +78,43 @@ static void futex_wake_all(volatile int *addr)
 	syscall(SYS_futex, addr, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
 }
 
-/* Wait until *addr reaches `want` (every process increments it once). */
-static void barrier(volatile int *addr, int want)
-{
-	__atomic_add_fetch(addr, 1, __ATOMIC_SEQ_CST);
-	futex_wake_all(addr);
-	for (;;) {
-		int v = __atomic_load_n(addr, __ATOMIC_SEQ_CST);
-		if (v >= want)
-			return;
-		syscall(SYS_futex, addr, FUTEX_WAIT, v, NULL, NULL, 0);
-	}
-}
-
 static int tree_has_pid(struct restore_ctx *c, uint32_t pid)
 {
 	for (size_t i = 0; i < c->nr_tasks; i++)
 		if (c->tasks[i].te->pid == pid)
 			return 1;
 	return 0;
+}
+
+/* No process of the tree exits before the barriers are passed (a zombie
+ * exits after them): one that did crashed, and the others would wait for
+ * it until the driver's timeout.  Fail now, naming it. */
+static void check_children(struct restore_ctx *c, pid_t me)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) || !si.si_pid ||
+	    !tree_has_pid(c, (uint32_t)si.si_pid))
+		return;
+	pr_err("pid %d: its child %d died while it was being restored (%s %d)", me, si.si_pid,
+	       si.si_code == CLD_EXITED ? "exit status" : "signal", si.si_status);
+	task_fail(c, me, -ECHILD);
+}
+
+/* Wait until *addr reaches `want` (every process increments it once). */
+static void barrier(struct restore_ctx *c, pid_t me, volatile int *addr, int want)
+{
+	__atomic_add_fetch(addr, 1, __ATOMIC_SEQ_CST);
+	futex_wake_all(addr);
+	for (;;) {
+		struct timespec tick = { 0, 200 * 1000 * 1000 };
+		int v = __atomic_load_n(addr, __ATOMIC_SEQ_CST);
+		if (v >= want)
+			return;
+		syscall(SYS_futex, addr, FUTEX_WAIT, v, &tick, NULL, 0);
+		check_children(c, me);
+	}
 }
 
 static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t idx);
@@ -245,7 +265,7 @@ static int restore_pgrp(struct restore_ctx *c, const TaskEntry *me)
 		     (tree_has_pid(c, me->sid) || lost_session(c, me->sid));
 	if (orphan && (ret = orphan_group(c, me)))
 		return ret;
-	barrier(&c->shared->leaders, n);
+	barrier(c, (pid_t)me->pid, &c->shared->leaders, n);
 	if (me->pgid != me->pid && (orphan || tree_has_pid(c, me->pgid)) &&
 	    getpgid(0) != (pid_t)me->pgid && setpgid(0, (pid_t)me->pgid)) {
 		pr_err("pid %u: cannot join process group %u: %s", me->pid, me->pgid, strerror(errno));
@@ -311,6 +331,7 @@ static int settle_zombies(struct restore_ctx *c, size_t idx)
 static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t idx)
 {
 	const TaskEntry *me = c->tasks[idx].te;
+	struct restore_mem_plan *mem = NULL;
 	sigset_t all;
 	int ret;
 
@@ -329,27 +350,6 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 	/* its controlling tty, before its children are forked (tty.h) */
 	if (me->sid == me->pid && (ret = tty_restore_ctty(&c->files, idx)))
 		task_fail(c, (pid_t)me->pid, ret);
-	if ((ret = spawn_children(c, idx)))
-		task_fail(c, (pid_t)me->pid, ret);
-	barrier(&c->shared->created, (int)c->nr_tasks);
-	if ((ret = restore_pgrp(c, me)))
-		task_fail(c, (pid_t)me->pid, ret);
-	if (restore_task_zombie(&c->tasks[idx]))
-		become_zombie(me);
-	if ((ret = settle_zombies(c, idx)))
-		task_fail(c, (pid_t)me->pid, ret);
-	/* into its cgroups before anything of it is charged (cgroup-place.c) */
-	if (c->cgroups && c->opts->cgroups != CKPT_CGROUPS_IGNORE && !ckpt_test_fault("cgroup") &&
-	    (ret = cgroup_enter_self(c, idx)))
-		task_fail(c, (pid_t)me->pid, ret);
-
-	int keep[3] = { c->notify_w, img_set_dirfd(c->set), c->log_fd };
-	if ((ret = files_install(&c->files, idx, keep, 3)))
-		task_fail(c, (pid_t)me->pid, ret);
-	use_log_fd(c);
-	if ((ret = restore_core_misc(c->tasks[idx].core)))
-		task_fail(c, (pid_t)me->pid, ret);
-
 	struct restore_mem_ctx mc = {
 		.pid = (pid_t)me->pid,
 		.core = c->tasks[idx].core,
@@ -364,8 +364,35 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 		.unprivileged = c->opts->unprivileged,
 		.skip_file_check = c->opts->skip_file_check,
 		.inherited_seccomp = c->opts->nr_confine,
+		.root = c->tasks[idx].core ? c->tasks[idx].core->root : NULL, /* zombie: no core */
 	};
-	ret = restore_mem_and_jump(&mc);
+	/* into its cgroups before anything of it is charged (cgroup-place.c) */
+	if (c->cgroups && c->opts->cgroups != CKPT_CGROUPS_IGNORE && !ckpt_test_fault("cgroup") &&
+	    (ret = cgroup_enter_self(c, idx)))
+		task_fail(c, (pid_t)me->pid, ret);
+	/* memory before the children: they inherit it (restore-mem.h) */
+	if (!restore_task_zombie(&c->tasks[idx]) && (ret = restore_mem_prepare(&mc, &mem)))
+		task_fail(c, (pid_t)me->pid, ret);
+	if ((ret = spawn_children(c, idx)))
+		task_fail(c, (pid_t)me->pid, ret);
+	/* the fault: a process of the tree dies here, as if it crashed */
+	if (idx && ckpt_test_fault("child-crash"))
+		kill(getpid(), SIGKILL);
+	barrier(c, (pid_t)me->pid, &c->shared->created, (int)c->nr_tasks);
+	if ((ret = restore_pgrp(c, me)))
+		task_fail(c, (pid_t)me->pid, ret);
+	if (restore_task_zombie(&c->tasks[idx]))
+		become_zombie(me);
+	if ((ret = settle_zombies(c, idx)))
+		task_fail(c, (pid_t)me->pid, ret);
+
+	int keep[3] = { c->notify_w, img_set_dirfd(c->set), c->log_fd };
+	if ((ret = files_install(&c->files, idx, keep, 3)))
+		task_fail(c, (pid_t)me->pid, ret);
+	use_log_fd(c);
+	if ((ret = restore_core_misc(c->tasks[idx].core)))
+		task_fail(c, (pid_t)me->pid, ret);
+	ret = restore_mem_jump(mem);
 	task_fail(c, (pid_t)me->pid, ret);
 }
 
@@ -422,6 +449,9 @@ static void __attribute__((noreturn)) init_main(struct restore_ctx *c)
 	int status;
 
 	init_setup(c->opts->unprivileged);
+	int ret = files_before_tree(&c->files);
+	if (ret)
+		task_fail(c, (pid_t)c->tasks[0].te->pid, ret);
 	pid_t root = clone_with_pid((pid_t)c->tasks[0].te->pid, 0);
 	if (root < 0) {
 		pr_err("pid %u: cannot create it in the new PID namespace: %s", c->tasks[0].te->pid,
@@ -479,8 +509,12 @@ pid_t restore_spawn(struct restore_ctx *c)
 		int raised = priv_raise(CAP_SYS_ADMIN);
 		pid = clone_with_pid(0, CLONE_NEWPID | CLONE_NEWNS);
 		priv_lower(CAP_SYS_ADMIN, raised && pid != 0);
-	} else
+	} else {
+		int ret = files_before_tree(&c->files);
+		if (ret)
+			return ret;
 		pid = clone_with_pid((pid_t)c->tasks[0].te->pid, 0);
+	}
 	if (pid < 0) {
 		int err = -errno;
 		pr_err("pid %u: cannot create it: %s", c->tasks[0].te->pid, strerror(errno));

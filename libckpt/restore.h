@@ -29,7 +29,7 @@ struct rst_task {
 struct rst_shared {
 	volatile int created; /* processes that exist and have their session */
 	volatile int leaders; /* processes past their own setpgid */
-	uint64_t memory_bytes[]; /* per task, filled by restore_mem_and_jump */
+	uint64_t memory_bytes[]; /* per task, filled by restore_mem_prepare */
 };
 
 struct restore_ctx {
@@ -41,7 +41,7 @@ struct restore_ctx {
 	size_t nr_tasks;
 	struct restore_files files;
 	int notify_r, notify_w; /* restoring processes report on notify_w */
-	int fd_base;            /* first fd free for restore_mem_and_jump */
+	int fd_base;            /* first fd free for restore_mem_jump */
 	int log_fd;             /* the driver's stderr, for messages after fds are installed */
 	int release_r, release_w; /* pidns: the driver lets our init outlive it */
 	struct rst_shared *shared;

@@ -39,6 +39,7 @@
 #include <dirent.h>
 
 #include "created.h"
+#include "files.h"
 #include "freeze.h"
 #include "log.h"
 #include "proc.h"
@@ -222,6 +223,12 @@ static int consider(struct saved_list *l, const struct candidate *c)
 	if (st.st_uid != c->euid) {
 		pr_info("pid %d: %s: owned by uid %u, not the job's: left as it is", c->pid,
 			c->path, st.st_uid);
+		return 0;
+	}
+	/* Any open to read it, even O_NONBLOCK, would break a write lease
+	 * (and start the break, which the job would see). */
+	if (locks_inode_leased(st.st_dev, st.st_ino)) {
+		pr_info("pid %d: %s: under a lease: left to the file checks", c->pid, c->path);
 		return 0;
 	}
 	if (S_ISREG(st.st_mode) && !c->mapped &&

@@ -157,16 +157,23 @@ static int dump_addrs(struct arena *a, int sk, InetSkEntry *s)
 }
 
 /* The shutdown state: sock_diag's, or for a socket it does not list (never
- * bound nor connected) what poll() tells (a lone SEND_SHUTDOWN there does
- * not show: it changes nothing such a socket could do but send). */
+ * bound nor connected) what poll() tells.  POLLRDHUP is RCV_SHUTDOWN; a
+ * lone SEND_SHUTDOWN does not show (it changes nothing such a socket could
+ * do but send).  POLLHUP is both for a datagram socket, but for TCP it
+ * only says "not connected" (zdtm socket-tcp-listen: a fresh client socket
+ * came back shut down, and its first write after connect() failed). */
 static void dump_shutdown(int sk, const struct inet_diag *di, InetSkEntry *s)
 {
 	struct pollfd p = { .fd = sk, .events = POLLRDHUP };
 	s->has_shutdown = 1;
 	s->shutdown = di->shutdown & 3;
-	if (!di->rqueue && !di->wqueue && !s->shutdown && s->state == TCP_CLOSE &&
-	    poll(&p, 1, 0) == 1)
-		s->shutdown = (p.revents & POLLHUP) ? 3 : (p.revents & POLLRDHUP) ? 1 : 0;
+	if (di->rqueue || di->wqueue || s->shutdown || s->state != TCP_CLOSE ||
+	    poll(&p, 1, 0) != 1)
+		return;
+	if (s->type != SOCK_STREAM && (p.revents & POLLHUP))
+		s->shutdown = 3;
+	else if (p.revents & POLLRDHUP)
+		s->shutdown = 1;
 }
 
 static int add_conn(struct fd_dump *f, struct inet_dump *d, InetSkEntry *s)
@@ -184,6 +191,25 @@ static int check_state(struct fd_dump *f, struct inet_dump *d, const struct inet
 		       InetSkEntry *s)
 {
 	const char *what = s->type == SOCK_STREAM ? "TCP" : "UDP";
+	/* Datagrams held back (UDP_CORK, MSG_MORE) live in the socket's write
+	 * queue, which nothing can read back (zdtm socket_udp-corked: the
+	 * restore passed, the datagram gone). */
+	if (s->type == SOCK_DGRAM && di->wqueue) {
+		pr_err("pid %d: fd %d: %s: UDP socket holding a datagram not sent yet "
+		       "(UDP_CORK or MSG_MORE; %u bytes of write memory): not supported",
+		       f->pid, f->fd, f->link, di->wqueue);
+		return -ENOTSUP;
+	}
+	/* Datagrams received and not read yet: a datagram's sender cannot be
+	 * put back with it (its address is someone else's port), and one
+	 * restored from another address, or dropped, would be a silent
+	 * change.  Read them first, or dump again: such a queue drains. */
+	if (s->type == SOCK_DGRAM && di->rqueue) {
+		pr_err("pid %d: fd %d: %s: UDP socket with datagrams received and not read yet "
+		       "(%u bytes of read memory): not supported",
+		       f->pid, f->fd, f->link, di->rqueue);
+		return -ENOTSUP;
+	}
 	if (s->type == SOCK_DGRAM)
 		return 0;
 	if (di->state == TCP_LISTEN) {
@@ -721,6 +747,23 @@ static int set_old_options(int sk, const InetSkEntry *s)
 	return ret;
 }
 
+/* An address not (or no longer) this host's: the program bound it with
+ * IP_FREEBIND, perhaps cleared since (zdtm sk-freebind-false).  Bind the
+ * same way, then put the option back as dumped. */
+static int bind_freely(int sk, const InetSkEntry *s, const struct sockaddr_storage *ss,
+		       socklen_t len)
+{
+	int v6 = s->family == AF_INET6;
+	int level = v6 ? IPPROTO_IPV6 : IPPROTO_IP, opt = v6 ? IPV6_FREEBIND : IP_FREEBIND;
+	int ret = set_int(sk, level, opt, 1);
+
+	if (!ret && bind(sk, (const struct sockaddr *)ss, len))
+		ret = -errno;
+	if (!ret)
+		ret = set_int(sk, level, opt, (int)sk_opts_int(s, level, opt, 0));
+	return ret;
+}
+
 /* bind() to the dumped address.  TCP: SO_REUSEADDR meanwhile, for the
  * tree's own sockets share ports (a listener and the connections it
  * accepted); TIME_WAIT sockets in the way are sk-ports.c's.  UDP: the
@@ -736,6 +779,8 @@ int inet_bind_src(int sk, const InetSkEntry *s)
 	int ret = set_int(sk, SOL_SOCKET, SO_REUSEADDR, s->type == SOCK_STREAM ? 1 : dumped);
 	if (!ret && bind(sk, (struct sockaddr *)&ss, len))
 		ret = -errno;
+	if (ret == -EADDRNOTAVAIL)
+		ret = bind_freely(sk, s, &ss, len);
 	if (!ret && !s->n_opts && !s->reuseaddr) /* else sk-opts' late phase */
 		ret = set_int(sk, SOL_SOCKET, SO_REUSEADDR, 0);
 	return ret;

@@ -369,6 +369,13 @@ static int check_external(struct files_dump *fdump, struct unix_dump *ud, const 
 static int check_refill(const struct file_desc *d, const struct files_dump *fdump)
 {
 	const UnixSkEntry *u = d->entry->unix_sk;
+	if (u->type == SOCK_DGRAM && u->n_queue && !u->peer && !u->has_name &&
+	    u->state != TCP_ESTABLISHED) {
+		pr_err("pid %d: fd %d: socket:[%llu]: an unnamed, unconnected datagram socket "
+		       "with queued data is not supported",
+		       d->pid, d->fd, (unsigned long long)u->ino);
+		return -ENOTSUP;
+	}
 	if (u->type != SOCK_DGRAM || !u->n_queue || !u->peer || u->has_name)
 		return 0;
 	const struct file_desc *p = find_ino(fdump, u->peer);
@@ -547,10 +554,61 @@ static int bind_then_chown(int sk, const UnixSkEntry *u)
 	return ret;
 }
 
+/*
+ * A socket whose file was gone at dump time (u->unlinked) is bound all the
+ * same, so that the tree's clients can connect by name while it is
+ * restored; its file goes again once every fd is installed
+ * (unix_post_install), and only if it is still the one bind() made.  What
+ * holds the name now (zdtm del_standalone_un: another socket bound to the
+ * same path since; fifo_upon_unix_socket00: a FIFO) is moved aside for the
+ * bind and put back, which removes the new file at once.
+ */
+struct bound_file {
+	const UnixSkEntry *u;
+	dev_t dev;
+	ino_t ino;
+};
+static struct bound_file *bound_files;
+static size_t nr_bound_files;
+
+static void note_bound_file(const UnixSkEntry *u)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	struct bound_file *b = realloc(bound_files, (nr_bound_files + 1) * sizeof(*b));
+
+	if (!b)
+		return; /* then the file stays: unix_post_install leaves it */
+	bound_files = b;
+	socket_path(u, (const char *)u->name.data, u->name.len, path);
+	if (!lstat(path, &st))
+		bound_files[nr_bound_files++] = (struct bound_file){ u, st.st_dev, st.st_ino };
+}
+
+static int bind_unlinked(int sk, const UnixSkEntry *u)
+{
+	char path[PATH_MAX], aside[PATH_MAX + 32];
+	int ret = at_dir(u, &u->name, sk, bind);
+
+	if (!ret)
+		note_bound_file(u);
+	if (ret != -EADDRINUSE || !u->name.data[0])
+		return ret;
+	socket_path(u, (const char *)u->name.data, u->name.len, path);
+	snprintf(aside, sizeof(aside), "%s.ckpt-aside-%d", path, (int)getpid());
+	if (rename(path, aside))
+		return -errno;
+	ret = at_dir(u, &u->name, sk, bind);
+	if (rename(aside, path) && !ret)
+		ret = -errno;
+	return ret;
+}
+
 static int bind_name(int sk, const UnixSkEntry *u)
 {
-	if (!u->unlinked)
-		unlink_socket_file(u);
+	if (u->unlinked)
+		return bind_unlinked(sk, u);
+	unlink_socket_file(u);
 	if (!u->has_file_uid || !u->has_file_gid || !u->has_file_mode || !u->name.data[0])
 		return at_dir(u, &u->name, sk, bind);
 	/* The file bind() makes gets the dumped owner and mode as it is made
@@ -787,6 +845,15 @@ static int create_accepted(struct unix_restore *ur, struct unix_slot *l)
 	return 0;
 }
 
+/* An unnamed dgram socket still connected to a peer that was closed
+ * (sock_diag: no peer): it comes back as one end of a socketpair whose
+ * other end is closed once its queue is refilled from there. */
+static int lone_dgram(const UnixSkEntry *u)
+{
+	return u->type == SOCK_DGRAM && u->state == TCP_ESTABLISHED && !u->peer &&
+	       !u->has_name && !u->external;
+}
+
 static int create_slot(struct unix_restore *ur, struct unix_slot *s)
 {
 	if (s->created)
@@ -798,6 +865,8 @@ static int create_slot(struct unix_restore *ur, struct unix_slot *s)
 		return create_pair(ur, s, p); /* p NULL: the peer was closed */
 	if (p && p != s && p->u->peer == u->ino)
 		return create_pair(ur, s, p); /* dgram socketpair */
+	if (lone_dgram(u))
+		return create_pair(ur, s, NULL);
 	int ret = create_single(ur, s);
 	if (!ret && u->state == TCP_LISTEN)
 		ret = create_accepted(ur, s);
@@ -840,16 +909,30 @@ static int unix_open(struct restore_files *rf, void *priv, const FileEntry *e)
 	return fd;
 }
 
+/* The file bind() made for u, if it is still at u's name. */
+static void unlink_bound_file(const UnixSkEntry *u)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	socket_path(u, (const char *)u->name.data, u->name.len, path);
+	for (size_t i = 0; i < nr_bound_files; i++)
+		if (bound_files[i].u == u && !lstat(path, &st) && st.st_dev == bound_files[i].dev &&
+		    st.st_ino == bound_files[i].ino)
+			unlink(path);
+}
+
 /* Every socket is bound and connected now: the files of those whose file
- * was gone at dump time go away again. */
+ * was gone at dump time go away again (bind_unlinked). */
 static int unix_post_install(struct restore_files *rf, void *priv, size_t idx)
 {
 	const struct task_fds *tf = &rf->tasks[idx];
 	(void)priv;
 	for (size_t i = 0; i < tf->nr; i++) {
 		const FileEntry *e = rf->files[tf->fds[i]->file_id];
-		if (e->type == FILE_TYPE__FILE_UNIX_SK && e->unix_sk->unlinked)
-			unlink_socket_file(e->unix_sk);
+		if (e->type == FILE_TYPE__FILE_UNIX_SK && e->unix_sk->unlinked &&
+		    e->unix_sk->has_name && e->unix_sk->name.data[0])
+			unlink_bound_file(e->unix_sk);
 	}
 	return 0;
 }

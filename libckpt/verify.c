@@ -10,8 +10,9 @@
  *          caught
  *   memory every VMA (range, protection, flags, kind, file and offset,
  *          madvise state) and the mm fields of /proc/PID/stat
- *   files  the fd numbers, each fd's flags, close-on-exec and offset, and
- *          which fds share one open file description
+ *   files  the fd numbers, each fd's flags, close-on-exec and offset,
+ *          which fds share one open file description, the process each
+ *          pidfd names (or none: dead), and each description's lease
  *   cgroup each thread's cgroup on every hierarchy of the images, after
  *          the --cgroup-root rules (cgroup-place.c)
  *
@@ -390,7 +391,16 @@ static void verify_mm(struct verify *v, const struct rst_task *t)
 struct fdinfo_now {
 	uint32_t flags;
 	uint64_t pos;
+	long nspid;        /* a pidfd's process, innermost number; -1: dead */
+	char lease[2][16]; /* a lease's state and type words, "" without */
 };
+
+/* NSpid:	4123	12 (the last: as the tree numbers it) */
+static long last_number(const char *s)
+{
+	const char *last = strrchr(s, '\t');
+	return strtol(last ? last + 1 : s, NULL, 10);
+}
 
 static int read_fdinfo(pid_t pid, uint32_t fd, struct fdinfo_now *fi)
 {
@@ -400,13 +410,36 @@ static int read_fdinfo(pid_t pid, uint32_t fd, struct fdinfo_now *fi)
 	if (!f)
 		return -errno;
 	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
 		if (!strncmp(line, "flags:", 6))
 			fi->flags = (uint32_t)strtoul(line + 6, NULL, 8);
 		else if (!strncmp(line, "pos:", 4))
 			fi->pos = strtoull(line + 4, NULL, 10);
+		else if (!strncmp(line, "NSpid:", 6))
+			fi->nspid = last_number(line + 6);
+		else if (!strncmp(line, "lock:", 5) && !strstr(line, "->"))
+			sscanf(line, "lock: %*u: LEASE %15s %15s", fi->lease[0], fi->lease[1]);
 	}
 	fclose(f);
 	return 0;
+}
+
+/* A pidfd names the process it named, a lease is as it was. */
+static void verify_pidfd_lease(struct verify *v, const FdEntry *fe, const FileEntry *e,
+			       const struct fdinfo_now *fi)
+{
+	static const char *const type[] = { "READ", "WRITE", "UNLCK" };
+	if (e->type == FILE_TYPE__FILE_PIDFD && e->pidfd && fi->nspid != e->pidfd->pid)
+		differ(v, "fd %u: pidfd of pid %ld, dumped %d", fe->fd, fi->nspid, e->pidfd->pid);
+	const FileLockEntry *l = NULL;
+	for (size_t i = 0; i < e->n_locks; i++)
+		if (e->locks[i]->kind == FILE_LOCK_KIND__LOCK_LEASE && e->locks[i]->lease_type < 3)
+			l = e->locks[i];
+	const char *state = l ? (l->breaking ? "BREAKING" : "ACTIVE") : "";
+	const char *want = l ? type[l->lease_type] : "";
+	if (strcmp(fi->lease[0], state) || strcmp(fi->lease[1], want))
+		differ(v, "fd %u: lease \"%s %s\", dumped \"%s %s\"", fe->fd, fi->lease[0],
+		       fi->lease[1], state, want);
 }
 
 static const FileEntry *file_by_id(const struct restore_files *rf, uint32_t id)
@@ -433,7 +466,7 @@ static size_t count_fds(pid_t pid)
 
 static void verify_fd(struct verify *v, pid_t pid, const FdEntry *fe, const FileEntry *e)
 {
-	struct fdinfo_now fi = { 0, 0 };
+	struct fdinfo_now fi = { 0, 0, 0, { "", "" } };
 	/* Flags of the open itself, which change nothing after it: the
 	 * kernel's O_LARGEFILE (glibc's is 0 here), which open() sets on
 	 * 64-bit and other ways of making an fd do not; O_NOFOLLOW, which
@@ -454,6 +487,7 @@ static void verify_fd(struct verify *v, pid_t pid, const FdEntry *fe, const File
 	    fi.pos != e->pos)
 		differ(v, "fd %u: offset %llu, dumped %llu", fe->fd, (unsigned long long)fi.pos,
 		       (unsigned long long)e->pos);
+	verify_pidfd_lease(v, fe, e, &fi);
 }
 
 /* The first fd seen of each description, to compare the others with. */

@@ -53,6 +53,7 @@ struct page_reader {
 	size_t next; /* atomic */
 	int err;     /* atomic: first error stops everyone */
 	page_dest_fn dest;
+	page_keep_fn keep; /* may be NULL */
 	void *ctx;
 };
 
@@ -278,16 +279,30 @@ static int chunk_load(const struct level *lv, size_t i, uint8_t *buf, uint8_t *o
 	return 0;
 }
 
-static uint8_t *piece_dest(struct page_reader *r, const struct piece *p)
+static int piece_kept(struct page_reader *r, const struct piece *p)
+{
+	return r->keep && r->keep(r->ctx, p->vaddr, (size_t)p->count * PAGE_SIZE_);
+}
+
+static uint8_t *piece_dest(struct page_reader *r, const struct piece *p, int kept)
 {
 	size_t len = (size_t)p->count * PAGE_SIZE_;
 	uint8_t *d = r->dest(r->ctx, p->vaddr, len);
 
 	/* One call to fault in the whole destination: much cheaper than a
-	 * fault per page as the copy goes (kernels before 5.14 ignore it). */
-	if (d)
+	 * fault per page as the copy goes (kernels before 5.14 ignore it).
+	 * Not where pages are kept: that would unshare them all. */
+	if (d && !kept)
 		madvise(d, len, MADV_POPULATE_WRITE);
 	return d;
+}
+
+/* Write only the pages that differ: the others stay shared. */
+static void copy_changed(uint8_t *d, const uint8_t *src, size_t len)
+{
+	for (size_t off = 0; off < len; off += PAGE_SIZE_)
+		if (memcmp(d + off, src + off, PAGE_SIZE_))
+			memcpy(d + off, src + off, PAGE_SIZE_);
 }
 
 /* One source chunk: straight into place when it is wanted whole, else
@@ -301,8 +316,8 @@ static int load_group(struct page_reader *r, size_t g, uint8_t *buf, uint8_t *tm
 	int whole = nr == 1 && first->skip == 0 && first->count == c->nr_pages;
 	int ret;
 
-	if (whole) {
-		uint8_t *d = piece_dest(r, first);
+	if (whole && !piece_kept(r, first)) {
+		uint8_t *d = piece_dest(r, first, 0);
 		return d ? chunk_load(lv, first->chunk, buf, d)
 			 : chunk_fail(lv, first->chunk, "no destination for it");
 	}
@@ -310,11 +325,16 @@ static int load_group(struct page_reader *r, size_t g, uint8_t *buf, uint8_t *tm
 		return ret;
 	for (size_t k = 0; k < nr; k++) {
 		const struct piece *p = first + k;
-		uint8_t *d = piece_dest(r, p);
+		int kept = piece_kept(r, p);
+		uint8_t *d = piece_dest(r, p, kept);
+		const uint8_t *src = tmp + (size_t)p->skip * PAGE_SIZE_;
 
 		if (!d)
 			return chunk_fail(lv, p->chunk, "no destination for it");
-		memcpy(d, tmp + (size_t)p->skip * PAGE_SIZE_, (size_t)p->count * PAGE_SIZE_);
+		if (kept)
+			copy_changed(d, src, (size_t)p->count * PAGE_SIZE_);
+		else
+			memcpy(d, src, (size_t)p->count * PAGE_SIZE_);
 	}
 	return 0;
 }
@@ -323,9 +343,10 @@ static void *reader_worker(void *arg)
 {
 	struct page_reader *r = arg;
 	uint8_t *buf = malloc(LZ4_compressBound(CHUNK_BYTES));
-	uint8_t *tmp = r->nr_levels > 1 ? malloc(CHUNK_BYTES) : NULL;
+	int need_tmp = r->nr_levels > 1 || r->keep;
+	uint8_t *tmp = need_tmp ? malloc(CHUNK_BYTES) : NULL;
 
-	if (!buf || (r->nr_levels > 1 && !tmp)) {
+	if (!buf || (need_tmp && !tmp)) {
 		__atomic_store_n(&r->err, -ENOMEM, __ATOMIC_RELAXED);
 		goto out;
 	}
@@ -361,10 +382,11 @@ static void reader_free(struct page_reader *r)
 	free(r->groups);
 }
 
-int page_reader_load(struct img_set *set, const char *name, const struct page_chunk *chunks,
-		     size_t nr_chunks, int threads, page_dest_fn dest, void *ctx)
+int page_reader_load_keep(struct img_set *set, const char *name, const struct page_chunk *chunks,
+			  size_t nr_chunks, int threads, page_dest_fn dest, page_keep_fn keep,
+			  void *ctx)
 {
-	struct page_reader r = { .nr_levels = 1, .dest = dest, .ctx = ctx };
+	struct page_reader r = { .nr_levels = 1, .dest = dest, .keep = keep, .ctx = ctx };
 	struct level *lv = &r.levels[0];
 	pthread_t tids[MAX_THREADS];
 	int n = page_threads(threads), started = 0;
@@ -392,4 +414,10 @@ int page_reader_load(struct img_set *set, const char *name, const struct page_ch
 out:
 	reader_free(&r);
 	return ret;
+}
+
+int page_reader_load(struct img_set *set, const char *name, const struct page_chunk *chunks,
+		     size_t nr_chunks, int threads, page_dest_fn dest, void *ctx)
+{
+	return page_reader_load_keep(set, name, chunks, nr_chunks, threads, dest, NULL, ctx);
 }

@@ -49,6 +49,7 @@ int page_threads(int threads)
 struct page_run {
 	uint64_t vaddr;
 	uint32_t nr_pages;
+	uint32_t flags; /* PAGE_RUN_* */
 };
 
 struct page_writer {
@@ -309,7 +310,7 @@ static void classify_run(struct page_writer *w, struct page_worker_buf *b,
 		const uint8_t *p = b->in + (size_t)i * PAGE_SIZE_;
 		uint64_t vaddr = run->vaddr + (uint64_t)i * PAGE_SIZE_;
 
-		if (page_is_zero(p)) {
+		if (!(run->flags & PAGE_RUN_KEEP_ZERO) && page_is_zero(p)) {
 			b->kind[i] = PAGE_ZERO;
 			continue;
 		}
@@ -493,7 +494,7 @@ int page_writer_open(struct img_set *set, const char *name, pid_t pid, int threa
 	return 0;
 }
 
-static int queue_run(struct page_writer *w, uint64_t vaddr, uint32_t nr_pages)
+static int queue_run(struct page_writer *w, uint64_t vaddr, uint32_t nr_pages, uint32_t flags)
 {
 	if (w->nr_runs == w->cap_runs) {
 		size_t cap = w->cap_runs ? 2 * w->cap_runs : 1024;
@@ -505,11 +506,12 @@ static int queue_run(struct page_writer *w, uint64_t vaddr, uint32_t nr_pages)
 	}
 	w->runs[w->nr_runs].vaddr = vaddr;
 	w->runs[w->nr_runs].nr_pages = nr_pages;
+	w->runs[w->nr_runs].flags = flags;
 	w->nr_runs++;
 	return 0;
 }
 
-int page_writer_add(struct page_writer *w, uint64_t vaddr, uint32_t nr_pages)
+int page_writer_add_flags(struct page_writer *w, uint64_t vaddr, uint32_t nr_pages, uint32_t flags)
 {
 	int ret = 0;
 
@@ -519,13 +521,18 @@ int page_writer_add(struct page_writer *w, uint64_t vaddr, uint32_t nr_pages)
 	ret = w->err;
 	while (!ret && nr_pages) {
 		uint32_t n = nr_pages < IMG_CHUNK_PAGES ? nr_pages : IMG_CHUNK_PAGES;
-		ret = queue_run(w, vaddr, n);
+		ret = queue_run(w, vaddr, n, flags);
 		vaddr += (uint64_t)n * PAGE_SIZE_;
 		nr_pages -= n;
 	}
 	pthread_cond_broadcast(&w->wake);
 	pthread_mutex_unlock(&w->lock);
 	return ret;
+}
+
+int page_writer_add(struct page_writer *w, uint64_t vaddr, uint32_t nr_pages)
+{
+	return page_writer_add_flags(w, vaddr, nr_pages, 0);
 }
 
 static void writer_join(struct page_writer *w, int err)

@@ -160,6 +160,10 @@ struct page_writer;
 int page_writer_open(struct img_set *set, const char *name, pid_t pid, int threads,
 		     struct page_writer **out);
 int page_writer_add(struct page_writer *w, uint64_t vaddr, uint32_t nr_pages);
+/* A zero page of a private file mapping is not a hole: the file shows
+ * through a hole.  Runs added with PAGE_RUN_KEEP_ZERO store them too. */
+#define PAGE_RUN_KEEP_ZERO 1u
+int page_writer_add_flags(struct page_writer *w, uint64_t vaddr, uint32_t nr_pages, uint32_t flags);
 /* Wait for every queued run; the chunk table comes back sorted by vaddr
  * (malloc'd, the caller frees it). bytes_in: non-zero page bytes read,
  * bytes_out: bytes stored. Closes the file and frees `w`, also when it
@@ -184,6 +188,13 @@ int pagemap_read(struct img_set *set, const char *name, int with_hashes,
 typedef void *(*page_dest_fn)(void *ctx, uint64_t vaddr, size_t len);
 int page_reader_load(struct img_set *set, const char *name, const struct page_chunk *chunks,
 		     size_t nr_chunks, int threads, page_dest_fn dest, void *ctx);
+/* The same, but where `keep(vaddr, len)` says so the destination already
+ * holds pages (inherited copy-on-write from a parent): only the pages
+ * that differ are written, so that the others stay shared. */
+typedef int (*page_keep_fn)(void *ctx, uint64_t vaddr, size_t len);
+int page_reader_load_keep(struct img_set *set, const char *name, const struct page_chunk *chunks,
+			  size_t nr_chunks, int threads, page_dest_fn dest, page_keep_fn keep,
+			  void *ctx);
 
 /*
  * Job sets (jobset.c): the checkpoints of a batch job live in

@@ -1,11 +1,12 @@
 /*
- * bad_dump_io_uring / _perf / _epoll_stale / _netlink: a dump that must be
- * refused.
+ * bad_dump_io_uring / _perf / _epoll_gone / _netlink / _udp_corked /
+ * _udp_unread: a dump that must be refused.
  *
  * The program holds an fd of a kind the engine does not support, at fd 42
  * (cr-run expects the error line to name it), with some state in it.
- * (epoll-stale: an epoll watching an fd number closed since; the file
- * lives on under another number, so the kernel keeps the watch.)  It
+ * (epoll-gone: an epoll watching a pipe that only a child holds now: the
+ * kernel keeps the watch while the file lives, but the restore can only
+ * add it again through a file the epoll's owner holds.)  It
  * counts in a loop, as cr_counter does.  The dump must be refused; then,
  * on the check signal, the program verifies that it was left untouched:
  * the fd still holds its state, /proc/self/fd and /proc/self/maps are as
@@ -15,11 +16,14 @@
 #include "crlib.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <linux/io_uring.h>
@@ -75,6 +79,34 @@ static int open_shared_anon(void)
 	return open(path, O_RDWR);
 }
 
+/* A UDP socket connected to itself, with a datagram held back by UDP_CORK. */
+static int corked_udp(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int one = 1, fd = socket(AF_INET, SOCK_DGRAM, 0);
+	CHECK_SYS(fd >= 0 && !bind(fd, (struct sockaddr *)&a, len) &&
+			  !getsockname(fd, (struct sockaddr *)&a, &len) &&
+			  !connect(fd, (struct sockaddr *)&a, len) &&
+			  !setsockopt(fd, IPPROTO_UDP, UDP_CORK, &one, sizeof(one)) &&
+			  write(fd, "corked", 6) == 6,
+		  "corked UDP socket");
+	return fd;
+}
+
+/* A UDP socket connected to itself, with a datagram it has not read. */
+static int unread_udp(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	CHECK_SYS(fd >= 0 && !bind(fd, (struct sockaddr *)&a, len) &&
+			  !getsockname(fd, (struct sockaddr *)&a, &len) &&
+			  !connect(fd, (struct sockaddr *)&a, len) && write(fd, "unread", 6) == 6,
+		  "UDP socket");
+	return fd;
+}
+
 static void setup(const char *kind)
 {
 	int sk[2];
@@ -93,13 +125,24 @@ static void setup(const char *kind)
 		move_fd(socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE), FD);
 	} else if (!strcmp(kind, "shm-anon-fd")) {
 		move_fd(open_shared_anon(), FD);
-	} else if (!strcmp(kind, "epoll-stale")) {
+	} else if (!strcmp(kind, "udp-corked")) {
+		move_fd(corked_udp(), FD);
+	} else if (!strcmp(kind, "udp-unread")) {
+		move_fd(unread_udp(), FD);
+	} else if (!strcmp(kind, "epoll-gone")) {
 		CHECK_SYS(!pipe(pipefd), "pipe");
 		move_fd(epoll_create1(0), FD);
 		ev.data.u64 = 0xfeed;
 		CHECK_SYS(!epoll_ctl(FD, EPOLL_CTL_ADD, pipefd[0], &ev), "epoll_ctl");
 		CHECK_SYS(write(pipefd[1], "x", 1) == 1, "write pipe");
-		move_fd(pipefd[0], FD + 5); /* the watch keeps the old number */
+		pid_t kid = fork();
+		CHECK_SYS(kid >= 0, "fork");
+		if (!kid) { /* holds the pipe, which we close: the watch stays */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			for (;;)
+				pause();
+		}
+		close(pipefd[0]);
 	} else {
 		fail("unknown fd kind %s", kind);
 	}
@@ -124,6 +167,12 @@ static void check_fd(const char *kind)
 		char b = 0;
 		CHECK_SYS(pread(FD, &b, 1, 0) == 1, "pread");
 		CHECK(b == 'a' && shared_anon[0] == 'a', "the shared memory changed");
+	} else if (!strcmp(kind, "udp-unread")) {
+		CHECK_SYS(read(FD, buf, 5) == 5 && !strcmp(buf, "unrea"), "the unread datagram");
+	} else if (!strcmp(kind, "udp-corked")) {
+		int zero = 0;
+		CHECK_SYS(!setsockopt(FD, IPPROTO_UDP, UDP_CORK, &zero, sizeof(zero)), "uncork");
+		CHECK_SYS(read(FD, buf, 5) == 5 && !strcmp(buf, "corke"), "the corked datagram");
 	} else if (!strcmp(kind, "netlink")) {
 		int proto = -1;
 		socklen_t len = sizeof(proto);
@@ -142,7 +191,7 @@ int main(int argc, char **argv)
 
 	test_init();
 	CHECK(argc == 2,
-	      "usage: cr-badfd io_uring|perf|epoll-stale|socketpair|netlink|shm-anon-fd");
+	      "usage: cr-badfd io_uring|perf|epoll-gone|socketpair|netlink|shm-anon-fd|udp-corked|udp-unread");
 	setup(argv[1]);
 	fds_was = snapshot_fds(0);
 	maps_was = snapshot_file("/proc/self/maps", 0);

@@ -9,6 +9,10 @@
  *             one, and an expired one-shot timer whose tick was not read
  *   epoll     an epoll shared with a child process, watching a pipe
  *             (ready) and an eventfd (edge-triggered) with their data
+ *   epoll-moved  an epoll whose targets are no longer at the fd numbers
+ *             they were added with (zdtm epoll, epoll01): a pipe added as
+ *             a dup since closed, and an eventfd whose number now holds
+ *             another eventfd, itself watched too
  *   inotify   two watches whose wds (2, 3) a fresh inotify would not give
  *   memfd     a sealed memfd with contents, two descriptions, a dup, and
  *             a MAP_SHARED mapping of it
@@ -216,6 +220,54 @@ static void epoll_check(void)
 	n = epoll_wait(FD, ev, 4, 0);
 	CHECK(n == 1 && ev[0].data.u64 == 0xfeedULL << 32, "EPOLLET lost: %d events", n);
 	stop_child();
+}
+
+/* Data of the events epoll FD reports now, OR'ed as bits 1 << (data & 7). */
+static unsigned ready_bits(void)
+{
+	struct epoll_event ev[8];
+	unsigned bits = 0;
+	int n = epoll_wait(FD, ev, 8, 0);
+	CHECK_SYS(n >= 0, "epoll_wait");
+	for (int i = 0; i < n; i++)
+		bits |= 1u << (ev[i].data.u64 & 7);
+	return bits;
+}
+
+static void epoll_moved_setup(void)
+{
+	int p[2];
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
+	CHECK_SYS(!pipe(p), "pipe");
+	move_fd(p[0], FD + 1);
+	move_fd(p[1], FD + 2);
+	move_fd(epoll_create1(0), FD);
+	/* the pipe, added as fd FD+5, which is closed since */
+	CHECK_SYS(dup2(FD + 1, FD + 5) == FD + 5, "dup2");
+	ev.data.u64 = 1;
+	CHECK_SYS(!epoll_ctl(FD, EPOLL_CTL_ADD, FD + 5, &ev), "epoll_ctl");
+	close(FD + 5);
+	/* eventfd A added as FD+6, kept at FD+7; FD+6 is eventfd B now, added too */
+	move_fd(eventfd(0, EFD_NONBLOCK), FD + 6);
+	ev.data.u64 = 2;
+	CHECK_SYS(!epoll_ctl(FD, EPOLL_CTL_ADD, FD + 6, &ev), "epoll_ctl");
+	CHECK_SYS(dup2(FD + 6, FD + 7) == FD + 7, "dup2");
+	move_fd(eventfd(0, EFD_NONBLOCK), FD + 6);
+	ev.data.u64 = 3;
+	CHECK_SYS(!epoll_ctl(FD, EPOLL_CTL_ADD, FD + 6, &ev), "epoll_ctl");
+	CHECK_SYS(write(FD + 2, "x", 1) == 1, "write pipe"); /* not reported yet */
+}
+
+static void epoll_moved_check(void)
+{
+	uint64_t one = 1;
+	CHECK(fcntl(FD + 5, F_GETFD) < 0 && errno == EBADF, "fd %d is back", FD + 5);
+	CHECK(ready_bits() == 1u << 1, "the pipe's watch (added as a closed fd) lost");
+	CHECK(ready_bits() == 0, "EPOLLET: an event reported twice");
+	CHECK_SYS(write(FD + 7, &one, 8) == 8, "write eventfd A");
+	CHECK(ready_bits() == 1u << 2, "eventfd A's watch (its number taken since) lost");
+	CHECK_SYS(write(FD + 6, &one, 8) == 8, "write eventfd B");
+	CHECK(ready_bits() == 1u << 3, "eventfd B's watch lost");
 }
 
 /* ------------------------------ inotify ------------------------------ */
@@ -552,6 +604,7 @@ static const struct {
 	{ "signalfd", signalfd_setup, signalfd_check },
 	{ "timerfd", timerfd_setup, timerfd_check },
 	{ "epoll", epoll_setup, epoll_check },
+	{ "epoll-moved", epoll_moved_setup, epoll_moved_check },
 	{ "inotify", inotify_setup, inotify_check },
 	{ "memfd", memfd_setup, memfd_check },
 	{ "locks", locks_setup, locks_check },

@@ -1,8 +1,9 @@
 # Event and special fds, memfds, unlinked files, file locks, directories
 # (libckpt/evfd.c, epoll.c, inotify.c, memfd.c, locks.c, regfile.c).
 cr_program(evfd)
-foreach(k eventfd signalfd timerfd epoll inotify memfd ghost locks dirs)
-	cr_case(cr_evfd_${k} evfd 60 -- ${k})
+foreach(k eventfd signalfd timerfd epoll epoll-moved inotify memfd ghost locks dirs)
+	string(REPLACE "-" "_" k_ ${k})
+	cr_case(cr_evfd_${k_} evfd 60 -- ${k})
 endforeach()
 # An unlinked file over --ghost-limit is refused by name, and kept below it.
 cr_case(bad_dump_ghost_big evfd 60 --expect-dump-fail --expect-msg %p --expect-msg "ghost limit"
@@ -16,7 +17,7 @@ cr_case(bad_restore_changed_file holdfile 60 --corrupt append:held-file --expect
 	--expect-msg "changed since the dump: size")
 set_tests_properties(bad_restore_changed_file PROPERTIES ENVIRONMENT ${CR_DISK_DIR})
 # The program's own checks, case by case, without a checkpoint.
-foreach(k signalfd timerfd epoll inotify memfd ghost ghost-big locks locks-mapped dirs)
+foreach(k signalfd timerfd epoll epoll-moved inotify memfd ghost ghost-big locks locks-mapped dirs)
 	string(REPLACE "-" "_" n ${k})
 	add_test(NAME selfcheck_evfd_${n} COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
 		$<TARGET_FILE:cr-evfd> ${k})

@@ -27,6 +27,9 @@
  *   oom          /proc/self/oom_score_adj (raised: no privilege needed)
  *   loginuid     /proc/self/loginuid, set once while unset (needs no
  *                privilege); skipped where it is already set
+ *   chroot       a child chrooted into a directory, its cwd there: after
+ *                the restore "/" and "." are that directory (the restore
+ *                looked the cwd up inside the new root, and failed)
  *
  * After the restore each checks that the state reads back the same.
  */
@@ -414,6 +417,67 @@ static void loginuid_check(void)
 	CHECK(v == LOGINUID, "loginuid %ld, not %d", v, LOGINUID);
 }
 
+/* A child in a chroot whose cwd is its new root (zdtm chroot: the restore
+ * looked the cwd up inside the new root).  Checked by the child: "/" is
+ * the jail, "." too, and /inside is readable. */
+static pid_t jailed;
+static int jail_done[2];
+
+static void jail_check_child(ino_t jail_ino)
+{
+	struct stat root, cwd;
+	char buf[16] = { 0 };
+	int fd = open("/inside", O_RDONLY);
+
+	if (fd < 0 || read(fd, buf, sizeof(buf) - 1) != 6 || strcmp(buf, "jailed"))
+		_exit(2);
+	if (stat("/", &root) || stat(".", &cwd) || root.st_ino != jail_ino || cwd.st_ino != jail_ino)
+		_exit(3);
+	_exit(0);
+}
+
+static void chroot_setup(void)
+{
+	char jail[PATH_MAX], inside[PATH_MAX + 8];
+	struct stat st;
+	sigset_t usr1;
+	char c;
+
+	test_path(jail, "jail");
+	snprintf(inside, sizeof(inside), "%s/inside", jail);
+	CHECK_SYS(!mkdir(jail, 0755) && !stat(jail, &st), "mkdir %s", jail);
+	int fd = open(inside, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CHECK_SYS(fd >= 0 && write(fd, "jailed", 6) == 6 && !close(fd), "%s", inside);
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, NULL);
+	CHECK_SYS(!pipe(jail_done), "pipe");
+	jailed = fork();
+	CHECK_SYS(jailed >= 0, "fork");
+	if (!jailed) {
+		if (chroot(jail) || chdir("/"))
+			_exit(1);
+		c = 'j';
+		if (write(jail_done[1], &c, 1) != 1)
+			_exit(1);
+		while (sigwaitinfo(&usr1, NULL) < 0)
+			;
+		jail_check_child(st.st_ino);
+	}
+	CHECK_SYS(read(jail_done[0], &c, 1) == 1, "the jailed child failed to chroot");
+}
+
+static void chroot_check(void)
+{
+	int status;
+
+	CHECK_SYS(!kill(jailed, SIGUSR1), "kill");
+	CHECK_SYS(waitpid(jailed, &status, 0) == jailed, "waitpid");
+	CHECK(WIFEXITED(status) && !WEXITSTATUS(status),
+	      "the jailed child: exit %d (2: /inside, 3: root or cwd not the jail)",
+	      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
 /* ------------------------------ main --------------------------------- */
 
 static const struct {
@@ -432,6 +496,7 @@ static const struct {
 	{ "membarrier", membarrier_setup, membarrier_check },
 	{ "oom", oom_setup, oom_check },
 	{ "loginuid", loginuid_setup, loginuid_check },
+	{ "chroot", chroot_setup, chroot_check },
 };
 
 int main(int argc, char **argv)

@@ -1,10 +1,11 @@
 # State a restore must bring back exactly (issue 15): fd owners and
 # signals (files.c), memfd and ghost file attributes, holes and exec
 # (memfd.c, restore-mem.c), the stop signal (freeze.c, restore-finish.c),
-# membarrier registrations, oom_score_adj and loginuid (taskstate.c).
+# membarrier registrations, oom_score_adj and loginuid (taskstate.c), a
+# chroot with its cwd (core.c).
 cr_program(fidelity)
 set(FID_CASES fown fown-outside memfd-mode memfd-exec memfd-exec-map ghost-holes ghost-times stopped-tstp
-	membarrier oom loginuid)
+	membarrier oom loginuid chroot)
 foreach(k ${FID_CASES})
 	string(REPLACE "-" "_" n ${k})
 	if(NOT k STREQUAL fown-outside)

@@ -12,6 +12,15 @@
  *          must read the same, or the test names the first difference.
  *   ebpf   a UDP socket with an eBPF filter (SO_ATTACH_BPF): the dump must
  *          be refused, naming it.
+ *   freebind  UDP sockets bound to addresses this host does not have
+ *          (192.0.2.1, 2001:db8::1) with IP_FREEBIND / IPV6_FREEBIND, which
+ *          they cleared since (zdtm sk-freebind-false): the same address
+ *          and port after the restore, the option still off.
+ *   closed  a TCP socket whose connection over loopback both ends shut
+ *          down (closed, its fd open): TCP_MAXSEG reads the connection's
+ *          last MSS, which no program could set (zdtm socket-tcp-close2:
+ *          the restore failed setting it); after the restore it still
+ *          reads end of stream, and cannot send.
  */
 #include "crlib.h"
 
@@ -21,6 +30,9 @@
 #include <linux/filter.h>
 #include <linux/net_tstamp.h>
 #include <netinet/in.h>
+#ifndef IPV6_FREEBIND
+#define IPV6_FREEBIND 78
+#endif
 #include <netinet/tcp.h>
 #include <netinet/udp.h>
 #include <poll.h>
@@ -379,6 +391,80 @@ static void setup_ebpf(void)
 	close(prog); /* the socket holds it */
 }
 
+static int fb4, fb6;
+static struct sockaddr_storage fb4_name, fb6_name;
+
+static int bound_freely(int family, const char *addr, struct sockaddr_storage *name)
+{
+	struct sockaddr_storage ss = { .ss_family = (sa_family_t)family };
+	int v6 = family == AF_INET6, one = 1, zero = 0;
+	int level = v6 ? IPPROTO_IPV6 : IPPROTO_IP, opt = v6 ? IPV6_FREEBIND : IP_FREEBIND;
+	socklen_t len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	int fd = socket(family, SOCK_DGRAM, 0);
+
+	CHECK(inet_pton(family, addr, v6 ? (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+					 : (void *)&((struct sockaddr_in *)&ss)->sin_addr) == 1,
+	      "%s", addr);
+	CHECK_SYS(fd >= 0 && !setsockopt(fd, level, opt, &one, sizeof(one)) &&
+			  !bind(fd, (struct sockaddr *)&ss, len) &&
+			  !setsockopt(fd, level, opt, &zero, sizeof(zero)),
+		  "bind %s with freebind", addr);
+	len = sizeof(*name);
+	CHECK_SYS(!getsockname(fd, (struct sockaddr *)name, &len), "getsockname");
+	return fd;
+}
+
+static void setup_freebind(void)
+{
+	fb4 = bound_freely(AF_INET, "192.0.2.1", &fb4_name);
+	fb6 = bound_freely(AF_INET6, "2001:db8::1", &fb6_name);
+}
+
+static void check_freebind_one(int fd, const struct sockaddr_storage *was, int level, int opt)
+{
+	struct sockaddr_storage now;
+	socklen_t len = sizeof(now);
+	int v = -1;
+	memset(&now, 0, sizeof(now));
+	CHECK_SYS(!getsockname(fd, (struct sockaddr *)&now, &len), "getsockname");
+	CHECK(!memcmp(&now, was, sizeof(now)), "a freely bound socket's address changed");
+	len = sizeof(v);
+	CHECK_SYS(!getsockopt(fd, level, opt, &v, &len), "getsockopt freebind");
+	CHECK(v == 0, "freebind %d, was cleared", v);
+}
+
+static int closed_sk, closed_lst;
+
+static void setup_closed(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int mss = 0, st;
+	char c;
+
+	closed_lst = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK_SYS(closed_lst >= 0 && !bind(closed_lst, (struct sockaddr *)&a, len) &&
+			  !listen(closed_lst, 4) && !getsockname(closed_lst, (struct sockaddr *)&a, &len),
+		  "listener");
+	closed_sk = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK_SYS(closed_sk >= 0 && !connect(closed_sk, (struct sockaddr *)&a, len), "connect");
+	st = accept(closed_lst, NULL, NULL);
+	/* both ways shut down: both ends closed, their fds still open */
+	CHECK_SYS(st >= 0 && !shutdown(closed_sk, SHUT_WR) && !shutdown(st, SHUT_WR), "shutdown");
+	CHECK(recv(closed_sk, &c, 1, 0) == 0 && recv(st, &c, 1, 0) == 0, "no end of stream");
+	close(st);
+	len = sizeof(mss);
+	CHECK_SYS(!getsockopt(closed_sk, IPPROTO_TCP, TCP_MAXSEG, &mss, &len), "TCP_MAXSEG");
+	CHECK(mss > 32767, "premise: TCP_MAXSEG %d, expected the loopback MSS", mss);
+}
+
+static void check_closed(void)
+{
+	char c;
+	CHECK(recv(closed_sk, &c, 1, MSG_DONTWAIT) == 0, "no end of stream after the restore");
+	CHECK(send(closed_sk, "x", 1, MSG_NOSIGNAL) < 0 && errno == EPIPE, "can send again");
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -387,13 +473,23 @@ int main(int argc, char **argv)
 		setup_all();
 	else if (!strcmp(mode, "ebpf"))
 		setup_ebpf();
+	else if (!strcmp(mode, "freebind"))
+		setup_freebind();
+	else if (!strcmp(mode, "closed"))
+		setup_closed();
 	else
-		fail("usage: cr-inet-opts all|ebpf");
+		fail("usage: cr-inet-opts all|ebpf|freebind|closed");
 	test_ready();
 	test_wait_check();
 	if (!strcmp(mode, "all")) {
 		check_all();
 		check_shutdown();
+	}
+	if (!strcmp(mode, "closed"))
+		check_closed();
+	if (!strcmp(mode, "freebind")) {
+		check_freebind_one(fb4, &fb4_name, IPPROTO_IP, IP_FREEBIND);
+		check_freebind_one(fb6, &fb6_name, IPPROTO_IPV6, IPV6_FREEBIND);
 	}
 	pass();
 }

@@ -4,8 +4,9 @@
  *
  *   listen    listening sockets on 127.0.0.1 and ::1 (v6only, SO_REUSEADDR),
  *             on ports the kernel chose, a bound TCP socket and a fresh
- *             one; after the restore they have the same ports and the
- *             listeners accept a client forked then.
+ *             one; after the restore they have the same ports, the
+ *             listeners accept a client forked then, and the fresh socket
+ *             connects to one and talks both ways.
  *   ext       a TCP connection to the echo server outside the tree (cr-run
  *             --helper cr-sk-helper tcp-echo, port in the file helper-port),
  *             dumped with --tcp-established, with an echo waiting unread in
@@ -188,6 +189,17 @@ static void check_listen(void)
 	CHECK(!memcmp(&b4, &nb4, sizeof(b4)), "bound socket's address");
 	accept_one(l4, &n4);
 	accept_one(l6, &n6);
+	/* the fresh socket connects and talks both ways (it once came back
+	 * shut down: zdtm socket-tcp-listen) */
+	CHECK_SYS(!connect(fresh, (struct sockaddr *)&n6, sizeof(struct sockaddr_in6)),
+		  "connect the fresh socket");
+	int fd = accept(l6, NULL, NULL);
+	CHECK_SYS(fd >= 0, "accept the fresh socket");
+	put(fresh, "up");
+	expect(fd, "up", "fresh socket, sent");
+	put(fd, "down");
+	expect(fresh, "down", "fresh socket, received");
+	close(fd);
 }
 
 /* -------------------------------- ext --------------------------------- */

@@ -20,3 +20,10 @@ foreach(k posix sysv advice ipcns)
 		$<TARGET_FILE:cr-shmem> ${k})
 	set_tests_properties(selfcheck_shmem_${k} PROPERTIES TIMEOUT 60 LABELS selfcheck)
 endforeach()
+# Pages a forked child shares copy-on-write with its parent (and its own
+# child) are shared again after the restore; zero pages of a private file
+# mapping stay zero (restore-mem.c adopt_slot, mem.c add_run).
+cr_program(cow)
+cr_case(cr_cow cow 60)
+cr_case(cr_cow_twice cow 120 --leave-running-twice)
+cr_case(cr_cow_pidns cow 60 --restore-opt --pidns --restore-opt always)

@@ -79,6 +79,10 @@ cr_case(cr_tcp_ext_leave_running inet-sk 90 ${SK_HELPER} tcp-echo --dump-opt --t
 # exactly; an eBPF socket filter, which cannot be read back, is refused.
 sk_program(inet-opts)
 cr_case(cr_inet_opts inet-opts 60 --dump-opt --tcp-established -- all)
+# bound to an address of no interface, with the freebind option cleared since
+cr_case(cr_inet_freebind inet-opts 60 -- freebind)
+# a TCP socket whose connection both ends shut down: its last MSS is no setting
+cr_case(cr_inet_closed_mss inet-opts 60 -- closed)
 cr_case(bad_dump_inet_ebpf inet-opts 60 --expect-dump-fail --expect-msg %p
 	--expect-msg SO_ATTACH_BPF -- ebpf)
 add_test(NAME selfcheck_inet_opts COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --

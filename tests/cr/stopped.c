@@ -7,6 +7,10 @@
  * the restore the parent checks that the child is in state T and that
  * nothing comes through the pipe for 300 ms; after SIGCONT bytes come
  * again within 5 s.
+ *
+ * cr-stopped twice: the stopped child is sent SIGSTOP again, which stays
+ * pending (zdtm stopped02; the restore hung, the restoring child stopped
+ * by its own pending SIGSTOP).
  */
 #include "crlib.h"
 
@@ -55,7 +59,22 @@ static int drain(void)
 	return total;
 }
 
-static void setup(void)
+/* Is sig pending for the whole process? (ShdPnd of /proc/PID/status) */
+static int shared_pending(pid_t pid, int sig)
+{
+	char path[64], line[256];
+	unsigned long long mask = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	FILE *f = fopen(path, "re");
+	CHECK_SYS(f, "%s", path);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "ShdPnd: %llx", &mask) == 1)
+			break;
+	fclose(f);
+	return !!(mask & (1ULL << (sig - 1)));
+}
+
+static void setup(int twice)
 {
 	int status;
 
@@ -72,6 +91,10 @@ static void setup(void)
 		  "waitpid WUNTRACED");
 	usleep(20000);
 	drain();
+	if (twice) {
+		CHECK_SYS(!kill(child, SIGSTOP), "kill");
+		CHECK(shared_pending(child, SIGSTOP), "a second SIGSTOP is not pending");
+	}
 }
 
 static void check(void)
@@ -93,10 +116,10 @@ static void check(void)
 	waitpid(child, NULL, 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	test_init();
-	setup();
+	setup(argc > 1 && !strcmp(argv[1], "twice"));
 	test_ready();
 	test_wait_check();
 	check();

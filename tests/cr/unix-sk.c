@@ -3,7 +3,8 @@
  *
  *   cr-unix-sk pairs: socketpairs (stream, dgram, seqpacket) with data
  *     queued both ways, a stream pair shut down for writing one way, a
- *     stream socket whose peer is closed with data still to read, and the
+ *     stream socket and a dgram socket whose peer is closed with data still
+ *     to read (sending on the dgram one fails: ECONNREFUSED), and the
  *     options SO_RCVBUF, SO_SNDBUF, SO_PASSCRED.  After the restore every
  *     queued byte and message boundary is there and the pairs still talk.
  *   cr-unix-sk named: a listening stream socket bound to a path (and one to
@@ -12,7 +13,9 @@
  *     ways.  After the restore the listeners accept new connections (from a
  *     child forked then), the dgram pair talks, the connection goes on, and
  *     the listener's file has the owner (root gives it away) and mode it
- *     was given.
+ *     was given.  A second listener bound to a name whose file a first one
+ *     took back (renamed over it) keeps its name, and the name still
+ *     leads to the first.
  *   cr-unix-sk pingpong: a parent and its child bounce counters over a
  *     stream socketpair, four always in flight, through the dump; after the
  *     restore not one is lost or repeated.
@@ -74,7 +77,7 @@ static int getint(int fd, int opt)
 
 /* ------------------------------- pairs -------------------------------- */
 
-static int st[2], dg[2], sp[2], sh[2], lone[2], fresh_st, fresh_sp;
+static int st[2], dg[2], sp[2], sh[2], lone[2], lone_dg[2], fresh_st, fresh_sp;
 static int rcvbuf, sndbuf;
 
 static void setup_pairs(void)
@@ -85,6 +88,7 @@ static void setup_pairs(void)
 	pair(SOCK_SEQPACKET, sp);
 	pair(SOCK_STREAM, sh);
 	pair(SOCK_STREAM, lone);
+	pair(SOCK_DGRAM, lone_dg);
 	fresh_st = socket(AF_UNIX, SOCK_STREAM, 0); /* never bound nor connected */
 	fresh_sp = socket(AF_UNIX, SOCK_SEQPACKET, 0);
 	CHECK_SYS(fresh_st >= 0 && fresh_sp >= 0, "socket");
@@ -102,6 +106,8 @@ static void setup_pairs(void)
 	CHECK_SYS(!shutdown(sh[0], SHUT_WR), "shutdown");
 	put(lone[0], "orphan data");
 	close(lone[0]);
+	put(lone_dg[0], "lone datagram"); /* zdtm socket_close_data */
+	close(lone_dg[0]);
 	CHECK_SYS(!setsockopt(st[1], SOL_SOCKET, SO_RCVBUF, &v, sizeof(v)), "SO_RCVBUF");
 	v = 50000;
 	CHECK_SYS(!setsockopt(st[1], SOL_SOCKET, SO_SNDBUF, &v, sizeof(v)), "SO_SNDBUF");
@@ -124,6 +130,9 @@ static void check_pairs(void)
 	expect(sp[1], "seq-1", "seqpacket 1");
 	expect(sp[1], "seq-22", "seqpacket 2");
 	expect(sp[0], "seq-back", "seqpacket, other way");
+	expect(lone_dg[1], "lone datagram", "dgram pair, other end closed");
+	CHECK(send(lone_dg[1], "x", 1, MSG_DONTWAIT) < 0 && errno == ECONNREFUSED,
+	      "dgram pair, other end closed: send did not fail with ECONNREFUSED");
 	expect(sh[1], "last words", "shut down pair");
 	expect_eof(sh[1], "shut down pair");
 	CHECK(send(sh[0], "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno == EPIPE,
@@ -154,8 +163,8 @@ static void check_pairs(void)
 
 /* ------------------------------- named -------------------------------- */
 
-static int lst, abs_lst, srv, cli, conn_c, conn_s, rel, gone;
-static char gone_path[300];
+static int lst, abs_lst, srv, cli, conn_c, conn_s, rel, gone, dup_old, dup_new;
+static char gone_path[300], dup_path[300];
 static char lst_path[300], srv_path[300], cli_path[300];
 
 static socklen_t addr(struct sockaddr_un *sa, const char *path, int abstract)
@@ -220,6 +229,15 @@ static void setup_named(void)
 	snprintf(gone_path, sizeof(gone_path), "%s/gone.sock", test_dir());
 	gone = bound(SOCK_DGRAM, gone_path, 0);
 	CHECK_SYS(!unlink(gone_path), "unlink");
+	/* a listener whose name another one took since (zdtm
+	 * del_standalone_un): dup_new's file was replaced by dup_old's */
+	char aside[320];
+	snprintf(dup_path, sizeof(dup_path), "%s/dup.sock", test_dir());
+	snprintf(aside, sizeof(aside), "%s.aside", dup_path);
+	dup_old = bound(SOCK_STREAM, dup_path, 0);
+	CHECK_SYS(!listen(dup_old, 8) && !rename(dup_path, aside), "listen, rename");
+	dup_new = bound(SOCK_STREAM, dup_path, 0);
+	CHECK_SYS(!listen(dup_new, 8) && !rename(aside, dup_path), "listen, rename back");
 	/* a relative name: bound in our cwd, not the restorer's */
 	rel = bound(SOCK_DGRAM, "rel.sock", 0);
 	len = addr(&sa, "rel.sock", 0);
@@ -286,6 +304,11 @@ static void check_named(void)
 	      st.st_mode & 07777, lst_st.st_uid, lst_st.st_gid, lst_st.st_mode & 07777);
 	talk_to(lst, lst_path, 0);
 	talk_to(abs_lst, abs_name, 1);
+	/* the name leads to the socket whose file it is; both keep the name */
+	talk_to(dup_old, dup_path, 0);
+	len = sizeof(sa);
+	CHECK_SYS(!getsockname(dup_new, (struct sockaddr *)&sa, &len), "getsockname");
+	CHECK(!strcmp(sa.sun_path, dup_path), "replaced listener's name \"%s\"", sa.sun_path);
 	put(cli, "after");
 	expect(srv, "after", "dgram server after the restore");
 	len = addr(&sa, cli_path, 0);

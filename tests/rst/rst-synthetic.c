@@ -2,7 +2,7 @@
  * rst-synthetic: the memory/thread half of restore, for real, without a
  * dumper.  A child builds a fake "dumped process" by hand (core and mm
  * entries, pages written with the real page writer) whose code is
- * rst-code.S, and restores it with restore_mem_and_jump(); the parent
+ * rst-code.S, and restores it with restore_mem_prepare() and restore_mem_jump(); the parent
  * plays the driver: reads the notify pipe, runs restore_finish_task(),
  * checks the stopped process (/proc maps, exe, fds, creds, pending
  * signals, mm fields), releases it and checks its exit status (42 when
@@ -350,8 +350,11 @@ static void child(int notify_w, int out_w)
 		.memory_bytes = &bytes,
 	};
 	clock_gettime(CLOCK_MONOTONIC, bench_t0);
-	int ret = restore_mem_and_jump(&ctx);
-	fprintf(stderr, "restore_mem_and_jump returned %d\n", ret);
+	struct restore_mem_plan *plan = NULL;
+	int ret = restore_mem_prepare(&ctx, &plan);
+	if (!ret)
+		ret = restore_mem_jump(plan);
+	fprintf(stderr, "restore_mem_prepare/jump returned %d\n", ret);
 	_exit(3);
 }
 
@@ -552,7 +555,7 @@ int main(int argc, char **argv)
 	if (bench_mode) {
 		double load = (double)(t1.tv_sec - bench_t0->tv_sec) + (t1.tv_nsec - bench_t0->tv_nsec) / 1e9;
 		double fin = (double)(t2.tv_sec - t1.tv_sec) + (t2.tv_nsec - t1.tv_nsec) / 1e9;
-		printf("bench: %.0f MiB: restore_mem_and_jump to ready %.3f s (%.2f GB/s), finish %.4f s\n",
+		printf("bench: %.0f MiB: restore_mem_prepare+jump to ready %.3f s (%.2f GB/s), finish %.4f s\n",
 		       big_pages * 4096.0 / (1 << 20), load, big_pages * 4096.0 / load / 1e9, fin);
 	}
 	/* The mm we compare with: rebuilt the same way as in the child. */

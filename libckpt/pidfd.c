@@ -1,0 +1,379 @@
+/*
+ * pidfd: fds from pidfd_open() or clone(CLONE_PIDFD), read from
+ * /proc/PID/fdinfo ("Pid:" in our namespace, -1 once the process is
+ * reaped) and from the flags (O_NONBLOCK, PIDFD_THREAD).
+ *
+ * A pidfd for a process of the tree is opened again with pidfd_open() on
+ * its restored pid, which only exists once the tree does.  The driver's
+ * pool holds, in its place, a datagram socket connected to itself; in
+ * post_install (every process exists by then, zombies included) the
+ * first process of the restore order that holds the description opens the
+ * pidfd and sends it on that socket once for every other process holding
+ * it, which receive it: all hold one open file again, as after a fork.
+ * Each puts it at its fd numbers.  Pidfds of processes outside the tree,
+ * and of threads other than a main thread (restored after the fds), are
+ * refused by name.
+ *
+ * A dead pidfd (its process reaped) refers to no number: the kernel only
+ * tells it apart by its pidfs inode, which every pidfd of that process
+ * shares.  Just before the tree's root is created, in the tree's PID
+ * namespace (before_tree: the driver, or our init), a short-lived helper
+ * is made per dumped inode, every description of that inode opened on it,
+ * and the helper killed and reaped: each is then dead, readable, equal
+ * (fstat) to exactly its old companions, and its number free again for
+ * the tree.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "file-kinds.h"
+#include "log.h"
+#include "proc.h"
+
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL
+#endif
+#define PIDFD_OPEN_FLAGS (O_NONBLOCK | PIDFD_THREAD)
+
+static int pidfd_match(const struct fd_dump *f)
+{
+	return !strcmp(f->link, "anon_inode:[pidfd]") || !strncmp(f->link, "pidfd:", 6);
+}
+
+static int pid_line(char *line, void *arg)
+{
+	if (!strncmp(line, "Pid:", 4))
+		*(long *)arg = strtol(line + 4, NULL, 10);
+	return 0;
+}
+
+/* 1: `pid` is a process of the tree; 2: a thread of one, not its main
+ * thread; 0: neither. */
+static int in_tree(const struct frozen_tree *tree, pid_t pid)
+{
+	for (int i = 0; i < tree->nr_tasks; i++) {
+		const struct frozen_task *t = &tree->tasks[i];
+		if (t->pid == pid)
+			return 1;
+		for (int j = 1; j < t->nr_threads; j++)
+			if (t->threads[j].tid == pid)
+				return 2;
+	}
+	return 0;
+}
+
+static int pidfd_dump(struct fd_dump *f, FileEntry *e)
+{
+	long pid = 0;
+	int ret = proc_each_line(f->fdinfo, pid_line, &pid);
+	if (ret < 0)
+		return ret;
+	int where = pid > 0 ? in_tree(f->fdump->tree, (pid_t)pid) : 0;
+	if (pid == 0 || (pid > 0 && where != 1)) {
+		pr_err("pid %d: fd %d: pidfd of pid %ld, %s: not supported", f->pid, f->fd, pid,
+		       where == 2 ? "a thread of the tree that is not a main thread"
+		       : pid == 0 ? "a process outside our PID namespace"
+				  : "a process outside the tree");
+		return -ENOTSUP;
+	}
+	PidfdEntry *p = arena_alloc(&f->fdump->a, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	pidfd_entry__init(p);
+	p->pid = pid < 0 ? -1 : tree_vpid(f->fdump->tree, (pid_t)pid);
+	p->ino = f->st->st_ino;
+	e->type = FILE_TYPE__FILE_PIDFD;
+	e->pidfd = p;
+	return 0;
+}
+
+/* ------------------------------ restore ------------------------------ */
+
+/* fds[id]: a dead pidfd opened for file `id`, not yet given to the pool. */
+struct pidfd_restore {
+	size_t nr;
+	int *fds;
+};
+
+static int is_tree_pid(const struct restore_files *rf, int32_t pid)
+{
+	for (size_t t = 0; t < rf->nr_tasks; t++)
+		if (rf->tasks[t].pid == pid)
+			return 1;
+	return 0;
+}
+
+static int pidfd_read(struct img_set *set, struct restore_files *rf, void **priv)
+{
+	for (size_t i = 0; i < rf->nr_files; i++) {
+		const FileEntry *e = rf->files[i];
+		if (e->type != FILE_TYPE__FILE_PIDFD)
+			continue;
+		if (!e->pidfd || (e->pidfd->pid != -1 && !is_tree_pid(rf, e->pidfd->pid))) {
+			pr_err("%s/files.img: file %u: a pidfd of no process of the tree",
+			       img_set_dir(set), e->id);
+			return -EINVAL;
+		}
+	}
+	struct pidfd_restore *r = calloc(1, sizeof(*r));
+	int *fds = calloc(rf->nr_files + 1, sizeof(int));
+	if (!r || !fds) {
+		free(r);
+		free(fds);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < rf->nr_files; i++)
+		fds[i] = -1;
+	r->nr = rf->nr_files;
+	r->fds = fds;
+	*priv = r;
+	return 0;
+}
+
+static int is_dead_of(const FileEntry *e, uint64_t ino)
+{
+	return e->type == FILE_TYPE__FILE_PIDFD && e->pidfd->pid == -1 && e->pidfd->ino == ino;
+}
+
+/* Kill and reap the helper: its pidfds are dead from now on. */
+static int end_helper(pid_t helper)
+{
+	int status;
+	kill(helper, SIGKILL);
+	while (waitpid(helper, &status, 0) < 0)
+		if (errno != EINTR) {
+			pr_err("pidfd helper %d: cannot reap it: %s", helper, strerror(errno));
+			return -errno;
+		}
+	return 0;
+}
+
+/* Every dead pidfd of inode `ino`, opened on one helper that then dies. */
+static int open_dead_group(struct restore_files *rf, struct pidfd_restore *r, uint64_t ino)
+{
+	pid_t helper = fork();
+	if (helper < 0) {
+		pr_err("dead pidfd (inode %llu): cannot fork its helper: %s",
+		       (unsigned long long)ino, strerror(errno));
+		return -errno;
+	}
+	if (!helper) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;)
+			pause();
+	}
+	int ret = 0;
+	for (size_t i = 0; !ret && i < rf->nr_files; i++) {
+		const FileEntry *e = rf->files[i];
+		if (!is_dead_of(e, ino))
+			continue;
+		r->fds[i] = (int)syscall(SYS_pidfd_open, helper, e->flags & PIDFD_OPEN_FLAGS);
+		if (r->fds[i] < 0) {
+			ret = -errno;
+			pr_err("file %u: cannot open a dead pidfd: %s", e->id, strerror(errno));
+		}
+	}
+	int eret = end_helper(helper);
+	return ret ? ret : eret;
+}
+
+/* A live pidfd's stand-in: a datagram socket connected to itself, on
+ * which the pidfd is passed (see above). */
+static int pidfd_socket(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	socklen_t len = sizeof(sa);
+	struct timeval tv = { 60, 0 }; /* the first holder failed: give up */
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa_family_t)) ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) ||
+	    connect(fd, (struct sockaddr *)&sa, len) ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv))) {
+		int err = errno;
+		pr_err("pidfd: cannot make the socket that passes it: %s", strerror(err));
+		if (fd >= 0)
+			close(fd);
+		return -err;
+	}
+	return fd;
+}
+
+/* A dead pidfd's stand-in until before_tree. */
+static int pidfd_open_file(struct restore_files *rf, void *priv, const FileEntry *e)
+{
+	(void)rf;
+	(void)priv;
+	if (e->pidfd->pid != -1)
+		return pidfd_socket();
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Dead pidfds, made in the tree's PID namespace: a pidfd of a process of
+ * another one fails pidfd_send_signal with EINVAL instead of ESRCH. */
+static int pidfd_before_tree(struct restore_files *rf, void *priv)
+{
+	struct pidfd_restore *r = priv;
+	for (size_t i = 0; i < rf->nr_files; i++) {
+		const FileEntry *e = rf->files[i];
+		if (e->type != FILE_TYPE__FILE_PIDFD || e->pidfd->pid != -1 || rf->pool[i] < 0 ||
+		    files_inherited(rf, e))
+			continue;
+		int ret = r->fds[i] < 0 ? open_dead_group(rf, r, e->pidfd->ino) : 0;
+		if (!ret && (dup3(r->fds[i], rf->pool[i], O_CLOEXEC) < 0 ||
+			     (e->has_fown_sig && fcntl(rf->pool[i], F_SETSIG, (int)e->fown_sig))))
+			ret = -errno;
+		if (ret)
+			return ret;
+		close(r->fds[i]);
+		r->fds[i] = -1;
+	}
+	return 0;
+}
+
+/* The owner and signal files_install gave the stand-in. */
+static int set_fown(const FileEntry *e, int fd)
+{
+	struct f_owner_ex own = { (int)e->fown_type, (pid_t)e->fown_pid };
+	if ((e->has_fown_sig && fcntl(fd, F_SETSIG, (int)e->fown_sig)) ||
+	    (e->has_fown_pid && fcntl(fd, F_SETOWN_EX, &own)))
+		return -errno;
+	return 0;
+}
+
+/* How many processes of the restore hold file `id`, and how many of
+ * them come before task `idx`. */
+static size_t holders(const struct restore_files *rf, size_t idx, uint32_t id, size_t *before)
+{
+	size_t n = 0;
+	*before = 0;
+	for (size_t t = 0; t < rf->nr_tasks; t++)
+		for (size_t i = 0; i < rf->tasks[t].nr; i++)
+			if (rf->tasks[t].fds[i]->file_id == id) {
+				n++;
+				*before += t < idx;
+				break;
+			}
+	return n;
+}
+
+static int send_fd(int sock, int fd)
+{
+	char data = 'p', buf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { &data, 1 };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf, .msg_controllen = sizeof(buf)
+	};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	return sendmsg(sock, &mh, 0) == 1 ? 0 : -errno;
+}
+
+static int recv_fd(int sock)
+{
+	char data, buf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { &data, 1 };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf, .msg_controllen = sizeof(buf)
+	};
+	if (recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) != 1)
+		return -(errno ? errno : EIO);
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	int fd;
+	if (!cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int)))
+		return -EIO;
+	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	return fd;
+}
+
+/* The pidfd of fd `sock`'s description, in task `idx`: opened here by its
+ * first holder and passed to the others, received by them. */
+static int get_pidfd(const struct restore_files *rf, size_t idx, int sock, const FileEntry *e)
+{
+	size_t before, n = holders(rf, idx, e->id, &before);
+	if (before)
+		return recv_fd(sock);
+	int fd = (int)syscall(SYS_pidfd_open, e->pidfd->pid, e->flags & PIDFD_OPEN_FLAGS);
+	int ret = fd < 0 ? -errno : 0;
+	for (size_t i = 1; !ret && i < n; i++)
+		ret = send_fd(sock, fd);
+	if (ret && fd >= 0)
+		close(fd);
+	return ret ? ret : fd;
+}
+
+/* Fd i of task `idx`: its pidfd, or a dup of the one an earlier fd of
+ * the same description got. */
+static int reopen_live(const struct restore_files *rf, size_t idx, size_t i, const FileEntry *e)
+{
+	const struct task_fds *tf = &rf->tasks[idx];
+	const FdEntry *fe = tf->fds[i];
+	int fd = -1;
+	for (size_t j = 0; j < i && fd < 0; j++)
+		if (tf->fds[j]->file_id == fe->file_id)
+			fd = fcntl((int)tf->fds[j]->fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		fd = get_pidfd(rf, idx, (int)fe->fd, e);
+	int ret = fd < 0 ? fd : dup3(fd, (int)fe->fd, fe->cloexec ? O_CLOEXEC : 0) < 0 ? -errno : 0;
+	if (fd >= 0)
+		close(fd);
+	if (!ret)
+		ret = set_fown(e, (int)fe->fd);
+	if (ret)
+		pr_err("pid %d: fd %u: cannot open its pidfd of pid %d again: %s", tf->pid, fe->fd,
+		       e->pidfd->pid, strerror(-ret));
+	return ret;
+}
+
+static int pidfd_post_install(struct restore_files *rf, void *priv, size_t idx)
+{
+	(void)priv;
+	const struct task_fds *tf = &rf->tasks[idx];
+	for (size_t i = 0; i < tf->nr; i++) {
+		const FileEntry *e = rf->files[tf->fds[i]->file_id];
+		if (e->type != FILE_TYPE__FILE_PIDFD || e->pidfd->pid == -1 ||
+		    files_inherited(rf, e))
+			continue;
+		int ret = reopen_live(rf, idx, i, e);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void pidfd_free(void *priv)
+{
+	struct pidfd_restore *r = priv;
+	for (size_t i = 0; i < r->nr; i++)
+		if (r->fds[i] >= 0)
+			close(r->fds[i]);
+	free(r->fds);
+	free(r);
+}
+
+const struct file_kind pidfd_kind = {
+	.name = "pidfd",
+	.types = 1ULL << FILE_TYPE__FILE_PIDFD,
+	.match = pidfd_match,
+	.dump = pidfd_dump,
+	.read = pidfd_read,
+	.open = pidfd_open_file,
+	.before_tree = pidfd_before_tree,
+	.post_install = pidfd_post_install,
+	.free = pidfd_free,
+};
