@@ -699,7 +699,7 @@ int ops_dump(struct conn *c, const RpcDump *d)
 	req.only_uid = (uint32_t)c->peer.uid;
 	struct worker_msg res = { 0 };
 	struct ident who;
-	char jwhere[PATH_MAX];
+	char jwhere[PATH_MAX + sizeof(t.job) + 1]; /* room for all: never cut */
 	snprintf(jwhere, sizeof(jwhere), "%s%s%s", where, t.job[0] ? "/" : "", t.job);
 	int made = t.job[0] && !t.base[0] ? prepare_job_dirs(&c->peer, &t, job) : 0;
 	int journal = -1;

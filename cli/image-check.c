@@ -287,6 +287,22 @@ static void check_fds(struct check *c, const TaskEntry *t)
 
 /* ---- files shared by the tree ---- */
 
+/* A unix socket's fds in flight: messages of its queue, in order, each
+ * naming files of files.img. */
+static void check_queue_fds(struct check *c, size_t i, const UnixSkEntry *u)
+{
+	for (size_t m = 0; m < u->n_queue_fds; m++) {
+		const UnixQueueFds *q = u->queue_fds[m];
+		if (q->msg >= u->n_queue || (m && q->msg <= u->queue_fds[m - 1]->msg))
+			bad(c, "files.img", "entry %zu: fds in flight on message %u, not in its queue "
+			    "order", i, q->msg);
+		for (size_t k = 0; k < q->n_file_ids; k++)
+			if (!find_file(c, q->file_ids[k]))
+				bad(c, "files.img", "entry %zu: message %u: fd in flight: file id %u is "
+				    "not in files.img", i, q->msg, q->file_ids[k]);
+	}
+}
+
 static void check_files(struct check *c)
 {
 	for (size_t i = 0; i < c->nr_files; i++) {
@@ -296,6 +312,8 @@ static void check_files(struct check *c)
 		for (size_t k = 0; k < i; k++)
 			if (c->files[k]->id == f->id)
 				bad(c, "files.img", "entry %zu: id %u listed twice", i, f->id);
+		if (f->unix_sk)
+			check_queue_fds(c, i, f->unix_sk);
 	}
 }
 

@@ -6,6 +6,7 @@
  * Timers, identity beyond uids/gids and scheduling are in taskstate.c
  * (dump) and restore-state.c (restore), called from here.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -22,6 +23,7 @@
 
 #include "arena.h"
 #include "core.h"
+#include "ghost.h"
 #include "infect.h"
 #include "log.h"
 #include "proc.h"
@@ -237,6 +239,52 @@ static int dump_sigactions(struct infect_ctl *ctl, CoreEntry *core, SigactionEnt
 	return 0;
 }
 
+/* An fd of the task on the directory `st` (its removed cwd), or -1. */
+static int fd_on_dir(pid_t pid, const struct stat *st)
+{
+	char path[64];
+	struct stat fst;
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	DIR *d = opendir(path);
+	struct dirent *de;
+	int found = -1;
+	while (d && found < 0 && (de = readdir(d))) {
+		int fd = atoi(de->d_name);
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
+		if (!stat(path, &fst) && S_ISDIR(fst.st_mode) && fst.st_dev == st->st_dev &&
+		    fst.st_ino == st->st_ino)
+			found = fd;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* A cwd removed while the task was in it (fstat: nlink 0; not the name,
+ * which may really end " (deleted)"): what the restore needs to enter it. */
+static int dump_removed_cwd(pid_t pid, CoreEntry *core)
+{
+	char path[64];
+	struct stat st;
+	snprintf(path, sizeof(path), "/proc/%d/cwd", pid);
+	if (stat(path, &st) < 0) {
+		pr_err("pid %d: cwd %s: %s", pid, core->cwd, strerror(errno));
+		return -errno;
+	}
+	if (st.st_nlink != 0)
+		return 0;
+	core->has_cwd_removed_mode = core->has_cwd_uid = core->has_cwd_gid = 1;
+	core->has_cwd_ino = core->has_cwd_fd = 1;
+	core->cwd_removed_mode = st.st_mode;
+	core->cwd_uid = st.st_uid;
+	core->cwd_gid = st.st_gid;
+	core->cwd_ino = st.st_ino;
+	core->cwd_fd = fd_on_dir(pid, &st);
+	return 0;
+}
+
 static int dump_fs(struct arena *a, pid_t pid, CoreEntry *core)
 {
 	char buf[PATH_MAX], val[32];
@@ -247,6 +295,8 @@ static int dump_fs(struct arena *a, pid_t pid, CoreEntry *core)
 		return ret;
 	}
 	core->cwd = arena_strdup(a, buf);
+	if (core->cwd && (ret = dump_removed_cwd(pid, core)))
+		return ret;
 	if ((ret = proc_readlink(pid, "root", buf, sizeof(buf)))) {
 		pr_err("pid %d: cannot read root: %s", pid, strerror(-ret));
 		return ret;
@@ -413,17 +463,71 @@ static int restore_rlimits(const CoreEntry *core)
 	return 0;
 }
 
-int restore_core_misc(const CoreEntry *core)
+/* The removed cwd made again at its path, entered, and removed. */
+static int make_removed_cwd(const CoreEntry *core)
 {
-	/* The cwd as the dumper saw it, from the host's root; the root comes
-	 * last (restore-mem.c enter_root), and chroot() leaves the cwd alone. */
+	char path[PATH_MAX];
+	size_t n = strlen(core->cwd), d = strlen(" (deleted)");
+	if (n <= d || n - d >= sizeof(path) || strcmp(core->cwd + n - d, " (deleted)") ||
+	    !S_ISDIR(core->cwd_removed_mode)) {
+		pr_err("pid %d: cwd %s: bad record of a removed directory", core->pid, core->cwd);
+		return -EINVAL;
+	}
+	memcpy(path, core->cwd, n - d);
+	path[n - d] = '\0';
+	struct ghost_node node = { path, core->cwd_ino, core->cwd_removed_mode, 0,
+				   core->cwd_uid, core->cwd_gid, core->has_cwd_uid && core->has_cwd_gid };
+	struct ghost_made g;
+	int ret = ghost_make(&node, &g);
+	if (ret)
+		return ret;
+	if (fchdir(g.fd) < 0) {
+		ret = -errno;
+		pr_err("pid %d: cwd %s: %s", core->pid, core->cwd, strerror(-ret));
+	}
+	int uret = ghost_unmake(&g);
+	close(g.fd);
+	if (uret && !ret)
+		pr_err("pid %d: cwd %s: cannot remove it again: %s", core->pid, path, strerror(-uret));
+	return ret ? ret : uret;
+}
+
+/* A removed cwd: the task's own fd on it (installed already), or made. */
+static int restore_removed_cwd(const CoreEntry *core)
+{
+	struct stat st;
+	if (core->has_cwd_fd && core->cwd_fd >= 0 && !fstat(core->cwd_fd, &st) &&
+	    S_ISDIR(st.st_mode) && st.st_nlink == 0) {
+		if (!fchdir(core->cwd_fd))
+			return 0;
+		pr_err("pid %d: cwd %s: fd %d: %s", core->pid, core->cwd, core->cwd_fd,
+		       strerror(errno));
+		return -errno;
+	}
+	return make_removed_cwd(core);
+}
+
+static int restore_cwd(const CoreEntry *core)
+{
+	if (core->has_cwd_removed_mode)
+		return restore_removed_cwd(core);
 	if (chdir(core->cwd)) {
 		pr_err("pid %d: cwd %s: %s", core->pid, core->cwd, strerror(errno));
 		return -errno;
 	}
+	return 0;
+}
+
+int restore_core_misc(const CoreEntry *core)
+{
+	/* The cwd as the dumper saw it, from the host's root; the root comes
+	 * last (restore-mem.c enter_root), and chroot() leaves the cwd alone. */
+	int ret = restore_cwd(core);
+	if (ret)
+		return ret;
 	/* the fault: a umask restored wrong, for restore --verify to find */
 	umask((mode_t)(core->umask ^ (ckpt_test_fault("umask") ? 077 : 0)));
-	int ret = restore_rlimits(core);
+	ret = restore_rlimits(core);
 	if (!ret)
 		ret = restore_task_misc(core);
 	return ret ? ret : restore_sigactions(core);

@@ -105,6 +105,7 @@ const struct file_kind eventfd_kind = {
 	.match = eventfd_match,
 	.dump = eventfd_dump,
 	.open = eventfd_open,
+	.alone_ok = 1,
 };
 
 /* ------------------------------ signalfd ----------------------------- */

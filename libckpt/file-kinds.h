@@ -15,6 +15,13 @@
  * process, or needs the task's own fd numbers), and `free` drops what
  * `read` kept.
  *
+ * An fd in flight in a unix socket's queue (SCM_RIGHTS) reaches files.c
+ * through files_add_inflight: once every fd of the tree is seen, it is
+ * matched to a description of the tree or dumped as one of its own (kinds
+ * with alone_ok), with the dumper's pid and fd in its file_desc.  On
+ * restore, pool_ready runs once every description is in the pool (a
+ * queue sends those fds again).
+ *
  * A check (ckpt_dump_opts.check_only, `ckptctl checkpoint able`) runs
  * `match` and `dump` on every fd of the running tree, then `check_tree`
  * instead of `dump_tree`: a kind whose dump_tree refuses something gives
@@ -48,10 +55,19 @@ struct file_desc {
 	FileEntry *entry;
 };
 
+/* An fd in flight (SCM_RIGHTS) that a peek gave the dumper. */
+struct inflight_fd {
+	int fd;		   /* ours, -1 once closed */
+	uint64_t sk_ino;   /* the socket whose queue holds it */
+	uint32_t *file_id; /* where its description's id goes */
+};
+
 struct files_dump {
 	struct arena a; /* entries, strings and sub-messages live here */
 	struct file_desc *descs;
 	size_t nr, cap;
+	struct inflight_fd *inflight;
+	size_t nr_inflight, cap_inflight;
 	const struct frozen_tree *tree;
 	const struct ckpt_dump_opts *opts;
 	struct img_set *set; /* NULL: a check, nothing is written */
@@ -92,11 +108,19 @@ struct file_kind {
 	int (*before_tree)(struct restore_files *rf, void *priv);
 	/* Restore, optional: in restoring task `idx`, its fds installed. */
 	int (*post_install)(struct restore_files *rf, void *priv, size_t idx);
+	/* Restore, optional: in the driver, once every description is in
+	 * the pool (a socket queue that carries fds of others). */
+	int (*pool_ready)(struct restore_files *rf, void *priv);
 	/* Restore, optional: release what read/open kept. */
 	void (*free)(void *priv);
 	/* Restore: kinds with `late` set are opened after all the others
 	 * (an epoll needs its targets). */
 	int late;
+	/* Dump: a description of this kind that only a socket queue holds
+	 * (an fd in flight, SCM_RIGHTS) can be dumped through the dumper's
+	 * fd and restored with no task holding it (not: an epoll, whose
+	 * targets are its owner's fd numbers; a tty, TCP in repair mode). */
+	int alone_ok;
 };
 
 extern const struct file_kind regfile_kind, pipe_kind;
@@ -106,10 +130,17 @@ extern const struct file_kind eventfd_kind, signalfd_kind, timerfd_kind, epoll_k
 extern const struct file_kind memfd_kind, ghost_kind, locks_kind;
 extern const struct file_kind tty_kind; /* tty.c */
 extern const struct file_kind pidfd_kind; /* pidfd.c */
+extern const struct file_kind ghost_node_kind; /* ghost-node.c */
 
 /* A duplicate of fd `fd` of `pid` in the dumper (pidfd_getfd; the task
  * must be traced by us or we are root).  -errno on failure. */
 int files_getfd(pid_t pid, int fd);
+
+/* Dump: `fd`, the dumper's own, is an fd in flight on socket:[sk_ino]
+ * (a MSG_PEEK of its queue installed it here).  files.c takes it: once
+ * every fd of the tree is seen, *file_id gets its description's id (a
+ * new file_entry when no fd of the tree holds it).  Closes fd on error. */
+int files_add_inflight(struct files_dump *c, int fd, uint64_t sk_ino, uint32_t *file_id);
 
 /* The pool fd of the description that task `idx` has at fd `fd`, or -1. */
 int files_task_fd_to_pool(const struct restore_files *rf, size_t idx, int fd);

@@ -34,6 +34,7 @@ static const struct file_kind *const file_kinds[] = {
 	&inotify_kind,
 	&memfd_kind, /* before ghost and regfile: a memfd has a path too */
 	&ghost_kind, /* before regfile: unlinked files */
+	&ghost_node_kind, /* before tty and regfile: removed directories, devices */
 	&locks_kind, /* matches nothing: adds locks to the others' files */
 	&inet_sk_kind, /* late: its dump_tree puts TCP connections in repair mode */
 	&tty_kind, /* before regfile: terminals are character devices with a path */
@@ -98,15 +99,31 @@ static int add_desc(struct files_dump *c, pid_t pid, int fd, const struct stat *
 	return 0;
 }
 
-/* Hand a new description to the first kind that claims it. */
-static int dump_desc(struct files_dump *c, struct fd_dump *f, FileEntry *e)
+/*
+ * Hand a new description to the first kind that claims it.  One that
+ * only a queue holds (in flight on socket:[sk_ino], fd f->fd is ours)
+ * comes back from the pool with no task holding it: a kind whose restore
+ * needs one (alone_ok unset) is refused.
+ */
+static int dump_desc(struct files_dump *c, struct fd_dump *f, FileEntry *e, uint64_t sk_ino)
 {
 	for (size_t k = 0; k < NR_KINDS; k++) {
 		f->priv = &c->priv[k];
-		if (file_kinds[k]->match(f))
-			return file_kinds[k]->dump(f, e);
+		if (!file_kinds[k]->match(f))
+			continue;
+		if (sk_ino && !file_kinds[k]->alone_ok) {
+			pr_err("socket:[%llu]: an fd in flight (SCM_RIGHTS) is the only reference to "
+			       "%s (%s): not supported",
+			       (unsigned long long)sk_ino, f->link, file_kinds[k]->name);
+			return -ENOTSUP;
+		}
+		return file_kinds[k]->dump(f, e);
 	}
-	pr_err("pid %d: fd %d: %s is not supported", f->pid, f->fd, f->link);
+	if (sk_ino)
+		pr_err("socket:[%llu]: an fd in flight (SCM_RIGHTS) on it is %s: not supported",
+		       (unsigned long long)sk_ino, f->link);
+	else
+		pr_err("pid %d: fd %d: %s is not supported", f->pid, f->fd, f->link);
 	return -ENOTSUP;
 }
 
@@ -167,8 +184,9 @@ static int dump_fown(struct files_dump *c, const struct fd_dump *f, FileEntry *e
 	return 0;
 }
 
-/* Record fd `fd` of `pid`; *out gets the fd_entry. */
-static int dump_one_fd(struct files_dump *c, pid_t pid, int fd, FdEntry *out)
+/* Record fd `fd` of `pid`; *out gets the fd_entry.  sk_ino: the fd is
+ * ours, in flight on that socket (0: an fd of the tree). */
+static int dump_one_fd(struct files_dump *c, pid_t pid, int fd, FdEntry *out, uint64_t sk_ino)
 {
 	char path[64], info[64], link[PATH_MAX];
 	struct stat st;
@@ -205,7 +223,7 @@ static int dump_one_fd(struct files_dump *c, pid_t pid, int fd, FdEntry *out)
 	e->pos = fi.pos;
 	e->mode = st.st_mode;
 	struct fd_dump f = { .fdump = c, .pid = pid, .fd = fd, .link = link, .st = &st, .fdinfo = info };
-	if ((ret = dump_desc(c, &f, e)) || (ret = dump_fown(c, &f, e)))
+	if ((ret = dump_desc(c, &f, e, sk_ino)) || (ret = dump_fown(c, &f, e)))
 		return ret;
 	out->file_id = e->id;
 	return add_desc(c, pid, fd, &st, e);
@@ -272,7 +290,7 @@ static int dump_task_fds(struct files_dump *c, struct img_set *set, pid_t pid)
 	FdEntry *ents = arena_alloc(&c->a, (nr + 1) * sizeof(*ents));
 	ret = ents ? 0 : -ENOMEM;
 	for (size_t i = 0; !ret && i < nr; i++) {
-		ret = dump_one_fd(c, pid, fds[i], &ents[i]);
+		ret = dump_one_fd(c, pid, fds[i], &ents[i], 0);
 		/* A check sees the tree running: an fd closed since it was
 		 * listed is no longer there to refuse. */
 		if (ret == -ENOENT && !set && fd_closed(pid, fds[i]))
@@ -320,6 +338,49 @@ static int check_shared_tables(const struct frozen_tree *tree)
 	return 0;
 }
 
+int files_add_inflight(struct files_dump *c, int fd, uint64_t sk_ino, uint32_t *file_id)
+{
+	if (c->nr_inflight == c->cap_inflight) {
+		size_t cap = c->cap_inflight ? c->cap_inflight * 2 : 16;
+		struct inflight_fd *v = realloc(c->inflight, cap * sizeof(*v));
+		if (!v) {
+			close(fd);
+			return -ENOMEM;
+		}
+		c->inflight = v;
+		c->cap_inflight = cap;
+	}
+	c->inflight[c->nr_inflight++] = (struct inflight_fd){ fd, sk_ino, file_id };
+	return 0;
+}
+
+/* The description of in-flight fd i: one the tree holds (kcmp against
+ * our fd), or a new one dumped through our fd, which stays open until
+ * the end of the dump (its file_desc names it). */
+static int resolve_inflight(struct files_dump *c, size_t i)
+{
+	struct inflight_fd in = c->inflight[i]; /* the array grows meanwhile */
+	size_t before = c->nr;
+	FdEntry fe;
+	int ret = dump_one_fd(c, getpid(), in.fd, &fe, in.sk_ino);
+	if (ret)
+		return ret;
+	*in.file_id = fe.file_id;
+	if (c->nr == before) {
+		close(in.fd);
+		c->inflight[i].fd = -1;
+	}
+	return 0;
+}
+
+static void close_inflight(struct files_dump *c)
+{
+	for (size_t i = 0; i < c->nr_inflight; i++)
+		if (c->inflight[i].fd >= 0)
+			close(c->inflight[i].fd);
+	free(c->inflight);
+}
+
 int dump_files(struct img_set *set, const struct frozen_tree *tree,
 	       const struct ckpt_dump_opts *opts)
 {
@@ -328,6 +389,9 @@ int dump_files(struct img_set *set, const struct frozen_tree *tree,
 
 	for (int i = 0; !ret && i < tree->nr_tasks; i++)
 		ret = dump_task_fds(&c, set, tree->tasks[i].pid);
+	/* a queue peeked meanwhile may add fds in flight */
+	for (size_t i = 0; !ret && i < c.nr_inflight; i++)
+		ret = resolve_inflight(&c, i);
 	for (size_t k = 0; !ret && k < NR_KINDS; k++) {
 		int (*tree_fn)(struct files_dump *, void **) =
 			set ? file_kinds[k]->dump_tree : file_kinds[k]->check_tree;
@@ -336,6 +400,7 @@ int dump_files(struct img_set *set, const struct frozen_tree *tree,
 	}
 	if (!ret && set)
 		ret = write_files(&c, set);
+	close_inflight(&c);
 	free(c.descs);
 	arena_free(&c.a);
 	return ret;
@@ -542,6 +607,9 @@ int files_open_pool(struct restore_files *rf, int base)
 		for (size_t i = 0; !ret && i < rf->nr_files; i++)
 			if (file_kinds[kind_of(rf->files[i])]->late == late)
 				ret = open_one(rf, i, base);
+	for (size_t k = 0; !ret && k < NR_KINDS; k++)
+		if (file_kinds[k]->pool_ready && rf->priv[k])
+			ret = file_kinds[k]->pool_ready(rf, rf->priv[k]);
 	if (ret)
 		files_close_pool(rf);
 	else

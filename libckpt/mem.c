@@ -25,7 +25,6 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -41,7 +40,6 @@
 #define PME_SWAP (1ULL << 62)
 #define PME_FILE (1ULL << 61)
 #define PAGEMAP_BATCH 65536
-#define TMPFS_MAGIC_NR 0x01021994
 
 struct vma_list {
 	struct arena *a;
@@ -88,23 +86,35 @@ static int fd_on_file(pid_t pid, const struct stat *st)
 	return found;
 }
 
-static int on_tmpfs(const char *path)
+/* Is `path`, taken as it is, the file `st`?  A name may really end in
+ * " (deleted)"; one that was removed is not there. */
+static int is_at(const char *path, const struct stat *st)
 {
-	struct statfs sfs;
-	return !statfs(path, &sfs) && sfs.f_type == TMPFS_MAGIC_NR;
+	struct stat now;
+	return !lstat(path, &now) && now.st_dev == st->st_dev && now.st_ino == st->st_ino;
 }
 
-/* A shared mapping of an unlinked tmpfs file no fd holds (POSIX shm
- * after shm_unlink): stored once as a shared memory object (shmem.c). */
+/* A mapping of an unlinked regular file no fd holds (POSIX shm after
+ * shm_unlink, a file mapped, closed and removed): the file is stored once
+ * as a shared memory object (shmem.c), made again and removed at restore;
+ * a shared mapping maps that object, so that processes sharing it still
+ * share it, and a private one maps the file (its own changes are pages
+ * of the VMA, as for any private file mapping). */
 static int fill_shmem_file_vma(struct vma_list *l, VmaEntry *e, const char *path,
-			       const struct stat *st)
+			       const struct stat *st, int shared)
 {
 	size_t n = strlen(path) - strlen(" (deleted)");
-	e->kind = VMA_KIND__VMA_SHMEM_FILE;
-	e->flags = MAP_SHARED;
+	e->kind = shared ? VMA_KIND__VMA_SHMEM_FILE : VMA_KIND__VMA_FILE_PRIVATE;
+	e->flags = shared ? MAP_SHARED : MAP_PRIVATE;
 	e->has_shmid = e->has_dev = e->has_ino = 1;
 	e->shmid = e->ino = st->st_ino;
 	e->dev = st->st_dev;
+	/* Not checked (the object is the file): a reader that knows no
+	 * object for a private mapping would check another file found at
+	 * the path, and refuse it. */
+	e->has_file_size = e->has_mtime_ns = 1;
+	e->file_size = (uint64_t)st->st_size;
+	e->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
 	e->path = arena_alloc(l->a, n + 1);
 	if (!e->path)
 		return -ENOMEM;
@@ -127,10 +137,11 @@ static int fill_file_vma(struct vma_list *l, VmaEntry *e, const char *path, int 
 		pr_err("pid %d: mapping of %s: %s", l->pid, path, strerror(errno));
 		return -errno;
 	}
+	deleted = deleted && !is_at(path, &st);
 	if (deleted) {
 		int fd = S_ISREG(st.st_mode) ? fd_on_file(l->pid, &st) : -1;
-		if (fd < 0 && shared && S_ISREG(st.st_mode) && on_tmpfs(link))
-			return fill_shmem_file_vma(l, e, path, &st);
+		if (fd < 0 && S_ISREG(st.st_mode) && st.st_nlink == 0)
+			return fill_shmem_file_vma(l, e, path, &st, shared);
 		if (fd < 0) {
 			pr_err("pid %d: mapping %" PRIx64 "-%" PRIx64 " of %s: unlinked files are "
 			       "supported only while the process has them open",
@@ -590,7 +601,8 @@ int dump_mm(struct img_set *set, pid_t pid, pid_t vpid, uint64_t brk, int thread
 	for (size_t i = 0; i < mm.n_vmas && !ret; i++)
 		if (mm.vmas[i]->kind == VMA_KIND__VMA_ANON_SHARED ||
 		    mm.vmas[i]->kind == VMA_KIND__VMA_SYSV_SHM ||
-		    mm.vmas[i]->kind == VMA_KIND__VMA_SHMEM_FILE)
+		    mm.vmas[i]->kind == VMA_KIND__VMA_SHMEM_FILE ||
+		    (mm.vmas[i]->kind == VMA_KIND__VMA_FILE_PRIVATE && mm.vmas[i]->has_shmid))
 			ret = dump_shm_vma(set, pid, mm.vmas[i], st);
 	if (ret || (ret = dump_pages(set, pid, vpid, &mm, threads, st, &pm, &nr_pm)))
 		goto out;

@@ -522,7 +522,10 @@ static int contents_open(struct restore_files *rf, void *priv, const FileEntry *
 		fd = give_keeper(kp, e);
 	} else {
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", kp->fd);
-		int flags = (int)e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_NOFOLLOW);
+		/* O_TMPFILE (made by open(dir, O_TMPFILE)) carries O_DIRECTORY:
+		 * a reopen of the file with it fails with ENOTDIR */
+		int flags = (int)e->flags &
+			    ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_NOFOLLOW | O_TMPFILE);
 		fd = open(path, flags | O_CLOEXEC);
 		fd = fd < 0 ? -errno : fd;
 	}
@@ -547,6 +550,7 @@ const struct file_kind memfd_kind = {
 	.read = keepers_read,
 	.open = contents_open,
 	.free = keepers_free,
+	.alone_ok = 1,
 };
 
 const struct file_kind ghost_kind = {
@@ -557,4 +561,5 @@ const struct file_kind ghost_kind = {
 	.read = keepers_read,
 	.open = contents_open,
 	.free = keepers_free,
+	.alone_ok = 1,
 };

@@ -3,7 +3,8 @@
  * pipe has no end outside the tree, and save the bytes buffered in it
  * without consuming them (tee(2) into a pipe of our own).  On restore:
  * recreate each pipe once, refill it, and give every file description
- * that used it an end of its own.
+ * that used it an end of its own.  A FIFO removed while open is made
+ * again at its path just long enough to open it (ghost-node.c).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,6 +16,7 @@
 
 #include "log.h"
 #include "file-kinds.h"
+#include "ghost.h"
 #include "proc.h"
 
 static int in_tree(const struct frozen_tree *tree, pid_t pid)
@@ -273,14 +275,43 @@ static int open_anon(struct pipe_slot *s, const FileEntry *e)
 	return set_flags(fd, e);
 }
 
+/* A FIFO removed while open (e->contents): made again, opened by our
+ * keeper, removed (ghost-node.c). */
+static int open_removed_fifo(const FileEntry *e)
+{
+	struct ghost_node n;
+	struct ghost_made g;
+	char self[64];
+	int ret = ghost_node_of(e, &n);
+	if (ret || (ret = ghost_make(&n, &g)))
+		return ret;
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", g.fd);
+	int fd = open(self, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		ret = -errno;
+	int uret = ghost_unmake(&g);
+	close(g.fd);
+	if (!ret && uret) {
+		close(fd);
+		ret = uret;
+	}
+	if (ret)
+		pr_err("fifo %s: cannot make the removed FIFO again: %s", e->path, strerror(-ret));
+	return ret ? ret : fd;
+}
+
 static int open_fifo(struct pipe_slot *s, const FileEntry *e)
 {
+	char self[64];
 	if (!e->path)
 		return -EINVAL;
 	if (s->keeper < 0) {
 		/* O_RDWR never blocks on a FIFO and keeps it open while the
 		 * real ends are opened. */
-		s->keeper = open(e->path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+		s->keeper = e->contents ? open_removed_fifo(e)
+					: open(e->path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+		if (s->keeper < 0 && e->contents)
+			return s->keeper;
 		if (s->keeper < 0) {
 			pr_err("fifo %s: cannot reopen: %s", e->path, strerror(errno));
 			return -errno;
@@ -289,7 +320,10 @@ static int open_fifo(struct pipe_slot *s, const FileEntry *e)
 		if (ret)
 			return ret;
 	}
-	int fd = open(e->path, (int)(e->flags & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC);
+	/* A removed FIFO is reached through the keeper only. */
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", s->keeper);
+	const char *at = e->contents ? self : e->path;
+	int fd = open(at, (int)(e->flags & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		pr_err("fifo %s: cannot reopen: %s", e->path, strerror(errno));
 		return -errno;
@@ -339,6 +373,8 @@ static int pipes_dump(struct fd_dump *f, FileEntry *e)
 	e->type = anon ? FILE_TYPE__FILE_PIPE : FILE_TYPE__FILE_FIFO;
 	e->has_pipe_id = 1;
 	e->pipe_id = f->st->st_ino;
+	if (!anon && f->st->st_nlink == 0)
+		return ghost_node_entry(f, e);
 	if (!anon && !(e->path = arena_strdup(&f->fdump->a, f->link)))
 		return -ENOMEM;
 	return 0;
@@ -354,4 +390,5 @@ const struct file_kind pipe_kind = {
 	.read = pipes_read,
 	.open = pipes_open,
 	.free = pipes_free,
+	.alone_ok = 1,
 };

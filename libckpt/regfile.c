@@ -18,16 +18,17 @@
 #include "ckpt/ckpt.h"
 #include "file-change.h"
 #include "file-kinds.h"
+#include "ghost.h"
 #include "log.h"
 #include "proc.h"
 
-static int is_memory_device(const struct stat *st)
+int regfile_is_memory_device(dev_t rdev)
 {
 	/* Reopening these by path gives the same thing; terminals and
 	 * other devices need more. */
-	if (major(st->st_rdev) != 1)
+	if (major(rdev) != 1)
 		return 0;
-	unsigned m = minor(st->st_rdev);
+	unsigned m = minor(rdev);
 	return m == 3 || m == 5 || m == 7 || m == 8 || m == 9;
 }
 
@@ -52,19 +53,37 @@ static int is_output(const struct fd_dump *f, uint32_t flags)
 	return f->st->st_uid == euid;
 }
 
+/* Whether the path /proc shows was removed, the file living on under
+ * another link (nlink > 0: unlinked ones are the ghost kinds'): its other
+ * names are not known, and a copy would be another file than the one they
+ * reach (zdtm unlink_fstat03; CRIU links it anew at the dump, --link-remap,
+ * which changes the file system being dumped).  A name may really end in
+ * " (deleted)": stat tells, not the suffix. */
+static int removed_name(const struct fd_dump *f)
+{
+	struct stat st;
+	size_t n = strlen(f->link), d = strlen(" (deleted)");
+	if (n <= d || strcmp(f->link + n - d, " (deleted)"))
+		return 0;
+	if (!lstat(f->link, &st) && st.st_dev == f->st->st_dev && st.st_ino == f->st->st_ino)
+		return 0;
+	pr_err("pid %d: fd %d: %s: its name was removed, and the file has %lu other link%s, whose "
+	       "names are not known: not supported",
+	       f->pid, f->fd, f->link, (unsigned long)f->st->st_nlink,
+	       f->st->st_nlink == 1 ? "" : "s");
+	return 1;
+}
+
 static int regfile_dump(struct fd_dump *f, FileEntry *e)
 {
 	const struct stat *st = f->st;
-	if (S_ISCHR(st->st_mode) && !is_memory_device(st)) {
+	if (S_ISCHR(st->st_mode) && !regfile_is_memory_device(st->st_rdev)) {
 		pr_err("pid %d: fd %d: %s: character device %u:%u is not supported", f->pid, f->fd,
 		       f->link, major(st->st_rdev), minor(st->st_rdev));
 		return -ENOTSUP;
 	}
-	if (strstr(f->link, " (deleted)") || (S_ISREG(st->st_mode) && st->st_nlink == 0)) {
-		pr_err("pid %d: fd %d: %s: unlinked open files are not supported", f->pid, f->fd,
-		       f->link);
+	if (removed_name(f))
 		return -ENOTSUP;
-	}
 	e->type = FILE_TYPE__FILE_REG;
 	e->path = arena_strdup(&f->fdump->a, f->link);
 	e->has_size = e->has_mtime_ns = 1;
@@ -133,6 +152,9 @@ static int regfile_open(struct restore_files *rf, void *priv, const FileEntry *e
 {
 	(void)priv;
 	int flags = (int)e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY);
+	/* A file made with O_TMPFILE, then linked: its O_DIRECTORY is not one */
+	if (S_ISREG(e->mode) && (flags & O_TMPFILE) == O_TMPFILE)
+		flags &= ~O_TMPFILE;
 	if (!e->path)
 		return -EINVAL;
 	int fd = open(e->path, flags | O_CLOEXEC);
@@ -164,4 +186,5 @@ const struct file_kind regfile_kind = {
 	.match = regfile_match,
 	.dump = regfile_dump,
 	.open = regfile_open,
+	.alone_ok = 1,
 };

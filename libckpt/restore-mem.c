@@ -73,6 +73,8 @@ struct slot {
 struct shared_obj {
 	VmaKind kind;
 	uint64_t dev, id, base, len;
+	int fd; /* an unlinked file's, for its private mappings; -1 */
+	const char *path; /* another name of that file (restore_mem_add_name) */
 };
 
 static struct shared_obj *shared_objs;
@@ -132,7 +134,8 @@ static const char *special_name(VmaKind k)
 
 /* ---- shared memory objects ---- */
 
-int restore_mem_add_shared(VmaKind kind, uint64_t dev, uint64_t id, uint64_t base, uint64_t len)
+int restore_mem_add_shared(VmaKind kind, uint64_t dev, uint64_t id, uint64_t base, uint64_t len,
+			   int fd)
 {
 	if (nr_shared_objs == cap_shared_objs) {
 		size_t cap = cap_shared_objs ? 2 * cap_shared_objs : 16;
@@ -142,8 +145,25 @@ int restore_mem_add_shared(VmaKind kind, uint64_t dev, uint64_t id, uint64_t bas
 		shared_objs = o;
 		cap_shared_objs = cap;
 	}
-	shared_objs[nr_shared_objs++] = (struct shared_obj){ kind, dev, id, base, len };
+	shared_objs[nr_shared_objs++] = (struct shared_obj){ kind, dev, id, base, len, fd, NULL };
 	return 0;
+}
+
+int restore_mem_add_name(uint64_t dev, uint64_t id, const char *path, int fd)
+{
+	int ret = restore_mem_add_shared(VMA_KIND__VMA_FILE_PRIVATE, dev, id, 0, 0, fd);
+	if (!ret)
+		shared_objs[nr_shared_objs - 1].path = path;
+	return ret;
+}
+
+size_t restore_mem_shared_fds(int *fds, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < nr_shared_objs; i++)
+		if (shared_objs[i].fd >= 0 && n++ < max)
+			fds[n - 1] = shared_objs[i].fd;
+	return n;
 }
 
 void restore_mem_clear_shared(void)
@@ -159,11 +179,19 @@ static int is_shared_obj(VmaKind k)
 	       k == VMA_KIND__VMA_SHMEM_FILE;
 }
 
+/* The object of a shared VMA, or the file a private mapping of an
+ * unlinked file maps (mem.c: FILE_PRIVATE with a shmid). */
 static const struct shared_obj *find_shared(const VmaEntry *e)
 {
-	uint64_t dev = e->kind == VMA_KIND__VMA_SHMEM_FILE && e->has_dev ? e->dev : 0;
+	int file = e->kind == VMA_KIND__VMA_SHMEM_FILE || e->kind == VMA_KIND__VMA_FILE_PRIVATE;
+	VmaKind kind = file ? VMA_KIND__VMA_SHMEM_FILE : e->kind;
+	uint64_t dev = file && e->has_dev ? e->dev : 0;
+	for (size_t i = 0; file && e->path && i < nr_shared_objs; i++)
+		if (shared_objs[i].path && shared_objs[i].id == e->shmid && shared_objs[i].dev == dev &&
+		    !strcmp(shared_objs[i].path, e->path))
+			return &shared_objs[i];
 	for (size_t i = 0; i < nr_shared_objs; i++)
-		if (shared_objs[i].kind == e->kind && shared_objs[i].id == e->shmid &&
+		if (shared_objs[i].kind == kind && shared_objs[i].id == e->shmid &&
 		    shared_objs[i].dev == dev)
 			return &shared_objs[i];
 	return NULL;
@@ -541,6 +569,25 @@ static int open_vma_file(const struct plan *p, const VmaEntry *e, int flags)
 	return fd;
 }
 
+/* A private mapping of an unlinked file no fd held: the file made again
+ * by the driver (shmem.c), through the fd it kept. */
+static int object_file(const struct plan *p, const struct slot *s)
+{
+	const struct shared_obj *o = find_shared(s->e);
+	int fd = o && o->fd >= 0 ? fcntl(o->fd, F_DUPFD_CLOEXEC, 0) : -1;
+	if (fd < 0)
+		pr_err("pid %d: VMA 0x%" PRIx64 "-0x%" PRIx64 " %s: unlinked file %" PRIu64 " %s",
+		       p->ctx->pid, s->start, s->end, s->e->path ? s->e->path : "", s->e->shmid,
+		       o ? strerror(errno) : "was not restored");
+	return fd < 0 ? -EINVAL : fd;
+}
+
+static int is_other_name(const VmaEntry *e)
+{
+	const struct shared_obj *o = find_shared(e);
+	return o && o->path;
+}
+
 /* Move fd to the first free number >= fd_base, out of the restored fds' way. */
 static int fd_above_base(const struct plan *p, int fd)
 {
@@ -625,13 +672,22 @@ static int premap_slot(const struct plan *p, struct slot *s)
 		flags |= MAP_ANONYMOUS |
 			 ((e->flags & MAP_TYPE) == VMA_MAP_DROPPABLE ? VMA_MAP_DROPPABLE : MAP_PRIVATE);
 		break;
+	case VMA_KIND__VMA_SHMEM_FILE:
+		if (!is_other_name(e))
+			return premap_shared(p, s);
+		/* through the name it was mapped by: the same file */
+		flags |= MAP_SHARED;
+		if ((fd = object_file(p, s)) < 0)
+			return fd;
+		prot = (int)e->prot;
+		break;
 	case VMA_KIND__VMA_ANON_SHARED:
 	case VMA_KIND__VMA_SYSV_SHM:
-	case VMA_KIND__VMA_SHMEM_FILE:
 		return premap_shared(p, s);
 	case VMA_KIND__VMA_FILE_PRIVATE:
 		flags |= MAP_PRIVATE;
-		if ((fd = open_vma_file(p, e, O_RDONLY)) < 0)
+		fd = e->has_shmid ? object_file(p, s) : open_vma_file(p, e, O_RDONLY);
+		if (fd < 0)
 			return fd;
 		break;
 	case VMA_KIND__VMA_FILE_SHARED:

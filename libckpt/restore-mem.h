@@ -56,7 +56,15 @@ int restore_mem_jump(struct restore_mem_plan *plan);
  * processes inherit that mapping and map their VMAs of it from there
  * (shmem.c creates and fills the objects).
  */
-int restore_mem_add_shared(VmaKind kind, uint64_t dev, uint64_t id, uint64_t base, uint64_t len);
+int restore_mem_add_shared(VmaKind kind, uint64_t dev, uint64_t id, uint64_t base, uint64_t len,
+			   int fd);
+/* The fds of the objects (the first `max` in fds), which each restoring
+ * process keeps until its restorer closes every fd at or above fd_base;
+ * returns how many there are. */
+size_t restore_mem_shared_fds(int *fds, size_t max);
+/* Another name `path` (kept, not copied) of unlinked file object (dev,
+ * id), open on fd: the VMAs that name it map it through that fd. */
+int restore_mem_add_name(uint64_t dev, uint64_t id, const char *path, int fd);
 void restore_mem_clear_shared(void);
 
 /*

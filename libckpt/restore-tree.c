@@ -87,15 +87,24 @@ static int tree_has_pid(struct restore_ctx *c, uint32_t pid)
 }
 
 /* No process of the tree exits before the barriers are passed (a zombie
- * exits after them): one that did crashed, and the others would wait for
- * it until the driver's timeout.  Fail now, naming it. */
+ * exits after them, and is not counted here): one that did crashed, and
+ * the others would wait for it until the driver's timeout.  Fail now,
+ * naming it. */
+static int is_zombie_pid(struct restore_ctx *c, pid_t pid)
+{
+	for (size_t i = 0; i < c->nr_tasks; i++)
+		if (c->tasks[i].te->pid == (uint32_t)pid)
+			return restore_task_zombie(&c->tasks[i]);
+	return 1; /* not of the tree: a helper of ours */
+}
+
 static void check_children(struct restore_ctx *c, pid_t me)
 {
 	siginfo_t si;
 
 	memset(&si, 0, sizeof(si));
 	if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) || !si.si_pid ||
-	    !tree_has_pid(c, (uint32_t)si.si_pid))
+	    is_zombie_pid(c, si.si_pid))
 		return;
 	pr_err("pid %d: its child %d died while it was being restored (%s %d)", me, si.si_pid,
 	       si.si_code == CLD_EXITED ? "exit status" : "signal", si.si_status);
@@ -113,7 +122,8 @@ static void barrier(struct restore_ctx *c, pid_t me, volatile int *addr, int wan
 		if (v >= want)
 			return;
 		syscall(SYS_futex, addr, FUTEX_WAIT, v, &tick, NULL, 0);
-		check_children(c, me);
+		if (__atomic_load_n(addr, __ATOMIC_SEQ_CST) < want)
+			check_children(c, me);
 	}
 }
 
@@ -328,6 +338,23 @@ static int settle_zombies(struct restore_ctx *c, size_t idx)
 	return 0;
 }
 
+/* The task's fds, keeping ours and the fds of unlinked files that
+ * private mappings map (shmem.c): the restorer closes them. */
+static int install_fds(struct restore_ctx *c, size_t idx)
+{
+	size_t nr = restore_mem_shared_fds(NULL, 0);
+	int *keep = malloc((3 + nr) * sizeof(*keep));
+	if (!keep)
+		return -ENOMEM;
+	keep[0] = c->notify_w;
+	keep[1] = img_set_dirfd(c->set);
+	keep[2] = c->log_fd;
+	restore_mem_shared_fds(keep + 3, nr);
+	int ret = files_install(&c->files, idx, keep, 3 + nr);
+	free(keep);
+	return ret;
+}
+
 static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t idx)
 {
 	const TaskEntry *me = c->tasks[idx].te;
@@ -386,8 +413,7 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 	if ((ret = settle_zombies(c, idx)))
 		task_fail(c, (pid_t)me->pid, ret);
 
-	int keep[3] = { c->notify_w, img_set_dirfd(c->set), c->log_fd };
-	if ((ret = files_install(&c->files, idx, keep, 3)))
+	if ((ret = install_fds(c, idx)))
 		task_fail(c, (pid_t)me->pid, ret);
 	use_log_fd(c);
 	if ((ret = restore_core_misc(c->tasks[idx].core)))

@@ -11,7 +11,8 @@
  *
  * Restore, in the driver: every object is created (a fresh
  * MAP_SHARED|MAP_ANONYMOUS area, the System V segment with its id, or
- * the tmpfs file, created where it was and unlinked),
+ * the unlinked file, created where it was and unlinked, with an fd kept
+ * for private mappings of it),
  * filled from its pages and kept mapped: the restoring processes are
  * forks of the driver and inherit that mapping; restore-mem.c maps each
  * VMA from it.
@@ -36,6 +37,7 @@
 
 #define PAGE 4096ULL
 #define TMPFS_MAGIC_NR 0x01021994
+#define HUGETLBFS_MAGIC_NR 0x958458f6
 #define SHM_MAX_SIZE (1ULL << 46) /* no object of a 47-bit address space is larger */
 #define MAX_OBJECTS 4096
 
@@ -56,11 +58,14 @@ static const char *object_what(ShmKind kind)
 					    : "shared anonymous memory";
 }
 
+/* The object of an object VMA (is_object_vma): a private mapping of an
+ * unlinked file no fd holds maps the file object too (mem.c). */
 static ShmKind shm_kind_of(VmaKind k)
 {
-	return k == VMA_KIND__VMA_SYSV_SHM     ? SHM_KIND__SHM_SYSV
-	       : k == VMA_KIND__VMA_SHMEM_FILE ? SHM_KIND__SHM_FILE
-					       : SHM_KIND__SHM_ANON;
+	return k == VMA_KIND__VMA_SYSV_SHM ? SHM_KIND__SHM_SYSV
+	       : k == VMA_KIND__VMA_SHMEM_FILE || k == VMA_KIND__VMA_FILE_PRIVATE
+		       ? SHM_KIND__SHM_FILE
+		       : SHM_KIND__SHM_ANON;
 }
 
 static VmaKind vma_kind_of(ShmKind k)
@@ -162,8 +167,10 @@ int dump_shm_object(struct img_set *set, pid_t pid, ShmObjectEntry *obj, int fd,
 		       strerror(errno));
 		return -errno;
 	}
-	/* hugetlbfs objects (SHM_HUGETLB, MAP_HUGETLB) would need huge pages */
-	if (sfs.f_type != TMPFS_MAGIC_NR || !S_ISREG(sb.st_mode)) {
+	/* hugetlbfs objects (SHM_HUGETLB, MAP_HUGETLB) would need huge pages;
+	 * an unlinked file may be on any other file system */
+	if ((sfs.f_type != TMPFS_MAGIC_NR && obj->kind != SHM_KIND__SHM_FILE) ||
+	    sfs.f_type == HUGETLBFS_MAGIC_NR || !S_ISREG(sb.st_mode)) {
 		pr_err("pid %d: %s %" PRIu64 ": not on tmpfs (huge pages?): not supported", pid,
 		       object_what(obj->kind), obj->id);
 		return -ENOTSUP;
@@ -226,6 +233,7 @@ struct object {
 	uint64_t len;	   /* mapped */
 	uint64_t data_len; /* the object's size, page aligned: pages go there */
 	int created;	   /* sysv: we made the segment (remove it on failure) */
+	int fd;		   /* file: kept for its private mappings, or -1 */
 };
 
 static struct object *objects;
@@ -297,36 +305,130 @@ static int load_object_entry(struct img_set *set, const ShmObjectEntry *want, Sh
 	return 0;
 }
 
-/* The unlinked file again: created where it was (or beside it when the
- * name is taken), on tmpfs only, and unlinked at once. */
-static int create_file(const ShmObjectEntry *e, uint64_t len, void **base)
+static int is_object_vma(const VmaEntry *e)
 {
-	char path[4096 + 64], dir[4096];
-	struct statfs sfs;
-	int ret = 0;
+	return e->kind == VMA_KIND__VMA_ANON_SHARED || e->kind == VMA_KIND__VMA_SYSV_SHM ||
+	       e->kind == VMA_KIND__VMA_SHMEM_FILE ||
+	       (e->kind == VMA_KIND__VMA_FILE_PRIVATE && e->has_shmid);
+}
 
-	snprintf(dir, sizeof(dir), "%s", e->path);
-	*strrchr(dir, '/') = 0;
-	if (statfs(dir[0] ? dir : "/", &sfs) || sfs.f_type != TMPFS_MAGIC_NR) {
-		pr_err("%s (unlinked shared file): %s is not tmpfs here", e->path, dir);
-		return -ENOTSUP;
+static uint64_t vma_dev(const VmaEntry *e)
+{
+	return shm_kind_of(e->kind) == SHM_KIND__SHM_FILE && e->has_dev ? e->dev : 0;
+}
+
+static int same_name(const VmaEntry *a, const VmaEntry *b)
+{
+	return is_object_vma(a) && shm_kind_of(a->kind) == shm_kind_of(b->kind) &&
+	       a->shmid == b->shmid && vma_dev(a) == vma_dev(b) && a->path && b->path &&
+	       !strcmp(a->path, b->path);
+}
+
+/* Did a VMA of the tree before task t's VMA i name the object as it does? */
+static int name_seen(struct restore_ctx *c, size_t t, size_t i)
+{
+	const VmaEntry *e = c->tasks[t].mm->vmas[i];
+	for (size_t u = 0; u <= t; u++)
+		for (size_t j = 0; c->tasks[u].mm && j < (u < t ? c->tasks[u].mm->n_vmas : i); j++)
+			if (same_name(c->tasks[u].mm->vmas[j], e))
+				return 1;
+	return 0;
+}
+
+/* One other name of file object `obj`, made at `path` as a link of the
+ * file `made` while it still has one: an fd for the VMAs mapped through
+ * that name (zdtm unlink_mmap01: one file mapped through two links, both
+ * removed), which /proc then names as it did. */
+static int link_name(struct restore_ctx *c, const ShmObjectEntry *obj, const char *made,
+		     const char *path)
+{
+	int ret = 0;
+	if (link(made, path) < 0) {
+		pr_err("%s (unlinked shared file, also %s): cannot link it again: %s", obj->path,
+		       path, strerror(errno));
+		return -errno;
 	}
+	int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC), kfd = -1;
+	if (fd < 0 || (kfd = fcntl(fd, F_DUPFD_CLOEXEC, c->fd_base)) < 0)
+		ret = -errno;
+	if (unlink(path) < 0 && !ret)
+		ret = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (!ret)
+		ret = restore_mem_add_name(obj->dev, obj->id, path, kfd);
+	if (ret) {
+		pr_err("%s: cannot open it again: %s", path, strerror(-ret));
+		if (kfd >= 0)
+			close(kfd);
+	}
+	return ret;
+}
+
+static int link_other_names(struct restore_ctx *c, const ShmObjectEntry *obj, const char *made)
+{
+	int ret = 0;
+	for (size_t t = 0; !ret && t < c->nr_tasks; t++)
+		for (size_t i = 0; !ret && c->tasks[t].mm && i < c->tasks[t].mm->n_vmas; i++) {
+			const VmaEntry *e = c->tasks[t].mm->vmas[i];
+			if (!is_object_vma(e) || shm_kind_of(e->kind) != SHM_KIND__SHM_FILE ||
+			    e->shmid != obj->id || vma_dev(e) != obj->dev || !e->path ||
+			    !strcmp(e->path, obj->path) || name_seen(c, t, i))
+				continue;
+			ret = link_name(c, obj, made, e->path);
+		}
+	return ret;
+}
+
+#define MEMFD_PREFIX "/memfd:"
+
+/* The unlinked file again, sized, with its mode and owner: created where
+ * it was (or beside it when the name is taken), as whoever restores, its
+ * other names linked, and unlinked at once; a memfd (its /proc name is
+ * "/memfd:NAME") made with memfd_create.  An fd, or -errno. */
+static int make_file(struct restore_ctx *c, const ShmObjectEntry *e)
+{
+	char path[4096 + 64];
+	int memfd = !strncmp(e->path, MEMFD_PREFIX, strlen(MEMFD_PREFIX)), fd, ret = 0;
+
 	snprintf(path, sizeof(path), "%s", e->path);
-	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == EEXIST) {
+	if (memfd)
+		fd = memfd_create(e->path + strlen(MEMFD_PREFIX), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	else if ((fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0 &&
+		 errno == EEXIST) {
 		snprintf(path, sizeof(path), "%s.ckpt-shm-%" PRIu64, e->path, e->id);
 		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	}
 	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)e->size) || fchmod(fd, e->mode & 07777) ||
+	    (e->has_uid && e->has_gid && fchown(fd, e->uid, e->gid)))
 		ret = -errno;
-	if (!ret && (ftruncate(fd, (off_t)e->size) || fchmod(fd, e->mode & 07777) ||
-		     (e->has_uid && e->has_gid && fchown(fd, e->uid, e->gid))))
-		ret = -errno;
-	if (fd >= 0)
+	if (!ret && !memfd)
+		ret = link_other_names(c, e, path);
+	if (!memfd)
 		unlink(path);
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+/* The file made again and mapped shared at *base; an fd of it
+ * is kept at or above fd_base (the restorer closes those) for the private
+ * mappings of it to map. */
+static int create_file(struct restore_ctx *c, const ShmObjectEntry *e, uint64_t len, void **base,
+		       int *keep)
+{
+	int fd = make_file(c, e), ret = fd < 0 ? fd : 0;
 	if (!ret) {
 		*base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 		ret = *base == MAP_FAILED ? -errno : 0;
+	}
+	if (!ret && (*keep = fcntl(fd, F_DUPFD_CLOEXEC, c->fd_base)) < 0) {
+		ret = -errno;
+		munmap(*base, len);
 	}
 	if (fd >= 0)
 		close(fd);
@@ -338,11 +440,12 @@ static int create_file(const ShmObjectEntry *e, uint64_t len, void **base)
 	return ret;
 }
 
-static int create_object(struct img_set *set, const ShmObjectEntry *e, uint64_t extent,
+static int create_object(struct restore_ctx *c, const ShmObjectEntry *e, uint64_t extent,
 			 struct object *o)
 {
 	int ret;
 
+	o->fd = -1;
 	o->kind = e->kind;
 	o->id = e->id;
 	o->dev = e->dev;
@@ -356,7 +459,7 @@ static int create_object(struct img_set *set, const ShmObjectEntry *e, uint64_t 
 		o->base = mmap(NULL, o->len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
 			       0);
 	} else if (e->kind == SHM_KIND__SHM_FILE) {
-		if ((ret = create_file(e, o->len, &o->base)))
+		if ((ret = create_file(c, e, o->len, &o->base, &o->fd)))
 			return ret;
 	} else {
 		if ((ret = sysv_shm_create(e, &o->created)))
@@ -369,7 +472,7 @@ static int create_object(struct img_set *set, const ShmObjectEntry *e, uint64_t 
 		       e->id, o->len, strerror(errno));
 		return -errno;
 	}
-	if ((ret = fill_object(set, e, o)))
+	if ((ret = fill_object(c->set, e, o)))
 		return ret;
 	/* Marked for removal at the dump: it lives on as long as someone
 	 * has it attached (we do, and the tree will), under no key. */
@@ -377,7 +480,7 @@ static int create_object(struct img_set *set, const ShmObjectEntry *e, uint64_t 
 }
 
 /* Create, fill and (keep_mapped) register object `want` once. */
-static int restore_object(struct img_set *set, const ShmObjectEntry *want, uint64_t extent,
+static int restore_object(struct restore_ctx *c, const ShmObjectEntry *want, uint64_t extent,
 			  int keep_mapped)
 {
 	ShmObjectEntry *e;
@@ -390,31 +493,20 @@ static int restore_object(struct img_set *set, const ShmObjectEntry *want, uint6
 		pr_err("more than %d shared memory objects", MAX_OBJECTS);
 		return -E2BIG;
 	}
-	int ret = load_object_entry(set, want, &e);
+	int ret = load_object_entry(c->set, want, &e);
 	if (ret)
 		return ret;
 	struct object *o = &objects[nr_objects++];
-	ret = create_object(set, e, extent, o);
+	ret = create_object(c, e, extent, o);
 	protobuf_c_message_free_unpacked(&e->base, NULL);
 	if (!ret && keep_mapped)
 		ret = restore_mem_add_shared(vma_kind_of(want->kind), want->dev, want->id,
-					     (uint64_t)(uintptr_t)o->base, o->len);
+					     (uint64_t)(uintptr_t)o->base, o->len, o->fd);
 	if (!ret && !keep_mapped && o->base) {
 		shmdt(o->base);
 		o->base = NULL;
 	}
 	return ret;
-}
-
-static int is_object_vma(const VmaEntry *e)
-{
-	return e->kind == VMA_KIND__VMA_ANON_SHARED || e->kind == VMA_KIND__VMA_SYSV_SHM ||
-	       e->kind == VMA_KIND__VMA_SHMEM_FILE;
-}
-
-static uint64_t vma_dev(const VmaEntry *e)
-{
-	return e->kind == VMA_KIND__VMA_SHMEM_FILE && e->has_dev ? e->dev : 0;
 }
 
 /* How far into object (kind, dev, id) the tree's VMAs reach. */
@@ -424,7 +516,8 @@ static uint64_t object_extent(struct restore_ctx *c, const VmaEntry *like)
 	for (size_t t = 0; t < c->nr_tasks; t++)
 		for (size_t i = 0; c->tasks[t].mm && i < c->tasks[t].mm->n_vmas; i++) {
 			const VmaEntry *e = c->tasks[t].mm->vmas[i];
-			if (e->kind != like->kind || e->shmid != like->shmid ||
+			if (!is_object_vma(e) || shm_kind_of(e->kind) != shm_kind_of(like->kind) ||
+			    e->shmid != like->shmid ||
 			    vma_dev(e) != vma_dev(like) || e->end <= e->start ||
 			    e->pgoff > SHM_MAX_SIZE || e->end - e->start > SHM_MAX_SIZE)
 				continue;
@@ -449,7 +542,7 @@ static int restore_task_objects(struct restore_ctx *c, const MmEntry *mm)
 		want.kind = shm_kind_of(e->kind);
 		want.id = e->shmid;
 		want.dev = vma_dev(e);
-		int ret = restore_object(c->set, &want, object_extent(c, e), 1);
+		int ret = restore_object(c, &want, object_extent(c, e), 1);
 		if (ret)
 			return ret;
 	}
@@ -486,7 +579,7 @@ static int restore_unattached(struct restore_ctx *c, const IpcEntry *ipc, int ch
 		want.kind = SHM_KIND__SHM_SYSV;
 		want.id = ipc->unattached_shm[i];
 		if (!check_only) {
-			ret = restore_object(c->set, &want, 0, 0);
+			ret = restore_object(c, &want, 0, 0);
 		} else if (!(ret = load_object_entry(c->set, &want, &obj))) {
 			ret = sysv_shm_check(obj);
 			protobuf_c_message_free_unpacked(&obj->base, NULL);
@@ -537,9 +630,12 @@ void restore_shm_done(struct restore_ctx *c, int ret)
 {
 	(void)c;
 	restore_shm_detach();
-	for (size_t i = 0; i < nr_objects; i++)
+	for (size_t i = 0; i < nr_objects; i++) {
 		if (ret && objects[i].created)
 			sysv_shm_remove(objects[i].id);
+		if (objects[i].fd >= 0)
+			close(objects[i].fd);
+	}
 	sysv_sems_done(ret);
 	restore_mem_clear_shared();
 	free(objects);

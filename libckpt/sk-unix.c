@@ -2,10 +2,13 @@
  * sk-unix: unix sockets (stream, dgram, seqpacket).
  *
  * Dump: sock_diag (sk-diag.c) tells each socket's type, state, name, peer
- * and shutdown state; the receive queue is read without being consumed
- * (MSG_PEEK walking SO_PEEK_OFF) through a duplicate of the target's fd.
+ * and shutdown state; the receive queue is read without being consumed,
+ * through a duplicate of the target's fd (sk-queue.c).
  * A socket whose peer is outside the tree is refused by name unless
- * --ext-unix-sk allows it.  Fds in flight (SCM_RIGHTS) are refused.
+ * --ext-unix-sk allows it.  Fds in flight (SCM_RIGHTS) land in the dumper
+ * with the peek; files.c finds their descriptions (kcmp), dumping those
+ * that only the queue holds, and the queue records which message carries
+ * which files (queue_fds, sk-queue.c).
  *
  * Restore: sockets are rebuilt in the driver's pool.  A connected pair
  * whose both ends are in the tree is connected again through its listener
@@ -15,7 +18,11 @@
  * stale socket file left by the dumped process is removed first); a dgram
  * socket connected to a named one is connected to that name.  Queues are
  * refilled (through the peer, or sent to the socket's name before it
- * connects), then shutdown states are applied.
+ * connects), then shutdown states are applied.  A queue whose messages
+ * carry fds waits, with its shutdown states and options, until every
+ * description is in the pool (pool_ready): they go with SCM_RIGHTS, so the
+ * receiver gets the descriptions the tree shares, or the only copy of
+ * one that only the queue held (the pool's closes once handed out).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,9 +42,8 @@
 #include "log.h"
 #include "sk-diag.h"
 #include "sk-opts.h"
+#include "sk-queue.h"
 #include "ckpt/ckpt.h"
-
-#define QUEUE_BUF (1 << 20) /* larger than any unix datagram */
 
 struct unix_dump {
 	struct unix_diag_table diag;
@@ -77,91 +83,6 @@ static int get_int(int sk, int opt)
 	return v;
 }
 
-/* A message's control data: refuse passed fds (they would be ours now). */
-static int check_cmsgs(struct msghdr *mh, pid_t pid, int fd)
-{
-	int fds = 0;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		int *v = (int *)CMSG_DATA(c);
-		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < n; i++)
-			close(v[i]);
-		fds += (int)n;
-	}
-	if (mh->msg_flags & MSG_CTRUNC)
-		fds++;
-	if (!fds)
-		return 0;
-	pr_err("pid %d: fd %d: unix socket has fds in flight (SCM_RIGHTS), not supported", pid, fd);
-	return -ENOTSUP;
-}
-
-static int add_message(struct arena *a, UnixSkEntry *u, const char *buf, size_t len)
-{
-	if (!(u->n_queue & 63)) {
-		ProtobufCBinaryData *q = arena_alloc(a, (u->n_queue + 64) * sizeof(*q));
-		if (!q)
-			return -ENOMEM;
-		if (u->n_queue)
-			memcpy(q, u->queue, u->n_queue * sizeof(*q));
-		u->queue = q;
-	}
-	uint8_t *d = arena_alloc(a, len + 1);
-	if (!d)
-		return -ENOMEM;
-	memcpy(d, buf, len);
-	u->queue[u->n_queue++] = (ProtobufCBinaryData){ len, d };
-	return 0;
-}
-
-/* Copy the receive queue message by message, leaving it in place. */
-static int peek_queue(struct arena *a, int sk, pid_t pid, int fd, UnixSkEntry *u)
-{
-	char ctl[CMSG_SPACE(253 * sizeof(int))];
-	int zero = 0, ret = 0, was = get_int(sk, SO_PEEK_OFF); /* the program's own */
-	char *buf = malloc(QUEUE_BUF);
-	if (!buf)
-		return -ENOMEM;
-	if (setsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero))) {
-		pr_err("pid %d: fd %d: SO_PEEK_OFF: %s", pid, fd, strerror(errno));
-		free(buf);
-		return -errno;
-	}
-	for (;;) {
-		struct iovec iov = { buf, QUEUE_BUF };
-		struct msghdr mh = { .msg_iov = &iov,
-				     .msg_iovlen = 1,
-				     .msg_control = ctl,
-				     .msg_controllen = sizeof(ctl) };
-		ssize_t n = recvmsg(sk, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		if (n < 0) {
-			if (errno != EAGAIN)
-				ret = -errno;
-			break;
-		}
-		if ((ret = check_cmsgs(&mh, pid, fd)))
-			break;
-		/* 0 at the end of a stream, or from a socket shut down for
-		 * receiving (a zero-length datagram there is lost) */
-		if (n == 0 && (u->type == SOCK_STREAM || (u->shutdown & 1)))
-			break;
-		if (u->n_queue >= (1 << 20)) {
-			ret = -E2BIG;
-			break;
-		}
-		if ((ret = add_message(a, u, buf, (size_t)n)))
-			break;
-	}
-	setsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &was, sizeof(was));
-	free(buf);
-	if (ret && ret != -ENOTSUP)
-		pr_err("pid %d: fd %d: cannot read the socket's queue: %s", pid, fd,
-		       strerror(-ret));
-	return ret;
-}
-
 static int dump_options(struct fd_dump *f, UnixSkEntry *u)
 {
 	int sk = files_getfd(f->pid, f->fd), ret = 0;
@@ -192,7 +113,7 @@ static int dump_options(struct fd_dump *f, UnixSkEntry *u)
 	 * queue.  A check (no set) leaves it alone: the program runs, and a
 	 * peek would move the SO_PEEK_OFF its own MSG_PEEK reads use. */
 	if ((u->state == TCP_ESTABLISHED || u->type == SOCK_DGRAM) && f->fdump->set)
-		ret = peek_queue(&f->fdump->a, sk, f->pid, f->fd, u);
+		ret = sk_queue_peek(f->fdump, sk, f->pid, f->fd, u);
 	close(sk);
 	return ret;
 }
@@ -340,6 +261,11 @@ static int check_external(struct files_dump *fdump, struct unix_dump *ud, const 
 	name_str(p ? p->name : "", p ? p->name_len : 0, pname, sizeof(pname));
 	if (holder)
 		snprintf(who, sizeof(who), "pid %d", holder);
+	/* A check reads no queue: a peer that no process holds may be in
+	 * flight (SCM_RIGHTS) in a queue of the tree, which the dump reads
+	 * (there, it is a file of the tree by now). */
+	if (!holder && !fdump->set)
+		return 0;
 	if (!allowed_external(fdump->opts, u)) {
 		pr_err("pid %d: fd %d: socket:[%llu] is connected to socket:[%llu] %s held by %s, "
 		       "outside the dumped tree (see --ext-unix-sk)",
@@ -387,6 +313,21 @@ static int check_refill(const struct file_desc *d, const struct files_dump *fdum
 	return -ENOTSUP;
 }
 
+/* Fds in flight come back with the queue once every description is in
+ * the pool: from the peer (a pair), or sent to the socket's name from
+ * a socket it accepts datagrams from.  An external peer is not ours to
+ * send from, and only it may send to a socket connected to it. */
+static int check_fds_refill(const struct file_desc *d)
+{
+	const UnixSkEntry *u = d->entry->unix_sk;
+	if (!u->n_queue_fds || !u->external)
+		return 0;
+	pr_err("pid %d: fd %d: socket:[%llu]: fds in flight (SCM_RIGHTS) on a socket connected "
+	       "outside the tree are not supported",
+	       d->pid, d->fd, (unsigned long long)u->ino);
+	return -ENOTSUP;
+}
+
 static int unix_dump_tree(struct files_dump *fdump, void **priv)
 {
 	struct unix_dump *ud = *priv;
@@ -400,6 +341,8 @@ static int unix_dump_tree(struct files_dump *fdump, void **priv)
 			ret = check_external(fdump, ud, d);
 		if (!ret)
 			ret = check_refill(d, fdump);
+		if (!ret)
+			ret = check_fds_refill(d);
 	}
 	*priv = NULL; /* ud lives in the arena */
 	return ret;
@@ -412,6 +355,9 @@ struct unix_slot {
 	const UnixSkEntry *u;
 	int fd; /* created, not handed out yet */
 	int created;
+	int paired; /* made with its peer (create_pair) */
+	int later;  /* queue, shutdown and options wait for the pool (fds in flight) */
+	int sender; /* a closed peer's end, kept to refill the queue later */
 };
 
 struct unix_restore {
@@ -431,7 +377,7 @@ static InetSkEntry opts_view(const UnixSkEntry *u)
 	return v;
 }
 
-static int valid_entry(const FileEntry *e)
+static int valid_entry(const FileEntry *e, size_t nr_files)
 {
 	const UnixSkEntry *u = e->unix_sk;
 	if (!u || (u->type != SOCK_STREAM && u->type != SOCK_DGRAM && u->type != SOCK_SEQPACKET))
@@ -446,6 +392,8 @@ static int valid_entry(const FileEntry *e)
 		return 0;
 	InetSkEntry v = opts_view(u);
 	if (!sk_opts_valid(&v))
+		return 0;
+	if (!sk_queue_valid(u, nr_files))
 		return 0;
 	return u->state == TCP_LISTEN || u->state == TCP_ESTABLISHED || u->state == TCP_CLOSE;
 }
@@ -463,11 +411,12 @@ static int unix_read(struct img_set *set, struct restore_files *rf, void **priv)
 		const FileEntry *e = rf->files[i];
 		if (e->type != FILE_TYPE__FILE_UNIX_SK)
 			continue;
-		if (!valid_entry(e)) {
+		if (!valid_entry(e, rf->nr_files)) {
 			pr_err("%s/files.img: entry %zu: bad unix socket", img_set_dir(set), i);
 			return -EINVAL;
 		}
-		ur->slots[ur->nr++] = (struct unix_slot){ e, e->unix_sk, -1, 0 };
+		ur->slots[ur->nr++] =
+			(struct unix_slot){ .e = e, .u = e->unix_sk, .fd = -1, .sender = -1 };
 	}
 	return 0;
 }
@@ -604,12 +553,34 @@ static int bind_unlinked(int sk, const UnixSkEntry *u)
 	return ret;
 }
 
+/*
+ * An abstract name of a tree dumped and killed on this host may still be
+ * taken: sockets that only fds in flight hold (a loop: a socket in its own
+ * queue or its peer's) live on until the kernel's unix garbage collector
+ * runs, which the release of a unix socket schedules (on a workqueue).
+ * Release one and try again, for up to a second.
+ */
+static int bind_abstract(int sk, const UnixSkEntry *u)
+{
+	int ret = at_dir(u, &u->name, sk, bind);
+	for (int i = 0; ret == -EADDRINUSE && i < 50; i++) {
+		int nudge = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (nudge >= 0)
+			close(nudge);
+		usleep(20000);
+		ret = at_dir(u, &u->name, sk, bind);
+	}
+	return ret;
+}
+
 static int bind_name(int sk, const UnixSkEntry *u)
 {
 	if (u->unlinked)
 		return bind_unlinked(sk, u);
 	unlink_socket_file(u);
-	if (!u->has_file_uid || !u->has_file_gid || !u->has_file_mode || !u->name.data[0])
+	if (!u->name.data[0])
+		return bind_abstract(sk, u);
+	if (!u->has_file_uid || !u->has_file_gid || !u->has_file_mode)
 		return at_dir(u, &u->name, sk, bind);
 	/* The file bind() makes gets the dumped owner and mode as it is made
 	 * (fsuid, fsgid, umask), not a chown after it by name: a path can be
@@ -644,27 +615,23 @@ static int set_options(int sk, const UnixSkEntry *u)
 	return 0;
 }
 
-/* Put u's queued messages back, sent from `from` (to `to_name` if set). */
-static int refill(int from, const UnixSkEntry *u, const ProtobufCBinaryData *to_name)
+/* Put u's queued messages back, sent from `from` (to `to_name` if set);
+ * pool: the pool's fds, for the fds in flight (NULL: none yet). */
+static int refill(int from, const UnixSkEntry *u, const ProtobufCBinaryData *to_name,
+		  const int *pool)
 {
 	struct sockaddr_un sa;
 	socklen_t len = to_name ? make_addr(&sa, to_name) : 0;
-	for (size_t i = 0; i < u->n_queue; i++) {
-		const ProtobufCBinaryData *m = &u->queue[i];
-		ssize_t n = sendto(from, m->data, m->len, MSG_DONTWAIT | MSG_NOSIGNAL,
-				   to_name ? (struct sockaddr *)&sa : NULL, len);
-		if (n != (ssize_t)m->len)
-			return n < 0 ? -errno : -EIO;
-	}
-	return 0;
+	return sk_queue_refill(from, u, to_name ? &sa : NULL, len, pool);
 }
 
-/* Refill a named socket's queue from a socket of our own. */
-static int refill_by_name(const UnixSkEntry *u)
+/* Refill a named socket's queue, sent to its name from `from` (-1: a
+ * socket of our own). */
+static int refill_by_name(const UnixSkEntry *u, int from, const int *pool)
 {
 	if (!u->n_queue)
 		return 0;
-	int tmp = socket(AF_UNIX, (int)u->type | SOCK_CLOEXEC, 0);
+	int tmp = from >= 0 ? from : socket(AF_UNIX, (int)u->type | SOCK_CLOEXEC, 0);
 	if (tmp < 0)
 		return -errno;
 	int cwd = -1, ret = 0;
@@ -674,15 +641,17 @@ static int refill_by_name(const UnixSkEntry *u)
 			ret = -errno;
 	}
 	int big = 1 << 22;
-	setsockopt(tmp, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
+	if (from < 0)
+		setsockopt(tmp, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
 	if (!ret)
-		ret = refill(tmp, u, &u->name);
+		ret = refill(tmp, u, &u->name, pool);
 	if (cwd >= 0) {
 		if (fchdir(cwd) && !ret)
 			ret = -errno;
 		close(cwd);
 	}
-	close(tmp);
+	if (from < 0)
+		close(tmp);
 	return ret;
 }
 
@@ -749,6 +718,36 @@ static int connect_through(struct unix_restore *ur, struct unix_slot *l, const U
 	return ret;
 }
 
+/* Queues refilled each through the other end, then shutdown states and
+ * options (sv[0] is u's, sv[1] its peer pu's, NULL: closed). */
+static int finish_pair(const int sv[2], const UnixSkEntry *u, const UnixSkEntry *pu)
+{
+	int ret;
+	if ((ret = refill(sv[1], u, NULL, NULL)) || (pu && (ret = refill(sv[0], pu, NULL, NULL))))
+		return ret;
+	if ((ret = do_shutdown(sv[0], u)) || (pu && (ret = do_shutdown(sv[1], pu))))
+		return ret;
+	if ((ret = restore_opts(sv[0], u)) || (pu && (ret = restore_opts(sv[1], pu))))
+		return ret;
+	return 0;
+}
+
+/* Datagram sockets connected to each other keep the names they were
+ * bound to (a stream pair's name comes through its listener). */
+static int bind_dgram_pair(int sv[2], const UnixSkEntry *u, const UnixSkEntry *pu)
+{
+	int ret = 0;
+	if (u->type == SOCK_DGRAM && u->has_name)
+		ret = bind_name(sv[0], u);
+	if (!ret && pu && pu->type == SOCK_DGRAM && pu->has_name)
+		ret = bind_name(sv[1], pu);
+	if (ret) {
+		close(sv[0]);
+		close(sv[1]);
+	}
+	return ret;
+}
+
 /* Both ends in the tree (or the peer gone): a socketpair, or a connection
  * through their listener when it is in the tree too. */
 static int create_pair(struct unix_restore *ur, struct unix_slot *s, struct unix_slot *p)
@@ -763,21 +762,25 @@ static int create_pair(struct unix_restore *ur, struct unix_slot *s, struct unix
 		sv[1] = t[0];
 	} else {
 		ret = socketpair(AF_UNIX, (int)s->u->type | SOCK_CLOEXEC, 0, sv) ? -errno : 0;
+		if (!ret)
+			ret = bind_dgram_pair(sv, s->u, p ? p->u : NULL);
 	}
 	if (ret)
 		return ret;
 	if ((ret = set_options(sv[0], s->u)) || (p && (ret = set_options(sv[1], p->u))))
 		goto fail;
-	if ((ret = refill(sv[1], s->u, NULL)) || (p && (ret = refill(sv[0], p->u, NULL))))
-		goto fail;
-	if ((ret = do_shutdown(sv[0], s->u)) || (p && (ret = do_shutdown(sv[1], p->u))))
-		goto fail;
-	if ((ret = restore_opts(sv[0], s->u)) || (p && (ret = restore_opts(sv[1], p->u))))
+	int later = s->u->n_queue_fds || (p && p->u->n_queue_fds);
+	if (!later && (ret = finish_pair(sv, s->u, p ? p->u : NULL)))
 		goto fail;
 	s->fd = sv[0];
+	s->paired = 1;
+	s->later = later;
 	if (p) {
 		p->fd = sv[1];
-		p->created = 1;
+		p->created = p->paired = 1;
+		p->later = later;
+	} else if (later) {
+		s->sender = sv[1]; /* to refill s once the pool is there */
 	} else {
 		close(sv[1]); /* the peer was closed at dump time */
 	}
@@ -809,13 +812,14 @@ static int create_single(struct unix_restore *ur, struct unix_slot *s)
 		ret = bind_name(sk, u);
 	if (!ret && u->state == TCP_LISTEN && listen(sk, (int)u->backlog))
 		ret = -errno;
-	if (!ret && u->has_name)
-		ret = refill_by_name(u);
+	s->later = u->n_queue_fds > 0;
+	if (!ret && u->has_name && !s->later)
+		ret = refill_by_name(u, -1, NULL);
 	if (!ret && to && u->state != TCP_LISTEN)
 		ret = at_dir(p ? p->u : u, to, sk, connect);
-	if (!ret)
+	if (!ret && !s->later)
 		ret = do_shutdown(sk, u);
-	if (!ret)
+	if (!ret && !s->later)
 		ret = restore_opts(sk, u);
 	if (ret) {
 		close(sk);
@@ -937,12 +941,59 @@ static int unix_post_install(struct restore_files *rf, void *priv, size_t idx)
 	return 0;
 }
 
+/* The queue of a socket whose messages carry fds, now that every
+ * description is in the pool: through its peer (a pair), or to its name
+ * from the socket it is connected to (only that one may send to it), or
+ * from one of our own. */
+static int refill_later(struct restore_files *rf, struct unix_restore *ur, struct unix_slot *s)
+{
+	struct unix_slot *p = find_slot(ur, s->u->peer);
+	int from = s->sender;
+	if (s->paired && from < 0)
+		from = p ? rf->pool[p->e->id] : -1;
+	if (s->paired)
+		return from < 0 ? -EBADF : refill(from, s->u, NULL, rf->pool);
+	if (!s->u->has_name)
+		return s->u->n_queue ? -ENOTCONN : 0;
+	return refill_by_name(s->u, p && p->created ? rf->pool[p->e->id] : -1, rf->pool);
+}
+
+static int unix_pool_ready(struct restore_files *rf, void *priv)
+{
+	struct unix_restore *ur = priv;
+	int ret = 0, fd;
+	/* every queue first: a shutdown could stop a peer's refill */
+	for (size_t i = 0; !ret && i < ur->nr; i++)
+		if (ur->slots[i].later && (ret = refill_later(rf, ur, &ur->slots[i])))
+			pr_err("socket:[%llu]: cannot refill its queue with its fds in flight: %s",
+			       (unsigned long long)ur->slots[i].u->ino, strerror(-ret));
+	for (size_t i = 0; !ret && i < ur->nr; i++) {
+		struct unix_slot *s = &ur->slots[i];
+		if (!s->later)
+			continue;
+		if ((fd = rf->pool[s->e->id]) < 0 || (ret = do_shutdown(fd, s->u)))
+			pr_err("socket:[%llu]: cannot shut it down: %s",
+			       (unsigned long long)s->u->ino, strerror(fd < 0 ? EBADF : -ret));
+		if (fd < 0)
+			ret = -EBADF;
+		if (!ret)
+			ret = restore_opts(fd, s->u);
+		if (s->sender >= 0)
+			close(s->sender);
+		s->sender = -1;
+	}
+	return ret;
+}
+
 static void unix_free(void *priv)
 {
 	struct unix_restore *ur = priv;
-	for (size_t i = 0; ur->slots && i < ur->nr; i++)
+	for (size_t i = 0; ur->slots && i < ur->nr; i++) {
 		if (ur->slots[i].fd >= 0)
 			close(ur->slots[i].fd);
+		if (ur->slots[i].sender >= 0)
+			close(ur->slots[i].sender);
+	}
 	free(ur->slots);
 	free(ur);
 }
@@ -957,5 +1008,7 @@ const struct file_kind unix_sk_kind = {
 	.read = unix_read,
 	.open = unix_open,
 	.post_install = unix_post_install,
+	.pool_ready = unix_pool_ready,
 	.free = unix_free,
+	.alone_ok = 1,
 };

@@ -471,8 +471,11 @@ static void verify_fd(struct verify *v, pid_t pid, const FdEntry *fe, const File
 	 * kernel's O_LARGEFILE (glibc's is 0 here), which open() sets on
 	 * 64-bit and other ways of making an fd do not; O_NOFOLLOW, which
 	 * shm_open passes and a file reopened through /proc/self/fd cannot
-	 * have. */
-	const uint32_t ignore = 0100000 | O_NOFOLLOW | O_CLOEXEC;
+	 * have; O_TMPFILE (with its O_DIRECTORY) of a regular file, which
+	 * says how it was made and which no reopen can give (memfd.c). */
+	uint32_t ignore = 0100000 | O_NOFOLLOW | O_CLOEXEC;
+	if (e->has_mode && S_ISREG(e->mode))
+		ignore |= O_TMPFILE;
 	if (read_fdinfo(pid, fe->fd, &fi)) {
 		differ(v, "fd %u: not open", fe->fd);
 		return;

@@ -4,8 +4,12 @@ cr_program(unix-sk)
 cr_case(cr_unix_pairs unix-sk 60 -- pairs)
 cr_case(cr_unix_named unix-sk 60 -- named)
 cr_case(cr_unix_pingpong unix-sk 60 --leave-running-twice --check-progress -- pingpong)
-cr_case(bad_dump_unix_scm unix-sk 60 --expect-dump-fail --expect-msg %p --expect-msg SCM_RIGHTS
-	-- scm)
+cr_case(cr_unix_scm unix-sk 60 -- scm)
+cr_case(cr_unix_scm_loop unix-sk 60 -- scm-loop)
+cr_case(bad_dump_unix_scm_epoll unix-sk 60 --expect-dump-fail --expect-msg SCM_RIGHTS
+	--expect-msg "only reference to anon_inode:[eventpoll]" -- scm-epoll)
+cr_case(bad_dump_unix_scm_stream unix-sk 60 --expect-dump-fail --expect-msg %p
+	--expect-msg "come with 4 stream bytes" -- scm-stream)
 
 # sk_program(NAME): cr-NAME from NAME.c, like cr_program but without its
 # selfcheck (these programs need a mode or a helper: their selfchecks are below).

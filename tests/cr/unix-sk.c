@@ -3,9 +3,10 @@
  *
  *   cr-unix-sk pairs: socketpairs (stream, dgram, seqpacket) with data
  *     queued both ways, a stream pair shut down for writing one way, a
- *     stream socket and a dgram socket whose peer is closed with data still
- *     to read (sending on the dgram one fails: ECONNREFUSED), and the
- *     options SO_RCVBUF, SO_SNDBUF, SO_PASSCRED.  After the restore every
+ *     stream socket whose peer is closed with data still to read, and the
+ *     options SO_RCVBUF, SO_SNDBUF, SO_PASSCRED; a dgram pair bound to
+ *     names, a dgram socket whose peer is closed with a datagram queued.
+ *     After the restore every
  *     queued byte and message boundary is there and the pairs still talk.
  *   cr-unix-sk named: a listening stream socket bound to a path (and one to
  *     an abstract name), a bound dgram server holding datagrams from a
@@ -19,16 +20,35 @@
  *   cr-unix-sk pingpong: a parent and its child bounce counters over a
  *     stream socketpair, four always in flight, through the dump; after the
  *     restore not one is lost or repeated.
- *   cr-unix-sk scm: a socketpair holding an fd in flight (SCM_RIGHTS): the
- *     dump must be refused (bad_dump_unix_scm), the message left in place.
+ *   cr-unix-sk scm: fds in flight (SCM_RIGHTS) in stream, dgram and
+ *     seqpacket queues and in a named dgram server's: pipe ends and a file
+ *     the tree keeps too, a file and a socket only a message holds (the
+ *     socket with data and an fd in flight of its own), the receiving
+ *     socket itself and its peer.  After the restore each message has its
+ *     bytes, its boundaries and its fds, each the same description (kcmp)
+ *     as the tree's copy (a shared offset), a stream's fds come with their
+ *     own write and not the bytes before it.
+ *   cr-unix-sk scm-loop: alone in its process, a socket bound to an
+ *     abstract name in its own queue; restored at once on the same host,
+ *     where only that loop holds the name until the kernel's unix garbage
+ *     collector runs: the name is back, the message too.
+ *   cr-unix-sk scm-epoll: an epoll only a message holds: refused by name
+ *     (bad_dump_unix_scm_epoll).
+ *   cr-unix-sk scm-stream: a stream write with an fd after plain bytes:
+ *     the peek does not show where it starts, refused by name
+ *     (bad_dump_unix_scm_stream).
  */
 #include "crlib.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -77,8 +97,63 @@ static int getint(int fd, int opt)
 
 /* ------------------------------- pairs -------------------------------- */
 
-static int st[2], dg[2], sp[2], sh[2], lone[2], lone_dg[2], fresh_st, fresh_sp;
+static int st[2], dg[2], sp[2], sh[2], lone[2], fresh_st, fresh_sp, dgn[2], dgone[2];
+static char dgn_abs[64], dgn_path[300];
 static int rcvbuf, sndbuf;
+
+static int bound(int type, const char *path, int abstract);
+static socklen_t addr(struct sockaddr_un *sa, const char *path, int abstract);
+
+/* A dgram socketpair bound to names (abstract, path), and one whose peer
+ * is closed with a datagram still queued. */
+static void setup_dgram_pairs(void)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	pair(SOCK_DGRAM, dgn);
+	snprintf(dgn_abs, sizeof(dgn_abs), "cr-unix-sk-pair-%d", getpid());
+	snprintf(dgn_path, sizeof(dgn_path), "%s/pair.sock", test_dir());
+	len = addr(&sa, dgn_abs, 1);
+	CHECK_SYS(!bind(dgn[0], (struct sockaddr *)&sa, len), "bind %s", dgn_abs);
+	len = addr(&sa, dgn_path, 0);
+	CHECK_SYS(!bind(dgn[1], (struct sockaddr *)&sa, len), "bind %s", dgn_path);
+	put(dgn[0], "to the path");
+	put(dgn[1], "to the abstract");
+	pair(SOCK_DGRAM, dgone);
+	put(dgone[0], "to the orphan");
+	close(dgone[0]);
+}
+
+/* getsockname of fd is `name` (abstract: after a NUL). */
+static void expect_name(int fd, const char *name, int abstract, const char *what)
+{
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+	memset(&sa, 0, sizeof(sa));
+	CHECK_SYS(!getsockname(fd, (struct sockaddr *)&sa, &len), "getsockname");
+	/* a path's length may count its NUL, an abstract name's is exact */
+	size_t head = offsetof(struct sockaddr_un, sun_path) + !!abstract;
+	size_t n = len > head ? len - head : 0;
+	if (!abstract)
+		n = strnlen(sa.sun_path, n);
+	CHECK(n == strlen(name) && !memcmp(sa.sun_path + !!abstract, name, n) &&
+		      (!abstract || !sa.sun_path[0]),
+	      "%s: name \"%.*s\", want \"%s\"", what, (int)n, sa.sun_path + !!abstract, name);
+}
+
+static void check_dgram_pairs(void)
+{
+	expect_name(dgn[0], dgn_abs, 1, "bound dgram pair");
+	expect_name(dgn[1], dgn_path, 0, "bound dgram pair, other end");
+	expect(dgn[1], "to the path", "bound dgram pair");
+	expect(dgn[0], "to the abstract", "bound dgram pair, other way");
+	put(dgn[0], "again");
+	expect(dgn[1], "again", "bound dgram pair after the restore");
+	expect(dgone[1], "to the orphan", "dgram with its peer closed");
+	expect_empty(dgone[1], "dgram with its peer closed");
+	CHECK(send(dgone[1], "x", 1, MSG_DONTWAIT) < 0 && errno == ECONNREFUSED,
+	      "dgram with its peer closed: send did not fail with ECONNREFUSED");
+}
 
 static void setup_pairs(void)
 {
@@ -88,7 +163,6 @@ static void setup_pairs(void)
 	pair(SOCK_SEQPACKET, sp);
 	pair(SOCK_STREAM, sh);
 	pair(SOCK_STREAM, lone);
-	pair(SOCK_DGRAM, lone_dg);
 	fresh_st = socket(AF_UNIX, SOCK_STREAM, 0); /* never bound nor connected */
 	fresh_sp = socket(AF_UNIX, SOCK_SEQPACKET, 0);
 	CHECK_SYS(fresh_st >= 0 && fresh_sp >= 0, "socket");
@@ -106,14 +180,13 @@ static void setup_pairs(void)
 	CHECK_SYS(!shutdown(sh[0], SHUT_WR), "shutdown");
 	put(lone[0], "orphan data");
 	close(lone[0]);
-	put(lone_dg[0], "lone datagram"); /* zdtm socket_close_data */
-	close(lone_dg[0]);
 	CHECK_SYS(!setsockopt(st[1], SOL_SOCKET, SO_RCVBUF, &v, sizeof(v)), "SO_RCVBUF");
 	v = 50000;
 	CHECK_SYS(!setsockopt(st[1], SOL_SOCKET, SO_SNDBUF, &v, sizeof(v)), "SO_SNDBUF");
 	CHECK_SYS(!setsockopt(dg[1], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)), "SO_PASSCRED");
 	rcvbuf = getint(st[1], SO_RCVBUF);
 	sndbuf = getint(st[1], SO_SNDBUF);
+	setup_dgram_pairs();
 }
 
 static void check_pairs(void)
@@ -130,9 +203,6 @@ static void check_pairs(void)
 	expect(sp[1], "seq-1", "seqpacket 1");
 	expect(sp[1], "seq-22", "seqpacket 2");
 	expect(sp[0], "seq-back", "seqpacket, other way");
-	expect(lone_dg[1], "lone datagram", "dgram pair, other end closed");
-	CHECK(send(lone_dg[1], "x", 1, MSG_DONTWAIT) < 0 && errno == ECONNREFUSED,
-	      "dgram pair, other end closed: send did not fail with ECONNREFUSED");
 	expect(sh[1], "last words", "shut down pair");
 	expect_eof(sh[1], "shut down pair");
 	CHECK(send(sh[0], "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno == EPIPE,
@@ -149,6 +219,7 @@ static void check_pairs(void)
 	CHECK(getint(st[1], SO_SNDBUF) == sndbuf, "SO_SNDBUF %d, was %d", getint(st[1], SO_SNDBUF),
 	      sndbuf);
 	CHECK(getint(dg[1], SO_PASSCRED) == 1, "SO_PASSCRED lost");
+	check_dgram_pairs();
 	/* ping-pong after the restore */
 	for (int i = 0; i < 100; i++) {
 		snprintf(buf, sizeof(buf), "ping %d", i);
@@ -359,36 +430,242 @@ static void pingpong(void)
 
 /* -------------------------------- scm --------------------------------- */
 
-static int scm[2];
+#define MAX_FDS 4
 
-static void setup_scm(void)
+/* Send `data` with fds[] attached (SCM_RIGHTS), to `to` if set. */
+static void send_fds(int via, const char *data, const int *fds, size_t n, const char *to)
 {
-	char ctl[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { "fd", 2 };
+	char ctl[CMSG_SPACE(MAX_FDS * sizeof(int))] = { 0 };
+	struct sockaddr_un sa;
+	struct iovec iov = { (void *)data, strlen(data) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (n) {
+		mh.msg_control = ctl;
+		mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(n * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, n * sizeof(int));
+	}
+	if (to) {
+		mh.msg_name = &sa;
+		mh.msg_namelen = addr(&sa, to, 0);
+	}
+	CHECK_SYS(sendmsg(via, &mh, MSG_DONTWAIT) == (ssize_t)strlen(data), "sendmsg \"%s\"", data);
+}
+
+/* The next message (or `len` bytes of a stream) must be `want` with
+ * exactly `nr` fds attached, returned in fds[]. */
+static void expect_fds(int via, const char *want, size_t len, int *fds, size_t nr, const char *what)
+{
+	char ctl[CMSG_SPACE(MAX_FDS * sizeof(int))], buf[64] = { 0 };
+	struct iovec iov = { buf, len };
 	struct msghdr mh = {
 		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl)
 	};
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	int fd = 1;
-	pair(SOCK_STREAM, scm);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(fd));
-	CHECK_SYS(sendmsg(scm[0], &mh, 0) == 2, "sendmsg SCM_RIGHTS");
+	size_t got = 0;
+	ssize_t n = recvmsg(via, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	CHECK_SYS(n >= 0, "%s: recvmsg", what);
+	CHECK(n == (ssize_t)strlen(want) && !memcmp(buf, want, (size_t)n),
+	      "%s: got %zd bytes \"%s\", want \"%s\"", what, n, buf, want);
+	CHECK(!(mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)), "%s: truncated", what);
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		CHECK(c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS,
+		      "%s: control message %d:%d", what, c->cmsg_level, c->cmsg_type);
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		CHECK(got + k <= nr, "%s: more than %zu fds", what, nr);
+		memcpy(fds + got, CMSG_DATA(c), k * sizeof(int));
+		got += k;
+	}
+	CHECK(got == nr, "%s: %zu fds attached, want %zu", what, got, nr);
+}
+
+/* Same open file description (shared offset and flags), by kcmp. */
+static void expect_same(int a, int b, const char *what)
+{
+	pid_t me = getpid();
+	CHECK(syscall(SYS_kcmp, me, me, KCMP_FILE, a, b) == 0,
+	      "%s: fd %d is not the description of fd %d", what, a, b);
+}
+
+static off_t offset(int fd)
+{
+	off_t o = lseek(fd, 0, SEEK_CUR);
+	CHECK_SYS(o >= 0, "lseek");
+	return o;
+}
+
+static int scm_st[2], scm_dg[2], scm_sp[2], scm_inner, scm_pipe[2], scm_file, scm_srv, scm_loop;
+static char scm_loop_name[64];
+static char scm_lone_path[300], scm_srv_path[300];
+
+static int open_file(const char *name, const char *data, off_t pos, char *path)
+{
+	char buf[300];
+	snprintf(path ? path : buf, 300, "%s/%s", test_dir(), name);
+	int fd = open(path ? path : buf, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	CHECK_SYS(fd >= 0 && write(fd, data, strlen(data)) == (ssize_t)strlen(data) &&
+			  lseek(fd, pos, SEEK_SET) == pos,
+		  "file %s", name);
+	return fd;
+}
+
+static void setup_scm(void)
+{
+	int q[2], two[2], lone;
+	CHECK_SYS(!pipe(scm_pipe), "pipe");
+	scm_file = open_file("scm-file", "0123456789", 4, NULL);
+	lone = open_file("scm-lone", "abcdefgh", 3, scm_lone_path);
+	/* a stream: a byte with a pipe end, one with a file and the other
+	 * end, then plain bytes (a peek shows where a write with fds ends,
+	 * not where it starts: scm-stream) */
+	pair(SOCK_STREAM, scm_st);
+	send_fds(scm_st[0], "f", &scm_pipe[0], 1, NULL);
+	two[0] = scm_file;
+	two[1] = scm_pipe[1];
+	send_fds(scm_st[0], "x", two, 2, NULL);
+	put(scm_st[0], "ab");
+	put(scm_st[0], "cd");
+	/* datagrams: the receiving socket itself and its peer in flight (a
+	 * loop), a plain one, an empty one with a file only it holds */
+	pair(SOCK_DGRAM, scm_dg);
+	send_fds(scm_dg[0], "self", &scm_dg[1], 1, NULL);
+	send_fds(scm_dg[0], "peer", &scm_dg[0], 1, NULL);
+	put(scm_dg[0], "plain");
+	send_fds(scm_dg[0], "", &lone, 1, NULL);
+	close(lone);
+	/* seqpacket: a socket only the message holds, its own queue holding
+	 * data and an fd in flight */
+	pair(SOCK_SEQPACKET, scm_sp);
+	pair(SOCK_SEQPACKET, q);
+	put(q[0], "inner");
+	send_fds(q[0], "nested", &scm_pipe[1], 1, NULL);
+	send_fds(scm_sp[0], "sock", &q[1], 1, NULL);
+	close(q[1]);
+	scm_inner = q[0];
+	/* a bound dgram server, sent to by a client that is gone */
+	snprintf(scm_srv_path, sizeof(scm_srv_path), "%s/scm-srv.sock", test_dir());
+	scm_srv = bound(SOCK_DGRAM, scm_srv_path, 0);
+	int cl = socket(AF_UNIX, SOCK_DGRAM, 0);
+	CHECK_SYS(cl >= 0, "socket");
+	send_fds(cl, "to-srv", &scm_pipe[0], 1, scm_srv_path);
+	close(cl);
+}
+
+/*
+ * A socket bound to an abstract name and connected to itself, in its own
+ * queue: once the dumped process is killed, only that loop holds the
+ * name, until a unix socket's release runs the kernel's collector (alone
+ * in its process, as in scm-loop, nothing else releases one).
+ */
+static void setup_scm_loop(void)
+{
+	struct sockaddr_un sa;
+	snprintf(scm_loop_name, sizeof(scm_loop_name), "cr-unix-sk-loop-%d", getpid());
+	scm_loop = bound(SOCK_DGRAM, scm_loop_name, 1);
+	socklen_t len = addr(&sa, scm_loop_name, 1);
+	CHECK_SYS(!connect(scm_loop, (struct sockaddr *)&sa, len), "connect %s", scm_loop_name);
+	send_fds(scm_loop, "loop", &scm_loop, 1, NULL);
+}
+
+static void check_scm_loop(void)
+{
+	int fds[MAX_FDS];
+	expect_fds(scm_loop, "loop", 8, fds, 1, "abstract socket in its own queue");
+	expect_same(fds[0], scm_loop, "abstract socket in its own queue");
+	close(fds[0]);
+	expect_name(scm_loop, scm_loop_name, 1, "abstract socket in its own queue");
+}
+
+static void check_scm_stream(void)
+{
+	int fds[MAX_FDS];
+	char c = 0;
+	expect_fds(scm_st[1], "f", 8, fds, 1, "stream, a pipe end");
+	expect_same(fds[0], scm_pipe[0], "stream, a pipe end");
+	CHECK_SYS(write(scm_pipe[1], "z", 1) == 1 && read(fds[0], &c, 1) == 1 && c == 'z',
+		  "the pipe in flight");
+	close(fds[0]);
+	expect_fds(scm_st[1], "x", 8, fds, 2, "stream, two fds");
+	expect_same(fds[0], scm_file, "stream, a file");
+	expect_same(fds[1], scm_pipe[1], "stream, the other pipe end");
+	CHECK(offset(fds[0]) == 4, "the file in flight at offset %lld, want 4",
+	      (long long)offset(fds[0]));
+	CHECK_SYS(lseek(scm_file, 7, SEEK_SET) == 7, "lseek");
+	CHECK(offset(fds[0]) == 7, "the file's offset is not shared");
+	close(fds[0]);
+	close(fds[1]);
+	expect_fds(scm_st[1], "abcd", 8, fds, 0, "stream, plain bytes");
+	expect_empty(scm_st[1], "scm stream");
+}
+
+static void check_scm_dgram(void)
+{
+	int fds[MAX_FDS];
+	struct stat a, b;
+	char c = 0;
+	expect_fds(scm_dg[1], "self", 8, fds, 1, "dgram, itself");
+	expect_same(fds[0], scm_dg[1], "dgram, itself");
+	close(fds[0]);
+	expect_fds(scm_dg[1], "peer", 8, fds, 1, "dgram, its peer");
+	expect_same(fds[0], scm_dg[0], "dgram, its peer");
+	close(fds[0]);
+	expect_fds(scm_dg[1], "plain", 8, fds, 0, "dgram, plain");
+	expect_fds(scm_dg[1], "", 8, fds, 1, "dgram, empty with a file");
+	CHECK_SYS(!fstat(fds[0], &a) && !stat(scm_lone_path, &b), "stat %s", scm_lone_path);
+	CHECK(a.st_ino == b.st_ino && a.st_dev == b.st_dev, "not the file %s", scm_lone_path);
+	CHECK(offset(fds[0]) == 3, "the file only in flight at offset %lld, want 3",
+	      (long long)offset(fds[0]));
+	CHECK_SYS(read(fds[0], &c, 1) == 1 && c == 'd', "read the file only in flight");
+	close(fds[0]);
+	expect_empty(scm_dg[1], "scm dgram");
+}
+
+static void check_scm_nested(void)
+{
+	int fds[MAX_FDS], sk;
+	expect_fds(scm_sp[1], "sock", 8, fds, 1, "seqpacket, a socket");
+	sk = fds[0];
+	expect_fds(sk, "inner", 8, fds, 0, "the socket in flight, its data");
+	expect_fds(sk, "nested", 8, fds, 1, "the socket in flight, its fd in flight");
+	expect_same(fds[0], scm_pipe[1], "the socket in flight, its fd in flight");
+	close(fds[0]);
+	put(sk, "back");
+	expect(scm_inner, "back", "the socket in flight, its peer");
+	close(sk);
+	expect_empty(scm_sp[1], "scm seqpacket");
+	expect_fds(scm_srv, "to-srv", 8, fds, 1, "named dgram server");
+	expect_same(fds[0], scm_pipe[0], "named dgram server");
+	close(fds[0]);
 }
 
 static void check_scm(void)
 {
-	char ctl[CMSG_SPACE(sizeof(int))], buf[4] = { 0 };
-	struct iovec iov = { buf, sizeof(buf) };
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl)
-	};
-	CHECK_SYS(recvmsg(scm[1], &mh, MSG_DONTWAIT) == 2, "recvmsg");
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	CHECK(c && c->cmsg_type == SCM_RIGHTS && !strcmp(buf, "fd"), "the fd in flight is lost");
-	expect_empty(scm[1], "scm pair");
+	check_scm_stream();
+	check_scm_dgram();
+	check_scm_nested();
+}
+
+/* An epoll that only a queue holds: its targets are fd numbers of a
+ * process that no longer has it (bad_dump_unix_scm_epoll). */
+static void setup_scm_stream(void)
+{
+	pair(SOCK_STREAM, scm_st);
+	put(scm_st[0], "ab");
+	send_fds(scm_st[0], "cd", &scm_st[0], 1, NULL);
+}
+
+static void setup_scm_epoll(void)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int ep = epoll_create1(0);
+	CHECK_SYS(ep >= 0, "epoll_create1");
+	pair(SOCK_DGRAM, scm_dg);
+	ev.data.fd = scm_dg[1];
+	CHECK_SYS(!epoll_ctl(ep, EPOLL_CTL_ADD, scm_dg[1], &ev), "epoll_ctl");
+	send_fds(scm_dg[0], "ep", &ep, 1, NULL);
+	close(ep);
 }
 
 int main(int argc, char **argv)
@@ -400,13 +677,23 @@ int main(int argc, char **argv)
 	int named = argc < 2 || !strcmp(argv[1], "named");
 	int pairs = argc < 2 || !strcmp(argv[1], "pairs");
 	int fds = argc < 2 || !strcmp(argv[1], "scm");
-	CHECK(named || pairs || fds, "usage: cr-unix-sk [pairs|named|scm]");
+	int ep = argc > 1 && !strcmp(argv[1], "scm-epoll");
+	int glued = argc > 1 && !strcmp(argv[1], "scm-stream");
+	int loop = argc < 2 || !strcmp(argv[1], "scm-loop");
+	CHECK(named || pairs || fds || ep || glued || loop,
+	      "usage: cr-unix-sk [pairs|named|scm|scm-loop|scm-epoll|scm-stream]");
 	if (named)
 		setup_named();
 	if (pairs)
 		setup_pairs();
 	if (fds)
 		setup_scm();
+	if (ep)
+		setup_scm_epoll();
+	if (glued)
+		setup_scm_stream();
+	if (loop)
+		setup_scm_loop();
 	test_ready();
 	test_wait_check();
 	if (named)
@@ -415,5 +702,7 @@ int main(int argc, char **argv)
 		check_pairs();
 	if (fds)
 		check_scm();
+	if (loop)
+		check_scm_loop();
 	pass();
 }

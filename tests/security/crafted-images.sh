@@ -2,7 +2,9 @@
 # Crafted images, one set per field the restore applies, each edited from
 # a real dump of alice's: credentials, capabilities, rlimits, seccomp,
 # personality, cwd and root, file paths of every kind, unix socket names
-# and peers, ghost files, the exe.  Each is refused in one line, or
+# and peers, ghost files, removed directories, FIFOs, device nodes and
+# cwds (made again where alice may not, or a device she may not make), the
+# exe.  Each is refused in one line, or
 # restored with exactly alice's powers and none of bob's or root's files
 # (the check of each item looks at what the restored process holds).
 # (chroot, even into a directory of her own, needs CAP_SYS_CHROOT: with a
@@ -18,7 +20,7 @@ B=$T/bob
 # Bob's things, and alice's own to dump.
 as_bob sh -c "echo bob-secret >$B/secret; chmod 600 $B/secret; mkfifo -m 600 $B/fifo; mkdir -m 700 $B/d"
 as_alice ln -s /etc "$T/alice/etc-link"
-trap 'rm -rf /etc/ckpt-sec-saved /etc/ckpt-sec-dir; cleanup' EXIT
+trap 'rm -rf /etc/ckpt-sec-saved /etc/ckpt-sec-dir /etc/ckpt-sec-rmdir /etc/ckpt-sec-cwd; cleanup' EXIT
 as_alice sh -c "echo alice >$T/alice/f; echo ghost >$T/alice/g; mkfifo $T/alice/fifo; mkdir $T/alice/d"
 
 # Base sets: a counter; a holder of a file (fd 3), a directory (4), a
@@ -67,6 +69,8 @@ sock_not_bobs() { [ ! -e "$1" ] || { [ "$(stat -c %u "$1")" != "$BOB_UID" ] && [
 not_there() { [ ! -e "$1" ] || fail "$1 was made: $(ls -ld "$1")"; }
 bob_secret_kept() { [ "$(cat "$B/secret")" = bob-secret ] && [ "$(stat -c %U "$B/secret")" = "$BOB" ] ||
 	fail "bob's secret was replaced: $(ls -l "$B/secret")"; }
+# A removed node (ghost-node.c): made again where alice names it, as alice.
+RM_NODE="dict(ino=1, size=0, uid=$(id -u $ALICE), gid=$(id -g $ALICE), dev=1, rdev=0)"
 SAVED_F="next(x for x in E['files'] if x['mode'] >> 12 == 8)"
 no_bob_sock() { [ ! -e "$B/sk" ] || fail "a socket of alice's is bound in bob's directory: $(ls -l "$B/sk")"; }
 # The relay's fd 3 reaches ckptd; the connection's peer credential, as
@@ -122,6 +126,14 @@ ITEMS=(
 "saved-bob|hold|saved.img|$SAVED_F.update(path='$B/secret')|bob_secret_kept"
 "output-bob|hold|files.img|$F; e[fds[3]].update(path='$B/secret', flags=0o2001, size=0, output=True)|bob_secret_kept"
 "unix-owner-bob|relay|files.img|$F; u = e[fds[3]]['unix_sk']; u.update(state=10, backlog=1, name='$T/alice/sk'.encode().hex(), file_uid=$BOB_UID, file_gid=$BOB_UID, file_mode=0o4777); u.pop('peer'); e[fds[4]]['unix_sk'].update(state=7); e[fds[4]]['unix_sk'].pop('peer')|sock_not_bobs $T/alice/sk"
+"removed-dir-etc|hold|files.img|$F; e[fds[4]].update(type='FILE_GHOST_NODE', path='/etc/ckpt-sec-rmdir', contents=$RM_NODE)|not_there /etc/ckpt-sec-rmdir"
+"removed-dir-bob|hold|files.img|$F; e[fds[4]].update(type='FILE_GHOST_NODE', path='$B/d/rmdir', contents=$RM_NODE)|not_there $B/d/rmdir"
+"removed-dir-owner-bob|hold|files.img|$F; e[fds[4]].update(type='FILE_GHOST_NODE', path='$T/alice/rmdir', contents=dict($RM_NODE, uid=$BOB_UID, gid=$BOB_UID))|not_there $T/alice/rmdir"
+"removed-dev-null|hold|files.img|$F; e[fds[4]].update(type='FILE_GHOST_NODE', path='$T/alice/null', mode=0o20666, flags=2, contents=dict($RM_NODE, rdev=259))|not_there $T/alice/null"
+"removed-dev-mem|hold|files.img|$F; e[fds[4]].update(type='FILE_GHOST_NODE', path='$T/alice/mem', mode=0o20666, flags=0, contents=dict($RM_NODE, rdev=257))|not_there $T/alice/mem"
+"removed-node-fifo|hold|files.img|$F; e[fds[4]].update(type='FILE_GHOST_NODE', path='$T/alice/rmfifo', mode=0o10600, flags=1, contents=$RM_NODE)|not_there $T/alice/rmfifo"
+"removed-fifo-bob|hold|files.img|$F; e[fds[5]].update(path='$B/rmfifo', contents=$RM_NODE)|not_there $B/rmfifo"
+"removed-cwd-etc|counter|core|E.update(cwd='/etc/ckpt-sec-cwd (deleted)', cwd_removed_mode=0o40755, cwd_uid=0, cwd_gid=0, cwd_ino=1, cwd_fd=-1)|not_there /etc/ckpt-sec-cwd"
 )
 
 run_items
