@@ -195,6 +195,9 @@ static int do_restore(const RpcRestore *r, uid_t uid)
 	o.inherit_fd = (const char *const *)r->inherit_fd;
 	o.nr_inherit_fd = r->n_inherit_fd;
 	o.verbose = (int)r->verbose;
+	o.cgroup_root = (const char *const *)r->cgroup_root;
+	o.nr_cgroup_root = r->n_cgroup_root < 64 ? r->n_cgroup_root : 64;
+	o.cgroups = (enum ckpt_cgroups_mode)(r->cgroups <= CKPT_CGROUPS_IGNORE ? r->cgroups : 0);
 	o.progress = on_progress;
 	o.unprivileged = uid != 0;
 	struct ckpt_seccomp confined[16];
@@ -405,6 +408,10 @@ int worker_main(int argc, char **argv)
 	int ret = 2;
 	if (!is_dump && uid)
 		take_limits(peer);
+	/* What a restore creates belongs where the client runs (a Slurm job
+	 * step's cgroups: its limits, binding and accounting). */
+	if (!is_dump && peer > 0 && ckpt_join_cgroups(peer, uid))
+		return 2;
 	if ((d || r) && !become_user(uid, gid, groups, nr, lent_caps(is_dump, d)) &&
 	    !follow_agent(agent_pid, is_dump ? SIGKILL : SIGTERM) &&
 	    (d || !confine(r->confine, r->n_confine))) {

@@ -283,6 +283,10 @@ int agent_restore(const struct ckpt_restore_opts *o, uint32_t job, struct ckpt_r
 	rs.n_inherit_fd = o->nr_inherit_fd;
 	rs.verbose = (uint32_t)o->verbose;
 	rs.detach = o->detach;
+	rs.cgroup_root = (char **)o->cgroup_root;
+	rs.n_cgroup_root = o->nr_cgroup_root;
+	rs.has_cgroups = 1;
+	rs.cgroups = (uint32_t)o->cgroups;
 	req.req_case = RPC_REQUEST__REQ_RESTORE;
 	req.restore = &rs;
 	int fds[CKPT_MAX_INHERIT_FDS];

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/user.h>
 
+#include "cgroup.pb-c.h"
 #include "core.pb-c.h"
 #include "fdinfo.pb-c.h"
 #include "image.h"
@@ -391,6 +392,48 @@ static void check_saved(struct check *c)
 	protobuf_c_message_free_unpacked(&all->base, NULL);
 }
 
+/* ---- cgroup.img: every thread of the inventory, and only those ---- */
+
+static int has_tid(const TaskEntry *t, uint32_t tid)
+{
+	for (size_t k = 0; t && k < t->n_tids; k++)
+		if (t->tids[k] == tid)
+			return 1;
+	return 0;
+}
+
+static int has_cgroup(const CgroupEntry *cg, uint32_t pid, uint32_t tid)
+{
+	for (size_t i = 0; i < cg->n_threads; i++)
+		if (cg->threads[i]->pid == pid && cg->threads[i]->tid == tid)
+			return 1;
+	return 0;
+}
+
+static void check_cgroups(struct check *c)
+{
+	CgroupEntry *cg;
+	if (!img_exists(c->raw, "cgroup.img") ||
+	    read_one(c, IMG_CGROUP, "cgroup.img", &cgroup_entry__descriptor,
+		     (ProtobufCMessage **)&cg))
+		return;
+	for (size_t i = 0; i < cg->n_threads; i++) {
+		const CgroupThreadEntry *t = cg->threads[i];
+		if (!has_tid(find_task(c->inv, t->pid, c->inv->n_tasks), t->tid) ||
+		    t->set >= cg->n_sets)
+			bad(c, "cgroup.img", "entry 0: thread %u of pid %u: not in the inventory, or "
+			    "no set %u", t->tid, t->pid, t->set);
+	}
+	for (size_t i = 0; i < c->inv->n_tasks; i++) {
+		const TaskEntry *t = c->inv->tasks[i];
+		for (size_t k = 0; !(t->has_zombie && t->zombie) && k < t->n_tids; k++)
+			if (!has_cgroup(cg, t->pid, t->tids[k]))
+				bad(c, "cgroup.img", "entry 0: no cgroups for thread %u of pid %u",
+				    t->tids[k], t->pid);
+	}
+	protobuf_c_message_free_unpacked(&cg->base, NULL);
+}
+
 /* ---- the manifest against the directory ---- */
 
 static void check_listing(struct check *c)
@@ -431,6 +474,7 @@ static void check_set(struct check *c)
 		check_files(c);
 	check_pipes(c);
 	check_saved(c);
+	check_cgroups(c);
 	for (size_t i = 0; i < c->inv->n_tasks; i++) {
 		check_core(c, c->inv->tasks[i]);
 		check_memory(c, c->inv->tasks[i]);

@@ -22,6 +22,7 @@
 #include "fdinfo.pb-c.h"
 #include "image.h"
 #include "inventory.pb-c.h"
+#include "cgroup.pb-c.h"
 #include "ipc.pb-c.h"
 #include "manifest.pb-c.h"
 #include "mm.pb-c.h"
@@ -41,6 +42,7 @@ static const struct image_kind kinds[] = {
 	{ IMG_SHM, "shm", &shm_object_entry__descriptor },
 	{ IMG_IPC, "ipc", &ipc_entry__descriptor },
 	{ IMG_SAVED, "saved", &saved_files_entry__descriptor },
+	{ IMG_CGROUP, "cgroup", &cgroup_entry__descriptor },
 };
 
 const struct image_kind *image_kind_by_num(uint32_t kind)

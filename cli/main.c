@@ -35,6 +35,11 @@ static void usage(FILE *f)
 		"          [--netns auto|never|always] [--shell-job] [--skip-file-check]\n"
 		"          [--keep-later-output] [--no-verify]\n"
 		"          [--inherit-fd fd[N]:RESOURCE]\n"
+		"          [--cgroups exact|relative|ignore] [--cgroup-root [HIER:]/OLD=/NEW]\n"
+		"                                every thread back in its dumped cgroups (exact,\n"
+		"                                the default), or the dumped root's cgroup mapped\n"
+		"                                onto ours (relative); OLD prefix rewritten to NEW\n"
+		"                                (HIER: memory, cpu,cpuacct, name=X, cgroup2)\n"
 		"          [-v] [--stats]        restore it; without -d, wait and exit with its status\n"
 		"  restore --job JOBID [--base DIR] ...   the job's latest committed set\n"
 		"  demo                          checkpoint and restore an example counter\n"
@@ -97,6 +102,8 @@ enum {
 	OPT_BASE,
 	OPT_UID,
 	OPT_CHECK_ONLY,
+	OPT_CGROUP_ROOT,
+	OPT_CGROUPS,
 };
 
 #define MAX_REPEAT 64
@@ -298,6 +305,36 @@ static int exit_code(int status)
 	return 1;
 }
 
+static int parse_cgroups(const char *arg, enum ckpt_cgroups_mode *mode)
+{
+	static const char *names[] = { "exact", "relative", "ignore" };
+	for (int i = 0; i < 3; i++)
+		if (!strcmp(arg, names[i])) {
+			*mode = (enum ckpt_cgroups_mode)i;
+			return 0;
+		}
+	return -1;
+}
+
+/* --cgroup-root [HIER:]OLD=NEW: both paths absolute. */
+static int add_cgroup_root(struct ckpt_restore_opts *o, const char **rules, const char *arg)
+{
+	const char *spec = arg[0] == '/' ? arg : strchr(arg, ':');
+	spec = spec && spec != arg ? spec + (spec[0] == ':') : spec;
+	const char *eq = spec ? strchr(spec, '=') : NULL;
+	if (!spec || spec[0] != '/' || !eq || eq[1] != '/') {
+		fprintf(stderr, "ckptctl: restore: --cgroup-root %s: not [HIERARCHY:]/OLD=/NEW\n", arg);
+		return 1;
+	}
+	if (o->nr_cgroup_root == MAX_REPEAT) {
+		fprintf(stderr, "ckptctl: restore: too many --cgroup-root\n");
+		return 1;
+	}
+	rules[o->nr_cgroup_root++] = arg;
+	o->cgroup_root = rules;
+	return 0;
+}
+
 static int cmd_restore(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -316,13 +353,15 @@ static int cmd_restore(int argc, char **argv)
 		{ "inherit-fd", required_argument, 0, OPT_INHERIT_FD },
 		{ "job", required_argument, 0, OPT_JOB },
 		{ "base", required_argument, 0, OPT_BASE },
+		{ "cgroup-root", required_argument, 0, OPT_CGROUP_ROOT },
+		{ "cgroups", required_argument, 0, OPT_CGROUPS },
 		{ 0, 0, 0, 0 },
 	};
 	/* The restored tree is compared with its images before it runs
 	 * (verify.c): a few ms, and a restore that says 0 then means it. */
 	struct ckpt_restore_opts o = { .verify = 1 };
 	struct ckpt_restore_stats st;
-	const char *inherit[MAX_REPEAT];
+	const char *inherit[MAX_REPEAT], *cg_root[MAX_REPEAT];
 	char job_dir[4096];
 	int c, stats = 0, status = 0;
 
@@ -361,6 +400,16 @@ static int cmd_restore(int argc, char **argv)
 			break;
 		case OPT_JOB: o.job = optarg; break;
 		case OPT_BASE: o.base = optarg; break;
+		case OPT_CGROUP_ROOT:
+			if (add_cgroup_root(&o, cg_root, optarg))
+				return 1;
+			break;
+		case OPT_CGROUPS:
+			if (parse_cgroups(optarg, &o.cgroups)) {
+				fprintf(stderr, "ckptctl: restore: --cgroups takes exact, relative or ignore\n");
+				return 1;
+			}
+			break;
 		default: bad_option("restore", c, argv); return 1;
 		}
 	}

@@ -43,6 +43,7 @@
 #include "saved-files.h"
 #include "storage.h"
 #include "sysvipc.h"
+#include "cgroup.h"
 
 int ckpt_verbose;
 
@@ -244,6 +245,7 @@ static int dump_tree(struct img_set *set, const struct frozen_tree *tree,
 	ret = ret ? ret : dump_saved_files(set, tree, &ms); /* the job's files on scratch */
 	st->memory_bytes += ms.bytes_in;
 	ret = ret ? ret : dump_files(set, tree, o);
+	ret = ret ? ret : dump_cgroups(set, tree);
 	return ret ? ret : write_inventory(set, tree);
 }
 

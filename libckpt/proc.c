@@ -159,3 +159,21 @@ int proc_children(pid_t pid, pid_t **out, size_t *nr)
 	*nr = n;
 	return 0;
 }
+
+pid_t proc_ns_tid(pid_t pid, pid_t tid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
+	FILE *f = fopen(path, "re");
+	pid_t last = tid;
+	while (f && fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "NSpid:", 6))
+			continue;
+		char *save, *tok = strtok_r(line + 6, " \t\n", &save);
+		for (; tok; tok = strtok_r(NULL, " \t\n", &save))
+			last = (pid_t)atoi(tok);
+	}
+	if (f)
+		fclose(f);
+	return last;
+}

@@ -24,6 +24,10 @@ int proc_thread_comm(pid_t pid, pid_t tid, char *buf, size_t len);
 /* readlink of /proc/PID/<what> ("cwd", "root", "exe", "fd/3") into buf. */
 int proc_readlink(pid_t pid, const char *what, char *buf, size_t len);
 
+/* The tid of host thread `tid` of `pid` in its own (innermost) PID
+ * namespace: the last NSpid field; tid itself when unknown. */
+pid_t proc_ns_tid(pid_t pid, pid_t tid);
+
 uint64_t now_ns(void);
 
 /* Test-only fault switch: nonzero when $CKPT_TEST_FAULT names `what`, for

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/user.h>
 
+#include "cgroup.h"
 #include "dump-set.h"
 #include "log.h"
 #include "pagemap.pb-c.h"
@@ -156,6 +157,8 @@ int restore_load(struct restore_ctx *c)
 		if ((ret = load_task(c, &c->tasks[i])))
 			return ret;
 	}
+	if ((ret = cgroups_load(c->set, &c->cgroups)))
+		return ret;
 	return files_read(c->set, c->inv, c->opts, &c->files);
 }
 
@@ -171,6 +174,9 @@ void restore_unload(struct restore_ctx *c)
 	free(c->tasks);
 	c->tasks = NULL;
 	files_free(&c->files);
+	if (c->cgroups)
+		protobuf_c_message_free_unpacked(&c->cgroups->base, NULL);
+	c->cgroups = NULL;
 	if (c->inv)
 		protobuf_c_message_free_unpacked(&c->inv->base, NULL);
 	c->inv = NULL;

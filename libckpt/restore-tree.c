@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "cgroup.h"
 #include "log.h"
 #include "proc.h"
 #include "restore-mem.h"
@@ -392,6 +393,10 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 		.inherited_seccomp = c->opts->nr_confine,
 		.root = c->tasks[idx].core ? c->tasks[idx].core->root : NULL, /* zombie: no core */
 	};
+	/* into its cgroups before anything of it is charged (cgroup-place.c) */
+	if (c->cgroups && c->opts->cgroups != CKPT_CGROUPS_IGNORE && !ckpt_test_fault("cgroup") &&
+	    (ret = cgroup_enter_self(c, idx)))
+		task_fail(c, (pid_t)me->pid, ret);
 	/* memory before the children: they inherit it (restore-mem.h) */
 	if (!restore_task_zombie(&c->tasks[idx]) && (ret = restore_mem_prepare(&mc, &mem)))
 		task_fail(c, (pid_t)me->pid, ret);

@@ -5,7 +5,7 @@
  *   ports the images bind, decide on a network namespace and make it
  *   (restore-netns.c) → open the file pool → create the tree
  *   (restore-tree.c; each process rebuilds itself and reports on the
- *   notify pipe) → bring every thread into its dumped registers
+ *   notify pipe) → every thread into its cgroups (cgroup-place.c) → bring every thread into its dumped registers
  *   (restore-finish.c) → let the tree run → wait for the root, or return
  *   at once with --detach.
  *
@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "log.h"
 #include "priv.h"
 #include "progress.h"
@@ -222,6 +223,9 @@ static int finish_all(struct restore_ctx *c, const uint64_t *args)
 	else
 		for (size_t i = 0; i < c->nr_tasks; i++)
 			c->tasks[i].host_pid = (pid_t)c->tasks[i].te->pid;
+	/* Every thread exists and none has run: into their cgroups. */
+	if (!ret && c->opts->cgroups != CKPT_CGROUPS_IGNORE && !ckpt_test_fault("cgroup"))
+		ret = restore_cgroups(c);
 	for (size_t i = 0; !ret && i < c->nr_tasks; i++)
 		if (!restore_task_zombie(&c->tasks[i]))
 			ret = restore_finish_task(c->tasks[i].host_pid, args[i], &fin[i]);
@@ -276,6 +280,8 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 	if (c->use_netns && (ret = restore_make_netns(c)))
 		goto out;
 	drop_unneeded(c);
+	if (c->opts->cgroups != CKPT_CGROUPS_IGNORE && (ret = restore_cgroup_dirs(c)))
+		goto out;
 	/* Files kept with the set go back first: the fds opened next and the
 	 * mappings made later find them as they were dumped. */
 	if ((ret = restore_saved_files(c->set)) || (ret = prepare_fds(c)) ||
@@ -322,6 +328,7 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 	for (size_t i = 0; !ret && i < c->nr_tasks; i++)
 		st->memory_bytes += c->shared->memory_bytes[i];
 out:
+	restore_cgroups_done(ret != 0); /* the processes are gone */
 	restore_shm_done(c, ret); /* shared memory objects: the tree has them now */
 	free(args);
 	return ret;

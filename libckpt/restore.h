@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "ckpt/ckpt.h"
+#include "cgroup.pb-c.h"
 #include "core.pb-c.h"
 #include "files.h"
 #include "inventory.pb-c.h"
@@ -35,6 +36,7 @@ struct restore_ctx {
 	const struct ckpt_restore_opts *opts;
 	struct img_set *set;
 	InventoryEntry *inv;
+	CgroupEntry *cgroups; /* cgroup.img, NULL for a set without one */
 	struct rst_task *tasks;
 	size_t nr_tasks;
 	struct restore_files files;

@@ -15,6 +15,8 @@
  *          pidfd names (or none: dead), each description's lease, and a
  *          TCP connection's state (the dumped one, or one its peer alone
  *          may have moved it to since: sk-tcp.c)
+ *   cgroup each thread's cgroup on every hierarchy of the images, after
+ *          the --cgroup-root rules (cgroup-place.c)
  *
  * Each difference is named in one line ("pid 12: umask 0022, dumped
  * 0077"); any difference fails the restore, which then kills the tree:
@@ -35,6 +37,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "cgroup.h"
 #include "core.h"
 #include "file-kinds.h"
 #include "log.h"
@@ -174,25 +177,6 @@ static int status_hex(const char *path, const char *key, uint64_t *out)
 	return found ? 0 : -ENOENT;
 }
 
-/* The dumped tid of a thread: the last NSpid field (its own namespace's). */
-static int32_t dumped_tid(pid_t pid, pid_t tid)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", pid, tid);
-	FILE *f = fopen(path, "re");
-	int32_t last = tid;
-	while (f && fgets(line, sizeof(line), f)) {
-		if (strncmp(line, "NSpid:", 6))
-			continue;
-		char *save, *tok = strtok_r(line + 6, " \t\n", &save);
-		for (; tok; tok = strtok_r(NULL, " \t\n", &save))
-			last = (int32_t)atoi(tok);
-	}
-	if (f)
-		fclose(f);
-	return last;
-}
-
 static const ThreadCoreEntry *thread_of(const CoreEntry *c, int32_t tid)
 {
 	for (size_t i = 0; i < c->n_threads; i++)
@@ -205,7 +189,7 @@ static void verify_thread(struct verify *v, const struct rst_task *t, pid_t host
 {
 	char path[64], comm[64];
 	uint64_t blocked = 0;
-	int32_t tid = dumped_tid(t->host_pid, host_tid);
+	int32_t tid = proc_ns_tid(t->host_pid, host_tid);
 	const ThreadCoreEntry *tc = thread_of(t->core, tid);
 	if (!tc) {
 		differ(v, "thread %d: not in the image", tid);
@@ -238,6 +222,46 @@ static void verify_threads(struct verify *v, const struct rst_task *t)
 		closedir(d);
 	if (seen != t->core->n_threads)
 		differ(v, "%zu threads, dumped %zu", seen, t->core->n_threads);
+}
+
+/* ------------------------------ cgroups ------------------------------ */
+
+static void verify_thread_cgroups(struct verify *v, const struct restore_ctx *c,
+				  const struct rst_task *t, pid_t host_tid)
+{
+	int32_t tid = proc_ns_tid(t->host_pid, host_tid);
+	const CgroupSetEntry *s = cg_set_of(c->cgroups, t->te->pid, (uint32_t)tid);
+	struct cg_line now[CG_MAX_HIER];
+	int n = cg_read_lines(t->host_pid, host_tid, now);
+	if (!s) {
+		differ(v, "thread %d: no cgroups in the image", tid);
+		return;
+	}
+	for (size_t i = 0; i < s->n_members; i++) {
+		const char *hier = s->members[i]->hierarchy, *is = NULL;
+		char want[4096];
+		cg_target_path(c, hier, s->members[i]->path, want, sizeof(want));
+		for (int k = 0; k < n; k++)
+			if (cg_same_hier(now[k].hier, hier))
+				is = now[k].path;
+		if (!is || strcmp(is, want))
+			differ(v, "thread %d: cgroup %s:%s, dumped %s (restored to %s)", tid,
+			       cg_hier_name(hier), is ? is : "(no such hierarchy here)",
+			       s->members[i]->path, want);
+	}
+}
+
+static void verify_cgroups(struct verify *v, const struct restore_ctx *c, const struct rst_task *t)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", t->host_pid);
+	DIR *d = c->cgroups && c->opts->cgroups != CKPT_CGROUPS_IGNORE ? opendir(path) : NULL;
+	struct dirent *de;
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.')
+			verify_thread_cgroups(v, c, t, (pid_t)atoi(de->d_name));
+	if (d)
+		closedir(d);
 }
 
 /* Ignored and caught signals, as /proc/PID/status shows them. */
@@ -566,6 +590,7 @@ static int check_tree(const struct restore_ctx *c, struct verify *v)
 		verify_dispositions(v, t);
 		verify_mm(v, t);
 		verify_fds(v, c, i, seen, &nr_seen);
+		verify_cgroups(v, c, t);
 	}
 	free(seen);
 	return 0;

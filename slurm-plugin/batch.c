@@ -29,7 +29,8 @@
  * A requeued job (SLURM_RESTART_COUNT > 0) goes on from its latest
  * checkpoint: `ckptctl restore --job JOBID` runs in place of the script
  * (through ckptd, which restores the job's tree and hands back its exit
- * status; signals to ckptctl reach the tree).  If there is no usable
+ * status; signals to ckptctl reach the tree), into this run's cgroups
+ * (--cgroups relative).  If there is no usable
  * checkpoint, the restore fails before the tree runs and the script starts
  * afresh; the job's stderr says why.
  */
@@ -215,9 +216,12 @@ static int restarted(void)
 static void start_restore(struct batch *b)
 {
 	/* --skip-file-check: slurmd writes the batch script's spool copy
-	 * anew for each run of the job, so its mtime always changed. */
+	 * anew for each run of the job, so its mtime always changed.
+	 * --cgroups relative: the tree goes into this run's step cgroup (the
+	 * one we run in, which ckptd's worker joins), its sub-cgroups below
+	 * it, not back into the dumped run's paths (docs/cgroups.md). */
 	char *argv[] = { (char *)b->ckptctl, "restore", "--job", (char *)b->job, "--pidfile",
-			 b->pidfile, "--skip-file-check", NULL };
+			 b->pidfile, "--skip-file-check", "--cgroups", "relative", NULL };
 	const char *tmp = getenv("TMPDIR");
 	snprintf(b->pidfile, sizeof(b->pidfile), "%.40s/ckpt-batch.%d.pid", tmp ? tmp : "/tmp",
 		 (int)getpid());

@@ -339,7 +339,7 @@ static int img_load(struct img *img)
 
 static int is_message_kind(uint32_t kind)
 {
-	return kind >= IMG_INVENTORY && kind <= IMG_SAVED && kind != IMG_PAGES;
+	return kind >= IMG_INVENTORY && kind <= IMG_CGROUP && kind != IMG_PAGES;
 }
 
 /* The end of a walk that found no entry: the file stops at `pos`. */

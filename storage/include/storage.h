@@ -48,6 +48,7 @@ enum img_kind {
 	IMG_SHM = 10, /* shm-*.img: one shm_object_entry (ipc.proto) */
 	IMG_IPC = 11, /* ipc.img: one ipc_entry (ipc.proto) */
 	IMG_SAVED = 12, /* saved.img: one saved_files_entry (saved.proto) */
+	IMG_CGROUP = 13, /* cgroup.img: one cgroup_entry (cgroup.proto) */
 };
 
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len);

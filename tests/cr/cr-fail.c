@@ -148,7 +148,11 @@ int change_after_dump(struct run *r)
 		return -1;
 	}
 	path_in(r, path, sizeof(path), file + 1);
-	if (!strncmp(k, "rm:", 3))
+	char kind[32];
+	snprintf(kind, sizeof(kind), "%.*s", (int)(file - k), k);
+	if ((ret = cgroup_after_dump(r, kind, path)) != 1)
+		;
+	else if (!strncmp(k, "rm:", 3))
 		ret = unlink(path);
 	else if (!strncmp(k, "rmtree:", 7))
 		rm_tree(path), ret = access(path, F_OK) ? 0 : -1;

@@ -57,7 +57,9 @@ static void usage(void)
 		"  --corrupt KIND        damage the images; restore must fail cleanly\n"
 		"  --after-dump K:FILE   between dump and restore, FILE of $CR_DIR is\n"
 		"                        removed (rm, rmtree) or overwritten in place, size and mtime\n"
-		"                        kept (scribble); the restore must still succeed\n"
+		"                        kept (scribble); the restore must still succeed;\n"
+		"                        rmcgroups:FILE: rmdir of the cgroups FILE lists;\n"
+		"                        undelegate:-: the --delegate-cgroup is root's again\n"
 		"                        KIND: truncate-core truncate-pages flip-core\n"
 		"                        flip-pages rm-manifest unreadable nodir rm:FILE\n"
 "                        append:FILE (FILE in $CR_DIR)\n"
@@ -85,6 +87,7 @@ static void usage(void)
 		"  --own-netns           run everything in a fresh network namespace (lo up)\n"
 		"  --net-sysctl N=V      with --own-netns: /proc/sys/net/N = V there\n"
 		"  --redump              dump the restored tree again, restore and check that\n"
+		"  --delegate-cgroup     with --user: a cpu cgroup of the user's, $CR_CGROUP\n"
 		"  --no-verify           restore without --verify (by default every restore\n"
 		"                        compares the restored tree with its images)\n");
 	exit(2);
@@ -186,6 +189,7 @@ static void parse_args(struct run *r, int argc, char **argv)
 		{ "expect-restore-out", 1, 0, 'e' }, { "restore-after-exit", 0, 0, 'E' },
 		{ "own-netns", 0, 0, 'N' },   { "net-sysctl", 1, 0, 'S' },
 		{ "redump", 0, 0, 'r' },       { "no-verify", 0, 0, 'V' },
+		{ "delegate-cgroup", 0, 0, 'G' },
 		{ 0, 0, 0, 0 }
 	};
 	int c;
@@ -216,6 +220,7 @@ static void parse_args(struct run *r, int argc, char **argv)
 		case 'N': r->own_netns = 1; break;
 		case 'r': r->redump = 1; break;
 		case 'V': r->no_verify = 1; break;
+		case 'G': r->delegate_cgroup = 1; break;
 		case 'O':
 			if (r->nr_fail_first_opts < MAX_OPTS)
 				r->fail_first_opts[r->nr_fail_first_opts++] = optarg;
@@ -1103,9 +1108,11 @@ int main(int argc, char **argv)
 	}
 	if ((r.own_netns && own_netns(&r)) || make_tmp(&r))
 		return 1;
-	ret = r.bad_dump ? bad_dump(&r) : test_flow(&r);
+	ret = r.delegate_cgroup && delegate_cgroup(&r) ? -1 : 0;
+	ret = ret ? ret : r.bad_dump ? bad_dump(&r) : test_flow(&r);
 	kill_all_children(10000);
 	stop_helper(&r);
+	cgroup_cleanup(&r);
 	if (ret == 77) {
 		rm_tree(r.tmp);
 		return 77;

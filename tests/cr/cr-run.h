@@ -46,6 +46,7 @@ struct run {
 	 * --restore-after-exit, --own-netns, --net-sysctl */
 	int helper_after_dump, restore_after_exit, own_netns, redump, redumped;
 	int no_verify; /* --no-verify: restore without --verify */
+	int delegate_cgroup; /* --delegate-cgroup (cr-cgroup.c) */
 	const char *fail_first_opts[MAX_OPTS + 1];
 	int nr_fail_first_opts;
 	const char *expect_restore_out, *net_sysctl[MAX_OPTS];
@@ -54,6 +55,12 @@ struct run {
 	 * ckptctl runs as another one.  name NULL: root, as always. */
 	struct run_user { const char *name; uid_t uid; gid_t gid; } user, ctl_user;
 };
+
+/* cr-cgroup.c: --delegate-cgroup, --after-dump rmcgroups:FILE and
+ * undelegate:-; cgroup_after_dump returns 1 for a kind not its own. */
+int delegate_cgroup(struct run *r);
+int cgroup_after_dump(struct run *r, const char *kind, const char *file);
+void cgroup_cleanup(struct run *r);
 
 /* cr-helper.c */
 int start_helper(struct run *r);

@@ -90,6 +90,13 @@ enum ckpt_netns_mode {
 	CKPT_NETNS_ALWAYS, /* refused when the network is not private */
 };
 
+/* Where restored threads go (docs/cgroups.md). */
+enum ckpt_cgroups_mode {
+	CKPT_CGROUPS_EXACT = 0, /* the dumped cgroups (after --cgroup-root), or fail naming one */
+	CKPT_CGROUPS_RELATIVE,  /* the dumped root's cgroup is the restoring process's */
+	CKPT_CGROUPS_IGNORE,    /* asked for: left in the restorer's cgroups, not compared */
+};
+
 struct ckpt_restore_opts {
 	const char *dir;
 	int detach;          /* -d: return once the tree runs */
@@ -120,6 +127,16 @@ struct ckpt_restore_opts {
 	 * installing them again. */
 	const struct ckpt_seccomp *confine;
 	size_t nr_confine;
+	/* Cgroups (docs/cgroups.md): by default every thread goes back into
+	 * the cgroup it was dumped in, on every hierarchy, or the restore
+	 * fails naming it.  --cgroup-root "[HIER:]OLD=NEW" (repeatable)
+	 * rewrites the dumped prefix OLD into NEW, on hierarchy HIER
+	 * ("memory", "cpu,cpuacct", "name=systemd", "cgroup2") or on all;
+	 * --cgroups relative: the dumped root's cgroup on each hierarchy
+	 * becomes the one the restoring process is in (rules given first). */
+	const char *const *cgroup_root;
+	size_t nr_cgroup_root;
+	enum ckpt_cgroups_mode cgroups;
 };
 
 struct ckpt_restore_stats {
@@ -136,6 +153,13 @@ struct ckpt_restore_stats {
  * running. */
 int ckpt_restore(const struct ckpt_restore_opts *opts, struct ckpt_restore_stats *stats,
 		 int *status);
+
+/* Move the calling process into every cgroup process `pid` is in, on
+ * every hierarchy mounted here (ckptd's restore worker, as root, joins its
+ * client's, e.g. a Slurm job step's, before it becomes the user: what it
+ * restores is created there).  With uid not 0, pid must be uid's.  0, or
+ * a negative errno after one line naming the cgroup. */
+int ckpt_join_cgroups(pid_t pid, uid_t uid);
 
 /* Prints each kernel feature ckpt relies on; 0 when dump and restore can
  * work on this machine. */
