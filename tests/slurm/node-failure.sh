@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# A node dies under a job with periodic checkpoints: slurmd, the job's
-# slurmstepd and all its processes are killed (-9; ckptd and the sets on
-# storage stay), the node is set DOWN, Slurm requeues the job; slurmd
-# comes back, the node resumes, and the job is restored from its latest
+# A node dies under a job with periodic checkpoints: slurmd, ckptd, the
+# job's slurmstepd and all its processes are killed (-9; the sets on
+# storage stay), the node is set DOWN, Slurm requeues the job; slurmd and
+# ckptd come back, the node resumes, and the job is restored from its latest
 # committed set and finishes with the output of an uninterrupted run:
 # one start, every count once, in order.  A marker line the test appends
 # to the output between the last two sets tells the latest set from the
@@ -51,7 +51,7 @@ latest_is 2 || fail "set 3 came before the marker: the interval is too short for
 wait_for 30 "job $id's third periodic set" latest_is 3
 counted=$(lines '^count' "$T/u/job.out")
 
-# The node dies: slurmd, the job's slurmstepd and its processes, at once.
+# The node dies: slurmd, ckptd, the job's slurmstepd and its processes, at once.
 tree() { local p; for p in "$@"; do echo "$p"; tree $(ps -o pid= --ppid "$p"); done; }
 pids=$(scontrol listpids "$id" | awk 'NR > 1 { print $1 }')
 [ -n "$pids" ] || fail "job $id: no processes"
@@ -60,7 +60,7 @@ stepds=$(for p in $pids; do ps -o ppid= -p "$p"; done | sort -u |
 [ -n "$stepds" ] || fail "job $id: no slurmstepd"
 victims=$(tree $stepds)
 # shellcheck disable=SC2086
-kill -KILL "$(cat /run/ckpt-slurm/slurmd.pid)" $victims 2>/dev/null || true
+kill -KILL "$(cat /run/ckpt-slurm/slurmd.pid)" "$CKPTD_PID" $victims 2>/dev/null || true
 latest_is 3 || fail "a set after 3 was committed as the node died: $(latest)"
 scontrol update nodename="$HOST" state=down reason="ckpt test: node failure"
 gone() { local s; s=$(ps -o stat= -p "$1") || return 0; [[ $s == Z* ]]; }
@@ -70,6 +70,9 @@ done
 wait_for 60 "job $id to be requeued" restarts_is "$id" 1
 echo "ok: node $HOST killed with job $id at count $counted (latest set 3), job requeued"
 
+# The node boots: its agent first (as its unit says), then slurmd.
+wait $CKPTD_PID 2>/dev/null || true
+start_ckptd "$CKPTD" "$CKPTCTL"
 /usr/sbin/slurmd -f /etc/slurm/slurm.conf
 # Once slurmd answers the node is DOWN, or back in service already
 # (ReturnToService=2): resume it if it is not.
