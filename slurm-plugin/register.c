@@ -131,6 +131,30 @@ void step_add_task(uint32_t job, uint32_t step, uid_t uid, pid_t pid, uint32_t n
 		send_registration(uid, p);
 }
 
+int agent_check(char *why, size_t len)
+{
+#ifdef CKPT_HAVE_CLIENT
+	const char *sock = ckpt_client_socket();
+	struct ckpt_conn *c;
+	int err;
+
+	if (!sock) {
+		snprintf(why, len, "CKPT_SOCKET=none: no agent");
+		return -ENOENT;
+	}
+	err = ckpt_conn_open(sock, &c);
+	if (err) {
+		snprintf(why, len, "ckptd does not answer on %s: %s", sock, strerror(-err));
+		return err;
+	}
+	ckpt_conn_close(c);
+	return 0;
+#else
+	snprintf(why, len, "ckpt.so was built without ckptd's client library");
+	return -ENOSYS;
+#endif
+}
+
 void step_unregister(void)
 {
 #ifdef CKPT_HAVE_CLIENT

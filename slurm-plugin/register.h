@@ -16,6 +16,9 @@
 void step_add_task(uint32_t job, uint32_t step, uid_t uid, pid_t pid, uint32_t ntasks,
 		   uint32_t nnodes,
 		   const struct job_policy *p);
+/* 0 when the node's ckptd answers on its socket; else a negative errno
+ * and, in why, what is wrong ("ckptd does not answer on PATH: ..."). */
+int agent_check(char *why, size_t len);
 /* The step ends: unregister it if it was registered. */
 void step_unregister(void);
 /* The job ends on this node: unregister all its steps. */

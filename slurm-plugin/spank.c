@@ -14,12 +14,17 @@
  *   - registers the step's tasks (pids, uid, cgroup) with the node's ckptd
  *     once all are forked, and unregisters the step when it ends; the job's
  *     epilog unregisters the whole job in case a step died first.
- * A failure to reach ckptd is logged and the job runs without checkpoints.
+ * When ckptd does not answer as a step starts, the step is refused (the
+ * default, require_agent=yes): its tasks exit 1 before the script runs,
+ * the reason goes to slurmd's log, the job's stderr and its AdminComment;
+ * with require_agent=no it runs without checkpoints and says so there.
  *
  * Plugin arguments (plugstack.conf): wrapper=PATH ckptctl=PATH jobdir=DIR
  * socket=PATH (ckptd's socket, when not the client library's default);
  * timelimit=stop|requeue:N, the default of --checkpoint-timelimit (stop);
- * timelimit_max=N, the most time-limit requeues a user may ask for (10).
+ * timelimit_max=N, the most time-limit requeues a user may ask for (10);
+ * require_agent=yes|no, whether a --checkpoint step may run when the
+ * node's ckptd does not answer (yes: it may not).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -44,6 +49,16 @@ static const char *job_dir = JOB_POLICY_DIR;
 static struct timelimit site_timelimit = { TIMELIMIT_STOP, 0 };
 static uint32_t site_timelimit_max = 10;
 static int user_timelimit; /* --checkpoint-timelimit given */
+/* Refuse a --checkpoint step where ckptd does not answer.  Yes by default:
+ * the user asked for checkpoints, and a job that runs without them loses
+ * all its work at the first preemption, time limit or node failure, hours
+ * later and in silence; a refusal at start costs seconds and names the
+ * node's problem.  A site that prefers to run such jobs unprotected (an
+ * agent being rolled out) says require_agent=no. */
+static int require_agent = 1;
+/* Set in slurmstepd before the tasks fork when the agent does not answer:
+ * what the tasks print (and, with require_agent, why they exit). */
+static char agent_missing[768];
 
 static int opt_checkpoint(int val, const char *arg, int remote)
 {
@@ -106,7 +121,8 @@ static int opt_timelimit(int val, const char *arg, int remote)
 static struct spank_option options[] = {
 	{ "checkpoint", "[on-preempt|periodic|manual]",
 	  "Checkpoint this job (default on-preempt: when it is preempted or its time "
-	  "limit nears; needs --signal=B:USR1@T, see ckpt-sbatch)",
+	  "limit nears; needs --signal=B:USR1@T, see ckpt-sbatch).  Refused on a node whose "
+	  "ckpt agent does not answer, unless the site set require_agent=no",
 	  2, 0, opt_checkpoint },
 	{ "checkpoint-dir", "DIR", "Where this job's checkpoints go (shared storage)", 1, 0,
 	  opt_dir },
@@ -150,6 +166,12 @@ static void parse_plugin_args(int ac, char **av)
 			parse_site_timelimit("timelimit", av[i] + 10);
 		else if (!strncmp(av[i], "timelimit_max=", 14))
 			parse_site_timelimit("timelimit_max", av[i] + 14);
+		else if (!strcmp(av[i], "require_agent=yes"))
+			require_agent = 1;
+		else if (!strcmp(av[i], "require_agent=no"))
+			require_agent = 0;
+		else if (!strncmp(av[i], "require_agent=", 14))
+			slurm_error("ckpt: plugstack.conf: %s: use require_agent=yes or no", av[i]);
 		else if (!strncmp(av[i], "socket=", 7))
 			setenv("CKPT_SOCKET", av[i] + 7, 1); /* read by the client library */
 		else
@@ -195,6 +217,45 @@ static int get_ids(spank_t sp, uint32_t *job, uint32_t *step, uid_t *uid)
 	return 0;
 }
 
+/* The job's AdminComment (scontrol show job, sacct) says why we refused
+ * it; slurmstepd runs as root, which may set it. */
+static void note_refusal(uint32_t job, const char *why)
+{
+	job_desc_msg_t d;
+	char note[sizeof(agent_missing)];
+
+	slurm_init_job_desc_msg(&d);
+	d.job_id = job;
+	snprintf(note, sizeof(note), "%s", why);
+	d.admin_comment = note;
+	if (slurm_update_job(&d))
+		slurm_error("ckpt: job %u: cannot set its AdminComment: %s", job,
+			    slurm_strerror(slurm_get_errno()));
+}
+
+/* In slurmstepd, before the tasks fork: does the node's agent answer?  If
+ * not, agent_missing says so, for the tasks to print (task_init). */
+static void check_agent(uint32_t job)
+{
+	char why[512], host[256] = "";
+
+	if (!agent_check(why, sizeof(why)))
+		return;
+	gethostname(host, sizeof(host) - 1);
+	if (require_agent) {
+		snprintf(agent_missing, sizeof(agent_missing),
+			 "ckpt: job %u refused on node %s: %s; this site runs --checkpoint jobs only "
+			 "where the agent answers (plugstack.conf require_agent=yes)", job, host, why);
+		slurm_error("%s", agent_missing);
+		note_refusal(job, agent_missing);
+	} else {
+		snprintf(agent_missing, sizeof(agent_missing),
+			 "ckpt: job %u: warning: %s on node %s; the job runs WITHOUT checkpoints "
+			 "(plugstack.conf require_agent=no)", job, why, host);
+		slurm_error("%s", agent_missing);
+	}
+}
+
 /* In slurmstepd, as root, before the tasks start: the batch step writes
  * the job's policy file; an srun step of a job without one (srun outside
  * sbatch) writes it if it is not there yet. */
@@ -219,6 +280,7 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	err = policy_write(job_dir, job, uid, &policy, step != SLURM_BATCH_SCRIPT);
 	if (err)
 		slurm_error("ckpt: job %u: %s/%u.policy: %s", job, job_dir, job, strerror(-err));
+	check_agent(job);
 	return 0;
 }
 
@@ -260,6 +322,12 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 
 	if (policy.kind == POLICY_NONE || spank_context() != S_CTX_REMOTE)
 		return 0;
+	/* In the task, before the script: its stderr is the job's. */
+	if (agent_missing[0]) {
+		fprintf(stderr, "%s\n", agent_missing);
+		if (require_agent)
+			return -1; /* slurmstepd: _exit(1) before exec */
+	}
 	if (spank_get_item(sp, S_JOB_STEPID, &step) != ESPANK_SUCCESS ||
 	    step != SLURM_BATCH_SCRIPT)
 		return 0;
@@ -273,8 +341,9 @@ int slurm_spank_task_post_fork(spank_t sp, int ac, char **av)
 	uid_t uid;
 	pid_t pid;
 
-	if (policy.kind == POLICY_NONE || get_ids(sp, &job, &step, &uid) ||
-	    step == SLURM_EXTERN_CONT)
+	/* A refused step's tasks exit at once: nothing to register. */
+	if (policy.kind == POLICY_NONE || (agent_missing[0] && require_agent) ||
+	    get_ids(sp, &job, &step, &uid) || step == SLURM_EXTERN_CONT)
 		return 0;
 	if (spank_get_item(sp, S_TASK_PID, &pid) != ESPANK_SUCCESS ||
 	    spank_get_item(sp, S_JOB_LOCAL_TASK_COUNT, &ntasks) != ESPANK_SUCCESS)

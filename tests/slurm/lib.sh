@@ -92,14 +92,25 @@ use_test_user() {
 }
 as_user() { setpriv --reuid="$U" --regid="$U" --init-groups -- "$@"; }
 
+# agent_stop: stop the cluster's ckptd until the test ends.
+agent_stop() {
+	"$ROOT/scripts/slurm-cluster" agent-stop || fail "cannot stop the cluster's ckptd"
+	at_exit "\"$ROOT/scripts/slurm-cluster\" agent-start >/dev/null"
+}
+
 # start_ckptd CKPTD CKPTCTL: a ckptd of the test's own on $CKPT_SOCKET (the
-# socket the cluster's plugstack.conf names), stopped when the test ends.
+# socket the cluster's plugstack.conf names) in place of the cluster's,
+# stopped when the test ends (and the cluster's started again); its pid
+# in CKPTD_PID, its log $T/ckptd.log.
 start_ckptd() {
 	: "${CKPT_SOCKET:?}"
+	"$ROOT/scripts/slurm-cluster" agent-stop || fail "cannot stop the cluster's ckptd"
 	mkdir -p "$(dirname "$CKPT_SOCKET")"
 	rm -f "$CKPT_SOCKET"
-	"$1" -f -s "$CKPT_SOCKET" -r "$T/run" >"$T/ckptd.log" 2>&1 &
+	"$1" -f -s "$CKPT_SOCKET" -r "$T/run" >>"$T/ckptd.log" 2>&1 &
+	CKPTD_PID=$!
 	at_exit "kill $! 2>/dev/null; wait $! 2>/dev/null"
+	at_exit "\"$ROOT/scripts/slurm-cluster\" agent-start >/dev/null"
 	CKPTCTL_UP=$2
 	wait_for 10 "ckptd to answer" eval '"$CKPTCTL_UP" status >/dev/null 2>&1'
 }
