@@ -12,7 +12,10 @@
  * send and receive queues, window and negotiated options are read
  * (sk-tcp.c).  The dumped sockets stay in repair mode, so that when the
  * tree is killed they close silently (no FIN or RST reaches the peer);
- * with -R or -s they leave it.
+ * with -R or -s they leave it.  Before the read, a connection whose peer
+ * is outside the tree waits (500 ms at most) for the peer's ACK of what
+ * is in flight: arriving once the tree is gone, it would be answered
+ * with a RST (tcp_wait_acked).
  * A watchdog process turns repair mode off if the tree goes on after all
  * (a failed or killed dump).
  *
@@ -460,6 +463,13 @@ static int start_watchdog(struct inet_dump *d)
 	return 0;
 }
 
+static int tree_socket(const struct files_dump *fdump, uint64_t ino);
+static uint64_t peer_of(const struct inet_dump *d, const InetSkEntry *s);
+
+/* How long the dump waits for a peer outside the tree to acknowledge what
+ * is in flight to it: RFC 1122's bound on a delayed ACK (sk-tcp.c). */
+#define ACK_WAIT_MS 500
+
 /* Under the watchdog's eye, every connection into repair mode first
  * (nothing more leaves them), then read them. */
 static int repair_all(struct files_dump *fdump, struct inet_dump *d)
@@ -481,6 +491,14 @@ static int repair_all(struct files_dump *fdump, struct inet_dump *d)
 		if (ret)
 			bad = c;
 	}
+	/* a peer outside the tree: its ACKs due before the gap (sk-tcp.c) */
+	long long deadline = tcp_now_ms() + ACK_WAIT_MS;
+	for (c = d->conns; c && !bad; c = c->next)
+		if (!tree_socket(fdump, peer_of(d, c->entry)) &&
+		    tcp_wait_acked(c->sk, deadline) == -ETIMEDOUT)
+			pr_debug("pid %d: fd %d: socket:[%llu]: dumped with bytes in flight, "
+				 "not acknowledged in %d ms",
+				 c->pid, c->fd, (unsigned long long)c->entry->ino, ACK_WAIT_MS);
 	for (c = d->conns; c && !bad; c = c->next)
 		if ((ret = tcp_read_conn(&fdump->a, c->sk, c->entry)))
 			bad = c;

@@ -63,6 +63,7 @@
 #include <sys/capability.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "priv.h"
@@ -284,6 +285,40 @@ int tcp_read_conn(struct arena *a, int sk, InetSkEntry *s)
 	s->unsent = (uint32_t)(unsent - s->fin_unsent);
 	select_queue(sk, TCP_NO_QUEUE);
 	return read_tcp_options(sk, s);
+}
+
+/* A peer outside the tree owes an ACK for every byte (or FIN) in flight
+ * to it, and may delay it (Linux up to 200 ms, TCP_DELACK_MAX; RFC 1122
+ * up to 500 ms).  Once the tree is killed no socket holds the 4-tuple
+ * until the restore's connect(): that ACK, arriving then, is answered
+ * with a RST (tcp_v4_send_reset), which kills the peer's end, and the
+ * restored socket is reset in turn when it retransmits (nstat:
+ * TcpOutRsts 2; cr_tcp_half_ext_close_wait whenever the dump took less
+ * than the peer's delayed ACK).  In repair mode the kernel still takes
+ * ACKs in: the dump waits for it here, while the socket exists.  What the
+ * peer sends of its own accord in the gap (new data, a window update) no
+ * wait can cover: that needs the packets dropped (CRIU's network lock). */
+long long tcp_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int in_flight(int sk)
+{
+	int outq = 0, unsent = 0;
+	if (ioctl(sk, SIOCOUTQ, &outq) || ioctl(sk, SIOCOUTQNSD, &unsent))
+		return -errno;
+	return outq - unsent;
+}
+
+int tcp_wait_acked(int sk, long long deadline_ms)
+{
+	int n;
+	while ((n = in_flight(sk)) > 0 && tcp_now_ms() < deadline_ms)
+		usleep(1000);
+	return n < 0 ? n : n ? -ETIMEDOUT : 0;
 }
 
 static int set_seq(int sk, int q, uint32_t seq)

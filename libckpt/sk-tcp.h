@@ -26,6 +26,12 @@ int tcp_set_repair(int sk, int on);
  * connection in repair mode into s (its state from sock_diag, settled). */
 int tcp_read_conn(struct arena *a, int sk, InetSkEntry *s);
 
+/* Dump, a connection in repair mode whose peer is outside the tree: wait
+ * (until deadline_ms, CLOCK_MONOTONIC) for the peer to acknowledge what
+ * was sent to it.  0 once nothing is in flight, -ETIMEDOUT. */
+int tcp_wait_acked(int sk, long long deadline_ms);
+long long tcp_now_ms(void);
+
 /* Restore, on a new socket: repair mode and the sequence numbers, before
  * bind and connect; then the options, queues and window. */
 int tcp_prepare_conn(int sk, const InetSkEntry *s);
