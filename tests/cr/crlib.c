@@ -97,6 +97,21 @@ int test_check_requested(void)
 	return check_flag;
 }
 
+void run_case(const struct cr_case *cases, size_t n, int argc, char **argv)
+{
+	const char *name = argc > 1 ? argv[1] : cases[0].name;
+	const struct cr_case *c = NULL;
+
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(name, cases[i].name))
+			c = &cases[i];
+	CHECK(c, "unknown case %s", name);
+	c->setup();
+	test_ready();
+	test_wait_check();
+	c->check();
+}
+
 const char *test_dir(void)
 {
 	const char *dir = getenv("CR_DIR");

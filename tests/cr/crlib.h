@@ -53,6 +53,17 @@ void test_block_check(void);
 /* $CR_DIR, or "." */
 const char *test_dir(void);
 
+/* One case of a program with several: its state is set up, then checked
+ * after the restore. */
+struct cr_case {
+	const char *name;
+	void (*setup)(void);
+	void (*check)(void);
+};
+/* The case named argv[1] (the first with no argument: the selfcheck):
+ * setup, test_ready, test_wait_check, check.  An unknown name fails. */
+void run_case(const struct cr_case *cases, size_t n, int argc, char **argv);
+
 _Noreturn void pass(void);
 _Noreturn void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* fail() with strerror(errno) appended. */

@@ -480,11 +480,7 @@ static void chroot_check(void)
 
 /* ------------------------------ main --------------------------------- */
 
-static const struct {
-	const char *name;
-	void (*setup)(void);
-	void (*check)(void);
-} cases[] = {
+static const struct cr_case cases[] = {
 	{ "fown", fown_setup, fown_check },
 	{ "fown-outside", fown_outside_setup, fown_outside_check },
 	{ "memfd-mode", memfd_mode_setup, memfd_mode_check },
@@ -501,20 +497,7 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-	void (*setup)(void) = NULL, (*check)(void) = NULL;
-
 	test_init();
-	/* No argument (selfcheck_fidelity): the first case. */
-	const char *name = argc > 1 ? argv[1] : cases[0].name;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		if (!strcmp(name, cases[i].name)) {
-			setup = cases[i].setup;
-			check = cases[i].check;
-		}
-	CHECK(setup, "unknown case %s", name);
-	setup();
-	test_ready();
-	test_wait_check();
-	check();
+	run_case(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
 	pass();
 }

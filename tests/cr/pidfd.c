@@ -232,11 +232,7 @@ static void refused_check(void)
 
 /* ------------------------------ main --------------------------------- */
 
-static const struct {
-	const char *name;
-	void (*setup)(void);
-	void (*check)(void);
-} cases[] = {
+static const struct cr_case cases[] = {
 	{ "pidfd", pidfd_setup, pidfd_check },
 	{ "no-zombie", no_zombie_setup, pidfd_check },
 	{ "outside", outside_setup, refused_check },
@@ -245,20 +241,7 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-	void (*setup)(void) = NULL, (*check)(void) = NULL;
-
 	test_init();
-	/* No argument (selfcheck_pidfd): the first case. */
-	const char *name = argc > 1 ? argv[1] : "pidfd";
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		if (!strcmp(name, cases[i].name)) {
-			setup = cases[i].setup;
-			check = cases[i].check;
-		}
-	CHECK(setup, "unknown case %s", name);
-	setup();
-	test_ready();
-	test_wait_check();
-	check();
+	run_case(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
 	pass();
 }

@@ -393,11 +393,7 @@ static void linked_elsewhere_check(void)
 
 /* ------------------------------ main --------------------------------- */
 
-static const struct {
-	const char *name;
-	void (*setup)(void);
-	void (*check)(void);
-} cases[] = {
+static const struct cr_case cases[] = {
 	{ "dir", dir_setup, dir_check },
 	{ "cwd", cwd_setup, cwd_check },
 	{ "cwd-fd", cwd_fd_setup, cwd_fd_check },
@@ -414,19 +410,7 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-	void (*setup)(void) = NULL, (*check)(void) = NULL;
-
 	test_init();
-	const char *name = argc > 1 ? argv[1] : "dir";
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		if (!strcmp(name, cases[i].name)) {
-			setup = cases[i].setup;
-			check = cases[i].check;
-		}
-	CHECK(setup, "unknown case %s", name);
-	setup();
-	test_ready();
-	test_wait_check();
-	check();
+	run_case(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
 	pass();
 }
