@@ -2,7 +2,8 @@
 # `cmake --install` puts every piece a site runs where the docs and the
 # plugin's defaults say: ckptctl and ckpt-sbatch in bin/ (users run
 # them), ckptd in sbin/, the plugin in lib/ckpt/, the batch wrapper, the
-# epilog and the demo's counter in libexec/ckpt/.
+# epilog and the demo's counter in libexec/ckpt/, and every man page of
+# man/ in share/man/manN/ (ckpt-spank.8 with the plugin).
 #   install.sh BUILD_DIR
 set -euo pipefail
 BUILD=$1
@@ -20,6 +21,21 @@ for f in "${want[@]}"; do
 	[ -f "$T$prefix/$f" ] || fail "$prefix/$f is not installed"
 	case $f in *.so) ;; *) [ -x "$T$prefix/$f" ] || fail "$prefix/$f is not executable" ;; esac
 done
+# The man pages, from the source's man/, where man(1) looks.
+src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$BUILD/CMakeCache.txt")
+# GNUInstallDirs: share/man unless the build says otherwise.
+mandir=$(sed -n 's/^CMAKE_INSTALL_MANDIR:PATH=//p' "$BUILD/CMakeCache.txt")
+mandir=${mandir:-share/man}
+pages=()
+for p in "$src"/man/*.[1-8]; do
+	name=$(basename "$p")
+	[ "$name" = ckpt-spank.8 ] && [ ! -f "$BUILD/slurm-plugin/ckpt.so" ] && continue
+	f=$mandir/man${name##*.}/$name
+	cmp -s "$p" "$T$prefix/$f" || fail "$prefix/$f is not installed (or differs from man/$name)"
+	pages+=("$f")
+done
+[ ${#pages[@]} -ge 3 ] || fail "only ${#pages[@]} man pages installed"
+want+=("${pages[@]}")
 # ckpt-sbatch runs from there: it hands its arguments to sbatch.
 out=$(CKPT_SBATCH=echo "$T$prefix/bin/ckpt-sbatch" -p low job.sh)
 [ "$out" = "--open-mode=append --checkpoint -p low job.sh" ] || fail "ckpt-sbatch ran: $out"
