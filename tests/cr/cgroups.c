@@ -336,7 +336,7 @@ static void cleanup(const char *mode)
 		enter(named_dir, getpid()); /* mounted (again) by the check */
 		rmdir(sub_b);
 		rmdir(sub_a);
-		umount2(named_dir, MNT_DETACH);
+		drop_named_cgroup(named_dir, named_name);
 		return;
 	}
 	if (relative_root[0]) {

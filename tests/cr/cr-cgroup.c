@@ -194,7 +194,9 @@ static int remove_named(struct run *r)
 	ret = ret ? ret : rmdir(sub);
 	if (ret)
 		say("rmdir %s: %s", sub, strerror(errno));
-	umount2(dir, MNT_DETACH);
+	snprintf(opts, sizeof(opts), "ckptcr%d", r->pid);
+	if (drop_named_cgroup(dir, opts))
+		say("name=%s: still there after its unmount", opts);
 	rmdir(dir);
 	return ret;
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 struct cr_shared cr_shared;
@@ -264,4 +265,40 @@ uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static int named_cgroup_exists(const char *name)
+{
+	char line[4096], want[128];
+	int found = 0;
+	snprintf(want, sizeof(want), ":name=%s:", name);
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, want) != NULL;
+	fclose(f);
+	return found;
+}
+
+/* The kernel drops a named hierarchy only at an unmount that finds it
+ * without child cgroups, and a child just removed stays listed until its
+ * last reference goes, a moment later: unmounted right after the rmdir,
+ * the hierarchy would stay for good (one more per test run).  So mount it
+ * again and unmount it until it is gone. */
+int drop_named_cgroup(const char *dir, const char *name)
+{
+	char opts[128];
+	snprintf(opts, sizeof(opts), "none,name=%s", name);
+	for (int i = 0; i < 100; i++) {
+		umount2(dir, MNT_DETACH);
+		if (!named_cgroup_exists(name))
+			return 0;
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		if (mount("none", dir, "cgroup", 0, opts))
+			return -1;
+	}
+	umount2(dir, MNT_DETACH);
+	return -1;
 }

@@ -101,4 +101,8 @@ const char *snapshot_fds(int slot);
 /* Nanoseconds of CLOCK_MONOTONIC. */
 uint64_t now_ns(void);
 
+/* Unmount the named v1 cgroup hierarchy NAME mounted on DIR, and make sure
+ * the kernel drops it (see crlib.c); 0 once it is gone. */
+int drop_named_cgroup(const char *dir, const char *name);
+
 #endif
