@@ -101,7 +101,8 @@ int output_copy_dump(struct fd_dump *f, FileEntry *e)
 		return ret;
 	if (e->size > limit) {
 		pr_info("pid %d: fd %d: %s: the job's output, %" PRIu64 " bytes, is over the copy "
-			"limit of %" PRIu64 " (--output-copy-limit): only its size is kept",
+			"limit of %" PRIu64 " (--output-copy-limit, dump.output_copy_limit): only its "
+			"size is kept",
 			f->pid, f->fd, f->link, e->size, limit);
 		return 0;
 	}
