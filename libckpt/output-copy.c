@@ -99,7 +99,7 @@ int output_copy_dump(struct fd_dump *f, FileEntry *e)
 	int ret = copy_limit(c->opts, &limit);
 	if (ret)
 		return ret;
-	if (e->size > limit) {
+	if (!limit || e->size > limit) {
 		pr_info("pid %d: fd %d: %s: the job's output, %" PRIu64 " bytes, is over the copy "
 			"limit of %" PRIu64 " (--output-copy-limit, dump.output_copy_limit): only its "
 			"size is kept",
