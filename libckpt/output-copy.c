@@ -14,7 +14,9 @@
  * entry's id), up to a limit per file: --output-copy-limit, else
  * ckpt.conf's dump.output_copy_limit, else 64 MiB.
  *
- * At restore, once every description is open, a file found shorter is
+ * At restore, once every description is open, a file found shorter, or
+ * not starting with the copy (cut, then written again by others: a
+ * requeued job's wrapper lines, longer than the job's output was), is
  * written again from the copy on the description the restore opened as
  * the restoring user (regfile.c): no path is looked up a second time, so
  * an image cannot make it write a file the user could not open.  The
@@ -208,33 +210,80 @@ static int rewrite(int fd, const uint8_t *buf, uint64_t size)
 	return (uint64_t)st.st_size == size ? 0 : -EIO;
 }
 
-int output_copy_put_back(struct img_set *set, int fd, const FileEntry *e, uint64_t now)
+/* The copy, bytes [0, e->size), in a private mapping of *len bytes. */
+static int load_copy(struct img_set *set, const FileEntry *e, uint8_t **m, uint64_t *len)
 {
 	char pages[48], pagemap[48];
-	uint64_t len = page_up(e->size);
-	void *m = NULL;
-	int ret = 0;
 
-	if (len) {
-		m = mmap(NULL, len, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		ret = m == MAP_FAILED ? -errno : 0;
-	}
+	*len = page_up(e->size);
+	*m = NULL;
+	if (!*len)
+		return 0;
+	void *p = mmap(NULL, *len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	*m = p;
 	copy_name(pages, sizeof(pages), "pages-", e->id);
 	copy_name(pagemap, sizeof(pagemap), "pagemap-", e->id);
-	if (!ret && len)
-		ret = load_file_pages(set, pages, pagemap, m, len);
-	if (!ret)
+	return load_file_pages(set, pages, pagemap, p, *len);
+}
+
+/* Does the file fd reaches not start with copy[0, size)?  Read through a
+ * description of our own (the restore's is write-only, as the job's
+ * output usually is), opened through /proc/self/fd: the same file, no
+ * path looked up.  1, 0, or 0 where it cannot be read (the size rule
+ * alone then). */
+static int differs(int fd, const uint8_t *copy, uint64_t size, const char *path)
+{
+	char self[64], buf[1 << 16];
+	uint64_t at = 0;
+	int ret = 0;
+
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	int rfd = open(self, O_RDONLY | O_CLOEXEC | O_NOATIME);
+	if (rfd < 0 && errno == EPERM)
+		rfd = open(self, O_RDONLY | O_CLOEXEC);
+	if (rfd < 0) {
+		pr_info("file %s: cannot read it to compare it with its copy: %s", path,
+			strerror(errno));
+		return 0;
+	}
+	while (!ret && at < size) {
+		size_t want = size - at > sizeof(buf) ? sizeof(buf) : (size_t)(size - at);
+		ssize_t n = pread(rfd, buf, want, (off_t)at);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || memcmp(buf, copy + at, (size_t)n))
+			ret = 1; /* shorter than it was a moment ago, or other bytes */
+		at += n > 0 ? (uint64_t)n : 0;
+	}
+	close(rfd);
+	return ret;
+}
+
+int output_copy_restore(struct img_set *set, int fd, const FileEntry *e, uint64_t now)
+{
+	uint8_t *m;
+	uint64_t len;
+	int ret = load_copy(set, e, &m, &len);
+	int shorter = now < e->size, changed = 0;
+
+	if (!ret && !shorter)
+		changed = differs(fd, m, e->size, e->path);
+	if (!ret && (shorter || changed))
 		ret = rewrite(fd, m, e->size);
-	if (len && m != MAP_FAILED)
+	if (m)
 		munmap(m, len);
-	if (ret)
+	if (ret) {
 		pr_err("file %s: cannot put it back from the set (%" PRIu64 " bytes, %" PRIu64
 		       " now): %s",
 		       e->path, e->size, now, strerror(-ret));
-	else
+		return ret;
+	}
+	if (shorter || changed)
 		pr_info("file %s: put back from the set, %" PRIu64 " bytes (it was %" PRIu64
-			" bytes)",
-			e->path, e->size, now);
-	return ret;
+			" bytes%s)",
+			e->path, e->size, now, changed ? ", not starting with them" : "");
+	return shorter || changed;
 }

@@ -28,9 +28,13 @@ int output_copy_dump(struct fd_dump *f, FileEntry *e);
  * -EINVAL after one line naming the entry. */
 int output_copy_check(struct img_set *set, const FileEntry *e);
 
-/* Restore: the file that fd (the description the restore opened, as the
- * restoring user) reaches is `now` bytes, shorter than at the dump: write
- * it again from the copy, exactly e->size bytes.  0 or -errno, logged. */
-int output_copy_put_back(struct img_set *set, int fd, const FileEntry *e, uint64_t now);
+/* Restore: bring the job's output that fd reaches (the description the
+ * restore opened, as the restoring user; `now` bytes) back to exactly its
+ * contents at the dump from its copy where it is shorter, or where its
+ * first e->size bytes are not the copy's (cut, then written again by
+ * others: a requeued job's wrapper lines, longer than the job's).  1 if
+ * it did, 0 if the file already starts with the copy (the caller cuts
+ * back what follows), or -errno, logged. */
+int output_copy_restore(struct img_set *set, int fd, const FileEntry *e, uint64_t now);
 
 #endif

@@ -5,8 +5,9 @@
  * that changed since the dump (refused unless --skip-file-check).  The
  * job's output (is_output) may have grown: it is cut back to its size at
  * the dump, so that a job restored from an older set does not write the
- * same lines twice; or have been cut shorter (a requeue under Slurm): it
- * is put back from the copy kept with the set (output-copy.c).  Both
+ * same lines twice; or have been cut (a requeue under Slurm), and maybe
+ * written again by others: shorter, or not starting with what it held,
+ * it is put back from the copy kept with the set (output-copy.c).  Both
  * happen once every description is open, none refused.
  * Unlinked files are the ghost kind's (memfd.c).
  */
@@ -176,29 +177,29 @@ static int cut_back(int fd, const FileEntry *e, uint64_t now)
 }
 
 /* The job's output at fd (a pool fd: every description is open, none
- * was refused) back to its size at the dump: cut back where it grew,
- * put back from its copy where it is shorter (whatever
- * --keep-later-output says: what it holds now is not what the job wrote
- * after the dump, but what was left when it was cut). */
+ * was refused) back to what it was at the dump: where a copy was kept
+ * and the file is shorter or does not start with it, written again from
+ * it (whatever --keep-later-output says: what follows is not what the job
+ * wrote after the dump, but what others wrote once it was cut); else cut
+ * back where it grew. */
 static int fix_output(struct img_set *set, const struct restore_files *rf, int fd,
 		      const FileEntry *e)
 {
 	struct stat st;
-	int keep_later = rf->opts && rf->opts->keep_later_output;
+	int keep_later = rf->opts && rf->opts->keep_later_output, ret = 0;
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode))
 		return 0;
 	uint64_t now = (uint64_t)st.st_size;
-	if (now > e->size && !keep_later)
+	if (output_kept(e))
+		ret = output_copy_restore(set, fd, e, now);
+	if (!ret && now > e->size && !keep_later)
 		return cut_back(fd, e, now);
-	if (now >= e->size || !output_kept(e))
-		return 0;
-	int ret = output_copy_put_back(set, fd, e, now);
-	if (!ret && e->has_pos && lseek(fd, (off_t)e->pos, SEEK_SET) < 0) {
+	if (ret > 0 && e->has_pos && lseek(fd, (off_t)e->pos, SEEK_SET) < 0) {
 		ret = -errno;
 		pr_err("file %s: cannot seek to %llu: %s", e->path, (unsigned long long)e->pos,
 		       strerror(-ret));
 	}
-	return ret;
+	return ret < 0 ? ret : 0;
 }
 
 struct regfile_restore {

@@ -22,6 +22,10 @@
  *                     the restored run appends 101..200 and must then
  *                     find every line once, in order.
  *   cr-output requeue-short  the same, the log cut to 300 bytes (mid-line).
+ *   cr-output requeue-long   the same, the wrapper writing more than the
+ *                     log held at the dump: longer than at the dump, but
+ *                     not starting with it, the log is put back all the
+ *                     same (a cut back would leave the wrapper's lines).
  *   cr-output over-cap       as requeue, dumped with a copy limit below the
  *                     log's size: the restore must refuse, naming the log.
  */
@@ -59,8 +63,10 @@ static void cut_log(const char *path, int fd, const char *mode)
 	}
 	int t = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
 	CHECK_SYS(t >= 0, "truncate %s", path);
-	CHECK_SYS(write_full(t, wrapper, sizeof(wrapper) - 1) == (ssize_t)sizeof(wrapper) - 1,
-		  "write the wrapper's line");
+	for (int i = 0; i < (strcmp(mode, "requeue-long") ? 1 : 40); i++)
+		CHECK_SYS(write_full(t, wrapper, sizeof(wrapper) - 1) ==
+				  (ssize_t)sizeof(wrapper) - 1,
+			  "write the wrapper's line");
 	close(t);
 }
 
