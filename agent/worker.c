@@ -96,6 +96,8 @@ static int do_dump(const RpcDump *d, uid_t uid)
 	o.tcp_established = d->tcp_established;
 	o.shell_job = d->shell_job;
 	o.ghost_limit = d->ghost_limit;
+	o.has_output_copy_limit = d->has_output_copy_limit;
+	o.output_copy_limit = d->output_copy_limit;
 	o.parent = d->parent;
 	o.verbose = (int)d->verbose;
 	o.progress = on_progress;

@@ -232,6 +232,8 @@ int agent_dump(const struct ckpt_dump_opts *o, uint32_t job, struct ckpt_dump_st
 	d.shell_job = o->shell_job;
 	d.has_ghost_limit = o->ghost_limit != 0;
 	d.ghost_limit = o->ghost_limit;
+	d.has_output_copy_limit = o->has_output_copy_limit != 0;
+	d.output_copy_limit = o->output_copy_limit;
 	d.parent = (char *)o->parent;
 	d.has_verbose = 1;
 	d.verbose = (uint32_t)o->verbose;

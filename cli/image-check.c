@@ -303,6 +303,8 @@ static void check_queue_fds(struct check *c, size_t i, const UnixSkEntry *u)
 	}
 }
 
+static void check_output_copy(struct check *c, size_t i, const FileEntry *f);
+
 static void check_files(struct check *c)
 {
 	for (size_t i = 0; i < c->nr_files; i++) {
@@ -314,6 +316,7 @@ static void check_files(struct check *c)
 				bad(c, "files.img", "entry %zu: id %u listed twice", i, f->id);
 		if (f->unix_sk)
 			check_queue_fds(c, i, f->unix_sk);
+		check_output_copy(c, i, f);
 	}
 }
 
@@ -349,28 +352,51 @@ static void check_pipes(struct check *c)
 
 /* ---- files kept with the set (saved.img) ---- */
 
-static void check_saved_pages(struct check *c, const SavedFile *f)
+/* The pages of a file's contents kept with the set ("pages-X.img" and
+ * "pagemap-X.img", X = name): none past its size. */
+static void check_file_pages(struct check *c, const char *name, uint64_t size)
 {
 	char pagemap[96], pages[96];
 	PagemapEntry **pm;
 	size_t n;
 
-	snprintf(pagemap, sizeof(pagemap), "pagemap-saved-%llu-%llu.img",
-		 (unsigned long long)f->dev, (unsigned long long)f->ino);
-	snprintf(pages, sizeof(pages), "pages-saved-%llu-%llu.img", (unsigned long long)f->dev,
-		 (unsigned long long)f->ino);
+	snprintf(pagemap, sizeof(pagemap), "pagemap-%s.img", name);
+	snprintf(pages, sizeof(pages), "pages-%s.img", name);
 	mark_seen(c, pages);
 	if (read_all(c, IMG_PAGEMAP, pagemap, &pagemap_entry__descriptor,
 		     (ProtobufCMessage ***)&pm, &n))
 		return;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t end = pm[i]->vaddr + pm[i]->nr_pages * PAGE;
-		if (end < pm[i]->vaddr || end > ((f->size + PAGE - 1) & ~(PAGE - 1)))
+		if (end < pm[i]->vaddr || end > ((size + PAGE - 1) & ~(PAGE - 1)))
 			bad(c, pagemap, "entry %zu (offset 0x%llx, %u pages): past the file's %llu bytes",
 			    i, (unsigned long long)pm[i]->vaddr, pm[i]->nr_pages,
-			    (unsigned long long)f->size);
+			    (unsigned long long)size);
 	}
 	free_all((ProtobufCMessage **)pm, n);
+}
+
+static void check_saved_pages(struct check *c, const SavedFile *f)
+{
+	char name[64];
+	snprintf(name, sizeof(name), "saved-%llu-%llu", (unsigned long long)f->dev,
+		 (unsigned long long)f->ino);
+	check_file_pages(c, name, f->size);
+}
+
+/* A copy of the job's output (output-copy.c): only of an output file. */
+static void check_output_copy(struct check *c, size_t i, const FileEntry *f)
+{
+	char name[32];
+	if (!f->has_output_kept || !f->output_kept)
+		return;
+	if (f->type != FILE_TYPE__FILE_REG || !f->output || !f->has_size) {
+		bad(c, "files.img", "entry %zu: id %u: a copy kept, but not of the job's output", i,
+		    f->id);
+		return;
+	}
+	snprintf(name, sizeof(name), "output-%u", f->id);
+	check_file_pages(c, name, f->size);
 }
 
 static void check_saved(struct check *c)

@@ -25,6 +25,8 @@ static void usage(FILE *f)
 		"  dump -t PID -D DIR [-R|--leave-running] [-s|--leave-stopped] [-v] [--stats]\n"
 		"       [--ext-unix-sk[=INODE]] [--tcp-established] [--shell-job]\n"
 		"       [--ghost-limit SIZE] [--parent SET]\n"
+		"       [--output-copy-limit SIZE]  largest output file (O_APPEND, the job's own)\n"
+		"                                kept with the set (64M; ckpt.conf dump.*; 0: none)\n"
 		"  dump -t PID --check-only [...]  what such a dump would refuse, nothing stopped\n"
 		"                                or written (exit 0: it would go through)\n"
 		"  dump -t PID --job JOBID [--base DIR] [--uid UID] [--parent latest|SEQ] ...\n"
@@ -104,6 +106,7 @@ enum {
 	OPT_CHECK_ONLY,
 	OPT_CGROUP_ROOT,
 	OPT_CGROUPS,
+	OPT_OUTPUT_COPY_LIMIT,
 };
 
 #define MAX_REPEAT 64
@@ -147,6 +150,17 @@ static int parse_ext_unix_sk(const char *arg, struct ckpt_dump_opts *o, uint64_t
 	return 0;
 }
 
+/* --output-copy-limit SIZE: at most OUTPUT_COPY_MAX of libckpt, 4 GiB. */
+static int parse_copy_limit(const char *arg, struct ckpt_dump_opts *o)
+{
+	if (parse_size(arg, &o->output_copy_limit) || o->output_copy_limit > (4ULL << 30)) {
+		fprintf(stderr, "ckptctl: dump: --output-copy-limit %s: not a size up to 4G\n", arg);
+		return -1;
+	}
+	o->has_output_copy_limit = 1;
+	return 0;
+}
+
 static int cmd_dump(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -160,6 +174,7 @@ static int cmd_dump(int argc, char **argv)
 		{ "tcp-established", no_argument, 0, OPT_TCP_ESTABLISHED },
 		{ "shell-job", no_argument, 0, OPT_SHELL_JOB },
 		{ "ghost-limit", required_argument, 0, OPT_GHOST_LIMIT },
+		{ "output-copy-limit", required_argument, 0, OPT_OUTPUT_COPY_LIMIT },
 		{ "parent", required_argument, 0, OPT_PARENT },
 		{ "job", required_argument, 0, OPT_JOB },
 		{ "base", required_argument, 0, OPT_BASE },
@@ -197,6 +212,10 @@ static int cmd_dump(int argc, char **argv)
 				fprintf(stderr, "ckptctl: dump: --ghost-limit %s: not a size\n", optarg);
 				return 1;
 			}
+			break;
+		case OPT_OUTPUT_COPY_LIMIT:
+			if (parse_copy_limit(optarg, &o))
+				return 1;
 			break;
 		case OPT_PARENT: o.parent = optarg; break;
 		case OPT_CHECK_ONLY: o.check_only = 1; break;

@@ -5,12 +5,16 @@
  * that changed since the dump (refused unless --skip-file-check).  The
  * job's output (is_output) may have grown: it is cut back to its size at
  * the dump, so that a job restored from an older set does not write the
- * same lines twice.
+ * same lines twice; or have been cut (a requeue under Slurm), and maybe
+ * written again by others: shorter, or not starting with what it held,
+ * it is put back from the copy kept with the set (output-copy.c).  Both
+ * happen once every description is open, none refused.
  * Unlinked files are the ghost kind's (memfd.c).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -20,6 +24,7 @@
 #include "file-kinds.h"
 #include "ghost.h"
 #include "log.h"
+#include "output-copy.h"
 #include "proc.h"
 
 int regfile_is_memory_device(dev_t rdev)
@@ -91,12 +96,37 @@ static int regfile_dump(struct fd_dump *f, FileEntry *e)
 	e->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
 	e->has_output = 1;
 	e->output = is_output(f, e->flags);
-	return e->path ? 0 : -ENOMEM;
+	if (!e->path)
+		return -ENOMEM;
+	return e->output ? output_copy_dump(f, e) : 0;
 }
 
 static long long mtime_ns(const struct stat *st)
 {
 	return (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+}
+
+static int is_job_output(const FileEntry *e)
+{
+	return e->type == FILE_TYPE__FILE_REG && e->has_output && e->output && e->has_size;
+}
+
+static int output_kept(const FileEntry *e)
+{
+	return e->has_output_kept && e->output_kept;
+}
+
+/* The job's output is shorter than at the dump (a requeue truncated it):
+ * put back later from its copy, or, where none was kept, refused. */
+static int shorter_output(const FileEntry *e, const struct stat *st)
+{
+	if (output_kept(e))
+		return 0;
+	pr_err("file %s: the job's output is %llu bytes, %llu at the dump, and no copy of it was "
+	       "kept (over --output-copy-limit): under Slurm, sbatch --open-mode=append keeps "
+	       "it at a requeue (--skip-file-check restores it as it is)",
+	       e->path, (unsigned long long)st->st_size, (unsigned long long)e->size);
+	return -ESTALE;
 }
 
 /* Is the file at the path still the one dumped?  A regular file must keep
@@ -119,6 +149,8 @@ static int check_file(int fd, const FileEntry *e, int skip)
 		   (uint64_t)st.st_size >= e->size;
 	if (grew || ((uint64_t)st.st_size == e->size && mtime_ns(&st) == e->mtime_ns))
 		return 0;
+	if (is_job_output(e) && (uint64_t)st.st_size < e->size)
+		return shorter_output(e, &st);
 	char what[200];
 	file_change(what, sizeof(what), &st, 1, e->size, 1, e->mtime_ns);
 	pr_err("file %s: changed since the dump: %s (--skip-file-check restores it anyway)",
@@ -129,23 +161,82 @@ static int check_file(int fd, const FileEntry *e, int skip)
 /* Output the job wrote after the dump would come again from the restored
  * job: cut back to its size at the dump (--keep-later-output keeps it).
  * check_file let it through only if it grew. */
-static int cut_back(int fd, const FileEntry *e)
+static int cut_back(int fd, const FileEntry *e, uint64_t now)
 {
-	struct stat st;
-	if (!e->has_output || !e->output || !e->has_size || fstat(fd, &st) ||
-	    !S_ISREG(st.st_mode) || (uint64_t)st.st_size <= e->size)
-		return 0;
 	if (ftruncate(fd, (off_t)e->size)) {
+		int err = errno;
 		pr_err("file %s: cannot cut it back to its size at the dump (%llu bytes, %llu now): "
 		       "%s (--keep-later-output keeps what was written since)",
-		       e->path, (unsigned long long)e->size, (unsigned long long)st.st_size,
-		       strerror(errno));
-		return -errno;
+		       e->path, (unsigned long long)e->size, (unsigned long long)now,
+		       strerror(err));
+		return -err;
 	}
 	pr_info("file %s: cut back to its size at the dump, %llu bytes (%llu written since)",
-		e->path, (unsigned long long)e->size,
-		(unsigned long long)st.st_size - e->size);
+		e->path, (unsigned long long)e->size, (unsigned long long)(now - e->size));
 	return 0;
+}
+
+/* The job's output at fd (a pool fd: every description is open, none
+ * was refused) back to what it was at the dump: where a copy was kept
+ * and the file is shorter or does not start with it, written again from
+ * it (whatever --keep-later-output says: what follows is not what the job
+ * wrote after the dump, but what others wrote once it was cut); else cut
+ * back where it grew. */
+static int fix_output(struct img_set *set, const struct restore_files *rf, int fd,
+		      const FileEntry *e)
+{
+	struct stat st;
+	int keep_later = rf->opts && rf->opts->keep_later_output, ret = 0;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode))
+		return 0;
+	uint64_t now = (uint64_t)st.st_size;
+	if (output_kept(e))
+		ret = output_copy_restore(set, fd, e, now);
+	if (!ret && now > e->size && !keep_later)
+		return cut_back(fd, e, now);
+	if (ret > 0 && e->has_pos && lseek(fd, (off_t)e->pos, SEEK_SET) < 0) {
+		ret = -errno;
+		pr_err("file %s: cannot seek to %llu: %s", e->path, (unsigned long long)e->pos,
+		       strerror(-ret));
+	}
+	return ret < 0 ? ret : 0;
+}
+
+struct regfile_restore {
+	struct img_set *set; /* where the copies of the job's output are */
+};
+
+/* Before anything is created: every copy of the job's output is sound. */
+static int regfile_read(struct img_set *set, struct restore_files *rf, void **priv)
+{
+	for (size_t i = 0; i < rf->nr_files; i++) {
+		int ret = output_copy_check(set, rf->files[i]);
+		if (ret)
+			return ret;
+	}
+	struct regfile_restore *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->set = set;
+	*priv = r;
+	return 0;
+}
+
+static int regfile_pool_ready(struct restore_files *rf, void *priv)
+{
+	const struct regfile_restore *r = priv;
+	int ret = 0;
+	for (size_t i = 0; !ret && i < rf->nr_files; i++) {
+		const FileEntry *e = rf->files[i];
+		if (is_job_output(e) && rf->pool[i] >= 0 && !files_inherited(rf, e))
+			ret = fix_output(r->set, rf, rf->pool[i], e);
+	}
+	return ret;
+}
+
+static void regfile_free(void *priv)
+{
+	free(priv);
 }
 
 static int regfile_open(struct restore_files *rf, void *priv, const FileEntry *e)
@@ -163,8 +254,6 @@ static int regfile_open(struct restore_files *rf, void *priv, const FileEntry *e
 		return -errno;
 	}
 	int ret = check_file(fd, e, rf->opts && rf->opts->skip_file_check);
-	if (!ret && !(rf->opts && rf->opts->keep_later_output))
-		ret = cut_back(fd, e);
 	if (ret) {
 		close(fd);
 		return ret;
@@ -185,6 +274,9 @@ const struct file_kind regfile_kind = {
 	.types = 1ULL << FILE_TYPE__FILE_REG,
 	.match = regfile_match,
 	.dump = regfile_dump,
+	.read = regfile_read,
 	.open = regfile_open,
+	.pool_ready = regfile_pool_ready,
+	.free = regfile_free,
 	.alone_ok = 1,
 };

@@ -35,11 +35,13 @@
  * afresh; the job's stderr says why.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <slurm/slurm.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -212,6 +214,25 @@ static int restarted(void)
 	return n && atoi(n) > 0;
 }
 
+/* A requeued job's output, without --open-mode=append, is the file
+ * slurmstepd opened with O_TRUNC and without O_APPEND.  The restore puts
+ * the job's lines before the checkpoint back into it from the set (its
+ * own O_APPEND description, libckpt/output-copy.c); what we and ckptctl
+ * then write through slurmstepd's description would land at that
+ * description's offset, over those lines.  Appending, it lands after
+ * them (the description is slurmstepd's too: its own writes append as
+ * well, as with --open-mode=append). */
+static void append_output(int fd)
+{
+	struct stat st;
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || (fl & O_APPEND) || fstat(fd, &st) || !S_ISREG(st.st_mode))
+		return;
+	if (fcntl(fd, F_SETFL, fl | O_APPEND))
+		fprintf(stderr, "ckpt-batch: fd %d: cannot make it append: %s\n", fd,
+			strerror(errno));
+}
+
 /* Run `ckptctl restore --job JOB` as the "script". */
 static void start_restore(struct batch *b)
 {
@@ -284,8 +305,11 @@ int main(int argc, char **argv)
 	watched_signals(&set);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	argv[0] = script;
-	if (restarted())
+	if (restarted()) {
+		append_output(STDOUT_FILENO);
+		append_output(STDERR_FILENO);
 		start_restore(&b);
+	}
 	else
 		b.script = spawn(argv);
 	if (b.script < 0) {

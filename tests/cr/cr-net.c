@@ -118,6 +118,8 @@ int restore_after_exit(struct run *r)
 	say("the test ran on after the dump and exited: restoring that dump");
 	r->pid = pid; /* the restored root must have it again */
 	path_in(r, dir, sizeof(dir), "lr-1");
+	if (r->expect_restore_fail)
+		return restore_must_fail(r, dir, NULL, NULL, "restore");
 	if (restore_and_check(r, dir))
 		return -1;
 	return net_after_restore(r);

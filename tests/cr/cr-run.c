@@ -95,7 +95,7 @@ static void usage(void)
 
 /* --on-pty (cr-pty.c): the "shell" that owns the test's terminal is its
  * parent, and its exit status is the test's. */
-static int on_pty, expect_restore_fail;
+static int on_pty;
 static pid_t pty_shell;
 
 /* ---- --user ---- */
@@ -211,7 +211,7 @@ static void parse_args(struct run *r, int argc, char **argv)
 		case 'A': r->helper_arg = optarg; break;
 		case 'I': r->inherit_unix = optarg; break;
 		case 'P': on_pty = 1; break;
-		case 'F': expect_restore_fail = 1; break;
+		case 'F': r->expect_restore_fail = 1; break;
 		case 'u': lookup_user(&r->user, optarg); break;
 		case 'U': lookup_user(&r->ctl_user, optarg); break;
 		case 'h': r->helper_after_dump = 1; break;
@@ -1046,7 +1046,7 @@ static int full_cycle(struct run *r)
 		return -1;
 	if (net_after_dump(r, dir))
 		return -1;
-	if (expect_restore_fail) {
+	if (r->expect_restore_fail) {
 		if (on_pty && pty_new(r, 1, "restore-tty"))
 			return -1;
 		return restore_must_fail(r, dir, NULL, on_pty ? pty_restore_pre_exec : NULL, "restore");

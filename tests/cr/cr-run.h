@@ -46,6 +46,7 @@ struct run {
 	 * --restore-after-exit, --own-netns, --net-sysctl */
 	int helper_after_dump, restore_after_exit, own_netns, redump, redumped;
 	int no_verify; /* --no-verify: restore without --verify */
+	int expect_restore_fail; /* --expect-restore-fail (also after --restore-after-exit) */
 	int delegate_cgroup; /* --delegate-cgroup (cr-cgroup.c) */
 	const char *fail_first_opts[MAX_OPTS + 1];
 	int nr_fail_first_opts;

@@ -67,6 +67,12 @@ keeps_seccomp() {
 sock_not_bobs() { [ ! -e "$1" ] || { [ "$(stat -c %u "$1")" != "$BOB_UID" ] && [ "$(stat -c %a "$1")" != 4777 ]; } ||
 	fail "alice made a socket file of bob's: $(ls -l "$1")"; }
 not_there() { [ ! -e "$1" ] || fail "$1 was made: $(ls -ld "$1")"; }
+# The job's output kept with the set (output-copy.c): fd 1 of every base
+# set is its log, alice's, O_APPEND, "ready\n" kept as one page.  A copy
+# that claims more than the job's output (pages past its size, a huge
+# size, another file's entry) is refused at load; one pointed at bob's
+# file is written, if at all, as alice.
+refused_only() { fail "pid $P restored: $*"; }
 bob_secret_kept() { [ "$(cat "$B/secret")" = bob-secret ] && [ "$(stat -c %U "$B/secret")" = "$BOB" ] ||
 	fail "bob's secret was replaced: $(ls -l "$B/secret")"; }
 # A removed node (ghost-node.c): made again where alice names it, as alice.
@@ -125,6 +131,10 @@ ITEMS=(
 "saved-symlink|hold|saved.img|$SAVED_F.update(path='$T/alice/etc-link/ckpt-sec-saved')|not_there /etc/ckpt-sec-saved"
 "saved-bob|hold|saved.img|$SAVED_F.update(path='$B/secret')|bob_secret_kept"
 "output-bob|hold|files.img|$F; e[fds[3]].update(path='$B/secret', flags=0o2001, size=0, output=True)|bob_secret_kept"
+"output-copy-bob|hold|files.img|$F; e[fds[1]].update(path='$B/secret', size=4096)|bob_secret_kept"
+"output-copy-past|hold|files.img|$F; e[fds[1]].update(size=0)|refused_only a copy past the output's size"
+"output-copy-huge|hold|files.img|$F; e[fds[1]].update(size=1 << 50)|refused_only a copy of 2^50 bytes"
+"output-copy-not-output|hold|files.img|$F; e[fds[3]].update(output_kept=True)|refused_only a copy on a file opened read-only"
 "unix-owner-bob|relay|files.img|$F; u = e[fds[3]]['unix_sk']; u.update(state=10, backlog=1, name='$T/alice/sk'.encode().hex(), file_uid=$BOB_UID, file_gid=$BOB_UID, file_mode=0o4777); u.pop('peer'); e[fds[4]]['unix_sk'].update(state=7); e[fds[4]]['unix_sk'].pop('peer')|sock_not_bobs $T/alice/sk"
 "removed-dir-etc|hold|files.img|$F; e[fds[4]].update(type='FILE_GHOST_NODE', path='/etc/ckpt-sec-rmdir', contents=$RM_NODE)|not_there /etc/ckpt-sec-rmdir"
 "removed-dir-bob|hold|files.img|$F; e[fds[4]].update(type='FILE_GHOST_NODE', path='$B/d/rmdir', contents=$RM_NODE)|not_there $B/d/rmdir"

@@ -26,6 +26,11 @@ struct ckpt_dump_opts {
 	int tcp_established;         /* --tcp-established: connections to outside peers too */
 	int shell_job;               /* --shell-job: the tree's tty is the caller's */
 	uint64_t ghost_limit;        /* --ghost-limit: largest unlinked file kept; 0: 1 MiB */
+	/* --output-copy-limit: the largest output file (O_APPEND, the job's
+	 * own) whose contents are kept with the set; unset: ckpt.conf's
+	 * dump.output_copy_limit, or 64 MiB.  0: none is kept. */
+	int has_output_copy_limit;
+	uint64_t output_copy_limit;
 	const char *parent;          /* --parent SET: store only pages changed since SET */
 	ckpt_progress_fn progress;   /* optional */
 	void *progress_arg;
