@@ -10,7 +10,8 @@
  * All pointers below are absolute addresses inside the area, which stays
  * where it is until the very end.  The host jumps to
  * restorer_off_main with rdi = &args and rsp = args->main_stack, all
- * signals blocked, glibc's rseq unregistered.
+ * signals blocked (32 and 33 too: restore-tree.c), glibc's rseq
+ * unregistered.
  *
  * The restorer (main thread):
  *   1. moves every special mapping (rst_special) from `cur` to `tmp`;

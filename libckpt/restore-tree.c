@@ -25,6 +25,7 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -355,15 +356,33 @@ static int install_fds(struct restore_ctx *c, size_t idx)
 	return ret;
 }
 
+/*
+ * Every signal blocked until the host's final rt_sigreturn sets the dumped
+ * mask: the restorer and the threads it clones inherit it.  A raw
+ * rt_sigprocmask, because glibc's sigprocmask() quietly leaves its own
+ * signals 32 (SIGCANCEL, also SIGTIMER) and 33 (SIGSETXID) unblocked,
+ * while the dumped sigactions are in place before the restorer runs and
+ * glibc's SIGEV_THREAD timers signal 32 to a helper thread.  A 32 that
+ * reaches a thread in the restorer (a pending one queued again, or a timer
+ * expiring) is then: with SIG_DFL, the death of the process; with SIG_IGN,
+ * dropped, and a periodic timer whose signal is ignored is parked by the
+ * kernel (6.13+) until 32 is no longer ignored, that is for good: the
+ * timer reads as armed and never fires again.  A 33 would run glibc's
+ * handler in the restorer.
+ */
+static void block_all_signals(void)
+{
+	uint64_t all = ~0ULL;
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, sizeof(all));
+}
+
 static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t idx)
 {
 	const TaskEntry *me = c->tasks[idx].te;
 	struct restore_mem_plan *mem = NULL;
-	sigset_t all;
 	int ret;
 
-	sigfillset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
+	block_all_signals();
 	if (session_helper_pid) {
 		while (getppid() == session_helper_pid)
 			usleep(1000);

@@ -3,6 +3,13 @@
 cr_program(timers)
 target_link_libraries(cr-timers PRIVATE rt)
 cr_case(cr_timers timers 90)
+# Periodic timers whose thread waits for their signal 32 (SIG_IGN), as
+# glibc's SIGEV_THREAD timers do: the restorer ran with 32 open, the
+# kernel dropped the pending signal and parked the timer for good.
+cr_program(timer-thread)
+target_link_libraries(cr-timer-thread PRIVATE rt)
+cr_case(cr_timer_thread_pending timer-thread 60 -- pending)
+cr_case(cr_timer_thread_sigev timer-thread 90 --redump -- sigev-thread)
 cr_program(ident)
 cr_case(cr_ident ident 60)
 cr_program(sched)
