@@ -13,7 +13,10 @@
  *   restart   requeue it: it starts again from its latest set
  *   list      its committed sets
  *   able      can it be checkpointed now (exit 0) or why not (exit 1): ckptd
- *             runs the dump's checks on the running tree, stopping nothing
+ *             runs the dump's checks on the running tree, stopping nothing;
+ *             exit 2 when it cannot be asked (a bad argument, no agent, a
+ *             job the agent does not know), as grep(1) tells "no match"
+ *             from an error, so that a script can tell "no" from "cannot say"
  *   error     the last failure of a checkpoint or restore of the job
  *   disable / enable   refuse / allow checkpoints of the job
  *
@@ -42,6 +45,10 @@
 
 /* "checkpoint VERB", what our lines start with. */
 static char what[32];
+/* checkpoint able: its exit statuses, yes 0, no 1, cannot say 2; and
+ * the answer do_able gave (-1: none, something failed before). */
+enum { ABLE_YES = 0, ABLE_NO = 1, ABLE_ERROR = 2 };
+static int able_answer = -1;
 /* vacate --timelimit=ACTION */
 static const char *timelimit;
 
@@ -190,7 +197,8 @@ static int do_list(uint32_t job, const RpcJob *j)
 /* Can the job be checkpointed now?  ckptd answers by running the
  * dump's checks on the job's tree as it runs (a check: nothing stopped,
  * nothing written): 0, or -errno with the reason the dump would give in
- * why, without the "job N: " or "ckpt: " its line starts with. */
+ * why, without the "job N: " or "ckpt: " its line starts with; 1 when no
+ * answer came (agent_call said why). */
 static int check_job(uint32_t job, char *why, size_t len)
 {
 	RpcRequest req = RPC_REQUEST__INIT;
@@ -202,10 +210,8 @@ static int check_job(uint32_t job, char *why, size_t len)
 	req.req_case = RPC_REQUEST__REQ_DUMP;
 	req.dump = &d;
 	RpcReply *r = agent_call(&req);
-	if (!r) {
-		snprintf(why, len, "no answer from ckptd");
-		return -EPROTO;
-	}
+	if (!r)
+		return 1;
 	int ret = r->has_result ? r->result : 0;
 	const char *e = ret ? (r->error ? r->error : strerror(-ret)) : "";
 	snprintf(prefix, sizeof(prefix), "job %u: ", job);
@@ -218,6 +224,7 @@ static int check_job(uint32_t job, char *why, size_t len)
 	return ret;
 }
 
+/* 0 after its answer (in able_answer), 1 after a message. */
 static int do_able(uint32_t job, const RpcJob *j)
 {
 	char why[512];
@@ -226,6 +233,8 @@ static int do_able(uint32_t job, const RpcJob *j)
 		return 1;
 	}
 	int no = j->has_ended_ns ? -ESRCH : check_job(job, why, sizeof(why));
+	if (no > 0)
+		return 1;
 	if (j->has_ended_ns)
 		snprintf(why, sizeof(why), "it ended on this node");
 	if (json) {
@@ -237,7 +246,8 @@ static int do_able(uint32_t job, const RpcJob *j)
 	} else {
 		printf("job %u: yes\n", job);
 	}
-	return no;
+	able_answer = no ? ABLE_NO : ABLE_YES;
+	return 0;
 }
 
 static int do_error(uint32_t job, const RpcJob *j)
@@ -403,7 +413,7 @@ static int job_query(const char *verb, uint32_t job)
 	return ret;
 }
 
-int cmd_checkpoint(int argc, char **argv)
+static int run_verb(int argc, char **argv)
 {
 	uint32_t job;
 	if (parse_args(argc, argv, &job))
@@ -427,4 +437,14 @@ int cmd_checkpoint(int argc, char **argv)
 	if (!strcmp(verb, "disable") || !strcmp(verb, "enable"))
 		return do_ctl(job, !strcmp(verb, "enable"));
 	return job_query(verb, job);
+}
+
+/* Every verb exits 0 or, after its one line, 1; but able: 0 yes, 1 no,
+ * and 2 when it could not ask (a bad argument, no agent, an unknown job). */
+int cmd_checkpoint(int argc, char **argv)
+{
+	int ret = run_verb(argc, argv);
+	if (argc < 2 || strcmp(argv[1], "able"))
+		return ret;
+	return !ret && able_answer >= 0 ? able_answer : ABLE_ERROR;
 }

@@ -6,7 +6,8 @@
 # the agent refuses reaches the user the same way, and a job that ended
 # (unregistered as a whole, as Slurm's epilog does) is still listed from
 # its --checkpoint-dir, with its sets, exit 0; a failed dump leaves no
-# empty job directory.  Also: `status` reports a
+# empty job directory; `checkpoint able` exits 0 (yes), 1 (no, and why)
+# or 2 (it cannot say).  Also: `status` reports a
 # restore's own time, not the time its tree then ran; the agent's log
 # names Slurm's batch step instead of printing its id 4294967291.
 #   errors.sh CKPTD CKPTCTL COUNTER
@@ -40,6 +41,15 @@ one_error() {
 	grep -Eq "^ckptctl: $want" "$T/err" || fail "ckptctl $*: '$(cat "$T/err")', not '$want'"
 }
 
+# exits RC ARGS...: ckptctl ARGS exits with exactly RC (checkpoint able:
+# 0 yes, 1 no, 2 when it cannot say), its stdout in $T/out.
+exits() {
+	local want=$1 rc=0
+	shift
+	"$CKPTCTL" "$@" >"$T/out" 2>"$T/err" || rc=$?
+	[ $rc = "$want" ] || fail "ckptctl $*: exit $rc, not $want: $(cat "$T/out" "$T/err")"
+}
+
 # Arguments: no agent is needed to refuse them.
 export CKPT_SOCKET=$T/none.sock
 one_error "missing command"
@@ -54,6 +64,11 @@ for verb in create vacate restart list able error disable enable; do
 	one_error "checkpoint $verb: unexpected argument '6'" checkpoint $verb 5 6
 	one_error "checkpoint $verb: unknown option '--jsn'" checkpoint $verb 5 --jsn
 done
+# able's errors are 2, not the 1 of its "no".
+exits 2 checkpoint able
+exits 2 checkpoint able abc
+exits 2 checkpoint able 5 --jsn
+exits 2 checkpoint able 5 # no agent
 for id in abc -5 0 99999999999; do
 	one_error "status: bad job id '$id'" status "$id"
 	one_error "cancel: bad job id '$id'" cancel "$id"
@@ -107,6 +122,7 @@ for verb in able error; do
 	one_error "checkpoint $verb: job 777 is not registered with this node's ckptd" \
 		checkpoint $verb 777
 done
+exits 2 checkpoint able 777
 one_error "checkpoint list: job 777: not known to this node's ckptd, and no sets in $T/base/777" \
 	checkpoint list 777
 
@@ -123,6 +139,8 @@ pid=$!
 	fail "register 601"
 grep -q "job 601: register batch step of uid $u1" "$T/agent.log" ||
 	fail "the agent's log does not name the batch step: $(grep 601 "$T/agent.log")"
+as_user ckpt-test1 "$CKPTCTL" checkpoint able 601 >"$T/able" || fail "able 601: exit $?"
+grep -qx "job 601: yes" "$T/able" || fail "able 601: $(cat "$T/able")"
 as_user ckpt-test1 "$CKPTCTL" checkpoint create 601 >/dev/null || fail "create 601"
 "$CKPTCTL" unregister --job 601 || fail "unregister 601"
 "$CKPTCTL" status --json | grep -o '"jobs":.*"operations"' | grep -q '"job_id":601' &&
@@ -132,7 +150,9 @@ as_user ckpt-test1 "$CKPTCTL" checkpoint list 601 >"$T/list" || fail "list of an
 grep -q "^1 *yes" "$T/list" || fail "list of an ended job: $(cat "$T/list")"
 as_user ckpt-test1 "$CKPTCTL" checkpoint list 601 --json | grep -q '"seq":1,"committed":true' ||
 	fail "list --json of an ended job"
-as_user ckpt-test1 "$CKPTCTL" checkpoint able 601 >"$T/able" && fail "able of an ended job: exit 0"
+rc=0
+as_user ckpt-test1 "$CKPTCTL" checkpoint able 601 >"$T/able" || rc=$?
+[ $rc = 1 ] || fail "able of an ended job: exit $rc, not 1"
 grep -q "^job 601: no: it ended on this node" "$T/able" || fail "able of an ended job: $(cat "$T/able")"
 # Another user's ended job is not theirs to see.
 as_user ckpt-test2 "$CKPTCTL" checkpoint list 601 >"$T/out" 2>"$T/err" && fail "ckpt-test2 listed 601"
@@ -156,6 +176,12 @@ done
 for j in 602 603; do
 	one_error "pid $bad: fd [0-9]*: .*not supported" checkpoint create $j
 done
+# able says no (exit 1, not a -errno), and why, on stdout.
+exits 1 checkpoint able 602
+grep -Eq "^job 602: no: pid $bad: fd [0-9]*: .*not supported" "$T/out" ||
+	fail "able 602: $(cat "$T/out")"
+exits 1 checkpoint able 602 --json
+grep -q '"able":false,"reason":"pid' "$T/out" || fail "able 602 --json: $(cat "$T/out")"
 [ ! -e "$T/base/602" ] || fail "a failed dump left $T/base/602: $(ls -la "$T/base/602")"
 [ ! -e "$T/ck3/603" ] || fail "a failed dump left $T/ck3/603: $(ls -la "$T/ck3/603")"
 echo "ok: failed dumps leave no job directory"
