@@ -21,7 +21,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ckptctl COMMAND [options]\n"
-		"  check [-v]                    kernel features ckpt relies on\n"
+		"  check [-v]                    kernel features ckpt relies on (-v: why one is\n"
+		"                                missing)\n"
 		"  dump -t PID -D DIR [-R|--leave-running] [-s|--leave-stopped] [-v] [--stats]\n"
 		"       [--ext-unix-sk[=INODE]] [--tcp-established] [--shell-job]\n"
 		"       [--ghost-limit SIZE] [--parent SET]\n"
