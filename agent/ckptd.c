@@ -2,7 +2,8 @@
  * ckptd: the per-node agent.  See agent.h for how it is built and
  * proto/rpc.proto for its protocol.
  *
- *   ckptd [-f] [-s SOCKET] [-r RUN_DIR] [--tcp PORT]
+ *   ckptd [-f|--foreground] [-s|--socket SOCKET] [-r|--run-dir RUN_DIR]
+ *         [-t|--tcp PORT]
  *
  * -f stays in the foreground and logs to stderr (tests, systemd); without
  * it ckptd becomes a daemon and logs to syslog.  Settings not given come
@@ -130,6 +131,12 @@ void start_conn(int fd, int tcp)
 	free(c);
 }
 
+static void usage(void)
+{
+	fprintf(stderr, "usage: ckptd [-f|--foreground] [-s|--socket SOCKET] [-r|--run-dir RUN_DIR]\n"
+			"             [-t|--tcp PORT]\n");
+}
+
 static int parse_args(int argc, char **argv, struct settings *s)
 {
 	static const struct option opts[] = {
@@ -152,11 +159,15 @@ static int parse_args(int argc, char **argv, struct settings *s)
 			}
 			break;
 		default:
-			fprintf(stderr, "usage: ckptd [-f] [-s SOCKET] [-r RUN_DIR] [--tcp PORT]\n");
+			usage();
 			return -1;
 		}
 	}
-	return optind == argc ? 0 : -1;
+	if (optind == argc)
+		return 0;
+	fprintf(stderr, "ckptd: unexpected argument '%s'\n", argv[optind]);
+	usage();
+	return -1;
 }
 
 /* Command line first, then the configuration file, then defaults. */

@@ -165,7 +165,7 @@ check ckptctl.8 "environment variable" 3 $env_cli
 # ckptd: its option table, optstring and hand-parsed options, its usage.
 ckptd_opts=$( { longs "$SRC/agent/ckptd.c"; shorts "$SRC/agent/ckptd.c"
 	handparsed "$SRC/agent/ckptd.c"
-	{ "$CKPTD" --no-such-option 2>&1 || true; } | sed -n 's/^usage: ckptd//p' | grep -oE -- '--?[a-z][a-z-]*'; } |
+	{ "$CKPTD" --no-such-option 2>&1 || true; } | sed -n '/^usage: ckptd/,$p' | grep -oE -- '--?[a-z][a-z-]*'; } |
 	uniq_words)
 check ckptd.8 "ckptd option" 8 $ckptd_opts
 
@@ -189,6 +189,30 @@ env_slurm=$(grep -ohE '(getenv\(|spank_setenv\(sp, )"CKPT_[A-Z_]+"|\$\{?CKPT_[A-
 	grep -oE 'CKPT_[A-Z_]+' | uniq_words)
 check ckpt-spank.8 "environment variable" 6 $env_slurm
 check ckpt-spank.8 "program" 4 ckpt.so ckpt-batch ckpt-epilog ckpt-sbatch
+
+# ---- 3. every option of the code is in the program's own usage -------------
+# (ckptctl help, ckptd's usage line), as every image subcommand and
+# checkpoint verb is: the short summary must not lag behind the page.
+# in_usage FILE WHAT MIN NAME...: each NAME a word of FILE.
+in_usage() {
+	local file=$1 what=$2 min=$3 name
+	shift 3
+	[ $# -ge "$min" ] || fail "found only $# $what in the source ($*): is the extraction broken?"
+	for name in "$@"; do
+		has_bold "$file" "$name" || fail "$what '$name' is not in the usage"
+	done
+}
+"$CKPTCTL" help >"$T/ckptctl.help"
+in_usage "$T/ckptctl.help" "ckptctl option" 40 $( { longs "$SRC"/cli/*.c; shorts "$SRC"/cli/*.c
+	handparsed "$SRC"/cli/*.c; } | uniq_words)
+grep '^  image' "$T/ckptctl.help" >"$T/image.help"
+in_usage "$T/image.help" "image subcommand" 10 $isubs
+in_usage "$T/ckptctl.help" "checkpoint verb" 8 $cverbs
+# ckptd's usage, from "usage:" to its last line; --worker is its own
+# (ckptd runs itself so), not the user's.
+{ "$CKPTD" --no-such-option 2>&1 || true; } | sed -n '/^usage: ckptd/,$p' >"$T/ckptd.usage"
+in_usage "$T/ckptd.usage" "ckptd option" 8 $( { longs "$SRC/agent/ckptd.c"; shorts "$SRC/agent/ckptd.c"; } |
+	uniq_words)
 
 [ $errors -eq 0 ] || { echo "FAIL: man: $errors problems"; exit 1; }
 echo "ok: ${#pages[@]} pages render cleanly; in them: $(IFS=,; echo "${summary[*]}" | sed 's/,/, /g')"
