@@ -131,6 +131,15 @@ void start_conn(int fd, int tcp)
 	free(c);
 }
 
+/* -1 after one line naming the file, the key and its bad value, as
+ * conf_get_u64 names one that is not a number. */
+static int bad_key(const char *key, uint64_t value, const char *want)
+{
+	fprintf(stderr, "ckptd: %s: %s = %llu: %s\n", conf_path(), key, (unsigned long long)value,
+		want);
+	return -1;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: ckptd [-f|--foreground] [-s|--socket SOCKET] [-r|--run-dir RUN_DIR]\n"
@@ -181,11 +190,8 @@ static int load_settings(int argc, char **argv, struct settings *s, struct conf 
 		s->run_dir = conf_get(*conf, "agent.run_dir", "/run/ckpt");
 	if (!s->tcp_port && conf_get_u64(*conf, "agent.tcp_port", 0, &s->tcp_port))
 		return -1;
-	if (s->tcp_port > 65535) {
-		fprintf(stderr, "ckptd: agent.tcp_port %llu: not a port\n",
-			(unsigned long long)s->tcp_port);
-		return -1;
-	}
+	if (s->tcp_port > 65535)
+		return bad_key("agent.tcp_port", s->tcp_port, "not a port (0 to 65535)");
 	return 0;
 }
 
@@ -234,15 +240,26 @@ static int load_conn_limits(const struct conf *conf)
 	if (conf_get_u64(conf, "agent.max_conns_per_uid", AGENT_CONNS_PER_UID, &per_uid) ||
 	    conf_get_u64(conf, "agent.request_timeout_s", AGENT_REQ_TIMEOUT_S, &timeout_s))
 		return -1;
-	if (!per_uid || !timeout_s || timeout_s > 86400) {
-		fprintf(stderr, "ckptd: agent.max_conns_per_uid and agent.request_timeout_s "
-				"must be over 0 (the timeout at most 86400)\n");
-		return -1;
-	}
+	if (!per_uid)
+		return bad_key("agent.max_conns_per_uid", per_uid, "must be over 0");
+	if (!timeout_s || timeout_s > 86400)
+		return bad_key("agent.request_timeout_s", timeout_s, "must be from 1 to 86400");
 	/* Past the users' share (slots.c) the share binds first; clamped to an int. */
 	slots_set_per_uid(per_uid > AGENT_MAX_CONNS ? AGENT_MAX_CONNS : (int)per_uid);
 	agent.request_timeout_ns = timeout_s * 1000000000ULL;
 	return 0;
+}
+
+/* The periodic checkpoints' unit, the ended jobs' records, the limits. */
+static int load_agent_keys(const struct conf *conf)
+{
+	if (conf_get_u64(conf, "agent.interval_unit_s", 60, &agent.interval_unit_s) ||
+	    conf_get_u64(conf, "retention.ended_keep_s", 7 * 24 * 3600, &agent.ended_keep_s))
+		return -1;
+	if (!agent.interval_unit_s)
+		return bad_key("agent.interval_unit_s", 0, "must be over 0 (seconds in one unit of "
+							   "--checkpoint-interval)");
+	return load_conn_limits(conf);
 }
 
 static int self_exe(void)
@@ -271,9 +288,7 @@ int main(int argc, char **argv)
 		 conf_get(conf, "storage.base", "/var/lib/ckpt"));
 	snprintf(agent.storage_local, sizeof(agent.storage_local), "%s",
 		 conf_get(conf, "storage.local", ""));
-	if (conf_get_u64(conf, "agent.interval_unit_s", 60, &agent.interval_unit_s) ||
-	    conf_get_u64(conf, "retention.ended_keep_s", 7 * 24 * 3600, &agent.ended_keep_s) ||
-	    !agent.interval_unit_s || load_conn_limits(conf))
+	if (load_agent_keys(conf))
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	if (catch_term())

@@ -190,6 +190,12 @@ env_slurm=$(grep -ohE '(getenv\(|spank_setenv\(sp, )"CKPT_[A-Z_]+"|\$\{?CKPT_[A-
 check ckpt-spank.8 "environment variable" 6 $env_slurm
 check ckpt-spank.8 "program" 4 ckpt.so ckpt-batch ckpt-epilog ckpt-sbatch
 
+# etc/ckpt.conf, the example the page points to, names every key too
+# (commented out at its default: "#KEY = ...").
+for k in $keys; do
+	grep -Eq "^#?$k =" "$SRC/etc/ckpt.conf" || fail "etc/ckpt.conf: key '$k' is not listed"
+done
+
 # ---- 3. every option of the code is in the program's own usage -------------
 # (ckptctl help, ckptd's usage line), as every image subcommand and
 # checkpoint verb is: the short summary must not lag behind the page.
