@@ -8,7 +8,8 @@
  * -f stays in the foreground and logs to stderr (tests, systemd); without
  * it ckptd becomes a daemon and logs to syslog.  Settings not given come
  * from /etc/ckpt/ckpt.conf ($CKPT_CONF): agent.socket, agent.run_dir,
- * agent.tcp_port (0: no TCP, the default), agent.max_conns_per_uid,
+ * agent.tcp_port (0: no TCP, the default; --tcp 0 turns off a port the
+ * file sets), agent.max_conns_per_uid,
  * agent.request_timeout_s.
  */
 #include <errno.h>
@@ -34,6 +35,7 @@ struct settings {
 	const char *socket;
 	const char *run_dir;
 	uint64_t tcp_port;
+	int tcp_given; /* --tcp, even --tcp 0: agent.tcp_port is not read */
 	int foreground;
 };
 
@@ -166,6 +168,7 @@ static int parse_args(int argc, char **argv, struct settings *s)
 				fprintf(stderr, "ckptd: --tcp %s: not a port\n", optarg);
 				return -1;
 			}
+			s->tcp_given = 1;
 			break;
 		default:
 			usage();
@@ -188,7 +191,7 @@ static int load_settings(int argc, char **argv, struct settings *s, struct conf 
 		s->socket = conf_get(*conf, "agent.socket", CKPT_SOCKET_DEFAULT);
 	if (!s->run_dir)
 		s->run_dir = conf_get(*conf, "agent.run_dir", "/run/ckpt");
-	if (!s->tcp_port && conf_get_u64(*conf, "agent.tcp_port", 0, &s->tcp_port))
+	if (!s->tcp_given && conf_get_u64(*conf, "agent.tcp_port", 0, &s->tcp_port))
 		return -1;
 	if (s->tcp_port > 65535)
 		return bad_key("agent.tcp_port", s->tcp_port, "not a port (0 to 65535)");
