@@ -15,10 +15,32 @@
 
 #include "agent.h"
 #include "ckpt/client.h"
+#include "conf.h"
 #include "progress-bar.h"
 #include "rpc.pb-c.h"
 
 #define REPLY_MAX (1u << 20)
+
+/* The client library reads CKPT_SOCKET; without it, the agent.socket of
+ * ckpt.conf is where ckptd listens, so it is ours too.  A user who points
+ * CKPT_CONF at a file of hers only moves where her own ckptctl connects.
+ * A file she may not read (a site's 0600) leaves the default: status and
+ * cancel never needed to read it. */
+int agent_socket_from_conf(void)
+{
+	const char *env = getenv("CKPT_SOCKET");
+	struct conf *c = NULL;
+	if ((env && *env) || access(conf_path(), R_OK))
+		return 0;
+	if (conf_load(conf_path(), &c))
+		return -1;
+	const char *sock = conf_get(c, "agent.socket", NULL);
+	int ret = sock && *sock ? setenv("CKPT_SOCKET", sock, 1) : 0;
+	if (ret)
+		fprintf(stderr, "ckptctl: agent.socket %s: %s\n", sock, strerror(errno));
+	conf_free(c);
+	return ret;
+}
 
 int agent_route(const char *what)
 {

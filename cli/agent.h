@@ -1,8 +1,8 @@
 /*
  * agent: ckptctl as a client of ckptd.  A dump or restore goes through the
- * agent when one answers on its socket ($CKPT_SOCKET, default
- * /run/ckpt/ckptd.sock; CKPT_SOCKET=none never uses one); a user must go
- * through it, root without an agent works standalone.
+ * agent when one answers on its socket ($CKPT_SOCKET, else agent.socket
+ * of ckpt.conf, else /run/ckpt/ckptd.sock; CKPT_SOCKET=none never uses
+ * one); a user must go through it, root without an agent works standalone.
  */
 #ifndef CKPT_CLI_AGENT_H
 #define CKPT_CLI_AGENT_H
@@ -11,6 +11,9 @@
 
 #include "ckpt/ckpt.h"
 
+/* Without CKPT_SOCKET, set it to agent.socket of ckpt.conf, if there is
+ * one: 0, or -1 after a message (a file that does not parse). */
+int agent_socket_from_conf(void);
 /* 1: use the agent; 0: standalone; -1: neither possible (message printed). */
 int agent_route(const char *what);
 int agent_dump(const struct ckpt_dump_opts *o, uint32_t job, struct ckpt_dump_stats *st);

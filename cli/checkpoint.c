@@ -416,7 +416,7 @@ static int job_query(const char *verb, uint32_t job)
 static int run_verb(int argc, char **argv)
 {
 	uint32_t job;
-	if (parse_args(argc, argv, &job))
+	if (parse_args(argc, argv, &job) || agent_socket_from_conf())
 		return 1;
 	const char *verb = argv[1];
 	/* The sets of a job are on storage: list reads them without ckptd. */

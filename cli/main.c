@@ -490,6 +490,17 @@ static int cmd_restore(int argc, char **argv)
 	return o.detach ? 0 : exit_code(status);
 }
 
+/* The commands that may talk to ckptd, but checkpoint. */
+static int talks_to_agent(const char *cmd)
+{
+	static const char *const cmds[] = { "dump",   "restore",  "status",
+					    "cancel", "register", "unregister" };
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(cmd, cmds[i]))
+			return 1;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -499,6 +510,9 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	argv++;
 	argc--;
+	/* checkpoint finds its socket itself, for its own exit statuses. */
+	if (talks_to_agent(cmd) && agent_socket_from_conf())
+		return 1;
 	if (!strcmp(cmd, "check"))
 		return cmd_check(argc, argv);
 	if (!strcmp(cmd, "dump"))

@@ -7,7 +7,8 @@
 # (unregistered as a whole, as Slurm's epilog does) is still listed from
 # its --checkpoint-dir, with its sets, exit 0; a failed dump leaves no
 # empty job directory; `checkpoint able` exits 0 (yes), 1 (no, and why)
-# or 2 (it cannot say).  Also: `status` reports a
+# or 2 (it cannot say); without CKPT_SOCKET, ckptctl finds the agent by
+# agent.socket of ckpt.conf.  Also: `status` reports a
 # restore's own time, not the time its tree then ran; the agent's log
 # names Slurm's batch step instead of printing its id 4294967291.
 #   errors.sh CKPTD CKPTCTL COUNTER
@@ -159,6 +160,19 @@ as_user ckpt-test2 "$CKPTCTL" checkpoint list 601 >"$T/out" 2>"$T/err" && fail "
 grep -q "^ckptctl: checkpoint list: job 601: not known" "$T/err" && [ "$(wc -l <"$T/err")" = 1 ] ||
 	fail "ckpt-test2's list: $(cat "$T/err")"
 echo "ok: agent refusals in one line; an ended job's sets are listed from its directory"
+
+# Without CKPT_SOCKET, ckptctl connects where agent.socket of ckpt.conf
+# says (where ckptd listens), and CKPT_SOCKET wins over it.
+cp "$CKPT_CONF" "$T/conf.saved"
+echo "agent.socket = $CKPT_SOCKET" >>"$CKPT_CONF"
+env -u CKPT_SOCKET "$CKPTCTL" status 601 >"$T/out" 2>&1 || fail "status by agent.socket: $(cat "$T/out")"
+grep -Eq "^601 " "$T/out" || fail "status by agent.socket: $(cat "$T/out")"
+CKPT_SOCKET=$T/none.sock "$CKPTCTL" status 601 >"$T/out" 2>&1 && fail "agent.socket won over CKPT_SOCKET"
+rc=0
+env -u CKPT_SOCKET "$CKPTCTL" checkpoint able 601 >"$T/out" 2>&1 || rc=$?
+[ $rc = 1 ] || fail "able by agent.socket: exit $rc: $(cat "$T/out")"
+cp "$T/conf.saved" "$CKPT_CONF"
+echo "ok: ckptctl finds ckptd by agent.socket"
 
 # A dump that fails (a netlink socket is not supported) leaves no empty
 # job directory behind, in storage.base or in the job's --checkpoint-dir.
