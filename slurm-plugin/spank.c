@@ -20,7 +20,8 @@
  * with require_agent=no it runs without checkpoints and says so there.
  *
  * Plugin arguments (plugstack.conf): wrapper=PATH ckptctl=PATH jobdir=DIR
- * socket=PATH (ckptd's socket, when not the client library's default);
+ * socket=PATH (ckptd's socket, when not the client library's default; it
+ * is also exported as CKPT_SOCKET to the job's tasks, for their ckptctl);
  * timelimit=stop|requeue:N, the default of --checkpoint-timelimit (stop);
  * timelimit_max=N, the most time-limit requeues a user may ask for (10);
  * require_agent=yes|no, whether a --checkpoint step may run when the
@@ -44,6 +45,10 @@ static struct job_policy policy;
 static const char *wrapper_path = CKPT_LIBEXEC "/ckpt-batch";
 static const char *ckptctl_path = CKPT_BINDIR "/ckptctl";
 static const char *job_dir = JOB_POLICY_DIR;
+/* socket=PATH: ckptd's socket, for the client library in slurmstepd and
+ * for the ckptctl of the job's tasks (task_init exports it); NULL: the
+ * default. */
+static const char *agent_socket;
 /* The site's default: stop, so that no job is extended unless someone
  * asked; and a bound on what users may ask. */
 static struct timelimit site_timelimit = { TIMELIMIT_STOP, 0 };
@@ -153,6 +158,12 @@ static void parse_site_timelimit(const char *key, const char *val)
 		site_timelimit_max = (uint32_t)n;
 }
 
+static void set_agent_socket(const char *path)
+{
+	agent_socket = path;
+	setenv("CKPT_SOCKET", path, 1); /* read by the client library, here */
+}
+
 static void parse_plugin_args(int ac, char **av)
 {
 	for (int i = 0; i < ac; i++) {
@@ -173,7 +184,7 @@ static void parse_plugin_args(int ac, char **av)
 		else if (!strncmp(av[i], "require_agent=", 14))
 			slurm_error("ckpt: plugstack.conf: %s: use require_agent=yes or no", av[i]);
 		else if (!strncmp(av[i], "socket=", 7))
-			setenv("CKPT_SOCKET", av[i] + 7, 1); /* read by the client library */
+			set_agent_socket(av[i] + 7);
 		else
 			slurm_error("ckpt: plugstack.conf: unknown argument '%s'", av[i]);
 	}
@@ -316,12 +327,23 @@ static int wrap_batch_script(spank_t sp)
 	return 0;
 }
 
+/* In each task of a --checkpoint job: socket= reaches its ckptctl (the
+ * batch wrapper's vacate and restore, the user's own) as CKPT_SOCKET, so
+ * that a site that moves the socket says so once, in plugstack.conf.  It
+ * wins over a CKPT_SOCKET the job brought from where it was submitted. */
+static void export_agent_socket(spank_t sp)
+{
+	if (agent_socket && spank_setenv(sp, "CKPT_SOCKET", agent_socket, 1) != ESPANK_SUCCESS)
+		slurm_error("ckpt: cannot set CKPT_SOCKET=%s in the job's environment", agent_socket);
+}
+
 int slurm_spank_task_init(spank_t sp, int ac, char **av)
 {
 	uint32_t step;
 
 	if (policy.kind == POLICY_NONE || spank_context() != S_CTX_REMOTE)
 		return 0;
+	export_agent_socket(sp);
 	/* In the task, before the script: its stderr is the job's. */
 	if (agent_missing[0]) {
 		fprintf(stderr, "%s\n", agent_missing);
