@@ -14,6 +14,11 @@
  *     asked for.
  * Everything it says goes to the job's stderr, prefixed "ckpt-batch:".
  *
+ * A job with --checkpoint=manual (CKPT_POLICY=manual) is checkpointed only
+ * when someone asks (`ckptctl checkpoint create`): a SIGUSR1 is logged and
+ * nothing else, and at preemption Slurm requeues the job without a new
+ * checkpoint; the requeued run restores its latest set, as below.
+ *
  * The same SIGUSR1 comes at preemption and T seconds before the job's
  * time limit.  Slurm marks a preemption (the job's PreemptTime, asked
  * with slurm_load_job); any other SIGUSR1 is taken as the time limit's,
@@ -55,6 +60,7 @@ struct batch {
 	const char *ckptctl;
 	pid_t script, vacate;
 	int script_status, script_done;
+	int manual;         /* --checkpoint=manual: no vacate on SIGUSR1 */
 	int restoring;      /* script is `ckptctl restore`, the tree not yet running */
 	int vacated;        /* our vacate succeeded: it stopped the script */
 	char timelimit[48]; /* --timelimit=ACTION for the vacate at the time limit */
@@ -172,6 +178,9 @@ static void handle(struct batch *b, int sig)
 {
 	if (sig == SIGCHLD)
 		reap(b);
+	else if (sig == SIGUSR1 && b->manual)
+		say(b, "SIGUSR1: --checkpoint=manual: no checkpoint (`ckptctl checkpoint create` "
+		       "makes them); a requeued run restores the latest");
 	else if (sig == SIGUSR1 && b->restoring)
 		say(b, "SIGUSR1 while the restore is starting: no checkpoint now");
 	else if (sig == SIGUSR1)
@@ -298,6 +307,8 @@ int main(int argc, char **argv)
 	b.ckptctl = getenv("CKPT_CKPTCTL");
 	if (!b.ckptctl || !*b.ckptctl)
 		b.ckptctl = "ckptctl";
+	const char *policy = getenv("CKPT_POLICY");
+	b.manual = policy && !strcmp(policy, "manual");
 	const char *limit = getenv("CKPT_TIMELIMIT");
 	snprintf(b.timelimit, sizeof(b.timelimit), "--timelimit=%.30s",
 		 limit && *limit ? limit : "stop");

@@ -3,6 +3,8 @@
 # on SIGUSR1 runs `$CKPT_CKPTCTL checkpoint vacate $SLURM_JOB_ID` and does
 # not exit before that has finished, even when the script ends first; it
 # passes other signals on and ends as the script ended (code or signal).
+# With --checkpoint=manual (CKPT_POLICY=manual) a SIGUSR1 runs nothing,
+# and a requeued run still restores the job's latest set.
 set -euo pipefail
 WRAP=$1
 T=$(mktemp -d /tmp/ckpt-batch-wrapper.XXXXXX)
@@ -52,4 +54,28 @@ wait $pid || fail "wrapper exit $?: $(cat "$T/err")"
 grep -q 'usr2' "$T/out" || fail "USR2 did not reach the script"
 grep -q 'ckpt-batch: job 42: vacate FAILED (.* exited with 3)' "$T/err" ||
 	fail "vacate failure not logged: $(cat "$T/err")"
+
+# --checkpoint=manual: SIGUSR1 checkpoints nothing, the script runs on.
+rm -f "$T/ready" "$T/vacate.args"
+CKPT_POLICY=manual CKPT_BATCH_SCRIPT="$T/loop.sh" CKPT_CKPTCTL="$T/ckptctl" "$WRAP" >"$T/out" 2>"$T/err" &
+pid=$!
+for _ in $(seq 50); do [ -e "$T/ready" ] && break; sleep 0.1; done
+kill -USR1 $pid
+sleep 1.5 # a vacate would have written vacate.args by now
+kill -0 $pid 2>/dev/null || fail "manual: the wrapper ended on SIGUSR1: $(cat "$T/err")"
+kill -USR2 $pid
+wait $pid || fail "manual: wrapper exit $?: $(cat "$T/err")"
+[ ! -e "$T/vacate.args" ] || fail "manual: SIGUSR1 ran ckptctl $(cat "$T/vacate.args")"
+grep -q 'usr2' "$T/out" || fail "manual: the script did not run on after SIGUSR1"
+grep -q 'ckpt-batch: job 42: SIGUSR1: --checkpoint=manual: no checkpoint' "$T/err" ||
+	fail "manual: SIGUSR1 not logged: $(cat "$T/err")"
+# ... and a requeued manual job restores its latest set (none here: the
+# script starts afresh).
+set +e
+out=$(SLURM_RESTART_COUNT=1 CKPT_POLICY=manual CKPT_BATCH_SCRIPT="$T/args.sh" \
+	CKPT_CKPTCTL="$T/ckptctl" "$WRAP" a 2>"$T/err")
+rc=$?
+set -e
+[ "$rc" = 7 ] && [ "$out" = "args:a" ] || fail "manual, requeued: rc $rc, output '$out'"
+grep -q "^restore --job 42 " "$T/vacate.args" || fail "manual, requeued: no restore: $(cat "$T/err")"
 echo "ok: ckpt-batch"
