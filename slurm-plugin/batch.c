@@ -4,8 +4,10 @@
  * in CKPT_BATCH_SCRIPT, its arguments follow ours).  It runs the script as
  * its child and stays the "batch shell" Slurm signals, so that:
  *   - SIGUSR1, the job's pre-termination signal (--signal=B:USR1@T, sent at
- *     preemption with PreemptParameters=send_user_signal, or T seconds
- *     before the time limit), runs `ckptctl checkpoint vacate $SLURM_JOB_ID`
+ *     preemption with SlurmctldParameters=preempt_send_user_signal -- so in
+ *     Slurm 22.05, slurm.conf(5); later releases move it to
+ *     PreemptParameters=send_user_signal -- or T seconds before the time
+ *     limit), runs `ckptctl checkpoint vacate $SLURM_JOB_ID`
  *     (CKPT_CKPTCTL, else ckptctl from PATH) while the job goes on;
  *   - every other signal it gets is passed on to the script;
  *   - it ends as the script ended (same exit code, or the same signal), but
