@@ -2,8 +2,9 @@
 # `cmake --install` puts every piece a site runs where the docs and the
 # plugin's defaults say: ckptctl and ckpt-sbatch in bin/ (users run
 # them), ckptd in sbin/, the plugin in lib/ckpt/, the batch wrapper, the
-# epilog and the demo's counter in libexec/ckpt/, and every man page of
-# man/ in share/man/manN/ (ckpt-spank.8 with the plugin).
+# epilog and the demo's counter in libexec/ckpt/, every man page of
+# man/ in share/man/manN/ (ckpt-spank.8 with the plugin), and ckptd's
+# systemd unit in lib/systemd/system/, starting the ckptd installed.
 #   install.sh BUILD_DIR
 set -euo pipefail
 BUILD=$1
@@ -36,6 +37,13 @@ for p in "$src"/man/*.[1-8]; do
 done
 [ ${#pages[@]} -ge 3 ] || fail "only ${#pages[@]} man pages installed"
 want+=("${pages[@]}")
+# The unit runs the ckptd installed, in the foreground, as root.
+unit=lib/systemd/system/ckptd.service
+[ -f "$T$prefix/$unit" ] || fail "$prefix/$unit is not installed"
+exec_start=$(sed -n 's/^ExecStart=//p' "$T$prefix/$unit")
+[ "$exec_start" = "$prefix/sbin/ckptd -f" ] || fail "$unit: ExecStart=$exec_start, not $prefix/sbin/ckptd -f"
+! grep -q '@' "$T$prefix/$unit" || fail "$unit: unsubstituted: $(grep '@' "$T$prefix/$unit")"
+want+=("$unit")
 # ckpt-sbatch runs from there: it hands its arguments to sbatch.
 out=$(CKPT_SBATCH=echo "$T$prefix/bin/ckpt-sbatch" -p low job.sh)
 [ "$out" = "--open-mode=append --checkpoint -p low job.sh" ] || fail "ckpt-sbatch ran: $out"
