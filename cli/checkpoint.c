@@ -1,7 +1,9 @@
 /*
  * checkpoint: `ckptctl checkpoint VERB JOBID`, the verbs scontrol had
- * before Slurm 20.02 removed them, for jobs registered with this node's
- * ckptd (the Slurm plugin registers jobs submitted with --checkpoint):
+ * before Slurm 20.02 removed them (its NEWS, 20.02.0pre1: "Removed the
+ * checkpoint plugin interface and all associated API calls"; BLCR went in
+ * 19.05), for jobs registered with this node's ckptd (the Slurm plugin
+ * registers jobs submitted with --checkpoint):
  *
  *   create    checkpoint the job into a new set, the job goes on
  *   vacate    checkpoint it, then requeue it (scontrol requeue): it stops
