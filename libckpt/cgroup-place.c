@@ -286,6 +286,9 @@ static pid_t host_tid(const struct restore_ctx *c, const struct rst_task *t, uin
 	return found;
 }
 
+/* The root of a hierarchy that does not exist here (a named hierarchy
+ * that was mounted somewhere on the dump's node, by anyone, while the job
+ * sat in its root) is where a thread already is. */
 static int in_cgroup(pid_t pid, pid_t tid, const char *hier, const char *path)
 {
 	struct cg_line l[CG_MAX_HIER];
@@ -293,7 +296,7 @@ static int in_cgroup(pid_t pid, pid_t tid, const char *hier, const char *path)
 	for (int i = 0; i < n; i++)
 		if (cg_same_hier(l[i].hier, hier))
 			return !strcmp(l[i].path, path);
-	return 0;
+	return !strcmp(path, "/");
 }
 
 static int write_id(const char *dir, const char *file, pid_t id)

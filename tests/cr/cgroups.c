@@ -6,6 +6,10 @@
  *   named-unmounted  the same, unmounted again before the dump (the
  *                    hierarchy lives on while a cgroup of it is in use):
  *                    the restore mounts it privately for the move
+ *   named-gone       in the root of a named v1 hierarchy it mounted,
+ *                    which is gone at the restore (cr-run --after-dump
+ *                    dropnamed:-, as on a node that never had it): the
+ *                    root of a hierarchy nobody has is no difference
  *   threads          a second thread in another cpu cgroup than the main
  *   child            a child in another cpu cgroup than its parent
  *   empty            an empty sub-cgroup (mode 0750) below the process's
@@ -180,8 +184,35 @@ static void setup_named(int unmount)
 		CHECK_SYS(umount2(named_dir, MNT_DETACH) == 0, "umount %s", named_dir);
 }
 
+/* named-gone: the hierarchy mounted, the process left in its root. */
+static void setup_named_root(void)
+{
+	char opts[128];
+	snprintf(named_name, sizeof(named_name), "ckptcr%d", getpid());
+	snprintf(named_dir, sizeof(named_dir), "%.1900s/cg", test_dir());
+	snprintf(opts, sizeof(opts), "none,name=%s", named_name);
+	CHECK_SYS(mkdir(named_dir, 0700) == 0, "mkdir %s", named_dir);
+	CHECK_SYS(mount("none", named_dir, "cgroup", 0, opts) == 0, "mount %s", opts);
+}
+
+/* The restore did not make the hierarchy again for a root nobody needs. */
+static void check_named_gone(void)
+{
+	char line[4096], want[128];
+	snprintf(want, sizeof(want), ":name=%s:", named_name);
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	CHECK_SYS(f, "/proc/self/cgroup");
+	while (fgets(line, sizeof(line), f))
+		CHECK(!strstr(line, want), "name=%s is here again: %s", named_name, line);
+	fclose(f);
+}
+
 static void setup(const char *mode)
 {
+	if (!strcmp(mode, "named-gone")) {
+		setup_named_root();
+		return;
+	}
 	if (!strncmp(mode, "named", 5)) {
 		setup_named(!strcmp(mode, "named-unmounted"));
 		return;
@@ -303,6 +334,10 @@ static void check(const char *mode)
 		check_relative();
 		return;
 	}
+	if (!strcmp(mode, "named-gone")) {
+		check_named_gone();
+		return;
+	}
 	if (!strncmp(mode, "named", 5)) {
 		snprintf(want, sizeof(want), "name=%s", named_name);
 		expect(getpid(), getpid(), want, "/job");
@@ -332,6 +367,11 @@ static void cleanup(const char *mode)
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);
 	}
+	if (!strcmp(mode, "named-gone")) {
+		drop_named_cgroup(named_dir, named_name); /* dropped already by cr-run */
+		rmdir(named_dir);
+		return;
+	}
 	if (!strncmp(mode, "named", 5)) {
 		enter(named_dir, getpid()); /* mounted (again) by the check */
 		rmdir(sub_b);
@@ -341,7 +381,7 @@ static void cleanup(const char *mode)
 	}
 	if (relative_root[0]) {
 		char c[2048];
-		snprintf(c, sizeof(c), "%s%s/c", cpu_mnt, relative_root);
+		snprintf(c, sizeof(c), "%.1000s%.1000s/c", cpu_mnt, relative_root);
 		rmdir(c);
 	}
 	snprintf(parent, sizeof(parent), "%s/..", base);

@@ -22,6 +22,8 @@ cr_case(cr_cgroup_named_unmounted cgroups 60 -- named-unmounted)
 # ... its cgroups removed after the dump: the dump recorded them through a
 # private mount, with the empty sub-cgroup job/empty and its mode
 cr_case(cr_cgroup_named_unmounted_gone cgroups 60 --after-dump rmnamed:- -- named-unmounted)
+# in the root of a named hierarchy that is gone at the restore
+cr_case(cr_cgroup_named_gone cgroups 60 --after-dump dropnamed:- -- named-gone)
 # threads of one process in two cgroups (v1: "tasks" moves one thread)
 cr_case(cr_cgroup_threads cgroups 60 -- threads)
 # a child in another cgroup than its parent

@@ -16,6 +16,8 @@
  *   --after-dump rmnamed:-    the test's named hierarchy name=ckptcrPID,
  *                       unmounted: mounted here for a moment, its job and
  *                       job/empty removed (the restore must make both)
+ *   --after-dump dropnamed:-  the test's named hierarchy name=ckptcrPID,
+ *                       mounted on its cg, unmounted until the kernel drops it
  *   --after-dump undelegate:-      root takes the delegated cgroup back
  *                       (it and all below owned by root again): the user may no longer
  *                       enter it, and her restore must say so
@@ -79,7 +81,7 @@ int delegate_cgroup(struct run *r)
 		return -1;
 	}
 	mnt_len = strlen(mnt);
-	snprintf(delegated, sizeof(delegated), "%s/ckpt-cr-deleg-%d", mnt, getpid());
+	snprintf(delegated, sizeof(delegated), "%.3800s/ckpt-cr-deleg-%d", mnt, getpid());
 	if (mkdir(delegated, 0755) && errno != EEXIST) {
 		say("mkdir %s: %s", delegated, strerror(errno));
 		return -1;
@@ -132,7 +134,7 @@ static int move_for_relative(struct run *r)
 	if (cpu_mount(mnt, sizeof(mnt)))
 		return -1;
 	mnt_len = strlen(mnt);
-	snprintf(relative, sizeof(relative), "%s/ckpt-cr-rel-%d", mnt, getpid());
+	snprintf(relative, sizeof(relative), "%.3800s/ckpt-cr-rel-%d", mnt, getpid());
 	path_in(r, expect, sizeof(expect), "cg-expect");
 	FILE *f = fopen(expect, "we");
 	if (!f || fprintf(f, "%s\n", relative + mnt_len) < 0 || fclose(f))
@@ -201,8 +203,24 @@ static int remove_named(struct run *r)
 	return ret;
 }
 
+/* dropnamed:- : name=ckptcrPID, which the test left mounted on its cg,
+ * gone for good (the test, in its root, is dead). */
+static int drop_named(struct run *r)
+{
+	char dir[PATH_MAX + 16], name[64];
+	path_in(r, dir, sizeof(dir), "cg");
+	snprintf(name, sizeof(name), "ckptcr%d", r->pid);
+	if (drop_named_cgroup(dir, name)) {
+		say("name=%s: still there after its unmount", name);
+		return -1;
+	}
+	return 0;
+}
+
 int cgroup_after_dump(struct run *r, const char *kind, const char *file)
 {
+	if (!strcmp(kind, "dropnamed"))
+		return drop_named(r);
 	if (!strcmp(kind, "rmnamed"))
 		return remove_named(r);
 	if (!strcmp(kind, "remap"))

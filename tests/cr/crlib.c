@@ -281,21 +281,32 @@ static int named_cgroup_exists(const char *name)
 	return found;
 }
 
-/* The kernel drops a named hierarchy only at an unmount that finds it
- * without child cgroups, and a child just removed stays listed until its
- * last reference goes, a moment later: unmounted right after the rmdir,
- * the hierarchy would stay for good (one more per test run).  So mount it
- * again and unmount it until it is gone. */
+/* The kernel drops a named hierarchy at an unmount that finds it without
+ * child cgroups, once the last reference to it goes (a moment later: the
+ * css_sets of tasks that were in it are freed after RCU).  But a child
+ * just removed stays listed until its own references go: unmounted right
+ * after that rmdir, the hierarchy stays for good (one more per test run).
+ * So wait for it to go, and where it does not, mount it again (it is
+ * alive, not dying) and unmount it once more. */
+static int named_cgroup_gone(const char *name)
+{
+	for (int i = 0; i < 100; i++) {
+		if (!named_cgroup_exists(name))
+			return 1;
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
 int drop_named_cgroup(const char *dir, const char *name)
 {
 	char opts[128];
 	snprintf(opts, sizeof(opts), "none,name=%s", name);
-	for (int i = 0; i < 100; i++) {
+	for (int i = 0; i < 5; i++) {
 		umount2(dir, MNT_DETACH);
-		if (!named_cgroup_exists(name))
+		if (named_cgroup_gone(name))
 			return 0;
-		struct timespec ts = { 0, 20 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
 		if (mount("none", dir, "cgroup", 0, opts))
 			return -1;
 	}
