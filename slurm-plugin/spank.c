@@ -255,13 +255,13 @@ static void check_agent(uint32_t job)
 	gethostname(host, sizeof(host) - 1);
 	if (require_agent) {
 		snprintf(agent_missing, sizeof(agent_missing),
-			 "ckpt: job %u refused on node %s: %s; this site runs --checkpoint jobs only "
+			 "ckpt: job %u refused on node %.64s: %.300s; this site runs --checkpoint jobs only "
 			 "where the agent answers (plugstack.conf require_agent=yes)", job, host, why);
 		slurm_error("%s", agent_missing);
 		note_refusal(job, agent_missing);
 	} else {
 		snprintf(agent_missing, sizeof(agent_missing),
-			 "ckpt: job %u: warning: %s on node %s; the job runs WITHOUT checkpoints "
+			 "ckpt: job %u: warning: %.300s on node %.64s; the job runs WITHOUT checkpoints "
 			 "(plugstack.conf require_agent=no)", job, why, host);
 		slurm_error("%s", agent_missing);
 	}
