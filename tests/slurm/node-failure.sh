@@ -55,7 +55,8 @@ counted=$(lines '^count' "$T/u/job.out")
 tree() { local p; for p in "$@"; do echo "$p"; tree $(ps -o pid= --ppid "$p"); done; }
 pids=$(scontrol listpids "$id" | awk 'NR > 1 { print $1 }')
 [ -n "$pids" ] || fail "job $id: no processes"
-stepds=$(for p in $pids; do ps -o ppid= -p "$p"; done | sort -u |
+# (a pid listed a moment ago may be gone: a sleep of the count loop)
+stepds=$(for p in $pids; do ps -o ppid= -p "$p" || true; done | sort -u |
 	while read -r p; do if [ "$(ps -o comm= -p "$p")" = slurmstepd ]; then echo "$p"; fi; done)
 [ -n "$stepds" ] || fail "job $id: no slurmstepd"
 victims=$(tree $stepds)
