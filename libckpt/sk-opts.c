@@ -25,6 +25,9 @@
  * TCP_FASTOPEN_KEY, user_mss (TCP_MAXSEG) of a connection (getsockopt
  * gives the negotiated MSS there, which repair mode restores), and which
  * of SO_TIMESTAMPING_OLD/NEW set the flags without SO_TIMESTAMP*.
+ * One value comes back other than dumped, by the kernel's rule: IPV6_V6ONLY
+ * of an IPv6 connection the program never bound (0) reads 1 once the
+ * restore binds it to its address (forced_by_bind; no behaviour changes).
  * Read-only options (SO_ERROR, SO_ACCEPTCONN, SO_COOKIE, SO_PEERCRED,
  * IP_MTU, TCP_INFO, ...) are state, not options, and SO_SNDLOWAT cannot be
  * set on Linux.
@@ -40,6 +43,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include "proc.h"
 #include "sk-opts.h"
 
 #ifndef SOCK_SNDBUF_LOCK
@@ -462,22 +466,30 @@ static long long tos_bits(const struct opt_desc *d, const InetSkEntry *s, long l
 	return d->kind == K_TOS && s->type == SOCK_STREAM ? (v & ~3LL) : v;
 }
 
-static int restore_int(int sk, const struct opt_desc *d, const SkOpt *o, const InetSkEntry *s,
-		       char *err, size_t errlen)
+/* Is the dumped value o of integer option d one the restore sets? */
+static int int_kept(const struct opt_desc *d, const SkOpt *o, const InetSkEntry *s)
 {
-	int e;
-	long long want = o->value, now = get_int(sk, d, &e);
 	if (d->kind == K_BUF) {
 		long long lock = sk_opts_int(s, SOL_SOCKET, SO_BUF_LOCK, 0);
 		if (!(lock & (d->opt == SO_SNDBUF ? SOCK_SNDBUF_LOCK : SOCK_RCVBUF_LOCK)))
 			return 0;
 	}
-	if (d->kind == K_TXREHASH && want == 255)
+	if (d->kind == K_TXREHASH && o->value == 255)
 		return 0;
 	/* A closed socket that was connected reads its last MSS, which may be
 	 * no value a program could have set (88..32767; zdtm
 	 * socket-tcp-close2: 32768 over loopback): not a setting, left alone. */
-	if (d->level == IPPROTO_TCP && d->opt == TCP_MAXSEG && (want < 88 || want > 32767))
+	if (d->level == IPPROTO_TCP && d->opt == TCP_MAXSEG && (o->value < 88 || o->value > 32767))
+		return 0;
+	return 1;
+}
+
+static int restore_int(int sk, const struct opt_desc *d, const SkOpt *o, const InetSkEntry *s,
+		       char *err, size_t errlen)
+{
+	int e;
+	long long want = o->value, now = get_int(sk, d, &e);
+	if (!int_kept(d, o, s))
 		return 0;
 	if (!e && tos_bits(d, s, now) == tos_bits(d, s, want))
 		return 0;
@@ -546,6 +558,19 @@ static int restore_data(int sk, const struct opt_desc *d, const SkOpt *o, char *
 	return e ? e : same_data(sk, d, o) ? 0 : -EINVAL;
 }
 
+/* A test-only fault (CKPT_TEST_FAULT=sockopt): one restored option made
+ * wrong after it was read back, for restore --verify to catch. */
+static void fault_sockopt(int sk, const InetSkEntry *s)
+{
+	static int done; /* one socket: one difference to name */
+	const SkOpt *o = find_opt(s, SOL_SOCKET, SO_PRIORITY);
+	int wrong = o && o->value == 1 ? 2 : 1;
+	if (o && !done && ckpt_test_fault("sockopt")) {
+		setsockopt(sk, SOL_SOCKET, SO_PRIORITY, &wrong, sizeof(wrong));
+		done = 1;
+	}
+}
+
 int sk_opts_restore(int sk, const InetSkEntry *s, enum sk_opts_phase phase, char *err,
 		    size_t errlen)
 {
@@ -560,5 +585,89 @@ int sk_opts_restore(int sk, const InetSkEntry *s, enum sk_opts_phase phase, char
 		if (ret)
 			return ret;
 	}
+	if (phase == SK_OPTS_LATE)
+		fault_sockopt(sk, s);
 	return 0;
+}
+
+/* ------------------------------ verify ------------------------------- */
+
+/* Options the kernel changes by itself once packets flow: the CPU that
+ * took the last one, the quick-ACK mode, the window clamp that receive
+ * autotuning grows on a connection.  The restore sets them; a later value
+ * is no difference. */
+static int moves_alone(const struct opt_desc *d, const InetSkEntry *s)
+{
+	if (d->level == SOL_SOCKET)
+		return d->opt == SO_INCOMING_CPU;
+	if (d->level != IPPROTO_TCP)
+		return 0;
+	return d->opt == TCP_QUICKACK ||
+	       (d->opt == TCP_WINDOW_CLAMP && s->state != TCP_LISTEN && s->state != TCP_CLOSE);
+}
+
+/* An AF_INET6 socket bound to an address of its own (not the wildcard,
+ * not v4-mapped) has IPV6_V6ONLY on: the kernel sets it at that bind(),
+ * and refuses to change it once bound.  A connection the program made
+ * without bind() (the port picked by connect()) read 0; its restore binds
+ * (repair mode needs the dumped port), and it reads 1.  Nothing else
+ * differs: such a socket cannot take IPv4 traffic either way. */
+static int forced_by_bind(const struct opt_desc *d, const InetSkEntry *s)
+{
+	static const unsigned char mapped[12] = { [10] = 0xff, [11] = 0xff };
+	if (d->level != IPPROTO_IPV6 || d->opt != IPV6_V6ONLY || s->family != AF_INET6 ||
+	    !s->has_src_addr || s->src_addr.len != 16)
+		return 0;
+	size_t zero = 0;
+	while (zero < 16 && !s->src_addr.data[zero])
+		zero++;
+	return zero < 16 && memcmp(s->src_addr.data, mapped, sizeof(mapped));
+}
+
+/* Tell fn about option d of sk, which differs from o. */
+static void name_difference(int sk, const struct opt_desc *d, const SkOpt *o,
+			    sk_opts_diff_fn fn, void *arg)
+{
+	char now[80], was[80];
+	int e = 0;
+	if (is_int(d->kind)) {
+		long long v = get_int(sk, d, &e);
+		snprintf(now, sizeof(now), "%lld", v);
+		snprintf(was, sizeof(was), "%lld", (long long)o->value);
+	} else if (d->kind == K_STRING) {
+		unsigned char buf[MAX_BYTES];
+		socklen_t len = sizeof(buf);
+		memset(buf, 0, sizeof(buf));
+		e = get_raw(sk, d, buf, &len);
+		snprintf(now, sizeof(now), "\"%.*s\"", (int)strnlen((char *)buf, len), (char *)buf);
+		snprintf(was, sizeof(was), "\"%.*s\"", (int)o->data.len, (const char *)o->data.data);
+	} else {
+		snprintf(now, sizeof(now), "other bytes");
+		snprintf(was, sizeof(was), "%zu bytes", o->data.len);
+	}
+	if (e)
+		snprintf(now, sizeof(now), "unreadable (%s)", strerror(-e));
+	fn(arg, d->name, now, was);
+}
+
+int sk_opts_verify(int sk, const InetSkEntry *s, sk_opts_diff_fn fn, void *arg)
+{
+	int n = 0;
+	for (size_t i = 0; i < NR_OPTS; i++) {
+		const struct opt_desc *d = &opts[i];
+		const SkOpt *o = applies(d, s) ? find_opt(s, d->level, d->opt) : NULL;
+		if (!o || moves_alone(d, s) || forced_by_bind(d, s))
+			continue;
+		if (is_int(d->kind)) {
+			int e;
+			long long v = get_int(sk, d, &e);
+			if (!int_kept(d, o, s) || (!e && tos_bits(d, s, v) == tos_bits(d, s, o->value)))
+				continue;
+		} else if (same_data(sk, d, o)) {
+			continue;
+		}
+		name_difference(sk, d, o, fn, arg);
+		n++;
+	}
+	return n;
 }

@@ -39,6 +39,13 @@ int sk_opts_restore(int sk, const InetSkEntry *s, enum sk_opts_phase phase, char
  * corrupted set). */
 int sk_opts_valid(const InetSkEntry *s);
 
+/* restore --verify: each option the restore sets whose value on sk is not
+ * the image's goes to fn (its name, the value now, the dumped one); the
+ * ones the kernel changes by itself as packets flow are left out.
+ * Returns how many differ. */
+typedef void (*sk_opts_diff_fn)(void *arg, const char *name, const char *now, const char *was);
+int sk_opts_verify(int sk, const InetSkEntry *s, sk_opts_diff_fn fn, void *arg);
+
 /* The dumped value of an integer option, or `dflt` if the image lacks it. */
 long long sk_opts_int(const InetSkEntry *s, int level, int name, long long dflt);
 

@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -44,6 +45,7 @@
 #include "mem.h"
 #include "proc.h"
 #include "restore.h"
+#include "sk-opts.h"
 #include "sk-tcp.h"
 #include "verify.h"
 
@@ -486,6 +488,43 @@ static void verify_tcp(struct verify *v, pid_t pid, const FdEntry *fe, const Ine
 		       tcp_state_name(s->state));
 }
 
+struct sockopt_diff {
+	struct verify *v;
+	uint32_t fd;
+};
+
+static void sockopt_differs(void *arg, const char *name, const char *now, const char *was)
+{
+	struct sockopt_diff *d = arg;
+	differ(d->v, "fd %u: socket option %s %s, dumped %s", d->fd, name, now, was);
+}
+
+/* The options the restore set (sk-opts.c's table) read again from the
+ * restored socket.  A unix socket's come in the same view (sk-opts.h). */
+static void verify_sockopts(struct verify *v, pid_t pid, const FdEntry *fe, const FileEntry *e)
+{
+	InetSkEntry view = INET_SK_ENTRY__INIT;
+	if (e->type == FILE_TYPE__FILE_INET_SK && e->inet_sk) {
+		view = *e->inet_sk;
+	} else if (e->type == FILE_TYPE__FILE_UNIX_SK && e->unix_sk) {
+		view.family = AF_UNIX;
+		view.type = e->unix_sk->type;
+		view.state = e->unix_sk->state;
+		view.n_opts = e->unix_sk->n_opts;
+		view.opts = e->unix_sk->opts;
+	}
+	if (!view.n_opts)
+		return; /* not a socket, or an image from before the table */
+	int sk = files_getfd(pid, (int)fe->fd);
+	if (sk < 0) {
+		differ(v, "fd %u: socket options unreadable: %s", fe->fd, strerror(-sk));
+		return;
+	}
+	struct sockopt_diff d = { v, fe->fd };
+	sk_opts_verify(sk, &view, sockopt_differs, &d);
+	close(sk);
+}
+
 static void verify_fd(struct verify *v, pid_t pid, const FdEntry *fe, const FileEntry *e)
 {
 	struct fdinfo_now fi = { 0, 0, 0, { "", "" } };
@@ -515,6 +554,7 @@ static void verify_fd(struct verify *v, pid_t pid, const FdEntry *fe, const File
 	verify_pidfd_lease(v, fe, e, &fi);
 	if (e->type == FILE_TYPE__FILE_INET_SK && e->inet_sk && tcp_is_conn(e->inet_sk))
 		verify_tcp(v, pid, fe, e->inet_sk);
+	verify_sockopts(v, pid, fe, e);
 }
 
 /* The first fd seen of each description, to compare the others with. */

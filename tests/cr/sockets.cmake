@@ -92,6 +92,12 @@ cr_case(cr_inet_freebind inet-opts 60 -- freebind)
 cr_case(cr_inet_closed_mss inet-opts 60 -- closed)
 cr_case(bad_dump_inet_ebpf inet-opts 60 --expect-dump-fail --expect-msg %p
 	--expect-msg SO_ATTACH_BPF -- ebpf)
+# restore --verify reads every option the restore set again: one made
+# wrong on purpose after its read-back (CKPT_TEST_FAULT=sockopt) is named.
+cr_case(bad_restore_verify_sockopt inet-opts 60 --expect-restore-fail
+	--expect-msg "socket option SO_PRIORITY" --expect-msg "restore --verify"
+	--dump-opt --tcp-established -- all)
+set_tests_properties(bad_restore_verify_sockopt PROPERTIES ENVIRONMENT CKPT_TEST_FAULT=sockopt)
 add_test(NAME selfcheck_inet_opts COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
 	$<TARGET_FILE:cr-inet-opts> all)
 set_tests_properties(selfcheck_inet_opts PROPERTIES TIMEOUT 60 LABELS selfcheck)
