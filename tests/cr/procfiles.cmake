@@ -1,0 +1,21 @@
+# Files under /proc/PID of the tree itself (libckpt/procfile.c): a child's
+# /proc/<parent>/stat and directory, the parent's /proc/<child>/stat (also
+# in a fresh PID namespace, through its own /proc), /proc/self/maps at 0
+# and at its end, the main thread's /proc/thread-self and /proc/PID/task.
+# Refused by name: /proc of a process outside the tree, of a thread other
+# than a main one, of a process that has exited, and a position inside the
+# text /proc makes at each read.
+cr_program(procfiles)
+cr_case(cr_procfiles_parent procfiles 60 -- parent)
+cr_case(cr_procfiles_parent_pidns procfiles 60 --restore-opt --pidns --restore-opt always
+	-- parent)
+cr_case(cr_procfiles_maps procfiles 60 -- maps)
+cr_case(cr_procfiles_thread procfiles 60 -- thread)
+cr_case(bad_dump_procfiles_outside procfiles 60 --expect-dump-fail --expect-msg %p
+	--expect-msg 42 --expect-msg "outside the tree" -- outside)
+cr_case(bad_dump_procfiles_thread procfiles 60 --expect-dump-fail --expect-msg %p
+	--expect-msg 42 --expect-msg "not a main thread" -- tthread)
+cr_case(bad_dump_procfiles_middle procfiles 60 --expect-dump-fail --expect-msg %p
+	--expect-msg 42 --expect-msg "position inside text" -- middle)
+cr_case(bad_dump_procfiles_exited procfiles 60 --expect-dump-fail --expect-msg %p
+	--expect-msg 42 --expect-msg "has exited" -- exited)
