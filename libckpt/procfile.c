@@ -13,15 +13,18 @@
  *
  * Refused by name at dump: /proc/PID of a process outside the tree, of a
  * thread other than a main one (threads come back after the fds), of a
- * process that has exited (an "unhashed" directory, which only a helper
- * with its number could make again), a /proc of another PID namespace,
+ * process that has exited (an "unhashed" directory) but for a cwd that is
+ * that directory itself (below), a /proc of another PID namespace,
  * and a position inside text the kernel makes anew at each read (stat,
  * maps: what follows the position at the dump is gone, and the same byte
  * offset in the new text may cut a line).  Kept: position 0, the end of
  * that text (put at the new end), and positions that mean the same again:
  * a directory's, an address in mem or pagemap.  The tree's cwd and root
  * under /proc/PID get the same checks (dump_tree): the restore enters them
- * by path once every process exists.
+ * by path once every process exists.  A cwd "/proc/PID (deleted)", the
+ * directory of a process that has exited (zdtm unhashed_proc), is made
+ * again as CRIU does: a helper numbered PID is made, its directory
+ * entered, the helper reaped (core.c records it: cwd_proc_dead).
  *
  * Other files under /proc (/proc/meminfo, /proc/sys/...) are regfile's.
  */
@@ -30,6 +33,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
+#include <linux/sched.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,12 +41,14 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fd-relay.h"
 #include "file-kinds.h"
 #include "log.h"
 #include "proc.h"
+#include "procfile.h"
 
 /* /proc/PID[/task/TID]SUB[ (deleted)], parsed. */
 struct proc_path {
@@ -266,6 +272,27 @@ static int procfile_dump(struct fd_dump *f, FileEntry *e)
 	return dump_position(f, e, pe);
 }
 
+/* A cwd that is the /proc/PID directory itself of a process that has
+ * exited, not of the tree (its number is free for a helper before the
+ * tree is made), numbered as the tree numbers it (the tree is in our PID
+ * namespace): made again at the restore (enter_dead_proc_dir). */
+static int dead_dir_ok(const struct frozen_tree *tree, const struct proc_path *p)
+{
+	const struct frozen_task *t;
+	return p->deleted && !p->tid && !p->sub[0] && !in_tree(tree, p->pid, &t) &&
+	       tree->tasks[0].vpid == tree->tasks[0].pid;
+}
+
+pid_t proc_dead_dir(pid_t pid, const char *cwd)
+{
+	char path[64];
+	struct proc_path p;
+	snprintf(path, sizeof(path), "/proc/%d/cwd", pid);
+	if (parse_proc_path(cwd, &p) || !p.deleted || p.tid || p.sub[0] || on_our_proc(path) != 1)
+		return 0;
+	return (pid_t)p.pid;
+}
+
 /* A cwd or root under /proc/PID: entered again by path once every
  * process exists (core.c), so it must be of a process of the tree, with
  * the number the tree sees. */
@@ -293,6 +320,8 @@ static int check_dir(const struct frozen_tree *tree, const struct frozen_task *t
 		       what, link);
 		return -ENOTSUP;
 	}
+	if (!strcmp(what, "cwd") && dead_dir_ok(tree, &p))
+		return 0; /* core.c recorded it: cwd_proc_dead */
 	int ret = check_owner(tree, &h, link, &p, &st, &owner);
 	if (!ret && owner->vpid != owner->pid) {
 		pr_err("pid %d: %s %s: pid %d is %d in the tree's PID namespace: not supported",
@@ -388,6 +417,48 @@ static int proc_is_ours(void)
 	if (n > 0 && (self[n] = '\0', !strcmp(self, want)))
 		return 0;
 	return -EXDEV;
+}
+
+/* A process numbered `n` that only waits to be killed; no SIGCHLD to
+ * the restored process (exit_signal 0: reaped with __WALL). */
+static pid_t start_helper(pid_t n)
+{
+	struct clone_args args;
+	memset(&args, 0, sizeof(args));
+	args.set_tid = (uint64_t)(uintptr_t)&n;
+	args.set_tid_size = 1;
+	pid_t h = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+	if (h == 0)
+		for (;;)
+			pause();
+	return h;
+}
+
+/* The directory /proc/`dead` of a helper numbered `dead`, entered while
+ * it lives (a dead task's directory refuses to be entered: ESRCH): once
+ * the helper is reaped, the directory is out of /proc, as it was at the
+ * dump (CRIU does the same). */
+int enter_dead_proc_dir(uint32_t pid, uint32_t dead)
+{
+	char path[32];
+	siginfo_t si;
+	snprintf(path, sizeof(path), "/proc/%u", dead);
+	int err = dead && dead <= INT_MAX ? -proc_is_ours() : EINVAL;
+	pid_t h = err ? -1 : start_helper((pid_t)dead);
+	if (!err && h < 0)
+		err = errno;
+	if (!err && chdir(path))
+		err = errno;
+	if (h > 0) {
+		kill(h, SIGKILL);
+		while (waitid(P_PID, (id_t)h, &si, WEXITED | __WALL) < 0 && errno == EINTR)
+			;
+	}
+	if (err)
+		pr_err("pid %u: cwd %s (deleted), of a process that had exited: cannot make it again "
+		       "with a helper numbered %u: %s",
+		       pid, path, dead, strerror(err));
+	return -err;
 }
 
 /* Read to the end of the made text. */

@@ -15,6 +15,8 @@
  *   thread   with a second thread: /proc/thread-self (the main thread's
  *            /proc/PID/task/PID), /proc/PID/task/PID/stat and the
  *            directory /proc/PID/task, which lists both threads again.
+ *   deadcwd  the cwd is /proc/<child> of a child reaped since (zdtm
+ *            unhashed_proc): it comes back out of /proc, under that name.
  *   outside  /proc/<harness>/stat (a process outside the tree): refused
  *   tthread  /proc/<tid>/stat of a thread other than the main one: refused
  *   middle   /proc/self/maps read 10 bytes into: refused (the text is made
@@ -64,10 +66,14 @@ static long read_stat_pid(int fd)
 	return stat_pid(buf);
 }
 
+/* fd -1: the cwd */
 static void link_is(pid_t pid, int fd, const char *want)
 {
 	char path[64], link[256];
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
+	if (fd < 0)
+		snprintf(path, sizeof(path), "/proc/%d/cwd", pid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
 	ssize_t n = readlink(path, link, sizeof(link) - 1);
 	CHECK_SYS(n > 0, "readlink %s", path);
 	link[n] = 0;
@@ -223,6 +229,41 @@ static void thread_check(void)
 	      getpid(), thread_tid);
 }
 
+/* ------------------------------ deadcwd ------------------------------ */
+
+static pid_t dead_child;
+
+static void deadcwd_setup(void)
+{
+	char path[64];
+	dead_child = fork();
+	CHECK_SYS(dead_child >= 0, "fork");
+	if (!dead_child)
+		for (;;)
+			pause();
+	snprintf(path, sizeof(path), "/proc/%d", dead_child);
+	CHECK_SYS(!chdir(path), "chdir %s", path);
+	kill(dead_child, SIGKILL);
+	CHECK_SYS(waitpid(dead_child, NULL, 0) == dead_child, "waitpid");
+}
+
+/* The cwd is the directory of a process that has exited: getcwd fails,
+ * /proc names it as before, its number is free again, and no SIGCHLD of
+ * the restore's helper is left pending. */
+static void deadcwd_check(void)
+{
+	char buf[256], want[64];
+	sigset_t pending;
+	CHECK(!getcwd(buf, sizeof(buf)) && errno == ENOENT, "getcwd: %s",
+	      getcwd(buf, sizeof(buf)) ? buf : strerror(errno));
+	snprintf(want, sizeof(want), "/proc/%d (deleted)", dead_child);
+	link_is(getpid(), -1, want);
+	CHECK(kill(dead_child, 0) < 0 && errno == ESRCH, "pid %d lives", dead_child);
+	CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD, "a child to reap");
+	CHECK_SYS(!sigpending(&pending), "sigpending");
+	CHECK(!sigismember(&pending, SIGCHLD), "SIGCHLD pending");
+}
+
 /* ------------------------- refused /proc files ----------------------- */
 
 static pid_t refused_pid;
@@ -292,6 +333,7 @@ static const struct cr_case cases[] = {
 	{ "parent", parent_setup, parent_check },
 	{ "maps", maps_setup, maps_check },
 	{ "thread", thread_setup, thread_check },
+	{ "deadcwd", deadcwd_setup, deadcwd_check },
 	{ "outside", outside_setup, refused_check },
 	{ "tthread", tthread_setup, refused_check },
 	{ "middle", middle_setup, middle_check },

@@ -1,7 +1,8 @@
 # Files under /proc/PID of the tree itself (libckpt/procfile.c): a child's
 # /proc/<parent>/stat and directory, the parent's /proc/<child>/stat (also
 # in a fresh PID namespace, through its own /proc), /proc/self/maps at 0
-# and at its end, the main thread's /proc/thread-self and /proc/PID/task.
+# and at its end, the main thread's /proc/thread-self and /proc/PID/task,
+# a cwd in the /proc/PID of a child reaped since (made again by a helper).
 # Refused by name: /proc of a process outside the tree, of a thread other
 # than a main one, of a process that has exited, and a position inside the
 # text /proc makes at each read.
@@ -11,6 +12,9 @@ cr_case(cr_procfiles_parent_pidns procfiles 60 --restore-opt --pidns --restore-o
 	-- parent)
 cr_case(cr_procfiles_maps procfiles 60 -- maps)
 cr_case(cr_procfiles_thread procfiles 60 -- thread)
+cr_case(cr_procfiles_deadcwd procfiles 60 -- deadcwd)
+cr_case(cr_procfiles_deadcwd_pidns procfiles 60 --restore-opt --pidns --restore-opt always
+	-- deadcwd)
 cr_case(bad_dump_procfiles_outside procfiles 60 --expect-dump-fail --expect-msg %p
 	--expect-msg 42 --expect-msg "outside the tree" -- outside)
 cr_case(bad_dump_procfiles_thread procfiles 60 --expect-dump-fail --expect-msg %p
