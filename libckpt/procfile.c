@@ -12,10 +12,9 @@
  * holders (fd-relay.h).
  *
  * Refused by name at dump: /proc/PID of a process outside the tree, of a
- * thread other than a main one (threads come back after the fds), of a
- * process that has exited (an "unhashed" directory) but for a cwd that is
- * that directory itself (below), a /proc of another PID namespace,
- * and a position inside text the kernel makes anew at each read (stat,
+ * thread other than a main one (threads come back after the fds), a
+ * /proc of another PID namespace, and a position inside text the kernel
+ * makes anew at each read (stat,
  * maps: what follows the position at the dump is gone, and the same byte
  * offset in the new text may cut a line).  Kept: position 0, the end of
  * that text (put at the new end), and positions that mean the same again:
@@ -24,7 +23,11 @@
  * by path once every process exists.  A cwd "/proc/PID (deleted)", the
  * directory of a process that has exited (zdtm unhashed_proc), is made
  * again as CRIU does: a helper numbered PID is made, its directory
- * entered, the helper reaped (core.c records it: cwd_proc_dead).
+ * entered, the helper reaped (core.c records it: cwd_proc_dead).  Files
+ * under such a directory (`dead`, zdtm remap_dead_pid) the same way, in
+ * before_tree, in the tree's PID namespace: a helper per number, each
+ * file opened on it, the helper reaped; their position 0 or a
+ * directory's (a dead file's text cannot be read).
  *
  * Other files under /proc (/proc/meminfo, /proc/sys/...) are regfile's.
  */
@@ -234,6 +237,26 @@ static int dump_position(const struct fd_dump *f, const FileEntry *e, ProcFileEn
 	return -ENOTSUP;
 }
 
+/* A file under /proc/PID of a process that has exited, not under a
+ * thread's directory, with the tree in our PID namespace (PID is its
+ * number there): made again before the tree (procfile_before_tree). */
+static int dead_ok(const struct frozen_tree *tree, const char *link, const struct proc_path *p,
+		   const struct stat *st)
+{
+	return exited(link, p, st) && !p->tid && tree->tasks[0].vpid == tree->tasks[0].pid;
+}
+
+/* A dead one's position: 0, or a directory's (its entries are the same
+ * fixed list); its text cannot be read. */
+static int dead_position(const struct fd_dump *f, const FileEntry *e)
+{
+	if (!e->pos || (e->flags & O_PATH) || S_ISDIR(f->st->st_mode))
+		return 0;
+	pr_err("pid %d: fd %d: %s at offset %llu, of a process that has exited: not supported",
+	       f->pid, f->fd, f->link, (unsigned long long)e->pos);
+	return -ENOTSUP;
+}
+
 static int procfile_dump(struct fd_dump *f, FileEntry *e)
 {
 	char path[64];
@@ -253,23 +276,25 @@ static int procfile_dump(struct fd_dump *f, FileEntry *e)
 		return -ENOTSUP;
 	}
 	struct holder h = { f->pid, NULL, f->fd };
-	int ret = check_owner(f->fdump->tree, &h, f->link, &p, f->st, &task);
+	int dead = dead_ok(f->fdump->tree, f->link, &p, f->st);
+	int ret = dead ? 0 : check_owner(f->fdump->tree, &h, f->link, &p, f->st, &task);
 	if (ret)
 		return ret;
 	ProcFileEntry *pe = arena_alloc(&f->fdump->a, sizeof(*pe));
 	if (!pe)
 		return -ENOMEM;
 	proc_file_entry__init(pe);
-	pe->pid = (uint32_t)task->vpid;
+	pe->pid = dead ? (uint32_t)p.pid : (uint32_t)task->vpid;
 	pe->has_tid = p.tid != 0;
 	pe->tid = pe->pid; /* a main thread: check_owner */
+	pe->has_dead = pe->dead = dead;
 	pe->sub = arena_strdup(&f->fdump->a, p.sub);
 	e->path = arena_strdup(&f->fdump->a, f->link);
 	if (!pe->sub || !e->path)
 		return -ENOMEM;
 	e->type = FILE_TYPE__FILE_PROC;
 	e->proc = pe;
-	return dump_position(f, e, pe);
+	return dead ? dead_position(f, e) : dump_position(f, e, pe);
 }
 
 /* A cwd that is the /proc/PID directory itself of a process that has
@@ -380,8 +405,10 @@ static int procfile_read(struct img_set *set, struct restore_files *rf, void **p
 		if (e->type != FILE_TYPE__FILE_PROC)
 			continue;
 		const ProcFileEntry *p = e->proc;
-		if (!p || !p->sub || !is_tree_pid(rf, p->pid) || (p->has_tid && p->tid != p->pid) ||
-		    !sub_ok(p->sub)) {
+		int dead = p && p->has_dead && p->dead;
+		if (!p || !p->sub || (dead ? !p->pid || p->pid > INT_MAX || p->has_tid :
+					     !is_tree_pid(rf, p->pid)) ||
+		    (p->has_tid && p->tid != p->pid) || !sub_ok(p->sub)) {
 			pr_err("%s/files.img: file %u: not a file under /proc/PID of a process of the "
 			       "tree (pid %u)",
 			       img_set_dir(set), e->id, p ? p->pid : 0);
@@ -391,12 +418,21 @@ static int procfile_read(struct img_set *set, struct restore_files *rf, void **p
 	return 0;
 }
 
+static int is_dead(const FileEntry *e)
+{
+	return e->type == FILE_TYPE__FILE_PROC && e->proc->has_dead && e->proc->dead;
+}
+
+/* A live one's stand-in: the relay socket; a dead one's until
+ * before_tree: /dev/null. */
 static int procfile_open(struct restore_files *rf, void *priv, const FileEntry *e)
 {
 	(void)rf;
 	(void)priv;
-	(void)e;
-	return relay_socket();
+	if (!is_dead(e))
+		return relay_socket();
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
 }
 
 static void proc_file_path(const ProcFileEntry *p, char *buf, size_t len)
@@ -506,6 +542,69 @@ static int open_proc_file(const FileEntry *e)
 	return ret ? ret : fd;
 }
 
+/* Dead file i, opened (helper `dead` lives), in its pool slot. */
+static int open_dead_one(struct restore_files *rf, size_t i)
+{
+	const FileEntry *e = rf->files[i];
+	int fd = open_proc_file(e);
+	int ret = fd < 0 ? fd : 0;
+	if (!ret && (dup3(fd, rf->pool[i], O_CLOEXEC) < 0 ||
+		     (e->has_fown_sig && fcntl(rf->pool[i], F_SETSIG, (int)e->fown_sig))))
+		ret = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (ret)
+		pr_err("file %u: %s, of a process that had exited: cannot open it again on a helper "
+		       "numbered %u: %s",
+		       e->id, e->path ? e->path : "/proc", e->proc->pid, strerror(-ret));
+	return ret;
+}
+
+/* Every dead file of pid `dead`, opened on one helper with that number,
+ * which is then reaped: as at the dump, out of /proc. */
+static int open_dead_group(struct restore_files *rf, uint32_t dead)
+{
+	siginfo_t si;
+	pid_t h = start_helper((pid_t)dead);
+	if (h < 0) {
+		int err = errno;
+		pr_err("/proc/%u, of a process that had exited: cannot make a helper with that "
+		       "number: %s",
+		       dead, strerror(err));
+		return -err;
+	}
+	int ret = 0;
+	for (size_t i = 0; !ret && i < rf->nr_files; i++)
+		if (is_dead(rf->files[i]) && rf->files[i]->proc->pid == dead && rf->pool[i] >= 0 &&
+		    !files_inherited(rf, rf->files[i]))
+			ret = open_dead_one(rf, i);
+	kill(h, SIGKILL);
+	while (waitid(P_PID, (id_t)h, &si, WEXITED | __WALL) < 0 && errno == EINTR)
+		;
+	return ret;
+}
+
+/* Is file i the first dead one of its pid? */
+static int first_of_pid(const struct restore_files *rf, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (is_dead(rf->files[j]) && rf->files[j]->proc->pid == rf->files[i]->proc->pid)
+			return 0;
+	return 1;
+}
+
+/* In the tree's PID namespace, before the tree: the dead ones, a helper
+ * per number (its number is free: the tree's are not taken yet). */
+static int procfile_before_tree(struct restore_files *rf, void *priv)
+{
+	(void)priv;
+	int ret = 0;
+	for (size_t i = 0; !ret && i < rf->nr_files; i++)
+		if (is_dead(rf->files[i]) && first_of_pid(rf, i))
+			ret = open_dead_group(rf, rf->files[i]->proc->pid);
+	return ret;
+}
+
 static int open_failed(const struct task_fds *tf, size_t i, const FileEntry *e, int ret)
 {
 	char path[PATH_MAX];
@@ -526,7 +625,7 @@ static int procfile_post_install(struct restore_files *rf, void *priv, size_t id
 	const struct task_fds *tf = &rf->tasks[idx];
 	for (size_t i = 0; i < tf->nr; i++) {
 		const FileEntry *e = rf->files[tf->fds[i]->file_id];
-		if (e->type != FILE_TYPE__FILE_PROC || files_inherited(rf, e))
+		if (e->type != FILE_TYPE__FILE_PROC || is_dead(e) || files_inherited(rf, e))
 			continue;
 		int ret = relay_install(rf, idx, i, e, open_proc_file);
 		if (ret)
@@ -544,5 +643,6 @@ const struct file_kind procfile_kind = {
 	.check_tree = check_dirs,
 	.read = procfile_read,
 	.open = procfile_open,
+	.before_tree = procfile_before_tree,
 	.post_install = procfile_post_install,
 };

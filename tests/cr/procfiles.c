@@ -17,12 +17,16 @@
  *            directory /proc/PID/task, which lists both threads again.
  *   deadcwd  the cwd is /proc/<child> of a child reaped since (zdtm
  *            unhashed_proc): it comes back out of /proc, under that name.
+ *   deadfd   /proc/<child>/mountinfo and /proc/<child> of a child reaped
+ *            since (zdtm remap_dead_pid, _root): they come back dead (the
+ *            link of the file does not say " (deleted)", only that of its
+ *            directory).
  *   outside  /proc/<harness>/stat (a process outside the tree): refused
  *   tthread  /proc/<tid>/stat of a thread other than the main one: refused
  *   middle   /proc/self/maps read 10 bytes into: refused (the text is made
  *            anew at each read)
- *   exited   /proc/<child>/stat of a child reaped since (its link does not
- *            say " (deleted)": only its directory is out of /proc): refused
+ *   exited   /proc/<child>/stat of a child reaped since, read 10 bytes into:
+ *            refused (its text cannot be read again)
  */
 #include "crlib.h"
 
@@ -264,6 +268,40 @@ static void deadcwd_check(void)
 	CHECK(!sigismember(&pending, SIGCHLD), "SIGCHLD pending");
 }
 
+/* ------------------------------ deadfd ------------------------------- */
+
+/* /proc/<child>/mountinfo and the directory /proc/<child> of a child
+ * reaped since (zdtm remap_dead_pid, remap_dead_pid_root). */
+static void deadfd_setup(void)
+{
+	char path[64];
+	dead_child = fork();
+	CHECK_SYS(dead_child >= 0, "fork");
+	if (!dead_child)
+		for (;;)
+			pause();
+	snprintf(path, sizeof(path), "/proc/%d/mountinfo", dead_child);
+	open_at(path, O_RDONLY, FD);
+	snprintf(path, sizeof(path), "/proc/%d", dead_child);
+	open_at(path, O_RDONLY | O_DIRECTORY, FD + 1);
+	kill(dead_child, SIGKILL);
+	CHECK_SYS(waitpid(dead_child, NULL, 0) == dead_child, "waitpid");
+}
+
+/* Both name what they named, out of /proc; the helper that made them
+ * again is gone, its number free. */
+static void deadfd_check(void)
+{
+	char want[64];
+	snprintf(want, sizeof(want), "/proc/%d/mountinfo", dead_child);
+	link_is(getpid(), FD, want);
+	snprintf(want, sizeof(want), "/proc/%d (deleted)", dead_child);
+	link_is(getpid(), FD + 1, want);
+	CHECK(openat(FD + 1, "stat", O_RDONLY) < 0, "the dead directory opens stat");
+	CHECK(kill(dead_child, 0) < 0 && errno == ESRCH, "pid %d lives", dead_child);
+	CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD, "a child to reap");
+}
+
 /* ------------------------- refused /proc files ----------------------- */
 
 static pid_t refused_pid;
@@ -303,9 +341,10 @@ static void middle_check(void)
 	CHECK(lseek(42, 0, SEEK_CUR) == 10, "maps no longer at offset 10");
 }
 
+/* A child reaped, after fd 42 read 10 bytes of its stat. */
 static void exited_setup(void)
 {
-	char path[64];
+	char path[64], buf[10];
 	pid_t p = fork();
 	CHECK_SYS(p >= 0, "fork");
 	if (!p)
@@ -313,18 +352,19 @@ static void exited_setup(void)
 			pause();
 	snprintf(path, sizeof(path), "/proc/%d/stat", p);
 	open_at(path, O_RDONLY, 42);
+	CHECK_SYS(read(42, buf, sizeof(buf)) == sizeof(buf), "read %s", path);
 	kill(p, SIGKILL);
 	CHECK_SYS(waitpid(p, NULL, 0) == p, "waitpid");
 	refused_pid = p;
 }
 
-/* Still the file of the exited child (reading it: ESRCH). */
+/* Still the file of the exited child, at 10. */
 static void exited_check(void)
 {
-	char want[80], buf[64];
+	char want[80];
 	snprintf(want, sizeof(want), "/proc/%d/stat", refused_pid);
 	link_is(getpid(), 42, want);
-	CHECK(read(42, buf, sizeof(buf)) < 0 && errno == ESRCH, "fd 42 reads a live process");
+	CHECK(lseek(42, 0, SEEK_CUR) == 10, "fd 42 no longer at offset 10");
 }
 
 /* ------------------------------ main --------------------------------- */
@@ -334,6 +374,7 @@ static const struct cr_case cases[] = {
 	{ "maps", maps_setup, maps_check },
 	{ "thread", thread_setup, thread_check },
 	{ "deadcwd", deadcwd_setup, deadcwd_check },
+	{ "deadfd", deadfd_setup, deadfd_check },
 	{ "outside", outside_setup, refused_check },
 	{ "tthread", tthread_setup, refused_check },
 	{ "middle", middle_setup, middle_check },

@@ -98,7 +98,8 @@ peer_is_alice() {
 # (procfile.c) of a pid that is no process of the tree, or through "..",
 # refused at load; through a magic link (/proc/PID/root) to a file that
 # is not alice's: refused (no magic link followed), or opened as alice;
-# a cwd in the /proc of an exited pid 1, or of one past pid_max: refused.
+# a cwd in, or a file under, the /proc of an exited pid 1 (taken: the
+# helper cannot have it), or of one past pid_max: refused.
 ITEMS=(
 "uid-0|counter|core|E['creds'].update(uid=0, euid=0, suid=0, fsuid=0)|true"
 "euid-0|counter|core|E['creds'].update(euid=0, fsuid=0)|true"
@@ -152,6 +153,8 @@ ITEMS=(
 "proc-tid-1|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/environ', proc=dict(pid=ROOT, tid=1, sub='/environ'))|refused_only /proc/ROOT/task/1/environ"
 "proc-dotdot|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/environ', proc=dict(pid=ROOT, sub='/../1/environ'))|refused_only /proc/ROOT/../1/environ"
 "proc-root-shadow|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/etc/shadow', proc=dict(pid=ROOT, sub='/root/etc/shadow'))|holds /etc/shadow"
+"proc-dead-pid-1|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/environ', proc=dict(pid=1, sub='/environ', dead=True))|refused_only a helper numbered 1"
+"proc-dead-tid|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/environ', proc=dict(pid=ROOT, tid=ROOT, sub='/environ', dead=True))|refused_only a dead entry with a tid"
 "proc-dead-cwd-1|counter|core|E['cwd_proc_dead'] = 1|cwd_not '/proc/1 (deleted)'"
 "proc-dead-cwd-big|counter|core|E['cwd_proc_dead'] = 1 << 31|true"
 )
