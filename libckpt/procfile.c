@@ -14,9 +14,8 @@
  * Refused by name at dump: /proc/PID of a process outside the tree, of a
  * thread other than a main one (threads come back after the fds), a
  * /proc of another PID namespace, and a position inside text the kernel
- * makes anew at each read (stat,
- * maps: what follows the position at the dump is gone, and the same byte
- * offset in the new text may cut a line).  Kept: position 0, the end of
+ * makes anew at each read (stat, maps: what follows the position at the
+ * dump is gone, and the same byte offset in the new text may cut a line).  Kept: position 0, the end of
  * that text (put at the new end), and positions that mean the same again:
  * a directory's, an address in mem or pagemap.  The tree's cwd and root
  * under /proc/PID get the same checks (dump_tree): the restore enters them
