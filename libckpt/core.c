@@ -27,6 +27,7 @@
 #include "infect.h"
 #include "log.h"
 #include "proc.h"
+#include "procfile.h"
 #include "taskstate.h"
 
 #define MAX_PENDING 256
@@ -295,7 +296,10 @@ static int dump_fs(struct arena *a, pid_t pid, CoreEntry *core)
 		return ret;
 	}
 	core->cwd = arena_strdup(a, buf);
-	if (core->cwd && (ret = dump_removed_cwd(pid, core)))
+	pid_t dead = proc_dead_dir(pid, buf);
+	core->has_cwd_proc_dead = dead > 0;
+	core->cwd_proc_dead = dead > 0 ? (uint32_t)dead : 0;
+	if (core->cwd && !dead && (ret = dump_removed_cwd(pid, core)))
 		return ret;
 	if ((ret = proc_readlink(pid, "root", buf, sizeof(buf)))) {
 		pr_err("pid %d: cannot read root: %s", pid, strerror(-ret));
@@ -509,6 +513,8 @@ static int restore_removed_cwd(const CoreEntry *core)
 
 static int restore_cwd(const CoreEntry *core)
 {
+	if (core->has_cwd_proc_dead)
+		return enter_dead_proc_dir(core->pid, core->cwd_proc_dead);
 	if (core->has_cwd_removed_mode)
 		return restore_removed_cwd(core);
 	if (chdir(core->cwd)) {

@@ -33,6 +33,7 @@ static const struct file_kind *const file_kinds[] = {
 	&epoll_kind,
 	&inotify_kind,
 	&memfd_kind, /* before ghost and regfile: a memfd has a path too */
+	&procfile_kind, /* before ghost, ghost_node and regfile: /proc/PID of the tree */
 	&ghost_kind, /* before regfile: unlinked files */
 	&ghost_node_kind, /* before tty and regfile: removed directories, devices */
 	&locks_kind, /* matches nothing: adds locks to the others' files */

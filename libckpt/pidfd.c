@@ -4,15 +4,11 @@
  * reaped) and from the flags (O_NONBLOCK, PIDFD_THREAD).
  *
  * A pidfd for a process of the tree is opened again with pidfd_open() on
- * its restored pid, which only exists once the tree does.  The driver's
- * pool holds, in its place, a datagram socket connected to itself; in
- * post_install (every process exists by then, zombies included) the
- * first process of the restore order that holds the description opens the
- * pidfd and sends it on that socket once for every other process holding
- * it, which receive it: all hold one open file again, as after a fork.
- * Each puts it at its fd numbers.  Pidfds of processes outside the tree,
- * and of threads other than a main thread (restored after the fds), are
- * refused by name.
+ * its restored pid, which only exists once the tree does: by the first
+ * process of the restore order that holds it, in post_install, and passed
+ * to the others (fd-relay.h): all hold one open file again, as after a
+ * fork.  Pidfds of processes outside the tree, and of threads other
+ * than a main thread (restored after the fds), are refused by name.
  *
  * A dead pidfd (its process reaped) refers to no number: the kernel only
  * tells it apart by its pidfs inode, which every pidfd of that process
@@ -31,13 +27,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fd-relay.h"
 #include "file-kinds.h"
 #include "log.h"
 #include "proc.h"
@@ -189,34 +184,13 @@ static int open_dead_group(struct restore_files *rf, struct pidfd_restore *r, ui
 	return ret ? ret : eret;
 }
 
-/* A live pidfd's stand-in: a datagram socket connected to itself, on
- * which the pidfd is passed (see above). */
-static int pidfd_socket(void)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	socklen_t len = sizeof(sa);
-	struct timeval tv = { 60, 0 }; /* the first holder failed: give up */
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa_family_t)) ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) ||
-	    connect(fd, (struct sockaddr *)&sa, len) ||
-	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv))) {
-		int err = errno;
-		pr_err("pidfd: cannot make the socket that passes it: %s", strerror(err));
-		if (fd >= 0)
-			close(fd);
-		return -err;
-	}
-	return fd;
-}
-
 /* A dead pidfd's stand-in until before_tree. */
 static int pidfd_open_file(struct restore_files *rf, void *priv, const FileEntry *e)
 {
 	(void)rf;
 	(void)priv;
 	if (e->pidfd->pid != -1)
-		return pidfd_socket();
+		return relay_socket();
 	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
@@ -243,100 +217,21 @@ static int pidfd_before_tree(struct restore_files *rf, void *priv)
 	return 0;
 }
 
-/* The owner and signal files_install gave the stand-in. */
-static int set_fown(const FileEntry *e, int fd)
+/* A live pidfd, in the first process that holds it (fd-relay.h). */
+static int open_live(const FileEntry *e)
 {
-	struct f_owner_ex own = { (int)e->fown_type, (pid_t)e->fown_pid };
-	if ((e->has_fown_sig && fcntl(fd, F_SETSIG, (int)e->fown_sig)) ||
-	    (e->has_fown_pid && fcntl(fd, F_SETOWN_EX, &own)))
-		return -errno;
-	return 0;
-}
-
-/* How many processes of the restore hold file `id`, and how many of
- * them come before task `idx`. */
-static size_t holders(const struct restore_files *rf, size_t idx, uint32_t id, size_t *before)
-{
-	size_t n = 0;
-	*before = 0;
-	for (size_t t = 0; t < rf->nr_tasks; t++)
-		for (size_t i = 0; i < rf->tasks[t].nr; i++)
-			if (rf->tasks[t].fds[i]->file_id == id) {
-				n++;
-				*before += t < idx;
-				break;
-			}
-	return n;
-}
-
-static int send_fd(int sock, int fd)
-{
-	char data = 'p', buf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { &data, 1 };
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf, .msg_controllen = sizeof(buf)
-	};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	return sendmsg(sock, &mh, 0) == 1 ? 0 : -errno;
-}
-
-static int recv_fd(int sock)
-{
-	char data, buf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { &data, 1 };
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf, .msg_controllen = sizeof(buf)
-	};
-	if (recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) != 1)
-		return -(errno ? errno : EIO);
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	int fd;
-	if (!cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int)))
-		return -EIO;
-	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-	return fd;
-}
-
-/* The pidfd of fd `sock`'s description, in task `idx`: opened here by its
- * first holder and passed to the others, received by them. */
-static int get_pidfd(const struct restore_files *rf, size_t idx, int sock, const FileEntry *e)
-{
-	size_t before, n = holders(rf, idx, e->id, &before);
-	if (before)
-		return recv_fd(sock);
 	int fd = (int)syscall(SYS_pidfd_open, e->pidfd->pid, e->flags & PIDFD_OPEN_FLAGS);
-	int ret = fd < 0 ? -errno : 0;
-	for (size_t i = 1; !ret && i < n; i++)
-		ret = send_fd(sock, fd);
-	if (ret && fd >= 0)
-		close(fd);
-	return ret ? ret : fd;
+	return fd < 0 ? -errno : fd;
 }
 
-/* Fd i of task `idx`: its pidfd, or a dup of the one an earlier fd of
- * the same description got. */
+/* Fd i of task `idx`: its pidfd, opened in the first holder. */
 static int reopen_live(const struct restore_files *rf, size_t idx, size_t i, const FileEntry *e)
 {
-	const struct task_fds *tf = &rf->tasks[idx];
-	const FdEntry *fe = tf->fds[i];
-	int fd = -1;
-	for (size_t j = 0; j < i && fd < 0; j++)
-		if (tf->fds[j]->file_id == fe->file_id)
-			fd = fcntl((int)tf->fds[j]->fd, F_DUPFD_CLOEXEC, 0);
-	if (fd < 0)
-		fd = get_pidfd(rf, idx, (int)fe->fd, e);
-	int ret = fd < 0 ? fd : dup3(fd, (int)fe->fd, fe->cloexec ? O_CLOEXEC : 0) < 0 ? -errno : 0;
-	if (fd >= 0)
-		close(fd);
-	if (!ret)
-		ret = set_fown(e, (int)fe->fd);
+	const FdEntry *fe = rf->tasks[idx].fds[i];
+	int ret = relay_install(rf, idx, i, e, open_live);
 	if (ret)
-		pr_err("pid %d: fd %u: cannot open its pidfd of pid %d again: %s", tf->pid, fe->fd,
-		       e->pidfd->pid, strerror(-ret));
+		pr_err("pid %d: fd %u: cannot open its pidfd of pid %d again: %s", rf->tasks[idx].pid,
+		       fe->fd, e->pidfd->pid, strerror(-ret));
 	return ret;
 }
 

@@ -10,7 +10,8 @@
  *          caught
  *   memory every VMA (range, protection, flags, kind, file and offset,
  *          madvise state) and the mm fields of /proc/PID/stat
- *   files  the fd numbers, each fd's flags, close-on-exec and offset,
+ *   files  the fd numbers, each fd's flags, close-on-exec and offset
+ *          (of a /proc/PID file too, unless kept at the end of its text),
  *          which fds share one open file description, the process each
  *          pidfd names (or none: dead), each description's lease, and a
  *          TCP connection's state (the dumped one, or one its peer alone
@@ -547,8 +548,9 @@ static void verify_fd(struct verify *v, pid_t pid, const FdEntry *fe, const File
 	if (!!(fi.flags & O_CLOEXEC) != !!fe->cloexec)
 		differ(v, "fd %u: close-on-exec %d, dumped %d", fe->fd, !!(fi.flags & O_CLOEXEC),
 		       (int)fe->cloexec);
-	if (e->type == FILE_TYPE__FILE_REG && e->has_pos && e->has_mode && S_ISREG(e->mode) &&
-	    fi.pos != e->pos)
+	if (((e->type == FILE_TYPE__FILE_REG && e->has_mode && S_ISREG(e->mode)) ||
+	     (e->type == FILE_TYPE__FILE_PROC && e->proc && !e->proc->at_end)) &&
+	    e->has_pos && fi.pos != e->pos)
 		differ(v, "fd %u: offset %llu, dumped %llu", fe->fd, (unsigned long long)fi.pos,
 		       (unsigned long long)e->pos);
 	verify_pidfd_lease(v, fe, e, &fi);

@@ -94,7 +94,12 @@ peer_is_alice() {
 # seccomp-removed: the filter is one alice's own process installed, so
 # dropping it gains her nothing (she runs unconfined); seccomp-no-nnp: a
 # filter without no_new_privs needs CAP_SYS_ADMIN, which a user's restore
-# must not borrow from the worker.
+# must not borrow from the worker.  proc-*: a file under /proc/PID
+# (procfile.c) of a pid that is no process of the tree, or through "..",
+# refused at load; through a magic link (/proc/PID/root) to a file that
+# is not alice's: refused (no magic link followed), or opened as alice;
+# a cwd in, or a file under, the /proc of an exited pid 1 (taken: the
+# helper cannot have it), or of one past pid_max: refused.
 ITEMS=(
 "uid-0|counter|core|E['creds'].update(uid=0, euid=0, suid=0, fsuid=0)|true"
 "euid-0|counter|core|E['creds'].update(euid=0, fsuid=0)|true"
@@ -144,6 +149,14 @@ ITEMS=(
 "removed-node-fifo|hold|files.img|$F; e[fds[4]].update(type='FILE_GHOST_NODE', path='$T/alice/rmfifo', mode=0o10600, flags=1, contents=$RM_NODE)|not_there $T/alice/rmfifo"
 "removed-fifo-bob|hold|files.img|$F; e[fds[5]].update(path='$B/rmfifo', contents=$RM_NODE)|not_there $B/rmfifo"
 "removed-cwd-etc|counter|core|E.update(cwd='/etc/ckpt-sec-cwd (deleted)', cwd_removed_mode=0o40755, cwd_uid=0, cwd_gid=0, cwd_ino=1, cwd_fd=-1)|not_there /etc/ckpt-sec-cwd"
+"proc-pid-1|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/environ', proc=dict(pid=1, sub='/environ'))|refused_only /proc/1/environ"
+"proc-tid-1|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/environ', proc=dict(pid=ROOT, tid=1, sub='/environ'))|refused_only /proc/ROOT/task/1/environ"
+"proc-dotdot|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/environ', proc=dict(pid=ROOT, sub='/../1/environ'))|refused_only /proc/ROOT/../1/environ"
+"proc-root-shadow|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/etc/shadow', proc=dict(pid=ROOT, sub='/root/etc/shadow'))|holds /etc/shadow"
+"proc-dead-pid-1|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/environ', proc=dict(pid=1, sub='/environ', dead=True))|refused_only a helper numbered 1"
+"proc-dead-tid|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/environ', proc=dict(pid=ROOT, tid=ROOT, sub='/environ', dead=True))|refused_only a dead entry with a tid"
+"proc-dead-cwd-1|counter|core|E['cwd_proc_dead'] = 1|cwd_not '/proc/1 (deleted)'"
+"proc-dead-cwd-big|counter|core|E['cwd_proc_dead'] = 1 << 31|true"
 )
 
 run_items

@@ -1,0 +1,28 @@
+# Files under /proc/PID of the tree itself (libckpt/procfile.c): a child's
+# /proc/<parent>/stat and directory, the parent's /proc/<child>/stat (also
+# in a fresh PID namespace, through its own /proc), /proc/self/maps at 0
+# and at its end, the main thread's /proc/thread-self and /proc/PID/task,
+# a cwd in, and fds on, the /proc/PID of a child reaped since (made again
+# on a helper with its number).
+# Refused by name: /proc of a process outside the tree, of a thread other
+# than a main one, a position inside the text /proc makes at each read
+# (also of a process that has exited).
+cr_program(procfiles)
+cr_case(cr_procfiles_parent procfiles 60 -- parent)
+cr_case(cr_procfiles_parent_pidns procfiles 60 --restore-opt --pidns --restore-opt always
+	-- parent)
+cr_case(cr_procfiles_maps procfiles 60 -- maps)
+cr_case(cr_procfiles_thread procfiles 60 -- thread)
+cr_case(cr_procfiles_deadcwd procfiles 60 -- deadcwd)
+cr_case(cr_procfiles_deadfd procfiles 60 -- deadfd)
+cr_case(cr_procfiles_deadfd_pidns procfiles 60 --restore-opt --pidns --restore-opt always -- deadfd)
+cr_case(cr_procfiles_deadcwd_pidns procfiles 60 --restore-opt --pidns --restore-opt always
+	-- deadcwd)
+cr_case(bad_dump_procfiles_outside procfiles 60 --expect-dump-fail --expect-msg %p
+	--expect-msg 42 --expect-msg "outside the tree" -- outside)
+cr_case(bad_dump_procfiles_thread procfiles 60 --expect-dump-fail --expect-msg %p
+	--expect-msg 42 --expect-msg "not a main thread" -- tthread)
+cr_case(bad_dump_procfiles_middle procfiles 60 --expect-dump-fail --expect-msg %p
+	--expect-msg 42 --expect-msg "position inside text" -- middle)
+cr_case(bad_dump_procfiles_exited procfiles 60 --expect-dump-fail --expect-msg %p
+	--expect-msg 42 --expect-msg "has exited" -- exited)
