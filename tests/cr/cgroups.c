@@ -167,7 +167,8 @@ static void setup_cpu(const char *mode)
 	enter(sub_a, getpid());
 }
 
-static void setup_named(int unmount)
+/* The named hierarchy name=ckptcrPID, mounted on the test's cg. */
+static void mount_named(void)
 {
 	char opts[128];
 	snprintf(named_name, sizeof(named_name), "ckptcr%d", getpid());
@@ -175,6 +176,11 @@ static void setup_named(int unmount)
 	snprintf(opts, sizeof(opts), "none,name=%s", named_name);
 	CHECK_SYS(mkdir(named_dir, 0700) == 0, "mkdir %s", named_dir);
 	CHECK_SYS(mount("none", named_dir, "cgroup", 0, opts) == 0, "mount %s", opts);
+}
+
+static void setup_named(int unmount)
+{
+	mount_named();
 	snprintf(sub_a, sizeof(sub_a), "%s/job", named_dir);
 	CHECK_SYS(mkdir(sub_a, 0755) == 0, "mkdir %s", sub_a);
 	enter(sub_a, getpid());
@@ -182,17 +188,6 @@ static void setup_named(int unmount)
 	CHECK_SYS(mkdir(sub_b, 0750) == 0 && chmod(sub_b, 0750) == 0, "mkdir %s", sub_b);
 	if (unmount)
 		CHECK_SYS(umount2(named_dir, MNT_DETACH) == 0, "umount %s", named_dir);
-}
-
-/* named-gone: the hierarchy mounted, the process left in its root. */
-static void setup_named_root(void)
-{
-	char opts[128];
-	snprintf(named_name, sizeof(named_name), "ckptcr%d", getpid());
-	snprintf(named_dir, sizeof(named_dir), "%.1900s/cg", test_dir());
-	snprintf(opts, sizeof(opts), "none,name=%s", named_name);
-	CHECK_SYS(mkdir(named_dir, 0700) == 0, "mkdir %s", named_dir);
-	CHECK_SYS(mount("none", named_dir, "cgroup", 0, opts) == 0, "mount %s", opts);
 }
 
 /* The restore did not make the hierarchy again for a root nobody needs. */
@@ -210,7 +205,7 @@ static void check_named_gone(void)
 static void setup(const char *mode)
 {
 	if (!strcmp(mode, "named-gone")) {
-		setup_named_root();
+		mount_named(); /* and stays in its root */
 		return;
 	}
 	if (!strncmp(mode, "named", 5)) {

@@ -17,17 +17,7 @@ install -d -o $U -g $U -m 755 "$T/u"
 # The checkout may be closed to other users.
 install -m 755 "$ROOT/examples/ckpt-sbatch" "$T/ckpt-sbatch"
 
-cat >"$T/u/count.sh" <<'S'
-#!/bin/bash
-echo "start of run ${SLURM_RESTART_COUNT:-0}"
-i=0
-while :; do
-	i=$((i + 1))
-	echo "count $i"
-	sleep 0.2
-done
-S
-chmod 755 "$T/u/count.sh"
+count_script "$T/u/count.sh"
 
 low=$(cd "$T/u" && as_user env SBATCH_SIGNAL='' "$T/ckpt-sbatch" --parsable -p low \
 	--requeue -c 2 -o "$T/u/low.out" -e "$T/u/low.err" --checkpoint-dir="$T/u/ck" \

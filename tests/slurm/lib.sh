@@ -81,6 +81,23 @@ eligible_now() {
 # lines PATTERN FILE: how many lines of FILE match (0 if none or no file).
 lines() { local n; n=$(grep -c "$1" "$2" 2>/dev/null) || true; echo "${n:-0}"; }
 
+# count_script FILE: a job script (mode 755) that says which run it is and
+# on which CPUs ("start of run 0 on cpus 0-1"), then counts, "count 1",
+# "count 2", ..., one line every 0.2 s until it is killed.
+count_script() {
+	cat >"$1" <<'S'
+#!/bin/bash
+echo "start of run ${SLURM_RESTART_COUNT:-0} on cpus $(sed -n 's/^Cpus_allowed_list:\t//p' /proc/self/status)"
+i=0
+while :; do
+	i=$((i + 1))
+	echo "count $i"
+	sleep 0.2
+done
+S
+	chmod 755 "$1"
+}
+
 state_is() { [ "$(field "$1" JobState)" = "$2" ]; }
 restarts_is() { [ "$(field "$1" Restarts)" = "$2" ]; }
 
