@@ -6,7 +6,8 @@
 # core B.  The restored tree must be in the new step's cgroups on every
 # hierarchy Slurm uses (freezer, cpuset, memory), bound to the step's
 # cores (its Cpus_allowed_list is the step's cpuset.cpus, not the dumped
-# core), listed by `scontrol listpids` (Slurm tracks and accounts for it),
+# core), listed by `scontrol listpids` (Slurm tracks it), its 64 MB
+# counted in the step's accounting (sstat MaxRSS, jobacct_gather/cgroup),
 # and killed by scancel with the step.
 . "$(dirname "$0")/lib.sh"
 CKPTD=$1 CKPTCTL=$2
@@ -20,10 +21,18 @@ start_ckptd "$CKPTD" "$CKPTCTL"
 install -d -o $U -g $U -m 755 "$T/u"
 install -m 755 "$ROOT/examples/ckpt-sbatch" "$T/ckpt-sbatch"
 count_script "$T/u/count.sh"
+# 64 MB of memory held in a variable, then the count: Slurm's accounting
+# of the restored step must show it.
+cat >"$T/u/job.sh" <<S
+#!/bin/bash
+ballast=\$(head -c 64000000 /dev/zero | tr '\\0' a)
+. "$T/u/count.sh"
+S
+chmod 755 "$T/u/job.sh"
 
 low=$(cd "$T/u" && as_user env SBATCH_SIGNAL='' "$T/ckpt-sbatch" --parsable -p low \
 	--requeue -c 1 -o "$T/u/low.out" -e "$T/u/low.err" --checkpoint-dir="$T/u/ck" \
-	"$T/u/count.sh") || fail "ckpt-sbatch failed"
+	"$T/u/job.sh") || fail "ckpt-sbatch failed"
 JOBS+=("$low")
 counted() { [ "$(lines '^count' "$T/u/low.out")" -ge "$1" ]; }
 wait_for 30 "job $low to count" counted 5
@@ -75,8 +84,17 @@ now=$(sed -n 's/^Cpus_allowed_list:\t//p' /proc/$pid/status)
 [ "$now" = "$step_cpus" ] || fail "restored pid $pid runs on cpus $now, its step has $step_cpus"
 scontrol listpids "$low" | awk 'NR > 1 { print $1 }' | grep -qx "$pid" ||
 	fail "scontrol listpids $low does not list the restored pid $pid: $(scontrol listpids "$low")"
+# jobacct_gather/cgroup: the restored tree's memory is the step's.
+rss_kb() {
+	sstat -n -P -j "$low.batch" -o MaxRSS 2>/dev/null | awk 'NR == 1 {
+		n = $1 + 0; u = substr($1, length($1));
+		print int(u == "G" ? n * 1048576 : u == "M" ? n * 1024 : u == "K" ? n : n / 1024) }'
+}
+counted_rss() { local k; k=$(rss_kb); [ -n "$k" ] && [ "$k" -ge 60000 ]; }
+wait_for 30 "sstat to count the restored 64 MB of job $low (MaxRSS $(rss_kb)K)" counted_rss
 echo "ok: job $low dumped on cpu $first, restored while job $hold held cpu $held:" \
-	"pid $pid in the step's cgroups ($cpuset), on cpus $now (the step's $step_cpus), listed by Slurm"
+	"pid $pid in the step's cgroups ($cpuset), on cpus $now (the step's $step_cpus), listed by Slurm," \
+	"its memory in the step's accounting (sstat MaxRSS $(rss_kb)K)"
 [ "$held" = "$first" ] && { [ "$now" != "$first" ] || fail "restored on the held cpu $first"; }
 
 scancel "$low"
