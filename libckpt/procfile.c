@@ -28,6 +28,12 @@
  * file opened on it, the helper reaped; their position 0 or a
  * directory's (a dead file's text cannot be read).
  *
+ * An fd on a namespace ("net:[4026531840]", from /proc/PID/ns/NAME or
+ * passed along) is kept the same way, as /proc/PID/ns/NAME of the first
+ * process of the tree (the holder first) that is in it, and opened from
+ * there: it names that process's namespace again, whichever the restore
+ * gave it.  One no process of the tree is in is refused by name.
+ *
  * Other files under /proc (/proc/meminfo, /proc/sys/...) are regfile's.
  */
 #include <ctype.h>
@@ -97,9 +103,32 @@ static int parse_proc_path(const char *link, struct proc_path *p)
 	return p->sub[0] && p->sub[0] != '/' ? -1 : 0;
 }
 
+/* The namespaces /proc/PID/ns shows, by the name their fds' links carry
+ * ("net:[4026531840]"); pid and time also have a *_for_children entry. */
+static const char *const ns_names[] = { "net", "uts", "ipc", "pid", "user",
+					"mnt", "cgroup", "time" };
+
+/* The name of the namespace an fd's link "NAME:[INODE]" is of, or NULL. */
+static const char *ns_of_link(const char *link)
+{
+	for (size_t i = 0; i < sizeof(ns_names) / sizeof(ns_names[0]); i++) {
+		size_t n = strlen(ns_names[i]);
+		const char *s = link + n + 2;
+		if (strncmp(link, ns_names[i], n) || strncmp(link + n, ":[", 2) ||
+		    !isdigit((unsigned char)*s))
+			continue;
+		while (isdigit((unsigned char)*s))
+			s++;
+		if (!strcmp(s, "]"))
+			return ns_names[i];
+	}
+	return NULL;
+}
+
 static int procfile_match(const struct fd_dump *f)
 {
-	return !strncmp(f->link, "/proc/", 6) && isdigit((unsigned char)f->link[6]);
+	return (!strncmp(f->link, "/proc/", 6) && isdigit((unsigned char)f->link[6])) ||
+	       ns_of_link(f->link);
 }
 
 /* 1: `pid` is a process of the tree; 2: a thread of one, not its main
@@ -256,9 +285,78 @@ static int dead_position(const struct fd_dump *f, const FileEntry *e)
 	return -ENOTSUP;
 }
 
+static ProcFileEntry *new_entry(struct fd_dump *f, FileEntry *e, uint32_t pid, const char *sub)
+{
+	ProcFileEntry *pe = arena_alloc(&f->fdump->a, sizeof(*pe));
+	if (!pe)
+		return NULL;
+	proc_file_entry__init(pe);
+	pe->pid = pid;
+	pe->sub = arena_strdup(&f->fdump->a, sub);
+	e->path = arena_strdup(&f->fdump->a, f->link);
+	if (!pe->sub || !e->path)
+		return NULL;
+	e->type = FILE_TYPE__FILE_PROC;
+	e->proc = pe;
+	return pe;
+}
+
+/* Is /proc/PID/ns/NAME the namespace st is? */
+static int ns_is(pid_t pid, const char *name, const struct stat *st)
+{
+	char path[96];
+	struct stat now;
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, name);
+	return !stat(path, &now) && now.st_dev == st->st_dev && now.st_ino == st->st_ino;
+}
+
+/* "ns/NAME" (or NAME_for_children) of process t if the namespace st is
+ * one of t's, else NULL. */
+static const char *ns_entry_of(const struct frozen_task *t, const char *name,
+			       const struct stat *st, char *buf, size_t len)
+{
+	snprintf(buf, len, "/ns/%s", name);
+	if (ns_is(t->pid, name, st))
+		return buf;
+	snprintf(buf, len, "/ns/%s_for_children", name);
+	if ((!strcmp(name, "pid") || !strcmp(name, "time")) && ns_is(t->pid, buf + 4, st))
+		return buf;
+	return NULL;
+}
+
+/* An fd on a namespace (opened from /proc/PID/ns/NAME, or passed along):
+ * kept as the namespace of a process of the tree, the holder's own
+ * first, and opened again from that process's /proc/PID/ns once the tree
+ * exists: the fd then names that process's namespace as it did at the
+ * dump, whichever namespaces the restore gave the tree.  One no process
+ * of the tree is in is refused by name. */
+static int dump_ns_file(struct fd_dump *f, FileEntry *e, const char *name)
+{
+	const struct frozen_tree *tree = f->fdump->tree;
+	char sub[64];
+	const struct frozen_task *holder = NULL, *t = NULL;
+	in_tree(tree, f->pid, &holder);
+	const char *found = holder ? ns_entry_of(holder, name, f->st, sub, sizeof(sub)) : NULL;
+	for (int i = 0; !found && i < tree->nr_tasks; i++)
+		if (!tree->tasks[i].zombie &&
+		    (found = ns_entry_of(&tree->tasks[i], name, f->st, sub, sizeof(sub))))
+			t = &tree->tasks[i];
+	if (found && !t)
+		t = holder;
+	if (!found) {
+		pr_err("pid %d: fd %d: %s, a namespace no process of the tree is in: not supported",
+		       f->pid, f->fd, f->link);
+		return -ENOTSUP;
+	}
+	return new_entry(f, e, (uint32_t)t->vpid, found) ? 0 : -ENOMEM;
+}
+
 static int procfile_dump(struct fd_dump *f, FileEntry *e)
 {
 	char path[64];
+	const char *ns = ns_of_link(f->link);
+	if (ns)
+		return dump_ns_file(f, e, ns);
 	struct proc_path p;
 	const struct frozen_task *task;
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", f->pid, f->fd);
@@ -279,20 +377,13 @@ static int procfile_dump(struct fd_dump *f, FileEntry *e)
 	int ret = dead ? 0 : check_owner(f->fdump->tree, &h, f->link, &p, f->st, &task);
 	if (ret)
 		return ret;
-	ProcFileEntry *pe = arena_alloc(&f->fdump->a, sizeof(*pe));
+	ProcFileEntry *pe =
+		new_entry(f, e, dead ? (uint32_t)p.pid : (uint32_t)task->vpid, p.sub);
 	if (!pe)
 		return -ENOMEM;
-	proc_file_entry__init(pe);
-	pe->pid = dead ? (uint32_t)p.pid : (uint32_t)task->vpid;
 	pe->has_tid = p.tid != 0;
 	pe->tid = pe->pid; /* a main thread: check_owner */
 	pe->has_dead = pe->dead = dead;
-	pe->sub = arena_strdup(&f->fdump->a, p.sub);
-	e->path = arena_strdup(&f->fdump->a, f->link);
-	if (!pe->sub || !e->path)
-		return -ENOMEM;
-	e->type = FILE_TYPE__FILE_PROC;
-	e->proc = pe;
 	return dead ? dead_position(f, e) : dump_position(f, e, pe);
 }
 
@@ -515,6 +606,46 @@ static int place(int fd, const FileEntry *e)
 	return lseek(fd, (off_t)e->pos, SEEK_SET) < 0 ? -errno : 0;
 }
 
+static int open_no_links(int dir, const char *path, int flags)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC),
+		.resolve = RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS,
+	};
+	return (int)syscall(SYS_openat2, dir, path, &how, sizeof(how));
+}
+
+/* "/ns/NAME" (or NAME_for_children) of a namespace /proc/PID/ns shows. */
+static int is_ns_entry(const char *sub)
+{
+	if (strncmp(sub, "/ns/", 4))
+		return 0;
+	for (size_t i = 0; i < sizeof(ns_names) / sizeof(ns_names[0]); i++) {
+		size_t n = strlen(ns_names[i]);
+		if (!strncmp(sub + 4, ns_names[i], n) &&
+		    (!sub[4 + n] || !strcmp(sub + 4 + n, "_for_children")))
+			return 1;
+	}
+	return 0;
+}
+
+/* /proc/PID/ns/NAME is a magic link, the namespace itself: the directory
+ * is reached with no link followed, then only that last link. */
+static int open_ns_entry(const char *path, int flags)
+{
+	char dir[PATH_MAX];
+	const char *name = strrchr(path, '/');
+	snprintf(dir, sizeof(dir), "%.*s", (int)(name - path), path);
+	int d = open_no_links(AT_FDCWD, dir, O_PATH | O_DIRECTORY);
+	if (d < 0)
+		return -1;
+	int fd = openat(d, name + 1, flags | O_CLOEXEC);
+	int err = errno;
+	close(d);
+	errno = err;
+	return fd;
+}
+
 /* In the first process that holds it (fd-relay.h): opened as that
  * process, which is the restoring user; no symlink followed (a magic
  * link, /proc/PID/root or fd/N, would reach beyond /proc/PID).  Logs
@@ -529,11 +660,8 @@ static int open_proc_file(const FileEntry *e)
 	int flags = (int)e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY);
 	if (flags & O_PATH)
 		flags &= O_PATH | O_DIRECTORY | O_NOFOLLOW;
-	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC),
-		.resolve = RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS,
-	};
-	int fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
+	int fd = is_ns_entry(e->proc->sub) ? open_ns_entry(path, flags)
+					     : open_no_links(AT_FDCWD, path, flags);
 	if (fd < 0)
 		return -errno;
 	if ((ret = place(fd, e)))

@@ -21,6 +21,13 @@
  *            since (zdtm remap_dead_pid, _root): they come back dead (the
  *            link of the file does not say " (deleted)", only that of its
  *            directory).
+ *   ns       fds on namespaces (zdtm proc-self): /proc/self/ns/net, pid,
+ *            pid_for_children and the child's /proc/<child>/ns/uts: after
+ *            the restore each names the namespace the restored process is
+ *            in (the same fstat as its /proc/PID/ns entry now; with
+ *            --pidns always, the new PID namespace)
+ *   nsout    an fd on a network namespace no process of the tree is in (a
+ *            child's, made with unshare, the child reaped since): refused
  *   outside  /proc/<harness>/stat (a process outside the tree): refused
  *   tthread  /proc/<tid>/stat of a thread other than the main one: refused
  *   middle   /proc/self/maps read 10 bytes into: refused (the text is made
@@ -37,6 +44,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -369,7 +378,79 @@ static void exited_check(void)
 
 /* ------------------------------ main --------------------------------- */
 
+/* -------------------------------- ns --------------------------------- */
+
+static const char *const ns_entries[] = { "net", "pid", "pid_for_children" };
+
+static _Noreturn void idle_child(void)
+{
+	test_block_check();
+	CHECK_SYS(write(ready[1], "r", 1) == 1, "write");
+	for (;;)
+		pause();
+}
+
+static void ns_setup(void)
+{
+	char path[64], b;
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "/proc/self/ns/%s", ns_entries[i]);
+		open_at(path, O_RDONLY, FD + i);
+	}
+	CHECK_SYS(!pipe(ready), "pipe");
+	child = fork();
+	CHECK_SYS(child >= 0, "fork");
+	if (!child)
+		idle_child();
+	CHECK_SYS(read(ready[0], &b, 1) == 1, "read");
+	snprintf(path, sizeof(path), "/proc/%d/ns/uts", child);
+	open_at(path, O_RDONLY, FD + 3);
+}
+
+/* fd names the namespace /proc/PID/ns/NAME shows now. */
+static void ns_is(int fd, pid_t pid, const char *name)
+{
+	char path[64];
+	struct stat a, b;
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, name);
+	CHECK_SYS(!fstat(fd, &a) && !stat(path, &b), "stat fd %d, %s", fd, path);
+	CHECK(a.st_dev == b.st_dev && a.st_ino == b.st_ino, "fd %d: inode %lu, %s is %lu", fd,
+	      (unsigned long)a.st_ino, path, (unsigned long)b.st_ino);
+}
+
+static void ns_check(void)
+{
+	for (int i = 0; i < 3; i++)
+		ns_is(FD + i, getpid(), ns_entries[i]);
+	ns_is(FD + 3, child, "uts");
+}
+
+static void nsout_setup(void)
+{
+	char path[64], b;
+	CHECK_SYS(!pipe(ready), "pipe");
+	pid_t c = fork();
+	CHECK_SYS(c >= 0, "fork");
+	if (!c) {
+		CHECK_SYS(!unshare(CLONE_NEWNET), "unshare");
+		idle_child();
+	}
+	CHECK_SYS(read(ready[0], &b, 1) == 1, "read");
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", c);
+	open_at(path, O_RDONLY, 42);
+	CHECK_SYS(!kill(c, SIGKILL) && waitpid(c, NULL, 0) == c, "kill %d", c);
+}
+
+static void nsout_check(void)
+{
+	struct stat a, b;
+	CHECK_SYS(!fstat(42, &a) && !stat("/proc/self/ns/net", &b), "stat");
+	CHECK(a.st_ino != b.st_ino, "fd 42 is our own network namespace");
+}
+
 static const struct cr_case cases[] = {
+	{ "ns", ns_setup, ns_check },
+	{ "nsout", nsout_setup, nsout_check },
 	{ "parent", parent_setup, parent_check },
 	{ "maps", maps_setup, maps_check },
 	{ "thread", thread_setup, thread_check },

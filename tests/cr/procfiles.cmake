@@ -18,6 +18,11 @@ cr_case(cr_procfiles_deadfd procfiles 60 -- deadfd)
 cr_case(cr_procfiles_deadfd_pidns procfiles 60 --restore-opt --pidns --restore-opt always -- deadfd)
 cr_case(cr_procfiles_deadcwd_pidns procfiles 60 --restore-opt --pidns --restore-opt always
 	-- deadcwd)
+# fds on namespaces: the namespace the restored process is in
+cr_case(cr_procfiles_ns procfiles 60 -- ns)
+cr_case(cr_procfiles_ns_pidns procfiles 60 --restore-opt --pidns --restore-opt always -- ns)
+cr_case(bad_dump_procfiles_nsout procfiles 60 --expect-dump-fail --expect-msg %p
+	--expect-msg 42 --expect-msg "no process of the tree is in" -- nsout)
 cr_case(bad_dump_procfiles_outside procfiles 60 --expect-dump-fail --expect-msg %p
 	--expect-msg 42 --expect-msg "outside the tree" -- outside)
 cr_case(bad_dump_procfiles_thread procfiles 60 --expect-dump-fail --expect-msg %p
