@@ -37,10 +37,22 @@ int regfile_is_memory_device(dev_t rdev)
 	return m == 3 || m == 5 || m == 7 || m == 8 || m == 9;
 }
 
+/* A symbolic link itself can only be held open with O_PATH | O_NOFOLLOW
+ * (zdtm symlink): reopened the same way, it is the link again. */
 static int regfile_match(const struct fd_dump *f)
 {
-	return f->link[0] == '/' &&
-	       (S_ISREG(f->st->st_mode) || S_ISDIR(f->st->st_mode) || S_ISCHR(f->st->st_mode));
+	return f->link[0] == '/' && (S_ISREG(f->st->st_mode) || S_ISDIR(f->st->st_mode) ||
+				     S_ISCHR(f->st->st_mode) || S_ISLNK(f->st->st_mode));
+}
+
+/* A link removed while held: nothing names it any more. */
+static int removed_link(const struct fd_dump *f)
+{
+	if (!S_ISLNK(f->st->st_mode) || f->st->st_nlink)
+		return 0;
+	pr_err("pid %d: fd %d: %s: a symbolic link removed while open (O_PATH): not supported",
+	       f->pid, f->fd, f->link);
+	return 1;
 }
 
 /* The job's output: a regular file it appends to and owns (its euid's),
@@ -87,7 +99,7 @@ static int regfile_dump(struct fd_dump *f, FileEntry *e)
 		       f->link, major(st->st_rdev), minor(st->st_rdev));
 		return -ENOTSUP;
 	}
-	if (removed_name(f))
+	if (removed_link(f) || removed_name(f))
 		return -ENOTSUP;
 	e->type = FILE_TYPE__FILE_REG;
 	e->path = arena_strdup(&f->fdump->a, f->link);
@@ -140,10 +152,11 @@ static int check_file(int fd, const FileEntry *e, int skip)
 		return -errno;
 	if (e->has_mode && (st.st_mode & S_IFMT) != (e->mode & S_IFMT)) {
 		pr_err("file %s: is no longer a %s", e->path,
-		       S_ISDIR(e->mode) ? "directory" : S_ISREG(e->mode) ? "regular file" : "device");
+		       S_ISDIR(e->mode) ? "directory" : S_ISREG(e->mode) ? "regular file" : S_ISLNK(e->mode) ? "symbolic link" : "device");
 		return -ESTALE;
 	}
-	if (skip || !S_ISREG(st.st_mode) || !e->has_size || !e->has_mtime_ns)
+	if (skip || !(S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) || !e->has_size ||
+	    !e->has_mtime_ns)
 		return 0;
 	int grew = (e->flags & O_APPEND) && (e->flags & O_ACCMODE) != O_RDONLY &&
 		   (uint64_t)st.st_size >= e->size;
@@ -248,6 +261,8 @@ static int regfile_open(struct restore_files *rf, void *priv, const FileEntry *e
 		flags &= ~O_TMPFILE;
 	if (!e->path)
 		return -EINVAL;
+	if (S_ISLNK(e->mode))
+		flags |= O_PATH | O_NOFOLLOW;
 	int fd = open(e->path, flags | O_CLOEXEC);
 	if (fd < 0) {
 		pr_err("file %s: cannot reopen: %s", e->path, strerror(errno));
