@@ -23,6 +23,8 @@
  *            prctl(PR_SET_THP_DISABLE)
  *   ipcns    the root in an IPC namespace of its own, with a segment: the
  *            dump is refused, naming the process
+ *   guard    a private mapping with guard pages (MADV_GUARD_INSTALL, Linux
+ *            6.13) between written ones: the dump is refused, naming them
  *   janitor  (the helper above, not a case)
  *
  * Sharing is checked both ways after the restore: the root raises
@@ -562,6 +564,21 @@ static void ipcns_setup(void)
 	m[0] = 1;
 }
 
+/* ---- guard ---- */
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+static void guard_setup(void)
+{
+	unsigned char *m = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK_SYS(m != MAP_FAILED, "mmap");
+	memset(m, 7, 4 * PAGE);
+	CHECK_SYS(!madvise(m + PAGE, 2 * PAGE, MADV_GUARD_INSTALL), "MADV_GUARD_INSTALL");
+}
+
 int main(int argc, char **argv)
 {
 	const char *c = argc > 1 ? argv[1] : "anon";
@@ -579,6 +596,8 @@ int main(int argc, char **argv)
 		advice_setup();
 	else if (!strcmp(c, "ipcns"))
 		ipcns_setup();
+	else if (!strcmp(c, "guard"))
+		guard_setup();
 	else
 		fail("unknown case %s", c);
 	test_ready();
