@@ -651,6 +651,8 @@ static int ops_check(struct conn *c, const RpcDump *d, const struct dump_target 
 	req.n_ext_unix_sk = d->n_ext_unix_sk;
 	req.has_tcp_established = d->has_tcp_established;
 	req.tcp_established = d->tcp_established;
+	req.has_skip_in_flight = d->has_skip_in_flight;
+	req.skip_in_flight = d->skip_in_flight;
 	req.has_shell_job = d->has_shell_job;
 	req.shell_job = d->shell_job;
 	/* Nothing is seized: the engine checks that every task is wholly

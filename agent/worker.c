@@ -94,6 +94,7 @@ static int do_dump(const RpcDump *d, uid_t uid)
 	o.ext_unix_sk = d->ext_unix_sk;
 	o.nr_ext_unix_sk = d->n_ext_unix_sk;
 	o.tcp_established = d->tcp_established;
+	o.skip_in_flight = d->skip_in_flight;
 	o.shell_job = d->shell_job;
 	o.ghost_limit = d->ghost_limit;
 	o.has_output_copy_limit = d->has_output_copy_limit;

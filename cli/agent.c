@@ -251,6 +251,8 @@ int agent_dump(const struct ckpt_dump_opts *o, uint32_t job, struct ckpt_dump_st
 	d.ext_unix_sk = (uint64_t *)o->ext_unix_sk;
 	d.n_ext_unix_sk = o->nr_ext_unix_sk;
 	d.tcp_established = o->tcp_established;
+	d.has_skip_in_flight = o->skip_in_flight != 0;
+	d.skip_in_flight = o->skip_in_flight;
 	d.shell_job = o->shell_job;
 	d.has_ghost_limit = o->ghost_limit != 0;
 	d.ghost_limit = o->ghost_limit;

@@ -27,7 +27,7 @@ static void usage(FILE *f)
 		"                                missing)\n"
 		"  dump -t|--tree PID -D|--images-dir DIR [-R|--leave-running]\n"
 		"       [-s|--leave-stopped] [-v|--verbose] [--stats]\n"
-		"       [--ext-unix-sk[=INODE]] [--tcp-established] [--shell-job]\n"
+		"       [--ext-unix-sk[=INODE]] [--tcp-established] [--skip-in-flight] [--shell-job]\n"
 		"       [--ghost-limit SIZE] [--parent SET] [--output-copy-limit SIZE]\n"
 		"                                checkpoint the tree rooted at PID (killed afterwards\n"
 		"                                unless -R or -s); --output-copy-limit: the largest\n"
@@ -109,6 +109,7 @@ enum {
 	OPT_NETNS,
 	OPT_EXT_UNIX_SK,
 	OPT_TCP_ESTABLISHED,
+	OPT_SKIP_IN_FLIGHT,
 	OPT_SHELL_JOB,
 	OPT_GHOST_LIMIT,
 	OPT_PARENT,
@@ -189,6 +190,7 @@ static int cmd_dump(int argc, char **argv)
 		{ "stats", no_argument, 0, OPT_STATS },
 		{ "ext-unix-sk", optional_argument, 0, OPT_EXT_UNIX_SK },
 		{ "tcp-established", no_argument, 0, OPT_TCP_ESTABLISHED },
+		{ "skip-in-flight", no_argument, 0, OPT_SKIP_IN_FLIGHT },
 		{ "shell-job", no_argument, 0, OPT_SHELL_JOB },
 		{ "ghost-limit", required_argument, 0, OPT_GHOST_LIMIT },
 		{ "output-copy-limit", required_argument, 0, OPT_OUTPUT_COPY_LIMIT },
@@ -223,6 +225,7 @@ static int cmd_dump(int argc, char **argv)
 				return 1;
 			break;
 		case OPT_TCP_ESTABLISHED: o.tcp_established = 1; break;
+		case OPT_SKIP_IN_FLIGHT: o.skip_in_flight = 1; break;
 		case OPT_SHELL_JOB: o.shell_job = 1; break;
 		case OPT_GHOST_LIMIT:
 			if (parse_size(optarg, &o.ghost_limit)) {

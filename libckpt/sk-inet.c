@@ -202,6 +202,16 @@ static int add_conn(struct fd_dump *f, struct inet_dump *d, InetSkEntry *s)
 	return 0;
 }
 
+/* --skip-in-flight: connections a listener has not accepted yet are not
+ * kept: the restored listener's queue is empty, and a client of the tree
+ * comes back connected to nobody (its first send is reset), as CRIU's
+ * option of that name does.  Only when asked: it changes what the program
+ * sees. */
+static int skip_in_flight(const struct fd_dump *f)
+{
+	return f->fdump->opts && f->fdump->opts->skip_in_flight;
+}
+
 /* The state decides what is kept; what cannot be is refused here. */
 static int check_state(struct fd_dump *f, struct inet_dump *d, const struct inet_diag *di,
 		       InetSkEntry *s)
@@ -229,12 +239,16 @@ static int check_state(struct fd_dump *f, struct inet_dump *d, const struct inet
 	if (s->type == SOCK_DGRAM)
 		return 0;
 	if (di->state == TCP_LISTEN) {
-		if (di->rqueue) {
+		if (di->rqueue && !skip_in_flight(f)) {
 			pr_err("pid %d: fd %d: %s: listening TCP socket with %u connections not "
-			       "accepted yet, not supported",
+			       "accepted yet, not supported (--skip-in-flight drops them)",
 			       f->pid, f->fd, f->link, di->rqueue);
 			return -ENOTSUP;
 		}
+		if (di->rqueue)
+			pr_info("pid %d: fd %d: %s: %u connections not accepted yet are dropped "
+				"(--skip-in-flight)",
+				f->pid, f->fd, f->link, di->rqueue);
 		s->has_backlog = 1;
 		s->backlog = di->wqueue; /* sk_max_ack_backlog */
 		return 0;

@@ -32,6 +32,12 @@
  *             TIME_WAIT socket of ours (a connection it accepted and we
  *             closed first), which blocks a bind even with SO_REUSEADDR;
  *             after the restore the listener accepts a new client.
+ *   inflight  a listener with a connection it has not accepted yet (its
+ *             client, ours, closed since), dumped with --skip-in-flight:
+ *             after the restore its queue is empty (accept says EAGAIN),
+ *             and it accepts a new client.
+ *   inflight-kept  the same without the option: the dump is refused
+ *             (bad_dump_tcp_inflight), and the queue is as it was.
  *   taken     a listener on 0.0.0.0, its port written to "hold-port":
  *             once the test is dumped and gone, another process listens
  *             there (cr-sk-helper tcp-hold); the restore takes a fresh
@@ -45,6 +51,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -533,6 +540,36 @@ static void setup_node(void)
 	freeifaddrs(ifs);
 	setup_loopback();
 }
+/* ------------------------------ inflight ----------------------------- */
+
+static int if_l, if_c;
+static struct sockaddr_storage if_n;
+
+static void setup_inflight(void)
+{
+	if_l = tcp_listener(AF_INET, 1);
+	if_n = name_of(if_l);
+	if_c = connect_to(&if_n, SOCK_STREAM); /* queued, never accepted */
+	close(if_c);
+	int fl = fcntl(if_l, F_GETFL);
+	CHECK_SYS(fl >= 0 && !fcntl(if_l, F_SETFL, fl | O_NONBLOCK), "O_NONBLOCK");
+}
+
+static void check_inflight_kept(void)
+{
+	int fd = accept(if_l, NULL, NULL);
+	CHECK_SYS(fd >= 0, "the refused dump lost the connection not accepted yet");
+	close(fd);
+}
+
+static void check_inflight(void)
+{
+	CHECK(accept(if_l, NULL, NULL) < 0 && errno == EAGAIN,
+	      "the listener's queue still holds a connection dropped by --skip-in-flight");
+	int fl = fcntl(if_l, F_GETFL);
+	CHECK_SYS(fl >= 0 && !fcntl(if_l, F_SETFL, fl & ~O_NONBLOCK), "blocking again");
+	accept_one(if_l, &if_n);
+}
 
 static const struct mode {
 	const char *name;
@@ -549,6 +586,8 @@ static const struct mode {
 	{ "pair", setup_pair, check_pair, 0 },
 	{ "timewait", setup_timewait, check_timewait, 0 },
 	{ "taken", setup_taken, check_timewait, 0 },
+	{ "inflight", setup_inflight, check_inflight, 0 },
+	{ "inflight-kept", setup_inflight, check_inflight_kept, 0 },
 	{ "node", setup_node, check_loopback, 0 },
 };
 
@@ -571,5 +610,5 @@ int main(int argc, char **argv)
 		pass();
 	}
 	fail("usage: cr-inet-sk listen|ext|ext-loop|loopback|loopback6|udp|udp-ext|pair|"
-	     "timewait|taken|node");
+	     "timewait|taken|node|inflight|inflight-kept");
 }

@@ -55,6 +55,12 @@ cr_case(bad_dump_tcp_established inet-sk 60 ${SK_HELPER} tcp-echo --expect-dump-
 cr_case(cr_tcp_loopback inet-sk 60 --dump-opt --tcp-established -- loopback)
 cr_case(cr_tcp_loopback6 inet-sk 60 --dump-opt --tcp-established -- loopback6)
 cr_case(cr_udp inet-sk 60 -- udp)
+# A listener's connections not accepted yet: dropped only when asked
+# (--skip-in-flight), else the dump is refused naming the option.
+cr_case(cr_tcp_inflight inet-sk 60 --dump-opt --tcp-established --dump-opt --skip-in-flight
+	-- inflight)
+cr_case(bad_dump_tcp_inflight inet-sk 60 --dump-opt --tcp-established --expect-dump-fail
+	--expect-msg %p --expect-msg "--skip-in-flight" -- inflight-kept)
 cr_case(cr_udp_ext inet-sk 60 ${SK_HELPER} udp-echo -- udp-ext)
 foreach(m listen loopback udp)
 	add_test(NAME selfcheck_inet_${m} COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --

@@ -24,6 +24,7 @@ struct ckpt_dump_opts {
 	const uint64_t *ext_unix_sk; /* --ext-unix-sk=INODE (repeatable) */
 	size_t nr_ext_unix_sk;
 	int tcp_established;         /* --tcp-established: connections to outside peers too */
+	int skip_in_flight;          /* --skip-in-flight: drop connections not accepted yet */
 	int shell_job;               /* --shell-job: the tree's tty is the caller's */
 	uint64_t ghost_limit;        /* --ghost-limit: largest unlinked file kept; 0: 1 MiB */
 	/* --output-copy-limit: the largest output file (O_APPEND, the job's
