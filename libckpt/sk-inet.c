@@ -551,6 +551,34 @@ static uint64_t peer_of(const struct inet_dump *d, const InetSkEntry *s)
 	return 0;
 }
 
+/* Is the peer of connection s one a listener has not accepted yet?  Such a
+ * socket has no file: sock_diag shows it with inode 0. */
+static int peer_in_flight(const struct inet_dump *d, const InetSkEntry *s)
+{
+	struct inet_end me, peer;
+	sk_ports_local(s, &me);
+	sk_ports_peer(s, &peer);
+	for (size_t i = 0; i < d->diag.nr; i++) {
+		const struct inet_diag *p = &d->diag.v[i];
+		if (p->proto == IPPROTO_TCP && !p->ino && inet_end_eq(&p->local, &peer) &&
+		    inet_end_eq(&p->remote, &me))
+			return 1;
+	}
+	return 0;
+}
+
+/* --skip-in-flight: a connection of the tree whose peer is dropped with
+ * its listener's queue comes back alone; the peer's listener resets it
+ * once it talks (as CRIU's option does). */
+static void mark_dropped_peers(const struct files_dump *fdump, const struct inet_dump *d)
+{
+	if (!fdump->opts || !fdump->opts->skip_in_flight)
+		return;
+	for (struct repair_sk *c = d->conns; c; c = c->next)
+		if (peer_in_flight(d, c->entry))
+			c->entry->has_peer_dropped = c->entry->peer_dropped = 1;
+}
+
 /* Without --tcp-established, only connections whose both ends are the
  * tree's are dumped: both are frozen now and come back together. */
 static int check_peers(const struct files_dump *fdump, const struct inet_dump *d)
@@ -558,7 +586,7 @@ static int check_peers(const struct files_dump *fdump, const struct inet_dump *d
 	if (fdump->opts && fdump->opts->tcp_established)
 		return 0;
 	for (const struct repair_sk *c = d->conns; c; c = c->next) {
-		if (tree_socket(fdump, peer_of(d, c->entry)))
+		if (c->entry->peer_dropped || tree_socket(fdump, peer_of(d, c->entry)))
 			continue;
 		struct inet_end e;
 		char src[64], dst[64];
@@ -580,6 +608,7 @@ static int inet_dump_tree(struct files_dump *fdump, void **priv)
 	int ret = 0;
 	if (!d)
 		return 0;
+	mark_dropped_peers(fdump, d);
 	if (d->conns && !(ret = check_peers(fdump, d)))
 		ret = repair_all(fdump, d);
 	/* Fault injection (tests): fail here as a later step of the dump
@@ -606,6 +635,8 @@ static int inet_dump_tree(struct files_dump *fdump, void **priv)
 static int inet_check_tree(struct files_dump *fdump, void **priv)
 {
 	struct inet_dump *d = *priv;
+	if (d)
+		mark_dropped_peers(fdump, d);
 	int ret = d ? check_peers(fdump, d) : 0;
 	for (struct repair_sk *c = d ? d->conns : NULL; c; c = c->next)
 		if (c->sk >= 0)

@@ -554,7 +554,9 @@ static void verify_fd(struct verify *v, pid_t pid, const FdEntry *fe, const File
 		differ(v, "fd %u: offset %llu, dumped %llu", fe->fd, (unsigned long long)fi.pos,
 		       (unsigned long long)e->pos);
 	verify_pidfd_lease(v, fe, e, &fi);
-	if (e->type == FILE_TYPE__FILE_INET_SK && e->inet_sk && tcp_is_conn(e->inet_sk))
+	/* (a peer dropped by --skip-in-flight may have reset it already) */
+	if (e->type == FILE_TYPE__FILE_INET_SK && e->inet_sk && tcp_is_conn(e->inet_sk) &&
+	    !e->inet_sk->peer_dropped)
 		verify_tcp(v, pid, fe, e->inet_sk);
 	verify_sockopts(v, pid, fe, e);
 }

@@ -36,6 +36,9 @@
  *             client, ours, closed since), dumped with --skip-in-flight:
  *             after the restore its queue is empty (accept says EAGAIN),
  *             and it accepts a new client.
+ *   inflight-client  as inflight, the client ours and still open (zdtm
+ *             socket-tcp-skip-in-flight): it comes back alone, and its
+ *             connection ends (end of stream or reset) once it sends.
  *   inflight-kept  the same without the option: the dump is refused
  *             (bad_dump_tcp_inflight), and the queue is as it was.
  *   taken     a listener on 0.0.0.0, its port written to "hold-port":
@@ -555,6 +558,33 @@ static void setup_inflight(void)
 	CHECK_SYS(fl >= 0 && !fcntl(if_l, F_SETFL, fl | O_NONBLOCK), "O_NONBLOCK");
 }
 
+static void check_inflight(void);
+
+static void setup_inflight_client(void)
+{
+	if_l = tcp_listener(AF_INET, 1);
+	if_n = name_of(if_l);
+	if_c = connect_to(&if_n, SOCK_STREAM);
+	int fl = fcntl(if_l, F_GETFL);
+	CHECK_SYS(fl >= 0 && !fcntl(if_l, F_SETFL, fl | O_NONBLOCK), "O_NONBLOCK");
+}
+
+/* Its peer dropped, the client's connection ends once it sends. */
+static void check_inflight_client(void)
+{
+	struct pollfd p = { if_c, POLLIN, 0 };
+	char c;
+	signal(SIGPIPE, SIG_IGN);
+	if (write(if_c, "x", 1) == 1)
+		CHECK_SYS(poll(&p, 1, 5000) == 1, "no answer to the dropped connection's client");
+	ssize_t n = read(if_c, &c, 1);
+	CHECK(n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE)),
+	      "the dropped connection's client did not end: read %zd (%s)", n,
+	      n < 0 ? strerror(errno) : "-");
+	close(if_c);
+	check_inflight();
+}
+
 static void check_inflight_kept(void)
 {
 	int fd = accept(if_l, NULL, NULL);
@@ -588,6 +618,7 @@ static const struct mode {
 	{ "taken", setup_taken, check_timewait, 0 },
 	{ "inflight", setup_inflight, check_inflight, 0 },
 	{ "inflight-kept", setup_inflight, check_inflight_kept, 0 },
+	{ "inflight-client", setup_inflight_client, check_inflight_client, 0 },
 	{ "node", setup_node, check_loopback, 0 },
 };
 
@@ -610,5 +641,5 @@ int main(int argc, char **argv)
 		pass();
 	}
 	fail("usage: cr-inet-sk listen|ext|ext-loop|loopback|loopback6|udp|udp-ext|pair|"
-	     "timewait|taken|node|inflight|inflight-kept");
+	     "timewait|taken|node|inflight|inflight-kept|inflight-client");
 }

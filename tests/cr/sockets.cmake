@@ -59,6 +59,7 @@ cr_case(cr_udp inet-sk 60 -- udp)
 # (--skip-in-flight), else the dump is refused naming the option.
 cr_case(cr_tcp_inflight inet-sk 60 --dump-opt --tcp-established --dump-opt --skip-in-flight
 	-- inflight)
+cr_case(cr_tcp_inflight_client inet-sk 60 --dump-opt --skip-in-flight -- inflight-client)
 cr_case(bad_dump_tcp_inflight inet-sk 60 --dump-opt --tcp-established --expect-dump-fail
 	--expect-msg %p --expect-msg "--skip-in-flight" -- inflight-kept)
 cr_case(cr_udp_ext inet-sk 60 ${SK_HELPER} udp-echo -- udp-ext)
