@@ -108,6 +108,12 @@ cr_case(cr_tcp_listen_timewait inet-sk 60 -- timewait)
 add_test(NAME selfcheck_inet_timewait COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
 	$<TARGET_FILE:cr-inet-sk> timewait)
 set_tests_properties(selfcheck_inet_timewait PROPERTIES TIMEOUT 60 LABELS selfcheck)
+# Listeners (and UDP sockets) sharing a port with SO_REUSEPORT, which one
+# of them cleared since: each binds again (zdtm socket-tcp-reuseport).
+cr_case(cr_inet_reuseport inet-sk 60 -- reuseport)
+add_test(NAME selfcheck_inet_reuseport COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
+	$<TARGET_FILE:cr-inet-sk> reuseport)
+set_tests_properties(selfcheck_inet_reuseport PROPERTIES TIMEOUT 60 LABELS selfcheck)
 # A job that ran on after a -R dump and exited (its connection closed,
 # leaving a TIME_WAIT socket of the same 4-tuple), then that dump restored.
 # With timestamps the kernel reuses the TIME_WAIT socket; without (in a
