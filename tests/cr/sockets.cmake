@@ -9,6 +9,16 @@ cr_case(cr_unix_pending unix-sk 60 -- pending)
 cr_case(bad_dump_unix_pending_data unix-sk 60 --expect-dump-fail --expect-msg %p
 	--expect-msg "sent data" -- pending-data)
 cr_case(cr_unix_scm_loop unix-sk 60 -- scm-loop)
+# Names whose path is gone: a directory removed since the bind (zdtm
+# sk-unix01), a socket file replaced by a FIFO (fifo_upon_unix_socket00).
+cr_case(cr_unix_gone_dir unix-sk 60 -- gone-dir)
+cr_case(cr_unix_fifo_name unix-sk 60 -- fifo-name)
+foreach(m gone-dir fifo-name)
+	string(REPLACE "-" "_" n "${m}")
+	add_test(NAME selfcheck_unix_${n} COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
+		$<TARGET_FILE:cr-unix-sk> ${m})
+	set_tests_properties(selfcheck_unix_${n} PROPERTIES TIMEOUT 60 LABELS selfcheck)
+endforeach()
 cr_case(bad_dump_unix_scm_epoll unix-sk 60 --expect-dump-fail --expect-msg SCM_RIGHTS
 	--expect-msg "only reference to anon_inode:[eventpoll]" -- scm-epoll)
 cr_case(bad_dump_unix_scm_stream unix-sk 60 --expect-dump-fail --expect-msg %p
