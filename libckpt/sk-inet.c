@@ -30,7 +30,9 @@
  *
  * Options (SO_*, IP_*, IPV6_*, TCP_*, UDP_*) are sk-opts.c's table: set
  * before bind/connect, or late (after bind/listen/connect; for a
- * connection, once out of repair mode, which resets SO_REUSEADDR).
+ * connection, once out of repair mode, which resets SO_REUSEADDR).  A
+ * socket that cleared SO_REUSEPORT since it shared its port binds with
+ * it on, and clears it once every socket is bound (sk_ports_left_reuseport).
  *
  * Half-closed connections (FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK,
  * CLOSING) are dumped and restored as established ones, their FINs
