@@ -30,7 +30,9 @@
  *
  * Options (SO_*, IP_*, IPV6_*, TCP_*, UDP_*) are sk-opts.c's table: set
  * before bind/connect, or late (after bind/listen/connect; for a
- * connection, once out of repair mode, which resets SO_REUSEADDR).
+ * connection, once out of repair mode, which resets SO_REUSEADDR).  A
+ * socket that cleared SO_REUSEPORT since it shared its port binds with
+ * it on, and clears it once every socket is bound (sk_ports_left_reuseport).
  *
  * Half-closed connections (FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK,
  * CLOSING) are dumped and restored as established ones, their FINs
@@ -685,9 +687,21 @@ static int check_raw(const InetSkEntry *s)
 	return -EPERM;
 }
 
+/* What a restore keeps: the sockets that bind with SO_REUSEPORT on and
+ * clear it once every socket is bound (sk_ports_left_reuseport), by
+ * their index in rf->files. */
+struct inet_restore {
+	unsigned char *rejoin;
+};
+
 static int inet_read(struct img_set *set, struct restore_files *rf, void **priv)
 {
-	(void)priv;
+	struct inet_restore *ir = calloc(1, sizeof(*ir));
+	if (!ir || !(ir->rejoin = calloc(rf->nr_files + 1, 1))) {
+		free(ir);
+		return -ENOMEM;
+	}
+	*priv = ir;
 	for (size_t i = 0; i < rf->nr_files; i++) {
 		const InetSkEntry *s = rf->files[i]->inet_sk;
 		if (rf->files[i]->type != FILE_TYPE__FILE_INET_SK)
@@ -698,6 +712,7 @@ static int inet_read(struct img_set *set, struct restore_files *rf, void **priv)
 		}
 		if (!files_inherited(rf, rf->files[i]) && check_raw(s))
 			return -EPERM;
+		ir->rejoin[i] = (unsigned char)sk_ports_left_reuseport(rf, rf->files[i]);
 	}
 	return 0;
 }
@@ -880,10 +895,14 @@ static size_t our_sockets(const struct restore_files *rf, uint64_t *out)
 }
 
 /* bind, then listen: where TIME_WAIT sockets hold the port (EADDRINUSE),
- * once more after sk-ports.c closed them. */
-static int bind_and_listen(const struct restore_files *rf, int sk, const InetSkEntry *s, char *why,
-			   size_t len)
+ * once more after sk-ports.c closed them.  rejoin: with SO_REUSEPORT on,
+ * which inet_pool_ready clears. */
+static int bind_and_listen(const struct restore_files *rf, int sk, const InetSkEntry *s,
+			   int rejoin, char *why, size_t len)
 {
+	int err = rejoin ? set_int(sk, SOL_SOCKET, SO_REUSEPORT, 1) : 0;
+	if (err)
+		return err;
 	for (int tries = 0, bound = 0;; tries++) {
 		int ret = bound ? 0 : inet_bind_src(sk, s);
 		bound = !ret;
@@ -901,7 +920,8 @@ static int bind_and_listen(const struct restore_files *rf, int sk, const InetSkE
 	}
 }
 
-static int create(const struct restore_files *rf, const InetSkEntry *s, char *why, size_t len)
+static int create(const struct restore_files *rf, const InetSkEntry *s, int rejoin, char *why,
+		  size_t len)
 {
 	int sk = inet_new_socket(s, why, len), ret = 0;
 	if (sk < 0)
@@ -909,7 +929,7 @@ static int create(const struct restore_files *rf, const InetSkEntry *s, char *wh
 	if (in_repair(s))
 		ret = restore_conn(sk, s, why, len);
 	else
-		ret = bind_and_listen(rf, sk, s, why, len);
+		ret = bind_and_listen(rf, sk, s, rejoin, why, len);
 	if (!ret && s->type == SOCK_DGRAM && s->has_dst_addr)
 		ret = connect_dst(sk, s);
 	if (!ret && !in_repair(s))
@@ -924,9 +944,9 @@ static int create(const struct restore_files *rf, const InetSkEntry *s, char *wh
 static int inet_open(struct restore_files *rf, void *priv, const FileEntry *e)
 {
 	const InetSkEntry *s = e->inet_sk;
-	(void)priv;
+	const struct inet_restore *ir = priv;
 	char why[200] = "", name[160];
-	int sk = create(rf, s, why, sizeof(why));
+	int sk = create(rf, s, ir->rejoin[e->id], why, sizeof(why));
 	if (sk < 0) {
 		pr_err("%s: cannot recreate: %s", sk_ports_name(s, name, sizeof(name)),
 		       why[0] ? why : strerror(-sk));
@@ -985,6 +1005,31 @@ static int inet_post_install(struct restore_files *rf, void *priv, size_t idx)
 	return 0;
 }
 
+/* Every socket is bound: those that bound with SO_REUSEPORT on for their
+ * siblings' sake clear it, as dumped. */
+static int inet_pool_ready(struct restore_files *rf, void *priv)
+{
+	const struct inet_restore *ir = priv;
+	for (size_t i = 0; i < rf->nr_files; i++) {
+		if (!ir->rejoin[i] || rf->pool[i] < 0)
+			continue;
+		int ret = set_int(rf->pool[i], SOL_SOCKET, SO_REUSEPORT, 0);
+		if (ret) {
+			pr_err("socket:[%llu]: cannot clear SO_REUSEPORT: %s",
+			       (unsigned long long)rf->files[i]->inet_sk->ino, strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static void inet_free(void *priv)
+{
+	struct inet_restore *ir = priv;
+	free(ir->rejoin);
+	free(ir);
+}
+
 const struct file_kind inet_sk_kind = {
 	.name = "inet socket",
 	.types = 1ULL << FILE_TYPE__FILE_INET_SK,
@@ -995,4 +1040,6 @@ const struct file_kind inet_sk_kind = {
 	.read = inet_read,
 	.open = inet_open,
 	.post_install = inet_post_install,
+	.pool_ready = inet_pool_ready,
+	.free = inet_free,
 };

@@ -67,17 +67,23 @@ static int is_v4(const uint8_t a[16])
 /* Could socket h (of this node) and an image's socket at `me` (IPv6 only
  * or not) share an address?  A wildcard reaches its own family, and an
  * IPv6 wildcard IPv4 too unless IPV6_V6ONLY. */
-static int overlaps(const struct inet_diag *h, const struct inet_end *me, int me_v6only)
+static int ends_overlap(const struct inet_end *x, int x_v6only, const struct inet_end *y,
+			int y_v6only)
 {
-	const uint8_t *a = h->local.addr, *b = me->addr;
-	if (h->local.port != me->port)
+	const uint8_t *a = x->addr, *b = y->addr;
+	if (x->port != y->port)
 		return 0;
 	if (is_v4(a) != is_v4(b)) {
 		const uint8_t *v6 = is_v4(a) ? b : a;
-		int v6only = is_v4(a) ? me_v6only : h->v6only;
+		int v6only = is_v4(a) ? y_v6only : x_v6only;
 		return inet_addr_any(v6) && !v6only;
 	}
 	return !memcmp(a, b, 16) || inet_addr_any(a) || inet_addr_any(b);
+}
+
+static int overlaps(const struct inet_diag *h, const struct inet_end *me, int me_v6only)
+{
+	return ends_overlap(&h->local, h->v6only, me, me_v6only);
 }
 
 static int is_ours(const struct inet_diag *h, const uint64_t *ours, size_t nr)
@@ -291,6 +297,45 @@ int sk_ports_check(const struct restore_files *rf, struct ports_check *out)
 	if (ret)
 		pr_err("the ports of the images: sock_diag: %s", strerror(-ret));
 	return ret;
+}
+
+/* ------------------------- SO_REUSEPORT groups ----------------------- */
+
+static int opt_on(const InetSkEntry *s, int opt, uint32_t old)
+{
+	return sk_opts_int(s, SOL_SOCKET, opt, old) != 0;
+}
+
+/* A bound socket (not a connection) of the images, made by the restore. */
+static int bound_here(const struct restore_files *rf, const FileEntry *e)
+{
+	return has_port(rf, e) && !tcp_is_conn(e->inet_sk);
+}
+
+/* Could t and s, both bound, have shared their port as they are now?
+ * UDP: both with SO_REUSEADDR shares it too (udp_lib_lport_inuse). */
+static int shares_port(const InetSkEntry *s, const InetSkEntry *t)
+{
+	struct inet_end a, b;
+	sk_ports_local(s, &a);
+	sk_ports_local(t, &b);
+	if (t == s || t->type != s->type || !ends_overlap(&a, v6only_of(s), &b, v6only_of(t)))
+		return 0;
+	return s->type == SOCK_STREAM || !opt_on(s, SO_REUSEADDR, s->reuseaddr) ||
+	       !opt_on(t, SO_REUSEADDR, t->reuseaddr);
+}
+
+int sk_ports_left_reuseport(const struct restore_files *rf, const FileEntry *e)
+{
+	if (!bound_here(rf, e) || opt_on(e->inet_sk, SO_REUSEPORT, e->inet_sk->reuseport))
+		return 0;
+	for (size_t i = 0; i < rf->nr_files; i++) {
+		const FileEntry *t = rf->files[i];
+		if (bound_here(rf, t) && opt_on(t->inet_sk, SO_REUSEPORT, t->inet_sk->reuseport) &&
+		    shares_port(e->inet_sk, t->inet_sk))
+			return 1;
+	}
+	return 0;
 }
 
 /* ---------------------------- private network ------------------------ */

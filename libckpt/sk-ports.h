@@ -64,6 +64,16 @@ struct ports_check {
 int sk_ports_check(const struct restore_files *rf, struct ports_check *out);
 
 /*
+ * A bound socket e of the images with SO_REUSEPORT off shares its port
+ * with one that has it on (zdtm socket-tcp-reuseport): the kernel let
+ * the later of them bind (and listen) only because both had it on then;
+ * e cleared it since (a listener stays in the port's group).  1: e binds
+ * and listens with SO_REUSEPORT on, and clears it once every socket of
+ * the images is bound (a sibling bound after it needs it too); else 0.
+ */
+int sk_ports_left_reuseport(const struct restore_files *rf, const FileEntry *e);
+
+/*
  * The job's network is private when every connected socket's peer is
  * the local end of another socket of the images, and every socket is
  * bound to a wildcard or loopback address or one that is_local() knows

@@ -14,9 +14,11 @@
  * whose both ends are in the tree is connected again through its listener
  * when that is in the tree (so that both ends keep their names), else it
  * becomes a socketpair; the second end waits in `slots` until its
- * description is opened.  Listeners and bound sockets are bound again (a
- * stale socket file left by the dumped process is removed first); a dgram
- * socket connected to a named one is connected to that name.  Queues are
+ * description is opened.  Listeners and bound sockets are bound again
+ * (sk-unix-bind.c: a stale socket file left by the dumped process is
+ * removed first; a name whose file was gone at dump time is bound all the
+ * same, and reached through a private link while the restore runs); a
+ * dgram socket connected to a named one is connected to it.  Queues are
  * refilled (through the peer, or sent to the socket's name before it
  * connects), then shutdown states are applied.  A queue whose messages
  * carry fds waits, with its shutdown states and options, until every
@@ -43,6 +45,7 @@
 #include "sk-diag.h"
 #include "sk-opts.h"
 #include "sk-queue.h"
+#include "sk-unix-bind.h"
 #include "ckpt/ckpt.h"
 
 struct unix_dump {
@@ -118,18 +121,14 @@ static int dump_options(struct fd_dump *f, UnixSkEntry *u)
 	return ret;
 }
 
-static int relative(const ProtobufCBinaryData *name)
-{
-	return name->len && name->data[0] != '/' && name->data[0] != '\0';
-}
-
 /* The directory a relative name (ours, or the peer's we connect to) was
  * bound in: the holder's cwd is our best knowledge of it. */
 static int dump_dir(struct arena *a, pid_t pid, UnixSkEntry *u)
 {
 	char path[64], dir[4096];
 	if (u->dir ||
-	    !((u->has_name && relative(&u->name)) || (u->has_peer_name && relative(&u->peer_name))))
+	    !((u->has_name && unix_name_relative(&u->name)) ||
+	      (u->has_peer_name && unix_name_relative(&u->peer_name))))
 		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/cwd", pid);
 	ssize_t n = readlink(path, dir, sizeof(dir) - 1);
@@ -140,15 +139,6 @@ static int dump_dir(struct arena *a, pid_t pid, UnixSkEntry *u)
 	return u->dir ? 0 : -ENOMEM;
 }
 
-/* The path of a socket's file: its name, under u->dir when relative
- * (buf: PATH_MAX bytes). */
-static void socket_path(const UnixSkEntry *u, const char *name, size_t len, char *buf)
-{
-	int rel = relative(&u->name) && u->dir;
-	snprintf(buf, PATH_MAX, "%s%s%.*s", rel ? u->dir : "", rel ? "/" : "",
-		 (int)strnlen(name, len), name);
-}
-
 /* Is the socket file at the name still this socket's (UNIX_DIAG_VFS)? */
 static void check_file(const struct unix_diag *d, UnixSkEntry *u)
 {
@@ -156,7 +146,7 @@ static void check_file(const struct unix_diag *d, UnixSkEntry *u)
 	struct stat st;
 	if (!d->name_len || !d->name[0])
 		return;
-	socket_path(u, d->name, d->name_len, path);
+	unix_socket_path(u, d->name, d->name_len, path);
 	/* the kernel's dev_t: 12 bits of major, 20 of minor */
 	dev_t dev = makedev(d->vfs_dev >> 20, d->vfs_dev & 0xfffff);
 	u->has_unlinked = 1;
@@ -414,6 +404,7 @@ struct unix_slot {
 	int paired; /* made with its peer (create_pair) */
 	int later;  /* queue, shutdown and options wait for the pool (fds in flight) */
 	int sender; /* a closed peer's end, kept to refill the queue later */
+	struct unix_reach reach; /* unlinked at dump: where it is reached */
 };
 
 struct unix_restore {
@@ -472,7 +463,7 @@ static int unix_read(struct img_set *set, struct restore_files *rf, void **priv)
 			return -EINVAL;
 		}
 		ur->slots[ur->nr++] =
-			(struct unix_slot){ .e = e, .u = e->unix_sk, .fd = -1, .sender = -1 };
+			(struct unix_slot){ .e = e, .u = e->unix_sk, .fd = -1, .sender = -1, .reach.dir = -1 };
 	}
 	return 0;
 }
@@ -483,175 +474,6 @@ static struct unix_slot *find_slot(struct unix_restore *ur, uint64_t ino)
 		if (ur->slots[i].u->ino == ino)
 			return &ur->slots[i];
 	return NULL;
-}
-
-static socklen_t make_addr(struct sockaddr_un *sa, const ProtobufCBinaryData *name)
-{
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	memcpy(sa->sun_path, name->data, name->len);
-	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + name->len);
-}
-
-/* Run bind() or connect() with a relative name resolved in u->dir. */
-static int at_dir(const UnixSkEntry *u, const ProtobufCBinaryData *name, int sk,
-		  int (*op)(int, const struct sockaddr *, socklen_t))
-{
-	struct sockaddr_un sa;
-	socklen_t len = make_addr(&sa, name);
-	int cwd = -1, ret;
-	if (u->dir && name->data[0] != '/' && name->data[0] != '\0') {
-		cwd = open(".", O_PATH | O_CLOEXEC);
-		if (cwd < 0 || chdir(u->dir)) {
-			ret = -errno;
-			if (cwd >= 0)
-				close(cwd);
-			return ret;
-		}
-	}
-	ret = op(sk, (struct sockaddr *)&sa, len) ? -errno : 0;
-	if (cwd >= 0) {
-		if (fchdir(cwd) && !ret)
-			ret = -errno;
-		close(cwd);
-	}
-	return ret;
-}
-
-/* Remove the socket file at u's name (a path), if there is one. */
-static void unlink_socket_file(const UnixSkEntry *u)
-{
-	char path[PATH_MAX];
-	struct stat st;
-	if (!u->has_name || !u->name.data[0])
-		return;
-	socket_path(u, (const char *)u->name.data, u->name.len, path);
-	if (!lstat(path, &st) && S_ISSOCK(st.st_mode))
-		unlink(path);
-}
-
-/* bind(): the dumped process is dead, its socket file stays behind.  (A
- * socket whose file was removed since leaves alone what is there now.) */
-/* Its owner could not create it (a root daemon's socket, handed to a
- * service user, in a directory only root writes): bind as we are, then
- * owner and mode by name, where only those who may write there (root)
- * could have swapped the file. */
-static int bind_then_chown(int sk, const UnixSkEntry *u)
-{
-	char path[PATH_MAX];
-	struct stat st;
-	int ret = at_dir(u, &u->name, sk, bind);
-	if (ret)
-		return ret;
-	socket_path(u, (const char *)u->name.data, u->name.len, path);
-	if (lstat(path, &st))
-		ret = -errno;
-	else if (!S_ISSOCK(st.st_mode) || st.st_nlink != 1)
-		ret = -EINVAL;
-	else if (fchownat(AT_FDCWD, path, (uid_t)u->file_uid, (gid_t)u->file_gid,
-			  AT_SYMLINK_NOFOLLOW) ||
-		 fchmodat(AT_FDCWD, path, (mode_t)u->file_mode & 07777, 0))
-		ret = -errno;
-	if (ret) {
-		pr_err("unix socket %s: cannot give its file the owner %u:%u and mode %04o: %s",
-		       path, u->file_uid, u->file_gid, u->file_mode, strerror(-ret));
-	}
-	return ret;
-}
-
-/*
- * A socket whose file was gone at dump time (u->unlinked) is bound all the
- * same, so that the tree's clients can connect by name while it is
- * restored; its file goes again once every fd is installed
- * (unix_post_install), and only if it is still the one bind() made.  What
- * holds the name now (zdtm del_standalone_un: another socket bound to the
- * same path since; fifo_upon_unix_socket00: a FIFO) is moved aside for the
- * bind and put back, which removes the new file at once.
- */
-struct bound_file {
-	const UnixSkEntry *u;
-	dev_t dev;
-	ino_t ino;
-};
-static struct bound_file *bound_files;
-static size_t nr_bound_files;
-
-static void note_bound_file(const UnixSkEntry *u)
-{
-	char path[PATH_MAX];
-	struct stat st;
-	struct bound_file *b = realloc(bound_files, (nr_bound_files + 1) * sizeof(*b));
-
-	if (!b)
-		return; /* then the file stays: unix_post_install leaves it */
-	bound_files = b;
-	socket_path(u, (const char *)u->name.data, u->name.len, path);
-	if (!lstat(path, &st))
-		bound_files[nr_bound_files++] = (struct bound_file){ u, st.st_dev, st.st_ino };
-}
-
-static int bind_unlinked(int sk, const UnixSkEntry *u)
-{
-	char path[PATH_MAX], aside[PATH_MAX + 32];
-	int ret = at_dir(u, &u->name, sk, bind);
-
-	if (!ret)
-		note_bound_file(u);
-	if (ret != -EADDRINUSE || !u->name.data[0])
-		return ret;
-	socket_path(u, (const char *)u->name.data, u->name.len, path);
-	snprintf(aside, sizeof(aside), "%s.ckpt-aside-%d", path, (int)getpid());
-	if (rename(path, aside))
-		return -errno;
-	ret = at_dir(u, &u->name, sk, bind);
-	if (rename(aside, path) && !ret)
-		ret = -errno;
-	return ret;
-}
-
-/*
- * An abstract name of a tree dumped and killed on this host may still be
- * taken: sockets that only fds in flight hold (a loop: a socket in its own
- * queue or its peer's) live on until the kernel's unix garbage collector
- * runs, which the release of a unix socket schedules (on a workqueue).
- * Release one and try again, for up to a second.
- */
-static int bind_abstract(int sk, const UnixSkEntry *u)
-{
-	int ret = at_dir(u, &u->name, sk, bind);
-	for (int i = 0; ret == -EADDRINUSE && i < 50; i++) {
-		int nudge = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-		if (nudge >= 0)
-			close(nudge);
-		usleep(20000);
-		ret = at_dir(u, &u->name, sk, bind);
-	}
-	return ret;
-}
-
-static int bind_name(int sk, const UnixSkEntry *u)
-{
-	if (u->unlinked)
-		return bind_unlinked(sk, u);
-	unlink_socket_file(u);
-	if (!u->name.data[0])
-		return bind_abstract(sk, u);
-	if (!u->has_file_uid || !u->has_file_gid || !u->has_file_mode)
-		return at_dir(u, &u->name, sk, bind);
-	/* The file bind() makes gets the dumped owner and mode as it is made
-	 * (fsuid, fsgid, umask), not a chown after it by name: a path can be
-	 * swapped in between.  A user's restore cannot take another owner:
-	 * setfsuid then leaves its own. */
-	mode_t old_mask = umask(~(mode_t)u->file_mode & 0777);
-	uid_t old_uid = (uid_t)setfsuid((uid_t)u->file_uid);
-	gid_t old_gid = (gid_t)setfsgid((gid_t)u->file_gid);
-	int ret = at_dir(u, &u->name, sk, bind);
-	setfsgid(old_gid);
-	setfsuid(old_uid);
-	umask(old_mask);
-	if (ret == -EACCES || ret == -EPERM)
-		ret = bind_then_chown(sk, u);
-	return ret;
 }
 
 static void set_buf(int sk, int force, int plain, uint32_t v)
@@ -677,38 +499,42 @@ static int refill(int from, const UnixSkEntry *u, const ProtobufCBinaryData *to_
 		  const int *pool)
 {
 	struct sockaddr_un sa;
-	socklen_t len = to_name ? make_addr(&sa, to_name) : 0;
+	socklen_t len = to_name ? unix_make_addr(&sa, to_name) : 0;
 	return sk_queue_refill(from, u, to_name ? &sa : NULL, len, pool);
 }
 
-/* Refill a named socket's queue, sent to its name from `from` (-1: a
- * socket of our own). */
-static int refill_by_name(const UnixSkEntry *u, int from, const int *pool)
+/* Refill a named socket's queue, sent to it (its name, or its reach)
+ * from `from` (-1: a socket of our own). */
+static int refill_by_name(const struct unix_slot *s, int from, const int *pool)
 {
+	const UnixSkEntry *u = s->u;
 	if (!u->n_queue)
 		return 0;
 	int tmp = from >= 0 ? from : socket(AF_UNIX, (int)u->type | SOCK_CLOEXEC, 0);
 	if (tmp < 0)
 		return -errno;
-	int cwd = -1, ret = 0;
-	if (u->dir && u->name.data[0] != '/' && u->name.data[0] != '\0') {
-		cwd = open(".", O_PATH | O_CLOEXEC);
-		if (cwd < 0 || chdir(u->dir))
-			ret = -errno;
-	}
-	int big = 1 << 22;
+	struct sockaddr_un sa;
+	socklen_t len;
+	int cwd, big = 1 << 22;
 	if (from < 0)
 		setsockopt(tmp, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
+	int ret = unix_enter_reach(u, &s->reach, &sa, &len, &cwd);
 	if (!ret)
-		ret = refill(tmp, u, &u->name, pool);
-	if (cwd >= 0) {
-		if (fchdir(cwd) && !ret)
-			ret = -errno;
-		close(cwd);
-	}
+		ret = unix_leave_reach(cwd, sk_queue_refill(tmp, u, &sa, len, pool));
 	if (from < 0)
 		close(tmp);
 	return ret;
+}
+
+/* connect() sk to the socket of slot l (a listener, or a named dgram). */
+static int connect_slot(const struct unix_slot *l, int sk)
+{
+	return unix_connect_reach(l->u, &l->reach, sk);
+}
+
+static int bind_name(int sk, struct unix_slot *s)
+{
+	return unix_bind_name(sk, s->u, &s->reach);
 }
 
 /* Last, once bound, connected, refilled and shut down as dumped (a filter
@@ -745,7 +571,7 @@ static struct unix_slot *listener_of(struct unix_restore *ur, const UnixSkEntry 
 		const UnixSkEntry *l = ur->slots[i].u;
 		if (l->state == TCP_LISTEN && l->type == u->type && l->name.len == u->name.len &&
 		    !memcmp(l->name.data, u->name.data, u->name.len) &&
-		    (!relative(&u->name) || (l->dir && u->dir && !strcmp(l->dir, u->dir))))
+		    (!unix_name_relative(&u->name) || (l->dir && u->dir && !strcmp(l->dir, u->dir))))
 			return &ur->slots[i];
 	}
 	return NULL;
@@ -753,19 +579,19 @@ static struct unix_slot *listener_of(struct unix_restore *ur, const UnixSkEntry 
 
 /* sv[1] connects to listener l and sv[0] is what l accepts: both ends get
  * the names they had (the accepted end shares the listener's name). */
-static int connect_through(struct unix_restore *ur, struct unix_slot *l, const UnixSkEntry *client,
+static int connect_through(struct unix_restore *ur, struct unix_slot *l, struct unix_slot *client,
 			   int sv[2])
 {
 	int ret = create_slot(ur, l);
 	if (ret || l->fd < 0)
 		return ret ? ret : -EBADF;
-	sv[1] = socket(AF_UNIX, (int)client->type | SOCK_CLOEXEC, 0);
+	sv[1] = socket(AF_UNIX, (int)client->u->type | SOCK_CLOEXEC, 0);
 	if (sv[1] < 0)
 		return -errno;
-	if (client->has_name)
+	if (client->u->has_name)
 		ret = bind_name(sv[1], client);
 	if (!ret)
-		ret = at_dir(l->u, &l->u->name, sv[1], connect);
+		ret = connect_slot(l, sv[1]);
 	sv[0] = ret ? -1 : accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
 	if (!ret && sv[0] < 0)
 		ret = -errno;
@@ -790,13 +616,13 @@ static int finish_pair(const int sv[2], const UnixSkEntry *u, const UnixSkEntry 
 
 /* Datagram sockets connected to each other keep the names they were
  * bound to (a stream pair's name comes through its listener). */
-static int bind_dgram_pair(int sv[2], const UnixSkEntry *u, const UnixSkEntry *pu)
+static int bind_dgram_pair(int sv[2], struct unix_slot *s, struct unix_slot *p)
 {
 	int ret = 0;
-	if (u->type == SOCK_DGRAM && u->has_name)
-		ret = bind_name(sv[0], u);
-	if (!ret && pu && pu->type == SOCK_DGRAM && pu->has_name)
-		ret = bind_name(sv[1], pu);
+	if (s->u->type == SOCK_DGRAM && s->u->has_name)
+		ret = bind_name(sv[0], s);
+	if (!ret && p && p->u->type == SOCK_DGRAM && p->u->has_name)
+		ret = bind_name(sv[1], p);
 	if (ret) {
 		close(sv[0]);
 		close(sv[1]);
@@ -811,15 +637,15 @@ static int create_pair(struct unix_restore *ur, struct unix_slot *s, struct unix
 	int sv[2], t[2], ret;
 	struct unix_slot *ls = listener_of(ur, s->u), *lp = p ? listener_of(ur, p->u) : NULL;
 	if (p && ls && !lp) {
-		ret = connect_through(ur, ls, p->u, sv); /* s was accepted */
+		ret = connect_through(ur, ls, p, sv); /* s was accepted */
 	} else if (p && lp && !ls) {
-		ret = connect_through(ur, lp, s->u, t); /* p was accepted */
+		ret = connect_through(ur, lp, s, t); /* p was accepted */
 		sv[0] = t[1];
 		sv[1] = t[0];
 	} else {
 		ret = socketpair(AF_UNIX, (int)s->u->type | SOCK_CLOEXEC, 0, sv) ? -errno : 0;
 		if (!ret)
-			ret = bind_dgram_pair(sv, s->u, p ? p->u : NULL);
+			ret = bind_dgram_pair(sv, s, p);
 	}
 	if (ret)
 		return ret;
@@ -852,27 +678,27 @@ static int create_single(struct unix_restore *ur, struct unix_slot *s)
 {
 	const UnixSkEntry *u = s->u;
 	struct unix_slot *p = find_slot(ur, u->peer);
-	const ProtobufCBinaryData *to = NULL;
 	int ret = 0;
 
 	if (u->peer && !u->external && (!p || !p->u->has_name))
 		return -ENOTCONN;
 	if (p && (ret = create_slot(ur, p))) /* the server must be bound first */
 		return ret;
-	to = p ? &p->u->name : (u->external ? &u->peer_name : NULL);
 	int sk = socket(AF_UNIX, (int)u->type | SOCK_CLOEXEC, 0);
 	if (sk < 0)
 		return -errno;
 	ret = set_options(sk, u);
 	if (!ret && u->has_name)
-		ret = bind_name(sk, u);
+		ret = bind_name(sk, s);
 	if (!ret && u->state == TCP_LISTEN && listen(sk, (int)u->backlog))
 		ret = -errno;
 	s->later = u->n_queue_fds > 0;
 	if (!ret && u->has_name && !s->later)
-		ret = refill_by_name(u, -1, NULL);
-	if (!ret && to && u->state != TCP_LISTEN)
-		ret = at_dir(p ? p->u : u, to, sk, connect);
+		ret = refill_by_name(s, -1, NULL);
+	if (!ret && p && u->state != TCP_LISTEN)
+		ret = connect_slot(p, sk);
+	else if (!ret && u->external && u->state != TCP_LISTEN)
+		ret = unix_at_dir(u, &u->peer_name, sk, connect);
 	if (!ret && !s->later)
 		ret = do_shutdown(sk, u);
 	if (!ret && !s->later)
@@ -925,7 +751,7 @@ static int create_pending_client(struct unix_slot *s)
 		return -errno;
 	ret = set_options(sk, u);
 	if (!ret && u->has_name)
-		ret = bind_name(sk, u);
+		ret = bind_name(sk, s);
 	if (ret) {
 		close(sk);
 		return ret;
@@ -991,34 +817,6 @@ static int unix_open(struct restore_files *rf, void *priv, const FileEntry *e)
 	return fd;
 }
 
-/* The file bind() made for u, if it is still at u's name. */
-static void unlink_bound_file(const UnixSkEntry *u)
-{
-	char path[PATH_MAX];
-	struct stat st;
-
-	socket_path(u, (const char *)u->name.data, u->name.len, path);
-	for (size_t i = 0; i < nr_bound_files; i++)
-		if (bound_files[i].u == u && !lstat(path, &st) && st.st_dev == bound_files[i].dev &&
-		    st.st_ino == bound_files[i].ino)
-			unlink(path);
-}
-
-/* Every socket is bound and connected now: the files of those whose file
- * was gone at dump time go away again (bind_unlinked). */
-static int unix_post_install(struct restore_files *rf, void *priv, size_t idx)
-{
-	const struct task_fds *tf = &rf->tasks[idx];
-	(void)priv;
-	for (size_t i = 0; i < tf->nr; i++) {
-		const FileEntry *e = rf->files[tf->fds[i]->file_id];
-		if (e->type == FILE_TYPE__FILE_UNIX_SK && e->unix_sk->unlinked &&
-		    e->unix_sk->has_name && e->unix_sk->name.data[0])
-			unlink_bound_file(e->unix_sk);
-	}
-	return 0;
-}
-
 /* The queue of a socket whose messages carry fds, now that every
  * description is in the pool: through its peer (a pair), or to its name
  * from the socket it is connected to (only that one may send to it), or
@@ -1033,7 +831,7 @@ static int refill_later(struct restore_files *rf, struct unix_restore *ur, struc
 		return from < 0 ? -EBADF : refill(from, s->u, NULL, rf->pool);
 	if (!s->u->has_name)
 		return s->u->n_queue ? -ENOTCONN : 0;
-	return refill_by_name(s->u, p && p->created ? rf->pool[p->e->id] : -1, rf->pool);
+	return refill_by_name(s, p && p->created ? rf->pool[p->e->id] : -1, rf->pool);
 }
 
 /*
@@ -1050,7 +848,7 @@ static int connect_pending(struct restore_files *rf, struct unix_restore *ur,
 		int fd = c && c->u->has_pending_on && c->u->pending_on == l->u->ino
 				 ? rf->pool[c->e->id]
 				 : -1;
-		int ret = fd < 0 ? -EBADF : at_dir(l->u, &l->u->name, fd, connect);
+		int ret = fd < 0 ? -EBADF : connect_slot(l, fd);
 		if (!ret)
 			ret = do_shutdown(fd, c->u);
 		if (!ret)
@@ -1092,6 +890,10 @@ static int unix_pool_ready(struct restore_files *rf, void *priv)
 			close(s->sender);
 		s->sender = -1;
 	}
+	/* every socket is made: the reaches of those whose file was gone at
+	 * dump time go, nothing reaches them any more (sk-unix-bind.c) */
+	for (size_t i = 0; i < ur->nr; i++)
+		unix_drop_reach(&ur->slots[i].reach);
 	return ret;
 }
 
@@ -1103,6 +905,7 @@ static void unix_free(void *priv)
 			close(ur->slots[i].fd);
 		if (ur->slots[i].sender >= 0)
 			close(ur->slots[i].sender);
+		unix_drop_reach(&ur->slots[i].reach);
 	}
 	free(ur->slots);
 	free(ur);
@@ -1117,7 +920,6 @@ const struct file_kind unix_sk_kind = {
 	.check_tree = unix_dump_tree, /* checks only, nothing written */
 	.read = unix_read,
 	.open = unix_open,
-	.post_install = unix_post_install,
 	.pool_ready = unix_pool_ready,
 	.free = unix_free,
 	.alone_ok = 1,

@@ -49,6 +49,12 @@
  *   node      as loopback, on an address of this node that is not
  *             loopback (the first IPv4 one of an interface that is up),
  *             as MPI's TCP transports use (127.0.0.1 if there is none).
+ *   reuseport two TCP listeners sharing a port with SO_REUSEPORT, then one
+ *             of them clears it (zdtm socket-tcp-reuseport), twice: the
+ *             first made clears it, then the second; and two UDP
+ *             sockets likewise.  After the restore each has its port and
+ *             its SO_REUSEPORT as dumped, and the port takes a client
+ *             (a datagram).
  */
 #include "crlib.h"
 
@@ -601,6 +607,84 @@ static void check_inflight(void)
 	accept_one(if_l, &if_n);
 }
 
+/* ------------------------------ reuseport ----------------------------- */
+
+/* TCP: rp[0] cleared, rp[1] not; rp[2] not, rp[3] cleared.  UDP: rp[4]
+ * cleared, rp[5] not. */
+static int rp[6];
+static struct sockaddr_storage rp_name[3];
+
+static int reuseport_socket(int type, const struct sockaddr_storage *at)
+{
+	int fd = socket(AF_INET, type, 0), one = 1;
+	CHECK_SYS(fd >= 0 && !setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)),
+		  "SO_REUSEPORT");
+	CHECK_SYS(!bind(fd, (const struct sockaddr *)at, sizeof(struct sockaddr_in)), "bind");
+	if (type == SOCK_STREAM)
+		CHECK_SYS(!listen(fd, 7), "listen");
+	return fd;
+}
+
+/* Two sockets on one port, both with SO_REUSEPORT; fds[off] clears it. */
+static void reuseport_pair(int type, int off, int *fds, struct sockaddr_storage *name)
+{
+	struct sockaddr_storage any = { 0 };
+	struct sockaddr_in *a = (struct sockaddr_in *)&any;
+	int no = 0;
+	a->sin_family = AF_INET;
+	a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fds[0] = reuseport_socket(type, &any);
+	*name = name_of(fds[0]);
+	fds[1] = reuseport_socket(type, name);
+	CHECK_SYS(!setsockopt(fds[off], SOL_SOCKET, SO_REUSEPORT, &no, sizeof(no)),
+		  "clear SO_REUSEPORT");
+}
+
+static void setup_reuseport(void)
+{
+	reuseport_pair(SOCK_STREAM, 0, &rp[0], &rp_name[0]);
+	reuseport_pair(SOCK_STREAM, 1, &rp[2], &rp_name[1]);
+	reuseport_pair(SOCK_DGRAM, 0, &rp[4], &rp_name[2]);
+}
+
+/* Which of fds[0], fds[1] becomes readable first (10 s at most). */
+static int readable(const int *fds)
+{
+	struct pollfd p[2] = { { .fd = fds[0], .events = POLLIN },
+			       { .fd = fds[1], .events = POLLIN } };
+	CHECK_SYS(poll(p, 2, 10000) > 0, "nothing arrived on port %d's sockets",
+		  ntohs(((struct sockaddr_in *)&rp_name[0])->sin_port));
+	return (p[0].revents & POLLIN) ? fds[0] : fds[1];
+}
+
+static void check_reuseport_pair(const int *fds, int off, const struct sockaddr_storage *name,
+				 int type)
+{
+	for (int i = 0; i < 2; i++) {
+		struct sockaddr_storage a = name_of(fds[i]);
+		CHECK(!memcmp(&a, name, sizeof(a)), "fd %d: its address changed", fds[i]);
+		CHECK(getint(fds[i], SOL_SOCKET, SO_REUSEPORT) == (i != off),
+		      "fd %d: SO_REUSEPORT %d, dumped %d", fds[i],
+		      getint(fds[i], SOL_SOCKET, SO_REUSEPORT), i != off);
+	}
+	int c = connect_to(name, type);
+	put(c, "rp");
+	int got = readable(fds);
+	int fd = type == SOCK_STREAM ? accept(got, NULL, NULL) : got;
+	CHECK_SYS(fd >= 0, "accept on the shared port");
+	expect(fd, "rp", "on the shared port");
+	if (fd != got)
+		close(fd);
+	close(c);
+}
+
+static void check_reuseport(void)
+{
+	check_reuseport_pair(&rp[0], 0, &rp_name[0], SOCK_STREAM);
+	check_reuseport_pair(&rp[2], 1, &rp_name[1], SOCK_STREAM);
+	check_reuseport_pair(&rp[4], 0, &rp_name[2], SOCK_DGRAM);
+}
+
 static const struct mode {
 	const char *name;
 	void (*setup)(void);
@@ -620,6 +704,7 @@ static const struct mode {
 	{ "inflight-kept", setup_inflight, check_inflight_kept, 0 },
 	{ "inflight-client", setup_inflight_client, check_inflight_client, 0 },
 	{ "node", setup_node, check_loopback, 0 },
+	{ "reuseport", setup_reuseport, check_reuseport, 0 },
 };
 
 int main(int argc, char **argv)
@@ -641,5 +726,5 @@ int main(int argc, char **argv)
 		pass();
 	}
 	fail("usage: cr-inet-sk listen|ext|ext-loop|loopback|loopback6|udp|udp-ext|pair|"
-	     "timewait|taken|node|inflight|inflight-kept|inflight-client");
+	     "timewait|taken|node|reuseport|inflight|inflight-kept|inflight-client");
 }

@@ -9,6 +9,16 @@ cr_case(cr_unix_pending unix-sk 60 -- pending)
 cr_case(bad_dump_unix_pending_data unix-sk 60 --expect-dump-fail --expect-msg %p
 	--expect-msg "sent data" -- pending-data)
 cr_case(cr_unix_scm_loop unix-sk 60 -- scm-loop)
+# Names whose path is gone: a directory removed since the bind (zdtm
+# sk-unix01), a socket file replaced by a FIFO (fifo_upon_unix_socket00).
+cr_case(cr_unix_gone_dir unix-sk 60 -- gone-dir)
+cr_case(cr_unix_fifo_name unix-sk 60 -- fifo-name)
+foreach(m gone-dir fifo-name)
+	string(REPLACE "-" "_" n "${m}")
+	add_test(NAME selfcheck_unix_${n} COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
+		$<TARGET_FILE:cr-unix-sk> ${m})
+	set_tests_properties(selfcheck_unix_${n} PROPERTIES TIMEOUT 60 LABELS selfcheck)
+endforeach()
 cr_case(bad_dump_unix_scm_epoll unix-sk 60 --expect-dump-fail --expect-msg SCM_RIGHTS
 	--expect-msg "only reference to anon_inode:[eventpoll]" -- scm-epoll)
 cr_case(bad_dump_unix_scm_stream unix-sk 60 --expect-dump-fail --expect-msg %p
@@ -115,6 +125,12 @@ cr_case(cr_tcp_listen_timewait inet-sk 60 -- timewait)
 add_test(NAME selfcheck_inet_timewait COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
 	$<TARGET_FILE:cr-inet-sk> timewait)
 set_tests_properties(selfcheck_inet_timewait PROPERTIES TIMEOUT 60 LABELS selfcheck)
+# Listeners (and UDP sockets) sharing a port with SO_REUSEPORT, which one
+# of them cleared since: each binds again (zdtm socket-tcp-reuseport).
+cr_case(cr_inet_reuseport inet-sk 60 -- reuseport)
+add_test(NAME selfcheck_inet_reuseport COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
+	$<TARGET_FILE:cr-inet-sk> reuseport)
+set_tests_properties(selfcheck_inet_reuseport PROPERTIES TIMEOUT 60 LABELS selfcheck)
 # A job that ran on after a -R dump and exited (its connection closed,
 # leaving a TIME_WAIT socket of the same 4-tuple), then that dump restored.
 # With timestamps the kernel reuses the TIME_WAIT socket; without (in a

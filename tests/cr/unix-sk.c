@@ -41,11 +41,23 @@
  *   cr-unix-sk scm-stream: a stream write with an fd after plain bytes:
  *     the peek does not show where it starts, refused by name
  *     (bad_dump_unix_scm_stream).
+ *   cr-unix-sk gone-dir: sockets bound in a directory removed since, two
+ *     levels of it (zdtm sk-unix01): two dgram servers bound to one name
+ *     in turn, each with a connected client and a datagram queued; a
+ *     seqpacket listener with a connection accepted and one waiting; a
+ *     dgram socketpair whose both ends took one name.  After the restore
+ *     each keeps its name, each client reaches its own server, the
+ *     directory is still gone and the restore left no file behind.
+ *   cr-unix-sk fifo-name: a dgram server whose file was replaced by a
+ *     FIFO, open (zdtm fifo_upon_unix_socket00), and its connected
+ *     client: after the restore the client reaches the server, and the
+ *     FIFO is still there, working.
  */
 #include "crlib.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
@@ -722,6 +734,103 @@ static void check_pending(void)
 	expect(pb, "to b", "second pending connection, other way");
 }
 
+/* ------------------------- gone-dir, fifo-name ------------------------ */
+
+static int gd_dg[4], gd_sp[5], gd_pair[2];
+static char gd_dir[80], gd_sub[88], gd_dg_path[100], gd_sp_path[100], gd_pair_path[100];
+
+static void setup_gone_dir(void)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	snprintf(gd_dir, sizeof(gd_dir), "%s/gone", test_dir());
+	snprintf(gd_sub, sizeof(gd_sub), "%s/sub", gd_dir);
+	CHECK_SYS(!mkdir(gd_dir, 0755) && !mkdir(gd_sub, 0755), "mkdir %s", gd_sub);
+	snprintf(gd_dg_path, sizeof(gd_dg_path), "%s/dg.sock", gd_sub);
+	for (int i = 0; i < 4; i += 2) {
+		gd_dg[i] = bound(SOCK_DGRAM, gd_dg_path, 0);
+		gd_dg[i + 1] = connected(SOCK_DGRAM, gd_dg_path, 0);
+		put(gd_dg[i + 1], i ? "queued 2" : "queued 0");
+		CHECK_SYS(!unlink(gd_dg_path), "unlink %s", gd_dg_path);
+	}
+	snprintf(gd_sp_path, sizeof(gd_sp_path), "%s/sp.sock", gd_sub);
+	gd_sp[0] = bound(SOCK_SEQPACKET, gd_sp_path, 0);
+	CHECK_SYS(!listen(gd_sp[0], 8), "listen");
+	gd_sp[1] = connected(SOCK_SEQPACKET, gd_sp_path, 0);
+	gd_sp[2] = accept(gd_sp[0], NULL, NULL);
+	CHECK_SYS(gd_sp[2] >= 0, "accept");
+	gd_sp[3] = connected(SOCK_SEQPACKET, gd_sp_path, 0); /* not accepted yet */
+	CHECK_SYS(!unlink(gd_sp_path), "unlink %s", gd_sp_path);
+	snprintf(gd_pair_path, sizeof(gd_pair_path), "%s/pair.sock", gd_sub);
+	pair(SOCK_DGRAM, gd_pair);
+	for (int i = 0; i < 2; i++) {
+		len = addr(&sa, gd_pair_path, 0);
+		CHECK_SYS(!bind(gd_pair[i], (struct sockaddr *)&sa, len) && !unlink(gd_pair_path),
+			  "bind, unlink %s", gd_pair_path);
+	}
+	CHECK_SYS(!rmdir(gd_sub) && !rmdir(gd_dir), "rmdir %s", gd_sub);
+}
+
+/* Nothing the restore made is left in the test's directory. */
+static void expect_no_leftover(void)
+{
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "ls -A '%s' | grep -q ckpt", test_dir());
+	CHECK(system(cmd) != 0, "the restore left files in %s", test_dir());
+}
+
+static void check_gone_dir(void)
+{
+	for (int i = 0; i < 4; i += 2) {
+		expect_name(gd_dg[i], gd_dg_path, 0, "dgram server in a removed directory");
+		expect(gd_dg[i], i ? "queued 2" : "queued 0", "its queue");
+	}
+	for (int i = 0; i < 4; i += 2) {
+		put(gd_dg[i + 1], "after");
+		expect(gd_dg[i], "after", "from its own client");
+		expect_empty(gd_dg[2 - i], "the other server");
+	}
+	expect_name(gd_sp[0], gd_sp_path, 0, "seqpacket listener in a removed directory");
+	expect_name(gd_sp[2], gd_sp_path, 0, "its accepted socket");
+	put(gd_sp[1], "to accepted");
+	expect(gd_sp[2], "to accepted", "accepted connection");
+	gd_sp[4] = accept(gd_sp[0], NULL, NULL);
+	CHECK_SYS(gd_sp[4] >= 0, "accept the waiting connection");
+	put(gd_sp[3], "waited");
+	expect(gd_sp[4], "waited", "the connection accepted after the restore");
+	expect_name(gd_pair[0], gd_pair_path, 0, "dgram pair in a removed directory");
+	expect_name(gd_pair[1], gd_pair_path, 0, "its other end");
+	put(gd_pair[1], "pair");
+	expect(gd_pair[0], "pair", "dgram pair");
+	CHECK(access(gd_dir, F_OK) && errno == ENOENT, "%s is back", gd_dir);
+	expect_no_leftover();
+}
+
+static int ff_srv, ff_cli, ff_fifo;
+static char ff_path[100];
+
+static void setup_fifo_name(void)
+{
+	snprintf(ff_path, sizeof(ff_path), "%s/fifo-sk", test_dir());
+	ff_srv = bound(SOCK_DGRAM, ff_path, 0);
+	ff_cli = connected(SOCK_DGRAM, ff_path, 0);
+	CHECK_SYS(!unlink(ff_path) && !mkfifo(ff_path, 0600), "mkfifo %s", ff_path);
+	ff_fifo = open(ff_path, O_RDWR);
+	CHECK_SYS(ff_fifo >= 0, "open %s", ff_path);
+}
+
+static void check_fifo_name(void)
+{
+	struct stat st;
+	char c = 0;
+	expect_name(ff_srv, ff_path, 0, "dgram server whose file is now a FIFO");
+	put(ff_cli, "through");
+	expect(ff_srv, "through", "its client");
+	CHECK_SYS(!lstat(ff_path, &st) && S_ISFIFO(st.st_mode), "%s is no FIFO", ff_path);
+	CHECK_SYS(write(ff_fifo, "f", 1) == 1 && read(ff_fifo, &c, 1) == 1 && c == 'f', "the FIFO");
+	expect_no_leftover();
+}
+
 int main(int argc, char **argv)
 {
 	test_init();
@@ -743,6 +852,20 @@ int main(int argc, char **argv)
 	}
 	if (argc > 1 && !strcmp(argv[1], "pingpong"))
 		pingpong();
+	if (argc > 1 && !strcmp(argv[1], "gone-dir")) {
+		setup_gone_dir();
+		test_ready();
+		test_wait_check();
+		check_gone_dir();
+		pass();
+	}
+	if (argc > 1 && !strcmp(argv[1], "fifo-name")) {
+		setup_fifo_name();
+		test_ready();
+		test_wait_check();
+		check_fifo_name();
+		pass();
+	}
 	/* no argument: all (the selfcheck) */
 	int named = argc < 2 || !strcmp(argv[1], "named");
 	int pairs = argc < 2 || !strcmp(argv[1], "pairs");
@@ -751,7 +874,8 @@ int main(int argc, char **argv)
 	int glued = argc > 1 && !strcmp(argv[1], "scm-stream");
 	int loop = argc < 2 || !strcmp(argv[1], "scm-loop");
 	CHECK(named || pairs || fds || ep || glued || loop,
-	      "usage: cr-unix-sk [pairs|named|scm|scm-loop|scm-epoll|scm-stream|pending|pending-data]");
+	      "usage: cr-unix-sk [pairs|named|scm|scm-loop|scm-epoll|scm-stream|pending|pending-data|"
+	      "gone-dir|fifo-name]");
 	if (named)
 		setup_named();
 	if (pairs)

@@ -4,7 +4,8 @@
 # personality, cwd and root, file paths of every kind, unix socket names
 # and peers, ghost files, removed directories, FIFOs, device nodes and
 # cwds (made again where alice may not, or a device she may not make), the
-# exe.  Each is refused in one line, or
+# exe, unix socket names whose directory is gone (made again for the bind,
+# as alice, and removed).  Each is refused in one line, or
 # restored with exactly alice's powers and none of bob's or root's files
 # (the check of each item looks at what the restored process holds).
 # (chroot, even into a directory of her own, needs CAP_SYS_CHROOT: with a
@@ -20,7 +21,7 @@ B=$T/bob
 # Bob's things, and alice's own to dump.
 as_bob sh -c "echo bob-secret >$B/secret; chmod 600 $B/secret; mkfifo -m 600 $B/fifo; mkdir -m 700 $B/d"
 as_alice ln -s /etc "$T/alice/etc-link"
-trap 'rm -rf /etc/ckpt-sec-saved /etc/ckpt-sec-dir /etc/ckpt-sec-rmdir /etc/ckpt-sec-cwd; cleanup' EXIT
+trap 'rm -rf /etc/ckpt-sec-saved /etc/ckpt-sec-dir /etc/ckpt-sec-rmdir /etc/ckpt-sec-cwd /etc/ckpt-sec-unix; cleanup' EXIT
 as_alice sh -c "echo alice >$T/alice/f; echo ghost >$T/alice/g; mkfifo $T/alice/fifo; mkdir $T/alice/d"
 
 # Base sets: a counter; a holder of a file (fd 3), a directory (4), a
@@ -130,6 +131,10 @@ ITEMS=(
 "ghost-bob|hold|files.img|$F; e[fds[6]]['path'] = '$B/secret'|holds $B/secret"
 "unix-bind-bob|relay|files.img|$F; u = e[fds[3]]['unix_sk']; u.update(state=10, backlog=1, name='$B/sk'.encode().hex()); u.pop('peer')|no_bob_sock"
 "unix-peer-ckptd|relay|files.img|$F; a, b = e[fds[3]]['unix_sk'], e[fds[4]]['unix_sk']; a.update(state=7, peer=b['ino']); b.pop('peer'); b['name'] = '$CKPT_SOCKET'.encode().hex()|peer_is_alice"
+"unix-gone-dir-etc|relay|files.img|$F; u = e[fds[3]]['unix_sk']; u.update(state=10, backlog=1, name='/etc/ckpt-sec-unix/d/sk'.encode().hex(), unlinked=True); u.pop('peer'); e[fds[4]]['unix_sk'].update(state=7); e[fds[4]]['unix_sk'].pop('peer')|not_there /etc/ckpt-sec-unix"
+"unix-gone-dir-bob|relay|files.img|$F; u = e[fds[3]]['unix_sk']; u.update(state=10, backlog=1, name='$B/d/x/sk'.encode().hex(), unlinked=True); u.pop('peer'); e[fds[4]]['unix_sk'].update(state=7); e[fds[4]]['unix_sk'].pop('peer')|not_there $B/d/x"
+"unix-gone-dir-dotdot|relay|files.img|$F; u = e[fds[3]]['unix_sk']; u.update(state=10, backlog=1, name='$T/alice/x/../../../../etc/ckpt-sec-unix/sk'.encode().hex(), unlinked=True); u.pop('peer'); e[fds[4]]['unix_sk'].update(state=7); e[fds[4]]['unix_sk'].pop('peer')|not_there /etc/ckpt-sec-unix; not_there $T/alice/x"
+"unix-gone-dir-alice|relay|files.img|$F; u = e[fds[3]]['unix_sk']; u.update(state=10, backlog=1, name='$T/alice/gone/d/sk'.encode().hex(), unlinked=True); u.pop('peer'); e[fds[4]]['unix_sk'].update(state=7); e[fds[4]]['unix_sk'].pop('peer')|not_there $T/alice/gone"
 "exe-passwd|counter|mm|E['exe_path'] = '/usr/bin/passwd'|exe_not /usr/bin/passwd"
 "saved-etc|hold|saved.img|$SAVED_F.update(path='/etc/ckpt-sec-saved')|not_there /etc/ckpt-sec-saved"
 "saved-dir-etc|hold|saved.img|E['dirs'].append(dict(path='/etc/ckpt-sec-dir', mode=0o777, uid=0, gid=0))|not_there /etc/ckpt-sec-dir"
