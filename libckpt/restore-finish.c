@@ -54,6 +54,7 @@ struct rst_finished {
 	uint32_t nr_seccomp;       /* filters to install in every thread */
 	uint64_t seccomp_prog[RST_MAX_SECCOMP]; /* struct sock_fprog, in the area */
 	uint64_t seccomp_flags[RST_MAX_SECCOMP];
+	uint64_t final_capset[2]; /* its header and data, in the area: 0 when none */
 	int stopped; /* dumped in a group stop: that signal before the detach */
 	uint64_t area_start, area_len;
 	size_t nr;
@@ -145,13 +146,34 @@ static int wait_stop(pid_t tid, int *sig, int *event)
 	return 0;
 }
 
-static int seize_thread(struct fin_thread *t)
+#ifndef PTRACE_O_SUSPEND_SECCOMP
+#define PTRACE_O_SUSPEND_SECCOMP (1 << 21)
+#endif
+
+/* A thread getting filters is seized with seccomp suspended, so that the
+ * syscalls injected after them (capset, rt_sigreturn, munmap) run whatever
+ * the filters say.  The kernel grants that only to a tracer with
+ * CAP_SYS_ADMIN and no filters of its own: a user's restore, or one run
+ * under filters, does without (its filters had no_new_privs, and were
+ * installed last anyway). */
+static int seize(pid_t tid, int suspend_seccomp)
+{
+	long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL;
+
+	if (suspend_seccomp && !ptrace(PTRACE_SEIZE, tid, 0, opts | PTRACE_O_SUSPEND_SECCOMP))
+		return 0;
+	if (suspend_seccomp && errno != EPERM && errno != EINVAL)
+		return -errno;
+	return ptrace(PTRACE_SEIZE, tid, 0, opts) ? -errno : 0;
+}
+
+static int seize_thread(struct fin_thread *t, int suspend_seccomp)
 {
 	int sig = 0, event = 0, ret;
 
-	if (ptrace(PTRACE_SEIZE, t->host_tid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL)) {
-		pr_err("tid %d: ptrace seize: %s", t->host_tid, strerror(errno));
-		return -errno;
+	if ((ret = seize(t->host_tid, suspend_seccomp))) {
+		pr_err("tid %d: ptrace seize: %s", t->host_tid, strerror(-ret));
+		return ret;
 	}
 	t->seized = 1;
 	if (ptrace(PTRACE_INTERRUPT, t->host_tid, 0, 0)) {
@@ -218,6 +240,26 @@ static int inject_syscall(struct rst_finished *f, pid_t tid, struct user_regs_st
 	return 0;
 }
 
+/* The dumped capability sets, which the restorer left to us because the
+ * filters needed CAP_SYS_ADMIN (restorer-abi.h, caps_after_seccomp). */
+static int set_final_caps(struct rst_finished *f, struct fin_thread *t,
+			  const struct user_regs_struct *base)
+{
+	struct user_regs_struct regs = *base;
+	long ret;
+
+	regs.rax = __NR_capset;
+	regs.rdi = f->final_capset[0];
+	regs.rsi = f->final_capset[1];
+	int err = inject_syscall(f, t->host_tid, &regs, &ret);
+	if (!err && ret < 0)
+		err = (int)ret;
+	if (err)
+		pr_err("pid %d: thread %d: capset after the seccomp filters: %s", f->host_pid,
+		       t->tid, strerror(-err));
+	return err;
+}
+
 /* The filters, oldest first, as the very last thing before rt_sigreturn:
  * nothing of the restorer runs under them. */
 static int install_seccomp(struct rst_finished *f, struct fin_thread *t,
@@ -239,7 +281,7 @@ static int install_seccomp(struct rst_finished *f, struct fin_thread *t,
 			return err;
 		}
 	}
-	return 0;
+	return f->final_capset[0] ? set_final_caps(f, t, base) : 0;
 }
 
 static int sigreturn_thread(struct rst_finished *f, struct fin_thread *t)
@@ -323,6 +365,10 @@ static int load_args(struct rst_finished *f, uint64_t args_addr, struct rst_thre
 				     i * sizeof(struct rst_seccomp);
 		f->seccomp_flags[i] = a.seccomp[i].flags;
 	}
+	if (a.nr_seccomp && a.caps_after_seccomp) {
+		f->final_capset[0] = args_addr + offsetof(struct rst_args, final_cap_header);
+		f->final_capset[1] = args_addr + offsetof(struct rst_args, final_cap_data);
+	}
 	f->area_start = a.area_start;
 	f->area_len = a.area_len;
 	f->nr = (size_t)a.nr_threads;
@@ -354,7 +400,7 @@ int restore_finish_task(pid_t host_pid, uint64_t args_addr, struct rst_finished 
 	free(rt);
 	/* Every thread is stopped before any leaves the restorer. */
 	for (size_t i = 0; !ret && i < f->nr; i++)
-		ret = seize_thread(&f->t[i]);
+		ret = seize_thread(&f->t[i], f->nr_seccomp > 0);
 	for (size_t i = 0; !ret && i < f->nr; i++)
 		ret = sigreturn_thread(f, &f->t[i]);
 	if (!ret)

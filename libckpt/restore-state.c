@@ -298,6 +298,35 @@ static int fill_threads(const CoreEntry *core, struct rst_args *a, pid_t pid)
 
 #define SECCOMP_FLAGS_KEPT 6ULL /* SECCOMP_FILTER_FLAG_LOG | _SPEC_ALLOW */
 
+/*
+ * A filter installed without no_new_privs needs CAP_SYS_ADMIN in the
+ * installing thread (seccomp(2), EACCES), which the dumped capability sets
+ * may lack: the restorer keeps it, and the host drops it with the final
+ * capset once the filters are in.  A user's restore (plain) never has it
+ * to lend: refused here, before anything is created.
+ */
+static int order_caps_and_seccomp(struct rst_args *a, pid_t pid)
+{
+	const struct rst_identity *id = &a->ident;
+
+	if (id->no_new_privs || !id->set)
+		return 0;
+	if (id->plain) {
+		pr_err("pid %d: seccomp filters installed without no_new_privs: only a restore "
+		       "with CAP_SYS_ADMIN can install them, not a user's restore", pid);
+		return -EPERM;
+	}
+	a->caps_after_seccomp = 1;
+	a->final_cap_header[0] = 0x20080522; /* _LINUX_CAPABILITY_VERSION_3 */
+	a->final_cap_header[1] = 0;
+	uint64_t sets[3] = { id->cap_eff, id->cap_prm, id->cap_inh };
+	for (int i = 0; i < 3; i++) {
+		a->final_cap_data[i] = (uint32_t)sets[i];
+		a->final_cap_data[3 + i] = (uint32_t)(sets[i] >> 32);
+	}
+	return 0;
+}
+
 static int fill_seccomp(const CoreEntry *core, struct rst_args *a, pid_t pid, size_t inherited)
 {
 	size_t used = 0, k = 0;
@@ -323,7 +352,7 @@ static int fill_seccomp(const CoreEntry *core, struct rst_args *a, pid_t pid, si
 		used += n;
 	}
 	a->nr_seccomp = (uint32_t)k;
-	return 0;
+	return k ? order_caps_and_seccomp(a, pid) : 0;
 }
 
 int restore_fill_task_state(const CoreEntry *core, struct rst_args *a, pid_t pid, int plain,

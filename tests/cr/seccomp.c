@@ -11,6 +11,13 @@
  * With the argument "differ" the worker adds a third filter of its own:
  * threads with different filters are not supported, and the dump must
  * be refused (bad_dump_seccomp_threads) with the filters left in place.
+ *
+ * With "no-nnp" (cr_seccomp_no_nnp, a root restore) the filters are
+ * installed without no_new_privs, under CAP_SYS_ADMIN, the second one also
+ * making setresuid(2) fail with EPERM, and the process then
+ * drops CAP_SYS_ADMIN: the restore must install them while it still has
+ * CAP_SYS_ADMIN to lend, after its own setresuid, and leave the
+ * process without CAP_SYS_ADMIN and without no_new_privs.
  */
 #include "crlib.h"
 
@@ -29,7 +36,9 @@
 
 static pid_t worker_tid;
 static volatile int ready;
-static int differ;
+static int differ, no_nnp;
+
+#define CAP_SYS_ADMIN_BIT (1ULL << 21)
 
 static void install(int nr1, int err1, int nr2, int err2)
 {
@@ -52,6 +61,33 @@ static int filters_of(pid_t tid)
 	snprintf(path, sizeof(path), "/proc/self/task/%d/status", tid);
 	const char *s = strstr(snapshot_file(path, 0), "Seccomp_filters:");
 	return s ? atoi(s + 16) : -1;
+}
+
+static unsigned long long status_hex(const char *key)
+{
+	const char *s = strstr(snapshot_file("/proc/self/status", 0), key);
+	return s ? strtoull(s + strlen(key), NULL, 16) : ~0ULL;
+}
+
+/* capset(2) with the raw ABI: CAP_SYS_ADMIN out of every set. */
+static void drop_sys_admin(void)
+{
+	uint32_t header[2] = { 0x20080522, 0 }, data[6];
+
+	CHECK_SYS(!syscall(SYS_capget, header, data), "capget");
+	for (int i = 0; i < 3; i++)
+		data[i] &= ~(uint32_t)CAP_SYS_ADMIN_BIT;
+	CHECK_SYS(!syscall(SYS_capset, header, data), "capset");
+}
+
+static void check_no_nnp(void)
+{
+	errno = 0;
+	CHECK(syscall(SYS_setresuid, -1, -1, -1) < 0 && errno == EPERM,
+	      "setresuid: %s, expected EPERM", strerror(errno));
+	CHECK(!(status_hex("CapEff:") & CAP_SYS_ADMIN_BIT) &&
+	      !(status_hex("CapPrm:") & CAP_SYS_ADMIN_BIT), "CAP_SYS_ADMIN is back");
+	CHECK(status_hex("NoNewPrivs:") == 0, "no_new_privs is set");
 }
 
 static void check_filters(void)
@@ -84,9 +120,17 @@ int main(int argc, char **argv)
 
 	test_init();
 	differ = argc > 1 && !strcmp(argv[1], "differ");
-	CHECK_SYS(!prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
+	no_nnp = argc > 1 && !strcmp(argv[1], "no-nnp");
+	if (!no_nnp)
+		CHECK_SYS(!prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
 	install(SYS_uname, EPERM, SYS_getpgrp, EACCES);
-	install(SYS_uname, ENOENT, SYS_uname, ENOENT);
+	if (no_nnp) {
+		install(SYS_setresuid, EPERM, SYS_uname, ENOENT);
+		drop_sys_admin();
+		check_no_nnp();
+	} else {
+		install(SYS_uname, ENOENT, SYS_uname, ENOENT);
+	}
 	check_filters();
 	test_block_check();
 	CHECK(!pthread_create(&th, NULL, worker, NULL), "pthread_create");
@@ -99,6 +143,8 @@ int main(int argc, char **argv)
 	test_ready();
 	test_wait_check();
 	check_filters();
+	if (no_nnp)
+		check_no_nnp();
 	CHECK(filters_of(gettid()) == 2, "main thread: %d filters", filters_of(gettid()));
 	CHECK(filters_of(worker_tid) == 2 + differ, "worker: %d filters", filters_of(worker_tid));
 	pass();

@@ -20,6 +20,9 @@ cr_program(seccomp)
 cr_case(cr_seccomp seccomp 60)
 cr_case(bad_dump_seccomp_threads seccomp 60 --expect-dump-fail --expect-msg %p
 	--expect-msg seccomp -- differ)
+# Filters installed without no_new_privs, then CAP_SYS_ADMIN dropped: the
+# restore installs them before the final capset (restore-finish.c).
+cr_case(cr_seccomp_no_nnp seccomp 60 -- no-nnp)
 # A second thread's own pending signals and altstack (core.c, already there).
 cr_program(thread-signals)
 cr_case(cr_thread_signals thread-signals 60)
