@@ -201,6 +201,22 @@ static int dump_seccomp(struct arena *a, const struct frozen_task *task, CoreEnt
 	return 0;
 }
 
+int check_user_seccomp(const struct frozen_task *task)
+{
+	for (int i = 0; i < task->nr_threads; i++) {
+		pid_t tid = task->threads[i].tid;
+		char mode[32], nnp[32];
+		if (proc_status_field(tid, "Seccomp", mode, sizeof(mode)) || atoi(mode) != 2 ||
+		    proc_status_field(tid, "NoNewPrivs", nnp, sizeof(nnp)) || atoi(nnp))
+			continue;
+		pr_err("pid %d: thread %d: seccomp filters installed without no_new_privs: only a "
+		       "restore with CAP_SYS_ADMIN could install them again, not a user's",
+		       task->pid, tid);
+		return -EPERM;
+	}
+	return 0;
+}
+
 static uint64_t status_hex(pid_t pid, const char *key, int *found)
 {
 	char buf[64];

@@ -19,6 +19,9 @@
  * strict mode and threads with different filters), the rest of
  * core->creds and the personality. */
 int dump_task_proc(struct arena *a, const struct frozen_task *task, CoreEntry *core);
+/* A user's dump: refuses filters installed without no_new_privs, which
+ * only a restore with CAP_SYS_ADMIN could install again. */
+int check_user_seccomp(const struct frozen_task *task);
 /* Its part that /proc/PID/status shows: ambient capabilities,
  * no_new_privs, and the personality (restore --verify reads it again). */
 int read_task_status(pid_t pid, CoreEntry *core);
