@@ -54,8 +54,8 @@
  * rax = rt_sigreturn and rsp = its sigreturn_rsp, lets it run to the
  * syscall exit (the thread now has its dumped registers, FPU state, signal
  * mask and altstack) — a process with seccomp filters gets them first,
- * each with one injected seccomp(SECCOMP_SET_MODE_FILTER) on its prog in
- * rst_args, then the final capset when caps_after_seccomp; the host seizes
+ * each with one injected seccomp(SECCOMP_SET_MODE_FILTER, TSYNC) on its
+ * prog in rst_args, in the main thread (every thread shares them), then the final capset when caps_after_seccomp; the host seizes
  * with PTRACE_O_SUSPEND_SECCOMP when it may, so that these last injected
  * syscalls (capset, rt_sigreturn, munmap) never meet the filters —, unmaps the area with one more injected munmap in the
  * main thread, and detaches everything (after queueing SIGSTOP when

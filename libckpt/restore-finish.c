@@ -9,7 +9,8 @@
  *   at its signal frame, and step it to that syscall's exit:
  *
  * the thread now has its dumped registers, FPU state, mask and altstack
- * (its seccomp filters, if any, injected just before).
+ * (its seccomp filters, if any, injected just before: once, in the main
+ * thread, with TSYNC, so that every thread shares the filter objects).
  * Last, one injected munmap in the main thread removes the restore area
  * (signals blocked meanwhile with PTRACE_SETSIGMASK, so that none is
  * delivered in the middle).  The threads stay stopped until
@@ -47,6 +48,7 @@ struct fin_thread {
 	int32_t tid;   /* as dumped */
 	int seized;
 	uint64_t sigreturn_rsp;
+	struct user_regs_struct regs; /* in the restorer's pause() */
 };
 
 struct rst_finished {
@@ -260,19 +262,31 @@ static int set_final_caps(struct rst_finished *f, struct fin_thread *t,
 	return err;
 }
 
-/* The filters, oldest first, as the very last thing before rt_sigreturn:
- * nothing of the restorer runs under them. */
-static int install_seccomp(struct rst_finished *f, struct fin_thread *t,
-			   const struct user_regs_struct *base)
+#define SECCOMP_FILTER_FLAG_TSYNC_BIT 1ULL
+
+/*
+ * The filters, oldest first, as the very last thing before rt_sigreturn:
+ * nothing of the restorer runs under them.  The main thread installs them
+ * with SECCOMP_FILTER_FLAG_TSYNC: every thread then holds the same filter
+ * objects, as after the dumped process's own clone()s, and a later TSYNC
+ * of the process itself finds every thread on its chain (a copy per
+ * thread would make it fail, naming a thread).
+ */
+static int install_seccomp(struct rst_finished *f, struct fin_thread *t)
 {
 	for (uint32_t i = 0; i < f->nr_seccomp; i++) {
-		struct user_regs_struct regs = *base;
+		struct user_regs_struct regs = t->regs;
 		long ret;
 		regs.rax = __NR_seccomp;
 		regs.rdi = 1; /* SECCOMP_SET_MODE_FILTER */
-		regs.rsi = f->seccomp_flags[i];
+		regs.rsi = f->seccomp_flags[i] | SECCOMP_FILTER_FLAG_TSYNC_BIT;
 		regs.rdx = f->seccomp_prog[i];
 		int err = inject_syscall(f, t->host_tid, &regs, &ret);
+		if (!err && ret > 0) {
+			pr_err("pid %d: seccomp filter %u: thread %ld cannot take it (TSYNC)",
+			       f->host_pid, i, ret);
+			return -EBUSY;
+		}
 		if (!err && ret < 0)
 			err = (int)ret;
 		if (err) {
@@ -281,17 +295,15 @@ static int install_seccomp(struct rst_finished *f, struct fin_thread *t,
 			return err;
 		}
 	}
-	return f->final_capset[0] ? set_final_caps(f, t, base) : 0;
+	return 0;
 }
 
 static int sigreturn_thread(struct rst_finished *f, struct fin_thread *t)
 {
-	struct user_regs_struct regs;
+	struct user_regs_struct regs = t->regs;
 	long ret;
-	int err = wait_in_pause(t, &regs);
+	int err = f->final_capset[0] ? set_final_caps(f, t, &t->regs) : 0;
 
-	if (!err)
-		err = install_seccomp(f, t, &regs);
 	if (err)
 		return err;
 	regs.rax = __NR_rt_sigreturn;
@@ -401,6 +413,10 @@ int restore_finish_task(pid_t host_pid, uint64_t args_addr, struct rst_finished 
 	/* Every thread is stopped before any leaves the restorer. */
 	for (size_t i = 0; !ret && i < f->nr; i++)
 		ret = seize_thread(&f->t[i], f->nr_seccomp > 0);
+	for (size_t i = 0; !ret && i < f->nr; i++)
+		ret = wait_in_pause(&f->t[i], &f->t[i].regs);
+	if (!ret)
+		ret = install_seccomp(f, &f->t[0]);
 	for (size_t i = 0; !ret && i < f->nr; i++)
 		ret = sigreturn_thread(f, &f->t[i]);
 	if (!ret)

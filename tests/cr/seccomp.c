@@ -18,6 +18,13 @@
  * drops CAP_SYS_ADMIN: the restore must install them while it still has
  * CAP_SYS_ADMIN to lend, after its own setresuid, and leave the
  * process without CAP_SYS_ADMIN and without no_new_privs.
+ *
+ * With "tsync" (cr_seccomp_tsync) the second filter makes socket(2) and
+ * connect(2) fail with EPERM, as the parasite needs them (the dump seizes
+ * with PTRACE_O_SUSPEND_SECCOMP), and after the restore the main thread
+ * adds a third filter with SECCOMP_FILTER_FLAG_TSYNC: the kernel accepts
+ * it only if every thread holds the very filter objects of the main
+ * thread, which the worker then shows as its third filter.
  */
 #include "crlib.h"
 
@@ -36,11 +43,11 @@
 
 static pid_t worker_tid;
 static volatile int ready;
-static int differ, no_nnp;
+static int differ, no_nnp, tsync;
 
 #define CAP_SYS_ADMIN_BIT (1ULL << 21)
 
-static void install(int nr1, int err1, int nr2, int err2)
+static void install_flags(unsigned flags, int nr1, int err1, int nr2, int err2)
 {
 	struct sock_filter code[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
@@ -52,7 +59,14 @@ static void install(int nr1, int err1, int nr2, int err2)
 	};
 	struct sock_fprog prog = { sizeof(code) / sizeof(code[0]), code };
 
-	CHECK_SYS(!syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog), "seccomp");
+	long ret = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+	CHECK_SYS(ret >= 0, "seccomp");
+	CHECK(ret == 0, "seccomp: thread %ld does not share the main thread's filters", ret);
+}
+
+static void install(int nr1, int err1, int nr2, int err2)
+{
+	install_flags(0, nr1, err1, nr2, err2);
 }
 
 static int filters_of(pid_t tid)
@@ -121,6 +135,7 @@ int main(int argc, char **argv)
 	test_init();
 	differ = argc > 1 && !strcmp(argv[1], "differ");
 	no_nnp = argc > 1 && !strcmp(argv[1], "no-nnp");
+	tsync = argc > 1 && !strcmp(argv[1], "tsync");
 	if (!no_nnp)
 		CHECK_SYS(!prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
 	install(SYS_uname, EPERM, SYS_getpgrp, EACCES);
@@ -128,6 +143,9 @@ int main(int argc, char **argv)
 		install(SYS_setresuid, EPERM, SYS_uname, ENOENT);
 		drop_sys_admin();
 		check_no_nnp();
+	} else if (tsync) {
+		install(SYS_socket, EPERM, SYS_connect, EPERM);
+		install(SYS_uname, ENOENT, SYS_uname, ENOENT);
 	} else {
 		install(SYS_uname, ENOENT, SYS_uname, ENOENT);
 	}
@@ -145,7 +163,12 @@ int main(int argc, char **argv)
 	check_filters();
 	if (no_nnp)
 		check_no_nnp();
-	CHECK(filters_of(gettid()) == 2, "main thread: %d filters", filters_of(gettid()));
-	CHECK(filters_of(worker_tid) == 2 + differ, "worker: %d filters", filters_of(worker_tid));
+	CHECK(filters_of(worker_tid) == 2 + tsync + differ, "worker: %d filters",
+	      filters_of(worker_tid));
+	if (tsync)
+		install_flags(SECCOMP_FILTER_FLAG_TSYNC, SYS_getpgid, EPERM, SYS_getpgid, EPERM);
+	int want = 2 + 2 * tsync;
+	CHECK(filters_of(gettid()) == want, "main thread: %d filters", filters_of(gettid()));
+	CHECK(filters_of(worker_tid) == want + differ, "worker: %d filters", filters_of(worker_tid));
 	pass();
 }

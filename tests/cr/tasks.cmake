@@ -23,6 +23,10 @@ cr_case(bad_dump_seccomp_threads seccomp 60 --expect-dump-fail --expect-msg %p
 # Filters installed without no_new_privs, then CAP_SYS_ADMIN dropped: the
 # restore installs them before the final capset (restore-finish.c).
 cr_case(cr_seccomp_no_nnp seccomp 60 -- no-nnp)
+# A filter that fails socket/connect (the parasite's: freeze.c suspends
+# seccomp), and a TSYNC filter after the restore (one chain shared by
+# every thread, restore-finish.c).
+cr_case(cr_seccomp_tsync seccomp 60 -- tsync)
 # A second thread's own pending signals and altstack (core.c, already there).
 cr_program(thread-signals)
 cr_case(cr_thread_signals thread-signals 60)
