@@ -55,7 +55,8 @@
  * syscall exit (the thread now has its dumped registers, FPU state, signal
  * mask and altstack) — a process with seccomp filters gets them first,
  * each with one injected seccomp(SECCOMP_SET_MODE_FILTER, TSYNC) on its
- * prog in rst_args, in the main thread (every thread shares them), then the final capset when caps_after_seccomp; the host seizes
+ * prog in rst_args, in the main thread (every thread shares them), then
+ * each thread's own (rst_thread.seccomp_from) in that thread, then the final capset when caps_after_seccomp; the host seizes
  * with PTRACE_O_SUSPEND_SECCOMP when it may, so that these last injected
  * syscalls (capset, rt_sigreturn, munmap) never meet the filters —, unmaps the area with one more injected munmap in the
  * main thread, and detaches everything (after queueing SIGSTOP when
@@ -183,6 +184,10 @@ struct rst_thread {
 	struct rst_siginfo *pending;
 	char comm[16];           /* "": leave the name */
 	struct rst_sched sched;
+	/* Its own seccomp filters, after the shared ones (nr_seccomp):
+	 * seccomp[seccomp_from .. seccomp_from + seccomp_nr), oldest first,
+	 * installed by the host in this thread. */
+	uint32_t seccomp_from, seccomp_nr;
 };
 
 struct rst_ready {
@@ -241,7 +246,8 @@ struct rst_args {
 	struct rst_itimer itimers[3]; /* REAL, VIRTUAL, PROF */
 	struct rst_posix_timer timers[RST_MAX_TIMERS];
 	uint32_t stopped;      /* the host leaves it in a group stop by this signal (0: none) */
-	uint32_t nr_seccomp;   /* filters, oldest first: installed by the host */
+	uint32_t nr_seccomp;   /* filters every thread shares, oldest first: installed by the host */
+	uint32_t nr_seccomp_all; /* with the threads' own (rst_thread.seccomp_from) */
 	/* Filters installed without no_new_privs need CAP_SYS_ADMIN in the
 	 * installing thread: the restorer then leaves the thread with its
 	 * capabilities plus CAP_SYS_ADMIN, and the host, after the filters,

@@ -48,12 +48,14 @@ struct fin_thread {
 	int32_t tid;   /* as dumped */
 	int seized;
 	uint64_t sigreturn_rsp;
+	uint32_t seccomp_from, seccomp_nr; /* its own filters (restorer-abi.h) */
 	struct user_regs_struct regs; /* in the restorer's pause() */
 };
 
 struct rst_finished {
 	pid_t host_pid;
-	uint32_t nr_seccomp;       /* filters to install in every thread */
+	uint32_t nr_seccomp;       /* filters every thread shares: in the main thread, TSYNC */
+	uint32_t nr_seccomp_all;   /* with the threads' own */
 	uint64_t seccomp_prog[RST_MAX_SECCOMP]; /* struct sock_fprog, in the area */
 	uint64_t seccomp_flags[RST_MAX_SECCOMP];
 	uint64_t final_capset[2]; /* its header and data, in the area: 0 when none */
@@ -272,14 +274,15 @@ static int set_final_caps(struct rst_finished *f, struct fin_thread *t,
  * of the process itself finds every thread on its chain (a copy per
  * thread would make it fail, naming a thread).
  */
-static int install_seccomp(struct rst_finished *f, struct fin_thread *t)
+static int install_filters(struct rst_finished *f, struct fin_thread *t, uint32_t from,
+			   uint32_t nr, uint64_t tsync)
 {
-	for (uint32_t i = 0; i < f->nr_seccomp; i++) {
+	for (uint32_t i = from; i < from + nr; i++) {
 		struct user_regs_struct regs = t->regs;
 		long ret;
 		regs.rax = __NR_seccomp;
 		regs.rdi = 1; /* SECCOMP_SET_MODE_FILTER */
-		regs.rsi = f->seccomp_flags[i] | SECCOMP_FILTER_FLAG_TSYNC_BIT;
+		regs.rsi = f->seccomp_flags[i] | tsync;
 		regs.rdx = f->seccomp_prog[i];
 		int err = inject_syscall(f, t->host_tid, &regs, &ret);
 		if (!err && ret > 0) {
@@ -298,11 +301,21 @@ static int install_seccomp(struct rst_finished *f, struct fin_thread *t)
 	return 0;
 }
 
+static int install_seccomp(struct rst_finished *f, struct fin_thread *t)
+{
+	return install_filters(f, t, 0, f->nr_seccomp, SECCOMP_FILTER_FLAG_TSYNC_BIT);
+}
+
+/* A thread's own filters, after the shared ones, in its own context: the
+ * sequence of programs each thread runs is the dumped one. */
 static int sigreturn_thread(struct rst_finished *f, struct fin_thread *t)
 {
 	struct user_regs_struct regs = t->regs;
 	long ret;
-	int err = f->final_capset[0] ? set_final_caps(f, t, &t->regs) : 0;
+	int err = install_filters(f, t, t->seccomp_from, t->seccomp_nr, 0);
+
+	if (!err && f->final_capset[0])
+		err = set_final_caps(f, t, &t->regs);
 
 	if (err)
 		return err;
@@ -367,17 +380,18 @@ static int load_args(struct rst_finished *f, uint64_t args_addr, struct rst_thre
 		       args_addr, a.stopped);
 		return -EINVAL;
 	}
-	if (a.nr_seccomp > RST_MAX_SECCOMP) {
+	if (a.nr_seccomp_all > RST_MAX_SECCOMP || a.nr_seccomp > a.nr_seccomp_all) {
 		pr_err("pid %d: bad restorer arguments at 0x%" PRIx64, f->host_pid, args_addr);
 		return -EINVAL;
 	}
 	f->nr_seccomp = a.nr_seccomp;
-	for (uint32_t i = 0; i < a.nr_seccomp; i++) {
+	f->nr_seccomp_all = a.nr_seccomp_all;
+	for (uint32_t i = 0; i < a.nr_seccomp_all; i++) {
 		f->seccomp_prog[i] = args_addr + offsetof(struct rst_args, seccomp) +
 				     i * sizeof(struct rst_seccomp);
 		f->seccomp_flags[i] = a.seccomp[i].flags;
 	}
-	if (a.nr_seccomp && a.caps_after_seccomp) {
+	if (a.nr_seccomp_all && a.caps_after_seccomp) {
 		f->final_capset[0] = args_addr + offsetof(struct rst_args, final_cap_header);
 		f->final_capset[1] = args_addr + offsetof(struct rst_args, final_cap_data);
 	}
@@ -392,6 +406,13 @@ static int load_args(struct rst_finished *f, uint64_t args_addr, struct rst_thre
 	for (size_t i = 0; !ret && i < f->nr; i++) {
 		f->t[i].tid = (*rt)[i].tid;
 		f->t[i].sigreturn_rsp = (*rt)[i].sigreturn_rsp;
+		f->t[i].seccomp_from = (*rt)[i].seccomp_from;
+		f->t[i].seccomp_nr = (*rt)[i].seccomp_nr;
+		if (f->t[i].seccomp_from > f->nr_seccomp_all ||
+		    f->t[i].seccomp_nr > f->nr_seccomp_all - f->t[i].seccomp_from) {
+			pr_err("pid %d: bad restorer arguments at 0x%" PRIx64, f->host_pid, args_addr);
+			return -EINVAL;
+		}
 	}
 	return ret;
 }
@@ -412,7 +433,7 @@ int restore_finish_task(pid_t host_pid, uint64_t args_addr, struct rst_finished 
 	free(rt);
 	/* Every thread is stopped before any leaves the restorer. */
 	for (size_t i = 0; !ret && i < f->nr; i++)
-		ret = seize_thread(&f->t[i], f->nr_seccomp > 0);
+		ret = seize_thread(&f->t[i], f->nr_seccomp_all > 0);
 	for (size_t i = 0; !ret && i < f->nr; i++)
 		ret = wait_in_pause(&f->t[i], &f->t[i].regs);
 	if (!ret)

@@ -327,32 +327,98 @@ static int order_caps_and_seccomp(struct rst_args *a, pid_t pid)
 	return 0;
 }
 
-static int fill_seccomp(const CoreEntry *core, struct rst_args *a, pid_t pid, size_t inherited)
+/* The chain of thread `i`: its own, or the main thread's. */
+static SeccompFilterEntry **chain_of(const CoreEntry *core, size_t i, size_t *n)
 {
-	size_t used = 0, k = 0;
+	const ThreadCoreEntry *te = i < core->n_threads ? core->threads[i] : NULL;
+	if (i > 0 && te && te->has_seccomp_own && te->seccomp_own) {
+		*n = te->n_seccomp_filters;
+		return te->seccomp_filters;
+	}
+	*n = core->n_seccomp_filters;
+	return core->seccomp_filters;
+}
 
-	if (core->n_seccomp_filters > RST_MAX_SECCOMP) {
-		pr_err("pid %d: %zu seccomp filters, at most %d supported", pid,
-		       core->n_seccomp_filters, RST_MAX_SECCOMP);
+static int same_filter(const SeccompFilterEntry *x, const SeccompFilterEntry *y)
+{
+	return x->insns.len == y->insns.len && x->flags == y->flags &&
+	       !memcmp(x->insns.data, y->insns.data, x->insns.len);
+}
+
+/* How many filters, oldest first, every thread's chain begins with. */
+static size_t shared_prefix(const CoreEntry *core)
+{
+	size_t shared = core->n_seccomp_filters;
+	for (size_t i = 1; i < core->n_threads; i++) {
+		size_t n, k = 0;
+		SeccompFilterEntry **c = chain_of(core, i, &n);
+		while (k < shared && k < n && same_filter(core->seccomp_filters[k], c[k]))
+			k++;
+		shared = k;
+	}
+	return shared;
+}
+
+struct filter_pool {
+	size_t used; /* instructions */
+	uint32_t k;  /* filters */
+};
+
+static int add_filter(struct rst_args *a, struct filter_pool *p, const SeccompFilterEntry *e,
+		      pid_t pid, size_t i)
+{
+	size_t n = e->insns.len / 8;
+	if (p->k >= RST_MAX_SECCOMP) {
+		pr_err("pid %d: more than %d seccomp filters in all its threads: not supported", pid,
+		       RST_MAX_SECCOMP);
 		return -E2BIG;
 	}
-	/* The first `inherited` are ours already (checked at load). */
-	for (size_t i = inherited; i < core->n_seccomp_filters; i++, k++) {
-		const SeccompFilterEntry *e = core->seccomp_filters[i];
-		size_t n = e->insns.len / 8;
-		if (!n || e->insns.len % 8 || n > 4096 || used + n > RST_SECCOMP_INSNS) {
-			pr_err("pid %d: seccomp filter %zu: %zu bytes: bad or too large", pid, i,
-			       e->insns.len);
-			return -EINVAL;
-		}
-		memcpy(&a->seccomp_insns[used], e->insns.data, e->insns.len);
-		a->seccomp[k].len = (uint16_t)n;
-		a->seccomp[k].filter = (uint64_t)(uintptr_t)&a->seccomp_insns[used];
-		a->seccomp[k].flags = e->flags & SECCOMP_FLAGS_KEPT;
-		used += n;
+	if (!n || e->insns.len % 8 || n > 4096 || p->used + n > RST_SECCOMP_INSNS) {
+		pr_err("pid %d: seccomp filter %zu: %zu bytes: bad or too large", pid, i, e->insns.len);
+		return -EINVAL;
 	}
-	a->nr_seccomp = (uint32_t)k;
-	return k ? order_caps_and_seccomp(a, pid) : 0;
+	memcpy(&a->seccomp_insns[p->used], e->insns.data, e->insns.len);
+	a->seccomp[p->k].len = (uint16_t)n;
+	a->seccomp[p->k].filter = (uint64_t)(uintptr_t)&a->seccomp_insns[p->used];
+	a->seccomp[p->k].flags = e->flags & SECCOMP_FLAGS_KEPT;
+	p->used += n;
+	p->k++;
+	return 0;
+}
+
+/*
+ * The filters every thread begins with go first (the host installs them
+ * once, with TSYNC, so that the threads share them as after their
+ * clone()s), then each thread's own rest (installed in that thread).
+ */
+static int fill_seccomp(const CoreEntry *core, struct rst_args *a, pid_t pid, size_t inherited)
+{
+	struct filter_pool pool = { 0, 0 };
+	size_t shared = shared_prefix(core);
+	int ret = 0;
+
+	/* The first `inherited` are ours already (the main thread's checked
+	 * at load): every thread must begin with them. */
+	if (shared < inherited) {
+		pr_err("pid %d: a thread's seccomp filters do not begin with the ones the restoring "
+		       "user runs under: a user cannot shed the filters that confine her", pid);
+		return -EPERM;
+	}
+	for (size_t i = inherited; !ret && i < shared; i++)
+		ret = add_filter(a, &pool, core->seccomp_filters[i], pid, i);
+	a->nr_seccomp = pool.k;
+	for (size_t t = 0; !ret && t < core->n_threads; t++) {
+		size_t n;
+		SeccompFilterEntry **c = chain_of(core, t, &n);
+		a->threads[t].seccomp_from = pool.k;
+		for (size_t i = shared; !ret && i < n; i++)
+			ret = add_filter(a, &pool, c[i], pid, i);
+		a->threads[t].seccomp_nr = pool.k - a->threads[t].seccomp_from;
+	}
+	a->nr_seccomp_all = pool.k;
+	if (ret)
+		return ret;
+	return pool.k ? order_caps_and_seccomp(a, pid) : 0;
 }
 
 int restore_fill_task_state(const CoreEntry *core, struct rst_args *a, pid_t pid, int plain,

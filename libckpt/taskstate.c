@@ -174,30 +174,37 @@ static int same_filters(SeccompFilterEntry **x, SeccompFilterEntry **y, int n)
 	return 1;
 }
 
-/* Every thread must have the same chain (the restore gives each thread
- * the process's chain). */
+/* The main thread's chain: the process's (dump_thread_seccomp: the
+ * other threads'). */
 static int dump_seccomp(struct arena *a, const struct frozen_task *task, CoreEntry *core)
 {
 	SeccompFilterEntry **first = arena_alloc(a, MAX_SECCOMP * sizeof(*first));
-	SeccompFilterEntry **other = arena_alloc(a, MAX_SECCOMP * sizeof(*other));
-	if (!first || !other)
+	if (!first)
 		return -ENOMEM;
 	int n = read_seccomp(a, task->pid, task->pid, first);
-	for (int i = 1; n >= 0 && i < task->nr_threads; i++) {
-		pid_t tid = task->threads[i].tid;
-		int m = read_seccomp(a, task->pid, tid, other);
-		if (m < 0)
-			return m;
-		if (m != n || !same_filters(first, other, n)) {
-			pr_err("pid %d: thread %d: seccomp filters differ from the main thread's: "
-			       "not supported", task->pid, tid);
-			return -ENOTSUP;
-		}
-	}
 	if (n < 0)
 		return n;
 	core->seccomp_filters = first;
 	core->n_seccomp_filters = (size_t)n;
+	return 0;
+}
+
+/* A thread whose chain is not the main thread's keeps its own (each
+ * thread may add filters of its own after the clone). */
+int dump_thread_seccomp(struct arena *a, pid_t pid, pid_t tid, const CoreEntry *core,
+			ThreadCoreEntry *tc)
+{
+	SeccompFilterEntry **chain = arena_alloc(a, MAX_SECCOMP * sizeof(*chain));
+	if (!chain)
+		return -ENOMEM;
+	int n = read_seccomp(a, pid, tid, chain);
+	if (n < 0)
+		return n;
+	if ((size_t)n == core->n_seccomp_filters && same_filters(core->seccomp_filters, chain, n))
+		return 0;
+	tc->has_seccomp_own = tc->seccomp_own = 1;
+	tc->seccomp_filters = chain;
+	tc->n_seccomp_filters = (size_t)n;
 	return 0;
 }
 

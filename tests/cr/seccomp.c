@@ -8,9 +8,9 @@
  * with ENOENT (order kept), getpgrp with EACCES, the rest works, and both
  * threads show 2 filters in /proc.
  *
- * With the argument "differ" the worker adds a third filter of its own:
- * threads with different filters are not supported, and the dump must
- * be refused (bad_dump_seccomp_threads) with the filters left in place.
+ * With the argument "differ" (cr_seccomp_threads) the worker adds a third
+ * filter of its own (getppid(2) fails with EPERM): after the restore the
+ * worker has 3 filters, the main thread its 2 (getppid works there).
  *
  * With "no-nnp" (cr_seccomp_no_nnp, a root restore) the filters are
  * installed without no_new_privs, under CAP_SYS_ADMIN, the second one also
