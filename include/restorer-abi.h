@@ -188,6 +188,8 @@ struct rst_thread {
 	 * seccomp[seccomp_from .. seccomp_from + seccomp_nr), oldest first,
 	 * installed by the host in this thread. */
 	uint32_t seccomp_from, seccomp_nr;
+	uint32_t seccomp_strict; /* the host puts it in strict mode, last */
+	uint32_t pad_strict;
 };
 
 struct rst_ready {

@@ -289,19 +289,21 @@ static bool under_seccomp(pid_t tid)
 	return line && atoi(line + 9) != 0;
 }
 
-static int seize(pid_t tid)
+static int seize(pid_t tid, int *suspended)
 {
 	long opts = PTRACE_O_TRACESYSGOOD;
 
-	if (under_seccomp(tid) &&
-	    !ptrace(PTRACE_SEIZE, tid, 0, (void *)(opts | PTRACE_O_SUSPEND_SECCOMP)))
+	*suspended = under_seccomp(tid) &&
+		     !ptrace(PTRACE_SEIZE, tid, 0, (void *)(opts | PTRACE_O_SUSPEND_SECCOMP));
+	if (*suspended)
 		return 0;
 	return (int)ptrace(PTRACE_SEIZE, tid, 0, (void *)opts);
 }
 
 static int seize_thread(struct frozen_task *t, pid_t tid)
 {
-	if (seize(tid) < 0) {
+	int suspended;
+	if (seize(tid, &suspended) < 0) {
 		int err = errno;
 		if (err == ESRCH || (err == EPERM && thread_exited(t->pid, tid)))
 			return 0; /* gone already: nothing to freeze */
@@ -319,6 +321,7 @@ static int seize_thread(struct frozen_task *t, pid_t tid)
 	th = &t->threads[t->nr_threads++];
 	memset(th, 0, sizeof(*th));
 	th->tid = tid;
+	th->seccomp_suspended = suspended;
 	int sig = 0;
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 || wait_event_stop(tid, &sig) < 0) {
 		t->nr_threads--; /* it was exiting: it is not there to freeze */

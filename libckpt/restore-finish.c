@@ -49,6 +49,8 @@ struct fin_thread {
 	int seized;
 	uint64_t sigreturn_rsp;
 	uint32_t seccomp_from, seccomp_nr; /* its own filters (restorer-abi.h) */
+	int seccomp_strict;
+	int seccomp_suspended; /* seized with PTRACE_O_SUSPEND_SECCOMP */
 	struct user_regs_struct regs; /* in the restorer's pause() */
 };
 
@@ -56,6 +58,7 @@ struct rst_finished {
 	pid_t host_pid;
 	uint32_t nr_seccomp;       /* filters every thread shares: in the main thread, TSYNC */
 	uint32_t nr_seccomp_all;   /* with the threads' own */
+	int any_strict;            /* a thread goes into strict mode */
 	uint64_t seccomp_prog[RST_MAX_SECCOMP]; /* struct sock_fprog, in the area */
 	uint64_t seccomp_flags[RST_MAX_SECCOMP];
 	uint64_t final_capset[2]; /* its header and data, in the area: 0 when none */
@@ -160,11 +163,13 @@ static int wait_stop(pid_t tid, int *sig, int *event)
  * CAP_SYS_ADMIN and no filters of its own: a user's restore, or one run
  * under filters, does without (its filters had no_new_privs, and were
  * installed last anyway). */
-static int seize(pid_t tid, int suspend_seccomp)
+static int seize(pid_t tid, int suspend_seccomp, int *suspended)
 {
 	long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL;
 
-	if (suspend_seccomp && !ptrace(PTRACE_SEIZE, tid, 0, opts | PTRACE_O_SUSPEND_SECCOMP))
+	*suspended = suspend_seccomp &&
+		     !ptrace(PTRACE_SEIZE, tid, 0, opts | PTRACE_O_SUSPEND_SECCOMP);
+	if (*suspended)
 		return 0;
 	if (suspend_seccomp && errno != EPERM && errno != EINVAL)
 		return -errno;
@@ -175,7 +180,7 @@ static int seize_thread(struct fin_thread *t, int suspend_seccomp)
 {
 	int sig = 0, event = 0, ret;
 
-	if ((ret = seize(t->host_tid, suspend_seccomp))) {
+	if ((ret = seize(t->host_tid, suspend_seccomp, &t->seccomp_suspended))) {
 		pr_err("tid %d: ptrace seize: %s", t->host_tid, strerror(-ret));
 		return ret;
 	}
@@ -306,6 +311,32 @@ static int install_seccomp(struct rst_finished *f, struct fin_thread *t)
 	return install_filters(f, t, 0, f->nr_seccomp, SECCOMP_FILTER_FLAG_TSYNC_BIT);
 }
 
+/* Strict mode allows only read, write, exit and sigreturn: it must be the
+ * thread's last act, and the munmap after it (unmap_area) runs only
+ * because seccomp is suspended while we hold the thread. */
+static int enter_strict(struct rst_finished *f, struct fin_thread *t)
+{
+	struct user_regs_struct regs = t->regs;
+	long ret;
+
+	if (!t->seccomp_suspended) {
+		pr_err("pid %d: thread %d: seccomp strict mode: the restore needs CAP_SYS_ADMIN "
+		       "(PTRACE_O_SUSPEND_SECCOMP)", f->host_pid, t->tid);
+		return -EPERM;
+	}
+	regs.rax = __NR_seccomp;
+	regs.rdi = 0; /* SECCOMP_SET_MODE_STRICT */
+	regs.rsi = 0;
+	regs.rdx = 0;
+	int err = inject_syscall(f, t->host_tid, &regs, &ret);
+	if (!err && ret < 0)
+		err = (int)ret;
+	if (err)
+		pr_err("pid %d: thread %d: seccomp strict mode: %s", f->host_pid, t->tid,
+		       strerror(-err));
+	return err;
+}
+
 /* A thread's own filters, after the shared ones, in its own context: the
  * sequence of programs each thread runs is the dumped one. */
 static int sigreturn_thread(struct rst_finished *f, struct fin_thread *t)
@@ -316,6 +347,8 @@ static int sigreturn_thread(struct rst_finished *f, struct fin_thread *t)
 
 	if (!err && f->final_capset[0])
 		err = set_final_caps(f, t, &t->regs);
+	if (!err && t->seccomp_strict)
+		err = enter_strict(f, t);
 
 	if (err)
 		return err;
@@ -408,6 +441,8 @@ static int load_args(struct rst_finished *f, uint64_t args_addr, struct rst_thre
 		f->t[i].sigreturn_rsp = (*rt)[i].sigreturn_rsp;
 		f->t[i].seccomp_from = (*rt)[i].seccomp_from;
 		f->t[i].seccomp_nr = (*rt)[i].seccomp_nr;
+		f->t[i].seccomp_strict = (*rt)[i].seccomp_strict != 0;
+		f->any_strict |= f->t[i].seccomp_strict;
 		if (f->t[i].seccomp_from > f->nr_seccomp_all ||
 		    f->t[i].seccomp_nr > f->nr_seccomp_all - f->t[i].seccomp_from) {
 			pr_err("pid %d: bad restorer arguments at 0x%" PRIx64, f->host_pid, args_addr);
@@ -433,7 +468,7 @@ int restore_finish_task(pid_t host_pid, uint64_t args_addr, struct rst_finished 
 	free(rt);
 	/* Every thread is stopped before any leaves the restorer. */
 	for (size_t i = 0; !ret && i < f->nr; i++)
-		ret = seize_thread(&f->t[i], f->nr_seccomp_all > 0);
+		ret = seize_thread(&f->t[i], f->nr_seccomp_all > 0 || f->any_strict);
 	for (size_t i = 0; !ret && i < f->nr; i++)
 		ret = wait_in_pause(&f->t[i], &f->t[i].regs);
 	if (!ret)

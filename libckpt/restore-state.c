@@ -290,6 +290,12 @@ static int fill_threads(const CoreEntry *core, struct rst_args *a, pid_t pid)
 			if (ret)
 				return ret;
 		}
+		t->seccomp_strict = te->has_seccomp_strict && te->seccomp_strict;
+		if (t->seccomp_strict && t->seccomp_nr) {
+			pr_err("pid %d: thread %u: seccomp strict mode and filters: bad image", pid,
+			       te->tid);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }

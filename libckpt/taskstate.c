@@ -86,15 +86,22 @@ static int filter_read(pid_t tid, long i, void *insns, long len, uint64_t *flags
 /* The filter chain of one stopped thread, oldest first (the kernel's
  * index 0 is the oldest, whatever ptrace(2) says; cr_seccomp checks the
  * order).  Returns how many, or -errno. */
-static int read_seccomp(struct arena *a, pid_t pid, pid_t tid, SeccompFilterEntry **out)
+static int read_seccomp(struct arena *a, pid_t pid, const struct thread_regs *th,
+			SeccompFilterEntry **out)
 {
 	char buf[32];
 	long n = 0;
+	pid_t tid = th->tid;
 
 	if (proc_status_field(tid, "Seccomp", buf, sizeof(buf)) || atoi(buf) == 0)
 		return 0;
+	/* Strict mode (no filters): dump_thread_seccomp.  The parasite ran
+	 * only if seccomp was suspended for it (freeze.c). */
 	if (atoi(buf) == 1) {
-		pr_err("pid %d: thread %d: seccomp strict mode: not supported", pid, tid);
+		if (th->seccomp_suspended)
+			return 0;
+		pr_err("pid %d: thread %d: seccomp strict mode: not supported without "
+		       "CAP_SYS_ADMIN (PTRACE_O_SUSPEND_SECCOMP)", pid, tid);
 		return -ENOTSUP;
 	}
 	long count = 0, total = 0;
@@ -181,7 +188,7 @@ static int dump_seccomp(struct arena *a, const struct frozen_task *task, CoreEnt
 	SeccompFilterEntry **first = arena_alloc(a, MAX_SECCOMP * sizeof(*first));
 	if (!first)
 		return -ENOMEM;
-	int n = read_seccomp(a, task->pid, task->pid, first);
+	int n = read_seccomp(a, task->pid, &task->threads[0], first);
 	if (n < 0)
 		return n;
 	core->seccomp_filters = first;
@@ -191,13 +198,18 @@ static int dump_seccomp(struct arena *a, const struct frozen_task *task, CoreEnt
 
 /* A thread whose chain is not the main thread's keeps its own (each
  * thread may add filters of its own after the clone). */
-int dump_thread_seccomp(struct arena *a, pid_t pid, pid_t tid, const CoreEntry *core,
-			ThreadCoreEntry *tc)
+int dump_thread_seccomp(struct arena *a, pid_t pid, const struct thread_regs *th, int is_main,
+			const CoreEntry *core, ThreadCoreEntry *tc)
 {
+	char mode[32];
+	if (!proc_status_field(th->tid, "Seccomp", mode, sizeof(mode)) && atoi(mode) == 1)
+		tc->has_seccomp_strict = tc->seccomp_strict = 1;
+	if (is_main)
+		return 0; /* its chain is core's */
 	SeccompFilterEntry **chain = arena_alloc(a, MAX_SECCOMP * sizeof(*chain));
 	if (!chain)
 		return -ENOMEM;
-	int n = read_seccomp(a, pid, tid, chain);
+	int n = read_seccomp(a, pid, th, chain);
 	if (n < 0)
 		return n;
 	if ((size_t)n == core->n_seccomp_filters && same_filters(core->seccomp_filters, chain, n))

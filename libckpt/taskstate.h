@@ -26,10 +26,11 @@ int check_user_seccomp(const struct frozen_task *task);
  * no_new_privs, and the personality (restore --verify reads it again). */
 int read_task_status(pid_t pid, CoreEntry *core);
 
-/* The seccomp chain of a thread other than the main one, when it is not
- * the main thread's (core->seccomp_filters, read before). */
-int dump_thread_seccomp(struct arena *a, pid_t pid, pid_t tid, const CoreEntry *core,
-			ThreadCoreEntry *tc);
+/* Whether a thread is in seccomp strict mode, and the chain of a thread
+ * other than the main one when it is not the main thread's
+ * (core->seccomp_filters, read before). */
+int dump_thread_seccomp(struct arena *a, pid_t pid, const struct thread_regs *th, int is_main,
+			const CoreEntry *core, ThreadCoreEntry *tc);
 /* Name, scheduling, affinity and ioprio of one thread (host syscalls). */
 int dump_thread_sched(struct arena *a, pid_t pid, pid_t tid, ThreadCoreEntry *tc);
 

@@ -25,6 +25,11 @@
  * adds a third filter with SECCOMP_FILTER_FLAG_TSYNC: the kernel accepts
  * it only if every thread holds the very filter objects of the main
  * thread, which the worker then shows as its third filter.
+ *
+ * With "strict" (cr_seccomp_strict) there are no filters: a thread enters
+ * strict mode and waits in read(2) on a pipe; after the restore it is
+ * still in strict mode, answers one byte through a second pipe, and
+ * leaves with exit(2) (the only syscalls strict mode allows).
  */
 #include "crlib.h"
 
@@ -128,6 +133,52 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+static int to_strict[2], from_strict[2];
+
+static void *strict_worker(void *arg)
+{
+	char c;
+	(void)arg;
+	worker_tid = gettid();
+	CHECK_SYS(!prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT, 0, 0, 0), "strict mode");
+	__atomic_store_n(&ready, 1, __ATOMIC_SEQ_CST);
+	/* From here on: read, write, exit only. */
+	if (read(to_strict[0], &c, 1) == 1) {
+		c++;
+		if (write(from_strict[1], &c, 1) != 1)
+			syscall(SYS_exit, 1);
+	}
+	syscall(SYS_exit, 0);
+	return NULL;
+}
+
+static void run_strict(void)
+{
+	pthread_t th;
+	char c = 'a';
+
+	CHECK_SYS(!pipe(to_strict) && !pipe(from_strict), "pipe");
+	test_block_check();
+	CHECK(!pthread_create(&th, NULL, strict_worker, NULL), "pthread_create");
+	while (!__atomic_load_n(&ready, __ATOMIC_SEQ_CST))
+		usleep(1000);
+	sigset_t check;
+	sigemptyset(&check);
+	sigaddset(&check, CR_CHECK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &check, NULL);
+	test_ready();
+	test_wait_check();
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", worker_tid);
+	const char *s = strstr(snapshot_file(path, 0), "Seccomp:");
+	CHECK(s && atoi(s + 8) == 1, "worker: Seccomp %d, not strict (1)", s ? atoi(s + 8) : -1);
+	CHECK_SYS(write(to_strict[1], &c, 1) == 1, "write");
+	CHECK_SYS(read(from_strict[0], &c, 1) == 1, "read");
+	CHECK(c == 'b', "strict worker answered %c", c);
+	CHECK(!pthread_join(th, NULL), "pthread_join");
+	pass();
+}
+
 int main(int argc, char **argv)
 {
 	pthread_t th;
@@ -136,6 +187,8 @@ int main(int argc, char **argv)
 	differ = argc > 1 && !strcmp(argv[1], "differ");
 	no_nnp = argc > 1 && !strcmp(argv[1], "no-nnp");
 	tsync = argc > 1 && !strcmp(argv[1], "tsync");
+	if (argc > 1 && !strcmp(argv[1], "strict"))
+		run_strict();
 	if (!no_nnp)
 		CHECK_SYS(!prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
 	install(SYS_uname, EPERM, SYS_getpgrp, EACCES);

@@ -26,6 +26,8 @@ cr_case(cr_seccomp_no_nnp seccomp 60 -- no-nnp)
 # seccomp), and a TSYNC filter after the restore (one chain shared by
 # every thread, restore-finish.c).
 cr_case(cr_seccomp_tsync seccomp 60 -- tsync)
+# A thread in strict mode (entered last, restore-finish.c enter_strict).
+cr_case(cr_seccomp_strict seccomp 60 -- strict)
 # A second thread's own pending signals and altstack (core.c, already there).
 cr_program(thread-signals)
 cr_case(cr_thread_signals thread-signals 60)
