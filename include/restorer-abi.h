@@ -40,7 +40,8 @@
  *      kernel keeps it: bounding set, creds (setgroups/setresgid/
  *      setresuid/... when args->creds.set, caps kept through the uid
  *      change with SECBIT_NO_SETUID_FIXUP), inheritable and ambient caps,
- *      securebits, the final capset (when ident.set), no_new_privs;
+ *      securebits, the final capset (when ident.set; left to the host
+ *      when caps_after_seccomp), no_new_privs;
  *   b. decrements `threads_left`; the thread that brings it to zero sets
  *      the dumpable flag (every thread's creds change reset it), writes
  *      a struct rst_ready to notify_fd and closes it;
@@ -53,9 +54,11 @@
  * rax = rt_sigreturn and rsp = its sigreturn_rsp, lets it run to the
  * syscall exit (the thread now has its dumped registers, FPU state, signal
  * mask and altstack) — a process with seccomp filters gets them first,
- * each with one injected seccomp(SECCOMP_SET_MODE_FILTER) on its prog in
- * rst_args, so that nothing of the restore but these last syscalls runs
- * under them —, unmaps the area with one more injected munmap in the
+ * each with one injected seccomp(SECCOMP_SET_MODE_FILTER, TSYNC) on its
+ * prog in rst_args, in the main thread (every thread shares them), then
+ * each thread's own (rst_thread.seccomp_from) in that thread, then the final capset when caps_after_seccomp; the host seizes
+ * with PTRACE_O_SUSPEND_SECCOMP when it may, so that these last injected
+ * syscalls (capset, rt_sigreturn, munmap) never meet the filters —, unmaps the area with one more injected munmap in the
  * main thread, and detaches everything (after queueing SIGSTOP when
  * `stopped`: the process goes straight into its group stop).
  */
@@ -181,6 +184,12 @@ struct rst_thread {
 	struct rst_siginfo *pending;
 	char comm[16];           /* "": leave the name */
 	struct rst_sched sched;
+	/* Its own seccomp filters, after the shared ones (nr_seccomp):
+	 * seccomp[seccomp_from .. seccomp_from + seccomp_nr), oldest first,
+	 * installed by the host in this thread. */
+	uint32_t seccomp_from, seccomp_nr;
+	uint32_t seccomp_strict; /* the host puts it in strict mode, last */
+	uint32_t pad_strict;
 };
 
 struct rst_ready {
@@ -239,7 +248,15 @@ struct rst_args {
 	struct rst_itimer itimers[3]; /* REAL, VIRTUAL, PROF */
 	struct rst_posix_timer timers[RST_MAX_TIMERS];
 	uint32_t stopped;      /* the host leaves it in a group stop by this signal (0: none) */
-	uint32_t nr_seccomp;   /* filters, oldest first: installed by the host */
+	uint32_t nr_seccomp;   /* filters every thread shares, oldest first: installed by the host */
+	uint32_t nr_seccomp_all; /* with the threads' own (rst_thread.seccomp_from) */
+	/* Filters installed without no_new_privs need CAP_SYS_ADMIN in the
+	 * installing thread: the restorer then leaves the thread with its
+	 * capabilities plus CAP_SYS_ADMIN, and the host, after the filters,
+	 * injects capset(&final_cap_header, final_cap_data): the dumped sets. */
+	uint32_t caps_after_seccomp;
+	uint32_t final_cap_header[2];   /* version 3, pid 0 */
+	uint32_t final_cap_data[6];     /* struct __user_cap_data_struct[2] */
 	struct rst_seccomp seccomp[RST_MAX_SECCOMP];
 	uint64_t seccomp_insns[RST_SECCOMP_INSNS]; /* struct sock_filter, all filters */
 

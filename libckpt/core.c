@@ -332,6 +332,8 @@ static int dump_from_parasite(struct arena *a, const struct frozen_task *task, C
 		ret = dump_thread_ptrace(a, &task->threads[i], &tc[i]);
 		if (!ret)
 			ret = dump_thread_sched(a, task->pid, task->threads[i].tid, &tc[i]);
+		if (!ret)
+			ret = dump_thread_seccomp(a, task->pid, &task->threads[i], i == 0, core, &tc[i]);
 		tcp[i] = &tc[i];
 	}
 	if (ret || (ret = infect_start(task, &ctl)))

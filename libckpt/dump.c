@@ -43,6 +43,7 @@
 #include "saved-files.h"
 #include "storage.h"
 #include "sysvipc.h"
+#include "taskstate.h"
 #include "cgroup.h"
 
 int ckpt_verbose;
@@ -215,6 +216,9 @@ static int check_refusals(const struct frozen_tree *tree, const struct ckpt_dump
 	for (int i = 0; !ret && i < tree->nr_tasks; i++)
 		if (!tree->tasks[i].zombie)
 			ret = check_mm(tree->tasks[i].pid);
+	for (int i = 0; !ret && o->only_uid_set && i < tree->nr_tasks; i++)
+		if (!tree->tasks[i].zombie)
+			ret = check_user_seccomp(&tree->tasks[i]);
 	return ret ? ret : dump_files(NULL, tree, o);
 }
 

@@ -1,8 +1,9 @@
 /*
  * freeze: stop a process tree with ptrace (see freeze.h).
  *
- * Every thread is PTRACE_SEIZEd (options: TRACESYSGOOD only, never
- * EXITKILL: if we die the tree must go on) and PTRACE_INTERRUPTed, and we
+ * Every thread is PTRACE_SEIZEd (options: TRACESYSGOOD, never EXITKILL:
+ * if we die the tree must go on; SUSPEND_SECCOMP for a thread under
+ * seccomp, see seize_options) and PTRACE_INTERRUPTed, and we
  * wait for its PTRACE_EVENT_STOP before looking further.  A pass walks
  * every known process: new threads from /proc/PID/task, new children from
  * /proc/PID/task/TID/children (or, on kernels without CONFIG_PROC_CHILDREN,
@@ -265,9 +266,44 @@ static bool thread_exited(pid_t pid, pid_t tid)
 	return close && (close[2] == 'Z' || close[2] == 'X');
 }
 
+#ifndef PTRACE_O_SUSPEND_SECCOMP
+#define PTRACE_O_SUSPEND_SECCOMP (1 << 21)
+#endif
+
+/*
+ * A thread under seccomp (a filter, or strict mode) would run the
+ * parasite's syscalls through it: a filter that fails getpid, socket or
+ * connect, or strict mode, makes the parasite fail to connect.  With
+ * PTRACE_O_SUSPEND_SECCOMP its filters sleep while we hold it, and wake
+ * when we detach, or die.  The kernel grants it only to a tracer with
+ * CAP_SYS_ADMIN that is under no seccomp itself: without, we seize as
+ * before and the parasite says what it met (infect.c).
+ */
+static bool under_seccomp(pid_t tid)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%d/status", tid);
+	if (read_file(path, buf, sizeof(buf)) < 0)
+		return false;
+	const char *line = strstr(buf, "\nSeccomp:");
+	return line && atoi(line + 9) != 0;
+}
+
+static int seize(pid_t tid, int *suspended)
+{
+	long opts = PTRACE_O_TRACESYSGOOD;
+
+	*suspended = under_seccomp(tid) &&
+		     !ptrace(PTRACE_SEIZE, tid, 0, (void *)(opts | PTRACE_O_SUSPEND_SECCOMP));
+	if (*suspended)
+		return 0;
+	return (int)ptrace(PTRACE_SEIZE, tid, 0, (void *)opts);
+}
+
 static int seize_thread(struct frozen_task *t, pid_t tid)
 {
-	if (ptrace(PTRACE_SEIZE, tid, 0, (void *)PTRACE_O_TRACESYSGOOD) < 0) {
+	int suspended;
+	if (seize(tid, &suspended) < 0) {
 		int err = errno;
 		if (err == ESRCH || (err == EPERM && thread_exited(t->pid, tid)))
 			return 0; /* gone already: nothing to freeze */
@@ -285,6 +321,7 @@ static int seize_thread(struct frozen_task *t, pid_t tid)
 	th = &t->threads[t->nr_threads++];
 	memset(th, 0, sizeof(*th));
 	th->tid = tid;
+	th->seccomp_suspended = suspended;
 	int sig = 0;
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 || wait_event_stop(tid, &sig) < 0) {
 		t->nr_threads--; /* it was exiting: it is not there to freeze */

@@ -22,6 +22,7 @@ struct thread_regs {
 	uint8_t *xstate;              /* NT_X86_XSTATE, malloc'd */
 	size_t xstate_len;
 	uint64_t sigmask;             /* PTRACE_GETSIGMASK */
+	int seccomp_suspended;        /* seized with PTRACE_O_SUSPEND_SECCOMP */
 };
 
 struct frozen_task {

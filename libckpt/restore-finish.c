@@ -9,7 +9,8 @@
  *   at its signal frame, and step it to that syscall's exit:
  *
  * the thread now has its dumped registers, FPU state, mask and altstack
- * (its seccomp filters, if any, injected just before).
+ * (its seccomp filters, if any, injected just before: once, in the main
+ * thread, with TSYNC, so that every thread shares the filter objects).
  * Last, one injected munmap in the main thread removes the restore area
  * (signals blocked meanwhile with PTRACE_SETSIGMASK, so that none is
  * delivered in the middle).  The threads stay stopped until
@@ -47,13 +48,20 @@ struct fin_thread {
 	int32_t tid;   /* as dumped */
 	int seized;
 	uint64_t sigreturn_rsp;
+	uint32_t seccomp_from, seccomp_nr; /* its own filters (restorer-abi.h) */
+	int seccomp_strict;
+	int seccomp_suspended; /* seized with PTRACE_O_SUSPEND_SECCOMP */
+	struct user_regs_struct regs; /* in the restorer's pause() */
 };
 
 struct rst_finished {
 	pid_t host_pid;
-	uint32_t nr_seccomp;       /* filters to install in every thread */
+	uint32_t nr_seccomp;       /* filters every thread shares: in the main thread, TSYNC */
+	uint32_t nr_seccomp_all;   /* with the threads' own */
+	int any_strict;            /* a thread goes into strict mode */
 	uint64_t seccomp_prog[RST_MAX_SECCOMP]; /* struct sock_fprog, in the area */
 	uint64_t seccomp_flags[RST_MAX_SECCOMP];
+	uint64_t final_capset[2]; /* its header and data, in the area: 0 when none */
 	int stopped; /* dumped in a group stop: that signal before the detach */
 	uint64_t area_start, area_len;
 	size_t nr;
@@ -145,13 +153,36 @@ static int wait_stop(pid_t tid, int *sig, int *event)
 	return 0;
 }
 
-static int seize_thread(struct fin_thread *t)
+#ifndef PTRACE_O_SUSPEND_SECCOMP
+#define PTRACE_O_SUSPEND_SECCOMP (1 << 21)
+#endif
+
+/* A thread getting filters is seized with seccomp suspended, so that the
+ * syscalls injected after them (capset, rt_sigreturn, munmap) run whatever
+ * the filters say.  The kernel grants that only to a tracer with
+ * CAP_SYS_ADMIN and no filters of its own: a user's restore, or one run
+ * under filters, does without (its filters had no_new_privs, and were
+ * installed last anyway). */
+static int seize(pid_t tid, int suspend_seccomp, int *suspended)
+{
+	long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL;
+
+	*suspended = suspend_seccomp &&
+		     !ptrace(PTRACE_SEIZE, tid, 0, opts | PTRACE_O_SUSPEND_SECCOMP);
+	if (*suspended)
+		return 0;
+	if (suspend_seccomp && errno != EPERM && errno != EINVAL)
+		return -errno;
+	return ptrace(PTRACE_SEIZE, tid, 0, opts) ? -errno : 0;
+}
+
+static int seize_thread(struct fin_thread *t, int suspend_seccomp)
 {
 	int sig = 0, event = 0, ret;
 
-	if (ptrace(PTRACE_SEIZE, t->host_tid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL)) {
-		pr_err("tid %d: ptrace seize: %s", t->host_tid, strerror(errno));
-		return -errno;
+	if ((ret = seize(t->host_tid, suspend_seccomp, &t->seccomp_suspended))) {
+		pr_err("tid %d: ptrace seize: %s", t->host_tid, strerror(-ret));
+		return ret;
 	}
 	t->seized = 1;
 	if (ptrace(PTRACE_INTERRUPT, t->host_tid, 0, 0)) {
@@ -218,19 +249,52 @@ static int inject_syscall(struct rst_finished *f, pid_t tid, struct user_regs_st
 	return 0;
 }
 
-/* The filters, oldest first, as the very last thing before rt_sigreturn:
- * nothing of the restorer runs under them. */
-static int install_seccomp(struct rst_finished *f, struct fin_thread *t,
-			   const struct user_regs_struct *base)
+/* The dumped capability sets, which the restorer left to us because the
+ * filters needed CAP_SYS_ADMIN (restorer-abi.h, caps_after_seccomp). */
+static int set_final_caps(struct rst_finished *f, struct fin_thread *t,
+			  const struct user_regs_struct *base)
 {
-	for (uint32_t i = 0; i < f->nr_seccomp; i++) {
-		struct user_regs_struct regs = *base;
+	struct user_regs_struct regs = *base;
+	long ret;
+
+	regs.rax = __NR_capset;
+	regs.rdi = f->final_capset[0];
+	regs.rsi = f->final_capset[1];
+	int err = inject_syscall(f, t->host_tid, &regs, &ret);
+	if (!err && ret < 0)
+		err = (int)ret;
+	if (err)
+		pr_err("pid %d: thread %d: capset after the seccomp filters: %s", f->host_pid,
+		       t->tid, strerror(-err));
+	return err;
+}
+
+#define SECCOMP_FILTER_FLAG_TSYNC_BIT 1ULL
+
+/*
+ * The filters, oldest first, as the very last thing before rt_sigreturn:
+ * nothing of the restorer runs under them.  The main thread installs them
+ * with SECCOMP_FILTER_FLAG_TSYNC: every thread then holds the same filter
+ * objects, as after the dumped process's own clone()s, and a later TSYNC
+ * of the process itself finds every thread on its chain (a copy per
+ * thread would make it fail, naming a thread).
+ */
+static int install_filters(struct rst_finished *f, struct fin_thread *t, uint32_t from,
+			   uint32_t nr, uint64_t tsync)
+{
+	for (uint32_t i = from; i < from + nr; i++) {
+		struct user_regs_struct regs = t->regs;
 		long ret;
 		regs.rax = __NR_seccomp;
 		regs.rdi = 1; /* SECCOMP_SET_MODE_FILTER */
-		regs.rsi = f->seccomp_flags[i];
+		regs.rsi = f->seccomp_flags[i] | tsync;
 		regs.rdx = f->seccomp_prog[i];
 		int err = inject_syscall(f, t->host_tid, &regs, &ret);
+		if (!err && ret > 0) {
+			pr_err("pid %d: seccomp filter %u: thread %ld cannot take it (TSYNC)",
+			       f->host_pid, i, ret);
+			return -EBUSY;
+		}
 		if (!err && ret < 0)
 			err = (int)ret;
 		if (err) {
@@ -242,14 +306,50 @@ static int install_seccomp(struct rst_finished *f, struct fin_thread *t,
 	return 0;
 }
 
+static int install_seccomp(struct rst_finished *f, struct fin_thread *t)
+{
+	return install_filters(f, t, 0, f->nr_seccomp, SECCOMP_FILTER_FLAG_TSYNC_BIT);
+}
+
+/* Strict mode allows only read, write, exit and sigreturn: it must be the
+ * thread's last act, and the munmap after it (unmap_area) runs only
+ * because seccomp is suspended while we hold the thread. */
+static int enter_strict(struct rst_finished *f, struct fin_thread *t)
+{
+	struct user_regs_struct regs = t->regs;
+	long ret;
+
+	if (!t->seccomp_suspended) {
+		pr_err("pid %d: thread %d: seccomp strict mode: the restore needs CAP_SYS_ADMIN "
+		       "(PTRACE_O_SUSPEND_SECCOMP)", f->host_pid, t->tid);
+		return -EPERM;
+	}
+	regs.rax = __NR_seccomp;
+	regs.rdi = 0; /* SECCOMP_SET_MODE_STRICT */
+	regs.rsi = 0;
+	regs.rdx = 0;
+	int err = inject_syscall(f, t->host_tid, &regs, &ret);
+	if (!err && ret < 0)
+		err = (int)ret;
+	if (err)
+		pr_err("pid %d: thread %d: seccomp strict mode: %s", f->host_pid, t->tid,
+		       strerror(-err));
+	return err;
+}
+
+/* A thread's own filters, after the shared ones, in its own context: the
+ * sequence of programs each thread runs is the dumped one. */
 static int sigreturn_thread(struct rst_finished *f, struct fin_thread *t)
 {
-	struct user_regs_struct regs;
+	struct user_regs_struct regs = t->regs;
 	long ret;
-	int err = wait_in_pause(t, &regs);
+	int err = install_filters(f, t, t->seccomp_from, t->seccomp_nr, 0);
 
-	if (!err)
-		err = install_seccomp(f, t, &regs);
+	if (!err && f->final_capset[0])
+		err = set_final_caps(f, t, &t->regs);
+	if (!err && t->seccomp_strict)
+		err = enter_strict(f, t);
+
 	if (err)
 		return err;
 	regs.rax = __NR_rt_sigreturn;
@@ -313,15 +413,20 @@ static int load_args(struct rst_finished *f, uint64_t args_addr, struct rst_thre
 		       args_addr, a.stopped);
 		return -EINVAL;
 	}
-	if (a.nr_seccomp > RST_MAX_SECCOMP) {
+	if (a.nr_seccomp_all > RST_MAX_SECCOMP || a.nr_seccomp > a.nr_seccomp_all) {
 		pr_err("pid %d: bad restorer arguments at 0x%" PRIx64, f->host_pid, args_addr);
 		return -EINVAL;
 	}
 	f->nr_seccomp = a.nr_seccomp;
-	for (uint32_t i = 0; i < a.nr_seccomp; i++) {
+	f->nr_seccomp_all = a.nr_seccomp_all;
+	for (uint32_t i = 0; i < a.nr_seccomp_all; i++) {
 		f->seccomp_prog[i] = args_addr + offsetof(struct rst_args, seccomp) +
 				     i * sizeof(struct rst_seccomp);
 		f->seccomp_flags[i] = a.seccomp[i].flags;
+	}
+	if (a.nr_seccomp_all && a.caps_after_seccomp) {
+		f->final_capset[0] = args_addr + offsetof(struct rst_args, final_cap_header);
+		f->final_capset[1] = args_addr + offsetof(struct rst_args, final_cap_data);
 	}
 	f->area_start = a.area_start;
 	f->area_len = a.area_len;
@@ -334,6 +439,15 @@ static int load_args(struct rst_finished *f, uint64_t args_addr, struct rst_thre
 	for (size_t i = 0; !ret && i < f->nr; i++) {
 		f->t[i].tid = (*rt)[i].tid;
 		f->t[i].sigreturn_rsp = (*rt)[i].sigreturn_rsp;
+		f->t[i].seccomp_from = (*rt)[i].seccomp_from;
+		f->t[i].seccomp_nr = (*rt)[i].seccomp_nr;
+		f->t[i].seccomp_strict = (*rt)[i].seccomp_strict != 0;
+		f->any_strict |= f->t[i].seccomp_strict;
+		if (f->t[i].seccomp_from > f->nr_seccomp_all ||
+		    f->t[i].seccomp_nr > f->nr_seccomp_all - f->t[i].seccomp_from) {
+			pr_err("pid %d: bad restorer arguments at 0x%" PRIx64, f->host_pid, args_addr);
+			return -EINVAL;
+		}
 	}
 	return ret;
 }
@@ -354,7 +468,11 @@ int restore_finish_task(pid_t host_pid, uint64_t args_addr, struct rst_finished 
 	free(rt);
 	/* Every thread is stopped before any leaves the restorer. */
 	for (size_t i = 0; !ret && i < f->nr; i++)
-		ret = seize_thread(&f->t[i]);
+		ret = seize_thread(&f->t[i], f->nr_seccomp_all > 0 || f->any_strict);
+	for (size_t i = 0; !ret && i < f->nr; i++)
+		ret = wait_in_pause(&f->t[i], &f->t[i].regs);
+	if (!ret)
+		ret = install_seccomp(f, &f->t[0]);
 	for (size_t i = 0; !ret && i < f->nr; i++)
 		ret = sigreturn_thread(f, &f->t[i]);
 	if (!ret)

@@ -290,6 +290,12 @@ static int fill_threads(const CoreEntry *core, struct rst_args *a, pid_t pid)
 			if (ret)
 				return ret;
 		}
+		t->seccomp_strict = te->has_seccomp_strict && te->seccomp_strict;
+		if (t->seccomp_strict && t->seccomp_nr) {
+			pr_err("pid %d: thread %u: seccomp strict mode and filters: bad image", pid,
+			       te->tid);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }
@@ -298,32 +304,127 @@ static int fill_threads(const CoreEntry *core, struct rst_args *a, pid_t pid)
 
 #define SECCOMP_FLAGS_KEPT 6ULL /* SECCOMP_FILTER_FLAG_LOG | _SPEC_ALLOW */
 
-static int fill_seccomp(const CoreEntry *core, struct rst_args *a, pid_t pid, size_t inherited)
+/*
+ * A filter installed without no_new_privs needs CAP_SYS_ADMIN in the
+ * installing thread (seccomp(2), EACCES), which the dumped capability sets
+ * may lack: the restorer keeps it, and the host drops it with the final
+ * capset once the filters are in.  A user's restore (plain) never has it
+ * to lend: refused here, before anything is created.
+ */
+static int order_caps_and_seccomp(struct rst_args *a, pid_t pid)
 {
-	size_t used = 0, k = 0;
+	const struct rst_identity *id = &a->ident;
 
-	if (core->n_seccomp_filters > RST_MAX_SECCOMP) {
-		pr_err("pid %d: %zu seccomp filters, at most %d supported", pid,
-		       core->n_seccomp_filters, RST_MAX_SECCOMP);
+	if (id->no_new_privs || !id->set)
+		return 0;
+	if (id->plain) {
+		pr_err("pid %d: seccomp filters installed without no_new_privs: only a restore "
+		       "with CAP_SYS_ADMIN can install them, not a user's restore", pid);
+		return -EPERM;
+	}
+	a->caps_after_seccomp = 1;
+	a->final_cap_header[0] = 0x20080522; /* _LINUX_CAPABILITY_VERSION_3 */
+	a->final_cap_header[1] = 0;
+	uint64_t sets[3] = { id->cap_eff, id->cap_prm, id->cap_inh };
+	for (int i = 0; i < 3; i++) {
+		a->final_cap_data[i] = (uint32_t)sets[i];
+		a->final_cap_data[3 + i] = (uint32_t)(sets[i] >> 32);
+	}
+	return 0;
+}
+
+/* The chain of thread `i`: its own, or the main thread's. */
+static SeccompFilterEntry **chain_of(const CoreEntry *core, size_t i, size_t *n)
+{
+	const ThreadCoreEntry *te = i < core->n_threads ? core->threads[i] : NULL;
+	if (i > 0 && te && te->has_seccomp_own && te->seccomp_own) {
+		*n = te->n_seccomp_filters;
+		return te->seccomp_filters;
+	}
+	*n = core->n_seccomp_filters;
+	return core->seccomp_filters;
+}
+
+static int same_filter(const SeccompFilterEntry *x, const SeccompFilterEntry *y)
+{
+	return x->insns.len == y->insns.len && x->flags == y->flags &&
+	       !memcmp(x->insns.data, y->insns.data, x->insns.len);
+}
+
+/* How many filters, oldest first, every thread's chain begins with. */
+static size_t shared_prefix(const CoreEntry *core)
+{
+	size_t shared = core->n_seccomp_filters;
+	for (size_t i = 1; i < core->n_threads; i++) {
+		size_t n, k = 0;
+		SeccompFilterEntry **c = chain_of(core, i, &n);
+		while (k < shared && k < n && same_filter(core->seccomp_filters[k], c[k]))
+			k++;
+		shared = k;
+	}
+	return shared;
+}
+
+struct filter_pool {
+	size_t used; /* instructions */
+	uint32_t k;  /* filters */
+};
+
+static int add_filter(struct rst_args *a, struct filter_pool *p, const SeccompFilterEntry *e,
+		      pid_t pid, size_t i)
+{
+	size_t n = e->insns.len / 8;
+	if (p->k >= RST_MAX_SECCOMP) {
+		pr_err("pid %d: more than %d seccomp filters in all its threads: not supported", pid,
+		       RST_MAX_SECCOMP);
 		return -E2BIG;
 	}
-	/* The first `inherited` are ours already (checked at load). */
-	for (size_t i = inherited; i < core->n_seccomp_filters; i++, k++) {
-		const SeccompFilterEntry *e = core->seccomp_filters[i];
-		size_t n = e->insns.len / 8;
-		if (!n || e->insns.len % 8 || n > 4096 || used + n > RST_SECCOMP_INSNS) {
-			pr_err("pid %d: seccomp filter %zu: %zu bytes: bad or too large", pid, i,
-			       e->insns.len);
-			return -EINVAL;
-		}
-		memcpy(&a->seccomp_insns[used], e->insns.data, e->insns.len);
-		a->seccomp[k].len = (uint16_t)n;
-		a->seccomp[k].filter = (uint64_t)(uintptr_t)&a->seccomp_insns[used];
-		a->seccomp[k].flags = e->flags & SECCOMP_FLAGS_KEPT;
-		used += n;
+	if (!n || e->insns.len % 8 || n > 4096 || p->used + n > RST_SECCOMP_INSNS) {
+		pr_err("pid %d: seccomp filter %zu: %zu bytes: bad or too large", pid, i, e->insns.len);
+		return -EINVAL;
 	}
-	a->nr_seccomp = (uint32_t)k;
+	memcpy(&a->seccomp_insns[p->used], e->insns.data, e->insns.len);
+	a->seccomp[p->k].len = (uint16_t)n;
+	a->seccomp[p->k].filter = (uint64_t)(uintptr_t)&a->seccomp_insns[p->used];
+	a->seccomp[p->k].flags = e->flags & SECCOMP_FLAGS_KEPT;
+	p->used += n;
+	p->k++;
 	return 0;
+}
+
+/*
+ * The filters every thread begins with go first (the host installs them
+ * once, with TSYNC, so that the threads share them as after their
+ * clone()s), then each thread's own rest (installed in that thread).
+ */
+static int fill_seccomp(const CoreEntry *core, struct rst_args *a, pid_t pid, size_t inherited)
+{
+	struct filter_pool pool = { 0, 0 };
+	size_t shared = shared_prefix(core);
+	int ret = 0;
+
+	/* The first `inherited` are ours already (the main thread's checked
+	 * at load): every thread must begin with them. */
+	if (shared < inherited) {
+		pr_err("pid %d: a thread's seccomp filters do not begin with the ones the restoring "
+		       "user runs under: a user cannot shed the filters that confine her", pid);
+		return -EPERM;
+	}
+	for (size_t i = inherited; !ret && i < shared; i++)
+		ret = add_filter(a, &pool, core->seccomp_filters[i], pid, i);
+	a->nr_seccomp = pool.k;
+	for (size_t t = 0; !ret && t < core->n_threads; t++) {
+		size_t n;
+		SeccompFilterEntry **c = chain_of(core, t, &n);
+		a->threads[t].seccomp_from = pool.k;
+		for (size_t i = shared; !ret && i < n; i++)
+			ret = add_filter(a, &pool, c[i], pid, i);
+		a->threads[t].seccomp_nr = pool.k - a->threads[t].seccomp_from;
+	}
+	a->nr_seccomp_all = pool.k;
+	if (ret)
+		return ret;
+	return pool.k ? order_caps_and_seccomp(a, pid) : 0;
 }
 
 int restore_fill_task_state(const CoreEntry *core, struct rst_args *a, pid_t pid, int plain,

@@ -86,15 +86,22 @@ static int filter_read(pid_t tid, long i, void *insns, long len, uint64_t *flags
 /* The filter chain of one stopped thread, oldest first (the kernel's
  * index 0 is the oldest, whatever ptrace(2) says; cr_seccomp checks the
  * order).  Returns how many, or -errno. */
-static int read_seccomp(struct arena *a, pid_t pid, pid_t tid, SeccompFilterEntry **out)
+static int read_seccomp(struct arena *a, pid_t pid, const struct thread_regs *th,
+			SeccompFilterEntry **out)
 {
 	char buf[32];
 	long n = 0;
+	pid_t tid = th->tid;
 
 	if (proc_status_field(tid, "Seccomp", buf, sizeof(buf)) || atoi(buf) == 0)
 		return 0;
+	/* Strict mode (no filters): dump_thread_seccomp.  The parasite ran
+	 * only if seccomp was suspended for it (freeze.c). */
 	if (atoi(buf) == 1) {
-		pr_err("pid %d: thread %d: seccomp strict mode: not supported", pid, tid);
+		if (th->seccomp_suspended)
+			return 0;
+		pr_err("pid %d: thread %d: seccomp strict mode: not supported without "
+		       "CAP_SYS_ADMIN (PTRACE_O_SUSPEND_SECCOMP)", pid, tid);
 		return -ENOTSUP;
 	}
 	long count = 0, total = 0;
@@ -174,30 +181,58 @@ static int same_filters(SeccompFilterEntry **x, SeccompFilterEntry **y, int n)
 	return 1;
 }
 
-/* Every thread must have the same chain (the restore gives each thread
- * the process's chain). */
+/* The main thread's chain: the process's (dump_thread_seccomp: the
+ * other threads'). */
 static int dump_seccomp(struct arena *a, const struct frozen_task *task, CoreEntry *core)
 {
 	SeccompFilterEntry **first = arena_alloc(a, MAX_SECCOMP * sizeof(*first));
-	SeccompFilterEntry **other = arena_alloc(a, MAX_SECCOMP * sizeof(*other));
-	if (!first || !other)
+	if (!first)
 		return -ENOMEM;
-	int n = read_seccomp(a, task->pid, task->pid, first);
-	for (int i = 1; n >= 0 && i < task->nr_threads; i++) {
-		pid_t tid = task->threads[i].tid;
-		int m = read_seccomp(a, task->pid, tid, other);
-		if (m < 0)
-			return m;
-		if (m != n || !same_filters(first, other, n)) {
-			pr_err("pid %d: thread %d: seccomp filters differ from the main thread's: "
-			       "not supported", task->pid, tid);
-			return -ENOTSUP;
-		}
-	}
+	int n = read_seccomp(a, task->pid, &task->threads[0], first);
 	if (n < 0)
 		return n;
 	core->seccomp_filters = first;
 	core->n_seccomp_filters = (size_t)n;
+	return 0;
+}
+
+/* A thread whose chain is not the main thread's keeps its own (each
+ * thread may add filters of its own after the clone). */
+int dump_thread_seccomp(struct arena *a, pid_t pid, const struct thread_regs *th, int is_main,
+			const CoreEntry *core, ThreadCoreEntry *tc)
+{
+	char mode[32];
+	if (!proc_status_field(th->tid, "Seccomp", mode, sizeof(mode)) && atoi(mode) == 1)
+		tc->has_seccomp_strict = tc->seccomp_strict = 1;
+	if (is_main)
+		return 0; /* its chain is core's */
+	SeccompFilterEntry **chain = arena_alloc(a, MAX_SECCOMP * sizeof(*chain));
+	if (!chain)
+		return -ENOMEM;
+	int n = read_seccomp(a, pid, th, chain);
+	if (n < 0)
+		return n;
+	if ((size_t)n == core->n_seccomp_filters && same_filters(core->seccomp_filters, chain, n))
+		return 0;
+	tc->has_seccomp_own = tc->seccomp_own = 1;
+	tc->seccomp_filters = chain;
+	tc->n_seccomp_filters = (size_t)n;
+	return 0;
+}
+
+int check_user_seccomp(const struct frozen_task *task)
+{
+	for (int i = 0; i < task->nr_threads; i++) {
+		pid_t tid = task->threads[i].tid;
+		char mode[32], nnp[32];
+		if (proc_status_field(tid, "Seccomp", mode, sizeof(mode)) || atoi(mode) != 2 ||
+		    proc_status_field(tid, "NoNewPrivs", nnp, sizeof(nnp)) || atoi(nnp))
+			continue;
+		pr_err("pid %d: thread %d: seccomp filters installed without no_new_privs: only a "
+		       "restore with CAP_SYS_ADMIN could install them again, not a user's",
+		       task->pid, tid);
+		return -EPERM;
+	}
 	return 0;
 }
 

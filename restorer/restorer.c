@@ -327,17 +327,20 @@ static void drop_bounding(struct rst_identity *id)
 
 /* After it: inheritable and ambient (which need the cap permitted and
  * inheritable), the dumped securebits (need CAP_SETPCAP), last the
- * dumped sets. */
-static void set_caps(struct rst_identity *id)
+ * dumped sets — unless the host installs seccomp filters that need
+ * CAP_SYS_ADMIN first (caps_after_seccomp): it does that capset itself. */
+static void set_caps(struct rst_identity *id, int keep_sys_admin)
 {
-	const uint64_t setpcap = 1ULL << 8;
-	capset(id->cap_prm | setpcap, id->cap_prm | setpcap, id->cap_inh);
+	const uint64_t setpcap = 1ULL << 8, sys_admin = 1ULL << 21;
+	uint64_t lent = setpcap | (keep_sys_admin ? sys_admin : 0);
+	capset(id->cap_prm | lent, id->cap_prm | lent, id->cap_inh);
 	for (uint32_t cap = 0; cap <= id->last_cap && cap < 64; cap++)
 		if (id->cap_amb & (1ULL << cap))
 			check(sys_prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0), RST_STEP_CAPS,
 			      cap);
 	check(sys_prctl(PR_SET_SECUREBITS, id->securebits, 0, 0, 0), RST_STEP_CAPS, id->securebits);
-	capset(id->cap_eff, id->cap_prm, id->cap_inh);
+	if (!keep_sys_admin)
+		capset(id->cap_eff, id->cap_prm, id->cap_inh);
 }
 
 static void set_creds(struct rst_args *a)
@@ -390,7 +393,7 @@ static void setup_thread(struct rst_args *a, struct rst_thread *t, int is_main)
 	if (a->ident.plain)
 		capset(a->ident.cap_eff, a->ident.cap_prm, a->ident.cap_inh);
 	else if (a->ident.set)
-		set_caps(&a->ident);
+		set_caps(&a->ident, (int)a->caps_after_seccomp);
 	if (a->ident.no_new_privs)
 		check(sys_prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), RST_STEP_CAPS, 0);
 	/* A change of creds clears pdeathsig (and dumpable, see

@@ -14,12 +14,20 @@ cr_program(ident)
 cr_case(cr_ident ident 60)
 cr_program(sched)
 cr_case(cr_sched sched 60)
-# Seccomp filters, stacked, in every thread; threads with different
-# filters are refused by name, the job left running.
+# Seccomp filters, stacked, in every thread (shared: one TSYNC chain).
 cr_program(seccomp)
 cr_case(cr_seccomp seccomp 60)
-cr_case(bad_dump_seccomp_threads seccomp 60 --expect-dump-fail --expect-msg %p
-	--expect-msg seccomp -- differ)
+# A thread with a filter of its own (restore-state.c shared_prefix).
+cr_case(cr_seccomp_threads seccomp 60 -- differ)
+# Filters installed without no_new_privs, then CAP_SYS_ADMIN dropped: the
+# restore installs them before the final capset (restore-finish.c).
+cr_case(cr_seccomp_no_nnp seccomp 60 -- no-nnp)
+# A filter that fails socket/connect (the parasite's: freeze.c suspends
+# seccomp), and a TSYNC filter after the restore (one chain shared by
+# every thread, restore-finish.c).
+cr_case(cr_seccomp_tsync seccomp 60 -- tsync)
+# A thread in strict mode (entered last, restore-finish.c enter_strict).
+cr_case(cr_seccomp_strict seccomp 60 -- strict)
 # A second thread's own pending signals and altstack (core.c, already there).
 cr_program(thread-signals)
 cr_case(cr_thread_signals thread-signals 60)

@@ -95,7 +95,7 @@ peer_is_alice() {
 # seccomp-removed: the filter is one alice's own process installed, so
 # dropping it gains her nothing (she runs unconfined); seccomp-no-nnp: a
 # filter without no_new_privs needs CAP_SYS_ADMIN, which a user's restore
-# must not borrow from the worker.  proc-*: a file under /proc/PID
+# must not borrow from the worker: refused by name, before anything is made.  proc-*: a file under /proc/PID
 # (procfile.c) of a pid that is no process of the tree, or through "..",
 # refused at load; through a magic link (/proc/PID/root) to a file that
 # is not alice's: refused (no magic link followed), or opened as alice;
@@ -117,7 +117,7 @@ ITEMS=(
 "amb-ckpt-restore|counter|core|E['creds'].update(cap_prm=$CR, cap_inh=$CR, cap_amb=$CR)|true"
 "rlimit-nofile|counter|core|[r.update(cur=1 << 20, max=1 << 20) for r in E['rlimits'] if r['resource'] == 7]|nofile_max"
 "seccomp-removed|seccomp|core|E['seccomp_filters'] = []; E['creds']['no_new_privs'] = False|true"
-"seccomp-no-nnp|seccomp|core|E['creds']['no_new_privs'] = False|keeps_seccomp"
+"seccomp-no-nnp|seccomp|core|E['creds']['no_new_privs'] = False|keeps_seccomp|seccomp filters installed without no_new_privs: .*not a user's restore"
 "personality|counter|core|E['personality'] = 0x0400000|true"
 "cwd-root|counter|core|E['cwd'] = '/root'|cwd_not /root"
 "cwd-bob|counter|core|E['cwd'] = '$B/d'|cwd_not $B/d"

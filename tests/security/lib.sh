@@ -202,14 +202,16 @@ finish() {
 	echo PASS
 }
 
-# ITEMS: "name|base set|image file|edit (imgedit.py)|check", one crafted
-# set each, made from alice's set BASE; the restore is refused in one
-# line, or the restored process $P has exactly alice's powers and passes
-# CHECK (evaluated).  ONLY=name runs one item.
+# ITEMS: "name|base set|image file|edit (imgedit.py)|check[|refusal]", one
+# crafted set each, made from alice's set BASE; the restore is refused in
+# one line (matching the regex REFUSAL, when given), or the restored
+# process $P has exactly alice's powers and passes CHECK (evaluated).
+# ONLY=name runs one item.
 crafted_item() {
-	local name base file edit check
-	IFS='|' read -r -d '' name base file edit check <<<"$1" || true
+	local name base file edit check refusal
+	IFS='|' read -r -d '' name base file edit check refusal <<<"$1" || true
 	check=${check%$'\n'}
+	refusal=${refusal%$'\n'}
 	alice_copy "$base" "$name"
 	alice_edit "$name" "$file" "$edit"
 	if alice_restore "$name"; then
@@ -219,7 +221,7 @@ crafted_item() {
 		assert_powerless "$P"
 		eval "$check"
 	else
-		assert_refused "$T/alice/$name.err" .
+		assert_refused "$T/alice/$name.err" "${refusal:-.}"
 		echo "$name: refused: $(cat "$T/alice/$name.err")"
 	fi
 }

@@ -16,6 +16,9 @@
  *                     "shm: " and the segment's first line.
  *   seccomp           installs a filter (no_new_privs) that makes mkdir(2)
  *                     fail with EPERM, then sleeps.
+ *   seccomp-setuid UID GID  (started by root) installs a filter without
+ *                     no_new_privs (mkdir(2) fails with EPERM), becomes
+ *                     UID/GID (all caps gone, dumpable again), then sleeps.
  *   confine CMD...    runs CMD under a filter (acct(2) fails with ENOTNAM)
  *                     and no_new_privs: a site's confinement of a user.
  *   hold PATH...      opens each PATH (read-only, non-blocking; a FIFO
@@ -29,6 +32,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
@@ -190,8 +194,8 @@ static int shm(const char *key, const char *text)
 	}
 }
 
-/* no_new_privs and a filter: syscall `nr` fails with `err`. */
-static int fail_syscall(int nr, int err)
+/* A filter (no_new_privs when `nnp`): syscall `nr` fails with `err`. */
+static int filter_syscall(int nr, int err, int nnp)
 {
 	struct sock_filter f[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
@@ -200,12 +204,32 @@ static int fail_syscall(int nr, int err)
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
 	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	if ((nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) ||
 	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) {
 		perror("seccomp");
 		return 1;
 	}
 	return 0;
+}
+
+static int fail_syscall(int nr, int err)
+{
+	return filter_syscall(nr, err, 1);
+}
+
+static int seccomp_setuid(const char *uid_arg, const char *gid_arg)
+{
+	uid_t uid = (uid_t)atoi(uid_arg);
+	gid_t gid = (gid_t)atoi(gid_arg);
+	if (!uid || filter_syscall(SYS_mkdir, EPERM, 0) || setgroups(0, NULL) || setgid(gid) ||
+	    setuid(uid) ||
+	    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)) {
+		perror("seccomp-setuid");
+		return 1;
+	}
+	printf("ready\n");
+	for (;;)
+		nap();
 }
 
 static int seccomp(void)
@@ -269,6 +293,8 @@ int main(int argc, char **argv)
 		return shm(argv[2], argv[3]);
 	if (argc == 2 && !strcmp(argv[1], "seccomp"))
 		return seccomp();
+	if (argc == 4 && !strcmp(argv[1], "seccomp-setuid"))
+		return seccomp_setuid(argv[2], argv[3]);
 	if (argc >= 3 && !strcmp(argv[1], "confine"))
 		return confine(argv + 2);
 	if (argc >= 3 && !strcmp(argv[1], "hold"))
@@ -280,6 +306,6 @@ int main(int argc, char **argv)
 		for (;;)
 			nap();
 	}
-	fprintf(stderr, "usage: sec-target relay TRIGGER | shm KEY TEXT | seccomp | hold PATH... | listen PORT | sleep\n");
+	fprintf(stderr, "usage: sec-target relay TRIGGER | shm KEY TEXT | seccomp | seccomp-setuid UID GID | hold PATH... | listen PORT | sleep\n");
 	return 2;
 }

@@ -4,6 +4,8 @@
 # restored by her worker, would shed them.  The worker runs under the
 # filters of the process that asked, the restored processes inherit them
 # (once, not twice), and an image whose processes lack them is refused.
+# A filter installed without no_new_privs (by root, before the process
+# became hers) is refused at her dump.
 . "$(dirname "$0")/lib.sh" "$@"
 start_agent
 filters_of() { awk '/^Seccomp_filters:/ {print $2}' /proc/"$1"/status; }
@@ -42,4 +44,21 @@ echo "refused: $(cat "$T/alice/shed.err")"
 # Unconfined, she may run it so (she gains nothing she does not have).
 alice_restore shed || fail "unconfined restore of her set: $(cat "$T/alice/shed.err")"
 [ "$(filters_of "$RESTORED")" = 0 ] || fail "unexpected filters: $(filters_of "$RESTORED")"
+
+# A process that root filtered without no_new_privs before it became
+# alice's: only a restore with CAP_SYS_ADMIN could install that filter
+# again, so her dump is refused by name, and the process goes on.
+install -o $ALICE -g $ALICE -m 644 /dev/null "$T/alice/nnp.log"
+env -C "$T" "$SECT" seccomp-setuid "$(id -u $ALICE)" "$(id -g $ALICE)" >>"$T/alice/nnp.log" 2>&1 \
+	</dev/null 251>&- &
+p=$!
+PIDS+=("$p")
+for _ in $(seq 100); do grep -q '^ready' "$T/alice/nnp.log" && break; sleep 0.1; done
+grep -q '^ready' "$T/alice/nnp.log" || fail "seccomp-setuid: $(cat "$T/alice/nnp.log")"
+if as_alice "$CKPTCTL" dump -t "$p" -D "$T/alice/nnp" 2>"$T/alice/nnp.err" >/dev/null; then
+	fail "alice dumped a process with a filter root installed without no_new_privs"
+fi
+assert_refused "$T/alice/nnp.err" "seccomp filters installed without no_new_privs"
+[ "$(status_of "$p" Seccomp)" = 2 ] || fail "the refused process lost its filter or died"
+echo "refused: $(cat "$T/alice/nnp.err")"
 echo PASS
