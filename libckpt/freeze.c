@@ -846,3 +846,21 @@ void frozen_tree_free(struct frozen_tree *tree)
 	free(tree->tasks);
 	memset(tree, 0, sizeof(*tree));
 }
+
+int frozen_tree_where(const struct frozen_tree *tree, long pid, const struct frozen_task **task)
+{
+	const struct frozen_task *unused;
+	if (!task)
+		task = &unused;
+	for (int i = 0; i < tree->nr_tasks; i++) {
+		const struct frozen_task *t = &tree->tasks[i];
+		*task = t;
+		if (t->pid == pid)
+			return 1;
+		for (int j = 1; j < t->nr_threads; j++)
+			if (t->threads[j].tid == pid)
+				return 2;
+	}
+	*task = NULL;
+	return 0;
+}

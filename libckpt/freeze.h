@@ -80,4 +80,9 @@ enum unfreeze_how {
 void unfreeze_tree(struct frozen_tree *tree, enum unfreeze_how how);
 void frozen_tree_free(struct frozen_tree *tree);
 
+/* Where `pid` is in the tree: 1, a process (*task: it); 2, a thread of
+ * one that is not its main thread (*task: its process); 0, neither
+ * (*task: NULL).  task may be NULL. */
+int frozen_tree_where(const struct frozen_tree *tree, long pid, const struct frozen_task **task);
+
 #endif

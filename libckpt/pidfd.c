@@ -54,28 +54,13 @@ static int pid_line(char *line, void *arg)
 	return 0;
 }
 
-/* 1: `pid` is a process of the tree; 2: a thread of one, not its main
- * thread; 0: neither. */
-static int in_tree(const struct frozen_tree *tree, pid_t pid)
-{
-	for (int i = 0; i < tree->nr_tasks; i++) {
-		const struct frozen_task *t = &tree->tasks[i];
-		if (t->pid == pid)
-			return 1;
-		for (int j = 1; j < t->nr_threads; j++)
-			if (t->threads[j].tid == pid)
-				return 2;
-	}
-	return 0;
-}
-
 static int pidfd_dump(struct fd_dump *f, FileEntry *e)
 {
 	long pid = 0;
 	int ret = proc_each_line(f->fdinfo, pid_line, &pid);
 	if (ret < 0)
 		return ret;
-	int where = pid > 0 ? in_tree(f->fdump->tree, (pid_t)pid) : 0;
+	int where = pid > 0 ? frozen_tree_where(f->fdump->tree, pid, NULL) : 0;
 	if (pid == 0 || (pid > 0 && where != 1)) {
 		pr_err("pid %d: fd %d: pidfd of pid %ld, %s: not supported", f->pid, f->fd, pid,
 		       where == 2 ? "a thread of the tree that is not a main thread"

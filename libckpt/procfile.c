@@ -131,22 +131,6 @@ static int procfile_match(const struct fd_dump *f)
 	       ns_of_link(f->link);
 }
 
-/* 1: `pid` is a process of the tree; 2: a thread of one, not its main
- * thread; 0: neither.  *task: the process. */
-static int in_tree(const struct frozen_tree *tree, long pid, const struct frozen_task **task)
-{
-	for (int i = 0; i < tree->nr_tasks; i++) {
-		const struct frozen_task *t = &tree->tasks[i];
-		*task = t;
-		if (t->pid == pid)
-			return 1;
-		for (int j = 1; j < t->nr_threads; j++)
-			if (t->threads[j].tid == pid)
-				return 2;
-	}
-	*task = NULL;
-	return 0;
-}
 
 /* Is `path` (it may go through a magic link) on our /proc (1), on a proc
  * of another instance (-1: another PID namespace's), or elsewhere (0)? */
@@ -203,9 +187,9 @@ static int check_owner(const struct frozen_tree *tree, const struct holder *h, c
 		       who, link);
 		return -ENOTSUP;
 	}
-	int where = in_tree(tree, p->pid, task);
+	int where = frozen_tree_where(tree, p->pid, task);
 	if (where == 1 && p->tid && p->tid != p->pid)
-		where = in_tree(tree, p->tid, task) == 2 ? 2 : 0;
+		where = frozen_tree_where(tree, p->tid, task) == 2 ? 2 : 0;
 	if (where == 0) {
 		pr_err("%s: %s of pid %ld outside the tree: not supported", who, link,
 		       p->tid ? p->tid : p->pid);
@@ -335,7 +319,7 @@ static int dump_ns_file(struct fd_dump *f, FileEntry *e, const char *name)
 	const struct frozen_tree *tree = f->fdump->tree;
 	char sub[64];
 	const struct frozen_task *holder = NULL, *t = NULL;
-	in_tree(tree, f->pid, &holder);
+	frozen_tree_where(tree, f->pid, &holder);
 	const char *found = holder ? ns_entry_of(holder, name, f->st, sub, sizeof(sub)) : NULL;
 	for (int i = 0; !found && i < tree->nr_tasks; i++)
 		if (!tree->tasks[i].zombie &&
@@ -394,7 +378,7 @@ static int procfile_dump(struct fd_dump *f, FileEntry *e)
 static int dead_dir_ok(const struct frozen_tree *tree, const struct proc_path *p)
 {
 	const struct frozen_task *t;
-	return p->deleted && !p->tid && !p->sub[0] && !in_tree(tree, p->pid, &t) &&
+	return p->deleted && !p->tid && !p->sub[0] && !frozen_tree_where(tree, p->pid, &t) &&
 	       tree->tasks[0].vpid == tree->tasks[0].pid;
 }
 
