@@ -135,6 +135,7 @@ ITEMS=(
 "unix-gone-dir-bob|relay|files.img|$F; u = e[fds[3]]['unix_sk']; u.update(state=10, backlog=1, name='$B/d/x/sk'.encode().hex(), unlinked=True); u.pop('peer'); e[fds[4]]['unix_sk'].update(state=7); e[fds[4]]['unix_sk'].pop('peer')|not_there $B/d/x"
 "unix-gone-dir-dotdot|relay|files.img|$F; u = e[fds[3]]['unix_sk']; u.update(state=10, backlog=1, name='$T/alice/x/../../../../etc/ckpt-sec-unix/sk'.encode().hex(), unlinked=True); u.pop('peer'); e[fds[4]]['unix_sk'].update(state=7); e[fds[4]]['unix_sk'].pop('peer')|not_there /etc/ckpt-sec-unix; not_there $T/alice/x"
 "unix-gone-dir-alice|relay|files.img|$F; u = e[fds[3]]['unix_sk']; u.update(state=10, backlog=1, name='$T/alice/gone/d/sk'.encode().hex(), unlinked=True); u.pop('peer'); e[fds[4]]['unix_sk'].update(state=7); e[fds[4]]['unix_sk'].pop('peer')|not_there $T/alice/gone"
+"guard-outside-vma|counter|mm|v = E['vmas'][0]; v['guards'] = [dict(start=v['end'], end=v['end'] + 4096)]|refused_only guard pages past their VMA"
 "exe-passwd|counter|mm|E['exe_path'] = '/usr/bin/passwd'|exe_not /usr/bin/passwd"
 "saved-etc|hold|saved.img|$SAVED_F.update(path='/etc/ckpt-sec-saved')|not_there /etc/ckpt-sec-saved"
 "saved-dir-etc|hold|saved.img|E['dirs'].append(dict(path='/etc/ckpt-sec-dir', mode=0o777, uid=0, gid=0))|not_there /etc/ckpt-sec-dir"
