@@ -77,6 +77,9 @@ refused_only() { fail "pid $P restored: $*"; }
 bob_secret_kept() { [ "$(cat "$B/secret")" = bob-secret ] && [ "$(stat -c %U "$B/secret")" = "$BOB" ] ||
 	fail "bob's secret was replaced: $(ls -l "$B/secret")"; }
 # A removed node (ghost-node.c): made again where alice names it, as alice.
+# pid 1, outside alice's tree: which process it is (procfile.c outside)
+PID1_TICKS=$(sed 's/.*) //' /proc/1/stat | awk '{print $20}')
+BOOT_ID=$(cat /proc/sys/kernel/random/boot_id)
 RM_NODE="dict(ino=1, size=0, uid=$(id -u $ALICE), gid=$(id -g $ALICE), dev=1, rdev=0)"
 SAVED_F="next(x for x in E['files'] if x['mode'] >> 12 == 8)"
 no_bob_sock() { [ ! -e "$B/sk" ] || fail "a socket of alice's is bound in bob's directory: $(ls -l "$B/sk")"; }
@@ -159,6 +162,8 @@ ITEMS=(
 "proc-tid-1|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/environ', proc=dict(pid=ROOT, tid=1, sub='/environ'))|refused_only /proc/ROOT/task/1/environ"
 "proc-dotdot|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/environ', proc=dict(pid=ROOT, sub='/../1/environ'))|refused_only /proc/ROOT/../1/environ"
 "proc-root-shadow|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/etc/shadow', proc=dict(pid=ROOT, sub='/root/etc/shadow'))|holds /etc/shadow"
+"proc-outside-environ-1|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/environ', proc=dict(pid=1, sub='/environ', outside=True, start_ticks=$PID1_TICKS, boot_id='$BOOT_ID'))|refused_only /proc/1/environ, root's"
+"proc-outside-root-1|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/root', proc=dict(pid=1, sub='/root/etc/shadow', outside=True, start_ticks=$PID1_TICKS, boot_id='$BOOT_ID'))|holds /etc/shadow"
 "proc-dead-pid-1|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/environ', proc=dict(pid=1, sub='/environ', dead=True))|refused_only a helper numbered 1"
 "proc-dead-tid|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/environ', proc=dict(pid=ROOT, tid=ROOT, sub='/environ', dead=True))|refused_only a dead entry with a tid"
 "proc-dead-cwd-1|counter|core|E['cwd_proc_dead'] = 1|cwd_not '/proc/1 (deleted)'"
