@@ -48,16 +48,6 @@ static int regfile_match(const struct fd_dump *f)
 				     S_ISCHR(f->st->st_mode) || S_ISLNK(f->st->st_mode));
 }
 
-/* A link removed while held: nothing names it any more. */
-static int removed_link(const struct fd_dump *f)
-{
-	if (!S_ISLNK(f->st->st_mode) || f->st->st_nlink)
-		return 0;
-	pr_err("pid %d: fd %d: %s: a symbolic link removed while open (O_PATH): not supported",
-	       f->pid, f->fd, f->link);
-	return 1;
-}
-
 /* The job's output: a regular file it appends to and owns (its euid's),
  * as the job's stdout and stderr under Slurm.  Another user's file (a
  * shared log) is not. */
@@ -103,7 +93,7 @@ static int regfile_dump(struct fd_dump *f, FileEntry *e)
 		       f->link, major(st->st_rdev), minor(st->st_rdev));
 		return -ENOTSUP;
 	}
-	if (removed_link(f) || removed_name(f))
+	if (removed_name(f))
 		return -ENOTSUP;
 	e->type = FILE_TYPE__FILE_REG;
 	e->path = arena_strdup(&f->fdump->a, f->link);

@@ -156,6 +156,8 @@ ITEMS=(
 "removed-dev-null|hold|files.img|$F; e[fds[4]].update(type='FILE_GHOST_NODE', path='$T/alice/null', mode=0o20666, flags=2, contents=dict($RM_NODE, rdev=259))|not_there $T/alice/null"
 "removed-dev-mem|hold|files.img|$F; e[fds[4]].update(type='FILE_GHOST_NODE', path='$T/alice/mem', mode=0o20666, flags=0, contents=dict($RM_NODE, rdev=257))|not_there $T/alice/mem"
 "removed-node-fifo|hold|files.img|$F; e[fds[4]].update(type='FILE_GHOST_NODE', path='$T/alice/rmfifo', mode=0o10600, flags=1, contents=$RM_NODE)|not_there $T/alice/rmfifo"
+"removed-link-bob|hold|files.img|$F; e[fds[4]].update(type='FILE_GHOST_NODE', path='$B/d/lnk', mode=0o120777, flags=0o10000000, contents=dict($RM_NODE, link_target='/etc/shadow'))|not_there $B/d/lnk"
+"removed-link-empty|hold|files.img|$F; e[fds[4]].update(type='FILE_GHOST_NODE', path='$T/alice/lnk', mode=0o120777, flags=0o10000000, contents=$RM_NODE)|refused_only a link without a target"
 "removed-fifo-bob|hold|files.img|$F; e[fds[5]].update(path='$B/rmfifo', contents=$RM_NODE)|not_there $B/rmfifo"
 "removed-cwd-etc|counter|core|E.update(cwd='/etc/ckpt-sec-cwd (deleted)', cwd_removed_mode=0o40755, cwd_uid=0, cwd_gid=0, cwd_ino=1, cwd_fd=-1)|not_there /etc/ckpt-sec-cwd"
 "proc-pid-1|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/environ', proc=dict(pid=1, sub='/environ'))|refused_only /proc/1/environ"
