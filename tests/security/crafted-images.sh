@@ -25,7 +25,8 @@ trap 'rm -rf /etc/ckpt-sec-saved /etc/ckpt-sec-dir /etc/ckpt-sec-rmdir /etc/ckpt
 as_alice sh -c "echo alice >$T/alice/f; echo ghost >$T/alice/g; mkfifo $T/alice/fifo; mkdir $T/alice/d"
 
 # Base sets: a counter; a holder of a file (fd 3), a directory (4), a
-# FIFO (5) and a ghost (6); a socketpair (3, 4); a seccomp filter.
+# FIFO (5) and a ghost (6); a socketpair (3, 4); a seccomp filter; a TCP
+# listener (3) with a connection to it (4, 5).
 alice_counter c
 NOFILE=$(awk '/^Max open files/ {print $5}' /proc/"$SPAWNED"/limits)
 alice_dump "$SPAWNED" counter
@@ -36,6 +37,8 @@ alice_target relay relay "$T/alice/go"
 alice_dump "$SPAWNED" relay
 alice_target sc seccomp
 alice_dump "$SPAWNED" seccomp
+alice_target loop loop 47133
+alice_dump "$SPAWNED" loop
 
 SA=$((1 << 21)) CR=$((1 << 40)) # CAP_SYS_ADMIN, CAP_CHECKPOINT_RESTORE
 BOB_UID=$(id -u $BOB)
@@ -139,6 +142,9 @@ ITEMS=(
 "unix-gone-dir-dotdot|relay|files.img|$F; u = e[fds[3]]['unix_sk']; u.update(state=10, backlog=1, name='$T/alice/x/../../../../etc/ckpt-sec-unix/sk'.encode().hex(), unlinked=True); u.pop('peer'); e[fds[4]]['unix_sk'].update(state=7); e[fds[4]]['unix_sk'].pop('peer')|not_there /etc/ckpt-sec-unix; not_there $T/alice/x"
 "unix-gone-dir-alice|relay|files.img|$F; u = e[fds[3]]['unix_sk']; u.update(state=10, backlog=1, name='$T/alice/gone/d/sk'.encode().hex(), unlinked=True); u.pop('peer'); e[fds[4]]['unix_sk'].update(state=7); e[fds[4]]['unix_sk'].pop('peer')|not_there $T/alice/gone"
 "guard-outside-vma|counter|mm|v = E['vmas'][0]; v['guards'] = [dict(start=v['end'], end=v['end'] + 4096)]|refused_only guard pages past their VMA"
+"net-lock-bob|loop|files.img|$F; e[fds[4]]['inet_sk']['net_lock'] = 'ckpt_lock_${BOB_UID}_1_2'|refused_only removing bob's network lock"
+"net-lock-inject|loop|files.img|$F; e[fds[4]]['inet_sk']['net_lock'] = 'ckpt_lock_$(id -u $ALICE)_1; flush ruleset'|refused_only an nftables command in a lock's name"
+"net-lock-own|loop|files.img|$F; e[fds[4]]['inet_sk']['net_lock'] = 'ckpt_lock_$(id -u $ALICE)_1_2'|true"
 "exe-passwd|counter|mm|E['exe_path'] = '/usr/bin/passwd'|exe_not /usr/bin/passwd"
 "saved-etc|hold|saved.img|$SAVED_F.update(path='/etc/ckpt-sec-saved')|not_there /etc/ckpt-sec-saved"
 "saved-dir-etc|hold|saved.img|E['dirs'].append(dict(path='/etc/ckpt-sec-dir', mode=0o777, uid=0, gid=0))|not_there /etc/ckpt-sec-dir"
