@@ -482,7 +482,7 @@ static int make_removed_cwd(const CoreEntry *core)
 	memcpy(path, core->cwd, n - d);
 	path[n - d] = '\0';
 	struct ghost_node node = { path, core->cwd_ino, core->cwd_removed_mode, 0,
-				   core->cwd_uid, core->cwd_gid, core->has_cwd_uid && core->has_cwd_gid };
+				   core->cwd_uid, core->cwd_gid, core->has_cwd_uid && core->has_cwd_gid, NULL };
 	struct ghost_made g;
 	int ret = ghost_make(&node, &g);
 	if (ret)

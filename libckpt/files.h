@@ -64,6 +64,11 @@ int files_inherited(const struct restore_files *rf, const FileEntry *e);
 int locks_inode_leased(dev_t dev, ino_t ino);
 /* sk-inet.c: does any connection come back in repair mode (CAP_NET_ADMIN)? */
 int inet_needs_repair(const struct restore_files *rf);
+
+/* Remove the network locks the dump left on the connections to peers
+ * outside the tree (net-lock.h): the tree is whole and about to run.
+ * 0 or -errno, logged. */
+int inet_unlock(const struct restore_files *rf);
 void files_free(struct restore_files *rf);
 
 #endif

@@ -1,10 +1,11 @@
 /*
- * ghost-node: directories and device nodes removed while a process of the
- * tree held them open (rmdir or unlink after open: fstat says nlink 0),
+ * ghost-node: directories, device nodes and symbolic links (held with
+ * O_PATH) removed while a process of the tree held them open (rmdir or
+ * unlink after open: fstat says nlink 0),
  * and the helpers that FIFOs (pipes.c) and a removed cwd (core.c) share.
  *
  * Such a node has no data to keep, only what it is: its type, mode, owner
- * and (a device) its number.  The restore makes it again at its old path
+ * and (a device) its number, (a link) its target.  The restore makes it again at its old path
  * (or at PATH.ckpt-ghost-INO when the name was taken since), with the
  * missing directories above it, opens it O_PATH, and removes it and those
  * directories again; every description is then an open of that O_PATH
@@ -16,6 +17,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "file-kinds.h"
 #include "ghost.h"
 #include "log.h"
 
@@ -76,6 +79,9 @@ static int make_node(const struct ghost_node *n, const char *path)
 	case S_IFCHR:
 		r = mknod(path, S_IFCHR | 0600, n->rdev);
 		break;
+	case S_IFLNK:
+		r = symlink(n->target, path);
+		break;
 	default:
 		return -EINVAL;
 	}
@@ -94,6 +100,16 @@ static int make_at(const struct ghost_node *n, struct ghost_made *g)
 	return ret;
 }
 
+static int same_target(int fd, const char *target)
+{
+	char buf[PATH_MAX];
+	ssize_t len = readlinkat(fd, "", buf, sizeof(buf) - 1);
+	if (len < 0)
+		return -errno;
+	buf[len] = '\0';
+	return strcmp(buf, target) ? -ESTALE : 0;
+}
+
 /* Is the node at g->fd the one made, and then its owner and mode. */
 static int finish_node(const struct ghost_node *n, struct ghost_made *g)
 {
@@ -107,6 +123,8 @@ static int finish_node(const struct ghost_node *n, struct ghost_made *g)
 	if (n->has_owner && (st.st_uid != n->uid || st.st_gid != n->gid) &&
 	    fchownat(g->fd, "", n->uid, n->gid, AT_EMPTY_PATH) < 0)
 		return -errno;
+	if (S_ISLNK(st.st_mode)) /* a link's mode is always 0777 */
+		return same_target(g->fd, n->target);
 	snprintf(self, sizeof(self), "/proc/self/fd/%d", g->fd);
 	return chmod(self, n->mode & 07777) < 0 ? -errno : 0;
 }
@@ -125,7 +143,10 @@ int ghost_unmake(struct ghost_made *g)
 
 static const char *type_name(mode_t mode)
 {
-	return S_ISDIR(mode) ? "directory" : S_ISFIFO(mode) ? "FIFO" : "device node";
+	return S_ISDIR(mode)  ? "directory" :
+	       S_ISFIFO(mode) ? "FIFO" :
+	       S_ISLNK(mode)  ? "symbolic link" :
+				"device node";
 }
 
 int ghost_make(const struct ghost_node *n, struct ghost_made *g)
@@ -183,13 +204,16 @@ int ghost_node_of(const FileEntry *e, struct ghost_node *n)
 	/* A FIFO is the pipe kind's (a FIFO opened here would block) */
 	int fifo = e->type == FILE_TYPE__FILE_FIFO;
 	if (!ce || !e->path || e->path[0] != '/' || !e->has_mode || (type == S_IFIFO) != fifo ||
-	    (type != S_IFDIR && type != S_IFIFO && type != S_IFCHR) ||
-	    (type == S_IFCHR && (!ce->has_rdev || !regfile_is_memory_device((dev_t)ce->rdev)))) {
+	    (type != S_IFDIR && type != S_IFIFO && type != S_IFCHR && type != S_IFLNK) ||
+	    (type == S_IFCHR && (!ce->has_rdev || !regfile_is_memory_device((dev_t)ce->rdev))) ||
+	    (type == S_IFLNK && (!ce->link_target || !ce->link_target[0] ||
+				 strlen(ce->link_target) >= PATH_MAX))) {
 		pr_err("file %u: bad record of a removed node", e->id);
 		return -EINVAL;
 	}
 	*n = (struct ghost_node){ e->path, ce->ino, (mode_t)e->mode, (dev_t)ce->rdev,
-				  ce->uid,  ce->gid, ce->has_uid && ce->has_gid };
+				  ce->uid,  ce->gid, ce->has_uid && ce->has_gid,
+				  type == S_IFLNK ? ce->link_target : NULL };
 	return 0;
 }
 
@@ -198,12 +222,41 @@ int ghost_node_of(const FileEntry *e, struct ghost_node *n)
 static int node_match(const struct fd_dump *f)
 {
 	mode_t m = f->st->st_mode;
-	return f->link[0] == '/' && f->st->st_nlink == 0 && (S_ISDIR(m) || S_ISCHR(m) || S_ISBLK(m));
+	return f->link[0] == '/' && f->st->st_nlink == 0 &&
+	       (S_ISDIR(m) || S_ISCHR(m) || S_ISBLK(m) || S_ISLNK(m));
+}
+
+/* A removed link's target, read through a copy of the task's O_PATH fd. */
+static int dump_link_target(const struct fd_dump *f, ContentsEntry *ce)
+{
+	char buf[PATH_MAX];
+	int fd = files_getfd(f->pid, f->fd);
+	if (fd < 0) {
+		pr_err("pid %d: fd %d: %s: cannot get the link: %s", f->pid, f->fd, f->link,
+		       strerror(-fd));
+		return fd;
+	}
+	ssize_t len = readlinkat(fd, "", buf, sizeof(buf) - 1);
+	int err = len < 0 ? errno : 0;
+	close(fd);
+	if (err) {
+		pr_err("pid %d: fd %d: %s: cannot read the removed link: %s", f->pid, f->fd,
+		       f->link, strerror(err));
+		return -err;
+	}
+	buf[len] = '\0';
+	ce->link_target = arena_strdup(&f->fdump->a, buf);
+	return ce->link_target ? 0 : -ENOMEM;
 }
 
 static int node_dump(struct fd_dump *f, FileEntry *e)
 {
 	const struct stat *st = f->st;
+	if (S_ISLNK(st->st_mode)) {
+		e->type = FILE_TYPE__FILE_GHOST_NODE;
+		int ret = ghost_node_entry(f, e);
+		return ret ? ret : dump_link_target(f, e->contents);
+	}
 	if (!S_ISDIR(st->st_mode) &&
 	    !(S_ISCHR(st->st_mode) && regfile_is_memory_device(st->st_rdev))) {
 		pr_err("pid %d: fd %d: %s: removed device node %u:%u is not supported", f->pid, f->fd,
@@ -280,6 +333,10 @@ static int node_open(struct restore_files *rf, void *priv, const FileEntry *e)
 	if (keeper < 0)
 		return keeper;
 	int flags = (int)e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY);
+	/* the keeper's magic link leads to the link itself; with O_NOFOLLOW
+	 * the open would stop at the magic link */
+	if (S_ISLNK(e->mode))
+		flags = O_PATH;
 	snprintf(self, sizeof(self), "/proc/self/fd/%d", keeper);
 	int fd = open(self, flags | O_CLOEXEC);
 	if (fd < 0) {

@@ -31,6 +31,7 @@ struct ghost_node {
 	uid_t uid;
 	gid_t gid;
 	int has_owner;
+	const char *target; /* a symbolic link's */
 };
 
 /* Make the node at its path (at PATH.ckpt-ghost-INO where the name is

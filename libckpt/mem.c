@@ -420,17 +420,6 @@ static int add_run(struct page_writer *w, const VmaEntry *e, uint64_t vaddr, uin
 	return page_writer_add_flags(w, vaddr, (uint32_t)pages, flags);
 }
 
-/* Guard pages (MADV_GUARD_INSTALL) are markers in the page tables that
- * fault any access: they read as swapped, cannot be read, and nothing
- * puts them back yet.  Refused by name (zdtm maps12), not a read error. */
-static int refuse_guard(pid_t pid, const VmaEntry *e, const struct page_region *r)
-{
-	pr_err("pid %d: mapping %" PRIx64 "-%" PRIx64 ": guard pages (MADV_GUARD_INSTALL) at "
-	       "%" PRIx64 "-%" PRIx64 ": not supported",
-	       pid, e->start, e->end, r->start, r->end);
-	return -ENOTSUP;
-}
-
 /* A kernel before 6.14 refuses PAGE_IS_GUARD in the return mask: then
  * there are no guard pages to see. */
 static long scan_ioctl(int pagemap_fd, struct pm_scan_arg *arg)
@@ -471,7 +460,7 @@ static int scan_vma_pages(struct page_writer *w, int pagemap_fd, pid_t pid, cons
 		}
 		for (long i = 0; i < n; i++) {
 			if (regs[i].categories & PAGE_IS_GUARD)
-				return refuse_guard(pid, e, &regs[i]);
+				continue; /* no data: read_guards records them */
 			if (!scan_region_wanted(e, regs[i].categories))
 				continue;
 			uint64_t a = regs[i].start;
@@ -585,6 +574,95 @@ static int write_images(struct img_set *set, pid_t pid, MmEntry *mm, const struc
 	return pagemap_write(set, name, pm, nr);
 }
 
+static int has_page_tables(const VmaEntry *e)
+{
+	return e->kind != VMA_KIND__VMA_VDSO && e->kind != VMA_KIND__VMA_VVAR &&
+	       e->kind != VMA_KIND__VMA_VVAR_VCLOCK && e->kind != VMA_KIND__VMA_VSYSCALL;
+}
+
+static int add_guard(struct arena *a, VmaEntry *e, uint64_t start, uint64_t end)
+{
+	if (e->n_guards && e->guards[e->n_guards - 1]->end == start) {
+		e->guards[e->n_guards - 1]->end = end;
+		return 0;
+	}
+	/* the array doubles in the arena: guard runs are few */
+	if (!(e->n_guards & (e->n_guards - 1))) {
+		VmaGuardEntry **v = arena_alloc(a, (e->n_guards ? 2 * e->n_guards : 1) * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		if (e->n_guards)
+			memcpy(v, e->guards, e->n_guards * sizeof(*v));
+		e->guards = v;
+	}
+	VmaGuardEntry *g = arena_alloc(a, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	vma_guard_entry__init(g);
+	g->start = start;
+	g->end = end;
+	e->guards[e->n_guards++] = g;
+	return 0;
+}
+
+/*
+ * Guard pages (madvise MADV_GUARD_INSTALL, Linux 6.13) are markers in the
+ * page tables that fault any access.  They hold no data and appear in no
+ * /proc text, only to PAGEMAP_SCAN; they are recorded per VMA, and the
+ * restore installs them again (mremap moves them with the page tables).
+ * A kernel without PAGEMAP_SCAN or PAGE_IS_GUARD has none to record.
+ */
+static int read_vma_guards(struct arena *a, int pagemap_fd, pid_t pid, VmaEntry *e)
+{
+	struct page_region regs[64];
+	struct pm_scan_arg arg;
+	uint64_t start = e->start;
+
+	while (start < e->end) {
+		memset(&arg, 0, sizeof(arg));
+		arg.size = sizeof(arg);
+		arg.start = start;
+		arg.end = e->end;
+		arg.vec = (uint64_t)(uintptr_t)regs;
+		arg.vec_len = sizeof(regs) / sizeof(regs[0]);
+		arg.category_anyof_mask = PAGE_IS_GUARD;
+		arg.return_mask = PAGE_IS_GUARD;
+		long n = ioctl(pagemap_fd, PAGEMAP_SCAN_IOCTL, &arg);
+		if (n < 0 && (errno == ENOTTY || errno == EINVAL))
+			return 0;
+		if (n < 0) {
+			pr_err("pid %d: PAGEMAP_SCAN for guard pages at %" PRIx64 ": %s", pid, start,
+			       strerror(errno));
+			return -errno;
+		}
+		for (long i = 0; i < n; i++)
+			if (add_guard(a, e, regs[i].start, regs[i].end))
+				return -ENOMEM;
+		if (arg.walk_end <= start)
+			break;
+		start = arg.walk_end;
+	}
+	return 0;
+}
+
+static int read_guards(struct arena *a, pid_t pid, MmEntry *mm)
+{
+	char path[64];
+	int ret = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		pr_err("pid %d: %s: %s", pid, path, strerror(errno));
+		return -errno;
+	}
+	for (size_t i = 0; !ret && i < mm->n_vmas; i++)
+		if (has_page_tables(mm->vmas[i]))
+			ret = read_vma_guards(a, fd, pid, mm->vmas[i]);
+	close(fd);
+	return ret;
+}
+
 int mm_read_proc(struct arena *a, pid_t pid, MmEntry *mm)
 {
 	struct vma_list l = { .a = a, .pid = pid };
@@ -597,6 +675,8 @@ int mm_read_proc(struct arena *a, pid_t pid, MmEntry *mm)
 		return ret;
 	mm->vmas = l.v;
 	mm->n_vmas = l.n;
+	if ((ret = read_guards(a, pid, mm)))
+		return ret;
 	if ((ret = dump_mm_fields(pid, mm)))
 		pr_err("pid %d: cannot read mm fields: %s", pid, strerror(-ret));
 	return ret;

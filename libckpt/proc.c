@@ -3,6 +3,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,40 @@ int proc_status_field(pid_t pid, const char *key, char *buf, size_t len)
 	if (ret < 0)
 		return ret;
 	return r.found ? 0 : -ENOENT;
+}
+
+int proc_start_ticks(int dir, uint64_t *ticks)
+{
+	char buf[1024];
+	int fd = openat(dir, "stat", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	int err = n < 0 ? errno : 0;
+	close(fd);
+	if (n < 0)
+		return -err;
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')');
+	unsigned long long t;
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+				"%*d %*d %*d %*d %llu", &t) != 1)
+		return -EINVAL;
+	*ticks = t;
+	return 0;
+}
+
+int proc_boot_id(char *buf, size_t len)
+{
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || len < 37)
+		return fd < 0 ? -errno : -EINVAL;
+	ssize_t n = read(fd, buf, 36);
+	close(fd);
+	if (n != 36)
+		return -EIO;
+	buf[36] = '\0';
+	return 0;
 }
 
 int proc_readlink(pid_t pid, const char *what, char *buf, size_t len)

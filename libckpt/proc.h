@@ -28,6 +28,13 @@ int proc_readlink(pid_t pid, const char *what, char *buf, size_t len);
  * namespace: the last NSpid field; tid itself when unknown. */
 pid_t proc_ns_tid(pid_t pid, pid_t tid);
 
+/* When the process of the /proc/PID directory `dir` started (field 22 of
+ * its stat: clock ticks after boot); 0 or -errno. */
+int proc_start_ticks(int dir, uint64_t *ticks);
+
+/* This boot's id (/proc/sys/kernel/random/boot_id, 36 characters). */
+int proc_boot_id(char *buf, size_t len);
+
 uint64_t now_ns(void);
 
 /* Test-only fault switch: nonzero when $CKPT_TEST_FAULT names `what`, for

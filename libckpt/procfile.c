@@ -269,6 +269,41 @@ static int dead_position(const struct fd_dump *f, const FileEntry *e)
 	return -ENOTSUP;
 }
 
+/* A file under /proc/PID of a live process outside the tree, not under
+ * a thread's directory, with the tree in our PID namespace: the restore
+ * opens it again where the same process still has that number. */
+static int outside_ok(const struct frozen_tree *tree, const char *link, const struct proc_path *p,
+		      const struct stat *st)
+{
+	const struct frozen_task *t;
+	return !exited(link, p, st) && !p->tid && !frozen_tree_where(tree, p->pid, &t) &&
+	       tree->tasks[0].vpid == tree->tasks[0].pid;
+}
+
+/* Which process it is: its start time and this boot. */
+static int mark_outside(struct fd_dump *f, ProcFileEntry *pe)
+{
+	char dir[32], boot[40];
+	uint64_t ticks = 0;
+	snprintf(dir, sizeof(dir), "/proc/%u", pe->pid);
+	int d = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int ret = d < 0 ? -errno : proc_start_ticks(d, &ticks);
+	if (d >= 0)
+		close(d);
+	if (!ret)
+		ret = proc_boot_id(boot, sizeof(boot));
+	if (ret) {
+		pr_err("pid %d: fd %d: %s: which process pid %u is: %s", f->pid, f->fd, f->link,
+		       pe->pid, strerror(-ret));
+		return ret;
+	}
+	pe->has_outside = pe->outside = 1;
+	pe->has_start_ticks = 1;
+	pe->start_ticks = ticks;
+	pe->boot_id = arena_strdup(&f->fdump->a, boot);
+	return pe->boot_id ? 0 : -ENOMEM;
+}
+
 static ProcFileEntry *new_entry(struct fd_dump *f, FileEntry *e, uint32_t pid, const char *sub)
 {
 	ProcFileEntry *pe = arena_alloc(&f->fdump->a, sizeof(*pe));
@@ -358,13 +393,18 @@ static int procfile_dump(struct fd_dump *f, FileEntry *e)
 	}
 	struct holder h = { f->pid, NULL, f->fd };
 	int dead = dead_ok(f->fdump->tree, f->link, &p, f->st);
-	int ret = dead ? 0 : check_owner(f->fdump->tree, &h, f->link, &p, f->st, &task);
+	int outside = !dead && outside_ok(f->fdump->tree, f->link, &p, f->st);
+	int ret = dead || outside ? 0 : check_owner(f->fdump->tree, &h, f->link, &p, f->st, &task);
 	if (ret)
 		return ret;
 	ProcFileEntry *pe =
-		new_entry(f, e, dead ? (uint32_t)p.pid : (uint32_t)task->vpid, p.sub);
+		new_entry(f, e, dead || outside ? (uint32_t)p.pid : (uint32_t)task->vpid, p.sub);
 	if (!pe)
 		return -ENOMEM;
+	if (outside && (ret = mark_outside(f, pe)))
+		return ret;
+	if (outside)
+		return dump_position(f, e, pe);
 	pe->has_tid = p.tid != 0;
 	pe->tid = pe->pid; /* a main thread: check_owner */
 	pe->has_dead = pe->dead = dead;
@@ -471,6 +511,11 @@ static int sub_ok(const char *sub)
 	return 1;
 }
 
+static int is_outside(const FileEntry *e)
+{
+	return e->type == FILE_TYPE__FILE_PROC && e->proc->has_outside && e->proc->outside;
+}
+
 static int procfile_read(struct img_set *set, struct restore_files *rf, void **priv)
 {
 	(void)priv;
@@ -480,8 +525,11 @@ static int procfile_read(struct img_set *set, struct restore_files *rf, void **p
 			continue;
 		const ProcFileEntry *p = e->proc;
 		int dead = p && p->has_dead && p->dead;
-		if (!p || !p->sub || (dead ? !p->pid || p->pid > INT_MAX || p->has_tid :
-					     !is_tree_pid(rf, p->pid)) ||
+		int outside = p && !dead && is_outside(e);
+		if (!p || !p->sub ||
+		    (dead || outside ? !p->pid || p->pid > INT_MAX || p->has_tid :
+				       !is_tree_pid(rf, p->pid)) ||
+		    (outside && (!p->has_start_ticks || !p->boot_id)) ||
 		    (p->has_tid && p->tid != p->pid) || !sub_ok(p->sub)) {
 			pr_err("%s/files.img: file %u: not a file under /proc/PID of a process of the "
 			       "tree (pid %u)",
@@ -630,6 +678,30 @@ static int open_ns_entry(const char *path, int flags)
 	return fd;
 }
 
+/* The file of a process outside the tree, through its /proc/PID opened
+ * first: that directory stays the process it was opened on, so the
+ * check that it is the dumped one (same boot, same start time) holds for
+ * the file too.  -ESRCH: another process, or none, has the number now. */
+static int open_outside(const ProcFileEntry *p, int flags)
+{
+	char dir[32], boot[40];
+	uint64_t ticks = 0;
+	snprintf(dir, sizeof(dir), "/proc/%u", p->pid);
+	int d = open_no_links(AT_FDCWD, dir, O_PATH | O_DIRECTORY);
+	if (d < 0)
+		return errno == ENOENT ? (errno = ESRCH, -1) : -1;
+	int err = proc_start_ticks(d, &ticks) || proc_boot_id(boot, sizeof(boot)) ||
+			  ticks != p->start_ticks || strcmp(boot, p->boot_id) ?
+			  ESRCH :
+			  0;
+	int fd = err ? -1 : open_no_links(d, p->sub[0] ? p->sub + 1 : ".", flags);
+	if (!err && fd < 0)
+		err = errno;
+	close(d);
+	errno = err;
+	return fd;
+}
+
 /* In the first process that holds it (fd-relay.h): opened as that
  * process, which is the restoring user; no symlink followed (a magic
  * link, /proc/PID/root or fd/N, would reach beyond /proc/PID).  Logs
@@ -644,7 +716,8 @@ static int open_proc_file(const FileEntry *e)
 	int flags = (int)e->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY);
 	if (flags & O_PATH)
 		flags &= O_PATH | O_DIRECTORY | O_NOFOLLOW;
-	int fd = is_ns_entry(e->proc->sub) ? open_ns_entry(path, flags)
+	int fd = is_outside(e)		    ? open_outside(e->proc, flags)
+		 : is_ns_entry(e->proc->sub) ? open_ns_entry(path, flags)
 					     : open_no_links(AT_FDCWD, path, flags);
 	if (fd < 0)
 		return -errno;
@@ -704,6 +777,27 @@ static int first_of_pid(const struct restore_files *rf, size_t i)
 	return 1;
 }
 
+/* Is the process outside the tree still there, under its number?  Told
+ * before anything of the tree is made; the open itself checks again. */
+static int check_outside(const FileEntry *e)
+{
+	int fd = proc_is_ours() ? (errno = EXDEV, -1) : open_outside(e->proc, O_PATH);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	int err = errno;
+	char path[PATH_MAX];
+	proc_file_path(e->proc, path, sizeof(path));
+	if (err == ESRCH)
+		pr_err("file %u: %s: pid %u is not the process of the dump (outside the tree: "
+		       "another process, or none, has the number now)",
+		       e->id, path, e->proc->pid);
+	else
+		pr_err("file %u: %s: %s", e->id, path, strerror(err));
+	return -err;
+}
+
 /* In the tree's PID namespace, before the tree: the dead ones, a helper
  * per number (its number is free: the tree's are not taken yet). */
 static int procfile_before_tree(struct restore_files *rf, void *priv)
@@ -713,6 +807,9 @@ static int procfile_before_tree(struct restore_files *rf, void *priv)
 	for (size_t i = 0; !ret && i < rf->nr_files; i++)
 		if (is_dead(rf->files[i]) && first_of_pid(rf, i))
 			ret = open_dead_group(rf, rf->files[i]->proc->pid);
+	for (size_t i = 0; !ret && i < rf->nr_files; i++)
+		if (is_outside(rf->files[i]))
+			ret = check_outside(rf->files[i]);
 	return ret;
 }
 
@@ -723,6 +820,10 @@ static int open_failed(const struct task_fds *tf, size_t i, const FileEntry *e, 
 	if (ret == -EXDEV)
 		pr_err("pid %d: fd %u: %s: /proc here is not of the restored tree's PID namespace",
 		       tf->pid, tf->fds[i]->fd, path);
+	else if (ret == -ESRCH && is_outside(e))
+		pr_err("pid %d: fd %u: %s: pid %u is not the process of the dump (outside the "
+		       "tree: another process, or none, has the number now)",
+		       tf->pid, tf->fds[i]->fd, path, e->proc->pid);
 	else
 		pr_err("pid %d: fd %u: %s at offset %llu%s: cannot open it again: %s", tf->pid,
 		       tf->fds[i]->fd, path, (unsigned long long)e->pos,

@@ -1,7 +1,9 @@
 /*
  * regfile: files reopened by path on restore: regular files, directories
- * and the memory character devices (/dev/null, zero, full, random,
- * urandom).  The size and mtime are kept so that a restore can tell a file
+ * the memory character devices (/dev/null, zero, full, random,
+ * urandom) and the machine's consoles and virtual terminals that are no
+ * process's controlling terminal (tty_is_system_terminal), each checked
+ * to be the same device again.  The size and mtime are kept so that a restore can tell a file
  * that changed since the dump (refused unless --skip-file-check).  The
  * job's output (is_output) may have grown: it is cut back to its size at
  * the dump, so that a job restored from an older set does not write the
@@ -26,6 +28,7 @@
 #include "log.h"
 #include "output-copy.h"
 #include "proc.h"
+#include "tty.h"
 
 int regfile_is_memory_device(dev_t rdev)
 {
@@ -43,16 +46,6 @@ static int regfile_match(const struct fd_dump *f)
 {
 	return f->link[0] == '/' && (S_ISREG(f->st->st_mode) || S_ISDIR(f->st->st_mode) ||
 				     S_ISCHR(f->st->st_mode) || S_ISLNK(f->st->st_mode));
-}
-
-/* A link removed while held: nothing names it any more. */
-static int removed_link(const struct fd_dump *f)
-{
-	if (!S_ISLNK(f->st->st_mode) || f->st->st_nlink)
-		return 0;
-	pr_err("pid %d: fd %d: %s: a symbolic link removed while open (O_PATH): not supported",
-	       f->pid, f->fd, f->link);
-	return 1;
 }
 
 /* The job's output: a regular file it appends to and owns (its euid's),
@@ -94,15 +87,18 @@ static int removed_name(const struct fd_dump *f)
 static int regfile_dump(struct fd_dump *f, FileEntry *e)
 {
 	const struct stat *st = f->st;
-	if (S_ISCHR(st->st_mode) && !regfile_is_memory_device(st->st_rdev)) {
+	if (S_ISCHR(st->st_mode) && !regfile_is_memory_device(st->st_rdev) &&
+	    !tty_is_system_terminal(f)) {
 		pr_err("pid %d: fd %d: %s: character device %u:%u is not supported", f->pid, f->fd,
 		       f->link, major(st->st_rdev), minor(st->st_rdev));
 		return -ENOTSUP;
 	}
-	if (removed_link(f) || removed_name(f))
+	if (removed_name(f))
 		return -ENOTSUP;
 	e->type = FILE_TYPE__FILE_REG;
 	e->path = arena_strdup(&f->fdump->a, f->link);
+	e->has_rdev = S_ISCHR(st->st_mode);
+	e->rdev = e->has_rdev ? (uint64_t)st->st_rdev : 0;
 	e->has_size = e->has_mtime_ns = 1;
 	e->size = (uint64_t)st->st_size;
 	e->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
@@ -153,6 +149,12 @@ static int check_file(int fd, const FileEntry *e, int skip)
 	if (e->has_mode && (st.st_mode & S_IFMT) != (e->mode & S_IFMT)) {
 		pr_err("file %s: is no longer a %s", e->path,
 		       S_ISDIR(e->mode) ? "directory" : S_ISREG(e->mode) ? "regular file" : S_ISLNK(e->mode) ? "symbolic link" : "device");
+		return -ESTALE;
+	}
+	if (e->has_rdev && (!S_ISCHR(st.st_mode) || st.st_rdev != (dev_t)e->rdev)) {
+		pr_err("file %s: is device %u:%u now, %u:%u at the dump", e->path,
+		       major(st.st_rdev), minor(st.st_rdev), major((dev_t)e->rdev),
+		       minor((dev_t)e->rdev));
 		return -ESTALE;
 	}
 	if (skip || !(S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) || !e->has_size ||
@@ -263,7 +265,8 @@ static int regfile_open(struct restore_files *rf, void *priv, const FileEntry *e
 		return -EINVAL;
 	if (S_ISLNK(e->mode))
 		flags |= O_PATH | O_NOFOLLOW;
-	int fd = open(e->path, flags | O_CLOEXEC);
+	/* never the opener's controlling terminal: a console reopened */
+	int fd = open(e->path, flags | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		pr_err("file %s: cannot reopen: %s", e->path, strerror(errno));
 		return -errno;

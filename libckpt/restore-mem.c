@@ -215,6 +215,24 @@ static struct slot *find_slot(const struct plan *p, uint64_t addr)
 	return NULL;
 }
 
+/* Guard ranges: page-aligned, ascending, inside their VMA (untrusted). */
+static int check_guards(pid_t pid, const VmaEntry *e)
+{
+	uint64_t at = e->start;
+	for (size_t i = 0; i < e->n_guards; i++) {
+		const VmaGuardEntry *g = e->guards[i];
+		if (g->start < at || g->end <= g->start || g->end > e->end ||
+		    (g->start | g->end) % PAGE || is_special(e->kind)) {
+			pr_err("pid %d: VMA 0x%" PRIx64 "-0x%" PRIx64 ": guard pages 0x%" PRIx64
+			       "-0x%" PRIx64 ": misplaced",
+			       pid, e->start, e->end, g->start, g->end);
+			return -EINVAL;
+		}
+		at = g->end;
+	}
+	return 0;
+}
+
 static int collect_slots(struct plan *p)
 {
 	const MmEntry *mm = p->ctx->mm;
@@ -239,6 +257,8 @@ static int collect_slots(struct plan *p)
 			pr_err("pid %d: VMA 0x%" PRIx64 ": file mapping without a path", pid, e->start);
 			return -EINVAL;
 		}
+		if (check_guards(pid, e))
+			return -EINVAL;
 		if (is_shared_obj(e->kind) && !e->has_shmid) {
 			pr_err("pid %d: VMA 0x%" PRIx64 ": shared memory without its object", pid,
 			       e->start);
@@ -887,6 +907,34 @@ static int premap_some(struct plan *p, int late)
 	return 0;
 }
 
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+/*
+ * Guard pages go in once every page is loaded (installing one drops what
+ * the page held) and after this process forked its children, which keep
+ * their own; mremap then moves the markers with the slot.  Before mlock:
+ * MADV_GUARD_INSTALL refuses a locked VMA.
+ */
+static int install_guards(const struct plan *p)
+{
+	for (size_t i = 0; i < p->nr_slots; i++) {
+		const struct slot *s = &p->slots[i];
+		for (size_t j = 0; j < s->e->n_guards; j++) {
+			const VmaGuardEntry *g = s->e->guards[j];
+			if (madvise((void *)(s->addr + (g->start - s->start)), g->end - g->start,
+				    MADV_GUARD_INSTALL)) {
+				int e = errno;
+				pr_err("pid %d: guard pages 0x%" PRIx64 "-0x%" PRIx64 ": %s",
+				       p->ctx->pid, g->start, g->end, strerror(e));
+				return -e;
+			}
+		}
+	}
+	return 0;
+}
+
 /* mlock last: not inherited by a child, and under the task's own rlimits. */
 static int lock_slots(const struct plan *p)
 {
@@ -1274,7 +1322,8 @@ int restore_mem_jump(struct restore_mem_plan *rp)
 	struct rst_args *a = NULL;
 	int ret;
 
-	if ((ret = premap_some(p, 1)) || (ret = load_pages(p, 1)) || (ret = lock_slots(p)) ||
+	if ((ret = premap_some(p, 1)) || (ret = load_pages(p, 1)) || (ret = install_guards(p)) ||
+	    (ret = lock_slots(p)) ||
 	    (ret = set_thp_disable(p)) || (ret = fill_args(p, &a)) || (ret = unregister_rseq(p)) ||
 	    (ret = enter_root(p))) {
 		undo(p);

@@ -232,6 +232,9 @@ static int finish_all(struct restore_ctx *c, const uint64_t *args)
 	/* Every process is whole and still stopped: compare before any runs. */
 	if (!ret && c->opts->verify)
 		ret = restore_verify(c);
+	/* about to run: the peers outside the tree may reach it again */
+	if (!ret)
+		ret = inet_unlock(&c->files);
 	for (size_t i = 0; fin && i < c->nr_tasks; i++) {
 		if (!fin[i])
 			continue;

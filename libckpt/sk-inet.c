@@ -68,6 +68,7 @@
 #include "sk-diag.h"
 #include "sk-opts.h"
 #include "sk-ports.h"
+#include "net-lock.h"
 #include "sk-tcp.h"
 
 #define MAX_QUEUE (64u << 20) /* bytes of one queue an image may claim */
@@ -86,6 +87,8 @@ struct inet_dump {
 	struct inet_diag_table diag;
 	int loaded;
 	struct repair_sk *conns; /* established connections, last seen first */
+	char lock[NET_LOCK_NAME_MAX]; /* the network lock's table, "" if none */
+	int locked;                   /* made by us (the watchdog: maybe) */
 };
 
 static int inet_match(const struct fd_dump *f)
@@ -347,6 +350,28 @@ int inet_needs_repair(const struct restore_files *rf)
 	return 0;
 }
 
+int inet_unlock(const struct restore_files *rf)
+{
+	for (size_t i = 0; i < rf->nr_files; i++) {
+		const FileEntry *e = rf->files[i];
+		char why[256];
+		if (e->type != FILE_TYPE__FILE_INET_SK || !e->inet_sk || !e->inet_sk->net_lock)
+			continue;
+		int seen = 0;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = rf->files[j]->type == FILE_TYPE__FILE_INET_SK && rf->files[j]->inet_sk &&
+			       rf->files[j]->inet_sk->net_lock &&
+			       !strcmp(rf->files[j]->inet_sk->net_lock, e->inet_sk->net_lock);
+		if (!seen && net_lock_remove(e->inet_sk->net_lock, why, sizeof(why))) {
+			pr_err("network lock %s of the connections to peers outside the tree: cannot "
+			       "remove it: %s",
+			       e->inet_sk->net_lock, why);
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
 /* Leaving repair mode turns SO_REUSEADDR off (sk_reuse = SK_NO_REUSE):
  * the program's value goes back. */
 static void repair_off(int sk, const InetSkEntry *s)
@@ -356,8 +381,20 @@ static void repair_off(int sk, const InetSkEntry *s)
 	setsockopt(sk, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof(reuse));
 }
 
+static void unlock(struct inet_dump *d)
+{
+	char why[256];
+	if (!d->locked)
+		return;
+	if (net_lock_remove(d->lock, why, sizeof(why)))
+		pr_err("network lock %s: cannot remove it: %s", d->lock, why);
+	else
+		d->locked = 0;
+}
+
 static void repair_off_all(struct inet_dump *d)
 {
+	unlock(d);
 	for (struct repair_sk *c = d->conns; c; c = c->next) {
 		if (c->on)
 			repair_off(c->sk, c->entry);
@@ -434,8 +471,14 @@ static void watch(struct inet_dump *d)
 				left++;
 				continue;
 			}
-			if (f == TASK_RUNNING && get_opt(c->sk, IPPROTO_TCP, TCP_REPAIR) == 1)
+			if (f == TASK_RUNNING && get_opt(c->sk, IPPROTO_TCP, TCP_REPAIR) == 1) {
+				/* forked before the lock: it may or may not exist */
+				char why[256];
+				if (d->lock[0])
+					net_lock_remove(d->lock, why, sizeof(why));
+				d->lock[0] = '\0';
 				repair_off(c->sk, c->entry);
+			}
 			close(c->sk);
 			c->sk = -1;
 		}
@@ -482,6 +525,52 @@ static int start_watchdog(struct inet_dump *d)
 static int tree_socket(const struct files_dump *fdump, uint64_t ino);
 static uint64_t peer_of(const struct inet_dump *d, const InetSkEntry *s);
 
+/* The owner of the tree's root: whose the lock is (net_lock_name_ok). */
+static uid_t tree_owner(const struct files_dump *fdump)
+{
+	char path[64];
+	struct stat st;
+	snprintf(path, sizeof(path), "/proc/%d", fdump->tree->tasks[0].pid);
+	return stat(path, &st) ? 0 : st.st_uid;
+}
+
+/* The connections whose peer is outside the tree, locked (net-lock.h)
+ * once their peers acknowledged what was in flight, before they are
+ * read; each entry names the table. */
+static int lock_outside(struct files_dump *fdump, struct inet_dump *d)
+{
+	size_t n = 0, i = 0;
+	for (struct repair_sk *c = d->conns; c; c = c->next)
+		n += !tree_socket(fdump, peer_of(d, c->entry));
+	if (!n)
+		return 0;
+	struct net_lock_conn *v = calloc(n, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (struct repair_sk *c = d->conns; c; c = c->next) {
+		if (tree_socket(fdump, peer_of(d, c->entry)))
+			continue;
+		sk_ports_local(c->entry, &v[i].local);
+		sk_ports_peer(c->entry, &v[i].peer);
+		c->entry->net_lock = d->lock;
+		i++;
+	}
+	char why[256];
+	int ret = net_lock_add(d->lock, v, n, why, sizeof(why));
+	free(v);
+	d->locked = !ret;
+	if (ret) {
+		for (struct repair_sk *c = d->conns; c; c = c->next)
+			c->entry->net_lock = NULL;
+		pr_err("pid %d: fd %d: socket:[%llu]: the network lock of the connections to peers "
+		       "outside the tree: %s",
+		       d->conns->pid, d->conns->fd, (unsigned long long)d->conns->entry->ino, why);
+		char w2[256];
+		net_lock_remove(d->lock, w2, sizeof(w2)); /* what part of it was made */
+	}
+	return ret;
+}
+
 /* How long the dump waits for a peer outside the tree to acknowledge what
  * is in flight to it: RFC 1122's bound on a delayed ACK (sk-tcp.c). */
 #define ACK_WAIT_MS 500
@@ -499,6 +588,10 @@ static int repair_all(struct files_dump *fdump, struct inet_dump *d)
 			bad = c;
 		}
 	}
+	/* named before the watchdog: it removes the lock if the tree goes on */
+	for (c = d->conns; c && !d->lock[0]; c = c->next)
+		if (!tree_socket(fdump, peer_of(d, c->entry)))
+			net_lock_name(d->lock, sizeof(d->lock), tree_owner(fdump));
 	if (!bad && (ret = start_watchdog(d)))
 		bad = d->conns;
 	for (c = d->conns; c && !bad; c = c->next) {
@@ -515,6 +608,10 @@ static int repair_all(struct files_dump *fdump, struct inet_dump *d)
 			pr_debug("pid %d: fd %d: socket:[%llu]: dumped with bytes in flight, "
 				 "not acknowledged in %d ms",
 				 c->pid, c->fd, (unsigned long long)c->entry->ino, ACK_WAIT_MS);
+	if (!bad && (ret = lock_outside(fdump, d))) {
+		repair_off_all(d);
+		return ret;
+	}
 	for (c = d->conns; c && !bad; c = c->next)
 		if ((ret = tcp_read_conn(&fdump->a, c->sk, c->entry)))
 			bad = c;
@@ -659,6 +756,9 @@ static int valid_addr(const InetSkEntry *s, int has, const ProtobufCBinaryData *
 static int valid_entry(const InetSkEntry *s)
 {
 	if (!s || (s->family != AF_INET && s->family != AF_INET6))
+		return 0;
+	/* a user removes only a lock of her own dumps */
+	if (s->net_lock && (!tcp_is_conn(s) || !net_lock_name_ok(s->net_lock, getuid())))
 		return 0;
 	if (s->type != SOCK_STREAM && s->type != SOCK_DGRAM)
 		return 0;

@@ -68,6 +68,7 @@
 
 #include "priv.h"
 #include "sk-opts.h"
+#include "net-lock.h"
 #include "sk-tcp.h"
 
 const char *tcp_state_name(unsigned s)
@@ -547,6 +548,11 @@ static int inject(const InetSkEntry *s, uint32_t seq, uint32_t ack, uint8_t flag
 	int raw = socket(e.v4 ? AF_INET : AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
 	int ret = raw < 0 ? -errno : 0;
 	priv_lower(CAP_NET_RAW, raised);
+	/* past the network lock of the connection, if any (net-lock.h);
+	 * without CAP_NET_ADMIN there is none of ours to pass */
+	int mark = NET_LOCK_MARK;
+	if (!ret)
+		setsockopt(raw, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
 	if (!ret && sendto(raw, pkt, off + sizeof(struct tcphdr), 0, (struct sockaddr *)&to,
 			   tolen) != (ssize_t)(off + sizeof(struct tcphdr)))
 		ret = -errno;

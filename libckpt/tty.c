@@ -122,9 +122,32 @@ static int remember(struct fd_dump *f, FileEntry *e)
 	return 0;
 }
 
+/*
+ * A console or virtual terminal (or serial port) that no process of the
+ * tree has as its controlling terminal: a device of the machine, not the
+ * job's terminal.  Its state (termios, size) is the device's own, not the
+ * open file's, so reopening it by path gives the same thing again: it is
+ * regfile's (zdtm console, vt).
+ */
+int tty_is_system_terminal(const struct fd_dump *f)
+{
+	dev_t rdev = f->st->st_rdev;
+	if (!S_ISCHR(f->st->st_mode) ||
+	    !(major(rdev) == VT_MAJOR || (major(rdev) == TTYAUX_MAJOR && minor(rdev) == 1)))
+		return 0;
+	const struct frozen_tree *tree = f->fdump->tree;
+	for (int i = 0; i < tree->nr_tasks; i++) {
+		struct stat_tty s;
+		if (!tree->tasks[i].zombie &&
+		    (read_stat_tty(tree->tasks[i].pid, &s) || s.tty_nr == encode_dev(rdev)))
+			return 0;
+	}
+	return 1;
+}
+
 static int tty_match(const struct fd_dump *f)
 {
-	if (!S_ISCHR(f->st->st_mode))
+	if (!S_ISCHR(f->st->st_mode) || tty_is_system_terminal(f))
 		return 0;
 	unsigned maj = major(f->st->st_rdev), min = minor(f->st->st_rdev);
 	return maj == PTS_MAJOR || maj == VT_MAJOR || (maj == TTYAUX_MAJOR && min <= 2);

@@ -17,4 +17,9 @@
  * pool fd).  0 when it had none.  0 or -errno, logged. */
 int tty_restore_ctty(const struct restore_files *rf, size_t idx);
 
+/* A console or virtual terminal no process of the tree has as its
+ * controlling terminal: reopened by path (regfile.c). */
+struct fd_dump;
+int tty_is_system_terminal(const struct fd_dump *f);
+
 #endif

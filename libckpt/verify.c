@@ -371,6 +371,47 @@ static void verify_vmas(struct verify *v, const MmEntry *now, const MmEntry *was
 	}
 }
 
+/* Guard pages as one ascending list of runs (VMAs may join); in the arena. */
+static size_t guard_runs(struct arena *a, const MmEntry *mm, uint64_t **out)
+{
+	size_t n = 0, cap = 0;
+	for (size_t i = 0; i < mm->n_vmas; i++)
+		cap += mm->vmas[i]->n_guards;
+	uint64_t *r = arena_alloc(a, (cap + 1) * 2 * sizeof(*r));
+	if (!r)
+		return 0;
+	for (size_t i = 0; i < mm->n_vmas; i++)
+		for (size_t j = 0; j < mm->vmas[i]->n_guards; j++) {
+			const VmaGuardEntry *g = mm->vmas[i]->guards[j];
+			if (n && r[2 * n - 1] == g->start) {
+				r[2 * n - 1] = g->end;
+				continue;
+			}
+			r[2 * n] = g->start;
+			r[2 * n + 1] = g->end;
+			n++;
+		}
+	*out = r;
+	return n;
+}
+
+static void verify_guards(struct verify *v, const MmEntry *now, const MmEntry *was)
+{
+	uint64_t *n = NULL, *w = NULL;
+	size_t nn = guard_runs(&v->a, now, &n), nw = guard_runs(&v->a, was, &w);
+	for (size_t i = 0; i < nn || i < nw; i++) {
+		if (i < nn && i < nw && n[2 * i] == w[2 * i] && n[2 * i + 1] == w[2 * i + 1])
+			continue;
+		if (i < nw)
+			differ(v, "guard pages %#llx-%#llx: %s", (unsigned long long)w[2 * i],
+			       (unsigned long long)w[2 * i + 1], i < nn ? "moved" : "missing");
+		else
+			differ(v, "guard pages %#llx-%#llx: not in the dump",
+			       (unsigned long long)n[2 * i], (unsigned long long)n[2 * i + 1]);
+		return;
+	}
+}
+
 static void verify_mm(struct verify *v, const struct rst_task *t)
 {
 	MmEntry now = MM_ENTRY__INIT;
@@ -382,6 +423,7 @@ static void verify_mm(struct verify *v, const struct rst_task *t)
 		return;
 	}
 	verify_vmas(v, &now, was);
+	verify_guards(v, &now, was);
 #define MM_FIELD(f) SAME(v, #f, (unsigned long long)now.f, (unsigned long long)was->f, "%#llx")
 	MM_FIELD(start_code);
 	MM_FIELD(end_code);

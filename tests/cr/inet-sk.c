@@ -22,6 +22,13 @@
  *             (progress: bytes sent, aux: echoes checked) through dumps
  *             killed mid-way (killdump_tcp): it must never stay mute (in
  *             repair mode) after one.
+ *   ext-push  a TCP connection to the pushing helper (cr-sk-helper
+ *             tcp-push), which writes all along, also while the tree is
+ *             gone between the dump and the restore: the network lock
+ *             (libckpt/net-lock.c) keeps its segments from meeting a
+ *             closed port (a RST); after the restore, or a dump that left
+ *             the tree running or failed, the counters go on without a
+ *             gap.
  *   udp-ext   a UDP socket connected to the helper outside the tree
  *             (cr-sk-helper udp-echo); it talks to it after the restore.
  *   pair      a TCP connection between two processes of the tree (the
@@ -305,6 +312,43 @@ static void check_ext_loop(void)
 		cr_shared.aux++;
 	}
 	printf("%llu echoes, %d transient errors\n", (unsigned long long)got, transient);
+}
+
+/* The pushing helper's counters, one after the other. */
+static uint64_t pushed;
+
+static void read_pushed(uint64_t upto)
+{
+	for (int tries = 0; pushed < upto; pushed++) {
+		uint64_t n;
+		ssize_t got = recv(ext, &n, sizeof(n), MSG_WAITALL);
+		/* a failed dump's watchdog takes it out of repair mode soon
+		 * (bad_dump_tcp_push_fault; see transfer) */
+		if (got < 0 && errno == EPERM && tries++ < 2000) {
+			usleep(1000);
+			pushed--;
+			continue;
+		}
+		CHECK_SYS(got == sizeof(n), "counter %llu from the pushing peer (%zd)",
+			  (unsigned long long)pushed, got);
+		CHECK(n == pushed, "counter %llu, want %llu", (unsigned long long)n,
+		      (unsigned long long)pushed);
+	}
+}
+
+static void setup_ext_push(void)
+{
+	ext = connect_helper(SOCK_STREAM);
+	read_pushed(10);
+}
+
+/* The peer went on writing while the tree was gone: it kept the
+ * connection (no RST met it) and the stream goes on without a gap. */
+static void check_ext_push(void)
+{
+	struct timeval tv = { .tv_sec = 10 };
+	CHECK_SYS(!setsockopt(ext, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), "SO_RCVTIMEO");
+	read_pushed(pushed + 500);
 }
 
 /* A UDP socket connected to the helper (udp-echo answers "echo:" + it). */
@@ -697,6 +741,7 @@ static const struct mode {
 	{ "udp", setup_udp, check_udp, 0 },
 	{ "udp-ext", setup_udp_ext, check_udp_ext, 0 },
 	{ "ext-loop", setup_ext_loop, check_ext_loop, 1 },
+	{ "ext-push", setup_ext_push, check_ext_push, 0 },
 	{ "pair", setup_pair, check_pair, 0 },
 	{ "timewait", setup_timewait, check_timewait, 0 },
 	{ "taken", setup_taken, check_timewait, 0 },
@@ -725,6 +770,6 @@ int main(int argc, char **argv)
 		modes[i].check();
 		pass();
 	}
-	fail("usage: cr-inet-sk listen|ext|ext-loop|loopback|loopback6|udp|udp-ext|pair|"
+	fail("usage: cr-inet-sk listen|ext|ext-loop|ext-push|loopback|loopback6|udp|udp-ext|pair|"
 	     "timewait|taken|node|reuseport|inflight|inflight-kept|inflight-client");
 }

@@ -15,10 +15,10 @@ cr_case(cr_shmem_advice shmem 60 -- advice)
 # System V objects of another IPC namespace are not ours to see: refused.
 cr_case(bad_dump_ipcns shmem 60 --expect-dump-fail --expect-msg %p --expect-msg "IPC namespace"
 	-- ipcns)
-# Guard pages (MADV_GUARD_INSTALL) cannot be read nor put back yet: refused
-# by name, not with a read error.
-cr_case(bad_dump_guard_pages shmem 60 --expect-dump-fail --expect-msg %p
-	--expect-msg "guard pages" -- guard)
+# Guard pages (MADV_GUARD_INSTALL) come back where they were (mem.c
+# read_guards, restore-mem.c install_guards).
+cr_case(cr_shmem_guard shmem 60 -- guard)
+cr_case(cr_shmem_guard_pidns shmem 60 --restore-opt --pidns --restore-opt always -- guard)
 foreach(k posix sysv advice ipcns guard)
 	add_test(NAME selfcheck_shmem_${k} COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
 		$<TARGET_FILE:cr-shmem> ${k})

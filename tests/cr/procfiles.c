@@ -28,7 +28,11 @@
  *            --pidns always, the new PID namespace)
  *   nsout    an fd on a network namespace no process of the tree is in (a
  *            child's, made with unshare, the child reaped since): refused
- *   outside  /proc/<harness>/stat (a process outside the tree): refused
+ *   outside  /proc/<harness>/stat and /proc/<harness> (a process outside
+ *            the tree, alive through the cycle, as zdtm pid_file's
+ *            /proc/1/status): the same process's files again; in a fresh
+ *            PID namespace, where that number is not it, the restore fails
+ *   outthread /proc/<harness>/task/<harness>/stat: refused
  *   tthread  /proc/<tid>/stat of a thread other than the main one: refused
  *   middle   /proc/self/maps read 10 bytes into: refused (the text is made
  *            anew at each read)
@@ -315,11 +319,38 @@ static void deadfd_check(void)
 
 static pid_t refused_pid;
 
+/* The harness (our parent) lives on through the cycle: the same process. */
 static void outside_setup(void)
 {
 	char path[64];
 	refused_pid = getppid();
 	snprintf(path, sizeof(path), "/proc/%d/stat", refused_pid);
+	open_at(path, O_RDONLY, FD);
+	snprintf(path, sizeof(path), "/proc/%d", refused_pid);
+	open_at(path, O_RDONLY | O_DIRECTORY, FD + 1);
+}
+
+static void outside_check(void)
+{
+	char path[64];
+	struct stat a, b;
+	snprintf(path, sizeof(path), "/proc/%d/stat", refused_pid);
+	CHECK_SYS(!fstat(FD, &a) && !stat(path, &b), "stat fd %d, %s", FD, path);
+	CHECK(a.st_dev == b.st_dev && a.st_ino == b.st_ino, "fd %d is not %s", FD, path);
+	CHECK(read_stat_pid(FD) == refused_pid, "fd %d reads another pid than %d", FD, refused_pid);
+	int st = openat(FD + 1, "stat", O_RDONLY | O_CLOEXEC);
+	CHECK_SYS(st >= 0, "openat(/proc/%d, stat)", refused_pid);
+	CHECK(read_stat_pid(st) == refused_pid, "the /proc/%d directory names another pid",
+	      refused_pid);
+	close(st);
+}
+
+/* A thread's directory of a process outside the tree: refused. */
+static void outthread_setup(void)
+{
+	char path[64];
+	refused_pid = getppid();
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", refused_pid, refused_pid);
 	open_at(path, O_RDONLY, 42);
 }
 
@@ -456,7 +487,8 @@ static const struct cr_case cases[] = {
 	{ "thread", thread_setup, thread_check },
 	{ "deadcwd", deadcwd_setup, deadcwd_check },
 	{ "deadfd", deadfd_setup, deadfd_check },
-	{ "outside", outside_setup, refused_check },
+	{ "outside", outside_setup, outside_check },
+	{ "outthread", outthread_setup, refused_check },
 	{ "tthread", tthread_setup, refused_check },
 	{ "middle", middle_setup, middle_check },
 	{ "exited", exited_setup, exited_check },

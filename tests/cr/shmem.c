@@ -23,8 +23,10 @@
  *            prctl(PR_SET_THP_DISABLE)
  *   ipcns    the root in an IPC namespace of its own, with a segment: the
  *            dump is refused, naming the process
- *   guard    a private mapping with guard pages (MADV_GUARD_INSTALL, Linux
- *            6.13) between written ones: the dump is refused, naming them
+ *   guard    guard pages (MADV_GUARD_INSTALL, Linux 6.13) between written
+ *            pages of a private anonymous and a private file mapping, and
+ *            one more in a forked child: each still faults, each other
+ *            page holds its data
  *   janitor  (the helper above, not a case)
  *
  * Sharing is checked both ways after the restore: the root raises
@@ -37,6 +39,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -570,13 +574,100 @@ static void ipcns_setup(void)
 #define MADV_GUARD_INSTALL 102
 #endif
 
+#define GUARD_PAGES 6
+
+/* What each page of the guarded mapping is: 1 a guard page, else data. */
+static const int guard_map[GUARD_PAGES] = { 0, 1, 1, 0, 1, 0 };
+static unsigned char *guard_anon, *guard_file;
+static int guard_pipe[2];
+static pid_t guard_child;
+static sigjmp_buf guard_jump;
+
+static void guard_fault(int sig)
+{
+	(void)sig;
+	siglongjmp(guard_jump, 1);
+}
+
+/* 1 when reading the byte faults. */
+static int faults(volatile unsigned char *p, unsigned char *val)
+{
+	if (sigsetjmp(guard_jump, 1))
+		return 1;
+	*val = *p;
+	return 0;
+}
+
+/* Every page: a guard where guard_map says, else its byte `base + i`. */
+static void guard_check(const char *who, unsigned char *m, int base)
+{
+	for (int i = 0; i < GUARD_PAGES; i++) {
+		unsigned char v = 0;
+		int f = faults(m + (size_t)i * PAGE + 100, &v);
+		if (f != guard_map[i])
+			fail("%s: page %d: %s", who, i, f ? "faults, it held data" : "readable, it was a guard page");
+		if (!f && v != (unsigned char)(base + i))
+			fail("%s: page %d holds %d, not %d", who, i, v, base + i);
+	}
+}
+
+static void guard_install(unsigned char *m, int base)
+{
+	for (int i = 0; i < GUARD_PAGES; i++)
+		memset(m + (size_t)i * PAGE, base + i, PAGE);
+	for (int i = 0; i < GUARD_PAGES; i++)
+		if (guard_map[i])
+			CHECK_SYS(!madvise(m + (size_t)i * PAGE, PAGE, MADV_GUARD_INSTALL),
+				  "MADV_GUARD_INSTALL");
+}
+
+/*
+ * Guard pages in a private anonymous and a private file mapping, and in
+ * a child that inherited both (guards are inherited by fork) and added
+ * one of its own: the child's restore fills its memory from its parent's
+ * before its own guards go in.
+ */
 static void guard_setup(void)
 {
-	unsigned char *m = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
-				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CHECK_SYS(m != MAP_FAILED, "mmap");
-	memset(m, 7, 4 * PAGE);
-	CHECK_SYS(!madvise(m + PAGE, 2 * PAGE, MADV_GUARD_INSTALL), "MADV_GUARD_INSTALL");
+	char path[256];
+	struct sigaction sa = { .sa_handler = guard_fault };
+	CHECK_SYS(!sigaction(SIGSEGV, &sa, NULL), "sigaction");
+	guard_anon = mmap(NULL, GUARD_PAGES * PAGE, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK_SYS(guard_anon != MAP_FAILED, "mmap");
+	test_path(path, "guarded-file");
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	CHECK_SYS(fd >= 0 && !ftruncate(fd, GUARD_PAGES * PAGE), "%s", path);
+	guard_file = mmap(NULL, GUARD_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	CHECK_SYS(guard_file != MAP_FAILED, "mmap %s", path);
+	close(fd);
+	guard_install(guard_anon, 10);
+	guard_install(guard_file, 40);
+	CHECK_SYS(!pipe(guard_pipe), "pipe");
+	guard_child = fork();
+	CHECK_SYS(guard_child >= 0, "fork");
+	if (guard_child == 0) {
+		char c;
+		/* one more guard, on a page of the parent's data: the child's own */
+		CHECK_SYS(!madvise(guard_anon + 3 * PAGE, PAGE, MADV_GUARD_INSTALL), "MADV_GUARD_INSTALL");
+		if (read(guard_pipe[0], &c, 1) != 1)
+			_exit(3);
+		signal(SIGSEGV, SIG_DFL);
+		guard_anon[3 * PAGE] = 13; /* kills it, if the guard is there */
+		_exit(5);
+	}
+}
+
+static void guard_verify(void)
+{
+	int st;
+	guard_check("anonymous mapping", guard_anon, 10);
+	guard_check("file mapping", guard_file, 40);
+	CHECK_SYS(write(guard_pipe[1], "x", 1) == 1, "write");
+	CHECK_SYS(waitpid(guard_child, &st, 0) == guard_child, "waitpid");
+	/* the child's write to its own guard page kills it with SIGSEGV */
+	if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGSEGV)
+		fail("child: its guard page at page 3 was not restored (status %#x)", st);
 }
 
 int main(int argc, char **argv)
@@ -610,5 +701,7 @@ int main(int argc, char **argv)
 		sysv_verify();
 	else if (!strcmp(c, "advice"))
 		advice_verify();
+	else if (!strcmp(c, "guard"))
+		guard_verify();
 	pass();
 }

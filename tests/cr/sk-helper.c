@@ -17,13 +17,19 @@
  *               dropped, its sender stays in SYN_SENT; once the file
  *               "half-go" exists, it accepts (its own, then the next) and
  *               echoes as tcp-echo
+ *   tcp-push    a TCP server on 127.0.0.1 that writes, to each connection
+ *               it accepts, 8-byte counters 0, 1, 2... every 2 ms, all
+ *               along (during a dump and until the restore too), and
+ *               stops on the first error (a reset connection)
  *   tcp-hold    a plain TCP listener (no SO_REUSEADDR) on 0.0.0.0 at the
  *               port the test wrote in "hold-port": it takes that port
  *               from a restore (started once the dumped test is gone)
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +141,23 @@ static void half_closes(int lfd)
 	}
 }
 
+static void push_counters(int lfd)
+{
+	int c = accept(lfd, NULL, NULL), one = 1;
+	/* each counter its own segment, ACKed or not: some reach the tree's
+	 * address while the tree is gone */
+	if (c < 0 || setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
+		die("accept");
+	for (uint64_t n = 0;; n++) {
+		if (send(c, &n, sizeof(n), MSG_NOSIGNAL) != sizeof(n)) {
+			printf("push: counter %llu: %m\n", (unsigned long long)n);
+			fflush(stdout);
+			exit(1);
+		}
+		usleep(2000);
+	}
+}
+
 /* Listen on 0.0.0.0:port of the file hold-port, and never accept. */
 static void hold_port(void)
 {
@@ -175,6 +198,10 @@ int main(int argc, char **argv)
 		int fd = inet_socket(SOCK_STREAM);
 		write_file("helper-ready", "");
 		echo_streams(fd);
+	} else if (!strcmp(mode, "tcp-push")) {
+		int fd = inet_socket(SOCK_STREAM);
+		write_file("helper-ready", "");
+		push_counters(fd);
 	} else if (!strcmp(mode, "udp-echo")) {
 		int fd = inet_socket(SOCK_DGRAM);
 		write_file("helper-ready", "");
@@ -202,6 +229,6 @@ int main(int argc, char **argv)
 	if (!strcmp(mode, "tcp-hold"))
 		hold_port();
 	fprintf(stderr, "usage: cr-sk-helper "
-			"unix-dgram|unix-stream|tcp-echo|udp-echo|tcp-half|tcp-full|tcp-hold\n");
+			"unix-dgram|unix-stream|tcp-echo|tcp-push|udp-echo|tcp-half|tcp-full|tcp-hold\n");
 	return 2;
 }

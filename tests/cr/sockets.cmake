@@ -96,6 +96,20 @@ set_tests_properties(bad_dump_tcp_fault PROPERTIES ENVIRONMENT CKPT_FAULT=after-
 add_test(NAME selfcheck_inet_ext_loop COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr
 	${SK_HELPER} tcp-echo -- $<TARGET_FILE:cr-inet-sk> ext-loop)
 set_tests_properties(selfcheck_inet_ext_loop PROPERTIES TIMEOUT 60 LABELS selfcheck)
+# A peer outside the tree that writes all along, also while the tree is
+# gone: the network lock (net-lock.c) drops its segments until the
+# restored tree runs, so that none meets a closed port and resets the
+# connection; a dump that leaves the tree running, or fails, lifts it.
+cr_case(cr_tcp_ext_push inet-sk 60 ${SK_HELPER} tcp-push --dump-opt --tcp-established
+	-- ext-push)
+cr_case(cr_tcp_ext_push_leave_running inet-sk 90 ${SK_HELPER} tcp-push --dump-opt
+	--tcp-established --leave-running-twice -- ext-push)
+cr_case(bad_dump_tcp_push_fault inet-sk 60 ${SK_HELPER} tcp-push --dump-opt --tcp-established
+	--expect-dump-fail --expect-msg %p --expect-msg CKPT_FAULT -- ext-push)
+set_tests_properties(bad_dump_tcp_push_fault PROPERTIES ENVIRONMENT CKPT_FAULT=after-tcp-repair)
+add_test(NAME selfcheck_inet_ext_push COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr
+	${SK_HELPER} tcp-push -- $<TARGET_FILE:cr-inet-sk> ext-push)
+set_tests_properties(selfcheck_inet_ext_push PROPERTIES TIMEOUT 60 LABELS selfcheck)
 # Two dumps with -R first: the connection leaves repair mode and goes on.
 cr_case(cr_tcp_ext_leave_running inet-sk 90 ${SK_HELPER} tcp-echo --dump-opt --tcp-established
 	--leave-running-twice -- ext)

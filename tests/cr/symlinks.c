@@ -7,8 +7,10 @@
  *             restore each fd is the link (S_IFLNK, the inode lstat gives
  *             its path), still O_PATH, and readlinkat(fd, "") reads the
  *             same target
- *   removed   a link held open and then removed: refused by name at the
- *             dump
+ *   removed   a link held open and then removed, and one removed with its
+ *             directory (zdtm symlink01): each fd is a removed link again
+ *             (nlink 0, O_PATH) reading the same target, and neither name
+ *             is there (libckpt/ghost-node.c)
  */
 #include "crlib.h"
 
@@ -64,18 +66,44 @@ static void opath_check(void)
 	is_link(FD + 1, link_b, "nowhere/at/all");
 }
 
+static char dir_gone[3000];
+
+/* One link removed, one removed with its directory. */
 static void removed_setup(void)
 {
-	make_link("somewhere", link_a, "link-gone", 42);
+	make_link("somewhere", link_a, "link-gone", FD);
 	CHECK_SYS(!unlink(link_a), "unlink %s", link_a);
+	test_path(dir_gone, "dir-gone");
+	CHECK_SYS(!mkdir(dir_gone, 0700), "mkdir %s", dir_gone);
+	snprintf(link_b, sizeof(link_b), "%s/link", dir_gone);
+	CHECK_SYS(!symlink("../elsewhere", link_b), "symlink %s", link_b);
+	int f = open(link_b, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	CHECK_SYS(f >= 0, "open %s", link_b);
+	move_fd(f, FD + 1);
+	CHECK_SYS(!unlink(link_b) && !rmdir(dir_gone), "remove %s", link_b);
+}
+
+static void is_removed_link(int fd, const char *path, const char *to)
+{
+	struct stat st;
+	char buf[4096];
+	CHECK_SYS(!fstat(fd, &st), "fstat %d", fd);
+	CHECK(S_ISLNK(st.st_mode) && st.st_nlink == 0, "fd %d: mode %o, %lu links", fd,
+	      st.st_mode, (unsigned long)st.st_nlink);
+	CHECK(fcntl(fd, F_GETFL) & O_PATH, "fd %d: O_PATH lost", fd);
+	ssize_t n = readlinkat(fd, "", buf, sizeof(buf) - 1);
+	CHECK_SYS(n > 0, "readlinkat fd %d", fd);
+	buf[n] = 0;
+	CHECK(!strcmp(buf, to), "fd %d reads %s, not %s", fd, buf, to);
+	CHECK(lstat(path, &st) && errno == ENOENT, "%s is there again", path);
 }
 
 static void removed_check(void)
 {
 	struct stat st;
-	CHECK_SYS(!fstat(42, &st), "fstat 42");
-	CHECK(S_ISLNK(st.st_mode) && st.st_nlink == 0, "fd 42: mode %o, %lu links", st.st_mode,
-	      (unsigned long)st.st_nlink);
+	is_removed_link(FD, link_a, "somewhere");
+	is_removed_link(FD + 1, link_b, "../elsewhere");
+	CHECK(lstat(dir_gone, &st) && errno == ENOENT, "%s is there again", dir_gone);
 }
 
 static const struct cr_case cases[] = {

@@ -25,7 +25,8 @@ trap 'rm -rf /etc/ckpt-sec-saved /etc/ckpt-sec-dir /etc/ckpt-sec-rmdir /etc/ckpt
 as_alice sh -c "echo alice >$T/alice/f; echo ghost >$T/alice/g; mkfifo $T/alice/fifo; mkdir $T/alice/d"
 
 # Base sets: a counter; a holder of a file (fd 3), a directory (4), a
-# FIFO (5) and a ghost (6); a socketpair (3, 4); a seccomp filter.
+# FIFO (5) and a ghost (6); a socketpair (3, 4); a seccomp filter; a TCP
+# listener (3) with a connection to it (4, 5).
 alice_counter c
 NOFILE=$(awk '/^Max open files/ {print $5}' /proc/"$SPAWNED"/limits)
 alice_dump "$SPAWNED" counter
@@ -36,6 +37,8 @@ alice_target relay relay "$T/alice/go"
 alice_dump "$SPAWNED" relay
 alice_target sc seccomp
 alice_dump "$SPAWNED" seccomp
+alice_target loop loop 47133
+alice_dump "$SPAWNED" loop
 
 SA=$((1 << 21)) CR=$((1 << 40)) # CAP_SYS_ADMIN, CAP_CHECKPOINT_RESTORE
 BOB_UID=$(id -u $BOB)
@@ -77,6 +80,9 @@ refused_only() { fail "pid $P restored: $*"; }
 bob_secret_kept() { [ "$(cat "$B/secret")" = bob-secret ] && [ "$(stat -c %U "$B/secret")" = "$BOB" ] ||
 	fail "bob's secret was replaced: $(ls -l "$B/secret")"; }
 # A removed node (ghost-node.c): made again where alice names it, as alice.
+# pid 1, outside alice's tree: which process it is (procfile.c outside)
+PID1_TICKS=$(sed 's/.*) //' /proc/1/stat | awk '{print $20}')
+BOOT_ID=$(cat /proc/sys/kernel/random/boot_id)
 RM_NODE="dict(ino=1, size=0, uid=$(id -u $ALICE), gid=$(id -g $ALICE), dev=1, rdev=0)"
 SAVED_F="next(x for x in E['files'] if x['mode'] >> 12 == 8)"
 no_bob_sock() { [ ! -e "$B/sk" ] || fail "a socket of alice's is bound in bob's directory: $(ls -l "$B/sk")"; }
@@ -135,6 +141,10 @@ ITEMS=(
 "unix-gone-dir-bob|relay|files.img|$F; u = e[fds[3]]['unix_sk']; u.update(state=10, backlog=1, name='$B/d/x/sk'.encode().hex(), unlinked=True); u.pop('peer'); e[fds[4]]['unix_sk'].update(state=7); e[fds[4]]['unix_sk'].pop('peer')|not_there $B/d/x"
 "unix-gone-dir-dotdot|relay|files.img|$F; u = e[fds[3]]['unix_sk']; u.update(state=10, backlog=1, name='$T/alice/x/../../../../etc/ckpt-sec-unix/sk'.encode().hex(), unlinked=True); u.pop('peer'); e[fds[4]]['unix_sk'].update(state=7); e[fds[4]]['unix_sk'].pop('peer')|not_there /etc/ckpt-sec-unix; not_there $T/alice/x"
 "unix-gone-dir-alice|relay|files.img|$F; u = e[fds[3]]['unix_sk']; u.update(state=10, backlog=1, name='$T/alice/gone/d/sk'.encode().hex(), unlinked=True); u.pop('peer'); e[fds[4]]['unix_sk'].update(state=7); e[fds[4]]['unix_sk'].pop('peer')|not_there $T/alice/gone"
+"guard-outside-vma|counter|mm|v = E['vmas'][0]; v['guards'] = [dict(start=v['end'], end=v['end'] + 4096)]|refused_only guard pages past their VMA"
+"net-lock-bob|loop|files.img|$F; e[fds[4]]['inet_sk']['net_lock'] = 'ckpt_lock_${BOB_UID}_1_2'|refused_only removing bob's network lock"
+"net-lock-inject|loop|files.img|$F; e[fds[4]]['inet_sk']['net_lock'] = 'ckpt_lock_$(id -u $ALICE)_1; flush ruleset'|refused_only an nftables command in a lock's name"
+"net-lock-own|loop|files.img|$F; e[fds[4]]['inet_sk']['net_lock'] = 'ckpt_lock_$(id -u $ALICE)_1_2'|true"
 "exe-passwd|counter|mm|E['exe_path'] = '/usr/bin/passwd'|exe_not /usr/bin/passwd"
 "saved-etc|hold|saved.img|$SAVED_F.update(path='/etc/ckpt-sec-saved')|not_there /etc/ckpt-sec-saved"
 "saved-dir-etc|hold|saved.img|E['dirs'].append(dict(path='/etc/ckpt-sec-dir', mode=0o777, uid=0, gid=0))|not_there /etc/ckpt-sec-dir"
@@ -152,12 +162,16 @@ ITEMS=(
 "removed-dev-null|hold|files.img|$F; e[fds[4]].update(type='FILE_GHOST_NODE', path='$T/alice/null', mode=0o20666, flags=2, contents=dict($RM_NODE, rdev=259))|not_there $T/alice/null"
 "removed-dev-mem|hold|files.img|$F; e[fds[4]].update(type='FILE_GHOST_NODE', path='$T/alice/mem', mode=0o20666, flags=0, contents=dict($RM_NODE, rdev=257))|not_there $T/alice/mem"
 "removed-node-fifo|hold|files.img|$F; e[fds[4]].update(type='FILE_GHOST_NODE', path='$T/alice/rmfifo', mode=0o10600, flags=1, contents=$RM_NODE)|not_there $T/alice/rmfifo"
+"removed-link-bob|hold|files.img|$F; e[fds[4]].update(type='FILE_GHOST_NODE', path='$B/d/lnk', mode=0o120777, flags=0o10000000, contents=dict($RM_NODE, link_target='/etc/shadow'))|not_there $B/d/lnk"
+"removed-link-empty|hold|files.img|$F; e[fds[4]].update(type='FILE_GHOST_NODE', path='$T/alice/lnk', mode=0o120777, flags=0o10000000, contents=$RM_NODE)|refused_only a link without a target"
 "removed-fifo-bob|hold|files.img|$F; e[fds[5]].update(path='$B/rmfifo', contents=$RM_NODE)|not_there $B/rmfifo"
 "removed-cwd-etc|counter|core|E.update(cwd='/etc/ckpt-sec-cwd (deleted)', cwd_removed_mode=0o40755, cwd_uid=0, cwd_gid=0, cwd_ino=1, cwd_fd=-1)|not_there /etc/ckpt-sec-cwd"
 "proc-pid-1|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/environ', proc=dict(pid=1, sub='/environ'))|refused_only /proc/1/environ"
 "proc-tid-1|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/environ', proc=dict(pid=ROOT, tid=1, sub='/environ'))|refused_only /proc/ROOT/task/1/environ"
 "proc-dotdot|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/environ', proc=dict(pid=ROOT, sub='/../1/environ'))|refused_only /proc/ROOT/../1/environ"
 "proc-root-shadow|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/etc/shadow', proc=dict(pid=ROOT, sub='/root/etc/shadow'))|holds /etc/shadow"
+"proc-outside-environ-1|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/environ', proc=dict(pid=1, sub='/environ', outside=True, start_ticks=$PID1_TICKS, boot_id='$BOOT_ID'))|refused_only /proc/1/environ, root's"
+"proc-outside-root-1|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/root', proc=dict(pid=1, sub='/root/etc/shadow', outside=True, start_ticks=$PID1_TICKS, boot_id='$BOOT_ID'))|holds /etc/shadow"
 "proc-dead-pid-1|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/environ', proc=dict(pid=1, sub='/environ', dead=True))|refused_only a helper numbered 1"
 "proc-dead-tid|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/environ', proc=dict(pid=ROOT, tid=ROOT, sub='/environ', dead=True))|refused_only a dead entry with a tid"
 "proc-dead-cwd-1|counter|core|E['cwd_proc_dead'] = 1|cwd_not '/proc/1 (deleted)'"

@@ -24,6 +24,8 @@
  *   hold PATH...      opens each PATH (read-only, non-blocking; a FIFO
  *                     read-write) on fds 3, 4, ... and sleeps.
  *   listen PORT       a TCP socket listening on 127.0.0.1:PORT (fd 3).
+ *   loop PORT         the same, and a connection to it (fd 4) with its
+ *                     accepted end (fd 5).
  *   raw-inherit SOCKET DIR SPEC   (no "ready") sends ckptd a restore of DIR
  *                     with --inherit-fd SPEC but no fds, prints the reply.
  *   sleep             sleeps.
@@ -282,6 +284,22 @@ static int listen_on(const char *port)
 		nap();
 }
 
+static int loop_on(const char *port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port)),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int one = 1, l = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (l != 3 || c != 4 || bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 8) ||
+	    connect(c, (struct sockaddr *)&a, sizeof(a)) || accept(l, NULL, NULL) != 5) {
+		perror("loop");
+		return 1;
+	}
+	printf("ready\n");
+	for (;;)
+		nap();
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -299,6 +317,8 @@ int main(int argc, char **argv)
 		return confine(argv + 2);
 	if (argc >= 3 && !strcmp(argv[1], "hold"))
 		return hold(argc - 2, argv + 2);
+	if (argc == 3 && !strcmp(argv[1], "loop"))
+		return loop_on(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "listen"))
 		return listen_on(argv[2]);
 	if (argc == 2 && !strcmp(argv[1], "sleep")) {
