@@ -1,0 +1,489 @@
+/*
+ * bpfmap: a BPF map whose contents are plain bytes (array, hash, LPM trie
+ * and their per-CPU forms).  The dump reads the map's description with
+ * BPF_OBJ_GET_INFO_BY_FD and fdinfo ("frozen:", "memlock:") on a copy of
+ * the fd (pidfd_getfd), and every entry with BPF_MAP_GET_NEXT_KEY and
+ * BPF_MAP_LOOKUP_ELEM; the restore makes the map again with
+ * BPF_MAP_CREATE, fills it with BPF_MAP_UPDATE_ELEM and freezes it if it
+ * was.  The new map has another id (ids are never given twice).
+ *
+ * Refused at dump, by name: maps that hold fds, programs, sockets or
+ * per-object storage (their entries are not bytes), maps whose contents
+ * cannot be read without changing them (queue, stack, bloom filter,
+ * ring buffers), LRU maps (the LRU order cannot be set), maps with BTF,
+ * offloaded, mmapable, or read-only/write-only to syscalls, and one map
+ * reached through two descriptions (each would come back as its own map).
+ *
+ * bpf(BPF_MAP_CREATE) needs CAP_BPF unless kernel.unprivileged_bpf_disabled
+ * is 0: a user's restore makes the map as that user, with none of the
+ * capabilities lent to the worker effective, so the kernel alone decides.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "file-kinds.h"
+#include "log.h"
+#include "proc.h"
+
+#define MAX_KEY_VALUE (64u << 10)  /* the kernel's KMALLOC_MAX_SIZE bound is larger */
+#define MAX_CONTENTS (48u << 20)   /* a file_entry stays under IMG_MAX_ENTRY (64 MiB) */
+/* Map flags whose map cannot be made again as it was from user space. */
+#define REFUSED_FLAGS (BPF_F_RDONLY | BPF_F_WRONLY | BPF_F_MMAPABLE)
+
+static int sys_bpf(int cmd, union bpf_attr *attr)
+{
+	return (int)syscall(SYS_bpf, cmd, attr, sizeof(*attr));
+}
+
+static int type_supported(uint32_t type)
+{
+	switch (type) {
+	case BPF_MAP_TYPE_HASH:
+	case BPF_MAP_TYPE_ARRAY:
+	case BPF_MAP_TYPE_PERCPU_HASH:
+	case BPF_MAP_TYPE_PERCPU_ARRAY:
+	case BPF_MAP_TYPE_LPM_TRIE:
+		return 1;
+	}
+	return 0;
+}
+
+static int type_percpu(uint32_t type)
+{
+	return type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_ARRAY;
+}
+
+static int type_array(uint32_t type)
+{
+	return type == BPF_MAP_TYPE_ARRAY || type == BPF_MAP_TYPE_PERCPU_ARRAY;
+}
+
+/* Possible CPUs, as the kernel sizes per-CPU values: "0-N" or a list. */
+static int possible_cpus(void)
+{
+	char buf[256];
+	int fd = open("/sys/devices/system/cpu/possible", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = '\0';
+	int nr = 0;
+	for (char *p = buf; *p && *p != '\n';) {
+		char *end;
+		long a = strtol(p, &end, 10), b = a;
+		if (end == p)
+			return -EIO;
+		if (*end == '-')
+			b = strtol(end + 1, &end, 10);
+		nr += (int)(b - a + 1);
+		p = *end == ',' ? end + 1 : end;
+	}
+	return nr > 0 ? nr : -EIO;
+}
+
+/* One NUMA node: a map made with BPF_F_NUMA_NODE can only have node 0. */
+static int single_node(void)
+{
+	char buf[32] = "";
+	int fd = open("/sys/devices/system/node/online", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT; /* no NUMA support: one node */
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 && !strncmp(buf, "0\n", 2);
+}
+
+/* Bytes of one value as the syscalls read and write it. */
+static uint64_t value_stride(uint32_t value_size, uint32_t nr_cpus)
+{
+	return nr_cpus ? (uint64_t)((value_size + 7) & ~7u) * nr_cpus : value_size;
+}
+
+/* ------------------------------- dump -------------------------------- */
+
+struct map_fdinfo {
+	int frozen;
+	uint64_t memlock;
+};
+
+static int map_fdinfo_line(char *line, void *arg)
+{
+	struct map_fdinfo *m = arg;
+	if (!strncmp(line, "frozen:", 7))
+		m->frozen = atoi(line + 7);
+	else if (!strncmp(line, "memlock:", 8))
+		m->memlock = strtoull(line + 8, NULL, 10);
+	return 0;
+}
+
+/* Map ids seen in this dump, to refuse one map behind two descriptions. */
+struct seen_maps {
+	uint32_t *ids;
+	pid_t *pids;
+	int *fds;
+	size_t nr, cap;
+};
+
+static int note_map(struct fd_dump *f, uint32_t id)
+{
+	struct seen_maps *s = *f->priv;
+	if (!s) {
+		if (!(s = arena_alloc(&f->fdump->a, sizeof(*s))))
+			return -ENOMEM;
+		memset(s, 0, sizeof(*s));
+		*f->priv = s;
+	}
+	for (size_t i = 0; i < s->nr; i++)
+		if (s->ids[i] == id) {
+			pr_err("pid %d: fd %d: BPF map id %u is also pid %d's fd %d, another open "
+			       "file: not supported", f->pid, f->fd, id, s->pids[i], s->fds[i]);
+			return -ENOTSUP;
+		}
+	if (s->nr == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 8;
+		uint32_t *ids = arena_alloc(&f->fdump->a, cap * sizeof(*ids));
+		pid_t *pids = arena_alloc(&f->fdump->a, cap * sizeof(*pids));
+		int *fds = arena_alloc(&f->fdump->a, cap * sizeof(*fds));
+		if (!ids || !pids || !fds)
+			return -ENOMEM;
+		if (s->nr) {
+			memcpy(ids, s->ids, s->nr * sizeof(*ids));
+			memcpy(pids, s->pids, s->nr * sizeof(*pids));
+			memcpy(fds, s->fds, s->nr * sizeof(*fds));
+		}
+		s->ids = ids, s->pids = pids, s->fds = fds, s->cap = cap;
+	}
+	s->ids[s->nr] = id, s->pids[s->nr] = f->pid, s->fds[s->nr] = f->fd;
+	s->nr++;
+	return 0;
+}
+
+/* What cannot come back as it was, named; 0 if the map can. */
+static const char *refusal(const struct bpf_map_info *info, uint32_t flags)
+{
+	if (!type_supported(info->type))
+		return "of a type whose entries are not plain bytes or cannot be read as they are";
+	if (info->btf_id || info->btf_vmlinux_value_type_id)
+		return "with BTF";
+	if (info->ifindex)
+		return "offloaded to a device";
+	if (info->map_flags & REFUSED_FLAGS)
+		return "mmapable, or read-only or write-only to syscalls";
+	if ((info->map_flags & BPF_F_NUMA_NODE) && !single_node())
+		return "on a NUMA node of several (the node cannot be read back)";
+	if ((flags & O_ACCMODE) != O_RDWR)
+		return "open read-only or write-only";
+	if (info->key_size == 0 || info->key_size > MAX_KEY_VALUE || info->value_size == 0 ||
+	    info->value_size > MAX_KEY_VALUE)
+		return "with keys or values over 64 KiB";
+	return NULL;
+}
+
+static int map_info(int fd, struct bpf_map_info *info)
+{
+	union bpf_attr attr;
+	memset(info, 0, sizeof(*info));
+	memset(&attr, 0, sizeof(attr));
+	attr.info.bpf_fd = (uint32_t)fd;
+	attr.info.info_len = sizeof(*info);
+	attr.info.info = (uint64_t)(uintptr_t)info;
+	return sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &attr) ? -errno : 0;
+}
+
+static int is_zero(const uint8_t *p, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+/* Every entry of the map into keys/values (malloc'd by the caller, room
+ * for max_entries); *nr gets the count. */
+static int read_entries(int fd, const struct bpf_map_info *info, uint64_t stride, uint8_t *keys,
+			uint8_t *values, uint32_t *nr)
+{
+	union bpf_attr attr;
+	uint8_t *prev = NULL;
+	*nr = 0;
+	for (uint32_t seen = 0;; seen++) {
+		uint8_t *key = keys + (uint64_t)*nr * info->key_size;
+		uint8_t *val = values + (uint64_t)*nr * stride;
+		memset(&attr, 0, sizeof(attr));
+		attr.map_fd = (uint32_t)fd;
+		attr.key = (uint64_t)(uintptr_t)prev;
+		attr.next_key = (uint64_t)(uintptr_t)key;
+		if (sys_bpf(BPF_MAP_GET_NEXT_KEY, &attr))
+			return errno == ENOENT ? 0 : -errno;
+		if (seen >= info->max_entries) /* the map changed under us */
+			return -EAGAIN;
+		memset(&attr, 0, sizeof(attr));
+		attr.map_fd = (uint32_t)fd;
+		attr.key = (uint64_t)(uintptr_t)key;
+		attr.value = (uint64_t)(uintptr_t)val;
+		if (sys_bpf(BPF_MAP_LOOKUP_ELEM, &attr))
+			return -errno;
+		/* A new array is all zeros: only the rest is kept.  The key
+		 * goes on being the iteration's cursor, moved past the slot. */
+		if (type_array(info->type) && is_zero(val, stride)) {
+			memcpy(keys + (uint64_t)info->max_entries * info->key_size, key, info->key_size);
+			prev = keys + (uint64_t)info->max_entries * info->key_size;
+			continue;
+		}
+		prev = key;
+		(*nr)++;
+	}
+}
+
+static int fill_entry(struct fd_dump *f, int fd, const struct bpf_map_info *info,
+		      BpfMapEntry *m)
+{
+	int cpus = type_percpu(info->type) ? possible_cpus() : 0;
+	if (cpus < 0)
+		return cpus;
+	uint64_t stride = value_stride(info->value_size, (uint32_t)cpus);
+	if ((uint64_t)info->max_entries * (info->key_size + stride) > MAX_CONTENTS) {
+		pr_err("pid %d: fd %d: BPF map \"%s\" may hold over %u MiB: not supported", f->pid,
+		       f->fd, info->name, MAX_CONTENTS >> 20);
+		return -ENOTSUP;
+	}
+	/* One spare key past the end: the cursor over skipped array slots. */
+	uint8_t *keys = arena_alloc(&f->fdump->a, ((uint64_t)info->max_entries + 1) * info->key_size);
+	uint8_t *values = arena_alloc(&f->fdump->a, (uint64_t)info->max_entries * stride + 1);
+	uint32_t nr;
+	if (!keys || !values)
+		return -ENOMEM;
+	int ret = read_entries(fd, info, stride, keys, values, &nr);
+	if (ret) {
+		pr_err("pid %d: fd %d: cannot read BPF map \"%s\": %s", f->pid, f->fd, info->name,
+		       ret == -EAGAIN ? "more entries than max_entries" : strerror(-ret));
+		return ret;
+	}
+	m->nr_cpus = (uint32_t)cpus;
+	m->has_nr_cpus = cpus > 0;
+	m->keys.data = keys;
+	m->keys.len = (size_t)nr * info->key_size;
+	m->values.data = values;
+	m->values.len = (size_t)(nr * stride);
+	return 0;
+}
+
+static int bpfmap_match(const struct fd_dump *f)
+{
+	return !strcmp(f->link, "anon_inode:bpf-map");
+}
+
+static int dump_map(struct fd_dump *f, FileEntry *e, int fd, BpfMapEntry *m)
+{
+	struct bpf_map_info info;
+	struct map_fdinfo fi = { 0, 0 };
+	int ret = map_info(fd, &info);
+	if (!ret)
+		ret = proc_each_line(f->fdinfo, map_fdinfo_line, &fi);
+	if (ret) {
+		pr_err("pid %d: fd %d: cannot read the BPF map: %s", f->pid, f->fd, strerror(-ret));
+		return ret;
+	}
+	const char *why = refusal(&info, e->flags);
+	if (why) {
+		pr_err("pid %d: fd %d: BPF map \"%s\" (type %u, flags %#x) %s: not supported", f->pid,
+		       f->fd, info.name, info.type, info.map_flags, why);
+		return -ENOTSUP;
+	}
+	if ((ret = note_map(f, info.id)) || (ret = fill_entry(f, fd, &info, m)))
+		return ret;
+	m->map_type = info.type;
+	m->key_size = info.key_size;
+	m->value_size = info.value_size;
+	m->max_entries = info.max_entries;
+	m->map_flags = info.map_flags;
+	m->name = arena_strdup(&f->fdump->a, info.name);
+	m->has_map_extra = info.map_extra != 0;
+	m->map_extra = info.map_extra;
+	m->frozen = fi.frozen != 0;
+	m->memlock = fi.memlock;
+	return m->name ? 0 : -ENOMEM;
+}
+
+static int bpfmap_dump(struct fd_dump *f, FileEntry *e)
+{
+	BpfMapEntry *m = arena_alloc(&f->fdump->a, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	bpf_map_entry__init(m);
+	int fd = files_getfd(f->pid, f->fd);
+	if (fd < 0) {
+		pr_err("pid %d: fd %d: BPF map: %s", f->pid, f->fd, strerror(-fd));
+		return fd;
+	}
+	int ret = dump_map(f, e, fd, m);
+	close(fd);
+	if (ret)
+		return ret;
+	e->type = FILE_TYPE__FILE_BPF_MAP;
+	e->bpf_map = m;
+	return 0;
+}
+
+/* ------------------------------ restore ------------------------------ */
+
+static int name_ok(const char *name)
+{
+	size_t n = strlen(name);
+	if (n >= BPF_OBJ_NAME_LEN)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+		      (name[i] >= '0' && name[i] <= '9') || name[i] == '_' || name[i] == '.'))
+			return 0;
+	return 1;
+}
+
+/* What is wrong with an image's map, or NULL. */
+static const char *entry_problem(const BpfMapEntry *m, int cpus)
+{
+	if (!type_supported(m->map_type))
+		return "a map type that is not restored";
+	if (!m->name || !name_ok(m->name))
+		return "a bad name";
+	if (!m->key_size || m->key_size > MAX_KEY_VALUE || !m->value_size ||
+	    m->value_size > MAX_KEY_VALUE || !m->max_entries)
+		return "bad key_size, value_size or max_entries";
+	if (m->map_flags & REFUSED_FLAGS)
+		return "flags that are not restored";
+	if ((m->map_flags & BPF_F_NUMA_NODE) && !single_node())
+		return "BPF_F_NUMA_NODE on a machine of several nodes";
+	if (type_percpu(m->map_type) ? m->nr_cpus != (uint32_t)cpus : m->nr_cpus != 0)
+		return "values for another number of CPUs than this machine's";
+	uint64_t stride = value_stride(m->value_size, m->nr_cpus);
+	if (m->keys.len % m->key_size || m->values.len != m->keys.len / m->key_size * stride ||
+	    m->keys.len / m->key_size > m->max_entries)
+		return "keys and values that do not match its sizes";
+	return NULL;
+}
+
+static int bpfmap_read(struct img_set *set, struct restore_files *rf, void **priv)
+{
+	(void)priv;
+	int cpus = -1;
+	for (size_t i = 0; i < rf->nr_files; i++) {
+		const FileEntry *e = rf->files[i];
+		if (e->type != FILE_TYPE__FILE_BPF_MAP)
+			continue;
+		if (cpus < 0 && (cpus = possible_cpus()) < 0)
+			return cpus;
+		const char *why = e->bpf_map ? entry_problem(e->bpf_map, cpus) : "no map";
+		if (why) {
+			pr_err("%s/files.img: file %u: BPF map with %s", img_set_dir(set), e->id, why);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int create_map(const FileEntry *e, const BpfMapEntry *m)
+{
+	union bpf_attr attr;
+	memset(&attr, 0, sizeof(attr));
+	attr.map_type = m->map_type;
+	attr.key_size = m->key_size;
+	attr.value_size = m->value_size;
+	attr.max_entries = m->max_entries;
+	attr.map_flags = m->map_flags;
+	attr.numa_node = 0; /* BPF_F_NUMA_NODE: the only node (checked) */
+	attr.map_extra = m->map_extra;
+	memcpy(attr.map_name, m->name, strlen(m->name));
+	int fd = sys_bpf(BPF_MAP_CREATE, &attr);
+	if (fd < 0) {
+		int err = errno;
+		pr_err("file %u: cannot create BPF map \"%s\": %s%s", e->id, m->name, strerror(err),
+		       err == EPERM ? " (needs CAP_BPF, or kernel.unprivileged_bpf_disabled=0)" : "");
+		return -err;
+	}
+	return fd;
+}
+
+static int fill_map(int fd, const FileEntry *e, const BpfMapEntry *m)
+{
+	uint64_t stride = value_stride(m->value_size, m->nr_cpus);
+	size_t nr = m->keys.len / m->key_size;
+	union bpf_attr attr;
+	for (size_t i = 0; i < nr; i++) {
+		memset(&attr, 0, sizeof(attr));
+		attr.map_fd = (uint32_t)fd;
+		attr.key = (uint64_t)(uintptr_t)(m->keys.data + i * m->key_size);
+		attr.value = (uint64_t)(uintptr_t)(m->values.data + i * stride);
+		/* Every slot of an array exists; a key twice in a hash is a
+		 * crafted image. */
+		attr.flags = type_array(m->map_type) ? BPF_ANY : BPF_NOEXIST;
+		if (sys_bpf(BPF_MAP_UPDATE_ELEM, &attr)) {
+			int err = errno;
+			pr_err("file %u: BPF map \"%s\": cannot put entry %zu back: %s", e->id, m->name, i,
+			       strerror(err));
+			return -err;
+		}
+	}
+	return 0;
+}
+
+/* The new map must cost what the old one did (same kernel accounting). */
+static int check_memlock(int fd, const FileEntry *e, const BpfMapEntry *m)
+{
+	char path[64];
+	struct map_fdinfo fi = { 0, 0 };
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	int ret = proc_each_line(path, map_fdinfo_line, &fi);
+	if (ret)
+		return ret;
+	if (fi.memlock != m->memlock) {
+		pr_err("file %u: BPF map \"%s\" comes back with memlock %llu, was %llu", e->id, m->name,
+		       (unsigned long long)fi.memlock, (unsigned long long)m->memlock);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int bpfmap_open(struct restore_files *rf, void *priv, const FileEntry *e)
+{
+	(void)rf;
+	(void)priv;
+	const BpfMapEntry *m = e->bpf_map;
+	int fd = create_map(e, m);
+	if (fd < 0)
+		return fd;
+	int ret = fill_map(fd, e, m);
+	if (!ret)
+		ret = check_memlock(fd, e, m);
+	if (!ret && m->frozen) {
+		union bpf_attr attr;
+		memset(&attr, 0, sizeof(attr));
+		attr.map_fd = (uint32_t)fd;
+		if (sys_bpf(BPF_MAP_FREEZE, &attr)) {
+			ret = -errno;
+			pr_err("file %u: cannot freeze BPF map \"%s\": %s", e->id, m->name, strerror(errno));
+		}
+	}
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+const struct file_kind bpfmap_kind = {
+	.name = "bpf-map",
+	.types = 1ULL << FILE_TYPE__FILE_BPF_MAP,
+	.match = bpfmap_match,
+	.dump = bpfmap_dump,
+	.read = bpfmap_read,
+	.open = bpfmap_open,
+};
