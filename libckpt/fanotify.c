@@ -37,8 +37,11 @@
 	(FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS |            \
 	 FAN_ENABLE_AUDIT | FAN_REPORT_PIDFD | FAN_REPORT_TID | FAN_REPORT_FID |             \
 	 FAN_REPORT_DIR_FID | FAN_REPORT_NAME | FAN_REPORT_TARGET_FID)
+/* The kernel adds its own O_LARGEFILE (0100000 on x86-64, where glibc's
+ * is 0) to event_f_flags on 64-bit. */
+#define KERNEL_O_LARGEFILE 0100000
 #define EVENT_FLAGS                                                                          \
-	(O_ACCMODE | O_LARGEFILE | O_CLOEXEC | O_APPEND | O_DSYNC | O_NOATIME | O_NONBLOCK | \
+	(O_ACCMODE | KERNEL_O_LARGEFILE | O_CLOEXEC | O_APPEND | O_DSYNC | O_NOATIME | O_NONBLOCK | \
 	 O_SYNC)
 
 struct fanotify_scan {
