@@ -133,8 +133,11 @@ static int inode_mark(struct fanotify_scan *s, const char *line)
 	}
 	int ret = fhandle_to_path(sdev, type, hex, bytes, path, sizeof(path));
 	if (ret) {
-		pr_err("pid %d: fd %d: fanotify mark on inode %lu: cannot find its path: %s", f->pid,
-		       f->fd, ino, strerror(-ret));
+		/* open_by_handle_at needs CAP_DAC_READ_SEARCH, which a
+		 * user's dump is not lent. */
+		pr_err("pid %d: fd %d: fanotify mark on inode %lu: cannot find its path: %s%s",
+		       f->pid, f->fd, ino, strerror(-ret),
+		       ret == -EPERM ? " (file handles need CAP_DAC_READ_SEARCH)" : "");
 		return ret;
 	}
 	return add_mark(s, path, 0, mflags, mask, ignored);

@@ -13,6 +13,7 @@
  *              directory (events on children), an ignored mask that
  *              survives modify, and a mount mark on /dev/shm; O_NONBLOCK
  *              set after fanotify_init
+ *   fanotify-fid  what a user may make: FID events, an inode mark
  *   bpf-queue, bpf-twice, fanotify-queued: refused (bad_dump_*): a queue
  *              map (reading pops), one map at two open files (fd 42 and
  *              one of BPF_MAP_GET_FD_BY_ID), an event not yet read; the
@@ -354,6 +355,34 @@ static void fanotify_check(void)
 	/* The ignored mask survived modify: no FAN_MODIFY of b above. */
 }
 
+/* What a user may make (FID events, no fd in them): an inode mark. */
+static void fanotify_fid_setup(void)
+{
+	test_path(path_a, "fan-fid");
+	make_file(path_a);
+	absolute(path_a);
+	int fd = fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_FID | FAN_NONBLOCK, O_RDONLY);
+	CHECK_SYS(fd >= 0, "fanotify_init");
+	move_fd(fd, FD);
+	CHECK_SYS(!fanotify_mark(FD, FAN_MARK_ADD, FAN_MODIFY | FAN_CLOSE_WRITE, AT_FDCWD, path_a),
+		  "mark");
+	fdinfo(FD, 0);
+}
+
+static void fanotify_fid_check(void)
+{
+	char buf[4096];
+	same_fdinfo(FD, 0);
+	int fd = open(path_a, O_WRONLY);
+	CHECK_SYS(fd >= 0 && write(fd, "x", 1) == 1, "write");
+	close(fd);
+	ssize_t n = read(FD, buf, sizeof(buf));
+	CHECK_SYS(n >= (ssize_t)sizeof(struct fanotify_event_metadata), "no event");
+	struct fanotify_event_metadata *m = (void *)buf;
+	CHECK(m->mask == (FAN_MODIFY | FAN_CLOSE_WRITE) && m->fd == FAN_NOFD,
+	      "event %#llx, fd %d", (unsigned long long)m->mask, m->fd);
+}
+
 /* ------------------------------ refusals ----------------------------- */
 
 static void bpf_queue_setup(void)
@@ -424,6 +453,7 @@ static const struct cr_case cases[] = {
 	{ "bpf-array", bpf_array_setup, bpf_array_check },
 	{ "bpf-hash", bpf_hash_setup, bpf_hash_check },
 	{ "fanotify", fanotify_setup, fanotify_check },
+	{ "fanotify-fid", fanotify_fid_setup, fanotify_fid_check },
 	{ "bpf-queue", bpf_queue_setup, bpf_queue_check },
 	{ "bpf-twice", bpf_twice_setup, bpf_twice_check },
 	{ "fanotify-queued", fanotify_queued_setup, fanotify_queued_check },

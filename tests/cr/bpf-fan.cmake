@@ -3,7 +3,7 @@
 # map whose contents cannot be read as they are, one map behind two open
 # files, and unread fanotify events are refused by name.
 cr_program(bpf-fan)
-foreach(k bpf-array bpf-hash fanotify)
+foreach(k bpf-array bpf-hash fanotify fanotify-fid)
 	string(REPLACE "-" "_" k_ ${k})
 	cr_case(cr_${k_} bpf-fan 60 -- ${k})
 endforeach()
@@ -13,7 +13,7 @@ cr_case(bad_dump_bpf_twice bpf-fan 60 --expect-dump-fail --expect-msg %p
 	--expect-msg "another open file" -- bpf-twice)
 cr_case(bad_dump_fanotify_queued bpf-fan 60 --expect-dump-fail --expect-msg %p --expect-msg 42
 	--expect-msg "unread events" -- fanotify-queued)
-foreach(k bpf-hash fanotify bpf-queue bpf-twice fanotify-queued)
+foreach(k bpf-hash fanotify fanotify-fid bpf-queue bpf-twice fanotify-queued)
 	string(REPLACE "-" "_" n ${k})
 	add_test(NAME selfcheck_bpf_fan_${n} COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
 		$<TARGET_FILE:cr-bpf-fan> ${k})
