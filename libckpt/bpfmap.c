@@ -19,7 +19,9 @@
  * capabilities lent to the worker effective, so the kernel alone decides.
  */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/bpf.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +54,21 @@ static int type_supported(uint32_t type)
 		return 1;
 	}
 	return 0;
+}
+
+/* The kernel's names (enum bpf_map_type), for refusals. */
+static const char *const type_names[] = {
+	"unspec", "hash", "array", "prog_array", "perf_event_array", "percpu_hash",
+	"percpu_array", "stack_trace", "cgroup_array", "lru_hash", "lru_percpu_hash",
+	"lpm_trie", "array_of_maps", "hash_of_maps", "devmap", "sockmap", "cpumap", "xskmap",
+	"sockhash", "cgroup_storage", "reuseport_sockarray", "percpu_cgroup_storage", "queue",
+	"stack", "sk_storage", "devmap_hash", "struct_ops", "ringbuf", "inode_storage",
+	"task_storage", "bloom_filter", "user_ringbuf", "cgrp_storage", "arena",
+};
+
+static const char *type_name(uint32_t type)
+{
+	return type < sizeof(type_names) / sizeof(type_names[0]) ? type_names[type] : "?";
 }
 
 static int type_percpu(uint32_t type)
@@ -277,6 +294,151 @@ static int fill_entry(struct fd_dump *f, int fd, const struct bpf_map_info *info
 	return 0;
 }
 
+/* --------------------- holders outside the tree ---------------------- */
+
+/* A map a program or a bpffs pin also holds would come back as a copy
+ * that they no longer see.  Programs are listed by id (BPF_PROG_GET_NEXT_ID
+ * needs CAP_SYS_ADMIN: a user's dump cannot list them, and a user cannot
+ * load a program that uses a map where unprivileged_bpf_disabled is set);
+ * pins are files of the bpf mounts of our mount namespace. */
+
+#define MAX_PROG_MAPS 64
+#define MAX_PIN_DEPTH 8
+
+static int seen_map(const struct seen_maps *s, uint32_t id, size_t *at)
+{
+	for (size_t i = 0; s && i < s->nr; i++)
+		if (s->ids[i] == id)
+			return *at = i, 1;
+	return 0;
+}
+
+/* A program's maps that are maps of the tree: -ENOTSUP after one line. */
+static int check_prog(const struct seen_maps *s, int fd, const char *where)
+{
+	uint32_t ids[MAX_PROG_MAPS];
+	struct bpf_prog_info info;
+	union bpf_attr attr;
+	size_t at;
+	memset(&info, 0, sizeof(info));
+	info.nr_map_ids = MAX_PROG_MAPS;
+	info.map_ids = (uint64_t)(uintptr_t)ids;
+	memset(&attr, 0, sizeof(attr));
+	attr.info.bpf_fd = (uint32_t)fd;
+	attr.info.info_len = sizeof(info);
+	attr.info.info = (uint64_t)(uintptr_t)&info;
+	if (sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &attr))
+		return 0; /* gone */
+	for (uint32_t i = 0; i < info.nr_map_ids && i < MAX_PROG_MAPS; i++)
+		if (seen_map(s, ids[i], &at)) {
+			pr_err("pid %d: fd %d: BPF map id %u is used by BPF program id %u \"%s\"%s: "
+			       "not supported", s->pids[at], s->fds[at], ids[i], info.id, info.name,
+			       where);
+			return -ENOTSUP;
+		}
+	return info.nr_map_ids > MAX_PROG_MAPS ? -E2BIG : 0;
+}
+
+static int check_progs(const struct seen_maps *s)
+{
+	union bpf_attr attr;
+	uint32_t id = 0;
+	for (;;) {
+		memset(&attr, 0, sizeof(attr));
+		attr.start_id = id;
+		if (sys_bpf(BPF_PROG_GET_NEXT_ID, &attr))
+			return errno == ENOENT || errno == EPERM ? 0 : -errno;
+		id = attr.next_id;
+		memset(&attr, 0, sizeof(attr));
+		attr.prog_id = id;
+		int fd = sys_bpf(BPF_PROG_GET_FD_BY_ID, &attr);
+		if (fd < 0)
+			continue; /* gone since */
+		int ret = check_prog(s, fd, "");
+		close(fd);
+		if (ret == -E2BIG)
+			pr_err("BPF program id %u uses over %d maps: cannot tell whether it uses "
+			       "a map of the tree", id, MAX_PROG_MAPS);
+		if (ret)
+			return ret;
+	}
+}
+
+/* One pinned object: a map of the tree, or a program that uses one. */
+static int check_pin(const struct seen_maps *s, const char *path)
+{
+	union bpf_attr attr;
+	char link[64], what[32];
+	size_t at;
+	memset(&attr, 0, sizeof(attr));
+	attr.pathname = (uint64_t)(uintptr_t)path;
+	int fd = sys_bpf(BPF_OBJ_GET, &attr);
+	if (fd < 0)
+		return 0; /* not ours to see, or not an object */
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, what, sizeof(what) - 1);
+	what[n > 0 ? n : 0] = '\0';
+	int ret = 0;
+	struct bpf_map_info info;
+	if (!strcmp(what, "anon_inode:bpf-map") && !map_info(fd, &info) && seen_map(s, info.id, &at)) {
+		pr_err("pid %d: fd %d: BPF map id %u is pinned at %s: not supported", s->pids[at],
+		       s->fds[at], info.id, path);
+		ret = -ENOTSUP;
+	} else if (!strcmp(what, "anon_inode:bpf-prog")) {
+		char where[PATH_MAX + 16];
+		snprintf(where, sizeof(where), " pinned at %s", path);
+		ret = check_prog(s, fd, where);
+		ret = ret == -E2BIG ? 0 : ret; /* check_progs says so */
+	}
+	close(fd);
+	return ret;
+}
+
+static int check_pins_in(const struct seen_maps *s, const char *dir, int depth)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int ret = 0;
+	if (!d)
+		return 0;
+	while (!ret && (de = readdir(d))) {
+		char path[PATH_MAX];
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= (int)sizeof(path))
+			continue;
+		if (de->d_type == DT_DIR && depth < MAX_PIN_DEPTH)
+			ret = check_pins_in(s, path, depth + 1);
+		else if (de->d_type == DT_REG)
+			ret = check_pin(s, path);
+	}
+	closedir(d);
+	return ret;
+}
+
+/* mountinfo: ... MOUNTPOINT ... - FSTYPE SOURCE OPTIONS */
+static int bpf_mount_line(char *line, void *arg)
+{
+	char point[PATH_MAX], type[16];
+	const char *dash = strstr(line, " - ");
+	if (!dash || sscanf(dash, " - %15s", type) != 1 || strcmp(type, "bpf") ||
+	    sscanf(line, "%*u %*u %*u:%*u %*s %4095s", point) != 1 || strchr(point, '\\'))
+		return 0;
+	return check_pins_in(arg, point, 0);
+}
+
+static int bpfmap_dump_tree(struct files_dump *fdump, void **priv)
+{
+	(void)fdump;
+	const struct seen_maps *s = *priv;
+	if (!s || !s->nr)
+		return 0;
+	int ret = check_progs(s);
+	if (!ret)
+		ret = proc_each_line("/proc/self/mountinfo", bpf_mount_line, (void *)s);
+	return ret < 0 ? ret : 0;
+}
+
 static int bpfmap_match(const struct fd_dump *f)
 {
 	return !strcmp(f->link, "anon_inode:bpf-map");
@@ -295,8 +457,8 @@ static int dump_map(struct fd_dump *f, FileEntry *e, int fd, BpfMapEntry *m)
 	}
 	const char *why = refusal(&info, e->flags);
 	if (why) {
-		pr_err("pid %d: fd %d: BPF map \"%s\" (type %u, flags %#x) %s: not supported", f->pid,
-		       f->fd, info.name, info.type, info.map_flags, why);
+		pr_err("pid %d: fd %d: BPF map \"%s\" (%s, flags %#x) %s: not supported", f->pid,
+		       f->fd, info.name, type_name(info.type), info.map_flags, why);
 		return -ENOTSUP;
 	}
 	if ((ret = note_map(f, info.id)) || (ret = fill_entry(f, fd, &info, m)))
@@ -484,6 +646,8 @@ const struct file_kind bpfmap_kind = {
 	.types = 1ULL << FILE_TYPE__FILE_BPF_MAP,
 	.match = bpfmap_match,
 	.dump = bpfmap_dump,
+	.dump_tree = bpfmap_dump_tree,
+	.check_tree = bpfmap_dump_tree, /* checks only, nothing kept */
 	.read = bpfmap_read,
 	.open = bpfmap_open,
 };

@@ -14,10 +14,11 @@
  *              survives modify, and a mount mark on /dev/shm; O_NONBLOCK
  *              set after fanotify_init
  *   fanotify-fid  what a user may make: FID events, an inode mark
- *   bpf-queue, bpf-twice, fanotify-queued: refused (bad_dump_*): a queue
- *              map (reading pops), one map at two open files (fd 42 and
- *              one of BPF_MAP_GET_FD_BY_ID), an event not yet read; the
- *              check then finds the state untouched.
+ *   bpf-queue, bpf-twice, bpf-pinned, bpf-prog, fanotify-queued: refused
+ *              (bad_dump_*): a queue map (reading pops), one map at two
+ *              open files (fd 42 and one of BPF_MAP_GET_FD_BY_ID), a map
+ *              pinned in a bpffs, a map a pinned program uses, an event
+ *              not yet read; the check then finds the state untouched.
  *
  * After the restore, each compares its fds' fdinfo with what it was
  * (but for ids the kernel gives anew) and checks that they still work.
@@ -33,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fanotify.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -432,6 +434,66 @@ static void bpf_twice_check(void)
 	CHECK_SYS(!map_op(BPF_MAP_LOOKUP_ELEM, FD + 1, &k, &got, 0) && got == 5, "not one map");
 }
 
+/* A bpffs of our own under the test directory, where `what` is pinned. */
+static char bpffs[PATH_MAX], pin[PATH_MAX + 8];
+
+static void pin_fd(int fd, const char *what)
+{
+	union bpf_attr a;
+	test_path(bpffs, "bpffs");
+	CHECK_SYS(!mkdir(bpffs, 0700) || errno == EEXIST, "mkdir");
+	CHECK_SYS(!mount("bpf", bpffs, "bpf", 0, NULL), "mount bpffs");
+	snprintf(pin, sizeof(pin), "%s/%s", bpffs, what);
+	memset(&a, 0, sizeof(a));
+	a.pathname = (uint64_t)(uintptr_t)pin;
+	a.bpf_fd = (uint32_t)fd;
+	CHECK_SYS(!sys_bpf(BPF_OBJ_PIN, &a), "BPF_OBJ_PIN");
+}
+
+static void unpin(void)
+{
+	CHECK_SYS(!unlink(pin), "unlink %s", pin);
+	CHECK_SYS(!umount2(bpffs, MNT_DETACH), "umount");
+}
+
+static void bpf_pinned_setup(void)
+{
+	move_fd(map_create(BPF_MAP_TYPE_HASH, 4, 4, 4, 0, "ckpt_pinned"), FD);
+	pin_fd(FD, "map");
+}
+
+/* A program that uses the map (loads its address, returns 0), pinned
+ * and closed: only bpffs holds it. */
+static void bpf_prog_setup(void)
+{
+	move_fd(map_create(BPF_MAP_TYPE_ARRAY, 4, 4, 4, 0, "ckpt_progmap"), FD);
+	struct bpf_insn insns[] = {
+		{ .code = BPF_LD | BPF_DW | BPF_IMM, .dst_reg = 1, .src_reg = BPF_PSEUDO_MAP_FD,
+		  .imm = FD },
+		{ .code = 0 },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	union bpf_attr a;
+	memset(&a, 0, sizeof(a));
+	a.prog_type = BPF_PROG_TYPE_SOCKET_FILTER;
+	a.insns = (uint64_t)(uintptr_t)insns;
+	a.insn_cnt = sizeof(insns) / sizeof(insns[0]);
+	a.license = (uint64_t)(uintptr_t)"GPL";
+	int fd = sys_bpf(BPF_PROG_LOAD, &a);
+	CHECK_SYS(fd >= 0, "BPF_PROG_LOAD");
+	pin_fd(fd, "prog");
+	close(fd);
+}
+
+static void bpf_held_check(void)
+{
+	uint32_t k = 1, v = 5, got = 0;
+	put(FD, &k, &v);
+	CHECK_SYS(!map_op(BPF_MAP_LOOKUP_ELEM, FD, &k, &got, 0) && got == 5, "the map");
+	unpin();
+}
+
 static void fanotify_queued_setup(void)
 {
 	test_path(path_a, "fan-q");
@@ -456,6 +518,8 @@ static const struct cr_case cases[] = {
 	{ "fanotify-fid", fanotify_fid_setup, fanotify_fid_check },
 	{ "bpf-queue", bpf_queue_setup, bpf_queue_check },
 	{ "bpf-twice", bpf_twice_setup, bpf_twice_check },
+	{ "bpf-pinned", bpf_pinned_setup, bpf_held_check },
+	{ "bpf-prog", bpf_prog_setup, bpf_held_check },
 	{ "fanotify-queued", fanotify_queued_setup, fanotify_queued_check },
 };
 

@@ -11,9 +11,15 @@ cr_case(bad_dump_bpf_queue bpf-fan 60 --expect-dump-fail --expect-msg %p --expec
 	--expect-msg "BPF map" -- bpf-queue)
 cr_case(bad_dump_bpf_twice bpf-fan 60 --expect-dump-fail --expect-msg %p
 	--expect-msg "another open file" -- bpf-twice)
+# A map that a bpffs pin or a program also holds (the copy restored would
+# not be theirs).
+cr_case(bad_dump_bpf_pinned bpf-fan 60 --expect-dump-fail --expect-msg %p --expect-msg 42
+	--expect-msg "pinned at" -- bpf-pinned)
+cr_case(bad_dump_bpf_prog bpf-fan 60 --expect-dump-fail --expect-msg %p --expect-msg 42
+	--expect-msg "used by BPF program" -- bpf-prog)
 cr_case(bad_dump_fanotify_queued bpf-fan 60 --expect-dump-fail --expect-msg %p --expect-msg 42
 	--expect-msg "unread events" -- fanotify-queued)
-foreach(k bpf-hash fanotify fanotify-fid bpf-queue bpf-twice fanotify-queued)
+foreach(k bpf-hash fanotify fanotify-fid bpf-queue bpf-twice bpf-pinned bpf-prog fanotify-queued)
 	string(REPLACE "-" "_" n ${k})
 	add_test(NAME selfcheck_bpf_fan_${n} COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
 		$<TARGET_FILE:cr-bpf-fan> ${k})
