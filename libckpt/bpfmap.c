@@ -634,6 +634,8 @@ static int bpfmap_open(struct restore_files *rf, void *priv, const FileEntry *e)
 			pr_err("file %u: cannot freeze BPF map \"%s\": %s", e->id, m->name, strerror(errno));
 		}
 	}
+	if (!ret && fcntl(fd, F_SETFL, e->flags & (O_NONBLOCK | O_ASYNC)) < 0)
+		ret = -errno;
 	if (ret) {
 		close(fd);
 		return ret;
