@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -300,7 +301,8 @@ static int fill_entry(struct fd_dump *f, int fd, const struct bpf_map_info *info
  * that they no longer see.  Programs are listed by id (BPF_PROG_GET_NEXT_ID
  * needs CAP_SYS_ADMIN: a user's dump cannot list them, and a user cannot
  * load a program that uses a map where unprivileged_bpf_disabled is set);
- * pins are files of the bpf mounts of our mount namespace. */
+ * pins are files of the bpf mounts of our mount namespace and of the
+ * tree's. */
 
 #define MAX_PROG_MAPS 64
 #define MAX_PIN_DEPTH 8
@@ -416,26 +418,64 @@ static int check_pins_in(const struct seen_maps *s, const char *dir, int depth)
 	return ret;
 }
 
+struct pin_scan {
+	const struct seen_maps *s;
+	const char *root; /* "" (ours), or /proc/PID/root */
+};
+
 /* mountinfo: ... MOUNTPOINT ... - FSTYPE SOURCE OPTIONS */
 static int bpf_mount_line(char *line, void *arg)
 {
-	char point[PATH_MAX], type[16];
+	const struct pin_scan *p = arg;
+	char point[PATH_MAX], path[PATH_MAX], type[16];
 	const char *dash = strstr(line, " - ");
 	if (!dash || sscanf(dash, " - %15s", type) != 1 || strcmp(type, "bpf") ||
 	    sscanf(line, "%*u %*u %*u:%*u %*s %4095s", point) != 1 || strchr(point, '\\'))
 		return 0;
-	return check_pins_in(arg, point, 0);
+	if (snprintf(path, sizeof(path), "%s%s", p->root, point) >= (int)sizeof(path))
+		return 0;
+	return check_pins_in(p->s, path, 0);
+}
+
+/* The bpf mounts of our mount namespace, then of each other one a task of
+ * the tree is in (through /proc/PID/root, which walks its mounts). */
+static int check_pins(const struct seen_maps *s, const struct frozen_tree *tree)
+{
+	struct pin_scan p = { s, "" };
+	struct stat self, ns;
+	ino_t seen[16];
+	size_t nr_seen = 0;
+	int ret = proc_each_line("/proc/self/mountinfo", bpf_mount_line, &p);
+	if (ret || stat("/proc/self/ns/mnt", &self))
+		return ret;
+	for (int i = 0; !ret && tree && i < tree->nr_tasks; i++) {
+		char path[64], root[64];
+		pid_t pid = tree->tasks[i].pid;
+		size_t k = 0;
+		snprintf(path, sizeof(path), "/proc/%d/ns/mnt", pid);
+		if (tree->tasks[i].zombie || stat(path, &ns) || ns.st_ino == self.st_ino)
+			continue;
+		while (k < nr_seen && seen[k] != ns.st_ino)
+			k++;
+		if (k < nr_seen || nr_seen == sizeof(seen) / sizeof(seen[0]))
+			continue;
+		seen[nr_seen++] = ns.st_ino;
+		snprintf(root, sizeof(root), "/proc/%d/root", pid);
+		snprintf(path, sizeof(path), "/proc/%d/mountinfo", pid);
+		p.root = root;
+		ret = proc_each_line(path, bpf_mount_line, &p);
+	}
+	return ret;
 }
 
 static int bpfmap_dump_tree(struct files_dump *fdump, void **priv)
 {
-	(void)fdump;
 	const struct seen_maps *s = *priv;
 	if (!s || !s->nr)
 		return 0;
 	int ret = check_progs(s);
 	if (!ret)
-		ret = proc_each_line("/proc/self/mountinfo", bpf_mount_line, (void *)s);
+		ret = check_pins(s, fdump->tree);
 	return ret < 0 ? ret : 0;
 }
 

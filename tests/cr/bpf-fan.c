@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <linux/bpf.h>
 #include <signal.h>
 #include <stdio.h>
@@ -442,6 +443,10 @@ static void pin_fd(int fd, const char *what)
 	union bpf_attr a;
 	test_path(bpffs, "bpffs");
 	CHECK_SYS(!mkdir(bpffs, 0700) || errno == EEXIST, "mkdir");
+	/* In a mount namespace of ours: the mount goes with the process,
+	 * however the case ends (the dump looks there too). */
+	CHECK_SYS(!unshare(CLONE_NEWNS), "unshare");
+	CHECK_SYS(!mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "private /");
 	CHECK_SYS(!mount("bpf", bpffs, "bpf", 0, NULL), "mount bpffs");
 	snprintf(pin, sizeof(pin), "%s/%s", bpffs, what);
 	memset(&a, 0, sizeof(a));
