@@ -132,10 +132,18 @@ extern const struct file_kind tty_kind; /* tty.c */
 extern const struct file_kind pidfd_kind; /* pidfd.c */
 extern const struct file_kind ghost_node_kind; /* ghost-node.c */
 extern const struct file_kind procfile_kind; /* procfile.c */
+extern const struct file_kind bpfmap_kind, fanotify_kind; /* bpfmap.c, fanotify.c */
 
 /* A duplicate of fd `fd` of `pid` in the dumper (pidfd_getfd; the task
  * must be traced by us or we are root).  -errno on failure. */
 int files_getfd(pid_t pid, int fd);
+
+/* inotify.c: the path of the inode behind a file handle as fdinfo shows
+ * it (sdev in the kernel's dev_t encoding, hex bytes of the handle), through
+ * a mount of that filesystem in our mount namespace.  -ENOENT when the
+ * inode has no path (removed). */
+int fhandle_to_path(unsigned long sdev, int type, const char *hex, unsigned bytes, char *path,
+		    size_t len);
 
 /* Dump: `fd`, the dumper's own, is an fd in flight on socket:[sk_ino]
  * (a MSG_PEEK of its queue installed it here).  files.c takes it: once

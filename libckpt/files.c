@@ -32,6 +32,8 @@ static const struct file_kind *const file_kinds[] = {
 	&timerfd_kind,
 	&epoll_kind,
 	&inotify_kind,
+	&fanotify_kind,
+	&bpfmap_kind,
 	&memfd_kind, /* before ghost and regfile: a memfd has a path too */
 	&procfile_kind, /* before ghost, ghost_node and regfile: /proc/PID of the tree */
 	&ghost_kind, /* before regfile: unlinked files */

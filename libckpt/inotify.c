@@ -61,8 +61,9 @@ static int hex_to_bytes(const char *hex, unsigned char *out, size_t n)
 	return 0;
 }
 
-/* The path of the inode behind a file handle, on filesystem `sdev`. */
-static int handle_to_path(unsigned long sdev, int type, const char *hex, unsigned bytes,
+/* The path of the inode behind a file handle, on filesystem `sdev`
+ * (file-kinds.h; fanotify.c's inode marks too). */
+int fhandle_to_path(unsigned long sdev, int type, const char *hex, unsigned bytes,
 			  char *path, size_t len)
 {
 	struct mount_find m = { .maj = KDEV_MAJOR(sdev), .min = KDEV_MINOR(sdev) };
@@ -150,7 +151,7 @@ static int inotify_line(char *line, void *arg)
 		pr_err("pid %d: fd %d: unexpected inotify line \"%s\"", f->pid, f->fd, line);
 		return -EINVAL;
 	}
-	int ret = handle_to_path(sdev, type, hex, bytes, path, sizeof(path));
+	int ret = fhandle_to_path(sdev, type, hex, bytes, path, sizeof(path));
 	if (ret) {
 		pr_err("pid %d: fd %d: inotify watch %u on inode %lu: cannot find its path: %s",
 		       f->pid, f->fd, wd, ino, strerror(-ret));
