@@ -25,6 +25,7 @@
 
 #include "ghost.h"
 #include "log.h"
+#include "tty.h"
 
 #define DELETED " (deleted)"
 
@@ -198,7 +199,8 @@ int ghost_node_of(const FileEntry *e, struct ghost_node *n)
 static int node_match(const struct fd_dump *f)
 {
 	mode_t m = f->st->st_mode;
-	return f->link[0] == '/' && f->st->st_nlink == 0 && (S_ISDIR(m) || S_ISCHR(m) || S_ISBLK(m));
+	return f->link[0] == '/' && f->st->st_nlink == 0 && (S_ISDIR(m) || S_ISCHR(m) || S_ISBLK(m)) &&
+	       !tty_dead_slave(f);
 }
 
 static int node_dump(struct fd_dump *f, FileEntry *e)
