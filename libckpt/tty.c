@@ -302,6 +302,24 @@ static TtyEntry *master_of(struct tty_dump *d, uint32_t index)
 	return NULL;
 }
 
+/* A slave of a live pair is restored as a new open of it: one that was
+ * hung up alone (vhangup, TIOCVHANGUP: its termios ioctls fail with EIO)
+ * could not be made so again without CAP_SYS_ADMIN. */
+static int check_live_slave(const struct tty_seen *s)
+{
+	struct termios tio;
+	int fd = files_getfd(s->pid, s->fd);
+	if (fd < 0)
+		return fd;
+	int ret = tcgetattr(fd, &tio) ? -errno : 0;
+	close(fd);
+	if (ret == -EIO)
+		pr_err("pid %d: fd %d: %s (pty %u): a slave hung up while its pty lives "
+		       "(vhangup) is not supported",
+		       s->pid, s->fd, s->e->path, s->e->tty->index);
+	return ret == -EIO ? -ENOTSUP : ret;
+}
+
 /* Slaves whose master is in the tree stay ptys; the others are the job's
  * terminal, which needs --shell-job (and one terminal at most). */
 static int resolve_slaves(struct files_dump *c, struct tty_dump *d)
@@ -310,8 +328,14 @@ static int resolve_slaves(struct files_dump *c, struct tty_dump *d)
 	for (size_t i = 0; i < d->nr; i++) {
 		const struct tty_seen *s = &d->v[i];
 		TtyEntry *t = s->e->tty;
-		if (t->kind == TTY_KIND__TTY_PTY_SLAVE && (t->dead || master_of(d, t->index)))
+		if (t->kind == TTY_KIND__TTY_PTY_SLAVE && t->dead)
 			continue;
+		if (t->kind == TTY_KIND__TTY_PTY_SLAVE && master_of(d, t->index)) {
+			int ret = check_live_slave(s);
+			if (ret)
+				return ret;
+			continue;
+		}
 		if (t->kind != TTY_KIND__TTY_PTY_SLAVE && t->kind != TTY_KIND__TTY_EXTERNAL)
 			continue;
 		t->kind = TTY_KIND__TTY_EXTERNAL;

@@ -3,13 +3,15 @@
  * they have not read, and the slaves of a pair whose master is closed.
  *
  * The canonical pair keeps the pty's default termios (ICANON, ECHO,
- * ICRNL, IEXTEN, ISIG): its master writes complete lines (one whose "\r"
- * ICRNL made "\n", one ended by VEOF, an empty VEOF line, one with a "\n"
- * quoted by VLNEXT inside), then a line not finished whose last byte is
- * erased.  What the slave echoed is read before the checkpoint: after it,
- * the master must have nothing (the engine's own echoes must not show)
- * and each read of the slave returns one line as before, then nothing
- * (the unfinished line is no line yet, and can still be erased into).
+ * ICRNL, IEXTEN, ISIG, IXON) and "!" as VEOL: its master writes complete
+ * lines (one whose "\r" ICRNL made "\n", one ended by VEOF, an empty VEOF
+ * line, one with a "\n" quoted by VLNEXT inside, one ended by VEOL), then
+ * a line not finished whose last byte is erased.  What the slave echoed
+ * is read before the checkpoint, and the master is in packet mode while
+ * frozen: after it, the master must have nothing, not even a status (the
+ * engine's own echoes and termios changes must not show), and each read
+ * of the slave returns one line as before, then nothing (the unfinished
+ * line is no line yet, and can still be erased into).
  * The raw pair holds bytes of every value, ECHO off.
  */
 #include "crlib.h"
@@ -34,8 +36,9 @@ static const char canon_in[] = "one\n"
 			       "eof\004"
 			       "\004"
 			       "lit\026\neral\n"
+			       "bang!"
 			       "partix\177";
-static const char *const canon_lines[] = { "one\n", "cr\n", "eof", "", "lit\neral\n" };
+static const char *const canon_lines[] = { "one\n", "cr\n", "eof", "", "lit\neral\n", "bang!" };
 #define NR_LINES (sizeof(canon_lines) / sizeof(canon_lines[0]))
 
 static int canon_m = -1, canon_s, raw_m = -1, raw_s;
@@ -81,13 +84,29 @@ static void extproc_setup(void)
 	CHECK_SYS(write_full(m, "x\n", 2) == 2, "write to the master");
 }
 
+/* A slave hung up alone (TIOCVHANGUP needs CAP_SYS_ADMIN: root only). */
+static void vhangup_setup(void)
+{
+	int s;
+	pair(&s);
+	CHECK_SYS(ioctl(s, TIOCVHANGUP) == 0, "TIOCVHANGUP (as root)");
+}
+
 void input_setup(const char *variant)
 {
 	if (!strcmp(variant, "pty-extproc")) {
 		extproc_setup();
 		return;
 	}
+	if (!strcmp(variant, "pty-vhangup")) {
+		vhangup_setup();
+		return;
+	}
+	int one = 1;
 	canon_m = pair(&canon_s);
+	CHECK_SYS(tcgetattr(canon_s, &canon_tio) == 0, "tcgetattr");
+	canon_tio.c_cc[VEOL] = '!';
+	CHECK_SYS(tcsetattr(canon_s, TCSANOW, &canon_tio) == 0, "tcsetattr");
 	CHECK_SYS(tcgetattr(canon_s, &canon_tio) == 0, "tcgetattr");
 	CHECK(canon_tio.c_lflag & ICANON && canon_tio.c_lflag & ECHO &&
 		      canon_tio.c_iflag & ICRNL && canon_tio.c_cc[VERASE] == 0177,
@@ -95,6 +114,7 @@ void input_setup(const char *variant)
 	CHECK_SYS(write_full(canon_m, canon_in, sizeof(canon_in) - 1) == sizeof(canon_in) - 1,
 		  "write to the master");
 	CHECK(drain(canon_m, 200) > 0, "the slave echoed nothing");
+	CHECK_SYS(ioctl(canon_m, TIOCPKT, &one) == 0, "TIOCPKT");
 	raw_m = pair(&raw_s);
 	CHECK_SYS(tcgetattr(raw_s, &raw_tio) == 0, "tcgetattr");
 	cfmakeraw(&raw_tio);
@@ -129,8 +149,13 @@ static ssize_t read_slave(int s, char *buf, size_t len)
 static void check_canon(void)
 {
 	char buf[4096];
+	int pkt = 0, off = 0;
 	same_termios(canon_s, &canon_tio, "the canonical pair");
-	CHECK(drain(canon_m, 200) == 0, "the canonical pair's master has bytes after the restore");
+	struct pollfd pm = { canon_m, POLLIN | POLLPRI, 0 };
+	CHECK(poll(&pm, 1, 200) == 0, "the canonical pair's master has bytes or a status (%#x)",
+	      pm.revents);
+	CHECK_SYS(ioctl(canon_m, TIOCGPKT, &pkt) == 0 && pkt, "packet mode lost");
+	CHECK_SYS(ioctl(canon_m, TIOCPKT, &off) == 0, "TIOCPKT");
 	for (size_t i = 0; i < NR_LINES; i++) {
 		ssize_t k = read_slave(canon_s, buf, sizeof(buf));
 		CHECK((size_t)k == strlen(canon_lines[i]) && !memcmp(buf, canon_lines[i], (size_t)k),

@@ -24,6 +24,8 @@
  *   cr-tty pty-dead  the same with the slaves of a pair whose master is
  *                    closed (hung up, node removed): they must come back so.
  *   cr-tty pty-extproc  input not read in EXTPROC mode: refused ("EXTPROC").
+ *   cr-tty pty-vhangup  a slave hung up alone (TIOCVHANGUP, root only):
+ *                    refused ("vhangup").
  *   cr-tty pty-outside the same with the slave also open in a process
  *                    outside the tree: the dump must refuse it.
  *   cr-tty shell-job run by `cr-run --on-pty`: stdio on a terminal that a
@@ -325,7 +327,8 @@ static void pty_mode(const char *variant)
 	ask(master, "ping 2\n", "pong 2");
 	if (!strcmp(variant, "pty-queued"))
 		queue_on_slave(slave);
-	if (!strncmp(variant, "pty-input", 9) || !strcmp(variant, "pty-extproc"))
+	if (!strncmp(variant, "pty-input", 9) || !strcmp(variant, "pty-extproc") ||
+	    !strcmp(variant, "pty-vhangup"))
 		input_setup(variant);
 	if (!strcmp(variant, "pty-dead"))
 		dead_setup();
