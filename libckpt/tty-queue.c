@@ -219,8 +219,12 @@ static int read_raw(int m, int s, const struct termios *tio, struct tty_input *i
 	return r;
 }
 
-/* What a dump refuses before it takes anything: 0 or -ENOTSUP, *why. */
-static int input_refusal(int s, const struct termios *tio, const char **why)
+/* What a dump refuses before it takes anything: 0 or -ENOTSUP, *why.
+ * The slave cannot write (no POLLOUT) when its output is stopped, or when
+ * the master's buffers are full (4 KiB in its line discipline, then 8 in
+ * flight): `full` says they may be.  Stopped, neither the output we read
+ * nor the echo of the input we put back could come back. */
+static int input_refusal(int s, const struct termios *tio, int full, const char **why)
 {
 	int queued = 0;
 	struct pollfd pfd = { s, POLLOUT, 0 };
@@ -230,19 +234,30 @@ static int input_refusal(int s, const struct termios *tio, const char **why)
 		*why = "input not read by its slave in EXTPROC mode is not supported";
 	else if (queued >= TTY_INPUT_MAX)
 		*why = "its slave's input buffer is full: not supported";
-	else if (poll(&pfd, 1, 0) == 1 && !(pfd.revents & POLLOUT))
+	else if (!full && poll(&pfd, 1, 0) >= 0 && !(pfd.revents & POLLOUT))
 		*why = "its output is stopped (XOFF): its unread input cannot be kept";
 	else
 		return 0;
 	return -ENOTSUP;
 }
 
-int tty_queue_check_input(int s, const char **why)
+/* The master's line discipline is full: the slave may be unable to
+ * write for that alone. */
+static int master_full(int m)
+{
+	int out = ready_bytes(m);
+	return out < 0 ? out : out >= TTY_INPUT_MAX;
+}
+
+int tty_queue_check_input(int m, int s, const char **why)
 {
 	struct termios tio;
+	int full = master_full(m);
+	if (full < 0)
+		return full;
 	if (tcgetattr(s, &tio))
 		return -errno;
-	return input_refusal(s, &tio, why);
+	return input_refusal(s, &tio, full, why);
 }
 
 /* Bytes of the master that are there within 2 s, up to n, dropped. */
@@ -373,10 +388,10 @@ static int put_input(int m, const struct tty_input *in)
 static int take_input(int m, struct tty_input *in)
 {
 	struct termios tio;
-	int s = open_peer(m), ret;
-	if (s < 0)
-		return s;
-	if (tcgetattr(m, &tio) || (ret = input_refusal(s, &tio, &in->refused))) {
+	int full = master_full(m), s, ret;
+	if (full < 0 || (s = open_peer(m)) < 0)
+		return full < 0 ? full : s;
+	if (tcgetattr(m, &tio) || (ret = input_refusal(s, &tio, full, &in->refused))) {
 		ret = in->refused ? -ENOTSUP : -errno;
 		close(s);
 		return ret;
@@ -420,23 +435,22 @@ static int without_packet(int m, int (*fn)(int, struct queues *), struct queues 
 	return ret;
 }
 
-/* Output first (our echoes then come back on an empty master queue),
- * input, output again (what the slave echoed of input that was still
- * on its way), then everything back, input first.  Whatever fails, what
- * was read is written back. */
+/* Input first (refused before anything is read when it cannot be
+ * kept), then output (with what the slave echoed of input that was still
+ * on its way), then both back, input first: our echoes come back on an
+ * empty master queue.  Whatever fails, what was read is written back. */
 static int take(int m, struct queues *q)
 {
-	int ret = drain(m, q->out), put_ret = 0;
-	if (!ret && q->with_input) {
-		ret = take_input(m, q->in);
-		int r = drain(m, q->out);
-		ret = ret ? ret : r;
-	}
+	int ret = q->with_input ? take_input(m, q->in) : 0, put_ret = 0;
+	if (ret && !q->in->len && !q->in->nr_lines)
+		return ret; /* nothing read */
+	int r = drain(m, q->out);
+	ret = ret ? ret : r;
 	if (q->in->len || q->in->nr_lines)
 		put_ret = put_input(m, q->in);
 	if (q->out->len) {
-		int r = write_raw(m, q->out->data, q->out->len);
-		put_ret = put_ret ? put_ret : r;
+		int w = write_raw(m, q->out->data, q->out->len);
+		put_ret = put_ret ? put_ret : w;
 	}
 	if (put_ret) {
 		/* The tree must not lose them: say so loudly. */

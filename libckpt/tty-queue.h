@@ -43,9 +43,9 @@ int tty_queue_status_pending(int m);
  * (tty_queue_free) either way. */
 int tty_queue_take(int m, int with_input, struct tty_queue *out, struct tty_input *in);
 
-/* Check only: the refusals of tty_queue_take's input, read through the
- * tree's slave s, nothing taken.  0, or -ENOTSUP with *why set. */
-int tty_queue_check_input(int s, const char **why);
+/* Check only: the refusals of tty_queue_take's input, seen through the
+ * tree's master m and slave s, nothing taken.  0, or -ENOTSUP, *why set. */
+int tty_queue_check_input(int m, int s, const char **why);
 
 void tty_queue_free(struct tty_queue *out, struct tty_input *in);
 

@@ -509,15 +509,19 @@ static int keep_queues(struct arena *a, TtyEntry *t, const struct tty_queue *out
 	return in->len || in->nr_lines ? keep_input(a, t, in) : 0;
 }
 
-/* A check: the refusals alone, through the tree's slave (nothing read). */
-static int check_queues(const struct tty_seen *ss, uint32_t index)
+/* A check: the refusals alone, through the tree's fds (nothing read). */
+static int check_queues(const struct tty_seen *ms, const struct tty_seen *ss, uint32_t index)
 {
 	const char *why = NULL;
-	int s = files_getfd(ss->pid, ss->fd);
-	if (s < 0)
-		return s;
-	int ret = tty_queue_check_input(s, &why);
-	close(s);
+	int s = files_getfd(ss->pid, ss->fd), m = files_getfd(ms->pid, ms->fd), ret;
+	if (s < 0 || m < 0)
+		ret = s < 0 ? s : m;
+	else
+		ret = tty_queue_check_input(m, s, &why);
+	if (s >= 0)
+		close(s);
+	if (m >= 0)
+		close(m);
 	if (ret)
 		pr_err("pid %d: fd %d: %s (pty %u): %s", ss->pid, ss->fd, ss->e->path, index,
 		       why ? why : strerror(-ret));
@@ -535,7 +539,7 @@ static int save_queues(struct files_dump *c, struct tty_dump *d, const struct tt
 	struct tty_queue out;
 	struct tty_input in;
 	if (!c->set)
-		return ss ? check_queues(ss, t->index) : 0;
+		return ss ? check_queues(ms, ss, t->index) : 0;
 	int m = files_getfd(ms->pid, ms->fd), ret;
 	if (m < 0)
 		return m;

@@ -163,6 +163,12 @@ start input "$TTY" pty-input
 check "$PID" input 0
 kill -TERM "$PID"
 wait "$PID" || fail "cr-tty pty-input's own check after check-only: $(cat "$T/input/log")"
+# 9000 bytes of output its master has not read: the slave cannot write
+# more, which is no stopped output.
+start queued "$TTY" pty-queued
+check "$PID" queued 0
+kill -TERM "$PID"
+wait "$PID" || fail "cr-tty pty-queued's own check after check-only: $(cat "$T/queued/log")"
 start extproc "$TTY" pty-extproc
 check "$PID" extproc 1
 grep -q "pid $PID: fd [0-9]*: .*EXTPROC" "$T/extproc.err" || fail "EXTPROC refusal: $(cat "$T/extproc.err")"

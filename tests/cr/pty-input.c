@@ -92,8 +92,20 @@ static void vhangup_setup(void)
 	CHECK_SYS(ioctl(s, TIOCVHANGUP) == 0, "TIOCVHANGUP (as root)");
 }
 
+/* Output stopped by the XOFF its master wrote (IXON), a line of input. */
+static void stopped_setup(void)
+{
+	int s, m = pair(&s);
+	(void)s;
+	CHECK_SYS(write_full(m, "\023x\n", 3) == 3, "write to the master");
+}
+
 void input_setup(const char *variant)
 {
+	if (!strcmp(variant, "pty-stopped")) {
+		stopped_setup();
+		return;
+	}
 	if (!strcmp(variant, "pty-extproc")) {
 		extproc_setup();
 		return;

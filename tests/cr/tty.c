@@ -24,6 +24,8 @@
  *   cr-tty pty-dead  the same with the slaves of a pair whose master is
  *                    closed (hung up, node removed): they must come back so.
  *   cr-tty pty-extproc  input not read in EXTPROC mode: refused ("EXTPROC").
+ *   cr-tty pty-stopped  input not read while output is stopped (XOFF): its
+ *                    echo could not come back: refused ("stopped").
  *   cr-tty pty-vhangup  a slave hung up alone (TIOCVHANGUP, root only):
  *                    refused ("vhangup").
  *   cr-tty pty-outside the same with the slave also open in a process
@@ -328,7 +330,7 @@ static void pty_mode(const char *variant)
 	if (!strcmp(variant, "pty-queued"))
 		queue_on_slave(slave);
 	if (!strncmp(variant, "pty-input", 9) || !strcmp(variant, "pty-extproc") ||
-	    !strcmp(variant, "pty-vhangup"))
+	    !strcmp(variant, "pty-vhangup") || !strcmp(variant, "pty-stopped"))
 		input_setup(variant);
 	if (!strcmp(variant, "pty-dead"))
 		dead_setup();

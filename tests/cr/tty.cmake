@@ -35,6 +35,8 @@ endforeach()
 # a slave that a process outside the tree has open.
 cr_case(bad_dump_tty_extproc tty 60 --expect-dump-fail --expect-msg %p --expect-msg "EXTPROC"
 	-- pty-extproc)
+cr_case(bad_dump_tty_stopped tty 60 --expect-dump-fail --expect-msg %p --expect-msg "stopped"
+	-- pty-stopped)
 cr_case(bad_dump_tty_vhangup tty 60 --expect-dump-fail --expect-msg %p --expect-msg "vhangup"
 	-- pty-vhangup)
 cr_case(bad_dump_tty_outside tty 60 --expect-dump-fail --expect-msg "outside the dumped tree"
