@@ -30,6 +30,9 @@
  * in EXTPROC mode, a full line discipline, input while output is stopped
  * (its echo could not come back).
  *
+ * The end of this file moves both between these buffers and the master's
+ * tty_entry (tty.c hands it over): kept at dump, checked at load.
+ *
  * Packet mode is off while we read and write: a packet-mode read starts
  * with a status byte, and our termios changes would queue a status in
  * packet mode (flow control chars, EXTPROC).  A status already pending
@@ -45,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arena.h"
 #include "log.h"
 #include "tty-queue.h"
 
@@ -506,4 +510,103 @@ int tty_queue_put(int m, const struct tty_input *in, const uint8_t *out, size_t 
 	if (!len && (!in || (!in->len && !in->nr_lines)))
 		return 0;
 	return without_packet(m, put, &q);
+}
+
+/* ------------------------- the image entry -------------------------- */
+
+static int keep_input(struct arena *a, TtyEntry *t, const struct tty_input *in)
+{
+	uint8_t *copy = arena_alloc(a, in->len + 1);
+	size_t start = 0;
+	if (!copy || !(t->input_lines = arena_alloc(a, (in->nr_lines + 1) * sizeof(*t->input_lines))))
+		return -ENOMEM;
+	memcpy(copy, in->data, in->len);
+	for (size_t l = 0; l < in->nr_lines; l++) {
+		t->input_lines[l] = (ProtobufCBinaryData){ in->ends[l] - start, copy + start };
+		start = in->ends[l];
+	}
+	t->n_input_lines = in->nr_lines;
+	t->has_input_tail = in->len > start;
+	t->input_tail = (ProtobufCBinaryData){ in->len - start, copy + start };
+	return 0;
+}
+
+static int keep_queues(struct arena *a, TtyEntry *t, const struct tty_queue *out,
+		       const struct tty_input *in)
+{
+	if (out->len) {
+		uint8_t *copy = arena_alloc(a, out->len);
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, out->data, out->len);
+		t->has_queued = 1;
+		t->queued = (ProtobufCBinaryData){ out->len, copy };
+	}
+	if (in->len || in->nr_lines)
+		pr_debug("pty %u: %zu output bytes, %zu input lines and %zu bytes not read yet",
+			 t->index, out->len, in->nr_lines, in->len);
+	return in->len || in->nr_lines ? keep_input(a, t, in) : 0;
+}
+
+int tty_queue_save(struct arena *a, int m, int with_input, TtyEntry *t, const char **why)
+{
+	struct tty_queue out;
+	struct tty_input in;
+	int ret = tty_queue_take(m, with_input, &out, &in);
+	*why = ret ? in.refused : NULL;
+	if (!ret)
+		ret = keep_queues(a, t, &out, &in);
+	tty_queue_free(&out, &in);
+	return ret;
+}
+
+/* Input as a dump of ours gives it: what a line discipline holds, lines
+ * only in canonical mode, none in EXTPROC mode. */
+int tty_queue_valid(const TtyEntry *t)
+{
+	size_t total = t->has_input_tail ? t->input_tail.len : 0;
+	if (!t->n_input_lines && !t->has_input_tail)
+		return 1;
+	if (!t->termios || (t->termios->lflag & EXTPROC) ||
+	    (t->n_input_lines && !(t->termios->lflag & ICANON)) ||
+	    t->n_input_lines > TTY_INPUT_MAX)
+		return 0;
+	for (size_t i = 0; i < t->n_input_lines; i++)
+		total += t->input_lines[i].len;
+	return total <= TTY_INPUT_MAX;
+}
+
+int tty_queue_restore(int m, const TtyEntry *t)
+{
+	struct tty_input in = { NULL, 0, NULL, 0, NULL };
+	size_t *ends = NULL;
+	uint8_t *data = NULL;
+	int ret = -ENOMEM;
+	if (t->n_input_lines || t->has_input_tail) {
+		ends = calloc(t->n_input_lines + 1, sizeof(*ends));
+		data = malloc(TTY_INPUT_MAX + 1);
+		if (!ends || !data)
+			goto out;
+		for (size_t i = 0; i < t->n_input_lines; i++) {
+			memcpy(data + in.len, t->input_lines[i].data, t->input_lines[i].len);
+			in.len += t->input_lines[i].len;
+			ends[in.nr_lines++] = in.len;
+		}
+		if (t->has_input_tail) {
+			memcpy(data + in.len, t->input_tail.data, t->input_tail.len);
+			in.len += t->input_tail.len;
+		}
+		in.data = data;
+		in.ends = ends;
+	}
+	ret = tty_queue_put(m, &in, t->has_queued ? t->queued.data : NULL,
+			    t->has_queued ? t->queued.len : 0);
+	if (ret)
+		pr_err("pty %u: cannot queue the bytes neither side had read (%zu input, %zu "
+		       "output): %s",
+		       t->index, in.len, t->has_queued ? t->queued.len : 0, strerror(-ret));
+out:
+	free(ends);
+	free(data);
+	return ret;
 }

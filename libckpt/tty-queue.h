@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
+#include "tty.pb-c.h"
+
 /* The most input bytes a pty keeps for its slave that we take: its line
  * discipline holds 4095 (4096 in canonical mode); what is beyond waits
  * in its buffers unprocessed, which we could not put back the same. */
@@ -52,5 +55,15 @@ void tty_queue_free(struct tty_queue *out, struct tty_input *in);
 /* Queue on new master m the input `in` as its slave had it, then the
  * output bytes as its slave side had written them. */
 int tty_queue_put(int m, const struct tty_input *in, const uint8_t *out, size_t len);
+
+/* Dump: tty_queue_take on master m, kept in t (in arena a).  0, -ENOTSUP
+ * with *why set (to log with the fd), or -errno. */
+int tty_queue_save(struct arena *a, int m, int with_input, TtyEntry *t, const char **why);
+
+/* Load: t's input is what a dump of ours gives (sizes, modes). */
+int tty_queue_valid(const TtyEntry *t);
+
+/* Restore: t's input and output queued on new master m, logged. */
+int tty_queue_restore(int m, const TtyEntry *t);
 
 #endif

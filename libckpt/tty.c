@@ -475,40 +475,6 @@ static const struct tty_seen *slave_of(struct tty_dump *d, uint32_t index)
 	return NULL;
 }
 
-static int keep_input(struct arena *a, TtyEntry *t, const struct tty_input *in)
-{
-	uint8_t *copy = arena_alloc(a, in->len + 1);
-	size_t start = 0;
-	if (!copy || !(t->input_lines = arena_alloc(a, (in->nr_lines + 1) * sizeof(*t->input_lines))))
-		return -ENOMEM;
-	memcpy(copy, in->data, in->len);
-	for (size_t l = 0; l < in->nr_lines; l++) {
-		t->input_lines[l] = (ProtobufCBinaryData){ in->ends[l] - start, copy + start };
-		start = in->ends[l];
-	}
-	t->n_input_lines = in->nr_lines;
-	t->has_input_tail = in->len > start;
-	t->input_tail = (ProtobufCBinaryData){ in->len - start, copy + start };
-	return 0;
-}
-
-static int keep_queues(struct arena *a, TtyEntry *t, const struct tty_queue *out,
-		       const struct tty_input *in)
-{
-	if (out->len) {
-		uint8_t *copy = arena_alloc(a, out->len);
-		if (!copy)
-			return -ENOMEM;
-		memcpy(copy, out->data, out->len);
-		t->has_queued = 1;
-		t->queued = (ProtobufCBinaryData){ out->len, copy };
-	}
-	if (in->len || in->nr_lines)
-		pr_debug("pty %u: %zu output bytes, %zu input lines and %zu bytes not read yet",
-			 t->index, out->len, in->nr_lines, in->len);
-	return in->len || in->nr_lines ? keep_input(a, t, in) : 0;
-}
-
 /* A check: the refusals alone, through the tree's fds (nothing read). */
 static int check_queues(const struct tty_seen *ms, const struct tty_seen *ss, uint32_t index)
 {
@@ -536,24 +502,17 @@ static int save_queues(struct files_dump *c, struct tty_dump *d, const struct tt
 {
 	TtyEntry *t = ms->e->tty;
 	const struct tty_seen *ss = slave_of(d, t->index);
-	struct tty_queue out;
-	struct tty_input in;
+	const char *why = NULL;
 	if (!c->set)
 		return ss ? check_queues(ms, ss, t->index) : 0;
 	int m = files_getfd(ms->pid, ms->fd), ret;
 	if (m < 0)
 		return m;
-	ret = tty_queue_take(m, ss || t->hangup, &out, &in);
+	ret = tty_queue_save(&c->a, m, ss || t->hangup, t, &why);
 	close(m);
-	if (ret && in.refused)
-		pr_err("pid %d: fd %d: %s (pty %u): %s", ms->pid, ms->fd, ms->e->path, t->index,
-		       in.refused);
-	else if (ret)
-		pr_err("pid %d: fd %d: %s (pty %u): cannot read what its queues hold: %s", ms->pid,
-		       ms->fd, ms->e->path, t->index, strerror(-ret));
-	else
-		ret = keep_queues(&c->a, t, &out, &in);
-	tty_queue_free(&out, &in);
+	if (ret)
+		pr_err("pid %d: fd %d: %s (pty %u): %s%s", ms->pid, ms->fd, ms->e->path, t->index,
+		       why ? why : "cannot read what its queues hold: ", why ? "" : strerror(-ret));
 	return ret;
 }
 
@@ -606,22 +565,6 @@ static struct pty_pair *pair_of(struct tty_restore *r, const TtyEntry *t)
 	return NULL;
 }
 
-/* Input as a dump of ours gives it: what a line discipline holds, lines
- * only in canonical mode, none in EXTPROC mode (see tty-queue.c). */
-static int valid_input(const TtyEntry *t)
-{
-	size_t total = t->has_input_tail ? t->input_tail.len : 0;
-	if (!t->n_input_lines && !t->has_input_tail)
-		return 1;
-	if (!t->termios || (t->termios->lflag & EXTPROC) ||
-	    (t->n_input_lines && !(t->termios->lflag & ICANON)) ||
-	    t->n_input_lines > TTY_INPUT_MAX)
-		return 0;
-	for (size_t i = 0; i < t->n_input_lines; i++)
-		total += t->input_lines[i].len;
-	return total <= TTY_INPUT_MAX;
-}
-
 static int valid_entry(const FileEntry *e)
 {
 	const TtyEntry *t = e->tty;
@@ -633,7 +576,7 @@ static int valid_entry(const FileEntry *e)
 	if (t->kind != TTY_KIND__TTY_PTY_MASTER)
 		return !t->n_input_lines && !t->has_input_tail;
 	return t->termios && t->termios->cc.len <= NCCS && t->has_rows && t->has_cols &&
-	       valid_input(t);
+	       tty_queue_valid(t);
 }
 
 /* Our terminal: the first of fds 0-2 that is one, else /dev/tty.  When
@@ -833,43 +776,6 @@ static int set_slave_owner(const TtyEntry *t, int fd)
 	return 0;
 }
 
-/* Input the slave had not read, output the master had not read. */
-static int put_queues(struct pty_pair *p)
-{
-	const TtyEntry *t = p->state;
-	struct tty_input in = { NULL, 0, NULL, 0, NULL };
-	size_t *ends = NULL;
-	uint8_t *data = NULL;
-	int ret = -ENOMEM;
-	if (t->n_input_lines || t->has_input_tail) {
-		ends = calloc(t->n_input_lines + 1, sizeof(*ends));
-		data = malloc(TTY_INPUT_MAX + 1);
-		if (!ends || !data)
-			goto out;
-		for (size_t i = 0; i < t->n_input_lines; i++) {
-			memcpy(data + in.len, t->input_lines[i].data, t->input_lines[i].len);
-			in.len += t->input_lines[i].len;
-			ends[in.nr_lines++] = in.len;
-		}
-		if (t->has_input_tail) {
-			memcpy(data + in.len, t->input_tail.data, t->input_tail.len);
-			in.len += t->input_tail.len;
-		}
-		in.data = data;
-		in.ends = ends;
-	}
-	ret = tty_queue_put(p->master, &in, t->has_queued ? t->queued.data : NULL,
-			    t->has_queued ? t->queued.len : 0);
-	if (ret)
-		pr_err("pty %u: cannot queue the bytes neither side had read (%zu input, %zu "
-		       "output): %s",
-		       p->index, in.len, t->has_queued ? t->queued.len : 0, strerror(-ret));
-out:
-	free(ends);
-	free(data);
-	return ret;
-}
-
 /* Every description of the pair is open: lock it again if it was; a
  * slave open and closed makes the master hung up as it was. */
 static int finish_pair(struct pty_pair *p)
@@ -885,7 +791,7 @@ static int finish_pair(struct pty_pair *p)
 		close(peer);
 	}
 	if (!ret)
-		ret = put_queues(p);
+		ret = tty_queue_restore(p->master, p->state);
 	if (!ret && p->state->has_locked && p->state->locked &&
 	    ioctl(p->master, TIOCSPTLCK, &one)) {
 		ret = -errno;
