@@ -239,7 +239,7 @@ static int input_refusal(int s, const struct termios *tio, int full, const char 
 	else if (queued >= TTY_INPUT_MAX)
 		*why = "its slave's input buffer is full: not supported";
 	else if (!full && poll(&pfd, 1, 0) >= 0 && !(pfd.revents & POLLOUT))
-		*why = "its output is stopped (XOFF): its unread input cannot be kept";
+		*why = "its output is stopped (XOFF): what its queues hold could not be put back";
 	else
 		return 0;
 	return -ENOTSUP;
