@@ -28,6 +28,7 @@
 #include "file-kinds.h"
 #include "ghost.h"
 #include "log.h"
+#include "tty.h"
 
 #define DELETED " (deleted)"
 
@@ -223,7 +224,7 @@ static int node_match(const struct fd_dump *f)
 {
 	mode_t m = f->st->st_mode;
 	return f->link[0] == '/' && f->st->st_nlink == 0 &&
-	       (S_ISDIR(m) || S_ISCHR(m) || S_ISBLK(m) || S_ISLNK(m));
+	       (S_ISDIR(m) || S_ISCHR(m) || S_ISBLK(m) || S_ISLNK(m)) && !tty_dead_slave(f);
 }
 
 /* A removed link's target, read through a copy of the task's O_PATH fd. */

@@ -31,6 +31,7 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/sysmacros.h>
+#include <sys/vfs.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -44,6 +45,7 @@
 #define TTYAUX_MAJOR 5 /* 5:0 /dev/tty, 5:1 /dev/console, 5:2 /dev/ptmx */
 #define VT_MAJOR 4     /* virtual consoles and serial ports */
 #define NR_PTY_MAX (1U << 20)
+#define DEVPTS_SUPER_MAGIC 0x1cd1
 
 /* The kernel's encoding of a device number, as in /proc/PID/stat tty_nr. */
 static uint32_t encode_dev(dev_t d)
@@ -188,37 +190,14 @@ static void save_slave_owner(TtyEntry *t)
 	t->slave_mode = st.st_mode & 07777;
 }
 
-/* What the slave side wrote and the master has not read (tty-queue.c);
- * a check (no set) only looks for what would be refused. */
-static int save_queue(struct fd_dump *f, int m, TtyEntry *t)
+/* A packet-mode status not read yet cannot be read without being lost. */
+static int check_status(struct fd_dump *f, int m, TtyEntry *t)
 {
-	if (tty_queue_status_pending(m)) {
-		pr_err("pid %d: fd %d: %s (pty %u): a packet-mode status not read yet is not "
-		       "supported",
-		       f->pid, f->fd, f->link, t->index);
-		return -ENOTSUP;
-	}
-	if (!f->fdump->set)
+	if (!tty_queue_status_pending(m))
 		return 0;
-	struct tty_queue q;
-	int ret = tty_queue_take(m, &q);
-	if (ret) {
-		pr_err("pid %d: fd %d: %s (pty %u): cannot read the bytes its slave side wrote: %s",
-		       f->pid, f->fd, f->link, t->index, strerror(-ret));
-	} else if (q.len) {
-		uint8_t *copy = arena_alloc(&f->fdump->a, q.len);
-		if (copy) {
-			memcpy(copy, q.data, q.len);
-			t->has_queued = 1;
-			t->queued.data = copy;
-			t->queued.len = q.len;
-			pr_debug("pty %u: %zu bytes not read by its master yet", t->index, q.len);
-		} else {
-			ret = -ENOMEM;
-		}
-	}
-	free(q.data);
-	return ret;
+	pr_err("pid %d: fd %d: %s (pty %u): a packet-mode status not read yet is not supported",
+	       f->pid, f->fd, f->link, t->index);
+	return -ENOTSUP;
 }
 
 /* The pair's state, read through the master (termios and window size
@@ -250,7 +229,7 @@ static int save_pair(struct fd_dump *f, int m, TtyEntry *t)
 	struct pollfd pfd = { m, POLLIN, 0 };
 	t->has_hangup = 1;
 	t->hangup = poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLHUP);
-	return save_queue(f, m, t);
+	return check_status(f, m, t);
 }
 
 static int dump_master(struct fd_dump *f, TtyEntry *t)
@@ -287,6 +266,27 @@ static int dump_devtty(struct fd_dump *f, TtyEntry *t)
 	return 0;
 }
 
+int tty_dead_slave(const struct fd_dump *f)
+{
+	char path[64];
+	struct statfs sfs;
+	if (!S_ISCHR(f->st->st_mode) || major(f->st->st_rdev) != PTS_MAJOR || f->st->st_nlink)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", f->pid, f->fd);
+	return statfs(path, &sfs) == 0 && sfs.f_type == DEVPTS_SUPER_MAGIC;
+}
+
+/* Its master closed, the pty is gone: the kernel hung every open of the
+ * slave up and removed its node.  What is left to see is its fstat. */
+static void dump_dead_slave(struct fd_dump *f, TtyEntry *t)
+{
+	t->has_dead = t->dead = 1;
+	t->has_slave_uid = t->has_slave_gid = t->has_slave_mode = 1;
+	t->slave_uid = f->st->st_uid;
+	t->slave_gid = f->st->st_gid;
+	t->slave_mode = f->st->st_mode & 07777;
+}
+
 static int tty_dump(struct fd_dump *f, FileEntry *e)
 {
 	struct arena *a = &f->fdump->a;
@@ -307,6 +307,8 @@ static int tty_dump(struct fd_dump *f, FileEntry *e)
 	} else if (maj == PTS_MAJOR) {
 		t->kind = TTY_KIND__TTY_PTY_SLAVE; /* external if its master is not ours */
 		t->index = min;
+		if (f->st->st_nlink == 0)
+			dump_dead_slave(f, t);
 	} else {
 		t->kind = TTY_KIND__TTY_EXTERNAL;
 	}
@@ -323,21 +325,22 @@ static TtyEntry *master_of(struct tty_dump *d, uint32_t index)
 	return NULL;
 }
 
-/* An open slave: nothing written on the master side may wait unread. */
-static int check_slave_queue(const struct tty_seen *s)
+/* A slave of a live pair is restored as a new open of it: one that was
+ * hung up alone (vhangup, TIOCVHANGUP: its termios ioctls fail with EIO)
+ * could not be made so again without CAP_SYS_ADMIN. */
+static int check_live_slave(const struct tty_seen *s)
 {
-	int fd = files_getfd(s->pid, s->fd), queued = 0;
+	struct termios tio;
+	int fd = files_getfd(s->pid, s->fd);
 	if (fd < 0)
 		return fd;
-	int ret = ioctl(fd, FIONREAD, &queued) ? -errno : 0;
+	int ret = tcgetattr(fd, &tio) ? -errno : 0;
 	close(fd);
-	if (!ret && queued > 0) {
-		pr_err("pid %d: fd %d: %s: %d bytes written on the master side are not read yet: "
-		       "data in pty buffers is not supported",
-		       s->pid, s->fd, s->e->path, queued);
-		return -ENOTSUP;
-	}
-	return ret;
+	if (ret == -EIO)
+		pr_err("pid %d: fd %d: %s (pty %u): a slave hung up while its pty lives "
+		       "(vhangup) is not supported",
+		       s->pid, s->fd, s->e->path, s->e->tty->index);
+	return ret == -EIO ? -ENOTSUP : ret;
 }
 
 /* Slaves whose master is in the tree stay ptys; the others are the job's
@@ -348,9 +351,11 @@ static int resolve_slaves(struct files_dump *c, struct tty_dump *d)
 	for (size_t i = 0; i < d->nr; i++) {
 		const struct tty_seen *s = &d->v[i];
 		TtyEntry *t = s->e->tty;
-		int ret;
+		if (t->kind == TTY_KIND__TTY_PTY_SLAVE && t->dead)
+			continue;
 		if (t->kind == TTY_KIND__TTY_PTY_SLAVE && master_of(d, t->index)) {
-			if ((ret = check_slave_queue(s)))
+			int ret = check_live_slave(s);
+			if (ret)
 				return ret;
 			continue;
 		}
@@ -482,14 +487,77 @@ static int dump_sessions(struct files_dump *c, struct tty_dump *d)
 	return 0;
 }
 
+/* A slave description of the tree on live pty `index`, or NULL. */
+static const struct tty_seen *slave_of(struct tty_dump *d, uint32_t index)
+{
+	for (size_t i = 0; i < d->nr; i++) {
+		const TtyEntry *t = d->v[i].e->tty;
+		if (t->kind == TTY_KIND__TTY_PTY_SLAVE && !t->dead && t->index == index)
+			return &d->v[i];
+	}
+	return NULL;
+}
+
+/* A check: the refusals alone, through the tree's fds (nothing read). */
+static int check_queues(const struct tty_seen *ms, const struct tty_seen *ss, uint32_t index)
+{
+	const char *why = NULL;
+	int s = files_getfd(ss->pid, ss->fd), m = files_getfd(ms->pid, ms->fd), ret;
+	if (s < 0 || m < 0)
+		ret = s < 0 ? s : m;
+	else
+		ret = tty_queue_check_input(m, s, &why);
+	if (s >= 0)
+		close(s);
+	if (m >= 0)
+		close(m);
+	if (ret)
+		pr_err("pid %d: fd %d: %s (pty %u): %s", ss->pid, ss->fd, ss->e->path, index,
+		       why ? why : strerror(-ret));
+	return ret;
+}
+
+/* The pair's queues both ways into its master's entry (tty-queue.c).  Its
+ * input is seen through a slave of ours, which may be opened only when
+ * one is open already or the pair is hung up: the close of the last
+ * slave would hang it up.  (A slave never opened: nothing to read.) */
+static int save_queues(struct files_dump *c, struct tty_dump *d, const struct tty_seen *ms)
+{
+	TtyEntry *t = ms->e->tty;
+	const struct tty_seen *ss = slave_of(d, t->index);
+	const char *why = NULL;
+	if (!c->set)
+		return ss ? check_queues(ms, ss, t->index) : 0;
+	int m = files_getfd(ms->pid, ms->fd), ret;
+	if (m < 0)
+		return m;
+	ret = tty_queue_save(&c->a, m, ss || t->hangup, t, &why);
+	close(m);
+	if (ret)
+		pr_err("pid %d: fd %d: %s (pty %u): %s%s", ms->pid, ms->fd, ms->e->path, t->index,
+		       why ? why : "cannot read what its queues hold: ", why ? "" : strerror(-ret));
+	return ret;
+}
+
+static int save_all_queues(struct files_dump *c, struct tty_dump *d)
+{
+	int ret = 0;
+	for (size_t i = 0; !ret && i < d->nr; i++)
+		if (d->v[i].e->tty->kind == TTY_KIND__TTY_PTY_MASTER)
+			ret = save_queues(c, d, &d->v[i]);
+	return ret;
+}
+
 static int tty_dump_tree(struct files_dump *fdump, void **priv)
 {
 	struct tty_dump *d = *priv;
 	int ret = 0;
 	if (!d)
 		return 0;
-	if (!(ret = resolve_slaves(fdump, d)) && !(ret = check_outside(fdump, d)))
-		ret = dump_sessions(fdump, d);
+	/* the queues last: every refusal that needs nothing read comes first */
+	if (!(ret = resolve_slaves(fdump, d)) && !(ret = check_outside(fdump, d)) &&
+	    !(ret = dump_sessions(fdump, d)))
+		ret = save_all_queues(fdump, d);
 	*priv = NULL;
 	return ret;
 }
@@ -498,7 +566,8 @@ static int tty_dump_tree(struct files_dump *fdump, void **priv)
 
 struct pty_pair {
 	uint32_t index;	       /* at dump */
-	const TtyEntry *state; /* the master's entry */
+	int dead;	       /* a pty gone at dump: slaves only, hung up (dump_dead_slave) */
+	const TtyEntry *state; /* the master's entry (dead: the first slave's) */
 	int master;	       /* our fd on the new master while descriptions are left */
 	int left;	       /* descriptions of the pair not opened yet */
 	int slaves;	       /* slave descriptions in the image */
@@ -510,10 +579,11 @@ struct tty_restore {
 	int term, own_term; /* --shell-job: the terminal the job's fds go to */
 };
 
-static struct pty_pair *pair_of(struct tty_restore *r, uint32_t index)
+static struct pty_pair *pair_of(struct tty_restore *r, const TtyEntry *t)
 {
+	int dead = t->has_dead && t->dead;
 	for (size_t i = 0; i < r->nr; i++)
-		if (r->pairs[i].index == index)
+		if (r->pairs[i].index == t->index && r->pairs[i].dead == dead)
 			return &r->pairs[i];
 	return NULL;
 }
@@ -524,9 +594,12 @@ static int valid_entry(const FileEntry *e)
 	if (!t || t->kind < TTY_KIND__TTY_PTY_MASTER || t->kind > TTY_KIND__TTY_EXTERNAL ||
 	    t->index >= NR_PTY_MAX)
 		return 0;
+	if (t->has_dead && t->dead)
+		return t->kind == TTY_KIND__TTY_PTY_SLAVE;
 	if (t->kind != TTY_KIND__TTY_PTY_MASTER)
-		return 1;
-	return t->termios && t->termios->cc.len <= NCCS && t->has_rows && t->has_cols;
+		return !t->n_input_lines && !t->has_input_tail;
+	return t->termios && t->termios->cc.len <= NCCS && t->has_rows && t->has_cols &&
+	       tty_queue_valid(t);
 }
 
 /* Our terminal: the first of fds 0-2 that is one, else /dev/tty.  When
@@ -565,16 +638,21 @@ static int find_term(struct tty_restore *r, int want_fg)
 
 static int add_entry(struct tty_restore *r, const FileEntry *e)
 {
-	struct pty_pair *p = pair_of(r, e->tty->index);
+	struct pty_pair *p = pair_of(r, e->tty);
+	int dead = e->tty->has_dead && e->tty->dead;
 	if (!p) {
 		p = realloc(r->pairs, (r->nr + 1) * sizeof(*p));
 		if (!p)
 			return -ENOMEM;
 		r->pairs = p;
 		p = &r->pairs[r->nr++];
-		*p = (struct pty_pair){ e->tty->index, NULL, -1, 0, 0 };
+		*p = (struct pty_pair){ e->tty->index, dead, NULL, -1, 0, 0 };
 	}
-	if (e->tty->kind == TTY_KIND__TTY_PTY_MASTER) {
+	if (dead) {
+		if (!p->state)
+			p->state = e->tty;
+		p->slaves++;
+	} else if (e->tty->kind == TTY_KIND__TTY_PTY_MASTER) {
 		if (p->state) {
 			pr_err("file %u: a second master for pty %u", e->id, e->tty->index);
 			return -EINVAL;
@@ -613,11 +691,19 @@ static int read_entries(struct restore_files *rf, struct tty_restore *r, int *wa
 		if (r->term < 0)
 			r->term = -2; /* needed */
 	}
-	for (size_t i = 0; i < r->nr; i++)
-		if (!r->pairs[i].state) {
-			pr_err("pty %u: slave without its master in the image", r->pairs[i].index);
+	for (size_t i = 0; i < r->nr; i++) {
+		const struct pty_pair *p = &r->pairs[i];
+		if (!p->state) {
+			pr_err("pty %u: slave without its master in the image", p->index);
 			return -EINVAL;
 		}
+		/* a dump reads input only through an open slave or a hung-up pair */
+		if ((p->state->n_input_lines || p->state->has_input_tail) && !p->slaves &&
+		    !(p->state->has_hangup && p->state->hangup)) {
+			pr_err("pty %u: input for a slave that was never opened", p->index);
+			return -EINVAL;
+		}
+	}
 	return 0;
 }
 
@@ -727,10 +813,8 @@ static int finish_pair(struct pty_pair *p)
 		ret = set_slave_owner(p->state, peer);
 		close(peer);
 	}
-	if (!ret && p->state->has_queued && (ret = tty_queue_put(p->master, p->state->queued.data,
-								   p->state->queued.len)))
-		pr_err("pty %u: cannot queue its %zu bytes not read yet: %s", p->index,
-		       p->state->queued.len, strerror(-ret));
+	if (!ret)
+		ret = tty_queue_restore(p->master, p->state);
 	if (!ret && p->state->has_locked && p->state->locked &&
 	    ioctl(p->master, TIOCSPTLCK, &one)) {
 		ret = -errno;
@@ -741,13 +825,41 @@ static int finish_pair(struct pty_pair *p)
 	return ret;
 }
 
+/* A pty gone at dump: its slaves are open, the master goes, which hangs
+ * them up and removes its node, as the kernel did to the old ones. */
+static int finish_dead(struct pty_pair *p)
+{
+	close(p->master);
+	p->master = -1;
+	return 0;
+}
+
+/* A new pair, with the dumped state unless it is a dead one. */
+static int new_pair(struct pty_pair *p)
+{
+	int zero = 0;
+	if (!p->dead)
+		return make_pair(p);
+	p->master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (p->master < 0 || ioctl(p->master, TIOCSPTLCK, &zero)) {
+		int err = errno;
+		pr_err("pty %u: cannot make a pair for its slaves left after its master: %s",
+		       p->index, strerror(err));
+		if (p->master >= 0)
+			close(p->master);
+		p->master = -1;
+		return -err;
+	}
+	return 0;
+}
+
 static int open_pty(struct tty_restore *r, const FileEntry *e)
 {
-	struct pty_pair *p = pair_of(r, e->tty->index);
+	struct pty_pair *p = pair_of(r, e->tty);
 	int flags = (int)e->flags & (O_ACCMODE | O_NONBLOCK | O_APPEND), fd, ret;
 	if (!p)
 		return -EINVAL;
-	if (p->master < 0 && (ret = make_pair(p)))
+	if (p->master < 0 && (ret = new_pair(p)))
 		return ret;
 	if (e->tty->kind == TTY_KIND__TTY_PTY_MASTER) {
 		fd = fcntl(p->master, F_DUPFD_CLOEXEC, 0);
@@ -775,7 +887,7 @@ static int open_pty(struct tty_restore *r, const FileEntry *e)
 		       strerror(errno));
 		return ret;
 	}
-	if (--p->left == 0 && (ret = finish_pair(p))) {
+	if (--p->left == 0 && (ret = p->dead ? finish_dead(p) : finish_pair(p))) {
 		close(fd);
 		return ret;
 	}

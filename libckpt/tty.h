@@ -12,6 +12,12 @@
 
 #include "files.h"
 
+struct fd_dump;
+
+/* Dump: the fd is a slave of a pty that is gone (its master closed, its
+ * /dev/pts node removed): the tty kind's, not a removed device node. */
+int tty_dead_slave(const struct fd_dump *f);
+
 /* In restoring task `idx`, a new session leader: make the pty it had as
  * controlling terminal its controlling terminal again (TIOCSCTTY on a
  * pool fd).  0 when it had none.  0 or -errno, logged. */
@@ -19,7 +25,6 @@ int tty_restore_ctty(const struct restore_files *rf, size_t idx);
 
 /* A console or virtual terminal no process of the tree has as its
  * controlling terminal: reopened by path (regfile.c). */
-struct fd_dump;
 int tty_is_system_terminal(const struct fd_dump *f);
 
 #endif

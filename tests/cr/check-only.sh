@@ -4,9 +4,9 @@
 # tree alone: never traced (a watcher polls TracerPid all along; a real
 # dump -R must show up in it, or the watcher proves nothing), nothing
 # written, and the programs' own checks pass afterwards.
-#   check-only.sh CKPTCTL CR-COUNTER CR-BADFD CR-INET-SK CR-SK-HELPER
+#   check-only.sh CKPTCTL CR-COUNTER CR-BADFD CR-INET-SK CR-SK-HELPER CR-TTY
 set -euo pipefail
-CKPTCTL=$1 COUNTER=$2 BADFD=$3 INET=$4 SKHELPER=$5
+CKPTCTL=$1 COUNTER=$2 BADFD=$3 INET=$4 SKHELPER=$5 TTY=$6
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
 command -v python3 >/dev/null || { echo "SKIP: no python3"; exit 77; }
 export CKPT_SOCKET=none
@@ -155,3 +155,21 @@ grep -q "pid $PID: fd [0-9]*: socket:\[[0-9]*\]: established TCP connection .*: 
 PIDS+=("$(cat "$T/pair.pid")")
 check "$(cat "$T/pair.pid")" pair-netns 0
 echo "ok: check-only refuses an outside peer as the dump does; a tree in its own network namespace is checked there"
+
+# A pty's input not read by its slave: the dump reads it (no peek for a
+# tty) and puts it back; a check must not touch it, the program finds
+# every byte where it was.  Input in EXTPROC mode: the dump's refusal.
+start input "$TTY" pty-input
+check "$PID" input 0
+kill -TERM "$PID"
+wait "$PID" || fail "cr-tty pty-input's own check after check-only: $(cat "$T/input/log")"
+# 9000 bytes of output its master has not read: the slave cannot write
+# more, which is no stopped output.
+start queued "$TTY" pty-queued
+check "$PID" queued 0
+kill -TERM "$PID"
+wait "$PID" || fail "cr-tty pty-queued's own check after check-only: $(cat "$T/queued/log")"
+start extproc "$TTY" pty-extproc
+check "$PID" extproc 1
+grep -q "pid $PID: fd [0-9]*: .*EXTPROC" "$T/extproc.err" || fail "EXTPROC refusal: $(cat "$T/extproc.err")"
+echo "ok: check-only leaves a pty's input alone, refuses what the dump refuses"

@@ -2,7 +2,7 @@
 # seized, stopped or written (what `ckptctl checkpoint able` runs).
 add_test(NAME cr_check_only COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/check-only.sh
 	$<TARGET_FILE:ckptctl> $<TARGET_FILE:cr-counter> $<TARGET_FILE:cr-badfd>
-	$<TARGET_FILE:cr-inet-sk> $<TARGET_FILE:cr-sk-helper>)
+	$<TARGET_FILE:cr-inet-sk> $<TARGET_FILE:cr-sk-helper> $<TARGET_FILE:cr-tty>)
 set_tests_properties(cr_check_only PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77)
 # A System V segment made by an earlier process with a reused pid is not the tree's.
 add_test(NAME bad_shm_pid_reuse COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/shm-pid-reuse.sh

@@ -16,8 +16,18 @@
  *                    by the master yet (in packet mode while frozen): after
  *                    the restore the master reads exactly those bytes, as
  *                    the slave's output processing made them ("\r\n").
- *   cr-tty pty-unread  a line written on a master that no slave has read:
- *                    the dump must refuse it ("pty buffers").
+ *   cr-tty pty-input  the same with input written on the masters of two
+ *                    more pairs that their slaves have not read
+ *                    (pty-input.c): canonical lines, an end of file, a line
+ *                    not finished yet, raw bytes; after the restore the
+ *                    slaves read exactly those and the masters nothing more.
+ *   cr-tty pty-dead  the same with the slaves of a pair whose master is
+ *                    closed (hung up, node removed): they must come back so.
+ *   cr-tty pty-extproc  input not read in EXTPROC mode: refused ("EXTPROC").
+ *   cr-tty pty-stopped  input not read while output is stopped (XOFF): its
+ *                    echo could not come back: refused ("stopped").
+ *   cr-tty pty-vhangup  a slave hung up alone (TIOCVHANGUP, root only):
+ *                    refused ("vhangup").
  *   cr-tty pty-outside the same with the slave also open in a process
  *                    outside the tree: the dump must refuse it.
  *   cr-tty shell-job run by `cr-run --on-pty`: stdio on a terminal that a
@@ -27,6 +37,7 @@
  *                    program still in the foreground.
  */
 #include "crlib.h"
+#include "cr-pty-input.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -283,17 +294,6 @@ static void check_queue(int master)
 	CHECK(poll(&p, 1, 200) == 0, "the master has more than the queued bytes");
 }
 
-/* A pair of its own whose slave has a line it never reads. */
-static void unread_on_slave(void)
-{
-	char name[64];
-	int m = posix_openpt(O_RDWR | O_NOCTTY);
-	CHECK_SYS(m >= 0 && grantpt(m) == 0 && unlockpt(m) == 0, "posix_openpt");
-	CHECK_SYS(ptsname_r(m, name, sizeof(name)) == 0, "ptsname");
-	CHECK_SYS(open(name, O_RDWR | O_NOCTTY) >= 0, "open %s", name);
-	CHECK_SYS(write_full(m, "unread\n", 7) == 7, "write to the master");
-}
-
 static void pty_mode(const char *variant)
 {
 	int master = posix_openpt(O_RDWR | O_NOCTTY);
@@ -329,8 +329,11 @@ static void pty_mode(const char *variant)
 	ask(master, "ping 2\n", "pong 2");
 	if (!strcmp(variant, "pty-queued"))
 		queue_on_slave(slave);
-	if (!strcmp(variant, "pty-unread"))
-		unread_on_slave();
+	if (!strncmp(variant, "pty-input", 9) || !strcmp(variant, "pty-extproc") ||
+	    !strcmp(variant, "pty-vhangup") || !strcmp(variant, "pty-stopped"))
+		input_setup(variant);
+	if (!strcmp(variant, "pty-dead"))
+		dead_setup();
 	if (!strcmp(variant, "pty-outside"))
 		hold_outside(name);
 	/* packet mode while frozen only: our line reads cannot take it */
@@ -341,6 +344,10 @@ static void pty_mode(const char *variant)
 	check_hung_up(hung);
 	if (!strcmp(variant, "pty-queued"))
 		check_queue(master);
+	if (!strncmp(variant, "pty-input", 9))
+		input_check();
+	if (!strcmp(variant, "pty-dead"))
+		dead_check();
 	ask(master, "ping 3\n", "pong 3");
 	ask(master, "check\n", "ok");
 	printf("pty pair, session, controlling tty and foreground group survived\n");

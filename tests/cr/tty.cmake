@@ -2,7 +2,7 @@
 target_sources(cr-run PRIVATE cr-pty.c)
 # A pty pair of the tree: termios, window size, controlling terminal of a
 # session leader of the tree and its foreground group, talk over it.
-cr_program(tty)
+cr_program(tty pty-input.c)
 cr_case(cr_tty_pty tty 60 -- pty)
 # --shell-job: the test runs as the foreground job of a "shell" on a pty
 # cr-run owns; the restoring ckptctl's terminal is another pty.
@@ -19,10 +19,26 @@ set_tests_properties(selfcheck_tty_shell_job PROPERTIES TIMEOUT 60 LABELS selfch
 cr_case(cr_tty_queued tty 60 -- pty-queued)
 # Two dumps that leave it running first: each reads the queue and puts it back.
 cr_case(cr_tty_queued_twice tty 60 --leave-running-twice -- pty-queued)
-# What a new pair cannot keep is refused by name: input not read by the
-# slave side, a slave that a process outside the tree has open.
-cr_case(bad_dump_tty_unread tty 60 --expect-dump-fail --expect-msg %p --expect-msg "pty buffers"
-	-- pty-unread)
+# Input the slaves have not read (pty-input.c): canonical lines, an end of
+# file, a line not finished, raw bytes; twice left running first (each dump
+# reads it and puts it back).
+cr_case(cr_tty_input tty 60 -- pty-input)
+cr_case(cr_tty_input_twice tty 60 --leave-running-twice -- pty-input)
+# Slaves of a pair whose master is closed: hung up, their node removed.
+cr_case(cr_tty_dead tty 60 -- pty-dead)
+foreach(v input dead)
+	add_test(NAME selfcheck_tty_${v} COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr
+		-- $<TARGET_FILE:cr-tty> pty-${v})
+	set_tests_properties(selfcheck_tty_${v} PROPERTIES TIMEOUT 60 LABELS selfcheck)
+endforeach()
+# What a new pair cannot keep is refused by name: input in EXTPROC mode,
+# a slave that a process outside the tree has open.
+cr_case(bad_dump_tty_extproc tty 60 --expect-dump-fail --expect-msg %p --expect-msg "EXTPROC"
+	-- pty-extproc)
+cr_case(bad_dump_tty_stopped tty 60 --expect-dump-fail --expect-msg %p --expect-msg "stopped"
+	-- pty-stopped)
+cr_case(bad_dump_tty_vhangup tty 60 --expect-dump-fail --expect-msg %p --expect-msg "vhangup"
+	-- pty-vhangup)
 cr_case(bad_dump_tty_outside tty 60 --expect-dump-fail --expect-msg "outside the dumped tree"
 	-- pty-outside)
 # The same in a fresh PID namespace.

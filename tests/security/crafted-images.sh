@@ -39,6 +39,9 @@ alice_target sc seccomp
 alice_dump "$SPAWNED" seccomp
 alice_target loop loop 47133
 alice_dump "$SPAWNED" loop
+# A pty master of hers (fd 3), its slave never opened.
+alice_target ptmx hold /dev/ptmx
+alice_dump "$SPAWNED" ptmx
 
 SA=$((1 << 21)) CR=$((1 << 40)) # CAP_SYS_ADMIN, CAP_CHECKPOINT_RESTORE
 BOB_UID=$(id -u $BOB)
@@ -106,7 +109,9 @@ peer_is_alice() {
 # refused at load; through a magic link (/proc/PID/root) to a file that
 # is not alice's: refused (no magic link followed), or opened as alice;
 # a cwd in, or a file under, the /proc of an exited pid 1 (taken: the
-# helper cannot have it), or of one past pid_max: refused.
+# helper cannot have it), or of one past pid_max: refused.  pty-*: input
+# a pty's line discipline could not hold, or in a mode the dump refuses,
+# or for a slave never opened; a master marked as a dead pty's slave.
 ITEMS=(
 "uid-0|counter|core|E['creds'].update(uid=0, euid=0, suid=0, fsuid=0)|true"
 "euid-0|counter|core|E['creds'].update(euid=0, fsuid=0)|true"
@@ -176,6 +181,11 @@ ITEMS=(
 "proc-dead-tid|hold|files.img|$F; e[fds[3]].update(type='FILE_PROC', path='/proc/1/environ', proc=dict(pid=ROOT, tid=ROOT, sub='/environ', dead=True))|refused_only a dead entry with a tid"
 "proc-dead-cwd-1|counter|core|E['cwd_proc_dead'] = 1|cwd_not '/proc/1 (deleted)'"
 "proc-dead-cwd-big|counter|core|E['cwd_proc_dead'] = 1 << 31|true"
+"pty-input-huge|ptmx|files.img|$F; e[fds[3]]['tty'].update(hangup=True, input_tail='61' * 5000)|refused_only 5000 bytes of pty input|bad terminal entry"
+"pty-input-never-opened|ptmx|files.img|$F; e[fds[3]]['tty']['input_tail'] = '61'|refused_only input for a slave never opened|never opened"
+"pty-input-lines-raw|ptmx|files.img|$F; t = e[fds[3]]['tty']; t.update(hangup=True, input_lines=['610a']); t['termios']['lflag'] = 0|refused_only input lines in non-canonical mode|bad terminal entry"
+"pty-input-extproc|ptmx|files.img|$F; t = e[fds[3]]['tty']; t.update(hangup=True, input_tail='61'); t['termios']['lflag'] += 0o200000|refused_only input in EXTPROC mode|bad terminal entry"
+"pty-dead-master|ptmx|files.img|$F; e[fds[3]]['tty']['dead'] = True|refused_only a master marked dead|bad terminal entry"
 )
 
 run_items
