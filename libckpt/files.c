@@ -31,13 +31,13 @@ static const struct file_kind *const file_kinds[] = {
 	&signalfd_kind,
 	&timerfd_kind,
 	&epoll_kind,
-	&inotify_kind,
 	&fanotify_kind,
 	&bpfmap_kind,
 	&memfd_kind, /* before ghost and regfile: a memfd has a path too */
 	&procfile_kind, /* before ghost, ghost_node and regfile: /proc/PID of the tree */
 	&ghost_kind, /* before regfile: unlinked files */
 	&ghost_node_kind, /* before tty and regfile: removed directories, devices */
+	&inotify_kind, /* after memfd and ghost: their pool_ready closes keepers first */
 	&locks_kind, /* matches nothing: adds locks to the others' files */
 	&inet_sk_kind, /* late: its dump_tree puts TCP connections in repair mode */
 	&tty_kind, /* before regfile: terminals are character devices with a path */

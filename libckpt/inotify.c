@@ -3,8 +3,15 @@
  * wd, mask and a file handle of the watched inode; the dump turns the
  * handle into a path (open_by_handle_at on a mount of that filesystem,
  * then readlink of /proc/self/fd) and restore adds the watch again by
- * path, with the same wd.  Events still queued at dump time cannot be
- * read without taking them away: such an inotify is refused.
+ * path, with the same wd.  An inode that has no name any more (zdtm
+ * inotify00: a watched file unlinked while open) is watched again through
+ * a description of the tree that holds it (an unlinked file comes back
+ * as one, memfd.c): the watch names that description, found once every
+ * fd is seen (dump_tree), and the restore adds it through /proc/self/fd
+ * of that description's pool fd, once every description is open
+ * (pool_ready), with every other watch of that inotify in wd order.
+ * Events still queued at dump time cannot be read without taking them
+ * away: such an inotify is refused.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -109,6 +116,16 @@ struct inotify_scan {
 	size_t cap;
 };
 
+/* A watch whose inode has no name: resolved in dump_tree. */
+struct nameless_watch {
+	InotifyWdEntry *w;
+	pid_t pid;
+	int fd;
+	dev_t dev;
+	ino_t ino;
+	struct nameless_watch *next;
+};
+
 static int add_wd(struct inotify_scan *s, int wd, uint32_t mask, const char *path)
 {
 	struct arena *a = &s->f->fdump->a;
@@ -134,6 +151,20 @@ static int add_wd(struct inotify_scan *s, int wd, uint32_t mask, const char *pat
 	return w->path ? 0 : -ENOMEM;
 }
 
+/* Kept in the dump's arena, on this kind's list (f->priv). */
+static int add_nameless(struct inotify_scan *s, int wd, uint32_t mask, dev_t dev, ino_t ino)
+{
+	const struct fd_dump *f = s->f;
+	struct nameless_watch *n = arena_alloc(&f->fdump->a, sizeof(*n));
+	int ret = n ? add_wd(s, wd, mask, "") : -ENOMEM;
+	if (ret)
+		return ret;
+	*n = (struct nameless_watch){ s->in->wds[s->in->n_wds - 1], f->pid, f->fd, dev, ino,
+				      *f->priv };
+	*f->priv = n;
+	return 0;
+}
+
 static int inotify_line(char *line, void *arg)
 {
 	struct inotify_scan *s = arg;
@@ -152,6 +183,9 @@ static int inotify_line(char *line, void *arg)
 		return -EINVAL;
 	}
 	int ret = fhandle_to_path(sdev, type, hex, bytes, path, sizeof(path));
+	if (ret == -ENOENT)
+		return add_nameless(s, (int)wd, mask, makedev(KDEV_MAJOR(sdev), KDEV_MINOR(sdev)),
+				    (ino_t)ino);
 	if (ret) {
 		pr_err("pid %d: fd %d: inotify watch %u on inode %lu: cannot find its path: %s",
 		       f->pid, f->fd, wd, ino, strerror(-ret));
@@ -240,27 +274,116 @@ static int cmp_wd(const void *a, const void *b)
 	return (x->wd > y->wd) - (x->wd < y->wd);
 }
 
+static int through_file(const InotifyEntry *in)
+{
+	for (size_t i = 0; i < in->n_wds; i++)
+		if (in->wds[i]->has_file_id)
+			return 1;
+	return 0;
+}
+
+/* The pool fd of description `id`, or -1. */
+static int pool_fd_of(const struct restore_files *rf, uint32_t id)
+{
+	for (size_t i = 0; i < rf->nr_files; i++)
+		if (rf->files[i]->id == id)
+			return rf->pool[i];
+	return -1;
+}
+
+/* Every watch, in wd order; a nameless one through its description. */
+static int add_watches(const struct restore_files *rf, int fd, const FileEntry *e)
+{
+	InotifyEntry *in = e->inotify;
+	int ret = 0;
+	/* The image's own array: sorting it in place is harmless. */
+	qsort(in->wds, in->n_wds, sizeof(*in->wds), cmp_wd);
+	for (size_t i = 0; !ret && i < in->n_wds; i++) {
+		InotifyWdEntry w = *in->wds[i];
+		char self[64];
+		if (w.has_file_id) {
+			int at = pool_fd_of(rf, w.file_id);
+			if (at < 0) {
+				pr_err("file %u: inotify watch %d: file %u is not open", e->id, w.wd,
+				       w.file_id);
+				return -EINVAL;
+			}
+			snprintf(self, sizeof(self), "/proc/self/fd/%d", at);
+			w.path = self;
+		}
+		ret = w.path && w.wd > 0 ? add_watch(fd, e, &w) : -EINVAL;
+	}
+	return ret ? ret : drain(fd);
+}
+
+/* Before anything is made: each watch through a file names a file of the
+ * set (a crafted image could name any number).  The kind's state (its
+ * pool_ready runs only with one) marks that some watch waits. */
+static int inotify_read(struct img_set *set, struct restore_files *rf, void **priv)
+{
+	(void)set;
+	int waits = 0;
+	for (size_t i = 0; i < rf->nr_files; i++) {
+		const FileEntry *e = rf->files[i];
+		if (e->type != FILE_TYPE__FILE_INOTIFY || !e->inotify)
+			continue;
+		for (size_t j = 0; j < e->inotify->n_wds; j++) {
+			const InotifyWdEntry *w = e->inotify->wds[j];
+			if (!w->has_file_id)
+				continue;
+			int found = 0;
+			for (size_t k = 0; k < rf->nr_files && !found; k++)
+				found = rf->files[k]->id == w->file_id && k != i;
+			if (!found) {
+				pr_err("file %u: inotify watch %d through file %u, which is not in the set",
+				       e->id, w->wd, w->file_id);
+				return -EINVAL;
+			}
+			waits = 1;
+		}
+	}
+	if (waits && !(*priv = calloc(1, 1)))
+		return -ENOMEM;
+	return 0;
+}
+
+static void inotify_free(void *priv)
+{
+	free(priv);
+}
+
+/* The inotifies whose watches wait for every description. */
+static int inotify_pool_ready(struct restore_files *rf, void *priv)
+{
+	(void)priv;
+	for (size_t i = 0; i < rf->nr_files; i++) {
+		const FileEntry *e = rf->files[i];
+		if (e->type != FILE_TYPE__FILE_INOTIFY || !e->inotify || rf->pool[i] < 0 ||
+		    files_inherited(rf, e) || !through_file(e->inotify))
+			continue;
+		int ret = add_watches(rf, rf->pool[i], e);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 static int inotify_open(struct restore_files *rf, void *priv, const FileEntry *e)
 {
-	(void)rf;
 	(void)priv;
 	int ret = 0;
 	if (!e->inotify) {
 		pr_err("file %u: inotify without its watches", e->id);
 		return -EINVAL;
 	}
-	InotifyEntry *in = e->inotify;
-	/* The image's own array: sorting it in place is harmless. */
-	qsort(in->wds, in->n_wds, sizeof(*in->wds), cmp_wd);
 	int fd = inotify_init1(IN_CLOEXEC);
 	if (fd < 0) {
 		pr_err("file %u: cannot create the inotify: %s", e->id, strerror(errno));
 		return -errno;
 	}
-	for (size_t i = 0; !ret && i < in->n_wds; i++)
-		ret = in->wds[i]->path && in->wds[i]->wd > 0 ? add_watch(fd, e, in->wds[i]) : -EINVAL;
-	if (!ret)
-		ret = drain(fd);
+	/* watches through a file wait for it (pool_ready) */
+	if (!through_file(e->inotify))
+		ret = add_watches(rf, fd, e);
 	if (!ret && fcntl(fd, F_SETFL, e->flags & (O_NONBLOCK | O_ASYNC)) < 0)
 		ret = -errno;
 	if (ret) {
@@ -270,10 +393,39 @@ static int inotify_open(struct restore_files *rf, void *priv, const FileEntry *e
 	return fd;
 }
 
+/* Each nameless watch, on a description of the tree that holds its
+ * inode, or refused by name. */
+static int resolve_nameless(struct files_dump *fdump, void **priv)
+{
+	for (struct nameless_watch *n = *priv; n; n = n->next) {
+		const struct file_desc *d = NULL;
+		for (size_t i = 0; !d && i < fdump->nr; i++)
+			if (fdump->descs[i].entry && fdump->descs[i].dev == n->dev &&
+			    fdump->descs[i].ino == n->ino)
+				d = &fdump->descs[i];
+		if (!d) {
+			pr_err("pid %d: fd %d: inotify watch %d on inode %lu: its file has no name any "
+			       "more, and no fd of the tree holds it: not supported",
+			       n->pid, n->fd, n->w->wd, (unsigned long)n->ino);
+			return -ENOTSUP;
+		}
+		n->w->has_file_id = 1;
+		n->w->file_id = d->entry->id;
+		n->w->path = d->entry->path ? d->entry->path : "";
+	}
+	*priv = NULL; /* the list lives in the arena */
+	return 0;
+}
+
 const struct file_kind inotify_kind = {
 	.name = "inotify",
 	.types = 1ULL << FILE_TYPE__FILE_INOTIFY,
 	.match = inotify_match,
 	.dump = inotify_dump,
+	.dump_tree = resolve_nameless,
+	.check_tree = resolve_nameless,
+	.read = inotify_read,
 	.open = inotify_open,
+	.pool_ready = inotify_pool_ready,
+	.free = inotify_free,
 };

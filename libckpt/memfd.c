@@ -319,9 +319,25 @@ static void keepers_free(void *priv)
 {
 	struct keepers *k = priv;
 	for (size_t i = 0; i < k->nr; i++)
-		close(k->v[i].fd);
+		if (k->v[i].fd >= 0)
+			close(k->v[i].fd);
 	free(k->v);
 	free(k);
+}
+
+/* Every description is open (a given keeper is one through its dup):
+ * the keepers go now, before watches (inotify.c) are added on their
+ * files, so that their close is no event of the restored job's. */
+static int keepers_close(struct restore_files *rf, void *priv)
+{
+	(void)rf;
+	struct keepers *k = priv;
+	for (size_t i = 0; i < k->nr; i++)
+		if (k->v[i].fd >= 0) {
+			close(k->v[i].fd);
+			k->v[i].fd = -1;
+		}
+	return 0;
 }
 
 static struct keeper *find_keeper(struct keepers *k, const ContentsEntry *ce)
@@ -548,6 +564,7 @@ const struct file_kind memfd_kind = {
 	.match = memfd_match,
 	.dump = memfd_dump,
 	.read = keepers_read,
+	.pool_ready = keepers_close,
 	.open = contents_open,
 	.free = keepers_free,
 	.alone_ok = 1,
@@ -559,6 +576,7 @@ const struct file_kind ghost_kind = {
 	.match = ghost_match,
 	.dump = ghost_dump,
 	.read = keepers_read,
+	.pool_ready = keepers_close,
 	.open = contents_open,
 	.free = keepers_free,
 	.alone_ok = 1,

@@ -13,6 +13,10 @@
  *             they were added with (zdtm epoll, epoll01): a pipe added as
  *             a dup since closed, and an eventfd whose number now holds
  *             another eventfd, itself watched too
+ *   inotify-gone  a watch on a file unlinked while held open: a write and
+ *             the close of the restored file are seen (IN_MODIFY,
+ *             IN_CLOSE_WRITE)
+ *   inotify-mapped  the same file only mapped (no fd holds it): refused
  *   inotify   two watches whose wds (2, 3) a fresh inotify would not give
  *   memfd     a sealed memfd with contents, two descriptions, a dup, and
  *             a MAP_SHARED mapping of it
@@ -323,6 +327,64 @@ static void inotify_check(void)
 	expect_event(2, "y", IN_DELETE);
 }
 
+/* A watched file unlinked while held open (zdtm inotify00): the watch
+ * follows the inode, which the restore brings back as an unlinked file. */
+static void inotify_gone_setup(void)
+{
+	char buf[4096];
+	test_path(path_a, "watched");
+	int f = open(path_a, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+	CHECK_SYS(f >= 0, "create %s", path_a);
+	move_fd(f, FD + 1);
+	move_fd(inotify_init1(IN_NONBLOCK), FD);
+	CHECK(inotify_add_watch(FD, path_a, IN_MODIFY | IN_CLOSE_WRITE) == 1, "wd");
+	CHECK_SYS(!unlink(path_a), "unlink %s", path_a);
+	while (read(FD, buf, sizeof(buf)) > 0) /* IN_ATTRIB of the unlink, if asked */
+		;
+}
+
+/* The same file only mapped, no fd holding it: refused by name. */
+static void inotify_mapped_setup(void)
+{
+	test_path(path_a, "watched");
+	int f = open(path_a, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+	CHECK_SYS(f >= 0 && !ftruncate(f, 4096), "create %s", path_a);
+	CHECK_SYS(mmap(NULL, 4096, PROT_READ, MAP_SHARED, f, 0) != MAP_FAILED, "mmap");
+	close(f);
+	move_fd(inotify_init1(IN_NONBLOCK), 42);
+	CHECK(inotify_add_watch(42, path_a, IN_MODIFY) == 1, "wd");
+	CHECK_SYS(!unlink(path_a), "unlink %s", path_a);
+}
+
+static void inotify_mapped_check(void)
+{
+	char buf[4096];
+	while (read(42, buf, sizeof(buf)) > 0)
+		;
+	CHECK(inotify_add_watch(42, "/", IN_MODIFY) == 2, "the refused dump changed the inotify");
+}
+
+static void expect_mask(uint32_t mask, const char *what)
+{
+	char buf[4096] __attribute__((aligned(8)));
+	ssize_t n = read(FD, buf, sizeof(buf));
+	CHECK_SYS(n >= (ssize_t)sizeof(struct inotify_event), "no event for %s", what);
+	struct inotify_event *ev = (struct inotify_event *)buf;
+	CHECK(ev->wd == 1 && (ev->mask & mask), "%s: event wd %d mask %#x", what, ev->wd, ev->mask);
+}
+
+static void inotify_gone_check(void)
+{
+	char buf[4096] __attribute__((aligned(8)));
+	ssize_t n = read(FD, buf, sizeof(buf));
+	CHECK(n < 0 && errno == EAGAIN, "events queued after restore: mask %#x",
+	      n > 0 ? ((struct inotify_event *)buf)->mask : 0);
+	CHECK_SYS(write(FD + 1, "x", 1) == 1, "write");
+	expect_mask(IN_MODIFY, "write to the unlinked file");
+	close(FD + 1);
+	expect_mask(IN_CLOSE_WRITE, "its close");
+}
+
 /* ------------------------------ memfd -------------------------------- */
 
 #define MEMFD_LEN 20000
@@ -606,6 +668,8 @@ static const struct {
 	{ "epoll", epoll_setup, epoll_check },
 	{ "epoll-moved", epoll_moved_setup, epoll_moved_check },
 	{ "inotify", inotify_setup, inotify_check },
+	{ "inotify-gone", inotify_gone_setup, inotify_gone_check },
+	{ "inotify-mapped", inotify_mapped_setup, inotify_mapped_check },
 	{ "memfd", memfd_setup, memfd_check },
 	{ "locks", locks_setup, locks_check },
 	{ "locks-mapped", locks_mapped_setup, locks_mapped_check },
