@@ -29,9 +29,13 @@
  *    socket needs the restoring user's group in net.ipv4.ping_group_range
  *    of the namespace restored into, which the kernel checks at socket().
  *
- * Known gap: SEND_SHUTDOWN alone on a raw or ping socket (shutdown(SHUT_WR)
- * of an unconnected one) shows in no interface but sock_diag's raw table
- * (none for ping); poll() shows RCV_SHUTDOWN and both, which are kept.
+ *  - The shutdown state: poll() tells RCV_SHUTDOWN, or both; sock_diag's
+ *    raw table (raw_diag, where the kernel has it) a raw socket's own.
+ *
+ * Known gap: SEND_SHUTDOWN alone on a ping socket (its send() says EPIPE
+ * then), or on a raw one where the kernel lacks raw_diag (6.18 here: then
+ * only a send of a whole packet, IP_HDRINCL, says EPIPE), shows in no
+ * interface that does not send: it comes back unset.
  */
 #include <errno.h>
 #include <netinet/in.h>
