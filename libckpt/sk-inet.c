@@ -921,8 +921,11 @@ static int finish(int sk, const InetSkEntry *s, char *why, size_t len)
 int inet_new_socket(const InetSkEntry *s, char *why, size_t len)
 {
 	int sk = socket((int)s->family, (int)s->type | SOCK_CLOEXEC, inet_sk_protocol(s)), ret;
-	if (sk < 0)
-		return -errno;
+	if (sk < 0) {
+		ret = -errno;
+		inet_kind_why(s, -ret, why, len);
+		return ret;
+	}
 	ret = s->n_opts ? sk_opts_restore(sk, s, SK_OPTS_NEW, why, len) : set_old_options(sk, s);
 	if (ret) {
 		close(sk);

@@ -217,6 +217,21 @@ int inet_kind_permitted(const InetSkEntry *s)
 	return -EPERM;
 }
 
+void inet_kind_why(const InetSkEntry *s, int err, char *why, size_t len)
+{
+	const char *hint = NULL;
+	int proto = inet_sk_protocol(s);
+	if (s->type == SOCK_DGRAM && is_ping((int)s->family, proto) && err == EACCES)
+		hint = "a ping socket: the restoring user's group must be in "
+		       "net.ipv4.ping_group_range of this network namespace";
+	else if (s->type == SOCK_RAW && err == EPERM)
+		hint = "a raw socket needs CAP_NET_RAW";
+	else if (proto == IPPROTO_UDPLITE && (err == EPROTONOSUPPORT || err == ESOCKTNOSUPPORT))
+		hint = "this kernel has no UDP-Lite";
+	if (hint)
+		snprintf(why, len, "socket(): %s (%s)", strerror(err), hint);
+}
+
 static int addr_any(const InetSkEntry *s)
 {
 	for (size_t i = 0; i < s->src_addr.len; i++)

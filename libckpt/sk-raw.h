@@ -44,6 +44,11 @@ int inet_kind_valid(const InetSkEntry *s);
  * -EPERM. */
 int inet_kind_permitted(const InetSkEntry *s);
 
+/* Restore: socket() for s failed with errno `err`: why, where it is
+ * one of this file's kinds' reasons (ping_group_range, CAP_NET_RAW, a
+ * kernel without UDP-Lite), into why (left as it is otherwise). */
+void inet_kind_why(const InetSkEntry *s, int err, char *why, size_t len);
+
 /* Restore: is the bind of s one to skip?  A raw socket's "port" is its
  * protocol and an unbound one reads the wildcard: nothing to bind. */
 int inet_kind_skip_bind(const InetSkEntry *s);

@@ -110,6 +110,10 @@ cr_case(cr_ping_sk raw-sk 60 ${RAW_PING_NET} -- ping)
 cr_case(cr_udplite raw-sk 60 -- udplite)
 cr_case(bad_dump_raw_unread raw-sk 60 --own-netns --expect-dump-fail --expect-msg %p
 	--expect-msg "raw socket with datagrams received and not read yet" -- raw-unread)
+# A fresh network namespace has the kernel's ping_group_range, which lets
+# no one make a ping socket: the restore fails naming it.
+cr_case(bad_restore_ping_netns raw-sk 60 ${RAW_PING_NET} --restore-opt --netns --restore-opt always
+	--expect-restore-fail --expect-msg "ICMP" --expect-msg "net.ipv4.ping_group_range" -- ping)
 foreach(m raw ping udplite)
 	add_test(NAME selfcheck_raw_sk_${m} COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr
 		${RAW_PING_NET} -- $<TARGET_FILE:cr-raw-sk> ${m})
