@@ -298,7 +298,7 @@ static int find_state(struct fd_dump *f, struct inet_dump *d, int sk, int type, 
 	const struct inet_diag *found = sk_diag_inet_find(&d->diag, f->st->st_ino);
 	if (type == SOCK_RAW || (type == SOCK_DGRAM && proto != IPPROTO_UDP &&
 				 proto != IPPROTO_UDPLITE)) {
-		int ret = inet_proc_state(f->pid, f->fd, sk, type, proto, f->st->st_ino, di);
+		int ret = inet_proc_state(f->pid, f->fd, sk, type, f->st->st_ino, di);
 		/* raw_diag tells a lone SEND_SHUTDOWN, which poll() does not */
 		if (!ret && found && found->proto == IPPROTO_RAW && type == SOCK_RAW)
 			di->shutdown = found->shutdown;

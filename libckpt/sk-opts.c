@@ -1,6 +1,8 @@
 /*
- * sk-opts: one table of the socket options of TCP and UDP sockets (and
- * the SOL_SOCKET ones of unix sockets, rows marked ALL_SK or UNX), read
+ * sk-opts: one table of the socket options of TCP and UDP sockets, of
+ * raw, ICMP ping and UDP-Lite ones (sk-raw.c; rows marked RAW_, PING_,
+ * LITE_, or the IP-level classes that include them), and the SOL_SOCKET
+ * ones of unix sockets (rows marked ALL_SK or UNX), read
  * by the dump and replayed by the restore (see sk-opts.h).
  *
  * Each row: the option, how its value looks (kind), the sockets it applies

@@ -159,12 +159,10 @@ static uint8_t poll_shutdown(int sk)
 	return (p.revents & POLLHUP) ? 3 : (p.revents & POLLRDHUP) ? 1 : 0;
 }
 
-int inet_proc_state(pid_t pid, int fd, int sk, int type, int proto, uint64_t ino,
-		    struct inet_diag *out)
+int inet_proc_state(pid_t pid, int fd, int sk, int type, uint64_t ino, struct inet_diag *out)
 {
 	int family = 0;
 	socklen_t len = sizeof(family);
-	(void)proto;
 	if (getsockopt(sk, SOL_SOCKET, SO_DOMAIN, &family, &len))
 		return -errno;
 	*out = (struct inet_diag){ .ino = ino, .family = (uint8_t)family };

@@ -30,8 +30,7 @@ const char *inet_kind_name(const InetSkEntry *s);
  * its state, peer and queues from /proc/PID/net/{raw,raw6,icmp,icmp6}
  * (the owner's network namespace), its shutdown state from poll().  0,
  * or -errno after one line naming the socket (pid, fd). */
-int inet_proc_state(pid_t pid, int fd, int sk, int type, int proto, uint64_t ino,
-		    struct inet_diag *out);
+int inet_proc_state(pid_t pid, int fd, int sk, int type, uint64_t ino, struct inet_diag *out);
 
 /* Restore: are the image's type, protocol and state one this file makes?
  * (Old images: no protocol field, TCP or UDP.) */
