@@ -238,8 +238,11 @@ static int check_state(struct fd_dump *f, struct inet_dump *d, const struct inet
 	 * change.  Read them first, or dump again: such a queue drains. */
 	if (s->type != SOCK_STREAM && di->rqueue) {
 		pr_err("pid %d: fd %d: %s: %s socket with datagrams received and not read yet "
-		       "(%u bytes of read memory): not supported",
-		       f->pid, f->fd, f->link, what, di->rqueue);
+		       "(%u bytes of read memory): not supported%s",
+		       f->pid, f->fd, f->link, what, di->rqueue,
+		       s->type == SOCK_RAW ? " (a raw socket gets a copy of every packet of its "
+					     "protocol in its network namespace)"
+					   : "");
 		return -ENOTSUP;
 	}
 	if (s->type != SOCK_STREAM)
