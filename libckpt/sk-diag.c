@@ -274,6 +274,14 @@ int sk_diag_inet(struct inet_diag_table *t, struct arena *a)
 	int ret = 0;
 	for (int i = 0; !ret && i < 4; i++)
 		ret = diag_inet_one(t, fam[i / 2], proto[i % 2]);
+	/* UDP-Lite (sk-raw.c): a kernel without it (or without its diag)
+	 * has no such socket to list, and an unbound one is not listed */
+	for (int i = 0; !ret && i < 2; i++)
+		diag_inet_one(t, fam[i], IPPROTO_UDPLITE);
+	/* raw sockets (raw_diag, every protocol; proto reads IPPROTO_RAW):
+	 * only their shutdown state is taken from here (sk-raw.c) */
+	for (int i = 0; !ret && i < 2; i++)
+		diag_inet_one(t, fam[i], IPPROTO_RAW);
 	int aret = to_arena(a, (void **)&t->v, t->nr, sizeof(*t->v));
 	return ret ? ret : aret;
 }

@@ -59,7 +59,7 @@ const char *inet_end_str(const struct inet_end *e, char *buf, size_t len);
 struct inet_diag {
 	uint64_t ino;	       /* 0: no socket file (TIME_WAIT) */
 	uint8_t family, state; /* AF_INET/AF_INET6, TCP_* */
-	uint8_t proto;	       /* IPPROTO_TCP, IPPROTO_UDP */
+	uint8_t proto;	       /* IPPROTO_TCP, _UDP, _UDPLITE, _RAW (any raw socket) */
 	uint8_t shutdown;      /* RCV_SHUTDOWN (1) | SEND_SHUTDOWN (2) */
 	uint8_t v6only;
 	uint32_t rqueue, wqueue;
@@ -72,7 +72,7 @@ struct inet_diag_table {
 	size_t nr, cap;
 };
 
-/* Every TCP and UDP socket, IPv4 and IPv6, in arena `a`. */
+/* Every TCP, UDP, UDP-Lite and raw socket, IPv4 and IPv6, in arena `a`. */
 int sk_diag_inet(struct inet_diag_table *t, struct arena *a);
 const struct inet_diag *sk_diag_inet_find(const struct inet_diag_table *t, uint64_t ino);
 /* Every socket of protocol `proto` (IPPROTO_TCP, _UDP) into *t, on the heap

@@ -39,8 +39,11 @@
  * apart: sk-tcp.c.  A connect() in progress (SYN_SENT) comes back bound,
  * and connects again in post_install, sending the same SYN.
  *
- * Not kept: datagrams queued in a UDP socket (dropped, as the network may
- * drop them).
+ * Raw, ICMP ping and UDP-Lite sockets are kept as UDP ones are, with
+ * their protocol; what sets them apart is sk-raw.c's.
+ *
+ * Refused: datagrams received and not read, or held back unsent, in a
+ * UDP (raw, ping, UDP-Lite) socket (check_state).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -69,6 +72,7 @@
 #include "sk-opts.h"
 #include "sk-ports.h"
 #include "net-lock.h"
+#include "sk-raw.h"
 #include "sk-tcp.h"
 
 #define MAX_QUEUE (64u << 20) /* bytes of one queue an image may claim */
@@ -221,27 +225,30 @@ static int skip_in_flight(const struct fd_dump *f)
 static int check_state(struct fd_dump *f, struct inet_dump *d, const struct inet_diag *di,
 		       InetSkEntry *s)
 {
-	const char *what = s->type == SOCK_STREAM ? "TCP" : "UDP";
+	const char *what = inet_kind_name(s);
 	/* Datagrams held back (UDP_CORK, MSG_MORE) live in the socket's write
 	 * queue, which nothing can read back (zdtm socket_udp-corked: the
 	 * restore passed, the datagram gone). */
-	if (s->type == SOCK_DGRAM && di->wqueue) {
-		pr_err("pid %d: fd %d: %s: UDP socket holding a datagram not sent yet "
+	if (s->type != SOCK_STREAM && di->wqueue) {
+		pr_err("pid %d: fd %d: %s: %s socket holding a datagram not sent yet "
 		       "(UDP_CORK or MSG_MORE; %u bytes of write memory): not supported",
-		       f->pid, f->fd, f->link, di->wqueue);
+		       f->pid, f->fd, f->link, what, di->wqueue);
 		return -ENOTSUP;
 	}
 	/* Datagrams received and not read yet: a datagram's sender cannot be
 	 * put back with it (its address is someone else's port), and one
 	 * restored from another address, or dropped, would be a silent
 	 * change.  Read them first, or dump again: such a queue drains. */
-	if (s->type == SOCK_DGRAM && di->rqueue) {
-		pr_err("pid %d: fd %d: %s: UDP socket with datagrams received and not read yet "
-		       "(%u bytes of read memory): not supported",
-		       f->pid, f->fd, f->link, di->rqueue);
+	if (s->type != SOCK_STREAM && di->rqueue) {
+		pr_err("pid %d: fd %d: %s: %s socket with datagrams received and not read yet "
+		       "(%u bytes of read memory): not supported%s",
+		       f->pid, f->fd, f->link, what, di->rqueue,
+		       s->type == SOCK_RAW ? " (a raw socket gets a copy of every packet of its "
+					     "protocol in its network namespace)"
+					   : "");
 		return -ENOTSUP;
 	}
-	if (s->type == SOCK_DGRAM)
+	if (s->type != SOCK_STREAM)
 		return 0;
 	if (di->state == TCP_LISTEN) {
 		if (di->rqueue && !skip_in_flight(f)) {
@@ -283,25 +290,67 @@ static int fresh_socket(int sk, int type, uint64_t ino, struct inet_diag *out)
 	return 1;
 }
 
+/* What sock_diag (or /proc for raw and ping sockets, sk-raw.c) says of
+ * socket sk, in *di; refused by name when it is of no kind we keep. */
+static int find_state(struct fd_dump *f, struct inet_dump *d, int sk, int type, int proto,
+		      struct inet_diag *di)
+{
+	int family = get_opt(sk, SOL_SOCKET, SO_DOMAIN);
+	if (!inet_kind_supported(family, type, proto)) {
+		pr_err("pid %d: fd %d: %s: inet socket of type %d, protocol %d is not supported",
+		       f->pid, f->fd, f->link, type, proto);
+		return -ENOTSUP;
+	}
+	const struct inet_diag *found = sk_diag_inet_find(&d->diag, f->st->st_ino);
+	if (type == SOCK_RAW || (type == SOCK_DGRAM && proto != IPPROTO_UDP &&
+				 proto != IPPROTO_UDPLITE)) {
+		int ret = inet_proc_state(f->pid, f->fd, sk, type, f->st->st_ino, di);
+		/* raw_diag tells a lone SEND_SHUTDOWN, which poll() does not */
+		if (!ret && found && found->proto == IPPROTO_RAW && type == SOCK_RAW)
+			di->shutdown = found->shutdown;
+		return ret;
+	}
+	if (found && (found->proto == proto || type == SOCK_STREAM)) {
+		*di = *found;
+		return 0;
+	}
+	if (fresh_socket(sk, type, f->st->st_ino, di))
+		return 0;
+	pr_err("pid %d: fd %d: %s: inet socket of type %d, protocol %d: not in sock_diag",
+	       f->pid, f->fd, f->link, type, proto);
+	return -ENOTSUP;
+}
+
+/* The peer of a connected raw or ping socket, from /proc (sk-raw.c):
+ * getpeername() says ENOTCONN where connect() was given port 0. */
+static int proc_peer(struct arena *a, const struct inet_diag *di, InetSkEntry *s)
+{
+	size_t len = s->family == AF_INET ? 4 : 16;
+	if (s->has_dst_addr || s->state != TCP_ESTABLISHED || s->type == SOCK_STREAM)
+		return 0;
+	if (!(s->dst_addr.data = arena_alloc(a, len)))
+		return -ENOMEM;
+	memcpy(s->dst_addr.data, di->remote.addr + 16 - len, len);
+	s->dst_addr.len = len;
+	s->dst_port = 0;
+	s->has_dst_addr = s->has_dst_port = 1;
+	return 0;
+}
+
 static int inet_dump(struct fd_dump *f, FileEntry *e)
 {
 	struct inet_dump *d = get_dump(f);
 	if (!d)
 		return -ENOMEM;
-	const struct inet_diag *di = sk_diag_inet_find(&d->diag, f->st->st_ino);
 	int sk = files_getfd(f->pid, f->fd), ret = 0;
 	if (sk < 0)
 		return sk;
 	int type = get_opt(sk, SOL_SOCKET, SO_TYPE), proto = get_opt(sk, SOL_SOCKET, SO_PROTOCOL);
-	struct inet_diag unhashed;
-	if (!di && fresh_socket(sk, type, f->st->st_ino, &unhashed))
-		di = &unhashed;
-	if (!di || !((type == SOCK_STREAM && proto == IPPROTO_TCP) ||
-		     (type == SOCK_DGRAM && proto == IPPROTO_UDP))) {
-		pr_err("pid %d: fd %d: %s: inet socket of type %d, protocol %d is not supported",
-		       f->pid, f->fd, f->link, type, proto);
+	struct inet_diag state;
+	const struct inet_diag *di = &state;
+	if ((ret = find_state(f, d, sk, type, proto, &state))) {
 		close(sk);
-		return -ENOTSUP;
+		return ret;
 	}
 	InetSkEntry *s = arena_alloc(&f->fdump->a, sizeof(*s));
 	if (!s) {
@@ -314,12 +363,17 @@ static int inet_dump(struct fd_dump *f, FileEntry *e)
 	s->ino = di->ino;
 	s->family = di->family;
 	s->type = (uint32_t)type;
+	/* TCP and UDP images stay as they were: the protocol follows the type */
+	if (inet_kind_other(type, proto))
+		s->has_protocol = 1, s->protocol = (uint32_t)proto;
 	/* TCP_BOUND_INACTIVE (13, newer kernels): bound, a CLOSE socket */
 	s->state = di->state == 13 ? TCP_CLOSE : di->state;
 	char why[160] = "";
 	ret = dump_addrs(&f->fdump->a, sk, s);
 	if (!ret)
 		ret = diag_peer(&f->fdump->a, di, s);
+	if (!ret && inet_kind_other(type, proto))
+		ret = proc_peer(&f->fdump->a, di, s);
 	if (ret) {
 		pr_err("pid %d: fd %d: %s: cannot read its addresses: %s", f->pid, f->fd, f->link,
 		       strerror(-ret));
@@ -760,7 +814,7 @@ static int valid_entry(const InetSkEntry *s)
 	/* a user removes only a lock of her own dumps */
 	if (s->net_lock && (!tcp_is_conn(s) || !net_lock_name_ok(s->net_lock, getuid())))
 		return 0;
-	if (s->type != SOCK_STREAM && s->type != SOCK_DGRAM)
+	if (!inet_kind_valid(s))
 		return 0;
 	if (!valid_addr(s, s->has_src_addr, &s->src_addr, s->src_port) ||
 	    !valid_addr(s, s->has_dst_addr, &s->dst_addr, s->dst_port))
@@ -770,7 +824,7 @@ static int valid_entry(const InetSkEntry *s)
 	     s->recv_queue.len > MAX_QUEUE || s->unsent > s->send_queue.len ||
 	     (s->fin_unsent && !tcp_fin_unacked(s))))
 		return 0;
-	if (s->type == SOCK_DGRAM)
+	if (s->type != SOCK_STREAM)
 		return s->state == TCP_ESTABLISHED || s->state == TCP_CLOSE;
 	return s->state == TCP_LISTEN || s->state == TCP_CLOSE || tcp_is_conn(s);
 }
@@ -810,7 +864,7 @@ static int inet_read(struct img_set *set, struct restore_files *rf, void **priv)
 			pr_err("%s/files.img: entry %zu: bad inet socket", img_set_dir(set), i);
 			return -EINVAL;
 		}
-		if (!files_inherited(rf, rf->files[i]) && check_raw(s))
+		if (!files_inherited(rf, rf->files[i]) && (check_raw(s) || inet_kind_permitted(s)))
 			return -EPERM;
 		ir->rejoin[i] = (unsigned char)sk_ports_left_reuseport(rf, rf->files[i]);
 	}
@@ -902,7 +956,7 @@ static int bind_freely(int sk, const InetSkEntry *s, const struct sockaddr_stora
 int inet_bind_src(int sk, const InetSkEntry *s)
 {
 	struct sockaddr_storage ss;
-	if (!s->has_src_addr || !s->src_port)
+	if (!s->has_src_addr || !s->src_port || inet_kind_skip_bind(s))
 		return 0;
 	socklen_t len = make_addr(s, &s->src_addr, s->src_port, &ss);
 	int dumped = (int)sk_opts_int(s, SOL_SOCKET, SO_REUSEADDR, s->reuseaddr);
@@ -969,10 +1023,12 @@ static int finish(int sk, const InetSkEntry *s, char *why, size_t len)
 
 int inet_new_socket(const InetSkEntry *s, char *why, size_t len)
 {
-	int proto = s->type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP;
-	int sk = socket((int)s->family, (int)s->type | SOCK_CLOEXEC, proto), ret;
-	if (sk < 0)
-		return -errno;
+	int sk = socket((int)s->family, (int)s->type | SOCK_CLOEXEC, inet_sk_protocol(s)), ret;
+	if (sk < 0) {
+		ret = -errno;
+		inet_kind_why(s, -ret, why, len);
+		return ret;
+	}
 	ret = s->n_opts ? sk_opts_restore(sk, s, SK_OPTS_NEW, why, len) : set_old_options(sk, s);
 	if (ret) {
 		close(sk);
@@ -1030,7 +1086,7 @@ static int create(const struct restore_files *rf, const InetSkEntry *s, int rejo
 		ret = restore_conn(sk, s, why, len);
 	else
 		ret = bind_and_listen(rf, sk, s, rejoin, why, len);
-	if (!ret && s->type == SOCK_DGRAM && s->has_dst_addr)
+	if (!ret && s->type != SOCK_STREAM && s->has_dst_addr)
 		ret = connect_dst(sk, s);
 	if (!ret && !in_repair(s))
 		ret = finish(sk, s, why, len);

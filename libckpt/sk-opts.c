@@ -1,6 +1,8 @@
 /*
- * sk-opts: one table of the socket options of TCP and UDP sockets (and
- * the SOL_SOCKET ones of unix sockets, rows marked ALL_SK or UNX), read
+ * sk-opts: one table of the socket options of TCP and UDP sockets, of
+ * raw, ICMP ping and UDP-Lite ones (sk-raw.c; rows marked RAW_, PING_,
+ * LITE_, or the IP-level classes that include them), and the SOL_SOCKET
+ * ones of unix sockets (rows marked ALL_SK or UNX), read
  * by the dump and replayed by the restore (see sk-opts.h).
  *
  * Each row: the option, how its value looks (kind), the sockets it applies
@@ -45,6 +47,7 @@
 
 #include "proc.h"
 #include "sk-opts.h"
+#include "sk-raw.h"
 
 #ifndef SOCK_SNDBUF_LOCK
 #define SOCK_SNDBUF_LOCK 1
@@ -59,6 +62,23 @@
 #endif
 #ifndef IPV6_FLOWINFO_SEND
 #define IPV6_FLOWINFO_SEND 33
+#endif
+/* linux/icmp.h, linux/icmpv6.h, linux/udp.h */
+#ifndef ICMP_FILTER
+#define ICMP_FILTER 1
+#endif
+#ifndef ICMPV6_FILTER
+#define ICMPV6_FILTER 1
+#endif
+#ifndef UDPLITE_SEND_CSCOV
+#define UDPLITE_SEND_CSCOV 10
+#define UDPLITE_RECV_CSCOV 11
+#endif
+#ifndef IPV6_HDRINCL
+#define IPV6_HDRINCL 36
+#endif
+#ifndef SOL_RAW
+#define SOL_RAW 255
 #endif
 #ifndef IPV6_RECVERR_RFC4884
 #define IPV6_RECVERR_RFC4884 31
@@ -86,13 +106,18 @@ enum opt_kind {
 };
 
 #define TCP_ (1u << 0)
-#define UDP_ (1u << 1)
+#define UDP_ (1u << 1)  /* UDP, and UDP-Lite, which takes every UDP option */
 #define V4 (1u << 2)
 #define V6 (1u << 3)
-#define ANY (TCP_ | UDP_ | V4 | V6)
+#define RAW_ (1u << 5)  /* SOCK_RAW, any protocol (sk-raw.c) */
+#define PING_ (1u << 6) /* SOCK_DGRAM, IPPROTO_ICMP/ICMPV6 */
+#define LITE_ (1u << 7) /* UDP-Lite's own */
+#define INET (TCP_ | UDP_ | RAW_ | PING_)
+#define DGRAM (UDP_ | RAW_ | PING_)
+#define ANY (INET | V4 | V6)
 #define TCP4 (TCP_ | V4 | V6) /* a TCP option, both families */
 #define UDP4 (UDP_ | V4 | V6)
-#define IP6 (TCP_ | UDP_ | V6) /* an IPV6_* option: AF_INET6 sockets */
+#define IP6 (INET | V6)	       /* an IPV6_* option: AF_INET6 sockets */
 #define UNX (1u << 4)	       /* AF_UNIX sockets (sk-unix.c) */
 #define ALL_SK (ANY | UNX)     /* a SOL_SOCKET option every socket has */
 
@@ -119,9 +144,9 @@ static const struct opt_desc opts[] = {
 	ROW(IPPROTO_IP, IP_TOS, K_TOS, ANY, S_ALL, NEW),
 	ROW(IPPROTO_IP, IP_TTL, K_INT, ANY, S_ALL, NEW),
 	ROW(IPPROTO_IP, IP_MINTTL, K_INT, ANY, S_ALL, NEW),
-	/* UDP only: TCP refuses it (and an accepted socket reads the TTL of
-	 * its SYN there) */
-	ROW(IPPROTO_IP, IP_MULTICAST_TTL, K_INT, UDP4, S_ALL, NEW),
+	/* datagrams only: TCP refuses it (and an accepted socket reads the
+	 * TTL of its SYN there) */
+	ROW(IPPROTO_IP, IP_MULTICAST_TTL, K_INT, DGRAM | V4 | V6, S_ALL, NEW),
 	ROW(IPPROTO_IP, IP_MULTICAST_LOOP, K_INT, ANY, S_ALL, NEW),
 	ROW(IPPROTO_IP, IP_MULTICAST_ALL, K_INT, ANY, S_ALL, NEW),
 	/* before bind: they decide which addresses bind() accepts */
@@ -150,9 +175,9 @@ static const struct opt_desc opts[] = {
 	ROW(IPPROTO_IPV6, IPV6_V6ONLY, K_INT, IP6, S_ALL, NEW),
 	ROW(IPPROTO_IPV6, IPV6_TCLASS, K_TOS, IP6, S_ALL, NEW),
 	ROW(IPPROTO_IPV6, IPV6_UNICAST_HOPS, K_INT, IP6, S_ALL, NEW),
-	/* HOPS and IF: UDP only, TCP refuses them */
-	ROW(IPPROTO_IPV6, IPV6_MULTICAST_HOPS, K_INT, UDP_ | V6, S_ALL, NEW),
-	ROW(IPPROTO_IPV6, IPV6_MULTICAST_IF, K_INT, UDP_ | V6, S_ALL, NEW),
+	/* HOPS and IF: datagrams only, TCP refuses them */
+	ROW(IPPROTO_IPV6, IPV6_MULTICAST_HOPS, K_INT, DGRAM | V6, S_ALL, NEW),
+	ROW(IPPROTO_IPV6, IPV6_MULTICAST_IF, K_INT, DGRAM | V6, S_ALL, NEW),
 	ROW(IPPROTO_IPV6, IPV6_MULTICAST_LOOP, K_INT, IP6, S_ALL, NEW),
 	ROW(IPPROTO_IPV6, IPV6_MULTICAST_ALL, K_INT, IP6, S_ALL, NEW),
 	ROW(IPPROTO_IPV6, IPV6_UNICAST_IF, K_INT, IP6, S_ALL, NEW),
@@ -276,6 +301,21 @@ static const struct opt_desc opts[] = {
 	ROW(IPPROTO_UDP, UDP_ENCAP, K_INT, UDP4, S_ALL, NEW),
 	ROW(IPPROTO_UDP, UDP_NO_CHECK6_TX, K_INT, UDP4, S_ALL, NEW), /* v4 sockets take them too */
 	ROW(IPPROTO_UDP, UDP_NO_CHECK6_RX, K_INT, UDP4, S_ALL, NEW),
+	/* UDP-Lite: how much of a datagram its checksum covers */
+	ROW(IPPROTO_UDPLITE, UDPLITE_SEND_CSCOV, K_INT, LITE_ | V4 | V6, S_ALL, NEW),
+	ROW(IPPROTO_UDPLITE, UDPLITE_RECV_CSCOV, K_INT, LITE_ | V4 | V6, S_ALL, NEW),
+
+	/* --- raw sockets.  The header the program writes itself (on an
+	 * IPPROTO_RAW socket always on); no defragmentation; which ICMP
+	 * types are let through (getsockopt says EOPNOTSUPP on a socket of
+	 * another protocol: nothing kept); where the kernel writes an IPv6
+	 * checksum (-1: nowhere; ICMPv6's is fixed, and reads 2). */
+	ROW(IPPROTO_IP, IP_HDRINCL, K_INT, RAW_ | V4, S_ALL, NEW),
+	ROW(IPPROTO_IP, IP_NODEFRAG, K_INT, RAW_ | V4, S_ALL, NEW),
+	ROW(SOL_RAW, ICMP_FILTER, K_BYTES, RAW_ | V4, S_ALL, NEW),
+	ROW(IPPROTO_IPV6, IPV6_HDRINCL, K_INT, RAW_ | V6, S_ALL, NEW),
+	ROW(IPPROTO_IPV6, IPV6_CHECKSUM, K_INT, RAW_ | V6, S_ALL, NEW),
+	ROW(IPPROTO_ICMPV6, ICMPV6_FILTER, K_BYTES, RAW_ | V6, S_ALL, NEW),
 };
 
 #define NR_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -283,9 +323,22 @@ static const struct opt_desc opts[] = {
 #define MAX_FILTER (BPF_MAXINSNS * sizeof(struct sock_filter))
 _Static_assert(NR_OPTS < 256, "sk_opts_dump allocates one SkOpt per row");
 
+/* The rows' class of socket s (RAW_, PING_, UDP_ | LITE_, ...). */
+static unsigned proto_bits(const InetSkEntry *s)
+{
+	int p = inet_sk_protocol(s);
+	if (s->type == SOCK_STREAM)
+		return TCP_;
+	if (s->type == SOCK_RAW)
+		return RAW_;
+	if (p == IPPROTO_UDPLITE)
+		return UDP_ | LITE_;
+	return p == IPPROTO_ICMP || p == IPPROTO_ICMPV6 ? PING_ : UDP_;
+}
+
 static int applies(const struct opt_desc *d, const InetSkEntry *s)
 {
-	unsigned proto = s->type == SOCK_STREAM ? TCP_ : UDP_;
+	unsigned proto = proto_bits(s);
 	unsigned fam = s->family == AF_INET6 ? V6 : V4;
 	unsigned st = s->state == TCP_LISTEN ? S_LISTEN : s->state == TCP_CLOSE ? S_CLOSE : S_ESTAB;
 	if (s->family == AF_UNIX)

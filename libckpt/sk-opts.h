@@ -1,6 +1,6 @@
 /*
- * sk-opts: the socket options of a TCP or UDP socket, dumped and restored
- * from one table (sk-opts.c), for sk-inet.c.
+ * sk-opts: the socket options of a TCP, UDP, raw, ICMP ping or UDP-Lite
+ * socket, dumped and restored from one table (sk-opts.c), for sk-inet.c.
  *
  * Dump reads every option of the table that applies to the socket into
  * InetSkEntry.opts, or refuses (by name) an option set to something the

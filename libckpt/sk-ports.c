@@ -18,6 +18,7 @@
 #include "log.h"
 #include "sk-opts.h"
 #include "sk-ports.h"
+#include "sk-raw.h"
 #include "sk-tcp.h"
 
 static int proto_of(const InetSkEntry *s)
@@ -54,7 +55,7 @@ const char *sk_ports_name(const InetSkEntry *s, char *buf, size_t len)
 		inet_end_str(&e, b + 4, sizeof(b) - 4);
 	}
 	snprintf(buf, len, "socket:[%llu] %s %s%s", (unsigned long long)s->ino,
-		 s->type == SOCK_STREAM ? "TCP" : "UDP", a, b);
+		 inet_kind_name(s), a, b);
 	return buf;
 }
 
@@ -266,9 +267,12 @@ static int made_here(const struct restore_files *rf, const FileEntry *e)
 	return e->type == FILE_TYPE__FILE_INET_SK && e->inet_sk && !files_inherited(rf, e);
 }
 
+/* (a raw socket's "port" is its protocol, a ping socket's its echo id,
+ * UDP-Lite's its own table's: none is a TCP or UDP port) */
 static int has_port(const struct restore_files *rf, const FileEntry *e)
 {
-	return made_here(rf, e) && e->inet_sk->has_src_addr && e->inet_sk->src_port;
+	return made_here(rf, e) && e->inet_sk->has_src_addr && e->inet_sk->src_port &&
+	       !e->inet_sk->has_protocol;
 }
 
 int sk_ports_check(const struct restore_files *rf, struct ports_check *out)
@@ -347,7 +351,8 @@ static int is_peer(const InetSkEntry *s, const InetSkEntry *t)
 	sk_ports_peer(s, &dst);
 	sk_ports_local(s, &src);
 	sk_ports_local(t, &t_local);
-	if (t == s || t->type != s->type || !t->src_port)
+	if (t == s || t->type != s->type || !t->src_port ||
+	    inet_sk_protocol(t) != inet_sk_protocol(s))
 		return 0;
 	if (s->type == SOCK_STREAM) {
 		sk_ports_peer(t, &t_peer);

@@ -47,6 +47,7 @@
 #include "proc.h"
 #include "restore.h"
 #include "sk-opts.h"
+#include "sk-raw.h"
 #include "sk-tcp.h"
 #include "verify.h"
 
@@ -565,6 +566,10 @@ static void verify_sockopts(struct verify *v, pid_t pid, const FdEntry *fe, cons
 	}
 	struct sockopt_diff d = { v, fe->fd };
 	sk_opts_verify(sk, &view, sockopt_differs, &d);
+	/* its kind (a raw socket of the same protocol ...) and, for a raw,
+	 * ping or UDP-Lite socket, its local address (sk-raw.c) */
+	if (e->type == FILE_TYPE__FILE_INET_SK)
+		inet_kind_verify(sk, &view, sockopt_differs, &d);
 	close(sk);
 }
 

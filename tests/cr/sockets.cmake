@@ -113,6 +113,26 @@ set_tests_properties(selfcheck_inet_ext_push PROPERTIES TIMEOUT 60 LABELS selfch
 # Two dumps with -R first: the connection leaves repair mode and goes on.
 cr_case(cr_tcp_ext_leave_running inet-sk 90 ${SK_HELPER} tcp-echo --dump-opt --tcp-established
 	--leave-running-twice -- ext)
+# Raw, ICMP ping and UDP-Lite sockets (sk-raw.c): raw and ping ones in a
+# network namespace of their own (a raw socket sees every packet of its
+# protocol in its namespace: the node's traffic would fill its queue), with
+# ping sockets let in there; a raw socket's unread packet refused by name.
+sk_program(raw-sk)
+set(RAW_PING_NET --own-netns --net-sysctl "ipv4/ping_group_range=0 2147483647")
+cr_case(cr_raw_sk raw-sk 60 --own-netns -- raw)
+cr_case(cr_ping_sk raw-sk 60 ${RAW_PING_NET} -- ping)
+cr_case(cr_udplite raw-sk 60 -- udplite)
+cr_case(bad_dump_raw_unread raw-sk 60 --own-netns --expect-dump-fail --expect-msg %p
+	--expect-msg "raw socket with datagrams received and not read yet" -- raw-unread)
+# A fresh network namespace has the kernel's ping_group_range, which lets
+# no one make a ping socket: the restore fails naming it.
+cr_case(bad_restore_ping_netns raw-sk 60 ${RAW_PING_NET} --restore-opt --netns --restore-opt always
+	--expect-restore-fail --expect-msg "ICMP" --expect-msg "net.ipv4.ping_group_range" -- ping)
+foreach(m raw ping udplite)
+	add_test(NAME selfcheck_raw_sk_${m} COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr
+		${RAW_PING_NET} -- $<TARGET_FILE:cr-raw-sk> ${m})
+	set_tests_properties(selfcheck_raw_sk_${m} PROPERTIES TIMEOUT 60 LABELS selfcheck)
+endforeach()
 # Socket options (sk-opts.c): every option of every kept state comes back
 # exactly; an eBPF socket filter, which cannot be read back, is refused.
 sk_program(inet-opts)

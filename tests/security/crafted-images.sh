@@ -100,6 +100,22 @@ peer_is_alice() {
 	return 0
 }
 
+# Raw and ping sockets (libckpt/sk-raw.c): the relay's fd 3 made an inet
+# socket of the kind named, its peer (fd 4) left unconnected.  A raw one
+# needs CAP_NET_RAW, which alice's worker is not lent: refused before
+# anything is made (the kernel would refuse socket() too); a protocol no
+# socket() takes, or one of another type's, is refused at load.
+INET_AT3="e[fds[3]].pop('unix_sk'); e[fds[4]]['unix_sk'].update(state=7); e[fds[4]]['unix_sk'].pop('peer'); e[fds[3]]['type'] = 'FILE_INET_SK'; e[fds[3]]['inet_sk'] = dict(ino=1, family=2, state=7, src_addr='7f00000c', "
+no_raw_socket() {
+	local fd
+	for fd in /proc/"$P"/fd/*; do
+		grep -q "^socket:" <<<"$(readlink "$fd")" || continue
+		[ "$(awk -v i="$(stat -Lc %i "$fd")" '$10 == i' /proc/net/raw /proc/net/raw6)" = "" ] ||
+			fail "pid $P holds a raw socket on fd ${fd##*/}"
+	done
+	true
+}
+
 # name | base set | file | edit (imgedit.py) | check of the restored process $P
 # seccomp-removed: the filter is one alice's own process installed, so
 # dropping it gains her nothing (she runs unconfined); seccomp-no-nnp: a
@@ -186,6 +202,11 @@ ITEMS=(
 "pty-input-lines-raw|ptmx|files.img|$F; t = e[fds[3]]['tty']; t.update(hangup=True, input_lines=['610a']); t['termios']['lflag'] = 0|refused_only input lines in non-canonical mode|bad terminal entry"
 "pty-input-extproc|ptmx|files.img|$F; t = e[fds[3]]['tty']; t.update(hangup=True, input_tail='61'); t['termios']['lflag'] += 0o200000|refused_only input in EXTPROC mode|bad terminal entry"
 "pty-dead-master|ptmx|files.img|$F; e[fds[3]]['tty']['dead'] = True|refused_only a master marked dead|bad terminal entry"
+"raw-socket|relay|files.img|$F; ${INET_AT3}type=3, protocol=17, src_port=17)|no_raw_socket|a raw socket .*needs CAP_NET_RAW"
+"raw-socket-icmp|relay|files.img|$F; ${INET_AT3}type=3, protocol=1, src_port=1)|no_raw_socket|needs CAP_NET_RAW"
+"raw-protocol-huge|relay|files.img|$F; ${INET_AT3}type=3, protocol=1 << 20, src_port=0)|no_raw_socket|bad inet socket"
+"ping-as-stream|relay|files.img|$F; ${INET_AT3}type=1, protocol=1, src_port=0)|no_raw_socket|bad inet socket"
+"raw-as-dgram|relay|files.img|$F; ${INET_AT3}type=2, protocol=255, src_port=0)|no_raw_socket|bad inet socket"
 )
 
 run_items
