@@ -20,6 +20,9 @@
  *   tcp-hold    a plain TCP listener (no SO_REUSEADDR) on 0.0.0.0 at the
  *               port the test wrote in "hold-port": it takes that port
  *               from a restore (started once the dumped test is gone)
+ *   fanout-hold a packet socket of the ethertype in "hold-ethertype" in
+ *               the fanout group whose id is in "hold-fanout"
+ *   portid-hold a netlink socket bound to the portid in "hold-portid"
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -29,6 +32,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <linux/if_packet.h>
+#include <linux/netlink.h>
 #include <unistd.h>
 
 static void die(const char *what)
@@ -154,6 +159,36 @@ static void hold_port(void)
 		pause();
 }
 
+static unsigned read_number(const char *name)
+{
+	unsigned v = 0;
+	FILE *f = fopen(name, "r");
+	if (!f || fscanf(f, "%u", &v) != 1)
+		die(name);
+	fclose(f);
+	return v;
+}
+
+/* Hold a packet fanout group id or a netlink portid (cr-packet-nl). */
+static void hold_packet_or_netlink(const char *mode)
+{
+	int fd;
+	if (!strcmp(mode, "fanout-hold")) {
+		int id = (int)read_number("hold-fanout");
+		fd = socket(AF_PACKET, SOCK_RAW, htons((uint16_t)read_number("hold-ethertype")));
+		if (fd < 0 || setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &id, sizeof(id)))
+			die("join the fanout group");
+	} else {
+		struct sockaddr_nl a = { .nl_family = AF_NETLINK, .nl_pid = read_number("hold-portid") };
+		fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+		if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)))
+			die("bind the netlink portid");
+	}
+	write_file("helper-ready", "");
+	for (;;)
+		pause();
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -201,7 +236,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(mode, "tcp-hold"))
 		hold_port();
+	if (!strcmp(mode, "fanout-hold") || !strcmp(mode, "portid-hold"))
+		hold_packet_or_netlink(mode);
 	fprintf(stderr, "usage: cr-sk-helper "
-			"unix-dgram|unix-stream|tcp-echo|udp-echo|tcp-half|tcp-full|tcp-hold\n");
+			"unix-dgram|unix-stream|tcp-echo|udp-echo|tcp-half|tcp-full|tcp-hold|"
+			"fanout-hold|portid-hold\n");
 	return 2;
 }

@@ -1,0 +1,25 @@
+# Packet and netlink sockets (libckpt/sk-packet.c, sk-netlink.c): every
+# type, bound or not, options, memberships, fanout, rings mapped at their
+# address; netlink portids (bound, autobound), groups, peers.
+cr_program(packet-nl)
+# (cr-sk-helper is sockets.cmake's, included after this file)
+set(PNL_HELPER --helper $<TARGET_FILE:cr-sk-helper> --helper-arg)
+cr_case(cr_packet packet-nl 60 -- packet)
+cr_case(cr_netlink packet-nl 60 -- netlink)
+add_test(NAME selfcheck_netlink COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
+	$<TARGET_FILE:cr-packet-nl> netlink)
+set_tests_properties(selfcheck_netlink PROPERTIES TIMEOUT 60 LABELS selfcheck)
+# What cannot come back exactly is refused by name at dump: a frame
+# received and not read, a TX ring frame written.
+cr_case(bad_dump_packet_queued packet-nl 60 --expect-dump-fail --expect-msg %p
+	--expect-msg "packets received and not read yet" -- packet-queued)
+cr_case(bad_dump_packet_tx_used packet-nl 60 --expect-dump-fail --expect-msg %p
+	--expect-msg "TX ring holds frames" -- packet-tx-used)
+# A fanout group id or a netlink portid taken here since the dump (by
+# cr-sk-helper): the restore is refused, naming it.
+cr_case(bad_restore_packet_fanout_taken packet-nl 60 ${PNL_HELPER} fanout-hold
+	--helper-after-dump --expect-restore-fail --expect-msg "fanout group"
+	--expect-msg "is in use here" -- fanout-hold)
+cr_case(bad_restore_netlink_portid_taken packet-nl 60 ${PNL_HELPER} portid-hold
+	--helper-after-dump --expect-restore-fail --expect-msg "portid"
+	--expect-msg "is taken here" -- portid-hold)
