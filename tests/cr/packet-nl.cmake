@@ -23,3 +23,11 @@ cr_case(bad_restore_packet_fanout_taken packet-nl 60 ${PNL_HELPER} fanout-hold
 cr_case(bad_restore_netlink_portid_taken packet-nl 60 ${PNL_HELPER} portid-hold
 	--helper-after-dump --expect-restore-fail --expect-msg "portid"
 	--expect-msg "is taken here" -- portid-hold)
+# restore --verify reads the options of packet and netlink sockets back:
+# one made wrong after its read-back (CKPT_TEST_FAULT=sockopt) is named.
+cr_case(bad_restore_verify_packet_sockopt packet-nl 60 --expect-restore-fail
+	--expect-msg "socket option SO_PRIORITY" --expect-msg "restore --verify" -- packet)
+cr_case(bad_restore_verify_netlink_sockopt packet-nl 60 --expect-restore-fail
+	--expect-msg "socket option SO_PRIORITY" --expect-msg "restore --verify" -- netlink)
+set_tests_properties(bad_restore_verify_packet_sockopt bad_restore_verify_netlink_sockopt
+	PROPERTIES ENVIRONMENT CKPT_TEST_FAULT=sockopt)
