@@ -18,7 +18,10 @@
  * Refused at dump, by name: messages queued and not read (an answer of
  * the kernel, a broadcast: nothing can put them back), a dump whose
  * answer is not read to its end (the kernel's callback state), a group
- * to connect to past 32 (connect() cannot name it).
+ * to connect to past 32 (connect() cannot name it), the protocols whose
+ * kernel side keeps state of the socket (stateless() below).
+ * Not kept (counters of the past, read only by clearing them): a pending
+ * socket error (ENOBUFS after an overrun), drop counts.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -161,6 +164,32 @@ static const char *refusal(const struct netlink_diag *d, char *buf, size_t len)
 	return NULL;
 }
 
+/*
+ * The protocols whose kernel side keeps nothing of a socket but what is
+ * dumped here (its portid, groups, options): a request is answered and
+ * forgotten.  Others tie state to the socket or its portid that nothing
+ * reads back, and drop it when the dumped socket closes: NETLINK_AUDIT
+ * (the audit daemon's registration), NETLINK_CONNECTOR (the proc
+ * connector's per-socket filter), NETLINK_NETFILTER (nfqueue and nflog
+ * instances bound to the portid), NETLINK_GENERIC (families such as
+ * nl80211 or taskstats own objects by socket), the SCSI, iSCSI and RDMA
+ * ones (daemons' registrations).  They are refused by name.
+ */
+static int stateless(uint32_t protocol)
+{
+	switch (protocol) {
+	case NETLINK_ROUTE:
+	case NETLINK_USERSOCK:
+	case NETLINK_SOCK_DIAG:
+	case NETLINK_XFRM:
+	case NETLINK_SELINUX:
+	case NETLINK_FIB_LOOKUP:
+	case NETLINK_KOBJECT_UEVENT:
+		return 1;
+	}
+	return 0;
+}
+
 static int dump_groups(struct arena *a, int sk, NetlinkSkEntry *n)
 {
 	static _Thread_local uint32_t words[MAX_GROUP_WORDS];
@@ -218,6 +247,13 @@ static int fill_entry(struct fd_dump *f, int sk, const struct netlink_diag *d, N
 	getsockopt(sk, SOL_SOCKET, SO_PROTOCOL, &v, &l);
 	n->protocol = (uint32_t)v;
 	n->ino = f->st->st_ino;
+	if (!stateless(n->protocol)) {
+		snprintf(why, len, "protocol %u: its kernel side may hold state of the socket "
+			 "(registrations, subscriptions, objects it owns) that cannot be read back: "
+			 "not supported",
+			 n->protocol);
+		return -ENOTSUP;
+	}
 	int ret = dump_addrs(sk, d, n, why, len);
 	if (!ret)
 		ret = dump_groups(a, sk, n);

@@ -25,6 +25,8 @@
  * which no restore lends), a fanout group id some socket here uses.
  * A ring mapped by the program comes back mapped at the same address
  * (mem.c records its fd, packet_map_check checks the mapping is whole).
+ * Not kept (counters of the past, which only a read that clears them
+ * shows): PACKET_STATISTICS, PACKET_ROLLOVER_STATS, a pending socket error.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -17,6 +17,8 @@
  *                   once the test is gone: the restore is refused)
  *   portid-hold     a netlink socket bound to a portid it writes to
  *                   "hold-portid" (cr-sk-helper portid-hold takes it)
+ *   netlink-generic a NETLINK_GENERIC socket (refused: its families may
+ *                   keep state of the socket)
  * The ethertype and the fanout id derive from the pid: two runs at once
  * do not queue frames in each other's sockets.
  */
@@ -420,6 +422,19 @@ static void setup_portid_hold(void)
 	write_text("hold-portid", bound_portid());
 }
 
+static int n_generic;
+
+static void setup_generic(void)
+{
+	n_generic = socket(AF_NETLINK, SOCK_RAW, NETLINK_GENERIC);
+	CHECK_SYS(n_generic >= 0, "generic netlink socket");
+}
+
+static void check_generic(void)
+{
+	CHECK(get_int(n_generic, SOL_SOCKET, SO_PROTOCOL) == NETLINK_GENERIC, "protocol");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct cr_case cases[] = {
@@ -429,6 +444,7 @@ int main(int argc, char **argv)
 		{ "packet-tx-used", setup_tx_used, check_tx_used },
 		{ "fanout-hold", setup_fanout_hold, check_packet },
 		{ "portid-hold", setup_portid_hold, check_netlink },
+		{ "netlink-generic", setup_generic, check_generic },
 	};
 	test_init();
 	run_case(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
