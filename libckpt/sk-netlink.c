@@ -319,7 +319,7 @@ static InetSkEntry opts_view(const NetlinkSkEntry *n)
 
 static int valid_entry(const NetlinkSkEntry *n)
 {
-	if (!n || (n->type != SOCK_RAW && n->type != SOCK_DGRAM) || n->protocol >= MAX_LINKS)
+	if (!n || (n->type != SOCK_RAW && n->type != SOCK_DGRAM) || !stateless(n->protocol))
 		return 0;
 	if (n->n_groups > MAX_GROUP_WORDS || (n->has_portid && !n->portid) ||
 	    (n->n_groups && !n->has_portid) || n->has_dst_portid != n->has_dst_group ||
