@@ -19,8 +19,9 @@
  * put back in a receive queue), a ring in use (a frame ever filled: the
  * kernel's position in the ring cannot be read, nor set), a TPACKET_V3
  * receive ring (its block headers hold the kernel's timestamps), fanout
- * groups with a BPF program or a kernel-chosen id (UNIQUEID), a socket
- * that has a protocol but does not run (its device went down or away).
+ * groups with a BPF program or a kernel-chosen id (UNIQUEID) or a member
+ * outside the tree, a socket that has a protocol but does not run (its
+ * device went down or away).
  * Refused at load: a user's restore (packet sockets need CAP_NET_RAW,
  * which no restore lends), a fanout group id some socket here uses.
  * A ring mapped by the program comes back mapped at the same address
@@ -213,11 +214,45 @@ static struct packet_table *get_table(struct fd_dump *f)
 	return t;
 }
 
+static int tree_packet_socket(const struct files_dump *fdump, uint64_t ino)
+{
+	for (size_t i = 0; i < fdump->nr; i++) {
+		const FileEntry *e = fdump->descs[i].entry;
+		if (e && e->type == FILE_TYPE__FILE_PACKET_SK && e->packet_sk->ino == ino)
+			return 1;
+	}
+	return 0;
+}
+
+/* A fanout group must be the tree's alone: a member outside would stay
+ * in the old group (or the restore would join a stranger's). */
+static int check_groups(const struct files_dump *fdump, const struct packet_table *t)
+{
+	for (size_t i = 0; i < fdump->nr; i++) {
+		const FileEntry *e = fdump->descs[i].entry;
+		if (!e || e->type != FILE_TYPE__FILE_PACKET_SK || !e->packet_sk->fanout)
+			continue;
+		uint32_t id = e->packet_sk->fanout & 0xffff;
+		for (size_t k = 0; k < t->nr; k++) {
+			if (!t->v[k].has_fanout || (t->v[k].fanout & 0xffff) != id ||
+			    tree_packet_socket(fdump, t->v[k].ino))
+				continue;
+			pr_err("pid %d: fd %d: socket:[%llu]: packet fanout group %u has a member "
+			       "outside the tree (socket:[%llu]): not supported",
+			       fdump->descs[i].pid, fdump->descs[i].fd,
+			       (unsigned long long)e->packet_sk->ino, id,
+			       (unsigned long long)t->v[k].ino);
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
+
 static int packet_dump_tree(struct files_dump *fdump, void **priv)
 {
-	(void)fdump;
+	int ret = *priv ? check_groups(fdump, *priv) : 0;
 	*priv = NULL; /* the table lives in the arena */
-	return 0;
+	return ret;
 }
 
 static uint64_t ring_bytes(const struct packet_diag_ring *r)
@@ -391,9 +426,9 @@ static int packet_dump(struct fd_dump *f, FileEntry *e)
 	struct packet_table *t = get_table(f);
 	const struct packet_diag *d = t ? find_diag(t, f->st->st_ino) : NULL;
 	if (!d) {
-		pr_err("pid %d: fd %d: %s: packet socket not found by packet_diag", f->pid, f->fd,
-		       f->link);
-		return t ? -ENOENT : -ENOMEM;
+		pr_err("pid %d: fd %d: %s: packet socket %s", f->pid, f->fd, f->link,
+		       t ? "not found by packet_diag" : "not listed: packet_diag failed");
+		return t ? -ENOENT : -EIO;
 	}
 	int sk = files_getfd(f->pid, f->fd), type = 0;
 	socklen_t l = sizeof(type);

@@ -15,6 +15,8 @@
  *   fanout-hold     a packet socket in a fanout group whose id it writes
  *                   to "hold-fanout" (cr-sk-helper fanout-hold joins it
  *                   once the test is gone: the restore is refused)
+ *   fanout-outside  a fanout group the helper (fanout-hold, started first)
+ *                   joins too: a member outside the tree (refused)
  *   portid-hold     a netlink socket bound to a portid it writes to
  *                   "hold-portid" (cr-sk-helper portid-hold takes it)
  *   netlink-generic a NETLINK_GENERIC socket (refused: its families may
@@ -63,6 +65,12 @@ static uint16_t ethertype(void)
 static int fanout_id(void)
 {
 	return 0x1000 | (getpid() & 0xfff);
+}
+
+/* PACKET_FANOUT of the group of p_dgram */
+static int fanout_value(void)
+{
+	return fanout_id() | (PACKET_FANOUT_LB | PACKET_FANOUT_FLAG_ROLLOVER) << 16;
 }
 
 static int get_int(int fd, int level, int opt)
@@ -142,8 +150,7 @@ static void setup_packet(void)
 	set_int(p_dgram, SOL_PACKET, PACKET_RESERVE, 8);
 	set_int(p_dgram, SOL_PACKET, PACKET_ORIGDEV, 1);
 	set_int(p_dgram, SOL_PACKET, PACKET_COPY_THRESH, 256);
-	set_int(p_dgram, SOL_PACKET, PACKET_FANOUT,
-		fanout_id() | (PACKET_FANOUT_LB | PACKET_FANOUT_FLAG_ROLLOVER) << 16);
+	set_int(p_dgram, SOL_PACKET, PACKET_FANOUT, fanout_value());
 	mreq(p_dgram, PACKET_ADD_MEMBERSHIP, PACKET_MR_UNICAST, 6);
 	mreq(p_dgram, PACKET_ADD_MEMBERSHIP, PACKET_MR_ALLMULTI, 0);
 	mreq(p_dgram, PACKET_ADD_MEMBERSHIP, PACKET_MR_ALLMULTI, 0);
@@ -314,8 +321,24 @@ static void check_tx_used(void)
 static void setup_fanout_hold(void)
 {
 	setup_packet();
-	write_text("hold-fanout", (unsigned)fanout_id());
+	write_text("hold-fanout", (unsigned)fanout_value());
 	write_text("hold-ethertype", ethertype());
+}
+
+static void setup_fanout_outside(void)
+{
+	char path[4096];
+	setup_fanout_hold();
+	test_path(path, "fanout-joined");
+	for (int i = 0; i < 1000 && access(path, F_OK); i++)
+		usleep(10000);
+	CHECK(!access(path, F_OK), "the helper did not join the fanout group");
+}
+
+static void check_fanout_outside(void)
+{
+	check_options();
+	check_ring_map();
 }
 
 /* ------------------------------ netlink ------------------------------ */
@@ -445,6 +468,7 @@ int main(int argc, char **argv)
 		{ "fanout-hold", setup_fanout_hold, check_packet },
 		{ "portid-hold", setup_portid_hold, check_netlink },
 		{ "netlink-generic", setup_generic, check_generic },
+		{ "fanout-outside", setup_fanout_outside, check_fanout_outside },
 	};
 	test_init();
 	run_case(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);

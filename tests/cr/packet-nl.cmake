@@ -18,6 +18,10 @@ cr_case(bad_dump_packet_tx_used packet-nl 60 --expect-dump-fail --expect-msg %p
 # A protocol whose kernel side may keep state of the socket (genetlink).
 cr_case(bad_dump_netlink_generic packet-nl 60 --expect-dump-fail --expect-msg %p
 	--expect-msg "protocol 16" -- netlink-generic)
+# A fanout group with a member outside the tree (cr-sk-helper's).
+cr_case(bad_dump_packet_fanout_outside packet-nl 60 ${PNL_HELPER} fanout-hold
+	--expect-dump-fail --expect-msg %p --expect-msg "member outside the tree"
+	-- fanout-outside)
 # A fanout group id or a netlink portid taken here since the dump (by
 # cr-sk-helper): the restore is refused, naming it.
 cr_case(bad_restore_packet_fanout_taken packet-nl 60 ${PNL_HELPER} fanout-hold

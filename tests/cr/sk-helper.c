@@ -20,8 +20,10 @@
  *   tcp-hold    a plain TCP listener (no SO_REUSEADDR) on 0.0.0.0 at the
  *               port the test wrote in "hold-port": it takes that port
  *               from a restore (started once the dumped test is gone)
- *   fanout-hold a packet socket of the ethertype in "hold-ethertype" in
- *               the fanout group whose id is in "hold-fanout"
+ *   fanout-hold a packet socket of the ethertype in "hold-ethertype", on
+ *               lo, in the fanout group "hold-fanout" (PACKET_FANOUT's
+ *               value), once the test wrote it if started first; then
+ *               it writes "fanout-joined"
  *   portid-hold a netlink socket bound to the portid in "hold-portid"
  */
 #include <arpa/inet.h>
@@ -32,6 +34,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <net/if.h>
 #include <linux/if_packet.h>
 #include <linux/netlink.h>
 #include <unistd.h>
@@ -169,18 +172,38 @@ static unsigned read_number(const char *name)
 	return v;
 }
 
-/* Hold a packet fanout group id or a netlink portid (cr-packet-nl). */
+static int join_fanout(void)
+{
+	int val = (int)read_number("hold-fanout");
+	uint16_t proto = htons((uint16_t)read_number("hold-ethertype"));
+	struct sockaddr_ll lo = { .sll_family = AF_PACKET, .sll_protocol = proto,
+				  .sll_ifindex = (int)if_nametoindex("lo") };
+	int fd = socket(AF_PACKET, SOCK_RAW, proto);
+	/* a group's members share its protocol and device */
+	if (fd < 0 || bind(fd, (struct sockaddr *)&lo, sizeof(lo)) ||
+	    setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &val, sizeof(val)))
+		die("join the fanout group");
+	write_file("fanout-joined", "");
+	return fd;
+}
+
+/* Hold a packet fanout group id or a netlink portid (cr-packet-nl).  A
+ * helper started before the test joins once the test wrote the id. */
 static void hold_packet_or_netlink(const char *mode)
 {
-	int fd;
+	if (!strcmp(mode, "fanout-hold") && access("hold-fanout", F_OK)) {
+		write_file("helper-ready", "");
+		while (access("hold-fanout", F_OK))
+			usleep(10000);
+		join_fanout();
+		for (;;)
+			pause();
+	}
 	if (!strcmp(mode, "fanout-hold")) {
-		int id = (int)read_number("hold-fanout");
-		fd = socket(AF_PACKET, SOCK_RAW, htons((uint16_t)read_number("hold-ethertype")));
-		if (fd < 0 || setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &id, sizeof(id)))
-			die("join the fanout group");
+		join_fanout();
 	} else {
 		struct sockaddr_nl a = { .nl_family = AF_NETLINK, .nl_pid = read_number("hold-portid") };
-		fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+		int fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
 		if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)))
 			die("bind the netlink portid");
 	}
