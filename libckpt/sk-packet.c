@@ -49,6 +49,7 @@
 #include "file-kinds.h"
 #include "log.h"
 #include "priv.h"
+#include "proc.h"
 #include "sk-diag.h"
 #include "sk-level-opts.h"
 #include "sk-opts.h"
@@ -643,7 +644,10 @@ static int add_mreqs(int sk, const PacketSkEntry *p, char *why, size_t len)
 			return ret;
 		if (m->addr.len)
 			memcpy(mr.mr_address, m->addr.data, m->addr.len);
-		for (uint32_t n = 0; n < m->count; n++) {
+		/* A test-only fault (CKPT_TEST_FAULT=packet-mreq): a membership
+		 * added once less, for restore --verify to catch. */
+		uint32_t count = m->count - (m->count > 1 && ckpt_test_fault("packet-mreq"));
+		for (uint32_t n = 0; n < count; n++) {
 			if (!setsockopt(sk, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)))
 				continue;
 			ret = -errno;
@@ -779,12 +783,73 @@ static void verify_bind(int sk, const PacketSkEntry *p, sk_opts_diff_fn fn, void
 		fn(arg, "packet bound device", now, was);
 }
 
+static void differ(sk_opts_diff_fn fn, void *arg, const char *what, unsigned long long now,
+		   unsigned long long was, int *n)
+{
+	char a[32], b[32];
+	if (now == was)
+		return;
+	snprintf(a, sizeof(a), "%llu", now);
+	snprintf(b, sizeof(b), "%llu", was);
+	fn(arg, what, a, b);
+	(*n)++;
+}
+
+static void verify_ring(const char *what, int has, const struct packet_diag_ring *r,
+			const PacketRingEntry *e, sk_opts_diff_fn fn, void *arg, int *n)
+{
+	unsigned long long now = has ? ring_bytes(r) : 0;
+	unsigned long long was = e ? (unsigned long long)e->block_size * e->block_nr : 0;
+	differ(fn, arg, what, now, was, n);
+	if (has && e && now == was)
+		differ(fn, arg, what, r->pdr_frame_nr * (unsigned long long)r->pdr_frame_size,
+		       e->frame_nr * (unsigned long long)e->frame_size, n);
+}
+
+static const struct packet_diag_mclist *find_mc(const struct packet_diag *d,
+						const PacketMreqEntry *m)
+{
+	for (size_t i = 0; i < d->nr_mc; i++) {
+		const struct packet_diag_mclist *mc = &d->mc[i];
+		if (mc->pdmc_index == m->ifindex && mc->pdmc_type == m->type &&
+		    mc->pdmc_alen == m->addr.len &&
+		    (!m->addr.len || !memcmp(mc->pdmc_addr, m->addr.data, m->addr.len)))
+			return mc;
+	}
+	return NULL;
+}
+
+/* What packet_diag alone shows: rings, memberships, the copy threshold. */
+static int verify_diag(int sk, const PacketSkEntry *p, sk_opts_diff_fn fn, void *arg)
+{
+	struct packet_table t;
+	struct stat st;
+	int n = 0;
+	if (fstat(sk, &st) || load_table(&t))
+		return 0;
+	const struct packet_diag *d = find_diag(&t, st.st_ino);
+	if (d) {
+		verify_ring("packet RX ring bytes", d->has_rx, &d->rx, p->rx_ring, fn, arg, &n);
+		verify_ring("packet TX ring bytes", d->has_tx, &d->tx, p->tx_ring, fn, arg, &n);
+		differ(fn, arg, "PACKET_COPY_THRESH", d->info.pdi_copy_thresh, p->copy_thresh, &n);
+		differ(fn, arg, "packet memberships", d->nr_mc, p->n_mreqs, &n);
+		for (size_t i = 0; i < p->n_mreqs; i++) {
+			const struct packet_diag_mclist *mc = find_mc(d, p->mreqs[i]);
+			differ(fn, arg, "packet membership count", mc ? mc->pdmc_count : 0,
+			       p->mreqs[i]->count, &n);
+		}
+	}
+	free_table(&t);
+	return n;
+}
+
 int packet_sk_verify(int sk, const PacketSkEntry *p, sk_opts_diff_fn fn, void *arg)
 {
 	InetSkEntry view = opts_view(p);
 	int n = sk_opts_verify(sk, &view, fn, arg);
 	n += level_opts_verify(sk, p->packet_opts, p->n_packet_opts, &packet_opts, fn, arg);
 	verify_bind(sk, p, fn, arg);
+	n += verify_diag(sk, p, fn, arg);
 	int v = 0;
 	socklen_t l = sizeof(v);
 	if (p->type != SOCK_PACKET && !getsockopt(sk, SOL_PACKET, PACKET_FANOUT, &v, &l) &&

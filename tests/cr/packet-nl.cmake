@@ -38,3 +38,9 @@ cr_case(bad_restore_verify_netlink_sockopt packet-nl 60 --expect-restore-fail
 	--expect-msg "socket option SO_PRIORITY" --expect-msg "restore --verify" -- netlink)
 set_tests_properties(bad_restore_verify_packet_sockopt bad_restore_verify_netlink_sockopt
 	PROPERTIES ENVIRONMENT CKPT_TEST_FAULT=sockopt)
+# A membership added once less (CKPT_TEST_FAULT=packet-mreq): --verify
+# reads packet_diag's list of the restored socket and names the count.
+cr_case(bad_restore_verify_packet_mreq packet-nl 60 --expect-restore-fail
+	--expect-msg "packet membership count 1, dumped 2" --expect-msg "restore --verify" -- packet)
+set_tests_properties(bad_restore_verify_packet_mreq PROPERTIES ENVIRONMENT
+	CKPT_TEST_FAULT=packet-mreq)
