@@ -28,8 +28,7 @@ struct level_opts {
 };
 
 /* Every row of t that sk answers, into *out (arena a).  0 or -ENOMEM. */
-int level_opts_dump(struct arena *a, int sk, const struct level_opts *t, SkOpt ***out,
-		    size_t *nr);
+int level_opts_dump(struct arena *a, int sk, const struct level_opts *t, SkOpt ***out, size_t *nr);
 
 /* Nonzero if each option is a row of t, an int, given once. */
 int level_opts_valid(SkOpt *const *o, size_t nr, const struct level_opts *t);

@@ -48,10 +48,12 @@
 #endif
 #define MAX_GROUP_WORDS 1024 /* 32768 groups: more than any family has */
 
+/* clang-format off */
 #define ROW(o) { #o, SOL_NETLINK, o }
+/* clang-format on */
 static const struct level_opt netlink_rows[] = {
-	ROW(NETLINK_PKTINFO),	  ROW(NETLINK_BROADCAST_ERROR), ROW(NETLINK_NO_ENOBUFS),
-	ROW(NETLINK_LISTEN_ALL_NSID), ROW(NETLINK_CAP_ACK),	ROW(NETLINK_EXT_ACK),
+	ROW(NETLINK_PKTINFO),	      ROW(NETLINK_BROADCAST_ERROR), ROW(NETLINK_NO_ENOBUFS),
+	ROW(NETLINK_LISTEN_ALL_NSID), ROW(NETLINK_CAP_ACK),	    ROW(NETLINK_EXT_ACK),
 	ROW(NETLINK_GET_STRICT_CHK),
 };
 static const struct level_opts netlink_opts = { netlink_rows,
@@ -61,7 +63,7 @@ static const struct level_opts netlink_opts = { netlink_rows,
 
 struct netlink_diag {
 	uint64_t ino;
-	uint8_t state; /* NETLINK_CONNECTED (1) */
+	uint8_t state;	/* NETLINK_CONNECTED (1) */
 	uint32_t flags; /* NDIAG_FLAG_* */
 	uint32_t rmem;
 };
@@ -95,7 +97,8 @@ static int parse_netlink(struct nlmsghdr *h, void *arg)
 	if (tb[NETLINK_DIAG_FLAGS])
 		d->flags = nla_get_u32(tb[NETLINK_DIAG_FLAGS]);
 	if (tb[NETLINK_DIAG_MEMINFO] && nla_len(tb[NETLINK_DIAG_MEMINFO]) >= (int)sizeof(uint32_t))
-		d->rmem = ((const uint32_t *)nla_data(tb[NETLINK_DIAG_MEMINFO]))[SK_MEMINFO_RMEM_ALLOC];
+		d->rmem = ((const uint32_t *)nla_data(
+			tb[NETLINK_DIAG_MEMINFO]))[SK_MEMINFO_RMEM_ALLOC];
 	return 0;
 }
 
@@ -248,10 +251,12 @@ static int fill_entry(struct fd_dump *f, int sk, const struct netlink_diag *d, N
 	n->protocol = (uint32_t)v;
 	n->ino = f->st->st_ino;
 	if (!stateless(n->protocol)) {
-		snprintf(why, len, "protocol %u: its kernel side may hold state of the socket "
-			 "(registrations, subscriptions, objects it owns) that cannot be read back: "
-			 "not supported",
-			 n->protocol);
+		snprintf(
+			why, len,
+			"protocol %u: its kernel side may hold state of the socket "
+			"(registrations, subscriptions, objects it owns) that cannot be read back: "
+			"not supported",
+			n->protocol);
 		return -ENOTSUP;
 	}
 	int ret = dump_addrs(sk, d, n, why, len);
@@ -345,7 +350,8 @@ static int netlink_read(struct img_set *set, struct restore_files *rf, void **pr
 
 static int do_bind(int sk, const NetlinkSkEntry *n, char *why, size_t len)
 {
-	struct sockaddr_nl a = { .nl_family = AF_NETLINK, .nl_pid = n->portid,
+	struct sockaddr_nl a = { .nl_family = AF_NETLINK,
+				 .nl_pid = n->portid,
 				 .nl_groups = n->n_groups ? n->groups[0] : 0 };
 	if (!n->has_portid)
 		return 0;
@@ -372,7 +378,8 @@ static int do_bind(int sk, const NetlinkSkEntry *n, char *why, size_t len)
 
 static int do_connect(int sk, const NetlinkSkEntry *n, char *why, size_t len)
 {
-	struct sockaddr_nl a = { .nl_family = AF_NETLINK, .nl_pid = n->dst_portid,
+	struct sockaddr_nl a = { .nl_family = AF_NETLINK,
+				 .nl_pid = n->dst_portid,
 				 .nl_groups = n->dst_group ? 1u << (n->dst_group - 1) : 0 };
 	if (!n->has_dst_portid || !connect(sk, (struct sockaddr *)&a, sizeof(a)))
 		return 0;

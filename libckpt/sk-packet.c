@@ -58,18 +58,20 @@
 #ifndef PACKET_VNET_HDR_SZ
 #define PACKET_VNET_HDR_SZ 24
 #endif
-#define MAX_ADDR 32		/* MAX_ADDR_LEN: a membership's address */
-#define MAX_MREQS 1024		/* memberships an image may claim */
-#define MAX_MREQ_COUNT 65536	/* times one membership was added */
-#define MAX_RING (1ULL << 32)	/* bytes of one ring an image may claim */
+#define MAX_ADDR 32	      /* MAX_ADDR_LEN: a membership's address */
+#define MAX_MREQS 1024	      /* memberships an image may claim */
+#define MAX_MREQ_COUNT 65536  /* times one membership was added */
+#define MAX_RING (1ULL << 32) /* bytes of one ring an image may claim */
 
 /* SOL_PACKET options, in the order the restore sets them: the version
  * and the reserve before the rings (set_ring); VNET_HDR before its size. */
+/* clang-format off */
 #define ROW(o) { #o, SOL_PACKET, o }
+/* clang-format on */
 static const struct level_opt packet_rows[] = {
-	ROW(PACKET_VERSION),	 ROW(PACKET_RESERVE),	  ROW(PACKET_AUXDATA),
-	ROW(PACKET_ORIGDEV),	 ROW(PACKET_VNET_HDR),	  ROW(PACKET_VNET_HDR_SZ),
-	ROW(PACKET_LOSS),	 ROW(PACKET_TIMESTAMP),	  ROW(PACKET_TX_HAS_OFF),
+	ROW(PACKET_VERSION),	  ROW(PACKET_RESERVE),	       ROW(PACKET_AUXDATA),
+	ROW(PACKET_ORIGDEV),	  ROW(PACKET_VNET_HDR),	       ROW(PACKET_VNET_HDR_SZ),
+	ROW(PACKET_LOSS),	  ROW(PACKET_TIMESTAMP),       ROW(PACKET_TX_HAS_OFF),
 	ROW(PACKET_QDISC_BYPASS), ROW(PACKET_IGNORE_OUTGOING),
 };
 static const struct level_opts packet_opts = { packet_rows,
@@ -141,7 +143,8 @@ static int parse_packet(struct nlmsghdr *h, void *arg)
 	copy_attr(&d->tx, sizeof(d->tx), &d->has_tx, tb[PACKET_DIAG_TX_RING]);
 	copy_attr(&d->fanout, sizeof(d->fanout), &d->has_fanout, tb[PACKET_DIAG_FANOUT]);
 	if (tb[PACKET_DIAG_MEMINFO] && nla_len(tb[PACKET_DIAG_MEMINFO]) >= (int)sizeof(uint32_t))
-		d->rmem = ((const uint32_t *)nla_data(tb[PACKET_DIAG_MEMINFO]))[SK_MEMINFO_RMEM_ALLOC];
+		d->rmem = ((const uint32_t *)nla_data(
+			tb[PACKET_DIAG_MEMINFO]))[SK_MEMINFO_RMEM_ALLOC];
 	return tb[PACKET_DIAG_MCLIST] ? keep_mclist(d, tb[PACKET_DIAG_MCLIST]) : 0;
 }
 
@@ -417,7 +420,8 @@ static int fill_entry(struct fd_dump *f, int sk, const struct packet_diag *d, Pa
 		int v = 0;
 		socklen_t l = sizeof(v);
 		p->has_fanout = 1; /* getsockopt adds the flags to what diag says */
-		p->fanout = getsockopt(sk, SOL_PACKET, PACKET_FANOUT, &v, &l) ? d->fanout : (uint32_t)v;
+		p->fanout =
+			getsockopt(sk, SOL_PACKET, PACKET_FANOUT, &v, &l) ? d->fanout : (uint32_t)v;
 	}
 	return dump_options(a, sk, p, why, len);
 }
@@ -465,8 +469,8 @@ int packet_map_check(pid_t pid, int fd, uint64_t ino, uint64_t pgoff, uint64_t l
 	if (ret)
 		return ret;
 	const struct packet_diag *d = find_diag(&t, ino);
-	uint64_t whole = d ? (d->has_rx ? ring_bytes(&d->rx) : 0) + (d->has_tx ? ring_bytes(&d->tx) : 0)
-			   : 0;
+	uint64_t whole =
+		d ? (d->has_rx ? ring_bytes(&d->rx) : 0) + (d->has_tx ? ring_bytes(&d->tx) : 0) : 0;
 	if (!d || pgoff || len != whole) {
 		pr_err("pid %d: fd %d: socket:[%llu]: a mapping of %llu bytes at offset %llu of "
 		       "its rings (%llu bytes): only a mapping of the whole rings is supported",
@@ -531,8 +535,8 @@ static int valid_entry(const PacketSkEntry *p)
 	view.family = AF_PACKET;
 	view.n_opts = p->n_opts;
 	view.opts = p->opts;
-	return sk_opts_valid(&view) && level_opts_valid(p->packet_opts, p->n_packet_opts,
-							&packet_opts);
+	return sk_opts_valid(&view) &&
+	       level_opts_valid(p->packet_opts, p->n_packet_opts, &packet_opts);
 }
 
 /* A fanout group of the images that a socket here is in already: the
@@ -547,7 +551,8 @@ static int check_fanout(const struct restore_files *rf, const struct packet_tabl
 		for (size_t k = 0; k < t->nr; k++) {
 			if (!t->v[k].has_fanout || (t->v[k].fanout & 0xffff) != id)
 				continue;
-			pr_err("socket:[%llu]: packet fanout group %u is in use here (socket:[%llu])",
+			pr_err("socket:[%llu]: packet fanout group %u is in use here "
+			       "(socket:[%llu])",
 			       (unsigned long long)e->packet_sk->ino, id,
 			       (unsigned long long)t->v[k].ino);
 			return -EADDRINUSE;
@@ -572,7 +577,8 @@ static int packet_read(struct img_set *set, struct restore_files *rf, void **pri
 			continue;
 		/* Never lent: a user's restore makes no packet socket. */
 		if (!(priv_effective() & PRIV_BIT(CAP_NET_RAW))) {
-			pr_err("socket:[%llu]: a packet socket: its restore needs CAP_NET_RAW, which "
+			pr_err("socket:[%llu]: a packet socket: its restore needs CAP_NET_RAW, "
+			       "which "
 			       "this restore does not have",
 			       (unsigned long long)e->packet_sk->ino);
 			return -EPERM;
@@ -661,7 +667,7 @@ static int add_mreqs(int sk, const PacketSkEntry *p, char *why, size_t len)
 
 static int set_ring(int sk, int opt, const PacketRingEntry *r, char *why, size_t len)
 {
-	struct tpacket_req3 req = { r->block_size, r->block_nr,	 r->frame_size, r->frame_nr,
+	struct tpacket_req3 req = { r->block_size, r->block_nr,	   r->frame_size, r->frame_nr,
 				    r->retire_tmo, r->sizeof_priv, r->features };
 	if (!setsockopt(sk, SOL_PACKET, opt, &req, sizeof(req)))
 		return 0;
@@ -707,7 +713,8 @@ static int build(int sk, const PacketSkEntry *p, char *why, size_t len)
 	InetSkEntry view = opts_view(p);
 	int ret = sk_opts_restore(sk, &view, SK_OPTS_NEW, why, len);
 	if (!ret)
-		ret = level_opts_restore(sk, p->packet_opts, p->n_packet_opts, &packet_opts, why, len);
+		ret = level_opts_restore(sk, p->packet_opts, p->n_packet_opts, &packet_opts, why,
+					 len);
 	if (!ret)
 		ret = copy_thresh(sk, p, why, len);
 	if (!ret)

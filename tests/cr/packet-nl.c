@@ -48,7 +48,7 @@
 #endif
 
 #define RING_AT ((void *)0x5a0000000000ul)
-#define FAR_GROUP 34	     /* RTNLGRP_MCTP_IFADDR: quiet on this host */
+#define FAR_GROUP 34	      /* RTNLGRP_MCTP_IFADDR: quiet on this host */
 #define NEAR_GROUPS (1u << 8) /* RTNLGRP_DECnet_IFADDR: gone, never sent */
 
 static int p_raw, p_dgram, p_spkt, p_any, p_v3, p_vnet;
@@ -100,7 +100,8 @@ static void write_text(const char *name, unsigned v)
 
 static void mreq(int fd, int op, int type, int alen)
 {
-	struct packet_mreq m = { .mr_ifindex = lo, .mr_type = (unsigned short)type,
+	struct packet_mreq m = { .mr_ifindex = lo,
+				 .mr_type = (unsigned short)type,
 				 .mr_alen = (unsigned short)alen };
 	CHECK_SYS(!setsockopt(fd, SOL_PACKET, op, &m, sizeof(m)), "%s membership type %d",
 		  op == PACKET_ADD_MEMBERSHIP ? "add" : "drop", type);
@@ -108,7 +109,9 @@ static void mreq(int fd, int op, int type, int alen)
 
 static void ring(int fd, int opt, unsigned block, unsigned nr, unsigned frame)
 {
-	struct tpacket_req3 r = { .tp_block_size = block, .tp_block_nr = nr, .tp_frame_size = frame,
+	struct tpacket_req3 r = { .tp_block_size = block,
+				  .tp_block_nr = nr,
+				  .tp_frame_size = frame,
 				  .tp_frame_nr = block / frame * nr };
 	CHECK_SYS(!setsockopt(fd, SOL_PACKET, opt, &r, sizeof(r)), "ring %d", opt);
 }
@@ -116,7 +119,8 @@ static void ring(int fd, int opt, unsigned block, unsigned nr, unsigned frame)
 static int bound(int type, uint16_t proto)
 {
 	int fd = socket(AF_PACKET, type, htons(proto));
-	struct sockaddr_ll a = { .sll_family = AF_PACKET, .sll_protocol = htons(proto),
+	struct sockaddr_ll a = { .sll_family = AF_PACKET,
+				 .sll_protocol = htons(proto),
 				 .sll_ifindex = lo };
 	CHECK_SYS(fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof(a)), "bound packet socket");
 	return fd;
@@ -199,7 +203,8 @@ static void check_ring_map(void)
 		unsigned long start, end;
 		unsigned maj, mn;
 		unsigned long long ino;
-		if (sscanf(line, "%lx-%lx %*s %*s %x:%x %llu", &start, &end, &maj, &mn, &ino) == 5 &&
+		if (sscanf(line, "%lx-%lx %*s %*s %x:%x %llu", &start, &end, &maj, &mn, &ino) ==
+			    5 &&
 		    start == (unsigned long)RING_AT)
 			found = end - start == 5 * 4096 && makedev(maj, mn) == st.st_dev &&
 				ino == st.st_ino;
@@ -265,7 +270,8 @@ static void check_traffic(void)
 	f[12] = (unsigned char)(ethertype() >> 8);
 	f[13] = (unsigned char)ethertype();
 	memcpy(f + 14, "hello-ckpt", 10);
-	struct sockaddr_ll to = { .sll_family = AF_PACKET, .sll_protocol = htons(ethertype()),
+	struct sockaddr_ll to = { .sll_family = AF_PACKET,
+				  .sll_protocol = htons(ethertype()),
 				  .sll_ifindex = lo };
 	CHECK_SYS(sendto(p_any, f, sizeof(f), 0, (struct sockaddr *)&to, sizeof(to)) == sizeof(f),
 		  "send a frame");
@@ -291,7 +297,8 @@ static void setup_queued(void)
 	unsigned char f[64] = { 0 };
 	f[12] = (unsigned char)(ethertype() >> 8);
 	f[13] = (unsigned char)ethertype();
-	struct sockaddr_ll to = { .sll_family = AF_PACKET, .sll_protocol = htons(ethertype()),
+	struct sockaddr_ll to = { .sll_family = AF_PACKET,
+				  .sll_protocol = htons(ethertype()),
 				  .sll_ifindex = lo };
 	CHECK_SYS(sendto(p_any, f, sizeof(f), 0, (struct sockaddr *)&to, sizeof(to)) == sizeof(f),
 		  "send a frame");
@@ -358,7 +365,8 @@ static uint32_t bound_portid(void)
 
 static void setup_netlink(void)
 {
-	struct sockaddr_nl a = { .nl_family = AF_NETLINK, .nl_pid = bound_portid(),
+	struct sockaddr_nl a = { .nl_family = AF_NETLINK,
+				 .nl_pid = bound_portid(),
 				 .nl_groups = NEAR_GROUPS };
 	n_bound = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
 	CHECK_SYS(n_bound >= 0 && !bind(n_bound, (struct sockaddr *)&a, sizeof(a)), "bind");
