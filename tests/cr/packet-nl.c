@@ -88,12 +88,14 @@ static void set_int(int fd, int level, int opt, int v)
 		  level, opt, v, fd);
 }
 
+/* Whole or not at all (a helper may be waiting for it): renamed in place. */
 static void write_text(const char *name, unsigned v)
 {
-	char path[4096];
+	char path[4096], tmp[4096];
 	test_path(path, name);
-	FILE *f = fopen(path, "w");
-	CHECK_SYS(f && fprintf(f, "%u\n", v) > 0 && !fclose(f), "%s", name);
+	test_path(tmp, "tmp-text");
+	FILE *f = fopen(tmp, "w");
+	CHECK_SYS(f && fprintf(f, "%u\n", v) > 0 && !fclose(f) && !rename(tmp, path), "%s", name);
 }
 
 /* ------------------------------ packet ------------------------------- */
@@ -328,8 +330,8 @@ static void check_tx_used(void)
 static void setup_fanout_hold(void)
 {
 	setup_packet();
-	write_text("hold-fanout", (unsigned)fanout_value());
 	write_text("hold-ethertype", ethertype());
+	write_text("hold-fanout", (unsigned)fanout_value()); /* the helper waits for it */
 }
 
 static void setup_fanout_outside(void)

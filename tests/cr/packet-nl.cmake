@@ -44,3 +44,8 @@ cr_case(bad_restore_verify_packet_mreq packet-nl 60 --expect-restore-fail
 	--expect-msg "packet membership count 1, dumped 2" --expect-msg "restore --verify" -- packet)
 set_tests_properties(bad_restore_verify_packet_mreq PROPERTIES ENVIRONMENT
 	CKPT_TEST_FAULT=packet-mreq)
+# Netlink and packet sockets see their network namespace: --netns always
+# refuses, naming the socket.
+cr_case(bad_restore_netns_netlink packet-nl 60 --restore-opt --netns --restore-opt always
+	--expect-restore-fail --expect-msg "a netlink socket sees the network namespace"
+	-- netlink)
