@@ -251,12 +251,10 @@ static int fill_entry(struct fd_dump *f, int sk, const struct netlink_diag *d, N
 	n->protocol = (uint32_t)v;
 	n->ino = f->st->st_ino;
 	if (!stateless(n->protocol)) {
-		snprintf(
-			why, len,
-			"protocol %u: its kernel side may hold state of the socket "
-			"(registrations, subscriptions, objects it owns) that cannot be read back: "
-			"not supported",
-			n->protocol);
+		snprintf(why, len,
+			 "protocol %u: its kernel side may hold state of the socket "
+			 "(registrations, subscriptions, objects it owns) that cannot be read back",
+			 n->protocol);
 		return -ENOTSUP;
 	}
 	int ret = dump_addrs(sk, d, n, why, len);
@@ -300,8 +298,8 @@ static int netlink_dump(struct fd_dump *f, FileEntry *e)
 	int ret = fill_entry(f, sk, d, n, why, sizeof(why));
 	close(sk);
 	if (ret) {
-		pr_err("pid %d: fd %d: %s: netlink socket: %s", f->pid, f->fd, f->link,
-		       why[0] ? why : strerror(-ret));
+		pr_err("pid %d: fd %d: %s: netlink socket: %s%s", f->pid, f->fd, f->link,
+		       why[0] ? why : strerror(-ret), ret == -ENOTSUP ? ": not supported" : "");
 		return ret;
 	}
 	e->type = FILE_TYPE__FILE_NETLINK_SK;

@@ -445,7 +445,7 @@ static int packet_dump(struct fd_dump *f, FileEntry *e)
 	PacketSkEntry *p = no ? NULL : arena_alloc(&f->fdump->a, sizeof(*p));
 	int ret = no ? -ENOTSUP : p ? 0 : -ENOMEM;
 	if (no)
-		snprintf(why, sizeof(why), "packet socket: %s: not supported", no);
+		snprintf(why, sizeof(why), "%s", no);
 	if (p) {
 		packet_sk_entry__init(p);
 		p->type = (uint32_t)type;
@@ -453,8 +453,8 @@ static int packet_dump(struct fd_dump *f, FileEntry *e)
 	}
 	close(sk);
 	if (ret) {
-		pr_err("pid %d: fd %d: %s: %s", f->pid, f->fd, f->link,
-		       why[0] ? why : strerror(-ret));
+		pr_err("pid %d: fd %d: %s: packet socket: %s%s", f->pid, f->fd, f->link,
+		       why[0] ? why : strerror(-ret), ret == -ENOTSUP ? ": not supported" : "");
 		return ret;
 	}
 	e->type = FILE_TYPE__FILE_PACKET_SK;
