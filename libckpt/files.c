@@ -39,6 +39,8 @@ static const struct file_kind *const file_kinds[] = {
 	&ghost_node_kind, /* before tty and regfile: removed directories, devices */
 	&inotify_kind, /* after memfd and ghost: their pool_ready closes keepers first */
 	&locks_kind, /* matches nothing: adds locks to the others' files */
+	&packet_sk_kind, /* sk-packet.c */
+	&netlink_sk_kind, /* sk-netlink.c */
 	&inet_sk_kind, /* late: its dump_tree puts TCP connections in repair mode */
 	&tty_kind, /* before regfile: terminals are character devices with a path */
 	&regfile_kind, /* last: it matches what has a path */

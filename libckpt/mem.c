@@ -34,6 +34,7 @@
 #include "pagemap.pb-c.h"
 #include "proc.h"
 #include "shmem.h"
+#include "sk-packet.h"
 
 #define PAGE_SIZE ((uint64_t)4096)
 #define PME_PRESENT (1ULL << 63)
@@ -169,6 +170,41 @@ static int fill_file_vma(struct vma_list *l, VmaEntry *e, const char *path, int 
 	return e->path ? 0 : -ENOMEM;
 }
 
+/* A mapping of a socket: the rings of a packet socket (PACKET_RX_RING,
+ * PACKET_TX_RING) that the task holds at an fd.  Restored as a mapping of
+ * that fd (/proc/self/fd/N: restore-mem.c maps a duplicate of it, once
+ * the fds are in place, where the packet socket's ring is made again). */
+static int fill_socket_vma(struct vma_list *l, VmaEntry *e, const char *path, int shared)
+{
+	char link[64], fdpath[64];
+	struct stat st;
+	snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, l->pid, e->start,
+		 e->end);
+	if (stat(link, &st)) {
+		pr_err("pid %d: mapping of %s: %s", l->pid, path, strerror(errno));
+		return -errno;
+	}
+	int fd = fd_on_file(l->pid, &st);
+	if (fd < 0) {
+		pr_err("pid %d: mapping %" PRIx64 "-%" PRIx64 " (%s): a socket's mapping is "
+		       "supported only while the process holds the socket at an fd",
+		       l->pid, e->start, e->end, path);
+		return -ENOTSUP;
+	}
+	int ret = packet_map_check(l->pid, fd, st.st_ino, e->pgoff, e->end - e->start);
+	if (ret)
+		return ret;
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
+	e->path = arena_strdup(l->a, fdpath);
+	e->has_dev = e->has_ino = e->has_open_flags = 1;
+	e->dev = st.st_dev;
+	e->ino = st.st_ino;
+	e->open_flags = O_RDWR;
+	e->kind = shared ? VMA_KIND__VMA_FILE_SHARED : VMA_KIND__VMA_FILE_PRIVATE;
+	e->flags = shared ? MAP_SHARED : MAP_PRIVATE;
+	return e->path ? 0 : -ENOMEM;
+}
+
 /* "/SYSV%08x (deleted)": an attached System V shm segment. */
 static int is_sysv_shm(const char *path)
 {
@@ -205,6 +241,8 @@ static int classify_vma(struct vma_list *l, VmaEntry *e, const char *perms, uint
 	}
 	if (path[0] == '/')
 		return fill_file_vma(l, e, path, shared);
+	if (!strncmp(path, "socket:[", 8))
+		return fill_socket_vma(l, e, path, shared);
 	if (path[0] && path[0] != '[') {
 		pr_err("pid %d: mapping %" PRIx64 "-%" PRIx64 " (%s) is not supported", l->pid, e->start,
 		       e->end, path);

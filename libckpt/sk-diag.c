@@ -401,3 +401,11 @@ int sk_domain(pid_t pid, int fd)
 	close(sk);
 	return ret;
 }
+
+/* ------------------------------- other ------------------------------- */
+
+int sk_diag_dump(void *req, size_t len, int (*parse)(struct nlmsghdr *h, void *arg), void *arg)
+{
+	struct diag_req r = { parse, arg, 0 };
+	return diag_dump(req, len, &r);
+}

@@ -89,6 +89,11 @@ int sk_diag_destroy(const struct inet_diag *d);
 struct frozen_tree;
 int sk_outside_holder(const struct frozen_tree *tree, uint64_t ino);
 
+/* One sock_diag dump request of another family (packet and netlink
+ * sockets: sk-packet.c, sk-netlink.c): parse gets each answer. */
+struct nlmsghdr;
+int sk_diag_dump(void *req, size_t len, int (*parse)(struct nlmsghdr *h, void *arg), void *arg);
+
 /* SO_DOMAIN of fd `fd` of `pid` (a socket), or -errno. */
 int sk_domain(pid_t pid, int fd);
 

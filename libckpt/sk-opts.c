@@ -343,6 +343,10 @@ static int applies(const struct opt_desc *d, const InetSkEntry *s)
 	unsigned st = s->state == TCP_LISTEN ? S_LISTEN : s->state == TCP_CLOSE ? S_CLOSE : S_ESTAB;
 	if (s->family == AF_UNIX)
 		return (d->on & UNX) && (d->states & st);
+	/* packet and netlink sockets (sk-packet.c, sk-netlink.c): the
+	 * SOL_SOCKET rows an inet socket has */
+	if (s->family == AF_PACKET || s->family == AF_NETLINK)
+		return d->level == SOL_SOCKET && (d->on & ANY) && (d->states & st);
 	return (d->on & proto) && (d->on & fam) && (d->states & st);
 }
 

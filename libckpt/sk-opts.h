@@ -13,7 +13,9 @@
  *
  * A unix socket (sk-unix.c) comes in an InetSkEntry whose family is
  * AF_UNIX (type and state as sock_diag gives them, opts): only the
- * table's SOL_SOCKET rows for unix sockets apply to it.
+ * table's SOL_SOCKET rows for unix sockets apply to it.  A packet or
+ * netlink socket (sk-packet.c, sk-netlink.c) comes with family AF_PACKET
+ * or AF_NETLINK and state TCP_CLOSE: the SOL_SOCKET rows of inet sockets.
  */
 #ifndef CKPT_SK_OPTS_H
 #define CKPT_SK_OPTS_H

@@ -397,6 +397,14 @@ int sk_ports_private(const struct restore_files *rf, int (*is_local)(const uint8
 		const FileEntry *e = rf->files[i];
 		if (made_here(rf, e) && !inet_private(rf, e->inet_sk, is_local, arg, why, len))
 			return 0;
+		/* they see the namespace's own devices, portids and kernel state */
+		if (e->type == FILE_TYPE__FILE_PACKET_SK || e->type == FILE_TYPE__FILE_NETLINK_SK) {
+			snprintf(why, len, "socket:[%llu]: a %s socket sees the network namespace",
+				 (unsigned long long)(e->packet_sk ? e->packet_sk->ino
+								   : e->netlink_sk ? e->netlink_sk->ino : 0),
+				 e->packet_sk ? "packet" : "netlink");
+			return 0;
+		}
 		if (e->type == FILE_TYPE__FILE_UNIX_SK && e->unix_sk && e->unix_sk->has_name &&
 		    e->unix_sk->name.len > 1 && !e->unix_sk->name.data[0]) {
 			snprintf(why, len,

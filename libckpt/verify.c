@@ -48,6 +48,7 @@
 #include "restore.h"
 #include "sk-opts.h"
 #include "sk-raw.h"
+#include "sk-packet.h"
 #include "sk-tcp.h"
 #include "verify.h"
 
@@ -557,7 +558,8 @@ static void verify_sockopts(struct verify *v, pid_t pid, const FdEntry *fe, cons
 		view.n_opts = e->unix_sk->n_opts;
 		view.opts = e->unix_sk->opts;
 	}
-	if (!view.n_opts)
+	int other = e->type == FILE_TYPE__FILE_PACKET_SK || e->type == FILE_TYPE__FILE_NETLINK_SK;
+	if (!view.n_opts && !other)
 		return; /* not a socket, or an image from before the table */
 	int sk = files_getfd(pid, (int)fe->fd);
 	if (sk < 0) {
@@ -565,7 +567,12 @@ static void verify_sockopts(struct verify *v, pid_t pid, const FdEntry *fe, cons
 		return;
 	}
 	struct sockopt_diff d = { v, fe->fd };
-	sk_opts_verify(sk, &view, sockopt_differs, &d);
+	if (e->type == FILE_TYPE__FILE_PACKET_SK && e->packet_sk)
+		packet_sk_verify(sk, e->packet_sk, sockopt_differs, &d);
+	else if (e->type == FILE_TYPE__FILE_NETLINK_SK && e->netlink_sk)
+		netlink_sk_verify(sk, e->netlink_sk, sockopt_differs, &d);
+	else
+		sk_opts_verify(sk, &view, sockopt_differs, &d);
 	/* its kind (a raw socket of the same protocol ...) and, for a raw,
 	 * ping or UDP-Lite socket, its local address (sk-raw.c) */
 	if (e->type == FILE_TYPE__FILE_INET_SK)

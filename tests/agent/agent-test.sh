@@ -374,10 +374,11 @@ case_verbs() {
 	PIDS+=("$(cat "$T/j/pid")")
 	"$CKPTCTL" status --json 501 | grep -q "\"pids\":\[$(cat "$T/j/pid")\]" ||
 		fail "the job's tree is not the restored one"
-	# A checkpoint that fails (an unsupported netlink socket) is kept as
+	# A checkpoint that fails (an unsupported netlink socket: generic
+	# netlink, whose families may keep state of the socket) is kept as
 	# the job's error.
 	python3 -c 'import socket, time
-s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 16)
 time.sleep(60)' </dev/null >/dev/null 2>&1 &
 	local bad=$!
 	PIDS+=("$bad")

@@ -174,10 +174,11 @@ env -u CKPT_SOCKET "$CKPTCTL" checkpoint able 601 >"$T/out" 2>&1 || rc=$?
 cp "$T/conf.saved" "$CKPT_CONF"
 echo "ok: ckptctl finds ckptd by agent.socket"
 
-# A dump that fails (a netlink socket is not supported) leaves no empty
-# job directory behind, in storage.base or in the job's --checkpoint-dir.
+# A dump that fails (a generic netlink socket is not supported) leaves no
+# empty job directory behind, in storage.base or in the job's
+# --checkpoint-dir.
 python3 -c 'import socket, time
-s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 16)
 time.sleep(60)' </dev/null >/dev/null 2>&1 251>&- &
 bad=$!
 PIDS+=("$bad")

@@ -1,6 +1,7 @@
 /*
  * bad_dump_io_uring / _perf / _epoll_gone / _netlink / _udp_corked /
- * _udp_unread: a dump that must be refused.
+ * _udp_unread: a dump that must be refused.  (netlink: a socket with the
+ * kernel's answer not read yet, which nothing could put back.)
  *
  * The program holds an fd of a kind the engine does not support, at fd 42
  * (cr-run expects the error line to name it), with some state in it.
@@ -107,6 +108,16 @@ static int unread_udp(void)
 	return fd;
 }
 
+/* A netlink socket holding the kernel's answer (an ACK) it has not read. */
+static int unread_netlink(void)
+{
+	struct nlmsghdr h = { .nlmsg_len = sizeof(h), .nlmsg_type = NLMSG_NOOP,
+			      .nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK, .nlmsg_seq = 42 };
+	int fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+	CHECK_SYS(fd >= 0 && send(fd, &h, sizeof(h), 0) == sizeof(h), "netlink request");
+	return fd;
+}
+
 static void setup(const char *kind)
 {
 	int sk[2];
@@ -122,7 +133,7 @@ static void setup(const char *kind)
 		move_fd(sk[1], FD + 1);
 		CHECK_SYS(write(FD + 1, "ping", 4) == 4, "write socket");
 	} else if (!strcmp(kind, "netlink")) {
-		move_fd(socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE), FD);
+		move_fd(unread_netlink(), FD);
 	} else if (!strcmp(kind, "shm-anon-fd")) {
 		move_fd(open_shared_anon(), FD);
 	} else if (!strcmp(kind, "udp-corked")) {
@@ -178,6 +189,10 @@ static void check_fd(const char *kind)
 		socklen_t len = sizeof(proto);
 		CHECK_SYS(!getsockopt(FD, SOL_SOCKET, SO_PROTOCOL, &proto, &len), "SO_PROTOCOL");
 		CHECK(proto == NETLINK_ROUTE, "netlink protocol %d", proto);
+		char ack[64];
+		struct nlmsghdr *h = (struct nlmsghdr *)ack;
+		CHECK_SYS(recv(FD, ack, sizeof(ack), MSG_DONTWAIT) >= (ssize_t)sizeof(*h), "the ACK");
+		CHECK(h->nlmsg_type == NLMSG_ERROR && h->nlmsg_seq == 42, "the ACK lost");
 	} else {
 		CHECK(epoll_wait(FD, &ev, 1, 0) == 1 && ev.data.u64 == 0xfeed,
 		      "epoll lost its watch");

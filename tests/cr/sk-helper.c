@@ -24,6 +24,11 @@
  *   tcp-hold    a plain TCP listener (no SO_REUSEADDR) on 0.0.0.0 at the
  *               port the test wrote in "hold-port": it takes that port
  *               from a restore (started once the dumped test is gone)
+ *   fanout-hold a packet socket of the ethertype in "hold-ethertype", on
+ *               lo, in the fanout group "hold-fanout" (PACKET_FANOUT's
+ *               value), once the test wrote it if started first; then
+ *               it writes "fanout-joined"
+ *   portid-hold a netlink socket bound to the portid in "hold-portid"
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -35,6 +40,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <net/if.h>
+#include <linux/if_packet.h>
+#include <linux/netlink.h>
 #include <unistd.h>
 
 static void die(const char *what)
@@ -177,6 +185,56 @@ static void hold_port(void)
 		pause();
 }
 
+static unsigned read_number(const char *name)
+{
+	unsigned v = 0;
+	FILE *f = fopen(name, "r");
+	if (!f || fscanf(f, "%u", &v) != 1)
+		die(name);
+	fclose(f);
+	return v;
+}
+
+static int join_fanout(void)
+{
+	int val = (int)read_number("hold-fanout");
+	uint16_t proto = htons((uint16_t)read_number("hold-ethertype"));
+	struct sockaddr_ll lo = { .sll_family = AF_PACKET, .sll_protocol = proto,
+				  .sll_ifindex = (int)if_nametoindex("lo") };
+	int fd = socket(AF_PACKET, SOCK_RAW, proto);
+	/* a group's members share its protocol and device */
+	if (fd < 0 || bind(fd, (struct sockaddr *)&lo, sizeof(lo)) ||
+	    setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &val, sizeof(val)))
+		die("join the fanout group");
+	write_file("fanout-joined", "");
+	return fd;
+}
+
+/* Hold a packet fanout group id or a netlink portid (cr-packet-nl).  A
+ * helper started before the test joins once the test wrote the id. */
+static void hold_packet_or_netlink(const char *mode)
+{
+	if (!strcmp(mode, "fanout-hold") && access("hold-fanout", F_OK)) {
+		write_file("helper-ready", "");
+		while (access("hold-fanout", F_OK))
+			usleep(10000);
+		join_fanout();
+		for (;;)
+			pause();
+	}
+	if (!strcmp(mode, "fanout-hold")) {
+		join_fanout();
+	} else {
+		struct sockaddr_nl a = { .nl_family = AF_NETLINK, .nl_pid = read_number("hold-portid") };
+		int fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+		if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)))
+			die("bind the netlink portid");
+	}
+	write_file("helper-ready", "");
+	for (;;)
+		pause();
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -228,7 +286,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(mode, "tcp-hold"))
 		hold_port();
+	if (!strcmp(mode, "fanout-hold") || !strcmp(mode, "portid-hold"))
+		hold_packet_or_netlink(mode);
 	fprintf(stderr, "usage: cr-sk-helper "
-			"unix-dgram|unix-stream|tcp-echo|tcp-push|udp-echo|tcp-half|tcp-full|tcp-hold\n");
+			"unix-dgram|unix-stream|tcp-echo|tcp-push|udp-echo|tcp-half|tcp-full|tcp-hold|"
+			"fanout-hold|portid-hold\n");
 	return 2;
 }

@@ -115,6 +115,12 @@ no_raw_socket() {
 	done
 	true
 }
+# A packet or netlink socket in place of fd 3 (a file): a packet socket
+# needs CAP_NET_RAW, which a user's restore never has (refused at load); a
+# netlink socket is made as alice, who may not join an XFRM group; one of
+# a protocol no dump keeps (NETLINK_AUDIT) is refused at load.
+PK="(lambda s: (e[fds[3]].pop('path', None), e[fds[3]].update(type='FILE_PACKET_SK', packet_sk=dict(ino=1, **s))))"
+NL="(lambda s: (e[fds[3]].pop('path', None), e[fds[3]].update(type='FILE_NETLINK_SK', netlink_sk=dict(ino=1, **s))))"
 
 # name | base set | file | edit (imgedit.py) | check of the restored process $P
 # seccomp-removed: the filter is one alice's own process installed, so
@@ -207,6 +213,12 @@ ITEMS=(
 "raw-protocol-huge|relay|files.img|$F; ${INET_AT3}type=3, protocol=1 << 20, src_port=0)|no_raw_socket|bad inet socket"
 "ping-as-stream|relay|files.img|$F; ${INET_AT3}type=1, protocol=1, src_port=0)|no_raw_socket|bad inet socket"
 "raw-as-dgram|relay|files.img|$F; ${INET_AT3}type=2, protocol=255, src_port=0)|no_raw_socket|bad inet socket"
+"packet-socket|hold|files.img|$F; $PK(dict(type=3, protocol=3))|refused_only a packet socket|needs CAP_NET_RAW"
+"packet-ring-huge|hold|files.img|$F; $PK(dict(type=3, protocol=0, rx_ring=dict(block_size=1 << 31, block_nr=1 << 20, frame_size=4096, frame_nr=1)))|refused_only a ring of 2^51 bytes|bad packet socket"
+"packet-ifname-slash|hold|files.img|$F; $PK(dict(type=2, protocol=3, ifindex=1, ifname='../lo'))|refused_only a device named ../lo|bad packet socket"
+"netlink-audit|hold|files.img|$F; $NL(dict(type=3, protocol=9, portid=4000000001))|refused_only an audit socket|bad netlink socket"
+"netlink-xfrm-group|hold|files.img|$F; $NL(dict(type=3, protocol=6, portid=4000000003, groups=[1]))|refused_only an XFRM group (CAP_NET_ADMIN)|netlink socket: cannot recreate"
+"netlink-group-40|hold|files.img|$F; $NL(dict(type=3, protocol=0, portid=4000000002, dst_portid=0, dst_group=40))|refused_only a peer group past 32|bad netlink socket"
 )
 
 run_items
