@@ -54,9 +54,10 @@ int files_open_pool(struct restore_files *rf, int base);
  * namespace: each kind's before_tree (file-kinds.h). */
 int files_before_tree(struct restore_files *rf);
 /* In the restoring task `idx` (inventory order): install its fds from the
- * pool, close every fd that is not its own or in keep[], then run each
- * kind's post_install. */
-int files_install(struct restore_files *rf, size_t idx, const int *keep, size_t nr_keep);
+ * pool, close every fd below keep_from that is not its own or in keep[],
+ * then run each kind's post_install. */
+int files_install(struct restore_files *rf, size_t idx, const int *keep, size_t nr_keep,
+		  int keep_from);
 void files_close_pool(struct restore_files *rf);
 /* Is `e` not recreated but the caller's --inherit-fd? */
 int files_inherited(const struct restore_files *rf, const FileEntry *e);
