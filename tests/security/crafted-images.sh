@@ -119,6 +119,8 @@ ITEMS=(
 "seccomp-removed|seccomp|core|E['seccomp_filters'] = []; E['creds']['no_new_privs'] = False|true"
 "seccomp-no-nnp|seccomp|core|E['creds']['no_new_privs'] = False|keeps_seccomp|seccomp filters installed without no_new_privs: .*not a user's restore"
 "personality|counter|core|E['personality'] = 0x0400000|true"
+"fdtable-self|counter|inventory.img|E['tasks'][0]['files_shared_with'] = E['tasks'][0]['pid']|refused_only|pid [0-9]*: shares the fd table of pid [0-9]*, which it cannot be created with"
+"fdtable-init|counter|inventory.img|E['tasks'][0]['files_shared_with'] = 1|refused_only|pid [0-9]*: shares the fd table of pid 1, which it cannot be created with"
 "cwd-root|counter|core|E['cwd'] = '/root'|cwd_not /root"
 "cwd-bob|counter|core|E['cwd'] = '$B/d'|cwd_not $B/d"
 "root-bob|counter|core|E['root'] = '$B'|root_is_slash"
