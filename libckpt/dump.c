@@ -93,6 +93,9 @@ static int write_inventory(struct img_set *set, const struct frozen_tree *tree)
 		int owner = fdtable_owner(tree, i);
 		tasks[i].has_files_shared_with = owner >= 0;
 		tasks[i].files_shared_with = owner >= 0 ? (uint32_t)tree->tasks[owner].vpid : 0;
+		owner = fdtable_fs_owner(tree, i);
+		tasks[i].has_fs_shared_with = owner >= 0;
+		tasks[i].fs_shared_with = owner >= 0 ? (uint32_t)tree->tasks[owner].vpid : 0;
 		for (int j = 0; j < ft->nr_threads; j++)
 			*t++ = (uint32_t)ft->threads[j].vtid;
 		ptrs[i] = &tasks[i];

@@ -169,8 +169,9 @@ static pid_t session_helper_pid;
 
 static pid_t spawn_one(struct restore_ctx *c, size_t j)
 {
-	/* one that shares its parent's fd table shares ours (fdtable.c) */
-	uint64_t flags = c->tasks[j].fdt == FDT_SHARER ? CLONE_FILES : 0;
+	/* one that shares its parent's fd table (fs) shares ours (fdtable.c) */
+	uint64_t flags = (c->tasks[j].fdt == SHARE_MEMBER ? CLONE_FILES : 0) |
+			 (c->tasks[j].fs == SHARE_MEMBER ? CLONE_FS : 0);
 	pid_t pid = clone_with_pid((pid_t)c->tasks[j].te->pid, flags);
 	if (pid < 0)
 		pr_err("pid %u: cannot create it: %s", c->tasks[j].te->pid, strerror(errno));
@@ -363,12 +364,12 @@ static int settle_zombies(struct restore_ctx *c, size_t idx)
  */
 static int install_fds(struct restore_ctx *c, size_t idx)
 {
-	if (c->tasks[idx].fdt == FDT_SHARER) {
+	if (c->tasks[idx].fdt == SHARE_MEMBER) {
 		wait_count(c, (pid_t)c->tasks[idx].te->pid, &c->shared->fdt_installed,
 			   c->nr_fdt_owners);
 		return 0;
 	}
-	int owner = c->tasks[idx].fdt == FDT_OWNER;
+	int owner = c->tasks[idx].fdt == SHARE_OWNER;
 	size_t nr = restore_mem_shared_fds(NULL, 0);
 	int *keep = malloc((3 + nr) * sizeof(*keep));
 	if (!keep)
@@ -439,7 +440,7 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 		.skip_file_check = c->opts->skip_file_check,
 		.inherited_seccomp = c->opts->nr_confine,
 		.root = c->tasks[idx].core ? c->tasks[idx].core->root : NULL, /* zombie: no core */
-		.shared_fdt = c->tasks[idx].fdt != FDT_OWN,
+		.shared_fdt = c->tasks[idx].fdt != SHARE_NONE,
 	};
 	/* into its cgroups before anything of it is charged (cgroup-place.c) */
 	if (c->cgroups && c->opts->cgroups != CKPT_CGROUPS_IGNORE && !ckpt_test_fault("cgroup") &&
@@ -464,7 +465,7 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 	if ((ret = install_fds(c, idx)))
 		task_fail(c, (pid_t)me->pid, ret);
 	use_log_fd(c);
-	if ((ret = restore_core_misc(c->tasks[idx].core)))
+	if ((ret = restore_core_misc(c->tasks[idx].core, c->tasks[idx].fs != SHARE_MEMBER)))
 		task_fail(c, (pid_t)me->pid, ret);
 	ret = restore_mem_jump(mem);
 	task_fail(c, (pid_t)me->pid, ret);

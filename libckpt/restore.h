@@ -16,6 +16,10 @@
 #include "mm.pb-c.h"
 #include "storage.h"
 
+/* A task's fd table (fs): its own, shared with others that it restores
+ * (owner), or shared with an earlier task (member). */
+enum share_role { SHARE_NONE, SHARE_OWNER, SHARE_MEMBER };
+
 struct rst_task {
 	const TaskEntry *te;
 	CoreEntry *core;
@@ -23,7 +27,7 @@ struct rst_task {
 	struct page_chunk *chunks;
 	size_t nr_chunks;
 	pid_t host_pid; /* as the driver sees it, once known */
-	enum { FDT_OWN, FDT_OWNER, FDT_SHARER } fdt; /* its fd table (fdtable.c) */
+	enum share_role fdt, fs; /* its fd table, its cwd, root and umask (fdtable.c) */
 };
 
 /* Shared (MAP_SHARED) between the driver and every restoring process. */

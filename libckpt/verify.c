@@ -16,7 +16,7 @@
  *          pidfd names (or none: dead), each description's lease, and a
  *          TCP connection's state (the dumped one, or one its peer alone
  *          may have moved it to since: sk-tcp.c); which processes share
- *          one fd table (kcmp KCMP_FILES: fdtable.c)
+ *          one fd table, one fs (kcmp KCMP_FILES, KCMP_FS: fdtable.c)
  *   cgroup each thread's cgroup on every hierarchy of the images, after
  *          the --cgroup-root rules (cgroup-place.c)
  *
@@ -600,20 +600,23 @@ static const struct rst_task *live_task(const struct restore_ctx *c, uint32_t pi
 	return NULL;
 }
 
-/* Its fd table: the one of the process it shared it with (fdtable.c),
- * or its own, not its parent's. */
-static void verify_fdtable(struct verify *v, const struct restore_ctx *c, size_t idx)
+/* Its fd table (fs): the one of the process it shared it with
+ * (fdtable.c), or its own, not its parent's. */
+static void verify_sharing(struct verify *v, const struct restore_ctx *c, size_t idx, int type)
 {
 	const TaskEntry *te = c->tasks[idx].te;
-	uint32_t other = te->has_files_shared_with ? te->files_shared_with : te->ppid;
-	const struct rst_task *o = live_task(c, other);
+	int fs = type == KCMP_FS;
+	int has = fs ? te->has_fs_shared_with : te->has_files_shared_with;
+	uint32_t with = fs ? te->fs_shared_with : te->files_shared_with;
+	const struct rst_task *o = live_task(c, has ? with : te->ppid);
+	const char *what = fs ? "cwd, root and umask" : "fd table";
 	if (!o)
 		return;
-	int shared = syscall(SYS_kcmp, o->host_pid, c->tasks[idx].host_pid, KCMP_FILES, 0, 0) == 0;
-	if (shared && !te->has_files_shared_with)
-		differ(v, "shares its parent's fd table, dumped with one of its own");
-	else if (!shared && te->has_files_shared_with)
-		differ(v, "does not share the fd table of pid %u, as dumped", other);
+	int shared = syscall(SYS_kcmp, o->host_pid, c->tasks[idx].host_pid, type, 0, 0) == 0;
+	if (shared && !has)
+		differ(v, "shares its parent's %s, dumped with its own", what);
+	else if (!shared && has)
+		differ(v, "does not share the %s of pid %u, as dumped", what, with);
 }
 
 static void verify_fds(struct verify *v, const struct restore_ctx *c, size_t idx,
@@ -662,7 +665,8 @@ static int check_tree(const struct restore_ctx *c, struct verify *v)
 		verify_threads(v, t);
 		verify_dispositions(v, t);
 		verify_mm(v, t);
-		verify_fdtable(v, c, i);
+		verify_sharing(v, c, i, KCMP_FILES);
+		verify_sharing(v, c, i, KCMP_FS);
 		verify_fds(v, c, i, seen, &nr_seen);
 		verify_cgroups(v, c, t);
 	}

@@ -11,9 +11,12 @@
  *            CLONE_FILES, then unshares its own: A and B share a table
  *            their parent does not have.  Refused by name; they still
  *            share after it.
- *   fs       (bad_dump_clone_fs) R makes A with CLONE_FS: they share cwd,
- *            root and umask, which the restore would split.  Refused by
- *            name; A's chdir is still R's after it.
+ *   fs       (cr_clone_fs) R shares its fs (cwd, root, umask) with A,
+ *            A with B, which has A's fd table too; C and D have their own.
+ *            After the restore R's chdir is A's and B's, B's umask is
+ *            R's, not D's; B's new fd is A's, not R's.
+ *   fs-chroot (bad_dump_clone_fs_chroot) A and B share an fs whose root
+ *            A changed (chroot): refused by name.
  *   thread   (bad_dump_thread_fdtable) a thread of R unshares its fd
  *            table; the restorer makes threads sharing the process's.
  *            Refused by name; the thread still has its own after it.
@@ -32,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,7 +51,9 @@ struct child {
 
 static struct child kids[4]; /* A, B, C, D (tree); A, B (sibling, fs) */
 
-/* One command: 'o' open fd, 'c' close fd, 'q' is fd open (1/0), 'w' the cwd. */
+/* One command: 'o' open fd, 'c' close fd, 'q' is fd open (1/0), 'w' the
+ * cwd, 'u' umask fd (077: set it; else 1 if it was that), 'r' chroot
+ * into the test's directory. */
 struct cmd {
 	char op;
 	int fd;
@@ -67,6 +73,11 @@ static void serve(struct child *k)
 			r = close(c.fd) == 0;
 		} else if (c.op == 'q') {
 			r = fcntl(c.fd, F_GETFD) >= 0;
+		} else if (c.op == 'u') { /* 1: the umask was fd's value (or set it) */
+			mode_t old = umask((mode_t)c.fd);
+			r = old == (mode_t)c.fd || c.fd == 077;
+		} else if (c.op == 'r') {
+			r = !chroot(test_dir()) && !chdir("/");
 		} else if (c.op == 'w') {
 			memset(cwd, 0, sizeof(cwd));
 			if (!getcwd(cwd, sizeof(cwd)))
@@ -103,23 +114,25 @@ static void make_pipes(struct child *k, const char *name)
 	CHECK_SYS(!pipe(k->cmd) && !pipe(k->reply), "%s: pipe", name);
 }
 
+/* A's children: B with b_flags, C with 0 (tree case); set before A is made. */
+static int b_flags;
+
 static int a_main(void *arg);
 
-/* k served by a new process made with clone(flags); 0 for fork. */
+/* k served by a new process made with clone(flags); kids[0] (A) first
+ * makes B and C. */
 static void spawn(struct child *k, int flags)
 {
 	char *stack = malloc(STACK);
 	CHECK_SYS(stack != NULL, "malloc");
-	k->pid = clone(k == &kids[0] ? a_main : serve_main, stack + STACK,
-		       flags | SIGCHLD, k);
+	k->pid = clone(k == &kids[0] ? a_main : serve_main, stack + STACK, flags | SIGCHLD, k);
 	CHECK_SYS(k->pid > 0, "%s: clone", k->name);
 }
 
-/* A in the tree case: makes B (sharing) and C (its own table), then serves. */
 static int a_main(void *arg)
 {
 	(void)arg;
-	spawn(&kids[1], CLONE_FILES);
+	spawn(&kids[1], b_flags);
 	spawn(&kids[2], 0);
 	pid_t pids[2] = { kids[1].pid, kids[2].pid };
 	if (write_full(kids[0].reply[1], pids, sizeof(pids)) != sizeof(pids))
@@ -128,19 +141,26 @@ static int a_main(void *arg)
 	return 0;
 }
 
-static void setup_tree(void)
+/* R makes A with a_flags, A makes B with B's and C, R makes D. */
+static void make_tree(int a_flags, int flags_of_b)
 {
-	int fd = open("/dev/null", O_RDONLY);
-	move_fd(fd, OLD_FD);
 	const char *names[] = { "A", "B", "C", "D" };
 	for (int i = 0; i < 4; i++)
 		make_pipes(&kids[i], names[i]);
-	spawn(&kids[0], CLONE_FILES);
+	b_flags = flags_of_b;
+	spawn(&kids[0], a_flags);
 	pid_t pids[2];
 	CHECK_SYS(read_full(kids[0].reply[0], pids, sizeof(pids)) == sizeof(pids), "A: pids");
 	kids[1].pid = pids[0];
 	kids[2].pid = pids[1];
 	spawn(&kids[3], 0);
+}
+
+static void setup_tree(void)
+{
+	int fd = open("/dev/null", O_RDONLY);
+	move_fd(fd, OLD_FD);
+	make_tree(CLONE_FILES, CLONE_FILES);
 }
 
 static void check_tree(void)
@@ -182,25 +202,51 @@ static void check_sibling(void)
 	      NEW_FD);
 }
 
+/* R, A, B share one fs; A and B one fd table too; C and D have their own. */
 static void setup_fs(void)
 {
-	make_pipes(&kids[0], "A");
-	char *stack = malloc(STACK);
-	CHECK_SYS(stack != NULL, "malloc");
-	kids[0].pid = clone(serve_main, stack + STACK, CLONE_FS | SIGCHLD, &kids[0]);
-	CHECK_SYS(kids[0].pid > 0, "A: clone");
+	umask(022);
+	make_tree(CLONE_FS, CLONE_FS | CLONE_FILES);
+}
+
+static void cwd_of(struct child *k, char *cwd)
+{
+	struct cmd c = { 'w', 0 };
+	CHECK_SYS(write_full(k->cmd[1], &c, sizeof(c)) == sizeof(c), "%s: command", k->name);
+	CHECK_SYS(read_full(k->reply[0], cwd, PATH_MAX) == PATH_MAX, "%s: cwd", k->name);
 }
 
 static void check_fs(void)
 {
+	static const int shares[4] = { 1, 1, 0, 0 }; /* A, B share our fs */
 	char was[PATH_MAX], now[PATH_MAX];
-	struct cmd c = { 'w', 0 };
 	CHECK_SYS(getcwd(was, sizeof(was)) != NULL, "getcwd");
 	CHECK_SYS(!chdir("/"), "chdir /");
-	CHECK_SYS(write_full(kids[0].cmd[1], &c, sizeof(c)) == sizeof(c), "A: command");
-	CHECK_SYS(read_full(kids[0].reply[0], now, sizeof(now)) == sizeof(now), "A: cwd");
-	CHECK(!strcmp(now, "/"), "A: cwd %s after our chdir /: fs not shared", now);
+	for (int i = 0; i < 4; i++) {
+		cwd_of(&kids[i], now);
+		CHECK((strcmp(now, "/") == 0) == shares[i], "%s: cwd %s after our chdir /: %s", kids[i].name,
+		      now, shares[i] ? "fs not shared" : "fs shared");
+	}
+	CHECK(ask(&kids[1], 'u', 077), "B: umask");
+	mode_t m = umask(022);
+	CHECK(m == 077, "umask %03o after B set 077: fs not shared", (unsigned)m);
+	CHECK(ask(&kids[3], 'u', 022) == 1, "D: umask"); /* reply: was it 022 */
+	CHECK(ask(&kids[1], 'o', NEW_FD), "B: cannot open fd %d", NEW_FD);
+	CHECK(ask(&kids[0], 'q', NEW_FD), "A: fd %d that B opened is not in its table", NEW_FD);
+	CHECK(fcntl(NEW_FD, F_GETFD) < 0, "fd %d that B opened is ours: table shared", NEW_FD);
 	CHECK_SYS(!chdir(was), "chdir %s", was);
+}
+
+/* X (R's child) makes Y sharing its fs, then both chroot. */
+static void setup_fs_chroot(void)
+{
+	make_tree(0, CLONE_FS);
+	CHECK(ask(&kids[0], 'r', 0), "A: chroot");
+}
+
+static void check_fs_chroot(void)
+{
+	CHECK(ask(&kids[1], 'q', kids[1].cmd[0]), "B: not answering");
 }
 
 static int thread_go[2], thread_unshared[2], thread_cmd[2];
@@ -260,6 +306,7 @@ static const struct cr_case cases[] = {
 	{ "tree", setup_tree, check_tree },
 	{ "sibling", setup_sibling, check_sibling },
 	{ "fs", setup_fs, check_fs },
+	{ "fs-chroot", setup_fs_chroot, check_fs_chroot },
 	{ "thread", setup_thread, check_thread },
 };
 

@@ -121,6 +121,7 @@ ITEMS=(
 "personality|counter|core|E['personality'] = 0x0400000|true"
 "fdtable-self|counter|inventory.img|E['tasks'][0]['files_shared_with'] = E['tasks'][0]['pid']|refused_only|pid [0-9]*: shares the fd table of pid [0-9]*, which it cannot be created with"
 "fdtable-init|counter|inventory.img|E['tasks'][0]['files_shared_with'] = 1|refused_only|pid [0-9]*: shares the fd table of pid 1, which it cannot be created with"
+"fs-self|counter|inventory.img|E['tasks'][0]['fs_shared_with'] = E['tasks'][0]['pid']|refused_only|pid [0-9]*: shares the fs of pid [0-9]*, which it cannot be created with"
 "cwd-root|counter|core|E['cwd'] = '/root'|cwd_not /root"
 "cwd-bob|counter|core|E['cwd'] = '$B/d'|cwd_not $B/d"
 "root-bob|counter|core|E['root'] = '$B'|root_is_slash"
