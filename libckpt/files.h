@@ -5,7 +5,9 @@
  * (kcmp) are recorded once, so that shared offsets and pipe ends stay
  * shared.  On restore the driver opens every description once, in a pool
  * that every restoring task inherits through fork; each task then dup2()s
- * its own fds out of the pool and closes the rest.
+ * its own fds out of the pool and closes the rest.  A table shared by
+ * several processes (CLONE_FILES) is dumped and installed once, by its
+ * owner (fdtable.c).
  */
 #ifndef CKPT_FILES_H
 #define CKPT_FILES_H

@@ -13,7 +13,9 @@
  * thread, with TSYNC, so that every thread shares the filter objects).
  * Last, one injected munmap in the main thread removes the restore area
  * (signals blocked meanwhile with PTRACE_SETSIGMASK, so that none is
- * delivered in the middle).  The threads stay stopped until
+ * delivered in the middle), after an injected close_range of the
+ * restore's fds where the fd table is shared with other processes
+ * (restorer-abi.h, shared_fdt_from).  The threads stay stopped until
  * restore_finish_release() detaches them; a process dumped in a group
  * stop gets a SIGSTOP first and goes back into it.
  */

@@ -10,6 +10,10 @@
  *   premapped and filled before the children are forked, so that what a
  *   child shares copy-on-write with its parent is shared again.
  *
+ * A process that shares its parent's fd table or fs (clone with
+ * CLONE_FILES, CLONE_FS) is created sharing it (fdtable.c): the table is
+ * installed by its owner alone, the cwd and umask restored by theirs.
+ *
  * What is gone is recreated by short-lived helpers with its number: a
  * lost session (its leader not in the tree) by a helper that calls
  * setsid() and creates the session's members, which then are reparented
@@ -359,15 +363,17 @@ static int settle_zombies(struct restore_ctx *c, size_t idx)
  * private mappings map (shmem.c): the restorer closes them.  A shared fd
  * table (fdtable.c) is installed by its owner alone, which leaves every fd
  * from fd_base on to the driver: the sharers' fds of the restore live
- * there too.  A sharer waits until every owner is done: it must not open
- * an fd that the owner's dup2() would replace.
+ * there too.  A sharer waits until every owner is done (it must not open
+ * an fd that the owner's dup2() would replace), then installs no fd and
+ * closes none, but runs what the kinds do per process (a session
+ * leader's foreground group: tty.c).
  */
 static int install_fds(struct restore_ctx *c, size_t idx)
 {
 	if (c->tasks[idx].fdt == SHARE_MEMBER) {
 		wait_count(c, (pid_t)c->tasks[idx].te->pid, &c->shared->fdt_installed,
 			   c->nr_fdt_owners);
-		return 0;
+		return files_install(&c->files, idx, NULL, 0, 0);
 	}
 	int owner = c->tasks[idx].fdt == SHARE_OWNER;
 	size_t nr = restore_mem_shared_fds(NULL, 0);
