@@ -40,6 +40,13 @@ static int same(pid_t a, pid_t b, int type)
 	return syscall(SYS_kcmp, a, b, type, 0, 0) == 0;
 }
 
+/* Known to differ: a check sees the tree running, and a thread or parent
+ * gone meanwhile (ESRCH) is no longer there to refuse. */
+static int differs(pid_t a, pid_t b, int type)
+{
+	return syscall(SYS_kcmp, a, b, type, 0, 0) > 0;
+}
+
 /* The first task before `i` that shares kcmp resource `type` with it. */
 static int share_owner(const struct frozen_tree *tree, int i, int type)
 {
@@ -75,9 +82,9 @@ static int check_threads(const struct frozen_task *t)
 {
 	for (int k = 1; k < t->nr_threads; k++) {
 		pid_t tid = t->threads[k].tid;
-		const char *what = !same(t->pid, tid, KCMP_FILES) ? "an fd table" :
-				   !same(t->pid, tid, KCMP_FS)    ? "a cwd, root and umask" :
-								    NULL;
+		const char *what = differs(t->pid, tid, KCMP_FILES) ? "an fd table" :
+				   differs(t->pid, tid, KCMP_FS)    ? "a cwd, root and umask" :
+								      NULL;
 		if (!what)
 			continue;
 		pr_err("pid %d: thread %d has %s of its own (unshare in a thread): not supported",
@@ -114,7 +121,7 @@ static int check_member(const struct frozen_tree *tree, int i, int owner, int ty
 {
 	const struct frozen_task *t = &tree->tasks[i];
 	int p = index_of(tree, t->ppid);
-	if (p < 0 || !same(t->ppid, t->pid, type)) {
+	if (p < 0 || differs(t->ppid, t->pid, type)) {
 		pr_err("pid %d: shares its %s with pid %d, not with its parent %d (reparented, or "
 		       "the parent unshared): not supported",
 		       t->pid, what(type), tree->tasks[owner].pid, t->ppid);
@@ -134,8 +141,12 @@ static int check_fs_root(const struct frozen_task *t, const struct frozen_task *
 {
 	char root[PATH_MAX];
 	int ret = proc_readlink(t->pid, "root", root, sizeof(root));
-	if (ret)
+	if (ret == -ENOENT) /* gone: a check sees the tree running */
+		return 0;
+	if (ret) {
+		pr_err("pid %d: cannot read its root: %s", t->pid, strerror(-ret));
 		return ret;
+	}
 	if (!strcmp(root, "/"))
 		return 0;
 	pr_err("pid %d: shares its cwd, root and umask (CLONE_FS) with pid %d, and its root is %s "
