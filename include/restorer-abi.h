@@ -268,7 +268,7 @@ struct rst_args {
 	 * (CLONE_FILES), which may still need the fds above it: the restorer
 	 * closes neither close_fds (left empty) nor notify_fd; the host
 	 * closes every fd >= shared_fdt_from with one injected close_range
-	 * before the munmap of the area. */
+	 * in the main thread, before anything else it injects. */
 	int32_t shared_fdt_from;
 	struct rst_thread *threads; /* threads[0] is the main thread */
 };

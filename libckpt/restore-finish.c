@@ -13,9 +13,10 @@
  * thread, with TSYNC, so that every thread shares the filter objects).
  * Last, one injected munmap in the main thread removes the restore area
  * (signals blocked meanwhile with PTRACE_SETSIGMASK, so that none is
- * delivered in the middle), after an injected close_range of the
- * restore's fds where the fd table is shared with other processes
- * (restorer-abi.h, shared_fdt_from).  The threads stay stopped until
+ * delivered in the middle).  Where the fd table is shared with other
+ * processes, an injected close_range in the main thread, first of all,
+ * closes the restore's fds (restorer-abi.h, shared_fdt_from).  The
+ * threads stay stopped until
  * restore_finish_release() detaches them; a process dumped in a group
  * stop gets a SIGSTOP first and goes back into it.
  */
@@ -365,7 +366,8 @@ static int sigreturn_thread(struct rst_finished *f, struct fin_thread *t)
 }
 
 /* A shared fd table: the restorer left our fds in it (restorer-abi.h),
- * and every process sharing it is past using them once it reported. */
+ * and every process sharing it is past using them once it reported.  In
+ * the main thread, stopped in the restorer's pause(). */
 static int close_shared_fdt(struct rst_finished *f, const struct user_regs_struct *base)
 {
 	struct user_regs_struct regs = *base;
@@ -400,8 +402,6 @@ static int unmap_area(struct rst_finished *f)
 		pr_err("pid %d: main thread: %s", f->host_pid, strerror(errno));
 		return -errno;
 	}
-	if ((err = close_shared_fdt(f, &saved)))
-		return err;
 	regs = saved;
 	regs.rax = __NR_munmap;
 	regs.rdi = f->area_start;
@@ -504,6 +504,9 @@ int restore_finish_task(pid_t host_pid, uint64_t args_addr, struct rst_finished 
 		ret = seize_thread(&f->t[i], f->nr_seccomp_all > 0 || f->any_strict);
 	for (size_t i = 0; !ret && i < f->nr; i++)
 		ret = wait_in_pause(&f->t[i], &f->t[i].regs);
+	/* before the job's seccomp filters, which may not allow it */
+	if (!ret)
+		ret = close_shared_fdt(f, &f->t[0].regs);
 	if (!ret)
 		ret = install_seccomp(f, &f->t[0]);
 	for (size_t i = 0; !ret && i < f->nr; i++)

@@ -7,6 +7,9 @@
  *            tables of their own, copies made at their fork.  After the
  *            restore an fd that B opens is R's and A's, not C's or D's;
  *            one R closes is closed for B, not for C or D.
+ *   seccomp  (cr_clone_files_seccomp) the same under a filter that
+ *            refuses close_range, which the restore injects in a shared
+ *            table before the filters.
  *   sibling  (bad_dump_clone_files_sibling) R makes A and B with
  *            CLONE_FILES, then unshares its own: A and B share a table
  *            their parent does not have.  Refused by name; they still
@@ -27,6 +30,7 @@
  */
 #include "crlib.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
@@ -35,7 +39,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -179,6 +188,32 @@ static void check_tree(void)
 		      kids[i].name, OLD_FD, sees_new[i] ? "still open" : "closed too");
 }
 
+/* The tree case under a seccomp filter that refuses close_range (EPERM):
+ * the restore's own close_range in a shared table comes before the
+ * filters. */
+static void setup_seccomp(void)
+{
+	struct sock_filter prog[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_close_range, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog fprog = { sizeof(prog) / sizeof(prog[0]), prog };
+	CHECK_SYS(!prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
+	CHECK_SYS(!prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog), "seccomp");
+	CHECK(syscall(SYS_close_range, 1000, 1000, 0) < 0 && errno == EPERM,
+	      "close_range not refused by the filter");
+	setup_tree();
+}
+
+static void check_seccomp(void)
+{
+	CHECK(syscall(SYS_close_range, 1000, 1000, 0) < 0 && errno == EPERM,
+	      "close_range no longer refused: filter lost");
+	check_tree();
+}
+
 /* R's children A and B share a table that R, after unshare, has not. */
 static void setup_sibling(void)
 {
@@ -304,6 +339,7 @@ static void end_children(void)
 
 static const struct cr_case cases[] = {
 	{ "tree", setup_tree, check_tree },
+	{ "seccomp", setup_seccomp, check_seccomp },
 	{ "sibling", setup_sibling, check_sibling },
 	{ "fs", setup_fs, check_fs },
 	{ "fs-chroot", setup_fs_chroot, check_fs_chroot },

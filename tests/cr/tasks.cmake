@@ -66,6 +66,7 @@ cr_case(cr_orphan_session_pidns orphan-session 60 --restore-opt --pidns --restor
 cr_program(clone-files)
 cr_case(cr_clone_files clone-files 60 -- tree)
 cr_case(cr_clone_files_pidns clone-files 60 --restore-opt --pidns --restore-opt always -- tree)
+cr_case(cr_clone_files_seccomp clone-files 60 -- seccomp)
 cr_case(bad_dump_clone_files_sibling clone-files 60 --expect-dump-fail
 	--expect-msg "not with its parent %p" -- sibling)
 cr_case(cr_clone_fs clone-files 60 -- fs)
