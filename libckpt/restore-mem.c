@@ -1170,9 +1170,8 @@ static int fill_args(struct plan *p, struct rst_args **out)
 	a->threads_left = a->nr_threads;
 	/* A shared table: the others may still be using the fds above
 	 * fd_base (the notify fd, their exe fd); the driver closes them. */
-	if (p->ctx->shared_fdt)
-		a->shared_fdt_from = p->ctx->fd_base;
-	else if ((ret = fill_close_fds(p, a)))
+	a->shared_fdt_from = p->ctx->shared_fdt ? p->ctx->fd_base : 0;
+	if (!p->ctx->shared_fdt && (ret = fill_close_fds(p, a)))
 		return ret;
 	*out = a;
 	return 0;
