@@ -271,6 +271,8 @@ static void check_fds(struct check *c, const TaskEntry *t)
 	FdEntry **fds;
 	size_t n;
 
+	if (t->has_files_shared_with) /* its table is its owner's (libckpt/fdtable.c) */
+		return;
 	snprintf(name, sizeof(name), "fdinfo-%u.img", t->pid);
 	if (read_all(c, IMG_FDINFO, name, &fd_entry__descriptor, (ProtobufCMessage ***)&fds, &n))
 		return;

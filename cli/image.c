@@ -130,6 +130,10 @@ static int x_fds(struct img_set *set, InventoryEntry *inv)
 		size_t n;
 
 		printf("%u %s\n", t->pid, t->comm);
+		if (t->has_files_shared_with) { /* the table is dumped once, with its owner */
+			printf("  (shares the fd table of pid %u)\n", t->files_shared_with);
+			continue;
+		}
 		if (read_task_all(set, IMG_FDINFO, "fdinfo", t->pid, &fd_entry__descriptor,
 				  (ProtobufCMessage ***)&fds, &n)) {
 			ret = 1;

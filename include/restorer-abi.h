@@ -21,7 +21,8 @@
  *      and contents), RST_VMA_MAP_FD entries are mmapped from `fd`;
  *      then mprotects each to `prot`;
  *   4. moves every special mapping from `tmp` to `target`;
- *   5. closes every fd in `close_fds`;
+ *   5. closes every fd in `close_fds` (none in a shared fd table:
+ *      shared_fdt_from);
  *   6. prctl(PR_SET_MM, PR_SET_MM_MAP, &mm) (retried with exe_fd = -1 if
  *      the kernel refuses the exe file), closes mm.exe_fd;
  *   7. queues the process-wide pending signals (rt_sigqueueinfo to itself);
@@ -44,7 +45,7 @@
  *      when caps_after_seccomp), no_new_privs;
  *   b. decrements `threads_left`; the thread that brings it to zero sets
  *      the dumpable flag (every thread's creds change reset it), writes
- *      a struct rst_ready to notify_fd and closes it;
+ *      a struct rst_ready to notify_fd and closes it (unless shared_fdt_from);
  *   c. waits forever (pause(), every signal blocked).
  * On any failure a thread writes a struct rst_error to notify_fd and
  * calls exit_group(1).
@@ -263,7 +264,12 @@ struct rst_args {
 	int32_t notify_fd;
 	int32_t nr_threads;
 	volatile int32_t threads_left;
-	int32_t pad;
+	/* 0, or the fd table is shared with other processes of the tree
+	 * (CLONE_FILES), which may still need the fds above it: the restorer
+	 * closes neither close_fds (left empty) nor notify_fd; the host
+	 * closes every fd >= shared_fdt_from with one injected close_range
+	 * in the main thread, before anything else it injects. */
+	int32_t shared_fdt_from;
 	struct rst_thread *threads; /* threads[0] is the main thread */
 };
 

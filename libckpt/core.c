@@ -526,15 +526,16 @@ static int restore_cwd(const CoreEntry *core)
 	return 0;
 }
 
-int restore_core_misc(const CoreEntry *core)
+int restore_core_misc(const CoreEntry *core, int fs)
 {
 	/* The cwd as the dumper saw it, from the host's root; the root comes
 	 * last (restore-mem.c enter_root), and chroot() leaves the cwd alone. */
-	int ret = restore_cwd(core);
+	int ret = fs ? restore_cwd(core) : 0;
 	if (ret)
 		return ret;
 	/* the fault: a umask restored wrong, for restore --verify to find */
-	umask((mode_t)(core->umask ^ (ckpt_test_fault("umask") ? 077 : 0)));
+	if (fs)
+		umask((mode_t)(core->umask ^ (ckpt_test_fault("umask") ? 077 : 0)));
 	ret = restore_rlimits(core);
 	if (!ret)
 		ret = restore_task_misc(core);

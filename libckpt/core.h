@@ -20,8 +20,9 @@ int dump_core(struct img_set *set, const struct frozen_task *task, uint64_t *brk
 struct arena;
 int core_read_proc(struct arena *a, pid_t pid, CoreEntry *core);
 
-/* In the restoring process: umask, cwd, rlimits, sigactions (the root:
+/* In the restoring process: umask, cwd (unless fs is 0: a shared fs that
+ * another process restores, fdtable.c), rlimits, sigactions (the root:
  * restore-mem.c, last). */
-int restore_core_misc(const CoreEntry *core);
+int restore_core_misc(const CoreEntry *core, int fs);
 
 #endif

@@ -45,6 +45,7 @@
 #include "sysvipc.h"
 #include "taskstate.h"
 #include "cgroup.h"
+#include "fdtable.h"
 
 int ckpt_verbose;
 
@@ -89,6 +90,12 @@ static int write_inventory(struct img_set *set, const struct frozen_tree *tree)
 		tasks[i].has_zombie = tasks[i].has_exit_status = ft->zombie;
 		tasks[i].zombie = ft->zombie;
 		tasks[i].exit_status = ft->exit_status;
+		int owner = fdtable_owner(tree, i);
+		tasks[i].has_files_shared_with = owner >= 0;
+		tasks[i].files_shared_with = owner >= 0 ? (uint32_t)tree->tasks[owner].vpid : 0;
+		owner = fdtable_fs_owner(tree, i);
+		tasks[i].has_fs_shared_with = owner >= 0;
+		tasks[i].fs_shared_with = owner >= 0 ? (uint32_t)tree->tasks[owner].vpid : 0;
 		for (int j = 0; j < ft->nr_threads; j++)
 			*t++ = (uint32_t)ft->threads[j].vtid;
 		ptrs[i] = &tasks[i];

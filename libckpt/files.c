@@ -20,6 +20,7 @@
 #include "ckpt/ckpt.h"
 #include "files.h"
 #include "log.h"
+#include "fdtable.h"
 #include "file-kinds.h"
 #include "proc.h"
 
@@ -325,24 +326,6 @@ static int write_files(struct files_dump *c, struct img_set *set)
 	return ret ? ret : cret;
 }
 
-/* Processes that share one fd table (clone with CLONE_FILES, not
- * threads) would come back with a table each: refused by name.  Sharing
- * starts at clone, so each process is compared with its parent. */
-static int check_shared_tables(const struct frozen_tree *tree)
-{
-	for (int i = 1; i < tree->nr_tasks; i++) {
-		const struct frozen_task *t = &tree->tasks[i];
-		if (t->zombie || !t->ppid ||
-		    syscall(SYS_kcmp, t->ppid, t->pid, KCMP_FILES, 0, 0) != 0)
-			continue;
-		pr_err("pid %d: shares its fd table with its parent %d (clone with CLONE_FILES): "
-		       "not supported",
-		       t->pid, t->ppid);
-		return -ENOTSUP;
-	}
-	return 0;
-}
-
 int files_add_inflight(struct files_dump *c, int fd, uint64_t sk_ino, uint32_t *file_id)
 {
 	if (c->nr_inflight == c->cap_inflight) {
@@ -390,10 +373,12 @@ int dump_files(struct img_set *set, const struct frozen_tree *tree,
 	       const struct ckpt_dump_opts *opts)
 {
 	struct files_dump c = { .tree = tree, .set = set, .opts = opts };
-	int ret = check_shared_tables(tree);
+	int ret = fdtable_check(tree);
 
+	/* a table shared by several processes: once, with its owner */
 	for (int i = 0; !ret && i < tree->nr_tasks; i++)
-		ret = dump_task_fds(&c, set, tree->tasks[i].pid);
+		if (fdtable_owner(tree, i) < 0)
+			ret = dump_task_fds(&c, set, tree->tasks[i].pid);
 	/* a queue peeked meanwhile may add fds in flight */
 	for (size_t i = 0; !ret && i < c.nr_inflight; i++)
 		ret = resolve_inflight(&c, i);
@@ -540,6 +525,10 @@ int files_read(struct img_set *set, const InventoryEntry *inv, const struct ckpt
 	for (size_t t = 0; t < inv->n_tasks; t++) {
 		struct task_fds *tf = &rf->tasks[t];
 		tf->pid = (pid_t)inv->tasks[t]->pid;
+		/* a table shared with an earlier task is that task's, installed
+		 * by it: this one has none of its own to install */
+		if (inv->tasks[t]->has_files_shared_with)
+			continue;
 		snprintf(name, sizeof(name), "fdinfo-%d.img", tf->pid);
 		ret = img_read_all(set, IMG_FDINFO, name, &fd_entry__descriptor,
 			       (ProtobufCMessage ***)&tf->fds, &tf->nr);
@@ -648,15 +637,18 @@ static int in_list(int fd, const int *v, size_t n)
 	return 0;
 }
 
-/* Close every fd of this process not in keep[] (own fds or keepers). */
-static void close_others(const int *own, size_t nr_own, const int *keep, size_t nr_keep)
+/* Close every fd of this process not in keep[] (own fds or keepers),
+ * below keep_from. */
+static void close_others(const int *own, size_t nr_own, const int *keep, size_t nr_keep,
+			 int keep_from)
 {
 	int *fds;
 	size_t n;
 	if (list_fds(getpid(), &fds, &n))
 		return;
 	for (size_t i = 0; i < n; i++)
-		if (!in_list(fds[i], own, nr_own) && !in_list(fds[i], keep, nr_keep))
+		if (fds[i] < keep_from && !in_list(fds[i], own, nr_own) &&
+		    !in_list(fds[i], keep, nr_keep))
 			close(fds[i]);
 	free(fds);
 }
@@ -712,7 +704,8 @@ static int set_owner(const struct restore_files *rf, const struct task_fds *tf, 
 	return 0;
 }
 
-int files_install(struct restore_files *rf, size_t idx, const int *keep, size_t nr_keep)
+int files_install(struct restore_files *rf, size_t idx, const int *keep, size_t nr_keep,
+		  int keep_from)
 {
 	struct task_fds *tf = &rf->tasks[idx];
 	int *own = malloc((tf->nr + 1) * sizeof(int));
@@ -729,7 +722,7 @@ int files_install(struct restore_files *rf, size_t idx, const int *keep, size_t 
 			return -errno;
 		}
 	}
-	close_others(own, tf->nr, keep, nr_keep);
+	close_others(own, tf->nr, keep, nr_keep, keep_from);
 	free(own);
 	for (size_t i = 0; i < tf->nr; i++) {
 		int ret = set_owner(rf, tf, i);

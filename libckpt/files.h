@@ -5,7 +5,9 @@
  * (kcmp) are recorded once, so that shared offsets and pipe ends stay
  * shared.  On restore the driver opens every description once, in a pool
  * that every restoring task inherits through fork; each task then dup2()s
- * its own fds out of the pool and closes the rest.
+ * its own fds out of the pool and closes the rest.  A table shared by
+ * several processes (CLONE_FILES) is dumped and installed once, by its
+ * owner (fdtable.c).
  */
 #ifndef CKPT_FILES_H
 #define CKPT_FILES_H
@@ -54,9 +56,10 @@ int files_open_pool(struct restore_files *rf, int base);
  * namespace: each kind's before_tree (file-kinds.h). */
 int files_before_tree(struct restore_files *rf);
 /* In the restoring task `idx` (inventory order): install its fds from the
- * pool, close every fd that is not its own or in keep[], then run each
- * kind's post_install. */
-int files_install(struct restore_files *rf, size_t idx, const int *keep, size_t nr_keep);
+ * pool, close every fd below keep_from that is not its own or in keep[],
+ * then run each kind's post_install. */
+int files_install(struct restore_files *rf, size_t idx, const int *keep, size_t nr_keep,
+		  int keep_from);
 void files_close_pool(struct restore_files *rf);
 /* Is `e` not recreated but the caller's --inherit-fd? */
 int files_inherited(const struct restore_files *rf, const FileEntry *e);

@@ -13,7 +13,10 @@
  * thread, with TSYNC, so that every thread shares the filter objects).
  * Last, one injected munmap in the main thread removes the restore area
  * (signals blocked meanwhile with PTRACE_SETSIGMASK, so that none is
- * delivered in the middle).  The threads stay stopped until
+ * delivered in the middle).  Where the fd table is shared with other
+ * processes, an injected close_range in the main thread, first of all,
+ * closes the restore's fds (restorer-abi.h, shared_fdt_from).  The
+ * threads stay stopped until
  * restore_finish_release() detaches them; a process dumped in a group
  * stop gets a SIGSTOP first and goes back into it.
  */
@@ -58,6 +61,7 @@ struct rst_finished {
 	pid_t host_pid;
 	uint32_t nr_seccomp;       /* filters every thread shares: in the main thread, TSYNC */
 	uint32_t nr_seccomp_all;   /* with the threads' own */
+	int32_t shared_fdt_from;   /* rst_args: close the fds >= it (a shared fd table) */
 	int any_strict;            /* a thread goes into strict mode */
 	uint64_t seccomp_prog[RST_MAX_SECCOMP]; /* struct sock_fprog, in the area */
 	uint64_t seccomp_flags[RST_MAX_SECCOMP];
@@ -361,6 +365,29 @@ static int sigreturn_thread(struct rst_finished *f, struct fin_thread *t)
 	return 0;
 }
 
+/* A shared fd table: the restorer left our fds in it (restorer-abi.h),
+ * and every process sharing it is past using them once it reported.  In
+ * the main thread, stopped in the restorer's pause(). */
+static int close_shared_fdt(struct rst_finished *f, const struct user_regs_struct *base)
+{
+	struct user_regs_struct regs = *base;
+	long ret;
+
+	if (!f->shared_fdt_from)
+		return 0;
+	regs.rax = __NR_close_range;
+	regs.rdi = (uint64_t)f->shared_fdt_from;
+	regs.rsi = ~0U;
+	regs.rdx = 0;
+	int err = inject_syscall(f, f->t[0].host_tid, &regs, &ret);
+	if (!err && ret)
+		err = (int)ret;
+	if (err)
+		pr_err("pid %d: close_range(%d) in its shared fd table: %s", f->host_pid,
+		       f->shared_fdt_from, strerror(-err));
+	return err;
+}
+
 static int unmap_area(struct rst_finished *f)
 {
 	pid_t tid = f->t[0].host_tid;
@@ -417,6 +444,12 @@ static int load_args(struct rst_finished *f, uint64_t args_addr, struct rst_thre
 		pr_err("pid %d: bad restorer arguments at 0x%" PRIx64, f->host_pid, args_addr);
 		return -EINVAL;
 	}
+	if (a.shared_fdt_from < 0 || (a.shared_fdt_from > 0 && a.shared_fdt_from < 3)) {
+		pr_err("pid %d: bad restorer arguments at 0x%" PRIx64 ": fd %d", f->host_pid,
+		       args_addr, a.shared_fdt_from);
+		return -EINVAL;
+	}
+	f->shared_fdt_from = a.shared_fdt_from;
 	f->nr_seccomp = a.nr_seccomp;
 	f->nr_seccomp_all = a.nr_seccomp_all;
 	for (uint32_t i = 0; i < a.nr_seccomp_all; i++) {
@@ -471,6 +504,9 @@ int restore_finish_task(pid_t host_pid, uint64_t args_addr, struct rst_finished 
 		ret = seize_thread(&f->t[i], f->nr_seccomp_all > 0 || f->any_strict);
 	for (size_t i = 0; !ret && i < f->nr; i++)
 		ret = wait_in_pause(&f->t[i], &f->t[i].regs);
+	/* before the job's seccomp filters, which may not allow it */
+	if (!ret)
+		ret = close_shared_fdt(f, &f->t[0].regs);
 	if (!ret)
 		ret = install_seccomp(f, &f->t[0]);
 	for (size_t i = 0; !ret && i < f->nr; i++)

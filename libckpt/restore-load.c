@@ -12,6 +12,7 @@
 
 #include "cgroup.h"
 #include "dump-set.h"
+#include "fdtable.h"
 #include "log.h"
 #include "pagemap.pb-c.h"
 #include "priv.h"
@@ -157,7 +158,7 @@ int restore_load(struct restore_ctx *c)
 		if ((ret = load_task(c, &c->tasks[i])))
 			return ret;
 	}
-	if ((ret = cgroups_load(c->set, &c->cgroups)))
+	if ((ret = cgroups_load(c->set, &c->cgroups)) || (ret = fdtable_load(c)))
 		return ret;
 	return files_read(c->set, c->inv, c->opts, &c->files);
 }

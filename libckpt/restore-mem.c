@@ -1216,7 +1216,10 @@ static int fill_args(struct plan *p, struct rst_args **out)
 	a->notify_fd = p->ctx->notify_fd;
 	a->nr_threads = (int32_t)core->n_threads;
 	a->threads_left = a->nr_threads;
-	if ((ret = fill_close_fds(p, a)))
+	/* A shared table: the others may still be using the fds above
+	 * fd_base (the notify fd, their exe fd); the driver closes them. */
+	a->shared_fdt_from = p->ctx->shared_fdt ? p->ctx->fd_base : 0;
+	if (!p->ctx->shared_fdt && (ret = fill_close_fds(p, a)))
 		return ret;
 	*out = a;
 	return 0;

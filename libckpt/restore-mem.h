@@ -31,6 +31,8 @@ struct restore_mem_ctx {
 	int skip_file_check;             /* ckpt_restore_opts.skip_file_check */
 	size_t inherited_seccomp;        /* filters we run under: first in every chain */
 	const char *root;                /* chroot() here last (NULL, "/": none) */
+	int shared_fdt;                  /* its fd table is shared (CLONE_FILES): the driver
+					  * closes the fds >= fd_base (restorer-abi.h) */
 };
 
 /*

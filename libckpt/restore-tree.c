@@ -10,6 +10,10 @@
  *   premapped and filled before the children are forked, so that what a
  *   child shares copy-on-write with its parent is shared again.
  *
+ * A process that shares its parent's fd table or fs (clone with
+ * CLONE_FILES, CLONE_FS) is created sharing it (fdtable.c): the table is
+ * installed by its owner alone, the cwd and umask restored by theirs.
+ *
  * What is gone is recreated by short-lived helpers with its number: a
  * lost session (its leader not in the tree) by a helper that calls
  * setsid() and creates the session's members, which then are reparented
@@ -20,6 +24,7 @@
  * exits; the driver then kills the whole tree.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <linux/sched.h>
@@ -112,11 +117,9 @@ static void check_children(struct restore_ctx *c, pid_t me)
 	task_fail(c, me, -ECHILD);
 }
 
-/* Wait until *addr reaches `want` (every process increments it once). */
-static void barrier(struct restore_ctx *c, pid_t me, volatile int *addr, int want)
+/* Wait until *addr reaches `want`. */
+static void wait_count(struct restore_ctx *c, pid_t me, volatile int *addr, int want)
 {
-	__atomic_add_fetch(addr, 1, __ATOMIC_SEQ_CST);
-	futex_wake_all(addr);
 	for (;;) {
 		struct timespec tick = { 0, 200 * 1000 * 1000 };
 		int v = __atomic_load_n(addr, __ATOMIC_SEQ_CST);
@@ -126,6 +129,19 @@ static void barrier(struct restore_ctx *c, pid_t me, volatile int *addr, int wan
 		if (__atomic_load_n(addr, __ATOMIC_SEQ_CST) < want)
 			check_children(c, me);
 	}
+}
+
+static void count_up(volatile int *addr)
+{
+	__atomic_add_fetch(addr, 1, __ATOMIC_SEQ_CST);
+	futex_wake_all(addr);
+}
+
+/* Wait until *addr reaches `want` (every process increments it once). */
+static void barrier(struct restore_ctx *c, pid_t me, volatile int *addr, int want)
+{
+	count_up(addr);
+	wait_count(c, me, addr, want);
 }
 
 static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t idx);
@@ -157,7 +173,10 @@ static pid_t session_helper_pid;
 
 static pid_t spawn_one(struct restore_ctx *c, size_t j)
 {
-	pid_t pid = clone_with_pid((pid_t)c->tasks[j].te->pid, 0);
+	/* one that shares its parent's fd table (fs) shares ours (fdtable.c) */
+	uint64_t flags = (c->tasks[j].fdt == SHARE_MEMBER ? CLONE_FILES : 0) |
+			 (c->tasks[j].fs == SHARE_MEMBER ? CLONE_FS : 0);
+	pid_t pid = clone_with_pid((pid_t)c->tasks[j].te->pid, flags);
 	if (pid < 0)
 		pr_err("pid %u: cannot create it: %s", c->tasks[j].te->pid, strerror(errno));
 	if (pid == 0)
@@ -339,10 +358,24 @@ static int settle_zombies(struct restore_ctx *c, size_t idx)
 	return 0;
 }
 
-/* The task's fds, keeping ours and the fds of unlinked files that
- * private mappings map (shmem.c): the restorer closes them. */
+/*
+ * The task's fds, keeping ours and the fds of unlinked files that
+ * private mappings map (shmem.c): the restorer closes them.  A shared fd
+ * table (fdtable.c) is installed by its owner alone, which leaves every fd
+ * from fd_base on to the driver: the sharers' fds of the restore live
+ * there too.  A sharer waits until every owner is done (it must not open
+ * an fd that the owner's dup2() would replace), then installs no fd and
+ * closes none, but runs what the kinds do per process (a session
+ * leader's foreground group: tty.c).
+ */
 static int install_fds(struct restore_ctx *c, size_t idx)
 {
+	if (c->tasks[idx].fdt == SHARE_MEMBER) {
+		wait_count(c, (pid_t)c->tasks[idx].te->pid, &c->shared->fdt_installed,
+			   c->nr_fdt_owners);
+		return files_install(&c->files, idx, NULL, 0, 0);
+	}
+	int owner = c->tasks[idx].fdt == SHARE_OWNER;
 	size_t nr = restore_mem_shared_fds(NULL, 0);
 	int *keep = malloc((3 + nr) * sizeof(*keep));
 	if (!keep)
@@ -351,8 +384,10 @@ static int install_fds(struct restore_ctx *c, size_t idx)
 	keep[1] = img_set_dirfd(c->set);
 	keep[2] = c->log_fd;
 	restore_mem_shared_fds(keep + 3, nr);
-	int ret = files_install(&c->files, idx, keep, 3 + nr);
+	int ret = files_install(&c->files, idx, keep, 3 + nr, owner ? c->fd_base : INT_MAX);
 	free(keep);
+	if (!ret && owner)
+		count_up(&c->shared->fdt_installed);
 	return ret;
 }
 
@@ -411,6 +446,7 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 		.skip_file_check = c->opts->skip_file_check,
 		.inherited_seccomp = c->opts->nr_confine,
 		.root = c->tasks[idx].core ? c->tasks[idx].core->root : NULL, /* zombie: no core */
+		.shared_fdt = c->tasks[idx].fdt != SHARE_NONE,
 	};
 	/* into its cgroups before anything of it is charged (cgroup-place.c) */
 	if (c->cgroups && c->opts->cgroups != CKPT_CGROUPS_IGNORE && !ckpt_test_fault("cgroup") &&
@@ -435,7 +471,7 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 	if ((ret = install_fds(c, idx)))
 		task_fail(c, (pid_t)me->pid, ret);
 	use_log_fd(c);
-	if ((ret = restore_core_misc(c->tasks[idx].core)))
+	if ((ret = restore_core_misc(c->tasks[idx].core, c->tasks[idx].fs != SHARE_MEMBER)))
 		task_fail(c, (pid_t)me->pid, ret);
 	ret = restore_mem_jump(mem);
 	task_fail(c, (pid_t)me->pid, ret);

@@ -16,6 +16,10 @@
 #include "mm.pb-c.h"
 #include "storage.h"
 
+/* A task's fd table (fs): its own, shared with others that it restores
+ * (owner), or shared with an earlier task (member). */
+enum share_role { SHARE_NONE, SHARE_OWNER, SHARE_MEMBER };
+
 struct rst_task {
 	const TaskEntry *te;
 	CoreEntry *core;
@@ -23,12 +27,14 @@ struct rst_task {
 	struct page_chunk *chunks;
 	size_t nr_chunks;
 	pid_t host_pid; /* as the driver sees it, once known */
+	enum share_role fdt, fs; /* its fd table, its cwd, root and umask (fdtable.c) */
 };
 
 /* Shared (MAP_SHARED) between the driver and every restoring process. */
 struct rst_shared {
 	volatile int created; /* processes that exist and have their session */
 	volatile int leaders; /* processes past their own setpgid */
+	volatile int fdt_installed; /* owners of a shared fd table that installed it */
 	uint64_t memory_bytes[]; /* per task, filled by restore_mem_prepare */
 };
 
@@ -39,6 +45,7 @@ struct restore_ctx {
 	CgroupEntry *cgroups; /* cgroup.img, NULL for a set without one */
 	struct rst_task *tasks;
 	size_t nr_tasks;
+	int nr_fdt_owners; /* tasks whose fd table others share (fdtable.c) */
 	struct restore_files files;
 	int notify_r, notify_w; /* restoring processes report on notify_w */
 	int fd_base;            /* first fd free for restore_mem_jump */

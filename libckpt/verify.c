@@ -15,7 +15,8 @@
  *          which fds share one open file description, the process each
  *          pidfd names (or none: dead), each description's lease, and a
  *          TCP connection's state (the dumped one, or one its peer alone
- *          may have moved it to since: sk-tcp.c)
+ *          may have moved it to since: sk-tcp.c); which processes share
+ *          one fd table, one fs (kcmp KCMP_FILES, KCMP_FS: fdtable.c)
  *   cgroup each thread's cgroup on every hierarchy of the images, after
  *          the --cgroup-root rules (cgroup-place.c)
  *
@@ -37,10 +38,12 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/kcmp.h>
 
 #include "arena.h"
 #include "cgroup.h"
 #include "core.h"
+#include "fdtable.h"
 #include "file-kinds.h"
 #include "log.h"
 #include "mem.h"
@@ -53,7 +56,6 @@
 #include "verify.h"
 
 #define MAX_LINES 20
-#define KCMP_FILE 0
 
 struct verify {
 	int diffs;
@@ -644,10 +646,38 @@ static const struct task_fds *fds_of(const struct restore_files *rf, pid_t pid)
 	return NULL;
 }
 
+static const struct rst_task *live_task(const struct restore_ctx *c, uint32_t pid)
+{
+	for (size_t j = 0; j < c->nr_tasks; j++)
+		if (c->tasks[j].te->pid == pid && !restore_task_zombie(&c->tasks[j]))
+			return &c->tasks[j];
+	return NULL;
+}
+
+/* Its fd table (fs): the one of the process it shared it with
+ * (fdtable.c), or its own, not its parent's. */
+static void verify_sharing(struct verify *v, const struct restore_ctx *c, size_t idx, int type)
+{
+	const TaskEntry *te = c->tasks[idx].te;
+	int fs = type == KCMP_FS;
+	int has = fs ? te->has_fs_shared_with : te->has_files_shared_with;
+	uint32_t with = fs ? te->fs_shared_with : te->files_shared_with;
+	const struct rst_task *o = live_task(c, has ? with : te->ppid);
+	const char *what = fs ? "cwd, root and umask" : "fd table";
+	if (!o)
+		return;
+	int shared = syscall(SYS_kcmp, o->host_pid, c->tasks[idx].host_pid, type, 0, 0) == 0;
+	if (shared && !has)
+		differ(v, "shares its parent's %s, dumped with its own", what);
+	else if (!shared && has)
+		differ(v, "does not share the %s of pid %u, as dumped", what, with);
+}
+
 static void verify_fds(struct verify *v, const struct restore_ctx *c, size_t idx,
 		       struct first_fd *seen, size_t *nr_seen)
 {
-	const struct task_fds *tf = fds_of(&c->files, (pid_t)c->tasks[idx].te->pid);
+	/* a shared table: the owner's list, each fd compared again here */
+	const struct task_fds *tf = fds_of(&c->files, (pid_t)fdtable_pid(c->tasks[idx].te));
 	pid_t pid = c->tasks[idx].host_pid;
 	if (!tf)
 		return;
@@ -689,6 +719,8 @@ static int check_tree(const struct restore_ctx *c, struct verify *v)
 		verify_threads(v, t);
 		verify_dispositions(v, t);
 		verify_mm(v, t);
+		verify_sharing(v, c, i, KCMP_FILES);
+		verify_sharing(v, c, i, KCMP_FS);
 		verify_fds(v, c, i, seen, &nr_seen);
 		verify_cgroups(v, c, t);
 	}

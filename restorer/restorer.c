@@ -425,7 +425,8 @@ static void finish_thread(struct rst_args *a)
 		r.pid = dumped_pid(a);
 		r.args = (uint64_t)a;
 		sys_write(a->notify_fd, &r, sizeof(r));
-		sys_close(a->notify_fd);
+		if (!a->shared_fdt_from) /* else the host closes it (restorer-abi.h) */
+			sys_close(a->notify_fd);
 	}
 	for (;;)
 		sys_call0(__NR_pause);

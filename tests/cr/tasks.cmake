@@ -60,7 +60,18 @@ cr_case(cr_orphan_pgrp_pidns orphan-pgrp 60 --restore-opt --pidns --restore-opt 
 cr_program(orphan-session)
 cr_case(cr_orphan_session orphan-session 60)
 cr_case(cr_orphan_session_pidns orphan-session 60 --restore-opt --pidns --restore-opt always)
-# Processes sharing one fd table (CLONE_FILES) are refused by name.
+# Processes sharing one fd table (CLONE_FILES) or fs (CLONE_FS) share it
+# again; a table shared with a process that is not the parent, a shared
+# fs under a chroot, a thread's own table are refused by name.
 cr_program(clone-files)
-cr_case(bad_dump_clone_files clone-files 60 --expect-dump-fail --expect-msg %p
-	--expect-msg "fd table")
+cr_case(cr_clone_files clone-files 60 -- tree)
+cr_case(cr_clone_files_pidns clone-files 60 --restore-opt --pidns --restore-opt always -- tree)
+cr_case(cr_clone_files_seccomp clone-files 60 -- seccomp)
+cr_case(bad_dump_clone_files_sibling clone-files 60 --expect-dump-fail
+	--expect-msg "not with its parent %p" -- sibling)
+cr_case(cr_clone_fs clone-files 60 -- fs)
+cr_case(cr_clone_fs_pidns clone-files 60 --restore-opt --pidns --restore-opt always -- fs)
+cr_case(bad_dump_clone_fs_chroot clone-files 60 --expect-dump-fail --expect-msg "(CLONE_FS) with pid"
+	--expect-msg "(chroot): not supported" -- fs-chroot)
+cr_case(bad_dump_thread_fdtable clone-files 60 --expect-dump-fail
+	--expect-msg "pid %p: thread" --expect-msg "has an fd table of its own" -- thread)
