@@ -13,7 +13,9 @@
  * happen once every description is open, none refused.
  * Unlinked files are the ghost kind's (memfd.c).
  */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,11 +66,13 @@ static int is_output(const struct fd_dump *f, uint32_t flags)
 }
 
 /* Whether the path /proc shows was removed, the file living on under
- * another link (nlink > 0: unlinked ones are the ghost kinds'): its other
- * names are not known, and a copy would be another file than the one they
- * reach (zdtm unlink_fstat03; CRIU links it anew at the dump, --link-remap,
- * which changes the file system being dumped).  A name may really end in
- * " (deleted)": stat tells, not the suffix. */
+ * another link (nlink > 0: unlinked ones are the ghost kinds'): a copy would
+ * be another file than the one the other names reach (zdtm unlink_fstat03).
+ * The other name is looked for in the directory the removed one was in;
+ * the restore links it at the removed name, opens it there and removes
+ * that name again (CRIU instead links the file anew at the dump,
+ * --link-remap, which changes the file system being dumped).  A name may
+ * really end in " (deleted)": stat tells, not the suffix. */
 static int removed_name(const struct fd_dump *f)
 {
 	struct stat st;
@@ -77,11 +81,52 @@ static int removed_name(const struct fd_dump *f)
 		return 0;
 	if (!lstat(f->link, &st) && st.st_dev == f->st->st_dev && st.st_ino == f->st->st_ino)
 		return 0;
-	pr_err("pid %d: fd %d: %s: its name was removed, and the file has %lu other link%s, whose "
-	       "names are not known: not supported",
-	       f->pid, f->fd, f->link, (unsigned long)f->st->st_nlink,
-	       f->st->st_nlink == 1 ? "" : "s");
 	return 1;
+}
+
+/* Another name of the file in the directory its removed name was in (the
+ * usual rename-by-link of editors and loggers): into other, or 0. */
+static int find_other_link(const struct fd_dump *f, const char *name, char *other, size_t len)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", name);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		return 0;
+	*(slash == dir ? slash + 1 : slash) = '\0';
+	DIR *dp = opendir(dir);
+	struct dirent *de;
+	int found = 0;
+	while (dp && !found && (de = readdir(dp))) {
+		struct stat st;
+		found = !fstatat(dirfd(dp), de->d_name, &st, AT_SYMLINK_NOFOLLOW) &&
+			S_ISREG(st.st_mode) && st.st_dev == f->st->st_dev &&
+			st.st_ino == f->st->st_ino;
+		if (found && (size_t)snprintf(other, len, "%s%s%s", dir, slash == dir ? "" : "/",
+					      de->d_name) >= len)
+			found = 0;
+	}
+	if (dp)
+		closedir(dp);
+	return found;
+}
+
+/* A removed name of a file with another link: that link, or refused. */
+static int dump_other_link(struct fd_dump *f, FileEntry *e)
+{
+	char name[PATH_MAX], other[PATH_MAX];
+	size_t n = strlen(f->link) - strlen(" (deleted)");
+	snprintf(name, sizeof(name), "%.*s", (int)n, f->link);
+	if (!S_ISREG(f->st->st_mode) || !find_other_link(f, name, other, sizeof(other))) {
+		pr_err("pid %d: fd %d: %s: its name was removed, and the file has %lu other link%s, "
+		       "none in its directory: not supported",
+		       f->pid, f->fd, f->link, (unsigned long)f->st->st_nlink,
+		       f->st->st_nlink == 1 ? "" : "s");
+		return -ENOTSUP;
+	}
+	e->path = arena_strdup(&f->fdump->a, name);
+	e->other_link = arena_strdup(&f->fdump->a, other);
+	return e->path && e->other_link ? 0 : -ENOMEM;
 }
 
 static int regfile_dump(struct fd_dump *f, FileEntry *e)
@@ -93,10 +138,11 @@ static int regfile_dump(struct fd_dump *f, FileEntry *e)
 		       f->link, major(st->st_rdev), minor(st->st_rdev));
 		return -ENOTSUP;
 	}
-	if (removed_name(f))
-		return -ENOTSUP;
+	int removed = removed_name(f), ret;
 	e->type = FILE_TYPE__FILE_REG;
 	e->path = arena_strdup(&f->fdump->a, f->link);
+	if (removed && (ret = dump_other_link(f, e)))
+		return ret;
 	e->has_rdev = S_ISCHR(st->st_mode);
 	e->rdev = e->has_rdev ? (uint64_t)st->st_rdev : 0;
 	e->has_size = e->has_mtime_ns = 1;
@@ -254,6 +300,32 @@ static void regfile_free(void *priv)
 	free(priv);
 }
 
+/* The file through its other name, linked at its removed name for the
+ * open (as whoever restores: the kernel decides), then removed again: the
+ * fd is the same file, at its removed name, " (deleted)". */
+static int open_removed_name(const FileEntry *e, int flags)
+{
+	if (e->path[0] != '/' || e->other_link[0] != '/' || strstr(e->path, "/../") ||
+	    strstr(e->other_link, "/../")) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (link(e->other_link, e->path) < 0) {
+		if (errno == EEXIST)
+			pr_err("file %s: its removed name is taken again: not restored", e->path);
+		return -1;
+	}
+	int fd = open(e->path, flags | O_NOFOLLOW);
+	int err = errno;
+	if (unlink(e->path) < 0 && fd >= 0) {
+		err = errno;
+		close(fd);
+		fd = -1;
+	}
+	errno = err;
+	return fd;
+}
+
 static int regfile_open(struct restore_files *rf, void *priv, const FileEntry *e)
 {
 	(void)priv;
@@ -266,7 +338,8 @@ static int regfile_open(struct restore_files *rf, void *priv, const FileEntry *e
 	if (S_ISLNK(e->mode))
 		flags |= O_PATH | O_NOFOLLOW;
 	/* never the opener's controlling terminal: a console reopened */
-	int fd = open(e->path, flags | O_CLOEXEC | O_NOCTTY);
+	int fd = e->other_link ? open_removed_name(e, flags | O_CLOEXEC)
+			       : open(e->path, flags | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		pr_err("file %s: cannot reopen: %s", e->path, strerror(errno));
 		return -errno;

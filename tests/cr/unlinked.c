@@ -20,8 +20,11 @@
  *   mmap-memfd    a memfd mapped private and shared, then closed
  *   dev-other a removed device node that is not a memory device (1:11,
  *             /dev/kmsg): refused by name at the dump
- *   linked-elsewhere  a file whose name was removed but which has another
- *             link: refused by name at the dump
+ *   other-link  a file whose name was removed but which has another link
+ *             in the same directory: the same file again, at its removed
+ *             name (libckpt/regfile.c)
+ *   linked-elsewhere  the same with the other link in another directory:
+ *             refused by name at the dump
  *
  * After the restore, each checks that the object is removed (nlink 0, its
  * path gone), of the same type and mode, and that it still works.
@@ -376,10 +379,49 @@ static void mmap_memfd_check(void)
 
 /* ------------------------------ linked elsewhere --------------------- */
 
-static void linked_elsewhere_setup(void)
+/* A removed name, the file linked in the same directory (zdtm
+ * unlink_fstat03): the same file after the restore, at "first (deleted)". */
+static void other_link_setup(void)
 {
 	test_path(path_a, "first");
 	test_path(path_b, "second");
+	move_fd(open(path_a, O_RDWR | O_CREAT | O_EXCL, 0600), FD);
+	CHECK_SYS(!link(path_a, path_b) && !unlink(path_a), "link, unlink");
+	CHECK_SYS(write(FD, "data", 4) == 4, "write");
+	CHECK_SYS(!fstat(FD, &was), "fstat");
+}
+
+static void other_link_check(void)
+{
+	struct stat st, other;
+	char link[PATH_MAX], self[64], buf[8];
+	CHECK_SYS(!fstat(FD, &st) && !stat(path_b, &other), "stat");
+	CHECK(st.st_ino == other.st_ino && st.st_dev == other.st_dev && st.st_nlink == 1,
+	      "fd %d is another file than %s (nlink %lu)", FD, path_b, (unsigned long)st.st_nlink);
+	CHECK(st.st_size == 4, "size %lld", (long long)st.st_size);
+	CHECK(lstat(path_a, &st) && errno == ENOENT, "%s is there again", path_a);
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", FD);
+	ssize_t n = readlink(self, link, sizeof(link) - 1);
+	CHECK_SYS(n > 0, "readlink");
+	link[n] = 0;
+	CHECK(n > 10 && !strcmp(link + n - 10, " (deleted)") && !strncmp(link, path_a, strlen(path_a)),
+	      "fd %d is %s", FD, link);
+	CHECK(lseek(FD, 0, SEEK_CUR) == 4, "offset");
+	CHECK_SYS(write(FD, "more", 4) == 4, "write");
+	int f = open(path_b, O_RDONLY | O_CLOEXEC);
+	CHECK_SYS(f >= 0 && pread(f, buf, 8, 0) == 8 && !memcmp(buf, "datamore", 8),
+		  "%s does not read what fd %d wrote", path_b, FD);
+	close(f);
+}
+
+/* The other link in another directory: not found, refused. */
+static void linked_elsewhere_setup(void)
+{
+	char dir[PATH_MAX];
+	test_path(path_a, "first");
+	test_path(dir, "sub");
+	snprintf(path_b, sizeof(path_b), "%.*s/second", (int)(sizeof(path_b) - 8), dir);
+	CHECK_SYS(!mkdir(dir, 0700), "mkdir");
 	move_fd(open(path_a, O_RDWR | O_CREAT | O_EXCL, 0600), FD);
 	CHECK_SYS(!link(path_a, path_b) && !unlink(path_a), "link, unlink");
 	CHECK_SYS(!fstat(FD, &was), "fstat");
@@ -400,6 +442,7 @@ static const struct cr_case cases[] = {
 	{ "fifo", fifo_setup, fifo_check },
 	{ "dev", dev_setup, dev_check },
 	{ "dev-other", dev_other_setup, dev_other_check },
+	{ "other-link", other_link_setup, other_link_check },
 	{ "tmpfile", tmpfile_setup, tmpfile_check },
 	{ "mmap-private", mmap_private_setup, mmap_private_check },
 	{ "mmap-shared", mmap_shared_setup, mmap_shared_check },

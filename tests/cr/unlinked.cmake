@@ -2,7 +2,7 @@
 # FIFOs, device nodes, O_TMPFILE files (libckpt/ghost-node.c, pipes.c,
 # core.c, memfd.c).
 cr_program(unlinked)
-foreach(k dir cwd cwd-fd fifo dev tmpfile mmap-memfd)
+foreach(k dir cwd cwd-fd fifo dev tmpfile mmap-memfd other-link)
 	string(REPLACE "-" "_" n ${k})
 	cr_case(cr_unlinked_${n} unlinked 60 -- ${k})
 endforeach()
@@ -13,13 +13,14 @@ foreach(k mmap-private mmap-shared mmap-two-names)
 	set_tests_properties(cr_unlinked_${n} PROPERTIES ENVIRONMENT ${CR_DISK_DIR})
 endforeach()
 # Not the same object if made again: a device other than the memory ones,
-# and a file whose name was removed but which is linked elsewhere.
+# and a file whose name was removed but which is linked in another
+# directory (in the same one: other-link, above).
 cr_case(bad_dump_unlinked_dev unlinked 60 --expect-dump-fail --expect-msg %p
 	--expect-msg "removed device node 1:11 is not supported" -- dev-other)
 cr_case(bad_dump_unlinked_linked_elsewhere unlinked 60 --expect-dump-fail --expect-msg %p
-	--expect-msg "other link" -- linked-elsewhere)
+	--expect-msg "none in its directory" -- linked-elsewhere)
 foreach(k dir cwd cwd-fd fifo dev tmpfile mmap-private mmap-shared mmap-two-names mmap-memfd dev-other
-		linked-elsewhere)
+		linked-elsewhere other-link)
 	string(REPLACE "-" "_" n ${k})
 	add_test(NAME selfcheck_unlinked_${n} COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
 		$<TARGET_FILE:cr-unlinked> ${k})

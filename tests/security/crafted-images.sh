@@ -175,6 +175,8 @@ ITEMS=(
 "net-lock-bob|loop|files.img|$F; e[fds[4]]['inet_sk']['net_lock'] = 'ckpt_lock_${BOB_UID}_1_2'|refused_only removing bob's network lock"
 "net-lock-inject|loop|files.img|$F; e[fds[4]]['inet_sk']['net_lock'] = 'ckpt_lock_$(id -u $ALICE)_1; flush ruleset'|refused_only an nftables command in a lock's name"
 "net-lock-own|loop|files.img|$F; e[fds[4]]['inet_sk']['net_lock'] = 'ckpt_lock_$(id -u $ALICE)_1_2'|true"
+"other-link-shadow|hold|files.img|$F; e[fds[3]].update(other_link='/etc/shadow', path='$T/alice/sh')|holds /etc/shadow; not_there $T/alice/sh"
+"other-link-bob|hold|files.img|$F; e[fds[3]].update(other_link='$B/secret', path='$T/alice/sec')|holds $B/secret; not_there $T/alice/sec"
 "exe-passwd|counter|mm|E['exe_path'] = '/usr/bin/passwd'|exe_not /usr/bin/passwd"
 "saved-etc|hold|saved.img|$SAVED_F.update(path='/etc/ckpt-sec-saved')|not_there /etc/ckpt-sec-saved"
 "saved-dir-etc|hold|saved.img|E['dirs'].append(dict(path='/etc/ckpt-sec-dir', mode=0o777, uid=0, gid=0))|not_there /etc/ckpt-sec-dir"
