@@ -10,6 +10,7 @@
  *     mapped shared     no fd holds it (else memfd.c's ghost file has it)
  *   file shared         nothing: the file has the data
  *   vdso/vvar/vsyscall  nothing: the kernel provides them
+ *   AIO ring            its bytes and head/tail, in the vma_entry (aio.c)
  * Runs of such pages go to the page writer, which drops zero pages and
  * compresses the rest on all cores.  The madvise/mlock state of each VMA
  * (VmFlags of smaps) goes with it, as vma_entry.advice.
@@ -27,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "aio.h"
 #include "arena.h"
 #include "log.h"
 #include "mem.h"
@@ -177,6 +179,27 @@ static int is_sysv_shm(const char *path)
 	       strspn(path + 5, "0123456789abcdef") == 8;
 }
 
+/* "/[aio] (deleted)", shared: an io_setup ring (aio.c), or a removed
+ * file of that name, a file mapping like any other. */
+static int fill_aio_vma(struct vma_list *l, VmaEntry *e, const char *path)
+{
+	uint64_t len = e->end - e->start;
+	if (!aio_is_ring(l->pid, e))
+		return fill_file_vma(l, e, path, 1);
+	if (len > AIO_RING_MAX) {
+		pr_err("pid %d: AIO ring at %" PRIx64 "-%" PRIx64 ": larger than %u bytes: not "
+		       "supported",
+		       l->pid, e->start, e->end, AIO_RING_MAX);
+		return -ENOTSUP;
+	}
+	AioRingEntry *ae = arena_alloc(l->a, sizeof(*ae));
+	uint8_t *buf = arena_alloc(l->a, len);
+	if (!ae || !buf)
+		return -ENOMEM;
+	aio_ring_entry__init(ae);
+	return aio_ring_dump(l->pid, e, ae, buf);
+}
+
 static int classify_vma(struct vma_list *l, VmaEntry *e, const char *perms, uint64_t ino,
 			const char *path)
 {
@@ -203,6 +226,8 @@ static int classify_vma(struct vma_list *l, VmaEntry *e, const char *perms, uint
 		e->shmid = ino; /* the segment id */
 		return 0;
 	}
+	if (shared && !strcmp(path, "/[aio] (deleted)"))
+		return fill_aio_vma(l, e, path);
 	if (path[0] == '/')
 		return fill_file_vma(l, e, path, shared);
 	if (path[0] && path[0] != '[') {

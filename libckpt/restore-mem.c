@@ -41,6 +41,7 @@
 #include <sys/user.h>
 #include <unistd.h>
 
+#include "aio.h"
 #include "log.h"
 #include "mem.h"
 #include "file-change.h"
@@ -239,6 +240,8 @@ static int collect_slots(struct plan *p)
 			pr_err("pid %d: VMA 0x%" PRIx64 ": file mapping without a path", pid, e->start);
 			return -EINVAL;
 		}
+		if (e->kind == VMA_KIND__VMA_AIO_RING && aio_ring_check(pid, e))
+			return -EINVAL;
 		if (is_shared_obj(e->kind) && !e->has_shmid) {
 			pr_err("pid %d: VMA 0x%" PRIx64 ": shared memory without its object", pid,
 			       e->start);
@@ -265,7 +268,8 @@ static int check_chunks(struct plan *p)
 			if (addr < end)
 				s = NULL;
 		}
-		if (addr < end || c->vaddr % PAGE) {
+		/* an AIO ring's bytes are its vma_entry's, never pages */
+		if (addr < end || c->vaddr % PAGE || (s && s->e->kind == VMA_KIND__VMA_AIO_RING)) {
 			pr_err("pid %d: pages at 0x%" PRIx64 " (%u pages): not inside the dumped VMAs",
 			       p->ctx->pid, c->vaddr, c->nr_pages);
 			return -EINVAL;
@@ -684,6 +688,8 @@ static int premap_slot(const struct plan *p, struct slot *s)
 	case VMA_KIND__VMA_ANON_SHARED:
 	case VMA_KIND__VMA_SYSV_SHM:
 		return premap_shared(p, s);
+	case VMA_KIND__VMA_AIO_RING:
+		return aio_ring_restore(p->ctx->pid, e, s->addr);
 	case VMA_KIND__VMA_FILE_PRIVATE:
 		flags |= MAP_PRIVATE;
 		fd = e->has_shmid ? object_file(p, s) : open_vma_file(p, e, O_RDONLY);
