@@ -132,6 +132,7 @@ extern const struct file_kind tty_kind; /* tty.c */
 extern const struct file_kind pidfd_kind; /* pidfd.c */
 extern const struct file_kind ghost_node_kind; /* ghost-node.c */
 extern const struct file_kind procfile_kind; /* procfile.c */
+extern const struct file_kind shmem_fd_kind; /* shmem-fd.c */
 
 /* A duplicate of fd `fd` of `pid` in the dumper (pidfd_getfd; the task
  * must be traced by us or we are root).  -errno on failure. */

@@ -33,7 +33,7 @@ struct task_fds {
 	void *msgs; /* unpacked messages, freed with the set */
 };
 
-#define FILE_KINDS_MAX 16
+#define FILE_KINDS_MAX 20
 
 struct restore_files {
 	size_t nr_files;

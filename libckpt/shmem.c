@@ -177,7 +177,9 @@ int dump_shm_object(struct img_set *set, pid_t pid, ShmObjectEntry *obj, int fd,
 	}
 	if (obj->kind != SHM_KIND__SHM_SYSV)
 		obj->size = (uint64_t)sb.st_size;
-	if (obj->kind == SHM_KIND__SHM_FILE) {
+	/* an anonymous object's owner and mode show through an fd on it
+	 * (shmem-fd.c) */
+	if (obj->kind != SHM_KIND__SHM_SYSV) {
 		obj->has_mode = obj->has_uid = obj->has_gid = 1;
 		obj->mode = sb.st_mode & 07777;
 		obj->uid = sb.st_uid;
@@ -239,6 +241,24 @@ struct object {
 static struct object *objects;
 static size_t nr_objects;
 
+/* Anonymous objects an fd reaches (FILE_SHMEM, shmem-fd.c): made before
+ * the VMAs' objects (the file pool is opened first), kept open here. */
+struct anon_file {
+	uint64_t id;
+	int fd;
+};
+
+static struct anon_file *anon_files;
+static size_t nr_anon_files;
+
+static int find_anon_file(uint64_t id)
+{
+	for (size_t i = 0; i < nr_anon_files; i++)
+		if (anon_files[i].id == id)
+			return anon_files[i].fd;
+	return -1;
+}
+
 struct dest {
 	char *base;
 	uint64_t len;
@@ -297,7 +317,7 @@ static int load_object_entry(struct img_set *set, const ShmObjectEntry *want, Sh
 		      (e->path && e->path[0] == '/' && !strstr(e->path, "/../") && e->has_mode &&
 		       e->has_dev && e->dev == want->dev);
 	if (e->kind != want->kind || e->id != want->id || e->size > SHM_MAX_SIZE || !file_ok ||
-	    (!e->size && e->kind != SHM_KIND__SHM_FILE)) {
+	    (!e->size && e->kind == SHM_KIND__SHM_SYSV)) {
 		pr_err("%s/%s: does not describe this object", img_set_dir(set), name);
 		protobuf_c_message_free_unpacked(&(*out)->base, NULL);
 		return -EINVAL;
@@ -455,7 +475,13 @@ static int create_object(struct restore_ctx *c, const ShmObjectEntry *e, uint64_
 	 * the file is shorter): map as far as the VMAs go. */
 	if (e->kind != SHM_KIND__SHM_SYSV && extent > o->len)
 		o->len = extent;
-	if (e->kind == SHM_KIND__SHM_ANON) {
+	int anon_fd = e->kind == SHM_KIND__SHM_ANON ? find_anon_file(e->id) : -1;
+	if (anon_fd >= 0) {
+		/* made and filled for an fd on it (restore_shm_anon_file) */
+		o->base = mmap(NULL, o->len, PROT_READ | PROT_WRITE, MAP_SHARED, anon_fd, 0);
+		if (o->base != MAP_FAILED)
+			return 0;
+	} else if (e->kind == SHM_KIND__SHM_ANON) {
 		o->base = mmap(NULL, o->len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
 			       0);
 	} else if (e->kind == SHM_KIND__SHM_FILE) {
@@ -549,6 +575,77 @@ static int restore_task_objects(struct restore_ctx *c, const MmEntry *mm)
 	return 0;
 }
 
+/* The owner and mode an fd shows, where the kernel gave the new object
+ * others (a user's restore cannot give it away: refused, not wrong). */
+static int set_owner(int fd, const ShmObjectEntry *e)
+{
+	struct stat st;
+	if (fstat(fd, &st))
+		return -errno;
+	if (e->has_mode && (st.st_mode & 07777) != (e->mode & 07777) &&
+	    fchmod(fd, e->mode & 07777))
+		return -errno;
+	if (e->has_uid && e->has_gid && (st.st_uid != e->uid || st.st_gid != e->gid) &&
+	    fchown(fd, e->uid, e->gid))
+		return -errno;
+	return 0;
+}
+
+/* A new MAP_SHARED|MAP_ANONYMOUS object like e, filled, as an fd: the
+ * kernel makes such objects only for a mapping, and gives a file of one
+ * only through /proc/PID/map_files (CAP_CHECKPOINT_RESTORE, which the
+ * restore keeps). */
+static int make_anon_file(struct img_set *set, const ShmObjectEntry *e)
+{
+	char pages[64], pagemap[64], link[80];
+	uint64_t data = (e->size + PAGE - 1) & ~(PAGE - 1), len = data ? data : PAGE;
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	shm_object_name(pages, sizeof(pages), "pages-", e);
+	shm_object_name(pagemap, sizeof(pagemap), "pagemap-", e);
+	int ret = load_file_pages(set, pages, pagemap, m, data), fd = -1;
+	snprintf(link, sizeof(link), "/proc/self/map_files/%lx-%lx", (unsigned long)m,
+		 (unsigned long)m + len);
+	if (!ret && (fd = open(link, O_RDWR | O_CLOEXEC)) < 0)
+		ret = -errno;
+	if (!ret && ftruncate(fd, (off_t)e->size))
+		ret = -errno;
+	if (!ret)
+		ret = set_owner(fd, e);
+	munmap(m, len);
+	if (ret && fd >= 0)
+		close(fd);
+	return ret ? ret : fd;
+}
+
+int restore_shm_anon_file(struct img_set *set, uint64_t id)
+{
+	ShmObjectEntry want = SHM_OBJECT_ENTRY__INIT, *e;
+	int fd = find_anon_file(id);
+	if (fd >= 0)
+		return fd;
+	struct anon_file *v = realloc(anon_files, (nr_anon_files + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	anon_files = v;
+	want.kind = SHM_KIND__SHM_ANON;
+	want.id = id;
+	int ret = load_object_entry(set, &want, &e);
+	if (ret)
+		return ret;
+	fd = make_anon_file(set, e);
+	protobuf_c_message_free_unpacked(&e->base, NULL);
+	if (fd < 0) {
+		pr_err("shared anonymous memory %" PRIu64 " (opened as a file): cannot make it "
+		       "again: %s",
+		       id, strerror(-fd));
+		return fd;
+	}
+	anon_files[nr_anon_files++] = (struct anon_file){ id, fd };
+	return fd;
+}
+
 /* Every System V segment to restore, checked before anything changes:
  * a failed restore must not have touched a live segment. */
 static int check_task_segments(struct restore_ctx *c, const MmEntry *mm)
@@ -629,6 +726,11 @@ void restore_shm_detach(void)
 void restore_shm_done(struct restore_ctx *c, int ret)
 {
 	(void)c;
+	for (size_t i = 0; i < nr_anon_files; i++)
+		close(anon_files[i].fd);
+	free(anon_files);
+	anon_files = NULL;
+	nr_anon_files = 0;
 	restore_shm_detach();
 	for (size_t i = 0; i < nr_objects; i++) {
 		if (ret && objects[i].created)
