@@ -9,6 +9,8 @@
  *              the same bytes (but the kernel's id), io_getevents returns
  *              the waiting events in order, new requests complete
  *   aio-scribbled  a ring whose header the program overwrote: refused
+ *   aio-forked a child that inherited its parent's ring mapping (no
+ *              context of its own: the kernel does not copy them): refused
  *   shmem-fd   a MAP_SHARED|MAP_ANONYMOUS object reached only by fds
  *              (unmapped, truncated to 5000 bytes, mode 0640, O_APPEND,
  *              an offset, a second description), and one mapped shared by
@@ -131,6 +133,27 @@ static void aio_scribbled_setup(void)
 
 static void nothing(void)
 {
+}
+
+static pid_t ring_child;
+
+static void aio_forked_setup(void)
+{
+	make_ring(&rings[0], 1, 0, 0);
+	ring_child = fork();
+	CHECK_SYS(ring_child >= 0, "fork");
+	if (!ring_child) {
+		test_block_check();
+		for (;;)
+			pause();
+	}
+}
+
+static void aio_forked_check(void)
+{
+	int st;
+	kill(ring_child, SIGKILL);
+	CHECK_SYS(waitpid(ring_child, &st, 0) == ring_child, "waitpid");
 }
 
 /* ---------------------------- shmem-fd ------------------------------- */
@@ -262,6 +285,7 @@ int main(int argc, char **argv)
 	static const struct cr_case cases[] = {
 		{ "aio", aio_setup, aio_check },
 		{ "aio-scribbled", aio_scribbled_setup, nothing },
+		{ "aio-forked", aio_forked_setup, aio_forked_check },
 		{ "shmem-fd", shmem_fd_setup, shmem_fd_check },
 	};
 	test_init();

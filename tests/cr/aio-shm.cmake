@@ -9,7 +9,11 @@ cr_case(cr_shmem_fd_twice aio-shm 120 --leave-running-twice -- shmem-fd)
 # the kernel: refused by name.
 cr_case(bad_dump_aio_scribbled aio-shm 60 --expect-dump-fail --expect-msg %p
 	--expect-msg "AIO ring" --expect-msg "overwritten" -- aio-scribbled)
-foreach(k shmem-fd aio-scribbled)
+# A child's ring mapping inherited across fork is no context of its own
+# (the kernel keeps contexts to the mm that made them): refused by name.
+cr_case(bad_dump_aio_forked aio-shm 60 --expect-dump-fail --expect-msg "AIO ring"
+	--expect-msg "inherited across fork" -- aio-forked)
+foreach(k shmem-fd aio-scribbled aio-forked)
 	string(REPLACE "-" "_" n ${k})
 	add_test(NAME selfcheck_aio_shm_${n} COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
 		$<TARGET_FILE:cr-aio-shm> ${k})
