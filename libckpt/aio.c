@@ -7,7 +7,15 @@
  * from the ring, which userland may also write.
  *
  * Dump (mem.c calls aio_ring_dump for the VMA): the mapping's bytes and
- * nr/head/tail go into vma_entry.aio (proto/mm.proto).
+ * nr/head/tail go into vma_entry.aio (proto/mm.proto).  A mapping a fork
+ * left in a child is no context there (core.c asks the task, and refuses
+ * it).  Requests in flight (submitted, not completed) cannot be seen from
+ * outside the kernel: no /proc file shows a context's requests, and a
+ * probe by submitting would change the ring.  Most complete on their own
+ * within milliseconds, frozen task or not (direct I/O, fsync): an event
+ * that came in while the task's memory was dumped is refused
+ * (aio_ring_recheck).  One that never completes by itself (IOCB_CMD_POLL
+ * on a file that stays unready) is not seen: it is lost on restore.
  *
  * Restore (restore-mem.c calls aio_ring_restore for the VMA's slot, in
  * the restoring process, before it forks): io_setup with a request count
@@ -118,6 +126,20 @@ int aio_ring_dump(pid_t pid, VmaEntry *e, AioRingEntry *ae, uint8_t *buf)
 	e->kind = VMA_KIND__VMA_AIO_RING;
 	e->flags = MAP_SHARED;
 	e->aio = ae;
+	return 0;
+}
+
+int aio_ring_recheck(pid_t pid, const VmaEntry *e)
+{
+	struct ring_header h;
+	int ret = read_ring(pid, e->start, (uint8_t *)&h, sizeof(h));
+	if (ret) {
+		pr_err("pid %d: AIO ring at %" PRIx64 ": cannot read it: %s", pid, e->start,
+		       strerror(-ret));
+		return ret;
+	}
+	if (h.tail != e->aio->tail || h.head != e->aio->head)
+		return refuse(pid, e, "events came in during the dump (requests were in flight)");
 	return 0;
 }
 

@@ -19,6 +19,9 @@ int aio_is_ring(pid_t pid, const VmaEntry *e);
  * them, kept by the caller) and make e a VMA_AIO_RING, or refuse by name
  * (-ENOTSUP). */
 int aio_ring_dump(pid_t pid, VmaEntry *e, AioRingEntry *ae, uint8_t *buf);
+/* Dump, after the task's memory: refuse, by name, a ring whose tail moved
+ * since aio_ring_dump (a request was in flight, see aio.c). */
+int aio_ring_recheck(pid_t pid, const VmaEntry *e);
 /* Restore: is VMA e's ring record one the kernel could have made? */
 int aio_ring_check(pid_t pid, const VmaEntry *e);
 /* Restore, in the restoring process: a new context like the dumped one,

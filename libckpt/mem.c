@@ -142,6 +142,15 @@ static int fill_file_vma(struct vma_list *l, VmaEntry *e, const char *path, int 
 	deleted = deleted && !is_at(path, &st);
 	if (deleted) {
 		int fd = S_ISREG(st.st_mode) ? fd_on_file(l->pid, &st) : -1;
+		/* mapped privately through an fd (map_files) that is closed: no
+		 * file of that name to make again, and the private pages need
+		 * the object as a file (shmem-fd.c makes one only for an fd) */
+		if (fd < 0 && !strcmp(path, "/dev/zero (deleted)")) {
+			pr_err("pid %d: mapping %" PRIx64 "-%" PRIx64 ": private mapping of shared "
+			       "anonymous memory that no fd of the process holds: not supported",
+			       l->pid, e->start, e->end);
+			return -ENOTSUP;
+		}
 		if (fd < 0 && S_ISREG(st.st_mode) && st.st_nlink == 0)
 			return fill_shmem_file_vma(l, e, path, &st, shared);
 		if (fd < 0) {
@@ -660,6 +669,13 @@ int dump_mm(struct img_set *set, pid_t pid, pid_t vpid, uint64_t brk, int thread
 			ret = dump_shm_vma(set, pid, mm.vmas[i], st);
 	if (ret || (ret = dump_pages(set, pid, vpid, &mm, threads, st, &pm, &nr_pm)))
 		goto out;
+	for (size_t i = 0; i < mm.n_vmas && !ret; i++)
+		if (mm.vmas[i]->kind == VMA_KIND__VMA_AIO_RING)
+			ret = aio_ring_recheck(pid, mm.vmas[i]);
+	if (ret) {
+		page_chunks_free(pm, nr_pm);
+		goto out;
+	}
 	ret = write_images(set, vpid, &mm, pm, nr_pm);
 	page_chunks_free(pm, nr_pm);
 out:

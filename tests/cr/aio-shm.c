@@ -18,6 +18,8 @@
  *              offset and privately with a copied-on-write page: after the
  *              restore the fds, the mappings and the child share each
  *              object again, and the private copy keeps its page
+ *   shmem-priv-nofd  such an object mapped privately through an fd that
+ *              was closed, unmapped elsewhere: refused (no file to map)
  */
 #include "crlib.h"
 
@@ -274,6 +276,16 @@ static void check_mapped(void)
 	CHECK_SYS(waitpid(child, &st, 0) == child && WIFEXITED(st) && !WEXITSTATUS(st), "child");
 }
 
+static void shmem_priv_nofd_setup(void)
+{
+	volatile int *m;
+	int fd = anon_fd(2, &m, 0);
+	priv = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	CHECK_SYS(priv != MAP_FAILED, "mmap");
+	close(fd);
+	priv[0] = 1;
+}
+
 static void shmem_fd_check(void)
 {
 	check_fd_only();
@@ -287,6 +299,7 @@ int main(int argc, char **argv)
 		{ "aio-scribbled", aio_scribbled_setup, nothing },
 		{ "aio-forked", aio_forked_setup, aio_forked_check },
 		{ "shmem-fd", shmem_fd_setup, shmem_fd_check },
+		{ "shmem-priv-nofd", shmem_priv_nofd_setup, nothing },
 	};
 	test_init();
 	run_case(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
