@@ -576,17 +576,20 @@ static int restore_task_objects(struct restore_ctx *c, const MmEntry *mm)
 }
 
 /* The owner and mode an fd shows, where the kernel gave the new object
- * others (a user's restore cannot give it away: refused, not wrong). */
+ * others (a user's restore cannot give it away: refused, not wrong).
+ * The owner first: a chown clears the set-id bits. */
 static int set_owner(int fd, const ShmObjectEntry *e)
 {
 	struct stat st;
 	if (fstat(fd, &st))
 		return -errno;
-	if (e->has_mode && (st.st_mode & 07777) != (e->mode & 07777) &&
-	    fchmod(fd, e->mode & 07777))
-		return -errno;
 	if (e->has_uid && e->has_gid && (st.st_uid != e->uid || st.st_gid != e->gid) &&
 	    fchown(fd, e->uid, e->gid))
+		return -errno;
+	if (e->has_mode && fstat(fd, &st))
+		return -errno;
+	if (e->has_mode && (st.st_mode & 07777) != (e->mode & 07777) &&
+	    fchmod(fd, e->mode & 07777))
 		return -errno;
 	return 0;
 }
