@@ -125,6 +125,19 @@ static int fill_shmem_file_vma(struct vma_list *l, VmaEntry *e, const char *path
 	return 0;
 }
 
+/* Shared anonymous memory mapped privately through an fd (map_files)
+ * since closed: no file of that name to make again; the object is the
+ * anonymous one (shmem.c), made as a file for this mapping. */
+static int fill_anon_private_vma(VmaEntry *e, const struct stat *st)
+{
+	e->kind = VMA_KIND__VMA_FILE_PRIVATE;
+	e->flags = MAP_PRIVATE;
+	e->has_shmid = e->has_shmem_anon = e->shmem_anon = 1;
+	e->shmid = st->st_ino;
+	e->path = "/dev/zero"; /* for messages: nothing is opened by it */
+	return 0;
+}
+
 /* Fill the file fields of a file-backed VMA; refuse what cannot be
  * reopened by path. */
 static int fill_file_vma(struct vma_list *l, VmaEntry *e, const char *path, int shared)
@@ -142,15 +155,9 @@ static int fill_file_vma(struct vma_list *l, VmaEntry *e, const char *path, int 
 	deleted = deleted && !is_at(path, &st);
 	if (deleted) {
 		int fd = S_ISREG(st.st_mode) ? fd_on_file(l->pid, &st) : -1;
-		/* mapped privately through an fd (map_files) that is closed: no
-		 * file of that name to make again, and the private pages need
-		 * the object as a file (shmem-fd.c makes one only for an fd) */
-		if (fd < 0 && !strcmp(path, "/dev/zero (deleted)")) {
-			pr_err("pid %d: mapping %" PRIx64 "-%" PRIx64 ": private mapping of shared "
-			       "anonymous memory that no fd of the process holds: not supported",
-			       l->pid, e->start, e->end);
-			return -ENOTSUP;
-		}
+		if (fd < 0 && !strcmp(path, "/dev/zero (deleted)") && S_ISREG(st.st_mode) &&
+		    st.st_nlink == 0)
+			return fill_anon_private_vma(e, &st);
 		if (fd < 0 && S_ISREG(st.st_mode) && st.st_nlink == 0)
 			return fill_shmem_file_vma(l, e, path, &st, shared);
 		if (fd < 0) {

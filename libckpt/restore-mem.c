@@ -184,8 +184,10 @@ static int is_shared_obj(VmaKind k)
  * unlinked file maps (mem.c: FILE_PRIVATE with a shmid). */
 static const struct shared_obj *find_shared(const VmaEntry *e)
 {
-	int file = e->kind == VMA_KIND__VMA_SHMEM_FILE || e->kind == VMA_KIND__VMA_FILE_PRIVATE;
-	VmaKind kind = file ? VMA_KIND__VMA_SHMEM_FILE : e->kind;
+	/* a private mapping of shared anonymous memory (shmem.c) */
+	int anon = e->kind == VMA_KIND__VMA_FILE_PRIVATE && e->has_shmem_anon && e->shmem_anon;
+	int file = !anon && (e->kind == VMA_KIND__VMA_SHMEM_FILE || e->kind == VMA_KIND__VMA_FILE_PRIVATE);
+	VmaKind kind = anon ? VMA_KIND__VMA_ANON_SHARED : file ? VMA_KIND__VMA_SHMEM_FILE : e->kind;
 	uint64_t dev = file && e->has_dev ? e->dev : 0;
 	for (size_t i = 0; file && e->path && i < nr_shared_objs; i++)
 		if (shared_objs[i].path && shared_objs[i].id == e->shmid && shared_objs[i].dev == dev &&
@@ -807,8 +809,10 @@ static int same_mapping(const VmaEntry *a, const VmaEntry *b)
 		return 0;
 	if (a->kind == VMA_KIND__VMA_ANON_PRIVATE)
 		return 1;
+	/* (an object's shmid too: "/dev/zero" names every anonymous one) */
 	return a->kind == VMA_KIND__VMA_FILE_PRIVATE && a->path && b->path &&
 	       !strcmp(a->path, b->path) && a->pgoff == b->pgoff &&
+	       a->has_shmid == b->has_shmid && a->shmid == b->shmid &&
 	       a->has_mtime_ns == b->has_mtime_ns && a->mtime_ns == b->mtime_ns &&
 	       a->has_file_size == b->has_file_size && a->file_size == b->file_size;
 }

@@ -68,6 +68,15 @@ static ShmKind shm_kind_of(VmaKind k)
 		       : SHM_KIND__SHM_ANON;
 }
 
+/* The object VMA e maps: a private mapping of shared anonymous memory
+ * (vma_entry.shmem_anon) maps an anonymous object, not a file. */
+static ShmKind vma_object_kind(const VmaEntry *e)
+{
+	if (e->kind == VMA_KIND__VMA_FILE_PRIVATE && e->has_shmem_anon && e->shmem_anon)
+		return SHM_KIND__SHM_ANON;
+	return shm_kind_of(e->kind);
+}
+
 static VmaKind vma_kind_of(ShmKind k)
 {
 	return k == SHM_KIND__SHM_SYSV	 ? VMA_KIND__VMA_SYSV_SHM
@@ -201,7 +210,7 @@ int dump_shm_vma(struct img_set *set, pid_t pid, const VmaEntry *e, struct mem_s
 	char name[64], link[80];
 	int ret;
 
-	obj.kind = shm_kind_of(e->kind);
+	obj.kind = vma_object_kind(e);
 	obj.id = e->shmid;
 	if (obj.kind == SHM_KIND__SHM_FILE) {
 		obj.has_dev = 1;
@@ -334,12 +343,12 @@ static int is_object_vma(const VmaEntry *e)
 
 static uint64_t vma_dev(const VmaEntry *e)
 {
-	return shm_kind_of(e->kind) == SHM_KIND__SHM_FILE && e->has_dev ? e->dev : 0;
+	return vma_object_kind(e) == SHM_KIND__SHM_FILE && e->has_dev ? e->dev : 0;
 }
 
 static int same_name(const VmaEntry *a, const VmaEntry *b)
 {
-	return is_object_vma(a) && shm_kind_of(a->kind) == shm_kind_of(b->kind) &&
+	return is_object_vma(a) && vma_object_kind(a) == vma_object_kind(b) &&
 	       a->shmid == b->shmid && vma_dev(a) == vma_dev(b) && a->path && b->path &&
 	       !strcmp(a->path, b->path);
 }
@@ -391,7 +400,7 @@ static int link_other_names(struct restore_ctx *c, const ShmObjectEntry *obj, co
 	for (size_t t = 0; !ret && t < c->nr_tasks; t++)
 		for (size_t i = 0; !ret && c->tasks[t].mm && i < c->tasks[t].mm->n_vmas; i++) {
 			const VmaEntry *e = c->tasks[t].mm->vmas[i];
-			if (!is_object_vma(e) || shm_kind_of(e->kind) != SHM_KIND__SHM_FILE ||
+			if (!is_object_vma(e) || vma_object_kind(e) != SHM_KIND__SHM_FILE ||
 			    e->shmid != obj->id || vma_dev(e) != obj->dev || !e->path ||
 			    !strcmp(e->path, obj->path) || name_seen(c, t, i))
 				continue;
@@ -460,6 +469,33 @@ static int create_file(struct restore_ctx *c, const ShmObjectEntry *e, uint64_t 
 	return ret;
 }
 
+/* Does a VMA of the tree map anonymous object `id` privately? */
+static int mapped_privately(struct restore_ctx *c, uint64_t id)
+{
+	for (size_t t = 0; t < c->nr_tasks; t++)
+		for (size_t i = 0; c->tasks[t].mm && i < c->tasks[t].mm->n_vmas; i++) {
+			const VmaEntry *e = c->tasks[t].mm->vmas[i];
+			if (e->kind == VMA_KIND__VMA_FILE_PRIVATE && e->has_shmid && e->shmid == id &&
+			    vma_object_kind(e) == SHM_KIND__SHM_ANON)
+				return 1;
+		}
+	return 0;
+}
+
+/* The object's fd, kept at or above fd_base (the restorer closes those)
+ * for the private mappings of it to map (restore-mem.c object_file). */
+static int keep_anon_fd(struct restore_ctx *c, struct object *o, int fd)
+{
+	o->fd = fcntl(fd, F_DUPFD_CLOEXEC, c->fd_base);
+	if (o->fd >= 0)
+		return 0;
+	int ret = -errno;
+	pr_err("shared anonymous memory %" PRIu64 ": %s", o->id, strerror(errno));
+	munmap(o->base, o->len);
+	o->base = NULL;
+	return ret;
+}
+
 static int create_object(struct restore_ctx *c, const ShmObjectEntry *e, uint64_t extent,
 			 struct object *o)
 {
@@ -476,11 +512,15 @@ static int create_object(struct restore_ctx *c, const ShmObjectEntry *e, uint64_
 	if (e->kind != SHM_KIND__SHM_SYSV && extent > o->len)
 		o->len = extent;
 	int anon_fd = e->kind == SHM_KIND__SHM_ANON ? find_anon_file(e->id) : -1;
+	/* a private mapping maps the object as a file: made as one */
+	if (anon_fd < 0 && e->kind == SHM_KIND__SHM_ANON && mapped_privately(c, e->id) &&
+	    (anon_fd = restore_shm_anon_file(c->set, e->id)) < 0)
+		return anon_fd;
 	if (anon_fd >= 0) {
-		/* made and filled for an fd on it (restore_shm_anon_file) */
+		/* made and filled as a file (restore_shm_anon_file) */
 		o->base = mmap(NULL, o->len, PROT_READ | PROT_WRITE, MAP_SHARED, anon_fd, 0);
 		if (o->base != MAP_FAILED)
-			return 0;
+			return keep_anon_fd(c, o, anon_fd);
 	} else if (e->kind == SHM_KIND__SHM_ANON) {
 		o->base = mmap(NULL, o->len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
 			       0);
@@ -542,7 +582,7 @@ static uint64_t object_extent(struct restore_ctx *c, const VmaEntry *like)
 	for (size_t t = 0; t < c->nr_tasks; t++)
 		for (size_t i = 0; c->tasks[t].mm && i < c->tasks[t].mm->n_vmas; i++) {
 			const VmaEntry *e = c->tasks[t].mm->vmas[i];
-			if (!is_object_vma(e) || shm_kind_of(e->kind) != shm_kind_of(like->kind) ||
+			if (!is_object_vma(e) || vma_object_kind(e) != vma_object_kind(like) ||
 			    e->shmid != like->shmid ||
 			    vma_dev(e) != vma_dev(like) || e->end <= e->start ||
 			    e->pgoff > SHM_MAX_SIZE || e->end - e->start > SHM_MAX_SIZE)
@@ -565,7 +605,7 @@ static int restore_task_objects(struct restore_ctx *c, const MmEntry *mm)
 			       img_set_dir(c->set), e->start);
 			return -EINVAL;
 		}
-		want.kind = shm_kind_of(e->kind);
+		want.kind = vma_object_kind(e);
 		want.id = e->shmid;
 		want.dev = vma_dev(e);
 		int ret = restore_object(c, &want, object_extent(c, e), 1);

@@ -18,8 +18,10 @@
  *              offset and privately with a copied-on-write page: after the
  *              restore the fds, the mappings and the child share each
  *              object again, and the private copy keeps its page
- *   shmem-priv-nofd  such an object mapped privately through an fd that
- *              was closed, unmapped elsewhere: refused (no file to map)
+ *   shmem-priv-closed  such an object mapped privately through an fd
+ *              that was closed, by the root and a child (forked after), and
+ *              mapped nowhere else: each keeps its copied pages and sees
+ *              the object's in the others
  */
 #include "crlib.h"
 
@@ -276,14 +278,48 @@ static void check_mapped(void)
 	CHECK_SYS(waitpid(child, &st, 0) == child && WIFEXITED(st) && !WEXITSTATUS(st), "child");
 }
 
-static void shmem_priv_nofd_setup(void)
+static volatile int *go; /* shared: the root tells the child to check */
+
+/* 0 when the pages are the object's (pattern) but those copied. */
+static long priv_wrong(int copied_page1)
+{
+	const volatile unsigned char *b = (const volatile unsigned char *)priv;
+	if (priv[0] != 1 || (copied_page1 && priv[PAGE / sizeof(int)] != 2))
+		return 1;
+	for (size_t i = sizeof(int); i < 3 * PAGE; i++)
+		if (!(copied_page1 && i >= PAGE && i < PAGE + sizeof(int)) && b[i] != pat(i))
+			return (long)i;
+	return 0;
+}
+
+static void shmem_priv_closed_setup(void)
 {
 	volatile int *m;
-	int fd = anon_fd(2, &m, 0);
-	priv = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-	CHECK_SYS(priv != MAP_FAILED, "mmap");
+	int fd = anon_fd(3, &m, 0);
+	go = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	priv = mmap(NULL, 3 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	CHECK_SYS(priv != MAP_FAILED && go != MAP_FAILED, "mmap");
 	close(fd);
-	priv[0] = 1;
+	priv[0] = 1; /* copied in the root, and in the child by the fork */
+	child = fork();
+	CHECK_SYS(child >= 0, "fork");
+	if (child)
+		return;
+	priv[PAGE / sizeof(int)] = 2; /* copied in the child only */
+	test_block_check();
+	while (!*go)
+		usleep(1000);
+	_exit(priv_wrong(1) ? 1 : 0);
+}
+
+static void shmem_priv_closed_check(void)
+{
+	int st;
+	long at = priv_wrong(0);
+	CHECK(!at, "root: private mapping wrong at byte %ld", at);
+	*go = 1;
+	CHECK_SYS(waitpid(child, &st, 0) == child, "waitpid");
+	CHECK(WIFEXITED(st) && !WEXITSTATUS(st), "child: private mapping wrong (status %#x)", st);
 }
 
 static void shmem_fd_check(void)
@@ -299,7 +335,7 @@ int main(int argc, char **argv)
 		{ "aio-scribbled", aio_scribbled_setup, nothing },
 		{ "aio-forked", aio_forked_setup, aio_forked_check },
 		{ "shmem-fd", shmem_fd_setup, shmem_fd_check },
-		{ "shmem-priv-nofd", shmem_priv_nofd_setup, nothing },
+		{ "shmem-priv-closed", shmem_priv_closed_setup, shmem_priv_closed_check },
 	};
 	test_init();
 	run_case(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);

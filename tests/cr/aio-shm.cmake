@@ -13,11 +13,10 @@ cr_case(bad_dump_aio_scribbled aio-shm 60 --expect-dump-fail --expect-msg %p
 # (the kernel keeps contexts to the mm that made them): refused by name.
 cr_case(bad_dump_aio_forked aio-shm 60 --expect-dump-fail --expect-msg "AIO ring"
 	--expect-msg "inherited across fork" -- aio-forked)
-# Shared anonymous memory mapped privately through an fd that is closed:
-# refused by name (it once made a file "/dev/zero.ckpt-shm-INO" in /dev).
-cr_case(bad_dump_shmem_priv_nofd aio-shm 60 --expect-dump-fail --expect-msg %p
-	--expect-msg "no fd of the process holds" -- shmem-priv-nofd)
-foreach(k shmem-fd aio-scribbled aio-forked shmem-priv-nofd)
+# Shared anonymous memory mapped privately through an fd since closed (it
+# once made a file "/dev/zero.ckpt-shm-INO" in /dev, and failed).
+cr_case(cr_shmem_priv_closed aio-shm 60 -- shmem-priv-closed)
+foreach(k shmem-fd aio-scribbled aio-forked shmem-priv-closed)
 	string(REPLACE "-" "_" n ${k})
 	add_test(NAME selfcheck_aio_shm_${n} COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
 		$<TARGET_FILE:cr-aio-shm> ${k})

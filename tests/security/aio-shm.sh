@@ -4,7 +4,9 @@
 # ring with two events waiting, 8 KiB of shared anonymous memory, a file
 # on fd 3): a ring record the kernel could not have made (head or tail
 # past the ring, another nr, bytes not the VMA's, none), an fd onto an
-# object the set does not hold, or onto one whose owner is bob.  Each is
+# object the set does not hold, or onto one whose owner is bob, a private
+# mapping of anonymous memory (vma_entry.shmem_anon) of an object the set
+# does not hold, or named /etc/shadow (the name is never opened).  Each is
 # refused in one line, or restored with exactly alice's powers (the
 # object of an fd is hers).
 . "$(dirname "$0")/lib.sh" "$@"
@@ -32,6 +34,8 @@ ITEMS=(
 "ring-grown|aio|mm|r = $RING; r['end'] = int(r['end']) + (1 << 24)|refused_only a 16 MiB ring|."
 "shmem-fd-no-id|aio|files.img|$F; e[fds[3]].update(type='FILE_SHMEM')|refused_only an fd on no object|without its object"
 "shmem-fd-bogus|aio|files.img|$F; e[fds[3]].update(type='FILE_SHMEM', shmem_id=1)|refused_only an fd on object 1|."
+"priv-anon-bogus|aio|mm|v = [v for v in E['vmas'] if v['kind'] == 'VMA_ANON_SHARED'][0]; v.update(kind='VMA_FILE_PRIVATE', flags=2, shmid=1, shmem_anon=True, path='/dev/zero')|refused_only a private mapping of object 1|."
+"priv-anon-shadow|aio|mm|v = [v for v in E['vmas'] if v['kind'] == 'VMA_ANON_SHARED'][0]; v.update(kind='VMA_FILE_PRIVATE', flags=2, shmem_anon=True, path='/etc/shadow')|true"
 "shmem-fd-alice|aio|files.img|$F; e[fds[3]].update(type='FILE_SHMEM', shmem_id=$INO, flags=2)|owned_by_alice"
 )
 run_items
