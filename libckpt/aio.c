@@ -35,6 +35,7 @@
 #include <inttypes.h>
 #include <linux/aio_abi.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -154,6 +155,59 @@ int aio_ring_check(pid_t pid, const VmaEntry *e)
 	    ae->nr != ring_nr(len) || ae->head >= ae->nr || ae->tail >= ae->nr || e->pgoff) {
 		pr_err("pid %d: VMA 0x%" PRIx64 ": bad AIO ring record", pid, e->start);
 		return -EINVAL;
+	}
+	return 0;
+}
+
+/* How many CPUs may ever be online (/sys/devices/system/cpu/possible:
+ * "0-3,8"), 0 if unknown. */
+static unsigned possible_cpus(void)
+{
+	char buf[256];
+	int fd = open("/sys/devices/system/cpu/possible", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	unsigned count = 0;
+	for (char *p = buf; *p >= '0' && *p <= '9';) {
+		unsigned long a = strtoul(p, &p, 10), b = a;
+		if (*p == '-')
+			b = strtoul(p + 1, &p, 10);
+		count += b >= a ? (unsigned)(b - a + 1) : 0;
+		if (*p == ',')
+			p++;
+	}
+	return count;
+}
+
+/* The fewest slots io_setup gives here: 4 requests per possible CPU at
+ * least, doubled, 2 more, in whole pages (fs/aio.c). */
+static uint32_t min_ring_nr(unsigned cpus)
+{
+	uint64_t events = (uint64_t)cpus * 4 * 2 + 2;
+	uint64_t len = (HEADER + events * EVENT + PAGE - 1) / PAGE * PAGE;
+	return ring_nr(len);
+}
+
+int aio_rings_check(pid_t pid, const MmEntry *mm)
+{
+	unsigned cpus = possible_cpus();
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		const VmaEntry *e = mm->vmas[i];
+		if (e->kind != VMA_KIND__VMA_AIO_RING)
+			continue;
+		int ret = aio_ring_check(pid, e);
+		if (ret)
+			return ret;
+		if (cpus && e->aio->nr < min_ring_nr(cpus)) {
+			pr_err("pid %d: AIO ring at %" PRIx64 ": %u slots, but io_setup makes at least "
+			       "%u on this machine (%u CPUs): not supported",
+			       pid, e->start, e->aio->nr, min_ring_nr(cpus), cpus);
+			return -ENOTSUP;
+		}
 	}
 	return 0;
 }

@@ -24,6 +24,10 @@ int aio_ring_dump(pid_t pid, VmaEntry *e, AioRingEntry *ae, uint8_t *buf);
 int aio_ring_recheck(pid_t pid, const VmaEntry *e);
 /* Restore: is VMA e's ring record one the kernel could have made? */
 int aio_ring_check(pid_t pid, const VmaEntry *e);
+/* Restore, in the driver, as the images are read: every ring of mm is
+ * one the kernel could have made, and that io_setup can make again here
+ * (a machine with more CPUs makes larger rings: refused by name). */
+int aio_rings_check(pid_t pid, const MmEntry *mm);
 /* Restore, in the restoring process: a new context like the dumped one,
  * its ring at `addr` (the VMA's slot). */
 int aio_ring_restore(pid_t pid, const VmaEntry *e, uint64_t addr);
