@@ -34,6 +34,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/aio_abi.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,17 +247,29 @@ static int complete_some(aio_context_t ctx, int fd, long n, int reap)
 	return 0;
 }
 
-/* Bring the new ring's head and tail to the dumped ones (see the top). */
+/* Bring the new ring's head and tail to the dumped ones (see the top).
+ * On one CPU: the kernel hands free slots to each CPU in batches, and
+ * those left on another CPU would be missing for the last submits of a
+ * nearly full ring (EAGAIN). */
 static int wind_ring(aio_context_t ctx, const AioRingEntry *ae)
 {
-	int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
+	cpu_set_t was, one;
+	int cpu = sched_getcpu(), pinned = 0;
+	if (cpu >= 0 && !sched_getaffinity(0, sizeof(was), &was)) {
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		pinned = !sched_setaffinity(0, sizeof(one), &one);
+	}
+	int fd = open("/dev/null", O_WRONLY | O_CLOEXEC), ret = fd < 0 ? -errno : 0;
 	long ahead = ((long)ae->tail - (long)ae->head + ae->nr) % ae->nr;
-	int ret = complete_some(ctx, fd, ae->head, 1);
+	if (!ret)
+		ret = complete_some(ctx, fd, ae->head, 1);
 	if (!ret)
 		ret = complete_some(ctx, fd, ahead, 0);
-	close(fd);
+	if (fd >= 0)
+		close(fd);
+	if (pinned && sched_setaffinity(0, sizeof(was), &was) && !ret)
+		ret = -errno;
 	const volatile struct ring_header *h = (void *)ctx;
 	if (!ret && (h->head != ae->head || h->tail != ae->tail))
 		ret = -EIO;
@@ -274,9 +287,10 @@ int aio_ring_restore(pid_t pid, const VmaEntry *e, uint64_t addr)
 	unsigned want = (ae->nr - 2) / 2;
 
 	if (io_setup_(want, &ctx) < 0) {
+		int err = errno;
 		pr_err("pid %d: AIO ring at %" PRIx64 ": io_setup(%u): %s", pid, e->start, want,
-		       strerror(errno));
-		return -errno;
+		       strerror(err));
+		return -err;
 	}
 	const struct ring_header *h = (void *)ctx;
 	if (h->nr != ae->nr) {

@@ -2,9 +2,11 @@
  * cr_aio_*, cr_shmem_fd: AIO contexts and shared anonymous memory opened
  * as a file survive a checkpoint (libckpt/aio.c, shmem-fd.c).  Cases:
  *
- *   aio        three contexts: one never used; one with ten completed
+ *   aio        four contexts: one never used; one with ten completed
  *              events waiting after 200 requests (tail wrapped once);
- *              one whose waiting events wrap around the ring's end.  After
+ *              one whose waiting events wrap around the ring's end; one
+ *              full (as many events waiting as the kernel takes on one
+ *              CPU: the restore must get them all in again).  After
  *              the restore each context id still works, the rings hold
  *              the same bytes (but the kernel's id), io_getevents returns
  *              the waiting events in order, new requests complete
@@ -28,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/aio_abi.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +55,7 @@ struct ctx_state {
 	unsigned first, waiting; /* data of the first waiting event, how many */
 };
 
-static struct ctx_state rings[3];
+static struct ctx_state rings[4];
 static int null_fd;
 static char byte;
 
@@ -74,13 +77,35 @@ static void reap(aio_context_t ctx, uint64_t data)
 	      (unsigned long long)ev.data, (long long)ev.res, (unsigned long long)data);
 }
 
+/* Requests until the kernel takes no more (fewer than nr - 1: it hands
+ * free slots to each CPU in batches); how many. */
+static unsigned fill_up(aio_context_t ctx)
+{
+	struct iocb cb = { .aio_fildes = (uint32_t)null_fd, .aio_lio_opcode = IOCB_CMD_PWRITE,
+			   .aio_buf = (uint64_t)(uintptr_t)&byte, .aio_nbytes = 1 };
+	struct iocb *p = &cb;
+	unsigned n = 0;
+	for (;; n++) {
+		cb.aio_data = n;
+		if (syscall(SYS_io_submit, ctx, 1, &p) != 1)
+			break;
+	}
+	CHECK(errno == EAGAIN && n > 0, "filling a ring: %u requests, then %s", n, strerror(errno));
+	return n;
+}
+
+#define FULL 0xffffffffu /* total: as many as the kernel takes, all waiting */
+
 /* `total` requests, all but the last `left` reaped at once. */
 static void make_ring(struct ctx_state *r, unsigned nr_events, unsigned total, unsigned left)
 {
 	CHECK_SYS(syscall(SYS_io_setup, nr_events, &r->ctx) == 0, "io_setup");
 	struct ring_header *h = (void *)r->ctx;
+	unsigned from = 0;
+	if (total == FULL)
+		from = total = left = fill_up(r->ctx); /* submitted already */
 	r->len = ((sizeof(*h) + (size_t)h->nr * sizeof(struct io_event)) + PAGE - 1) & ~(size_t)(PAGE - 1);
-	for (unsigned i = 0; i < total; i++) {
+	for (unsigned i = from; i < total; i++) {
 		submit(r->ctx, i);
 		if (i < total - left)
 			reap(r->ctx, i);
@@ -104,6 +129,15 @@ static void aio_setup(void)
 	struct ring_header *h = (void *)rings[2].ctx;
 	CHECK(h->tail < h->head, "ring 2 does not wrap: head %u tail %u nr %u", h->head, h->tail,
 	      h->nr);
+	/* slots the kernel handed to another CPU would be missing at the end */
+	cpu_set_t was, one;
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	CHECK_SYS(!sched_getaffinity(0, sizeof(was), &was) &&
+			  !sched_setaffinity(0, sizeof(one), &one),
+		  "affinity");
+	make_ring(&rings[3], 1, FULL, 0);
+	CHECK_SYS(!sched_setaffinity(0, sizeof(was), &was), "affinity back");
 }
 
 static void check_ring(struct ctx_state *r, int i)
@@ -125,7 +159,7 @@ static void check_ring(struct ctx_state *r, int i)
 
 static void aio_check(void)
 {
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		check_ring(&rings[i], i);
 }
 
