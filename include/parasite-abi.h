@@ -71,6 +71,10 @@ enum parasite_cmd {
 	PARASITE_CMD_FINI,            /* reply, then wait for EOF or the host */
 	PARASITE_CMD_GET_TASK_STATE,  /* itimers, securebits, dumpable, subreaper, mempolicy */
 	PARASITE_CMD_GET_POSIX_TIMER, /* arg: the timer id */
+	/* arg64: an AIO ring's address.  io_getevents(ring, 0, 0, NULL, NULL):
+	 * 0 when it is a context of this mm, -EINVAL when the mapping came
+	 * through fork (the context stays the parent's); reads no event */
+	PARASITE_CMD_AIO_OWNED,
 };
 
 #define PARASITE_MEMPOLICY_WORDS 16 /* node mask: 1024 nodes */
@@ -80,6 +84,7 @@ enum parasite_cmd {
 struct parasite_req {
 	uint32_t cmd;
 	uint32_t arg;
+	uint64_t arg64;
 };
 
 /* First message on the socket, sent by the daemon once connected. */

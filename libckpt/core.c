@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 #include "core.h"
 #include "ghost.h"
 #include "infect.h"
+#include "aio.h"
 #include "log.h"
 #include "proc.h"
 #include "procfile.h"
@@ -315,6 +317,48 @@ static int dump_fs(struct arena *a, pid_t pid, CoreEntry *core)
 }
 
 /* What the parasite tells: sigactions, tid addresses, altstacks, brk. */
+struct aio_scan {
+	struct infect_ctl *ctl;
+	pid_t pid;
+	int err; /* logged already */
+};
+
+/* A ring mapping a fork left in the child has no context there (the
+ * kernel does not copy contexts): made again, it would be one, and no
+ * more the parent's ring.  Only the task itself can tell. */
+static int check_aio_line(char *line, void *arg)
+{
+	struct aio_scan *s = arg;
+	VmaEntry e = VMA_ENTRY__INIT;
+	char perms[8];
+	int pos = 0;
+
+	if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %*x %*s %*u %n", &e.start, &e.end, perms,
+		   &pos) < 3 || !pos || perms[3] != 's' || strcmp(line + pos, "/[aio] (deleted)") ||
+	    !aio_is_ring(s->pid, &e))
+		return 0;
+	int owned = infect_aio_owned(s->ctl, e.start);
+	if (owned == 0)
+		pr_err("pid %d: AIO ring at %" PRIx64 "-%" PRIx64 ": inherited across fork, the "
+		       "context is its parent's: not supported",
+		       s->pid, e.start, e.end);
+	s->err = owned < 0 ? owned : owned ? 0 : -ENOTSUP;
+	return s->err != 0;
+}
+
+/* Refuse, by name, AIO ring mappings that are no context of the task's
+ * own (aio.c dumps the others with the memory). */
+static int check_aio_rings(struct infect_ctl *ctl, pid_t pid)
+{
+	struct aio_scan s = { ctl, pid, 0 };
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	int ret = proc_each_line(path, check_aio_line, &s);
+	if (ret < 0)
+		pr_err("pid %d: %s: %s", pid, path, strerror(-ret));
+	return ret < 0 ? ret : s.err;
+}
+
 static int dump_from_parasite(struct arena *a, const struct frozen_task *task, CoreEntry *core,
 			      uint64_t *brk)
 {
@@ -341,6 +385,8 @@ static int dump_from_parasite(struct arena *a, const struct frozen_task *task, C
 	ret = dump_sigactions(ctl, core, sa, sap);
 	if (!ret)
 		ret = infect_get_misc(ctl, &misc);
+	if (!ret)
+		ret = check_aio_rings(ctl, task->pid);
 	if (!ret)
 		ret = dump_task_parasite(a, ctl, task, core);
 	for (int i = 0; !ret && i < task->nr_threads; i++)

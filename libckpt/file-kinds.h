@@ -134,6 +134,7 @@ extern const struct file_kind ghost_node_kind; /* ghost-node.c */
 extern const struct file_kind procfile_kind; /* procfile.c */
 extern const struct file_kind bpfmap_kind, fanotify_kind; /* bpfmap.c, fanotify.c */
 extern const struct file_kind packet_sk_kind, netlink_sk_kind; /* sk-packet.c, sk-netlink.c */
+extern const struct file_kind shmem_fd_kind; /* shmem-fd.c */
 
 /* A duplicate of fd `fd` of `pid` in the dumper (pidfd_getfd; the task
  * must be traced by us or we are root).  -errno on failure. */

@@ -36,6 +36,7 @@ static const struct file_kind *const file_kinds[] = {
 	&bpfmap_kind,
 	&memfd_kind, /* before ghost and regfile: a memfd has a path too */
 	&procfile_kind, /* before ghost, ghost_node and regfile: /proc/PID of the tree */
+	&shmem_fd_kind, /* before ghost: shared anonymous memory is an unlinked file too */
 	&ghost_kind, /* before regfile: unlinked files */
 	&ghost_node_kind, /* before tty and regfile: removed directories, devices */
 	&inotify_kind, /* after memfd and ghost: their pool_ready closes keepers first */

@@ -40,6 +40,7 @@
  * and put the thread back.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -660,21 +661,29 @@ static int accept_daemon(struct infect_ctl *ctl)
 	return ret;
 }
 
-static int call_daemon_arg(struct infect_ctl *ctl, uint32_t cmd, uint32_t arg,
+/* One command and its reply; reply->ret is the caller's to read. */
+static int call_daemon_req(struct infect_ctl *ctl, const struct parasite_req *req,
 			   struct parasite_reply *reply)
 {
-	struct parasite_req req = { .cmd = cmd, .arg = arg };
 	int ret = 0;
 	if (ctl->sock < 0)
 		return -ENOTCONN;
-	if (send(ctl->sock, &req, sizeof(req), MSG_NOSIGNAL) != sizeof(req))
+	if (send(ctl->sock, req, sizeof(*req), MSG_NOSIGNAL) != sizeof(*req))
 		ret = errno ? -errno : -EPROTO;
 	if (!ret)
 		ret = wait_daemon(ctl, ctl->sock, REPLY_TIMEOUT_MS);
 	if (!ret && recv(ctl->sock, reply, sizeof(*reply), MSG_DONTWAIT) != sizeof(*reply))
 		ret = -EPROTO;
-	if (!ret && reply->cmd != cmd)
+	if (!ret && reply->cmd != req->cmd)
 		ret = -EPROTO;
+	return ret;
+}
+
+static int call_daemon_arg(struct infect_ctl *ctl, uint32_t cmd, uint32_t arg,
+			   struct parasite_reply *reply)
+{
+	struct parasite_req req = { .cmd = cmd, .arg = arg };
+	int ret = call_daemon_req(ctl, &req, reply);
 	if (!ret)
 		ret = reply->ret;
 	if (ret)
@@ -936,4 +945,17 @@ int infect_get_posix_timer(struct infect_ctl *ctl, int32_t id, struct parasite_p
 	memcpy(t->its, r.u.timer.its, sizeof(t->its));
 	t->overrun = r.u.timer.overrun;
 	return 0;
+}
+
+int infect_aio_owned(struct infect_ctl *ctl, uint64_t ring)
+{
+	struct parasite_req req = { .cmd = PARASITE_CMD_AIO_OWNED, .arg64 = ring };
+	struct parasite_reply r;
+	int ret = call_daemon_req(ctl, &req, &r);
+	if (!ret && r.ret && r.ret != -EINVAL)
+		ret = r.ret;
+	if (ret)
+		fprintf(stderr, "pid %d: AIO ring at %" PRIx64 ": cannot ask the task: %s\n",
+			ctl->task->pid, ring, strerror(-ret));
+	return ret ? ret : !r.ret;
 }

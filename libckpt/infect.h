@@ -68,6 +68,9 @@ int infect_get_sigaltstack(struct infect_ctl *ctl, int idx, uint64_t *sp, uint64
 
 int infect_get_task_state(struct infect_ctl *ctl, struct parasite_task_state *st);
 int infect_get_posix_timer(struct infect_ctl *ctl, int32_t id, struct parasite_posix_timer *t);
+/* Is the AIO ring mapped at `ring` a context of the task's own (1), or a
+ * mapping it inherited across fork, its context the parent's (0)? */
+int infect_aio_owned(struct infect_ctl *ctl, uint64_t ring);
 
 /*
  * Take the parasite out: every thread goes back to the registers (and

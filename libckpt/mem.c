@@ -10,6 +10,7 @@
  *     mapped shared     no fd holds it (else memfd.c's ghost file has it)
  *   file shared         nothing: the file has the data
  *   vdso/vvar/vsyscall  nothing: the kernel provides them
+ *   AIO ring            its bytes and head/tail, in the vma_entry (aio.c)
  * Runs of such pages go to the page writer, which drops zero pages and
  * compresses the rest on all cores.  The madvise/mlock state of each VMA
  * (VmFlags of smaps) goes with it, as vma_entry.advice.
@@ -27,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "aio.h"
 #include "arena.h"
 #include "log.h"
 #include "mem.h"
@@ -124,6 +126,19 @@ static int fill_shmem_file_vma(struct vma_list *l, VmaEntry *e, const char *path
 	return 0;
 }
 
+/* Shared anonymous memory mapped privately through an fd (map_files)
+ * since closed: no file of that name to make again; the object is the
+ * anonymous one (shmem.c), made as a file for this mapping. */
+static int fill_anon_private_vma(VmaEntry *e, const struct stat *st)
+{
+	e->kind = VMA_KIND__VMA_FILE_PRIVATE;
+	e->flags = MAP_PRIVATE;
+	e->has_shmid = e->has_shmem_anon = e->shmem_anon = 1;
+	e->shmid = st->st_ino;
+	e->path = "/dev/zero"; /* for messages: nothing is opened by it */
+	return 0;
+}
+
 /* Fill the file fields of a file-backed VMA; refuse what cannot be
  * reopened by path. */
 static int fill_file_vma(struct vma_list *l, VmaEntry *e, const char *path, int shared)
@@ -141,6 +156,9 @@ static int fill_file_vma(struct vma_list *l, VmaEntry *e, const char *path, int 
 	deleted = deleted && !is_at(path, &st);
 	if (deleted) {
 		int fd = S_ISREG(st.st_mode) ? fd_on_file(l->pid, &st) : -1;
+		if (fd < 0 && !strcmp(path, "/dev/zero (deleted)") && S_ISREG(st.st_mode) &&
+		    st.st_nlink == 0)
+			return fill_anon_private_vma(e, &st);
 		if (fd < 0 && S_ISREG(st.st_mode) && st.st_nlink == 0)
 			return fill_shmem_file_vma(l, e, path, &st, shared);
 		if (fd < 0) {
@@ -213,6 +231,27 @@ static int is_sysv_shm(const char *path)
 	       strspn(path + 5, "0123456789abcdef") == 8;
 }
 
+/* "/[aio] (deleted)", shared: an io_setup ring (aio.c), or a removed
+ * file of that name, a file mapping like any other. */
+static int fill_aio_vma(struct vma_list *l, VmaEntry *e, const char *path)
+{
+	uint64_t len = e->end - e->start;
+	if (!aio_is_ring(l->pid, e))
+		return fill_file_vma(l, e, path, 1);
+	if (len > AIO_RING_MAX) {
+		pr_err("pid %d: AIO ring at %" PRIx64 "-%" PRIx64 ": larger than %u bytes: not "
+		       "supported",
+		       l->pid, e->start, e->end, AIO_RING_MAX);
+		return -ENOTSUP;
+	}
+	AioRingEntry *ae = arena_alloc(l->a, sizeof(*ae));
+	uint8_t *buf = arena_alloc(l->a, len);
+	if (!ae || !buf)
+		return -ENOMEM;
+	aio_ring_entry__init(ae);
+	return aio_ring_dump(l->pid, e, ae, buf);
+}
+
 static int classify_vma(struct vma_list *l, VmaEntry *e, const char *perms, uint64_t ino,
 			const char *path)
 {
@@ -239,6 +278,8 @@ static int classify_vma(struct vma_list *l, VmaEntry *e, const char *perms, uint
 		e->shmid = ino; /* the segment id */
 		return 0;
 	}
+	if (shared && !strcmp(path, "/[aio] (deleted)"))
+		return fill_aio_vma(l, e, path);
 	if (path[0] == '/')
 		return fill_file_vma(l, e, path, shared);
 	if (!strncmp(path, "socket:[", 8))
@@ -753,6 +794,13 @@ int dump_mm(struct img_set *set, pid_t pid, pid_t vpid, uint64_t brk, int thread
 			ret = dump_shm_vma(set, pid, mm.vmas[i], st);
 	if (ret || (ret = dump_pages(set, pid, vpid, &mm, threads, st, &pm, &nr_pm)))
 		goto out;
+	for (size_t i = 0; i < mm.n_vmas && !ret; i++)
+		if (mm.vmas[i]->kind == VMA_KIND__VMA_AIO_RING)
+			ret = aio_ring_recheck(pid, mm.vmas[i]);
+	if (ret) {
+		page_chunks_free(pm, nr_pm);
+		goto out;
+	}
 	ret = write_images(set, vpid, &mm, pm, nr_pm);
 	page_chunks_free(pm, nr_pm);
 out:

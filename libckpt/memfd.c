@@ -254,14 +254,7 @@ static int ghost_match(const struct fd_dump *f)
 
 static int ghost_dump(struct fd_dump *f, FileEntry *e)
 {
-	/* Its restored copy would be another object than the memory the
-	 * tree maps (shmem.c): writes on one would not show on the other. */
-	if (!strcmp(f->link, "/dev/zero" DELETED)) {
-		pr_err("pid %d: fd %d: shared anonymous memory opened as a file (through "
-		       "/proc/PID/map_files) is not supported",
-		       f->pid, f->fd);
-		return -ENOTSUP;
-	}
+	/* (shared anonymous memory, "/dev/zero (deleted)", is shmem-fd.c's) */
 	const struct ckpt_dump_opts *o = f->fdump->opts;
 	uint64_t limit = o && o->ghost_limit ? o->ghost_limit : GHOST_LIMIT_DEFAULT;
 	size_t n = strlen(f->link), d = strlen(DELETED);

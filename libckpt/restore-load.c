@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/user.h>
 
+#include "aio.h"
 #include "cgroup.h"
 #include "dump-set.h"
 #include "fdtable.h"
@@ -137,6 +138,8 @@ static int load_task(struct restore_ctx *c, struct rst_task *t)
 		return ret;
 	snprintf(name, sizeof(name), "mm-%u.img", t->te->pid);
 	ret = img_read_one(c->set, IMG_MM, name, &mm_entry__descriptor, (ProtobufCMessage **)&t->mm);
+	if (!ret)
+		ret = aio_rings_check((pid_t)t->te->pid, t->mm);
 	return ret ? ret : load_pagemap(c, t);
 }
 

@@ -41,6 +41,7 @@
 #include <sys/user.h>
 #include <unistd.h>
 
+#include "aio.h"
 #include "log.h"
 #include "mem.h"
 #include "file-change.h"
@@ -183,8 +184,10 @@ static int is_shared_obj(VmaKind k)
  * unlinked file maps (mem.c: FILE_PRIVATE with a shmid). */
 static const struct shared_obj *find_shared(const VmaEntry *e)
 {
-	int file = e->kind == VMA_KIND__VMA_SHMEM_FILE || e->kind == VMA_KIND__VMA_FILE_PRIVATE;
-	VmaKind kind = file ? VMA_KIND__VMA_SHMEM_FILE : e->kind;
+	/* a private mapping of shared anonymous memory (shmem.c) */
+	int anon = e->kind == VMA_KIND__VMA_FILE_PRIVATE && e->has_shmem_anon && e->shmem_anon;
+	int file = !anon && (e->kind == VMA_KIND__VMA_SHMEM_FILE || e->kind == VMA_KIND__VMA_FILE_PRIVATE);
+	VmaKind kind = anon ? VMA_KIND__VMA_ANON_SHARED : file ? VMA_KIND__VMA_SHMEM_FILE : e->kind;
 	uint64_t dev = file && e->has_dev ? e->dev : 0;
 	for (size_t i = 0; file && e->path && i < nr_shared_objs; i++)
 		if (shared_objs[i].path && shared_objs[i].id == e->shmid && shared_objs[i].dev == dev &&
@@ -259,6 +262,8 @@ static int collect_slots(struct plan *p)
 		}
 		if (check_guards(pid, e))
 			return -EINVAL;
+		if (e->kind == VMA_KIND__VMA_AIO_RING && aio_ring_check(pid, e))
+			return -EINVAL;
 		if (is_shared_obj(e->kind) && !e->has_shmid) {
 			pr_err("pid %d: VMA 0x%" PRIx64 ": shared memory without its object", pid,
 			       e->start);
@@ -285,7 +290,8 @@ static int check_chunks(struct plan *p)
 			if (addr < end)
 				s = NULL;
 		}
-		if (addr < end || c->vaddr % PAGE) {
+		/* an AIO ring's bytes are its vma_entry's, never pages */
+		if (addr < end || c->vaddr % PAGE || (s && s->e->kind == VMA_KIND__VMA_AIO_RING)) {
 			pr_err("pid %d: pages at 0x%" PRIx64 " (%u pages): not inside the dumped VMAs",
 			       p->ctx->pid, c->vaddr, c->nr_pages);
 			return -EINVAL;
@@ -704,6 +710,8 @@ static int premap_slot(const struct plan *p, struct slot *s)
 	case VMA_KIND__VMA_ANON_SHARED:
 	case VMA_KIND__VMA_SYSV_SHM:
 		return premap_shared(p, s);
+	case VMA_KIND__VMA_AIO_RING:
+		return aio_ring_restore(p->ctx->pid, e, s->addr);
 	case VMA_KIND__VMA_FILE_PRIVATE:
 		flags |= MAP_PRIVATE;
 		fd = e->has_shmid ? object_file(p, s) : open_vma_file(p, e, O_RDONLY);
@@ -821,8 +829,10 @@ static int same_mapping(const VmaEntry *a, const VmaEntry *b)
 		return 0;
 	if (a->kind == VMA_KIND__VMA_ANON_PRIVATE)
 		return 1;
+	/* (an object's shmid too: "/dev/zero" names every anonymous one) */
 	return a->kind == VMA_KIND__VMA_FILE_PRIVATE && a->path && b->path &&
 	       !strcmp(a->path, b->path) && a->pgoff == b->pgoff &&
+	       a->has_shmid == b->has_shmid && a->shmid == b->shmid &&
 	       a->has_mtime_ns == b->has_mtime_ns && a->mtime_ns == b->mtime_ns &&
 	       a->has_file_size == b->has_file_size && a->file_size == b->file_size;
 }

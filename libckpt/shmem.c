@@ -68,6 +68,15 @@ static ShmKind shm_kind_of(VmaKind k)
 		       : SHM_KIND__SHM_ANON;
 }
 
+/* The object VMA e maps: a private mapping of shared anonymous memory
+ * (vma_entry.shmem_anon) maps an anonymous object, not a file. */
+static ShmKind vma_object_kind(const VmaEntry *e)
+{
+	if (e->kind == VMA_KIND__VMA_FILE_PRIVATE && e->has_shmem_anon && e->shmem_anon)
+		return SHM_KIND__SHM_ANON;
+	return shm_kind_of(e->kind);
+}
+
 static VmaKind vma_kind_of(ShmKind k)
 {
 	return k == SHM_KIND__SHM_SYSV	 ? VMA_KIND__VMA_SYSV_SHM
@@ -177,7 +186,9 @@ int dump_shm_object(struct img_set *set, pid_t pid, ShmObjectEntry *obj, int fd,
 	}
 	if (obj->kind != SHM_KIND__SHM_SYSV)
 		obj->size = (uint64_t)sb.st_size;
-	if (obj->kind == SHM_KIND__SHM_FILE) {
+	/* an anonymous object's owner and mode show through an fd on it
+	 * (shmem-fd.c) */
+	if (obj->kind != SHM_KIND__SHM_SYSV) {
 		obj->has_mode = obj->has_uid = obj->has_gid = 1;
 		obj->mode = sb.st_mode & 07777;
 		obj->uid = sb.st_uid;
@@ -199,7 +210,7 @@ int dump_shm_vma(struct img_set *set, pid_t pid, const VmaEntry *e, struct mem_s
 	char name[64], link[80];
 	int ret;
 
-	obj.kind = shm_kind_of(e->kind);
+	obj.kind = vma_object_kind(e);
 	obj.id = e->shmid;
 	if (obj.kind == SHM_KIND__SHM_FILE) {
 		obj.has_dev = 1;
@@ -238,6 +249,24 @@ struct object {
 
 static struct object *objects;
 static size_t nr_objects;
+
+/* Anonymous objects an fd reaches (FILE_SHMEM, shmem-fd.c): made before
+ * the VMAs' objects (the file pool is opened first), kept open here. */
+struct anon_file {
+	uint64_t id;
+	int fd;
+};
+
+static struct anon_file *anon_files;
+static size_t nr_anon_files;
+
+static int find_anon_file(uint64_t id)
+{
+	for (size_t i = 0; i < nr_anon_files; i++)
+		if (anon_files[i].id == id)
+			return anon_files[i].fd;
+	return -1;
+}
 
 struct dest {
 	char *base;
@@ -297,7 +326,7 @@ static int load_object_entry(struct img_set *set, const ShmObjectEntry *want, Sh
 		      (e->path && e->path[0] == '/' && !strstr(e->path, "/../") && e->has_mode &&
 		       e->has_dev && e->dev == want->dev);
 	if (e->kind != want->kind || e->id != want->id || e->size > SHM_MAX_SIZE || !file_ok ||
-	    (!e->size && e->kind != SHM_KIND__SHM_FILE)) {
+	    (!e->size && e->kind == SHM_KIND__SHM_SYSV)) {
 		pr_err("%s/%s: does not describe this object", img_set_dir(set), name);
 		protobuf_c_message_free_unpacked(&(*out)->base, NULL);
 		return -EINVAL;
@@ -314,12 +343,12 @@ static int is_object_vma(const VmaEntry *e)
 
 static uint64_t vma_dev(const VmaEntry *e)
 {
-	return shm_kind_of(e->kind) == SHM_KIND__SHM_FILE && e->has_dev ? e->dev : 0;
+	return vma_object_kind(e) == SHM_KIND__SHM_FILE && e->has_dev ? e->dev : 0;
 }
 
 static int same_name(const VmaEntry *a, const VmaEntry *b)
 {
-	return is_object_vma(a) && shm_kind_of(a->kind) == shm_kind_of(b->kind) &&
+	return is_object_vma(a) && vma_object_kind(a) == vma_object_kind(b) &&
 	       a->shmid == b->shmid && vma_dev(a) == vma_dev(b) && a->path && b->path &&
 	       !strcmp(a->path, b->path);
 }
@@ -371,7 +400,7 @@ static int link_other_names(struct restore_ctx *c, const ShmObjectEntry *obj, co
 	for (size_t t = 0; !ret && t < c->nr_tasks; t++)
 		for (size_t i = 0; !ret && c->tasks[t].mm && i < c->tasks[t].mm->n_vmas; i++) {
 			const VmaEntry *e = c->tasks[t].mm->vmas[i];
-			if (!is_object_vma(e) || shm_kind_of(e->kind) != SHM_KIND__SHM_FILE ||
+			if (!is_object_vma(e) || vma_object_kind(e) != SHM_KIND__SHM_FILE ||
 			    e->shmid != obj->id || vma_dev(e) != obj->dev || !e->path ||
 			    !strcmp(e->path, obj->path) || name_seen(c, t, i))
 				continue;
@@ -440,6 +469,33 @@ static int create_file(struct restore_ctx *c, const ShmObjectEntry *e, uint64_t 
 	return ret;
 }
 
+/* Does a VMA of the tree map anonymous object `id` privately? */
+static int mapped_privately(struct restore_ctx *c, uint64_t id)
+{
+	for (size_t t = 0; t < c->nr_tasks; t++)
+		for (size_t i = 0; c->tasks[t].mm && i < c->tasks[t].mm->n_vmas; i++) {
+			const VmaEntry *e = c->tasks[t].mm->vmas[i];
+			if (e->kind == VMA_KIND__VMA_FILE_PRIVATE && e->has_shmid && e->shmid == id &&
+			    vma_object_kind(e) == SHM_KIND__SHM_ANON)
+				return 1;
+		}
+	return 0;
+}
+
+/* The object's fd, kept at or above fd_base (the restorer closes those)
+ * for the private mappings of it to map (restore-mem.c object_file). */
+static int keep_anon_fd(struct restore_ctx *c, struct object *o, int fd)
+{
+	o->fd = fcntl(fd, F_DUPFD_CLOEXEC, c->fd_base);
+	if (o->fd >= 0)
+		return 0;
+	int ret = -errno;
+	pr_err("shared anonymous memory %" PRIu64 ": %s", o->id, strerror(errno));
+	munmap(o->base, o->len);
+	o->base = NULL;
+	return ret;
+}
+
 static int create_object(struct restore_ctx *c, const ShmObjectEntry *e, uint64_t extent,
 			 struct object *o)
 {
@@ -455,7 +511,17 @@ static int create_object(struct restore_ctx *c, const ShmObjectEntry *e, uint64_
 	 * the file is shorter): map as far as the VMAs go. */
 	if (e->kind != SHM_KIND__SHM_SYSV && extent > o->len)
 		o->len = extent;
-	if (e->kind == SHM_KIND__SHM_ANON) {
+	int anon_fd = e->kind == SHM_KIND__SHM_ANON ? find_anon_file(e->id) : -1;
+	/* a private mapping maps the object as a file: made as one */
+	if (anon_fd < 0 && e->kind == SHM_KIND__SHM_ANON && mapped_privately(c, e->id) &&
+	    (anon_fd = restore_shm_anon_file(c->set, e->id)) < 0)
+		return anon_fd;
+	if (anon_fd >= 0) {
+		/* made and filled as a file (restore_shm_anon_file) */
+		o->base = mmap(NULL, o->len, PROT_READ | PROT_WRITE, MAP_SHARED, anon_fd, 0);
+		if (o->base != MAP_FAILED)
+			return keep_anon_fd(c, o, anon_fd);
+	} else if (e->kind == SHM_KIND__SHM_ANON) {
 		o->base = mmap(NULL, o->len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
 			       0);
 	} else if (e->kind == SHM_KIND__SHM_FILE) {
@@ -516,7 +582,7 @@ static uint64_t object_extent(struct restore_ctx *c, const VmaEntry *like)
 	for (size_t t = 0; t < c->nr_tasks; t++)
 		for (size_t i = 0; c->tasks[t].mm && i < c->tasks[t].mm->n_vmas; i++) {
 			const VmaEntry *e = c->tasks[t].mm->vmas[i];
-			if (!is_object_vma(e) || shm_kind_of(e->kind) != shm_kind_of(like->kind) ||
+			if (!is_object_vma(e) || vma_object_kind(e) != vma_object_kind(like) ||
 			    e->shmid != like->shmid ||
 			    vma_dev(e) != vma_dev(like) || e->end <= e->start ||
 			    e->pgoff > SHM_MAX_SIZE || e->end - e->start > SHM_MAX_SIZE)
@@ -539,7 +605,7 @@ static int restore_task_objects(struct restore_ctx *c, const MmEntry *mm)
 			       img_set_dir(c->set), e->start);
 			return -EINVAL;
 		}
-		want.kind = shm_kind_of(e->kind);
+		want.kind = vma_object_kind(e);
 		want.id = e->shmid;
 		want.dev = vma_dev(e);
 		int ret = restore_object(c, &want, object_extent(c, e), 1);
@@ -547,6 +613,80 @@ static int restore_task_objects(struct restore_ctx *c, const MmEntry *mm)
 			return ret;
 	}
 	return 0;
+}
+
+/* The owner and mode an fd shows, where the kernel gave the new object
+ * others (a user's restore cannot give it away: refused, not wrong).
+ * The owner first: a chown clears the set-id bits. */
+static int set_owner(int fd, const ShmObjectEntry *e)
+{
+	struct stat st;
+	if (fstat(fd, &st))
+		return -errno;
+	if (e->has_uid && e->has_gid && (st.st_uid != e->uid || st.st_gid != e->gid) &&
+	    fchown(fd, e->uid, e->gid))
+		return -errno;
+	if (e->has_mode && fstat(fd, &st))
+		return -errno;
+	if (e->has_mode && (st.st_mode & 07777) != (e->mode & 07777) &&
+	    fchmod(fd, e->mode & 07777))
+		return -errno;
+	return 0;
+}
+
+/* A new MAP_SHARED|MAP_ANONYMOUS object like e, filled, as an fd: the
+ * kernel makes such objects only for a mapping, and gives a file of one
+ * only through /proc/PID/map_files (CAP_CHECKPOINT_RESTORE, which the
+ * restore keeps). */
+static int make_anon_file(struct img_set *set, const ShmObjectEntry *e)
+{
+	char pages[64], pagemap[64], link[80];
+	uint64_t data = (e->size + PAGE - 1) & ~(PAGE - 1), len = data ? data : PAGE;
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	shm_object_name(pages, sizeof(pages), "pages-", e);
+	shm_object_name(pagemap, sizeof(pagemap), "pagemap-", e);
+	int ret = load_file_pages(set, pages, pagemap, m, data), fd = -1;
+	snprintf(link, sizeof(link), "/proc/self/map_files/%lx-%lx", (unsigned long)m,
+		 (unsigned long)m + len);
+	if (!ret && (fd = open(link, O_RDWR | O_CLOEXEC)) < 0)
+		ret = -errno;
+	if (!ret && ftruncate(fd, (off_t)e->size))
+		ret = -errno;
+	if (!ret)
+		ret = set_owner(fd, e);
+	munmap(m, len);
+	if (ret && fd >= 0)
+		close(fd);
+	return ret ? ret : fd;
+}
+
+int restore_shm_anon_file(struct img_set *set, uint64_t id)
+{
+	ShmObjectEntry want = SHM_OBJECT_ENTRY__INIT, *e;
+	int fd = find_anon_file(id);
+	if (fd >= 0)
+		return fd;
+	struct anon_file *v = realloc(anon_files, (nr_anon_files + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	anon_files = v;
+	want.kind = SHM_KIND__SHM_ANON;
+	want.id = id;
+	int ret = load_object_entry(set, &want, &e);
+	if (ret)
+		return ret;
+	fd = make_anon_file(set, e);
+	protobuf_c_message_free_unpacked(&e->base, NULL);
+	if (fd < 0) {
+		pr_err("shared anonymous memory %" PRIu64 " (opened as a file): cannot make it "
+		       "again: %s",
+		       id, strerror(-fd));
+		return fd;
+	}
+	anon_files[nr_anon_files++] = (struct anon_file){ id, fd };
+	return fd;
 }
 
 /* Every System V segment to restore, checked before anything changes:
@@ -629,6 +769,11 @@ void restore_shm_detach(void)
 void restore_shm_done(struct restore_ctx *c, int ret)
 {
 	(void)c;
+	for (size_t i = 0; i < nr_anon_files; i++)
+		close(anon_files[i].fd);
+	free(anon_files);
+	anon_files = NULL;
+	nr_anon_files = 0;
 	restore_shm_detach();
 	for (size_t i = 0; i < nr_objects; i++) {
 		if (ret && objects[i].created)

@@ -45,6 +45,11 @@ void shm_object_name(char *buf, size_t len, const char *prefix, const ShmObjectE
  * semaphores, unattached segments, and every shared object the tree's
  * VMAs name, created, filled and mapped here. */
 int restore_shm_prepare(struct restore_ctx *c);
+/* Driver, FILE_SHMEM (shmem-fd.c), while the file pool is opened: an fd,
+ * kept here until restore_shm_done, on anonymous object `id` made again
+ * and filled from its images (once; restore_shm_prepare maps the VMAs of
+ * it from that fd).  -errno, logged. */
+int restore_shm_anon_file(struct img_set *set, uint64_t id);
 /* Driver, once every process is ready: drop its own mappings. */
 void restore_shm_detach(void);
 /* Driver, at the end: drop its own mappings; on failure (ret != 0) also

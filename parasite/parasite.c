@@ -183,6 +183,9 @@ static void handle(const struct parasite_req *req, struct parasite_reply *r)
 	case PARASITE_CMD_GET_POSIX_TIMER:
 		get_posix_timer(r, req->arg);
 		break;
+	case PARASITE_CMD_AIO_OWNED:
+		r->ret = (int32_t)sys_call5(__NR_io_getevents, req->arg64, 0, 0, 0, 0);
+		break;
 	case PARASITE_CMD_FINI:
 		break;
 	default:

@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -64,20 +63,6 @@ static int link_is(int fd, const char *want)
 		return 0;
 	link[n] = 0;
 	return !strcmp(link, want);
-}
-
-/* Shared anonymous memory opened as a file, through map_files. */
-static volatile char *shared_anon;
-
-static int open_shared_anon(void)
-{
-	char path[64];
-	shared_anon = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	CHECK_SYS(shared_anon != MAP_FAILED, "mmap");
-	shared_anon[0] = 'a';
-	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)shared_anon,
-		 (unsigned long)shared_anon + 4096);
-	return open(path, O_RDWR);
 }
 
 /* A UDP socket connected to itself, with a datagram held back by UDP_CORK. */
@@ -134,8 +119,6 @@ static void setup(const char *kind)
 		CHECK_SYS(write(FD + 1, "ping", 4) == 4, "write socket");
 	} else if (!strcmp(kind, "netlink")) {
 		move_fd(unread_netlink(), FD);
-	} else if (!strcmp(kind, "shm-anon-fd")) {
-		move_fd(open_shared_anon(), FD);
 	} else if (!strcmp(kind, "udp-corked")) {
 		move_fd(corked_udp(), FD);
 	} else if (!strcmp(kind, "udp-unread")) {
@@ -174,10 +157,6 @@ static void check_fd(const char *kind)
 	} else if (!strcmp(kind, "socketpair")) {
 		CHECK_SYS(read(FD, buf, 4) == 4, "read socket");
 		CHECK(!strcmp(buf, "ping"), "socket data \"%s\"", buf);
-	} else if (!strcmp(kind, "shm-anon-fd")) {
-		char b = 0;
-		CHECK_SYS(pread(FD, &b, 1, 0) == 1, "pread");
-		CHECK(b == 'a' && shared_anon[0] == 'a', "the shared memory changed");
 	} else if (!strcmp(kind, "udp-unread")) {
 		CHECK_SYS(read(FD, buf, 5) == 5 && !strcmp(buf, "unrea"), "the unread datagram");
 	} else if (!strcmp(kind, "udp-corked")) {
@@ -206,7 +185,7 @@ int main(int argc, char **argv)
 
 	test_init();
 	CHECK(argc == 2,
-	      "usage: cr-badfd io_uring|perf|epoll-gone|socketpair|netlink|shm-anon-fd|udp-corked|udp-unread");
+	      "usage: cr-badfd io_uring|perf|epoll-gone|socketpair|netlink|udp-corked|udp-unread");
 	setup(argv[1]);
 	fds_was = snapshot_fds(0);
 	maps_was = snapshot_file("/proc/self/maps", 0);

@@ -28,6 +28,9 @@
  *                     accepted end (fd 5).
  *   raw-inherit SOCKET DIR SPEC   (no "ready") sends ckptd a restore of DIR
  *                     with --inherit-fd SPEC but no fds, prints the reply.
+ *   aio PATH          opens PATH read-only on fd 3, maps 8 KiB of shared
+ *                     anonymous memory (written), makes an AIO context
+ *                     with two completed events waiting, and sleeps.
  *   sleep             sleeps.
  */
 #define _GNU_SOURCE
@@ -35,6 +38,7 @@
 #include <netinet/in.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/aio_abi.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
@@ -43,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/shm.h>
 #include <sys/socket.h>
@@ -300,6 +305,33 @@ static int loop_on(const char *port)
 		nap();
 }
 
+static int aio_ring(const char *path)
+{
+	static char byte;
+	aio_context_t ctx = 0;
+	int fd = open(path, O_RDONLY), null = open("/dev/null", O_WRONLY);
+	if (fd < 0 || dup2(fd, 3) != 3 || null < 0 || syscall(SYS_io_setup, 4, &ctx)) {
+		perror("aio");
+		return 1;
+	}
+	char *m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return 1;
+	strcpy(m, "alice-shared");
+	struct iocb cb = { .aio_fildes = (uint32_t)null, .aio_lio_opcode = IOCB_CMD_PWRITE,
+			   .aio_buf = (uint64_t)(uintptr_t)&byte, .aio_nbytes = 1 };
+	struct iocb *p = &cb;
+	struct io_event ev;
+	for (int i = 0; i < 3; i++)
+		if (syscall(SYS_io_submit, ctx, 1, &p) != 1)
+			return 1;
+	if (syscall(SYS_io_getevents, ctx, 1, 1, &ev, NULL) != 1)
+		return 1;
+	printf("ready\n");
+	for (;;)
+		nap();
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -321,11 +353,13 @@ int main(int argc, char **argv)
 		return loop_on(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "listen"))
 		return listen_on(argv[2]);
+	if (argc == 3 && !strcmp(argv[1], "aio"))
+		return aio_ring(argv[2]);
 	if (argc == 2 && !strcmp(argv[1], "sleep")) {
 		printf("ready\n");
 		for (;;)
 			nap();
 	}
-	fprintf(stderr, "usage: sec-target relay TRIGGER | shm KEY TEXT | seccomp | seccomp-setuid UID GID | hold PATH... | listen PORT | sleep\n");
+	fprintf(stderr, "usage: sec-target relay TRIGGER | shm KEY TEXT | seccomp | seccomp-setuid UID GID | hold PATH... | listen PORT | aio PATH | sleep\n");
 	return 2;
 }
