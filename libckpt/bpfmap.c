@@ -86,14 +86,9 @@ static int type_array(uint32_t type)
 static int possible_cpus(void)
 {
 	char buf[256];
-	int fd = open("/sys/devices/system/cpu/possible", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -EIO;
-	buf[n] = '\0';
+	ssize_t n = read_small_file(AT_FDCWD, "/sys/devices/system/cpu/possible", buf, sizeof(buf));
+	if (n < 0)
+		return (int)n;
 	int nr = 0;
 	for (char *p = buf; *p && *p != '\n';) {
 		char *end;

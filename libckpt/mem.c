@@ -390,14 +390,9 @@ static int dump_mm_fields(pid_t pid, MmEntry *mm)
 {
 	char path[64], buf[4096];
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -EIO;
-	buf[n] = '\0';
+	ssize_t n = read_small_file(AT_FDCWD, path, buf, sizeof(buf));
+	if (n < 0)
+		return (int)n;
 	char *p = strrchr(buf, ')');
 	if (!p)
 		return -EINVAL;
@@ -514,6 +509,19 @@ static long scan_ioctl(int pagemap_fd, struct pm_scan_arg *arg)
 	return n;
 }
 
+static void scan_arg(struct pm_scan_arg *arg, uint64_t start, uint64_t end,
+		     struct page_region *regs, size_t nr, uint64_t anyof, uint64_t want)
+{
+	memset(arg, 0, sizeof(*arg));
+	arg->size = sizeof(*arg);
+	arg->start = start;
+	arg->end = end;
+	arg->vec = (uint64_t)(uintptr_t)regs;
+	arg->vec_len = nr;
+	arg->category_anyof_mask = anyof;
+	arg->return_mask = want;
+}
+
 /* 1: done with PAGEMAP_SCAN; 0: not supported here; <0: error. */
 static int scan_vma_pages(struct page_writer *w, int pagemap_fd, pid_t pid, const VmaEntry *e)
 {
@@ -522,14 +530,8 @@ static int scan_vma_pages(struct page_writer *w, int pagemap_fd, pid_t pid, cons
 	uint64_t start = e->start;
 
 	while (start < e->end) {
-		memset(&arg, 0, sizeof(arg));
-		arg.size = sizeof(arg);
-		arg.start = start;
-		arg.end = e->end;
-		arg.vec = (uint64_t)(uintptr_t)regs;
-		arg.vec_len = SCAN_REGIONS;
-		arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
-		arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE | PAGE_IS_PFNZERO;
+		scan_arg(&arg, start, e->end, regs, SCAN_REGIONS, PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+			 PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE | PAGE_IS_PFNZERO);
 		long n = scan_ioctl(pagemap_fd, &arg);
 		if (n < 0 && (errno == ENOTTY || errno == EINVAL) && start == e->start)
 			return 0;
@@ -698,14 +700,8 @@ static int read_vma_guards(struct arena *a, int pagemap_fd, pid_t pid, VmaEntry 
 	uint64_t start = e->start;
 
 	while (start < e->end) {
-		memset(&arg, 0, sizeof(arg));
-		arg.size = sizeof(arg);
-		arg.start = start;
-		arg.end = e->end;
-		arg.vec = (uint64_t)(uintptr_t)regs;
-		arg.vec_len = sizeof(regs) / sizeof(regs[0]);
-		arg.category_anyof_mask = PAGE_IS_GUARD;
-		arg.return_mask = PAGE_IS_GUARD;
+		scan_arg(&arg, start, e->end, regs, sizeof(regs) / sizeof(regs[0]), PAGE_IS_GUARD,
+			 PAGE_IS_GUARD);
 		long n = ioctl(pagemap_fd, PAGEMAP_SCAN_IOCTL, &arg);
 		if (n < 0 && (errno == ENOTTY || errno == EINVAL))
 			return 0;

@@ -66,18 +66,26 @@ int proc_status_field(pid_t pid, const char *key, char *buf, size_t len)
 	return r.found ? 0 : -ENOENT;
 }
 
+ssize_t read_small_file(int dir, const char *path, char *buf, size_t len)
+{
+	int fd = openat(dir, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, buf, len - 1);
+	int err = n < 0 ? errno : EIO;
+	close(fd);
+	if (n <= 0)
+		return -err;
+	buf[n] = '\0';
+	return n;
+}
+
 int proc_start_ticks(int dir, uint64_t *ticks)
 {
 	char buf[1024];
-	int fd = openat(dir, "stat", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	int err = n < 0 ? errno : 0;
-	close(fd);
+	ssize_t n = read_small_file(dir, "stat", buf, sizeof(buf));
 	if (n < 0)
-		return -err;
-	buf[n] = '\0';
+		return (int)n;
 	const char *p = strrchr(buf, ')');
 	unsigned long long t;
 	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
@@ -89,13 +97,11 @@ int proc_start_ticks(int dir, uint64_t *ticks)
 
 int proc_boot_id(char *buf, size_t len)
 {
-	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || len < 37)
-		return fd < 0 ? -errno : -EINVAL;
-	ssize_t n = read(fd, buf, 36);
-	close(fd);
-	if (n != 36)
-		return -EIO;
+	char id[64];
+	ssize_t n = read_small_file(AT_FDCWD, "/proc/sys/kernel/random/boot_id", id, sizeof(id));
+	if (n < 36 || len < 37)
+		return n < 0 ? (int)n : -EINVAL;
+	memcpy(buf, id, 36);
 	buf[36] = '\0';
 	return 0;
 }

@@ -28,6 +28,10 @@ int proc_readlink(pid_t pid, const char *what, char *buf, size_t len);
  * namespace: the last NSpid field; tid itself when unknown. */
 pid_t proc_ns_tid(pid_t pid, pid_t tid);
 
+/* The whole of a small file (at dir, AT_FDCWD for a path), NUL-ended, in
+ * buf: its length, or -errno (-EIO: empty). */
+ssize_t read_small_file(int dir, const char *path, char *buf, size_t len);
+
 /* When the process of the /proc/PID directory `dir` started (field 22 of
  * its stat: clock ticks after boot); 0 or -errno. */
 int proc_start_ticks(int dir, uint64_t *ticks);
