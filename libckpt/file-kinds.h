@@ -118,8 +118,8 @@ struct file_kind {
 	int late;
 	/* Dump: a description of this kind that only a socket queue holds
 	 * (an fd in flight, SCM_RIGHTS) can be dumped through the dumper's
-	 * fd and restored with no task holding it (not: an epoll, whose
-	 * targets are its owner's fd numbers; a tty, TCP in repair mode). */
+	 * fd and restored with no task holding it (not: a tty, TCP in
+	 * repair mode).  Its kind knows it by f->pid == getpid(). */
 	int alone_ok;
 };
 

@@ -19,8 +19,6 @@ foreach(m gone-dir fifo-name)
 		$<TARGET_FILE:cr-unix-sk> ${m})
 	set_tests_properties(selfcheck_unix_${n} PROPERTIES TIMEOUT 60 LABELS selfcheck)
 endforeach()
-cr_case(bad_dump_unix_scm_epoll unix-sk 60 --expect-dump-fail --expect-msg SCM_RIGHTS
-	--expect-msg "only reference to anon_inode:[eventpoll]" -- scm-epoll)
 cr_case(bad_dump_unix_scm_stream unix-sk 60 --expect-dump-fail --expect-msg %p
 	--expect-msg "come with 4 stream bytes" -- scm-stream)
 

@@ -36,8 +36,6 @@
  *     abstract name in its own queue; restored at once on the same host,
  *     where only that loop holds the name until the kernel's unix garbage
  *     collector runs: the name is back, the message too.
- *   cr-unix-sk scm-epoll: an epoll only a message holds: refused by name
- *     (bad_dump_unix_scm_epoll).
  *   cr-unix-sk scm-stream: a stream write with an fd after plain bytes:
  *     the peek does not show where it starts, refused by name
  *     (bad_dump_unix_scm_stream).
@@ -61,7 +59,6 @@
 #include <string.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -663,25 +660,11 @@ static void check_scm(void)
 	check_scm_nested();
 }
 
-/* An epoll that only a queue holds: its targets are fd numbers of a
- * process that no longer has it (bad_dump_unix_scm_epoll). */
 static void setup_scm_stream(void)
 {
 	pair(SOCK_STREAM, scm_st);
 	put(scm_st[0], "ab");
 	send_fds(scm_st[0], "cd", &scm_st[0], 1, NULL);
-}
-
-static void setup_scm_epoll(void)
-{
-	struct epoll_event ev = { .events = EPOLLIN };
-	int ep = epoll_create1(0);
-	CHECK_SYS(ep >= 0, "epoll_create1");
-	pair(SOCK_DGRAM, scm_dg);
-	ev.data.fd = scm_dg[1];
-	CHECK_SYS(!epoll_ctl(ep, EPOLL_CTL_ADD, scm_dg[1], &ev), "epoll_ctl");
-	send_fds(scm_dg[0], "ep", &ep, 1, NULL);
-	close(ep);
 }
 
 /* ------------------------------ pending ------------------------------ */
@@ -870,11 +853,10 @@ int main(int argc, char **argv)
 	int named = argc < 2 || !strcmp(argv[1], "named");
 	int pairs = argc < 2 || !strcmp(argv[1], "pairs");
 	int fds = argc < 2 || !strcmp(argv[1], "scm");
-	int ep = argc > 1 && !strcmp(argv[1], "scm-epoll");
 	int glued = argc > 1 && !strcmp(argv[1], "scm-stream");
 	int loop = argc < 2 || !strcmp(argv[1], "scm-loop");
-	CHECK(named || pairs || fds || ep || glued || loop,
-	      "usage: cr-unix-sk [pairs|named|scm|scm-loop|scm-epoll|scm-stream|pending|pending-data|"
+	CHECK(named || pairs || fds || glued || loop,
+	      "usage: cr-unix-sk [pairs|named|scm|scm-loop|scm-stream|pending|pending-data|"
 	      "gone-dir|fifo-name]");
 	if (named)
 		setup_named();
@@ -882,8 +864,6 @@ int main(int argc, char **argv)
 		setup_pairs();
 	if (fds)
 		setup_scm();
-	if (ep)
-		setup_scm_epoll();
 	if (glued)
 		setup_scm_stream();
 	if (loop)
