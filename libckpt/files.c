@@ -505,6 +505,7 @@ int files_read(struct img_set *set, const InventoryEntry *inv, const struct ckpt
 
 	memset(rf, 0, sizeof(*rf));
 	rf->opts = opts;
+	rf->inv = inv;
 	rf->max_fd = -1;
 	ret = img_read_all(set, IMG_FILES, "files.img", &file_entry__descriptor,
 		       (ProtobufCMessage ***)&rf->files, &rf->nr_files);

@@ -45,6 +45,7 @@ struct restore_files {
 	struct task_fds *tasks;
 	int max_fd; /* largest fd number any task uses, -1 if none */
 	const struct ckpt_restore_opts *opts;
+	const InventoryEntry *inv; /* the tree's tasks (pids, sessions, groups) */
 	void *priv[FILE_KINDS_MAX]; /* each kind's restore state (file-kinds.h) */
 };
 

@@ -1,8 +1,8 @@
 /*
  * regfile: files reopened by path on restore: regular files, directories
  * the memory character devices (/dev/null, zero, full, random,
- * urandom) and the machine's consoles and virtual terminals that are no
- * process's controlling terminal (tty_is_system_terminal), each checked
+ * urandom) and the machine's consoles and virtual terminals, no
+ * terminal of a session led from outside the tree (tty-system.c), each checked
  * to be the same device again.  The size and mtime are kept so that a restore can tell a file
  * that changed since the dump (refused unless --skip-file-check).  The
  * job's output (is_output) may have grown: it is cut back to its size at
@@ -139,6 +139,9 @@ static int regfile_dump(struct fd_dump *f, FileEntry *e)
 		return -ENOTSUP;
 	}
 	int removed = removed_name(f), ret;
+	if (S_ISCHR(st->st_mode) && !regfile_is_memory_device(st->st_rdev) &&
+	    (ret = tty_system_dump(f, e)))
+		return ret;
 	e->type = FILE_TYPE__FILE_REG;
 	e->path = arena_strdup(&f->fdump->a, f->link);
 	if (removed && (ret = dump_other_link(f, e)))
@@ -272,6 +275,8 @@ static int regfile_read(struct img_set *set, struct restore_files *rf, void **pr
 {
 	for (size_t i = 0; i < rf->nr_files; i++) {
 		int ret = output_copy_check(set, rf->files[i]);
+		if (!ret)
+			ret = tty_system_valid(rf, rf->files[i]);
 		if (ret)
 			return ret;
 	}
@@ -293,6 +298,19 @@ static int regfile_pool_ready(struct restore_files *rf, void *priv)
 			ret = fix_output(r->set, rf, rf->pool[i], e);
 	}
 	return ret;
+}
+
+/* A system terminal that controls a session of the tree (tty-system.c). */
+static int regfile_dump_tree(struct files_dump *fdump, void **priv)
+{
+	(void)priv;
+	return tty_system_dump_tree(fdump);
+}
+
+static int regfile_post_install(struct restore_files *rf, void *priv, size_t idx)
+{
+	(void)priv;
+	return tty_system_post_install(rf, idx);
 }
 
 static void regfile_free(void *priv)
@@ -365,7 +383,10 @@ const struct file_kind regfile_kind = {
 	.types = 1ULL << FILE_TYPE__FILE_REG,
 	.match = regfile_match,
 	.dump = regfile_dump,
+	.dump_tree = regfile_dump_tree,
+	.check_tree = regfile_dump_tree, /* checks only, nothing written */
 	.read = regfile_read,
+	.post_install = regfile_post_install,
 	.open = regfile_open,
 	.pool_ready = regfile_pool_ready,
 	.free = regfile_free,

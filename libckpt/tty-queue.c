@@ -497,6 +497,16 @@ int tty_queue_take(int m, int with_input, struct tty_queue *out, struct tty_inpu
 	return without_packet(m, take, &q);
 }
 
+int tty_queue_input_pending(int m)
+{
+	int s = open_peer(m), n = 0;
+	if (s < 0)
+		return s;
+	int ret = ioctl(s, FIONREAD, &n) ? -errno : n;
+	close(s);
+	return ret;
+}
+
 void tty_queue_free(struct tty_queue *out, struct tty_input *in)
 {
 	free(out->data);

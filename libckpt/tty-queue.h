@@ -50,6 +50,10 @@ int tty_queue_take(int m, int with_input, struct tty_queue *out, struct tty_inpu
  * tree's master m and slave s, nothing taken.  0, or -ENOTSUP, *why set. */
 int tty_queue_check_input(int m, int s, const char **why);
 
+/* Bytes a read of master m's slave would return now (FIONREAD through a
+ * slave of our own; not a canonical line not finished yet), or -errno. */
+int tty_queue_input_pending(int m);
+
 void tty_queue_free(struct tty_queue *out, struct tty_input *in);
 
 /* Queue on new master m the input `in` as its slave had it, then the

@@ -42,13 +42,12 @@
 #include "tty.h"
 
 #define PTS_MAJOR 136  /* /dev/pts/N */
-#define TTYAUX_MAJOR 5 /* 5:0 /dev/tty, 5:1 /dev/console, 5:2 /dev/ptmx */
-#define VT_MAJOR 4     /* virtual consoles and serial ports */
+#define TTYAUX_MAJOR TTY_AUX_MAJOR
+#define VT_MAJOR TTY_VT_MAJOR
 #define NR_PTY_MAX (1U << 20)
 #define DEVPTS_SUPER_MAGIC 0x1cd1
 
-/* The kernel's encoding of a device number, as in /proc/PID/stat tty_nr. */
-static uint32_t encode_dev(dev_t d)
+uint32_t tty_encode_dev(dev_t d)
 {
 	unsigned maj = major(d), min = minor(d);
 	return (min & 0xff) | (maj << 8) | ((min & ~0xffU) << 12);
@@ -64,13 +63,7 @@ static unsigned dev_minor(uint32_t d)
 	return (d & 0xff) | ((d >> 12) & 0xfff00);
 }
 
-/* tty_nr, tpgid and sid of a process (/proc/PID/stat). */
-struct stat_tty {
-	uint32_t tty_nr;
-	int tpgid, sid;
-};
-
-static int read_stat_tty(pid_t pid, struct stat_tty *s)
+int tty_read_stat(pid_t pid, struct stat_tty *s)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
@@ -122,29 +115,6 @@ static int remember(struct fd_dump *f, FileEntry *e)
 	}
 	d->v[d->nr++] = (struct tty_seen){ e, f->pid, f->fd };
 	return 0;
-}
-
-/*
- * A console or virtual terminal (or serial port) that no process of the
- * tree has as its controlling terminal: a device of the machine, not the
- * job's terminal.  Its state (termios, size) is the device's own, not the
- * open file's, so reopening it by path gives the same thing again: it is
- * regfile's (zdtm console, vt).
- */
-int tty_is_system_terminal(const struct fd_dump *f)
-{
-	dev_t rdev = f->st->st_rdev;
-	if (!S_ISCHR(f->st->st_mode) ||
-	    !(major(rdev) == VT_MAJOR || (major(rdev) == TTYAUX_MAJOR && minor(rdev) == 1)))
-		return 0;
-	const struct frozen_tree *tree = f->fdump->tree;
-	for (int i = 0; i < tree->nr_tasks; i++) {
-		struct stat_tty s;
-		if (!tree->tasks[i].zombie &&
-		    (read_stat_tty(tree->tasks[i].pid, &s) || s.tty_nr == encode_dev(rdev)))
-			return 0;
-	}
-	return 1;
 }
 
 static int tty_match(const struct fd_dump *f)
@@ -216,7 +186,7 @@ static int save_pair(struct fd_dump *f, int m, TtyEntry *t)
 	if (!(t->termios = save_termios(&f->fdump->a, &tio)))
 		return -ENOMEM;
 	save_slave_owner(t);
-	t->rdev = encode_dev(makedev(PTS_MAJOR, t->index));
+	t->rdev = tty_encode_dev(makedev(PTS_MAJOR, t->index));
 	t->has_rows = t->has_cols = t->has_xpixel = t->has_ypixel = 1;
 	t->rows = ws.ws_row;
 	t->cols = ws.ws_col;
@@ -250,7 +220,7 @@ static int dump_master(struct fd_dump *f, TtyEntry *t)
 static int dump_devtty(struct fd_dump *f, TtyEntry *t)
 {
 	struct stat_tty s;
-	int ret = read_stat_tty(f->pid, &s);
+	int ret = tty_read_stat(f->pid, &s);
 	if (ret)
 		return ret;
 	if (!s.tty_nr) {
@@ -299,8 +269,15 @@ static int tty_dump(struct fd_dump *f, FileEntry *e)
 	dev_t rdev = f->st->st_rdev;
 	unsigned maj = major(rdev), min = minor(rdev);
 	int ret = 0;
-	t->rdev = encode_dev(rdev);
-	if (maj == TTYAUX_MAJOR && min == 2) {
+	t->rdev = tty_encode_dev(rdev);
+	if (maj == TTYAUX_MAJOR && min == 2 && (e->flags & O_ACCMODE) == O_WRONLY) {
+		/* what its slave wrote can only be read, and put back, through
+		 * the master, and no second description of it can be opened */
+		pr_err("pid %d: fd %d: %s: a pty master opened write-only: its queues cannot be "
+		       "read through it: not supported",
+		       f->pid, f->fd, f->link);
+		return -ENOTSUP;
+	} else if (maj == TTYAUX_MAJOR && min == 2) {
 		ret = dump_master(f, t);
 	} else if (maj == TTYAUX_MAJOR && min == 0) {
 		ret = dump_devtty(f, t);
@@ -449,13 +426,20 @@ static uint32_t tree_pgrp(const struct frozen_tree *tree, int pgrp)
 	return 0;
 }
 
+/* A console or virtual terminal: regfile's when the tree leads its
+ * session (tty-system.c), not the job's terminal. */
+static int is_system_nr(uint32_t nr)
+{
+	return dev_major(nr) == VT_MAJOR || (dev_major(nr) == TTYAUX_MAJOR && dev_minor(nr) == 1);
+}
+
 /* Controlling terminals and foreground groups of the tree's sessions. */
 static int dump_sessions(struct files_dump *c, struct tty_dump *d)
 {
 	for (int i = 0; i < c->tree->nr_tasks; i++) {
 		const struct frozen_task *task = &c->tree->tasks[i];
 		struct stat_tty s;
-		if (task->zombie || read_stat_tty(task->pid, &s) || !s.tty_nr)
+		if (task->zombie || tty_read_stat(task->pid, &s) || !s.tty_nr)
 			continue;
 		TtyEntry *m =
 			dev_major(s.tty_nr) == PTS_MAJOR ? master_of(d, dev_minor(s.tty_nr)) : NULL;
@@ -468,7 +452,8 @@ static int dump_sessions(struct files_dump *c, struct tty_dump *d)
 			       "session %d outside the tree: not supported",
 			       task->pid, m->index, s.sid);
 			return -ENOTSUP;
-		} else if (!m && s.sid == task->pid && c->opts && c->opts->shell_job) {
+		} else if (!m && s.sid == task->pid && c->opts && c->opts->shell_job &&
+			   !is_system_nr(s.tty_nr)) {
 			pr_err("pid %d: a session leader whose controlling terminal (%u:%u) is "
 			       "outside the tree: --shell-job cannot give it back",
 			       task->pid, dev_major(s.tty_nr), dev_minor(s.tty_nr));
@@ -517,6 +502,28 @@ static int check_queues(const struct tty_seen *ms, const struct tty_seen *ss, ui
 	return ret;
 }
 
+/* A master opened read-only cannot write input back once taken (the
+ * queue work goes through the master): none may be waiting for the
+ * slave.  It cannot have written any itself; only TIOCSTI could have,
+ * and a canonical line not finished yet is not counted by FIONREAD:
+ * that one would be lost (the same gap as a check's, tty-queue.h). */
+static int rdonly_input(const struct tty_seen *ms, const TtyEntry *t)
+{
+	int m = files_getfd(ms->pid, ms->fd);
+	int n = m < 0 ? m : tty_queue_input_pending(m);
+	if (m >= 0)
+		close(m);
+	if (n > 0)
+		pr_err("pid %d: fd %d: %s (pty %u): a master opened read-only, with %d bytes "
+		       "its slave has not read: they could not be put back through it: not "
+		       "supported",
+		       ms->pid, ms->fd, ms->e->path, t->index, n);
+	else if (n < 0)
+		pr_err("pid %d: fd %d: %s (pty %u): cannot see its slave's input: %s", ms->pid,
+		       ms->fd, ms->e->path, t->index, strerror(-n));
+	return n;
+}
+
 /* The pair's queues both ways into its master's entry (tty-queue.c).  Its
  * input is seen through a slave of ours, which may be opened only when
  * one is open already or the pair is hung up: the close of the last
@@ -526,12 +533,15 @@ static int save_queues(struct files_dump *c, struct tty_dump *d, const struct tt
 	TtyEntry *t = ms->e->tty;
 	const struct tty_seen *ss = slave_of(d, t->index);
 	const char *why = NULL;
+	int rdonly = (ms->e->flags & O_ACCMODE) == O_RDONLY, with_input = ss || t->hangup;
+	if (rdonly && with_input && rdonly_input(ms, t))
+		return -ENOTSUP;
 	if (!c->set)
 		return ss ? check_queues(ms, ss, t->index) : 0;
 	int m = files_getfd(ms->pid, ms->fd), ret;
 	if (m < 0)
 		return m;
-	ret = tty_queue_save(&c->a, m, ss || t->hangup, t, &why);
+	ret = tty_queue_save(&c->a, m, with_input && !rdonly, t, &why);
 	close(m);
 	if (ret)
 		pr_err("pid %d: fd %d: %s (pty %u): %s%s", ms->pid, ms->fd, ms->e->path, t->index,
@@ -571,6 +581,7 @@ struct pty_pair {
 	int master;	       /* our fd on the new master while descriptions are left */
 	int left;	       /* descriptions of the pair not opened yet */
 	int slaves;	       /* slave descriptions in the image */
+	int mode;	       /* the master's access mode: the new pair is opened so */
 };
 
 struct tty_restore {
@@ -591,6 +602,7 @@ static struct pty_pair *pair_of(struct tty_restore *r, const TtyEntry *t)
 static int valid_entry(const FileEntry *e)
 {
 	const TtyEntry *t = e->tty;
+	int acc = (int)e->flags & O_ACCMODE;
 	if (!t || t->kind < TTY_KIND__TTY_PTY_MASTER || t->kind > TTY_KIND__TTY_EXTERNAL ||
 	    t->index >= NR_PTY_MAX)
 		return 0;
@@ -598,6 +610,10 @@ static int valid_entry(const FileEntry *e)
 		return t->kind == TTY_KIND__TTY_PTY_SLAVE;
 	if (t->kind != TTY_KIND__TTY_PTY_MASTER)
 		return !t->n_input_lines && !t->has_input_tail;
+	/* a read-only master: no input to write back through it (dump) */
+	if (acc == O_WRONLY || acc == O_ACCMODE ||
+	    (acc == O_RDONLY && (t->n_input_lines || t->has_input_tail)))
+		return 0;
 	return t->termios && t->termios->cc.len <= NCCS && t->has_rows && t->has_cols &&
 	       tty_queue_valid(t);
 }
@@ -623,8 +639,8 @@ static int find_term(struct tty_restore *r, int want_fg)
 	}
 	/* /dev/tty's own inode is 5:0: our stat's tty_nr names the terminal */
 	struct stat_tty s;
-	int same = ctty >= 0 && !read_stat_tty(getpid(), &s) && !fstat(r->term, &b) &&
-		   s.tty_nr == encode_dev(b.st_rdev);
+	int same = ctty >= 0 && !tty_read_stat(getpid(), &s) && !fstat(r->term, &b) &&
+		   s.tty_nr == tty_encode_dev(b.st_rdev);
 	if (ctty >= 0)
 		close(ctty);
 	if (want_fg && !same) {
@@ -646,7 +662,7 @@ static int add_entry(struct tty_restore *r, const FileEntry *e)
 			return -ENOMEM;
 		r->pairs = p;
 		p = &r->pairs[r->nr++];
-		*p = (struct pty_pair){ e->tty->index, dead, NULL, -1, 0, 0 };
+		*p = (struct pty_pair){ e->tty->index, dead, NULL, -1, 0, 0, O_RDWR };
 	}
 	if (dead) {
 		if (!p->state)
@@ -658,6 +674,7 @@ static int add_entry(struct tty_restore *r, const FileEntry *e)
 			return -EINVAL;
 		}
 		p->state = e->tty;
+		p->mode = (int)e->flags & O_ACCMODE;
 	} else {
 		p->slaves++;
 	}
@@ -758,7 +775,7 @@ static int make_pair(struct pty_pair *p)
 			      (unsigned short)t->xpixel, (unsigned short)t->ypixel };
 	int zero = 0, pkt = t->has_packet && t->packet;
 	unsigned index;
-	int m = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	int m = open("/dev/ptmx", p->mode | O_NOCTTY | O_CLOEXEC);
 	if (m < 0) {
 		pr_err("pty %u: cannot open /dev/ptmx: %s", p->index, strerror(errno));
 		return -errno;
@@ -956,6 +973,9 @@ static int take_ctty(pid_t pid, const TtyEntry *t, int fd)
 int tty_restore_ctty(const struct restore_files *rf, size_t idx)
 {
 	pid_t pid = rf->tasks[idx].pid;
+	int sys = tty_system_restore_ctty(rf, idx);
+	if (sys)
+		return sys;
 	for (size_t i = 0; i < rf->nr_files; i++) {
 		const FileEntry *e = rf->files[i];
 		if (e->type != FILE_TYPE__FILE_TTY || e->tty->kind != TTY_KIND__TTY_PTY_MASTER ||
@@ -975,7 +995,7 @@ int tty_restore_ctty(const struct restore_files *rf, size_t idx)
 	return 0;
 }
 
-static int set_foreground(pid_t pid, pid_t pgrp)
+int tty_set_foreground(pid_t pid, pid_t pgrp)
 {
 	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (fd >= 0 && tcsetpgrp(fd, pgrp) == 0) {
@@ -1011,12 +1031,12 @@ static int tty_post_install(struct restore_files *rf, void *priv, size_t idx)
 			if (own >= 0 && (ret = take_ctty(pid, t, own)))
 				return ret;
 			if ((pid_t)t->fg_pgrp != getpgrp() &&
-			    (ret = set_foreground(pid, (pid_t)t->fg_pgrp)))
+			    (ret = tty_set_foreground(pid, (pid_t)t->fg_pgrp)))
 				return ret;
 		}
 		if (t->kind == TTY_KIND__TTY_EXTERNAL && idx == 0 &&
 		    (pid_t)t->fg_pgrp == getpgrp() && getsid(0) != getpid())
-			return set_foreground(pid, getpgrp());
+			return tty_set_foreground(pid, getpgrp());
 	}
 	return 0;
 }

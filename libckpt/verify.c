@@ -17,6 +17,8 @@
  *          TCP connection's state (the dumped one, or one its peer alone
  *          may have moved it to since: sk-tcp.c); which processes share
  *          one fd table, one fs (kcmp KCMP_FILES, KCMP_FS: fdtable.c)
+ *   ctty   a session leader's controlling terminal (tty_nr): the system
+ *          terminal it had (its device), a pty of the tree (a pty), none
  *   cgroup each thread's cgroup on every hierarchy of the images, after
  *          the --cgroup-root rules (cgroup-place.c)
  *
@@ -53,6 +55,7 @@
 #include "sk-raw.h"
 #include "sk-packet.h"
 #include "sk-tcp.h"
+#include "tty.h"
 #include "verify.h"
 
 #define MAX_LINES 20
@@ -693,6 +696,45 @@ static void verify_fds(struct verify *v, const struct restore_ctx *c, size_t idx
 		differ(v, "%zu fds open, dumped %zu", open, tf->nr);
 }
 
+/* The controlling terminal the images give session leader `pid`: 1 with
+ * *nr the device (tty_nr encoding) or *pty set, 0 when none. */
+static int image_ctty(const struct restore_files *rf, uint32_t pid, uint32_t *nr, int *pty)
+{
+	for (size_t i = 0; i < rf->nr_files; i++) {
+		const FileEntry *e = rf->files[i];
+		if (e->type == FILE_TYPE__FILE_REG && e->has_ctty_sid && e->ctty_sid == pid) {
+			*nr = tty_encode_dev((dev_t)e->rdev);
+			return 1;
+		}
+		if (e->type == FILE_TYPE__FILE_TTY && e->tty->kind == TTY_KIND__TTY_PTY_MASTER &&
+		    e->tty->has_ctty_sid && e->tty->ctty_sid == pid) {
+			*pty = 1;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+#define PTS_MAJOR 136
+
+static void verify_ctty(struct verify *v, const struct restore_ctx *c, const struct rst_task *t)
+{
+	struct stat_tty s;
+	uint32_t want = 0;
+	int pty = 0;
+	if (t->te->sid != t->te->pid || tty_read_stat(t->host_pid, &s))
+		return;
+	int has = image_ctty(&c->files, t->te->pid, &want, &pty);
+	unsigned maj = (s.tty_nr >> 8) & 0xfff, min = (s.tty_nr & 0xff) | ((s.tty_nr >> 12) & 0xfff00);
+	if (!has && s.tty_nr)
+		differ(v, "has controlling terminal %u:%u, dumped none", maj, min);
+	else if (has && pty && maj != PTS_MAJOR)
+		differ(v, "has controlling terminal %u:%u, dumped a pty of the tree", maj, min);
+	else if (has && !pty && s.tty_nr != want)
+		differ(v, "has controlling terminal %u:%u, dumped %u:%u", maj, min,
+		       (want >> 8) & 0xfff, (want & 0xff) | ((want >> 12) & 0xfff00));
+}
+
 /* -------------------------------------------------------------------- */
 
 static size_t total_fds(const struct restore_ctx *c)
@@ -722,6 +764,7 @@ static int check_tree(const struct restore_ctx *c, struct verify *v)
 		verify_sharing(v, c, i, KCMP_FILES);
 		verify_sharing(v, c, i, KCMP_FS);
 		verify_fds(v, c, i, seen, &nr_seen);
+		verify_ctty(v, c, t);
 		verify_cgroups(v, c, t);
 	}
 	free(seen);

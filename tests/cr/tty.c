@@ -30,6 +30,11 @@
  *                    refused ("vhangup").
  *   cr-tty pty-outside the same with the slave also open in a process
  *                    outside the tree: the dump must refuse it.
+ *   cr-tty pty-rdonly  a pty whose master is open read-only (O_RDONLY), with
+ *                    bytes its slave wrote not read yet: after the restore
+ *                    the master is still read-only and reads those bytes.
+ *   cr-tty pty-wronly  the same with the master write-only: its queues
+ *                    cannot be read through it: the dump must refuse it.
  *   cr-tty shell-job run by `cr-run --on-pty`: stdio on a terminal that a
  *                    "shell" outside the tree owns, in the foreground.
  *                    After the restore, stdio must be the restoring
@@ -445,10 +450,43 @@ static void shell_job_mode(void)
 	pass();
 }
 
+/* ------------------------- master access mode ------------------------ */
+
+static void access_mode(int mode)
+{
+	int m = open("/dev/ptmx", mode | O_NOCTTY), zero = 0;
+	unsigned index;
+	char name[64];
+	CHECK_SYS(m >= 0, "open /dev/ptmx");
+	CHECK_SYS(!ioctl(m, TIOCSPTLCK, &zero) && !ioctl(m, TIOCGPTN, &index), "unlock");
+	snprintf(name, sizeof(name), "/dev/pts/%u", index);
+	int s = open(name, O_RDWR | O_NOCTTY);
+	CHECK_SYS(s >= 0, "open %s", name);
+	CHECK_SYS(write_full(s, "queued\n", 7) == 7, "write the slave");
+	test_ready();
+	test_wait_check();
+	CHECK((fcntl(m, F_GETFL) & O_ACCMODE) == mode, "the master's access mode is %#x, not %#x",
+	      fcntl(m, F_GETFL) & O_ACCMODE, mode);
+	char buf[16] = "";
+	struct pollfd p = { m, POLLIN, 0 };
+	if (mode == O_WRONLY)
+		pass(); /* refused at dump, nothing changed: no read through it */
+	CHECK(poll(&p, 1, 5000) == 1, "nothing to read on the master");
+	CHECK_SYS(read(m, buf, sizeof(buf)) == 8 && !memcmp(buf, "queued\r\n", 8),
+		  "the master read something else than the queued line");
+	CHECK(write(m, "x", 1) < 0 && errno == EBADF, "the read-only master writes");
+	printf("pty master access mode and its queue survived\n");
+	pass();
+}
+
 int main(int argc, char **argv)
 {
 	test_init();
 	if (argc > 1 && !strcmp(argv[1], "shell-job"))
 		shell_job_mode();
+	if (argc > 1 && !strcmp(argv[1], "pty-rdonly"))
+		access_mode(O_RDONLY);
+	if (argc > 1 && !strcmp(argv[1], "pty-wronly"))
+		access_mode(O_WRONLY);
 	pty_mode(argc > 1 ? argv[1] : "pty");
 }

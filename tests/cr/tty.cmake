@@ -48,3 +48,8 @@ cr_case(cr_tty_shell_job_pidns tty 60 --on-pty --dump-opt --shell-job --restore-
 # An image of a shell job is restored only with --shell-job.
 cr_case(bad_restore_tty_no_shell_job tty 60 --on-pty --dump-opt --shell-job --expect-restore-fail
 	--expect-msg "restore with --shell-job" -- shell-job)
+# A pty master's access mode: read-only comes back read-only, with its
+# queue; write-only is refused (its queues cannot be read through it).
+cr_case(cr_tty_master_rdonly tty 60 -- pty-rdonly)
+cr_case(bad_dump_tty_master_wronly tty 60 --expect-dump-fail --expect-msg %p
+	--expect-msg "write-only" -- pty-wronly)

@@ -2,7 +2,7 @@
 # Crafted images, one set per field the restore applies, each edited from
 # a real dump of alice's: credentials, capabilities, rlimits, seccomp,
 # personality, cwd and root, file paths of every kind, unix socket names
-# and peers, ghost files, removed directories, FIFOs, device nodes and
+# and peers, ghost files, controlling terminals (tty-system.c), removed directories, FIFOs, device nodes and
 # cwds (made again where alice may not, or a device she may not make), the
 # exe, unix socket names whose directory is gone (made again for the bind,
 # as alice, and removed).  Each is refused in one line, or
@@ -39,7 +39,8 @@ alice_target sc seccomp
 alice_dump "$SPAWNED" seccomp
 alice_target loop loop 47133
 alice_dump "$SPAWNED" loop
-# A pty master of hers (fd 3), its slave never opened.
+# A pty master of hers (fd 3, read-only: input for its slave is refused
+# at load whatever else), its slave never opened.
 alice_target ptmx hold /dev/ptmx
 alice_dump "$SPAWNED" ptmx
 
@@ -209,10 +210,14 @@ ITEMS=(
 "proc-dead-cwd-1|counter|core|E['cwd_proc_dead'] = 1|cwd_not '/proc/1 (deleted)'"
 "proc-dead-cwd-big|counter|core|E['cwd_proc_dead'] = 1 << 31|true"
 "pty-input-huge|ptmx|files.img|$F; e[fds[3]]['tty'].update(hangup=True, input_tail='61' * 5000)|refused_only 5000 bytes of pty input|bad terminal entry"
-"pty-input-never-opened|ptmx|files.img|$F; e[fds[3]]['tty']['input_tail'] = '61'|refused_only input for a slave never opened|never opened"
+"pty-input-never-opened|ptmx|files.img|$F; e[fds[3]]['flags'] = 2; e[fds[3]]['tty']['input_tail'] = '61'|refused_only input for a slave never opened|never opened"
 "pty-input-lines-raw|ptmx|files.img|$F; t = e[fds[3]]['tty']; t.update(hangup=True, input_lines=['610a']); t['termios']['lflag'] = 0|refused_only input lines in non-canonical mode|bad terminal entry"
 "pty-input-extproc|ptmx|files.img|$F; t = e[fds[3]]['tty']; t.update(hangup=True, input_tail='61'); t['termios']['lflag'] += 0o200000|refused_only input in EXTPROC mode|bad terminal entry"
 "pty-dead-master|ptmx|files.img|$F; e[fds[3]]['tty']['dead'] = True|refused_only a master marked dead|bad terminal entry"
+"ctty-on-file|hold|files.img|$F; e[fds[3]].update(ctty_sid=ROOT, ctty_fg_pgrp=0)|refused_only a file as controlling terminal|controlling terminal of session"
+"ctty-on-pty|ptmx|files.img|$F; e[fds[3]].update(ctty_sid=ROOT)|refused_only a pty master with a system ctty|controlling terminal of session"
+"ctty-console-pid-1|hold|files.img|$F; e[fds[3]].update(path='/dev/console', mode=0o20600, rdev=0x501, ctty_sid=1)|refused_only the console for session 1|controlling terminal of session"
+"ctty-console-fg-1|hold|files.img|$F; e[fds[3]].update(path='/dev/console', mode=0o20600, rdev=0x501, ctty_sid=ROOT, ctty_fg_pgrp=1)|refused_only the console with group 1 in the foreground|controlling terminal of session"
 "raw-socket|relay|files.img|$F; ${INET_AT3}type=3, protocol=17, src_port=17)|no_raw_socket|a raw socket .*needs CAP_NET_RAW"
 "raw-socket-icmp|relay|files.img|$F; ${INET_AT3}type=3, protocol=1, src_port=1)|no_raw_socket|needs CAP_NET_RAW"
 "raw-protocol-huge|relay|files.img|$F; ${INET_AT3}type=3, protocol=1 << 20, src_port=0)|no_raw_socket|bad inet socket"
