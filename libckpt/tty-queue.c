@@ -530,7 +530,8 @@ static int keep_input(struct arena *a, TtyEntry *t, const struct tty_input *in)
 	size_t start = 0;
 	if (!copy || !(t->input_lines = arena_alloc(a, (in->nr_lines + 1) * sizeof(*t->input_lines))))
 		return -ENOMEM;
-	memcpy(copy, in->data, in->len);
+	if (in->len)
+		memcpy(copy, in->data, in->len);
 	for (size_t l = 0; l < in->nr_lines; l++) {
 		t->input_lines[l] = (ProtobufCBinaryData){ in->ends[l] - start, copy + start };
 		start = in->ends[l];
@@ -598,12 +599,14 @@ int tty_queue_restore(int m, const TtyEntry *t)
 		if (!ends || !data)
 			goto out;
 		for (size_t i = 0; i < t->n_input_lines; i++) {
-			memcpy(data + in.len, t->input_lines[i].data, t->input_lines[i].len);
+			if (t->input_lines[i].len) /* an end-of-file line has no bytes */
+				memcpy(data + in.len, t->input_lines[i].data, t->input_lines[i].len);
 			in.len += t->input_lines[i].len;
 			ends[in.nr_lines++] = in.len;
 		}
 		if (t->has_input_tail) {
-			memcpy(data + in.len, t->input_tail.data, t->input_tail.len);
+			if (t->input_tail.len)
+				memcpy(data + in.len, t->input_tail.data, t->input_tail.len);
 			in.len += t->input_tail.len;
 		}
 		in.data = data;
