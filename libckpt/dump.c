@@ -131,7 +131,10 @@ static int parse_uid_line(char *line, void *arg)
 /* Checked on the frozen tree, so nothing can exec a set-id program
  * between the check and the dump: every task has all its uids `uid` and
  * is dumpable (the files in /proc/PID are owned by root otherwise; the
- * directory itself may still be the user's). */
+ * directory itself may still be the user's).  A zombie has no memory,
+ * and the kernel makes the files of a task without one root's: its uids
+ * alone say whose it is (a job's `sleep` that exited as the tree froze
+ * refused the dump). */
 static int check_owner(const struct frozen_tree *tree, uid_t uid)
 {
 	for (int i = 0; i < tree->nr_tasks; i++) {
@@ -140,7 +143,7 @@ static int check_owner(const struct frozen_tree *tree, uid_t uid)
 		struct stat st;
 		struct uid_line u = { uid, 0 };
 		snprintf(path, sizeof(path), "/proc/%d/status", pid);
-		if (!stat(path, &st) && st.st_uid == uid)
+		if (!stat(path, &st) && (st.st_uid == uid || tree->tasks[i].zombie))
 			proc_each_line(path, parse_uid_line, &u);
 		if (!u.ok) {
 			pr_err("pid %d: not owned by uid %u (or not dumpable)", pid, uid);

@@ -285,13 +285,15 @@ static int fd_closed(pid_t pid, int fd)
 	return lstat(path, &st) && errno == ENOENT;
 }
 
-static int dump_task_fds(struct files_dump *c, struct img_set *set, pid_t pid)
+/* A zombie has no fd table left (and its /proc/PID/fd is root's: a
+ * user's dump may not even list it): none. */
+static int dump_task_fds(struct files_dump *c, struct img_set *set, pid_t pid, int zombie)
 {
-	int *fds;
-	size_t nr;
+	int *fds = NULL;
+	size_t nr = 0;
 	char name[64];
 	struct img *img;
-	int ret = list_fds(pid, &fds, &nr);
+	int ret = zombie ? 0 : list_fds(pid, &fds, &nr);
 	if (ret)
 		return ret;
 	FdEntry *ents = arena_alloc(&c->a, (nr + 1) * sizeof(*ents));
@@ -379,7 +381,7 @@ int dump_files(struct img_set *set, const struct frozen_tree *tree,
 	/* a table shared by several processes: once, with its owner */
 	for (int i = 0; !ret && i < tree->nr_tasks; i++)
 		if (fdtable_owner(tree, i) < 0)
-			ret = dump_task_fds(&c, set, tree->tasks[i].pid);
+			ret = dump_task_fds(&c, set, tree->tasks[i].pid, tree->tasks[i].zombie);
 	/* a queue peeked meanwhile may add fds in flight */
 	for (size_t i = 0; !ret && i < c.nr_inflight; i++)
 		ret = resolve_inflight(&c, i);
