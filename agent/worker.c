@@ -194,6 +194,7 @@ static int do_restore(const RpcRestore *r, uid_t uid)
 	o.netns = (enum ckpt_netns_mode)(r->netns <= CKPT_NETNS_ALWAYS ? r->netns : 0);
 	o.skip_file_check = r->skip_file_check;
 	o.keep_later_output = r->keep_later_output;
+	o.tcp_close = r->tcp_close;
 	o.verify = r->verify;
 	o.inherit_fd = (const char *const *)r->inherit_fd;
 	o.nr_inherit_fd = r->n_inherit_fd;

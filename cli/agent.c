@@ -303,6 +303,8 @@ int agent_restore(const struct ckpt_restore_opts *o, uint32_t job, struct ckpt_r
 	rs.skip_file_check = o->skip_file_check;
 	rs.has_keep_later_output = 1;
 	rs.keep_later_output = o->keep_later_output;
+	rs.has_tcp_close = 1;
+	rs.tcp_close = o->tcp_close;
 	rs.has_verify = 1;
 	rs.verify = o->verify;
 	rs.inherit_fd = (char **)o->inherit_fd;

@@ -39,7 +39,7 @@ static void usage(FILE *f)
 		"                                a new set BASE/JOBID/SEQ (ckpt.conf: storage.*)\n"
 		"  restore -D|--images-dir DIR [-d|--detach] [--pidfile FILE]\n"
 		"          [--pidns auto|never|always] [--netns auto|never|always]\n"
-		"          [--shell-job] [--skip-file-check] [--keep-later-output]\n"
+		"          [--shell-job] [--skip-file-check] [--keep-later-output] [--tcp-close]\n"
 		"          [--verify|--no-verify] [--inherit-fd fd[N]:RESOURCE]\n"
 		"          [--cgroups exact|relative|ignore] [--cgroup-root [HIER:]/OLD=/NEW]\n"
 		"                                every thread back in its dumped cgroups (exact,\n"
@@ -115,6 +115,7 @@ enum {
 	OPT_PARENT,
 	OPT_SKIP_FILE_CHECK,
 	OPT_KEEP_LATER_OUTPUT,
+	OPT_TCP_CLOSE,
 	OPT_VERIFY,
 	OPT_NO_VERIFY,
 	OPT_INHERIT_FD,
@@ -387,6 +388,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "shell-job", no_argument, 0, OPT_SHELL_JOB },
 		{ "skip-file-check", no_argument, 0, OPT_SKIP_FILE_CHECK },
 		{ "keep-later-output", no_argument, 0, OPT_KEEP_LATER_OUTPUT },
+		{ "tcp-close", no_argument, 0, OPT_TCP_CLOSE },
 		{ "verify", no_argument, 0, OPT_VERIFY },
 		{ "no-verify", no_argument, 0, OPT_NO_VERIFY },
 		{ "inherit-fd", required_argument, 0, OPT_INHERIT_FD },
@@ -427,6 +429,7 @@ static int cmd_restore(int argc, char **argv)
 		case OPT_SHELL_JOB: o.shell_job = 1; break;
 		case OPT_SKIP_FILE_CHECK: o.skip_file_check = 1; break;
 		case OPT_KEEP_LATER_OUTPUT: o.keep_later_output = 1; break;
+		case OPT_TCP_CLOSE: o.tcp_close = 1; break;
 		case OPT_VERIFY: o.verify = 1; break;
 		case OPT_NO_VERIFY: o.verify = 0; break;
 		case OPT_INHERIT_FD:

@@ -829,15 +829,26 @@ static int valid_entry(const InetSkEntry *s)
 	return s->state == TCP_LISTEN || s->state == TCP_CLOSE || tcp_is_conn(s);
 }
 
+/* restore --tcp-close: the connections (not one in progress) come back
+ * closed, as a reset by the peer closes them (sk-tcp.c). */
+static int closes(const struct restore_files *rf, const InetSkEntry *s)
+{
+	return rf->opts && rf->opts->tcp_close && tcp_is_conn(s) && s->state != TCP_SYN_SENT;
+}
+
 /* The peer's FIN or ACK comes back on a raw socket (sk-tcp.c): a
  * restore that may not open one is refused before anything is made. */
-static int check_raw(const InetSkEntry *s)
+static int check_raw(const InetSkEntry *s, int reset)
 {
 	char name[160];
-	if (!tcp_fin_needs_raw(s) || (priv_permitted() & PRIV_BIT(CAP_NET_RAW)))
+	if ((!tcp_fin_needs_raw(s) && !reset) || (priv_permitted() & PRIV_BIT(CAP_NET_RAW)))
 		return 0;
-	pr_err("%s: a half-closed connection (state %s): its restore needs CAP_NET_RAW",
-	       sk_ports_name(s, name, sizeof(name)), tcp_state_name(s->state));
+	if (reset)
+		pr_err("%s: --tcp-close closes it with a reset from its peer: it needs CAP_NET_RAW",
+		       sk_ports_name(s, name, sizeof(name)));
+	else
+		pr_err("%s: a half-closed connection (state %s): its restore needs CAP_NET_RAW",
+		       sk_ports_name(s, name, sizeof(name)), tcp_state_name(s->state));
 	return -EPERM;
 }
 
@@ -864,7 +875,8 @@ static int inet_read(struct img_set *set, struct restore_files *rf, void **priv)
 			pr_err("%s/files.img: entry %zu: bad inet socket", img_set_dir(set), i);
 			return -EINVAL;
 		}
-		if (!files_inherited(rf, rf->files[i]) && (check_raw(s) || inet_kind_permitted(s)))
+		if (!files_inherited(rf, rf->files[i]) &&
+		    (check_raw(s, closes(rf, s)) || inet_kind_permitted(s)))
 			return -EPERM;
 		ir->rejoin[i] = (unsigned char)sk_ports_left_reuseport(rf, rf->files[i]);
 	}
@@ -1145,7 +1157,8 @@ static int inet_post_install(struct restore_files *rf, void *priv, size_t idx)
 			continue;
 		char why[200] = "";
 		int sk = (int)tf->fds[i]->fd;
-		int ret = tcp_fins_restore(sk, e->inet_sk, why, sizeof(why));
+		int ret = closes(rf, e->inet_sk) ? tcp_close_restored(sk, e->inet_sk, why, sizeof(why))
+						  : tcp_fins_restore(sk, e->inet_sk, why, sizeof(why));
 		if (!ret && (ret = tcp_set_repair(sk, 0)))
 			snprintf(why, sizeof(why), "cannot leave repair mode: %s", strerror(-ret));
 		if (!ret && e->inet_sk->state == TCP_SYN_SENT)

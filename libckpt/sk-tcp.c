@@ -493,6 +493,7 @@ static void tcp_header(const struct seg_ends *e, uint32_t seq, uint32_t ack, uin
 	th->doff = sizeof(*th) / 4;
 	th->fin = !!(flags & TH_FIN);
 	th->ack = !!(flags & TH_ACK);
+	th->rst = !!(flags & TH_RST);
 	th->window = htons(win);
 	sum_bytes(&c, e->src, e->v4 ? 4 : 16);
 	sum_bytes(&c, e->dst, e->v4 ? 4 : 16);
@@ -562,6 +563,27 @@ static int inject(const InetSkEntry *s, uint32_t seq, uint32_t ack, uint8_t flag
 }
 
 /* ------------------------------- restore ------------------------------ */
+
+static int state_of(int sk);
+
+int tcp_close_restored(int sk, const InetSkEntry *s, char *why, size_t len)
+{
+	int seq = 0, err = 0;
+	socklen_t l = sizeof(seq), el = sizeof(err);
+	int ret = select_queue(sk, TCP_RECV_QUEUE);
+	if (!ret && getsockopt(sk, IPPROTO_TCP, TCP_QUEUE_SEQ, &seq, &l))
+		ret = -errno;
+	if (!ret)
+		ret = inject(s, (uint32_t)seq, 0, TH_RST);
+	if (!ret && state_of(sk) != TCP_CLOSE)
+		ret = -EPROTO;
+	if (!ret && getsockopt(sk, SOL_SOCKET, SO_ERROR, &err, &el))
+		ret = -errno;
+	if (ret)
+		snprintf(why, len, "cannot close the connection (--tcp-close): %s", strerror(-ret));
+	return ret;
+}
+
 
 static int state_of(int sk)
 {

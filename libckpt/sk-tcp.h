@@ -72,4 +72,11 @@ int tcp_state_follows(unsigned dumped, unsigned now);
  * dumped state, in its order, and the peer's acknowledgement of ours. */
 int tcp_fins_restore(int sk, const InetSkEntry *s, char *why, size_t len);
 
+/* restore --tcp-close, in repair mode, in place of the FINs: a RST from
+ * the peer's address at our rcv_nxt, so that the connection is closed as
+ * a peer's reset closes it (CLOSE; a read gives what was received, then
+ * end of file; a write EPIPE); the reset's error, which the program never
+ * saw, is taken (SO_ERROR).  Nothing reaches the peer. */
+int tcp_close_restored(int sk, const InetSkEntry *s, char *why, size_t len);
+
 #endif

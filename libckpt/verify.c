@@ -62,6 +62,7 @@
 
 struct verify {
 	int diffs;
+	int tcp_close; /* restore --tcp-close: connections come back CLOSE */
 	uint32_t pid; /* as dumped, for the messages */
 	struct arena a;
 	char lines[MAX_LINES][512]; /* printed at the end: one alone is one line */
@@ -531,9 +532,13 @@ static void verify_tcp(struct verify *v, pid_t pid, const FdEntry *fe, const Ine
 	int ret = sk < 0 ? sk : getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &len) ? -errno : 0;
 	if (sk >= 0)
 		close(sk);
+	int closed = v->tcp_close && s->state != TCP_SYN_SENT;
 	if (ret)
 		differ(v, "fd %u: TCP state unreadable: %s", fe->fd, strerror(-ret));
-	else if (!tcp_state_follows(s->state, ti.tcpi_state))
+	else if (closed && ti.tcpi_state != TCP_CLOSE)
+		differ(v, "fd %u: TCP state %s, not closed (--tcp-close)", fe->fd,
+		       tcp_state_name(ti.tcpi_state));
+	else if (!closed && !tcp_state_follows(s->state, ti.tcpi_state))
 		differ(v, "fd %u: TCP state %s, dumped %s", fe->fd, tcp_state_name(ti.tcpi_state),
 		       tcp_state_name(s->state));
 }
@@ -774,6 +779,8 @@ static int check_tree(const struct restore_ctx *c, struct verify *v)
 int restore_verify(const struct restore_ctx *c)
 {
 	struct verify *v = calloc(1, sizeof(*v));
+	if (v)
+		v->tcp_close = c->opts->tcp_close;
 	int ret = v ? check_tree(c, v) : -ENOMEM;
 	if (!ret && v->diffs == 1)
 		pr_err("restore --verify: %s: the restored tree is killed", v->lines[0]);

@@ -29,6 +29,10 @@
  *             closed port (a RST); after the restore, or a dump that left
  *             the tree running or failed, the counters go on without a
  *             gap.
+ *   tcp-close the loopback pair restored with --tcp-close: both ends are
+ *             closed as a peer's reset closes them (CLOSE, the received
+ *             bytes then end of file, POLLHUP, EPIPE); the listener
+ *             accepts a new connection.
  *   udp-ext   a UDP socket connected to the helper outside the tree
  *             (cr-sk-helper udp-echo); it talks to it after the restore.
  *   pair      a TCP connection between two processes of the tree (the
@@ -67,6 +71,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -388,6 +393,43 @@ static void setup_loopback(void)
 	put(srv, "response");
 	wait_readable(srv, 7);
 	wait_readable(cli, 8);
+}
+
+/* restore --tcp-close: both ends come back closed, as reset by the peer;
+ * what each had received is still read first; the listener is as it was. */
+static void setup_tcp_close(void)
+{
+	setup_loopback();
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void is_closed(int sk, const char *queued, const char *who)
+{
+	char buf[64] = "";
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	CHECK_SYS(!getsockopt(sk, IPPROTO_TCP, TCP_INFO, &ti, &len), "%s: TCP_INFO", who);
+	CHECK(ti.tcpi_state == TCP_CLOSE, "%s: state %d, not closed", who, ti.tcpi_state);
+	size_t n = strlen(queued);
+	CHECK(recv(sk, buf, n, MSG_WAITALL) == (ssize_t)n && !memcmp(buf, queued, n),
+	      "%s: the bytes it had received are lost", who);
+	CHECK(recv(sk, buf, sizeof(buf), MSG_DONTWAIT) == 0, "%s: no end of file", who);
+	struct pollfd p = { sk, POLLHUP, 0 };
+	CHECK(poll(&p, 1, 0) == 1 && p.revents == POLLHUP, "%s: poll %#x", who, p.revents);
+	CHECK(send(sk, "x", 1, MSG_DONTWAIT) < 0 && errno == EPIPE, "%s: a write did not fail with EPIPE",
+	      who);
+}
+
+static void check_tcp_close(void)
+{
+	is_closed(srv, "request", "the accepted end");
+	is_closed(cli, "response", "the client");
+	int c = connect_to(&nl, SOCK_STREAM), a = accept(lst, NULL, NULL);
+	CHECK_SYS(a >= 0, "accept after the restore");
+	put(c, "again");
+	expect(a, "again", "a new connection");
+	close(a);
+	close(c);
 }
 
 static void check_loopback(void)
@@ -742,6 +784,7 @@ static const struct mode {
 	{ "udp-ext", setup_udp_ext, check_udp_ext, 0 },
 	{ "ext-loop", setup_ext_loop, check_ext_loop, 1 },
 	{ "ext-push", setup_ext_push, check_ext_push, 0 },
+	{ "tcp-close", setup_tcp_close, check_tcp_close, 0 },
 	{ "pair", setup_pair, check_pair, 0 },
 	{ "timewait", setup_timewait, check_timewait, 0 },
 	{ "taken", setup_taken, check_timewait, 0 },
@@ -770,6 +813,6 @@ int main(int argc, char **argv)
 		modes[i].check();
 		pass();
 	}
-	fail("usage: cr-inet-sk listen|ext|ext-loop|ext-push|loopback|loopback6|udp|udp-ext|pair|"
+	fail("usage: cr-inet-sk listen|ext|ext-loop|ext-push|tcp-close|loopback|loopback6|udp|udp-ext|pair|"
 	     "timewait|taken|node|reuseport|inflight|inflight-kept|inflight-client");
 }

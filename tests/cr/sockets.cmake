@@ -94,6 +94,10 @@ set_tests_properties(bad_dump_tcp_fault PROPERTIES ENVIRONMENT CKPT_FAULT=after-
 add_test(NAME selfcheck_inet_ext_loop COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr
 	${SK_HELPER} tcp-echo -- $<TARGET_FILE:cr-inet-sk> ext-loop)
 set_tests_properties(selfcheck_inet_ext_loop PROPERTIES TIMEOUT 60 LABELS selfcheck)
+# restore --tcp-close: connections come back closed (as reset by their
+# peer), with what they had received; a user's restore may not send the
+# reset (CAP_NET_RAW): refused by name.
+cr_case(cr_tcp_close inet-sk 60 --restore-opt --tcp-close -- tcp-close)
 # A peer outside the tree that writes all along, also while the tree is
 # gone: the network lock (net-lock.c) drops its segments until the
 # restored tree runs, so that none meets a closed port and resets the

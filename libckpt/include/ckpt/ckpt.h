@@ -113,6 +113,7 @@ struct ckpt_restore_opts {
 	int shell_job;                 /* --shell-job: attach the tree to our tty */
 	int skip_file_check;           /* --skip-file-check: restore files changed since the dump */
 	int keep_later_output;         /* --keep-later-output: no cut back of the job's output */
+	int tcp_close;                 /* --tcp-close: TCP connections come back closed (reset) */
 	int verify;                    /* --verify: compare the stopped tree with the images */
 	const char *const *inherit_fd; /* --inherit-fd fd[N]:RESOURCE (repeatable) */
 	size_t nr_inherit_fd;
