@@ -4,7 +4,7 @@
 # grace time (the ckpt-batch wrapper's vacate through ckptd), requeued by
 # Slurm (Restarts=1), and when it runs again it is restored and counts on
 # from where it was -- not from zero -- in the same output file.  Then a
-# job whose checkpoint fails (an unsupported netlink socket) is requeued
+# job whose checkpoint fails (an unsupported netlink socket: generic netlink) is requeued
 # the old way, starts afresh, and `ckptctl checkpoint error` says why.
 # ckptd runs as this test's child on the plugin's socket (CKPT_SOCKET).
 . "$(dirname "$0")/lib.sh"
@@ -94,7 +94,7 @@ cat >"$T/u/bad.sh" <<'S'
 echo "start of run ${SLURM_RESTART_COUNT:-0}"
 exec python3 -c '
 import socket, sys, time
-s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 16)
 i = 0
 while True:
     i += 1
