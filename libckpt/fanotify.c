@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fanotify.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -189,16 +188,6 @@ static int fanotify_line(char *line, void *arg)
 	return -ENOTSUP;
 }
 
-static int queued_bytes(const struct fd_dump *f)
-{
-	int n = 0, fd = files_getfd(f->pid, f->fd);
-	if (fd < 0)
-		return fd;
-	int ret = ioctl(fd, FIONREAD, &n) < 0 ? -errno : n;
-	close(fd);
-	return ret;
-}
-
 static int fanotify_match(const struct fd_dump *f)
 {
 	return !strcmp(f->link, "anon_inode:[fanotify]");
@@ -210,15 +199,9 @@ static int fanotify_dump(struct fd_dump *f, FileEntry *e)
 	if (!fa)
 		return -ENOMEM;
 	fanotify_entry__init(fa);
-	int queued = queued_bytes(f);
-	if (queued) {
-		if (queued > 0)
-			pr_err("pid %d: fd %d: fanotify has %d bytes of unread events: not supported",
-			       f->pid, f->fd, queued);
-		else
-			pr_err("pid %d: fd %d: fanotify: %s", f->pid, f->fd, strerror(-queued));
-		return queued > 0 ? -ENOTSUP : queued;
-	}
+	int queued = files_refuse_queued(f, "fanotify");
+	if (queued)
+		return queued;
 	struct fanotify_scan s = { .f = f, .fa = fa };
 	int ret = proc_each_line(f->fdinfo, fanotify_line, &s);
 	if (ret < 0)

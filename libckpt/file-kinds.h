@@ -140,6 +140,11 @@ extern const struct file_kind shmem_fd_kind; /* shmem-fd.c */
  * must be traced by us or we are root).  -errno on failure. */
 int files_getfd(pid_t pid, int fd);
 
+/* An inotify or fanotify (`what`) with events queued and not read yet is
+ * refused by name: they cannot be read without taking them from the job.
+ * 0, or -ENOTSUP / -errno, logged. */
+int files_refuse_queued(const struct fd_dump *f, const char *what);
+
 /* inotify.c: the path of the inode behind a file handle as fdinfo shows
  * it (sdev in the kernel's dev_t encoding, hex bytes of the handle), through
  * a mount of that filesystem in our mount namespace.  -ENOENT when the

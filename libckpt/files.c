@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -234,6 +235,21 @@ static int dump_one_fd(struct files_dump *c, pid_t pid, int fd, FdEntry *out, ui
 		return ret;
 	out->file_id = e->id;
 	return add_desc(c, pid, fd, &st, e);
+}
+
+int files_refuse_queued(const struct fd_dump *f, const char *what)
+{
+	int n = 0, fd = files_getfd(f->pid, f->fd);
+	if (fd < 0)
+		return fd;
+	int ret = ioctl(fd, FIONREAD, &n) < 0 ? -errno : 0;
+	close(fd);
+	if (ret)
+		pr_err("pid %d: fd %d: %s: %s", f->pid, f->fd, what, strerror(-ret));
+	else if (n > 0)
+		pr_err("pid %d: fd %d: %s has %d bytes of unread events: not supported", f->pid,
+		       f->fd, what, n);
+	return ret ? ret : n > 0 ? -ENOTSUP : 0;
 }
 
 static int cmp_int(const void *a, const void *b)

@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
-#include <sys/ioctl.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -194,16 +193,6 @@ static int inotify_line(char *line, void *arg)
 	return add_wd(s, (int)wd, mask, path);
 }
 
-static int queued_bytes(const struct fd_dump *f)
-{
-	int n = 0, fd = files_getfd(f->pid, f->fd);
-	if (fd < 0)
-		return fd;
-	int ret = ioctl(fd, FIONREAD, &n) < 0 ? -errno : n;
-	close(fd);
-	return ret;
-}
-
 static int inotify_match(const struct fd_dump *f)
 {
 	return !strcmp(f->link, "anon_inode:inotify");
@@ -215,15 +204,9 @@ static int inotify_dump(struct fd_dump *f, FileEntry *e)
 	if (!in)
 		return -ENOMEM;
 	inotify_entry__init(in);
-	int queued = queued_bytes(f);
-	if (queued) {
-		if (queued > 0)
-			pr_err("pid %d: fd %d: inotify has %d bytes of unread events: not supported",
-			       f->pid, f->fd, queued);
-		else
-			pr_err("pid %d: fd %d: inotify: %s", f->pid, f->fd, strerror(-queued));
-		return queued > 0 ? -ENOTSUP : queued;
-	}
+	int queued = files_refuse_queued(f, "inotify");
+	if (queued)
+		return queued;
 	struct inotify_scan s = { .f = f, .in = in };
 	int ret = proc_each_line(f->fdinfo, inotify_line, &s);
 	if (ret < 0)

@@ -184,18 +184,14 @@ static int read_input(int s, struct tty_input *in, int line)
 	return 1;
 }
 
-/* Canonical: the lines one read each (poll runs the pty's pending buffer
- * work, so nothing waits unprocessed after), then the unfinished line
- * with ICANON off for that read. */
-static int read_lines(int m, int s, const struct termios *tio, struct tty_input *in)
+/* What is left, with `clear` off in lflag and VMIN 1 (so that poll sees
+ * each byte) for these reads, then the termios back. */
+static int read_rest(int m, int s, const struct termios *tio, tcflag_t clear,
+		     struct tty_input *in)
 {
-	int r;
-	while ((r = read_input(s, in, 1)) > 0)
-		;
-	if (r < 0)
-		return r;
 	struct termios raw = *tio;
-	raw.c_lflag &= ~(tcflag_t)ICANON;
+	int r;
+	raw.c_lflag &= ~clear;
 	raw.c_cc[VMIN] = 1;
 	raw.c_cc[VTIME] = 0;
 	if (tcsetattr(m, TCSANOW, &raw))
@@ -207,20 +203,21 @@ static int read_lines(int m, int s, const struct termios *tio, struct tty_input 
 	return r;
 }
 
-/* Non-canonical: everything, with VMIN 1 so that poll sees each byte. */
+/* Canonical: the lines one read each (poll runs the pty's pending buffer
+ * work, so nothing waits unprocessed after), then the unfinished line
+ * with ICANON off for that read. */
+static int read_lines(int m, int s, const struct termios *tio, struct tty_input *in)
+{
+	int r;
+	while ((r = read_input(s, in, 1)) > 0)
+		;
+	return r < 0 ? r : read_rest(m, s, tio, ICANON, in);
+}
+
+/* Non-canonical: everything. */
 static int read_raw(int m, int s, const struct termios *tio, struct tty_input *in)
 {
-	struct termios raw = *tio;
-	int r;
-	raw.c_cc[VMIN] = 1;
-	raw.c_cc[VTIME] = 0;
-	if (tcsetattr(m, TCSANOW, &raw))
-		return -errno;
-	while ((r = read_input(s, in, 0)) > 0)
-		;
-	if (tcsetattr(m, TCSANOW, tio) && !r)
-		r = -errno;
-	return r;
+	return read_rest(m, s, tio, 0, in);
 }
 
 /* What a dump refuses before it takes anything: 0 or -ENOTSUP, *why.
