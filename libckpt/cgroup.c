@@ -479,10 +479,12 @@ static int dump_dirs_of(struct cg_dump *d, const char *hier, const char *path)
 static int collect(struct cg_dump *d, const struct frozen_tree *tree)
 {
 	int ret = 0;
-	for (int i = 0; !ret && i < tree->nr_tasks; i++)
-		for (int k = 0; !ret && !tree->tasks[i].zombie && k < tree->tasks[i].nr_threads;
-		     k++)
+	for (int i = 0; !ret && i < tree->nr_tasks; i++) {
+		/* a step's client comes back as one thread, the proxy */
+		int n = tree->tasks[i].step_client ? 1 : tree->tasks[i].nr_threads;
+		for (int k = 0; !ret && !tree->tasks[i].zombie && k < n; k++)
 			ret = dump_thread(d, &tree->tasks[i], k);
+	}
 	for (size_t s = 0; !ret && s < d->e.n_sets; s++)
 		for (size_t m = 0; !ret && m < d->sets[s]->n_members; m++)
 			ret = dump_dirs_of(d, d->sets[s]->members[m]->hierarchy,

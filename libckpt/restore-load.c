@@ -121,8 +121,8 @@ static int load_task(struct restore_ctx *c, struct rst_task *t)
 	char name[64];
 	int ret;
 
-	if (t->te->has_zombie && t->te->zombie)
-		return 0; /* nothing but its inventory entry */
+	if ((t->te->has_zombie && t->te->zombie) || restore_task_proxy(t))
+		return 0; /* nothing but its inventory entry (and a proxy's fds) */
 	snprintf(name, sizeof(name), "core-%u.img", t->te->pid);
 	ret = img_read_one(c->set, IMG_CORE, name, &core_entry__descriptor,
 			   (ProtobufCMessage **)&t->core);
