@@ -321,13 +321,39 @@ static int check_user(const struct step *s, bool allow_root)
 	return 0;
 }
 
+/*
+ * Every --task pid must be our child: we signal them, and only a child's
+ * pid cannot be reused under us before we reap it.
+ */
+static int check_children(const struct step *s)
+{
+	for (int i = 0; i < s->ntasks; i++) {
+		char path[64], buf[512], *p;
+		FILE *f;
+		int ppid = -1;
+
+		snprintf(path, sizeof(path), "/proc/%d/stat", s->tasks[i].pid);
+		f = fopen(path, "re");
+		if (f && fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
+			sscanf(p + 1, " %*c %d", &ppid);
+		if (f)
+			fclose(f);
+		if (ppid != getpid()) {
+			fprintf(stderr, "ckpt-step: task %u: pid %d is not a child of ckpt-step\n",
+				s->tasks[i].rank, s->tasks[i].pid);
+			return -ESRCH;
+		}
+	}
+	return 0;
+}
+
 static int setup(struct step *s, int argc, char **argv, int *sfd, int abort_pipe[2])
 {
 	const char *pending = NULL;
 	bool allow_root = false;
 	int rc = step_parse_args(s, argc, argv, &allow_root, &pending);
 
-	if (rc || (rc = check_user(s, allow_root)))
+	if (rc || (rc = check_user(s, allow_root)) || (rc = check_children(s)))
 		return rc;
 	s->width = label_width(s->size);
 	for (int i = 0; i < s->ntasks; i++)
@@ -364,8 +390,15 @@ int main(int argc, char **argv)
 		}
 	}
 	code = aborted ? 1 : exit_code(&s);
-	host_stop();
+	/*
+	 * No PMIx_server_finalize: 4.2.2's crashes (SIGSEGV in it) when a
+	 * fence was pending and its participants are gone, as after an abort,
+	 * and that would turn the step's exit status into 139.  Nothing it
+	 * releases outlives this process but its files, removed here; _exit,
+	 * so that nothing runs beside libpmix's threads at exit.
+	 */
 	if (s.own_tmpdir)
 		nftw(s.tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-	return code;
+	fflush(NULL);
+	_exit(code);
 }

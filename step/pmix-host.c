@@ -25,8 +25,6 @@
 #include <unistd.h>
 
 static int abort_pipe = -1;
-static bool started;
-static volatile int abort_status = -1;
 
 struct waiter {
 	pthread_mutex_t lock;
@@ -81,7 +79,6 @@ static pmix_status_t on_abort(const pmix_proc_t *proc, void *server_object, int 
 
 	fprintf(stderr, "ckpt-step: rank %u called PMIx_Abort (status %d)%s%s\n", proc->rank,
 		status, msg ? ": " : "", msg ? msg : "");
-	abort_status = status;
 	if (write(abort_pipe, &c, 1) < 0)
 		fprintf(stderr, "ckpt-step: abort pipe: %s\n", strerror(errno));
 	return PMIX_OPERATION_SUCCEEDED;
@@ -225,7 +222,6 @@ int host_start(struct step *s, int abort_fd)
 	rc = server_init(s->tmpdir);
 	if (rc)
 		return rc;
-	started = true;
 	rc = register_nspace(s);
 	if (!rc)
 		rc = register_clients(s);
@@ -261,16 +257,4 @@ int host_server_port(struct step *s)
 		free(env[i]);
 	free(env);
 	return port;
-}
-
-int host_abort_status(void)
-{
-	return abort_status;
-}
-
-void host_stop(void)
-{
-	if (started)
-		PMIx_server_finalize();
-	started = false;
 }

@@ -71,8 +71,6 @@ void stream_init(struct stream *st, int fd, int out);
 /* pmix-host.c */
 int host_start(struct step *s, int abort_fd);
 int host_server_port(struct step *s);
-void host_stop(void);
-int host_abort_status(void);
 
 /* handshake.c */
 int handshake_connect(const struct step *s, uint32_t rank, int port);

@@ -125,6 +125,8 @@ case_bad_args() {
 	[ $? = 1 ] && grep -q -- "--task" "$T/out" || fail "a closed fd not refused"
 	"$STEP" "${base[@]}" --uid 12345 --nspace x --job-size 1 --task 0:99999:-1:1:2:-1 >"$T/out" 2>&1
 	[ $? = 1 ] && grep -q "the step's user is 12345" "$T/out" || fail "another uid not refused"
+	"$STEP" "${base[@]}" --nspace x --job-size 1 --task 0:1:-1:1:2:-1 >"$T/out" 2>&1
+	[ $? = 1 ] && grep -q "pid 1 is not a child of ckpt-step" "$T/out" || fail "a pid not ours not refused"
 	"$STEP" "${base[@]}" --security kerberos --nspace x --job-size 1 --task 0:99999:-1:1:2:-1 >"$T/out" 2>&1
 	[ $? = 1 ] && grep -q -- "--security" "$T/out" || fail "unknown security not refused"
 }
