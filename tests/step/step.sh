@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # ckpt-step under step-harness (its ranks are its children, as after a
 # restore); one case per run:
-#   step.sh CASE CKPT_STEP HARNESS PMIX_RANK
+#   step.sh CASE CKPT_STEP HARNESS PMIX_RANK PMIX_CLIENT
 # stdio: output forwarded, with and without --label, pending output first
 # exit: srun 22.05's exit status; signal: SIGTERM passed to the ranks
 # pmix: two ranks fence and finalize through the proxy's server, and fail
 #   when the proxy skips the handshake; abort: the others killed, exit 1
+# pmix_client: real libpmix clients, connected and handshaken with another
+#   server (the harness), served by the proxy's from then on
 # bad_args: refusals, each one line.
 set -uo pipefail
-CASE=$1 STEP=$2 HARNESS=$3 RANK=$4
+CASE=$1 STEP=$2 HARNESS=$3 RANK=$4 CLIENT=$5
 T=$(mktemp -d /tmp/ckpt-step-test.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: step_$CASE: $*"; for f in "$T"/out "$T"/err; do [ -f "$f" ] && sed "s|^|  ${f##*/}: |" "$f"; done; exit 1; }
@@ -104,6 +106,20 @@ case_pmix() {
 	[ -z "$(ls -A "$T" | grep ckpt-step)" ] || fail "server directory left behind"
 }
 
+case_pmix_client() {
+	timeout 40 "$HARNESS" --old-server ns.real "$STEP" "${base[@]}" --nspace ns.real --job-size 2 \
+		--gds hash -- "exec $CLIENT" "exec $CLIENT" >"$T/out" 2>"$T/err" 251>&-
+	rc=$?
+	[ $rc = 0 ] || fail "real clients: exit $rc"
+	[ "$(sort "$T/out")" = "$(printf 'client 0 ok\nclient 1 ok')" ] || fail "real clients did not finish"
+	CKPT_STEP_FAULT=no-handshake timeout 40 "$HARNESS" --old-server ns.real "$STEP" "${base[@]}" \
+		--nspace ns.real --job-size 2 --gds hash -- "exec $CLIENT" "exec $CLIENT" \
+		>"$T/out" 2>"$T/err" 251>&-
+	rc=$?
+	[ $rc != 0 ] || fail "real clients served without a handshake: the test proves nothing"
+	grep -q "client 0: PMIx_Init" "$T/err" || fail "no-handshake: PMIx_Init did not fail"
+}
+
 case_abort() {
 	local start=$SECONDS
 	run na 3 -- "exec $RANK na abort" 'exec sleep 30' "exec $RANK na finalize"
@@ -132,7 +148,7 @@ case_bad_args() {
 }
 
 case "$CASE" in
-stdio | exit | signal | pmix | abort | bad_args) "case_$CASE" ;;
+stdio | exit | signal | pmix | pmix_client | abort | bad_args) "case_$CASE" ;;
 *) echo "unknown case $CASE"; exit 2 ;;
 esac
 echo "PASS: step_$CASE"
