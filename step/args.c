@@ -152,7 +152,7 @@ int step_parse_args(struct step *s, int argc, char **argv, bool *allow_root, con
 
 	while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		if (c == '?')
-			return -EINVAL;
+			break;
 		have_uid |= c == OPT_UID;
 		have_gid |= c == OPT_GID;
 		rc = option(s, c, optarg, allow_root, pending);
@@ -162,7 +162,7 @@ int step_parse_args(struct step *s, int argc, char **argv, bool *allow_root, con
 			return rc;
 		}
 	}
-	if (optind != argc || !s->nspace || !s->size || !have_uid || !have_gid || !s->ntasks) {
+	if (c == '?' || optind != argc || !s->nspace || !s->size || !have_uid || !have_gid || !s->ntasks) {
 		fprintf(stderr, "usage: ckpt-step --nspace NS --job-size N --uid U --gid G "
 				"--task RANK:PID:IN:OUT:ERR:PMIX... [options] (see docs/mpi.md)\n");
 		return -EINVAL;

@@ -37,6 +37,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pmix_version.h>
 #include <ftw.h>
 #include <poll.h>
 #include <signal.h>
@@ -367,18 +368,36 @@ static int setup(struct step *s, int argc, char **argv, int *sfd, int abort_pipe
 	return any_pmix(s) ? start_pmix(s, abort_pipe[1]) : 0;
 }
 
+/*
+ * No PMIx_server_finalize: 4.2.2's crashes (SIGSEGV in it) when a fence
+ * was pending and its participants are gone, as after an abort, and that
+ * would turn the step's exit status into 139.  Nothing it releases
+ * outlives this process but its files, removed here; _exit, so that no
+ * exit handler runs beside libpmix's threads.
+ */
+static void finish(struct step *s, int code)
+{
+	if (s->own_tmpdir)
+		nftw(s->tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	fflush(NULL);
+	_exit(code);
+}
+
 int main(int argc, char **argv)
 {
-	static struct step s = {
-		.pmix = { "native", "v41", 1, "ds21", "4.2.2" },
-	};
-	int sfd = -1, abort_pipe[2] = { -1, -1 }, code;
+	static struct step s = { .pmix = { "native", "v41", 1, "ds21", NULL } };
+	int sfd = -1, abort_pipe[2] = { -1, -1 };
+	char version[32];
 	bool aborted = false;
 
+	/* a rank's libpmix is, on one node, the one we are built with */
+	snprintf(version, sizeof(version), "%ld.%ld.%ld", (long)PMIX_VERSION_MAJOR,
+		 (long)PMIX_VERSION_MINOR, (long)PMIX_VERSION_RELEASE);
+	s.pmix.version = version;
 	if (setup(&s, argc, argv, &sfd, abort_pipe)) {
 		if (s.ntasks && sfd >= 0)
 			kill_ranks(&s, SIGKILL); /* they cannot go on without us */
-		return 1;
+		finish(&s, 1);
 	}
 	while (!finished(&s)) {
 		if (!aborted && loop_once(&s, sfd, abort_pipe[0])) {
@@ -389,16 +408,5 @@ int main(int argc, char **argv)
 			loop_once(&s, sfd, -1);
 		}
 	}
-	code = aborted ? 1 : exit_code(&s);
-	/*
-	 * No PMIx_server_finalize: 4.2.2's crashes (SIGSEGV in it) when a
-	 * fence was pending and its participants are gone, as after an abort,
-	 * and that would turn the step's exit status into 139.  Nothing it
-	 * releases outlives this process but its files, removed here; _exit,
-	 * so that nothing runs beside libpmix's threads at exit.
-	 */
-	if (s.own_tmpdir)
-		nftw(s.tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-	fflush(NULL);
-	_exit(code);
+	finish(&s, aborted ? 1 : exit_code(&s));
 }
