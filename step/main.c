@@ -121,6 +121,32 @@ static void reap(struct step *s)
 			}
 }
 
+static bool all_reaped(const struct step *s)
+{
+	for (int i = 0; i < s->ntasks; i++)
+		if (!s->tasks[i].reaped)
+			return false;
+	return true;
+}
+
+/*
+ * A signal when every rank has ended: what still holds an output pipe
+ * open is some rank's child; stop waiting for it.
+ */
+static void stop_reading(struct step *s)
+{
+	for (int i = 0; i < s->ntasks; i++) {
+		struct task *t = &s->tasks[i];
+
+		if (t->out.fd >= 0)
+			stdio_flush(s, t->rank, &t->out);
+		if (t->err.fd >= 0)
+			stdio_flush(s, t->rank, &t->err);
+		close_fd(&t->out.fd);
+		close_fd(&t->err.fd);
+	}
+}
+
 static void on_signal(struct step *s, int sfd)
 {
 	struct signalfd_siginfo si;
@@ -128,6 +154,8 @@ static void on_signal(struct step *s, int sfd)
 	while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGCHLD)
 			reap(s);
+		else if (all_reaped(s))
+			stop_reading(s);
 		else
 			kill_ranks(s, si.ssi_signo);
 	}
@@ -138,10 +166,10 @@ static bool finished(const struct step *s)
 	for (int i = 0; i < s->ntasks; i++) {
 		const struct task *t = &s->tasks[i];
 
-		if (!t->reaped || t->out.fd >= 0 || t->err.fd >= 0)
+		if (t->out.fd >= 0 || t->err.fd >= 0)
 			return false;
 	}
-	return true;
+	return all_reaped(s);
 }
 
 struct watch {
@@ -287,12 +315,20 @@ static int block_signals(void)
 {
 	sigset_t set;
 
+	static const int sigs[] = { SIGCHLD, SIGINT, SIGTERM, SIGHUP };
+
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		/*
+		 * An ignored signal never reaches a signalfd, and exec keeps
+		 * SIG_IGN: a background `srun &` had SIGINT ignored (srun set
+		 * its own handlers), and SIGCHLD ignored would reap the ranks
+		 * behind our back.
+		 */
+		signal(sigs[i], SIG_DFL);
+		sigaddset(&set, sigs[i]);
+	}
 	/* before libpmix starts its threads, so that they inherit the mask */
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);

@@ -67,6 +67,11 @@ case_exit() {
 	137 kill_-KILL_$$ true
 	EOF2
 	grep -q "srun: error: .*: task 0: Killed" "$T/err" || fail "no srun-like line for a killed task"
+	# SIGCHLD ignored by whoever exec'd the proxy: still each rank's status
+	timeout 40 perl -e '$SIG{CHLD} = "IGNORE"; exec @ARGV or die' "$HARNESS" "$STEP" "${base[@]}" \
+		--nspace e --job-size 2 -- 'sleep 0.3' 'sleep 0.3; exit 3' >"$T/out" 2>"$T/err" 251>&-
+	rc=$?
+	[ $rc = 3 ] || fail "with SIGCHLD ignored at exec: exit $rc"
 }
 
 case_signal() {
@@ -79,6 +84,18 @@ case_signal() {
 	rc=$?
 	[ $rc = 143 ] || fail "exit $rc after SIGTERM (rank 1 killed by it: 143)"
 	grep -qx got-term "$T/out" || fail "rank 0 did not get SIGTERM"
+	# every rank ended, a rank's child holds stdout: a signal stops the wait
+	timeout 40 "$HARNESS" "$STEP" "${base[@]}" --nspace g --job-size 1 -- \
+		'sleep 3 & echo bye' >"$T/out" 2>"$T/err" 251>&- &
+	pid=$!
+	sleep 0.5
+	local start=$SECONDS
+	kill -TERM "$pid"
+	wait "$pid"
+	rc=$?
+	[ $rc = 0 ] && [ $((SECONDS - start)) -lt 2 ] || fail "exit $rc, $((SECONDS - start)) s after SIGTERM"
+	grep -qx bye "$T/out" || fail "output before the signal lost"
+	sleep 3 # the rank's child ends
 }
 
 case_pmix() {
