@@ -372,13 +372,18 @@ static size_t steps_tasks(const struct job_steps *st)
 	return n;
 }
 
-/* The root of the batch script's tree: its registered pid that is no
- * srun step's task (the wrapper's, negated, when it is one). */
-static pid_t batch_root(const struct job *j)
+/* The root of the job's one tree: the registered pid that is no srun
+ * step's task (the wrapper's, negated, when it is one). */
+static pid_t batch_root(const struct job *j, const struct job_steps *st)
 {
-	for (size_t i = 0; i < j->nr_pids; i++)
-		if (j->pid_steps[i] >= SLURM_STEP_SPECIAL)
+	for (size_t i = 0; i < j->nr_pids; i++) {
+		int task = 0;
+		for (size_t s = 0; s < st->nr; s++)
+			for (size_t k = 0; k < st->nr_tasks[s]; k++)
+				task |= st->tasks[s][k] == (uint32_t)j->pids[i];
+		if (!task)
 			return j->pids[i] == j->wrapper ? -j->wrapper : j->pids[i];
+	}
 	return 0;
 }
 
@@ -418,7 +423,7 @@ static int resolve_job(const struct peer *p, const RpcDump *d, struct dump_targe
 			 j->nr_pids - steps_tasks(&t->steps));
 		ret = -ENOTSUP;
 	} else {
-		t->pid = batch_root(j);
+		t->pid = batch_root(j, &t->steps);
 		t->owner = j->uid;
 		snprintf(t->job, sizeof(t->job), "%u", j->id);
 		if (d->dir)
@@ -641,6 +646,10 @@ static int ops_check(struct conn *c, const RpcDump *d, struct dump_target *t, ui
 	req.has_only_uid = t->worker_uid != 0;
 	req.only_uid = (uint32_t)t->worker_uid;
 	steps_to_rpc(&t->steps, &req);
+	if (!d->has_job_id) { /* root's --step (users': refused in ops_dump) */
+		req.steps = d->steps;
+		req.n_steps = d->n_steps;
+	}
 	int ret = dump_ident(c, t, &who);
 	if (ret)
 		snprintf(err, sizeof(err), "uid %u: cannot list the user's groups", t->worker_uid);
@@ -659,6 +668,10 @@ int ops_dump(struct conn *c, const RpcDump *d)
 	uint32_t job = d->has_job_id ? d->job_id : 0, id = 0;
 	struct dump_target t;
 	int ret = resolve_dump(&c->peer, d, &t, err, sizeof(err));
+	if (!ret && d->n_steps && c->peer.uid) {
+		snprintf(err, sizeof(err), "dump: --step is root's (a job's steps are found by ckptd)");
+		ret = -EPERM;
+	}
 	if (ret) {
 		agent_log(job, "%s refused for uid %u: %s", d->check_only ? "check" : "dump",
 			  c->peer.uid, err);
@@ -682,7 +695,7 @@ int ops_dump(struct conn *c, const RpcDump *d)
 	req.has_only_uid = c->peer.uid != 0;
 	req.only_uid = (uint32_t)c->peer.uid;
 	/* steps: a job's, found here; root may name them for a tree */
-	if (d->has_job_id || c->peer.uid)
+	if (d->has_job_id)
 		steps_to_rpc(&t.steps, &req);
 	struct worker_msg res = { 0 };
 	struct ident who;

@@ -19,6 +19,7 @@
 #include "agent.h"
 
 #define SLURM_STEP_SPECIAL 0xfffffff0u /* batch, extern, interactive ... */
+#define SLURM_BATCH_STEP 0xfffffffbu /* SLURM_BATCH_SCRIPT */
 
 /* The value of `key` in pid's environment (as it started), or 0. */
 static unsigned long env_number(pid_t pid, const char *key)
@@ -108,10 +109,20 @@ static pid_t find_holder(pid_t root, unsigned long ino)
 	return 0;
 }
 
+/* Does the job have a batch script here (the tree its sruns are in)? */
+static int has_batch(const struct job *j)
+{
+	for (size_t i = 0; i < j->nr_pids; i++)
+		if (j->pid_steps[i] == SLURM_BATCH_STEP)
+			return 1;
+	return 0;
+}
+
 int steps_collect_locked(const struct job *j, struct job_steps *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
-	for (size_t i = 0; i < j->nr_pids; i++) {
+	/* without one, each registered tree stands alone (ckptctl register) */
+	for (size_t i = 0; has_batch(j) && i < j->nr_pids; i++) {
 		uint32_t step = j->pid_steps[i];
 		if (step >= SLURM_STEP_SPECIAL)
 			continue;

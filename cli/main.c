@@ -29,7 +29,7 @@ static void usage(FILE *f)
 		"       [-s|--leave-stopped] [-v|--verbose] [--stats]\n"
 		"       [--ext-unix-sk[=INODE]] [--tcp-established] [--skip-in-flight] [--shell-job]\n"
 		"       [--ghost-limit SIZE] [--parent SET] [--output-copy-limit SIZE]\n"
-		"       [--step CLIENT:PID[,PID...]]\n"
+		"       [--step CLIENT:PID[,PID...]]  (an srun step of the tree: docs/mpi.md)\n"
 		"                                checkpoint the tree rooted at PID (killed afterwards\n"
 		"                                unless -R or -s); --output-copy-limit: the largest\n"
 		"                                output file (O_APPEND, the job's own) kept with the\n"
