@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <grp.h>
 
 #include "file-kinds.h"
 #include "log.h"
@@ -193,6 +194,15 @@ void restore_step_proxy(struct restore_ctx *c, size_t idx)
 		ret = wait_go(c);
 	if (ret) {
 		pr_err("pid %u: the step proxy: %s", me->pid, strerror(-ret));
+		_exit(1);
+	}
+	/* root's restore: the proxy becomes the step's user (ckpt-step runs
+	 * as the user its server checks the ranks' credentials against) */
+	if (!geteuid() && (setgroups(0, NULL) || setresgid(me->step->gid, me->step->gid,
+							   me->step->gid) ||
+			   setresuid(me->step->uid, me->step->uid, me->step->uid))) {
+		pr_err("pid %u: the step proxy: cannot become uid %u: %s", me->pid, me->step->uid,
+		       strerror(errno));
 		_exit(1);
 	}
 	/* everything of the restore at or above fd_base is O_CLOEXEC */

@@ -118,14 +118,36 @@ struct step_restore {
 	size_t nr, cap;
 };
 
+/* Only a step's tasks hold step ends (their proxy holds the others). */
+static int held_by_step_tasks(const struct restore_files *rf, uint32_t id)
+{
+	for (size_t t = 0; t < rf->nr_tasks; t++) {
+		const TaskEntry *te = NULL;
+		for (size_t k = 0; rf->inv && k < rf->inv->n_tasks; k++)
+			if (rf->inv->tasks[k]->pid == (uint32_t)rf->tasks[t].pid)
+				te = rf->inv->tasks[k];
+		for (size_t i = 0; i < rf->tasks[t].nr; i++)
+			if (rf->tasks[t].fds[i]->file_id == id && (!te || !te->has_step_rank)) {
+				pr_err("pid %d: fd %u: a step's fd in a process that is no step's task",
+				       rf->tasks[t].pid, rf->tasks[t].fds[i]->fd);
+				return 0;
+			}
+	}
+	return 1;
+}
+
 static int step_read(struct img_set *set, struct restore_files *rf, void **priv)
 {
 	(void)set;
+	int any = 0;
 	for (size_t i = 0; i < rf->nr_files; i++)
 		if (rf->files[i]->type == FILE_TYPE__FILE_STEP_END) {
-			*priv = calloc(1, sizeof(struct step_restore));
-			return *priv ? 0 : -ENOMEM;
+			if (!held_by_step_tasks(rf, rf->files[i]->id))
+				return -EINVAL;
+			any = 1;
 		}
+	if (any && !(*priv = calloc(1, sizeof(struct step_restore))))
+		return -ENOMEM;
 	return 0;
 }
 
