@@ -160,6 +160,27 @@ int auth_may_dump_tree(const struct peer *p, pid_t root, char *err, size_t errle
 int auth_peer_groups(const struct peer *p, gid_t *groups, int *nr);
 pid_t auth_wrapped_child(pid_t wrapper, pid_t exclude);
 
+/* steps.c: the srun steps of a job (docs/mpi.md) */
+#define JOB_STEPS_MAX 16
+#define JOB_STEP_TASKS_MAX 256
+struct job_steps {
+	size_t nr;
+	uint32_t id[JOB_STEPS_MAX];
+	uint32_t client[JOB_STEPS_MAX];
+	uint32_t tasks[JOB_STEPS_MAX][JOB_STEP_TASKS_MAX];
+	size_t nr_tasks[JOB_STEPS_MAX];
+	RpcStep rpc[JOB_STEPS_MAX];
+	RpcStep *ptrs[JOB_STEPS_MAX];
+};
+/* Each srun step's registered tasks, under agent.lock.  0, or -errno
+ * with err set. */
+int steps_collect_locked(const struct job *j, struct job_steps *out, char *err, size_t errlen);
+/* Each step's client: the srun of the tree rooted at root that listens
+ * on the step's SLURM_SRUN_COMM_PORT.  0, or -ENOTSUP with err set. */
+int steps_find_clients(uint32_t job, pid_t root, struct job_steps *st, char *err, size_t errlen);
+/* Point req's steps at st's (which must outlive req). */
+void steps_to_rpc(struct job_steps *st, RpcDump *req);
+
 /* periodic.c: checkpoints of jobs with policy "periodic". */
 int periodic_start(void);
 

@@ -349,6 +349,7 @@ struct dump_target {
 	uid_t worker_uid;    /* whom the worker becomes (dump_ident) */
 	gid_t worker_gid;
 	int job_user;        /* a job's own place: written as the job's user */
+	struct job_steps steps; /* a job's srun steps (steps.c) */
 };
 
 static int primary_gid(uid_t uid, gid_t *gid)
@@ -363,42 +364,25 @@ static int primary_gid(uid_t uid, gid_t *gid)
 
 #define SLURM_STEP_SPECIAL 0xfffffff0u /* batch, extern, interactive ... */
 
-/* The command name of pid's parent ("" if gone). */
-static void parent_comm(pid_t pid, char *comm, size_t len)
+static size_t steps_tasks(const struct job_steps *st)
 {
-	char path[64];
-	long ppid = status_number(pid, "PPid");
-	comm[0] = '\0';
-	if (ppid <= 0)
-		return;
-	snprintf(path, sizeof(path), "/proc/%ld/comm", ppid);
-	FILE *f = fopen(path, "re");
-	if (f && fgets(comm, (int)len, f))
-		comm[strcspn(comm, "\n")] = '\0';
-	if (f)
-		fclose(f);
+	size_t n = 0;
+	for (size_t s = 0; s < st->nr; s++)
+		n += st->nr_tasks[s];
+	return n;
 }
 
-/* A step launched by srun runs its tasks under its own slurmstepd,
- * outside the batch script's tree, with stdio and a PMIx connection to
- * slurmstepd: refused before anything is stopped, saying which step
- * (docs/mpi.md is the plan for them).  1 when it said so. */
-static int srun_step_locked(const struct job *j, char *err, size_t errlen)
+/* The root of the job's one tree: the registered pid that is no srun
+ * step's task (the wrapper's, negated, when it is one). */
+static pid_t batch_root(const struct job *j, const struct job_steps *st)
 {
-	char comm[32];
 	for (size_t i = 0; i < j->nr_pids; i++) {
-		uint32_t step = j->pid_steps[i];
-		size_t n = 0;
-		if (step >= SLURM_STEP_SPECIAL)
-			continue;
-		parent_comm(j->pids[i], comm, sizeof(comm));
-		if (strcmp(comm, "slurmstepd"))
-			continue;
-		for (size_t k = 0; k < j->nr_pids; k++)
-			n += j->pid_steps[k] == step;
-		snprintf(err, errlen, "job %u: step %u: %zu task%s under slurmstepd (srun steps are "
-			 "not supported yet, see docs/mpi.md)", j->id, step, n, n == 1 ? "" : "s");
-		return 1;
+		int task = 0;
+		for (size_t s = 0; s < st->nr; s++)
+			for (size_t k = 0; k < st->nr_tasks[s]; k++)
+				task |= st->tasks[s][k] == (uint32_t)j->pids[i];
+		if (!task)
+			return j->pids[i] == j->wrapper ? -j->wrapper : j->pids[i];
 	}
 	return 0;
 }
@@ -432,14 +416,14 @@ static int resolve_job(const struct peer *p, const RpcDump *d, struct dump_targe
 		snprintf(err, errlen, "job %u: no task of it is registered (it does not run here)",
 			 d->job_id);
 		ret = -ESRCH;
-	} else if (srun_step_locked(j, err, errlen)) {
-		ret = -ENOTSUP;
-	} else if (j->nr_pids != 1) {
+	} else if ((ret = steps_collect_locked(j, &t->steps, err, errlen))) {
+		;
+	} else if (j->nr_pids - steps_tasks(&t->steps) != 1) {
 		snprintf(err, errlen, "job %u has %zu task trees; one dump covers one tree", d->job_id,
-			 j->nr_pids);
+			 j->nr_pids - steps_tasks(&t->steps));
 		ret = -ENOTSUP;
 	} else {
-		t->pid = j->pids[0] == j->wrapper ? -j->wrapper : j->pids[0];
+		t->pid = batch_root(j, &t->steps);
 		t->owner = j->uid;
 		snprintf(t->job, sizeof(t->job), "%u", j->id);
 		if (d->dir)
@@ -467,6 +451,8 @@ static int resolve_job(const struct peer *p, const RpcDump *d, struct dump_targe
 			ret = t->pid == -ESRCH ? -ESRCH : -ENOTSUP;
 		}
 	}
+	if (!ret && t->steps.nr)
+		ret = steps_find_clients(d->job_id, t->pid, &t->steps, err, errlen);
 	return ret;
 }
 
@@ -633,7 +619,7 @@ static int reply_dump(struct conn *c, int ret, const char *err, const struct wor
 /* A check (d->check_only): what the dump would refuse, on the running
  * tree, by the worker the dump would have (the job's user for a job), no
  * set made, nothing journalled; not a failure of the job when it says no. */
-static int ops_check(struct conn *c, const RpcDump *d, const struct dump_target *t, uint32_t job)
+static int ops_check(struct conn *c, const RpcDump *d, struct dump_target *t, uint32_t job)
 {
 	char err[512] = "";
 	uint32_t id = 0;
@@ -659,6 +645,11 @@ static int ops_check(struct conn *c, const RpcDump *d, const struct dump_target 
 	 * the user's, as PTRACE_SEIZE would for the dump. */
 	req.has_only_uid = t->worker_uid != 0;
 	req.only_uid = (uint32_t)t->worker_uid;
+	steps_to_rpc(&t->steps, &req);
+	if (!d->has_job_id) { /* root's --step (users': refused in ops_dump) */
+		req.steps = d->steps;
+		req.n_steps = d->n_steps;
+	}
 	int ret = dump_ident(c, t, &who);
 	if (ret)
 		snprintf(err, sizeof(err), "uid %u: cannot list the user's groups", t->worker_uid);
@@ -677,6 +668,10 @@ int ops_dump(struct conn *c, const RpcDump *d)
 	uint32_t job = d->has_job_id ? d->job_id : 0, id = 0;
 	struct dump_target t;
 	int ret = resolve_dump(&c->peer, d, &t, err, sizeof(err));
+	if (!ret && d->n_steps && c->peer.uid) {
+		snprintf(err, sizeof(err), "dump: --step is root's (a job's steps are found by ckptd)");
+		ret = -EPERM;
+	}
 	if (ret) {
 		agent_log(job, "%s refused for uid %u: %s", d->check_only ? "check" : "dump",
 			  c->peer.uid, err);
@@ -699,6 +694,9 @@ int ops_dump(struct conn *c, const RpcDump *d)
 	req.owner = (uint32_t)t.owner;
 	req.has_only_uid = c->peer.uid != 0;
 	req.only_uid = (uint32_t)c->peer.uid;
+	/* steps: a job's, found here; root may name them for a tree */
+	if (d->has_job_id)
+		steps_to_rpc(&t.steps, &req);
 	struct worker_msg res = { 0 };
 	struct ident who;
 	char jwhere[PATH_MAX + sizeof(t.job) + 1]; /* room for all: never cut */

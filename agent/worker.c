@@ -82,6 +82,23 @@ static void on_created(void *arg, const struct created *c)
 		usleep(50);
 }
 
+/* The request's srun steps (set by ckptd: steps.c) as the engine's. */
+static int worker_steps(const RpcDump *d, struct ckpt_step *steps, struct ckpt_dump_opts *o)
+{
+	if (d->n_steps > JOB_STEPS_MAX)
+		return -E2BIG;
+	for (size_t s = 0; s < d->n_steps; s++) {
+		if (!d->steps[s]->n_tasks)
+			return -EINVAL;
+		steps[s].client = (pid_t)d->steps[s]->client;
+		steps[s].tasks = (const pid_t *)d->steps[s]->tasks; /* uint32 pids */
+		steps[s].nr_tasks = d->steps[s]->n_tasks;
+	}
+	o->steps = d->n_steps ? steps : NULL;
+	o->nr_steps = d->n_steps;
+	return 0;
+}
+
 static int do_dump(const RpcDump *d, uid_t uid)
 {
 	struct ckpt_dump_opts o = { 0 };
@@ -112,8 +129,10 @@ static int do_dump(const RpcDump *d, uid_t uid)
 	o.uid = (uid_t)d->owner;
 	o.check_only = d->check_only;
 	(void)uid;
+	struct ckpt_step steps[JOB_STEPS_MAX];
+	int ret = worker_steps(d, steps, &o);
 	created_hook(on_created, NULL);
-	int ret = ckpt_dump(&o, &st);
+	ret = ret ? ret : ckpt_dump(&o, &st);
 	struct worker_msg m = { .type = WMSG_RESULT, .result = ret };
 	if (!ret) {
 		m.frozen_ns = st.frozen_ns;

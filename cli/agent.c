@@ -263,6 +263,16 @@ int agent_dump(const struct ckpt_dump_opts *o, uint32_t job, struct ckpt_dump_st
 	d.verbose = (uint32_t)o->verbose;
 	d.has_check_only = o->check_only != 0;
 	d.check_only = o->check_only;
+	RpcStep steps[16], *step_ptrs[16];
+	for (size_t i = 0; i < o->nr_steps && i < 16; i++) {
+		rpc_step__init(&steps[i]);
+		steps[i].client = (uint32_t)o->steps[i].client;
+		steps[i].tasks = (uint32_t *)o->steps[i].tasks; /* pids as uint32 */
+		steps[i].n_tasks = o->steps[i].nr_tasks;
+		step_ptrs[i] = &steps[i];
+	}
+	d.steps = o->nr_steps ? step_ptrs : NULL;
+	d.n_steps = o->nr_steps < 16 ? o->nr_steps : 16;
 	req.req_case = RPC_REQUEST__REQ_DUMP;
 	req.dump = &d;
 	int err;

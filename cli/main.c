@@ -29,6 +29,7 @@ static void usage(FILE *f)
 		"       [-s|--leave-stopped] [-v|--verbose] [--stats]\n"
 		"       [--ext-unix-sk[=INODE]] [--tcp-established] [--skip-in-flight] [--shell-job]\n"
 		"       [--ghost-limit SIZE] [--parent SET] [--output-copy-limit SIZE]\n"
+		"       [--step CLIENT:PID[,PID...]]  (an srun step of the tree: docs/mpi.md)\n"
 		"                                checkpoint the tree rooted at PID (killed afterwards\n"
 		"                                unless -R or -s); --output-copy-limit: the largest\n"
 		"                                output file (O_APPEND, the job's own) kept with the\n"
@@ -113,6 +114,7 @@ enum {
 	OPT_SHELL_JOB,
 	OPT_GHOST_LIMIT,
 	OPT_PARENT,
+	OPT_STEP,
 	OPT_SKIP_FILE_CHECK,
 	OPT_KEEP_LATER_OUTPUT,
 	OPT_TCP_CLOSE,
@@ -180,6 +182,36 @@ static int parse_copy_limit(const char *arg, struct ckpt_dump_opts *o)
 	return 0;
 }
 
+#define MAX_STEPS 16
+#define MAX_STEP_TASKS 1024
+
+/* --step CLIENT:PID[,PID...]: an srun step of the tree (docs/mpi.md). */
+static int parse_step(const char *arg, struct ckpt_dump_opts *o, struct ckpt_step *steps,
+		      pid_t (*tasks)[MAX_STEP_TASKS])
+{
+	struct ckpt_step *st = &steps[o->nr_steps];
+	char *end;
+	long v = strtol(arg, &end, 10);
+	if (o->nr_steps == MAX_STEPS || end == arg || *end != ':' || v <= 0)
+		goto bad;
+	st->client = (pid_t)v;
+	st->tasks = tasks[o->nr_steps];
+	st->nr_tasks = 0;
+	do {
+		const char *p = end + 1;
+		v = strtol(p, &end, 10);
+		if (end == p || v <= 0 || (*end && *end != ',') || st->nr_tasks == MAX_STEP_TASKS)
+			goto bad;
+		tasks[o->nr_steps][st->nr_tasks++] = (pid_t)v;
+	} while (*end);
+	o->steps = steps;
+	o->nr_steps++;
+	return 0;
+bad:
+	fprintf(stderr, "ckptctl: dump: --step %s: expected CLIENT:PID[,PID...]\n", arg);
+	return -1;
+}
+
 static int cmd_dump(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -196,6 +228,7 @@ static int cmd_dump(int argc, char **argv)
 		{ "ghost-limit", required_argument, 0, OPT_GHOST_LIMIT },
 		{ "output-copy-limit", required_argument, 0, OPT_OUTPUT_COPY_LIMIT },
 		{ "parent", required_argument, 0, OPT_PARENT },
+		{ "step", required_argument, 0, OPT_STEP },
 		{ "job", required_argument, 0, OPT_JOB },
 		{ "base", required_argument, 0, OPT_BASE },
 		{ "uid", required_argument, 0, OPT_UID },
@@ -205,6 +238,8 @@ static int cmd_dump(int argc, char **argv)
 	struct ckpt_dump_opts o = { 0 };
 	struct ckpt_dump_stats st;
 	uint64_t ext_inodes[MAX_REPEAT];
+	static struct ckpt_step steps[MAX_STEPS];
+	static pid_t step_tasks[MAX_STEPS][MAX_STEP_TASKS];
 	int c, stats = 0;
 
 	opterr = 0;
@@ -239,6 +274,10 @@ static int cmd_dump(int argc, char **argv)
 				return 1;
 			break;
 		case OPT_PARENT: o.parent = optarg; break;
+		case OPT_STEP:
+			if (parse_step(optarg, &o, steps, step_tasks))
+				return 1;
+			break;
 		case OPT_CHECK_ONLY: o.check_only = 1; break;
 		case OPT_JOB: o.job = optarg; break;
 		case OPT_BASE: o.base = optarg; break;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "ckpt/ckpt.h"
 #include "cgroup.h"
 #include "log.h"
 #include "proc.h"
@@ -250,10 +251,11 @@ static CgroupSetEntry *new_set(struct cg_dump *d, const struct cg_line *l, int n
 	return s;
 }
 
-static int dump_thread(struct cg_dump *d, const struct frozen_task *t, int i)
+/* from: the process whose cgroups the thread is restored in, 0: its own. */
+static int dump_thread(struct cg_dump *d, const struct frozen_task *t, int i, pid_t from)
 {
 	struct cg_line l[CG_MAX_HIER];
-	int n = cg_read_lines(t->pid, t->threads[i].tid, l);
+	int n = from ? cg_read_lines(from, from, l) : cg_read_lines(t->pid, t->threads[i].tid, l);
 	if (n < 0) {
 		pr_err("pid %d: thread %d: cgroups: %s", t->pid, t->threads[i].tid, strerror(-n));
 		return n;
@@ -479,10 +481,15 @@ static int dump_dirs_of(struct cg_dump *d, const char *hier, const char *path)
 static int collect(struct cg_dump *d, const struct frozen_tree *tree)
 {
 	int ret = 0;
-	for (int i = 0; !ret && i < tree->nr_tasks; i++)
-		for (int k = 0; !ret && !tree->tasks[i].zombie && k < tree->tasks[i].nr_threads;
-		     k++)
-			ret = dump_thread(d, &tree->tasks[i], k);
+	for (int i = 0; !ret && i < tree->nr_tasks; i++) {
+		const struct frozen_task *t = &tree->tasks[i];
+		/* a step's client comes back as one thread, the proxy; the
+		 * step's tasks in its cgroups, the batch step's (docs/mpi.md) */
+		int n = t->step_client ? 1 : t->nr_threads;
+		pid_t from = t->step && !t->step_client ? tree->steps[t->step - 1].client : 0;
+		for (int k = 0; !ret && !t->zombie && k < n; k++)
+			ret = dump_thread(d, t, k, from);
+	}
 	for (size_t s = 0; !ret && s < d->e.n_sets; s++)
 		for (size_t m = 0; !ret && m < d->sets[s]->n_members; m++)
 			ret = dump_dirs_of(d, d->sets[s]->members[m]->hierarchy,

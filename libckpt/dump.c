@@ -39,6 +39,7 @@
 #include "log.h"
 #include "progress.h"
 #include "mem.h"
+#include "step.h"
 #include "proc.h"
 #include "saved-files.h"
 #include "storage.h"
@@ -51,11 +52,46 @@ int ckpt_verbose;
 
 #define INVENTORY_VERSION IMG_FORMAT_VERSION /* the inventory carries the image format */
 
+/* A step's client carries its step_entry; a step's task, its PMIx rank. */
+static int inventory_step(const struct frozen_tree *tree, int i, TaskEntry *te, StepEntry *st)
+{
+	const struct frozen_task *ft = &tree->tasks[i];
+	if (ft->step_client) {
+		te->step = st;
+		return step_entry_read(tree, i, st);
+	}
+	if (!ft->step)
+		return 0;
+	long rank = step_task_rank(ft->pid);
+	if (rank < 0) {
+		pr_err("pid %d: a task of step %d with no PMIx rank in its environment: not supported",
+		       ft->pid, ft->step - 1);
+		return -ENOTSUP;
+	}
+	te->has_step_rank = 1;
+	te->step_rank = (uint32_t)rank;
+	return 0;
+}
+
+/* What a step needs, before anything is read: the same as the inventory. */
+static int check_steps(const struct frozen_tree *tree)
+{
+	int ret = 0;
+	for (int i = 0; !ret && i < tree->nr_tasks; i++) {
+		TaskEntry te = TASK_ENTRY__INIT;
+		StepEntry st = STEP_ENTRY__INIT;
+		ret = inventory_step(tree, i, &te, &st);
+		step_entry_free(&st);
+	}
+	return ret;
+}
+
 static int write_inventory(struct img_set *set, const struct frozen_tree *tree)
 {
 	InventoryEntry inv = INVENTORY_ENTRY__INIT;
 	TaskEntry *tasks = calloc((size_t)tree->nr_tasks, sizeof(*tasks));
 	TaskEntry **ptrs = calloc((size_t)tree->nr_tasks, sizeof(*ptrs));
+	StepEntry *steps = calloc((size_t)tree->nr_tasks, sizeof(*steps));
 	uint32_t *tids = NULL;
 	struct utsname un;
 	struct timespec ts;
@@ -65,7 +101,7 @@ static int write_inventory(struct img_set *set, const struct frozen_tree *tree)
 	for (int i = 0; i < tree->nr_tasks; i++)
 		nr_tids += tree->tasks[i].nr_threads;
 	tids = calloc((size_t)nr_tids + 1, sizeof(*tids));
-	if (!tasks || !ptrs || !tids)
+	if (!tasks || !ptrs || !tids || !steps)
 		goto out;
 	uname(&un);
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -86,7 +122,8 @@ static int write_inventory(struct img_set *set, const struct frozen_tree *tree)
 		tasks[i].sid = (uint32_t)ft->vsid;
 		tasks[i].comm = (char *)ft->comm;
 		tasks[i].tids = t;
-		tasks[i].n_tids = (size_t)ft->nr_threads;
+		/* a step's client comes back as one process, the proxy */
+		tasks[i].n_tids = ft->step_client ? 1 : (size_t)ft->nr_threads;
 		tasks[i].has_zombie = tasks[i].has_exit_status = ft->zombie;
 		tasks[i].zombie = ft->zombie;
 		tasks[i].exit_status = ft->exit_status;
@@ -99,6 +136,8 @@ static int write_inventory(struct img_set *set, const struct frozen_tree *tree)
 		for (int j = 0; j < ft->nr_threads; j++)
 			*t++ = (uint32_t)ft->threads[j].vtid;
 		ptrs[i] = &tasks[i];
+		if ((ret = inventory_step(tree, i, &tasks[i], &steps[i])))
+			goto out;
 	}
 	inv.tasks = ptrs;
 	inv.n_tasks = (size_t)tree->nr_tasks;
@@ -108,6 +147,9 @@ static int write_inventory(struct img_set *set, const struct frozen_tree *tree)
 		ret = ret ? ret : cret;
 	}
 out:
+	for (int i = 0; steps && i < tree->nr_tasks; i++)
+		step_entry_free(&steps[i]);
+	free(steps);
 	free(tasks);
 	free(ptrs);
 	free(tids);
@@ -222,9 +264,9 @@ static int leave_tree_netns(int back)
  * does not first cost the job the whole memory copy (seconds at GiBs). */
 static int check_refusals(const struct frozen_tree *tree, const struct ckpt_dump_opts *o)
 {
-	int ret = 0;
+	int ret = check_steps(tree);
 	for (int i = 0; !ret && i < tree->nr_tasks; i++)
-		if (!tree->tasks[i].zombie)
+		if (!tree->tasks[i].zombie && !tree->tasks[i].step_client)
 			ret = check_mm(tree->tasks[i].pid);
 	for (int i = 0; !ret && o->only_uid_set && i < tree->nr_tasks; i++)
 		if (!tree->tasks[i].zombie)
@@ -242,11 +284,13 @@ static int dump_tree(struct img_set *set, const struct frozen_tree *tree,
 		const struct frozen_task *t = &tree->tasks[i];
 		struct mem_stats ms = { 0, 0 };
 		uint64_t brk = 0;
-		if (t->zombie)
-			continue; /* all of it is in the inventory */
+		if (t->zombie || t->step_client)
+			continue; /* all of it is in the inventory (and fdinfo) */
+		char *step_dir = t->step ? step_tmpdir(t->pid) : NULL;
 		ret = dump_core(set, t, &brk);
 		if (!ret)
-			ret = dump_mm(set, t->pid, t->vpid, brk, 0, &ms);
+			ret = dump_mm(set, t->pid, t->vpid, brk, 0, step_dir, &ms);
+		free(step_dir);
 		if (ret)
 			return ret;
 		st->memory_bytes += ms.bytes_in;
@@ -268,7 +312,7 @@ static int dump_tree(struct img_set *set, const struct frozen_tree *tree,
 static int check_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 {
 	struct frozen_tree tree;
-	int ret = list_tree(o->pid, &tree);
+	int ret = list_tree_steps(o->pid, o->steps, o->nr_steps, &tree);
 	if (ret)
 		return ret;
 	st->nr_tasks = (uint32_t)tree.nr_tasks;
@@ -287,7 +331,7 @@ static int check_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st
 
 int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 {
-	struct frozen_tree tree = { 0, NULL };
+	struct frozen_tree tree = { 0 };
 	struct img_set *set;
 	struct dump_target target;
 	uint64_t t0 = now_ns(), t_frozen;
@@ -303,7 +347,7 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	if ((ret = dump_target_open(o, &target, &set)))
 		return ret;
 	t_frozen = now_ns();
-	if ((ret = freeze_tree(o->pid, &tree))) {
+	if ((ret = freeze_tree_steps(o->pid, o->steps, o->nr_steps, steps_drained, &tree))) {
 		dump_target_abort(&target);
 		dump_target_close(&target);
 		return ret;

@@ -135,6 +135,14 @@ extern const struct file_kind procfile_kind; /* procfile.c */
 extern const struct file_kind bpfmap_kind, fanotify_kind; /* bpfmap.c, fanotify.c */
 extern const struct file_kind packet_sk_kind, netlink_sk_kind; /* sk-packet.c, sk-netlink.c */
 extern const struct file_kind shmem_fd_kind; /* shmem-fd.c */
+extern const struct file_kind step_end_kind; /* step-fds.c */
+
+/* The restore state of `kind` (what its read made), or NULL. */
+void *files_kind_priv(const struct restore_files *rf, const struct file_kind *kind);
+
+/* step-fds.c: the proxy's end of the fd that task `pid` has in role
+ * `role` (step_role), in the driver's pool range; -1 if none. */
+int step_proxy_end(const struct restore_files *rf, uint32_t pid, int role);
 
 /* A duplicate of fd `fd` of `pid` in the dumper (pidfd_getfd; the task
  * must be traced by us or we are root).  -errno on failure. */

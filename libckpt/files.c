@@ -27,6 +27,7 @@
 
 static const struct file_kind *const file_kinds[] = {
 	&pidfd_kind, /* first: its post_install puts live pidfds in place for the others */
+	&step_end_kind, /* before pipes and sockets: a step's ends of slurmstepd's (step-fds.c) */
 	&pipe_kind,
 	&unix_sk_kind,
 	&eventfd_kind,
@@ -303,15 +304,19 @@ static int fd_closed(pid_t pid, int fd)
 
 /* A zombie has no fd table left (and its /proc/PID/fd is root's: a
  * user's dump may not even list it): none. */
-static int dump_task_fds(struct files_dump *c, struct img_set *set, pid_t pid, int zombie)
+static int dump_task_fds(struct files_dump *c, struct img_set *set, const struct frozen_task *t)
 {
 	int *fds = NULL;
 	size_t nr = 0;
 	char name[64];
 	struct img *img;
-	int ret = zombie ? 0 : list_fds(pid, &fds, &nr);
+	pid_t pid = t->pid;
+	int ret = t->zombie ? 0 : list_fds(pid, &fds, &nr);
 	if (ret)
 		return ret;
+	/* a step's client (srun) is not restored: only its stdio is, the proxy's */
+	while (t->step_client && nr && fds[nr - 1] > 2)
+		nr--;
 	FdEntry *ents = arena_alloc(&c->a, (nr + 1) * sizeof(*ents));
 	ret = ents ? 0 : -ENOMEM;
 	for (size_t i = 0; !ret && i < nr; i++) {
@@ -397,7 +402,7 @@ int dump_files(struct img_set *set, const struct frozen_tree *tree,
 	/* a table shared by several processes: once, with its owner */
 	for (int i = 0; !ret && i < tree->nr_tasks; i++)
 		if (fdtable_owner(tree, i) < 0)
-			ret = dump_task_fds(&c, set, tree->tasks[i].pid, tree->tasks[i].zombie);
+			ret = dump_task_fds(&c, set, &tree->tasks[i]);
 	/* a queue peeked meanwhile may add fds in flight */
 	for (size_t i = 0; !ret && i < c.nr_inflight; i++)
 		ret = resolve_inflight(&c, i);
@@ -638,6 +643,14 @@ int files_before_tree(struct restore_files *rf)
 		if (file_kinds[k]->before_tree)
 			ret = file_kinds[k]->before_tree(rf, rf->priv[k]);
 	return ret;
+}
+
+void *files_kind_priv(const struct restore_files *rf, const struct file_kind *kind)
+{
+	for (size_t k = 0; k < NR_KINDS; k++)
+		if (file_kinds[k] == kind)
+			return rf->priv[k];
+	return NULL;
 }
 
 int files_task_fd_to_pool(const struct restore_files *rf, size_t idx, int fd)

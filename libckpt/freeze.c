@@ -42,6 +42,7 @@
 #include <linux/kcmp.h>
 #include <sys/wait.h>
 
+#include "ckpt/ckpt.h"
 #include "freeze.h"
 
 #define PF_KTHREAD 0x00200000UL
@@ -396,6 +397,15 @@ static int seize_threads(struct frozen_task *t, bool root)
 	return ret < 0 ? ret : added;
 }
 
+/* The step whose client `pid` is, or -1. */
+static int step_client_of(const struct frozen_tree *tree, pid_t pid)
+{
+	for (size_t s = 0; s < tree->nr_steps; s++)
+		if (tree->steps[s].client == pid)
+			return (int)s;
+	return -1;
+}
+
 static int add_child(struct frozen_tree *tree, pid_t child)
 {
 	if (child <= 0 || has_task(tree, child))
@@ -416,6 +426,8 @@ static int add_child(struct frozen_tree *tree, pid_t child)
 static int scan_children_file(struct frozen_tree *tree, int i, bool *supported)
 {
 	int added = 0;
+	if (step_client_of(tree, tree->tasks[i].pid) >= 0)
+		return 0; /* its step's tasks are there already; srun's shepherd is not */
 	for (int j = 0; j < tree->tasks[i].nr_threads; j++) {
 		char path[96], buf[8192];
 		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", tree->tasks[i].pid,
@@ -451,7 +463,7 @@ static int scan_children_proc(struct frozen_tree *tree)
 		struct task_stat st;
 		if (pid <= 0 || has_task(tree, pid) || read_stat(pid, &st))
 			continue;
-		if (!has_task(tree, st.ppid))
+		if (!has_task(tree, st.ppid) || step_client_of(tree, st.ppid) >= 0)
 			continue;
 		ret = add_child(tree, pid);
 		if (ret < 0)
@@ -670,11 +682,116 @@ static int check_session(const struct frozen_tree *tree, const struct frozen_tas
 	return -ENOTSUP;
 }
 
+/* A step's tasks, added (not seized yet) and marked. */
+static int add_step_tasks(struct frozen_tree *tree)
+{
+	for (size_t s = 0; s < tree->nr_steps; s++)
+		for (size_t k = 0; k < tree->steps[s].nr_tasks; k++) {
+			pid_t pid = tree->steps[s].tasks[k];
+			if (has_task(tree, pid)) {
+				fprintf(stderr, "step %zu: task %d is in the tree already\n", s, pid);
+				return -EINVAL;
+			}
+			int ret = add_child(tree, pid);
+			if (ret < 0)
+				return ret;
+			tree->tasks[tree->nr_tasks - 1].step = (int)s + 1;
+		}
+	return 0;
+}
+
+/* Each step's client is a process of the tree; a step's tasks read as its
+ * children, in its session (the tasks' own is slurmstepd's: docs/mpi.md). */
+static int graft_steps(struct frozen_tree *tree)
+{
+	for (size_t s = 0; s < tree->nr_steps; s++) {
+		struct frozen_task *client = NULL;
+		for (int i = 0; i < tree->nr_tasks; i++)
+			if (tree->tasks[i].pid == tree->steps[s].client)
+				client = &tree->tasks[i];
+		if (!client || client->step || client->zombie || client == &tree->tasks[0]) {
+			fprintf(stderr, "step %zu: its client, pid %d, is not a process of the tree\n", s,
+				tree->steps[s].client);
+			return -EINVAL;
+		}
+		client->step = (int)s + 1;
+		client->step_client = true;
+		for (int i = 0; i < tree->nr_tasks; i++)
+			if (tree->tasks[i].step == (int)s + 1 && !tree->tasks[i].step_client) {
+				tree->tasks[i].ppid = client->pid;
+				tree->tasks[i].sid = client->sid;
+			}
+	}
+	return 0;
+}
+
+/* Parents before children again (a step's tasks were added first). */
+static int order_tree(struct frozen_tree *tree)
+{
+	struct frozen_task *out = calloc((size_t)tree->nr_tasks, sizeof(*out));
+	bool *placed = calloc((size_t)tree->nr_tasks, sizeof(*placed));
+	int n = 0, ret = out && placed ? 0 : -ENOMEM;
+	for (int round = 0; !ret && n < tree->nr_tasks; round++) {
+		int before = n;
+		for (int i = 0; i < tree->nr_tasks; i++) {
+			bool parent_placed = i == 0;
+			for (int j = 0; !parent_placed && j < n; j++)
+				parent_placed = out[j].pid == tree->tasks[i].ppid;
+			if (!placed[i] && parent_placed) {
+				out[n++] = tree->tasks[i];
+				placed[i] = true;
+			}
+		}
+		if (n == before)
+			ret = -EINVAL; /* cannot happen: every parent is in the tree */
+	}
+	if (!ret) {
+		free(tree->tasks);
+		tree->tasks = out;
+		out = NULL;
+	}
+	free(out);
+	free(placed);
+	return ret;
+}
+
+static void set_step_vsids(struct frozen_tree *tree)
+{
+	for (int i = 0; i < tree->nr_tasks; i++)
+		for (int j = 0; tree->tasks[i].step && !tree->tasks[i].step_client && j < tree->nr_tasks;
+		     j++)
+			if (tree->tasks[j].pid == tree->tasks[i].ppid)
+				tree->tasks[i].vsid = tree->tasks[j].vsid;
+}
+
+/* Ids, grafted steps, parents first, numbers as the tree sees them,
+ * sessions: what freeze_tree and list_tree do once every task is in. */
+static int settle_tree(struct frozen_tree *tree)
+{
+	int ret = graft_steps(tree);
+	if (!ret && tree->nr_steps)
+		ret = order_tree(tree);
+	if (!ret)
+		read_tree_vids(tree);
+	set_step_vsids(tree);
+	for (int i = 1; ret == 0 && i < tree->nr_tasks; i++)
+		ret = check_session(tree, &tree->tasks[i]);
+	return ret;
+}
+
 int freeze_tree(pid_t root, struct frozen_tree *tree)
+{
+	return freeze_tree_steps(root, NULL, 0, NULL, tree);
+}
+
+int freeze_tree_steps(pid_t root, const struct ckpt_step *steps, size_t nr_steps,
+		      int (*drained)(const struct frozen_tree *), struct frozen_tree *tree)
 {
 	int ret;
 
 	memset(tree, 0, sizeof(*tree));
+	tree->steps = steps;
+	tree->nr_steps = nr_steps;
 	bool stopped = false;
 	ret = check_task(root, &stopped, NULL);
 	if (ret)
@@ -683,15 +800,21 @@ int freeze_tree(pid_t root, struct frozen_tree *tree)
 	if (!t)
 		return -ENOMEM;
 	t->stopped = stopped;
-	do {
-		ret = freeze_pass(tree);
-	} while (ret > 0);
+	/* the steps' tasks first, and what they wrote on its way to srun */
+	ret = add_step_tasks(tree);
+	for (int i = 1; !ret && i < tree->nr_tasks; i++)
+		ret = seize_threads(&tree->tasks[i], false) < 0 ? -ESRCH : 0;
+	if (!ret && nr_steps && drained)
+		ret = drained(tree);
+	if (!ret) {
+		do
+			ret = freeze_pass(tree);
+		while (ret > 0);
+	}
 	for (int i = 0; ret == 0 && i < tree->nr_tasks; i++)
 		ret = read_task_state(&tree->tasks[i], i == 0);
 	if (!ret)
-		read_tree_vids(tree);
-	for (int i = 1; ret == 0 && i < tree->nr_tasks; i++)
-		ret = check_session(tree, &tree->tasks[i]);
+		ret = settle_tree(tree);
 	if (ret) {
 		unfreeze_tree(tree, UNFREEZE_RESUME);
 		frozen_tree_free(tree);
@@ -735,15 +858,27 @@ static int list_threads(struct frozen_task *t)
 
 int list_tree(pid_t root, struct frozen_tree *tree)
 {
+	return list_tree_steps(root, NULL, 0, tree);
+}
+
+int list_tree_steps(pid_t root, const struct ckpt_step *steps, size_t nr_steps,
+		    struct frozen_tree *tree)
+{
 	bool stopped = false, children_file = true;
 	int ret, added;
 
 	memset(tree, 0, sizeof(*tree));
+	tree->steps = steps;
+	tree->nr_steps = nr_steps;
 	if ((ret = check_task(root, &stopped, NULL)))
 		return ret;
 	if (!add_task(tree, root))
 		return -ENOMEM;
 	tree->tasks[0].stopped = stopped;
+	if ((ret = add_step_tasks(tree))) {
+		frozen_tree_free(tree);
+		return ret;
+	}
 	/* Breadth first: the children a task adds are listed in turn. */
 	for (int i = 0; !ret && i < tree->nr_tasks; i++) {
 		ret = list_threads(&tree->tasks[i]);
@@ -762,9 +897,7 @@ int list_tree(pid_t root, struct frozen_tree *tree)
 	for (int i = 0; ret == 0 && i < tree->nr_tasks; i++)
 		ret = read_task_ids(&tree->tasks[i], i == 0);
 	if (!ret)
-		read_tree_vids(tree);
-	for (int i = 1; ret == 0 && i < tree->nr_tasks; i++)
-		ret = check_session(tree, &tree->tasks[i]);
+		ret = settle_tree(tree);
 	if (ret)
 		frozen_tree_free(tree);
 	return ret;

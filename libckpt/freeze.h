@@ -39,11 +39,19 @@ struct frozen_task {
 	int exit_status;            /* zombie: its wait status */
 	int nr_threads;
 	struct thread_regs *threads; /* threads[0].tid == pid */
+	/* srun steps (ckpt_dump_opts.steps): 1 + the index of the step whose
+	 * client (step_client) or task this is; 0 for the others.  A step's
+	 * tasks read as the client's children, in its session (docs/mpi.md). */
+	int step;
+	bool step_client;
 };
 
+struct ckpt_step;
 struct frozen_tree {
 	int nr_tasks;
 	struct frozen_task *tasks; /* tasks[0] is the root; parents before children */
+	const struct ckpt_step *steps; /* as given to freeze_tree or list_tree */
+	size_t nr_steps;
 };
 
 /*
@@ -55,6 +63,12 @@ struct frozen_tree {
  * On failure nothing stays frozen.  Returns 0 or -errno.
  */
 int freeze_tree(pid_t root, struct frozen_tree *tree);
+/* The same with srun steps grafted on (docs/mpi.md): each step's tasks
+ * are frozen first, then `drained` lets their output reach the step's
+ * client (an srun of the tree, whose own children are left out), then
+ * the tree is frozen. */
+int freeze_tree_steps(pid_t root, const struct ckpt_step *steps, size_t nr_steps,
+		      int (*drained)(const struct frozen_tree *), struct frozen_tree *tree);
 
 /*
  * The tree rooted at `root` as it is now, nothing seized or stopped: the
@@ -64,6 +78,8 @@ int freeze_tree(pid_t root, struct frozen_tree *tree);
  * Free with frozen_tree_free, never unfreeze_tree.
  */
 int list_tree(pid_t root, struct frozen_tree *tree);
+int list_tree_steps(pid_t root, const struct ckpt_step *steps, size_t nr_steps,
+		    struct frozen_tree *tree);
 
 /* Pid or tid `host` (ours) as the tree's PID namespace numbers it; 0 when
  * it has no number there. */

@@ -757,8 +757,32 @@ int mm_read_proc(struct arena *a, pid_t pid, MmEntry *mm)
 	return ret;
 }
 
+/* An srun step's own files (docs/mpi.md): the PMIx data store slurmstepd
+ * keeps under the step's directory `dir`, gone with the step.  Mapped
+ * shared, they are kept as unlinked files are (shmem.c) and made again as
+ * memfds of the same name, shared by the step's tasks as before. */
+static int keep_step_files(struct arena *a, MmEntry *mm, const char *dir)
+{
+	size_t len = strlen(dir);
+	for (size_t i = 0; len > 1 && dir[len - 1] == '/' && i < mm->n_vmas; i++) {
+		VmaEntry *e = mm->vmas[i];
+		if (e->kind != VMA_KIND__VMA_FILE_SHARED || !e->path || strncmp(e->path, dir, len))
+			continue;
+		const char *base = strrchr(e->path, '/') + 1;
+		char *name = arena_alloc(a, strlen(base) + sizeof("/memfd:"));
+		if (!name)
+			return -ENOMEM;
+		sprintf(name, "/memfd:%s", base);
+		e->path = name;
+		e->kind = VMA_KIND__VMA_SHMEM_FILE;
+		e->has_shmid = 1;
+		e->shmid = e->ino;
+	}
+	return 0;
+}
+
 int dump_mm(struct img_set *set, pid_t pid, pid_t vpid, uint64_t brk, int threads,
-	    struct mem_stats *st)
+	    const char *step_dir, struct mem_stats *st)
 {
 	struct arena a = { 0 };
 	MmEntry mm = MM_ENTRY__INIT;
@@ -768,6 +792,8 @@ int dump_mm(struct img_set *set, pid_t pid, pid_t vpid, uint64_t brk, int thread
 	int ret;
 
 	if ((ret = mm_read_proc(&a, pid, &mm)))
+		goto out;
+	if (step_dir && (ret = keep_step_files(&a, &mm, step_dir)))
 		goto out;
 	mm.brk = brk;
 	if ((ret = dump_auxv(&a, pid, &mm))) {

@@ -22,9 +22,10 @@ struct mem_stats {
 
 /* Writes mm-VPID.img, pagemap-VPID.img and pages-VPID.img for frozen
  * process `pid` (VPID: its pid in its own namespace, freeze.h). `brk` is
- * the task's current brk (from the parasite). */
+ * the task's current brk (from the parasite).  step_dir: an srun step's
+ * task's PMIx directory (docs/mpi.md), or NULL. */
 int dump_mm(struct img_set *set, pid_t pid, pid_t vpid, uint64_t brk, int threads,
-	    struct mem_stats *st);
+	    const char *step_dir, struct mem_stats *st);
 
 /* The VMAs (from smaps, classified as the dump does) and the mm fields
  * of /proc/PID/stat, into mm, allocated in a: restore --verify. */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/user.h>
+#include <unistd.h>
 
 #include "aio.h"
 #include "cgroup.h"
@@ -20,6 +21,38 @@
 #include "restore.h"
 
 #define PID_LIMIT (1 << 22) /* the kernel's PID_MAX_LIMIT on 64-bit */
+
+/* An srun step's client (the proxy) and tasks (docs/mpi.md): the proxy
+ * is no root, no zombie, one thread, and runs ckpt-step as the restoring
+ * user, who must be the step's; a step's task is a proxy's child. */
+static int check_step(struct restore_ctx *c, size_t i)
+{
+	const InventoryEntry *inv = c->inv;
+	const TaskEntry *t = inv->tasks[i];
+	const StepEntry *st = t->step;
+	if (st && c->opts->unprivileged && (st->uid != geteuid() || st->gid != getegid())) {
+		pr_err("inventory.img: pid %u: an srun step of uid %u, gid %u: not the restoring "
+		       "user's",
+		       t->pid, st->uid, st->gid);
+		return -EPERM;
+	}
+	if (st && (!i || (t->has_zombie && t->zombie) || t->n_tids != 1 || !st->nspace ||
+		   !st->nspace[0] || strlen(st->nspace) > 255 || !st->job_size ||
+		   st->job_size > (1u << 16))) {
+		pr_err("inventory.img: pid %u: a bad srun step's client", t->pid);
+		return -EINVAL;
+	}
+	if (!t->has_step_rank)
+		return 0;
+	for (size_t j = 0; j < i; j++)
+		if (inv->tasks[j]->pid == t->ppid && inv->tasks[j]->step &&
+		    t->step_rank < inv->tasks[j]->step->job_size && !t->step)
+			return 0;
+	pr_err("inventory.img: pid %u: a task of an srun step (rank %u) whose parent is no "
+	       "step's client",
+	       t->pid, t->step_rank);
+	return -EINVAL;
+}
 
 static int check_inventory(struct restore_ctx *c)
 {
@@ -55,6 +88,9 @@ static int check_inventory(struct restore_ctx *c)
 			pr_err("%s/inventory.img: pid %u: parent %u is not before it", dir, t->pid, t->ppid);
 			return -EINVAL;
 		}
+		int ret = check_step(c, i);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -121,8 +157,8 @@ static int load_task(struct restore_ctx *c, struct rst_task *t)
 	char name[64];
 	int ret;
 
-	if (t->te->has_zombie && t->te->zombie)
-		return 0; /* nothing but its inventory entry */
+	if ((t->te->has_zombie && t->te->zombie) || restore_task_proxy(t))
+		return 0; /* nothing but its inventory entry (and a proxy's fds) */
 	snprintf(name, sizeof(name), "core-%u.img", t->te->pid);
 	ret = img_read_one(c->set, IMG_CORE, name, &core_entry__descriptor,
 			   (ProtobufCMessage **)&t->core);

@@ -453,7 +453,8 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 	    (ret = cgroup_enter_self(c, idx)))
 		task_fail(c, (pid_t)me->pid, ret);
 	/* memory before the children: they inherit it (restore-mem.h) */
-	if (!restore_task_zombie(&c->tasks[idx]) && (ret = restore_mem_prepare(&mc, &mem)))
+	if (!restore_task_zombie(&c->tasks[idx]) && !restore_task_proxy(&c->tasks[idx]) &&
+	    (ret = restore_mem_prepare(&mc, &mem)))
 		task_fail(c, (pid_t)me->pid, ret);
 	if ((ret = spawn_children(c, idx)))
 		task_fail(c, (pid_t)me->pid, ret);
@@ -465,6 +466,9 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 		task_fail(c, (pid_t)me->pid, ret);
 	if (restore_task_zombie(&c->tasks[idx]))
 		become_zombie(me);
+	/* no core: nothing pending to keep, it execs ckpt-step */
+	if (restore_task_proxy(&c->tasks[idx]))
+		restore_step_proxy(c, idx);
 	if ((ret = settle_zombies(c, idx)))
 		task_fail(c, (pid_t)me->pid, ret);
 

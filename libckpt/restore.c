@@ -227,7 +227,7 @@ static int finish_all(struct restore_ctx *c, const uint64_t *args)
 	if (!ret && c->opts->cgroups != CKPT_CGROUPS_IGNORE && !ckpt_test_fault("cgroup"))
 		ret = restore_cgroups(c);
 	for (size_t i = 0; !ret && i < c->nr_tasks; i++)
-		if (!restore_task_zombie(&c->tasks[i]))
+		if (!restore_task_zombie(&c->tasks[i]) && !restore_task_proxy(&c->tasks[i]))
 			ret = restore_finish_task(c->tasks[i].host_pid, args[i], &fin[i]);
 	/* Every process is whole and still stopped: compare before any runs. */
 	if (!ret && c->opts->verify)
@@ -244,7 +244,8 @@ static int finish_all(struct restore_ctx *c, const uint64_t *args)
 			restore_finish_release(fin[i]);
 	}
 	free(fin);
-	return ret;
+	/* the tree runs: the step proxies may start serving it */
+	return ret ? ret : restore_step_release(c);
 }
 
 static int write_pidfile(const char *path, pid_t pid)
@@ -288,7 +289,8 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 	/* Files kept with the set go back first: the fds opened next and the
 	 * mappings made later find them as they were dumped. */
 	if ((ret = restore_saved_files(c->set)) || (ret = prepare_fds(c)) ||
-	    (ret = prepare_shared(c)) || (ret = restore_shm_prepare(c)))
+	    (ret = restore_step_prepare(c)) || (ret = prepare_shared(c)) ||
+	    (ret = restore_shm_prepare(c)))
 		goto out;
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	int rel[2];
@@ -333,6 +335,7 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 out:
 	restore_cgroups_done(ret != 0); /* the processes are gone */
 	restore_shm_done(c, ret); /* shared memory objects: the tree has them now */
+	restore_step_done(c);
 	free(args);
 	return ret;
 }
@@ -347,6 +350,7 @@ int ckpt_restore(const struct ckpt_restore_opts *o, struct ckpt_restore_stats *s
 	memset(st, 0, sizeof(*st));
 	c.opts = o;
 	c.notify_r = c.notify_w = c.log_fd = c.release_r = c.release_w = -1;
+	c.step_exe = c.step_go_r = c.step_go_w = -1;
 	c.files.max_fd = -1;
 	ckpt_verbose = o->verbose;
 	/* The file pool sits above the highest fd of the job. */

@@ -57,6 +57,10 @@ struct restore_ctx {
 	int use_netns;
 	int clear_time_wait; /* TIME_WAIT sockets hold a port: closing them needs CAP_NET_ADMIN */
 	pid_t child; /* the driver's child: the root, or our init in a new pidns */
+	/* srun steps (restore-step.c): how many proxies, ckpt-step (O_PATH),
+	 * the pipe on which the driver lets them go */
+	int nr_proxies;
+	int step_exe, step_go_r, step_go_w;
 };
 
 int restore_load(struct restore_ctx *c);
@@ -72,6 +76,21 @@ static inline int restore_task_zombie(const struct rst_task *t)
 {
 	return t->te->has_zombie && t->te->zombie;
 }
+/* An srun step's client, restored as the step proxy (restore-step.c):
+ * no core, no mm; it execs ckpt-step once the tree runs. */
+static inline int restore_task_proxy(const struct rst_task *t)
+{
+	return t->te->step != NULL;
+}
+/* restore-step.c: in the driver, once fd_base is known: ckpt-step and
+ * the go pipe, when the set has proxies; release: let them exec; done:
+ * close what prepare opened. */
+int restore_step_open_exe(struct restore_ctx *c);
+int restore_step_prepare(struct restore_ctx *c);
+int restore_step_release(struct restore_ctx *c);
+void restore_step_done(struct restore_ctx *c);
+/* In the proxy's process, its children forked and its group joined. */
+void restore_step_proxy(struct restore_ctx *c, size_t idx) __attribute__((noreturn));
 void restore_unload(struct restore_ctx *c);
 
 /* Create the tree: returns the driver's child (host pid) or -errno. */

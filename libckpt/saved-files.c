@@ -44,6 +44,7 @@
 #include "log.h"
 #include "proc.h"
 #include "saved-files.h"
+#include "step.h"
 #include "saved.pb-c.h"
 #include "shmem.h"
 
@@ -247,6 +248,7 @@ struct maps_scan {
 	pid_t pid;
 	uid_t euid;
 	int ret;
+	const char *step_dir; /* an srun step's PMIx store: mem.c keeps it */
 };
 
 /* "start-end perms offset dev inode   path": shared file mappings. */
@@ -261,6 +263,8 @@ static int scan_maps_line(char *line, void *arg)
 			     &path_at) != 4 || !path_at || perms[3] != 's' || line[path_at] != '/')
 		return 0;
 	line[strcspn(line, "\n")] = 0;
+	if (m->step_dir && !strncmp(line + path_at, m->step_dir, strlen(m->step_dir)))
+		return 0;
 	snprintf(link, sizeof(link), "/proc/%d/map_files/%llx-%llx", m->pid, start, end);
 	struct candidate c = { m->pid, m->euid, link, line + path_at, 1, perms[1] == 'w', 0 };
 	m->ret = consider(m->l, &c);
@@ -419,13 +423,15 @@ int dump_saved_files(struct img_set *set, const struct frozen_tree *tree, struct
 		const struct frozen_task *t = &tree->tasks[i];
 		char maps[64];
 		uid_t euid;
-		if (t->zombie)
-			continue;
+		if (t->zombie || t->step_client)
+			continue; /* a step's client: not restored */
 		if ((ret = task_euid(t->pid, &euid)))
 			break;
-		struct maps_scan m = { &l, t->pid, euid, 0 };
+		char *step_dir = t->step ? step_tmpdir(t->pid) : NULL;
+		struct maps_scan m = { &l, t->pid, euid, 0, step_dir };
 		snprintf(maps, sizeof(maps), "/proc/%d/maps", t->pid);
 		ret = proc_each_line(maps, scan_maps_line, &m);
+		free(step_dir);
 		ret = ret ? ret : m.ret;
 		if (!ret)
 			ret = scan_fds(&l, t->pid, euid);

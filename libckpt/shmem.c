@@ -430,8 +430,11 @@ static int make_file(struct restore_ctx *c, const ShmObjectEntry *e)
 	}
 	if (fd < 0)
 		return -errno;
+	/* A memfd is its maker's, as when the process made it: an srun
+	 * step's PMIx store (mem.c keep_step_files) was slurmstepd's, in
+	 * root's group, which a user's restore cannot give it. */
 	if (ftruncate(fd, (off_t)e->size) || fchmod(fd, e->mode & 07777) ||
-	    (e->has_uid && e->has_gid && fchown(fd, e->uid, e->gid)))
+	    (!memfd && e->has_uid && e->has_gid && fchown(fd, e->uid, e->gid)))
 		ret = -errno;
 	if (!ret && !memfd)
 		ret = link_other_names(c, e, path);

@@ -759,7 +759,7 @@ static int check_tree(const struct restore_ctx *c, struct verify *v)
 		return -ENOMEM;
 	for (size_t i = 0; i < c->nr_tasks; i++) {
 		const struct rst_task *t = &c->tasks[i];
-		if (restore_task_zombie(t))
+		if (restore_task_zombie(t) || restore_task_proxy(t))
 			continue;
 		v->pid = t->te->pid;
 		verify_core(v, t);

@@ -15,6 +15,8 @@ prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$BUILD/CMakeCache.txt")
 DESTDIR=$T cmake --install "$BUILD" >"$T.log" 2>&1 || { cat "$T.log"; fail "cmake --install"; }
 rm -f "$T.log"
 want=(bin/ckptctl bin/ckpt-sbatch sbin/ckptd libexec/ckpt/ckpt-counter)
+# The step proxy is built where libpmix is.
+[ -f "$BUILD/step/ckpt-step" ] && want+=(bin/ckpt-step)
 # The Slurm pieces are built where slurm/spank.h is.
 [ -f "$BUILD/slurm-plugin/ckpt.so" ] &&
 	want+=(lib/ckpt/ckpt.so libexec/ckpt/ckpt-batch libexec/ckpt/ckpt-epilog)

@@ -8,6 +8,11 @@
 # self,vader or self,tcp, OpenMPI's shared memory segments and session
 # directory, TCP between mpirun and its ranks), singleton (the program
 # alone: MPI_Init forks OpenMPI's orted, connected to it over TCP);
+# srun-ring-vader, srun-allreduce-tcp: the same programs as an
+# `srun -n2 --mpi=pmix` step of the batch script (docs/mpi.md): the
+# ranks run under the step's slurmstepd, outside the script's tree, and
+# come back under the step proxy, ckpt-step, which serves their stdio and
+# PMIx (MPI_Finalize) to the end;
 # ring-vader-newnode: the job's files on node-local scratch (the ranks'
 # shared memory segments in /dev/shm, OpenMPI's session directory in
 # /tmp) are removed between the checkpoint and the restore, as when the
@@ -21,6 +26,8 @@ ring-vader | ring-vader-newnode) prog="ring 1500 20" btl=vader ;;
 allreduce-vader) prog="allreduce 40 64 100" btl=vader ;;
 allreduce-tcp) prog="allreduce 40 64 100" btl=tcp ;;
 singleton) prog="ring 1500 20" btl= ;;
+srun-ring-vader) prog="ring 1500 20" btl=vader srun=1 ;;
+srun-allreduce-tcp) prog="allreduce 40 64 100" btl=tcp srun=1 ;;
 *) fail "unknown case '$CASE'" ;;
 esac
 # ring prints a line every 50 rounds, allreduce one every iteration.
@@ -33,6 +40,13 @@ else
 fi
 # shellcheck disable=SC2086
 reference "$T/reference" $run
+# an srun step: two tasks of one core each, where mpirun had two cores
+shape="-c 2"
+if [ -n "${srun:-}" ]; then
+	srun --mpi=list 2>&1 | grep -qw pmix || { echo "$NAME: no mpi/pmix in Slurm: skipped"; exit 77; }
+	run="OMPI_MCA_btl=self,$btl srun -n2 --mpi=pmix $T/u/$prog"
+	shape="-n 2"
+fi
 
 cat >"$T/u/job.sh" <<S
 #!/bin/bash
@@ -42,8 +56,9 @@ echo "exit status \$?"
 S
 chmod 755 "$T/u/job.sh"
 
+ # shellcheck disable=SC2086
 low=$(cd "$T/u" && as_user env SBATCH_SIGNAL='' "$T/ckpt-sbatch" --parsable -p low \
-	--requeue -c 2 -o "$T/u/low.out" -e "$T/u/low.err" --checkpoint-dir="$T/u/ck" \
+	--requeue $shape -o "$T/u/low.out" -e "$T/u/low.err" --checkpoint-dir="$T/u/ck" \
 	"$T/u/job.sh") || fail "ckpt-sbatch failed"
 JOBS+=("$low")
 progressed() { [ "$(lines "$progress" "$T/u/low.out")" -ge "$1" ]; }
@@ -84,6 +99,13 @@ restore_ended() { grep -qs "restored from the latest checkpoint\|no usable check
 wait_for 120 "the restore of job $low" restore_ended
 grep -q "restored from the latest checkpoint" "$T/u/low.err" ||
 	fail "job $low was not restored: $(grep '^ckpt: \|no usable checkpoint' "$T/u/low.err" | head -n 3)"
+if [ -n "${srun:-}" ]; then
+	# the step's tasks came back under the proxy, not as a new step
+	proxy=$(pgrep -u $U -x ckpt-step) || fail "job $low: no step proxy after the restore"
+	[ "$(pgrep -P "$proxy" | wc -l)" = 2 ] || fail "job $low: the proxy has not the 2 ranks"
+	[ "$(scontrol listpids "$low" | awk '$3 == 0' | wc -l)" = 0 ] ||
+		fail "job $low: the restore started a new step"
+fi
 ended_ok "$low" "$T/u/low.out" "$T/reference"
 [ "$(lines "$progress" "$T/u/low.out")" -gt "$at_vacate" ] ||
 	fail "job $low made no progress after its restore"

@@ -47,6 +47,19 @@ struct ckpt_dump_opts {
 	 * without writing anything; dir and job are not needed.  0, or the
 	 * dump's refusal (one line naming the object). */
 	int check_only;
+	/* srun steps of a batch job (docs/mpi.md): each client (an srun of
+	 * the tree) is not dumped but recorded, and the step's tasks, which
+	 * run under slurmstepd outside the tree, are dumped as its children.
+	 * The restore puts the step proxy, ckpt-step, in the client's place. */
+	const struct ckpt_step *steps;
+	size_t nr_steps;
+};
+
+/* One srun step on this node: its client in the tree and its tasks. */
+struct ckpt_step {
+	pid_t client;
+	const pid_t *tasks;
+	size_t nr_tasks;
 };
 
 struct ckpt_dump_stats {

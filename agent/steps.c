@@ -1,0 +1,179 @@
+/*
+ * steps: the srun steps of a job on this node (docs/mpi.md), for its
+ * dump: each step's tasks are the ones the plugin registered (children of
+ * their step's slurmstepd), and its client is the srun of the batch
+ * script's tree that listens for the step's messages: the port Slurm gave
+ * the tasks as SLURM_SRUN_COMM_PORT, held by a process of that tree (the
+ * topmost one: srun's shepherd, its fork, holds the same socket).  Found
+ * from Slurm's own numbers and the kernel's socket table, never from
+ * process names.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+#define SLURM_STEP_SPECIAL 0xfffffff0u /* batch, extern, interactive ... */
+#define SLURM_BATCH_STEP 0xfffffffbu /* SLURM_BATCH_SCRIPT */
+
+/* The value of `key` in pid's environment (as it started), or 0. */
+static unsigned long env_number(pid_t pid, const char *key)
+{
+	char path[64], buf[65536];
+	snprintf(path, sizeof(path), "/proc/%d/environ", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	size_t klen = strlen(key);
+	for (ssize_t off = 0; n > 0 && off < n;) {
+		buf[n] = 0;
+		const char *e = buf + off;
+		if (!strncmp(e, key, klen) && e[klen] == '=')
+			return strtoul(e + klen + 1, NULL, 10);
+		off += (ssize_t)strlen(e) + 1;
+	}
+	return 0;
+}
+
+/* The inode of the TCP listener on `port` in pid's network namespace. */
+static unsigned long listener_inode(pid_t pid, unsigned port)
+{
+	unsigned long found = 0;
+	for (int v6 = 0; v6 < 2 && !found; v6++) {
+		char path[64], line[512];
+		snprintf(path, sizeof(path), "/proc/%d/net/tcp%s", pid, v6 ? "6" : "");
+		FILE *f = fopen(path, "re");
+		while (f && !found && fgets(line, sizeof(line), f)) {
+			unsigned lport, state;
+			unsigned long inode;
+			if (sscanf(line, " %*d: %*[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x %*x:%*x %*x:%*x %*x "
+					 "%*u %*u %lu", &lport, &state, &inode) == 3 &&
+			    lport == port && state == 0x0A)
+				found = inode;
+		}
+		if (f)
+			fclose(f);
+	}
+	return found;
+}
+
+static int holds_socket(pid_t pid, unsigned long ino)
+{
+	char path[300], link[64], want[64];
+	snprintf(want, sizeof(want), "socket:[%lu]", ino);
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	DIR *d = opendir(path);
+	struct dirent *de;
+	int found = 0;
+	while (d && !found && (de = readdir(d))) {
+		snprintf(path, sizeof(path), "/proc/%d/fd/%s", pid, de->d_name);
+		ssize_t n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0) {
+			link[n] = 0;
+			found = !strcmp(link, want);
+		}
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* Breadth first from root: the first process that holds socket ino. */
+static pid_t find_holder(pid_t root, unsigned long ino)
+{
+	pid_t queue[4096];
+	size_t head = 0, tail = 0;
+	queue[tail++] = root;
+	while (head < tail) {
+		pid_t pid = queue[head++];
+		if (holds_socket(pid, ino))
+			return pid;
+		char path[64], buf[8192];
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+		if (fd >= 0)
+			close(fd);
+		buf[n > 0 ? n : 0] = 0;
+		char *save = NULL;
+		for (char *t = strtok_r(buf, " \n", &save); t && tail < 4096;
+		     t = strtok_r(NULL, " \n", &save))
+			queue[tail++] = atoi(t);
+	}
+	return 0;
+}
+
+/* Does the job have a batch script here (the tree its sruns are in)? */
+static int has_batch(const struct job *j)
+{
+	for (size_t i = 0; i < j->nr_pids; i++)
+		if (j->pid_steps[i] == SLURM_BATCH_STEP)
+			return 1;
+	return 0;
+}
+
+int steps_collect_locked(const struct job *j, struct job_steps *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	/* without one, each registered tree stands alone (ckptctl register) */
+	for (size_t i = 0; has_batch(j) && i < j->nr_pids; i++) {
+		uint32_t step = j->pid_steps[i];
+		if (step >= SLURM_STEP_SPECIAL)
+			continue;
+		size_t s = 0;
+		while (s < out->nr && out->id[s] != step)
+			s++;
+		if (s == out->nr) {
+			if (out->nr == JOB_STEPS_MAX) {
+				snprintf(err, errlen, "job %u: more than %d srun steps", j->id,
+					 JOB_STEPS_MAX);
+				return -ENOTSUP;
+			}
+			out->id[out->nr++] = step;
+		}
+		if (out->nr_tasks[s] == JOB_STEP_TASKS_MAX) {
+			snprintf(err, errlen, "job %u: step %u: more than %d tasks here", j->id, step,
+				 JOB_STEP_TASKS_MAX);
+			return -ENOTSUP;
+		}
+		out->tasks[s][out->nr_tasks[s]++] = (uint32_t)j->pids[i];
+	}
+	return 0;
+}
+
+int steps_find_clients(uint32_t job, pid_t root, struct job_steps *st, char *err, size_t errlen)
+{
+	for (size_t s = 0; s < st->nr; s++) {
+		pid_t first = (pid_t)st->tasks[s][0];
+		unsigned long port = env_number(first, "SLURM_SRUN_COMM_PORT");
+		unsigned long ino = port && port < 65536 ? listener_inode(root, (unsigned)port) : 0;
+		pid_t client = ino ? find_holder(root, ino) : 0;
+		if (client <= 0 || client == root) {
+			snprintf(err, errlen, "job %u: step %u: its srun is not a process of the "
+				 "batch script's tree (an srun from elsewhere into the allocation "
+				 "is not supported)", job, st->id[s]);
+			return -ENOTSUP;
+		}
+		st->client[s] = (uint32_t)client;
+	}
+	return 0;
+}
+
+void steps_to_rpc(struct job_steps *st, RpcDump *req)
+{
+	for (size_t s = 0; s < st->nr; s++) {
+		rpc_step__init(&st->rpc[s]);
+		st->rpc[s].client = st->client[s];
+		st->rpc[s].tasks = st->tasks[s];
+		st->rpc[s].n_tasks = st->nr_tasks[s];
+		st->ptrs[s] = &st->rpc[s];
+	}
+	req->steps = st->nr ? st->ptrs : NULL;
+	req->n_steps = st->nr;
+}

@@ -1,0 +1,213 @@
+/*
+ * restore-step: the step proxy in place of an srun step's client
+ * (docs/mpi.md).  The process with srun's pid, session and group is
+ * created as any process of the tree, forks the step's tasks (its
+ * children in the set), joins its group, installs srun's fds 0-2 and
+ * keeps the other ends of its tasks' stdio pipes and PMIx socket pairs
+ * (step-fds.c).  It reports ready as the others do and, once the driver
+ * has let every restored process go, execs ckpt-step, which forwards the
+ * tasks' output, serves their PMIx connections and exits as srun would.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <grp.h>
+
+#include "file-kinds.h"
+#include "log.h"
+#include "restore.h"
+#include "restorer-abi.h"
+
+#define STEP_FD_FIRST 3 /* the proxy's ends go to 3, 4, ... for ckpt-step */
+
+/* ckpt-step: next to the program that restores (build tree: ../step/),
+ * else where it is installed. */
+int restore_step_open_exe(struct restore_ctx *c)
+{
+	char self[PATH_MAX], path[PATH_MAX + 32];
+	const char *env = getenv("CKPT_STEP");
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return -errno;
+	self[n] = 0;
+	char *slash = strrchr(self, '/');
+	*slash = 0;
+	const char *tries[] = { env, path, path, CKPT_STEP_INSTALLED };
+	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+		if (i == 1)
+			snprintf(path, sizeof(path), "%s/ckpt-step", self);
+		if (i == 2)
+			snprintf(path, sizeof(path), "%s/../step/ckpt-step", self);
+		if (!tries[i] || (i == 0 && geteuid() != getuid()))
+			continue;
+		int fd = open(tries[i], O_PATH | O_CLOEXEC);
+		if (fd >= 0) {
+			c->step_exe = fcntl(fd, F_DUPFD_CLOEXEC, c->fd_base);
+			close(fd);
+			return c->step_exe >= 0 ? 0 : -errno;
+		}
+	}
+	pr_err("the step proxy ckpt-step is not installed (%s)", CKPT_STEP_INSTALLED);
+	return -ENOENT;
+}
+
+static int add_arg(char ***argv, size_t *n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#include <stdarg.h>
+static int add_arg(char ***argv, size_t *n, const char *fmt, ...)
+{
+	char **a = realloc(*argv, (*n + 2) * sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	*argv = a;
+	va_list ap;
+	va_start(ap, fmt);
+	int ret = vasprintf(&a[*n], fmt, ap);
+	va_end(ap);
+	if (ret < 0)
+		return -ENOMEM;
+	a[++*n] = NULL;
+	return 0;
+}
+
+/* Move the proxy end of `role` of task `pid` to the next low fd. */
+static int low_end(struct restore_ctx *c, uint32_t pid, int role, int *next)
+{
+	int end = step_proxy_end(&c->files, pid, role);
+	if (end < 0)
+		return -1; /* the task had no such fd (e.g. stdin /dev/null) */
+	if (dup2(end, *next) < 0)
+		return -2;
+	return (*next)++;
+}
+
+/* ckpt-step's command line (step/ckpt-step.c documents it). */
+static int proxy_argv(struct restore_ctx *c, size_t idx, char ***argv)
+{
+	const TaskEntry *me = c->tasks[idx].te;
+	const StepEntry *st = me->step;
+	size_t n = 0;
+	int next = STEP_FD_FIRST, ret;
+	ret = add_arg(argv, &n, "ckpt-step");
+	ret = ret ? ret : add_arg(argv, &n, "--nspace=%s", st->nspace);
+	ret = ret ? ret : add_arg(argv, &n, "--job-size=%u", st->job_size);
+	ret = ret ? ret : add_arg(argv, &n, "--uid=%u", st->uid);
+	ret = ret ? ret : add_arg(argv, &n, "--gid=%u", st->gid);
+	if (!ret && st->has_label && st->label)
+		ret = add_arg(argv, &n, "--label");
+	if (!ret && st->security)
+		ret = add_arg(argv, &n, "--security=%s", st->security);
+	if (!ret && st->buffer_type)
+		ret = add_arg(argv, &n, "--buffer-type=%s", st->buffer_type);
+	if (!ret && st->gds)
+		ret = add_arg(argv, &n, "--gds=%s", st->gds);
+	for (size_t i = 0; !ret && i < c->nr_tasks; i++) {
+		const TaskEntry *t = c->tasks[i].te;
+		if (t->ppid != me->pid || !t->has_step_rank)
+			continue;
+		if (next + 4 >= c->fd_base)
+			return -EMFILE; /* more tasks than the fds below the restore's */
+		int in = low_end(c, t->pid, STEP_ROLE__STEP_STDIN, &next);
+		int out = low_end(c, t->pid, STEP_ROLE__STEP_STDOUT, &next);
+		int err = low_end(c, t->pid, STEP_ROLE__STEP_STDERR, &next);
+		int pmix = low_end(c, t->pid, STEP_ROLE__STEP_PMIX, &next);
+		if (in == -2 || out == -2 || err == -2 || pmix == -2)
+			return -errno;
+		ret = add_arg(argv, &n, "--task=%u:%u:%d:%d:%d:%d", t->step_rank, t->pid, in, out,
+			      err, pmix);
+	}
+	return ret;
+}
+
+/* Wait until the driver lets the tree go: a byte per proxy. */
+static int wait_go(struct restore_ctx *c)
+{
+	char b;
+	close(c->step_go_w);
+	ssize_t n;
+	while ((n = read(c->step_go_r, &b, 1)) < 0 && errno == EINTR)
+		;
+	return n == 1 ? 0 : -EPIPE;
+}
+
+int restore_step_prepare(struct restore_ctx *c)
+{
+	int p[2], ret;
+	for (size_t i = 0; i < c->nr_tasks; i++)
+		c->nr_proxies += restore_task_proxy(&c->tasks[i]);
+	if (!c->nr_proxies)
+		return 0;
+	if ((ret = restore_step_open_exe(c)))
+		return ret;
+	if (pipe2(p, O_CLOEXEC))
+		return -errno;
+	c->step_go_r = fcntl(p[0], F_DUPFD_CLOEXEC, c->fd_base);
+	c->step_go_w = fcntl(p[1], F_DUPFD_CLOEXEC, c->fd_base);
+	close(p[0]);
+	close(p[1]);
+	return c->step_go_r < 0 || c->step_go_w < 0 ? -errno : 0;
+}
+
+int restore_step_release(struct restore_ctx *c)
+{
+	for (int i = 0; i < c->nr_proxies; i++)
+		if (write(c->step_go_w, "g", 1) != 1)
+			return -errno;
+	return 0;
+}
+
+void restore_step_done(struct restore_ctx *c)
+{
+	int *fds[] = { &c->step_go_r, &c->step_go_w, &c->step_exe };
+	for (size_t i = 0; i < 3; i++)
+		if (*fds[i] >= 0) {
+			close(*fds[i]);
+			*fds[i] = -1;
+		}
+}
+
+static int report_ready(struct restore_ctx *c, pid_t pid)
+{
+	struct rst_ready r = { .tag = 'R', .pid = pid, .args = 0 };
+	return write(c->notify_w, &r, sizeof(r)) == sizeof(r) ? 0 : -EIO;
+}
+
+void restore_step_proxy(struct restore_ctx *c, size_t idx)
+{
+	const TaskEntry *me = c->tasks[idx].te;
+	char **argv = NULL;
+	int keep[5] = { c->notify_w, c->log_fd, c->step_exe, c->step_go_r, c->step_go_w };
+	/* srun's 0-2 as the proxy's own; every other fd of ours goes but the
+	 * ends ckpt-step gets and what the restore still needs */
+	int ret = files_install(&c->files, idx, keep, 5, c->fd_base);
+	if (!ret)
+		ret = proxy_argv(c, idx, &argv);
+	if (!ret)
+		ret = report_ready(c, (pid_t)me->pid);
+	if (!ret)
+		ret = wait_go(c);
+	if (ret) {
+		pr_err("pid %u: the step proxy: %s", me->pid, strerror(-ret));
+		_exit(1);
+	}
+	/* root's restore: the proxy becomes the step's user (ckpt-step runs
+	 * as the user its server checks the ranks' credentials against) */
+	if (!geteuid() && (setgroups(0, NULL) || setresgid(me->step->gid, me->step->gid,
+							   me->step->gid) ||
+			   setresuid(me->step->uid, me->step->uid, me->step->uid))) {
+		pr_err("pid %u: the step proxy: cannot become uid %u: %s", me->pid, me->step->uid,
+		       strerror(errno));
+		_exit(1);
+	}
+	/* everything of the restore at or above fd_base is O_CLOEXEC */
+	extern char **environ;
+	syscall(SYS_execveat, c->step_exe, "", argv, environ, AT_EMPTY_PATH);
+	pr_err("pid %u: cannot run the step proxy ckpt-step: %s", me->pid, strerror(errno));
+	_exit(127);
+}
