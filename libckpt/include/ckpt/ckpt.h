@@ -47,6 +47,11 @@ struct ckpt_dump_opts {
 	 * without writing anything; dir and job are not needed.  0, or the
 	 * dump's refusal (one line naming the object). */
 	int check_only;
+	/* --page-server HOST:PORT: the pages go to `ckptctl page-server` there
+	 * (munge-authenticated), then the rest of the set and its manifest:
+	 * the committed set is the server's directory; dir keeps only the
+	 * metadata.  Not with job or parent. */
+	const char *page_server;
 };
 
 struct ckpt_dump_stats {
