@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "ckpt/ckpt.h"
 #include "agent.h"
@@ -191,6 +193,20 @@ static int parse_copy_limit(const char *arg, struct ckpt_dump_opts *o)
 	return 0;
 }
 
+/* A ckptd older than --page-server drops the field and commits the set
+ * into DIR: say so rather than let the user believe it is on the server. */
+static int agent_ignored_page_server(const char *dir)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/manifest", dir);
+	if (access(path, F_OK))
+		return 0;
+	fprintf(stderr, "ckptctl: dump: ckptd does not know --page-server (an older ckptd): "
+			"the set was committed into %s, not sent\n", dir);
+	return 1;
+}
+
 static int cmd_dump(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -302,6 +318,8 @@ static int cmd_dump(int argc, char **argv)
 	int ret = route ? agent_dump(&o, 0, &st) : ckpt_dump(&o, &st);
 	bar_done(&bar);
 	if (ret)
+		return 1;
+	if (route && o.page_server && agent_ignored_page_server(o.dir))
 		return 1;
 	if (o.check_only) {
 		printf("pid %d: can be dumped (%u tasks, %u threads)\n", o.pid, st.nr_tasks,
