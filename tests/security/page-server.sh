@@ -131,6 +131,65 @@ assert_refused "$T/d4.err" "may not write here"
 [ -e "$T/srv4" ] && fail "root's server wrote for alice"
 echo "refused: no credential, another user's, a user's to root's server"
 
+# ---- hostile frames from an authenticated peer: nothing written ----
+# FRAMES (python expression of a list of (type, name, offset, data)) sent
+# after a good credential; the server's one-line reason must match REGEX.
+hostile() { local frames=$1 pat=$2
+	start_server root "$T/srv6" s6
+	python3 - "$PORT" "$(munge -n)" "$frames" <<'PY' || fail "hostile client: $frames"
+import socket, struct, sys
+port, cred, frames = int(sys.argv[1]), sys.argv[2].encode(), eval(sys.argv[3])
+s = socket.create_connection(("127.0.0.1", port))
+def frame(t, name=b"", off=0, data=b""):
+    s.sendall(struct.pack("<IIQII", t, len(name), off, len(data), 0) + name + data)
+def reply():
+    h = b""
+    while len(h) < 24:
+        c = s.recv(24 - len(h))
+        if not c: return None
+        h += c
+    t, nl, off, ln, _ = struct.unpack("<IIQII", h)
+    return struct.unpack("<q", struct.pack("<Q", off))[0]
+frame(1, data=cred)
+assert reply() == 0, "credential refused"
+try:
+    for f in frames: frame(*f)
+    r = reply()
+except OSError:
+    r = -1
+sys.exit(0 if r is None or r < 0 else 1)
+PY
+	for _ in $(seq 100); do kill -0 "$SERVER" 2>/dev/null || break; grep -q "not committed" "$T/s6.err" && break; sleep 0.05; done
+	grep -qE "$pat" "$T/s6.err" || fail "hostile $frames: $(cat "$T/s6.err")"
+	[ -e "$T/srv6" ] && [ -n "$(ls -A "$T/srv6")" ] && fail "hostile $frames: files left: $(ls -A "$T/srv6")"
+	[ -e "$T/evil" ] && fail "hostile $frames: wrote outside its directory"
+	kill -9 "$SERVER" 2>/dev/null || true
+	rm -rf "$T/srv6"
+}
+hostile '[(2, b"../evil", 0, b"x")]' "not one of a set"
+hostile '[(2, b"manifest", 0, b"x")]' "not one of a set"
+hostile '[(2, b"a.img", 1 << 50, b"x")]' "a bad data frame"
+hostile '[(2, b"a.img", 0, b"x"), (3, b"", 0, b"not a manifest")]' "the manifest"
+hostile '[(7, b"", 0, b"")]' "unknown frame"
+echo "hostile frames of an authenticated peer: refused, nothing left"
+
+# ---- the dumper killed mid-stream: the server removes what it got ----
+start_hog root "$T/h7" 256
+start_server root "$T/srv7" s7
+CKPT_SOCKET=none "$CKPTCTL" dump -t "$HOG" -D "$T/meta7" --page-server "127.0.0.1:$PORT" \
+	2>/dev/null 251>&- &
+D=$!
+for _ in $(seq 600); do ls "$T/srv7" 2>/dev/null | grep -q '^pages-' && break; sleep 0.01; done
+kill -9 "$D"
+for _ in $(seq 100); do grep -q "not committed" "$T/s7.err" && break; sleep 0.05; done
+grep -q "set not committed: the dumper went away" "$T/s7.err" || fail "server: $(cat "$T/s7.err")"
+[ -e "$T/srv7" ] && fail "files of a vanished dumper left: $(ls -A "$T/srv7")"
+kill -0 "$SERVER" || fail "the server ended with its dumper"
+kill -0 "$HOG" || fail "the job did not survive its killed dump"
+hog_intact "$HOG" "$T/h7"
+kill -9 "$SERVER" "$HOG"
+echo "dumper killed mid-stream: nothing left on the server, job intact"
+
 # ---- the server killed mid-stream ----
 start_hog root "$T/h5" 256
 start_server root "$T/srv5" s5
