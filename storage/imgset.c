@@ -368,10 +368,12 @@ static int manifest_write(struct img_set *set, ManifestEntry *me)
 	if (ret)
 		return ret;
 	if (set->remote) {
-		/* The set is on the server; here only its metadata, no manifest. */
+		/* The set is on the server; here only its metadata, no manifest
+		 * (once the server committed, a failure to tidy up here is no
+		 * failure of the dump: manifest.tmp makes no set). */
 		ret = remote_commit(set, MANIFEST_TMP);
-		if (!ret && (unlinkat(set->dirfd, MANIFEST_TMP, 0) || fsync(set->dirfd)))
-			ret = -errno;
+		if (!ret && !unlinkat(set->dirfd, MANIFEST_TMP, 0))
+			fsync(set->dirfd);
 		return ret;
 	}
 	if (renameat(set->dirfd, MANIFEST_TMP, set->dirfd, MANIFEST_NAME) || fsync(set->dirfd)) {
