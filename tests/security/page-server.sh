@@ -12,6 +12,8 @@
 # Args as every security case, memhog (bench/) last.
 . "$(dirname "$0")/lib.sh" "$@"
 MEMHOG=$T/bin/memhog
+# munged is the node's (scripts/slurm-cluster starts one); none: nothing to test.
+munge -n >/dev/null 2>&1 || { echo "SKIP: munged does not answer"; exit 77; }
 [ -x "$MEMHOG" ] || fail "no memhog"
 SERVERS=()
 trap 'for s in "${SERVERS[@]}"; do kill -9 "$s" 2>/dev/null || true; done; cleanup' EXIT
