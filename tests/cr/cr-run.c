@@ -1037,8 +1037,9 @@ static int full_cycle(struct run *r)
 	char dir[PATH_MAX + 16], served[PATH_MAX + 16];
 
 	path_in(r, dir, sizeof(dir), "images");
-	if (r->page_server && page_server_start(r, served, sizeof(served)))
-		return -1;
+	int ret = r->page_server ? page_server_start(r, served, sizeof(served)) : 0;
+	if (ret)
+		return ret;
 	if (dump_and_reap(r, dir))
 		return -1;
 	if (r->page_server) {

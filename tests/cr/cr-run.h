@@ -116,7 +116,8 @@ pid_t start_ckptctl(struct run *r, const char *what, const char **args, int nr,
 		    char *errpath, void (*pre_exec)(void *));
 
 /* cr-pagesrv.c: --page-server.  start: a page server writing into
- * `served` (tmp/served), the dump options to use it; check, after the
+ * `served` (tmp/served), the dump options to use it (77: no munged,
+ * skip); check, after the
  * dump: the set is on the server, `images` holds no manifest. */
 int page_server_start(struct run *r, char *served, size_t len);
 int page_server_check(const char *images, const char *served);

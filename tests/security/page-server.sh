@@ -108,11 +108,11 @@ start_server $BOB "$T/bob/srv/set" s3
 # No credential: not a frame at all, then a frame that is not AUTH.
 exec 3<>"/dev/tcp/127.0.0.1/$PORT"
 printf 'hello, let me write\n' >&3
-cat <&3 >/dev/null || true
+cat <&3 >/dev/null 2>&1 || true
 exec 3>&-
 exec 3<>"/dev/tcp/127.0.0.1/$PORT"
 printf '\002\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\004\0\0\0\0\0\0\0abcd' >&3
-cat <&3 >/dev/null || true
+cat <&3 >/dev/null 2>&1 || true
 exec 3>&-
 [ "$(grep -c 'refused: the first message must be a munge credential' "$T/s3.err")" = 2 ] ||
 	fail "no-credential connections not refused in one line: $(cat "$T/s3.err")"
