@@ -58,7 +58,8 @@ struct receiver {
 /* REPLY to the dumper; best effort (it may be gone). */
 static void reply(int conn, int err, const char *why)
 {
-	struct remote_hdr h = { .type = REMOTE_REPLY, .offset = (uint64_t)(int64_t)err,
+	struct remote_hdr h = { .type = REMOTE_REPLY,
+				.offset = (uint64_t)(int64_t)err,
 				.len = why ? strlen(why) : 0 };
 
 	remote_send_frame(conn, &h, "", why ? why : "");
@@ -166,8 +167,8 @@ static int receive_data(struct receiver *r, const struct remote_hdr *h, char *wh
 	if (ret)
 		return ret;
 	name[h->name_len] = '\0';
-	if (strlen(name) != h->name_len || !set_valid_name(name) ||
-	    !strcmp(name, MANIFEST_NAME) || !strcmp(name, MANIFEST_TMP)) {
+	if (strlen(name) != h->name_len || !set_valid_name(name) || !strcmp(name, MANIFEST_NAME) ||
+	    !strcmp(name, MANIFEST_TMP)) {
 		snprintf(why, len, "a file name that is not one of a set");
 		return -EPROTO;
 	}
@@ -300,9 +301,10 @@ static int serve(const char *dir, int conn, const char *peer)
 		ret = receive(&r, why, sizeof(why));
 	if (ret) {
 		if (!why[0])
-			snprintf(why, sizeof(why), "%s", ret == -EPIPE ? "the dumper went away"
-					: ret == -ETIMEDOUT ? "nothing from the dumper for too long"
-							    : strerror(-ret));
+			snprintf(why, sizeof(why), "%s",
+				 ret == -EPIPE	     ? "the dumper went away"
+				 : ret == -ETIMEDOUT ? "nothing from the dumper for too long"
+						     : strerror(-ret));
 		st_err("page server: %s: set not committed: %s", peer, why);
 		reply(conn, ret, why);
 		if (r.set)
@@ -349,8 +351,8 @@ static void name_of(const struct sockaddr_storage *a, char *out, size_t len)
 {
 	char host[INET6_ADDRSTRLEN] = "?", serv[16] = "?";
 
-	getnameinfo((const struct sockaddr *)a, sizeof(*a), host, sizeof(host), serv,
-		    sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV);
+	getnameinfo((const struct sockaddr *)a, sizeof(*a), host, sizeof(host), serv, sizeof(serv),
+		    NI_NUMERICHOST | NI_NUMERICSERV);
 	snprintf(out, len, "%s:%s", host, serv);
 }
 

@@ -239,8 +239,7 @@ int img_set_send_to(struct img_set *set, const char *where)
 
 /* One piece of file `name` at `off`; from any worker.  The first error
  * sticks and is printed once. */
-int remote_write(struct img_set *set, const char *name, const void *data, size_t len,
-		 uint64_t off)
+int remote_write(struct img_set *set, const char *name, const void *data, size_t len, uint64_t off)
 {
 	struct set_remote *r = set->remote;
 	struct remote_hdr h = { .type = REMOTE_DATA, .name_len = strlen(name), .offset = off };
@@ -259,7 +258,7 @@ int remote_write(struct img_set *set, const char *name, const void *data, size_t
 			r->err = ret;
 			st_err("page server %s: sending %s: %s", r->where, name,
 			       ret == -EPIPE || ret == -ECONNRESET ? "the server went away"
-								     : strerror(-ret));
+								   : strerror(-ret));
 		}
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -340,7 +339,8 @@ int remote_commit(struct img_set *set, const char *tmp)
 		ret = r->err ? r->err : remote_send_frame(r->fd, &h, "", buf);
 		pthread_mutex_unlock(&r->lock);
 		if (ret)
-			st_err("page server %s: sending the manifest: %s", r->where, strerror(-ret));
+			st_err("page server %s: sending the manifest: %s", r->where,
+			       strerror(-ret));
 	}
 	free(buf);
 	if (!ret) {

@@ -35,8 +35,8 @@ static int server_port(const char *out)
 int page_server_start(struct run *r, char *served, size_t len)
 {
 	static char where[64];
-	const char *args[] = { "page-server", "--port", "0", "--address", "127.0.0.1", "--dir",
-			       served };
+	const char *args[] = { "page-server", "--port", "0",   "--address",
+			       "127.0.0.1",   "--dir",	served };
 	char err[PATH_MAX + 64], out[PATH_MAX + 64];
 	uint64_t end = clock_ms() + budget_ms(10000);
 	int port = 0;
