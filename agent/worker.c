@@ -117,6 +117,7 @@ static int do_dump(const RpcDump *d, uid_t uid)
 	o.has_output_copy_limit = d->has_output_copy_limit;
 	o.output_copy_limit = d->output_copy_limit;
 	o.parent = d->parent;
+	o.page_server = d->page_server;
 	o.verbose = (int)d->verbose;
 	o.progress = on_progress;
 	o.job = d->set_job;

@@ -259,6 +259,7 @@ int agent_dump(const struct ckpt_dump_opts *o, uint32_t job, struct ckpt_dump_st
 	d.has_output_copy_limit = o->has_output_copy_limit != 0;
 	d.output_copy_limit = o->output_copy_limit;
 	d.parent = (char *)o->parent;
+	d.page_server = (char *)o->page_server;
 	d.has_verbose = 1;
 	d.verbose = (uint32_t)o->verbose;
 	d.has_check_only = o->check_only != 0;

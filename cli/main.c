@@ -9,13 +9,16 @@
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "ckpt/ckpt.h"
 #include "agent.h"
 #include "demo.h"
 #include "image.h"
 #include "progress-bar.h"
+#include "storage.h"
 
 /* Every command and option; tests/cli/man.sh checks that each option of
  * the code is here and in ckptctl(8). */
@@ -30,10 +33,13 @@ static void usage(FILE *f)
 		"       [--ext-unix-sk[=INODE]] [--tcp-established] [--skip-in-flight] [--shell-job]\n"
 		"       [--ghost-limit SIZE] [--parent SET] [--output-copy-limit SIZE]\n"
 		"       [--step CLIENT:PID[,PID...]]  (an srun step of the tree: docs/mpi.md)\n"
+		"       [--page-server HOST:PORT]\n"
 		"                                checkpoint the tree rooted at PID (killed afterwards\n"
 		"                                unless -R or -s); --output-copy-limit: the largest\n"
 		"                                output file (O_APPEND, the job's own) kept with the\n"
-		"                                set (64M; ckpt.conf dump.*; 0: none)\n"
+		"                                set (64M; ckpt.conf dump.*; 0: none);\n"
+		"                                --page-server: the set is sent to a page server,\n"
+		"                                DIR keeps only its metadata\n"
 		"  dump -t PID --check-only [...]  what such a dump would refuse, nothing stopped\n"
 		"                                or written (exit 0: it would go through)\n"
 		"  dump -t PID --job JOBID [--base DIR] [--uid UID] [--parent latest|SEQ] ...\n"
@@ -52,6 +58,9 @@ static void usage(FILE *f)
 		"                                status; --verify (the default) compares the tree\n"
 		"                                with its images before it runs\n"
 		"  restore --job JOBID [--base DIR] ...   the job's latest committed set\n"
+		"  page-server --port PORT [--dir DIR] [--address ADDR]\n"
+		"                                receive one set sent by dump --page-server (munge:\n"
+		"                                our uid or root) into DIR (default .), then exit\n"
 		"  demo [-k|--keep]              checkpoint and restore an example counter (-k:\n"
 		"                                keep its directory)\n"
 		"  status [--json] [JOBID]       the agent's jobs and operations (ckptd)\n"
@@ -128,6 +137,10 @@ enum {
 	OPT_CGROUP_ROOT,
 	OPT_CGROUPS,
 	OPT_OUTPUT_COPY_LIMIT,
+	OPT_PAGE_SERVER,
+	OPT_PORT,
+	OPT_DIR,
+	OPT_ADDRESS,
 };
 
 #define MAX_REPEAT 64
@@ -210,6 +223,18 @@ static int parse_step(const char *arg, struct ckpt_dump_opts *o, struct ckpt_ste
 bad:
 	fprintf(stderr, "ckptctl: dump: --step %s: expected CLIENT:PID[,PID...]\n", arg);
 	return -1;
+/* A ckptd older than --page-server drops the field and commits the set
+ * into DIR: say so rather than let the user believe it is on the server. */
+static int agent_ignored_page_server(const char *dir)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/manifest", dir);
+	if (access(path, F_OK))
+		return 0;
+	fprintf(stderr, "ckptctl: dump: ckptd does not know --page-server (an older ckptd): "
+			"the set was committed into %s, not sent\n", dir);
+	return 1;
 }
 
 static int cmd_dump(int argc, char **argv)
@@ -233,6 +258,7 @@ static int cmd_dump(int argc, char **argv)
 		{ "base", required_argument, 0, OPT_BASE },
 		{ "uid", required_argument, 0, OPT_UID },
 		{ "check-only", no_argument, 0, OPT_CHECK_ONLY },
+		{ "page-server", required_argument, 0, OPT_PAGE_SERVER },
 		{ 0, 0, 0, 0 },
 	};
 	struct ckpt_dump_opts o = { 0 };
@@ -279,6 +305,7 @@ static int cmd_dump(int argc, char **argv)
 				return 1;
 			break;
 		case OPT_CHECK_ONLY: o.check_only = 1; break;
+		case OPT_PAGE_SERVER: o.page_server = optarg; break;
 		case OPT_JOB: o.job = optarg; break;
 		case OPT_BASE: o.base = optarg; break;
 		case OPT_UID: {
@@ -307,6 +334,11 @@ static int cmd_dump(int argc, char **argv)
 		fprintf(stderr, "ckptctl: dump needs -t PID and -D DIR or --job JOBID\n");
 		return 1;
 	}
+	if (o.page_server && (!o.dir || o.check_only)) {
+		fprintf(stderr, "ckptctl: dump --page-server needs -D DIR (its metadata), and no "
+				"--job or --check-only\n");
+		return 1;
+	}
 	int route = agent_route("dump");
 	if (route < 0)
 		return 1;
@@ -323,6 +355,8 @@ static int cmd_dump(int argc, char **argv)
 	int ret = route ? agent_dump(&o, 0, &st) : ckpt_dump(&o, &st);
 	bar_done(&bar);
 	if (ret)
+		return 1;
+	if (route && o.page_server && agent_ignored_page_server(o.dir))
 		return 1;
 	if (o.check_only) {
 		printf("pid %d: can be dumped (%u tasks, %u threads)\n", o.pid, st.nr_tasks,
@@ -535,6 +569,42 @@ static int cmd_restore(int argc, char **argv)
 	return o.detach ? 0 : exit_code(status);
 }
 
+/* page-server: receive one set from `dump --page-server` (storage/page-server.c). */
+static int cmd_page_server(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "port", required_argument, 0, OPT_PORT },
+		{ "dir", required_argument, 0, OPT_DIR },
+		{ "address", required_argument, 0, OPT_ADDRESS },
+		{ 0, 0, 0, 0 },
+	};
+	const char *dir = ".", *address = NULL;
+	long port = -1;
+	char *end;
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_PORT:
+			port = strtol(optarg, &end, 10);
+			if (!*optarg || *end || port < 0 || port > 65535) {
+				fprintf(stderr, "ckptctl: page-server: --port %s: not a port\n", optarg);
+				return 1;
+			}
+			break;
+		case OPT_DIR: dir = optarg; break;
+		case OPT_ADDRESS: address = optarg; break;
+		default: bad_option("page-server", c, argv); return 1;
+		}
+	}
+	if (optind != argc || port < 0) {
+		fprintf(stderr, "ckptctl: page-server needs --port PORT (0: any free one)\n");
+		return 1;
+	}
+	return page_server_run(dir, address, (int)port) ? 1 : 0;
+}
+
 /* The commands that may talk to ckptd, but checkpoint. */
 static int talks_to_agent(const char *cmd)
 {
@@ -566,6 +636,8 @@ int main(int argc, char **argv)
 		return cmd_restore(argc, argv);
 	if (!strcmp(cmd, "demo"))
 		return cmd_demo(argc, argv);
+	if (!strcmp(cmd, "page-server"))
+		return cmd_page_server(argc, argv);
 	if (!strcmp(cmd, "status"))
 		return cmd_status(argc, argv);
 	if (!strcmp(cmd, "cancel"))

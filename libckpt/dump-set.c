@@ -28,6 +28,8 @@ static int open_dir(const struct ckpt_dump_opts *o, struct dump_target *t)
 
 	if (!ret && o->has_uid)
 		img_set_set_owner(t->set, o->uid);
+	if (!ret && o->page_server)
+		ret = img_set_send_to(t->set, o->page_server);
 	if (!ret && o->parent)
 		ret = img_set_use_parent(t->set, o->parent, NULL);
 	if (ret && t->set) {
@@ -45,6 +47,12 @@ int dump_target_open(const struct ckpt_dump_opts *o, struct dump_target *t, stru
 	memset(t, 0, sizeof(*t));
 	if (o->job && o->dir) {
 		pr_err("dump: a job set (--job) or an image directory (-D), not both");
+		return -EINVAL;
+	}
+	/* A parent must lie beside the set, and a job set is committed by
+	 * the job's own rules (latest, retention): both on this node only. */
+	if (o->page_server && (o->job || o->parent)) {
+		pr_err("dump: --page-server: not with %s", o->job ? "--job" : "--parent");
 		return -EINVAL;
 	}
 	ret = o->job ? open_job(o, t) : open_dir(o, t);

@@ -84,6 +84,7 @@ static int set_add(struct img_set *set, const char *name, uint64_t size, uint32_
 	f->size = size;
 	f->crc = crc;
 	f->done = done;
+	f->sent = 0;
 	set->nr_files++;
 	return 0;
 }
@@ -117,6 +118,17 @@ void set_track_done(struct img_set *set, const char *name, uint64_t size, uint32
 	pthread_mutex_unlock(&set->lock);
 }
 
+void set_mark_sent(struct img_set *set, const char *name)
+{
+	struct set_file *f;
+
+	pthread_mutex_lock(&set->lock);
+	f = set_lookup(set, name);
+	if (f)
+		f->sent = 1;
+	pthread_mutex_unlock(&set->lock);
+}
+
 static struct img_set *set_alloc(const char *dir, int writing)
 {
 	struct img_set *set = calloc(1, sizeof(*set));
@@ -142,6 +154,7 @@ void img_set_close(struct img_set *set)
 	for (size_t i = 0; i < set->nr_files; i++)
 		free(set->files[i].name);
 	free(set->files);
+	remote_close(set->remote);
 	img_set_close(set->parent);
 	free(set->parent_path);
 	free(set->job);
@@ -292,6 +305,11 @@ int img_set_use_parent(struct img_set *set, const char *parent_dir, const char *
 
 	if (!set->writing || set->parent)
 		return -EINVAL;
+	if (set->remote) {
+		/* The parent would have to lie beside the set on the server. */
+		st_err("%s: --parent: not with a page server", set->dir);
+		return -EOPNOTSUPP;
+	}
 	ret = img_set_open_manifest(parent_dir, &parent);
 	if (ret)
 		return ret;
@@ -349,6 +367,15 @@ static int manifest_write(struct img_set *set, ManifestEntry *me)
 		ret = -errno;
 	if (ret)
 		return ret;
+	if (set->remote) {
+		/* The set is on the server; here only its metadata, no manifest
+		 * (once the server committed, a failure to tidy up here is no
+		 * failure of the dump: manifest.tmp makes no set). */
+		ret = remote_commit(set, MANIFEST_TMP);
+		if (!ret && !unlinkat(set->dirfd, MANIFEST_TMP, 0))
+			fsync(set->dirfd);
+		return ret;
+	}
 	if (renameat(set->dirfd, MANIFEST_TMP, set->dirfd, MANIFEST_NAME) || fsync(set->dirfd)) {
 		ret = -errno;
 		st_err("%s: committing the manifest: %s", set->dir, strerror(-ret));

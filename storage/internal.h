@@ -35,6 +35,7 @@ struct set_file {
 	uint64_t size;
 	uint32_t crc;
 	int done; /* closed and recorded (write side); always 1 on read */
+	int sent; /* written on the page server as it was made (remote.c) */
 };
 
 struct img_set {
@@ -55,7 +56,19 @@ struct img_set {
 	struct set_file *files;
 	size_t nr_files, cap_files;
 	struct created_log created; /* write side: what we made, for abort (under lock) */
+	struct set_remote *remote; /* write side: pages go to a page server (remote.c) */
 };
+
+/* Page server, dumping side (remote.c).  remote_write: from any thread;
+ * the first error sticks.  remote_commit: the files not sent yet, then
+ * the manifest written locally as `tmp`; 0 once the server committed. */
+int remote_write(struct img_set *set, const char *name, const void *data, size_t len,
+		 uint64_t off);
+int remote_write_empty(struct img_set *set, const char *name);
+int remote_commit(struct img_set *set, const char *tmp);
+void remote_close(struct set_remote *r);
+/* Write side: `name` went to the page server, not to the directory. */
+void set_mark_sent(struct img_set *set, const char *name);
 
 /* Write side: the file `name` created (O_WRONLY) and recorded. */
 int set_create_fd(struct img_set *set, const char *name);

@@ -273,6 +273,15 @@ static int store_chunk(struct page_writer *w, struct page_worker_buf *b, uint64_
 	c.offset = w->file_end;
 	w->file_end += clen;
 	pthread_mutex_unlock(&w->lock);
+	if (w->fd < 0) {
+		/* remote_write printed the first error */
+		ret = remote_write(w->set, w->name, data, clen, c.offset);
+		if (ret) {
+			writer_first_error(w, ret);
+			return ret;
+		}
+		return add_chunk_hashed(w, &c, hash);
+	}
 	ret = pwrite_full(w->fd, data, clen, c.offset);
 	if (ret) {
 		if (writer_first_error(w, ret))
@@ -438,17 +447,25 @@ static int writer_start(struct page_writer *w, int threads)
 		st_err("pid %d: opening its memory: %s", (int)w->pid, strerror(-ret));
 		return ret;
 	}
-	w->fd = set_create_fd(w->set, w->name);
-	if (w->fd < 0) {
-		ret = w->fd;
-		st_err("%s/%s: create: %s", w->set->dir, w->name, strerror(-ret));
-		return ret;
-	}
 	img_header_fill(hdr, IMG_PAGES);
-	ret = pwrite_full(w->fd, hdr, sizeof(hdr), 0);
-	if (ret) {
-		st_err("%s/%s: write: %s", w->set->dir, w->name, strerror(-ret));
-		return ret;
+	if (w->set->remote) {
+		/* Straight to the page server (remote.c): w->fd stays -1. */
+		set_mark_sent(w->set, w->name);
+		ret = remote_write(w->set, w->name, hdr, sizeof(hdr), 0);
+		if (ret)
+			return ret;
+	} else {
+		w->fd = set_create_fd(w->set, w->name);
+		if (w->fd < 0) {
+			ret = w->fd;
+			st_err("%s/%s: create: %s", w->set->dir, w->name, strerror(-ret));
+			return ret;
+		}
+		ret = pwrite_full(w->fd, hdr, sizeof(hdr), 0);
+		if (ret) {
+			st_err("%s/%s: write: %s", w->set->dir, w->name, strerror(-ret));
+			return ret;
+		}
 	}
 	w->file_end = IMG_HEADER_SIZE;
 	if (w->set->parent && (ret = page_hashes_load(w->set->parent, w->name, &w->parent)))
@@ -593,7 +610,7 @@ int page_writer_finish(struct page_writer *w, struct page_chunk **chunks, size_t
 
 	writer_join(w, 0);
 	ret = w->err;
-	if (!ret && fsync(w->fd)) {
+	if (!ret && w->fd >= 0 && fsync(w->fd)) {
 		ret = -errno;
 		st_err("%s/%s: fsync: %s", w->set->dir, w->name, strerror(-ret));
 	}

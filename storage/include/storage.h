@@ -93,6 +93,22 @@ int img_set_add_process(struct img_set *set, uint32_t pid, uint32_t ppid, const 
  * parent (NULL: "../NAME" when beside this set, else the absolute path). */
 int img_set_use_parent(struct img_set *set, const char *parent_dir, const char *record);
 
+/*
+ * Page server (remote.c, page-server.c).  img_set_send_to(): this set's
+ * pages files go to the page server at "HOST:PORT" as they are made,
+ * authenticated with a munge credential of our uid; its other files stay
+ * in its directory too and are sent at commit, then the manifest.  The
+ * committed set is the server's directory; this one keeps the metadata
+ * and no manifest.  Not with a parent (incremental): -EINVAL.
+ */
+int img_set_send_to(struct img_set *set, const char *where);
+/* Serves on `address` (NULL: every address) port `port` (0: any; the
+ * port is printed on stdout as "listening on ADDR:PORT") until one set
+ * has been received and committed into `dir`.  A connection is accepted
+ * when its munge credential's uid is ours or root (when we are root:
+ * root only); the files are written as we are. 0 or -errno. */
+int page_server_run(const char *dir, const char *address, int port);
+
 /* Tools (ckptctl image, fuzzers): every regular file of `dir` is a member,
  * with its current size; no manifest is read or checked.  Never for
  * restore.  The files of any set: name, size and crc (0 in a raw set). */

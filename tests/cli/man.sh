@@ -132,7 +132,7 @@ uniq_words() { tr ' ' '\n' | sed '/^$/d' | sort -u; }
 
 # ckptctl: its commands (main()'s strcmp(cmd, ...) and its usage).
 verbs=$( { sed -n 's/.*strcmp(cmd, "\([a-z-]*\)").*/\1/p' "$SRC/cli/main.c"
-	"$CKPTCTL" help | sed -n 's/^  \([a-z][a-z]*\).*/\1/p'; } | uniq_words)
+	"$CKPTCTL" help | sed -n 's/^  \([a-z][a-z-]*\).*/\1/p'; } | uniq_words)
 check ckptctl.8 "ckptctl command" 10 $verbs
 # checkpoint VERB: known_verb()'s table.
 cverbs=$(sed -n '/verbs\[\] = {/,/};/p' "$SRC/cli/checkpoint.c" | grep -o '"[a-z]*"' | tr -d '"' | uniq_words)

@@ -89,7 +89,9 @@ static void usage(void)
 		"  --redump              dump the restored tree again, restore and check that\n"
 		"  --delegate-cgroup     with --user: a cpu cgroup of the user's, $CR_CGROUP\n"
 		"  --no-verify           restore without --verify (by default every restore\n"
-		"                        compares the restored tree with its images)\n");
+		"                        compares the restored tree with its images)\n"
+		"  --page-server         dump through ckptctl page-server on 127.0.0.1, restore\n"
+		"                        from its directory\n");
 	exit(2);
 }
 
@@ -189,7 +191,7 @@ static void parse_args(struct run *r, int argc, char **argv)
 		{ "expect-restore-out", 1, 0, 'e' }, { "restore-after-exit", 0, 0, 'E' },
 		{ "own-netns", 0, 0, 'N' },   { "net-sysctl", 1, 0, 'S' },
 		{ "redump", 0, 0, 'r' },       { "no-verify", 0, 0, 'V' },
-		{ "delegate-cgroup", 0, 0, 'G' },
+		{ "delegate-cgroup", 0, 0, 'G' }, { "page-server", 0, 0, 's' },
 		{ 0, 0, 0, 0 }
 	};
 	int c;
@@ -221,6 +223,7 @@ static void parse_args(struct run *r, int argc, char **argv)
 		case 'r': r->redump = 1; break;
 		case 'V': r->no_verify = 1; break;
 		case 'G': r->delegate_cgroup = 1; break;
+		case 's': r->page_server = 1; break;
 		case 'O':
 			if (r->nr_fail_first_opts < MAX_OPTS)
 				r->fail_first_opts[r->nr_fail_first_opts++] = optarg;
@@ -324,9 +327,8 @@ static void set_argv(const char **argv, int *n, const char *arg)
 		argv[(*n)++] = arg;
 }
 
-/* Start ckptctl; output in tmp/NN-what.{out,err}; errpath gets the err path. */
-static pid_t start_ckptctl(struct run *r, const char *what, const char **args, int nr,
-			   char *errpath, void (*pre_exec)(void *))
+pid_t start_ckptctl(struct run *r, const char *what, const char **args, int nr,
+		    char *errpath, void (*pre_exec)(void *))
 {
 	const char *argv[64];
 	char out[PATH_MAX + 64];
@@ -335,7 +337,7 @@ static pid_t start_ckptctl(struct run *r, const char *what, const char **args, i
 	set_argv(argv, &n, r->ckptctl);
 	for (i = 0; i < nr; i++)
 		set_argv(argv, &n, args[i]);
-	if (r->verbose && strcmp(what, "bad"))
+	if (r->verbose && strcmp(what, "bad") && strcmp(what, "page-server"))
 		set_argv(argv, &n, "-v");
 	argv[n] = NULL;
 	r->step++;
@@ -1032,11 +1034,19 @@ static int occupied_restore(struct run *r, const char *dir)
 
 static int full_cycle(struct run *r)
 {
-	char dir[PATH_MAX + 16];
+	char dir[PATH_MAX + 16], served[PATH_MAX + 16];
 
 	path_in(r, dir, sizeof(dir), "images");
+	int ret = r->page_server ? page_server_start(r, served, sizeof(served)) : 0;
+	if (ret)
+		return ret;
 	if (dump_and_reap(r, dir))
 		return -1;
+	if (r->page_server) {
+		if (page_server_check(dir, served))
+			return -1;
+		strcpy(dir, served);
+	}
 	say("dumped %d (%d processes), tree reaped", r->pid, r->tree_len);
 	if (r->corrupt)
 		return corrupt_and_restore(r, dir);

@@ -48,6 +48,7 @@ struct run {
 	int no_verify; /* --no-verify: restore without --verify */
 	int expect_restore_fail; /* --expect-restore-fail (also after --restore-after-exit) */
 	int delegate_cgroup; /* --delegate-cgroup (cr-cgroup.c) */
+	int page_server; /* --page-server (cr-pagesrv.c) */
 	const char *fail_first_opts[MAX_OPTS + 1];
 	int nr_fail_first_opts;
 	const char *expect_restore_out, *net_sysctl[MAX_OPTS];
@@ -108,6 +109,18 @@ int restore_after_exit(struct run *r);
 /* --redump: the restored tree `pid` (its restore: ckptctl `restore`) is
  * dumped again and that dump restored and checked. */
 int redump_restored(struct run *r, pid_t restore, pid_t pid);
+
+/* Start ckptctl with args; its output in tmp/NN-what.{out,err}, errpath
+ * gets the .err path. */
+pid_t start_ckptctl(struct run *r, const char *what, const char **args, int nr,
+		    char *errpath, void (*pre_exec)(void *));
+
+/* cr-pagesrv.c: --page-server.  start: a page server writing into
+ * `served` (tmp/served), the dump options to use it (77: no munged,
+ * skip); check, after the
+ * dump: the set is on the server, `images` holds no manifest. */
+int page_server_start(struct run *r, char *served, size_t len);
+int page_server_check(const char *images, const char *served);
 
 /* cr-fail.c */
 int bad_dump(struct run *r);

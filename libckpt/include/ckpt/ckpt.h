@@ -53,6 +53,11 @@ struct ckpt_dump_opts {
 	 * The restore puts the step proxy, ckpt-step, in the client's place. */
 	const struct ckpt_step *steps;
 	size_t nr_steps;
+	/* --page-server HOST:PORT: the pages go to `ckptctl page-server` there
+	 * (munge-authenticated), then the rest of the set and its manifest:
+	 * the committed set is the server's directory; dir keeps only the
+	 * metadata.  Not with job or parent. */
+	const char *page_server;
 };
 
 /* One srun step on this node: its client in the tree and its tasks. */
