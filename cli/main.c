@@ -223,6 +223,8 @@ static int parse_step(const char *arg, struct ckpt_dump_opts *o, struct ckpt_ste
 bad:
 	fprintf(stderr, "ckptctl: dump: --step %s: expected CLIENT:PID[,PID...]\n", arg);
 	return -1;
+}
+
 /* A ckptd older than --page-server drops the field and commits the set
  * into DIR: say so rather than let the user believe it is on the server. */
 static int agent_ignored_page_server(const char *dir)
