@@ -17,28 +17,18 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "ckpt/ckpt.h"
 
 #define SLURM_STEP_SPECIAL 0xfffffff0u /* batch, extern, interactive ... */
 #define SLURM_BATCH_STEP 0xfffffffbu /* SLURM_BATCH_SCRIPT */
 
-/* The value of `key` in pid's environment (as it started), or 0. */
+/* A number in pid's environment (as it started), or 0. */
 static unsigned long env_number(pid_t pid, const char *key)
 {
-	char path[64], buf[65536];
-	snprintf(path, sizeof(path), "/proc/%d/environ", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-	if (fd >= 0)
-		close(fd);
-	size_t klen = strlen(key);
-	for (ssize_t off = 0; n > 0 && off < n;) {
-		buf[n] = 0;
-		const char *e = buf + off;
-		if (!strncmp(e, key, klen) && e[klen] == '=')
-			return strtoul(e + klen + 1, NULL, 10);
-		off += (ssize_t)strlen(e) + 1;
-	}
-	return 0;
+	char *v = ckpt_environ_get(pid, key);
+	unsigned long n = v ? strtoul(v, NULL, 10) : 0;
+	free(v);
+	return n;
 }
 
 /* The inode of the TCP listener on `port` in pid's network namespace. */

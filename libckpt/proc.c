@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ckpt/ckpt.h"
 #include "proc.h"
 
 int proc_each_line(const char *path, int (*fn)(char *line, void *arg), void *arg)
@@ -217,4 +218,26 @@ pid_t proc_ns_tid(pid_t pid, pid_t tid)
 	if (f)
 		fclose(f);
 	return last;
+}
+
+char *ckpt_environ_get(pid_t pid, const char *key)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/environ", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	char *buf = malloc((1 << 20) + 1), *val = NULL;
+	ssize_t n = buf ? read(fd, buf, (1 << 20)) : -1;
+	close(fd);
+	size_t klen = strlen(key);
+	for (ssize_t off = 0; n > 0 && off < n && !val;) {
+		buf[n] = 0;
+		char *e = buf + off;
+		if (!strncmp(e, key, klen) && e[klen] == '=')
+			val = strdup(e + klen + 1);
+		off += (ssize_t)strlen(e) + 1;
+	}
+	free(buf);
+	return val;
 }

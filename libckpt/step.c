@@ -20,7 +20,6 @@
 #include "step.h"
 
 #define DRAIN_TIMEOUT_MS 3000
-#define ENVIRON_MAX (1 << 20)
 
 const struct frozen_task *step_task(const struct frozen_tree *tree, pid_t pid)
 {
@@ -128,32 +127,9 @@ int steps_drained(const struct frozen_tree *tree)
 	return 0;
 }
 
-/* The value of `key` in `pid`'s environment, malloc'ed, or NULL. */
-static char *environ_get(pid_t pid, const char *key)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/environ", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	char *buf = malloc(ENVIRON_MAX + 1), *val = NULL;
-	ssize_t n = buf ? read(fd, buf, ENVIRON_MAX) : -1;
-	close(fd);
-	size_t klen = strlen(key);
-	for (ssize_t off = 0; n > 0 && off < n && !val;) {
-		buf[n] = 0;
-		char *e = buf + off;
-		if (!strncmp(e, key, klen) && e[klen] == '=')
-			val = strdup(e + klen + 1);
-		off += (ssize_t)strlen(e) + 1;
-	}
-	free(buf);
-	return val;
-}
-
 char *step_tmpdir(pid_t pid)
 {
-	char *dir = environ_get(pid, "PMIX_SERVER_TMPDIR"), *slash = NULL;
+	char *dir = ckpt_environ_get(pid, "PMIX_SERVER_TMPDIR"), *slash = NULL;
 	size_t len = dir ? strlen(dir) : 0;
 	while (len > 1 && dir[len - 1] == '/')
 		dir[--len] = 0;
@@ -165,7 +141,7 @@ char *step_tmpdir(pid_t pid)
 
 long step_task_rank(pid_t pid)
 {
-	char *v = environ_get(pid, "PMIX_RANK"), *end = NULL;
+	char *v = ckpt_environ_get(pid, "PMIX_RANK"), *end = NULL;
 	long r = v ? strtol(v, &end, 10) : -1;
 	if (!v || end == v || *end || r < 0 || r > 1 << 24)
 		r = -1;
@@ -179,7 +155,7 @@ unsigned step_pmix_port(pid_t pid)
 					    "PMIX_SERVER_URI3", "PMIX_SERVER_URI2" };
 	unsigned port = 0;
 	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]) && !port; k++) {
-		char *v = environ_get(pid, keys[k]);
+		char *v = ckpt_environ_get(pid, keys[k]);
 		char *at = v ? strstr(v, ";tcp4://127.0.0.1:") : NULL;
 		if (at)
 			port = (unsigned)strtoul(at + strlen(";tcp4://127.0.0.1:"), NULL, 10);
@@ -206,11 +182,11 @@ int step_entry_read(const struct frozen_tree *tree, int i, StepEntry *out)
 	const struct ckpt_step *st = &tree->steps[client->step - 1];
 	pid_t first = st->tasks[0];
 	step_entry__init(out);
-	out->nspace = environ_get(first, "PMIX_NAMESPACE");
-	char *size = environ_get(first, "SLURM_STEP_NUM_TASKS");
-	char *nodes = environ_get(first, "SLURM_STEP_NUM_NODES");
-	char *id = environ_get(first, "SLURM_STEP_ID");
-	char *label = environ_get(first, "SLURM_LABELIO");
+	out->nspace = ckpt_environ_get(first, "PMIX_NAMESPACE");
+	char *size = ckpt_environ_get(first, "SLURM_STEP_NUM_TASKS");
+	char *nodes = ckpt_environ_get(first, "SLURM_STEP_NUM_NODES");
+	char *id = ckpt_environ_get(first, "SLURM_STEP_ID");
+	char *label = ckpt_environ_get(first, "SLURM_LABELIO");
 	out->job_size = size ? (uint32_t)strtoul(size, NULL, 10) : 0;
 	out->step_id = id ? (uint32_t)strtoul(id, NULL, 10) : 0;
 	out->has_label = 1;
@@ -227,10 +203,10 @@ int step_entry_read(const struct frozen_tree *tree, int i, StepEntry *out)
 		       out->step_id, nodes ? nodes : "?", out->job_size, st->nr_tasks);
 		ret = -ENOTSUP;
 	}
-	out->security = environ_get(first, "PMIX_SECURITY_MODE");
-	out->bfrops = environ_get(first, "PMIX_BFROPS_MODULE"); /* unset: the library's */
-	out->buffer_type = environ_get(first, "PMIX_BFROP_BUFFER_TYPE");
-	out->gds = environ_get(first, "PMIX_GDS_MODULE");
+	out->security = ckpt_environ_get(first, "PMIX_SECURITY_MODE");
+	out->bfrops = ckpt_environ_get(first, "PMIX_BFROPS_MODULE"); /* unset: the library's */
+	out->buffer_type = ckpt_environ_get(first, "PMIX_BFROP_BUFFER_TYPE");
+	out->gds = ckpt_environ_get(first, "PMIX_GDS_MODULE");
 	if (!ret)
 		ret = uid_gid_of(first, &out->uid, &out->gid);
 	free(size);

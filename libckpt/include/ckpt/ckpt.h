@@ -60,6 +60,10 @@ struct ckpt_dump_opts {
 	const char *page_server;
 };
 
+/* The value of `key` in process pid's environment as it started
+ * (/proc/PID/environ), malloc'ed; NULL if none or unreadable. */
+char *ckpt_environ_get(pid_t pid, const char *key);
+
 /* One srun step on this node: its client in the tree and its tasks. */
 struct ckpt_step {
 	pid_t client;
