@@ -64,7 +64,7 @@ static int inventory_step(const struct frozen_tree *tree, int i, TaskEntry *te, 
 		return 0;
 	long rank = step_task_rank(ft->pid);
 	if (rank < 0) {
-		pr_err("pid %d: a task of step %d with no PMIx rank in its environment: not supported",
+		pr_err("pid %d: a task of step %d with no rank in its environment: not supported",
 		       ft->pid, ft->step - 1);
 		return -ENOTSUP;
 	}

@@ -718,8 +718,12 @@ static int graft_steps(struct frozen_tree *tree)
 		client->step_client = true;
 		for (int i = 0; i < tree->nr_tasks; i++)
 			if (tree->tasks[i].step == (int)s + 1 && !tree->tasks[i].step_client) {
+				pid_t stepd_sid = tree->tasks[i].sid;
 				tree->tasks[i].ppid = client->pid;
-				tree->tasks[i].sid = client->sid;
+				/* and its descendants in slurmstepd's session */
+				for (int j = 0; j < tree->nr_tasks; j++)
+					if (tree->tasks[j].sid == stepd_sid && !tree->tasks[j].step_client)
+						tree->tasks[j].sid = client->sid;
 			}
 	}
 	return 0;
@@ -755,13 +759,13 @@ static int order_tree(struct frozen_tree *tree)
 	return ret;
 }
 
+/* A task grafted into a client's session sees it as the client does. */
 static void set_step_vsids(struct frozen_tree *tree)
 {
-	for (int i = 0; i < tree->nr_tasks; i++)
-		for (int j = 0; tree->tasks[i].step && !tree->tasks[i].step_client && j < tree->nr_tasks;
-		     j++)
-			if (tree->tasks[j].pid == tree->tasks[i].ppid)
-				tree->tasks[i].vsid = tree->tasks[j].vsid;
+	for (int c = 0; c < tree->nr_tasks; c++)
+		for (int i = 0; tree->tasks[c].step_client && i < tree->nr_tasks; i++)
+			if (tree->tasks[i].sid == tree->tasks[c].sid)
+				tree->tasks[i].vsid = tree->tasks[c].vsid;
 }
 
 /* Ids, grafted steps, parents first, numbers as the tree sees them,

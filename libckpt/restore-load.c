@@ -36,8 +36,8 @@ static int check_step(struct restore_ctx *c, size_t i)
 		       t->pid, st->uid, st->gid);
 		return -EPERM;
 	}
-	if (st && (!i || (t->has_zombie && t->zombie) || t->n_tids != 1 || !st->nspace ||
-		   !st->nspace[0] || strlen(st->nspace) > 255 || !st->job_size ||
+	if (st && (!i || (t->has_zombie && t->zombie) || t->n_tids != 1 ||
+		   (st->nspace && (!st->nspace[0] || strlen(st->nspace) > 255)) || !st->job_size ||
 		   st->job_size > (1u << 16))) {
 		pr_err("inventory.img: pid %u: a bad srun step's client", t->pid);
 		return -EINVAL;

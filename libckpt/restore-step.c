@@ -95,7 +95,8 @@ static int proxy_argv(struct restore_ctx *c, size_t idx, char ***argv)
 	size_t n = 0;
 	int next = STEP_FD_FIRST, ret;
 	ret = add_arg(argv, &n, "ckpt-step");
-	ret = ret ? ret : add_arg(argv, &n, "--nspace=%s", st->nspace);
+	if (!ret && st->nspace) /* none: a step without PMIx */
+		ret = add_arg(argv, &n, "--nspace=%s", st->nspace);
 	ret = ret ? ret : add_arg(argv, &n, "--job-size=%u", st->job_size);
 	ret = ret ? ret : add_arg(argv, &n, "--uid=%u", st->uid);
 	ret = ret ? ret : add_arg(argv, &n, "--gid=%u", st->gid);

@@ -142,6 +142,8 @@ char *step_tmpdir(pid_t pid)
 long step_task_rank(pid_t pid)
 {
 	char *v = ckpt_environ_get(pid, "PMIX_RANK"), *end = NULL;
+	if (!v) /* a step without PMIx: Slurm's task rank */
+		v = ckpt_environ_get(pid, "SLURM_PROCID");
 	long r = v ? strtol(v, &end, 10) : -1;
 	if (!v || end == v || *end || r < 0 || r > 1 << 24)
 		r = -1;
@@ -192,10 +194,8 @@ int step_entry_read(const struct frozen_tree *tree, int i, StepEntry *out)
 	out->has_label = 1;
 	out->label = label && !strcmp(label, "1");
 	int ret = 0;
-	if (!out->nspace || !id) {
-		pr_err("step %d: task %d: no PMIx namespace or step id in its environment (a step "
-		       "without --mpi=pmix is not supported)",
-		       client->step - 1, first);
+	if (!id) {
+		pr_err("step %d: task %d: no step id in its environment", client->step - 1, first);
 		ret = -ENOTSUP;
 	} else if (!nodes || strcmp(nodes, "1") || out->job_size != st->nr_tasks) {
 		pr_err("step %u: %s nodes, %u tasks of which %zu here: a step across nodes needs "

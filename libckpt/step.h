@@ -33,7 +33,8 @@ void step_entry_free(StepEntry *e);
  * of task `pid`), ending in '/', malloc'ed; NULL if none. */
 char *step_tmpdir(pid_t pid);
 
-/* Dump: the PMIx rank of task `pid` (PMIX_RANK of its environment), or -1. */
+/* Dump: the rank of task `pid` (PMIX_RANK of its environment, else
+ * SLURM_PROCID), or -1. */
 long step_task_rank(pid_t pid);
 
 /* Dump: the port of the PMIx server task `pid` connects to (its

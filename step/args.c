@@ -162,8 +162,13 @@ int step_parse_args(struct step *s, int argc, char **argv, bool *allow_root, con
 			return rc;
 		}
 	}
-	if (c == '?' || optind != argc || !s->nspace || !s->size || !have_uid || !have_gid || !s->ntasks) {
-		fprintf(stderr, "usage: ckpt-step --nspace NS --job-size N --uid U --gid G "
+	/* a step without PMIx (srun --mpi=none) has no namespace */
+	int pmix = 0;
+	for (int i = 0; i < s->ntasks; i++)
+		pmix |= s->tasks[i].pmix >= 0;
+	if (c == '?' || optind != argc || (pmix && !s->nspace) || !s->size || !have_uid ||
+	    !have_gid || !s->ntasks) {
+		fprintf(stderr, "usage: ckpt-step [--nspace NS] --job-size N --uid U --gid G "
 				"--task RANK:PID:IN:OUT:ERR:PMIX... [options] (see docs/mpi.md)\n");
 		return -EINVAL;
 	}

@@ -12,7 +12,8 @@
 # `srun -n2 --mpi=pmix` step of the batch script (docs/mpi.md): the
 # ranks run under the step's slurmstepd, outside the script's tree, and
 # come back under the step proxy, ckpt-step, which serves their stdio and
-# PMIx (MPI_Finalize) to the end;
+# PMIx (MPI_Finalize) to the end; srun-plain: a step without MPI (srun
+# --mpi=none of a shell loop), whose proxy serves its output alone;
 # ring-vader-newnode: the job's files on node-local scratch (the ranks'
 # shared memory segments in /dev/shm, OpenMPI's session directory in
 # /tmp) are removed between the checkpoint and the restore, as when the
@@ -28,11 +29,23 @@ allreduce-tcp) prog="allreduce 40 64 100" btl=tcp ;;
 singleton) prog="ring 1500 20" btl= ;;
 srun-ring-vader) prog="ring 1500 20" btl=vader srun=1 ;;
 srun-allreduce-tcp) prog="allreduce 40 64 100" btl=tcp srun=1 ;;
+srun-plain) prog="count.sh 300" btl= srun=1 ;;
 *) fail "unknown case '$CASE'" ;;
 esac
 # ring prints a line every 50 rounds, allreduce one every iteration.
 progress=${prog%% *}
-progress=$([ "$progress" = ring ] && echo '^round ' || echo '^iter ')
+case $progress in
+ring) progress='^round ' ;;
+count.sh) progress='^count [0-9]' ;;
+*) progress='^iter ' ;;
+esac
+# count.sh: a step without MPI, a line every 0.1 s and a checksum of them
+cat >"$T/u/count.sh" <<'S'
+#!/bin/bash
+for i in $(seq "$1"); do echo "count $i"; sleep 0.1; done
+echo "count done: $1 lines checksum $(seq "$1" | md5sum | cut -c1-16)"
+S
+chmod 755 "$T/u/count.sh"
 if [ -n "$btl" ]; then
 	run="mpirun --oversubscribe -np 2 --mca btl self,$btl $T/u/$prog"
 else
@@ -45,6 +58,7 @@ shape="-c 2"
 if [ -n "${srun:-}" ]; then
 	srun --mpi=list 2>&1 | grep -qw pmix || { echo "$NAME: no mpi/pmix in Slurm: skipped"; exit 77; }
 	run="OMPI_MCA_btl=self,$btl srun -n2 --mpi=pmix $T/u/$prog"
+	[ -n "$btl" ] || run="srun -n1 --mpi=none $T/u/$prog"
 	shape="-n 2"
 fi
 
@@ -102,7 +116,8 @@ grep -q "restored from the latest checkpoint" "$T/u/low.err" ||
 if [ -n "${srun:-}" ]; then
 	# the step's tasks came back under the proxy, not as a new step
 	proxy=$(pgrep -u $U -x ckpt-step) || fail "job $low: no step proxy after the restore"
-	[ "$(pgrep -P "$proxy" | wc -l)" = 2 ] || fail "job $low: the proxy has not the 2 ranks"
+	want=$([ -n "$btl" ] && echo 2 || echo 1)
+	[ "$(pgrep -P "$proxy" | wc -l)" = "$want" ] || fail "job $low: the proxy has not its $want tasks"
 	[ "$(scontrol listpids "$low" | awk '$3 == 0' | wc -l)" = 0 ] ||
 		fail "job $low: the restore started a new step"
 fi
