@@ -236,11 +236,14 @@ static void count_memory(struct img_set *set, InventoryEntry *inv, struct mem_to
 				  &pagemap_entry__descriptor, (ProtobufCMessage ***)&pm, &n))
 			continue;
 		for (size_t k = 0; k < n; k++) {
+			/* a block shared by several entries counts once, with
+			 * its first entry (block_skip 0) */
+			int first = !pm[k]->has_block_skip || !pm[k]->block_skip;
 			m->pages += pm[k]->nr_pages;
-			m->stored += pm[k]->comp_len;
-			m->raw_chunks += pm[k]->raw;
+			m->stored += first ? pm[k]->comp_len : 0;
+			m->raw_chunks += first && pm[k]->raw;
+			m->chunks += first;
 		}
-		m->chunks += n;
 		free_all((ProtobufCMessage **)pm, n);
 	}
 }
