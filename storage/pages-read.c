@@ -327,7 +327,7 @@ static int piece_kept(struct page_reader *r, const struct piece *p)
 	return r->keep && r->keep(r->ctx, p->vaddr, (size_t)p->count * PAGE_SIZE_);
 }
 
-#define POPULATE_MIN_PAGES 16
+#define POPULATE_MIN_PAGES 1
 
 static uint8_t *piece_dest(struct page_reader *r, const struct piece *p, int kept)
 {
