@@ -5,13 +5,16 @@
  *
  * The chunk table is untrusted: every chunk is checked against its file
  * first.  Stored chunks of the set itself are read and decompressed by
- * worker threads straight into their destination.  Chunks marked
+ * worker threads straight into their destination, or, where several
+ * chunks share one stored block (the runs of a fragmented heap, see
+ * pages.c), the block once into a buffer and each chunk copied from it to
+ * its place.  Chunks marked
  * in_parent (incremental sets) are resolved down the chain of parents:
  * each parent level is that set's own chunk table for the same process
  * (sorted, checked), and an in_parent range becomes pieces of the first
- * ancestor chunks that store those pages.  Pieces are grouped by source
- * chunk so that every stored chunk is read and decompressed once, however
- * many pieces of it the restore needs.
+ * ancestor chunks that store those pages.  Pieces are grouped by stored
+ * block so that every block is read and decompressed once, however many
+ * pieces of it the restore needs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -327,8 +330,6 @@ static int piece_kept(struct page_reader *r, const struct piece *p)
 	return r->keep && r->keep(r->ctx, p->vaddr, (size_t)p->count * PAGE_SIZE_);
 }
 
-#define POPULATE_MIN_PAGES 1
-
 static uint8_t *piece_dest(struct page_reader *r, const struct piece *p, int kept)
 {
 	size_t len = (size_t)p->count * PAGE_SIZE_;
@@ -336,9 +337,8 @@ static uint8_t *piece_dest(struct page_reader *r, const struct piece *p, int kep
 
 	/* One call to fault in the whole destination: much cheaper than a
 	 * fault per page as the copy goes (kernels before 5.14 ignore it).
-	 * Not where pages are kept: that would unshare them all; nor for a
-	 * few pages, where the call costs what it saves. */
-	if (d && !kept && p->count >= POPULATE_MIN_PAGES)
+	 * Not where pages are kept: that would unshare them all. */
+	if (d && !kept)
 		madvise(d, len, MADV_POPULATE_WRITE);
 	return d;
 }

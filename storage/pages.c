@@ -103,7 +103,6 @@ struct page_worker_buf {
 	struct page_run runs[PAGE_BATCH_RUNS];
 	size_t nr_runs;
 	struct page_chunk pend[IMG_CHUNK_PAGES];
-	uint64_t pend_hash[IMG_CHUNK_PAGES]; /* hashes of the packed pages */
 	size_t nr_pend;
 	uint32_t packed; /* pages packed at the start of `in` */
 };
