@@ -4,7 +4,7 @@
  *
  * Writer: page_writer_add() queues runs of present pages (split at
  * IMG_CHUNK_PAGES); one worker per CPU takes a batch of consecutive runs
- * (up to IMG_CHUNK_PAGES pages, PAGE_BATCH_RUNS runs), copies each out of
+ * (a long run alone, else up to PAGE_BATCH_PAGES pages), copies each out of
  * the stopped process with one pread of /proc/PID/mem (process_vm_readv
  * would take all the ranges in one call, but pins pages: see read_run;
  * preadv reads one range only), drops the all-zero
@@ -90,8 +90,8 @@ struct page_writer {
 	int nr_tids;
 };
 
-/* A worker's batch: up to PAGE_BATCH_RUNS runs, IMG_CHUNK_PAGES pages in
- * all, read one after the other into `in`; kind and hash are per page of
+/* A worker's batch: one run of up to IMG_CHUNK_PAGES pages, or runs of
+ * up to PAGE_BATCH_PAGES pages in all, read one after the other into `in`; kind and hash are per page of
  * `in`.  The new pages are packed at the start of `in` and stored as one
  * block, whose chunks (one per stretch of new pages) wait in `pend`. */
 struct page_worker_buf {
@@ -100,7 +100,7 @@ struct page_worker_buf {
 	int out_cap;
 	uint8_t kind[IMG_CHUNK_PAGES];   /* PAGE_ZERO, PAGE_SAME, PAGE_NEW */
 	uint64_t hash[IMG_CHUNK_PAGES];
-	struct page_run runs[PAGE_BATCH_RUNS];
+	struct page_run runs[PAGE_BATCH_PAGES]; /* each run has a page at least */
 	size_t nr_runs;
 	struct page_chunk pend[IMG_CHUNK_PAGES];
 	size_t nr_pend;
@@ -325,12 +325,20 @@ static int store_block(struct page_writer *w, struct page_worker_buf *b)
 }
 
 /* One stretch of pages of one kind, from page `at` of `in`: a chunk of
- * the block (new pages, packed) or of the parent (same pages). */
-static int pend_stretch(struct page_worker_buf *b, uint64_t vaddr, uint32_t at, uint32_t nr,
-			int kind)
+ * the block (new pages, packed) or of the parent (same pages).  A block
+ * shared by chunks stays within PAGE_BATCH_PAGES: a long run with zero
+ * pages in it is stored as before, a block per stretch, each decompressed
+ * straight into place at restore. */
+static int pend_stretch(struct page_writer *w, struct page_worker_buf *b, uint64_t vaddr,
+			uint32_t at, uint32_t nr, int kind)
 {
-	struct page_chunk *c = &b->pend[b->nr_pend];
+	struct page_chunk *c;
+	int ret;
 
+	if (kind == PAGE_NEW && b->packed && b->packed + nr > PAGE_BATCH_PAGES &&
+	    (ret = store_block(w, b)))
+		return ret;
+	c = &b->pend[b->nr_pend];
 	*c = (struct page_chunk){ .vaddr = vaddr, .nr_pages = nr };
 	if (kind == PAGE_SAME) {
 		c->in_parent = 1;
@@ -388,7 +396,8 @@ static void classify_run(struct page_writer *w, struct page_worker_buf *b,
 }
 
 /* The stretches of one run (read at page `at`) into the pending block. */
-static int pend_run(struct page_worker_buf *b, const struct page_run *run, uint32_t at)
+static int pend_run(struct page_writer *w, struct page_worker_buf *b, const struct page_run *run,
+		    uint32_t at)
 {
 	uint32_t i = 0;
 	int ret = 0;
@@ -400,7 +409,7 @@ static int pend_run(struct page_worker_buf *b, const struct page_run *run, uint3
 		while (i < run->nr_pages && b->kind[at + i] == kind)
 			i++;
 		if (kind != PAGE_ZERO)
-			ret = pend_stretch(b, run->vaddr + (uint64_t)start * PAGE_SIZE_, at + start,
+			ret = pend_stretch(w, b, run->vaddr + (uint64_t)start * PAGE_SIZE_, at + start,
 					   i - start, kind);
 	}
 	return ret;
@@ -422,7 +431,7 @@ static int process_batch(struct page_writer *w, struct page_worker_buf *b)
 	}
 	at = 0;
 	for (size_t r = 0; !ret && r < b->nr_runs; r++) {
-		ret = pend_run(b, &b->runs[r], at);
+		ret = pend_run(w, b, &b->runs[r], at);
 		at += b->runs[r].nr_pages;
 	}
 	if (ret) {
@@ -435,11 +444,10 @@ static int process_batch(struct page_writer *w, struct page_worker_buf *b)
 /* Runs waiting: enough for a full batch, or the last ones. */
 static int batch_ready(const struct page_writer *w)
 {
-	return w->nr_runs - w->next_run >= PAGE_BATCH_RUNS ||
-	       w->queued_pages >= IMG_CHUNK_PAGES || (w->closing && w->next_run < w->nr_runs);
+	return w->queued_pages >= PAGE_BATCH_PAGES || (w->closing && w->next_run < w->nr_runs);
 }
 
-/* The next batch of runs to do (consecutive runs, up to IMG_CHUNK_PAGES
+/* The next batch of runs to do (consecutive runs, up to PAGE_BATCH_PAGES
  * pages in all), or 0 when the writer is closing (or failed). */
 static int next_batch(struct page_writer *w, struct page_worker_buf *b)
 {
@@ -449,8 +457,8 @@ static int next_batch(struct page_writer *w, struct page_worker_buf *b)
 	pthread_mutex_lock(&w->lock);
 	while (!w->err && !batch_ready(w) && !w->closing)
 		pthread_cond_wait(&w->wake, &w->lock);
-	while (!w->err && w->next_run < w->nr_runs && b->nr_runs < PAGE_BATCH_RUNS &&
-	       pages + w->runs[w->next_run].nr_pages <= IMG_CHUNK_PAGES) {
+	while (!w->err && w->next_run < w->nr_runs &&
+	       (!b->nr_runs || pages + w->runs[w->next_run].nr_pages <= PAGE_BATCH_PAGES)) {
 		pages += w->runs[w->next_run].nr_pages;
 		w->queued_pages -= w->runs[w->next_run].nr_pages;
 		b->runs[b->nr_runs++] = w->runs[w->next_run++];

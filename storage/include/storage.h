@@ -140,12 +140,16 @@ int img_exists(struct img_set *set, const char *name);
  * become holes), compress the rest with lz4 (stored raw when that does not
  * shrink them) and write them to the pages file.  Each stored run of
  * non-zero pages comes back as one chunk (the pagemap_entry fields), split
- * at IMG_CHUNK_PAGES; the runs a worker takes at once (up to IMG_CHUNK_PAGES
- * pages, PAGE_BATCH_RUNS runs) are stored as one block that their chunks
- * share.
+ * at IMG_CHUNK_PAGES; the runs a worker takes at once (a run longer than
+ * PAGE_BATCH_PAGES alone, else up to PAGE_BATCH_PAGES pages of runs) are
+ * stored as one block that their chunks share.
  */
 #define IMG_CHUNK_PAGES 1024 /* 4 MiB */
-#define PAGE_BATCH_RUNS 1024
+/* 512 KiB: the buffers of a batch stay in the CPU's L2 cache, in the
+ * writer (read, hashed, compressed) and in the reader (decompressed, then
+ * copied to each chunk's place); lz4 looks back 64 KiB only, so a larger
+ * block would compress no better. */
+#define PAGE_BATCH_PAGES 128
 
 struct page_chunk {
 	uint64_t vaddr;

@@ -3,11 +3,13 @@
  * included.
  *
  * The page writer stores the runs a worker takes at once (up to
- * PAGE_BATCH_RUNS runs, IMG_CHUNK_PAGES pages) as one block that their
- * chunks share; this program makes every edge of that: 8192 pages in runs
- * of 3 between holes (2048 runs, more than a batch holds), some of them
+ * PAGE_BATCH_PAGES pages in all) as one block that their chunks share;
+ * this program makes every edge of that: 8192 pages in runs of 3 between
+ * holes (2048 runs, many batches), some of them
  * with a page written with zeros in the middle (dropped: the pages after
- * it move up in the block), a run of 3000 pages (longer than a block), a
+ * it move up in the block), a run of 3000 pages (longer than a block,
+ * with zero pages: 10 pages stored, then a stretch too long to share
+ * their block), a
  * stretch of single pages between holes, a read-only range that splits
  * runs across two VMAs, and a private file mapping whose COWed pages
  * (zeros among them: those are kept, the file shows through a hole) lie
@@ -47,7 +49,9 @@ static enum kind kind_of(uint64_t i)
 		return i % 4 == 1 ? TEXT : RANDOM;
 	}
 	if (i < LONG_END)
-		return i == RUNS_END + 1500 ? ZEROED : i % 7 < 3 ? TEXT : RANDOM;
+		return i == RUNS_END + 1034 || i == RUNS_END + 1500 ? ZEROED
+		       : i % 7 < 3				     ? TEXT
+								     : RANDOM;
 	return i % 2 ? UNTOUCHED : i % 6 == 0 ? TEXT : RANDOM;
 }
 
