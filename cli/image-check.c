@@ -247,6 +247,7 @@ static void check_pages(struct check *c, const TaskEntry *t, const MmEntry *mm,
 		chunks[k].comp_len = pm[i]->comp_len;
 		chunks[k].raw = pm[i]->raw;
 		chunks[k].crc = pm[i]->crc;
+		pagemap_entry_block(pm[i], &chunks[k]);
 		k++;
 	}
 	/* One thread: the scratch buffer is the destination of every chunk. */

@@ -221,7 +221,7 @@ static int x_mems(struct img_set *set, InventoryEntry *inv)
 /* ---- info ---- */
 
 struct mem_totals {
-	uint64_t pages, stored, raw_chunks, chunks;
+	uint64_t pages, stored, raw_blocks, chunks, blocks;
 	size_t threads;
 };
 
@@ -236,9 +236,14 @@ static void count_memory(struct img_set *set, InventoryEntry *inv, struct mem_to
 				  &pagemap_entry__descriptor, (ProtobufCMessage ***)&pm, &n))
 			continue;
 		for (size_t k = 0; k < n; k++) {
+			/* a block shared by several entries counts once, with
+			 * its first entry (block_skip 0) */
+			int first = (!pm[k]->has_block_skip || !pm[k]->block_skip) &&
+				    !(pm[k]->has_in_parent && pm[k]->in_parent);
 			m->pages += pm[k]->nr_pages;
-			m->stored += pm[k]->comp_len;
-			m->raw_chunks += pm[k]->raw;
+			m->stored += first ? pm[k]->comp_len : 0;
+			m->raw_blocks += first && pm[k]->raw;
+			m->blocks += first;
 		}
 		m->chunks += n;
 		free_all((ProtobufCMessage **)pm, n);
@@ -284,13 +289,14 @@ static int info(struct img_set *set, InventoryEntry *inv)
 	count_memory(set, inv, &m);
 	printf("root pid:  %u\n", inv->root_pid);
 	printf("tasks:     %zu (%zu threads)\n", inv->n_tasks, m.threads);
-	printf("memory:    %llu pages stored (%llu bytes) as %llu bytes in %llu chunks",
+	printf("memory:    %llu pages stored (%llu bytes) as %llu bytes in %llu chunks, %llu blocks",
 	       (unsigned long long)m.pages, (unsigned long long)(m.pages * PAGE),
-	       (unsigned long long)m.stored, (unsigned long long)m.chunks);
+	       (unsigned long long)m.stored, (unsigned long long)m.chunks,
+	       (unsigned long long)m.blocks);
 	if (m.pages)
-		printf(": lz4, %.1f%% of the original, %llu chunks raw",
+		printf(": lz4, %.1f%% of the original, %llu blocks raw",
 		       100.0 * (double)m.stored / (double)(m.pages * PAGE),
-		       (unsigned long long)m.raw_chunks);
+		       (unsigned long long)m.raw_blocks);
 	putchar('\n');
 	if (me)
 		protobuf_c_message_free_unpacked(&me->base, NULL);

@@ -46,6 +46,7 @@ static void load(struct img_set *set, PagemapEntry **pm, size_t n, const uint8_t
 		c[i].comp_len = pm[i]->comp_len;
 		c[i].raw = pm[i]->raw;
 		c[i].crc = pm[i]->crc;
+		pagemap_entry_block(pm[i], &c[i]);
 		if (fix && c[i].offset <= pages_len && c[i].comp_len <= pages_len - c[i].offset)
 			c[i].crc = crc32c(0, pages + c[i].offset, c[i].comp_len);
 	}

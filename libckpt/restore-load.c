@@ -145,6 +145,8 @@ static int load_pagemap(struct restore_ctx *c, struct rst_task *t)
 				.raw = pe[i]->raw, .crc = pe[i]->crc,
 				.in_parent = pe[i]->has_in_parent && pe[i]->in_parent,
 			};
+		if (t->chunks)
+			pagemap_entry_block(pe[i], &t->chunks[i]);
 		protobuf_c_message_free_unpacked(&pe[i]->base, NULL);
 	}
 	free(pe);

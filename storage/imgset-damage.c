@@ -42,6 +42,10 @@ static int explain_chunks(int fd, uint64_t size, const struct page_chunk *c, siz
 	for (size_t i = 0; i < nr && !found; i++) {
 		if (c[i].in_parent)
 			continue;
+		/* chunks sharing a block (the one before checked it) */
+		if (i && c[i].offset == c[i - 1].offset && c[i].comp_len == c[i - 1].comp_len &&
+		    c[i].crc == c[i - 1].crc && !c[i - 1].in_parent)
+			continue;
 		if (c[i].offset > size || c[i].comp_len > size - c[i].offset) {
 			snprintf(why, len, "chunk %zu (0x%llx, offset %llu): cut off", i,
 				 (unsigned long long)c[i].vaddr, (unsigned long long)c[i].offset);

@@ -36,6 +36,12 @@ int pagemap_write(struct img_set *set, const char *name, const struct page_chunk
 		pe.crc = c[i].crc;
 		pe.has_in_parent = c[i].in_parent;
 		pe.in_parent = c[i].in_parent;
+		/* a chunk that is its own block says nothing more */
+		if (c[i].block_pages && c[i].block_pages != c[i].nr_pages) {
+			pe.has_block_pages = pe.has_block_skip = 1;
+			pe.block_pages = c[i].block_pages;
+			pe.block_skip = c[i].block_skip;
+		}
 		if (c[i].hashes) {
 			pe.has_hashes = 1;
 			pe.hashes.len = (size_t)c[i].nr_pages * 8;
@@ -49,6 +55,12 @@ int pagemap_write(struct img_set *set, const char *name, const struct page_chunk
 	return ret ? ret : cret;
 }
 
+void pagemap_entry_block(const PagemapEntry *pe, struct page_chunk *c)
+{
+	c->block_pages = pe->has_block_pages ? pe->block_pages : 0;
+	c->block_skip = pe->has_block_skip ? pe->block_skip : 0;
+}
+
 static int entry_to_chunk(const PagemapEntry *pe, struct page_chunk *c)
 {
 	*c = (struct page_chunk){
@@ -56,6 +68,7 @@ static int entry_to_chunk(const PagemapEntry *pe, struct page_chunk *c)
 		.comp_len = pe->comp_len, .raw = pe->raw, .crc = pe->crc,
 		.in_parent = pe->has_in_parent && pe->in_parent,
 	};
+	pagemap_entry_block(pe, c);
 	/* Hashes of the wrong length are ignored: those pages are stored
 	 * again by the next incremental dump. */
 	if (!pe->has_hashes || pe->nr_pages > IMG_CHUNK_PAGES ||

@@ -5,13 +5,16 @@
  *
  * The chunk table is untrusted: every chunk is checked against its file
  * first.  Stored chunks of the set itself are read and decompressed by
- * worker threads straight into their destination.  Chunks marked
+ * worker threads straight into their destination, or, where several
+ * chunks share one stored block (the runs of a fragmented heap, see
+ * pages.c), the block once into a buffer and each chunk copied from it to
+ * its place.  Chunks marked
  * in_parent (incremental sets) are resolved down the chain of parents:
  * each parent level is that set's own chunk table for the same process
  * (sorted, checked), and an in_parent range becomes pieces of the first
- * ancestor chunks that store those pages.  Pieces are grouped by source
- * chunk so that every stored chunk is read and decompressed once, however
- * many pieces of it the restore needs.
+ * ancestor chunks that store those pages.  Pieces are grouped by stored
+ * block so that every block is read and decompressed once, however many
+ * pieces of it the restore needs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,11 +38,21 @@ struct level {
 	size_t nr_chunks;
 };
 
-/* `count` pages from page `skip` of chunk `chunk` of `level`, going to `vaddr`. */
+/* What a stored block is: chunks that agree on all of it share it (a
+ * crafted table that disagrees only makes more blocks, each checked). */
+struct block_key {
+	uint64_t offset;
+	uint32_t comp_len, crc, pages;
+	int raw;
+};
+
+/* `count` pages from page `skip` of the block of chunk `chunk` of `level`,
+ * going to `vaddr`. */
 struct piece {
 	uint32_t level;
 	uint32_t skip, count;
 	size_t chunk;
+	struct block_key block;
 	uint64_t vaddr;
 };
 
@@ -57,6 +70,12 @@ struct page_reader {
 	void *ctx;
 };
 
+/* Pages of the chunk's block once decompressed. */
+static uint32_t block_pages(const struct page_chunk *c)
+{
+	return c->block_pages ? c->block_pages : c->nr_pages;
+}
+
 static int chunk_check(const struct level *lv, size_t i)
 {
 	const struct page_chunk *c = &lv->chunks[i];
@@ -68,10 +87,14 @@ static int chunk_check(const struct level *lv, size_t i)
 	else if (c->vaddr % PAGE_SIZE_ || c->vaddr + len < c->vaddr)
 		bad = "bad address";
 	else if (c->in_parent)
-		bad = NULL;
-	else if (c->comp_len == 0 || c->comp_len > (uint64_t)LZ4_compressBound(len))
+		bad = c->block_pages || c->block_skip ? "block of a chunk in the parent" : NULL;
+	else if (block_pages(c) > IMG_CHUNK_PAGES ||
+		 (uint64_t)c->block_skip + c->nr_pages > block_pages(c))
+		bad = "pages outside its block";
+	else if (c->comp_len == 0 ||
+		 c->comp_len > (uint64_t)LZ4_compressBound(block_pages(c) * PAGE_SIZE_))
 		bad = "bad stored length";
-	else if (c->raw && c->comp_len != len)
+	else if (c->raw && c->comp_len != (uint64_t)block_pages(c) * PAGE_SIZE_)
 		bad = "raw chunk of the wrong length";
 	else if (c->offset < IMG_HEADER_SIZE || c->offset > lv->size ||
 		 c->comp_len > lv->size - c->offset)
@@ -81,6 +104,25 @@ static int chunk_check(const struct level *lv, size_t i)
 	st_err("%s/%s: chunk %zu (0x%llx): %s", lv->set->dir, lv->name, i,
 	       (unsigned long long)c->vaddr, bad);
 	return -EINVAL;
+}
+
+static struct block_key block_of(const struct page_chunk *c)
+{
+	return (struct block_key){ .offset = c->offset, .comp_len = c->comp_len, .crc = c->crc,
+				   .pages = block_pages(c), .raw = !!c->raw };
+}
+
+static int cmp_block(const struct block_key *x, const struct block_key *y)
+{
+	if (x->offset != y->offset)
+		return x->offset < y->offset ? -1 : 1;
+	if (x->comp_len != y->comp_len)
+		return x->comp_len < y->comp_len ? -1 : 1;
+	if (x->crc != y->crc)
+		return x->crc < y->crc ? -1 : 1;
+	if (x->pages != y->pages)
+		return x->pages < y->pages ? -1 : 1;
+	return x->raw - y->raw;
 }
 
 static int level_open(struct level *lv)
@@ -207,7 +249,8 @@ static int resolve(struct page_reader *r, int n, uint64_t vaddr, uint64_t pages)
 			ret = resolve(r, n + 1, vaddr, (upto - vaddr) / PAGE_SIZE_);
 		} else {
 			struct piece p = { .level = n + 1, .chunk = i, .vaddr = vaddr,
-					   .skip = (vaddr - c->vaddr) / PAGE_SIZE_,
+					   .block = block_of(c),
+					   .skip = c->block_skip + (vaddr - c->vaddr) / PAGE_SIZE_,
 					   .count = (upto - vaddr) / PAGE_SIZE_ };
 			ret = add_piece(r, &p);
 		}
@@ -222,8 +265,9 @@ static int cmp_piece(const void *a, const void *b)
 
 	if (x->level != y->level)
 		return x->level < y->level ? -1 : 1;
-	if (x->chunk != y->chunk)
-		return x->chunk < y->chunk ? -1 : 1;
+	int c = cmp_block(&x->block, &y->block);
+	if (c)
+		return c;
 	return x->skip < y->skip ? -1 : x->skip > y->skip;
 }
 
@@ -235,7 +279,8 @@ static int plan(struct page_reader *r)
 
 	for (size_t i = 0; !ret && i < lv->nr_chunks; i++) {
 		const struct page_chunk *c = &lv->chunks[i];
-		struct piece p = { .level = 0, .chunk = i, .vaddr = c->vaddr, .count = c->nr_pages };
+		struct piece p = { .level = 0, .chunk = i, .vaddr = c->vaddr, .count = c->nr_pages,
+				   .block = block_of(c), .skip = c->block_skip };
 
 		ret = c->in_parent ? resolve(r, 0, c->vaddr, c->nr_pages) : add_piece(r, &p);
 	}
@@ -246,10 +291,11 @@ static int plan(struct page_reader *r)
 	r->groups = malloc((r->nr_pieces + 1) * sizeof(*r->groups));
 	if (!r->groups)
 		return -ENOMEM;
-	for (size_t i = 0; i < r->nr_pieces; i++)
-		if (!i || r->pieces[i - 1].chunk != r->pieces[i].chunk ||
-		    r->pieces[i - 1].level != r->pieces[i].level)
+	for (size_t i = 0; i < r->nr_pieces; i++) {
+		const struct piece *p = &r->pieces[i];
+		if (!i || cmp_block(&p[-1].block, &p->block) || p[-1].level != p->level)
 			r->groups[r->nr_groups++] = i;
+	}
 	r->groups[r->nr_groups] = r->nr_pieces;
 	return 0;
 }
@@ -265,7 +311,7 @@ static int chunk_fail(const struct level *lv, size_t i, const char *bad)
 static int chunk_load(const struct level *lv, size_t i, uint8_t *buf, uint8_t *out)
 {
 	const struct page_chunk *c = &lv->chunks[i];
-	int len = c->nr_pages * PAGE_SIZE_;
+	int len = block_pages(c) * PAGE_SIZE_;
 	int ret = pread_full(lv->fd, c->raw ? out : buf, c->comp_len, c->offset);
 
 	if (ret) {
@@ -313,7 +359,7 @@ static int load_group(struct page_reader *r, size_t g, uint8_t *buf, uint8_t *tm
 	size_t nr = r->groups[g + 1] - r->groups[g];
 	const struct level *lv = &r->levels[first->level];
 	const struct page_chunk *c = &lv->chunks[first->chunk];
-	int whole = nr == 1 && first->skip == 0 && first->count == c->nr_pages;
+	int whole = nr == 1 && first->skip == 0 && first->count == block_pages(c);
 	int ret;
 
 	if (whole && !piece_kept(r, first)) {
@@ -343,10 +389,9 @@ static void *reader_worker(void *arg)
 {
 	struct page_reader *r = arg;
 	uint8_t *buf = malloc(LZ4_compressBound(CHUNK_BYTES));
-	int need_tmp = r->nr_levels > 1 || r->keep;
-	uint8_t *tmp = need_tmp ? malloc(CHUNK_BYTES) : NULL;
+	uint8_t *tmp = malloc(CHUNK_BYTES); /* blocks shared by chunks go through it */
 
-	if (!buf || (need_tmp && !tmp)) {
+	if (!buf || !tmp) {
 		__atomic_store_n(&r->err, -ENOMEM, __ATOMIC_RELAXED);
 		goto out;
 	}

@@ -156,9 +156,16 @@ int img_exists(struct img_set *set, const char *name);
  * become holes), compress the rest with lz4 (stored raw when that does not
  * shrink them) and write them to the pages file.  Each stored run of
  * non-zero pages comes back as one chunk (the pagemap_entry fields), split
- * at IMG_CHUNK_PAGES.
+ * at IMG_CHUNK_PAGES; the runs a worker takes at once (a run longer than
+ * PAGE_BATCH_PAGES alone, else up to PAGE_BATCH_PAGES pages of runs) are
+ * stored as one block that their chunks share.
  */
 #define IMG_CHUNK_PAGES 1024 /* 4 MiB */
+/* 512 KiB: the buffers of a batch stay in the CPU's L2 cache, in the
+ * writer (read, hashed, compressed) and in the reader (decompressed, then
+ * copied to each chunk's place); lz4 looks back 64 KiB only, so a larger
+ * block would compress no better. */
+#define PAGE_BATCH_PAGES 128
 
 struct page_chunk {
 	uint64_t vaddr;
@@ -169,6 +176,13 @@ struct page_chunk {
 	uint32_t crc;      /* crc32c of the stored bytes */
 	int in_parent;     /* nothing stored: the parent set's pages (incremental) */
 	uint64_t *hashes;  /* writer: XXH3-64 of each page (malloc'd), else NULL */
+	/* Several chunks may share one stored block (one lz4 block, at
+	 * offset, comp_len long, crc and raw alike): a fragmented heap's
+	 * runs of a few pages are compressed and written together.  The block
+	 * holds block_pages pages once decompressed (0: nr_pages, a block of
+	 * its own); this chunk's pages are the nr_pages from page block_skip. */
+	uint32_t block_pages;
+	uint32_t block_skip;
 };
 
 struct page_writer;
@@ -194,6 +208,9 @@ void page_chunks_free(struct page_chunk *chunks, size_t nr);
  * `with_hashes`.  Entries are not checked here: page_reader_load() does. */
 int pagemap_write(struct img_set *set, const char *name, const struct page_chunk *chunks,
 		  size_t nr);
+/* The block fields of a pagemap_entry (0 when absent) into c. */
+struct PagemapEntry;
+void pagemap_entry_block(const struct PagemapEntry *pe, struct page_chunk *c);
 int pagemap_read(struct img_set *set, const char *name, int with_hashes,
 		 struct page_chunk **chunks, size_t *nr);
 

@@ -31,3 +31,11 @@ cr_program(cow)
 cr_case(cr_cow cow 60)
 cr_case(cr_cow_twice cow 120 --leave-running-twice)
 cr_case(cr_cow_pidns cow 60 --restore-opt --pidns --restore-opt always)
+# A fragmented heap (runs of a few pages between holes, zero pages inside
+# runs, a run longer than a block, runs split by a VMA boundary, COWed
+# pages of a private file mapping): the page writer stores a batch of runs
+# as one block shared by their chunks (storage/pages.c); every page comes
+# back and the holes stay holes.
+cr_program(fragmem)
+cr_case(cr_mem_fragmented fragmem 90)
+cr_case(cr_mem_fragmented_twice fragmem 120 --leave-running-twice)

@@ -8,6 +8,9 @@
 # as alice, and removed).  Each is refused in one line, or
 # restored with exactly alice's powers and none of bob's or root's files
 # (the check of each item looks at what the restored process holds).
+# Page blocks shared by chunks (pagemap block_pages, block_skip): pages
+# past a block, a huge block, a block larger than its data, a chunk that
+# claims another's block with another crc: refused in one line.
 # (chroot, even into a directory of her own, needs CAP_SYS_CHROOT: with a
 # hard link to a set-uid program in it, a way to root.  A hard limit
 # raised needs CAP_SYS_RESOURCE: where root lacks it too, that item
@@ -229,6 +232,10 @@ ITEMS=(
 "netlink-audit|hold|files.img|$F; $NL(dict(type=3, protocol=9, portid=4000000001))|refused_only an audit socket|bad netlink socket"
 "netlink-xfrm-group|hold|files.img|$F; $NL(dict(type=3, protocol=6, portid=4000000003, groups=[1]))|refused_only an XFRM group (CAP_NET_ADMIN)|netlink socket: cannot recreate"
 "netlink-group-40|hold|files.img|$F; $NL(dict(type=3, protocol=0, portid=4000000002, dst_portid=0, dst_group=40))|refused_only a peer group past 32|bad netlink socket"
+"pagemap-block-skip-past|counter|pagemap|E.update(block_pages=E['nr_pages'], block_skip=1)|refused_only pages past the end of their block|pages outside its block"
+"pagemap-block-huge|counter|pagemap|E.update(block_pages=1 << 31, block_skip=0)|refused_only a block of 2^31 pages|pages outside its block"
+"pagemap-block-larger|counter|pagemap|E.update(block_pages=E.get('block_pages', E['nr_pages']) + 1)|refused_only a block larger than its data|bad lz4 data|raw chunk of the wrong length"
+"pagemap-block-crc-liar|counter|pagemap|e[1].update(offset=E['offset'], comp_len=E['comp_len'], raw=E['raw'], crc=E['crc'] ^ 1, block_pages=E.get('block_pages', E['nr_pages']), block_skip=0, nr_pages=min(e[1]['nr_pages'], E['nr_pages']))|refused_only a block shared with a wrong crc|checksum mismatch"
 )
 
 run_items

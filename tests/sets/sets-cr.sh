@@ -7,6 +7,9 @@
 #                and restore --job (the latest, through the chain) must give
 #                memhog its memory back byte for byte; image rm of the
 #                parent is refused until image squash of set 2
+#   incremental-pages  the same with 256 MiB of memhog's fragmented heap
+#                (runs of 3 pages between holes: chunks sharing blocks, in
+#                the parent and in the incremental set alike)
 #   tiers        storage.local + storage.flush = sync, then background: the
 #                set is committed on storage.base (latest, manifest), the
 #                local copy is gone; retention.keep = 1 keeps one set
@@ -42,8 +45,8 @@ wait_file() { # FILE SECONDS
 }
 stat_of() { awk -F': *' -v k="$2" '$1 == k { print $2; exit }' "$1"; }
 
-start_hog() { # MIB
-	setsid "$MEMHOG" "$1" "$HOG" </dev/null >"$WORK/memhog.log" 2>&1 &
+start_hog() { # MIB [LAYOUT]
+	setsid "$MEMHOG" "$1" "$HOG" ${2:-} </dev/null >"$WORK/memhog.log" 2>&1 &
 	disown
 	wait_file "$HOG/ready" 300
 	read -r PID WANT <"$HOG/ready"
@@ -76,9 +79,9 @@ restore_check() { # then kill it
 }
 
 case $CASE in
-incremental)
+incremental | incremental-pages)
 	BASE=$WORK/base
-	start_hog 1024
+	if [ "$CASE" = incremental ]; then start_hog 1024; else start_hog 256 pages; fi
 	"$CKPTCTL" dump --stats -R -t "$PID" --job j --base "$BASE" >"$WORK/s1" || fail "dump 1"
 	dirty_hog
 	"$CKPTCTL" dump --stats -t "$PID" --job j --base "$BASE" --parent latest >"$WORK/s2" ||

@@ -84,6 +84,9 @@ static void write_pagemap(struct img_set *set, const struct page_chunk *c, size_
 		pe.comp_len = c[i].comp_len;
 		pe.raw = c[i].raw;
 		pe.crc = c[i].crc;
+		pe.has_block_pages = pe.has_block_skip = c[i].block_pages != 0;
+		pe.block_pages = c[i].block_pages;
+		pe.block_skip = c[i].block_skip;
 		CHECK(img_write(img, &pe.base) == 0);
 	}
 	CHECK(img_close_write(img) == 0);
@@ -103,7 +106,7 @@ static struct page_chunk *read_pagemap(struct img_set *set, size_t *n)
 		if (*n == cap)
 			c = realloc(c, (cap = cap ? 2 * cap : 1024) * sizeof(*c));
 		c[(*n)++] = (struct page_chunk){ pe->vaddr, pe->nr_pages, pe->offset,
-						 pe->comp_len, pe->raw, pe->crc, 0, NULL };
+						 pe->comp_len, pe->raw, pe->crc, 0, NULL, pe->has_block_pages ? pe->block_pages : 0, pe->has_block_skip ? pe->block_skip : 0 };
 		protobuf_c_message_free_unpacked(msg, NULL);
 	}
 	img_close(img);

@@ -33,9 +33,14 @@ static uint64_t mix(uint64_t x)
 }
 
 /* Stretches of a few hundred pages of one kind, so there are long holes,
- * long raw runs and runs longer than a chunk (pages 4096..6999 non-zero). */
+ * long raw runs and runs longer than a chunk (pages 4096..6999 non-zero);
+ * elsewhere short runs between zero pages, stored together in blocks
+ * shared by their chunks, but for one run of random pages that fills a
+ * block of its own (the run dump() queues from page 10717), stored raw. */
 static int page_kind(size_t i)
 {
+	if (i >= 10717 && i < 10717 + IMG_CHUNK_PAGES)
+		return RANDOM;
 	if (i >= 4096 && i < 7000)
 		return i % 3 ? TEXT : RANDOM;
 	if (i >= 9000 && i < 9400)
@@ -125,7 +130,7 @@ static void *dest_of(void *ctx, uint64_t vaddr, size_t len)
 static void check_chunks(const struct page_chunk *c, size_t n, uint8_t *mem, uint64_t in,
 			 uint64_t out)
 {
-	uint64_t pages = 0, stored = 0, want = 0;
+	uint64_t pages = 0, stored = 0, want = 0, shared = 0;
 	int raw = 0, lz4 = 0;
 
 	for (size_t i = 0; i < NR_PAGES; i++)
@@ -137,10 +142,15 @@ static void check_chunks(const struct page_chunk *c, size_t n, uint8_t *mem, uin
 		for (size_t p = first; p < first + c[i].nr_pages; p++)
 			CHECK(page_kind(p) != ZERO); /* zero pages are never stored */
 		pages += c[i].nr_pages;
+		CHECK(!c[i].block_pages || c[i].block_skip + c[i].nr_pages <= c[i].block_pages);
+		shared += c[i].block_pages != 0;
+		if (c[i].block_skip)
+			continue; /* the block was counted with its first chunk */
 		stored += c[i].comp_len;
 		raw += c[i].raw;
 		lz4 += !c[i].raw;
 	}
+	CHECK(shared > 100);
 	CHECK(pages == want);
 	CHECK(in == want * PG && out == stored);
 	CHECK(raw > 0 && lz4 > 0);
@@ -162,6 +172,9 @@ static void write_pagemap(struct img_set *set, const struct page_chunk *c, size_
 		pe.comp_len = c[i].comp_len;
 		pe.raw = c[i].raw;
 		pe.crc = c[i].crc;
+		pe.has_block_pages = pe.has_block_skip = c[i].block_pages != 0;
+		pe.block_pages = c[i].block_pages;
+		pe.block_skip = c[i].block_skip;
 		CHECK(img_write(img, &pe.base) == 0);
 	}
 	CHECK(img_close_write(img) == 0);
@@ -182,7 +195,7 @@ static struct page_chunk *read_pagemap(struct img_set *set, size_t *n)
 		PagemapEntry *pe = (PagemapEntry *)msg;
 		c = realloc(c, (*n + 1) * sizeof(*c));
 		c[*n] = (struct page_chunk){ pe->vaddr, pe->nr_pages, pe->offset, pe->comp_len,
-					     pe->raw, pe->crc, 0, NULL };
+					     pe->raw, pe->crc, 0, NULL, pe->has_block_pages ? pe->block_pages : 0, pe->has_block_skip ? pe->block_skip : 0 };
 		(*n)++;
 		protobuf_c_message_free_unpacked(msg, NULL);
 	}
@@ -262,7 +275,8 @@ static int same_chunks(const struct page_chunk *a, const struct page_chunk *b, s
 	for (size_t i = 0; i < n; i++)
 		if (a[i].vaddr != b[i].vaddr || a[i].nr_pages != b[i].nr_pages ||
 		    a[i].offset != b[i].offset || a[i].comp_len != b[i].comp_len ||
-		    a[i].raw != b[i].raw || a[i].crc != b[i].crc)
+		    a[i].raw != b[i].raw || a[i].crc != b[i].crc ||
+		    a[i].block_pages != b[i].block_pages || a[i].block_skip != b[i].block_skip)
 			return 0;
 	return 1;
 }
@@ -301,6 +315,10 @@ static void test_bad_table(const char *dir, const struct page_chunk *good, size_
 	size_t raw = find_chunk(good, n, 1), lz = find_chunk(good, n, 0);
 	struct img_set *set;
 
+	size_t sh = 0;
+	while (sh < n && !(good[sh].block_pages && good[sh].block_skip && !good[sh].raw))
+		sh++;
+	CHECK(sh < n);
 	CHECK(good[lz].nr_pages >= 100);
 	CHECK(img_set_open(dir, &set) == 0);
 #define WITH(field_change, what)                              \
@@ -326,6 +344,13 @@ static void test_bad_table(const char *dir, const struct page_chunk *good, size_
 	     "bad lz4 data");
 	/* Too few pages for what the lz4 data holds. */
 	WITH(c[lz].nr_pages--, "bad lz4 data");
+	/* Chunks of a shared block: pages outside it; a block the others
+	 * of it do not agree on is a block of its own, checked as such. */
+	WITH(c[sh].block_skip = c[sh].block_pages, "pages outside its block");
+	WITH(c[sh].block_pages = IMG_CHUNK_PAGES + 1, "pages outside its block");
+	WITH(c[sh].crc ^= 1, "checksum mismatch");
+	WITH(c[sh].block_pages--, "bad lz4 data");
+	WITH((c[sh].in_parent = 1), "block of a chunk in the parent");
 #undef WITH
 	img_set_close(set);
 	free(c);
