@@ -100,6 +100,9 @@ static int proxy_argv(struct restore_ctx *c, size_t idx, char ***argv)
 	ret = ret ? ret : add_arg(argv, &n, "--job-size=%u", st->job_size);
 	ret = ret ? ret : add_arg(argv, &n, "--uid=%u", st->uid);
 	ret = ret ? ret : add_arg(argv, &n, "--gid=%u", st->gid);
+	/* root's own step: its proxy is root's too, as its srun was */
+	if (!ret && st->uid == 0)
+		ret = add_arg(argv, &n, "--allow-root");
 	if (!ret && st->has_label && st->label)
 		ret = add_arg(argv, &n, "--label");
 	if (!ret && st->security)

@@ -118,21 +118,40 @@ struct step_restore {
 	size_t nr, cap;
 };
 
-/* Only a step's tasks hold step ends (their proxy holds the others). */
+/* The inventory entry of pid, or NULL. */
+static const TaskEntry *task_of(const InventoryEntry *inv, uint32_t pid)
+{
+	for (size_t k = 0; inv && k < inv->n_tasks; k++)
+		if (inv->tasks[k]->pid == pid)
+			return inv->tasks[k];
+	return NULL;
+}
+
+/* Is pid a step's task or a descendant of one (below a proxy)? */
+static int under_proxy(const InventoryEntry *inv, uint32_t pid)
+{
+	const TaskEntry *te = task_of(inv, pid);
+	for (size_t hops = 0; te && hops < inv->n_tasks; hops++) {
+		const TaskEntry *parent = task_of(inv, te->ppid);
+		if (parent && parent->step)
+			return !te->step;
+		te = parent;
+	}
+	return 0;
+}
+
+/* Only a step's tasks and their children hold step ends (their proxy
+ * holds the others). */
 static int held_by_step_tasks(const struct restore_files *rf, uint32_t id)
 {
-	for (size_t t = 0; t < rf->nr_tasks; t++) {
-		const TaskEntry *te = NULL;
-		for (size_t k = 0; rf->inv && k < rf->inv->n_tasks; k++)
-			if (rf->inv->tasks[k]->pid == (uint32_t)rf->tasks[t].pid)
-				te = rf->inv->tasks[k];
+	for (size_t t = 0; t < rf->nr_tasks; t++)
 		for (size_t i = 0; i < rf->tasks[t].nr; i++)
-			if (rf->tasks[t].fds[i]->file_id == id && (!te || !te->has_step_rank)) {
+			if (rf->tasks[t].fds[i]->file_id == id &&
+			    !under_proxy(rf->inv, (uint32_t)rf->tasks[t].pid)) {
 				pr_err("pid %d: fd %u: a step's fd in a process that is no step's task",
 				       rf->tasks[t].pid, rf->tasks[t].fds[i]->fd);
 				return 0;
 			}
-	}
 	return 1;
 }
 

@@ -82,8 +82,9 @@ static int parse_task(struct step *s, const char *arg)
 	t->pid = pid;
 	stream_init(&t->out, -1, 1);
 	stream_init(&t->err, -1, 2);
-	if (parse_fd(f[2], true, &t->in) || parse_fd(f[3], false, &t->out.fd) ||
-	    parse_fd(f[4], false, &t->err.fd) || parse_fd(f[5], true, &t->pmix))
+	/* -1: not a pipe to slurmstepd (/dev/null, a file of --output) */
+	if (parse_fd(f[2], true, &t->in) || parse_fd(f[3], true, &t->out.fd) ||
+	    parse_fd(f[4], true, &t->err.fd) || parse_fd(f[5], true, &t->pmix))
 		return -EBADF;
 	t->conn = -1;
 	s->ntasks++;

@@ -13,8 +13,9 @@
  *   --task      fds this process holds: IN the write end of the rank's
  *               stdin pipe or -1 (closed at once: the step read
  *               /dev/null), OUT and ERR the read ends of its stdout and
- *               stderr pipes, PMIX our end of a socketpair whose other
- *               end is the rank's PMIx fd, or -1 (no PMIx)
+ *               stderr pipes or -1 (not slurmstepd's: /dev/null, a
+ *               file), PMIX our end of a socketpair whose other end is
+ *               the rank's PMIx fd, or -1 (no PMIx)
  *   --label     srun -l: "%*d: " before each line (stdio.c)
  *   --tmpdir    where our PMIx server's directory goes ($TMPDIR, /tmp)
  *   --pending-out  output srun had received but not written (stdio.c)

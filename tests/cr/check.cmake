@@ -12,3 +12,9 @@ set_tests_properties(bad_shm_pid_reuse PROPERTIES TIMEOUT 60 SKIP_RETURN_CODE 77
 add_test(NAME bad_dump_refused_first COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/refuse-first.sh
 	$<TARGET_FILE:ckptctl> $<TARGET_FILE:cr-badfd>)
 set_tests_properties(bad_dump_refused_first PROPERTIES TIMEOUT 60 SKIP_RETURN_CODE 77 LABELS cr)
+# An srun step by hand (dump --step), restored under the step proxy.
+if(TARGET ckpt-step)
+	add_test(NAME cr_step_graft COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/step-graft.sh
+		$<TARGET_FILE:ckptctl> $<TARGET_FILE:ckpt-step>)
+	set_tests_properties(cr_step_graft PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77 LABELS cr)
+endif()
