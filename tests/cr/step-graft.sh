@@ -65,7 +65,12 @@ run_once() { # FAULT: dump, kill, restore (with CKPT_TEST_FAULT=FAULT)
 	setsid "$T/stepd.sh" "$T" </dev/null >/dev/null 2>&1 251>&- &
 	local stepd=$!
 	PIDS+=("$stepd")
-	for _ in $(seq 100); do [ -s "$T/client" ] && grep -q "line 5" "$T/out" && break; sleep 0.05; done
+	started() {
+		[ -s "$T/client" ] && grep -q "^task 0 line 5$" "$T/out" &&
+			grep -q "^task 1 line 5$" "$T/out"
+	}
+	for _ in $(seq 400); do started && break; sleep 0.05; done
+	started || fail "the tree and the step did not start: $(tail -n 3 "$T/out")"
 	local client tasks
 	client=$(cat "$T/client")
 	tasks=$(pgrep -f "$T/task.sh" | paste -sd,)
