@@ -478,6 +478,25 @@ static int dump_dirs_of(struct cg_dump *d, const char *hier, const char *path)
 	return walk_dir(d, hier, path, fd);
 }
 
+/* The client of the srun step whose task tree->tasks[i] is, or is a
+ * descendant of (a shell's sleep), or 0. */
+static pid_t step_client_above(const struct frozen_tree *tree, int i)
+{
+	for (int hops = 0; i >= 0 && hops < tree->nr_tasks; hops++) {
+		const struct frozen_task *t = &tree->tasks[i];
+		if (t->step_client)
+			return 0;
+		if (t->step)
+			return tree->steps[t->step - 1].client;
+		int parent = -1;
+		for (int j = 0; j < tree->nr_tasks && parent < 0; j++)
+			if (tree->tasks[j].pid == t->ppid)
+				parent = j;
+		i = parent;
+	}
+	return 0;
+}
+
 static int collect(struct cg_dump *d, const struct frozen_tree *tree)
 {
 	int ret = 0;
@@ -486,7 +505,7 @@ static int collect(struct cg_dump *d, const struct frozen_tree *tree)
 		/* a step's client comes back as one thread, the proxy; the
 		 * step's tasks in its cgroups, the batch step's (docs/mpi.md) */
 		int n = t->step_client ? 1 : t->nr_threads;
-		pid_t from = t->step && !t->step_client ? tree->steps[t->step - 1].client : 0;
+		pid_t from = step_client_above(tree, i);
 		for (int k = 0; !ret && !t->zombie && k < n; k++)
 			ret = dump_thread(d, t, k, from);
 	}
