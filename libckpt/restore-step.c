@@ -10,13 +10,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include <grp.h>
 
 #include "file-kinds.h"
 #include "log.h"
@@ -56,11 +57,8 @@ int restore_step_open_exe(struct restore_ctx *c)
 	return -ENOENT;
 }
 
-static int add_arg(char ***argv, size_t *n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-#include <stdarg.h>
-static int add_arg(char ***argv, size_t *n, const char *fmt, ...)
+static int __attribute__((format(printf, 3, 4)))
+add_arg(char ***argv, size_t *n, const char *fmt, ...)
 {
 	char **a = realloc(*argv, (*n + 2) * sizeof(*a));
 	if (!a)

@@ -25,4 +25,19 @@ ITEMS=(
 )
 
 run_items
+# Alice names a step herself (a process of hers as the client, bob's as
+# its task): only ckptd names a job's steps; refused before anything.
+alice_target hold2 hold "$T/alice/f"
+mine=$SPAWNED
+bobs=$(pgrep -u "$BOB" | head -n 1 || true)
+[ -n "$bobs" ] || bobs=1
+named_by_alice() {
+	! as_alice "$CKPTCTL" dump -t "$mine" --step "$mine:$bobs" -D "$T/alice/named" \
+		>"$T/named.out" 2>&1 || { echo "alice's --step went through"; return 1; }
+	grep -q -- "--step is root's" "$T/named.out" || { echo "named: $(cat "$T/named.out")"; return 1; }
+	[ ! -e "$T/alice/named/manifest" ] || { echo "a set was written"; return 1; }
+	echo "step-by-alice: refused: $(cat "$T/named.out")"
+}
+try step-by-alice named_by_alice
+kill -0 "$mine" || fail "alice's process did not run on"
 finish
