@@ -59,6 +59,7 @@ grep -q "dump refused for uid [0-9]*: job $id: $why" "$T/ckptd.log" ||
 ! traced || fail "a rank of job $id is traced"
 wait_for 60 "step 0 to go on" progressed $((at_signal + 1))
 wait "$outside" || fail "the step failed: $(tail -n 5 "$T/step.out")"
+reference_done
 grep ' done: .* checksum ' "$T/step.out" >"$T/final" || fail "step 0: $(tail -n 5 "$T/step.out")"
 cmp -s "$T/final" "$T/reference" || fail "step 0 ended with '$(cat "$T/final")'"
 [ "$(field "$id" Restarts)" = 0 ] || fail "job $id was requeued"
