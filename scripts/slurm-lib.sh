@@ -37,7 +37,8 @@ pick() {
 }
 
 # Options of `start`: the ckpt pieces a cluster runs (SOCKET: ckptd's, for
-# the plugin; empty when not given).
+# the plugin; empty when not given).  They are the caller's to use.
+# shellcheck disable=SC2034
 parse_args() {
 	PLUGIN=$(pick "$BUILD/slurm-plugin/ckpt.so" "$PREFIX/lib/ckpt/ckpt.so")
 	WRAPPER=$(pick "$BUILD/slurm-plugin/ckpt-batch" "$PREFIX/libexec/ckpt/ckpt-batch")
@@ -149,7 +150,8 @@ stop_daemon() { stop_daemons "$1"; }
 
 close_fds() {
 	local fd
-	for fd in $(ls /proc/$BASHPID/fd); do
+	for fd in /proc/$BASHPID/fd/*; do
+		fd=${fd##*/}
 		[ "$fd" -gt 2 ] && eval "exec $fd>&-"
 	done
 	return 0

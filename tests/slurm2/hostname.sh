@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 
 srun --mpi=list 2>&1 | grep -qw pmix || fail "srun --mpi=list: $(srun --mpi=list 2>&1 | tr '\n' ' ')"
-cd "$T"
+cd "$T" || exit 1
 id=$(submit -N2 --wait -o "$T/job.out" --wrap='srun -N2 --ntasks-per-node=1 --mpi=pmix hostname') ||
 	fail "the job failed: $(cat "$T/job.out")"
 [ "$(sort "$T/job.out" | tr '\n' ' ')" = "ckn1 ckn2 " ] || fail "job $id printed: $(cat "$T/job.out")"

@@ -13,4 +13,5 @@ on_node() { "$ROOT/scripts/slurm-cluster2" exec "$@"; }
 
 # The programs the jobs run, published where the job's user reaches them
 # (the checkout may be closed to others): the cluster's own copies.
+# shellcheck disable=SC2034
 CKPTCTL=/var/lib/ckpt-slurm2/bin/ckptctl

@@ -58,7 +58,7 @@ sum2=$!
 sum 4 100 10 >"$T/want4" &
 sum4=$!
 
-cd "$T/u"
+cd "$T/u" || exit 1
 id=$(as_user sbatch --parsable -N2 --ntasks-per-node=2 --wait -o "$T/u/job.out" ./job.sh) ||
 	fail "the job failed: $(cat "$T/u/job.out"; tail -n 5 "$T"/u/*.out)"
 JOBS+=("$id")

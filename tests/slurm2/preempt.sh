@@ -10,7 +10,7 @@
 # the GraceTime (slurmctld enforces that only every 30 s).
 . "$(dirname "$0")/lib.sh"
 
-cd "$T"
+cd "$T" || exit 1
 count_script "$T/count.sh"
 sed -i '2i trap '\''echo "USR1 at $(date +%s)"; scontrol requeue $SLURM_JOB_ID'\'' USR1' "$T/count.sh"
 id=$(submit -N2 -p low --signal=B:USR1@5 -o "$T/low.out" --open-mode=append "$T/count.sh")

@@ -7,7 +7,7 @@
 # coordinator (issue 12) changes the answer.
 . "$(dirname "$0")/lib.sh"
 
-cd "$T"
+cd "$T" || exit 1
 id=$(submit -N2 --checkpoint -o "$T/job.out" --wrap='srun -N2 --ntasks-per-node=1 sleep 60')
 wait_for 30 "job $id to run" state_is "$id" RUNNING
 
