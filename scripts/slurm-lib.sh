@@ -104,6 +104,19 @@ start_munge() {
 	skip "munged does not answer"
 }
 
+# stop_munge OTHER_RUN: munged goes if this cluster started it, unless the
+# other cluster of this machine (its run directory OTHER_RUN) runs: then
+# that one's stop takes it down.
+stop_munge() {
+	[ -f $RUN/munged.ours ] || return 0
+	if alive "$1/slurmctld.pid"; then
+		touch "$1/munged.ours"
+	else
+		stop_daemon /run/munge/munged.pid
+	fi
+	rm -f $RUN/munged.ours
+}
+
 # One file from the examples, with the installed paths replaced by the
 # ones this cluster uses.
 install_example() {
