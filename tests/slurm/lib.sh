@@ -27,7 +27,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$ROOT/scripts/slurm-cluster" status >/dev/null || { echo "$NAME: no cluster: skipped"; exit 77; }
+# CLUSTER: the script that runs the cluster (tests/slurm2/lib.sh sets
+# slurm-cluster2, the two-node one).
+CLUSTER=${CLUSTER:-slurm-cluster}
+"$ROOT/scripts/$CLUSTER" status >/dev/null || { echo "$NAME: no cluster: skipped"; exit 77; }
 chmod 755 "$T"
 
 # at_exit COMMAND: run it (eval) when the test ends, whatever its outcome.
