@@ -53,7 +53,7 @@ static void maybe_pause(const struct coord *c, const char *phase)
 	size_t n = strlen(phase);
 	if (!p || strncmp(p, phase, n) || p[n] != ':')
 		return;
-	printf("ckpt-coord: rank %u: paused after %s\n", c->rank, phase);
+	printf("ckpt-coord: rank %u: paused after %s (pid %d)\n", c->rank, phase, (int)getpid());
 	fflush(stdout);
 	sleep((unsigned)atoi(p + n + 1));
 }

@@ -13,26 +13,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
 #include "manifest.pb-c.h"
 
-#define MANIFEST_MAX (64u << 20)
+#define MANIFEST_MAX (16 << 20)
 
+/* crc32c of the manifest file but its last 4 bytes: its trailer's crc of
+ * every byte before it.  (The crc32c of a whole message image, its own
+ * crc included, is the same for every file: CRC's residue.) */
 static int crc_of_fd(int fd, uint32_t *crc)
 {
-	char buf[65536];
-	uint64_t total = 0;
+	struct stat st;
 	ssize_t n;
 
-	*crc = 0;
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		*crc = crc32c(*crc, buf, (size_t)n);
-		if ((total += (uint64_t)n) > MANIFEST_MAX)
-			return -EFBIG;
-	}
-	return n < 0 ? -errno : 0;
+	if (fstat(fd, &st))
+		return -errno;
+	if (!S_ISREG(st.st_mode) || st.st_size < 4 || st.st_size > MANIFEST_MAX)
+		return -EBADMSG;
+	char *buf = malloc((size_t)st.st_size);
+	if (!buf)
+		return -ENOMEM;
+	n = pread(fd, buf, (size_t)st.st_size, 0);
+	if (n == (ssize_t)st.st_size)
+		*crc = crc32c(0, buf, (size_t)n - 4);
+	free(buf);
+	return n == (ssize_t)st.st_size ? 0 : -EIO;
 }
 
 int img_set_manifest_crc(struct img_set *set, uint32_t *crc)

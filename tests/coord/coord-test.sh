@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# The coordinator (docs/coordinator.md) on two "nodes" of this machine:
+# two ckptd, each with its own socket and run dir, sharing one storage
+# base; a job 700 registered on both with --nodes 2, its tree on node n0
+# the server of a TCP counter stream, on n1 its client (tcp-counter.c);
+# ckpt-coord run as a PMIx job step by mpirun -n 2, rank R talking to nR.
+# Usage: coord-test.sh CASE CKPTD CKPTCTL CKPT-COORD TCP-COUNTER
+#   pair          create: both trees frozen before either is dumped, one
+#                 set naming both parts, both run on; vacate: both end;
+#                 each part restored by its node's ckptd: the stream goes on
+#                 with no number lost or repeated and no reset
+#   pair_user     the same, the job and its trees the user ckpt-test1's,
+#                 the coordinator run as that user
+#   agent_killed  node n1's ckptd killed -9 between the freeze and the
+#                 dump: every tree thawed and running, no set committed
+#   tree_exits    node n1's tree ends before the freeze: a clear error
+#                 naming n1, node n0's tree thawed and running
+#   coord_killed  a coordinator killed -9 between phases: both thawed
+set -euo pipefail
+CASE=$1 CKPTD=$2 CKPTCTL=$3 COORD=$4 COUNTER=$5
+
+command -v mpirun >/dev/null || { echo "SKIP: no mpirun (OpenMPI)"; exit 77; }
+. "$(dirname "$0")/../lib/agent-env.sh"
+agent_env ckpt-coord
+user_copy CKPTD CKPTCTL COORD COUNTER
+JOB=700
+PORT=$((20000 + $$ % 20000))
+AGENTS=() PIDS=()
+
+cleanup() {
+	for p in "${PIDS[@]}" "${AGENTS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*"
+	for f in "$T"/n*.log "$T"/coord.out "$T"/*.tree; do
+		[ -f "$f" ] && { echo "--- $f"; tail -15 "$f"; }
+	done
+	exit 1
+}
+
+# start_agent N: ckptd of node nN on $T/nN.sock.
+start_agent() {
+	"$CKPTD" -f -s "$T/n$1.sock" -r "$T/run$1" >>"$T/n$1.log" 2>&1 </dev/null 251>&- &
+	AGENTS[$1]=$!
+	for _ in $(seq 100); do
+		CKPT_SOCKET=$T/n$1.sock "$CKPTCTL" status >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	fail "ckptd n$1 did not start"
+}
+
+as_user() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --init-groups -- "$@"; }
+
+# start_tree ROLE LOG [USER]: a tcp-counter, pid in SPAWNED.
+start_tree() {
+	local run=()
+	[ -n "${3:-}" ] && run=(setpriv --reuid="$3" --regid="$3" --init-groups --)
+	install -m 644 ${3:+-o "$3"} /dev/null "$2"
+	"${run[@]}" env -C "$T" "$COUNTER" "$1" "$PORT" >>"$2" 2>&1 </dev/null 251>&- &
+	SPAWNED=$!
+	PIDS+=("$SPAWNED")
+}
+
+count_of() { grep -o '^n=[0-9]*' "$1" | tail -1 | cut -d= -f2; }
+
+# wait_count LOG N: the log's count reaches N, with no error.
+wait_count() {
+	for _ in $(seq 200); do
+		grep -q ERROR "$1" && fail "$1: $(grep ERROR "$1")"
+		[ "$(count_of "$1" || echo 0)" -ge "$2" ] 2>/dev/null && return 0
+		sleep 0.05
+	done
+	fail "$1: count stuck at $(count_of "$1" || true), wanted $2"
+}
+
+running() { # not stopped, not traced: State R or S
+	local s
+	s=$(awk '/^State:/ {print $2}' "/proc/$1/status" 2>/dev/null) || return 1
+	[ "$s" = R ] || [ "$s" = S ]
+}
+
+# The job on both nodes: server on n0, client on n1 (USER: theirs).
+setup() {
+	local user=${1:-} uid=0
+	[ -n "$user" ] && uid=$(id -u "$user")
+	mkdir -m 755 "$T/base"
+	echo "storage.base = $T/base" >"$CKPT_CONF"
+	start_agent 0
+	start_agent 1
+	start_tree server "$T/server.tree" "$user"
+	SERVER=$SPAWNED
+	grep -q listening "$T/server.tree" 2>/dev/null || sleep 0.3
+	start_tree client "$T/client.tree" "$user"
+	CLIENT=$SPAWNED
+	wait_count "$T/client.tree" 200
+	CKPT_SOCKET=$T/n0.sock "$CKPTCTL" register --job $JOB --uid "$uid" --nodes 2 "$SERVER" ||
+		fail "register on n0"
+	CKPT_SOCKET=$T/n1.sock "$CKPTCTL" register --job $JOB --uid "$uid" --nodes 2 "$CLIENT" ||
+		fail "register on n1"
+}
+
+# coord [USER] [ckpt-coord options]: mpirun -n 2, rank R on node nR.
+coord() {
+	local run=()
+	if [ "${1:-}" = --user ]; then
+		run=(setpriv --reuid="$2" --regid="$2" --init-groups --)
+		shift 2
+	fi
+	"${run[@]}" env -C "$T" mpirun --allow-run-as-root --oversubscribe -n 2 \
+		sh -c 'd=$1; shift; exec "$0" --socket "$d/n$PMIX_RANK.sock" --node "n$PMIX_RANK" "$@"' \
+		"$COORD" "$T" --job $JOB --timeout 30 "$@" </dev/null 251>&-
+}
+
+committed_sets() { find "$T/base/$JOB" -maxdepth 2 -name manifest 2>/dev/null | wc -l; }
+
+check_thawed() {
+	running "$SERVER" || fail "server tree not running after $1"
+	running "$CLIENT" || fail "client tree not running after $1"
+	local c
+	c=$(count_of "$T/client.tree")
+	wait_count "$T/client.tree" $((c + 100))
+	wait_count "$T/server.tree" $((c + 100))
+	[ "$(committed_sets)" = 0 ] || fail "a set was committed after $1"
+	[ -e "$T/base/$JOB/latest" ] && fail "latest exists after $1"
+	return 0
+}
+
+case_pair() {
+	local user=${1:-} as=()
+	setup "$user"
+	[ -n "$user" ] && as=(--user "$user")
+	coord "${as[@]}" >"$T/coord.out" 2>&1 || fail "create: $(cat "$T/coord.out")"
+	cat "$T/coord.out"
+	grep -q "set 1 committed, 2 nodes" "$T/coord.out" || fail "no commit line"
+	for n in 0 1; do
+		grep -q "node n$n (rank $n): resumed, frozen [0-9.]* ms" "$T/coord.out" ||
+			fail "no frozen time of n$n"
+		[ -f "$T/base/$JOB/1/nodes/n$n/manifest" ] || fail "no part n$n"
+	done
+	"$CKPTCTL" image decode "$T/base/$JOB/1/manifest" >"$T/m.json" || fail "decode"
+	grep -q '"node": *"n0"' "$T/m.json" && grep -q '"node": *"n1"' "$T/m.json" ||
+		fail "the set's manifest does not name both parts: $(cat "$T/m.json")"
+	[ "$(readlink "$T/base/$JOB/latest")" = 1 ] || fail "latest is not set 1"
+	CKPT_SOCKET=$T/n0.sock "${as[@]/--user/as_user}" "$CKPTCTL" checkpoint list $JOB >"$T/list"
+	[ "$(grep -c '^[0-9]' "$T/list")" = 1 ] && grep -q '^1 *yes' "$T/list" ||
+		fail "list: $(cat "$T/list")"
+	[ -n "$user" ] && { [ "$(stat -c %U "$T/base/$JOB/1/nodes/n1/manifest")" = "$user" ] ||
+		fail "part not the user's"; }
+	# Both ends go on from where they were: nothing lost or repeated.
+	running "$SERVER" && running "$CLIENT" || fail "a tree does not run after create"
+	local c
+	c=$(count_of "$T/client.tree")
+	wait_count "$T/server.tree" $((c + 100))
+	# vacate: both end, set 2; each part restored by its node's ckptd.
+	coord "${as[@]}" --vacate >"$T/coord.out" 2>&1 || fail "vacate: $(cat "$T/coord.out")"
+	grep -q "set 2 committed" "$T/coord.out" || fail "vacate: no commit line"
+	for _ in $(seq 50); do kill -0 "$SERVER" 2>/dev/null || kill -0 "$CLIENT" 2>/dev/null ||
+		break; sleep 0.1; done
+	kill -0 "$SERVER" 2>/dev/null && fail "server runs after vacate"
+	kill -0 "$CLIENT" 2>/dev/null && fail "client runs after vacate"
+	c=$(count_of "$T/client.tree")
+	for n in 0 1; do
+		local r=()
+		[ -n "$user" ] && r=(as_user "$user") && install -d -o "$user" -m 700 "$T/p$n"
+		[ -z "$user" ] && mkdir -p "$T/p$n"
+		CKPT_SOCKET=$T/n$n.sock "${r[@]}" "$CKPTCTL" restore -D "$T/base/$JOB/2/nodes/n$n" -d \
+			--pidfile "$T/p$n/pid" || fail "restore of part n$n"
+		PIDS+=("$(cat "$T/p$n/pid")")
+	done
+	wait_count "$T/client.tree" $((c + 300))
+	wait_count "$T/server.tree" $((c + 300))
+	echo "PASS: the stream went on from $c to $(count_of "$T/client.tree")"
+}
+
+case_pair_user() {
+	id ckpt-test1 >/dev/null 2>&1 || useradd --system --no-create-home --shell /bin/false ckpt-test1
+	case_pair ckpt-test1
+}
+
+case_agent_killed() {
+	setup
+	CKPT_COORD_PAUSE=frozen:3 coord >"$T/coord.out" 2>&1 &
+	local cpid=$!
+	for _ in $(seq 100); do grep -q "rank 1: paused" "$T/coord.out" 2>/dev/null && break; sleep 0.05; done
+	grep -q "rank 1: paused" "$T/coord.out" || fail "the coordinator did not freeze"
+	kill -9 "${AGENTS[1]}"
+	wait "$cpid" && fail "the coordinator succeeded without node n1"
+	cat "$T/coord.out"
+	grep -q "checkpoint failed: node n1" "$T/coord.out" || fail "unclear: $(cat "$T/coord.out")"
+	check_thawed "n1's ckptd was killed"
+	echo "PASS"
+}
+
+# n0: a server that waits for its peer (it outlives n1's tree); n1: a
+# process that ends before the coordinator freezes it.
+case_tree_exits() {
+	mkdir -m 755 "$T/base"
+	echo "storage.base = $T/base" >"$CKPT_CONF"
+	start_agent 0
+	start_agent 1
+	start_tree server "$T/server.tree"
+	SERVER=$SPAWNED
+	sleep 1000 </dev/null 251>&- &
+	local gone=$!
+	PIDS+=("$gone")
+	CKPT_SOCKET=$T/n0.sock "$CKPTCTL" register --job $JOB --nodes 2 "$SERVER" || fail "register"
+	CKPT_SOCKET=$T/n1.sock "$CKPTCTL" register --job $JOB --nodes 2 "$gone" || fail "register"
+	kill -9 "$gone"
+	wait "$gone" 2>/dev/null || true
+	coord >"$T/coord.out" 2>&1 && fail "the coordinator succeeded without n1's tree"
+	cat "$T/coord.out"
+	grep -q "checkpoint failed: node n1 (rank 1): frozen: .*$gone" "$T/coord.out" ||
+		fail "unclear: $(cat "$T/coord.out")"
+	running "$SERVER" || fail "the server tree was left frozen"
+	grep -q "^TracerPid:[[:space:]]*0$" "/proc/$SERVER/status" || fail "the server is traced"
+	[ "$(committed_sets)" = 0 ] || fail "a set was committed"
+	echo "PASS"
+}
+
+case_coord_killed() {
+	setup
+	CKPT_COORD_PAUSE=frozen:30 coord >"$T/coord.out" 2>&1 &
+	local cpid=$! victim=
+	for _ in $(seq 100); do grep -q "rank 1: paused" "$T/coord.out" 2>/dev/null && break; sleep 0.05; done
+	victim=$(sed -n 's/.*rank 1: paused after frozen (pid \([0-9]*\)).*/\1/p' "$T/coord.out")
+	[ -n "$victim" ] || fail "the coordinator did not freeze"
+	kill -9 "$victim"
+	wait "$cpid" && fail "the coordinator succeeded"
+	cat "$T/coord.out"
+	check_thawed "a coordinator was killed"
+	echo "PASS"
+}
+
+"case_$CASE"
