@@ -18,6 +18,7 @@
  * manifest and `latest` (storage/jobparts.c).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,13 +86,42 @@ static int wait_for(const struct held *h, const char *want, uint64_t *seq)
 	return ret;
 }
 
+/* The set's own manifest, SEQ/manifest above nodes/NODE: the commit
+ * point of a multi-node set.  Once it is there the set is committed,
+ * whatever this node hears after. */
+static int set_committed(const struct held *h)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s", h->dir);
+	for (int up = 0; up < 2; up++) {
+		char *slash = strrchr(path, '/');
+		if (!slash)
+			return 0;
+		*slash = '\0';
+	}
+	size_t n = strlen(path);
+	if (n + sizeof("/manifest") > sizeof(path))
+		return 0;
+	strcpy(path + n, "/manifest");
+	return !faccessat(AT_FDCWD, path, F_OK, AT_SYMLINK_NOFOLLOW);
+}
+
 int held_gate(void *arg, enum ckpt_gate gate, struct ckpt_gate_info *info)
 {
 	struct held *h = arg;
 	uint64_t seq = 0;
 	if (gate == CKPT_GATE_DUMPED) {
 		send_gate("dumped", info, h->seq);
-		return wait_for(h, "commit", NULL);
+		int ret = wait_for(h, "commit", NULL);
+		/* The word lost after the set committed (the coordinator
+		 * killed between commit and resume): the set names this part,
+		 * which must stay; the dump ends as a committed one. */
+		if (ret && set_committed(h)) {
+			fprintf(stderr, "job %s: set %llu is committed: this part stays, the dump "
+				"goes on\n", h->job, (unsigned long long)h->seq);
+			ret = 0;
+		}
+		return ret;
 	}
 	int ret = ckpt_job_next_seq(h->job, h->base, &seq);
 	if (ret) {

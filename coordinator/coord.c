@@ -171,6 +171,7 @@ static int run(struct coord *c)
 	maybe_pause(c, "dumped");
 	if (phase_commit(c, seq, why, sizeof(why)))
 		return abort_all(c, why);
+	maybe_pause(c, "committed");
 	int ret = held_send(c->held, "commit", 0);
 	if (!ret)
 		ret = held_finish(c->held, &frozen_ns, why, sizeof(why));

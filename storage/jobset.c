@@ -124,6 +124,11 @@ static int remove_dir_depth(int dirfd, const char *name, int depth)
 
 	if (fd < 0)
 		return -errno;
+	/* A part being written (a held dump's flock) is its writer's. */
+	if (depth == 2 && flock(fd, LOCK_EX | LOCK_NB)) {
+		close(fd);
+		return -EBUSY;
+	}
 	/* The manifest first: a set half-removed is garbage, never a
 	 * checkpoint with holes. */
 	if (!unlinkat(fd, MANIFEST_NAME, 0))

@@ -16,6 +16,8 @@
 #   tree_exits    node n1's tree ends before the freeze: a clear error
 #                 naming n1, node n0's tree thawed and running
 #   coord_killed  a coordinator killed -9 between phases: both thawed
+#   coord_killed_committed  killed -9 once the set is committed: the set
+#                 stands whole, both trees resume
 set -euo pipefail
 CASE=$1 CKPTD=$2 CKPTCTL=$3 COORD=$4 COUNTER=$5
 
@@ -232,6 +234,30 @@ case_coord_killed() {
 	wait "$cpid" && fail "the coordinator succeeded"
 	cat "$T/coord.out"
 	check_thawed "a coordinator was killed"
+	echo "PASS"
+}
+
+# Killed once the set is committed: the set stands, both parts in it,
+# each node's dump ends as a committed one (the trees resume).
+case_coord_killed_committed() {
+	setup
+	CKPT_COORD_PAUSE=committed:30 coord >"$T/coord.out" 2>&1 &
+	local cpid=$! victim=
+	for _ in $(seq 100); do grep -q "rank 1: paused" "$T/coord.out" 2>/dev/null && break; sleep 0.05; done
+	victim=$(sed -n 's/.*rank 1: paused after committed (pid \([0-9]*\)).*/\1/p' "$T/coord.out")
+	[ -n "$victim" ] || fail "the coordinator did not commit"
+	kill -9 "$victim"
+	wait "$cpid" || true
+	cat "$T/coord.out"
+	running "$SERVER" && running "$CLIENT" || fail "a tree does not run"
+	local c
+	c=$(count_of "$T/client.tree")
+	wait_count "$T/server.tree" $((c + 100))
+	[ "$(readlink "$T/base/$JOB/latest")" = 1 ] || fail "set 1 is not the latest"
+	for n in 0 1; do
+		[ -f "$T/base/$JOB/1/nodes/n$n/manifest" ] || fail "part n$n removed from a committed set"
+	done
+	grep -q "set 1 is committed: this part stays" "$T/n1.log" || fail "n1 did not go on"
 	echo "PASS"
 }
 
