@@ -151,7 +151,7 @@ static int do_dump(const RpcDump *d, uid_t uid)
 		m.written_bytes = st.written_bytes;
 		m.tasks = st.nr_tasks;
 		m.threads = st.nr_threads;
-		m.seq = st.seq;
+		m.seq = d->held ? held.seq : st.seq;
 	}
 	send_msg(&m);
 	return ret ? 1 : 0;

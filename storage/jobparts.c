@@ -135,7 +135,14 @@ int imgset_commit_parts(const char *base, const char *job, uint64_t seq, int64_t
 	if ((size_t)snprintf(dir, sizeof(dir), "%s/%s/%llu", base, job, (unsigned long long)seq) >=
 	    sizeof(dir))
 		return -ENAMETOOLONG;
-	/* The set's directory exists (the parts are in it): opened, locked. */
+	/* The set's directory exists (the parts are in it): opened, locked;
+	 * never made here. */
+	int fd = dir_open_nofollow(dir, O_RDONLY);
+	if (fd < 0) {
+		st_err("%s: %s", dir, strerror(-fd));
+		return fd;
+	}
+	close(fd);
 	ret = set_create_with(dir, 0, NULL, &set);
 	if (ret)
 		return ret;

@@ -4,7 +4,7 @@
 # base; a job 700 registered on both with --nodes 2, its tree on node n0
 # the server of a TCP counter stream, on n1 its client (tcp-counter.c);
 # ckpt-coord run as a PMIx job step by mpirun -n 2, rank R talking to nR.
-# Usage: coord-test.sh CASE CKPTD CKPTCTL CKPT-COORD TCP-COUNTER
+# Usage: coord-test.sh CASE CKPTD CKPTCTL CKPT-COORD TCP-COUNTER COORD-RPC
 #   pair          create: both trees frozen before either is dumped, one
 #                 set naming both parts, both run on; vacate: both end;
 #                 each part restored by its node's ckptd: the stream goes on
@@ -18,13 +18,19 @@
 #   coord_killed  a coordinator killed -9 between phases: both thawed
 #   coord_killed_committed  killed -9 once the set is committed: the set
 #                 stands whole, both trees resume
+#   hold_timeout  the coordinator silent past --hold-timeout: both nodes
+#                 abort on their own, both trees thawed
+#   refusals      a user's held dump of another's job, a bad part name, a
+#                 commit of another's job or of parts that are not there,
+#                 a gate word with no dump, crafted multi-node manifests:
+#                 each refused in one line, nothing stopped or written
 set -euo pipefail
-CASE=$1 CKPTD=$2 CKPTCTL=$3 COORD=$4 COUNTER=$5
+CASE=$1 CKPTD=$2 CKPTCTL=$3 COORD=$4 COUNTER=$5 RPC=$6
 
 command -v mpirun >/dev/null || { echo "SKIP: no mpirun (OpenMPI)"; exit 77; }
 . "$(dirname "$0")/../lib/agent-env.sh"
 agent_env ckpt-coord
-user_copy CKPTD CKPTCTL COORD COUNTER
+user_copy CKPTD CKPTCTL COORD COUNTER RPC
 JOB=700
 PORT=$((20000 + $$ % 20000))
 AGENTS=() PIDS=()
@@ -258,6 +264,86 @@ case_coord_killed_committed() {
 		[ -f "$T/base/$JOB/1/nodes/n$n/manifest" ] || fail "part n$n removed from a committed set"
 	done
 	grep -q "set 1 is committed: this part stays" "$T/n1.log" || fail "n1 did not go on"
+	echo "PASS"
+}
+
+case_hold_timeout() {
+	setup
+	CKPT_COORD_PAUSE=frozen:5 coord --hold-timeout 2 >"$T/coord.out" 2>&1 &&
+		fail "the coordinator succeeded past the hold timeout"
+	cat "$T/coord.out"
+	grep -q "no word from the coordinator within 2 s" "$T/n0.log" ||
+		fail "n0 did not time out: $(tail -5 "$T/n0.log")"
+	check_thawed "the hold timeout"
+	echo "PASS"
+}
+
+# refused RPC-ARGS... PATTERN: alice's request refused with PATTERN.
+refused() {
+	local pat=${*: -1}
+	as_user ckpt-test1 env -C "$T" "$RPC" "${@:1:$#-1}" >"$T/rpc.out" 2>&1 &&
+		fail "went through: $* ($(cat "$T/rpc.out"))"
+	grep -q -- "$pat" "$T/rpc.out" || fail "unclear refusal of $*: $(cat "$T/rpc.out")"
+	echo "refused: $1 $2 $3: $(tail -1 "$T/rpc.out")"
+}
+
+case_refusals() {
+	local u
+	for u in ckpt-test1 ckpt-test2; do
+		id $u >/dev/null 2>&1 || useradd --system --no-create-home --shell /bin/false $u
+	done
+	mkdir -m 755 "$T/base"
+	echo "storage.base = $T/base" >"$CKPT_CONF"
+	start_agent 0
+	export CKPT_SOCKET=$T/n0.sock
+	start_tree server "$T/server.tree" ckpt-test1
+	local alice=$SPAWNED
+	setpriv --reuid=ckpt-test2 --regid=ckpt-test2 --init-groups -- sleep 1000 </dev/null 251>&- &
+	local bob=$!
+	PIDS+=("$bob")
+	sleep 0.3
+	"$CKPTCTL" register --job 710 --uid "$(id -u ckpt-test1)" --nodes 2 "$alice" || fail "register"
+	"$CKPTCTL" register --job 711 --uid "$(id -u ckpt-test2)" --nodes 2 "$bob" || fail "register"
+	refused held 711 n0 "may not checkpoint job 711"
+	grep -q "^TracerPid:[[:space:]]*0$" "/proc/$bob/status" && running "$bob" ||
+		fail "bob's process was touched"
+	refused held 710 ../x "node name"
+	refused held 710 "" "node name"
+	# Alice's own held dump, aborted at its first gate: nothing left.
+	refused held 710 n0 "aborted"
+	running "$alice" || fail "alice's tree left frozen"
+	[ -z "$(ls "$T/base/710" 2>/dev/null | grep -v latest || true)" ] || fail "left: $(ls -R "$T/base/710")"
+	refused commit 711 1 n0:0 "may not commit"
+	refused commit 710 1 n0:0 "No such file"
+	mkdir -p "$T/base/710/1" && chown ckpt-test1 "$T/base/710" "$T/base/710/1"
+	refused commit 710 1 ../../etc:0 "not a valid node name"
+	refused commit 710 1 n0:0 n0:0 "named twice"
+	refused commit 710 1 n0:0 "nodes/n0/manifest"
+	[ -e "$T/base/710/1/manifest" ] || [ -e "$T/base/710/latest" ] && fail "a set was committed"
+	refused gate dump "no held dump waits"
+	# Crafted manifests of a set of alice's: parts with a bad or repeated
+	# name are refused at load, a multi-node set is never restored whole.
+	install -d -o ckpt-test1 -m 700 "$T/a"
+	as_user ckpt-test1 env -C "$T" "$CKPTCTL" dump -t "$alice" -D "$T/a/s" -R >/dev/null ||
+		fail "alice's dump"
+	as_user ckpt-test1 "$CKPTCTL" image decode "$T/a/s/manifest" >"$T/m.json" || fail decode
+	local parts
+	for parts in "[{'node': '../../etc', 'manifest_crc': 1}]|bad or repeated node name" \
+		"[{'node': 'n0', 'manifest_crc': 1}, {'node': 'n0', 'manifest_crc': 2}]|bad or repeated" \
+		"[{'node': 'n0', 'manifest_crc': 1}]|a multi-node set: restore each node's part"; do
+		python3 -c "import json, sys
+d = json.load(open('$T/m.json')); e = d['entries'][0]
+e.pop('files', None); e['parts'] = ${parts%%|*}
+json.dump(d, open('$T/m2.json', 'w'))" || fail "edit"
+		chmod 644 "$T/m2.json"
+		rm -f "$T/a/s/manifest"
+		as_user ckpt-test1 "$CKPTCTL" image encode "$T/m2.json" "$T/a/s/manifest" ||
+			fail "encode"
+		as_user ckpt-test1 env -C "$T" "$CKPTCTL" restore -D "$T/a/s" -d >"$T/r.out" 2>&1 &&
+			fail "a crafted multi-node manifest restored"
+		grep -q "${parts#*|}" "$T/r.out" || fail "crafted: unclear: $(cat "$T/r.out")"
+		echo "refused: crafted parts ${parts%%|*}: $(tail -1 "$T/r.out")"
+	done
 	echo "PASS"
 }
 
