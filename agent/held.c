@@ -30,6 +30,7 @@
 #include "wire.h"
 
 #define HOLD_TIMEOUT_S 60
+#define HOLD_TIMEOUT_MAX_S 3600
 
 /* ---- the worker's side ---- */
 
@@ -138,6 +139,12 @@ int held_gate(void *arg, enum ckpt_gate gate, struct ckpt_gate_info *info)
 				     (unsigned long long)h->seq, h->node) >= sizeof(h->dir) - n)
 		ret = -ENAMETOOLONG;
 	info->dir = h->dir;
+	/* Never into a set committed already (a SEQ of the past). */
+	if (!ret && set_committed(h)) {
+		fprintf(stderr, "job %s: held dump: set %llu is a committed set already\n", h->job,
+			(unsigned long long)h->seq);
+		ret = -EEXIST;
+	}
 	return ret;
 }
 
@@ -148,6 +155,8 @@ void held_init(struct held *h, const RpcDump *d)
 	h->base = d->set_base;
 	h->node = d->node;
 	h->timeout_s = d->hold_timeout_s ? d->hold_timeout_s : HOLD_TIMEOUT_S;
+	if (h->timeout_s > HOLD_TIMEOUT_MAX_S)
+		h->timeout_s = HOLD_TIMEOUT_MAX_S; /* a job is never held for long */
 }
 
 int do_commit_set(const RpcCommitSet *cs)

@@ -142,6 +142,12 @@ int imgset_commit_parts(const char *base, const char *job, uint64_t seq, int64_t
 		st_err("%s: %s", dir, strerror(-fd));
 		return fd;
 	}
+	/* A committed set stays what it is. */
+	if (!faccessat(fd, MANIFEST_NAME, F_OK, AT_SYMLINK_NOFOLLOW)) {
+		st_err("%s: committed already", dir);
+		close(fd);
+		return -EEXIST;
+	}
 	close(fd);
 	ret = set_create_with(dir, 0, NULL, &set);
 	if (ret)

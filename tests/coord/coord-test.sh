@@ -156,6 +156,10 @@ case_pair() {
 	CKPT_SOCKET=$T/n0.sock "${as[@]/--user/as_user}" "$CKPTCTL" checkpoint list $JOB >"$T/list"
 	[ "$(grep -c '^[0-9]' "$T/list")" = 1 ] && grep -q '^1 *yes' "$T/list" ||
 		fail "list: $(cat "$T/list")"
+	# A committed set is never committed again (nor overwritten).
+	CKPT_SOCKET=$T/n0.sock "$RPC" commit $JOB 1 n0:0 n1:0 >"$T/rpc.out" 2>&1 &&
+		fail "set 1 committed twice"
+	grep -q "committed already" "$T/rpc.out" || fail "recommit: $(cat "$T/rpc.out")"
 	[ -n "$user" ] && { [ "$(stat -c %U "$T/base/$JOB/1/nodes/n1/manifest")" = "$user" ] ||
 		fail "part not the user's"; }
 	# Both ends go on from where they were: nothing lost or repeated.
