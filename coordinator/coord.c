@@ -137,6 +137,18 @@ static int phase_dump(struct coord *c, uint64_t *seq, char *why, size_t len)
 	return agree(c, "dumped", &st, why, len);
 }
 
+/* Every node's dump still held, just before the commit: a ckptd gone
+ * since its part was written fails the set here rather than leave it
+ * committed with that node's tasks released (the window left is the
+ * fence's own). */
+static int phase_ready(struct coord *c, char *why, size_t len)
+{
+	struct node_status st = c->all[c->rank];
+	if (!held_alive(c->held))
+		failed(&st, c->node, -ECONNABORTED, "its ckptd's dump is no longer held");
+	return agree(c, "ready", &st, why, len);
+}
+
 /* Rank 0's ckptd commits the set; every node learns the outcome. */
 static int phase_commit(struct coord *c, uint64_t seq, char *why, size_t len)
 {
@@ -169,7 +181,7 @@ static int run(struct coord *c)
 	if (phase_dump(c, &seq, why, sizeof(why)))
 		return abort_all(c, why);
 	maybe_pause(c, "dumped");
-	if (phase_commit(c, seq, why, sizeof(why)))
+	if (phase_ready(c, why, sizeof(why)) || phase_commit(c, seq, why, sizeof(why)))
 		return abort_all(c, why);
 	maybe_pause(c, "committed");
 	int ret = held_send(c->held, "commit", 0);

@@ -30,6 +30,8 @@ int held_wait_gate(struct held_dump *h, const char *phase, struct node_status *s
 int held_send(struct held_dump *h, const char *action, uint64_t seq);
 /* Wait for the dump's end: 0, or its error in why; the frozen time. */
 int held_finish(struct held_dump *h, uint64_t *frozen_ns, char *why, size_t len);
+/* 1 while the dump waits at its gate (its ckptd alive, no end yet). */
+int held_alive(struct held_dump *h);
 void held_close(struct held_dump *h);
 /* The commit of the whole set by this node's ckptd. */
 int commit_set(const char *socket, uint32_t job, uint64_t seq, const struct node_status *v,

@@ -7,6 +7,7 @@
  * removes the part, whatever the coordinator was doing.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +168,14 @@ int held_finish(struct held_dump *h, uint64_t *frozen_ns, char *why, size_t len)
 	*frozen_ns = h->frozen_ns;
 	snprintf(why, len, "%s", h->why);
 	return h->result;
+}
+
+int held_alive(struct held_dump *h)
+{
+	struct pollfd pf = { ckpt_conn_fd(h->conn), POLLIN | POLLRDHUP, 0 };
+	/* Nothing to read and no hang-up: the dump still waits at its gate
+	 * (a reply now would be its end: a timeout, its ckptd gone). */
+	return !h->done && poll(&pf, 1, 0) == 0;
 }
 
 void held_close(struct held_dump *h)

@@ -13,6 +13,8 @@
 #                 the coordinator run as that user
 #   agent_killed  node n1's ckptd killed -9 between the freeze and the
 #                 dump: every tree thawed and running, no set committed
+#   agent_killed_written  the same once its part is written, before the
+#                 commit: caught by the "ready" fence, nothing committed
 #   tree_exits    node n1's tree ends before the freeze: a clear error
 #                 naming n1, node n0's tree thawed and running
 #   coord_killed  a coordinator killed -9 between phases: both thawed
@@ -195,7 +197,7 @@ case_pair_user() {
 
 case_agent_killed() {
 	setup
-	CKPT_COORD_PAUSE=frozen:3 coord >"$T/coord.out" 2>&1 &
+	CKPT_COORD_PAUSE=${1:-frozen}:3 coord >"$T/coord.out" 2>&1 &
 	local cpid=$!
 	for _ in $(seq 100); do grep -q "rank 1: paused" "$T/coord.out" 2>/dev/null && break; sleep 0.05; done
 	grep -q "rank 1: paused" "$T/coord.out" || fail "the coordinator did not freeze"
@@ -205,6 +207,13 @@ case_agent_killed() {
 	grep -q "checkpoint failed: node n1" "$T/coord.out" || fail "unclear: $(cat "$T/coord.out")"
 	check_thawed "n1's ckptd was killed"
 	echo "PASS"
+}
+
+# Killed once its part is written: the set is not committed all the same.
+case_agent_killed_written() {
+	case_agent_killed dumped
+	grep -q "ready: its ckptd's dump is no longer held" "$T/coord.out" ||
+		fail "not caught before the commit"
 }
 
 # n0: a server that waits for its peer (it outlives n1's tree); n1: a
