@@ -190,6 +190,12 @@ int ops_dump(struct conn *c, const RpcDump *d);
 int ops_dump_job(uint32_t job, int leave_running);
 int ops_restore(struct conn *c, const RpcRestore *r);
 int ops_cancel(const struct peer *p, uint32_t job, char *err, size_t errlen);
+struct ident;
+struct fd_list;
+struct worker_msg;
+int ops_worker_run(struct conn *c, const ProtobufCMessage *req, const char *what, uint32_t id,
+		   uint32_t job, const struct ident *who, const struct fd_list *fds, int journal,
+		   const char *held, struct worker_msg *res, char *err, size_t errlen);
 void ops_fill_locked(const struct peer *p, uint32_t job_id, RpcReply *r);
 void ops_free_reply(RpcReply *r);
 void ops_recover(void); /* at start: clean what a killed agent left */
@@ -211,6 +217,7 @@ enum {
 	WMSG_RESULT,
 	WMSG_STARTED, /* restore: the tree runs, pid */
 	WMSG_CREATED, /* dump: made `path` (dev, ino, in the directory pdev, pino) */
+	WMSG_GATE,    /* held dump at a gate: phase, seq, tasks, pid, crc, path (held.c) */
 };
 /* A created path fits a record; the agent refuses longer dump paths. */
 #define WMSG_PATH_MAX 3072
@@ -227,6 +234,7 @@ struct worker_msg {
 	uint64_t dev, ino, pdev, pino; /* WMSG_CREATED */
 	uint32_t is_dir;
 	uint32_t no_set; /* WMSG_RESULT of a restore: the job has no committed set */
+	uint32_t crc;    /* WMSG_GATE "dumped": the part's manifest crc32c */
 	char path[WMSG_PATH_MAX];
 };
 /* One write, one read: a record must be written atomically (the
@@ -270,6 +278,23 @@ struct confinement {
 };
 int confine_read(const struct conn *c, struct confinement *out, char *err, size_t errlen);
 void confine_free(struct confinement *c);
+
+/* held.c: a coordinated dump (see there). */
+struct held {
+	const char *job, *base, *node;
+	uint32_t timeout_s;
+	uint64_t seq;
+	char dir[PATH_MAX];
+};
+enum ckpt_gate;
+struct ckpt_gate_info;
+void held_init(struct held *h, const RpcDump *d);
+int held_gate(void *arg, enum ckpt_gate gate, struct ckpt_gate_info *info);
+int do_commit_set(const RpcCommitSet *cs);
+int held_relay_client(struct conn *c, uint32_t job, int pipe);
+void held_reply_gate(struct conn *c, const struct worker_msg *m, const char *node);
+int held_node_name(const char *name);
+int ops_commit_set(struct conn *c, const RpcCommitSet *cs);
 
 /* journal.c (see there) */
 int journal_add(uint32_t id, uint32_t job, uid_t uid, gid_t gid, const char *where);

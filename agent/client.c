@@ -91,6 +91,11 @@ void ckpt_conn_close(struct ckpt_conn *c)
 	}
 }
 
+int ckpt_conn_fd(const struct ckpt_conn *c)
+{
+	return c->fd;
+}
+
 int ckpt_client_agent_up(void)
 {
 	struct ckpt_conn *c;

@@ -121,6 +121,11 @@ static int dispatch(struct conn *c, const RpcRequest *q)
 		agent_log(q->ctl->job_id, "checkpoints %s by uid %u: %s",
 			  q->ctl->enable ? "enabled" : "disabled", c->peer.uid, ret ? err : "ok");
 		return reply_result(c->fd, ret, err);
+	case RPC_REQUEST__REQ_COMMIT_SET:
+		return ops_commit_set(c, q->commit_set);
+	case RPC_REQUEST__REQ_GATE:
+		return conn_error(c->fd, -EINVAL, "%.32s: no held dump waits on this connection",
+				  q->gate->action);
 	default:
 		return conn_error(c->fd, -EINVAL, "unknown request");
 	}

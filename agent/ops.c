@@ -101,6 +101,8 @@ static struct op *op_get_locked(uint32_t id)
 struct worker {
 	pid_t pid;
 	int report, errfd;
+	int gate;         /* a held dump: the request pipe, for the client's gate words */
+	const char *node; /* a held dump: the part's name */
 };
 
 /* The worker's fds: 3 request, 4 report, 2 log, WORKER_FD_BASE.. the
@@ -138,6 +140,7 @@ static void worker_child(int req, int report, int errw, const struct ident *id, 
 static int worker_start(struct worker *w, const ProtobufCMessage *req, const struct ident *id,
 			const char *what, const int *fds, size_t nr_fds)
 {
+	w->gate = -1;
 	int rq[2], rp[2], er[2];
 	if (pipe2(rq, O_CLOEXEC))
 		return -errno;
@@ -155,7 +158,10 @@ static int worker_start(struct worker *w, const ProtobufCMessage *req, const str
 	w->report = rp[0];
 	w->errfd = er[0];
 	int ret = w->pid < 0 ? -errno : wire_send_msg(rq[1], req);
-	close(rq[1]);
+	if (!ret && w->node)
+		w->gate = rq[1]; /* a held dump: the client's words follow */
+	else
+		close(rq[1]);
 	return ret;
 }
 
@@ -246,12 +252,16 @@ static void worker_relay(struct conn *c, struct worker *w, uint32_t id, uint32_t
 	int started = 0;
 	/* pf[2]: the client; once a tree it waits for runs, its going away
 	 * ends the tree (SIGTERM to the worker). */
-	struct pollfd pf[3] = { { w->report, POLLIN, 0 }, { w->errfd, POLLIN, 0 },
-				{ -1, POLLRDHUP, 0 } };
+	/* pf[3]: a held dump's client, whose words go on to the worker. */
+	struct pollfd pf[4] = { { w->report, POLLIN, 0 }, { w->errfd, POLLIN, 0 },
+				{ -1, POLLRDHUP, 0 }, { -1, POLLIN | POLLRDHUP, 0 } };
 	while (pf[0].fd >= 0 || pf[1].fd >= 0) {
 		pf[2].fd = started ? c->fd : -1;
-		if (poll(pf, 3, -1) < 0 && errno != EINTR)
+		pf[3].fd = w->gate >= 0 ? c->fd : -1;
+		if (poll(pf, 4, -1) < 0 && errno != EINTR)
 			break;
+		if (pf[3].revents)
+			w->gate = held_relay_client(c, job, w->gate);
 		if (pf[2].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
 			agent_log(job, "operation %u: the client went away: ending the restored tree", id);
 			kill(w->pid, SIGTERM);
@@ -268,6 +278,8 @@ static void worker_relay(struct conn *c, struct worker *w, uint32_t id, uint32_t
 				on_started(c, id, &m), started = 1;
 			else if (n == (ssize_t)sizeof(m) && m.type == WMSG_CREATED)
 				journal_created(journal, &m);
+			else if (n == (ssize_t)sizeof(m) && m.type == WMSG_GATE && w->node)
+				held_reply_gate(c, &m, w->node);
 			else if (n <= 0)
 				pf[0].fd = -1;
 		}
@@ -282,14 +294,17 @@ static void worker_relay(struct conn *c, struct worker *w, uint32_t id, uint32_t
 	}
 	close(w->report);
 	close(w->errfd);
+	if (w->gate >= 0)
+		close(w->gate);
 }
 
-/* Run one worker to its end; *res holds its result record. */
-static int worker_run(struct conn *c, const ProtobufCMessage *req, const char *what, uint32_t id,
-		      uint32_t job, const struct ident *who, const struct fd_list *fds, int journal,
-		      struct worker_msg *res, char *err, size_t errlen)
+/* Run one worker to its end; *res holds its result record.  `held`: the
+ * part's name of a held dump (held.c), else NULL. */
+int ops_worker_run(struct conn *c, const ProtobufCMessage *req, const char *what, uint32_t id,
+		   uint32_t job, const struct ident *who, const struct fd_list *fds, int journal,
+		   const char *held, struct worker_msg *res, char *err, size_t errlen)
 {
-	struct worker w = { .pid = -1, .report = -1, .errfd = -1 };
+	struct worker w = { .pid = -1, .report = -1, .errfd = -1, .gate = -1, .node = held };
 	int have = 0, status = 0;
 	int ret = worker_start(&w, req, who, what, fds ? fds->fd : NULL, fds ? fds->nr : 0);
 	if (w.pid > 0) {
@@ -405,9 +420,11 @@ static int resolve_job(const struct peer *p, const RpcDump *d, struct dump_targe
 		snprintf(err, errlen, "job %u: checkpoints are disabled (ckptctl checkpoint enable)",
 			 d->job_id);
 		ret = -EPERM;
-	} else if (j->nodes > 1) {
-		snprintf(err, errlen, "job %u runs on %u nodes: multi-node checkpoints need the "
-			 "coordinator, which this version does not have yet", d->job_id, j->nodes);
+	} else if (j->nodes > 1 && !d->held) {
+		/* Each node alone would dump its ranks at another moment. */
+		snprintf(err, errlen, "job %u runs on %u nodes: its checkpoints are the "
+			 "coordinator's (ckptctl checkpoint create %u runs it)", d->job_id, j->nodes,
+			 d->job_id);
 		ret = -ENOTSUP;
 	} else if (!j->nr_pids && j->ended_ns) {
 		snprintf(err, errlen, "job %u has ended on this node", d->job_id);
@@ -616,6 +633,34 @@ static int reply_dump(struct conn *c, int ret, const char *err, const struct wor
 	return conn_reply(c->fd, &r);
 }
 
+/* A held dump (held.c) is of a registered job, into the job's own place,
+ * as a part named `node` (the client's, else the hostname). */
+static int held_check(const RpcDump *d, const struct dump_target *t, char *node, size_t len,
+		      char *err, size_t errlen)
+{
+	if (!d->held)
+		return 0;
+	if (!d->has_job_id || d->dir || d->set_base || d->parent || d->page_server ||
+	    d->leave_stopped || !t->job[0] || !t->job_user) {
+		snprintf(err, errlen, "held dump: only of a registered job, into its own place");
+		return -EINVAL;
+	}
+	node[len - 1] = '\0';
+	if (d->node)
+		snprintf(node, len, "%s", d->node);
+	else if (gethostname(node, len - 1))
+		snprintf(node, len, "node");
+	char *dot = d->node ? NULL : strchr(node, '.');
+	if (dot)
+		*dot = '\0'; /* the short name */
+	if (!held_node_name(node)) {
+		snprintf(err, errlen, "held dump: node name '%.64s': letters, digits, '.', '_', "
+			 "'-' only", node);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* A check (d->check_only): what the dump would refuse, on the running
  * tree, by the worker the dump would have (the job's user for a job), no
  * set made, nothing journalled; not a failure of the job when it says no. */
@@ -654,7 +699,7 @@ static int ops_check(struct conn *c, const RpcDump *d, struct dump_target *t, ui
 	if (ret)
 		snprintf(err, sizeof(err), "uid %u: cannot list the user's groups", t->worker_uid);
 	else
-		ret = worker_run(c, &req.base, "dump", id, job, &who, NULL, -1, &res, err,
+		ret = ops_worker_run(c, &req.base, "dump", id, job, &who, NULL, -1, NULL, &res, err,
 				 sizeof(err));
 	op_finish(id, ret, err, 0);
 	agent_log(job, "check %u: pid %d by uid %u: %s", id, t->pid, c->peer.uid,
@@ -679,6 +724,11 @@ int ops_dump(struct conn *c, const RpcDump *d)
 	}
 	if (d->check_only)
 		return ops_check(c, d, &t, job);
+	char node[72];
+	if ((ret = held_check(d, &t, node, sizeof(node), err, sizeof(err)))) {
+		agent_log(job, "held dump refused for uid %u: %s", c->peer.uid, err);
+		return conn_error(c->fd, ret, "%s", err);
+	}
 	const char *where = t.job[0] ? (t.base[0] ? t.base : "storage.base") : t.dir;
 	if (!op_start(OP_DUMP, job, c->peer.uid, t.pid, where, err, sizeof(err), &id))
 		return conn_error(c->fd, -EBUSY, "%s", err);
@@ -697,6 +747,13 @@ int ops_dump(struct conn *c, const RpcDump *d)
 	/* steps: a job's, found here; root may name them for a tree */
 	if (d->has_job_id)
 		steps_to_rpc(&t.steps, &req);
+	/* A held dump's peers on other nodes are frozen too: its connections
+	 * to them are dumped in repair mode (docs/coordinator.md). */
+	if (d->held) {
+		req.has_tcp_established = 1;
+		req.tcp_established = 1;
+		req.node = node;
+	}
 	struct worker_msg res = { 0 };
 	struct ident who;
 	char jwhere[PATH_MAX + sizeof(t.job) + 1]; /* room for all: never cut */
@@ -716,7 +773,8 @@ int ops_dump(struct conn *c, const RpcDump *d)
 				 agent.run_dir, strerror(-ret));
 	}
 	if (!ret)
-		ret = worker_run(c, &req.base, "dump", id, job, &who, NULL, journal, &res, err,
+		ret = ops_worker_run(c, &req.base, "dump", id, job, &who, NULL, journal,
+				     d->held ? node : NULL, &res, err,
 				 sizeof(err));
 	if (journal >= 0) {
 		char path[PATH_MAX];
@@ -839,7 +897,7 @@ int ops_restore(struct conn *c, const RpcRestore *r)
 	req.confine = conf.ptr;
 	req.n_confine = conf.nr;
 	if (!ret)
-		ret = worker_run(c, &req.base, "restore", id, job, &who, &fds, -1, &res, err,
+		ret = ops_worker_run(c, &req.base, "restore", id, job, &who, &fds, -1, NULL, &res, err,
 				 sizeof(err));
 	confine_free(&conf);
 	fds_close(&fds);

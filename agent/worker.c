@@ -129,6 +129,15 @@ static int do_dump(const RpcDump *d, uid_t uid)
 	o.has_uid = d->set_job && d->has_owner;
 	o.uid = (uid_t)d->owner;
 	o.check_only = d->check_only;
+	/* A held dump writes its part, a plain set, where its gate says. */
+	struct held held;
+	if (d->held) {
+		held_init(&held, d);
+		o.job = NULL;
+		o.has_uid = d->has_owner;
+		o.gate = held_gate;
+		o.gate_arg = &held;
+	}
 	(void)uid;
 	struct ckpt_step steps[JOB_STEPS_MAX];
 	int ret = worker_steps(d, steps, &o);
@@ -142,7 +151,7 @@ static int do_dump(const RpcDump *d, uid_t uid)
 		m.written_bytes = st.written_bytes;
 		m.tasks = st.nr_tasks;
 		m.threads = st.nr_threads;
-		m.seq = st.seq;
+		m.seq = d->held ? held.seq : st.seq;
 	}
 	send_msg(&m);
 	return ret ? 1 : 0;
@@ -410,6 +419,30 @@ static int follow_agent(pid_t agent_pid, int sig)
 	return getppid() == agent_pid ? 0 : -ESRCH;
 }
 
+/* `ckptd --worker commit`: the commit of a multi-node set (held.c), as
+ * the job's user, with no capability of use. */
+static int commit_main(uid_t uid, gid_t gid, const char *group_list, pid_t agent_pid)
+{
+	gid_t groups[256];
+	void *buf;
+	size_t len;
+	int nr = parse_groups(group_list, groups, 256);
+	if (nr < 0 || wire_recv(WORKER_REQ_FD, &buf, &len, WIRE_MAX_FRAME))
+		return 2;
+	close(WORKER_REQ_FD);
+	RpcCommitSet *cs = rpc_commit_set__unpack(NULL, len, buf);
+	free(buf);
+	int ret = -EINVAL;
+	if (cs && !become_user(uid, gid, groups, nr, 1ULL << CAP_CHECKPOINT_RESTORE) &&
+	    !follow_agent(agent_pid, SIGKILL))
+		ret = do_commit_set(cs);
+	if (cs)
+		rpc_commit_set__free_unpacked(cs, NULL);
+	struct worker_msg m = { .type = WMSG_RESULT, .result = ret };
+	send_msg(&m);
+	return ret ? 1 : 0;
+}
+
 int worker_main(int argc, char **argv)
 {
 	void *buf;
@@ -423,12 +456,16 @@ int worker_main(int argc, char **argv)
 	pid_t peer = (pid_t)strtol(argv[6], NULL, 10);
 	pid_t agent_pid = getppid();
 	int is_dump = !strcmp(argv[2], "dump");
+	if (!strcmp(argv[2], "commit"))
+		return commit_main(uid, gid, argv[5], agent_pid);
 	if (nr < 0 || wire_recv(WORKER_REQ_FD, &buf, &len, WIRE_MAX_FRAME))
 		return 2;
-	close(WORKER_REQ_FD);
 	RpcDump *d = is_dump ? rpc_dump__unpack(NULL, len, buf) : NULL;
 	RpcRestore *r = is_dump ? NULL : rpc_restore__unpack(NULL, len, buf);
 	free(buf);
+	/* A held dump's gate words come on the request pipe. */
+	if (!d || !d->held)
+		close(WORKER_REQ_FD);
 	int ret = 2;
 	if (!is_dump && uid)
 		take_limits(peer);

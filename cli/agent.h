@@ -38,6 +38,8 @@ void bad_option(const char *what, int c, char **argv);
 void json_str(const char *s);
 int cmd_status(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
+/* coord-step.c: the coordinator's job step for a job on `nodes` nodes. */
+int coord_step(uint32_t job, uint32_t nodes, int vacate);
 int cmd_cancel(int argc, char **argv);
 int cmd_register(int argc, char **argv);
 int cmd_unregister(int argc, char **argv);

@@ -23,9 +23,9 @@
  *   disable / enable   refuse / allow checkpoints of the job
  *
  * Root may act on any job, a user on their own (ckptd checks; scontrol
- * checks the requeue).  Multi-node jobs need the coordinator, which is
- * not there yet: ckptd refuses them with that reason (the plugin tells it
- * how many nodes a job has).
+ * checks the requeue).  A job on several nodes (the plugin tells ckptd
+ * how many) is checkpointed by the coordinator's job step, which create
+ * and vacate run (coord-step.c).
  */
 #include <errno.h>
 #include <limits.h>
@@ -94,8 +94,22 @@ static int run_scontrol(const char *verb, uint32_t job)
 	return 0;
 }
 
+/* The nodes the job runs on, as its registration says (1 if unknown). */
+static uint32_t job_nodes(uint32_t job)
+{
+	const RpcJob *j;
+	RpcReply *r = job_status(job, &j);
+	uint32_t n = j && j->has_nodes && j->nodes > 1 ? j->nodes : 1;
+	if (r)
+		rpc_reply__free_unpacked(r, NULL);
+	return n;
+}
+
 static int do_dump(uint32_t job, int keep_running)
 {
+	uint32_t nodes = job_nodes(job);
+	if (nodes > 1) /* coord-step.c */
+		return coord_step(job, nodes, !keep_running);
 	char jobs[16];
 	struct ckpt_dump_opts o = { 0 };
 	struct ckpt_dump_stats st;

@@ -121,3 +121,40 @@ int restore_open_set(const struct ckpt_restore_opts *o, struct img_set **set)
 	pr_info("job %s: restoring %s", o->job, dir);
 	return img_set_open(dir, set);
 }
+
+int ckpt_job_next_seq(const char *job, const char *base, uint64_t *seq)
+{
+	struct set_policy p;
+	int ret = set_policy_load(&p, base);
+
+	return ret ? ret : imgset_next_seq(p.base, job, -1, seq);
+}
+
+int ckpt_job_commit_parts(const char *job, const char *base, uint64_t seq, int64_t uid,
+			  const struct ckpt_part *parts, size_t nr)
+{
+	struct set_policy p;
+	struct set_part v[64];
+	int ret = set_policy_load(&p, base);
+
+	if (ret)
+		return ret;
+	if (nr > sizeof(v) / sizeof(v[0])) {
+		pr_err("job %s: %zu nodes: at most %zu in a set", job, nr, sizeof(v) / sizeof(v[0]));
+		return -E2BIG;
+	}
+	for (size_t i = 0; i < nr; i++)
+		v[i] = (struct set_part){ parts[i].node, parts[i].manifest_crc, parts[i].rank,
+					  parts[i].root_pid };
+	return imgset_commit_parts(p.base, job, seq, uid, v, nr);
+}
+
+int ckpt_job_dir(const char *job, const char *base, char *dir, size_t len)
+{
+	struct set_policy p;
+	int ret = set_policy_load(&p, base);
+
+	if (ret)
+		return ret;
+	return (size_t)snprintf(dir, len, "%s/%s", p.base, job) >= len ? -ENAMETOOLONG : 0;
+}

@@ -9,6 +9,11 @@
  * Any failure before the commit removes what was written and releases
  * the tree untouched.
  *
+ * A held dump (o->gate, a coordinated one: docs/coordinator.md) stops
+ * twice for the caller: frozen with its refusals checked (the image
+ * directory is named and created only then), and written with its
+ * manifest before the tree is released; either gate may abort it.
+ *
  * A tree in a network namespace other than ours (one restored into a
  * fresh namespace, restore-netns.c) is dumped from inside it: sock_diag
  * lists the sockets of its caller's namespace, and the parasite connects
@@ -274,12 +279,11 @@ static int check_refusals(const struct frozen_tree *tree, const struct ckpt_dump
 	return ret ? ret : dump_files(NULL, tree, o);
 }
 
+/* Called with the refusals checked (check_refusals). */
 static int dump_tree(struct img_set *set, const struct frozen_tree *tree,
 		     const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 {
-	int ret = check_refusals(tree, o);
-	if (ret)
-		return ret;
+	int ret = 0;
 	for (int i = 0; i < tree->nr_tasks; i++) {
 		const struct frozen_task *t = &tree->tasks[i];
 		struct mem_stats ms = { 0, 0 };
@@ -329,11 +333,53 @@ static int check_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st
 	return ret ? ret : back;
 }
 
+/* A held dump at its FROZEN gate: the gate names the directory, which is
+ * only then created (nothing is written before every node froze). */
+static int gate_frozen(const struct ckpt_dump_opts *o, const struct frozen_tree *tree,
+		       struct dump_target *target, struct img_set **set)
+{
+	struct ckpt_gate_info info = { .nr_tasks = (uint32_t)tree->nr_tasks, .root = o->pid };
+	int ret = o->gate(o->gate_arg, CKPT_GATE_FROZEN, &info);
+	if (ret)
+		return ret;
+	if (!info.dir) {
+		pr_err("pid %d: held dump: no directory named at the frozen gate", o->pid);
+		return -EINVAL;
+	}
+	struct ckpt_dump_opts here = *o;
+	here.dir = info.dir;
+	return dump_target_open(&here, target, set);
+}
+
+/* A held dump at its DUMPED gate: the part is committed, the tree still
+ * frozen; a refusal here removes the part (dump_target_abort). */
+static int gate_dumped(const struct ckpt_dump_opts *o, const struct frozen_tree *tree,
+		       struct img_set *set)
+{
+	struct ckpt_gate_info info = { .nr_tasks = (uint32_t)tree->nr_tasks, .root = o->pid,
+				       .dir = img_set_dir(set) };
+	int ret = img_set_manifest_crc(set, &info.manifest_crc);
+	return ret ? ret : o->gate(o->gate_arg, CKPT_GATE_DUMPED, &info);
+}
+
+/* The write, between freeze and commit: the refusals first (so that a
+ * refusal does not first cost the job the memory copy), then a held
+ * dump's FROZEN gate and its target, then the tree's images. */
+static int check_and_write(const struct ckpt_dump_opts *o, const struct frozen_tree *tree,
+			   struct dump_target *target, struct img_set **set,
+			   struct ckpt_dump_stats *st)
+{
+	int ret = check_refusals(tree, o);
+	if (!ret && o->gate)
+		ret = gate_frozen(o, tree, target, set);
+	return ret ? ret : dump_tree(*set, tree, o, st);
+}
+
 int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 {
 	struct frozen_tree tree = { 0 };
-	struct img_set *set;
-	struct dump_target target;
+	struct img_set *set = NULL;
+	struct dump_target target = { 0 };
 	uint64_t t0 = now_ns(), t_frozen;
 	int ret;
 
@@ -344,7 +390,11 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 		st->total_ns = now_ns() - t0;
 		return ret;
 	}
-	if ((ret = dump_target_open(o, &target, &set)))
+	if (o->gate && (o->job || o->page_server || o->parent)) {
+		pr_err("dump: a held dump writes a plain image directory only");
+		return -EINVAL;
+	}
+	if (!o->gate && (ret = dump_target_open(o, &target, &set)))
 		return ret;
 	t_frozen = now_ns();
 	if ((ret = freeze_tree_steps(o->pid, o->steps, o->nr_steps, steps_drained, &tree))) {
@@ -362,7 +412,7 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	if (!ret)
 		ret = enter_tree_netns(&tree, &netns_back);
 	if (!ret)
-		ret = dump_tree(set, &tree, o, st);
+		ret = check_and_write(o, &tree, &target, &set, st);
 	int back = leave_tree_netns(netns_back);
 	ret = ret ? ret : back;
 	/* A user's dump read the seccomp filters: CAP_SYS_ADMIN goes. */
@@ -371,6 +421,8 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	progress_stop(pg, !ret);
 	if (!ret)
 		ret = dump_target_commit(&target, &tree, (uint32_t)o->pid);
+	if (!ret && o->gate)
+		ret = gate_dumped(o, &tree, set);
 	if (ret) {
 		/* A refused or failed dump changes nothing, -s included: no
 		 * task of the tree (another user's least of all) stays stopped. */
@@ -384,7 +436,7 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 		unfreeze_tree(&tree, UNFREEZE_KILL);
 	}
 	st->frozen_ns = now_ns() - t_frozen;
-	if (!ret)
+	if (!ret && set)
 		st->written_bytes = img_set_bytes(set);
 	frozen_tree_free(&tree);
 	if (!ret)

@@ -481,6 +481,22 @@ int img_set_commit(struct img_set *set, uint32_t root_pid)
 	return ret;
 }
 
+int img_set_commit_parts(struct img_set *set, ManifestPart **parts, size_t nr,
+			 ManifestRank **ranks, size_t nr_ranks)
+{
+	ManifestEntry me = MANIFEST_ENTRY__INIT;
+	struct utsname un;
+
+	if (!set->writing)
+		return -EINVAL;
+	manifest_fill(set, &me, &un);
+	me.n_parts = nr;
+	me.parts = parts;
+	me.n_ranks = nr_ranks;
+	me.ranks = ranks;
+	return manifest_write(set, &me);
+}
+
 /* Only what this set created, each still the inode it made (a file of
  * the user's with an image-like name is not ours), newest first: the
  * files, then the directories made for it if they are empty. */
@@ -704,6 +720,23 @@ static int manifest_load(struct img_set *set, ManifestEntry *me)
 	set->created_ns = me->created_ns;
 	if (me->parent && !(set->parent_path = strdup(me->parent)))
 		return -ENOMEM;
+	if (me->n_parts > MAX_SET_PARTS || (me->n_parts && me->n_files)) {
+		st_err("%s/%s: %zu parts%s", set->dir, MANIFEST_NAME, me->n_parts,
+		       me->n_files ? " and files" : ": too many");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < me->n_parts; i++) {
+		const char *node = me->parts[i]->node;
+		for (size_t k = 0; k < i; k++)
+			if (!strcmp(me->parts[k]->node, node))
+				node = "";
+		if (!set_valid_name(node) || node[0] == '.') {
+			st_err("%s/%s: part %zu: bad or repeated node name", set->dir, MANIFEST_NAME,
+			       i);
+			return -EINVAL;
+		}
+	}
+	set->nr_parts = me->n_parts;
 	for (size_t i = 0; i < me->n_files; i++) {
 		const char *name = me->files[i]->name;
 		if (!set_valid_name(name) || !strcmp(name, MANIFEST_NAME) ||
@@ -784,6 +817,12 @@ int img_set_open(const char *dir, struct img_set **out)
 {
 	int ret = set_open(AT_FDCWD, dir, dir, 1, out);
 
+	if (!ret && (*out)->nr_parts) {
+		st_err("%s: a multi-node set: restore each node's part, %s/nodes/NODE", dir, dir);
+		img_set_close(*out);
+		*out = NULL;
+		return -EISDIR;
+	}
 	if (!ret && (ret = check_chain(*out))) {
 		img_set_close(*out);
 		*out = NULL;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "created.h"
+#include "manifest.pb-c.h"
 #include "storage.h"
 
 #define st_err(fmt, ...) fprintf(stderr, "ckpt: " fmt "\n", ##__VA_ARGS__)
@@ -57,7 +58,13 @@ struct img_set {
 	size_t nr_files, cap_files;
 	struct created_log created; /* write side: what we made, for abort (under lock) */
 	struct set_remote *remote; /* write side: pages go to a page server (remote.c) */
+	size_t nr_parts; /* read side: a multi-node set's parts (jobparts.c) */
 };
+
+/* jobparts.c's commit: the manifest of a multi-node set, its parts and
+ * ranks instead of files. */
+int img_set_commit_parts(struct img_set *set, ManifestPart **parts, size_t nr,
+			 ManifestRank **ranks, size_t nr_ranks);
 
 /* Page server, dumping side (remote.c).  remote_write: from any thread;
  * the first error sticks.  remote_commit: the files not sent yet, then
@@ -116,6 +123,7 @@ int img_header_check(const struct img_set *set, const char *name, const uint8_t 
 #define CHUNK_BYTES (IMG_CHUNK_PAGES * PAGE_SIZE_)
 #define MAX_THREADS 64
 #define MAX_PARENT_DEPTH 64
+#define MAX_SET_PARTS 4096 /* nodes of a multi-node set */
 
 /* Worker threads to use: `threads` <= 0 means one per online CPU. */
 int page_threads(int threads);

@@ -114,7 +114,9 @@ static int max_seq(int dirfd, uint64_t *max)
 	return 0;
 }
 
-static int remove_dir_at(int dirfd, const char *name)
+/* A set's directory; in a multi-node set, nodes/ and each part in it
+ * too (depth 2: the set, nodes/, a part), each its manifest first. */
+static int remove_dir_depth(int dirfd, const char *name, int depth)
 {
 	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	DIR *d;
@@ -122,6 +124,11 @@ static int remove_dir_at(int dirfd, const char *name)
 
 	if (fd < 0)
 		return -errno;
+	/* A part being written (a held dump's flock) is its writer's. */
+	if (depth == 2 && flock(fd, LOCK_EX | LOCK_NB)) {
+		close(fd);
+		return -EBUSY;
+	}
 	/* The manifest first: a set half-removed is garbage, never a
 	 * checkpoint with holes. */
 	if (!unlinkat(fd, MANIFEST_NAME, 0))
@@ -132,13 +139,19 @@ static int remove_dir_at(int dirfd, const char *name)
 		return -errno;
 	}
 	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			unlinkat(fd, e->d_name, 0);
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+		    unlinkat(fd, e->d_name, 0) && errno == EISDIR && depth < 2)
+			remove_dir_depth(fd, e->d_name, depth + 1);
 	closedir(d);
 	if (unlinkat(dirfd, name, AT_REMOVEDIR))
 		return -errno;
 	fsync(dirfd);
 	return 0;
+}
+
+static int remove_dir_at(int dirfd, const char *name)
+{
+	return remove_dir_depth(dirfd, name, 0);
 }
 
 /* A manifest-less set whose writer is gone (its flock is free). */
@@ -223,6 +236,18 @@ int img_set_create_job(const char *base, const char *job, int64_t uid, uint64_t 
 		img_set_set_owner(*out, (uid_t)uid);
 	close(fd); /* the new set is locked by its own fd from here */
 	*seq_out = seq;
+	return ret;
+}
+
+int imgset_next_seq(const char *base, const char *job, int64_t uid, uint64_t *seq)
+{
+	int fd, ret = job_open(base, job, uid, 1, &fd);
+
+	if (ret)
+		return ret;
+	ret = max_seq(fd, seq);
+	*seq += 1;
+	close(fd);
 	return ret;
 }
 

@@ -252,6 +252,25 @@ int img_set_create_job(const char *base, const char *job, int64_t uid, uint64_t 
 /* The directory of the latest committed set; -ENOENT when there is none. */
 int imgset_latest(const char *base, const char *job, char *path, size_t len);
 int imgset_set_latest(const char *base, const char *job, uint64_t seq);
+/* The SEQ the next set of the job would take (BASE/JOB made if missing,
+ * owned by `uid` >= 0). */
+int imgset_next_seq(const char *base, const char *job, int64_t uid, uint64_t *seq);
+/*
+ * Multi-node sets (jobparts.c, docs/coordinator.md): BASE/JOB/SEQ/nodes/
+ * NODE/ is one node's part, a whole set with its own manifest; the set's
+ * own manifest names each part with its manifest's crc32c, and the ranks.
+ */
+struct set_part {
+	const char *node;
+	uint32_t manifest_crc;
+	uint32_t rank, root_pid;
+};
+/* Checks every part's manifest against its crc, writes BASE/JOB/SEQ's
+ * manifest (owned by `uid` >= 0), then `latest`. */
+int imgset_commit_parts(const char *base, const char *job, uint64_t seq, int64_t uid,
+			const struct set_part *parts, size_t nr);
+/* crc32c of a set's manifest file, as written. */
+int img_set_manifest_crc(struct img_set *set, uint32_t *crc);
 /* Every SEQ directory of the job, sorted by SEQ (free *out). */
 int imgset_list(const char *base, const char *job, struct set_info **out, size_t *nr);
 /* Removes the job's abandoned sets (no manifest, no writer). */

@@ -53,5 +53,7 @@ int ckpt_conn_send_fds(struct ckpt_conn *c, const int *fds, size_t n);
 /* Receive one frame (malloc'ed into *buf), at most `max` bytes. */
 int ckpt_conn_recv(struct ckpt_conn *c, void **buf, size_t *len, size_t max);
 void ckpt_conn_close(struct ckpt_conn *c);
+/* The connection's socket, to poll (the coordinator: is its dump held?). */
+int ckpt_conn_fd(const struct ckpt_conn *c);
 
 #endif

@@ -14,6 +14,29 @@
  * of the engine's about every 200 ms while the operation runs. */
 typedef void (*ckpt_progress_fn)(void *arg, const char *phase, uint64_t done, uint64_t total);
 
+/* A held dump's gates (a coordinated dump, docs/coordinator.md). */
+enum ckpt_gate {
+	/* Every task is frozen and everything that can refuse the dump has
+	 * been checked; nothing is written yet.  The gate names the image
+	 * directory to write (info->dir), which opts->dir may leave unset. */
+	CKPT_GATE_FROZEN,
+	/* The set is written, fsynced and has its manifest (crc in
+	 * info->manifest_crc); the tree is still frozen.  0 lets the dump
+	 * release the tree as the options say. */
+	CKPT_GATE_DUMPED,
+};
+
+struct ckpt_gate_info {
+	uint32_t nr_tasks;
+	pid_t root;
+	const char *dir;       /* FROZEN: set by the gate; DUMPED: the set written */
+	uint32_t manifest_crc; /* DUMPED */
+};
+
+/* 0 goes on; anything else aborts the dump: the part is removed and
+ * every task thawed, as for any failed dump, and ckpt_dump returns it. */
+typedef int (*ckpt_gate_fn)(void *arg, enum ckpt_gate gate, struct ckpt_gate_info *info);
+
 struct ckpt_dump_opts {
 	pid_t pid;         /* root of the tree */
 	const char *dir;   /* image directory, created if missing */
@@ -58,6 +81,10 @@ struct ckpt_dump_opts {
 	 * the committed set is the server's directory; dir keeps only the
 	 * metadata.  Not with job or parent. */
 	const char *page_server;
+	/* A held dump: called at each gate (see enum ckpt_gate).  Only with
+	 * an image directory the FROZEN gate names (not job, page_server). */
+	ckpt_gate_fn gate;
+	void *gate_arg;
 };
 
 /* The value of `key` in process pid's environment as it started
@@ -85,6 +112,26 @@ struct ckpt_dump_stats {
  * failure the tree runs on exactly as before (-s applies to a dump that
  * succeeded only) and no committed image is left in dir. */
 int ckpt_dump(const struct ckpt_dump_opts *opts, struct ckpt_dump_stats *stats);
+
+/* The SEQ the next set of job `job` in `base` (NULL: storage.base) would
+ * take: one above the highest there (1 for none). */
+int ckpt_job_next_seq(const char *job, const char *base, uint64_t *seq);
+
+/* BASE/JOB, BASE `base` or storage.base (NULL). */
+int ckpt_job_dir(const char *job, const char *base, char *dir, size_t len);
+
+/* One node's part of a multi-node set, for ckpt_job_commit_parts. */
+struct ckpt_part {
+	const char *node;
+	uint32_t manifest_crc;
+	uint32_t rank, root_pid;
+};
+
+/* Commit the multi-node set BASE/JOB/SEQ: each part's nodes/NODE/manifest
+ * must be there with its crc; then the set's manifest naming them, then
+ * `latest`.  `uid` >= 0: the owner of the set's manifest. */
+int ckpt_job_commit_parts(const char *job, const char *base, uint64_t seq, int64_t uid,
+			  const struct ckpt_part *parts, size_t nr);
 
 /* A seccomp filter: struct sock_filter[] of len bytes, and its flags. */
 struct ckpt_seccomp {

@@ -1,0 +1,67 @@
+/*
+ * coord-step: `ckptctl checkpoint create|vacate JOBID` of a job on several
+ * nodes.  No node's ckptd may dump its part alone (its ranks' peers on
+ * the other nodes would run on, and the parts would be of different
+ * moments), so the checkpoint is the coordinator's (docs/coordinator.md):
+ * a job step of one ckpt-coord per node inside the job's allocation,
+ *
+ *   srun --overlap --jobid JOB -N NODES --ntasks-per-node=1 --mpi=pmix \
+ *        ckpt-coord --job JOB [--vacate]
+ *
+ * --overlap: the step shares the job's CPUs with its running steps; each
+ * ckpt-coord talks to its node's ckptd (the default socket) and they
+ * agree through PMIx.  ckpt-coord is the one installed beside ckptctl.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+/* DIR_OF_CKPTCTL/ckpt-coord. */
+static int coord_path(char *path, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", path, len - 1);
+	if (n <= 0)
+		return -errno;
+	path[n] = '\0';
+	char *slash = strrchr(path, '/');
+	if (!slash || (size_t)(slash - path) + sizeof("/ckpt-coord") > len)
+		return -ENAMETOOLONG;
+	strcpy(slash, "/ckpt-coord");
+	return access(path, X_OK) ? -errno : 0;
+}
+
+int coord_step(uint32_t job, uint32_t nodes, int vacate)
+{
+	char coord[PATH_MAX], id[16], n[16];
+	int ret = coord_path(coord, sizeof(coord));
+	if (ret) {
+		fprintf(stderr, "ckptctl: job %u runs on %u nodes: its checkpoint needs the coordinator, ckpt-coord, "
+			"beside ckptctl (%s)\n", job, nodes, strerror(-ret));
+		return 1;
+	}
+	snprintf(id, sizeof(id), "%u", job);
+	snprintf(n, sizeof(n), "%u", nodes);
+	printf("job %u: %u nodes: checkpoint by the coordinator (srun --overlap --jobid %u -N%u "
+	       "--ntasks-per-node=1 --mpi=pmix ckpt-coord)\n", job, nodes, job, nodes);
+	fflush(NULL);
+	pid_t p = fork();
+	if (p == 0) {
+		execlp("srun", "srun", "--overlap", "--jobid", id, "-N", n, "--ntasks-per-node=1",
+		       "--mpi=pmix", coord, "--job", id, vacate ? "--vacate" : NULL, (char *)NULL);
+		fprintf(stderr, "ckptctl: srun: %s\n", strerror(errno));
+		_exit(127);
+	}
+	int st = 0;
+	if (p < 0 || waitpid(p, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
+		fprintf(stderr, "ckptctl: job %u: the coordinator's step failed: no checkpoint\n",
+			job);
+		return 1;
+	}
+	return 0;
+}
