@@ -75,6 +75,15 @@ enum parasite_cmd {
 	 * 0 when it is a context of this mm, -EINVAL when the mapping came
 	 * through fork (the context stays the parent's); reads no event */
 	PARASITE_CMD_AIO_OWNED,
+	/* A copy-on-write snapshot of the task's memory (libckpt/snapshot.c):
+	 * a double fork.  C1 (exit signal 0, untraced) forks C2 and exits;
+	 * the daemon reaps C1 (__WCLONE), so the task keeps no child and no
+	 * zombie.  C2 closes every fd, leaves the job's session, connects to
+	 * the host's socket (sock_name), sends a parasite_hello and waits,
+	 * every signal blocked, until the host closes that connection (or
+	 * dies), then exits.  Reply: ret 0, u.snapshot_pid (C2 as the task's
+	 * namespace numbers it). */
+	PARASITE_CMD_SNAPSHOT,
 };
 
 #define PARASITE_MEMPOLICY_WORDS 16 /* node mask: 1024 nodes */
@@ -108,6 +117,7 @@ struct parasite_reply {
 			uint64_t brk, pdeathsig;
 		} misc;
 		uint64_t tid_address;
+		int32_t snapshot_pid;
 		struct {
 			uint64_t sp, size;
 			uint32_t flags;

@@ -73,6 +73,16 @@ int infect_get_posix_timer(struct infect_ctl *ctl, int32_t id, struct parasite_p
 int infect_aio_owned(struct infect_ctl *ctl, uint64_t ring);
 
 /*
+ * A copy-on-write snapshot of the task's memory at this frozen moment
+ * (PARASITE_CMD_SNAPSHOT): *pid, a process outside the job that holds a
+ * copy of the task's mm, read through /proc/PID/mem (*vpid: its pid as
+ * the task's namespace numbers it, for the caller to check); *sock, our
+ * end of its connection: closing it (or our death) makes it exit.  The caller
+ * decides beforehand that a snapshot is safe here (snapshot.c).
+ */
+int infect_snapshot(struct infect_ctl *ctl, pid_t *pid, pid_t *vpid, int *sock);
+
+/*
  * Take the parasite out: every thread goes back to the registers (and
  * FPU state) it was frozen with, in a ptrace stop, the parasite's fd is
  * closed and its area unmapped.  The task is as freeze_tree() left it.

@@ -23,6 +23,13 @@
 #define PR_GET_DUMPABLE 3
 #define PR_GET_SECUREBITS 27
 #define PR_GET_CHILD_SUBREAPER 37
+#define PR_SET_NAME 15
+#define CLONE_UNTRACED 0x00800000
+#define WCLONE 0x80000000
+#define O_CLOEXEC 02000000
+#ifndef __NR_close_range
+#define __NR_close_range 436
+#endif
 
 struct raw_sockaddr_un {
 	uint16_t family;
@@ -159,6 +166,84 @@ static void get_posix_timer(struct parasite_reply *r, uint32_t id)
 	r->u.timer.overrun = (int32_t)ret;
 }
 
+static int connect_host(struct parasite_args *a);
+static long send_msg(int fd, const void *buf, size_t len);
+
+/*
+ * C2, the snapshot: a copy of the task's memory as it was frozen.  It
+ * keeps none of the job's fds (a pipe's write end held here would keep
+ * the job's reader from its EOF), leaves the job's session and process
+ * group (a signal to the group is not for it), tells the host who it is
+ * on a connection of its own and waits, every signal blocked (inherited
+ * from the daemon), for that connection to close: the host is done with
+ * it or dead.  Never returns.
+ */
+static void snapshot_child(struct parasite_args *a)
+{
+	static const char name[16] = "ckpt-snapshot";
+	char buf[8];
+
+	sys_call3(__NR_close_range, 0, ~0U, 0);
+	sys_call0(__NR_setsid);
+	sys_prctl(PR_SET_NAME, (long)name, 0, 0, 0);
+	int fd = connect_host(a);
+	if (fd >= 0) {
+		struct parasite_hello hello = {
+			.magic = PARASITE_HELLO_MAGIC,
+			.pid = (int32_t)sys_getpid(),
+			.tid = (int32_t)sys_gettid(),
+			.sock_fd = fd,
+		};
+		if (send_msg(fd, &hello, sizeof(hello)) == sizeof(hello))
+			while (sys_call6(__NR_recvfrom, fd, (long)buf, sizeof(buf), 0, 0, 0) == -EINTR)
+				;
+	}
+	for (;;)
+		sys_exit_group(0);
+}
+
+/* C1: forks C2, hands its pid to the daemon through the pipe, exits. */
+static void snapshot_middle(struct parasite_args *a, int wfd)
+{
+	long pid = sys_call5(__NR_clone, CLONE_UNTRACED, 0, 0, 0, 0);
+	if (pid == 0)
+		snapshot_child(a);
+	int32_t p = (int32_t)pid;
+	if (pid > 0)
+		sys_write(wfd, &p, sizeof(p));
+	for (;;)
+		sys_exit_group(pid > 0 ? 0 : 1);
+}
+
+/* The double fork (parasite-abi.h, PARASITE_CMD_SNAPSHOT): C1 is a child
+ * with exit signal 0 (no SIGCHLD, invisible to wait() without __WCLONE)
+ * and reaped here, so the job never sees it; C2 is nobody's child in the
+ * job (the host checked who its reaper is). */
+static void take_snapshot(struct parasite_reply *r)
+{
+	int p[2];
+	int32_t pid = 0;
+	long ret = sys_call2(__NR_pipe2, p, O_CLOEXEC);
+	if (ret < 0) {
+		r->ret = (int32_t)ret;
+		return;
+	}
+	long c1 = sys_call5(__NR_clone, CLONE_UNTRACED, 0, 0, 0, 0);
+	if (c1 == 0)
+		snapshot_middle(args(), p[1]);
+	sys_close(p[1]);
+	if (c1 > 0) {
+		int status = 0;
+		while (sys_call4(__NR_wait4, c1, &status, WCLONE, 0) == -EINTR)
+			;
+		if (sys_read(p[0], &pid, sizeof(pid)) != sizeof(pid) || pid <= 0)
+			c1 = -11; /* EAGAIN: C1 could not fork */
+	}
+	sys_close(p[0]);
+	r->ret = c1 < 0 ? (int32_t)c1 : 0;
+	r->u.snapshot_pid = pid;
+}
+
 static void handle(const struct parasite_req *req, struct parasite_reply *r)
 {
 	blob_memset(r, 0, sizeof(*r));
@@ -185,6 +270,9 @@ static void handle(const struct parasite_req *req, struct parasite_reply *r)
 		break;
 	case PARASITE_CMD_AIO_OWNED:
 		r->ret = (int32_t)sys_call5(__NR_io_getevents, req->arg64, 0, 0, 0, 0);
+		break;
+	case PARASITE_CMD_SNAPSHOT:
+		take_snapshot(r);
 		break;
 	case PARASITE_CMD_FINI:
 		break;
