@@ -443,6 +443,11 @@ static int dump_ok(struct run *r, const char *dir, const char *extra)
 		print_file("ckptctl dump stderr", err);
 		return -1;
 	}
+	pid_t left;
+	if (wait_no_snapshot(3000, &left)) {
+		say("snapshot process %d outlived the dump", left);
+		return -1;
+	}
 	return check_dump_out(r, err);
 }
 
@@ -941,6 +946,10 @@ static int after_killed_dump(struct run *r)
 	}
 	if (check_running(r->pid, 5000) || check_tree_size(r, 5000))
 		return -1;
+	if (wait_no_snapshot(3000, &p)) {
+		say("snapshot process %d outlived the killed dump", p);
+		return -1;
+	}
 	return wait_progress(r, 1, 30000);
 }
 

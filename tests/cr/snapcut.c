@@ -9,7 +9,8 @@
  * the restored registers; a copy of the frozen moment keeps it.  Each
  * thread checks its whole region whenever it notices a gap in time (its
  * process was frozen, or dumped and restored: the first thing it does
- * after a restore), and once more when the check is asked for.  The
+ * after a restore), every 64th sweep, and once more when the check is
+ * asked for.  The
  * threads run on during the snapshot's read (cr-run --dump-running), so
  * that the copy-on-write has work to do.
  */
@@ -52,6 +53,7 @@ static int check_region(struct writer *w, uint64_t g, uint64_t k)
 		}
 	}
 	w->checks++;
+	__atomic_fetch_add(&cr_shared.aux, 1, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -63,13 +65,15 @@ static void *write_loop(void *arg)
 	while (!stop && !w->error[0]) {
 		w->pages[k][0] = g;
 		w->pages[k][WORDS - 1] = g;
-		if (++k == REGION_PAGES) {
+		int swept = ++k == REGION_PAGES;
+		if (swept) {
 			k = 0;
 			g++;
 			__atomic_fetch_add(&cr_shared.progress, 1, __ATOMIC_RELAXED);
 		}
 		uint64_t t = now_ns();
-		if (t - last > GAP_NS && t > last)
+		/* after a gap, and every 64th sweep (cr_shared.aux counts them) */
+		if ((t - last > GAP_NS && t > last) || (swept && g % 64 == 0))
 			check_region(w, g, k);
 		last = t;
 	}

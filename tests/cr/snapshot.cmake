@@ -28,3 +28,10 @@ cr_case(cr_snapshot_pidns counter 90 --dump-running --restore-opt --pidns --rest
 cr_case(cr_leave_running_twice_frozen counter 120 --leave-running-twice --check-progress
 	--no-snapshot)
 cr_case(cr_cow_twice_frozen cow 120 --leave-running-twice --no-snapshot)
+# kill -9 of ckptctl during snapshot dumps: the job runs on, and no
+# snapshot process outlives its dump (cr-run checks after every dump)
+cr_case(killdump_snapshot snapcut 300 --kill-dump 10)
+# a subreaper in the tree (the root here) would be C2's reaper: no
+# snapshot, copied frozen; seccomp too
+cr_case(cr_snapshot_subreaper orphan-pgrp 90 --dump-running --dump-opt --stats
+	--expect-dump-out "snapshot_tasks: 0")
