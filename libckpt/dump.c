@@ -287,12 +287,12 @@ static int dump_task_mm(struct img_set *set, const struct frozen_task *t, int i,
 	if (ret)
 		return ret;
 	struct snapshot *sn = snaps->snap ? &snaps->snap[i] : NULL;
-	const char *gap = sn && sn->pid ? mm_dump_snapshot_gap(d) : NULL;
+	const char *gap = sn && sn->vpid ? mm_dump_snapshot_gap(d) : NULL;
 	if (gap) {
 		pr_info("pid %d: no snapshot: %s; memory copied while frozen", t->pid, gap);
 		snapshot_release(sn);
 	}
-	if (sn && sn->pid) {
+	if (sn && sn->vpid) {
 		later[i] = d;
 		snaps->taken++;
 		return 0;
@@ -344,6 +344,8 @@ static int dump_snapshots(struct img_set *set, const struct frozen_tree *tree,
 		struct mem_stats ms = { 0, 0 };
 		if (!later[i])
 			continue;
+		if (!ret)
+			ret = snapshot_connect(&snaps->snap[i]);
 		if (!ret)
 			ret = dump_mm_pages(set, later[i], snaps->snap[i].pid, &ms);
 		else

@@ -40,6 +40,7 @@
  * and put the thread back.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -959,35 +960,7 @@ int infect_aio_owned(struct infect_ctl *ctl, uint64_t ring)
 	return ret ? ret : !r.ret;
 }
 
-/* C2's connection: the process on the other end must say the pid the
- * daemon reported (the caller checks that its namespace numbers it so). */
-static int accept_snapshot(struct infect_ctl *ctl, pid_t vpid, pid_t *pid, int *sock)
-{
-	struct parasite_hello hello;
-	struct ucred cred;
-	socklen_t clen = sizeof(cred);
-	int ret = wait_daemon(ctl, ctl->listen_fd, CONNECT_TIMEOUT_MS);
-	int fd = ret ? -1 : accept4(ctl->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (!ret && fd < 0)
-		ret = -errno;
-	if (!ret && (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 || cred.pid <= 0))
-		ret = -EPERM;
-	if (!ret)
-		ret = wait_daemon(ctl, fd, CONNECT_TIMEOUT_MS);
-	if (!ret && (recv(fd, &hello, sizeof(hello), MSG_DONTWAIT) != sizeof(hello) ||
-		     hello.magic != PARASITE_HELLO_MAGIC || hello.pid != vpid))
-		ret = -EPROTO;
-	if (ret) {
-		if (fd >= 0)
-			close(fd); /* C2, if it was there, sees EOF and exits */
-		return ret;
-	}
-	*pid = cred.pid;
-	*sock = fd;
-	return 0;
-}
-
-int infect_snapshot(struct infect_ctl *ctl, pid_t *pid, pid_t *vpid, int *sock)
+int infect_snapshot(struct infect_ctl *ctl, pid_t *vpid, int *listen_fd)
 {
 	struct parasite_reply r;
 	if (ctl->listen_fd < 0)
@@ -995,9 +968,12 @@ int infect_snapshot(struct infect_ctl *ctl, pid_t *pid, pid_t *vpid, int *sock)
 	int ret = call_daemon(ctl, PARASITE_CMD_SNAPSHOT, &r);
 	if (!ret && r.u.snapshot_pid <= 0)
 		ret = -EPROTO;
-	if (!ret)
-		ret = accept_snapshot(ctl, r.u.snapshot_pid, pid, sock);
-	if (!ret)
-		*vpid = r.u.snapshot_pid;
-	return ret;
+	int fd = ret ? -1 : fcntl(ctl->listen_fd, F_DUPFD_CLOEXEC, 0);
+	if (!ret && fd < 0)
+		ret = -errno;
+	if (ret)
+		return ret;
+	*vpid = r.u.snapshot_pid;
+	*listen_fd = fd;
+	return 0;
 }

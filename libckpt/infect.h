@@ -74,13 +74,14 @@ int infect_aio_owned(struct infect_ctl *ctl, uint64_t ring);
 
 /*
  * A copy-on-write snapshot of the task's memory at this frozen moment
- * (PARASITE_CMD_SNAPSHOT): *pid, a process outside the job that holds a
- * copy of the task's mm, read through /proc/PID/mem (*vpid: its pid as
- * the task's namespace numbers it, for the caller to check); *sock, our
- * end of its connection: closing it (or our death) makes it exit.  The caller
+ * (PARASITE_CMD_SNAPSHOT): a process outside the job, *vpid as the task's
+ * namespace numbers it, that holds a copy of the task's mm.  It connects
+ * to *listen_fd (a duplicate of the parasite's listening socket, the
+ * caller's to close) and sends a parasite_hello when it gets to run, which
+ * the caller need not wait for while the tree is frozen.  The caller
  * decides beforehand that a snapshot is safe here (snapshot.c).
  */
-int infect_snapshot(struct infect_ctl *ctl, pid_t *pid, pid_t *vpid, int *sock);
+int infect_snapshot(struct infect_ctl *ctl, pid_t *vpid, int *listen_fd);
 
 /*
  * Take the parasite out: every thread goes back to the registers (and

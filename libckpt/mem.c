@@ -928,12 +928,15 @@ int dump_mm(struct img_set *set, pid_t pid, pid_t vpid, uint64_t brk, int thread
 	return ret ? ret : dump_mm_pages(set, d, 0, st);
 }
 
+/* maps, not smaps: what is refused depends on no VmFlags, and smaps walks
+ * every page table of the process for its counters (milliseconds per GiB,
+ * while the tree is frozen). */
 int check_mm(pid_t pid)
 {
 	struct arena a = { 0 };
 	struct vma_list l = { .a = &a, .pid = pid };
 	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
 	int ret = proc_each_line(path, parse_maps_line, &l);
 	if (ret < 0 && !l.err)
 		pr_err("pid %d: %s: %s", pid, path, strerror(-ret));

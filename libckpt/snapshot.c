@@ -4,7 +4,8 @@
  * each task makes a copy of the task's mm by a double fork
  * (PARASITE_CMD_SNAPSHOT, parasite-abi.h): the kernel's copy-on-write
  * keeps, in that copy (C2), the pages as they were at the frozen moment.
- * The job is thawed at once; the pages are then read from C2 through
+ * The job is thawed at once (C2 connects to us when it gets to run, which
+ * we wait for only then); the pages are then read from C2 through
  * /proc/C2/mem (storage/pages.c: no pinning, no unsharing), compressed
  * and written while the job runs, and C2 is killed.  The VMA list, the
  * pagemap and what to store are taken from the task itself while frozen
@@ -31,13 +32,16 @@
  * moment leaves no C2 behind (the parasite cures itself the same way).
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
 
 #include "infect.h"
 #include "log.h"
+#include "parasite-abi.h"
 #include "proc.h"
 #include "snapshot.h"
 
@@ -55,19 +59,21 @@ int snapshot_set_init(struct snapshot_set *s, const struct frozen_tree *tree, in
 		return -ENOMEM;
 	}
 	for (int i = 0; i < s->nr; i++)
-		s->snap[i].sock = -1;
+		s->snap[i].sock = s->snap[i].listen_fd = -1;
 	return 0;
 }
 
 void snapshot_release(struct snapshot *sn)
 {
+	if (sn->listen_fd >= 0)
+		close(sn->listen_fd);
 	if (sn->sock >= 0)
 		close(sn->sock);
 	/* never a pid <= 0: kill(0) and kill(-1) reach far more than C2 */
 	if (sn->pid > 0)
 		kill(sn->pid, SIGKILL);
-	sn->sock = -1;
-	sn->pid = 0;
+	sn->sock = sn->listen_fd = -1;
+	sn->pid = sn->vpid = 0;
 }
 
 void snapshot_set_free(struct snapshot_set *s)
@@ -127,13 +133,51 @@ void snapshot_take(struct snapshot_set *s, int idx, struct infect_ctl *ctl, int 
 		return;
 	}
 	struct snapshot *sn = &s->snap[idx];
-	pid_t vpid = 0;
-	int ret = infect_snapshot(ctl, &sn->pid, &vpid, &sn->sock);
-	/* the process that connected is the one the parasite made */
-	if (!ret && proc_ns_tid(sn->pid, sn->pid) != vpid) {
-		snapshot_release(sn);
-		ret = -EPERM;
-	}
+	int ret = infect_snapshot(ctl, &sn->vpid, &sn->listen_fd);
 	if (ret)
 		pr_info("pid %d: no snapshot (%s); memory copied while frozen", pid, strerror(-ret));
+}
+
+#define CONNECT_MS 30000 /* C2 runs when the machine lets it: be patient */
+
+static int wait_readable(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int n;
+	while ((n = poll(&p, 1, ms)) < 0 && errno == EINTR)
+		;
+	return n > 0 ? 0 : n < 0 ? -errno : -ETIMEDOUT;
+}
+
+/* The process on the other end must say the pid the parasite reported,
+ * and our namespace's view of it must agree (its NSpid ends in it). */
+int snapshot_connect(struct snapshot *sn)
+{
+	struct parasite_hello hello;
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	int ret = wait_readable(sn->listen_fd, CONNECT_MS);
+	int fd = ret ? -1 : accept4(sn->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (!ret && fd < 0)
+		ret = -errno;
+	if (!ret && (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 || cred.pid <= 0))
+		ret = -EPERM;
+	if (!ret)
+		ret = wait_readable(fd, CONNECT_MS);
+	if (!ret && (recv(fd, &hello, sizeof(hello), MSG_DONTWAIT) != sizeof(hello) ||
+		     hello.magic != PARASITE_HELLO_MAGIC || hello.pid != sn->vpid))
+		ret = -EPROTO;
+	if (!ret && proc_ns_tid(cred.pid, cred.pid) != sn->vpid)
+		ret = -EPERM;
+	close(sn->listen_fd);
+	sn->listen_fd = -1;
+	if (ret) {
+		if (fd >= 0)
+			close(fd); /* it sees EOF and exits */
+		pr_err("snapshot %d: did not connect: %s", sn->vpid, strerror(-ret));
+		return ret;
+	}
+	sn->pid = cred.pid;
+	sn->sock = fd;
+	return 0;
 }

@@ -14,8 +14,10 @@ struct infect_ctl;
 /* One task's snapshot: a process outside the job holding a copy of the
  * task's mm as it was frozen. */
 struct snapshot {
-	pid_t pid; /* in our namespace; 0: none */
-	int sock;  /* our end of its connection; -1: none */
+	pid_t vpid;    /* as the task's namespace numbers it; 0: none taken */
+	int listen_fd; /* where it connects to us (snapshot_connect); -1: none */
+	pid_t pid;     /* in our namespace, once connected; 0: not yet */
+	int sock;      /* our end of its connection; -1: none */
 };
 
 /* The snapshots of one dump, one slot per task of the tree. */
@@ -39,7 +41,12 @@ void snapshot_set_free(struct snapshot_set *s);
  * copied while frozen, and the reason is logged. */
 void snapshot_take(struct snapshot_set *s, int idx, struct infect_ctl *ctl, int subreaper);
 
-/* Done with it: close its connection (it exits) and SIGKILL it. */
+/* After the thaw: wait for the snapshot's connection, check who it is;
+ * sn->pid is then the process to read. */
+int snapshot_connect(struct snapshot *sn);
+
+/* Done with it: close its connection (it exits) and SIGKILL it.  One
+ * that never connected finds no socket to connect to and exits. */
 void snapshot_release(struct snapshot *sn);
 
 #endif

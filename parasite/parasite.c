@@ -203,11 +203,12 @@ static void snapshot_child(struct parasite_args *a)
 }
 
 /* C1: forks C2, hands its pid to the daemon through the pipe, exits. */
-static void snapshot_middle(struct parasite_args *a, int wfd)
+static void snapshot_middle(void *arg)
 {
+	int wfd = (int)(long)arg;
 	long pid = sys_call5(__NR_clone, CLONE_UNTRACED, 0, 0, 0, 0);
 	if (pid == 0)
-		snapshot_child(a);
+		snapshot_child(args());
 	int32_t p = (int32_t)pid;
 	if (pid > 0)
 		sys_write(wfd, &p, sizeof(p));
@@ -215,10 +216,39 @@ static void snapshot_middle(struct parasite_args *a, int wfd)
 		sys_exit_group(pid > 0 ? 0 : 1);
 }
 
+/* clone(flags, stack) whose child runs fn(arg) on `stack` and never
+ * returns; the parent gets the child's pid or -errno.  In asm: the child
+ * has no frame of its own on the new stack, so it may not go back into
+ * compiled code that would look for one. */
+static long clone_call(unsigned long flags, void *stack, void (*fn)(void *), void *arg)
+{
+	register long r10 __asm__("r10") = 0;
+	register long r8 __asm__("r8") = 0;
+	register void (*rbx)(void *) __asm__("rbx") = fn;
+	register void *r12 __asm__("r12") = arg;
+	long ret = __NR_clone;
+	__asm__ volatile("syscall\n\t"
+			 "test %%rax, %%rax\n\t"
+			 "jnz 1f\n\t"
+			 "mov %%r12, %%rdi\n\t"
+			 "call *%%rbx\n\t"
+			 "ud2\n"
+			 "1:"
+			 : "+a"(ret)
+			 : "D"(flags), "S"(stack), "d"(0), "r"(r10), "r"(r8), "r"(rbx), "r"(r12)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+#define CLONE_VM 0x00000100
+#define SNAPSHOT_STACK 65536
+
 /* The double fork (parasite-abi.h, PARASITE_CMD_SNAPSHOT): C1 is a child
  * with exit signal 0 (no SIGCHLD, invisible to wait() without __WCLONE)
  * and reaped here, so the job never sees it; C2 is nobody's child in the
- * job (the host checked who its reaper is). */
+ * job (the host checked who its reaper is).  C1 shares the task's mm
+ * (CLONE_VM, on a stack of its own): only C2's fork copies the page
+ * tables, the time that grows with memory while the tree is frozen. */
 static void take_snapshot(struct parasite_reply *r)
 {
 	int p[2];
@@ -228,9 +258,11 @@ static void take_snapshot(struct parasite_reply *r)
 		r->ret = (int32_t)ret;
 		return;
 	}
-	long c1 = sys_call5(__NR_clone, CLONE_UNTRACED, 0, 0, 0, 0);
-	if (c1 == 0)
-		snapshot_middle(args(), p[1]);
+	long stack = sys_mmap(0, SNAPSHOT_STACK, 3 /* PROT_READ | PROT_WRITE */,
+			      0x22 /* MAP_PRIVATE | MAP_ANONYMOUS */, -1, 0);
+	long c1 = stack < 0 ? stack
+			    : clone_call(CLONE_VM | CLONE_UNTRACED, (char *)stack + SNAPSHOT_STACK,
+					 snapshot_middle, (void *)(long)p[1]);
 	sys_close(p[1]);
 	if (c1 > 0) {
 		int status = 0;
@@ -239,6 +271,8 @@ static void take_snapshot(struct parasite_reply *r)
 		if (sys_read(p[0], &pid, sizeof(pid)) != sizeof(pid) || pid <= 0)
 			c1 = -11; /* EAGAIN: C1 could not fork */
 	}
+	if (stack >= 0)
+		sys_munmap((void *)stack, SNAPSHOT_STACK);
 	sys_close(p[0]);
 	r->ret = c1 < 0 ? (int32_t)c1 : 0;
 	r->u.snapshot_pid = pid;
