@@ -881,7 +881,7 @@ static int mm_dump_read(struct img_set *set, struct mm_dump *d, uint64_t brk,
 		    mm->vmas[i]->kind == VMA_KIND__VMA_SHMEM_FILE ||
 		    (mm->vmas[i]->kind == VMA_KIND__VMA_FILE_PRIVATE && mm->vmas[i]->has_shmid))
 			ret = dump_shm_vma(set, pid, mm->vmas[i], st);
-	if (ret || (ret = find_pages(pid, mm, &d->runs)))
+	if (ret)
 		return ret;
 	for (size_t i = 0; i < mm->n_vmas && !ret; i++)
 		if (mm->vmas[i]->kind == VMA_KIND__VMA_AIO_RING)
@@ -908,11 +908,25 @@ int dump_mm_start(struct img_set *set, pid_t pid, pid_t vpid, uint64_t brk, int 
 	return 0;
 }
 
+/*
+ * Which pages to store comes from the pagemap of the process read: a
+ * snapshot's page tables are a copy of the task's as frozen (fork copies
+ * every page table entry of a mapping that has anonymous pages, swap
+ * entries and the zero page included; MADV_DONTFORK and MADV_WIPEONFORK
+ * mappings are not read from a snapshot, mm_dump_snapshot_gap), so its
+ * pagemap is the task's, read after the thaw instead of while frozen
+ * (tens of ms per GiB).  Nothing in it moves but what the kernel may do
+ * to any process (swap out, which is still wanted; khugepaged filling a
+ * hole with zeros, which the writer drops again as zero pages).
+ */
 int dump_mm_pages(struct img_set *set, struct mm_dump *d, pid_t src, struct mem_stats *st)
 {
 	struct page_chunk *pm = NULL;
 	size_t nr_pm = 0;
-	int ret = dump_pages(set, src ? src : d->pid, d->vpid, d->threads, &d->runs, st, &pm, &nr_pm);
+	src = src ? src : d->pid;
+	int ret = find_pages(src, &d->mm, &d->runs);
+	if (!ret)
+		ret = dump_pages(set, src, d->vpid, d->threads, &d->runs, st, &pm, &nr_pm);
 	if (!ret)
 		ret = write_images(set, d->vpid, &d->mm, pm, nr_pm);
 	page_chunks_free(pm, nr_pm);

@@ -29,9 +29,9 @@ int dump_mm(struct img_set *set, pid_t pid, pid_t vpid, uint64_t brk, int thread
 
 /* The same in two steps, for a snapshot dump (snapshot.c): start, while
  * the task is frozen, dumps everything but private pages (shared memory
- * included) and finds which pages to store; pages reads them from `src`
- * (the task's snapshot; 0: the task itself), writes the images and frees
- * d, as mm_dump_free does for a dump given up. */
+ * included); pages finds which pages to store and reads them, both from
+ * `src` (the task's snapshot; 0: the task itself), writes the images and
+ * frees d, as mm_dump_free does for a dump given up. */
 struct mm_dump;
 int dump_mm_start(struct img_set *set, pid_t pid, pid_t vpid, uint64_t brk, int threads,
 		  const char *step_dir, struct mem_stats *st, struct mm_dump **d);
