@@ -81,8 +81,9 @@ enum parasite_cmd {
 	 * zombie.  C2 closes every fd, leaves the job's session, connects to
 	 * the host's socket (sock_name), sends a parasite_hello and waits,
 	 * every signal blocked, until the host closes that connection (or
-	 * dies), then exits.  Reply: ret 0, u.snapshot_pid (C2 as the task's
-	 * namespace numbers it). */
+	 * dies), then exits.  Reply: ret 0, u.snapshot.pid (C2 as the task's
+	 * namespace numbers it) and u.snapshot.cookie, random, which C2's
+	 * hello carries too. */
 	PARASITE_CMD_SNAPSHOT,
 };
 
@@ -101,6 +102,11 @@ struct parasite_hello {
 	uint32_t magic;
 	int32_t pid, tid;
 	int32_t sock_fd; /* the daemon's socket fd, closed by the host at cure */
+	uint32_t pad;
+	/* a snapshot's: the cookie of the SNAPSHOT reply, which only the
+	 * daemon and its snapshot know (the socket's abstract name is in
+	 * /proc/net/unix for anyone to connect to) */
+	uint64_t cookie;
 };
 
 /* Kernel struct sigaction as rt_sigaction(2) fills it on x86-64. */
@@ -117,7 +123,11 @@ struct parasite_reply {
 			uint64_t brk, pdeathsig;
 		} misc;
 		uint64_t tid_address;
-		int32_t snapshot_pid;
+		struct {
+			int32_t pid;
+			uint32_t pad;
+			uint64_t cookie;
+		} snapshot;
 		struct {
 			uint64_t sp, size;
 			uint32_t flags;

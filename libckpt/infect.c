@@ -960,20 +960,21 @@ int infect_aio_owned(struct infect_ctl *ctl, uint64_t ring)
 	return ret ? ret : !r.ret;
 }
 
-int infect_snapshot(struct infect_ctl *ctl, pid_t *vpid, int *listen_fd)
+int infect_snapshot(struct infect_ctl *ctl, pid_t *vpid, uint64_t *cookie, int *listen_fd)
 {
 	struct parasite_reply r;
 	if (ctl->listen_fd < 0)
 		return -ENOTCONN;
 	int ret = call_daemon(ctl, PARASITE_CMD_SNAPSHOT, &r);
-	if (!ret && r.u.snapshot_pid <= 0)
+	if (!ret && r.u.snapshot.pid <= 0)
 		ret = -EPROTO;
 	int fd = ret ? -1 : fcntl(ctl->listen_fd, F_DUPFD_CLOEXEC, 0);
 	if (!ret && fd < 0)
 		ret = -errno;
 	if (ret)
 		return ret;
-	*vpid = r.u.snapshot_pid;
+	*vpid = r.u.snapshot.pid;
+	*cookie = r.u.snapshot.cookie;
 	*listen_fd = fd;
 	return 0;
 }

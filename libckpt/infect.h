@@ -78,10 +78,11 @@ int infect_aio_owned(struct infect_ctl *ctl, uint64_t ring);
  * namespace numbers it, that holds a copy of the task's mm.  It connects
  * to *listen_fd (a duplicate of the parasite's listening socket, the
  * caller's to close) and sends a parasite_hello when it gets to run, which
- * the caller need not wait for while the tree is frozen.  The caller
+ * the caller need not wait for while the tree is frozen; the hello holds
+ * *cookie, which nobody else knows.  The caller
  * decides beforehand that a snapshot is safe here (snapshot.c).
  */
-int infect_snapshot(struct infect_ctl *ctl, pid_t *vpid, int *listen_fd);
+int infect_snapshot(struct infect_ctl *ctl, pid_t *vpid, uint64_t *cookie, int *listen_fd);
 
 /*
  * Take the parasite out: every thread goes back to the registers (and

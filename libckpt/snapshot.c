@@ -133,7 +133,7 @@ void snapshot_take(struct snapshot_set *s, int idx, struct infect_ctl *ctl, int 
 		return;
 	}
 	struct snapshot *sn = &s->snap[idx];
-	int ret = infect_snapshot(ctl, &sn->vpid, &sn->listen_fd);
+	int ret = infect_snapshot(ctl, &sn->vpid, &sn->cookie, &sn->listen_fd);
 	if (ret)
 		pr_info("pid %d: no snapshot (%s); memory copied while frozen", pid, strerror(-ret));
 }
@@ -149,8 +149,10 @@ static int wait_readable(int fd, int ms)
 	return n > 0 ? 0 : n < 0 ? -errno : -ETIMEDOUT;
 }
 
-/* The process on the other end must say the pid the parasite reported,
- * and our namespace's view of it must agree (its NSpid ends in it). */
+/* The process on the other end must say the pid and the cookie the
+ * parasite reported (anyone may connect to the abstract name, listed in
+ * /proc/net/unix; only C2 knows the cookie), and our namespace's view of
+ * it must agree (its NSpid ends in that pid). */
 int snapshot_connect(struct snapshot *sn)
 {
 	struct parasite_hello hello;
@@ -165,7 +167,8 @@ int snapshot_connect(struct snapshot *sn)
 	if (!ret)
 		ret = wait_readable(fd, CONNECT_MS);
 	if (!ret && (recv(fd, &hello, sizeof(hello), MSG_DONTWAIT) != sizeof(hello) ||
-		     hello.magic != PARASITE_HELLO_MAGIC || hello.pid != sn->vpid))
+		     hello.magic != PARASITE_HELLO_MAGIC || hello.pid != sn->vpid ||
+		     hello.cookie != sn->cookie))
 		ret = -EPROTO;
 	if (!ret && proc_ns_tid(cred.pid, cred.pid) != sn->vpid)
 		ret = -EPERM;

@@ -6,6 +6,7 @@
 #define CKPT_SNAPSHOT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include "freeze.h"
 
@@ -18,6 +19,7 @@ struct snapshot {
 	int listen_fd; /* where it connects to us (snapshot_connect); -1: none */
 	pid_t pid;     /* in our namespace, once connected; 0: not yet */
 	int sock;      /* our end of its connection; -1: none */
+	uint64_t cookie; /* its hello must hold it (infect_snapshot) */
 };
 
 /* The snapshots of one dump, one slot per task of the tree. */

@@ -178,7 +178,7 @@ static long send_msg(int fd, const void *buf, size_t len);
  * from the daemon), for that connection to close: the host is done with
  * it or dead.  Never returns.
  */
-static void snapshot_child(struct parasite_args *a)
+static void snapshot_child(struct parasite_args *a, uint64_t cookie)
 {
 	static const char name[16] = "ckpt-snapshot";
 	char buf[8];
@@ -193,6 +193,7 @@ static void snapshot_child(struct parasite_args *a)
 			.pid = (int32_t)sys_getpid(),
 			.tid = (int32_t)sys_gettid(),
 			.sock_fd = fd,
+			.cookie = cookie,
 		};
 		if (send_msg(fd, &hello, sizeof(hello)) == sizeof(hello))
 			while (sys_call6(__NR_recvfrom, fd, (long)buf, sizeof(buf), 0, 0, 0) == -EINTR)
@@ -202,13 +203,21 @@ static void snapshot_child(struct parasite_args *a)
 		sys_exit_group(0);
 }
 
-/* C1: forks C2, hands its pid to the daemon through the pipe, exits. */
+struct snapshot_start {
+	int wfd;
+	uint64_t cookie;
+};
+
+/* C1: forks C2, hands its pid to the daemon through the pipe, exits.  It
+ * shares the daemon's memory: `arg` is on the daemon's stack, which waits. */
 static void snapshot_middle(void *arg)
 {
-	int wfd = (int)(long)arg;
+	const struct snapshot_start *st = arg;
+	int wfd = st->wfd;
+	uint64_t cookie = st->cookie;
 	long pid = sys_call5(__NR_clone, CLONE_UNTRACED, 0, 0, 0, 0);
 	if (pid == 0)
-		snapshot_child(args());
+		snapshot_child(args(), cookie);
 	int32_t p = (int32_t)pid;
 	if (pid > 0)
 		sys_write(wfd, &p, sizeof(p));
@@ -253,16 +262,22 @@ static void take_snapshot(struct parasite_reply *r)
 {
 	int p[2];
 	int32_t pid = 0;
-	long ret = sys_call2(__NR_pipe2, p, O_CLOEXEC);
+	struct snapshot_start st = { 0, 0 };
+	long ret = sys_call3(__NR_getrandom, &st.cookie, sizeof(st.cookie), 0);
+	if (ret == sizeof(st.cookie))
+		ret = sys_call2(__NR_pipe2, p, O_CLOEXEC);
+	else if (ret >= 0)
+		ret = -11; /* EAGAIN */
 	if (ret < 0) {
 		r->ret = (int32_t)ret;
 		return;
 	}
+	st.wfd = p[1];
 	long stack = sys_mmap(0, SNAPSHOT_STACK, 3 /* PROT_READ | PROT_WRITE */,
 			      0x22 /* MAP_PRIVATE | MAP_ANONYMOUS */, -1, 0);
 	long c1 = stack < 0 ? stack
 			    : clone_call(CLONE_VM | CLONE_UNTRACED, (char *)stack + SNAPSHOT_STACK,
-					 snapshot_middle, (void *)(long)p[1]);
+					 snapshot_middle, &st);
 	sys_close(p[1]);
 	if (c1 > 0) {
 		int status = 0;
@@ -275,7 +290,8 @@ static void take_snapshot(struct parasite_reply *r)
 		sys_munmap((void *)stack, SNAPSHOT_STACK);
 	sys_close(p[0]);
 	r->ret = c1 < 0 ? (int32_t)c1 : 0;
-	r->u.snapshot_pid = pid;
+	r->u.snapshot.pid = pid;
+	r->u.snapshot.cookie = st.cookie;
 }
 
 static void handle(const struct parasite_req *req, struct parasite_reply *r)
