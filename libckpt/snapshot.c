@@ -135,7 +135,8 @@ void snapshot_take(struct snapshot_set *s, int idx, struct infect_ctl *ctl, int 
 	struct snapshot *sn = &s->snap[idx];
 	int ret = infect_snapshot(ctl, &sn->vpid, &sn->cookie, &sn->listen_fd);
 	if (ret)
-		pr_info("pid %d: no snapshot (%s); memory copied while frozen", pid, strerror(-ret));
+		pr_info("pid %d: no snapshot (%s); memory copied while frozen", pid,
+			strerror(-ret));
 }
 
 #define CONNECT_MS 30000 /* C2 runs when the machine lets it: be patient */

@@ -15,10 +15,10 @@ struct infect_ctl;
 /* One task's snapshot: a process outside the job holding a copy of the
  * task's mm as it was frozen. */
 struct snapshot {
-	pid_t vpid;    /* as the task's namespace numbers it; 0: none taken */
-	int listen_fd; /* where it connects to us (snapshot_connect); -1: none */
-	pid_t pid;     /* in our namespace, once connected; 0: not yet */
-	int sock;      /* our end of its connection; -1: none */
+	pid_t vpid;	 /* as the task's namespace numbers it; 0: none taken */
+	int listen_fd;	 /* where it connects to us (snapshot_connect); -1: none */
+	pid_t pid;	 /* in our namespace, once connected; 0: not yet */
+	int sock;	 /* our end of its connection; -1: none */
 	uint64_t cookie; /* its hello must hold it (infect_snapshot) */
 };
 
@@ -27,7 +27,7 @@ struct snapshot_set {
 	const struct frozen_tree *tree;
 	int nr;
 	struct snapshot *snap;
-	bool *subreaper; /* per task, as the parasite read it */
+	bool *subreaper;   /* per task, as the parasite read it */
 	int taken, frozen; /* tasks read from a snapshot, copied while frozen */
 };
 
