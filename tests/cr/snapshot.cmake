@@ -37,3 +37,5 @@ cr_case(cr_snapshot_subreaper orphan-pgrp 90 --dump-running --dump-opt --stats
 	--expect-dump-out "snapshot_tasks: 0")
 # through the page server: the snapshot's pages go straight to it
 cr_case(cr_snapshot_threads_page_server threads 90 --dump-running --page-server)
+cr_case(cr_snapshot_seccomp seccomp 60 --dump-running --dump-opt --stats
+	--expect-dump-out "snapshot_tasks: 0")
