@@ -230,6 +230,8 @@ struct worker_msg {
 	uint64_t frozen_ns, total_ns, memory_bytes, written_bytes, image_bytes;
 	uint32_t tasks, threads, pidns, status_valid, netns;
 	uint64_t seq;
+	uint64_t snapshot_ns;
+	uint32_t snapshot_tasks, frozen_copy_tasks;
 	int32_t pid, status;
 	uint64_t dev, ino, pdev, pino; /* WMSG_CREATED */
 	uint32_t is_dir;

@@ -620,6 +620,10 @@ static int reply_dump(struct conn *c, int ret, const char *err, const struct wor
 	final_reply(&r, ret, err);
 	if (!ret) {
 		dr.frozen_ns = m->frozen_ns;
+		dr.has_snapshot_ns = dr.has_snapshot_tasks = dr.has_frozen_copy_tasks = 1;
+		dr.snapshot_ns = m->snapshot_ns;
+		dr.snapshot_tasks = m->snapshot_tasks;
+		dr.frozen_copy_tasks = m->frozen_copy_tasks;
 		dr.total_ns = m->total_ns;
 		dr.memory_bytes = m->memory_bytes;
 		dr.written_bytes = m->written_bytes;

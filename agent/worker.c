@@ -118,6 +118,7 @@ static int do_dump(const RpcDump *d, uid_t uid)
 	o.output_copy_limit = d->output_copy_limit;
 	o.parent = d->parent;
 	o.page_server = d->page_server;
+	o.no_snapshot = d->no_snapshot;
 	o.verbose = (int)d->verbose;
 	o.progress = on_progress;
 	o.job = d->set_job;
@@ -146,6 +147,9 @@ static int do_dump(const RpcDump *d, uid_t uid)
 	struct worker_msg m = { .type = WMSG_RESULT, .result = ret };
 	if (!ret) {
 		m.frozen_ns = st.frozen_ns;
+		m.snapshot_ns = st.snapshot_ns;
+		m.snapshot_tasks = st.snapshot_tasks;
+		m.frozen_copy_tasks = st.frozen_copy_tasks;
 		m.total_ns = st.total_ns;
 		m.memory_bytes = st.memory_bytes;
 		m.written_bytes = st.written_bytes;

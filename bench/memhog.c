@@ -23,6 +23,13 @@
  * as the one to check against and writes "PID CHECKSUM PAGES" to
  * DIR/dirtied: the workload of incremental dumps (bench/storage,
  * tests/sets).
+ *
+ * busy (bench/frozen): once ready, instead of idling, it loops reading
+ * the clock and writing a byte of the next page (so that it writes its
+ * memory all the while), and keeps the longest gap between two clock
+ * reads: the time it was kept from running, frozen by a dump.  SIGUSR1
+ * then writes "GAP_NS" to DIR/gap (the longest gap since the last one)
+ * and starts over; no checksum.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -32,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BLOCK (1u << 20)
@@ -103,6 +111,13 @@ static int write_file(const char *dir, const char *name, const char *text)
 	return 0;
 }
 
+static uint64_t clock_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static void on_signal(int sig)
 {
 	if (sig == SIGUSR1)
@@ -164,6 +179,32 @@ static void fill_pages(char *mem, size_t len, uint64_t *rng)
 	}
 }
 
+/* busy: see the top of the file.  Never returns. */
+static void busy_loop(char *mem, size_t len, const char *dir, const sigset_t *old)
+{
+	uint64_t last, max = 0;
+	size_t off = 0;
+	char text[64];
+
+	sigprocmask(SIG_SETMASK, old, NULL);
+	last = clock_ns();
+	for (;;) {
+		mem[off] ^= 1;
+		off = (off + 4096) % len;
+		uint64_t t = clock_ns();
+		if (t - last > max)
+			max = t - last;
+		last = t;
+		if (check_requested) {
+			check_requested = 0;
+			snprintf(text, sizeof(text), "%" PRIu64 "\n", max);
+			write_file(dir, "gap", text);
+			max = 0;
+			last = clock_ns();
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -172,12 +213,13 @@ int main(int argc, char **argv)
 	size_t len;
 	char *mem, text[128];
 
-	if ((argc != 3 && argc != 4) || atol(argv[1]) <= 0 ||
-	    (argc == 4 && strcmp(argv[3], "blocks") && strcmp(argv[3], "pages"))) {
-		fprintf(stderr, "usage: memhog MIB DIR [blocks|pages]\n");
+	int busy = argc == 5 && !strcmp(argv[4], "busy");
+	if ((argc != 3 && argc != 4 && !busy) || atol(argv[1]) <= 0 ||
+	    (argc >= 4 && strcmp(argv[3], "blocks") && strcmp(argv[3], "pages"))) {
+		fprintf(stderr, "usage: memhog MIB DIR [blocks|pages [busy]]\n");
 		return 2;
 	}
-	int by_page = argc == 4 && !strcmp(argv[3], "pages");
+	int by_page = argc >= 4 && !strcmp(argv[3], "pages");
 	len = (size_t)atol(argv[1]) * BLOCK;
 	/* Drop fds inherited from whoever started us (a pipe to a process
 	 * outside the dumped tree would make the dump refuse it). */
@@ -204,6 +246,8 @@ int main(int argc, char **argv)
 	snprintf(text, sizeof(text), "%d %016" PRIx64 "\n", (int)getpid(), want);
 	if (write_file(argv[2], "ready", text))
 		return 1;
+	if (busy)
+		busy_loop(mem, len, argv[2], &old);
 
 	for (;;) {
 		while (!check_requested && !dirty_requested)

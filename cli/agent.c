@@ -260,6 +260,8 @@ int agent_dump(const struct ckpt_dump_opts *o, uint32_t job, struct ckpt_dump_st
 	d.output_copy_limit = o->output_copy_limit;
 	d.parent = (char *)o->parent;
 	d.page_server = (char *)o->page_server;
+	d.has_no_snapshot = o->no_snapshot != 0;
+	d.no_snapshot = o->no_snapshot;
 	d.has_verbose = 1;
 	d.verbose = (uint32_t)o->verbose;
 	d.has_check_only = o->check_only != 0;
@@ -282,6 +284,9 @@ int agent_dump(const struct ckpt_dump_opts *o, uint32_t job, struct ckpt_dump_st
 	memset(st, 0, sizeof(*st));
 	if (!ret && r->dump) {
 		st->frozen_ns = r->dump->frozen_ns;
+		st->snapshot_ns = r->dump->snapshot_ns;
+		st->snapshot_tasks = r->dump->snapshot_tasks;
+		st->frozen_copy_tasks = r->dump->frozen_copy_tasks;
 		st->total_ns = r->dump->total_ns;
 		st->memory_bytes = r->dump->memory_bytes;
 		st->written_bytes = r->dump->written_bytes;

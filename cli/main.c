@@ -33,9 +33,12 @@ static void usage(FILE *f)
 		"       [--ext-unix-sk[=INODE]] [--tcp-established] [--skip-in-flight] [--shell-job]\n"
 		"       [--ghost-limit SIZE] [--parent SET] [--output-copy-limit SIZE]\n"
 		"       [--step CLIENT:PID[,PID...]]  (an srun step of the tree: docs/mpi.md)\n"
-		"       [--page-server HOST:PORT]\n"
+		"       [--page-server HOST:PORT] [--no-snapshot]\n"
 		"                                checkpoint the tree rooted at PID (killed afterwards\n"
-		"                                unless -R or -s); --output-copy-limit: the largest\n"
+		"                                unless -R or -s); with -R the tree runs on while a\n"
+		"                                copy-on-write snapshot of its memory is written\n"
+		"                                (--no-snapshot: frozen until the end);\n"
+		"                                --output-copy-limit: the largest\n"
 		"                                output file (O_APPEND, the job's own) kept with the\n"
 		"                                set (64M; ckpt.conf dump.*; 0: none);\n"
 		"                                --page-server: the set is sent to a page server,\n"
@@ -138,6 +141,7 @@ enum {
 	OPT_CGROUPS,
 	OPT_OUTPUT_COPY_LIMIT,
 	OPT_PAGE_SERVER,
+	OPT_NO_SNAPSHOT,
 	OPT_PORT,
 	OPT_DIR,
 	OPT_ADDRESS,
@@ -261,6 +265,7 @@ static int cmd_dump(int argc, char **argv)
 		{ "uid", required_argument, 0, OPT_UID },
 		{ "check-only", no_argument, 0, OPT_CHECK_ONLY },
 		{ "page-server", required_argument, 0, OPT_PAGE_SERVER },
+		{ "no-snapshot", no_argument, 0, OPT_NO_SNAPSHOT },
 		{ 0, 0, 0, 0 },
 	};
 	struct ckpt_dump_opts o = { 0 };
@@ -308,6 +313,7 @@ static int cmd_dump(int argc, char **argv)
 			break;
 		case OPT_CHECK_ONLY: o.check_only = 1; break;
 		case OPT_PAGE_SERVER: o.page_server = optarg; break;
+		case OPT_NO_SNAPSHOT: o.no_snapshot = 1; break;
 		case OPT_JOB: o.job = optarg; break;
 		case OPT_BASE: o.base = optarg; break;
 		case OPT_UID: {
@@ -372,6 +378,11 @@ static int cmd_dump(int argc, char **argv)
 		       (unsigned long long)st.written_bytes,
 		       st.memory_bytes ? (double)st.written_bytes / (double)st.memory_bytes : 0.0,
 		       st.nr_tasks, st.nr_threads);
+	/* frozen_ms runs from the freeze to the thaw; snapshot_ms, from the
+	 * thaw to the last snapshot written, the job running */
+	if (stats)
+		printf("snapshot_ms: %.1f\nsnapshot_tasks: %u\nfrozen_copy_tasks: %u\n",
+		       ms(st.snapshot_ns), st.snapshot_tasks, st.frozen_copy_tasks);
 	if (stats && o.job)
 		printf("seq: %llu\nflusher: %d\n", (unsigned long long)st.seq, (int)st.flusher);
 	return 0;

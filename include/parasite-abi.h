@@ -75,6 +75,16 @@ enum parasite_cmd {
 	 * 0 when it is a context of this mm, -EINVAL when the mapping came
 	 * through fork (the context stays the parent's); reads no event */
 	PARASITE_CMD_AIO_OWNED,
+	/* A copy-on-write snapshot of the task's memory (libckpt/snapshot.c):
+	 * a double fork.  C1 (exit signal 0, untraced) forks C2 and exits;
+	 * the daemon reaps C1 (__WCLONE), so the task keeps no child and no
+	 * zombie.  C2 closes every fd, leaves the job's session, connects to
+	 * the host's socket (sock_name), sends a parasite_hello and waits,
+	 * every signal blocked, until the host closes that connection (or
+	 * dies), then exits.  Reply: ret 0, u.snapshot.pid (C2 as the task's
+	 * namespace numbers it) and u.snapshot.cookie, random, which C2's
+	 * hello carries too. */
+	PARASITE_CMD_SNAPSHOT,
 };
 
 #define PARASITE_MEMPOLICY_WORDS 16 /* node mask: 1024 nodes */
@@ -92,6 +102,11 @@ struct parasite_hello {
 	uint32_t magic;
 	int32_t pid, tid;
 	int32_t sock_fd; /* the daemon's socket fd, closed by the host at cure */
+	uint32_t pad;
+	/* a snapshot's: the cookie of the SNAPSHOT reply, which only the
+	 * daemon and its snapshot know (the socket's abstract name is in
+	 * /proc/net/unix for anyone to connect to) */
+	uint64_t cookie;
 };
 
 /* Kernel struct sigaction as rt_sigaction(2) fills it on x86-64. */
@@ -108,6 +123,11 @@ struct parasite_reply {
 			uint64_t brk, pdeathsig;
 		} misc;
 		uint64_t tid_address;
+		struct {
+			int32_t pid;
+			uint32_t pad;
+			uint64_t cookie;
+		} snapshot;
 		struct {
 			uint64_t sp, size;
 			uint32_t flags;

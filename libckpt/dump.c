@@ -47,6 +47,7 @@
 #include "step.h"
 #include "proc.h"
 #include "saved-files.h"
+#include "snapshot.h"
 #include "storage.h"
 #include "sysvipc.h"
 #include "taskstate.h"
@@ -279,9 +280,36 @@ static int check_refusals(const struct frozen_tree *tree, const struct ckpt_dump
 	return ret ? ret : dump_files(NULL, tree, o);
 }
 
+/* Task i's memory: its pages wait in later[i] for the thaw when it has a
+ * snapshot that holds them all, else are copied now. */
+static int dump_task_mm(struct img_set *set, const struct frozen_task *t, int i, uint64_t brk,
+			struct snapshot_set *snaps, struct mm_dump **later, struct mem_stats *ms)
+{
+	struct mm_dump *d;
+	char *step_dir = t->step ? step_tmpdir(t->pid) : NULL;
+	int ret = dump_mm_start(set, t->pid, t->vpid, brk, 0, step_dir, ms, &d);
+	free(step_dir);
+	if (ret)
+		return ret;
+	struct snapshot *sn = snaps->snap ? &snaps->snap[i] : NULL;
+	const char *gap = sn && sn->vpid ? mm_dump_snapshot_gap(d) : NULL;
+	if (gap) {
+		pr_info("pid %d: no snapshot: %s; memory copied while frozen", t->pid, gap);
+		snapshot_release(sn);
+	}
+	if (sn && sn->vpid) {
+		later[i] = d;
+		snaps->taken++;
+		return 0;
+	}
+	snaps->frozen += sn != NULL;
+	return dump_mm_pages(set, d, 0, ms);
+}
+
 /* Called with the refusals checked (check_refusals). */
 static int dump_tree(struct img_set *set, const struct frozen_tree *tree,
-		     const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
+		     const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st,
+		     struct snapshot_set *snaps, struct mm_dump **later)
 {
 	int ret = 0;
 	for (int i = 0; i < tree->nr_tasks; i++) {
@@ -290,17 +318,15 @@ static int dump_tree(struct img_set *set, const struct frozen_tree *tree,
 		uint64_t brk = 0;
 		if (t->zombie || t->step_client)
 			continue; /* all of it is in the inventory (and fdinfo) */
-		char *step_dir = t->step ? step_tmpdir(t->pid) : NULL;
-		ret = dump_core(set, t, &brk);
+		ret = dump_core(set, t, &brk, snaps->snap ? snaps : NULL, i);
 		if (!ret)
-			ret = dump_mm(set, t->pid, t->vpid, brk, 0, step_dir, &ms);
-		free(step_dir);
+			ret = dump_task_mm(set, t, i, brk, snaps, later, &ms);
 		if (ret)
 			return ret;
 		st->memory_bytes += ms.bytes_in;
 		st->nr_threads += (uint32_t)t->nr_threads;
-		pr_info("pid %d: %d threads, %llu bytes of memory", t->pid, t->nr_threads,
-			(unsigned long long)ms.bytes_in);
+		pr_info("pid %d: %d threads, %llu bytes of memory%s", t->pid, t->nr_threads,
+			(unsigned long long)ms.bytes_in, later[i] ? " (not counting its snapshot)" : "");
 	}
 	struct mem_stats ms = { 0, 0 };
 	ret = dump_sysvipc(set, tree, &ms); /* semaphores, unattached shm segments */
@@ -309,6 +335,40 @@ static int dump_tree(struct img_set *set, const struct frozen_tree *tree,
 	ret = ret ? ret : dump_files(set, tree, o);
 	ret = ret ? ret : dump_cgroups(set, tree);
 	return ret ? ret : write_inventory(set, tree);
+}
+
+/* After the thaw: the pages of every snapshot, one task after the other,
+ * each snapshot killed as soon as it is read. */
+static int dump_snapshots(struct img_set *set, const struct frozen_tree *tree,
+			  struct snapshot_set *snaps, struct mm_dump **later,
+			  struct ckpt_dump_stats *st)
+{
+	int ret = 0;
+	for (int i = 0; i < tree->nr_tasks; i++) {
+		struct mem_stats ms = { 0, 0 };
+		if (!later[i])
+			continue;
+		if (!ret)
+			ret = snapshot_connect(&snaps->snap[i]);
+		if (!ret)
+			ret = dump_mm_pages(set, later[i], snaps->snap[i].pid, &ms);
+		else
+			mm_dump_free(later[i]);
+		later[i] = NULL;
+		snapshot_release(&snaps->snap[i]);
+		st->memory_bytes += ms.bytes_in;
+		if (!ret)
+			pr_info("pid %d: %llu bytes of memory from its snapshot", tree->tasks[i].pid,
+				(unsigned long long)ms.bytes_in);
+	}
+	return ret;
+}
+
+static void free_later(struct mm_dump **later, int nr)
+{
+	for (int i = 0; later && i < nr; i++)
+		mm_dump_free(later[i]);
+	free(later);
 }
 
 /* --check-only: the dump's checks on the running tree, in the dump's
@@ -367,12 +427,22 @@ static int gate_dumped(const struct ckpt_dump_opts *o, const struct frozen_tree 
  * dump's FROZEN gate and its target, then the tree's images. */
 static int check_and_write(const struct ckpt_dump_opts *o, const struct frozen_tree *tree,
 			   struct dump_target *target, struct img_set **set,
-			   struct ckpt_dump_stats *st)
+			   struct ckpt_dump_stats *st, struct snapshot_set *snaps,
+			   struct mm_dump **later)
 {
 	int ret = check_refusals(tree, o);
 	if (!ret && o->gate)
 		ret = gate_frozen(o, tree, target, set);
-	return ret ? ret : dump_tree(*set, tree, o, st);
+	return ret ? ret : dump_tree(*set, tree, o, st, snaps, later);
+}
+
+/* Snapshots apply to a tree that goes on running after the dump; one
+ * that is killed or left stopped gains nothing from a thaw.  A held dump
+ * stays frozen until its coordinator's commit: its peers on other nodes
+ * are frozen until then too, and a thawed rank would talk to them. */
+static int want_snapshots(const struct ckpt_dump_opts *o)
+{
+	return o->leave_running && !o->leave_stopped && !o->no_snapshot && !o->gate;
 }
 
 int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
@@ -380,8 +450,10 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	struct frozen_tree tree = { 0 };
 	struct img_set *set = NULL;
 	struct dump_target target = { 0 };
+	struct snapshot_set snaps;
+	struct mm_dump **later = NULL;
 	uint64_t t0 = now_ns(), t_frozen;
-	int ret;
+	int ret, thawed = 0;
 
 	memset(st, 0, sizeof(*st));
 	ckpt_verbose = o->verbose;
@@ -408,16 +480,35 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 		rss += progress_rss(tree.tasks[i].pid);
 	struct progress *pg = progress_start(o->progress, o->progress_arg, "memory", rss);
 	int netns_back = -1;
-	ret = o->only_uid_set ? check_owner(&tree, o->only_uid) : 0;
+	ret = snapshot_set_init(&snaps, &tree, want_snapshots(o));
+	later = calloc((size_t)tree.nr_tasks, sizeof(*later));
+	if (!ret && !later)
+		ret = -ENOMEM;
+	if (!ret && o->only_uid_set)
+		ret = check_owner(&tree, o->only_uid);
 	if (!ret)
 		ret = enter_tree_netns(&tree, &netns_back);
 	if (!ret)
-		ret = check_and_write(o, &tree, &target, &set, st);
+		ret = check_and_write(o, &tree, &target, &set, st, &snaps, later);
 	int back = leave_tree_netns(netns_back);
 	ret = ret ? ret : back;
 	/* A user's dump read the seccomp filters: CAP_SYS_ADMIN goes. */
 	if (o->only_uid_set)
 		priv_drop(PRIV_BIT(CAP_SYS_ADMIN));
+	st->snapshot_tasks = (uint32_t)snaps.taken;
+	st->frozen_copy_tasks = (uint32_t)snaps.frozen;
+	if (!ret && snaps.taken) {
+		/* everything else is dumped: the job runs on while the
+		 * snapshots are read */
+		unfreeze_tree(&tree, UNFREEZE_RESUME);
+		thawed = 1;
+		uint64_t t_thaw = now_ns();
+		st->frozen_ns = t_thaw - t_frozen;
+		ret = dump_snapshots(set, &tree, &snaps, later, st);
+		st->snapshot_ns = now_ns() - t_thaw;
+	}
+	free_later(later, tree.nr_tasks);
+	snapshot_set_free(&snaps);
 	progress_stop(pg, !ret);
 	if (!ret)
 		ret = dump_target_commit(&target, &tree, (uint32_t)o->pid);
@@ -427,7 +518,10 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 		/* A refused or failed dump changes nothing, -s included: no
 		 * task of the tree (another user's least of all) stays stopped. */
 		dump_target_abort(&target);
-		unfreeze_tree(&tree, UNFREEZE_RESUME);
+		if (!thawed)
+			unfreeze_tree(&tree, UNFREEZE_RESUME);
+	} else if (thawed) {
+		/* running since the thaw, as -R asks */
 	} else if (o->leave_stopped) {
 		unfreeze_tree(&tree, UNFREEZE_LEAVE_STOPPED);
 	} else if (o->leave_running) {
@@ -435,7 +529,8 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	} else {
 		unfreeze_tree(&tree, UNFREEZE_KILL);
 	}
-	st->frozen_ns = now_ns() - t_frozen;
+	if (!thawed)
+		st->frozen_ns = now_ns() - t_frozen;
 	if (!ret && set)
 		st->written_bytes = img_set_bytes(set);
 	frozen_tree_free(&tree);

@@ -40,6 +40,7 @@
  * and put the thread back.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -815,8 +816,7 @@ int infect_start(const struct frozen_task *task, struct infect_ctl **out)
 		ret = accept_daemon(ctl);
 	if (ret)
 		goto fail;
-	close(ctl->listen_fd);
-	ctl->listen_fd = -1;
+	/* kept open: a snapshot (infect_snapshot) connects to it too */
 	*out = ctl;
 	return 0;
 fail:
@@ -958,4 +958,23 @@ int infect_aio_owned(struct infect_ctl *ctl, uint64_t ring)
 		fprintf(stderr, "pid %d: AIO ring at %" PRIx64 ": cannot ask the task: %s\n",
 			ctl->task->pid, ring, strerror(-ret));
 	return ret ? ret : !r.ret;
+}
+
+int infect_snapshot(struct infect_ctl *ctl, pid_t *vpid, uint64_t *cookie, int *listen_fd)
+{
+	struct parasite_reply r;
+	if (ctl->listen_fd < 0)
+		return -ENOTCONN;
+	int ret = call_daemon(ctl, PARASITE_CMD_SNAPSHOT, &r);
+	if (!ret && r.u.snapshot.pid <= 0)
+		ret = -EPROTO;
+	int fd = ret ? -1 : fcntl(ctl->listen_fd, F_DUPFD_CLOEXEC, 0);
+	if (!ret && fd < 0)
+		ret = -errno;
+	if (ret)
+		return ret;
+	*vpid = r.u.snapshot.pid;
+	*cookie = r.u.snapshot.cookie;
+	*listen_fd = fd;
+	return 0;
 }

@@ -73,6 +73,18 @@ int infect_get_posix_timer(struct infect_ctl *ctl, int32_t id, struct parasite_p
 int infect_aio_owned(struct infect_ctl *ctl, uint64_t ring);
 
 /*
+ * A copy-on-write snapshot of the task's memory at this frozen moment
+ * (PARASITE_CMD_SNAPSHOT): a process outside the job, *vpid as the task's
+ * namespace numbers it, that holds a copy of the task's mm.  It connects
+ * to *listen_fd (a duplicate of the parasite's listening socket, the
+ * caller's to close) and sends a parasite_hello when it gets to run, which
+ * the caller need not wait for while the tree is frozen; the hello holds
+ * *cookie, which nobody else knows.  The caller
+ * decides beforehand that a snapshot is safe here (snapshot.c).
+ */
+int infect_snapshot(struct infect_ctl *ctl, pid_t *vpid, uint64_t *cookie, int *listen_fd);
+
+/*
  * Take the parasite out: every thread goes back to the registers (and
  * FPU state) it was frozen with, in a ptrace stop, the parasite's fd is
  * closed and its area unmapped.  The task is as freeze_tree() left it.

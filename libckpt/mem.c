@@ -44,6 +44,16 @@
 #define PME_FILE (1ULL << 61)
 #define PAGEMAP_BATCH 65536
 
+/* Runs of pages to store, found in the task's pagemap while it is frozen
+ * and read afterwards, from the task or from its snapshot (snapshot.c). */
+struct page_run_list {
+	struct mem_run {
+		uint64_t vaddr;
+		uint32_t pages, flags;
+	} *v;
+	size_t n, cap;
+};
+
 struct vma_list {
 	struct arena *a;
 	pid_t pid;
@@ -488,10 +498,19 @@ static int scan_region_wanted(const VmaEntry *e, uint64_t cat)
 
 /* A zero page COWed away from a private file mapping is kept: as a hole
  * it would come back as the file's bytes. */
-static int add_run(struct page_writer *w, const VmaEntry *e, uint64_t vaddr, uint64_t pages)
+static int add_run(struct page_run_list *w, const VmaEntry *e, uint64_t vaddr, uint64_t pages)
 {
 	uint32_t flags = e->kind == VMA_KIND__VMA_FILE_PRIVATE ? PAGE_RUN_KEEP_ZERO : 0;
-	return page_writer_add_flags(w, vaddr, (uint32_t)pages, flags);
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? 2 * w->cap : 1024;
+		struct mem_run *v = realloc(w->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		w->v = v;
+		w->cap = cap;
+	}
+	w->v[w->n++] = (struct mem_run){ vaddr, (uint32_t)pages, flags };
+	return 0;
 }
 
 /* A kernel before 6.14 refuses PAGE_IS_GUARD in the return mask: then
@@ -523,7 +542,7 @@ static void scan_arg(struct pm_scan_arg *arg, uint64_t start, uint64_t end,
 }
 
 /* 1: done with PAGEMAP_SCAN; 0: not supported here; <0: error. */
-static int scan_vma_pages(struct page_writer *w, int pagemap_fd, pid_t pid, const VmaEntry *e)
+static int scan_vma_pages(struct page_run_list *w, int pagemap_fd, pid_t pid, const VmaEntry *e)
 {
 	static struct page_region regs[SCAN_REGIONS];
 	struct pm_scan_arg arg;
@@ -563,7 +582,7 @@ static int scan_vma_pages(struct page_writer *w, int pagemap_fd, pid_t pid, cons
 }
 
 /* Walk pagemap for one VMA and queue runs of wanted pages. */
-static int queue_vma_pages(struct page_writer *w, int pagemap_fd, pid_t pid, const VmaEntry *e,
+static int queue_vma_pages(struct page_run_list *w, int pagemap_fd, pid_t pid, const VmaEntry *e,
 			   uint64_t *buf)
 {
 	uint64_t nr = (e->end - e->start) / PAGE_SIZE, run_start = 0, run_len = 0;
@@ -600,13 +619,12 @@ static int queue_vma_pages(struct page_writer *w, int pagemap_fd, pid_t pid, con
 	return run_len ? add_run(w, e, run_start, run_len) : 0;
 }
 
-static int dump_pages(struct img_set *set, pid_t pid, pid_t vpid, MmEntry *mm, int threads,
-		      struct mem_stats *st, struct page_chunk **out, size_t *nr_out)
+/* Which pages to store, from the frozen task's pagemap. */
+static int find_pages(pid_t pid, const MmEntry *mm, struct page_run_list *runs)
 {
-	char name[64], path[64];
-	struct page_writer *w = NULL;
+	char path[64];
 	uint64_t *buf = malloc(PAGEMAP_BATCH * 8);
-	int ret, fd;
+	int ret = 0, fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -618,17 +636,32 @@ static int dump_pages(struct img_set *set, pid_t pid, pid_t vpid, MmEntry *mm, i
 			close(fd);
 		return ret;
 	}
-	snprintf(name, sizeof(name), "pages-%d.img", vpid);
-	ret = page_writer_open(set, name, pid, threads, &w);
 	for (size_t i = 0; !ret && i < mm->n_vmas; i++) {
 		const VmaEntry *e = mm->vmas[i];
 		if (!vma_has_contents(e))
 			continue;
 		/* /proc/PID/mem reads PROT_NONE pages too. */
-		ret = queue_vma_pages(w, fd, pid, e, buf);
+		ret = queue_vma_pages(runs, fd, pid, e, buf);
 	}
 	close(fd);
 	free(buf);
+	return ret;
+}
+
+/* The pages of `runs`, read from process `src` (the task, or its
+ * snapshot), into pages-VPID.img. */
+static int dump_pages(struct img_set *set, pid_t src, pid_t vpid, int threads,
+		      const struct page_run_list *runs, struct mem_stats *st,
+		      struct page_chunk **out, size_t *nr_out)
+{
+	char name[64];
+	struct page_writer *w = NULL;
+	int ret;
+
+	snprintf(name, sizeof(name), "pages-%d.img", vpid);
+	ret = page_writer_open(set, name, src, threads, &w);
+	for (size_t i = 0; !ret && i < runs->n; i++)
+		ret = page_writer_add_flags(w, runs->v[i].vaddr, runs->v[i].pages, runs->v[i].flags);
 	if (ret) {
 		page_writer_free(w);
 		return ret;
@@ -781,61 +814,143 @@ static int keep_step_files(struct arena *a, MmEntry *mm, const char *dir)
 	return 0;
 }
 
-int dump_mm(struct img_set *set, pid_t pid, pid_t vpid, uint64_t brk, int threads,
-	    const char *step_dir, struct mem_stats *st)
+/* One task's memory dump between its frozen part and its pages. */
+struct mm_dump {
+	struct arena a;
+	MmEntry mm;
+	pid_t pid, vpid;
+	int threads;
+	struct page_run_list runs;
+	char exe[PATH_MAX];
+};
+
+void mm_dump_free(struct mm_dump *d)
 {
-	struct arena a = { 0 };
-	MmEntry mm = MM_ENTRY__INIT;
-	char path[PATH_MAX];
-	struct page_chunk *pm = NULL;
-	size_t nr_pm = 0;
+	if (!d)
+		return;
+	arena_free(&d->a);
+	free(d->runs.v);
+	free(d);
+}
+
+/* What a fork does not carry into the snapshot as it is: a
+ * MADV_DONTFORK mapping is not in the child, a MADV_WIPEONFORK one is
+ * zero there.  NULL: the snapshot holds every page to store. */
+const char *mm_dump_snapshot_gap(const struct mm_dump *d)
+{
+	for (size_t i = 0; i < d->mm.n_vmas; i++) {
+		const VmaEntry *e = d->mm.vmas[i];
+		if (!vma_has_contents(e))
+			continue;
+		if (e->advice & VMA_ADVICE__VMA_ADV_DONTFORK)
+			return "a MADV_DONTFORK mapping";
+		if (e->advice & VMA_ADVICE__VMA_ADV_WIPEONFORK)
+			return "a MADV_WIPEONFORK mapping";
+	}
+	return NULL;
+}
+
+static int mm_dump_read(struct img_set *set, struct mm_dump *d, uint64_t brk,
+			const char *step_dir, struct mem_stats *st)
+{
+	MmEntry *mm = &d->mm;
+	pid_t pid = d->pid;
 	int ret;
 
-	if ((ret = mm_read_proc(&a, pid, &mm)))
-		goto out;
-	if (step_dir && (ret = keep_step_files(&a, &mm, step_dir)))
-		goto out;
-	mm.brk = brk;
-	if ((ret = dump_auxv(&a, pid, &mm))) {
+	if ((ret = mm_read_proc(&d->a, pid, mm)))
+		return ret;
+	if (step_dir && (ret = keep_step_files(&d->a, mm, step_dir)))
+		return ret;
+	mm->brk = brk;
+	if ((ret = dump_auxv(&d->a, pid, mm))) {
 		pr_err("pid %d: cannot read mm fields: %s", pid, strerror(-ret));
-		goto out;
+		return ret;
 	}
-	if ((ret = proc_readlink(pid, "exe", path, sizeof(path)))) {
+	if ((ret = proc_readlink(pid, "exe", d->exe, sizeof(d->exe)))) {
 		pr_err("pid %d: cannot read exe link: %s", pid, strerror(-ret));
-		goto out;
+		return ret;
 	}
-	mm.exe_path = path;
+	mm->exe_path = d->exe;
 	char thp[16];
 	if (!proc_status_field(pid, "THP_enabled", thp, sizeof(thp)) && !strcmp(thp, "0"))
-		mm.has_thp_disabled = mm.thp_disabled = 1;
-	for (size_t i = 0; i < mm.n_vmas && !ret; i++)
-		if (mm.vmas[i]->kind == VMA_KIND__VMA_ANON_SHARED ||
-		    mm.vmas[i]->kind == VMA_KIND__VMA_SYSV_SHM ||
-		    mm.vmas[i]->kind == VMA_KIND__VMA_SHMEM_FILE ||
-		    (mm.vmas[i]->kind == VMA_KIND__VMA_FILE_PRIVATE && mm.vmas[i]->has_shmid))
-			ret = dump_shm_vma(set, pid, mm.vmas[i], st);
-	if (ret || (ret = dump_pages(set, pid, vpid, &mm, threads, st, &pm, &nr_pm)))
-		goto out;
-	for (size_t i = 0; i < mm.n_vmas && !ret; i++)
-		if (mm.vmas[i]->kind == VMA_KIND__VMA_AIO_RING)
-			ret = aio_ring_recheck(pid, mm.vmas[i]);
-	if (ret) {
-		page_chunks_free(pm, nr_pm);
-		goto out;
-	}
-	ret = write_images(set, vpid, &mm, pm, nr_pm);
-	page_chunks_free(pm, nr_pm);
-out:
-	arena_free(&a);
+		mm->has_thp_disabled = mm->thp_disabled = 1;
+	/* shared memory is no snapshot's: copied now */
+	for (size_t i = 0; i < mm->n_vmas && !ret; i++)
+		if (mm->vmas[i]->kind == VMA_KIND__VMA_ANON_SHARED ||
+		    mm->vmas[i]->kind == VMA_KIND__VMA_SYSV_SHM ||
+		    mm->vmas[i]->kind == VMA_KIND__VMA_SHMEM_FILE ||
+		    (mm->vmas[i]->kind == VMA_KIND__VMA_FILE_PRIVATE && mm->vmas[i]->has_shmid))
+			ret = dump_shm_vma(set, pid, mm->vmas[i], st);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < mm->n_vmas && !ret; i++)
+		if (mm->vmas[i]->kind == VMA_KIND__VMA_AIO_RING)
+			ret = aio_ring_recheck(pid, mm->vmas[i]);
 	return ret;
 }
 
+int dump_mm_start(struct img_set *set, pid_t pid, pid_t vpid, uint64_t brk, int threads,
+		  const char *step_dir, struct mem_stats *st, struct mm_dump **out)
+{
+	struct mm_dump *d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	mm_entry__init(&d->mm);
+	d->pid = pid;
+	d->vpid = vpid;
+	d->threads = threads;
+	int ret = mm_dump_read(set, d, brk, step_dir, st);
+	if (ret) {
+		mm_dump_free(d);
+		return ret;
+	}
+	*out = d;
+	return 0;
+}
+
+/*
+ * Which pages to store comes from the pagemap of the process read: a
+ * snapshot's page tables are a copy of the task's as frozen (fork copies
+ * every page table entry of a mapping that has anonymous pages, swap
+ * entries and the zero page included; MADV_DONTFORK and MADV_WIPEONFORK
+ * mappings are not read from a snapshot, mm_dump_snapshot_gap), so its
+ * pagemap is the task's, read after the thaw instead of while frozen
+ * (tens of ms per GiB).  Nothing in it moves but what the kernel may do
+ * to any process (swap out, which is still wanted; khugepaged filling a
+ * hole with zeros, which the writer drops again as zero pages).
+ */
+int dump_mm_pages(struct img_set *set, struct mm_dump *d, pid_t src, struct mem_stats *st)
+{
+	struct page_chunk *pm = NULL;
+	size_t nr_pm = 0;
+	src = src ? src : d->pid;
+	int ret = find_pages(src, &d->mm, &d->runs);
+	if (!ret)
+		ret = dump_pages(set, src, d->vpid, d->threads, &d->runs, st, &pm, &nr_pm);
+	if (!ret)
+		ret = write_images(set, d->vpid, &d->mm, pm, nr_pm);
+	page_chunks_free(pm, nr_pm);
+	mm_dump_free(d);
+	return ret;
+}
+
+int dump_mm(struct img_set *set, pid_t pid, pid_t vpid, uint64_t brk, int threads,
+	    const char *step_dir, struct mem_stats *st)
+{
+	struct mm_dump *d;
+	int ret = dump_mm_start(set, pid, vpid, brk, threads, step_dir, st, &d);
+	return ret ? ret : dump_mm_pages(set, d, 0, st);
+}
+
+/* maps, not smaps: what is refused depends on no VmFlags, and smaps walks
+ * every page table of the process for its counters (milliseconds per GiB,
+ * while the tree is frozen). */
 int check_mm(pid_t pid)
 {
 	struct arena a = { 0 };
 	struct vma_list l = { .a = &a, .pid = pid };
 	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
 	int ret = proc_each_line(path, parse_maps_line, &l);
 	if (ret < 0 && !l.err)
 		pr_err("pid %d: %s: %s", pid, path, strerror(-ret));

@@ -27,6 +27,19 @@ struct mem_stats {
 int dump_mm(struct img_set *set, pid_t pid, pid_t vpid, uint64_t brk, int threads,
 	    const char *step_dir, struct mem_stats *st);
 
+/* The same in two steps, for a snapshot dump (snapshot.c): start, while
+ * the task is frozen, dumps everything but private pages (shared memory
+ * included); pages finds which pages to store and reads them, both from
+ * `src` (the task's snapshot; 0: the task itself), writes the images and
+ * frees d, as mm_dump_free does for a dump given up. */
+struct mm_dump;
+int dump_mm_start(struct img_set *set, pid_t pid, pid_t vpid, uint64_t brk, int threads,
+		  const char *step_dir, struct mem_stats *st, struct mm_dump **d);
+int dump_mm_pages(struct img_set *set, struct mm_dump *d, pid_t src, struct mem_stats *st);
+void mm_dump_free(struct mm_dump *d);
+/* What the task's snapshot would not hold (a one-line reason), or NULL. */
+const char *mm_dump_snapshot_gap(const struct mm_dump *d);
+
 /* The VMAs (from smaps, classified as the dump does) and the mm fields
  * of /proc/PID/stat, into mm, allocated in a: restore --verify. */
 struct arena;

@@ -23,6 +23,13 @@
 #define PR_GET_DUMPABLE 3
 #define PR_GET_SECUREBITS 27
 #define PR_GET_CHILD_SUBREAPER 37
+#define PR_SET_NAME 15
+#define CLONE_UNTRACED 0x00800000
+#define WCLONE 0x80000000
+#define O_CLOEXEC 02000000
+#ifndef __NR_close_range
+#define __NR_close_range 436
+#endif
 
 struct raw_sockaddr_un {
 	uint16_t family;
@@ -159,6 +166,134 @@ static void get_posix_timer(struct parasite_reply *r, uint32_t id)
 	r->u.timer.overrun = (int32_t)ret;
 }
 
+static int connect_host(struct parasite_args *a);
+static long send_msg(int fd, const void *buf, size_t len);
+
+/*
+ * C2, the snapshot: a copy of the task's memory as it was frozen.  It
+ * keeps none of the job's fds (a pipe's write end held here would keep
+ * the job's reader from its EOF), leaves the job's session and process
+ * group (a signal to the group is not for it), tells the host who it is
+ * on a connection of its own and waits, every signal blocked (inherited
+ * from the daemon), for that connection to close: the host is done with
+ * it or dead.  Never returns.
+ */
+static void snapshot_child(struct parasite_args *a, uint64_t cookie)
+{
+	static const char name[16] = "ckpt-snapshot";
+	char buf[8];
+
+	sys_call3(__NR_close_range, 0, ~0U, 0);
+	sys_call0(__NR_setsid);
+	sys_prctl(PR_SET_NAME, (long)name, 0, 0, 0);
+	int fd = connect_host(a);
+	if (fd >= 0) {
+		struct parasite_hello hello = {
+			.magic = PARASITE_HELLO_MAGIC,
+			.pid = (int32_t)sys_getpid(),
+			.tid = (int32_t)sys_gettid(),
+			.sock_fd = fd,
+			.cookie = cookie,
+		};
+		if (send_msg(fd, &hello, sizeof(hello)) == sizeof(hello))
+			while (sys_call6(__NR_recvfrom, fd, (long)buf, sizeof(buf), 0, 0, 0) == -EINTR)
+				;
+	}
+	for (;;)
+		sys_exit_group(0);
+}
+
+struct snapshot_start {
+	int wfd;
+	uint64_t cookie;
+};
+
+/* C1: forks C2, hands its pid to the daemon through the pipe, exits.  It
+ * shares the daemon's memory: `arg` is on the daemon's stack, which waits. */
+static void snapshot_middle(void *arg)
+{
+	const struct snapshot_start *st = arg;
+	int wfd = st->wfd;
+	uint64_t cookie = st->cookie;
+	long pid = sys_call5(__NR_clone, CLONE_UNTRACED, 0, 0, 0, 0);
+	if (pid == 0)
+		snapshot_child(args(), cookie);
+	int32_t p = (int32_t)pid;
+	if (pid > 0)
+		sys_write(wfd, &p, sizeof(p));
+	for (;;)
+		sys_exit_group(pid > 0 ? 0 : 1);
+}
+
+/* clone(flags, stack) whose child runs fn(arg) on `stack` and never
+ * returns; the parent gets the child's pid or -errno.  In asm: the child
+ * has no frame of its own on the new stack, so it may not go back into
+ * compiled code that would look for one. */
+static long clone_call(unsigned long flags, void *stack, void (*fn)(void *), void *arg)
+{
+	register long r10 __asm__("r10") = 0;
+	register long r8 __asm__("r8") = 0;
+	register void (*rbx)(void *) __asm__("rbx") = fn;
+	register void *r12 __asm__("r12") = arg;
+	long ret = __NR_clone;
+	__asm__ volatile("syscall\n\t"
+			 "test %%rax, %%rax\n\t"
+			 "jnz 1f\n\t"
+			 "mov %%r12, %%rdi\n\t"
+			 "call *%%rbx\n\t"
+			 "ud2\n"
+			 "1:"
+			 : "+a"(ret)
+			 : "D"(flags), "S"(stack), "d"(0), "r"(r10), "r"(r8), "r"(rbx), "r"(r12)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+#define CLONE_VM 0x00000100
+#define SNAPSHOT_STACK 65536
+
+/* The double fork (parasite-abi.h, PARASITE_CMD_SNAPSHOT): C1 is a child
+ * with exit signal 0 (no SIGCHLD, invisible to wait() without __WCLONE)
+ * and reaped here, so the job never sees it; C2 is nobody's child in the
+ * job (the host checked who its reaper is).  C1 shares the task's mm
+ * (CLONE_VM, on a stack of its own): only C2's fork copies the page
+ * tables, the time that grows with memory while the tree is frozen. */
+static void take_snapshot(struct parasite_reply *r)
+{
+	int p[2];
+	int32_t pid = 0;
+	struct snapshot_start st = { 0, 0 };
+	long ret = sys_call3(__NR_getrandom, &st.cookie, sizeof(st.cookie), 0);
+	if (ret == sizeof(st.cookie))
+		ret = sys_call2(__NR_pipe2, p, O_CLOEXEC);
+	else if (ret >= 0)
+		ret = -11; /* EAGAIN */
+	if (ret < 0) {
+		r->ret = (int32_t)ret;
+		return;
+	}
+	st.wfd = p[1];
+	long stack = sys_mmap(0, SNAPSHOT_STACK, 3 /* PROT_READ | PROT_WRITE */,
+			      0x22 /* MAP_PRIVATE | MAP_ANONYMOUS */, -1, 0);
+	long c1 = stack < 0 ? stack
+			    : clone_call(CLONE_VM | CLONE_UNTRACED, (char *)stack + SNAPSHOT_STACK,
+					 snapshot_middle, &st);
+	sys_close(p[1]);
+	if (c1 > 0) {
+		int status = 0;
+		while (sys_call4(__NR_wait4, c1, &status, WCLONE, 0) == -EINTR)
+			;
+		if (sys_read(p[0], &pid, sizeof(pid)) != sizeof(pid) || pid <= 0)
+			c1 = -11; /* EAGAIN: C1 could not fork */
+	}
+	if (stack >= 0)
+		sys_munmap((void *)stack, SNAPSHOT_STACK);
+	sys_close(p[0]);
+	r->ret = c1 < 0 ? (int32_t)c1 : 0;
+	r->u.snapshot.pid = pid;
+	r->u.snapshot.cookie = st.cookie;
+}
+
 static void handle(const struct parasite_req *req, struct parasite_reply *r)
 {
 	blob_memset(r, 0, sizeof(*r));
@@ -185,6 +320,9 @@ static void handle(const struct parasite_req *req, struct parasite_reply *r)
 		break;
 	case PARASITE_CMD_AIO_OWNED:
 		r->ret = (int32_t)sys_call5(__NR_io_getevents, req->arg64, 0, 0, 0, 0);
+		break;
+	case PARASITE_CMD_SNAPSHOT:
+		take_snapshot(r);
 		break;
 	case PARASITE_CMD_FINI:
 		break;

@@ -206,6 +206,43 @@ int list_children(pid_t *pids, int max)
 	return n;
 }
 
+/* A snapshot process of a dump (libckpt/snapshot.c, comm ckpt-snapshot)
+ * is orphaned to us, the subreaper above the tree.  None may outlive its
+ * dump: wait up to timeout_ms for every one to be gone (reaping the
+ * zombies).  0, or -1 with its pid in *left. */
+int wait_no_snapshot(int timeout_ms, pid_t *left)
+{
+	uint64_t end = clock_ms() + budget_ms(timeout_ms);
+	pid_t pids[MAX_TREE];
+	for (;;) {
+		int n = list_children(pids, MAX_TREE), alive = 0;
+		for (int i = 0; i < n; i++) {
+			char path[64], comm[32] = "";
+			pid_t ppid;
+			char state;
+			snprintf(path, sizeof(path), "/proc/%d/comm", pids[i]);
+			FILE *f = fopen(path, "re");
+			if (f && fgets(comm, sizeof(comm), f))
+				comm[strcspn(comm, "\n")] = 0;
+			if (f)
+				fclose(f);
+			if (strcmp(comm, "ckpt-snapshot") || read_stat(pids[i], &ppid, &state))
+				continue;
+			if (state == 'Z') {
+				waitpid(pids[i], NULL, WNOHANG);
+				continue;
+			}
+			*left = pids[i];
+			alive++;
+		}
+		if (!alive)
+			return 0;
+		if (clock_ms() > end)
+			return -1;
+		sleep_ms(5);
+	}
+}
+
 void kill_all_children(int timeout_ms)
 {
 	uint64_t end = clock_ms() + timeout_ms;

@@ -30,6 +30,9 @@ void kill_child(pid_t pid);
 int reap_all(int timeout_ms);
 /* Pids whose parent is us.  Returns their number (<= max). */
 int list_children(pid_t *pids, int max);
+/* No snapshot process of a dump (comm ckpt-snapshot) left among our
+ * children within timeout_ms (zombies reaped); -1 and *left if one is. */
+int wait_no_snapshot(int timeout_ms, pid_t *left);
 /* Kill and reap everything below us, repeatedly, at most timeout_ms. */
 void kill_all_children(int timeout_ms);
 /* Every process of the tree rooted at `root`, root first. */

@@ -91,7 +91,11 @@ static void usage(void)
 		"  --no-verify           restore without --verify (by default every restore\n"
 		"                        compares the restored tree with its images)\n"
 		"  --page-server         dump through ckptctl page-server on 127.0.0.1, restore\n"
-		"                        from its directory\n");
+		"                        from its directory\n"
+		"  --dump-running        the cycle's dump leaves the tree running (-R: a\n"
+		"                        snapshot dump), then the tree is killed\n"
+		"  --expect-dump-out S   every successful dump's stdout holds S (--dump-opt --stats)\n"
+		"  --no-snapshot         every dump with --no-snapshot (also $CR_NO_SNAPSHOT=1)\n");
 	exit(2);
 }
 
@@ -192,6 +196,8 @@ static void parse_args(struct run *r, int argc, char **argv)
 		{ "own-netns", 0, 0, 'N' },   { "net-sysctl", 1, 0, 'S' },
 		{ "redump", 0, 0, 'r' },       { "no-verify", 0, 0, 'V' },
 		{ "delegate-cgroup", 0, 0, 'G' }, { "page-server", 0, 0, 's' },
+		{ "dump-running", 0, 0, 'W' }, { "expect-dump-out", 1, 0, 'X' },
+		{ "no-snapshot", 0, 0, 'Z' },
 		{ 0, 0, 0, 0 }
 	};
 	int c;
@@ -224,6 +230,9 @@ static void parse_args(struct run *r, int argc, char **argv)
 		case 'V': r->no_verify = 1; break;
 		case 'G': r->delegate_cgroup = 1; break;
 		case 's': r->page_server = 1; break;
+		case 'W': r->dump_running = 1; break;
+		case 'X': r->expect_dump_out = optarg; break;
+		case 'Z': r->no_snapshot = 1; break;
 		case 'O':
 			if (r->nr_fail_first_opts < MAX_OPTS)
 				r->fail_first_opts[r->nr_fail_first_opts++] = optarg;
@@ -251,6 +260,10 @@ static void parse_args(struct run *r, int argc, char **argv)
 	if ((!r->bad_dump && !argv[optind]) || (!r->no_cr && !r->ckptctl))
 		usage();
 	r->verbose = getenv("CR_VERBOSE") != NULL;
+	if (getenv("CR_NO_SNAPSHOT") && strcmp(getenv("CR_NO_SNAPSHOT"), "0"))
+		r->no_snapshot = 1;
+	if (r->no_snapshot && r->nr_dump_opts < MAX_OPTS)
+		r->dump_opts[r->nr_dump_opts++] = "--no-snapshot";
 	/* the test starts in its temp dir: relative paths would break */
 	if (r->test_argv[0])
 		r->test_argv[0] = absolute(r->test_argv[0]);
@@ -386,6 +399,37 @@ int run_dump(struct run *r, const char *dir, const char *extra, char *errpath)
 	return status;
 }
 
+/* --expect-dump-out: the dump's stdout is its stderr's path, .out. */
+static int check_dump_out(struct run *r, const char *errpath)
+{
+	char path[PATH_MAX + 64], buf[4096];
+	size_t len = strlen(errpath);
+	if (!r->expect_dump_out || len < 4)
+		return 0;
+	snprintf(path, sizeof(path), "%.*s.out", (int)(len - 4), errpath);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	if (strstr(buf, r->expect_dump_out))
+		return 0;
+	say("the dump's output lacks \"%s\"", r->expect_dump_out);
+	print_file("ckptctl dump stdout", path);
+	return -1;
+}
+
+/* --dump-running: the tree ran on after the dump; gone now, as a dump
+ * without -R would leave it (pids from list_tree: all > 0). */
+static void kill_dumped_tree(struct run *r)
+{
+	pid_t pids[MAX_TREE];
+	int n = list_tree(r->pid, pids, MAX_TREE);
+	for (int i = 0; i < n; i++)
+		if (pids[i] > 0)
+			kill(pids[i], SIGKILL);
+}
+
 /* A dump that must succeed. */
 static int dump_ok(struct run *r, const char *dir, const char *extra)
 {
@@ -399,7 +443,12 @@ static int dump_ok(struct run *r, const char *dir, const char *extra)
 		print_file("ckptctl dump stderr", err);
 		return -1;
 	}
-	return 0;
+	pid_t left;
+	if (wait_no_snapshot(3000, &left)) {
+		say("snapshot process %d outlived the dump", left);
+		return -1;
+	}
+	return check_dump_out(r, err);
 }
 
 /* The failed command printed exactly one line holding every --expect-msg. */
@@ -815,8 +864,10 @@ int restore_must_fail(struct run *r, const char *dir, const char *const *extra,
 int dump_and_reap(struct run *r, const char *dir)
 {
 	r->tree_len = list_tree(r->pid, r->tree, MAX_TREE);
-	if (dump_ok(r, dir, NULL))
+	if (dump_ok(r, dir, r->dump_running ? "-R" : NULL))
 		return -1;
+	if (r->dump_running)
+		kill_dumped_tree(r);
 	if (reap_all(30000)) {
 		say("the tree of %d still lives 30 s after the dump", r->pid);
 		return -1;
@@ -895,6 +946,10 @@ static int after_killed_dump(struct run *r)
 	}
 	if (check_running(r->pid, 5000) || check_tree_size(r, 5000))
 		return -1;
+	if (wait_no_snapshot(3000, &p)) {
+		say("snapshot process %d outlived the killed dump", p);
+		return -1;
+	}
 	return wait_progress(r, 1, 30000);
 }
 

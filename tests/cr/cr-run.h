@@ -49,6 +49,12 @@ struct run {
 	int expect_restore_fail; /* --expect-restore-fail (also after --restore-after-exit) */
 	int delegate_cgroup; /* --delegate-cgroup (cr-cgroup.c) */
 	int page_server; /* --page-server (cr-pagesrv.c) */
+	/* --dump-running: the cycle's dump is `dump -R` (a snapshot dump,
+	 * libckpt/snapshot.c), then we kill the tree; --expect-dump-out S:
+	 * every successful dump's stdout holds S; --no-snapshot (or
+	 * $CR_NO_SNAPSHOT): every dump with --no-snapshot */
+	int dump_running, no_snapshot;
+	const char *expect_dump_out;
 	const char *fail_first_opts[MAX_OPTS + 1];
 	int nr_fail_first_opts;
 	const char *expect_restore_out, *net_sysctl[MAX_OPTS];

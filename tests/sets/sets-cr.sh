@@ -10,6 +10,9 @@
 #   incremental-pages  the same with 256 MiB of memhog's fragmented heap
 #                (runs of 3 pages between holes: chunks sharing blocks, in
 #                the parent and in the incremental set alike)
+#   incremental-snapshot  the 1 GiB case with both dumps -R: each read from
+#                a copy-on-write snapshot (libckpt/snapshot.c) while memhog
+#                runs on, the incremental one against the parent's hashes
 #   tiers        storage.local + storage.flush = sync, then background: the
 #                set is committed on storage.base (latest, manifest), the
 #                local copy is gone; retention.keep = 1 keeps one set
@@ -79,13 +82,23 @@ restore_check() { # then kill it
 }
 
 case $CASE in
-incremental | incremental-pages)
+incremental | incremental-pages | incremental-snapshot)
 	BASE=$WORK/base
-	if [ "$CASE" = incremental ]; then start_hog 1024; else start_hog 256 pages; fi
+	if [ "$CASE" = incremental-pages ]; then start_hog 256 pages; else start_hog 1024; fi
 	"$CKPTCTL" dump --stats -R -t "$PID" --job j --base "$BASE" >"$WORK/s1" || fail "dump 1"
+	[ "$(stat_of "$WORK/s1" snapshot_tasks)" = 1 ] || fail "dump 1 -R: no snapshot"
 	dirty_hog
-	"$CKPTCTL" dump --stats -t "$PID" --job j --base "$BASE" --parent latest >"$WORK/s2" ||
+	# incremental-snapshot: the incremental dump from a snapshot too, the
+	# hog running on (then killed, as the dump without -R would)
+	again=
+	[ "$CASE" = incremental-snapshot ] && again=-R
+	"$CKPTCTL" dump --stats $again -t "$PID" --job j --base "$BASE" --parent latest >"$WORK/s2" ||
 		fail "dump 2"
+	if [ -n "$again" ]; then
+		[ "$(stat_of "$WORK/s2" snapshot_tasks)" = 1 ] || fail "dump 2 -R: no snapshot"
+		kill -9 "$PID"
+		wait "$PID" 2>/dev/null
+	fi
 	LIVE=
 	w1=$(stat_of "$WORK/s1" written_bytes) w2=$(stat_of "$WORK/s2" written_bytes)
 	echo "full set $w1 bytes, incremental set $w2 bytes ($((100 * w2 / w1))%)"

@@ -85,6 +85,11 @@ struct ckpt_dump_opts {
 	 * an image directory the FROZEN gate names (not job, page_server). */
 	ckpt_gate_fn gate;
 	void *gate_arg;
+	/* --no-snapshot: the tree stays frozen while its memory is copied.
+	 * By default a tree left running (-R) is thawed once all but its
+	 * private memory is dumped, and that is read from copy-on-write
+	 * snapshots of its processes (libckpt/snapshot.c). */
+	int no_snapshot;
 };
 
 /* The value of `key` in process pid's environment as it started
@@ -99,7 +104,10 @@ struct ckpt_step {
 };
 
 struct ckpt_dump_stats {
-	uint64_t frozen_ns;     /* first thread frozen .. tree released */
+	uint64_t frozen_ns;     /* first thread frozen .. tree released (thawed) */
+	uint64_t snapshot_ns;   /* thaw .. the last snapshot read and written */
+	uint32_t snapshot_tasks;    /* processes whose memory came from a snapshot */
+	uint32_t frozen_copy_tasks; /* processes that could have one, copied frozen */
 	uint64_t total_ns;      /* whole dump, commit included */
 	uint64_t memory_bytes;  /* non-zero page bytes read from the tree */
 	uint64_t written_bytes; /* bytes of all image files */
