@@ -298,7 +298,7 @@ static int validate_layout(const CpuEntry *e)
 		const XsaveComponent *x = e->layout[i];
 		if (x->nr < 2 || x->nr > 62 || !(e->xstate_used & (1ULL << x->nr)) ||
 		    (seen & (1ULL << x->nr)) || x->offset < XSAVE_LEGACY || x->size > 65536 ||
-		    x->offset + x->size > e->xsave_size) {
+		    (uint64_t)x->offset + x->size > e->xsave_size) {
 			pr_err("inventory.img: cpu: xsave layout entry %zu (component %u at %u, %u "
 			       "bytes): out of range",
 			       i, x->nr, x->offset, x->size);
