@@ -218,7 +218,8 @@ static int record_layout(CpuEntry *e)
 		return -ENOMEM;
 	}
 	for (uint32_t nr = 2; nr < 63; nr++) {
-		if (!(e->xstate_used & (1ULL << nr)))
+		/* AMX is not in the signal frames the restore builds (sigframe.c) */
+		if (!(e->xstate_used & (1ULL << nr) & ~AMX_BITS))
 			continue;
 		XsaveComponent *x = &c[e->n_layout];
 		xsave_component__init(x);
@@ -296,7 +297,7 @@ static int validate_layout(const CpuEntry *e)
 	uint64_t seen = 0;
 	for (size_t i = 0; i < e->n_layout; i++) {
 		const XsaveComponent *x = e->layout[i];
-		if (x->nr < 2 || x->nr > 62 || !(e->xstate_used & (1ULL << x->nr)) ||
+		if (x->nr < 2 || x->nr > 62 || !(e->xstate_used & (1ULL << x->nr) & ~AMX_BITS) ||
 		    (seen & (1ULL << x->nr)) || x->offset < XSAVE_LEGACY || x->size > 65536 ||
 		    (uint64_t)x->offset + x->size > e->xsave_size) {
 			pr_err("inventory.img: cpu: xsave layout entry %zu (component %u at %u, %u "
@@ -306,9 +307,10 @@ static int validate_layout(const CpuEntry *e)
 		}
 		seen |= 1ULL << x->nr;
 	}
-	if ((e->xstate_used & ~3ULL & ~seen) != 0) {
+	uint64_t need = e->xstate_used & ~3ULL & ~AMX_BITS;
+	if (need & ~seen) {
 		pr_err("inventory.img: cpu: xsave components %#llx used without a layout",
-		       (unsigned long long)(e->xstate_used & ~3ULL & ~seen));
+		       (unsigned long long)(need & ~seen));
 		return -EINVAL;
 	}
 	return 0;
