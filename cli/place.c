@@ -58,10 +58,18 @@ int cmd_check_restore(int argc, char **argv)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":D:v", opts, NULL)) != -1) {
 		switch (c) {
-		case 'D': o.dir = optarg; break;
-		case OPT_JOB: job = optarg; break;
-		case OPT_BASE: base = optarg; break;
-		case 'v': o.verbose++; break;
+		case 'D':
+			o.dir = optarg;
+			break;
+		case OPT_JOB:
+			job = optarg;
+			break;
+		case OPT_BASE:
+			base = optarg;
+			break;
+		case 'v':
+			o.verbose++;
+			break;
 		case OPT_CPU_CAP:
 			if (parse_cpu_cap("check-restore", optarg, &o.cpu_cap))
 				return 1;
@@ -70,13 +78,16 @@ int cmd_check_restore(int argc, char **argv)
 			if (parse_cpu_map("check-restore", optarg, &o.cpu_map))
 				return 1;
 			break;
-		default: bad_option("check-restore", c, argv); return 1;
+		default:
+			bad_option("check-restore", c, argv);
+			return 1;
 		}
 	}
 	if (optind < argc && !o.dir && !job)
 		o.dir = argv[optind++]; /* check-restore SET */
 	if (optind != argc || !o.dir == !job) {
-		fprintf(stderr, "ckptctl: check-restore needs one set: DIR, -D DIR or --job JOBID\n");
+		fprintf(stderr,
+			"ckptctl: check-restore needs one set: DIR, -D DIR or --job JOBID\n");
 		return 1;
 	}
 	if (job && ckpt_job_latest(job, base, job_dir, sizeof(job_dir)))
@@ -105,17 +116,23 @@ int cmd_cpu_features(int argc, char **argv)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		switch (c) {
-		case OPT_SET: set = optarg; break;
-		case OPT_ONLY: only = optarg; break;
-		default: bad_option("cpu-features", c, argv); return 1;
+		case OPT_SET:
+			set = optarg;
+			break;
+		case OPT_ONLY:
+			only = optarg;
+			break;
+		default:
+			bad_option("cpu-features", c, argv);
+			return 1;
 		}
 	}
 	if (optind != argc || (only && !set)) {
 		fprintf(stderr, "ckptctl: cpu-features takes [--set DIR [--only F1,F2...]]\n");
 		return 1;
 	}
-	int ret = set ? ckpt_set_constraint(set, only, buf, sizeof(buf)) :
-			ckpt_cpu_features(buf, sizeof(buf));
+	int ret = set ? ckpt_set_constraint(set, only, buf, sizeof(buf))
+		      : ckpt_cpu_features(buf, sizeof(buf));
 	if (ret)
 		return 1;
 	printf("%s\n", buf);

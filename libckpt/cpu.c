@@ -36,51 +36,96 @@ struct cpu_flag {
 };
 
 static const struct cpu_flag flags[] = {
-	{ 1, 0, EDX, 0, "fpu" },	{ 1, 0, EDX, 4, "tsc" },
-	{ 1, 0, EDX, 8, "cx8" },	{ 1, 0, EDX, 15, "cmov" },
-	{ 1, 0, EDX, 19, "clflush" },	{ 1, 0, EDX, 23, "mmx" },
-	{ 1, 0, EDX, 24, "fxsr" },	{ 1, 0, EDX, 25, "sse" },
-	{ 1, 0, EDX, 26, "sse2" },	{ 1, 0, ECX, 0, "pni" },
-	{ 1, 0, ECX, 1, "pclmulqdq" },	{ 1, 0, ECX, 9, "ssse3" },
-	{ 1, 0, ECX, 12, "fma" },	{ 1, 0, ECX, 13, "cx16" },
-	{ 1, 0, ECX, 19, "sse4_1" },	{ 1, 0, ECX, 20, "sse4_2" },
-	{ 1, 0, ECX, 22, "movbe" },	{ 1, 0, ECX, 23, "popcnt" },
-	{ 1, 0, ECX, 25, "aes" },	{ 1, 0, ECX, 26, "xsave" },
-	{ 1, 0, ECX, 28, "avx" },	{ 1, 0, ECX, 29, "f16c" },
-	{ 1, 0, ECX, 30, "rdrand" },	{ 7, 0, EBX, 0, "fsgsbase" },
-	{ 7, 0, EBX, 3, "bmi1" },	{ 7, 0, EBX, 4, "hle" },
-	{ 7, 0, EBX, 5, "avx2" },	{ 7, 0, EBX, 8, "bmi2" },
-	{ 7, 0, EBX, 9, "erms" },	{ 7, 0, EBX, 11, "rtm" },
-	{ 7, 0, EBX, 16, "avx512f" },	{ 7, 0, EBX, 17, "avx512dq" },
-	{ 7, 0, EBX, 18, "rdseed" },	{ 7, 0, EBX, 19, "adx" },
-	{ 7, 0, EBX, 21, "avx512ifma" }, { 7, 0, EBX, 23, "clflushopt" },
-	{ 7, 0, EBX, 24, "clwb" },	{ 7, 0, EBX, 26, "avx512pf" },
-	{ 7, 0, EBX, 27, "avx512er" },	{ 7, 0, EBX, 28, "avx512cd" },
-	{ 7, 0, EBX, 29, "sha_ni" },	{ 7, 0, EBX, 30, "avx512bw" },
-	{ 7, 0, EBX, 31, "avx512vl" },	{ 7, 0, ECX, 1, "avx512vbmi" },
-	{ 7, 0, ECX, 3, "pku" },	{ 7, 0, ECX, 5, "waitpkg" },
-	{ 7, 0, ECX, 6, "avx512_vbmi2" }, { 7, 0, ECX, 8, "gfni" },
-	{ 7, 0, ECX, 9, "vaes" },	{ 7, 0, ECX, 10, "vpclmulqdq" },
-	{ 7, 0, ECX, 11, "avx512_vnni" }, { 7, 0, ECX, 12, "avx512_bitalg" },
-	{ 7, 0, ECX, 14, "avx512_vpopcntdq" }, { 7, 0, ECX, 22, "rdpid" },
-	{ 7, 0, ECX, 27, "movdiri" },	{ 7, 0, ECX, 28, "movdir64b" },
-	{ 7, 0, EDX, 2, "avx512_4vnniw" }, { 7, 0, EDX, 3, "avx512_4fmaps" },
-	{ 7, 0, EDX, 4, "fsrm" },	{ 7, 0, EDX, 8, "avx512_vp2intersect" },
-	{ 7, 0, EDX, 14, "serialize" }, { 7, 0, EDX, 22, "amx_bf16" },
-	{ 7, 0, EDX, 23, "avx512_fp16" }, { 7, 0, EDX, 24, "amx_tile" },
-	{ 7, 0, EDX, 25, "amx_int8" },	{ 7, 1, EAX, 4, "avx_vnni" },
-	{ 7, 1, EAX, 5, "avx512_bf16" }, { 7, 1, EAX, 7, "cmpccxadd" },
-	{ 7, 1, EAX, 10, "fzrm" },	{ 7, 1, EAX, 11, "fsrs" },
-	{ 7, 1, EAX, 12, "fsrc" },	{ 7, 1, EAX, 21, "amx_fp16" },
-	{ 7, 1, EAX, 23, "avx_ifma" },	{ 0xd, 1, EAX, 0, "xsaveopt" },
-	{ 0xd, 1, EAX, 1, "xsavec" },	{ 0xd, 1, EAX, 2, "xgetbv1" },
-	{ 0x80000001, 0, ECX, 0, "lahf_lm" }, { 0x80000001, 0, ECX, 5, "abm" },
-	{ 0x80000001, 0, ECX, 6, "sse4a" }, { 0x80000001, 0, ECX, 7, "misalignsse" },
-	{ 0x80000001, 0, ECX, 8, "3dnowprefetch" }, { 0x80000001, 0, ECX, 11, "xop" },
-	{ 0x80000001, 0, ECX, 16, "fma4" }, { 0x80000001, 0, ECX, 21, "tbm" },
-	{ 0x80000001, 0, EDX, 11, "syscall" }, { 0x80000001, 0, EDX, 20, "nx" },
-	{ 0x80000001, 0, EDX, 22, "mmxext" }, { 0x80000001, 0, EDX, 27, "rdtscp" },
-	{ 0x80000001, 0, EDX, 29, "lm" }, { 0x80000001, 0, EDX, 30, "3dnowext" },
+	{ 1, 0, EDX, 0, "fpu" },
+	{ 1, 0, EDX, 4, "tsc" },
+	{ 1, 0, EDX, 8, "cx8" },
+	{ 1, 0, EDX, 15, "cmov" },
+	{ 1, 0, EDX, 19, "clflush" },
+	{ 1, 0, EDX, 23, "mmx" },
+	{ 1, 0, EDX, 24, "fxsr" },
+	{ 1, 0, EDX, 25, "sse" },
+	{ 1, 0, EDX, 26, "sse2" },
+	{ 1, 0, ECX, 0, "pni" },
+	{ 1, 0, ECX, 1, "pclmulqdq" },
+	{ 1, 0, ECX, 9, "ssse3" },
+	{ 1, 0, ECX, 12, "fma" },
+	{ 1, 0, ECX, 13, "cx16" },
+	{ 1, 0, ECX, 19, "sse4_1" },
+	{ 1, 0, ECX, 20, "sse4_2" },
+	{ 1, 0, ECX, 22, "movbe" },
+	{ 1, 0, ECX, 23, "popcnt" },
+	{ 1, 0, ECX, 25, "aes" },
+	{ 1, 0, ECX, 26, "xsave" },
+	{ 1, 0, ECX, 28, "avx" },
+	{ 1, 0, ECX, 29, "f16c" },
+	{ 1, 0, ECX, 30, "rdrand" },
+	{ 7, 0, EBX, 0, "fsgsbase" },
+	{ 7, 0, EBX, 3, "bmi1" },
+	{ 7, 0, EBX, 4, "hle" },
+	{ 7, 0, EBX, 5, "avx2" },
+	{ 7, 0, EBX, 8, "bmi2" },
+	{ 7, 0, EBX, 9, "erms" },
+	{ 7, 0, EBX, 11, "rtm" },
+	{ 7, 0, EBX, 16, "avx512f" },
+	{ 7, 0, EBX, 17, "avx512dq" },
+	{ 7, 0, EBX, 18, "rdseed" },
+	{ 7, 0, EBX, 19, "adx" },
+	{ 7, 0, EBX, 21, "avx512ifma" },
+	{ 7, 0, EBX, 23, "clflushopt" },
+	{ 7, 0, EBX, 24, "clwb" },
+	{ 7, 0, EBX, 26, "avx512pf" },
+	{ 7, 0, EBX, 27, "avx512er" },
+	{ 7, 0, EBX, 28, "avx512cd" },
+	{ 7, 0, EBX, 29, "sha_ni" },
+	{ 7, 0, EBX, 30, "avx512bw" },
+	{ 7, 0, EBX, 31, "avx512vl" },
+	{ 7, 0, ECX, 1, "avx512vbmi" },
+	{ 7, 0, ECX, 3, "pku" },
+	{ 7, 0, ECX, 5, "waitpkg" },
+	{ 7, 0, ECX, 6, "avx512_vbmi2" },
+	{ 7, 0, ECX, 8, "gfni" },
+	{ 7, 0, ECX, 9, "vaes" },
+	{ 7, 0, ECX, 10, "vpclmulqdq" },
+	{ 7, 0, ECX, 11, "avx512_vnni" },
+	{ 7, 0, ECX, 12, "avx512_bitalg" },
+	{ 7, 0, ECX, 14, "avx512_vpopcntdq" },
+	{ 7, 0, ECX, 22, "rdpid" },
+	{ 7, 0, ECX, 27, "movdiri" },
+	{ 7, 0, ECX, 28, "movdir64b" },
+	{ 7, 0, EDX, 2, "avx512_4vnniw" },
+	{ 7, 0, EDX, 3, "avx512_4fmaps" },
+	{ 7, 0, EDX, 4, "fsrm" },
+	{ 7, 0, EDX, 8, "avx512_vp2intersect" },
+	{ 7, 0, EDX, 14, "serialize" },
+	{ 7, 0, EDX, 22, "amx_bf16" },
+	{ 7, 0, EDX, 23, "avx512_fp16" },
+	{ 7, 0, EDX, 24, "amx_tile" },
+	{ 7, 0, EDX, 25, "amx_int8" },
+	{ 7, 1, EAX, 4, "avx_vnni" },
+	{ 7, 1, EAX, 5, "avx512_bf16" },
+	{ 7, 1, EAX, 7, "cmpccxadd" },
+	{ 7, 1, EAX, 10, "fzrm" },
+	{ 7, 1, EAX, 11, "fsrs" },
+	{ 7, 1, EAX, 12, "fsrc" },
+	{ 7, 1, EAX, 21, "amx_fp16" },
+	{ 7, 1, EAX, 23, "avx_ifma" },
+	{ 0xd, 1, EAX, 0, "xsaveopt" },
+	{ 0xd, 1, EAX, 1, "xsavec" },
+	{ 0xd, 1, EAX, 2, "xgetbv1" },
+	{ 0x80000001, 0, ECX, 0, "lahf_lm" },
+	{ 0x80000001, 0, ECX, 5, "abm" },
+	{ 0x80000001, 0, ECX, 6, "sse4a" },
+	{ 0x80000001, 0, ECX, 7, "misalignsse" },
+	{ 0x80000001, 0, ECX, 8, "3dnowprefetch" },
+	{ 0x80000001, 0, ECX, 11, "xop" },
+	{ 0x80000001, 0, ECX, 16, "fma4" },
+	{ 0x80000001, 0, ECX, 21, "tbm" },
+	{ 0x80000001, 0, EDX, 11, "syscall" },
+	{ 0x80000001, 0, EDX, 20, "nx" },
+	{ 0x80000001, 0, EDX, 22, "mmxext" },
+	{ 0x80000001, 0, EDX, 27, "rdtscp" },
+	{ 0x80000001, 0, EDX, 29, "lm" },
+	{ 0x80000001, 0, EDX, 30, "3dnowext" },
 	{ 0x80000001, 0, EDX, 31, "3dnow" },
 };
 #define NR_FLAGS (sizeof(flags) / sizeof(flags[0]))
@@ -90,15 +135,25 @@ static const struct cpu_flag flags[] = {
 
 /* XSAVE component names, as the kernel's xstate messages give them. */
 static const char *const components[] = {
-	[0] = "x87",		    [1] = "SSE",		[2] = "AVX YMM_Hi128",
-	[3] = "MPX bounds",	    [4] = "MPX CSR",		[5] = "AVX-512 opmask",
-	[6] = "AVX-512 ZMM_Hi256", [7] = "AVX-512 Hi16_ZMM", [8] = "PT",
-	[9] = "PKRU",		    [11] = "CET user",		[12] = "CET supervisor",
-	[14] = "UINTR",		    [17] = "AMX TILECFG",	[18] = "AMX TILEDATA",
+	[0] = "x87",
+	[1] = "SSE",
+	[2] = "AVX YMM_Hi128",
+	[3] = "MPX bounds",
+	[4] = "MPX CSR",
+	[5] = "AVX-512 opmask",
+	[6] = "AVX-512 ZMM_Hi256",
+	[7] = "AVX-512 Hi16_ZMM",
+	[8] = "PT",
+	[9] = "PKRU",
+	[11] = "CET user",
+	[12] = "CET supervisor",
+	[14] = "UINTR",
+	[17] = "AMX TILECFG",
+	[18] = "AMX TILEDATA",
 	[19] = "APX",
 };
 #define AMX_BITS ((1ULL << 17) | (1ULL << 18)) /* not in default signal frames */
-#define XSAVE_LEGACY 576u /* FXSAVE area + XSAVE header */
+#define XSAVE_LEGACY 576u		       /* FXSAVE area + XSAVE header */
 
 static int same_word(const struct cpu_flag *f, uint32_t leaf, uint32_t subleaf, uint32_t reg)
 {
@@ -273,14 +328,16 @@ static int known_word(const CpuidWord *w)
 static int validate_words(const CpuEntry *e)
 {
 	if (e->n_features > MAX_WORDS) {
-		pr_err("inventory.img: cpu: %zu feature words, at most %d", e->n_features, MAX_WORDS);
+		pr_err("inventory.img: cpu: %zu feature words, at most %d", e->n_features,
+		       MAX_WORDS);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < e->n_features; i++) {
 		const CpuidWord *w = e->features[i];
 		int dup = 0;
 		for (size_t j = 0; j < i; j++)
-			dup |= w->leaf == e->features[j]->leaf && w->subleaf == e->features[j]->subleaf &&
+			dup |= w->leaf == e->features[j]->leaf &&
+			       w->subleaf == e->features[j]->subleaf &&
 			       w->reg == e->features[j]->reg;
 		if (!known_word(w) || dup || (w->value & ~word_mask(w->leaf, w->subleaf, w->reg))) {
 			pr_err("inventory.img: cpu: feature word %zu (leaf %#x.%u reg %u = %#x): "
@@ -363,7 +420,8 @@ static void missing_components(const CpuEntry *e, char *buf, size_t len)
 	char what[96];
 	for (uint32_t nr = 0; nr < 63; nr++) {
 		if ((e->xstate_used & (1ULL << nr)) && !(here & (1ULL << nr))) {
-			snprintf(what, sizeof(what), "xsave component %u: %s", nr, component_name(nr));
+			snprintf(what, sizeof(what), "xsave component %u: %s", nr,
+				 component_name(nr));
 			add_name(buf, len, what);
 		}
 	}
@@ -372,8 +430,8 @@ static void missing_components(const CpuEntry *e, char *buf, size_t len)
 		uint32_t off, size;
 		node_component(x->nr, &off, &size);
 		if ((here & (1ULL << x->nr)) && (off != x->offset || size != x->size)) {
-			snprintf(what, sizeof(what), "xsave component %u at offset %u (%u here)", x->nr,
-				 x->offset, off);
+			snprintf(what, sizeof(what), "xsave component %u at offset %u (%u here)",
+				 x->nr, x->offset, off);
 			add_name(buf, len, what);
 		}
 	}
@@ -409,7 +467,8 @@ static void check_kernel(const char *kernel)
 		if (a[i] == b[i])
 			continue;
 		if (a[i] > b[i])
-			pr_err("warning: kernel: the set was dumped on %s, this node runs the older %s: "
+			pr_err("warning: kernel: the set was dumped on %s, this node runs the "
+			       "older %s: "
 			       "a system call the job found at start may fail after the restore",
 			       kernel, un.release);
 		return;
@@ -427,7 +486,8 @@ int cpu_check(const CpuEntry *e, const char *kernel, enum ckpt_cpu_cap cap)
 	if (!lack[0])
 		return 0;
 	if (cap == CKPT_CPU_CAP_NONE) {
-		pr_err("warning: cpu: the set needs %s which this CPU lacks (--cpu-cap=none)", lack);
+		pr_err("warning: cpu: the set needs %s which this CPU lacks (--cpu-cap=none)",
+		       lack);
 		return 0;
 	}
 	pr_err("cpu: the set needs %s which this CPU lacks", lack);
@@ -444,8 +504,7 @@ static int name_in_list(const char *name, const char *list)
 	return 0;
 }
 
-int cpu_feature_names(const CpuEntry *e, const char *sep, const char *only, char *buf,
-		      size_t len)
+int cpu_feature_names(const CpuEntry *e, const char *sep, const char *only, char *buf, size_t len)
 {
 	size_t n = 0;
 	buf[0] = 0;

@@ -28,8 +28,7 @@ int cpu_check(const CpuEntry *e, const char *kernel, enum ckpt_cpu_cap cap);
 
 /* The feature names recorded in e joined by sep, filtered by `only` (a
  * comma-separated list, NULL: all). 0 or -ENOSPC. */
-int cpu_feature_names(const CpuEntry *e, const char *sep, const char *only, char *buf,
-		      size_t len);
+int cpu_feature_names(const CpuEntry *e, const char *sep, const char *only, char *buf, size_t len);
 
 /* placement.c: the topology (hwloc) and the job's CPUs, at dump. */
 int placement_record(const struct frozen_tree *tree, CpuEntry *e);

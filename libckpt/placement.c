@@ -220,13 +220,14 @@ void placement_record_free(CpuEntry *e)
 
 int placement_validate(const CpuEntry *e)
 {
-	int bad = e->nr_pus > MAX_CPUS || e->nr_cores > e->nr_pus ||
-		  e->n_numa_nodes > MAX_NODES || e->n_job_cpus > RST_CPU_WORDS;
+	int bad = e->nr_pus > MAX_CPUS || e->nr_cores > e->nr_pus || e->n_numa_nodes > MAX_NODES ||
+		  e->n_job_cpus > RST_CPU_WORDS;
 	for (size_t i = 0; !bad && i < e->n_numa_nodes; i++)
 		bad = e->numa_nodes[i]->os_index >= MAX_NODES ||
 		      e->numa_nodes[i]->n_cpus > RST_CPU_WORDS;
 	if (bad) {
-		pr_err("inventory.img: cpu: topology out of range (%u PUs, %u cores, %zu NUMA nodes, "
+		pr_err("inventory.img: cpu: topology out of range (%u PUs, %u cores, %zu NUMA "
+		       "nodes, "
 		       "%zu words of job CPUs; at most %d CPUs and nodes)",
 		       e->nr_pus, e->nr_cores, e->n_numa_nodes, e->n_job_cpus, MAX_CPUS);
 		return -EINVAL;
@@ -238,8 +239,8 @@ int placement_validate(const CpuEntry *e)
 struct here {
 	uint64_t cpus[RST_CPU_WORDS];
 	uint64_t mems[RST_NODE_WORDS];
-	int node_of[MAX_CPUS];   /* rank of the NUMA node of each CPU here, -1 */
-	int cpu_map[MAX_CPUS];   /* dumped CPU → CPU here (--cpu-map=job), -1 */
+	int node_of[MAX_CPUS];	 /* rank of the NUMA node of each CPU here, -1 */
+	int cpu_map[MAX_CPUS];	 /* dumped CPU → CPU here (--cpu-map=job), -1 */
 	int node_map[MAX_NODES]; /* dumped node → node here, -1 */
 	uint64_t taken[RST_CPU_WORDS];
 	uint64_t nodes_taken[RST_NODE_WORDS];
@@ -330,7 +331,8 @@ static int map_node(struct here *h, unsigned n)
 	if (bit_of(h->mems, RST_NODE_WORDS, n) && !bit_of(h->nodes_taken, RST_NODE_WORDS, n))
 		to = (int)n;
 	for (unsigned k = 0; to < 0 && k < MAX_NODES; k++)
-		if (bit_of(h->mems, RST_NODE_WORDS, k) && !bit_of(h->nodes_taken, RST_NODE_WORDS, k))
+		if (bit_of(h->mems, RST_NODE_WORDS, k) &&
+		    !bit_of(h->nodes_taken, RST_NODE_WORDS, k))
 			to = (int)k;
 	if (to < 0) {
 		memset(h->nodes_taken, 0, sizeof(h->nodes_taken));
