@@ -3,7 +3,8 @@
 # placement.c placement_validate), each edited into a real dump of
 # alice's and restored through ckptd as alice: every field of the
 # inventory's cpu_entry out of range, a flag this CPU lacks, a thread
-# bound to a CPU this machine does not have.  Each is refused in one line
+# bound to a CPU this machine does not have, a memory policy on a node it
+# does not have.  Each is refused in one line
 # before anything is created; the binding comes back mapped onto a CPU
 # alice may use when she asks for --cpu-map=job.
 . "$(dirname "$0")/lib.sh" "$@"
@@ -48,14 +49,17 @@ ITEMS=(
 "cpu-cores|hold|inventory.img|$C; c['nr_cores'] = c['nr_pus'] + 1|refused_only more cores than PUs|topology out of range"
 "cpu-flag-lacking|hold|inventory.img|$LACK|refused_only a set needing $LACK_NAME|cpu: the set needs $LACK_NAME which this CPU lacks"
 "cpu-bound-absent|hold|core|$BOUND|refused_only bound to cpu $CPU|pid [0-9]*: thread [0-9]*: bound to CPUs $CPU, not all allowed here"
+"mempolicy-absent|hold|core|E['mempolicy_mode'] = 2; E['mempolicy_nodes'] = [1 << 63]|refused_only MPOL_BIND to node 63|pid [0-9]*: memory policy on NUMA nodes 63, not all allowed here"
 )
 run_items
 
-# The same binding with --cpu-map=job: alice's process comes back bound to
-# one CPU she may use, with her powers only.
+# The same binding and policy with --cpu-map=job: alice's process comes
+# back bound to one CPU she may use, its memory bound to node 0, with her
+# powers only.
 mapped() {
 	alice_copy hold mapped
-	alice_edit mapped core "$BOUND"
+	alice_edit mapped core "$BOUND
+E['mempolicy_mode'] = 2; E['mempolicy_nodes'] = [1 << 63]"
 	as_alice "$CKPTCTL" restore -D "$T/alice/mapped" -d --pidfile "$T/alice/mapped.pid" \
 		--cpu-map job 2>"$T/alice/mapped.err" >/dev/null || fail "refused: $(cat "$T/alice/mapped.err")"
 	P=$(cat "$T/alice/mapped.pid")
@@ -63,10 +67,12 @@ mapped() {
 	echo "$P" >>"$T/restored.pids"
 	assert_powerless "$P"
 	cpus=$(status_of "$P" Cpus_allowed_list)
+	policy=$(awk '{print $2; exit}' /proc/"$P"/numa_maps)
 	kill -9 "$P"
+	[ "$policy" = bind:0 ] || fail "memory policy $policy, not bind:0"
 	case $cpus in *[-,]*) fail "bound to $cpus, not one CPU" ;; esac
 	[ "$cpus" -lt "$(nproc --all)" ] || fail "bound to cpu $cpus, which is not here"
-	echo "cpu-map-job: restored bound to cpu $cpus"
+	echo "cpu-map-job: restored bound to cpu $cpus, memory policy $policy"
 }
 try cpu-map-job mapped
 finish
