@@ -435,7 +435,10 @@ static void missing_components(const CpuEntry *e, char *buf, size_t len)
 			add_name(buf, len, what);
 		}
 	}
-	if (e->xsave_size > xsave_size(here & ~AMX_BITS)) {
+	/* The frame the restore builds is as large as the dumped layout; one
+	 * larger than this kernel's is restored as FXSAVE only (x87, SSE):
+	 * exact for threads that held nothing else, not for the others. */
+	if ((e->xstate_used & ~3ULL) && e->xsave_size > xsave_size(here & ~AMX_BITS)) {
 		snprintf(what, sizeof(what), "an xsave area of %u bytes (%u here)", e->xsave_size,
 			 xsave_size(here & ~AMX_BITS));
 		add_name(buf, len, what);
