@@ -47,6 +47,7 @@ ITEMS=(
 "cpu-numa-index|hold|inventory.img|$C; c['numa_nodes'][0]['os_index'] = 5000|refused_only node 5000|topology out of range"
 "cpu-job-words|hold|inventory.img|$C; c['job_cpus'] = [1] * 17|refused_only job CPUs past 1024|topology out of range"
 "cpu-cores|hold|inventory.img|$C; c['nr_cores'] = c['nr_pus'] + 1|refused_only more cores than PUs|topology out of range"
+"cpu-pus|hold|inventory.img|$C; c['nr_pus'] = 1 << 20|refused_only a million PUs|topology out of range"
 "cpu-flag-lacking|hold|inventory.img|$LACK|refused_only a set needing $LACK_NAME|cpu: the set needs $LACK_NAME which this CPU lacks"
 "cpu-bound-absent|hold|core|$BOUND|refused_only bound to cpu $CPU|pid [0-9]*: thread [0-9]*: bound to CPUs $CPU, not all allowed here"
 "mempolicy-absent|hold|core|E['mempolicy_mode'] = 2; E['mempolicy_nodes'] = [1 << 63]|refused_only MPOL_BIND to node 63|pid [0-9]*: memory policy on NUMA nodes 63, not all allowed here"
