@@ -235,6 +235,9 @@ static int do_restore(const RpcRestore *r, uid_t uid)
 	o.cgroup_root = (const char *const *)r->cgroup_root;
 	o.nr_cgroup_root = r->n_cgroup_root < 64 ? r->n_cgroup_root : 64;
 	o.cgroups = (enum ckpt_cgroups_mode)(r->cgroups <= CKPT_CGROUPS_IGNORE ? r->cgroups : 0);
+	/* An unknown value is the strictest, never a looser one. */
+	o.cpu_cap = (enum ckpt_cpu_cap)(r->cpu_cap <= CKPT_CPU_CAP_NONE ? r->cpu_cap : 0);
+	o.cpu_map = r->cpu_map == CKPT_CPU_MAP_JOB ? CKPT_CPU_MAP_JOB : CKPT_CPU_MAP_EXACT;
 	o.progress = on_progress;
 	o.unprivileged = uid != 0;
 	struct ckpt_seccomp confined[16];

@@ -331,6 +331,10 @@ int agent_restore(const struct ckpt_restore_opts *o, uint32_t job, struct ckpt_r
 	rs.n_cgroup_root = o->nr_cgroup_root;
 	rs.has_cgroups = 1;
 	rs.cgroups = (uint32_t)o->cgroups;
+	rs.has_cpu_cap = 1;
+	rs.cpu_cap = (uint32_t)o->cpu_cap;
+	rs.has_cpu_map = 1;
+	rs.cpu_map = (uint32_t)o->cpu_map;
 	req.req_case = RPC_REQUEST__REQ_RESTORE;
 	req.restore = &rs;
 	int fds[CKPT_MAX_INHERIT_FDS];

@@ -17,6 +17,7 @@
 #include "agent.h"
 #include "demo.h"
 #include "image.h"
+#include "place.h"
 #include "progress-bar.h"
 #include "storage.h"
 
@@ -56,11 +57,22 @@ static void usage(FILE *f)
 		"                                the default), or the dumped root's cgroup mapped\n"
 		"                                onto ours (relative); OLD prefix rewritten to NEW\n"
 		"                                (HIER: memory, cpu,cpuacct, name=X, cgroup2)\n"
+		"          [--cpu-cap all|fpu|none] [--cpu-map exact|job]\n"
+		"                                the CPU features the set needs (all: every flag and\n"
+		"                                xsave component, the default; fpu: the components;\n"
+		"                                none: warn) and its CPU bindings: kept, else refused\n"
+		"                                (exact) or mapped onto the allowed CPUs (job)\n"
 		"          [-v|--verbose] [--stats]\n"
 		"                                restore it; without -d, wait and exit with its\n"
 		"                                status; --verify (the default) compares the tree\n"
 		"                                with its images before it runs\n"
 		"  restore --job JOBID [--base DIR] ...   the job's latest committed set\n"
+		"  check-restore DIR|-D DIR|--job JOBID [--base DIR] [--cpu-cap C] [--cpu-map M]\n"
+		"                                whether this node can restore the set, and why\n"
+		"                                not; nothing is created (exit 0: yes)\n"
+		"  cpu-features [--set DIR [--only F,...]]\n"
+		"                                this CPU's flags for Slurm node Features; --set:\n"
+		"                                the --constraint the set needs (docs/placement.md)\n"
 		"  page-server --port PORT [--dir DIR] [--address ADDR]\n"
 		"                                receive one set sent by dump --page-server (munge:\n"
 		"                                our uid or root) into DIR (default .), then exit\n"
@@ -117,6 +129,8 @@ static int parse_pid(const char *s, pid_t *out)
 
 enum {
 	OPT_STATS = 1000,
+	OPT_CPU_CAP,
+	OPT_CPU_MAP,
 	OPT_PIDFILE,
 	OPT_PIDNS,
 	OPT_NETNS,
@@ -482,6 +496,8 @@ static int cmd_restore(int argc, char **argv)
 		{ "base", required_argument, 0, OPT_BASE },
 		{ "cgroup-root", required_argument, 0, OPT_CGROUP_ROOT },
 		{ "cgroups", required_argument, 0, OPT_CGROUPS },
+		{ "cpu-cap", required_argument, 0, OPT_CPU_CAP },
+		{ "cpu-map", required_argument, 0, OPT_CPU_MAP },
 		{ 0, 0, 0, 0 },
 	};
 	/* The restored tree is compared with its images before it runs
@@ -537,6 +553,14 @@ static int cmd_restore(int argc, char **argv)
 				fprintf(stderr, "ckptctl: restore: --cgroups takes exact, relative or ignore\n");
 				return 1;
 			}
+			break;
+		case OPT_CPU_CAP:
+			if (parse_cpu_cap("restore", optarg, &o.cpu_cap))
+				return 1;
+			break;
+		case OPT_CPU_MAP:
+			if (parse_cpu_map("restore", optarg, &o.cpu_map))
+				return 1;
 			break;
 		default: bad_option("restore", c, argv); return 1;
 		}
@@ -647,6 +671,10 @@ int main(int argc, char **argv)
 		return cmd_dump(argc, argv);
 	if (!strcmp(cmd, "restore"))
 		return cmd_restore(argc, argv);
+	if (!strcmp(cmd, "check-restore"))
+		return cmd_check_restore(argc, argv);
+	if (!strcmp(cmd, "cpu-features"))
+		return cmd_cpu_features(argc, argv);
 	if (!strcmp(cmd, "demo"))
 		return cmd_demo(argc, argv);
 	if (!strcmp(cmd, "page-server"))

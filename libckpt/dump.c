@@ -41,6 +41,7 @@
 #include "files.h"
 #include "freeze.h"
 #include "inventory.pb-c.h"
+#include "cpu.h"
 #include "log.h"
 #include "progress.h"
 #include "mem.h"
@@ -99,6 +100,7 @@ static int write_inventory(struct img_set *set, const struct frozen_tree *tree)
 	TaskEntry **ptrs = calloc((size_t)tree->nr_tasks, sizeof(*ptrs));
 	StepEntry *steps = calloc((size_t)tree->nr_tasks, sizeof(*steps));
 	uint32_t *tids = NULL;
+	CpuEntry cpu;
 	struct utsname un;
 	struct timespec ts;
 	struct img *img;
@@ -107,8 +109,9 @@ static int write_inventory(struct img_set *set, const struct frozen_tree *tree)
 	for (int i = 0; i < tree->nr_tasks; i++)
 		nr_tids += tree->tasks[i].nr_threads;
 	tids = calloc((size_t)nr_tids + 1, sizeof(*tids));
-	if (!tasks || !ptrs || !tids || !steps)
-		goto out;
+	if (!tasks || !ptrs || !tids || !steps || (ret = cpu_record(tree, &cpu)))
+		goto out_free;
+	inv.cpu = &cpu;
 	uname(&un);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	inv.format_version = INVENTORY_VERSION;
@@ -153,6 +156,8 @@ static int write_inventory(struct img_set *set, const struct frozen_tree *tree)
 		ret = ret ? ret : cret;
 	}
 out:
+	cpu_record_free(&cpu);
+out_free:
 	for (int i = 0; steps && i < tree->nr_tasks; i++)
 		step_entry_free(&steps[i]);
 	free(steps);

@@ -13,6 +13,7 @@
 
 #include "aio.h"
 #include "cgroup.h"
+#include "cpu.h"
 #include "dump-set.h"
 #include "fdtable.h"
 #include "log.h"
@@ -190,6 +191,12 @@ int restore_load(struct restore_ctx *c)
 			   (ProtobufCMessage **)&c->inv);
 	if (ret || (ret = check_inventory(c)))
 		return ret;
+	/* The CPU first (docs/placement.md): a set this node cannot run is
+	 * refused before anything else is read, let alone created. */
+	if (c->inv->cpu && (ret = cpu_validate(c->inv->cpu)))
+		return ret;
+	if ((ret = cpu_check(c->inv->cpu, c->inv->kernel, c->opts->cpu_cap)))
+		return ret;
 	c->nr_tasks = c->inv->n_tasks;
 	c->tasks = calloc(c->nr_tasks, sizeof(*c->tasks));
 	if (!c->tasks)
@@ -199,7 +206,8 @@ int restore_load(struct restore_ctx *c)
 		if ((ret = load_task(c, &c->tasks[i])))
 			return ret;
 	}
-	if ((ret = cgroups_load(c->set, &c->cgroups)) || (ret = fdtable_load(c)))
+	if ((ret = placement_check(c)) || (ret = cgroups_load(c->set, &c->cgroups)) ||
+	    (ret = fdtable_load(c)))
 		return ret;
 	return files_read(c->set, c->inv, c->opts, &c->files);
 }

@@ -392,3 +392,19 @@ int ckpt_restore(const struct ckpt_restore_opts *o, struct ckpt_restore_stats *s
 	}
 	return 0;
 }
+
+/* check-restore: the restore's load, which compares the CPU, kernel and
+ * CPU bindings (restore-load.c), and nothing after it. */
+int ckpt_check_restore(const struct ckpt_restore_opts *o)
+{
+	struct restore_ctx c;
+	memset(&c, 0, sizeof(c));
+	c.opts = o;
+	c.notify_r = c.notify_w = c.log_fd = c.release_r = c.release_w = -1;
+	c.step_exe = c.step_go_r = c.step_go_w = -1;
+	c.files.max_fd = -1;
+	ckpt_verbose = o->verbose;
+	int ret = restore_load(&c);
+	restore_unload(&c);
+	return ret;
+}

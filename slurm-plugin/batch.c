@@ -251,9 +251,14 @@ static void start_restore(struct batch *b)
 	 * anew for each run of the job, so its mtime always changed.
 	 * --cgroups relative: the tree goes into this run's step cgroup (the
 	 * one we run in, which ckptd's worker joins), its sub-cgroups below
-	 * it, not back into the dumped run's paths (docs/cgroups.md). */
+	 * it, not back into the dumped run's paths (docs/cgroups.md).
+	 * --cpu-map job: likewise a task's CPU binding is one within the
+	 * allocation; this run's has other CPU numbers, and a binding that
+	 * does not fit is mapped onto them, count and NUMA node kept
+	 * (docs/placement.md). */
 	char *argv[] = { (char *)b->ckptctl, "restore", "--job", (char *)b->job, "--pidfile",
-			 b->pidfile, "--skip-file-check", "--cgroups", "relative", NULL };
+			 b->pidfile, "--skip-file-check", "--cgroups", "relative", "--cpu-map", "job",
+			 NULL };
 	const char *tmp = getenv("TMPDIR");
 	snprintf(b->pidfile, sizeof(b->pidfile), "%.40s/ckpt-batch.%d.pid", tmp ? tmp : "/tmp",
 		 (int)getpid());

@@ -180,6 +180,26 @@ enum ckpt_cgroups_mode {
 	CKPT_CGROUPS_IGNORE,    /* asked for: left in the restorer's cgroups, not compared */
 };
 
+/* What of the dumping CPU a restore requires of this one
+ * (docs/placement.md): CKPT_CPU_CAP_ALL, the default, every recorded
+ * feature flag and every XSAVE component the tasks used; FPU only the
+ * XSAVE components and layout (the registers must come back); NONE
+ * compares nothing (warns).  Checked before anything is created. */
+enum ckpt_cpu_cap {
+	CKPT_CPU_CAP_ALL = 0,
+	CKPT_CPU_CAP_FPU,
+	CKPT_CPU_CAP_NONE,
+};
+
+/* A thread's CPU binding (and its memory policy's nodes) that this node
+ * or the job's cpuset does not allow: EXACT, the default, refuses the
+ * restore naming the thread; JOB maps it onto the allowed CPUs, keeping
+ * the number of CPUs and their NUMA node where it can. */
+enum ckpt_cpu_map {
+	CKPT_CPU_MAP_EXACT = 0,
+	CKPT_CPU_MAP_JOB,
+};
+
 struct ckpt_restore_opts {
 	const char *dir;
 	int detach;          /* -d: return once the tree runs */
@@ -221,6 +241,8 @@ struct ckpt_restore_opts {
 	const char *const *cgroup_root;
 	size_t nr_cgroup_root;
 	enum ckpt_cgroups_mode cgroups;
+	enum ckpt_cpu_cap cpu_cap; /* --cpu-cap */
+	enum ckpt_cpu_map cpu_map; /* --cpu-map */
 };
 
 struct ckpt_restore_stats {
@@ -248,6 +270,22 @@ int ckpt_join_cgroups(pid_t pid, uid_t uid);
 /* Prints each kernel feature ckpt relies on; 0 when dump and restore can
  * work on this machine. */
 int ckpt_check(int verbose);
+
+/* check-restore: whether this node can restore the set of opts->dir
+ * (its CPU, kernel and CPU bindings, under opts->cpu_cap and cpu_map),
+ * without creating anything.  0, or a negative errno after one line per
+ * reason on stderr. */
+int ckpt_check_restore(const struct ckpt_restore_opts *opts);
+
+/* This CPU's feature flags as Slurm node Features would list them,
+ * comma-separated ("avx2,avx512f,..."), into buf. 0 or -ENOSPC. */
+int ckpt_cpu_features(char *buf, size_t len);
+
+/* The --constraint a requeue gives sbatch so that the job lands on a node
+ * that can restore the set in dir: the set's feature flags joined by '&',
+ * only those in `only` (the comma-separated features the site gives its
+ * nodes; NULL: all; docs/placement.md).  0 or a negative errno. */
+int ckpt_set_constraint(const char *dir, const char *only, char *buf, size_t len);
 
 /* The directory of job `job`'s latest committed set under `base` (NULL:
  * storage.base of ckpt.conf).  0 or a negative errno (-ENOENT: none). */
