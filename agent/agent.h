@@ -227,6 +227,7 @@ struct worker_msg {
 	uint64_t dev, ino, pdev, pino; /* WMSG_CREATED */
 	uint32_t is_dir;
 	uint32_t no_set; /* WMSG_RESULT of a restore: the job has no committed set */
+	char net_lock[64]; /* WMSG_RESULT of a restore --keep-net-lock: the lock left */
 	char path[WMSG_PATH_MAX];
 };
 /* One write, one read: a record must be written atomically (the

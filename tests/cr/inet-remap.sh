@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# restore --inet-map (docs/files.md, "Connections onto new addresses"):
+# a TCP connection between two trees in two network namespaces, each end
+# dumped by itself with --tcp-established (the server first: its lock
+# holds while the client is dumped), both killed, and both ends restored
+# onto new addresses in repair mode with --keep-net-lock, then unlocked:
+# the counters both ways go on with no byte lost, duplicated or reset
+# (remap-peer.c checks it), and getsockname/getpeername give the new
+# addresses.
+#   swap    the server comes back in the client's namespace and the
+#           client in the server's: 10.78.0.1=10.78.0.2,10.78.0.2=10.78.0.1
+#   same    each in its own namespace, onto a second address added there
+#   refuse  a NEW not of the restoring namespace, malformed maps: refused
+#           by name, nothing restored
+#   nomap   swap without --inet-map (what main does): must fail
+#   inet-remap.sh MODE CKPTCTL REMAP-PEER
+set -euo pipefail
+MODE=$1 CKPTCTL=$2 PEER=$3
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
+command -v ip >/dev/null && command -v nsenter >/dev/null || { echo "SKIP: no ip/nsenter"; exit 77; }
+export CKPT_SOCKET=none
+T=$(mktemp -d /tmp/ckpt-remap.XXXXXX)
+chmod 755 "$T"
+ID=$(basename "$T" | tr -dc 'a-zA-Z0-9' | tail -c 6)
+NS1=ck-rm$ID-1 NS2=ck-rm$ID-2
+PIDS=()
+cleanup() {
+	local rc=$? p
+	# only ours: a pid of the list may have been reused
+	for p in "${PIDS[@]}"; do
+		if [ "$p" -gt 0 ] && grep -qs "$T" "/proc/$p/cmdline"; then kill -9 "$p" || true; fi
+	done
+	ip netns del "$NS1" 2>/dev/null || true
+	ip netns del "$NS2" 2>/dev/null || true
+	if [ $rc -eq 0 ]; then rm -rf "$T"; else echo "files kept in $T" >&2; fi
+	exit $rc
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+in1() { nsenter --net="/run/netns/$NS1" "$@"; }
+in2() { nsenter --net="/run/netns/$NS2" "$@"; }
+
+# Two namespaces joined by a veth pair; nothing goes anywhere else.
+ip netns add "$NS1"
+ip netns add "$NS2"
+ip link add "rm$ID-a" netns "$NS1" type veth peer name "rm$ID-b" netns "$NS2"
+ip -n "$NS1" addr add 10.78.0.1/24 dev "rm$ID-a"
+ip -n "$NS2" addr add 10.78.0.2/24 dev "rm$ID-b"
+for n in "$NS1:rm$ID-a" "$NS2:rm$ID-b"; do
+	ip -n "${n%%:*}" link set lo up
+	ip -n "${n%%:*}" link set "${n#*:}" up
+done
+if [ "$MODE" = same ]; then
+	ip -n "$NS1" addr add 10.78.0.11/24 dev "rm$ID-a"
+	ip -n "$NS2" addr add 10.78.0.12/24 dev "rm$ID-b"
+fi
+
+wait_file() { # FILE SECONDS
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do [ -e "$1" ] && return 0; sleep 0.1; done
+	return 1
+}
+
+"$PEER" in "/run/netns/$NS1" server 10.78.0.1 5000 "$T" </dev/null >"$T/server.out" 2>&1 &
+SPID=$!
+PIDS+=("$SPID")
+"$PEER" in "/run/netns/$NS2" client 10.78.0.1 5000 "$T" </dev/null >"$T/client.out" 2>&1 &
+CPID=$!
+PIDS+=("$CPID")
+wait_file "$T/server.ready" 20 && wait_file "$T/client.ready" 20 || fail "no data flows"
+sleep 0.5
+# the server first: its lock drops the client's segments until the
+# client is dumped too, so that neither end moves on alone
+in1 "$CKPTCTL" dump -t "$SPID" -D "$T/img-s" --tcp-established >"$T/dump-s.log" 2>&1 ||
+	fail "server dump: $(cat "$T/dump-s.log")"
+wait "$SPID" || true
+
+restore() { # NSFUNC DIR LOG [OPTS...]: 0 or the restore's status; the pid in DIR.pid
+	local ns=$1 img=$2 log=$3
+	shift 3
+	$ns "$CKPTCTL" restore -D "$img" -d --pidfile "$img.pid" "$@" >"$log" 2>&1 || return $?
+	PIDS+=("$(cat "$img.pid")")
+}
+
+if [ "$MODE" = refuse ]; then
+	kill -9 "$CPID"
+	wait "$CPID" || true
+	check_refused() { # WHAT MSG OPTS...
+		local what=$1 msg=$2
+		shift 2
+		if restore in1 "$T/img-s" "$T/r.log" "$@"; then fail "$what: restored"; fi
+		grep -qF -- "$msg" "$T/r.log" || fail "$what: no '$msg' in: $(cat "$T/r.log")"
+		[ ! -e "$T/img-s.pid" ] || fail "$what: a pidfile was written"
+		! kill -0 "$SPID" 2>/dev/null || fail "$what: pid $SPID exists"
+		echo "refused ($what): $(grep -F -- "$msg" "$T/r.log" | head -1)"
+	}
+	check_refused "NEW not here" "10.78.0.99 is not an address of this network namespace" \
+		--inet-map 10.78.0.1=10.78.0.99
+	check_refused "no =" "'10.78.0.1': not OLD=NEW" --inet-map 10.78.0.1
+	check_refused "not an address" "'10.78.0.300': not an IPv4 or IPv6 address" \
+		--inet-map 10.78.0.1=10.78.0.300
+	check_refused "twice" "an address mapped twice" \
+		--inet-map 10.78.0.1=10.78.0.2,10.78.0.1=10.78.0.3
+	check_refused "families" "of different families" --inet-map 10.78.0.1=fd00::1
+	check_refused "wildcard" "a wildcard address" --inet-map 0.0.0.0=10.78.0.1
+	check_refused "empty" "no OLD=NEW pair" --inet-map ,
+	# the same image restores where it was, unchanged: the refusals left nothing in the way
+	restore in1 "$T/img-s" "$T/r.log" || fail "plain restore: $(cat "$T/r.log")"
+	echo "PASS"
+	exit 0
+fi
+
+in2 "$CKPTCTL" dump -t "$CPID" -D "$T/img-c" --tcp-established >"$T/dump-c.log" 2>&1 ||
+	fail "client dump: $(cat "$T/dump-c.log")"
+wait "$CPID" || true
+rm -f "$T/server.ready" "$T/client.ready"
+# data in flight both ways: each end dumped with both queues non-empty
+for d in img-s img-c; do
+	"$CKPTCTL" image decode "$T/$d/files.img" >"$T/$d.json"
+	grep -q '"send_queue": "[0-9a-f]' "$T/$d.json" && grep -q '"recv_queue": "[0-9a-f]' "$T/$d.json" ||
+		fail "$d: a queue of the connection was empty at the dump"
+done
+
+case $MODE in
+swap | nomap)
+	MAP=(--inet-map 10.78.0.1=10.78.0.2,10.78.0.2=10.78.0.1 --keep-net-lock)
+	[ "$MODE" = swap ] || MAP=()
+	S_NS=in2 C_NS=in1 S_ADDR=10.78.0.2:5000 C_ADDR=10.78.0.1
+	;;
+same)
+	MAP=(--inet-map 10.78.0.1=10.78.0.11,10.78.0.2=10.78.0.12 --keep-net-lock)
+	S_NS=in1 C_NS=in2 S_ADDR=10.78.0.11:5000 C_ADDR=10.78.0.12
+	;;
+*) fail "mode $MODE" ;;
+esac
+restore $S_NS "$T/img-s" "$T/restore-s.log" "${MAP[@]}" || fail "server restore: $(cat "$T/restore-s.log")"
+# the first end restored: locked until the other is back (no RST from a host without it)
+sleep 1
+restore $C_NS "$T/img-c" "$T/restore-c.log" "${MAP[@]}" || fail "client restore: $(cat "$T/restore-c.log")"
+if [ "$MODE" != nomap ]; then
+	LS=$(sed -n 's/^net_lock: //p' "$T/restore-s.log")
+	LC=$(sed -n 's/^net_lock: //p' "$T/restore-c.log")
+	[ -n "$LS" ] && [ -n "$LC" ] || fail "no net_lock printed: $(cat "$T"/restore-?.log)"
+	# locked: neither end has heard of the other since the dump
+	sleep 1
+	[ ! -e "$T/server.result" ] && [ ! -e "$T/client.result" ] || fail "finished while locked"
+	$S_NS "$CKPTCTL" net-unlock "$LS" || fail "net-unlock $LS"
+	$C_NS "$CKPTCTL" net-unlock "$LC" || fail "net-unlock $LC"
+fi
+wait_file "$T/server.result" 90 && wait_file "$T/client.result" 30 ||
+	fail "no result: $(cat "$T"/*.result 2>/dev/null)"
+cat "$T/server.result" "$T/client.result"
+read -r sok sl sp <"$T/server.result"
+read -r cok cl cp <"$T/client.result"
+[ "$sok" = ok ] && [ "$cok" = ok ] || fail "the stream broke"
+[ "$sl" = "$S_ADDR" ] && [ "$cp" = "$S_ADDR" ] || fail "server address: $sl, client's peer $cp (want $S_ADDR)"
+[ "${cl%:*}" = "$C_ADDR" ] && [ "${sp%:*}" = "$C_ADDR" ] || fail "client address: $cl, server's peer $sp"
+echo "PASS"
