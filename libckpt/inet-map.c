@@ -184,13 +184,12 @@ static void put(ProtobufCBinaryData *a, const uint8_t new[16])
 	memcpy(a->data, a->len == 4 ? new + 12 : new, a->len);
 }
 
-int inet_map_entry(const struct inet_map *m, InetSkEntry *s, char *why, size_t len)
+int inet_map_entry(struct inet_map *m, InetSkEntry *s, char *why, size_t len)
 {
-	struct inet_map *mm = (struct inet_map *)m; /* the address cache */
 	const struct inet_map_pair *src = s->has_src_addr ? find(m, &s->src_addr) : NULL;
 	const struct inet_map_pair *dst = s->has_dst_addr ? find(m, &s->dst_addr) : NULL;
 	if (src) {
-		int local = is_local(mm, src->new);
+		int local = is_local(m, src->new);
 		char o[INET6_ADDRSTRLEN], n[INET6_ADDRSTRLEN];
 		if (local < 0)
 			return local;

@@ -40,7 +40,7 @@ void inet_map_free(struct inet_map *m);
 /* Rewrite entry s's local and peer addresses by m; a local one only
  * onto an address of this network namespace (the caller's): else
  * -EADDRNOTAVAIL, the reason in why.  0 or -errno. */
-int inet_map_entry(const struct inet_map *m, InetSkEntry *s, char *why, size_t len);
+int inet_map_entry(struct inet_map *m, InetSkEntry *s, char *why, size_t len);
 
 /* restore --inet-map or --keep-net-lock: a network lock of the restore's
  * own (net-lock.h) on the connections to peers outside the tree, on

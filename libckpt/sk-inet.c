@@ -862,7 +862,7 @@ struct inet_restore {
 };
 
 /* restore --inet-map: entry s onto its new addresses (inet-map.h). */
-static int remap(const struct inet_map *m, InetSkEntry *s)
+static int remap(struct inet_map *m, InetSkEntry *s)
 {
 	char why[300] = "", name[160];
 	if (!m->nr)
