@@ -10,6 +10,7 @@
 #   swap    the server comes back in the client's namespace and the
 #           client in the server's: 10.78.0.1=10.78.0.2,10.78.0.2=10.78.0.1
 #   same    each in its own namespace, onto a second address added there
+#   swap6   swap, over IPv6 (fd78::1/64, fd78::2/64)
 #   refuse  a NEW not of the restoring namespace, malformed maps: refused
 #           by name, nothing restored
 #   nomap   swap without --inet-map (what main does): must fail
@@ -50,6 +51,12 @@ for n in "$NS1:rm$ID-a" "$NS2:rm$ID-b"; do
 	ip -n "${n%%:*}" link set lo up
 	ip -n "${n%%:*}" link set "${n#*:}" up
 done
+A1=10.78.0.1 A2=10.78.0.2
+if [ "$MODE" = swap6 ]; then
+	A1=fd78::1 A2=fd78::2
+	ip -n "$NS1" addr add fd78::1/64 dev "rm$ID-a" nodad
+	ip -n "$NS2" addr add fd78::2/64 dev "rm$ID-b" nodad
+fi
 if [ "$MODE" = same ]; then
 	ip -n "$NS1" addr add 10.78.0.11/24 dev "rm$ID-a"
 	ip -n "$NS2" addr add 10.78.0.12/24 dev "rm$ID-b"
@@ -61,13 +68,16 @@ wait_file() { # FILE SECONDS
 	return 1
 }
 
-"$PEER" in "/run/netns/$NS1" server 10.78.0.1 5000 "$T" </dev/null >"$T/server.out" 2>&1 &
+"$PEER" in "/run/netns/$NS1" server "$A1" 5000 "$T" </dev/null >"$T/server.out" 2>&1 &
 SPID=$!
 PIDS+=("$SPID")
-"$PEER" in "/run/netns/$NS2" client 10.78.0.1 5000 "$T" </dev/null >"$T/client.out" 2>&1 &
+"$PEER" in "/run/netns/$NS2" client "$A1" 5000 "$T" </dev/null >"$T/client.out" 2>&1 &
 CPID=$!
 PIDS+=("$CPID")
 wait_file "$T/server.ready" 20 && wait_file "$T/client.ready" 20 || fail "no data flows"
+# neither end reads from now until both are restored: full queues both
+# ways at both dumps, however long the gap between them
+touch "$T/hold"
 sleep 0.5
 # the server first: its lock drops the client's segments until the
 # client is dumped too, so that neither end moves on alone
@@ -131,12 +141,17 @@ same)
 	MAP=(--inet-map 10.78.0.1=10.78.0.11,10.78.0.2=10.78.0.12 --keep-net-lock)
 	S_NS=in1 C_NS=in2 S_ADDR=10.78.0.11:5000 C_ADDR=10.78.0.12
 	;;
+swap6)
+	MAP=(--inet-map fd78::1=fd78::2,fd78::2=fd78::1 --keep-net-lock)
+	S_NS=in2 C_NS=in1 S_ADDR=[fd78::2]:5000 C_ADDR=[fd78::1]
+	;;
 *) fail "mode $MODE" ;;
 esac
 restore $S_NS "$T/img-s" "$T/restore-s.log" "${MAP[@]}" || fail "server restore: $(cat "$T/restore-s.log")"
 # the first end restored: locked until the other is back (no RST from a host without it)
 sleep 1
 restore $C_NS "$T/img-c" "$T/restore-c.log" "${MAP[@]}" || fail "client restore: $(cat "$T/restore-c.log")"
+rm -f "$T/hold"
 if [ "$MODE" != nomap ]; then
 	LS=$(sed -n 's/^net_lock: //p' "$T/restore-s.log")
 	LC=$(sed -n 's/^net_lock: //p' "$T/restore-c.log")

@@ -4,7 +4,10 @@
  * as fast as the other lets it, and reads the other's slowly (8 KiB every
  * 10 ms, small socket buffers), so that both queues are full whenever the
  * ends are dumped.  Every value read must be the next one: a byte lost,
- * duplicated or reset fails the run.  Once both directions are whole, an
+ * duplicated or reset fails the run.  While DIR/hold exists an end does not
+ * read at all (the script holds both ends from before the first dump to
+ * after the restore, so that the queues stay full across the gap between
+ * the two dumps, whatever its length).  Once both directions are whole, an
  * end shuts its side, waits for the other's FIN, and writes DIR/ROLE.result:
  * "ok LOCAL PEER" (its addresses as getsockname/getpeername give them
  * now) or "FAIL why".  DIR/ROLE.ready says that data flows both ways.
@@ -81,23 +84,40 @@ static void small_buffers(int sk)
 	setsockopt(sk, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
 }
 
+/* ADDR (IPv4 or IPv6) and PORT into *ss; its length. */
+static socklen_t make_addr(const char *addr, int port, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *s4 = (void *)ss;
+	struct sockaddr_in6 *s6 = (void *)ss;
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		return sizeof(*s4);
+	}
+	if (inet_pton(AF_INET6, addr, &s6->sin6_addr) != 1)
+		fail("address");
+	s6->sin6_family = AF_INET6;
+	s6->sin6_port = htons((uint16_t)port);
+	return sizeof(*s6);
+}
+
 static int open_conn(int server, const char *addr, int port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
-		fail("address");
-	int sk = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+	struct sockaddr_storage sa;
+	socklen_t len = make_addr(addr, port, &sa);
+	int sk = socket(sa.ss_family, SOCK_STREAM, 0), one = 1;
 	if (sk < 0)
 		fail("socket");
 	small_buffers(sk);
 	if (!server) {
-		for (int i = 0; connect(sk, (struct sockaddr *)&sa, sizeof(sa)); i++)
+		for (int i = 0; connect(sk, (struct sockaddr *)&sa, len); i++)
 			if (i > 100 || usleep(50000))
 				fail("connect");
 		return sk;
 	}
 	setsockopt(sk, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(sk, (struct sockaddr *)&sa, sizeof(sa)) || listen(sk, 1))
+	if (bind(sk, (struct sockaddr *)&sa, len) || listen(sk, 1))
 		fail("bind/listen");
 	int c = accept(sk, NULL, NULL);
 	if (c < 0)
@@ -170,15 +190,31 @@ static void wait_eof(int sk)
 		fail("no end of stream after every value");
 }
 
+/* "10.78.0.1:5000", "[fd78::1]:5000" */
 static void name_of(int sk, int peer, char *buf, size_t len)
 {
-	struct sockaddr_in sa;
-	socklen_t l = sizeof(sa);
-	char a[INET_ADDRSTRLEN] = "?";
-	if (peer ? getpeername(sk, (struct sockaddr *)&sa, &l) : getsockname(sk, (struct sockaddr *)&sa, &l))
+	struct sockaddr_storage ss;
+	socklen_t l = sizeof(ss);
+	char a[INET6_ADDRSTRLEN] = "?";
+	if (peer ? getpeername(sk, (struct sockaddr *)&ss, &l)
+		 : getsockname(sk, (struct sockaddr *)&ss, &l))
 		fail("getsockname/getpeername");
-	inet_ntop(AF_INET, &sa.sin_addr, a, sizeof(a));
-	snprintf(buf, len, "%s:%u", a, ntohs(sa.sin_port));
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (void *)&ss;
+		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+		snprintf(buf, len, "[%s]:%u", a, ntohs(s6->sin6_port));
+		return;
+	}
+	struct sockaddr_in *s4 = (void *)&ss;
+	inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+	snprintf(buf, len, "%s:%u", a, ntohs(s4->sin_port));
+}
+
+static int held(void)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/hold", dir);
+	return !access(path, F_OK);
 }
 
 static int exchange(int sk)
@@ -188,7 +224,8 @@ static int exchange(int sk)
 	alarm(120);
 	while (s.got < N_VALUES || s.sent < N_VALUES || s.out_off < s.out_len) {
 		send_some(sk, &s);
-		read_some(sk, &s);
+		if (!held())
+			read_some(sk, &s);
 		if (!ready && s.got > 1000 && s.sent > 1000)
 			mark_ready(), ready = 1;
 		usleep(10000);
