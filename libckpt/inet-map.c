@@ -71,13 +71,13 @@ static int parse_pair(char *item, struct inet_map_pair *p, char *why, size_t len
 	}
 	/* an AF_INET socket cannot take an IPv6 address, nor the reverse */
 	if (f_old != f_new) {
-		snprintf(why, len, "%.80s=%.80s: the two addresses are of different families",
-			 item, eq + 1);
+		snprintf(why, len, "%.80s=%.80s: the two addresses are of different families", item,
+			 eq + 1);
 		return -EINVAL;
 	}
 	if (inet_addr_any(p->old) || inet_addr_any(p->new)) {
-		snprintf(why, len, "%.80s=%.80s: a wildcard address is no address to map",
-			 item, eq + 1);
+		snprintf(why, len, "%.80s=%.80s: a wildcard address is no address to map", item,
+			 eq + 1);
 		return -EINVAL;
 	}
 	return 0;
@@ -136,8 +136,8 @@ static int read_local(struct inet_map *m)
 	size_t n = cache ? (size_t)nl_cache_nitems(cache) : 0;
 	if (!ret && !(m->local = calloc(n + 1, 16)))
 		ret = -NLE_NOMEM;
-	for (struct nl_object *o = cache ? nl_cache_get_first(cache) : NULL; o && m->local && m->nr_local < n;
-	     o = nl_cache_get_next(o)) {
+	for (struct nl_object *o = cache ? nl_cache_get_first(cache) : NULL;
+	     o && m->local && m->nr_local < n; o = nl_cache_get_next(o)) {
 		struct nl_addr *a = rtnl_addr_get_local((struct rtnl_addr *)o);
 		int family = a ? nl_addr_get_family(a) : 0;
 		struct inet_end e;
@@ -194,9 +194,11 @@ int inet_map_entry(struct inet_map *m, InetSkEntry *s, char *why, size_t len)
 		if (local < 0)
 			return local;
 		if (!local) {
-			snprintf(why, len, "--inet-map %s=%s: %s is not an address of this network "
+			snprintf(why, len,
+				 "--inet-map %s=%s: %s is not an address of this network "
 				 "namespace (the socket is bound to %s)",
-				 addr_str(src->old, o, sizeof(o)), addr_str(src->new, n, sizeof(n)), n, o);
+				 addr_str(src->old, o, sizeof(o)), addr_str(src->new, n, sizeof(n)),
+				 n, o);
 			return -EADDRNOTAVAIL;
 		}
 		put(&s->src_addr, src->new);

@@ -308,12 +308,12 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 	if (c->opts->cgroups != CKPT_CGROUPS_IGNORE && (ret = restore_cgroup_dirs(c)))
 		goto out;
 	/* Files kept with the set go back first: the fds opened next and the
-	 * mappings made later find them as they were dumped. */
-	/* the lock just before the sockets: a port another process holds was
-	 * refused above (restore_choose_netns), so it drops only ours */
-	if ((ret = restore_saved_files(c->set)) || (ret = lock_restored(c)) || (ret = prepare_fds(c)) ||
-	    (ret = restore_step_prepare(c)) || (ret = prepare_shared(c)) ||
-	    (ret = restore_shm_prepare(c)))
+	 * mappings made later find them as they were dumped.  The network
+	 * lock just before the sockets: a port another process holds was
+	 * refused above (restore_choose_netns), so it drops only ours. */
+	if ((ret = restore_saved_files(c->set)) || (ret = lock_restored(c)) ||
+	    (ret = prepare_fds(c)) || (ret = restore_step_prepare(c)) ||
+	    (ret = prepare_shared(c)) || (ret = restore_shm_prepare(c)))
 		goto out;
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	int rel[2];
