@@ -14,9 +14,9 @@
  *
  *   remap-peer server ADDR PORT DIR    listen on ADDR:PORT, one connection
  *   remap-peer client ADDR PORT DIR    connect to ADDR:PORT
- *   remap-peer in NETNS-PATH server|client ...   the same, in that network
- *                                      namespace (nsenter forks: the tree's
- *                                      root must be the program itself)
+ *   remap-peer in NETNS-PATH [as UID:GID] server|client|exec CMD ...
+ *                                      the same (or CMD), in that network
+ *                                      namespace, as that user (run_in)
  *   remap-peer reaper CMD [ARGS...]    run CMD as a child subreaper's child:
  *                                      the restored trees (ckptctl restore
  *                                      -d) are reparented to us and reaped
@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -240,6 +241,39 @@ static int exchange(int sk)
 	return 0;
 }
 
+/* in NETNS [as UID:GID] (exec CMD...|server ...|client ...): into that
+ * network namespace (nsenter forks: a tree's root must be the program
+ * itself), as that user (no groups), then exec: CMD, or ourselves again
+ * (a process whose uid changed is not dumpable until its next exec). */
+static int run_in(char **argv)
+{
+	int ns = open(argv[0], O_RDONLY | O_CLOEXEC);
+	if (ns < 0 || setns(ns, CLONE_NEWNET)) {
+		perror(argv[0]);
+		return 2;
+	}
+	close(ns);
+	argv++;
+	if (argv[0] && argv[1] && !strcmp(argv[0], "as")) {
+		unsigned uid, gid;
+		if (sscanf(argv[1], "%u:%u", &uid, &gid) != 2 || setgroups(0, NULL) ||
+		    setresgid(gid, gid, gid) || setresuid(uid, uid, uid)) {
+			perror("as");
+			return 2;
+		}
+		argv += 2;
+	}
+	if (argv[0] && !strcmp(argv[0], "exec") && argv[1]) {
+		execvp(argv[1], argv + 1);
+		perror(argv[1]);
+		return 127;
+	}
+	argv[-1] = "remap-peer"; /* "in" or the uid: ours to reuse */
+	execv("/proc/self/exe", argv - 1);
+	perror("/proc/self/exe");
+	return 127;
+}
+
 /* reaper: the script is our child; so is each tree it restores (-d). */
 static int reap(char **argv)
 {
@@ -261,16 +295,8 @@ int main(int argc, char **argv)
 {
 	if (argc >= 3 && !strcmp(argv[1], "reaper"))
 		return reap(argv + 2);
-	if (argc >= 3 && !strcmp(argv[1], "in")) {
-		int ns = open(argv[2], O_RDONLY | O_CLOEXEC);
-		if (ns < 0 || setns(ns, CLONE_NEWNET)) {
-			perror(argv[2]);
-			return 2;
-		}
-		close(ns);
-		argv += 2;
-		argc -= 2;
-	}
+	if (argc >= 3 && !strcmp(argv[1], "in"))
+		return run_in(argv + 2);
 	if (argc != 5 || (strcmp(argv[1], "server") && strcmp(argv[1], "client"))) {
 		fprintf(stderr, "usage: remap-peer server|client ADDR PORT DIR | reaper CMD...\n");
 		return 2;
