@@ -237,6 +237,7 @@ struct worker_msg {
 	uint32_t is_dir;
 	uint32_t no_set; /* WMSG_RESULT of a restore: the job has no committed set */
 	uint32_t crc;    /* WMSG_GATE "dumped": the part's manifest crc32c */
+	char net_lock[64]; /* WMSG_RESULT of a restore --keep-net-lock: the lock left */
 	char path[WMSG_PATH_MAX];
 };
 /* One write, one read: a record must be written atomically (the

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "ckpt/ckpt.h"
 #include "wire.h"
 
 int conn_reply(int fd, RpcReply *r)
@@ -126,6 +127,14 @@ static int dispatch(struct conn *c, const RpcRequest *q)
 	case RPC_REQUEST__REQ_GATE:
 		return conn_error(c->fd, -EINVAL, "%.32s: no held dump waits on this connection",
 				  q->gate->action);
+	case RPC_REQUEST__REQ_NET_UNLOCK:
+		/* the name says whose the lock is (net_lock_name_ok) */
+		ret = ckpt_net_unlock(q->net_unlock->name, c->peer.uid);
+		snprintf(err, sizeof(err), "network lock %.80s: %s", q->net_unlock->name,
+			 ret == -EPERM ? "not a lock of yours" : strerror(-ret));
+		agent_log(0, "net-unlock %.80s by uid %u: %s", q->net_unlock->name, c->peer.uid,
+			  ret ? err : "ok");
+		return reply_result(c->fd, ret, err);
 	default:
 		return conn_error(c->fd, -EINVAL, "unknown request");
 	}

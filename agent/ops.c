@@ -216,6 +216,9 @@ static void fill_restore_result(RpcRestoreResult *rr, const struct worker_msg *m
 	rr->has_netns = 1;
 	rr->netns = m->netns;
 	rr->pid = (uint32_t)m->pid;
+	/* the worker's message is a record: its string ends within it */
+	if (memchr(m->net_lock, '\0', sizeof(m->net_lock)) && m->net_lock[0])
+		rr->net_lock = (char *)m->net_lock;
 }
 
 /* The last reply to a request: its result and, on failure, the error. */

@@ -228,6 +228,8 @@ static int do_restore(const RpcRestore *r, uid_t uid)
 	o.skip_file_check = r->skip_file_check;
 	o.keep_later_output = r->keep_later_output;
 	o.tcp_close = r->tcp_close;
+	o.inet_map = r->inet_map;
+	o.keep_net_lock = r->keep_net_lock;
 	o.verify = r->verify;
 	o.inherit_fd = (const char *const *)r->inherit_fd;
 	o.nr_inherit_fd = r->n_inherit_fd;
@@ -256,6 +258,7 @@ static int do_restore(const RpcRestore *r, uid_t uid)
 		m.pidns = (uint32_t)st.used_pidns;
 		m.netns = (uint32_t)st.used_netns;
 		m.pid = st.root_pid;
+		snprintf(m.net_lock, sizeof(m.net_lock), "%s", st.net_lock);
 	}
 	if (!ret && !r->detach) {
 		m.type = WMSG_STARTED;

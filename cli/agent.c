@@ -321,6 +321,9 @@ int agent_restore(const struct ckpt_restore_opts *o, uint32_t job, struct ckpt_r
 	rs.keep_later_output = o->keep_later_output;
 	rs.has_tcp_close = 1;
 	rs.tcp_close = o->tcp_close;
+	rs.inet_map = (char *)o->inet_map;
+	rs.has_keep_net_lock = 1;
+	rs.keep_net_lock = o->keep_net_lock;
 	rs.has_verify = 1;
 	rs.verify = o->verify;
 	rs.inherit_fd = (char **)o->inherit_fd;
@@ -353,10 +356,27 @@ int agent_restore(const struct ckpt_restore_opts *o, uint32_t job, struct ckpt_r
 		st->used_netns = r->restore->has_netns && r->restore->netns;
 		st->root_pid = (pid_t)r->restore->pid;
 		*status = r->restore->status;
+		if (r->restore->net_lock)
+			snprintf(st->net_lock, sizeof(st->net_lock), "%s", r->restore->net_lock);
 	}
 	if (!ret)
 		ret = write_pidfile(st->root_pid);
 	pidfile_path = NULL;
+	if (r)
+		rpc_reply__free_unpacked(r, NULL);
+	return ret;
+}
+
+int agent_net_unlock(const char *name)
+{
+	RpcRequest req = RPC_REQUEST__INIT;
+	RpcNetUnlock u = RPC_NET_UNLOCK__INIT;
+	u.name = (char *)name;
+	req.req_case = RPC_REQUEST__REQ_NET_UNLOCK;
+	req.net_unlock = &u;
+	int err = 0;
+	RpcReply *r = call(&req, &err);
+	int ret = result_of(r, err);
 	if (r)
 		rpc_reply__free_unpacked(r, NULL);
 	return ret;

@@ -18,6 +18,8 @@ int agent_socket_from_conf(void);
 int agent_route(const char *what);
 int agent_dump(const struct ckpt_dump_opts *o, uint32_t job, struct ckpt_dump_stats *st);
 /* *status is the restored root's wait status (without detach). */
+/* ckptctl net-unlock NAME through ckptd: 0 or -errno (said). */
+int agent_net_unlock(const char *name);
 int agent_restore(const struct ckpt_restore_opts *o, uint32_t job, struct ckpt_restore_stats *st,
 		  int *status);
 struct RpcRequest;

@@ -51,6 +51,10 @@ static void usage(FILE *f)
 		"  restore -D|--images-dir DIR [-d|--detach] [--pidfile FILE]\n"
 		"          [--pidns auto|never|always] [--netns auto|never|always]\n"
 		"          [--shell-job] [--skip-file-check] [--keep-later-output] [--tcp-close]\n"
+		"          [--inet-map OLD=NEW[,OLD=NEW...]] [--keep-net-lock (with -d)]\n"
+		"                                sockets on address OLD come back on NEW, peers OLD\n"
+		"                                become NEW; the connections to peers outside the\n"
+		"                                tree stay dropped until net-unlock NAME (printed)\n"
 		"          [--verify|--no-verify] [--inherit-fd fd[N]:RESOURCE]\n"
 		"          [--cgroups exact|relative|ignore] [--cgroup-root [HIER:]/OLD=/NEW]\n"
 		"                                every thread back in its dumped cgroups (exact,\n"
@@ -73,6 +77,7 @@ static void usage(FILE *f)
 		"  cpu-features [--set DIR [--only F,...]]\n"
 		"                                this CPU's flags for Slurm node Features; --set:\n"
 		"                                the --constraint the set needs (docs/placement.md)\n"
+		"  net-unlock NAME               lift a network lock restore --keep-net-lock left\n"
 		"  page-server --port PORT [--dir DIR] [--address ADDR]\n"
 		"                                receive one set sent by dump --page-server (munge:\n"
 		"                                our uid or root) into DIR (default .), then exit\n"
@@ -156,6 +161,8 @@ enum {
 	OPT_OUTPUT_COPY_LIMIT,
 	OPT_PAGE_SERVER,
 	OPT_NO_SNAPSHOT,
+	OPT_INET_MAP,
+	OPT_KEEP_NET_LOCK,
 	OPT_PORT,
 	OPT_DIR,
 	OPT_ADDRESS,
@@ -489,6 +496,8 @@ static int cmd_restore(int argc, char **argv)
 		{ "skip-file-check", no_argument, 0, OPT_SKIP_FILE_CHECK },
 		{ "keep-later-output", no_argument, 0, OPT_KEEP_LATER_OUTPUT },
 		{ "tcp-close", no_argument, 0, OPT_TCP_CLOSE },
+		{ "inet-map", required_argument, 0, OPT_INET_MAP },
+		{ "keep-net-lock", no_argument, 0, OPT_KEEP_NET_LOCK },
 		{ "verify", no_argument, 0, OPT_VERIFY },
 		{ "no-verify", no_argument, 0, OPT_NO_VERIFY },
 		{ "inherit-fd", required_argument, 0, OPT_INHERIT_FD },
@@ -532,6 +541,15 @@ static int cmd_restore(int argc, char **argv)
 		case OPT_SKIP_FILE_CHECK: o.skip_file_check = 1; break;
 		case OPT_KEEP_LATER_OUTPUT: o.keep_later_output = 1; break;
 		case OPT_TCP_CLOSE: o.tcp_close = 1; break;
+		case OPT_INET_MAP:
+			if (o.inet_map) {
+				fprintf(stderr, "ckptctl: restore: --inet-map given twice (one list: "
+						"OLD=NEW,OLD=NEW)\n");
+				return 1;
+			}
+			o.inet_map = optarg;
+			break;
+		case OPT_KEEP_NET_LOCK: o.keep_net_lock = 1; break;
 		case OPT_VERIFY: o.verify = 1; break;
 		case OPT_NO_VERIFY: o.verify = 0; break;
 		case OPT_INHERIT_FD:
@@ -573,6 +591,12 @@ static int cmd_restore(int argc, char **argv)
 		fprintf(stderr, "ckptctl: restore needs -D DIR or --job JOBID\n");
 		return 1;
 	}
+	/* the lock's name is printed once the tree runs: we must return then */
+	if (o.keep_net_lock && !o.detach) {
+		fprintf(stderr, "ckptctl: restore: --keep-net-lock needs -d (the lock's name is "
+				"printed once the tree runs, for net-unlock)\n");
+		return 1;
+	}
 	int route = agent_route("restore");
 	if (route < 0)
 		return 1;
@@ -603,7 +627,24 @@ static int cmd_restore(int argc, char **argv)
 		       (unsigned long long)st.image_bytes, st.used_pidns, st.used_netns);
 	if (ret)
 		return 1;
+	if (st.net_lock[0])
+		printf("net_lock: %s\n", st.net_lock);
 	return o.detach ? 0 : exit_code(status);
+}
+
+/* net-unlock NAME: lift what restore --keep-net-lock left (net-lock.h):
+ * root, or through ckptd the lock's owner. */
+static int cmd_net_unlock(int argc, char **argv)
+{
+	if (argc != 2 || argv[1][0] == '-') {
+		fprintf(stderr, "ckptctl: net-unlock NAME (a name restore --keep-net-lock printed)\n");
+		return 1;
+	}
+	int route = geteuid() ? agent_route("net-unlock") : 0;
+	if (route < 0)
+		return 1;
+	int ret = route ? agent_net_unlock(argv[1]) : ckpt_net_unlock(argv[1], 0);
+	return ret ? 1 : 0;
 }
 
 /* page-server: receive one set from `dump --page-server` (storage/page-server.c). */
@@ -645,8 +686,8 @@ static int cmd_page_server(int argc, char **argv)
 /* The commands that may talk to ckptd, but checkpoint. */
 static int talks_to_agent(const char *cmd)
 {
-	static const char *const cmds[] = { "dump",   "restore",  "status",
-					    "cancel", "register", "unregister" };
+	static const char *const cmds[] = { "dump",	  "restore",	"status",    "cancel",
+					    "register", "unregister", "net-unlock" };
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(cmd, cmds[i]))
 			return 1;
@@ -677,6 +718,8 @@ int main(int argc, char **argv)
 		return cmd_cpu_features(argc, argv);
 	if (!strcmp(cmd, "demo"))
 		return cmd_demo(argc, argv);
+	if (!strcmp(cmd, "net-unlock"))
+		return cmd_net_unlock(argc, argv);
 	if (!strcmp(cmd, "page-server"))
 		return cmd_page_server(argc, argv);
 	if (!strcmp(cmd, "status"))

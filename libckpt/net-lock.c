@@ -19,6 +19,8 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "ckpt/ckpt.h"
+#include "log.h"
 #include "net-lock.h"
 #include "priv.h"
 
@@ -144,4 +146,18 @@ int net_lock_remove(const char *name, char *why, size_t why_len)
 	/* "destroy" (nft 1.0.8) is not in Debian 12's: add, then delete */
 	snprintf(cmd, sizeof(cmd), "add table inet %s\ndelete table inet %s\n", name, name);
 	return run(cmd, why, why_len);
+}
+
+int ckpt_net_unlock(const char *name, uid_t uid)
+{
+	char why[256] = "";
+	if (!net_lock_name_ok(name, uid)) {
+		pr_err("network lock %s: not a lock of uid %u's (ckpt_lock_UID_...)", name,
+		       (unsigned)uid);
+		return -EPERM;
+	}
+	int ret = net_lock_remove(name, why, sizeof(why));
+	if (ret)
+		pr_err("network lock %s: cannot remove it: %s", name, why);
+	return ret;
 }

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "inet-map.h"
 #include "log.h"
 #include "priv.h"
 #include "progress.h"
@@ -213,6 +214,23 @@ static void kill_descendants(void)
 	}
 }
 
+static int unlock_restored(struct restore_ctx *c)
+{
+	int ret = ckpt_net_unlock(c->net_lock, getuid());
+	if (!ret)
+		c->net_lock[0] = '\0';
+	return ret;
+}
+
+/* --inet-map, --keep-net-lock: our own lock on the new 4-tuples, in the
+ * namespace the sockets are made in, before any is (inet-map.h). */
+static int lock_restored(struct restore_ctx *c)
+{
+	if (!c->opts->inet_map && !c->opts->keep_net_lock)
+		return 0;
+	return inet_lock_restored(&c->files, c->net_lock, sizeof(c->net_lock));
+}
+
 static int finish_all(struct restore_ctx *c, const uint64_t *args)
 {
 	struct rst_finished **fin = calloc(c->nr_tasks, sizeof(*fin));
@@ -232,9 +250,12 @@ static int finish_all(struct restore_ctx *c, const uint64_t *args)
 	/* Every process is whole and still stopped: compare before any runs. */
 	if (!ret && c->opts->verify)
 		ret = restore_verify(c);
-	/* about to run: the peers outside the tree may reach it again */
+	/* about to run: the peers outside the tree may reach it again, unless
+	 * the caller lifts our own lock later (--keep-net-lock) */
 	if (!ret)
 		ret = inet_unlock(&c->files);
+	if (!ret && c->net_lock[0] && !c->opts->keep_net_lock)
+		ret = unlock_restored(c);
 	for (size_t i = 0; fin && i < c->nr_tasks; i++) {
 		if (!fin[i])
 			continue;
@@ -287,10 +308,12 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 	if (c->opts->cgroups != CKPT_CGROUPS_IGNORE && (ret = restore_cgroup_dirs(c)))
 		goto out;
 	/* Files kept with the set go back first: the fds opened next and the
-	 * mappings made later find them as they were dumped. */
-	if ((ret = restore_saved_files(c->set)) || (ret = prepare_fds(c)) ||
-	    (ret = restore_step_prepare(c)) || (ret = prepare_shared(c)) ||
-	    (ret = restore_shm_prepare(c)))
+	 * mappings made later find them as they were dumped.  The network
+	 * lock just before the sockets: a port another process holds was
+	 * refused above (restore_choose_netns), so it drops only ours. */
+	if ((ret = restore_saved_files(c->set)) || (ret = lock_restored(c)) ||
+	    (ret = prepare_fds(c)) || (ret = restore_step_prepare(c)) ||
+	    (ret = prepare_shared(c)) || (ret = restore_shm_prepare(c)))
 		goto out;
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	int rel[2];
@@ -326,6 +349,8 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 		ret = restore_release_init(c);
 	if (!ret)
 		st->root_pid = c->tasks[0].host_pid;
+	if (!ret)
+		snprintf(st->net_lock, sizeof(st->net_lock), "%s", c->net_lock);
 	if (!ret && c->opts->pidfile)
 		ret = write_pidfile(c->opts->pidfile, c->tasks[0].host_pid);
 	if (ret)
@@ -333,6 +358,8 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 	for (size_t i = 0; !ret && i < c->nr_tasks; i++)
 		st->memory_bytes += c->shared->memory_bytes[i];
 out:
+	if (ret && c->net_lock[0])
+		unlock_restored(c); /* a failed restore leaves nothing behind */
 	restore_cgroups_done(ret != 0); /* the processes are gone */
 	restore_shm_done(c, ret); /* shared memory objects: the tree has them now */
 	restore_step_done(c);

@@ -55,6 +55,7 @@ struct restore_ctx {
 	size_t shared_len;
 	int use_pidns;
 	int use_netns;
+	char net_lock[64];   /* the restore's own network lock (inet-map.h), "" if none */
 	int clear_time_wait; /* TIME_WAIT sockets hold a port: closing them needs CAP_NET_ADMIN */
 	pid_t child; /* the driver's child: the root, or our init in a new pidns */
 	/* srun steps (restore-step.c): how many proxies, ckpt-step (O_PATH),

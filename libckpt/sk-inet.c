@@ -67,6 +67,7 @@
 #include "priv.h"
 #include "ckpt/ckpt.h"
 #include "file-kinds.h"
+#include "inet-map.h"
 #include "log.h"
 #include "sk-diag.h"
 #include "sk-opts.h"
@@ -857,7 +858,31 @@ static int check_raw(const InetSkEntry *s, int reset)
  * their index in rf->files. */
 struct inet_restore {
 	unsigned char *rejoin;
+	struct inet_map map; /* --inet-map; nr 0: none */
 };
+
+/* restore --inet-map: entry s onto its new addresses (inet-map.h). */
+static int remap(struct inet_map *m, InetSkEntry *s)
+{
+	char why[300] = "", name[160];
+	if (!m->nr)
+		return 0;
+	sk_ports_name(s, name, sizeof(name));
+	int ret = inet_map_entry(m, s, why, sizeof(why));
+	if (ret)
+		pr_err("%s: %s", name, why[0] ? why : strerror(-ret));
+	return ret;
+}
+
+static int read_map(const struct restore_files *rf, struct inet_map *m)
+{
+	char why[300] = "";
+	const char *spec = rf->opts ? rf->opts->inet_map : NULL;
+	int ret = spec ? inet_map_parse(spec, m, why, sizeof(why)) : 0;
+	if (ret)
+		pr_err("restore: --inet-map %s: %s", spec, why[0] ? why : strerror(-ret));
+	return ret;
+}
 
 static int inet_read(struct img_set *set, struct restore_files *rf, void **priv)
 {
@@ -867,14 +892,19 @@ static int inet_read(struct img_set *set, struct restore_files *rf, void **priv)
 		return -ENOMEM;
 	}
 	*priv = ir;
+	int ret = read_map(rf, &ir->map);
+	if (ret)
+		return ret;
 	for (size_t i = 0; i < rf->nr_files; i++) {
-		const InetSkEntry *s = rf->files[i]->inet_sk;
+		InetSkEntry *s = rf->files[i]->inet_sk;
 		if (rf->files[i]->type != FILE_TYPE__FILE_INET_SK)
 			continue;
 		if (!valid_entry(s) || !sk_opts_valid(s)) {
 			pr_err("%s/files.img: entry %zu: bad inet socket", img_set_dir(set), i);
 			return -EINVAL;
 		}
+		if (!files_inherited(rf, rf->files[i]) && (ret = remap(&ir->map, s)))
+			return ret;
 		if (!files_inherited(rf, rf->files[i]) &&
 		    (check_raw(s, closes(rf, s)) || inet_kind_permitted(s)))
 			return -EPERM;
@@ -1195,6 +1225,7 @@ static int inet_pool_ready(struct restore_files *rf, void *priv)
 static void inet_free(void *priv)
 {
 	struct inet_restore *ir = priv;
+	inet_map_free(&ir->map);
 	free(ir->rejoin);
 	free(ir);
 }

@@ -211,6 +211,14 @@ struct ckpt_restore_opts {
 	int skip_file_check;           /* --skip-file-check: restore files changed since the dump */
 	int keep_later_output;         /* --keep-later-output: no cut back of the job's output */
 	int tcp_close;                 /* --tcp-close: TCP connections come back closed (reset) */
+	/* --inet-map OLD=NEW[,OLD=NEW...]: inet sockets bound on OLD are bound
+	 * on NEW, connections to OLD go to NEW (docs/files.md, "Connections
+	 * onto new addresses"). */
+	const char *inet_map;
+	/* --keep-net-lock: the restore's network lock on the connections to
+	 * peers outside the tree stays once the tree runs (its name in
+	 * ckpt_restore_stats.net_lock), until ckpt_net_unlock. */
+	int keep_net_lock;
 	int verify;                    /* --verify: compare the stopped tree with the images */
 	const char *const *inherit_fd; /* --inherit-fd fd[N]:RESOURCE (repeatable) */
 	size_t nr_inherit_fd;
@@ -252,7 +260,13 @@ struct ckpt_restore_stats {
 	int used_pidns;        /* restored into a fresh PID namespace */
 	int used_netns;        /* restored into a fresh network namespace */
 	pid_t root_pid;        /* the restored root as the caller sees it */
+	char net_lock[64];     /* --keep-net-lock: the lock left in place, "" if none */
 };
+
+/* Lift network lock `name` (restore --keep-net-lock) of this network
+ * namespace: one whose name says it is uid's (0: anyone's).  0 or -errno
+ * after one line. */
+int ckpt_net_unlock(const char *name, uid_t uid);
 
 /* Without detach: waits for the restored root and stores its wait status
  * in *status.  0 or a negative errno; on failure nothing restored is left
