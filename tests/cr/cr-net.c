@@ -88,21 +88,12 @@ int net_after_dump(struct run *r, const char *dir)
 /* The last ckptctl run was the restore: its stdout is tmp/NN-restore.out. */
 int net_after_restore(struct run *r)
 {
-	char name[32], path[PATH_MAX + 32], buf[4096];
+	char name[32], path[PATH_MAX + 32];
 	if (!r->expect_restore_out)
 		return 0;
 	snprintf(name, sizeof(name), "%02d-restore.out", r->step);
 	path_in(r, path, sizeof(path), name);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-	if (fd >= 0)
-		close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	if (strstr(buf, r->expect_restore_out))
-		return 0;
-	say("the restore's output lacks \"%s\"", r->expect_restore_out);
-	print_file("ckptctl restore stdout", path);
-	return -1;
+	return output_has(path, r->expect_restore_out, "restore");
 }
 
 int restore_after_exit(struct run *r)

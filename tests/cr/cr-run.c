@@ -296,6 +296,25 @@ void print_file(const char *title, const char *path)
 	close(fd);
 }
 
+/* 0 when the file at path holds want (in its first 4 KiB), else says
+ * which output (what: "dump", "restore") lacks it and prints the file. */
+int output_has(const char *path, const char *want, const char *what)
+{
+	char buf[4096];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	if (strstr(buf, want))
+		return 0;
+	say("the %s's output lacks \"%s\"", what, want);
+	char title[64];
+	snprintf(title, sizeof(title), "ckptctl %s stdout", what);
+	print_file(title, path);
+	return -1;
+}
+
 /* Lines of a file; *first gets the first line (no newline). */
 static int count_lines(const char *path, char *first, size_t len)
 {
@@ -402,21 +421,12 @@ int run_dump(struct run *r, const char *dir, const char *extra, char *errpath)
 /* --expect-dump-out: the dump's stdout is its stderr's path, .out. */
 static int check_dump_out(struct run *r, const char *errpath)
 {
-	char path[PATH_MAX + 64], buf[4096];
+	char path[PATH_MAX + 64];
 	size_t len = strlen(errpath);
 	if (!r->expect_dump_out || len < 4)
 		return 0;
 	snprintf(path, sizeof(path), "%.*s.out", (int)(len - 4), errpath);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-	if (fd >= 0)
-		close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	if (strstr(buf, r->expect_dump_out))
-		return 0;
-	say("the dump's output lacks \"%s\"", r->expect_dump_out);
-	print_file("ckptctl dump stdout", path);
-	return -1;
+	return output_has(path, r->expect_dump_out, "dump");
 }
 
 /* --dump-running: the tree ran on after the dump; gone now, as a dump

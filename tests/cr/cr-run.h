@@ -80,6 +80,7 @@ int inherit_unix(struct run *r, const char *extra[3], void (**pre_exec)(void *))
 
 void path_in(const struct run *r, char *buf, size_t len, const char *name);
 void print_file(const char *title, const char *path);
+int output_has(const char *path, const char *want, const char *what);
 void rm_tree(const char *path);
 /* `ckptctl dump -t PID -D dir [extra]`: the wait status, or -1. */
 int run_dump(struct run *r, const char *dir, const char *extra, char *errpath);
