@@ -22,18 +22,26 @@
 
 #include "agent.h"
 
-/* DIR_OF_CKPTCTL/ckpt-coord. */
+/* DIR_OF_CKPTCTL/ckpt-coord where installed, else the build tree's
+ * DIR_OF_CKPTCTL/../coordinator/ckpt-coord. */
 static int coord_path(char *path, size_t len)
 {
+	static const char *const where[] = { "/ckpt-coord", "/../coordinator/ckpt-coord" };
 	ssize_t n = readlink("/proc/self/exe", path, len - 1);
 	if (n <= 0)
 		return -errno;
 	path[n] = '\0';
 	char *slash = strrchr(path, '/');
-	if (!slash || (size_t)(slash - path) + sizeof("/ckpt-coord") > len)
-		return -ENAMETOOLONG;
-	strcpy(slash, "/ckpt-coord");
-	return access(path, X_OK) ? -errno : 0;
+	int ret = -ENOENT;
+	for (size_t i = 0; slash && i < sizeof(where) / sizeof(where[0]); i++) {
+		if ((size_t)(slash - path) + strlen(where[i]) + 1 > len)
+			return -ENAMETOOLONG;
+		strcpy(slash, where[i]);
+		if (!access(path, X_OK))
+			return 0;
+		ret = -errno;
+	}
+	return ret;
 }
 
 int coord_step(uint32_t job, uint32_t nodes, int vacate)

@@ -83,8 +83,11 @@ static void failed(struct node_status *st, const char *node, int err, const char
 {
 	int ok_before = st->ok;
 	st->ok = 0;
+	char host[64] = "?";
+	if (!node && gethostname(host, sizeof(host) - 1) == 0)
+		host[sizeof(host) - 1] = '\0';
 	if (!st->node[0])
-		snprintf(st->node, sizeof(st->node), "%s", node ? node : "?");
+		snprintf(st->node, sizeof(st->node), "%s", node ? node : host);
 	if (!st->why[0] || ok_before)
 		snprintf(st->why, sizeof(st->why), "%s", why && *why ? why : strerror(-err));
 }

@@ -198,8 +198,8 @@ int step_entry_read(const struct frozen_tree *tree, int i, StepEntry *out)
 		pr_err("step %d: task %d: no step id in its environment", client->step - 1, first);
 		ret = -ENOTSUP;
 	} else if (!nodes || strcmp(nodes, "1") || out->job_size != st->nr_tasks) {
-		pr_err("step %u: %s nodes, %u tasks of which %zu here: a step across nodes needs "
-		       "the coordinator",
+		pr_err("step %u: %s nodes, %u tasks of which %zu here: a step across nodes is "
+		       "not restorable yet (docs/coordinator.md)",
 		       out->step_id, nodes ? nodes : "?", out->job_size, st->nr_tasks);
 		ret = -ENOTSUP;
 	}

@@ -74,6 +74,10 @@ publish_tools() {
 	install -m 755 "$PLUGIN" $STATE/bin/ckpt.so
 	install -m 755 "$WRAPPER" $STATE/bin/ckpt-batch
 	install -m 755 "$CKPTCTL" $STATE/bin/ckptctl
+	# ckptctl checkpoint runs the coordinator installed beside it
+	local coord
+	coord=$(pick "$(dirname "$CKPTCTL")/../coordinator/ckpt-coord" "$(dirname "$CKPTCTL")/ckpt-coord")
+	[ ! -x "$coord" ] || install -m 755 "$coord" $STATE/bin/ckpt-coord
 	PLUGIN=$STATE/bin/ckpt.so WRAPPER=$STATE/bin/ckpt-batch CKPTCTL=$STATE/bin/ckptctl
 }
 
