@@ -634,20 +634,38 @@ static pid_t task_vpid(const struct frozen_task *t)
 	return t->vpid ? t->vpid : t->pid;
 }
 
+/* The parasite's connection: anyone may connect to our abstract name
+ * (listed in /proc/net/unix), so a connection from another process is
+ * closed and the wait goes on, that a stranger cannot make the dump fail
+ * by connecting first (up to STRANGERS_MAX of them). */
+#define STRANGERS_MAX 64
+static int accept_parasite(struct infect_ctl *ctl)
+{
+	for (int n = 0; n <= STRANGERS_MAX; n++) {
+		int ret = wait_daemon(ctl, ctl->listen_fd, CONNECT_TIMEOUT_MS);
+		if (ret)
+			return ret;
+		int fd = accept4(ctl->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		struct ucred cred = { 0 };
+		socklen_t clen = sizeof(cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 &&
+		    cred.pid == ctl->task->pid) {
+			ctl->sock = fd;
+			return 0;
+		}
+		fprintf(stderr, "pid %d: a connection to the parasite's socket from pid %d refused\n",
+			ctl->task->pid, cred.pid);
+		close(fd);
+	}
+	return -EPERM;
+}
+
 static int accept_daemon(struct infect_ctl *ctl)
 {
 	struct parasite_hello hello;
-	int ret = wait_daemon(ctl, ctl->listen_fd, CONNECT_TIMEOUT_MS);
-	if (!ret) {
-		ctl->sock = accept4(ctl->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (ctl->sock < 0)
-			ret = -errno;
-	}
-	struct ucred cred;
-	socklen_t clen = sizeof(cred);
-	if (!ret && (getsockopt(ctl->sock, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 ||
-		     cred.pid != ctl->task->pid))
-		ret = -EPERM; /* somebody else found our abstract name */
+	int ret = accept_parasite(ctl);
 	if (!ret)
 		ret = wait_daemon(ctl, ctl->sock, CONNECT_TIMEOUT_MS);
 	if (!ret && recv(ctl->sock, &hello, sizeof(hello), MSG_DONTWAIT) != sizeof(hello))

@@ -36,6 +36,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 
@@ -141,6 +142,20 @@ void snapshot_take(struct snapshot_set *s, int idx, struct infect_ctl *ctl, int 
 
 #define CONNECT_MS 30000 /* C2 runs when the machine lets it: be patient */
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Milliseconds left until deadline, 0 when past. */
+static int left_ms(uint64_t deadline)
+{
+	uint64_t now = now_ms();
+	return now < deadline ? (int)(deadline - now) : 0;
+}
+
 static int wait_readable(int fd, int ms)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -150,29 +165,55 @@ static int wait_readable(int fd, int ms)
 	return n > 0 ? 0 : n < 0 ? -errno : -ETIMEDOUT;
 }
 
-/* The process on the other end must say the pid and the cookie the
- * parasite reported (anyone may connect to the abstract name, listed in
- * /proc/net/unix; only C2 knows the cookie), and our namespace's view of
- * it must agree (its NSpid ends in that pid). */
-int snapshot_connect(struct snapshot *sn)
+/* One connection on the snapshot's name: 0 when it is C2's (its hello
+ * has the pid and cookie the parasite reported, and our namespace's view
+ * of the peer agrees: its NSpid ends in that pid), with *pid its pid. */
+static int check_peer(const struct snapshot *sn, int fd, pid_t *pid, uint64_t deadline)
 {
 	struct parasite_hello hello;
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
-	int ret = wait_readable(sn->listen_fd, CONNECT_MS);
-	int fd = ret ? -1 : accept4(sn->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (!ret && fd < 0)
-		ret = -errno;
-	if (!ret && (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 || cred.pid <= 0))
-		ret = -EPERM;
-	if (!ret)
-		ret = wait_readable(fd, CONNECT_MS);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 || cred.pid <= 0)
+		return -EPERM;
+	int ret = wait_readable(fd, left_ms(deadline));
 	if (!ret && (recv(fd, &hello, sizeof(hello), MSG_DONTWAIT) != sizeof(hello) ||
 		     hello.magic != PARASITE_HELLO_MAGIC || hello.pid != sn->vpid ||
 		     hello.cookie != sn->cookie))
 		ret = -EPROTO;
 	if (!ret && proc_ns_tid(cred.pid, cred.pid) != sn->vpid)
 		ret = -EPERM;
+	*pid = cred.pid;
+	return ret;
+}
+
+/* Anyone may connect to the abstract name (listed in /proc/net/unix):
+ * a stranger's connection is closed and the wait goes on for C2's, so
+ * that another user cannot make the dump fail by connecting first. */
+int snapshot_connect(struct snapshot *sn)
+{
+	uint64_t deadline = now_ms() + CONNECT_MS;
+	int ret = -ETIMEDOUT, fd = -1;
+	pid_t pid = 0;
+	while (now_ms() < deadline) {
+		ret = wait_readable(sn->listen_fd, left_ms(deadline));
+		if (ret)
+			break;
+		fd = accept4(sn->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			ret = -errno;
+			if (ret == -EINTR || ret == -ECONNABORTED)
+				continue;
+			break;
+		}
+		ret = check_peer(sn, fd, &pid, deadline);
+		if (!ret)
+			break;
+		pr_err("snapshot %d: a connection from pid %d refused: %s", sn->vpid, pid,
+			strerror(-ret));
+		close(fd);
+		fd = -1;
+		ret = -ETIMEDOUT;
+	}
 	close(sn->listen_fd);
 	sn->listen_fd = -1;
 	if (ret) {
@@ -181,7 +222,7 @@ int snapshot_connect(struct snapshot *sn)
 		pr_err("snapshot %d: did not connect: %s", sn->vpid, strerror(-ret));
 		return ret;
 	}
-	sn->pid = cred.pid;
+	sn->pid = pid;
 	sn->sock = fd;
 	return 0;
 }
