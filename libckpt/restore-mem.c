@@ -404,6 +404,7 @@ static size_t carve_args(const struct plan *p, struct carve *c, struct rst_args 
 		for (size_t i = 0; i < core->n_threads; i++)
 			a->threads[i].pending = carve(c, core->threads[i]->n_pending * sizeof(struct rst_siginfo));
 		a->mm.auxv = (uint64_t)carve(c, p->ctx->mm->n_auxv * sizeof(uint64_t));
+		a->lazy = carve(c, p->nr_slots * sizeof(struct rst_range));
 		return c->off;
 	}
 	carve(c, (MAX_SPECIALS + 2) * sizeof(struct rst_range));
@@ -415,6 +416,7 @@ static size_t carve_args(const struct plan *p, struct carve *c, struct rst_args 
 	for (size_t i = 0; i < core->n_threads; i++)
 		carve(c, core->threads[i]->n_pending * sizeof(struct rst_siginfo));
 	carve(c, p->ctx->mm->n_auxv * sizeof(uint64_t));
+	carve(c, p->nr_slots * sizeof(struct rst_range));
 	return c->off;
 }
 
@@ -740,6 +742,20 @@ static int premap_slot(const struct plan *p, struct slot *s)
 	return 0;
 }
 
+int restore_mem_vma_lazy(const VmaEntry *e)
+{
+	uint32_t locked = VMA_ADVICE__VMA_ADV_LOCKED | VMA_ADVICE__VMA_ADV_LOCKONFAULT;
+	/* mlock would fault every page in, as zeros, before the uffd exists */
+	return e->kind == VMA_KIND__VMA_ANON_PRIVATE && (e->flags & MAP_TYPE) != VMA_MAP_DROPPABLE &&
+	       !((e->has_advice ? e->advice : 0) & locked);
+}
+
+/* Left empty here and filled by the driver's page server (lazy restore). */
+static int slot_lazy(const struct plan *p, const struct slot *s)
+{
+	return p->ctx->lazy_fd >= 0 && s->filled && restore_mem_vma_lazy(s->e);
+}
+
 static void *page_dest(void *arg, uint64_t vaddr, size_t len)
 {
 	struct plan *p = arg;
@@ -779,7 +795,7 @@ static int load_pages(struct plan *p, int late)
 		return -ENOMEM;
 	for (size_t i = 0; i < ctx->nr_chunks; i++) {
 		const struct slot *s = find_slot(p, ctx->chunks[i].vaddr);
-		if (s && slot_late(s) == late)
+		if (s && slot_late(s) == late && !slot_lazy(p, s))
 			mine[n++] = ctx->chunks[i];
 	}
 	snprintf(name, sizeof(name), "pages-%d.img", ctx->pid);
@@ -844,7 +860,8 @@ static int adopt_slot(const struct plan *p, struct slot *s)
 	uint64_t len = s->end - s->start;
 	int prot = (int)s->e->prot | (s->filled ? PROT_READ | PROT_WRITE : 0);
 
-	if (!ps || ps->start != s->start || ps->end != s->end || slot_late(s) ||
+	/* a lazy slot is empty in the parent too: nothing to share */
+	if (!ps || ps->start != s->start || ps->end != s->end || slot_late(s) || slot_lazy(p, s) ||
 	    !same_mapping(ps->e, s->e))
 		return 0;
 	if (mremap((void *)ps->addr, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)s->addr) ==
@@ -985,6 +1002,8 @@ static void fill_vmas(const struct plan *p, struct rst_args *a)
 						.cur = p->cur[j].start, .tmp = s->addr,
 						.target = s->start, .len = len };
 		} else {
+			if (slot_lazy(p, s))
+				a->lazy[a->nr_lazy++] = (struct rst_range){ s->start, len };
 			a->vmas[a->nr_vmas++] = (struct rst_vma){
 				.start = s->start, .len = len, .src = s->addr, .fd = -1,
 				.how = RST_VMA_MOVE, .prot = e->prot };
@@ -1182,7 +1201,7 @@ static int fill_close_fds(const struct plan *p, struct rst_args *a)
 	while ((de = readdir(d))) {
 		int fd = atoi(de->d_name);
 		if (de->d_name[0] == '.' || fd < p->ctx->fd_base || fd == dirfd(d) ||
-		    fd == p->ctx->notify_fd || fd == p->exe_fd)
+		    fd == p->ctx->notify_fd || fd == p->exe_fd || fd == p->ctx->lazy_fd)
 			continue;
 		if (a->nr_close_fds == p->fd_cap) {
 			pr_err("pid %d: more fds opened than planned", p->ctx->pid);
@@ -1224,6 +1243,7 @@ static int fill_args(struct plan *p, struct rst_args **out)
 	if (sigstop && !a->stopped)
 		a->stopped = SIGSTOP; /* sent at the release (copy_pending) */
 	a->notify_fd = p->ctx->notify_fd;
+	a->lazy_fd = a->nr_lazy ? p->ctx->lazy_fd : -1;
 	a->nr_threads = (int32_t)core->n_threads;
 	a->threads_left = a->nr_threads;
 	/* A shared table: the others may still be using the fds above

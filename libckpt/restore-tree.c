@@ -377,14 +377,15 @@ static int install_fds(struct restore_ctx *c, size_t idx)
 	}
 	int owner = c->tasks[idx].fdt == SHARE_OWNER;
 	size_t nr = restore_mem_shared_fds(NULL, 0);
-	int *keep = malloc((3 + nr) * sizeof(*keep));
+	int *keep = malloc((4 + nr) * sizeof(*keep));
 	if (!keep)
 		return -ENOMEM;
 	keep[0] = c->notify_w;
 	keep[1] = img_set_dirfd(c->set);
 	keep[2] = c->log_fd;
-	restore_mem_shared_fds(keep + 3, nr);
-	int ret = files_install(&c->files, idx, keep, 3 + nr, owner ? c->fd_base : INT_MAX);
+	keep[3] = c->lazy_w; /* -1 but for a lazy restore */
+	restore_mem_shared_fds(keep + 4, nr);
+	int ret = files_install(&c->files, idx, keep, 4 + nr, owner ? c->fd_base : INT_MAX);
 	free(keep);
 	if (!ret && owner)
 		count_up(&c->shared->fdt_installed);
@@ -447,6 +448,7 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 		.inherited_seccomp = c->opts->nr_confine,
 		.root = c->tasks[idx].core ? c->tasks[idx].core->root : NULL, /* zombie: no core */
 		.shared_fdt = c->tasks[idx].fdt != SHARE_NONE,
+		.lazy_fd = c->lazy_w,
 	};
 	/* into its cgroups before anything of it is charged (cgroup-place.c) */
 	if (c->cgroups && c->opts->cgroups != CKPT_CGROUPS_IGNORE && !ckpt_test_fault("cgroup") &&
