@@ -575,8 +575,8 @@ static int cmd_restore(int argc, char **argv)
 		       ms(st.total_ns), (unsigned long long)st.memory_bytes,
 		       (unsigned long long)st.image_bytes, st.used_pidns, st.used_netns);
 	if (stats && !ret && o.lazy)
-		printf("lazy_server_pid: %d%s\n", (int)st.lazy_server,
-		       o.detach ? " (still filling memory in the background)" : "");
+		printf("lazy_server_pid: %d\n%s", (int)st.lazy_server,
+		       o.detach ? "lazy: the page server fills the memory in the background\n" : "");
 	if (ret)
 		return 1;
 	return o.detach ? 0 : exit_code(status);

@@ -528,7 +528,9 @@ static int serve(struct server *s)
 		pfd[0] = (struct pollfd){ .fd = sock_open ? s->sock : s->go_r, .events = POLLIN };
 		for (size_t i = 0; i < s->nr_mms; i++) {
 			pfd[i + 1] = (struct pollfd){ .fd = s->mms[i].uffd, .events = POLLIN };
-			work |= s->mms[i].n != 0;
+			/* streaming waits for the tree to run: until then it
+			 * would only take the CPUs the restore needs */
+			work |= s->released && s->mms[i].n != 0;
 		}
 		size_t nr = s->nr_mms;
 		int n = poll(pfd, nr + 1, work ? 0 : 1000);

@@ -1201,7 +1201,7 @@ static int fill_close_fds(const struct plan *p, struct rst_args *a)
 	while ((de = readdir(d))) {
 		int fd = atoi(de->d_name);
 		if (de->d_name[0] == '.' || fd < p->ctx->fd_base || fd == dirfd(d) ||
-		    fd == p->ctx->notify_fd || fd == p->exe_fd || fd == p->ctx->lazy_fd)
+		    fd == p->ctx->notify_fd || fd == p->exe_fd || (a->nr_lazy && fd == a->lazy_fd))
 			continue;
 		if (a->nr_close_fds == p->fd_cap) {
 			pr_err("pid %d: more fds opened than planned", p->ctx->pid);
