@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -575,6 +576,7 @@ pid_t lazy_serve_start(struct restore_ctx *c, int sock, int go_r, pid_t root, ui
 		return pid < 0 ? -errno : pid;
 	/* the server: nothing of the driver's but the images and the socket */
 	signal(SIGPIPE, SIG_IGN);
+	prctl(PR_SET_NAME, "ckpt-lazy"); /* what ps shows, and cr-run looks for */
 	int keep[] = { c->notify_r, c->release_w, c->step_go_w, c->log_fd };
 	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
 		if (keep[i] >= 0 && keep[i] != STDERR_FILENO)

@@ -6,6 +6,8 @@ cr_case(cr_lazy_counter counter 60 --restore-opt --lazy)
 cr_case(cr_lazy_threads threads 90 --restore-opt --lazy)
 # (COW sharing of anonymous pages is not rebuilt by a lazy restore: "lazy")
 cr_case(cr_lazy_cow cow 60 --restore-opt --lazy -- lazy)
+# -d: the page server stays behind in the background
+cr_case(cr_lazy_detach lazymem 120 --restore-opt --lazy --restore-opt -d -- churn 128)
 cr_case(cr_lazy_pidns counter 60 --restore-opt --lazy --restore-opt --pidns --restore-opt always)
 cr_case(cr_lazy_memory_256m lazymem 120 --restore-opt --lazy -- plain 256)
 # fork, mremap, munmap + mmap, MADV_DONTNEED while the server streams
