@@ -68,6 +68,7 @@ struct slot {
 	uint64_t addr;   /* in the area */
 	uint64_t filled; /* bytes of dumped pages inside */
 	int adopted;     /* the parent's premapped copy, inherited (adopt_slot) */
+	int lazy;        /* left empty for the page server (mark_lazy) */
 };
 
 /* Shared memory objects the driver mapped (restore_mem_add_shared). */
@@ -753,7 +754,8 @@ int restore_mem_vma_lazy(const VmaEntry *e)
 /* Left empty here and filled by the driver's page server (lazy restore). */
 static int slot_lazy(const struct plan *p, const struct slot *s)
 {
-	return p->ctx->lazy_fd >= 0 && s->filled && restore_mem_vma_lazy(s->e);
+	(void)p;
+	return s->lazy;
 }
 
 static void *page_dest(void *arg, uint64_t vaddr, size_t len)
@@ -851,6 +853,35 @@ static int same_mapping(const VmaEntry *a, const VmaEntry *b)
 	       a->has_shmid == b->has_shmid && a->shmid == b->shmid &&
 	       a->has_mtime_ns == b->has_mtime_ns && a->mtime_ns == b->mtime_ns &&
 	       a->has_file_size == b->has_file_size && a->file_size == b->file_size;
+}
+
+static struct slot *find_slot(const struct plan *p, uint64_t addr);
+
+/* The same mapping as one of the parent's or of a child's: the pages
+ * they share copy-on-write are shared again only if both are filled
+ * here (adopt_slot), so such a VMA is not lazy. */
+static int shared_with_kin(const struct plan *p, const struct slot *s)
+{
+	const struct slot *ps = parent_plan ? find_slot((struct plan *)parent_plan, s->start) : NULL;
+	if (ps && ps->start == s->start && ps->end == s->end && same_mapping(ps->e, s->e))
+		return 1;
+	for (size_t i = 0; i < p->ctx->nr_child_mms; i++) {
+		const MmEntry *mm = p->ctx->child_mms[i];
+		for (size_t v = 0; mm && v < mm->n_vmas; v++)
+			if (mm->vmas[v]->start == s->start && mm->vmas[v]->end == s->end &&
+			    same_mapping(mm->vmas[v], s->e))
+				return 1;
+	}
+	return 0;
+}
+
+/* Decided once, in restore_mem_prepare (parent_plan changes after it). */
+static void mark_lazy(struct plan *p)
+{
+	for (size_t i = 0; p->ctx->lazy_fd >= 0 && i < p->nr_slots; i++) {
+		struct slot *s = &p->slots[i];
+		s->lazy = s->filled && restore_mem_vma_lazy(s->e) && !shared_with_kin(p, s);
+	}
 }
 
 /* 1: adopted; 0: not the parent's mapping; <0: error. */
@@ -1336,7 +1367,8 @@ int restore_mem_prepare(const struct restore_mem_ctx *ctx, struct restore_mem_pl
 		return -ENOMEM;
 	*p = (struct plan){ .ctx = ctx, .exe_fd = -1 };
 	count_pages(p);
-	if ((ret = collect_slots(p)) || (ret = check_chunks(p)) || (ret = match_specials(p)) ||
+	if ((ret = collect_slots(p)) || (ret = check_chunks(p)) || (mark_lazy(p), 0) ||
+	    (ret = match_specials(p)) ||
 	    (ret = layout(p)) || (ret = map_area(p)) || (ret = premap_some(p, 0)) ||
 	    (ret = load_pages(p, 0)) || (ret = zap_uncovered(p))) {
 		undo(p);

@@ -35,6 +35,9 @@ struct restore_mem_ctx {
 					  * closes the fds >= fd_base (restorer-abi.h) */
 	int lazy_fd;                     /* >= fd_base: lazy restore, the page server's
 					  * socket (struct rst_lazy); -1: fill every VMA */
+	MmEntry *const *child_mms;       /* lazy: its children's, whose VMAs may share
+					  * pages with its own (adopt_slot) */
+	size_t nr_child_mms;
 };
 
 /* A VMA that a lazy restore leaves empty for the page server: private

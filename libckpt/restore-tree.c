@@ -450,6 +450,12 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 		.shared_fdt = c->tasks[idx].fdt != SHARE_NONE,
 		.lazy_fd = c->lazy_w,
 	};
+	/* lazy: a VMA shared copy-on-write with a child stays eager (restore-mem.c) */
+	MmEntry **kids = c->lazy_w >= 0 ? calloc(c->nr_tasks, sizeof(*kids)) : NULL;
+	for (size_t j = 0; kids && j < c->nr_tasks; j++)
+		if (c->tasks[j].te->ppid == me->pid && c->tasks[j].mm)
+			kids[mc.nr_child_mms++] = c->tasks[j].mm;
+	mc.child_mms = kids;
 	/* into its cgroups before anything of it is charged (cgroup-place.c) */
 	if (c->cgroups && c->opts->cgroups != CKPT_CGROUPS_IGNORE && !ckpt_test_fault("cgroup") &&
 	    (ret = cgroup_enter_self(c, idx)))

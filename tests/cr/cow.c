@@ -137,10 +137,6 @@ static uint64_t pfn(pid_t pid, const void *addr)
 	return (e >> 63) ? e & ((1ULL << 55) - 1) : 0;
 }
 
-/* "lazy": a lazy restore fills each process's anonymous memory on its
- * own (docs/lazy-restore.md): A_SHARED is then checked by its bytes only. */
-static int lazy;
-
 static void check_shared(pid_t child, pid_t grandchild)
 {
 	const struct {
@@ -153,7 +149,7 @@ static void check_shared(pid_t child, pid_t grandchild)
 		{ priv + F_ZERO * PAGE, "F_ZERO", 1 },
 	};
 
-	for (size_t i = lazy ? 1 : 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
+	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
 		uint64_t mine = pfn(getpid(), pages[i].addr), theirs = pfn(child, pages[i].addr);
 		CHECK(mine, "%s: no page frame number (not root?)", pages[i].name);
 		CHECK(mine == theirs, "%s: not shared with the child (pfn %#llx, child %#llx)",
@@ -183,7 +179,7 @@ static _Noreturn void wait_and_check(int who, pid_t kid)
 	_exit(0);
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
 	int pids[2], st;
 	pid_t child, grandchild = 0;
@@ -214,7 +210,6 @@ int main(int argc, char **argv)
 	check_shared(child, grandchild); /* the test's own premise, before the dump */
 	test_ready();
 	test_wait_check();
-	lazy = argc > 1 && !strcmp(argv[1], "lazy");
 	check_bytes(WHO_PARENT);
 	check_shared(child, grandchild);
 	kill(child, SIGUSR1);

@@ -4,8 +4,8 @@
 cr_program(lazymem)
 cr_case(cr_lazy_counter counter 60 --restore-opt --lazy)
 cr_case(cr_lazy_threads threads 90 --restore-opt --lazy)
-# (COW sharing of anonymous pages is not rebuilt by a lazy restore: "lazy")
-cr_case(cr_lazy_cow cow 60 --restore-opt --lazy -- lazy)
+# pages shared copy-on-write with a child stay shared: such VMAs are eager
+cr_case(cr_lazy_cow cow 60 --restore-opt --lazy)
 # -d: the page server stays behind in the background
 cr_case(cr_lazy_detach lazymem 120 --restore-opt --lazy --restore-opt -d -- churn 128)
 cr_case(cr_lazy_pidns counter 60 --restore-opt --lazy --restore-opt --pidns --restore-opt always)
