@@ -146,6 +146,11 @@ static struct lazy_range *range_at(struct lazy_mm *m, uint64_t addr)
 /* ---- reading the image ---- */
 
 #define MAX_SPAN (64ULL << 20)
+/* Background streaming reads this much of the image at once, with two
+ * threads: reading and checking the stored bytes (pread, crc32c) costs
+ * more than decompressing them. */
+#define STREAM_SPAN (16ULL << 20)
+#define STREAM_THREADS 2
 
 static uint64_t chunk_end(const struct page_chunk *ch)
 {
@@ -187,7 +192,7 @@ static void kill_tree(struct server *s);
 
 /* Chunks ch[0..n) into buf, from ch->vaddr. */
 static int load_chunk(struct server *s, const struct lazy_mm *m, const struct page_chunk *ch,
-		      size_t n)
+		      size_t n, int threads)
 {
 	const struct rst_task *t = &s->c->tasks[m->task];
 	size_t len = (size_t)(chunk_end(&ch[n - 1]) - ch->vaddr);
@@ -205,7 +210,7 @@ static int load_chunk(struct server *s, const struct lazy_mm *m, const struct pa
 	snprintf(name, sizeof(name), "pages-%u.img", t->te->pid);
 	/* the test's fault: a read fails once the tree runs */
 	ret = ckpt_test_fault("lazy-read") && s->released ? -EIO :
-	      page_reader_load(s->c->set, name, ch, n, 1, chunk_dest, s);
+	      page_reader_load(s->c->set, name, ch, n, threads, chunk_dest, s);
 	if (ret) {
 		pr_err("pid %u: lazy restore: pages 0x%" PRIx64 "-0x%" PRIx64 " of %s cannot be read: "
 		       "%s; killing the restored tree",
@@ -267,7 +272,7 @@ static int fill_from_buf(struct server *s, struct lazy_mm *m, uint64_t cstart, u
 /* Load the chunk of pending range r of m and fill it in every process
  * that misses it (a forked child reads the same image). */
 static int fill_chunk(struct server *s, struct lazy_mm *m, const struct lazy_range *r,
-		      uint64_t addr)
+		      uint64_t addr, int wide)
 {
 	const struct rst_task *t = &s->c->tasks[m->task];
 	const struct page_chunk *ch = chunk_of(t, r->img + (addr - r->start));
@@ -278,9 +283,10 @@ static int fill_chunk(struct server *s, struct lazy_mm *m, const struct lazy_ran
 		return cut_range(m, r->start, r->end);
 	while (first > t->chunks && same_block(first - 1, last))
 		first--;
-	while (last + 1 < end && same_block(first, last + 1))
+	while (last + 1 < end && (same_block(first, last + 1) ||
+				  (wide && chunk_end(last + 1) - first->vaddr <= STREAM_SPAN)))
 		last++;
-	if ((ret = load_chunk(s, m, first, (size_t)(last - first) + 1)))
+	if ((ret = load_chunk(s, m, first, (size_t)(last - first) + 1, wide ? STREAM_THREADS : 1)))
 		return ret;
 	uint64_t from = first->vaddr, to = chunk_end(last);
 	ret = fill_from_buf(s, m, from, to);
@@ -305,7 +311,7 @@ static int answer_fault(struct server *s, struct lazy_mm *m, uint64_t addr)
 
 	s->nr_faults++;
 	if (r) {
-		ret = fill_chunk(s, m, r, addr);
+		ret = fill_chunk(s, m, r, addr, 0);
 	} else {
 		/* never dumped, dropped or already in: zero unless present */
 		struct uffdio_zeropage z = { .range = { .start = addr, .len = PAGE } };
@@ -503,7 +509,7 @@ static int stream_one(struct server *s)
 		if (!m->n)
 			continue;
 		struct lazy_range r = m->r[m->n - 1];
-		int ret = fill_chunk(s, m, &r, r.start);
+		int ret = fill_chunk(s, m, &r, r.start, 1);
 		if (ret == -ESRCH)
 			m->n = 0; /* the process is gone */
 		return ret == -ESRCH || ret == -EAGAIN ? 0 : ret;

@@ -23,3 +23,8 @@ foreach(k plain churn)
 		$<TARGET_FILE:cr-lazymem> ${k} 64)
 	set_tests_properties(selfcheck_lazymem_${k} PROPERTIES TIMEOUT 60 LABELS selfcheck)
 endforeach()
+# A pages file truncated before the restore: a lazy load checks its size
+# (not its bytes: each chunk's crc is checked as it is read), so it is
+# still refused before anything is created.
+cr_case(bad_restore_lazy_truncated_pages counter 60 --restore-opt --lazy --corrupt truncate-pages
+	--expect-msg pages-%p)
