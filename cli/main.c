@@ -48,7 +48,7 @@ static void usage(FILE *f)
 		"                                or written (exit 0: it would go through)\n"
 		"  dump -t PID --job JOBID [--base DIR] [--uid UID] [--parent latest|SEQ] ...\n"
 		"                                a new set BASE/JOBID/SEQ (ckpt.conf: storage.*)\n"
-		"  restore -D|--images-dir DIR [-d|--detach] [--pidfile FILE]\n"
+		"  restore -D|--images-dir DIR [-d|--detach] [--lazy] [--pidfile FILE]\n"
 		"          [--pidns auto|never|always] [--netns auto|never|always]\n"
 		"          [--shell-job] [--skip-file-check] [--keep-later-output] [--tcp-close]\n"
 		"          [--inet-map OLD=NEW[,OLD=NEW...]] [--keep-net-lock (with -d)]\n"
@@ -150,6 +150,7 @@ enum {
 	OPT_KEEP_LATER_OUTPUT,
 	OPT_TCP_CLOSE,
 	OPT_VERIFY,
+	OPT_LAZY,
 	OPT_NO_VERIFY,
 	OPT_INHERIT_FD,
 	OPT_JOB,
@@ -487,6 +488,7 @@ static int cmd_restore(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "images-dir", required_argument, 0, 'D' },
 		{ "detach", no_argument, 0, 'd' },
+		{ "lazy", no_argument, 0, OPT_LAZY },
 		{ "pidfile", required_argument, 0, OPT_PIDFILE },
 		{ "pidns", required_argument, 0, OPT_PIDNS },
 		{ "netns", required_argument, 0, OPT_NETNS },
@@ -522,6 +524,7 @@ static int cmd_restore(int argc, char **argv)
 		switch (c) {
 		case 'D': o.dir = optarg; break;
 		case 'd': o.detach = 1; break;
+		case OPT_LAZY: o.lazy = 1; break;
 		case OPT_PIDFILE: o.pidfile = optarg; break;
 		case OPT_PIDNS:
 			if (parse_pidns(optarg, &o.pidns)) {
@@ -600,6 +603,11 @@ static int cmd_restore(int argc, char **argv)
 	int route = agent_route("restore");
 	if (route < 0)
 		return 1;
+	if (route && o.lazy) {
+		fprintf(stderr, "ckptctl: restore --lazy: not offered through ckptd (docs/lazy-restore.md)\n");
+		return 1;
+	}
+	o.lazy_report = o.lazy && stats;
 	/* A job id, or a set name that is not one ("12abc" is not job 12). */
 	char *end = NULL;
 	unsigned long v = o.job && isdigit((unsigned char)o.job[0]) ? strtoul(o.job, &end, 10) : 0;
@@ -625,6 +633,9 @@ static int cmd_restore(int argc, char **argv)
 		       "netns: %d\n",
 		       ms(st.total_ns), (unsigned long long)st.memory_bytes,
 		       (unsigned long long)st.image_bytes, st.used_pidns, st.used_netns);
+	if (stats && !ret && o.lazy)
+		printf("lazy_server_pid: %d\n%s", (int)st.lazy_server,
+		       o.detach ? "lazy: the page server fills the memory in the background\n" : "");
 	if (ret)
 		return 1;
 	if (st.net_lock[0])

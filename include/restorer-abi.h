@@ -225,6 +225,27 @@ enum rst_step {
 	RST_STEP_TIMERS,
 	RST_STEP_SCHED,
 	RST_STEP_CAPS,
+	RST_STEP_LAZY,
+};
+
+/*
+ * Lazy restore (docs/lazy-restore.md): right after step 3 the restorer
+ * creates a userfaultfd (missing faults, with the fork/remap/remove/unmap
+ * events), registers every range in `lazy` (private anonymous VMAs left
+ * empty by the host, now at their dumped addresses) and sends the uffd
+ * with one struct rst_lazy on lazy_fd (a SOCK_SEQPACKET socket to the
+ * driver's page server, SCM_RIGHTS), then closes both (lazy_fd: unless
+ * shared_fdt_from).  Registering after the moves, not in the area: an
+ * mremap drops a registration whose uffd lacks EVENT_REMAP, and with it
+ * every move would wait for the server to read a remap event.  Not
+ * UFFD_USER_MODE_ONLY: the kernel itself writes the restored memory
+ * (rseq's cpu_id at the next return to user space, robust futexes,
+ * clear_tid) and must wait for the page like the task does.
+ */
+struct rst_lazy {
+	char tag;      /* 'U' */
+	char pad[3];
+	int32_t pid;   /* the dumped pid of this process */
 };
 
 struct rst_args {
@@ -271,6 +292,10 @@ struct rst_args {
 	 * in the main thread, before anything else it injects. */
 	int32_t shared_fdt_from;
 	struct rst_thread *threads; /* threads[0] is the main thread */
+	/* lazy restore: lazy_fd -1 or nr_lazy 0: none (see struct rst_lazy) */
+	int32_t lazy_fd;
+	uint32_t nr_lazy;
+	struct rst_range *lazy;
 };
 
 #endif

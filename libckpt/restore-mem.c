@@ -68,6 +68,7 @@ struct slot {
 	uint64_t addr;   /* in the area */
 	uint64_t filled; /* bytes of dumped pages inside */
 	int adopted;     /* the parent's premapped copy, inherited (adopt_slot) */
+	int lazy;        /* left empty for the page server (mark_lazy) */
 };
 
 /* Shared memory objects the driver mapped (restore_mem_add_shared). */
@@ -404,6 +405,7 @@ static size_t carve_args(const struct plan *p, struct carve *c, struct rst_args 
 		for (size_t i = 0; i < core->n_threads; i++)
 			a->threads[i].pending = carve(c, core->threads[i]->n_pending * sizeof(struct rst_siginfo));
 		a->mm.auxv = (uint64_t)carve(c, p->ctx->mm->n_auxv * sizeof(uint64_t));
+		a->lazy = carve(c, p->nr_slots * sizeof(struct rst_range));
 		return c->off;
 	}
 	carve(c, (MAX_SPECIALS + 2) * sizeof(struct rst_range));
@@ -415,6 +417,7 @@ static size_t carve_args(const struct plan *p, struct carve *c, struct rst_args 
 	for (size_t i = 0; i < core->n_threads; i++)
 		carve(c, core->threads[i]->n_pending * sizeof(struct rst_siginfo));
 	carve(c, p->ctx->mm->n_auxv * sizeof(uint64_t));
+	carve(c, p->nr_slots * sizeof(struct rst_range));
 	return c->off;
 }
 
@@ -740,6 +743,21 @@ static int premap_slot(const struct plan *p, struct slot *s)
 	return 0;
 }
 
+int restore_mem_vma_lazy(const VmaEntry *e)
+{
+	uint32_t locked = VMA_ADVICE__VMA_ADV_LOCKED | VMA_ADVICE__VMA_ADV_LOCKONFAULT;
+	/* mlock would fault every page in, as zeros, before the uffd exists */
+	return e->kind == VMA_KIND__VMA_ANON_PRIVATE && (e->flags & MAP_TYPE) != VMA_MAP_DROPPABLE &&
+	       !((e->has_advice ? e->advice : 0) & locked);
+}
+
+/* Left empty here and filled by the driver's page server (lazy restore). */
+static int slot_lazy(const struct plan *p, const struct slot *s)
+{
+	(void)p;
+	return s->lazy;
+}
+
 static void *page_dest(void *arg, uint64_t vaddr, size_t len)
 {
 	struct plan *p = arg;
@@ -779,7 +797,7 @@ static int load_pages(struct plan *p, int late)
 		return -ENOMEM;
 	for (size_t i = 0; i < ctx->nr_chunks; i++) {
 		const struct slot *s = find_slot(p, ctx->chunks[i].vaddr);
-		if (s && slot_late(s) == late)
+		if (s && slot_late(s) == late && !slot_lazy(p, s))
 			mine[n++] = ctx->chunks[i];
 	}
 	snprintf(name, sizeof(name), "pages-%d.img", ctx->pid);
@@ -837,6 +855,35 @@ static int same_mapping(const VmaEntry *a, const VmaEntry *b)
 	       a->has_file_size == b->has_file_size && a->file_size == b->file_size;
 }
 
+static struct slot *find_slot(const struct plan *p, uint64_t addr);
+
+/* The same mapping as one of the parent's or of a child's: the pages
+ * they share copy-on-write are shared again only if both are filled
+ * here (adopt_slot), so such a VMA is not lazy. */
+static int shared_with_kin(const struct plan *p, const struct slot *s)
+{
+	const struct slot *ps = parent_plan ? find_slot((struct plan *)parent_plan, s->start) : NULL;
+	if (ps && ps->start == s->start && ps->end == s->end && same_mapping(ps->e, s->e))
+		return 1;
+	for (size_t i = 0; i < p->ctx->nr_child_mms; i++) {
+		const MmEntry *mm = p->ctx->child_mms[i];
+		for (size_t v = 0; mm && v < mm->n_vmas; v++)
+			if (mm->vmas[v]->start == s->start && mm->vmas[v]->end == s->end &&
+			    same_mapping(mm->vmas[v], s->e))
+				return 1;
+	}
+	return 0;
+}
+
+/* Decided once, in restore_mem_prepare (parent_plan changes after it). */
+static void mark_lazy(struct plan *p)
+{
+	for (size_t i = 0; p->ctx->lazy_fd >= 0 && i < p->nr_slots; i++) {
+		struct slot *s = &p->slots[i];
+		s->lazy = s->filled && restore_mem_vma_lazy(s->e) && !shared_with_kin(p, s);
+	}
+}
+
 /* 1: adopted; 0: not the parent's mapping; <0: error. */
 static int adopt_slot(const struct plan *p, struct slot *s)
 {
@@ -844,7 +891,8 @@ static int adopt_slot(const struct plan *p, struct slot *s)
 	uint64_t len = s->end - s->start;
 	int prot = (int)s->e->prot | (s->filled ? PROT_READ | PROT_WRITE : 0);
 
-	if (!ps || ps->start != s->start || ps->end != s->end || slot_late(s) ||
+	/* a lazy slot is empty in the parent too: nothing to share */
+	if (!ps || ps->start != s->start || ps->end != s->end || slot_late(s) || slot_lazy(p, s) ||
 	    !same_mapping(ps->e, s->e))
 		return 0;
 	if (mremap((void *)ps->addr, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)s->addr) ==
@@ -985,6 +1033,8 @@ static void fill_vmas(const struct plan *p, struct rst_args *a)
 						.cur = p->cur[j].start, .tmp = s->addr,
 						.target = s->start, .len = len };
 		} else {
+			if (slot_lazy(p, s))
+				a->lazy[a->nr_lazy++] = (struct rst_range){ s->start, len };
 			a->vmas[a->nr_vmas++] = (struct rst_vma){
 				.start = s->start, .len = len, .src = s->addr, .fd = -1,
 				.how = RST_VMA_MOVE, .prot = e->prot };
@@ -1182,7 +1232,7 @@ static int fill_close_fds(const struct plan *p, struct rst_args *a)
 	while ((de = readdir(d))) {
 		int fd = atoi(de->d_name);
 		if (de->d_name[0] == '.' || fd < p->ctx->fd_base || fd == dirfd(d) ||
-		    fd == p->ctx->notify_fd || fd == p->exe_fd)
+		    fd == p->ctx->notify_fd || fd == p->exe_fd || (a->nr_lazy && fd == a->lazy_fd))
 			continue;
 		if (a->nr_close_fds == p->fd_cap) {
 			pr_err("pid %d: more fds opened than planned", p->ctx->pid);
@@ -1224,6 +1274,7 @@ static int fill_args(struct plan *p, struct rst_args **out)
 	if (sigstop && !a->stopped)
 		a->stopped = SIGSTOP; /* sent at the release (copy_pending) */
 	a->notify_fd = p->ctx->notify_fd;
+	a->lazy_fd = a->nr_lazy ? p->ctx->lazy_fd : -1;
 	a->nr_threads = (int32_t)core->n_threads;
 	a->threads_left = a->nr_threads;
 	/* A shared table: the others may still be using the fds above
@@ -1316,7 +1367,8 @@ int restore_mem_prepare(const struct restore_mem_ctx *ctx, struct restore_mem_pl
 		return -ENOMEM;
 	*p = (struct plan){ .ctx = ctx, .exe_fd = -1 };
 	count_pages(p);
-	if ((ret = collect_slots(p)) || (ret = check_chunks(p)) || (ret = match_specials(p)) ||
+	if ((ret = collect_slots(p)) || (ret = check_chunks(p)) || (mark_lazy(p), 0) ||
+	    (ret = match_specials(p)) ||
 	    (ret = layout(p)) || (ret = map_area(p)) || (ret = premap_some(p, 0)) ||
 	    (ret = load_pages(p, 0)) || (ret = zap_uncovered(p))) {
 		undo(p);

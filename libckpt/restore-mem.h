@@ -33,7 +33,16 @@ struct restore_mem_ctx {
 	const char *root;                /* chroot() here last (NULL, "/": none) */
 	int shared_fdt;                  /* its fd table is shared (CLONE_FILES): the driver
 					  * closes the fds >= fd_base (restorer-abi.h) */
+	int lazy_fd;                     /* >= fd_base: lazy restore, the page server's
+					  * socket (struct rst_lazy); -1: fill every VMA */
+	MmEntry *const *child_mms;       /* lazy: its children's, whose VMAs may share
+					  * pages with its own (adopt_slot) */
+	size_t nr_child_mms;
 };
+
+/* A VMA that a lazy restore leaves empty for the page server: private
+ * anonymous, neither droppable nor locked. */
+int restore_mem_vma_lazy(const VmaEntry *e);
 
 /*
  * Called in the restoring process in two steps.  restore_mem_prepare(),

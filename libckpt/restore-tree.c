@@ -377,14 +377,15 @@ static int install_fds(struct restore_ctx *c, size_t idx)
 	}
 	int owner = c->tasks[idx].fdt == SHARE_OWNER;
 	size_t nr = restore_mem_shared_fds(NULL, 0);
-	int *keep = malloc((3 + nr) * sizeof(*keep));
+	int *keep = malloc((4 + nr) * sizeof(*keep));
 	if (!keep)
 		return -ENOMEM;
 	keep[0] = c->notify_w;
 	keep[1] = img_set_dirfd(c->set);
 	keep[2] = c->log_fd;
-	restore_mem_shared_fds(keep + 3, nr);
-	int ret = files_install(&c->files, idx, keep, 3 + nr, owner ? c->fd_base : INT_MAX);
+	keep[3] = c->lazy_w; /* -1 but for a lazy restore */
+	restore_mem_shared_fds(keep + 4, nr);
+	int ret = files_install(&c->files, idx, keep, 4 + nr, owner ? c->fd_base : INT_MAX);
 	free(keep);
 	if (!ret && owner)
 		count_up(&c->shared->fdt_installed);
@@ -447,7 +448,14 @@ static void __attribute__((noreturn)) task_main(struct restore_ctx *c, size_t id
 		.inherited_seccomp = c->opts->nr_confine,
 		.root = c->tasks[idx].core ? c->tasks[idx].core->root : NULL, /* zombie: no core */
 		.shared_fdt = c->tasks[idx].fdt != SHARE_NONE,
+		.lazy_fd = c->lazy_w,
 	};
+	/* lazy: a VMA shared copy-on-write with a child stays eager (restore-mem.c) */
+	MmEntry **kids = c->lazy_w >= 0 ? calloc(c->nr_tasks, sizeof(*kids)) : NULL;
+	for (size_t j = 0; kids && j < c->nr_tasks; j++)
+		if (c->tasks[j].te->ppid == me->pid && c->tasks[j].mm)
+			kids[mc.nr_child_mms++] = c->tasks[j].mm;
+	mc.child_mms = kids;
 	/* into its cgroups before anything of it is charged (cgroup-place.c) */
 	if (c->cgroups && c->opts->cgroups != CKPT_CGROUPS_IGNORE && !ckpt_test_fault("cgroup") &&
 	    (ret = cgroup_enter_self(c, idx)))

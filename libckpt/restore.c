@@ -23,11 +23,14 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "cgroup.h"
 #include "inet-map.h"
+#include "lazy-serve.h"
 #include "log.h"
 #include "priv.h"
 #include "progress.h"
@@ -82,6 +85,15 @@ static int prepare_fds(struct restore_ctx *c)
 	close(p[1]);
 	if (c->notify_w < 0)
 		return -errno;
+	if (c->opts->lazy) {
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p))
+			return -errno;
+		c->lazy_r = p[0];
+		c->lazy_w = fcntl(p[1], F_DUPFD_CLOEXEC, base);
+		close(p[1]);
+		if (c->lazy_w < 0)
+			return -errno;
+	}
 	int dirfd = img_set_move_fd(c->set, base);
 	if (dirfd < 0)
 		return dirfd;
@@ -126,8 +138,9 @@ static const char *step_name(int step)
 				       "moving memory", "mapping files",   "protecting memory",
 				       "placing vdso",  "setting mm",      "queueing signals",
 				       "creating threads", "thread state", "credentials",
-				       "restoring timers", "scheduling", "capabilities" };
-	return step >= 0 && step <= RST_STEP_CAPS ? names[step] : "unknown step";
+				       "restoring timers", "scheduling", "capabilities",
+				       "handing its memory to the page server (lazy restore)" };
+	return step >= 0 && step <= RST_STEP_LAZY ? names[step] : "unknown step";
 }
 
 /* One report from the notify pipe: ready (args address) or error. */
@@ -293,14 +306,56 @@ static void drop_unneeded(struct restore_ctx *c)
 	priv_drop(drop);
 }
 
-static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
+/*
+ * Lazy restore (docs/lazy-restore.md): refused before anything is
+ * created where it cannot work.  A user's restore through ckptd does
+ * not get it: a userfaultfd that also catches the kernel's own writes
+ * into the restored memory (rseq, robust futexes) needs CAP_SYS_PTRACE
+ * (or vm.unprivileged_userfaultfd), which a user's worker does not hold.
+ */
+static int lazy_check(const struct restore_ctx *c)
+{
+	if (!c->opts->lazy)
+		return 0;
+	if (c->opts->unprivileged) {
+		pr_err("restore --lazy: not offered for a user's restore through ckptd");
+		return -EPERM;
+	}
+	long fd = syscall(SYS_userfaultfd, O_CLOEXEC);
+	if (fd < 0) {
+		pr_err("restore --lazy: this kernel gives no userfaultfd: %s", strerror(errno));
+		return -errno;
+	}
+	close((int)fd);
+	return 0;
+}
+
+/* The page server, once the tree exists; the processes' end of its
+ * socket is theirs alone (EOF once every restorer sent its uffd). */
+static int start_lazy(struct restore_ctx *c, uint64_t t0)
+{
+	int go[2];
+	close(c->lazy_w);
+	c->lazy_w = -1;
+	/* a socket: a server done already must not SIGPIPE us (MSG_NOSIGNAL) */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go))
+		return -errno;
+	c->lazy_server = lazy_serve_start(c, c->lazy_r, go[0], c->child, t0, c->opts->lazy_report);
+	close(go[0]);
+	c->lazy_go = go[1];
+	close(c->lazy_r);
+	c->lazy_r = -1;
+	return c->lazy_server < 0 ? (int)c->lazy_server : 0;
+}
+
+static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st, uint64_t t0)
 {
 	uint64_t *args = calloc(c->nr_tasks, sizeof(*args));
 	int ret;
 
 	if (!args)
 		return -ENOMEM;
-	if ((ret = choose_pidns(c)) || (ret = restore_choose_netns(c)))
+	if ((ret = lazy_check(c)) || (ret = choose_pidns(c)) || (ret = restore_choose_netns(c)))
 		goto out;
 	if (c->use_netns && (ret = restore_make_netns(c)))
 		goto out;
@@ -337,6 +392,8 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 	files_close_pool(&c->files);
 	close(c->notify_w);
 	c->notify_w = -1;
+	if (c->opts->lazy && (ret = start_lazy(c, t0)))
+		goto out;
 	uint64_t t_spawned = now_ns();
 	ret = wait_ready(c, args);
 	restore_shm_detach(); /* every process mapped the shared objects it needs */
@@ -351,6 +408,8 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st)
 		st->root_pid = c->tasks[0].host_pid;
 	if (!ret)
 		snprintf(st->net_lock, sizeof(st->net_lock), "%s", c->net_lock);
+	if (!ret && c->lazy_go >= 0)
+		send(c->lazy_go, "G", 1, MSG_NOSIGNAL); /* the server may be done already */
 	if (!ret && c->opts->pidfile)
 		ret = write_pidfile(c->opts->pidfile, c->tasks[0].host_pid);
 	if (ret)
@@ -367,6 +426,19 @@ out:
 	return ret;
 }
 
+/* Without --detach, the page server's end: a page it could not fill
+ * (it said which, and killed the tree) fails the restore. */
+static int wait_lazy(pid_t server)
+{
+	int ws;
+	if (server <= 0)
+		return 0;
+	while (waitpid(server, &ws, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(ws) && !WEXITSTATUS(ws) ? 0 : -EIO;
+}
+
 int ckpt_restore(const struct ckpt_restore_opts *o, struct ckpt_restore_stats *st, int *status)
 {
 	struct restore_ctx c;
@@ -378,6 +450,7 @@ int ckpt_restore(const struct ckpt_restore_opts *o, struct ckpt_restore_stats *s
 	c.opts = o;
 	c.notify_r = c.notify_w = c.log_fd = c.release_r = c.release_w = -1;
 	c.step_exe = c.step_go_r = c.step_go_w = -1;
+	c.lazy_r = c.lazy_w = c.lazy_go = -1;
 	c.files.max_fd = -1;
 	ckpt_verbose = o->verbose;
 	/* The file pool sits above the highest fd of the job. */
@@ -391,7 +464,7 @@ int ckpt_restore(const struct ckpt_restore_opts *o, struct ckpt_restore_stats *s
 	ret = restore_load(&c);
 	pr_info("restore: images read and verified in %.1f ms", (double)(now_ns() - t0) / 1e6);
 	if (!ret)
-		ret = run_restore(&c, st);
+		ret = run_restore(&c, st, t0);
 	progress_stop(pg, !ret);
 	st->total_ns = now_ns() - t0;
 	st->used_pidns = c.use_pidns;
@@ -406,6 +479,13 @@ int ckpt_restore(const struct ckpt_restore_opts *o, struct ckpt_restore_stats *s
 		close(c.log_fd);
 	if (c.release_w >= 0)
 		close(c.release_w);
+	if (c.lazy_r >= 0)
+		close(c.lazy_r);
+	if (c.lazy_w >= 0)
+		close(c.lazy_w);
+	if (c.lazy_go >= 0)
+		close(c.lazy_go);
+	st->lazy_server = ret ? 0 : c.lazy_server;
 	if (c.shared)
 		munmap(c.shared, c.shared_len);
 	pid_t child = c.child;
@@ -417,7 +497,7 @@ int ckpt_restore(const struct ckpt_restore_opts *o, struct ckpt_restore_stats *s
 		if (errno != EINTR)
 			return -errno;
 	}
-	return 0;
+	return wait_lazy(st->lazy_server);
 }
 
 /* check-restore: the restore's load, which compares the CPU, kernel and
@@ -429,6 +509,7 @@ int ckpt_check_restore(const struct ckpt_restore_opts *o)
 	c.opts = o;
 	c.notify_r = c.notify_w = c.log_fd = c.release_r = c.release_w = -1;
 	c.step_exe = c.step_go_r = c.step_go_w = -1;
+	c.lazy_r = c.lazy_w = c.lazy_go = -1;
 	c.files.max_fd = -1;
 	ckpt_verbose = o->verbose;
 	int ret = restore_load(&c);

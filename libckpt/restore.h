@@ -62,6 +62,11 @@ struct restore_ctx {
 	 * the pipe on which the driver lets them go */
 	int nr_proxies;
 	int step_exe, step_go_r, step_go_w;
+	/* lazy restore: the page server's socket (lazy_w: the processes'
+	 * end, >= fd_base), the server (lazy-serve.c) */
+	int lazy_r, lazy_w;
+	int lazy_go; /* written (or closed) once the tree runs */
+	pid_t lazy_server;
 };
 
 int restore_load(struct restore_ctx *c);

@@ -26,10 +26,17 @@
 #include <linux/mman.h>
 #include <linux/prctl.h>
 #include <linux/sched.h>
+#include <linux/userfaultfd.h>
 
 #include "ckpt-sys.h"
 #include "restorer-abi.h"
 
+/* _IOWR(0xAA, 0x3F, struct uffdio_api), _IOWR(0xAA, 0x00, struct uffdio_register):
+ * the kernel's _IOC macros do not expand in this freestanding build */
+#define RST_UFFDIO_API 0xc018aa3fUL
+#define RST_UFFDIO_REGISTER 0xc020aa00UL
+#define O_CLOEXEC_RST 02000000
+#define O_NONBLOCK_RST 04000
 #define CLONE_STACK_HINT 256 /* clone3 wants a stack range; only its top matters */
 
 long rst_clone_thread(struct clone_args *ca, size_t size, void (*fn)(void *), void *arg);
@@ -131,6 +138,77 @@ static void build_vmas(struct rst_args *a)
 		struct rst_vma *v = &a->vmas[i];
 		check(sys_mprotect((void *)v->start, v->len, (int)v->prot), RST_STEP_VMA_PROT, v->start);
 	}
+}
+
+/* What sendmsg() reads: struct msghdr and one SCM_RIGHTS cmsg, spelled out. */
+struct rst_iov {
+	void *base;
+	uint64_t len;
+};
+struct rst_msghdr {
+	void *name;
+	int32_t namelen, pad;
+	struct rst_iov *iov;
+	uint64_t iovlen;
+	void *control;
+	uint64_t controllen;
+	uint32_t flags, pad2;
+};
+struct rst_cmsg_fd {
+	uint64_t len;
+	int32_t level, type;
+	int32_t fd, pad;
+};
+#define RST_SOL_SOCKET 1
+#define RST_SCM_RIGHTS 1
+
+static void send_uffd(struct rst_args *a, long uffd)
+{
+	struct rst_lazy m;
+	struct rst_iov iov = { &m, sizeof(m) };
+	struct rst_cmsg_fd c = { 16 + sizeof(int32_t), RST_SOL_SOCKET, RST_SCM_RIGHTS, (int32_t)uffd, 0 };
+	struct rst_msghdr h;
+
+	blob_memset(&m, 0, sizeof(m));
+	blob_memset(&h, 0, sizeof(h));
+	m.tag = 'U';
+	m.pid = dumped_pid(a);
+	h.iov = &iov;
+	h.iovlen = 1;
+	h.control = &c;
+	h.controllen = sizeof(c);
+	check(sys_call3(__NR_sendmsg, a->lazy_fd, &h, 0), RST_STEP_LAZY, (uint64_t)a->lazy_fd);
+}
+
+/* Lazy restore: the empty private VMAs go to the driver's page server
+ * (struct rst_lazy in restorer-abi.h). */
+static void register_lazy(struct rst_args *a)
+{
+	struct uffdio_api api;
+	long uffd;
+
+	if (a->lazy_fd < 0 || !a->nr_lazy)
+		return;
+	uffd = sys_call1(__NR_userfaultfd, O_CLOEXEC_RST | O_NONBLOCK_RST);
+	check(uffd, RST_STEP_LAZY, 0);
+	blob_memset(&api, 0, sizeof(api));
+	api.api = UFFD_API;
+	api.features = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP |
+		       UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP;
+	check(sys_call3(__NR_ioctl, uffd, RST_UFFDIO_API, &api), RST_STEP_LAZY, 0);
+	for (uint32_t i = 0; i < a->nr_lazy; i++) {
+		struct uffdio_register reg;
+		blob_memset(&reg, 0, sizeof(reg));
+		reg.range.start = a->lazy[i].start;
+		reg.range.len = a->lazy[i].len;
+		reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+		check(sys_call3(__NR_ioctl, uffd, RST_UFFDIO_REGISTER, &reg), RST_STEP_LAZY,
+		      a->lazy[i].start);
+	}
+	send_uffd(a, uffd);
+	sys_close(uffd);
+	if (!a->shared_fdt_from)
+		sys_close(a->lazy_fd);
 }
 
 static void close_fds(struct rst_args *a)
@@ -467,6 +545,7 @@ void restorer_main(struct rst_args *a)
 	move_specials(a, 0);
 	unmap_old(a);
 	build_vmas(a);
+	register_lazy(a);
 	move_specials(a, 1);
 	close_fds(a);
 	set_mm(a);

@@ -58,6 +58,10 @@ uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
 struct img_set;
 int img_set_create(const char *dir, struct img_set **out);  /* mkdir -p (0700) if missing, no symlinks */
 int img_set_open(const char *dir, struct img_set **out);    /* for reading: checks manifest + every file's crc */
+/* The same, but the pages-*.img files are only checked for their size:
+ * a lazy restore reads them after the tree runs, and each chunk carries
+ * its own crc, checked when it is read (pages-read.c). */
+int img_set_open_lazy(const char *dir, struct img_set **out);
 const char *img_set_dir(const struct img_set *set);
 int img_set_dirfd(const struct img_set *set);
 /* Move the set's directory fd to the lowest free fd >= min_fd (restore

@@ -736,9 +736,30 @@ static pid_t wait_pidfile(pid_t ckptctl, const char *pidfile, const char *errpat
 /* With restore -d, ckptctl is gone by now and the restored root (or our
  * init holding its namespace) has been reparented to us, the subreaper:
  * its exit status is the verdict. */
+/* restore --lazy -d leaves its page server behind (comm "ckpt-lazy",
+ * docs/lazy-restore.md), reparented to us too: not the verdict. */
+static int is_lazy_server(pid_t pid)
+{
+	char path[64], comm[32] = "";
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	FILE *f = fopen(path, "re");
+	if (f) {
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = 0;
+		fclose(f);
+	}
+	return !strcmp(comm, "ckpt-lazy\n");
+}
+
 static int wait_detached(struct run *r, int *status)
 {
 	for (int ms = 0; ms < RESTORE_MS; ms += 10) {
+		siginfo_t si = { 0 };
+		if (!waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) && si.si_pid > 0 &&
+		    is_lazy_server(si.si_pid)) {
+			waitpid(si.si_pid, NULL, 0);
+			continue;
+		}
 		pid_t p = waitpid(-1, status, WNOHANG);
 		if (p > 0 && p != r->occupier)
 			return 0;

@@ -203,6 +203,8 @@ enum ckpt_cpu_map {
 struct ckpt_restore_opts {
 	const char *dir;
 	int detach;          /* -d: return once the tree runs */
+	int lazy;            /* --lazy: run at once, memory filled by a page server (lazy-serve.c) */
+	int lazy_report;     /* --lazy --stats: the server prints its figures when done */
 	const char *pidfile; /* restored root's PID as the caller sees it */
 	enum ckpt_pidns_mode pidns;
 	enum ckpt_netns_mode netns;
@@ -261,6 +263,7 @@ struct ckpt_restore_stats {
 	int used_netns;        /* restored into a fresh network namespace */
 	pid_t root_pid;        /* the restored root as the caller sees it */
 	char net_lock[64];     /* --keep-net-lock: the lock left in place, "" if none */
+	pid_t lazy_server;     /* --lazy: the page server still filling memory (0: none) */
 };
 
 /* Lift network lock `name` (restore --keep-net-lock) of this network

@@ -1,0 +1,30 @@
+# Lazy restore (restore --lazy, libckpt/lazy-serve.c, docs/lazy-restore.md):
+# the tree runs at once, its private memory filled on first touch and
+# streamed in the background by the page server.
+cr_program(lazymem)
+cr_case(cr_lazy_counter counter 60 --restore-opt --lazy)
+cr_case(cr_lazy_threads threads 90 --restore-opt --lazy)
+# pages shared copy-on-write with a child stay shared: such VMAs are eager
+cr_case(cr_lazy_cow cow 60 --restore-opt --lazy)
+# -d: the page server stays behind in the background
+cr_case(cr_lazy_detach lazymem 120 --restore-opt --lazy --restore-opt -d -- churn 128)
+cr_case(cr_lazy_pidns counter 60 --restore-opt --lazy --restore-opt --pidns --restore-opt always)
+cr_case(cr_lazy_memory_256m lazymem 120 --restore-opt --lazy -- plain 256)
+# fork, mremap, munmap + mmap, MADV_DONTNEED while the server streams
+cr_case(cr_lazy_churn lazymem 120 --restore-opt --lazy -- churn 256)
+# A page that cannot be read mid-stream (CKPT_TEST_FAULT=lazy-read: every
+# read once the tree runs) kills the whole tree, the restore exits 1 with
+# one line naming the pid and the pages.
+cr_case(bad_restore_lazy_read lazymem 90 --restore-opt --lazy --expect-restore-fail
+	--expect-msg %p --expect-msg "cannot be read" -- plain 256)
+set_tests_properties(bad_restore_lazy_read PROPERTIES ENVIRONMENT CKPT_TEST_FAULT=lazy-read)
+foreach(k plain churn)
+	add_test(NAME selfcheck_lazymem_${k} COMMAND $<TARGET_FILE:cr-run> --timeout 45 --no-cr --
+		$<TARGET_FILE:cr-lazymem> ${k} 64)
+	set_tests_properties(selfcheck_lazymem_${k} PROPERTIES TIMEOUT 60 LABELS selfcheck)
+endforeach()
+# A pages file truncated before the restore: a lazy load checks its size
+# (not its bytes: each chunk's crc is checked as it is read), so it is
+# still refused before anything is created.
+cr_case(bad_restore_lazy_truncated_pages counter 60 --restore-opt --lazy --corrupt truncate-pages
+	--expect-msg pages-%p)
