@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/sched.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <signal.h>
@@ -32,6 +33,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -58,6 +60,9 @@ struct lazy_mm {
 	uint64_t faults[MAX_FAULTS]; /* read, not yet answered (EAGAIN) */
 	size_t nr_faults;
 };
+
+/* Shared with the watchdog (below): the server ended the tree's story. */
+static volatile int *watch_done;
 
 struct server {
 	struct restore_ctx *c;
@@ -477,6 +482,8 @@ static void kill_descendants_of(pid_t pid)
 /* The tree's state can no longer be exact: all of it goes. */
 static void kill_tree(struct server *s)
 {
+	if (watch_done)
+		*watch_done = 1; /* said once, here */
 	for (size_t i = 0; i < s->nr_mms; i++)
 		if (s->mms[i].host_pid > 0)
 			kill(s->mms[i].host_pid, SIGKILL);
@@ -504,6 +511,9 @@ static void drop_done(struct server *s)
 /* Background: one chunk of the first process that still misses pages. */
 static int stream_one(struct server *s)
 {
+	/* the test's fault: the server killed (the OOM killer, an admin) */
+	if (ckpt_test_fault("lazy-die") && s->released)
+		raise(SIGKILL);
 	for (size_t i = 0; i < s->nr_mms; i++) {
 		struct lazy_mm *m = &s->mms[i];
 		if (!m->n)
@@ -569,6 +579,50 @@ static int serve(struct server *s)
 	return 0;
 }
 
+/* ---- the watchdog ----
+ *
+ * When the server dies, its uffds close, the kernel unregisters their
+ * ranges, and a page not filled yet reads as zeros: the job would run on
+ * with a zeroed heap, the worst kind of difference.  So a second process
+ * shares the server's fd table (CLONE_FILES): while it lives the uffds
+ * stay open (a touched missing page waits), and when the server dies
+ * without having said it is done (a word in shared memory), it SIGKILLs
+ * the tree, then exits.  It starts before the server makes any thread. */
+static _Noreturn void watch(pid_t server, pid_t root)
+{
+	prctl(PR_SET_NAME, "ckpt-lazy-watch");
+	int pfd = (int)syscall(SYS_pidfd_open, server, 0);
+	if (pfd >= 0 && getppid() == server) {
+		struct pollfd p = { .fd = pfd, .events = POLLIN };
+		while (poll(&p, 1, -1) < 0 && errno == EINTR)
+			;
+	}
+	if (!*watch_done) {
+		pr_err("lazy restore: the page server (pid %d) died before every page was in: "
+		       "killing the restored tree (pid %d)", server, root);
+		kill_descendants_of(root);
+		if (root > 0)
+			kill(root, SIGKILL);
+	}
+	_exit(0);
+}
+
+static int start_watchdog(pid_t root)
+{
+	void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	watch_done = m;
+	pid_t server = getpid();
+	/* like fork(), with the fd table shared */
+	long pid = syscall(SYS_clone, CLONE_FILES | SIGCHLD, NULL, NULL, NULL, NULL);
+	if (pid < 0)
+		return -errno;
+	if (pid == 0)
+		watch(server, root);
+	return 0;
+}
+
 pid_t lazy_serve_start(struct restore_ctx *c, int sock, int go_r, pid_t root, uint64_t t0,
 		       int report)
 {
@@ -589,12 +643,17 @@ pid_t lazy_serve_start(struct restore_ctx *c, int sock, int go_r, pid_t root, ui
 			close(keep[i]);
 	struct server s = { .c = c, .sock = sock, .root = root, .t0 = t0, .report = report,
 			    .go_r = go_r };
-	int ret = serve(&s);
+	int ret = start_watchdog(root);
+	if (ret)
+		pr_err("lazy restore: no watchdog: %s", strerror(-ret));
+	else
+		ret = serve(&s);
 	if (ret) {
 		pr_err("lazy restore: page server: %s; killing the restored tree", strerror(-ret));
 		kill_tree(&s);
 		_exit(1);
 	}
+	*watch_done = 1;
 	if (report)
 		fprintf(stderr, "lazy_streamed_ms: %.1f\nlazy_bytes: %" PRIu64 "\nlazy_faults: %" PRIu64 "\n",
 			(double)(now_ns() - t0) / 1e6, s.bytes, s.nr_faults);

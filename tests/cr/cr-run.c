@@ -737,7 +737,8 @@ static pid_t wait_pidfile(pid_t ckptctl, const char *pidfile, const char *errpat
  * init holding its namespace) has been reparented to us, the subreaper:
  * its exit status is the verdict. */
 /* restore --lazy -d leaves its page server behind (comm "ckpt-lazy",
- * docs/lazy-restore.md), reparented to us too: not the verdict. */
+ * and its watchdog "ckpt-lazy-watch", docs/lazy-restore.md), reparented
+ * to us too: not the verdict. */
 static int is_lazy_server(pid_t pid)
 {
 	char path[64], comm[32] = "";
@@ -748,7 +749,7 @@ static int is_lazy_server(pid_t pid)
 			comm[0] = 0;
 		fclose(f);
 	}
-	return !strcmp(comm, "ckpt-lazy\n");
+	return !strncmp(comm, "ckpt-lazy", strlen("ckpt-lazy"));
 }
 
 static int wait_detached(struct run *r, int *status)

@@ -23,6 +23,13 @@ foreach(k plain churn)
 		$<TARGET_FILE:cr-lazymem> ${k} 64)
 	set_tests_properties(selfcheck_lazymem_${k} PROPERTIES TIMEOUT 60 LABELS selfcheck)
 endforeach()
+# The page server killed mid-stream (CKPT_TEST_FAULT=lazy-die: it SIGKILLs
+# itself once the tree runs): its uffds would close and the pages not yet
+# in would read as zeros; its watchdog, which shares its fd table, kills
+# the whole tree instead, with one line.
+cr_case(bad_restore_lazy_server_killed lazymem 90 --restore-opt --lazy --expect-restore-fail
+	--expect-msg "page server" --expect-msg "died before every page was in" -- plain 256)
+set_tests_properties(bad_restore_lazy_server_killed PROPERTIES ENVIRONMENT CKPT_TEST_FAULT=lazy-die)
 # A pages file truncated before the restore: a lazy load checks its size
 # (not its bytes: each chunk's crc is checked as it is read), so it is
 # still refused before anything is created.
