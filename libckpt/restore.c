@@ -73,27 +73,29 @@ static int choose_pidns(struct restore_ctx *c)
 	return 0;
 }
 
+/* A new pair p: *ours = p[0], *theirs = p[1] moved to base or above;
+ * -1 with errno set when the move failed. */
+static int raise_end(const int p[2], int base, int *ours, int *theirs)
+{
+	*ours = p[0];
+	*theirs = fcntl(p[1], F_DUPFD_CLOEXEC, base);
+	int e = errno;
+	close(p[1]);
+	errno = e;
+	return *theirs < 0 ? -1 : 0;
+}
+
 /* Fds the restoring processes inherit sit above every fd they restore. */
 static int prepare_fds(struct restore_ctx *c)
 {
 	int p[2], base = c->files.max_fd + 1;
 
-	if (pipe2(p, O_CLOEXEC))
+	if (pipe2(p, O_CLOEXEC) || raise_end(p, base, &c->notify_r, &c->notify_w))
 		return -errno;
-	c->notify_r = p[0];
-	c->notify_w = fcntl(p[1], F_DUPFD_CLOEXEC, base);
-	close(p[1]);
-	if (c->notify_w < 0)
+	if (c->opts->lazy &&
+	    (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p) ||
+	     raise_end(p, base, &c->lazy_r, &c->lazy_w)))
 		return -errno;
-	if (c->opts->lazy) {
-		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p))
-			return -errno;
-		c->lazy_r = p[0];
-		c->lazy_w = fcntl(p[1], F_DUPFD_CLOEXEC, base);
-		close(p[1]);
-		if (c->lazy_w < 0)
-			return -errno;
-	}
 	int dirfd = img_set_move_fd(c->set, base);
 	if (dirfd < 0)
 		return dirfd;

@@ -30,6 +30,11 @@
  *
  * C2 exits when its connection to us closes, so a dumper killed at any
  * moment leaves no C2 behind (the parasite cures itself the same way).
+ * Anyone may connect to its name: only the process whose hello has the
+ * cookie and whose pid is C2's is taken, the others are refused by name
+ * and the wait goes on.  Once taken, C2 is PTRACE_SEIZEd: its user may
+ * kill it, but its pid stays a zombie of ours until we reap it, so the
+ * /proc/PID files read by number afterwards are never another process's.
  */
 #include <errno.h>
 #include <poll.h>
@@ -38,7 +43,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include "infect.h"
 #include "log.h"
@@ -71,8 +78,15 @@ void snapshot_release(struct snapshot *sn)
 	if (sn->sock >= 0)
 		close(sn->sock);
 	/* never a pid <= 0: kill(0) and kill(-1) reach far more than C2 */
-	if (sn->pid > 0)
+	if (sn->pid > 0) {
 		kill(sn->pid, SIGKILL);
+		/* we trace it (snapshot_connect): its death is ours to reap
+		 * first, then its reaper's */
+		if (sn->traced)
+			while (waitpid(sn->pid, NULL, __WALL) < 0 && errno == EINTR)
+				;
+	}
+	sn->traced = 0;
 	sn->sock = sn->listen_fd = -1;
 	sn->pid = sn->vpid = 0;
 }
@@ -206,6 +220,14 @@ int snapshot_connect(struct snapshot *sn)
 			break;
 		}
 		ret = check_peer(sn, fd, &pid, deadline);
+		/* Traced by us, C2's pid stays its own until we reap it,
+		 * even if its user kills it: /proc/PID/mem and pagemap, opened
+		 * by number later, can never be another process's (a setuid
+		 * one's, for a root dump writing a user's image). */
+		if (!ret && ptrace(PTRACE_SEIZE, pid, 0, 0))
+			ret = -errno;
+		else if (!ret)
+			sn->traced = 1;
 		if (!ret)
 			break;
 		pr_err("snapshot %d: a connection from pid %d refused: %s", sn->vpid, pid,

@@ -20,6 +20,7 @@ struct snapshot {
 	pid_t pid;	 /* in our namespace, once connected; 0: not yet */
 	int sock;	 /* our end of its connection; -1: none */
 	uint64_t cookie; /* its hello must hold it (infect_snapshot) */
+	int traced;	 /* PTRACE_SEIZEd by us: its pid is ours until reaped */
 };
 
 /* The snapshots of one dump, one slot per task of the tree. */
