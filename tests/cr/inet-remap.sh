@@ -25,6 +25,9 @@ command -v ip >/dev/null || { echo "SKIP: no ip"; exit 77; }
 export CKPT_SOCKET=none
 T=$(mktemp -d /tmp/ckpt-remap.XXXXXX)
 chmod 755 "$T"
+# the programs' cwd, which a user's restore reopens as that user (the
+# checkout's build directory may be closed to users)
+cd "$T"
 # D: the programs' directory (results, images); AS: whom they run as
 D=$T AS=() SOCK1=none SOCK2=none
 if [ "$MODE" = user ]; then

@@ -346,6 +346,7 @@ static void child(int notify_w, int out_w)
 		.set = set,
 		.fd_base = FD_BASE,
 		.notify_fd = NOTIFY_FD,
+		.lazy_fd = -1, /* no lazy restore */
 		.page_threads = 0,
 		.memory_bytes = &bytes,
 	};
