@@ -158,7 +158,7 @@ void jobs_free_reply(RpcReply *r);
 /* auth.c */
 int auth_may_dump_tree(const struct peer *p, pid_t root, char *err, size_t errlen);
 int auth_peer_groups(const struct peer *p, gid_t *groups, int *nr);
-pid_t auth_wrapped_child(pid_t wrapper, pid_t exclude);
+pid_t auth_wrapped_child(pid_t wrapper, pid_t exclude, pid_t exclude2);
 
 /* steps.c: the srun steps of a job (docs/mpi.md) */
 #define JOB_STEPS_MAX 16
@@ -169,15 +169,30 @@ struct job_steps {
 	uint32_t client[JOB_STEPS_MAX];
 	uint32_t tasks[JOB_STEPS_MAX][JOB_STEP_TASKS_MAX];
 	size_t nr_tasks[JOB_STEPS_MAX];
+	/* a step without a task here (all on other nodes): Slurm's record */
+	char nodes[JOB_STEPS_MAX][256];
+	uint32_t num_tasks[JOB_STEPS_MAX];
 	RpcStep rpc[JOB_STEPS_MAX];
 	RpcStep *ptrs[JOB_STEPS_MAX];
 };
+/* Does the job have its batch script here?  Under agent.lock. */
+int steps_job_has_batch(const struct job *j);
 /* Each srun step's registered tasks, under agent.lock.  0, or -errno
  * with err set. */
 int steps_collect_locked(const struct job *j, struct job_steps *out, char *err, size_t errlen);
 /* Each step's client: the srun of the tree rooted at root that listens
  * on the step's SLURM_SRUN_COMM_PORT.  0, or -ENOTSUP with err set. */
 int steps_find_clients(uint32_t job, pid_t root, struct job_steps *st, char *err, size_t errlen);
+/* The job's steps launched from the batch script's tree (root) whose
+ * tasks all run on other nodes (d->remote_steps: Slurm's list, through
+ * the coordinator), added to st with their srun as client, which must be
+ * a process of that tree.  0, or -ENOTSUP with err set. */
+int steps_add_remote(uint32_t job, pid_t root, const RpcDump *d, struct job_steps *st, char *err,
+		     size_t errlen);
+/* A node without the job's batch script: none of its tasks may be a
+ * PMIx client of slurmstepd (its server goes with the step; no proxy
+ * serves it on this node yet).  Under agent.lock; 0 or -ENOTSUP. */
+int steps_check_remote(const struct job *j, char *err, size_t errlen);
 /* Point req's steps at st's (which must outlive req). */
 void steps_to_rpc(struct job_steps *st, RpcDump *req);
 

@@ -102,8 +102,9 @@ int auth_peer_groups(const struct peer *p, gid_t *groups, int *nr)
 }
 
 /* The one child of a wrapper (ckpt-batch) that is the job's tree; the
- * wrapper's other child may be the ckptctl asking for the dump. */
-pid_t auth_wrapped_child(pid_t wrapper, pid_t exclude)
+ * wrapper's other child may be the ckptctl asking for the dump, or the
+ * one that runs the coordinator's step (exclude2). */
+pid_t auth_wrapped_child(pid_t wrapper, pid_t exclude, pid_t exclude2)
 {
 	DIR *d = opendir("/proc");
 	struct dirent *de;
@@ -111,7 +112,7 @@ pid_t auth_wrapped_child(pid_t wrapper, pid_t exclude)
 	int n = 0;
 	while (d && (de = readdir(d))) {
 		pid_t pid = atoi(de->d_name);
-		if (pid > 0 && pid != exclude && parent_of(pid) == wrapper) {
+		if (pid > 0 && pid != exclude && pid != exclude2 && parent_of(pid) == wrapper) {
 			found = pid;
 			n++;
 		}

@@ -169,7 +169,8 @@ int do_commit_set(const RpcCommitSet *cs)
 	}
 	for (size_t i = 0; i < cs->n_parts; i++)
 		parts[i] = (struct ckpt_part){ cs->parts[i]->node, cs->parts[i]->manifest_crc,
-					       cs->parts[i]->rank, cs->parts[i]->root_pid };
+					       cs->parts[i]->rank, cs->parts[i]->root_pid,
+					       cs->parts[i]->batch, cs->parts[i]->address };
 	snprintf(job, sizeof(job), "%u", cs->job_id);
 	return ckpt_job_commit_parts(job, cs->set_base, cs->seq,
 				     cs->has_owner ? (int64_t)cs->owner : -1, parts, cs->n_parts);

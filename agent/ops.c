@@ -368,6 +368,7 @@ struct dump_target {
 	gid_t worker_gid;
 	int job_user;        /* a job's own place: written as the job's user */
 	struct job_steps steps; /* a job's srun steps (steps.c) */
+	int has_batch;          /* a job whose batch script runs here */
 };
 
 static int primary_gid(uid_t uid, gid_t *gid)
@@ -405,13 +406,39 @@ static pid_t batch_root(const struct job *j, const struct job_steps *st)
 	return 0;
 }
 
+/* The job as a held dump sees it: without the tasks of the
+ * coordinator's own step (the plugin registers them as any step's).
+ * view's arrays are malloc'ed (free them); j itself when none is left
+ * out. */
+static struct job *without_coord(struct job *j, const RpcDump *d, struct job *view)
+{
+	if (!j || !d->held || !d->has_coord_step)
+		return j;
+	*view = *j;
+	view->pids = malloc((j->nr_pids + 1) * sizeof(*view->pids));
+	view->pid_steps = malloc((j->nr_pids + 1) * sizeof(*view->pid_steps));
+	view->nr_pids = 0;
+	if (!view->pids || !view->pid_steps) {
+		free(view->pids);
+		free(view->pid_steps);
+		return j;
+	}
+	for (size_t i = 0; i < j->nr_pids; i++)
+		if (j->pid_steps[i] != d->coord_step) {
+			view->pids[view->nr_pids] = j->pids[i];
+			view->pid_steps[view->nr_pids++] = j->pid_steps[i];
+		}
+	return view;
+}
+
 /* A registered job: its one tree; a set of the job unless a dir is given. */
 static int resolve_job(const struct peer *p, const RpcDump *d, struct dump_target *t, char *err,
 		       size_t errlen)
 {
 	int ret = 0;
+	struct job view = { 0 };
 	pthread_mutex_lock(&agent.lock);
-	struct job *j = jobs_find_locked(d->job_id);
+	struct job *j = without_coord(jobs_find_locked(d->job_id), d, &view);
 	if (!j) {
 		snprintf(err, errlen, "job %u is not registered with this agent", d->job_id);
 		ret = -ENOENT;
@@ -438,12 +465,15 @@ static int resolve_job(const struct peer *p, const RpcDump *d, struct dump_targe
 		ret = -ESRCH;
 	} else if ((ret = steps_collect_locked(j, &t->steps, err, errlen))) {
 		;
+	} else if (d->held && (ret = steps_check_remote(j, err, errlen))) {
+		;
 	} else if (j->nr_pids - steps_tasks(&t->steps) != 1) {
 		snprintf(err, errlen, "job %u has %zu task trees; one dump covers one tree", d->job_id,
 			 j->nr_pids - steps_tasks(&t->steps));
 		ret = -ENOTSUP;
 	} else {
 		t->pid = batch_root(j, &t->steps);
+		t->has_batch = steps_job_has_batch(j);
 		t->owner = j->uid;
 		snprintf(t->job, sizeof(t->job), "%u", j->id);
 		if (d->dir)
@@ -459,11 +489,13 @@ static int resolve_job(const struct peer *p, const RpcDump *d, struct dump_targe
 			t->job_user = 1, t->worker_uid = j->uid;
 	}
 	pthread_mutex_unlock(&agent.lock);
+	free(view.pids);
+	free(view.pid_steps);
 	if (!ret && t->job_user && (ret = primary_gid(t->worker_uid, &t->worker_gid)) != 0)
 		snprintf(err, errlen, "job %u: uid %u has no passwd entry", d->job_id, t->worker_uid);
 	if (!ret && t->pid < 0) {
 		pid_t w = -t->pid;
-		t->pid = auth_wrapped_child(w, p->pid);
+		t->pid = auth_wrapped_child(w, p->pid, d->held ? (pid_t)d->wrapper_exclude : 0);
 		if (t->pid < 0) {
 			snprintf(err, errlen, "job %u: %s under its wrapper (pid %d)", d->job_id,
 				 t->pid == -ESRCH ? "no batch script runs" : "several processes run",
@@ -473,6 +505,8 @@ static int resolve_job(const struct peer *p, const RpcDump *d, struct dump_targe
 	}
 	if (!ret && t->steps.nr)
 		ret = steps_find_clients(d->job_id, t->pid, &t->steps, err, errlen);
+	if (!ret && d->n_remote_steps && t->has_batch)
+		ret = steps_add_remote(d->job_id, t->pid, d, &t->steps, err, errlen);
 	return ret;
 }
 

@@ -100,7 +100,7 @@ static pid_t find_holder(pid_t root, unsigned long ino)
 }
 
 /* Does the job have a batch script here (the tree its sruns are in)? */
-static int has_batch(const struct job *j)
+int steps_job_has_batch(const struct job *j)
 {
 	for (size_t i = 0; i < j->nr_pids; i++)
 		if (j->pid_steps[i] == SLURM_BATCH_STEP)
@@ -112,7 +112,7 @@ int steps_collect_locked(const struct job *j, struct job_steps *out, char *err, 
 {
 	memset(out, 0, sizeof(*out));
 	/* without one, each registered tree stands alone (ckptctl register) */
-	for (size_t i = 0; has_batch(j) && i < j->nr_pids; i++) {
+	for (size_t i = 0; steps_job_has_batch(j) && i < j->nr_pids; i++) {
 		uint32_t step = j->pid_steps[i];
 		if (step >= SLURM_STEP_SPECIAL)
 			continue;
@@ -140,6 +140,8 @@ int steps_collect_locked(const struct job *j, struct job_steps *out, char *err, 
 int steps_find_clients(uint32_t job, pid_t root, struct job_steps *st, char *err, size_t errlen)
 {
 	for (size_t s = 0; s < st->nr; s++) {
+		if (!st->nr_tasks[s])
+			continue; /* its srun is Slurm's word (steps_add_remote) */
 		pid_t first = (pid_t)st->tasks[s][0];
 		unsigned long port = env_number(first, "SLURM_SRUN_COMM_PORT");
 		unsigned long ino = port && port < 65536 ? listener_inode(root, (unsigned)port) : 0;
@@ -155,6 +157,130 @@ int steps_find_clients(uint32_t job, pid_t root, struct job_steps *st, char *err
 	return 0;
 }
 
+/* The port of the PMIx server pid's environment names (slurmstepd's). */
+static unsigned pmix_port(pid_t pid)
+{
+	static const char *const keys[] = { "PMIX_SERVER_URI41", "PMIX_SERVER_URI4",
+					    "PMIX_SERVER_URI3", "PMIX_SERVER_URI2" };
+	unsigned port = 0;
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]) && !port; k++) {
+		char *v = ckpt_environ_get(pid, keys[k]);
+		char *at = v ? strstr(v, ";tcp4://127.0.0.1:") : NULL;
+		if (at)
+			port = (unsigned)strtoul(at + strlen(";tcp4://127.0.0.1:"), NULL, 10);
+		free(v);
+	}
+	return port < 65536 ? port : 0;
+}
+
+/* Does pid hold a TCP connection to 127.0.0.1:port? */
+static int connected_to(pid_t pid, unsigned port)
+{
+	char path[64], line[512];
+	int found = 0;
+	snprintf(path, sizeof(path), "/proc/%d/net/tcp", pid);
+	FILE *f = fopen(path, "re");
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		unsigned rport, state;
+		unsigned long inode;
+		if (sscanf(line, " %*d: %*x:%*x 0100007F:%x %x %*x:%*x %*x:%*x %*x %*u %*u %lu",
+			   &rport, &state, &inode) == 3 &&
+		    rport == port && state == 1 && inode)
+			found = holds_socket(pid, inode);
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+int steps_check_remote(const struct job *j, char *err, size_t errlen)
+{
+	for (size_t i = 0; !steps_job_has_batch(j) && i < j->nr_pids; i++) {
+		pid_t pid = j->pids[i];
+		unsigned port = pmix_port(pid);
+		if (port && connected_to(pid, port)) {
+			snprintf(err, errlen, "job %u: step %u: task %d is a PMIx client of "
+				 "slurmstepd on a node without the batch script: a PMIx step "
+				 "across nodes is not restorable yet (docs/coordinator.md)", j->id,
+				 j->pid_steps[i], pid);
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
+
+/* Is pid a descendant of root (by the parents /proc tells)? */
+static int below(pid_t pid, pid_t root)
+{
+	for (int hops = 0; pid > 1 && hops < 4096; hops++) {
+		char path[64], buf[512];
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+		if (fd >= 0)
+			close(fd);
+		if (n <= 0)
+			return 0;
+		buf[n] = 0;
+		char *paren = strrchr(buf, ')');
+		int ppid = 0;
+		if (!paren || sscanf(paren + 1, " %*c %d", &ppid) != 1)
+			return 0;
+		if (ppid == root)
+			return 1;
+		pid = ppid;
+	}
+	return 0;
+}
+
+static int has_step(const struct job_steps *st, uint32_t id)
+{
+	for (size_t s = 0; s < st->nr; s++)
+		if (st->id[s] == id)
+			return 1;
+	return 0;
+}
+
+int steps_add_remote(uint32_t job, pid_t root, const RpcDump *d, struct job_steps *st, char *err,
+		     size_t errlen)
+{
+	size_t added = 0;
+	for (size_t i = 0; i < d->n_remote_steps; i++) {
+		const RpcRemoteStep *r = d->remote_steps[i];
+		if (r->step_id >= SLURM_STEP_SPECIAL || has_step(st, r->step_id))
+			continue; /* a step with tasks here has its client found above */
+		/* its restore runs one coordinator for every other node's part */
+		if (added++) {
+			snprintf(err, errlen, "job %u: step %u: a second step whose tasks all run on "
+				 "other nodes: not restorable yet (docs/coordinator.md)", job,
+				 r->step_id);
+			return -ENOTSUP;
+		}
+		if (!r->nodes || !r->has_num_tasks || !r->num_tasks || strlen(r->nodes) >= 256) {
+			snprintf(err, errlen, "job %u: step %u: no nodes or tasks in Slurm's record",
+				 job, r->step_id);
+			return -EINVAL;
+		}
+		if (!below((pid_t)r->srun_pid, root)) {
+			snprintf(err, errlen, "job %u: step %u: its srun (pid %u) is not a process of "
+				 "the batch script's tree (an srun from elsewhere into the allocation "
+				 "is not supported)", job, r->step_id, r->srun_pid);
+			return -ENOTSUP;
+		}
+		if (st->nr == JOB_STEPS_MAX) {
+			snprintf(err, errlen, "job %u: more than %d srun steps", job, JOB_STEPS_MAX);
+			return -ENOTSUP;
+		}
+		size_t s = st->nr++;
+		st->id[s] = r->step_id;
+		st->client[s] = r->srun_pid;
+		st->nr_tasks[s] = 0;
+		snprintf(st->nodes[s], sizeof(st->nodes[s]), "%s", r->nodes);
+		st->num_tasks[s] = r->num_tasks;
+	}
+	return 0;
+}
+
 void steps_to_rpc(struct job_steps *st, RpcDump *req)
 {
 	for (size_t s = 0; s < st->nr; s++) {
@@ -162,6 +288,12 @@ void steps_to_rpc(struct job_steps *st, RpcDump *req)
 		st->rpc[s].client = st->client[s];
 		st->rpc[s].tasks = st->tasks[s];
 		st->rpc[s].n_tasks = st->nr_tasks[s];
+		if (!st->nr_tasks[s]) {
+			st->rpc[s].has_step_id = st->rpc[s].has_num_tasks = 1;
+			st->rpc[s].step_id = st->id[s];
+			st->rpc[s].nodes = st->nodes[s];
+			st->rpc[s].num_tasks = st->num_tasks[s];
+		}
 		st->ptrs[s] = &st->rpc[s];
 	}
 	req->steps = st->nr ? st->ptrs : NULL;

@@ -88,11 +88,15 @@ static int worker_steps(const RpcDump *d, struct ckpt_step *steps, struct ckpt_d
 	if (d->n_steps > JOB_STEPS_MAX)
 		return -E2BIG;
 	for (size_t s = 0; s < d->n_steps; s++) {
-		if (!d->steps[s]->n_tasks)
+		const RpcStep *r = d->steps[s];
+		if (!r->n_tasks && (!r->nodes || !r->num_tasks))
 			return -EINVAL;
-		steps[s].client = (pid_t)d->steps[s]->client;
-		steps[s].tasks = (const pid_t *)d->steps[s]->tasks; /* uint32 pids */
-		steps[s].nr_tasks = d->steps[s]->n_tasks;
+		steps[s] = (struct ckpt_step){ .client = (pid_t)r->client,
+					       .tasks = (const pid_t *)r->tasks, /* uint32 pids */
+					       .nr_tasks = r->n_tasks,
+					       .step_id = r->step_id,
+					       .nodes = r->nodes,
+					       .num_tasks = r->num_tasks };
 	}
 	o->steps = d->n_steps ? steps : NULL;
 	o->nr_steps = d->n_steps;
@@ -210,6 +214,26 @@ static int job_latest(const RpcRestore *r, char *dir, size_t len)
 	return e;
 }
 
+/* A job's set of several nodes: this node's part, the others through the
+ * coordinator (ckpt_restore_plan), with the client's nodes and
+ * environment for the step proxy's srun. */
+static int plan_restore(const RpcRestore *r, struct ckpt_restore_opts *o)
+{
+	static struct ckpt_restore_plan plan;
+	static char *env[512];
+	char job[16], host[256] = "";
+	if (!r->has_job_id)
+		return 0;
+	snprintf(job, sizeof(job), "%u", r->job_id);
+	gethostname(host, sizeof(host) - 1);
+	host[strcspn(host, ".")] = '\0';
+	size_t n = r->n_step_env < 511 ? r->n_step_env : 511;
+	memcpy(env, r->step_env, n * sizeof(*env));
+	env[n] = NULL;
+	o->step_env = (const char *const *)env;
+	return ckpt_restore_plan(o, job, r->job_nodes, host, r->coord, &plan);
+}
+
 static int do_restore(const RpcRestore *r, uid_t uid)
 {
 	struct ckpt_restore_opts o = { 0 };
@@ -248,7 +272,9 @@ static int do_restore(const RpcRestore *r, uid_t uid)
 						     r->confine[i]->insns.len, r->confine[i]->flags };
 	o.confine = confined;
 	o.nr_confine = r->n_confine < 16 ? r->n_confine : 16;
-	int ret = ckpt_restore(&o, &st, &status);
+	int ret = plan_restore(r, &o);
+	if (!ret)
+		ret = ckpt_restore(&o, &st, &status);
 	restored_root = ret ? 0 : st.root_pid;
 	struct worker_msg m = { .type = WMSG_RESULT, .result = ret };
 	if (!ret) {

@@ -78,6 +78,18 @@ static char *absolute(const char *path, char *out)
 /* A restore we wait for: signals we get go to the restored root, as they
  * would to a program started in the foreground. */
 static volatile pid_t forward_pid;
+static int net_lock_fd = -1;
+
+/* --net-lock-fd: the kept lock's name, once the tree runs. */
+static void tell_net_lock(const char *name)
+{
+	if (net_lock_fd < 0 || !name)
+		return;
+	dprintf(net_lock_fd, "%s\n", name);
+	close(net_lock_fd);
+	net_lock_fd = -1;
+}
+
 static const char *pidfile_path; /* --pidfile: written once the tree runs */
 
 static int write_pidfile(pid_t pid)
@@ -148,6 +160,7 @@ static RpcReply *call_fds(const RpcRequest *req, const int *fds, size_t nr_fds, 
 			if (r->restore && r->restore->pid > 0) {
 				bar_done(&bar);
 				write_pidfile((pid_t)r->restore->pid);
+				tell_net_lock(r->restore->net_lock);
 				start_forwarding((pid_t)r->restore->pid);
 			}
 			rpc_reply__free_unpacked(r, NULL);
@@ -299,8 +312,16 @@ int agent_dump(const struct ckpt_dump_opts *o, uint32_t job, struct ckpt_dump_st
 	return ret;
 }
 
-int agent_restore(const struct ckpt_restore_opts *o, uint32_t job, struct ckpt_restore_stats *st,
-		  int *status)
+static size_t count_env(char **env)
+{
+	size_t n = 0;
+	while (env && env[n])
+		n++;
+	return n;
+}
+
+int agent_restore(const struct ckpt_restore_opts *o, uint32_t job,
+		  const struct restore_job_extra *x, struct ckpt_restore_stats *st, int *status)
 {
 	RpcRequest req = RPC_REQUEST__INIT;
 	RpcRestore rs = RPC_RESTORE__INIT;
@@ -338,6 +359,13 @@ int agent_restore(const struct ckpt_restore_opts *o, uint32_t job, struct ckpt_r
 	rs.cpu_cap = (uint32_t)o->cpu_cap;
 	rs.has_cpu_map = 1;
 	rs.cpu_map = (uint32_t)o->cpu_map;
+	if (x) {
+		rs.job_nodes = (char *)x->job_nodes;
+		rs.coord = (char *)x->coord;
+		rs.step_env = x->env;
+		rs.n_step_env = count_env(x->env);
+		net_lock_fd = x->net_lock_fd;
+	}
 	req.req_case = RPC_REQUEST__REQ_RESTORE;
 	req.restore = &rs;
 	int fds[CKPT_MAX_INHERIT_FDS];
@@ -358,6 +386,7 @@ int agent_restore(const struct ckpt_restore_opts *o, uint32_t job, struct ckpt_r
 		*status = r->restore->status;
 		if (r->restore->net_lock)
 			snprintf(st->net_lock, sizeof(st->net_lock), "%s", r->restore->net_lock);
+		tell_net_lock(r->restore->net_lock);
 	}
 	if (!ret)
 		ret = write_pidfile(st->root_pid);

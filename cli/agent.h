@@ -20,8 +20,20 @@ int agent_dump(const struct ckpt_dump_opts *o, uint32_t job, struct ckpt_dump_st
 /* *status is the restored root's wait status (without detach). */
 /* ckptctl net-unlock NAME through ckptd: 0 or -errno (said). */
 int agent_net_unlock(const char *name);
-int agent_restore(const struct ckpt_restore_opts *o, uint32_t job, struct ckpt_restore_stats *st,
-		  int *status);
+/* A job's restore in the job (docs/coordinator.md "Restore"): what a
+ * multi-node set's plan needs from here.  net_lock_fd >= 0: the
+ * restore's kept lock's name is written there, with a newline, once the
+ * tree runs. */
+struct restore_job_extra {
+	const char *job_nodes; /* SLURM_JOB_NODELIST */
+	const char *coord;     /* ckpt-coord's path */
+	char **env;            /* for the step proxy's srun */
+	int net_lock_fd;
+};
+int agent_restore(const struct ckpt_restore_opts *o, uint32_t job,
+		  const struct restore_job_extra *x, struct ckpt_restore_stats *st, int *status);
+/* coord-step.c: ckpt-coord beside ckptctl (or the build tree's). */
+int coord_find(char *path, size_t len);
 struct RpcRequest;
 struct RpcReply;
 /* One request, its one reply (NULL after a message when none came). */

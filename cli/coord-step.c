@@ -5,9 +5,11 @@
  * moments), so the checkpoint is the coordinator's (docs/coordinator.md):
  * a job step of one ckpt-coord per node inside the job's allocation,
  *
- *   srun --overlap --jobid JOB -N NODES --ntasks-per-node=1 --mpi=pmix \
- *        ckpt-coord --job JOB [--vacate]
+ *   srun --overlap --jobid JOB -N NODES -n NODES --ntasks-per-node=1 \
+ *        --mpi=pmix ckpt-coord --job JOB [--vacate]
  *
+ * (-n: the job's own SLURM_NTASKS, in the environment of a vacate the
+ * batch wrapper runs, would ask for its task count.)
  * --overlap: the step shares the job's CPUs with its running steps; each
  * ckpt-coord talks to its node's ckptd (the default socket) and they
  * agree through PMIx.  ckpt-coord is the one installed beside ckptctl.
@@ -16,6 +18,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,7 +27,7 @@
 
 /* DIR_OF_CKPTCTL/ckpt-coord where installed, else the build tree's
  * DIR_OF_CKPTCTL/../coordinator/ckpt-coord. */
-static int coord_path(char *path, size_t len)
+int coord_find(char *path, size_t len)
 {
 	static const char *const where[] = { "/ckpt-coord", "/../coordinator/ckpt-coord" };
 	ssize_t n = readlink("/proc/self/exe", path, len - 1);
@@ -47,7 +50,7 @@ static int coord_path(char *path, size_t len)
 int coord_step(uint32_t job, uint32_t nodes, int vacate)
 {
 	char coord[PATH_MAX], id[16], n[16];
-	int ret = coord_path(coord, sizeof(coord));
+	int ret = coord_find(coord, sizeof(coord));
 	if (ret) {
 		fprintf(stderr, "ckptctl: job %u runs on %u nodes: its checkpoint needs the coordinator, ckpt-coord, "
 			"beside ckptctl (%s)\n", job, nodes, strerror(-ret));
@@ -56,11 +59,15 @@ int coord_step(uint32_t job, uint32_t nodes, int vacate)
 	snprintf(id, sizeof(id), "%u", job);
 	snprintf(n, sizeof(n), "%u", nodes);
 	printf("job %u: %u nodes: checkpoint by the coordinator (srun --overlap --jobid %u -N%u "
-	       "--ntasks-per-node=1 --mpi=pmix ckpt-coord)\n", job, nodes, job, nodes);
+	       "-n%u --ntasks-per-node=1 --mpi=pmix ckpt-coord)\n", job, nodes, job, nodes, nodes);
 	fflush(NULL);
+	char me[16];
+	snprintf(me, sizeof(me), "%d", (int)getpid());
 	pid_t p = fork();
 	if (p == 0) {
-		execlp("srun", "srun", "--overlap", "--jobid", id, "-N", n, "--ntasks-per-node=1",
+		/* which of a wrapper's children is not the job's tree */
+		setenv("CKPT_COORD_CLIENT", me, 1);
+		execlp("srun", "srun", "--overlap", "--jobid", id, "-N", n, "-n", n, "--ntasks-per-node=1",
 		       "--mpi=pmix", coord, "--job", id, vacate ? "--vacate" : NULL, (char *)NULL);
 		fprintf(stderr, "ckptctl: srun: %s\n", strerror(errno));
 		_exit(127);

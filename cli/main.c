@@ -4,6 +4,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,8 @@ static void usage(FILE *f)
 		"          [--pidns auto|never|always] [--netns auto|never|always]\n"
 		"          [--shell-job] [--skip-file-check] [--keep-later-output] [--tcp-close]\n"
 		"          [--inet-map OLD=NEW[,OLD=NEW...]] [--keep-net-lock (with -d)]\n"
+		"          [--net-lock-fd N]     through ckptd: the kept lock's name to fd N once\n"
+		"                                the tree runs (--keep-net-lock without -d)\n"
 		"                                sockets on address OLD come back on NEW, peers OLD\n"
 		"                                become NEW; the connections to peers outside the\n"
 		"                                tree stay dropped until net-unlock NAME (printed)\n"
@@ -164,6 +167,7 @@ enum {
 	OPT_NO_SNAPSHOT,
 	OPT_INET_MAP,
 	OPT_KEEP_NET_LOCK,
+	OPT_NET_LOCK_FD,
 	OPT_PORT,
 	OPT_DIR,
 	OPT_ADDRESS,
@@ -482,6 +486,20 @@ static int add_cgroup_root(struct ckpt_restore_opts *o, const char **rules, cons
 	o->cgroup_root = rules;
 	return 0;
 }
+/* Root's restore of a job's set without ckptd: plan a multi-node one here
+ * (ckptd's worker does it for the others). */
+static int restore_plan_here(struct ckpt_restore_opts *o, const struct restore_job_extra *x,
+			     struct ckpt_restore_plan *plan)
+{
+	char host[256] = "";
+	gethostname(host, sizeof(host) - 1);
+	host[strcspn(host, ".")] = '\0';
+	if (ckpt_restore_plan(o, o->job, x->job_nodes, host, x->coord, plan))
+		return -1;
+	o->step_env = (const char *const *)x->env;
+	return 0;
+}
+
 
 static int cmd_restore(int argc, char **argv)
 {
@@ -500,6 +518,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "tcp-close", no_argument, 0, OPT_TCP_CLOSE },
 		{ "inet-map", required_argument, 0, OPT_INET_MAP },
 		{ "keep-net-lock", no_argument, 0, OPT_KEEP_NET_LOCK },
+		{ "net-lock-fd", required_argument, 0, OPT_NET_LOCK_FD },
 		{ "verify", no_argument, 0, OPT_VERIFY },
 		{ "no-verify", no_argument, 0, OPT_NO_VERIFY },
 		{ "inherit-fd", required_argument, 0, OPT_INHERIT_FD },
@@ -515,6 +534,9 @@ static int cmd_restore(int argc, char **argv)
 	 * (verify.c): a few ms, and a restore that says 0 then means it. */
 	struct ckpt_restore_opts o = { .verify = 1 };
 	struct ckpt_restore_stats st;
+	struct restore_job_extra x = { .net_lock_fd = -1 };
+	struct ckpt_restore_plan plan;
+	char coord[PATH_MAX];
 	const char *inherit[MAX_REPEAT], *cg_root[MAX_REPEAT];
 	char job_dir[4096];
 	int c, stats = 0, status = 0;
@@ -553,6 +575,14 @@ static int cmd_restore(int argc, char **argv)
 			o.inet_map = optarg;
 			break;
 		case OPT_KEEP_NET_LOCK: o.keep_net_lock = 1; break;
+		case OPT_NET_LOCK_FD:
+			x.net_lock_fd = atoi(optarg);
+			if (x.net_lock_fd < 3 || fcntl(x.net_lock_fd, F_GETFD) < 0) {
+				fprintf(stderr, "ckptctl: restore: --net-lock-fd %s: not an open fd "
+						"above 2\n", optarg);
+				return 1;
+			}
+			break;
 		case OPT_VERIFY: o.verify = 1; break;
 		case OPT_NO_VERIFY: o.verify = 0; break;
 		case OPT_INHERIT_FD:
@@ -594,15 +624,17 @@ static int cmd_restore(int argc, char **argv)
 		fprintf(stderr, "ckptctl: restore needs -D DIR or --job JOBID\n");
 		return 1;
 	}
-	/* the lock's name is printed once the tree runs: we must return then */
-	if (o.keep_net_lock && !o.detach) {
-		fprintf(stderr, "ckptctl: restore: --keep-net-lock needs -d (the lock's name is "
-				"printed once the tree runs, for net-unlock)\n");
-		return 1;
-	}
 	int route = agent_route("restore");
 	if (route < 0)
 		return 1;
+	/* the lock's name is printed once the tree runs: we must return
+	 * then, or (through ckptd) write it to --net-lock-fd */
+	if (o.keep_net_lock && !o.detach && !(route && x.net_lock_fd >= 0)) {
+		fprintf(stderr, "ckptctl: restore: --keep-net-lock needs -d (the lock's name is "
+				"printed once the tree runs, for net-unlock), or --net-lock-fd "
+				"through ckptd\n");
+		return 1;
+	}
 	if (route && o.lazy) {
 		fprintf(stderr, "ckptctl: restore --lazy: not offered through ckptd (docs/lazy-restore.md)\n");
 		return 1;
@@ -619,6 +651,16 @@ static int cmd_restore(int argc, char **argv)
 			return 1;
 		o.dir = job_dir;
 	}
+	/* A job's set of several nodes (docs/coordinator.md "Restore"):
+	 * this node's part, the other parts through the coordinator. */
+	if (o.job) {
+		extern char **environ;
+		x.job_nodes = getenv("SLURM_JOB_NODELIST");
+		x.coord = coord_find(coord, sizeof(coord)) ? NULL : coord;
+		x.env = environ;
+	}
+	if (!route && o.job && restore_plan_here(&o, &x, &plan))
+		return 1;
 	o.job = NULL;
 	/* The restored tree must not inherit our buffered output. */
 	fflush(NULL);
@@ -626,7 +668,7 @@ static int cmd_restore(int argc, char **argv)
 	bar_init(&bar);
 	o.progress = bar_callback;
 	o.progress_arg = &bar;
-	int ret = route ? agent_restore(&o, job_id, &st, &status) : ckpt_restore(&o, &st, &status);
+	int ret = route ? agent_restore(&o, job_id, &x, &st, &status) : ckpt_restore(&o, &st, &status);
 	bar_done(&bar);
 	if (stats && !ret)
 		printf("restore_ms: %.1f\nmemory_bytes: %llu\nimage_bytes: %llu\npidns: %d\n"
@@ -638,7 +680,7 @@ static int cmd_restore(int argc, char **argv)
 		       o.detach ? "lazy: the page server fills the memory in the background\n" : "");
 	if (ret)
 		return 1;
-	if (st.net_lock[0])
+	if (st.net_lock[0] && o.detach)
 		printf("net_lock: %s\n", st.net_lock);
 	return o.detach ? 0 : exit_code(status);
 }

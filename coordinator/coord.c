@@ -29,6 +29,8 @@
 #include "coord.h"
 
 struct coord {
+	struct coord_restore restore; /* --restore */
+	int restoring;
 	uint32_t job, rank, size;
 	const char *socket, *node;
 	int vacate, timeout_s;
@@ -36,6 +38,8 @@ struct coord {
 	struct fence *fence;
 	struct held_dump *held;
 	struct node_status *all;
+	struct slurm_view view; /* with --slurm: Slurm's word on the job */
+	int slurm;
 };
 
 static uint64_t now_ms(void)
@@ -63,6 +67,8 @@ static void maybe_pause(const struct coord *c, const char *phase)
 static int agree(struct coord *c, const char *phase, struct node_status *mine, char *why,
 		 size_t len)
 {
+	mine->batch = c->view.batch;
+	snprintf(mine->address, sizeof(mine->address), "%s", c->view.address);
 	int ret = fence_exchange(c->fence, phase, mine, c->all, c->timeout_s);
 	if (ret) {
 		snprintf(why, len, "rank %u: the %s fence failed (%s): a node is gone or late",
@@ -106,7 +112,13 @@ static int abort_all(struct coord *c, const char *why)
 static int phase_freeze(struct coord *c, char *why, size_t len)
 {
 	struct node_status st = { 0 };
-	int ret = held_start(c->socket, c->job, c->node, c->vacate, c->hold_timeout_s, &c->held);
+	/* In a Slurm job: its batch node and steps from slurmctld */
+	if (c->slurm && slurm_view(c->job, &c->view)) {
+		failed(&st, c->node, -ENOENT, "Slurm does not list the job or its steps");
+		return agree(c, "frozen", &st, why, len);
+	}
+	int ret = held_start(c->socket, c->job, c->node, c->vacate, c->hold_timeout_s,
+			     c->slurm ? &c->view : NULL, &c->held);
 	if (ret) {
 		char e[200];
 		snprintf(e, sizeof(e), "ckptd at %s: %s", c->socket ? c->socket : "-",
@@ -208,6 +220,8 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: ckpt-coord --job JOBID [--vacate] [--socket PATH] [--node NAME]\n"
 			"                  [--timeout SECONDS] [--hold-timeout SECONDS]\n"
+			"       ckpt-coord --job JOBID --restore --set DIR --place PART=NODE,...\n"
+			"                  --batch-node NODE [--net-lock NAME] [--inet-map MAP]\n"
 			"One process per node, in a PMIx job step (srun --mpi=pmix, mpirun).\n");
 }
 
@@ -217,8 +231,13 @@ static int parse_args(struct coord *c, int argc, char **argv)
 		{ "job", required_argument, 0, 'j' },	  { "vacate", no_argument, 0, 'v' },
 		{ "socket", required_argument, 0, 's' },  { "node", required_argument, 0, 'n' },
 		{ "timeout", required_argument, 0, 't' }, { "hold-timeout", required_argument, 0, 'H' },
+		{ "restore", no_argument, 0, 'R' },	  { "set", required_argument, 0, 'S' },
+		{ "place", required_argument, 0, 'P' },	  { "inet-map", required_argument, 0, 'M' },
+		{ "batch-node", required_argument, 0, 'B' },
+		{ "net-lock", required_argument, 0, 'L' },
 		{ 0, 0, 0, 0 }
 	};
+	struct coord_restore *r = &c->restore;
 	int o;
 	c->socket = ckpt_client_socket();
 	c->node = getenv("CKPT_COORD_NODE");
@@ -231,10 +250,18 @@ static int parse_args(struct coord *c, int argc, char **argv)
 		case 'n': c->node = optarg; break;
 		case 't': c->timeout_s = atoi(optarg); break;
 		case 'H': c->hold_timeout_s = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'R': c->restoring = 1; break;
+		case 'S': r->set = optarg; break;
+		case 'P': r->place = optarg; break;
+		case 'M': r->inet_map = optarg; break;
+		case 'B': r->batch_node = optarg; break;
+		case 'L': r->net_lock = optarg; break;
 		default: usage(); return -EINVAL;
 		}
 	}
-	if (!c->job || optind != argc || c->timeout_s <= 0) {
+	r->job = c->job;
+	if (!c->job || optind != argc || c->timeout_s <= 0 ||
+	    (c->restoring && (!r->set || !r->place || !r->batch_node))) {
 		usage();
 		return -EINVAL;
 	}
@@ -252,8 +279,12 @@ int main(int argc, char **argv)
 		return 2;
 	if (fence_init(&c.fence, &c.rank, &c.size))
 		return 1;
+	c.slurm = getenv("SLURM_JOB_ID") && getenv("SLURM_STEP_ID");
 	c.all = calloc(c.size ? c.size : 1, sizeof(*c.all));
-	int ret = c.all ? run(&c) : 1;
+	int ret = !c.all		 ? 1 :
+		  c.restoring ? coord_restore(&c.restore, c.rank, c.size, c.fence, c.all,
+					      c.timeout_s) :
+				run(&c);
 	held_close(c.held);
 	free(c.all);
 	fence_fini(c.fence);

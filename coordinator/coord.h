@@ -16,13 +16,31 @@ struct node_status {
 	char node[72];       /* the part's name */
 	uint64_t seq;        /* frozen: the SEQ it would take; dumped: the set's */
 	uint32_t crc, root, tasks;
+	int batch;           /* the node of the job's batch script */
+	char address[64];    /* the node's IPv4 address (its hostname's) */
 	char why[256];       /* !ok: the one-line reason */
 };
+
+/* slurm.c: what Slurm says of the job, from this node. */
+#define SLURM_VIEW_STEPS 16
+struct remote_step {
+	uint32_t step_id, srun_pid, num_tasks;
+	char nodes[256];
+};
+struct slurm_view {
+	int batch;            /* the batch script runs on this node */
+	char address[64];     /* this node's address (its hostname's), or "" */
+	struct remote_step steps[SLURM_VIEW_STEPS]; /* launched from here */
+	size_t nr_steps;
+};
+int slurm_view(uint32_t job, struct slurm_view *v);
+/* The IPv4 address host resolves to, as text. */
+int node_address(const char *host, char *addr, size_t len);
 
 /* node.c: the held dump on this node's ckptd. */
 struct held_dump;
 int held_start(const char *socket, uint32_t job, const char *node, int vacate,
-	       uint32_t hold_timeout_s, struct held_dump **out);
+	       uint32_t hold_timeout_s, const struct slurm_view *view, struct held_dump **out);
 /* Wait for the next gate (frozen, dumped): 0 with *st filled, or the
  * dump ended (st->why says why). */
 int held_wait_gate(struct held_dump *h, const char *phase, struct node_status *st);
@@ -36,6 +54,20 @@ void held_close(struct held_dump *h);
 /* The commit of the whole set by this node's ckptd. */
 int commit_set(const char *socket, uint32_t job, uint64_t seq, const struct node_status *v,
 	       size_t n, char *why, size_t len);
+
+/* restore.c: --restore of a multi-node set (docs/coordinator.md). */
+struct coord_restore {
+	uint32_t job;
+	const char *set;        /* BASE/JOB/SEQ */
+	const char *place;      /* PART=NODE,... */
+	const char *inet_map;   /* OLD=NEW,... or NULL */
+	const char *batch_node; /* the node that restored the batch part */
+	const char *net_lock;   /* that part's kept lock */
+};
+struct fence;
+/* This node's part; its exit status (0 on the batch node), 1 on failure. */
+int coord_restore(struct coord_restore *r, uint32_t rank, uint32_t size, struct fence *f,
+		  struct node_status *all, int timeout_s);
 
 /* fence.c */
 struct fence;

@@ -55,8 +55,8 @@ int fence_init(struct fence **out, uint32_t *rank, uint32_t *size)
 static void format_status(const struct node_status *s, char *buf, size_t len)
 {
 	if (s->ok)
-		snprintf(buf, len, "ok %s %llu %u %u %u", s->node, (unsigned long long)s->seq, s->crc,
-			 s->root, s->tasks);
+		snprintf(buf, len, "ok %s %llu %u %u %u %d %s", s->node, (unsigned long long)s->seq,
+			 s->crc, s->root, s->tasks, s->batch, s->address[0] ? s->address : "-");
 	else
 		snprintf(buf, len, "fail %s %s", s->node[0] ? s->node : "-", s->why);
 }
@@ -66,10 +66,12 @@ static int parse_status(const char *line, struct node_status *s)
 	unsigned long long seq;
 	int n = 0;
 	memset(s, 0, sizeof(*s));
-	if (sscanf(line, "ok %71s %llu %u %u %u", s->node, &seq, &s->crc, &s->root, &s->tasks) ==
-	    5) {
+	if (sscanf(line, "ok %71s %llu %u %u %u %d %63s", s->node, &seq, &s->crc, &s->root,
+		   &s->tasks, &s->batch, s->address) == 7) {
 		s->ok = 1;
 		s->seq = seq;
+		if (!strcmp(s->address, "-"))
+			s->address[0] = '\0';
 		return 0;
 	}
 	if (sscanf(line, "fail %71s %n", s->node, &n) == 1 && n > 0) {

@@ -39,9 +39,27 @@ static int send_request(struct ckpt_conn *c, const RpcRequest *q)
 	return ret;
 }
 
-int held_start(const char *socket, uint32_t job, const char *node, int vacate,
-	       uint32_t hold_timeout_s, struct held_dump **out)
+/* The steps launched from this node, for its ckptd (steps.c there). */
+static void remote_steps(const struct slurm_view *v, RpcRemoteStep *r, RpcRemoteStep **ptrs,
+			 RpcDump *d)
 {
+	for (size_t i = 0; v && i < v->nr_steps; i++) {
+		rpc_remote_step__init(&r[i]);
+		r[i].step_id = v->steps[i].step_id;
+		r[i].srun_pid = v->steps[i].srun_pid;
+		r[i].nodes = (char *)v->steps[i].nodes;
+		r[i].has_num_tasks = 1;
+		r[i].num_tasks = v->steps[i].num_tasks;
+		ptrs[i] = &r[i];
+	}
+	d->n_remote_steps = v ? v->nr_steps : 0;
+	d->remote_steps = d->n_remote_steps ? ptrs : NULL;
+}
+
+int held_start(const char *socket, uint32_t job, const char *node, int vacate,
+	       uint32_t hold_timeout_s, const struct slurm_view *view, struct held_dump **out)
+{
+	RpcRemoteStep rs[SLURM_VIEW_STEPS], *rsp[SLURM_VIEW_STEPS];
 	struct held_dump *h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
@@ -59,6 +77,14 @@ int held_start(const char *socket, uint32_t job, const char *node, int vacate,
 	d.leave_running = !vacate;
 	d.hold_timeout_s = hold_timeout_s;
 	d.node = node ? (char *)node : NULL;
+	remote_steps(view, rs, rsp, &d);
+	/* ckptctl checkpoint create|vacate run by the job's wrapper: its
+	 * child, beside the job's tree (cli/coord-step.c) */
+	const char *client = getenv("CKPT_COORD_CLIENT"), *step = getenv("SLURM_STEP_ID");
+	d.has_coord_step = step != NULL;
+	d.coord_step = step ? (uint32_t)strtoul(step, NULL, 10) : 0;
+	d.has_wrapper_exclude = client != NULL;
+	d.wrapper_exclude = client ? (uint32_t)strtoul(client, NULL, 10) : 0;
 	q.req_case = RPC_REQUEST__REQ_DUMP;
 	q.dump = &d;
 	ret = send_request(h->conn, &q);
@@ -204,6 +230,9 @@ int commit_set(const char *socket, uint32_t job, uint64_t seq, const struct node
 		parts[i].has_rank = parts[i].has_root_pid = 1;
 		parts[i].rank = (uint32_t)i;
 		parts[i].root_pid = v[i].root;
+		parts[i].has_batch = 1;
+		parts[i].batch = v[i].batch;
+		parts[i].address = v[i].address[0] ? (char *)v[i].address : NULL;
 		ptrs[i] = &parts[i];
 	}
 	cs.job_id = job;

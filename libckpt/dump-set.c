@@ -145,7 +145,7 @@ int ckpt_job_commit_parts(const char *job, const char *base, uint64_t seq, int64
 	}
 	for (size_t i = 0; i < nr; i++)
 		v[i] = (struct set_part){ parts[i].node, parts[i].manifest_crc, parts[i].rank,
-					  parts[i].root_pid };
+					  parts[i].root_pid, parts[i].batch, parts[i].address };
 	return imgset_commit_parts(p.base, job, seq, uid, v, nr);
 }
 

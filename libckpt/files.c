@@ -453,15 +453,41 @@ static void resource_name(const FileEntry *e, char *buf, size_t len)
 		snprintf(buf, len, "%s", e->path ? e->path : "");
 }
 
+/* "root-fd:K": the file the set's root process had as its fd K (a
+ * node's part of a multi-node set gets its step's stdio so: the pipes
+ * slurmstepd held, docs/coordinator.md). */
+static int root_fd_is(const struct restore_files *rf, const char *res, const FileEntry *e)
+{
+	char *end;
+	if (strncmp(res, "root-fd:", 8) || !rf->inv)
+		return 0;
+	long k = strtol(res + 8, &end, 10);
+	if (end == res + 8 || *end || k < 0 || k > INT_MAX)
+		return 0;
+	for (size_t t = 0; t < rf->nr_tasks; t++) {
+		if ((uint32_t)rf->tasks[t].pid != rf->inv->root_pid)
+			continue;
+		for (size_t i = 0; i < rf->tasks[t].nr; i++)
+			if (rf->tasks[t].fds[i]->fd == k)
+				return rf->tasks[t].fds[i]->file_id == e->id;
+	}
+	return 0;
+}
+
+static int names(const struct restore_files *rf, const char *res, const FileEntry *e)
+{
+	char name[PATH_MAX + 8];
+	resource_name(e, name, sizeof(name));
+	return !strcmp(res, name) || root_fd_is(rf, res, e);
+}
+
 /* The driver's fd that stands for `e`, or -1. */
 static int inherited_fd(const struct restore_files *rf, const FileEntry *e)
 {
-	char name[PATH_MAX + 8];
 	const char *res;
 	int fd;
-	resource_name(e, name, sizeof(name));
 	for (size_t i = 0; rf->opts && i < rf->opts->nr_inherit_fd; i++)
-		if (!parse_inherit(rf->opts->inherit_fd[i], &fd, &res) && !strcmp(res, name))
+		if (!parse_inherit(rf->opts->inherit_fd[i], &fd, &res) && names(rf, res, e))
 			return fd;
 	return -1;
 }
@@ -474,7 +500,6 @@ int files_inherited(const struct restore_files *rf, const FileEntry *e)
 /* Every --inherit-fd is well formed, open, and names a file of the image. */
 static int check_inherit(const struct restore_files *rf)
 {
-	char name[PATH_MAX + 8];
 	const char *res, *s;
 	int fd;
 	for (size_t i = 0; rf->opts && i < rf->opts->nr_inherit_fd; i++) {
@@ -488,11 +513,8 @@ static int check_inherit(const struct restore_files *rf)
 			return -EBADF;
 		}
 		size_t f = 0;
-		for (; f < rf->nr_files; f++) {
-			resource_name(rf->files[f], name, sizeof(name));
-			if (!strcmp(name, res))
-				break;
-		}
+		while (f < rf->nr_files && !names(rf, res, rf->files[f]))
+			f++;
 		if (f == rf->nr_files) {
 			pr_err("--inherit-fd %s: the image has no file %s", s, res);
 			return -ENOENT;

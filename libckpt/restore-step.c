@@ -127,6 +127,37 @@ static int proxy_argv(struct restore_ctx *c, size_t idx, char ***argv)
 	return ret;
 }
 
+/* A step whose tasks all ran on other nodes: srun of the coordinator's
+ * restore of their parts (ckpt_restore_plan), with our network lock's
+ * name, which it lifts once every part is built. */
+static int remote_argv(struct restore_ctx *c, size_t idx, char ***argv)
+{
+	const StepEntry *st = c->tasks[idx].te->step;
+	size_t n = 0;
+	int ret = 0;
+	if (!c->opts->step_remote_argv) {
+		pr_err("step %u: its tasks ran on %s: the job's set restores on its batch node, "
+		       "with the other nodes' parts (ckptctl restore --job JOB in the job)",
+		       st->step_id, st->remote_nodes);
+		return -EINVAL;
+	}
+	for (size_t i = 0; !ret && c->opts->step_remote_argv[i]; i++)
+		ret = add_arg(argv, &n, "%s", c->opts->step_remote_argv[i]);
+	if (!ret && c->net_lock[0])
+		ret = add_arg(argv, &n, "--net-lock=%s", c->net_lock);
+	return ret;
+}
+
+static void exec_remote(struct restore_ctx *c, size_t idx, char **argv)
+{
+	const TaskEntry *me = c->tasks[idx].te;
+	char *const *env = (char *const *)c->opts->step_env;
+	extern char **environ;
+	execvpe(argv[0], argv, env ? env : environ);
+	pr_err("pid %u: the step proxy cannot run %s: %s", me->pid, argv[0], strerror(errno));
+	_exit(127);
+}
+
 /* Wait until the driver lets the tree go: a byte per proxy. */
 static int wait_go(struct restore_ctx *c)
 {
@@ -141,8 +172,21 @@ static int wait_go(struct restore_ctx *c)
 int restore_step_prepare(struct restore_ctx *c)
 {
 	int p[2], ret;
-	for (size_t i = 0; i < c->nr_tasks; i++)
+	size_t remote = 0;
+	for (size_t i = 0; i < c->nr_tasks; i++) {
 		c->nr_proxies += restore_task_proxy(&c->tasks[i]);
+		if (!restore_task_proxy(&c->tasks[i]) || !c->tasks[i].te->step->remote_nodes)
+			continue;
+		const StepEntry *st = c->tasks[i].te->step;
+		/* one coordinator restores every other node's part */
+		if (!c->opts->step_remote_argv || remote++) {
+			pr_err("step %u: its tasks ran on %s: %s", st->step_id, st->remote_nodes,
+			       remote > 1 ? "a second step across nodes is not restorable yet" :
+					    "the job's set restores on its batch node, with the other "
+					    "nodes' parts (ckptctl restore --job JOB in the job)");
+			return -EINVAL;
+		}
+	}
 	if (!c->nr_proxies)
 		return 0;
 	if ((ret = restore_step_open_exe(c)))
@@ -187,9 +231,10 @@ void restore_step_proxy(struct restore_ctx *c, size_t idx)
 	int keep[5] = { c->notify_w, c->log_fd, c->step_exe, c->step_go_r, c->step_go_w };
 	/* srun's 0-2 as the proxy's own; every other fd of ours goes but the
 	 * ends ckpt-step gets and what the restore still needs */
+	int remote = me->step->remote_nodes != NULL;
 	int ret = files_install(&c->files, idx, keep, 5, c->fd_base);
 	if (!ret)
-		ret = proxy_argv(c, idx, &argv);
+		ret = remote ? remote_argv(c, idx, &argv) : proxy_argv(c, idx, &argv);
 	if (!ret)
 		ret = report_ready(c, (pid_t)me->pid);
 	if (!ret)
@@ -207,6 +252,8 @@ void restore_step_proxy(struct restore_ctx *c, size_t idx)
 		       strerror(errno));
 		_exit(1);
 	}
+	if (remote)
+		exec_remote(c, idx, argv);
 	/* everything of the restore at or above fd_base is O_CLOEXEC */
 	extern char **environ;
 	syscall(SYS_execveat, c->step_exe, "", argv, environ, AT_EMPTY_PATH);

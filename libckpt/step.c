@@ -178,12 +178,28 @@ static int uid_gid_of(pid_t pid, uint32_t *uid, uint32_t *gid)
 	return 0;
 }
 
+/* A step whose tasks all run on other nodes: what Slurm said of it; the
+ * proxy restores its tasks there (docs/coordinator.md). */
+static int remote_entry_read(const struct frozen_task *client, const struct ckpt_step *st,
+			     StepEntry *out)
+{
+	out->job_size = st->num_tasks;
+	out->step_id = st->step_id;
+	out->has_label = 1;
+	out->remote_nodes = strdup(st->nodes);
+	if (!out->remote_nodes)
+		return -ENOMEM;
+	return uid_gid_of(client->pid, &out->uid, &out->gid);
+}
+
 int step_entry_read(const struct frozen_tree *tree, int i, StepEntry *out)
 {
 	const struct frozen_task *client = &tree->tasks[i];
 	const struct ckpt_step *st = &tree->steps[client->step - 1];
-	pid_t first = st->tasks[0];
 	step_entry__init(out);
+	if (!st->nr_tasks)
+		return remote_entry_read(client, st, out);
+	pid_t first = st->tasks[0];
 	out->nspace = ckpt_environ_get(first, "PMIX_NAMESPACE");
 	char *size = ckpt_environ_get(first, "SLURM_STEP_NUM_TASKS");
 	char *nodes = ckpt_environ_get(first, "SLURM_STEP_NUM_NODES");
@@ -223,5 +239,6 @@ void step_entry_free(StepEntry *e)
 	free(e->bfrops);
 	free(e->buffer_type);
 	free(e->gds);
+	free(e->remote_nodes);
 	memset(e, 0, sizeof(*e));
 }

@@ -359,7 +359,7 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 /* In slurmstepd, as root, after each task is forked. */
 int slurm_spank_task_post_fork(spank_t sp, int ac, char **av)
 {
-	uint32_t job, step, ntasks, nnodes = 1;
+	uint32_t job, step, ntasks, nnodes = 0;
 	uid_t uid;
 	pid_t pid;
 
@@ -370,8 +370,13 @@ int slurm_spank_task_post_fork(spank_t sp, int ac, char **av)
 	if (spank_get_item(sp, S_TASK_PID, &pid) != ESPANK_SUCCESS ||
 	    spank_get_item(sp, S_JOB_LOCAL_TASK_COUNT, &ntasks) != ESPANK_SUCCESS)
 		return 0;
-	/* ckptd refuses multi-node jobs until the coordinator exists. */
-	if (spank_get_item(sp, S_JOB_NNODES, &nnodes) != ESPANK_SUCCESS)
+	/* The job's nodes, which its checkpoint covers: the allocation's
+	 * (S_JOB_NNODES is the step's: 1 for the batch step, and for an
+	 * `srun -N1` of mpirun's daemon on the other node). */
+	char n[16];
+	if (spank_getenv(sp, "SLURM_JOB_NUM_NODES", n, sizeof(n)) == ESPANK_SUCCESS)
+		nnodes = (uint32_t)strtoul(n, NULL, 10);
+	if (nnodes < 1 && spank_get_item(sp, S_JOB_NNODES, &nnodes) != ESPANK_SUCCESS)
 		nnodes = 1;
 	step_add_task(job, step, uid, pid, ntasks, nnodes, &policy);
 	return 0;

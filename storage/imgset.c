@@ -846,6 +846,42 @@ int img_set_open(const char *dir, struct img_set **out)
 	return open_checked(dir, 1, out);
 }
 
+/* The parts a multi-node set's manifest names (none: a set of one node). */
+static void copy_parts(const ManifestEntry *me, struct set_part_info *parts, size_t max,
+		       size_t *nr)
+{
+	*nr = 0;
+	for (size_t i = 0; i < me->n_parts && *nr < max; i++) {
+		struct set_part_info *p = &parts[(*nr)++];
+		const ManifestPart *mp = me->parts[i];
+		snprintf(p->node, sizeof(p->node), "%s", mp->node);
+		snprintf(p->address, sizeof(p->address), "%s", mp->address ? mp->address : "");
+		p->batch = mp->has_batch && mp->batch;
+		p->manifest_crc = mp->manifest_crc;
+	}
+}
+
+int imgset_read_parts(const char *dir, struct set_part_info *parts, size_t max, size_t *nr)
+{
+	ProtobufCMessage *msg = NULL;
+	struct img_set *set = NULL;
+	int ret = set_open(AT_FDCWD, dir, dir, 0, &set);
+	if (!ret)
+		ret = img_read_one_file(set, IMG_MANIFEST, MANIFEST_NAME, 0,
+					&manifest_entry__descriptor, &msg);
+	if (!ret && ((ManifestEntry *)msg)->n_parts > max) {
+		st_err("%s: %zu parts: at most %zu", dir, ((ManifestEntry *)msg)->n_parts, max);
+		ret = -E2BIG;
+	}
+	if (!ret)
+		copy_parts((ManifestEntry *)msg, parts, max, nr);
+	if (msg)
+		protobuf_c_message_free_unpacked(msg, NULL);
+	if (set)
+		img_set_close(set);
+	return ret;
+}
+
 int img_set_open_lazy(const char *dir, struct img_set **out)
 {
 	return open_checked(dir, VERIFY_BUT_PAGES, out);

@@ -99,6 +99,9 @@ static int write_parts(struct img_set *set, const struct set_part *parts, size_t
 			manifest_part__init(&mp[i]);
 			mp[i].node = (char *)parts[i].node;
 			mp[i].manifest_crc = parts[i].manifest_crc;
+			mp[i].has_batch = 1;
+			mp[i].batch = parts[i].batch;
+			mp[i].address = (char *)parts[i].address;
 			pp[i] = &mp[i];
 			manifest_rank__init(&mr[i]);
 			mr[i].rank = parts[i].rank;

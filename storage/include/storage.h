@@ -268,11 +268,22 @@ struct set_part {
 	const char *node;
 	uint32_t manifest_crc;
 	uint32_t rank, root_pid;
+	int batch;           /* the part with the job's batch script */
+	const char *address; /* the node's address at the dump, or NULL */
 };
 /* Checks every part's manifest against its crc, writes BASE/JOB/SEQ's
  * manifest (owned by `uid` >= 0), then `latest`. */
 int imgset_commit_parts(const char *base, const char *job, uint64_t seq, int64_t uid,
 			const struct set_part *parts, size_t nr);
+/* A multi-node set's parts as its manifest names them, for its restore. */
+struct set_part_info {
+	char node[72];
+	char address[64]; /* "" if the dump did not record it */
+	int batch;
+	uint32_t manifest_crc;
+};
+/* dir's parts into parts[max] (*nr 0: a set of one node). */
+int imgset_read_parts(const char *dir, struct set_part_info *parts, size_t max, size_t *nr);
 /* crc32c of a set's manifest file, as written. */
 int img_set_manifest_crc(struct img_set *set, uint32_t *crc);
 /* Every SEQ directory of the job, sorted by SEQ (free *out). */

@@ -101,6 +101,11 @@ struct ckpt_step {
 	pid_t client;
 	const pid_t *tasks;
 	size_t nr_tasks;
+	/* No task here (nr_tasks 0): a step whose tasks all run on other
+	 * nodes, as Slurm lists it; their nodes' parts hold them. */
+	uint32_t step_id;
+	const char *nodes;
+	uint32_t num_tasks;
 };
 
 struct ckpt_dump_stats {
@@ -133,6 +138,8 @@ struct ckpt_part {
 	const char *node;
 	uint32_t manifest_crc;
 	uint32_t rank, root_pid;
+	int batch;           /* the part with the job's batch script */
+	const char *address; /* the node's address at the dump, or NULL */
 };
 
 /* Commit the multi-node set BASE/JOB/SEQ: each part's nodes/NODE/manifest
@@ -253,7 +260,41 @@ struct ckpt_restore_opts {
 	enum ckpt_cgroups_mode cgroups;
 	enum ckpt_cpu_cap cpu_cap; /* --cpu-cap */
 	enum ckpt_cpu_map cpu_map; /* --cpu-map */
+	/* A multi-node set's batch part (ckpt_restore_plan): the proxy of its
+	 * step whose tasks ran on other nodes execs this command line (srun
+	 * of the coordinator's restore on every node, NULL-terminated), with
+	 * "--net-lock=NAME" added, in this environment (NULL: ours). */
+	const char *const *step_remote_argv;
+	const char *const *step_env;
 };
+
+/* A multi-node set restored from its batch node (docs/coordinator.md
+ * "Restore"): which part goes to which node of the new allocation, the
+ * addresses that change, and the coordinator's step that restores the
+ * other parts once this one is built. */
+#define CKPT_PLAN_NODES 64
+struct ckpt_restore_plan {
+	char set_dir[4096];      /* BASE/JOB/SEQ */
+	char part_dir[4200];     /* SEQ/nodes/PART: this node's, the batch part */
+	char inet_map[2048];     /* OLD=NEW,... ("" when no address changes) */
+	char place[2048];        /* PART=NODE,... */
+	char nodes[2048];        /* the nodes that get a part, for srun -w */
+	char ntasks[16];
+	char host[72];           /* this node: the batch part's */
+	char *argv[40];          /* the proxy's srun (step_remote_argv) */
+	size_t nr_parts;
+};
+/* If o->dir is a multi-node set: plan its restore on this node (`host`),
+ * one of `job_nodes` (a Slurm hostlist: SLURM_JOB_NODELIST), and point o
+ * at the batch part, with its addresses mapped, the network lock kept
+ * and the proxy's command line (`coord`: ckpt-coord's path, `job`: the
+ * job id).  0 (plan->nr_parts 0: a set of one node, o unchanged), or
+ * -errno after one line naming what does not fit. */
+int ckpt_restore_plan(struct ckpt_restore_opts *o, const char *job, const char *job_nodes,
+		      const char *host, const char *coord, struct ckpt_restore_plan *plan);
+/* Expand a Slurm hostlist ("ckn[1-2,5],login") into names[max]; *nr.
+ * -EINVAL on a malformed one, -E2BIG beyond max. */
+int ckpt_hostlist_expand(const char *spec, char (*names)[72], size_t max, size_t *nr);
 
 struct ckpt_restore_stats {
 	uint64_t total_ns;     /* start of restore .. tree running */

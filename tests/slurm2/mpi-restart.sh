@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# An OpenMPI job across both nodes, submitted with ckpt-sbatch as a user
+# would, checkpointed by the coordinator (every rank on both nodes frozen
+# before any is dumped, one set of two parts), stopped, requeued and
+# restored on its next allocation: the batch node restores its part and
+# the step proxy in place of mpirun's `srun orted` runs ckpt-coord on
+# both nodes, which restores the other node's part and lifts the network
+# locks once both are built (docs/coordinator.md "Restore").  The job
+# then ends with exit 0 and the checksum of an uninterrupted run, from a
+# single start.
+#   mpi-restart.sh RING ALLREDUCE CASE
+# CASE: ring2-vacate (mpirun -n 2, one rank per node, `ckptctl checkpoint
+# vacate` by the user), ring4-preempt (mpirun -n 4, two ranks per node,
+# preempted by an --exclusive job of the high partition: the wrapper's
+# vacate at the preemption signal), allreduce2-preempt (64 MiB of doubles
+# per rank, reduced across the nodes).  All over btl self,tcp.
+. "$(dirname "$0")/lib.sh"
+RING=$1 ALLREDUCE=$2 CASE=$3
+if [ "$RING" = none ] || ! command -v mpirun >/dev/null; then
+	echo "$NAME: no OpenMPI (scripts/setup installs it): skipped"
+	exit 77
+fi
+case $CASE in
+ring2-vacate) n=2 prog="ring 500 20" progress='^round ' ;;
+ring4-preempt) n=4 prog="ring 400 20" progress='^round ' ;;
+allreduce2-preempt) n=2 prog="allreduce 30 64 150" progress='^iter ' ;;
+*) fail "unknown case '$CASE'" ;;
+esac
+use_test_user
+install -d -o $U -g $U -m 755 "$T/u"
+install -m 755 "$RING" "$T/u/ring"
+install -m 755 "$ALLREDUCE" "$T/u/allreduce"
+install -m 755 "$ROOT/examples/ckpt-sbatch" "$T/ckpt-sbatch"
+
+cat >"$T/u/job.sh" <<S
+#!/bin/bash
+echo "start of run \${SLURM_RESTART_COUNT:-0}"
+export OMPI_MCA_btl=self,tcp OMPI_MCA_btl_tcp_if_include=10.77.0.0/24
+export OMPI_MCA_oob_tcp_if_include=10.77.0.0/24 OMPI_MCA_plm=slurm
+mpirun -n $n --map-by node $T/u/$prog
+echo "exit status \$?"
+S
+chmod 755 "$T/u/job.sh"
+
+# The uninterrupted run, on one node (ckn2's namespaces), beside the job.
+(on_node ckn2 setpriv --reuid="$U" --regid="$U" --init-groups -- \
+	mpirun --oversubscribe -n $n --mca btl self,vader $T/u/$prog) >"$T/reference.log" 2>&1 &
+ref=$!
+at_exit "kill $ref 2>/dev/null"
+
+cd "$T/u" || exit 1
+id=$(as_user env CKPT_SIGNAL_TIME=30 "$T/ckpt-sbatch" --parsable -N2 --ntasks-per-node=2 -p low \
+	-o "$T/u/job.out" "$T/u/job.sh") || fail "ckpt-sbatch failed"
+JOBS+=("$id")
+at_exit "rm -rf /var/lib/ckpt/$id"
+progressed() { [ "$(lines "$progress" "$T/u/job.out")" -ge "$1" ]; }
+wait_for 60 "job $id to make progress" progressed 2
+[ "$(field "$id" NodeList)" = "ckn[1-2]" ] || fail "job $id runs on $(field "$id" NodeList)"
+
+t0=$(date +%s.%N)
+if [ "$CASE" = ring2-vacate ]; then
+	on_node ckn1 setpriv --reuid="$U" --regid="$U" --init-groups -- \
+		"$CKPTCTL" checkpoint vacate "$id" >"$T/vacate" 2>&1 ||
+		fail "checkpoint vacate $id: $(cat "$T/vacate")"
+	cat "$T/vacate"
+else
+	high=$(submit -N1 -p high --exclusive -o "$T/high.out" --wrap='sleep 3; echo high ran')
+	JOBS+=("$high")
+	wait_for 60 "the vacate of job $id" grep -qs "ckpt-batch: job $id: vacate" "$T/u/job.out"
+	grep -q "vacate done" "$T/u/job.out" ||
+		fail "vacate of job $id failed: $(grep 'ckpt' "$T/u/job.out")"
+fi
+grep -q "set [0-9]* committed, 2 nodes" "$T/u/job.out" "$T/vacate" 2>/dev/null ||
+	fail "no set of 2 nodes committed: $(grep ckpt "$T/u/job.out")"
+at_vacate=$(lines "$progress" "$T/u/job.out")
+echo "job $id checkpointed on both nodes after $at_vacate progress lines"
+wait_for 60 "job $id to be requeued" restarts_is "$id" 1
+[ -z "${high:-}" ] || wait_for 60 "job $high to complete" state_is "$high" COMPLETED
+release "$id"
+wait_for 120 "job $id to run again" state_is "$id" RUNNING
+restore_ended() { grep -qs "restored from the latest checkpoint\|no usable checkpoint" "$T/u/job.out"; }
+wait_for 120 "the restore of job $id" restore_ended
+grep -q "restored from the latest checkpoint" "$T/u/job.out" ||
+	fail "job $id was not restored: $(grep 'ckpt' "$T/u/job.out" | tail -n 5)"
+# Both nodes' parts run: the ranks on ckn2 are the restored ones.
+on_node ckn2 pgrep -u $U -x "${prog%% *}" >/dev/null ||
+	fail "job $id: no rank on ckn2 after the restore"
+
+wait "$ref" || fail "the uninterrupted run failed: $(tail -n 5 "$T/reference.log")"
+grep ' done: .* checksum ' "$T/reference.log" >"$T/reference" ||
+	fail "no checksum in the uninterrupted run: $(tail -n 5 "$T/reference.log")"
+wait_for 240 "job $id to complete" state_is "$id" COMPLETED
+[ "$(field "$id" ExitCode)" = 0:0 ] || fail "job $id: ExitCode=$(field "$id" ExitCode)"
+[ "$(lines '^start of run' "$T/u/job.out")" = 1 ] ||
+	fail "job $id started over: $(grep -n 'start of run' "$T/u/job.out")"
+grep ' done: .* checksum ' "$T/u/job.out" >"$T/final" ||
+	fail "job $id: no checksum line: $(tail -n 5 "$T/u/job.out")"
+cmp -s "$T/final" "$T/reference" ||
+	fail "job $id ended with '$(cat "$T/final")', not '$(cat "$T/reference")'"
+grep -qx "exit status 0" "$T/u/job.out" || fail "job $id: $(tail -n 3 "$T/u/job.out")"
+[ "$(lines "$progress" "$T/u/job.out")" -gt "$at_vacate" ] ||
+	fail "job $id made no progress after its restore"
+# Every progress line once: nothing repeated or lost across the restart.
+dups=$(grep "$progress" "$T/u/job.out" | sort | uniq -d | head -n 3)
+[ -z "$dups" ] || fail "job $id repeated lines: $dups"
+for n in ckn1 ckn2; do
+	grep "job $id: dump [0-9]*: done in" /var/log/ckpt-slurm2/ckptd-$n.log | tail -n 1 |
+		sed "s/.*: done in/$n: dump done in/"
+	grep "job .*: restore [0-9]*: pid .* running after" /var/log/ckpt-slurm2/ckptd-$n.log |
+		tail -n 1 | sed "s/.*running after/$n: restore running after/"
+done
+echo "ok: job $id ($CASE) checkpointed across ckn1 and ckn2, requeued, restored on both" \
+	"and ended with the reference checksum: $(cat "$T/final")"
