@@ -19,7 +19,7 @@ wait_for 10 "job $id to count" grep -qs '^count 2$' "$T/low.out"
 [ "$(field "$id" NodeList)" = "ckn[1-2]" ] || fail "job $id runs on $(field "$id" NodeList)"
 
 t0=$(date +%s)
-high=$(submit -N1 -p high --exclusive -o "$T/high.out" --wrap='hostname; sleep 3')
+high=$(submit -N1 -w ckn1 -p high --exclusive -o "$T/high.out" --wrap='hostname; sleep 3')
 wait_for 60 "job $high to run" state_is "$high" RUNNING
 waited=$(($(date +%s) - t0))
 echo "job $high ran $waited s after its submission, on $(field "$high" NodeList)"
