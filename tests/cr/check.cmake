@@ -18,3 +18,8 @@ if(TARGET ckpt-step)
 		$<TARGET_FILE:ckptctl> $<TARGET_FILE:ckpt-step>)
 	set_tests_properties(cr_step_graft PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77 LABELS cr)
 endif()
+# --inherit-fd fd[N]:root-fd:K: the root's stdout, a pipe to a reader
+# outside the tree, is the restore's (a node's part of a multi-node set).
+add_test(NAME cr_inherit_root_fd COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/inherit-root-fd.sh
+	$<TARGET_FILE:ckptctl> $<TARGET_FILE:ckpt-counter>)
+set_tests_properties(cr_inherit_root_fd PROPERTIES TIMEOUT 60 SKIP_RETURN_CODE 77 LABELS cr)
