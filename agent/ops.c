@@ -795,6 +795,10 @@ int ops_dump(struct conn *c, const RpcDump *d)
 		req.tcp_established = 1;
 		req.node = node;
 	}
+	/* A node's part without the batch script: its root is a task of a
+	 * step whose srun is on another node; its stdio are that step's. */
+	req.has_root_stdio_step = 1;
+	req.root_stdio_step = d->held && d->has_job_id && !t.has_batch;
 	struct worker_msg res = { 0 };
 	struct ident who;
 	char jwhere[PATH_MAX + sizeof(t.job) + 1]; /* room for all: never cut */

@@ -123,6 +123,7 @@ static int do_dump(const RpcDump *d, uid_t uid)
 	o.parent = d->parent;
 	o.page_server = d->page_server;
 	o.no_snapshot = d->no_snapshot;
+	o.root_stdio_step = d->root_stdio_step;
 	o.verbose = (int)d->verbose;
 	o.progress = on_progress;
 	o.job = d->set_job;

@@ -55,6 +55,8 @@ static void usage(FILE *f)
 		"          [--inet-map OLD=NEW[,OLD=NEW...]] [--keep-net-lock (with -d)]\n"
 		"          [--net-lock-fd N]     through ckptd: the kept lock's name to fd N once\n"
 		"                                the tree runs (--keep-net-lock without -d)\n"
+		"          [--as-job JOBID]      with -D, through ckptd: the tree becomes the job's\n"
+		"                                tasks on this node (a node's part of its set)\n"
 		"                                sockets on address OLD come back on NEW, peers OLD\n"
 		"                                become NEW; the connections to peers outside the\n"
 		"                                tree stay dropped until net-unlock NAME (printed)\n"
@@ -168,6 +170,7 @@ enum {
 	OPT_INET_MAP,
 	OPT_KEEP_NET_LOCK,
 	OPT_NET_LOCK_FD,
+	OPT_AS_JOB,
 	OPT_PORT,
 	OPT_DIR,
 	OPT_ADDRESS,
@@ -519,6 +522,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "inet-map", required_argument, 0, OPT_INET_MAP },
 		{ "keep-net-lock", no_argument, 0, OPT_KEEP_NET_LOCK },
 		{ "net-lock-fd", required_argument, 0, OPT_NET_LOCK_FD },
+		{ "as-job", required_argument, 0, OPT_AS_JOB },
 		{ "verify", no_argument, 0, OPT_VERIFY },
 		{ "no-verify", no_argument, 0, OPT_NO_VERIFY },
 		{ "inherit-fd", required_argument, 0, OPT_INHERIT_FD },
@@ -535,6 +539,7 @@ static int cmd_restore(int argc, char **argv)
 	struct ckpt_restore_opts o = { .verify = 1 };
 	struct ckpt_restore_stats st;
 	struct restore_job_extra x = { .net_lock_fd = -1 };
+	const char *as_job = NULL;
 	struct ckpt_restore_plan plan;
 	char coord[PATH_MAX];
 	const char *inherit[MAX_REPEAT], *cg_root[MAX_REPEAT];
@@ -575,6 +580,7 @@ static int cmd_restore(int argc, char **argv)
 			o.inet_map = optarg;
 			break;
 		case OPT_KEEP_NET_LOCK: o.keep_net_lock = 1; break;
+		case OPT_AS_JOB: as_job = optarg; break;
 		case OPT_NET_LOCK_FD:
 			x.net_lock_fd = atoi(optarg);
 			if (x.net_lock_fd < 3 || fcntl(x.net_lock_fd, F_GETFD) < 0) {
@@ -627,6 +633,10 @@ static int cmd_restore(int argc, char **argv)
 	int route = agent_route("restore");
 	if (route < 0)
 		return 1;
+	if (as_job && (!route || !o.dir || !isdigit((unsigned char)as_job[0]))) {
+		fprintf(stderr, "ckptctl: restore: --as-job JOBID goes with -D DIR, through ckptd\n");
+		return 1;
+	}
 	/* the lock's name is printed once the tree runs: we must return
 	 * then, or (through ckptd) write it to --net-lock-fd */
 	if (o.keep_net_lock && !o.detach && !(route && x.net_lock_fd >= 0)) {
@@ -644,6 +654,10 @@ static int cmd_restore(int argc, char **argv)
 	char *end = NULL;
 	unsigned long v = o.job && isdigit((unsigned char)o.job[0]) ? strtoul(o.job, &end, 10) : 0;
 	uint32_t job_id = end && !*end && v <= UINT32_MAX ? (uint32_t)v : 0;
+	/* -D DIR --as-job JOB: a node's part of the job's set, whose tree
+	 * becomes the job's tasks on this node (docs/coordinator.md) */
+	if (as_job)
+		job_id = (uint32_t)strtoul(as_job, NULL, 10);
 	/* ckptd finds a registered job's latest set itself (in the job's
 	 * checkpoint directory); otherwise it is resolved here, once. */
 	if (o.job && (!route || o.base || !job_id)) {

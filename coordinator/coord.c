@@ -186,6 +186,16 @@ static int phase_commit(struct coord *c, uint64_t seq, char *why, size_t len)
 	return agree(c, "committed", &st, why, len);
 }
 
+/* A vacate: every node but the batch node has ended its part. */
+static void phase_others_ended(struct coord *c)
+{
+	struct node_status st = c->all[c->rank];
+	char why[512];
+	st.ok = 1;
+	if (agree(c, "ended", &st, why, sizeof(why)))
+		fprintf(stderr, "ckpt-coord: job %u: rank %u: %s\n", c->job, c->rank, why);
+}
+
 static int run(struct coord *c)
 {
 	char why[512];
@@ -199,9 +209,17 @@ static int run(struct coord *c)
 	if (phase_ready(c, why, sizeof(why)) || phase_commit(c, seq, why, sizeof(why)))
 		return abort_all(c, why);
 	maybe_pause(c, "committed");
+	/* A vacate ends the batch node's tree last: its sruns going end
+	 * their steps' tasks on the other nodes, which must have finished
+	 * their own dumps first. */
+	int last = c->vacate && c->view.batch;
+	if (last)
+		phase_others_ended(c);
 	int ret = held_send(c->held, "commit", 0);
 	if (!ret)
 		ret = held_finish(c->held, &frozen_ns, why, sizeof(why));
+	if (c->vacate && !last)
+		phase_others_ended(c);
 	if (ret) {
 		/* The set is committed: this node's tree may still be frozen
 		 * or stopped if its ckptd died now; its ckptd's end thaws it. */

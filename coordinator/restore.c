@@ -102,7 +102,7 @@ static int read_lock(int fd, char *lock, size_t len)
 static int restore_part(const struct coord_restore *r, const char *part, struct part_restore *pr,
 			char *why, size_t len)
 {
-	char ckptctl[4096], dir[4200], lockfd[16];
+	char ckptctl[4096], dir[4200], lockfd[16], job[16];
 	int p[2];
 	if (ckptctl_path(ckptctl, sizeof(ckptctl))) {
 		snprintf(why, len, "no ckptctl beside ckpt-coord");
@@ -112,10 +112,12 @@ static int restore_part(const struct coord_restore *r, const char *part, struct 
 		return -errno;
 	snprintf(dir, sizeof(dir), "%s/nodes/%s", r->set, part);
 	snprintf(lockfd, sizeof(lockfd), "%d", p[1]);
-	char *argv[24] = { ckptctl, "restore", "-D", dir, "--keep-net-lock", "--net-lock-fd",
-			   lockfd, "--inherit-fd", "fd[0]:root-fd:0", "--inherit-fd",
-			   "fd[1]:root-fd:1", "--inherit-fd", "fd[2]:root-fd:2" };
-	size_t n = 13;
+	snprintf(job, sizeof(job), "%u", r->job);
+	/* --as-job: the tree is the job's tasks here, for its next checkpoint */
+	char *argv[24] = { ckptctl, "restore", "-D", dir, "--as-job", job, "--keep-net-lock",
+			   "--net-lock-fd", lockfd, "--inherit-fd", "fd[0]:root-fd:0",
+			   "--inherit-fd", "fd[1]:root-fd:1", "--inherit-fd", "fd[2]:root-fd:2" };
+	size_t n = 15;
 	if (r->inet_map) {
 		argv[n++] = "--inet-map";
 		argv[n++] = (char *)r->inet_map;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ckpt/ckpt.h"
 #include "log.h"
 #include "file-kinds.h"
 #include "ghost.h"
@@ -60,9 +61,22 @@ static pid_t outside_holder(const struct frozen_tree *tree, uint64_t ino)
 	return found;
 }
 
-/* Both ends of an anonymous pipe must be in the tree, or closed everywhere. */
-static int check_ends(const struct frozen_tree *tree, const struct file_desc *d, size_t nr, size_t i)
+/* The root's stdin, stdout or stderr, which are its job step's stdio
+ * (ckpt_dump_opts.root_stdio_step)? */
+static int root_stdio(const struct files_dump *fdump, size_t i)
 {
+	const struct file_desc *d = &fdump->descs[i];
+	return fdump->opts && fdump->opts->root_stdio_step && d->pid == fdump->tree->tasks[0].pid &&
+	       d->fd >= 0 && d->fd <= 2;
+}
+
+/* Both ends of an anonymous pipe must be in the tree, or closed everywhere
+ * (or it is the root's step stdio: marked so). */
+static int check_ends(const struct files_dump *fdump, size_t i)
+{
+	const struct frozen_tree *tree = fdump->tree;
+	const struct file_desc *d = fdump->descs;
+	size_t nr = fdump->nr;
 	int readers = 0, writers = 0;
 	for (size_t j = 0; j < nr; j++) {
 		const FileEntry *e = d[j].entry;
@@ -75,6 +89,10 @@ static int check_ends(const struct frozen_tree *tree, const struct file_desc *d,
 	}
 	if (readers && writers)
 		return 0;
+	if (root_stdio(fdump, i)) {
+		d[i].entry->has_step_stdio = d[i].entry->step_stdio = 1;
+		return 0;
+	}
 	pid_t holder = outside_holder(tree, d[i].entry->pipe_id);
 	if (!holder)
 		return 0;
@@ -132,7 +150,6 @@ static int seen_pipe(const struct file_desc *d, size_t i)
 
 static int pipes_dump_tree(struct files_dump *fdump, void **priv)
 {
-	const struct frozen_tree *tree = fdump->tree;
 	const struct file_desc *d = fdump->descs;
 	size_t nr = fdump->nr;
 	struct img *img;
@@ -146,11 +163,18 @@ static int pipes_dump_tree(struct files_dump *fdump, void **priv)
 			continue;
 		if (seen_pipe(d, i))
 			continue;
-		if (e->type == FILE_TYPE__FILE_PIPE && (ret = check_ends(tree, d, nr, i)))
+		if (e->type == FILE_TYPE__FILE_PIPE && (ret = check_ends(fdump, i)))
 			break;
 		PipeDataEntry pe = PIPE_DATA_ENTRY__INIT;
 		pe.pipe_id = e->pipe_id;
 		ret = peek_pipe(d[i].pid, d[i].fd, &pe);
+		/* the step's stdio is handed over new at the restore */
+		if (!ret && e->step_stdio && pe.data.len) {
+			pr_err("pid %d: fd %d: its job step's %s has %zu bytes in flight: not "
+			       "supported (try again)", d[i].pid, d[i].fd,
+			       d[i].fd ? "output pipe" : "input pipe", pe.data.len);
+			ret = -EAGAIN;
+		}
 		if (!ret)
 			ret = img_write(img, &pe.base);
 		free(pe.data.data);
@@ -166,7 +190,7 @@ static int pipes_check_tree(struct files_dump *fdump, void **priv)
 	(void)priv;
 	for (size_t i = 0; !ret && i < fdump->nr; i++)
 		if (d[i].entry->type == FILE_TYPE__FILE_PIPE && !seen_pipe(d, i))
-			ret = check_ends(fdump->tree, d, fdump->nr, i);
+			ret = check_ends(fdump, i);
 	return ret;
 }
 
@@ -187,14 +211,32 @@ struct pipe_pool {
 
 static void pipes_free(void *priv);
 
+/* A job step's stdio (step_stdio) comes back only as the restore's fd. */
+static int check_step_stdio(const struct restore_files *rf)
+{
+	for (size_t i = 0; i < rf->nr_files; i++) {
+		const FileEntry *e = rf->files[i];
+		if (e->type != FILE_TYPE__FILE_PIPE || !e->step_stdio || files_inherited(rf, e))
+			continue;
+		pr_err("file %u: pipe:[%llu]: the stdio of the root's job step on the node it "
+		       "was dumped on (a node's part of a multi-node set): restore with "
+		       "--inherit-fd fd[N]:root-fd:K, as the coordinator does",
+		       e->id, (unsigned long long)e->pipe_id);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int pipes_read(struct img_set *set, struct restore_files *rf, void **priv)
 {
-	(void)rf;
+	int ret = check_step_stdio(rf);
+	if (ret)
+		return ret;
 	struct pipe_pool *pp = calloc(1, sizeof(*pp));
 	if (!pp)
 		return -ENOMEM;
 	*priv = pp;
-	int ret = img_read_all(set, IMG_PIPES_DATA, "pipes-data.img", &pipe_data_entry__descriptor,
+	ret = img_read_all(set, IMG_PIPES_DATA, "pipes-data.img", &pipe_data_entry__descriptor,
 			       (ProtobufCMessage ***)&pp->data, &pp->nr);
 	if (ret)
 		return ret;

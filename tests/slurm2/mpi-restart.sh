@@ -17,7 +17,7 @@
 # the job waits to run again: its next allocation is ckn2 and ckn3, the
 # batch script's part comes back on ckn2 and ckn2's on ckn3, every rank on
 # another node and every connection on other addresses).  All over btl
-# self,tcp.
+# self,tcp.  ring2-twice: vacated, restored, vacated and restored again.
 . "$(dirname "$0")/lib.sh"
 RING=$1 ALLREDUCE=$2 CASE=$3
 if [ "$RING" = none ] || ! command -v mpirun >/dev/null; then
@@ -26,6 +26,7 @@ if [ "$RING" = none ] || ! command -v mpirun >/dev/null; then
 fi
 case $CASE in
 ring2-vacate | ring2-nodelost) n=2 prog="ring 500 20" progress='^round ' ;;
+ring2-twice) n=2 prog="ring 800 20" progress='^round ' ;;
 ring4-preempt) n=4 prog="ring 400 20" progress='^round ' ;;
 allreduce2-preempt) n=2 prog="allreduce 30 64 150" progress='^iter ' ;;
 *) fail "unknown case '$CASE'" ;;
@@ -61,45 +62,59 @@ progressed() { [ "$(lines "$progress" "$T/u/job.out")" -ge "$1" ]; }
 wait_for 60 "job $id to make progress" progressed 2
 [ "$(field "$id" NodeList)" = "ckn[1-2]" ] || fail "job $id runs on $(field "$id" NodeList)"
 
-t0=$(date +%s.%N)
-if [ "$CASE" != "${CASE%-vacate}" ] || [ "$CASE" = ring2-nodelost ]; then
-	on_node ckn1 setpriv --reuid="$U" --regid="$U" --init-groups -- \
-		"$CKPTCTL" checkpoint vacate "$id" >"$T/vacate" 2>&1 ||
-		fail "checkpoint vacate $id: $(cat "$T/vacate")"
-	cat "$T/vacate"
-else
-	high=$(submit -N1 -w ckn1 -p high --exclusive -o "$T/high.out" --wrap='sleep 3; echo high ran')
-	JOBS+=("$high")
-	wait_for 60 "the vacate of job $id" grep -qs "ckpt-batch: job $id: vacate" "$T/u/job.out"
-	grep -q "vacate done" "$T/u/job.out" ||
-		fail "vacate of job $id failed: $(grep 'ckpt' "$T/u/job.out")"
+# cycle N: checkpoint the job on both nodes and stop it (the user's
+# vacate, or a preemption), let it run again, see it restored.
+cycle() {
+	local n=$1 what
+	if [ "$CASE" = ring4-preempt ] || [ "$CASE" = allreduce2-preempt ]; then
+		high=$(submit -N1 -w ckn1 -p high --exclusive -o "$T/high.out" \
+			--wrap='sleep 3; echo high ran')
+		JOBS+=("$high")
+		wait_for 60 "the vacate of job $id" grep -qs "ckpt-batch: job $id: vacate" "$T/u/job.out"
+		grep -q "vacate done" "$T/u/job.out" ||
+			fail "vacate of job $id failed: $(grep 'ckpt' "$T/u/job.out")"
+		what=$T/u/job.out
+	else
+		on_node ckn1 setpriv --reuid="$U" --regid="$U" --init-groups -- \
+			"$CKPTCTL" checkpoint vacate "$id" >"$T/vacate$n" 2>&1 ||
+			fail "checkpoint vacate $id: $(cat "$T/vacate$n")"
+		cat "$T/vacate$n"
+		what=$T/vacate$n
+	fi
+	[ "$(grep -c "set [0-9]* committed, 2 nodes" "$what")" -ge 1 ] ||
+		fail "no set of 2 nodes committed: $(grep ckpt "$what")"
+	at_vacate=$(lines "$progress" "$T/u/job.out")
+	echo "job $id checkpointed on both nodes after $at_vacate progress lines"
+	wait_for 60 "job $id to be requeued" restarts_is "$id" "$n"
+	[ -z "${high:-}" ] || wait_for 60 "job $high to complete" state_is "$high" COMPLETED
+	want=ckn[1-2]
+	if [ "$CASE" = ring2-nodelost ]; then
+		# back for the next test: resumed, and idle before this one ends
+		at_exit "scontrol update nodename=ckn1 state=resume >/dev/null 2>&1;
+			for _ in \$(seq 100); do sinfo -h -n ckn1 -o %t | grep -qx idle && break; sleep 0.2; done"
+		scontrol update nodename=ckn1 state=down reason="ckpt test: node lost" ||
+			fail "cannot take ckn1 down"
+		want=ckn[2-3]
+	fi
+	release "$id"
+	wait_for 120 "job $id to run again" state_is "$id" RUNNING
+	restored() { [ "$(lines "restored from the latest checkpoint\|no usable checkpoint" "$T/u/job.out")" -ge "$n" ]; }
+	wait_for 120 "the restore of job $id" restored
+	[ "$(lines "restored from the latest checkpoint" "$T/u/job.out")" = "$n" ] ||
+		fail "job $id was not restored: $(grep 'ckpt' "$T/u/job.out" | tail -n 5)"
+	[ "$(field "$id" NodeList)" = "$want" ] || fail "job $id runs again on $(field "$id" NodeList)"
+	# Both parts run: the ranks of the node without the batch script too.
+	other=$([ "$want" = "ckn[2-3]" ] && echo ckn3 || echo ckn2)
+	on_node $other pgrep -u $U -x "${prog%% *}" >/dev/null ||
+		fail "job $id: no rank on $other after the restore"
+}
+cycle 1
+# ring2-twice: the restored job is checkpointed and restored again (each
+# node's ckptd knows its restored part as the job's tasks there)
+if [ "$CASE" = ring2-twice ]; then
+	wait_for 60 "job $id to make progress after its restore" progressed $((at_vacate + 2))
+	cycle 2
 fi
-grep -q "set [0-9]* committed, 2 nodes" "$T/u/job.out" "$T/vacate" 2>/dev/null ||
-	fail "no set of 2 nodes committed: $(grep ckpt "$T/u/job.out")"
-at_vacate=$(lines "$progress" "$T/u/job.out")
-echo "job $id checkpointed on both nodes after $at_vacate progress lines"
-wait_for 60 "job $id to be requeued" restarts_is "$id" 1
-[ -z "${high:-}" ] || wait_for 60 "job $high to complete" state_is "$high" COMPLETED
-want=ckn[1-2]
-if [ "$CASE" = ring2-nodelost ]; then
-	# back for the next test: resumed, and idle before this one ends
-	at_exit "scontrol update nodename=ckn1 state=resume >/dev/null 2>&1;
-		for _ in \$(seq 100); do sinfo -h -n ckn1 -o %t | grep -qx idle && break; sleep 0.2; done"
-	scontrol update nodename=ckn1 state=down reason="ckpt test: node lost" ||
-		fail "cannot take ckn1 down"
-	want=ckn[2-3]
-fi
-release "$id"
-wait_for 120 "job $id to run again" state_is "$id" RUNNING
-restore_ended() { grep -qs "restored from the latest checkpoint\|no usable checkpoint" "$T/u/job.out"; }
-wait_for 120 "the restore of job $id" restore_ended
-grep -q "restored from the latest checkpoint" "$T/u/job.out" ||
-	fail "job $id was not restored: $(grep 'ckpt' "$T/u/job.out" | tail -n 5)"
-[ "$(field "$id" NodeList)" = "$want" ] || fail "job $id runs again on $(field "$id" NodeList)"
-# Both parts run: the ranks of the node without the batch script too.
-other=$([ "$want" = "ckn[2-3]" ] && echo ckn3 || echo ckn2)
-on_node $other pgrep -u $U -x "${prog%% *}" >/dev/null ||
-	fail "job $id: no rank on $other after the restore"
 
 wait "$ref" || fail "the uninterrupted run failed: $(tail -n 5 "$T/reference.log")"
 grep ' done: .* checksum ' "$T/reference.log" >"$T/reference" ||
@@ -121,7 +136,7 @@ dups=$(grep "$progress" "$T/u/job.out" | sort | uniq -d | head -n 3)
 for n in ckn1 ckn2 ckn3; do
 	{ grep "job $id: dump [0-9]*: done in" /var/log/ckpt-slurm2/ckptd-$n.log || true; } |
 		tail -n 1 | sed "s/.*: done in/$n: dump done in/"
-	{ grep "job .*: restore [0-9]*: pid .* running after" /var/log/ckpt-slurm2/ckptd-$n.log ||
+	{ grep "job $id: restore [0-9]*: pid .* running after" /var/log/ckpt-slurm2/ckptd-$n.log ||
 		true; } | tail -n 1 | sed "s/.*running after/$n: restore running after/"
 done
 echo "ok: job $id ($CASE) checkpointed across ckn[1-2], requeued, restored on $want" \

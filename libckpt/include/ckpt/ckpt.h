@@ -85,6 +85,12 @@ struct ckpt_dump_opts {
 	 * an image directory the FROZEN gate names (not job, page_server). */
 	ckpt_gate_fn gate;
 	void *gate_arg;
+	/* The root's fds 0-2 are its job step's stdio (a node's part of a
+	 * multi-node set, docs/coordinator.md): a pipe there whose other end
+	 * is outside the tree is recorded as such (step_stdio), and only a
+	 * restore that hands it an fd (--inherit-fd fd[K]:root-fd:K) takes
+	 * it.  Bytes in flight on it refuse the dump. */
+	int root_stdio_step;
 	/* --no-snapshot: the tree stays frozen while its memory is copied.
 	 * By default a tree left running (-R) is thawed once all but its
 	 * private memory is dumped, and that is read from copy-on-write
