@@ -40,6 +40,7 @@ struct coord {
 	struct node_status *all;
 	struct slurm_view view; /* with --slurm: Slurm's word on the job */
 	int slurm;
+	int empty; /* nothing of the job on this node: no part */
 };
 
 static uint64_t now_ms(void)
@@ -109,6 +110,29 @@ static int abort_all(struct coord *c, const char *why)
 	return 1;
 }
 
+/* This node's part's name: --node, else the short hostname (as ckptd). */
+static void node_name(const struct coord *c, char *name, size_t len)
+{
+	if (c->node) {
+		snprintf(name, len, "%s", c->node);
+		return;
+	}
+	if (gethostname(name, len - 1))
+		snprintf(name, len, "node");
+	name[len - 1] = '\0';
+	name[strcspn(name, ".")] = '\0';
+}
+
+/* At least one node has a part (the others had nothing of the job). */
+static int any_part(const struct coord *c, char *why, size_t len)
+{
+	for (uint32_t r = 0; r < c->size; r++)
+		if (c->all[r].tasks)
+			return 0;
+	snprintf(why, len, "no node has a task of the job");
+	return -ESRCH;
+}
+
 static int phase_freeze(struct coord *c, char *why, size_t len)
 {
 	struct node_status st = { 0 };
@@ -125,13 +149,26 @@ static int phase_freeze(struct coord *c, char *why, size_t len)
 			 strerror(-ret));
 		failed(&st, c->node, ret, e);
 		c->held = NULL;
-	} else if ((ret = held_wait_gate(c->held, "frozen", &st))) {
+	} else if (((ret = held_wait_gate(c->held, "frozen", &st)) == -ESRCH || ret == -ENOENT) &&
+		   !c->view.batch) {
+		/* no task of the job here, or none ever (a node of the job where
+		 * no step runs now): no part */
+		held_close(c->held);
+		c->held = NULL;
+		c->empty = 1;
+		memset(&st, 0, sizeof(st));
+		st.ok = 1;
+		node_name(c, st.node, sizeof(st.node));
+		printf("ckpt-coord: job %u: node %s (rank %u): no task of the job here: no part\n",
+		       c->job, st.node, c->rank);
+	} else if (ret) {
 		failed(&st, c->node, ret, st.why);
 	} else {
 		printf("ckpt-coord: job %u: node %s (rank %u): frozen, %u tasks\n", c->job, st.node,
 		       c->rank, st.tasks);
 	}
-	return agree(c, "frozen", &st, why, len);
+	int ret2 = agree(c, "frozen", &st, why, len);
+	return ret2 ? ret2 : any_part(c, why, len);
 }
 
 static int phase_dump(struct coord *c, uint64_t *seq, char *why, size_t len)
@@ -141,6 +178,11 @@ static int phase_dump(struct coord *c, uint64_t *seq, char *why, size_t len)
 	for (uint32_t r = 0; r < c->size; r++)
 		if (c->all[r].seq > *seq)
 			*seq = c->all[r].seq;
+	if (c->empty) {
+		st = c->all[c->rank];
+		st.seq = *seq;
+		return agree(c, "dumped", &st, why, len);
+	}
 	int ret = held_send(c->held, "dump", *seq);
 	if (ret || (ret = held_wait_gate(c->held, "dumped", &st)))
 		failed(&st, c->node, ret, st.why[0] ? st.why : "ckptd went away");
@@ -159,7 +201,7 @@ static int phase_dump(struct coord *c, uint64_t *seq, char *why, size_t len)
 static int phase_ready(struct coord *c, char *why, size_t len)
 {
 	struct node_status st = c->all[c->rank];
-	if (!held_alive(c->held))
+	if (!c->empty && !held_alive(c->held))
 		failed(&st, c->node, -ECONNABORTED, "its ckptd's dump is no longer held");
 	return agree(c, "ready", &st, why, len);
 }
@@ -173,14 +215,19 @@ static int phase_commit(struct coord *c, uint64_t seq, char *why, size_t len)
 		return -ENOMEM;
 	memcpy(parts, c->all, c->size * sizeof(*parts));
 	st.ok = 1;
+	/* the parts: the nodes with tasks of the job */
+	size_t n = 0;
+	for (uint32_t r = 0; r < c->size; r++)
+		if (c->all[r].tasks)
+			parts[n++] = c->all[r];
 	if (c->rank == 0) {
 		char e[256] = "";
-		int ret = commit_set(c->socket, c->job, seq, parts, c->size, e, sizeof(e));
+		int ret = commit_set(c->socket, c->job, seq, parts, n, e, sizeof(e));
 		if (ret)
 			failed(&st, c->node, ret, e);
 		else
-			printf("ckpt-coord: job %u: set %llu committed, %u nodes\n", c->job,
-			       (unsigned long long)seq, c->size);
+			printf("ckpt-coord: job %u: set %llu committed, %zu nodes\n", c->job,
+			       (unsigned long long)seq, n);
 	}
 	free(parts);
 	return agree(c, "committed", &st, why, len);
@@ -215,6 +262,11 @@ static int run(struct coord *c)
 	int last = c->vacate && c->view.batch;
 	if (last)
 		phase_others_ended(c);
+	if (c->empty) {
+		if (c->vacate)
+			phase_others_ended(c);
+		return 0;
+	}
 	int ret = held_send(c->held, "commit", 0);
 	if (!ret)
 		ret = held_finish(c->held, &frozen_ns, why, sizeof(why));

@@ -226,7 +226,7 @@ int ckpt_restore_plan(struct ckpt_restore_opts *o, const char *job, const char *
 		return 0; /* the restore names what is missing */
 	int ret = imgset_read_parts(p->set_dir, pl.parts, CKPT_PLAN_NODES, &pl.nr_parts);
 	if (ret || !pl.nr_parts)
-		return 0; /* not a set of several nodes: restored as it is */
+		return 0; /* not a job's set: restored as it is */
 	if (!job || !job_nodes || !coord) {
 		pr_err("%s: a set of %zu nodes restores as a job's, on its batch node, in an "
 		       "allocation of as many nodes (ckptctl restore --job JOB in the job)",
@@ -250,7 +250,10 @@ int ckpt_restore_plan(struct ckpt_restore_opts *o, const char *job, const char *
 	write_argv(p, job, coord);
 	o->dir = p->part_dir;
 	o->inet_map = p->inet_map[0] ? p->inet_map : NULL;
-	o->keep_net_lock = 1;
-	o->step_remote_argv = (const char *const *)p->argv;
+	/* the other parts' coordinator lifts the lock once they are built;
+	 * a set of one part (the job's other nodes had nothing of it) has
+	 * none to wait for */
+	o->keep_net_lock = pl.nr_parts > 1;
+	o->step_remote_argv = pl.nr_parts > 1 ? (const char *const *)p->argv : NULL;
 	return 0;
 }
