@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "constraint.h"
 #include "ckpt/ckpt.h"
 #include "ckpt/client.h"
 #include "progress-bar.h"
@@ -73,6 +74,22 @@ static void not_registered(uint32_t job)
 {
 	fprintf(stderr, "ckptctl: %s: job %u is not registered with this node's ckptd (not "
 			"submitted with --checkpoint, not run here, or not yours)\n", what, job);
+}
+
+static int run_scontrol(const char *verb, uint32_t job);
+static int job_base(const RpcJob *j, char *base, size_t len);
+
+/* Requeue the job onto nodes that can restore its latest set. */
+static int requeue(uint32_t job)
+{
+	const RpcJob *j;
+	char base[PATH_MAX];
+	RpcReply *r = job_status(job, &j);
+	int known = r && j && !job_base(j, base, sizeof(base));
+	if (r)
+		rpc_reply__free_unpacked(r, NULL);
+	int ret = requeue_constrained(job, known ? base : NULL);
+	return ret > 0 ? run_scontrol("requeue", job) : ret;
 }
 
 static int run_scontrol(const char *verb, uint32_t job)
@@ -356,7 +373,7 @@ static int do_timelimit(uint32_t job)
 	if (ret || do_dump(job, 0))
 		return 1;
 	if (max && count_requeue(job, base, max))
-		return run_scontrol("requeue", job) ? 1 : 0;
+		return requeue(job) ? 1 : 0;
 	if (!max)
 		printf("job %u: time limit: the job stops here (--checkpoint-timelimit=stop); "
 		       "`ckptctl checkpoint restart %u` goes on from its checkpoint\n", job, job);
@@ -447,9 +464,9 @@ static int run_verb(int argc, char **argv)
 		return do_dump(job, 1);
 	if (!strcmp(verb, "vacate"))
 		return timelimit ? do_timelimit(job)
-				 : do_dump(job, 0) || run_scontrol("requeue", job) ? 1 : 0;
+				 : do_dump(job, 0) || requeue(job) ? 1 : 0;
 	if (!strcmp(verb, "restart"))
-		return run_scontrol("requeue", job) ? 1 : 0;
+		return requeue(job) ? 1 : 0;
 	if (!strcmp(verb, "disable") || !strcmp(verb, "enable"))
 		return do_ctl(job, !strcmp(verb, "enable"));
 	return job_query(verb, job);

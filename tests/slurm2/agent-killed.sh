@@ -31,6 +31,7 @@ ref=$!
 at_exit "kill $ref 2>/dev/null"
 
 cd "$T/u" || exit 1
+wait_for 60 "every node to be idle" nodes_idle
 id=$(as_user sbatch --parsable -N2 --ntasks-per-node=1 --checkpoint -o "$T/u/job.out" \
 	"$T/u/job.sh") || fail "sbatch failed"
 JOBS+=("$id")

@@ -15,3 +15,7 @@ on_node() { "$ROOT/scripts/slurm-cluster2" exec "$@"; }
 # (the checkout may be closed to others): the cluster's own copies.
 # shellcheck disable=SC2034
 CKPTCTL=/var/lib/ckpt-slurm2/bin/ckptctl
+
+# nodes_idle: every node of the bed idle (the jobs of the test before
+# this one gone), so that a 2-node job gets ckn[1-2].
+nodes_idle() { [ "$(sinfo -h -o %t | sort -u)" = idle ]; }

@@ -54,6 +54,7 @@ ref=$!
 at_exit "kill $ref 2>/dev/null"
 
 cd "$T/u" || exit 1
+wait_for 60 "every node to be idle" nodes_idle
 id=$(as_user env CKPT_SIGNAL_TIME=30 "$T/ckpt-sbatch" --parsable -N2 --ntasks-per-node=2 -p low \
 	-o "$T/u/job.out" "$T/u/job.sh") || fail "ckpt-sbatch failed"
 JOBS+=("$id")

@@ -15,6 +15,7 @@ echo "count done: $(seq 120 | md5sum | cut -c1-16)"
 S
 chmod 755 "$T/u/job.sh"
 cd "$T/u" || exit 1
+wait_for 60 "every node to be idle" nodes_idle
 id=$(as_user sbatch --parsable -N2 --checkpoint --open-mode=append -o "$T/u/job.out" \
 	"$T/u/job.sh") || fail "sbatch failed"
 JOBS+=("$id")
