@@ -485,8 +485,12 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	}
 	if (!o->gate && (ret = dump_target_open(o, &target, &set)))
 		return ret;
+	/* what a frozen tree would otherwise wait for */
+	placement_load();
+	locks_warm();
 	t_frozen = now_ns();
 	if ((ret = freeze_tree_steps(o->pid, o->steps, o->nr_steps, steps_drained, &tree))) {
+		placement_unload();
 		dump_target_abort(&target);
 		dump_target_close(&target);
 		return ret;
@@ -507,8 +511,10 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	if (!ret)
 		ret = enter_tree_netns(&tree, &netns_back);
 	phase_add(CKPT_PHASE_CHECK, t_phase);
+	locks_cache(1); /* the check and the dump read /proc/locks once */
 	if (!ret)
 		ret = check_and_write(o, &tree, &target, &set, st, &snaps, later);
+	locks_cache(0);
 	int back = leave_tree_netns(netns_back);
 	ret = ret ? ret : back;
 	/* A user's dump read the seccomp filters: CAP_SYS_ADMIN goes. */
@@ -527,6 +533,7 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 		ret = dump_snapshots(set, &tree, &snaps, later, st);
 		st->snapshot_ns = now_ns() - t_thaw;
 	}
+	placement_unload();
 	free_later(later, tree.nr_tasks);
 	snapshot_set_free(&snaps);
 	progress_stop(pg, !ret);
