@@ -485,6 +485,9 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	}
 	if (!o->gate && (ret = dump_target_open(o, &target, &set)))
 		return ret;
+	/* thawed before the commit: the files' fsyncs wait for it */
+	if (set && want_snapshots(o))
+		img_set_defer_sync(set);
 	/* what a frozen tree would otherwise wait for */
 	placement_load();
 	locks_warm();
