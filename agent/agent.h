@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "ckpt/ckpt.h"
 #include "ckpt/client.h"
 #include "rpc.pb-c.h"
 
@@ -247,6 +248,7 @@ struct worker_msg {
 	uint64_t seq;
 	uint64_t snapshot_ns;
 	uint32_t snapshot_tasks, frozen_copy_tasks;
+	uint64_t phase_ns[CKPT_PHASE_NR]; /* frozen_ns by step */
 	int32_t pid, status;
 	uint64_t dev, ino, pdev, pino; /* WMSG_CREATED */
 	uint32_t is_dir;

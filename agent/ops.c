@@ -661,6 +661,8 @@ static int reply_dump(struct conn *c, int ret, const char *err, const struct wor
 		dr.snapshot_ns = m->snapshot_ns;
 		dr.snapshot_tasks = m->snapshot_tasks;
 		dr.frozen_copy_tasks = m->frozen_copy_tasks;
+		dr.n_frozen_phase_ns = CKPT_PHASE_NR;
+		dr.frozen_phase_ns = (uint64_t *)m->phase_ns;
 		dr.total_ns = m->total_ns;
 		dr.memory_bytes = m->memory_bytes;
 		dr.written_bytes = m->written_bytes;

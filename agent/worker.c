@@ -155,6 +155,7 @@ static int do_dump(const RpcDump *d, uid_t uid)
 		m.snapshot_ns = st.snapshot_ns;
 		m.snapshot_tasks = st.snapshot_tasks;
 		m.frozen_copy_tasks = st.frozen_copy_tasks;
+		memcpy(m.phase_ns, st.phase_ns, sizeof(m.phase_ns));
 		m.total_ns = st.total_ns;
 		m.memory_bytes = st.memory_bytes;
 		m.written_bytes = st.written_bytes;

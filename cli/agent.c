@@ -300,6 +300,9 @@ int agent_dump(const struct ckpt_dump_opts *o, uint32_t job, struct ckpt_dump_st
 		st->snapshot_ns = r->dump->snapshot_ns;
 		st->snapshot_tasks = r->dump->snapshot_tasks;
 		st->frozen_copy_tasks = r->dump->frozen_copy_tasks;
+		/* an older ckptd sends none: then none is printed */
+		for (size_t i = 0; i < r->dump->n_frozen_phase_ns && i < CKPT_PHASE_NR; i++)
+			st->phase_ns[i] = r->dump->frozen_phase_ns[i];
 		st->total_ns = r->dump->total_ns;
 		st->memory_bytes = r->dump->memory_bytes;
 		st->written_bytes = r->dump->written_bytes;

@@ -412,6 +412,13 @@ static int cmd_dump(int argc, char **argv)
 	if (stats)
 		printf("snapshot_ms: %.1f\nsnapshot_tasks: %u\nfrozen_copy_tasks: %u\n",
 		       ms(st.snapshot_ns), st.snapshot_tasks, st.frozen_copy_tasks);
+	/* where frozen_ms went, step by step (ckpt_dump_phase); none from
+	 * an agent that does not say */
+	int phases = 0;
+	for (int i = 0; i < CKPT_PHASE_NR; i++)
+		phases |= st.phase_ns[i] != 0;
+	for (int i = 0; stats && phases && i < CKPT_PHASE_NR; i++)
+		printf("frozen_%s_ms: %.1f\n", ckpt_dump_phase_name(i), ms(st.phase_ns[i]));
 	if (stats && o.job)
 		printf("seq: %llu\nflusher: %d\n", (unsigned long long)st.seq, (int)st.flusher);
 	return 0;

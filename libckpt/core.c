@@ -29,6 +29,7 @@
 #include "snapshot.h"
 #include "aio.h"
 #include "log.h"
+#include "phase.h"
 #include "proc.h"
 #include "procfile.h"
 #include "taskstate.h"
@@ -361,7 +362,7 @@ static int check_aio_rings(struct infect_ctl *ctl, pid_t pid)
 }
 
 static int dump_from_parasite(struct arena *a, const struct frozen_task *task, CoreEntry *core,
-			      uint64_t *brk, struct snapshot_set *snaps, int idx)
+			      uint64_t *brk, struct snapshot_set *snaps, int idx, uint64_t t_task)
 {
 	struct infect_ctl *ctl;
 	SigactionEntry *sa = arena_alloc(a, 64 * sizeof(*sa));
@@ -381,8 +382,10 @@ static int dump_from_parasite(struct arena *a, const struct frozen_task *task, C
 			ret = dump_thread_seccomp(a, task->pid, &task->threads[i], i == 0, core, &tc[i]);
 		tcp[i] = &tc[i];
 	}
+	uint64_t t = phase_add(CKPT_PHASE_TASK, t_task);
 	if (ret || (ret = infect_start(task, &ctl)))
 		return ret;
+	t = phase_add(CKPT_PHASE_INFECT, t);
 	ret = dump_sigactions(ctl, core, sa, sap);
 	if (!ret)
 		ret = infect_get_misc(ctl, &misc);
@@ -398,10 +401,13 @@ static int dump_from_parasite(struct arena *a, const struct frozen_task *task, C
 		core->pdeathsig = (int32_t)misc.pdeathsig;
 		*brk = misc.brk;
 	}
+	t = phase_add(CKPT_PHASE_PARASITE, t);
 	/* last: the task's memory as it is now, all else read */
 	if (!ret && snaps)
 		snapshot_take(snaps, idx, ctl, core->child_subreaper);
+	t = phase_add(CKPT_PHASE_SNAPSHOT, t);
 	int cret = infect_cure(ctl);
+	phase_add(CKPT_PHASE_CURE, t);
 	return ret ? ret : cret;
 }
 
@@ -437,6 +443,7 @@ int dump_core(struct img_set *set, const struct frozen_task *task, uint64_t *brk
 	char name[64];
 	struct img *img;
 	int ret = -ENOMEM;
+	uint64_t t_task = now_ns();
 
 	if (!lim.ents || !lim.ptrs)
 		goto out;
@@ -453,8 +460,9 @@ int dump_core(struct img_set *set, const struct frozen_task *task, uint64_t *brk
 	ret = peek_pending(&a, task->pid, 1, &core.shared_pending, &core.n_shared_pending);
 	if (ret)
 		goto out;
-	if ((ret = dump_from_parasite(&a, task, &core, brk, snaps, idx)))
+	if ((ret = dump_from_parasite(&a, task, &core, brk, snaps, idx, t_task)))
 		goto out;
+	t_task = now_ns();
 
 	snprintf(name, sizeof(name), "core-%d.img", task->vpid);
 	if (!(ret = img_create(set, IMG_CORE, name, &img))) {
@@ -462,6 +470,7 @@ int dump_core(struct img_set *set, const struct frozen_task *task, uint64_t *brk
 		int cret = img_close_write(img);
 		ret = ret ? ret : cret;
 	}
+	phase_add(CKPT_PHASE_TASK, t_task);
 out:
 	arena_free(&a);
 	return ret;

@@ -32,6 +32,9 @@ int cpu_feature_names(const CpuEntry *e, const char *sep, const char *only, char
 
 /* placement.c: the topology (hwloc) and the job's CPUs, at dump. */
 int placement_record(const struct frozen_tree *tree, CpuEntry *e);
+/* The node's topology for placement_record, read once before a freeze. */
+void placement_load(void);
+void placement_unload(void);
 void placement_record_free(CpuEntry *e);
 int placement_validate(const CpuEntry *e);
 /* Restore: every thread's CPU binding and memory-policy nodes against

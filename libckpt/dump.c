@@ -45,6 +45,7 @@
 #include "log.h"
 #include "progress.h"
 #include "mem.h"
+#include "phase.h"
 #include "step.h"
 #include "proc.h"
 #include "saved-files.h"
@@ -292,8 +293,10 @@ static int dump_task_mm(struct img_set *set, const struct frozen_task *t, int i,
 {
 	struct mm_dump *d;
 	char *step_dir = t->step ? step_tmpdir(t->pid) : NULL;
+	uint64_t t0 = now_ns();
 	int ret = dump_mm_start(set, t->pid, t->vpid, brk, 0, step_dir, ms, &d);
 	free(step_dir);
+	t0 = phase_add(CKPT_PHASE_MM, t0);
 	if (ret)
 		return ret;
 	struct snapshot *sn = snaps->snap ? &snaps->snap[i] : NULL;
@@ -308,7 +311,9 @@ static int dump_task_mm(struct img_set *set, const struct frozen_task *t, int i,
 		return 0;
 	}
 	snaps->frozen += sn != NULL;
-	return dump_mm_pages(set, d, 0, ms);
+	ret = dump_mm_pages(set, d, 0, ms);
+	phase_add(CKPT_PHASE_PAGES, t0);
+	return ret;
 }
 
 /* Called with the refusals checked (check_refusals). */
@@ -334,12 +339,16 @@ static int dump_tree(struct img_set *set, const struct frozen_tree *tree,
 			(unsigned long long)ms.bytes_in, later[i] ? " (not counting its snapshot)" : "");
 	}
 	struct mem_stats ms = { 0, 0 };
+	uint64_t t0 = now_ns();
 	ret = dump_sysvipc(set, tree, &ms); /* semaphores, unattached shm segments */
 	ret = ret ? ret : dump_saved_files(set, tree, &ms); /* the job's files on scratch */
 	st->memory_bytes += ms.bytes_in;
 	ret = ret ? ret : dump_files(set, tree, o);
 	ret = ret ? ret : dump_cgroups(set, tree);
-	return ret ? ret : write_inventory(set, tree);
+	t0 = phase_add(CKPT_PHASE_FILES, t0);
+	ret = ret ? ret : write_inventory(set, tree);
+	phase_add(CKPT_PHASE_INVENTORY, t0);
+	return ret;
 }
 
 /* After the thaw: the pages of every snapshot, one task after the other,
@@ -435,7 +444,9 @@ static int check_and_write(const struct ckpt_dump_opts *o, const struct frozen_t
 			   struct ckpt_dump_stats *st, struct snapshot_set *snaps,
 			   struct mm_dump **later)
 {
+	uint64_t t0 = now_ns();
 	int ret = check_refusals(tree, o);
+	phase_add(CKPT_PHASE_CHECK, t0);
 	if (!ret && o->gate)
 		ret = gate_frozen(o, tree, target, set);
 	return ret ? ret : dump_tree(*set, tree, o, st, snaps, later);
@@ -461,6 +472,7 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	int ret, thawed = 0;
 
 	memset(st, 0, sizeof(*st));
+	phase_reset();
 	ckpt_verbose = o->verbose;
 	if (o->check_only) {
 		ret = check_dump(o, st);
@@ -473,12 +485,20 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	}
 	if (!o->gate && (ret = dump_target_open(o, &target, &set)))
 		return ret;
+	/* thawed before the commit: the files' fsyncs wait for it */
+	if (set && want_snapshots(o))
+		img_set_defer_sync(set);
+	/* what a frozen tree would otherwise wait for */
+	placement_load();
+	locks_warm();
 	t_frozen = now_ns();
 	if ((ret = freeze_tree_steps(o->pid, o->steps, o->nr_steps, steps_drained, &tree))) {
+		placement_unload();
 		dump_target_abort(&target);
 		dump_target_close(&target);
 		return ret;
 	}
+	uint64_t t_phase = phase_add(CKPT_PHASE_FREEZE, t_frozen);
 	st->nr_tasks = (uint32_t)tree.nr_tasks;
 	uint64_t rss = 0;
 	for (int i = 0; o->progress && i < tree.nr_tasks; i++)
@@ -493,8 +513,11 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 		ret = check_owner(&tree, o->only_uid);
 	if (!ret)
 		ret = enter_tree_netns(&tree, &netns_back);
+	phase_add(CKPT_PHASE_CHECK, t_phase);
+	locks_cache(1); /* the check and the dump read /proc/locks once */
 	if (!ret)
 		ret = check_and_write(o, &tree, &target, &set, st, &snaps, later);
+	locks_cache(0);
 	int back = leave_tree_netns(netns_back);
 	ret = ret ? ret : back;
 	/* A user's dump read the seccomp filters: CAP_SYS_ADMIN goes. */
@@ -505,13 +528,15 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	if (!ret && snaps.taken) {
 		/* everything else is dumped: the job runs on while the
 		 * snapshots are read */
+		uint64_t t_thaw = now_ns();
 		unfreeze_tree(&tree, UNFREEZE_RESUME);
 		thawed = 1;
-		uint64_t t_thaw = now_ns();
+		t_thaw = phase_add(CKPT_PHASE_THAW, t_thaw);
 		st->frozen_ns = t_thaw - t_frozen;
 		ret = dump_snapshots(set, &tree, &snaps, later, st);
 		st->snapshot_ns = now_ns() - t_thaw;
 	}
+	placement_unload();
 	free_later(later, tree.nr_tasks);
 	snapshot_set_free(&snaps);
 	progress_stop(pg, !ret);
@@ -536,6 +561,7 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	}
 	if (!thawed)
 		st->frozen_ns = now_ns() - t_frozen;
+	phase_read(st->phase_ns);
 	if (!ret && set)
 		st->written_bytes = img_set_bytes(set);
 	frozen_tree_free(&tree);

@@ -164,21 +164,12 @@ struct posix_lock {
 };
 
 struct posix_list {
-	const struct frozen_tree *tree;
 	struct posix_lock *v;
 	size_t nr, cap;
 };
 
-/* 1: POSIX  ADVISORY  WRITE 18207 fe:00:10987355 10 29 */
-static int proc_locks_line(char *line, void *arg)
+static int push_posix(struct posix_list *l, struct posix_lock lk)
 {
-	struct posix_list *l = arg;
-	unsigned maj, min;
-	unsigned long long ino;
-	int pid;
-	if (strstr(line, "->") || sscanf(line, "%*u: POSIX %*s %*s %d %x:%x:%llu", &pid, &maj, &min,
-					 &ino) != 4 || !in_tree(l->tree, pid))
-		return 0;
 	if (l->nr == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 8;
 		struct posix_lock *v = realloc(l->v, cap * sizeof(*v));
@@ -187,8 +178,82 @@ static int proc_locks_line(char *line, void *arg)
 		l->v = v;
 		l->cap = cap;
 	}
-	l->v[l->nr++] = (struct posix_lock){ pid, makedev(maj, min), (ino_t)ino };
+	l->v[l->nr++] = lk;
 	return 0;
+}
+
+/* 1: POSIX  ADVISORY  WRITE 18207 fe:00:10987355 10 29 */
+static int proc_locks_line(char *line, void *arg)
+{
+	unsigned maj, min;
+	unsigned long long ino;
+	int pid;
+	if (strstr(line, "->") || sscanf(line, "%*u: POSIX %*s %*s %d %x:%x:%llu", &pid, &maj, &min,
+					 &ino) != 4)
+		return 0;
+	return push_posix(arg, (struct posix_lock){ pid, makedev(maj, min), (ino_t)ino });
+}
+
+/*
+ * Every read of /proc/locks waits for an RCU grace period (it takes
+ * file_rwsem for writing: 10-20 ms on a small VM), and a dump needs the
+ * POSIX locks twice while the tree is frozen (the check, then the dump).
+ * Between locks_cache(1) and locks_cache(0) they are read once: the
+ * tree's own locks cannot change while it is frozen.
+ */
+static _Thread_local struct {
+	int on, have;
+	struct posix_list all;
+} cache;
+
+void locks_cache(int on)
+{
+	free(cache.all.v);
+	memset(&cache, 0, sizeof(cache));
+	cache.on = on;
+}
+
+/* Just before a freeze: a read of /proc/locks leaves file_rwsem's
+ * rcu_sync passed for about a grace period after it, and a read that
+ * comes meanwhile (the frozen tree's, a millisecond later) does not wait
+ * for another: the wait is paid before the freeze, not while frozen.
+ * Nothing is kept from it; only an optimisation. */
+void locks_warm(void)
+{
+	struct posix_list all = { 0 };
+	proc_each_line("/proc/locks", proc_locks_line, &all);
+	free(all.v);
+}
+
+static int all_posix(struct posix_list *out)
+{
+	if (cache.have) {
+		*out = cache.all;
+		return 0;
+	}
+	struct posix_list all = { 0 };
+	int ret = proc_each_line("/proc/locks", proc_locks_line, &all);
+	if (ret < 0 || !cache.on) {
+		*out = all;
+		return ret;
+	}
+	cache.all = all;
+	cache.have = 1;
+	*out = all;
+	return 0;
+}
+
+/* The POSIX locks held by tasks of the tree. */
+static int tree_posix(const struct frozen_tree *tree, struct posix_list *l)
+{
+	struct posix_list all;
+	int ret = all_posix(&all);
+	for (size_t i = 0; ret >= 0 && i < all.nr; i++)
+		if (in_tree(tree, all.v[i].pid))
+			ret = push_posix(l, all.v[i]);
+	if (!cache.have)
+		free(all.v);
+	return ret;
 }
 
 struct lease_find {
@@ -314,8 +379,8 @@ static int check_not_mapped(const struct posix_lock *lk)
 
 static int posix_locks(struct files_dump *c, size_t *caps)
 {
-	struct posix_list l = { .tree = c->tree };
-	int ret = proc_each_line("/proc/locks", proc_locks_line, &l);
+	struct posix_list l = { 0 };
+	int ret = tree_posix(c->tree, &l);
 	for (size_t i = 0; ret >= 0 && i < l.nr; i++)
 		if ((ret = check_not_mapped(&l.v[i])) == -ENOTSUP) {
 			free(l.v);

@@ -178,12 +178,38 @@ static int record_numa(hwloc_topology_t topo, CpuEntry *e)
 	return 0;
 }
 
+/* The node's topology, loaded by placement_load before a dump freezes
+ * its tree: hwloc reads sysfs and loads its plugins, milliseconds that
+ * the job would spend frozen; nothing of it depends on the tree. */
+static _Thread_local hwloc_topology_t loaded;
+
+static int load_topology(hwloc_topology_t *topo)
+{
+	if (hwloc_topology_init(topo))
+		return -ENOMEM;
+	if (!hwloc_topology_load(*topo))
+		return 0;
+	hwloc_topology_destroy(*topo);
+	return -EIO;
+}
+
+void placement_load(void)
+{
+	if (!loaded && load_topology(&loaded))
+		loaded = NULL; /* placement_record tries again, and says why */
+}
+
+void placement_unload(void)
+{
+	if (loaded)
+		hwloc_topology_destroy(loaded);
+	loaded = NULL;
+}
+
 int placement_record(const struct frozen_tree *tree, CpuEntry *e)
 {
-	hwloc_topology_t topo;
-	if (hwloc_topology_init(&topo))
-		return -ENOMEM;
-	int ret = hwloc_topology_load(topo) ? -EIO : 0;
+	hwloc_topology_t topo = loaded;
+	int ret = topo ? 0 : load_topology(&topo);
 	if (!ret) {
 		e->nr_pus = (uint32_t)hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU);
 		e->nr_cores = (uint32_t)hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
@@ -199,7 +225,8 @@ int placement_record(const struct frozen_tree *tree, CpuEntry *e)
 				     RST_CPU_WORDS);
 		e->n_job_cpus = used_words(e->job_cpus, RST_CPU_WORDS);
 	}
-	hwloc_topology_destroy(topo);
+	if (!ret && topo != loaded)
+		hwloc_topology_destroy(topo);
 	return ret;
 }
 

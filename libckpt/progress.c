@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "progress.h"
 #include "proc.h"
@@ -38,11 +39,6 @@ static int parse_rchar(char *line, void *arg)
 	return parse_key(line, arg, "rchar:");
 }
 
-static int parse_rss(char *line, void *arg)
-{
-	return parse_key(line, arg, "Rss:");
-}
-
 static uint64_t read_rchar(void)
 {
 	uint64_t v = 0;
@@ -50,13 +46,18 @@ static uint64_t read_rchar(void)
 	return v;
 }
 
+/* statm, not smaps_rollup: its resident field is the mm's RSS counters,
+ * where smaps_rollup walks every page table (ms per GiB, and the tree is
+ * frozen by then). */
 uint64_t progress_rss(pid_t pid)
 {
-	char path[64];
-	uint64_t kb = 0;
-	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
-	proc_each_line(path, parse_rss, &kb);
-	return kb * 1024;
+	char path[64], buf[256];
+	unsigned long long size = 0, resident = 0;
+	snprintf(path, sizeof(path), "/proc/%d/statm", pid);
+	ssize_t n = read_small_file(AT_FDCWD, path, buf, sizeof(buf));
+	if (n <= 0 || sscanf(buf, "%llu %llu", &size, &resident) != 2)
+		return 0;
+	return resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
 static void report(struct progress *p)

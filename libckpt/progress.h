@@ -24,7 +24,7 @@ void progress_stop(struct progress *p, int finished);
 /* Bytes of the regular files in a directory (a restore's total). */
 uint64_t progress_dir_bytes(const char *dir);
 
-/* Resident bytes of a process (smaps_rollup Rss), 0 if unknown. */
+/* Resident bytes of a process (statm), 0 if unknown. */
 uint64_t progress_rss(pid_t pid);
 
 #endif

@@ -4,7 +4,8 @@
  * everything before it (the layout is in storage.h).
  *
  * The writer packs entries into a small buffer and keeps a running crc;
- * closing it writes the trailer, fsyncs and records the file (size, crc)
+ * closing it writes the trailer, fsyncs (or leaves that to the commit:
+ * img_set_defer_sync) and records the file (size, crc)
  * in the set for the manifest.  The reader loads the whole file, checks
  * header, trailer and crc before handing out anything, then checks every
  * entry's bounds and crc as it goes: the file may have been crafted by
@@ -287,7 +288,8 @@ static int img_finish_write(struct img *img, uint64_t *size, uint32_t *crc)
 	*crc = crc32c(img->crc, img->buf + img->used, 4);
 	img->used += 4;
 	ret = write_full(img->fd, img->buf, img->used);
-	if (!ret && fsync(img->fd))
+	/* a tracked file's fsync may wait for the commit (img_set_defer_sync) */
+	if (!ret && !(img->track && img->set->defer_sync) && fsync(img->fd))
 		ret = -errno;
 	if (ret) {
 		st_err("%s/%s: write: %s", img->set->dir, img->name, strerror(-ret));

@@ -114,8 +114,36 @@ void set_track_done(struct img_set *set, const char *name, uint64_t size, uint32
 		f->size = size;
 		f->crc = crc;
 		f->done = 1;
+		f->unsynced = set->defer_sync;
 	}
 	pthread_mutex_unlock(&set->lock);
+}
+
+void img_set_defer_sync(struct img_set *set)
+{
+	set->defer_sync = 1;
+}
+
+/* The files closed without their fsync, before the manifest names them
+ * (fsync through another fd of the file: the same inode's data).  One
+ * sent to a page server is the server's to sync. */
+static int sync_deferred(struct img_set *set)
+{
+	for (size_t i = 0; i < set->nr_files; i++) {
+		struct set_file *f = &set->files[i];
+		if (!f->unsynced || f->sent)
+			continue;
+		int fd = openat(set->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		int ret = fd < 0 || fsync(fd) ? -errno : 0;
+		if (fd >= 0)
+			close(fd);
+		if (ret) {
+			st_err("%s/%s: fsync: %s", set->dir, f->name, strerror(-ret));
+			return ret;
+		}
+		f->unsynced = 0;
+	}
+	return 0;
 }
 
 void set_mark_sent(struct img_set *set, const char *name)
@@ -441,6 +469,8 @@ int img_set_commit(struct img_set *set, uint32_t root_pid)
 			return -EBUSY;
 		}
 	}
+	if ((ret = sync_deferred(set)))
+		return ret;
 	files = calloc(set->nr_files + 1, sizeof(*files));
 	ptrs = calloc(set->nr_files + 1, sizeof(*ptrs));
 	proc_ptrs = manifest_procs(set, &procs);

@@ -37,12 +37,14 @@ struct set_file {
 	uint32_t crc;
 	int done; /* closed and recorded (write side); always 1 on read */
 	int sent; /* written on the page server as it was made (remote.c) */
+	int unsynced; /* closed without its fsync (img_set_defer_sync) */
 };
 
 struct img_set {
 	char *dir;
 	int dirfd;
 	int writing;
+	int defer_sync; /* img_set_defer_sync: the commit fsyncs the files */
 	uint32_t root_pid; /* read side, from the manifest */
 	uint64_t created_ns; /* read side */
 	char *parent_path; /* incremental: as the manifest has it ("../SEQ" or absolute) */

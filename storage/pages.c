@@ -715,7 +715,7 @@ int page_writer_finish(struct page_writer *w, struct page_chunk **chunks, size_t
 
 	writer_join(w, 0);
 	ret = w->err;
-	if (!ret && w->fd >= 0 && fsync(w->fd)) {
+	if (!ret && w->fd >= 0 && !w->set->defer_sync && fsync(w->fd)) {
 		ret = -errno;
 		st_err("%s/%s: fsync: %s", w->set->dir, w->name, strerror(-ret));
 	}

@@ -69,6 +69,10 @@ int img_set_dirfd(const struct img_set *set);
 int img_set_move_fd(struct img_set *set, int min_fd);
 /* Bytes of all files listed in the manifest (restore), or written so far. */
 uint64_t img_set_bytes(const struct img_set *set);
+/* Files closed from now on are fsynced by the commit, not at their close:
+ * a dump that thaws its tree before the commit (snapshots) keeps the
+ * disk's latency out of the frozen window. */
+void img_set_defer_sync(struct img_set *set);
 /* Write the manifest (last step of a dump).  `root_pid` for the record. */
 int img_set_commit(struct img_set *set, uint32_t root_pid);
 /* Failed dump: remove what this set created (files, and the directories

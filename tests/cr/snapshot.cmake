@@ -13,6 +13,10 @@ cr_case(cr_snapshot_cut_frozen snapcut 120 --dump-running --no-snapshot --dump-o
 # is our init there, outside the tree
 cr_case(cr_snapshot_cut_pidns_redump snapcut 120 --dump-running --restore-opt --pidns
 	--restore-opt always --redump --dump-opt --stats --expect-dump-out "snapshot_tasks: 1")
+# --stats says where the frozen window went, step by step (phase.c): the
+# snapshot's fork among them
+cr_case(cr_snapshot_phases snapcut 120 --dump-running --dump-opt --stats
+	--expect-dump-out "frozen_snapshot_ms: ")
 # existing cycles through a snapshot dump
 cr_case(cr_snapshot_counter counter 60 --dump-running)
 cr_case(cr_snapshot_threads threads 90 --dump-running)

@@ -114,8 +114,33 @@ struct ckpt_step {
 	uint32_t num_tasks;
 };
 
+/* The steps of a dump's frozen window, timed (ckpt_dump_stats.phase_ns):
+ * freeze the tree; check what may refuse it; a task's /proc state and
+ * registers; inject the parasite; what it reads; the snapshot's fork;
+ * cure; the VMA list (mm); pages copied while frozen; files, IPC and
+ * cgroups; the inventory; thaw. */
+enum ckpt_dump_phase {
+	CKPT_PHASE_FREEZE,
+	CKPT_PHASE_CHECK,
+	CKPT_PHASE_TASK,
+	CKPT_PHASE_INFECT,
+	CKPT_PHASE_PARASITE,
+	CKPT_PHASE_SNAPSHOT,
+	CKPT_PHASE_CURE,
+	CKPT_PHASE_MM,
+	CKPT_PHASE_PAGES,
+	CKPT_PHASE_FILES,
+	CKPT_PHASE_INVENTORY,
+	CKPT_PHASE_THAW,
+	CKPT_PHASE_NR
+};
+
+/* "freeze", "check"... ("?" for a number out of range). */
+const char *ckpt_dump_phase_name(int phase);
+
 struct ckpt_dump_stats {
 	uint64_t frozen_ns;     /* first thread frozen .. tree released (thawed) */
+	uint64_t phase_ns[CKPT_PHASE_NR]; /* frozen_ns by step (phase.h) */
 	uint64_t snapshot_ns;   /* thaw .. the last snapshot read and written */
 	uint32_t snapshot_tasks;    /* processes whose memory came from a snapshot */
 	uint32_t frozen_copy_tasks; /* processes that could have one, copied frozen */
