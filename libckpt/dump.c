@@ -52,6 +52,7 @@
 #include "storage.h"
 #include "sysvipc.h"
 #include "taskstate.h"
+#include "track.h"
 #include "cgroup.h"
 #include "fdtable.h"
 
@@ -288,7 +289,8 @@ static int check_refusals(const struct frozen_tree *tree, const struct ckpt_dump
 /* Task i's memory: its pages wait in later[i] for the thaw when it has a
  * snapshot that holds them all, else are copied now. */
 static int dump_task_mm(struct img_set *set, const struct frozen_task *t, int i, uint64_t brk,
-			struct snapshot_set *snaps, struct mm_dump **later, struct mem_stats *ms)
+			struct snapshot_set *snaps, const struct track_state *ts,
+			struct mm_dump **later, struct mem_stats *ms)
 {
 	struct mm_dump *d;
 	char *step_dir = t->step ? step_tmpdir(t->pid) : NULL;
@@ -296,6 +298,7 @@ static int dump_task_mm(struct img_set *set, const struct frozen_task *t, int i,
 	free(step_dir);
 	if (ret)
 		return ret;
+	mm_dump_set_track(d, track_task_of(ts, t->pid));
 	struct snapshot *sn = snaps->snap ? &snaps->snap[i] : NULL;
 	const char *gap = sn && sn->vpid ? mm_dump_snapshot_gap(d) : NULL;
 	if (gap) {
@@ -314,26 +317,27 @@ static int dump_task_mm(struct img_set *set, const struct frozen_task *t, int i,
 /* Called with the refusals checked (check_refusals). */
 static int dump_tree(struct img_set *set, const struct frozen_tree *tree,
 		     const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st,
-		     struct snapshot_set *snaps, struct mm_dump **later)
+		     struct snapshot_set *snaps, struct track_state *ts, struct mm_dump **later)
 {
 	int ret = 0;
 	for (int i = 0; i < tree->nr_tasks; i++) {
 		const struct frozen_task *t = &tree->tasks[i];
-		struct mem_stats ms = { 0, 0 };
+		struct mem_stats ms = { 0 };
 		uint64_t brk = 0;
 		if (t->zombie || t->step_client)
 			continue; /* all of it is in the inventory (and fdinfo) */
-		ret = dump_core(set, t, &brk, snaps->snap ? snaps : NULL, i);
+		ret = dump_core(set, t, &brk, snaps->snap ? snaps : NULL, ts, i);
 		if (!ret)
-			ret = dump_task_mm(set, t, i, brk, snaps, later, &ms);
+			ret = dump_task_mm(set, t, i, brk, snaps, ts, later, &ms);
 		if (ret)
 			return ret;
 		st->memory_bytes += ms.bytes_in;
+		st->tracked_unread_pages += ms.unread_pages;
 		st->nr_threads += (uint32_t)t->nr_threads;
 		pr_info("pid %d: %d threads, %llu bytes of memory%s", t->pid, t->nr_threads,
 			(unsigned long long)ms.bytes_in, later[i] ? " (not counting its snapshot)" : "");
 	}
-	struct mem_stats ms = { 0, 0 };
+	struct mem_stats ms = { 0 };
 	ret = dump_sysvipc(set, tree, &ms); /* semaphores, unattached shm segments */
 	ret = ret ? ret : dump_saved_files(set, tree, &ms); /* the job's files on scratch */
 	st->memory_bytes += ms.bytes_in;
@@ -350,7 +354,7 @@ static int dump_snapshots(struct img_set *set, const struct frozen_tree *tree,
 {
 	int ret = 0;
 	for (int i = 0; i < tree->nr_tasks; i++) {
-		struct mem_stats ms = { 0, 0 };
+		struct mem_stats ms = { 0 };
 		if (!later[i])
 			continue;
 		if (!ret)
@@ -362,6 +366,7 @@ static int dump_snapshots(struct img_set *set, const struct frozen_tree *tree,
 		later[i] = NULL;
 		snapshot_release(&snaps->snap[i]);
 		st->memory_bytes += ms.bytes_in;
+		st->tracked_unread_pages += ms.unread_pages;
 		if (!ret)
 			pr_info("pid %d: %llu bytes of memory from its snapshot", tree->tasks[i].pid,
 				(unsigned long long)ms.bytes_in);
@@ -433,12 +438,18 @@ static int gate_dumped(const struct ckpt_dump_opts *o, const struct frozen_tree 
 static int check_and_write(const struct ckpt_dump_opts *o, const struct frozen_tree *tree,
 			   struct dump_target *target, struct img_set **set,
 			   struct ckpt_dump_stats *st, struct snapshot_set *snaps,
-			   struct mm_dump **later)
+			   struct track_state *ts, struct mm_dump **later)
 {
 	int ret = check_refusals(tree, o);
 	if (!ret && o->gate)
 		ret = gate_frozen(o, tree, target, set);
-	return ret ? ret : dump_tree(*set, tree, o, st, snaps, later);
+	/* first, before anything writes into the tree (track.c) */
+	if (!ret && !o->gate) {
+		ret = track_begin(ts, tree, o->track, img_set_parent_dir(*set),
+				  o->leave_running && !o->leave_stopped);
+		st->tracked_written_pages = ts->pages_written;
+	}
+	return ret ? ret : dump_tree(*set, tree, o, st, snaps, ts, later);
 }
 
 /* Snapshots apply to a tree that goes on running after the dump; one
@@ -457,6 +468,7 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	struct dump_target target = { 0 };
 	struct snapshot_set snaps;
 	struct mm_dump **later = NULL;
+	struct track_state track = { 0 };
 	uint64_t t0 = now_ns(), t_frozen;
 	int ret, thawed = 0;
 
@@ -494,7 +506,7 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	if (!ret)
 		ret = enter_tree_netns(&tree, &netns_back);
 	if (!ret)
-		ret = check_and_write(o, &tree, &target, &set, st, &snaps, later);
+		ret = check_and_write(o, &tree, &target, &set, st, &snaps, &track, later);
 	int back = leave_tree_netns(netns_back);
 	ret = ret ? ret : back;
 	/* A user's dump read the seccomp filters: CAP_SYS_ADMIN goes. */
@@ -536,6 +548,9 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	}
 	if (!thawed)
 		st->frozen_ns = now_ns() - t_frozen;
+	/* the tracking goes to its keeper once we trace the tree no more */
+	track_end(&track, !ret && set ? img_set_dir(set) : NULL);
+	st->track_keeper = track.keeper;
 	if (!ret && set)
 		st->written_bytes = img_set_bytes(set);
 	frozen_tree_free(&tree);
