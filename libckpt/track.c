@@ -20,6 +20,9 @@
  *     the next one hashes.
  *   - MADV_DONTNEED drops the protection with the page: the page reads
  *     as written (and is a hole or the zero page now).
+ *   - A page pinned for DMA is written by its device without a fault: a
+ *     task with pinned pages (VmPin) is hashed.  (Pins taken and dropped
+ *     between two dumps are not seen: docs/sets.md.)
  *
  * The keeper: a process forked (twice, setsid) by the dump that starts
  * tracking a tree, named ckpt-track; holds the userfaultfds and listens
@@ -182,6 +185,15 @@ static int open_pagemap(pid_t pid)
 	return open(path, O_RDONLY | O_CLOEXEC);
 }
 
+/* Pages pinned for DMA (RDMA memory regions, io_uring fixed buffers):
+ * a device writes them without a fault, so without clearing their
+ * protection.  Such a task is hashed. */
+static int has_pinned(pid_t pid)
+{
+	char v[32];
+	return !proc_status_field(pid, "VmPin", v, sizeof(v)) && strtoull(v, NULL, 10) != 0;
+}
+
 /* Task t at the freeze: which mappings are tracked, and (`ours`) what was
  * written in them since the keeper's set, protected again.  Registered
  * mappings of a task the keeper did not arm are someone else's: the task
@@ -229,16 +241,27 @@ static socklen_t keeper_addr(pid_t root, struct sockaddr_un *a)
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 }
 
+/* The keeper must be ours (our euid): anyone may bind an abstract name
+ * first, and a keeper that lied about its set would make a dump take
+ * written pages from the parent. */
 static int keeper_connect(pid_t root)
 {
 	struct sockaddr_un a;
-	socklen_t len = keeper_addr(root, &a);
+	struct ucred cr = { 0 };
+	socklen_t len = keeper_addr(root, &a), crlen = sizeof(cr);
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, len)) {
-		close(fd);
-		fd = -1;
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, len))
+		goto fail;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) || cr.uid != geteuid()) {
+		pr_err("pid %d: ckpt-track/%d is held by uid %d: no dirty-page tracking", (int)root,
+		       (int)root, (int)cr.uid);
+		goto fail;
 	}
 	return fd;
+fail:
+	if (fd >= 0)
+		close(fd);
+	return -1;
 }
 
 static int send_msg_fds(int sock, const struct track_msg *m, const int *fds, int nr)
@@ -483,6 +506,10 @@ int track_begin(struct track_state *ts, const struct frozen_tree *tree, int star
 		}
 		int ours = keeper == 0 && pid_in(&m, t->pid);
 		t->armed = ts->use && ours;
+		if (t->armed && has_pinned(t->pid)) {
+			pr_info("pid %d: pages pinned for DMA (VmPin): all pages hashed", t->pid);
+			t->armed = 0;
+		}
 		ret = scan_task(ts, t, ours, w);
 		t->arm_now = t->arm_now < 0 ? -1 : 0;
 	}
