@@ -443,12 +443,6 @@ static int check_and_write(const struct ckpt_dump_opts *o, const struct frozen_t
 	int ret = check_refusals(tree, o);
 	if (!ret && o->gate)
 		ret = gate_frozen(o, tree, target, set);
-	/* first, before anything writes into the tree (track.c) */
-	if (!ret && !o->gate) {
-		ret = track_begin(ts, tree, o->track, img_set_parent_dir(*set),
-				  o->leave_running && !o->leave_stopped);
-		st->tracked_written_pages = ts->pages_written;
-	}
 	return ret ? ret : dump_tree(*set, tree, o, st, snaps, ts, later);
 }
 
@@ -503,6 +497,13 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 		ret = -ENOMEM;
 	if (!ret && o->only_uid_set)
 		ret = check_owner(&tree, o->only_uid);
+	/* first, before anything writes into the tree, and in our network
+	 * namespace, where the keeper's abstract name is (track.c) */
+	if (!ret && !o->gate) {
+		ret = track_begin(&track, &tree, o->track, img_set_parent_dir(set),
+				  o->leave_running && !o->leave_stopped);
+		st->tracked_written_pages = track.pages_written;
+	}
 	if (!ret)
 		ret = enter_tree_netns(&tree, &netns_back);
 	if (!ret)

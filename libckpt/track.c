@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/capability.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -47,6 +48,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "freeze.h"
@@ -430,6 +432,11 @@ static pid_t spawn_keeper(pid_t root, const struct track_msg *m, int *fds, int n
 		memcpy(k.fds, fds, (size_t)nr * sizeof(int));
 		k.nr_fds = nr;
 		close_all_but(keep, nr + 2);
+		/* it only holds fds: no capability, no directory in use */
+		cap_t none = cap_init();
+		if (!none || cap_set_proc(none) || chdir("/"))
+			_exit(1);
+		cap_free(none);
 		keeper_main(ls, pidfd, &k);
 	}
 	if (c > 0) {
@@ -495,6 +502,8 @@ int track_begin(struct track_state *ts, const struct frozen_tree *tree, int star
 		return -ENOMEM;
 	}
 	ts->nr = tree->nr_tasks;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int ret = 0;
 	for (int i = 0; !ret && i < tree->nr_tasks; i++) {
 		struct track_task *t = &ts->tasks[i];
@@ -514,6 +523,10 @@ int track_begin(struct track_state *ts, const struct frozen_tree *tree, int star
 		t->arm_now = t->arm_now < 0 ? -1 : 0;
 	}
 	free(w);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	pr_info("pid %d: dirty-page scan: %llu pages written since the parent, %.1f ms", ts->root,
+		(unsigned long long)ts->pages_written,
+		(double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	return ret;
 }
 

@@ -113,6 +113,11 @@ keeper-killed)
 	[ "$keeper" -gt 0 ] || fail "no keeper after pre-dump"
 	[ "$(cat /proc/"$keeper"/comm)" = ckpt-track ] || fail "pid $keeper is not ckpt-track"
 	kill -9 "$keeper"
+	# gone, its userfaultfds closed, before the next dump asks for it
+	for ((i = 0; i < 200; i++)); do
+		[ "$(awk '{ print $3 }' /proc/"$keeper"/stat 2>/dev/null || echo Z)" = Z ] && break
+		sleep 0.05
+	done
 	phase "$PID"
 	dump s2 -D "$WORK/2" --parent "$WORK/1"
 	LIVE=
