@@ -211,8 +211,14 @@ static int scan_task(struct track_state *ts, struct track_task *t, int ours, str
 	for (size_t i = 0; !ret && i < w->n; i++) {
 		uint64_t written = 0;
 		int r = scan_range(pm, t, w->v[i].start, w->v[i].end, ours, ours && t->armed, &written);
-		if (r == -EPERM || r == -ENOTTY || r == -EINVAL)
-			continue; /* not registered (or no PAGEMAP_SCAN): hashed */
+		if (r == -ENOTTY || r == -EINVAL)
+			continue; /* no PAGEMAP_SCAN here: hashed */
+		if (r == -EPERM) { /* not registered: hashed, registered later */
+			if (add_range(&t->untracked, &t->nr_untracked, &t->cap_untracked,
+				      w->v[i].start, w->v[i].end))
+				ret = -ENOMEM;
+			continue;
+		}
 		if (r) {
 			ret = r;
 			break;
@@ -540,14 +546,6 @@ static int register_vma(int uffd, int pm, struct track_task *t, uint64_t s, uint
 	return scan_range(pm, t, s, e, 1, 0, &n);
 }
 
-static int is_tracked(const struct track_task *t, uint64_t s, uint64_t e)
-{
-	for (size_t i = 0; i < t->nr_tracked; i++)
-		if (t->tracked[i].start <= s && e <= t->tracked[i].end)
-			return 1;
-	return 0;
-}
-
 static int get_uffd(struct track_task *t, struct infect_ctl *ctl)
 {
 	static int said;
@@ -567,32 +565,36 @@ static int get_uffd(struct track_task *t, struct infect_ctl *ctl)
 	return ret;
 }
 
+/* The mappings found untracked at the freeze (not those made since, as
+ * the parasite's own) are registered; a userfaultfd that holds none is
+ * closed, not kept. */
 void track_arm_task(struct track_state *ts, int idx, struct infect_ctl *ctl)
 {
 	struct track_task *t = idx < ts->nr ? &ts->tasks[idx] : NULL;
+	int registered = 0;
 	if (!ts->rearm || !t || t->arm_now < 0)
 		return;
-	struct vma_walk *w = malloc(sizeof(*w));
 	int pm = open_pagemap(t->pid);
-	if (!w || pm < 0 || read_vmas(t->pid, w))
-		goto out;
+	if (pm < 0)
+		return;
 	t->arm_now = 1;
-	for (size_t i = 0; i < w->n; i++) {
-		if (is_tracked(t, w->v[i].start, w->v[i].end))
-			continue;
+	for (size_t i = 0; i < t->nr_untracked; i++) {
+		const struct track_range *v = &t->untracked[i];
 		if (t->uffd < 0 && get_uffd(t, ctl)) {
 			t->arm_now = 0;
 			break;
 		}
-		int r = register_vma(t->uffd, pm, t, w->v[i].start, w->v[i].end);
+		int r = register_vma(t->uffd, pm, t, v->start, v->end);
+		registered += !r;
 		if (r)
 			pr_info("pid %d: mapping %" PRIx64 "-%" PRIx64 ": not tracked (%s): hashed",
-				t->pid, w->v[i].start, w->v[i].end, strerror(-r));
+				t->pid, v->start, v->end, strerror(-r));
 	}
-out:
-	free(w);
-	if (pm >= 0)
-		close(pm);
+	if (t->uffd >= 0 && !registered) {
+		close(t->uffd);
+		t->uffd = -1;
+	}
+	close(pm);
 }
 
 const struct track_task *track_task_of(const struct track_state *ts, pid_t pid)
@@ -638,6 +640,7 @@ void track_end(struct track_state *ts, const char *set_dir)
 			close(ts->tasks[i].uffd);
 		free(ts->tasks[i].tracked);
 		free(ts->tasks[i].written);
+		free(ts->tasks[i].untracked);
 	}
 	free(ts->tasks);
 	ts->tasks = NULL;

@@ -34,6 +34,9 @@ struct track_task {
 	 * them since the parent (both sorted) */
 	struct track_range *tracked, *written;
 	size_t nr_tracked, nr_written, cap_tracked, cap_written;
+	/* mappings not under tracking at the freeze: to register */
+	struct track_range *untracked;
+	size_t nr_untracked, cap_untracked;
 	int uffd;    /* registrations made in this dump, or -1 */
 	int arm_now; /* armed by the end of this dump */
 };
