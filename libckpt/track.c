@@ -116,8 +116,8 @@ static int add_range(struct track_range **v, size_t *n, size_t *cap, uint64_t s,
 
 /* The private mappings of /proc/PID/maps whose pages a dump stores. */
 struct vma_walk {
-	struct track_range v[4096];
-	size_t n;
+	struct track_range *v;
+	size_t n, cap;
 };
 
 static int is_special(const char *path)
@@ -134,8 +134,16 @@ static int parse_vma(char *line, void *arg)
 	int pos = 0;
 	if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %*s %*s %*s %n", &s, &e, perms, &pos) < 3)
 		return 0;
-	if (perms[3] != 'p' || is_special(line + pos) || w->n == sizeof(w->v) / sizeof(w->v[0]))
+	if (perms[3] != 'p' || is_special(line + pos))
 		return 0;
+	if (w->n == w->cap) { /* not add_range: two mappings side by side stay two */
+		size_t cap = w->cap ? 2 * w->cap : 256;
+		struct track_range *v = realloc(w->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		w->v = v;
+		w->cap = cap;
+	}
 	w->v[w->n++] = (struct track_range){ s, e };
 	return 0;
 }
@@ -364,7 +372,6 @@ out:
 
 static _Noreturn void keeper_main(int ls, int pidfd, struct keeper *k)
 {
-	prctl(PR_SET_NAME, "ckpt-track");
 	for (;;) {
 		struct pollfd p[2] = { { ls, POLLIN, 0 }, { pidfd, POLLIN, 0 } };
 		int n = poll(p, 2, KEEPER_IDLE_MS);
@@ -422,12 +429,14 @@ static pid_t spawn_keeper(pid_t root, const struct track_msg *m, int *fds, int n
 	pid_t c = fork();
 	if (c == 0) {
 		setsid();
-		pid_t gc = fork();
-		if (gc != 0) {
-			if (write(p[1], &gc, sizeof(gc)) < 0)
-				_exit(1);
+		if (fork() != 0)
 			_exit(0);
-		}
+		/* named before it says its pid: whoever is given the pid sees
+		 * ckpt-track */
+		prctl(PR_SET_NAME, "ckpt-track");
+		pid_t self = getpid();
+		if (write(p[1], &self, sizeof(self)) != sizeof(self))
+			_exit(1);
 		int keep[TRACK_MAX_TASKS + 2];
 		struct keeper k = { .set = *m, .fds = malloc((size_t)(nr + 1) * sizeof(int)) };
 		memcpy(keep, fds, (size_t)nr * sizeof(int));
@@ -445,6 +454,8 @@ static pid_t spawn_keeper(pid_t root, const struct track_msg *m, int *fds, int n
 		cap_free(none);
 		keeper_main(ls, pidfd, &k);
 	}
+	close(p[1]);
+	p[1] = -1;
 	if (c > 0) {
 		waitpid(c, NULL, 0);
 		if (read(p[0], &keeper, sizeof(keeper)) != sizeof(keeper))
@@ -502,11 +513,9 @@ int track_begin(struct track_state *ts, const struct frozen_tree *tree, int star
 	if (!ts->use && !ts->rearm)
 		return 0;
 	ts->tasks = calloc((size_t)tree->nr_tasks, sizeof(*ts->tasks));
-	struct vma_walk *w = malloc(sizeof(*w));
-	if (!ts->tasks || !w) {
-		free(w);
+	struct vma_walk walk = { 0 }, *w = &walk;
+	if (!ts->tasks)
 		return -ENOMEM;
-	}
 	ts->nr = tree->nr_tasks;
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -528,7 +537,7 @@ int track_begin(struct track_state *ts, const struct frozen_tree *tree, int star
 		ret = scan_task(ts, t, ours, w);
 		t->arm_now = t->arm_now < 0 ? -1 : 0;
 	}
-	free(w);
+	free(walk.v);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	pr_info("pid %d: dirty-page scan: %llu pages written since the parent, %.1f ms", ts->root,
 		(unsigned long long)ts->pages_written,
