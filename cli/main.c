@@ -35,7 +35,7 @@ static void usage(FILE *f)
 		"       [--ext-unix-sk[=INODE]] [--tcp-established] [--skip-in-flight] [--shell-job]\n"
 		"       [--ghost-limit SIZE] [--parent SET] [--output-copy-limit SIZE]\n"
 		"       [--step CLIENT:PID[,PID...]]  (an srun step of the tree: docs/mpi.md)\n"
-		"       [--page-server HOST:PORT] [--no-snapshot]\n"
+		"       [--page-server HOST:PORT] [--no-snapshot] [--track]\n"
 		"                                checkpoint the tree rooted at PID (killed afterwards\n"
 		"                                unless -R or -s); with -R the tree runs on while a\n"
 		"                                copy-on-write snapshot of its memory is written\n"
@@ -45,6 +45,9 @@ static void usage(FILE *f)
 		"                                set (64M; ckpt.conf dump.*; 0: none);\n"
 		"                                --page-server: the set is sent to a page server,\n"
 		"                                DIR keeps only its metadata\n"
+		"                                --track: dirty-page tracking for later --parent\n"
+		"                                dumps (with -R)\n"
+		"  pre-dump [dump options]       dump -R --track\n"
 		"  dump -t PID --check-only [...]  what such a dump would refuse, nothing stopped\n"
 		"                                or written (exit 0: it would go through)\n"
 		"  dump -t PID --job JOBID [--base DIR] [--uid UID] [--parent latest|SEQ] ...\n"
@@ -167,6 +170,7 @@ enum {
 	OPT_OUTPUT_COPY_LIMIT,
 	OPT_PAGE_SERVER,
 	OPT_NO_SNAPSHOT,
+	OPT_TRACK,
 	OPT_INET_MAP,
 	OPT_KEEP_NET_LOCK,
 	OPT_NET_LOCK_FD,
@@ -295,6 +299,7 @@ static int cmd_dump(int argc, char **argv)
 		{ "check-only", no_argument, 0, OPT_CHECK_ONLY },
 		{ "page-server", required_argument, 0, OPT_PAGE_SERVER },
 		{ "no-snapshot", no_argument, 0, OPT_NO_SNAPSHOT },
+		{ "track", no_argument, 0, OPT_TRACK },
 		{ 0, 0, 0, 0 },
 	};
 	struct ckpt_dump_opts o = { 0 };
@@ -343,6 +348,7 @@ static int cmd_dump(int argc, char **argv)
 		case OPT_CHECK_ONLY: o.check_only = 1; break;
 		case OPT_PAGE_SERVER: o.page_server = optarg; break;
 		case OPT_NO_SNAPSHOT: o.no_snapshot = 1; break;
+		case OPT_TRACK: o.track = 1; break;
 		case OPT_JOB: o.job = optarg; break;
 		case OPT_BASE: o.base = optarg; break;
 		case OPT_UID: {
@@ -376,9 +382,20 @@ static int cmd_dump(int argc, char **argv)
 				"--job or --check-only\n");
 		return 1;
 	}
+	if (!strcmp(argv[0], "pre-dump"))
+		o.leave_running = o.track = 1;
+	if (o.track && (!o.leave_running || o.leave_stopped || o.check_only)) {
+		fprintf(stderr, "ckptctl: dump --track: the tree must go on running (-R)\n");
+		return 1;
+	}
 	int route = agent_route("dump");
 	if (route < 0)
 		return 1;
+	if (route && o.track) {
+		fprintf(stderr, "ckptctl: dump --track: not through ckptd (its keeper would be "
+				"ckptd's); run it as root without ckptd\n");
+		return 1;
+	}
 	/* --job without -t: the tree ckptd has registered for the job. */
 	if (!o.pid && !route) {
 		fprintf(stderr, "ckptctl: dump --job %s without -t PID needs ckptd (the job's "
@@ -419,6 +436,10 @@ static int cmd_dump(int argc, char **argv)
 		phases |= st.phase_ns[i] != 0;
 	for (int i = 0; stats && phases && i < CKPT_PHASE_NR; i++)
 		printf("frozen_%s_ms: %.1f\n", ckpt_dump_phase_name(i), ms(st.phase_ns[i]));
+	if (stats)
+		printf("tracked_written_pages: %llu\ntracked_unread_pages: %llu\ntrack_keeper: %d\n",
+		       (unsigned long long)st.tracked_written_pages,
+		       (unsigned long long)st.tracked_unread_pages, (int)st.track_keeper);
 	if (stats && o.job)
 		printf("seq: %llu\nflusher: %d\n", (unsigned long long)st.seq, (int)st.flusher);
 	return 0;
@@ -760,7 +781,7 @@ static int cmd_page_server(int argc, char **argv)
 /* The commands that may talk to ckptd, but checkpoint. */
 static int talks_to_agent(const char *cmd)
 {
-	static const char *const cmds[] = { "dump",	  "restore",	"status",    "cancel",
+	static const char *const cmds[] = { "dump",	  "pre-dump", "restore",	"status",    "cancel",
 					    "register", "unregister", "net-unlock" };
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(cmd, cmds[i]))
@@ -782,7 +803,7 @@ int main(int argc, char **argv)
 		return 1;
 	if (!strcmp(cmd, "check"))
 		return cmd_check(argc, argv);
-	if (!strcmp(cmd, "dump"))
+	if (!strcmp(cmd, "dump") || !strcmp(cmd, "pre-dump"))
 		return cmd_dump(argc, argv);
 	if (!strcmp(cmd, "restore"))
 		return cmd_restore(argc, argv);

@@ -85,6 +85,13 @@ enum parasite_cmd {
 	 * namespace numbers it) and u.snapshot.cookie, random, which C2's
 	 * hello carries too. */
 	PARASITE_CMD_SNAPSHOT,
+	/* Dirty-page tracking (libckpt/track.c): userfaultfd(O_CLOEXEC |
+	 * UFFD_USER_MODE_ONLY) and UFFDIO_API with the features of arg64.
+	 * Reply: ret 0 or -errno, u.uffd.fd (the host takes it with
+	 * pidfd_getfd, then has it closed: PARASITE_CMD_CLOSE_FD), and the
+	 * features the kernel granted. */
+	PARASITE_CMD_USERFAULTFD,
+	PARASITE_CMD_CLOSE_FD, /* arg: the fd */
 };
 
 #define PARASITE_MEMPOLICY_WORDS 16 /* node mask: 1024 nodes */
@@ -142,6 +149,11 @@ struct parasite_reply {
 			/* membarrier(MEMBARRIER_CMD_GET_REGISTRATIONS), or -errno */
 			int32_t membarrier;
 		} task;
+		struct {
+			int32_t fd;
+			uint32_t pad;
+			uint64_t features;
+		} uffd;
 		struct {
 			int64_t its[4]; /* interval sec/nsec, value sec/nsec */
 			int32_t overrun;

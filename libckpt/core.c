@@ -26,6 +26,7 @@
 #include "core.h"
 #include "ghost.h"
 #include "infect.h"
+#include "track.h"
 #include "snapshot.h"
 #include "aio.h"
 #include "log.h"
@@ -362,7 +363,8 @@ static int check_aio_rings(struct infect_ctl *ctl, pid_t pid)
 }
 
 static int dump_from_parasite(struct arena *a, const struct frozen_task *task, CoreEntry *core,
-			      uint64_t *brk, struct snapshot_set *snaps, int idx, uint64_t t_task)
+			      uint64_t *brk, struct snapshot_set *snaps, struct track_state *ts,
+			      int idx, uint64_t t_task)
 {
 	struct infect_ctl *ctl;
 	SigactionEntry *sa = arena_alloc(a, 64 * sizeof(*sa));
@@ -402,6 +404,9 @@ static int dump_from_parasite(struct arena *a, const struct frozen_task *task, C
 		*brk = misc.brk;
 	}
 	t = phase_add(CKPT_PHASE_PARASITE, t);
+	/* tracking armed before the memory is read (track.c) */
+	if (!ret && ts)
+		track_arm_task(ts, idx, ctl);
 	/* last: the task's memory as it is now, all else read */
 	if (!ret && snaps)
 		snapshot_take(snaps, idx, ctl, core->child_subreaper);
@@ -431,7 +436,7 @@ int core_read_proc(struct arena *a, pid_t pid, CoreEntry *core)
 }
 
 int dump_core(struct img_set *set, const struct frozen_task *task, uint64_t *brk,
-	      struct snapshot_set *snaps, int idx)
+	      struct snapshot_set *snaps, struct track_state *ts, int idx)
 {
 	struct arena a = { 0 };
 	CoreEntry core = CORE_ENTRY__INIT;
@@ -460,7 +465,7 @@ int dump_core(struct img_set *set, const struct frozen_task *task, uint64_t *brk
 	ret = peek_pending(&a, task->pid, 1, &core.shared_pending, &core.n_shared_pending);
 	if (ret)
 		goto out;
-	if ((ret = dump_from_parasite(&a, task, &core, brk, snaps, idx, t_task)))
+	if ((ret = dump_from_parasite(&a, task, &core, brk, snaps, ts, idx, t_task)))
 		goto out;
 	t_task = now_ns();
 

@@ -13,10 +13,12 @@
 /* Collect everything for one frozen task (infects it for what only the
  * task can tell) and write core-PID.img. `brk` comes back for mm. */
 struct snapshot_set;
+struct track_state;
 /* snaps: where the task's memory snapshot goes (snapshot.c), task
- * number idx of the tree; NULL: none. */
+ * number idx of the tree; NULL: none.  ts: dirty-page tracking to arm
+ * while infected (track.c), or NULL. */
 int dump_core(struct img_set *set, const struct frozen_task *task, uint64_t *brk,
-	      struct snapshot_set *snaps, int idx);
+	      struct snapshot_set *snaps, struct track_state *ts, int idx);
 
 /* What /proc shows of a task's core (creds, rlimits, cwd, root, umask,
  * ambient capabilities, no_new_privs, personality), read as the dump

@@ -53,6 +53,7 @@
 #include "storage.h"
 #include "sysvipc.h"
 #include "taskstate.h"
+#include "track.h"
 #include "cgroup.h"
 #include "fdtable.h"
 
@@ -289,7 +290,8 @@ static int check_refusals(const struct frozen_tree *tree, const struct ckpt_dump
 /* Task i's memory: its pages wait in later[i] for the thaw when it has a
  * snapshot that holds them all, else are copied now. */
 static int dump_task_mm(struct img_set *set, const struct frozen_task *t, int i, uint64_t brk,
-			struct snapshot_set *snaps, struct mm_dump **later, struct mem_stats *ms)
+			struct snapshot_set *snaps, const struct track_state *ts,
+			struct mm_dump **later, struct mem_stats *ms)
 {
 	struct mm_dump *d;
 	char *step_dir = t->step ? step_tmpdir(t->pid) : NULL;
@@ -299,6 +301,7 @@ static int dump_task_mm(struct img_set *set, const struct frozen_task *t, int i,
 	t0 = phase_add(CKPT_PHASE_MM, t0);
 	if (ret)
 		return ret;
+	mm_dump_set_track(d, track_task_of(ts, t->pid));
 	struct snapshot *sn = snaps->snap ? &snaps->snap[i] : NULL;
 	const char *gap = sn && sn->vpid ? mm_dump_snapshot_gap(d) : NULL;
 	if (gap) {
@@ -319,26 +322,27 @@ static int dump_task_mm(struct img_set *set, const struct frozen_task *t, int i,
 /* Called with the refusals checked (check_refusals). */
 static int dump_tree(struct img_set *set, const struct frozen_tree *tree,
 		     const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st,
-		     struct snapshot_set *snaps, struct mm_dump **later)
+		     struct snapshot_set *snaps, struct track_state *ts, struct mm_dump **later)
 {
 	int ret = 0;
 	for (int i = 0; i < tree->nr_tasks; i++) {
 		const struct frozen_task *t = &tree->tasks[i];
-		struct mem_stats ms = { 0, 0 };
+		struct mem_stats ms = { 0 };
 		uint64_t brk = 0;
 		if (t->zombie || t->step_client)
 			continue; /* all of it is in the inventory (and fdinfo) */
-		ret = dump_core(set, t, &brk, snaps->snap ? snaps : NULL, i);
+		ret = dump_core(set, t, &brk, snaps->snap ? snaps : NULL, ts, i);
 		if (!ret)
-			ret = dump_task_mm(set, t, i, brk, snaps, later, &ms);
+			ret = dump_task_mm(set, t, i, brk, snaps, ts, later, &ms);
 		if (ret)
 			return ret;
 		st->memory_bytes += ms.bytes_in;
+		st->tracked_unread_pages += ms.unread_pages;
 		st->nr_threads += (uint32_t)t->nr_threads;
 		pr_info("pid %d: %d threads, %llu bytes of memory%s", t->pid, t->nr_threads,
 			(unsigned long long)ms.bytes_in, later[i] ? " (not counting its snapshot)" : "");
 	}
-	struct mem_stats ms = { 0, 0 };
+	struct mem_stats ms = { 0 };
 	uint64_t t0 = now_ns();
 	ret = dump_sysvipc(set, tree, &ms); /* semaphores, unattached shm segments */
 	ret = ret ? ret : dump_saved_files(set, tree, &ms); /* the job's files on scratch */
@@ -359,7 +363,7 @@ static int dump_snapshots(struct img_set *set, const struct frozen_tree *tree,
 {
 	int ret = 0;
 	for (int i = 0; i < tree->nr_tasks; i++) {
-		struct mem_stats ms = { 0, 0 };
+		struct mem_stats ms = { 0 };
 		if (!later[i])
 			continue;
 		if (!ret)
@@ -371,6 +375,7 @@ static int dump_snapshots(struct img_set *set, const struct frozen_tree *tree,
 		later[i] = NULL;
 		snapshot_release(&snaps->snap[i]);
 		st->memory_bytes += ms.bytes_in;
+		st->tracked_unread_pages += ms.unread_pages;
 		if (!ret)
 			pr_info("pid %d: %llu bytes of memory from its snapshot", tree->tasks[i].pid,
 				(unsigned long long)ms.bytes_in);
@@ -442,14 +447,14 @@ static int gate_dumped(const struct ckpt_dump_opts *o, const struct frozen_tree 
 static int check_and_write(const struct ckpt_dump_opts *o, const struct frozen_tree *tree,
 			   struct dump_target *target, struct img_set **set,
 			   struct ckpt_dump_stats *st, struct snapshot_set *snaps,
-			   struct mm_dump **later)
+			   struct track_state *ts, struct mm_dump **later)
 {
 	uint64_t t0 = now_ns();
 	int ret = check_refusals(tree, o);
 	phase_add(CKPT_PHASE_CHECK, t0);
 	if (!ret && o->gate)
 		ret = gate_frozen(o, tree, target, set);
-	return ret ? ret : dump_tree(*set, tree, o, st, snaps, later);
+	return ret ? ret : dump_tree(*set, tree, o, st, snaps, ts, later);
 }
 
 /* Snapshots apply to a tree that goes on running after the dump; one
@@ -468,6 +473,7 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	struct dump_target target = { 0 };
 	struct snapshot_set snaps;
 	struct mm_dump **later = NULL;
+	struct track_state track = { 0 };
 	uint64_t t0 = now_ns(), t_frozen;
 	int ret, thawed = 0;
 
@@ -511,12 +517,19 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 		ret = -ENOMEM;
 	if (!ret && o->only_uid_set)
 		ret = check_owner(&tree, o->only_uid);
+	/* first, before anything writes into the tree, and in our network
+	 * namespace, where the keeper's abstract name is (track.c) */
+	if (!ret && !o->gate) {
+		ret = track_begin(&track, &tree, o->track, img_set_parent_dir(set),
+				  o->leave_running && !o->leave_stopped);
+		st->tracked_written_pages = track.pages_written;
+	}
 	if (!ret)
 		ret = enter_tree_netns(&tree, &netns_back);
 	phase_add(CKPT_PHASE_CHECK, t_phase);
 	locks_cache(1); /* the check and the dump read /proc/locks once */
 	if (!ret)
-		ret = check_and_write(o, &tree, &target, &set, st, &snaps, later);
+		ret = check_and_write(o, &tree, &target, &set, st, &snaps, &track, later);
 	locks_cache(0);
 	int back = leave_tree_netns(netns_back);
 	ret = ret ? ret : back;
@@ -562,6 +575,9 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	if (!thawed)
 		st->frozen_ns = now_ns() - t_frozen;
 	phase_read(st->phase_ns);
+	/* the tracking goes to its keeper once we trace the tree no more */
+	track_end(&track, !ret && set ? img_set_dir(set) : NULL);
+	st->track_keeper = track.keeper;
 	if (!ret && set)
 		st->written_bytes = img_set_bytes(set);
 	frozen_tree_free(&tree);

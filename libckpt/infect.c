@@ -996,3 +996,28 @@ int infect_snapshot(struct infect_ctl *ctl, pid_t *vpid, uint64_t *cookie, int *
 	*listen_fd = fd;
 	return 0;
 }
+
+int infect_userfaultfd(struct infect_ctl *ctl, uint64_t features, int *fd, uint64_t *granted)
+{
+	struct parasite_req req = { .cmd = PARASITE_CMD_USERFAULTFD, .arg64 = features };
+	struct parasite_reply r;
+	int ret = call_daemon_req(ctl, &req, &r);
+	if (ret || r.ret)
+		return ret ? ret : r.ret; /* the caller says what it does without */
+	int pidfd = (int)syscall(SYS_pidfd_open, ctl->task->pid, 0);
+	int ours = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, r.u.uffd.fd, 0);
+	ret = ours < 0 ? -errno : 0;
+	if (pidfd >= 0)
+		close(pidfd);
+	struct parasite_reply c;
+	int cret = call_daemon_arg(ctl, PARASITE_CMD_CLOSE_FD, (uint32_t)r.u.uffd.fd, &c);
+	if (!ret && cret) {
+		close(ours);
+		ret = cret;
+	}
+	if (ret)
+		return ret;
+	*fd = ours;
+	*granted = r.u.uffd.features;
+	return 0;
+}

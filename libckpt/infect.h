@@ -85,6 +85,13 @@ int infect_aio_owned(struct infect_ctl *ctl, uint64_t ring);
 int infect_snapshot(struct infect_ctl *ctl, pid_t *vpid, uint64_t *cookie, int *listen_fd);
 
 /*
+ * A userfaultfd of the task's mm (PARASITE_CMD_USERFAULTFD), API done with
+ * `features`: *fd is our copy (O_CLOEXEC), the task's own is closed again,
+ * so its fd table is as before; *granted: the features the kernel gave.
+ */
+int infect_userfaultfd(struct infect_ctl *ctl, uint64_t features, int *fd, uint64_t *granted);
+
+/*
  * Take the parasite out: every thread goes back to the registers (and
  * FPU state) it was frozen with, in a ptrace stop, the parasite's fd is
  * closed and its area unmapped.  The task is as freeze_tree() left it.

@@ -32,10 +32,12 @@
 #include "arena.h"
 #include "log.h"
 #include "mem.h"
+#include "pagemap-scan.h"
 #include "mm.pb-c.h"
 #include "pagemap.pb-c.h"
 #include "proc.h"
 #include "shmem.h"
+#include "track.h"
 #include "sk-packet.h"
 
 #define PAGE_SIZE ((uint64_t)4096)
@@ -464,26 +466,7 @@ static int vma_has_contents(const VmaEntry *e)
 	return e->kind == VMA_KIND__VMA_ANON_PRIVATE || e->kind == VMA_KIND__VMA_FILE_PRIVATE;
 }
 
-/* PAGEMAP_SCAN (Linux 6.7): the kernel walks the page tables and returns
- * ranges of pages by category, skipping holes; reading pagemap entry by
- * entry costs 8 bytes per page of address space, which is hopeless for
- * huge sparse mappings (sanitizer shadows, big reservations). */
-#define PAGEMAP_SCAN_IOCTL _IOWR('f', 16, struct pm_scan_arg)
-#define PAGE_IS_FILE (1 << 2)
-#define PAGE_IS_PRESENT (1 << 3)
-#define PAGE_IS_SWAPPED (1 << 4)
-#define PAGE_IS_PFNZERO (1 << 5)
-#define PAGE_IS_GUARD (1 << 8) /* Linux 6.14 */
 #define SCAN_REGIONS 512
-
-struct page_region {
-	uint64_t start, end, categories;
-};
-
-struct pm_scan_arg {
-	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
-	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
-};
 
 static int scan_region_wanted(const VmaEntry *e, uint64_t cat)
 {
@@ -648,10 +631,56 @@ static int find_pages(pid_t pid, const MmEntry *mm, struct page_run_list *runs)
 	return ret;
 }
 
+/* 1 if addr lies in one of the sorted ranges r (*until: its end), else 0
+ * (*until: the next range's start, or UINT64_MAX). */
+static int in_ranges(const struct track_range *r, size_t n, uint64_t addr, uint64_t *until)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (r[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < n && r[lo].start <= addr) {
+		*until = r[lo].end;
+		return 1;
+	}
+	*until = lo < n ? r[lo].start : UINT64_MAX;
+	return 0;
+}
+
+/* A run, its pages in tracked mappings not written since the parent
+ * marked PAGE_RUN_UNWRITTEN (the writer takes them from the parent). */
+static int add_tracked_run(struct page_writer *w, const struct track_task *t,
+			   const struct mem_run *run)
+{
+	uint64_t a = run->vaddr, end = run->vaddr + run->pages * PAGE_SIZE;
+	int ret = 0;
+	while (!ret && a < end) {
+		uint64_t until, wuntil;
+		uint32_t flags = run->flags;
+		if (in_ranges(t->tracked, t->nr_tracked, a, &until) &&
+		    !in_ranges(t->written, t->nr_written, a, &wuntil)) {
+			flags |= PAGE_RUN_UNWRITTEN;
+			until = wuntil < until ? wuntil : until;
+		} else if (in_ranges(t->tracked, t->nr_tracked, a, &until)) {
+			in_ranges(t->written, t->nr_written, a, &wuntil);
+			until = wuntil < until ? wuntil : until;
+		}
+		until = until < end ? until : end;
+		ret = page_writer_add_flags(w, a, (uint32_t)((until - a) / PAGE_SIZE), flags);
+		a = until;
+	}
+	return ret;
+}
+
 /* The pages of `runs`, read from process `src` (the task, or its
  * snapshot), into pages-VPID.img. */
 static int dump_pages(struct img_set *set, pid_t src, pid_t vpid, int threads,
-		      const struct page_run_list *runs, struct mem_stats *st,
+		      const struct page_run_list *runs, const struct track_task *track,
+		      struct mem_stats *st,
 		      struct page_chunk **out, size_t *nr_out)
 {
 	char name[64];
@@ -661,11 +690,14 @@ static int dump_pages(struct img_set *set, pid_t src, pid_t vpid, int threads,
 	snprintf(name, sizeof(name), "pages-%d.img", vpid);
 	ret = page_writer_open(set, name, src, threads, &w);
 	for (size_t i = 0; !ret && i < runs->n; i++)
-		ret = page_writer_add_flags(w, runs->v[i].vaddr, runs->v[i].pages, runs->v[i].flags);
+		ret = track ? add_tracked_run(w, track, &runs->v[i])
+			    : page_writer_add_flags(w, runs->v[i].vaddr, runs->v[i].pages,
+						    runs->v[i].flags);
 	if (ret) {
 		page_writer_free(w);
 		return ret;
 	}
+	st->unread_pages = page_writer_unread_pages(w);
 	return page_writer_finish(w, out, nr_out, &st->bytes_in, &st->bytes_out);
 }
 
@@ -821,8 +853,14 @@ struct mm_dump {
 	pid_t pid, vpid;
 	int threads;
 	struct page_run_list runs;
+	const struct track_task *track; /* pages written since the parent, or NULL */
 	char exe[PATH_MAX];
 };
+
+void mm_dump_set_track(struct mm_dump *d, const struct track_task *t)
+{
+	d->track = t;
+}
 
 void mm_dump_free(struct mm_dump *d)
 {
@@ -926,7 +964,8 @@ int dump_mm_pages(struct img_set *set, struct mm_dump *d, pid_t src, struct mem_
 	src = src ? src : d->pid;
 	int ret = find_pages(src, &d->mm, &d->runs);
 	if (!ret)
-		ret = dump_pages(set, src, d->vpid, d->threads, &d->runs, st, &pm, &nr_pm);
+		ret = dump_pages(set, src, d->vpid, d->threads, &d->runs, d->track, st, &pm,
+				 &nr_pm);
 	if (!ret)
 		ret = write_images(set, d->vpid, &d->mm, pm, nr_pm);
 	page_chunks_free(pm, nr_pm);

@@ -18,6 +18,7 @@
 struct mem_stats {
 	uint64_t bytes_in;  /* non-zero page bytes read */
 	uint64_t bytes_out; /* page bytes stored */
+	uint64_t unread_pages; /* not read: unwritten since the parent (track.c) */
 };
 
 /* Writes mm-VPID.img, pagemap-VPID.img and pages-VPID.img for frozen
@@ -37,6 +38,10 @@ int dump_mm_start(struct img_set *set, pid_t pid, pid_t vpid, uint64_t brk, int 
 		  const char *step_dir, struct mem_stats *st, struct mm_dump **d);
 int dump_mm_pages(struct img_set *set, struct mm_dump *d, pid_t src, struct mem_stats *st);
 void mm_dump_free(struct mm_dump *d);
+/* Dirty-page tracking (track.c): the task's pages not written since the
+ * parent are taken from it unread.  t may be NULL; it must outlive d. */
+struct track_task;
+void mm_dump_set_track(struct mm_dump *d, const struct track_task *t);
 /* What the task's snapshot would not hold (a one-line reason), or NULL. */
 const char *mm_dump_snapshot_gap(const struct mm_dump *d);
 

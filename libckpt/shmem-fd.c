@@ -69,7 +69,7 @@ static int own_description(pid_t pid, int fd)
 static int dump_object(struct files_dump *fdump, const struct file_desc *d)
 {
 	ShmObjectEntry obj = SHM_OBJECT_ENTRY__INIT;
-	struct mem_stats ms = { 0, 0 };
+	struct mem_stats ms = { 0 };
 	char name[64];
 
 	obj.kind = SHM_KIND__SHM_ANON;

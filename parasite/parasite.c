@@ -294,6 +294,24 @@ static void take_snapshot(struct parasite_reply *r)
 	r->u.snapshot.cookie = st.cookie;
 }
 
+/* struct uffdio_api of <linux/userfaultfd.h>, which the blob does not
+ * include: api, features, ioctls. */
+#define UFFD_API_VERSION 0xAA
+#define UFFD_USER_MODE_ONLY 1
+#define UFFDIO_API_IOCTL 0xc018aa3fUL
+
+static void make_userfaultfd(struct parasite_reply *r, uint64_t features)
+{
+	uint64_t api[3] = { UFFD_API_VERSION, features, 0 };
+	long fd = sys_call1(__NR_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+	long ret = fd < 0 ? fd : sys_call3(__NR_ioctl, fd, UFFDIO_API_IOCTL, api);
+	if (ret < 0 && fd >= 0)
+		sys_close((int)fd);
+	r->ret = ret < 0 ? (int32_t)ret : 0;
+	r->u.uffd.fd = ret < 0 ? -1 : (int32_t)fd;
+	r->u.uffd.features = api[1];
+}
+
 static void handle(const struct parasite_req *req, struct parasite_reply *r)
 {
 	blob_memset(r, 0, sizeof(*r));
@@ -323,6 +341,12 @@ static void handle(const struct parasite_req *req, struct parasite_reply *r)
 		break;
 	case PARASITE_CMD_SNAPSHOT:
 		take_snapshot(r);
+		break;
+	case PARASITE_CMD_USERFAULTFD:
+		make_userfaultfd(r, req->arg64);
+		break;
+	case PARASITE_CMD_CLOSE_FD:
+		r->ret = (int32_t)sys_close((int)req->arg);
 		break;
 	case PARASITE_CMD_FINI:
 		break;

@@ -200,6 +200,11 @@ const char *img_set_dir(const struct img_set *set)
 	return set->dir;
 }
 
+const char *img_set_parent_dir(const struct img_set *set)
+{
+	return set->parent ? set->parent->dir : NULL;
+}
+
 int img_set_dirfd(const struct img_set *set)
 {
 	return set->dirfd;

@@ -85,6 +85,7 @@ struct page_writer {
 	size_t nr_chunks, cap_chunks;
 	uint64_t bytes_in, bytes_out;
 	struct page_hashes parent; /* incremental: the parent's page hashes */
+	uint64_t unread_pages;     /* PAGE_RUN_UNWRITTEN pages taken from it */
 
 	pthread_t tids[MAX_THREADS];
 	int nr_tids;
@@ -629,12 +630,88 @@ static int queue_run(struct page_writer *w, uint64_t vaddr, uint32_t nr_pages, u
 	return 0;
 }
 
+/* An in_parent chunk of `nr` pages from vaddr, the parent's hashes from
+ * its page j on; not read, so not in bytes_in.  Called with the lock. */
+static int add_parent_chunk(struct page_writer *w, uint64_t vaddr, uint32_t nr, size_t j)
+{
+	struct page_chunk c = { .vaddr = vaddr, .nr_pages = nr, .in_parent = 1 };
+	if (chunk_hashes(&c, w->parent.hash + j))
+		return -ENOMEM;
+	if (w->cap_chunks == w->nr_chunks) {
+		size_t cap = w->cap_chunks ? 2 * w->cap_chunks : 256;
+		struct page_chunk *n = realloc(w->chunks, cap * sizeof(*n));
+		if (!n) {
+			free(c.hashes);
+			return -ENOMEM;
+		}
+		w->chunks = n;
+		w->cap_chunks = cap;
+	}
+	w->chunks[w->nr_chunks++] = c;
+	w->unread_pages += nr;
+	return 0;
+}
+
+/* Pages found at the parent's page j on, from vaddr: at most `nr`. */
+static uint32_t parent_stretch(const struct page_hashes *ph, size_t j, uint64_t vaddr, uint32_t nr)
+{
+	uint32_t k = 0;
+	while (k < nr && k < IMG_CHUNK_PAGES && j + k < ph->nr &&
+	       ph->vaddr[j + k] == vaddr + (uint64_t)k * PAGE_SIZE_)
+		k++;
+	return k;
+}
+
+/* A PAGE_RUN_UNWRITTEN run: the stretches the parent holds become its
+ * chunks at once; the pages it lacks (zero then, or read since as the
+ * zero page) are queued to be read like any others.  Called with the
+ * lock. */
+static int add_unwritten(struct page_writer *w, uint64_t vaddr, uint32_t nr_pages, uint32_t flags)
+{
+	const struct page_hashes *ph = &w->parent;
+	size_t j = parent_first(ph, vaddr);
+	int ret = 0;
+
+	flags &= ~PAGE_RUN_UNWRITTEN;
+	while (!ret && nr_pages) {
+		uint32_t n = parent_stretch(ph, j, vaddr, nr_pages);
+		if (n) {
+			ret = add_parent_chunk(w, vaddr, n, j);
+			j += n;
+		} else {
+			uint64_t next = j < ph->nr ? ph->vaddr[j] : UINT64_MAX;
+			uint64_t gap = (next - vaddr) / PAGE_SIZE_;
+			n = gap < nr_pages ? (uint32_t)gap : nr_pages;
+			n = n < IMG_CHUNK_PAGES ? n : IMG_CHUNK_PAGES;
+			ret = queue_run(w, vaddr, n, flags);
+		}
+		vaddr += (uint64_t)n * PAGE_SIZE_;
+		nr_pages -= n;
+	}
+	return ret;
+}
+
+uint64_t page_writer_unread_pages(const struct page_writer *w)
+{
+	return w->unread_pages;
+}
+
 int page_writer_add_flags(struct page_writer *w, uint64_t vaddr, uint32_t nr_pages, uint32_t flags)
 {
 	int ret = 0;
 
 	if (vaddr % PAGE_SIZE_ || vaddr + (uint64_t)nr_pages * PAGE_SIZE_ < vaddr)
 		return -EINVAL;
+	if ((flags & PAGE_RUN_UNWRITTEN) && !w->set->parent)
+		flags &= ~PAGE_RUN_UNWRITTEN;
+	if (flags & PAGE_RUN_UNWRITTEN) {
+		pthread_mutex_lock(&w->lock);
+		ret = w->err ? w->err : add_unwritten(w, vaddr, nr_pages, flags);
+		if (batch_ready(w))
+			pthread_cond_broadcast(&w->wake);
+		pthread_mutex_unlock(&w->lock);
+		return ret;
+	}
 	pthread_mutex_lock(&w->lock);
 	ret = w->err;
 	while (!ret && nr_pages) {

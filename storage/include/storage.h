@@ -63,6 +63,8 @@ int img_set_open(const char *dir, struct img_set **out);    /* for reading: chec
  * its own crc, checked when it is read (pages-read.c). */
 int img_set_open_lazy(const char *dir, struct img_set **out);
 const char *img_set_dir(const struct img_set *set);
+/* The directory of the parent set given to img_set_use_parent, or NULL. */
+const char *img_set_parent_dir(const struct img_set *set);
 int img_set_dirfd(const struct img_set *set);
 /* Move the set's directory fd to the lowest free fd >= min_fd (restore
  * keeps it above the fds it installs); returns the new fd or -errno. */
@@ -201,6 +203,11 @@ int page_writer_add(struct page_writer *w, uint64_t vaddr, uint32_t nr_pages);
 /* A zero page of a private file mapping is not a hole: the file shows
  * through a hole.  Runs added with PAGE_RUN_KEEP_ZERO store them too. */
 #define PAGE_RUN_KEEP_ZERO 1u
+/* Dirty-page tracking (libckpt/track.c) says these pages were not
+ * written since the parent set was taken: each page the parent holds is
+ * in_parent (with the parent's hash) without being read; the others are
+ * read as usual.  Only with a parent. */
+#define PAGE_RUN_UNWRITTEN 2u
 int page_writer_add_flags(struct page_writer *w, uint64_t vaddr, uint32_t nr_pages, uint32_t flags);
 /* Wait for every queued run; the chunk table comes back sorted by vaddr
  * (malloc'd, the caller frees it). bytes_in: non-zero page bytes read,
@@ -208,6 +215,9 @@ int page_writer_add_flags(struct page_writer *w, uint64_t vaddr, uint32_t nr_pag
  * fails (then the file is left for img_set_abort()). */
 int page_writer_finish(struct page_writer *w, struct page_chunk **chunks, size_t *nr_chunks,
 		       uint64_t *bytes_in, uint64_t *bytes_out);
+/* Pages of PAGE_RUN_UNWRITTEN runs taken from the parent unread (not in
+ * bytes_in); call before page_writer_finish. */
+uint64_t page_writer_unread_pages(const struct page_writer *w);
 void page_writer_free(struct page_writer *w); /* giving up before finish: stops workers */
 /* Frees a chunk table from page_writer_finish() or pagemap_read(). */
 void page_chunks_free(struct page_chunk *chunks, size_t nr);

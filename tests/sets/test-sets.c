@@ -403,6 +403,61 @@ static void test_incremental(const char *tmp)
 	munmap(mem, len);
 }
 
+/*
+ * PAGE_RUN_UNWRITTEN (dirty-page tracking, libckpt/track.c): the pages a
+ * run so flagged holds in the parent are taken from it unread, with its
+ * hashes (so that a child of this set can still compare); a page the
+ * parent lacks (a hole there) is read.  Pages 0-99 are rewritten and
+ * added as written; the rest as unwritten, page 5 of which was a hole in
+ * the parent and holds data now.
+ */
+static void test_unwritten(const char *tmp)
+{
+	const size_t pages = 1024, len = pages * PG;
+	char d1[512], d2[512], d3[512];
+	uint8_t *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct img_set *set;
+	struct page_writer *w;
+	struct page_chunk *c;
+	size_t nr, same;
+	uint64_t in, out;
+
+	CHECK(mem != MAP_FAILED);
+	for (size_t i = 0; i < pages; i++)
+		fill_page(mem + i * PG);
+	memset(mem + 500 * PG, 0, PG);
+	snprintf(d1, sizeof(d1), "%s/unw/1", tmp);
+	snprintf(d2, sizeof(d2), "%s/unw/2", tmp);
+	snprintf(d3, sizeof(d3), "%s/unw/3", tmp);
+	dump_mem(d1, NULL, mem, len, &same);
+	for (size_t i = 0; i < 100; i++)
+		fill_page(mem + i * PG);
+	fill_page(mem + 500 * PG);
+
+	CHECK(img_set_create(d2, &set) == 0);
+	CHECK(img_set_use_parent(set, d1, NULL) == 0);
+	CHECK(page_writer_open(set, "pages-1.img", getpid(), 2, &w) == 0);
+	CHECK(page_writer_add(w, (uintptr_t)mem, 100) == 0);
+	CHECK(page_writer_add_flags(w, (uintptr_t)mem + 100 * PG, pages - 100, PAGE_RUN_UNWRITTEN) == 0);
+	uint64_t unread = page_writer_unread_pages(w);
+	CHECK(page_writer_finish(w, &c, &nr, &in, &out) == 0);
+	printf("unwritten runs: %llu pages unread, %llu bytes read\n", (unsigned long long)unread,
+	       (unsigned long long)in);
+	CHECK(unread == pages - 101 && in == 101 * PG);
+	CHECK(pagemap_write(set, "pagemap-1.img", c, nr) == 0);
+	page_chunks_free(c, nr);
+	CHECK(img_set_commit(set, getpid()) == 0);
+	img_set_close(set);
+	CHECK(restore_equal(d2, mem, len) == 0);
+
+	/* the hashes came along: a hashed child of set 2 finds the same pages */
+	fill_page(mem + 900 * PG);
+	dump_mem(d3, d2, mem, len, &same);
+	CHECK(same == pages - 1);
+	CHECK(restore_equal(d3, mem, len) == 0);
+	munmap(mem, len);
+}
+
 int main(void)
 {
 	char *tmp = make_tmpdir();
@@ -411,6 +466,7 @@ int main(void)
 	test_crash(tmp);
 	test_retention(tmp);
 	test_incremental(tmp);
+	test_unwritten(tmp);
 	remove_tree(tmp);
 	free(tmp);
 	printf("test-sets: ok\n");

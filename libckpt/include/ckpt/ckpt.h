@@ -96,6 +96,11 @@ struct ckpt_dump_opts {
 	 * private memory is dumped, and that is read from copy-on-write
 	 * snapshots of its processes (libckpt/snapshot.c). */
 	int no_snapshot;
+	/* --track (ckptctl pre-dump): start dirty-page tracking of the tree
+	 * (libckpt/track.c), which goes on running: a later dump with this
+	 * set as --parent reads only the pages written since.  Tracking
+	 * once started goes on at every dump that leaves the tree running. */
+	int track;
 };
 
 /* The value of `key` in process pid's environment as it started
@@ -150,6 +155,11 @@ struct ckpt_dump_stats {
 	uint32_t nr_tasks, nr_threads;
 	uint64_t seq;    /* --job: the SEQ of the new set */
 	pid_t flusher;   /* --job with storage.flush = background: the flushing process */
+	/* dirty-page tracking (docs/sets.md): pages written since the parent
+	 * in tracked mappings, pages taken from the parent unread, and the
+	 * ckpt-track process keeping the tracking for the next dump (0: none) */
+	uint64_t tracked_written_pages, tracked_unread_pages;
+	pid_t track_keeper;
 };
 
 /* 0 or a negative errno; one line on stderr names what failed.  On
