@@ -460,9 +460,11 @@ static int resolve_job(const struct peer *p, const RpcDump *d, struct dump_targe
 		snprintf(err, errlen, "job %u has ended on this node", d->job_id);
 		ret = -ESRCH;
 	} else if (!j->nr_pids) {
+		/* -ENODATA: nothing of the job here (a node of a multi-node job
+		 * where no step runs), which the coordinator takes as no part */
 		snprintf(err, errlen, "job %u: no task of it is registered (it does not run here)",
 			 d->job_id);
-		ret = -ESRCH;
+		ret = -ENODATA;
 	} else if ((ret = steps_collect_locked(j, &t->steps, err, errlen))) {
 		;
 	} else if (d->held && (ret = steps_check_remote(j, err, errlen))) {

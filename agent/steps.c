@@ -157,22 +157,6 @@ int steps_find_clients(uint32_t job, pid_t root, struct job_steps *st, char *err
 	return 0;
 }
 
-/* The port of the PMIx server pid's environment names (slurmstepd's). */
-static unsigned pmix_port(pid_t pid)
-{
-	static const char *const keys[] = { "PMIX_SERVER_URI41", "PMIX_SERVER_URI4",
-					    "PMIX_SERVER_URI3", "PMIX_SERVER_URI2" };
-	unsigned port = 0;
-	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]) && !port; k++) {
-		char *v = ckpt_environ_get(pid, keys[k]);
-		char *at = v ? strstr(v, ";tcp4://127.0.0.1:") : NULL;
-		if (at)
-			port = (unsigned)strtoul(at + strlen(";tcp4://127.0.0.1:"), NULL, 10);
-		free(v);
-	}
-	return port < 65536 ? port : 0;
-}
-
 /* Does pid hold a TCP connection to 127.0.0.1:port? */
 static int connected_to(pid_t pid, unsigned port)
 {
@@ -197,7 +181,7 @@ int steps_check_remote(const struct job *j, char *err, size_t errlen)
 {
 	for (size_t i = 0; !steps_job_has_batch(j) && i < j->nr_pids; i++) {
 		pid_t pid = j->pids[i];
-		unsigned port = pmix_port(pid);
+		unsigned port = ckpt_step_pmix_port(pid);
 		if (port && connected_to(pid, port)) {
 			snprintf(err, errlen, "job %u: step %u: task %d is a PMIx client of "
 				 "slurmstepd on a node without the batch script: a PMIx step "

@@ -149,10 +149,10 @@ static int phase_freeze(struct coord *c, char *why, size_t len)
 			 strerror(-ret));
 		failed(&st, c->node, ret, e);
 		c->held = NULL;
-	} else if (((ret = held_wait_gate(c->held, "frozen", &st)) == -ESRCH || ret == -ENOENT) &&
-		   !c->view.batch) {
-		/* no task of the job here, or none ever (a node of the job where
-		 * no step runs now): no part */
+	} else if (((ret = held_wait_gate(c->held, "frozen", &st)) == -ENODATA || ret == -ENOENT) &&
+		   !c->view.batch && !c->view.steps_here) {
+		/* no task of the job here, or none ever, and Slurm runs no step of
+		 * it here (its tasks unregistered would be lost): no part */
 		held_close(c->held);
 		c->held = NULL;
 		c->empty = 1;

@@ -29,6 +29,7 @@ struct remote_step {
 };
 struct slurm_view {
 	int batch;            /* the batch script runs on this node */
+	int steps_here;       /* a step of the job (not ours) has this node */
 	char address[64];     /* this node's address (its hostname's), or "" */
 	struct remote_step steps[SLURM_VIEW_STEPS]; /* launched from here */
 	size_t nr_steps;

@@ -52,6 +52,16 @@ static int batch_host(uint32_t job, const char *me, int *batch)
 	return 0;
 }
 
+/* Is `me` one of the hostlist's nodes? */
+static int on_node(const char *nodes, const char *me)
+{
+	hostlist_t hl = nodes ? slurm_hostlist_create(nodes) : NULL;
+	int found = hl && slurm_hostlist_find(hl, me) >= 0;
+	if (hl)
+		slurm_hostlist_destroy(hl);
+	return found;
+}
+
 static int add_step(struct slurm_view *v, const job_step_info_t *s)
 {
 	if (v->nr_steps == SLURM_VIEW_STEPS)
@@ -88,10 +98,12 @@ int slurm_view(uint32_t job, struct slurm_view *v)
 	int ret = 0;
 	for (uint32_t i = 0; !ret && i < steps->job_step_count; i++) {
 		const job_step_info_t *s = &steps->job_steps[i];
+		if (s->step_id.step_id >= STEP_SPECIAL || s->step_id.step_id == own_step)
+			continue;
+		v->steps_here |= on_node(s->nodes, me);
 		snprintf(host, sizeof(host), "%s", s->srun_host ? s->srun_host : "");
 		short_name(host);
-		if (s->step_id.step_id >= STEP_SPECIAL || s->step_id.step_id == own_step ||
-		    strcmp(host, me) || !s->srun_pid)
+		if (strcmp(host, me) || !s->srun_pid)
 			continue;
 		ret = add_step(v, s);
 	}

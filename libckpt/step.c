@@ -166,6 +166,11 @@ unsigned step_pmix_port(pid_t pid)
 	return port < 65536 ? port : 0;
 }
 
+unsigned ckpt_step_pmix_port(pid_t pid)
+{
+	return step_pmix_port(pid);
+}
+
 static int uid_gid_of(pid_t pid, uint32_t *uid, uint32_t *gid)
 {
 	char path[64];

@@ -333,6 +333,9 @@ struct ckpt_restore_plan {
  * -errno after one line naming what does not fit. */
 int ckpt_restore_plan(struct ckpt_restore_opts *o, const char *job, const char *job_nodes,
 		      const char *host, const char *coord, struct ckpt_restore_plan *plan);
+/* The port of the PMIx server (slurmstepd's) that pid's environment names
+ * (PMIX_SERVER_URI*: "...;tcp4://127.0.0.1:PORT"), or 0. */
+unsigned ckpt_step_pmix_port(pid_t pid);
 /* Expand a Slurm hostlist ("ckn[1-2,5],login") into names[max]; *nr.
  * -EINVAL on a malformed one, -E2BIG beyond max. */
 int ckpt_hostlist_expand(const char *spec, char (*names)[72], size_t max, size_t *nr);
