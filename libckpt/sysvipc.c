@@ -17,6 +17,7 @@
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -309,12 +310,15 @@ static int dump_unattached_shm(struct img_set *set, int id, pid_t cpid, IpcEntry
 	return ret;
 }
 
-/* When pid started, in seconds since the epoch (0: unknown). */
-static long long start_time(pid_t pid)
+/* When pid started, in ms since the epoch (0: unknown).  Its start is in
+ * clock ticks of CLOCK_BOOTTIME; the offset to the wall clock is taken
+ * now, to the ns (btime of /proc/stat is whole seconds: a second lost). */
+static long long start_time_ms(pid_t pid)
 {
 	char path[64], buf[1024], *p;
-	unsigned long long ticks = 0, btime = 0;
+	unsigned long long ticks = 0;
 	long hz = sysconf(_SC_CLK_TCK);
+	struct timespec real, boot;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	FILE *f = fopen(path, "re");
@@ -327,12 +331,11 @@ static long long start_time(pid_t pid)
 	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
 				"%*d %*d %*d %*d %llu", &ticks) != 1 || hz <= 0)
 		return 0;
-	f = fopen("/proc/stat", "re");
-	while (f && fgets(buf, sizeof(buf), f) && sscanf(buf, "btime %llu", &btime) != 1)
-		;
-	if (f)
-		fclose(f);
-	return btime ? (long long)(btime + ticks / (unsigned long long)hz) : 0;
+	if (clock_gettime(CLOCK_REALTIME, &real) || clock_gettime(CLOCK_BOOTTIME, &boot))
+		return 0;
+	long long offset_ms = (real.tv_sec - boot.tv_sec) * 1000LL +
+			      (real.tv_nsec - boot.tv_nsec) / 1000000;
+	return offset_ms + (long long)(ticks * 1000 / (unsigned long long)hz);
 }
 
 /* A segment no process attaches belongs to the tree when one of its
@@ -343,8 +346,10 @@ static int created_by_tree(const struct frozen_tree *tree, pid_t cpid, long long
 {
 	if (!in_tree(tree, cpid))
 		return 0;
-	long long started = start_time(cpid);
-	return !started || ctime + 1 >= started;
+	/* ctime is whole seconds: the segment was made before ctime + 1;
+	 * the start is known to a tick (10 ms), and 50 ms of slack */
+	long long started = start_time_ms(cpid);
+	return !started || (ctime + 1) * 1000 + 50 >= started;
 }
 
 static int dump_shms(struct img_set *set, const struct frozen_tree *tree, IpcEntry *ipc,

@@ -30,7 +30,7 @@ libc = ctypes.CDLL(None, use_errno=True)
 i = libc.shmget(0, 4096, 0o1000 | 0o600)
 print(os.getpid(), i)')
 [ "$SEG" -ge 0 ] || fail "shmget"
-sleep 2.5 # the maker's segment is older than the target by more than the clocks' slack (2 s)
+sleep 2.5 # the maker's segment is older than the target by more than the slack (ctime's whole second, 50 ms)
 for _ in $(seq 50); do
 	echo $((PID - 1)) >/proc/sys/kernel/ns_last_pid
 	sleep 600 </dev/null >/dev/null 2>&1 &
