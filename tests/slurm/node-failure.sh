@@ -80,8 +80,10 @@ start_ckptd "$CKPTD" "$CKPTCTL"
 node_state() { sinfo -h -N -n "$HOST" -o %t | head -n 1; }
 wait_for 30 "slurmd on $HOST to answer" eval '[[ $(node_state) != *"*" ]]'
 case $(node_state) in down* | drain*) scontrol update nodename="$HOST" state=resume ;; esac
-wait_for 30 "node $HOST to be up" eval '[[ $(node_state) = idle ]]'
-release "$id"
+# Up: idle, or running the job already (on a loaded machine its requeue
+# delay may be over by now, and the node takes it at once).
+wait_for 30 "node $HOST to be up" eval '[[ $(node_state) =~ ^(idle|mix|alloc)$ ]]'
+state_is "$id" PENDING && release "$id"
 wait_for 150 "job $id to run again" state_is "$id" RUNNING
 wait_for 30 "job $id to be restored" grep -qs "restored from the latest checkpoint" "$T/u/job.err"
 wait_for 120 "job $id to complete" state_is "$id" COMPLETED

@@ -66,6 +66,16 @@ spank_err_t spank_get_item(spank_t sp, spank_item_t item, ...)
 	return ret;
 }
 
+/* The job's environment: one node (SLURM_JOB_NUM_NODES), nothing else. */
+spank_err_t spank_getenv(spank_t sp, const char *var, char *buf, int len)
+{
+	(void)sp;
+	if (strcmp(var, "SLURM_JOB_NUM_NODES") || len < 2)
+		return ESPANK_ENV_NOEXIST;
+	snprintf(buf, (size_t)len, "1");
+	return ESPANK_SUCCESS;
+}
+
 spank_err_t spank_setenv(spank_t sp, const char *var, const char *val, int overwrite)
 {
 	(void)sp, (void)overwrite;
