@@ -218,12 +218,17 @@ static void print_timelimit(const RpcJob *j)
 	conf_free(c);
 }
 
-/* status [--json] [JOBID]: 0, or -1 after the line naming what is wrong. */
-static int parse_status(int argc, char **argv, RpcStatus *s, int *json)
+/* status [--json] [--nodes|--node-name] [JOBID]: 0, or -1 after the line
+ * naming what is wrong. */
+static int parse_status(int argc, char **argv, RpcStatus *s, int *json, int *nodes, int *named)
 {
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json")) {
 			*json = 1;
+		} else if (!strcmp(argv[i], "--nodes")) {
+			*nodes = 1;
+		} else if (!strcmp(argv[i], "--node-name")) {
+			*named = 1;
 		} else if (!strncmp(argv[i], "--", 2)) {
 			fprintf(stderr, "ckptctl: status: unknown option '%s'\n", argv[i]);
 			return -1;
@@ -243,9 +248,13 @@ int cmd_status(int argc, char **argv)
 {
 	RpcRequest req = RPC_REQUEST__INIT;
 	RpcStatus s = RPC_STATUS__INIT;
-	int json = 0;
-	if (parse_status(argc, argv, &s, &json))
+	int json = 0, nodes = 0, named = 0;
+	if (parse_status(argc, argv, &s, &json, &nodes, &named))
 		return 1;
+	if ((nodes || named) && (!s.has_job_id || json)) {
+		fprintf(stderr, "ckptctl: status: --nodes goes with a JOBID (and not --json)\n");
+		return 1;
+	}
 	/* One job: also the record of it if it ended here. */
 	s.has_ended = s.ended = s.has_job_id;
 	req.req_case = RPC_REQUEST__REQ_STATUS;
@@ -258,6 +267,17 @@ int cmd_status(int argc, char **argv)
 			s.job_id);
 		rpc_reply__free_unpacked(r, NULL);
 		return 1;
+	}
+	if (nodes) {
+		/* every node's: the job's node count as this node knows it */
+		uint32_t n = r->n_jobs && r->jobs[0]->has_nodes ? r->jobs[0]->nodes : 1;
+		rpc_reply__free_unpacked(r, NULL);
+		return status_nodes(s.job_id, n);
+	}
+	if (named) {
+		char host[256] = "?";
+		gethostname(host, sizeof(host) - 1);
+		printf("node %s:\n", host);
 	}
 	if (json)
 		print_json(r);

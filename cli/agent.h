@@ -51,6 +51,8 @@ void bad_option(const char *what, int c, char **argv);
 /* A JSON string literal of s (NULL: ""), on stdout. */
 void json_str(const char *s);
 int cmd_status(int argc, char **argv);
+/* status-nodes.c: status --nodes JOBID, each of its nodes' ckptd. */
+int status_nodes(uint32_t job, uint32_t nodes);
 int cmd_checkpoint(int argc, char **argv);
 /* coord-step.c: the coordinator's job step for a job on `nodes` nodes. */
 int coord_step(uint32_t job, uint32_t nodes, int vacate);

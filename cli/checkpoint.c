@@ -122,11 +122,48 @@ static uint32_t job_nodes(uint32_t job)
 	return n;
 }
 
+/* The SEQ of the job's latest committed set under base, 0 if none. */
+static unsigned long long latest_seq(uint32_t job, const char *base)
+{
+	char dir[PATH_MAX], jobs[16];
+	snprintf(jobs, sizeof(jobs), "%u", job);
+	if (ckpt_job_latest(jobs, base, dir, sizeof(dir)))
+		return 0;
+	const char *slash = strrchr(dir, '/');
+	return strtoull(slash ? slash + 1 : dir, NULL, 10);
+}
+
+/* A multi-node job's checkpoint: the coordinator's step (coord-step.c).
+ * A vacate ends the job's batch script, and with it the job and the
+ * coordinator's step, which may then fail after the set committed: the
+ * set's manifest decides, as for every node. */
+static int coordinated(uint32_t job, uint32_t nodes, int vacate)
+{
+	const RpcJob *j;
+	char base[PATH_MAX];
+	RpcReply *r = job_status(job, &j);
+	int known = r && j && !job_base(j, base, sizeof(base));
+	if (r)
+		rpc_reply__free_unpacked(r, NULL);
+	unsigned long long before = known ? latest_seq(job, base) : 0;
+	int ret = coord_step(job, nodes, vacate);
+	unsigned long long after = ret && vacate && known ? latest_seq(job, base) : 0;
+	if (ret && after > before) {
+		printf("job %u: set %llu committed; the coordinator's step ended with the job\n",
+		       job, after);
+		return 0;
+	}
+	if (ret)
+		fprintf(stderr, "ckptctl: job %u: the coordinator's step failed: no checkpoint\n",
+			job);
+	return ret;
+}
+
 static int do_dump(uint32_t job, int keep_running)
 {
 	uint32_t nodes = job_nodes(job);
-	if (nodes > 1) /* coord-step.c */
-		return coord_step(job, nodes, !keep_running);
+	if (nodes > 1)
+		return coordinated(job, nodes, !keep_running);
 	char jobs[16];
 	struct ckpt_dump_opts o = { 0 };
 	struct ckpt_dump_stats st;

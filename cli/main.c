@@ -92,6 +92,8 @@ static void usage(FILE *f)
 		"  demo [-k|--keep]              checkpoint and restore an example counter (-k:\n"
 		"                                keep its directory)\n"
 		"  status [--json] [JOBID]       the agent's jobs and operations (ckptd)\n"
+		"  status --nodes JOBID          the same from every node of a multi-node job (a step\n"
+		"                                of one `ckptctl status --node-name` per node)\n"
 		"  cancel JOBID                  stop the job's running dump\n"
 		"  checkpoint create|vacate|restart|list|able|error|disable|enable JOBID [--json]\n"
 		"                                the old scontrol checkpoint verbs (via ckptd; list\n"

@@ -5,7 +5,8 @@
 # frozen, ckn2's ckptd is killed.  The checkpoint fails naming that node,
 # no set is committed, every task of the job on both nodes is running and
 # untraced, and the job ends with the checksum of an uninterrupted run:
-# nothing of the failed checkpoint is left in it.
+# nothing of the failed checkpoint is left in it.  While both nodes are
+# held, `ckptctl status --nodes` shows each node's held dump.
 #   agent-killed.sh RING
 . "$(dirname "$0")/lib.sh"
 RING=$1
@@ -54,11 +55,19 @@ restart_agent() {
 }
 at_exit restart_agent
 
-on_node ckn1 setpriv --reuid="$U" --regid="$U" --init-groups -- env CKPT_COORD_PAUSE=frozen:4 \
+on_node ckn1 setpriv --reuid="$U" --regid="$U" --init-groups -- env CKPT_COORD_PAUSE=frozen:8 \
 	"$CKPTCTL" checkpoint create "$id" >"$T/create" 2>&1 &
 create=$!
 wait_for 30 "the coordinator to hold job $id frozen" \
 	grep -qs 'rank 1: paused after frozen' "$T/create"
+# Each node's progress, from its own ckptd: both hold a dump of the job.
+on_node ckn1 setpriv --reuid="$U" --regid="$U" --init-groups -- \
+	"$CKPTCTL" status --nodes "$id" >"$T/status" 2>&1 || fail "status --nodes: $(cat "$T/status")"
+cat "$T/status"
+for n in ckn1 ckn2; do
+	awk -v n="node $n:" '$0 == n { f = 1; next } /^node / { f = 0 } f' "$T/status" |
+		grep -q " dump .* running" || fail "status --nodes: no running dump on $n"
+done
 kill -9 "$agent"
 rc=0
 wait $create || rc=$?
