@@ -79,15 +79,23 @@ static void not_registered(uint32_t job)
 static int run_scontrol(const char *verb, uint32_t job);
 static int job_base(const RpcJob *j, char *base, size_t len);
 
+/* Where the job's sets are, as its registration here says: 1 with base
+ * filled, else 0. */
+static int known_base(uint32_t job, char *base, size_t len)
+{
+	const RpcJob *j;
+	RpcReply *r = job_status(job, &j);
+	int known = r && j && !job_base(j, base, len);
+	if (r)
+		rpc_reply__free_unpacked(r, NULL);
+	return known;
+}
+
 /* Requeue the job onto nodes that can restore its latest set. */
 static int requeue(uint32_t job)
 {
-	const RpcJob *j;
 	char base[PATH_MAX];
-	RpcReply *r = job_status(job, &j);
-	int known = r && j && !job_base(j, base, sizeof(base));
-	if (r)
-		rpc_reply__free_unpacked(r, NULL);
+	int known = known_base(job, base, sizeof(base));
 	int ret = requeue_constrained(job, known ? base : NULL);
 	return ret > 0 ? run_scontrol("requeue", job) : ret;
 }
@@ -139,12 +147,8 @@ static unsigned long long latest_seq(uint32_t job, const char *base)
  * set's manifest decides, as for every node. */
 static int coordinated(uint32_t job, uint32_t nodes, int vacate)
 {
-	const RpcJob *j;
 	char base[PATH_MAX];
-	RpcReply *r = job_status(job, &j);
-	int known = r && j && !job_base(j, base, sizeof(base));
-	if (r)
-		rpc_reply__free_unpacked(r, NULL);
+	int known = known_base(job, base, sizeof(base));
 	unsigned long long before = known ? latest_seq(job, base) : 0;
 	int ret = coord_step(job, nodes, vacate);
 	unsigned long long after = ret && vacate && known ? latest_seq(job, base) : 0;
