@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <time.h>
 #include <inttypes.h>
 #include <linux/sched.h>
 #include <linux/userfaultfd.h>
@@ -40,6 +41,7 @@
 #include "lazy-serve.h"
 #include "log.h"
 #include "proc.h"
+#include "shmem.h"
 #include "restore-mem.h"
 #include "restorer-abi.h"
 
@@ -62,7 +64,8 @@ struct lazy_mm {
 };
 
 /* Shared with the watchdog (below): the server ended the tree's story. */
-static volatile int *watch_done;
+static volatile int *watch_done; /* [0] all in or said, [1] the tree ran */
+static int watch_go_r = -1; /* the server's go_r, in the fd table both share */
 
 struct server {
 	struct restore_ctx *c;
@@ -514,6 +517,17 @@ static int stream_one(struct server *s)
 	/* the test's fault: the server killed (the OOM killer, an admin) */
 	if (ckpt_test_fault("lazy-die") && s->released)
 		raise(SIGKILL);
+	/* the test's slow storage: nothing streamed for the first 2 s the
+	 * tree runs (faults are still served) */
+	static uint64_t slow_until;
+	if (ckpt_test_fault("lazy-slow") && s->released) {
+		if (!slow_until)
+			slow_until = now_ns() + 2000000000ull;
+		if (now_ns() < slow_until) {
+			nanosleep(&(struct timespec){ 0, 50000000 }, NULL);
+			return 0;
+		}
+	}
 	for (size_t i = 0; i < s->nr_mms; i++) {
 		struct lazy_mm *m = &s->mms[i];
 		if (!m->n)
@@ -525,6 +539,20 @@ static int stream_one(struct server *s)
 		return ret == -ESRCH || ret == -EAGAIN ? 0 : ret;
 	}
 	return 0;
+}
+
+/*
+ * The driver's word on go_r: a byte once the tree runs; EOF without one
+ * when the restore failed (it kills the tree and says why itself) or the
+ * driver died before the tree ran.
+ */
+static int restore_went_on(int go_r)
+{
+	char b;
+	ssize_t n;
+	while ((n = read(go_r, &b, 1)) < 0 && errno == EINTR)
+		;
+	return n == 1;
 }
 
 static int serve(struct server *s)
@@ -555,9 +583,12 @@ static int serve(struct server *s)
 			return -errno;
 		int ret = 0;
 		if (n > 0 && !sock_open && (pfd[0].revents & (POLLIN | POLLHUP))) {
-			close(s->go_r); /* one byte, or EOF: the tree runs */
+			if (!restore_went_on(s->go_r))
+				return -ECANCELED;
+			close(s->go_r); /* the tree runs */
 			s->go_r = -1;
 			s->released = 1;
+			watch_done[1] = 1; /* the watchdog's go_r is no longer ours */
 		} else if (n > 0 && (pfd[0].revents & (POLLIN | POLLHUP))) {
 			ret = receive_uffd(s);
 			if (ret == 1)
@@ -597,7 +628,16 @@ static _Noreturn void watch(pid_t server, pid_t root)
 		while (poll(&p, 1, -1) < 0 && errno == EINTR)
 			;
 	}
-	if (!*watch_done) {
+	/* the server killed with the failed restore, before it read the
+	 * driver's EOF on the shared go_r: the restore says why */
+	int failed = !watch_done[1] && watch_go_r >= 0 &&
+		     poll(&(struct pollfd){ .fd = watch_go_r, .events = POLLIN }, 1, 0) == 1 &&
+		     !restore_went_on(watch_go_r);
+	if (failed) {
+		kill_descendants_of(root);
+		if (root > 0)
+			kill(root, SIGKILL);
+	} else if (!*watch_done) {
 		pr_err("lazy restore: the page server (pid %d) died before every page was in: "
 		       "killing the restored tree (pid %d)", server, root);
 		kill_descendants_of(root);
@@ -634,20 +674,28 @@ pid_t lazy_serve_start(struct restore_ctx *c, int sock, int go_r, pid_t root, ui
 	pid_t pid = fork();
 	if (pid != 0)
 		return pid < 0 ? -errno : pid;
-	/* the server: nothing of the driver's but the images and the socket */
+	/* the server: nothing of the driver's but the images and the socket;
+	 * not its attachments of the job's System V segments either, which
+	 * the job would see in their shm_nattch */
+	restore_shm_detach();
 	signal(SIGPIPE, SIG_IGN);
 	prctl(PR_SET_NAME, "ckpt-lazy"); /* what ps shows, and cr-run looks for */
-	int keep[] = { c->notify_r, c->release_w, c->step_go_w, c->log_fd };
+	int keep[] = { c->notify_r, c->release_w, c->step_go_w, c->log_fd, c->lazy_go };
 	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
 		if (keep[i] >= 0 && keep[i] != STDERR_FILENO)
 			close(keep[i]);
 	struct server s = { .c = c, .sock = sock, .root = root, .t0 = t0, .report = report,
 			    .go_r = go_r };
+	watch_go_r = go_r;
 	int ret = start_watchdog(root);
 	if (ret)
 		pr_err("lazy restore: no watchdog: %s", strerror(-ret));
 	else
 		ret = serve(&s);
+	if (ret == -ECANCELED) {
+		kill_tree(&s); /* the restore failed: it says why */
+		_exit(1);
+	}
 	if (ret) {
 		pr_err("lazy restore: page server: %s; killing the restored tree", strerror(-ret));
 		kill_tree(&s);

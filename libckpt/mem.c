@@ -62,6 +62,7 @@ struct vma_list {
 	VmaEntry **v;
 	size_t n, cap;
 	int err;
+	const VmaEntry *uffd_missing; /* the first VMA with "um" in VmFlags */
 };
 
 static VmaKind special_kind(const char *path, int *is_special)
@@ -352,6 +353,16 @@ static void apply_vmflags(VmaEntry *e, const char *flags)
 	}
 }
 
+static int has_vmflag(const char *flags, const char *two)
+{
+	for (const char *f = flags; *f; f += strspn(f, " "))
+		if (!strncmp(f, two, 2) && (f[2] == ' ' || f[2] == '\n' || !f[2]))
+			return 1;
+		else
+			f += strcspn(f, " ");
+	return 0;
+}
+
 static int parse_maps_line(char *line, void *arg)
 {
 	struct vma_list *l = arg;
@@ -359,8 +370,11 @@ static int parse_maps_line(char *line, void *arg)
 
 	/* smaps: a maps-style header per VMA, then "Key: value" lines. */
 	if (!strncmp(line, "VmFlags:", 8)) {
+		const char *flags = line + 8 + strspn(line + 8, " ");
 		if (l->n)
-			apply_vmflags(l->v[l->n - 1], line + 8 + strspn(line + 8, " "));
+			apply_vmflags(l->v[l->n - 1], flags);
+		if (l->n && !l->uffd_missing && has_vmflag(flags, "um"))
+			l->uffd_missing = l->v[l->n - 1];
 		return 0;
 	}
 	if (!((line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f')))
@@ -803,7 +817,7 @@ static int read_guards(struct arena *a, pid_t pid, MmEntry *mm)
 	return ret;
 }
 
-int mm_read_proc(struct arena *a, pid_t pid, MmEntry *mm)
+static int read_vmas(struct arena *a, pid_t pid, MmEntry *mm, const VmaEntry **uffd_missing)
 {
 	struct vma_list l = { .a = a, .pid = pid };
 	char path[64];
@@ -813,12 +827,37 @@ int mm_read_proc(struct arena *a, pid_t pid, MmEntry *mm)
 		pr_err("pid %d: %s: %s", pid, path, strerror(-ret));
 	if (ret)
 		return ret;
+	*uffd_missing = l.uffd_missing;
 	mm->vmas = l.v;
 	mm->n_vmas = l.n;
 	if ((ret = read_guards(a, pid, mm)))
 		return ret;
 	if ((ret = dump_mm_fields(pid, mm)))
 		pr_err("pid %d: cannot read mm fields: %s", pid, strerror(-ret));
+	return ret;
+}
+
+int mm_read_proc(struct arena *a, pid_t pid, MmEntry *mm)
+{
+	const VmaEntry *lazy;
+	return read_vmas(a, pid, mm, &lazy);
+}
+
+/*
+ * The dump's read: missing pages of a userfaultfd registration are not in
+ * the process yet (a lazy restore's page server still filling it): neither
+ * pagemap nor a read sees them, and the set would keep zeros.
+ */
+static int mm_read_dump(struct arena *a, pid_t pid, MmEntry *mm)
+{
+	const VmaEntry *lazy = NULL;
+	int ret = read_vmas(a, pid, mm, &lazy);
+	if (!ret && lazy) {
+		pr_err("pid %d: memory at %" PRIx64 "-%" PRIx64 " is still being filled through a "
+		       "userfaultfd (a lazy restore's page server): checkpoint it once all its "
+		       "memory is in", pid, lazy->start, lazy->end);
+		ret = -EBUSY;
+	}
 	return ret;
 }
 
@@ -895,7 +934,7 @@ static int mm_dump_read(struct img_set *set, struct mm_dump *d, uint64_t brk,
 	pid_t pid = d->pid;
 	int ret;
 
-	if ((ret = mm_read_proc(&d->a, pid, mm)))
+	if ((ret = mm_read_dump(&d->a, pid, mm)))
 		return ret;
 	if (step_dir && (ret = keep_step_files(&d->a, mm, step_dir)))
 		return ret;

@@ -342,9 +342,9 @@ static int start_lazy(struct restore_ctx *c, uint64_t t0)
 	/* a socket: a server done already must not SIGPIPE us (MSG_NOSIGNAL) */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go))
 		return -errno;
+	c->lazy_go = go[1]; /* the server closes it: EOF there is our word */
 	c->lazy_server = lazy_serve_start(c, c->lazy_r, go[0], c->child, t0, c->opts->lazy_report);
 	close(go[0]);
-	c->lazy_go = go[1];
 	close(c->lazy_r);
 	c->lazy_r = -1;
 	return c->lazy_server < 0 ? (int)c->lazy_server : 0;
@@ -414,6 +414,10 @@ static int run_restore(struct restore_ctx *c, struct ckpt_restore_stats *st, uin
 		send(c->lazy_go, "G", 1, MSG_NOSIGNAL); /* the server may be done already */
 	if (!ret && c->opts->pidfile)
 		ret = write_pidfile(c->opts->pidfile, c->tasks[0].host_pid);
+	if (ret && c->lazy_go >= 0) {
+		close(c->lazy_go); /* EOF, no byte: the page server ends quietly */
+		c->lazy_go = -1;
+	}
 	if (ret)
 		kill_descendants();
 	for (size_t i = 0; !ret && i < c->nr_tasks; i++)

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int lo_up(void)
@@ -116,12 +117,68 @@ int restore_after_exit(struct run *r)
 	return net_after_restore(r);
 }
 
+/* Does pid have a VMA still registered for missing pages ("um")? */
+static int uffd_missing(pid_t pid)
+{
+	char path[64], line[512];
+	int found = 0;
+	snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
+	FILE *f = fopen(path, "re");
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = !strncmp(line, "VmFlags:", 8) &&
+			(strstr(line, " um ") || strstr(line, " um\n"));
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* A lazy restore's memory is all in once its page server has closed
+ * every userfaultfd: until then a dump is refused (mem.c). */
+static int wait_lazy_filled(struct run *r)
+{
+	for (int ms = 0; ms < 30000; ms += 20) {
+		int busy = uffd_missing(r->pid);
+		for (int i = 0; i < r->tree_len && !busy; i++)
+			busy = uffd_missing(r->tree[i]);
+		if (!busy)
+			return 0;
+		sleep_ms(20);
+	}
+	say("the restored tree's memory was not all in after 30 s");
+	return -1;
+}
+
+/* --redump-refused: the tree is still being filled lazily; the dump must
+ * say so and leave it running. */
+static int redump_refused(struct run *r, const char *dir)
+{
+	char err[PATH_MAX + 64];
+	int status = run_dump(r, dir, NULL, err);
+	if (status == -1)
+		return -1;
+	if (!WIFEXITED(status) || !WEXITSTATUS(status)) {
+		say("ckptctl dump of the restored tree: %s, expected a refusal", status_str(status));
+		return -1;
+	}
+	if (check_error_line(r, "dump", err) || check_no_manifest(dir) ||
+	    check_running(r->pid, 3000))
+		return -1;
+	say("the dump of the restored tree %d was refused while it was filled", r->pid);
+	return 0;
+}
+
 int redump_restored(struct run *r, pid_t restore, pid_t pid)
 {
 	char dir[PATH_MAX + 16];
 	r->redumped = 1;
 	r->pid = pid;
 	path_in(r, dir, sizeof(dir), "images-2");
+	if ((r->redump_refused && redump_refused(r, dir)) || wait_lazy_filled(r)) {
+		kill_child(restore);
+		return -1;
+	}
+	if (r->redump_refused)
+		rm_tree(dir);
 	/* the restore ends with the tree it waits for: reaped with it */
 	if (dump_and_reap(r, dir)) {
 		kill_child(restore);

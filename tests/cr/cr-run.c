@@ -87,6 +87,9 @@ static void usage(void)
 		"  --own-netns           run everything in a fresh network namespace (lo up)\n"
 		"  --net-sysctl N=V      with --own-netns: /proc/sys/net/N = V there\n"
 		"  --redump              dump the restored tree again, restore and check that\n"
+		"  --redump-refused      --redump, but the first dump of the restored tree\n"
+		"                        must be refused (see --expect-msg): the second one\n"
+		"                        waits until a lazy restore has all memory in\n"
 		"  --delegate-cgroup     with --user: a cpu cgroup of the user's, $CR_CGROUP\n"
 		"  --no-verify           restore without --verify (by default every restore\n"
 		"                        compares the restored tree with its images)\n"
@@ -95,7 +98,9 @@ static void usage(void)
 		"  --dump-running        the cycle's dump leaves the tree running (-R: a\n"
 		"                        snapshot dump), then the tree is killed\n"
 		"  --expect-dump-out S   every successful dump's stdout holds S (--dump-opt --stats)\n"
-		"  --no-snapshot         every dump with --no-snapshot (also $CR_NO_SNAPSHOT=1)\n");
+		"  --no-snapshot         every dump with --no-snapshot (also $CR_NO_SNAPSHOT=1)\n"
+		"  $CR_LAZY=1            every restore not through ckptd with --lazy\n"
+		"  $CR_PAGE_SERVER=1     every full cycle through a page server\n");
 	exit(2);
 }
 
@@ -177,6 +182,29 @@ static char *absolute(const char *path)
 	return buf;
 }
 
+/*
+ * The whole suite in another mode (scripts/cr-modes): $CR_LAZY=1 restores
+ * with --lazy, $CR_PAGE_SERVER=1 dumps through a page server.  A restore
+ * through ckptd (--user) cannot be lazy (refused by name there), so such a
+ * case keeps its eager restore; the page server is the dump's own route
+ * and leaves the cases that do not end in one full cycle as they are.
+ */
+static int env_on(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && strcmp(v, "0");
+}
+
+static void env_modes(struct run *r)
+{
+	if (env_on("CR_LAZY") && !r->user.name && !r->ctl_user.name &&
+	    r->nr_restore_opts < MAX_OPTS)
+		r->restore_opts[r->nr_restore_opts++] = "--lazy";
+	if (env_on("CR_PAGE_SERVER"))
+		r->page_server = 1;
+}
+
 static void parse_args(struct run *r, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -194,7 +222,7 @@ static void parse_args(struct run *r, int argc, char **argv)
 		{ "helper-after-dump", 0, 0, 'h' }, { "fail-first-opt", 1, 0, 'O' },
 		{ "expect-restore-out", 1, 0, 'e' }, { "restore-after-exit", 0, 0, 'E' },
 		{ "own-netns", 0, 0, 'N' },   { "net-sysctl", 1, 0, 'S' },
-		{ "redump", 0, 0, 'r' },       { "no-verify", 0, 0, 'V' },
+		{ "redump", 0, 0, 'r' },       { "redump-refused", 0, 0, 'y' },       { "no-verify", 0, 0, 'V' },
 		{ "delegate-cgroup", 0, 0, 'G' }, { "page-server", 0, 0, 's' },
 		{ "dump-running", 0, 0, 'W' }, { "expect-dump-out", 1, 0, 'X' },
 		{ "no-snapshot", 0, 0, 'Z' },
@@ -227,6 +255,7 @@ static void parse_args(struct run *r, int argc, char **argv)
 		case 'E': r->restore_after_exit = 1; break;
 		case 'N': r->own_netns = 1; break;
 		case 'r': r->redump = 1; break;
+		case 'y': r->redump = r->redump_refused = 1; break;
 		case 'V': r->no_verify = 1; break;
 		case 'G': r->delegate_cgroup = 1; break;
 		case 's': r->page_server = 1; break;
@@ -260,10 +289,18 @@ static void parse_args(struct run *r, int argc, char **argv)
 	if ((!r->bad_dump && !argv[optind]) || (!r->no_cr && !r->ckptctl))
 		usage();
 	r->verbose = getenv("CR_VERBOSE") != NULL;
-	if (getenv("CR_NO_SNAPSHOT") && strcmp(getenv("CR_NO_SNAPSHOT"), "0"))
+	/* a case that checks the snapshot itself cannot run without one */
+	if (env_on("CR_NO_SNAPSHOT") && !r->no_snapshot && r->expect_dump_out &&
+	    (strstr(r->expect_dump_out, "snapshot_tasks: 1") ||
+	     strstr(r->expect_dump_out, "frozen_copy_tasks: 1"))) {
+		say("SKIP: $CR_NO_SNAPSHOT, and the case checks that its dump took a snapshot");
+		exit(77);
+	}
+	if (env_on("CR_NO_SNAPSHOT"))
 		r->no_snapshot = 1;
 	if (r->no_snapshot && r->nr_dump_opts < MAX_OPTS)
 		r->dump_opts[r->nr_dump_opts++] = "--no-snapshot";
+	env_modes(r);
 	/* the test starts in its temp dir: relative paths would break */
 	if (r->test_argv[0])
 		r->test_argv[0] = absolute(r->test_argv[0]);
@@ -1133,6 +1170,7 @@ static int full_cycle(struct run *r)
 		if (page_server_check(dir, served))
 			return -1;
 		strcpy(dir, served);
+		page_server_done(r);
 	}
 	say("dumped %d (%d processes), tree reaped", r->pid, r->tree_len);
 	if (r->corrupt)

@@ -45,6 +45,7 @@ struct run {
 	/* cr-net.c: --helper-after-dump, --fail-first-opt, --expect-restore-out,
 	 * --restore-after-exit, --own-netns, --net-sysctl */
 	int helper_after_dump, restore_after_exit, own_netns, redump, redumped;
+	int redump_refused; /* --redump-refused: the first redump must fail */
 	int no_verify; /* --no-verify: restore without --verify */
 	int expect_restore_fail; /* --expect-restore-fail (also after --restore-after-exit) */
 	int delegate_cgroup; /* --delegate-cgroup (cr-cgroup.c) */
@@ -128,6 +129,7 @@ pid_t start_ckptctl(struct run *r, const char *what, const char **args, int nr,
  * dump: the set is on the server, `images` holds no manifest. */
 int page_server_start(struct run *r, char *served, size_t len);
 int page_server_check(const char *images, const char *served);
+void page_server_done(struct run *r);
 
 /* cr-fail.c */
 int bad_dump(struct run *r);

@@ -35,3 +35,21 @@ set_tests_properties(bad_restore_lazy_server_killed PROPERTIES ENVIRONMENT CKPT_
 # still refused before anything is created.
 cr_case(bad_restore_lazy_truncated_pages counter 60 --restore-opt --lazy --corrupt truncate-pages
 	--expect-msg pages-%p)
+# A tree whose memory the page server is still filling (CKPT_TEST_FAULT=
+# lazy-slow: 0.3 s between streamed chunks) is dumped again at once: its
+# missing pages are in neither pagemap nor a read, and the set would keep
+# zeros, so the dump is refused by name and the tree goes on; once all is
+# in, the dump and its restore keep every byte.
+cr_case(bad_dump_lazy_unfilled lazymem 120 --restore-opt --lazy --redump-refused
+	--expect-msg %p --expect-msg "still being filled" -- plain 96)
+set_tests_properties(bad_dump_lazy_unfilled PROPERTIES ENVIRONMENT CKPT_TEST_FAULT=lazy-slow)
+# The page server is forked from the restore before it lets go of the
+# job's System V segments: it must not keep them attached (the job checks
+# shm_nattch while the server still streams, CKPT_TEST_FAULT=lazy-slow).
+foreach(ns never always)
+	cr_case(cr_lazy_shmem_sysv_${ns} shmem 60 --restore-opt --lazy --helper
+		$<TARGET_FILE:cr-shmem> --helper-arg janitor --restore-opt --pidns --restore-opt ${ns}
+		-- sysv)
+	# the server still streams when the job checks
+	set_tests_properties(cr_lazy_shmem_sysv_${ns} PROPERTIES ENVIRONMENT CKPT_TEST_FAULT=lazy-slow)
+endforeach()
