@@ -144,7 +144,7 @@ static int exec_after_dump(struct run *r, const char *cmd)
 {
 	char dir[PATH_MAX + 16], line[PATH_MAX + 16];
 	int status;
-	path_in(r, dir, sizeof(dir), "images");
+	path_in(r, dir, sizeof(dir), r->page_server ? "served" : "images");
 	snprintf(line, sizeof(line), "%s \"$@\"", cmd);
 	pid_t pid = fork();
 	if (pid == 0) {

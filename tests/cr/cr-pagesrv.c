@@ -84,3 +84,16 @@ int page_server_check(const char *images, const char *served)
 	}
 	return 0;
 }
+
+/* The server took one dump and is gone: later dumps of the case (a
+ * --redump of the restored tree) write their own directory. */
+void page_server_done(struct run *r)
+{
+	for (int i = 0; i + 1 < r->nr_dump_opts; i++)
+		if (!strcmp(r->dump_opts[i], "--page-server")) {
+			for (int k = i; k + 2 < r->nr_dump_opts; k++)
+				r->dump_opts[k] = r->dump_opts[k + 2];
+			r->nr_dump_opts -= 2;
+			return;
+		}
+}
