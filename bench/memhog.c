@@ -29,7 +29,11 @@
  * memory all the while), and keeps the longest gap between two clock
  * reads: the time it was kept from running, frozen by a dump.  SIGUSR1
  * then writes "GAP_NS" to DIR/gap (the longest gap since the last one)
- * and starts over; no checksum.
+ * and starts over; no checksum.  SIGUSR2 there opens (or, the next time,
+ * closes) a netlink socket holding the kernel's answer to a request it
+ * never reads, which no dump can bring back: the next dump is refused
+ * (bench/frozen's refused mode), and it writes "open" or "closed" to
+ * DIR/refusing.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -39,6 +43,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -180,8 +187,36 @@ static void fill_pages(char *mem, size_t len, uint64_t *rng)
 }
 
 /* busy: see the top of the file.  Never returns. */
+/* A netlink socket with the kernel's unread answer to RTM_GETLINK. */
+static int unread_netlink(void)
+{
+	struct {
+		struct nlmsghdr h;
+		struct ifinfomsg i;
+	} req = { .h = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_GETLINK,
+			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP } };
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd >= 0 && send(fd, &req, sizeof(req), 0) != sizeof(req)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static void toggle_refusing(int *fd, const char *dir)
+{
+	if (*fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	} else {
+		*fd = unread_netlink();
+	}
+	write_file(dir, "refusing", *fd >= 0 ? "open\n" : "closed\n");
+}
+
 static void busy_loop(char *mem, size_t len, const char *dir, const sigset_t *old)
 {
+	int refusing = -1;
 	uint64_t last, max = 0;
 	size_t off = 0;
 	char text[64];
@@ -200,6 +235,11 @@ static void busy_loop(char *mem, size_t len, const char *dir, const sigset_t *ol
 			snprintf(text, sizeof(text), "%" PRIu64 "\n", max);
 			write_file(dir, "gap", text);
 			max = 0;
+			last = clock_ns();
+		}
+		if (dirty_requested) {
+			dirty_requested = 0;
+			toggle_refusing(&refusing, dir);
 			last = clock_ns();
 		}
 	}
