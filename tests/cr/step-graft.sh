@@ -8,7 +8,9 @@
 # through it into the client's output, every line once, and the script's
 # `wait` for its client gets the tasks' exit status.  With the fault
 # child-crash the proxy dies during the restore: the restore fails and
-# leaves no process of the set behind.
+# leaves no process of the set behind.  A set crafted so that the step's
+# tasks ran on other nodes (remote_nodes: a multi-node set's batch part)
+# is refused by a hand restore, by name.
 #   step-graft.sh CKPTCTL CKPT-STEP
 set -euo pipefail
 CKPTCTL=$1 STEP=$2
@@ -82,7 +84,24 @@ run_once() { # FAULT: dump, kill, restore (with CKPT_TEST_FAULT=FAULT)
 	sleep 0.3
 	local at
 	at=$(grep -c '^task' "$T/out")
-	if [ "$1" = none ]; then
+	if [ "$1" = remote ]; then
+		# a crafted set: the step's tasks ran on other nodes (a
+		# multi-node set's batch part), which only its coordinator
+		# restores: refused by hand, by name, nothing left
+		python3 "$(dirname "$0")/../security/imgedit.py" "$CKPTCTL" "$T/img" inventory.img "
+s = [t for t in E['tasks'] if 'step' in t]
+assert len(s) == 1, s
+s[0]['step']['remote_nodes'] = 'ckn[2-3]'" || fail "crafting remote_nodes"
+		"$CKPTCTL" restore -D "$T/img" -d >"$T/restore.out" 2>&1 &&
+			fail "a step of other nodes restored by hand"
+		grep -q "its tasks ran on ckn\[2-3\]: the job's set restores on its batch node" \
+			"$T/restore.out" || fail "refused without naming the nodes: $(cat "$T/restore.out")"
+		[ "$(grep -c . "$T/restore.out")" = 1 ] || fail "not one line: $(cat "$T/restore.out")"
+		sleep 0.3
+		! pgrep -f "$T/(task|script).sh" >/dev/null ||
+			fail "left behind: $(pgrep -af "$T/(task|script).sh")"
+		echo "ok: a step recorded on ckn[2-3] refused by hand: $(cat "$T/restore.out")"
+	elif [ "$1" = none ]; then
 		"$CKPTCTL" restore -D "$T/img" -d --pidfile "$T/pid" >"$T/restore.out" 2>&1 ||
 			fail "restore: $(cat "$T/restore.out")"
 		PIDS+=("$(cat "$T/pid")")
@@ -105,3 +124,4 @@ run_once() { # FAULT: dump, kill, restore (with CKPT_TEST_FAULT=FAULT)
 }
 run_once none
 run_once child-crash
+run_once remote
