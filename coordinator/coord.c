@@ -31,6 +31,7 @@
 struct coord {
 	struct coord_restore restore; /* --restore */
 	int restoring;
+	const char *relay; /* --relay NAME: serve one ckpt-step's fences */
 	uint32_t job, rank, size;
 	const char *socket, *node;
 	int vacate, timeout_s;
@@ -292,6 +293,7 @@ static void usage(void)
 			"                  [--timeout SECONDS] [--hold-timeout SECONDS]\n"
 			"       ckpt-coord --job JOBID --restore --set DIR --place PART=NODE,...\n"
 			"                  --batch-node NODE [--net-lock NAME] [--inet-map MAP]\n"
+			"       ckpt-coord --relay NAME   (NAME's %%r: the rank; docs/coordinator.md)\n"
 			"One process per node, in a PMIx job step (srun --mpi=pmix, mpirun).\n");
 }
 
@@ -305,6 +307,7 @@ static int parse_args(struct coord *c, int argc, char **argv)
 		{ "place", required_argument, 0, 'P' },	  { "inet-map", required_argument, 0, 'M' },
 		{ "batch-node", required_argument, 0, 'B' },
 		{ "net-lock", required_argument, 0, 'L' },
+		{ "relay", required_argument, 0, 'F' },
 		{ 0, 0, 0, 0 }
 	};
 	struct coord_restore *r = &c->restore;
@@ -326,10 +329,13 @@ static int parse_args(struct coord *c, int argc, char **argv)
 		case 'M': r->inet_map = optarg; break;
 		case 'B': r->batch_node = optarg; break;
 		case 'L': r->net_lock = optarg; break;
+		case 'F': c->relay = optarg; break;
 		default: usage(); return -EINVAL;
 		}
 	}
 	r->job = c->job;
+	if (c->relay && optind == argc && !c->job && !c->restoring)
+		return 0;
 	if (!c->job || optind != argc || c->timeout_s <= 0 ||
 	    (c->restoring && (!r->set || !r->place || !r->batch_node))) {
 		usage();
@@ -352,6 +358,7 @@ int main(int argc, char **argv)
 	c.slurm = getenv("SLURM_JOB_ID") && getenv("SLURM_STEP_ID");
 	c.all = calloc(c.size ? c.size : 1, sizeof(*c.all));
 	int ret = !c.all		 ? 1 :
+		  c.relay     ? (relay_serve(c.fence, c.relay, c.rank) ? 1 : 0) :
 		  c.restoring ? coord_restore(&c.restore, c.rank, c.size, c.fence, c.all,
 					      c.timeout_s) :
 				run(&c);

@@ -77,6 +77,16 @@ int fence_init(struct fence **out, uint32_t *rank, uint32_t *size);
  * 0, or the fence failed (a node gone, the timeout). */
 int fence_exchange(struct fence *f, const char *phase, const struct node_status *mine,
 		   struct node_status *v, int timeout_s);
+/* A fence of the restored job's ranks, relayed (relay.c): this node's
+ * blob in, every node's out (rank order, concatenated, malloc'd). */
+int fence_blob(struct fence *f, uint64_t seq, const char *data, size_t len, char **out,
+	       size_t *outlen);
 void fence_fini(struct fence *f);
+
+/* relay.c: serve one ckpt-step's fences (--relay NAME, "%r": our rank),
+ * until it closes; 0, or the relay failed. */
+int relay_serve(struct fence *f, const char *name, uint32_t rank);
+int relay_listen(const char *name, uint32_t rank);
+int relay_run(struct fence *f, int listener);
 
 #endif

@@ -102,7 +102,9 @@ static int fence_all(const struct fence *f, int timeout_s)
 	PMIX_LOAD_PROCID(&wild, f->me.nspace, PMIX_RANK_WILDCARD);
 	PMIX_INFO_LOAD(&info[0], PMIX_COLLECT_DATA, &collect, PMIX_BOOL);
 	PMIX_INFO_LOAD(&info[1], PMIX_TIMEOUT, &timeout_s, PMIX_INT);
-	pmix_status_t rc = PMIx_Fence(&wild, 1, info, 2);
+	/* no timeout (0): a relayed fence waits for the job's own ranks */
+	size_t ninfo = timeout_s > 0 ? 2 : 1;
+	pmix_status_t rc = PMIx_Fence(&wild, 1, info, ninfo);
 	PMIX_INFO_DESTRUCT(&info[0]);
 	PMIX_INFO_DESTRUCT(&info[1]);
 	if (rc != PMIX_SUCCESS) {
@@ -133,6 +135,63 @@ int fence_exchange(struct fence *f, const char *phase, const struct node_status 
 			PMIX_VALUE_RELEASE(val);
 	}
 	return ret;
+}
+
+/* The blob of every rank under "ckpt.relay.SEQ", concatenated in rank
+ * order: every node's fence contribution, for relay.c. */
+static int gather_blobs(const struct fence *f, const char *key, char **out, size_t *outlen)
+{
+	char *all = NULL;
+	size_t len = 0;
+	int ret = 0;
+	for (uint32_t r = 0; !ret && r < f->size; r++) {
+		pmix_proc_t p;
+		pmix_value_t *val = NULL;
+		PMIX_LOAD_PROCID(&p, f->me.nspace, r);
+		pmix_status_t rc = PMIx_Get(&p, key, NULL, 0, &val);
+		if (rc != PMIX_SUCCESS || !val || val->type != PMIX_BYTE_OBJECT) {
+			fprintf(stderr, "ckpt-coord: rank %u: the relayed fence's data of rank %u: "
+				"%s\n", f->me.rank, r, PMIx_Error_string(rc));
+			ret = -EPROTO;
+		} else if (val->data.bo.size) {
+			char *n = realloc(all, len + val->data.bo.size);
+			if (!n)
+				ret = -ENOMEM;
+			else {
+				memcpy(n + len, val->data.bo.bytes, val->data.bo.size);
+				all = n;
+				len += val->data.bo.size;
+			}
+		}
+		if (val)
+			PMIX_VALUE_RELEASE(val);
+	}
+	if (ret)
+		free(all);
+	else
+		*out = all, *outlen = len;
+	return ret;
+}
+
+int fence_blob(struct fence *f, uint64_t seq, const char *data, size_t len, char **out,
+	       size_t *outlen)
+{
+	char key[64];
+	pmix_value_t val;
+	pmix_byte_object_t bo = { .bytes = (char *)data, .size = len };
+	snprintf(key, sizeof(key), "ckpt.relay.%llu", (unsigned long long)seq);
+	PMIX_VALUE_LOAD(&val, &bo, PMIX_BYTE_OBJECT);
+	pmix_status_t rc = PMIx_Put(PMIX_GLOBAL, key, &val);
+	PMIX_VALUE_DESTRUCT(&val);
+	if (rc == PMIX_SUCCESS)
+		rc = PMIx_Commit();
+	if (rc != PMIX_SUCCESS) {
+		fprintf(stderr, "ckpt-coord: rank %u: put of a relayed fence: %s\n", f->me.rank,
+			PMIx_Error_string(rc));
+		return -EPROTO;
+	}
+	int ret = fence_all(f, 0);
+	return ret ? ret : gather_blobs(f, key, out, outlen);
 }
 
 void fence_fini(struct fence *f)

@@ -14,7 +14,8 @@
 #include <string.h>
 
 enum { OPT_NSPACE = 256, OPT_SIZE, OPT_UID, OPT_GID, OPT_LABEL, OPT_TMPDIR, OPT_SECURITY,
-       OPT_BFROPS, OPT_BUFTYPE, OPT_GDS, OPT_VERSION, OPT_TASK, OPT_PENDING, OPT_ROOT };
+       OPT_BFROPS, OPT_BUFTYPE, OPT_GDS, OPT_VERSION, OPT_TASK, OPT_PENDING, OPT_ROOT,
+       OPT_RELAY };
 
 static const struct option options[] = {
 	{ "nspace", required_argument, NULL, OPT_NSPACE },
@@ -31,6 +32,7 @@ static const struct option options[] = {
 	{ "task", required_argument, NULL, OPT_TASK },
 	{ "pending-out", required_argument, NULL, OPT_PENDING },
 	{ "allow-root", no_argument, NULL, OPT_ROOT },
+	{ "fence-relay", required_argument, NULL, OPT_RELAY },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -124,6 +126,7 @@ static int option(struct step *s, int c, const char *arg, bool *allow_root, cons
 	case OPT_TASK: return parse_task(s, arg);
 	case OPT_PENDING: *pending = arg; return 0;
 	case OPT_ROOT: *allow_root = true; return 0;
+	case OPT_RELAY: s->relay = arg; return 0;
 	}
 	return -EINVAL;
 }

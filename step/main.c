@@ -9,6 +9,7 @@
  *             [--label] [--tmpdir DIR] [--pending-out FILE]
  *             [--security LIST] [--gds LIST] [--buffer-type T]
  *             [--bfrops V] [--pmix-version X.Y.Z] [--allow-root]
+ *             [--fence-relay NAME]
  *
  *   --task      fds this process holds: IN the write end of the rank's
  *               stdin pipe or -1 (closed at once: the step read
@@ -26,6 +27,8 @@
  *               v3 (URI3), v21 (URI21), v20 (URI2) (default v41)
  *   --pmix-version  the rank's libpmix version (default: ours)
  *   --allow-root   tests only: the proxy runs as the job's user
+ *   --fence-relay  ranks on other nodes too: fences through this node's
+ *               ckpt-coord --relay NAME (relay.c)
  *
  * The loop: poll the ranks' output pipes, their PMIx sockets and our
  * connections to our server (spliced byte for byte: the server keys a

@@ -8,7 +8,8 @@
  *
  * Upcalls run on libpmix's progress thread.  fence_nb: every participant
  * is local, so the data libpmix hands in is the fence's result, as any
- * one-node host does.  abort: recorded, and one byte on abort_fd wakes
+ * one-node host does; with --fence-relay the other nodes' come through
+ * this node's ckpt-coord (relay.c).  abort: recorded, and one byte on abort_fd wakes
  * the main loop, which kills the ranks (main.c).  client_connected and
  * client_finalized: acknowledged.  Nothing else is offered: libpmix then
  * answers PMIX_ERR_NOT_SUPPORTED to the rank itself.
@@ -84,13 +85,50 @@ static pmix_status_t on_abort(const pmix_proc_t *proc, void *server_object, int 
 	return PMIX_OPERATION_SUCCEEDED;
 }
 
+static bool relayed; /* --fence-relay: ranks on other nodes too */
+
+struct fence_call {
+	pmix_modex_cbfunc_t cbfunc;
+	void *cbdata;
+};
+
+/* The relay's answer: every node's contributions (malloc'd), which
+ * libpmix hands back to free through the release callback. */
+static void relay_done(int status, char *data, size_t len, void *arg)
+{
+	struct fence_call *fc = arg;
+
+	if (status) {
+		fprintf(stderr, "ckpt-step: a fence across nodes failed: %s\n", strerror(-status));
+		fc->cbfunc(PMIX_ERROR, NULL, 0, fc->cbdata, NULL, NULL);
+	} else {
+		fc->cbfunc(PMIX_SUCCESS, data, len, fc->cbdata, free, data);
+	}
+	free(fc);
+}
+
 static pmix_status_t on_fence(const pmix_proc_t procs[], size_t nprocs, const pmix_info_t info[],
 			      size_t ninfo, char *data, size_t ndata, pmix_modex_cbfunc_t cbfunc,
 			      void *cbdata)
 {
-	/* all participants are ours: their contributions are the result */
-	if (cbfunc)
-		cbfunc(PMIX_SUCCESS, data, ndata, cbdata, NULL, NULL);
+	if (!relayed) {
+		/* all participants are ours: their contributions are the result */
+		if (cbfunc)
+			cbfunc(PMIX_SUCCESS, data, ndata, cbdata, NULL, NULL);
+		return PMIX_SUCCESS;
+	}
+	struct fence_call *fc = malloc(sizeof(*fc));
+	if (!fc || !cbfunc) {
+		free(fc);
+		return PMIX_ERR_NOMEM;
+	}
+	*fc = (struct fence_call){ cbfunc, cbdata };
+	int rc = relay_fence(data, ndata, relay_done, fc);
+	if (rc) {
+		fprintf(stderr, "ckpt-step: fence relay: %s\n", strerror(-rc));
+		free(fc);
+		return PMIX_ERROR;
+	}
 	return PMIX_SUCCESS;
 }
 
@@ -153,6 +191,29 @@ static void proc_data(pmix_info_t *out, const struct step *s, int i, const char 
 	PMIX_DATA_ARRAY_FREE(darray);
 }
 
+/* A rank on another node (--fence-relay): libpmix's job data holds
+ * every rank's, though we know only its number there. */
+static void remote_proc_data(pmix_info_t *out, pmix_rank_t rank)
+{
+	pmix_data_array_t *darray;
+	pmix_info_t *d;
+
+	PMIX_DATA_ARRAY_CREATE(darray, 2, PMIX_INFO);
+	d = darray->array;
+	PMIX_INFO_LOAD(&d[0], PMIX_RANK, &rank, PMIX_PROC_RANK);
+	PMIX_INFO_LOAD(&d[1], PMIX_GLOBAL_RANK, &rank, PMIX_PROC_RANK);
+	PMIX_INFO_LOAD(out, PMIX_PROC_DATA, darray, PMIX_DATA_ARRAY);
+	PMIX_DATA_ARRAY_FREE(darray);
+}
+
+static bool is_local(const struct step *s, uint32_t rank)
+{
+	for (int i = 0; i < s->ntasks; i++)
+		if (s->tasks[i].rank == rank)
+			return true;
+	return false;
+}
+
 #define JOB_KEYS 11
 
 static int register_nspace(const struct step *s)
@@ -160,7 +221,7 @@ static int register_nspace(const struct step *s)
 	struct waiter w = WAITER_INIT;
 	uint32_t size = s->size, local = s->ntasks, zero = 0, one = 1;
 	char host[256] = "localhost", *peers = local_peers(s);
-	size_t n = JOB_KEYS + s->ntasks;
+	size_t n = JOB_KEYS + (relayed ? s->size : (uint32_t)s->ntasks);
 	pmix_info_t *info;
 	pmix_status_t rc;
 
@@ -183,6 +244,10 @@ static int register_nspace(const struct step *s)
 	PMIX_INFO_LOAD(&info[10], PMIX_JOBID, s->nspace, PMIX_STRING);
 	for (int i = 0; i < s->ntasks; i++)
 		proc_data(&info[JOB_KEYS + i], s, i, host);
+	size_t k = JOB_KEYS + (size_t)s->ntasks;
+	for (uint32_t r = 0; relayed && r < s->size; r++)
+		if (!is_local(s, r))
+			remote_proc_data(&info[k++], r);
 	rc = PMIx_server_register_nspace(s->nspace, s->ntasks, info, n, waiter_release, &w);
 	rc = waiter_wait(&w, rc);
 	PMIX_INFO_FREE(info, n);
@@ -219,6 +284,9 @@ int host_start(struct step *s, int abort_fd)
 	int rc;
 
 	abort_pipe = abort_fd;
+	if (s->relay && (rc = relay_connect(s)))
+		return rc;
+	relayed = s->relay != NULL;
 	rc = server_init(s->tmpdir);
 	if (rc)
 		return rc;

@@ -58,6 +58,7 @@ struct step {
 	char *tmpdir;    /* --tmpdir, then ours under it */
 	bool own_tmpdir; /* ours made: removed at exit */
 	struct pmix_choice pmix;
+	const char *relay; /* --fence-relay NAME: fences across nodes (relay.c) */
 	struct task tasks[STEP_MAX_TASKS];
 	int ntasks;
 };
@@ -71,6 +72,14 @@ void stream_init(struct stream *st, int fd, int out);
 /* pmix-host.c */
 int host_start(struct step *s, int abort_fd);
 int host_server_port(struct step *s);
+
+/* relay.c: the fences of a step on several nodes, through this node's
+ * ckpt-coord (docs/coordinator.md). */
+int relay_connect(const struct step *s);
+/* Send this node's contributions; cb(status, data, len, arg) is called
+ * from the relay's thread with every node's, in the order sent. */
+typedef void (*relay_cb)(int status, char *data, size_t len, void *arg);
+int relay_fence(const char *data, size_t len, relay_cb cb, void *arg);
 
 /* handshake.c */
 int handshake_connect(const struct step *s, uint32_t rank, int port);

@@ -5,9 +5,10 @@
  * execs ckpt-step with the proxy's ends as --task, so that the ranks are
  * the proxy's children, as after a restore.
  *
- *   step-harness [--old-server NS] CKPT_STEP [ckpt-step options] -- CMD0 [CMD1 ...]
+ *   step-harness [--first-rank R] [--old-server NS] CKPT_STEP [ckpt-step options] -- CMD0 [CMD1 ...]
  *
- * Rank i runs `sh -c CMDi` with STEP_RANK=i in its environment.
+ * Rank R+i (R: 0 unless --first-rank, the first of this "node"'s ranks)
+ * runs `sh -c CMDi` with STEP_RANK=R+i in its environment.
  *
  * --old-server NS: plays slurmstepd's PMIx server for real libpmix
  * clients, as far as the handshake: the ranks get the environment
@@ -38,6 +39,7 @@ static void fail(const char *what)
 }
 
 static int old_port; /* --old-server: our listener's port */
+static int first_rank; /* --first-rank */
 static const char *old_nspace;
 
 static void old_server_env(int i)
@@ -113,10 +115,10 @@ static pid_t start_rank(int i, const char *cmd, int in[2], int out[2], int err[2
 		fail("fork");
 	if (pid)
 		return pid;
-	snprintf(rank, sizeof(rank), "%d", i);
+	snprintf(rank, sizeof(rank), "%d", first_rank + i);
 	setenv("STEP_RANK", rank, 1);
 	if (old_nspace)
-		old_server_env(i);
+		old_server_env(first_rank + i);
 	if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0 || dup2(sp[1], 3) < 0)
 		fail("dup2");
 	/* everything above 3 is the proxy's, not the rank's */
@@ -132,6 +134,11 @@ int main(int argc, char **argv)
 	char *args[256], tasks[MAX][64];
 	int nargs = 0, sep = 0, nranks, listener = -1, pmix[MAX];
 
+	if (argc > 2 && !strcmp(argv[1], "--first-rank")) {
+		first_rank = atoi(argv[2]);
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc > 2 && !strcmp(argv[1], "--old-server")) {
 		old_nspace = argv[2];
 		listener = listen_loopback();
@@ -168,14 +175,15 @@ int main(int argc, char **argv)
 		fcntl(err[0], F_SETFD, 0);
 		fcntl(sp[0], F_SETFD, 0);
 		pmix[i] = sp[0];
-		snprintf(tasks[i], sizeof(tasks[i]), "%d:%d:%d:%d:%d:", i, pid, in[1], out[0], err[0]);
+		snprintf(tasks[i], sizeof(tasks[i]), "%d:%d:%d:%d:%d:", first_rank + i, pid, in[1],
+			 out[0], err[0]);
 	}
 	for (int i = 0; listener >= 0 && i < nranks; i++) {
 		int fd = accept4(listener, NULL, NULL, 0), rank;
 
 		if (fd < 0)
 			fail("accept");
-		rank = old_handshake(fd);
+		rank = old_handshake(fd) - first_rank;
 		if (rank < 0 || rank >= nranks)
 			fail("old server: rank");
 		close(pmix[rank]);

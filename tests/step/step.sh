@@ -8,9 +8,14 @@
 #   when the proxy skips the handshake; abort: the others killed, exit 1
 # pmix_client: real libpmix clients, connected and handshaken with another
 #   server (the harness), served by the proxy's from then on
+# relay: a step on two "nodes": one ckpt-step per rank, each with its
+#   own server, whose fences go through ckpt-coord --relay (two of them,
+#   a PMIx job of mpirun's); real libpmix clients exchange keys across
+#   them; another user's connection to a relay is refused
 # bad_args: refusals, each one line.
 set -uo pipefail
-CASE=$1 STEP=$2 HARNESS=$3 RANK=$4 CLIENT=$5
+[ -n "${STEP_DEBUG:-}" ] && set -x
+CASE=$1 STEP=$2 HARNESS=$3 RANK=$4 CLIENT=$5 COORD=${6:-}
 T=$(mktemp -d /tmp/ckpt-step-test.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: step_$CASE: $*"; for f in "$T"/out "$T"/err; do [ -f "$f" ] && sed "s|^|  ${f##*/}: |" "$f"; done; exit 1; }
@@ -143,6 +148,50 @@ case_pmix_client() {
 	grep -q "client 0: PMIx_Init" "$T/err" || fail "no-handshake: PMIx_Init did not fail"
 }
 
+# A relay "node" R: rank R alone under its ckpt-step, fences through
+# ckpt-relay.NAME.R.
+relay_node() { # NAME R
+	timeout 40 "$HARNESS" --first-rank "$2" --old-server ns.relay "$STEP" "${base[@]}" \
+		--nspace ns.relay --job-size 2 --gds hash --fence-relay "$1.$2" -- "exec $CLIENT" \
+		>"$T/out$2" 2>"$T/err$2" 251>&-
+	echo $? >"$T/rc$2"
+}
+
+case_relay() {
+	[ -x "$COORD" ] || { echo "SKIP: no ckpt-coord"; exit 77; }
+	command -v mpirun >/dev/null || { echo "SKIP: no mpirun (OpenMPI)"; exit 77; }
+	local name=t$$.$RANDOM r
+	timeout 60 mpirun --allow-run-as-root --oversubscribe -n 2 "$COORD" --relay "$name.%r" \
+		>"$T/relay" 2>&1 251>&- &
+	local mpirun=$!
+	# another user reaches the name first: refused, the wait goes on
+	# the system's python3 (a shim under /root is not nobody's to run)
+	local py=/usr/bin/python3
+	if id nobody >/dev/null 2>&1 && [ -x $py ]; then
+		for _ in $(seq 100); do grep -q "@ckpt-relay.$name.0" /proc/net/unix && break; sleep 0.1; done
+		setpriv --reuid nobody --regid nogroup --clear-groups $py -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect("\0ckpt-relay." + sys.argv[1])
+s.recv(1)' "$name.0" 2>/dev/null
+	fi
+	relay_node "$name" 0 &
+	relay_node "$name" 1 &
+	wait %2 %3
+	wait $mpirun
+	local mrc=$?
+	for r in 0 1; do
+		[ "$(cat "$T/rc$r")" = 0 ] || fail "rank $r's node: exit $(cat "$T/rc$r"): $(cat "$T/err$r")"
+		[ "$(cat "$T/out$r")" = "client $r ok" ] || fail "rank $r: $(cat "$T/out$r" "$T/err$r")"
+	done
+	[ $mrc = 0 ] || fail "the relays: exit $mrc: $(cat "$T/relay")"
+	if id nobody >/dev/null 2>&1 && [ -x $py ]; then
+		grep -q "relay: a connection of uid $(id -u nobody) .* refused" "$T/relay" ||
+			fail "nobody's connection was not refused: $(cat "$T/relay")"
+	fi
+	echo "ok: ranks 0 and 1 under two proxies fenced and read each other's key through the relays"
+}
+
 case_abort() {
 	local start=$SECONDS
 	run na 3 -- "exec $RANK na abort" 'exec sleep 30' "exec $RANK na finalize"
@@ -171,7 +220,7 @@ case_bad_args() {
 }
 
 case "$CASE" in
-stdio | exit | signal | pmix | pmix_client | abort | bad_args) "case_$CASE" ;;
+stdio | exit | signal | pmix | pmix_client | abort | bad_args | relay) "case_$CASE" ;;
 *) echo "unknown case $CASE"; exit 2 ;;
 esac
 echo "PASS: step_$CASE"
