@@ -176,6 +176,14 @@ struct job_steps {
 	RpcStep rpc[JOB_STEPS_MAX];
 	RpcStep *ptrs[JOB_STEPS_MAX];
 };
+/* A held dump on a node without the batch script whose tasks are ranks
+ * of one step on several nodes (PMIx clients of their slurmstepd): the
+ * stand-in (d->stand_in, a child of the caller, the coordinator) is
+ * their client and the part's root.  1 with st filled, 0 when the tasks
+ * are something else (mpirun's daemon: a tree of its own), -errno with
+ * err set.  Under agent.lock. */
+int steps_stand_in(const struct job *j, const RpcDump *d, pid_t caller, struct job_steps *st,
+		   char *err, size_t errlen);
 /* Does the job have its batch script here?  Under agent.lock. */
 int steps_job_has_batch(const struct job *j);
 /* Each srun step's registered tasks, under agent.lock.  0, or -errno
@@ -190,10 +198,6 @@ int steps_find_clients(uint32_t job, pid_t root, struct job_steps *st, char *err
  * a process of that tree.  0, or -ENOTSUP with err set. */
 int steps_add_remote(uint32_t job, pid_t root, const RpcDump *d, struct job_steps *st, char *err,
 		     size_t errlen);
-/* A node without the job's batch script: none of its tasks may be a
- * PMIx client of slurmstepd (its server goes with the step; no proxy
- * serves it on this node yet).  Under agent.lock; 0 or -ENOTSUP. */
-int steps_check_remote(const struct job *j, char *err, size_t errlen);
 /* Point req's steps at st's (which must outlive req). */
 void steps_to_rpc(struct job_steps *st, RpcDump *req);
 

@@ -435,7 +435,7 @@ static struct job *without_coord(struct job *j, const RpcDump *d, struct job *vi
 static int resolve_job(const struct peer *p, const RpcDump *d, struct dump_target *t, char *err,
 		       size_t errlen)
 {
-	int ret = 0;
+	int ret = 0, stand = 0;
 	struct job view = { 0 };
 	pthread_mutex_lock(&agent.lock);
 	struct job *j = without_coord(jobs_find_locked(d->job_id), d, &view);
@@ -467,14 +467,15 @@ static int resolve_job(const struct peer *p, const RpcDump *d, struct dump_targe
 		ret = -ENODATA;
 	} else if ((ret = steps_collect_locked(j, &t->steps, err, errlen))) {
 		;
-	} else if (d->held && (ret = steps_check_remote(j, err, errlen))) {
-		;
-	} else if (j->nr_pids - steps_tasks(&t->steps) != 1) {
+	} else if (d->held && !steps_job_has_batch(j) &&
+		   (stand = steps_stand_in(j, d, p->pid, &t->steps, err, errlen)) < 0) {
+		ret = stand;
+	} else if (stand <= 0 && j->nr_pids - steps_tasks(&t->steps) != 1) {
 		snprintf(err, errlen, "job %u has %zu task trees; one dump covers one tree", d->job_id,
 			 j->nr_pids - steps_tasks(&t->steps));
 		ret = -ENOTSUP;
 	} else {
-		t->pid = batch_root(j, &t->steps);
+		t->pid = stand > 0 ? (pid_t)d->stand_in : batch_root(j, &t->steps);
 		t->has_batch = steps_job_has_batch(j);
 		t->owner = j->uid;
 		snprintf(t->job, sizeof(t->job), "%u", j->id);
@@ -505,7 +506,7 @@ static int resolve_job(const struct peer *p, const RpcDump *d, struct dump_targe
 			ret = t->pid == -ESRCH ? -ESRCH : -ENOTSUP;
 		}
 	}
-	if (!ret && t->steps.nr)
+	if (!ret && t->steps.nr && stand <= 0)
 		ret = steps_find_clients(d->job_id, t->pid, &t->steps, err, errlen);
 	if (!ret && d->n_remote_steps && t->has_batch)
 		ret = steps_add_remote(d->job_id, t->pid, d, &t->steps, err, errlen);

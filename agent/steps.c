@@ -177,20 +177,58 @@ static int connected_to(pid_t pid, unsigned port)
 	return found;
 }
 
-int steps_check_remote(const struct job *j, char *err, size_t errlen)
+static pid_t parent_of(pid_t pid)
 {
-	for (size_t i = 0; !steps_job_has_batch(j) && i < j->nr_pids; i++) {
-		pid_t pid = j->pids[i];
-		unsigned port = ckpt_step_pmix_port(pid);
-		if (port && connected_to(pid, port)) {
-			snprintf(err, errlen, "job %u: step %u: task %d is a PMIx client of "
-				 "slurmstepd on a node without the batch script: a PMIx step "
-				 "across nodes is not restorable yet (docs/coordinator.md)", j->id,
-				 j->pid_steps[i], pid);
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	char *paren = strrchr(buf, ')');
+	int ppid = 0;
+	return paren && sscanf(paren + 1, " %*c %d", &ppid) == 1 ? ppid : 0;
+}
+
+int steps_stand_in(const struct job *j, const RpcDump *d, pid_t caller, struct job_steps *st,
+		   char *err, size_t errlen)
+{
+	size_t clients = 0;
+	for (size_t i = 0; i < j->nr_pids; i++) {
+		unsigned port = ckpt_step_pmix_port(j->pids[i]);
+		clients += port && connected_to(j->pids[i], port);
+	}
+	if (!clients)
+		return 0; /* mpirun's daemon and the like: the part is its tree */
+	uint32_t step = j->pid_steps[0];
+	for (size_t i = 0; i < j->nr_pids; i++)
+		if (j->pid_steps[i] != step || step >= SLURM_STEP_SPECIAL || clients != j->nr_pids) {
+			snprintf(err, errlen, "job %u: the tasks here are not all PMIx clients of one "
+				 "step (task %d of step %u): not restorable yet", j->id, j->pids[i],
+				 j->pid_steps[i]);
 			return -ENOTSUP;
 		}
+	pid_t s = (pid_t)d->stand_in;
+	if (!d->has_stand_in || s <= 0 || parent_of(s) != caller) {
+		snprintf(err, errlen, "job %u: step %u: its ranks here need the coordinator's "
+			 "stand-in (a child of the caller) as their client", j->id, step);
+		return -EINVAL;
 	}
-	return 0;
+	if (j->nr_pids > JOB_STEP_TASKS_MAX) {
+		snprintf(err, errlen, "job %u: step %u: more than %d tasks here", j->id, step,
+			 JOB_STEP_TASKS_MAX);
+		return -ENOTSUP;
+	}
+	memset(st, 0, sizeof(*st));
+	st->nr = 1;
+	st->id[0] = step;
+	st->client[0] = (uint32_t)s;
+	for (size_t i = 0; i < j->nr_pids; i++)
+		st->tasks[0][st->nr_tasks[0]++] = (uint32_t)j->pids[i];
+	return 1;
 }
 
 /* Is pid a descendant of root (by the parents /proc tells)? */

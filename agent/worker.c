@@ -256,6 +256,7 @@ static int do_restore(const RpcRestore *r, uid_t uid)
 	o.tcp_close = r->tcp_close;
 	o.inet_map = r->inet_map;
 	o.keep_net_lock = r->keep_net_lock;
+	o.step_relay = r->step_relay;
 	o.verify = r->verify;
 	o.inherit_fd = (const char *const *)r->inherit_fd;
 	o.nr_inherit_fd = r->n_inherit_fd;

@@ -348,6 +348,7 @@ int agent_restore(const struct ckpt_restore_opts *o, uint32_t job,
 	rs.inet_map = (char *)o->inet_map;
 	rs.has_keep_net_lock = 1;
 	rs.keep_net_lock = o->keep_net_lock;
+	rs.step_relay = (char *)o->step_relay;
 	rs.has_verify = 1;
 	rs.verify = o->verify;
 	rs.inherit_fd = (char **)o->inherit_fd;

@@ -60,6 +60,8 @@ static void usage(FILE *f)
 		"                                the tree runs (--keep-net-lock without -d)\n"
 		"          [--as-job JOBID]      with -D, through ckptd: the tree becomes the job's\n"
 		"                                tasks on this node (a node's part of its set)\n"
+		"          [--step-relay NAME]   a node's part of a step on several nodes: its\n"
+		"                                fences through ckpt-coord --relay NAME\n"
 		"                                sockets on address OLD come back on NEW, peers OLD\n"
 		"                                become NEW; the connections to peers outside the\n"
 		"                                tree stay dropped until net-unlock NAME (printed)\n"
@@ -177,6 +179,7 @@ enum {
 	OPT_KEEP_NET_LOCK,
 	OPT_NET_LOCK_FD,
 	OPT_AS_JOB,
+	OPT_STEP_RELAY,
 	OPT_PORT,
 	OPT_DIR,
 	OPT_ADDRESS,
@@ -553,6 +556,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "keep-net-lock", no_argument, 0, OPT_KEEP_NET_LOCK },
 		{ "net-lock-fd", required_argument, 0, OPT_NET_LOCK_FD },
 		{ "as-job", required_argument, 0, OPT_AS_JOB },
+		{ "step-relay", required_argument, 0, OPT_STEP_RELAY },
 		{ "verify", no_argument, 0, OPT_VERIFY },
 		{ "no-verify", no_argument, 0, OPT_NO_VERIFY },
 		{ "inherit-fd", required_argument, 0, OPT_INHERIT_FD },
@@ -611,6 +615,7 @@ static int cmd_restore(int argc, char **argv)
 			break;
 		case OPT_KEEP_NET_LOCK: o.keep_net_lock = 1; break;
 		case OPT_AS_JOB: as_job = optarg; break;
+		case OPT_STEP_RELAY: o.step_relay = optarg; break;
 		case OPT_NET_LOCK_FD:
 			x.net_lock_fd = atoi(optarg);
 			if (x.net_lock_fd < 3 || fcntl(x.net_lock_fd, F_GETFD) < 0) {

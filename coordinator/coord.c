@@ -19,9 +19,12 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +45,7 @@ struct coord {
 	struct slurm_view view; /* with --slurm: Slurm's word on the job */
 	int slurm;
 	int empty; /* nothing of the job on this node: no part */
+	pid_t stand_in; /* start_stand_in */
 };
 
 static uint64_t now_ms(void)
@@ -134,6 +138,35 @@ static int any_part(const struct coord *c, char *why, size_t len)
 	return -ESRCH;
 }
 
+/*
+ * On a node without the batch script, the ranks of an srun step on
+ * several nodes are children of slurmstepd, which is not the job's.  This
+ * child of ours, with our stdio (the coordinator step's pipes), stands as
+ * their client, the part's root: restored, it is the step proxy there
+ * (docs/coordinator.md).  It dies with us.
+ */
+static pid_t start_stand_in(void)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		setsid(); /* the ranks' session, restored, is ours */
+		close_range(3, ~0U, 0);
+		for (;;)
+			pause();
+	}
+	return pid > 0 ? pid : 0;
+}
+
+static void end_stand_in(struct coord *c)
+{
+	if (c->stand_in <= 0)
+		return;
+	kill(c->stand_in, SIGKILL);
+	waitpid(c->stand_in, NULL, 0);
+	c->stand_in = 0;
+}
+
 static int phase_freeze(struct coord *c, char *why, size_t len)
 {
 	struct node_status st = { 0 };
@@ -142,8 +175,10 @@ static int phase_freeze(struct coord *c, char *why, size_t len)
 		failed(&st, c->node, -ENOENT, "Slurm does not list the job or its steps");
 		return agree(c, "frozen", &st, why, len);
 	}
+	if (c->slurm && !c->view.batch)
+		c->stand_in = start_stand_in();
 	int ret = held_start(c->socket, c->job, c->node, c->vacate, c->hold_timeout_s,
-			     c->slurm ? &c->view : NULL, &c->held);
+			     c->slurm ? &c->view : NULL, c->stand_in, &c->held);
 	if (ret) {
 		char e[200];
 		snprintf(e, sizeof(e), "ckptd at %s: %s", c->socket ? c->socket : "-",
@@ -329,7 +364,7 @@ static int parse_args(struct coord *c, int argc, char **argv)
 		case 'M': r->inet_map = optarg; break;
 		case 'B': r->batch_node = optarg; break;
 		case 'L': r->net_lock = optarg; break;
-		case 'F': c->relay = optarg; break;
+		case 'F': c->relay = r->relay = optarg; break;
 		default: usage(); return -EINVAL;
 		}
 	}
@@ -358,11 +393,12 @@ int main(int argc, char **argv)
 	c.slurm = getenv("SLURM_JOB_ID") && getenv("SLURM_STEP_ID");
 	c.all = calloc(c.size ? c.size : 1, sizeof(*c.all));
 	int ret = !c.all		 ? 1 :
-		  c.relay     ? (relay_serve(c.fence, c.relay, c.rank) ? 1 : 0) :
+		  c.relay && !c.restoring ? (relay_serve(c.fence, c.relay, c.rank) ? 1 : 0) :
 		  c.restoring ? coord_restore(&c.restore, c.rank, c.size, c.fence, c.all,
 					      c.timeout_s) :
 				run(&c);
 	held_close(c.held);
+	end_stand_in(&c);
 	free(c.all);
 	fence_fini(c.fence);
 	return ret;

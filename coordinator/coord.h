@@ -40,8 +40,12 @@ int node_address(const char *host, char *addr, size_t len);
 
 /* node.c: the held dump on this node's ckptd. */
 struct held_dump;
+/* stand_in: on a node without the batch script, our child that stands
+ * as the client of the node's ranks of a step on several nodes, if the
+ * tasks here are such (ckptd decides), or 0. */
 int held_start(const char *socket, uint32_t job, const char *node, int vacate,
-	       uint32_t hold_timeout_s, const struct slurm_view *view, struct held_dump **out);
+	       uint32_t hold_timeout_s, const struct slurm_view *view, pid_t stand_in,
+	       struct held_dump **out);
 /* Wait for the next gate (frozen, dumped): 0 with *st filled, or the
  * dump ended (st->why says why). */
 int held_wait_gate(struct held_dump *h, const char *phase, struct node_status *st);
@@ -64,6 +68,7 @@ struct coord_restore {
 	const char *inet_map;   /* OLD=NEW,... or NULL */
 	const char *batch_node; /* the node that restored the batch part */
 	const char *net_lock;   /* that part's kept lock */
+	const char *relay;      /* --relay: the fence relay of a step on every node */
 };
 struct fence;
 /* This node's part; its exit status (0 on the batch node), 1 on failure. */
@@ -87,6 +92,7 @@ void fence_fini(struct fence *f);
  * until it closes; 0, or the relay failed. */
 int relay_serve(struct fence *f, const char *name, uint32_t rank);
 int relay_listen(const char *name, uint32_t rank);
-int relay_run(struct fence *f, int listener);
+/* Serve the first step proxy that connects within wait_s (-1: forever). */
+int relay_run(struct fence *f, int listener, int wait_s);
 
 #endif

@@ -57,7 +57,8 @@ static void remote_steps(const struct slurm_view *v, RpcRemoteStep *r, RpcRemote
 }
 
 int held_start(const char *socket, uint32_t job, const char *node, int vacate,
-	       uint32_t hold_timeout_s, const struct slurm_view *view, struct held_dump **out)
+	       uint32_t hold_timeout_s, const struct slurm_view *view, pid_t stand_in,
+	       struct held_dump **out)
 {
 	RpcRemoteStep rs[SLURM_VIEW_STEPS], *rsp[SLURM_VIEW_STEPS];
 	struct held_dump *h = calloc(1, sizeof(*h));
@@ -83,6 +84,8 @@ int held_start(const char *socket, uint32_t job, const char *node, int vacate,
 	const char *client = getenv("CKPT_COORD_CLIENT"), *step = getenv("SLURM_STEP_ID");
 	d.has_coord_step = step != NULL;
 	d.coord_step = step ? (uint32_t)strtoul(step, NULL, 10) : 0;
+	d.has_stand_in = stand_in > 0;
+	d.stand_in = stand_in > 0 ? (uint32_t)stand_in : 0;
 	d.has_wrapper_exclude = client != NULL;
 	d.wrapper_exclude = client ? (uint32_t)strtoul(client, NULL, 10) : 0;
 	q.req_case = RPC_REQUEST__REQ_DUMP;

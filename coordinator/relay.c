@@ -18,6 +18,7 @@
  * Its end (EOF) ends the relay.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,9 +140,17 @@ static int relay_loop(struct fence *f, int fd)
 	}
 }
 
-int relay_run(struct fence *f, int listener)
+int relay_run(struct fence *f, int listener, int wait_s)
 {
-	int fd = accept_step(listener);
+	struct pollfd p = { .fd = listener, .events = POLLIN };
+	int n;
+	while ((n = poll(&p, 1, wait_s < 0 ? -1 : wait_s * 1000)) < 0 && errno == EINTR)
+		;
+	if (n == 0) {
+		fprintf(stderr, "ckpt-coord: relay: no step proxy came within %d s\n", wait_s);
+		return -ETIMEDOUT;
+	}
+	int fd = n > 0 ? accept_step(listener) : -1;
 	if (fd < 0)
 		return -EPROTO;
 	int ret = relay_loop(f, fd);
@@ -156,7 +165,7 @@ int relay_serve(struct fence *f, const char *name, uint32_t rank)
 	int listener = relay_listen(name, rank);
 	if (listener < 0)
 		return listener;
-	int ret = relay_run(f, listener);
+	int ret = relay_run(f, listener, -1);
 	close(listener);
 	return ret;
 }

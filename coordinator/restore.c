@@ -114,10 +114,14 @@ static int restore_part(const struct coord_restore *r, const char *part, struct 
 	snprintf(lockfd, sizeof(lockfd), "%d", p[1]);
 	snprintf(job, sizeof(job), "%u", r->job);
 	/* --as-job: the tree is the job's tasks here, for its next checkpoint */
-	char *argv[24] = { ckptctl, "restore", "-D", dir, "--as-job", job, "--keep-net-lock",
+	char *argv[26] = { ckptctl, "restore", "-D", dir, "--as-job", job, "--keep-net-lock",
 			   "--net-lock-fd", lockfd, "--inherit-fd", "fd[0]:root-fd:0",
 			   "--inherit-fd", "fd[1]:root-fd:1", "--inherit-fd", "fd[2]:root-fd:2" };
 	size_t n = 15;
+	if (r->relay) {
+		argv[n++] = "--step-relay";
+		argv[n++] = (char *)r->relay;
+	}
 	if (r->inet_map) {
 		argv[n++] = "--inet-map";
 		argv[n++] = (char *)r->inet_map;
@@ -167,6 +171,27 @@ static int part_status(struct part_restore *pr)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/*
+ * --relay: the job's srun step had ranks on every node.  Each node's
+ * step proxy (ckpt-step) relays its fences through us for as long as it
+ * runs (relay.c): listening before the part is restored, served once the
+ * job runs, until the proxy ends.
+ */
+#define RELAY_FIRST_S 120 /* for the proxy to connect, once all run */
+
+static int serve_relay(const struct coord_restore *r, struct fence *f, int listener,
+		       uint32_t rank)
+{
+	if (listener < 0)
+		return 0;
+	int ret = relay_run(f, listener, RELAY_FIRST_S);
+	close(listener);
+	if (ret)
+		fprintf(stderr, "ckpt-coord: job %u: rank %u: the step's fence relay failed: %s\n",
+			r->job, rank, strerror(-ret));
+	return ret;
+}
+
 int coord_restore(struct coord_restore *r, uint32_t rank, uint32_t size, struct fence *f,
 		  struct node_status *all, int timeout_s)
 {
@@ -177,8 +202,12 @@ int coord_restore(struct coord_restore *r, uint32_t rank, uint32_t size, struct 
 	host[strcspn(host, ".")] = '\0';
 	snprintf(st.node, sizeof(st.node), "%s", host);
 	int batch = r->batch_node && !strcmp(r->batch_node, host);
-	if (!batch && my_part(r->place, host, part, sizeof(part)) &&
-	    restore_part(r, part, &pr, st.why, sizeof(st.why)))
+	int listener = r->relay ? relay_listen(r->relay, rank) : -1;
+	if (r->relay && listener < 0) {
+		st.ok = 0;
+		snprintf(st.why, sizeof(st.why), "cannot listen as the fence relay %s", r->relay);
+	} else if (!batch && my_part(r->place, host, part, sizeof(part)) &&
+		   restore_part(r, part, &pr, st.why, sizeof(st.why)))
 		st.ok = 0;
 	int ret = fence_exchange(f, "built", &st, all, timeout_s);
 	for (uint32_t i = 0; !ret && i < size; i++)
@@ -194,10 +223,14 @@ int coord_restore(struct coord_restore *r, uint32_t rank, uint32_t size, struct 
 	if (!ret)
 		ret = fence_exchange(f, "running", &st, all, timeout_s);
 	if (ret) {
+		if (listener >= 0)
+			close(listener);
 		fprintf(stderr, "ckpt-coord: job %u: rank %u: the restore failed: %s%s\n", r->job,
 			rank, why[0] ? why : strerror(-ret),
 			end_part(&pr) ? "; this node's part ended" : "");
 		return 1;
 	}
+	if (serve_relay(r, f, listener, rank) && end_part(&pr))
+		return 1;
 	return part_status(&pr);
 }

@@ -709,7 +709,9 @@ static int graft_steps(struct frozen_tree *tree)
 		for (int i = 0; i < tree->nr_tasks; i++)
 			if (tree->tasks[i].pid == tree->steps[s].client)
 				client = &tree->tasks[i];
-		if (!client || client->step || client->zombie || client == &tree->tasks[0]) {
+		/* the root may be one: a node's part of a step on several nodes,
+		 * its coordinator's stand-in (docs/coordinator.md) */
+		if (!client || client->step || client->zombie) {
 			fprintf(stderr, "step %zu: its client, pid %d, is not a process of the tree\n", s,
 				tree->steps[s].client);
 			return -EINVAL;

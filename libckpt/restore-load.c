@@ -24,8 +24,10 @@
 #define PID_LIMIT (1 << 22) /* the kernel's PID_MAX_LIMIT on 64-bit */
 
 /* An srun step's client (the proxy) and tasks (docs/mpi.md): the proxy
- * is no root, no zombie, one thread, and runs ckpt-step as the restoring
- * user, who must be the step's; a step's task is a proxy's child. */
+ * is no root (but a node's part of a step on several nodes, whose root
+ * its coordinator's stand-in was), no zombie, one thread, and runs
+ * ckpt-step as the restoring user, who must be the step's; a step's task
+ * is a proxy's child. */
 static int check_step(struct restore_ctx *c, size_t i)
 {
 	const InventoryEntry *inv = c->inv;
@@ -37,7 +39,8 @@ static int check_step(struct restore_ctx *c, size_t i)
 		       t->pid, st->uid, st->gid);
 		return -EPERM;
 	}
-	if (st && (!i || (t->has_zombie && t->zombie) || t->n_tids != 1 ||
+	if (st && ((!i && !(st->has_nodes && st->nodes > 1)) || (t->has_zombie && t->zombie) ||
+		   t->n_tids != 1 ||
 		   (st->nspace && (!st->nspace[0] || strlen(st->nspace) > 255)) || !st->job_size ||
 		   st->job_size > (1u << 16))) {
 		pr_err("inventory.img: pid %u: a bad srun step's client", t->pid);

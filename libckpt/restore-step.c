@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -85,6 +86,12 @@ static int low_end(struct restore_ctx *c, uint32_t pid, int role, int *next)
 	return (*next)++;
 }
 
+/* A step with ranks here and on other nodes: its fences are relayed. */
+static int spans_nodes(const StepEntry *st)
+{
+	return st->has_nodes && st->nodes > 1 && !st->remote_nodes;
+}
+
 /* ckpt-step's command line (step/ckpt-step.c documents it). */
 static int proxy_argv(struct restore_ctx *c, size_t idx, char ***argv)
 {
@@ -96,6 +103,8 @@ static int proxy_argv(struct restore_ctx *c, size_t idx, char ***argv)
 	if (!ret && st->nspace) /* none: a step without PMIx */
 		ret = add_arg(argv, &n, "--nspace=%s", st->nspace);
 	ret = ret ? ret : add_arg(argv, &n, "--job-size=%u", st->job_size);
+	if (!ret && spans_nodes(st))
+		ret = add_arg(argv, &n, "--fence-relay=%s", c->step_relay);
 	ret = ret ? ret : add_arg(argv, &n, "--uid=%u", st->uid);
 	ret = ret ? ret : add_arg(argv, &n, "--gid=%u", st->gid);
 	/* root's own step: its proxy is root's too, as its srun was */
@@ -145,6 +154,8 @@ static int remote_argv(struct restore_ctx *c, size_t idx, char ***argv)
 		ret = add_arg(argv, &n, "%s", c->opts->step_remote_argv[i]);
 	if (!ret && c->net_lock[0])
 		ret = add_arg(argv, &n, "--net-lock=%s", c->net_lock);
+	if (!ret && spans_nodes(st))
+		ret = add_arg(argv, &n, "--relay=%s", c->step_relay);
 	return ret;
 }
 
@@ -158,6 +169,21 @@ static void exec_remote(struct restore_ctx *c, size_t idx, char **argv)
 	_exit(127);
 }
 
+/* The other nodes' coordinator, as ckpt-step's child (it reaps it):
+ * with srun's stdio only, none of the ranks' ends. */
+static void launch_remote(struct restore_ctx *c, size_t idx, char **argv)
+{
+	pid_t pid = fork();
+	if (pid < 0) {
+		pr_err("pid %u: the step proxy: fork: %s", c->tasks[idx].te->pid, strerror(errno));
+		_exit(1);
+	}
+	if (pid == 0) {
+		close_range(3, ~0U, 0);
+		exec_remote(c, idx, argv);
+	}
+}
+
 /* Wait until the driver lets the tree go: a byte per proxy. */
 static int wait_go(struct restore_ctx *c)
 {
@@ -169,18 +195,56 @@ static int wait_go(struct restore_ctx *c)
 	return n == 1 ? 0 : -EPIPE;
 }
 
+/*
+ * The relay of a step with ranks on several nodes: on the batch node a
+ * name of our drawing (unguessable: another user of the node could take
+ * a name it can guess first, and fail the restore), which the coordinator
+ * we start gets too; on another node the one its coordinator gave.
+ */
+static int relay_name(struct restore_ctx *c, const StepEntry *st)
+{
+	uint64_t r;
+	const char *given = c->opts->step_relay;
+	if (given) {
+		size_t n = strlen(given);
+		if (!n || n >= sizeof(c->step_relay) || strspn(given, "0123456789abcdefghijklmnopqrstuvwxyz.") != n) {
+			pr_err("--step-relay '%.80s': not a relay's name (up to %zu of [0-9a-z.])",
+			       given, sizeof(c->step_relay) - 1);
+			return -EINVAL;
+		}
+		memcpy(c->step_relay, given, n + 1);
+		return 0;
+	}
+	if (!c->opts->step_remote_argv) {
+		pr_err("step %u: its %u ranks ran on %u nodes: the job's set restores on its "
+		       "batch node, with the other nodes' parts (ckptctl restore --job JOB in "
+		       "the job)", st->step_id, st->job_size, st->nodes);
+		return -EINVAL;
+	}
+	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+		return -EIO;
+	snprintf(c->step_relay, sizeof(c->step_relay), "%u.%016llx", st->step_id,
+		 (unsigned long long)r);
+	return 0;
+}
+
 int restore_step_prepare(struct restore_ctx *c)
 {
 	int p[2], ret;
 	size_t remote = 0;
 	for (size_t i = 0; i < c->nr_tasks; i++) {
 		c->nr_proxies += restore_task_proxy(&c->tasks[i]);
-		if (!restore_task_proxy(&c->tasks[i]) || !c->tasks[i].te->step->remote_nodes)
+		if (!restore_task_proxy(&c->tasks[i]))
 			continue;
 		const StepEntry *st = c->tasks[i].te->step;
+		if (spans_nodes(st) && (ret = relay_name(c, st)))
+			return ret;
+		if (!st->remote_nodes && !(spans_nodes(st) && !c->opts->step_relay))
+			continue;
 		/* one coordinator restores every other node's part */
 		if (!c->opts->step_remote_argv || remote++) {
-			pr_err("step %u: its tasks ran on %s: %s", st->step_id, st->remote_nodes,
+			pr_err("step %u: its tasks ran on %s: %s", st->step_id,
+			       st->remote_nodes ? st->remote_nodes : "several nodes",
 			       remote > 1 ? "a second step across nodes is not restorable yet" :
 					    "the job's set restores on its batch node, with the other "
 					    "nodes' parts (ckptctl restore --job JOB in the job)");
@@ -232,9 +296,15 @@ void restore_step_proxy(struct restore_ctx *c, size_t idx)
 	/* srun's 0-2 as the proxy's own; every other fd of ours goes but the
 	 * ends ckpt-step gets and what the restore still needs */
 	int remote = me->step->remote_nodes != NULL;
+	/* ranks here and elsewhere, from the batch node: ckpt-step for ours,
+	 * and the coordinator's srun for the other nodes' parts */
+	char **launch = NULL;
+	int both = spans_nodes(me->step) && !c->opts->step_relay;
 	int ret = files_install(&c->files, idx, keep, 5, c->fd_base);
 	if (!ret)
 		ret = remote ? remote_argv(c, idx, &argv) : proxy_argv(c, idx, &argv);
+	if (!ret && both)
+		ret = remote_argv(c, idx, &launch);
 	if (!ret)
 		ret = report_ready(c, (pid_t)me->pid);
 	if (!ret)
@@ -254,6 +324,8 @@ void restore_step_proxy(struct restore_ctx *c, size_t idx)
 	}
 	if (remote)
 		exec_remote(c, idx, argv);
+	if (both)
+		launch_remote(c, idx, launch);
 	/* everything of the restore at or above fd_base is O_CLOEXEC */
 	extern char **environ;
 	syscall(SYS_execveat, c->step_exe, "", argv, environ, AT_EMPTY_PATH);

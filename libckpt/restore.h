@@ -62,6 +62,7 @@ struct restore_ctx {
 	 * the pipe on which the driver lets them go */
 	int nr_proxies;
 	int step_exe, step_go_r, step_go_w;
+	char step_relay[64]; /* a step on several nodes: its fence relay */
 	/* lazy restore: the page server's socket (lazy_w: the processes'
 	 * end, >= fd_base), the server (lazy-serve.c) */
 	int lazy_r, lazy_w;

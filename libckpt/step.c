@@ -218,12 +218,16 @@ int step_entry_read(const struct frozen_tree *tree, int i, StepEntry *out)
 	if (!id) {
 		pr_err("step %d: task %d: no step id in its environment", client->step - 1, first);
 		ret = -ENOTSUP;
-	} else if (!nodes || strcmp(nodes, "1") || out->job_size != st->nr_tasks) {
-		pr_err("step %u: %s nodes, %u tasks of which %zu here: a step across nodes is "
-		       "not restorable yet (docs/coordinator.md)",
-		       out->step_id, nodes ? nodes : "?", out->job_size, st->nr_tasks);
+	} else if (!nodes || !(out->nodes = (uint32_t)strtoul(nodes, NULL, 10)) ||
+		   (out->nodes == 1 && out->job_size != st->nr_tasks) ||
+		   out->job_size < st->nr_tasks) {
+		pr_err("step %u: %s nodes, %u tasks of which %zu here: not a step this dump "
+		       "understands", out->step_id, nodes ? nodes : "?", out->job_size,
+		       st->nr_tasks);
 		ret = -ENOTSUP;
 	}
+	/* ranks on other nodes: their parts hold them, the fences relayed */
+	out->has_nodes = out->nodes > 1;
 	out->security = ckpt_environ_get(first, "PMIX_SECURITY_MODE");
 	out->bfrops = ckpt_environ_get(first, "PMIX_BFROPS_MODULE"); /* unset: the library's */
 	out->buffer_type = ckpt_environ_get(first, "PMIX_BFROP_BUFFER_TYPE");

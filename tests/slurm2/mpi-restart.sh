@@ -18,13 +18,23 @@
 # batch script's part comes back on ckn2 and ckn2's on ckn3, every rank on
 # another node and every connection on other addresses).  All over btl
 # self,tcp.  ring2-twice: vacated, restored, vacated and restored again.
+# srun-ring2-vacate, srun-ring4-preempt: the ring as an `srun --mpi=pmix
+# -N2` step of the batch script instead of under mpirun (srun-allreduce2-
+# preempt and srun-ring2-nodelost too): the ranks on ckn2
+# are slurmstepd's children, their part's root the coordinator's
+# stand-in, and every node's step proxy relays its fences through its
+# ckpt-coord (docs/coordinator.md).
 . "$(dirname "$0")/lib.sh"
 RING=$1 ALLREDUCE=$2 CASE=$3
 if [ "$RING" = none ] || ! command -v mpirun >/dev/null; then
 	echo "$NAME: no OpenMPI (scripts/setup installs it): skipped"
 	exit 77
 fi
+launch="mpirun -n \$n --map-by node"
 case $CASE in
+srun-*) launch="srun --mpi=pmix -N2 -n \$n" ;;
+esac
+case ${CASE#srun-} in
 ring2-vacate | ring2-nodelost) n=2 prog="ring 500 20" progress='^round ' ;;
 ring2-twice) n=2 prog="ring 800 20" progress='^round ' ;;
 ring4-preempt) n=4 prog="ring 400 20" progress='^round ' ;;
@@ -42,7 +52,8 @@ cat >"$T/u/job.sh" <<S
 echo "start of run \${SLURM_RESTART_COUNT:-0}"
 export OMPI_MCA_btl=self,tcp OMPI_MCA_btl_tcp_if_include=10.77.0.0/24
 export OMPI_MCA_oob_tcp_if_include=10.77.0.0/24 OMPI_MCA_plm=slurm
-mpirun -n $n --map-by node $T/u/$prog
+n=$n
+$launch $T/u/$prog
 echo "exit status \$?"
 S
 chmod 755 "$T/u/job.sh"
@@ -67,7 +78,7 @@ wait_for 60 "job $id to make progress" progressed 2
 # vacate, or a preemption), let it run again, see it restored.
 cycle() {
 	local n=$1 what
-	if [ "$CASE" = ring4-preempt ] || [ "$CASE" = allreduce2-preempt ]; then
+	if [[ $CASE = *-preempt ]]; then
 		high=$(submit -N1 -w ckn1 -p high --exclusive -o "$T/high.out" \
 			--wrap='sleep 3; echo high ran')
 		JOBS+=("$high")
@@ -89,7 +100,7 @@ cycle() {
 	wait_for 60 "job $id to be requeued" restarts_is "$id" "$n"
 	[ -z "${high:-}" ] || wait_for 60 "job $high to complete" state_is "$high" COMPLETED
 	want=ckn[1-2]
-	if [ "$CASE" = ring2-nodelost ]; then
+	if [[ $CASE = *ring2-nodelost ]]; then
 		# back for the next test: resumed, and idle before this one ends
 		at_exit "scontrol update nodename=ckn1 state=resume >/dev/null 2>&1;
 			for _ in \$(seq 100); do sinfo -h -n ckn1 -o %t | grep -qx idle && break; sleep 0.2; done"

@@ -307,6 +307,10 @@ struct ckpt_restore_opts {
 	 * "--net-lock=NAME" added, in this environment (NULL: ours). */
 	const char *const *step_remote_argv;
 	const char *const *step_env;
+	/* A node's part of a set whose srun step had ranks on several nodes:
+	 * the step proxy's fences go through this node's ckpt-coord --relay
+	 * NAME (ckptctl restore --step-relay, given by ckpt-coord). */
+	const char *step_relay;
 };
 
 /* A multi-node set restored from its batch node (docs/coordinator.md
