@@ -207,7 +207,8 @@ static int relay_name(struct restore_ctx *c, const StepEntry *st)
 	const char *given = c->opts->step_relay;
 	if (given) {
 		size_t n = strlen(given);
-		if (!n || n >= sizeof(c->step_relay) || strspn(given, "0123456789abcdefghijklmnopqrstuvwxyz.") != n) {
+		if (!n || n >= sizeof(c->step_relay) ||
+		    strspn(given, "0123456789abcdefghijklmnopqrstuvwxyz.") != n) {
 			pr_err("--step-relay '%.80s': not a relay's name (up to %zu of [0-9a-z.])",
 			       given, sizeof(c->step_relay) - 1);
 			return -EINVAL;
