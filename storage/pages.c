@@ -477,25 +477,26 @@ static size_t parent_first(const struct page_hashes *ph, uint64_t vaddr)
 }
 
 /*
- * Does lz4 shrink this page?  Asked of two samples of PROBE_BYTES (its
- * start and its middle), a tenth of the cost of compressing the page: one
- * that neither sample shrinks by a sixteenth is taken for random data and
- * stored raw.  A wrong guess costs room or time, never data.
+ * Does lz4 shrink this page?  Asked of a sample, PROBE_PIECES pieces of
+ * PROBE_BYTES / PROBE_PIECES bytes from across the page put end to end,
+ * at a tenth of the cost of compressing the page: one whose sample does
+ * not shrink by a sixteenth is taken for random data and stored raw.
+ * (Two samples of 256 bytes, start and middle, cost 11% of the dump.)
+ * A wrong guess costs room or time, never data.
  */
 #define PROBE_BYTES 256
+#define PROBE_PIECES 4
 
 static int page_compresses(LZ4_stream_t *probe, const uint8_t *p)
 {
-	char out[LZ4_COMPRESSBOUND(PROBE_BYTES)];
+	const size_t piece = PROBE_BYTES / PROBE_PIECES;
+	char in[PROBE_BYTES], out[LZ4_COMPRESSBOUND(PROBE_BYTES)];
 
-	for (size_t off = 0; off < PAGE_SIZE_; off += PAGE_SIZE_ / 2) {
-		LZ4_resetStream_fast(probe);
-		int n = LZ4_compress_fast_continue(probe, (const char *)p + off, out, PROBE_BYTES,
-						   (int)sizeof(out), 1);
-		if (n > 0 && n < PROBE_BYTES - PROBE_BYTES / 16)
-			return 1;
-	}
-	return 0;
+	for (size_t i = 0; i < PROBE_PIECES; i++)
+		memcpy(in + i * piece, p + i * (PAGE_SIZE_ / PROBE_PIECES), piece);
+	LZ4_resetStream_fast(probe);
+	int n = LZ4_compress_fast_continue(probe, in, out, PROBE_BYTES, (int)sizeof(out), 1);
+	return n > 0 && n < PROBE_BYTES - PROBE_BYTES / 16;
 }
 
 /* Zero, same as the parent's page at that address, or new: for each page
