@@ -111,7 +111,8 @@ struct page_worker_buf {
 	size_t nr_runs;
 	struct page_chunk pend[IMG_CHUNK_PAGES];
 	size_t nr_pend;
-	uint32_t packed; /* pages packed at the start of `in` */
+	uint32_t packed;    /* pages packed from page pack_base of `in` */
+	uint32_t pack_base; /* where the first stretch of the block was read */
 	/* the raw block being gathered: its stretches where they were read */
 	struct iovec raw_iov[PAGE_BATCH_PAGES];
 	size_t nr_raw_iov;
@@ -357,9 +358,9 @@ static int pend_done(struct page_writer *w, struct page_worker_buf *b, uint64_t 
  * shared by its pending chunks, then hand the chunks to the writer. */
 static int store_block(struct page_writer *w, struct page_worker_buf *b)
 {
+	const uint8_t *in = b->in + (size_t)b->pack_base * PAGE_SIZE_;
 	int len = b->packed * PAGE_SIZE_, raw = 0;
-	int clen = len ? LZ4_compress_default((const char *)b->in, (char *)b->out, len, b->out_cap)
-		       : 0;
+	int clen = len ? LZ4_compress_default((const char *)in, (char *)b->out, len, b->out_cap) : 0;
 	const uint8_t *data = b->out;
 	uint64_t offset = 0;
 	uint32_t crc = 0, pages = b->packed;
@@ -367,7 +368,7 @@ static int store_block(struct page_writer *w, struct page_worker_buf *b)
 
 	if (len && (clen <= 0 || clen >= len)) {
 		clen = len;
-		data = b->in;
+		data = in;
 		raw = 1;
 	}
 	if (len) {
@@ -449,10 +450,16 @@ static int pend_stretch(struct page_writer *w, struct page_worker_buf *b, uint64
 	if (kind == PAGE_SAME) {
 		c->in_parent = 1;
 	} else {
+		/* A block starts where its first stretch was read (a long
+		 * one after raw pages is not moved); the zero, same and raw
+		 * pages between its stretches are dropped. */
+		if (!b->packed)
+			b->pack_base = at;
+		uint32_t to = b->pack_base + b->packed;
 		c->block_skip = b->packed;
-		if (b->packed != at) /* the zero and same pages before are dropped */
-			memmove(b->in + (size_t)b->packed * PAGE_SIZE_,
-				b->in + (size_t)at * PAGE_SIZE_, (size_t)nr * PAGE_SIZE_);
+		if (to != at)
+			memmove(b->in + (size_t)to * PAGE_SIZE_, b->in + (size_t)at * PAGE_SIZE_,
+				(size_t)nr * PAGE_SIZE_);
 		b->packed += nr;
 	}
 	if (chunk_hashes(c, b->hash + at))
