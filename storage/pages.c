@@ -486,24 +486,43 @@ static size_t parent_first(const struct page_hashes *ph, uint64_t vaddr)
 /*
  * Does lz4 shrink this page?  Asked of a sample, PROBE_PIECES pieces of
  * PROBE_BYTES / PROBE_PIECES bytes from across the page put end to end,
- * at a tenth of the cost of compressing the page: one whose sample does
- * not shrink by a sixteenth is taken for random data and stored raw.
+ * at a tenth of the cost of compressing the page.  A sample too short for
+ * lz4 to find the repeats of moderately redundant data (small integers,
+ * words: lz4 shrinks such pages to 0.8) says no to them as to random
+ * data, so a sample that does not shrink by a sixteenth must also look
+ * random byte by byte (PROBE_DISTINCT byte values or more; random bytes
+ * give 150-170, such data 20-65) for its page to be stored raw.
  * (Two samples of 256 bytes, start and middle, cost 11% of the dump.)
  * A wrong guess costs room or time, never data.
  */
 #define PROBE_BYTES 256
 #define PROBE_PIECES 4
+#define PROBE_DISTINCT 80
+
+static int distinct_bytes(const uint8_t *p, size_t len)
+{
+	uint64_t seen[4] = { 0 };
+
+	for (size_t i = 0; i < len; i++)
+		seen[p[i] >> 6] |= 1ull << (p[i] & 63);
+	return __builtin_popcountll(seen[0]) + __builtin_popcountll(seen[1]) +
+	       __builtin_popcountll(seen[2]) + __builtin_popcountll(seen[3]);
+}
 
 static int page_compresses(LZ4_stream_t *probe, const uint8_t *p)
 {
 	const size_t piece = PROBE_BYTES / PROBE_PIECES;
-	char in[PROBE_BYTES], out[LZ4_COMPRESSBOUND(PROBE_BYTES)];
+	uint8_t in[PROBE_BYTES];
+	char out[LZ4_COMPRESSBOUND(PROBE_BYTES)];
 
 	for (size_t i = 0; i < PROBE_PIECES; i++)
 		memcpy(in + i * piece, p + i * (PAGE_SIZE_ / PROBE_PIECES), piece);
 	LZ4_resetStream_fast(probe);
-	int n = LZ4_compress_fast_continue(probe, in, out, PROBE_BYTES, (int)sizeof(out), 1);
-	return n > 0 && n < PROBE_BYTES - PROBE_BYTES / 16;
+	int n = LZ4_compress_fast_continue(probe, (const char *)in, out, PROBE_BYTES,
+					   (int)sizeof(out), 1);
+	if (n > 0 && n < PROBE_BYTES - PROBE_BYTES / 16)
+		return 1;
+	return distinct_bytes(in, sizeof(in)) < PROBE_DISTINCT;
 }
 
 /* Zero, same as the parent's page at that address, or new: for each page
