@@ -491,8 +491,10 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	}
 	if (!o->gate && (ret = dump_target_open(o, &target, &set)))
 		return ret;
-	/* thawed before the commit: the files' fsyncs wait for it */
-	if (set && want_snapshots(o))
+	/* The files' fsyncs wait for the commit: a snapshot's tree is
+	 * thawed before it, and done together they share a journal commit
+	 * instead of one each as a file is closed (a dozen small files). */
+	if (set)
 		img_set_defer_sync(set);
 	/* what a frozen tree would otherwise wait for */
 	placement_load();

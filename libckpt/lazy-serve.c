@@ -173,6 +173,25 @@ static int same_block(const struct page_chunk *a, const struct page_chunk *b)
 	       chunk_end(b) - a->vaddr <= MAX_SPAN;
 }
 
+/* The first and last chunks of ch's block.  They need not be its
+ * neighbours: a batch's raw pages and its compressed ones are two blocks
+ * whose chunks alternate (pages.c); the chunks between are loaded too. */
+static void block_bounds(const struct rst_task *t, const struct page_chunk *ch,
+			 const struct page_chunk **first, const struct page_chunk **last)
+{
+	const struct page_chunk *end = t->chunks + t->nr_chunks;
+
+	*first = *last = ch;
+	for (const struct page_chunk *p = ch; p > t->chunks && chunk_end(ch) - p[-1].vaddr <= MAX_SPAN;
+	     p--)
+		if (same_block(p - 1, ch))
+			*first = p - 1;
+	for (const struct page_chunk *p = ch + 1; p < end && chunk_end(p) - (*first)->vaddr <= MAX_SPAN;
+	     p++)
+		if (same_block(*first, p))
+			*last = p;
+}
+
 static const struct page_chunk *chunk_of(const struct rst_task *t, uint64_t img)
 {
 	size_t lo = 0, hi = t->nr_chunks;
@@ -284,13 +303,12 @@ static int fill_chunk(struct server *s, struct lazy_mm *m, const struct lazy_ran
 {
 	const struct rst_task *t = &s->c->tasks[m->task];
 	const struct page_chunk *ch = chunk_of(t, r->img + (addr - r->start));
-	const struct page_chunk *first = ch, *last = ch, *end = t->chunks + t->nr_chunks;
+	const struct page_chunk *first, *last, *end = t->chunks + t->nr_chunks;
 	int ret;
 
 	if (!ch) /* not from this image: cannot happen, ranges come from chunks */
 		return cut_range(m, r->start, r->end);
-	while (first > t->chunks && same_block(first - 1, last))
-		first--;
+	block_bounds(t, ch, &first, &last);
 	while (last + 1 < end && (same_block(first, last + 1) ||
 				  (wide && chunk_end(last + 1) - first->vaddr <= STREAM_SPAN)))
 		last++;

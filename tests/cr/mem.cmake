@@ -39,3 +39,6 @@ cr_case(cr_cow_pidns cow 60 --restore-opt --pidns --restore-opt always)
 cr_program(fragmem)
 cr_case(cr_mem_fragmented fragmem 90)
 cr_case(cr_mem_fragmented_twice fragmem 120 --leave-running-twice)
+# Text and random pages alternate: the random ones go raw, in blocks of
+# their own gathered from where they were read, to a page server too.
+cr_case(cr_mem_fragmented_page_server fragmem 90 --page-server)
