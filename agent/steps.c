@@ -177,6 +177,7 @@ static int connected_to(pid_t pid, unsigned port)
 	return found;
 }
 
+/* pid's parent (/proc/PID/stat), or 0. */
 static pid_t parent_of(pid_t pid)
 {
 	char path[64], buf[512];
@@ -235,19 +236,7 @@ int steps_stand_in(const struct job *j, const RpcDump *d, pid_t caller, struct j
 static int below(pid_t pid, pid_t root)
 {
 	for (int hops = 0; pid > 1 && hops < 4096; hops++) {
-		char path[64], buf[512];
-		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-		if (fd >= 0)
-			close(fd);
-		if (n <= 0)
-			return 0;
-		buf[n] = 0;
-		char *paren = strrchr(buf, ')');
-		int ppid = 0;
-		if (!paren || sscanf(paren + 1, " %*c %d", &ppid) != 1)
-			return 0;
+		pid_t ppid = parent_of(pid);
 		if (ppid == root)
 			return 1;
 		pid = ppid;
