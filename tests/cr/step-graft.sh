@@ -10,7 +10,8 @@
 # child-crash the proxy dies during the restore: the restore fails and
 # leaves no process of the set behind.  A set crafted so that the step's
 # tasks ran on other nodes (remote_nodes: a multi-node set's batch part)
-# is refused by a hand restore, by name.
+# is refused by a hand restore, by name; so is one crafted so that its
+# ranks were here and on another node (its fences need the relay).
 #   step-graft.sh CKPTCTL CKPT-STEP
 set -euo pipefail
 CKPTCTL=$1 STEP=$2
@@ -101,6 +102,20 @@ s[0]['step']['remote_nodes'] = 'ckn[2-3]'" || fail "crafting remote_nodes"
 		! pgrep -f "$T/(task|script).sh" >/dev/null ||
 			fail "left behind: $(pgrep -af "$T/(task|script).sh")"
 		echo "ok: a step recorded on ckn[2-3] refused by hand: $(cat "$T/restore.out")"
+		# and one whose ranks were here and on another node (step_entry
+		# nodes 2): only the job's restore relays its fences
+		python3 "$(dirname "$0")/../security/imgedit.py" "$CKPTCTL" "$T/img" inventory.img "
+s = [t for t in E['tasks'] if 'step' in t][0]['step']
+del s['remote_nodes']
+s['nodes'] = 2" || fail "crafting nodes"
+		"$CKPTCTL" restore -D "$T/img" -d >"$T/restore.out" 2>&1 &&
+			fail "a step of two nodes restored by hand"
+		grep -q "ranks ran on 2 nodes: the job's set restores on its batch node" \
+			"$T/restore.out" || fail "refused without naming the nodes: $(cat "$T/restore.out")"
+		sleep 0.3
+		! pgrep -f "$T/(task|script).sh" >/dev/null ||
+			fail "left behind: $(pgrep -af "$T/(task|script).sh")"
+		echo "ok: a step on 2 nodes refused by hand: $(cat "$T/restore.out")"
 	elif [ "$1" = none ]; then
 		"$CKPTCTL" restore -D "$T/img" -d --pidfile "$T/pid" >"$T/restore.out" 2>&1 ||
 			fail "restore: $(cat "$T/restore.out")"
