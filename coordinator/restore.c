@@ -19,6 +19,7 @@
  * ends its tree and the srun fails, as a lost daemon's step would.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@
 struct part_restore {
 	pid_t ckptctl;     /* the restore of this node's part, waiting for its tree */
 	char lock[128];    /* its kept network lock */
+	int ended, status; /* ckptctl reaped already (serve_relay), its wait status */
 };
 
 /* ckptctl beside us, or the build tree's. */
@@ -153,7 +155,7 @@ static int unlock(const char *lock)
 static int end_part(struct part_restore *pr)
 {
 	int st = 0;
-	if (pr->ckptctl <= 0)
+	if (pr->ckptctl <= 0 || pr->ended)
 		return 0;
 	kill(pr->ckptctl, SIGTERM);
 	waitpid(pr->ckptctl, &st, 0);
@@ -162,10 +164,10 @@ static int end_part(struct part_restore *pr)
 
 static int part_status(struct part_restore *pr)
 {
-	int st = 0;
+	int st = pr->status;
 	if (pr->ckptctl <= 0)
 		return 0;
-	while (waitpid(pr->ckptctl, &st, 0) < 0)
+	while (!pr->ended && waitpid(pr->ckptctl, &st, 0) < 0)
 		if (errno != EINTR)
 			return 1;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -179,12 +181,30 @@ static int part_status(struct part_restore *pr)
  */
 #define RELAY_FIRST_S 120 /* for the proxy to connect, once all run */
 
+/* Until a proxy connects: a node's part may have none (a task of its own
+ * tree, no PMIx), and then its end is the relay's; the batch node's proxy
+ * always comes. */
+static int wait_proxy(int listener, struct part_restore *pr)
+{
+	for (int ms = 0; pr->ckptctl > 0 || ms < RELAY_FIRST_S * 1000; ms += 200) {
+		struct pollfd p = { .fd = listener, .events = POLLIN };
+		if (poll(&p, 1, 200) > 0)
+			return 1;
+		if (pr->ckptctl > 0 && waitpid(pr->ckptctl, &pr->status, WNOHANG) == pr->ckptctl) {
+			pr->ended = 1;
+			return 0;
+		}
+	}
+	return -ETIMEDOUT;
+}
+
 static int serve_relay(const struct coord_restore *r, struct fence *f, int listener,
-		       uint32_t rank)
+		       uint32_t rank, struct part_restore *pr)
 {
 	if (listener < 0)
 		return 0;
-	int ret = relay_run(f, listener, RELAY_FIRST_S);
+	int ret = wait_proxy(listener, pr);
+	ret = ret == 1 ? relay_run(f, listener, 0) : ret;
 	close(listener);
 	if (ret)
 		fprintf(stderr, "ckpt-coord: job %u: rank %u: the step's fence relay failed: %s\n",
@@ -230,7 +250,7 @@ int coord_restore(struct coord_restore *r, uint32_t rank, uint32_t size, struct 
 			end_part(&pr) ? "; this node's part ended" : "");
 		return 1;
 	}
-	if (serve_relay(r, f, listener, rank) && end_part(&pr))
+	if (serve_relay(r, f, listener, rank, &pr) && end_part(&pr))
 		return 1;
 	return part_status(&pr);
 }

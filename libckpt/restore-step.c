@@ -13,6 +13,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,10 +87,17 @@ static int low_end(struct restore_ctx *c, uint32_t pid, int role, int *next)
 	return (*next)++;
 }
 
-/* A step with ranks here and on other nodes: its fences are relayed. */
+/* A step with tasks here and on other nodes: the batch node's proxy
+ * starts the coordinator that restores the others. */
 static int spans_nodes(const StepEntry *st)
 {
 	return st->has_nodes && st->nodes > 1 && !st->remote_nodes;
+}
+
+/* ... and with PMIx: its fences are relayed between the nodes' proxies. */
+static int relayed(const StepEntry *st)
+{
+	return spans_nodes(st) && st->nspace;
 }
 
 /* ckpt-step's command line (step/ckpt-step.c documents it). */
@@ -103,7 +111,7 @@ static int proxy_argv(struct restore_ctx *c, size_t idx, char ***argv)
 	if (!ret && st->nspace) /* none: a step without PMIx */
 		ret = add_arg(argv, &n, "--nspace=%s", st->nspace);
 	ret = ret ? ret : add_arg(argv, &n, "--job-size=%u", st->job_size);
-	if (!ret && spans_nodes(st))
+	if (!ret && relayed(st))
 		ret = add_arg(argv, &n, "--fence-relay=%s", c->step_relay);
 	ret = ret ? ret : add_arg(argv, &n, "--uid=%u", st->uid);
 	ret = ret ? ret : add_arg(argv, &n, "--gid=%u", st->gid);
@@ -154,7 +162,7 @@ static int remote_argv(struct restore_ctx *c, size_t idx, char ***argv)
 		ret = add_arg(argv, &n, "%s", c->opts->step_remote_argv[i]);
 	if (!ret && c->net_lock[0])
 		ret = add_arg(argv, &n, "--net-lock=%s", c->net_lock);
-	if (!ret && spans_nodes(st))
+	if (!ret && relayed(st))
 		ret = add_arg(argv, &n, "--relay=%s", c->step_relay);
 	return ret;
 }
@@ -169,13 +177,19 @@ static void exec_remote(struct restore_ctx *c, size_t idx, char **argv)
 	_exit(127);
 }
 
-/* The other nodes' coordinator, as ckpt-step's child (it reaps it):
- * with srun's stdio only, none of the ranks' ends. */
-static void launch_remote(struct restore_ctx *c, size_t idx, char **argv)
+/* The other nodes' coordinator, as ckpt-step's child, which waits for
+ * it as for a task (--also): with srun's stdio only, none of the ranks'
+ * ends. */
+static void launch_remote(struct restore_ctx *c, size_t idx, char **argv, char ***step_argv)
 {
+	size_t n = 0;
+	while ((*step_argv)[n])
+		n++;
 	pid_t pid = fork();
-	if (pid < 0) {
+	if (pid < 0 || (pid > 0 && add_arg(step_argv, &n, "--also=%d", pid))) {
 		pr_err("pid %u: the step proxy: fork: %s", c->tasks[idx].te->pid, strerror(errno));
+		if (pid > 0)
+			kill(pid, SIGKILL);
 		_exit(1);
 	}
 	if (pid == 0) {
@@ -238,7 +252,7 @@ int restore_step_prepare(struct restore_ctx *c)
 		if (!restore_task_proxy(&c->tasks[i]))
 			continue;
 		const StepEntry *st = c->tasks[i].te->step;
-		if (spans_nodes(st) && (ret = relay_name(c, st)))
+		if (relayed(st) && (ret = relay_name(c, st)))
 			return ret;
 		if (!st->remote_nodes && !(spans_nodes(st) && !c->opts->step_relay))
 			continue;
@@ -326,7 +340,7 @@ void restore_step_proxy(struct restore_ctx *c, size_t idx)
 	if (remote)
 		exec_remote(c, idx, argv);
 	if (both)
-		launch_remote(c, idx, launch);
+		launch_remote(c, idx, launch, &argv);
 	/* everything of the restore at or above fd_base is O_CLOEXEC */
 	extern char **environ;
 	syscall(SYS_execveat, c->step_exe, "", argv, environ, AT_EMPTY_PATH);

@@ -15,7 +15,7 @@
 
 enum { OPT_NSPACE = 256, OPT_SIZE, OPT_UID, OPT_GID, OPT_LABEL, OPT_TMPDIR, OPT_SECURITY,
        OPT_BFROPS, OPT_BUFTYPE, OPT_GDS, OPT_VERSION, OPT_TASK, OPT_PENDING, OPT_ROOT,
-       OPT_RELAY };
+       OPT_RELAY, OPT_ALSO };
 
 static const struct option options[] = {
 	{ "nspace", required_argument, NULL, OPT_NSPACE },
@@ -33,6 +33,7 @@ static const struct option options[] = {
 	{ "pending-out", required_argument, NULL, OPT_PENDING },
 	{ "allow-root", no_argument, NULL, OPT_ROOT },
 	{ "fence-relay", required_argument, NULL, OPT_RELAY },
+	{ "also", required_argument, NULL, OPT_ALSO },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -127,6 +128,11 @@ static int option(struct step *s, int c, const char *arg, bool *allow_root, cons
 	case OPT_PENDING: *pending = arg; return 0;
 	case OPT_ROOT: *allow_root = true; return 0;
 	case OPT_RELAY: s->relay = arg; return 0;
+	case OPT_ALSO:
+		if (parse_ulong(arg, INT_MAX, &v) || !v)
+			return -EINVAL;
+		s->also = (pid_t)v;
+		return 0;
 	}
 	return -EINVAL;
 }

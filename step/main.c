@@ -9,7 +9,7 @@
  *             [--label] [--tmpdir DIR] [--pending-out FILE]
  *             [--security LIST] [--gds LIST] [--buffer-type T]
  *             [--bfrops V] [--pmix-version X.Y.Z] [--allow-root]
- *             [--fence-relay NAME]
+ *             [--fence-relay NAME] [--also PID]
  *
  *   --task      fds this process holds: IN the write end of the rank's
  *               stdin pipe or -1 (closed at once: the step read
@@ -27,6 +27,8 @@
  *               v3 (URI3), v21 (URI21), v20 (URI2) (default v41)
  *   --pmix-version  the rank's libpmix version (default: ours)
  *   --allow-root   tests only: the proxy runs as the job's user
+ *   --also      a child of ours (the srun that restored the other nodes'
+ *               ranks) waited for as a task: its exit status counts
  *   --fence-relay  ranks on other nodes too: fences through this node's
  *               ckpt-coord --relay NAME (relay.c)
  *
@@ -116,13 +118,16 @@ static void reap(struct step *s)
 	int status;
 	pid_t pid;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == s->also)
+			s->also_reaped = true, s->also_status = status;
 		for (int i = 0; i < s->ntasks; i++)
 			if (s->tasks[i].pid == pid) {
 				s->tasks[i].reaped = true;
 				s->tasks[i].status = status;
 				report_exit(&s->tasks[i]);
 			}
+	}
 }
 
 static bool all_reaped(const struct step *s)
@@ -130,7 +135,10 @@ static bool all_reaped(const struct step *s)
 	for (int i = 0; i < s->ntasks; i++)
 		if (!s->tasks[i].reaped)
 			return false;
-	return true;
+	/* our ranks are done: the other nodes' may end too (--also) */
+	if (s->relay)
+		relay_close();
+	return !s->also || s->also_reaped;
 }
 
 /*
@@ -255,6 +263,10 @@ static int exit_code(const struct step *s)
 	}
 	if (WIFSIGNALED(best))
 		return 128 + WTERMSIG(best);
+	/* the other nodes' ranks, through their srun: theirs counts too */
+	if (!WEXITSTATUS(best) && s->also && s->also_status)
+		return WIFSIGNALED(s->also_status) ? 128 + WTERMSIG(s->also_status) :
+						     WEXITSTATUS(s->also_status);
 	return WEXITSTATUS(best);
 }
 
@@ -366,24 +378,32 @@ static int check_user(const struct step *s, bool allow_root)
  * Every --task pid must be our child: we signal them, and only a child's
  * pid cannot be reused under us before we reap it.
  */
+static bool our_child(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	FILE *f;
+	int ppid = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (f && fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
+		sscanf(p + 1, " %*c %d", &ppid);
+	if (f)
+		fclose(f);
+	return ppid == getpid();
+}
+
 static int check_children(const struct step *s)
 {
-	for (int i = 0; i < s->ntasks; i++) {
-		char path[64], buf[512], *p;
-		FILE *f;
-		int ppid = -1;
-
-		snprintf(path, sizeof(path), "/proc/%d/stat", s->tasks[i].pid);
-		f = fopen(path, "re");
-		if (f && fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
-			sscanf(p + 1, " %*c %d", &ppid);
-		if (f)
-			fclose(f);
-		if (ppid != getpid()) {
+	for (int i = 0; i < s->ntasks; i++)
+		if (!our_child(s->tasks[i].pid)) {
 			fprintf(stderr, "ckpt-step: task %u: pid %d is not a child of ckpt-step\n",
 				s->tasks[i].rank, s->tasks[i].pid);
 			return -ESRCH;
 		}
+	if (s->also && !our_child(s->also)) {
+		fprintf(stderr, "ckpt-step: --also %d: not a child of ckpt-step\n", s->also);
+		return -ESRCH;
 	}
 	return 0;
 }

@@ -34,9 +34,10 @@ struct pending {
 static struct {
 	pthread_mutex_t lock;
 	int fd;
+	bool closing; /* relay_close: the answers' end is ours */
 	struct pending q[RELAY_PENDING];
 	size_t head, n;
-} relay = { PTHREAD_MUTEX_INITIALIZER, -1, { { 0 } }, 0, 0 };
+} relay = { PTHREAD_MUTEX_INITIALIZER, -1, false, { { 0 } }, 0, 0 };
 
 static int full_io(int fd, void *buf, size_t n, int writing)
 {
@@ -90,7 +91,7 @@ static void *reader(void *unused)
 		char *data = NULL;
 		uint32_t len = 0;
 		int ret = read_answer(relay.fd, &data, &len);
-		if (ret)
+		if (ret && !relay.closing)
 			fprintf(stderr, "ckpt-step: fence relay: %s\n", strerror(-ret));
 		if (!pop(&p)) {
 			free(data);
@@ -190,4 +191,16 @@ int relay_fence(const char *data, size_t len, relay_cb cb, void *arg)
 	}
 	pthread_mutex_unlock(&relay.lock);
 	return ret;
+}
+
+/* Every local rank has ended: no fence can come, and the relay (and the
+ * other nodes' srun, which we wait for) may end. */
+void relay_close(void)
+{
+	pthread_mutex_lock(&relay.lock);
+	if (relay.fd >= 0 && !relay.closing) {
+		relay.closing = true;
+		shutdown(relay.fd, SHUT_WR);
+	}
+	pthread_mutex_unlock(&relay.lock);
 }

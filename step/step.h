@@ -59,6 +59,9 @@ struct step {
 	bool own_tmpdir; /* ours made: removed at exit */
 	struct pmix_choice pmix;
 	const char *relay; /* --fence-relay NAME: fences across nodes (relay.c) */
+	pid_t also;        /* --also PID: the other nodes' srun, ended as a task */
+	bool also_reaped;
+	int also_status;
 	struct task tasks[STEP_MAX_TASKS];
 	int ntasks;
 };
@@ -80,6 +83,7 @@ int relay_connect(const struct step *s);
  * from the relay's thread with every node's, in the order sent. */
 typedef void (*relay_cb)(int status, char *data, size_t len, void *arg);
 int relay_fence(const char *data, size_t len, relay_cb cb, void *arg);
+void relay_close(void);
 
 /* handshake.c */
 int handshake_connect(const struct step *s, uint32_t rank, int port);

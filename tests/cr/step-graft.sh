@@ -110,7 +110,7 @@ del s['remote_nodes']
 s['nodes'] = 2" || fail "crafting nodes"
 		"$CKPTCTL" restore -D "$T/img" -d >"$T/restore.out" 2>&1 &&
 			fail "a step of two nodes restored by hand"
-		grep -q "ranks ran on 2 nodes: the job's set restores on its batch node" \
+		grep -q "its tasks ran on several nodes: the job's set restores on its batch node" \
 			"$T/restore.out" || fail "refused without naming the nodes: $(cat "$T/restore.out")"
 		sleep 0.3
 		! pgrep -f "$T/(task|script).sh" >/dev/null ||

@@ -5,9 +5,9 @@
 # user's `ckptctl checkpoint able` is answered on either node that a
 # multi-node job's checkpoints are the coordinator's.  `checkpoint create`
 # runs the coordinator's step (ckpt-coord on both nodes, through PMIx):
-# today ckn1's part is refused by name (the job's srun step has a task on
-# the other node, which the engine does not restore yet: docs/coordinator.md
-# "Not yet"), every node thaws, no set is committed and the job goes on.
+# the job's srun step has a task on each node; a set of two parts is
+# committed, every task of both nodes runs on, untraced, and the job goes
+# on.
 . "$(dirname "$0")/lib.sh"
 
 use_test_user
@@ -16,6 +16,7 @@ cd "$T/u" || exit 1
 id=$(as_user sbatch --parsable -N2 --checkpoint -o "$T/u/job.out" \
 	--wrap='srun -N2 --ntasks-per-node=1 sleep 60') || fail "sbatch failed"
 JOBS+=("$id")
+at_exit "rm -rf /var/lib/ckpt/$id"
 wait_for 30 "job $id to run" state_is "$id" RUNNING
 
 # pids NODE: the job's task pids there (scontrol listpids asks the node's
@@ -57,9 +58,9 @@ rc=0
 out=$(on_node ckn1 setpriv --reuid="$U" --regid="$U" --init-groups -- \
 	"$CKPTCTL" checkpoint create "$id" 2>&1) || rc=$?
 echo "$out"
-[ $rc -ne 0 ] && grep -q "node ckn1 (rank 0): frozen: .*a step across nodes is not restorable yet" <<<"$out" ||
+[ $rc -eq 0 ] && grep -q "set [0-9]* committed, 2 nodes" <<<"$out" ||
 	fail "checkpoint create $id: exit $rc: $out"
-[ "$(latest)" = "$before" ] || fail "job $id: a set was committed: $(ls -l "/var/lib/ckpt/$id")"
+[ "$(latest)" != "$before" ] || fail "job $id: no set was committed: $(ls -l "/var/lib/ckpt/$id")"
 for n in ckn1 ckn2; do
 	for p in $(pids $n); do
 		st=$(awk '{ print $3 }' /proc/$p/stat 2>/dev/null) || continue
@@ -70,4 +71,4 @@ done
 state_is "$id" RUNNING || fail "job $id: $(field "$id" JobState)"
 scancel "$id"
 echo "ok: job $id registered with ckn1's and ckn2's own ckptd; able says the coordinator's;" \
-	"create froze both nodes, refused ckn1's part by name and thawed both"
+	"create committed a set of both nodes and thawed both"
