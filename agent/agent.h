@@ -176,12 +176,12 @@ struct job_steps {
 	RpcStep rpc[JOB_STEPS_MAX];
 	RpcStep *ptrs[JOB_STEPS_MAX];
 };
-/* A held dump on a node without the batch script whose tasks are those
- * of one step on several nodes (PMIx clients of their slurmstepd, or
- * several tasks): the stand-in (d->stand_in, a child of the caller, the
- * coordinator) is their client and the part's root.  1 with st filled, 0
- * for one task without PMIx (mpirun's daemon: a tree of its own), -errno
- * with err set.  Under agent.lock. */
+/* A held dump on a node without the batch script whose tasks are ranks
+ * of one step on several nodes (PMIx clients of their slurmstepd): the
+ * stand-in (d->stand_in, a child of the caller, the coordinator) is
+ * their client and the part's root.  1 with st filled, 0 when the tasks
+ * are something else (mpirun's daemon: a tree of its own), -errno with
+ * err set.  Under agent.lock. */
 int steps_stand_in(const struct job *j, const RpcDump *d, pid_t caller, struct job_steps *st,
 		   char *err, size_t errlen);
 /* Does the job have its batch script here?  Under agent.lock. */

@@ -202,17 +202,17 @@ int steps_stand_in(const struct job *j, const RpcDump *d, pid_t caller, struct j
 		unsigned port = ckpt_step_pmix_port(j->pids[i]);
 		clients += port && connected_to(j->pids[i], port);
 	}
-	/* one task, no PMIx (mpirun's daemon, a plain srun task): the part
-	 * is its own tree */
-	if (!clients && j->nr_pids == 1)
+	/* no PMIx (mpirun's daemon, a plain srun task): the part is the
+	 * tasks' own tree, one or refused by name as such */
+	if (!clients)
 		return 0;
 	uint32_t step = j->pid_steps[0];
 	for (size_t i = 0; i < j->nr_pids; i++)
 		if (j->pid_steps[i] != step || step >= SLURM_STEP_SPECIAL ||
-		    (clients && clients != j->nr_pids)) {
-			snprintf(err, errlen, "job %u: the tasks here are not all of one step, all "
-				 "its PMIx clients or none (task %d of step %u): not restorable yet",
-				 j->id, j->pids[i], j->pid_steps[i]);
+		    clients != j->nr_pids) {
+			snprintf(err, errlen, "job %u: the tasks here are not all PMIx clients of one "
+				 "step (task %d of step %u): not restorable yet", j->id, j->pids[i],
+				 j->pid_steps[i]);
 			return -ENOTSUP;
 		}
 	pid_t s = (pid_t)d->stand_in;

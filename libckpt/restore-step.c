@@ -215,11 +215,17 @@ static int wait_go(struct restore_ctx *c)
  * a name it can guess first, and fail the restore), which the coordinator
  * we start gets too; on another node the one its coordinator gave.
  */
-static int relay_name(struct restore_ctx *c, const StepEntry *st)
+static int relay_name(struct restore_ctx *c, const StepEntry *st, int part_root)
 {
 	uint64_t r;
 	const char *given = c->opts->step_relay;
-	if (given) {
+	if (part_root && !given) {
+		pr_err("step %u: its %u ranks ran on %u nodes: this node's part restores with "
+		       "the job's set, through its coordinator (ckptctl restore --job JOB in the "
+		       "job)", st->step_id, st->job_size, st->nodes);
+		return -EINVAL;
+	}
+	if (part_root) {
 		size_t n = strlen(given);
 		if (!n || n >= sizeof(c->step_relay) ||
 		    strspn(given, "0123456789abcdefghijklmnopqrstuvwxyz.") != n) {
@@ -252,9 +258,11 @@ int restore_step_prepare(struct restore_ctx *c)
 		if (!restore_task_proxy(&c->tasks[i]))
 			continue;
 		const StepEntry *st = c->tasks[i].te->step;
-		if (relayed(st) && (ret = relay_name(c, st)))
+		/* the root: a node's part of the step (the stand-in); else the
+		 * batch tree's srun, which restores the other parts */
+		if (relayed(st) && (ret = relay_name(c, st, i == 0)))
 			return ret;
-		if (!st->remote_nodes && !(spans_nodes(st) && !c->opts->step_relay))
+		if (!st->remote_nodes && !(spans_nodes(st) && i != 0))
 			continue;
 		/* one coordinator restores every other node's part */
 		if (!c->opts->step_remote_argv || remote++) {
@@ -314,7 +322,7 @@ void restore_step_proxy(struct restore_ctx *c, size_t idx)
 	/* ranks here and elsewhere, from the batch node: ckpt-step for ours,
 	 * and the coordinator's srun for the other nodes' parts */
 	char **launch = NULL;
-	int both = spans_nodes(me->step) && !c->opts->step_relay;
+	int both = spans_nodes(me->step) && idx != 0; /* the batch tree's srun */
 	int ret = files_install(&c->files, idx, keep, 5, c->fd_base);
 	if (!ret)
 		ret = remote ? remote_argv(c, idx, &argv) : proxy_argv(c, idx, &argv);
