@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/capability.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "priv.h"
@@ -390,26 +391,90 @@ static void free_later(struct mm_dump **later, int nr)
 	free(later);
 }
 
+/* While a check runs on a tree that is not frozen, its lines on stderr
+ * wait in a memfd (check_dump).  Without one they are printed as they
+ * come. */
+struct held_err {
+	int saved, fd;
+	char text[1024]; /* the first of what was held */
+};
+
+static void err_hold(struct held_err *h)
+{
+	fflush(stderr);
+	h->text[0] = '\0';
+	h->fd = memfd_create("ckpt-check-err", MFD_CLOEXEC);
+	h->saved = h->fd < 0 ? -1 : fcntl(2, F_DUPFD_CLOEXEC, 3);
+	if (h->saved >= 0 && dup2(h->fd, 2) < 0) {
+		close(h->saved);
+		h->saved = -1;
+	}
+}
+
+/* Back to the real stderr; `show` prints what was held there. */
+static void err_release(struct held_err *h, int show)
+{
+	char buf[4096];
+	ssize_t n;
+	fflush(stderr);
+	if (h->saved >= 0) {
+		dup2(h->saved, 2);
+		close(h->saved);
+		n = pread(h->fd, h->text, sizeof(h->text) - 1, 0);
+		h->text[n > 0 ? n : 0] = '\0';
+		for (off_t off = 0; show && (n = pread(h->fd, buf, sizeof(buf), off)) > 0; off += n)
+			if (write(2, buf, (size_t)n) != n)
+				break;
+	}
+	if (h->fd >= 0)
+		close(h->fd);
+}
+
+static int check_listed(const struct ckpt_dump_opts *o, const struct frozen_tree *tree)
+{
+	int ret = o->only_uid_set ? check_owner(tree, o->only_uid) : 0;
+	int netns_back = -1;
+	if (!ret)
+		ret = enter_tree_netns(tree, &netns_back);
+	if (!ret)
+		ret = check_refusals(tree, o);
+	int back = leave_tree_netns(netns_back);
+	return ret ? ret : back;
+}
+
 /* --check-only: the dump's checks on the running tree, in the dump's
- * order; no task is seized (list_tree), no parasite, nothing written. */
+ * order; no task is seized (list_tree), no parasite, nothing written.
+ * The tree runs on: a task that exits or execs during the check can
+ * fail it (its files gone, root's once its memory is, its mappings
+ * replaced), which says nothing of the tree.  So a refusal is told only
+ * once the same one came twice in a row, the dead dropped between two
+ * tries (a dump would not have seen them); a few tries at most. */
+#define CHECK_TRIES 8
+
 static int check_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 {
 	struct frozen_tree tree;
+	char last[sizeof(((struct held_err *)0)->text)] = "";
 	int ret = list_tree_steps(o->pid, o->steps, o->nr_steps, &tree);
 	if (ret)
 		return ret;
+	for (int try = 1;; try++) {
+		struct held_err h;
+		err_hold(&h);
+		ret = check_listed(o, &tree);
+		int dropped = ret ? list_tree_drop_dead(&tree) : 0;
+		int again = ret && try < CHECK_TRIES && h.saved >= 0 &&
+			    (dropped || try == 1 || strcmp(h.text, last));
+		err_release(&h, !again);
+		if (!again)
+			break;
+		snprintf(last, sizeof(last), "%s", h.text);
+	}
 	st->nr_tasks = (uint32_t)tree.nr_tasks;
 	for (int i = 0; i < tree.nr_tasks; i++)
 		st->nr_threads += (uint32_t)tree.tasks[i].nr_threads;
-	ret = o->only_uid_set ? check_owner(&tree, o->only_uid) : 0;
-	int netns_back = -1;
-	if (!ret)
-		ret = enter_tree_netns(&tree, &netns_back);
-	if (!ret)
-		ret = check_refusals(&tree, o);
-	int back = leave_tree_netns(netns_back);
 	frozen_tree_free(&tree);
-	return ret ? ret : back;
+	return ret;
 }
 
 /* A held dump at its FROZEN gate: the gate names the directory, which is

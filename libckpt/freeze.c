@@ -46,6 +46,7 @@
 #include "freeze.h"
 
 #define PF_KTHREAD 0x00200000UL
+#define PF_EXITING 0x00000004UL
 #define XSTATE_BUF 16384
 
 struct task_stat {
@@ -75,6 +76,8 @@ static int read_stat(pid_t pid, struct task_stat *st)
 	int n = read_file(path, buf, sizeof(buf));
 	if (n < 0)
 		return n == -ENOENT ? -ESRCH : n;
+	if (n == 0)
+		return -ESRCH; /* reaped as it was read */
 	char *open = strchr(buf, '('), *close = strrchr(buf, ')');
 	if (!open || !close || close < open)
 		return -EINVAL;
@@ -113,14 +116,22 @@ static bool shares_mm(pid_t pid, pid_t other)
 
 /* A vfork parent sleeps uninterruptibly until its child execs or exits:
  * PTRACE_INTERRUPT cannot stop it, and the two share one address space
- * that the dump would split.  Refuse both sides by name. */
+ * that the dump would split.  Most vforks end within microseconds
+ * (posix_spawn, Python's subprocess): -EINPROGRESS, the line kept in
+ * vfork_said, and freeze_tree_steps or list_tree_steps try again a few
+ * times before they refuse both sides by name. */
+#define VFORK_TRIES 50
+#define VFORK_WAIT_US 2000
+static char vfork_said[256];
+
 static int check_vfork(pid_t pid, pid_t ppid, const char *comm)
 {
 	char path[320], buf[4096];
 	if (shares_mm(pid, ppid)) {
-		fprintf(stderr, "pid %d (%s): shares its memory with its parent %d (vfork): not supported\n",
-			pid, comm, ppid);
-		return -ENOTSUP;
+		snprintf(vfork_said, sizeof(vfork_said),
+			 "pid %d (%s): shares its memory with its parent %d (vfork): not supported",
+			 pid, comm, ppid);
+		return -EINPROGRESS;
 	}
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);
 	DIR *d = opendir(path);
@@ -137,9 +148,10 @@ static int check_vfork(pid_t pid, pid_t ppid, const char *comm)
 		     tok = strtok_r(NULL, " \n", &save)) {
 			if (!shares_mm(pid, atoi(tok)))
 				continue;
-			fprintf(stderr, "pid %d (%s): waits for its vfork child %s: not supported\n", pid,
-				comm, tok);
-			ret = -ENOTSUP;
+			snprintf(vfork_said, sizeof(vfork_said),
+				 "pid %d (%s): waits for its vfork child %s: not supported", pid, comm,
+				 tok);
+			ret = -EINPROGRESS;
 		}
 	}
 	if (d)
@@ -149,12 +161,15 @@ static int check_vfork(pid_t pid, pid_t ppid, const char *comm)
 
 /* Can `pid` be frozen at all?  One line on stderr when not.  *stopped:
  * it is in a group stop (SIGSTOP...), which the dump keeps.  With
- * `zombie`, a zombie is accepted and said so. */
+ * `zombie` (a child), a zombie is accepted and said so, and a child gone
+ * is -ESRCH left to the caller to say. */
 static int check_task(pid_t pid, bool *stopped, bool *zombie)
 {
 	struct task_stat st;
 	int ret = read_stat(pid, &st);
 
+	if ((ret == -ESRCH || (ret == 0 && st.state == 'X')) && zombie)
+		return -ESRCH; /* a child, gone: said by the caller */
 	if (ret == -ESRCH || (ret == 0 && st.state == 'X')) {
 		fprintf(stderr, "pid %d: no such process\n", pid);
 		return -ESRCH;
@@ -406,12 +421,16 @@ static int step_client_of(const struct frozen_tree *tree, pid_t pid)
 	return -1;
 }
 
-static int add_child(struct frozen_tree *tree, pid_t child)
+/* A child that was reaped since it was listed in its parent's children
+ * is no longer the tree's (gone_ok); a step's task is. */
+static int add_child(struct frozen_tree *tree, pid_t child, bool gone_ok)
 {
 	if (child <= 0 || has_task(tree, child))
 		return 0;
 	bool stopped = false, zombie = false;
 	int ret = check_task(child, &stopped, &zombie);
+	if (ret == -ESRCH)
+		return gone_ok ? 0 : (fprintf(stderr, "pid %d: no such process\n", child), ret);
 	if (ret)
 		return ret;
 	struct frozen_task *t = add_task(tree, child);
@@ -434,14 +453,17 @@ static int scan_children_file(struct frozen_tree *tree, int i, bool *supported)
 			 tree->tasks[i].threads[j].tid);
 		int n = read_file(path, buf, sizeof(buf));
 		if (n == -ENOENT && j == 0) {
-			*supported = false;
+			/* the kernel has no such file, or the task just exited
+			 * (a listed tree runs on: list_tree drops it) */
+			snprintf(path, sizeof(path), "/proc/%d", tree->tasks[i].pid);
+			*supported = access(path, F_OK) != 0;
 			return 0;
 		}
 		if (n <= 0)
 			continue;
 		char *save = NULL;
 		for (char *tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
-			int ret = add_child(tree, atoi(tok));
+			int ret = add_child(tree, atoi(tok), true);
 			if (ret < 0)
 				return ret;
 			added += ret;
@@ -465,7 +487,7 @@ static int scan_children_proc(struct frozen_tree *tree)
 			continue;
 		if (!has_task(tree, st.ppid) || step_client_of(tree, st.ppid) >= 0)
 			continue;
-		ret = add_child(tree, pid);
+		ret = add_child(tree, pid, true);
 		if (ret < 0)
 			break;
 		added += ret;
@@ -638,11 +660,14 @@ static void read_tree_vids(struct frozen_tree *tree)
 		tree->tasks[i].vppid = tree_vpid(tree, tree->tasks[i].ppid);
 }
 
-/* Parent, group, session, name; a zombie's exit status. */
-static int read_task_ids(struct frozen_task *t, bool root)
+/* Parent, group, session, name; a zombie's exit status.  With gone_ok
+ * (a listed tree, which runs on), a task gone is -ESRCH, left unsaid. */
+static int read_task_ids(struct frozen_task *t, bool root, bool gone_ok)
 {
 	struct task_stat st;
 	int ret = read_stat(t->pid, &st);
+	if (ret == -ESRCH && gone_ok)
+		return ret;
 	if (ret) {
 		fprintf(stderr, "pid %d: reading /proc/%d/stat: %s\n", t->pid, t->pid, strerror(-ret));
 		return ret;
@@ -656,7 +681,7 @@ static int read_task_ids(struct frozen_task *t, bool root)
 
 static int read_task_state(struct frozen_task *t, bool root)
 {
-	int ret = read_task_ids(t, root);
+	int ret = read_task_ids(t, root, false);
 	for (int i = 0; !ret && !t->zombie && i < t->nr_threads; i++)
 		ret = read_thread_regs(t->pid, &t->threads[i]);
 	return ret;
@@ -692,7 +717,7 @@ static int add_step_tasks(struct frozen_tree *tree)
 				fprintf(stderr, "step %zu: task %d is in the tree already\n", s, pid);
 				return -EINVAL;
 			}
-			int ret = add_child(tree, pid);
+			int ret = add_child(tree, pid, false);
 			if (ret < 0)
 				return ret;
 			tree->tasks[tree->nr_tasks - 1].step = (int)s + 1;
@@ -790,8 +815,8 @@ int freeze_tree(pid_t root, struct frozen_tree *tree)
 	return freeze_tree_steps(root, NULL, 0, NULL, tree);
 }
 
-int freeze_tree_steps(pid_t root, const struct ckpt_step *steps, size_t nr_steps,
-		      int (*drained)(const struct frozen_tree *), struct frozen_tree *tree)
+static int freeze_once(pid_t root, const struct ckpt_step *steps, size_t nr_steps,
+		       int (*drained)(const struct frozen_tree *), struct frozen_tree *tree)
 {
 	int ret;
 
@@ -862,13 +887,40 @@ static int list_threads(struct frozen_task *t)
 	return ret;
 }
 
+/* Gone, or on its way (exiting: its memory may already be released),
+ * since list_tree saw it; a zombie seen as one stays until reaped. */
+static bool died_since_listed(const struct frozen_task *t)
+{
+	struct task_stat st;
+	if (read_stat(t->pid, &st))
+		return true;
+	if (t->zombie)
+		return st.state == 'X';
+	return st.state == 'Z' || st.state == 'X' || (st.flags & PF_EXITING);
+}
+
+int list_tree_drop_dead(struct frozen_tree *tree)
+{
+	int dropped = 0;
+	/* Parents come before their children: a dropped task's listed
+	 * children were reparented out of the tree, and go with it. */
+	for (int i = 1; i < tree->nr_tasks; i++) {
+		const struct frozen_task *t = &tree->tasks[i];
+		if (died_since_listed(t) || !has_task(tree, t->ppid)) {
+			drop_task(tree, i--);
+			dropped++;
+		}
+	}
+	return dropped;
+}
+
 int list_tree(pid_t root, struct frozen_tree *tree)
 {
 	return list_tree_steps(root, NULL, 0, tree);
 }
 
-int list_tree_steps(pid_t root, const struct ckpt_step *steps, size_t nr_steps,
-		    struct frozen_tree *tree)
+static int list_once(pid_t root, const struct ckpt_step *steps, size_t nr_steps,
+		     struct frozen_tree *tree)
 {
 	bool stopped = false, children_file = true;
 	int ret, added;
@@ -898,10 +950,20 @@ int list_tree_steps(pid_t root, const struct ckpt_step *steps, size_t nr_steps,
 	}
 	while (!ret && !children_file && (added = scan_children_proc(tree)) != 0)
 		ret = added < 0 ? added : 0;
-	for (int i = 0; !ret && !children_file && i < tree->nr_tasks; i++)
+	for (int i = 0; !ret && !children_file && i < tree->nr_tasks; i++) {
 		ret = list_threads(&tree->tasks[i]);
-	for (int i = 0; ret == 0 && i < tree->nr_tasks; i++)
-		ret = read_task_ids(&tree->tasks[i], i == 0);
+		if (ret == -ESRCH && i > 0) {
+			drop_task(tree, i--);
+			ret = 0;
+		}
+	}
+	for (int i = 0; ret == 0 && i < tree->nr_tasks; i++) {
+		ret = read_task_ids(&tree->tasks[i], i == 0, i > 0);
+		if (ret == -ESRCH && i > 0) { /* it exited meanwhile */
+			drop_task(tree, i--);
+			ret = 0;
+		}
+	}
 	if (!ret)
 		ret = settle_tree(tree);
 	if (ret)
@@ -1002,4 +1064,35 @@ int frozen_tree_where(const struct frozen_tree *tree, long pid, const struct fro
 	}
 	*task = NULL;
 	return 0;
+}
+
+/* A vfork in the tree (check_vfork): wait for it to end, a few times. */
+static int vfork_again(int ret, int *tries)
+{
+	if (ret != -EINPROGRESS)
+		return 0;
+	if (++*tries < VFORK_TRIES) {
+		usleep(VFORK_WAIT_US);
+		return 1;
+	}
+	fprintf(stderr, "%s\n", vfork_said);
+	return 0;
+}
+
+int freeze_tree_steps(pid_t root, const struct ckpt_step *steps, size_t nr_steps,
+		      int (*drained)(const struct frozen_tree *), struct frozen_tree *tree)
+{
+	int ret, tries = 0;
+	while (vfork_again(ret = freeze_once(root, steps, nr_steps, drained, tree), &tries))
+		;
+	return ret == -EINPROGRESS ? -ENOTSUP : ret;
+}
+
+int list_tree_steps(pid_t root, const struct ckpt_step *steps, size_t nr_steps,
+		    struct frozen_tree *tree)
+{
+	int ret, tries = 0;
+	while (vfork_again(ret = list_once(root, steps, nr_steps, tree), &tries))
+		;
+	return ret == -EINPROGRESS ? -ENOTSUP : ret;
 }

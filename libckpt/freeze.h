@@ -80,6 +80,9 @@ int freeze_tree_steps(pid_t root, const struct ckpt_step *steps, size_t nr_steps
 int list_tree(pid_t root, struct frozen_tree *tree);
 int list_tree_steps(pid_t root, const struct ckpt_step *steps, size_t nr_steps,
 		    struct frozen_tree *tree);
+/* Drops from a listed tree the tasks that died since (and what they
+ * had listed below them); returns how many. */
+int list_tree_drop_dead(struct frozen_tree *tree);
 
 /* Pid or tid `host` (ours) as the tree's PID namespace numbers it; 0 when
  * it has no number there. */

@@ -11,6 +11,7 @@
 #   register jobs registered by root on behalf of a user, checkpointed by
 #            job id; the registration survives an agent restart
 #   munge    the protocol over TCP with munge credentials
+#   churn    a user's check-only on a tree whose children come and go
 set -euo pipefail
 CASE=$1 CKPTD=$2 CKPTCTL=$3 COUNTER=$4 BUSY=$5 STRESS=${6:-}
 
@@ -453,6 +454,43 @@ case_periodic() {
 	[ "$kept" -le 2 ] || fail "$kept sets kept, retention.keep is 2"
 	kill -0 "$p" || fail "periodic checkpoints stopped the job"
 	grep -q "periodic checkpoint" "$T/agent.log" || fail "not logged"
+	echo PASS
+}
+
+# dump --check-only by a user on a tree whose children come and go (a
+# job's shell loop: `sleep 0.1` every turn): a child that exits between
+# the listing and the owner check has no memory, so the kernel makes its
+# /proc files root's, and a gone one has none; neither is a task the
+# user does not own.  Nothing is frozen, so the dump itself checks again.
+case_churn() {
+	ensure_user ckpt-test1
+	start_agent
+	install -o ckpt-test1 -g ckpt-test1 -m 644 /dev/null "$T/churn.log"
+	spawn_as ckpt-test1 "$T/churn.log" bash -c 'while :; do /bin/true; done'
+	PIDS+=("$SPAWNED")
+	local pid=$SPAWNED i
+	for _ in $(seq 50); do pgrep -P "$pid" >/dev/null && break; sleep 0.05; done
+	for i in $(seq 200); do
+		as_user ckpt-test1 "$CKPTCTL" dump -t "$pid" --check-only >"$T/c.out" 2>&1 ||
+			fail "check $i of a churning tree: $(cat "$T/c.out")"
+	done
+	kill -0 "$pid" || fail "the loop ended"
+	# ... and what the dump refuses is still refused, by name, every time.
+	install -o ckpt-test1 -g ckpt-test1 -m 644 /dev/null "$T/nl.log"
+	spawn_as ckpt-test1 "$T/nl.log" python3 -c 'import socket, subprocess
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 16)
+print("ready", flush=True)
+while True:
+    subprocess.run(["/bin/true"])'
+	PIDS+=("$SPAWNED")
+	pid=$SPAWNED
+	for _ in $(seq 100); do grep -q ready "$T/nl.log" && break; sleep 0.05; done
+	for i in $(seq 20); do
+		as_user ckpt-test1 "$CKPTCTL" dump -t "$pid" --check-only >"$T/c.out" 2>&1 &&
+			fail "check $i: a netlink socket went through"
+		grep -q "pid $pid: fd [0-9]*: .*not supported" "$T/c.out" ||
+			fail "check $i of a churning tree with a netlink socket: $(cat "$T/c.out")"
+	done
 	echo PASS
 }
 

@@ -47,6 +47,9 @@ cr_case(cr_signals_pidns signals 60 --restore-opt --pidns --restore-opt always)
 # refused by name, without hanging.
 cr_program(vfork)
 cr_case(bad_dump_vfork vfork 60 --expect-dump-fail --expect-msg vfork)
+# ... but the vforks of posix_spawn end at once: waited out, the dump
+# goes through (twice left running, then the cycle).
+cr_case(cr_vfork_spawn vfork 60 --leave-running-twice -- spawn)
 # Trees: zombie children (one a process group leader) stay zombies.
 cr_program(zombie)
 cr_case(cr_zombie zombie 60)
