@@ -318,6 +318,11 @@ static int chunk_load(const struct level *lv, size_t i, uint8_t *buf, uint8_t *o
 		st_err("%s/%s: chunk %zu: read: %s", lv->set->dir, lv->name, i, strerror(-ret));
 		return ret;
 	}
+	/* Read once: its page cache goes back at once, to be the restored
+	 * memory's next pages, rather than each page of both coming fresh
+	 * (this VM's host hands out fresh memory slowly: a 4 GiB restore from
+	 * a cold cache took 3.9-6.1 s with the cache kept, 2.5-3.4 s without). */
+	posix_fadvise(lv->fd, (off_t)c->offset, (off_t)c->comp_len, POSIX_FADV_DONTNEED);
 	if (crc32c(0, c->raw ? out : buf, c->comp_len) != c->crc)
 		return chunk_fail(lv, i, "checksum mismatch");
 	if (!c->raw && LZ4_decompress_safe((const char *)buf, (char *)out, c->comp_len, len) != len)
