@@ -540,7 +540,7 @@ int ckpt_set_constraint(const char *dir, const char *only, char *buf, size_t len
 {
 	struct img_set *set;
 	InventoryEntry *inv = NULL;
-	int ret = img_set_open(dir, &set);
+	int ret = img_set_open_but_pages(dir, &set); /* the inventory is what counts */
 	if (ret)
 		return ret;
 	ret = img_read_one(set, IMG_INVENTORY, "inventory.img", &inventory_entry__descriptor,

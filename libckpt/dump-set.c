@@ -111,7 +111,7 @@ int restore_open_set(const struct ckpt_restore_opts *o, struct img_set **set)
 	int ret;
 
 	if (!o->job)
-		return img_set_open(o->dir, set);
+		return img_set_open_but_pages(o->dir, set);
 	if (o->dir) {
 		pr_err("restore: a job (--job) or an image directory (-D), not both");
 		return -EINVAL;
@@ -119,7 +119,7 @@ int restore_open_set(const struct ckpt_restore_opts *o, struct img_set **set)
 	if ((ret = ckpt_job_latest(o->job, o->base, dir, sizeof(dir))))
 		return ret;
 	pr_info("job %s: restoring %s", o->job, dir);
-	return img_set_open(dir, set);
+	return img_set_open_but_pages(dir, set);
 }
 
 int ckpt_job_next_seq(const char *job, const char *base, uint64_t *seq)

@@ -187,9 +187,9 @@ static int load_task(struct restore_ctx *c, struct rst_task *t)
 
 int restore_load(struct restore_ctx *c)
 {
-	/* lazy: the page data is checked chunk by chunk as the server reads it */
-	int ret = c->opts->lazy && c->opts->dir && !c->opts->job ? img_set_open_lazy(c->opts->dir, &c->set)
-								   : restore_open_set(c->opts, &c->set);
+	/* the page data is checked chunk by chunk as it is loaded (or, lazy,
+	 * as the server reads it) */
+	int ret = restore_open_set(c->opts, &c->set);
 	if (ret)
 		return ret;
 	ret = img_read_one(c->set, IMG_INVENTORY, "inventory.img", &inventory_entry__descriptor,

@@ -19,7 +19,9 @@
  *
  * Read side: img_set_open() reads the manifest and checks every file it
  * lists (present, size, crc32c) before anything else reads them; the crcs
- * are computed over 64 MiB slices on all CPUs and joined per file.  A
+ * are computed over 64 MiB slices on all CPUs and joined per file.
+ * img_set_open_but_pages(), a restore's, leaves out the page data, whose
+ * chunks are checked as they are loaded.  A
  * file that fails is explained by imgset-damage.c: the entry (message
  * image) or the chunk (pages file) where the damage is.
  */
@@ -579,7 +581,7 @@ struct verify {
 	size_t next; /* under lock */
 	pthread_mutex_t lock;
 	int err;
-	int skip_pages; /* img_set_open_lazy: page data is checked per chunk, when read */
+	int skip_pages; /* img_set_open_but_pages: page data is checked per chunk, when read */
 };
 
 /* A file whose bytes the verify does not read (its size it does check). */
@@ -917,7 +919,7 @@ int imgset_read_parts(const char *dir, struct set_part_info *parts, size_t max, 
 	return ret;
 }
 
-int img_set_open_lazy(const char *dir, struct img_set **out)
+int img_set_open_but_pages(const char *dir, struct img_set **out)
 {
 	return open_checked(dir, VERIFY_BUT_PAGES, out);
 }

@@ -59,9 +59,11 @@ struct img_set;
 int img_set_create(const char *dir, struct img_set **out);  /* mkdir -p (0700) if missing, no symlinks */
 int img_set_open(const char *dir, struct img_set **out);    /* for reading: checks manifest + every file's crc */
 /* The same, but the pages-*.img files are only checked for their size:
- * a lazy restore reads them after the tree runs, and each chunk carries
- * its own crc, checked when it is read (pages-read.c). */
-int img_set_open_lazy(const char *dir, struct img_set **out);
+ * each chunk carries its own crc (in the pagemap, which is checked),
+ * verified when it is read (pages-read.c).  What a restore opens: it
+ * reads every page once, not twice (a 4 GiB set: 2 GB less to read
+ * cold), and a bad chunk fails it there, killing what it made. */
+int img_set_open_but_pages(const char *dir, struct img_set **out);
 const char *img_set_dir(const struct img_set *set);
 /* The directory of the parent set given to img_set_use_parent, or NULL. */
 const char *img_set_parent_dir(const struct img_set *set);
