@@ -183,9 +183,20 @@ static int record_numa(hwloc_topology_t topo, CpuEntry *e)
  * the job would spend frozen; nothing of it depends on the tree. */
 static _Thread_local hwloc_topology_t loaded;
 
+/* hwloc dlopens every plugin it finds as it starts: XML through libxml2
+ * and ICU, OpenCL, GL through X11, PCI.  From a cold page cache (a
+ * restore on a requeued job's node) that was 50 ms before a 256 MiB
+ * restore could begin, for I/O objects placement never looks at.  A
+ * site's own HWLOC_PLUGINS_BLACKLIST is left as it is. */
+static int topology_init(hwloc_topology_t *topo)
+{
+	setenv("HWLOC_PLUGINS_BLACKLIST", "hwloc_xml_libxml,hwloc_opencl,hwloc_gl,hwloc_pci", 0);
+	return hwloc_topology_init(topo);
+}
+
 static int load_topology(hwloc_topology_t *topo)
 {
-	if (hwloc_topology_init(topo))
+	if (topology_init(topo))
 		return -ENOMEM;
 	if (!hwloc_topology_load(*topo))
 		return 0;
@@ -286,7 +297,7 @@ static int load_here(struct here *h)
 		pr_err("cpu: sched_getaffinity: %s", strerror(err));
 		return -err;
 	}
-	if (hwloc_topology_init(&topo))
+	if (topology_init(&topo))
 		return -ENOMEM;
 	if (hwloc_topology_load(topo)) {
 		hwloc_topology_destroy(topo);
