@@ -446,25 +446,47 @@ static int check_listed(const struct ckpt_dump_opts *o, const struct frozen_tree
  * order; no task is seized (list_tree), no parasite, nothing written.
  * The tree runs on: a task that exits or execs during the check can
  * fail it (its files gone, root's once its memory is, its mappings
- * replaced), which says nothing of the tree.  So a refusal is told only
- * once the same one came twice in a row, the dead dropped between two
- * tries (a dump would not have seen them); a few tries at most. */
-#define CHECK_TRIES 8
+ * replaced; a child born since, not listed, looked at from outside),
+ * which says nothing of the tree.  So a refusal is told only once the
+ * same one came twice in a row, the dead dropped between two tries (a
+ * dump would not have seen them), and never while the task it names is
+ * gone; a few tries at most. */
+#define CHECK_TRIES 16
+
+/* The task the first "pid N" of an error line names is gone, or dead. */
+static int named_task_gone(const char *text)
+{
+	const char *p = strstr(text, "pid ");
+	char path[64], buf[512];
+	if (!p || atoi(p + 4) <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", atoi(p + 4));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return 1;
+	buf[n] = '\0';
+	const char *state = strrchr(buf, ')');
+	return state && (state[2] == 'Z' || state[2] == 'X');
+}
 
 static int check_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 {
-	struct frozen_tree tree;
+	struct frozen_tree tree = { 0 };
 	char last[sizeof(((struct held_err *)0)->text)] = "";
-	int ret = list_tree_steps(o->pid, o->steps, o->nr_steps, &tree);
-	if (ret)
-		return ret;
+	int ret, listed = 0;
 	for (int try = 1;; try++) {
 		struct held_err h;
+		int dropped = 0;
 		err_hold(&h);
-		ret = check_listed(o, &tree);
-		int dropped = ret ? list_tree_drop_dead(&tree) : 0;
+		if (!listed)
+			listed = !(ret = list_tree_steps(o->pid, o->steps, o->nr_steps, &tree));
+		if (listed && (ret = check_listed(o, &tree)))
+			dropped = list_tree_drop_dead(&tree);
 		int again = ret && try < CHECK_TRIES && h.saved >= 0 &&
-			    (dropped || try == 1 || strcmp(h.text, last));
+			    (dropped || try == 1 || strcmp(h.text, last) || named_task_gone(h.text));
 		err_release(&h, !again);
 		if (!again)
 			break;
@@ -473,7 +495,8 @@ static int check_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st
 	st->nr_tasks = (uint32_t)tree.nr_tasks;
 	for (int i = 0; i < tree.nr_tasks; i++)
 		st->nr_threads += (uint32_t)tree.tasks[i].nr_threads;
-	frozen_tree_free(&tree);
+	if (listed)
+		frozen_tree_free(&tree);
 	return ret;
 }
 

@@ -549,12 +549,14 @@ fail:
 
 /* The wait status a zombie holds for its parent: the last field of
  * /proc/PID/stat (exit_code, since Linux 3.5). */
-static int read_exit_status(struct frozen_task *t)
+static int read_exit_status(struct frozen_task *t, bool gone_ok)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof(path), "/proc/%d/stat", t->pid);
 	int n = read_file(path, buf, sizeof(buf));
 	char *last = n > 0 ? strrchr(buf, ' ') : NULL;
+	if (gone_ok && (n == -ENOENT || n == 0))
+		return -ESRCH; /* reaped since: the caller drops it */
 	if (!last) {
 		fprintf(stderr, "pid %d: zombie: cannot read its exit status\n", t->pid);
 		return n < 0 ? n : -EINVAL;
@@ -676,7 +678,7 @@ static int read_task_ids(struct frozen_task *t, bool root, bool gone_ok)
 	t->pgid = st.pgid;
 	t->sid = st.sid;
 	snprintf(t->comm, sizeof(t->comm), "%s", st.comm);
-	return t->zombie ? read_exit_status(t) : 0;
+	return t->zombie ? read_exit_status(t, gone_ok) : 0;
 }
 
 static int read_task_state(struct frozen_task *t, bool root)

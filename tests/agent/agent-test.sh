@@ -462,6 +462,15 @@ case_periodic() {
 # the listing and the owner check has no memory, so the kernel makes its
 # /proc files root's, and a gone one has none; neither is a task the
 # user does not own.  Nothing is frozen, so the dump itself checks again.
+# The state of the pid an error line names, as seen now.
+proc_state() {
+	local x
+	x=$(grep -o "pid [0-9]*" "$1" | head -n 1 | cut -d' ' -f2)
+	[ -n "$x" ] || return 0
+	echo "pid $x now: $(stat -c 'status owned by %u' /proc/"$x"/status 2>&1)," \
+		"$(grep -E '^(Name|State|PPid|Uid):' /proc/"$x"/status 2>&1 | tr '\n\t' '  ')"
+}
+
 case_churn() {
 	ensure_user ckpt-test1
 	start_agent
@@ -489,7 +498,8 @@ while True:
 		as_user ckpt-test1 "$CKPTCTL" dump -t "$pid" --check-only >"$T/c.out" 2>&1 &&
 			fail "check $i: a netlink socket went through"
 		grep -q "pid $pid: fd [0-9]*: .*not supported" "$T/c.out" ||
-			fail "check $i of a churning tree with a netlink socket: $(cat "$T/c.out")"
+			fail "check $i of a churning tree with a netlink socket: $(cat "$T/c.out")" \
+				"(root $pid; $(proc_state "$T/c.out"))"
 	done
 	echo PASS
 }
