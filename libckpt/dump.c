@@ -411,21 +411,27 @@ static void err_hold(struct held_err *h)
 	}
 }
 
-/* Back to the real stderr; `show` prints what was held there. */
-static void err_release(struct held_err *h, int show)
+/* Back to the real stderr; h->text: the start of what was held. */
+static void err_restore(struct held_err *h)
+{
+	fflush(stderr);
+	if (h->saved < 0)
+		return;
+	dup2(h->saved, 2);
+	close(h->saved);
+	ssize_t n = pread(h->fd, h->text, sizeof(h->text) - 1, 0);
+	h->text[n > 0 ? n : 0] = '\0';
+}
+
+/* `show`: print all that was held. */
+static void err_done(struct held_err *h, int show)
 {
 	char buf[4096];
 	ssize_t n;
-	fflush(stderr);
-	if (h->saved >= 0) {
-		dup2(h->saved, 2);
-		close(h->saved);
-		n = pread(h->fd, h->text, sizeof(h->text) - 1, 0);
-		h->text[n > 0 ? n : 0] = '\0';
-		for (off_t off = 0; show && (n = pread(h->fd, buf, sizeof(buf), off)) > 0; off += n)
-			if (write(2, buf, (size_t)n) != n)
-				break;
-	}
+	for (off_t off = 0; show && h->saved >= 0 && (n = pread(h->fd, buf, sizeof(buf), off)) > 0;
+	     off += n)
+		if (write(2, buf, (size_t)n) != n)
+			break;
 	if (h->fd >= 0)
 		close(h->fd);
 }
@@ -485,9 +491,10 @@ static int check_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st
 			listed = !(ret = list_tree_steps(o->pid, o->steps, o->nr_steps, &tree));
 		if (listed && (ret = check_listed(o, &tree)))
 			dropped = list_tree_drop_dead(&tree);
+		err_restore(&h);
 		int again = ret && try < CHECK_TRIES && h.saved >= 0 &&
 			    (dropped || try == 1 || strcmp(h.text, last) || named_task_gone(h.text));
-		err_release(&h, !again);
+		err_done(&h, !again);
 		if (!again)
 			break;
 		snprintf(last, sizeof(last), "%s", h.text);
