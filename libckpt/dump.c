@@ -463,19 +463,11 @@ static int check_listed(const struct ckpt_dump_opts *o, const struct frozen_tree
 static int named_task_gone(const char *text)
 {
 	const char *p = strstr(text, "pid ");
-	char path[64], buf[512];
+	char buf[1024];
 	if (!p || atoi(p + 4) <= 0)
 		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/stat", atoi(p + 4));
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
-		return 1;
-	buf[n] = '\0';
-	const char *state = strrchr(buf, ')');
-	return state && (state[2] == 'Z' || state[2] == 'X');
+	const char *state = proc_stat_fields(atoi(p + 4), buf, sizeof(buf));
+	return !state || *state == 'Z' || *state == 'X';
 }
 
 static int check_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)

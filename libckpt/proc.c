@@ -81,6 +81,16 @@ ssize_t read_small_file(int dir, const char *path, char *buf, size_t len)
 	return n;
 }
 
+const char *proc_stat_fields(pid_t pid, char *buf, size_t len)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (read_small_file(AT_FDCWD, path, buf, len) < 0)
+		return NULL;
+	const char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] ? p + 2 : NULL;
+}
+
 int proc_start_ticks(int dir, uint64_t *ticks)
 {
 	char buf[1024];

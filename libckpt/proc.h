@@ -14,6 +14,10 @@
  * stops early when fn returns non-zero and returns that value. -errno if
  * the file cannot be opened. */
 int proc_each_line(const char *path, int (*fn)(char *line, void *arg), void *arg);
+/* /proc/PID/stat into buf, returned from its state field on (what
+ * follows "(comm) ", which may hold spaces and parentheses); NULL when
+ * the task is gone or the line cannot be parsed. */
+const char *proc_stat_fields(pid_t pid, char *buf, size_t len);
 
 /* Value of "Key:" in /proc/PID/status (or task status), trimmed; 0 or -errno. */
 int proc_status_field(pid_t pid, const char *key, char *buf, size_t len);

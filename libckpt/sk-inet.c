@@ -64,6 +64,7 @@
 #include <unistd.h>
 #include <linux/sockios.h>
 
+#include "proc.h"
 #include "priv.h"
 #include "ckpt/ckpt.h"
 #include "file-kinds.h"
@@ -477,18 +478,10 @@ static int has_sigkill(const char *line)
 
 static int exiting(pid_t pid)
 {
-	char path[64], buf[1024];
+	char buf[1024];
 	unsigned flags = 0;
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
-		return 1;
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
-	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %u", &flags) != 1)
+	const char *p = proc_stat_fields(pid, buf, sizeof(buf));
+	if (!p || sscanf(p, "%*c %*d %*d %*d %*d %*d %u", &flags) != 1)
 		return 1;
 	return !!(flags & 0x4); /* PF_EXITING */
 }
