@@ -168,10 +168,9 @@ static int check_task(pid_t pid, bool *stopped, bool *zombie)
 	struct task_stat st;
 	int ret = read_stat(pid, &st);
 
-	if ((ret == -ESRCH || (ret == 0 && st.state == 'X')) && zombie)
-		return -ESRCH; /* a child, gone: said by the caller */
 	if (ret == -ESRCH || (ret == 0 && st.state == 'X')) {
-		fprintf(stderr, "pid %d: no such process\n", pid);
+		if (!zombie) /* a child's absence is said by the caller */
+			fprintf(stderr, "pid %d: no such process\n", pid);
 		return -ESRCH;
 	}
 	if (ret) {
@@ -429,8 +428,10 @@ static int add_child(struct frozen_tree *tree, pid_t child, bool gone_ok)
 		return 0;
 	bool stopped = false, zombie = false;
 	int ret = check_task(child, &stopped, &zombie);
+	if (ret == -ESRCH && gone_ok)
+		return 0;
 	if (ret == -ESRCH)
-		return gone_ok ? 0 : (fprintf(stderr, "pid %d: no such process\n", child), ret);
+		fprintf(stderr, "pid %d: no such process\n", child);
 	if (ret)
 		return ret;
 	struct frozen_task *t = add_task(tree, child);
@@ -921,6 +922,16 @@ int list_tree(pid_t root, struct frozen_tree *tree)
 	return list_tree_steps(root, NULL, 0, tree);
 }
 
+/* A listed tree runs on: task *i, gone as it was read (ret -ESRCH), is
+ * dropped and *i steps back; the root's absence stays an error. */
+static int drop_if_gone(struct frozen_tree *tree, int *i, int ret)
+{
+	if (ret != -ESRCH || *i == 0)
+		return ret;
+	drop_task(tree, (*i)--);
+	return 0;
+}
+
 static int list_once(pid_t root, const struct ckpt_step *steps, size_t nr_steps,
 		     struct frozen_tree *tree)
 {
@@ -941,31 +952,18 @@ static int list_once(pid_t root, const struct ckpt_step *steps, size_t nr_steps,
 	}
 	/* Breadth first: the children a task adds are listed in turn. */
 	for (int i = 0; !ret && i < tree->nr_tasks; i++) {
-		ret = list_threads(&tree->tasks[i]);
-		if (ret == -ESRCH && i > 0) { /* it exited meanwhile */
-			drop_task(tree, i--);
-			ret = 0;
-			continue;
-		}
-		if (!ret && children_file && (added = scan_children_file(tree, i, &children_file)) < 0)
+		int was = i;
+		ret = drop_if_gone(tree, &i, list_threads(&tree->tasks[i]));
+		if (!ret && i == was && children_file &&
+		    (added = scan_children_file(tree, i, &children_file)) < 0)
 			ret = added;
 	}
 	while (!ret && !children_file && (added = scan_children_proc(tree)) != 0)
 		ret = added < 0 ? added : 0;
-	for (int i = 0; !ret && !children_file && i < tree->nr_tasks; i++) {
-		ret = list_threads(&tree->tasks[i]);
-		if (ret == -ESRCH && i > 0) {
-			drop_task(tree, i--);
-			ret = 0;
-		}
-	}
-	for (int i = 0; ret == 0 && i < tree->nr_tasks; i++) {
-		ret = read_task_ids(&tree->tasks[i], i == 0, i > 0);
-		if (ret == -ESRCH && i > 0) { /* it exited meanwhile */
-			drop_task(tree, i--);
-			ret = 0;
-		}
-	}
+	for (int i = 0; !ret && !children_file && i < tree->nr_tasks; i++)
+		ret = drop_if_gone(tree, &i, list_threads(&tree->tasks[i]));
+	for (int i = 0; ret == 0 && i < tree->nr_tasks; i++)
+		ret = drop_if_gone(tree, &i, read_task_ids(&tree->tasks[i], i == 0, i > 0));
 	if (!ret)
 		ret = settle_tree(tree);
 	if (ret)
