@@ -585,7 +585,6 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 		img_set_defer_sync(set);
 	/* what a frozen tree would otherwise wait for */
 	placement_load();
-	locks_warm();
 	t_frozen = now_ns();
 	if ((ret = freeze_tree_steps(o->pid, o->steps, o->nr_steps, steps_drained, &tree))) {
 		placement_unload();
@@ -616,10 +615,8 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	if (!ret)
 		ret = enter_tree_netns(&tree, &netns_back);
 	phase_add(CKPT_PHASE_CHECK, t_phase);
-	locks_cache(1); /* the check and the dump read /proc/locks once */
 	if (!ret)
 		ret = check_and_write(o, &tree, &target, &set, st, &snaps, &track, later);
-	locks_cache(0);
 	int back = leave_tree_netns(netns_back);
 	ret = ret ? ret : back;
 	/* A user's dump read the seccomp filters: CAP_SYS_ADMIN goes. */

@@ -55,6 +55,16 @@ struct file_desc {
 	FileEntry *entry;
 };
 
+/* The "lock:" lines of one fd's fdinfo (locks.c): the fd of fd table
+ * `table` (its owner's pid) reaching descs[desc]; `first`: the fd the
+ * description was dumped through. */
+struct lock_note {
+	size_t desc;
+	pid_t table;
+	int first;
+	char *lines; /* in the arena, one per line */
+};
+
 /* An fd in flight (SCM_RIGHTS) that a peek gave the dumper. */
 struct inflight_fd {
 	int fd;		   /* ours, -1 once closed */
@@ -68,6 +78,8 @@ struct files_dump {
 	size_t nr, cap;
 	struct inflight_fd *inflight;
 	size_t nr_inflight, cap_inflight;
+	struct lock_note *lock_notes;
+	size_t nr_lock_notes, cap_lock_notes;
 	const struct frozen_tree *tree;
 	const struct ckpt_dump_opts *opts;
 	struct img_set *set; /* NULL: a check, nothing is written */
@@ -122,6 +134,10 @@ struct file_kind {
 	 * repair mode).  Its kind knows it by f->pid == getpid(). */
 	int alone_ok;
 };
+
+/* locks.c: keep the "lock:" lines (each ending in '\n') that fd table
+ * `table` showed through an fd of descs[desc]. */
+int locks_note(struct files_dump *c, size_t desc, pid_t table, int first, const char *lines);
 
 extern const struct file_kind regfile_kind, pipe_kind;
 extern const struct file_kind unix_sk_kind, inet_sk_kind; /* sk-unix.c, sk-inet.c */

@@ -71,7 +71,23 @@ int files_getfd(pid_t pid, int fd)
 struct fdinfo {
 	uint64_t pos;
 	uint32_t flags;
+	char *locks; /* its "lock:" lines, for locks.c */
+	size_t locks_len;
 };
+
+static int add_lock_line(struct fdinfo *fi, const char *line)
+{
+	size_t n = strlen(line);
+	char *v = realloc(fi->locks, fi->locks_len + n + 2);
+	if (!v)
+		return -ENOMEM;
+	memcpy(v + fi->locks_len, line, n);
+	fi->locks_len += n + 1;
+	v[fi->locks_len - 1] = '\n';
+	v[fi->locks_len] = '\0';
+	fi->locks = v;
+	return 0;
+}
 
 static int parse_fdinfo_line(char *line, void *arg)
 {
@@ -80,6 +96,8 @@ static int parse_fdinfo_line(char *line, void *arg)
 		fi->pos = strtoull(line + 4, NULL, 10);
 	else if (!strncmp(line, "flags:", 6))
 		fi->flags = (uint32_t)strtoul(line + 6, NULL, 8);
+	else if (!strncmp(line, "lock:", 5))
+		return add_lock_line(fi, line);
 	return 0;
 }
 
@@ -193,13 +211,24 @@ static int dump_fown(struct files_dump *c, const struct fd_dump *f, FileEntry *e
 	return 0;
 }
 
+/* The locks the fdinfo just read showed, for locks.c: that file (the
+ * POSIX locks only in their owner's fd table) tells them all, without a
+ * read of /proc/locks (which waits for an RCU grace period). */
+static int fd_locks(struct files_dump *c, size_t desc, pid_t pid, int first, struct fdinfo *fi)
+{
+	int ret = fi->locks ? locks_note(c, desc, pid, first, fi->locks) : 0;
+	free(fi->locks);
+	fi->locks = NULL;
+	return ret;
+}
+
 /* Record fd `fd` of `pid`; *out gets the fd_entry.  sk_ino: the fd is
  * ours, in flight on that socket (0: an fd of the tree). */
 static int dump_one_fd(struct files_dump *c, pid_t pid, int fd, FdEntry *out, uint64_t sk_ino)
 {
 	char path[64], info[64], link[PATH_MAX];
 	struct stat st;
-	struct fdinfo fi = { 0, 0 };
+	struct fdinfo fi = { 0 };
 	int ret;
 
 	snprintf(path, sizeof(path), "fd/%d", fd);
@@ -211,8 +240,10 @@ static int dump_one_fd(struct files_dump *c, pid_t pid, int fd, FdEntry *out, ui
 		return -errno;
 	}
 	snprintf(info, sizeof(info), "/proc/%d/fdinfo/%d", pid, fd);
-	if ((ret = proc_each_line(info, parse_fdinfo_line, &fi)) < 0)
+	if ((ret = proc_each_line(info, parse_fdinfo_line, &fi)) < 0) {
+		free(fi.locks);
 		return ret;
+	}
 
 	fd_entry__init(out);
 	out->fd = (uint32_t)fd;
@@ -220,11 +251,13 @@ static int dump_one_fd(struct files_dump *c, pid_t pid, int fd, FdEntry *out, ui
 	struct file_desc *d = find_desc(c, pid, fd, &st);
 	if (d) {
 		out->file_id = d->entry->id;
-		return 0;
+		return fd_locks(c, (size_t)(d - c->descs), pid, 0, &fi);
 	}
 	FileEntry *e = arena_alloc(&c->a, sizeof(*e));
-	if (!e)
+	if (!e) {
+		free(fi.locks);
 		return -ENOMEM;
+	}
 	file_entry__init(e);
 	e->id = (uint32_t)c->nr;
 	e->flags = fi.flags & ~(uint32_t)O_CLOEXEC;
@@ -232,10 +265,13 @@ static int dump_one_fd(struct files_dump *c, pid_t pid, int fd, FdEntry *out, ui
 	e->pos = fi.pos;
 	e->mode = st.st_mode;
 	struct fd_dump f = { .fdump = c, .pid = pid, .fd = fd, .link = link, .st = &st, .fdinfo = info };
-	if ((ret = dump_desc(c, &f, e, sk_ino)) || (ret = dump_fown(c, &f, e)))
+	if ((ret = dump_desc(c, &f, e, sk_ino)) || (ret = dump_fown(c, &f, e)) ||
+	    (ret = add_desc(c, pid, fd, &st, e))) {
+		free(fi.locks);
 		return ret;
+	}
 	out->file_id = e->id;
-	return add_desc(c, pid, fd, &st, e);
+	return fd_locks(c, c->nr - 1, pid, 1, &fi);
 }
 
 int files_refuse_queued(const struct fd_dump *f, const char *what)
@@ -415,6 +451,7 @@ int dump_files(struct img_set *set, const struct frozen_tree *tree,
 	if (!ret && set)
 		ret = write_files(&c, set);
 	close_inflight(&c);
+	free(c.lock_notes);
 	free(c.descs);
 	arena_free(&c.a);
 	return ret;

@@ -64,12 +64,6 @@ int files_install(struct restore_files *rf, size_t idx, const int *keep, size_t 
 void files_close_pool(struct restore_files *rf);
 /* Is `e` not recreated but the caller's --inherit-fd? */
 int files_inherited(const struct restore_files *rf, const FileEntry *e);
-/* locks.c: /proc/locks read once from on (1) until off (0), for a frozen
- * tree (its POSIX locks cannot change meanwhile). */
-void locks_cache(int on);
-/* locks.c: read /proc/locks once just before a freeze (see there). */
-void locks_warm(void);
-
 /* locks.c: does a lease (F_SETLEASE) sit on inode dev:ino?  (/proc/locks) */
 int locks_inode_leased(dev_t dev, ino_t ino);
 /* sk-inet.c: does any connection come back in repair mode (CAP_NET_ADMIN)? */

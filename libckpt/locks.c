@@ -13,9 +13,14 @@
  * is pending) is taken and broken again (break_again).  Delegations and
  * lease breakers are refused by name.
  *
- * A description's fdinfo shows its flock and OFD locks, but POSIX locks
- * only to their owner (in the owner's own fdinfo): those are found in
- * /proc/locks, then in the fdinfo of the owner's fds on that inode.
+ * A description's fdinfo shows its flock and OFD locks through every fd
+ * table that holds it, but a POSIX lock only through the table that owns
+ * it, and only through the description it was taken with (the owner
+ * holds that one: any close of the file drops the lock).  files.c reads
+ * the fdinfo of every fd of the tree anyway and hands their "lock:" lines
+ * here (locks_note), once per description and table: that tells every
+ * lock of the tree.  /proc/locks would tell them too, but each read of it
+ * waits for an RCU grace period (10-30 ms on a small VM).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -38,8 +43,7 @@ struct lock_scan {
 	struct files_dump *fdump;
 	const struct file_desc *d;
 	size_t *cap;
-	int posix; /* 0: flock and OFD locks of d; 1: POSIX locks of `owner` */
-	pid_t owner;
+	pid_t table; /* the fd table (its owner) whose fdinfo told */
 };
 
 static int in_tree(const struct frozen_tree *tree, pid_t pid)
@@ -110,26 +114,77 @@ static int lease_of(const struct file_desc *d, const char *state, FileLockEntry 
 	return 0;
 }
 
-/* lock:	1: POSIX  ADVISORY  WRITE 18207 fe:00:10987355 10 29 */
-static int lock_line(char *line, void *arg)
+struct mapped_check {
+	dev_t dev;
+	ino_t ino;
+	int mapped;
+};
+
+/* maps: START-END PERMS OFFSET MAJ:MIN INODE PATH */
+static int maps_line(char *line, void *arg)
 {
-	struct lock_scan *s = arg;
+	struct mapped_check *m = arg;
+	unsigned maj, min;
+	unsigned long long ino;
+	if (sscanf(line, "%*x-%*x %*s %*x %x:%x %llu", &maj, &min, &ino) == 3 &&
+	    makedev(maj, min) == m->dev && ino == m->ino)
+		m->mapped = 1;
+	return 0;
+}
+
+/* Restoring the mappings opens and closes the file, and any close drops
+ * the process's POSIX locks on it: refuse what could not be kept. */
+static int check_not_mapped(pid_t pid, dev_t dev, ino_t ino)
+{
+	char path[64];
+	struct mapped_check m = { dev, ino, 0 };
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	int ret = proc_each_line(path, maps_line, &m);
+	if (ret < 0) {
+		pr_err("pid %d: cannot read its maps: %s", pid, strerror(-ret));
+		return ret;
+	}
+	if (!m.mapped)
+		return 0;
+	pr_err("pid %d: POSIX lock on inode %u:%u:%llu, a file it also maps: not supported", pid,
+	       major(dev), minor(dev), (unsigned long long)ino);
+	return -ENOTSUP;
+}
+
+/* A POSIX lock of fd table `s->table` on d's file, taken by `pid`: one of
+ * the tree, and on a file it does not also map (check_not_mapped). */
+static int check_posix(const struct lock_scan *s, pid_t pid)
+{
+	const struct file_desc *d = s->d;
+	if (!in_tree(s->fdump->tree, pid)) {
+		pr_err("pid %d: fd %d: POSIX lock of its fd table taken by pid %d, outside the tree: "
+		       "not supported", s->table, d->fd, pid);
+		return -ENOTSUP;
+	}
+	return check_not_mapped(pid, d->dev, d->ino);
+}
+
+/* lock:	1: POSIX  ADVISORY  WRITE 18207 fe:00:10987355 10 29 */
+static int lock_line(char *line, struct lock_scan *s, int posix)
+{
 	const struct file_desc *d = s->d;
 	char kind[16], state[16], mode[16], end[24];
 	int pid;
 	unsigned long long start;
 
-	if (strncmp(line, "lock:", 5) || strstr(line, "->"))
-		return 0; /* not a lock, or a waiter blocked on one */
+	if (strstr(line, "->"))
+		return 0; /* a waiter blocked on a lock */
 	if (sscanf(line, "lock: %*u: %15s %15s %15s %d %*s %llu %23s", kind, state, mode, &pid,
 		   &start, end) != 6 || kind_of(kind) < 0) {
 		pr_err("pid %d: fd %d: lock \"%s\" is not supported", d->pid, d->fd, line + 5);
 		return -ENOTSUP;
 	}
 	int k = kind_of(kind);
-	if ((k == FILE_LOCK_KIND__LOCK_POSIX) != s->posix ||
-	    (s->posix && pid != s->owner))
+	if ((k == FILE_LOCK_KIND__LOCK_POSIX) != posix)
 		return 0;
+	int ret = posix ? check_posix(s, pid) : 0;
+	if (ret)
+		return ret;
 	FileLockEntry *l = arena_alloc(&s->fdump->a, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
@@ -139,8 +194,42 @@ static int lock_line(char *line, void *arg)
 	l->pid = pid > 0 ? (uint32_t)tree_vpid(s->fdump->tree, pid) : 0;
 	l->start = start;
 	l->end = strcmp(end, "EOF") ? strtoll(end, NULL, 10) : -1;
-	int ret = k == FILE_LOCK_KIND__LOCK_LEASE ? lease_of(d, state, l) : 0;
+	ret = k == FILE_LOCK_KIND__LOCK_LEASE ? lease_of(d, state, l) : 0;
 	return ret ? ret : push_lock(s, l);
+}
+
+/* Each line of a note (they end in '\n'); `posix`: its POSIX locks, else
+ * the others (the description's: flock, OFD, lease). */
+static int note_lines(const struct lock_note *n, struct lock_scan *s, int posix)
+{
+	int ret = 0;
+	for (char *line = n->lines, *nl; !ret && (nl = strchr(line, '\n')); line = nl + 1) {
+		*nl = '\0';
+		ret = lock_line(line, s, posix);
+		*nl = '\n';
+	}
+	return ret;
+}
+
+int locks_note(struct files_dump *c, size_t desc, pid_t table, int first, const char *lines)
+{
+	/* every fd of one description in one table shows the same locks */
+	for (size_t i = 0; i < c->nr_lock_notes; i++)
+		if (c->lock_notes[i].desc == desc && c->lock_notes[i].table == table)
+			return 0;
+	if (c->nr_lock_notes == c->cap_lock_notes) {
+		size_t cap = c->cap_lock_notes ? c->cap_lock_notes * 2 : 8;
+		struct lock_note *v = realloc(c->lock_notes, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		c->lock_notes = v;
+		c->cap_lock_notes = cap;
+	}
+	char *copy = arena_strdup(&c->a, lines);
+	if (!copy)
+		return -ENOMEM;
+	c->lock_notes[c->nr_lock_notes++] = (struct lock_note){ desc, table, first, copy };
+	return 0;
 }
 
 static int locks_match(const struct fd_dump *f)
@@ -154,106 +243,6 @@ static int locks_dump(struct fd_dump *f, FileEntry *e)
 	(void)f;
 	(void)e;
 	return -EINVAL;
-}
-
-/* A POSIX lock in /proc/locks held by a task of the tree. */
-struct posix_lock {
-	pid_t pid;
-	dev_t dev;
-	ino_t ino;
-};
-
-struct posix_list {
-	struct posix_lock *v;
-	size_t nr, cap;
-};
-
-static int push_posix(struct posix_list *l, struct posix_lock lk)
-{
-	if (l->nr == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 8;
-		struct posix_lock *v = realloc(l->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
-	l->v[l->nr++] = lk;
-	return 0;
-}
-
-/* 1: POSIX  ADVISORY  WRITE 18207 fe:00:10987355 10 29 */
-static int proc_locks_line(char *line, void *arg)
-{
-	unsigned maj, min;
-	unsigned long long ino;
-	int pid;
-	if (strstr(line, "->") || sscanf(line, "%*u: POSIX %*s %*s %d %x:%x:%llu", &pid, &maj, &min,
-					 &ino) != 4)
-		return 0;
-	return push_posix(arg, (struct posix_lock){ pid, makedev(maj, min), (ino_t)ino });
-}
-
-/*
- * Every read of /proc/locks waits for an RCU grace period (it takes
- * file_rwsem for writing: 10-20 ms on a small VM), and a dump needs the
- * POSIX locks twice while the tree is frozen (the check, then the dump).
- * Between locks_cache(1) and locks_cache(0) they are read once: the
- * tree's own locks cannot change while it is frozen.
- */
-static _Thread_local struct {
-	int on, have;
-	struct posix_list all;
-} cache;
-
-void locks_cache(int on)
-{
-	free(cache.all.v);
-	memset(&cache, 0, sizeof(cache));
-	cache.on = on;
-}
-
-/* Just before a freeze: a read of /proc/locks leaves file_rwsem's
- * rcu_sync passed for about a grace period after it, and a read that
- * comes meanwhile (the frozen tree's, a millisecond later) does not wait
- * for another: the wait is paid before the freeze, not while frozen.
- * Nothing is kept from it; only an optimisation. */
-void locks_warm(void)
-{
-	struct posix_list all = { 0 };
-	proc_each_line("/proc/locks", proc_locks_line, &all);
-	free(all.v);
-}
-
-static int all_posix(struct posix_list *out)
-{
-	if (cache.have) {
-		*out = cache.all;
-		return 0;
-	}
-	struct posix_list all = { 0 };
-	int ret = proc_each_line("/proc/locks", proc_locks_line, &all);
-	if (ret < 0 || !cache.on) {
-		*out = all;
-		return ret;
-	}
-	cache.all = all;
-	cache.have = 1;
-	*out = all;
-	return 0;
-}
-
-/* The POSIX locks held by tasks of the tree. */
-static int tree_posix(const struct frozen_tree *tree, struct posix_list *l)
-{
-	struct posix_list all;
-	int ret = all_posix(&all);
-	for (size_t i = 0; ret >= 0 && i < all.nr; i++)
-		if (in_tree(tree, all.v[i].pid))
-			ret = push_posix(l, all.v[i]);
-	if (!cache.have)
-		free(all.v);
-	return ret;
 }
 
 struct lease_find {
@@ -278,126 +267,6 @@ int locks_inode_leased(dev_t dev, ino_t ino)
 {
 	struct lease_find l = { dev, ino, 0 };
 	return proc_each_line("/proc/locks", lease_line, &l) < 0 || l.found;
-}
-
-static int has_lock_on(const struct posix_list *l, pid_t pid, const struct stat *st)
-{
-	for (size_t i = 0; i < l->nr; i++)
-		if (l->v[i].pid == pid && l->v[i].dev == st->st_dev && l->v[i].ino == st->st_ino)
-			return 1;
-	return 0;
-}
-
-/* The description that fd `fd` of `pid` reaches. */
-static const struct file_desc *desc_of(const struct files_dump *c, pid_t pid, int fd,
-				       const struct stat *st)
-{
-	for (size_t i = 0; i < c->nr; i++) {
-		const struct file_desc *d = &c->descs[i];
-		if (d->dev == st->st_dev && d->ino == st->st_ino &&
-		    syscall(SYS_kcmp, d->pid, pid, KCMP_FILE, d->fd, fd) == 0)
-			return d;
-	}
-	return NULL;
-}
-
-/* Each description once per owner: its fds show the same locks. */
-static int seen_before(const struct file_desc **done, size_t n, const struct file_desc *d)
-{
-	for (size_t i = 0; i < n; i++)
-		if (done[i] == d)
-			return 1;
-	return 0;
-}
-
-/* The POSIX locks of `pid`, from the fdinfo of its fds on locked inodes. */
-static int posix_of_task(struct files_dump *c, const struct posix_list *l, pid_t pid,
-			 size_t *caps)
-{
-	char path[300];
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	DIR *dir = opendir(path);
-	if (!dir)
-		return -errno;
-	const struct file_desc **done = calloc(c->nr + 1, sizeof(*done));
-	size_t nr_done = 0;
-	struct dirent *de;
-	int ret = done ? 0 : -ENOMEM;
-	while (!ret && (de = readdir(dir))) {
-		struct stat st;
-		int fd = atoi(de->d_name);
-		snprintf(path, sizeof(path), "/proc/%d/fd/%s", pid, de->d_name);
-		if (de->d_name[0] == '.' || stat(path, &st) || !has_lock_on(l, pid, &st))
-			continue;
-		const struct file_desc *d = desc_of(c, pid, fd, &st);
-		if (!d || seen_before(done, nr_done, d))
-			continue;
-		done[nr_done++] = d;
-		struct lock_scan s = { .fdump = c, .d = d, .cap = &caps[d - c->descs], .posix = 1,
-				       .owner = pid };
-		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fd);
-		ret = proc_each_line(path, lock_line, &s);
-	}
-	free(done);
-	closedir(dir);
-	return ret < 0 ? ret : 0;
-}
-
-struct mapped_check {
-	const struct posix_lock *lk;
-	int mapped;
-};
-
-/* maps: START-END PERMS OFFSET MAJ:MIN INODE PATH */
-static int maps_line(char *line, void *arg)
-{
-	struct mapped_check *m = arg;
-	unsigned maj, min;
-	unsigned long long ino;
-	if (sscanf(line, "%*x-%*x %*s %*x %x:%x %llu", &maj, &min, &ino) == 3 &&
-	    makedev(maj, min) == m->lk->dev && ino == m->lk->ino)
-		m->mapped = 1;
-	return 0;
-}
-
-/* Restoring the mappings opens and closes the file, and any close drops
- * the process's POSIX locks on it: refuse what could not be kept. */
-static int check_not_mapped(const struct posix_lock *lk)
-{
-	char path[64];
-	struct mapped_check m = { lk, 0 };
-	snprintf(path, sizeof(path), "/proc/%d/maps", lk->pid);
-	int ret = proc_each_line(path, maps_line, &m);
-	if (ret < 0)
-		return ret;
-	if (!m.mapped)
-		return 0;
-	pr_err("pid %d: POSIX lock on inode %u:%u:%llu, a file it also maps: not supported",
-	       lk->pid, major(lk->dev), minor(lk->dev), (unsigned long long)lk->ino);
-	return -ENOTSUP;
-}
-
-static int posix_locks(struct files_dump *c, size_t *caps)
-{
-	struct posix_list l = { 0 };
-	int ret = tree_posix(c->tree, &l);
-	for (size_t i = 0; ret >= 0 && i < l.nr; i++)
-		if ((ret = check_not_mapped(&l.v[i])) == -ENOTSUP) {
-			free(l.v);
-			return ret;
-		}
-	for (size_t i = 0; ret >= 0 && i < l.nr; i++) {
-		int first = 1;
-		for (size_t j = 0; j < i; j++)
-			if (l.v[j].pid == l.v[i].pid)
-				first = 0;
-		if (first)
-			ret = posix_of_task(c, &l, l.v[i].pid, caps);
-	}
-	free(l.v);
-	if (ret < 0)
-		pr_err("cannot list the POSIX locks of the tree: %s", strerror(-ret));
-	return ret < 0 ? ret : 0;
 }
 
 static const FileLockEntry *lease_in(const FileEntry *e)
@@ -434,21 +303,22 @@ static int check_breaking_leases(const struct files_dump *fdump)
 	return 0;
 }
 
+/* The locks each fd's fdinfo showed (locks_note): the description's
+ * first, then the POSIX locks of every fd table that holds it. */
 static int locks_dump_tree(struct files_dump *fdump, void **priv)
 {
-	char path[64];
 	(void)priv;
 	size_t *caps = calloc(fdump->nr + 1, sizeof(*caps));
 	int ret = caps ? 0 : -ENOMEM;
-	for (size_t i = 0; !ret && i < fdump->nr; i++) {
-		const struct file_desc *d = &fdump->descs[i];
-		struct lock_scan s = { .fdump = fdump, .d = d, .cap = &caps[i] };
-		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", d->pid, d->fd);
-		ret = proc_each_line(path, lock_line, &s);
-	}
-	if (ret >= 0)
-		ret = posix_locks(fdump, caps);
-	if (ret >= 0)
+	for (int posix = 0; posix < 2; posix++)
+		for (size_t i = 0; !ret && i < fdump->nr_lock_notes; i++) {
+			const struct lock_note *n = &fdump->lock_notes[i];
+			struct lock_scan s = { .fdump = fdump, .d = &fdump->descs[n->desc],
+					       .cap = &caps[n->desc], .table = n->table };
+			if (posix || n->first)
+				ret = note_lines(n, &s, posix);
+		}
+	if (!ret)
 		ret = check_breaking_leases(fdump);
 	free(caps);
 	return ret < 0 ? ret : 0;
