@@ -9,9 +9,11 @@
  *     chain out { type filter hook output priority -300; ... drop }
  *   }
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <linux/capability.h>
 #include <nftables/libnftables.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,23 +76,70 @@ static int match(char *buf, size_t len, const struct inet_end *from, const struc
 }
 
 /* One nftables transaction; its first error line into why. */
+/*
+ * libnftables is loaded when a lock is first made or removed, not linked:
+ * with the five libraries it pulls in, it was a third of what every
+ * ckptctl and agent start mapped, and from a cold page cache (a job's
+ * node after a restore elsewhere) it cost each dump milliseconds for
+ * something few dumps use.
+ */
+static struct {
+	struct nft_ctx *(*ctx_new)(uint32_t flags);
+	int (*buffer_output)(struct nft_ctx *ctx);
+	int (*buffer_error)(struct nft_ctx *ctx);
+	int (*run_cmd)(struct nft_ctx *ctx, const char *buf);
+	const char *(*error_buffer)(struct nft_ctx *ctx);
+	void (*ctx_free)(struct nft_ctx *ctx);
+	char why[200]; /* why not loaded, or "" */
+} nft;
+static pthread_once_t nft_once = PTHREAD_ONCE_INIT;
+
+static void *nft_sym(void *so, const char *name)
+{
+	void *f = dlsym(so, name);
+	if (!f && !nft.why[0])
+		snprintf(nft.why, sizeof(nft.why), "libnftables.so.1: no %s", name);
+	return f;
+}
+
+static void nft_load(void)
+{
+	void *so = dlopen("libnftables.so.1", RTLD_NOW | RTLD_LOCAL);
+	if (!so) {
+		const char *err = dlerror();
+		snprintf(nft.why, sizeof(nft.why), "%s", err ? err : "libnftables.so.1: cannot load");
+		return;
+	}
+	*(void **)&nft.ctx_new = nft_sym(so, "nft_ctx_new");
+	*(void **)&nft.buffer_output = nft_sym(so, "nft_ctx_buffer_output");
+	*(void **)&nft.buffer_error = nft_sym(so, "nft_ctx_buffer_error");
+	*(void **)&nft.run_cmd = nft_sym(so, "nft_run_cmd_from_buffer");
+	*(void **)&nft.error_buffer = nft_sym(so, "nft_ctx_get_error_buffer");
+	*(void **)&nft.ctx_free = nft_sym(so, "nft_ctx_free");
+}
+
 static int run(const char *cmd, char *why, size_t len)
 {
-	struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
-	if (!nft)
+	pthread_once(&nft_once, nft_load);
+	if (nft.why[0]) {
+		snprintf(why, len, "nftables: %s", nft.why);
+		return -ENOSYS;
+	}
+	struct nft_ctx *ctx = nft.ctx_new(NFT_CTX_DEFAULT);
+	if (!ctx)
 		return -ENOMEM;
-	nft_ctx_buffer_output(nft);
-	nft_ctx_buffer_error(nft);
+	nft.buffer_output(ctx);
+	nft.buffer_error(ctx);
 	/* a user's worker holds CAP_NET_ADMIN lent, not raised (priv.h) */
 	int raised = priv_raise(CAP_NET_ADMIN);
-	int ret = nft_run_cmd_from_buffer(nft, cmd) ? -EIO : 0;
+	int ret = nft.run_cmd(ctx, cmd) ? -EIO : 0;
 	priv_lower(CAP_NET_ADMIN, raised);
 	if (ret) {
-		const char *err = nft_ctx_get_error_buffer(nft);
+		const char *err = nft.error_buffer(ctx);
 		snprintf(why, len, "nftables: %s", err && err[0] ? err : "failed");
 		why[strcspn(why, "\n")] = '\0';
 	}
-	nft_ctx_free(nft);
+	nft.ctx_free(ctx);
 	return ret;
 }
 
