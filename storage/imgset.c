@@ -131,21 +131,29 @@ void img_set_defer_sync(struct img_set *set)
  * sent to a page server is the server's to sync. */
 static int sync_deferred(struct img_set *set)
 {
-	for (size_t i = 0; i < set->nr_files; i++) {
-		struct set_file *f = &set->files[i];
-		if (!f->unsynced || f->sent)
-			continue;
-		int fd = openat(set->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		int ret = fd < 0 || fsync(fd) ? -errno : 0;
-		if (fd >= 0)
-			close(fd);
-		if (ret) {
-			st_err("%s/%s: fsync: %s", set->dir, f->name, strerror(-ret));
-			return ret;
+	int ret = 0;
+	/* Writeback of every file first, then the fsyncs: the files' data
+	 * go to the disk together, and the first fsync's journal commit
+	 * takes the others' metadata with it (a dozen commits were half of
+	 * a small dump's commit time). */
+	for (int pass = 0; pass < 2 && !ret; pass++)
+		for (size_t i = 0; i < set->nr_files && !ret; i++) {
+			struct set_file *f = &set->files[i];
+			if (!f->unsynced || f->sent)
+				continue;
+			int fd = openat(set->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+			if (fd >= 0 && !pass)
+				sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+			else if (fd < 0 || fsync(fd))
+				ret = -errno;
+			else
+				f->unsynced = 0;
+			if (fd >= 0)
+				close(fd);
+			if (ret)
+				st_err("%s/%s: fsync: %s", set->dir, f->name, strerror(-ret));
 		}
-		f->unsynced = 0;
-	}
-	return 0;
+	return ret;
 }
 
 void set_mark_sent(struct img_set *set, const char *name)
