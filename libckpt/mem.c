@@ -325,42 +325,40 @@ static const struct {
 	{ "rr", VMA_ADVICE__VMA_ADV_RANDOM },	  { "mg", VMA_ADVICE__VMA_ADV_MERGEABLE },
 };
 
-/* VmFlags of smaps: the mmap flags that maps does not show, and the
- * madvise/mlock state. */
-static void apply_vmflags(VmaEntry *e, const char *flags)
+/* One two-letter flag of smaps' VmFlags into the entry; 1 for "um"
+ * (userfaultfd missing-page tracking, which the dump refuses). */
+static int apply_vmflag(VmaEntry *e, const char *f)
 {
-	for (const char *f = flags; *f; f++) {
-		int two = f[0] && f[1] && (f[2] == ' ' || !f[2]);
-		if (two && f[0] == 'n' && f[1] == 'r')
-			e->flags |= MAP_NORESERVE;
-		if (two && f[0] == 'g' && f[1] == 'd')
-			e->flags |= MAP_GROWSDOWN;
-		/* may write: a shared file mapping that mprotect may make
-		 * writable needs its file open for writing */
-		if (two && f[0] == 'm' && f[1] == 'w' && e->kind == VMA_KIND__VMA_FILE_SHARED)
-			e->open_flags = O_RDWR;
-		/* droppable (Linux 6.11): a type of its own, not private */
-		if (two && f[0] == 'd' && f[1] == 'p')
-			e->flags = (e->flags & ~(uint32_t)MAP_TYPE) | VMA_MAP_DROPPABLE;
-		for (size_t i = 0; two && i < sizeof(vm_advice) / sizeof(vm_advice[0]); i++)
-			if (f[0] == vm_advice[i].name[0] && f[1] == vm_advice[i].name[1])
-				e->advice |= vm_advice[i].advice;
-		e->has_advice = e->advice != 0;
-		while (*f && *f != ' ')
-			f++;
-		if (!*f)
-			break;
-	}
+	if (!strncmp(f, "nr", 2))
+		e->flags |= MAP_NORESERVE;
+	if (!strncmp(f, "gd", 2))
+		e->flags |= MAP_GROWSDOWN;
+	/* may write: a shared file mapping that mprotect may make writable
+	 * needs its file open for writing */
+	if (!strncmp(f, "mw", 2) && e->kind == VMA_KIND__VMA_FILE_SHARED)
+		e->open_flags = O_RDWR;
+	/* droppable (Linux 6.11): a type of its own, not private */
+	if (!strncmp(f, "dp", 2))
+		e->flags = (e->flags & ~(uint32_t)MAP_TYPE) | VMA_MAP_DROPPABLE;
+	for (size_t i = 0; i < sizeof(vm_advice) / sizeof(vm_advice[0]); i++)
+		if (!strncmp(f, vm_advice[i].name, 2))
+			e->advice |= vm_advice[i].advice;
+	return !strncmp(f, "um", 2);
 }
 
-static int has_vmflag(const char *flags, const char *two)
+/* VmFlags of smaps: the mmap flags that maps does not show, and the
+ * madvise/mlock state; 1 if it has "um". */
+static int apply_vmflags(VmaEntry *e, const char *flags)
 {
-	for (const char *f = flags; *f; f += strspn(f, " "))
-		if (!strncmp(f, two, 2) && (f[2] == ' ' || f[2] == '\n' || !f[2]))
-			return 1;
-		else
-			f += strcspn(f, " ");
-	return 0;
+	int um = 0;
+	for (const char *f = flags + strspn(flags, " "); *f; f += strspn(f, " ")) {
+		size_t len = strcspn(f, " ");
+		if (len == 2)
+			um |= apply_vmflag(e, f);
+		f += len;
+	}
+	e->has_advice = e->advice != 0;
+	return um;
 }
 
 static int parse_maps_line(char *line, void *arg)
@@ -371,9 +369,7 @@ static int parse_maps_line(char *line, void *arg)
 	/* smaps: a maps-style header per VMA, then "Key: value" lines. */
 	if (!strncmp(line, "VmFlags:", 8)) {
 		const char *flags = line + 8 + strspn(line + 8, " ");
-		if (l->n)
-			apply_vmflags(l->v[l->n - 1], flags);
-		if (l->n && !l->uffd_missing && has_vmflag(flags, "um"))
+		if (l->n && apply_vmflags(l->v[l->n - 1], flags) && !l->uffd_missing)
 			l->uffd_missing = l->v[l->n - 1];
 		return 0;
 	}
