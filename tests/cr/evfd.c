@@ -23,7 +23,8 @@
  *   ghost     an unlinked file open twice, with contents, mode, offsets,
  *             and a MAP_SHARED mapping of it
  *   ghost-big the same, 2 MiB (over the default --ghost-limit)
- *   locks     flock, POSIX (two ranges, and one held by a child) and OFD
+ *   locks     flock, POSIX (two ranges, one taken through another open of
+ *             the file, and one held by a child) and OFD
  *   locks-mapped  a POSIX lock on a file the process maps (refused; the
  *             lock must still be held after the refused dump)
  *   dirs      a directory opened O_PATH and one O_DIRECTORY, mid-listing
@@ -515,6 +516,12 @@ static void locks_setup(void)
 	move_fd(open(path_a, O_RDWR | O_CREAT, 0600), FD);
 	CHECK_SYS(!flock(FD, LOCK_EX), "flock");
 	move_fd(open(path_b, O_RDWR | O_CREAT, 0600), FD + 1);
+	/* Another open of path_b (before any lock on it: move_fd's close
+	 * would drop them), and a POSIX lock taken through it, shown only in
+	 * the fdinfo of this description's fds, two of them in the table */
+	move_fd(open(path_b, O_RDWR), FD + 3);
+	CHECK_SYS(dup2(FD + 3, FD + 4) == FD + 4, "dup2");
+	lock_range(FD + 3, F_SETLK, F_WRLCK, 70, 10);
 	lock_range(FD + 1, F_SETLK, F_WRLCK, 10, 20);
 	lock_range(FD + 1, F_SETLK, F_RDLCK, 100, 0);
 	move_fd(open(path_c, O_RDWR | O_CREAT, 0600), FD + 2);
@@ -565,6 +572,7 @@ static void locks_check(void)
 		if (fd < 0 || fcntl(fd, F_OFD_GETLK, &fl) || fl.l_type != F_WRLCK)
 			fail("OFD lock not held");
 		if (holder(path_b, 15, F_RDLCK) != me || holder(path_b, 30, F_WRLCK) != 0 ||
+		    holder(path_b, 75, F_RDLCK) != me || holder(path_b, 80, F_WRLCK) != 0 ||
 		    holder(path_b, 5000, F_WRLCK) != me || holder(path_b, 5000, F_RDLCK) != 0)
 			fail("POSIX locks of %d not as before", me);
 		if (holder(path_b, 55, F_RDLCK) != child)
