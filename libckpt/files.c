@@ -71,23 +71,10 @@ int files_getfd(pid_t pid, int fd)
 struct fdinfo {
 	uint64_t pos;
 	uint32_t flags;
-	char *locks; /* its "lock:" lines, for locks.c */
+	FILE *locks_out; /* its "lock:" lines, for locks.c, into `locks` */
+	char *locks;
 	size_t locks_len;
 };
-
-static int add_lock_line(struct fdinfo *fi, const char *line)
-{
-	size_t n = strlen(line);
-	char *v = realloc(fi->locks, fi->locks_len + n + 2);
-	if (!v)
-		return -ENOMEM;
-	memcpy(v + fi->locks_len, line, n);
-	fi->locks_len += n + 1;
-	v[fi->locks_len - 1] = '\n';
-	v[fi->locks_len] = '\0';
-	fi->locks = v;
-	return 0;
-}
 
 static int parse_fdinfo_line(char *line, void *arg)
 {
@@ -96,8 +83,11 @@ static int parse_fdinfo_line(char *line, void *arg)
 		fi->pos = strtoull(line + 4, NULL, 10);
 	else if (!strncmp(line, "flags:", 6))
 		fi->flags = (uint32_t)strtoul(line + 6, NULL, 8);
-	else if (!strncmp(line, "lock:", 5))
-		return add_lock_line(fi, line);
+	else if (!strncmp(line, "lock:", 5)) {
+		if (!fi->locks_out && !(fi->locks_out = open_memstream(&fi->locks, &fi->locks_len)))
+			return -ENOMEM;
+		fprintf(fi->locks_out, "%s\n", line);
+	}
 	return 0;
 }
 
@@ -240,7 +230,10 @@ static int dump_one_fd(struct files_dump *c, pid_t pid, int fd, FdEntry *out, ui
 		return -errno;
 	}
 	snprintf(info, sizeof(info), "/proc/%d/fdinfo/%d", pid, fd);
-	if ((ret = proc_each_line(info, parse_fdinfo_line, &fi)) < 0) {
+	ret = proc_each_line(info, parse_fdinfo_line, &fi);
+	if (fi.locks_out && fclose(fi.locks_out) && ret >= 0)
+		ret = -ENOMEM;
+	if (ret < 0) {
 		free(fi.locks);
 		return ret;
 	}

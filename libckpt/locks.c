@@ -114,21 +114,23 @@ static int lease_of(const struct file_desc *d, const char *state, FileLockEntry 
 	return 0;
 }
 
-struct mapped_check {
+/* Does a line of a /proc file name inode dev:ino?  `fmt` reads its
+ * MAJ:MIN:INO (or MAJ:MIN INO) as %x %x %llu. */
+struct inode_find {
+	const char *fmt;
 	dev_t dev;
 	ino_t ino;
-	int mapped;
+	int found;
 };
 
-/* maps: START-END PERMS OFFSET MAJ:MIN INODE PATH */
-static int maps_line(char *line, void *arg)
+static int inode_line(char *line, void *arg)
 {
-	struct mapped_check *m = arg;
+	struct inode_find *f = arg;
 	unsigned maj, min;
 	unsigned long long ino;
-	if (sscanf(line, "%*x-%*x %*s %*x %x:%x %llu", &maj, &min, &ino) == 3 &&
-	    makedev(maj, min) == m->dev && ino == m->ino)
-		m->mapped = 1;
+	if (sscanf(line, f->fmt, &maj, &min, &ino) == 3 && makedev(maj, min) == f->dev &&
+	    ino == f->ino)
+		f->found = 1;
 	return 0;
 }
 
@@ -137,14 +139,15 @@ static int maps_line(char *line, void *arg)
 static int check_not_mapped(pid_t pid, dev_t dev, ino_t ino)
 {
 	char path[64];
-	struct mapped_check m = { dev, ino, 0 };
+	/* maps: START-END PERMS OFFSET MAJ:MIN INODE PATH */
+	struct inode_find m = { "%*x-%*x %*s %*x %x:%x %llu", dev, ino, 0 };
 	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-	int ret = proc_each_line(path, maps_line, &m);
+	int ret = proc_each_line(path, inode_line, &m);
 	if (ret < 0) {
 		pr_err("pid %d: cannot read its maps: %s", pid, strerror(-ret));
 		return ret;
 	}
-	if (!m.mapped)
+	if (!m.found)
 		return 0;
 	pr_err("pid %d: POSIX lock on inode %u:%u:%llu, a file it also maps: not supported", pid,
 	       major(dev), minor(dev), (unsigned long long)ino);
@@ -245,28 +248,11 @@ static int locks_dump(struct fd_dump *f, FileEntry *e)
 	return -EINVAL;
 }
 
-struct lease_find {
-	dev_t dev;
-	ino_t ino;
-	int found;
-};
-
 /* 1: LEASE  ACTIVE    READ 8888 fe:00:5371015 0 EOF */
-static int lease_line(char *line, void *arg)
-{
-	struct lease_find *l = arg;
-	unsigned maj, min;
-	unsigned long long ino;
-	if (sscanf(line, "%*u: LEASE %*s %*s %*d %x:%x:%llu", &maj, &min, &ino) == 3 &&
-	    makedev(maj, min) == l->dev && ino == l->ino)
-		l->found = 1;
-	return 0;
-}
-
 int locks_inode_leased(dev_t dev, ino_t ino)
 {
-	struct lease_find l = { dev, ino, 0 };
-	return proc_each_line("/proc/locks", lease_line, &l) < 0 || l.found;
+	struct inode_find f = { "%*u: LEASE %*s %*s %*d %x:%x:%llu", dev, ino, 0 };
+	return proc_each_line("/proc/locks", inode_line, &f) < 0 || f.found;
 }
 
 static const FileLockEntry *lease_in(const FileEntry *e)
