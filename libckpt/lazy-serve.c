@@ -632,20 +632,22 @@ static int serve(struct server *s)
  *
  * When the server dies, its uffds close, the kernel unregisters their
  * ranges, and a page not filled yet reads as zeros: the job would run on
- * with a zeroed heap, the worst kind of difference.  So a second process
- * shares the server's fd table (CLONE_FILES): while it lives the uffds
- * stay open (a touched missing page waits), and when the server dies
- * without having said it is done (a word in shared memory), it SIGKILLs
- * the tree, then exits.  It starts before the server makes any thread. */
+ * with a zeroed heap, the worst kind of difference.  So the server runs
+ * as the child of a watchdog that shares its fd table (CLONE_FILES):
+ * while the watchdog lives the uffds stay open (a touched missing page
+ * waits), and when the server dies without having said it is done (a
+ * word in shared memory), it SIGKILLs the tree.  It then exits with the
+ * server's status.  The watchdog is the process the driver forked and
+ * waits for, so that when the restore returns, neither is left (a
+ * watchdog that was the server's child outlived a failed restore by a
+ * moment: a process left behind).  It starts before the server makes any
+ * thread. */
 static _Noreturn void watch(pid_t server, pid_t root)
 {
+	int ws = 0;
 	prctl(PR_SET_NAME, "ckpt-lazy-watch");
-	int pfd = (int)syscall(SYS_pidfd_open, server, 0);
-	if (pfd >= 0 && getppid() == server) {
-		struct pollfd p = { .fd = pfd, .events = POLLIN };
-		while (poll(&p, 1, -1) < 0 && errno == EINTR)
-			;
-	}
+	while (waitpid(server, &ws, 0) < 0 && errno == EINTR)
+		;
 	/* the server killed with the failed restore, before it read the
 	 * driver's EOF on the shared go_r: the restore says why */
 	int failed = !watch_done[1] && watch_go_r >= 0 &&
@@ -662,22 +664,22 @@ static _Noreturn void watch(pid_t server, pid_t root)
 		if (root > 0)
 			kill(root, SIGKILL);
 	}
-	_exit(0);
+	_exit(WIFEXITED(ws) && *watch_done ? WEXITSTATUS(ws) : 1);
 }
 
+/* Returns in the server, the watchdog's child. */
 static int start_watchdog(pid_t root)
 {
 	void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED)
 		return -errno;
 	watch_done = m;
-	pid_t server = getpid();
 	/* like fork(), with the fd table shared */
 	long pid = syscall(SYS_clone, CLONE_FILES | SIGCHLD, NULL, NULL, NULL, NULL);
 	if (pid < 0)
 		return -errno;
-	if (pid == 0)
-		watch(server, root);
+	if (pid > 0)
+		watch((pid_t)pid, root);
 	return 0;
 }
 
