@@ -584,9 +584,11 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	if (set)
 		img_set_defer_sync(set);
 	/* what a frozen tree would otherwise wait for */
+	locks_leases_start();
 	placement_load();
 	t_frozen = now_ns();
 	if ((ret = freeze_tree_steps(o->pid, o->steps, o->nr_steps, steps_drained, &tree))) {
+		locks_leases_stop();
 		placement_unload();
 		dump_target_abort(&target);
 		dump_target_close(&target);
@@ -636,6 +638,7 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 		st->snapshot_ns = now_ns() - t_thaw;
 	}
 	placement_unload();
+	locks_leases_stop();
 	free_later(later, tree.nr_tasks);
 	snapshot_set_free(&snaps);
 	progress_stop(pg, !ret);

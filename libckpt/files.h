@@ -64,8 +64,12 @@ int files_install(struct restore_files *rf, size_t idx, const int *keep, size_t 
 void files_close_pool(struct restore_files *rf);
 /* Is `e` not recreated but the caller's --inherit-fd? */
 int files_inherited(const struct restore_files *rf, const FileEntry *e);
-/* locks.c: does a lease (F_SETLEASE) sit on inode dev:ino?  (/proc/locks) */
+/* locks.c: does a lease (F_SETLEASE) sit on inode dev:ino?  (/proc/locks,
+ * or the copy of it read in the background since locks_leases_start, until
+ * locks_leases_stop: a dump's, in its thread) */
 int locks_inode_leased(dev_t dev, ino_t ino);
+void locks_leases_start(void);
+void locks_leases_stop(void);
 /* sk-inet.c: does any connection come back in repair mode (CAP_NET_ADMIN)? */
 int inet_needs_repair(const struct restore_files *rf);
 

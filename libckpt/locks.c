@@ -25,6 +25,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,11 +249,88 @@ static int locks_dump(struct fd_dump *f, FileEntry *e)
 	return -EINVAL;
 }
 
+/*
+ * Leases anywhere: a process outside the tree may hold one on a file the
+ * tree has open, which an open of ours would break, and only /proc/locks
+ * tells them.  Each read of it waits for an RCU grace period (10-30 ms),
+ * which the frozen tree should not: a dump reads it in the background
+ * from its start (locks_leases_start), and its lease checks look in that
+ * copy.  A lease taken since then is broken by our open, as one taken
+ * between a check and the open always could be; the tree's own leases
+ * cannot change, it is frozen.
+ */
+struct lease_copy {
+	pthread_t thread;
+	int running; /* not joined yet */
+	FILE *f; /* the copy, read back by each check */
+	char *text;
+	size_t len;
+	int err;
+};
+static _Thread_local struct lease_copy *leases;
+
+static int copy_line(char *line, void *arg)
+{
+	struct lease_copy *c = arg;
+	if (strstr(line, " LEASE "))
+		fprintf(c->f, "%s\n", line);
+	return 0;
+}
+
+static void *read_leases(void *arg)
+{
+	struct lease_copy *c = arg;
+	c->err = proc_each_line("/proc/locks", copy_line, c);
+	if (fclose(c->f) && !c->err)
+		c->err = -ENOMEM;
+	c->f = NULL;
+	return NULL;
+}
+
+void locks_leases_start(void)
+{
+	struct lease_copy *c = calloc(1, sizeof(*c));
+	if (c && (c->f = open_memstream(&c->text, &c->len)) &&
+	    !pthread_create(&c->thread, NULL, read_leases, c)) {
+		c->running = 1;
+		leases = c;
+		return;
+	}
+	if (c && c->f)
+		fclose(c->f);
+	if (c)
+		free(c->text);
+	free(c);
+}
+
+void locks_leases_stop(void)
+{
+	if (!leases)
+		return;
+	if (leases->running)
+		pthread_join(leases->thread, NULL);
+	free(leases->text);
+	free(leases);
+	leases = NULL;
+}
+
 /* 1: LEASE  ACTIVE    READ 8888 fe:00:5371015 0 EOF */
 int locks_inode_leased(dev_t dev, ino_t ino)
 {
 	struct inode_find f = { "%*u: LEASE %*s %*s %*d %x:%x:%llu", dev, ino, 0 };
-	return proc_each_line("/proc/locks", inode_line, &f) < 0 || f.found;
+	if (!leases)
+		return proc_each_line("/proc/locks", inode_line, &f) < 0 || f.found;
+	if (leases->running) {
+		pthread_join(leases->thread, NULL);
+		leases->running = 0;
+	}
+	for (char *line = leases->text, *nl; !leases->err && line && (nl = strchr(line, '\n'));
+	     line = nl + 1) {
+		*nl = '\0';
+		inode_line(line, &f);
+		*nl = '\n';
+	}
+	return leases->err < 0 || f.found;
 }
 
 static const FileLockEntry *lease_in(const FileEntry *e)
