@@ -638,7 +638,6 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 		st->snapshot_ns = now_ns() - t_thaw;
 	}
 	placement_unload();
-	locks_leases_stop();
 	free_later(later, tree.nr_tasks);
 	snapshot_set_free(&snaps);
 	progress_stop(pg, !ret);
@@ -663,6 +662,9 @@ int ckpt_dump(const struct ckpt_dump_opts *o, struct ckpt_dump_stats *st)
 	}
 	if (!thawed)
 		st->frozen_ns = now_ns() - t_frozen;
+	/* not before: a refused dump would wait for its read with the tree
+	 * frozen */
+	locks_leases_stop();
 	phase_read(st->phase_ns);
 	/* the tracking goes to its keeper once we trace the tree no more */
 	track_end(&track, !ret && set ? img_set_dir(set) : NULL);
