@@ -262,20 +262,11 @@ static int locks_dump(struct fd_dump *f, FileEntry *e)
 struct lease_copy {
 	pthread_t thread;
 	int running; /* not joined yet */
-	pthread_mutex_t lock;
-	int done, abandoned; /* under lock: an abandoned copy is the thread's to free */
 	FILE *f; /* the copy, read back by each check */
 	char *text;
 	size_t len;
 	int err;
 };
-
-static void lease_copy_free(struct lease_copy *c)
-{
-	pthread_mutex_destroy(&c->lock);
-	free(c->text);
-	free(c);
-}
 static _Thread_local struct lease_copy *leases;
 
 static int copy_line(char *line, void *arg)
@@ -293,52 +284,36 @@ static void *read_leases(void *arg)
 	if (fclose(c->f) && !c->err)
 		c->err = -ENOMEM;
 	c->f = NULL;
-	pthread_mutex_lock(&c->lock);
-	c->done = 1;
-	int abandoned = c->abandoned;
-	pthread_mutex_unlock(&c->lock);
-	if (abandoned)
-		lease_copy_free(c);
 	return NULL;
 }
 
 void locks_leases_start(void)
 {
 	struct lease_copy *c = calloc(1, sizeof(*c));
-	if (!c)
-		return;
-	pthread_mutex_init(&c->lock, NULL);
-	if ((c->f = open_memstream(&c->text, &c->len)) &&
+	if (c && (c->f = open_memstream(&c->text, &c->len)) &&
 	    !pthread_create(&c->thread, NULL, read_leases, c)) {
 		c->running = 1;
 		leases = c;
 		return;
 	}
-	if (c->f)
+	if (c && c->f)
 		fclose(c->f);
-	lease_copy_free(c);
+	if (c)
+		free(c->text);
+	free(c);
 }
 
-/* A dump that never looked (most have no file on scratch) does not wait
- * for the grace period: the thread ends on its own and frees the copy. */
+/* Called once the tree is thawed or gone (a wait here is not the job's):
+ * a dump shorter than the grace period waits for the rest of it. */
 void locks_leases_stop(void)
 {
-	struct lease_copy *c = leases;
-	if (!c)
+	if (!leases)
 		return;
+	if (leases->running)
+		pthread_join(leases->thread, NULL);
+	free(leases->text);
+	free(leases);
 	leases = NULL;
-	if (c->running) {
-		pthread_mutex_lock(&c->lock);
-		int done = c->done;
-		c->abandoned = !done;
-		pthread_mutex_unlock(&c->lock);
-		if (!done) {
-			pthread_detach(c->thread);
-			return;
-		}
-		pthread_join(c->thread, NULL);
-	}
-	lease_copy_free(c);
 }
 
 /* 1: LEASE  ACTIVE    READ 8888 fe:00:5371015 0 EOF */
