@@ -45,6 +45,7 @@ struct lock_scan {
 	const struct file_desc *d;
 	size_t *cap;
 	pid_t table; /* the fd table (its owner) whose fdinfo told */
+	int posix;   /* its POSIX locks, else the others (flock, OFD, lease) */
 };
 
 static int in_tree(const struct frozen_tree *tree, pid_t pid)
@@ -169,8 +170,9 @@ static int check_posix(const struct lock_scan *s, pid_t pid)
 }
 
 /* lock:	1: POSIX  ADVISORY  WRITE 18207 fe:00:10987355 10 29 */
-static int lock_line(char *line, struct lock_scan *s, int posix)
+static int lock_line(char *line, void *arg)
 {
+	struct lock_scan *s = arg;
 	const struct file_desc *d = s->d;
 	char kind[16], state[16], mode[16], end[24];
 	int pid;
@@ -184,9 +186,9 @@ static int lock_line(char *line, struct lock_scan *s, int posix)
 		return -ENOTSUP;
 	}
 	int k = kind_of(kind);
-	if ((k == FILE_LOCK_KIND__LOCK_POSIX) != posix)
+	if ((k == FILE_LOCK_KIND__LOCK_POSIX) != s->posix)
 		return 0;
-	int ret = posix ? check_posix(s, pid) : 0;
+	int ret = s->posix ? check_posix(s, pid) : 0;
 	if (ret)
 		return ret;
 	FileLockEntry *l = arena_alloc(&s->fdump->a, sizeof(*l));
@@ -200,19 +202,6 @@ static int lock_line(char *line, struct lock_scan *s, int posix)
 	l->end = strcmp(end, "EOF") ? strtoll(end, NULL, 10) : -1;
 	ret = k == FILE_LOCK_KIND__LOCK_LEASE ? lease_of(d, state, l) : 0;
 	return ret ? ret : push_lock(s, l);
-}
-
-/* Each line of a note (they end in '\n'); `posix`: its POSIX locks, else
- * the others (the description's: flock, OFD, lease). */
-static int note_lines(const struct lock_note *n, struct lock_scan *s, int posix)
-{
-	int ret = 0;
-	for (char *line = n->lines, *nl; !ret && (nl = strchr(line, '\n')); line = nl + 1) {
-		*nl = '\0';
-		ret = lock_line(line, s, posix);
-		*nl = '\n';
-	}
-	return ret;
 }
 
 int locks_note(struct files_dump *c, size_t desc, pid_t table, int first, const char *lines)
@@ -326,12 +315,8 @@ int locks_inode_leased(dev_t dev, ino_t ino)
 		pthread_join(leases->thread, NULL);
 		leases->running = 0;
 	}
-	for (char *line = leases->text, *nl; !leases->err && line && (nl = strchr(line, '\n'));
-	     line = nl + 1) {
-		*nl = '\0';
-		inode_line(line, &f);
-		*nl = '\n';
-	}
+	if (!leases->err)
+		text_each_line(leases->text, inode_line, &f);
 	return leases->err < 0 || f.found;
 }
 
@@ -380,9 +365,10 @@ static int locks_dump_tree(struct files_dump *fdump, void **priv)
 		for (size_t i = 0; !ret && i < fdump->nr_lock_notes; i++) {
 			const struct lock_note *n = &fdump->lock_notes[i];
 			struct lock_scan s = { .fdump = fdump, .d = &fdump->descs[n->desc],
-					       .cap = &caps[n->desc], .table = n->table };
+					       .cap = &caps[n->desc], .table = n->table,
+					       .posix = posix };
 			if (posix || n->first)
-				ret = note_lines(n, &s, posix);
+				ret = text_each_line(n->lines, lock_line, &s);
 		}
 	if (!ret)
 		ret = check_breaking_leases(fdump);

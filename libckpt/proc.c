@@ -35,6 +35,17 @@ int proc_each_line(const char *path, int (*fn)(char *line, void *arg), void *arg
 	return ret;
 }
 
+int text_each_line(char *text, int (*fn)(char *line, void *arg), void *arg)
+{
+	int ret = 0;
+	for (char *line = text, *nl; !ret && line && (nl = strchr(line, '\n')); line = nl + 1) {
+		*nl = '\0';
+		ret = fn(line, arg);
+		*nl = '\n';
+	}
+	return ret;
+}
+
 struct field_req {
 	const char *key;
 	size_t keylen;

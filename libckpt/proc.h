@@ -14,6 +14,9 @@
  * stops early when fn returns non-zero and returns that value. -errno if
  * the file cannot be opened. */
 int proc_each_line(const char *path, int (*fn)(char *line, void *arg), void *arg);
+/* The same over text held in memory, lines ending in '\n' (NULL: none);
+ * each is passed NUL-ended and the text is left as it was. */
+int text_each_line(char *text, int (*fn)(char *line, void *arg), void *arg);
 /* /proc/PID/stat into buf, returned from its state field on (what
  * follows "(comm) ", which may hold spaces and parentheses); NULL when
  * the task is gone or the line cannot be parsed. */

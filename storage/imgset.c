@@ -132,27 +132,39 @@ void img_set_defer_sync(struct img_set *set)
 static int sync_deferred(struct img_set *set)
 {
 	int ret = 0;
+	int *fds = malloc((set->nr_files + 1) * sizeof(*fds));
+	if (!fds)
+		return -ENOMEM;
 	/* Writeback of every file first, then the fsyncs: the files' data
 	 * go to the disk together, and the first fsync's journal commit
 	 * takes the others' metadata with it (a dozen commits were half of
 	 * a small dump's commit time). */
-	for (int pass = 0; pass < 2 && !ret; pass++)
-		for (size_t i = 0; i < set->nr_files && !ret; i++) {
-			struct set_file *f = &set->files[i];
-			if (!f->unsynced || f->sent)
-				continue;
-			int fd = openat(set->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-			if (fd >= 0 && !pass)
-				sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-			else if (fd < 0 || fsync(fd))
-				ret = -errno;
-			else
-				f->unsynced = 0;
-			if (fd >= 0)
-				close(fd);
-			if (ret)
-				st_err("%s/%s: fsync: %s", set->dir, f->name, strerror(-ret));
+	for (size_t i = 0; i < set->nr_files; i++) {
+		const struct set_file *f = &set->files[i];
+		fds[i] = -1;
+		if (ret || !f->unsynced || f->sent)
+			continue;
+		fds[i] = openat(set->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fds[i] < 0) {
+			ret = -errno;
+			st_err("%s/%s: fsync: %s", set->dir, f->name, strerror(-ret));
+		} else {
+			sync_file_range(fds[i], 0, 0, SYNC_FILE_RANGE_WRITE);
 		}
+	}
+	for (size_t i = 0; i < set->nr_files; i++) {
+		struct set_file *f = &set->files[i];
+		if (fds[i] < 0)
+			continue;
+		if (!ret && fsync(fds[i])) {
+			ret = -errno;
+			st_err("%s/%s: fsync: %s", set->dir, f->name, strerror(-ret));
+		}
+		if (!ret)
+			f->unsynced = 0;
+		close(fds[i]);
+	}
+	free(fds);
 	return ret;
 }
 
