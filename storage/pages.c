@@ -289,12 +289,17 @@ static void pend_drop(struct page_worker_buf *b)
 	b->nr_raw_iov = 0;
 }
 
-/* Room for `len` bytes at the end of the pages file: their offset. */
-static uint64_t reserve(struct page_writer *w, uint64_t len)
+/* Room for `len` bytes at the end of the pages file: their offset.  A raw
+ * block starts on a page of the file, so that a restore can read it with
+ * O_DIRECT straight into its place (pages-read.c); the gap before it is a
+ * hole, read as zeros (file_crc counts them). */
+static uint64_t reserve(struct page_writer *w, uint64_t len, int raw)
 {
 	pthread_mutex_lock(&w->lock);
 	uint64_t offset = w->file_end;
-	w->file_end += len;
+	if (raw)
+		offset = (offset + PAGE_SIZE_ - 1) & ~(uint64_t)(PAGE_SIZE_ - 1);
+	w->file_end = offset + len;
 	pthread_mutex_unlock(&w->lock);
 	return offset;
 }
@@ -373,7 +378,7 @@ static int store_block(struct page_writer *w, struct page_worker_buf *b)
 	}
 	if (len) {
 		crc = crc32c(0, data, clen);
-		offset = reserve(w, (uint64_t)clen);
+		offset = reserve(w, (uint64_t)clen, raw);
 		ret = w->fd < 0 ? remote_write(w->set, w->name, data, clen, offset)
 				: pwrite_full(w->fd, data, clen, offset);
 	}
@@ -389,7 +394,7 @@ static int store_block(struct page_writer *w, struct page_worker_buf *b)
 static int store_raw(struct page_writer *w, struct page_worker_buf *b)
 {
 	uint32_t len = b->raw_pages * (uint32_t)PAGE_SIZE_, crc = 0, pages = b->raw_pages;
-	uint64_t offset = reserve(w, len);
+	uint64_t offset = reserve(w, len, 1);
 	size_t at = 0;
 	int ret;
 
@@ -940,20 +945,30 @@ static int cmp_vaddr(const void *a, const void *b)
 	return x->vaddr < y->vaddr ? -1 : x->vaddr > y->vaddr;
 }
 
-/* The chunks lie back to back after the header: join their crcs. */
+/* The blocks lie after the header, back to back but for the zeros before
+ * a raw one (reserve): join their crcs. */
 static uint32_t file_crc(struct page_writer *w)
 {
+	static const uint8_t zeros[PAGE_SIZE_];
 	uint8_t hdr[IMG_HEADER_SIZE];
+	uint64_t at = sizeof(hdr);
 	uint32_t crc;
 
 	img_header_fill(hdr, IMG_PAGES);
 	crc = crc32c(0, hdr, sizeof(hdr));
 	if (w->nr_chunks)
 		qsort(w->chunks, w->nr_chunks, sizeof(*w->chunks), cmp_offset);
-	for (size_t i = 0; i < w->nr_chunks; i++)
+	for (size_t i = 0; i < w->nr_chunks; i++) {
+		const struct page_chunk *c = &w->chunks[i];
+
 		/* a shared block once: with its first chunk */
-		if (!w->chunks[i].in_parent && !w->chunks[i].block_skip)
-			crc = crc32c_combine(crc, w->chunks[i].crc, w->chunks[i].comp_len);
+		if (c->in_parent || c->block_skip)
+			continue;
+		if (c->offset > at) /* under a page: see reserve */
+			crc = crc32c(crc, zeros, c->offset - at);
+		crc = crc32c_combine(crc, c->crc, c->comp_len);
+		at = c->offset + c->comp_len;
+	}
 	return crc;
 }
 

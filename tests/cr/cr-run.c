@@ -99,6 +99,8 @@ static void usage(void)
 		"                        snapshot dump), then the tree is killed\n"
 		"  --expect-dump-out S   every successful dump's stdout holds S (--dump-opt --stats)\n"
 		"  --no-snapshot         every dump with --no-snapshot (also $CR_NO_SNAPSHOT=1)\n"
+		"  --cold                before each restore, the page cache of every file\n"
+		"                        under the test's dir is dropped (also $CR_COLD=1)\n"
 		"  $CR_LAZY=1            every restore not through ckptd with --lazy\n"
 		"  $CR_PAGE_SERVER=1     every full cycle through a page server\n");
 	exit(2);
@@ -203,6 +205,8 @@ static void env_modes(struct run *r)
 		r->restore_opts[r->nr_restore_opts++] = "--lazy";
 	if (env_on("CR_PAGE_SERVER"))
 		r->page_server = 1;
+	if (env_on("CR_COLD"))
+		r->cold = 1;
 }
 
 static void parse_args(struct run *r, int argc, char **argv)
@@ -225,7 +229,7 @@ static void parse_args(struct run *r, int argc, char **argv)
 		{ "redump", 0, 0, 'r' },       { "redump-refused", 0, 0, 'y' },       { "no-verify", 0, 0, 'V' },
 		{ "delegate-cgroup", 0, 0, 'G' }, { "page-server", 0, 0, 's' },
 		{ "dump-running", 0, 0, 'W' }, { "expect-dump-out", 1, 0, 'X' },
-		{ "no-snapshot", 0, 0, 'Z' },
+		{ "no-snapshot", 0, 0, 'Z' }, { "cold", 0, 0, 'C' },
 		{ 0, 0, 0, 0 }
 	};
 	int c;
@@ -262,6 +266,7 @@ static void parse_args(struct run *r, int argc, char **argv)
 		case 'W': r->dump_running = 1; break;
 		case 'X': r->expect_dump_out = optarg; break;
 		case 'Z': r->no_snapshot = 1; break;
+		case 'C': r->cold = 1; break;
 		case 'O':
 			if (r->nr_fail_first_opts < MAX_OPTS)
 				r->fail_first_opts[r->nr_fail_first_opts++] = optarg;
@@ -719,11 +724,29 @@ static int read_pidfile(const char *path)
 	return pid;
 }
 
+/* Written back and out of the page cache, as on a node that did not
+ * write it (storage/pages-read.c then reads pages with O_DIRECT). */
+static int drop_cached(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	int fd = type == FTW_F && S_ISREG(st->st_mode) ? open(path, O_RDONLY | O_NOFOLLOW) : -1;
+
+	(void)ftw;
+	if (fd >= 0) {
+		fdatasync(fd);
+		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+		close(fd);
+	}
+	return 0;
+}
+
 static pid_t start_restore(struct run *r, const char *dir, const char *pidfile,
 			   const char *const *extra, char *errpath, void (*pre_exec)(void *))
 {
 	const char *args[40];
 	int n = 0;
+
+	if (r->cold)
+		nftw(r->tmp, drop_cached, 16, FTW_PHYS);
 
 	set_argv(args, &n, "restore");
 	set_argv(args, &n, "-D");

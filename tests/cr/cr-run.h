@@ -50,6 +50,7 @@ struct run {
 	int expect_restore_fail; /* --expect-restore-fail (also after --restore-after-exit) */
 	int delegate_cgroup; /* --delegate-cgroup (cr-cgroup.c) */
 	int page_server; /* --page-server (cr-pagesrv.c) */
+	int cold; /* --cold: the page cache of the images dropped before each restore */
 	/* --dump-running: the cycle's dump is `dump -R` (a snapshot dump,
 	 * libckpt/snapshot.c), then we kill the tree; --expect-dump-out S:
 	 * every successful dump's stdout holds S; --no-snapshot (or

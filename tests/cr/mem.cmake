@@ -42,3 +42,8 @@ cr_case(cr_mem_fragmented_twice fragmem 120 --leave-running-twice)
 # Text and random pages alternate: the random ones go raw, in blocks of
 # their own gathered from where they were read, to a page server too.
 cr_case(cr_mem_fragmented_page_server fragmem 90 --page-server)
+# From a cold page cache (--cold) a restore reads its pages with O_DIRECT
+# (storage/pages-read.c): raw blocks straight into place, lz4 blocks and
+# blocks shared by runs through aligned buffers.
+cr_case(cr_mem_fragmented_cold fragmem 90 --cold)
+cr_case(cr_mem_fragmented_cold_twice fragmem 120 --cold --leave-running-twice)

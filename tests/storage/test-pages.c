@@ -183,6 +183,8 @@ static void check_chunks(const struct page_chunk *c, size_t n, uint8_t *mem, uin
 		if (c[i].block_skip)
 			continue; /* the block was counted with its first chunk */
 		stored += c[i].comp_len;
+		/* a raw block starts on a page of the file, for O_DIRECT */
+		CHECK(!c[i].raw || c[i].offset % PG == 0);
 		raw += c[i].raw;
 		lz4 += !c[i].raw;
 	}
@@ -318,6 +320,20 @@ static int same_chunks(const struct page_chunk *a, const struct page_chunk *b, s
 	return 1;
 }
 
+/* The pages file written back and out of the page cache: a load then
+ * reads it with O_DIRECT (pages-read.c block_read). */
+static void evict(const char *dir)
+{
+	char path[600];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/pages-1.img", dir);
+	fd = open(path, O_RDONLY);
+	CHECK(fd >= 0 && fdatasync(fd) == 0);
+	CHECK(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0);
+	close(fd);
+}
+
 /* Damage the stored bytes of one raw and one lz4 chunk. */
 static void test_damage(const char *dir, const struct page_chunk *c, size_t n, uint8_t *mem)
 {
@@ -330,6 +346,8 @@ static void test_damage(const char *dir, const struct page_chunk *c, size_t n, u
 		off_t off = c[i].offset + c[i].comp_len / 2;
 		CHECK(img_set_open(dir, &set) == 0);
 		flip_bit(path, off, 5);
+		load_must_fail(set, c, n, mem, "checksum mismatch");
+		evict(dir);
 		load_must_fail(set, c, n, mem, "checksum mismatch");
 		img_set_close(set);
 		/* The set check at open names the chunk too (from the pagemap). */
@@ -458,6 +476,8 @@ int main(void)
 	restore_and_compare(set, back, n, mem, 0);
 	restore_and_compare(set, back, n, mem, 1);
 	restore_and_compare(set, back, n, mem, 5);
+	evict(dir);
+	restore_and_compare(set, back, n, mem, 2);
 	img_set_close(set);
 
 	test_damage(dir, c, n, mem);
