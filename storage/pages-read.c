@@ -28,6 +28,9 @@
 
 #include "internal.h"
 
+/* Readers at least, by default (page_reader_load_keep). */
+#define DIRECT_READERS 8
+
 /* One set of the chain: level 0 is the set restored, 1 its parent... */
 struct level {
 	struct img_set *set;
@@ -555,6 +558,13 @@ int page_reader_load_keep(struct img_set *set, const char *name, const struct pa
 		ret = plan(&r);
 	if (ret)
 		goto out;
+	/* A reader of O_DIRECT blocks mostly waits for the disk (no readahead
+	 * runs ahead of it): one per CPU left this VM's 2 CPUs idle half the
+	 * time.  A 1 GiB cold restore: 580-900 ms with 2, 410-610 with 8, no
+	 * better with 16. */
+	if (threads <= 0 && n < DIRECT_READERS && lv->direct_fd >= 0 &&
+	    !all_cached(lv->fd, 0, lv->size))
+		n = DIRECT_READERS;
 	for (int i = 1; i < n && (size_t)i < r.nr_groups; i++)
 		if (!pthread_create(&tids[started], NULL, reader_worker, &r))
 			started++;
