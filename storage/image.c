@@ -84,23 +84,29 @@ int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-int pread_full(int fd, void *buf, size_t len, uint64_t off)
+/* At least `need` of the `len` bytes at `off`: a read that may go past
+ * the end of the file (O_DIRECT's aligned reads, pages-read.c). */
+int pread_least(int fd, void *buf, size_t len, uint64_t off, size_t need)
 {
 	uint8_t *p = buf;
+	size_t got = 0;
 
-	while (len) {
-		ssize_t n = pread(fd, p, len, off);
+	while (got < need) {
+		ssize_t n = pread(fd, p + got, len - got, (off_t)(off + got));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
 		if (n == 0)
 			return -EIO;
-		p += n;
-		len -= n;
-		off += n;
+		got += (size_t)n;
 	}
 	return 0;
+}
+
+int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	return pread_least(fd, buf, len, off, len);
 }
 
 void img_header_fill(uint8_t hdr[IMG_HEADER_SIZE], enum img_kind kind)

@@ -152,6 +152,7 @@ int write_full(int fd, const void *buf, size_t len);
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 /* Reads exactly `len` bytes; -EIO on a short file. */
 int pread_full(int fd, void *buf, size_t len, uint64_t off);
+int pread_least(int fd, void *buf, size_t len, uint64_t off, size_t need);
 
 /* crc32c(A || B) from crc32c(A), crc32c(B) and the length of B. */
 uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);

@@ -355,25 +355,6 @@ static int all_cached(int fd, uint64_t off, uint64_t len)
 	return cs.nr_cache >= (len + PAGE_SIZE_ - 1) / PAGE_SIZE_;
 }
 
-/* At least `need` bytes from `off` (aligned) with O_DIRECT: the aligned
- * read may end past the end of the file. */
-static int direct_read(int fd, uint8_t *p, size_t len, uint64_t off, size_t need)
-{
-	size_t got = 0;
-
-	while (got < need) {
-		ssize_t n = pread(fd, p + got, len - got, (off_t)(off + got));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		got += (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * The stored block of chunk `c` into `to` (page-aligned, with a page to
  * spare at each end when the block is lz4): *data is where it starts.
@@ -396,7 +377,7 @@ static int block_read(const struct level *lv, const struct page_chunk *c, uint8_
 
 	if (lv->direct_fd >= 0 && aligned && (uintptr_t)to % PAGE_SIZE_ == 0 &&
 	    !all_cached(lv->fd, start, end - start)) {
-		ret = direct_read(lv->direct_fd, to, end - start, start,
+		ret = pread_least(lv->direct_fd, to, end - start, start,
 				  c->offset - start + c->comp_len);
 		*data = to + (c->offset - start);
 		if (ret != -EINVAL)
