@@ -17,6 +17,7 @@ spawn_as $ALICE "$T/alice/tree.log" bash -c \
 parent=$SPAWNED
 wait_lines "$T/alice/tree.log" 2
 child=$(awk '/^child/ {print $2}' "$T/alice/tree.log")
+PIDS+=("$child") # orphaned when cleanup kills its parent: killed too
 for _ in $(seq 50); do [ "$(awk '/^Uid:/ {print $3}' /proc/"$child"/status)" = "$(id -u $BOB)" ] &&
 	break; sleep 0.1; done
 [ "$(awk '/^Uid:/ {print $2, $3}' /proc/"$child"/status)" = "$(id -u $ALICE) $(id -u $BOB)" ] ||
