@@ -375,8 +375,10 @@ static int block_read(const struct level *lv, const struct page_chunk *c, uint8_
 	int aligned = c->raw ? start == c->offset : 1;
 	int ret;
 
-	if (lv->direct_fd >= 0 && aligned && (uintptr_t)to % PAGE_SIZE_ == 0 &&
-	    !all_cached(lv->fd, start, end - start)) {
+	/* (`to` is a page of the restored memory or a worker's aligned
+	 * buffer; a read O_DIRECT cannot take is EINVAL, and goes the other
+	 * way) */
+	if (lv->direct_fd >= 0 && aligned && !all_cached(lv->fd, start, end - start)) {
 		ret = pread_least(lv->direct_fd, to, end - start, start,
 				  c->offset - start + c->comp_len);
 		*data = to + (c->offset - start);
