@@ -83,7 +83,10 @@ enum parasite_cmd {
 	 * every signal blocked, until the host closes that connection (or
 	 * dies), then exits.  Reply: ret 0, u.snapshot.pid (C2 as the task's
 	 * namespace numbers it) and u.snapshot.cookie, random, which C2's
-	 * hello carries too. */
+	 * hello carries too.  arg 1 (tests only, CKPT_TEST_FAULT=
+	 * snapshot-late): C2 first stops itself (SIGSTOP), still holding the
+	 * job's fds, until the host's SIGCONT (snapshot_connect): as a C2
+	 * that no CPU has run yet. */
 	PARASITE_CMD_SNAPSHOT,
 	/* Dirty-page tracking (libckpt/track.c): userfaultfd(O_CLOEXEC |
 	 * UFFD_USER_MODE_ONLY) and UFFDIO_API with the features of arg64.

@@ -978,12 +978,13 @@ int infect_aio_owned(struct infect_ctl *ctl, uint64_t ring)
 	return ret ? ret : !r.ret;
 }
 
-int infect_snapshot(struct infect_ctl *ctl, pid_t *vpid, uint64_t *cookie, int *listen_fd)
+int infect_snapshot(struct infect_ctl *ctl, int late, pid_t *vpid, uint64_t *cookie,
+		    int *listen_fd)
 {
 	struct parasite_reply r;
 	if (ctl->listen_fd < 0)
 		return -ENOTCONN;
-	int ret = call_daemon(ctl, PARASITE_CMD_SNAPSHOT, &r);
+	int ret = call_daemon_arg(ctl, PARASITE_CMD_SNAPSHOT, late != 0, &r);
 	if (!ret && r.u.snapshot.pid <= 0)
 		ret = -EPROTO;
 	int fd = ret ? -1 : fcntl(ctl->listen_fd, F_DUPFD_CLOEXEC, 0);

@@ -82,7 +82,8 @@ int infect_aio_owned(struct infect_ctl *ctl, uint64_t ring);
  * *cookie, which nobody else knows.  The caller
  * decides beforehand that a snapshot is safe here (snapshot.c).
  */
-int infect_snapshot(struct infect_ctl *ctl, pid_t *vpid, uint64_t *cookie, int *listen_fd);
+int infect_snapshot(struct infect_ctl *ctl, int late, pid_t *vpid, uint64_t *cookie,
+		    int *listen_fd);
 
 /*
  * A userfaultfd of the task's mm (PARASITE_CMD_USERFAULTFD), API done with

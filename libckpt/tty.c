@@ -564,8 +564,13 @@ static int tty_dump_tree(struct files_dump *fdump, void **priv)
 	int ret = 0;
 	if (!d)
 		return 0;
-	/* the queues last: every refusal that needs nothing read comes first */
-	if (!(ret = resolve_slaves(fdump, d)) && !(ret = check_outside(fdump, d)) &&
+	/* the queues last: every refusal that needs nothing read comes first.
+	 * Slaves open outside the tree: in the check only (check_refusals,
+	 * dump.c), on the same frozen tree.  By the write, a snapshot dump's
+	 * copies of the tasks (C2, snapshot.c) exist, and hold copies of
+	 * the tree's fds until they first run: no outsiders, but a scan then
+	 * took them for some. */
+	if (!(ret = resolve_slaves(fdump, d)) && !(ret = fdump->set ? 0 : check_outside(fdump, d)) &&
 	    !(ret = dump_sessions(fdump, d)))
 		ret = save_all_queues(fdump, d);
 	*priv = NULL;

@@ -178,11 +178,13 @@ static long send_msg(int fd, const void *buf, size_t len);
  * from the daemon), for that connection to close: the host is done with
  * it or dead.  Never returns.
  */
-static void snapshot_child(struct parasite_args *a, uint64_t cookie)
+static void snapshot_child(struct parasite_args *a, uint64_t cookie, int late)
 {
 	static const char name[16] = "ckpt-snapshot";
 	char buf[8];
 
+	if (late)
+		sys_call2(__NR_kill, sys_getpid(), 19 /* SIGSTOP */);
 	sys_call3(__NR_close_range, 0, ~0U, 0);
 	sys_call0(__NR_setsid);
 	sys_prctl(PR_SET_NAME, (long)name, 0, 0, 0);
@@ -205,6 +207,7 @@ static void snapshot_child(struct parasite_args *a, uint64_t cookie)
 
 struct snapshot_start {
 	int wfd;
+	int late; /* PARASITE_CMD_SNAPSHOT's arg */
 	uint64_t cookie;
 };
 
@@ -213,11 +216,11 @@ struct snapshot_start {
 static void snapshot_middle(void *arg)
 {
 	const struct snapshot_start *st = arg;
-	int wfd = st->wfd;
+	int wfd = st->wfd, late = st->late;
 	uint64_t cookie = st->cookie;
 	long pid = sys_call5(__NR_clone, CLONE_UNTRACED, 0, 0, 0, 0);
 	if (pid == 0)
-		snapshot_child(args(), cookie);
+		snapshot_child(args(), cookie, late);
 	int32_t p = (int32_t)pid;
 	if (pid > 0)
 		sys_write(wfd, &p, sizeof(p));
@@ -258,11 +261,11 @@ static long clone_call(unsigned long flags, void *stack, void (*fn)(void *), voi
  * job (the host checked who its reaper is).  C1 shares the task's mm
  * (CLONE_VM, on a stack of its own): only C2's fork copies the page
  * tables, the time that grows with memory while the tree is frozen. */
-static void take_snapshot(struct parasite_reply *r)
+static void take_snapshot(struct parasite_reply *r, uint32_t late)
 {
 	int p[2];
 	int32_t pid = 0;
-	struct snapshot_start st = { 0, 0 };
+	struct snapshot_start st = { 0, late != 0, 0 };
 	long ret = sys_call3(__NR_getrandom, &st.cookie, sizeof(st.cookie), 0);
 	if (ret == sizeof(st.cookie))
 		ret = sys_call2(__NR_pipe2, p, O_CLOEXEC);
@@ -340,7 +343,7 @@ static void handle(const struct parasite_req *req, struct parasite_reply *r)
 		r->ret = (int32_t)sys_call5(__NR_io_getevents, req->arg64, 0, 0, 0, 0);
 		break;
 	case PARASITE_CMD_SNAPSHOT:
-		take_snapshot(r);
+		take_snapshot(r, req->arg);
 		break;
 	case PARASITE_CMD_USERFAULTFD:
 		make_userfaultfd(r, req->arg64);

@@ -53,3 +53,10 @@ cr_case(bad_restore_tty_no_shell_job tty 60 --on-pty --dump-opt --shell-job --ex
 cr_case(cr_tty_master_rdonly tty 60 -- pty-rdonly)
 cr_case(bad_dump_tty_master_wronly tty 60 --expect-dump-fail --expect-msg %p
 	--expect-msg "write-only" -- pty-wronly)
+# A snapshot dump's copies of the tasks (C2, libckpt/snapshot.c) hold
+# copies of the tree's fds until they first run; CKPT_TEST_FAULT=
+# snapshot-late keeps them so until the thaw: the slave they hold is no
+# outsider's (tty.c checks outside holders before the snapshots exist).
+cr_case(cr_tty_snapshot_late tty 60 --dump-running --expect-dump-out "snapshot_tasks: 3"
+	--dump-opt --stats -- pty)
+set_tests_properties(cr_tty_snapshot_late PROPERTIES ENVIRONMENT CKPT_TEST_FAULT=snapshot-late)
